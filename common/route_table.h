@@ -1,0 +1,253 @@
+/* common/route_table.h - the route table: the one contract between
+ * weir-controller (which compiles and writes it) and weir-proxy (which loads
+ * and serves it). Neither side includes the other's code; both include this.
+ *
+ * On disk the table is one JSON document, ROUTE_TABLE_FILE inside the publish
+ * directory, replaced atomically (write a temporary file, then rename). The
+ * format is described field by field in docs/route-table.md; the JSON keys
+ * are the field names below. Version ROUTE_TABLE_VERSION; a reader refuses
+ * any other version whole.
+ *
+ * JSON encoding rules (the reader fills defaults for every absent key, so a
+ * hand-written table may hold only what differs from the defaults):
+ * - top level: {"version":1,"generation":N,"settings":{...},"hosts":[...],
+ *   "backends":[...],"certs":[...],"default_cert":-1,"default_backend":-1,
+ *   "passthrough":[...]}; "version" is required.
+ * - hosts[]: {"name":"a.example.com","cert":-1,"routes":[...]}.
+ * - routes[]: {"path":"/x","match":"prefix","backend":0,"source":"ns/name",
+ *   "policy":{...},"canary":{...}}; "path" and "match" are required.
+ * - enums are lowercase strings: match "exact"|"prefix"|"regex";
+ *   backend_protocol "HTTP"|"HTTPS" (upper case, as the annotation);
+ *   balance "round_robin"|"ewma"; affinity "none"|"cookie";
+ *   affinity_mode "balanced"|"persistent".
+ * - CIDR lists are arrays of strings; header lists are arrays of
+ *   {"name":..,"value":..}; hide_headers is an array of strings.
+ * - durations are integers in milliseconds (keys ending _ms) or seconds
+ *   (keys ending _s); sizes in bytes.
+ * - endpoints[]: {"address":"10.0.0.5","port":8080,"weight":1,"draining":false}.
+ * - certs[]: {"name":"ns/secret","cert_pem":"-----BEGIN...","key_pem":"..."}.
+ *
+ * Everything a request needs is resolved by the controller before the table
+ * is written: annotation defaults, the ssl-redirect decision, the WebSocket
+ * idle timeout (websocket-idle-timeout, else an explicit proxy-read-timeout,
+ * else 3600 s), route order. The proxy only matches and acts.
+ */
+#ifndef WEIR_COMMON_ROUTE_TABLE_H
+#define WEIR_COMMON_ROUTE_TABLE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define ROUTE_TABLE_VERSION 1
+#define ROUTE_TABLE_FILE "routes.json"
+
+/* Hard caps a parser enforces so a corrupt file cannot exhaust memory. */
+#define ROUTE_TABLE_MAX_BYTES (512u * 1024u * 1024u)
+
+enum route_match {
+	ROUTE_MATCH_EXACT = 0,  /* JSON "exact": whole path, case-sensitive */
+	ROUTE_MATCH_PREFIX = 1, /* JSON "prefix": element-wise on '/', trailing '/' ignored */
+	ROUTE_MATCH_REGEX = 2   /* JSON "regex": PCRE2, case-insensitive, anchored at the
+				   start of the path (ingress-nginx "~*" location) */
+};
+
+enum route_protocol { ROUTE_PROTO_HTTP = 0, ROUTE_PROTO_HTTPS = 1 }; /* "HTTP", "HTTPS" */
+enum route_balance { ROUTE_BALANCE_ROUND_ROBIN = 0, ROUTE_BALANCE_EWMA = 1 };
+enum route_affinity { ROUTE_AFFINITY_NONE = 0, ROUTE_AFFINITY_COOKIE = 1 };
+enum route_affinity_mode { ROUTE_AFFINITY_BALANCED = 0, ROUTE_AFFINITY_PERSISTENT = 1 };
+
+/* "Name: value" to set (replacing any header of that name). Names are HTTP
+ * tokens; values hold no CR, LF or NUL (the parser refuses them). */
+struct route_header {
+	char *name;
+	char *value;
+};
+
+/* An IPv4 or IPv6 network; JSON: "10.0.0.0/8", "2001:db8::/32", or a bare
+ * address meaning /32 or /128. */
+struct route_cidr {
+	uint8_t family; /* 4 or 6 */
+	uint8_t prefix_len;
+	uint8_t addr[16]; /* network byte order; IPv4 in the first 4 bytes */
+};
+
+struct route_cookie {
+	char *name;        /* default "INGRESSCOOKIE" */
+	char *path;        /* NULL: the route's path (Exact/Prefix) or "/" */
+	int64_t max_age_s; /* -1: not set */
+	int64_t expires_s; /* -1: not set */
+	bool secure;
+	char *samesite; /* NULL: not set; else "None", "Lax" or "Strict" */
+};
+
+struct route_cors {
+	bool enabled;
+	char *allow_origin;  /* default "*" */
+	char *allow_methods; /* default "GET, PUT, POST, DELETE, PATCH, OPTIONS" */
+	char *allow_headers; /* default ingress-nginx's list */
+	char *expose_headers; /* NULL: none */
+	bool allow_credentials; /* default true */
+	int64_t max_age_s;      /* default 1728000 */
+};
+
+struct route_canary {
+	int backend; /* index into route_table.backends; -1: no canary */
+	char *by_header;       /* NULL: not set */
+	char *by_header_value; /* NULL: header value "always" selects the canary */
+	char *by_cookie;       /* NULL: not set */
+	uint32_t weight;       /* 0..100, percent of the rest sent to the canary */
+};
+
+/* Everything the proxy does for a matched route besides picking a backend. */
+struct route_policy {
+	uint32_t connect_timeout_ms; /* 5000 */
+	uint32_t read_timeout_ms;    /* 60000: between two reads from the upstream */
+	uint32_t send_timeout_ms;    /* 60000: between two writes to the upstream */
+	int64_t body_limit;          /* bytes; 1048576; 0 = unlimited; over it: 413 */
+	enum route_protocol backend_protocol;
+	bool ssl_redirect;            /* plain-HTTP requests get 308 to https (resolved) */
+	bool preserve_trailing_slash; /* keep a trailing '/' in that redirect */
+	char *upstream_vhost;         /* NULL: Host passes unchanged */
+	char *x_forwarded_prefix;     /* NULL: no X-Forwarded-Prefix */
+	char *rewrite_target;         /* NULL: path unchanged; may hold $1..$9 */
+	uint16_t redirect_code;       /* 0: none; else 301/302/307/308 to redirect_url */
+	char *redirect_url;
+	char *app_root; /* NULL: none; else requests for exactly "/" get 302 here */
+	enum route_affinity affinity;
+	enum route_affinity_mode affinity_mode;
+	struct route_cookie cookie;
+	char *hash_by; /* upstream-hash-by template, e.g. "$remote_addr"; NULL: none */
+	enum route_balance balance;
+	size_t nallow; /* whitelist-source-range: when non-empty, others get 403 */
+	struct route_cidr *allow;
+	size_t ndeny; /* denylist-source-range: these get 403 */
+	struct route_cidr *deny;
+	uint32_t limit_connections; /* 0: none; per client IP, per replica */
+	uint32_t limit_rps;         /* 0: none; per client IP, per replica; over it: 503 */
+	struct route_cors cors;
+	uint32_t ws_idle_timeout_ms;  /* 3600000 (resolved, see top of file) */
+	uint32_t ws_max_lifetime_ms;  /* 0: none */
+	uint32_t ws_ping_interval_ms; /* 0: off */
+	uint32_t drain_window_ms;     /* 30000 */
+	bool request_base;            /* set X-Request-Base: scheme://host/prefix */
+	bool origin_rewrite;          /* rewrite Origin and Referer to the upstream host */
+	size_t nrequest_headers;
+	struct route_header *request_headers;
+	size_t nresponse_headers;
+	struct route_header *response_headers;
+	size_t nhide_headers; /* response header names to remove */
+	char **hide_headers;
+};
+
+struct route {
+	char *path; /* Exact/Prefix: begins with '/'; Regex: the pattern */
+	enum route_match match;
+	int backend;  /* index into route_table.backends; -1: none (redirect-only route) */
+	char *source; /* "namespace/name" of the Ingress it came from (logs, metrics) */
+	struct route_policy policy;
+	struct route_canary canary;
+};
+
+/* One virtual host. Routes are in match order: the proxy takes the first
+ * route that matches (the controller sorts them: longest path first, Exact
+ * before Prefix on a tie, regex routes as ingress-nginx orders them). */
+struct route_host {
+	char *name; /* lowercase, no port; "" matches any host; "*.a.b" matches one label */
+	int cert;   /* index into route_table.certs; -1: the default certificate */
+	size_t nroutes;
+	struct route *routes;
+};
+
+struct route_endpoint {
+	char *address;  /* IPv4 or IPv6 literal */
+	uint16_t port;
+	uint32_t weight; /* >= 1 */
+	bool draining;   /* terminating but still serving: no new requests, tunnels drained */
+};
+
+struct route_backend {
+	char *name; /* "namespace/service:port", unique in the table */
+	size_t nendpoints;
+	struct route_endpoint *endpoints; /* sorted by address, then port */
+};
+
+struct route_cert {
+	char *name;     /* "namespace/secret" */
+	char *cert_pem; /* certificate chain, PEM */
+	char *key_pem;  /* private key, PEM */
+};
+
+/* ssl-passthrough: TLS connections whose SNI equals host are relayed as raw
+ * TCP to the backend, never decrypted. */
+struct route_passthrough {
+	char *host;
+	int backend;
+};
+
+struct route_settings {
+	size_t ntrusted_proxies; /* X-Forwarded-* from other peers are replaced */
+	struct route_cidr *trusted_proxies;
+	uint32_t max_header_bytes;     /* 32768; over it: 431 */
+	uint32_t header_timeout_ms;    /* 10000; slow request head: 408 */
+	uint32_t keepalive_timeout_ms; /* 75000: idle client keep-alive */
+	uint32_t upstream_keepalive;   /* 32: idle connections kept per endpoint */
+	uint32_t drain_window_ms;      /* 30000: WebSocket drain on proxy shutdown */
+};
+
+struct route_table {
+	uint32_t version;    /* ROUTE_TABLE_VERSION */
+	uint64_t generation; /* set by the publisher, grows with each publish */
+	struct route_settings settings;
+	size_t nhosts; /* sorted by name, unique */
+	struct route_host *hosts;
+	size_t nbackends;
+	struct route_backend *backends;
+	size_t ncerts;
+	struct route_cert *certs;
+	int default_cert;    /* index into certs; -1: the proxy's built-in self-signed one */
+	int default_backend; /* index into backends; -1: unmatched requests get 404 */
+	size_t npassthrough;
+	struct route_passthrough *passthrough;
+};
+
+/* Allocate an empty table with the default settings, version and
+ * default_cert/default_backend at -1. Caller frees with route_table_free().
+ * Returns NULL on out-of-memory. */
+struct route_table *route_table_new(void);
+
+/* Free a table and everything it owns. NULL is fine. */
+void route_table_free(struct route_table *table);
+
+/* Fill caller storage with the defaults listed on each field above (owned
+ * strings are NULL or strdup'd defaults). Release with route_policy_cleanup(). */
+void route_policy_init(struct route_policy *policy);
+void route_policy_cleanup(struct route_policy *policy);
+
+/* Parse and structurally validate a JSON table of len bytes. On success
+ * returns 0 and *out owns a new table (caller frees). On failure returns a
+ * negative WEIR_E* code, *out is untouched and err (size errlen) holds one
+ * line naming the JSON path of the problem, e.g.
+ * "hosts[3].routes[0].backend: index 9 out of range". Checks: version,
+ * indexes in range, paths of Exact/Prefix start with '/', header names are
+ * tokens and values hold no CR/LF/NUL, CIDRs parse, ports 1..65535, host
+ * names lowercase and unique. Regexes and PEM are checked by the proxy. */
+int route_table_parse(const char *json, size_t len, struct route_table **out, char *err,
+		      size_t errlen);
+
+/* Serialize a table as JSON with a stable key order, so the same table gives
+ * byte-identical text. On success returns 0 and *out (caller frees) holds
+ * *len bytes plus a terminating NUL. */
+int route_table_serialize(const struct route_table *table, char **out, size_t *len);
+
+/* Parse "a.b.c.d/n", "x::y/n" or a bare address. Returns 0 or WEIR_EINVAL. */
+int route_cidr_parse(const char *s, struct route_cidr *out);
+
+/* Format a CIDR as text into buf (at least 64 bytes). */
+void route_cidr_format(const struct route_cidr *cidr, char *buf, size_t buflen);
+
+/* True when the address (4 or 16 bytes, network order, per family) lies in
+ * the network. An IPv4-mapped IPv6 address matches IPv4 networks. */
+bool route_cidr_contains(const struct route_cidr *cidr, int family, const uint8_t *addr);
+
+#endif

@@ -1,0 +1,65 @@
+/* proxy/http.h - the parsed shape of an HTTP/1.1 message head as the data
+ * path hands it to the header, policy and balancer modules. The strings are
+ * borrowed slices of the connection's input buffer, valid until the request
+ * ends; nothing here is NUL-terminated unless said so. */
+#ifndef WEIR_PROXY_HTTP_H
+#define WEIR_PROXY_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#define HTTP_MAX_HEADERS 128
+
+struct http_header {
+	const char *name;
+	size_t name_len;
+	const char *value;
+	size_t value_len;
+};
+
+/* A request head received from a client. */
+struct http_request {
+	const char *method;
+	size_t method_len;
+	const char *target; /* request-target as sent: path and query */
+	size_t target_len;
+	const char *path; /* target up to '?' (a prefix of target) */
+	size_t path_len;
+	int version_minor; /* HTTP/1.x */
+	size_t nheaders;
+	struct http_header headers[HTTP_MAX_HEADERS]; /* in arrival order */
+	const char *host; /* Host header value (may hold ":port"); NULL if absent */
+	size_t host_len;
+	bool upgrade_websocket; /* Connection: upgrade + Upgrade: websocket */
+	bool chunked;           /* Transfer-Encoding: chunked */
+	int64_t content_length; /* -1: none */
+};
+
+/* Who sent it and how it arrived; NUL-terminated strings. */
+struct http_client {
+	struct sockaddr_storage addr;
+	char ip[64];   /* peer address as text */
+	uint16_t port; /* peer port */
+	uint16_t local_port; /* port the request arrived on */
+	bool tls;      /* arrived over TLS (https) */
+	char request_id[33]; /* 32 lowercase hex characters, new per request */
+};
+
+/* A response head received from an upstream. */
+struct http_response {
+	int status;
+	int version_minor;
+	const char *reason;
+	size_t reason_len;
+	size_t nheaders;
+	struct http_header headers[HTTP_MAX_HEADERS];
+	bool chunked;
+	int64_t content_length; /* -1: none */
+};
+
+/* Case-insensitive compare of a header name slice with a C string. */
+bool http_name_is(const struct http_header *h, const char *name);
+
+#endif

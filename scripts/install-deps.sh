@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Install everything weir needs to build, run and test on Debian bookworm.
+# Idempotent: a second run only checks. Run as root.
+set -euo pipefail
+
+APT_PACKAGES=(
+	build-essential cmake ninja-build pkg-config git curl ca-certificates openssl
+	node-llhttp libwebsockets-dev libcurl4-openssl-dev libjson-c-dev libyaml-dev
+	libssl-dev libpcre2-dev
+	python3 python3-pip python3-venv iproute2 procps psmisc
+	nginx-light haproxy wrk etcd-server etcd-client clang-format
+)
+PIP_PACKAGES=(pytest websockets aiohttp requests pyyaml)
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# Debian starts these services on install; weir's tests and benchmarks run
+# their own instances on their own ports.
+for svc in nginx haproxy etcd; do
+	if command -v service >/dev/null 2>&1; then service "$svc" stop >/dev/null 2>&1 || true; fi
+done
+
+py=python3
+if ! $py -c 'import pytest, websockets, aiohttp, requests, yaml' 2>/dev/null; then
+	$py -m pip install -q --disable-pip-version-check "${PIP_PACKAGES[@]}" 2>/dev/null ||
+		$py -m pip install -q --disable-pip-version-check --break-system-packages "${PIP_PACKAGES[@]}"
+fi

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The whole weir test suite: installs what it needs, builds, then runs the
+# unit tests (CTest, ASan+UBSan) and the golden, integration, cluster and
+# packaging tests (pytest). Heavy build products are cached under
+# $WEIR_CACHE (default /var/cache/weir) so a second run is fast.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export WEIR_CACHE="${WEIR_CACHE:-/var/cache/weir}"
+export WEIR_BUILD_DIR="${WEIR_BUILD_DIR:-$PWD/build}"
+mkdir -p "$WEIR_CACHE"
+
+./scripts/install-deps.sh
+cmake -S . -B "$WEIR_BUILD_DIR" -G Ninja -DWEIR_WERROR=ON >/dev/null
+cmake --build "$WEIR_BUILD_DIR"
+(cd "$WEIR_BUILD_DIR" && ctest --output-on-failure)
+python3 -m pytest "$@"
