@@ -1,0 +1,87 @@
+/* proxy/table.h - a loaded, validated, reference-counted route table and the
+ * process-wide "current table" the data path reads. A table is immutable once
+ * built; a new one replaces the old with one atomic pointer store, and the old
+ * one is freed when the last request or tunnel holding a reference lets go. */
+#ifndef WEIR_PROXY_TABLE_H
+#define WEIR_PROXY_TABLE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/ssl.h>
+
+#include "route_table.h"
+
+struct table; /* opaque */
+
+/* Read <dir>/routes.json, parse it (route_table_parse), then validate what
+ * only the proxy can: compile every regex route with PCRE2 (caseless), load
+ * every cert/key PEM into its own SSL_CTX (TLS server, min TLS 1.2, ALPN
+ * select "http/1.1"), build the host index. On success returns 0 and *out
+ * holds one reference (the caller drops it with table_unref or hands it to
+ * table_publish). On failure returns WEIR_E*, *out is untouched and err (size
+ * errlen) holds one line, e.g.
+ * "routes.json: hosts[2].routes[0].path: bad regex: ...". */
+int table_load(const char *dir, struct table **out, char *err, size_t errlen);
+
+/* Same as table_load from an already-parsed table. Takes ownership of rt in
+ * all cases (freed on failure). */
+int table_new(struct route_table *rt, struct table **out, char *err, size_t errlen);
+
+/* Take one more reference. Thread-safe. */
+void table_ref(struct table *t);
+
+/* Drop one reference; the table is freed at zero. NULL is fine. Thread-safe. */
+void table_unref(struct table *t);
+
+/* The parsed route table inside t; borrowed while t is referenced. */
+const struct route_table *table_routes(const struct table *t);
+
+/* The process-wide current table. table_publish takes ownership of the
+ * caller's reference and swaps it in with one atomic store; the previous
+ * table loses the reference the global held (freed when its last
+ * request/tunnel lets go). table_current returns a NEW reference (caller
+ * drops it with table_unref) or NULL when none was ever published. All four
+ * are thread-safe; table_current is cheap enough for every request. */
+void table_publish(struct table *t);
+struct table *table_current(void);
+
+/* True once a table has been published. */
+bool table_ready(void);
+
+/* Generation of the current table (cheap); 0 when none. */
+uint64_t table_current_generation(void);
+
+struct table_match {
+	const struct route_host *host; /* NULL when no host entry matched */
+	const struct route *route;     /* NULL when no route matched */
+	int ncaptures;                 /* regex routes: 1 + number of groups; else 0 */
+	size_t cap_off[10], cap_len[10]; /* capture i = path[cap_off[i] .. +cap_len[i]] */
+};
+
+/* Find the route for a Host header value (case-insensitive, ":port" ignored,
+ * may be NULL -> only the "" host applies) and a path (no query). Host
+ * precedence: exact name, then one-label wildcard, then "". Within the chosen
+ * host: the first route in table order that matches (Exact: equal; Prefix:
+ * element-wise on '/', trailing '/' ignored on both sides, "/" matches
+ * everything; Regex: PCRE2 caseless match anchored at path start). Returns 0
+ * with m filled, or WEIR_ENOENT (m->host may still be set) - the caller then
+ * uses default_backend or answers 404. The pointers in m are borrowed while t
+ * is referenced. Thread-safe. */
+int table_lookup(const struct table *t, const char *host, size_t host_len, const char *path,
+		 size_t path_len, struct table_match *m);
+
+/* SSL_CTX for an SNI name (NULL sni -> default): the matching host's cert
+ * (exact name, then wildcard), else default_cert, else NULL (the caller uses
+ * its built-in self-signed context). Borrowed while t is referenced. */
+SSL_CTX *table_ssl_ctx(const struct table *t, const char *sni);
+
+/* ssl-passthrough backend index for an SNI name (case-insensitive), or -1. */
+int table_passthrough_backend(const struct table *t, const char *sni);
+
+/* Round-robin counter of a backend: returns the counter's value before an
+ * atomic increment (per table, starts at 0). Out-of-range backend -> 0. */
+uint32_t table_backend_next(const struct table *t, int backend);
+
+#endif
