@@ -1,0 +1,38 @@
+/* proxy/metrics.h - process-wide Prometheus metrics of weir-proxy.
+ * Every function is thread-safe and cheap enough for the request path. */
+#ifndef WEIR_PROXY_METRICS_H
+#define WEIR_PROXY_METRICS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* One finished request: route labels are the host name and route path ("" and "-" when no
+ * route matched), status the code sent to the client, upstream_seconds < 0 when no upstream.
+ * host/path are borrowed for the call only (copied when a new label set is first seen). At
+ * most METRICS_MAX_SERIES distinct (host, path, code) sets are kept; later new ones are
+ * counted in one overflow series labelled host="~overflow",path="~overflow",code="other". */
+void metrics_request(const char *host, const char *path, int status, double upstream_seconds);
+
+/* Open client connections: +1 on accept, -1 on close. */
+void metrics_connections(int delta);
+
+/* Open WebSocket tunnels: +1 when a tunnel starts, -1 when it ends. */
+void metrics_tunnels(int delta);
+
+/* One route table reload attempt; on success generation becomes the table generation gauge. */
+void metrics_reload(bool ok, uint64_t generation);
+
+/* One upstream failure of a kind: "connect", "timeout", "reset", "no_endpoints" (other short
+ * strings are accepted and escaped; borrowed for the call only). */
+void metrics_upstream_error(const char *kind);
+
+/* Prometheus text exposition (format 0.0.4) of everything, series sorted so the output is
+ * deterministic. Returns 0 with *out a NUL-terminated malloc'd string (caller frees) and *len
+ * its length, or WEIR_ENOMEM (*out untouched). */
+int metrics_render(char **out, size_t *len);
+
+/* Cap on distinct weir_proxy_requests_total label sets (the overflow series excluded). */
+#define METRICS_MAX_SERIES 10000
+
+#endif
