@@ -1,0 +1,1595 @@
+/* common/route_table.c - the route table in memory, its JSON reader (strict,
+ * with errors naming the JSON path) and its stable JSON writer. */
+#include "route_table.h"
+#include "error.h"
+
+#include <arpa/inet.h>
+#include <json-c/json.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DEFAULT_COOKIE_NAME "INGRESSCOOKIE"
+#define DEFAULT_CORS_ORIGIN "*"
+#define DEFAULT_CORS_METHODS "GET, PUT, POST, DELETE, PATCH, OPTIONS"
+#define DEFAULT_CORS_HEADERS                                                                       \
+	"DNT,Keep-Alive,User-Agent,X-Requested-With,If-Modified-Since,Cache-Control,Content-Type," \
+	"Range,Authorization"
+
+/* Longest JSON path an error names; deeper paths are truncated (never
+ * happens with the fixed nesting of the format). */
+#define PATH_MAX_LEN 256
+
+/* ---------------------------------------------------------------- memory */
+
+struct route_table *route_table_new(void)
+{
+	struct route_table *t = calloc(1, sizeof(*t));
+	if (!t)
+		return NULL;
+	t->version = ROUTE_TABLE_VERSION;
+	t->settings.max_header_bytes = 32768;
+	t->settings.header_timeout_ms = 10000;
+	t->settings.keepalive_timeout_ms = 75000;
+	t->settings.upstream_keepalive = 32;
+	t->settings.drain_window_ms = 30000;
+	t->default_cert = -1;
+	t->default_backend = -1;
+	return t;
+}
+
+void route_policy_init(struct route_policy *p)
+{
+	memset(p, 0, sizeof(*p));
+	p->connect_timeout_ms = 5000;
+	p->read_timeout_ms = 60000;
+	p->send_timeout_ms = 60000;
+	p->body_limit = 1048576;
+	p->backend_protocol = ROUTE_PROTO_HTTP;
+	p->affinity = ROUTE_AFFINITY_NONE;
+	p->affinity_mode = ROUTE_AFFINITY_BALANCED;
+	p->cookie.name = strdup(DEFAULT_COOKIE_NAME);
+	p->cookie.max_age_s = -1;
+	p->cookie.expires_s = -1;
+	p->balance = ROUTE_BALANCE_ROUND_ROBIN;
+	p->cors.allow_origin = strdup(DEFAULT_CORS_ORIGIN);
+	p->cors.allow_methods = strdup(DEFAULT_CORS_METHODS);
+	p->cors.allow_headers = strdup(DEFAULT_CORS_HEADERS);
+	p->cors.allow_credentials = true;
+	p->cors.max_age_s = 1728000;
+	p->ws_idle_timeout_ms = 3600000;
+	p->drain_window_ms = 30000;
+}
+
+static void headers_free(struct route_header *h, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(h[i].name);
+		free(h[i].value);
+	}
+	free(h);
+}
+
+void route_policy_cleanup(struct route_policy *p)
+{
+	if (!p)
+		return;
+	free(p->upstream_vhost);
+	free(p->x_forwarded_prefix);
+	free(p->rewrite_target);
+	free(p->redirect_url);
+	free(p->app_root);
+	free(p->cookie.name);
+	free(p->cookie.path);
+	free(p->cookie.samesite);
+	free(p->hash_by);
+	free(p->allow);
+	free(p->deny);
+	free(p->cors.allow_origin);
+	free(p->cors.allow_methods);
+	free(p->cors.allow_headers);
+	free(p->cors.expose_headers);
+	headers_free(p->request_headers, p->nrequest_headers);
+	headers_free(p->response_headers, p->nresponse_headers);
+	for (size_t i = 0; i < p->nhide_headers; i++)
+		free(p->hide_headers[i]);
+	free(p->hide_headers);
+	memset(p, 0, sizeof(*p));
+}
+
+static void route_cleanup(struct route *r)
+{
+	free(r->path);
+	free(r->source);
+	route_policy_cleanup(&r->policy);
+	free(r->canary.by_header);
+	free(r->canary.by_header_value);
+	free(r->canary.by_cookie);
+}
+
+void route_table_free(struct route_table *t)
+{
+	if (!t)
+		return;
+	for (size_t i = 0; i < t->nhosts; i++) {
+		struct route_host *h = &t->hosts[i];
+		for (size_t j = 0; j < h->nroutes; j++)
+			route_cleanup(&h->routes[j]);
+		free(h->routes);
+		free(h->name);
+	}
+	free(t->hosts);
+	for (size_t i = 0; i < t->nbackends; i++) {
+		struct route_backend *b = &t->backends[i];
+		for (size_t j = 0; j < b->nendpoints; j++)
+			free(b->endpoints[j].address);
+		free(b->endpoints);
+		free(b->name);
+	}
+	free(t->backends);
+	for (size_t i = 0; i < t->ncerts; i++) {
+		free(t->certs[i].name);
+		free(t->certs[i].cert_pem);
+		free(t->certs[i].key_pem);
+	}
+	free(t->certs);
+	for (size_t i = 0; i < t->npassthrough; i++)
+		free(t->passthrough[i].host);
+	free(t->passthrough);
+	free(t->settings.trusted_proxies);
+	free(t);
+}
+
+/* ------------------------------------------------------------------ CIDR */
+
+int route_cidr_parse(const char *s, struct route_cidr *out)
+{
+	char buf[64];
+	size_t len = strlen(s);
+	if (len == 0 || len >= sizeof(buf))
+		return WEIR_EINVAL;
+	memcpy(buf, s, len + 1);
+	struct route_cidr c;
+	memset(&c, 0, sizeof(c));
+	char *slash = strchr(buf, '/');
+	if (slash)
+		*slash = '\0';
+	if (strchr(buf, ':')) {
+		if (inet_pton(AF_INET6, buf, c.addr) != 1)
+			return WEIR_EINVAL;
+		c.family = 6;
+		c.prefix_len = 128;
+	} else {
+		if (inet_pton(AF_INET, buf, c.addr) != 1)
+			return WEIR_EINVAL;
+		c.family = 4;
+		c.prefix_len = 32;
+	}
+	if (slash) {
+		const char *p = slash + 1;
+		unsigned v = 0;
+		size_t nd = 0;
+		for (; *p; p++, nd++) {
+			if (*p < '0' || *p > '9' || nd >= 3)
+				return WEIR_EINVAL;
+			v = v * 10 + (unsigned)(*p - '0');
+		}
+		if (nd == 0 || v > c.prefix_len)
+			return WEIR_EINVAL;
+		c.prefix_len = (uint8_t)v;
+	}
+	/* Keep only the network bits so equal networks compare and print alike. */
+	size_t total = c.family == 4 ? 4 : 16;
+	for (size_t i = 0; i < total; i++) {
+		unsigned bits = i * 8 >= c.prefix_len ? 0 : c.prefix_len - i * 8;
+		if (bits < 8)
+			c.addr[i] &= (uint8_t)(0xff00u >> bits);
+	}
+	*out = c;
+	return 0;
+}
+
+void route_cidr_format(const struct route_cidr *cidr, char *buf, size_t buflen)
+{
+	char addr[INET6_ADDRSTRLEN];
+	if (!inet_ntop(cidr->family == 4 ? AF_INET : AF_INET6, cidr->addr, addr, sizeof(addr)))
+		snprintf(addr, sizeof(addr), "?");
+	snprintf(buf, buflen, "%s/%u", addr, (unsigned)cidr->prefix_len);
+}
+
+static const uint8_t v4mapped_prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+
+static bool prefix_equal(const uint8_t *a, const uint8_t *b, unsigned bits)
+{
+	unsigned whole = bits / 8, rest = bits % 8;
+	if (memcmp(a, b, whole) != 0)
+		return false;
+	if (rest == 0)
+		return true;
+	uint8_t mask = (uint8_t)(0xff00u >> rest);
+	return (a[whole] & mask) == (b[whole] & mask);
+}
+
+bool route_cidr_contains(const struct route_cidr *cidr, int family, const uint8_t *addr)
+{
+	if (cidr->family == 4) {
+		if (family == 4)
+			return prefix_equal(cidr->addr, addr, cidr->prefix_len);
+		if (family == 6 && memcmp(addr, v4mapped_prefix, 12) == 0)
+			return prefix_equal(cidr->addr, addr + 12, cidr->prefix_len);
+		return false;
+	}
+	if (cidr->family == 6) {
+		if (family == 6)
+			return prefix_equal(cidr->addr, addr, cidr->prefix_len);
+		if (family == 4) {
+			uint8_t mapped[16];
+			memcpy(mapped, v4mapped_prefix, 12);
+			memcpy(mapped + 12, addr, 4);
+			return prefix_equal(cidr->addr, mapped, cidr->prefix_len);
+		}
+	}
+	return false;
+}
+
+/* ---------------------------------------------------------------- reader */
+
+struct parser {
+	char *err;
+	size_t errlen;
+};
+
+static int fail(struct parser *p, int rc, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int fail(struct parser *p, int rc, const char *path, const char *fmt, ...)
+{
+	if (p->err && p->errlen) {
+		char msg[512];
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(msg, sizeof(msg), fmt, ap);
+		va_end(ap);
+		if (path && *path)
+			snprintf(p->err, p->errlen, "%s: %s", path, msg);
+		else
+			snprintf(p->err, p->errlen, "%s", msg);
+	}
+	return rc;
+}
+
+static int oom(struct parser *p, const char *path)
+{
+	return fail(p, WEIR_ENOMEM, path, "out of memory");
+}
+
+/* Append src to the path in buf (capacity PATH_MAX_LEN), truncating. */
+static void path_append(char *buf, size_t *len, const char *src)
+{
+	size_t n = strlen(src);
+	if (n > PATH_MAX_LEN - 1 - *len)
+		n = PATH_MAX_LEN - 1 - *len;
+	memcpy(buf + *len, src, n);
+	*len += n;
+	buf[*len] = '\0';
+}
+
+static void path_key(char *buf, const char *parent, const char *key)
+{
+	size_t len = 0;
+	buf[0] = '\0';
+	if (parent && *parent) {
+		path_append(buf, &len, parent);
+		path_append(buf, &len, ".");
+	}
+	path_append(buf, &len, key);
+}
+
+static void path_index(char *buf, const char *parent, size_t i)
+{
+	char num[32];
+	size_t len = 0;
+	snprintf(num, sizeof(num), "[%zu]", i);
+	buf[0] = '\0';
+	path_append(buf, &len, parent);
+	path_append(buf, &len, num);
+}
+
+static const char *type_name(json_type t)
+{
+	switch (t) {
+	case json_type_null:
+		return "null";
+	case json_type_boolean:
+		return "a boolean";
+	case json_type_double:
+		return "a number with a fraction";
+	case json_type_int:
+		return "an integer";
+	case json_type_object:
+		return "an object";
+	case json_type_array:
+		return "an array";
+	case json_type_string:
+		return "a string";
+	}
+	return "unknown";
+}
+
+/* Refuse any key of obj not in the NULL-terminated list: a misspelt key in
+ * a hand-written table must not silently fall back to a default. */
+static int check_keys(struct parser *p, json_object *obj, const char *path,
+                      const char *const *known)
+{
+	json_object_object_foreach(obj, key, val)
+	{
+		(void)val;
+		bool ok = false;
+		for (const char *const *k = known; *k; k++) {
+			if (strcmp(*k, key) == 0) {
+				ok = true;
+				break;
+			}
+		}
+		if (!ok) {
+			char kp[PATH_MAX_LEN];
+			path_key(kp, path, key);
+			return fail(p, WEIR_EINVAL, kp, "unknown key");
+		}
+	}
+	return 0;
+}
+
+/* The member key of obj with the expected type, or NULL when absent. */
+static int member(struct parser *p, json_object *obj, const char *path, const char *key,
+                  json_type want, bool null_ok, json_object **out, bool *present)
+{
+	json_object *v = NULL;
+	*present = json_object_object_get_ex(obj, key, &v);
+	*out = v;
+	if (!*present)
+		return 0;
+	json_type t = json_object_get_type(v);
+	if (t == want || (null_ok && t == json_type_null))
+		return 0;
+	char kp[PATH_MAX_LEN];
+	path_key(kp, path, key);
+	return fail(p, WEIR_EINVAL, kp, "must be %s, not %s", type_name(want), type_name(t));
+}
+
+static int opt_bool(struct parser *p, json_object *obj, const char *path, const char *key,
+                    bool *out)
+{
+	json_object *v;
+	bool present;
+	int rc = member(p, obj, path, key, json_type_boolean, false, &v, &present);
+	if (rc == 0 && present)
+		*out = json_object_get_boolean(v);
+	return rc;
+}
+
+static int opt_int(struct parser *p, json_object *obj, const char *path, const char *key,
+                   int64_t min, int64_t max, int64_t *out, bool *present_out)
+{
+	json_object *v;
+	bool present;
+	int rc = member(p, obj, path, key, json_type_int, false, &v, &present);
+	if (present_out)
+		*present_out = present;
+	if (rc != 0 || !present)
+		return rc;
+	int64_t x = json_object_get_int64(v);
+	if (x < min || x > max || (x == INT64_MAX && json_object_get_uint64(v) > INT64_MAX)) {
+		char kp[PATH_MAX_LEN];
+		path_key(kp, path, key);
+		return fail(p, WEIR_EINVAL, kp, "%s out of range %lld..%lld",
+		            json_object_get_string(v), (long long)min, (long long)max);
+	}
+	*out = x;
+	return 0;
+}
+
+static int opt_u32(struct parser *p, json_object *obj, const char *path, const char *key,
+                   uint32_t *out)
+{
+	int64_t x = *out;
+	int rc = opt_int(p, obj, path, key, 0, UINT32_MAX, &x, NULL);
+	if (rc == 0)
+		*out = (uint32_t)x;
+	return rc;
+}
+
+/* An index into an array of n elements; -1 allowed when allow_none. */
+static int opt_index(struct parser *p, json_object *obj, const char *path, const char *key,
+                     size_t n, bool allow_none, int *out)
+{
+	int64_t x = *out;
+	bool present;
+	int rc = opt_int(p, obj, path, key, INT64_MIN, INT64_MAX, &x, &present);
+	if (rc != 0 || !present)
+		return rc;
+	if (x < (allow_none ? -1 : 0) || x >= (int64_t)n) {
+		char kp[PATH_MAX_LEN];
+		path_key(kp, path, key);
+		return fail(p, WEIR_EINVAL, kp, "index %lld out of range", (long long)x);
+	}
+	*out = (int)x;
+	return 0;
+}
+
+enum str_flags {
+	STR_NULLABLE = 1,  /* JSON null -> NULL */
+	STR_DEFAULTED = 2, /* JSON null -> keep the default already in *out */
+	STR_MULTILINE = 4, /* CR and LF allowed (PEM) */
+	STR_TOKEN = 8,     /* an RFC 9110 token (header name) */
+};
+
+static bool is_tchar(unsigned char c)
+{
+	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+		return true;
+	return c && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
+static bool is_token(const char *s)
+{
+	if (!*s)
+		return false;
+	for (; *s; s++)
+		if (!is_tchar((unsigned char)*s))
+			return false;
+	return true;
+}
+
+/* Check one string value; kp names it in errors. */
+static int check_str(struct parser *p, json_object *v, const char *kp, int flags)
+{
+	const char *s = json_object_get_string(v);
+	size_t len = (size_t)json_object_get_string_len(v);
+	if (strlen(s) != len)
+		return fail(p, WEIR_EINVAL, kp, "contains a NUL character");
+	if (!(flags & STR_MULTILINE) && strpbrk(s, "\r\n"))
+		return fail(p, WEIR_EINVAL, kp, "contains CR or LF");
+	if ((flags & STR_TOKEN) && !is_token(s))
+		return fail(p, WEIR_EINVAL, kp, "\"%s\" is not an HTTP token", s);
+	return 0;
+}
+
+static int opt_str(struct parser *p, json_object *obj, const char *path, const char *key, int flags,
+                   char **out)
+{
+	json_object *v;
+	bool present;
+	int rc = member(p, obj, path, key, json_type_string,
+	                (flags & (STR_NULLABLE | STR_DEFAULTED)) != 0, &v, &present);
+	if (rc != 0 || !present)
+		return rc;
+	if (json_object_get_type(v) == json_type_null) {
+		if (flags & STR_NULLABLE) {
+			free(*out);
+			*out = NULL;
+		}
+		return 0;
+	}
+	char kp[PATH_MAX_LEN];
+	path_key(kp, path, key);
+	rc = check_str(p, v, kp, flags);
+	if (rc != 0)
+		return rc;
+	char *s = strdup(json_object_get_string(v));
+	if (!s)
+		return oom(p, kp);
+	free(*out);
+	*out = s;
+	return 0;
+}
+
+/* A required string: absent is an error. */
+static int req_str(struct parser *p, json_object *obj, const char *path, const char *key, int flags,
+                   char **out)
+{
+	if (!json_object_object_get_ex(obj, key, NULL)) {
+		char kp[PATH_MAX_LEN];
+		path_key(kp, path, key);
+		return fail(p, WEIR_EINVAL, kp, "required key missing");
+	}
+	return opt_str(p, obj, path, key, flags, out);
+}
+
+/* A string default that is not NULL: strdup it into *out. */
+static int str_default(struct parser *p, const char *path, const char *def, char **out)
+{
+	*out = strdup(def);
+	return *out ? 0 : oom(p, path);
+}
+
+static int opt_enum(struct parser *p, json_object *obj, const char *path, const char *key,
+                    const char *const *names, int *out)
+{
+	json_object *v;
+	bool present;
+	int rc = member(p, obj, path, key, json_type_string, false, &v, &present);
+	if (rc != 0 || !present)
+		return rc;
+	const char *s = json_object_get_string(v);
+	for (int i = 0; names[i]; i++) {
+		if (strcmp(names[i], s) == 0) {
+			*out = i;
+			return 0;
+		}
+	}
+	char kp[PATH_MAX_LEN];
+	path_key(kp, path, key);
+	char list[256] = "";
+	for (int i = 0; names[i]; i++) {
+		size_t l = strlen(list);
+		snprintf(list + l, sizeof(list) - l, "%s\"%s\"", i ? ", " : "", names[i]);
+	}
+	return fail(p, WEIR_EINVAL, kp, "unknown value \"%.64s\" (want %s)", s, list);
+}
+
+/* An optional array member; *n is 0 when absent. */
+static int opt_array(struct parser *p, json_object *obj, const char *path, const char *key,
+                     json_object **arr, size_t *n)
+{
+	bool present;
+	int rc = member(p, obj, path, key, json_type_array, false, arr, &present);
+	if (rc != 0)
+		return rc;
+	*n = present ? json_object_array_length(*arr) : 0;
+	return 0;
+}
+
+/* An optional object member; *o is NULL when absent. */
+static int opt_object(struct parser *p, json_object *obj, const char *path, const char *key,
+                      json_object **o)
+{
+	bool present;
+	int rc = member(p, obj, path, key, json_type_object, false, o, &present);
+	if (!present)
+		*o = NULL;
+	return rc;
+}
+
+/* Array element i must be an object. */
+static int elem_object(struct parser *p, json_object *arr, size_t i, const char *ep,
+                       json_object **out)
+{
+	*out = json_object_array_get_idx(arr, i);
+	json_type t = json_object_get_type(*out);
+	if (t != json_type_object)
+		return fail(p, WEIR_EINVAL, ep, "must be an object, not %s", type_name(t));
+	return 0;
+}
+
+static int parse_cidrs(struct parser *p, json_object *obj, const char *path, const char *key,
+                       struct route_cidr **out, size_t *nout)
+{
+	json_object *arr;
+	size_t n;
+	char kp[PATH_MAX_LEN], ep[PATH_MAX_LEN];
+	int rc = opt_array(p, obj, path, key, &arr, &n);
+	if (rc != 0 || n == 0)
+		return rc;
+	path_key(kp, path, key);
+	struct route_cidr *c = calloc(n, sizeof(*c));
+	if (!c)
+		return oom(p, kp);
+	free(*out);
+	*out = c;
+	*nout = n;
+	for (size_t i = 0; i < n; i++) {
+		json_object *v = json_object_array_get_idx(arr, i);
+		path_index(ep, kp, i);
+		if (json_object_get_type(v) != json_type_string)
+			return fail(p, WEIR_EINVAL, ep, "must be a string, not %s",
+			            type_name(json_object_get_type(v)));
+		const char *s = json_object_get_string(v);
+		if ((rc = check_str(p, v, ep, 0)) != 0)
+			return rc;
+		if (route_cidr_parse(s, &c[i]) != 0)
+			return fail(p, WEIR_EINVAL, ep, "bad CIDR \"%.64s\"", s);
+	}
+	return 0;
+}
+
+static const char *const header_keys[] = {"name", "value", NULL};
+
+static int parse_headers(struct parser *p, json_object *obj, const char *path, const char *key,
+                         struct route_header **out, size_t *nout)
+{
+	json_object *arr, *h;
+	size_t n;
+	char kp[PATH_MAX_LEN], ep[PATH_MAX_LEN];
+	int rc = opt_array(p, obj, path, key, &arr, &n);
+	if (rc != 0 || n == 0)
+		return rc;
+	path_key(kp, path, key);
+	struct route_header *hs = calloc(n, sizeof(*hs));
+	if (!hs)
+		return oom(p, kp);
+	*out = hs;
+	*nout = n;
+	for (size_t i = 0; i < n; i++) {
+		path_index(ep, kp, i);
+		if ((rc = elem_object(p, arr, i, ep, &h)) != 0 ||
+		    (rc = check_keys(p, h, ep, header_keys)) != 0 ||
+		    (rc = req_str(p, h, ep, "name", STR_TOKEN, &hs[i].name)) != 0 ||
+		    (rc = req_str(p, h, ep, "value", 0, &hs[i].value)) != 0)
+			return rc;
+	}
+	return 0;
+}
+
+static int parse_hide_headers(struct parser *p, json_object *obj, const char *path,
+                              struct route_policy *pol)
+{
+	json_object *arr;
+	size_t n;
+	char kp[PATH_MAX_LEN], ep[PATH_MAX_LEN];
+	int rc = opt_array(p, obj, path, "hide_headers", &arr, &n);
+	if (rc != 0 || n == 0)
+		return rc;
+	path_key(kp, path, "hide_headers");
+	pol->hide_headers = calloc(n, sizeof(char *));
+	if (!pol->hide_headers)
+		return oom(p, kp);
+	pol->nhide_headers = n;
+	for (size_t i = 0; i < n; i++) {
+		json_object *v = json_object_array_get_idx(arr, i);
+		path_index(ep, kp, i);
+		if (json_object_get_type(v) != json_type_string)
+			return fail(p, WEIR_EINVAL, ep, "must be a string, not %s",
+			            type_name(json_object_get_type(v)));
+		if ((rc = check_str(p, v, ep, STR_TOKEN)) != 0)
+			return rc;
+		pol->hide_headers[i] = strdup(json_object_get_string(v));
+		if (!pol->hide_headers[i])
+			return oom(p, ep);
+	}
+	return 0;
+}
+
+static const char *const cookie_keys[] = {"name",   "path",     "max_age_s", "expires_s",
+                                          "secure", "samesite", NULL};
+static const char *const cors_keys[] = {
+    "enabled",        "allow_origin",      "allow_methods", "allow_headers",
+    "expose_headers", "allow_credentials", "max_age_s",     NULL};
+static const char *const policy_keys[] = {"connect_timeout_ms",
+                                          "read_timeout_ms",
+                                          "send_timeout_ms",
+                                          "body_limit",
+                                          "backend_protocol",
+                                          "ssl_redirect",
+                                          "preserve_trailing_slash",
+                                          "upstream_vhost",
+                                          "x_forwarded_prefix",
+                                          "rewrite_target",
+                                          "redirect_code",
+                                          "redirect_url",
+                                          "app_root",
+                                          "affinity",
+                                          "affinity_mode",
+                                          "cookie",
+                                          "hash_by",
+                                          "balance",
+                                          "allow",
+                                          "deny",
+                                          "limit_connections",
+                                          "limit_rps",
+                                          "cors",
+                                          "ws_idle_timeout_ms",
+                                          "ws_max_lifetime_ms",
+                                          "ws_ping_interval_ms",
+                                          "drain_window_ms",
+                                          "request_base",
+                                          "origin_rewrite",
+                                          "request_headers",
+                                          "response_headers",
+                                          "hide_headers",
+                                          NULL};
+static const char *const proto_names[] = {"HTTP", "HTTPS", NULL};
+static const char *const balance_names[] = {"round_robin", "ewma", NULL};
+static const char *const affinity_names[] = {"none", "cookie", NULL};
+static const char *const affinity_mode_names[] = {"balanced", "persistent", NULL};
+static const char *const match_names[] = {"exact", "prefix", "regex", NULL};
+
+static int parse_cookie(struct parser *p, json_object *obj, const char *path,
+                        struct route_cookie *c)
+{
+	int rc;
+	if ((rc = check_keys(p, obj, path, cookie_keys)) != 0 ||
+	    (rc = opt_str(p, obj, path, "name", STR_DEFAULTED | STR_TOKEN, &c->name)) != 0 ||
+	    (rc = opt_str(p, obj, path, "path", STR_NULLABLE, &c->path)) != 0 ||
+	    (rc = opt_int(p, obj, path, "max_age_s", -1, INT64_MAX, &c->max_age_s, NULL)) != 0 ||
+	    (rc = opt_int(p, obj, path, "expires_s", -1, INT64_MAX, &c->expires_s, NULL)) != 0 ||
+	    (rc = opt_bool(p, obj, path, "secure", &c->secure)) != 0 ||
+	    (rc = opt_str(p, obj, path, "samesite", STR_NULLABLE, &c->samesite)) != 0)
+		return rc;
+	if (c->samesite && strcmp(c->samesite, "None") != 0 && strcmp(c->samesite, "Lax") != 0 &&
+	    strcmp(c->samesite, "Strict") != 0) {
+		char kp[PATH_MAX_LEN];
+		path_key(kp, path, "samesite");
+		return fail(p, WEIR_EINVAL, kp,
+		            "unknown value \"%.64s\" (want \"None\", \"Lax\" or \"Strict\")",
+		            c->samesite);
+	}
+	return 0;
+}
+
+static int parse_cors(struct parser *p, json_object *obj, const char *path, struct route_cors *c)
+{
+	int rc;
+	if ((rc = check_keys(p, obj, path, cors_keys)) != 0 ||
+	    (rc = opt_bool(p, obj, path, "enabled", &c->enabled)) != 0 ||
+	    (rc = opt_str(p, obj, path, "allow_origin", STR_DEFAULTED, &c->allow_origin)) != 0 ||
+	    (rc = opt_str(p, obj, path, "allow_methods", STR_DEFAULTED, &c->allow_methods)) != 0 ||
+	    (rc = opt_str(p, obj, path, "allow_headers", STR_DEFAULTED, &c->allow_headers)) != 0 ||
+	    (rc = opt_str(p, obj, path, "expose_headers", STR_NULLABLE, &c->expose_headers)) != 0 ||
+	    (rc = opt_bool(p, obj, path, "allow_credentials", &c->allow_credentials)) != 0 ||
+	    (rc = opt_int(p, obj, path, "max_age_s", 0, INT64_MAX, &c->max_age_s, NULL)) != 0)
+		return rc;
+	return 0;
+}
+
+static int parse_policy(struct parser *p, json_object *obj, const char *path,
+                        struct route_policy *pol)
+{
+	int rc, e;
+	int64_t code = pol->redirect_code;
+	json_object *sub;
+	char kp[PATH_MAX_LEN];
+
+	if ((rc = check_keys(p, obj, path, policy_keys)) != 0 ||
+	    (rc = opt_u32(p, obj, path, "connect_timeout_ms", &pol->connect_timeout_ms)) != 0 ||
+	    (rc = opt_u32(p, obj, path, "read_timeout_ms", &pol->read_timeout_ms)) != 0 ||
+	    (rc = opt_u32(p, obj, path, "send_timeout_ms", &pol->send_timeout_ms)) != 0 ||
+	    (rc = opt_int(p, obj, path, "body_limit", 0, INT64_MAX, &pol->body_limit, NULL)) != 0)
+		return rc;
+	e = (int)pol->backend_protocol;
+	if ((rc = opt_enum(p, obj, path, "backend_protocol", proto_names, &e)) != 0)
+		return rc;
+	pol->backend_protocol = (enum route_protocol)e;
+	if ((rc = opt_bool(p, obj, path, "ssl_redirect", &pol->ssl_redirect)) != 0 ||
+	    (rc = opt_bool(p, obj, path, "preserve_trailing_slash",
+	                   &pol->preserve_trailing_slash)) != 0 ||
+	    (rc = opt_str(p, obj, path, "upstream_vhost", STR_NULLABLE, &pol->upstream_vhost)) !=
+	        0 ||
+	    (rc = opt_str(p, obj, path, "x_forwarded_prefix", STR_NULLABLE,
+	                  &pol->x_forwarded_prefix)) != 0 ||
+	    (rc = opt_str(p, obj, path, "rewrite_target", STR_NULLABLE, &pol->rewrite_target)) !=
+	        0 ||
+	    (rc = opt_int(p, obj, path, "redirect_code", 0, 999, &code, NULL)) != 0 ||
+	    (rc = opt_str(p, obj, path, "redirect_url", STR_NULLABLE, &pol->redirect_url)) != 0 ||
+	    (rc = opt_str(p, obj, path, "app_root", STR_NULLABLE, &pol->app_root)) != 0)
+		return rc;
+	if (code != 0 && code != 301 && code != 302 && code != 307 && code != 308) {
+		path_key(kp, path, "redirect_code");
+		return fail(p, WEIR_EINVAL, kp, "%lld is not 0, 301, 302, 307 or 308",
+		            (long long)code);
+	}
+	pol->redirect_code = (uint16_t)code;
+	if (code != 0 && !pol->redirect_url) {
+		path_key(kp, path, "redirect_url");
+		return fail(p, WEIR_EINVAL, kp, "required when redirect_code is set");
+	}
+	e = (int)pol->affinity;
+	if ((rc = opt_enum(p, obj, path, "affinity", affinity_names, &e)) != 0)
+		return rc;
+	pol->affinity = (enum route_affinity)e;
+	e = (int)pol->affinity_mode;
+	if ((rc = opt_enum(p, obj, path, "affinity_mode", affinity_mode_names, &e)) != 0)
+		return rc;
+	pol->affinity_mode = (enum route_affinity_mode)e;
+	if ((rc = opt_object(p, obj, path, "cookie", &sub)) != 0)
+		return rc;
+	if (sub) {
+		path_key(kp, path, "cookie");
+		if ((rc = parse_cookie(p, sub, kp, &pol->cookie)) != 0)
+			return rc;
+	}
+	if ((rc = opt_str(p, obj, path, "hash_by", STR_NULLABLE, &pol->hash_by)) != 0)
+		return rc;
+	e = (int)pol->balance;
+	if ((rc = opt_enum(p, obj, path, "balance", balance_names, &e)) != 0)
+		return rc;
+	pol->balance = (enum route_balance)e;
+	if ((rc = parse_cidrs(p, obj, path, "allow", &pol->allow, &pol->nallow)) != 0 ||
+	    (rc = parse_cidrs(p, obj, path, "deny", &pol->deny, &pol->ndeny)) != 0 ||
+	    (rc = opt_u32(p, obj, path, "limit_connections", &pol->limit_connections)) != 0 ||
+	    (rc = opt_u32(p, obj, path, "limit_rps", &pol->limit_rps)) != 0 ||
+	    (rc = opt_object(p, obj, path, "cors", &sub)) != 0)
+		return rc;
+	if (sub) {
+		path_key(kp, path, "cors");
+		if ((rc = parse_cors(p, sub, kp, &pol->cors)) != 0)
+			return rc;
+	}
+	if ((rc = opt_u32(p, obj, path, "ws_idle_timeout_ms", &pol->ws_idle_timeout_ms)) != 0 ||
+	    (rc = opt_u32(p, obj, path, "ws_max_lifetime_ms", &pol->ws_max_lifetime_ms)) != 0 ||
+	    (rc = opt_u32(p, obj, path, "ws_ping_interval_ms", &pol->ws_ping_interval_ms)) != 0 ||
+	    (rc = opt_u32(p, obj, path, "drain_window_ms", &pol->drain_window_ms)) != 0 ||
+	    (rc = opt_bool(p, obj, path, "request_base", &pol->request_base)) != 0 ||
+	    (rc = opt_bool(p, obj, path, "origin_rewrite", &pol->origin_rewrite)) != 0 ||
+	    (rc = parse_headers(p, obj, path, "request_headers", &pol->request_headers,
+	                        &pol->nrequest_headers)) != 0 ||
+	    (rc = parse_headers(p, obj, path, "response_headers", &pol->response_headers,
+	                        &pol->nresponse_headers)) != 0 ||
+	    (rc = parse_hide_headers(p, obj, path, pol)) != 0)
+		return rc;
+	return 0;
+}
+
+static const char *const canary_keys[] = {"backend",   "by_header", "by_header_value",
+                                          "by_cookie", "weight",    NULL};
+
+static int parse_canary(struct parser *p, json_object *obj, const char *path, size_t nbackends,
+                        struct route_canary *c)
+{
+	int rc;
+	int64_t w = c->weight;
+	if ((rc = check_keys(p, obj, path, canary_keys)) != 0 ||
+	    (rc = opt_index(p, obj, path, "backend", nbackends, true, &c->backend)) != 0 ||
+	    (rc = opt_str(p, obj, path, "by_header", STR_NULLABLE | STR_TOKEN, &c->by_header)) !=
+	        0 ||
+	    (rc = opt_str(p, obj, path, "by_header_value", STR_NULLABLE, &c->by_header_value)) !=
+	        0 ||
+	    (rc = opt_str(p, obj, path, "by_cookie", STR_NULLABLE | STR_TOKEN, &c->by_cookie)) !=
+	        0 ||
+	    (rc = opt_int(p, obj, path, "weight", 0, 100, &w, NULL)) != 0)
+		return rc;
+	c->weight = (uint32_t)w;
+	return 0;
+}
+
+static const char *const route_keys[] = {"path",   "match",  "backend", "source",
+                                         "policy", "canary", NULL};
+
+static int route_init(struct parser *p, const char *path, struct route *r)
+{
+	memset(r, 0, sizeof(*r));
+	route_policy_init(&r->policy);
+	r->backend = -1;
+	r->canary.backend = -1;
+	if (!r->policy.cookie.name || !r->policy.cors.allow_origin ||
+	    !r->policy.cors.allow_methods || !r->policy.cors.allow_headers)
+		return oom(p, path);
+	return str_default(p, path, "", &r->source);
+}
+
+static int parse_route(struct parser *p, json_object *obj, const char *path, size_t nbackends,
+                       struct route *r)
+{
+	int rc, e = -1;
+	json_object *sub;
+	char kp[PATH_MAX_LEN];
+
+	if ((rc = route_init(p, path, r)) != 0 ||
+	    (rc = check_keys(p, obj, path, route_keys)) != 0 ||
+	    (rc = req_str(p, obj, path, "path", 0, &r->path)) != 0)
+		return rc;
+	if (!json_object_object_get_ex(obj, "match", NULL)) {
+		path_key(kp, path, "match");
+		return fail(p, WEIR_EINVAL, kp, "required key missing");
+	}
+	if ((rc = opt_enum(p, obj, path, "match", match_names, &e)) != 0)
+		return rc;
+	r->match = (enum route_match)e;
+	if (r->match != ROUTE_MATCH_REGEX && r->path[0] != '/') {
+		path_key(kp, path, "path");
+		return fail(p, WEIR_EINVAL, kp, "\"%.64s\" must start with '/'", r->path);
+	}
+	if ((rc = opt_index(p, obj, path, "backend", nbackends, true, &r->backend)) != 0 ||
+	    (rc = opt_str(p, obj, path, "source", 0, &r->source)) != 0 ||
+	    (rc = opt_object(p, obj, path, "policy", &sub)) != 0)
+		return rc;
+	if (sub) {
+		path_key(kp, path, "policy");
+		if ((rc = parse_policy(p, sub, kp, &r->policy)) != 0)
+			return rc;
+	}
+	if ((rc = opt_object(p, obj, path, "canary", &sub)) != 0)
+		return rc;
+	if (sub) {
+		path_key(kp, path, "canary");
+		if ((rc = parse_canary(p, sub, kp, nbackends, &r->canary)) != 0)
+			return rc;
+	}
+	return 0;
+}
+
+/* Host names: "" (any host), or lowercase DNS labels of [a-z0-9-_], the
+ * first of which may be "*" (one-label wildcard). No port, no empty label. */
+static int check_host_name(struct parser *p, const char *kp, const char *s)
+{
+	if (!*s)
+		return 0;
+	const char *c = s;
+	if (c[0] == '*') {
+		if (c[1] != '.' || !c[2])
+			return fail(p, WEIR_EINVAL, kp, "\"%.64s\" is not a valid host name", s);
+		c += 2;
+	}
+	bool label_start = true;
+	for (; *c; c++) {
+		unsigned char ch = (unsigned char)*c;
+		if (ch >= 'A' && ch <= 'Z')
+			return fail(p, WEIR_EINVAL, kp, "\"%.64s\" must be lowercase", s);
+		if (ch == '.') {
+			if (label_start)
+				return fail(p, WEIR_EINVAL, kp, "\"%.64s\" has an empty label", s);
+			label_start = true;
+			continue;
+		}
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' ||
+		      ch == '_'))
+			return fail(p, WEIR_EINVAL, kp, "\"%.64s\" is not a valid host name", s);
+		label_start = false;
+	}
+	if (label_start)
+		return fail(p, WEIR_EINVAL, kp, "\"%.64s\" has an empty label", s);
+	return 0;
+}
+
+static int cmp_str_ptr(const void *a, const void *b)
+{
+	const char *const *x = a, *const *y = b;
+	return strcmp(*x, *y);
+}
+
+/* Find a duplicate among n strings (sorted copy); returns it or NULL. The
+ * strings are names[i*stride] inside an array of structs. */
+static int find_duplicate(struct parser *p, const char *what, const char **names, size_t n,
+                          const char **dup)
+{
+	*dup = NULL;
+	if (n < 2)
+		return 0;
+	const char **s = malloc(n * sizeof(*s));
+	if (!s)
+		return oom(p, what);
+	memcpy(s, names, n * sizeof(*s));
+	qsort(s, n, sizeof(*s), cmp_str_ptr);
+	for (size_t i = 1; i < n; i++) {
+		if (strcmp(s[i - 1], s[i]) == 0) {
+			*dup = s[i];
+			break;
+		}
+	}
+	free(s);
+	return 0;
+}
+
+static const char *const host_keys[] = {"name", "cert", "routes", NULL};
+
+static int parse_hosts(struct parser *p, json_object *root, struct route_table *t)
+{
+	json_object *arr, *h, *routes;
+	size_t n, nr;
+	char ep[PATH_MAX_LEN], kp[PATH_MAX_LEN], rp[PATH_MAX_LEN];
+	int rc = opt_array(p, root, "", "hosts", &arr, &n);
+	if (rc != 0 || n == 0)
+		return rc;
+	t->hosts = calloc(n, sizeof(*t->hosts));
+	if (!t->hosts)
+		return oom(p, "hosts");
+	t->nhosts = n;
+	for (size_t i = 0; i < n; i++) {
+		struct route_host *host = &t->hosts[i];
+		host->cert = -1;
+		path_index(ep, "hosts", i);
+		if ((rc = str_default(p, ep, "", &host->name)) != 0 ||
+		    (rc = elem_object(p, arr, i, ep, &h)) != 0 ||
+		    (rc = check_keys(p, h, ep, host_keys)) != 0 ||
+		    (rc = opt_str(p, h, ep, "name", 0, &host->name)) != 0)
+			return rc;
+		path_key(kp, ep, "name");
+		if ((rc = check_host_name(p, kp, host->name)) != 0 ||
+		    (rc = opt_index(p, h, ep, "cert", t->ncerts, true, &host->cert)) != 0 ||
+		    (rc = opt_array(p, h, ep, "routes", &routes, &nr)) != 0)
+			return rc;
+		if (nr == 0)
+			continue;
+		path_key(kp, ep, "routes");
+		host->routes = calloc(nr, sizeof(*host->routes));
+		if (!host->routes)
+			return oom(p, kp);
+		host->nroutes = nr;
+		for (size_t j = 0; j < nr; j++) {
+			json_object *r;
+			path_index(rp, kp, j);
+			if ((rc = elem_object(p, routes, j, rp, &r)) != 0 ||
+			    (rc = parse_route(p, r, rp, t->nbackends, &host->routes[j])) != 0)
+				return rc;
+		}
+	}
+	const char **names = malloc(n * sizeof(*names));
+	const char *dup;
+	if (!names)
+		return oom(p, "hosts");
+	for (size_t i = 0; i < n; i++)
+		names[i] = t->hosts[i].name;
+	rc = find_duplicate(p, "hosts", names, n, &dup);
+	free(names);
+	if (rc == 0 && dup) {
+		for (size_t i = n; i-- > 0;) {
+			if (strcmp(t->hosts[i].name, dup) == 0) {
+				path_index(ep, "hosts", i);
+				path_key(kp, ep, "name");
+				break;
+			}
+		}
+		return fail(p, WEIR_EINVAL, kp, "duplicate host \"%.64s\"", dup);
+	}
+	return rc;
+}
+
+static const char *const endpoint_keys[] = {"address", "port", "weight", "draining", NULL};
+static const char *const backend_keys[] = {"name", "endpoints", NULL};
+
+static int parse_endpoint(struct parser *p, json_object *obj, const char *path,
+                          struct route_endpoint *e)
+{
+	int rc;
+	int64_t port = 0, weight = 1;
+	char kp[PATH_MAX_LEN];
+	uint8_t buf[16];
+	bool present;
+
+	if ((rc = check_keys(p, obj, path, endpoint_keys)) != 0 ||
+	    (rc = req_str(p, obj, path, "address", 0, &e->address)) != 0)
+		return rc;
+	if (inet_pton(AF_INET, e->address, buf) != 1 && inet_pton(AF_INET6, e->address, buf) != 1) {
+		path_key(kp, path, "address");
+		return fail(p, WEIR_EINVAL, kp, "\"%.64s\" is not an IP address", e->address);
+	}
+	if ((rc = opt_int(p, obj, path, "port", 1, 65535, &port, &present)) != 0)
+		return rc;
+	if (!present) {
+		path_key(kp, path, "port");
+		return fail(p, WEIR_EINVAL, kp, "required key missing");
+	}
+	if ((rc = opt_int(p, obj, path, "weight", 1, UINT32_MAX, &weight, NULL)) != 0 ||
+	    (rc = opt_bool(p, obj, path, "draining", &e->draining)) != 0)
+		return rc;
+	e->port = (uint16_t)port;
+	e->weight = (uint32_t)weight;
+	return 0;
+}
+
+static int parse_backends(struct parser *p, json_object *root, struct route_table *t)
+{
+	json_object *arr, *b, *eps;
+	size_t n, ne;
+	char ep[PATH_MAX_LEN], kp[PATH_MAX_LEN], xp[PATH_MAX_LEN];
+	int rc = opt_array(p, root, "", "backends", &arr, &n);
+	if (rc != 0 || n == 0)
+		return rc;
+	t->backends = calloc(n, sizeof(*t->backends));
+	if (!t->backends)
+		return oom(p, "backends");
+	t->nbackends = n;
+	for (size_t i = 0; i < n; i++) {
+		struct route_backend *be = &t->backends[i];
+		path_index(ep, "backends", i);
+		if ((rc = str_default(p, ep, "", &be->name)) != 0 ||
+		    (rc = elem_object(p, arr, i, ep, &b)) != 0 ||
+		    (rc = check_keys(p, b, ep, backend_keys)) != 0 ||
+		    (rc = opt_str(p, b, ep, "name", 0, &be->name)) != 0 ||
+		    (rc = opt_array(p, b, ep, "endpoints", &eps, &ne)) != 0)
+			return rc;
+		if (ne == 0)
+			continue;
+		path_key(kp, ep, "endpoints");
+		be->endpoints = calloc(ne, sizeof(*be->endpoints));
+		if (!be->endpoints)
+			return oom(p, kp);
+		be->nendpoints = ne;
+		for (size_t j = 0; j < ne; j++) {
+			json_object *e;
+			path_index(xp, kp, j);
+			if ((rc = elem_object(p, eps, j, xp, &e)) != 0 ||
+			    (rc = parse_endpoint(p, e, xp, &be->endpoints[j])) != 0)
+				return rc;
+		}
+	}
+	/* Names are unique; unnamed ("") backends of a hand-written table are
+	 * exempt. */
+	const char **names = malloc(n * sizeof(*names));
+	size_t nn = 0;
+	const char *dup;
+	if (!names)
+		return oom(p, "backends");
+	for (size_t i = 0; i < n; i++)
+		if (t->backends[i].name[0])
+			names[nn++] = t->backends[i].name;
+	rc = find_duplicate(p, "backends", names, nn, &dup);
+	free(names);
+	if (rc == 0 && dup) {
+		for (size_t i = n; i-- > 0;) {
+			if (strcmp(t->backends[i].name, dup) == 0) {
+				path_index(ep, "backends", i);
+				path_key(kp, ep, "name");
+				break;
+			}
+		}
+		return fail(p, WEIR_EINVAL, kp, "duplicate backend name \"%.64s\"", dup);
+	}
+	return rc;
+}
+
+static const char *const cert_keys[] = {"name", "cert_pem", "key_pem", NULL};
+
+static int parse_certs(struct parser *p, json_object *root, struct route_table *t)
+{
+	json_object *arr, *c;
+	size_t n;
+	char ep[PATH_MAX_LEN];
+	int rc = opt_array(p, root, "", "certs", &arr, &n);
+	if (rc != 0 || n == 0)
+		return rc;
+	t->certs = calloc(n, sizeof(*t->certs));
+	if (!t->certs)
+		return oom(p, "certs");
+	t->ncerts = n;
+	for (size_t i = 0; i < n; i++) {
+		struct route_cert *ce = &t->certs[i];
+		path_index(ep, "certs", i);
+		if ((rc = str_default(p, ep, "", &ce->name)) != 0 ||
+		    (rc = elem_object(p, arr, i, ep, &c)) != 0 ||
+		    (rc = check_keys(p, c, ep, cert_keys)) != 0 ||
+		    (rc = opt_str(p, c, ep, "name", 0, &ce->name)) != 0 ||
+		    (rc = req_str(p, c, ep, "cert_pem", STR_MULTILINE, &ce->cert_pem)) != 0 ||
+		    (rc = req_str(p, c, ep, "key_pem", STR_MULTILINE, &ce->key_pem)) != 0)
+			return rc;
+	}
+	return 0;
+}
+
+static const char *const passthrough_keys[] = {"host", "backend", NULL};
+
+static int parse_passthrough(struct parser *p, json_object *root, struct route_table *t)
+{
+	json_object *arr, *o;
+	size_t n;
+	char ep[PATH_MAX_LEN], kp[PATH_MAX_LEN];
+	int rc = opt_array(p, root, "", "passthrough", &arr, &n);
+	if (rc != 0 || n == 0)
+		return rc;
+	t->passthrough = calloc(n, sizeof(*t->passthrough));
+	if (!t->passthrough)
+		return oom(p, "passthrough");
+	t->npassthrough = n;
+	for (size_t i = 0; i < n; i++) {
+		struct route_passthrough *pt = &t->passthrough[i];
+		pt->backend = -1;
+		path_index(ep, "passthrough", i);
+		if ((rc = elem_object(p, arr, i, ep, &o)) != 0 ||
+		    (rc = check_keys(p, o, ep, passthrough_keys)) != 0 ||
+		    (rc = req_str(p, o, ep, "host", 0, &pt->host)) != 0)
+			return rc;
+		path_key(kp, ep, "host");
+		if ((rc = check_host_name(p, kp, pt->host)) != 0)
+			return rc;
+		if (!pt->host[0] || pt->host[0] == '*')
+			return fail(p, WEIR_EINVAL, kp, "must be an exact host name");
+		if (!json_object_object_get_ex(o, "backend", NULL)) {
+			path_key(kp, ep, "backend");
+			return fail(p, WEIR_EINVAL, kp, "required key missing");
+		}
+		if ((rc = opt_index(p, o, ep, "backend", t->nbackends, false, &pt->backend)) != 0)
+			return rc;
+		for (size_t j = 0; j < i; j++) {
+			if (strcmp(t->passthrough[j].host, pt->host) == 0)
+				return fail(p, WEIR_EINVAL, kp, "duplicate host \"%.64s\"",
+				            pt->host);
+		}
+	}
+	return 0;
+}
+
+static const char *const settings_keys[] = {"trusted_proxies",
+                                            "max_header_bytes",
+                                            "header_timeout_ms",
+                                            "keepalive_timeout_ms",
+                                            "upstream_keepalive",
+                                            "drain_window_ms",
+                                            NULL};
+static const char *const top_keys[] = {
+    "version", "generation",   "settings",        "hosts",       "backends",
+    "certs",   "default_cert", "default_backend", "passthrough", NULL};
+
+static int parse_settings(struct parser *p, json_object *root, struct route_settings *s)
+{
+	json_object *o;
+	int rc;
+	if ((rc = opt_object(p, root, "", "settings", &o)) != 0 || !o)
+		return rc;
+	if ((rc = check_keys(p, o, "settings", settings_keys)) != 0 ||
+	    (rc = parse_cidrs(p, o, "settings", "trusted_proxies", &s->trusted_proxies,
+	                      &s->ntrusted_proxies)) != 0 ||
+	    (rc = opt_u32(p, o, "settings", "max_header_bytes", &s->max_header_bytes)) != 0 ||
+	    (rc = opt_u32(p, o, "settings", "header_timeout_ms", &s->header_timeout_ms)) != 0 ||
+	    (rc = opt_u32(p, o, "settings", "keepalive_timeout_ms", &s->keepalive_timeout_ms)) !=
+	        0 ||
+	    (rc = opt_u32(p, o, "settings", "upstream_keepalive", &s->upstream_keepalive)) != 0 ||
+	    (rc = opt_u32(p, o, "settings", "drain_window_ms", &s->drain_window_ms)) != 0)
+		return rc;
+	return 0;
+}
+
+/* Line number (1-based) of byte offset off in json. */
+static unsigned line_of(const char *json, size_t len, size_t off)
+{
+	unsigned line = 1;
+	for (size_t i = 0; i < off && i < len; i++)
+		if (json[i] == '\n')
+			line++;
+	return line;
+}
+
+static int parse_document(struct parser *p, json_object *root, struct route_table *t)
+{
+	int rc;
+	int64_t version = 0, generation = 0;
+	bool present;
+
+	if (json_object_get_type(root) != json_type_object)
+		return fail(p, WEIR_EINVAL, "", "top level must be an object, not %s",
+		            type_name(json_object_get_type(root)));
+	/* The version first: a table of another version is refused whole,
+	 * whatever else it holds. */
+	if ((rc = opt_int(p, root, "", "version", INT64_MIN, INT64_MAX, &version, &present)) != 0) {
+		if (json_object_object_get_ex(root, "version", NULL))
+			return fail(p, WEIR_EVERSION, "version", "must be the integer %d",
+			            ROUTE_TABLE_VERSION);
+		return rc;
+	}
+	if (!present)
+		return fail(p, WEIR_EVERSION, "version", "required key missing");
+	if (version != ROUTE_TABLE_VERSION)
+		return fail(p, WEIR_EVERSION, "version", "unsupported version %lld (want %d)",
+		            (long long)version, ROUTE_TABLE_VERSION);
+	if ((rc = check_keys(p, root, "", top_keys)) != 0 ||
+	    (rc = opt_int(p, root, "", "generation", 0, INT64_MAX, &generation, NULL)) != 0 ||
+	    (rc = parse_settings(p, root, &t->settings)) != 0 ||
+	    (rc = parse_backends(p, root, t)) != 0 || (rc = parse_certs(p, root, t)) != 0 ||
+	    (rc = parse_hosts(p, root, t)) != 0 ||
+	    (rc = opt_index(p, root, "", "default_cert", t->ncerts, true, &t->default_cert)) != 0 ||
+	    (rc = opt_index(p, root, "", "default_backend", t->nbackends, true,
+	                    &t->default_backend)) != 0 ||
+	    (rc = parse_passthrough(p, root, t)) != 0)
+		return rc;
+	t->generation = (uint64_t)generation;
+	return 0;
+}
+
+int route_table_parse(const char *json, size_t len, struct route_table **out, char *err,
+                      size_t errlen)
+{
+	struct parser p = {err, errlen};
+	struct json_tokener *tok = NULL;
+	json_object *root = NULL;
+	struct route_table *t = NULL;
+	int rc;
+
+	if (err && errlen)
+		err[0] = '\0';
+	if (len > ROUTE_TABLE_MAX_BYTES) {
+		rc = fail(&p, WEIR_ETOOBIG, "", "table of %zu bytes is over the %u byte limit", len,
+		          ROUTE_TABLE_MAX_BYTES);
+		goto out;
+	}
+	tok = json_tokener_new();
+	if (!tok) {
+		rc = oom(&p, "");
+		goto out;
+	}
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+	root = json_tokener_parse_ex(tok, json, (int)len);
+	enum json_tokener_error jerr = json_tokener_get_error(tok);
+	size_t end = json_tokener_get_parse_end(tok);
+	if (jerr == json_tokener_continue) {
+		rc = fail(&p, WEIR_EPARSE, "", "json: unexpected end of document (line %u)",
+		          line_of(json, len, len));
+		goto out;
+	}
+	if (jerr != json_tokener_success || !root) {
+		rc = fail(&p, WEIR_EPARSE, "", "json: %s at line %u", json_tokener_error_desc(jerr),
+		          line_of(json, len, end));
+		goto out;
+	}
+	for (; end < len; end++) {
+		if (!strchr(" \t\r\n", json[end])) {
+			rc = fail(&p, WEIR_EPARSE, "", "json: trailing data at line %u",
+			          line_of(json, len, end));
+			goto out;
+		}
+	}
+	t = route_table_new();
+	if (!t) {
+		rc = oom(&p, "");
+		goto out;
+	}
+	rc = parse_document(&p, root, t);
+	if (rc != 0)
+		goto out;
+	*out = t;
+	t = NULL;
+out:
+	route_table_free(t);
+	json_object_put(root);
+	if (tok)
+		json_tokener_free(tok);
+	return rc;
+}
+
+/* ---------------------------------------------------------------- writer */
+
+/* Builder state: any allocation failure sets oom and the result is dropped. */
+struct writer {
+	bool oom;
+};
+
+static json_object *w_check(struct writer *w, json_object *o)
+{
+	if (!o)
+		w->oom = true;
+	return o;
+}
+
+static void w_put(struct writer *w, json_object *obj, const char *key, json_object *v)
+{
+	if (!obj) {
+		json_object_put(v);
+		return;
+	}
+	if (json_object_object_add(obj, key, v) != 0) {
+		json_object_put(v);
+		w->oom = true;
+	}
+}
+
+static void w_str(struct writer *w, json_object *obj, const char *key, const char *s)
+{
+	/* NULL is written as null: it is a value ("not set"), not an absent key. */
+	w_put(w, obj, key, s ? w_check(w, json_object_new_string(s)) : NULL);
+}
+
+static void w_int(struct writer *w, json_object *obj, const char *key, int64_t v)
+{
+	w_put(w, obj, key, w_check(w, json_object_new_int64(v)));
+}
+
+static void w_uint(struct writer *w, json_object *obj, const char *key, uint64_t v)
+{
+	w_put(w, obj, key, w_check(w, json_object_new_uint64(v)));
+}
+
+static void w_bool(struct writer *w, json_object *obj, const char *key, bool v)
+{
+	w_put(w, obj, key, w_check(w, json_object_new_boolean(v)));
+}
+
+static void w_append(struct writer *w, json_object *arr, json_object *v)
+{
+	if (!arr) {
+		json_object_put(v);
+		return;
+	}
+	if (json_object_array_add(arr, v) != 0) {
+		json_object_put(v);
+		w->oom = true;
+	}
+}
+
+static json_object *w_cidrs(struct writer *w, const struct route_cidr *c, size_t n)
+{
+	json_object *arr = w_check(w, json_object_new_array());
+	char buf[64];
+	for (size_t i = 0; i < n; i++) {
+		route_cidr_format(&c[i], buf, sizeof(buf));
+		w_append(w, arr, w_check(w, json_object_new_string(buf)));
+	}
+	return arr;
+}
+
+static json_object *w_headers(struct writer *w, const struct route_header *h, size_t n)
+{
+	json_object *arr = w_check(w, json_object_new_array());
+	for (size_t i = 0; i < n; i++) {
+		json_object *o = w_check(w, json_object_new_object());
+		w_str(w, o, "name", h[i].name);
+		w_str(w, o, "value", h[i].value);
+		w_append(w, arr, o);
+	}
+	return arr;
+}
+
+static json_object *w_policy(struct writer *w, const struct route_policy *p)
+{
+	json_object *o = w_check(w, json_object_new_object());
+	w_int(w, o, "connect_timeout_ms", p->connect_timeout_ms);
+	w_int(w, o, "read_timeout_ms", p->read_timeout_ms);
+	w_int(w, o, "send_timeout_ms", p->send_timeout_ms);
+	w_int(w, o, "body_limit", p->body_limit);
+	w_str(w, o, "backend_protocol", proto_names[p->backend_protocol == ROUTE_PROTO_HTTPS]);
+	w_bool(w, o, "ssl_redirect", p->ssl_redirect);
+	w_bool(w, o, "preserve_trailing_slash", p->preserve_trailing_slash);
+	w_str(w, o, "upstream_vhost", p->upstream_vhost);
+	w_str(w, o, "x_forwarded_prefix", p->x_forwarded_prefix);
+	w_str(w, o, "rewrite_target", p->rewrite_target);
+	w_int(w, o, "redirect_code", p->redirect_code);
+	w_str(w, o, "redirect_url", p->redirect_url);
+	w_str(w, o, "app_root", p->app_root);
+	w_str(w, o, "affinity", affinity_names[p->affinity == ROUTE_AFFINITY_COOKIE]);
+	w_str(w, o, "affinity_mode",
+	      affinity_mode_names[p->affinity_mode == ROUTE_AFFINITY_PERSISTENT]);
+
+	json_object *c = w_check(w, json_object_new_object());
+	/* A NULL name or CORS string means the default; write it out so the
+	 * text is complete and a re-read gives the same bytes. */
+	w_str(w, c, "name", p->cookie.name ? p->cookie.name : DEFAULT_COOKIE_NAME);
+	w_str(w, c, "path", p->cookie.path);
+	w_int(w, c, "max_age_s", p->cookie.max_age_s);
+	w_int(w, c, "expires_s", p->cookie.expires_s);
+	w_bool(w, c, "secure", p->cookie.secure);
+	w_str(w, c, "samesite", p->cookie.samesite);
+	w_put(w, o, "cookie", c);
+
+	w_str(w, o, "hash_by", p->hash_by);
+	w_str(w, o, "balance", balance_names[p->balance == ROUTE_BALANCE_EWMA]);
+	w_put(w, o, "allow", w_cidrs(w, p->allow, p->nallow));
+	w_put(w, o, "deny", w_cidrs(w, p->deny, p->ndeny));
+	w_int(w, o, "limit_connections", p->limit_connections);
+	w_int(w, o, "limit_rps", p->limit_rps);
+
+	json_object *cors = w_check(w, json_object_new_object());
+	w_bool(w, cors, "enabled", p->cors.enabled);
+	w_str(w, cors, "allow_origin",
+	      p->cors.allow_origin ? p->cors.allow_origin : DEFAULT_CORS_ORIGIN);
+	w_str(w, cors, "allow_methods",
+	      p->cors.allow_methods ? p->cors.allow_methods : DEFAULT_CORS_METHODS);
+	w_str(w, cors, "allow_headers",
+	      p->cors.allow_headers ? p->cors.allow_headers : DEFAULT_CORS_HEADERS);
+	w_str(w, cors, "expose_headers", p->cors.expose_headers);
+	w_bool(w, cors, "allow_credentials", p->cors.allow_credentials);
+	w_int(w, cors, "max_age_s", p->cors.max_age_s);
+	w_put(w, o, "cors", cors);
+
+	w_int(w, o, "ws_idle_timeout_ms", p->ws_idle_timeout_ms);
+	w_int(w, o, "ws_max_lifetime_ms", p->ws_max_lifetime_ms);
+	w_int(w, o, "ws_ping_interval_ms", p->ws_ping_interval_ms);
+	w_int(w, o, "drain_window_ms", p->drain_window_ms);
+	w_bool(w, o, "request_base", p->request_base);
+	w_bool(w, o, "origin_rewrite", p->origin_rewrite);
+	w_put(w, o, "request_headers", w_headers(w, p->request_headers, p->nrequest_headers));
+	w_put(w, o, "response_headers", w_headers(w, p->response_headers, p->nresponse_headers));
+	json_object *hide = w_check(w, json_object_new_array());
+	for (size_t i = 0; i < p->nhide_headers; i++)
+		w_append(w, hide, w_check(w, json_object_new_string(p->hide_headers[i])));
+	w_put(w, o, "hide_headers", hide);
+	return o;
+}
+
+static json_object *w_route(struct writer *w, const struct route *r)
+{
+	json_object *o = w_check(w, json_object_new_object());
+	w_str(w, o, "path", r->path ? r->path : "");
+	w_str(w, o, "match",
+	      match_names[r->match == ROUTE_MATCH_REGEX ? 2 : r->match == ROUTE_MATCH_PREFIX]);
+	w_int(w, o, "backend", r->backend);
+	w_str(w, o, "source", r->source ? r->source : "");
+	w_put(w, o, "policy", w_policy(w, &r->policy));
+	json_object *c = w_check(w, json_object_new_object());
+	w_int(w, c, "backend", r->canary.backend);
+	w_str(w, c, "by_header", r->canary.by_header);
+	w_str(w, c, "by_header_value", r->canary.by_header_value);
+	w_str(w, c, "by_cookie", r->canary.by_cookie);
+	w_int(w, c, "weight", r->canary.weight);
+	w_put(w, o, "canary", c);
+	return o;
+}
+
+static json_object *w_table(struct writer *w, const struct route_table *t)
+{
+	json_object *root = w_check(w, json_object_new_object());
+	w_int(w, root, "version", t->version);
+	w_uint(w, root, "generation", t->generation);
+
+	json_object *s = w_check(w, json_object_new_object());
+	w_put(w, s, "trusted_proxies",
+	      w_cidrs(w, t->settings.trusted_proxies, t->settings.ntrusted_proxies));
+	w_int(w, s, "max_header_bytes", t->settings.max_header_bytes);
+	w_int(w, s, "header_timeout_ms", t->settings.header_timeout_ms);
+	w_int(w, s, "keepalive_timeout_ms", t->settings.keepalive_timeout_ms);
+	w_int(w, s, "upstream_keepalive", t->settings.upstream_keepalive);
+	w_int(w, s, "drain_window_ms", t->settings.drain_window_ms);
+	w_put(w, root, "settings", s);
+
+	json_object *hosts = w_check(w, json_object_new_array());
+	for (size_t i = 0; i < t->nhosts; i++) {
+		const struct route_host *h = &t->hosts[i];
+		json_object *ho = w_check(w, json_object_new_object());
+		w_str(w, ho, "name", h->name ? h->name : "");
+		w_int(w, ho, "cert", h->cert);
+		json_object *routes = w_check(w, json_object_new_array());
+		for (size_t j = 0; j < h->nroutes; j++)
+			w_append(w, routes, w_route(w, &h->routes[j]));
+		w_put(w, ho, "routes", routes);
+		w_append(w, hosts, ho);
+	}
+	w_put(w, root, "hosts", hosts);
+
+	json_object *backends = w_check(w, json_object_new_array());
+	for (size_t i = 0; i < t->nbackends; i++) {
+		const struct route_backend *b = &t->backends[i];
+		json_object *bo = w_check(w, json_object_new_object());
+		w_str(w, bo, "name", b->name ? b->name : "");
+		json_object *eps = w_check(w, json_object_new_array());
+		for (size_t j = 0; j < b->nendpoints; j++) {
+			const struct route_endpoint *e = &b->endpoints[j];
+			json_object *eo = w_check(w, json_object_new_object());
+			w_str(w, eo, "address", e->address ? e->address : "");
+			w_int(w, eo, "port", e->port);
+			w_int(w, eo, "weight", e->weight);
+			w_bool(w, eo, "draining", e->draining);
+			w_append(w, eps, eo);
+		}
+		w_put(w, bo, "endpoints", eps);
+		w_append(w, backends, bo);
+	}
+	w_put(w, root, "backends", backends);
+
+	json_object *certs = w_check(w, json_object_new_array());
+	for (size_t i = 0; i < t->ncerts; i++) {
+		const struct route_cert *c = &t->certs[i];
+		json_object *co = w_check(w, json_object_new_object());
+		w_str(w, co, "name", c->name ? c->name : "");
+		w_str(w, co, "cert_pem", c->cert_pem ? c->cert_pem : "");
+		w_str(w, co, "key_pem", c->key_pem ? c->key_pem : "");
+		w_append(w, certs, co);
+	}
+	w_put(w, root, "certs", certs);
+	w_int(w, root, "default_cert", t->default_cert);
+	w_int(w, root, "default_backend", t->default_backend);
+
+	json_object *pts = w_check(w, json_object_new_array());
+	for (size_t i = 0; i < t->npassthrough; i++) {
+		json_object *po = w_check(w, json_object_new_object());
+		w_str(w, po, "host", t->passthrough[i].host ? t->passthrough[i].host : "");
+		w_int(w, po, "backend", t->passthrough[i].backend);
+		w_append(w, pts, po);
+	}
+	w_put(w, root, "passthrough", pts);
+	return root;
+}
+
+int route_table_serialize(const struct route_table *table, char **out, size_t *len)
+{
+	struct writer w = {false};
+	int rc = WEIR_ENOMEM;
+	json_object *root = w_table(&w, table);
+	char *buf = NULL;
+	if (w.oom || !root)
+		goto out;
+	size_t n = 0;
+	const char *text = json_object_to_json_string_length(
+	    root,
+	    JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED | JSON_C_TO_STRING_NOSLASHESCAPE, &n);
+	if (!text)
+		goto out;
+	buf = malloc(n + 2);
+	if (!buf)
+		goto out;
+	memcpy(buf, text, n);
+	buf[n] = '\n';
+	buf[n + 1] = '\0';
+	*out = buf;
+	*len = n + 1;
+	rc = 0;
+out:
+	json_object_put(root);
+	return rc;
+}
