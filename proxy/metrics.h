@@ -11,7 +11,8 @@
  * route matched), status the code sent to the client, upstream_seconds < 0 when no upstream.
  * host/path are borrowed for the call only (copied when a new label set is first seen). At
  * most METRICS_MAX_SERIES distinct (host, path, code) sets are kept; later new ones are
- * counted in one overflow series labelled host="~overflow",path="~overflow",code="other". */
+ * counted per status code in overflow series labelled host="~overflow",path="~overflow".
+ * A status outside 0..999 is counted as code "0". */
 void metrics_request(const char *host, const char *path, int status, double upstream_seconds);
 
 /* Open client connections: +1 on accept, -1 on close. */
