@@ -1,0 +1,412 @@
+/* The route table contract: defaults, the strict reader (every refusal names
+ * the JSON path), the stable writer (byte-identical round trip), CIDRs. */
+#include "check.h"
+#include "common/error.h"
+#include "common/route_table.h"
+
+#include <arpa/inet.h>
+#include <stdlib.h>
+
+static void test_defaults(void)
+{
+	struct route_table *t = route_table_new();
+	CHECK(t != NULL);
+	CHECK_INT(t->version, 1);
+	CHECK_INT(t->settings.max_header_bytes, 32768);
+	CHECK_INT(t->settings.header_timeout_ms, 10000);
+	CHECK_INT(t->settings.keepalive_timeout_ms, 75000);
+	CHECK_INT(t->settings.upstream_keepalive, 32);
+	CHECK_INT(t->settings.drain_window_ms, 30000);
+	CHECK_INT(t->default_cert, -1);
+	CHECK_INT(t->default_backend, -1);
+	route_table_free(t);
+	route_table_free(NULL);
+
+	struct route_policy p;
+	route_policy_init(&p);
+	CHECK_INT(p.connect_timeout_ms, 5000);
+	CHECK_INT(p.read_timeout_ms, 60000);
+	CHECK_INT(p.send_timeout_ms, 60000);
+	CHECK_INT(p.body_limit, 1048576);
+	CHECK_STR(p.cookie.name, "INGRESSCOOKIE");
+	CHECK_INT(p.cookie.max_age_s, -1);
+	CHECK_INT(p.cookie.expires_s, -1);
+	CHECK(p.cookie.path == NULL && p.cookie.samesite == NULL);
+	CHECK(!p.cors.enabled);
+	CHECK_STR(p.cors.allow_origin, "*");
+	CHECK_STR(p.cors.allow_methods, "GET, PUT, POST, DELETE, PATCH, OPTIONS");
+	CHECK_STR(p.cors.allow_headers, "DNT,Keep-Alive,User-Agent,X-Requested-With,"
+	                                "If-Modified-Since,Cache-Control,Content-Type,Range,"
+	                                "Authorization");
+	CHECK(p.cors.allow_credentials);
+	CHECK_INT(p.cors.max_age_s, 1728000);
+	CHECK_INT(p.ws_idle_timeout_ms, 3600000);
+	CHECK_INT(p.drain_window_ms, 30000);
+	CHECK_INT(p.backend_protocol, ROUTE_PROTO_HTTP);
+	CHECK_INT(p.balance, ROUTE_BALANCE_ROUND_ROBIN);
+	CHECK_INT(p.affinity, ROUTE_AFFINITY_NONE);
+	route_policy_cleanup(&p);
+}
+
+static struct route_table *parse_ok(const char *json)
+{
+	struct route_table *t = NULL;
+	char err[256] = "";
+	int rc = route_table_parse(json, strlen(json), &t, err, sizeof(err));
+	CHECK_INT(rc, 0);
+	if (rc != 0)
+		fprintf(stderr, "  unexpected error: %s\n", err);
+	return t;
+}
+
+static void test_minimal(void)
+{
+	const char *json = "{\"version\":1,\"generation\":7,"
+	                   "\"backends\":[{\"name\":\"default/web:80\",\"endpoints\":"
+	                   "[{\"address\":\"127.0.0.1\",\"port\":8081}]}],"
+	                   "\"hosts\":[{\"name\":\"a.example.com\",\"routes\":"
+	                   "[{\"path\":\"/\",\"match\":\"prefix\",\"backend\":0}]}]}";
+	struct route_table *t = parse_ok(json);
+	if (!t)
+		return;
+	CHECK_INT(t->generation, 7);
+	CHECK_INT(t->nhosts, 1);
+	CHECK_STR(t->hosts[0].name, "a.example.com");
+	CHECK_INT(t->hosts[0].cert, -1);
+	CHECK_INT(t->hosts[0].nroutes, 1);
+	const struct route *r = &t->hosts[0].routes[0];
+	CHECK_STR(r->path, "/");
+	CHECK_INT(r->match, ROUTE_MATCH_PREFIX);
+	CHECK_INT(r->backend, 0);
+	CHECK_STR(r->source, "");
+	CHECK_INT(r->canary.backend, -1);
+	CHECK_INT(r->policy.read_timeout_ms, 60000);
+	CHECK_STR(r->policy.cookie.name, "INGRESSCOOKIE");
+	CHECK_INT(t->backends[0].endpoints[0].port, 8081);
+	CHECK_INT(t->backends[0].endpoints[0].weight, 1);
+	CHECK(!t->backends[0].endpoints[0].draining);
+	CHECK_INT(t->settings.max_header_bytes, 32768);
+	CHECK_INT(t->default_backend, -1);
+	route_table_free(t);
+
+	/* The smallest valid table. */
+	t = parse_ok("{\"version\": 1}\n");
+	if (t) {
+		CHECK_INT(t->nhosts, 0);
+		CHECK_INT(t->generation, 0);
+	}
+	route_table_free(t);
+}
+
+struct refusal {
+	const char *json;
+	int rc;
+	const char *err;
+};
+
+static const struct refusal refusals[] = {
+    {"", WEIR_EPARSE, "json: unexpected end of document (line 1)"},
+    {"{\"version\":1,}", WEIR_EPARSE, NULL},
+    {"{\"version\":1} x", WEIR_EPARSE, "json: unexpected character at line 1"},
+    {"[1]", WEIR_EINVAL, "top level must be an object, not an array"},
+    {"{}", WEIR_EVERSION, "version: required key missing"},
+    {"{\"version\":2}", WEIR_EVERSION, "version: unsupported version 2 (want 1)"},
+    {"{\"version\":\"1\"}", WEIR_EVERSION, "version: must be the integer 1"},
+    {"{\"version\":1,\"colour\":3}", WEIR_EINVAL, "colour: unknown key"},
+    {"{\"version\":1,\"generation\":-1}", WEIR_EINVAL,
+     "generation: -1 out of range 0..9223372036854775807"},
+    {"{\"version\":1,\"settings\":{\"max_header_bytes\":\"big\"}}", WEIR_EINVAL,
+     "settings.max_header_bytes: must be an integer, not a string"},
+    {"{\"version\":1,\"settings\":{\"header_timeout_ms\":1.5}}", WEIR_EINVAL,
+     "settings.header_timeout_ms: must be an integer, not a number with a fraction"},
+    {"{\"version\":1,\"settings\":{\"drain_window_ms\":4294967296}}", WEIR_EINVAL,
+     "settings.drain_window_ms: 4294967296 out of range 0..4294967295"},
+    {"{\"version\":1,\"settings\":{\"trusted_proxies\":[\"10.0.0.0/33\"]}}", WEIR_EINVAL,
+     "settings.trusted_proxies[0]: bad CIDR \"10.0.0.0/33\""},
+    {"{\"version\":1,\"settings\":{\"trusted_proxies\":[\"fe80::/200\"]}}", WEIR_EINVAL,
+     "settings.trusted_proxies[0]: bad CIDR \"fe80::/200\""},
+    {"{\"version\":1,\"settings\":{\"trusted_proxies\":[\"example.com\"]}}", WEIR_EINVAL,
+     "settings.trusted_proxies[0]: bad CIDR \"example.com\""},
+    {"{\"version\":1,\"hosts\":{}}", WEIR_EINVAL, "hosts: must be an array, not an object"},
+    {"{\"version\":1,\"hosts\":[{\"name\":\"A.example.com\"}]}", WEIR_EINVAL,
+     "hosts[0].name: \"A.example.com\" must be lowercase"},
+    {"{\"version\":1,\"hosts\":[{\"name\":\"a.com:80\"}]}", WEIR_EINVAL,
+     "hosts[0].name: \"a.com:80\" is not a valid host name"},
+    {"{\"version\":1,\"hosts\":[{\"name\":\"a..com\"}]}", WEIR_EINVAL,
+     "hosts[0].name: \"a..com\" has an empty label"},
+    {"{\"version\":1,\"hosts\":[{\"name\":\"a.b\"},{\"name\":\"c\"},{\"name\":\"a.b\"}]}",
+     WEIR_EINVAL, "hosts[2].name: duplicate host \"a.b\""},
+    {"{\"version\":1,\"hosts\":[{\"cert\":0}]}", WEIR_EINVAL,
+     "hosts[0].cert: index 0 out of range"},
+    {"{\"version\":1,\"hosts\":[{\"routes\":[{\"match\":\"exact\"}]}]}", WEIR_EINVAL,
+     "hosts[0].routes[0].path: required key missing"},
+    {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/\"}]}]}", WEIR_EINVAL,
+     "hosts[0].routes[0].match: required key missing"},
+    {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/\",\"match\":\"Prefix\"}]}]}",
+     WEIR_EINVAL,
+     "hosts[0].routes[0].match: unknown value \"Prefix\" (want \"exact\", \"prefix\", "
+     "\"regex\")"},
+    {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"x\",\"match\":\"exact\"}]}]}", WEIR_EINVAL,
+     "hosts[0].routes[0].path: \"x\" must start with '/'"},
+    {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/\",\"match\":\"prefix\","
+     "\"backend\":9}]}]}",
+     WEIR_EINVAL, "hosts[0].routes[0].backend: index 9 out of range"},
+    {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/a\\r\\nb\",\"match\":\"prefix\"}]}]}",
+     WEIR_EINVAL, "hosts[0].routes[0].path: contains CR or LF"},
+    {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/a\\u0000b\",\"match\":\"prefix\"}]}]}",
+     WEIR_EINVAL, "hosts[0].routes[0].path: contains a NUL character"},
+    {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/\",\"match\":\"prefix\","
+     "\"policy\":{\"request_headers\":[{\"name\":\"X Bad\",\"value\":\"v\"}]}}]}]}",
+     WEIR_EINVAL,
+     "hosts[0].routes[0].policy.request_headers[0].name: \"X Bad\" is not an HTTP token"},
+    {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/\",\"match\":\"prefix\","
+     "\"policy\":{\"response_headers\":[{\"name\":\"X-A\",\"value\":\"v\\nInjected: 1\"}]}}]}]}",
+     WEIR_EINVAL, "hosts[0].routes[0].policy.response_headers[0].value: contains CR or LF"},
+    {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/\",\"match\":\"prefix\","
+     "\"policy\":{\"redirect_code\":301,\"redirect_url\":\"https://x/\\r\\n\"}}]}]}",
+     WEIR_EINVAL, "hosts[0].routes[0].policy.redirect_url: contains CR or LF"},
+    {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/\",\"match\":\"prefix\","
+     "\"policy\":{\"redirect_code\":303,\"redirect_url\":\"https://x/\"}}]}]}",
+     WEIR_EINVAL, "hosts[0].routes[0].policy.redirect_code: 303 is not 0, 301, 302, 307 or 308"},
+    {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/\",\"match\":\"prefix\","
+     "\"policy\":{\"hide_headers\":[\"Server\",\"\"]}}]}]}",
+     WEIR_EINVAL, "hosts[0].routes[0].policy.hide_headers[1]: \"\" is not an HTTP token"},
+    {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/\",\"match\":\"prefix\","
+     "\"policy\":{\"backend_protocol\":\"https\"}}]}]}",
+     WEIR_EINVAL,
+     "hosts[0].routes[0].policy.backend_protocol: unknown value \"https\" (want \"HTTP\", "
+     "\"HTTPS\")"},
+    {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/\",\"match\":\"prefix\","
+     "\"policy\":{\"cookie\":{\"samesite\":\"lax\"}}}]}]}",
+     WEIR_EINVAL,
+     "hosts[0].routes[0].policy.cookie.samesite: unknown value \"lax\" (want \"None\", "
+     "\"Lax\" or \"Strict\")"},
+    {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/\",\"match\":\"prefix\","
+     "\"policy\":{\"deny\":[\"1.2.3.4/\"]}}]}]}",
+     WEIR_EINVAL, "hosts[0].routes[0].policy.deny[0]: bad CIDR \"1.2.3.4/\""},
+    {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/\",\"match\":\"prefix\","
+     "\"policy\":{\"ssl_redirect\":1}}]}]}",
+     WEIR_EINVAL, "hosts[0].routes[0].policy.ssl_redirect: must be a boolean, not an integer"},
+    {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/\",\"match\":\"prefix\","
+     "\"canary\":{\"weight\":101}}]}]}",
+     WEIR_EINVAL, "hosts[0].routes[0].canary.weight: 101 out of range 0..100"},
+    {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/\",\"match\":\"prefix\","
+     "\"canary\":{\"backend\":0}}]}]}",
+     WEIR_EINVAL, "hosts[0].routes[0].canary.backend: index 0 out of range"},
+    {"{\"version\":1,\"backends\":[{\"endpoints\":[{\"address\":\"10.0.0.1\",\"port\":0}]}]}",
+     WEIR_EINVAL, "backends[0].endpoints[0].port: 0 out of range 1..65535"},
+    {"{\"version\":1,\"backends\":[{\"endpoints\":[{\"address\":\"10.0.0.1\",\"port\":65536}]}]}",
+     WEIR_EINVAL, "backends[0].endpoints[0].port: 65536 out of range 1..65535"},
+    {"{\"version\":1,\"backends\":[{\"endpoints\":[{\"address\":\"web\",\"port\":80}]}]}",
+     WEIR_EINVAL, "backends[0].endpoints[0].address: \"web\" is not an IP address"},
+    {"{\"version\":1,\"backends\":[{\"endpoints\":[{\"address\":\"::1\"}]}]}", WEIR_EINVAL,
+     "backends[0].endpoints[0].port: required key missing"},
+    {"{\"version\":1,\"backends\":[{\"endpoints\":[{\"address\":\"::1\",\"port\":1,"
+     "\"weight\":0}]}]}",
+     WEIR_EINVAL, "backends[0].endpoints[0].weight: 0 out of range 1..4294967295"},
+    {"{\"version\":1,\"backends\":[{\"name\":\"a\"},{\"name\":\"a\"}]}", WEIR_EINVAL,
+     "backends[1].name: duplicate backend name \"a\""},
+    {"{\"version\":1,\"backends\":[3]}", WEIR_EINVAL,
+     "backends[0]: must be an object, not an integer"},
+    {"{\"version\":1,\"certs\":[{\"name\":\"x\",\"cert_pem\":\"c\"}]}", WEIR_EINVAL,
+     "certs[0].key_pem: required key missing"},
+    {"{\"version\":1,\"default_backend\":0}", WEIR_EINVAL, "default_backend: index 0 out of range"},
+    {"{\"version\":1,\"default_cert\":-2}", WEIR_EINVAL, "default_cert: index -2 out of range"},
+    {"{\"version\":1,\"backends\":[{}],\"passthrough\":[{\"host\":\"a.b\",\"backend\":-1}]}",
+     WEIR_EINVAL, "passthrough[0].backend: index -1 out of range"},
+    {"{\"version\":1,\"backends\":[{}],\"passthrough\":[{\"host\":\"a.b\",\"backend\":0},"
+     "{\"host\":\"a.b\",\"backend\":0}]}",
+     WEIR_EINVAL, "passthrough[1].host: duplicate host \"a.b\""},
+};
+
+static void test_refusals(void)
+{
+	for (size_t i = 0; i < sizeof(refusals) / sizeof(refusals[0]); i++) {
+		const struct refusal *r = &refusals[i];
+		struct route_table *t = NULL;
+		char err[256] = "";
+		int rc = route_table_parse(r->json, strlen(r->json), &t, err, sizeof(err));
+		CHECK_INT(rc, r->rc);
+		CHECK(t == NULL);
+		if (r->err)
+			CHECK_STR(err, r->err);
+		else
+			CHECK(err[0] != '\0');
+		if (rc != r->rc || (r->err && strcmp(err, r->err) != 0))
+			fprintf(stderr, "  case %zu: %s\n", i, r->json);
+	}
+	/* The size cap is checked before anything is read. */
+	struct route_table *t = NULL;
+	char err[128];
+	CHECK_INT(route_table_parse("{}", (size_t)ROUTE_TABLE_MAX_BYTES + 1, &t, err, sizeof(err)),
+	          WEIR_ETOOBIG);
+	CHECK(t == NULL);
+}
+
+/* A table with every kind of field set away from its default. */
+static const char rich[] =
+    "{\"version\":1,\"generation\":12345678901,"
+    "\"settings\":{\"trusted_proxies\":[\"10.0.0.0/8\",\"2001:db8::/32\",\"192.168.1.7\"],"
+    "\"max_header_bytes\":16384,\"header_timeout_ms\":5000,\"keepalive_timeout_ms\":1000,"
+    "\"upstream_keepalive\":4,\"drain_window_ms\":2000},"
+    "\"backends\":[{\"name\":\"default/web:80\",\"endpoints\":["
+    "{\"address\":\"10.0.0.5\",\"port\":8080,\"weight\":3,\"draining\":true},"
+    "{\"address\":\"fd00::5\",\"port\":8081}]},{\"name\":\"default/canary:80\"}],"
+    "\"certs\":[{\"name\":\"default/tls\",\"cert_pem\":\"-----BEGIN CERTIFICATE-----\\nAAA\\n"
+    "-----END CERTIFICATE-----\\n\",\"key_pem\":\"-----BEGIN PRIVATE KEY-----\\nBBB\\n\"}],"
+    "\"hosts\":[{\"name\":\"\",\"routes\":[{\"path\":\"/\",\"match\":\"prefix\",\"backend\":0}]},"
+    "{\"name\":\"*.example.com\",\"cert\":0,\"routes\":["
+    "{\"path\":\"/user/([^/]+)/api\",\"match\":\"regex\",\"backend\":0,\"source\":\"ns/jh\","
+    "\"policy\":{\"connect_timeout_ms\":1,\"read_timeout_ms\":2,\"send_timeout_ms\":3,"
+    "\"body_limit\":0,\"backend_protocol\":\"HTTPS\",\"ssl_redirect\":true,"
+    "\"preserve_trailing_slash\":true,\"upstream_vhost\":\"internal\","
+    "\"x_forwarded_prefix\":\"/jh\",\"rewrite_target\":\"/$1\",\"redirect_code\":308,"
+    "\"redirect_url\":\"https://elsewhere/\",\"app_root\":\"/app\",\"affinity\":\"cookie\","
+    "\"affinity_mode\":\"persistent\",\"cookie\":{\"name\":\"route\",\"path\":\"/u\","
+    "\"max_age_s\":60,\"expires_s\":120,\"secure\":true,\"samesite\":\"Strict\"},"
+    "\"hash_by\":\"$remote_addr\",\"balance\":\"ewma\",\"allow\":[\"127.0.0.0/8\"],"
+    "\"deny\":[\"::1\"],\"limit_connections\":5,\"limit_rps\":10,\"cors\":{\"enabled\":true,"
+    "\"allow_origin\":\"https://a\",\"allow_methods\":\"GET\",\"allow_headers\":\"X-A\","
+    "\"expose_headers\":\"X-B\",\"allow_credentials\":false,\"max_age_s\":5},"
+    "\"ws_idle_timeout_ms\":45000,\"ws_max_lifetime_ms\":600000,\"ws_ping_interval_ms\":20000,"
+    "\"drain_window_ms\":1000,\"request_base\":true,\"origin_rewrite\":true,"
+    "\"request_headers\":[{\"name\":\"X-Req\",\"value\":\"1\"}],"
+    "\"response_headers\":[{\"name\":\"X-Resp\",\"value\":\"caf\\u00e9 \\\"q\\\" \\\\ /\"}],"
+    "\"hide_headers\":[\"Server\",\"X-Powered-By\"]},"
+    "\"canary\":{\"backend\":1,\"by_header\":\"X-Canary\",\"by_header_value\":\"yes\","
+    "\"by_cookie\":\"canary\",\"weight\":25}},"
+    "{\"path\":\"/exact\",\"match\":\"exact\"}]}],"
+    "\"default_cert\":0,\"default_backend\":0,"
+    "\"passthrough\":[{\"host\":\"gocd.example.com\",\"backend\":1}]}";
+
+static void test_round_trip(void)
+{
+	struct route_table *t = parse_ok(rich);
+	if (!t)
+		return;
+	CHECK_INT(t->generation, 12345678901LL);
+	const struct route *r = &t->hosts[1].routes[0];
+	CHECK_INT(r->match, ROUTE_MATCH_REGEX);
+	CHECK_INT(r->policy.backend_protocol, ROUTE_PROTO_HTTPS);
+	CHECK_INT(r->policy.affinity_mode, ROUTE_AFFINITY_PERSISTENT);
+	CHECK_STR(r->policy.cookie.samesite, "Strict");
+	CHECK_INT(r->policy.nallow, 1);
+	CHECK_INT(r->policy.deny[0].prefix_len, 128);
+	CHECK_STR(r->policy.response_headers[0].value, "caf\xc3\xa9 \"q\" \\ /");
+	CHECK_INT(r->canary.weight, 25);
+	CHECK_STR(t->certs[0].key_pem, "-----BEGIN PRIVATE KEY-----\nBBB\n");
+	CHECK_INT(t->settings.ntrusted_proxies, 3);
+	CHECK_INT(t->settings.trusted_proxies[2].prefix_len, 32);
+
+	char *a = NULL, *b = NULL, *c = NULL;
+	size_t alen = 0, blen = 0, clen = 0;
+	CHECK_INT(route_table_serialize(t, &a, &alen), 0);
+	CHECK(a && strlen(a) == alen);
+	struct route_table *t2 = a ? parse_ok(a) : NULL;
+	if (t2) {
+		CHECK_INT(route_table_serialize(t2, &b, &blen), 0);
+		CHECK_INT(alen, blen);
+		CHECK(b && strcmp(a, b) == 0);
+		struct route_table *t3 = parse_ok(b);
+		if (t3) {
+			CHECK_INT(route_table_serialize(t3, &c, &clen), 0);
+			CHECK(c && strcmp(b, c) == 0);
+		}
+		route_table_free(t3);
+		CHECK_STR(t2->hosts[1].routes[0].policy.rewrite_target, "/$1");
+		CHECK_INT(t2->generation, 12345678901LL);
+	}
+	/* Every field is written, including defaults and NULLs. */
+	if (a) {
+		CHECK(strstr(a, "\"expose_headers\": \"X-B\"") != NULL);
+		CHECK(strstr(a, "\"upstream_vhost\": null") != NULL);
+		CHECK(strstr(a, "\"ws_idle_timeout_ms\": 3600000") != NULL);
+		CHECK(strstr(a, "\"https://elsewhere/\"") != NULL);
+		CHECK(a[alen - 1] == '\n');
+	}
+	free(a);
+	free(b);
+	free(c);
+	route_table_free(t2);
+	route_table_free(t);
+
+	/* A table built in memory (the controller's way) round-trips too. */
+	struct route_table *m = route_table_new();
+	char *x = NULL, *y = NULL;
+	size_t xl, yl;
+	CHECK_INT(route_table_serialize(m, &x, &xl), 0);
+	struct route_table *m2 = x ? parse_ok(x) : NULL;
+	if (m2) {
+		CHECK_INT(route_table_serialize(m2, &y, &yl), 0);
+		CHECK(y && strcmp(x, y) == 0);
+	}
+	free(x);
+	free(y);
+	route_table_free(m2);
+	route_table_free(m);
+}
+
+static bool contains(const char *net, const char *ip)
+{
+	struct route_cidr c;
+	uint8_t a[16];
+	if (route_cidr_parse(net, &c) != 0)
+		return false;
+	if (inet_pton(AF_INET, ip, a) == 1)
+		return route_cidr_contains(&c, 4, a);
+	if (inet_pton(AF_INET6, ip, a) == 1)
+		return route_cidr_contains(&c, 6, a);
+	return false;
+}
+
+static void test_cidr(void)
+{
+	struct route_cidr c;
+	char buf[64];
+	CHECK_INT(route_cidr_parse("10.1.2.3/8", &c), 0);
+	CHECK_INT(c.family, 4);
+	CHECK_INT(c.prefix_len, 8);
+	route_cidr_format(&c, buf, sizeof(buf));
+	CHECK_STR(buf, "10.0.0.0/8");
+	CHECK_INT(route_cidr_parse("2001:db8::1", &c), 0);
+	route_cidr_format(&c, buf, sizeof(buf));
+	CHECK_STR(buf, "2001:db8::1/128");
+	CHECK_INT(route_cidr_parse("0.0.0.0/0", &c), 0);
+	CHECK_INT(route_cidr_parse("1.2.3.4/33", &c), WEIR_EINVAL);
+	CHECK_INT(route_cidr_parse("1.2.3/24", &c), WEIR_EINVAL);
+	CHECK_INT(route_cidr_parse("1.2.3.4/-1", &c), WEIR_EINVAL);
+	CHECK_INT(route_cidr_parse("1.2.3.4/ 8", &c), WEIR_EINVAL);
+	CHECK_INT(route_cidr_parse("::/129", &c), WEIR_EINVAL);
+	CHECK_INT(route_cidr_parse("", &c), WEIR_EINVAL);
+
+	CHECK(contains("10.0.0.0/8", "10.255.1.2"));
+	CHECK(!contains("10.0.0.0/8", "11.0.0.1"));
+	CHECK(contains("192.168.1.0/25", "192.168.1.127"));
+	CHECK(!contains("192.168.1.0/25", "192.168.1.128"));
+	CHECK(contains("0.0.0.0/0", "8.8.8.8"));
+	CHECK(contains("127.0.0.1", "127.0.0.1"));
+	CHECK(!contains("127.0.0.1", "127.0.0.2"));
+	CHECK(contains("2001:db8::/32", "2001:db8:1::5"));
+	CHECK(!contains("2001:db8::/32", "2001:db9::5"));
+	CHECK(contains("fe80::/10", "febf::1"));
+	CHECK(!contains("fe80::/10", "fec0::1"));
+	CHECK(contains("::1", "::1"));
+	/* IPv4-mapped IPv6 peers match IPv4 networks, and IPv4 peers match a
+	 * mapped IPv6 network. */
+	CHECK(contains("10.0.0.0/8", "::ffff:10.9.8.7"));
+	CHECK(!contains("10.0.0.0/8", "::ffff:11.9.8.7"));
+	CHECK(!contains("10.0.0.0/8", "::10.9.8.7"));
+	CHECK(contains("::ffff:10.0.0.0/104", "10.1.1.1"));
+	CHECK(!contains("2001:db8::/32", "10.1.1.1"));
+	CHECK(!contains("10.0.0.0/8", "2001:db8::1"));
+}
+
+int main(void)
+{
+	test_defaults();
+	test_minimal();
+	test_refusals();
+	test_round_trip();
+	test_cidr();
+	return check_finish("route_table_test");
+}
