@@ -1,0 +1,689 @@
+/* proxy/table.c - a route table made ready to serve: regexes compiled, TLS
+ * contexts loaded, host index built; reference counted and published as the
+ * process-wide current table with one atomic pointer store. */
+#define PCRE2_CODE_UNIT_WIDTH 8
+
+#include "table.h"
+#include "error.h"
+#include "log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <pcre2.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Longest host name compared (DNS allows 253); longer ones only reach "". */
+#define HOST_MAX 256
+#define CAPTURES_MAX 10
+
+/* One name in a sorted index; for wildcards the name is what follows "*.". */
+struct host_entry {
+	const char *name;
+	size_t len;
+	const struct route_host *host;
+};
+
+/* Per route, precomputed at load time. */
+struct route_ext {
+	size_t cmp_len; /* Exact: strlen(path); Prefix: length without trailing '/' */
+	pcre2_code *re; /* Regex routes only */
+	int ncaptures;  /* Regex: 1 + capture groups, at most CAPTURES_MAX */
+};
+
+struct table {
+	atomic_uint refs;
+	struct route_table *rt;
+	struct host_entry *exact; /* sorted by name */
+	size_t nexact;
+	struct host_entry *wild; /* sorted by name (suffix after "*.") */
+	size_t nwild;
+	const struct route_host *any; /* the "" host, or NULL */
+	struct route_ext **ext;       /* ext[host index][route index] */
+	SSL_CTX **ctx;                /* one per cert */
+	atomic_uint *rr;              /* one round-robin counter per backend */
+};
+
+/* ------------------------------------------------------------ lifetime */
+
+static void table_free(struct table *t)
+{
+	if (!t)
+		return;
+	if (t->ext) {
+		for (size_t i = 0; i < t->rt->nhosts; i++) {
+			if (!t->ext[i])
+				continue;
+			for (size_t j = 0; j < t->rt->hosts[i].nroutes; j++)
+				pcre2_code_free(t->ext[i][j].re);
+			free(t->ext[i]);
+		}
+		free(t->ext);
+	}
+	if (t->ctx) {
+		for (size_t i = 0; i < t->rt->ncerts; i++)
+			SSL_CTX_free(t->ctx[i]);
+		free(t->ctx);
+	}
+	free(t->exact);
+	free(t->wild);
+	free(t->rr);
+	route_table_free(t->rt);
+	free(t);
+}
+
+void table_ref(struct table *t)
+{
+	atomic_fetch_add_explicit(&t->refs, 1, memory_order_relaxed);
+}
+
+void table_unref(struct table *t)
+{
+	if (!t)
+		return;
+	if (atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) == 1)
+		table_free(t);
+}
+
+const struct route_table *table_routes(const struct table *t)
+{
+	return t->rt;
+}
+
+/* ------------------------------------------------------------ building */
+
+static int host_entry_cmp(const void *a, const void *b)
+{
+	const struct host_entry *x = a, *y = b;
+	size_t n = x->len < y->len ? x->len : y->len;
+	int c = memcmp(x->name, y->name, n);
+	if (c)
+		return c;
+	return x->len < y->len ? -1 : x->len > y->len;
+}
+
+static int build_host_index(struct table *t, char *err, size_t errlen)
+{
+	const struct route_table *rt = t->rt;
+	size_t ne = 0, nw = 0;
+	if (rt->nhosts) {
+		t->exact = calloc(rt->nhosts, sizeof(*t->exact));
+		t->wild = calloc(rt->nhosts, sizeof(*t->wild));
+		if (!t->exact || !t->wild) {
+			snprintf(err, errlen, "out of memory");
+			return WEIR_ENOMEM;
+		}
+	}
+	for (size_t i = 0; i < rt->nhosts; i++) {
+		const struct route_host *h = &rt->hosts[i];
+		if (h->name[0] == '\0')
+			t->any = h;
+		else if (h->name[0] == '*')
+			t->wild[nw++] = (struct host_entry){h->name + 2, strlen(h->name + 2), h};
+		else
+			t->exact[ne++] = (struct host_entry){h->name, strlen(h->name), h};
+	}
+	t->nexact = ne;
+	t->nwild = nw;
+	if (ne)
+		qsort(t->exact, ne, sizeof(*t->exact), host_entry_cmp);
+	if (nw)
+		qsort(t->wild, nw, sizeof(*t->wild), host_entry_cmp);
+	return 0;
+}
+
+static int compile_routes(struct table *t, char *err, size_t errlen)
+{
+	const struct route_table *rt = t->rt;
+	if (!rt->nhosts)
+		return 0;
+	t->ext = calloc(rt->nhosts, sizeof(*t->ext));
+	if (!t->ext)
+		goto oom;
+	for (size_t i = 0; i < rt->nhosts; i++) {
+		const struct route_host *h = &rt->hosts[i];
+		if (!h->nroutes)
+			continue;
+		t->ext[i] = calloc(h->nroutes, sizeof(**t->ext));
+		if (!t->ext[i])
+			goto oom;
+		for (size_t j = 0; j < h->nroutes; j++) {
+			const struct route *r = &h->routes[j];
+			struct route_ext *x = &t->ext[i][j];
+			size_t len = strlen(r->path);
+			if (r->match == ROUTE_MATCH_EXACT) {
+				x->cmp_len = len;
+				continue;
+			}
+			if (r->match == ROUTE_MATCH_PREFIX) {
+				while (len > 0 && r->path[len - 1] == '/')
+					len--;
+				x->cmp_len = len;
+				continue;
+			}
+			int ecode;
+			PCRE2_SIZE eoff;
+			x->re = pcre2_compile((PCRE2_SPTR)r->path, len,
+			                      PCRE2_CASELESS | PCRE2_ANCHORED, &ecode, &eoff, NULL);
+			if (!x->re) {
+				PCRE2_UCHAR msg[160];
+				pcre2_get_error_message(ecode, msg, sizeof(msg));
+				snprintf(err, errlen,
+				         "hosts[%zu].routes[%zu].path: bad regex: %s at offset %zu",
+				         i, j, (const char *)msg, (size_t)eoff);
+				return WEIR_EINVAL;
+			}
+			uint32_t groups = 0;
+			pcre2_pattern_info(x->re, PCRE2_INFO_CAPTURECOUNT, &groups);
+			x->ncaptures = groups + 1 > CAPTURES_MAX ? CAPTURES_MAX : (int)groups + 1;
+			/* JIT is an optimisation only: the interpreter is the fallback. */
+			(void)pcre2_jit_compile(x->re, PCRE2_JIT_COMPLETE);
+		}
+	}
+	return 0;
+oom:
+	snprintf(err, errlen, "out of memory");
+	return WEIR_ENOMEM;
+}
+
+/* Pick "http/1.1" when the client offers it; otherwise go on without ALPN
+ * (clients that send no ALPN never get here). */
+static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+                       const unsigned char *in, unsigned int inlen, void *arg)
+{
+	static const unsigned char h11[] = "http/1.1";
+	unsigned int i = 0;
+	while (i < inlen) {
+		unsigned int l = in[i];
+		if (i + 1 + l > inlen)
+			break;
+		if (l == sizeof(h11) - 1 && memcmp(in + i + 1, h11, l) == 0) {
+			*out = in + i + 1;
+			*outlen = (unsigned char)l;
+			return SSL_TLSEXT_ERR_OK;
+		}
+		i += 1 + l;
+	}
+	return SSL_TLSEXT_ERR_NOACK;
+}
+
+/* The first queued OpenSSL error as text (the queue is cleared). */
+static void ssl_error_text(char *buf, size_t len)
+{
+	unsigned long e = ERR_peek_last_error();
+	if (e)
+		ERR_error_string_n(e, buf, len);
+	else
+		snprintf(buf, len, "no PEM data");
+	ERR_clear_error();
+}
+
+static int load_cert(const struct route_cert *c, size_t idx, SSL_CTX **out, char *err,
+                     size_t errlen)
+{
+	int rc = WEIR_ETLS;
+	char why[200];
+	BIO *bio = NULL;
+	X509 *x = NULL;
+	EVP_PKEY *key = NULL;
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	if (!ctx) {
+		ssl_error_text(why, sizeof(why));
+		snprintf(err, errlen, "certs[%zu]: cannot create TLS context: %s", idx, why);
+		goto out;
+	}
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+	SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
+
+	bio = BIO_new_mem_buf(c->cert_pem, -1);
+	if (!bio)
+		goto oom;
+	x = PEM_read_bio_X509_AUX(bio, NULL, NULL, NULL);
+	if (!x || SSL_CTX_use_certificate(ctx, x) != 1) {
+		ssl_error_text(why, sizeof(why));
+		snprintf(err, errlen, "certs[%zu].cert_pem: bad certificate (%s): %s", idx, c->name,
+		         why);
+		goto out;
+	}
+	/* The rest of the PEM is the chain, leaf first. */
+	for (;;) {
+		X509 *ca = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+		if (!ca)
+			break;
+		if (SSL_CTX_add0_chain_cert(ctx, ca) != 1) {
+			X509_free(ca);
+			ssl_error_text(why, sizeof(why));
+			snprintf(err, errlen, "certs[%zu].cert_pem: bad chain (%s): %s", idx,
+			         c->name, why);
+			goto out;
+		}
+	}
+	ERR_clear_error(); /* the end of the PEM stream queues a "no start line" */
+	BIO_free(bio);
+	bio = BIO_new_mem_buf(c->key_pem, -1);
+	if (!bio)
+		goto oom;
+	key = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
+	if (!key || SSL_CTX_use_PrivateKey(ctx, key) != 1) {
+		ssl_error_text(why, sizeof(why));
+		snprintf(err, errlen, "certs[%zu].key_pem: bad private key (%s): %s", idx, c->name,
+		         why);
+		goto out;
+	}
+	if (SSL_CTX_check_private_key(ctx) != 1) {
+		ERR_clear_error();
+		snprintf(err, errlen,
+		         "certs[%zu].key_pem: private key does not match the certificate (%s)", idx,
+		         c->name);
+		goto out;
+	}
+	*out = ctx;
+	ctx = NULL;
+	rc = 0;
+	goto out;
+oom:
+	snprintf(err, errlen, "out of memory");
+	rc = WEIR_ENOMEM;
+out:
+	EVP_PKEY_free(key);
+	X509_free(x);
+	BIO_free(bio);
+	SSL_CTX_free(ctx);
+	return rc;
+}
+
+static int load_certs(struct table *t, char *err, size_t errlen)
+{
+	const struct route_table *rt = t->rt;
+	if (!rt->ncerts)
+		return 0;
+	t->ctx = calloc(rt->ncerts, sizeof(*t->ctx));
+	if (!t->ctx) {
+		snprintf(err, errlen, "out of memory");
+		return WEIR_ENOMEM;
+	}
+	for (size_t i = 0; i < rt->ncerts; i++) {
+		int rc = load_cert(&rt->certs[i], i, &t->ctx[i], err, errlen);
+		if (rc != 0)
+			return rc;
+	}
+	return 0;
+}
+
+int table_new(struct route_table *rt, struct table **out, char *err, size_t errlen)
+{
+	char dummy[8];
+	int rc = WEIR_ENOMEM;
+	if (!err || !errlen) {
+		err = dummy;
+		errlen = sizeof(dummy);
+	}
+	err[0] = '\0';
+	struct table *t = calloc(1, sizeof(*t));
+	if (!t) {
+		route_table_free(rt);
+		snprintf(err, errlen, "out of memory");
+		return WEIR_ENOMEM;
+	}
+	atomic_init(&t->refs, 1);
+	t->rt = rt;
+	if (rt->nbackends) {
+		t->rr = calloc(rt->nbackends, sizeof(*t->rr));
+		if (!t->rr) {
+			snprintf(err, errlen, "out of memory");
+			goto fail;
+		}
+		for (size_t i = 0; i < rt->nbackends; i++)
+			atomic_init(&t->rr[i], 0);
+	}
+	if ((rc = build_host_index(t, err, errlen)) != 0 ||
+	    (rc = compile_routes(t, err, errlen)) != 0 || (rc = load_certs(t, err, errlen)) != 0)
+		goto fail;
+	*out = t;
+	return 0;
+fail:
+	table_free(t);
+	return rc;
+}
+
+/* Read a whole file of at most ROUTE_TABLE_MAX_BYTES; *buf caller frees. */
+static int read_file(const char *path, char **buf, size_t *len, char *err, size_t errlen)
+{
+	int rc = WEIR_EIO;
+	char *data = NULL;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		rc = errno == ENOENT ? WEIR_ENOENT : WEIR_EIO;
+		snprintf(err, errlen, "%s", strerror(errno));
+		return rc;
+	}
+	struct stat st;
+	if (fstat(fd, &st) != 0) {
+		snprintf(err, errlen, "%s", strerror(errno));
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "not a regular file");
+		goto out;
+	}
+	if ((uint64_t)st.st_size > ROUTE_TABLE_MAX_BYTES) {
+		snprintf(err, errlen, "file of %lld bytes is over the %u byte limit",
+		         (long long)st.st_size, ROUTE_TABLE_MAX_BYTES);
+		rc = WEIR_ETOOBIG;
+		goto out;
+	}
+	size_t cap = (size_t)st.st_size, n = 0;
+	data = malloc(cap + 1);
+	if (!data) {
+		snprintf(err, errlen, "out of memory");
+		rc = WEIR_ENOMEM;
+		goto out;
+	}
+	/* Never read past the size seen: the file is replaced by rename, so
+	 * an open descriptor's content does not change under us. */
+	while (n < cap) {
+		ssize_t r = read(fd, data + n, cap - n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			snprintf(err, errlen, "%s", strerror(errno));
+			goto out;
+		}
+		if (r == 0)
+			break;
+		n += (size_t)r;
+	}
+	data[n] = '\0';
+	*buf = data;
+	*len = n;
+	data = NULL;
+	rc = 0;
+out:
+	free(data);
+	close(fd);
+	return rc;
+}
+
+int table_load(const char *dir, struct table **out, char *err, size_t errlen)
+{
+	char path[4096], msg[512];
+	char *buf = NULL;
+	size_t len = 0;
+	struct route_table *rt = NULL;
+	int rc;
+
+	if (snprintf(path, sizeof(path), "%s/%s", dir, ROUTE_TABLE_FILE) >= (int)sizeof(path)) {
+		snprintf(err, errlen, "%s: directory name too long", ROUTE_TABLE_FILE);
+		return WEIR_EINVAL;
+	}
+	msg[0] = '\0';
+	rc = read_file(path, &buf, &len, msg, sizeof(msg));
+	if (rc == 0)
+		rc = route_table_parse(buf, len, &rt, msg, sizeof(msg));
+	free(buf);
+	if (rc == 0)
+		rc = table_new(rt, out, msg, sizeof(msg));
+	if (rc != 0 && err && errlen)
+		snprintf(err, errlen, "%s: %s", ROUTE_TABLE_FILE, msg);
+	return rc;
+}
+
+/* ------------------------------------------------------- current table */
+
+static pthread_mutex_t current_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct table *_Atomic current;
+static atomic_uint_fast64_t current_generation;
+static atomic_bool current_ready;
+
+void table_publish(struct table *t)
+{
+	if (!t)
+		return;
+	/* The lock pairs the swap with table_current's load+ref, so a reader
+	 * never takes a reference on a table whose last reference is being
+	 * dropped here. */
+	pthread_mutex_lock(&current_lock);
+	struct table *old = atomic_load_explicit(&current, memory_order_relaxed);
+	atomic_store_explicit(&current, t, memory_order_release);
+	atomic_store_explicit(&current_generation, t->rt->generation, memory_order_relaxed);
+	atomic_store_explicit(&current_ready, true, memory_order_release);
+	pthread_mutex_unlock(&current_lock);
+	table_unref(old);
+}
+
+struct table *table_current(void)
+{
+	pthread_mutex_lock(&current_lock);
+	struct table *t = atomic_load_explicit(&current, memory_order_acquire);
+	if (t)
+		table_ref(t);
+	pthread_mutex_unlock(&current_lock);
+	return t;
+}
+
+bool table_ready(void)
+{
+	return atomic_load_explicit(&current_ready, memory_order_acquire);
+}
+
+uint64_t table_current_generation(void)
+{
+	return atomic_load_explicit(&current_generation, memory_order_relaxed);
+}
+
+/* -------------------------------------------------------------- lookup */
+
+/* Normalise a Host header value or SNI name into buf: lowercase, no port,
+ * no brackets around an IPv6 literal, no trailing dot. Returns the length,
+ * or -1 when it does not fit (then only the "" host can match). */
+static int host_normalise(const char *in, size_t len, char *buf)
+{
+	if (len > 0 && in[0] == '[') {
+		const char *close = memchr(in, ']', len);
+		if (!close)
+			return -1;
+		in++;
+		len = (size_t)(close - in);
+	} else {
+		const char *colon = memchr(in, ':', len);
+		if (colon && !memchr(colon + 1, ':', len - (size_t)(colon + 1 - in)))
+			len = (size_t)(colon - in);
+	}
+	if (len > 0 && in[len - 1] == '.')
+		len--;
+	if (len >= HOST_MAX)
+		return -1;
+	for (size_t i = 0; i < len; i++) {
+		char c = in[i];
+		buf[i] = (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
+	}
+	buf[len] = '\0';
+	return (int)len;
+}
+
+static const struct host_entry *index_find(const struct host_entry *ix, size_t n, const char *name,
+                                           size_t len)
+{
+	if (!n)
+		return NULL;
+	struct host_entry key = {name, len, NULL};
+	return bsearch(&key, ix, n, sizeof(*ix), host_entry_cmp);
+}
+
+/* Exact name, then one-label wildcard; NULL when neither. */
+static const struct route_host *find_named_host(const struct table *t, const char *name, size_t len,
+                                                bool want_wild_only)
+{
+	const struct host_entry *e;
+	if (!want_wild_only && (e = index_find(t->exact, t->nexact, name, len)))
+		return e->host;
+	const char *dot = memchr(name, '.', len);
+	if (dot && dot > name) {
+		size_t off = (size_t)(dot + 1 - name);
+		if ((e = index_find(t->wild, t->nwild, dot + 1, len - off)))
+			return e->host;
+	}
+	return NULL;
+}
+
+static const struct route_host *find_host(const struct table *t, const char *host, size_t host_len)
+{
+	char buf[HOST_MAX];
+	if (host) {
+		int n = host_normalise(host, host_len, buf);
+		if (n > 0) {
+			const struct route_host *h = find_named_host(t, buf, (size_t)n, false);
+			if (h)
+				return h;
+		}
+	}
+	return t->any;
+}
+
+static pthread_key_t md_key;
+static pthread_once_t md_once = PTHREAD_ONCE_INIT;
+static bool md_key_ok;
+
+static void md_free(void *p)
+{
+	pcre2_match_data_free(p);
+}
+
+static void md_key_init(void)
+{
+	md_key_ok = pthread_key_create(&md_key, md_free) == 0;
+}
+
+/* Per-thread match data, so the request path does not allocate per match.
+ * NULL on out-of-memory. */
+static pcre2_match_data *thread_match_data(void)
+{
+	pthread_once(&md_once, md_key_init);
+	if (!md_key_ok)
+		return NULL;
+	pcre2_match_data *md = pthread_getspecific(md_key);
+	if (!md) {
+		md = pcre2_match_data_create(CAPTURES_MAX, NULL);
+		if (md && pthread_setspecific(md_key, md) != 0) {
+			pcre2_match_data_free(md);
+			md = NULL;
+		}
+	}
+	return md;
+}
+
+static bool match_regex(const struct route_ext *x, const char *path, size_t path_len,
+                        struct table_match *m)
+{
+	pcre2_match_data *md = thread_match_data();
+	if (!md)
+		return false;
+	int rc = pcre2_match(x->re, (PCRE2_SPTR)path, path_len, 0, PCRE2_ANCHORED, md, NULL);
+	if (rc < 0)
+		return false;
+	/* rc == 0: more groups than slots; the first CAPTURES_MAX are set. */
+	const PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
+	uint32_t pairs = pcre2_get_ovector_count(md);
+	m->ncaptures = x->ncaptures;
+	for (int i = 0; i < x->ncaptures; i++) {
+		if ((uint32_t)i < pairs && (rc == 0 || i < rc) && ov[2 * i] != PCRE2_UNSET) {
+			m->cap_off[i] = ov[2 * i];
+			m->cap_len[i] = ov[2 * i + 1] - ov[2 * i];
+		} else {
+			m->cap_off[i] = 0;
+			m->cap_len[i] = 0;
+		}
+	}
+	return true;
+}
+
+static bool match_prefix(const char *rpath, size_t plen, const char *path, size_t path_len)
+{
+	/* plen excludes trailing '/', so "/" is 0 and matches everything. */
+	if (plen == 0)
+		return true;
+	if (path_len < plen || memcmp(path, rpath, plen) != 0)
+		return false;
+	return path_len == plen || path[plen] == '/';
+}
+
+int table_lookup(const struct table *t, const char *host, size_t host_len, const char *path,
+                 size_t path_len, struct table_match *m)
+{
+	memset(m, 0, sizeof(*m));
+	const struct route_host *h = find_host(t, host, host_len);
+	if (!h)
+		return WEIR_ENOENT;
+	m->host = h;
+	size_t hi = (size_t)(h - t->rt->hosts);
+	for (size_t j = 0; j < h->nroutes; j++) {
+		const struct route *r = &h->routes[j];
+		const struct route_ext *x = &t->ext[hi][j];
+		bool ok;
+		switch (r->match) {
+		case ROUTE_MATCH_EXACT:
+			ok = path_len == x->cmp_len && memcmp(path, r->path, path_len) == 0;
+			break;
+		case ROUTE_MATCH_PREFIX:
+			ok = match_prefix(r->path, x->cmp_len, path, path_len);
+			break;
+		default:
+			ok = match_regex(x, path, path_len, m);
+			break;
+		}
+		if (ok) {
+			m->route = r;
+			return 0;
+		}
+	}
+	m->ncaptures = 0;
+	return WEIR_ENOENT;
+}
+
+SSL_CTX *table_ssl_ctx(const struct table *t, const char *sni)
+{
+	const struct route_table *rt = t->rt;
+	char buf[HOST_MAX];
+	int n = sni ? host_normalise(sni, strlen(sni), buf) : -1;
+	if (n > 0) {
+		const struct host_entry *e = index_find(t->exact, t->nexact, buf, (size_t)n);
+		if (e && e->host->cert >= 0)
+			return t->ctx[e->host->cert];
+		const struct route_host *w = find_named_host(t, buf, (size_t)n, true);
+		if (w && w->cert >= 0)
+			return t->ctx[w->cert];
+	}
+	if (rt->default_cert >= 0)
+		return t->ctx[rt->default_cert];
+	return NULL;
+}
+
+int table_passthrough_backend(const struct table *t, const char *sni)
+{
+	char buf[HOST_MAX];
+	if (!sni)
+		return -1;
+	int n = host_normalise(sni, strlen(sni), buf);
+	if (n <= 0)
+		return -1;
+	for (size_t i = 0; i < t->rt->npassthrough; i++)
+		if (strcmp(t->rt->passthrough[i].host, buf) == 0)
+			return t->rt->passthrough[i].backend;
+	return -1;
+}
+
+uint32_t table_backend_next(const struct table *t, int backend)
+{
+	if (backend < 0 || (size_t)backend >= t->rt->nbackends)
+		return 0;
+	return atomic_fetch_add_explicit(&t->rr[backend], 1, memory_order_relaxed);
+}
