@@ -273,17 +273,23 @@ static int load_cert(const struct route_cert *c, size_t idx, SSL_CTX **out, char
 	if (!bio)
 		goto oom;
 	key = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
-	if (!key || SSL_CTX_use_PrivateKey(ctx, key) != 1) {
+	if (!key) {
 		ssl_error_text(why, sizeof(why));
 		snprintf(err, errlen, "certs[%zu].key_pem: bad private key (%s): %s", idx, c->name,
 		         why);
 		goto out;
 	}
-	if (SSL_CTX_check_private_key(ctx) != 1) {
+	if (X509_check_private_key(x, key) != 1) {
 		ERR_clear_error();
 		snprintf(err, errlen,
 		         "certs[%zu].key_pem: private key does not match the certificate (%s)", idx,
 		         c->name);
+		goto out;
+	}
+	if (SSL_CTX_use_PrivateKey(ctx, key) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
+		ssl_error_text(why, sizeof(why));
+		snprintf(err, errlen, "certs[%zu].key_pem: unusable private key (%s): %s", idx,
+		         c->name, why);
 		goto out;
 	}
 	*out = ctx;
