@@ -5,6 +5,8 @@
 #include "common/route_table.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
+#include <stdbool.h>
 #include <stdlib.h>
 
 static void test_defaults(void)
@@ -401,6 +403,91 @@ static void test_cidr(void)
 	CHECK(!contains("10.0.0.0/8", "2001:db8::1"));
 }
 
+/* ------------------------------------------------------------ fixtures */
+
+/* Whole file into a malloc'd NUL-terminated buffer, or NULL. */
+static char *slurp(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return NULL;
+	char *buf = malloc(1 << 20);
+	size_t n = buf ? fread(buf, 1, (1 << 20) - 1, f) : 0;
+	fclose(f);
+	if (buf)
+		buf[n] = '\0';
+	*len = n;
+	return buf;
+}
+
+/* tests/fixtures/tables: every good-*.json parses and round-trips byte for
+ * byte; every bad-*.json (but bad-proxy-*, refused only by the proxy) is
+ * refused with an error line starting with the text of its .err file. */
+static void test_fixtures(void)
+{
+	const char *dir = "tests/fixtures/tables";
+	DIR *d = opendir(dir);
+	CHECK(d != NULL);
+	if (!d)
+		return;
+	int ngood = 0, nbad = 0;
+	for (struct dirent *e; (e = readdir(d));) {
+		size_t nl = strlen(e->d_name);
+		if (nl < 6 || strcmp(e->d_name + nl - 5, ".json") != 0)
+			continue;
+		bool good = strncmp(e->d_name, "good-", 5) == 0;
+		if (!good && (strncmp(e->d_name, "bad-", 4) != 0 ||
+		              strncmp(e->d_name, "bad-proxy-", 10) == 0))
+			continue;
+		char path[512], err[512] = "";
+		size_t len, elen;
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		char *json = slurp(path, &len);
+		CHECK(json != NULL);
+		if (!json)
+			continue;
+		struct route_table *t = NULL;
+		int rc = route_table_parse(json, len, &t, err, sizeof(err));
+		if (good) {
+			ngood++;
+			CHECK_INT(rc, 0);
+			if (rc != 0)
+				fprintf(stderr, "  %s: %s\n", e->d_name, err);
+			char *a = NULL, *b = NULL;
+			size_t al, bl;
+			struct route_table *t2 = NULL;
+			if (t && route_table_serialize(t, &a, &al) == 0 &&
+			    route_table_parse(a, al, &t2, err, sizeof(err)) == 0 &&
+			    route_table_serialize(t2, &b, &bl) == 0)
+				CHECK(al == bl && memcmp(a, b, al) == 0);
+			else
+				CHECK(!"round trip");
+			free(a);
+			free(b);
+			route_table_free(t2);
+		} else {
+			nbad++;
+			CHECK(rc != 0);
+			snprintf(path + strlen(path) - 5, 6, ".err");
+			char *want = slurp(path, &elen);
+			CHECK(want != NULL);
+			if (want) {
+				want[strcspn(want, "\n")] = '\0';
+				CHECK(strncmp(err, want, strlen(want)) == 0);
+				if (strncmp(err, want, strlen(want)) != 0)
+					fprintf(stderr, "  %s: got \"%s\", want \"%s\"\n",
+					        e->d_name, err, want);
+			}
+			free(want);
+		}
+		route_table_free(t);
+		free(json);
+	}
+	closedir(d);
+	CHECK(ngood >= 2);
+	CHECK(nbad >= 10);
+}
+
 int main(void)
 {
 	test_defaults();
@@ -408,5 +495,6 @@ int main(void)
 	test_refusals();
 	test_round_trip();
 	test_cidr();
+	test_fixtures();
 	return check_finish("route_table_test");
 }

@@ -12,6 +12,7 @@
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <dirent.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -594,6 +595,68 @@ static void test_concurrent(void)
 	CHECK_INT(table_current_generation(), 2 + published);
 }
 
+/* tests/fixtures/tables: every good-*.json loads into a serving table; every
+ * bad-proxy-*.json passes the common reader but is refused by the proxy with
+ * an error line starting with the text of its .err file. */
+static void test_fixtures(void)
+{
+	const char *dir = "tests/fixtures/tables";
+	DIR *d = opendir(dir);
+	CHECK(d != NULL);
+	if (!d)
+		return;
+	int ngood = 0, nbad = 0;
+	for (struct dirent *e; (e = readdir(d));) {
+		size_t nl = strlen(e->d_name);
+		if (nl < 6 || strcmp(e->d_name + nl - 5, ".json") != 0)
+			continue;
+		bool good = strncmp(e->d_name, "good-", 5) == 0;
+		if (!good && strncmp(e->d_name, "bad-proxy-", 10) != 0)
+			continue;
+		char path[512], err[512] = "", want[512] = "";
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		FILE *f = fopen(path, "rb");
+		CHECK(f != NULL);
+		if (!f)
+			continue;
+		static char json[1 << 16];
+		size_t len = fread(json, 1, sizeof(json) - 1, f);
+		fclose(f);
+		json[len] = '\0';
+		struct route_table *rt = NULL;
+		struct table *t = NULL;
+		CHECK_INT(route_table_parse(json, len, &rt, err, sizeof(err)), 0);
+		if (!rt)
+			continue;
+		int rc = table_new(rt, &t, err, sizeof(err));
+		if (good) {
+			ngood++;
+			CHECK_INT(rc, 0);
+			if (rc != 0)
+				fprintf(stderr, "  %s: %s\n", e->d_name, err);
+			table_unref(t);
+			continue;
+		}
+		nbad++;
+		CHECK(rc != 0 && t == NULL);
+		snprintf(path + strlen(path) - 5, 6, ".err");
+		f = fopen(path, "r");
+		CHECK(f != NULL);
+		if (f) {
+			if (!fgets(want, sizeof(want), f))
+				want[0] = '\0';
+			fclose(f);
+		}
+		want[strcspn(want, "\n")] = '\0';
+		CHECK(want[0] && strncmp(err, want, strlen(want)) == 0);
+		if (strncmp(err, want, strlen(want)) != 0)
+			fprintf(stderr, "  %s: got \"%s\", want \"%s\"\n", e->d_name, err, want);
+	}
+	closedir(d);
+	CHECK(ngood >= 2);
+	CHECK(nbad >= 2);
+}
+
 int main(void)
 {
 	test_kubernetes_examples();
@@ -603,6 +666,7 @@ int main(void)
 	test_tls();
 	test_refusals();
 	test_load();
+	test_fixtures();
 	test_refcount();
 	test_concurrent();
 	return check_finish("table_test");
