@@ -54,9 +54,9 @@ bool table_ready(void);
 uint64_t table_current_generation(void);
 
 struct table_match {
-	const struct route_host *host; /* NULL when no host entry matched */
-	const struct route *route;     /* NULL when no route matched */
-	int ncaptures;                 /* regex routes: 1 + number of groups; else 0 */
+	const struct route_host *host;   /* NULL when no host entry matched */
+	const struct route *route;       /* NULL when no route matched */
+	int ncaptures;                   /* regex routes: 1 + number of groups; else 0 */
 	size_t cap_off[10], cap_len[10]; /* capture i = path[cap_off[i] .. +cap_len[i]] */
 };
 
@@ -70,7 +70,7 @@ struct table_match {
  * uses default_backend or answers 404. The pointers in m are borrowed while t
  * is referenced. Thread-safe. */
 int table_lookup(const struct table *t, const char *host, size_t host_len, const char *path,
-		 size_t path_len, struct table_match *m);
+                 size_t path_len, struct table_match *m);
 
 /* SSL_CTX for an SNI name (NULL sni -> default): the matching host's cert
  * (exact name, then wildcard), else default_cert, else NULL (the caller uses
