@@ -3,6 +3,8 @@ import os
 import subprocess
 from pathlib import Path
 
+import sys
+
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -22,3 +24,29 @@ def root() -> Path:
 
 def build_dir() -> Path:
     return Path(os.environ.get("WEIR_BUILD_DIR", ROOT / "build"))
+
+
+@pytest.fixture(scope="session")
+def cluster():
+    """A kube-apiserver of the packaging tests' own (separate state and ports
+    from the cluster tests'), torn down at the end of the session."""
+    sys.path.insert(0, str(ROOT / "tests/cluster"))
+    from kcluster import Cluster
+
+    c = Cluster(state=Path("/tmp/weir-ship-cluster"))
+    c.destroy()
+    c.start()
+    c.wait_ready()
+    yield c
+    c.destroy()
+
+
+@pytest.fixture(scope="session")
+def installed(cluster, helm):
+    """The chart installed with default values into the packaging tests' cluster."""
+    out = subprocess.run(
+        [helm, "install", "weir", str(ROOT / "charts/weir"), "--namespace", "weir-system",
+         "--create-namespace", "--kubeconfig", str(cluster.admin_kubeconfig)],
+        capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    return cluster
