@@ -1,0 +1,40 @@
+/* proxy/balancer.h - choosing the backend (canary or main) and the endpoint
+ * for a request. Every decision that must agree across replicas and workers
+ * (affinity cookie values, upstream-hash-by) is a pure function of the route
+ * table and the request. */
+#ifndef WEIR_PROXY_BALANCER_H
+#define WEIR_PROXY_BALANCER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "http.h"
+#include "route_table.h"
+#include "table.h"
+
+/* The choice; caller storage. */
+struct balancer_pick {
+	int backend;          /* chosen backend index (canary or main) */
+	int endpoint;         /* index into that backend's endpoints, -1: none available -> 503 */
+	char set_cookie[512]; /* "" or a full Set-Cookie value to send (affinity) */
+};
+
+/* Choose backend and endpoint for a request: canary (header / cookie / weight)
+ * first, then affinity cookie (value = 16 hex chars of a stable 64-bit FNV-1a
+ * hash of "address:port", identical in every replica; balanced re-picks and
+ * re-sets when gone; persistent keeps it while listed), upstream-hash-by
+ * (rendezvous hashing over endpoints on the expanded key, so removing one
+ * endpoint moves only its keys), else weighted round robin via
+ * table_backend_next. Draining endpoints get no new requests. All arguments
+ * borrowed. Returns 0 (out filled), or WEIR_ENOENT when the route has no
+ * backend. Thread-safe. */
+int balancer_choose(const struct table *t, const struct route *route,
+                    const struct http_request *req, const struct http_client *client,
+                    struct balancer_pick *out);
+
+/* The cookie value for an endpoint: 16 lowercase hex chars of FNV-1a 64 over
+ * "address:port", NUL-terminated (17-byte buffer). */
+void balancer_endpoint_id(const struct route_endpoint *ep, char out[17]);
+
+#endif

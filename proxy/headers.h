@@ -1,0 +1,69 @@
+/* proxy/headers.h - building message heads: the request sent upstream, the
+ * response sent to the client, and the proxy's own short responses. Pure
+ * functions: they only read their arguments and write into the caller's
+ * buffer (no allocation on the request path). */
+#ifndef WEIR_PROXY_HEADERS_H
+#define WEIR_PROXY_HEADERS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "http.h"
+#include "route_table.h"
+#include "table.h"
+
+/* What the request head depends on besides the request and the client. All
+ * pointers are borrowed for the duration of one call. */
+struct headers_ctx {
+	const struct route *route;             /* matched route (NULL: default backend) */
+	const struct table_match *match;       /* for rewrite-target captures (may be NULL) */
+	const struct route_settings *settings; /* trusted_proxies (may be NULL) */
+	const char *upstream_host;             /* "addr:port" of the chosen endpoint */
+	bool peer_trusted;                     /* client ip in settings->trusted_proxies */
+};
+
+/* Write the upstream request head into buf (cap bytes): request line (path
+ * rewritten by rewrite-target with $0..$9 from the match when set, query kept),
+ * then every end-to-end header in arrival order, unknown and repeated ones
+ * included, names and values byte-for-byte, minus hop-by-hop ones (Connection,
+ * Keep-Alive, Proxy-Connection, TE, Trailer, Transfer-Encoding, Upgrade and any
+ * named in Connection); Host unchanged unless upstream-vhost; X-Forwarded-For
+ * appended (or replaced when the peer is not trusted), X-Forwarded-Proto/Host/
+ * Port, X-Real-IP, X-Request-ID (kept from a trusted peer, else
+ * client->request_id), X-Forwarded-Prefix, X-Request-Base, Origin/Referer
+ * rewrite, request-headers. For a WebSocket upgrade (req->upgrade_websocket)
+ * it adds "Connection: Upgrade" and "Upgrade: websocket". Body framing: adds
+ * "Content-Length: N" when body_length >= 0, "Transfer-Encoding: chunked" when
+ * body_length == -2, nothing when -1. The head ends with the blank line.
+ * Returns the number of bytes written (no NUL added), or WEIR_ETOOBIG when it
+ * does not fit in cap (buf contents are then unspecified). */
+int headers_build_request(const struct http_request *req, const struct http_client *client,
+                          const struct headers_ctx *ctx, int64_t body_length, char *buf,
+                          size_t cap);
+
+/* Write the response head for the client: status line (HTTP/1.1, the
+ * upstream's reason or the standard one), every end-to-end upstream header in
+ * order (repeated Set-Cookie kept in order), minus hop-by-hop ones and the
+ * route's hide_headers, plus response-headers (replacing same-named ones), CORS
+ * headers when enabled, extra_set_cookie (a full Set-Cookie value, or NULL),
+ * framing (Content-Length when body_length >= 0, chunked when -2, nothing when
+ * -1 and the connection will close), and "Connection: close" when keep_alive
+ * is false. For a 101: Connection: Upgrade / Upgrade: websocket. route may be
+ * NULL. Returns bytes written or WEIR_ETOOBIG. */
+int headers_build_response(const struct http_response *resp, const struct route *route,
+                           const char *extra_set_cookie, int64_t body_length, bool keep_alive,
+                           char *buf, size_t cap);
+
+/* A short plain-text response made by the proxy itself (404, 502...):
+ * "HTTP/1.1 <code> <reason>", Content-Type text/plain, Content-Length, the
+ * optional extra header lines (each "Name: value\r\n", may be NULL),
+ * "Connection: close" when !keep_alive, the blank line, then body (NULL: empty;
+ * borrowed). Returns bytes written or WEIR_ETOOBIG. */
+int headers_build_local(int status, const char *extra_headers, const char *body, bool keep_alive,
+                        char *buf, size_t cap);
+
+/* Standard reason phrase of a status code ("Unknown" for others). Static. */
+const char *headers_reason(int status);
+
+#endif

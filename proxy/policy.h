@@ -1,0 +1,40 @@
+/* proxy/policy.h - what happens to a request before any upstream is chosen
+ * (access lists, redirects, CORS preflight, body limit, WebSocket handshake
+ * checks) and the per-client-IP limits (limit-rps, limit-connections). */
+#ifndef WEIR_PROXY_POLICY_H
+#define WEIR_PROXY_POLICY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "http.h"
+#include "route_table.h"
+
+/* The decision; caller storage, filled by policy_check. */
+struct policy_result {
+	int status;               /* 0: go on and proxy; else answer with this status */
+	char location[2048];      /* for redirects ("" otherwise) */
+	char extra_headers[1024]; /* "Name: value\r\n" lines, e.g. CORS preflight headers */
+	const char *body;         /* static short body (NULL: none) */
+};
+
+/* Decide what happens before any upstream is chosen, in this order: allow/deny
+ * CIDRs -> 403; redirect_code/redirect_url; ssl_redirect on plain HTTP -> 308
+ * to https://host/uri (trailing slash rules in policy.c); app_root for "/" ->
+ * 302; CORS preflight (OPTIONS with Origin and Access-Control-Request-Method,
+ * cors.enabled) -> 204 with the CORS headers; body over body_limit by
+ * Content-Length -> 413; WebSocket upgrade without Sec-WebSocket-Key or with a
+ * version other than 13 -> 400. route may be NULL (default backend: only the
+ * WebSocket check applies). All arguments borrowed. Returns 0 (out filled). */
+int policy_check(const struct route *route, const struct http_request *req,
+                 const struct http_client *client, struct policy_result *out);
+
+/* Per-client-IP limits (limit-rps, limit-connections), per process,
+ * thread-safe, bounded memory. policy_limit_enter returns 0 to go on or 503 to
+ * answer; every enter that returned 0 is paired with exactly one
+ * policy_limit_leave (same route and client) for connection counting. */
+int policy_limit_enter(const struct route *route, const struct http_client *client);
+void policy_limit_leave(const struct route *route, const struct http_client *client);
+
+#endif
