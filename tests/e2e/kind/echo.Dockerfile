@@ -1,0 +1,10 @@
+# Echo app for the kind suite: the same HTTP + WebSocket echo backend the
+# cluster tests run, on Debian's python3-aiohttp. Built from the local
+# debootstrap base, so no registry is needed.
+ARG BASE_IMAGE=weir-base:bookworm
+FROM ${BASE_IMAGE}
+RUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+        --no-install-recommends python3-aiohttp && rm -rf /var/lib/apt/lists/*
+COPY tests/cluster/echo_backend.py /app/echo_backend.py
+USER 65532:65532
+ENTRYPOINT ["python3", "/app/echo_backend.py", "--name", "kind-echo", "--listen", "0.0.0.0:8080"]
