@@ -707,6 +707,11 @@ static int parse_cookie(struct parser *p, json_object *obj, const char *path,
 	    (rc = opt_bool(p, obj, path, "secure", &c->secure)) != 0 ||
 	    (rc = opt_str(p, obj, path, "samesite", STR_NULLABLE, &c->samesite)) != 0)
 		return rc;
+	if (c->path && strchr(c->path, ';')) {
+		char kp[PATH_MAX_LEN];
+		path_key(kp, path, "path");
+		return fail(p, WEIR_EINVAL, kp, "contains ';'");
+	}
 	if (c->samesite && strcmp(c->samesite, "None") != 0 && strcmp(c->samesite, "Lax") != 0 &&
 	    strcmp(c->samesite, "Strict") != 0) {
 		char kp[PATH_MAX_LEN];

@@ -186,6 +186,9 @@ static const struct refusal refusals[] = {
     {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/\",\"match\":\"prefix\","
      "\"policy\":{\"deny\":[\"1.2.3.4/\"]}}]}]}",
      WEIR_EINVAL, "hosts[0].routes[0].policy.deny[0]: bad CIDR \"1.2.3.4/\""},
+    {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/"
+     "\",\"match\":\"prefix\",\"policy\":{\"cookie\":{\"path\":\"/; Domain=evil\"}}}]}]}",
+     WEIR_EINVAL, "hosts[0].routes[0].policy.cookie.path: contains ';'"},
     {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/\",\"match\":\"prefix\","
      "\"policy\":{\"ssl_redirect\":1}}]}]}",
      WEIR_EINVAL, "hosts[0].routes[0].policy.ssl_redirect: must be a boolean, not an integer"},
