@@ -11,6 +11,7 @@
 #include "metrics.h"
 #include "table.h"
 
+#include <arpa/inet.h>
 #include <libwebsockets.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -20,6 +21,7 @@
 
 #define ADMIN_MAX_REQUEST 8192 /* bytes of request head kept; more is refused */
 #define ADMIN_TIMEOUT_SECS 5   /* a client that sends nothing useful is dropped */
+#define ADMIN_RESPONSE_SECS 10 /* a client too slow to read its answer is dropped */
 #define ADMIN_CHUNK 16384      /* body bytes per lws_write */
 
 struct admin_conn {
@@ -116,6 +118,9 @@ static int on_request(struct lws *wsi, struct admin_conn *c)
 	if (c->static_body)
 		c->len = strlen(c->static_body);
 
+	/* The whole answer must be taken within the deadline, so a client that stops
+	 * reading cannot hold a connection (and the body) forever. */
+	lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_CONTENT, ADMIN_RESPONSE_SECS);
 	if (send_head(wsi, status, ctype, c->len, allow))
 		return -1;
 	if (head) {
@@ -232,8 +237,13 @@ int admin_start(const char *addr, int port)
 	memset(&info, 0, sizeof(info));
 	info.port = port;
 	info.options = LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND;
-	/* lws takes NULL for "every address"; an explicit address binds just that one. */
-	info.iface = addr && *addr && strcmp(addr, "0.0.0.0") != 0 ? addr : NULL;
+	/* An IPv4 address gets a plain IPv4 socket (lws would otherwise open an IPv6 one
+	 * and map, which fails where IPv6 is off, as in many pods); NULL or "" means
+	 * every address of both families. */
+	struct in_addr a4;
+	if (addr && inet_pton(AF_INET, addr, &a4) == 1)
+		info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
+	info.iface = addr && *addr ? addr : NULL;
 	info.protocols = admin_protocols;
 	info.vhost_name = "admin";
 	info.server_string = "weir-proxy";

@@ -52,13 +52,31 @@ static void *hammer(void *arg)
 	return NULL;
 }
 
+/* Scrapes while the workers count: must be safe and always well-formed. */
+static void *scraper(void *arg)
+{
+	int *bad = arg;
+	for (int i = 0; i < 20; i++) {
+		char *out = NULL;
+		size_t len = 0;
+		if (metrics_render(&out, &len) != 0 || !out || len == 0 || out[len - 1] != '\n')
+			(*bad)++;
+		free(out);
+	}
+	return NULL;
+}
+
 static void test_threads(void)
 {
-	pthread_t th[THREADS];
+	pthread_t th[THREADS], scr;
+	int bad = 0;
+	CHECK_INT(pthread_create(&scr, NULL, scraper, &bad), 0);
 	for (long i = 0; i < THREADS; i++)
 		CHECK_INT(pthread_create(&th[i], NULL, hammer, (void *)i), 0);
 	for (int i = 0; i < THREADS; i++)
 		pthread_join(th[i], NULL);
+	pthread_join(scr, NULL);
+	CHECK_INT(bad, 0);
 	char *t = render();
 	if (!t)
 		return;
@@ -212,6 +230,25 @@ static void test_families_and_order(void)
 	free(t2);
 }
 
+static void test_long_labels(void)
+{
+	/* Labels are capped at 512 bytes, cut on a UTF-8 character boundary. */
+	char host[700], want[600];
+	memset(host, 'a', 511);
+	strcpy(host + 511, "\xc3\xa9tail"); /* "é" straddles the cap */
+	memset(want, 'a', 511);
+	want[511] = '\0';
+	metrics_request(host, "/long", 200, -1);
+	char *t = render();
+	if (!t)
+		return;
+	char pfx[700];
+	snprintf(pfx, sizeof(pfx),
+	         "weir_proxy_requests_total{host=\"%s\",path=\"/long\",code=\"200\"}", want);
+	CHECK_INT(sample(t, pfx), 1);
+	free(t);
+}
+
 static int count_lines_with(const char *t, const char *needle)
 {
 	int n = 0;
@@ -263,6 +300,7 @@ int main(void)
 	test_escaping();
 	test_histogram();
 	test_families_and_order();
+	test_long_labels();
 	test_bounded();
 	return check_finish("metrics_test");
 }
