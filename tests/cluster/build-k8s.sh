@@ -9,8 +9,11 @@
 #      WEIR_ETCD_VERSION (default below), WEIR_BUILD_JOBS (go build -p, default 2).
 set -euo pipefail
 
-K8S_VERSION="${WEIR_K8S_VERSION:-v1.34.12}"
-K8S_COMMIT="${WEIR_K8S_COMMIT:-26c89157669bdc7e3657302bc1abde758507095b}" # tag v1.34.12
+# v1.34.10: the newest 1.34 patch whose go.mod the checksum database (reached through the module
+# proxy) can verify; v1.34.11/12 are served by the proxy but their sumdb lookups answer 404.
+K8S_VERSION="${WEIR_K8S_VERSION:-v1.34.10}"
+# gitCommit for /version: the proxy's .info carries the tag's commit for some versions only.
+K8S_COMMIT="${WEIR_K8S_COMMIT:-}"
 # kube-apiserver 1.34 supports etcd >= 3.5 only (Debian's etcd-server 3.4 is too old); we build
 # 3.6.x, the line whose client Kubernetes 1.34 itself uses.
 ETCD_VERSION="${WEIR_ETCD_VERSION:-v3.6.16}"
@@ -55,7 +58,16 @@ build_k8s() {
     mkdir -p "$w"
     local staging_ver="v0.${K8S_VERSION#v1.}"
     log "kubernetes $K8S_VERSION (staging modules $staging_ver): resolving"
-    (cd /tmp && go mod download -json "k8s.io/kubernetes@$K8S_VERSION" >/dev/null)
+    local dl
+    dl=$(cd /tmp && go mod download -json "k8s.io/kubernetes@$K8S_VERSION" || true)
+    if printf '%s' "$dl" | grep -q '"Error"'; then
+        log "download failed: $dl"
+        return 1
+    fi
+    if [ -z "$K8S_COMMIT" ]; then
+        K8S_COMMIT=$(sed -n 's/.*"Hash": *"\([0-9a-f]\{40\}\)".*/\1/p' \
+            "$GOMODCACHE/cache/download/k8s.io/kubernetes/@v/$K8S_VERSION.info" | head -1)
+    fi
     local kmod="$GOMODCACHE/cache/download/k8s.io/kubernetes/@v/$K8S_VERSION.mod"
     [ -s "$kmod" ] || {
         log "missing $kmod"
@@ -104,7 +116,8 @@ build_k8s() {
     local p
     for p in "$pkg" "$cpkg"; do
         ld="$ld -X $p.gitVersion=$K8S_VERSION -X $p.gitMajor=$major -X $p.gitMinor=$minor"
-        ld="$ld -X $p.gitCommit=$K8S_COMMIT -X $p.gitTreeState=clean -X $p.buildDate=$bdate"
+        # Empty when unknown (rather than the source's "$Format:%H$" placeholder).
+        ld="$ld -X $p.gitTreeState=clean -X $p.buildDate=$bdate -X $p.gitCommit=$K8S_COMMIT"
     done
     log "kubernetes: go build (nice, -p $JOBS); this takes long on 2 cores"
     (cd "$w" && nice -n 10 go build -p "$JOBS" -trimpath -ldflags "$ld" -o "$K8S_DIR/bin.tmp/" \

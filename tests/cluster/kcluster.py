@@ -199,6 +199,10 @@ class Cluster:
         return f"https://127.0.0.1:{self.ports['apiserver']}"
 
     @property
+    def server_b(self) -> str:
+        return f"https://127.0.0.1:{self.ports['apiserver_b']}"
+
+    @property
     def admin_kubeconfig(self) -> Path:
         return self.state / "admin.kubeconfig"
 
@@ -220,11 +224,14 @@ class Cluster:
         ])
         self._wait(lambda: self._http_ok(ep + "/health"), 30, "etcd /health")
 
-    def start_apiserver(self) -> None:
+    def start_apiserver(self, name: str = "kube-apiserver") -> None:
+        """Start (or restart) an API server. name "kube-apiserver-b" is a second one on the same
+        etcd (its own port): the tests use it to change objects while the first is down."""
         pki = self.pki
-        self._spawn("kube-apiserver", [
+        port = self.ports["apiserver" if name == "kube-apiserver" else "apiserver_b"]
+        self._spawn(name, [
             str(self.kbin / "kube-apiserver"),
-            "--bind-address=127.0.0.1", f"--secure-port={self.ports['apiserver']}",
+            "--bind-address=127.0.0.1", f"--secure-port={port}",
             "--advertise-address=127.0.0.1",
             # No kubernetes Service endpoints (a loopback endpoint is invalid anyway).
             "--endpoint-reconciler-type=none",
@@ -245,7 +252,7 @@ class Cluster:
             "--event-ttl=2h",
             "--v=1",
         ])
-        self.wait_ready(90)
+        self.wait_ready(90, server=f"https://127.0.0.1:{port}")
 
     def start_controller_manager(self) -> None:
         kc = self.state / "kcm.kubeconfig"
@@ -269,7 +276,7 @@ class Cluster:
         self.state.mkdir(parents=True, exist_ok=True)
         make_pki(self.pki)
         if not self.ports:
-            self.ports = {k: free_port() for k in ("etcd", "etcd_peer", "apiserver", "kcm")}
+            self.ports = {k: free_port() for k in ("etcd", "etcd_peer", "apiserver", "apiserver_b", "kcm")}
             self._save_ports()
         t = time.monotonic()
         self.start_etcd()
@@ -289,12 +296,20 @@ class Cluster:
             f"export ETCDCTL_API=3 ETCDCTL_ENDPOINTS={self.etcd_endpoint()}\n")
 
     def stop(self) -> None:
-        for name in ("kube-controller-manager", "kube-apiserver", "etcd"):
+        for name in ("kube-controller-manager", "kube-apiserver-b", "kube-apiserver", "etcd"):
             self.kill(name)
 
     def destroy(self) -> None:
+        """Stop, and remove everything but logs/ (kept for post-mortems)."""
         self.stop()
-        shutil.rmtree(self.state, ignore_errors=True)
+        if self.state.exists():
+            for p in self.state.iterdir():
+                if p.name == "logs":
+                    continue
+                if p.is_dir():
+                    shutil.rmtree(p, ignore_errors=True)
+                else:
+                    p.unlink(missing_ok=True)
 
     # ---------- waiting / HTTP ----------
     @staticmethod
@@ -319,22 +334,24 @@ class Cluster:
         ctx.load_cert_chain(str(self.pki / "admin.crt"), str(self.pki / "admin.key"))
         return ctx
 
-    def wait_ready(self, timeout: float = 90) -> None:
+    def wait_ready(self, timeout: float = 90, server: str | None = None) -> None:
         ctx = self.ssl_context()
+        url = (server or self.server) + "/readyz"
 
         def ready() -> bool:
-            with urllib.request.urlopen(self.server + "/readyz", timeout=2, context=ctx) as r:
+            with urllib.request.urlopen(url, timeout=2, context=ctx) as r:
                 return r.status == 200
 
         self._wait(ready, timeout, "kube-apiserver /readyz", 0.2)
 
     def api(self, method: str, path: str, body=None, *, content_type: str = "application/json",
-            timeout: float = 10, ok=(200, 201, 202)) -> tuple[int, dict]:
-        """One admin request. Returns (status, parsed JSON). Raises on statuses not in ok."""
+            timeout: float = 10, ok=(200, 201, 202), server: str | None = None) -> tuple[int, dict]:
+        """One admin request. Returns (status, parsed JSON). Raises on statuses not in ok.
+        server: another API server URL (e.g. server_b) instead of the main one."""
         data = None
         if body is not None:
             data = body if isinstance(body, bytes) else json.dumps(body).encode()
-        req = urllib.request.Request(self.server + path, data=data, method=method)
+        req = urllib.request.Request((server or self.server) + path, data=data, method=method)
         req.add_header("Accept", "application/json")
         if data is not None:
             req.add_header("Content-Type", content_type)
@@ -343,7 +360,10 @@ class Cluster:
                 status, raw = r.status, r.read()
         except urllib.error.HTTPError as e:
             status, raw = e.code, e.read()
-        doc = json.loads(raw) if raw else {}
+        try:
+            doc = json.loads(raw) if raw else {}
+        except ValueError:
+            doc = {"text": raw.decode("utf-8", "replace")}
         if ok is not None and status not in ok:
             raise RuntimeError(f"{method} {path} -> {status}: {raw[:400]!r}")
         return status, doc
