@@ -110,3 +110,10 @@ def weir(cluster, api, base, sa_kubeconfig, backends):
         print(f"\n[weir] stopped in {time.monotonic() - t:.1f} s; controller log tail:\n"
               f"{w.log_tail('weir-controller', 15)}\nproxy log tail:\n"
               f"{w.log_tail('weir-proxy', 15)}", file=sys.stderr)
+
+
+def pytest_terminal_summary(terminalreporter):
+    if kweir.REPORT:
+        terminalreporter.section("weir cluster measurements")
+        for line in kweir.REPORT:
+            terminalreporter.write_line(line)

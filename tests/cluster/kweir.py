@@ -17,13 +17,23 @@ from pathlib import Path
 
 from kcluster import Cluster, free_port, log
 
-BUILD = Path(os.environ.get("WEIR_BUILD_DIR", "/work/main/build"))
+REPO = Path(__file__).resolve().parent.parent.parent
+BUILD = Path(os.environ.get("WEIR_BUILD_DIR", str(REPO / "build")))
 NS = "weir-test"
 SYSTEM_NS = "weir-system"
 INGRESS_CLASS = "weir"
 CONTROLLER_NAME = "weir.dev/ingress-controller"
 PUBLISH_SERVICE = "weir-publish"
 PUBLISH_IP = "192.0.2.10"  # TEST-NET-1 documentation address: only written into status, never used
+
+REPORT: list[str] = []  # measurements, printed in pytest's terminal summary
+
+
+def report(msg: str) -> None:
+    """Print a measurement now and again in the session summary (so CI logs show it)."""
+    print(msg, flush=True)
+    REPORT.append(msg.strip())
+
 
 # kind -> (API prefix, plural, namespaced)
 KINDS = {
@@ -375,6 +385,16 @@ class Weir:
         conn = http.client.HTTPConnection("127.0.0.1", self.metrics_port, timeout=2)
         conn.request("GET", "/metrics")
         return conn.getresponse().read().decode("utf-8", "replace")
+
+    def rss_kib(self, which: str = "controller") -> tuple[int, int]:
+        """(VmRSS, VmHWM) of the controller or proxy in KiB."""
+        p = self.controller if which == "controller" else self.proxy
+        vals = {}
+        for line in Path(f"/proc/{p.pid}/status").read_text().splitlines():
+            k, _, v = line.partition(":")
+            if k in ("VmRSS", "VmHWM"):
+                vals[k] = int(v.split()[0])
+        return vals.get("VmRSS", 0), vals.get("VmHWM", 0)
 
     def routes_generation(self) -> int:
         try:

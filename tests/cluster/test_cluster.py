@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import signal
 import statistics
+import subprocess
 import sys
 import time
 import urllib.request
@@ -16,7 +17,7 @@ import urllib.request
 import pytest
 
 import kweir
-from kweir import (NS, Traffic, endpointslice, ingress, served_addr, served_by, service,
+from kweir import (NS, Traffic, endpointslice, ingress, report, served_addr, served_by, service,
                    tls_cert_sha256, tls_secret, wait_for)
 
 SA = "system:serviceaccount:weir-system:weir"
@@ -30,7 +31,7 @@ def test_apiserver_version_and_ready(cluster):
     assert v["major"] == "1" and v["minor"] == "34", v
     st, _ = cluster.api("GET", "/readyz", ok=None)
     assert st == 200
-    print(f"\n[cluster] kube-apiserver {v['gitVersion']} commit={v.get('gitCommit')!r} "
+    report(f"\n[cluster] kube-apiserver {v['gitVersion']} commit={v.get('gitCommit')!r} "
           f"built {v.get('buildDate')}")
 
 
@@ -296,10 +297,10 @@ def test_apiserver_outage_no_failed_requests(weir, api, cluster, steady):
             t1 = time.monotonic()
             wait_for(lambda: served_by(weir.http_port, "outage.weir.test") == "weir-b2", 120,
                      "controller catches up after the API server is back")
-            print(f"\n[outage] API server down 30 s; change made meanwhile served "
+            report(f"\n[outage] API server down 30 s; change made meanwhile served "
                   f"{time.monotonic() - t1:.1f} s after restart")
             time.sleep(1)
-        print(f"[outage] {tr.ok} requests ok, {len(tr.failures)} failed")
+        report(f"[outage] {tr.ok} requests ok, {len(tr.failures)} failed")
         assert tr.ok > 500, tr.ok
         assert not tr.failures, tr.failures[:10]
     finally:
@@ -344,12 +345,12 @@ def test_watch_410_gone_relist(weir, api, cluster, steady):
             cluster.start_apiserver("kube-apiserver")
             ev = _watch_first_event(cluster, ing_path, old_rv)
             assert ev.get("type") == "ERROR" and ev["object"].get("code") == 410, ev
-            print(f"\n[410] compacted etcd at revision {rev}; a watch from rv {old_rv} now gets "
+            report(f"\n[410] compacted etcd at revision {rev}; a watch from rv {old_rv} now gets "
                   f"410 Gone: {ev['object'].get('message')}")
             t1 = time.monotonic()
             wait_for(lambda: served_by(weir.http_port, "gone.weir.test") == "weir-b2", 120,
                      "change seen after 410 -> relist")
-            print(f"[410] relisted and served the change {time.monotonic() - t1:.1f} s after the "
+            report(f"[410] relisted and served the change {time.monotonic() - t1:.1f} s after the "
                   f"API server came back")
             api.apply(ingress("gone2", "gone2.weir.test", [("/", "Prefix", "svc-b1", 80)]))
             wait_for(lambda: served_by(weir.http_port, "gone2.weir.test") == "weir-b1",
@@ -376,7 +377,7 @@ def test_controller_restart_proxy_keeps_serving(weir, api, steady):
         time.sleep(1)
         gen0 = weir.routes_generation()
         rc = weir.stop_controller()
-        print(f"\n[restart] controller exited with {rc}")
+        report(f"\n[restart] controller exited with {rc}")
         api.apply(ingress("while-down", "down.weir.test", [("/", "Prefix", "svc-b2", 80)]))
         time.sleep(3)
         assert kweir.http_get(weir.http_port, "down.weir.test")[0] == 404
@@ -384,12 +385,12 @@ def test_controller_restart_proxy_keeps_serving(weir, api, steady):
         t1 = time.monotonic()
         wait_for(lambda: served_by(weir.http_port, "down.weir.test") == "weir-b2", 60,
                  "restarted controller publishes the change")
-        print(f"[restart] change served {time.monotonic() - t1:.1f} s after the restart "
+        report(f"[restart] change served {time.monotonic() - t1:.1f} s after the restart "
               f"(generation {gen0} -> {weir.routes_generation()})")
         time.sleep(1)
     assert rc == 0, f"controller exit code on SIGTERM: {rc}"
     assert weir.proxy_alive()
-    print(f"[restart] {tr.ok} requests ok, {len(tr.failures)} failed")
+    report(f"[restart] {tr.ok} requests ok, {len(tr.failures)} failed")
     assert tr.ok > 100 and not tr.failures, tr.failures[:10]
     api.delete("Ingress", "while-down", NS)
 
@@ -417,9 +418,53 @@ def test_latency_ingress_create_to_served(weir, api):
     lat.sort()
     p50 = statistics.median(lat)
     p99 = lat[min(len(lat) - 1, int(round(0.99 * len(lat))) - 1)]
-    print(f"\n[latency] Ingress create -> route served over {n} changes: "
+    report(f"\n[latency] Ingress create -> route served over {n} changes: "
           f"p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms, max {lat[-1] * 1000:.0f} ms")
     assert p99 < 5.0, f"p99 {p99:.2f} s"
+
+
+def _published_hosts(weir) -> set[str]:
+    try:
+        t = json.loads((weir.publish / "routes.json").read_text())
+    except (OSError, ValueError):
+        return set()
+    return {h.get("name", "") for h in t.get("hosts", [])}
+
+
+def test_scale_1000_ingresses(weir, api, cluster, tmp_path):
+    """1,000 generated Ingresses (+ Services, EndpointSlices, TLS Secrets) applied at once: time
+    until all are published and served, controller and proxy memory."""
+    n = 1000
+    out = tmp_path / "gen"
+    subprocess.run([sys.executable, str(kweir.REPO / "tests" / "bench" / "gen_ingresses.py"),
+                    "--count", str(n), "--out", str(out), "--namespaces", "5"], check=True)
+    cluster.kubectl("apply", "-f", str(out / "00-header.yaml"))
+    rss0 = weir.rss_kib("controller")
+    t0 = time.monotonic()
+    try:
+        cluster.kubectl("apply", "--server-side", "-f", str(out), timeout=300)
+        t_apply = time.monotonic() - t0
+        want = {f"app-{i:05d}.bench.weir.test" for i in range(n)}
+        wait_for(lambda: want <= _published_hosts(weir), 180, f"{n} hosts published",
+                 interval=0.25)
+        t_pub = time.monotonic() - t0
+        last = f"app-{n - 1:05d}.bench.weir.test"
+        wait_for(lambda: served_by(weir.http_port, last, "/ws") == "weir-b1", 60, "last served")
+        t_srv = time.monotonic() - t0
+        rss, hwm = weir.rss_kib("controller")
+        prss, phwm = weir.rss_kib("proxy")
+        size = (weir.publish / "routes.json").stat().st_size
+        report(f"\n[scale] {n} Ingresses: kubectl apply {t_apply:.1f} s, all published "
+               f"{t_pub:.1f} s, last served {t_srv:.1f} s after the apply began; routes.json "
+               f"{size / 1e6:.1f} MB; controller RSS {rss0[0] / 1024:.0f} -> {rss / 1024:.0f} MiB "
+               f"(peak {hwm / 1024:.0f}), proxy RSS {prss / 1024:.0f} MiB (peak {phwm / 1024:.0f})")
+        for h in (f"app-{i:05d}.bench.weir.test" for i in (0, 1, 499, 998)):
+            assert served_by(weir.http_port, h, "/ws") == "weir-b1", h
+    finally:
+        for i in range(5):
+            api.delete("Namespace", f"bench-{i}")
+    wait_for(lambda: not any(h.endswith(".bench.weir.test") for h in _published_hosts(weir)),
+             180, "bench hosts gone after namespace deletion", interval=0.5)
 
 
 def test_rbac_only_errors_absent_from_controller_log(weir):
