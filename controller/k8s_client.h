@@ -24,12 +24,13 @@ int k8s_request(struct k8s_client *c, const char *method, const char *path, cons
 
 /* Streaming GET for watches: data_cb gets each chunk of the body as it arrives (return 0 to
  * continue, non-zero to abort with that code). stop, when non-NULL, is polled about every
- * 100 ms and aborts the transfer with WEIR_ECANCELED when it becomes true. Only the connect
- * timeout applies (the server ends the watch with timeoutSeconds). On return 0 *status is the
+ * 100 ms and aborts the transfer with WEIR_ECANCELED when it becomes true. The whole transfer
+ * is bounded by max_seconds (0: no bound; a watch passes its timeoutSeconds plus a margin, so a
+ * silent dead connection ends with WEIR_ETIMEDOUT). On return 0 *status is the
  * HTTP status; for a non-2xx status the body is not streamed but returned in *errbody (caller
  * frees, may be NULL). Uses its own curl handle (one connection per watch). */
 typedef int (*k8s_stream_cb)(void *arg, const char *data, size_t len);
-int k8s_stream(struct k8s_client *c, const char *path, k8s_stream_cb data_cb, void *arg,
-               const volatile bool *stop, long *status, char **errbody);
+int k8s_stream(struct k8s_client *c, const char *path, long max_seconds, k8s_stream_cb data_cb,
+               void *arg, const volatile bool *stop, long *status, char **errbody);
 
 #endif

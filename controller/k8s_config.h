@@ -36,7 +36,8 @@ int k8s_config_insecure(const struct k8s_config *cfg);
 /* Copy the current bearer token into buf (NUL-terminated). A token file is re-read when its
  * mtime/size changed, checked at most every few seconds. Returns 0 (buf "" when the config has
  * no token), WEIR_ETOOBIG when buf is too small, or WEIR_EIO when the file cannot be read and
- * no previous token is cached. Thread-safe. */
-int k8s_config_token(struct k8s_config *cfg, char *buf, size_t buflen);
+ * no previous token is cached. Thread-safe (the token cache is internally locked, so cfg
+ * may be const). */
+int k8s_config_token(const struct k8s_config *cfg, char *buf, size_t buflen);
 
 #endif

@@ -1,0 +1,430 @@
+/* controller/k8s_client.c - HTTPS to the Kubernetes API with libcurl.
+ *
+ * Plain requests take an easy handle from a small pool guarded by a mutex, so keep-alive
+ * connections and TLS sessions are reused across calls from any thread. Streams (watches)
+ * get their own easy handle, driven by a private multi handle polled every 100 ms so a stop
+ * flag interrupts them promptly; each watch is therefore its own HTTP/1.1 connection (see
+ * k8s_watch.c for why). CA, client certificate and key are handed to curl from memory. */
+#include "k8s_client.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+
+#include "error.h"
+#include "k8s_config.h"
+#include "log.h"
+
+#define POOL_MAX 4
+#define RESP_MAX ((size_t)256 << 20) /* response bodies */
+#define ERRBODY_MAX ((size_t)1 << 20)
+#define CONNECT_TIMEOUT_MS 5000L
+#define REQUEST_TIMEOUT_MS 30000L
+#define TOKEN_BUF 16384
+
+static const char *const LOG_C = "controller.k8s_client";
+
+struct k8s_client {
+	const struct k8s_config *cfg;
+	pthread_mutex_t mu;
+	CURL *pool[POOL_MAX];
+	int npool;
+};
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static int curl_init_rc;
+
+static void curl_init_once(void)
+{
+	curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : WEIR_EIO;
+}
+
+int k8s_client_new(const struct k8s_config *cfg, struct k8s_client **out)
+{
+	struct k8s_client *c;
+
+	*out = NULL;
+	pthread_once(&curl_once, curl_init_once);
+	if (curl_init_rc)
+		return curl_init_rc;
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return WEIR_ENOMEM;
+	c->cfg = cfg;
+	pthread_mutex_init(&c->mu, NULL);
+	*out = c;
+	return 0;
+}
+
+void k8s_client_free(struct k8s_client *c)
+{
+	if (!c)
+		return;
+	for (int i = 0; i < c->npool; i++)
+		curl_easy_cleanup(c->pool[i]);
+	pthread_mutex_destroy(&c->mu);
+	free(c);
+}
+
+static CURL *pool_take(struct k8s_client *c)
+{
+	CURL *h = NULL;
+
+	pthread_mutex_lock(&c->mu);
+	if (c->npool)
+		h = c->pool[--c->npool];
+	pthread_mutex_unlock(&c->mu);
+	if (h)
+		curl_easy_reset(h); /* keeps live connections, DNS and TLS session caches */
+	else
+		h = curl_easy_init();
+	return h;
+}
+
+static void pool_give(struct k8s_client *c, CURL *h)
+{
+	pthread_mutex_lock(&c->mu);
+	if (c->npool < POOL_MAX) {
+		c->pool[c->npool++] = h;
+		h = NULL;
+	}
+	pthread_mutex_unlock(&c->mu);
+	if (h)
+		curl_easy_cleanup(h);
+}
+
+/* Capped growable buffer for response bodies. */
+struct body {
+	char *data;
+	size_t len, cap, max;
+	int overflow;
+};
+
+static int body_append(struct body *b, const char *p, size_t n)
+{
+	if (n > b->max - b->len) {
+		b->overflow = 1;
+		return -1;
+	}
+	if (b->len + n + 1 > b->cap) {
+		size_t ncap = b->cap ? b->cap : 4096;
+		char *nd;
+
+		while (ncap < b->len + n + 1)
+			ncap *= 2;
+		if (ncap > b->max + 1)
+			ncap = b->max + 1;
+		nd = realloc(b->data, ncap);
+		if (!nd)
+			return -1;
+		b->data = nd;
+		b->cap = ncap;
+	}
+	memcpy(b->data + b->len, p, n);
+	b->len += n;
+	b->data[b->len] = '\0';
+	return 0;
+}
+
+static char *body_take(struct body *b)
+{
+	char *d = b->data;
+
+	if (!d) {
+		d = malloc(1);
+		if (d)
+			d[0] = '\0';
+	}
+	b->data = NULL;
+	b->len = b->cap = 0;
+	return d;
+}
+
+/* State of one transfer, shared with the curl callbacks. */
+struct xfer {
+	CURL *h;
+	struct body body;     /* whole body (plain requests) or error body (streams) */
+	k8s_stream_cb stream; /* non-NULL: stream 2xx bodies here */
+	void *stream_arg;
+	int stream_rc; /* non-zero rc returned by stream */
+	const volatile bool *stop;
+	int checked_status; /* streams: 0 unknown, 1 streaming, 2 error body */
+};
+
+static size_t write_cb(char *p, size_t size, size_t nmemb, void *arg)
+{
+	struct xfer *x = arg;
+	size_t n = size * nmemb;
+
+	if (x->stream) {
+		if (!x->checked_status) {
+			long code = 0;
+
+			curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &code);
+			x->checked_status = code >= 200 && code < 300 ? 1 : 2;
+		}
+		if (x->checked_status == 1) {
+			int rc = x->stream(x->stream_arg, p, n);
+
+			if (rc) {
+				x->stream_rc = rc;
+				return 0; /* aborts with CURLE_WRITE_ERROR */
+			}
+			return n;
+		}
+		/* Error bodies (a Status object) are small; keep the first MiB. */
+		if (x->body.len < x->body.max)
+			body_append(&x->body, p,
+			            n < x->body.max - x->body.len ? n : x->body.max - x->body.len);
+		return n;
+	}
+	if (body_append(&x->body, p, n))
+		return 0;
+	return n;
+}
+
+static int xferinfo_cb(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow)
+{
+	struct xfer *x = arg;
+
+	return x->stop && *x->stop ? 1 : 0;
+}
+
+static int map_curl_error(CURLcode cc)
+{
+	switch (cc) {
+	case CURLE_OPERATION_TIMEDOUT:
+		return WEIR_ETIMEDOUT;
+	case CURLE_SSL_CONNECT_ERROR:
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_CERTPROBLEM:
+	case CURLE_SSL_CIPHER:
+	case CURLE_SSL_CACERT_BADFILE:
+		return WEIR_ETLS;
+	case CURLE_OUT_OF_MEMORY:
+		return WEIR_ENOMEM;
+	case CURLE_ABORTED_BY_CALLBACK:
+		return WEIR_ECANCELED;
+	case CURLE_GOT_NOTHING:
+	case CURLE_RECV_ERROR:
+	case CURLE_PARTIAL_FILE:
+		return WEIR_ECLOSED;
+	default:
+		return WEIR_EIO;
+	}
+}
+
+/* Set everything common to requests and streams on h. Returns the header list (caller frees
+ * with curl_slist_free_all) or NULL with *rc set. */
+static struct curl_slist *setup(struct k8s_client *c, CURL *h, const char *method, const char *path,
+                                const char *body, const char *content_type, struct xfer *x,
+                                char *errbuf, int *rc)
+{
+	const struct k8s_config *cfg = c->cfg;
+	struct curl_slist *hdrs = NULL, *t;
+	char *url = NULL, *auth = NULL;
+	char token[TOKEN_BUF];
+	const char *pem;
+	size_t len;
+
+	*rc = k8s_config_token(cfg, token, sizeof(token));
+	if (*rc)
+		return NULL;
+	if (asprintf(&url, "%s%s", k8s_config_server(cfg), path) < 0)
+		abort();
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	free(url);
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, CONNECT_TIMEOUT_MS);
+	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(h, CURLOPT_TCP_KEEPIDLE, 30L);
+	curl_easy_setopt(h, CURLOPT_TCP_KEEPINTVL, 10L);
+	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+	curl_easy_setopt(h, CURLOPT_USERAGENT, "weir-controller/" WEIR_VERSION);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, write_cb);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, x);
+	curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, xferinfo_cb);
+	curl_easy_setopt(h, CURLOPT_XFERINFODATA, x);
+	/* Only ever send credentials to the configured server. */
+	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+	if (k8s_config_insecure(cfg)) {
+		curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
+		curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
+	} else if ((pem = k8s_config_ca_pem(cfg, &len)) != NULL) {
+		struct curl_blob blob = {.data = (void *)pem, .len = len, .flags = CURL_BLOB_COPY};
+
+		curl_easy_setopt(h, CURLOPT_CAINFO_BLOB, &blob);
+	}
+	if ((pem = k8s_config_cert_pem(cfg, &len)) != NULL) {
+		struct curl_blob blob = {.data = (void *)pem, .len = len, .flags = CURL_BLOB_COPY};
+
+		curl_easy_setopt(h, CURLOPT_SSLCERT_BLOB, &blob);
+		curl_easy_setopt(h, CURLOPT_SSLCERTTYPE, "PEM");
+	}
+	if ((pem = k8s_config_key_pem(cfg, &len)) != NULL) {
+		struct curl_blob blob = {.data = (void *)pem, .len = len, .flags = CURL_BLOB_COPY};
+
+		curl_easy_setopt(h, CURLOPT_SSLKEY_BLOB, &blob);
+		curl_easy_setopt(h, CURLOPT_SSLKEYTYPE, "PEM");
+	}
+	hdrs = curl_slist_append(hdrs, "Accept: application/json");
+	if (token[0]) {
+		if (asprintf(&auth, "Authorization: Bearer %s", token) < 0)
+			abort();
+		t = curl_slist_append(hdrs, auth);
+		memset(auth, 0, strlen(auth));
+		free(auth);
+		if (!t)
+			goto oom;
+		hdrs = t;
+	}
+	memset(token, 0, sizeof(token));
+	if (body) {
+		char *ct = NULL;
+
+		if (asprintf(&ct, "Content-Type: %s",
+		             content_type ? content_type : "application/json") < 0)
+			abort();
+		t = curl_slist_append(hdrs, ct);
+		free(ct);
+		if (!t)
+			goto oom;
+		hdrs = t;
+		curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body));
+	}
+	/* No "Expect: 100-continue" round trip for bodies. */
+	t = curl_slist_append(hdrs, "Expect:");
+	if (!t)
+		goto oom;
+	hdrs = t;
+	if (strcmp(method, "GET") == 0)
+		curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+	else if (!(strcmp(method, "POST") == 0 && body))
+		curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+	*rc = 0;
+	return hdrs;
+oom:
+	curl_slist_free_all(hdrs);
+	*rc = WEIR_ENOMEM;
+	return NULL;
+}
+
+int k8s_request(struct k8s_client *c, const char *method, const char *path, const char *body,
+                const char *content_type, long *status, char **resp)
+{
+	struct xfer x = {.body = {.max = RESP_MAX}};
+	struct curl_slist *hdrs;
+	char errbuf[CURL_ERROR_SIZE] = "";
+	CURLcode cc;
+	int rc;
+
+	*status = 0;
+	*resp = NULL;
+	x.h = pool_take(c);
+	if (!x.h)
+		return WEIR_ENOMEM;
+	hdrs = setup(c, x.h, method, path, body, content_type, &x, errbuf, &rc);
+	if (!hdrs)
+		goto out_handle;
+	curl_easy_setopt(x.h, CURLOPT_TIMEOUT_MS, REQUEST_TIMEOUT_MS);
+	cc = curl_easy_perform(x.h);
+	if (cc != CURLE_OK) {
+		rc = x.body.overflow ? WEIR_ETOOBIG : map_curl_error(cc);
+		log_debug(LOG_C, "%s %s: %s", method, path,
+		          errbuf[0] ? errbuf : curl_easy_strerror(cc));
+		goto out_hdrs;
+	}
+	curl_easy_getinfo(x.h, CURLINFO_RESPONSE_CODE, status);
+	*resp = body_take(&x.body);
+	rc = *resp ? 0 : WEIR_ENOMEM;
+out_hdrs:
+	curl_slist_free_all(hdrs);
+	curl_easy_setopt(x.h, CURLOPT_HTTPHEADER, NULL);
+out_handle:
+	pool_give(c, x.h);
+	free(x.body.data);
+	return rc;
+}
+
+int k8s_stream(struct k8s_client *c, const char *path, long max_seconds, k8s_stream_cb data_cb,
+               void *arg, const volatile bool *stop, long *status, char **errbody)
+{
+	struct xfer x = {
+	    .body = {.max = ERRBODY_MAX}, .stream = data_cb, .stream_arg = arg, .stop = stop};
+	struct curl_slist *hdrs = NULL;
+	char errbuf[CURL_ERROR_SIZE] = "";
+	CURLM *m = NULL;
+	CURLMsg *msg;
+	CURLcode cc = CURLE_OK;
+	int running = 1, left, rc;
+
+	*status = 0;
+	if (errbody)
+		*errbody = NULL;
+	x.h = curl_easy_init();
+	m = curl_multi_init();
+	if (!x.h || !m) {
+		rc = WEIR_ENOMEM;
+		goto out;
+	}
+	hdrs = setup(c, x.h, "GET", path, NULL, NULL, &x, errbuf, &rc);
+	if (!hdrs)
+		goto out;
+	if (max_seconds > 0)
+		curl_easy_setopt(x.h, CURLOPT_TIMEOUT_MS, max_seconds * 1000L);
+	curl_multi_add_handle(m, x.h);
+	while (running) {
+		CURLMcode mc = curl_multi_perform(m, &running);
+
+		if (mc != CURLM_OK) {
+			rc = WEIR_EIO;
+			goto out_remove;
+		}
+		if (!running)
+			break;
+		if (stop && *stop) {
+			rc = WEIR_ECANCELED;
+			goto out_remove;
+		}
+		mc = curl_multi_poll(m, NULL, 0, 100, NULL);
+		if (mc != CURLM_OK) {
+			rc = WEIR_EIO;
+			goto out_remove;
+		}
+	}
+	while ((msg = curl_multi_info_read(m, &left)) != NULL)
+		if (msg->msg == CURLMSG_DONE)
+			cc = msg->data.result;
+	curl_easy_getinfo(x.h, CURLINFO_RESPONSE_CODE, status);
+	if (cc != CURLE_OK) {
+		if (x.stream_rc)
+			rc = x.stream_rc;
+		else if (stop && *stop)
+			rc = WEIR_ECANCELED;
+		else
+			rc = map_curl_error(cc);
+		if (!x.stream_rc && rc != WEIR_ECANCELED)
+			log_debug(LOG_C, "GET %s: %s", path,
+			          errbuf[0] ? errbuf : curl_easy_strerror(cc));
+		goto out_remove;
+	}
+	if (errbody && x.checked_status == 2)
+		*errbody = body_take(&x.body);
+	rc = 0;
+out_remove:
+	curl_multi_remove_handle(m, x.h);
+out:
+	curl_slist_free_all(hdrs);
+	curl_easy_cleanup(x.h);
+	curl_multi_cleanup(m);
+	free(x.body.data);
+	return rc;
+}
