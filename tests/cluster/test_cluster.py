@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -256,8 +257,10 @@ def test_websocket_through_proxy(weir, api):
              "ws route")
 
     async def talk():
-        async with websockets.connect(f"ws://127.0.0.1:{weir.http_port}/socket/x",
-                                      additional_headers={"Host": host}, open_timeout=5) as ws:
+        # The URI names the virtual host (Host header); the socket goes to the proxy on loopback.
+        sock = socket.create_connection(("127.0.0.1", weir.http_port), timeout=5)
+        async with websockets.connect(f"ws://{host}:{weir.http_port}/socket/x", sock=sock,
+                                      open_timeout=5) as ws:
             hello = json.loads(await asyncio.wait_for(ws.recv(), 5))
             assert hello["hello"] == "weir-b2"
             for i in range(5):
