@@ -1,0 +1,537 @@
+/* proxy/balancer.c - backend and endpoint choice.
+ *
+ * Everything that must agree across replicas and workers is a pure function
+ * of the table and the request: the affinity cookie value is FNV-1a 64 of
+ * "<canonical address>:<port>" (inet_ntop form, so "::0001" and "::1" agree),
+ * and upstream-hash-by uses rendezvous (highest random weight) hashing of the
+ * expanded key against each endpoint id, so removing one endpoint moves only
+ * the keys it held. Only round robin (a per-table counter) and the canary
+ * weight draw (a per-thread PRNG) are local, as in ingress-nginx.
+ * load-balance "ewma" has no latency feed in this API and falls back to
+ * weighted round robin. */
+#include "balancer.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "error.h"
+#include "log.h"
+
+#define LOG_COMPONENT "proxy.balancer"
+#define KEY_MAX 1024 /* expanded upstream-hash-by key cap (longer keys are cut) */
+
+#define FNV_OFFSET 0xcbf29ce484222325ULL
+#define FNV_PRIME 0x100000001b3ULL
+
+static uint64_t fnv1a(uint64_t h, const void *p, size_t n)
+{
+	const unsigned char *s = p;
+	for (size_t i = 0; i < n; i++) {
+		h ^= s[i];
+		h *= FNV_PRIME;
+	}
+	return h;
+}
+
+/* splitmix64's finalizer: spreads FNV's weak low bits over the whole word. */
+static uint64_t mix64(uint64_t x)
+{
+	x ^= x >> 30;
+	x *= 0xbf58476d1ce4e5b9ULL;
+	x ^= x >> 27;
+	x *= 0x94d049bb133111ebULL;
+	x ^= x >> 31;
+	return x;
+}
+
+static uint64_t endpoint_hash(const struct route_endpoint *ep)
+{
+	char addr[INET6_ADDRSTRLEN];
+	const char *a = ep->address ? ep->address : "";
+	unsigned char bin[16];
+	if (inet_pton(AF_INET, a, bin) == 1)
+		a = inet_ntop(AF_INET, bin, addr, sizeof(addr)) ? addr : a;
+	else if (inet_pton(AF_INET6, a, bin) == 1)
+		a = inet_ntop(AF_INET6, bin, addr, sizeof(addr)) ? addr : a;
+	char port[8];
+	int pn = snprintf(port, sizeof(port), ":%u", (unsigned)ep->port);
+	uint64_t h = fnv1a(FNV_OFFSET, a, strlen(a));
+	return fnv1a(h, port, (size_t)pn);
+}
+
+void balancer_endpoint_id(const struct route_endpoint *ep, char out[17])
+{
+	static const char hex[] = "0123456789abcdef";
+	uint64_t h = endpoint_hash(ep);
+	for (int i = 15; i >= 0; i--) {
+		out[i] = hex[h & 0xf];
+		h >>= 4;
+	}
+	out[16] = '\0';
+}
+
+/* ---- request accessors ---- */
+
+static bool hname_eq(const struct http_header *h, const char *name, size_t n)
+{
+	return h->name_len == n && strncasecmp(h->name, name, n) == 0;
+}
+
+static size_t nheaders(const struct http_request *req)
+{
+	return req->nheaders < HTTP_MAX_HEADERS ? req->nheaders : HTTP_MAX_HEADERS;
+}
+
+/* First header whose name equals name; with dash_underscore, '_' in name
+ * also matches '-' (nginx's $http_NAME). */
+static const struct http_header *find_header(const struct http_request *req, const char *name,
+                                             size_t n, bool dash_underscore)
+{
+	for (size_t i = 0; i < nheaders(req); i++) {
+		const struct http_header *h = &req->headers[i];
+		if (h->name_len != n)
+			continue;
+		if (!dash_underscore) {
+			if (hname_eq(h, name, n))
+				return h;
+			continue;
+		}
+		size_t k = 0;
+		for (; k < n; k++) {
+			char a = h->name[k], b = name[k];
+			if (a == '-')
+				a = '_';
+			if (b == '-')
+				b = '_';
+			if (a >= 'A' && a <= 'Z')
+				a = (char)(a - 'A' + 'a');
+			if (b >= 'A' && b <= 'Z')
+				b = (char)(b - 'A' + 'a');
+			if (a != b)
+				break;
+		}
+		if (k == n)
+			return h;
+	}
+	return NULL;
+}
+
+/* Value of cookie name from the Cookie headers (first match). */
+static bool find_cookie(const struct http_request *req, const char *name, size_t n, bool caseless,
+                        const char **val, size_t *vlen)
+{
+	for (size_t i = 0; i < nheaders(req); i++) {
+		const struct http_header *h = &req->headers[i];
+		if (!hname_eq(h, "Cookie", 6))
+			continue;
+		const char *p = h->value, *end = h->value + h->value_len;
+		while (p < end) {
+			while (p < end && (*p == ' ' || *p == '\t' || *p == ';'))
+				p++;
+			const char *pair = p;
+			while (p < end && *p != ';')
+				p++;
+			const char *eq = memchr(pair, '=', (size_t)(p - pair));
+			if (!eq)
+				continue;
+			const char *ne = eq;
+			while (ne > pair && (ne[-1] == ' ' || ne[-1] == '\t'))
+				ne--;
+			size_t nl = (size_t)(ne - pair);
+			bool match = nl == n && (caseless ? strncasecmp(pair, name, n) == 0
+			                                  : memcmp(pair, name, n) == 0);
+			if (!match)
+				continue;
+			const char *v = eq + 1, *ve = p;
+			while (v < ve && (*v == ' ' || *v == '\t'))
+				v++;
+			while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
+				ve--;
+			if (ve - v >= 2 && v[0] == '"' && ve[-1] == '"') {
+				v++;
+				ve--;
+			}
+			*val = v;
+			*vlen = (size_t)(ve - v);
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Value of query argument name (first match, case-insensitive like nginx). */
+static bool find_arg(const struct http_request *req, const char *name, size_t n, const char **val,
+                     size_t *vlen)
+{
+	if (req->target_len <= req->path_len)
+		return false;
+	const char *p = req->target + req->path_len + 1, *end = req->target + req->target_len;
+	while (p < end) {
+		const char *pair = p;
+		while (p < end && *p != '&')
+			p++;
+		const char *eq = memchr(pair, '=', (size_t)(p - pair));
+		const char *ne = eq ? eq : p;
+		if ((size_t)(ne - pair) == n && strncasecmp(pair, name, n) == 0) {
+			*val = eq ? eq + 1 : p;
+			*vlen = eq ? (size_t)(p - eq - 1) : 0;
+			return true;
+		}
+		if (p < end)
+			p++;
+	}
+	return false;
+}
+
+/* ---- upstream-hash-by key ---- */
+
+struct keybuf {
+	char b[KEY_MAX];
+	size_t n;
+};
+
+static void key_put(struct keybuf *k, const char *s, size_t n)
+{
+	size_t room = sizeof(k->b) - k->n;
+	if (n > room)
+		n = room;
+	memcpy(k->b + k->n, s, n);
+	k->n += n;
+}
+
+static bool var_char(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       c == '_';
+}
+
+static void expand_var(struct keybuf *k, const char *v, size_t n, const struct http_request *req,
+                       const struct http_client *client)
+{
+	const char *val = NULL;
+	size_t vlen = 0;
+	const struct http_header *h;
+	if (n == 11 && memcmp(v, "remote_addr", 11) == 0) {
+		key_put(k, client->ip, strlen(client->ip));
+	} else if (n == 11 && memcmp(v, "request_uri", 11) == 0) {
+		key_put(k, req->target, req->target_len);
+	} else if (n == 3 && memcmp(v, "uri", 3) == 0) {
+		key_put(k, req->path, req->path_len);
+	} else if (n == 6 && memcmp(v, "scheme", 6) == 0) {
+		key_put(k, client->tls ? "https" : "http", client->tls ? 5 : 4);
+	} else if (n == 4 && memcmp(v, "host", 4) == 0) {
+		/* nginx $host: lowercase, without the port */
+		if (req->host) {
+			size_t hl = req->host_len;
+			if (req->host_len && req->host[0] != '[') {
+				const char *c = memchr(req->host, ':', req->host_len);
+				if (c)
+					hl = (size_t)(c - req->host);
+			}
+			for (size_t i = 0; i < hl; i++) {
+				char c = req->host[i];
+				if (c >= 'A' && c <= 'Z')
+					c = (char)(c - 'A' + 'a');
+				key_put(k, &c, 1);
+			}
+		}
+	} else if (n > 4 && memcmp(v, "arg_", 4) == 0) {
+		if (find_arg(req, v + 4, n - 4, &val, &vlen))
+			key_put(k, val, vlen);
+	} else if (n > 5 && memcmp(v, "http_", 5) == 0) {
+		if ((h = find_header(req, v + 5, n - 5, true)))
+			key_put(k, h->value, h->value_len);
+	} else if (n > 7 && memcmp(v, "cookie_", 7) == 0) {
+		if (find_cookie(req, v + 7, n - 7, true, &val, &vlen))
+			key_put(k, val, vlen);
+	}
+	/* unknown variables expand to nothing */
+}
+
+static void expand_key(struct keybuf *k, const char *tmpl, const struct http_request *req,
+                       const struct http_client *client)
+{
+	k->n = 0;
+	const char *s = tmpl;
+	while (*s) {
+		if (s[0] == '$' && s[1] == '{') {
+			const char *close = strchr(s + 2, '}');
+			if (close) {
+				expand_var(k, s + 2, (size_t)(close - s - 2), req, client);
+				s = close + 1;
+				continue;
+			}
+		}
+		if (s[0] == '$' && var_char(s[1])) {
+			const char *v = s + 1;
+			size_t n = 0;
+			while (var_char(v[n]))
+				n++;
+			expand_var(k, v, n, req, client);
+			s = v + n;
+			continue;
+		}
+		key_put(k, s, 1);
+		s++;
+	}
+}
+
+/* ln(x) for x >= 1 without libm: x = m * 2^e with m in [1,2),
+ * ln m = 2 atanh((m-1)/(m+1)) by its series. Deterministic in every replica. */
+static double ln_u64(uint64_t x)
+{
+	int e = 63 - __builtin_clzll(x);
+	double m = (double)x;
+	for (int i = 0; i < e; i++)
+		m *= 0.5;
+	double t = (m - 1.0) / (m + 1.0), t2 = t * t, term = t, sum = 0.0;
+	for (int k = 1; k < 60; k += 2) {
+		sum += term / k;
+		term *= t2;
+	}
+	return e * 0.69314718055994530942 + 2.0 * sum;
+}
+
+static uint32_t weight_of(const struct route_endpoint *ep)
+{
+	return ep->weight ? ep->weight : 1;
+}
+
+/* Highest random weight: every endpoint's score depends only on the key and
+ * that endpoint, so a removal moves only the keys the removed one won. With
+ * unequal weights the score is w / -ln(u), u uniform in (0,1) from the hash. */
+static int pick_rendezvous(const struct route_backend *be, uint64_t keyhash)
+{
+	bool equal = true;
+	for (size_t i = 1; i < be->nendpoints; i++)
+		if (weight_of(&be->endpoints[i]) != weight_of(&be->endpoints[0]))
+			equal = false;
+	int best = -1;
+	uint64_t best_h = 0;
+	double best_s = 0;
+	for (size_t i = 0; i < be->nendpoints; i++) {
+		const struct route_endpoint *ep = &be->endpoints[i];
+		if (ep->draining)
+			continue;
+		uint64_t h = mix64(keyhash ^ mix64(endpoint_hash(ep)));
+		if (equal) {
+			if (best < 0 || h > best_h) {
+				best = (int)i;
+				best_h = h;
+			}
+			continue;
+		}
+		/* u = x / 2^53 with x odd in [1, 2^53): -ln u = 53 ln2 - ln x > 0 */
+		uint64_t x = (h >> 11) | 1;
+		double neg_ln_u = 53 * 0.69314718055994530942 - ln_u64(x);
+		double s = (double)weight_of(ep) / neg_ln_u;
+		if (best < 0 || s > best_s) {
+			best = (int)i;
+			best_s = s;
+		}
+	}
+	return best;
+}
+
+/* Weighted round robin over the endpoints that take new requests. */
+static int pick_round_robin(const struct table *t, int backend, const struct route_backend *be)
+{
+	uint64_t total = 0;
+	for (size_t i = 0; i < be->nendpoints; i++)
+		if (!be->endpoints[i].draining)
+			total += weight_of(&be->endpoints[i]);
+	if (total == 0)
+		return -1;
+	uint64_t r = table_backend_next(t, backend) % total;
+	for (size_t i = 0; i < be->nendpoints; i++) {
+		if (be->endpoints[i].draining)
+			continue;
+		uint64_t w = weight_of(&be->endpoints[i]);
+		if (r < w)
+			return (int)i;
+		r -= w;
+	}
+	return -1;
+}
+
+/* Per-thread xorshift64*, seeded once from the kernel (clock as fallback). */
+static uint32_t random_percent(void)
+{
+	static _Thread_local uint64_t state;
+	if (state == 0) {
+		if (getrandom(&state, sizeof(state), GRND_NONBLOCK) != (ssize_t)sizeof(state)) {
+			struct timespec ts;
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			state = mix64((uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 32) ^
+			              (uint64_t)(uintptr_t)&state);
+		}
+		if (state == 0)
+			state = 0x9e3779b97f4a7c15ULL;
+	}
+	state ^= state >> 12;
+	state ^= state << 25;
+	state ^= state >> 27;
+	return (uint32_t)(((state * 0x2545f4914f6cdd1dULL) >> 32) % 100);
+}
+
+static bool value_is(const char *v, size_t n, const char *s)
+{
+	return n == strlen(s) && memcmp(v, s, n) == 0;
+}
+
+/* ingress-nginx precedence: header, then cookie, then weight. */
+static bool use_canary(const struct route_canary *c, const struct http_request *req)
+{
+	const char *v;
+	size_t n;
+	if (c->by_header) {
+		const struct http_header *h =
+		    find_header(req, c->by_header, strlen(c->by_header), false);
+		if (h) {
+			if (c->by_header_value) {
+				if (value_is(h->value, h->value_len, c->by_header_value))
+					return true;
+			} else if (value_is(h->value, h->value_len, "always")) {
+				return true;
+			} else if (value_is(h->value, h->value_len, "never")) {
+				return false;
+			}
+		}
+	}
+	if (c->by_cookie && find_cookie(req, c->by_cookie, strlen(c->by_cookie), false, &v, &n)) {
+		if (value_is(v, n, "always"))
+			return true;
+		if (value_is(v, n, "never"))
+			return false;
+	}
+	if (c->weight == 0)
+		return false;
+	return random_percent() < c->weight;
+}
+
+static const char *const wday[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+static const char *const month[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                    "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+
+/* "Set-Cookie" value for the affinity cookie; "" when it does not fit. */
+static void make_cookie(const struct route *route, const struct route_endpoint *ep, char *out,
+                        size_t cap)
+{
+	const struct route_cookie *c = &route->policy.cookie;
+	char id[17];
+	balancer_endpoint_id(ep, id);
+	const char *path = c->path;
+	if (!path)
+		path = route->match != ROUTE_MATCH_REGEX && route->path ? route->path : "/";
+	size_t n = 0;
+	int r = snprintf(out, cap, "%s=%s; Path=%s", c->name ? c->name : "INGRESSCOOKIE", id, path);
+	if (r < 0 || (size_t)r >= cap)
+		goto toolong;
+	n = (size_t)r;
+	if (c->max_age_s >= 0) {
+		r = snprintf(out + n, cap - n, "; Max-Age=%lld", (long long)c->max_age_s);
+		if (r < 0 || (size_t)r >= cap - n)
+			goto toolong;
+		n += (size_t)r;
+	}
+	if (c->expires_s >= 0) {
+		time_t when = time(NULL) + (time_t)c->expires_s;
+		struct tm tm;
+		if (gmtime_r(&when, &tm)) {
+			r = snprintf(out + n, cap - n,
+			             "; Expires=%s, %02d %s %04d %02d:%02d:%02d GMT",
+			             wday[tm.tm_wday % 7], tm.tm_mday, month[tm.tm_mon % 12],
+			             tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+			if (r < 0 || (size_t)r >= cap - n)
+				goto toolong;
+			n += (size_t)r;
+		}
+	}
+	if (c->secure) {
+		r = snprintf(out + n, cap - n, "; Secure");
+		if (r < 0 || (size_t)r >= cap - n)
+			goto toolong;
+		n += (size_t)r;
+	}
+	if (c->samesite) {
+		r = snprintf(out + n, cap - n, "; SameSite=%s", c->samesite);
+		if (r < 0 || (size_t)r >= cap - n)
+			goto toolong;
+		n += (size_t)r;
+	}
+	r = snprintf(out + n, cap - n, "; HttpOnly");
+	if (r < 0 || (size_t)r >= cap - n)
+		goto toolong;
+	return;
+toolong:
+	log_warn(LOG_COMPONENT, "affinity cookie for route %s does not fit; not set",
+	         route->path ? route->path : "-");
+	out[0] = '\0';
+}
+
+/* The endpoint named by the affinity cookie, or -1. */
+static int cookie_endpoint(const struct route *route, const struct route_backend *be,
+                           const struct http_request *req)
+{
+	const struct route_cookie *c = &route->policy.cookie;
+	const char *name = c->name ? c->name : "INGRESSCOOKIE";
+	const char *v;
+	size_t n;
+	if (!find_cookie(req, name, strlen(name), false, &v, &n) || n != 16)
+		return -1;
+	for (size_t i = 0; i < be->nendpoints; i++) {
+		char id[17];
+		balancer_endpoint_id(&be->endpoints[i], id);
+		if (strncasecmp(id, v, 16) == 0)
+			return (int)i;
+	}
+	return -1;
+}
+
+int balancer_choose(const struct table *t, const struct route *route,
+                    const struct http_request *req, const struct http_client *client,
+                    struct balancer_pick *out)
+{
+	const struct route_table *rt = table_routes(t);
+	out->backend = -1;
+	out->endpoint = -1;
+	out->set_cookie[0] = '\0';
+
+	int backend = route ? route->backend : rt->default_backend;
+	if (backend < 0 || (size_t)backend >= rt->nbackends)
+		return WEIR_ENOENT;
+	if (route && route->canary.backend >= 0 && (size_t)route->canary.backend < rt->nbackends &&
+	    use_canary(&route->canary, req))
+		backend = route->canary.backend;
+	out->backend = backend;
+	const struct route_backend *be = &rt->backends[backend];
+
+	if (route && route->policy.affinity == ROUTE_AFFINITY_COOKIE) {
+		int i = cookie_endpoint(route, be, req);
+		if (i >= 0 && (route->policy.affinity_mode == ROUTE_AFFINITY_PERSISTENT ||
+		               !be->endpoints[i].draining)) {
+			out->endpoint = i;
+			return 0;
+		}
+		out->endpoint = pick_round_robin(t, backend, be);
+		if (out->endpoint >= 0)
+			make_cookie(route, &be->endpoints[out->endpoint], out->set_cookie,
+			            sizeof(out->set_cookie));
+		return 0;
+	}
+
+	if (route && route->policy.hash_by) {
+		struct keybuf k;
+		expand_key(&k, route->policy.hash_by, req, client);
+		out->endpoint = pick_rendezvous(be, mix64(fnv1a(FNV_OFFSET, k.b, k.n)));
+		return 0;
+	}
+
+	out->endpoint = pick_round_robin(t, backend, be);
+	return 0;
+}

@@ -1,0 +1,654 @@
+/* proxy/headers.c - message heads for the upstream request, the client
+ * response and the proxy's own answers. Everything is written into the
+ * caller's buffer through a bounded writer; nothing is allocated. */
+#include "headers.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "error.h"
+
+/* A bounded output buffer: once a write does not fit, every later write is
+ * ignored and the build reports WEIR_ETOOBIG. */
+struct wbuf {
+	char *p;
+	size_t cap;
+	size_t len;
+	bool over;
+};
+
+static void put(struct wbuf *w, const char *s, size_t n)
+{
+	if (w->over)
+		return;
+	if (n > w->cap - w->len) {
+		w->over = true;
+		return;
+	}
+	if (n)
+		memcpy(w->p + w->len, s, n);
+	w->len += n;
+}
+
+static void puts_(struct wbuf *w, const char *s)
+{
+	put(w, s, strlen(s));
+}
+
+static void put_i64(struct wbuf *w, int64_t v)
+{
+	char tmp[24];
+	int n = snprintf(tmp, sizeof(tmp), "%lld", (long long)v);
+	put(w, tmp, (size_t)n);
+}
+
+/* "Name: value\r\n" */
+static void put_header(struct wbuf *w, const char *name, size_t nlen, const char *value,
+                       size_t vlen)
+{
+	put(w, name, nlen);
+	put(w, ": ", 2);
+	put(w, value, vlen);
+	put(w, "\r\n", 2);
+}
+
+static void put_header_s(struct wbuf *w, const char *name, const char *value)
+{
+	put_header(w, name, strlen(name), value, strlen(value));
+}
+
+static int finish(struct wbuf *w)
+{
+	if (w->over || w->len > INT_MAX)
+		return WEIR_ETOOBIG;
+	return (int)w->len;
+}
+
+static bool name_eq(const char *a, size_t alen, const char *b)
+{
+	size_t blen = strlen(b);
+	return alen == blen && strncasecmp(a, b, alen) == 0;
+}
+
+static bool is_ows(char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+/* True when name appears as a token in any Connection header of hs. */
+static bool connection_lists(const struct http_header *hs, size_t n, const char *name, size_t nlen)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (!name_eq(hs[i].name, hs[i].name_len, "Connection"))
+			continue;
+		const char *v = hs[i].value, *end = v + hs[i].value_len;
+		while (v < end) {
+			while (v < end && (is_ows(*v) || *v == ','))
+				v++;
+			const char *tok = v;
+			while (v < end && *v != ',')
+				v++;
+			const char *tend = v;
+			while (tend > tok && is_ows(tend[-1]))
+				tend--;
+			if ((size_t)(tend - tok) == nlen && strncasecmp(tok, name, nlen) == 0)
+				return true;
+		}
+	}
+	return false;
+}
+
+static const char *const hop_by_hop[] = {
+    "Connection", "Keep-Alive", "Proxy-Connection", "TE", "Trailer", "Transfer-Encoding", "Upgrade",
+};
+
+/* RFC 9110 7.6.1: the fixed hop-by-hop set plus anything a Connection header
+ * names. Host is never dropped this way: an upstream needs it. */
+static bool is_hop_by_hop(const struct http_header *h, const struct http_header *hs, size_t n)
+{
+	for (size_t i = 0; i < sizeof(hop_by_hop) / sizeof(hop_by_hop[0]); i++)
+		if (name_eq(h->name, h->name_len, hop_by_hop[i]))
+			return true;
+	if (name_eq(h->name, h->name_len, "Host"))
+		return false;
+	return connection_lists(hs, n, h->name, h->name_len);
+}
+
+static bool name_is_hop_or_framing(const char *name)
+{
+	for (size_t i = 0; i < sizeof(hop_by_hop) / sizeof(hop_by_hop[0]); i++)
+		if (strcasecmp(name, hop_by_hop[i]) == 0)
+			return true;
+	return strcasecmp(name, "Content-Length") == 0;
+}
+
+static bool in_route_headers(const struct route_header *rh, size_t n, const char *name, size_t nlen)
+{
+	for (size_t i = 0; i < n; i++)
+		if (rh[i].name && name_eq(name, nlen, rh[i].name))
+			return true;
+	return false;
+}
+
+const char *headers_reason(int status)
+{
+	switch (status) {
+	case 100:
+		return "Continue";
+	case 101:
+		return "Switching Protocols";
+	case 200:
+		return "OK";
+	case 201:
+		return "Created";
+	case 202:
+		return "Accepted";
+	case 204:
+		return "No Content";
+	case 206:
+		return "Partial Content";
+	case 301:
+		return "Moved Permanently";
+	case 302:
+		return "Found";
+	case 303:
+		return "See Other";
+	case 304:
+		return "Not Modified";
+	case 307:
+		return "Temporary Redirect";
+	case 308:
+		return "Permanent Redirect";
+	case 400:
+		return "Bad Request";
+	case 401:
+		return "Unauthorized";
+	case 403:
+		return "Forbidden";
+	case 404:
+		return "Not Found";
+	case 405:
+		return "Method Not Allowed";
+	case 408:
+		return "Request Timeout";
+	case 409:
+		return "Conflict";
+	case 410:
+		return "Gone";
+	case 411:
+		return "Length Required";
+	case 413:
+		return "Content Too Large";
+	case 414:
+		return "URI Too Long";
+	case 415:
+		return "Unsupported Media Type";
+	case 417:
+		return "Expectation Failed";
+	case 421:
+		return "Misdirected Request";
+	case 426:
+		return "Upgrade Required";
+	case 429:
+		return "Too Many Requests";
+	case 431:
+		return "Request Header Fields Too Large";
+	case 500:
+		return "Internal Server Error";
+	case 501:
+		return "Not Implemented";
+	case 502:
+		return "Bad Gateway";
+	case 503:
+		return "Service Unavailable";
+	case 504:
+		return "Gateway Timeout";
+	case 505:
+		return "HTTP Version Not Supported";
+	default:
+		return "Unknown";
+	}
+}
+
+/* The request target after rewrite-target: $0..$9 are the regex captures over
+ * the path (empty when absent), the result gets a leading '/' if it lacks one,
+ * and the original query string is kept (joined with '&' when the rewrite
+ * itself holds a '?', as nginx does). */
+static void put_rewritten_target(struct wbuf *w, const struct http_request *req,
+                                 const struct table_match *m, const char *tmpl)
+{
+	size_t start = w->len;
+	bool has_query_in_tmpl = false;
+	for (const char *s = tmpl; *s; s++) {
+		if (s[0] == '$' && s[1] >= '0' && s[1] <= '9') {
+			int i = s[1] - '0';
+			if (m && i < m->ncaptures && i < 10 &&
+			    m->cap_off[i] + m->cap_len[i] <= req->path_len)
+				put(w, req->path + m->cap_off[i], m->cap_len[i]);
+			s++;
+			continue;
+		}
+		if (*s == '?')
+			has_query_in_tmpl = true;
+		put(w, s, 1);
+	}
+	if (w->over)
+		return;
+	if (w->len == start || w->p[start] != '/') {
+		/* Captures produced the first bytes: make it absolute. */
+		if (w->len == w->cap) {
+			w->over = true;
+			return;
+		}
+		memmove(w->p + start + 1, w->p + start, w->len - start);
+		w->p[start] = '/';
+		w->len++;
+	}
+	if (req->target_len > req->path_len) {
+		const char *q = req->target + req->path_len; /* starts with '?' */
+		size_t qlen = req->target_len - req->path_len;
+		if (has_query_in_tmpl) {
+			if (qlen > 1) {
+				put(w, "&", 1);
+				put(w, q + 1, qlen - 1);
+			}
+		} else {
+			put(w, q, qlen);
+		}
+	}
+}
+
+/* The literal leading part of a path prefix without its trailing '/': for a
+ * regex route the pattern up to its first metacharacter. */
+static size_t route_prefix(const struct route *r, const char **out)
+{
+	const char *p = r->path ? r->path : "";
+	size_t n;
+	if (r->match == ROUTE_MATCH_REGEX) {
+		if (*p == '^')
+			p++;
+		n = strcspn(p, ".^$*+?()[]{}|\\");
+	} else {
+		n = strlen(p);
+	}
+	while (n > 0 && p[n - 1] == '/')
+		n--;
+	*out = p;
+	return n;
+}
+
+/* First comma-separated element of a header value, trimmed. */
+static size_t first_element(const char *v, size_t len)
+{
+	size_t n = 0;
+	while (n < len && v[n] != ',')
+		n++;
+	while (n > 0 && is_ows(v[n - 1]))
+		n--;
+	return n;
+}
+
+static const struct http_header *find_header(const struct http_header *hs, size_t n,
+                                             const char *name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (name_eq(hs[i].name, hs[i].name_len, name))
+			return &hs[i];
+	return NULL;
+}
+
+/* Headers the proxy sets itself and that only a trusted peer may pass on. */
+enum fwd { FWD_PROTO, FWD_HOST, FWD_PORT, FWD_REAL_IP, FWD_REQUEST_ID, FWD_N };
+static const char *const fwd_names[FWD_N] = {
+    "X-Forwarded-Proto", "X-Forwarded-Host", "X-Forwarded-Port", "X-Real-IP", "X-Request-ID",
+};
+
+int headers_build_request(const struct http_request *req, const struct http_client *client,
+                          const struct headers_ctx *ctx, int64_t body_length, char *buf, size_t cap)
+{
+	struct wbuf w = {buf, cap, 0, false};
+	const struct route *route = ctx ? ctx->route : NULL;
+	const struct route_policy *pol = route ? &route->policy : NULL;
+	bool trusted = ctx && ctx->peer_trusted;
+	const struct http_header *hs = req->headers;
+	size_t n = req->nheaders < HTTP_MAX_HEADERS ? req->nheaders : HTTP_MAX_HEADERS;
+	const struct route_header *rh = pol ? pol->request_headers : NULL;
+	size_t nrh = pol ? pol->nrequest_headers : 0;
+	const char *vhost = pol ? pol->upstream_vhost : NULL;
+	bool kept[FWD_N] = {false};
+	bool host_seen = false;
+
+	/* Where the upstream's Origin/Referer should point: the authority the
+	 * upstream receives in Host, with the upstream's scheme. */
+	const char *up_scheme =
+	    pol && pol->backend_protocol == ROUTE_PROTO_HTTPS ? "https://" : "http://";
+	const char *up_auth = vhost;
+	size_t up_auth_len = vhost ? strlen(vhost) : 0;
+	if (!up_auth && req->host) {
+		up_auth = req->host;
+		up_auth_len = req->host_len;
+	}
+	if (!up_auth && ctx && ctx->upstream_host) {
+		up_auth = ctx->upstream_host;
+		up_auth_len = strlen(up_auth);
+	}
+
+	/* Request line. */
+	put(&w, req->method, req->method_len);
+	put(&w, " ", 1);
+	if (pol && pol->rewrite_target)
+		put_rewritten_target(&w, req, ctx->match, pol->rewrite_target);
+	else
+		put(&w, req->target, req->target_len);
+	puts_(&w, " HTTP/1.1\r\n");
+
+	/* End-to-end headers in arrival order. */
+	for (size_t i = 0; i < n; i++) {
+		const struct http_header *h = &hs[i];
+		if (is_hop_by_hop(h, hs, n))
+			continue;
+		if (name_eq(h->name, h->name_len, "Content-Length"))
+			continue; /* framing is ours */
+		if (in_route_headers(rh, nrh, h->name, h->name_len))
+			continue; /* replaced below */
+		if (name_eq(h->name, h->name_len, "Host")) {
+			host_seen = true;
+			if (vhost)
+				put_header_s(&w, "Host", vhost);
+			else
+				put_header(&w, h->name, h->name_len, h->value, h->value_len);
+			continue;
+		}
+		if (name_eq(h->name, h->name_len, "X-Forwarded-For"))
+			continue; /* rebuilt below */
+		bool is_fwd = false;
+		for (int f = 0; f < FWD_N; f++) {
+			if (name_eq(h->name, h->name_len, fwd_names[f])) {
+				is_fwd = true;
+				if (trusted) {
+					kept[f] = true;
+					put_header(&w, h->name, h->name_len, h->value,
+					           h->value_len);
+				}
+			}
+		}
+		if (is_fwd)
+			continue;
+		if (name_eq(h->name, h->name_len, "X-Forwarded-Prefix")) {
+			if (trusted && !(pol && pol->x_forwarded_prefix))
+				put_header(&w, h->name, h->name_len, h->value, h->value_len);
+			continue;
+		}
+		if (name_eq(h->name, h->name_len, "X-Request-Base")) {
+			if (trusted && !(pol && pol->request_base))
+				put_header(&w, h->name, h->name_len, h->value, h->value_len);
+			continue;
+		}
+		if (pol && pol->origin_rewrite && up_auth &&
+		    name_eq(h->name, h->name_len, "Origin")) {
+			put(&w, h->name, h->name_len);
+			put(&w, ": ", 2);
+			puts_(&w, up_scheme);
+			put(&w, up_auth, up_auth_len);
+			put(&w, "\r\n", 2);
+			continue;
+		}
+		if (pol && pol->origin_rewrite && up_auth &&
+		    name_eq(h->name, h->name_len, "Referer")) {
+			const char *sep = memmem(h->value, h->value_len, "://", 3);
+			put(&w, h->name, h->name_len);
+			put(&w, ": ", 2);
+			if (sep) {
+				const char *auth = sep + 3, *end = h->value + h->value_len;
+				const char *rest = auth;
+				while (rest < end && *rest != '/' && *rest != '?' && *rest != '#')
+					rest++;
+				puts_(&w, up_scheme);
+				put(&w, up_auth, up_auth_len);
+				put(&w, rest, (size_t)(end - rest));
+			} else {
+				put(&w, h->value, h->value_len);
+			}
+			put(&w, "\r\n", 2);
+			continue;
+		}
+		put_header(&w, h->name, h->name_len, h->value, h->value_len);
+	}
+
+	/* Host when the client sent none (HTTP/1.0): the upstream needs one. */
+	if (!host_seen && !in_route_headers(rh, nrh, "Host", 4)) {
+		if (vhost)
+			put_header_s(&w, "Host", vhost);
+		else if (ctx && ctx->upstream_host)
+			put_header_s(&w, "Host", ctx->upstream_host);
+	}
+
+	/* X-Forwarded-For: a trusted peer's chain plus the client, else the client. */
+	if (!in_route_headers(rh, nrh, "X-Forwarded-For", 15)) {
+		puts_(&w, "X-Forwarded-For: ");
+		if (trusted) {
+			for (size_t i = 0; i < n; i++) {
+				const struct http_header *h = &hs[i];
+				if (!name_eq(h->name, h->name_len, "X-Forwarded-For") ||
+				    is_hop_by_hop(h, hs, n) || h->value_len == 0)
+					continue;
+				put(&w, h->value, h->value_len);
+				put(&w, ", ", 2);
+			}
+		}
+		puts_(&w, client->ip);
+		put(&w, "\r\n", 2);
+	}
+
+	/* The public scheme and host, as a trusted peer saw them or as we do. */
+	const char *scheme = client->tls ? "https" : "http";
+	size_t scheme_len = strlen(scheme);
+	const char *pub_host = req->host;
+	size_t pub_host_len = req->host ? req->host_len : 0;
+	if (kept[FWD_PROTO]) {
+		const struct http_header *h = find_header(hs, n, "X-Forwarded-Proto");
+		scheme = h->value;
+		scheme_len = first_element(h->value, h->value_len);
+	}
+	if (kept[FWD_HOST]) {
+		const struct http_header *h = find_header(hs, n, "X-Forwarded-Host");
+		pub_host = h->value;
+		pub_host_len = first_element(h->value, h->value_len);
+	}
+
+	for (int f = 0; f < FWD_N; f++) {
+		if (kept[f] || in_route_headers(rh, nrh, fwd_names[f], strlen(fwd_names[f])))
+			continue;
+		switch (f) {
+		case FWD_PROTO:
+			put_header_s(&w, fwd_names[f], client->tls ? "https" : "http");
+			break;
+		case FWD_HOST:
+			if (req->host)
+				put_header(&w, fwd_names[f], strlen(fwd_names[f]), req->host,
+				           req->host_len);
+			break;
+		case FWD_PORT:
+			puts_(&w, "X-Forwarded-Port: ");
+			put_i64(&w, client->local_port);
+			put(&w, "\r\n", 2);
+			break;
+		case FWD_REAL_IP:
+			put_header_s(&w, fwd_names[f], client->ip);
+			break;
+		case FWD_REQUEST_ID:
+			put_header_s(&w, fwd_names[f], client->request_id);
+			break;
+		}
+	}
+
+	if (pol && pol->x_forwarded_prefix && !in_route_headers(rh, nrh, "X-Forwarded-Prefix", 18))
+		put_header_s(&w, "X-Forwarded-Prefix", pol->x_forwarded_prefix);
+
+	if (pol && pol->request_base && pub_host &&
+	    !in_route_headers(rh, nrh, "X-Request-Base", 14)) {
+		const char *prefix;
+		size_t plen = route_prefix(route, &prefix);
+		puts_(&w, "X-Request-Base: ");
+		put(&w, scheme, scheme_len);
+		puts_(&w, "://");
+		put(&w, pub_host, pub_host_len);
+		put(&w, prefix, plen);
+		put(&w, "\r\n", 2);
+	}
+
+	for (size_t i = 0; i < nrh; i++) {
+		if (!rh[i].name || !rh[i].value || name_is_hop_or_framing(rh[i].name))
+			continue;
+		put_header_s(&w, rh[i].name, rh[i].value);
+	}
+
+	if (req->upgrade_websocket)
+		puts_(&w, "Connection: Upgrade\r\nUpgrade: websocket\r\n");
+
+	if (body_length >= 0) {
+		puts_(&w, "Content-Length: ");
+		put_i64(&w, body_length);
+		put(&w, "\r\n", 2);
+	} else if (body_length == -2) {
+		puts_(&w, "Transfer-Encoding: chunked\r\n");
+	}
+	put(&w, "\r\n", 2);
+	return finish(&w);
+}
+
+static bool hidden(const struct route *route, const struct http_header *h)
+{
+	if (!route)
+		return false;
+	for (size_t i = 0; i < route->policy.nhide_headers; i++)
+		if (route->policy.hide_headers[i] &&
+		    name_eq(h->name, h->name_len, route->policy.hide_headers[i]))
+			return true;
+	return false;
+}
+
+static const char *const cors_response_names[] = {
+    "Access-Control-Allow-Origin",
+    "Access-Control-Allow-Credentials",
+    "Access-Control-Expose-Headers",
+};
+
+int headers_build_response(const struct http_response *resp, const struct route *route,
+                           const char *extra_set_cookie, int64_t body_length, bool keep_alive,
+                           char *buf, size_t cap)
+{
+	struct wbuf w = {buf, cap, 0, false};
+	const struct route_policy *pol = route ? &route->policy : NULL;
+	const struct http_header *hs = resp->headers;
+	size_t n = resp->nheaders < HTTP_MAX_HEADERS ? resp->nheaders : HTTP_MAX_HEADERS;
+	int status = resp->status;
+	bool upgrade = status == 101;
+	/* RFC 9110 8.6: no Content-Length in 1xx and 204; a 304 carries the
+	 * upstream's (it describes the 200), so pass that one through. */
+	bool no_framing = status < 200 || status == 204;
+	bool not_modified = status == 304;
+	bool cors = pol && pol->cors.enabled;
+
+	char code[8];
+	int cn =
+	    snprintf(code, sizeof(code), "%03d", status >= 100 && status <= 999 ? status : 502);
+	puts_(&w, "HTTP/1.1 ");
+	put(&w, code, (size_t)cn);
+	put(&w, " ", 1);
+	if (resp->reason && resp->reason_len)
+		put(&w, resp->reason, resp->reason_len);
+	else
+		puts_(&w, headers_reason(status));
+	put(&w, "\r\n", 2);
+
+	for (size_t i = 0; i < n; i++) {
+		const struct http_header *h = &hs[i];
+		if (is_hop_by_hop(h, hs, n))
+			continue;
+		if (name_eq(h->name, h->name_len, "Content-Length") && !not_modified)
+			continue;
+		if (hidden(route, h))
+			continue;
+		if (pol && in_route_headers(pol->response_headers, pol->nresponse_headers, h->name,
+		                            h->name_len))
+			continue;
+		if (cors) {
+			bool c = false;
+			for (size_t k = 0; k < 3; k++)
+				c = c || name_eq(h->name, h->name_len, cors_response_names[k]);
+			if (c)
+				continue;
+		}
+		put_header(&w, h->name, h->name_len, h->value, h->value_len);
+	}
+
+	if (pol) {
+		for (size_t i = 0; i < pol->nresponse_headers; i++) {
+			const struct route_header *r = &pol->response_headers[i];
+			if (!r->name || !r->value || name_is_hop_or_framing(r->name))
+				continue;
+			put_header_s(&w, r->name, r->value);
+		}
+	}
+	if (cors) {
+		put_header_s(&w, "Access-Control-Allow-Origin",
+		             pol->cors.allow_origin ? pol->cors.allow_origin : "*");
+		if (pol->cors.allow_credentials)
+			puts_(&w, "Access-Control-Allow-Credentials: true\r\n");
+		if (pol->cors.expose_headers && pol->cors.expose_headers[0])
+			put_header_s(&w, "Access-Control-Expose-Headers", pol->cors.expose_headers);
+	}
+	if (extra_set_cookie && extra_set_cookie[0])
+		put_header_s(&w, "Set-Cookie", extra_set_cookie);
+
+	if (upgrade) {
+		puts_(&w, "Connection: Upgrade\r\nUpgrade: websocket\r\n");
+	} else {
+		if (!no_framing && !not_modified) {
+			if (body_length >= 0) {
+				puts_(&w, "Content-Length: ");
+				put_i64(&w, body_length);
+				put(&w, "\r\n", 2);
+			} else if (body_length == -2) {
+				puts_(&w, "Transfer-Encoding: chunked\r\n");
+			}
+		}
+		if (!keep_alive && status >= 200)
+			puts_(&w, "Connection: close\r\n");
+	}
+	put(&w, "\r\n", 2);
+	return finish(&w);
+}
+
+int headers_build_local(int status, const char *extra_headers, const char *body, bool keep_alive,
+                        char *buf, size_t cap)
+{
+	struct wbuf w = {buf, cap, 0, false};
+	/* 204 and 304 have no content: no body and no Content-Length. */
+	bool bodyless = status == 204 || status == 304 || status < 200;
+	size_t blen = body && !bodyless ? strlen(body) : 0;
+	char code[8];
+	int cn =
+	    snprintf(code, sizeof(code), "%03d", status >= 100 && status <= 999 ? status : 500);
+
+	puts_(&w, "HTTP/1.1 ");
+	put(&w, code, (size_t)cn);
+	put(&w, " ", 1);
+	puts_(&w, headers_reason(status));
+	put(&w, "\r\n", 2);
+	if (!bodyless) {
+		puts_(&w, "Content-Type: text/plain; charset=utf-8\r\nContent-Length: ");
+		put_i64(&w, (int64_t)blen);
+		put(&w, "\r\n", 2);
+	}
+	if (extra_headers)
+		puts_(&w, extra_headers);
+	if (!keep_alive)
+		puts_(&w, "Connection: close\r\n");
+	put(&w, "\r\n", 2);
+	put(&w, body, blen);
+	return finish(&w);
+}
