@@ -244,6 +244,15 @@ def https_get_sni(port: int, host: str, path: str = "/", timeout: float = 3.0):
     raw = b"".join(chunks)
     head, _, body = raw.partition(b"\r\n\r\n")
     status = int(head.split(b" ", 2)[1]) if head else 0
+    if b"transfer-encoding: chunked" in head.lower():
+        out, rest = b"", body
+        for _ in range(100000):
+            size_line, _, rest = rest.partition(b"\r\n")
+            size = int(size_line.split(b";")[0] or b"0", 16)
+            if size == 0:
+                break
+            out, rest = out + rest[:size], rest[size + 2:]
+        body = out
     return status, head.decode("latin-1"), body
 
 
