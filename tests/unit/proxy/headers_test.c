@@ -1,0 +1,567 @@
+/* tests/unit/proxy/headers_test.c - upstream request heads, client response
+ * heads and local answers, checked byte for byte. */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "check.h"
+#include "common/error.h"
+#include "proxy/headers.h"
+
+/* Split a raw head ("GET / HTTP/1.1\r\nA: b\r\n\r\n", held by the caller)
+ * into an http_request, the way the data path hands it over. */
+static void parse_request(const char *raw, struct http_request *req)
+{
+	memset(req, 0, sizeof(*req));
+	req->content_length = -1;
+	const char *sp1 = strchr(raw, ' ');
+	const char *sp2 = strchr(sp1 + 1, ' ');
+	const char *eol = strstr(raw, "\r\n");
+	req->method = raw;
+	req->method_len = (size_t)(sp1 - raw);
+	req->target = sp1 + 1;
+	req->target_len = (size_t)(sp2 - sp1 - 1);
+	req->path = req->target;
+	const char *q = memchr(req->target, '?', req->target_len);
+	req->path_len = q ? (size_t)(q - req->target) : req->target_len;
+	req->version_minor = sp2[8] - '0';
+	const char *p = eol + 2;
+	while (strncmp(p, "\r\n", 2) != 0 && req->nheaders < HTTP_MAX_HEADERS) {
+		const char *colon = strchr(p, ':');
+		const char *end = strstr(p, "\r\n");
+		struct http_header *h = &req->headers[req->nheaders++];
+		h->name = p;
+		h->name_len = (size_t)(colon - p);
+		const char *v = colon + 1;
+		while (*v == ' ')
+			v++;
+		h->value = v;
+		h->value_len = (size_t)(end - v);
+		if (h->name_len == 4 && strncasecmp(h->name, "Host", 4) == 0) {
+			req->host = h->value;
+			req->host_len = h->value_len;
+		}
+		if (h->name_len == 14 && strncasecmp(h->name, "Content-Length", 14) == 0)
+			req->content_length = strtoll(h->value, NULL, 10);
+		p = end + 2;
+	}
+}
+
+static void parse_response(const char *raw, struct http_response *resp)
+{
+	memset(resp, 0, sizeof(*resp));
+	resp->content_length = -1;
+	resp->status = atoi(raw + 9);
+	const char *eol = strstr(raw, "\r\n");
+	resp->reason = raw + 13;
+	resp->reason_len = (size_t)(eol - resp->reason);
+	const char *p = eol + 2;
+	while (strncmp(p, "\r\n", 2) != 0 && resp->nheaders < HTTP_MAX_HEADERS) {
+		const char *colon = strchr(p, ':');
+		const char *end = strstr(p, "\r\n");
+		struct http_header *h = &resp->headers[resp->nheaders++];
+		h->name = p;
+		h->name_len = (size_t)(colon - p);
+		const char *v = colon + 1;
+		while (*v == ' ')
+			v++;
+		h->value = v;
+		h->value_len = (size_t)(end - v);
+		p = end + 2;
+	}
+}
+
+static void client_init(struct http_client *c, const char *ip, bool tls)
+{
+	memset(c, 0, sizeof(*c));
+	snprintf(c->ip, sizeof(c->ip), "%s", ip);
+	c->port = 40000;
+	c->local_port = tls ? 8443 : 8080;
+	c->tls = tls;
+	snprintf(c->request_id, sizeof(c->request_id), "0123456789abcdef0123456789abcdef");
+}
+
+static char out[16384];
+
+static int build_req(const char *raw, const struct http_client *c, const struct headers_ctx *ctx,
+                     int64_t body_length)
+{
+	static struct http_request req;
+	parse_request(raw, &req);
+	int n = headers_build_request(&req, c, ctx, body_length, out, sizeof(out) - 1);
+	out[n > 0 ? n : 0] = '\0';
+	return n;
+}
+
+#define STARTS(s, lit) (strncmp((s), (lit), strlen(lit)) == 0)
+
+static int count(const char *hay, const char *needle)
+{
+	int k = 0;
+	for (const char *p = hay; (p = strstr(p, needle)); p++)
+		k++;
+	return k;
+}
+
+static void test_passthrough_order(void)
+{
+	struct http_client c;
+	client_init(&c, "10.0.0.9", false);
+	struct headers_ctx ctx = {.upstream_host = "10.1.0.5:8080"};
+	int n = build_req("POST /api/v1?q=a%20b HTTP/1.1\r\n"
+	                  "Host: app.example.com\r\n"
+	                  "x-CUSTOM-thing:   spaced  value  \r\n"
+	                  "Cookie: a=1\r\n"
+	                  "Accept: */*\r\n"
+	                  "Cookie: b=2\r\n"
+	                  "X-Weird: \x01\x7f\xc3\xa9\r\n"
+	                  "Content-Length: 3\r\n"
+	                  "\r\n",
+	                  &c, &ctx, 3);
+	CHECK(n > 0);
+	CHECK_INT(strlen(out), n);
+	const char *want = "POST /api/v1?q=a%20b HTTP/1.1\r\n"
+	                   "Host: app.example.com\r\n"
+	                   "x-CUSTOM-thing: spaced  value  \r\n"
+	                   "Cookie: a=1\r\n"
+	                   "Accept: */*\r\n"
+	                   "Cookie: b=2\r\n"
+	                   "X-Weird: \x01\x7f\xc3\xa9\r\n";
+	CHECK(strncmp(out, want, strlen(want)) == 0);
+	CHECK_INT(count(out, "Content-Length: 3\r\n"), 1);
+	CHECK_INT(count(out, "Content-Length"), 1);
+	CHECK(strstr(out, "\r\n\r\n") == out + n - 4);
+	CHECK(strstr(out, "X-Forwarded-For: 10.0.0.9\r\n") != NULL);
+	CHECK(strstr(out, "X-Forwarded-Proto: http\r\n") != NULL);
+	CHECK(strstr(out, "X-Forwarded-Host: app.example.com\r\n") != NULL);
+	CHECK(strstr(out, "X-Forwarded-Port: 8080\r\n") != NULL);
+	CHECK(strstr(out, "X-Real-IP: 10.0.0.9\r\n") != NULL);
+	CHECK(strstr(out, "X-Request-ID: 0123456789abcdef0123456789abcdef\r\n") != NULL);
+	/* HTTP/1.0 in, HTTP/1.1 out, Host added from the endpoint */
+	n = build_req("GET / HTTP/1.0\r\nA: b\r\n\r\n", &c, &ctx, -1);
+	CHECK(STARTS(out, "GET / HTTP/1.1\r\nA: b\r\n"));
+	CHECK(strstr(out, "Host: 10.1.0.5:8080\r\n") != NULL);
+	CHECK(strstr(out, "Content-Length") == NULL);
+	CHECK(strstr(out, "Transfer-Encoding") == NULL);
+}
+
+static void test_hop_by_hop(void)
+{
+	struct http_client c;
+	client_init(&c, "10.0.0.9", false);
+	struct headers_ctx ctx = {0};
+	int n = build_req("POST /x HTTP/1.1\r\n"
+	                  "Host: h\r\n"
+	                  "Connection: keep-alive, X-Private ,x-other\r\n"
+	                  "Keep-Alive: timeout=5\r\n"
+	                  "Proxy-Connection: keep-alive\r\n"
+	                  "TE: trailers\r\n"
+	                  "Trailer: X-Sum\r\n"
+	                  "Transfer-Encoding: chunked\r\n"
+	                  "Upgrade: h2c\r\n"
+	                  "X-Private: secret\r\n"
+	                  "X-Other: 1\r\n"
+	                  "X-Kept: yes\r\n"
+	                  "Connection: X-Second\r\n"
+	                  "X-Second: 2\r\n"
+	                  "\r\n",
+	                  &c, &ctx, -2);
+	CHECK(n > 0);
+	CHECK(STARTS(out, "POST /x HTTP/1.1\r\nHost: h\r\nX-Kept: yes\r\nX-Forwarded-For:"));
+	CHECK(strcasestr(out, "keep-alive") == NULL);
+	CHECK(strstr(out, "Proxy-Connection") == NULL);
+	CHECK(strstr(out, "TE:") == NULL);
+	CHECK(strstr(out, "Trailer") == NULL);
+	CHECK(strstr(out, "Upgrade") == NULL);
+	CHECK(strstr(out, "Connection") == NULL);
+	CHECK(strstr(out, "X-Private") == NULL);
+	CHECK(strstr(out, "X-Other") == NULL);
+	CHECK(strstr(out, "X-Second") == NULL);
+	CHECK_INT(count(out, "Transfer-Encoding"), 1);
+	CHECK(strstr(out, "Transfer-Encoding: chunked\r\n\r\n") != NULL);
+	/* Host survives even when a Connection header names it */
+	build_req("GET / HTTP/1.1\r\nHost: h\r\nConnection: Host\r\n\r\n", &c, &ctx, -1);
+	CHECK(strstr(out, "\r\nHost: h\r\n") != NULL);
+}
+
+static void test_forwarded_trust(void)
+{
+	struct http_client c;
+	client_init(&c, "192.0.2.7", true);
+	struct headers_ctx ctx = {.peer_trusted = true};
+	const char *raw = "GET / HTTP/1.1\r\n"
+	                  "Host: pub.example.com:8443\r\n"
+	                  "X-Forwarded-For: 203.0.113.1\r\n"
+	                  "X-Forwarded-Proto: http\r\n"
+	                  "X-Forwarded-For: 198.51.100.2, 198.51.100.3\r\n"
+	                  "X-Forwarded-Host: outer.example.com\r\n"
+	                  "X-Forwarded-Port: 443\r\n"
+	                  "X-Real-IP: 203.0.113.1\r\n"
+	                  "X-Request-ID: upstream-id-1\r\n"
+	                  "X-Forwarded-Prefix: /p\r\n"
+	                  "\r\n";
+	build_req(raw, &c, &ctx, -1);
+	CHECK(strstr(out, "X-Forwarded-For: 203.0.113.1, 198.51.100.2, 198.51.100.3, "
+	                  "192.0.2.7\r\n") != NULL);
+	CHECK_INT(count(out, "X-Forwarded-For"), 1);
+	CHECK_INT(count(out, "X-Forwarded-Proto"), 1);
+	CHECK(strstr(out, "X-Forwarded-Proto: http\r\n") != NULL);
+	CHECK(strstr(out, "X-Forwarded-Host: outer.example.com\r\n") != NULL);
+	CHECK_INT(count(out, "X-Forwarded-Host"), 1);
+	CHECK(strstr(out, "X-Forwarded-Port: 443\r\n") != NULL);
+	CHECK_INT(count(out, "X-Forwarded-Port"), 1);
+	CHECK(strstr(out, "X-Real-IP: 203.0.113.1\r\n") != NULL);
+	CHECK_INT(count(out, "X-Real-IP"), 1);
+	CHECK(strstr(out, "X-Request-ID: upstream-id-1\r\n") != NULL);
+	CHECK_INT(count(out, "X-Request-ID"), 1);
+	CHECK(strstr(out, "X-Forwarded-Prefix: /p\r\n") != NULL);
+
+	ctx.peer_trusted = false;
+	build_req(raw, &c, &ctx, -1);
+	CHECK(strstr(out, "X-Forwarded-For: 192.0.2.7\r\n") != NULL);
+	CHECK_INT(count(out, "X-Forwarded-For"), 1);
+	CHECK(strstr(out, "X-Forwarded-Proto: https\r\n") != NULL);
+	CHECK_INT(count(out, "X-Forwarded-Proto"), 1);
+	CHECK(strstr(out, "X-Forwarded-Host: pub.example.com:8443\r\n") != NULL);
+	CHECK_INT(count(out, "X-Forwarded-Host"), 1);
+	CHECK(strstr(out, "X-Forwarded-Port: 8443\r\n") != NULL);
+	CHECK_INT(count(out, "X-Forwarded-Port"), 1);
+	CHECK(strstr(out, "X-Real-IP: 192.0.2.7\r\n") != NULL);
+	CHECK_INT(count(out, "X-Real-IP"), 1);
+	CHECK(strstr(out, "X-Request-ID: 0123456789abcdef0123456789abcdef\r\n") != NULL);
+	CHECK_INT(count(out, "X-Request-ID"), 1);
+	CHECK(strstr(out, "X-Forwarded-Prefix") == NULL);
+	CHECK(strstr(out, "203.0.113.1") == NULL);
+	CHECK(strstr(out, "upstream-id-1") == NULL);
+
+	/* trusted peer without any X-Forwarded-*: set from the connection */
+	ctx.peer_trusted = true;
+	build_req("GET / HTTP/1.1\r\nHost: a\r\n\r\n", &c, &ctx, -1);
+	CHECK(strstr(out, "X-Forwarded-For: 192.0.2.7\r\n") != NULL);
+	CHECK(strstr(out, "X-Forwarded-Proto: https\r\n") != NULL);
+}
+
+static void test_vhost_rewrite(void)
+{
+	struct http_client c;
+	client_init(&c, "10.0.0.9", false);
+	struct route r = {0};
+	r.path = "/foo(/|$)(.*)";
+	r.match = ROUTE_MATCH_REGEX;
+	r.policy.rewrite_target = "/$2";
+	r.policy.upstream_vhost = "internal.svc";
+	/* "/foo/bar/baz": $0 = whole, $1 = "/", $2 = "bar/baz" */
+	struct table_match m = {.route = &r, .ncaptures = 3};
+	m.cap_off[0] = 0;
+	m.cap_len[0] = 12;
+	m.cap_off[1] = 4;
+	m.cap_len[1] = 1;
+	m.cap_off[2] = 5;
+	m.cap_len[2] = 7;
+	struct headers_ctx ctx = {.route = &r, .match = &m};
+	build_req("GET /foo/bar/baz?x=1&y HTTP/1.1\r\nA: 1\r\nHost: public.example\r\nB: 2\r\n\r\n",
+	          &c, &ctx, -1);
+	CHECK(STARTS(out, "GET /bar/baz?x=1&y HTTP/1.1\r\nA: 1\r\nHost: internal.svc\r\nB: 2\r\n"));
+	CHECK_INT(count(out, "\nHost:"), 1);
+	CHECK(strstr(out, "X-Forwarded-Host: public.example\r\n") != NULL);
+
+	/* captures first, missing ones empty, '?' in the template joins with '&' */
+	r.policy.rewrite_target = "$2/$1$7?from=$0";
+	build_req("GET /foo/bar/baz?x=1 HTTP/1.1\r\nHost: h\r\n\r\n", &c, &ctx, -1);
+	CHECK(STARTS(out, "GET /bar/baz//?from=/foo/bar/baz&x=1 HTTP/1.1\r\n"));
+
+	/* "/foo" alone: $2 empty -> "/" */
+	m.cap_len[0] = 4;
+	m.cap_len[1] = 0;
+	m.cap_off[2] = 4;
+	m.cap_len[2] = 0;
+	r.policy.rewrite_target = "/$2";
+	build_req("GET /foo HTTP/1.1\r\nHost: h\r\n\r\n", &c, &ctx, -1);
+	CHECK(STARTS(out, "GET / HTTP/1.1\r\n"));
+}
+
+static void test_request_base_prefix_origin(void)
+{
+	struct http_client c;
+	client_init(&c, "10.0.0.9", true);
+	struct route r = {0};
+	r.path = "/convos/";
+	r.match = ROUTE_MATCH_PREFIX;
+	r.policy.request_base = true;
+	r.policy.x_forwarded_prefix = "/convos";
+	struct headers_ctx ctx = {.route = &r, .upstream_host = "10.1.0.5:3000"};
+	build_req("GET /convos/events HTTP/1.1\r\nHost: chat.example.com\r\n"
+	          "X-Request-Base: http://evil\r\nX-Forwarded-Prefix: /evil\r\n\r\n",
+	          &c, &ctx, -1);
+	CHECK(strstr(out, "X-Request-Base: https://chat.example.com/convos\r\n") != NULL);
+	CHECK_INT(count(out, "X-Request-Base"), 1);
+	CHECK(strstr(out, "X-Forwarded-Prefix: /convos\r\n") != NULL);
+	CHECK_INT(count(out, "X-Forwarded-Prefix"), 1);
+
+	r.path = "/";
+	build_req("GET / HTTP/1.1\r\nHost: chat.example.com\r\n\r\n", &c, &ctx, -1);
+	CHECK(strstr(out, "X-Request-Base: https://chat.example.com\r\n") != NULL);
+
+	r.path = "/user/[^/]+/api/kernels";
+	r.match = ROUTE_MATCH_REGEX;
+	build_req("GET /user/bob/api/kernels HTTP/1.1\r\nHost: hub\r\n\r\n", &c, &ctx, -1);
+	CHECK(strstr(out, "X-Request-Base: https://hub/user\r\n") != NULL);
+
+	/* a trusted peer's proto/host define the public base */
+	ctx.peer_trusted = true;
+	r.path = "/app";
+	r.match = ROUTE_MATCH_EXACT;
+	build_req("GET /app HTTP/1.1\r\nHost: inner\r\nX-Forwarded-Proto: https, http\r\n"
+	          "X-Forwarded-Host: www.example.com\r\n\r\n",
+	          &c, &ctx, -1);
+	CHECK(strstr(out, "X-Request-Base: https://www.example.com/app\r\n") != NULL);
+	ctx.peer_trusted = false;
+
+	/* origin-rewrite: Origin and Referer point at the host the upstream sees */
+	struct route o = {0};
+	o.path = "/";
+	o.policy.origin_rewrite = true;
+	ctx.route = &o;
+	build_req("GET /api/kernels HTTP/1.1\r\nHost: hub.example.com\r\n"
+	          "Origin: https://hub.example.com\r\n"
+	          "Referer: https://hub.example.com/user/bob/tree?x=1\r\n\r\n",
+	          &c, &ctx, -1);
+	CHECK(strstr(out, "\r\nOrigin: http://hub.example.com\r\n") != NULL);
+	CHECK(strstr(out, "\r\nReferer: http://hub.example.com/user/bob/tree?x=1\r\n") != NULL);
+	o.policy.upstream_vhost = "localhost:8888";
+	o.policy.backend_protocol = ROUTE_PROTO_HTTPS;
+	build_req("GET /api/kernels HTTP/1.1\r\nHost: hub.example.com\r\n"
+	          "Origin: https://hub.example.com\r\n"
+	          "Referer: https://hub.example.com\r\nReferer-Policy: x\r\n\r\n",
+	          &c, &ctx, -1);
+	CHECK(strstr(out, "\r\nOrigin: https://localhost:8888\r\n") != NULL);
+	CHECK(strstr(out, "\r\nReferer: https://localhost:8888\r\n") != NULL);
+	CHECK(strstr(out, "\r\nHost: localhost:8888\r\n") != NULL);
+	CHECK(strstr(out, "\r\nReferer-Policy: x\r\n") != NULL);
+	/* not set: untouched */
+	o.policy.origin_rewrite = false;
+	build_req("GET / HTTP/1.1\r\nOrigin: https://a.example\r\n\r\n", &c, &ctx, -1);
+	CHECK(strstr(out, "\r\nOrigin: https://a.example\r\n") != NULL);
+}
+
+static void test_request_headers_and_websocket(void)
+{
+	struct http_client c;
+	client_init(&c, "10.0.0.9", false);
+	struct route r = {0};
+	r.path = "/ws";
+	struct route_header set[] = {
+	    {"X-App", "weir"}, {"x-forwarded-proto", "https"}, {"Connection", "bogus"}};
+	r.policy.request_headers = set;
+	r.policy.nrequest_headers = 3;
+	struct headers_ctx ctx = {.route = &r};
+	struct http_request req;
+	const char *raw = "GET /ws HTTP/1.1\r\n"
+	                  "Host: h\r\n"
+	                  "Connection: Upgrade\r\n"
+	                  "Upgrade: websocket\r\n"
+	                  "X-App: client\r\n"
+	                  "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+	                  "Sec-WebSocket-Version: 13\r\n"
+	                  "Sec-WebSocket-Protocol: chat, superchat\r\n"
+	                  "\r\n";
+	parse_request(raw, &req);
+	req.upgrade_websocket = true;
+	int n = headers_build_request(&req, &c, &ctx, -1, out, sizeof(out) - 1);
+	CHECK(n > 0);
+	out[n > 0 ? n : 0] = '\0';
+	CHECK(strncmp(out,
+	              "GET /ws HTTP/1.1\r\nHost: h\r\n"
+	              "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+	              "Sec-WebSocket-Version: 13\r\n"
+	              "Sec-WebSocket-Protocol: chat, superchat\r\n",
+	              strlen("GET /ws HTTP/1.1\r\nHost: h\r\n"
+	                     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+	                     "Sec-WebSocket-Version: 13\r\n"
+	                     "Sec-WebSocket-Protocol: chat, superchat\r\n")) == 0);
+	CHECK(strstr(out, "X-App: weir\r\n") != NULL);
+	CHECK(strstr(out, "client") == NULL);
+	CHECK_INT(count(out, "X-App"), 1);
+	CHECK(strstr(out, "x-forwarded-proto: https\r\n") != NULL);
+	CHECK_INT(count(out, "X-Forwarded-Proto"), 0);
+	CHECK(strstr(out, "bogus") == NULL);
+	CHECK(strstr(out, "Connection: Upgrade\r\nUpgrade: websocket\r\n\r\n") ==
+	      out + n - strlen("Connection: Upgrade\r\nUpgrade: websocket\r\n\r\n"));
+	CHECK_INT(count(out, "Connection"), 1);
+	CHECK(strstr(out, "Content-Length") == NULL);
+}
+
+static void test_response(void)
+{
+	struct http_response resp;
+	struct route r = {0};
+	r.path = "/";
+	char *hide[] = {"X-Powered-By", "server"};
+	struct route_header set[] = {{"Cache-Control", "no-store"}, {"X-Frame-Options", "DENY"}};
+	r.policy.hide_headers = hide;
+	r.policy.nhide_headers = 2;
+	r.policy.response_headers = set;
+	r.policy.nresponse_headers = 2;
+	parse_response("HTTP/1.1 200 Fine Thanks\r\n"
+	               "Set-Cookie: a=1; Path=/\r\n"
+	               "X-Powered-By: php\r\n"
+	               "Server: nginx\r\n"
+	               "Set-Cookie: b=2\r\n"
+	               "cache-control: public\r\n"
+	               "Connection: keep-alive, X-Hop\r\n"
+	               "X-Hop: 1\r\n"
+	               "Keep-Alive: timeout=5\r\n"
+	               "Content-Length: 10\r\n"
+	               "X-Unknown: \xff z\r\n"
+	               "Set-Cookie: c=3\r\n"
+	               "\r\n",
+	               &resp);
+	int n = headers_build_response(&resp, &r, "INGRESSCOOKIE=00112233445566778899; Path=/", 10,
+	                               true, out, sizeof(out) - 1);
+	CHECK(n > 0);
+	out[n > 0 ? n : 0] = '\0';
+	CHECK_STR(out, "HTTP/1.1 200 Fine Thanks\r\n"
+	               "Set-Cookie: a=1; Path=/\r\n"
+	               "Set-Cookie: b=2\r\n"
+	               "X-Unknown: \xff z\r\n"
+	               "Set-Cookie: c=3\r\n"
+	               "Cache-Control: no-store\r\n"
+	               "X-Frame-Options: DENY\r\n"
+	               "Set-Cookie: INGRESSCOOKIE=00112233445566778899; Path=/\r\n"
+	               "Content-Length: 10\r\n"
+	               "\r\n");
+
+	/* chunked, close, CORS replacing the upstream's, no route */
+	r.policy.nhide_headers = 0;
+	r.policy.nresponse_headers = 0;
+	r.policy.cors.enabled = true;
+	r.policy.cors.allow_origin = "https://app.example";
+	r.policy.cors.allow_credentials = true;
+	r.policy.cors.expose_headers = "X-Total";
+	parse_response("HTTP/1.1 404 \r\nAccess-Control-Allow-Origin: *\r\n"
+	               "Transfer-Encoding: chunked\r\n\r\n",
+	               &resp);
+	n = headers_build_response(&resp, &r, NULL, -2, false, out, sizeof(out) - 1);
+	out[n > 0 ? n : 0] = '\0';
+	CHECK_STR(out, "HTTP/1.1 404 Not Found\r\n"
+	               "Access-Control-Allow-Origin: https://app.example\r\n"
+	               "Access-Control-Allow-Credentials: true\r\n"
+	               "Access-Control-Expose-Headers: X-Total\r\n"
+	               "Transfer-Encoding: chunked\r\n"
+	               "Connection: close\r\n"
+	               "\r\n");
+	n = headers_build_response(&resp, NULL, NULL, -1, false, out, sizeof(out) - 1);
+	out[n > 0 ? n : 0] = '\0';
+	CHECK_STR(out, "HTTP/1.1 404 Not Found\r\n"
+	               "Access-Control-Allow-Origin: *\r\n"
+	               "Connection: close\r\n"
+	               "\r\n");
+
+	/* 101 */
+	parse_response("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+	               "Connection: upgrade\r\n"
+	               "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n",
+	               &resp);
+	n = headers_build_response(&resp, NULL, NULL, -1, false, out, sizeof(out) - 1);
+	out[n > 0 ? n : 0] = '\0';
+	CHECK_STR(out, "HTTP/1.1 101 Switching Protocols\r\n"
+	               "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
+	               "Connection: Upgrade\r\nUpgrade: websocket\r\n"
+	               "\r\n");
+
+	/* 204 gets no framing; 304 keeps the upstream's Content-Length */
+	parse_response("HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n", &resp);
+	n = headers_build_response(&resp, NULL, NULL, 0, true, out, sizeof(out) - 1);
+	out[n > 0 ? n : 0] = '\0';
+	CHECK_STR(out, "HTTP/1.1 204 No Content\r\n\r\n");
+	parse_response("HTTP/1.1 304 Not Modified\r\nETag: \"x\"\r\nContent-Length: 99\r\n\r\n",
+	               &resp);
+	n = headers_build_response(&resp, NULL, NULL, 0, true, out, sizeof(out) - 1);
+	out[n > 0 ? n : 0] = '\0';
+	CHECK_STR(out, "HTTP/1.1 304 Not Modified\r\nETag: \"x\"\r\nContent-Length: 99\r\n\r\n");
+}
+
+static void test_local(void)
+{
+	int n = headers_build_local(404, NULL, "Not Found\n", true, out, sizeof(out) - 1);
+	out[n > 0 ? n : 0] = '\0';
+	CHECK_STR(out, "HTTP/1.1 404 Not Found\r\n"
+	               "Content-Type: text/plain; charset=utf-8\r\n"
+	               "Content-Length: 10\r\n"
+	               "\r\n"
+	               "Not Found\n");
+	n = headers_build_local(308, "Location: https://a/b\r\n", NULL, false, out,
+	                        sizeof(out) - 1);
+	out[n > 0 ? n : 0] = '\0';
+	CHECK_STR(out, "HTTP/1.1 308 Permanent Redirect\r\n"
+	               "Content-Type: text/plain; charset=utf-8\r\n"
+	               "Content-Length: 0\r\n"
+	               "Location: https://a/b\r\n"
+	               "Connection: close\r\n"
+	               "\r\n");
+	n = headers_build_local(204, "Access-Control-Allow-Origin: *\r\n", "ignored", true, out,
+	                        sizeof(out) - 1);
+	out[n > 0 ? n : 0] = '\0';
+	CHECK_STR(out, "HTTP/1.1 204 No Content\r\nAccess-Control-Allow-Origin: *\r\n\r\n");
+	static const int codes[] = {101, 200, 204, 301, 302, 307, 308, 400, 403, 404,
+	                            405, 408, 413, 414, 429, 431, 500, 502, 503, 504};
+	for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
+		CHECK(strcmp(headers_reason(codes[i]), "Unknown") != 0);
+	CHECK_STR(headers_reason(431), "Request Header Fields Too Large");
+	CHECK_STR(headers_reason(503), "Service Unavailable");
+}
+
+static void test_too_big(void)
+{
+	struct http_client c;
+	client_init(&c, "10.0.0.9", false);
+	struct headers_ctx ctx = {0};
+	struct http_request req;
+	parse_request("GET /some/path HTTP/1.1\r\nHost: h\r\nX-A: 1\r\n\r\n", &req);
+	char big[4096], tiny[16];
+	int n = headers_build_request(&req, &c, &ctx, 0, big, sizeof(big));
+	CHECK(n > 0);
+	/* exactly enough fits, one byte less does not, and nothing is written past cap */
+	char exact[4096];
+	memset(exact, 'Z', sizeof(exact));
+	CHECK_INT(headers_build_request(&req, &c, &ctx, 0, exact, (size_t)n), n);
+	CHECK(memcmp(exact, big, (size_t)n) == 0);
+	CHECK(exact[n] == 'Z');
+	memset(exact, 'Z', sizeof(exact));
+	CHECK_INT(headers_build_request(&req, &c, &ctx, 0, exact, (size_t)n - 1), WEIR_ETOOBIG);
+	CHECK(exact[n - 1] == 'Z');
+	CHECK_INT(headers_build_request(&req, &c, &ctx, 0, tiny, sizeof(tiny)), WEIR_ETOOBIG);
+	CHECK_INT(headers_build_request(&req, &c, &ctx, 0, tiny, 0), WEIR_ETOOBIG);
+
+	struct http_response resp;
+	parse_response("HTTP/1.1 200 OK\r\nSet-Cookie: a=1\r\n\r\n", &resp);
+	CHECK_INT(headers_build_response(&resp, NULL, NULL, 0, true, tiny, sizeof(tiny)),
+	          WEIR_ETOOBIG);
+	CHECK_INT(headers_build_local(502, NULL, "Bad Gateway\n", true, tiny, sizeof(tiny)),
+	          WEIR_ETOOBIG);
+
+	/* rewrite that outgrows the buffer */
+	struct route r = {0};
+	r.path = "/";
+	r.policy.rewrite_target = "$0$0$0$0$0$0$0$0$0$0$0$0";
+	struct table_match m = {.ncaptures = 1, .cap_len = {10}};
+	ctx.route = &r;
+	ctx.match = &m;
+	parse_request("GET /some/path HTTP/1.1\r\n\r\n", &req);
+	char small[100];
+	CHECK_INT(headers_build_request(&req, &c, &ctx, 0, small, sizeof(small)), WEIR_ETOOBIG);
+}
+
+int main(void)
+{
+	test_passthrough_order();
+	test_hop_by_hop();
+	test_forwarded_trust();
+	test_vhost_rewrite();
+	test_request_base_prefix_origin();
+	test_request_headers_and_websocket();
+	test_response();
+	test_local();
+	test_too_big();
+	return check_finish("headers_test");
+}
