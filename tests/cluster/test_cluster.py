@@ -55,7 +55,8 @@ def test_rbac_least_privilege(cluster, base, sa_kubeconfig):
     for verb, res in allowed:
         assert can(verb, res), f"SA cannot {verb} {res}"
     assert can("update", "ingresses.networking.k8s.io", NS, sub="status")
-    for verb, res in [("get", "configmaps"), ("watch", "configmaps"),
+    for verb, res in [("get", "configmaps/weir"), ("watch", "configmaps/weir"),
+                      ("list", "configmaps/weir"),
                       ("get", "leases.coordination.k8s.io"),
                       ("create", "leases.coordination.k8s.io"),
                       ("update", "leases.coordination.k8s.io")]:
@@ -65,7 +66,9 @@ def test_rbac_least_privilege(cluster, base, sa_kubeconfig):
               ("delete", "ingresses.networking.k8s.io", NS),
               ("create", "ingresses.networking.k8s.io", NS),
               ("update", "services", NS), ("create", "endpointslices.discovery.k8s.io", NS),
-              ("list", "configmaps", NS), ("get", "leases.coordination.k8s.io", "default"),
+              ("list", "configmaps", NS), ("list", "configmaps", "weir-system"),
+              ("get", "configmaps/other", "weir-system"), ("get", "configmaps/weir", NS),
+              ("get", "leases.coordination.k8s.io", "default"),
               ("delete", "leases.coordination.k8s.io", "weir-system"),
               ("list", "pods", NS), ("create", "pods", NS), ("list", "nodes", None),
               ("create", "clusterrolebindings.rbac.authorization.k8s.io", None),
