@@ -1,0 +1,162 @@
+"""Request and response bodies through weir-proxy: byte-exact, and streamed (1 GB each way
+with the proxy's resident memory sampled while the bytes flow)."""
+
+import hashlib
+import http.client
+import os
+import threading
+import time
+
+import pattern
+import pytest
+from proxyutil import RawConn, request
+
+GB = 1 << 30
+RSS_LIMIT_KB = 16 * 1024
+
+
+class RssSampler:
+    """Samples the proxy's RSS every 50 ms in a thread; growth() is max - baseline."""
+
+    def __init__(self, proxy):
+        self.proxy = proxy
+        self.baseline = proxy.rss_kb()
+        self.peak = self.baseline
+        self.samples = 0
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.wait(0.05):
+            self.peak = max(self.peak, self.proxy.rss_kb())
+            self.samples += 1
+
+    def __enter__(self):
+        self._t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._t.join(5)
+
+    def growth(self):
+        return self.peak - self.baseline
+
+
+def test_content_length_upload_exact(proxy):
+    body = os.urandom(3 * 1024 * 1024 + 7)
+    r = request(proxy.http_port, b"PUT /big/cl HTTP/1.1\r\nHost: t\r\nContent-Length: " +
+                str(len(body)).encode() + b"\r\n\r\n" + body, timeout=30)
+    assert r.status == 200, r
+    info = r.json()
+    assert info["method"] == "PUT"
+    assert info["body_len"] == len(body)
+    assert info["body_sha256"] == hashlib.sha256(body).hexdigest()
+
+
+def test_chunked_upload_exact(proxy):
+    body = os.urandom(2 * 1024 * 1024 + 13)
+    c = RawConn(proxy.http_port, timeout=30)
+    try:
+        c.send(b"POST /big/ch HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n")
+        off = 0
+        for n in (1, 10, 4096, 65536, 1000000):
+            c.send(b"%x\r\n" % n + body[off:off + n] + b"\r\n")
+            off += n
+        rest = body[off:]
+        c.send(b"%x;ext=1\r\n" % len(rest) + rest + b"\r\n0\r\n\r\n")
+        r = c.read_response()
+    finally:
+        c.close()
+    assert r.status == 200, r
+    assert r.json()["body_len"] == len(body)
+    assert r.json()["body_sha256"] == hashlib.sha256(body).hexdigest()
+
+
+def test_content_length_download_exact(proxy):
+    n = 5_000_011
+    c = RawConn(proxy.http_port, timeout=30)
+    try:
+        c.send(f"GET /big/f?do=fixed&n={n} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+        r = c.read_response()
+    finally:
+        c.close()
+    assert r.status == 200, r
+    assert r.get("Content-Length") == str(n), r.headers
+    assert hashlib.sha256(r.body).hexdigest() == pattern.sha256(n)
+
+
+def test_chunked_download_exact(proxy):
+    n = 3_000_017
+    c = RawConn(proxy.http_port, timeout=30)
+    try:
+        c.send(f"GET /big/s?do=stream&n={n} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+        r = c.read_response()
+    finally:
+        c.close()
+    assert r.status == 200, r
+    assert len(r.body) == n
+    assert hashlib.sha256(r.body).hexdigest() == pattern.sha256(n)
+
+
+def _warm_up(proxy):
+    # Let the proxy allocate its steady-state buffers before the baseline is taken.
+    conn = http.client.HTTPConnection("127.0.0.1", proxy.http_port, timeout=60)
+    conn.request("GET", "/big/w?do=stream&n=16777216")
+    resp = conn.getresponse()
+    while resp.read(1 << 20):
+        pass
+    conn.close()
+
+
+@pytest.mark.slow
+def test_chunked_upload_1gb_streamed(proxy):
+    _warm_up(proxy)
+    expect = hashlib.sha256()
+    c = RawConn(proxy.http_port, timeout=120)
+    t0 = time.monotonic()
+    try:
+        with RssSampler(proxy) as rss:
+            c.send(b"POST /big/up HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n")
+            for piece in pattern.chunks(GB, 1 << 20):
+                expect.update(piece)
+                c.send(b"%x\r\n" % len(piece) + piece + b"\r\n")
+            c.send(b"0\r\n\r\n")
+            r = c.read_response()
+    finally:
+        c.close()
+    took = time.monotonic() - t0
+    print(f"1 GB chunked upload: {took:.1f}s, proxy RSS {rss.baseline} kB -> peak {rss.peak} kB "
+          f"({rss.samples} samples)")
+    assert r.status == 200, r
+    assert r.json()["body_len"] == GB
+    assert r.json()["body_sha256"] == expect.hexdigest()
+    assert rss.samples >= 5
+    assert rss.growth() < RSS_LIMIT_KB, f"proxy RSS grew {rss.growth()} kB during the upload"
+
+
+@pytest.mark.slow
+def test_chunked_download_1gb_streamed(proxy):
+    _warm_up(proxy)
+    conn = http.client.HTTPConnection("127.0.0.1", proxy.http_port, timeout=120)
+    got = hashlib.sha256()
+    total = 0
+    t0 = time.monotonic()
+    with RssSampler(proxy) as rss:
+        conn.request("GET", f"/big/down?do=stream&n={GB}")
+        resp = conn.getresponse()
+        assert resp.status == 200
+        while True:
+            data = resp.read(1 << 20)
+            if not data:
+                break
+            got.update(data)
+            total += len(data)
+    conn.close()
+    took = time.monotonic() - t0
+    print(f"1 GB chunked download: {took:.1f}s, proxy RSS {rss.baseline} kB -> peak {rss.peak} kB "
+          f"({rss.samples} samples)")
+    assert total == GB
+    assert got.hexdigest() == pattern.sha256(GB)
+    assert rss.samples >= 5
+    assert rss.growth() < RSS_LIMIT_KB, f"proxy RSS grew {rss.growth()} kB during the download"
