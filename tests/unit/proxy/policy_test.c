@@ -1,0 +1,454 @@
+/* tests/unit/proxy/policy_test.c - every pre-upstream check, their order, and
+ * the per-IP limits under a controlled clock. Includes policy.c to replace
+ * its clock. */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "check.h"
+#include "proxy/policy.c"
+
+static void parse_request(const char *raw, struct http_request *req)
+{
+	memset(req, 0, sizeof(*req));
+	req->content_length = -1;
+	const char *sp1 = strchr(raw, ' ');
+	const char *sp2 = strchr(sp1 + 1, ' ');
+	const char *eol = strstr(raw, "\r\n");
+	req->method = raw;
+	req->method_len = (size_t)(sp1 - raw);
+	req->target = sp1 + 1;
+	req->target_len = (size_t)(sp2 - sp1 - 1);
+	req->path = req->target;
+	const char *q = memchr(req->target, '?', req->target_len);
+	req->path_len = q ? (size_t)(q - req->target) : req->target_len;
+	req->version_minor = 1;
+	const char *p = eol + 2;
+	while (strncmp(p, "\r\n", 2) != 0 && req->nheaders < HTTP_MAX_HEADERS) {
+		const char *colon = strchr(p, ':');
+		const char *end = strstr(p, "\r\n");
+		struct http_header *h = &req->headers[req->nheaders++];
+		h->name = p;
+		h->name_len = (size_t)(colon - p);
+		const char *v = colon + 1;
+		while (*v == ' ')
+			v++;
+		h->value = v;
+		h->value_len = (size_t)(end - v);
+		if (h->name_len == 4 && strncasecmp(h->name, "Host", 4) == 0) {
+			req->host = h->value;
+			req->host_len = h->value_len;
+		}
+		if (h->name_len == 14 && strncasecmp(h->name, "Content-Length", 14) == 0)
+			req->content_length = strtoll(h->value, NULL, 10);
+		if (h->name_len == 7 && strncasecmp(h->name, "Upgrade", 7) == 0)
+			req->upgrade_websocket = true;
+		p = end + 2;
+	}
+}
+
+static void client_init(struct http_client *c, const char *ip, bool tls)
+{
+	memset(c, 0, sizeof(*c));
+	snprintf(c->ip, sizeof(c->ip), "%s", ip);
+	c->local_port = 8080;
+	c->tls = tls;
+}
+
+static struct route_cidr cidr(const char *s)
+{
+	struct route_cidr c;
+	memset(&c, 0, sizeof(c));
+	CHECK_INT(route_cidr_parse(s, &c), 0);
+	return c;
+}
+
+static struct policy_result res;
+static struct http_request req;
+
+static int run(const struct route *r, const char *raw, const struct http_client *c)
+{
+	parse_request(raw, &req);
+	CHECK_INT(policy_check(r, &req, c, &res), 0);
+	return res.status;
+}
+
+static void test_access_lists(void)
+{
+	struct http_client c4, c6, other;
+	client_init(&c4, "10.1.2.3", false);
+	client_init(&c6, "2001:db8::5", false);
+	client_init(&other, "192.168.0.1", false);
+	struct route r = {0};
+	r.path = "/";
+	struct route_cidr allow[] = {cidr("10.0.0.0/8"), cidr("2001:db8::/32")};
+	struct route_cidr deny[] = {cidr("10.1.2.3")};
+	r.policy.allow = allow;
+	r.policy.nallow = 2;
+	const char *get = "GET / HTTP/1.1\r\nHost: h\r\n\r\n";
+	CHECK_INT(run(&r, get, &c4), 0);
+	CHECK_INT(run(&r, get, &c6), 0);
+	CHECK_INT(run(&r, get, &other), 403);
+	CHECK(res.body != NULL);
+	r.policy.deny = deny;
+	r.policy.ndeny = 1;
+	CHECK_INT(run(&r, get, &c4), 403); /* deny wins over allow */
+	CHECK_INT(run(&r, get, &c6), 0);
+	r.policy.nallow = 0;
+	CHECK_INT(run(&r, get, &other), 0);
+	CHECK_INT(run(&r, get, &c4), 403);
+	/* sockaddr takes precedence over the text, IPv4-mapped matches IPv4 lists */
+	struct http_client mapped;
+	client_init(&mapped, "not-an-ip", false);
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&mapped.addr;
+	sin6->sin6_family = AF_INET6;
+	inet_pton(AF_INET6, "::ffff:10.1.2.3", &sin6->sin6_addr);
+	CHECK_INT(run(&r, get, &mapped), 403);
+	struct http_client bad;
+	client_init(&bad, "garbage", false);
+	CHECK_INT(run(&r, get, &bad), 403);
+}
+
+static void test_redirects(void)
+{
+	struct http_client plain, tls;
+	client_init(&plain, "10.0.0.1", false);
+	client_init(&tls, "10.0.0.1", true);
+	struct route r = {0};
+	r.path = "/app";
+
+	r.policy.redirect_code = 301;
+	r.policy.redirect_url = "https://new.example.com/x";
+	CHECK_INT(run(&r, "GET /app/y HTTP/1.1\r\nHost: h\r\n\r\n", &plain), 301);
+	CHECK_STR(res.location, "https://new.example.com/x");
+	r.policy.redirect_code = 0;
+
+	r.policy.ssl_redirect = true;
+	CHECK_INT(run(&r, "GET /app/ HTTP/1.1\r\nHost: a.example.com:8080\r\n\r\n", &plain), 308);
+	CHECK_STR(res.location, "https://a.example.com/app");
+	CHECK_INT(run(&r, "GET /app/?x=1/ HTTP/1.1\r\nHost: a.example.com\r\n\r\n", &plain), 308);
+	CHECK_STR(res.location, "https://a.example.com/app/?x=1/");
+	CHECK_INT(run(&r, "GET / HTTP/1.1\r\nHost: a.example.com\r\n\r\n", &plain), 308);
+	CHECK_STR(res.location, "https://a.example.com/");
+	CHECK_INT(run(&r, "GET /a%20b HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n", &plain), 308);
+	CHECK_STR(res.location, "https://[::1]/a%20b");
+	r.policy.preserve_trailing_slash = true;
+	CHECK_INT(run(&r, "GET /app/ HTTP/1.1\r\nHost: a.example.com\r\n\r\n", &plain), 308);
+	CHECK_STR(res.location, "https://a.example.com/app/");
+	CHECK_INT(run(&r, "GET /app/ HTTP/1.0\r\n\r\n", &plain), 400);
+	CHECK_INT(run(&r, "GET /app/ HTTP/1.1\r\nHost: a\"b\r\n\r\n", &plain), 400);
+	CHECK_INT(run(&r, "GET /app/ HTTP/1.1\r\nHost: a.example.com\r\n\r\n", &tls), 0);
+	CHECK_STR(res.location, "");
+
+	/* redirect_code beats ssl_redirect */
+	r.policy.redirect_code = 302;
+	CHECK_INT(run(&r, "GET /app HTTP/1.1\r\nHost: h\r\n\r\n", &plain), 302);
+	CHECK_STR(res.location, "https://new.example.com/x");
+	r.policy.redirect_code = 0;
+
+	/* app_root: only "/", after ssl_redirect */
+	r.policy.app_root = "/dashboard";
+	CHECK_INT(run(&r, "GET / HTTP/1.1\r\nHost: h.example\r\n\r\n", &plain), 308);
+	CHECK_INT(run(&r, "GET /?a=1 HTTP/1.1\r\nHost: h.example:8443\r\n\r\n", &tls), 302);
+	CHECK_STR(res.location, "https://h.example:8443/dashboard");
+	CHECK_INT(run(&r, "GET /x HTTP/1.1\r\nHost: h.example\r\n\r\n", &tls), 0);
+	r.policy.ssl_redirect = false;
+	CHECK_INT(run(&r, "GET / HTTP/1.1\r\nHost: h.example\r\n\r\n", &plain), 302);
+	CHECK_STR(res.location, "http://h.example/dashboard");
+	CHECK_INT(run(&r, "GET / HTTP/1.0\r\n\r\n", &plain), 302);
+	CHECK_STR(res.location, "/dashboard");
+}
+
+static void test_cors_and_body(void)
+{
+	struct http_client c;
+	client_init(&c, "10.0.0.1", false);
+	struct route r = {0};
+	r.path = "/";
+	r.policy.cors.enabled = true;
+	r.policy.cors.allow_origin = "*";
+	r.policy.cors.allow_methods = "GET, POST";
+	r.policy.cors.allow_headers = "X-A,Authorization";
+	r.policy.cors.allow_credentials = true;
+	r.policy.cors.max_age_s = 600;
+	r.policy.body_limit = 100;
+	const char *pre = "OPTIONS /x HTTP/1.1\r\nHost: h\r\nOrigin: https://app.example\r\n"
+	                  "Access-Control-Request-Method: PUT\r\nContent-Length: 500\r\n\r\n";
+	CHECK_INT(run(&r, pre, &c), 204);
+	CHECK_STR(res.extra_headers, "Access-Control-Allow-Origin: *\r\n"
+	                             "Access-Control-Allow-Credentials: true\r\n"
+	                             "Access-Control-Allow-Methods: GET, POST\r\n"
+	                             "Access-Control-Allow-Headers: X-A,Authorization\r\n"
+	                             "Access-Control-Max-Age: 600\r\n");
+	r.policy.cors.allow_origin = "https://other.example, https://APP.example";
+	CHECK_INT(run(&r, pre, &c), 204);
+	CHECK(strstr(res.extra_headers,
+	             "Access-Control-Allow-Origin: https://app.example\r\nVary: Origin\r\n") ==
+	      res.extra_headers);
+	r.policy.cors.allow_origin = "https://other.example";
+	/* origin not allowed: not answered here, so the body limit applies next */
+	CHECK_INT(run(&r, pre, &c), 413);
+	CHECK_STR(res.extra_headers, "");
+	/* not a preflight: no Access-Control-Request-Method */
+	r.policy.cors.allow_origin = "*";
+	CHECK_INT(run(&r, "OPTIONS /x HTTP/1.1\r\nOrigin: https://a\r\n\r\n", &c), 0);
+	r.policy.cors.enabled = false;
+	CHECK_INT(run(&r, pre, &c), 413);
+
+	CHECK_INT(run(&r, "POST /x HTTP/1.1\r\nContent-Length: 100\r\n\r\n", &c), 0);
+	CHECK_INT(run(&r, "POST /x HTTP/1.1\r\nContent-Length: 101\r\n\r\n", &c), 413);
+	r.policy.body_limit = 0;
+	CHECK_INT(run(&r, "POST /x HTTP/1.1\r\nContent-Length: 99999999999\r\n\r\n", &c), 0);
+}
+
+static void test_websocket(void)
+{
+	struct http_client c;
+	client_init(&c, "10.0.0.1", false);
+	struct route r = {0};
+	r.path = "/ws";
+	const char *ok = "GET /ws HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n"
+	                 "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+	                 "Sec-WebSocket-Version: 13\r\n\r\n";
+	CHECK_INT(run(&r, ok, &c), 0);
+	CHECK_INT(run(NULL, ok, &c), 0);
+	CHECK_INT(run(&r,
+	              "GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\r\n",
+	              &c),
+	          400);
+	CHECK_INT(run(NULL,
+	              "GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nSec-WebSocket-Key: short\r\n"
+	              "Sec-WebSocket-Version: 13\r\n\r\n",
+	              &c),
+	          400);
+	CHECK_INT(run(&r,
+	              "GET /ws HTTP/1.1\r\nUpgrade: websocket\r\n"
+	              "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+	              "Sec-WebSocket-Version: 8\r\n\r\n",
+	              &c),
+	          400);
+	CHECK_STR(res.extra_headers, "Sec-WebSocket-Version: 13\r\n");
+	CHECK_INT(run(&r,
+	              "GET /ws HTTP/1.1\r\nUpgrade: websocket\r\n"
+	              "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+	              &c),
+	          400);
+	/* body limit is checked before the handshake */
+	r.policy.body_limit = 10;
+	CHECK_INT(
+	    run(&r, "GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nContent-Length: 11\r\n\r\n", &c),
+	    413);
+	/* a plain request to the same route passes */
+	CHECK_INT(run(&r, "GET /ws HTTP/1.1\r\nHost: h\r\n\r\n", &c), 0);
+}
+
+static void test_order(void)
+{
+	/* every check armed: each one wins over all that come after it */
+	struct http_client c;
+	client_init(&c, "10.9.9.9", false);
+	struct route r = {0};
+	r.path = "/";
+	struct route_cidr deny[] = {cidr("10.9.0.0/16")};
+	r.policy.deny = deny;
+	r.policy.ndeny = 1;
+	r.policy.redirect_code = 307;
+	r.policy.redirect_url = "https://elsewhere/";
+	r.policy.ssl_redirect = true;
+	r.policy.app_root = "/root";
+	r.policy.cors.enabled = true;
+	r.policy.cors.allow_origin = "*";
+	r.policy.body_limit = 1;
+	const char *raw = "OPTIONS / HTTP/1.1\r\nHost: h\r\nOrigin: https://o\r\n"
+	                  "Access-Control-Request-Method: GET\r\nContent-Length: 5\r\n"
+	                  "Upgrade: websocket\r\n\r\n";
+	const int want[] = {403, 307, 308, 302, 204, 413, 400, 0};
+	for (int step = 0; step < 8; step++) {
+		CHECK_INT(run(&r, raw, &c), want[step]);
+		switch (step) {
+		case 0:
+			r.policy.ndeny = 0;
+			break;
+		case 1:
+			r.policy.redirect_code = 0;
+			break;
+		case 2:
+			r.policy.ssl_redirect = false;
+			break;
+		case 3:
+			r.policy.app_root = NULL;
+			break;
+		case 4:
+			r.policy.cors.enabled = false;
+			break;
+		case 5:
+			r.policy.body_limit = 0;
+			break;
+		case 6:
+			req.upgrade_websocket = false;
+			raw = "OPTIONS / HTTP/1.1\r\n\r\n";
+			break;
+		}
+	}
+}
+
+/* ---- limits with a controlled clock ---- */
+
+static int64_t fake_ns;
+static int64_t fake_now(void)
+{
+	return fake_ns;
+}
+
+static void test_rps(void)
+{
+	limit_now = fake_now;
+	fake_ns = 1000000000LL;
+	struct http_client a, b;
+	client_init(&a, "10.0.0.1", false);
+	client_init(&b, "10.0.0.2", false);
+	struct route r = {0};
+	r.path = "/rps";
+	r.source = "ns/ing";
+	r.policy.limit_rps = 2; /* burst 10 */
+	int passed = 0;
+	for (int i = 0; i < 15; i++) {
+		int rc = policy_limit_enter(&r, &a);
+		CHECK(rc == 0 || rc == 503);
+		if (rc == 0) {
+			passed++;
+			policy_limit_leave(&r, &a);
+		}
+	}
+	CHECK_INT(passed, 10);
+	/* another client and another route have their own buckets */
+	CHECK_INT(policy_limit_enter(&r, &b), 0);
+	policy_limit_leave(&r, &b);
+	struct route r2 = r;
+	r2.path = "/other";
+	CHECK_INT(policy_limit_enter(&r2, &a), 0);
+	policy_limit_leave(&r2, &a);
+	/* half a second at 2 rps: one more request */
+	fake_ns += 500000000LL;
+	CHECK_INT(policy_limit_enter(&r, &a), 0);
+	policy_limit_leave(&r, &a);
+	CHECK_INT(policy_limit_enter(&r, &a), 503);
+	/* a long idle time refills to the burst, never beyond */
+	fake_ns += 3600LL * 1000000000LL;
+	passed = 0;
+	for (int i = 0; i < 15; i++)
+		if (policy_limit_enter(&r, &a) == 0) {
+			passed++;
+			policy_limit_leave(&r, &a);
+		}
+	CHECK_INT(passed, 10);
+	/* no limit configured: always 0, route NULL too */
+	struct route free_route = {0};
+	free_route.path = "/";
+	for (int i = 0; i < 100; i++)
+		CHECK_INT(policy_limit_enter(&free_route, &a), 0);
+	CHECK_INT(policy_limit_enter(NULL, &a), 0);
+}
+
+static void test_connections(void)
+{
+	limit_now = fake_now;
+	struct http_client a, b;
+	client_init(&a, "10.0.1.1", false);
+	client_init(&b, "10.0.1.2", false);
+	struct route r = {0};
+	r.path = "/conn";
+	r.source = "ns/ing";
+	r.policy.limit_connections = 2;
+	CHECK_INT(policy_limit_enter(&r, &a), 0);
+	CHECK_INT(policy_limit_enter(&r, &a), 0);
+	CHECK_INT(policy_limit_enter(&r, &a), 503);
+	CHECK_INT(policy_limit_enter(&r, &b), 0);
+	policy_limit_leave(&r, &a);
+	CHECK_INT(policy_limit_enter(&r, &a), 0);
+	CHECK_INT(policy_limit_enter(&r, &a), 503);
+
+	/* bounded memory: churn through many clients; entries holding open
+	 * connections are never evicted, so a's count survives */
+	char ip[64];
+	struct http_client x;
+	for (int i = 0; i < 3 * LIMIT_SLOTS; i++) {
+		snprintf(ip, sizeof(ip), "172.16.%d.%d", i / 250, i % 250);
+		client_init(&x, ip, false);
+		fake_ns += 1000;
+		CHECK(policy_limit_enter(&r, &x) == 0);
+		policy_limit_leave(&r, &x);
+	}
+	CHECK_INT(policy_limit_enter(&r, &a), 503);
+	policy_limit_leave(&r, &a);
+	policy_limit_leave(&r, &a);
+	CHECK_INT(policy_limit_enter(&r, &a), 0);
+	CHECK_INT(policy_limit_enter(&r, &a), 0);
+	policy_limit_leave(&r, &a);
+	policy_limit_leave(&r, &a);
+	policy_limit_leave(&r, &b);
+	/* an extra leave does not go below zero */
+	policy_limit_leave(&r, &a);
+	CHECK_INT(policy_limit_enter(&r, &a), 0);
+	CHECK_INT(policy_limit_enter(&r, &a), 0);
+	CHECK_INT(policy_limit_enter(&r, &a), 503);
+	policy_limit_leave(&r, &a);
+	policy_limit_leave(&r, &a);
+}
+
+struct worker_arg {
+	const struct route *r;
+	const struct http_client *c;
+	int refused;
+};
+
+static void *worker(void *p)
+{
+	struct worker_arg *w = p;
+	for (int i = 0; i < 20000; i++) {
+		if (policy_limit_enter(w->r, w->c) == 0)
+			policy_limit_leave(w->r, w->c);
+		else
+			w->refused++;
+	}
+	return NULL;
+}
+
+static void test_threads(void)
+{
+	limit_now = mono_ns;
+	struct http_client a;
+	client_init(&a, "10.0.2.1", false);
+	struct route r = {0};
+	r.path = "/threads";
+	r.policy.limit_connections = 4;
+	pthread_t th[4];
+	struct worker_arg args[4];
+	for (int i = 0; i < 4; i++) {
+		args[i] = (struct worker_arg){&r, &a, 0};
+		pthread_create(&th[i], NULL, worker, &args[i]);
+	}
+	for (int i = 0; i < 4; i++)
+		pthread_join(th[i], NULL);
+	/* four threads never hold more than four: nothing refused, count back to 0 */
+	CHECK_INT(args[0].refused + args[1].refused + args[2].refused + args[3].refused, 0);
+	for (int i = 0; i < 4; i++)
+		CHECK_INT(policy_limit_enter(&r, &a), 0);
+	CHECK_INT(policy_limit_enter(&r, &a), 503);
+	for (int i = 0; i < 4; i++)
+		policy_limit_leave(&r, &a);
+}
+
+int main(void)
+{
+	test_access_lists();
+	test_redirects();
+	test_cors_and_body();
+	test_websocket();
+	test_order();
+	test_rps();
+	test_connections();
+	test_threads();
+	return check_finish("policy_test");
+}
