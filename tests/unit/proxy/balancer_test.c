@@ -1,0 +1,549 @@
+/* tests/unit/proxy/balancer_test.c - endpoint choice over real tables
+ * (route_table_parse + table_new): round robin, weights, draining, cookie
+ * affinity, upstream-hash-by consistency, canary. Includes balancer.c to
+ * reach the key expansion. */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "check.h"
+#include "proxy/balancer.c"
+
+static struct table *make_table(const char *json)
+{
+	struct route_table *rt = NULL;
+	struct table *t = NULL;
+	char err[256];
+	int rc = route_table_parse(json, strlen(json), &rt, err, sizeof(err));
+	if (rc != 0) {
+		fprintf(stderr, "parse: %s\n", err);
+		CHECK_INT(rc, 0);
+		return NULL;
+	}
+	rc = table_new(rt, &t, err, sizeof(err));
+	if (rc != 0)
+		fprintf(stderr, "table_new: %s\n", err);
+	CHECK_INT(rc, 0);
+	return t;
+}
+
+/* A table with backend 0 = eps0 and backend 1 = eps1 (JSON endpoint arrays). */
+static struct table *table2(const char *eps0, const char *eps1)
+{
+	char json[16384];
+	snprintf(json, sizeof(json),
+	         "{\"version\":1,\"default_backend\":0,\"backends\":["
+	         "{\"name\":\"ns/main:80\",\"endpoints\":[%s]},"
+	         "{\"name\":\"ns/canary:80\",\"endpoints\":[%s]}]}",
+	         eps0, eps1);
+	return make_table(json);
+}
+
+static void parse_request(const char *raw, struct http_request *req)
+{
+	memset(req, 0, sizeof(*req));
+	req->content_length = -1;
+	const char *sp1 = strchr(raw, ' ');
+	const char *sp2 = strchr(sp1 + 1, ' ');
+	const char *eol = strstr(raw, "\r\n");
+	req->method = raw;
+	req->method_len = (size_t)(sp1 - raw);
+	req->target = sp1 + 1;
+	req->target_len = (size_t)(sp2 - sp1 - 1);
+	req->path = req->target;
+	const char *q = memchr(req->target, '?', req->target_len);
+	req->path_len = q ? (size_t)(q - req->target) : req->target_len;
+	req->version_minor = 1;
+	const char *p = eol + 2;
+	while (strncmp(p, "\r\n", 2) != 0 && req->nheaders < HTTP_MAX_HEADERS) {
+		const char *colon = strchr(p, ':');
+		const char *end = strstr(p, "\r\n");
+		struct http_header *h = &req->headers[req->nheaders++];
+		h->name = p;
+		h->name_len = (size_t)(colon - p);
+		const char *v = colon + 1;
+		while (*v == ' ')
+			v++;
+		h->value = v;
+		h->value_len = (size_t)(end - v);
+		if (h->name_len == 4 && strncasecmp(h->name, "Host", 4) == 0) {
+			req->host = h->value;
+			req->host_len = h->value_len;
+		}
+		p = end + 2;
+	}
+}
+
+static void client_init(struct http_client *c, const char *ip)
+{
+	memset(c, 0, sizeof(*c));
+	snprintf(c->ip, sizeof(c->ip), "%s", ip);
+}
+
+static struct http_request req;
+static struct http_client cl;
+static struct balancer_pick pick;
+
+static int choose(struct table *t, const struct route *r, const char *raw)
+{
+	parse_request(raw, &req);
+	int rc = balancer_choose(t, r, &req, &cl, &pick);
+	return rc;
+}
+
+static const char *const plain_get = "GET / HTTP/1.1\r\nHost: h\r\n\r\n";
+
+/* Reference FNV-1a 64, written out separately from the implementation. */
+static uint64_t ref_fnv(const char *s)
+{
+	uint64_t h = 14695981039346656037ULL;
+	for (; *s; s++)
+		h = (h ^ (uint8_t)*s) * 1099511628211ULL;
+	return h;
+}
+
+static void test_endpoint_id(void)
+{
+	struct route_endpoint ep = {.address = "10.0.0.5", .port = 8080, .weight = 1};
+	char id[17], want[17];
+	balancer_endpoint_id(&ep, id);
+	snprintf(want, sizeof(want), "%016llx", (unsigned long long)ref_fnv("10.0.0.5:8080"));
+	CHECK_STR(id, want);
+	CHECK_INT(strlen(id), 16);
+	/* the canonical address: every spelling of one IPv6 address agrees */
+	struct route_endpoint a = {.address = "2001:db8:0:0::0001", .port = 80};
+	struct route_endpoint b = {.address = "2001:DB8::1", .port = 80};
+	char ia[17], ib[17];
+	balancer_endpoint_id(&a, ia);
+	balancer_endpoint_id(&b, ib);
+	CHECK_STR(ia, ib);
+	snprintf(want, sizeof(want), "%016llx", (unsigned long long)ref_fnv("2001:db8::1:80"));
+	CHECK_STR(ia, want);
+	/* weight and draining are not part of the identity; the port is */
+	struct route_endpoint c = {
+	    .address = "10.0.0.5", .port = 8080, .weight = 9, .draining = true};
+	balancer_endpoint_id(&c, ia);
+	CHECK_STR(ia, id);
+	c.port = 8081;
+	balancer_endpoint_id(&c, ia);
+	CHECK(strcmp(ia, id) != 0);
+}
+
+static void test_round_robin(void)
+{
+	struct table *t = table2("{\"address\":\"10.0.0.1\",\"port\":80},"
+	                         "{\"address\":\"10.0.0.2\",\"port\":80},"
+	                         "{\"address\":\"10.0.0.3\",\"port\":80}",
+	                         "{\"address\":\"10.0.1.1\",\"port\":80,\"weight\":3},"
+	                         "{\"address\":\"10.0.1.2\",\"port\":80,\"weight\":1},"
+	                         "{\"address\":\"10.0.1.3\",\"port\":80,\"draining\":true}");
+	if (!t)
+		return;
+	client_init(&cl, "192.0.2.1");
+	struct route r = {0};
+	r.path = "/";
+	r.backend = 0;
+	r.canary.backend = -1;
+	int hits[3] = {0};
+	for (int i = 0; i < 300; i++) {
+		CHECK_INT(choose(t, &r, plain_get), 0);
+		CHECK_INT(pick.backend, 0);
+		CHECK(pick.endpoint >= 0 && pick.endpoint < 3);
+		CHECK_STR(pick.set_cookie, "");
+		if (pick.endpoint >= 0 && pick.endpoint < 3)
+			hits[pick.endpoint]++;
+	}
+	CHECK_INT(hits[0], 100);
+	CHECK_INT(hits[1], 100);
+	CHECK_INT(hits[2], 100);
+
+	/* weights 3:1, the draining endpoint never chosen */
+	r.backend = 1;
+	memset(hits, 0, sizeof(hits));
+	for (int i = 0; i < 400; i++) {
+		CHECK_INT(choose(t, &r, plain_get), 0);
+		CHECK_INT(pick.backend, 1);
+		if (pick.endpoint >= 0 && pick.endpoint < 3)
+			hits[pick.endpoint]++;
+	}
+	CHECK_INT(hits[0], 300);
+	CHECK_INT(hits[1], 100);
+	CHECK_INT(hits[2], 0);
+
+	/* the default backend when no route matched; no backend at all */
+	CHECK_INT(choose(t, NULL, plain_get), 0);
+	CHECK_INT(pick.backend, 0);
+	CHECK(pick.endpoint >= 0);
+	r.backend = -1;
+	CHECK_INT(choose(t, &r, plain_get), WEIR_ENOENT);
+	CHECK_INT(pick.endpoint, -1);
+	r.backend = 7;
+	CHECK_INT(choose(t, &r, plain_get), WEIR_ENOENT);
+	table_unref(t);
+
+	/* nothing available: endpoint -1 */
+	t = table2("", "{\"address\":\"10.0.1.3\",\"port\":80,\"draining\":true}");
+	if (!t)
+		return;
+	r.backend = 0;
+	CHECK_INT(choose(t, &r, plain_get), 0);
+	CHECK_INT(pick.backend, 0);
+	CHECK_INT(pick.endpoint, -1);
+	r.backend = 1;
+	r.policy.hash_by = "$remote_addr";
+	CHECK_INT(choose(t, &r, plain_get), 0);
+	CHECK_INT(pick.endpoint, -1);
+	r.policy.hash_by = NULL;
+	r.policy.affinity = ROUTE_AFFINITY_COOKIE;
+	CHECK_INT(choose(t, &r, plain_get), 0);
+	CHECK_INT(pick.endpoint, -1);
+	CHECK_STR(pick.set_cookie, "");
+	table_unref(t);
+	t = make_table("{\"version\":1,\"default_backend\":-1}");
+	CHECK_INT(choose(t, NULL, plain_get), WEIR_ENOENT);
+	table_unref(t);
+}
+
+static const char *const five =
+    "{\"address\":\"10.0.0.1\",\"port\":8080},{\"address\":\"10.0.0.2\",\"port\":8080},"
+    "{\"address\":\"10.0.0.3\",\"port\":8080},{\"address\":\"10.0.0.4\",\"port\":8080},"
+    "{\"address\":\"10.0.0.5\",\"port\":8080}";
+
+static void test_affinity(void)
+{
+	struct table *t = table2(five, "");
+	/* the same endpoints in another "replica", built separately */
+	struct table *t2 = table2(five, "");
+	/* 10.0.0.3 gone, 10.0.0.4 draining */
+	struct table *t3 = table2("{\"address\":\"10.0.0.1\",\"port\":8080},"
+	                          "{\"address\":\"10.0.0.2\",\"port\":8080},"
+	                          "{\"address\":\"10.0.0.4\",\"port\":8080,\"draining\":true},"
+	                          "{\"address\":\"10.0.0.5\",\"port\":8080}",
+	                          "");
+	if (!t || !t2 || !t3)
+		goto out;
+	client_init(&cl, "192.0.2.1");
+	struct route r = {0};
+	r.path = "/app";
+	r.match = ROUTE_MATCH_PREFIX;
+	r.backend = 0;
+	r.canary.backend = -1;
+	r.policy.affinity = ROUTE_AFFINITY_COOKIE;
+	r.policy.cookie.name = "SESS";
+	r.policy.cookie.max_age_s = -1;
+	r.policy.cookie.expires_s = -1;
+
+	CHECK_INT(choose(t, &r, plain_get), 0);
+	int first = pick.endpoint;
+	CHECK(first >= 0);
+	char id[17];
+	balancer_endpoint_id(&table_routes(t)->backends[0].endpoints[first], id);
+	char want[256];
+	snprintf(want, sizeof(want), "SESS=%s; Path=/app; HttpOnly", id);
+	CHECK_STR(pick.set_cookie, want);
+
+	/* the cookie pins the endpoint in every replica, without re-setting it */
+	char raw[512];
+	snprintf(raw, sizeof(raw), "GET /app HTTP/1.1\r\nCookie: a=b; SESS=%s; z=1\r\n\r\n", id);
+	for (int i = 0; i < 20; i++) {
+		CHECK_INT(choose(i % 2 ? t : t2, &r, raw), 0);
+		CHECK_INT(pick.endpoint, first);
+		CHECK_STR(pick.set_cookie, "");
+	}
+	/* new clients spread over all endpoints */
+	int hits[5] = {0};
+	for (int i = 0; i < 50; i++) {
+		CHECK_INT(choose(t, &r, plain_get), 0);
+		if (pick.endpoint >= 0 && pick.endpoint < 5)
+			hits[pick.endpoint]++;
+	}
+	for (int i = 0; i < 5; i++)
+		CHECK_INT(hits[i], 10);
+
+	/* endpoint of the cookie gone: balanced re-picks and re-sets */
+	struct route_endpoint gone = {.address = "10.0.0.3", .port = 8080};
+	struct route_endpoint draining = {.address = "10.0.0.4", .port = 8080};
+	char gone_id[17], drain_id[17];
+	balancer_endpoint_id(&gone, gone_id);
+	balancer_endpoint_id(&draining, drain_id);
+	snprintf(raw, sizeof(raw), "GET /app HTTP/1.1\r\nCookie: SESS=%s\r\n\r\n", gone_id);
+	int rehits[4] = {0};
+	for (int i = 0; i < 30; i++) {
+		CHECK_INT(choose(t3, &r, raw), 0);
+		CHECK(pick.endpoint >= 0 && pick.endpoint != 2);
+		if (pick.endpoint >= 0 && pick.endpoint < 4) {
+			rehits[pick.endpoint]++;
+			balancer_endpoint_id(
+			    &table_routes(t3)->backends[0].endpoints[pick.endpoint], id);
+			snprintf(want, sizeof(want), "SESS=%s; Path=/app; HttpOnly", id);
+			CHECK_STR(pick.set_cookie, want);
+		}
+	}
+	CHECK_INT(rehits[0], 10);
+	CHECK_INT(rehits[1], 10);
+	CHECK_INT(rehits[3], 10);
+	/* draining endpoint: balanced moves away */
+	snprintf(raw, sizeof(raw), "GET /app HTTP/1.1\r\nCookie: SESS=%s\r\n\r\n", drain_id);
+	CHECK_INT(choose(t3, &r, raw), 0);
+	CHECK(pick.endpoint != 2 && pick.endpoint >= 0);
+	CHECK(pick.set_cookie[0] != '\0');
+	/* persistent: stays while listed (draining included), re-picks when gone */
+	r.policy.affinity_mode = ROUTE_AFFINITY_PERSISTENT;
+	CHECK_INT(choose(t3, &r, raw), 0);
+	CHECK_INT(pick.endpoint, 2);
+	CHECK_STR(pick.set_cookie, "");
+	snprintf(raw, sizeof(raw), "GET /app HTTP/1.1\r\nCookie: SESS=%s\r\n\r\n", gone_id);
+	CHECK_INT(choose(t3, &r, raw), 0);
+	CHECK(pick.endpoint >= 0 && pick.endpoint != 2);
+	CHECK(pick.set_cookie[0] != '\0');
+	/* junk cookie values: a fresh pick */
+	CHECK_INT(choose(t, &r, "GET / HTTP/1.1\r\nCookie: SESS=zz\r\n\r\n"), 0);
+	CHECK(pick.set_cookie[0] != '\0');
+
+	/* attributes */
+	r.policy.cookie.max_age_s = 3600;
+	r.policy.cookie.expires_s = 7200;
+	r.policy.cookie.secure = true;
+	r.policy.cookie.samesite = "Lax";
+	CHECK_INT(choose(t, &r, plain_get), 0);
+	CHECK(strstr(pick.set_cookie, "; Path=/app; Max-Age=3600; Expires=") != NULL);
+	CHECK(strstr(pick.set_cookie, " GMT; Secure; SameSite=Lax; HttpOnly") != NULL);
+	const char *exp = strstr(pick.set_cookie, "Expires=");
+	if (exp) {
+		/* "Wdy, DD Mon YYYY HH:MM:SS GMT" */
+		exp += 8;
+		CHECK(exp[3] == ',' && exp[4] == ' ' && exp[7] == ' ' && exp[11] == ' ' &&
+		      exp[16] == ' ' && exp[19] == ':' && exp[22] == ':' && exp[25] == ' ');
+		time_t now = time(NULL) + 7200;
+		struct tm tm;
+		gmtime_r(&now, &tm);
+		char year[8];
+		snprintf(year, sizeof(year), "%04d", tm.tm_year + 1900);
+		CHECK(strncmp(exp + 12, year, 4) == 0);
+	}
+	r.policy.cookie.path = "/custom";
+	CHECK_INT(choose(t, &r, plain_get), 0);
+	CHECK(strstr(pick.set_cookie, "; Path=/custom;") != NULL);
+	r.policy.cookie.path = NULL;
+	r.path = "/user/[^/]+/api";
+	r.match = ROUTE_MATCH_REGEX;
+	r.policy.cookie.name = NULL;
+	CHECK_INT(choose(t, &r, plain_get), 0);
+	CHECK(strncmp(pick.set_cookie, "INGRESSCOOKIE=", 14) == 0);
+	CHECK(strstr(pick.set_cookie, "; Path=/;") != NULL);
+out:
+	table_unref(t);
+	table_unref(t2);
+	table_unref(t3);
+}
+
+static void test_hash_by(void)
+{
+	char eps[4096] = "", eps9[4096] = "";
+	for (int i = 0; i < 10; i++) {
+		char one[128];
+		snprintf(one, sizeof(one), "%s{\"address\":\"10.0.0.1\",\"port\":%d}", i ? "," : "",
+		         8001 + i);
+		strcat(eps, one);
+		if (i != 3) {
+			snprintf(one, sizeof(one), "%s{\"address\":\"10.0.0.1\",\"port\":%d}",
+			         eps9[0] ? "," : "", 8001 + i);
+			strcat(eps9, one);
+		}
+	}
+	struct table *t = table2(eps, "");
+	struct table *t9 = table2(eps9, "");
+	if (!t || !t9)
+		goto out;
+	struct route r = {0};
+	r.path = "/";
+	r.backend = 0;
+	r.canary.backend = -1;
+	r.policy.hash_by = "$remote_addr";
+	enum { KEYS = 10000 };
+	static int port_of[KEYS];
+	int per[10] = {0};
+	for (int k = 0; k < KEYS; k++) {
+		char ip[64];
+		snprintf(ip, sizeof(ip), "100.%d.%d.%d", k / 65536, (k / 256) % 256, k % 256);
+		client_init(&cl, ip);
+		CHECK_INT(choose(t, &r, plain_get), 0);
+		port_of[k] = table_routes(t)->backends[0].endpoints[pick.endpoint].port;
+		per[pick.endpoint]++;
+		/* stable: the same key, the same answer */
+		CHECK_INT(choose(t, &r, plain_get), 0);
+		CHECK_INT(table_routes(t)->backends[0].endpoints[pick.endpoint].port, port_of[k]);
+	}
+	for (int i = 0; i < 10; i++)
+		CHECK(per[i] > 700 && per[i] < 1300);
+	/* remove 8004: only its keys move */
+	int moved = 0, wrong = 0;
+	for (int k = 0; k < KEYS; k++) {
+		char ip[64];
+		snprintf(ip, sizeof(ip), "100.%d.%d.%d", k / 65536, (k / 256) % 256, k % 256);
+		client_init(&cl, ip);
+		CHECK_INT(choose(t9, &r, plain_get), 0);
+		int port = table_routes(t9)->backends[0].endpoints[pick.endpoint].port;
+		if (port != port_of[k]) {
+			moved++;
+			if (port_of[k] != 8004)
+				wrong++;
+		}
+		CHECK(port != 8004);
+	}
+	CHECK_INT(moved, per[3]);
+	CHECK_INT(wrong, 0);
+	table_unref(t9);
+	t9 = NULL;
+
+	/* weights: 3:1:1:1:1 */
+	table_unref(t);
+	t = table2("{\"address\":\"10.0.0.1\",\"port\":1,\"weight\":3},"
+	           "{\"address\":\"10.0.0.1\",\"port\":2},{\"address\":\"10.0.0.1\",\"port\":3},"
+	           "{\"address\":\"10.0.0.1\",\"port\":4},{\"address\":\"10.0.0.1\",\"port\":5}",
+	           "");
+	if (!t)
+		goto out;
+	int w[5] = {0};
+	for (int k = 0; k < KEYS; k++) {
+		char ip[64];
+		snprintf(ip, sizeof(ip), "100.%d.%d.%d", k / 65536, (k / 256) % 256, k % 256);
+		client_init(&cl, ip);
+		CHECK_INT(choose(t, &r, plain_get), 0);
+		w[pick.endpoint]++;
+	}
+	CHECK(w[0] > 3800 && w[0] < 4800); /* 3/7 = 4286 */
+	for (int i = 1; i < 5; i++)
+		CHECK(w[i] > 1100 && w[i] < 1800); /* 1/7 = 1429 */
+out:
+	table_unref(t);
+	table_unref(t9);
+}
+
+static const char *expand(const char *tmpl, const char *raw, const char *ip)
+{
+	static struct keybuf k;
+	parse_request(raw, &req);
+	client_init(&cl, ip);
+	expand_key(&k, tmpl, &req, &cl);
+	k.b[k.n < sizeof(k.b) ? k.n : sizeof(k.b) - 1] = '\0';
+	return k.b;
+}
+
+static void test_key_expansion(void)
+{
+	const char *raw = "GET /p/a?User=bob&x=&flag&z=9 HTTP/1.1\r\n"
+	                  "Host: API.Example.COM:8443\r\n"
+	                  "X-Tenant-Id: acme\r\n"
+	                  "Cookie: sid=abc123; other=1\r\n"
+	                  "Cookie: late=\"q\"\r\n\r\n";
+	CHECK_STR(expand("$remote_addr", raw, "192.0.2.9"), "192.0.2.9");
+	CHECK_STR(expand("$host", raw, "x"), "api.example.com");
+	CHECK_STR(expand("$request_uri", raw, "x"), "/p/a?User=bob&x=&flag&z=9");
+	CHECK_STR(expand("$uri", raw, "x"), "/p/a");
+	CHECK_STR(expand("$arg_user", raw, "x"), "bob");
+	CHECK_STR(expand("$arg_z|$arg_x|$arg_flag|$arg_none", raw, "x"), "9|||");
+	CHECK_STR(expand("$http_x_tenant_id", raw, "x"), "acme");
+	CHECK_STR(expand("$cookie_sid-$cookie_late", raw, "x"), "abc123-q");
+	CHECK_STR(expand("t:${http_x_tenant_id}:${arg_user}$remote_addr!", raw, "10.0.0.1"),
+	          "t:acme:bob10.0.0.1!");
+	CHECK_STR(expand("$unknown_var$", raw, "x"), "$");
+	CHECK_STR(expand("plain", raw, "x"), "plain");
+	/* different keys pick endpoints independently of the client when the
+	 * template ignores it */
+	struct table *t = table2(five, "");
+	if (!t)
+		return;
+	struct route r = {0};
+	r.path = "/";
+	r.backend = 0;
+	r.canary.backend = -1;
+	r.policy.hash_by = "$arg_user";
+	parse_request("GET /?user=alice HTTP/1.1\r\n\r\n", &req);
+	client_init(&cl, "10.0.0.1");
+	CHECK_INT(balancer_choose(t, &r, &req, &cl, &pick), 0);
+	int first = pick.endpoint;
+	client_init(&cl, "10.9.9.9");
+	CHECK_INT(balancer_choose(t, &r, &req, &cl, &pick), 0);
+	CHECK_INT(pick.endpoint, first);
+	table_unref(t);
+}
+
+static void test_canary(void)
+{
+	struct table *t = table2(five, "{\"address\":\"10.0.9.1\",\"port\":80}");
+	if (!t)
+		return;
+	client_init(&cl, "192.0.2.1");
+	struct route r = {0};
+	r.path = "/";
+	r.backend = 0;
+	r.canary.backend = 1;
+	r.canary.by_header = "X-Canary";
+	r.canary.by_cookie = "canary";
+	CHECK_INT(choose(t, &r, "GET / HTTP/1.1\r\nx-canary: always\r\n\r\n"), 0);
+	CHECK_INT(pick.backend, 1);
+	CHECK_INT(pick.endpoint, 0);
+	CHECK_INT(choose(t, &r, "GET / HTTP/1.1\r\nX-Canary: never\r\n\r\n"), 0);
+	CHECK_INT(pick.backend, 0);
+	CHECK_INT(choose(t, &r, "GET / HTTP/1.1\r\nCookie: canary=always\r\n\r\n"), 0);
+	CHECK_INT(pick.backend, 1);
+	CHECK_INT(choose(t, &r, "GET / HTTP/1.1\r\nCookie: canary=never\r\n\r\n"), 0);
+	CHECK_INT(pick.backend, 0);
+	CHECK_INT(choose(t, &r, plain_get), 0);
+	CHECK_INT(pick.backend, 0);
+	/* header beats cookie; "never" beats weight */
+	r.canary.weight = 100;
+	CHECK_INT(
+	    choose(t, &r, "GET / HTTP/1.1\r\nX-Canary: never\r\nCookie: canary=always\r\n\r\n"), 0);
+	CHECK_INT(pick.backend, 0);
+	CHECK_INT(choose(t, &r, "GET / HTTP/1.1\r\nCookie: canary=never\r\n\r\n"), 0);
+	CHECK_INT(pick.backend, 0);
+	CHECK_INT(choose(t, &r, "GET / HTTP/1.1\r\nX-Canary: maybe\r\n\r\n"), 0);
+	CHECK_INT(pick.backend, 1);
+	r.canary.weight = 0;
+	CHECK_INT(choose(t, &r, "GET / HTTP/1.1\r\nX-Canary: maybe\r\n\r\n"), 0);
+	CHECK_INT(pick.backend, 0);
+	/* by_header_value: that value only; others fall through */
+	r.canary.by_header_value = "v2";
+	CHECK_INT(choose(t, &r, "GET / HTTP/1.1\r\nX-Canary: v2\r\n\r\n"), 0);
+	CHECK_INT(pick.backend, 1);
+	CHECK_INT(choose(t, &r, "GET / HTTP/1.1\r\nX-Canary: always\r\n\r\n"), 0);
+	CHECK_INT(pick.backend, 0);
+	CHECK_INT(choose(t, &r, "GET / HTTP/1.1\r\nX-Canary: v3\r\nCookie: canary=always\r\n\r\n"),
+	          0);
+	CHECK_INT(pick.backend, 1);
+	/* weight: a random share */
+	r.canary.by_header = NULL;
+	r.canary.by_cookie = NULL;
+	r.canary.weight = 30;
+	int canary = 0;
+	for (int i = 0; i < 10000; i++) {
+		CHECK_INT(choose(t, &r, plain_get), 0);
+		canary += pick.backend == 1;
+	}
+	CHECK(canary > 2700 && canary < 3300);
+	r.canary.weight = 100;
+	canary = 0;
+	for (int i = 0; i < 1000; i++) {
+		CHECK_INT(choose(t, &r, plain_get), 0);
+		canary += pick.backend == 1;
+	}
+	CHECK_INT(canary, 1000);
+	/* a canary backend out of range is ignored */
+	r.canary.backend = 9;
+	CHECK_INT(choose(t, &r, plain_get), 0);
+	CHECK_INT(pick.backend, 0);
+	table_unref(t);
+}
+
+int main(void)
+{
+	test_endpoint_id();
+	test_round_robin();
+	test_affinity();
+	test_hash_by();
+	test_key_expansion();
+	test_canary();
+	return check_finish("balancer_test");
+}
