@@ -1,0 +1,1565 @@
+/* proxy/server.c - workers, listeners, client connections and the request
+ * state machine (client head -> route -> policy -> balancer -> upstream ->
+ * response relay, or WebSocket upgrade -> tunnel). */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <openssl/sha.h>
+
+#include "balancer.h"
+#include "error.h"
+#include "headers.h"
+#include "http.h"
+#include "http_parse.h"
+#include "log.h"
+#include "loop.h"
+#include "metrics.h"
+#include "policy.h"
+#include "server.h"
+#include "table.h"
+#include "tls.h"
+#include "tunnel.h"
+#include "upstream.h"
+
+#define IO_CAP 16384u        /* body bytes buffered per direction */
+#define UP_HEAD_MAX 32768u   /* largest upstream response head */
+#define OUT_HEAD_ROOM 32768u /* room for a response head to the client */
+#define CHUNK_OVERHEAD 32u   /* chunk header + CRLF + last-chunk */
+#define CLOSING_MS 5000u
+#define DRAIN_EXTRA_MS 3000u
+#define DRAIN_POLL_MS 50u
+#define PROGRESS_ROUNDS 64
+
+/* A byte buffer with a cap fixed at creation. */
+struct buf {
+	char *data;
+	size_t start, end, cap;
+};
+
+enum conn_state { ST_PEEK, ST_HEAD, ST_PROXY, ST_CLOSING };
+
+struct worker;
+
+struct conn {
+	struct worker *w;
+	struct conn *next, *prev;
+	struct tls_sock sock;
+	struct loop_io io;
+	struct loop_timer timer;
+	struct loop_defer defer;
+	enum conn_state state;
+	bool can_read, can_write;
+	bool closed;
+	bool https;
+	struct table *tls_table; /* reference from the SNI callback / passthrough peek */
+	struct http_client client;
+	uint32_t max_header_bytes, header_timeout_ms, keepalive_timeout_ms;
+	struct buf in; /* client bytes: head at [0, in_floor), then body */
+	size_t in_floor;
+	struct buf out; /* bytes to the client */
+	uint64_t idle_since, head_started, closing_since, last_activity;
+
+	/* the request in flight */
+	struct http_parse rp;
+	struct http_request req;
+	bool req_active;
+	bool req_body_done;
+	bool body_too_big;
+	bool keep_alive;
+	bool limit_entered;
+	bool is_head;
+	int64_t body_bytes;
+	struct table *table;
+	const struct route_table *rt;
+	struct table_match m;
+	const struct route *route;
+	struct balancer_pick pick;
+	const struct route_endpoint *ep;
+	bool backend_tls;
+	char upstream_host[80];
+	uint64_t t_start, up_start;
+	uint32_t connect_timeout_ms, read_timeout_ms, send_timeout_ms;
+
+	/* upstream side */
+	struct upstream *up;
+	struct buf up_out;
+	struct buf up_in;
+	struct http_parse sp;
+	struct http_response resp;
+	bool got_up_byte;
+	bool up_eof;
+	bool resp_head_done;
+	bool resp_started;
+	bool out_chunked;
+	bool up_keepalive;
+	bool retried;
+	int status_sent;
+};
+
+struct listener {
+	int fd;
+	bool tls;
+	struct loop_io io;
+	struct worker *w;
+};
+
+struct worker {
+	int id;
+	pthread_t thread;
+	bool started;
+	struct loop *loop;
+	struct listener http, https;
+	struct upstream_pool *pool;
+	struct tunnel_worker tw;
+	struct conn *conns;
+	size_t nconns;
+	atomic_bool drain_requested;
+	bool draining;
+	uint64_t drain_deadline;
+	struct loop_timer drain_timer;
+	uint64_t rng;
+};
+
+static struct server_config server_cfg;
+static struct worker *workers;
+static int nworkers;
+
+static void conn_progress(struct conn *c);
+static void conn_close(struct conn *c);
+static void conn_arm_timer(struct conn *c);
+
+/* ---- buffers ---- */
+
+static int buf_init(struct buf *b, size_t cap)
+{
+	b->data = malloc(cap);
+	b->start = b->end = 0;
+	b->cap = b->data ? cap : 0;
+	return b->data ? 0 : WEIR_ENOMEM;
+}
+
+static void buf_free(struct buf *b)
+{
+	free(b->data);
+	b->data = NULL;
+	b->start = b->end = b->cap = 0;
+}
+
+static size_t buf_len(const struct buf *b)
+{
+	return b->end - b->start;
+}
+
+static void buf_compact(struct buf *b, size_t floor)
+{
+	if (b->start <= floor)
+		return;
+	size_t n = b->end - b->start;
+	memmove(b->data + floor, b->data + b->start, n);
+	b->start = floor;
+	b->end = floor + n;
+}
+
+static size_t buf_room(struct buf *b, size_t floor)
+{
+	if (b->start == b->end) {
+		b->start = b->end = floor;
+	} else if (b->cap - b->end < IO_CAP / 2) {
+		buf_compact(b, floor);
+	}
+	return b->cap - b->end;
+}
+
+static int buf_append(struct buf *b, const void *p, size_t n)
+{
+	if (buf_room(b, 0) < n)
+		return WEIR_ETOOBIG;
+	memcpy(b->data + b->end, p, n);
+	b->end += n;
+	return 0;
+}
+
+/* ---- helpers ---- */
+
+static uint64_t rng_next(struct worker *w)
+{
+	uint64_t z = (w->rng += 0x9e3779b97f4a7c15ull);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+static void new_request_id(struct conn *c)
+{
+	static const char hex[] = "0123456789abcdef";
+	uint64_t a = rng_next(c->w), b = rng_next(c->w);
+	for (int i = 0; i < 16; i++) {
+		c->client.request_id[i] = hex[(a >> (i * 4)) & 15];
+		c->client.request_id[16 + i] = hex[(b >> (i * 4)) & 15];
+	}
+	c->client.request_id[32] = '\0';
+}
+
+static void read_settings(struct conn *c)
+{
+	struct table *t = table_current();
+	c->max_header_bytes = 32768;
+	c->header_timeout_ms = 10000;
+	c->keepalive_timeout_ms = 75000;
+	if (t) {
+		const struct route_settings *s = &table_routes(t)->settings;
+		if (s->max_header_bytes)
+			c->max_header_bytes = s->max_header_bytes;
+		if (s->header_timeout_ms)
+			c->header_timeout_ms = s->header_timeout_ms;
+		if (s->keepalive_timeout_ms)
+			c->keepalive_timeout_ms = s->keepalive_timeout_ms;
+		table_unref(t);
+	}
+	if (c->max_header_bytes > 1024 * 1024)
+		c->max_header_bytes = 1024 * 1024;
+}
+
+/* EAGAIN bookkeeping for edge-triggered readiness. */
+static void sock_blocked(const struct tls_sock *s, bool *can_read, bool *can_write)
+{
+	if (s->blocked_out)
+		*can_write = false;
+	else
+		*can_read = false;
+}
+
+/* Write b to s. Returns bytes written (>= 0) or -1 on error. */
+static ssize_t flush_buf(struct tls_sock *s, struct buf *b, bool *can_read, bool *can_write)
+{
+	size_t total = 0;
+	while (buf_len(b) > 0 && *can_write) {
+		ssize_t n = tls_sock_write(s, b->data + b->start, buf_len(b));
+		if (n == WEIR_EAGAIN) {
+			sock_blocked(s, can_read, can_write);
+			break;
+		}
+		if (n < 0)
+			return -1;
+		b->start += (size_t)n;
+		total += (size_t)n;
+	}
+	if (b->start == b->end)
+		b->start = b->end = 0;
+	return (ssize_t)total;
+}
+
+static const char *label_host(const struct conn *c)
+{
+	return c->m.host && c->m.host->name ? c->m.host->name : "";
+}
+
+static const char *label_path(const struct conn *c)
+{
+	return c->route && c->route->path ? c->route->path : "-";
+}
+
+static bool method_is(const struct conn *c, const char *m)
+{
+	size_t n = strlen(m);
+	return c->req.method_len == n && memcmp(c->req.method, m, n) == 0;
+}
+
+static bool request_has_body(const struct conn *c)
+{
+	return c->req.chunked || c->req.content_length > 0;
+}
+
+static bool idempotent(const struct conn *c)
+{
+	return method_is(c, "GET") || method_is(c, "HEAD") || method_is(c, "OPTIONS") ||
+	       method_is(c, "PUT") || method_is(c, "DELETE") || method_is(c, "TRACE");
+}
+
+static double upstream_seconds(const struct conn *c)
+{
+	if (!c->up_start)
+		return -1;
+	return (double)(loop_now(c->w->loop) - c->up_start) / 1000.0;
+}
+
+/* ---- request end ---- */
+
+static void release_upstream(struct conn *c, bool reusable)
+{
+	if (!c->up)
+		return;
+	uint32_t max_idle = 32;
+	if (c->rt)
+		max_idle = c->rt->settings.upstream_keepalive;
+	upstream_release(c->up, reusable, max_idle);
+	c->up = NULL;
+}
+
+static void drop_upstream(struct conn *c)
+{
+	if (c->up)
+		upstream_close(c->up);
+	c->up = NULL;
+}
+
+/* The request is over (its answer is queued in out). */
+static void end_request(struct conn *c, bool keep_alive)
+{
+	drop_upstream(c);
+	if (c->limit_entered)
+		policy_limit_leave(c->route, &c->client);
+	c->limit_entered = false;
+	table_unref(c->table);
+	c->table = NULL;
+	c->rt = NULL;
+	c->route = NULL;
+	memset(&c->m, 0, sizeof(c->m));
+	c->req_active = false;
+	buf_free(&c->up_out);
+	buf_free(&c->up_in);
+	if (!keep_alive || c->w->draining) {
+		c->state = ST_CLOSING;
+		c->closing_since = loop_now(c->w->loop);
+		return;
+	}
+	/* Pipelined bytes after this request move to the front. */
+	size_t rest = buf_len(&c->in);
+	memmove(c->in.data, c->in.data + c->in.start, rest);
+	c->in.start = 0;
+	c->in.end = rest;
+	c->in_floor = 0;
+	http_parse_init(&c->rp, false, false);
+	c->state = ST_HEAD;
+	c->idle_since = c->head_started = loop_now(c->w->loop);
+}
+
+/* Answer from the proxy itself. */
+static void answer_local(struct conn *c, int status, const char *extra, const char *body,
+                         bool keep_alive)
+{
+	char text[512];
+	drop_upstream(c);
+	bool ka = keep_alive && c->req_active && c->req_body_done &&
+	          http_parse_keep_alive(&c->rp) && !c->w->draining;
+	if (body && body[0] && body[strlen(body) - 1] != '\n') {
+		snprintf(text, sizeof(text), "%s\n", body);
+		body = text;
+	}
+	buf_room(&c->out, 0);
+	int n = headers_build_local(status, extra, body, ka, c->out.data + c->out.end,
+	                            c->out.cap - c->out.end);
+	if (n < 0) {
+		static const char fallback[] =
+		    "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n"
+		    "Connection: close\r\n\r\n";
+		c->out.start = c->out.end = 0;
+		memcpy(c->out.data, fallback, sizeof(fallback) - 1);
+		n = (int)sizeof(fallback) - 1;
+		ka = false;
+	}
+	c->out.end += (size_t)n;
+	c->status_sent = status;
+	if (c->req_active)
+		metrics_request(label_host(c), label_path(c), status, -1);
+	end_request(c, ka);
+}
+
+/* ---- upstream connection ---- */
+
+static void on_up_event(struct upstream *u, uint32_t events);
+
+static int open_upstream(struct conn *c, bool fresh)
+{
+	int err = 0;
+	struct upstream *u = NULL;
+	int rc = fresh
+	             ? upstream_connect(c->w->pool, c->ep, c->backend_tls, on_up_event, c, &u, &err)
+	             : upstream_get(c->w->pool, c->ep, c->backend_tls, on_up_event, c, &u, &err);
+	if (rc == WEIR_ENOMEM) {
+		answer_local(c, 503, NULL, "out of memory", false);
+		return rc;
+	}
+	if (rc != 0) {
+		metrics_upstream_error("connect");
+		answer_local(c, 502, NULL,
+		             err == ECONNREFUSED ? "upstream refused connection"
+		                                 : "upstream connect failed",
+		             true);
+		return rc;
+	}
+	c->up = u;
+	c->up_start = c->last_activity = loop_now(c->w->loop);
+	c->got_up_byte = false;
+	c->up_eof = false;
+	return 0;
+}
+
+static int build_upstream_head(struct conn *c)
+{
+	struct headers_ctx hc;
+	memset(&hc, 0, sizeof(hc));
+	hc.route = c->route;
+	hc.match = c->route ? &c->m : NULL;
+	hc.settings = &c->rt->settings;
+	hc.upstream_host = c->upstream_host;
+	hc.peer_trusted = false;
+	int family = c->client.addr.ss_family == AF_INET6 ? 6 : 4;
+	const uint8_t *addr =
+	    family == 6 ? ((struct sockaddr_in6 *)&c->client.addr)->sin6_addr.s6_addr
+	                : (const uint8_t *)&((struct sockaddr_in *)&c->client.addr)->sin_addr;
+	for (size_t i = 0; i < c->rt->settings.ntrusted_proxies; i++)
+		if (route_cidr_contains(&c->rt->settings.trusted_proxies[i], family, addr))
+			hc.peer_trusted = true;
+	int64_t body_length = -1;
+	if (c->req.chunked)
+		body_length = -2;
+	else if (c->req.content_length >= 0)
+		body_length = c->req.content_length;
+	c->up_out.start = c->up_out.end = 0;
+	int n = headers_build_request(&c->req, &c->client, &hc, body_length, c->up_out.data,
+	                              c->up_out.cap - IO_CAP);
+	if (n < 0)
+		return n;
+	c->up_out.end = (size_t)n;
+	return 0;
+}
+
+/* The upstream failed before a usable response: retry once on a fresh
+ * connection when that is safe, else answer 502 (or give up on the client). */
+static void upstream_failed(struct conn *c, const char *kind, const char *message)
+{
+	bool pooled = c->up && c->up->reused;
+	if (!c->resp_started && !c->got_up_byte && pooled && !c->retried && idempotent(c) &&
+	    !request_has_body(c) && !c->req.upgrade_websocket) {
+		c->retried = true;
+		drop_upstream(c);
+		c->up_in.start = c->up_in.end = 0;
+		http_parse_init(&c->sp, true, c->is_head);
+		if (build_upstream_head(c) != 0) {
+			answer_local(c, 502, NULL, "request head too large", false);
+			return;
+		}
+		open_upstream(c, true);
+		return;
+	}
+	metrics_upstream_error(kind);
+	if (!c->resp_started) {
+		answer_local(c, 502, NULL, message, true);
+		return;
+	}
+	conn_close(c);
+}
+
+static void on_up_event(struct upstream *u, uint32_t events)
+{
+	struct conn *c = u->data;
+	if (!c || c->closed || c->up != u)
+		return;
+	if (!u->connected) {
+		if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
+			return;
+		int err = upstream_connect_error(u);
+		if (err == EINPROGRESS || err == EALREADY)
+			return;
+		if (err != 0) {
+			upstream_failed(c, "connect",
+			                err == ECONNREFUSED ? "upstream refused connection"
+			                                    : "upstream connect failed");
+			if (!c->closed)
+				conn_progress(c);
+			return;
+		}
+		u->connected = true;
+		c->last_activity = loop_now(c->w->loop);
+	}
+	if (u->sock.ssl)
+		u->can_read = u->can_write = true;
+	conn_progress(c);
+}
+
+/* ---- request start ---- */
+
+static void format_host(char *out, size_t cap, const struct route_endpoint *ep)
+{
+	if (strchr(ep->address, ':'))
+		snprintf(out, cap, "[%s]:%u", ep->address, ep->port);
+	else
+		snprintf(out, cap, "%s:%u", ep->address, ep->port);
+}
+
+static void start_request(struct conn *c, size_t head_len)
+{
+	char msg[600];
+	c->req_active = true;
+	c->req_body_done = false;
+	c->body_too_big = false;
+	c->body_bytes = 0;
+	c->resp_started = false;
+	c->resp_head_done = false;
+	c->got_up_byte = false;
+	c->retried = false;
+	c->up_start = 0;
+	c->status_sent = 0;
+	c->route = NULL;
+	c->ep = NULL;
+	memset(&c->m, 0, sizeof(c->m));
+	c->in_floor = head_len;
+	c->in.start = head_len;
+	c->t_start = loop_now(c->w->loop);
+	c->connect_timeout_ms = 5000;
+	c->read_timeout_ms = 60000;
+	c->send_timeout_ms = 60000;
+
+	int status = http_parse_request_head(&c->rp, c->in.data, head_len, &c->req);
+	if (status) {
+		answer_local(c, status, NULL,
+		             status == 431 ? "request header too large" : "bad request", false);
+		return;
+	}
+	c->req_body_done = http_parse_done(&c->rp);
+	c->is_head = method_is(c, "HEAD");
+	new_request_id(c);
+	c->table = table_current();
+	if (!c->table) {
+		answer_local(c, 503, NULL, "no route table loaded", true);
+		return;
+	}
+	c->rt = table_routes(c->table);
+	int rc = table_lookup(c->table, c->req.host, c->req.host ? c->req.host_len : 0, c->req.path,
+	                      c->req.path_len, &c->m);
+	if (rc != 0) {
+		c->m.route = NULL;
+		if (c->rt->default_backend < 0) {
+			answer_local(c, 404, NULL, "no route for host/path", true);
+			return;
+		}
+	}
+	c->route = c->m.route;
+	if (c->route) {
+		c->connect_timeout_ms = c->route->policy.connect_timeout_ms;
+		c->read_timeout_ms = c->route->policy.read_timeout_ms;
+		c->send_timeout_ms = c->route->policy.send_timeout_ms;
+	}
+	struct policy_result pr;
+	memset(&pr, 0, sizeof(pr));
+	policy_check(c->route, &c->req, &c->client, &pr);
+	if (pr.status) {
+		char extra[sizeof(pr.location) + sizeof(pr.extra_headers) + 32];
+		if (pr.location[0])
+			snprintf(extra, sizeof(extra), "Location: %s\r\n%s", pr.location,
+			         pr.extra_headers);
+		else
+			snprintf(extra, sizeof(extra), "%s", pr.extra_headers);
+		answer_local(c, pr.status, extra[0] ? extra : NULL, pr.body, pr.status != 413);
+		return;
+	}
+	status = policy_limit_enter(c->route, &c->client);
+	if (status) {
+		answer_local(c, status, NULL, "too many requests from this address", true);
+		return;
+	}
+	c->limit_entered = true;
+	memset(&c->pick, 0, sizeof(c->pick));
+	if (balancer_choose(c->table, c->route, &c->req, &c->client, &c->pick) != 0 ||
+	    c->pick.backend < 0 || (size_t)c->pick.backend >= c->rt->nbackends) {
+		answer_local(c, 503, NULL, "no backend for this route", true);
+		return;
+	}
+	const struct route_backend *be = &c->rt->backends[c->pick.backend];
+	if (c->pick.endpoint < 0 || (size_t)c->pick.endpoint >= be->nendpoints) {
+		metrics_upstream_error("no_endpoints");
+		snprintf(msg, sizeof(msg), "no endpoints for %s", be->name ? be->name : "backend");
+		answer_local(c, 503, NULL, msg, true);
+		return;
+	}
+	c->ep = &be->endpoints[c->pick.endpoint];
+	c->backend_tls = c->route && c->route->policy.backend_protocol == ROUTE_PROTO_HTTPS;
+	format_host(c->upstream_host, sizeof(c->upstream_host), c->ep);
+
+	size_t head_cap = (size_t)c->max_header_bytes + 16384;
+	if (buf_init(&c->up_out, head_cap + IO_CAP) != 0 || buf_init(&c->up_in, UP_HEAD_MAX) != 0) {
+		answer_local(c, 503, NULL, "out of memory", false);
+		return;
+	}
+	if (build_upstream_head(c) != 0) {
+		answer_local(c, 431, NULL, "request header too large", false);
+		return;
+	}
+	http_parse_init(&c->sp, true, c->is_head);
+	c->state = ST_PROXY;
+	open_upstream(c, false);
+}
+
+/* ---- client head ---- */
+
+static int read_client(struct conn *c, struct buf *b, size_t floor, bool *eof)
+{
+	size_t room = buf_room(b, floor);
+	if (room == 0 || !c->can_read)
+		return 0;
+	ssize_t n = tls_sock_read(&c->sock, b->data + b->end, room);
+	if (n == WEIR_EAGAIN) {
+		sock_blocked(&c->sock, &c->can_read, &c->can_write);
+		return 0;
+	}
+	if (n <= 0) {
+		*eof = true;
+		return n == 0 ? 0 : -1;
+	}
+	b->end += (size_t)n;
+	return (int)n;
+}
+
+static bool progress_head(struct conn *c)
+{
+	if (buf_len(&c->out) > 0)
+		return false; /* the previous answer first, in order */
+	for (int round = 0; round < 2; round++) {
+		if (buf_len(&c->in) > 0) {
+			long r = http_parse_scan_head(&c->rp, c->in.data, c->in.end,
+			                              c->max_header_bytes);
+			if (r < 0) {
+				c->req_active = true;
+				answer_local(c, (int)-r, NULL,
+				             r == -431 ? "request header too large" : "bad request",
+				             false);
+				return true;
+			}
+			if (r > 0) {
+				start_request(c, (size_t)r);
+				return true;
+			}
+		}
+		if (round == 1)
+			break;
+		size_t before = buf_len(&c->in);
+		/* The head must start at offset 0 and fit the cap. */
+		size_t room = c->in.cap - c->in.end;
+		if (room == 0) {
+			c->req_active = true;
+			answer_local(c, 431, NULL, "request header too large", false);
+			return true;
+		}
+		if (!c->can_read)
+			return false;
+		ssize_t n = tls_sock_read(&c->sock, c->in.data + c->in.end, room);
+		if (n == WEIR_EAGAIN) {
+			sock_blocked(&c->sock, &c->can_read, &c->can_write);
+			return false;
+		}
+		if (n <= 0) {
+			conn_close(c);
+			return true;
+		}
+		if (before == 0)
+			c->head_started = loop_now(c->w->loop);
+		c->in.end += (size_t)n;
+	}
+	return true;
+}
+
+/* ---- request body ---- */
+
+static int append_chunk(struct buf *b, const char *p, size_t len)
+{
+	char hdr[24];
+	int h = snprintf(hdr, sizeof(hdr), "%zx\r\n", len);
+	if (buf_append(b, hdr, (size_t)h) != 0 || buf_append(b, p, len) != 0 ||
+	    buf_append(b, "\r\n", 2) != 0)
+		return -1;
+	return 0;
+}
+
+static int req_body_cb(void *data, const char *p, size_t len)
+{
+	struct conn *c = data;
+	c->body_bytes += (int64_t)len;
+	int64_t limit = c->route ? c->route->policy.body_limit : 0;
+	if (limit > 0 && c->body_bytes > limit) {
+		c->body_too_big = true;
+		return -1;
+	}
+	if (c->req.chunked)
+		return append_chunk(&c->up_out, p, len);
+	return buf_append(&c->up_out, p, len);
+}
+
+static bool pump_request(struct conn *c)
+{
+	bool progress = false;
+	struct upstream *u = c->up;
+	if (!c->req_body_done && !c->req.upgrade_websocket) {
+		if (buf_len(&c->in) > 0) {
+			size_t room = buf_room(&c->up_out, 0);
+			size_t limit = room > CHUNK_OVERHEAD * 2 ? room - CHUNK_OVERHEAD * 2 : 0;
+			size_t n = buf_len(&c->in) < limit ? buf_len(&c->in) : limit;
+			if (n > 0) {
+				size_t used = 0;
+				int r = http_parse_body(&c->rp, c->in.data + c->in.start, n, &used,
+				                        req_body_cb, c);
+				c->in.start += used;
+				if (used)
+					progress = true;
+				if (r == 1) {
+					c->req_body_done = true;
+					if (c->req.chunked)
+						buf_append(&c->up_out, "0\r\n\r\n", 5);
+				} else if (r < 0) {
+					if (c->resp_started) {
+						conn_close(c);
+					} else if (c->body_too_big) {
+						answer_local(c, 413, NULL, "request body too large",
+						             false);
+					} else {
+						answer_local(c, 400, NULL, "bad request body",
+						             false);
+					}
+					return true;
+				}
+			}
+		}
+		if (!c->req_body_done && buf_len(&c->in) == 0) {
+			bool eof = false;
+			int n = read_client(c, &c->in, c->in_floor, &eof);
+			if (eof) {
+				conn_close(c); /* the client left in the middle of its body */
+				return true;
+			}
+			if (n > 0) {
+				progress = true;
+				c->last_activity = loop_now(c->w->loop);
+			}
+		}
+	}
+	if (u && u->connected && buf_len(&c->up_out) > 0 && u->can_write) {
+		ssize_t n = flush_buf(&u->sock, &c->up_out, &u->can_read, &u->can_write);
+		if (n < 0) {
+			upstream_failed(c, "reset", "upstream reset");
+			return true;
+		}
+		if (n > 0) {
+			progress = true;
+			c->last_activity = loop_now(c->w->loop);
+		}
+	}
+	return progress;
+}
+
+/* ---- response ---- */
+
+static int resp_body_cb(void *data, const char *p, size_t len)
+{
+	struct conn *c = data;
+	if (c->out_chunked)
+		return append_chunk(&c->out, p, len);
+	return buf_append(&c->out, p, len);
+}
+
+static void finish_response(struct conn *c)
+{
+	if (c->out_chunked)
+		buf_append(&c->out, "0\r\n\r\n", 5);
+	bool reusable = c->up_keepalive && c->req_body_done && buf_len(&c->up_in) == 0 &&
+	                !c->up_eof && buf_len(&c->up_out) == 0;
+	metrics_request(label_host(c), label_path(c), c->status_sent, upstream_seconds(c));
+	release_upstream(c, reusable);
+	end_request(c, c->keep_alive && c->req_body_done);
+}
+
+static bool websocket_accept_ok(const struct conn *c)
+{
+	static const char guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+	const struct http_header *key = NULL, *acc = NULL;
+	for (size_t i = 0; i < c->req.nheaders; i++)
+		if (http_name_is(&c->req.headers[i], "sec-websocket-key"))
+			key = &c->req.headers[i];
+	for (size_t i = 0; i < c->resp.nheaders; i++)
+		if (http_name_is(&c->resp.headers[i], "sec-websocket-accept"))
+			acc = &c->resp.headers[i];
+	if (!key || !acc || key->value_len > 128)
+		return false;
+	unsigned char in[128 + sizeof(guid)];
+	memcpy(in, key->value, key->value_len);
+	memcpy(in + key->value_len, guid, sizeof(guid) - 1);
+	unsigned char md[SHA_DIGEST_LENGTH];
+	SHA1(in, key->value_len + sizeof(guid) - 1, md);
+	unsigned char b64[64];
+	int n = EVP_EncodeBlock(b64, md, SHA_DIGEST_LENGTH);
+	return n > 0 && (size_t)n == acc->value_len && memcmp(b64, acc->value, (size_t)n) == 0;
+}
+
+static void become_tunnel(struct conn *c, size_t head_len)
+{
+	struct worker *w = c->w;
+	/* Bytes for the client: the 101 head (in out) then whatever the upstream
+	 * sent after it. Bytes for the upstream: what the client sent after its
+	 * request head. */
+	size_t nc = buf_len(&c->out), nextra = c->up_in.end - head_len;
+	char *to_client = malloc(nc + nextra + 1);
+	if (!to_client) {
+		conn_close(c);
+		return;
+	}
+	memcpy(to_client, c->out.data + c->out.start, nc);
+	memcpy(to_client + nc, c->up_in.data + head_len, nextra);
+	struct tls_sock cs = c->sock, us;
+	if (cs.ssl)
+		SSL_set_app_data(cs.ssl, NULL); /* the slot dies with c */
+	loop_io_del(w->loop, &c->io);
+	c->io.fd = -1;
+	c->sock.fd = -1;
+	c->sock.ssl = NULL;
+	upstream_detach(c->up, &us);
+	c->up = NULL;
+	metrics_request(label_host(c), label_path(c), 101, upstream_seconds(c));
+	struct tunnel_config cfg;
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.websocket = true;
+	cfg.idle_ms = c->route ? c->route->policy.ws_idle_timeout_ms : 3600000;
+	cfg.max_lifetime_ms = c->route ? c->route->policy.ws_max_lifetime_ms : 0;
+	cfg.table = c->table;
+	cfg.route = c->route;
+	cfg.client = &c->client;
+	cfg.limit_entered = c->limit_entered;
+	c->table = NULL;
+	c->limit_entered = false;
+	tunnel_start(&w->tw, &cs, &us, c->in.data + c->in.start, buf_len(&c->in), to_client,
+	             nc + nextra, &cfg);
+	free(to_client);
+	c->req_active = false;
+	conn_close(c);
+}
+
+static void process_response_head(struct conn *c, size_t head_len)
+{
+	int st = http_parse_response_head(&c->sp, c->up_in.data, head_len, &c->resp);
+	if (st) {
+		upstream_failed(c, "reset", "bad response from upstream");
+		return;
+	}
+	int status = c->resp.status;
+	if (status >= 100 && status < 200 && status != 101) {
+		if (status == 100 && c->req.version_minor >= 1)
+			buf_append(&c->out, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+		c->up_in.start = head_len;
+		buf_compact(&c->up_in, 0);
+		http_parse_init(&c->sp, true, c->is_head);
+		return;
+	}
+	if (status == 101) {
+		if (!c->req.upgrade_websocket) {
+			upstream_failed(c, "reset", "bad response from upstream");
+			return;
+		}
+		if (!websocket_accept_ok(c)) {
+			metrics_upstream_error("handshake");
+			answer_local(c, 502, NULL, "bad websocket handshake from upstream", false);
+			return;
+		}
+		int n = headers_build_response(&c->resp, c->route, NULL, -1, true,
+		                               c->out.data + c->out.end, c->out.cap - c->out.end);
+		if (n < 0) {
+			answer_local(c, 502, NULL, "response head too large", false);
+			return;
+		}
+		c->out.end += (size_t)n;
+		c->status_sent = 101;
+		become_tunnel(c, head_len);
+		return;
+	}
+	int64_t body_length;
+	bool ka = http_parse_keep_alive(&c->rp) && c->req_body_done && !c->w->draining &&
+	          !c->req.upgrade_websocket;
+	c->out_chunked = false;
+	if (c->is_head || status == 204 || status == 304) {
+		body_length = c->resp.content_length >= 0 ? c->resp.content_length : -1;
+	} else if (c->resp.chunked) {
+		body_length = -2;
+		c->out_chunked = true;
+	} else if (c->resp.content_length >= 0) {
+		body_length = c->resp.content_length;
+	} else if (c->req.version_minor >= 1) {
+		body_length = -2; /* read until close, re-framed as chunked */
+		c->out_chunked = true;
+	} else {
+		body_length = -1;
+		ka = false;
+	}
+	if (body_length == -2 && c->req.version_minor == 0) {
+		body_length = -1;
+		c->out_chunked = false;
+		ka = false;
+	}
+	const char *cookie = c->pick.set_cookie[0] ? c->pick.set_cookie : NULL;
+	buf_room(&c->out, 0);
+	int n = headers_build_response(&c->resp, c->route, cookie, body_length, ka,
+	                               c->out.data + c->out.end, c->out.cap - c->out.end);
+	if (n < 0) {
+		answer_local(c, 502, NULL, "response head too large", false);
+		return;
+	}
+	c->out.end += (size_t)n;
+	c->keep_alive = ka;
+	c->status_sent = status;
+	c->resp_started = true;
+	c->resp_head_done = true;
+	c->up_keepalive = http_parse_keep_alive(&c->sp);
+	c->up_in.start = head_len;
+	if (http_parse_done(&c->sp))
+		finish_response(c);
+}
+
+static bool pump_response(struct conn *c)
+{
+	struct upstream *u = c->up;
+	bool progress = false;
+	if (!u || !u->connected)
+		return false;
+	if (c->resp_head_done && buf_len(&c->up_in) > 0) {
+		size_t room = buf_room(&c->out, 0);
+		size_t limit = room > CHUNK_OVERHEAD * 2 ? room - CHUNK_OVERHEAD * 2 : 0;
+		size_t n = buf_len(&c->up_in) < limit ? buf_len(&c->up_in) : limit;
+		if (n > 0) {
+			size_t used = 0;
+			int r = http_parse_body(&c->sp, c->up_in.data + c->up_in.start, n, &used,
+			                        resp_body_cb, c);
+			c->up_in.start += used;
+			if (used)
+				progress = true;
+			if (r == 1) {
+				finish_response(c);
+				return true;
+			}
+			if (r < 0) {
+				metrics_upstream_error("reset");
+				conn_close(c);
+				return true;
+			}
+		}
+	}
+	/* Read more only when it can go somewhere (back-pressure). */
+	size_t floor = 0;
+	if (!c->resp_head_done && c->up_in.start != 0)
+		buf_compact(&c->up_in, 0);
+	if (c->resp_head_done && buf_len(&c->out) > IO_CAP)
+		return progress;
+	if (!c->up_eof && u->can_read && buf_room(&c->up_in, floor) > 0 &&
+	    (c->resp_head_done ? buf_len(&c->up_in) == 0 : true)) {
+		ssize_t n = tls_sock_read(&u->sock, c->up_in.data + c->up_in.end,
+		                          c->up_in.cap - c->up_in.end);
+		if (n == WEIR_EAGAIN) {
+			sock_blocked(&u->sock, &u->can_read, &u->can_write);
+		} else if (n <= 0) {
+			c->up_eof = true;
+			progress = true;
+		} else {
+			c->up_in.end += (size_t)n;
+			c->got_up_byte = true;
+			c->last_activity = loop_now(c->w->loop);
+			progress = true;
+		}
+	}
+	if (!c->resp_head_done) {
+		if (buf_len(&c->up_in) > 0) {
+			long r =
+			    http_parse_scan_head(&c->sp, c->up_in.data, c->up_in.end, UP_HEAD_MAX);
+			if (r < 0) {
+				upstream_failed(c, "reset", "bad response from upstream");
+				return true;
+			}
+			if (r > 0) {
+				process_response_head(c, (size_t)r);
+				return true;
+			}
+		}
+		if (c->up_eof) {
+			upstream_failed(c, "reset", "upstream reset");
+			return true;
+		}
+		return progress;
+	}
+	if (c->up_eof && buf_len(&c->up_in) == 0) {
+		if (http_parse_eof(&c->sp) == 1) {
+			finish_response(c);
+		} else {
+			metrics_upstream_error("reset");
+			conn_close(c);
+		}
+		return true;
+	}
+	return progress;
+}
+
+/* ---- ssl-passthrough ---- */
+
+static void start_passthrough(struct conn *c, int backend)
+{
+	struct worker *w = c->w;
+	const struct route_table *rt = table_routes(c->tls_table);
+	const struct route_backend *be = &rt->backends[backend];
+	const struct route_endpoint *ep = NULL;
+	if (be->nendpoints > 0) {
+		uint32_t start = table_backend_next(c->tls_table, backend);
+		for (size_t i = 0; i < be->nendpoints && !ep; i++) {
+			const struct route_endpoint *e =
+			    &be->endpoints[(start + i) % be->nendpoints];
+			if (!e->draining)
+				ep = e;
+		}
+	}
+	if (!ep) {
+		metrics_upstream_error("no_endpoints");
+		conn_close(c);
+		return;
+	}
+	struct upstream *u = NULL;
+	int err = 0;
+	if (upstream_connect(w->pool, ep, false, NULL, NULL, &u, &err) != 0) {
+		metrics_upstream_error("connect");
+		conn_close(c);
+		return;
+	}
+	struct tls_sock us, cs = c->sock;
+	upstream_detach(u, &us);
+	loop_io_del(w->loop, &c->io);
+	c->io.fd = -1;
+	c->sock.fd = -1;
+	c->sock.ssl = NULL;
+	struct tunnel_config cfg;
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.websocket = false;
+	cfg.idle_ms = 3600000;
+	table_ref(c->tls_table);
+	cfg.table = c->tls_table;
+	tunnel_start(&w->tw, &cs, &us, NULL, 0, NULL, 0, &cfg);
+	conn_close(c);
+}
+
+static bool progress_peek(struct conn *c)
+{
+	char sni[256];
+	if (!c->can_read)
+		return false;
+	ssize_t n = recv(c->sock.fd, c->in.data, c->in.cap, MSG_PEEK);
+	if (n < 0) {
+		if (errno == EAGAIN || errno == EWOULDBLOCK) {
+			c->can_read = false;
+			return false;
+		}
+		conn_close(c);
+		return true;
+	}
+	if (n == 0) {
+		conn_close(c);
+		return true;
+	}
+	int r = tls_peek_sni((const unsigned char *)c->in.data, (size_t)n, sni, sizeof(sni));
+	if (r == WEIR_EAGAIN && (size_t)n < c->in.cap && (size_t)n < 16384 + 5) {
+		c->can_read = false; /* the next bytes bring a new edge */
+		return false;
+	}
+	if (!c->tls_table)
+		c->tls_table = table_current();
+	if (r == 1 && c->tls_table) {
+		int b = table_passthrough_backend(c->tls_table, sni);
+		if (b >= 0 && (size_t)b < table_routes(c->tls_table)->nbackends) {
+			start_passthrough(c, b);
+			return true;
+		}
+	}
+	c->sock.ssl = tls_server_new(c->sock.fd, &c->tls_table);
+	if (!c->sock.ssl) {
+		conn_close(c);
+		return true;
+	}
+	c->state = ST_HEAD;
+	return true;
+}
+
+/* ---- the connection state machine ---- */
+
+static void conn_progress(struct conn *c)
+{
+	for (int round = 0; round < PROGRESS_ROUNDS && !c->closed; round++) {
+		bool progress = false;
+		if (buf_len(&c->out) > 0 && c->can_write) {
+			ssize_t n = flush_buf(&c->sock, &c->out, &c->can_read, &c->can_write);
+			if (n < 0) {
+				conn_close(c);
+				return;
+			}
+			if (n > 0) {
+				progress = true;
+				c->last_activity = loop_now(c->w->loop);
+			}
+		}
+		switch (c->state) {
+		case ST_PEEK:
+			progress |= progress_peek(c);
+			break;
+		case ST_HEAD:
+			progress |= progress_head(c);
+			break;
+		case ST_PROXY:
+			progress |= pump_request(c);
+			if (!c->closed && c->state == ST_PROXY)
+				progress |= pump_response(c);
+			break;
+		case ST_CLOSING:
+			if (buf_len(&c->out) == 0) {
+				conn_close(c);
+				return;
+			}
+			break;
+		}
+		if (!progress)
+			break;
+	}
+	if (!c->closed)
+		conn_arm_timer(c);
+}
+
+/* ---- timers ---- */
+
+enum deadline_kind { DL_NONE, DL_IDLE, DL_HEADER, DL_CONNECT, DL_IO, DL_CLOSING };
+
+static uint64_t conn_deadline(const struct conn *c, enum deadline_kind *kind)
+{
+	switch (c->state) {
+	case ST_PEEK:
+		*kind = DL_HEADER;
+		return c->head_started + c->header_timeout_ms;
+	case ST_HEAD:
+		if (buf_len(&c->in) == 0 && buf_len(&c->out) == 0 &&
+		    (!c->sock.ssl || c->sock.handshake_done)) {
+			*kind = DL_IDLE;
+			return c->idle_since + c->keepalive_timeout_ms;
+		}
+		*kind = DL_HEADER;
+		return c->head_started + c->header_timeout_ms;
+	case ST_PROXY:
+		if (c->up && !c->up->connected) {
+			*kind = DL_CONNECT;
+			return c->up_start + c->connect_timeout_ms;
+		}
+		*kind = DL_IO;
+		return c->last_activity +
+		       (buf_len(&c->up_out) > 0 ? c->send_timeout_ms : c->read_timeout_ms);
+	case ST_CLOSING:
+		*kind = DL_CLOSING;
+		return c->closing_since + CLOSING_MS;
+	}
+	*kind = DL_NONE;
+	return UINT64_MAX;
+}
+
+static void conn_arm_timer(struct conn *c)
+{
+	enum deadline_kind kind;
+	uint64_t d = conn_deadline(c, &kind);
+	if (kind == DL_NONE) {
+		loop_timer_cancel(c->w->loop, &c->timer);
+		return;
+	}
+	if (loop_timer_armed(&c->timer) && c->timer.deadline == d)
+		return;
+	uint64_t now = loop_now(c->w->loop);
+	if (loop_timer_set(c->w->loop, &c->timer, d > now ? d - now : 0) != 0)
+		conn_close(c);
+}
+
+static void on_conn_timer(struct loop_timer *t)
+{
+	struct conn *c = t->data;
+	enum deadline_kind kind;
+	uint64_t d = conn_deadline(c, &kind);
+	if (loop_now(c->w->loop) < d) {
+		conn_arm_timer(c);
+		return;
+	}
+	switch (kind) {
+	case DL_IDLE:
+	case DL_CLOSING:
+	case DL_NONE:
+		conn_close(c);
+		return;
+	case DL_HEADER:
+		if (c->state == ST_HEAD && buf_len(&c->in) > 0 && buf_len(&c->out) == 0) {
+			c->req_active = true;
+			answer_local(c, 408, NULL, "request timeout", false);
+			conn_progress(c);
+		} else {
+			conn_close(c);
+		}
+		return;
+	case DL_CONNECT:
+		metrics_upstream_error("timeout");
+		answer_local(c, 504, NULL, "upstream connect timed out", true);
+		conn_progress(c);
+		return;
+	case DL_IO:
+		metrics_upstream_error("timeout");
+		if (!c->resp_started) {
+			answer_local(c, 504, NULL, "upstream timed out", false);
+			conn_progress(c);
+		} else {
+			conn_close(c);
+		}
+		return;
+	}
+}
+
+/* ---- connection life ---- */
+
+static void free_conn(struct loop_defer *d)
+{
+	struct conn *c = d->data;
+	buf_free(&c->in);
+	buf_free(&c->out);
+	buf_free(&c->up_in);
+	buf_free(&c->up_out);
+	free(c);
+}
+
+static void conn_close(struct conn *c)
+{
+	struct worker *w = c->w;
+	if (c->closed)
+		return;
+	c->closed = true;
+	loop_timer_cancel(w->loop, &c->timer);
+	if (c->io.fd >= 0)
+		loop_io_del(w->loop, &c->io);
+	c->io.fd = -1;
+	tls_sock_close(&c->sock);
+	drop_upstream(c);
+	if (c->limit_entered)
+		policy_limit_leave(c->route, &c->client);
+	c->limit_entered = false;
+	table_unref(c->table);
+	c->table = NULL;
+	table_unref(c->tls_table);
+	c->tls_table = NULL;
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		w->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	w->nconns--;
+	metrics_connections(-1);
+	loop_defer(w->loop, &c->defer, free_conn, c);
+}
+
+static void on_client_io(struct loop_io *io, uint32_t events)
+{
+	struct conn *c = io->data;
+	if (c->closed)
+		return;
+	if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+		c->can_read = true;
+	if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
+		c->can_write = true;
+	if (c->sock.ssl)
+		c->can_read = c->can_write = true;
+	conn_progress(c);
+}
+
+static void accept_one(struct listener *l, int fd, struct sockaddr_storage *ss)
+{
+	struct worker *w = l->w;
+	struct conn *c = calloc(1, sizeof(*c));
+	if (!c) {
+		close(fd);
+		return;
+	}
+	c->w = w;
+	c->sock.fd = fd;
+	c->io.fd = fd;
+	c->io.cb = on_client_io;
+	c->io.data = c;
+	c->https = l->tls;
+	loop_timer_init(&c->timer, on_conn_timer, c);
+	read_settings(c);
+	if (buf_init(&c->in, (size_t)c->max_header_bytes + IO_CAP) != 0 ||
+	    buf_init(&c->out, OUT_HEAD_ROOM + IO_CAP) != 0) {
+		buf_free(&c->in);
+		free(c);
+		close(fd);
+		return;
+	}
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	c->client.addr = *ss;
+	if (ss->ss_family == AF_INET6) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+		inet_ntop(AF_INET6, &s6->sin6_addr, c->client.ip, sizeof(c->client.ip));
+		c->client.port = ntohs(s6->sin6_port);
+		if (strncmp(c->client.ip, "::ffff:", 7) == 0 && strchr(c->client.ip, '.'))
+			memmove(c->client.ip, c->client.ip + 7, strlen(c->client.ip + 7) + 1);
+	} else {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+		inet_ntop(AF_INET, &s4->sin_addr, c->client.ip, sizeof(c->client.ip));
+		c->client.port = ntohs(s4->sin_port);
+	}
+	c->client.local_port = (uint16_t)(l->tls ? server_cfg.https_port : server_cfg.http_port);
+	c->client.tls = l->tls;
+	http_parse_init(&c->rp, false, false);
+	c->state = l->tls ? ST_PEEK : ST_HEAD;
+	c->idle_since = c->head_started = loop_now(w->loop);
+	if (loop_io_add(w->loop, &c->io, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET) != 0) {
+		buf_free(&c->in);
+		buf_free(&c->out);
+		free(c);
+		close(fd);
+		return;
+	}
+	c->next = w->conns;
+	if (w->conns)
+		w->conns->prev = c;
+	w->conns = c;
+	w->nconns++;
+	metrics_connections(1);
+	conn_arm_timer(c);
+}
+
+static void on_accept(struct loop_io *io, uint32_t events)
+{
+	struct listener *l = io->data;
+	if (l->fd < 0)
+		return;
+	for (int i = 0; i < 64; i++) {
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof(ss);
+		int fd = accept4(l->fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno != EAGAIN && errno != EWOULDBLOCK)
+				log_warn("proxy.server", "accept: %s", strerror(errno));
+			return;
+		}
+		accept_one(l, fd, &ss);
+	}
+}
+
+/* ---- listeners and workers ---- */
+
+static int make_listener(const char *addr, int port, int *out)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	memset(&ss, 0, sizeof(ss));
+	struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+	if (inet_pton(AF_INET, addr, &s4->sin_addr) == 1) {
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons((uint16_t)port);
+		sl = sizeof(*s4);
+	} else if (inet_pton(AF_INET6, addr, &s6->sin6_addr) == 1) {
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons((uint16_t)port);
+		sl = sizeof(*s6);
+	} else {
+		log_error("proxy.server", "bad listen address %s", addr);
+		return WEIR_EINVAL;
+	}
+	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return WEIR_EIO;
+	int one = 1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&ss, sl) != 0 || listen(fd, 1024) != 0) {
+		log_error("proxy.server", "cannot listen on %s port %d: %s", addr, port,
+		          strerror(errno));
+		close(fd);
+		return WEIR_EIO;
+	}
+	*out = fd;
+	return 0;
+}
+
+static void close_listener(struct worker *w, struct listener *l)
+{
+	if (l->fd < 0)
+		return;
+	loop_io_del(w->loop, &l->io);
+	close(l->fd);
+	l->fd = -1;
+}
+
+static void drain_check(struct loop_timer *t)
+{
+	struct worker *w = t->data;
+	uint64_t now = loop_now(w->loop);
+	if (now >= w->drain_deadline) {
+		while (w->conns)
+			conn_close(w->conns);
+		tunnel_close_all(&w->tw);
+	}
+	if (w->nconns == 0 && w->tw.count == 0) {
+		loop_stop(w->loop);
+		return;
+	}
+	loop_timer_set(w->loop, &w->drain_timer, DRAIN_POLL_MS);
+}
+
+static void on_wake(void *data)
+{
+	struct worker *w = data;
+	if (!atomic_load(&w->drain_requested) || w->draining)
+		return;
+	w->draining = true;
+	close_listener(w, &w->http);
+	close_listener(w, &w->https);
+	uint32_t window = 30000;
+	if (server_cfg.drain_window_ms >= 0) {
+		window = (uint32_t)server_cfg.drain_window_ms;
+	} else {
+		struct table *t = table_current();
+		if (t) {
+			window = table_routes(t)->settings.drain_window_ms;
+			table_unref(t);
+		}
+	}
+	/* Idle keep-alive connections go now; busy ones finish their request. */
+	struct conn *next;
+	for (struct conn *c = w->conns; c; c = next) {
+		next = c->next;
+		if (c->state == ST_PEEK ||
+		    (c->state == ST_HEAD && buf_len(&c->in) == 0 && buf_len(&c->out) == 0))
+			conn_close(c);
+	}
+	tunnel_drain_all(&w->tw, window);
+	w->drain_deadline = loop_now(w->loop) + window + DRAIN_EXTRA_MS;
+	loop_timer_set(w->loop, &w->drain_timer, 0);
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	int rc = loop_run(w->loop);
+	if (rc != 0)
+		log_error("proxy.server", "worker %d: event loop failed", w->id);
+	while (w->conns)
+		conn_close(w->conns);
+	tunnel_close_all(&w->tw);
+	return NULL;
+}
+
+static int worker_init(struct worker *w, int id)
+{
+	w->id = id;
+	w->http.fd = w->https.fd = -1;
+	uint64_t seed = 0;
+	if (RAND_bytes((unsigned char *)&seed, sizeof(seed)) != 1)
+		seed = (uint64_t)(uintptr_t)w ^ (uint64_t)id;
+	w->rng = seed;
+	int rc = loop_new(on_wake, w, &w->loop);
+	if (rc != 0)
+		return rc;
+	loop_timer_init(&w->drain_timer, drain_check, w);
+	rc = upstream_pool_new(w->loop, &w->pool);
+	if (rc != 0)
+		return rc;
+	w->tw.loop = w->loop;
+	w->tw.scratch_cap = IO_CAP;
+	w->tw.scratch = malloc(IO_CAP);
+	if (!w->tw.scratch)
+		return WEIR_ENOMEM;
+	struct listener *ls[2] = {&w->http, &w->https};
+	int ports[2] = {server_cfg.http_port, server_cfg.https_port};
+	for (int i = 0; i < 2; i++) {
+		if (ports[i] <= 0)
+			continue;
+		rc = make_listener(server_cfg.listen_address, ports[i], &ls[i]->fd);
+		if (rc != 0)
+			return rc;
+		ls[i]->tls = i == 1;
+		ls[i]->w = w;
+		ls[i]->io.fd = ls[i]->fd;
+		ls[i]->io.cb = on_accept;
+		ls[i]->io.data = ls[i];
+		if (loop_io_add(w->loop, &ls[i]->io, EPOLLIN) != 0)
+			return WEIR_EIO;
+	}
+	return 0;
+}
+
+static void worker_cleanup(struct worker *w)
+{
+	if (!w->loop)
+		return;
+	close_listener(w, &w->http);
+	close_listener(w, &w->https);
+	loop_timer_cancel(w->loop, &w->drain_timer);
+	upstream_pool_free(w->pool);
+	w->pool = NULL;
+	free(w->tw.scratch);
+	w->tw.scratch = NULL;
+	loop_free(w->loop);
+	w->loop = NULL;
+}
+
+int server_start(const struct server_config *cfg)
+{
+	int rc = WEIR_ENOMEM;
+	server_cfg = *cfg;
+	if (server_cfg.workers < 1)
+		server_cfg.workers = 1;
+	workers = calloc((size_t)server_cfg.workers, sizeof(*workers));
+	if (!workers)
+		return rc;
+	nworkers = server_cfg.workers;
+	for (int i = 0; i < nworkers; i++) {
+		rc = worker_init(&workers[i], i);
+		if (rc != 0)
+			goto fail;
+	}
+	for (int i = 0; i < nworkers; i++) {
+		if (pthread_create(&workers[i].thread, NULL, worker_main, &workers[i]) != 0) {
+			rc = WEIR_ENOMEM;
+			goto fail;
+		}
+		workers[i].started = true;
+	}
+	return 0;
+fail:
+	server_shutdown();
+	return rc;
+}
+
+void server_shutdown(void)
+{
+	if (!workers)
+		return;
+	for (int i = 0; i < nworkers; i++) {
+		if (!workers[i].started)
+			continue;
+		atomic_store(&workers[i].drain_requested, true);
+		loop_wake(workers[i].loop);
+	}
+	for (int i = 0; i < nworkers; i++)
+		if (workers[i].started)
+			pthread_join(workers[i].thread, NULL);
+	for (int i = 0; i < nworkers; i++)
+		worker_cleanup(&workers[i]);
+	free(workers);
+	workers = NULL;
+	nworkers = 0;
+}

@@ -1,0 +1,64 @@
+/* proxy/tunnel.h - an opaque byte relay between a client and an upstream:
+ * upgraded WebSocket connections and ssl-passthrough TCP. Idle tunnels cost
+ * almost nothing in user space: bytes are read into the worker's scratch
+ * buffer and written straight through; a pending buffer exists only while a
+ * write would block. WebSocket tunnels follow the frame boundaries in both
+ * directions (headers only) so a close frame can be injected cleanly when
+ * draining. */
+#ifndef WEIR_PROXY_TUNNEL_H
+#define WEIR_PROXY_TUNNEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "http.h"
+#include "loop.h"
+#include "route_table.h"
+#include "tls.h"
+
+struct table;
+struct tunnel;
+
+/* Per-worker tunnel state (caller storage): the loop, a scratch buffer and
+ * the list of live tunnels. */
+struct tunnel_worker {
+	struct loop *loop;
+	char *scratch;
+	size_t scratch_cap;
+	struct tunnel *head;
+	size_t count;
+};
+
+struct tunnel_config {
+	bool websocket;                   /* frames tracked, close frames on drain, metrics */
+	uint32_t idle_ms;                 /* 0: none */
+	uint32_t max_lifetime_ms;         /* 0: none */
+	struct table *table;              /* reference taken over by the tunnel */
+	const struct route *route;        /* borrowed from table (may be NULL) */
+	const struct http_client *client; /* copied; with route: policy_limit_leave */
+	bool limit_entered;               /* call policy_limit_leave(route, client) at close */
+};
+
+/* Start relaying between client and upstream (both sockets are taken over,
+ * including their SSL objects). to_upstream / to_client (may be empty) are
+ * written first, in order. Returns 0, or WEIR_ENOMEM / WEIR_EIO; on failure
+ * both sockets are closed and the table reference dropped. */
+int tunnel_start(struct tunnel_worker *w, struct tls_sock *client, struct tls_sock *upstream,
+                 const char *to_upstream, size_t nup, const char *to_client, size_t nclient,
+                 const struct tunnel_config *cfg);
+
+/* Shut every tunnel of the worker down: WebSocket tunnels get a close frame
+ * (1001 "going away") to each side at a random moment within window_ms, raw
+ * ones are closed at such a moment. */
+void tunnel_drain_all(struct tunnel_worker *w, uint32_t window_ms);
+
+/* Close every tunnel now (end of the shutdown deadline). */
+void tunnel_close_all(struct tunnel_worker *w);
+
+/* Write a WebSocket close frame with status 1001 "going away" into out
+ * (at least 18 bytes): unmasked (server to client) or masked with mask_key.
+ * Returns its length. */
+size_t tunnel_close_frame(unsigned char *out, bool masked, const unsigned char mask_key[4]);
+
+#endif

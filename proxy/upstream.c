@@ -1,0 +1,275 @@
+/* proxy/upstream.c - upstream connect and the per-worker idle pool. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "error.h"
+#include "upstream.h"
+
+#define POOL_BUCKETS 256
+#define POOL_IDLE_MS 60000
+
+struct upstream_pool {
+	struct loop *loop;
+	struct upstream *buckets[POOL_BUCKETS];
+};
+
+static unsigned key_hash(const char *k)
+{
+	unsigned h = 2166136261u;
+	for (; *k; k++)
+		h = (h ^ (unsigned char)*k) * 16777619u;
+	return h % POOL_BUCKETS;
+}
+
+int upstream_pool_new(struct loop *l, struct upstream_pool **out)
+{
+	struct upstream_pool *p = calloc(1, sizeof(*p));
+	if (!p)
+		return WEIR_ENOMEM;
+	p->loop = l;
+	*out = p;
+	return 0;
+}
+
+static void free_deferred(struct loop_defer *d)
+{
+	free(d->data);
+}
+
+static void unlink_idle(struct upstream *u)
+{
+	struct upstream_pool *p = u->pool;
+	unsigned b = key_hash(u->key);
+	if (u->prev)
+		u->prev->next = u->next;
+	else if (p->buckets[b] == u)
+		p->buckets[b] = u->next;
+	if (u->next)
+		u->next->prev = u->prev;
+	u->next = u->prev = NULL;
+}
+
+static void close_now(struct upstream *u)
+{
+	if (u->closed)
+		return;
+	u->closed = true;
+	loop_timer_cancel(u->pool->loop, &u->idle_timer);
+	loop_io_del(u->pool->loop, &u->io);
+	tls_sock_close(&u->sock);
+	u->io.fd = -1;
+	loop_defer(u->pool->loop, &u->defer, free_deferred, u);
+}
+
+void upstream_pool_free(struct upstream_pool *p)
+{
+	if (!p)
+		return;
+	for (unsigned b = 0; b < POOL_BUCKETS; b++) {
+		while (p->buckets[b]) {
+			struct upstream *u = p->buckets[b];
+			unlink_idle(u);
+			u->closed = true;
+			loop_timer_cancel(p->loop, &u->idle_timer);
+			loop_io_del(p->loop, &u->io);
+			tls_sock_close(&u->sock);
+			free(u);
+		}
+	}
+	free(p);
+}
+
+static void on_io(struct loop_io *io, uint32_t events)
+{
+	struct upstream *u = io->data;
+	if (u->closed)
+		return;
+	if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+		u->can_read = true;
+	if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
+		u->can_write = true;
+	if (u->cb)
+		u->cb(u, events);
+}
+
+static void on_idle_io(struct upstream *u, uint32_t events)
+{
+	/* An idle connection has nothing to say: data or a close ends it (a
+	 * late EPOLLOUT edge alone means nothing). */
+	if (!(events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
+		return;
+	unlink_idle(u);
+	close_now(u);
+}
+
+static void on_idle_timer(struct loop_timer *t)
+{
+	struct upstream *u = t->data;
+	unlink_idle(u);
+	close_now(u);
+}
+
+static void make_key(char *key, size_t cap, const struct route_endpoint *ep, bool tls)
+{
+	snprintf(key, cap, "%s|%u|%d", ep->address, ep->port, tls ? 1 : 0);
+}
+
+int upstream_connect(struct upstream_pool *p, const struct route_endpoint *ep, bool tls,
+                     upstream_event_cb cb, void *data, struct upstream **out, int *errno_out)
+{
+	int rc = WEIR_ENOMEM;
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	memset(&ss, 0, sizeof(ss));
+	*errno_out = 0;
+	struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+	if (inet_pton(AF_INET, ep->address, &sin->sin_addr) == 1) {
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons(ep->port);
+		sl = sizeof(*sin);
+	} else if (inet_pton(AF_INET6, ep->address, &sin6->sin6_addr) == 1) {
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons(ep->port);
+		sl = sizeof(*sin6);
+	} else {
+		*errno_out = EINVAL;
+		return WEIR_EINVAL;
+	}
+	struct upstream *u = calloc(1, sizeof(*u));
+	if (!u)
+		goto out;
+	u->pool = p;
+	u->sock.fd = -1;
+	u->io.fd = -1;
+	loop_timer_init(&u->idle_timer, on_idle_timer, u);
+	make_key(u->key, sizeof(u->key), ep, tls);
+	rc = WEIR_EIO;
+	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		*errno_out = errno;
+		goto out_free;
+	}
+	u->sock.fd = fd;
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (connect(fd, (struct sockaddr *)&ss, sl) == 0) {
+		u->connected = true;
+	} else if (errno != EINPROGRESS) {
+		*errno_out = errno;
+		goto out_close;
+	}
+	if (tls) {
+		u->sock.ssl = tls_client_new(fd, NULL);
+		if (!u->sock.ssl) {
+			rc = WEIR_ENOMEM;
+			goto out_close;
+		}
+	}
+	u->io.fd = fd;
+	u->io.cb = on_io;
+	u->io.data = u;
+	u->cb = cb;
+	u->data = data;
+	if (loop_io_add(p->loop, &u->io, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET) != 0) {
+		*errno_out = errno;
+		goto out_close;
+	}
+	*out = u;
+	return 0;
+out_close:
+	tls_sock_close(&u->sock);
+out_free:
+	free(u);
+out:
+	return rc;
+}
+
+int upstream_get(struct upstream_pool *p, const struct route_endpoint *ep, bool tls,
+                 upstream_event_cb cb, void *data, struct upstream **out, int *errno_out)
+{
+	char key[96];
+	make_key(key, sizeof(key), ep, tls);
+	unsigned b = key_hash(key);
+	for (struct upstream *u = p->buckets[b]; u; u = u->next) {
+		if (strcmp(u->key, key) != 0)
+			continue;
+		unlink_idle(u);
+		loop_timer_cancel(p->loop, &u->idle_timer);
+		u->cb = cb;
+		u->data = data;
+		u->reused = true;
+		/* Readiness is unknown after the idle period: try both. */
+		u->can_read = true;
+		u->can_write = true;
+		*out = u;
+		*errno_out = 0;
+		return 0;
+	}
+	return upstream_connect(p, ep, tls, cb, data, out, errno_out);
+}
+
+int upstream_connect_error(struct upstream *u)
+{
+	int err = 0;
+	socklen_t l = sizeof(err);
+	if (getsockopt(u->sock.fd, SOL_SOCKET, SO_ERROR, &err, &l) != 0)
+		return errno;
+	return err;
+}
+
+void upstream_release(struct upstream *u, bool reusable, uint32_t max_idle)
+{
+	struct upstream_pool *p = u->pool;
+	if (u->closed)
+		return;
+	if (reusable && max_idle > 0 && u->connected) {
+		/* A peer that already closed or sent stray bytes is not reused. */
+		char c;
+		ssize_t n = recv(u->sock.fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			unsigned b = key_hash(u->key);
+			uint32_t count = 0;
+			for (struct upstream *o = p->buckets[b]; o; o = o->next)
+				if (strcmp(o->key, u->key) == 0)
+					count++;
+			if (count < max_idle &&
+			    loop_timer_set(p->loop, &u->idle_timer, POOL_IDLE_MS) == 0) {
+				u->cb = on_idle_io;
+				u->data = NULL;
+				u->prev = NULL;
+				u->next = p->buckets[b];
+				if (u->next)
+					u->next->prev = u;
+				p->buckets[b] = u;
+				return;
+			}
+		}
+	}
+	close_now(u);
+}
+
+void upstream_close(struct upstream *u)
+{
+	close_now(u);
+}
+
+void upstream_detach(struct upstream *u, struct tls_sock *sock)
+{
+	loop_io_del(u->pool->loop, &u->io);
+	loop_timer_cancel(u->pool->loop, &u->idle_timer);
+	*sock = u->sock;
+	u->sock.fd = -1;
+	u->sock.ssl = NULL;
+	u->closed = true;
+	u->io.fd = -1;
+	loop_defer(u->pool->loop, &u->defer, free_deferred, u);
+}

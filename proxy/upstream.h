@@ -1,0 +1,70 @@
+/* proxy/upstream.h - connections from a worker to upstream endpoints:
+ * non-blocking connect (plain or TLS) and a per-worker, per-endpoint pool of
+ * idle keep-alive connections. Every function runs in the owning worker's
+ * loop thread; nothing here is shared between workers. */
+#ifndef WEIR_PROXY_UPSTREAM_H
+#define WEIR_PROXY_UPSTREAM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "loop.h"
+#include "route_table.h"
+#include "tls.h"
+
+struct upstream_pool; /* opaque, one per worker */
+struct upstream;
+
+/* Called on socket events while a connection is handed out. */
+typedef void (*upstream_event_cb)(struct upstream *u, uint32_t events);
+
+struct upstream {
+	struct tls_sock sock;
+	struct loop_io io;
+	struct upstream_pool *pool;
+	upstream_event_cb cb;
+	void *data;
+	bool connected; /* TCP connect finished */
+	bool reused;    /* taken from the idle pool */
+	bool can_read;  /* edge-triggered readiness not yet used up */
+	bool can_write;
+	bool closed;
+	char key[96];                 /* "address|port|tls" */
+	struct upstream *next, *prev; /* idle list */
+	struct loop_timer idle_timer;
+	struct loop_defer defer;
+};
+
+/* Create / free a worker's pool (free closes every idle connection).
+ * max_idle is read per release. Returns 0 or WEIR_ENOMEM. */
+int upstream_pool_new(struct loop *l, struct upstream_pool **out);
+void upstream_pool_free(struct upstream_pool *p);
+
+/* Hand out a connection to ep: an idle pooled one (reused = true) when one
+ * is there, else a new non-blocking connect (TLS client when tls). cb fires
+ * on every event until release/close. Returns 0 and *out (owned by the
+ * caller until upstream_release/upstream_close), WEIR_ENOMEM or WEIR_EIO
+ * (socket or immediate connect failure; *errno_out set). */
+int upstream_get(struct upstream_pool *p, const struct route_endpoint *ep, bool tls,
+                 upstream_event_cb cb, void *data, struct upstream **out, int *errno_out);
+/* Open a new connection even when idle ones exist (the retry after a pooled
+ * connection failed). Same contract as upstream_get. */
+int upstream_connect(struct upstream_pool *p, const struct route_endpoint *ep, bool tls,
+                     upstream_event_cb cb, void *data, struct upstream **out, int *errno_out);
+
+/* After an EPOLLOUT on a connecting socket: 0 when connected, else the
+ * connect errno (ECONNREFUSED...). */
+int upstream_connect_error(struct upstream *u);
+
+/* Give a connection back. When reusable and the pool for its endpoint holds
+ * fewer than max_idle, it waits there (idle timeout 60 s); else closed. u is
+ * no longer the caller's either way. */
+void upstream_release(struct upstream *u, bool reusable, uint32_t max_idle);
+/* Close now (freed after the current batch of events). */
+void upstream_close(struct upstream *u);
+
+/* Detach the socket for a tunnel: the caller gets fd/ssl in *sock and u is
+ * freed (its io removed from the loop). */
+void upstream_detach(struct upstream *u, struct tls_sock *sock);
+
+#endif
