@@ -1,6 +1,22 @@
 /* proxy/headers.c - message heads for the upstream request, the client
  * response and the proxy's own answers. Everything is written into the
- * caller's buffer through a bounded writer; nothing is allocated. */
+ * caller's buffer through a bounded writer; nothing is allocated.
+ *
+ * Request rules beyond the contract in headers.h:
+ * - Headers the proxy vouches for (X-Forwarded-For/-Proto/-Host/-Port/-Prefix,
+ *   X-Real-IP, X-Request-ID, X-Request-Base) pass from a trusted peer only;
+ *   an untrusted client's copies are dropped, then ours are added.
+ * - X-Request-Base uses the public scheme and host: a trusted peer's
+ *   X-Forwarded-Proto/-Host when it sent them, else the connection's scheme
+ *   and the Host header.
+ * - origin-rewrite points Origin (and the scheme://authority of Referer) at
+ *   the authority the upstream receives in Host (upstream-vhost, else the
+ *   client's Host, else the endpoint address) with the upstream's scheme, so
+ *   Tornado/Jupyter-style "Origin host == Host" checks pass.
+ * - request-headers replace every same-named header, ours included; they
+ *   cannot set hop-by-hop or framing headers.
+ * - A second Host header is dropped; Content-Length always reflects the
+ *   framing the caller asked for. */
 #include "headers.h"
 
 #include <limits.h>
@@ -354,6 +370,8 @@ int headers_build_request(const struct http_request *req, const struct http_clie
 		if (in_route_headers(rh, nrh, h->name, h->name_len))
 			continue; /* replaced below */
 		if (name_eq(h->name, h->name_len, "Host")) {
+			if (host_seen)
+				continue;
 			host_seen = true;
 			if (vhost)
 				put_header_s(&w, "Host", vhost);

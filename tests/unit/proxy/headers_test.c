@@ -182,6 +182,9 @@ static void test_hop_by_hop(void)
 	/* Host survives even when a Connection header names it */
 	build_req("GET / HTTP/1.1\r\nHost: h\r\nConnection: Host\r\n\r\n", &c, &ctx, -1);
 	CHECK(strstr(out, "\r\nHost: h\r\n") != NULL);
+	/* a second Host never reaches the upstream */
+	build_req("GET / HTTP/1.1\r\nHost: h\r\nHost: evil\r\n\r\n", &c, &ctx, -1);
+	CHECK(strstr(out, "evil") == NULL);
 }
 
 static void test_forwarded_trust(void)
