@@ -1,0 +1,321 @@
+#!/usr/bin/env bash
+# tests/bench/run.sh - side-by-side benchmark of weir-proxy, nginx and HAProxy on loopback.
+#
+#   tests/bench/run.sh            (WEIR_BUILD_DIR defaults to <repo>/build)
+#
+# Not part of the test suite: a human runs it. Everything listens on 127.0.0.1 only.
+# One small C backend (backend.c) serves all proxies; each proxy is configured the same way
+# (same backend, upstream keep-alive, same worker count), started, measured and stopped.
+# Measurements:
+#   - HTTP keep-alive req/s and p50/p99 latency: wrk -t2 -c64 -d10s --latency, 1 and 2 workers
+#   - WebSocket echo messages/s: 64 connections ping-ponging 64-byte frames for 10 s (2 workers)
+#   - user-space memory per idle proxied WebSocket: RSS of the proxy's process tree after
+#     opening N idle tunnels minus before, divided by N (N = 10,000, or less when
+#     RLIMIT_NOFILE cannot hold 2 sockets per tunnel)
+# A step that fails prints "n/a (reason)" and the rest goes on. Bounded: ~4 minutes.
+set -u
+
+REPO=$(cd "$(dirname "$0")/../.." && pwd)
+BUILD=${WEIR_BUILD_DIR:-$REPO/build}
+WEIR=$BUILD/weir-proxy
+DUR=${BENCH_SECONDS:-10}
+WS_CONNS=64
+IDLE_WANT=10000
+TMP=$(mktemp -d /tmp/weir-bench.XXXXXX)
+PIDS=()
+
+cleanup() {
+	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+	sleep 0.3
+	for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
+	[ -n "${BENCH_KEEP:-}" ] && echo "kept $TMP" || rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+ulimit -n "$(ulimit -Hn)" 2>/dev/null
+NOFILE=$(ulimit -n)
+IDLE_N=$(( (NOFILE - 200) / 2 ))
+[ "$IDLE_N" -gt "$IDLE_WANT" ] && IDLE_N=$IDLE_WANT
+
+free_port() {
+	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+wait_port() { # port timeout_s
+	local end=$((SECONDS + $2))
+	while [ $SECONDS -lt $end ]; do
+		(exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+rss_tree_kb() { # pid -> VmRSS of it and its descendants, kB
+	python3 - "$1" <<'EOF'
+import os, sys
+todo, seen, total = [int(sys.argv[1])], set(), 0
+while todo:
+    p = todo.pop()
+    if p in seen:
+        continue
+    seen.add(p)
+    try:
+        for line in open(f"/proc/{p}/status"):
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1])
+        for t in os.listdir(f"/proc/{p}/task"):
+            todo += [int(c) for c in open(f"/proc/{p}/task/{t}/children").read().split()]
+    except OSError:
+        pass
+print(total)
+EOF
+}
+
+echo "building the backend and the WebSocket client into $BUILD/bench ..."
+mkdir -p "$BUILD/bench"
+if ! gcc -O2 -Wall -o "$BUILD/bench/backend" "$REPO/tests/bench/backend.c" -lcrypto -lpthread ||
+   ! gcc -O2 -Wall -o "$BUILD/bench/ws_client" "$REPO/tests/bench/ws_client.c"; then
+	echo "cannot build the benchmark tools" >&2
+	exit 1
+fi
+BACKEND_PORT=$(free_port)
+"$BUILD/bench/backend" "$BACKEND_PORT" 1 >"$TMP/backend.log" 2>&1 &
+BACKEND_PID=$!
+PIDS+=($BACKEND_PID)
+wait_port "$BACKEND_PORT" 5 || { echo "backend did not start" >&2; exit 1; }
+
+# ---------------------------------------------------------------- proxy launchers
+# Each start_<proxy> WORKERS PORT starts it in the background, sets PROXY_PID, returns 0/1 and
+# leaves a reason in $TMP/why.
+
+start_direct() { PROXY_PID=$BACKEND_PID; return 0; }
+
+start_weir() {
+	local workers=$1 port=$2
+	local dir=$TMP/weir-$workers
+	if [ ! -x "$WEIR" ]; then echo "no binary at $WEIR" >"$TMP/why"; return 1; fi
+	mkdir -p "$dir/routes"
+	cat >"$dir/routes/.routes.json.tmp" <<EOF
+{"version": 1, "generation": 1,
+ "settings": {"upstream_keepalive": 64, "keepalive_timeout_ms": 75000},
+ "hosts": [{"name": "", "routes": [{"path": "/", "match": "prefix", "backend": 0,
+   "policy": {"ws_idle_timeout_ms": 3600000, "read_timeout_ms": 60000}}]}],
+ "backends": [{"name": "bench/backend:80",
+   "endpoints": [{"address": "127.0.0.1", "port": $BACKEND_PORT}]}]}
+EOF
+	mv "$dir/routes/.routes.json.tmp" "$dir/routes/routes.json"
+	local admin; admin=$(free_port)
+	"$WEIR" --routes "$dir/routes" --http-port "$port" --https-port "$(free_port)" \
+		--admin-port "$admin" --workers "$workers" --listen-address 127.0.0.1 \
+		--log-format text >"$dir/log" 2>&1 &
+	PROXY_PID=$!
+	PIDS+=($PROXY_PID)
+	local end=$((SECONDS + 10))
+	while [ $SECONDS -lt $end ]; do
+		if curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$admin/readyz" 2>/dev/null |
+			grep -q 200; then
+			return 0
+		fi
+		kill -0 "$PROXY_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	echo "weir-proxy not ready: $(tail -n 1 "$dir/log")" >"$TMP/why"
+	return 1
+}
+
+start_nginx() {
+	local workers=$1 port=$2
+	local dir=$TMP/nginx-$workers
+	if ! command -v nginx >/dev/null; then echo "nginx not installed" >"$TMP/why"; return 1; fi
+	mkdir -p "$dir/logs" "$dir/tmp"
+	cat >"$dir/nginx.conf" <<EOF
+worker_processes $workers;
+worker_rlimit_nofile $NOFILE;
+pid $dir/nginx.pid;
+error_log $dir/logs/error.log warn;
+events { worker_connections $NOFILE; multi_accept on; }
+http {
+    access_log off;
+    client_body_temp_path $dir/tmp/body;
+    proxy_temp_path $dir/tmp/proxy;
+    fastcgi_temp_path $dir/tmp/fastcgi;
+    uwsgi_temp_path $dir/tmp/uwsgi;
+    scgi_temp_path $dir/tmp/scgi;
+    keepalive_timeout 75s;
+    keepalive_requests 1000000;
+    map \$http_upgrade \$connection_upgrade { default upgrade; '' ''; }
+    upstream backend {
+        server 127.0.0.1:$BACKEND_PORT;
+        keepalive 64;
+        keepalive_requests 1000000;
+    }
+    server {
+        listen 127.0.0.1:$port reuseport;
+        location / {
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Host \$host;
+            proxy_set_header Upgrade \$http_upgrade;
+            proxy_set_header Connection \$connection_upgrade;
+            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+            proxy_read_timeout 3600s;
+        }
+    }
+}
+EOF
+	nginx -c "$dir/nginx.conf" -p "$dir" -g 'daemon off;' >"$dir/out.log" 2>&1 &
+	PROXY_PID=$!
+	PIDS+=($PROXY_PID)
+	if wait_port "$port" 5; then return 0; fi
+	echo "nginx did not start: $(tail -n 1 "$dir/out.log" "$dir/logs/error.log" 2>/dev/null | tail -n 1)" >"$TMP/why"
+	return 1
+}
+
+start_haproxy() {
+	local workers=$1 port=$2
+	local dir=$TMP/haproxy-$workers
+	if ! command -v haproxy >/dev/null; then echo "haproxy not installed" >"$TMP/why"; return 1; fi
+	mkdir -p "$dir"
+	cat >"$dir/haproxy.cfg" <<EOF
+global
+    nbthread $workers
+    maxconn $(( NOFILE / 2 - 100 ))
+defaults
+    mode http
+    option http-keep-alive
+    http-reuse always
+    timeout connect 5s
+    timeout client 75s
+    timeout server 60s
+    timeout tunnel 3600s
+    timeout http-keep-alive 75s
+frontend fe
+    bind 127.0.0.1:$port
+    maxconn $(( NOFILE / 2 - 100 ))
+    option forwardfor
+    default_backend be
+backend be
+    server s1 127.0.0.1:$BACKEND_PORT maxconn 0
+EOF
+	haproxy -f "$dir/haproxy.cfg" -db >"$dir/out.log" 2>&1 &
+	PROXY_PID=$!
+	PIDS+=($PROXY_PID)
+	if wait_port "$port" 5; then return 0; fi
+	echo "haproxy did not start: $(tail -n 1 "$dir/out.log")" >"$TMP/why"
+	return 1
+}
+
+stop_proxy() {
+	[ "${PROXY_PID:-0}" -gt 0 ] || return 0
+	[ "$1" = direct ] || [ "$PROXY_PID" = "$BACKEND_PID" ] && { PROXY_PID=0; return 0; }
+	kill "$PROXY_PID" 2>/dev/null
+	for _ in $(seq 50); do kill -0 "$PROXY_PID" 2>/dev/null || break; sleep 0.1; done
+	kill -9 "$PROXY_PID" 2>/dev/null
+	wait "$PROXY_PID" 2>/dev/null
+	PROXY_PID=0
+}
+
+# ---------------------------------------------------------------- measurements
+declare -A RES
+
+measure_http() { # name workers
+	local name=$1 w=$2 port=$BACKEND_PORT
+	PROXY_PID=0
+	[ "$name" = direct ] || port=$(free_port)
+	if ! "start_$name" "$w" "$port"; then
+		RES[$name,http$w]="n/a ($(cat "$TMP/why"))"
+		stop_proxy "$name"
+		return
+	fi
+	local out
+	out=$(timeout $((DUR + 20)) wrk -t2 -c64 -d"${DUR}s" --latency "http://127.0.0.1:$port/" 2>&1)
+	local rps p50 p99 errs
+	rps=$(awk '/Requests\/sec/ {printf "%d", $2}' <<<"$out")
+	p50=$(awk '$1 == "50%" {print $2}' <<<"$out")
+	p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
+	errs=$(awk '/Non-2xx|Socket errors/' <<<"$out" | tr -s ' ' | tr '\n' ';')
+	if [ -z "$rps" ] || [ "$rps" = 0 ]; then
+		RES[$name,http$w]="n/a (wrk: $(tail -n 1 <<<"$out"))"
+	else
+		RES[$name,http$w]="$rps req/s p50 $p50 p99 $p99${errs:+ [$errs]}"
+	fi
+	stop_proxy "$name"
+}
+
+measure_ws() { # name (2 workers): echo rate, then idle memory
+	local name=$1 port=$BACKEND_PORT
+	PROXY_PID=0
+	[ "$name" = direct ] || port=$(free_port)
+	if ! "start_$name" 2 "$port"; then
+		RES[$name,ws]="n/a ($(cat "$TMP/why"))"
+		RES[$name,mem]="n/a ($(cat "$TMP/why"))"
+		stop_proxy "$name"
+		return
+	fi
+	local out
+	out=$(timeout $((DUR + 60)) "$BUILD/bench/ws_client" echo "$port" /ws "$WS_CONNS" "$DUR" 64 2>&1)
+	if grep -q '^messages' <<<"$out"; then
+		RES[$name,ws]=$(awk '/^messages/ {printf "%d msg/s (errors %s, conns %s)", $6, $8, $10}' <<<"$out")
+	else
+		RES[$name,ws]="n/a ($(tail -n 1 <<<"$out"))"
+	fi
+	if [ "$name" = direct ]; then
+		RES[$name,mem]="-"
+		stop_proxy "$name"
+		return
+	fi
+	sleep 1
+	local before after fifo=$TMP/idle.fifo
+	before=$(rss_tree_kb "$PROXY_PID")
+	rm -f "$fifo"; mkfifo "$fifo"
+	"$BUILD/bench/ws_client" idle "$port" /ws "$IDLE_N" <"$fifo" >"$TMP/idle.out" 2>&1 &
+	local cpid=$!
+	exec 3>"$fifo"
+	local end=$((SECONDS + 120))
+	while [ $SECONDS -lt $end ] && ! grep -q '^connected' "$TMP/idle.out" 2>/dev/null &&
+		kill -0 "$cpid" 2>/dev/null; do
+		sleep 0.2
+	done
+	sleep 2
+	after=$(rss_tree_kb "$PROXY_PID")
+	local n
+	n=$(awk '/^connected/ {print $2}' "$TMP/idle.out")
+	exec 3>&-
+	wait "$cpid" 2>/dev/null
+	if [ -n "$n" ] && [ "$n" -gt 0 ]; then
+		RES[$name,mem]=$(awk -v a="$after" -v b="$before" -v n="$n" \
+			'BEGIN {printf "%.0f B/conn (%d conns, RSS %d -> %d kB)", (a - b) * 1024 / n, n, b, a}')
+		[ "$n" -lt "$IDLE_N" ] && RES[$name,mem]+=" only $n of $IDLE_N opened: $(grep -v '^connected' "$TMP/idle.out" | head -n 1)"
+	else
+		RES[$name,mem]="n/a ($(head -n 1 "$TMP/idle.out"))"
+	fi
+	stop_proxy "$name"
+}
+
+read -r -a NAMES <<<"${BENCH_ONLY:-direct weir nginx haproxy}"
+for name in "${NAMES[@]}"; do
+	echo "measuring $name ..."
+	if [ "$name" = direct ]; then
+		measure_http direct 1
+		RES[direct,http2]="(same backend)"
+	else
+		measure_http "$name" 1
+		measure_http "$name" 2
+	fi
+	measure_ws "$name"
+	sleep 1
+done
+
+echo
+echo "weir benchmark, loopback, $(nproc) CPUs, backend: tests/bench/backend.c (1 thread)"
+echo "HTTP: wrk -t2 -c64 -d${DUR}s --latency; WS echo: $WS_CONNS conns x 64 B frames, ${DUR}s, 2 workers;"
+echo "memory: (RSS after - RSS before) / conns for $IDLE_N idle tunnels (RLIMIT_NOFILE $NOFILE)"
+echo
+printf '%-9s | %-44s | %-44s | %-34s | %s\n' proxy "HTTP, 1 worker" "HTTP, 2 workers" \
+	"WS echo" "memory per idle WS"
+printf '%s\n' "$(printf -- '-%.0s' $(seq 190))"
+for name in "${NAMES[@]}"; do
+	printf '%-9s | %-44s | %-44s | %-34s | %s\n' "$name" "${RES[$name,http1]:-n/a}" \
+		"${RES[$name,http2]:-n/a}" "${RES[$name,ws]:-n/a}" "${RES[$name,mem]:-n/a}"
+done
