@@ -3,7 +3,7 @@
   python3 echo_http.py --host 127.0.0.1 --port 9101 [--name NAME]
 
 Prints "echo_http ready on HOST:PORT" once listening. Every request gets a JSON answer
-{"name", "method", "path", "query", "headers": [[name, value], ...] (as received: order and
+{"name", "method", "path", "query" (both as sent, not decoded), "headers": [[name, value], ...] (as received: order and
 case kept, repeats kept), "body_len", "body_sha256"}. The body is read as a stream (any size,
 never stored). The query parameter "do" selects other behaviours:
 
@@ -40,8 +40,8 @@ async def echo_body(request: web.Request, name: str) -> dict:
     return {
         "name": name,
         "method": request.method,
-        "path": request.path,
-        "query": request.query_string,
+        "path": request.raw_path.split("?", 1)[0],
+        "query": request.raw_path.split("?", 1)[1] if "?" in request.raw_path else "",
         "headers": [[k.decode("latin-1"), v.decode("latin-1")] for k, v in request.raw_headers],
         "body_len": total,
         "body_sha256": h.hexdigest(),
