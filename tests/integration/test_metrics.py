@@ -1,5 +1,6 @@
 """The admin port: /healthz, /readyz and /metrics as a user scrapes them."""
 
+import contextlib
 import time
 
 from websockets.sync.client import connect
@@ -41,16 +42,14 @@ def test_open_tunnels_gauge(proxy):
     name = "weir_proxy_open_websocket_tunnels"
     base = proxy.metric(name)
     assert base >= 0, proxy.metrics()
-    conns = [connect(f"ws://127.0.0.1:{proxy.http_port}/ws/m{i}", proxy=None,
-                     ping_interval=None) for i in range(3)]
-    try:
+    with contextlib.ExitStack() as stack:
+        conns = [stack.enter_context(connect(f"ws://127.0.0.1:{proxy.http_port}/ws/m{i}",
+                                             proxy=None, ping_interval=None))
+                 for i in range(3)]
         for ws in conns:
             ws.send("x")
             assert ws.recv(timeout=5) == "x"
         assert poll(lambda: proxy.metric(name), base + 3) == base + 3, proxy.metrics()
-    finally:
-        for ws in conns:
-            ws.close()
     assert poll(lambda: proxy.metric(name), base) == base, proxy.metrics()
 
 
