@@ -347,8 +347,13 @@ int k8s_request(struct k8s_client *c, const char *method, const char *path, cons
 	rc = *resp ? 0 : WEIR_ENOMEM;
 out_hdrs:
 	curl_slist_free_all(hdrs);
-	curl_easy_setopt(x.h, CURLOPT_HTTPHEADER, NULL);
 out_handle:
+	/* Nothing in the pooled handle may point at this call's stack or freed memory. */
+	curl_easy_setopt(x.h, CURLOPT_HTTPHEADER, NULL);
+	curl_easy_setopt(x.h, CURLOPT_ERRORBUFFER, NULL);
+	curl_easy_setopt(x.h, CURLOPT_WRITEDATA, NULL);
+	curl_easy_setopt(x.h, CURLOPT_XFERINFODATA, NULL);
+	curl_easy_setopt(x.h, CURLOPT_POSTFIELDS, NULL);
 	pool_give(c, x.h);
 	free(x.body.data);
 	return rc;
