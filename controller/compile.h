@@ -1,0 +1,57 @@
+/* controller/compile.h - the pure compiler: a snapshot of Kubernetes objects
+ * in, a route table and diagnostics out. No I/O, no clock, no randomness:
+ * the same snapshot always gives a byte-identical serialized table. */
+#ifndef WEIR_CONTROLLER_COMPILE_H
+#define WEIR_CONTROLLER_COMPILE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "route_table.h"
+#include "store.h"
+
+struct compile_options {
+	const char *ingress_class;   /* "weir" */
+	const char *controller_name; /* "weir.dev/ingress-controller" */
+	bool allow_loopback;         /* --manifests mode: 127.0.0.0/8 and ::1 endpoints kept */
+};
+
+/* One problem found in the input. Every string is owned by the diag_list.
+ * kind/ns/name/uid name the object (ns, uid may be ""); key is the
+ * annotation key or field path (NULL when none); reason is a short
+ * CamelCase reason for a Kubernetes Event; message is one line. */
+struct diag {
+	char *kind;
+	char *ns;
+	char *name;
+	char *uid;
+	char *key;
+	char *reason;
+	char *message;
+};
+
+struct diag_list {
+	size_t n;
+	struct diag *items;
+};
+
+/* Compile a snapshot (borrowed). On success returns 0, *table is a new table
+ * (caller frees with route_table_free; generation 0, the publisher sets it)
+ * and diags (caller storage, zero-initialised by the caller or left from a
+ * diag_list_cleanup) holds the diagnostics in a deterministic order (caller
+ * releases with diag_list_cleanup). Returns WEIR_ENOMEM on allocation
+ * failure (nothing allocated then). Bad input never fails the call: it
+ * becomes diagnostics. */
+int compile_snapshot(const struct snapshot *snap, const struct compile_options *o,
+		     struct route_table **table, struct diag_list *diags);
+
+/* Free every diagnostic and reset the list to empty. */
+void diag_list_cleanup(struct diag_list *d);
+
+/* The Ingresses (as "namespace/name", sorted) of the snapshot that belong to
+ * our class, for status updates. Returns 0 and *out (caller frees each
+ * string and the array) with *n entries, or WEIR_ENOMEM. */
+int compile_class_ingresses(const struct snapshot *snap, const struct compile_options *o,
+			    char ***out, size_t *n);
+
+#endif

@@ -1,0 +1,70 @@
+/* controller/store.h - thread-safe cache of the Kubernetes objects the
+ * controller compiles from, with immutable sorted snapshots.
+ *
+ * Objects are json-c objects (from the API or converted from YAML manifests),
+ * keyed by metadata.namespace/metadata.name within their kind. */
+#ifndef WEIR_CONTROLLER_STORE_H
+#define WEIR_CONTROLLER_STORE_H
+
+#include <stddef.h>
+
+#include <json-c/json.h>
+
+enum store_kind {
+	STORE_INGRESS,
+	STORE_INGRESS_CLASS,
+	STORE_SERVICE,
+	STORE_ENDPOINT_SLICE,
+	STORE_SECRET,
+	STORE_CONFIGMAP,
+	STORE_KIND_COUNT
+};
+
+struct store;
+
+/* Allocate an empty store. Caller frees with store_free(); aborts on OOM. */
+struct store *store_new(void);
+
+/* Free the store and put every object it holds. NULL is fine. */
+void store_free(struct store *s);
+
+/* Insert or replace the object with the same metadata.namespace (missing:
+ * "") and metadata.name. Takes ownership of obj (one reference), also on
+ * failure. Returns 0, or WEIR_EINVAL when kind is out of range or obj has no
+ * metadata.name. Calls the notify callback after a change. */
+int store_upsert(struct store *s, enum store_kind kind, json_object *obj);
+
+/* Remove one object (ns NULL means ""). Returns 0, WEIR_ENOENT when absent
+ * (no notification then) or WEIR_EINVAL. */
+int store_delete(struct store *s, enum store_kind kind, const char *ns, const char *name);
+
+/* Replace every object of a kind (after a list/relist). Takes ownership of
+ * objs[0..n) (one reference each, also on failure); the array itself stays
+ * the caller's. Objects without metadata.name are dropped; with duplicate
+ * keys the last one wins. Notifies once. */
+int store_replace(struct store *s, enum store_kind kind, json_object **objs, size_t n);
+
+/* Set the change callback (NULL to clear). It is called from the thread that
+ * made the change, after the store's lock is released; it must not block
+ * (it is meant to wake the compile loop). arg is borrowed. */
+void store_set_notify(struct store *s, void (*cb)(void *arg), void *arg);
+
+/* Immutable view: objects of each kind sorted by namespace then name. */
+struct snapshot {
+	size_t count[STORE_KIND_COUNT];
+	json_object **objs[STORE_KIND_COUNT];
+};
+
+/* Take a snapshot: each object gets one more reference, so later store
+ * changes do not affect it. Caller frees with snapshot_free(); aborts on
+ * OOM. */
+struct snapshot *store_snapshot(struct store *s);
+
+/* Put the snapshot's references and free it. NULL is fine. */
+void snapshot_free(struct snapshot *snap);
+
+/* Static name of a kind ("Ingress", "IngressClass", "Service",
+ * "EndpointSlice", "Secret", "ConfigMap"); "?" when out of range. */
+const char *store_kind_name(enum store_kind kind);
+
+#endif
