@@ -1,0 +1,798 @@
+/* controller/k8s_watch.c - list+watch per kind, each in its own thread, feeding the store.
+ *
+ * Each kind runs: list (limit=500 pages, continue tokens) -> store_replace -> watch from the
+ * list's resourceVersion with bookmarks -> per event store_upsert/store_delete. A watch that
+ * ends (server timeoutSeconds, dropped connection, our own deadline) resumes from the last
+ * resourceVersion seen; "410 Gone" (HTTP status or ERROR event) relists. Failures back off
+ * exponentially (250 ms doubling to 30 s, jittered) and are logged once per state change.
+ *
+ * Each watch is its own HTTP/1.1 connection. Six long-lived streams are cheap for the API
+ * server, a stalled or reset connection only affects its own kind, cancelling one is just
+ * closing its socket, and no HTTP/2 flow-control window shared by the streams can let one
+ * large burst (a relist of thousands of Secrets) delay the events of another kind. HTTP/2
+ * multiplexing would save five TLS handshakes per restart, which is not worth those couplings
+ * at this scale. */
+#include "k8s_watch.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#include "error.h"
+#include "k8s_client.h"
+#include "log.h"
+#include "telemetry.h"
+
+#define LIST_LIMIT 500
+#define LIST_PAGES_MAX 100000 /* 50 million objects: a bound, not a expectation */
+#define LIST_BODY_MAX ((size_t)256 << 20)
+#define LIST_SECONDS 120
+#define EVENT_LINE_MAX ((size_t)64 << 20)
+#define WATCH_TIMEOUT_MIN 300
+#define WATCH_TIMEOUT_SPREAD 301
+#define WATCH_DEADLINE_MARGIN 30 /* our own bound past the server's timeoutSeconds */
+#define BACKOFF_BASE_MS 250
+#define BACKOFF_CAP_MS 30000
+
+static const char *const LOG_C = "controller.k8s_watch";
+
+/* ---- backoff ---- */
+
+struct backoff {
+	unsigned attempt;
+	unsigned seed;
+};
+
+/* Next delay: the ceiling doubles from 250 ms to 30 s; the delay is drawn uniformly from
+ * [ceiling/2, ceiling] so that replicas restarted together do not retry in lockstep. */
+static long backoff_next_ms(struct backoff *b)
+{
+	long ceil = BACKOFF_BASE_MS;
+
+	for (unsigned i = 0; i < b->attempt && ceil < BACKOFF_CAP_MS; i++)
+		ceil *= 2;
+	if (ceil > BACKOFF_CAP_MS)
+		ceil = BACKOFF_CAP_MS;
+	if (b->attempt < 64)
+		b->attempt++;
+	return ceil / 2 + (long)(rand_r(&b->seed) % (unsigned)(ceil / 2 + 1));
+}
+
+static void backoff_reset(struct backoff *b)
+{
+	b->attempt = 0;
+}
+
+/* ---- watch stream decoder: newline-delimited JSON events ---- */
+
+/* Called per event with its type ("ADDED", ...) and object (borrowed for the call). A
+ * non-zero return stops decoding and is returned by watch_decoder_feed. */
+typedef int (*watch_event_cb)(void *arg, const char *type, json_object *obj);
+
+struct watch_decoder {
+	char *buf; /* bytes of an incomplete line */
+	size_t len, cap, max;
+	watch_event_cb cb;
+	void *arg;
+	json_tokener *tok;
+};
+
+static void watch_decoder_init(struct watch_decoder *d, size_t max, watch_event_cb cb, void *arg)
+{
+	memset(d, 0, sizeof(*d));
+	d->max = max;
+	d->cb = cb;
+	d->arg = arg;
+	d->tok = json_tokener_new_ex(64);
+	if (!d->tok)
+		abort();
+}
+
+static void watch_decoder_cleanup(struct watch_decoder *d)
+{
+	free(d->buf);
+	json_tokener_free(d->tok);
+	memset(d, 0, sizeof(*d));
+}
+
+/* Discard any partial line (a new stream starts). */
+static void watch_decoder_reset(struct watch_decoder *d)
+{
+	d->len = 0;
+}
+
+/* Decode one complete line (without its newline). Blank lines are keep-alives. */
+static int decode_line(struct watch_decoder *d, const char *p, size_t n)
+{
+	json_object *ev, *type, *obj;
+	enum json_tokener_error jerr;
+	int rc;
+
+	while (n && (p[n - 1] == '\r' || p[n - 1] == ' ' || p[n - 1] == '\t'))
+		n--;
+	while (n && (*p == ' ' || *p == '\t')) {
+		p++;
+		n--;
+	}
+	if (!n)
+		return 0;
+	if (n > (size_t)INT32_MAX)
+		return WEIR_ETOOBIG;
+	json_tokener_reset(d->tok);
+	ev = json_tokener_parse_ex(d->tok, p, (int)n);
+	jerr = json_tokener_get_error(d->tok);
+	if (!ev || jerr != json_tokener_success || json_tokener_get_parse_end(d->tok) != n) {
+		json_object_put(ev);
+		log_debug(LOG_C, "bad watch event line (%zu bytes): %s", n,
+		          json_tokener_error_desc(jerr));
+		return WEIR_EPARSE;
+	}
+	if (!json_object_object_get_ex(ev, "type", &type) ||
+	    !json_object_is_type(type, json_type_string) ||
+	    !json_object_object_get_ex(ev, "object", &obj) ||
+	    !json_object_is_type(obj, json_type_object)) {
+		json_object_put(ev);
+		return WEIR_EPARSE;
+	}
+	rc = d->cb(d->arg, json_object_get_string(type), obj);
+	json_object_put(ev);
+	return rc;
+}
+
+/* Feed bytes as they arrive, in any chunking. Complete lines are decoded at once; a line
+ * longer than the cap fails with WEIR_ETOOBIG (the caller restarts the watch). */
+static int watch_decoder_feed(struct watch_decoder *d, const char *data, size_t len)
+{
+	while (len) {
+		const char *nl = memchr(data, '\n', len);
+		size_t take = nl ? (size_t)(nl - data) : len;
+		int rc;
+
+		if (d->len == 0 && nl) {
+			/* Whole line inside this chunk: no copy. */
+			if (take > d->max)
+				return WEIR_ETOOBIG;
+			rc = decode_line(d, data, take);
+		} else {
+			if (take > d->max - d->len)
+				return WEIR_ETOOBIG;
+			if (d->len + take > d->cap) {
+				size_t ncap = d->cap ? d->cap : 65536;
+				char *nb;
+
+				while (ncap < d->len + take)
+					ncap *= 2;
+				if (ncap > d->max)
+					ncap = d->max;
+				nb = realloc(d->buf, ncap);
+				if (!nb)
+					return WEIR_ENOMEM;
+				d->buf = nb;
+				d->cap = ncap;
+			}
+			memcpy(d->buf + d->len, data, take);
+			d->len += take;
+			if (!nl)
+				return 0;
+			rc = decode_line(d, d->buf, d->len);
+			d->len = 0;
+		}
+		if (rc)
+			return rc;
+		data += take + 1;
+		len -= take + 1;
+	}
+	return 0;
+}
+
+/* ---- kinds ---- */
+
+struct kind_def {
+	enum store_kind kind;
+	const char *name;        /* Kind, also the telemetry label */
+	const char *api_version; /* set on list items, which omit it */
+	const char *prefix;      /* "/api/v1" or "/apis/GROUP/VERSION" */
+	const char *resource;
+	bool namespaced;
+	const char *selector; /* fieldSelector, already escaped */
+};
+
+static const struct kind_def kind_defs[] = {
+    {STORE_INGRESS, "Ingress", "networking.k8s.io/v1", "/apis/networking.k8s.io/v1", "ingresses",
+     true, NULL},
+    {STORE_INGRESS_CLASS, "IngressClass", "networking.k8s.io/v1", "/apis/networking.k8s.io/v1",
+     "ingressclasses", false, NULL},
+    {STORE_SERVICE, "Service", "v1", "/api/v1", "services", true, NULL},
+    {STORE_ENDPOINT_SLICE, "EndpointSlice", "discovery.k8s.io/v1", "/apis/discovery.k8s.io/v1",
+     "endpointslices", true, NULL},
+    {STORE_SECRET, "Secret", "v1", "/api/v1", "secrets", true, "type%3Dkubernetes.io%2Ftls"},
+    {STORE_CONFIGMAP, "ConfigMap", "v1", "/api/v1", "configmaps", true, NULL},
+};
+#define NKINDS (sizeof(kind_defs) / sizeof(kind_defs[0]))
+
+struct watcher {
+	struct k8s_source *src;
+	const struct kind_def *def;
+	char *path;        /* collection path */
+	char *selector;    /* escaped fieldSelector or NULL */
+	char *rv;          /* last resourceVersion seen */
+	json_object *keys; /* "ns/name" of the objects in the store, for the gauge */
+	struct backoff bo;
+	struct watch_decoder dec;
+	unsigned long events; /* in the current watch */
+	bool listed;
+	bool failing; /* logged as failing; the next success logs recovery */
+	unsigned failures;
+	pthread_t thread;
+	bool started;
+	atomic_bool synced;
+};
+
+struct k8s_source {
+	struct k8s_client *c;
+	struct store *s;
+	volatile bool stop;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct watcher w[NKINDS];
+	size_t nw;
+};
+
+/* Percent-encode everything but unreserved characters (continue tokens are base64). */
+static char *url_escape(const char *s)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	char *out = malloc(strlen(s) * 3 + 1), *o = out;
+
+	if (!out)
+		abort();
+	for (; *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+
+		if ((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
+		    (ch >= '0' && ch <= '9') || ch == '-' || ch == '_' || ch == '.' || ch == '~') {
+			*o++ = (char)ch;
+		} else {
+			*o++ = '%';
+			*o++ = hex[ch >> 4];
+			*o++ = hex[ch & 15];
+		}
+	}
+	*o = '\0';
+	return out;
+}
+
+static const char *obj_str(json_object *obj, const char *a, const char *b)
+{
+	json_object *x, *y;
+
+	if (!json_object_object_get_ex(obj, a, &x) || !json_object_object_get_ex(x, b, &y) ||
+	    !json_object_is_type(y, json_type_string))
+		return NULL;
+	return json_object_get_string(y);
+}
+
+/* Make an object as compile expects it and smaller: kind/apiVersion set (list items omit
+ * them), managedFields and the last-applied annotation (often as big as the object) gone. */
+static void prepare_object(const struct kind_def *def, json_object *obj)
+{
+	json_object *meta, *ann;
+
+	json_object_object_add(obj, "kind", json_object_new_string(def->name));
+	json_object_object_add(obj, "apiVersion", json_object_new_string(def->api_version));
+	if (json_object_object_get_ex(obj, "metadata", &meta)) {
+		json_object_object_del(meta, "managedFields");
+		if (json_object_object_get_ex(meta, "annotations", &ann) &&
+		    json_object_is_type(ann, json_type_object))
+			json_object_object_del(ann,
+			                       "kubectl.kubernetes.io/last-applied-configuration");
+	}
+}
+
+static void key_of(json_object *obj, char *buf, size_t len)
+{
+	const char *ns = obj_str(obj, "metadata", "namespace");
+	const char *name = obj_str(obj, "metadata", "name");
+
+	snprintf(buf, len, "%s/%s", ns ? ns : "", name ? name : "");
+}
+
+static void set_rv(struct watcher *w, const char *rv)
+{
+	if (!rv || !rv[0])
+		return;
+	if (w->rv && strcmp(w->rv, rv) == 0)
+		return;
+	free(w->rv);
+	w->rv = strdup(rv);
+	if (!w->rv)
+		abort();
+}
+
+/* Interruptible sleep. Returns true when stopping. */
+static bool sleep_ms(struct k8s_source *src, long ms)
+{
+	struct timespec ts;
+	bool stop;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&src->mu);
+	while (!src->stop) {
+		if (pthread_cond_timedwait(&src->cv, &src->mu, &ts) != 0)
+			break;
+	}
+	stop = src->stop;
+	pthread_mutex_unlock(&src->mu);
+	return stop;
+}
+
+/* Failure bookkeeping: one warning when a kind starts failing, debug lines after that, one
+ * info line when it recovers. */
+static void note_failure(struct watcher *w, const char *what, const char *detail)
+{
+	w->failures++;
+	if (!w->failing) {
+		log_warn(LOG_C, "%s: %s failed: %s (retrying with backoff)", w->def->name, what,
+		         detail);
+		w->failing = true;
+	} else {
+		log_debug(LOG_C, "%s: %s failed again (%u): %s", w->def->name, what, w->failures,
+		          detail);
+	}
+}
+
+static void note_success(struct watcher *w)
+{
+	if (w->failing)
+		log_info(LOG_C, "%s: recovered after %u failed attempts", w->def->name,
+		         w->failures);
+	w->failing = false;
+	w->failures = 0;
+	backoff_reset(&w->bo);
+}
+
+/* "reason: message" of a Status body, into buf. */
+static void status_text(const char *body, long code, char *buf, size_t len)
+{
+	json_object *st = body ? json_tokener_parse(body) : NULL;
+	json_object *m = NULL;
+
+	if (st && json_object_object_get_ex(st, "message", &m) &&
+	    json_object_is_type(m, json_type_string))
+		snprintf(buf, len, "HTTP %ld: %s", code, json_object_get_string(m));
+	else
+		snprintf(buf, len, "HTTP %ld", code);
+	json_object_put(st);
+}
+
+/* ---- list ---- */
+
+struct list_buf {
+	char *data;
+	size_t len, cap;
+};
+
+static int list_sink(void *arg, const char *data, size_t len)
+{
+	struct list_buf *b = arg;
+
+	if (len > LIST_BODY_MAX - b->len)
+		return WEIR_ETOOBIG;
+	if (b->len + len + 1 > b->cap) {
+		size_t ncap = b->cap ? b->cap : 65536;
+		char *nd;
+
+		while (ncap < b->len + len + 1)
+			ncap *= 2;
+		nd = realloc(b->data, ncap);
+		if (!nd)
+			return WEIR_ENOMEM;
+		b->data = nd;
+		b->cap = ncap;
+	}
+	memcpy(b->data + b->len, data, len);
+	b->len += len;
+	b->data[b->len] = '\0';
+	return 0;
+}
+
+/* Full paginated list; on success the store holds exactly the listed objects and w->rv is
+ * the list's resourceVersion. */
+static int do_list(struct watcher *w, char *errtext, size_t errlen)
+{
+	struct k8s_source *src = w->src;
+	json_object **items = NULL, *root = NULL, *arr, *keys = NULL;
+	size_t n = 0, cap = 0;
+	char *cont = NULL, *url = NULL, *errbody = NULL;
+	char rv[128] = "";
+	long status;
+	int rc = WEIR_EIO;
+
+	for (int page = 0; page < LIST_PAGES_MAX; page++) {
+		struct list_buf b = {0};
+		char *esc = cont ? url_escape(cont) : NULL;
+		const char *c;
+
+		free(url);
+		if (asprintf(&url, "%s?limit=%d%s%s%s%s", w->path, LIST_LIMIT,
+		             w->selector ? "&fieldSelector=" : "", w->selector ? w->selector : "",
+		             esc ? "&continue=" : "", esc ? esc : "") < 0)
+			abort();
+		free(esc);
+		rc = k8s_stream(src->c, url, LIST_SECONDS, list_sink, &b, &src->stop, &status,
+		                &errbody);
+		if (rc) {
+			free(b.data);
+			snprintf(errtext, errlen, "list: %s", weir_strerror(rc));
+			goto out;
+		}
+		if (status < 200 || status > 299) {
+			free(b.data);
+			status_text(errbody, status, errtext, errlen);
+			/* An expired continue token: the caller starts the list over. */
+			rc = status == 410 ? WEIR_EGONE : WEIR_EHTTP;
+			goto out;
+		}
+		root = b.data ? json_tokener_parse(b.data) : NULL;
+		free(b.data);
+		if (!root || !json_object_object_get_ex(root, "items", &arr) ||
+		    !(json_object_is_type(arr, json_type_array) ||
+		      json_object_is_type(arr, json_type_null))) {
+			snprintf(errtext, errlen, "list: malformed response");
+			rc = WEIR_EPARSE;
+			goto out;
+		}
+		for (size_t i = 0; arr && i < json_object_array_length(arr); i++) {
+			json_object *it = json_object_array_get_idx(arr, i);
+
+			if (!json_object_is_type(it, json_type_object))
+				continue;
+			if (n == cap) {
+				size_t ncap = cap ? cap * 2 : 64;
+				json_object **ni = realloc(items, ncap * sizeof(*ni));
+
+				if (!ni)
+					abort();
+				items = ni;
+				cap = ncap;
+			}
+			prepare_object(w->def, it);
+			items[n++] = json_object_get(it);
+		}
+		c = obj_str(root, "metadata", "resourceVersion");
+		if (c)
+			snprintf(rv, sizeof(rv), "%s", c);
+		c = obj_str(root, "metadata", "continue");
+		free(cont);
+		cont = c && c[0] ? strdup(c) : NULL;
+		json_object_put(root);
+		root = NULL;
+		if (!cont)
+			break;
+		free(errbody);
+		errbody = NULL;
+	}
+	if (cont) {
+		snprintf(errtext, errlen, "list: more than %d pages", LIST_PAGES_MAX);
+		rc = WEIR_ETOOBIG;
+		goto out;
+	}
+	keys = json_object_new_object();
+	for (size_t i = 0; i < n; i++) {
+		char key[512];
+
+		key_of(items[i], key, sizeof(key));
+		json_object_object_add(keys, key, NULL);
+	}
+	rc = store_replace(src->s, w->def->kind, items, n);
+	if (rc) {
+		/* Ownership was taken either way (contract). */
+		n = 0;
+		snprintf(errtext, errlen, "store: %s", weir_strerror(rc));
+		goto out;
+	}
+	n = 0;
+	json_object_put(w->keys);
+	w->keys = keys;
+	keys = NULL;
+	telemetry_objects(w->def->name, (size_t)json_object_object_length(w->keys));
+	free(w->rv);
+	w->rv = strdup(rv);
+	if (!w->rv)
+		abort();
+out:
+	for (size_t i = 0; i < n; i++)
+		json_object_put(items[i]);
+	free(items);
+	json_object_put(root);
+	json_object_put(keys);
+	free(cont);
+	free(url);
+	free(errbody);
+	return rc;
+}
+
+/* ---- watch ---- */
+
+static int on_event(void *arg, const char *type, json_object *obj)
+{
+	struct watcher *w = arg;
+	struct k8s_source *src = w->src;
+	char key[512];
+	int rc;
+
+	w->events++;
+	if (strcmp(type, "ADDED") == 0 || strcmp(type, "MODIFIED") == 0) {
+		prepare_object(w->def, obj);
+		set_rv(w, obj_str(obj, "metadata", "resourceVersion"));
+		key_of(obj, key, sizeof(key));
+		rc = store_upsert(src->s, w->def->kind, json_object_get(obj));
+		if (rc)
+			return rc;
+		if (!json_object_object_get_ex(w->keys, key, NULL)) {
+			json_object_object_add(w->keys, key, NULL);
+			telemetry_objects(w->def->name, (size_t)json_object_object_length(w->keys));
+		}
+		return 0;
+	}
+	if (strcmp(type, "DELETED") == 0) {
+		const char *ns = obj_str(obj, "metadata", "namespace");
+		const char *name = obj_str(obj, "metadata", "name");
+
+		set_rv(w, obj_str(obj, "metadata", "resourceVersion"));
+		if (!name)
+			return 0;
+		key_of(obj, key, sizeof(key));
+		rc = store_delete(src->s, w->def->kind, ns ? ns : "", name);
+		if (rc && rc != WEIR_ENOENT)
+			return rc;
+		json_object_object_del(w->keys, key);
+		telemetry_objects(w->def->name, (size_t)json_object_object_length(w->keys));
+		return 0;
+	}
+	if (strcmp(type, "BOOKMARK") == 0) {
+		set_rv(w, obj_str(obj, "metadata", "resourceVersion"));
+		return 0;
+	}
+	if (strcmp(type, "ERROR") == 0) {
+		json_object *code = NULL, *msg = NULL;
+
+		json_object_object_get_ex(obj, "code", &code);
+		json_object_object_get_ex(obj, "message", &msg);
+		if (code && json_object_get_int(code) == 410)
+			return WEIR_EGONE;
+		log_debug(LOG_C, "%s: watch ERROR event %d: %s", w->def->name,
+		          code ? json_object_get_int(code) : 0,
+		          msg ? json_object_get_string(msg) : "");
+		return WEIR_EHTTP;
+	}
+	log_debug(LOG_C, "%s: ignoring watch event type %s", w->def->name, type);
+	return 0;
+}
+
+static int watch_sink(void *arg, const char *data, size_t len)
+{
+	struct watcher *w = arg;
+
+	return watch_decoder_feed(&w->dec, data, len);
+}
+
+static long mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+/* One watch request from w->rv. Returns 0 when it ended normally, WEIR_EGONE when a relist
+ * is needed, other WEIR_E* on failure (errtext says what). */
+static int do_watch(struct watcher *w, char *errtext, size_t errlen)
+{
+	struct k8s_source *src = w->src;
+	unsigned seed = (unsigned)mono_ms() ^ (unsigned)(uintptr_t)w;
+	int timeout = WATCH_TIMEOUT_MIN + (int)(rand_r(&seed) % WATCH_TIMEOUT_SPREAD);
+	char *url = NULL, *errbody = NULL;
+	long status = 0, started = mono_ms();
+	int rc;
+
+	if (asprintf(&url,
+	             "%s?watch=1&allowWatchBookmarks=true&timeoutSeconds=%d&resourceVersion=%s%s%s",
+	             w->path, timeout, w->rv ? w->rv : "", w->selector ? "&fieldSelector=" : "",
+	             w->selector ? w->selector : "") < 0)
+		abort();
+	watch_decoder_reset(&w->dec);
+	w->events = 0;
+	rc = k8s_stream(src->c, url, timeout + WATCH_DEADLINE_MARGIN, watch_sink, w, &src->stop,
+	                &status, &errbody);
+	if (rc == 0 && status == 410) {
+		rc = WEIR_EGONE;
+	} else if (rc == 0 && (status < 200 || status > 299)) {
+		status_text(errbody, status, errtext, errlen);
+		rc = WEIR_EHTTP;
+	} else if (rc == WEIR_ETIMEDOUT) {
+		/* Our deadline passed without the server closing: resume. */
+		rc = 0;
+	} else if (rc == WEIR_ECLOSED && w->events) {
+		rc = 0; /* dropped after making progress: resume right away */
+	} else if (rc == 0 && !w->events && mono_ms() - started < 1000) {
+		/* Ended at once with nothing: treat as a failure so we do not spin. */
+		snprintf(errtext, errlen, "watch ended immediately");
+		rc = WEIR_EIO;
+	} else if (rc && rc != WEIR_EGONE && rc != WEIR_ECANCELED) {
+		snprintf(errtext, errlen, "watch: %s", weir_strerror(rc));
+	}
+	free(url);
+	free(errbody);
+	return rc;
+}
+
+static void *watcher_main(void *arg)
+{
+	struct watcher *w = arg;
+	struct k8s_source *src = w->src;
+	char errtext[512];
+
+	while (!src->stop) {
+		int rc;
+
+		errtext[0] = '\0';
+		if (!w->rv) {
+			rc = do_list(w, errtext, sizeof(errtext));
+			if (src->stop)
+				break;
+			if (rc) {
+				note_failure(w, "list", errtext);
+				if (sleep_ms(src, backoff_next_ms(&w->bo)))
+					break;
+				continue;
+			}
+			if (w->listed)
+				telemetry_relist(w->def->name);
+			w->listed = true;
+			atomic_store(&w->synced, true);
+			note_success(w);
+			log_debug(LOG_C, "%s: listed, resourceVersion %s", w->def->name, w->rv);
+		}
+		rc = do_watch(w, errtext, sizeof(errtext));
+		if (src->stop)
+			break;
+		telemetry_watch_restart(w->def->name);
+		if (rc == WEIR_EGONE) {
+			log_info(LOG_C, "%s: resourceVersion %s expired; relisting", w->def->name,
+			         w->rv ? w->rv : "");
+			free(w->rv);
+			w->rv = NULL;
+			continue;
+		}
+		if (rc == WEIR_ETOOBIG || rc == WEIR_EPARSE) {
+			/* The same event would come again on resume: start over from a list. */
+			free(w->rv);
+			w->rv = NULL;
+		}
+		if (rc) {
+			note_failure(w, "watch", errtext[0] ? errtext : weir_strerror(rc));
+			if (sleep_ms(src, backoff_next_ms(&w->bo)))
+				break;
+			continue;
+		}
+		note_success(w);
+	}
+	return NULL;
+}
+
+static void watcher_cleanup(struct watcher *w)
+{
+	free(w->path);
+	free(w->selector);
+	free(w->rv);
+	json_object_put(w->keys);
+	watch_decoder_cleanup(&w->dec);
+}
+
+bool k8s_source_synced(const struct k8s_source *src)
+{
+	for (size_t i = 0; i < src->nw; i++)
+		if (!atomic_load(&((struct k8s_source *)src)->w[i].synced))
+			return false;
+	return true;
+}
+
+void k8s_source_stop(struct k8s_source *src)
+{
+	if (!src)
+		return;
+	pthread_mutex_lock(&src->mu);
+	src->stop = true;
+	pthread_cond_broadcast(&src->cv);
+	pthread_mutex_unlock(&src->mu);
+	for (size_t i = 0; i < src->nw; i++) {
+		if (src->w[i].started)
+			pthread_join(src->w[i].thread, NULL);
+		watcher_cleanup(&src->w[i]);
+	}
+	pthread_cond_destroy(&src->cv);
+	pthread_mutex_destroy(&src->mu);
+	free(src);
+}
+
+int k8s_source_start(struct k8s_client *c, struct store *s, const struct k8s_source_options *o,
+                     struct k8s_source **out)
+{
+	struct k8s_source *src;
+	pthread_condattr_t ca;
+	const char *wns =
+	    o && o->watch_namespace && o->watch_namespace[0] ? o->watch_namespace : NULL;
+
+	*out = NULL;
+	src = calloc(1, sizeof(*src));
+	if (!src)
+		return WEIR_ENOMEM;
+	src->c = c;
+	src->s = s;
+	pthread_mutex_init(&src->mu, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&src->cv, &ca);
+	pthread_condattr_destroy(&ca);
+	for (size_t i = 0; i < NKINDS; i++) {
+		const struct kind_def *def = &kind_defs[i];
+		struct watcher *w;
+		char *sel = NULL;
+		int r;
+
+		if (def->kind == STORE_CONFIGMAP) {
+			char *esc;
+
+			if (!o || !o->configmap_namespace || !o->configmap_name ||
+			    !o->configmap_namespace[0] || !o->configmap_name[0])
+				continue; /* no ConfigMap to follow */
+			esc = url_escape(o->configmap_name);
+			if (asprintf(&sel, "metadata.name%%3D%s", esc) < 0)
+				abort();
+			free(esc);
+		} else if (def->selector) {
+			sel = strdup(def->selector);
+		}
+		w = &src->w[src->nw++];
+		w->src = src;
+		w->def = def;
+		w->selector = sel;
+		w->bo.seed = (unsigned)time(NULL) ^ (unsigned)(i * 7919) ^ (unsigned)getpid();
+		w->keys = json_object_new_object();
+		watch_decoder_init(&w->dec, EVENT_LINE_MAX, on_event, w);
+		if (def->kind == STORE_CONFIGMAP)
+			r = asprintf(&w->path, "%s/namespaces/%s/%s", def->prefix,
+			             o->configmap_namespace, def->resource);
+		else if (def->namespaced && wns)
+			r = asprintf(&w->path, "%s/namespaces/%s/%s", def->prefix, wns,
+			             def->resource);
+		else
+			r = asprintf(&w->path, "%s/%s", def->prefix, def->resource);
+		if (r < 0)
+			abort();
+	}
+	for (size_t i = 0; i < src->nw; i++) {
+		if (pthread_create(&src->w[i].thread, NULL, watcher_main, &src->w[i]) != 0) {
+			log_error(LOG_C, "cannot start the %s watch thread", src->w[i].def->name);
+			k8s_source_stop(src);
+			return WEIR_ENOMEM;
+		}
+		src->w[i].started = true;
+	}
+	*out = src;
+	return 0;
+}

@@ -1,0 +1,595 @@
+/* Unit test: watch stream decoding in arbitrary chunks, event handling into the store,
+ * backoff bounds, and the list+watch threads against a small fake API server on loopback
+ * (pagination, 410 relist, prompt stop). Includes the .c to reach its static functions. */
+#include "controller/k8s_watch.c"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+
+#include "check.h"
+#include "controller/k8s_config.h"
+
+/* ---- decoder ---- */
+
+struct rec {
+	char log[4096];
+	int n;
+};
+
+static int rec_cb(void *arg, const char *type, json_object *obj)
+{
+	struct rec *r = arg;
+	const char *name = obj_str(obj, "metadata", "name");
+	const char *rv = obj_str(obj, "metadata", "resourceVersion");
+	size_t l = strlen(r->log);
+
+	snprintf(r->log + l, sizeof(r->log) - l, "%s %s %s|", type, name ? name : "-",
+	         rv ? rv : "-");
+	r->n++;
+	return 0;
+}
+
+static const char stream[] =
+    "{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"name\":\"a\",\"resourceVersion\":\"5\"},"
+    "\"data\":\"line\\nwith newline escaped \\u00e9\"}}\n"
+    "\n"
+    "{\"type\":\"MODIFIED\",\"object\":{\"metadata\":{\"name\":\"b\",\"resourceVersion\":\"6\"}}}"
+    "\r\n"
+    "   \n"
+    "{\"type\":\"BOOKMARK\",\"object\":{\"kind\":\"Ingress\",\"metadata\":{"
+    "\"resourceVersion\":\"9\"}}}\n"
+    "{\"type\":\"DELETED\",\"object\":{\"metadata\":{\"name\":\"a\",\"resourceVersion\":\"10\"}}}"
+    "\n";
+static const char expected[] = "ADDED a 5|MODIFIED b 6|BOOKMARK - 9|DELETED a 10|";
+
+static void test_decoder_chunks(void)
+{
+	size_t len = strlen(stream);
+	unsigned seed = 12345;
+
+	/* Every fixed chunk size, from one byte at a time to the whole stream. */
+	for (size_t cs = 1; cs <= len; cs++) {
+		struct rec r = {{0}, 0};
+		struct watch_decoder d;
+		int rc = 0;
+
+		watch_decoder_init(&d, 1 << 20, rec_cb, &r);
+		for (size_t off = 0; off < len && rc == 0; off += cs)
+			rc = watch_decoder_feed(&d, stream + off, off + cs > len ? len - off : cs);
+		CHECK_INT(rc, 0);
+		CHECK_INT(r.n, 4);
+		if (strcmp(r.log, expected) != 0) {
+			CHECK_STR(r.log, expected);
+			fprintf(stderr, "  chunk size %zu\n", cs);
+		}
+		CHECK_INT(d.len, 0);
+		watch_decoder_cleanup(&d);
+	}
+	/* Random chunk boundaries. */
+	for (int iter = 0; iter < 500; iter++) {
+		struct rec r = {{0}, 0};
+		struct watch_decoder d;
+		size_t off = 0;
+		int rc = 0;
+
+		watch_decoder_init(&d, 1 << 20, rec_cb, &r);
+		while (off < len && rc == 0) {
+			size_t n = 1 + (size_t)rand_r(&seed) % 40;
+
+			if (n > len - off)
+				n = len - off;
+			rc = watch_decoder_feed(&d, stream + off, n);
+			off += n;
+		}
+		CHECK_INT(rc, 0);
+		if (strcmp(r.log, expected) != 0)
+			CHECK_STR(r.log, expected);
+		watch_decoder_cleanup(&d);
+	}
+}
+
+static void test_decoder_errors(void)
+{
+	struct rec r = {{0}, 0};
+	struct watch_decoder d;
+	char big[300];
+
+	/* A line over the cap fails even before its newline arrives. */
+	watch_decoder_init(&d, 256, rec_cb, &r);
+	memset(big, 'x', sizeof(big));
+	CHECK_INT(watch_decoder_feed(&d, big, 200), 0);
+	CHECK_INT(watch_decoder_feed(&d, big, 100), WEIR_ETOOBIG);
+	watch_decoder_cleanup(&d);
+
+	/* Exactly at the cap is fine. */
+	watch_decoder_init(&d, 64, rec_cb, &r);
+	{
+		const char *ev = "{\"type\":\"X\",\"object\":{}}";
+		char line[80];
+		size_t n = strlen(ev);
+
+		memcpy(line, ev, n);
+		memset(line + n, ' ', 64 - n);
+		line[64] = '\n';
+		CHECK_INT(watch_decoder_feed(&d, line, 65), 0);
+		CHECK_INT(r.n, 1);
+	}
+	watch_decoder_cleanup(&d);
+
+	watch_decoder_init(&d, 1024, rec_cb, &r);
+	CHECK_INT(watch_decoder_feed(&d, "{\"type\":\"ADDED\",\"object\":{}\n", 28), WEIR_EPARSE);
+	watch_decoder_reset(&d);
+	CHECK_INT(watch_decoder_feed(&d, "{\"type\":\"ADDED\"}\n", 17), WEIR_EPARSE);
+	CHECK_INT(watch_decoder_feed(&d, "{\"type\":1,\"object\":{}}\n", 23), WEIR_EPARSE);
+	CHECK_INT(watch_decoder_feed(&d, "{\"type\":\"A\",\"object\":{}} x\n", 27), WEIR_EPARSE);
+	CHECK_INT(watch_decoder_feed(&d, "[]\n", 3), WEIR_EPARSE);
+	/* A partial line is dropped by reset (new stream). */
+	CHECK_INT(watch_decoder_feed(&d, "{\"type\":\"ADD", 12), 0);
+	watch_decoder_reset(&d);
+	CHECK_INT(watch_decoder_feed(&d, "{\"type\":\"A\",\"object\":{}}\n", 25), 0);
+	watch_decoder_cleanup(&d);
+}
+
+/* ---- events into the store ---- */
+
+static int feed_str(struct watch_decoder *d, const char *s)
+{
+	return watch_decoder_feed(d, s, strlen(s));
+}
+
+static json_object *find_obj(struct store *s, enum store_kind k, const char *name, size_t *count)
+{
+	struct snapshot *snap = store_snapshot(s);
+	json_object *found = NULL;
+
+	*count = snap->count[k];
+	for (size_t i = 0; i < snap->count[k]; i++) {
+		const char *n = obj_str(snap->objs[k][i], "metadata", "name");
+
+		if (n && strcmp(n, name) == 0)
+			found = json_object_get(snap->objs[k][i]);
+	}
+	snapshot_free(snap);
+	return found;
+}
+
+static void test_events_into_store(void)
+{
+	struct k8s_source src = {0};
+	struct watcher *w = &src.w[0];
+	struct store *s = store_new();
+	json_object *o, *v;
+	size_t n;
+	static const char evs[] =
+	    "{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"name\":\"web\",\"namespace\":\"ns1\","
+	    "\"resourceVersion\":\"11\",\"managedFields\":[{\"manager\":\"kubectl\"}],"
+	    "\"annotations\":{\"kubectl.kubernetes.io/last-applied-configuration\":\"{}\","
+	    "\"keep\":\"me\"}},\"spec\":{}}}\n"
+	    "{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"name\":\"api\",\"namespace\":\"ns1\","
+	    "\"resourceVersion\":\"12\"}}}\n"
+	    "{\"type\":\"MODIFIED\",\"object\":{\"metadata\":{\"name\":\"web\",\"namespace\":"
+	    "\"ns1\",\"resourceVersion\":\"13\",\"labels\":{\"v\":\"2\"}}}}\n"
+	    "{\"type\":\"DELETED\",\"object\":{\"metadata\":{\"name\":\"api\",\"namespace\":"
+	    "\"ns1\","
+	    "\"resourceVersion\":\"14\"}}}\n"
+	    "{\"type\":\"BOOKMARK\",\"object\":{\"metadata\":{\"resourceVersion\":\"20\"}}}\n";
+
+	src.s = s;
+	w->src = &src;
+	w->def = &kind_defs[0]; /* Ingress */
+	w->keys = json_object_new_object();
+	watch_decoder_init(&w->dec, 1 << 20, on_event, w);
+	CHECK_INT(watch_decoder_feed(&w->dec, evs, strlen(evs)), 0);
+	CHECK_STR(w->rv, "20");
+	o = find_obj(s, STORE_INGRESS, "web", &n);
+	CHECK_INT(n, 1);
+	CHECK(o != NULL);
+	if (o) {
+		CHECK_STR(json_object_get_string(json_object_object_get(o, "kind")), "Ingress");
+		CHECK_STR(json_object_get_string(json_object_object_get(o, "apiVersion")),
+		          "networking.k8s.io/v1");
+		CHECK_STR(obj_str(o, "metadata", "resourceVersion"), "13");
+		CHECK(
+		    json_object_object_get_ex(json_object_object_get(o, "metadata"), "labels", &v));
+		json_object_put(o);
+	}
+	CHECK(find_obj(s, STORE_INGRESS, "api", &n) == NULL);
+	CHECK_INT(json_object_object_length(w->keys), 1);
+
+	/* managedFields and last-applied are stripped; other annotations stay. */
+	watch_decoder_reset(&w->dec);
+	CHECK_INT(watch_decoder_feed(&w->dec, evs, strchr(evs, '\n') - evs + 1), 0);
+	o = find_obj(s, STORE_INGRESS, "web", &n);
+	if (o) {
+		json_object *meta = json_object_object_get(o, "metadata");
+		json_object *ann = json_object_object_get(meta, "annotations");
+
+		CHECK(!json_object_object_get_ex(meta, "managedFields", NULL));
+		CHECK(!json_object_object_get_ex(
+		    ann, "kubectl.kubernetes.io/last-applied-configuration", NULL));
+		CHECK_STR(json_object_get_string(json_object_object_get(ann, "keep")), "me");
+		json_object_put(o);
+	}
+
+	/* ERROR 410 asks for a relist; other errors restart the watch. */
+	CHECK_INT(feed_str(&w->dec, "{\"type\":\"ERROR\",\"object\":{\"kind\":\"Status\","
+	                            "\"code\":410,\"reason\":\"Expired\"}}\n"),
+	          WEIR_EGONE);
+	watch_decoder_reset(&w->dec);
+	CHECK_INT(feed_str(&w->dec, "{\"type\":\"ERROR\",\"object\":{\"code\":500}}\n"),
+	          WEIR_EHTTP);
+	watcher_cleanup(w);
+	store_free(s);
+}
+
+static void test_backoff(void)
+{
+	struct backoff b = {.attempt = 0, .seed = 7};
+	long ceil = 250;
+
+	for (int i = 0; i < 20; i++) {
+		long d = backoff_next_ms(&b);
+
+		CHECK(d >= ceil / 2 && d <= ceil);
+		ceil = ceil * 2 > 30000 ? 30000 : ceil * 2;
+	}
+	/* Capped, and it never overflows however long the outage. */
+	for (int i = 0; i < 1000; i++) {
+		long d = backoff_next_ms(&b);
+
+		CHECK(d >= 15000 && d <= 30000);
+	}
+	backoff_reset(&b);
+	CHECK(backoff_next_ms(&b) <= 250);
+	CHECK(backoff_next_ms(&b) <= 500);
+}
+
+static void test_url_escape(void)
+{
+	char *e = url_escape("eyJ2Ijoi/+=a-b_c.d~");
+
+	CHECK_STR(e, "eyJ2Ijoi%2F%2B%3Da-b_c.d~");
+	free(e);
+}
+
+/* ---- list+watch against a fake API server ---- */
+
+struct fake {
+	int lfd;
+	int port;
+	atomic_bool stop;
+	atomic_int service_watches;
+	atomic_int ingress_lists;
+	atomic_int requests;
+	pthread_t thread;
+	char bad_path[2048];
+};
+
+static struct fake fk;
+
+static void send_all(int fd, const char *s)
+{
+	size_t len = strlen(s);
+
+	while (len) {
+		ssize_t n = send(fd, s, len, MSG_NOSIGNAL);
+
+		if (n <= 0)
+			return;
+		s += n;
+		len -= (size_t)n;
+	}
+}
+
+static void reply_json(int fd, int code, const char *body)
+{
+	char head[256];
+
+	snprintf(head, sizeof(head),
+	         "HTTP/1.1 %d X\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+	         "Connection: close\r\n\r\n",
+	         code, strlen(body));
+	send_all(fd, head);
+	send_all(fd, body);
+}
+
+/* Hold a watch open until the client goes away or the test ends (at most 10 s). */
+static void hold_open(int fd)
+{
+	for (int i = 0; i < 100 && !atomic_load(&fk.stop); i++) {
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		char b[256];
+
+		if (poll(&p, 1, 100) > 0 && recv(fd, b, sizeof(b), 0) <= 0)
+			return;
+	}
+}
+
+static bool starts(const char *s, const char *prefix)
+{
+	return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+static void *conn_main(void *arg)
+{
+	int fd = (int)(intptr_t)arg;
+	char req[4096], path[2048];
+	size_t len = 0;
+
+	while (len < sizeof(req) - 1 && !strstr(req, "\r\n\r\n")) {
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		ssize_t n;
+
+		if (poll(&p, 1, 2000) <= 0)
+			goto out;
+		n = recv(fd, req + len, sizeof(req) - 1 - len, 0);
+		if (n <= 0)
+			goto out;
+		len += (size_t)n;
+		req[len] = '\0';
+	}
+	if (sscanf(req, "GET %2047s ", path) != 1)
+		goto out;
+	atomic_fetch_add(&fk.requests, 1);
+	if (strstr(path, "watch=1")) {
+		if (starts(path, "/api/v1/services?") &&
+		    atomic_fetch_add(&fk.service_watches, 1) == 0) {
+			/* First Service watch: the resourceVersion is too old. */
+			send_all(
+			    fd,
+			    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+			    "Connection: close\r\n\r\n"
+			    "{\"type\":\"ERROR\",\"object\":{\"kind\":\"Status\",\"apiVersion\":"
+			    "\"v1\",\"status\":\"Failure\",\"reason\":\"Expired\",\"code\":"
+			    "410}}\n");
+			goto out;
+		}
+		send_all(fd, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+		             "Connection: close\r\n\r\n");
+		if (starts(path, "/apis/networking.k8s.io/v1/ingresses?")) {
+			if (!strstr(path, "&resourceVersion=100") ||
+			    !strstr(path, "allowWatchBookmarks=true"))
+				snprintf(fk.bad_path, sizeof(fk.bad_path), "%s", path);
+			/* One event split across two writes, as a real server may. */
+			send_all(fd,
+			         "{\"type\":\"MODIFIED\",\"object\":{\"metadata\":{\"name\":\"b\","
+			         "\"namespace\":\"n\",\"resourceVersion\":\"101\",");
+			usleep(20000);
+			send_all(fd, "\"labels\":{\"x\":\"y\"}}}}\n");
+		}
+		hold_open(fd);
+		goto out;
+	}
+	if (starts(path, "/apis/networking.k8s.io/v1/ingresses?")) {
+		if (!strstr(path, "limit=500"))
+			snprintf(fk.bad_path, sizeof(fk.bad_path), "%s", path);
+		if (!strstr(path, "continue=")) {
+			atomic_fetch_add(&fk.ingress_lists, 1);
+			reply_json(
+			    fd, 200,
+			    "{\"kind\":\"IngressList\",\"apiVersion\":\"networking.k8s.io/v1\","
+			    "\"metadata\":{\"resourceVersion\":\"100\",\"continue\":\"t/+=\"},"
+			    "\"items\":[{\"metadata\":{\"name\":\"a\",\"namespace\":\"n\","
+			    "\"managedFields\":[]}}]}");
+		} else if (strstr(path, "continue=t%2F%2B%3D")) {
+			reply_json(
+			    fd, 200,
+			    "{\"kind\":\"IngressList\",\"metadata\":{\"resourceVersion\":\"100\"},"
+			    "\"items\":[{\"metadata\":{\"name\":\"b\",\"namespace\":\"n\"}}]}");
+		} else {
+			snprintf(fk.bad_path, sizeof(fk.bad_path), "%s", path);
+			reply_json(fd, 400, "{}");
+		}
+		goto out;
+	}
+	if (starts(path, "/api/v1/secrets?") &&
+	    !strstr(path, "fieldSelector=type%3Dkubernetes.io%2Ftls"))
+		snprintf(fk.bad_path, sizeof(fk.bad_path), "%s", path);
+	if (starts(path, "/api/v1/namespaces/weir-system/configmaps?") &&
+	    !strstr(path, "fieldSelector=metadata.name%3Dweir"))
+		snprintf(fk.bad_path, sizeof(fk.bad_path), "%s", path);
+	reply_json(fd, 200, "{\"metadata\":{\"resourceVersion\":\"7\"},\"items\":[]}");
+out:
+	close(fd);
+	return NULL;
+}
+
+static void *fake_main(void *arg)
+{
+	pthread_t conns[256];
+	int nconns = 0;
+
+	while (!atomic_load(&fk.stop)) {
+		struct pollfd p = {.fd = fk.lfd, .events = POLLIN};
+		int fd;
+
+		if (poll(&p, 1, 50) <= 0)
+			continue;
+		fd = accept(fk.lfd, NULL, NULL);
+		if (fd < 0)
+			continue;
+		if (nconns == 256 ||
+		    pthread_create(&conns[nconns], NULL, conn_main, (void *)(intptr_t)fd) != 0) {
+			close(fd);
+			continue;
+		}
+		nconns++;
+	}
+	for (int i = 0; i < nconns; i++)
+		pthread_join(conns[i], NULL);
+	return NULL;
+}
+
+static long now_ms(void)
+{
+	return mono_ms();
+}
+
+static void test_source_against_fake_server(void)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	socklen_t sl = sizeof(sa);
+	struct k8s_source_options opt = {.configmap_namespace = "weir-system",
+	                                 .configmap_name = "weir"};
+	struct k8s_config *cfg = NULL;
+	struct k8s_client *c = NULL;
+	struct k8s_source *src = NULL;
+	struct store *s = store_new();
+	char path[] = "/tmp/weir-k8s-watch-test-XXXXXX", err[256], *metrics = NULL;
+	json_object *o;
+	size_t n;
+	long t0;
+	int fd;
+
+	fk.lfd = socket(AF_INET, SOCK_STREAM, 0);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	CHECK_INT(bind(fk.lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	CHECK_INT(listen(fk.lfd, 64), 0);
+	getsockname(fk.lfd, (struct sockaddr *)&sa, &sl);
+	fk.port = ntohs(sa.sin_port);
+	CHECK_INT(pthread_create(&fk.thread, NULL, fake_main, NULL), 0);
+
+	fd = mkstemp(path);
+	CHECK(fd >= 0);
+	dprintf(fd,
+	        "current-context: t\nclusters: [{name: c, cluster: {server: "
+	        "'http://127.0.0.1:%d'}}]\ncontexts: [{name: t, context: {cluster: c}}]\n",
+	        fk.port);
+	close(fd);
+	CHECK_INT(k8s_config_load(path, &cfg, err, sizeof(err)), 0);
+	unlink(path);
+	if (!cfg)
+		goto out;
+	CHECK_INT(k8s_client_new(cfg, &c), 0);
+	CHECK_INT(k8s_source_start(c, s, &opt, &src), 0);
+	if (!src)
+		goto out;
+	CHECK_INT(src->nw, 6);
+
+	t0 = now_ms();
+	while (!k8s_source_synced(src) && now_ms() - t0 < 5000)
+		usleep(10000);
+	CHECK(k8s_source_synced(src));
+
+	/* Both pages listed, then the watch event (split in two writes) applied. */
+	t0 = now_ms();
+	for (;;) {
+		json_object *labels = NULL;
+
+		o = find_obj(s, STORE_INGRESS, "b", &n);
+		if (o && json_object_object_get_ex(json_object_object_get(o, "metadata"), "labels",
+		                                   &labels)) {
+			json_object_put(o);
+			break;
+		}
+		json_object_put(o);
+		if (now_ms() - t0 > 5000)
+			break;
+		usleep(10000);
+	}
+	o = find_obj(s, STORE_INGRESS, "a", &n);
+	CHECK_INT(n, 2);
+	CHECK(o != NULL);
+	if (o) {
+		CHECK_STR(json_object_get_string(json_object_object_get(o, "kind")), "Ingress");
+		CHECK_STR(json_object_get_string(json_object_object_get(o, "apiVersion")),
+		          "networking.k8s.io/v1");
+		CHECK(!json_object_object_get_ex(json_object_object_get(o, "metadata"),
+		                                 "managedFields", NULL));
+		json_object_put(o);
+	}
+	o = find_obj(s, STORE_INGRESS, "b", &n);
+	CHECK(o && strcmp(obj_str(o, "metadata", "resourceVersion"), "101") == 0);
+	json_object_put(o);
+
+	/* The Service watch got ERROR 410: a relist followed, then a second watch. */
+	t0 = now_ms();
+	while (atomic_load(&fk.service_watches) < 2 && now_ms() - t0 < 5000)
+		usleep(10000);
+	CHECK_INT(atomic_load(&fk.service_watches), 2);
+	CHECK_INT(telemetry_render(&metrics), 0);
+	CHECK(metrics && strstr(metrics, "weir_controller_relists_total{kind=\"Service\"} 1\n"));
+	CHECK(metrics && strstr(metrics, "weir_controller_objects{kind=\"Ingress\"} 2\n"));
+	free(metrics);
+	CHECK_INT(atomic_load(&fk.ingress_lists), 1);
+	CHECK_STR(fk.bad_path, "");
+
+	/* Stopping interrupts the hanging watches promptly. */
+	t0 = now_ms();
+	k8s_source_stop(src);
+	src = NULL;
+	CHECK(now_ms() - t0 < 1000);
+out:
+	k8s_source_stop(src);
+	atomic_store(&fk.stop, true);
+	pthread_join(fk.thread, NULL);
+	close(fk.lfd);
+	k8s_client_free(c);
+	k8s_config_free(cfg);
+	store_free(s);
+}
+
+/* The API server being down: lists fail, the thread backs off, stop is still prompt. */
+static void test_source_server_down(void)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	socklen_t sl = sizeof(sa);
+	struct k8s_config *cfg = NULL;
+	struct k8s_client *c = NULL;
+	struct k8s_source *src = NULL;
+	struct store *s = store_new();
+	char path[] = "/tmp/weir-k8s-watch-test-XXXXXX", err[256];
+	int lfd = socket(AF_INET, SOCK_STREAM, 0), fd, port;
+	long t0;
+
+	/* A port nobody listens on: bind, read the port, close. */
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	bind(lfd, (struct sockaddr *)&sa, sizeof(sa));
+	getsockname(lfd, (struct sockaddr *)&sa, &sl);
+	port = ntohs(sa.sin_port);
+	close(lfd);
+	fd = mkstemp(path);
+	dprintf(fd,
+	        "current-context: t\nclusters: [{name: c, cluster: {server: "
+	        "'http://127.0.0.1:%d'}}]\ncontexts: [{name: t, context: {cluster: c}}]\n",
+	        port);
+	close(fd);
+	CHECK_INT(k8s_config_load(path, &cfg, err, sizeof(err)), 0);
+	unlink(path);
+	if (!cfg)
+		goto out;
+	CHECK_INT(k8s_client_new(cfg, &c), 0);
+	CHECK_INT(k8s_source_start(c, s, NULL, &src), 0);
+	if (!src)
+		goto out;
+	CHECK_INT(src->nw, 5); /* no ConfigMap without a namespace and name */
+	usleep(1200000);
+	CHECK(!k8s_source_synced(src));
+	CHECK(src->w[0].failing);
+	CHECK(src->w[0].failures >= 2); /* 250 ms then 500 ms ceilings */
+	CHECK(src->w[0].failures <= 6);
+	t0 = now_ms();
+	k8s_source_stop(src);
+	src = NULL;
+	CHECK(now_ms() - t0 < 500);
+out:
+	k8s_source_stop(src);
+	k8s_client_free(c);
+	k8s_config_free(cfg);
+	store_free(s);
+}
+
+int main(void)
+{
+	log_init(LOG_FORMAT_TEXT, LOG_LEVEL_ERROR);
+	test_decoder_chunks();
+	test_decoder_errors();
+	test_events_into_store();
+	test_backoff();
+	test_url_escape();
+	test_source_against_fake_server();
+	test_source_server_down();
+	return check_finish("k8s_watch_test");
+}
