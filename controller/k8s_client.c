@@ -343,6 +343,8 @@ int k8s_request(struct k8s_client *c, const char *method, const char *path, cons
 		goto out_hdrs;
 	}
 	curl_easy_getinfo(x.h, CURLINFO_RESPONSE_CODE, status);
+	if (*status == 401)
+		k8s_config_token_recheck(c->cfg);
 	*resp = body_take(&x.body);
 	rc = *resp ? 0 : WEIR_ENOMEM;
 out_hdrs:
@@ -409,6 +411,8 @@ int k8s_stream(struct k8s_client *c, const char *path, long max_seconds, k8s_str
 		if (msg->msg == CURLMSG_DONE)
 			cc = msg->data.result;
 	curl_easy_getinfo(x.h, CURLINFO_RESPONSE_CODE, status);
+	if (*status == 401)
+		k8s_config_token_recheck(c->cfg);
 	if (cc != CURLE_OK) {
 		if (x.stream_rc)
 			rc = x.stream_rc;

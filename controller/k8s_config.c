@@ -293,6 +293,15 @@ int k8s_config_token(const struct k8s_config *cfg, char *buf, size_t buflen)
 	return rc;
 }
 
+void k8s_config_token_recheck(const struct k8s_config *cfg)
+{
+	struct token_cache *tok = (struct token_cache *)&cfg->tok; /* internally locked */
+
+	pthread_mutex_lock(&tok->mu);
+	clock_gettime(CLOCK_MONOTONIC, &tok->next_check);
+	pthread_mutex_unlock(&tok->mu);
+}
+
 /* ---- accessors ---- */
 
 const char *k8s_config_namespace(const struct k8s_config *cfg)

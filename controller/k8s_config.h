@@ -40,4 +40,8 @@ int k8s_config_insecure(const struct k8s_config *cfg);
  * may be const). */
 int k8s_config_token(const struct k8s_config *cfg, char *buf, size_t buflen);
 
+/* Make the next k8s_config_token look at the token file at once (the client calls this after
+ * an HTTP 401, so a rotated token is picked up without waiting for the re-check interval). */
+void k8s_config_token_recheck(const struct k8s_config *cfg);
+
 #endif

@@ -59,7 +59,7 @@ static void micro_time_now(char *buf, size_t len)
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
 	strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(buf, len, "%s.%06ldZ", base, ts.tv_nsec / 1000);
+	snprintf(buf, len, "%.20s.%06uZ", base, (unsigned)(ts.tv_nsec / 1000) % 1000000u);
 }
 
 /* Parse an RFC 3339 time (fraction and offset optional) into seconds since the epoch.

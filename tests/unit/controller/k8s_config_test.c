@@ -152,10 +152,21 @@ static void test_token_file_rotation(void)
 	CHECK_INT(k8s_config_token(cfg, tok, sizeof(tok)), 0);
 	CHECK_STR(tok, "third-token-xxxxxxx");
 
+	/* After a 401 the client asks for an immediate re-check. */
+	cfg->tok.recheck_ms = 3600 * 1000;
+	CHECK_INT(k8s_config_token(cfg, tok, sizeof(tok)), 0);
+	write_file("sub/token", "fourth\n");
+	CHECK_INT(k8s_config_token(cfg, tok, sizeof(tok)), 0);
+	CHECK_STR(tok, "third-token-xxxxxxx");
+	k8s_config_token_recheck(cfg);
+	CHECK_INT(k8s_config_token(cfg, tok, sizeof(tok)), 0);
+	CHECK_STR(tok, "fourth");
+	k8s_config_token_recheck(cfg);
+
 	/* The file vanishing keeps the last good token. */
 	unlink(path_of("sub/token"));
 	CHECK_INT(k8s_config_token(cfg, tok, sizeof(tok)), 0);
-	CHECK_STR(tok, "third-token-xxxxxxx");
+	CHECK_STR(tok, "fourth");
 	k8s_config_free(cfg);
 
 	/* A tokenFile that cannot be read at load time is an error naming it. */
