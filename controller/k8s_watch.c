@@ -540,6 +540,10 @@ static int on_event(void *arg, const char *type, json_object *obj)
 		set_rv(w, obj_str(obj, "metadata", "resourceVersion"));
 		key_of(obj, key, sizeof(key));
 		rc = store_upsert(src->s, w->def->kind, json_object_get(obj));
+		if (rc == WEIR_EINVAL) {
+			log_debug(LOG_C, "%s: ignoring an object without a name", w->def->name);
+			return 0;
+		}
 		if (rc)
 			return rc;
 		if (!json_object_object_get_ex(w->keys, key, NULL)) {
