@@ -22,7 +22,7 @@ struct loop {
 	uint64_t now;
 	struct loop_timer **heap;
 	size_t nheap, capheap;
-	struct loop_defer *defer_head;
+	struct loop_defer *defer_head, *defer_tail; /* FIFO */
 };
 
 static uint64_t clock_ms(void)
@@ -234,17 +234,25 @@ void loop_defer(struct loop *l, struct loop_defer *d, loop_defer_cb cb, void *da
 	d->queued = true;
 	d->cb = cb;
 	d->data = data;
-	d->next = l->defer_head;
-	l->defer_head = d;
+	d->next = NULL;
+	if (l->defer_tail)
+		l->defer_tail->next = d;
+	else
+		l->defer_head = d;
+	l->defer_tail = d;
 }
 
+/* Run the callbacks queued so far, in order (a free queued after a resume
+ * runs after it); ones they queue wait for the next round. */
 static void run_deferred(struct loop *l)
 {
-	while (l->defer_head) {
-		struct loop_defer *d = l->defer_head;
-		l->defer_head = d->next;
+	struct loop_defer *d = l->defer_head;
+	l->defer_head = l->defer_tail = NULL;
+	while (d) {
+		struct loop_defer *next = d->next;
 		d->queued = false;
 		d->cb(d);
+		d = next;
 	}
 }
 
@@ -259,6 +267,8 @@ int loop_run(struct loop *l)
 			uint64_t d = l->heap[0]->deadline;
 			timeout = d <= l->now ? 0 : (int)(d - l->now);
 		}
+		if (l->defer_head)
+			timeout = 0;
 		int n = epoll_wait(l->epfd, evs, LOOP_MAX_EVENTS, timeout);
 		if (n < 0) {
 			if (errno == EINTR)

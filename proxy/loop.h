@@ -83,7 +83,9 @@ size_t loop_timer_count(const struct loop *l);
 void loop_run_timers(struct loop *l);
 
 /* Queue d->cb to run after the current batch of events (once, even when
- * queued twice). */
+ * queued twice). Callbacks run in the order queued, so an object's free
+ * queued after a pending callback on it runs after that callback. d is
+ * borrowed until its callback runs. */
 void loop_defer(struct loop *l, struct loop_defer *d, loop_defer_cb cb, void *data);
 
 #endif

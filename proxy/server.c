@@ -60,6 +60,7 @@ struct conn {
 	struct loop_io io;
 	struct loop_timer timer;
 	struct loop_defer defer;
+	struct loop_defer resume; /* more work after a full round budget */
 	enum conn_state state;
 	bool can_read, can_write;
 	bool closed;
@@ -1092,10 +1093,23 @@ static bool progress_peek(struct conn *c)
 
 /* ---- the connection state machine ---- */
 
+static void on_resume(struct loop_defer *d)
+{
+	struct conn *c = d->data;
+	if (!c->closed)
+		conn_progress(c);
+}
+
 static void conn_progress(struct conn *c)
 {
-	for (int round = 0; round < PROGRESS_ROUNDS && !c->closed; round++) {
+	for (int round = 0; !c->closed; round++) {
 		bool progress = false;
+		if (round == PROGRESS_ROUNDS) {
+			/* Edge-triggered: nothing will wake us for readiness we have
+			 * not used up, so come back after the other events. */
+			loop_defer(c->w->loop, &c->resume, on_resume, c);
+			break;
+		}
 		if (buf_len(&c->out) > 0 && c->can_write) {
 			ssize_t n = flush_buf(&c->sock, &c->out, &c->can_read, &c->can_write);
 			if (n < 0) {

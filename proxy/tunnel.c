@@ -43,6 +43,8 @@ struct tunnel {
 	struct side c, u; /* client, upstream */
 	struct loop_timer timer;
 	struct loop_defer defer;
+	struct loop_defer resume;
+	bool more; /* a relay stopped on its round budget, not on EAGAIN */
 	uint64_t started, last_activity;
 	uint64_t drain_at;  /* 0: not draining */
 	uint64_t close_at;  /* 0: not closing; else the grace after close frames */
@@ -244,7 +246,15 @@ static int relay(struct tunnel *t, struct side *src, struct side *dst)
 			return 0;
 		}
 	}
+	t->more = true;
 	return 0;
+}
+
+static void on_resume(struct loop_defer *d)
+{
+	struct tunnel *t = d->data;
+	if (!t->closed)
+		tunnel_progress(t);
 }
 
 static void try_inject_close(struct tunnel *t)
@@ -274,10 +284,13 @@ static void tunnel_progress(struct tunnel *t)
 {
 	if (t->closed)
 		return;
+	t->more = false;
 	if (relay(t, &t->c, &t->u) < 0 || relay(t, &t->u, &t->c) < 0) {
 		tunnel_close(t);
 		return;
 	}
+	if (t->more)
+		loop_defer(t->w->loop, &t->resume, on_resume, t);
 	if (t->draining_now && !(t->c.close_sent && t->u.close_sent)) {
 		try_inject_close(t);
 		if (t->c.pend_len && flush_pending(&t->c) < 0) {
