@@ -43,7 +43,7 @@ struct diag_list {
  * failure (nothing allocated then). Bad input never fails the call: it
  * becomes diagnostics. */
 int compile_snapshot(const struct snapshot *snap, const struct compile_options *o,
-		     struct route_table **table, struct diag_list *diags);
+                     struct route_table **table, struct diag_list *diags);
 
 /* Free every diagnostic and reset the list to empty. */
 void diag_list_cleanup(struct diag_list *d);
@@ -52,6 +52,6 @@ void diag_list_cleanup(struct diag_list *d);
  * our class, for status updates. Returns 0 and *out (caller frees each
  * string and the array) with *n entries, or WEIR_ENOMEM. */
 int compile_class_ingresses(const struct snapshot *snap, const struct compile_options *o,
-			    char ***out, size_t *n);
+                            char ***out, size_t *n);
 
 #endif

@@ -1,0 +1,1048 @@
+/* controller/annotations.c - annotation strings -> typed policy values. */
+#include "annotations.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+{
+	if (err && errlen) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+	}
+	return WEIR_EINVAL;
+}
+
+/* ------------------------------------------------------------ primitives */
+
+/* Leading decimal digits into *v (no sign, no overflow); returns the rest or
+ * NULL when there are no digits or it overflows. */
+static const char *digits(const char *s, uint64_t *v)
+{
+	uint64_t n = 0;
+	const char *p = s;
+	while (*p >= '0' && *p <= '9') {
+		if (n > (UINT64_MAX - 9) / 10)
+			return NULL;
+		n = n * 10 + (uint64_t)(*p - '0');
+		p++;
+	}
+	if (p == s)
+		return NULL;
+	*v = n;
+	return p;
+}
+
+int annotations_parse_uint(const char *s, uint64_t max, uint64_t *out, char *err, size_t errlen)
+{
+	uint64_t v;
+	const char *rest = digits(s, &v);
+	if (!rest || *rest)
+		return fail(err, errlen, "\"%s\" is not a non-negative integer", s);
+	if (v > max)
+		return fail(err, errlen, "%s is above the maximum %llu", s,
+		            (unsigned long long)max);
+	*out = v;
+	return 0;
+}
+
+int annotations_parse_duration_ms(const char *s, uint32_t *out, char *err, size_t errlen)
+{
+	uint64_t v, mult;
+	const char *rest = digits(s, &v);
+	if (!rest)
+		return fail(err, errlen,
+		            "\"%s\" is not a duration (seconds, or 500ms, 60s, 5m, 1h)", s);
+	if (*rest == '\0' || strcmp(rest, "s") == 0)
+		mult = 1000;
+	else if (strcmp(rest, "ms") == 0)
+		mult = 1;
+	else if (strcmp(rest, "m") == 0)
+		mult = 60000;
+	else if (strcmp(rest, "h") == 0)
+		mult = 3600000;
+	else
+		return fail(err, errlen,
+		            "\"%s\" is not a duration (seconds, or 500ms, 60s, 5m, 1h)", s);
+	if (v > UINT32_MAX / mult)
+		return fail(err, errlen, "\"%s\" is too long", s);
+	*out = (uint32_t)(v * mult);
+	return 0;
+}
+
+int annotations_parse_size(const char *s, int64_t *out, char *err, size_t errlen)
+{
+	uint64_t v, mult = 1;
+	const char *rest = digits(s, &v);
+	if (!rest)
+		return fail(err, errlen, "\"%s\" is not a size (bytes, or 512k, 1m, 1g)", s);
+	if (*rest) {
+		if (rest[1])
+			return fail(err, errlen, "\"%s\" is not a size (bytes, or 512k, 1m, 1g)",
+			            s);
+		switch (tolower((unsigned char)*rest)) {
+		case 'k':
+			mult = 1024;
+			break;
+		case 'm':
+			mult = 1024 * 1024;
+			break;
+		case 'g':
+			mult = 1024 * 1024 * 1024;
+			break;
+		default:
+			return fail(err, errlen, "\"%s\" is not a size (bytes, or 512k, 1m, 1g)",
+			            s);
+		}
+	}
+	if (v > (uint64_t)INT64_MAX / mult)
+		return fail(err, errlen, "\"%s\" is too large", s);
+	*out = (int64_t)(v * mult);
+	return 0;
+}
+
+int annotations_parse_bool(const char *s, bool *out, char *err, size_t errlen)
+{
+	if (strcmp(s, "true") == 0)
+		*out = true;
+	else if (strcmp(s, "false") == 0)
+		*out = false;
+	else
+		return fail(err, errlen, "\"%s\" is not \"true\" or \"false\"", s);
+	return 0;
+}
+
+static bool is_tchar(unsigned char c)
+{
+	return isalnum(c) || (c && strchr("!#$%&'*+-.^_`|~", c));
+}
+
+static bool is_token(const char *s, size_t n)
+{
+	if (n == 0)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!is_tchar((unsigned char)s[i]))
+			return false;
+	return true;
+}
+
+static char *strndup_trim(const char *s, size_t n)
+{
+	while (n && (*s == ' ' || *s == '\t')) {
+		s++;
+		n--;
+	}
+	while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r'))
+		n--;
+	return strndup(s, n);
+}
+
+int annotations_parse_headers(const char *s, struct route_header **out, size_t *n, char *err,
+                              size_t errlen)
+{
+	struct route_header *list = NULL;
+	size_t count = 0;
+	int rc = WEIR_EINVAL;
+	const char *line = s;
+	while (*line) {
+		const char *end = strchr(line, '\n');
+		size_t len = end ? (size_t)(end - line) : strlen(line);
+		char *l = strndup_trim(line, len);
+		if (!l) {
+			rc = WEIR_ENOMEM;
+			goto fail_list;
+		}
+		if (*l) {
+			char *colon = strchr(l, ':');
+			if (!colon || !is_token(l, (size_t)(colon - l))) {
+				rc = fail(err, errlen, "\"%s\" is not a \"Name: value\" line", l);
+				free(l);
+				goto fail_list;
+			}
+			for (const char *c = colon + 1; *c; c++) {
+				if ((unsigned char)*c < 0x20 && *c != '\t') {
+					rc =
+					    fail(err, errlen, "header %.*s has a control character",
+					         (int)(colon - l), l);
+					free(l);
+					goto fail_list;
+				}
+			}
+			struct route_header *grown = realloc(list, (count + 1) * sizeof(*list));
+			if (!grown) {
+				free(l);
+				rc = WEIR_ENOMEM;
+				goto fail_list;
+			}
+			list = grown;
+			list[count].name = strndup(l, (size_t)(colon - l));
+			list[count].value = strndup_trim(colon + 1, strlen(colon + 1));
+			count++;
+			if (!list[count - 1].name || !list[count - 1].value) {
+				free(l);
+				rc = WEIR_ENOMEM;
+				goto fail_list;
+			}
+		}
+		free(l);
+		line += len;
+		if (*line == '\n')
+			line++;
+	}
+	*out = list;
+	*n = count;
+	return 0;
+fail_list:
+	for (size_t i = 0; i < count; i++) {
+		free(list[i].name);
+		free(list[i].value);
+	}
+	free(list);
+	return rc;
+}
+
+/* Split on commas and whitespace; calls each(item) for non-empty items. */
+static int split_list(const char *s, int (*each)(void *ctx, const char *item), void *ctx)
+{
+	const char *p = s;
+	while (*p) {
+		while (*p == ',' || isspace((unsigned char)*p))
+			p++;
+		if (!*p)
+			break;
+		const char *start = p;
+		while (*p && *p != ',' && !isspace((unsigned char)*p))
+			p++;
+		char *item = strndup(start, (size_t)(p - start));
+		if (!item)
+			return WEIR_ENOMEM;
+		int rc = each(ctx, item);
+		free(item);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+struct cidr_ctx {
+	struct route_cidr *list;
+	size_t n;
+	char *err;
+	size_t errlen;
+};
+
+static int cidr_each(void *ctx, const char *item)
+{
+	struct cidr_ctx *c = ctx;
+	struct route_cidr cidr;
+	if (route_cidr_parse(item, &cidr) != 0)
+		return fail(c->err, c->errlen, "\"%s\" is not a CIDR", item);
+	struct route_cidr *grown = realloc(c->list, (c->n + 1) * sizeof(*grown));
+	if (!grown)
+		return WEIR_ENOMEM;
+	c->list = grown;
+	c->list[c->n++] = cidr;
+	return 0;
+}
+
+int annotations_parse_cidrs(const char *s, struct route_cidr **out, size_t *n, char *err,
+                            size_t errlen)
+{
+	struct cidr_ctx c = {.err = err, .errlen = errlen};
+	int rc = split_list(s, cidr_each, &c);
+	if (rc) {
+		free(c.list);
+		return rc;
+	}
+	*out = c.list;
+	*n = c.n;
+	return 0;
+}
+
+struct strlist_ctx {
+	char **list;
+	size_t n;
+	bool host; /* validate as a host name (lowercased) */
+	bool token;
+	char *err;
+	size_t errlen;
+};
+
+static bool valid_host(const char *h)
+{
+	size_t n = strlen(h);
+	if (n == 0 || n > 253)
+		return false;
+	if (strncmp(h, "*.", 2) == 0)
+		h += 2;
+	for (const char *p = h; *p; p++)
+		if (!(isalnum((unsigned char)*p) || *p == '-' || *p == '.'))
+			return false;
+	return *h && *h != '.' && *h != '-';
+}
+
+static int strlist_each(void *ctx, const char *item)
+{
+	struct strlist_ctx *c = ctx;
+	char *copy = strdup(item);
+	if (!copy)
+		return WEIR_ENOMEM;
+	if (c->host) {
+		for (char *p = copy; *p; p++)
+			*p = (char)tolower((unsigned char)*p);
+		if (!valid_host(copy)) {
+			free(copy);
+			return fail(c->err, c->errlen, "\"%s\" is not a host name", item);
+		}
+	}
+	if (c->token && !is_token(copy, strlen(copy))) {
+		free(copy);
+		return fail(c->err, c->errlen, "\"%s\" is not a header name", item);
+	}
+	char **grown = realloc(c->list, (c->n + 1) * sizeof(*grown));
+	if (!grown) {
+		free(copy);
+		return WEIR_ENOMEM;
+	}
+	c->list = grown;
+	c->list[c->n++] = copy;
+	return 0;
+}
+
+static int parse_strlist(const char *s, bool host, bool token, char ***out, size_t *n, char *err,
+                         size_t errlen)
+{
+	struct strlist_ctx c = {.host = host, .token = token, .err = err, .errlen = errlen};
+	int rc = split_list(s, strlist_each, &c);
+	if (rc) {
+		for (size_t i = 0; i < c.n; i++)
+			free(c.list[i]);
+		free(c.list);
+		return rc;
+	}
+	*out = c.list;
+	*n = c.n;
+	return 0;
+}
+
+int annotations_check_hash_by(const char *s, char *err, size_t errlen)
+{
+	static const char *const vars[] = {"$remote_addr", "$request_uri", "$host"};
+	static const char *const pref[] = {"$arg_", "$http_", "$cookie_"};
+	const char *p = s;
+	if (!*s)
+		return fail(err, errlen, "empty template");
+	while (*p) {
+		if (*p != '$') {
+			if ((unsigned char)*p < 0x20)
+				return fail(err, errlen, "control character in template");
+			p++;
+			continue;
+		}
+		size_t len = 1;
+		while (isalnum((unsigned char)p[len]) || p[len] == '_' || p[len] == '-')
+			len++;
+		bool ok = false;
+		for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
+			if (len == strlen(vars[i]) && strncmp(p, vars[i], len) == 0)
+				ok = true;
+		for (size_t i = 0; i < sizeof(pref) / sizeof(pref[0]); i++)
+			if (len > strlen(pref[i]) && strncmp(p, pref[i], strlen(pref[i])) == 0)
+				ok = true;
+		if (!ok)
+			return fail(err, errlen, "unsupported variable %.*s", (int)len, p);
+		p += len;
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------ policy copy */
+
+static int dup_str(char **dst, const char *src)
+{
+	*dst = NULL;
+	if (!src)
+		return 0;
+	*dst = strdup(src);
+	return *dst ? 0 : WEIR_ENOMEM;
+}
+
+static int dup_headers(struct route_header **dst, const struct route_header *src, size_t n)
+{
+	*dst = NULL;
+	if (!n)
+		return 0;
+	*dst = calloc(n, sizeof(**dst));
+	if (!*dst)
+		return WEIR_ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		if (dup_str(&(*dst)[i].name, src[i].name) ||
+		    dup_str(&(*dst)[i].value, src[i].value))
+			return WEIR_ENOMEM;
+	return 0;
+}
+
+int annotations_policy_copy(struct route_policy *dst, const struct route_policy *src)
+{
+	int rc = WEIR_ENOMEM;
+	*dst = *src;
+	/* Null every owned pointer first so a partial copy cleans up safely. */
+	dst->upstream_vhost = dst->x_forwarded_prefix = dst->rewrite_target = NULL;
+	dst->redirect_url = dst->app_root = dst->hash_by = NULL;
+	dst->cookie.name = dst->cookie.path = dst->cookie.samesite = NULL;
+	dst->allow = dst->deny = NULL;
+	dst->cors.allow_origin = dst->cors.allow_methods = NULL;
+	dst->cors.allow_headers = dst->cors.expose_headers = NULL;
+	dst->request_headers = dst->response_headers = NULL;
+	dst->hide_headers = NULL;
+	dst->nrequest_headers = dst->nresponse_headers = dst->nhide_headers = 0;
+	dst->nallow = dst->ndeny = 0;
+	if (dup_str(&dst->upstream_vhost, src->upstream_vhost) ||
+	    dup_str(&dst->x_forwarded_prefix, src->x_forwarded_prefix) ||
+	    dup_str(&dst->rewrite_target, src->rewrite_target) ||
+	    dup_str(&dst->redirect_url, src->redirect_url) ||
+	    dup_str(&dst->app_root, src->app_root) || dup_str(&dst->hash_by, src->hash_by) ||
+	    dup_str(&dst->cookie.name, src->cookie.name) ||
+	    dup_str(&dst->cookie.path, src->cookie.path) ||
+	    dup_str(&dst->cookie.samesite, src->cookie.samesite) ||
+	    dup_str(&dst->cors.allow_origin, src->cors.allow_origin) ||
+	    dup_str(&dst->cors.allow_methods, src->cors.allow_methods) ||
+	    dup_str(&dst->cors.allow_headers, src->cors.allow_headers) ||
+	    dup_str(&dst->cors.expose_headers, src->cors.expose_headers))
+		goto out;
+	if (src->nallow) {
+		dst->allow = malloc(src->nallow * sizeof(*dst->allow));
+		if (!dst->allow)
+			goto out;
+		memcpy(dst->allow, src->allow, src->nallow * sizeof(*dst->allow));
+		dst->nallow = src->nallow;
+	}
+	if (src->ndeny) {
+		dst->deny = malloc(src->ndeny * sizeof(*dst->deny));
+		if (!dst->deny)
+			goto out;
+		memcpy(dst->deny, src->deny, src->ndeny * sizeof(*dst->deny));
+		dst->ndeny = src->ndeny;
+	}
+	dst->nrequest_headers = src->nrequest_headers;
+	if (dup_headers(&dst->request_headers, src->request_headers, src->nrequest_headers)) {
+		if (!dst->request_headers)
+			dst->nrequest_headers = 0;
+		goto out;
+	}
+	dst->nresponse_headers = src->nresponse_headers;
+	if (dup_headers(&dst->response_headers, src->response_headers, src->nresponse_headers)) {
+		if (!dst->response_headers)
+			dst->nresponse_headers = 0;
+		goto out;
+	}
+	if (src->nhide_headers) {
+		dst->hide_headers = calloc(src->nhide_headers, sizeof(char *));
+		if (!dst->hide_headers)
+			goto out;
+		dst->nhide_headers = src->nhide_headers;
+		for (size_t i = 0; i < src->nhide_headers; i++)
+			if (dup_str(&dst->hide_headers[i], src->hide_headers[i]))
+				goto out;
+	}
+	rc = 0;
+out:
+	if (rc)
+		route_policy_cleanup(dst);
+	return rc;
+}
+
+/* ------------------------------------------------------------ annotations */
+
+struct pctx {
+	struct annotations *a;
+	int64_t perm_code; /* -1: not set */
+	char *perm_url;
+	char *temp_url;
+	char *err;
+	size_t errlen;
+};
+
+typedef int (*handler_cb)(struct pctx *c, const char *v);
+
+static int set_str(char **dst, const char *v)
+{
+	char *copy = strdup(v);
+	if (!copy)
+		return WEIR_ENOMEM;
+	free(*dst);
+	*dst = copy;
+	return 0;
+}
+
+static int no_ctl(struct pctx *c, const char *v)
+{
+	for (const char *p = v; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			return fail(c->err, c->errlen, "control character in value");
+	return 0;
+}
+
+#define DURATION_HANDLER(fn, field, extra)                                                         \
+	static int fn(struct pctx *c, const char *v)                                               \
+	{                                                                                          \
+		int rc = annotations_parse_duration_ms(v, &c->a->field, c->err, c->errlen);        \
+		if (rc == 0) {                                                                     \
+			extra;                                                                     \
+		}                                                                                  \
+		return rc;                                                                         \
+	}
+
+DURATION_HANDLER(h_connect, policy.connect_timeout_ms, )
+DURATION_HANDLER(h_read, policy.read_timeout_ms, c->a->read_timeout_set = true)
+DURATION_HANDLER(h_send, policy.send_timeout_ms, )
+DURATION_HANDLER(h_ws_idle, policy.ws_idle_timeout_ms, c->a->ws_idle_set = true)
+DURATION_HANDLER(h_ws_life, policy.ws_max_lifetime_ms, )
+DURATION_HANDLER(h_ws_ping, policy.ws_ping_interval_ms, )
+DURATION_HANDLER(h_drain, policy.drain_window_ms, c->a->drain_window_set = true)
+
+static int h_body(struct pctx *c, const char *v)
+{
+	return annotations_parse_size(v, &c->a->policy.body_limit, c->err, c->errlen);
+}
+
+#define BOOL_HANDLER(fn, field)                                                                    \
+	static int fn(struct pctx *c, const char *v)                                               \
+	{                                                                                          \
+		return annotations_parse_bool(v, &c->a->field, c->err, c->errlen);                 \
+	}
+
+BOOL_HANDLER(h_ssl_redirect, ssl_redirect)
+BOOL_HANDLER(h_force_ssl, force_ssl_redirect)
+BOOL_HANDLER(h_trailing, policy.preserve_trailing_slash)
+BOOL_HANDLER(h_passthrough, ssl_passthrough)
+BOOL_HANDLER(h_use_regex, use_regex)
+BOOL_HANDLER(h_service_upstream, service_upstream)
+BOOL_HANDLER(h_cookie_secure, policy.cookie.secure)
+BOOL_HANDLER(h_cors, policy.cors.enabled)
+BOOL_HANDLER(h_cors_cred, policy.cors.allow_credentials)
+BOOL_HANDLER(h_request_base, policy.request_base)
+BOOL_HANDLER(h_origin_rewrite, policy.origin_rewrite)
+BOOL_HANDLER(h_canary, canary)
+
+#define STR_HANDLER(fn, field)                                                                     \
+	static int fn(struct pctx *c, const char *v)                                               \
+	{                                                                                          \
+		int rc = no_ctl(c, v);                                                             \
+		return rc ? rc : set_str(&c->a->field, v);                                         \
+	}
+
+STR_HANDLER(h_cookie_path, policy.cookie.path)
+STR_HANDLER(h_cors_origin, policy.cors.allow_origin)
+STR_HANDLER(h_cors_methods, policy.cors.allow_methods)
+STR_HANDLER(h_cors_headers, policy.cors.allow_headers)
+STR_HANDLER(h_cors_expose, policy.cors.expose_headers)
+STR_HANDLER(h_rewrite, policy.rewrite_target)
+STR_HANDLER(h_canary_value, canary_rule.by_header_value)
+
+static int h_vhost(struct pctx *c, const char *v)
+{
+	for (const char *p = v; *p; p++)
+		if ((unsigned char)*p <= 0x20 || *p == 0x7f || *p == '/')
+			return fail(c->err, c->errlen, "\"%s\" is not a host[:port]", v);
+	if (!*v)
+		return fail(c->err, c->errlen, "empty host");
+	return set_str(&c->a->policy.upstream_vhost, v);
+}
+
+static int h_xfp(struct pctx *c, const char *v)
+{
+	int rc = no_ctl(c, v);
+	if (rc)
+		return rc;
+	if (!*v)
+		return fail(c->err, c->errlen, "empty prefix");
+	return set_str(&c->a->policy.x_forwarded_prefix, v);
+}
+
+static int h_token(struct pctx *c, const char *v, char **dst)
+{
+	if (!is_token(v, strlen(v)))
+		return fail(c->err, c->errlen, "\"%s\" is not a valid name", v);
+	return set_str(dst, v);
+}
+
+static int h_cookie_name(struct pctx *c, const char *v)
+{
+	return h_token(c, v, &c->a->policy.cookie.name);
+}
+static int h_canary_header(struct pctx *c, const char *v)
+{
+	return h_token(c, v, &c->a->canary_rule.by_header);
+}
+static int h_canary_cookie(struct pctx *c, const char *v)
+{
+	return h_token(c, v, &c->a->canary_rule.by_cookie);
+}
+
+static int h_cookie_max_age(struct pctx *c, const char *v)
+{
+	uint64_t n;
+	int rc = annotations_parse_uint(v, INT32_MAX, &n, c->err, c->errlen);
+	if (rc == 0)
+		c->a->policy.cookie.max_age_s = (int64_t)n;
+	return rc;
+}
+
+static int h_cookie_expires(struct pctx *c, const char *v)
+{
+	uint64_t n;
+	int rc = annotations_parse_uint(v, INT32_MAX, &n, c->err, c->errlen);
+	if (rc == 0)
+		c->a->policy.cookie.expires_s = (int64_t)n;
+	return rc;
+}
+
+static int h_samesite(struct pctx *c, const char *v)
+{
+	static const char *const ok[] = {"None", "Lax", "Strict"};
+	for (size_t i = 0; i < 3; i++)
+		if (strcasecmp(v, ok[i]) == 0)
+			return set_str(&c->a->policy.cookie.samesite, ok[i]);
+	return fail(c->err, c->errlen, "\"%s\" is not None, Lax or Strict", v);
+}
+
+static int h_affinity(struct pctx *c, const char *v)
+{
+	if (strcmp(v, "cookie") != 0)
+		return fail(c->err, c->errlen, "\"%s\" is not supported (only \"cookie\")", v);
+	c->a->policy.affinity = ROUTE_AFFINITY_COOKIE;
+	return 0;
+}
+
+static int h_affinity_mode(struct pctx *c, const char *v)
+{
+	if (strcmp(v, "balanced") == 0)
+		c->a->policy.affinity_mode = ROUTE_AFFINITY_BALANCED;
+	else if (strcmp(v, "persistent") == 0)
+		c->a->policy.affinity_mode = ROUTE_AFFINITY_PERSISTENT;
+	else
+		return fail(c->err, c->errlen, "\"%s\" is not balanced or persistent", v);
+	return 0;
+}
+
+static int h_hash_by(struct pctx *c, const char *v)
+{
+	int rc = annotations_check_hash_by(v, c->err, c->errlen);
+	return rc ? rc : set_str(&c->a->policy.hash_by, v);
+}
+
+static int h_balance(struct pctx *c, const char *v)
+{
+	if (strcmp(v, "round_robin") == 0)
+		c->a->policy.balance = ROUTE_BALANCE_ROUND_ROBIN;
+	else if (strcmp(v, "ewma") == 0)
+		c->a->policy.balance = ROUTE_BALANCE_EWMA;
+	else
+		return fail(c->err, c->errlen, "\"%s\" is not round_robin or ewma", v);
+	return 0;
+}
+
+static int h_protocol(struct pctx *c, const char *v)
+{
+	if (strcasecmp(v, "HTTP") == 0)
+		c->a->policy.backend_protocol = ROUTE_PROTO_HTTP;
+	else if (strcasecmp(v, "HTTPS") == 0)
+		c->a->policy.backend_protocol = ROUTE_PROTO_HTTPS;
+	else
+		return fail(c->err, c->errlen, "\"%s\" is not supported (HTTP or HTTPS)", v);
+	return 0;
+}
+
+static int h_allow(struct pctx *c, const char *v)
+{
+	struct route_policy *p = &c->a->policy;
+	struct route_cidr *list;
+	size_t n;
+	int rc = annotations_parse_cidrs(v, &list, &n, c->err, c->errlen);
+	if (rc)
+		return rc;
+	free(p->allow);
+	p->allow = list;
+	p->nallow = n;
+	return 0;
+}
+
+static int h_deny(struct pctx *c, const char *v)
+{
+	struct route_policy *p = &c->a->policy;
+	struct route_cidr *list;
+	size_t n;
+	int rc = annotations_parse_cidrs(v, &list, &n, c->err, c->errlen);
+	if (rc)
+		return rc;
+	free(p->deny);
+	p->deny = list;
+	p->ndeny = n;
+	return 0;
+}
+
+static int h_limit_conn(struct pctx *c, const char *v)
+{
+	uint64_t n;
+	int rc = annotations_parse_uint(v, UINT32_MAX, &n, c->err, c->errlen);
+	if (rc == 0)
+		c->a->policy.limit_connections = (uint32_t)n;
+	return rc;
+}
+
+static int h_limit_rps(struct pctx *c, const char *v)
+{
+	uint64_t n;
+	int rc = annotations_parse_uint(v, UINT32_MAX, &n, c->err, c->errlen);
+	if (rc == 0)
+		c->a->policy.limit_rps = (uint32_t)n;
+	return rc;
+}
+
+static int h_cors_max_age(struct pctx *c, const char *v)
+{
+	uint64_t n;
+	int rc = annotations_parse_uint(v, INT32_MAX, &n, c->err, c->errlen);
+	if (rc == 0)
+		c->a->policy.cors.max_age_s = (int64_t)n;
+	return rc;
+}
+
+static int h_canary_weight(struct pctx *c, const char *v)
+{
+	uint64_t n;
+	int rc = annotations_parse_uint(v, 100, &n, c->err, c->errlen);
+	if (rc == 0)
+		c->a->canary_rule.weight = (uint32_t)n;
+	return rc;
+}
+
+static bool is_url(const char *v)
+{
+	if (strncmp(v, "http://", 7) != 0 && strncmp(v, "https://", 8) != 0 && v[0] != '/')
+		return false;
+	for (const char *p = v; *p; p++)
+		if ((unsigned char)*p <= 0x20 || *p == 0x7f)
+			return false;
+	return true;
+}
+
+static int h_app_root(struct pctx *c, const char *v)
+{
+	if (v[0] != '/' || !is_url(v))
+		return fail(c->err, c->errlen, "\"%s\" is not a path starting with /", v);
+	return set_str(&c->a->policy.app_root, v);
+}
+
+static int h_perm(struct pctx *c, const char *v)
+{
+	if (!is_url(v))
+		return fail(c->err, c->errlen, "\"%s\" is not an http(s) URL or a path", v);
+	return set_str(&c->perm_url, v);
+}
+
+static int h_perm_code(struct pctx *c, const char *v)
+{
+	uint64_t n;
+	int rc = annotations_parse_uint(v, 999, &n, c->err, c->errlen);
+	if (rc)
+		return rc;
+	if (n != 301 && n != 302 && n != 307 && n != 308)
+		return fail(c->err, c->errlen, "%s is not 301, 302, 307 or 308", v);
+	c->perm_code = (int64_t)n;
+	return 0;
+}
+
+static int h_temp(struct pctx *c, const char *v)
+{
+	if (!is_url(v))
+		return fail(c->err, c->errlen, "\"%s\" is not an http(s) URL or a path", v);
+	return set_str(&c->temp_url, v);
+}
+
+static bool is_dns_label(const char *v)
+{
+	size_t n = strlen(v);
+	if (n == 0 || n > 63 || v[0] == '-' || v[n - 1] == '-')
+		return false;
+	for (const char *p = v; *p; p++)
+		if (!(islower((unsigned char)*p) || isdigit((unsigned char)*p) || *p == '-'))
+			return false;
+	return true;
+}
+
+static int h_default_backend(struct pctx *c, const char *v)
+{
+	if (!is_dns_label(v))
+		return fail(c->err, c->errlen, "\"%s\" is not a Service name", v);
+	return set_str(&c->a->default_backend, v);
+}
+
+static int h_alias(struct pctx *c, const char *v)
+{
+	char **list;
+	size_t n;
+	int rc = parse_strlist(v, true, false, &list, &n, c->err, c->errlen);
+	if (rc)
+		return rc;
+	for (size_t i = 0; i < c->a->nserver_alias; i++)
+		free(c->a->server_alias[i]);
+	free(c->a->server_alias);
+	c->a->server_alias = list;
+	c->a->nserver_alias = n;
+	return 0;
+}
+
+static int h_req_headers(struct pctx *c, const char *v)
+{
+	struct route_policy *p = &c->a->policy;
+	return annotations_parse_headers(v, &p->request_headers, &p->nrequest_headers, c->err,
+	                                 c->errlen);
+}
+
+static int h_resp_headers(struct pctx *c, const char *v)
+{
+	struct route_policy *p = &c->a->policy;
+	return annotations_parse_headers(v, &p->response_headers, &p->nresponse_headers, c->err,
+	                                 c->errlen);
+}
+
+static int h_hide(struct pctx *c, const char *v)
+{
+	struct route_policy *p = &c->a->policy;
+	return parse_strlist(v, false, true, &p->hide_headers, &p->nhide_headers, c->err,
+	                     c->errlen);
+}
+
+static const struct {
+	const char *name;
+	handler_cb fn;
+} handlers[] = {
+    {"affinity", h_affinity},
+    {"affinity-mode", h_affinity_mode},
+    {"app-root", h_app_root},
+    {"backend-protocol", h_protocol},
+    {"canary", h_canary},
+    {"canary-by-cookie", h_canary_cookie},
+    {"canary-by-header", h_canary_header},
+    {"canary-by-header-value", h_canary_value},
+    {"canary-weight", h_canary_weight},
+    {"cors-allow-credentials", h_cors_cred},
+    {"cors-allow-headers", h_cors_headers},
+    {"cors-allow-methods", h_cors_methods},
+    {"cors-allow-origin", h_cors_origin},
+    {"cors-expose-headers", h_cors_expose},
+    {"cors-max-age", h_cors_max_age},
+    {"default-backend", h_default_backend},
+    {"denylist-source-range", h_deny},
+    {"drain-window", h_drain},
+    {"enable-cors", h_cors},
+    {"force-ssl-redirect", h_force_ssl},
+    {"hide-headers", h_hide},
+    {"limit-connections", h_limit_conn},
+    {"limit-rps", h_limit_rps},
+    {"load-balance", h_balance},
+    {"origin-rewrite", h_origin_rewrite},
+    {"permanent-redirect", h_perm},
+    {"permanent-redirect-code", h_perm_code},
+    {"preserve-trailing-slash", h_trailing},
+    {"proxy-body-size", h_body},
+    {"proxy-connect-timeout", h_connect},
+    {"proxy-read-timeout", h_read},
+    {"proxy-send-timeout", h_send},
+    {"request-base", h_request_base},
+    {"request-headers", h_req_headers},
+    {"response-headers", h_resp_headers},
+    {"rewrite-target", h_rewrite},
+    {"server-alias", h_alias},
+    {"service-upstream", h_service_upstream},
+    {"session-cookie-expires", h_cookie_expires},
+    {"session-cookie-max-age", h_cookie_max_age},
+    {"session-cookie-name", h_cookie_name},
+    {"session-cookie-path", h_cookie_path},
+    {"session-cookie-samesite", h_samesite},
+    {"session-cookie-secure", h_cookie_secure},
+    {"ssl-passthrough", h_passthrough},
+    {"ssl-redirect", h_ssl_redirect},
+    {"temporal-redirect", h_temp},
+    {"upstream-hash-by", h_hash_by},
+    {"upstream-vhost", h_vhost},
+    {"use-regex", h_use_regex},
+    {"websocket-idle-timeout", h_ws_idle},
+    {"websocket-max-lifetime", h_ws_life},
+    {"websocket-ping-interval", h_ws_ping},
+    {"whitelist-source-range", h_allow},
+    {"x-forwarded-prefix", h_xfp},
+};
+
+static const char *const snippets[] = {"configuration-snippet", "server-snippet", "auth-snippet",
+                                       "stream-snippet"};
+
+static int add_issue(struct annotation_issues *is, const char *key, const char *reason,
+                     const char *message, bool fatal)
+{
+	struct annotation_issue *grown = realloc(is->items, (is->n + 1) * sizeof(*grown));
+	if (!grown)
+		return WEIR_ENOMEM;
+	is->items = grown;
+	struct annotation_issue *i = &is->items[is->n];
+	i->key = strdup(key);
+	i->reason = strdup(reason);
+	i->message = strdup(message);
+	i->fatal = fatal;
+	is->n++;
+	if (!i->key || !i->reason || !i->message)
+		return WEIR_ENOMEM;
+	return 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The part after a supported prefix, or NULL. */
+static const char *suffix_of(const char *key, bool *weir)
+{
+	size_t wl = strlen(ANNOTATIONS_WEIR_PREFIX), nl = strlen(ANNOTATIONS_NGINX_PREFIX);
+	if (strncmp(key, ANNOTATIONS_WEIR_PREFIX, wl) == 0) {
+		*weir = true;
+		return key + wl;
+	}
+	if (strncmp(key, ANNOTATIONS_NGINX_PREFIX, nl) == 0) {
+		*weir = false;
+		return key + nl;
+	}
+	return NULL;
+}
+
+int annotations_parse(json_object *annotations, uint32_t drain_default_ms, struct annotations *out,
+                      struct annotation_issues *issues)
+{
+	int rc = WEIR_ENOMEM;
+	const char **keys = NULL;
+	size_t nkeys = 0;
+	char err[256], msg[512];
+	struct pctx c = {.a = out, .perm_code = -1, .err = err, .errlen = sizeof(err)};
+
+	memset(out, 0, sizeof(*out));
+	route_policy_init(&out->policy);
+	if (!out->policy.cookie.name || !out->policy.cors.allow_origin)
+		return WEIR_ENOMEM;
+	out->policy.drain_window_ms = drain_default_ms;
+	out->ssl_redirect = true;
+	out->canary_rule.backend = -1;
+
+	if (annotations && json_object_is_type(annotations, json_type_object)) {
+		keys = calloc((size_t)json_object_object_length(annotations) + 1, sizeof(*keys));
+		if (!keys)
+			goto out;
+		json_object_object_foreach(annotations, k, v)
+		{
+			(void)v;
+			keys[nkeys++] = k;
+		}
+		qsort(keys, nkeys, sizeof(*keys), cmp_str);
+	}
+	for (size_t i = 0; i < nkeys; i++) {
+		bool weir;
+		const char *suffix = suffix_of(keys[i], &weir);
+		if (!suffix)
+			continue;
+		json_object *jv = json_object_object_get(annotations, keys[i]);
+		const char *v = json_object_get_string(jv);
+		if (!v)
+			v = "";
+		bool snippet = false;
+		for (size_t s = 0; s < sizeof(snippets) / sizeof(snippets[0]); s++)
+			if (strcmp(suffix, snippets[s]) == 0)
+				snippet = true;
+		if (snippet) {
+			if (add_issue(issues, keys[i], "SnippetRefused",
+			              "snippet annotations are refused; this Ingress is skipped",
+			              true))
+				goto out;
+			continue;
+		}
+		handler_cb fn = NULL;
+		for (size_t h = 0; h < sizeof(handlers) / sizeof(handlers[0]); h++)
+			if (strcmp(suffix, handlers[h].name) == 0)
+				fn = handlers[h].fn;
+		if (!fn) {
+			if (add_issue(issues, keys[i], "UnknownAnnotation",
+			              weir ? "unknown annotation (ignored)"
+			                   : "not supported by weir (ignored)",
+			              false))
+				goto out;
+			continue;
+		}
+		if (!weir) {
+			/* weir.dev/ wins over the same nginx key */
+			char wkey[256];
+			snprintf(wkey, sizeof(wkey), "%s%s", ANNOTATIONS_WEIR_PREFIX, suffix);
+			if (json_object_object_get_ex(annotations, wkey, NULL))
+				continue;
+		}
+		err[0] = '\0';
+		int hr = fn(&c, v);
+		if (hr == WEIR_ENOMEM)
+			goto out;
+		if (hr) {
+			snprintf(msg, sizeof(msg), "invalid value: %s", err);
+			if (add_issue(issues, keys[i], "InvalidAnnotation", msg, true))
+				goto out;
+		}
+	}
+	if (c.perm_url) {
+		out->policy.redirect_code = (uint16_t)(c.perm_code > 0 ? c.perm_code : 301);
+		out->policy.redirect_url = c.perm_url;
+		c.perm_url = NULL;
+	} else if (c.temp_url) {
+		out->policy.redirect_code = 302;
+		out->policy.redirect_url = c.temp_url;
+		c.temp_url = NULL;
+	}
+	rc = 0;
+out:
+	free(c.perm_url);
+	free(c.temp_url);
+	free(keys);
+	return rc;
+}
+
+void annotations_cleanup(struct annotations *a)
+{
+	route_policy_cleanup(&a->policy);
+	free(a->default_backend);
+	for (size_t i = 0; i < a->nserver_alias; i++)
+		free(a->server_alias[i]);
+	free(a->server_alias);
+	free(a->canary_rule.by_header);
+	free(a->canary_rule.by_header_value);
+	free(a->canary_rule.by_cookie);
+	memset(a, 0, sizeof(*a));
+}
+
+void annotation_issues_cleanup(struct annotation_issues *issues)
+{
+	for (size_t i = 0; i < issues->n; i++) {
+		free(issues->items[i].key);
+		free(issues->items[i].reason);
+		free(issues->items[i].message);
+	}
+	free(issues->items);
+	issues->items = NULL;
+	issues->n = 0;
+}

@@ -1,0 +1,90 @@
+/* controller/annotations.h - Ingress annotations (weir.dev/ and
+ * nginx.ingress.kubernetes.io/) parsed into typed policy values. Pure. */
+#ifndef WEIR_CONTROLLER_ANNOTATIONS_H
+#define WEIR_CONTROLLER_ANNOTATIONS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <json-c/json.h>
+
+#include "route_table.h"
+
+#define ANNOTATIONS_WEIR_PREFIX "weir.dev/"
+#define ANNOTATIONS_NGINX_PREFIX "nginx.ingress.kubernetes.io/"
+
+/* One Ingress's annotations, resolved. Ingress-level decisions that depend on
+ * other objects (host TLS, regex mode, canary target) are left to compile. */
+struct annotations {
+	struct route_policy policy; /* defaults + values; ssl_redirect and
+	                               ws_idle_timeout_ms not yet resolved */
+	bool use_regex;
+	bool ssl_redirect;       /* ssl-redirect, default true */
+	bool force_ssl_redirect; /* force-ssl-redirect, default false */
+	bool read_timeout_set;   /* proxy-read-timeout given */
+	bool ws_idle_set;        /* websocket-idle-timeout given */
+	bool drain_window_set;   /* drain-window given */
+	bool ssl_passthrough;
+	bool service_upstream;
+	char *default_backend; /* service name in the Ingress namespace; NULL: none */
+	size_t nserver_alias;
+	char **server_alias; /* lowercase host names */
+	bool canary;
+	struct route_canary canary_rule; /* backend -1; strings owned */
+};
+
+/* One finding: key is the full annotation key. fatal: the value is bad or
+ * refused and the Ingress's routes must be dropped. Strings owned by the
+ * list. */
+struct annotation_issue {
+	char *key;
+	char *reason; /* CamelCase */
+	char *message;
+	bool fatal;
+};
+
+struct annotation_issues {
+	size_t n;
+	struct annotation_issue *items;
+};
+
+/* Parse metadata.annotations (a json object of strings, borrowed; NULL is
+ * fine) into out (caller storage; release with annotations_cleanup, also on
+ * failure). Findings are appended to issues (caller storage, zeroed; release
+ * with annotation_issues_cleanup), in key order. drain_default_ms is the
+ * global drain-window. Returns 0, or WEIR_ENOMEM. */
+int annotations_parse(json_object *annotations, uint32_t drain_default_ms, struct annotations *out,
+                      struct annotation_issues *issues);
+void annotations_cleanup(struct annotations *a);
+void annotation_issues_cleanup(struct annotation_issues *issues);
+
+/* Value parsers. Each returns 0 and sets *out, or WEIR_EINVAL (then *out is
+ * untouched) and, when err is not NULL, a short reason in err. */
+
+/* Duration: plain seconds ("60") or a number with unit ms, s, m, h ("60s",
+ * "5m", "1500ms"), non-negative, at most 2^32-1 ms. */
+int annotations_parse_duration_ms(const char *s, uint32_t *out, char *err, size_t errlen);
+/* Size: bytes with optional unit k, m, g (either case), e.g. "1m", "512k",
+ * "0". */
+int annotations_parse_size(const char *s, int64_t *out, char *err, size_t errlen);
+/* Boolean: exactly "true" or "false". */
+int annotations_parse_bool(const char *s, bool *out, char *err, size_t errlen);
+/* Non-negative decimal integer up to max. */
+int annotations_parse_uint(const char *s, uint64_t max, uint64_t *out, char *err, size_t errlen);
+/* "Name: value" lines; names are HTTP tokens, values hold no control bytes.
+ * Empty lines skipped. *out (caller frees names, values and array). */
+int annotations_parse_headers(const char *s, struct route_header **out, size_t *n, char *err,
+                              size_t errlen);
+/* Comma-separated CIDRs; *out caller frees. */
+int annotations_parse_cidrs(const char *s, struct route_cidr **out, size_t *n, char *err,
+                            size_t errlen);
+/* upstream-hash-by template: literal text and $remote_addr, $request_uri,
+ * $host, $arg_X, $http_X, $cookie_X. */
+int annotations_check_hash_by(const char *s, char *err, size_t errlen);
+
+/* Deep copy of a policy into dst (caller storage; release with
+ * route_policy_cleanup). Returns 0 or WEIR_ENOMEM. */
+int annotations_policy_copy(struct route_policy *dst, const struct route_policy *src);
+
+#endif

@@ -1,0 +1,275 @@
+/* controller/store.c - per-kind sorted arrays under one mutex. Lookups are
+ * binary searches; snapshots copy the pointer arrays and take references. */
+#include "store.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+
+struct entry {
+	char *ns;
+	char *name;
+	json_object *obj;
+};
+
+struct kind_list {
+	size_t n, cap;
+	struct entry *items;
+};
+
+struct store {
+	pthread_mutex_t lock;
+	struct kind_list kinds[STORE_KIND_COUNT];
+	void (*notify)(void *arg);
+	void *notify_arg;
+};
+
+static void *xmalloc(size_t n)
+{
+	void *p = malloc(n ? n : 1);
+	if (!p) {
+		fprintf(stderr, "weir-controller: out of memory\n");
+		abort();
+	}
+	return p;
+}
+
+static char *xstrdup(const char *s)
+{
+	size_t n = strlen(s) + 1;
+	char *p = xmalloc(n);
+	memcpy(p, s, n);
+	return p;
+}
+
+const char *store_kind_name(enum store_kind kind)
+{
+	static const char *const names[STORE_KIND_COUNT] = {
+	    "Ingress", "IngressClass", "Service", "EndpointSlice", "Secret", "ConfigMap"};
+	if ((int)kind < 0 || kind >= STORE_KIND_COUNT)
+		return "?";
+	return names[kind];
+}
+
+/* metadata.namespace ("" when absent) and metadata.name (NULL when absent). */
+static void object_key(json_object *obj, const char **ns, const char **name)
+{
+	json_object *meta = NULL, *v = NULL;
+	*ns = "";
+	*name = NULL;
+	if (!obj || !json_object_object_get_ex(obj, "metadata", &meta) ||
+	    !json_object_is_type(meta, json_type_object))
+		return;
+	if (json_object_object_get_ex(meta, "namespace", &v) &&
+	    json_object_is_type(v, json_type_string))
+		*ns = json_object_get_string(v);
+	if (json_object_object_get_ex(meta, "name", &v) &&
+	    json_object_is_type(v, json_type_string) && json_object_get_string_len(v) > 0)
+		*name = json_object_get_string(v);
+}
+
+static int key_cmp(const char *ns1, const char *n1, const char *ns2, const char *n2)
+{
+	int c = strcmp(ns1, ns2);
+	return c ? c : strcmp(n1, n2);
+}
+
+/* Index of the entry with that key, or -(insertion point) - 1. */
+static long find(const struct kind_list *l, const char *ns, const char *name)
+{
+	size_t lo = 0, hi = l->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = key_cmp(l->items[mid].ns, l->items[mid].name, ns, name);
+		if (c == 0)
+			return (long)mid;
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return -(long)lo - 1;
+}
+
+static void entry_cleanup(struct entry *e)
+{
+	free(e->ns);
+	free(e->name);
+	json_object_put(e->obj);
+}
+
+static void list_clear(struct kind_list *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		entry_cleanup(&l->items[i]);
+	free(l->items);
+	memset(l, 0, sizeof(*l));
+}
+
+/* Insert or replace; takes the object reference. */
+static void list_put(struct kind_list *l, const char *ns, const char *name, json_object *obj)
+{
+	long at = find(l, ns, name);
+	if (at >= 0) {
+		json_object_put(l->items[at].obj);
+		l->items[at].obj = obj;
+		return;
+	}
+	size_t pos = (size_t)(-at - 1);
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 16;
+		struct entry *items = realloc(l->items, cap * sizeof(*items));
+		if (!items) {
+			fprintf(stderr, "weir-controller: out of memory\n");
+			abort();
+		}
+		l->items = items;
+		l->cap = cap;
+	}
+	memmove(&l->items[pos + 1], &l->items[pos], (l->n - pos) * sizeof(*l->items));
+	l->items[pos].ns = xstrdup(ns);
+	l->items[pos].name = xstrdup(name);
+	l->items[pos].obj = obj;
+	l->n++;
+}
+
+struct store *store_new(void)
+{
+	struct store *s = xmalloc(sizeof(*s));
+	memset(s, 0, sizeof(*s));
+	pthread_mutex_init(&s->lock, NULL);
+	return s;
+}
+
+void store_free(struct store *s)
+{
+	if (!s)
+		return;
+	for (int k = 0; k < STORE_KIND_COUNT; k++)
+		list_clear(&s->kinds[k]);
+	pthread_mutex_destroy(&s->lock);
+	free(s);
+}
+
+static void notify(struct store *s)
+{
+	void (*cb)(void *);
+	void *arg;
+	pthread_mutex_lock(&s->lock);
+	cb = s->notify;
+	arg = s->notify_arg;
+	pthread_mutex_unlock(&s->lock);
+	if (cb)
+		cb(arg);
+}
+
+static bool kind_ok(enum store_kind kind)
+{
+	return (int)kind >= 0 && kind < STORE_KIND_COUNT;
+}
+
+int store_upsert(struct store *s, enum store_kind kind, json_object *obj)
+{
+	const char *ns, *name;
+	if (!kind_ok(kind)) {
+		json_object_put(obj);
+		return WEIR_EINVAL;
+	}
+	object_key(obj, &ns, &name);
+	if (!name) {
+		json_object_put(obj);
+		return WEIR_EINVAL;
+	}
+	pthread_mutex_lock(&s->lock);
+	list_put(&s->kinds[kind], ns, name, obj);
+	pthread_mutex_unlock(&s->lock);
+	notify(s);
+	return 0;
+}
+
+int store_delete(struct store *s, enum store_kind kind, const char *ns, const char *name)
+{
+	int rc = WEIR_ENOENT;
+	if (!kind_ok(kind) || !name)
+		return WEIR_EINVAL;
+	pthread_mutex_lock(&s->lock);
+	struct kind_list *l = &s->kinds[kind];
+	long at = find(l, ns ? ns : "", name);
+	if (at >= 0) {
+		entry_cleanup(&l->items[at]);
+		memmove(&l->items[at], &l->items[at + 1],
+		        (l->n - (size_t)at - 1) * sizeof(*l->items));
+		l->n--;
+		rc = 0;
+	}
+	pthread_mutex_unlock(&s->lock);
+	if (rc == 0)
+		notify(s);
+	return rc;
+}
+
+int store_replace(struct store *s, enum store_kind kind, json_object **objs, size_t n)
+{
+	struct kind_list fresh = {0};
+	if (!kind_ok(kind)) {
+		for (size_t i = 0; i < n; i++)
+			json_object_put(objs[i]);
+		return WEIR_EINVAL;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const char *ns, *name;
+		object_key(objs[i], &ns, &name);
+		if (!name) {
+			json_object_put(objs[i]);
+			continue;
+		}
+		list_put(&fresh, ns, name, objs[i]);
+	}
+	pthread_mutex_lock(&s->lock);
+	struct kind_list old = s->kinds[kind];
+	s->kinds[kind] = fresh;
+	pthread_mutex_unlock(&s->lock);
+	list_clear(&old);
+	notify(s);
+	return 0;
+}
+
+void store_set_notify(struct store *s, void (*cb)(void *arg), void *arg)
+{
+	pthread_mutex_lock(&s->lock);
+	s->notify = cb;
+	s->notify_arg = arg;
+	pthread_mutex_unlock(&s->lock);
+}
+
+struct snapshot *store_snapshot(struct store *s)
+{
+	struct snapshot *snap = xmalloc(sizeof(*snap));
+	memset(snap, 0, sizeof(*snap));
+	pthread_mutex_lock(&s->lock);
+	for (int k = 0; k < STORE_KIND_COUNT; k++) {
+		struct kind_list *l = &s->kinds[k];
+		snap->count[k] = l->n;
+		snap->objs[k] = xmalloc(l->n * sizeof(json_object *));
+		for (size_t i = 0; i < l->n; i++)
+			snap->objs[k][i] = json_object_get(l->items[i].obj);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return snap;
+}
+
+void snapshot_free(struct snapshot *snap)
+{
+	if (!snap)
+		return;
+	for (int k = 0; k < STORE_KIND_COUNT; k++) {
+		for (size_t i = 0; i < snap->count[k]; i++)
+			json_object_put(snap->objs[k][i]);
+		free(snap->objs[k]);
+	}
+	free(snap);
+}
