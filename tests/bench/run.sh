@@ -2,6 +2,8 @@
 # tests/bench/run.sh - side-by-side benchmark of weir-proxy, nginx and HAProxy on loopback.
 #
 #   tests/bench/run.sh            (WEIR_BUILD_DIR defaults to <repo>/build)
+#   env: BENCH_SECONDS (10) run length of each load step; BENCH_ONLY="weir nginx" a subset of
+#   "direct weir nginx haproxy"; BENCH_KEEP=1 keeps the temp dir (configs, logs).
 #
 # Not part of the test suite: a human runs it. Everything listens on 127.0.0.1 only.
 # One small C backend (backend.c) serves all proxies; each proxy is configured the same way
