@@ -131,6 +131,9 @@ struct worker {
 	bool draining;
 	uint64_t drain_deadline;
 	struct loop_timer drain_timer;
+	struct loop_timer table_timer;  /* follows table swaps for tunnel endpoints */
+	const struct table *seen_table; /* compared, never dereferenced */
+	uint64_t seen_generation;
 	uint64_t rng;
 };
 
@@ -836,6 +839,11 @@ static void become_tunnel(struct conn *c, size_t head_len)
 	cfg.route = c->route;
 	cfg.client = &c->client;
 	cfg.limit_entered = c->limit_entered;
+	cfg.ping_interval_ms = c->route ? c->route->policy.ws_ping_interval_ms : 0;
+	cfg.drain_window_ms =
+	    c->route ? c->route->policy.drain_window_ms : c->rt->settings.drain_window_ms;
+	cfg.backend_name = c->rt->backends[c->pick.backend].name;
+	cfg.endpoint = c->ep;
 	c->table = NULL;
 	c->limit_entered = false;
 	tunnel_start(&w->tw, &cs, &us, c->in.data + c->in.start, buf_len(&c->in), to_client,
@@ -1433,12 +1441,32 @@ static void drain_check(struct loop_timer *t)
 	loop_timer_set(w->loop, &w->drain_timer, DRAIN_POLL_MS);
 }
 
+#define TABLE_POLL_MS 250u
+
+/* A new table may have dropped endpoints that tunnels still use. */
+static void table_check(struct loop_timer *tm)
+{
+	struct worker *w = tm->data;
+	struct table *t = table_current();
+	uint64_t gen = table_current_generation();
+	if (t && (t != w->seen_table || gen != w->seen_generation)) {
+		w->seen_table = t;
+		w->seen_generation = gen;
+		if (w->tw.count > 0)
+			tunnel_check_endpoints(&w->tw, t);
+	}
+	table_unref(t);
+	if (!w->draining)
+		loop_timer_set(w->loop, &w->table_timer, TABLE_POLL_MS);
+}
+
 static void on_wake(void *data)
 {
 	struct worker *w = data;
 	if (!atomic_load(&w->drain_requested) || w->draining)
 		return;
 	w->draining = true;
+	loop_timer_cancel(w->loop, &w->table_timer);
 	close_listener(w, &w->http);
 	close_listener(w, &w->https);
 	uint32_t window = 30000;
@@ -1488,6 +1516,8 @@ static int worker_init(struct worker *w, int id)
 	if (rc != 0)
 		return rc;
 	loop_timer_init(&w->drain_timer, drain_check, w);
+	loop_timer_init(&w->table_timer, table_check, w);
+	loop_timer_set(w->loop, &w->table_timer, TABLE_POLL_MS);
 	rc = upstream_pool_new(w->loop, &w->pool);
 	if (rc != 0)
 		return rc;
@@ -1522,6 +1552,7 @@ static void worker_cleanup(struct worker *w)
 	close_listener(w, &w->http);
 	close_listener(w, &w->https);
 	loop_timer_cancel(w->loop, &w->drain_timer);
+	loop_timer_cancel(w->loop, &w->table_timer);
 	upstream_pool_free(w->pool);
 	w->pool = NULL;
 	free(w->tw.scratch);

@@ -57,6 +57,11 @@ struct tunnel {
 	const struct route *route;
 	bool limit_entered;
 	struct http_client client;
+	uint32_t ping_ms, drain_window_ms;
+	uint64_t last_ping;
+	char *backend_name; /* NULL: not followed */
+	char ep_address[64];
+	uint16_t ep_port;
 };
 
 static void tunnel_close(struct tunnel *t);
@@ -160,6 +165,8 @@ static void tunnel_close(struct tunnel *t)
 		policy_limit_leave(t->route, &t->client);
 	table_unref(t->table);
 	t->table = NULL;
+	free(t->backend_name);
+	t->backend_name = NULL;
 	loop_defer(w->loop, &t->defer, free_deferred, t);
 }
 
@@ -280,6 +287,23 @@ static void try_inject_close(struct tunnel *t)
 	}
 }
 
+/* A ping to each side that sits at a frame boundary (the replies are
+ * relayed like any frame; an unsolicited pong is allowed by RFC 6455). */
+static void send_pings(struct tunnel *t)
+{
+	unsigned char mask[4];
+	if (at_boundary(&t->u.track) && t->c.pend_len == 0 && !t->c.close_sent)
+		add_pending(&t->c, "\x89\x00", 2);
+	if (at_boundary(&t->c.track) && t->u.pend_len == 0 && !t->u.close_sent) {
+		unsigned char frame[6] = {0x89, 0x80};
+		if (RAND_bytes(mask, 4) != 1)
+			memset(mask, 0x5a, 4);
+		memcpy(frame + 2, mask, 4);
+		add_pending(&t->u, (const char *)frame, sizeof(frame));
+	}
+	t->last_ping = loop_now(t->w->loop);
+}
+
 static void tunnel_progress(struct tunnel *t)
 {
 	if (t->closed)
@@ -341,6 +365,11 @@ static void arm_timer(struct tunnel *t)
 		d = t->close_at;
 	if (t->giveup_at && t->giveup_at < d)
 		d = t->giveup_at;
+	if (t->ping_ms && !t->draining_now) {
+		uint64_t base = t->last_activity > t->last_ping ? t->last_activity : t->last_ping;
+		if (base + t->ping_ms < d)
+			d = base + t->ping_ms;
+	}
 	if (d == UINT64_MAX) {
 		loop_timer_cancel(t->w->loop, &t->timer);
 		return;
@@ -361,6 +390,15 @@ static void on_timer(struct loop_timer *tm)
 	    (t->max_lifetime_ms && now >= t->started + t->max_lifetime_ms)) {
 		tunnel_close(t);
 		return;
+	}
+	if (t->ping_ms && !t->draining_now) {
+		uint64_t base = t->last_activity > t->last_ping ? t->last_activity : t->last_ping;
+		if (now >= base + t->ping_ms) {
+			send_pings(t);
+			tunnel_progress(t);
+			if (t->closed)
+				return;
+		}
 	}
 	if (t->drain_at && now >= t->drain_at) {
 		t->drain_at = 0;
@@ -409,6 +447,14 @@ int tunnel_start(struct tunnel_worker *w, struct tls_sock *client, struct tls_so
 	if (cfg->client)
 		t->client = *cfg->client;
 	t->limit_entered = cfg->limit_entered && cfg->route && cfg->client;
+	t->ping_ms = cfg->websocket ? cfg->ping_interval_ms : 0;
+	t->drain_window_ms = cfg->drain_window_ms;
+	if (cfg->backend_name && cfg->endpoint && cfg->endpoint->address &&
+	    strlen(cfg->endpoint->address) < sizeof(t->ep_address)) {
+		t->backend_name = strdup(cfg->backend_name); /* NULL: just not followed */
+		strcpy(t->ep_address, cfg->endpoint->address);
+		t->ep_port = cfg->endpoint->port;
+	}
 	t->started = t->last_activity = loop_now(w->loop);
 	loop_timer_init(&t->timer, on_timer, t);
 	if (add_pending(&t->u, to_upstream, nup) != 0 || add_pending(&t->c, to_client, nclient))
@@ -433,6 +479,7 @@ int tunnel_start(struct tunnel_worker *w, struct tls_sock *client, struct tls_so
 	tunnel_progress(t);
 	return 0;
 fail_t:
+	free(t->backend_name);
 	tls_sock_close(&t->c.sock);
 	tls_sock_close(&t->u.sock);
 	free(t->c.pending);
@@ -451,18 +498,58 @@ fail:
 	return rc;
 }
 
+static void schedule_drain(struct tunnel *t, uint32_t window_ms)
+{
+	uint64_t now = loop_now(t->w->loop);
+	uint32_t r = 0;
+	if (t->draining_now)
+		return;
+	if (RAND_bytes((unsigned char *)&r, sizeof(r)) != 1)
+		r = (uint32_t)(uintptr_t)t;
+	uint64_t at = now + (window_ms ? r % window_ms : 0);
+	if (at == 0)
+		at = 1;
+	if (!t->drain_at || at < t->drain_at)
+		t->drain_at = at;
+	arm_timer(t);
+}
+
 void tunnel_drain_all(struct tunnel_worker *w, uint32_t window_ms)
 {
-	uint64_t now = loop_now(w->loop);
-	for (struct tunnel *t = w->head; t; t = t->next) {
-		uint32_t r = 0;
-		if (RAND_bytes((unsigned char *)&r, sizeof(r)) != 1)
-			r = (uint32_t)(uintptr_t)t;
-		uint64_t delay = window_ms ? r % window_ms : 0;
-		t->drain_at = now + delay;
-		if (t->drain_at == 0)
-			t->drain_at = 1;
-		arm_timer(t);
+	struct tunnel *next;
+	for (struct tunnel *t = w->head; t; t = next) {
+		next = t->next; /* arm_timer may close t on allocation failure */
+		schedule_drain(t, window_ms);
+	}
+}
+
+static bool endpoint_listed(const struct tunnel *t, const struct route_table *rt)
+{
+	for (size_t b = 0; b < rt->nbackends; b++) {
+		const struct route_backend *be = &rt->backends[b];
+		if (!be->name || strcmp(be->name, t->backend_name) != 0)
+			continue;
+		for (size_t e = 0; e < be->nendpoints; e++) {
+			const struct route_endpoint *ep = &be->endpoints[e];
+			if (ep->port == t->ep_port && ep->address &&
+			    strcmp(ep->address, t->ep_address) == 0)
+				return !ep->draining;
+		}
+		return false;
+	}
+	return false;
+}
+
+void tunnel_check_endpoints(struct tunnel_worker *w, const struct table *tab)
+{
+	const struct route_table *rt = table_routes(tab);
+	struct tunnel *next;
+	for (struct tunnel *t = w->head; t; t = next) {
+		next = t->next;
+		if (!t->websocket || !t->backend_name || t->draining_now || t->drain_at)
+			continue;
+		if (!endpoint_listed(t, rt))
+			schedule_drain(t, t->drain_window_ms);
 	}
 }
 

@@ -38,6 +38,10 @@ struct tunnel_config {
 	const struct route *route;        /* borrowed from table (may be NULL) */
 	const struct http_client *client; /* copied; with route: policy_limit_leave */
 	bool limit_entered;               /* call policy_limit_leave(route, client) at close */
+	uint32_t ping_interval_ms;        /* WebSocket: ping both sides after this much silence */
+	uint32_t drain_window_ms;         /* spread of the close when the endpoint goes away */
+	const char *backend_name;         /* copied; with endpoint: see tunnel_check_endpoints */
+	const struct route_endpoint *endpoint; /* address and port copied */
 };
 
 /* Start relaying between client and upstream (both sockets are taken over,
@@ -52,6 +56,11 @@ int tunnel_start(struct tunnel_worker *w, struct tls_sock *client, struct tls_so
  * (1001 "going away") to each side at a random moment within window_ms, raw
  * ones are closed at such a moment. */
 void tunnel_drain_all(struct tunnel_worker *w, uint32_t window_ms);
+
+/* After a route table swap: WebSocket tunnels whose endpoint is gone from
+ * their backend (or marked draining) get their close frames at a random
+ * moment within their drain window. t is borrowed for the call. */
+void tunnel_check_endpoints(struct tunnel_worker *w, const struct table *t);
 
 /* Close every tunnel now (end of the shutdown deadline). */
 void tunnel_close_all(struct tunnel_worker *w);
