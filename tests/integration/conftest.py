@@ -122,7 +122,7 @@ def session_table(backends, certs, generation=1):
                 route("/big", 0, body_limit=0),
                 route("/ws", 1),
             ]},
-            {"name": "a.test", "cert": 0, "routes": [route("/", 5)]},
+            {"name": "a.test", "cert": 0, "routes": [route("/ws", 1), route("/", 5)]},
             {"name": "b.test", "cert": 1, "routes": [route("/", 6)]},
         ],
         "backends": [

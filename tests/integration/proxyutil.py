@@ -230,18 +230,24 @@ class RawConn:
         self.sock = sock
         self.sock.settimeout(timeout)
         self.buf = b""
+        self.received = 0
 
     def send(self, data: bytes) -> None:
         self.sock.sendall(data)
 
     def _fill(self) -> bool:
-        data = self.sock.recv(1 << 20)
+        try:
+            data = self.sock.recv(1 << 20)
+        except socket.timeout:
+            raise TimeoutError(f"timed out after receiving {self.received} bytes") from None
         if not data:
             return False
+        self.received += len(data)
         self.buf += data
         return True
 
-    def read_response(self, method: str = "GET") -> Response:
+    def read_head(self, method: str = "GET") -> Response:
+        """Read one response head; the body is then read with iter_body()."""
         while b"\r\n\r\n" not in self.buf:
             if not self._fill():
                 raise ConnectionError(f"closed before a full response head; got {self.buf!r}")
@@ -255,12 +261,17 @@ class RawConn:
             k, _, v = ln.partition(b":")
             headers.append((k.decode("latin-1"), v.strip().decode("latin-1")))
         resp = Response(status, m.group(2).decode("latin-1"), headers, b"", head)
+        resp.method = method
+        return resp
+
+    def iter_body(self, resp: Response):
+        """Yield the body of resp in pieces as they arrive (any size, nothing kept)."""
         te = (resp.get("Transfer-Encoding") or "").lower()
         cl = resp.get("Content-Length")
-        if method == "HEAD" or status in (101, 204, 304) or 100 <= status < 200:
-            return resp
+        status = resp.status
+        if resp.method == "HEAD" or status in (204, 304) or 100 <= status < 200:
+            return
         if "chunked" in te:
-            body = bytearray()
             while True:
                 while b"\r\n" not in self.buf:
                     if not self._fill():
@@ -268,36 +279,47 @@ class RawConn:
                 size_line, self.buf = self.buf.split(b"\r\n", 1)
                 size = int(size_line.split(b";")[0], 16)
                 if size == 0:
-                    while b"\r\n" not in self.buf:
-                        if not self._fill():
-                            raise ConnectionError("closed inside trailers")
-                    # skip trailers up to the empty line
-                    while not self.buf.startswith(b"\r\n"):
-                        while b"\r\n" not in self.buf:
-                            if not self._fill():
-                                raise ConnectionError("closed inside trailers")
-                        _, self.buf = self.buf.split(b"\r\n", 1)
-                        while len(self.buf) < 2:
-                            if not self._fill():
-                                raise ConnectionError("closed inside trailers")
-                    self.buf = self.buf[2:]
                     break
-                while len(self.buf) < size + 2:
+                left = size
+                while left:
+                    if not self.buf and not self._fill():
+                        raise ConnectionError(f"closed inside a chunk ({self.received} bytes "
+                                              f"received)")
+                    piece, self.buf = self.buf[:left], self.buf[left:]
+                    left -= len(piece)
+                    yield piece
+                while len(self.buf) < 2:
                     if not self._fill():
-                        raise ConnectionError("closed inside a chunk")
-                body += self.buf[:size]
-                self.buf = self.buf[size + 2:]
-            resp.body = bytes(body)
+                        raise ConnectionError("closed after a chunk")
+                assert self.buf[:2] == b"\r\n", f"bad chunk end {self.buf[:10]!r}"
+                self.buf = self.buf[2:]
+            # trailers up to the empty line
+            while True:
+                while b"\r\n" not in self.buf:
+                    if not self._fill():
+                        raise ConnectionError("closed inside trailers")
+                line, self.buf = self.buf.split(b"\r\n", 1)
+                if not line:
+                    break
         elif cl is not None:
-            n = int(cl)
-            while len(self.buf) < n:
-                if not self._fill():
-                    raise ConnectionError(f"closed after {len(self.buf)} of {n} body bytes")
-            resp.body, self.buf = self.buf[:n], self.buf[n:]
+            left = int(cl)
+            while left:
+                if not self.buf and not self._fill():
+                    raise ConnectionError(f"closed with {left} of {cl} body bytes missing")
+                piece, self.buf = self.buf[:left], self.buf[left:]
+                left -= len(piece)
+                yield piece
         else:
-            while self._fill():
-                pass
-            resp.body, self.buf = self.buf, b""
+            while True:
+                if self.buf:
+                    piece, self.buf = self.buf, b""
+                    yield piece
+                if not self._fill():
+                    break
+
+    def read_response(self, method: str = "GET") -> Response:
+        resp = self.read_head(method)
+        resp.body = b"".join(self.iter_body(resp))
         return resp
 
     def closed_by_peer(self, timeout: float = 3.0) -> bool:

@@ -7,6 +7,7 @@ from proxyutil import RawConn, get, request
 
 def check_local(r, status, words):
     assert r.status == status, r
+    assert "aiohttp" not in (r.get("Server") or ""), f"answered by the backend: {r}"
     assert (r.get("Content-Type") or "").startswith("text/plain"), r.headers
     assert 0 < len(r.body) < 512, r.body
     text = r.body.decode(errors="replace").lower()

@@ -11,6 +11,7 @@ def refused(proxy, data, status, timeout=10.0):
         c.send(data)
         r = c.read_response()
         assert r.status == status, f"expected {status}, got {r}"
+        assert "aiohttp" not in (r.get("Server") or ""), f"refused by the backend, not the proxy: {r}"
         assert c.closed_by_peer(3.0), "connection left open after a refused request"
         assert b"HTTP/1." not in c.extra, f"more answered after the refusal: {c.extra!r}"
     finally:
@@ -55,6 +56,7 @@ def test_slow_head_408(proxy):
         r = c.read_response()
         took = time.monotonic() - t0
         assert r.status == 408, r
+        assert "aiohttp" not in (r.get("Server") or ""), r
         assert 1.5 < took < 5.0, f"408 after {took:.2f}s, header_timeout_ms is 2000"
         assert c.closed_by_peer(3.0), "connection left open after 408"
     finally:

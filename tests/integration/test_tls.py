@@ -58,3 +58,17 @@ def test_same_cert_for_host_without_own_cert_and_no_sni(proxy, certs):
         assert r.status == 200 and json.loads(r.body)["path"] == "/echo/nosni"
     finally:
         s.close()
+
+
+def test_websocket_over_tls(proxy):
+    from websockets.sync.client import connect
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    raw = socket.create_connection(("127.0.0.1", proxy.https_port), timeout=10)
+    with connect("wss://a.test/ws/tls", sock=raw, ssl=ctx, server_hostname="a.test",
+                 proxy=None, compression=None, max_size=None, ping_interval=None) as ws:
+        for i in range(50):
+            msg = bytes(range(256)) * (i + 1) if i % 2 else "tls %d " % i * (i + 1)
+            ws.send(msg)
+            assert ws.recv(timeout=10) == msg

@@ -68,6 +68,7 @@ def test_missing_key_400(proxy):
         c.send(upgrade_head("/ws/nokey", key=False))
         r = c.read_response()
         assert r.status == 400, r
+        assert "aiohttp" not in (r.get("Server") or ""), r
     finally:
         c.close()
 
