@@ -2,7 +2,6 @@
 with the proxy's resident memory sampled while the bytes flow)."""
 
 import hashlib
-import http.client
 import os
 import threading
 import time
@@ -101,26 +100,35 @@ def test_chunked_download_exact(proxy):
 
 def _warm_up(proxy):
     # Let the proxy allocate its steady-state buffers before the baseline is taken.
-    conn = http.client.HTTPConnection("127.0.0.1", proxy.http_port, timeout=60)
-    conn.request("GET", "/big/w?do=stream&n=16777216")
-    resp = conn.getresponse()
-    while resp.read(1 << 20):
-        pass
-    conn.close()
+    c = RawConn(proxy.http_port, timeout=30)
+    try:
+        c.send(b"GET /big/w?do=stream&n=16777216 HTTP/1.1\r\nHost: t\r\n\r\n")
+        r = c.read_head()
+        for _ in c.iter_body(r):
+            pass
+    except (TimeoutError, ConnectionError):
+        pass  # a stall here shows up again, measured, in the test itself
+    finally:
+        c.close()
 
 
 @pytest.mark.slow
 def test_chunked_upload_1gb_streamed(proxy):
     _warm_up(proxy)
     expect = hashlib.sha256()
-    c = RawConn(proxy.http_port, timeout=120)
+    c = RawConn(proxy.http_port, timeout=30)
+    sent = 0
     t0 = time.monotonic()
     try:
         with RssSampler(proxy) as rss:
             c.send(b"POST /big/up HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n")
             for piece in pattern.chunks(GB, 1 << 20):
                 expect.update(piece)
-                c.send(b"%x\r\n" % len(piece) + piece + b"\r\n")
+                try:
+                    c.send(b"%x\r\n" % len(piece) + piece + b"\r\n")
+                except TimeoutError:
+                    raise AssertionError(f"upload stalled after {sent} of {GB} bytes") from None
+                sent += len(piece)
             c.send(b"0\r\n\r\n")
             r = c.read_response()
     finally:
@@ -138,25 +146,63 @@ def test_chunked_upload_1gb_streamed(proxy):
 @pytest.mark.slow
 def test_chunked_download_1gb_streamed(proxy):
     _warm_up(proxy)
-    conn = http.client.HTTPConnection("127.0.0.1", proxy.http_port, timeout=120)
+    expect = pattern.sha256(GB)
     got = hashlib.sha256()
     total = 0
+    c = RawConn(proxy.http_port, timeout=30)
     t0 = time.monotonic()
-    with RssSampler(proxy) as rss:
-        conn.request("GET", f"/big/down?do=stream&n={GB}")
-        resp = conn.getresponse()
-        assert resp.status == 200
-        while True:
-            data = resp.read(1 << 20)
-            if not data:
-                break
-            got.update(data)
-            total += len(data)
-    conn.close()
+    try:
+        with RssSampler(proxy) as rss:
+            c.send(f"GET /big/down?do=stream&n={GB} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+            r = c.read_head()
+            assert r.status == 200, r
+            try:
+                for piece in c.iter_body(r):
+                    got.update(piece)
+                    total += len(piece)
+            except (TimeoutError, ConnectionError) as e:
+                raise AssertionError(f"download broke after {total} of {GB} bytes: {e}") from None
+    finally:
+        c.close()
     took = time.monotonic() - t0
     print(f"1 GB chunked download: {took:.1f}s, proxy RSS {rss.baseline} kB -> peak {rss.peak} kB "
           f"({rss.samples} samples)")
     assert total == GB
-    assert got.hexdigest() == pattern.sha256(GB)
+    assert got.hexdigest() == expect
     assert rss.samples >= 5
     assert rss.growth() < RSS_LIMIT_KB, f"proxy RSS grew {rss.growth()} kB during the download"
+
+
+def test_repeated_downloads_complete(proxy):
+    # Many mid-sized responses, both framings, each on a fresh connection and then several on
+    # one keep-alive connection: every one must arrive whole (no stall before the last byte).
+    failures = []
+    for i in range(30):
+        n = 3_000_000 + 7 * i
+        do = "fixed" if i % 2 else "stream"
+        c = RawConn(proxy.http_port, timeout=10)
+        try:
+            c.send(f"GET /big/r{i}?do={do}&n={n} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+            r = c.read_response()
+            if len(r.body) != n or hashlib.sha256(r.body).hexdigest() != pattern.sha256(n):
+                failures.append((i, do, n, "altered"))
+        except (TimeoutError, ConnectionError) as e:
+            failures.append((i, do, n, str(e)))
+        finally:
+            c.close()
+    c = RawConn(proxy.http_port, timeout=10)
+    try:
+        for i in range(10):
+            n = 1_000_003 + i
+            do = "fixed" if i % 2 else "stream"
+            c.send(f"GET /big/k{i}?do={do}&n={n} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+            try:
+                r = c.read_response()
+            except (TimeoutError, ConnectionError) as e:
+                failures.append(("keep-alive", i, do, n, str(e)))
+                break
+            if hashlib.sha256(r.body).hexdigest() != pattern.sha256(n):
+                failures.append(("keep-alive", i, do, n, "altered"))
+    finally:
+        c.close()
+    assert failures == [], f"{len(failures)} incomplete downloads: {failures[:5]}"
