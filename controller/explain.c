@@ -1,0 +1,238 @@
+/* controller/explain.c - the compiled table as readable, deterministic text:
+ * hosts and their routes in match order, each route's backend and endpoints,
+ * then only the policy fields that differ from the defaults. */
+#include "explain.h"
+
+#include <inttypes.h>
+#include <string.h>
+
+#include "error.h"
+
+static const char *match_name(enum route_match m)
+{
+	switch (m) {
+	case ROUTE_MATCH_EXACT:
+		return "exact";
+	case ROUTE_MATCH_PREFIX:
+		return "prefix";
+	default:
+		return "regex";
+	}
+}
+
+static bool str_differs(const char *a, const char *b)
+{
+	if (!a || !b)
+		return a != b;
+	return strcmp(a, b) != 0;
+}
+
+static void put_str(FILE *out, const char *ind, const char *key, const char *v, const char *def)
+{
+	if (str_differs(v, def))
+		fprintf(out, "%s%s: %s\n", ind, key, v ? v : "(none)");
+}
+
+static void put_u64(FILE *out, const char *ind, const char *key, int64_t v, int64_t def)
+{
+	if (v != def)
+		fprintf(out, "%s%s: %" PRId64 "\n", ind, key, v);
+}
+
+static void put_bool(FILE *out, const char *ind, const char *key, bool v, bool def)
+{
+	if (v != def)
+		fprintf(out, "%s%s: %s\n", ind, key, v ? "true" : "false");
+}
+
+static void put_cidrs(FILE *out, const char *ind, const char *key, const struct route_cidr *c,
+                      size_t n)
+{
+	if (!n)
+		return;
+	fprintf(out, "%s%s: ", ind, key);
+	for (size_t i = 0; i < n; i++) {
+		char buf[64];
+		route_cidr_format(&c[i], buf, sizeof(buf));
+		fprintf(out, "%s%s", i ? ", " : "", buf);
+	}
+	fputc('\n', out);
+}
+
+static void put_endpoints(FILE *out, const char *ind, const struct route_table *t, int idx)
+{
+	if (idx < 0 || (size_t)idx >= t->nbackends)
+		return;
+	const struct route_backend *b = &t->backends[idx];
+	if (!b->nendpoints) {
+		fprintf(out, "%sendpoints: none (503)\n", ind);
+		return;
+	}
+	for (size_t i = 0; i < b->nendpoints; i++) {
+		const struct route_endpoint *e = &b->endpoints[i];
+		bool v6 = strchr(e->address, ':') != NULL;
+		fprintf(out, "%sendpoint %s%s%s:%u%s", ind, v6 ? "[" : "", e->address,
+		        v6 ? "]" : "", e->port, e->draining ? " (draining)" : "");
+		if (e->weight != 1)
+			fprintf(out, " weight %" PRIu32, e->weight);
+		fputc('\n', out);
+	}
+}
+
+static const char *backend_name(const struct route_table *t, int idx)
+{
+	if (idx < 0 || (size_t)idx >= t->nbackends)
+		return "(none)";
+	return t->backends[idx].name;
+}
+
+static void put_policy(FILE *out, const char *ind, const struct route_policy *p)
+{
+	struct route_policy d;
+	route_policy_init(&d);
+	put_u64(out, ind, "connect_timeout_ms", p->connect_timeout_ms, d.connect_timeout_ms);
+	put_u64(out, ind, "read_timeout_ms", p->read_timeout_ms, d.read_timeout_ms);
+	put_u64(out, ind, "send_timeout_ms", p->send_timeout_ms, d.send_timeout_ms);
+	put_u64(out, ind, "body_limit", p->body_limit, d.body_limit);
+	if (p->backend_protocol != d.backend_protocol)
+		fprintf(out, "%sbackend_protocol: %s\n", ind,
+		        p->backend_protocol == ROUTE_PROTO_HTTPS ? "HTTPS" : "HTTP");
+	put_bool(out, ind, "ssl_redirect", p->ssl_redirect, d.ssl_redirect);
+	put_bool(out, ind, "preserve_trailing_slash", p->preserve_trailing_slash,
+	         d.preserve_trailing_slash);
+	put_str(out, ind, "upstream_vhost", p->upstream_vhost, d.upstream_vhost);
+	put_str(out, ind, "x_forwarded_prefix", p->x_forwarded_prefix, d.x_forwarded_prefix);
+	put_str(out, ind, "rewrite_target", p->rewrite_target, d.rewrite_target);
+	put_u64(out, ind, "redirect_code", p->redirect_code, d.redirect_code);
+	put_str(out, ind, "redirect_url", p->redirect_url, d.redirect_url);
+	put_str(out, ind, "app_root", p->app_root, d.app_root);
+	if (p->affinity != d.affinity)
+		fprintf(out, "%saffinity: %s\n", ind,
+		        p->affinity == ROUTE_AFFINITY_COOKIE ? "cookie" : "none");
+	if (p->affinity_mode != d.affinity_mode)
+		fprintf(out, "%saffinity_mode: %s\n", ind,
+		        p->affinity_mode == ROUTE_AFFINITY_PERSISTENT ? "persistent" : "balanced");
+	put_str(out, ind, "cookie.name", p->cookie.name, d.cookie.name);
+	put_str(out, ind, "cookie.path", p->cookie.path, d.cookie.path);
+	put_u64(out, ind, "cookie.max_age_s", p->cookie.max_age_s, d.cookie.max_age_s);
+	put_u64(out, ind, "cookie.expires_s", p->cookie.expires_s, d.cookie.expires_s);
+	put_bool(out, ind, "cookie.secure", p->cookie.secure, d.cookie.secure);
+	put_str(out, ind, "cookie.samesite", p->cookie.samesite, d.cookie.samesite);
+	put_str(out, ind, "hash_by", p->hash_by, d.hash_by);
+	if (p->balance != d.balance)
+		fprintf(out, "%sbalance: %s\n", ind,
+		        p->balance == ROUTE_BALANCE_EWMA ? "ewma" : "round_robin");
+	put_cidrs(out, ind, "allow", p->allow, p->nallow);
+	put_cidrs(out, ind, "deny", p->deny, p->ndeny);
+	put_u64(out, ind, "limit_connections", p->limit_connections, d.limit_connections);
+	put_u64(out, ind, "limit_rps", p->limit_rps, d.limit_rps);
+	put_bool(out, ind, "cors.enabled", p->cors.enabled, d.cors.enabled);
+	put_str(out, ind, "cors.allow_origin", p->cors.allow_origin, d.cors.allow_origin);
+	put_str(out, ind, "cors.allow_methods", p->cors.allow_methods, d.cors.allow_methods);
+	put_str(out, ind, "cors.allow_headers", p->cors.allow_headers, d.cors.allow_headers);
+	put_str(out, ind, "cors.expose_headers", p->cors.expose_headers, d.cors.expose_headers);
+	put_bool(out, ind, "cors.allow_credentials", p->cors.allow_credentials,
+	         d.cors.allow_credentials);
+	put_u64(out, ind, "cors.max_age_s", p->cors.max_age_s, d.cors.max_age_s);
+	put_u64(out, ind, "ws_idle_timeout_ms", p->ws_idle_timeout_ms, d.ws_idle_timeout_ms);
+	put_u64(out, ind, "ws_max_lifetime_ms", p->ws_max_lifetime_ms, d.ws_max_lifetime_ms);
+	put_u64(out, ind, "ws_ping_interval_ms", p->ws_ping_interval_ms, d.ws_ping_interval_ms);
+	put_u64(out, ind, "drain_window_ms", p->drain_window_ms, d.drain_window_ms);
+	put_bool(out, ind, "request_base", p->request_base, d.request_base);
+	put_bool(out, ind, "origin_rewrite", p->origin_rewrite, d.origin_rewrite);
+	for (size_t i = 0; i < p->nrequest_headers; i++)
+		fprintf(out, "%srequest_header: %s: %s\n", ind, p->request_headers[i].name,
+		        p->request_headers[i].value);
+	for (size_t i = 0; i < p->nresponse_headers; i++)
+		fprintf(out, "%sresponse_header: %s: %s\n", ind, p->response_headers[i].name,
+		        p->response_headers[i].value);
+	for (size_t i = 0; i < p->nhide_headers; i++)
+		fprintf(out, "%shide_header: %s\n", ind, p->hide_headers[i]);
+	route_policy_cleanup(&d);
+}
+
+static void put_canary(FILE *out, const struct route_table *t, const struct route_canary *c)
+{
+	if (c->backend < 0)
+		return;
+	fprintf(out, "      canary -> %s\n", backend_name(t, c->backend));
+	put_endpoints(out, "        ", t, c->backend);
+	if (c->by_header)
+		fprintf(out, "        by_header: %s\n", c->by_header);
+	if (c->by_header_value)
+		fprintf(out, "        by_header_value: %s\n", c->by_header_value);
+	if (c->by_cookie)
+		fprintf(out, "        by_cookie: %s\n", c->by_cookie);
+	fprintf(out, "        weight: %" PRIu32 "\n", c->weight);
+}
+
+static void put_settings(FILE *out, const struct route_settings *s)
+{
+	struct route_table *d = route_table_new();
+	if (!d)
+		return;
+	const struct route_settings *ds = &d->settings;
+	bool any = s->ntrusted_proxies || s->max_header_bytes != ds->max_header_bytes ||
+	           s->header_timeout_ms != ds->header_timeout_ms ||
+	           s->keepalive_timeout_ms != ds->keepalive_timeout_ms ||
+	           s->upstream_keepalive != ds->upstream_keepalive ||
+	           s->drain_window_ms != ds->drain_window_ms;
+	fprintf(out, "settings:%s\n", any ? "" : " defaults");
+	put_cidrs(out, "  ", "trusted_proxies", s->trusted_proxies, s->ntrusted_proxies);
+	put_u64(out, "  ", "max_header_bytes", s->max_header_bytes, ds->max_header_bytes);
+	put_u64(out, "  ", "header_timeout_ms", s->header_timeout_ms, ds->header_timeout_ms);
+	put_u64(out, "  ", "keepalive_timeout_ms", s->keepalive_timeout_ms,
+	        ds->keepalive_timeout_ms);
+	put_u64(out, "  ", "upstream_keepalive", s->upstream_keepalive, ds->upstream_keepalive);
+	put_u64(out, "  ", "drain_window_ms", s->drain_window_ms, ds->drain_window_ms);
+	route_table_free(d);
+}
+
+int explain_write(FILE *out, const struct route_table *t, const struct diag_list *diags)
+{
+	fprintf(out, "hosts:%s\n", t->nhosts ? "" : " none");
+	for (size_t i = 0; i < t->nhosts; i++) {
+		const struct route_host *h = &t->hosts[i];
+		const char *cert =
+		    h->cert >= 0 && (size_t)h->cert < t->ncerts ? t->certs[h->cert].name : NULL;
+		fprintf(out, "  host %s (%s%s)\n", *h->name ? h->name : "* (any host)",
+		        cert ? "cert " : "default cert", cert ? cert : "");
+		if (!h->nroutes)
+			fprintf(out, "    no routes\n");
+		for (size_t j = 0; j < h->nroutes; j++) {
+			const struct route *r = &h->routes[j];
+			fprintf(out, "    %s %s -> %s (from %s)\n", match_name(r->match), r->path,
+			        backend_name(t, r->backend), r->source ? r->source : "");
+			put_endpoints(out, "      ", t, r->backend);
+			put_policy(out, "      ", &r->policy);
+			put_canary(out, t, &r->canary);
+		}
+	}
+	if (t->default_backend >= 0) {
+		fprintf(out, "default backend: %s\n", backend_name(t, t->default_backend));
+		put_endpoints(out, "  ", t, t->default_backend);
+	} else {
+		fprintf(out, "default backend: none (404)\n");
+	}
+	if (t->default_cert >= 0 && (size_t)t->default_cert < t->ncerts)
+		fprintf(out, "default cert: %s\n", t->certs[t->default_cert].name);
+	else
+		fprintf(out, "default cert: built-in self-signed\n");
+	fprintf(out, "passthrough:%s\n", t->npassthrough ? "" : " none");
+	for (size_t i = 0; i < t->npassthrough; i++) {
+		fprintf(out, "  %s -> %s\n", t->passthrough[i].host,
+		        backend_name(t, t->passthrough[i].backend));
+		put_endpoints(out, "    ", t, t->passthrough[i].backend);
+	}
+	put_settings(out, &t->settings);
+	fprintf(out, "diagnostics:%s\n", diags && diags->n ? "" : " none");
+	for (size_t i = 0; diags && i < diags->n; i++) {
+		const struct diag *d = &diags->items[i];
+		fprintf(out, "  Warning %s %s%s%s: ", d->kind, d->ns && *d->ns ? d->ns : "",
+		        d->ns && *d->ns ? "/" : "", d->name);
+		if (d->key)
+			fprintf(out, "%s: ", d->key);
+		fprintf(out, "%s (%s)\n", d->message, d->reason);
+	}
+	return ferror(out) ? WEIR_EIO : 0;
+}
