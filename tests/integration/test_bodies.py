@@ -206,3 +206,60 @@ def test_repeated_downloads_complete(proxy):
     finally:
         c.close()
     assert failures == [], f"{len(failures)} incomplete downloads: {failures[:5]}"
+
+
+def test_slow_client_download_backpressure(proxy):
+    # The client reads 1 MiB of a 1 GB response and then stops reading for 3 s: the proxy must
+    # stop reading from the backend instead of buffering the rest.
+    _warm_up(proxy)
+    c = RawConn(proxy.http_port, timeout=30)
+    try:
+        with RssSampler(proxy) as rss:
+            c.send(f"GET /big/slow-reader?do=stream&n={GB} HTTP/1.1\r\nHost: t\r\n\r\n"
+                   .encode())
+            r = c.read_head()
+            assert r.status == 200, r
+            got = 0
+            for piece in c.iter_body(r):
+                got += len(piece)
+                if got >= 1 << 20:
+                    break
+            time.sleep(3)
+    finally:
+        c.close()
+    print(f"slow reader: proxy RSS {rss.baseline} kB -> peak {rss.peak} kB")
+    assert rss.growth() < RSS_LIMIT_KB, f"proxy RSS grew {rss.growth()} kB for a stalled reader"
+
+
+def test_slow_backend_upload_backpressure(proxy):
+    # The backend sleeps 3 s before reading a 256 MiB upload: the proxy must stop reading
+    # from the client meanwhile, then deliver every byte.
+    total = 256 << 20
+    c = RawConn(proxy.http_port, timeout=30)
+    expect = hashlib.sha256()
+    err = []
+
+    def sender():
+        try:
+            c.send(b"POST /big/slow-backend?do=sleep&ms=3000 HTTP/1.1\r\nHost: t\r\n"
+                   b"Content-Length: " + str(total).encode() + b"\r\n\r\n")
+            for piece in pattern.chunks(total, 1 << 20):
+                expect.update(piece)
+                c.send(piece)
+        except OSError as e:
+            err.append(e)
+
+    try:
+        with RssSampler(proxy) as rss:
+            t = threading.Thread(target=sender, daemon=True)
+            t.start()
+            t.join(60)
+            r = c.read_response()
+    finally:
+        c.close()
+    print(f"slow backend: proxy RSS {rss.baseline} kB -> peak {rss.peak} kB")
+    assert not err, err
+    assert r.status == 200, r
+    assert r.json()["body_len"] == total
+    assert r.json()["body_sha256"] == expect.hexdigest()
+    assert rss.growth() < RSS_LIMIT_KB, f"proxy RSS grew {rss.growth()} kB for a slow backend"
