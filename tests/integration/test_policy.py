@@ -1,0 +1,125 @@
+"""Route policies as a user sees them through weir-proxy: redirects, rewrite, upstream vhost,
+header edits, source ranges, request base, CORS preflight, app root, cookie affinity,
+Kubernetes Prefix matching."""
+
+import pytest
+
+import proxyutil as pu
+
+
+def r(path, backend=0, match="prefix", **policy):
+    return {"path": path, "match": match, "backend": backend, "policy": policy}
+
+
+@pytest.fixture
+def pproxy(fresh_proxy, backends):
+    ep = lambda key: {"address": "127.0.0.1", "port": backends[key]}  # noqa: E731
+    table = {
+        "version": 1,
+        "generation": 1,
+        "hosts": [{"name": "", "routes": [
+            r("/secure", ssl_redirect=True),
+            r("/old", backend=-1, redirect_code=301, redirect_url="https://new.example/"),
+            r("/api(/|$)(.*)", match="regex", rewrite_target="/$2"),
+            r("/vhost", upstream_vhost="internal.svc"),
+            r("/hdrs", request_headers=[{"name": "X-Added", "value": "yes"}],
+              response_headers=[{"name": "X-Resp-Added", "value": "1"}],
+              hide_headers=["X-Unknown-Resp"]),
+            r("/deny", deny=["127.0.0.1"]),
+            r("/allow", allow=["10.0.0.0/8"]),
+            r("/sticky", backend=1, affinity="cookie"),
+            r("/convos", request_base=True),
+            r("/cors", cors={"enabled": True}),
+            r("/aaa/bbb"),
+            r("/", match="exact", app_root="/app"),
+        ]}],
+        "backends": [
+            {"name": "p/echo:80", "endpoints": [ep("echo")]},
+            {"name": "p/ab:80", "endpoints": sorted([ep("echo_a"), ep("echo_b")],
+                                                   key=lambda e: e["port"])},
+        ],
+    }
+    return fresh_proxy(table)
+
+
+def upstream(resp):
+    assert resp.status == 200, resp
+    return resp.json()
+
+
+def hv(info, name):
+    return [v for k, v in info["headers"] if k.lower() == name.lower()]
+
+
+def test_ssl_redirect_308(pproxy):
+    resp = pu.get(pproxy.http_port, "/secure/x?q=1", host="pol.test")
+    assert resp.status == 308, resp
+    assert resp.get("Location") == "https://pol.test/secure/x?q=1"
+
+
+def test_permanent_redirect_301(pproxy):
+    resp = pu.get(pproxy.http_port, "/old/page", host="pol.test")
+    assert resp.status == 301, resp
+    assert resp.get("Location") == "https://new.example/"
+
+
+def test_regex_rewrite_target(pproxy):
+    info = upstream(pu.get(pproxy.http_port, "/API/users/7?x=1"))
+    assert info["path"] == "/users/7" and info["query"] == "x=1", info
+
+
+def test_upstream_vhost(pproxy):
+    info = upstream(pu.get(pproxy.http_port, "/vhost/a", host="public.test"))
+    assert hv(info, "Host") == ["internal.svc"], info["headers"]
+
+
+def test_request_and_response_header_edits(pproxy):
+    resp = pu.get(pproxy.http_port, "/hdrs?do=cookies")
+    info = upstream(resp)
+    assert hv(info, "X-Added") == ["yes"], info["headers"]
+    assert resp.get_all("X-Resp-Added") == ["1"], resp.headers
+    assert resp.get_all("X-Unknown-Resp") == [], resp.headers
+    assert len(resp.get_all("Set-Cookie")) == 3
+
+
+def test_deny_and_allow_ranges_403(pproxy):
+    assert pu.get(pproxy.http_port, "/deny/x").status == 403
+    assert pu.get(pproxy.http_port, "/allow/x").status == 403
+
+
+def test_request_base(pproxy):
+    info = upstream(pu.get(pproxy.http_port, "/convos/events", host="chat.test"))
+    assert hv(info, "X-Request-Base") == ["http://chat.test/convos"], info["headers"]
+
+
+def test_cors_preflight_204(pproxy):
+    resp = pu.request(pproxy.http_port, b"OPTIONS /cors/x HTTP/1.1\r\nHost: t\r\n"
+                      b"Origin: https://app.test\r\nAccess-Control-Request-Method: PUT\r\n\r\n")
+    assert resp.status == 204, resp
+    assert resp.get("Access-Control-Allow-Origin") in ("*", "https://app.test"), resp.headers
+    assert "PUT" in (resp.get("Access-Control-Allow-Methods") or ""), resp.headers
+
+
+def test_app_root_302(pproxy):
+    resp = pu.get(pproxy.http_port, "/", host="pol.test")
+    assert resp.status == 302, resp
+    assert (resp.get("Location") or "").endswith("/app"), resp.headers
+
+
+def test_prefix_matches_by_element(pproxy):
+    assert upstream(pu.get(pproxy.http_port, "/aaa/bbb/ccc"))["path"] == "/aaa/bbb/ccc"
+    assert upstream(pu.get(pproxy.http_port, "/aaa/bbb/"))["path"] == "/aaa/bbb/"
+    assert pu.get(pproxy.http_port, "/aaa/bbbxyz").status == 404
+
+
+def test_cookie_affinity_sticks(pproxy):
+    first = pu.get(pproxy.http_port, "/sticky/x")
+    name = upstream(first)["name"]
+    cookies = [c for c in first.get_all("Set-Cookie") if c.startswith("INGRESSCOOKIE=")]
+    assert len(cookies) == 1, first.headers
+    value = cookies[0].split(";")[0]
+    for _ in range(10):
+        info = upstream(pu.get(pproxy.http_port, "/sticky/x", extra=f"Cookie: {value}\r\n"))
+        assert info["name"] == name
+    names = {upstream(pu.get(pproxy.http_port, "/sticky/x"))["name"] for _ in range(10)}
+    assert names == {"A", "B"}, "without the cookie both endpoints serve"
