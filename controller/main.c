@@ -1,0 +1,563 @@
+/* controller/main.c - weir-controller: objects (Kubernetes API or a
+ * directory of manifests) -> store -> compile -> publish, plus Events and
+ * Ingress status in API mode. */
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "compile.h"
+#include "error.h"
+#include "events.h"
+#include "explain.h"
+#include "k8s_client.h"
+#include "k8s_config.h"
+#include "k8s_watch.h"
+#include "leader.h"
+#include "log.h"
+#include "manifests.h"
+#include "publish.h"
+#include "status.h"
+#include "store.h"
+#include "telemetry.h"
+
+#define CONTROLLER_NAME "weir.dev/ingress-controller"
+#define COMPONENT "controller"
+#define BATCH_NS (5 * 1000 * 1000) /* coalesce a burst of store changes */
+#define STATUS_RESYNC_S 30         /* status re-check (leadership changes) */
+#define SYNC_TIMEOUT_S 60          /* --once/--explain in API mode */
+
+struct options {
+	const char *kubeconfig;
+	const char *manifests;
+	const char *publish;
+	const char *ingress_class;
+	const char *watch_namespace;
+	const char *publish_service;
+	const char *election_id;
+	bool leader_elect;
+	bool once;
+	bool explain;
+	enum log_format log_format;
+	int metrics_port;
+};
+
+static volatile sig_atomic_t stopping;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stopping = 1;
+}
+
+static const char usage[] =
+    "Usage: weir-controller [flags]\n"
+    "  --kubeconfig PATH        kubeconfig (default: in-cluster, else $KUBECONFIG)\n"
+    "  --manifests DIR          read objects from YAML files in DIR (and follow them)\n"
+    "  --publish DIR            where routes.json is written (default /run/weir)\n"
+    "  --ingress-class NAME     IngressClass to serve (default weir)\n"
+    "  --watch-namespace NS     only this namespace (default: all)\n"
+    "  --publish-service NS/NAME  Service whose address goes into Ingress status\n"
+    "  --leader-elect           only the elected leader writes status\n"
+    "  --election-id NAME       Lease name for --leader-elect (default weir-leader)\n"
+    "  --metrics-port N         /healthz and /metrics port (default 10254; 0 disables)\n"
+    "  --once                   compile, publish, exit\n"
+    "  --explain                print the compiled table as readable text and exit\n"
+    "  --log-format json|text   log record format (default text)\n"
+    "  --version                print the version and exit\n"
+    "  --help                   print this help and exit\n";
+
+static int bad_flag(const char *fmt, const char *arg)
+{
+	fprintf(stderr, "weir-controller: ");
+	fprintf(stderr, fmt, arg);
+	fprintf(stderr, " (see --help)\n");
+	return 2;
+}
+
+/* Returns -1 to continue, else the exit code. */
+static int parse_flags(int argc, char **argv, struct options *o)
+{
+	enum {
+		F_KUBECONFIG = 256,
+		F_MANIFESTS,
+		F_PUBLISH,
+		F_CLASS,
+		F_NS,
+		F_PUBSVC,
+		F_LEADER,
+		F_ONCE,
+		F_EXPLAIN,
+		F_LOGFMT,
+		F_VERSION,
+		F_HELP,
+		F_METRICS,
+		F_ELECTION
+	};
+	static const struct option longopts[] = {
+	    {"kubeconfig", required_argument, NULL, F_KUBECONFIG},
+	    {"manifests", required_argument, NULL, F_MANIFESTS},
+	    {"publish", required_argument, NULL, F_PUBLISH},
+	    {"ingress-class", required_argument, NULL, F_CLASS},
+	    {"watch-namespace", required_argument, NULL, F_NS},
+	    {"publish-service", required_argument, NULL, F_PUBSVC},
+	    {"leader-elect", no_argument, NULL, F_LEADER},
+	    {"once", no_argument, NULL, F_ONCE},
+	    {"explain", no_argument, NULL, F_EXPLAIN},
+	    {"log-format", required_argument, NULL, F_LOGFMT},
+	    {"version", no_argument, NULL, F_VERSION},
+	    {"help", no_argument, NULL, F_HELP},
+	    {"metrics-port", required_argument, NULL, F_METRICS},
+	    {"election-id", required_argument, NULL, F_ELECTION},
+	    {NULL, 0, NULL, 0}};
+	opterr = 0;
+	for (;;) {
+		int idx = 0;
+		int c = getopt_long(argc, argv, ":", longopts, &idx);
+		if (c == -1)
+			break;
+		switch (c) {
+		case F_KUBECONFIG:
+			o->kubeconfig = optarg;
+			break;
+		case F_MANIFESTS:
+			o->manifests = optarg;
+			break;
+		case F_PUBLISH:
+			if (!*optarg)
+				return bad_flag("--publish needs a directory%s", "");
+			o->publish = optarg;
+			break;
+		case F_CLASS:
+			if (!*optarg)
+				return bad_flag("--ingress-class needs a name%s", "");
+			o->ingress_class = optarg;
+			break;
+		case F_NS:
+			o->watch_namespace = *optarg ? optarg : NULL;
+			break;
+		case F_PUBSVC: {
+			const char *slash = strchr(optarg, '/');
+			if (!slash || slash == optarg || !slash[1] || strchr(slash + 1, '/'))
+				return bad_flag(
+				    "--publish-service wants NAMESPACE/NAME, got \"%s\"", optarg);
+			o->publish_service = optarg;
+			break;
+		}
+		case F_LEADER:
+			o->leader_elect = true;
+			break;
+		case F_ONCE:
+			o->once = true;
+			break;
+		case F_EXPLAIN:
+			o->explain = true;
+			break;
+		case F_LOGFMT:
+			if (log_format_parse(optarg, &o->log_format) != 0)
+				return bad_flag("--log-format must be json or text, got \"%s\"",
+				                optarg);
+			break;
+		case F_VERSION:
+			printf("weir-controller %s\n", WEIR_VERSION);
+			return 0;
+		case F_HELP:
+			fputs(usage, stdout);
+			return 0;
+		case F_METRICS: {
+			char *end;
+			errno = 0;
+			long v = strtol(optarg, &end, 10);
+			if (!*optarg || *end || errno || v < 0 || v > 65535)
+				return bad_flag("--metrics-port must be 0..65535, got \"%s\"",
+				                optarg);
+			o->metrics_port = (int)v;
+			break;
+		}
+		case F_ELECTION:
+			if (!*optarg)
+				return bad_flag("--election-id needs a name%s", "");
+			o->election_id = optarg;
+			break;
+		case ':':
+			return bad_flag("%s needs a value", argv[optind - 1]);
+		default:
+			return bad_flag("unknown flag %s", argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		return bad_flag("unexpected argument \"%s\"", argv[optind]);
+	if (o->manifests && o->kubeconfig)
+		return bad_flag("--manifests and --kubeconfig exclude each other%s", "");
+	if (o->once && o->explain)
+		return bad_flag("--once and --explain exclude each other%s", "");
+	return -1;
+}
+
+/* ------------------------------------------------------------ the loop */
+
+struct wake {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool dirty;
+};
+
+static void on_store_change(void *arg)
+{
+	struct wake *w = arg;
+	pthread_mutex_lock(&w->lock);
+	w->dirty = true;
+	pthread_cond_signal(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+}
+
+struct api {
+	struct k8s_config *cfg;
+	struct k8s_client *client;
+	struct k8s_source *source;
+	struct leader *leader;
+};
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Diagnostics already logged, so a steady problem is logged once. */
+struct seen {
+	char **lines;
+	size_t n;
+};
+
+static void seen_cleanup(struct seen *s)
+{
+	for (size_t i = 0; i < s->n; i++)
+		free(s->lines[i]);
+	free(s->lines);
+	s->lines = NULL;
+	s->n = 0;
+}
+
+static char *diag_line(const struct diag *d)
+{
+	char *s = NULL;
+	if (asprintf(&s, "%s %s%s%s: %s%s%s", d->kind, d->ns, *d->ns ? "/" : "", d->name,
+	             d->key ? d->key : "", d->key ? ": " : "", d->message) < 0)
+		abort();
+	return s;
+}
+
+static void report_diags(const struct diag_list *diags, struct seen *seen, struct api *api)
+{
+	struct seen next = {calloc(diags->n + 1, sizeof(char *)), 0};
+	if (!next.lines)
+		abort();
+	for (size_t i = 0; i < diags->n; i++) {
+		const struct diag *d = &diags->items[i];
+		char *line = diag_line(d);
+		bool old = false;
+		for (size_t j = 0; j < seen->n && !old; j++)
+			old = strcmp(seen->lines[j], line) == 0;
+		if (!old) {
+			log_warn(COMPONENT, "%s", line);
+			if (api && api->client && strcmp(d->kind, "Ingress") == 0) {
+				int rc = events_warn_ingress(api->client, d->ns, d->name, d->uid,
+				                             d->reason, d->message);
+				if (rc)
+					log_warn(COMPONENT, "event on %s/%s: %s", d->ns, d->name,
+					         weir_strerror(rc));
+			}
+		}
+		next.lines[next.n++] = line;
+	}
+	seen_cleanup(seen);
+	*seen = next;
+}
+
+static void update_status(struct api *api, const struct options *o, const struct snapshot *snap,
+                          const struct compile_options *co)
+{
+	if (!api || !api->client || !o->publish_service)
+		return;
+	if (o->leader_elect && !(api->leader && leader_is_leader(api->leader)))
+		return;
+	json_object *addrs = NULL;
+	int rc = status_publish_addresses(api->client, o->publish_service, &addrs);
+	if (rc) {
+		log_warn(COMPONENT, "publish service %s: %s", o->publish_service,
+		         weir_strerror(rc));
+		return;
+	}
+	char **names = NULL;
+	size_t n = 0;
+	if (compile_class_ingresses(snap, co, &names, &n) == 0) {
+		for (size_t i = 0; i < n; i++) {
+			char *slash = strchr(names[i], '/');
+			*slash = '\0';
+			rc = status_update_ingress(api->client, names[i], slash + 1, addrs);
+			if (rc)
+				log_warn(COMPONENT, "status of %s/%s: %s", names[i], slash + 1,
+				         weir_strerror(rc));
+			free(names[i]);
+		}
+		free(names);
+	}
+	json_object_put(addrs);
+}
+
+/* One compile + publish. Returns 0 or the publish error. */
+static int compile_publish(struct store *store, const struct compile_options *co,
+                           struct publisher *pub, struct seen *seen, struct api *api,
+                           const struct options *o)
+{
+	static const char *const kinds[STORE_KIND_COUNT] = {
+	    "ingress", "ingressclass", "service", "endpointslice", "secret", "configmap"};
+	struct snapshot *snap = store_snapshot(store);
+	struct route_table *t = NULL;
+	struct diag_list diags = {0};
+	bool written = false;
+	for (int k = 0; k < STORE_KIND_COUNT; k++)
+		telemetry_objects(kinds[k], snap->count[k]);
+	double t0 = now_s();
+	int rc = compile_snapshot(snap, co, &t, &diags);
+	telemetry_compile_seconds(now_s() - t0);
+	if (rc) {
+		log_error(COMPONENT, "compile: %s", weir_strerror(rc));
+		goto out;
+	}
+	rc = publisher_publish(pub, t, &written);
+	if (rc) {
+		log_error(COMPONENT, "publish: %s", weir_strerror(rc));
+	} else if (written) {
+		log_info(COMPONENT,
+		         "published generation %llu (%zu hosts, %zu backends, %zu diagnostics)",
+		         (unsigned long long)publisher_generation(pub), t->nhosts, t->nbackends,
+		         diags.n);
+		telemetry_published(publisher_generation(pub));
+	}
+	report_diags(&diags, seen, api);
+	update_status(api, o, snap, co);
+out:
+	route_table_free(t);
+	diag_list_cleanup(&diags);
+	snapshot_free(snap);
+	return rc;
+}
+
+static bool wait_synced(struct api *api)
+{
+	double deadline = now_s() + SYNC_TIMEOUT_S;
+	while (!stopping && !k8s_source_synced(api->source)) {
+		if (now_s() > deadline)
+			return false;
+		struct timespec ts = {0, 50 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+	return !stopping;
+}
+
+static int run_explain(struct store *store, const struct compile_options *co,
+                       struct diag_list *source_diags)
+{
+	struct snapshot *snap = store_snapshot(store);
+	struct route_table *t = NULL;
+	int rc = compile_snapshot(snap, co, &t, source_diags);
+	if (rc == 0)
+		rc = explain_write(stdout, t, source_diags);
+	route_table_free(t);
+	snapshot_free(snap);
+	if (fflush(stdout) != 0)
+		rc = WEIR_EIO;
+	return rc ? 1 : 0;
+}
+
+static int start_api(const struct options *o, struct store *store, struct api *api)
+{
+	char err[512] = "";
+	int rc = k8s_config_load(o->kubeconfig, &api->cfg, err, sizeof(err));
+	if (rc) {
+		fprintf(stderr, "weir-controller: kubeconfig: %s\n",
+		        *err ? err : weir_strerror(rc));
+		return rc;
+	}
+	rc = k8s_client_new(api->cfg, &api->client);
+	if (rc) {
+		fprintf(stderr, "weir-controller: API client: %s\n", weir_strerror(rc));
+		return rc;
+	}
+	struct k8s_source_options so = {.watch_namespace = o->watch_namespace,
+	                                .configmap_namespace = k8s_config_namespace(api->cfg),
+	                                .configmap_name = "weir"};
+	rc = k8s_source_start(api->client, store, &so, &api->source);
+	if (rc) {
+		fprintf(stderr, "weir-controller: watch: %s\n", weir_strerror(rc));
+		return rc;
+	}
+	if (o->leader_elect && !o->once && !o->explain) {
+		char host[256] = "weir-controller";
+		const char *id = getenv("POD_NAME");
+		if (!id || !*id) {
+			if (gethostname(host, sizeof(host) - 1) != 0)
+				snprintf(host, sizeof(host), "weir-controller-%ld", (long)getpid());
+			host[sizeof(host) - 1] = '\0';
+			id = host;
+		}
+		rc = leader_start(api->client, k8s_config_namespace(api->cfg), o->election_id, id,
+		                  &api->leader);
+		if (rc) {
+			fprintf(stderr, "weir-controller: leader election: %s\n",
+			        weir_strerror(rc));
+			return rc;
+		}
+	}
+	return 0;
+}
+
+static void stop_api(struct api *api)
+{
+	leader_stop(api->leader);
+	k8s_source_stop(api->source);
+	k8s_client_free(api->client);
+	k8s_config_free(api->cfg);
+}
+
+int main(int argc, char **argv)
+{
+	struct options o = {.publish = "/run/weir",
+	                    .ingress_class = "weir",
+	                    .election_id = "weir-leader",
+	                    .log_format = LOG_FORMAT_TEXT,
+	                    .metrics_port = 10254};
+	int code = parse_flags(argc, argv, &o);
+	if (code >= 0)
+		return code;
+	log_init(o.log_format, LOG_LEVEL_INFO);
+
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	struct compile_options co = {.ingress_class = o.ingress_class,
+	                             .controller_name = CONTROLLER_NAME,
+	                             .allow_loopback = o.manifests != NULL};
+	struct store *store = store_new();
+	struct wake wake = {.dirty = true};
+	pthread_mutex_init(&wake.lock, NULL);
+	pthread_cond_init(&wake.cond, NULL);
+	struct api api = {0};
+	struct manifests *watch = NULL;
+	struct publisher *pub = NULL;
+	struct seen seen = {0};
+	struct diag_list source_diags = {0};
+	code = 1;
+
+	if (o.manifests) {
+		if (manifests_load(o.manifests, store, &source_diags) != 0) {
+			fprintf(stderr, "weir-controller: cannot read manifests directory %s: %s\n",
+			        o.manifests, strerror(errno));
+			goto out;
+		}
+		if (o.explain) {
+			code = run_explain(store, &co, &source_diags);
+			goto out;
+		}
+		for (size_t i = 0; i < source_diags.n; i++)
+			log_warn(COMPONENT, "%s: %s", source_diags.items[i].name,
+			         source_diags.items[i].message);
+	} else {
+		if (start_api(&o, store, &api) != 0)
+			goto out;
+		if (!wait_synced(&api)) {
+			if (!stopping)
+				fprintf(stderr, "weir-controller: objects not listed within %ds\n",
+				        SYNC_TIMEOUT_S);
+			goto out;
+		}
+		if (o.explain) {
+			code = run_explain(store, &co, &source_diags);
+			goto out;
+		}
+	}
+
+	if (publisher_new(o.publish, &pub) != 0) {
+		fprintf(stderr, "weir-controller: cannot use publish directory %s\n", o.publish);
+		goto out;
+	}
+	if (o.once) {
+		code =
+		    compile_publish(store, &co, pub, &seen, api.client ? &api : NULL, &o) ? 1 : 0;
+		goto out;
+	}
+
+	store_set_notify(store, on_store_change, &wake);
+	if (o.manifests && manifests_watch(o.manifests, store, &watch) != 0)
+		log_warn(COMPONENT, "cannot follow %s; changes need a restart", o.manifests);
+	if (o.metrics_port && telemetry_start(NULL, o.metrics_port) != 0)
+		log_warn(COMPONENT, "metrics port %d unavailable; /metrics disabled",
+		         o.metrics_port);
+	log_info(COMPONENT, "running: source %s, publish %s, class %s",
+	         o.manifests ? o.manifests : "Kubernetes API", o.publish, o.ingress_class);
+
+	double last_status = now_s();
+	while (!stopping) {
+		pthread_mutex_lock(&wake.lock);
+		if (!wake.dirty) {
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += 200 * 1000 * 1000;
+			if (ts.tv_nsec >= 1000000000L) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000L;
+			}
+			pthread_cond_timedwait(&wake.cond, &wake.lock, &ts);
+		}
+		bool dirty = wake.dirty;
+		pthread_mutex_unlock(&wake.lock);
+		if (stopping)
+			break;
+		if (!dirty) {
+			if (api.client && o.publish_service &&
+			    now_s() - last_status > STATUS_RESYNC_S) {
+				struct snapshot *snap = store_snapshot(store);
+				update_status(&api, &o, snap, &co);
+				snapshot_free(snap);
+				last_status = now_s();
+			}
+			continue;
+		}
+		struct timespec batch = {0, BATCH_NS};
+		nanosleep(&batch, NULL);
+		pthread_mutex_lock(&wake.lock);
+		wake.dirty = false;
+		pthread_mutex_unlock(&wake.lock);
+		compile_publish(store, &co, pub, &seen, api.client ? &api : NULL, &o);
+		last_status = now_s();
+	}
+	log_info(COMPONENT, "stopping; %s/%s stays in place", o.publish, ROUTE_TABLE_FILE);
+	code = 0;
+out:
+	manifests_stop(watch);
+	if (api.cfg || api.client)
+		stop_api(&api);
+	store_set_notify(store, NULL, NULL);
+	if (o.metrics_port && !o.once && !o.explain)
+		telemetry_stop();
+	publisher_free(pub);
+	seen_cleanup(&seen);
+	diag_list_cleanup(&source_diags);
+	store_free(store);
+	pthread_mutex_destroy(&wake.lock);
+	pthread_cond_destroy(&wake.cond);
+	return code;
+}
