@@ -1,0 +1,118 @@
+/* tests/unit/controller/store_test.c - upsert, delete, replace, snapshot
+ * order and isolation, notify. */
+#include <stdlib.h>
+
+#include "check.h"
+#include "controller/store.h"
+#include "error.h"
+
+static json_object *obj(const char *ns, const char *name, int v)
+{
+	json_object *o = json_object_new_object();
+	json_object *m = json_object_new_object();
+	if (ns)
+		json_object_object_add(m, "namespace", json_object_new_string(ns));
+	if (name)
+		json_object_object_add(m, "name", json_object_new_string(name));
+	json_object_object_add(o, "metadata", m);
+	json_object_object_add(o, "v", json_object_new_int(v));
+	return o;
+}
+
+static const char *key_of(json_object *o, char *buf, size_t n)
+{
+	json_object *m = json_object_object_get(o, "metadata");
+	json_object *ns = json_object_object_get(m, "namespace");
+	snprintf(buf, n, "%s/%s", ns ? json_object_get_string(ns) : "",
+		 json_object_get_string(json_object_object_get(m, "name")));
+	return buf;
+}
+
+static int value_of(json_object *o)
+{
+	return json_object_get_int(json_object_object_get(o, "v"));
+}
+
+static void count_cb(void *arg)
+{
+	(*(int *)arg)++;
+}
+
+int main(void)
+{
+	char buf[128];
+	int notified = 0;
+	struct store *s = store_new();
+	store_set_notify(s, count_cb, &notified);
+
+	/* upsert sorts by namespace then name; replace keeps one entry */
+	CHECK_INT(store_upsert(s, STORE_INGRESS, obj("b", "x", 1)), 0);
+	CHECK_INT(store_upsert(s, STORE_INGRESS, obj("a", "z", 2)), 0);
+	CHECK_INT(store_upsert(s, STORE_INGRESS, obj("a", "y", 3)), 0);
+	CHECK_INT(store_upsert(s, STORE_INGRESS, obj("b", "x", 4)), 0);
+	CHECK_INT(store_upsert(s, STORE_INGRESS_CLASS, obj(NULL, "weir", 5)), 0);
+	CHECK_INT(notified, 5);
+	CHECK_INT(store_upsert(s, STORE_INGRESS, obj("a", NULL, 6)), WEIR_EINVAL);
+	CHECK_INT(store_upsert(s, STORE_KIND_COUNT, obj("a", "q", 7)), WEIR_EINVAL);
+	CHECK_INT(notified, 5);
+
+	struct snapshot *snap = store_snapshot(s);
+	CHECK_INT(snap->count[STORE_INGRESS], 3);
+	CHECK_STR(key_of(snap->objs[STORE_INGRESS][0], buf, sizeof(buf)), "a/y");
+	CHECK_STR(key_of(snap->objs[STORE_INGRESS][1], buf, sizeof(buf)), "a/z");
+	CHECK_STR(key_of(snap->objs[STORE_INGRESS][2], buf, sizeof(buf)), "b/x");
+	CHECK_INT(value_of(snap->objs[STORE_INGRESS][2]), 4);
+	CHECK_INT(snap->count[STORE_INGRESS_CLASS], 1);
+	CHECK_STR(key_of(snap->objs[STORE_INGRESS_CLASS][0], buf, sizeof(buf)), "/weir");
+	CHECK_INT(snap->count[STORE_SERVICE], 0);
+
+	/* delete: present, absent (no notify), and the snapshot is unaffected */
+	CHECK_INT(store_delete(s, STORE_INGRESS, "a", "z"), 0);
+	CHECK_INT(notified, 6);
+	CHECK_INT(store_delete(s, STORE_INGRESS, "a", "z"), WEIR_ENOENT);
+	CHECK_INT(store_delete(s, STORE_INGRESS_CLASS, NULL, "weir"), 0);
+	CHECK_INT(notified, 7);
+	CHECK_INT(snap->count[STORE_INGRESS], 3);
+	CHECK_STR(key_of(snap->objs[STORE_INGRESS][1], buf, sizeof(buf)), "a/z");
+	snapshot_free(snap);
+
+	/* replace: the kind's contents become exactly the list (unsorted in,
+	 * sorted out, duplicate keys: last wins, unnamed dropped), notify once */
+	json_object *list[5] = {obj("n", "c", 1), obj("n", "a", 2), obj("m", "b", 3),
+				obj("n", "a", 9), obj("n", NULL, 0)};
+	CHECK_INT(store_replace(s, STORE_SERVICE, list, 5), 0);
+	CHECK_INT(notified, 8);
+	snap = store_snapshot(s);
+	CHECK_INT(snap->count[STORE_SERVICE], 3);
+	CHECK_STR(key_of(snap->objs[STORE_SERVICE][0], buf, sizeof(buf)), "m/b");
+	CHECK_STR(key_of(snap->objs[STORE_SERVICE][1], buf, sizeof(buf)), "n/a");
+	CHECK_INT(value_of(snap->objs[STORE_SERVICE][1]), 9);
+	CHECK_STR(key_of(snap->objs[STORE_SERVICE][2], buf, sizeof(buf)), "n/c");
+	CHECK_INT(snap->count[STORE_INGRESS], 2);
+	snapshot_free(snap);
+	CHECK_INT(store_replace(s, STORE_SERVICE, NULL, 0), 0);
+	snap = store_snapshot(s);
+	CHECK_INT(snap->count[STORE_SERVICE], 0);
+	snapshot_free(snap);
+
+	/* many objects in reverse order come out sorted */
+	for (int i = 999; i >= 0; i--) {
+		char name[16];
+		snprintf(name, sizeof(name), "s%04d", i);
+		store_upsert(s, STORE_SECRET, obj("ns", name, i));
+	}
+	snap = store_snapshot(s);
+	CHECK_INT(snap->count[STORE_SECRET], 1000);
+	int sorted = 1;
+	for (size_t i = 0; i < 1000; i++)
+		sorted &= value_of(snap->objs[STORE_SECRET][i]) == (int)i;
+	CHECK(sorted);
+	snapshot_free(snap);
+
+	store_set_notify(s, NULL, NULL);
+	store_upsert(s, STORE_SECRET, obj("ns", "late", 0));
+	CHECK_INT(notified, 1009);
+	CHECK_STR(store_kind_name(STORE_ENDPOINT_SLICE), "EndpointSlice");
+	store_free(s);
+	return check_finish("store_test");
+}
