@@ -1,6 +1,6 @@
 """HTTP echo backend for the weir-proxy integration tests and the local quick start.
 
-  python3 echo_http.py --host 127.0.0.1 --port 9101 [--name NAME]
+  python3 echo_http.py --host 127.0.0.1 --port 9101 [--name NAME] [--cert PEM --key PEM]
 
 Prints "echo_http ready on HOST:PORT" once listening. Every request gets a JSON answer
 {"name", "method", "path", "query" (both as sent, not decoded), "headers": [[name, value], ...] (as received: order and
@@ -21,6 +21,7 @@ import hashlib
 import json
 import os
 import signal
+import ssl
 import sys
 
 from aiohttp import web
@@ -88,10 +89,15 @@ def make_app(name: str) -> web.Application:
     return app
 
 
-async def run(host: str, port: int, name: str) -> None:
+async def run(host: str, port: int, name: str, cert: str = None, key: str = None) -> None:
     runner = web.AppRunner(make_app(name), access_log=None, handle_signals=False)
     await runner.setup()
-    await web.TCPSite(runner, host, port, reuse_address=True, backlog=1024).start()
+    ctx = None
+    if cert:
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(cert, key)
+    await web.TCPSite(runner, host, port, reuse_address=True, backlog=1024,
+                      ssl_context=ctx).start()
     print(f"echo_http ready on {host}:{port}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -106,8 +112,10 @@ def main() -> None:
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--name", default="echo")
+    ap.add_argument("--cert", help="serve HTTPS with this PEM certificate (chain)")
+    ap.add_argument("--key", help="the PEM private key of --cert")
     a = ap.parse_args()
-    asyncio.run(run(a.host, a.port, a.name))
+    asyncio.run(run(a.host, a.port, a.name, a.cert, a.key))
 
 
 if __name__ == "__main__":
