@@ -133,7 +133,6 @@ struct ctx {
 	const struct compile_options *o;
 	struct route_table *t;
 	struct diag_list *diags;
-	size_t *diag_seq; /* insertion order, for a stable sort */
 	size_t diag_cap;
 };
 
@@ -283,10 +282,22 @@ static bool is_ip(const char *addr)
 	return inet_pton(AF_INET, addr, buf) == 1 || inet_pton(AF_INET6, addr, buf) == 1;
 }
 
+/* Addresses compare as numbers: IPv4 before IPv6, then byte order. */
+static int cmp_address(const char *a, const char *b)
+{
+	unsigned char x[17] = {0}, y[17] = {0};
+	if (inet_pton(AF_INET, a, x + 1) != 1 && inet_pton(AF_INET6, a, x + 1) == 1)
+		x[0] = 1;
+	if (inet_pton(AF_INET, b, y + 1) != 1 && inet_pton(AF_INET6, b, y + 1) == 1)
+		y[0] = 1;
+	int r = memcmp(x, y, sizeof(x));
+	return r ? r : strcmp(a, b);
+}
+
 static int cmp_endpoint(const void *a, const void *b)
 {
 	const struct route_endpoint *x = a, *y = b;
-	int r = strcmp(x->address, y->address);
+	int r = cmp_address(x->address, y->address);
 	if (r)
 		return r;
 	if (x->port != y->port)
@@ -698,7 +709,7 @@ static void apply_configmap(struct ctx *c, json_object *cm, uint32_t *drain_defa
 			abort();
 		if (rc)
 			diag_add(c, "ConfigMap", cm, k, "BadConfig",
-			         "invalid value: %s (default kept)", err);
+			         "invalid value: %s; default kept", err);
 	}
 	free(keys);
 }
@@ -1298,11 +1309,10 @@ int compile_snapshot(const struct snapshot *snap, const struct compile_options *
 	struct route_table *t = route_table_new();
 	if (!t)
 		return WEIR_ENOMEM;
-	struct ctx c = {.snap = snap, .o = o, .t = t, .diags = diags};
+	/* diags may already hold entries (e.g. manifest file problems): append. */
+	struct ctx c = {.snap = snap, .o = o, .t = t, .diags = diags, .diag_cap = diags->n};
 	struct hosts hs = {0};
 	uint32_t drain_default = t->settings.drain_window_ms;
-	diags->n = 0;
-	diags->items = NULL;
 
 	for (size_t i = 0; i < snap->count[STORE_CONFIGMAP]; i++) {
 		json_object *cm = snap->objs[STORE_CONFIGMAP][i];
@@ -1332,8 +1342,12 @@ int compile_snapshot(const struct snapshot *snap, const struct compile_options *
 			abort();
 		for (size_t k = 0; k < issues.n; k++) {
 			struct annotation_issue *is = &issues.items[k];
-			diag_add(&c, "Ingress", in->obj, is->key, is->reason, "%s%s", is->message,
-			         is->fatal ? "; the Ingress's routes are dropped" : "");
+			/* annotations.c says InvalidAnnotation; the agreed Event
+			 * reason for a bad value is BadAnnotation. */
+			bool bad = strcmp(is->reason, "InvalidAnnotation") == 0;
+			diag_add(&c, "Ingress", in->obj, is->key,
+			         bad ? "BadAnnotation" : is->reason, "%s%s", is->message,
+			         bad && is->fatal ? "; the Ingress's routes are dropped" : "");
 			if (is->fatal)
 				in->dropped = true;
 		}
