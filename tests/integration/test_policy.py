@@ -2,7 +2,11 @@
 header edits, source ranges, request base, CORS preflight, app root, cookie affinity,
 Kubernetes Prefix matching."""
 
+import time
+
 import pytest
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
 
 import proxyutil as pu
 
@@ -31,12 +35,18 @@ def pproxy(fresh_proxy, backends):
             r("/convos", request_base=True),
             r("/cors", cors={"enabled": True}),
             r("/aaa/bbb"),
+            {"path": "/canary", "match": "prefix", "backend": 0,
+             "canary": {"backend": 2, "by_header": "X-Canary"}},
+            r("/rl", limit_rps=2),
+            r("/wslife", backend=3, ws_max_lifetime_ms=1500),
             r("/", match="exact", app_root="/app"),
         ]}],
         "backends": [
             {"name": "p/echo:80", "endpoints": [ep("echo")]},
             {"name": "p/ab:80", "endpoints": sorted([ep("echo_a"), ep("echo_b")],
                                                    key=lambda e: e["port"])},
+            {"name": "p/a:80", "endpoints": [ep("echo_a")]},
+            {"name": "p/ws:80", "endpoints": [ep("ws")]},
         ],
     }
     return fresh_proxy(table)
@@ -123,3 +133,35 @@ def test_cookie_affinity_sticks(pproxy):
         assert info["name"] == name
     names = {upstream(pu.get(pproxy.http_port, "/sticky/x"))["name"] for _ in range(10)}
     assert names == {"A", "B"}, "without the cookie both endpoints serve"
+
+
+def test_canary_by_header(pproxy):
+    assert upstream(pu.get(pproxy.http_port, "/canary/x"))["name"] == "echo"
+    info = upstream(pu.get(pproxy.http_port, "/canary/x", extra="X-Canary: always\r\n"))
+    assert info["name"] == "A"
+    info = upstream(pu.get(pproxy.http_port, "/canary/x", extra="X-Canary: never\r\n"))
+    assert info["name"] == "echo"
+
+
+def test_limit_rps_503(pproxy):
+    codes = [pu.get(pproxy.http_port, "/rl/x").status for _ in range(40)]
+    assert codes[0] == 200, codes
+    assert 503 in codes, f"40 requests at once under limit_rps 2: {codes}"
+    assert set(codes) <= {200, 503}, codes
+
+
+def test_ws_max_lifetime(pproxy):
+    with connect(f"ws://127.0.0.1:{pproxy.http_port}/wslife/x", proxy=None,
+                 ping_interval=None) as ws:
+        t0 = time.monotonic()
+        n = 0
+        try:
+            while time.monotonic() - t0 < 6:
+                ws.send(f"m{n}")
+                assert ws.recv(timeout=5) == f"m{n}"
+                n += 1
+                time.sleep(0.1)
+        except ConnectionClosed:
+            pass
+        took = time.monotonic() - t0
+    assert 1.2 < took < 4.0, f"busy connection closed after {took:.2f}s, max lifetime 1.5 s"
