@@ -24,7 +24,7 @@ static const char *key_of(json_object *o, char *buf, size_t n)
 	json_object *m = json_object_object_get(o, "metadata");
 	json_object *ns = json_object_object_get(m, "namespace");
 	snprintf(buf, n, "%s/%s", ns ? json_object_get_string(ns) : "",
-		 json_object_get_string(json_object_object_get(m, "name")));
+	         json_object_get_string(json_object_object_get(m, "name")));
 	return buf;
 }
 
@@ -79,7 +79,7 @@ int main(void)
 	/* replace: the kind's contents become exactly the list (unsorted in,
 	 * sorted out, duplicate keys: last wins, unnamed dropped), notify once */
 	json_object *list[5] = {obj("n", "c", 1), obj("n", "a", 2), obj("m", "b", 3),
-				obj("n", "a", 9), obj("n", NULL, 0)};
+	                        obj("n", "a", 9), obj("n", NULL, 0)};
 	CHECK_INT(store_replace(s, STORE_SERVICE, list, 5), 0);
 	CHECK_INT(notified, 8);
 	snap = store_snapshot(s);

@@ -1,0 +1,270 @@
+/* tests/unit/controller/annotations_test.c - typed annotation parsers and
+ * the resolution of one Ingress's annotations (prefixes, snippets, unknown
+ * keys, bad values). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "controller/annotations.h"
+#include "error.h"
+
+static void durations(void)
+{
+	uint32_t ms = 7;
+	char err[128];
+	CHECK_INT(annotations_parse_duration_ms("60", &ms, err, sizeof(err)), 0);
+	CHECK_INT(ms, 60000);
+	CHECK_INT(annotations_parse_duration_ms("60s", &ms, err, sizeof(err)), 0);
+	CHECK_INT(ms, 60000);
+	CHECK_INT(annotations_parse_duration_ms("1500ms", &ms, err, sizeof(err)), 0);
+	CHECK_INT(ms, 1500);
+	CHECK_INT(annotations_parse_duration_ms("5m", &ms, err, sizeof(err)), 0);
+	CHECK_INT(ms, 300000);
+	CHECK_INT(annotations_parse_duration_ms("2h", &ms, err, sizeof(err)), 0);
+	CHECK_INT(ms, 7200000);
+	CHECK_INT(annotations_parse_duration_ms("0", &ms, err, sizeof(err)), 0);
+	CHECK_INT(ms, 0);
+	ms = 42;
+	const char *bad[] = {"", "s", "-1", "1.5s", "10x", "1d", " 5", "5 s", "2000000h", "60S"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err[0] = '\0';
+		CHECK_INT(annotations_parse_duration_ms(bad[i], &ms, err, sizeof(err)),
+		          WEIR_EINVAL);
+		CHECK(err[0] != '\0');
+	}
+	CHECK_INT(ms, 42); /* untouched on failure */
+}
+
+static void sizes(void)
+{
+	int64_t v = 5;
+	CHECK_INT(annotations_parse_size("0", &v, NULL, 0), 0);
+	CHECK_INT(v, 0);
+	CHECK_INT(annotations_parse_size("1024", &v, NULL, 0), 0);
+	CHECK_INT(v, 1024);
+	CHECK_INT(annotations_parse_size("8k", &v, NULL, 0), 0);
+	CHECK_INT(v, 8192);
+	CHECK_INT(annotations_parse_size("512K", &v, NULL, 0), 0);
+	CHECK_INT(v, 524288);
+	CHECK_INT(annotations_parse_size("1m", &v, NULL, 0), 0);
+	CHECK_INT(v, 1048576);
+	CHECK_INT(annotations_parse_size("2G", &v, NULL, 0), 0);
+	CHECK_INT(v, 2147483648LL);
+	v = 9;
+	const char *bad[] = {"", "m", "1.5m", "1mb", "-1", "lots", "1t", "99999999999999999999"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		CHECK_INT(annotations_parse_size(bad[i], &v, NULL, 0), WEIR_EINVAL);
+	CHECK_INT(v, 9);
+}
+
+static void bools_and_ints(void)
+{
+	bool b = false;
+	CHECK_INT(annotations_parse_bool("true", &b, NULL, 0), 0);
+	CHECK(b);
+	CHECK_INT(annotations_parse_bool("false", &b, NULL, 0), 0);
+	CHECK(!b);
+	const char *bad[] = {"True", "TRUE", "1", "yes", "", "false "};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		CHECK_INT(annotations_parse_bool(bad[i], &b, NULL, 0), WEIR_EINVAL);
+	uint64_t u = 0;
+	CHECK_INT(annotations_parse_uint("100", 100, &u, NULL, 0), 0);
+	CHECK_INT(u, 100);
+	CHECK_INT(annotations_parse_uint("101", 100, &u, NULL, 0), WEIR_EINVAL);
+	CHECK_INT(annotations_parse_uint("-1", 100, &u, NULL, 0), WEIR_EINVAL);
+	CHECK_INT(annotations_parse_uint("", 100, &u, NULL, 0), WEIR_EINVAL);
+	CHECK_INT(annotations_parse_uint("1e2", 100, &u, NULL, 0), WEIR_EINVAL);
+}
+
+static void headers(void)
+{
+	struct route_header *h = NULL;
+	size_t n = 0;
+	CHECK_INT(annotations_parse_headers("X-A: 1\n\n  X-B:two words \nX-C:", &h, &n, NULL, 0),
+	          0);
+	CHECK_INT(n, 3);
+	if (n == 3) {
+		CHECK_STR(h[0].name, "X-A");
+		CHECK_STR(h[0].value, "1");
+		CHECK_STR(h[1].name, "X-B");
+		CHECK_STR(h[1].value, "two words");
+		CHECK_STR(h[2].name, "X-C");
+		CHECK_STR(h[2].value, "");
+	}
+	for (size_t i = 0; i < n; i++) {
+		free(h[i].name);
+		free(h[i].value);
+	}
+	free(h);
+	const char *bad[] = {"X Y: z",    "NoColon",    ": empty name",
+	                     "X-A: a\rb", "X-A: a\001", "X(A): b"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		h = NULL;
+		n = 0;
+		CHECK_INT(annotations_parse_headers(bad[i], &h, &n, NULL, 0), WEIR_EINVAL);
+	}
+}
+
+static void cidrs_and_hash(void)
+{
+	struct route_cidr *c = NULL;
+	size_t n = 0;
+	CHECK_INT(annotations_parse_cidrs("10.0.0.0/8, 192.168.1.7,2001:db8::/32", &c, &n, NULL, 0),
+	          0);
+	CHECK_INT(n, 3);
+	if (n == 3) {
+		CHECK_INT(c[0].family, 4);
+		CHECK_INT(c[0].prefix_len, 8);
+		CHECK_INT(c[1].prefix_len, 32);
+		CHECK_INT(c[2].family, 6);
+	}
+	free(c);
+	const char *bad[] = {"10.0.0.0/33", "10.0.0", "example.com", "10.0.0.0/8,::1/129"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		CHECK_INT(annotations_parse_cidrs(bad[i], &c, &n, NULL, 0), WEIR_EINVAL);
+
+	CHECK_INT(annotations_check_hash_by("$remote_addr", NULL, 0), 0);
+	CHECK_INT(annotations_check_hash_by("$request_uri", NULL, 0), 0);
+	CHECK_INT(annotations_check_hash_by("$arg_room-$http_x_user$cookie_sid$host", NULL, 0), 0);
+	CHECK_INT(annotations_check_hash_by("", NULL, 0), WEIR_EINVAL);
+	CHECK_INT(annotations_check_hash_by("$upstream_addr", NULL, 0), WEIR_EINVAL);
+	CHECK_INT(annotations_check_hash_by("$arg_", NULL, 0), WEIR_EINVAL);
+}
+
+static json_object *ann(const char *json)
+{
+	json_object *o = json_tokener_parse(json);
+	CHECK(o != NULL);
+	return o;
+}
+
+static const struct annotation_issue *issue(const struct annotation_issues *is, const char *key)
+{
+	for (size_t i = 0; i < is->n; i++)
+		if (strcmp(is->items[i].key, key) == 0)
+			return &is->items[i];
+	return NULL;
+}
+
+static void resolve(void)
+{
+	/* weir.dev/ wins over the nginx key, even when the nginx value is bad;
+	 * keys of other prefixes are not ours. */
+	json_object *o =
+	    ann("{\"nginx.ingress.kubernetes.io/proxy-read-timeout\":\"forever\","
+	        "\"weir.dev/proxy-read-timeout\":\"90\","
+	        "\"nginx.ingress.kubernetes.io/proxy-body-size\":\"8m\","
+	        "\"nginx.ingress.kubernetes.io/permanent-redirect\":\"https://x.example/\","
+	        "\"example.com/other\":\"x\"}");
+	struct annotations a;
+	struct annotation_issues is = {0};
+	CHECK_INT(annotations_parse(o, 30000, &a, &is), 0);
+	CHECK_INT(is.n, 0);
+	CHECK_INT(a.policy.read_timeout_ms, 90000);
+	CHECK(a.read_timeout_set);
+	CHECK(!a.ws_idle_set);
+	CHECK_INT(a.policy.body_limit, 8388608);
+	CHECK_INT(a.policy.redirect_code, 301);
+	CHECK_STR(a.policy.redirect_url, "https://x.example/");
+	CHECK(a.ssl_redirect); /* default true */
+	CHECK_INT(a.policy.drain_window_ms, 30000);
+
+	/* deep copy: equal values, independent storage */
+	struct route_policy copy;
+	CHECK_INT(annotations_policy_copy(&copy, &a.policy), 0);
+	CHECK_STR(copy.redirect_url, a.policy.redirect_url);
+	CHECK(copy.redirect_url != a.policy.redirect_url);
+	CHECK_STR(copy.cookie.name, "INGRESSCOOKIE");
+	route_policy_cleanup(&copy);
+	annotations_cleanup(&a);
+	annotation_issues_cleanup(&is);
+	json_object_put(o);
+
+	/* snippet: fatal; unknown: not fatal; bad value: fatal naming the key */
+	o = ann("{\"nginx.ingress.kubernetes.io/server-snippet\":\"x\","
+	        "\"weir.dev/frobnicate\":\"1\","
+	        "\"nginx.ingress.kubernetes.io/limit-rps\":\"many\","
+	        "\"weir.dev/drain-window\":\"45s\"}");
+	CHECK_INT(annotations_parse(o, 20000, &a, &is), 0);
+	CHECK_INT(is.n, 3);
+	const struct annotation_issue *s = issue(&is, "nginx.ingress.kubernetes.io/server-snippet");
+	CHECK(s && s->fatal && strcmp(s->reason, "SnippetRefused") == 0);
+	const struct annotation_issue *u = issue(&is, "weir.dev/frobnicate");
+	CHECK(u && !u->fatal && strcmp(u->reason, "UnknownAnnotation") == 0);
+	const struct annotation_issue *b = issue(&is, "nginx.ingress.kubernetes.io/limit-rps");
+	CHECK(b && b->fatal && strstr(b->message, "many") != NULL);
+	CHECK_INT(a.policy.drain_window_ms, 45000);
+	annotations_cleanup(&a);
+	annotation_issues_cleanup(&is);
+	json_object_put(o);
+
+	/* NULL annotations: defaults, drain-window from the caller */
+	CHECK_INT(annotations_parse(NULL, 1234, &a, &is), 0);
+	CHECK_INT(is.n, 0);
+	CHECK_INT(a.policy.drain_window_ms, 1234);
+	CHECK_INT(a.policy.ws_idle_timeout_ms, 3600000);
+	CHECK_INT(a.canary_rule.backend, -1);
+	annotations_cleanup(&a);
+	annotation_issues_cleanup(&is);
+
+	/* canary and affinity families */
+	o = ann("{\"nginx.ingress.kubernetes.io/canary\":\"true\","
+	        "\"nginx.ingress.kubernetes.io/canary-weight\":\"30\","
+	        "\"nginx.ingress.kubernetes.io/canary-by-header\":\"X-Canary\","
+	        "\"nginx.ingress.kubernetes.io/affinity\":\"cookie\","
+	        "\"nginx.ingress.kubernetes.io/session-cookie-samesite\":\"strict\","
+	        "\"weir.dev/server-alias\":\"A.example.com, b.example.com\"}");
+	CHECK_INT(annotations_parse(o, 30000, &a, &is), 0);
+	CHECK_INT(is.n, 0);
+	CHECK(a.canary);
+	CHECK_INT(a.canary_rule.weight, 30);
+	CHECK_STR(a.canary_rule.by_header, "X-Canary");
+	CHECK_INT(a.policy.affinity, ROUTE_AFFINITY_COOKIE);
+	CHECK_STR(a.policy.cookie.samesite, "Strict");
+	CHECK_INT(a.nserver_alias, 2);
+	if (a.nserver_alias == 2)
+		CHECK_STR(a.server_alias[0], "a.example.com");
+	annotations_cleanup(&a);
+	annotation_issues_cleanup(&is);
+	json_object_put(o);
+
+	/* bad values of several families, each fatal */
+	const char *bad[] = {
+	    "{\"weir.dev/canary-weight\":\"101\"}",
+	    "{\"weir.dev/affinity\":\"ip\"}",
+	    "{\"weir.dev/load-balance\":\"random\"}",
+	    "{\"weir.dev/backend-protocol\":\"GRPC\"}",
+	    "{\"weir.dev/session-cookie-samesite\":\"Sometimes\"}",
+	    "{\"weir.dev/permanent-redirect-code\":\"200\"}",
+	    "{\"weir.dev/whitelist-source-range\":\"10.0.0.0/40\"}",
+	    "{\"weir.dev/request-headers\":\"Bad Name: x\"}",
+	    "{\"weir.dev/hide-headers\":\"X(1)\"}",
+	    "{\"weir.dev/server-alias\":\"bad host!\"}",
+	    "{\"weir.dev/default-backend\":\"Not_A_Service\"}",
+	    "{\"weir.dev/use-regex\":\"yes\"}",
+	    "{\"weir.dev/websocket-idle-timeout\":\"1 hour\"}",
+	    "{\"weir.dev/app-root\":\"app\"}",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		o = ann(bad[i]);
+		CHECK_INT(annotations_parse(o, 30000, &a, &is), 0);
+		CHECK_INT(is.n, 1);
+		if (is.n != 1 || !is.items[0].fatal)
+			fprintf(stderr, "  case %s not refused\n", bad[i]);
+		CHECK(is.n == 1 && is.items[0].fatal);
+		annotations_cleanup(&a);
+		annotation_issues_cleanup(&is);
+		json_object_put(o);
+	}
+}
+
+int main(void)
+{
+	durations();
+	sizes();
+	bools_and_ints();
+	headers();
+	cidrs_and_hash();
+	resolve();
+	return check_finish("annotations_test");
+}
