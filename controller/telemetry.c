@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -50,11 +51,12 @@ static struct {
 	uint64_t published;
 } tm = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
-/* With tm.mu held. NULL when the table is full. */
+/* With tm.mu held. NULL when the table is full. Kind names match case-insensitively
+ * ("Ingress" and "ingress" are one series, labelled as first seen). */
 static struct kind_stats *kind_get(const char *kind)
 {
 	for (int i = 0; i < tm.nkinds; i++)
-		if (strcmp(tm.kinds[i].name, kind) == 0)
+		if (strcasecmp(tm.kinds[i].name, kind) == 0)
 			return &tm.kinds[i];
 	if (tm.nkinds == KINDS_MAX)
 		return NULL;

@@ -56,6 +56,7 @@ static void test_render(void)
 
 	telemetry_watch_restart("Ingress");
 	telemetry_watch_restart("Ingress");
+	telemetry_watch_restart("ingress"); /* same series as "Ingress" */
 	telemetry_relist("Service");
 	telemetry_objects("Ingress", 42);
 	telemetry_objects("Ingress", 7);   /* a gauge: last value wins */
@@ -68,9 +69,10 @@ static void test_render(void)
 	CHECK(text != NULL);
 	if (!text)
 		return;
-	CHECK(strstr(text, "weir_controller_watch_restarts_total{kind=\"Ingress\"} 2\n"));
+	CHECK(strstr(text, "weir_controller_watch_restarts_total{kind=\"Ingress\"} 3\n"));
 	CHECK(strstr(text, "weir_controller_watch_restarts_total{kind=\"Service\"} 0\n"));
 	CHECK(strstr(text, "weir_controller_relists_total{kind=\"Service\"} 1\n"));
+	CHECK(!strstr(text, "kind=\"ingress\""));
 	CHECK(strstr(text, "weir_controller_objects{kind=\"Ingress\"} 7\n"));
 	CHECK(!strstr(text, "weir_controller_objects{kind=\"Service\"}"));
 	CHECK(strstr(text, "# TYPE weir_controller_compile_seconds histogram\n"));
