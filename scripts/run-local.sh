@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run weir locally without a cluster: installs what is needed, builds, starts
 # the demo backends (HTTP echo on 127.0.0.1:18081, WebSocket echo on
-# 127.0.0.1:18082), weir-controller in --manifests mode on examples/manifests
+# 127.0.0.1:18082, routed for host demo.localhost), weir-controller in --manifests mode on examples/manifests
 # and weir-proxy serving the compiled table on :8080 (admin :9090).
 # Ctrl-C stops everything. Edit a file in examples/manifests and the route
 # table follows within milliseconds.
@@ -23,7 +23,7 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-python3 tests/backends/http_echo.py --host 127.0.0.1 --port 18081 &
+python3 tests/backends/echo_http.py --host 127.0.0.1 --port 18081 &
 pids+=($!)
 python3 tests/backends/ws_echo.py --host 127.0.0.1 --port 18082 &
 pids+=($!)
@@ -36,8 +36,9 @@ pids+=($!)
 cat <<TXT
 
 weir is running (route table in $RUN_DIR):
-  curl -H 'Host: demo.local' http://127.0.0.1:${WEIR_HTTP_PORT:-8080}/echo
-  python3 -m websockets ws://127.0.0.1:${WEIR_HTTP_PORT:-8080}/ws   # with Host demo.local, see README
+  curl -H 'Host: demo.localhost' http://127.0.0.1:${WEIR_HTTP_PORT:-8080}/app/hello
+  curl -i --max-time 2 -H 'Host: demo.localhost' -H 'Connection: Upgrade' -H 'Upgrade: websocket' \\
+       -H 'Sec-WebSocket-Version: 13' -H 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==' http://127.0.0.1:${WEIR_HTTP_PORT:-8080}/ws
   curl http://127.0.0.1:${WEIR_ADMIN_PORT:-9090}/metrics
   $BUILD/weir-controller --manifests $MANIFESTS --explain
 Ctrl-C to stop.
