@@ -64,8 +64,13 @@ def test_websocket_survives_ingress_update():
     get("/", "ws.e2e.test")
 
     async def run():
-        async with websockets.connect(f"ws://{HTTP}/socket",
-                                      additional_headers={"Host": "ws.e2e.test"}) as ws:
+        # The URI names the virtual host (the Host header); the socket goes to the NodePort on
+        # loopback. (additional_headers={"Host": ...} would send a second Host header, which
+        # a conforming proxy answers with 400.)
+        addr, port = HTTP.rsplit(":", 1)
+        sock = socket.create_connection((addr, int(port)), timeout=5)
+        async with websockets.connect(f"ws://ws.e2e.test:{port}/socket", sock=sock,
+                                      open_timeout=10) as ws:
             hello = json.loads(await ws.recv())
             assert hello["hello"] == "kind-echo"
             for i in range(200):
