@@ -184,10 +184,15 @@ int manifests_yaml_to_json(const char *text, size_t len,
 	for (;;) {
 		yaml_document_t doc;
 		if (!yaml_parser_load(&parser, &doc)) {
-			snprintf(err, errlen, "line %lu: %s%s%s",
+			char ctx[64] = "";
+			if (parser.context && parser.context_mark.line != parser.problem_mark.line)
+				snprintf(ctx, sizeof(ctx), " started on line %lu",
+				         (unsigned long)parser.context_mark.line + 1);
+			snprintf(err, errlen, "line %lu: %s%s%s%s",
 			         (unsigned long)parser.problem_mark.line + 1,
 			         parser.problem ? parser.problem : "YAML error",
-			         parser.context ? " " : "", parser.context ? parser.context : "");
+			         parser.context ? " " : "", parser.context ? parser.context : "",
+			         ctx);
 			rc = WEIR_EPARSE;
 			break;
 		}
