@@ -379,7 +379,8 @@ static void collect_endpoints(struct ctx *c, struct route_backend *b, const char
 			}
 		}
 	}
-	qsort(b->endpoints, b->nendpoints, sizeof(*b->endpoints), cmp_endpoint);
+	if (b->nendpoints) /* qsort(NULL, 0) is undefined */
+		qsort(b->endpoints, b->nendpoints, sizeof(*b->endpoints), cmp_endpoint);
 	size_t k = 0;
 	for (size_t i = 0; i < b->nendpoints; i++) {
 		if (k && strcmp(b->endpoints[k - 1].address, b->endpoints[i].address) == 0 &&
@@ -1390,7 +1391,8 @@ int compile_snapshot(const struct snapshot *snap, const struct compile_options *
 	}
 	free(hs.items);
 	qsort(t->hosts, t->nhosts, sizeof(*t->hosts), cmp_host);
-	qsort(t->passthrough, t->npassthrough, sizeof(*t->passthrough), cmp_pass);
+	if (t->npassthrough)
+		qsort(t->passthrough, t->npassthrough, sizeof(*t->passthrough), cmp_pass);
 	compact(t);
 	sort_diags(diags);
 
