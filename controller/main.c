@@ -32,6 +32,7 @@
 #define BATCH_NS (5 * 1000 * 1000) /* coalesce a burst of store changes */
 #define STATUS_RESYNC_S 30         /* status re-check (leadership changes) */
 #define SYNC_TIMEOUT_S 60          /* --once/--explain in API mode */
+#define PUBLISH_RETRY_S 1.0        /* after a failed publish */
 
 struct options {
 	const char *kubeconfig;
@@ -509,7 +510,7 @@ int main(int argc, char **argv)
 	log_info(COMPONENT, "running: source %s, publish %s, class %s",
 	         o.manifests ? o.manifests : "Kubernetes API", o.publish, o.ingress_class);
 
-	double last_status = now_s();
+	double last_status = now_s(), retry_at = 0;
 	while (!stopping) {
 		pthread_mutex_lock(&wake.lock);
 		if (!wake.dirty) {
@@ -526,6 +527,8 @@ int main(int argc, char **argv)
 		pthread_mutex_unlock(&wake.lock);
 		if (stopping)
 			break;
+		if (!dirty && retry_at > 0 && now_s() >= retry_at)
+			dirty = true;
 		if (!dirty) {
 			if (api.client && o.publish_service &&
 			    now_s() - last_status > STATUS_RESYNC_S) {
@@ -541,7 +544,10 @@ int main(int argc, char **argv)
 		pthread_mutex_lock(&wake.lock);
 		wake.dirty = false;
 		pthread_mutex_unlock(&wake.lock);
-		compile_publish(store, &co, pub, &seen, api.client ? &api : NULL, &o);
+		if (compile_publish(store, &co, pub, &seen, api.client ? &api : NULL, &o) != 0)
+			retry_at = now_s() + PUBLISH_RETRY_S; /* e.g. a full disk: try again */
+		else
+			retry_at = 0;
 		last_status = now_s();
 	}
 	log_info(COMPONENT, "stopping; %s/%s stays in place", o.publish, ROUTE_TABLE_FILE);
