@@ -42,7 +42,7 @@ kubectl="$CACHE/k8s/$K8S_VERSION/bin/kubectl"
 # exec'd processes too (this machine's bounding set lacks it); say so instead of failing later.
 probe="weir-kind-exec-probe-$$"
 if docker run -d --privileged --name "$probe" weir-base:bookworm sleep 60 >/dev/null 2>&1; then
-	if ! docker exec "$probe" true 2>"$LOGS/exec-probe.err"; then
+	if ! docker exec "$probe" true >"$LOGS/exec-probe.err" 2>&1; then
 		docker rm -f "$probe" >/dev/null 2>&1 || true
 		echo "docker exec into a --privileged container fails here:" >&2
 		cat "$LOGS/exec-probe.err" >&2
