@@ -126,6 +126,72 @@ static void lower(char *s)
 		*s = (char)tolower((unsigned char)*s);
 }
 
+/* ------------------------------------------------------------ string map */
+
+/* Open-addressing map from a borrowed string (it must outlive the map) to
+ * an index; keeps lookups linear in the input size. */
+struct strmap {
+	size_t cap, n;
+	const char **keys;
+	int *vals;
+};
+
+static uint64_t hash_str(const char *s)
+{
+	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	return h;
+}
+
+static int strmap_get(const struct strmap *m, const char *key)
+{
+	if (!m->cap)
+		return -1;
+	for (size_t i = hash_str(key) & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
+		if (!m->keys[i])
+			return -1;
+		if (strcmp(m->keys[i], key) == 0)
+			return m->vals[i];
+	}
+}
+
+static void strmap_put(struct strmap *m, const char *key, int val)
+{
+	if ((m->n + 1) * 2 > m->cap) {
+		struct strmap g = {.cap = m->cap ? m->cap * 2 : 64};
+		g.keys = xcalloc(g.cap, sizeof(*g.keys));
+		g.vals = xcalloc(g.cap, sizeof(*g.vals));
+		for (size_t i = 0; i < m->cap; i++)
+			if (m->keys[i])
+				strmap_put(&g, m->keys[i], m->vals[i]);
+		free(m->keys);
+		free(m->vals);
+		*m = g;
+	}
+	size_t i = hash_str(key) & (m->cap - 1);
+	while (m->keys[i] && strcmp(m->keys[i], key) != 0)
+		i = (i + 1) & (m->cap - 1);
+	if (!m->keys[i])
+		m->n++;
+	m->keys[i] = key;
+	m->vals[i] = val;
+}
+
+static void strmap_cleanup(struct strmap *m)
+{
+	free(m->keys);
+	free(m->vals);
+	memset(m, 0, sizeof(*m));
+}
+
+/* EndpointSlices by (namespace, kubernetes.io/service-name label). */
+struct slice_ref {
+	const char *ns;
+	const char *svc;
+	size_t idx;
+};
+
 /* ------------------------------------------------------------ diagnostics */
 
 struct ctx {
@@ -134,6 +200,10 @@ struct ctx {
 	struct route_table *t;
 	struct diag_list *diags;
 	size_t diag_cap;
+	struct strmap backends;   /* name -> index in t->backends */
+	struct strmap certs;      /* name -> index in t->certs */
+	struct slice_ref *slices; /* sorted by ns, svc, idx */
+	size_t nslices;
 };
 
 static void diag_add(struct ctx *c, const char *kind, json_object *obj, const char *key,
@@ -187,15 +257,52 @@ void diag_list_cleanup(struct diag_list *d)
 
 /* ------------------------------------------------------------ class selection */
 
+/* Binary search: snapshots are sorted by namespace, then name. */
 static json_object *find_obj(const struct snapshot *s, enum store_kind k, const char *ns,
                              const char *name)
 {
-	for (size_t i = 0; i < s->count[k]; i++) {
-		json_object *obj = s->objs[k][i];
-		if (strcmp(meta_ns(obj), ns ? ns : "") == 0 && strcmp(meta_name(obj), name) == 0)
+	size_t lo = 0, hi = s->count[k];
+	if (!ns)
+		ns = "";
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		json_object *obj = s->objs[k][mid];
+		int r = strcmp(meta_ns(obj), ns);
+		if (!r)
+			r = strcmp(meta_name(obj), name);
+		if (!r)
 			return obj;
+		if (r < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
 	}
 	return NULL;
+}
+
+static int cmp_slice_ref(const void *a, const void *b)
+{
+	const struct slice_ref *x = a, *y = b;
+	int r = strcmp(x->ns, y->ns);
+	if (!r)
+		r = strcmp(x->svc, y->svc);
+	if (!r)
+		r = x->idx < y->idx ? -1 : x->idx > y->idx;
+	return r;
+}
+
+static void index_slices(struct ctx *c)
+{
+	size_t n = c->snap->count[STORE_ENDPOINT_SLICE];
+	c->slices = xcalloc(n, sizeof(*c->slices));
+	for (size_t i = 0; i < n; i++) {
+		json_object *sl = c->snap->objs[STORE_ENDPOINT_SLICE][i];
+		const char *svc = jstr(jget(jget(sl, "metadata"), "labels"), LABEL_SERVICE_NAME);
+		if (!svc)
+			continue;
+		c->slices[c->nslices++] = (struct slice_ref){meta_ns(sl), svc, i};
+	}
+	qsort(c->slices, c->nslices, sizeof(*c->slices), cmp_slice_ref);
 }
 
 /* Our IngressClass (cluster-scoped, by name), or NULL. */
@@ -337,14 +444,19 @@ static bool endpoint_ok(struct ctx *c, json_object *slice, const char *addr)
 static void collect_endpoints(struct ctx *c, struct route_backend *b, const char *ns,
                               const char *svc, const char *pname)
 {
-	size_t cap = 0;
-	for (size_t i = 0; i < c->snap->count[STORE_ENDPOINT_SLICE]; i++) {
-		json_object *sl = c->snap->objs[STORE_ENDPOINT_SLICE][i];
-		if (strcmp(meta_ns(sl), ns) != 0)
-			continue;
-		const char *owner = jstr(jget(jget(sl, "metadata"), "labels"), LABEL_SERVICE_NAME);
-		if (!owner || strcmp(owner, svc) != 0)
-			continue;
+	size_t cap = 0, lo = 0, hi = c->nslices;
+	struct slice_ref key = {ns, svc, 0};
+	while (lo < hi) { /* first slice of (ns, svc) */
+		size_t mid = lo + (hi - lo) / 2;
+		if (cmp_slice_ref(&c->slices[mid], &key) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (size_t i = lo; i < c->nslices; i++) {
+		if (strcmp(c->slices[i].ns, ns) != 0 || strcmp(c->slices[i].svc, svc) != 0)
+			break;
+		json_object *sl = c->snap->objs[STORE_ENDPOINT_SLICE][c->slices[i].idx];
 		const char *atype = jstr(sl, "addressType");
 		if (atype && strcmp(atype, "IPv4") != 0 && strcmp(atype, "IPv6") != 0)
 			continue;
@@ -393,20 +505,19 @@ static void collect_endpoints(struct ctx *c, struct route_backend *b, const char
 	b->nendpoints = k;
 }
 
-static int find_backend(struct route_table *t, const char *name)
+static int find_backend(struct ctx *c, const char *name)
 {
-	for (size_t i = 0; i < t->nbackends; i++)
-		if (strcmp(t->backends[i].name, name) == 0)
-			return (int)i;
-	return -1;
+	return strmap_get(&c->backends, name);
 }
 
-static int new_backend(struct route_table *t, char *name /* takes */)
+static int new_backend(struct ctx *c, char *name /* takes */)
 {
+	struct route_table *t = c->t;
 	t->backends = xrealloc(t->backends, (t->nbackends + 1) * sizeof(*t->backends));
 	struct route_backend *b = &t->backends[t->nbackends];
 	memset(b, 0, sizeof(*b));
 	b->name = name;
+	strmap_put(&c->backends, name, (int)t->nbackends);
 	return (int)t->nbackends++;
 }
 
@@ -449,7 +560,7 @@ static int resolve_backend(struct ctx *c, json_object *ing, const struct annotat
 	char *name =
 	    number ? xasprintf("%s/%s:%ld%s", ns, sname, number, upstream ? " (cluster IP)" : "")
 	           : xasprintf("%s/%s:%s%s", ns, sname, pname, upstream ? " (cluster IP)" : "");
-	int idx = find_backend(c->t, name);
+	int idx = find_backend(c, name);
 	if (idx >= 0) {
 		free(name);
 		goto fallback;
@@ -479,7 +590,7 @@ static int resolve_backend(struct ctx *c, json_object *ing, const struct annotat
 		free(name);
 		return -1;
 	}
-	idx = new_backend(c->t, name);
+	idx = new_backend(c, name);
 	if (upstream) {
 		const char *cip = jstr(jget(svc, "spec"), "clusterIP");
 		json_object *num = jget(sp, "port");
@@ -511,11 +622,11 @@ fallback:
 		}
 		char *dname =
 		    xasprintf("%s/%s:%d", ns, a->default_backend, json_object_get_int(dnum));
-		int didx = find_backend(c->t, dname);
+		int didx = find_backend(c, dname);
 		if (didx >= 0) {
 			free(dname);
 		} else {
-			didx = new_backend(c->t, dname);
+			didx = new_backend(c, dname);
 			collect_endpoints(c, &c->t->backends[didx], ns, a->default_backend,
 			                  jstr_or(dp, "name", ""));
 		}
@@ -583,11 +694,10 @@ static int resolve_cert(struct ctx *c, const char *kind, json_object *obj, const
 {
 	char *cname = xasprintf("%s/%s", ns, name);
 	struct route_table *t = c->t;
-	for (size_t i = 0; i < t->ncerts; i++) {
-		if (strcmp(t->certs[i].name, cname) == 0) {
-			free(cname);
-			return (int)i;
-		}
+	int known = strmap_get(&c->certs, cname);
+	if (known >= 0) {
+		free(cname);
+		return known;
 	}
 	json_object *sec = find_obj(c->snap, STORE_SECRET, ns, name);
 	const char *type = sec ? jstr(sec, "type") : NULL;
@@ -617,6 +727,7 @@ static int resolve_cert(struct ctx *c, const char *kind, json_object *obj, const
 	t->certs[t->ncerts].name = cname;
 	t->certs[t->ncerts].cert_pem = crt;
 	t->certs[t->ncerts].key_pem = key;
+	strmap_put(&c->certs, cname, (int)t->ncerts);
 	return (int)t->ncerts++;
 fail:
 	free(crt);
@@ -747,23 +858,26 @@ struct hbuild {
 struct hosts {
 	size_t n, cap;
 	struct hbuild *items;
+	struct strmap index; /* name -> index in items */
 };
 
 static struct hbuild *host_get(struct hosts *hs, const char *name, bool create)
 {
-	for (size_t i = 0; i < hs->n; i++)
-		if (strcmp(hs->items[i].name, name) == 0)
-			return &hs->items[i];
+	int idx = strmap_get(&hs->index, name);
+	if (idx >= 0)
+		return &hs->items[idx];
 	if (!create)
 		return NULL;
 	if (hs->n == hs->cap) {
 		hs->cap = hs->cap ? hs->cap * 2 : 8;
 		hs->items = xrealloc(hs->items, hs->cap * sizeof(*hs->items));
 	}
-	struct hbuild *h = &hs->items[hs->n++];
+	struct hbuild *h = &hs->items[hs->n];
 	memset(h, 0, sizeof(*h));
 	h->name = xstrdup(name);
 	h->cert = -1;
+	strmap_put(&hs->index, h->name, (int)hs->n);
+	hs->n++;
 	return h;
 }
 
@@ -1156,6 +1270,42 @@ static int cmp_pass(const void *a, const void *b)
 	              ((const struct route_passthrough *)b)->host);
 }
 
+struct named {
+	const char *name;
+	size_t idx;
+};
+
+static int cmp_named(const void *a, const void *b)
+{
+	return strcmp(((const struct named *)a)->name, ((const struct named *)b)->name);
+}
+
+static const char *backend_name_at(const struct route_table *t, size_t i)
+{
+	return t->backends[i].name;
+}
+
+static const char *cert_name_at(const struct route_table *t, size_t i)
+{
+	return t->certs[i].name;
+}
+
+/* Reorder the indexes order[0..k) by the (unique) names they point at. */
+static void sort_by_name(size_t *order, size_t k,
+                         const char *(*name_at)(const struct route_table *, size_t),
+                         const struct route_table *t)
+{
+	if (k < 2)
+		return;
+	struct named *v = xcalloc(k, sizeof(*v));
+	for (size_t i = 0; i < k; i++)
+		v[i] = (struct named){name_at(t, order[i]), order[i]};
+	qsort(v, k, sizeof(*v), cmp_named);
+	for (size_t i = 0; i < k; i++)
+		order[i] = v[i].idx;
+	free(v);
+}
+
 /* Drop backends and certs nothing refers to; order the rest by name. */
 static void compact(struct route_table *t)
 {
@@ -1179,14 +1329,7 @@ static void compact(struct route_table *t)
 	for (size_t i = 0; i < t->nbackends; i++)
 		if (bused[i])
 			order[k++] = i;
-	for (size_t i = 1; i < k; i++) /* insertion sort: small lists */
-		for (size_t j = i; j > 0 && strcmp(t->backends[order[j - 1]].name,
-		                                   t->backends[order[j]].name) > 0;
-		     j--) {
-			size_t tmp = order[j];
-			order[j] = order[j - 1];
-			order[j - 1] = tmp;
-		}
+	sort_by_name(order, k, backend_name_at, t);
 	struct route_backend *nb = xcalloc(k, sizeof(*nb));
 	for (size_t i = 0; i < k; i++) {
 		nb[i] = t->backends[order[i]];
@@ -1232,14 +1375,7 @@ static void compact(struct route_table *t)
 	for (size_t i = 0; i < t->ncerts; i++)
 		if (cused[i])
 			order[k++] = i;
-	for (size_t i = 1; i < k; i++)
-		for (size_t j = i;
-		     j > 0 && strcmp(t->certs[order[j - 1]].name, t->certs[order[j]].name) > 0;
-		     j--) {
-			size_t tmp = order[j];
-			order[j] = order[j - 1];
-			order[j - 1] = tmp;
-		}
+	sort_by_name(order, k, cert_name_at, t);
 	struct route_cert *nc = xcalloc(k, sizeof(*nc));
 	for (size_t i = 0; i < k; i++) {
 		nc[i] = t->certs[order[i]];
@@ -1279,15 +1415,21 @@ static int cmp_ing(const void *a, const void *b)
 	return r ? r : strcmp(meta_name(x), meta_name(y));
 }
 
-static int cmp_diag(const void *a, const void *b, void *arg)
+struct diag_ref {
+	struct diag d;
+	size_t seq;
+};
+
+static int cmp_diag(const void *a, const void *b)
 {
-	const struct diag *x = a, *y = b;
-	(void)arg;
-	int r = strcmp(x->kind, y->kind);
+	const struct diag_ref *x = a, *y = b;
+	int r = strcmp(x->d.kind, y->d.kind);
 	if (!r)
-		r = strcmp(x->ns, y->ns);
+		r = strcmp(x->d.ns, y->d.ns);
 	if (!r)
-		r = strcmp(x->name, y->name);
+		r = strcmp(x->d.name, y->d.name);
+	if (!r)
+		r = x->seq < y->seq ? -1 : x->seq > y->seq;
 	return r;
 }
 
@@ -1295,13 +1437,15 @@ static int cmp_diag(const void *a, const void *b, void *arg)
  * otherwise kept). */
 static void sort_diags(struct diag_list *d)
 {
-	for (size_t i = 1; i < d->n; i++)
-		for (size_t j = i; j > 0 && cmp_diag(&d->items[j - 1], &d->items[j], NULL) > 0;
-		     j--) {
-			struct diag tmp = d->items[j];
-			d->items[j] = d->items[j - 1];
-			d->items[j - 1] = tmp;
-		}
+	if (d->n < 2)
+		return;
+	struct diag_ref *v = xcalloc(d->n, sizeof(*v));
+	for (size_t i = 0; i < d->n; i++)
+		v[i] = (struct diag_ref){d->items[i], i};
+	qsort(v, d->n, sizeof(*v), cmp_diag);
+	for (size_t i = 0; i < d->n; i++)
+		d->items[i] = v[i].d;
+	free(v);
 }
 
 int compile_snapshot(const struct snapshot *snap, const struct compile_options *o,
@@ -1314,6 +1458,7 @@ int compile_snapshot(const struct snapshot *snap, const struct compile_options *
 	struct ctx c = {.snap = snap, .o = o, .t = t, .diags = diags, .diag_cap = diags->n};
 	struct hosts hs = {0};
 	uint32_t drain_default = t->settings.drain_window_ms;
+	index_slices(&c);
 
 	for (size_t i = 0; i < snap->count[STORE_CONFIGMAP]; i++) {
 		json_object *cm = snap->objs[STORE_CONFIGMAP][i];
@@ -1390,6 +1535,7 @@ int compile_snapshot(const struct snapshot *snap, const struct compile_options *
 		free(h->routes);
 	}
 	free(hs.items);
+	strmap_cleanup(&hs.index);
 	qsort(t->hosts, t->nhosts, sizeof(*t->hosts), cmp_host);
 	if (t->npassthrough)
 		qsort(t->passthrough, t->npassthrough, sizeof(*t->passthrough), cmp_pass);
@@ -1401,6 +1547,9 @@ int compile_snapshot(const struct snapshot *snap, const struct compile_options *
 		annotations_cleanup(&ings[i].ann);
 	}
 	free(ings);
+	strmap_cleanup(&c.backends);
+	strmap_cleanup(&c.certs);
+	free(c.slices);
 	*table = t;
 	return 0;
 }
