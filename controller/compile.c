@@ -836,7 +836,8 @@ struct ing {
 };
 
 struct rbuild {
-	char *path; /* as written */
+	char *path;  /* as written */
+	char *field; /* spec.rules[i].http.paths[j], for diagnostics */
 	bool exact;
 	int backend;
 	struct ing *ing;
@@ -851,6 +852,7 @@ struct hbuild {
 	int cert;
 	bool regex;
 	struct ing *cert_ing; /* the Ingress whose spec.tls named it */
+	const char *secret;   /* its secretName (borrowed from that Ingress) */
 	size_t n, cap;
 	struct rbuild *routes;
 };
@@ -953,6 +955,7 @@ static void add_route(struct ctx *c, struct hbuild *h, struct ing *in, const cha
 	struct rbuild *r = &h->routes[h->n++];
 	memset(r, 0, sizeof(*r));
 	r->path = xstrdup(path);
+	r->field = xstrdup(field);
 	r->exact = exact;
 	r->backend = backend;
 	r->ing = in;
@@ -1161,10 +1164,21 @@ static void ingress_tls(struct ctx *c, struct hosts *hs, struct ing *in)
 				continue;
 			struct hbuild *h = host_get(hs, hname, true);
 			free(hname);
-			if (h->tls)
+			if (h->tls) {
+				if (h->cert_ing != in && secret && h->secret &&
+				    (strcmp(secret, h->secret) != 0 ||
+				     strcmp(meta_ns(in->obj), meta_ns(h->cert_ing->obj)) != 0))
+					diag_add(
+					    c, "Ingress", in->obj, field, "TLSConflict",
+					    "host %s already takes its certificate from secret "
+					    "%s/%s of the older Ingress %s; secret %s ignored",
+					    h->name, meta_ns(h->cert_ing->obj), h->secret,
+					    h->cert_ing->source, secret);
 				continue;
+			}
 			h->tls = true;
 			h->cert_ing = in;
+			h->secret = secret;
 			if (cert == -2)
 				cert = secret && *secret
 				           ? resolve_cert(c, "Ingress", in->obj, field,
@@ -1222,7 +1236,7 @@ static void finish_host(struct ctx *c, struct hbuild *h, struct route_host *out)
 			char err[200];
 			if (!regex_ok(path, err, sizeof(err))) {
 				diag_add(
-				    c, "Ingress", r->ing->obj, r->path, "BadRegex",
+				    c, "Ingress", r->ing->obj, r->field, "BadRegex",
 				    "host \"%s\" is in regex mode and %s is not a valid regex: "
 				    "%s; route dropped",
 				    out->name, path, err);
@@ -1231,7 +1245,7 @@ static void finish_host(struct ctx *c, struct hbuild *h, struct route_host *out)
 			}
 		} else {
 			if (r->path[0] != '/') {
-				diag_add(c, "Ingress", r->ing->obj, r->path, "BadRule",
+				diag_add(c, "Ingress", r->ing->obj, r->field, "BadRule",
 				         "path %s does not start with /; route dropped", r->path);
 				goto drop;
 			}
@@ -1246,6 +1260,7 @@ static void finish_host(struct ctx *c, struct hbuild *h, struct route_host *out)
 		rt->policy = r->policy;
 		rt->canary = r->canary;
 		free(r->path);
+		free(r->field);
 		continue;
 	drop:
 		route_policy_cleanup(&r->policy);
@@ -1253,6 +1268,7 @@ static void finish_host(struct ctx *c, struct hbuild *h, struct route_host *out)
 		free(r->canary.by_header_value);
 		free(r->canary.by_cookie);
 		free(r->path);
+		free(r->field);
 	}
 	free(h->routes);
 	h->routes = NULL;
