@@ -126,8 +126,7 @@ out:
 	return rc;
 }
 
-/* The Ingress's current list, NULL-safe: absent or null counts as empty. */
-static bool same_addresses(json_object *ing, json_object *want)
+bool status_ingress_has(json_object *ing, json_object *want)
 {
 	json_object *cur = get_path(ing, "status", "loadBalancer", "ingress");
 	size_t nc =
@@ -161,7 +160,7 @@ int status_update_ingress(struct k8s_client *c, const char *ns, const char *name
 		rc = get_json(c, path, &ing);
 		if (rc)
 			goto out;
-		if (same_addresses(ing, lb_ingress)) {
+		if (status_ingress_has(ing, lb_ingress)) {
 			rc = 0;
 			goto out;
 		}

@@ -273,3 +273,22 @@ void snapshot_free(struct snapshot *snap)
 	}
 	free(snap);
 }
+
+json_object *snapshot_find(const struct snapshot *snap, enum store_kind kind, const char *ns,
+                           const char *name)
+{
+	size_t lo = 0, hi = snap->count[kind];
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		const char *mns, *mname;
+		object_key(snap->objs[kind][mid], &mns, &mname);
+		int c = key_cmp(mns, mname ? mname : "", ns, name);
+		if (c == 0)
+			return snap->objs[kind][mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}

@@ -63,6 +63,11 @@ struct snapshot *store_snapshot(struct store *s);
 /* Put the snapshot's references and free it. NULL is fine. */
 void snapshot_free(struct snapshot *snap);
 
+/* The object of that kind with metadata namespace/name (ns "" for
+ * cluster-scoped kinds), borrowed from the snapshot, or NULL. O(log n). */
+json_object *snapshot_find(const struct snapshot *snap, enum store_kind kind, const char *ns,
+                           const char *name);
+
 /* Static name of a kind ("Ingress", "IngressClass", "Service",
  * "EndpointSlice", "Secret", "ConfigMap"); "?" when out of range. */
 const char *store_kind_name(enum store_kind kind);

@@ -107,6 +107,20 @@ int main(void)
 	for (size_t i = 0; i < 1000; i++)
 		sorted &= value_of(snap->objs[STORE_SECRET][i]) == (int)i;
 	CHECK(sorted);
+	/* snapshot_find: every key is found, absent ones are not */
+	int found = 1;
+	for (int i = 0; i < 1000; i++) {
+		char name[16];
+		snprintf(name, sizeof(name), "s%04d", i);
+		json_object *o = snapshot_find(snap, STORE_SECRET, "ns", name);
+		found &= o != NULL && value_of(o) == i;
+	}
+	CHECK(found);
+	CHECK(snapshot_find(snap, STORE_SECRET, "ns", "s1000") == NULL);
+	CHECK(snapshot_find(snap, STORE_SECRET, "nt", "s0001") == NULL);
+	CHECK(snapshot_find(snap, STORE_INGRESS, "b", "x") != NULL);
+	CHECK(snapshot_find(snap, STORE_INGRESS, "a", "z") == NULL);
+	CHECK(snapshot_find(snap, STORE_SERVICE, "m", "b") == NULL);
 	snapshot_free(snap);
 
 	store_set_notify(s, NULL, NULL);
