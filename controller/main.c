@@ -270,8 +270,16 @@ static void report_diags(const struct diag_list *diags, struct seen *seen, struc
 		if (!old) {
 			log_warn(COMPONENT, "%s", line);
 			if (api && api->client && strcmp(d->kind, "Ingress") == 0) {
+				/* The Event names the annotation or field at fault, as the log
+				 * line does: "<key>: <reason text>". */
+				char *msg = NULL;
+				if (d->key && d->key[0]) {
+					if (asprintf(&msg, "%s: %s", d->key, d->message) < 0)
+						abort();
+				}
 				int rc = events_warn_ingress(api->client, d->ns, d->name, d->uid,
-				                             d->reason, d->message);
+				                             d->reason, msg ? msg : d->message);
+				free(msg);
 				if (rc)
 					log_warn(COMPONENT, "event on %s/%s: %s", d->ns, d->name,
 					         weir_strerror(rc));

@@ -8,7 +8,7 @@ import ssl
 import pytest
 
 import proxyutil as pu
-from conftest import make_cert
+from proxycerts import make_cert
 from proxyutil import RawConn
 
 

@@ -1,13 +1,11 @@
 """Shared helpers for the packaging tests: the pinned helm binary and the repo root."""
-import os
 import subprocess
-from pathlib import Path
-
 import sys
+from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from shiputil import ROOT, build_dir  # noqa: F401
 
 
 @pytest.fixture(scope="session")
@@ -20,10 +18,6 @@ def helm() -> str:
 @pytest.fixture(scope="session")
 def root() -> Path:
     return ROOT
-
-
-def build_dir() -> Path:
-    return Path(os.environ.get("WEIR_BUILD_DIR", ROOT / "build"))
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from conftest import ROOT
+from shiputil import ROOT
 
 TAG = "weir:test"
 LOCKED = ["--read-only", "--cap-drop", "ALL", "--security-opt", "no-new-privileges",

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import ROOT, build_dir
+from shiputil import ROOT, build_dir
 
 
 NS = "weir-system"
