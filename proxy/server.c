@@ -39,6 +39,8 @@
 #define OUT_HEAD_ROOM 32768u /* room for a response head to the client */
 #define CHUNK_OVERHEAD 32u   /* chunk header + CRLF + last-chunk */
 #define CLOSING_MS 5000u
+#define LINGER_MS 2000u
+#define LINGER_MAX_BYTES (1024u * 1024u)
 #define DRAIN_EXTRA_MS 3000u
 #define DRAIN_POLL_MS 50u
 #define PROGRESS_ROUNDS 64
@@ -72,6 +74,9 @@ struct conn {
 	size_t in_floor;
 	struct buf out; /* bytes to the client */
 	uint64_t idle_since, head_started, closing_since, last_activity;
+	bool lingering; /* answer sent, write side shut, draining input */
+	uint64_t linger_since;
+	size_t linger_bytes;
 
 	/* the request in flight */
 	struct http_parse rp;
@@ -1101,6 +1106,36 @@ static bool progress_peek(struct conn *c)
 
 /* ---- the connection state machine ---- */
 
+/* After the last answer on a connection the client may still be sending
+ * (a body we refused): shut our side and read its bytes away for a moment,
+ * so the close does not turn into a reset that destroys the answer. */
+static bool linger(struct conn *c)
+{
+	char sink[4096];
+	if (!c->lingering) {
+		c->lingering = true;
+		c->linger_since = loop_now(c->w->loop);
+		if (c->sock.ssl) {
+			conn_close(c);
+			return true;
+		}
+		shutdown(c->sock.fd, SHUT_WR);
+	}
+	for (int i = 0; i < 16 && c->can_read; i++) {
+		ssize_t n = recv(c->sock.fd, sink, sizeof(sink), 0);
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			c->can_read = false;
+			return false;
+		}
+		c->linger_bytes += n > 0 ? (size_t)n : 0;
+		if (n <= 0 || c->linger_bytes > LINGER_MAX_BYTES) {
+			conn_close(c);
+			return true;
+		}
+	}
+	return c->can_read;
+}
+
 static void on_resume(struct loop_defer *d)
 {
 	struct conn *c = d->data;
@@ -1143,8 +1178,9 @@ static void conn_progress(struct conn *c)
 			break;
 		case ST_CLOSING:
 			if (buf_len(&c->out) == 0) {
-				conn_close(c);
-				return;
+				progress |= linger(c);
+				if (c->closed)
+					return;
 			}
 			break;
 		}
@@ -1183,7 +1219,7 @@ static uint64_t conn_deadline(const struct conn *c, enum deadline_kind *kind)
 		       (buf_len(&c->up_out) > 0 ? c->send_timeout_ms : c->read_timeout_ms);
 	case ST_CLOSING:
 		*kind = DL_CLOSING;
-		return c->closing_since + CLOSING_MS;
+		return c->lingering ? c->linger_since + LINGER_MS : c->closing_since + CLOSING_MS;
 	}
 	*kind = DL_NONE;
 	return UINT64_MAX;
