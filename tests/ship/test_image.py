@@ -75,6 +75,20 @@ def wait_http(url, timeout=30, host=None):
     raise AssertionError(f"{url} never answered 200 (last: {last})")
 
 
+def embed_ca(kubeconfig):
+    """The container cannot see the host's CA file: put it in the kubeconfig."""
+    import base64
+
+    import yaml
+    doc = yaml.safe_load(kubeconfig.read_text())
+    for c in doc["clusters"]:
+        path = c["cluster"].pop("certificate-authority", None)
+        if path:
+            with open(path, "rb") as f:
+                c["cluster"]["certificate-authority-data"] = base64.b64encode(f.read()).decode()
+    kubeconfig.write_text(yaml.safe_dump(doc))
+
+
 @pytest.fixture
 def backend_ns():
     import sys
@@ -92,6 +106,7 @@ def test_route_table_flows_between_containers(image, installed, backend_ns, tmp_
     """controller container (API mode, chart RBAC) -> shared volume -> proxy container."""
     cluster = installed
     kubeconfig = cluster.service_account_kubeconfig("weir-system", "weir", tmp_path / "kc")
+    embed_ca(kubeconfig)
     kubeconfig.chmod(0o644)
     addr = backend_ns.addrs[0]
     objs = {"apiVersion": "v1", "kind": "List", "items": [
