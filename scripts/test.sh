@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The whole weir test suite: installs what it needs, builds, then runs the
-# unit tests (CTest, ASan+UBSan) and the golden, integration, cluster and
-# packaging tests (pytest). Heavy build products are cached under
-# $WEIR_CACHE (default /var/cache/weir) so a second run is fast.
+# unit tests (CTest, ASan+UBSan), the golden, integration, cluster and
+# packaging tests (pytest), and the kind end-to-end suite (a one-node kind
+# cluster from a node image built here, no registry). Heavy build products
+# (Kubernetes binaries, Go caches, images) are cached under $WEIR_CACHE
+# (default /var/cache/weir) so a second run is fast.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export WEIR_CACHE="${WEIR_CACHE:-/var/cache/weir}"
@@ -14,3 +16,4 @@ cmake -S . -B "$WEIR_BUILD_DIR" -G Ninja -DWEIR_WERROR=ON >/dev/null
 cmake --build "$WEIR_BUILD_DIR"
 (cd "$WEIR_BUILD_DIR" && ctest --output-on-failure)
 python3 -m pytest "$@"
+tests/e2e/kind/run.sh
