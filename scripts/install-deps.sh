@@ -32,3 +32,6 @@ if ! $py -c 'import pytest, websockets, aiohttp, requests, yaml' 2>/dev/null; th
 	$py -m pip install -q --disable-pip-version-check "${PIP_PACKAGES[@]}" 2>/dev/null ||
 		$py -m pip install -q --disable-pip-version-check --break-system-packages "${PIP_PACKAGES[@]}"
 fi
+
+# Go >= 1.24 for the Kubernetes, etcd, helm and kind builds of the tests.
+"$(dirname "$0")/install-go.sh"
