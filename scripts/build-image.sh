@@ -32,4 +32,7 @@ fi
 
 # --network host: the build stage reaches Debian's mirror like the host does.
 DOCKER_BUILDKIT=0 docker build --network host --build-arg BASE_IMAGE="$BASE" -t "$TAG" . >&2
+# Superseded build stages are 800+ MB each: drop those older than a day
+# (recent ones stay as the build cache).
+docker image prune -f --filter until=24h >/dev/null
 docker image inspect "$TAG" --format '{{.Size}}'
