@@ -40,7 +40,8 @@ static void append_escaped(char *dst, size_t cap, size_t *len, const char *src, 
 			dst[(*len)++] = '\\';
 			dst[(*len)++] = (char)c;
 		} else if (c < 0x20 || c == 0x7f) {
-			*len += (size_t)snprintf(dst + *len, cap - *len, json ? "\\u%04x" : "\\x%02x", c);
+			*len += (size_t)snprintf(dst + *len, cap - *len,
+			                         json ? "\\u%04x" : "\\x%02x", c);
 		} else {
 			dst[(*len)++] = (char)c;
 		}
@@ -64,20 +65,21 @@ void log_write(enum log_level level, const char *component, const char *fmt, ...
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
 	if (log_fmt == LOG_FORMAT_JSON) {
-		len = (size_t)snprintf(line, sizeof(line),
-				       "{\"ts\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\",\"level\":\"%s\","
-				       "\"component\":\"%s\",\"msg\":\"",
-				       tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-				       tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000, level_names[level],
-				       component);
+		len = (size_t)snprintf(
+		    line, sizeof(line),
+		    "{\"ts\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\",\"level\":\"%s\","
+		    "\"component\":\"%s\",\"msg\":\"",
+		    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+		    ts.tv_nsec / 1000000, level_names[level], component);
 		append_escaped(line, sizeof(line) - 3, &len, msg, 1);
 		memcpy(line + len, "\"}\n", 4);
 		len += 3;
 	} else {
-		len = (size_t)snprintf(line, sizeof(line),
-				       "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %-5s %s: ", tm.tm_year + 1900,
-				       tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-				       ts.tv_nsec / 1000000, level_names[level], component);
+		len = (size_t)snprintf(
+		    line, sizeof(line),
+		    "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %-5s %s: ", tm.tm_year + 1900,
+		    tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+		    ts.tv_nsec / 1000000, level_names[level], component);
 		append_escaped(line, sizeof(line) - 2, &len, msg, 0);
 		line[len++] = '\n';
 		line[len] = '\0';

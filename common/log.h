@@ -16,7 +16,7 @@ int log_format_parse(const char *s, enum log_format *out);
  * (static string, e.g. "proxy.reload") and a printf-style message. The
  * message is escaped for JSON in json mode; newlines never split a record. */
 void log_write(enum log_level level, const char *component, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 #define log_debug(c, ...) log_write(LOG_LEVEL_DEBUG, c, __VA_ARGS__)
 #define log_info(c, ...) log_write(LOG_LEVEL_INFO, c, __VA_ARGS__)

@@ -49,7 +49,7 @@ enum route_match {
 	ROUTE_MATCH_EXACT = 0,  /* JSON "exact": whole path, case-sensitive */
 	ROUTE_MATCH_PREFIX = 1, /* JSON "prefix": element-wise on '/', trailing '/' ignored */
 	ROUTE_MATCH_REGEX = 2   /* JSON "regex": PCRE2, case-insensitive, anchored at the
-				   start of the path (ingress-nginx "~*" location) */
+	                           start of the path (ingress-nginx "~*" location) */
 };
 
 enum route_protocol { ROUTE_PROTO_HTTP = 0, ROUTE_PROTO_HTTPS = 1 }; /* "HTTP", "HTTPS" */
@@ -83,16 +83,16 @@ struct route_cookie {
 
 struct route_cors {
 	bool enabled;
-	char *allow_origin;  /* default "*" */
-	char *allow_methods; /* default "GET, PUT, POST, DELETE, PATCH, OPTIONS" */
-	char *allow_headers; /* default ingress-nginx's list */
-	char *expose_headers; /* NULL: none */
+	char *allow_origin;     /* default "*" */
+	char *allow_methods;    /* default "GET, PUT, POST, DELETE, PATCH, OPTIONS" */
+	char *allow_headers;    /* default ingress-nginx's list */
+	char *expose_headers;   /* NULL: none */
 	bool allow_credentials; /* default true */
 	int64_t max_age_s;      /* default 1728000 */
 };
 
 struct route_canary {
-	int backend; /* index into route_table.backends; -1: no canary */
+	int backend;           /* index into route_table.backends; -1: no canary */
 	char *by_header;       /* NULL: not set */
 	char *by_header_value; /* NULL: header value "always" selects the canary */
 	char *by_cookie;       /* NULL: not set */
@@ -160,7 +160,7 @@ struct route_host {
 };
 
 struct route_endpoint {
-	char *address;  /* IPv4 or IPv6 literal */
+	char *address; /* IPv4 or IPv6 literal */
 	uint16_t port;
 	uint32_t weight; /* >= 1 */
 	bool draining;   /* terminating but still serving: no new requests, tunnels drained */
@@ -233,7 +233,7 @@ void route_policy_cleanup(struct route_policy *policy);
  * tokens and values hold no CR/LF/NUL, CIDRs parse, ports 1..65535, host
  * names lowercase and unique. Regexes and PEM are checked by the proxy. */
 int route_table_parse(const char *json, size_t len, struct route_table **out, char *err,
-		      size_t errlen);
+                      size_t errlen);
 
 /* Serialize a table as JSON with a stable key order, so the same table gives
  * byte-identical text. On success returns 0 and *out (caller frees) holds

@@ -40,10 +40,10 @@ struct http_request {
 /* Who sent it and how it arrived; NUL-terminated strings. */
 struct http_client {
 	struct sockaddr_storage addr;
-	char ip[64];   /* peer address as text */
-	uint16_t port; /* peer port */
+	char ip[64];         /* peer address as text */
+	uint16_t port;       /* peer port */
 	uint16_t local_port; /* port the request arrived on */
-	bool tls;      /* arrived over TLS (https) */
+	bool tls;            /* arrived over TLS (https) */
 	char request_id[33]; /* 32 lowercase hex characters, new per request */
 };
 

@@ -29,7 +29,7 @@
 #define OUT_CAP (512 * 1024)
 
 static const char RESPONSE[] = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
-			       "Content-Length: 13\r\n\r\nhello, weir!\n";
+                               "Content-Length: 13\r\n\r\nhello, weir!\n";
 
 struct conn {
 	int fd;
@@ -135,10 +135,11 @@ static long http_step(struct conn *c)
 			snprintf(cat, sizeof(cat), "%s258EAFA5-E914-47DA-95CA-C5AB0DC85B11", key);
 			SHA1((const unsigned char *)cat, strlen(cat), dig);
 			b64(dig, sizeof(dig), acc);
-			int n = snprintf(resp, sizeof(resp),
-					 "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-					 "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n",
-					 acc);
+			int n =
+			    snprintf(resp, sizeof(resp),
+			             "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+			             "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n",
+			             acc);
 			if (out_put(c, resp, (size_t)n) < 0)
 				return -1;
 			c->ws = 1;
@@ -279,7 +280,8 @@ static void *serve(void *arg)
 						continue;
 					}
 					nc->fd = fd;
-					struct epoll_event cev = {.events = EPOLLIN, .data.ptr = nc};
+					struct epoll_event cev = {.events = EPOLLIN,
+					                          .data.ptr = nc};
 					epoll_ctl(ep, EPOLL_CTL_ADD, fd, &cev);
 				}
 				continue;

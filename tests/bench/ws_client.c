@@ -75,10 +75,10 @@ static int ws_open(int port, const char *path)
 		goto fail;
 	char req[512];
 	int n = snprintf(req, sizeof(req),
-			 "GET %s HTTP/1.1\r\nHost: bench.test\r\nConnection: Upgrade\r\n"
-			 "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
-			 "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
-			 path);
+	                 "GET %s HTTP/1.1\r\nHost: bench.test\r\nConnection: Upgrade\r\n"
+	                 "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+	                 "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+	                 path);
 	if (write_all(fd, req, (size_t)n) < 0)
 		goto fail;
 	char resp[2048];
@@ -208,7 +208,8 @@ int main(int argc, char **argv)
 			c->got += (size_t)r;
 			if (c->got < c->want)
 				continue;
-			if (c->buf[0] != 0x82 || c->buf[c->want - 1] != (unsigned char)('a' + (size - 1 + 7) % 26))
+			if (c->buf[0] != 0x82 ||
+			    c->buf[c->want - 1] != (unsigned char)('a' + (size - 1 + 7) % 26))
 				errors++;
 			c->got = 0;
 			msgs++;
