@@ -317,12 +317,45 @@ static int load_certs(struct table *t, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory");
 		return WEIR_ENOMEM;
 	}
-	for (size_t i = 0; i < rt->ncerts; i++) {
-		int rc = load_cert(&rt->certs[i], i, &t->ctx[i], err, errlen);
-		if (rc != 0)
-			return rc;
+	/* Many Secrets often hold the same certificate and key (a wildcard
+	 * shared by every Ingress); decoding PEM is the slow part of a load, so
+	 * an identical cert_pem + key_pem pair shares one context (up_ref'd,
+	 * freed per slot as before). Open addressing over 2 * ncerts slots. */
+	size_t nslots = 16;
+	while (nslots < rt->ncerts * 2)
+		nslots *= 2;
+	size_t *slot = calloc(nslots, sizeof(*slot)); /* index + 1; 0 = empty */
+	if (!slot) {
+		snprintf(err, errlen, "out of memory");
+		return WEIR_ENOMEM;
 	}
-	return 0;
+	int rc = 0;
+	for (size_t i = 0; i < rt->ncerts && rc == 0; i++) {
+		const struct route_cert *c = &rt->certs[i];
+		uint64_t h = 1469598103934665603ULL;
+		for (const char *q = c->cert_pem ? c->cert_pem : ""; *q; q++)
+			h = (h ^ (unsigned char)*q) * 1099511628211ULL;
+		h = (h ^ 0xff) * 1099511628211ULL;
+		for (const char *q = c->key_pem ? c->key_pem : ""; *q; q++)
+			h = (h ^ (unsigned char)*q) * 1099511628211ULL;
+		size_t k = (size_t)h & (nslots - 1);
+		for (; slot[k]; k = (k + 1) & (nslots - 1)) {
+			const struct route_cert *o = &rt->certs[slot[k] - 1];
+			if (c->cert_pem && c->key_pem && o->cert_pem && o->key_pem &&
+			    strcmp(o->cert_pem, c->cert_pem) == 0 &&
+			    strcmp(o->key_pem, c->key_pem) == 0)
+				break;
+		}
+		if (slot[k] && SSL_CTX_up_ref(t->ctx[slot[k] - 1]) == 1) {
+			t->ctx[i] = t->ctx[slot[k] - 1];
+			continue;
+		}
+		rc = load_cert(c, i, &t->ctx[i], err, errlen);
+		if (rc == 0 && !slot[k])
+			slot[k] = i + 1;
+	}
+	free(slot);
+	return rc;
 }
 
 int table_new(struct route_table *rt, struct table **out, char *err, size_t errlen)
