@@ -65,6 +65,7 @@ struct conn {
 	struct loop_defer resume; /* more work after a full round budget */
 	enum conn_state state;
 	bool can_read, can_write;
+	bool rdhup; /* a hang-up was reported: read until EAGAIN */
 	bool closed;
 	bool https;
 	struct table *tls_table; /* reference from the SNI callback / passthrough peek */
@@ -107,6 +108,7 @@ struct conn {
 	struct http_response resp;
 	bool got_up_byte;
 	bool up_eof;
+	bool up_rdhup; /* as rdhup, for the upstream socket */
 	bool resp_head_done;
 	bool resp_started;
 	bool out_chunked;
@@ -248,6 +250,17 @@ static void sock_blocked(const struct tls_sock *s, bool *can_read, bool *can_wri
 	if (s->blocked_out)
 		*can_write = false;
 	else
+		*can_read = false;
+}
+
+/* A plain-socket read that did not fill the room drained the kernel buffer; with
+ * edge-triggered readiness new bytes raise a new edge, so the read that would only
+ * return EAGAIN is skipped. Not after a hang-up edge (a pending FIN raises no new
+ * edge), nor for TLS (the library may hold decrypted bytes). */
+static void note_read(const struct tls_sock *s, bool rdhup, ssize_t got, size_t room,
+                      bool *can_read)
+{
+	if (!s->ssl && !rdhup && got > 0 && (size_t)got < room)
 		*can_read = false;
 }
 
@@ -411,6 +424,7 @@ static int open_upstream(struct conn *c, bool fresh)
 		return rc;
 	}
 	c->up = u;
+	c->up_rdhup = false;
 	c->up_start = c->last_activity = loop_now(c->w->loop);
 	c->got_up_byte = false;
 	c->up_eof = false;
@@ -495,6 +509,8 @@ static void on_up_event(struct upstream *u, uint32_t events)
 		u->connected = true;
 		c->last_activity = loop_now(c->w->loop);
 	}
+	if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+		c->up_rdhup = true;
 	if (u->sock.ssl)
 		u->can_read = u->can_write = true;
 	conn_progress(c);
@@ -629,6 +645,7 @@ static int read_client(struct conn *c, struct buf *b, size_t floor, bool *eof)
 		*eof = true;
 		return n == 0 ? 0 : -1;
 	}
+	note_read(&c->sock, c->rdhup, n, room, &c->can_read);
 	b->end += (size_t)n;
 	return (int)n;
 }
@@ -676,6 +693,7 @@ static bool progress_head(struct conn *c)
 		}
 		if (before == 0)
 			c->head_started = loop_now(c->w->loop);
+		note_read(&c->sock, c->rdhup, n, room, &c->can_read);
 		c->in.end += (size_t)n;
 	}
 	return true;
@@ -937,12 +955,10 @@ static void process_response_head(struct conn *c, size_t head_len)
 		finish_response(c);
 }
 
-static bool pump_response(struct conn *c)
+/* Moves parsed body bytes from up_in to out. Returns true when the exchange is
+ * over (finished or closed) and the caller must return. */
+static bool response_body(struct conn *c, bool *progress)
 {
-	struct upstream *u = c->up;
-	bool progress = false;
-	if (!u || !u->connected)
-		return false;
 	if (c->resp_head_done && buf_len(&c->up_in) > 0) {
 		size_t room = buf_room(&c->out, 0);
 		size_t limit = room > CHUNK_OVERHEAD * 2 ? room - CHUNK_OVERHEAD * 2 : 0;
@@ -953,7 +969,7 @@ static bool pump_response(struct conn *c)
 			                        resp_body_cb, c);
 			c->up_in.start += used;
 			if (used)
-				progress = true;
+				*progress = true;
 			if (r == 1) {
 				finish_response(c);
 				return true;
@@ -965,6 +981,17 @@ static bool pump_response(struct conn *c)
 			}
 		}
 	}
+	return false;
+}
+
+static bool pump_response(struct conn *c)
+{
+	struct upstream *u = c->up;
+	bool progress = false;
+	if (!u || !u->connected)
+		return false;
+	if (response_body(c, &progress))
+		return true;
 	/* Read more only when it can go somewhere (back-pressure). */
 	size_t floor = 0;
 	if (!c->resp_head_done && c->up_in.start != 0)
@@ -973,14 +1000,15 @@ static bool pump_response(struct conn *c)
 		return progress;
 	if (!c->up_eof && u->can_read && buf_room(&c->up_in, floor) > 0 &&
 	    (c->resp_head_done ? buf_len(&c->up_in) == 0 : true)) {
-		ssize_t n = tls_sock_read(&u->sock, c->up_in.data + c->up_in.end,
-		                          c->up_in.cap - c->up_in.end);
+		size_t uroom = c->up_in.cap - c->up_in.end;
+		ssize_t n = tls_sock_read(&u->sock, c->up_in.data + c->up_in.end, uroom);
 		if (n == WEIR_EAGAIN) {
 			sock_blocked(&u->sock, &u->can_read, &u->can_write);
 		} else if (n <= 0) {
 			c->up_eof = true;
 			progress = true;
 		} else {
+			note_read(&u->sock, c->up_rdhup, n, uroom, &u->can_read);
 			c->up_in.end += (size_t)n;
 			c->got_up_byte = true;
 			c->last_activity = loop_now(c->w->loop);
@@ -997,6 +1025,10 @@ static bool pump_response(struct conn *c)
 			}
 			if (r > 0) {
 				process_response_head(c, (size_t)r);
+				/* The body bytes that came with the head join it in out,
+				 * so head and body leave in one write. */
+				if (!c->closed && c->state == ST_PROXY && c->up == u)
+					response_body(c, &progress);
 				return true;
 			}
 		}
@@ -1330,6 +1362,8 @@ static void on_client_io(struct loop_io *io, uint32_t events)
 		return;
 	if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
 		c->can_read = true;
+	if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+		c->rdhup = true;
 	if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
 		c->can_write = true;
 	if (c->sock.ssl)

@@ -232,9 +232,15 @@ void upstream_release(struct upstream *u, bool reusable, uint32_t max_idle)
 	if (u->closed)
 		return;
 	if (reusable && max_idle > 0 && u->connected) {
-		/* A peer that already closed or sent stray bytes is not reused. */
+		/* A peer that already closed or sent stray bytes is not reused. With
+		 * can_read clear the owner saw the plain socket drained and no edge
+		 * since (a later byte or FIN raises an edge, which on_idle_io turns
+		 * into a close), so the probe is only needed otherwise. */
 		char c;
-		ssize_t n = recv(u->sock.fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+		ssize_t n = -1;
+		errno = EAGAIN;
+		if (u->can_read || u->sock.ssl)
+			n = recv(u->sock.fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
 			unsigned b = key_hash(u->key);
 			uint32_t count = 0;
