@@ -16,6 +16,10 @@
 #define CLOSE_GRACE_MS 1000
 #define DRAIN_BOUNDARY_WAIT_MS 2000
 #define RELAY_ROUNDS 16
+#define PING_TOKEN_LEN 8
+/* Room before the read in the scratch buffer: the frame bytes a filter holds back
+ * (a header, plus a pong payload) are released in front of the fresh bytes. */
+#define FILTER_HEADROOM 32
 
 /* WebSocket frame tracking for one direction: where the next frame starts. */
 struct ws_track {
@@ -23,6 +27,10 @@ struct ws_track {
 	uint8_t hdr_len;
 	uint8_t need;
 	uint64_t payload_left;
+	bool hold_pong;               /* the frame being read is a pong to our ping */
+	uint8_t pong[PING_TOKEN_LEN]; /* its payload so far */
+	uint8_t pong_len;
+	uint32_t pings_out; /* our pings to this side not yet answered */
 };
 
 /* One side of the tunnel. */
@@ -59,7 +67,8 @@ struct tunnel {
 	struct http_client client;
 	uint32_t ping_ms, drain_window_ms;
 	uint64_t last_ping;
-	char *backend_name; /* NULL: not followed */
+	uint8_t ping_token[PING_TOKEN_LEN]; /* payload of our pings; their pongs are ours */
+	char *backend_name;                 /* NULL: not followed */
 	char ep_address[64];
 	uint16_t ep_port;
 };
@@ -128,9 +137,90 @@ static void track(struct ws_track *tr, const unsigned char *b, size_t n)
 	}
 }
 
+/* Filters the bytes read from a side in place: a pong that echoes our ping
+ * token while a ping to that side is outstanding is dropped, every other byte
+ * passes in order. Frame headers are held until complete, and such a pong until
+ * its payload is complete, so out may run up to FILTER_HEADROOM bytes ahead of
+ * in: the caller reads to b + FILTER_HEADROOM and gets the output at b. Returns
+ * the output length. */
+static size_t ws_filter(struct ws_track *tr, const uint8_t token[PING_TOKEN_LEN], unsigned char *b,
+                        size_t n)
+{
+	const unsigned char *in = b + FILTER_HEADROOM;
+	size_t i = 0, o = 0;
+	while (i < n) {
+		if (tr->payload_left > 0) {
+			size_t take = n - i;
+			if (take > tr->payload_left)
+				take = (size_t)tr->payload_left;
+			if (tr->hold_pong) {
+				memcpy(tr->pong + tr->pong_len, in + i, take);
+				tr->pong_len += (uint8_t)take;
+			} else {
+				memmove(b + o, in + i, take);
+				o += take;
+			}
+			tr->payload_left -= take;
+			i += take;
+			if (tr->hold_pong && tr->payload_left == 0) {
+				bool masked = tr->hdr[1] & 0x80;
+				bool ours = true;
+				for (size_t k = 0; k < PING_TOKEN_LEN; k++) {
+					uint8_t v = tr->pong[k] ^ (masked ? tr->hdr[2 + k % 4] : 0);
+					if (v != token[k])
+						ours = false;
+				}
+				if (ours) {
+					tr->pings_out--;
+				} else {
+					memcpy(b + o, tr->hdr, tr->need);
+					o += tr->need;
+					memcpy(b + o, tr->pong, tr->pong_len);
+					o += tr->pong_len;
+				}
+				tr->hold_pong = false;
+				tr->pong_len = 0;
+				tr->hdr_len = 0;
+				tr->need = 0;
+			}
+			continue;
+		}
+		tr->hdr[tr->hdr_len++] = in[i++];
+		if (tr->hdr_len == 2) {
+			uint8_t l7 = tr->hdr[1] & 0x7f;
+			tr->need = 2 +
+			           (l7 == 126   ? 2
+			            : l7 == 127 ? 8
+			                        : 0) +
+			           ((tr->hdr[1] & 0x80) ? 4 : 0);
+		}
+		if (tr->hdr_len < 2 || tr->hdr_len != tr->need)
+			continue;
+		uint8_t l7 = tr->hdr[1] & 0x7f;
+		uint64_t len = l7;
+		if (l7 == 126)
+			len = (uint64_t)tr->hdr[2] << 8 | tr->hdr[3];
+		else if (l7 == 127) {
+			len = 0;
+			for (int k = 0; k < 8; k++)
+				len = len << 8 | tr->hdr[2 + k];
+		}
+		tr->payload_left = len;
+		if (tr->hdr[0] == 0x8A && len == PING_TOKEN_LEN && tr->pings_out > 0) {
+			tr->hold_pong = true; /* the header stays in hdr until decided */
+			continue;
+		}
+		memcpy(b + o, tr->hdr, tr->hdr_len);
+		o += tr->hdr_len;
+		tr->hdr_len = 0;
+		tr->need = 0;
+	}
+	return o;
+}
+
 static bool at_boundary(const struct ws_track *tr)
 {
-	return tr->hdr_len == 0 && tr->payload_left == 0;
+	return tr->hdr_len == 0 && tr->payload_left == 0 && !tr->hold_pong;
 }
 
 static void free_deferred(struct loop_defer *d)
@@ -223,7 +313,8 @@ static int relay(struct tunnel *t, struct side *src, struct side *dst)
 			return 0;
 		if (!src->can_read && !(src->sock.ssl && SSL_pending(src->sock.ssl) > 0))
 			return 0;
-		ssize_t n = tls_sock_read(&src->sock, w->scratch, w->scratch_cap);
+		ssize_t n = tls_sock_read(&src->sock, w->scratch + FILTER_HEADROOM,
+		                          w->scratch_cap - FILTER_HEADROOM);
 		if (n == WEIR_EAGAIN) {
 			if (src->sock.blocked_out)
 				src->can_write = false;
@@ -239,7 +330,12 @@ static int relay(struct tunnel *t, struct side *src, struct side *dst)
 		if (dst->close_sent) /* closing: nothing follows a close frame */
 			continue;
 		if (t->websocket)
-			track(&src->track, (const unsigned char *)w->scratch, (size_t)n);
+			n = (ssize_t)ws_filter(&src->track, t->ping_token,
+			                       (unsigned char *)w->scratch, (size_t)n);
+		else
+			memmove(w->scratch, w->scratch + FILTER_HEADROOM, (size_t)n);
+		if (n == 0)
+			continue;
 		ssize_t m = tls_sock_write(&dst->sock, w->scratch, (size_t)n);
 		if (m == WEIR_EAGAIN) {
 			dst->can_write = false;
@@ -287,19 +383,31 @@ static void try_inject_close(struct tunnel *t)
 	}
 }
 
-/* A ping to each side that sits at a frame boundary (the replies are
- * relayed like any frame; an unsolicited pong is allowed by RFC 6455). */
+#define PINGS_OUT_MAX 64
+
+/* A ping to each side that sits at a frame boundary. Its payload is the
+ * tunnel's token, so ws_filter can take the pong that answers it out of the
+ * stream (it is ours, not the other side's). */
 static void send_pings(struct tunnel *t)
 {
 	unsigned char mask[4];
-	if (at_boundary(&t->u.track) && t->c.pend_len == 0 && !t->c.close_sent)
-		add_pending(&t->c, "\x89\x00", 2);
+	if (at_boundary(&t->u.track) && t->c.pend_len == 0 && !t->c.close_sent) {
+		unsigned char frame[2 + PING_TOKEN_LEN] = {0x89, PING_TOKEN_LEN};
+		memcpy(frame + 2, t->ping_token, PING_TOKEN_LEN);
+		if (add_pending(&t->c, (const char *)frame, sizeof(frame)) == 0 &&
+		    t->c.track.pings_out < PINGS_OUT_MAX)
+			t->c.track.pings_out++;
+	}
 	if (at_boundary(&t->c.track) && t->u.pend_len == 0 && !t->u.close_sent) {
-		unsigned char frame[6] = {0x89, 0x80};
+		unsigned char frame[6 + PING_TOKEN_LEN] = {0x89, 0x80 | PING_TOKEN_LEN};
 		if (RAND_bytes(mask, 4) != 1)
 			memset(mask, 0x5a, 4);
 		memcpy(frame + 2, mask, 4);
-		add_pending(&t->u, (const char *)frame, sizeof(frame));
+		for (size_t k = 0; k < PING_TOKEN_LEN; k++)
+			frame[6 + k] = t->ping_token[k] ^ mask[k % 4];
+		if (add_pending(&t->u, (const char *)frame, sizeof(frame)) == 0 &&
+		    t->u.track.pings_out < PINGS_OUT_MAX)
+			t->u.track.pings_out++;
 	}
 	t->last_ping = loop_now(t->w->loop);
 }
@@ -448,6 +556,8 @@ int tunnel_start(struct tunnel_worker *w, struct tls_sock *client, struct tls_so
 		t->client = *cfg->client;
 	t->limit_entered = cfg->limit_entered && cfg->route && cfg->client;
 	t->ping_ms = cfg->websocket ? cfg->ping_interval_ms : 0;
+	if (RAND_bytes(t->ping_token, PING_TOKEN_LEN) != 1)
+		memcpy(t->ping_token, "weir-png", PING_TOKEN_LEN);
 	t->drain_window_ms = cfg->drain_window_ms;
 	if (cfg->backend_name && cfg->endpoint && cfg->endpoint->address &&
 	    strlen(cfg->endpoint->address) < sizeof(t->ep_address)) {
