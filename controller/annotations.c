@@ -593,7 +593,7 @@ static int h_canary_cookie(struct pctx *c, const char *v)
 
 static int h_cookie_max_age(struct pctx *c, const char *v)
 {
-	uint64_t n;
+	uint64_t n = 0;
 	int rc = annotations_parse_uint(v, INT32_MAX, &n, c->err, c->errlen);
 	if (rc == 0)
 		c->a->policy.cookie.max_age_s = (int64_t)n;
@@ -602,7 +602,7 @@ static int h_cookie_max_age(struct pctx *c, const char *v)
 
 static int h_cookie_expires(struct pctx *c, const char *v)
 {
-	uint64_t n;
+	uint64_t n = 0;
 	int rc = annotations_parse_uint(v, INT32_MAX, &n, c->err, c->errlen);
 	if (rc == 0)
 		c->a->policy.cookie.expires_s = (int64_t)n;
@@ -669,7 +669,7 @@ static int h_allow(struct pctx *c, const char *v)
 {
 	struct route_policy *p = &c->a->policy;
 	struct route_cidr *list;
-	size_t n;
+	size_t n = 0;
 	int rc = annotations_parse_cidrs(v, &list, &n, c->err, c->errlen);
 	if (rc)
 		return rc;
@@ -683,7 +683,7 @@ static int h_deny(struct pctx *c, const char *v)
 {
 	struct route_policy *p = &c->a->policy;
 	struct route_cidr *list;
-	size_t n;
+	size_t n = 0;
 	int rc = annotations_parse_cidrs(v, &list, &n, c->err, c->errlen);
 	if (rc)
 		return rc;
@@ -695,7 +695,7 @@ static int h_deny(struct pctx *c, const char *v)
 
 static int h_limit_conn(struct pctx *c, const char *v)
 {
-	uint64_t n;
+	uint64_t n = 0;
 	int rc = annotations_parse_uint(v, UINT32_MAX, &n, c->err, c->errlen);
 	if (rc == 0)
 		c->a->policy.limit_connections = (uint32_t)n;
@@ -704,7 +704,7 @@ static int h_limit_conn(struct pctx *c, const char *v)
 
 static int h_limit_rps(struct pctx *c, const char *v)
 {
-	uint64_t n;
+	uint64_t n = 0;
 	int rc = annotations_parse_uint(v, UINT32_MAX, &n, c->err, c->errlen);
 	if (rc == 0)
 		c->a->policy.limit_rps = (uint32_t)n;
@@ -713,7 +713,7 @@ static int h_limit_rps(struct pctx *c, const char *v)
 
 static int h_cors_max_age(struct pctx *c, const char *v)
 {
-	uint64_t n;
+	uint64_t n = 0;
 	int rc = annotations_parse_uint(v, INT32_MAX, &n, c->err, c->errlen);
 	if (rc == 0)
 		c->a->policy.cors.max_age_s = (int64_t)n;
@@ -722,7 +722,7 @@ static int h_cors_max_age(struct pctx *c, const char *v)
 
 static int h_canary_weight(struct pctx *c, const char *v)
 {
-	uint64_t n;
+	uint64_t n = 0;
 	int rc = annotations_parse_uint(v, 100, &n, c->err, c->errlen);
 	if (rc == 0)
 		c->a->canary_rule.weight = (uint32_t)n;
@@ -755,7 +755,7 @@ static int h_perm(struct pctx *c, const char *v)
 
 static int h_perm_code(struct pctx *c, const char *v)
 {
-	uint64_t n;
+	uint64_t n = 0;
 	int rc = annotations_parse_uint(v, 999, &n, c->err, c->errlen);
 	if (rc)
 		return rc;
