@@ -8,10 +8,13 @@
 #include "k8s_client.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <curl/curl.h>
+#include <json-c/json.h>
 
 #include "error.h"
 #include "k8s_config.h"
@@ -31,6 +34,7 @@ struct k8s_client {
 	pthread_mutex_t mu;
 	CURL *pool[POOL_MAX];
 	int npool;
+	time_t denied_logged; /* last time a 401/403 was logged at warn level */
 };
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -317,6 +321,43 @@ oom:
 	return NULL;
 }
 
+void k8s_status_text(const char *body, long code, char *buf, size_t len)
+{
+	json_object *st = body ? json_tokener_parse(body) : NULL;
+	json_object *m = NULL;
+
+	if (st && json_object_object_get_ex(st, "message", &m) &&
+	    json_object_is_type(m, json_type_string))
+		snprintf(buf, len, "HTTP %ld: %s", code, json_object_get_string(m));
+	else
+		snprintf(buf, len, "HTTP %ld", code);
+	json_object_put(st);
+}
+
+/*
+ * A refused request means the role lacks a rule, the token is bad, or the
+ * API server's authorizer is still warming up after a restart: an operator
+ * must see it, but a retry loop must not flood the log with it.
+ */
+static void log_denied(struct k8s_client *c, const char *method, const char *path, long status,
+                       const char *resp)
+{
+	time_t now = time(NULL);
+	bool loud;
+
+	pthread_mutex_lock(&c->mu);
+	loud = now - c->denied_logged >= 60;
+	if (loud)
+		c->denied_logged = now;
+	pthread_mutex_unlock(&c->mu);
+	if (loud) {
+		char text[512];
+
+		k8s_status_text(resp, status, text, sizeof(text));
+		log_warn(LOG_C, "%s %s: %s", method, path, text);
+	}
+}
+
 int k8s_request(struct k8s_client *c, const char *method, const char *path, const char *body,
                 const char *content_type, long *status, char **resp)
 {
@@ -346,6 +387,8 @@ int k8s_request(struct k8s_client *c, const char *method, const char *path, cons
 	if (*status == 401)
 		k8s_config_token_recheck(c->cfg);
 	*resp = body_take(&x.body);
+	if (*status == 401 || *status == 403)
+		log_denied(c, method, path, *status, *resp);
 	rc = *resp ? 0 : WEIR_ENOMEM;
 out_hdrs:
 	curl_slist_free_all(hdrs);

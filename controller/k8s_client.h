@@ -22,6 +22,9 @@ void k8s_client_free(struct k8s_client *c);
 int k8s_request(struct k8s_client *c, const char *method, const char *path, const char *body,
                 const char *content_type, long *status, char **resp);
 
+/* "HTTP <code>: <message>" of a Kubernetes Status body (or "HTTP <code>"), into buf. */
+void k8s_status_text(const char *body, long code, char *buf, size_t len);
+
 /* Streaming GET for watches: data_cb gets each chunk of the body as it arrives (return 0 to
  * continue, non-zero to abort with that code). stop, when non-NULL, is polled about every
  * 100 ms and aborts the transfer with WEIR_ECANCELED when it becomes true. The whole transfer

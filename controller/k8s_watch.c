@@ -364,20 +364,6 @@ static void note_success(struct watcher *w)
 	backoff_reset(&w->bo);
 }
 
-/* "reason: message" of a Status body, into buf. */
-static void status_text(const char *body, long code, char *buf, size_t len)
-{
-	json_object *st = body ? json_tokener_parse(body) : NULL;
-	json_object *m = NULL;
-
-	if (st && json_object_object_get_ex(st, "message", &m) &&
-	    json_object_is_type(m, json_type_string))
-		snprintf(buf, len, "HTTP %ld: %s", code, json_object_get_string(m));
-	else
-		snprintf(buf, len, "HTTP %ld", code);
-	json_object_put(st);
-}
-
 /* ---- list ---- */
 
 struct list_buf {
@@ -441,7 +427,7 @@ static int do_list(struct watcher *w, char *errtext, size_t errlen)
 		}
 		if (status < 200 || status > 299) {
 			free(b.data);
-			status_text(errbody, status, errtext, errlen);
+			k8s_status_text(errbody, status, errtext, errlen);
 			/* An expired continue token: the caller starts the list over. */
 			rc = status == 410 ? WEIR_EGONE : WEIR_EHTTP;
 			goto out;
@@ -625,7 +611,7 @@ static int do_watch(struct watcher *w, char *errtext, size_t errlen)
 	if (rc == 0 && status == 410) {
 		rc = WEIR_EGONE;
 	} else if (rc == 0 && (status < 200 || status > 299)) {
-		status_text(errbody, status, errtext, errlen);
+		k8s_status_text(errbody, status, errtext, errlen);
 		rc = WEIR_EHTTP;
 	} else if (rc == WEIR_ETIMEDOUT) {
 		/* Our deadline passed without the server closing: resume. */

@@ -46,11 +46,13 @@ KINDS = {
     "Ingress": ("/apis/networking.k8s.io/v1", "ingresses", True),
     "IngressClass": ("/apis/networking.k8s.io/v1", "ingressclasses", False),
     "Lease": ("/apis/coordination.k8s.io/v1", "leases", True),
+    "ServiceAccount": ("/api/v1", "serviceaccounts", True),
 }
 API_VERSIONS = {
     "Namespace": "v1", "Service": "v1", "Secret": "v1", "ConfigMap": "v1", "Event": "v1",
     "EndpointSlice": "discovery.k8s.io/v1", "Ingress": "networking.k8s.io/v1",
     "IngressClass": "networking.k8s.io/v1", "Lease": "coordination.k8s.io/v1",
+    "ServiceAccount": "v1",
 }
 
 
