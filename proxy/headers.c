@@ -555,8 +555,8 @@ static const char *const cors_response_names[] = {
 };
 
 int headers_build_response(const struct http_response *resp, const struct route *route,
-                           const char *extra_set_cookie, int64_t body_length, bool keep_alive,
-                           char *buf, size_t cap)
+                           const struct headers_resp_extra *extra, int64_t body_length,
+                           bool keep_alive, char *buf, size_t cap)
 {
 	struct wbuf w = {buf, cap, 0, false};
 	const struct route_policy *pol = route ? &route->policy : NULL;
@@ -611,16 +611,19 @@ int headers_build_response(const struct http_response *resp, const struct route 
 			put_header_s(&w, r->name, r->value);
 		}
 	}
-	if (cors) {
-		put_header_s(&w, "Access-Control-Allow-Origin",
-		             pol->cors.allow_origin ? pol->cors.allow_origin : "*");
+	if (cors && extra && extra->allow_origin) {
+		puts_(&w, "Access-Control-Allow-Origin: ");
+		put(&w, extra->allow_origin, extra->allow_origin_len);
+		put(&w, "\r\n", 2);
+		if (!(extra->allow_origin_len == 1 && extra->allow_origin[0] == '*'))
+			puts_(&w, "Vary: Origin\r\n");
 		if (pol->cors.allow_credentials)
 			puts_(&w, "Access-Control-Allow-Credentials: true\r\n");
 		if (pol->cors.expose_headers && pol->cors.expose_headers[0])
 			put_header_s(&w, "Access-Control-Expose-Headers", pol->cors.expose_headers);
 	}
-	if (extra_set_cookie && extra_set_cookie[0])
-		put_header_s(&w, "Set-Cookie", extra_set_cookie);
+	if (extra && extra->set_cookie && extra->set_cookie[0])
+		put_header_s(&w, "Set-Cookie", extra->set_cookie);
 
 	if (upgrade) {
 		puts_(&w, "Connection: Upgrade\r\nUpgrade: websocket\r\n");

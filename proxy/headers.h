@@ -42,18 +42,27 @@ int headers_build_request(const struct http_request *req, const struct http_clie
                           const struct headers_ctx *ctx, int64_t body_length, char *buf,
                           size_t cap);
 
+/* What the proxy adds to a response head besides the route's policy. */
+struct headers_resp_extra {
+	const char *set_cookie;   /* a full Set-Cookie value (affinity), or NULL */
+	const char *allow_origin; /* CORS Access-Control-Allow-Origin value (not */
+	size_t allow_origin_len;  /* NUL-terminated), or NULL: no CORS headers */
+};
+
 /* Write the response head for the client: status line (HTTP/1.1, the
  * upstream's reason or the standard one), every end-to-end upstream header in
  * order (repeated Set-Cookie kept in order), minus hop-by-hop ones and the
- * route's hide_headers, plus response-headers (replacing same-named ones), CORS
- * headers when enabled, extra_set_cookie (a full Set-Cookie value, or NULL),
- * framing (Content-Length when body_length >= 0, chunked when -2, nothing when
- * -1 and the connection will close), and "Connection: close" when keep_alive
- * is false. For a 101: Connection: Upgrade / Upgrade: websocket. route may be
- * NULL. Returns bytes written or WEIR_ETOOBIG. */
+ * route's hide_headers, plus response-headers (replacing same-named ones); on
+ * a CORS route the upstream's Access-Control-* response headers are replaced
+ * by the route's, sent only when extra->allow_origin is set (with "Vary:
+ * Origin" unless it is "*"); extra->set_cookie; framing (Content-Length when
+ * body_length >= 0, chunked when -2, nothing when -1 and the connection will
+ * close), and "Connection: close" when keep_alive is false. For a 101:
+ * Connection: Upgrade / Upgrade: websocket. route and extra may be NULL.
+ * Returns bytes written or WEIR_ETOOBIG. */
 int headers_build_response(const struct http_response *resp, const struct route *route,
-                           const char *extra_set_cookie, int64_t body_length, bool keep_alive,
-                           char *buf, size_t cap);
+                           const struct headers_resp_extra *extra, int64_t body_length,
+                           bool keep_alive, char *buf, size_t cap);
 
 /* A short plain-text response made by the proxy itself (404, 502...):
  * "HTTP/1.1 <code> <reason>", Content-Type text/plain, Content-Length, the

@@ -150,9 +150,9 @@ static void add_line(struct policy_result *out, const char *name, const char *va
 	         (int)vlen, value);
 }
 
-/* The Access-Control-Allow-Origin value for a request Origin: "*" when any
- * origin is allowed, the Origin itself when it is in the configured list,
- * else NULL (not a CORS request we answer). */
+/* The Access-Control-Allow-Origin value for a request Origin (olen 0: none):
+ * "*" when any origin is allowed, the Origin itself when it is in the
+ * configured list, else false (not a CORS request we answer). */
 static bool cors_origin(const struct route_cors *cors, const char *origin, size_t olen,
                         const char **val, size_t *vlen)
 {
@@ -180,6 +180,21 @@ static bool cors_origin(const struct route_cors *cors, const char *origin, size_
 		}
 	}
 	return false;
+}
+
+bool policy_cors_allow_origin(const struct route *route, const struct http_request *req,
+                              const char **val, size_t *vlen)
+{
+	const struct http_header *origin;
+	const char *ov = "";
+	size_t olen = 0;
+
+	if (!route || !route->policy.cors.enabled)
+		return false;
+	origin = find_header(req, "Origin");
+	if (origin)
+		trimmed(origin, &ov, &olen);
+	return cors_origin(&route->policy.cors, ov, olen, val, vlen);
 }
 
 /* base64 of 16 bytes: 22 alphabet characters then "==". */

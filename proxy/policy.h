@@ -30,6 +30,14 @@ struct policy_result {
 int policy_check(const struct route *route, const struct http_request *req,
                  const struct http_client *client, struct policy_result *out);
 
+/* CORS on a normal (non-preflight) response: true and val, vlen (borrowed
+ * from the route or req) the Access-Control-Allow-Origin value when the
+ * route has CORS on and either allows any origin ("*") or lists the request's
+ * Origin (which is then echoed, as ingress-nginx does); false: add no CORS
+ * headers. */
+bool policy_cors_allow_origin(const struct route *route, const struct http_request *req,
+                              const char **val, size_t *vlen);
+
 /* Per-client-IP limits (limit-rps, limit-connections), per process,
  * thread-safe, bounded memory. policy_limit_enter returns 0 to go on or 503 to
  * answer; every enter that returned 0 is paired with exactly one

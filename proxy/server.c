@@ -876,6 +876,17 @@ static void become_tunnel(struct conn *c, size_t head_len)
 	conn_close(c);
 }
 
+/* Additions to the response head: the affinity cookie, and the CORS origin
+ * (the request head is still in c->in, so req's pointers are valid). */
+static void resp_extra(struct conn *c, const char *cookie, struct headers_resp_extra *x)
+{
+	x->set_cookie = cookie;
+	x->allow_origin = NULL;
+	x->allow_origin_len = 0;
+	if (!policy_cors_allow_origin(c->route, &c->req, &x->allow_origin, &x->allow_origin_len))
+		x->allow_origin = NULL;
+}
+
 static void process_response_head(struct conn *c, size_t head_len)
 {
 	int st = http_parse_response_head(&c->sp, c->up_in.data, head_len, &c->resp);
@@ -902,7 +913,9 @@ static void process_response_head(struct conn *c, size_t head_len)
 			answer_local(c, 502, NULL, "bad websocket handshake from upstream", false);
 			return;
 		}
-		int n = headers_build_response(&c->resp, c->route, NULL, -1, true,
+		struct headers_resp_extra x;
+		resp_extra(c, NULL, &x);
+		int n = headers_build_response(&c->resp, c->route, &x, -1, true,
 		                               c->out.data + c->out.end, c->out.cap - c->out.end);
 		if (n < 0) {
 			answer_local(c, 502, NULL, "response head too large", false);
@@ -936,9 +949,10 @@ static void process_response_head(struct conn *c, size_t head_len)
 		c->out_chunked = false;
 		ka = false;
 	}
-	const char *cookie = c->pick.set_cookie[0] ? c->pick.set_cookie : NULL;
+	struct headers_resp_extra x;
+	resp_extra(c, c->pick.set_cookie[0] ? c->pick.set_cookie : NULL, &x);
 	buf_room(&c->out, 0);
-	int n = headers_build_response(&c->resp, c->route, cookie, body_length, ka,
+	int n = headers_build_response(&c->resp, c->route, &x, body_length, ka,
 	                               c->out.data + c->out.end, c->out.cap - c->out.end);
 	if (n < 0) {
 		answer_local(c, 502, NULL, "response head too large", false);

@@ -34,6 +34,8 @@ def pproxy(fresh_proxy, backends):
             r("/sticky", backend=1, affinity="cookie"),
             r("/convos", request_base=True),
             r("/cors", cors={"enabled": True}),
+            r("/corslist", cors={"enabled": True,
+                                 "allow_origin": "https://a.test, https://b.test"}),
             r("/aaa/bbb"),
             {"path": "/canary", "match": "prefix", "backend": 0,
              "canary": {"backend": 2, "by_header": "X-Canary"}},
@@ -108,6 +110,23 @@ def test_cors_preflight_204(pproxy):
     assert resp.status == 204, resp
     assert resp.get("Access-Control-Allow-Origin") in ("*", "https://app.test"), resp.headers
     assert "PUT" in (resp.get("Access-Control-Allow-Methods") or ""), resp.headers
+
+
+def test_cors_origin_list_on_normal_responses(pproxy):
+    """With a list of allowed origins the matching Origin is echoed (with Vary: Origin); an
+    unlisted one gets no CORS headers at all."""
+    def get(origin):
+        return pu.request(pproxy.http_port, b"GET /corslist/x HTTP/1.1\r\nHost: t\r\n"
+                          b"Origin: " + origin + b"\r\n\r\n")
+    resp = get(b"https://b.test")
+    assert resp.status == 200, resp
+    assert resp.get("Access-Control-Allow-Origin") == "https://b.test", resp.headers
+    assert "Origin" in (resp.get("Vary") or ""), resp.headers
+    resp = get(b"https://evil.test")
+    assert resp.status == 200, resp
+    assert resp.get("Access-Control-Allow-Origin") is None, resp.headers
+    resp = pu.request(pproxy.http_port, b"GET /cors/x HTTP/1.1\r\nHost: t\r\n\r\n")
+    assert resp.get("Access-Control-Allow-Origin") == "*", resp.headers
 
 
 def test_app_root_302(pproxy):

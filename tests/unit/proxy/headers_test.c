@@ -389,8 +389,8 @@ static void test_response(void)
 	               "Set-Cookie: c=3\r\n"
 	               "\r\n",
 	               &resp);
-	int n = headers_build_response(&resp, &r, "INGRESSCOOKIE=00112233445566778899; Path=/", 10,
-	                               true, out, sizeof(out) - 1);
+	struct headers_resp_extra x = {.set_cookie = "INGRESSCOOKIE=00112233445566778899; Path=/"};
+	int n = headers_build_response(&resp, &r, &x, 10, true, out, sizeof(out) - 1);
 	CHECK(n > 0);
 	out[n > 0 ? n : 0] = '\0';
 	CHECK_STR(out, "HTTP/1.1 200 Fine Thanks\r\n"
@@ -414,12 +414,33 @@ static void test_response(void)
 	parse_response("HTTP/1.1 404 \r\nAccess-Control-Allow-Origin: *\r\n"
 	               "Transfer-Encoding: chunked\r\n\r\n",
 	               &resp);
-	n = headers_build_response(&resp, &r, NULL, -2, false, out, sizeof(out) - 1);
+	x = (struct headers_resp_extra){.allow_origin = "https://app.example",
+	                                .allow_origin_len = 19};
+	n = headers_build_response(&resp, &r, &x, -2, false, out, sizeof(out) - 1);
 	out[n > 0 ? n : 0] = '\0';
 	CHECK_STR(out, "HTTP/1.1 404 Not Found\r\n"
 	               "Access-Control-Allow-Origin: https://app.example\r\n"
+	               "Vary: Origin\r\n"
 	               "Access-Control-Allow-Credentials: true\r\n"
 	               "Access-Control-Expose-Headers: X-Total\r\n"
+	               "Transfer-Encoding: chunked\r\n"
+	               "Connection: close\r\n"
+	               "\r\n");
+	/* "*": no Vary; an origin not allowed: the upstream's CORS headers are
+	 * still dropped and none are added */
+	x = (struct headers_resp_extra){.allow_origin = "*", .allow_origin_len = 1};
+	n = headers_build_response(&resp, &r, &x, -2, false, out, sizeof(out) - 1);
+	out[n > 0 ? n : 0] = '\0';
+	CHECK_STR(out, "HTTP/1.1 404 Not Found\r\n"
+	               "Access-Control-Allow-Origin: *\r\n"
+	               "Access-Control-Allow-Credentials: true\r\n"
+	               "Access-Control-Expose-Headers: X-Total\r\n"
+	               "Transfer-Encoding: chunked\r\n"
+	               "Connection: close\r\n"
+	               "\r\n");
+	n = headers_build_response(&resp, &r, NULL, -2, false, out, sizeof(out) - 1);
+	out[n > 0 ? n : 0] = '\0';
+	CHECK_STR(out, "HTTP/1.1 404 Not Found\r\n"
 	               "Transfer-Encoding: chunked\r\n"
 	               "Connection: close\r\n"
 	               "\r\n");

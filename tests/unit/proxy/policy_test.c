@@ -167,6 +167,27 @@ static void test_cors_and_body(void)
 	r.policy.cors.enabled = false;
 	CHECK_INT(run(&r, pre, &c), 413);
 
+	/* normal responses: the Origin is echoed when listed, "*" always answers,
+	 * nothing for an unlisted or missing Origin or with CORS off */
+	const char *val;
+	size_t vlen;
+	r.policy.cors.enabled = true;
+	r.policy.cors.allow_origin = "https://other.example, https://APP.example";
+	parse_request("GET /x HTTP/1.1\r\nOrigin:  https://app.example \r\n\r\n", &req);
+	CHECK(policy_cors_allow_origin(&r, &req, &val, &vlen));
+	CHECK_INT((int)vlen, 19);
+	CHECK(strncmp(val, "https://app.example", vlen) == 0);
+	parse_request("GET /x HTTP/1.1\r\nOrigin: https://evil.example\r\n\r\n", &req);
+	CHECK(!policy_cors_allow_origin(&r, &req, &val, &vlen));
+	parse_request("GET /x HTTP/1.1\r\nHost: h\r\n\r\n", &req);
+	CHECK(!policy_cors_allow_origin(&r, &req, &val, &vlen));
+	r.policy.cors.allow_origin = "*";
+	CHECK(policy_cors_allow_origin(&r, &req, &val, &vlen));
+	CHECK(vlen == 1 && val[0] == '*');
+	r.policy.cors.enabled = false;
+	CHECK(!policy_cors_allow_origin(&r, &req, &val, &vlen));
+	CHECK(!policy_cors_allow_origin(NULL, &req, &val, &vlen));
+
 	CHECK_INT(run(&r, "POST /x HTTP/1.1\r\nContent-Length: 100\r\n\r\n", &c), 0);
 	CHECK_INT(run(&r, "POST /x HTTP/1.1\r\nContent-Length: 101\r\n\r\n", &c), 413);
 	r.policy.body_limit = 0;
