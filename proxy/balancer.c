@@ -6,12 +6,15 @@
  * and upstream-hash-by uses rendezvous (highest random weight) hashing of the
  * expanded key against each endpoint id, so removing one endpoint moves only
  * the keys it held. Only round robin (a per-table counter) and the canary
- * weight draw (a per-thread PRNG) are local, as in ingress-nginx.
- * load-balance "ewma" has no latency feed in this API and falls back to
- * weighted round robin. */
+ * weight draw (a per-thread PRNG) are local, as in ingress-nginx, and so is
+ * load-balance "ewma": each worker thread keeps an exponentially weighted
+ * moving average of every endpoint's upstream response time (decaying toward
+ * zero while an endpoint gets no traffic, so a slow one is tried again) and
+ * takes the better of two endpoints drawn at random. */
 #include "balancer.h"
 
 #include <arpa/inet.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
@@ -360,7 +363,7 @@ static int pick_round_robin(const struct table *t, int backend, const struct rou
 }
 
 /* Per-thread xorshift64*, seeded once from the kernel (clock as fallback). */
-static uint32_t random_percent(void)
+static uint64_t random_u64(void)
 {
 	static _Thread_local uint64_t state;
 	if (state == 0) {
@@ -376,7 +379,116 @@ static uint32_t random_percent(void)
 	state ^= state >> 12;
 	state ^= state << 25;
 	state ^= state >> 27;
-	return (uint32_t)(((state * 0x2545f4914f6cdd1dULL) >> 32) % 100);
+	return state * 0x2545f4914f6cdd1dULL;
+}
+
+static uint32_t random_percent(void)
+{
+	return (uint32_t)((random_u64() >> 32) % 100);
+}
+
+/* ---- load-balance ewma: per-thread latency averages ---- */
+
+#define EWMA_SLOTS 1024   /* endpoints remembered per worker (power of two) */
+#define EWMA_PROBE 8      /* slots looked at per endpoint; the stalest is reused */
+#define EWMA_TAU_MS 10000 /* decay time constant */
+#define EWMA_MIN_GAIN 0.1 /* every sample moves the average at least this much */
+
+struct ewma_slot {
+	uint64_t key; /* endpoint_hash, 0: free */
+	double ms;    /* average response time */
+	uint64_t at;  /* monotonic ms of the last update */
+};
+
+static _Thread_local struct ewma_slot ewma_tab[EWMA_SLOTS];
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static uint64_t ewma_key(const struct route_endpoint *ep)
+{
+	uint64_t k = mix64(endpoint_hash(ep));
+	return k ? k : 1;
+}
+
+/* The slot holding key, or (create) a free or the stalest probed one. */
+static struct ewma_slot *ewma_slot(uint64_t key, bool create)
+{
+	struct ewma_slot *victim = NULL;
+	for (size_t i = 0; i < EWMA_PROBE; i++) {
+		struct ewma_slot *s = &ewma_tab[(key + i) & (EWMA_SLOTS - 1)];
+		if (s->key == key)
+			return s;
+		if (!victim || (victim->key && (!s->key || s->at < victim->at)))
+			victim = s;
+	}
+	if (!create)
+		return NULL;
+	victim->key = key;
+	victim->ms = -1;
+	victim->at = 0;
+	return victim;
+}
+
+/* The average decayed by the time since it was last fed; 0 when unknown, so
+ * a new endpoint gets tried. */
+static double ewma_score(const struct route_endpoint *ep, uint64_t now)
+{
+	const struct ewma_slot *s = ewma_slot(ewma_key(ep), false);
+	if (!s || s->ms < 0)
+		return 0;
+	return s->ms * exp(-(double)(now - s->at) / EWMA_TAU_MS);
+}
+
+void balancer_observe(const struct route_endpoint *ep, double ms)
+{
+	uint64_t now = mono_ms();
+	struct ewma_slot *s = ewma_slot(ewma_key(ep), true);
+	if (ms < 0)
+		ms = 0;
+	if (s->ms < 0) {
+		s->ms = ms;
+	} else {
+		double w = exp(-(double)(now - s->at) / EWMA_TAU_MS);
+		if (w > 1 - EWMA_MIN_GAIN)
+			w = 1 - EWMA_MIN_GAIN;
+		s->ms = s->ms * w + ms * (1 - w);
+	}
+	s->at = now;
+}
+
+/* Power of two choices on the decayed averages among the endpoints that take
+ * new requests. */
+static int pick_ewma(const struct route_backend *be)
+{
+	size_t live = 0;
+	for (size_t i = 0; i < be->nendpoints; i++)
+		live += !be->endpoints[i].draining;
+	if (live == 0)
+		return -1;
+	uint64_t r = random_u64();
+	size_t a = (size_t)((r >> 32) % live);
+	size_t b = live > 1 ? (a + 1 + (size_t)((r & 0xffffffffu) % (live - 1))) % live : a;
+	int ia = -1, ib = -1;
+	for (size_t i = 0, k = 0; i < be->nendpoints; i++) {
+		if (be->endpoints[i].draining)
+			continue;
+		if (k == a)
+			ia = (int)i;
+		if (k == b)
+			ib = (int)i;
+		k++;
+	}
+	if (ia == ib)
+		return ia;
+	uint64_t now = mono_ms();
+	double sa = ewma_score(&be->endpoints[ia], now);
+	double sb = ewma_score(&be->endpoints[ib], now);
+	return sb < sa ? ib : ia;
 }
 
 static bool value_is(const char *v, size_t n, const char *s)
@@ -532,6 +644,9 @@ int balancer_choose(const struct table *t, const struct route *route,
 		return 0;
 	}
 
-	out->endpoint = pick_round_robin(t, backend, be);
+	if (route && route->policy.balance == ROUTE_BALANCE_EWMA)
+		out->endpoint = pick_ewma(be);
+	else
+		out->endpoint = pick_round_robin(t, backend, be);
 	return 0;
 }

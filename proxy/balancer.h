@@ -25,10 +25,11 @@ struct balancer_pick {
  * hash of "address:port", identical in every replica; balanced re-picks and
  * re-sets when gone; persistent keeps it while listed), upstream-hash-by
  * (rendezvous hashing over endpoints on the expanded key, so removing one
- * endpoint moves only its keys), else weighted round robin via
- * table_backend_next. Draining endpoints get no new requests. All arguments
- * borrowed. Returns 0 (out filled), or WEIR_ENOENT when the route has no
- * backend. Thread-safe. */
+ * endpoint moves only its keys), else load-balance ewma (the better of two
+ * random endpoints by this thread's decayed response-time averages, see
+ * balancer_observe) or weighted round robin via table_backend_next. Draining
+ * endpoints get no new requests. All arguments borrowed. Returns 0 (out
+ * filled), or WEIR_ENOENT when the route has no backend. Thread-safe. */
 int balancer_choose(const struct table *t, const struct route *route,
                     const struct http_request *req, const struct http_client *client,
                     struct balancer_pick *out);
@@ -36,5 +37,11 @@ int balancer_choose(const struct table *t, const struct route *route,
 /* The cookie value for an endpoint: 16 lowercase hex chars of FNV-1a 64 over
  * "address:port", NUL-terminated (17-byte buffer). */
 void balancer_endpoint_id(const struct route_endpoint *ep, char out[17]);
+
+/* Feed load-balance "ewma" (this thread's averages): ep answered in ms (the
+ * time to the response head), or failed (pass the time it cost, at least the
+ * connect or read timeout that expired, so a failing endpoint loses the draw
+ * until its average decays). Any thread; touches only its own state. */
+void balancer_observe(const struct route_endpoint *ep, double ms);
 
 #endif

@@ -461,6 +461,18 @@ static int build_upstream_head(struct conn *c)
 	return 0;
 }
 
+/* Feed load-balance "ewma": the time to the response head, or for a failure
+ * at least the connect timeout, so the endpoint loses draws for a while. */
+static void feed_ewma(struct conn *c, bool failed)
+{
+	if (!c->ep || !c->route || c->route->policy.balance != ROUTE_BALANCE_EWMA || !c->up_start)
+		return;
+	double ms = (double)(loop_now(c->w->loop) - c->up_start);
+	if (failed && ms < c->connect_timeout_ms)
+		ms = c->connect_timeout_ms;
+	balancer_observe(c->ep, ms);
+}
+
 /* The upstream failed before a usable response: retry once on a fresh
  * connection when that is safe, else answer 502 (or give up on the client). */
 static void upstream_failed(struct conn *c, const char *kind, const char *message)
@@ -479,6 +491,8 @@ static void upstream_failed(struct conn *c, const char *kind, const char *messag
 		open_upstream(c, true);
 		return;
 	}
+	if (!c->resp_started)
+		feed_ewma(c, true);
 	metrics_upstream_error(kind);
 	if (!c->resp_started) {
 		answer_local(c, 502, NULL, message, true);
@@ -895,6 +909,8 @@ static void process_response_head(struct conn *c, size_t head_len)
 		return;
 	}
 	int status = c->resp.status;
+	if (status >= 200 || status == 101)
+		feed_ewma(c, false);
 	if (status >= 100 && status < 200 && status != 101) {
 		if (status == 100 && c->req.version_minor >= 1)
 			buf_append(&c->out, "HTTP/1.1 100 Continue\r\n\r\n", 25);
@@ -1311,6 +1327,7 @@ static void on_conn_timer(struct loop_timer *t)
 		}
 		return;
 	case DL_CONNECT:
+		feed_ewma(c, true);
 		metrics_upstream_error("timeout");
 		answer_local(c, 504, NULL, "upstream connect timed out", true);
 		conn_progress(c);
@@ -1318,6 +1335,7 @@ static void on_conn_timer(struct loop_timer *t)
 	case DL_IO:
 		metrics_upstream_error("timeout");
 		if (!c->resp_started) {
+			feed_ewma(c, true);
 			answer_local(c, 504, NULL, "upstream timed out", false);
 			conn_progress(c);
 		} else {

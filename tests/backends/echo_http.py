@@ -1,6 +1,7 @@
 """HTTP echo backend for the weir-proxy integration tests and the local quick start.
 
   python3 echo_http.py --host 127.0.0.1 --port 9101 [--name NAME] [--cert PEM --key PEM]
+                       [--delay-ms N]
 
 Prints "echo_http ready on HOST:PORT" once listening. Every request gets a JSON answer
 {"name", "method", "path", "query" (both as sent, not decoded), "headers": [[name, value], ...] (as received: order and
@@ -49,8 +50,10 @@ async def echo_body(request: web.Request, name: str) -> dict:
     }
 
 
-def make_app(name: str) -> web.Application:
+def make_app(name: str, delay_ms: int = 0) -> web.Application:
     async def handle(request: web.Request) -> web.StreamResponse:
+        if delay_ms:
+            await asyncio.sleep(delay_ms / 1000)
         do = request.query.get("do", "")
         if do == "abort":
             request.transport.abort()
@@ -89,8 +92,9 @@ def make_app(name: str) -> web.Application:
     return app
 
 
-async def run(host: str, port: int, name: str, cert: str = None, key: str = None) -> None:
-    runner = web.AppRunner(make_app(name), access_log=None, handle_signals=False)
+async def run(host: str, port: int, name: str, cert: str = None, key: str = None,
+              delay_ms: int = 0) -> None:
+    runner = web.AppRunner(make_app(name, delay_ms), access_log=None, handle_signals=False)
     await runner.setup()
     ctx = None
     if cert:
@@ -114,8 +118,10 @@ def main() -> None:
     ap.add_argument("--name", default="echo")
     ap.add_argument("--cert", help="serve HTTPS with this PEM certificate (chain)")
     ap.add_argument("--key", help="the PEM private key of --cert")
+    ap.add_argument("--delay-ms", type=int, default=0,
+                    help="wait this long before answering any request (a slow endpoint)")
     a = ap.parse_args()
-    asyncio.run(run(a.host, a.port, a.name, a.cert, a.key))
+    asyncio.run(run(a.host, a.port, a.name, a.cert, a.key, a.delay_ms))
 
 
 if __name__ == "__main__":

@@ -38,6 +38,8 @@ def backends(workdir):
         for key, script, extra in (("echo", "echo_http.py", ["--name", "echo"]),
                                    ("echo_a", "echo_http.py", ["--name", "A"]),
                                    ("echo_b", "echo_http.py", ["--name", "B"]),
+                                   ("echo_slow", "echo_http.py", ["--name", "S",
+                                                                  "--delay-ms", "80"]),
                                    ("ws", "ws_echo.py", []),
                                    ("bad", "bad_handshake.py", [])):
             port = pu.free_port()

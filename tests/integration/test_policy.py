@@ -184,3 +184,24 @@ def test_ws_max_lifetime(pproxy):
             pass
         took = time.monotonic() - t0
     assert 1.2 < took < 4.0, f"busy connection closed after {took:.2f}s, max lifetime 1.5 s"
+
+
+def test_ewma_prefers_the_fast_endpoint_and_avoids_a_dead_one(fresh_proxy, backends):
+    """load-balance ewma: with one endpoint 80 ms slower than the other, nearly every request
+    goes to the fast one (round robin would send half); a refused endpoint costs at most
+    one failed request per worker before the draw avoids it."""
+    ep = lambda key: {"address": "127.0.0.1", "port": backends[key]}  # noqa: E731
+    table = {"version": 1, "generation": 1,
+             "hosts": [{"name": "", "routes": [
+                 r("/fastslow", backend=0, balance="ewma"),
+                 r("/withdead", backend=1, balance="ewma", connect_timeout_ms=2000),
+             ]}],
+             "backends": [{"name": "p/fs:80", "endpoints": [ep("echo_a"), ep("echo_slow")]},
+                          {"name": "p/wd:80", "endpoints": [ep("echo_b"), ep("dead")]}]}
+    p = fresh_proxy(table, workers=2)
+    names = [upstream(pu.get(p.http_port, "/fastslow/x"))["name"] for _ in range(100)]
+    assert names.count("S") <= 4, names
+    assert names.count("A") >= 96, names
+    codes = [pu.get(p.http_port, "/withdead/x").status for _ in range(60)]
+    assert codes.count(502) <= 2, codes
+    assert codes.count(200) >= 58, codes

@@ -1,6 +1,6 @@
 /* tests/unit/proxy/balancer_test.c - endpoint choice over real tables
  * (route_table_parse + table_new): round robin, weights, draining, cookie
- * affinity, upstream-hash-by consistency, canary. Includes balancer.c to
+ * affinity, upstream-hash-by consistency, canary, ewma. Includes balancer.c to
  * reach the key expansion. */
 #include <stdlib.h>
 #include <string.h>
@@ -508,6 +508,60 @@ static void test_canary(void)
 	table_unref(t);
 }
 
+/* load-balance ewma: an endpoint with a high average loses every draw it is
+ * in, an unknown one wins until it has an average, draining ones never get
+ * picked, and one whose failures were fed loses to the healthy ones. */
+static void test_ewma(void)
+{
+	struct table *t = table2("{\"address\":\"10.0.2.1\",\"port\":80},"
+	                         "{\"address\":\"10.0.2.2\",\"port\":80},"
+	                         "{\"address\":\"10.0.2.3\",\"port\":80}",
+	                         "{\"address\":\"10.0.3.1\",\"port\":80},"
+	                         "{\"address\":\"10.0.3.2\",\"port\":80,\"draining\":true}");
+	if (!t)
+		return;
+	const struct route_backend *be = &table_routes(t)->backends[0];
+	client_init(&cl, "192.0.2.1");
+	struct route r = {0};
+	r.path = "/";
+	r.backend = 0;
+	r.canary.backend = -1;
+	r.policy.balance = ROUTE_BALANCE_EWMA;
+
+	balancer_observe(&be->endpoints[0], 400);
+	balancer_observe(&be->endpoints[1], 5);
+	balancer_observe(&be->endpoints[2], 6);
+	int hits[3] = {0};
+	for (int i = 0; i < 600; i++) {
+		CHECK_INT(choose(t, &r, plain_get), 0);
+		CHECK(pick.endpoint >= 0 && pick.endpoint < 3);
+		if (pick.endpoint >= 0 && pick.endpoint < 3)
+			hits[pick.endpoint]++;
+	}
+	/* endpoint 0 is in two of the three pairs and loses both; 1 beats 2 */
+	CHECK_INT(hits[0], 0);
+	CHECK(hits[1] > hits[2]);
+	CHECK(hits[2] > 100); /* wins the (0, 2) pair: about a third */
+
+	/* a failure fed at the connect timeout: 1 now loses to 2 */
+	balancer_observe(&be->endpoints[1], 5000);
+	memset(hits, 0, sizeof(hits));
+	for (int i = 0; i < 300; i++)
+		if (choose(t, &r, plain_get) == 0 && pick.endpoint >= 0 && pick.endpoint < 3)
+			hits[pick.endpoint]++;
+	CHECK(hits[2] > hits[1]);
+
+	/* backend 1: the only live endpoint, never the draining one, and not
+	 * yet observed (an unknown endpoint is tried) */
+	r.backend = 1;
+	for (int i = 0; i < 50; i++) {
+		CHECK_INT(choose(t, &r, plain_get), 0);
+		CHECK_INT(pick.endpoint, 0);
+	}
+	CHECK(ewma_score(&table_routes(t)->backends[1].endpoints[0], mono_ms()) == 0);
+	table_unref(t);
+}
+
 int main(void)
 {
 	test_endpoint_id();
@@ -516,5 +570,6 @@ int main(void)
 	test_hash_by();
 	test_key_expansion();
 	test_canary();
+	test_ewma();
 	return check_finish("balancer_test");
 }
