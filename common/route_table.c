@@ -1344,6 +1344,12 @@ struct writer {
 	bool oom;
 	int level;     /* nesting depth of the container being written */
 	bool had_item; /* the current container already holds an item */
+	/* Objects opened with w_open_lazy that hold nothing yet: written out
+	 * (key and "{") only when their first member is. */
+	const char *pend_key[4];
+	bool *pend_saved[4];
+	int npend;
+	const struct route_policy *def; /* defaults: members equal to them are left out */
 };
 
 static void w_raw(struct writer *w, const char *s, size_t n)
@@ -1438,13 +1444,29 @@ static void w_quoted(struct writer *w, const char *s)
 	w_raw(w, "\"", 1);
 }
 
-/* Separator and indent before the next item of the current container. */
+static void w_open(struct writer *w, const char *bracket, bool *saved);
+
+/* Newlines and indentation for the top two levels only (one line per host,
+ * backend and certificate): the table stays readable and a tenth the size. */
+static bool w_pretty(const struct writer *w)
+{
+	return w->level <= 1;
+}
+
+static void w_flush_pending(struct writer *w);
+
+/* Separator (and at the top levels, newline and indent) before the next item
+ * of the current container. */
 static void w_next(struct writer *w)
 {
+	if (w->npend)
+		w_flush_pending(w);
 	if (w->had_item)
 		w_raw(w, ",", 1);
-	w_raw(w, "\n", 1);
-	w_indent(w, w->level + 1);
+	if (w_pretty(w)) {
+		w_raw(w, "\n", 1);
+		w_indent(w, w->level + 1);
+	}
 	w->had_item = true;
 }
 
@@ -1452,7 +1474,17 @@ static void w_key(struct writer *w, const char *key)
 {
 	w_next(w);
 	w_quoted(w, key);
-	w_raw(w, ": ", 2);
+	w_raw(w, w_pretty(w) ? ": " : ":", w_pretty(w) ? 2 : 1);
+}
+
+static void w_flush_pending(struct writer *w)
+{
+	int n = w->npend;
+	w->npend = 0;
+	for (int i = 0; i < n; i++) {
+		w_key(w, w->pend_key[i]);
+		w_open(w, "{", w->pend_saved[i]);
+	}
 }
 
 /* Opening a container saves the parent's state in *saved; close restores it. */
@@ -1466,9 +1498,10 @@ static void w_open(struct writer *w, const char *bracket, bool *saved)
 
 static void w_close_obj(struct writer *w, bool saved)
 {
-	if (w->had_item)
+	if (w->had_item && w_pretty(w)) {
 		w_raw(w, "\n", 1);
-	w_indent(w, w->level);
+		w_indent(w, w->level);
+	}
 	w->level--;
 	w_raw(w, "}", 1);
 	w->had_item = saved;
@@ -1476,11 +1509,32 @@ static void w_close_obj(struct writer *w, bool saved)
 
 static void w_close_arr(struct writer *w, bool saved)
 {
-	w_raw(w, "\n", 1);
-	w_indent(w, w->level);
+	if (w->had_item && w_pretty(w)) {
+		w_raw(w, "\n", 1);
+		w_indent(w, w->level);
+	}
 	w->level--;
 	w_raw(w, "]", 1);
 	w->had_item = saved;
+}
+
+/* An object member "key" that is left out entirely when nothing is written
+ * into it before w_close_lazy. */
+static void w_open_lazy(struct writer *w, const char *key, bool *saved)
+{
+	if (w->npend == (int)(sizeof(w->pend_key) / sizeof(w->pend_key[0])))
+		w_flush_pending(w);
+	w->pend_key[w->npend] = key;
+	w->pend_saved[w->npend] = saved;
+	w->npend++;
+}
+
+static void w_close_lazy(struct writer *w, bool saved)
+{
+	if (w->npend)
+		w->npend--; /* never written: leave it out */
+	else
+		w_close_obj(w, saved);
 }
 
 static void w_str(struct writer *w, const char *key, const char *s)
@@ -1518,10 +1572,34 @@ static void w_bool(struct writer *w, const char *key, bool v)
 		w_raw(w, "false", 5);
 }
 
+/* Members equal to their default are left out: the parser gives them back. */
+static void w_int_d(struct writer *w, const char *key, int64_t v, int64_t def)
+{
+	if (v != def)
+		w_int(w, key, v);
+}
+
+static void w_bool_d(struct writer *w, const char *key, bool v, bool def)
+{
+	if (v != def)
+		w_bool(w, key, v);
+}
+
+/* def NULL: a nullable string (absent = null); else NULL and def both mean
+ * the default. */
+static void w_str_d(struct writer *w, const char *key, const char *v, const char *def)
+{
+	if (!v || (def && strcmp(v, def) == 0))
+		return;
+	w_str(w, key, v);
+}
+
 static void w_cidrs(struct writer *w, const char *key, const struct route_cidr *c, size_t n)
 {
 	char buf[64];
 	bool saved;
+	if (n == 0)
+		return;
 	w_key(w, key);
 	w_open(w, "[", &saved);
 	for (size_t i = 0; i < n; i++) {
@@ -1535,6 +1613,8 @@ static void w_cidrs(struct writer *w, const char *key, const struct route_cidr *
 static void w_headers(struct writer *w, const char *key, const struct route_header *h, size_t n)
 {
 	bool saved, osaved;
+	if (n == 0)
+		return;
 	w_key(w, key);
 	w_open(w, "[", &saved);
 	for (size_t i = 0; i < n; i++) {
@@ -1549,74 +1629,75 @@ static void w_headers(struct writer *w, const char *key, const struct route_head
 
 static void w_policy(struct writer *w, const struct route_policy *p)
 {
+	const struct route_policy *d = w->def;
 	bool saved, csaved;
-	w_key(w, "policy");
-	w_open(w, "{", &saved);
-	w_int(w, "connect_timeout_ms", p->connect_timeout_ms);
-	w_int(w, "read_timeout_ms", p->read_timeout_ms);
-	w_int(w, "send_timeout_ms", p->send_timeout_ms);
-	w_int(w, "body_limit", p->body_limit);
-	w_str(w, "backend_protocol", proto_names[p->backend_protocol == ROUTE_PROTO_HTTPS]);
-	w_bool(w, "ssl_redirect", p->ssl_redirect);
-	w_bool(w, "preserve_trailing_slash", p->preserve_trailing_slash);
-	w_str(w, "upstream_vhost", p->upstream_vhost);
-	w_str(w, "x_forwarded_prefix", p->x_forwarded_prefix);
-	w_str(w, "rewrite_target", p->rewrite_target);
-	w_int(w, "redirect_code", p->redirect_code);
-	w_str(w, "redirect_url", p->redirect_url);
-	w_str(w, "app_root", p->app_root);
-	w_str(w, "affinity", affinity_names[p->affinity == ROUTE_AFFINITY_COOKIE]);
-	w_str(w, "affinity_mode",
-	      affinity_mode_names[p->affinity_mode == ROUTE_AFFINITY_PERSISTENT]);
+	w_open_lazy(w, "policy", &saved);
+	w_int_d(w, "connect_timeout_ms", p->connect_timeout_ms, d->connect_timeout_ms);
+	w_int_d(w, "read_timeout_ms", p->read_timeout_ms, d->read_timeout_ms);
+	w_int_d(w, "send_timeout_ms", p->send_timeout_ms, d->send_timeout_ms);
+	w_int_d(w, "body_limit", p->body_limit, d->body_limit);
+	if (p->backend_protocol != d->backend_protocol)
+		w_str(w, "backend_protocol", proto_names[p->backend_protocol == ROUTE_PROTO_HTTPS]);
+	w_bool_d(w, "ssl_redirect", p->ssl_redirect, d->ssl_redirect);
+	w_bool_d(w, "preserve_trailing_slash", p->preserve_trailing_slash,
+	         d->preserve_trailing_slash);
+	w_str_d(w, "upstream_vhost", p->upstream_vhost, NULL);
+	w_str_d(w, "x_forwarded_prefix", p->x_forwarded_prefix, NULL);
+	w_str_d(w, "rewrite_target", p->rewrite_target, NULL);
+	w_int_d(w, "redirect_code", p->redirect_code, d->redirect_code);
+	w_str_d(w, "redirect_url", p->redirect_url, NULL);
+	w_str_d(w, "app_root", p->app_root, NULL);
+	if (p->affinity != d->affinity)
+		w_str(w, "affinity", affinity_names[p->affinity == ROUTE_AFFINITY_COOKIE]);
+	if (p->affinity_mode != d->affinity_mode)
+		w_str(w, "affinity_mode",
+		      affinity_mode_names[p->affinity_mode == ROUTE_AFFINITY_PERSISTENT]);
 
-	/* A NULL name or CORS string means the default; write it out so the
-	 * text is complete and a re-read gives the same bytes. */
-	w_key(w, "cookie");
-	w_open(w, "{", &csaved);
-	w_str(w, "name", p->cookie.name ? p->cookie.name : DEFAULT_COOKIE_NAME);
-	w_str(w, "path", p->cookie.path);
-	w_int(w, "max_age_s", p->cookie.max_age_s);
-	w_int(w, "expires_s", p->cookie.expires_s);
-	w_bool(w, "secure", p->cookie.secure);
-	w_str(w, "samesite", p->cookie.samesite);
-	w_close_obj(w, csaved);
+	w_open_lazy(w, "cookie", &csaved);
+	w_str_d(w, "name", p->cookie.name, DEFAULT_COOKIE_NAME);
+	w_str_d(w, "path", p->cookie.path, NULL);
+	w_int_d(w, "max_age_s", p->cookie.max_age_s, d->cookie.max_age_s);
+	w_int_d(w, "expires_s", p->cookie.expires_s, d->cookie.expires_s);
+	w_bool_d(w, "secure", p->cookie.secure, d->cookie.secure);
+	w_str_d(w, "samesite", p->cookie.samesite, NULL);
+	w_close_lazy(w, csaved);
 
-	w_str(w, "hash_by", p->hash_by);
-	w_str(w, "balance", balance_names[p->balance == ROUTE_BALANCE_EWMA]);
+	w_str_d(w, "hash_by", p->hash_by, NULL);
+	if (p->balance != d->balance)
+		w_str(w, "balance", balance_names[p->balance == ROUTE_BALANCE_EWMA]);
 	w_cidrs(w, "allow", p->allow, p->nallow);
 	w_cidrs(w, "deny", p->deny, p->ndeny);
-	w_int(w, "limit_connections", p->limit_connections);
-	w_int(w, "limit_rps", p->limit_rps);
+	w_int_d(w, "limit_connections", p->limit_connections, d->limit_connections);
+	w_int_d(w, "limit_rps", p->limit_rps, d->limit_rps);
 
-	w_key(w, "cors");
-	w_open(w, "{", &csaved);
-	w_bool(w, "enabled", p->cors.enabled);
-	w_str(w, "allow_origin", p->cors.allow_origin ? p->cors.allow_origin : DEFAULT_CORS_ORIGIN);
-	w_str(w, "allow_methods",
-	      p->cors.allow_methods ? p->cors.allow_methods : DEFAULT_CORS_METHODS);
-	w_str(w, "allow_headers",
-	      p->cors.allow_headers ? p->cors.allow_headers : DEFAULT_CORS_HEADERS);
-	w_str(w, "expose_headers", p->cors.expose_headers);
-	w_bool(w, "allow_credentials", p->cors.allow_credentials);
-	w_int(w, "max_age_s", p->cors.max_age_s);
-	w_close_obj(w, csaved);
+	w_open_lazy(w, "cors", &csaved);
+	w_bool_d(w, "enabled", p->cors.enabled, d->cors.enabled);
+	w_str_d(w, "allow_origin", p->cors.allow_origin, DEFAULT_CORS_ORIGIN);
+	w_str_d(w, "allow_methods", p->cors.allow_methods, DEFAULT_CORS_METHODS);
+	w_str_d(w, "allow_headers", p->cors.allow_headers, DEFAULT_CORS_HEADERS);
+	w_str_d(w, "expose_headers", p->cors.expose_headers, NULL);
+	w_bool_d(w, "allow_credentials", p->cors.allow_credentials, d->cors.allow_credentials);
+	w_int_d(w, "max_age_s", p->cors.max_age_s, d->cors.max_age_s);
+	w_close_lazy(w, csaved);
 
-	w_int(w, "ws_idle_timeout_ms", p->ws_idle_timeout_ms);
-	w_int(w, "ws_max_lifetime_ms", p->ws_max_lifetime_ms);
-	w_int(w, "ws_ping_interval_ms", p->ws_ping_interval_ms);
-	w_int(w, "drain_window_ms", p->drain_window_ms);
-	w_bool(w, "request_base", p->request_base);
-	w_bool(w, "origin_rewrite", p->origin_rewrite);
+	w_int_d(w, "ws_idle_timeout_ms", p->ws_idle_timeout_ms, d->ws_idle_timeout_ms);
+	w_int_d(w, "ws_max_lifetime_ms", p->ws_max_lifetime_ms, d->ws_max_lifetime_ms);
+	w_int_d(w, "ws_ping_interval_ms", p->ws_ping_interval_ms, d->ws_ping_interval_ms);
+	w_int_d(w, "drain_window_ms", p->drain_window_ms, d->drain_window_ms);
+	w_bool_d(w, "request_base", p->request_base, d->request_base);
+	w_bool_d(w, "origin_rewrite", p->origin_rewrite, d->origin_rewrite);
 	w_headers(w, "request_headers", p->request_headers, p->nrequest_headers);
 	w_headers(w, "response_headers", p->response_headers, p->nresponse_headers);
-	w_key(w, "hide_headers");
-	w_open(w, "[", &csaved);
-	for (size_t i = 0; i < p->nhide_headers; i++) {
-		w_next(w);
-		w_quoted(w, p->hide_headers[i]);
+	if (p->nhide_headers) {
+		w_key(w, "hide_headers");
+		w_open(w, "[", &csaved);
+		for (size_t i = 0; i < p->nhide_headers; i++) {
+			w_next(w);
+			w_quoted(w, p->hide_headers[i]);
+		}
+		w_close_arr(w, csaved);
 	}
-	w_close_arr(w, csaved);
-	w_close_obj(w, saved);
+	w_close_lazy(w, saved);
 }
 
 static void w_route(struct writer *w, const struct route *r)
@@ -1630,14 +1711,13 @@ static void w_route(struct writer *w, const struct route *r)
 	w_int(w, "backend", r->backend);
 	w_str(w, "source", r->source ? r->source : "");
 	w_policy(w, &r->policy);
-	w_key(w, "canary");
-	w_open(w, "{", &csaved);
-	w_int(w, "backend", r->canary.backend);
-	w_str(w, "by_header", r->canary.by_header);
-	w_str(w, "by_header_value", r->canary.by_header_value);
-	w_str(w, "by_cookie", r->canary.by_cookie);
-	w_int(w, "weight", r->canary.weight);
-	w_close_obj(w, csaved);
+	w_open_lazy(w, "canary", &csaved);
+	w_int_d(w, "backend", r->canary.backend, -1);
+	w_str_d(w, "by_header", r->canary.by_header, NULL);
+	w_str_d(w, "by_header_value", r->canary.by_header_value, NULL);
+	w_str_d(w, "by_cookie", r->canary.by_cookie, NULL);
+	w_int_d(w, "weight", r->canary.weight, 0);
+	w_close_lazy(w, csaved);
 	w_close_obj(w, saved);
 }
 
@@ -1690,8 +1770,8 @@ static void w_table(struct writer *w, const struct route_table *t)
 			w_open(w, "{", &e);
 			w_str(w, "address", ep->address ? ep->address : "");
 			w_int(w, "port", ep->port);
-			w_int(w, "weight", ep->weight);
-			w_bool(w, "draining", ep->draining);
+			w_int_d(w, "weight", ep->weight, 1);
+			w_bool_d(w, "draining", ep->draining, false);
 			w_close_obj(w, e);
 		}
 		w_close_arr(w, b);
@@ -1729,9 +1809,12 @@ static void w_table(struct writer *w, const struct route_table *t)
 
 int route_table_serialize(const struct route_table *table, char **out, size_t *len)
 {
-	struct writer w = {NULL, 0, 0, false, -1, false};
+	struct route_policy def;
+	struct writer w = {.level = -1, .def = &def};
+	route_policy_init(&def);
 	w_table(&w, table);
 	w_raw(&w, "\n", 1);
+	route_policy_cleanup(&def);
 	if (w.oom) {
 		free(w.buf);
 		return WEIR_ENOMEM;

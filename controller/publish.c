@@ -112,6 +112,32 @@ static int write_all(int fd, const char *buf, size_t len)
 	return 0;
 }
 
+/* The text after the top-level "generation" number (the serializer writes
+ * it second, after "version"), or NULL. */
+static const char *after_generation(const char *text, size_t *prefix)
+{
+	const char *g = strstr(text, "\"generation\"");
+	if (!g || g - text > 64)
+		return NULL;
+	*prefix = (size_t)(g - text);
+	g += strlen("\"generation\"");
+	while (*g == ':' || *g == ' ')
+		g++;
+	while (*g >= '0' && *g <= '9')
+		g++;
+	return g;
+}
+
+/* a and b are the same table but for its generation number. */
+static bool same_but_generation(const char *a, const char *b)
+{
+	size_t pa, pb;
+	const char *ra = after_generation(a, &pa), *rb = after_generation(b, &pb);
+	if (!ra || !rb)
+		return strcmp(a, b) == 0;
+	return pa == pb && memcmp(a, b, pa) == 0 && strcmp(ra, rb) == 0;
+}
+
 int publisher_publish(struct publisher *p, struct route_table *t, bool *written)
 {
 	char *text = NULL;
@@ -119,19 +145,15 @@ int publisher_publish(struct publisher *p, struct route_table *t, bool *written)
 	char tmp[4096], path[4096];
 	int rc, fd = -1;
 	*written = false;
-	/* same content under the current generation: nothing to do */
-	t->generation = p->generation;
-	rc = route_table_serialize(t, &text, &len);
-	if (rc)
-		goto out;
-	if (p->last && strcmp(p->last, text) == 0)
-		goto out;
-	free(text);
-	text = NULL;
 	t->generation = p->generation + 1;
 	rc = route_table_serialize(t, &text, &len);
 	if (rc)
 		goto out;
+	/* same content as the last table written: nothing to do */
+	if (p->last && same_but_generation(p->last, text)) {
+		t->generation = p->generation;
+		goto out;
+	}
 	snprintf(path, sizeof(path), "%s/%s", p->dir, ROUTE_TABLE_FILE);
 	snprintf(tmp, sizeof(tmp), "%s/.%s.tmp.%ld", p->dir, ROUTE_TABLE_FILE, (long)getpid());
 	rc = WEIR_EIO;
@@ -155,8 +177,7 @@ int publisher_publish(struct publisher *p, struct route_table *t, bool *written)
 		fsync(dfd);
 		close(dfd);
 	}
-	/* The text on disk holds the new generation; next time compare against
-	 * a serialization with that same generation. */
+	/* Kept to compare the next table against (generation aside). */
 	free(p->last);
 	p->last = text;
 	text = NULL;
