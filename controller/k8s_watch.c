@@ -72,8 +72,11 @@ static void backoff_reset(struct backoff *b)
 
 /* ---- watch stream decoder: newline-delimited JSON events ---- */
 
-/* Called per event with its type ("ADDED", ...) and object (borrowed for the call). A
- * non-zero return stops decoding and is returned by watch_decoder_feed. */
+/* Called per event with its type ("ADDED", ...; borrowed for the call) and object, which
+ * the callback owns (one reference, no longer part of the parsed event: json-c's reference
+ * counts are not atomic, so an object handed to the store must have no other owner left
+ * to put it from this thread). A non-zero return stops decoding and is returned by
+ * watch_decoder_feed. */
 typedef int (*watch_event_cb)(void *arg, const char *type, json_object *obj);
 
 struct watch_decoder {
@@ -141,6 +144,8 @@ static int decode_line(struct watch_decoder *d, const char *p, size_t n)
 		json_object_put(ev);
 		return WEIR_EPARSE;
 	}
+	json_object_get(obj);
+	json_object_object_del(ev, "object");
 	rc = d->cb(d->arg, json_object_get_string(type), obj);
 	json_object_put(ev);
 	return rc;
@@ -513,10 +518,11 @@ out:
 
 /* ---- watch ---- */
 
-static int on_event(void *arg, const char *type, json_object *obj)
+/* One event; *objp is handed to the store (and set to NULL) on ADDED/MODIFIED. */
+static int handle_event(struct watcher *w, const char *type, json_object **objp)
 {
-	struct watcher *w = arg;
 	struct k8s_source *src = w->src;
+	json_object *obj = *objp;
 	char key[512];
 	int rc;
 
@@ -525,7 +531,8 @@ static int on_event(void *arg, const char *type, json_object *obj)
 		prepare_object(w->def, obj);
 		set_rv(w, obj_str(obj, "metadata", "resourceVersion"));
 		key_of(obj, key, sizeof(key));
-		rc = store_upsert(src->s, w->def->kind, json_object_get(obj));
+		*objp = NULL;
+		rc = store_upsert(src->s, w->def->kind, obj); /* obj is the store's now */
 		if (rc == WEIR_EINVAL) {
 			log_debug(LOG_C, "%s: ignoring an object without a name", w->def->name);
 			return 0;
@@ -571,6 +578,14 @@ static int on_event(void *arg, const char *type, json_object *obj)
 	}
 	log_debug(LOG_C, "%s: ignoring watch event type %s", w->def->name, type);
 	return 0;
+}
+
+static int on_event(void *arg, const char *type, json_object *obj)
+{
+	int rc = handle_event(arg, type, &obj);
+
+	json_object_put(obj);
+	return rc;
 }
 
 static int watch_sink(void *arg, const char *data, size_t len)

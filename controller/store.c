@@ -21,6 +21,22 @@ struct kind_list {
 	struct entry *items;
 };
 
+/*
+ * json-c's reference counts are plain integers (Debian builds it without
+ * ENABLE_THREADING), and a store object's count is changed from several
+ * threads: the store putting a replaced object, store_snapshot taking
+ * references, snapshot_free putting them from the compile or status thread.
+ * Every get and put of an object the store has held goes under this lock.
+ */
+static pthread_mutex_t refs_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void obj_put(json_object *obj)
+{
+	pthread_mutex_lock(&refs_lock);
+	json_object_put(obj);
+	pthread_mutex_unlock(&refs_lock);
+}
+
 struct store {
 	pthread_mutex_t lock;
 	struct kind_list kinds[STORE_KIND_COUNT];
@@ -99,7 +115,7 @@ static void entry_cleanup(struct entry *e)
 {
 	free(e->ns);
 	free(e->name);
-	json_object_put(e->obj);
+	obj_put(e->obj);
 }
 
 static void list_clear(struct kind_list *l)
@@ -115,7 +131,7 @@ static void list_put(struct kind_list *l, const char *ns, const char *name, json
 {
 	long at = find(l, ns, name);
 	if (at >= 0) {
-		json_object_put(l->items[at].obj);
+		obj_put(l->items[at].obj);
 		l->items[at].obj = obj;
 		return;
 	}
@@ -251,6 +267,7 @@ struct snapshot *store_snapshot(struct store *s)
 	struct snapshot *snap = xmalloc(sizeof(*snap));
 	memset(snap, 0, sizeof(*snap));
 	pthread_mutex_lock(&s->lock);
+	pthread_mutex_lock(&refs_lock);
 	for (int k = 0; k < STORE_KIND_COUNT; k++) {
 		struct kind_list *l = &s->kinds[k];
 		snap->count[k] = l->n;
@@ -258,6 +275,7 @@ struct snapshot *store_snapshot(struct store *s)
 		for (size_t i = 0; i < l->n; i++)
 			snap->objs[k][i] = json_object_get(l->items[i].obj);
 	}
+	pthread_mutex_unlock(&refs_lock);
 	pthread_mutex_unlock(&s->lock);
 	return snap;
 }
@@ -266,11 +284,13 @@ void snapshot_free(struct snapshot *snap)
 {
 	if (!snap)
 		return;
-	for (int k = 0; k < STORE_KIND_COUNT; k++) {
+	pthread_mutex_lock(&refs_lock);
+	for (int k = 0; k < STORE_KIND_COUNT; k++)
 		for (size_t i = 0; i < snap->count[k]; i++)
 			json_object_put(snap->objs[k][i]);
+	pthread_mutex_unlock(&refs_lock);
+	for (int k = 0; k < STORE_KIND_COUNT; k++)
 		free(snap->objs[k]);
-	}
 	free(snap);
 }
 

@@ -28,6 +28,7 @@ static int rec_cb(void *arg, const char *type, json_object *obj)
 	snprintf(r->log + l, sizeof(r->log) - l, "%s %s %s|", type, name ? name : "-",
 	         rv ? rv : "-");
 	r->n++;
+	json_object_put(obj); /* the callback owns it */
 	return 0;
 }
 
