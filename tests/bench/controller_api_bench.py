@@ -1,0 +1,154 @@
+#!/usr/bin/env python3
+"""Controller benchmark against a real kube-apiserver (not part of the test suite).
+
+  python3 tests/bench/controller_api_bench.py [--count 10000] [--changes 20] [--build DIR]
+
+Starts the cluster tests' control plane (etcd + kube-apiserver 1.34 on 127.0.0.1, built and
+cached by tests/cluster/build-k8s.sh), applies COUNT generated Ingresses with their Services
+and TLS Secrets (tests/bench/gen_ingresses.py, no EndpointSlices: every route answers 503 "no
+endpoints", so no request leaves the proxy), runs weir-proxy + weir-controller (admin
+credentials) and prints:
+
+  - time from the apply to every host published, and to the last one served;
+  - controller start -> complete table published, with COUNT Ingresses already in the API
+    (routes.json removed first; the proxy keeps serving its table meanwhile);
+  - watch event -> served: CHANGES new Ingresses created one at a time through the API, each
+    timed from the POST returning to the proxy answering its host (p50/p99/max);
+  - controller and proxy RSS, routes.json size.
+
+Loopback only. Bounded: about 10 minutes at 10,000 Ingresses on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+sys.path.insert(0, str(ROOT / "tests" / "cluster"))
+
+import kcluster  # noqa: E402
+import kweir  # noqa: E402
+
+
+def published_hosts(pub: Path) -> set[str]:
+    try:
+        t = json.loads((pub / "routes.json").read_text())
+    except (OSError, ValueError):
+        return set()
+    return {h.get("name", "") for h in t.get("hosts", [])}
+
+
+def status(port: int, host: str) -> int:
+    try:
+        return kweir.http_get(port, host, "/ws", timeout=2)[0]
+    except OSError:
+        return 0
+
+
+def pct(xs: list[float], q: float) -> float:
+    s = sorted(xs)
+    return s[min(len(s) - 1, int(round(q * (len(s) - 1))))]
+
+
+def wait(pred, timeout: float, what: str, interval: float = 0.01) -> float:
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if pred():
+            return time.monotonic() - t0
+        time.sleep(interval)
+    raise SystemExit(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--count", type=int, default=10000)
+    ap.add_argument("--changes", type=int, default=20)
+    ap.add_argument("--build", default=os.environ.get("WEIR_BUILD_DIR", str(ROOT / "build")))
+    a = ap.parse_args()
+    os.environ["WEIR_BUILD_DIR"] = a.build
+    kweir.BUILD = Path(a.build)
+
+    work = Path(tempfile.mkdtemp(prefix="weir-api-bench-"))
+    c = kcluster.Cluster(work / "cluster")
+    c.start()
+    api = kweir.Api(c)
+    w = None
+    try:
+        gen = work / "gen"
+        subprocess.run([sys.executable, str(HERE / "gen_ingresses.py"), "--count", str(a.count),
+                        "--out", str(gen), "--namespaces", "10", "--endpoints", "0"],
+                       check=True, stdout=subprocess.DEVNULL)
+        c.kubectl("apply", "-f", str(gen / "00-header.yaml"))
+        api.apply({"kind": "Namespace", "metadata": {"name": kweir.SYSTEM_NS}})
+        w = kweir.Weir(c, c.admin_kubeconfig, work / "weir")
+        w.start_proxy()
+        w.start_controller()
+        t0 = time.monotonic()
+        c.kubectl("apply", "--server-side", "-f", str(gen), timeout=1800)
+        t_apply = time.monotonic() - t0
+        want = {f"app-{i:05d}.bench.weir.test" for i in range(a.count)}
+        wait(lambda: want <= published_hosts(w.publish), 600, "all hosts published", 0.25)
+        t_pub = time.monotonic() - t0
+        last = f"app-{a.count - 1:05d}.bench.weir.test"
+        wait(lambda: status(w.http_port, last) == 503, 120, "last host served")
+        t_srv = time.monotonic() - t0
+        size = (w.publish / "routes.json").stat().st_size
+
+        # restart with everything in the API already
+        w.stop_controller()
+        (w.publish / "routes.json").unlink()
+        ts = time.monotonic()
+        w.start_controller()
+        t_ready = wait(lambda: want <= published_hosts(w.publish), 120,
+                       "table published after the restart", 0.005)
+        wait(lambda: status(w.http_port, last) == 503, 60, "served after the restart")
+        time.sleep(2)
+
+        lat = []
+        for i in range(a.changes):
+            host = f"change-{i}.bench.weir.test"
+            api.create(kweir.ingress(f"change-{i}", host, [("/ws", "Prefix", "app-00000-svc", 80)],
+                                     ns="bench-0"))
+            ts = time.monotonic()
+            wait(lambda: status(w.http_port, host) == 503, 60, f"{host} served", 0.002)
+            lat.append((time.monotonic() - ts) * 1000)
+            time.sleep(0.3)
+        rss, hwm = w.rss_kib("controller")
+        prss, phwm = w.rss_kib("proxy")
+
+        print(f"\nweir-controller against kube-apiserver on loopback, {a.count} Ingresses, "
+              f"{os.cpu_count()} CPUs")
+        print(f"{'measure':<58}{'value':>12}  notes")
+        print(f"{'kubectl apply (server-side), all objects':<58}{t_apply:>10.1f} s")
+        print(f"{'apply began -> every host published':<58}{t_pub:>10.1f} s")
+        print(f"{'apply began -> last host served':<58}{t_srv:>10.1f} s  "
+              f"routes.json {size / 1e6:.1f} MB")
+        print(f"{'controller start -> complete table published':<58}"
+              f"{t_ready * 1000:>9.0f} ms  (list of every kind from the API + compile)")
+        print(f"{'Ingress POST -> served, ' + str(a.changes) + ' changes':<58}"
+              f"{'p50 %.0f ms' % pct(lat, 0.5):>12}  p99 {pct(lat, 0.99):.0f} ms, "
+              f"max {max(lat):.0f} ms")
+        print(f"{'controller RSS':<58}{rss / 1024:>8.0f} MiB  peak {hwm / 1024:.0f} MiB")
+        print(f"{'proxy RSS (1 worker)':<58}{prss / 1024:>8.0f} MiB  peak {phwm / 1024:.0f} MiB")
+        return 0
+    finally:
+        if w:
+            w.stop_controller()
+            w.stop_proxy()
+        c.destroy()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    sys.exit(main())
