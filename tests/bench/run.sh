@@ -2,7 +2,8 @@
 # tests/bench/run.sh - side-by-side benchmark of weir-proxy, nginx and HAProxy on loopback.
 #
 #   tests/bench/run.sh            (WEIR_BUILD_DIR defaults to <repo>/build)
-#   env: BENCH_SECONDS (10) run length of each load step; BENCH_ONLY="weir nginx" a subset of
+#   env: BENCH_SECONDS (10) run length of each load step; BENCH_ROUNDS (3) HTTP rounds, the
+#   median shown with the spread; BENCH_ONLY="weir nginx" a subset of
 #   "direct weir nginx haproxy"; BENCH_KEEP=1 keeps the temp dir (configs, logs).
 #
 # Not part of the test suite: a human runs it. Everything listens on 127.0.0.1 only.
@@ -14,13 +15,14 @@
 #   - user-space memory per idle proxied WebSocket: RSS of the proxy's process tree after
 #     opening N idle tunnels minus before, divided by N (N = 10,000, or less when
 #     RLIMIT_NOFILE cannot hold 2 sockets per tunnel)
-# A step that fails prints "n/a (reason)" and the rest goes on. Bounded: ~4 minutes.
+# A step that fails prints "n/a (reason)" and the rest goes on. Bounded: ~8 minutes.
 set -u
 
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=${WEIR_BUILD_DIR:-$REPO/build}
 WEIR=$BUILD/weir-proxy
 DUR=${BENCH_SECONDS:-10}
+ROUNDS=${BENCH_ROUNDS:-3}
 WS_CONNS=64
 IDLE_WANT=10000
 TMP=$(mktemp -d /tmp/weir-bench.XXXXXX)
@@ -240,9 +242,18 @@ measure_http() { # name workers
 	if [ -z "$rps" ] || [ "$rps" = 0 ]; then
 		RES[$name,http$w]="n/a (wrk: $(tail -n 1 <<<"$out"))"
 	else
-		RES[$name,http$w]="$rps req/s p50 $p50 p99 $p99${errs:+ [$errs]}"
+		RUNS[$name,http$w]+="$rps|p50 $p50 p99 $p99${errs:+ [$errs]}"$'\n'
 	fi
 	stop_proxy "$name"
+}
+
+summarize_http() { # name w: the median round by req/s, with the spread of all rounds
+	local runs=${RUNS[$1,http$2]:-}
+	[ -n "$runs" ] || return 0
+	RES[$1,http$2]=$(sort -t'|' -k1,1n <<<"${runs%$'\n'}" | awk -F'|' '
+		{ r[NR] = $1; d[NR] = $2 }
+		END { m = int((NR + 1) / 2); s = r[m] " req/s " d[m]
+		      if (NR > 1) s = s " (" NR " rounds " r[1] "-" r[NR] ")"; print s }')
 }
 
 measure_ws() { # name (2 workers): echo rate, then idle memory
@@ -296,28 +307,36 @@ measure_ws() { # name (2 workers): echo rate, then idle memory
 }
 
 read -r -a NAMES <<<"${BENCH_ONLY:-direct weir nginx haproxy}"
-for name in "${NAMES[@]}"; do
-	echo "measuring $name ..."
-	if [ "$name" = direct ]; then
-		measure_http direct 1
-		RES[direct,http2]="(same backend)"
-	else
+declare -A RUNS
+# HTTP rounds go through every proxy in turn, so a slow minute of the machine hits all of them.
+for ((round = 1; round <= ROUNDS; round++)); do
+	for name in "${NAMES[@]}"; do
+		echo "HTTP round $round/$ROUNDS: $name ..."
 		measure_http "$name" 1
-		measure_http "$name" 2
-	fi
+		if [ "$name" = direct ]; then
+			RES[direct,http2]="(same backend)"
+		else
+			measure_http "$name" 2
+		fi
+	done
+done
+for name in "${NAMES[@]}"; do
+	summarize_http "$name" 1
+	[ "$name" = direct ] || summarize_http "$name" 2
+	echo "WebSocket: $name ..."
 	measure_ws "$name"
 	sleep 1
 done
 
 echo
 echo "weir benchmark, loopback, $(nproc) CPUs, backend: tests/bench/backend.c (1 thread)"
-echo "HTTP: wrk -t2 -c64 -d${DUR}s --latency; WS echo: $WS_CONNS conns x 64 B frames, ${DUR}s, 2 workers;"
+echo "HTTP: wrk -t2 -c64 -d${DUR}s --latency, median of $ROUNDS interleaved rounds; WS echo: $WS_CONNS conns x 64 B frames, ${DUR}s, 2 workers;"
 echo "memory: (RSS after - RSS before) / conns for $IDLE_N idle tunnels (RLIMIT_NOFILE $NOFILE)"
 echo
-printf '%-9s | %-44s | %-44s | %-34s | %s\n' proxy "HTTP, 1 worker" "HTTP, 2 workers" \
+printf '%-9s | %-62s | %-62s | %-34s | %s\n' proxy "HTTP, 1 worker" "HTTP, 2 workers" \
 	"WS echo" "memory per idle WS"
-printf '%s\n' "$(printf -- '-%.0s' $(seq 190))"
+printf '%s\n' "$(printf -- '-%.0s' $(seq 226))"
 for name in "${NAMES[@]}"; do
-	printf '%-9s | %-44s | %-44s | %-34s | %s\n' "$name" "${RES[$name,http1]:-n/a}" \
+	printf '%-9s | %-62s | %-62s | %-34s | %s\n' "$name" "${RES[$name,http1]:-n/a}" \
 		"${RES[$name,http2]:-n/a}" "${RES[$name,ws]:-n/a}" "${RES[$name,mem]:-n/a}"
 done
