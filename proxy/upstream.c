@@ -207,8 +207,12 @@ int upstream_get(struct upstream_pool *p, const struct route_endpoint *ep, bool 
 		u->cb = cb;
 		u->data = data;
 		u->reused = true;
-		/* Readiness is unknown after the idle period: try both. */
-		u->can_read = true;
+		/* A pooled plain socket was drained when released, and any byte or
+		 * FIN since would have raised an edge that closed it (on_idle_io):
+		 * the response will raise a fresh edge, so do not read before it
+		 * (that read would only return EAGAIN). TLS may hold buffered
+		 * records, so try it. Writing is allowed until it blocks. */
+		u->can_read = u->sock.ssl != NULL;
 		u->can_write = true;
 		*out = u;
 		*errno_out = 0;
