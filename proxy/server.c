@@ -895,10 +895,9 @@ static void become_tunnel(struct conn *c, size_t head_len)
 static void resp_extra(struct conn *c, const char *cookie, struct headers_resp_extra *x)
 {
 	x->set_cookie = cookie;
-	x->allow_origin = NULL;
+	x->allow_origin = NULL; /* left as is when CORS headers are not due */
 	x->allow_origin_len = 0;
-	if (!policy_cors_allow_origin(c->route, &c->req, &x->allow_origin, &x->allow_origin_len))
-		x->allow_origin = NULL;
+	policy_cors_allow_origin(c->route, &c->req, &x->allow_origin, &x->allow_origin_len);
 }
 
 static void process_response_head(struct conn *c, size_t head_len)
