@@ -535,6 +535,7 @@ BOOL_HANDLER(h_cors_cred, policy.cors.allow_credentials)
 BOOL_HANDLER(h_request_base, policy.request_base)
 BOOL_HANDLER(h_origin_rewrite, policy.origin_rewrite)
 BOOL_HANDLER(h_canary, canary)
+BOOL_HANDLER(h_global_auth, global_auth)
 
 #define STR_HANDLER(fn, field)                                                                     \
 	static int fn(struct pctx *c, const char *v)                                               \
@@ -832,6 +833,7 @@ static const struct {
 } handlers[] = {
     {"affinity", h_affinity},
     {"affinity-mode", h_affinity_mode},
+    {"allowlist-source-range", h_allow},
     {"app-root", h_app_root},
     {"backend-protocol", h_protocol},
     {"canary", h_canary},
@@ -849,6 +851,7 @@ static const struct {
     {"denylist-source-range", h_deny},
     {"drain-window", h_drain},
     {"enable-cors", h_cors},
+    {"enable-global-auth", h_global_auth},
     {"force-ssl-redirect", h_force_ssl},
     {"hide-headers", h_hide},
     {"limit-connections", h_limit_conn},
@@ -883,12 +886,78 @@ static const struct {
     {"websocket-idle-timeout", h_ws_idle},
     {"websocket-max-lifetime", h_ws_life},
     {"websocket-ping-interval", h_ws_ping},
-    {"whitelist-source-range", h_allow},
+    {"whitelist-source-range", h_allow}, /* alias of allowlist-source-range */
     {"x-forwarded-prefix", h_xfp},
 };
 
 static const char *const snippets[] = {"configuration-snippet", "server-snippet", "auth-snippet",
-                                       "stream-snippet"};
+                                       "stream-snippet", "modsecurity-snippet"};
+
+/* Old names still read for a key: when the canonical key is present under
+ * either prefix, the alias is not read. */
+static const struct {
+	const char *alias;
+	const char *canonical;
+} aliases[] = {
+    {"whitelist-source-range", "allowlist-source-range"},
+};
+
+/* ingress-nginx keys that restrict who may reach a route or how it is
+ * protected in transit, and that weir does not act on yet. Serving the route
+ * without them would give it less protection than its author asked for, so
+ * they drop the Ingress (fail closed). inert: the one value that asks for no
+ * protection (the key's "off" setting) and so is harmless to ignore; NULL
+ * when every value restricts. Keep the README's security table in step:
+ * tests/golden/test_security_table.py checks each row against weir. */
+static const struct {
+	const char *name;
+	const char *inert;
+} unenforced[] = {
+    {"auth-always-set-cookie", NULL},
+    {"auth-cache-duration", NULL},
+    {"auth-cache-key", NULL},
+    {"auth-keepalive", NULL},
+    {"auth-keepalive-requests", NULL},
+    {"auth-keepalive-share-vars", NULL},
+    {"auth-keepalive-timeout", NULL},
+    {"auth-method", NULL},
+    {"auth-proxy-set-headers", NULL},
+    {"auth-realm", NULL},
+    {"auth-request-redirect", NULL},
+    {"auth-response-headers", NULL},
+    {"auth-secret", NULL},
+    {"auth-secret-type", NULL},
+    {"auth-signin", NULL},
+    {"auth-signin-redirect-param", NULL},
+    {"auth-tls-error-page", NULL},
+    {"auth-tls-match-cn", NULL},
+    {"auth-tls-pass-certificate-to-upstream", NULL},
+    {"auth-tls-secret", NULL},
+    {"auth-tls-verify-client", "off"},
+    {"auth-tls-verify-depth", NULL},
+    {"auth-type", NULL},
+    {"auth-url", NULL},
+    {"enable-modsecurity", "false"},
+    {"enable-owasp-core-rules", "false"},
+    {"limit-rpm", "0"},
+    {"modsecurity-transaction-id", NULL},
+    {"proxy-ssl-ciphers", NULL},
+    {"proxy-ssl-protocols", NULL},
+    {"proxy-ssl-secret", NULL},
+    {"proxy-ssl-verify", "off"},
+    {"proxy-ssl-verify-depth", NULL},
+    {"satisfy", "all"},
+    {"secure-verify-ca-secret", NULL},
+    {"ssl-ciphers", NULL},
+};
+
+bool annotations_is_unenforced_security(const char *suffix, const char *value)
+{
+	for (size_t i = 0; i < sizeof(unenforced) / sizeof(unenforced[0]); i++)
+		if (strcmp(suffix, unenforced[i].name) == 0)
+			return !unenforced[i].inert || strcmp(value, unenforced[i].inert) != 0;
+	return false;
+}
 
 static int add_issue(struct annotation_issues *is, const char *key, const char *reason,
                      const char *message, bool fatal)
@@ -928,6 +997,24 @@ static const char *suffix_of(const char *key, bool *weir)
 	return NULL;
 }
 
+/* True when suffix is an alias and its canonical key is set under either
+ * prefix. */
+static bool canonical_present(json_object *annotations, const char *suffix)
+{
+	char key[256];
+	for (size_t i = 0; i < sizeof(aliases) / sizeof(aliases[0]); i++) {
+		if (strcmp(suffix, aliases[i].alias) != 0)
+			continue;
+		snprintf(key, sizeof(key), "%s%s", ANNOTATIONS_WEIR_PREFIX, aliases[i].canonical);
+		if (json_object_object_get_ex(annotations, key, NULL))
+			return true;
+		snprintf(key, sizeof(key), "%s%s", ANNOTATIONS_NGINX_PREFIX, aliases[i].canonical);
+		if (json_object_object_get_ex(annotations, key, NULL))
+			return true;
+	}
+	return false;
+}
+
 int annotations_parse(json_object *annotations, uint32_t drain_default_ms, struct annotations *out,
                       struct annotation_issues *issues)
 {
@@ -943,6 +1030,7 @@ int annotations_parse(json_object *annotations, uint32_t drain_default_ms, struc
 		return WEIR_ENOMEM;
 	out->policy.drain_window_ms = drain_default_ms;
 	out->ssl_redirect = true;
+	out->global_auth = true;
 	out->canary_rule.backend = -1;
 
 	if (annotations && json_object_is_type(annotations, json_type_object)) {
@@ -980,6 +1068,14 @@ int annotations_parse(json_object *annotations, uint32_t drain_default_ms, struc
 		for (size_t h = 0; h < sizeof(handlers) / sizeof(handlers[0]); h++)
 			if (strcmp(suffix, handlers[h].name) == 0)
 				fn = handlers[h].fn;
+		if (!fn && annotations_is_unenforced_security(suffix, v)) {
+			if (add_issue(issues, keys[i], "SecurityNotEnforced",
+			              "restricts access but weir does not enforce it yet; this "
+			              "Ingress is not served (fail closed)",
+			              true))
+				goto out;
+			continue;
+		}
 		if (!fn) {
 			if (add_issue(issues, keys[i], "UnknownAnnotation",
 			              weir ? "unknown annotation (ignored)"
@@ -988,6 +1084,8 @@ int annotations_parse(json_object *annotations, uint32_t drain_default_ms, struc
 				goto out;
 			continue;
 		}
+		if (canonical_present(annotations, suffix))
+			continue;
 		if (!weir) {
 			/* weir.dev/ wins over the same nginx key */
 			char wkey[256];

@@ -30,6 +30,7 @@ struct annotations {
 	char *default_backend; /* service name in the Ingress namespace; NULL: none */
 	size_t nserver_alias;
 	char **server_alias; /* lowercase host names */
+	bool global_auth;    /* enable-global-auth, default true */
 	bool canary;
 	struct route_canary canary_rule; /* backend -1; strings owned */
 };
@@ -58,6 +59,11 @@ int annotations_parse(json_object *annotations, uint32_t drain_default_ms, struc
                       struct annotation_issues *issues);
 void annotations_cleanup(struct annotations *a);
 void annotation_issues_cleanup(struct annotation_issues *issues);
+
+/* True when suffix (an annotation key without its prefix) restricts access
+ * or transport security, weir does not enforce it, and value asks for that
+ * protection: such a key drops its Ingress (fail closed). */
+bool annotations_is_unenforced_security(const char *suffix, const char *value);
 
 /* Value parsers. Each returns 0 and sets *out, or WEIR_EINVAL (then *out is
  * untouched) and, when err is not NULL, a short reason in err. */

@@ -204,6 +204,12 @@ struct ctx {
 	struct strmap certs;      /* name -> index in t->certs */
 	struct slice_ref *slices; /* sorted by ns, svc, idx */
 	size_t nslices;
+	/* ConfigMap keys that restrict access to every route and that weir
+	 * does not enforce (fail closed: the Ingresses they cover are not
+	 * served); borrowed from the snapshot. */
+	const char *global_unenforced;   /* covers every Ingress */
+	const char *global_auth_ignored; /* global-auth-url: Ingresses without
+	                                    enable-global-auth: "false" */
 };
 
 static void diag_add(struct ctx *c, const char *kind, json_object *obj, const char *key,
@@ -738,6 +744,30 @@ fail:
 
 /* ------------------------------------------------------------ ConfigMap */
 
+/* ingress-nginx ConfigMap keys that restrict access to every route and that
+ * weir does not act on yet; a value equal to inert asks for nothing. */
+static bool global_unenforced(const char *k, const char *v)
+{
+	static const struct {
+		const char *name;
+		const char *inert;
+	} keys[] = {
+	    {"allowlist-source-range", ""},
+	    {"block-cidrs", ""},
+	    {"block-referers", ""},
+	    {"block-user-agents", ""},
+	    {"denylist-source-range", ""},
+	    {"enable-modsecurity", "false"},
+	    {"enable-owasp-modsecurity-crs", "false"},
+	    {"ssl-ciphers", ""},
+	    {"whitelist-source-range", ""},
+	};
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		if (strcmp(k, keys[i].name) == 0)
+			return strcmp(v, keys[i].inert) != 0;
+	return false;
+}
+
 static void apply_configmap(struct ctx *c, json_object *cm, uint32_t *drain_default)
 {
 	struct route_settings *s = &c->t->settings;
@@ -813,6 +843,21 @@ static void apply_configmap(struct ctx *c, json_object *cm, uint32_t *drain_defa
 			}
 		} else if (strcmp(k, "log-format") == 0 || strcmp(k, "worker-count") == 0) {
 			continue; /* read by the programs themselves, not part of the table */
+		} else if (strcmp(k, "global-auth-url") == 0) {
+			if (*v) {
+				c->global_auth_ignored = k;
+				diag_add(c, "ConfigMap", cm, k, "SecurityNotEnforced",
+				         "global auth is not enforced by weir yet; Ingresses "
+				         "without enable-global-auth: \"false\" are not served");
+			}
+			continue;
+		} else if (global_unenforced(k, v)) {
+			if (!c->global_unenforced)
+				c->global_unenforced = k;
+			diag_add(c, "ConfigMap", cm, k, "SecurityNotEnforced",
+			         "restricts access but weir does not enforce it yet; no Ingress "
+			         "is served (fail closed)");
+			continue;
 		} else {
 			diag_add(c, "ConfigMap", cm, k, "BadConfig", "unknown setting (ignored)");
 			continue;
@@ -1514,6 +1559,16 @@ int compile_snapshot(const struct snapshot *snap, const struct compile_options *
 				in->dropped = true;
 		}
 		annotation_issues_cleanup(&issues);
+		const char *global = c.global_unenforced;
+		if (!global && c.global_auth_ignored && in->ann.global_auth)
+			global = c.global_auth_ignored;
+		if (global) {
+			diag_add(&c, "Ingress", in->obj, global, "SecurityNotEnforced",
+			         "ConfigMap %s sets %s, which weir does not enforce yet; this "
+			         "Ingress is not served (fail closed)",
+			         CONFIGMAP_NAME, global);
+			in->dropped = true;
+		}
 	}
 
 	/* TLS hosts first: ssl-redirect of every route depends on them. */
