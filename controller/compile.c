@@ -575,15 +575,13 @@ static int resolve_backend(struct ctx *c, json_object *ing, const struct annotat
 	if (!svc) {
 		diag_add(c, "Ingress", ing, field, "ServiceNotFound", "service %s/%s not found", ns,
 		         sname);
-		free(name);
-		return -1;
+		goto unavailable;
 	}
 	const char *type = jstr(jget(svc, "spec"), "type");
 	if (type && strcmp(type, "ExternalName") == 0) {
 		diag_add(c, "Ingress", ing, field, "ServiceNotFound",
 		         "service %s/%s is of type ExternalName (not supported)", ns, sname);
-		free(name);
-		return -1;
+		goto unavailable;
 	}
 	json_object *sp = service_port(svc, number, pname);
 	if (!sp) {
@@ -593,8 +591,7 @@ static int resolve_backend(struct ctx *c, json_object *ing, const struct annotat
 		else
 			diag_add(c, "Ingress", ing, field, "ServiceNotFound",
 			         "service %s/%s has no port named %s", ns, sname, pname);
-		free(name);
-		return -1;
+		goto unavailable;
 	}
 	idx = new_backend(c, name);
 	if (upstream) {
@@ -612,6 +609,12 @@ static int resolve_backend(struct ctx *c, json_object *ing, const struct annotat
 	} else {
 		collect_endpoints(c, &c->t->backends[idx], ns, sname, jstr_or(sp, "name", ""));
 	}
+	goto fallback;
+unavailable:
+	/* The route stays and answers 503 until the Service is usable, as
+	 * ingress-nginx does for a path whose backend is missing (404 would
+	 * say the path does not exist). */
+	idx = new_backend(c, name);
 fallback:
 	/* default-backend annotation: a Service of the same namespace serves
 	 * when this one has no endpoints (decided now, at compile time). */
