@@ -153,7 +153,7 @@ struct xfer {
 	k8s_stream_cb stream; /* non-NULL: stream 2xx bodies here */
 	void *stream_arg;
 	int stream_rc; /* non-zero rc returned by stream */
-	const volatile bool *stop;
+	const atomic_bool *stop;
 	int checked_status; /* streams: 0 unknown, 1 streaming, 2 error body */
 };
 
@@ -194,7 +194,7 @@ static int xferinfo_cb(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off
 {
 	struct xfer *x = arg;
 
-	return x->stop && *x->stop ? 1 : 0;
+	return x->stop && atomic_load(x->stop) ? 1 : 0;
 }
 
 static int map_curl_error(CURLcode cc)
@@ -405,7 +405,7 @@ out_handle:
 }
 
 int k8s_stream(struct k8s_client *c, const char *path, long max_seconds, k8s_stream_cb data_cb,
-               void *arg, const volatile bool *stop, long *status, char **errbody)
+               void *arg, const atomic_bool *stop, long *status, char **errbody)
 {
 	struct xfer x = {
 	    .body = {.max = ERRBODY_MAX}, .stream = data_cb, .stream_arg = arg, .stop = stop};
@@ -440,7 +440,7 @@ int k8s_stream(struct k8s_client *c, const char *path, long max_seconds, k8s_str
 		}
 		if (!running)
 			break;
-		if (stop && *stop) {
+		if (stop && atomic_load(stop)) {
 			rc = WEIR_ECANCELED;
 			goto out_remove;
 		}
@@ -459,7 +459,7 @@ int k8s_stream(struct k8s_client *c, const char *path, long max_seconds, k8s_str
 	if (cc != CURLE_OK) {
 		if (x.stream_rc)
 			rc = x.stream_rc;
-		else if (stop && *stop)
+		else if (stop && atomic_load(stop))
 			rc = WEIR_ECANCELED;
 		else
 			rc = map_curl_error(cc);

@@ -3,6 +3,7 @@
 #define WEIR_CONTROLLER_K8S_CLIENT_H
 
 #include <stddef.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 
 struct k8s_config;
@@ -34,6 +35,6 @@ void k8s_status_text(const char *body, long code, char *buf, size_t len);
  * frees, may be NULL). Uses its own curl handle (one connection per watch). */
 typedef int (*k8s_stream_cb)(void *arg, const char *data, size_t len);
 int k8s_stream(struct k8s_client *c, const char *path, long max_seconds, k8s_stream_cb data_cb,
-               void *arg, const volatile bool *stop, long *status, char **errbody);
+               void *arg, const atomic_bool *stop, long *status, char **errbody);
 
 #endif

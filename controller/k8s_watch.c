@@ -243,7 +243,8 @@ struct watcher {
 struct k8s_source {
 	struct k8s_client *c;
 	struct store *s;
-	volatile bool stop;
+	atomic_bool stop; /* set under mu (for cv); read without it by the
+	                     transfers */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	struct watcher w[NKINDS];
@@ -335,11 +336,11 @@ static bool sleep_ms(struct k8s_source *src, long ms)
 		ts.tv_nsec -= 1000000000L;
 	}
 	pthread_mutex_lock(&src->mu);
-	while (!src->stop) {
+	while (!atomic_load(&src->stop)) {
 		if (pthread_cond_timedwait(&src->cv, &src->mu, &ts) != 0)
 			break;
 	}
-	stop = src->stop;
+	stop = atomic_load(&src->stop);
 	pthread_mutex_unlock(&src->mu);
 	return stop;
 }
@@ -651,13 +652,13 @@ static void *watcher_main(void *arg)
 	struct k8s_source *src = w->src;
 	char errtext[512];
 
-	while (!src->stop) {
+	while (!atomic_load(&src->stop)) {
 		int rc;
 
 		errtext[0] = '\0';
 		if (!w->rv) {
 			rc = do_list(w, errtext, sizeof(errtext));
-			if (src->stop)
+			if (atomic_load(&src->stop))
 				break;
 			if (rc) {
 				note_failure(w, "list", errtext);
@@ -673,7 +674,7 @@ static void *watcher_main(void *arg)
 			log_debug(LOG_C, "%s: listed, resourceVersion %s", w->def->name, w->rv);
 		}
 		rc = do_watch(w, errtext, sizeof(errtext));
-		if (src->stop)
+		if (atomic_load(&src->stop))
 			break;
 		telemetry_watch_restart(w->def->name);
 		if (rc == WEIR_EGONE) {
@@ -721,7 +722,7 @@ void k8s_source_stop(struct k8s_source *src)
 	if (!src)
 		return;
 	pthread_mutex_lock(&src->mu);
-	src->stop = true;
+	atomic_store(&src->stop, true);
 	pthread_cond_broadcast(&src->cv);
 	pthread_mutex_unlock(&src->mu);
 	for (size_t i = 0; i < src->nw; i++) {
