@@ -164,11 +164,19 @@ int main(void)
 			CHECK_INT(t->hosts[1].nroutes, 1); /* the bad regex is dropped */
 			CHECK_INT(t->hosts[1].routes[0].match, ROUTE_MATCH_REGEX);
 			CHECK_STR(t->hosts[2].name, "x.example.com");
-			CHECK_INT(t->hosts[2].nroutes, 2);
-			if (t->hosts[2].nroutes == 2) {
-				CHECK_INT(t->hosts[2].routes[0].match, ROUTE_MATCH_EXACT);
-				CHECK_INT(t->hosts[2].routes[1].match, ROUTE_MATCH_PREFIX);
-				CHECK_INT(t->hosts[2].routes[0].policy.ws_idle_timeout_ms, 120000);
+			/* /gone Prefix (longest first), /ws Exact, /ws Prefix: the
+			 * missing Service keeps its route with an empty backend (503) */
+			CHECK_INT(t->hosts[2].nroutes, 3);
+			if (t->hosts[2].nroutes == 3) {
+				const struct route *r = t->hosts[2].routes;
+				CHECK_STR(r[0].path, "/gone");
+				CHECK_INT(r[0].match, ROUTE_MATCH_PREFIX);
+				CHECK(r[0].backend >= 0);
+				if (r[0].backend >= 0)
+					CHECK_INT(t->backends[r[0].backend].nendpoints, 0);
+				CHECK_INT(r[1].match, ROUTE_MATCH_EXACT);
+				CHECK_INT(r[2].match, ROUTE_MATCH_PREFIX);
+				CHECK_INT(r[1].policy.ws_idle_timeout_ms, 120000);
 			}
 		}
 		/* no loopback endpoint without allow_loopback; draining kept,
