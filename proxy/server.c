@@ -1118,6 +1118,7 @@ static void start_passthrough(struct conn *c, int backend)
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.websocket = false;
 	cfg.idle_ms = 3600000;
+	cfg.drain_window_ms = rt->settings.drain_window_ms; /* no route: the global one */
 	table_ref(c->tls_table);
 	cfg.table = c->tls_table;
 	tunnel_start(&w->tw, &cs, &us, NULL, 0, NULL, 0, &cfg);
@@ -1570,9 +1571,11 @@ static void on_wake(void *data)
 	loop_timer_cancel(w->loop, &w->table_timer);
 	close_listener(w, &w->http);
 	close_listener(w, &w->https);
-	uint32_t window = 30000;
+	/* Each tunnel drains within its own route's drain-window; the flag, when
+	 * given, caps them all. Requests still running get the global window. */
+	uint32_t window = 30000, cap = UINT32_MAX;
 	if (server_cfg.drain_window_ms >= 0) {
-		window = (uint32_t)server_cfg.drain_window_ms;
+		window = cap = (uint32_t)server_cfg.drain_window_ms;
 	} else {
 		struct table *t = table_current();
 		if (t) {
@@ -1588,7 +1591,9 @@ static void on_wake(void *data)
 		    (c->state == ST_HEAD && buf_len(&c->in) == 0 && buf_len(&c->out) == 0))
 			conn_close(c);
 	}
-	tunnel_drain_all(&w->tw, window);
+	uint32_t tunnels = tunnel_drain_all(&w->tw, cap);
+	if (tunnels > window)
+		window = tunnels;
 	w->drain_deadline = loop_now(w->loop) + window + DRAIN_EXTRA_MS;
 	loop_timer_set(w->loop, &w->drain_timer, 0);
 }

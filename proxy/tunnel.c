@@ -624,13 +624,18 @@ static void schedule_drain(struct tunnel *t, uint32_t window_ms)
 	arm_timer(t);
 }
 
-void tunnel_drain_all(struct tunnel_worker *w, uint32_t window_ms)
+uint32_t tunnel_drain_all(struct tunnel_worker *w, uint32_t cap_ms)
 {
 	struct tunnel *next;
+	uint32_t longest = 0;
 	for (struct tunnel *t = w->head; t; t = next) {
 		next = t->next; /* arm_timer may close t on allocation failure */
-		schedule_drain(t, window_ms);
+		uint32_t window = t->drain_window_ms < cap_ms ? t->drain_window_ms : cap_ms;
+		if (window > longest)
+			longest = window;
+		schedule_drain(t, window);
 	}
+	return longest;
 }
 
 static bool endpoint_listed(const struct tunnel *t, const struct route_table *rt)

@@ -53,9 +53,11 @@ int tunnel_start(struct tunnel_worker *w, struct tls_sock *client, struct tls_so
                  const struct tunnel_config *cfg);
 
 /* Shut every tunnel of the worker down: WebSocket tunnels get a close frame
- * (1001 "going away") to each side at a random moment within window_ms, raw
- * ones are closed at such a moment. */
-void tunnel_drain_all(struct tunnel_worker *w, uint32_t window_ms);
+ * (1001 "going away") to each side at a random moment within their route's
+ * drain window, raw ones are closed at such a moment. cap_ms bounds every
+ * window (UINT32_MAX: no cap). Returns the longest window used, so the caller
+ * knows when the last close is due. */
+uint32_t tunnel_drain_all(struct tunnel_worker *w, uint32_t cap_ms);
 
 /* After a route table swap: WebSocket tunnels whose endpoint is gone from
  * their backend (or marked draining) get their close frames at a random

@@ -15,12 +15,12 @@ import proxyutil as pu
 N = 20
 
 
-def table(backends, gen, with_ws=True, drain_ms=1500):
+def table(backends, gen, with_ws=True, drain_ms=1500, global_ms=None):
     eps = [{"address": "127.0.0.1", "port": backends["ws"]}] if with_ws else []
     return {
         "version": 1,
         "generation": gen,
-        "settings": {"drain_window_ms": drain_ms},
+        "settings": {"drain_window_ms": drain_ms if global_ms is None else global_ms},
         "hosts": [{"name": "", "routes": [
             {"path": "/ws", "match": "prefix", "backend": 0,
              "policy": {"drain_window_ms": drain_ms}},
@@ -75,6 +75,26 @@ def test_shutdown_drains_with_1001(fresh_proxy, backends):
         assert codes == [1001] * N, f"close codes on shutdown: {codes}"
         assert times[-1] < 1.5 + 1.5, f"last close after {times[-1]:.2f}s (window 1.5 s)"
         proxy.proc.wait(10)
+
+
+def test_shutdown_uses_the_route_drain_window(fresh_proxy, backends):
+    """The route's drain-window (1.5 s) bounds its tunnels' close frames on
+    shutdown, not the global one (30 s), and the proxy exits once they are
+    closed."""
+    proxy = fresh_proxy(table(backends, 1, drain_ms=1500, global_ms=30000))
+    with contextlib.ExitStack() as stack:
+        conns = open_conns(proxy, stack)
+        ts, out = wait_closes(conns, 20)
+        t0 = time.monotonic()
+        os.kill(proxy.pid, signal.SIGTERM)
+        for t in ts:
+            t.join(25)
+        codes = [o[0] for o in out]
+        times = sorted(o[1] for o in out if o[1] is not None)
+        assert codes == [1001] * N, f"close codes on shutdown: {codes}"
+        assert times[-1] < 1.5 + 1.5, f"last close after {times[-1]:.2f}s (route window 1.5 s)"
+        proxy.proc.wait(10)
+        assert time.monotonic() - t0 < 1.5 + 5, "proxy waited past the route's window"
 
 
 def test_endpoint_removed_drains_with_1001(fresh_proxy, backends):
