@@ -14,7 +14,6 @@
 
 #include "compile.h"
 #include "error.h"
-#include "events.h"
 #include "explain.h"
 #include "k8s_client.h"
 #include "k8s_config.h"
@@ -23,16 +22,18 @@
 #include "log.h"
 #include "manifests.h"
 #include "publish.h"
+#include "reporter.h"
 #include "status.h"
 #include "store.h"
 #include "telemetry.h"
 
 #define CONTROLLER_NAME "weir.dev/ingress-controller"
 #define COMPONENT "controller"
-#define BATCH_NS (5 * 1000 * 1000) /* coalesce a burst of store changes */
-#define STATUS_RESYNC_S 30         /* status re-check (leadership changes) */
-#define SYNC_TIMEOUT_S 60          /* --once/--explain in API mode */
-#define PUBLISH_RETRY_S 1.0        /* after a failed publish */
+#define BATCH_NS (5 * 1000 * 1000)   /* coalesce a burst of store changes */
+#define STATUS_RESYNC_S 30           /* status re-check (leadership changes) */
+#define SYNC_TIMEOUT_S 60            /* --once/--explain in API mode */
+#define PUBLISH_RETRY_S 1.0          /* after a failed publish */
+#define REPORTER_FLUSH_ONCE_MS 10000 /* --once: Events and status before exit */
 
 struct options {
 	const char *kubeconfig;
@@ -223,6 +224,15 @@ struct api {
 	struct k8s_client *client;
 	struct k8s_source *source;
 	struct leader *leader;
+	struct reporter *reporter; /* Events and status, off the publish path */
+};
+
+/* What a status pass reads; lives as long as the reporter. */
+struct status_ctx {
+	struct api *api;
+	const struct options *o;
+	struct store *store;
+	const struct compile_options *co;
 };
 
 static double now_s(void)
@@ -277,12 +287,10 @@ static void report_diags(const struct diag_list *diags, struct seen *seen, struc
 					if (asprintf(&msg, "%s: %s", d->key, d->message) < 0)
 						abort();
 				}
-				int rc = events_warn_ingress(api->client, d->ns, d->name, d->uid,
-				                             d->reason, msg ? msg : d->message);
+				if (api->reporter)
+					reporter_event(api->reporter, d->ns, d->name, d->uid,
+					               d->reason, msg ? msg : d->message);
 				free(msg);
-				if (rc)
-					log_warn(COMPONENT, "event on %s/%s: %s", d->ns, d->name,
-					         weir_strerror(rc));
 			}
 		}
 		next.lines[next.n++] = line;
@@ -291,10 +299,13 @@ static void report_diags(const struct diag_list *diags, struct seen *seen, struc
 	*seen = next;
 }
 
-static void update_status(struct api *api, const struct options *o, const struct snapshot *snap,
-                          const struct compile_options *co)
+/* One status pass, on the reporter's thread (reporter_status_cb). */
+static void status_pass(void *arg, const atomic_bool *cancel)
 {
-	if (!api || !api->client || !o->publish_service)
+	struct status_ctx *sc = arg;
+	struct api *api = sc->api;
+	const struct options *o = sc->o;
+	if (!api->client || !o->publish_service)
 		return;
 	if (o->leader_elect && !(api->leader && leader_is_leader(api->leader)))
 		return;
@@ -305,10 +316,15 @@ static void update_status(struct api *api, const struct options *o, const struct
 		         weir_strerror(rc));
 		return;
 	}
+	struct snapshot *snap = store_snapshot(sc->store);
 	char **names = NULL;
 	size_t n = 0;
-	if (compile_class_ingresses(snap, co, &names, &n) == 0) {
+	if (compile_class_ingresses(snap, sc->co, &names, &n) == 0) {
 		for (size_t i = 0; i < n; i++) {
+			if (atomic_load(cancel)) {
+				free(names[i]);
+				continue;
+			}
 			char *slash = strchr(names[i], '/');
 			*slash = '\0';
 			/* The watch keeps the store's copy current: only Ingresses whose cached
@@ -328,6 +344,7 @@ static void update_status(struct api *api, const struct options *o, const struct
 		}
 		free(names);
 	}
+	snapshot_free(snap);
 	json_object_put(addrs);
 }
 
@@ -362,7 +379,8 @@ static int compile_publish(struct store *store, const struct compile_options *co
 		telemetry_published(publisher_generation(pub));
 	}
 	report_diags(&diags, seen, api);
-	update_status(api, o, snap, co);
+	if (api && api->reporter && o->publish_service)
+		reporter_status(api->reporter);
 out:
 	route_table_free(t);
 	diag_list_cleanup(&diags);
@@ -439,8 +457,11 @@ static int start_api(const struct options *o, struct store *store, struct api *a
 	return 0;
 }
 
-static void stop_api(struct api *api)
+/* flush_ms: how long queued Events and status may still take (--once). */
+static void stop_api(struct api *api, unsigned flush_ms)
 {
+	reporter_free(api->reporter, flush_ms);
+	api->reporter = NULL;
 	leader_stop(api->leader);
 	k8s_source_stop(api->source);
 	k8s_client_free(api->client);
@@ -474,6 +495,7 @@ int main(int argc, char **argv)
 	pthread_mutex_init(&wake.lock, NULL);
 	pthread_cond_init(&wake.cond, NULL);
 	struct api api = {0};
+	struct status_ctx sctx = {.api = &api, .o = &o, .store = store, .co = &co};
 	struct manifests *watch = NULL;
 	struct publisher *pub = NULL;
 	struct seen seen = {0};
@@ -496,6 +518,10 @@ int main(int argc, char **argv)
 	} else {
 		if (start_api(&o, store, &api) != 0)
 			goto out;
+		if (reporter_new(api.client, status_pass, &sctx, &api.reporter) != 0) {
+			fprintf(stderr, "weir-controller: cannot start the reporter thread\n");
+			goto out;
+		}
 		if (!wait_synced(&api)) {
 			if (!stopping)
 				fprintf(stderr, "weir-controller: objects not listed within %ds\n",
@@ -547,11 +573,9 @@ int main(int argc, char **argv)
 		if (!dirty && retry_at > 0 && now_s() >= retry_at)
 			dirty = true;
 		if (!dirty) {
-			if (api.client && o.publish_service &&
+			if (api.reporter && o.publish_service &&
 			    now_s() - last_status > STATUS_RESYNC_S) {
-				struct snapshot *snap = store_snapshot(store);
-				update_status(&api, &o, snap, &co);
-				snapshot_free(snap);
+				reporter_status(api.reporter);
 				last_status = now_s();
 			}
 			continue;
@@ -572,7 +596,7 @@ int main(int argc, char **argv)
 out:
 	manifests_stop(watch);
 	if (api.cfg || api.client)
-		stop_api(&api);
+		stop_api(&api, o.once ? REPORTER_FLUSH_ONCE_MS : 0);
 	store_set_notify(store, NULL, NULL);
 	if (o.metrics_port && !o.once && !o.explain)
 		telemetry_stop();
