@@ -2,6 +2,7 @@
  * with errors naming the JSON path) and its stable JSON writer. */
 #include "route_table.h"
 #include "error.h"
+#include "url.h"
 
 #include <arpa/inet.h>
 #include <inttypes.h>
@@ -96,7 +97,21 @@ void route_policy_cleanup(struct route_policy *p)
 	for (size_t i = 0; i < p->nhide_headers; i++)
 		free(p->hide_headers[i]);
 	free(p->hide_headers);
+	route_auth_cleanup(&p->auth);
 	memset(p, 0, sizeof(*p));
+}
+
+void route_auth_cleanup(struct route_auth *a)
+{
+	free(a->url);
+	free(a->method);
+	free(a->signin);
+	free(a->signin_redirect_param);
+	free(a->request_redirect);
+	for (size_t i = 0; i < a->nresponse_headers; i++)
+		free(a->response_headers[i]);
+	free(a->response_headers);
+	memset(a, 0, sizeof(*a));
 }
 
 static void route_cleanup(struct route *r)
@@ -623,6 +638,70 @@ static int parse_headers(struct parser *p, json_object *obj, const char *path, c
 	return 0;
 }
 
+static const char *const auth_keys[] = {"url",
+                                        "method",
+                                        "signin",
+                                        "signin_redirect_param",
+                                        "request_redirect",
+                                        "always_set_cookie",
+                                        "response_headers",
+                                        NULL};
+
+/* An array of header names (tokens) into *out / *nout. */
+static int parse_names(struct parser *p, json_object *obj, const char *path, const char *key,
+                       char ***out, size_t *nout)
+{
+	json_object *arr;
+	size_t n;
+	char kp[PATH_MAX_LEN], ep[PATH_MAX_LEN];
+	int rc = opt_array(p, obj, path, key, &arr, &n);
+	if (rc != 0 || n == 0)
+		return rc;
+	path_key(kp, path, key);
+	char **names = calloc(n, sizeof(char *));
+	if (!names)
+		return oom(p, kp);
+	*out = names;
+	*nout = n;
+	for (size_t i = 0; i < n; i++) {
+		json_object *v = json_object_array_get_idx(arr, i);
+		path_index(ep, kp, i);
+		if (json_object_get_type(v) != json_type_string)
+			return fail(p, WEIR_EINVAL, ep, "must be a string, not %s",
+			            type_name(json_object_get_type(v)));
+		if ((rc = check_str(p, v, ep, STR_TOKEN)) != 0)
+			return rc;
+		names[i] = strdup(json_object_get_string(v));
+		if (!names[i])
+			return oom(p, ep);
+	}
+	return 0;
+}
+
+static int parse_auth(struct parser *p, json_object *obj, const char *path, struct route_auth *a)
+{
+	int rc;
+	struct url u;
+	char kp[PATH_MAX_LEN];
+	if ((rc = check_keys(p, obj, path, auth_keys)) != 0 ||
+	    (rc = opt_str(p, obj, path, "url", STR_NULLABLE, &a->url)) != 0 ||
+	    (rc = opt_str(p, obj, path, "method", STR_NULLABLE | STR_TOKEN, &a->method)) != 0 ||
+	    (rc = opt_str(p, obj, path, "signin", STR_NULLABLE, &a->signin)) != 0 ||
+	    (rc = opt_str(p, obj, path, "signin_redirect_param", STR_NULLABLE | STR_TOKEN,
+	                  &a->signin_redirect_param)) != 0 ||
+	    (rc = opt_str(p, obj, path, "request_redirect", STR_NULLABLE, &a->request_redirect)) !=
+	        0 ||
+	    (rc = opt_bool(p, obj, path, "always_set_cookie", &a->always_set_cookie)) != 0 ||
+	    (rc = parse_names(p, obj, path, "response_headers", &a->response_headers,
+	                      &a->nresponse_headers)) != 0)
+		return rc;
+	if (a->url && url_parse(a->url, &u) != 0) {
+		path_key(kp, path, "url");
+		return fail(p, WEIR_EINVAL, kp, "\"%.128s\" is not an http(s) URL", a->url);
+	}
+	return 0;
+}
+
 static int parse_hide_headers(struct parser *p, json_object *obj, const char *path,
                               struct route_policy *pol)
 {
@@ -654,6 +733,7 @@ static int parse_hide_headers(struct parser *p, json_object *obj, const char *pa
 
 static const char *const cookie_keys[] = {"name",   "path",     "max_age_s", "expires_s",
                                           "secure", "samesite", NULL};
+
 static const char *const cors_keys[] = {
     "enabled",        "allow_origin",      "allow_methods", "allow_headers",
     "expose_headers", "allow_credentials", "max_age_s",     NULL};
@@ -689,6 +769,7 @@ static const char *const policy_keys[] = {"connect_timeout_ms",
                                           "request_headers",
                                           "response_headers",
                                           "hide_headers",
+                                          "auth",
                                           NULL};
 static const char *const proto_names[] = {"HTTP", "HTTPS", NULL};
 static const char *const balance_names[] = {"round_robin", "ewma", NULL};
@@ -822,8 +903,14 @@ static int parse_policy(struct parser *p, json_object *obj, const char *path,
 	                        &pol->nrequest_headers)) != 0 ||
 	    (rc = parse_headers(p, obj, path, "response_headers", &pol->response_headers,
 	                        &pol->nresponse_headers)) != 0 ||
-	    (rc = parse_hide_headers(p, obj, path, pol)) != 0)
+	    (rc = parse_hide_headers(p, obj, path, pol)) != 0 ||
+	    (rc = opt_object(p, obj, path, "auth", &sub)) != 0)
 		return rc;
+	if (sub) {
+		path_key(kp, path, "auth");
+		if ((rc = parse_auth(p, sub, kp, &pol->auth)) != 0)
+			return rc;
+	}
 	return 0;
 }
 
@@ -1697,6 +1784,24 @@ static void w_policy(struct writer *w, const struct route_policy *p)
 		}
 		w_close_arr(w, csaved);
 	}
+	w_open_lazy(w, "auth", &csaved);
+	w_str_d(w, "url", p->auth.url, NULL);
+	w_str_d(w, "method", p->auth.method, NULL);
+	w_str_d(w, "signin", p->auth.signin, NULL);
+	w_str_d(w, "signin_redirect_param", p->auth.signin_redirect_param, NULL);
+	w_str_d(w, "request_redirect", p->auth.request_redirect, NULL);
+	w_bool_d(w, "always_set_cookie", p->auth.always_set_cookie, false);
+	if (p->auth.nresponse_headers) {
+		bool asaved;
+		w_key(w, "response_headers");
+		w_open(w, "[", &asaved);
+		for (size_t i = 0; i < p->auth.nresponse_headers; i++) {
+			w_next(w);
+			w_quoted(w, p->auth.response_headers[i]);
+		}
+		w_close_arr(w, asaved);
+	}
+	w_close_lazy(w, csaved);
 	w_close_lazy(w, saved);
 }
 

@@ -99,6 +99,20 @@ struct route_canary {
 	uint32_t weight;       /* 0..100, percent of the rest sent to the canary */
 };
 
+/* Forward authentication (ingress-nginx auth-url and friends): before the
+ * request goes upstream, its head is sent to url; 2xx lets it through, 401
+ * answers 401 (or 302 to signin), 403 answers 403, anything else 500. */
+struct route_auth {
+	char *url;                   /* NULL: off; else an http(s) URL (common/url.h) */
+	char *method;                /* NULL: GET (auth-method) */
+	char *signin;                /* NULL: none; else 401 becomes 302 here */
+	char *signin_redirect_param; /* NULL: "rd" */
+	char *request_redirect;      /* X-Auth-Request-Redirect; NULL: the request URI */
+	bool always_set_cookie;      /* auth Set-Cookie also on 401/403 answers */
+	size_t nresponse_headers;    /* auth response headers copied upstream */
+	char **response_headers;
+};
+
 /* Everything the proxy does for a matched route besides picking a backend. */
 struct route_policy {
 	uint32_t connect_timeout_ms; /* 5000 */
@@ -138,6 +152,7 @@ struct route_policy {
 	struct route_header *response_headers;
 	size_t nhide_headers; /* response header names to remove */
 	char **hide_headers;
+	struct route_auth auth;
 };
 
 struct route {
@@ -223,6 +238,8 @@ void route_table_free(struct route_table *table);
  * strings are NULL or strdup'd defaults). Release with route_policy_cleanup(). */
 void route_policy_init(struct route_policy *policy);
 void route_policy_cleanup(struct route_policy *policy);
+/* Free what a route_auth owns and zero it (route_policy_cleanup calls it). */
+void route_auth_cleanup(struct route_auth *auth);
 
 /* Parse and structurally validate a JSON table of len bytes. On success
  * returns 0 and *out owns a new table (caller frees). On failure returns a

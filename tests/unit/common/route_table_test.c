@@ -176,6 +176,16 @@ static const struct refusal refusals[] = {
      "\"policy\":{\"hide_headers\":[\"Server\",\"\"]}}]}]}",
      WEIR_EINVAL, "hosts[0].routes[0].policy.hide_headers[1]: \"\" is not an HTTP token"},
     {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/\",\"match\":\"prefix\","
+     "\"policy\":{\"auth\":{\"url\":\"ftp://10.0.0.1/\"}}}]}]}",
+     WEIR_EINVAL, "hosts[0].routes[0].policy.auth.url: \"ftp://10.0.0.1/\" is not an http(s) URL"},
+    {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/\",\"match\":\"prefix\","
+     "\"policy\":{\"auth\":{\"url\":\"http://10.0.0.1/\",\"cache_key\":\"x\"}}}]}]}",
+     WEIR_EINVAL, "hosts[0].routes[0].policy.auth.cache_key: unknown key"},
+    {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/\",\"match\":\"prefix\","
+     "\"policy\":{\"auth\":{\"response_headers\":[\"X-A\",\"X B\"]}}}]}]}",
+     WEIR_EINVAL,
+     "hosts[0].routes[0].policy.auth.response_headers[1]: \"X B\" is not an HTTP token"},
+    {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/\",\"match\":\"prefix\","
      "\"policy\":{\"backend_protocol\":\"https\"}}]}]}",
      WEIR_EINVAL,
      "hosts[0].routes[0].policy.backend_protocol: unknown value \"https\" (want \"HTTP\", "
@@ -279,7 +289,11 @@ static const char rich[] =
     "\"drain_window_ms\":1000,\"request_base\":true,\"origin_rewrite\":true,"
     "\"request_headers\":[{\"name\":\"X-Req\",\"value\":\"1\"}],"
     "\"response_headers\":[{\"name\":\"X-Resp\",\"value\":\"caf\\u00e9 \\\"q\\\" \\\\ /\"}],"
-    "\"hide_headers\":[\"Server\",\"X-Powered-By\"]},"
+    "\"hide_headers\":[\"Server\",\"X-Powered-By\"],"
+    "\"auth\":{\"url\":\"https://10.0.0.9:4180/oauth2/auth?a=1\",\"method\":\"POST\","
+    "\"signin\":\"https://login/start\",\"signin_redirect_param\":\"return_to\","
+    "\"request_redirect\":\"/home\",\"always_set_cookie\":true,"
+    "\"response_headers\":[\"X-Auth-User\",\"X-Auth-Email\"]}},"
     "\"canary\":{\"backend\":1,\"by_header\":\"X-Canary\",\"by_header_value\":\"yes\","
     "\"by_cookie\":\"canary\",\"weight\":25}},"
     "{\"path\":\"/exact\",\"match\":\"exact\"}]}],"
@@ -301,6 +315,11 @@ static void test_round_trip(void)
 	CHECK_INT(r->policy.deny[0].prefix_len, 128);
 	CHECK_STR(r->policy.response_headers[0].value, "caf\xc3\xa9 \"q\" \\ /");
 	CHECK_INT(r->canary.weight, 25);
+	CHECK_STR(r->policy.auth.url, "https://10.0.0.9:4180/oauth2/auth?a=1");
+	CHECK_INT(r->policy.auth.nresponse_headers, 2);
+	CHECK_STR(r->policy.auth.response_headers[1], "X-Auth-Email");
+	CHECK(r->policy.auth.always_set_cookie);
+	CHECK(t->hosts[0].routes[0].policy.auth.url == NULL);
 	CHECK_STR(t->certs[0].key_pem, "-----BEGIN PRIVATE KEY-----\nBBB\n");
 	CHECK_INT(t->settings.ntrusted_proxies, 3);
 	CHECK_INT(t->settings.trusted_proxies[2].prefix_len, 32);

@@ -1,0 +1,34 @@
+/* common/url.h - absolute http(s) URLs as the forward-auth annotations give
+ * them (auth-url): split into the parts a client needs to connect and to
+ * write its request line. Shared so that the controller refuses exactly the
+ * URLs the proxy could not use. Pure, no allocation. */
+#ifndef WEIR_COMMON_URL_H
+#define WEIR_COMMON_URL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Slices of the parsed string (borrowed from it, not NUL-terminated). */
+struct url {
+	bool https;
+	const char *authority; /* host[:port] as written: the Host header */
+	size_t authority_len;
+	const char *host; /* without the brackets of an IPv6 literal */
+	size_t host_len;
+	uint16_t port;      /* the explicit port, else 80 or 443 */
+	const char *target; /* path and query ("/" when the URL has none) */
+	size_t target_len;
+};
+
+/* Parse "http://host[:port][/path][?query]" or the https form. Refused (with
+ * WEIR_EINVAL): other schemes, user info, fragments, empty hosts, ports
+ * outside 1..65535, bytes <= 0x20 or 0x7f, '$' (nginx variables are not
+ * expanded). On success returns 0 and fills *out with slices of s (s must
+ * outlive them). */
+int url_parse(const char *s, struct url *out);
+
+/* True when host (host_len bytes) is an IPv4 or IPv6 literal. */
+bool url_host_is_ip(const char *host, size_t host_len);
+
+#endif

@@ -1,0 +1,91 @@
+/* tests/unit/common/url_test.c - auth-url splitting: what is accepted, the
+ * slices it yields, and what is refused. */
+#include <string.h>
+
+#include "check.h"
+#include "common/error.h"
+#include "common/url.h"
+
+static void check_slice(const char *s, size_t n, const char *want)
+{
+	CHECK(strlen(want) == n && strncmp(s, want, n) == 0);
+	if (strlen(want) != n || strncmp(s, want, n) != 0)
+		fprintf(stderr, "  got \"%.*s\", want \"%s\"\n", (int)n, s, want);
+}
+
+static void accepted(void)
+{
+	struct url u;
+	CHECK_INT(url_parse("http://10.0.0.7:4180/oauth2/auth?x=1", &u), 0);
+	CHECK(!u.https);
+	check_slice(u.authority, u.authority_len, "10.0.0.7:4180");
+	check_slice(u.host, u.host_len, "10.0.0.7");
+	CHECK_INT(u.port, 4180);
+	check_slice(u.target, u.target_len, "/oauth2/auth?x=1");
+
+	CHECK_INT(url_parse("https://auth.example.com", &u), 0);
+	CHECK(u.https);
+	CHECK_INT(u.port, 443);
+	check_slice(u.host, u.host_len, "auth.example.com");
+	check_slice(u.target, u.target_len, "/");
+
+	CHECK_INT(url_parse("http://[::1]:8080/a", &u), 0);
+	check_slice(u.authority, u.authority_len, "[::1]:8080");
+	check_slice(u.host, u.host_len, "::1");
+	CHECK_INT(u.port, 8080);
+	CHECK(url_host_is_ip(u.host, u.host_len));
+
+	CHECK_INT(url_parse("http://[2001:db8::5]/", &u), 0);
+	CHECK_INT(u.port, 80);
+	check_slice(u.host, u.host_len, "2001:db8::5");
+}
+
+static void refused(void)
+{
+	static const char *const bad[] = {
+	    "ftp://a/b",
+	    "http://",
+	    "http:///x",
+	    "http://u:p@a/x",
+	    "http://a/x#frag",
+	    "http://a:0/",
+	    "http://a:65536/",
+	    "http://a:/x",
+	    "http://a b/",
+	    "http://$host/auth",
+	    "http://a/$request",
+	    "http://[::1/",
+	    "http://[10.0.0.1]/",
+	    "http://a?x=1",
+	    "http://[::1]x/",
+	    "/relative",
+	    "http://a%2f/",
+	    "http://a/\x7f",
+	    "",
+	};
+	struct url u;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		int rc = url_parse(bad[i], &u);
+		CHECK_INT(rc, WEIR_EINVAL);
+		if (rc != WEIR_EINVAL)
+			fprintf(stderr, "  accepted \"%s\"\n", bad[i]);
+	}
+}
+
+static void ip_literals(void)
+{
+	CHECK(url_host_is_ip("127.0.0.1", 9));
+	CHECK(url_host_is_ip("::1", 3));
+	CHECK(!url_host_is_ip("localhost", 9));
+	CHECK(!url_host_is_ip("auth.ns.svc.cluster.local", 25));
+	CHECK(!url_host_is_ip("", 0));
+	CHECK(!url_host_is_ip("10.0.0.1x", 9));
+}
+
+int main(void)
+{
+	accepted();
+	refused();
+	ip_literals();
+	return check_finish("url_test");
+}
