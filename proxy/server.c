@@ -19,6 +19,7 @@
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 
+#include "auth_request.h"
 #include "balancer.h"
 #include "error.h"
 #include "headers.h"
@@ -51,7 +52,7 @@ struct buf {
 	size_t start, end, cap;
 };
 
-enum conn_state { ST_PEEK, ST_HEAD, ST_PROXY, ST_CLOSING };
+enum conn_state { ST_PEEK, ST_HEAD, ST_AUTH, ST_PROXY, ST_CLOSING };
 
 struct worker;
 
@@ -99,6 +100,7 @@ struct conn {
 	char upstream_host[80];
 	uint64_t t_start, up_start;
 	uint32_t connect_timeout_ms, read_timeout_ms, send_timeout_ms;
+	struct auth_request *auth; /* forward auth: running (ST_AUTH), then its grant */
 
 	/* upstream side */
 	struct upstream *up;
@@ -151,6 +153,8 @@ static int nworkers;
 static void conn_progress(struct conn *c);
 static void conn_close(struct conn *c);
 static void conn_arm_timer(struct conn *c);
+static void upstream_start(struct conn *c);
+static int auth_hook_upstream_head(struct conn *c, size_t n);
 
 /* ---- buffers ---- */
 
@@ -342,6 +346,8 @@ static void drop_upstream(struct conn *c)
 static void end_request(struct conn *c, bool keep_alive)
 {
 	drop_upstream(c);
+	auth_request_free(c->auth);
+	c->auth = NULL;
 	if (c->limit_entered)
 		policy_limit_leave(c->route, &c->client);
 	c->limit_entered = false;
@@ -455,6 +461,8 @@ static int build_upstream_head(struct conn *c)
 	c->up_out.start = c->up_out.end = 0;
 	int n = headers_build_request(&c->req, &c->client, &hc, body_length, c->up_out.data,
 	                              c->up_out.cap - IO_CAP);
+	if (n >= 0 && c->route && c->route->policy.auth.url)
+		n = auth_hook_upstream_head(c, (size_t)n);
 	if (n < 0)
 		return n;
 	c->up_out.end = (size_t)n;
@@ -540,9 +548,116 @@ static void format_host(char *out, size_t cap, const struct route_endpoint *ep)
 		snprintf(out, cap, "%s:%u", ep->address, ep->port);
 }
 
+/* ---- forward auth (auth-url): the hooks around proxy/auth_request.c ---- */
+
+static bool peer_trusted(const struct conn *c)
+{
+	int family = c->client.addr.ss_family == AF_INET6 ? 6 : 4;
+	const uint8_t *addr =
+	    family == 6 ? ((const struct sockaddr_in6 *)&c->client.addr)->sin6_addr.s6_addr
+	                : (const uint8_t *)&((const struct sockaddr_in *)&c->client.addr)->sin_addr;
+	for (size_t i = 0; i < c->rt->settings.ntrusted_proxies; i++)
+		if (route_cidr_contains(&c->rt->settings.trusted_proxies[i], family, addr))
+			return true;
+	return false;
+}
+
+/* The auth server answered (or failed): go on to the upstream, or answer
+ * the client as ingress-nginx does. */
+static void on_auth_done(struct auth_request *ar, void *data)
+{
+	struct conn *c = data;
+	if (c->closed || c->auth != ar || c->state != ST_AUTH)
+		return;
+	const struct route_auth *a = &c->route->policy.auth;
+	int st = auth_request_status(ar);
+	int decision = auth_request_decision(a, st);
+	if (decision == 0) {
+		upstream_start(c);
+	} else {
+		char extra[3 * 8192 + 4200];
+		size_t len = 0;
+		extra[0] = '\0';
+		if (decision == 302) {
+			char loc[4096];
+			if (auth_request_signin_location(a, &c->req, &c->client, loc, sizeof(loc)) <
+			    0) {
+				answer_local(c, 500, NULL, "signin URL too long", true);
+				goto out;
+			}
+			len += (size_t)snprintf(extra + len, sizeof(extra) - len,
+			                        "Location: %s\r\n", loc);
+		}
+		if (decision == 401)
+			len += (size_t)snprintf(extra + len, sizeof(extra) - len, "%s",
+			                        auth_request_www_auth_lines(ar));
+		if (a->always_set_cookie && st != 0)
+			snprintf(extra + len, sizeof(extra) - len, "%s",
+			         auth_request_cookie_lines(ar));
+		answer_local(c, decision, extra[0] ? extra : NULL,
+		             decision == 500   ? "authentication service error"
+		             : decision == 403 ? "forbidden"
+		             : decision == 401 ? "unauthorized"
+		                               : NULL,
+		             true);
+	}
+out:
+	if (!c->closed)
+		conn_progress(c);
+}
+
+/* Start the auth subrequest; the request waits in ST_AUTH. */
+static void auth_hook_start(struct conn *c)
+{
+	struct auth_request_params p;
+	memset(&p, 0, sizeof(p));
+	p.auth = &c->route->policy.auth;
+	p.req = &c->req;
+	p.client = &c->client;
+	p.peer_trusted = peer_trusted(c);
+	p.connect_timeout_ms = c->connect_timeout_ms;
+	p.timeout_ms = c->read_timeout_ms;
+	int rc = auth_request_start(c->w->loop, c->w->pool, &p, on_auth_done, c, &c->auth);
+	if (rc == WEIR_ENOMEM) {
+		answer_local(c, 503, NULL, "out of memory", false);
+		return;
+	}
+	if (rc != 0) {
+		c->auth = NULL;
+		answer_local(c, 500, NULL, "authentication service error", true);
+		return;
+	}
+	c->state = ST_AUTH;
+}
+
+/* The upstream request head (n bytes in up_out): the client's own headers
+ * named in auth-response-headers go, the auth server's values come in. */
+static int auth_hook_upstream_head(struct conn *c, size_t n)
+{
+	const struct route_auth *a = &c->route->policy.auth;
+	return auth_request_edit_head(c->up_out.data, n, c->up_out.cap - IO_CAP,
+	                              a->response_headers, a->nresponse_headers,
+	                              c->auth ? auth_request_upstream_lines(c->auth) : "");
+}
+
+/* The response head (n bytes at out.end): the auth server's Set-Cookie
+ * lines join it on the statuses nginx's add_header covers, or always with
+ * auth-always-set-cookie. */
+static int auth_hook_response_head(struct conn *c, size_t n)
+{
+	const char *lines = auth_request_cookie_lines(c->auth);
+	int st = c->resp.status;
+	bool due = c->route->policy.auth.always_set_cookie || st == 200 || st == 201 || st == 204 ||
+	           st == 206 || st == 301 || st == 302 || st == 303 || st == 304 || st == 307 ||
+	           st == 308;
+	if (!due || !lines[0])
+		return (int)n;
+	return auth_request_edit_head(c->out.data + c->out.end, n, c->out.cap - c->out.end, NULL, 0,
+	                              lines);
+}
+
 static void start_request(struct conn *c, size_t head_len)
 {
-	char msg[600];
 	c->req_active = true;
 	c->req_body_done = false;
 	c->body_too_big = false;
@@ -612,6 +727,17 @@ static void start_request(struct conn *c, size_t head_len)
 		return;
 	}
 	c->limit_entered = true;
+	if (c->route && c->route->policy.auth.url) {
+		auth_hook_start(c); /* resumes at upstream_start when allowed */
+		return;
+	}
+	upstream_start(c);
+}
+
+/* Pick the endpoint and open the upstream: the rest of start_request. */
+static void upstream_start(struct conn *c)
+{
+	char msg[600];
 	memset(&c->pick, 0, sizeof(c->pick));
 	if (balancer_choose(c->table, c->route, &c->req, &c->client, &c->pick) != 0 ||
 	    c->pick.backend < 0 || (size_t)c->pick.backend >= c->rt->nbackends) {
@@ -932,6 +1058,8 @@ static void process_response_head(struct conn *c, size_t head_len)
 		resp_extra(c, NULL, &x);
 		int n = headers_build_response(&c->resp, c->route, &x, -1, true,
 		                               c->out.data + c->out.end, c->out.cap - c->out.end);
+		if (n >= 0 && c->auth)
+			n = auth_hook_response_head(c, (size_t)n);
 		if (n < 0) {
 			answer_local(c, 502, NULL, "response head too large", false);
 			return;
@@ -969,6 +1097,8 @@ static void process_response_head(struct conn *c, size_t head_len)
 	buf_room(&c->out, 0);
 	int n = headers_build_response(&c->resp, c->route, &x, body_length, ka,
 	                               c->out.data + c->out.end, c->out.cap - c->out.end);
+	if (n >= 0 && c->auth)
+		n = auth_hook_response_head(c, (size_t)n);
 	if (n < 0) {
 		answer_local(c, 502, NULL, "response head too large", false);
 		return;
@@ -1233,6 +1363,8 @@ static void conn_progress(struct conn *c)
 		case ST_HEAD:
 			progress |= progress_head(c);
 			break;
+		case ST_AUTH:
+			break; /* the auth subrequest's callback moves on */
 		case ST_PROXY:
 			progress |= pump_request(c);
 			if (!c->closed && c->state == ST_PROXY)
@@ -1271,6 +1403,8 @@ static uint64_t conn_deadline(const struct conn *c, enum deadline_kind *kind)
 		}
 		*kind = DL_HEADER;
 		return c->head_started + c->header_timeout_ms;
+	case ST_AUTH:
+		break; /* the auth subrequest has its own timer */
 	case ST_PROXY:
 		if (c->up && !c->up->connected) {
 			*kind = DL_CONNECT;
@@ -1369,6 +1503,8 @@ static void conn_close(struct conn *c)
 	c->io.fd = -1;
 	tls_sock_close(&c->sock);
 	drop_upstream(c);
+	auth_request_free(c->auth);
+	c->auth = NULL;
 	if (c->limit_entered)
 		policy_limit_leave(c->route, &c->client);
 	c->limit_entered = false;

@@ -1,0 +1,564 @@
+/* proxy/auth_request.c - the forward-auth subrequest client. */
+#include "auth_request.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+
+#include "error.h"
+#include "http_parse.h"
+#include "log.h"
+#include "url.h"
+
+#define LINES_MAX 8192u /* cap of each collected header-line list */
+
+struct auth_request {
+	struct loop *loop;
+	const struct route_auth *auth;
+	auth_request_done_cb cb;
+	void *data;
+	struct upstream *up;
+	struct loop_timer timer;
+	struct loop_defer defer_fail; /* reports an immediate connect failure */
+	struct loop_defer defer_free;
+	uint32_t timeout_ms;
+	bool done;
+	int status;
+	char address[64]; /* NUL-terminated IP literal of the auth server */
+	struct route_endpoint ep;
+	char *out; /* the request head */
+	size_t out_len, out_off;
+	char *in; /* the response head */
+	size_t in_len;
+	struct http_parse hp;
+	char upstream_lines[LINES_MAX];
+	char cookie_lines[LINES_MAX];
+	char www_auth_lines[LINES_MAX];
+};
+
+/* ---- building the head ---- */
+
+struct wbuf {
+	char *p;
+	size_t len, cap;
+	bool over;
+};
+
+static void put(struct wbuf *w, const char *s, size_t n)
+{
+	if (w->over || w->cap - w->len < n) {
+		w->over = true;
+		return;
+	}
+	memcpy(w->p + w->len, s, n);
+	w->len += n;
+}
+
+static void puts_(struct wbuf *w, const char *s)
+{
+	put(w, s, strlen(s));
+}
+
+static void header(struct wbuf *w, const char *name, const char *v, size_t vlen)
+{
+	puts_(w, name);
+	put(w, ": ", 2);
+	put(w, v, vlen);
+	put(w, "\r\n", 2);
+}
+
+static bool name_in(const struct http_header *h, const char *const *names)
+{
+	for (size_t i = 0; names[i]; i++)
+		if (http_name_is(h, names[i]))
+			return true;
+	return false;
+}
+
+/* Headers of the client request that the auth request does not carry
+ * as they came: hop-by-hop ones, body framing, and those it sets itself. */
+static const char *const skipped[] = {"host",
+                                      "connection",
+                                      "keep-alive",
+                                      "proxy-connection",
+                                      "te",
+                                      "trailer",
+                                      "transfer-encoding",
+                                      "upgrade",
+                                      "content-length",
+                                      "expect",
+                                      "x-original-url",
+                                      "x-original-method",
+                                      "x-sent-from",
+                                      "x-real-ip",
+                                      "x-forwarded-for",
+                                      "x-forwarded-proto",
+                                      "x-forwarded-host",
+                                      "x-forwarded-port",
+                                      "x-request-id",
+                                      "x-auth-request-redirect",
+                                      NULL};
+
+/* True when the client's Connection header names h (a hop-by-hop header). */
+static bool named_by_connection(const struct http_request *req, const struct http_header *h)
+{
+	for (size_t i = 0; i < req->nheaders; i++) {
+		const struct http_header *c = &req->headers[i];
+		if (!http_name_is(c, "connection"))
+			continue;
+		const char *p = c->value, *end = c->value + c->value_len;
+		while (p < end) {
+			while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
+				p++;
+			const char *s = p;
+			while (p < end && *p != ',' && *p != ' ' && *p != '\t')
+				p++;
+			if ((size_t)(p - s) == h->name_len &&
+			    strncasecmp(s, h->name, h->name_len) == 0)
+				return true;
+		}
+	}
+	return false;
+}
+
+int auth_request_build_head(const struct auth_request_params *p, const struct url *url, char *buf,
+                            size_t cap)
+{
+	const struct http_request *req = p->req;
+	const struct http_client *cl = p->client;
+	struct wbuf w = {.p = buf, .cap = cap};
+	char num[16];
+	const char *xff = NULL;
+	size_t xff_len = 0;
+
+	puts_(&w, p->auth->method ? p->auth->method : "GET");
+	put(&w, " ", 1);
+	put(&w, url->target, url->target_len);
+	puts_(&w, " HTTP/1.1\r\n");
+	header(&w, "Host", url->authority, url->authority_len);
+	for (size_t i = 0; i < req->nheaders; i++) {
+		const struct http_header *h = &req->headers[i];
+		if (http_name_is(h, "x-forwarded-for") && !xff) {
+			xff = h->value;
+			xff_len = h->value_len;
+		}
+		if (name_in(h, skipped) || named_by_connection(req, h))
+			continue;
+		put(&w, h->name, h->name_len);
+		put(&w, ": ", 2);
+		put(&w, h->value, h->value_len);
+		put(&w, "\r\n", 2);
+	}
+	const char *scheme = cl->tls ? "https" : "http";
+	const char *host = req->host ? req->host : "";
+	size_t host_len = req->host ? req->host_len : 0;
+	puts_(&w, "X-Original-URL: ");
+	puts_(&w, scheme);
+	puts_(&w, "://");
+	put(&w, host, host_len);
+	put(&w, req->target, req->target_len);
+	put(&w, "\r\n", 2);
+	header(&w, "X-Original-Method", req->method, req->method_len);
+	puts_(&w, "X-Sent-From: nginx-ingress-controller\r\n");
+	header(&w, "X-Real-IP", cl->ip, strlen(cl->ip));
+	puts_(&w, "X-Forwarded-For: ");
+	if (p->peer_trusted && xff && xff_len) {
+		put(&w, xff, xff_len);
+		put(&w, ", ", 2);
+	}
+	puts_(&w, cl->ip);
+	put(&w, "\r\n", 2);
+	header(&w, "X-Forwarded-Proto", scheme, strlen(scheme));
+	header(&w, "X-Forwarded-Host", host, host_len);
+	snprintf(num, sizeof(num), "%u", cl->local_port);
+	header(&w, "X-Forwarded-Port", num, strlen(num));
+	header(&w, "X-Request-ID", cl->request_id, strlen(cl->request_id));
+	if (p->auth->request_redirect)
+		header(&w, "X-Auth-Request-Redirect", p->auth->request_redirect,
+		       strlen(p->auth->request_redirect));
+	else
+		header(&w, "X-Auth-Request-Redirect", req->target, req->target_len);
+	puts_(&w, "Connection: close\r\n\r\n");
+	if (w.over)
+		return WEIR_ETOOBIG;
+	return (int)w.len;
+}
+
+/* ---- decisions and answers ---- */
+
+int auth_request_decision(const struct route_auth *auth, int auth_status)
+{
+	if (auth_status >= 200 && auth_status < 300)
+		return 0;
+	if (auth_status == 401)
+		return auth->signin ? 302 : 401;
+	if (auth_status == 403)
+		return 403;
+	return 500;
+}
+
+static bool unreserved(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       c == '-' || c == '_' || c == '.' || c == '~';
+}
+
+/* True when the query of url holds "param=". */
+static bool has_param(const char *url, const char *param)
+{
+	const char *q = strchr(url, '?');
+	size_t n = strlen(param);
+	while (q) {
+		q++;
+		if (strncmp(q, param, n) == 0 && q[n] == '=')
+			return true;
+		q = strchr(q, '&');
+	}
+	return false;
+}
+
+int auth_request_signin_location(const struct route_auth *auth, const struct http_request *req,
+                                 const struct http_client *client, char *buf, size_t cap)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	const char *param = auth->signin_redirect_param ? auth->signin_redirect_param : "rd";
+	struct wbuf w = {.p = buf, .cap = cap ? cap - 1 : 0};
+	if (!auth->signin)
+		return WEIR_EINVAL;
+	puts_(&w, auth->signin);
+	if (!has_param(auth->signin, param)) {
+		put(&w, strchr(auth->signin, '?') ? "&" : "?", 1);
+		puts_(&w, param);
+		put(&w, "=", 1);
+		puts_(&w, client->tls ? "https://" : "http://");
+		if (req->host)
+			put(&w, req->host, req->host_len);
+		for (size_t i = 0; i < req->target_len; i++) {
+			unsigned char c = (unsigned char)req->target[i];
+			if (unreserved(c) || c == '/') {
+				put(&w, (const char *)&c, 1);
+			} else {
+				char e[3] = {'%', hex[c >> 4], hex[c & 15]};
+				put(&w, e, 3);
+			}
+		}
+	}
+	if (w.over || !cap)
+		return WEIR_ETOOBIG;
+	buf[w.len] = '\0';
+	return (int)w.len;
+}
+
+/* Length of the header name at the start of line (up to ':'). */
+static size_t line_name_len(const char *line, size_t n)
+{
+	const char *colon = memchr(line, ':', n);
+	return colon ? (size_t)(colon - line) : n;
+}
+
+int auth_request_edit_head(char *head, size_t len, size_t cap, char *const *drop, size_t ndrop,
+                           const char *lines)
+{
+	size_t add = lines ? strlen(lines) : 0;
+	if (len < 4 || memcmp(head + len - 4, "\r\n\r\n", 4) != 0)
+		return WEIR_EINVAL;
+	if (len + add > cap)
+		return WEIR_ETOOBIG;
+	/* Skip the start line; then each header line until the blank one. */
+	char *p = memchr(head, '\n', len);
+	if (!p)
+		return WEIR_EINVAL;
+	p++;
+	while ((size_t)(p - head) < len - 2) {
+		char *eol = memchr(p, '\n', len - (size_t)(p - head));
+		if (!eol)
+			return WEIR_EINVAL;
+		size_t llen = (size_t)(eol - p) + 1;
+		size_t nlen = line_name_len(p, llen);
+		bool gone = false;
+		for (size_t i = 0; i < ndrop && !gone; i++)
+			gone = strlen(drop[i]) == nlen && strncasecmp(p, drop[i], nlen) == 0;
+		if (gone) {
+			memmove(p, p + llen, len - (size_t)(p - head) - llen);
+			len -= llen;
+		} else {
+			p += llen;
+		}
+	}
+	memcpy(head + len - 2 + add, "\r\n", 2);
+	memcpy(head + len - 2, lines ? lines : "", add);
+	return (int)(len + add);
+}
+
+/* ---- the subrequest ---- */
+
+const char *auth_request_upstream_lines(const struct auth_request *ar)
+{
+	return ar->upstream_lines;
+}
+
+const char *auth_request_cookie_lines(const struct auth_request *ar)
+{
+	return ar->cookie_lines;
+}
+
+const char *auth_request_www_auth_lines(const struct auth_request *ar)
+{
+	return ar->www_auth_lines;
+}
+
+int auth_request_status(const struct auth_request *ar)
+{
+	return ar->status;
+}
+
+static void close_up(struct auth_request *ar)
+{
+	if (ar->up)
+		upstream_close(ar->up);
+	ar->up = NULL;
+}
+
+static void finish(struct auth_request *ar, int status, const char *why)
+{
+	if (ar->done)
+		return;
+	ar->done = true;
+	ar->status = status;
+	close_up(ar);
+	loop_timer_cancel(ar->loop, &ar->timer);
+	if (!status)
+		log_warn("proxy.auth", "auth request to %s failed: %s",
+		         ar->auth->url ? ar->auth->url : "-", why);
+	ar->cb(ar, ar->data);
+}
+
+/* Append "Name: value\r\n" to list (cap LINES_MAX) unless it would not fit. */
+static void add_line(char *list, const char *name, size_t nlen, const char *v, size_t vlen)
+{
+	size_t have = strlen(list);
+	if (have + nlen + vlen + 5 > LINES_MAX)
+		return;
+	char *p = list + have;
+	memcpy(p, name, nlen);
+	p += nlen;
+	memcpy(p, ": ", 2);
+	p += 2;
+	memcpy(p, v, vlen);
+	p += vlen;
+	memcpy(p, "\r\n", 3);
+}
+
+static void take_headers(struct auth_request *ar, const struct http_response *resp)
+{
+	const struct route_auth *a = ar->auth;
+	for (size_t i = 0; i < resp->nheaders; i++) {
+		const struct http_header *h = &resp->headers[i];
+		if (http_name_is(h, "set-cookie"))
+			add_line(ar->cookie_lines, "Set-Cookie", 10, h->value, h->value_len);
+		else if (http_name_is(h, "www-authenticate"))
+			add_line(ar->www_auth_lines, "WWW-Authenticate", 16, h->value,
+			         h->value_len);
+	}
+	if (resp->status < 200 || resp->status >= 300)
+		return;
+	for (size_t n = 0; n < a->nresponse_headers; n++) {
+		for (size_t i = 0; i < resp->nheaders; i++) {
+			if (!http_name_is(&resp->headers[i], a->response_headers[n]))
+				continue;
+			add_line(ar->upstream_lines, a->response_headers[n],
+			         strlen(a->response_headers[n]), resp->headers[i].value,
+			         resp->headers[i].value_len);
+			break; /* the first one, as nginx's $upstream_http_ variable */
+		}
+	}
+}
+
+/* Returns true when the exchange is over. */
+static bool step(struct auth_request *ar)
+{
+	struct upstream *u = ar->up;
+	while (ar->out_off < ar->out_len && u->can_write) {
+		ssize_t n =
+		    tls_sock_write(&u->sock, ar->out + ar->out_off, ar->out_len - ar->out_off);
+		if (n == WEIR_EAGAIN) {
+			if (u->sock.blocked_out)
+				u->can_write = false;
+			else
+				u->can_read = false;
+			break;
+		}
+		if (n < 0) {
+			finish(ar, 0, "write failed");
+			return true;
+		}
+		ar->out_off += (size_t)n;
+	}
+	while (u->can_read) {
+		size_t room = AUTH_REQUEST_HEAD_MAX - ar->in_len;
+		if (room == 0) {
+			finish(ar, 0, "response head too large");
+			return true;
+		}
+		ssize_t n = tls_sock_read(&u->sock, ar->in + ar->in_len, room);
+		if (n == WEIR_EAGAIN) {
+			if (u->sock.blocked_out)
+				u->can_write = false;
+			else
+				u->can_read = false;
+			break;
+		}
+		if (n <= 0) {
+			finish(ar, 0, "connection closed before the response head");
+			return true;
+		}
+		ar->in_len += (size_t)n;
+		long r = http_parse_scan_head(&ar->hp, ar->in, ar->in_len, AUTH_REQUEST_HEAD_MAX);
+		if (r < 0) {
+			finish(ar, 0, "bad response head");
+			return true;
+		}
+		if (r > 0) {
+			struct http_response *resp = malloc(sizeof(*resp));
+			if (!resp) {
+				finish(ar, 0, "out of memory");
+				return true;
+			}
+			int st = http_parse_response_head(&ar->hp, ar->in, (size_t)r, resp);
+			if (st || resp->status < 200) {
+				free(resp);
+				finish(ar, 0, st ? "bad response head" : "informational response");
+				return true;
+			}
+			take_headers(ar, resp);
+			int status = resp->status;
+			free(resp);
+			finish(ar, status, "");
+			return true;
+		}
+	}
+	return false;
+}
+
+static void arm(struct auth_request *ar, uint32_t ms)
+{
+	if (loop_timer_set(ar->loop, &ar->timer, ms) != 0)
+		finish(ar, 0, "out of memory (timer)");
+}
+
+static void on_up_event(struct upstream *u, uint32_t events)
+{
+	struct auth_request *ar = u->data;
+	if (ar->done || ar->up != u)
+		return;
+	if (!u->connected) {
+		if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
+			return;
+		int err = upstream_connect_error(u);
+		if (err == EINPROGRESS || err == EALREADY)
+			return;
+		if (err != 0) {
+			finish(ar, 0, strerror(err));
+			return;
+		}
+		u->connected = true;
+		arm(ar, ar->timeout_ms);
+		if (ar->done)
+			return;
+	}
+	if (u->sock.ssl)
+		u->can_read = u->can_write = true;
+	step(ar);
+}
+
+static void on_timer(struct loop_timer *t)
+{
+	struct auth_request *ar = t->data;
+	finish(ar, 0, ar->up && ar->up->connected ? "timed out" : "connect timed out");
+}
+
+static void on_connect_failed(struct loop_defer *d)
+{
+	struct auth_request *ar = d->data;
+	finish(ar, 0, "connect failed");
+}
+
+int auth_request_start(struct loop *loop, struct upstream_pool *pool,
+                       const struct auth_request_params *p, auth_request_done_cb cb, void *data,
+                       struct auth_request **out)
+{
+	int rc = WEIR_EINVAL;
+	struct url url;
+	struct auth_request *ar = NULL;
+	if (!p->auth->url || url_parse(p->auth->url, &url) != 0 ||
+	    url.host_len >= sizeof(ar->address) || !url_host_is_ip(url.host, url.host_len))
+		return WEIR_EINVAL;
+	rc = WEIR_ENOMEM;
+	ar = calloc(1, sizeof(*ar));
+	if (!ar)
+		goto fail;
+	ar->out = malloc(AUTH_REQUEST_HEAD_MAX);
+	ar->in = malloc(AUTH_REQUEST_HEAD_MAX);
+	if (!ar->out || !ar->in)
+		goto fail;
+	int n = auth_request_build_head(p, &url, ar->out, AUTH_REQUEST_HEAD_MAX);
+	if (n < 0) {
+		rc = n;
+		goto fail;
+	}
+	ar->out_len = (size_t)n;
+	ar->loop = loop;
+	ar->auth = p->auth;
+	ar->cb = cb;
+	ar->data = data;
+	ar->timeout_ms = p->timeout_ms;
+	memcpy(ar->address, url.host, url.host_len);
+	ar->ep.address = ar->address;
+	ar->ep.port = url.port;
+	ar->ep.weight = 1;
+	http_parse_init(&ar->hp, true, p->auth->method && strcmp(p->auth->method, "HEAD") == 0);
+	loop_timer_init(&ar->timer, on_timer, ar);
+	int err = 0;
+	int crc = upstream_connect(pool, &ar->ep, url.https, on_up_event, ar, &ar->up, &err);
+	if (crc == WEIR_ENOMEM)
+		goto fail;
+	if (crc != 0) {
+		/* Reported from the loop: the callback never runs inside start. */
+		ar->up = NULL;
+		loop_defer(loop, &ar->defer_fail, on_connect_failed, ar);
+	} else {
+		loop_timer_set(loop, &ar->timer, p->connect_timeout_ms);
+	}
+	*out = ar;
+	return 0;
+fail:
+	if (ar) {
+		free(ar->out);
+		free(ar->in);
+		free(ar);
+	}
+	return rc;
+}
+
+static void free_deferred(struct loop_defer *d)
+{
+	struct auth_request *ar = d->data;
+	free(ar->out);
+	free(ar->in);
+	free(ar);
+}
+
+void auth_request_free(struct auth_request *ar)
+{
+	if (!ar)
+		return;
+	ar->done = true;
+	close_up(ar);
+	loop_timer_cancel(ar->loop, &ar->timer);
+	/* A queued connect-failure report may still point at ar: free after it
+	 * (deferred callbacks run in the order queued). */
+	loop_defer(ar->loop, &ar->defer_free, free_deferred, ar);
+}

@@ -1,0 +1,243 @@
+"""Forward authentication (auth-url) through a real weir-proxy and a real auth server
+(tests/backends/auth_server.py): what the client gets, what the auth server and the
+upstream see, and that a slow auth server does not hold up the worker."""
+
+import json
+import select
+import socket
+import threading
+import time
+import urllib.request
+
+import pytest
+from websockets.sync.client import connect
+
+import proxyutil as pu
+
+
+@pytest.fixture(scope="module")
+def auth_port(tmp_path_factory):
+    port = pu.free_port()
+    log = str(tmp_path_factory.mktemp("auth") / "auth.log")
+    proc = pu.start_backend("auth_server.py", port, log)
+    try:
+        yield port
+    finally:
+        pu.stop_process(proc)
+
+
+def auth_log(port):
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/_log", timeout=5) as r:
+        return json.loads(r.read())
+
+
+def clear_log(port):
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/_log", method="DELETE")
+    urllib.request.urlopen(req, timeout=5).read()
+
+
+def r(path, backend=0, **policy):
+    return {"path": path, "match": "prefix", "backend": backend, "policy": policy}
+
+
+@pytest.fixture
+def trap():
+    """A listening socket used as a backend, to prove no connection ever reached it."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(16)
+    yield s
+    s.close()
+
+
+def make_table(backends, auth_port, trap_port):
+    url = f"http://127.0.0.1:{auth_port}/check?from=weir"
+    dead = f"http://127.0.0.1:{backends['dead']}/check"
+    ep = lambda port: [{"address": "127.0.0.1", "port": port}]  # noqa: E731
+    return {
+        "version": 1,
+        "generation": 1,
+        "hosts": [{"name": "", "routes": [
+            r("/auth", auth={"url": url,
+                             "response_headers": ["X-Auth-User", "X-Auth-Email"]}),
+            r("/always", auth={"url": url, "always_set_cookie": True}),
+            r("/signin", auth={"url": url, "signin": "https://login.test/start"}),
+            r("/signin2", auth={"url": url, "signin": "https://login.test/start?app=1",
+                                "signin_redirect_param": "return_to"}),
+            r("/redir", auth={"url": url, "request_redirect": "https://app.test/home",
+                              "method": "POST"}),
+            r("/refused", auth={"url": dead}),
+            r("/timeout", read_timeout_ms=300, auth={"url": url}),
+            r("/wstrap", backend=2, auth={"url": url}),
+            r("/ws", backend=1, auth={"url": url}),
+            r("/open"),
+        ]}],
+        "backends": [
+            {"name": "fa/echo:80", "endpoints": ep(backends["echo"])},
+            {"name": "fa/ws:80", "endpoints": ep(backends["ws"])},
+            {"name": "fa/trap:80", "endpoints": ep(trap_port)},
+        ],
+    }
+
+
+@pytest.fixture
+def aproxy(fresh_proxy, backends, auth_port, trap):
+    clear_log(auth_port)
+    # One worker: the slow-auth test needs the other request on the same event loop.
+    return fresh_proxy(make_table(backends, auth_port, trap.getsockname()[1]), workers=1)
+
+
+def hv(headers, name):
+    return [v for k, v in headers if k.lower() == name.lower()]
+
+
+def test_allowed_request_gets_auth_response_headers(aproxy, auth_port):
+    resp = pu.get(aproxy.http_port, "/auth/x?q=1", host="app.test",
+                  extra="X-Test-Auth: ok\r\nX-Auth-User: mallory\r\nX-Not-Listed: mine\r\n")
+    assert resp.status == 200, resp
+    info = resp.json()
+    # The listed headers come from the auth server; the client's own X-Auth-User is gone.
+    assert hv(info["headers"], "X-Auth-User") == ["alice"], info["headers"]
+    assert hv(info["headers"], "X-Auth-Email") == ["alice@example.test"], info["headers"]
+    # Unlisted auth response headers do not reach the upstream; the client's pass.
+    assert hv(info["headers"], "X-Not-Listed") == ["mine"], info["headers"]
+    # On success the auth server's cookies reach the client.
+    assert resp.get_all("Set-Cookie") == ["sess=s1; Path=/", "seen=1"], resp.headers
+
+
+def test_subrequest_carries_the_request_head_without_body(aproxy, auth_port):
+    body = b"x" * 300
+    resp = pu.request(aproxy.http_port,
+                      b"POST /auth/form?q=a%20b HTTP/1.1\r\nHost: app.test\r\n"
+                      b"X-Test-Auth: ok\r\nX-Custom: kept\r\nContent-Length: 300\r\n"
+                      b"Content-Type: text/plain\r\n\r\n" + body)
+    assert resp.status == 200, resp
+    assert resp.json()["body_len"] == 300  # the body still reaches the upstream
+    entry = auth_log(auth_port)[-1]
+    h = entry["headers"]
+    assert entry["method"] == "GET" and entry["target"] == "/check?from=weir", entry
+    assert entry["body_len"] == 0 and hv(h, "Content-Length") in ([], ["0"]), entry
+    assert hv(h, "Host") == [f"127.0.0.1:{auth_port}"], h
+    assert hv(h, "X-Original-URL") == ["http://app.test/auth/form?q=a%20b"], h
+    assert hv(h, "X-Original-Method") == ["POST"], h
+    assert hv(h, "X-Sent-From") == ["nginx-ingress-controller"], h
+    assert hv(h, "X-Real-IP") == ["127.0.0.1"], h
+    assert hv(h, "X-Forwarded-For") == ["127.0.0.1"], h
+    assert hv(h, "X-Forwarded-Proto") == ["http"], h
+    assert hv(h, "X-Forwarded-Host") == ["app.test"], h
+    assert hv(h, "X-Auth-Request-Redirect") == ["/auth/form?q=a%20b"], h
+    assert hv(h, "X-Custom") == ["kept"] and hv(h, "Content-Type") == ["text/plain"], h
+    assert len(hv(h, "X-Request-ID")) == 1, h
+
+
+def test_auth_method_and_request_redirect(aproxy, auth_port):
+    resp = pu.get(aproxy.http_port, "/redir/x", extra="X-Test-Auth: ok\r\n")
+    assert resp.status == 200, resp
+    entry = auth_log(auth_port)[-1]
+    assert entry["method"] == "POST", entry
+    assert hv(entry["headers"], "X-Auth-Request-Redirect") == ["https://app.test/home"], entry
+
+
+def test_401_passes_www_authenticate_without_cookies(aproxy):
+    resp = pu.get(aproxy.http_port, "/auth/x")
+    assert resp.status == 401, resp
+    assert resp.get("WWW-Authenticate") == 'Bearer realm="t"', resp.headers
+    assert resp.get_all("Set-Cookie") == [], resp.headers
+
+
+def test_always_set_cookie_on_401_and_403(aproxy):
+    resp = pu.get(aproxy.http_port, "/always/x")
+    assert resp.status == 401, resp
+    assert resp.get_all("Set-Cookie") == ["tried=1"], resp.headers
+    resp = pu.get(aproxy.http_port, "/always/x", extra="X-Test-Auth: deny\r\n")
+    assert resp.status == 403, resp
+    assert resp.get_all("Set-Cookie") == ["denied=1"], resp.headers
+
+
+def test_401_with_signin_redirects_with_rd(aproxy):
+    resp = pu.get(aproxy.http_port, "/signin/a?b=1&c=2", host="app.test")
+    assert resp.status == 302, resp
+    assert resp.get("Location") == ("https://login.test/start?rd=http://app.test"
+                                    "/signin/a%3Fb%3D1%26c%3D2"), resp.headers
+    resp = pu.get(aproxy.http_port, "/signin2/p", host="app.test")
+    assert resp.status == 302, resp
+    assert resp.get("Location") == ("https://login.test/start?app=1&return_to="
+                                    "http://app.test/signin2/p"), resp.headers
+
+
+def test_403_and_500(aproxy):
+    assert pu.get(aproxy.http_port, "/auth/x", extra="X-Test-Auth: deny\r\n").status == 403
+    resp = pu.get(aproxy.http_port, "/auth/x", extra="X-Test-Auth: err\r\n")
+    assert resp.status == 500, resp
+    assert resp.get_all("Set-Cookie") == [], resp.headers
+
+
+def test_refused_auth_server_500(aproxy):
+    resp = pu.get(aproxy.http_port, "/refused/x", extra="X-Test-Auth: ok\r\n")
+    assert resp.status == 500, resp
+
+
+def test_auth_timeout_500(aproxy):
+    t0 = time.monotonic()
+    resp = pu.get(aproxy.http_port, "/timeout/x",
+                  extra="X-Test-Auth: slow\r\nX-Test-Delay: 3000\r\n")
+    took = time.monotonic() - t0
+    assert resp.status == 500, resp
+    assert 0.25 < took < 2.0, took
+
+
+def upgrade(path, extra=b""):
+    return (b"GET " + path + b" HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\n"
+            b"Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n" + extra + b"\r\n")
+
+
+def test_websocket_upgrade_refused_before_backend(aproxy, trap):
+    c = pu.RawConn(aproxy.http_port)
+    try:
+        c.send(upgrade(b"/wstrap/x"))
+        resp = c.read_head()
+        assert resp.status == 401, resp
+    finally:
+        c.close()
+    readable, _, _ = select.select([trap], [], [], 0.3)
+    assert not readable, "the unauthorised upgrade reached the backend"
+    # Authorised, the same route does reach it.
+    c = pu.RawConn(aproxy.http_port)
+    try:
+        c.send(upgrade(b"/wstrap/x", b"X-Test-Auth: ok\r\n"))
+        readable, _, _ = select.select([trap], [], [], 3)
+        assert readable, "the authorised upgrade did not reach the backend"
+        trap.accept()[0].close()
+    finally:
+        c.close()
+
+
+def test_websocket_upgrade_allowed_with_auth(aproxy):
+    with connect(f"ws://127.0.0.1:{aproxy.http_port}/ws/chat",
+                 additional_headers={"X-Test-Auth": "ok"}, open_timeout=5, proxy=None) as ws:
+        ws.send("hello")
+        assert ws.recv(timeout=5) == "hello"
+
+
+def test_slow_auth_does_not_block_the_worker(aproxy):
+    """One worker: while its auth call waits 1.5 s, another request is served at once."""
+    out = {}
+
+    def slow():
+        t0 = time.monotonic()
+        out["resp"] = pu.get(aproxy.http_port, "/auth/slow",
+                             extra="X-Test-Auth: slow\r\nX-Test-Delay: 1500\r\n")
+        out["took"] = time.monotonic() - t0
+
+    th = threading.Thread(target=slow)
+    th.start()
+    time.sleep(0.2)  # the slow request is now waiting on the auth server
+    t0 = time.monotonic()
+    resp = pu.get(aproxy.http_port, "/open/x")
+    quick = time.monotonic() - t0
+    th.join(10)
+    assert resp.status == 200, resp
+    assert quick < 0.5, quick
+    assert out["resp"].status == 200, out
+    assert out["took"] >= 1.4, out
