@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "url.h"
 
 static int fail(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -407,6 +408,8 @@ int annotations_policy_copy(struct route_policy *dst, const struct route_policy 
 	dst->request_headers = dst->response_headers = NULL;
 	dst->hide_headers = NULL;
 	dst->nrequest_headers = dst->nresponse_headers = dst->nhide_headers = 0;
+	memset(&dst->auth, 0, sizeof(dst->auth));
+	dst->auth.always_set_cookie = src->auth.always_set_cookie;
 	dst->nallow = dst->ndeny = 0;
 	if (dup_str(&dst->upstream_vhost, src->upstream_vhost) ||
 	    dup_str(&dst->x_forwarded_prefix, src->x_forwarded_prefix) ||
@@ -454,6 +457,21 @@ int annotations_policy_copy(struct route_policy *dst, const struct route_policy 
 		dst->nhide_headers = src->nhide_headers;
 		for (size_t i = 0; i < src->nhide_headers; i++)
 			if (dup_str(&dst->hide_headers[i], src->hide_headers[i]))
+				goto out;
+	}
+	if (dup_str(&dst->auth.url, src->auth.url) ||
+	    dup_str(&dst->auth.method, src->auth.method) ||
+	    dup_str(&dst->auth.signin, src->auth.signin) ||
+	    dup_str(&dst->auth.signin_redirect_param, src->auth.signin_redirect_param) ||
+	    dup_str(&dst->auth.request_redirect, src->auth.request_redirect))
+		goto out;
+	if (src->auth.nresponse_headers) {
+		dst->auth.response_headers = calloc(src->auth.nresponse_headers, sizeof(char *));
+		if (!dst->auth.response_headers)
+			goto out;
+		dst->auth.nresponse_headers = src->auth.nresponse_headers;
+		for (size_t i = 0; i < src->auth.nresponse_headers; i++)
+			if (dup_str(&dst->auth.response_headers[i], src->auth.response_headers[i]))
 				goto out;
 	}
 	rc = 0;
@@ -827,6 +845,68 @@ static int h_hide(struct pctx *c, const char *v)
 	                     c->errlen);
 }
 
+/* ---- forward authentication (auth-url and friends) */
+
+static int h_auth_url(struct pctx *c, const char *v)
+{
+	struct url u;
+	if (url_parse(v, &u) != 0)
+		return fail(c->err, c->errlen,
+		            "\"%s\" is not an http(s) URL without user info, fragment or "
+		            "nginx variables",
+		            v);
+	if (!url_host_is_ip(u.host, u.host_len))
+		return fail(c->err, c->errlen,
+		            "\"%s\": the auth server must be given by IP address (host names "
+		            "are not resolved by weir yet)",
+		            v);
+	return set_str(&c->a->policy.auth.url, v);
+}
+
+static int h_auth_method(struct pctx *c, const char *v)
+{
+	static const char *const ok[] = {"GET",    "HEAD",    "POST",  "PUT",    "PATCH",
+	                                 "DELETE", "OPTIONS", "TRACE", "CONNECT"};
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+		if (strcmp(v, ok[i]) == 0)
+			return set_str(&c->a->policy.auth.method, v);
+	return fail(c->err, c->errlen, "\"%s\" is not an HTTP method", v);
+}
+
+static int h_auth_signin(struct pctx *c, const char *v)
+{
+	if (strncmp(v, "http://", 7) != 0 && strncmp(v, "https://", 8) != 0)
+		return fail(c->err, c->errlen, "\"%s\" is not an http(s) URL", v);
+	for (const char *p = v; *p; p++) {
+		if ((unsigned char)*p <= 0x20 || *p == 0x7f)
+			return fail(c->err, c->errlen, "\"%s\" is not an http(s) URL", v);
+		if (*p == '$')
+			return fail(c->err, c->errlen, "nginx variables are not expanded (\"%s\")",
+			            v);
+	}
+	return set_str(&c->a->policy.auth.signin, v);
+}
+
+static int h_auth_rd_param(struct pctx *c, const char *v)
+{
+	return h_token(c, v, &c->a->policy.auth.signin_redirect_param);
+}
+
+static int h_auth_redirect(struct pctx *c, const char *v)
+{
+	int rc = no_ctl(c, v);
+	return rc ? rc : set_str(&c->a->policy.auth.request_redirect, v);
+}
+
+static int h_auth_resp_headers(struct pctx *c, const char *v)
+{
+	struct route_auth *a = &c->a->policy.auth;
+	return parse_strlist(v, false, true, &a->response_headers, &a->nresponse_headers, c->err,
+	                     c->errlen);
+}
+
+BOOL_HANDLER(h_auth_cookie, policy.auth.always_set_cookie)
+
 static const struct {
 	const char *name;
 	handler_cb fn;
@@ -835,6 +915,13 @@ static const struct {
     {"affinity-mode", h_affinity_mode},
     {"allowlist-source-range", h_allow},
     {"app-root", h_app_root},
+    {"auth-always-set-cookie", h_auth_cookie},
+    {"auth-method", h_auth_method},
+    {"auth-request-redirect", h_auth_redirect},
+    {"auth-response-headers", h_auth_resp_headers},
+    {"auth-signin", h_auth_signin},
+    {"auth-signin-redirect-param", h_auth_rd_param},
+    {"auth-url", h_auth_url},
     {"backend-protocol", h_protocol},
     {"canary", h_canary},
     {"canary-by-cookie", h_canary_cookie},
@@ -913,22 +1000,16 @@ static const struct {
 	const char *name;
 	const char *inert;
 } unenforced[] = {
-    {"auth-always-set-cookie", NULL},
     {"auth-cache-duration", NULL},
     {"auth-cache-key", NULL},
     {"auth-keepalive", NULL},
     {"auth-keepalive-requests", NULL},
     {"auth-keepalive-share-vars", NULL},
     {"auth-keepalive-timeout", NULL},
-    {"auth-method", NULL},
     {"auth-proxy-set-headers", NULL},
     {"auth-realm", NULL},
-    {"auth-request-redirect", NULL},
-    {"auth-response-headers", NULL},
     {"auth-secret", NULL},
     {"auth-secret-type", NULL},
-    {"auth-signin", NULL},
-    {"auth-signin-redirect-param", NULL},
     {"auth-tls-error-page", NULL},
     {"auth-tls-match-cn", NULL},
     {"auth-tls-pass-certificate-to-upstream", NULL},
@@ -936,7 +1017,6 @@ static const struct {
     {"auth-tls-verify-client", "off"},
     {"auth-tls-verify-depth", NULL},
     {"auth-type", NULL},
-    {"auth-url", NULL},
     {"enable-modsecurity", "false"},
     {"enable-owasp-core-rules", "false"},
     {"limit-rpm", "0"},
@@ -1103,6 +1183,8 @@ int annotations_parse(json_object *annotations, uint32_t drain_default_ms, struc
 				goto out;
 		}
 	}
+	if (!out->policy.auth.url)
+		route_auth_cleanup(&out->policy.auth); /* the other auth-* keys need auth-url */
 	if (c.perm_url) {
 		out->policy.redirect_code = (uint16_t)(c.perm_code > 0 ? c.perm_code : 301);
 		out->policy.redirect_url = c.perm_url;

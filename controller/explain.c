@@ -148,6 +148,14 @@ static void put_policy(FILE *out, const char *ind, const struct route_policy *p)
 		        p->response_headers[i].value);
 	for (size_t i = 0; i < p->nhide_headers; i++)
 		fprintf(out, "%shide_header: %s\n", ind, p->hide_headers[i]);
+	put_str(out, ind, "auth.url", p->auth.url, NULL);
+	put_str(out, ind, "auth.method", p->auth.method, NULL);
+	put_str(out, ind, "auth.signin", p->auth.signin, NULL);
+	put_str(out, ind, "auth.signin_redirect_param", p->auth.signin_redirect_param, NULL);
+	put_str(out, ind, "auth.request_redirect", p->auth.request_redirect, NULL);
+	put_bool(out, ind, "auth.always_set_cookie", p->auth.always_set_cookie, false);
+	for (size_t i = 0; i < p->auth.nresponse_headers; i++)
+		fprintf(out, "%sauth.response_header: %s\n", ind, p->auth.response_headers[i]);
 	route_policy_cleanup(&d);
 }
 

@@ -244,6 +244,22 @@ static void resolve(void)
 	    "{\"weir.dev/use-regex\":\"yes\"}",
 	    "{\"weir.dev/websocket-idle-timeout\":\"1 hour\"}",
 	    "{\"weir.dev/app-root\":\"app\"}",
+	    "{\"weir.dev/auth-url\":\"ftp://10.0.0.1/\"}",
+	    "{\"weir.dev/auth-url\":\"http://$host/oauth2/auth\"}",
+	    "{\"weir.dev/auth-url\":\"http://auth.ns.svc.cluster.local/\"}",
+	    "{\"weir.dev/auth-url\":\"http://10.0.0.1/\",\"weir.dev/auth-method\":\"get\"}",
+	    "{\"weir.dev/auth-url\":\"http://10.0.0.1/\",\"weir.dev/auth-signin\":"
+	    "\"https://$host/oauth2/start?rd=$escaped_request_uri\"}",
+	    "{\"weir.dev/auth-url\":\"http://10.0.0.1/\","
+	    "\"weir.dev/auth-signin-redirect-param\":\"r d\"}",
+	    "{\"weir.dev/auth-url\":\"http://10.0.0.1/\","
+	    "\"weir.dev/auth-response-headers\":\"X-A, X:B\"}",
+	    "{\"weir.dev/auth-url\":\"http://10.0.0.1/\","
+	    "\"weir.dev/auth-always-set-cookie\":\"yes\"}",
+	    "{\"weir.dev/auth-url\":\"http://10.0.0.1/\","
+	    "\"weir.dev/auth-cache-key\":\"$remote_user\"}",
+	    "{\"weir.dev/auth-url\":\"http://10.0.0.1/\","
+	    "\"weir.dev/auth-proxy-set-headers\":\"ns/cm\"}",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		o = ann(bad[i]);
@@ -258,8 +274,57 @@ static void resolve(void)
 	}
 }
 
+static void forward_auth(void)
+{
+	json_object *o =
+	    ann("{\"nginx.ingress.kubernetes.io/auth-url\":\"http://10.96.0.20:4180/oauth2/auth\","
+	        "\"nginx.ingress.kubernetes.io/auth-method\":\"POST\","
+	        "\"nginx.ingress.kubernetes.io/auth-signin\":\"https://login.test/start\","
+	        "\"nginx.ingress.kubernetes.io/auth-signin-redirect-param\":\"return_to\","
+	        "\"nginx.ingress.kubernetes.io/auth-response-headers\":\"X-User, X-Email\","
+	        "\"nginx.ingress.kubernetes.io/auth-request-redirect\":\"https://a.test/\","
+	        "\"weir.dev/auth-always-set-cookie\":\"true\"}");
+	struct annotations a;
+	struct annotation_issues is = {0};
+	CHECK_INT(annotations_parse(o, 30000, &a, &is), 0);
+	CHECK_INT(is.n, 0);
+	const struct route_auth *au = &a.policy.auth;
+	CHECK_STR(au->url, "http://10.96.0.20:4180/oauth2/auth");
+	CHECK_STR(au->method, "POST");
+	CHECK_STR(au->signin, "https://login.test/start");
+	CHECK_STR(au->signin_redirect_param, "return_to");
+	CHECK_STR(au->request_redirect, "https://a.test/");
+	CHECK(au->always_set_cookie);
+	CHECK_INT(au->nresponse_headers, 2);
+	if (au->nresponse_headers == 2)
+		CHECK_STR(au->response_headers[1], "X-Email");
+	struct route_policy copy;
+	CHECK_INT(annotations_policy_copy(&copy, &a.policy), 0);
+	CHECK_STR(copy.auth.url, au->url);
+	CHECK(copy.auth.url != au->url);
+	CHECK_INT(copy.auth.nresponse_headers, 2);
+	CHECK(copy.auth.always_set_cookie);
+	route_policy_cleanup(&copy);
+	annotations_cleanup(&a);
+	annotation_issues_cleanup(&is);
+	json_object_put(o);
+
+	/* auth-* keys without auth-url ask for nothing (ingress-nginx ignores
+	 * them): not dropped, and nothing of them reaches the table. */
+	o = ann("{\"nginx.ingress.kubernetes.io/auth-signin\":\"https://login.test/\","
+	        "\"nginx.ingress.kubernetes.io/auth-method\":\"POST\"}");
+	CHECK_INT(annotations_parse(o, 30000, &a, &is), 0);
+	CHECK_INT(is.n, 0);
+	CHECK(a.policy.auth.url == NULL && a.policy.auth.signin == NULL &&
+	      a.policy.auth.method == NULL);
+	annotations_cleanup(&a);
+	annotation_issues_cleanup(&is);
+	json_object_put(o);
+}
+
 int main(void)
 {
+	forward_auth();
 	durations();
 	sizes();
 	bools_and_ints();
