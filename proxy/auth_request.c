@@ -20,14 +20,17 @@ struct auth_request {
 	const struct route_auth *auth;
 	auth_request_done_cb cb;
 	void *data;
+	struct upstream_pool *pool;
 	struct upstream *up;
+	struct resolve_query *query; /* host name lookup in flight */
+	bool https;
 	struct loop_timer timer;
 	struct loop_defer defer_fail; /* reports an immediate connect failure */
 	struct loop_defer defer_free;
 	uint32_t timeout_ms;
 	bool done;
 	int status;
-	char address[64]; /* NUL-terminated IP literal of the auth server */
+	char address[RESOLVE_ADDR_MAX]; /* NUL-terminated IP literal of the auth server */
 	struct route_endpoint ep;
 	char *out; /* the request head */
 	size_t out_len, out_off;
@@ -320,6 +323,8 @@ static void close_up(struct auth_request *ar)
 	if (ar->up)
 		upstream_close(ar->up);
 	ar->up = NULL;
+	resolve_cancel(ar->query);
+	ar->query = NULL;
 }
 
 static void finish(struct auth_request *ar, int status, const char *why)
@@ -480,6 +485,34 @@ static void on_timer(struct loop_timer *t)
 	finish(ar, 0, ar->up && ar->up->connected ? "timed out" : "connect timed out");
 }
 
+/* Open the connection to ar->address. Returns 0 or the upstream_connect
+ * error (ar->up then NULL). */
+static int connect_now(struct auth_request *ar)
+{
+	int err = 0;
+	int rc = upstream_connect(ar->pool, &ar->ep, ar->https, on_up_event, ar, &ar->up, &err);
+	if (rc != 0)
+		ar->up = NULL;
+	return rc;
+}
+
+static void on_resolved(void *data, int rc, const char *address)
+{
+	struct auth_request *ar = data;
+	ar->query = NULL; /* freed by the resolver after this call */
+	if (ar->done)
+		return;
+	if (rc != 0) {
+		finish(ar, 0, "host name did not resolve");
+		return;
+	}
+	snprintf(ar->address, sizeof(ar->address), "%s", address);
+	if (connect_now(ar) != 0)
+		finish(ar, 0, "connect failed");
+	else if (ar->up->connected)
+		arm(ar, ar->timeout_ms);
+}
+
 static void on_connect_failed(struct loop_defer *d)
 {
 	struct auth_request *ar = d->data;
@@ -494,7 +527,7 @@ int auth_request_start(struct loop *loop, struct upstream_pool *pool,
 	struct url url;
 	struct auth_request *ar = NULL;
 	if (!p->auth->url || url_parse(p->auth->url, &url) != 0 ||
-	    url.host_len >= sizeof(ar->address) || !url_host_is_ip(url.host, url.host_len))
+	    (!p->resolver && !url_host_is_ip(url.host, url.host_len)))
 		return WEIR_EINVAL;
 	rc = WEIR_ENOMEM;
 	ar = calloc(1, sizeof(*ar));
@@ -515,22 +548,41 @@ int auth_request_start(struct loop *loop, struct upstream_pool *pool,
 	ar->cb = cb;
 	ar->data = data;
 	ar->timeout_ms = p->timeout_ms;
-	memcpy(ar->address, url.host, url.host_len);
+	ar->pool = pool;
+	ar->https = url.https;
 	ar->ep.address = ar->address;
 	ar->ep.port = url.port;
 	ar->ep.weight = 1;
 	http_parse_init(&ar->hp, true, p->auth->method && strcmp(p->auth->method, "HEAD") == 0);
 	loop_timer_init(&ar->timer, on_timer, ar);
-	int err = 0;
-	int crc = upstream_connect(pool, &ar->ep, url.https, on_up_event, ar, &ar->up, &err);
+	if (url_host_is_ip(url.host, url.host_len)) {
+		memcpy(ar->address, url.host, url.host_len);
+	} else {
+		int lrc = resolver_lookup(p->resolver, url.host, url.host_len, on_resolved, ar,
+		                          ar->address, &ar->query);
+		if (lrc == WEIR_ENOMEM)
+			goto fail;
+		if (lrc == WEIR_EAGAIN) {
+			loop_timer_set(loop, &ar->timer, p->connect_timeout_ms);
+			*out = ar;
+			return 0;
+		}
+		if (lrc != 0) {
+			ar->query = NULL;
+			loop_defer(loop, &ar->defer_fail, on_connect_failed, ar);
+			*out = ar;
+			return 0;
+		}
+	}
+	int crc = connect_now(ar);
 	if (crc == WEIR_ENOMEM)
 		goto fail;
 	if (crc != 0) {
 		/* Reported from the loop: the callback never runs inside start. */
-		ar->up = NULL;
 		loop_defer(loop, &ar->defer_fail, on_connect_failed, ar);
 	} else {
-		loop_timer_set(loop, &ar->timer, p->connect_timeout_ms);
+		loop_timer_set(loop, &ar->timer,
+		               ar->up->connected ? ar->timeout_ms : p->connect_timeout_ms);
 	}
 	*out = ar;
 	return 0;

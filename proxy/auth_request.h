@@ -4,10 +4,10 @@
  * timer, and the decision its answer leads to. One auth_request per client
  * request; nothing is shared between workers.
  *
- * The auth server is reached at an IP literal (the controller refuses host
- * names, see README); plain http or https (no certificate verification, as
- * ingress-nginx's default). The connection is not kept alive
- * (auth-keepalive is not supported). */
+ * The auth server is an IP literal or a host name looked up without
+ * blocking (proxy/resolve.h, cached per worker); plain http or https (no
+ * certificate verification and no SNI, as ingress-nginx's defaults). The
+ * connection is not kept alive (auth-keepalive is not supported). */
 #ifndef WEIR_PROXY_AUTH_REQUEST_H
 #define WEIR_PROXY_AUTH_REQUEST_H
 
@@ -17,6 +17,7 @@
 
 #include "http.h"
 #include "loop.h"
+#include "resolve.h"
 #include "route_table.h"
 #include "upstream.h"
 #include "url.h"
@@ -36,9 +37,10 @@ struct auth_request_params {
 	const struct route_auth *auth;
 	const struct http_request *req;
 	const struct http_client *client;
-	bool peer_trusted; /* keep the client's X-Forwarded-For and append */
-	uint32_t connect_timeout_ms;
-	uint32_t timeout_ms; /* after connecting, for the whole response head */
+	bool peer_trusted;           /* keep the client's X-Forwarded-For and append */
+	struct resolver *resolver;   /* for a host name in the URL (NULL: IP only) */
+	uint32_t connect_timeout_ms; /* name lookup and TCP connect together */
+	uint32_t timeout_ms;         /* after connecting, for the whole response head */
 };
 
 /* Build the auth request head into buf (cap bytes): "<auth-method or GET>

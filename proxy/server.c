@@ -133,6 +133,7 @@ struct worker {
 	struct loop *loop;
 	struct listener http, https;
 	struct upstream_pool *pool;
+	struct resolver *resolver; /* forward auth host names */
 	struct tunnel_worker tw;
 	struct conn *conns;
 	size_t nconns;
@@ -615,6 +616,7 @@ static void auth_hook_start(struct conn *c)
 	p.req = &c->req;
 	p.client = &c->client;
 	p.peer_trusted = peer_trusted(c);
+	p.resolver = c->w->resolver;
 	p.connect_timeout_ms = c->connect_timeout_ms;
 	p.timeout_ms = c->read_timeout_ms;
 	int rc = auth_request_start(c->w->loop, c->w->pool, &p, on_auth_done, c, &c->auth);
@@ -1763,6 +1765,9 @@ static int worker_init(struct worker *w, int id)
 	rc = upstream_pool_new(w->loop, &w->pool);
 	if (rc != 0)
 		return rc;
+	rc = resolver_new(w->loop, &w->resolver);
+	if (rc != 0)
+		return rc;
 	w->tw.loop = w->loop;
 	w->tw.scratch_cap = IO_CAP;
 	w->tw.scratch = malloc(IO_CAP);
@@ -1797,6 +1802,8 @@ static void worker_cleanup(struct worker *w)
 	loop_timer_cancel(w->loop, &w->table_timer);
 	upstream_pool_free(w->pool);
 	w->pool = NULL;
+	resolver_free(w->resolver);
+	w->resolver = NULL;
 	free(w->tw.scratch);
 	w->tw.scratch = NULL;
 	loop_free(w->loop);

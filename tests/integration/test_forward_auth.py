@@ -19,7 +19,8 @@ import proxyutil as pu
 def auth_port(tmp_path_factory):
     port = pu.free_port()
     log = str(tmp_path_factory.mktemp("auth") / "auth.log")
-    proc = pu.start_backend("auth_server.py", port, log)
+    # Bound to every address of "localhost" (the host-name route below uses it).
+    proc = pu.start_backend("auth_server.py", port, log, "--host", "localhost")
     try:
         yield port
     finally:
@@ -67,6 +68,8 @@ def make_table(backends, auth_port, trap_port):
             r("/redir", auth={"url": url, "request_redirect": "https://app.test/home",
                               "method": "POST"}),
             r("/refused", auth={"url": dead}),
+            r("/byname", auth={"url": f"http://localhost:{auth_port}/check",
+                               "response_headers": ["X-Auth-User"]}),
             r("/timeout", read_timeout_ms=300, auth={"url": url}),
             r("/wstrap", backend=2, auth={"url": url}),
             r("/ws", backend=1, auth={"url": url}),
@@ -170,6 +173,17 @@ def test_403_and_500(aproxy):
     resp = pu.get(aproxy.http_port, "/auth/x", extra="X-Test-Auth: err\r\n")
     assert resp.status == 500, resp
     assert resp.get_all("Set-Cookie") == [], resp.headers
+
+
+def test_auth_server_by_host_name(aproxy, auth_port):
+    """A host name is looked up without blocking the worker (and cached): twice allowed."""
+    for _ in range(2):
+        resp = pu.get(aproxy.http_port, "/byname/x", extra="X-Test-Auth: ok\r\n")
+        assert resp.status == 200, resp
+        assert hv(resp.json()["headers"], "X-Auth-User") == ["alice"], resp
+        entry = auth_log(auth_port)[-1]
+        assert hv(entry["headers"], "Host") == [f"localhost:{auth_port}"], entry
+    assert pu.get(aproxy.http_port, "/byname/x").status == 401
 
 
 def test_refused_auth_server_500(aproxy):
