@@ -855,11 +855,6 @@ static int h_auth_url(struct pctx *c, const char *v)
 		            "\"%s\" is not an http(s) URL without user info, fragment or "
 		            "nginx variables",
 		            v);
-	if (!url_host_is_ip(u.host, u.host_len))
-		return fail(c->err, c->errlen,
-		            "\"%s\": the auth server must be given by IP address (host names "
-		            "are not resolved by weir yet)",
-		            v);
 	return set_str(&c->a->policy.auth.url, v);
 }
 

@@ -246,7 +246,6 @@ static void resolve(void)
 	    "{\"weir.dev/app-root\":\"app\"}",
 	    "{\"weir.dev/auth-url\":\"ftp://10.0.0.1/\"}",
 	    "{\"weir.dev/auth-url\":\"http://$host/oauth2/auth\"}",
-	    "{\"weir.dev/auth-url\":\"http://auth.ns.svc.cluster.local/\"}",
 	    "{\"weir.dev/auth-url\":\"http://10.0.0.1/\",\"weir.dev/auth-method\":\"get\"}",
 	    "{\"weir.dev/auth-url\":\"http://10.0.0.1/\",\"weir.dev/auth-signin\":"
 	    "\"https://$host/oauth2/start?rd=$escaped_request_uri\"}",
@@ -317,6 +316,15 @@ static void forward_auth(void)
 	CHECK_INT(is.n, 0);
 	CHECK(a.policy.auth.url == NULL && a.policy.auth.signin == NULL &&
 	      a.policy.auth.method == NULL);
+	annotations_cleanup(&a);
+	annotation_issues_cleanup(&is);
+	json_object_put(o);
+
+	/* A Service DNS name: looked up by the proxy. */
+	o = ann("{\"weir.dev/auth-url\":\"https://oauth2-proxy.auth.svc.cluster.local:4180/x\"}");
+	CHECK_INT(annotations_parse(o, 30000, &a, &is), 0);
+	CHECK_INT(is.n, 0);
+	CHECK_STR(a.policy.auth.url, "https://oauth2-proxy.auth.svc.cluster.local:4180/x");
 	annotations_cleanup(&a);
 	annotation_issues_cleanup(&is);
 	json_object_put(o);
