@@ -699,6 +699,11 @@ static int parse_auth(struct parser *p, json_object *obj, const char *path, stru
 		path_key(kp, path, "url");
 		return fail(p, WEIR_EINVAL, kp, "\"%.128s\" is not an http(s) URL", a->url);
 	}
+	if (a->signin && url_check_signin(a->signin) != 0) {
+		path_key(kp, path, "signin");
+		return fail(p, WEIR_EINVAL, kp,
+		            "\"%.128s\" is not an http(s) URL with known variables", a->signin);
+	}
 	return 0;
 }
 

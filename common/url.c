@@ -87,6 +87,34 @@ int url_parse(const char *s, struct url *out)
 	return 0;
 }
 
+int url_check_signin(const char *s)
+{
+	if (strncmp(s, "http://", 7) != 0 && strncmp(s, "https://", 8) != 0 &&
+	    strncmp(s, "$scheme://", 10) != 0 && strncmp(s, "$pass_access_scheme://", 22) != 0)
+		return WEIR_EINVAL;
+	for (const char *p = s; *p; p++) {
+		if ((unsigned char)*p <= 0x20 || *p == 0x7f)
+			return WEIR_EINVAL;
+		if (*p != '$')
+			continue;
+		size_t n = 0;
+		while ((p[1 + n] >= 'a' && p[1 + n] <= 'z') || p[1 + n] == '_' ||
+		       (p[1 + n] >= '0' && p[1 + n] <= '9'))
+			n++;
+		bool known = false;
+		for (const char *v = URL_SIGNIN_VARS; *v && !known && n;) {
+			size_t len = strcspn(v, " ");
+			known = len == n && strncmp(v, p + 1, n) == 0;
+			v += len;
+			v += *v == ' ';
+		}
+		if (!known)
+			return WEIR_EINVAL;
+		p += n;
+	}
+	return 0;
+}
+
 bool url_host_is_ip(const char *host, size_t host_len)
 {
 	char buf[64];

@@ -28,6 +28,17 @@ struct url {
  * outlive them). */
 int url_parse(const char *s, struct url *out);
 
+/* The nginx variables an auth-signin URL may hold (the proxy expands them
+ * per request): space-separated names without '$'. */
+#define URL_SIGNIN_VARS                                                                            \
+	"scheme pass_access_scheme host http_host best_http_host request_uri escaped_request_uri"
+
+/* Check an auth-signin value: "http://", "https://" or "$scheme://" (or
+ * "$pass_access_scheme://") first, no byte <= 0x20 or
+ * 0x7f, and every '$' starts one of URL_SIGNIN_VARS. Returns 0 or
+ * WEIR_EINVAL. */
+int url_check_signin(const char *s);
+
 /* True when host (host_len bytes) is an IPv4 or IPv6 literal. */
 bool url_host_is_ip(const char *host, size_t host_len);
 

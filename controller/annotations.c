@@ -870,15 +870,12 @@ static int h_auth_method(struct pctx *c, const char *v)
 
 static int h_auth_signin(struct pctx *c, const char *v)
 {
-	if (strncmp(v, "http://", 7) != 0 && strncmp(v, "https://", 8) != 0)
-		return fail(c->err, c->errlen, "\"%s\" is not an http(s) URL", v);
-	for (const char *p = v; *p; p++) {
-		if ((unsigned char)*p <= 0x20 || *p == 0x7f)
-			return fail(c->err, c->errlen, "\"%s\" is not an http(s) URL", v);
-		if (*p == '$')
-			return fail(c->err, c->errlen, "nginx variables are not expanded (\"%s\")",
-			            v);
-	}
+	if (url_check_signin(v) != 0)
+		return fail(c->err, c->errlen,
+		            "\"%s\" is not an http(s) URL (variables: $scheme, $host, $http_host, "
+		            "$best_http_host, $pass_access_scheme, $request_uri, "
+		            "$escaped_request_uri)",
+		            v);
 	return set_str(&c->a->policy.auth.signin, v);
 }
 

@@ -223,15 +223,78 @@ static bool has_param(const char *url, const char *param)
 	return false;
 }
 
+/* Append the request-target percent-encoded as a URI component (nginx's
+ * $escaped_request_uri). */
+static void put_escaped_target(struct wbuf *w, const struct http_request *req)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	for (size_t i = 0; i < req->target_len; i++) {
+		unsigned char c = (unsigned char)req->target[i];
+		if (unreserved(c)) {
+			put(w, (const char *)&c, 1);
+		} else {
+			char e[3] = {'%', hex[c >> 4], hex[c & 15]};
+			put(w, e, 3);
+		}
+	}
+}
+
+/* Append the value of the nginx variable name (n bytes); false when it is
+ * not one of those auth-signin may use. */
+static bool put_var(struct wbuf *w, const char *name, size_t n, const struct http_request *req,
+                    const struct http_client *client)
+{
+#define IS(s) (n == sizeof(s) - 1 && memcmp(name, s, n) == 0)
+	if (IS("scheme") || IS("pass_access_scheme")) {
+		puts_(w, client->tls ? "https" : "http");
+	} else if (IS("http_host") || IS("best_http_host")) {
+		if (req->host)
+			put(w, req->host, req->host_len);
+	} else if (IS("host")) {
+		/* lower case, without the port (an IPv6 literal keeps its brackets) */
+		size_t len = req->host ? req->host_len : 0;
+		const char *colon = len ? memrchr(req->host, ':', len) : NULL;
+		if (colon && !memchr(colon, ']', len - (size_t)(colon - req->host)))
+			len = (size_t)(colon - req->host);
+		for (size_t i = 0; i < len; i++) {
+			char c = req->host[i];
+			c = (char)((c >= 'A' && c <= 'Z') ? c + 32 : c);
+			put(w, &c, 1);
+		}
+	} else if (IS("request_uri")) {
+		put(w, req->target, req->target_len);
+	} else if (IS("escaped_request_uri")) {
+		put_escaped_target(w, req);
+	} else {
+		return false;
+	}
+	return true;
+#undef IS
+}
+
+static size_t var_len(const char *p)
+{
+	size_t n = 0;
+	while ((p[n] >= 'a' && p[n] <= 'z') || p[n] == '_' || (p[n] >= '0' && p[n] <= '9'))
+		n++;
+	return n;
+}
+
 int auth_request_signin_location(const struct route_auth *auth, const struct http_request *req,
                                  const struct http_client *client, char *buf, size_t cap)
 {
-	static const char hex[] = "0123456789ABCDEF";
 	const char *param = auth->signin_redirect_param ? auth->signin_redirect_param : "rd";
 	struct wbuf w = {.p = buf, .cap = cap ? cap - 1 : 0};
 	if (!auth->signin)
 		return WEIR_EINVAL;
-	puts_(&w, auth->signin);
+	for (const char *p = auth->signin; *p; p++) {
+		size_t n = p[0] == '$' ? var_len(p + 1) : 0;
+		if (n && put_var(&w, p + 1, n, req, client)) {
+			p += n;
+			continue;
+		}
+		put(&w, p, 1);
+	}
 	if (!has_param(auth->signin, param)) {
 		put(&w, strchr(auth->signin, '?') ? "&" : "?", 1);
 		puts_(&w, param);
@@ -239,15 +302,7 @@ int auth_request_signin_location(const struct route_auth *auth, const struct htt
 		puts_(&w, client->tls ? "https://" : "http://");
 		if (req->host)
 			put(&w, req->host, req->host_len);
-		for (size_t i = 0; i < req->target_len; i++) {
-			unsigned char c = (unsigned char)req->target[i];
-			if (unreserved(c) || c == '/') {
-				put(&w, (const char *)&c, 1);
-			} else {
-				char e[3] = {'%', hex[c >> 4], hex[c & 15]};
-				put(&w, e, 3);
-			}
-		}
+		put_escaped_target(&w, req);
 	}
 	if (w.over || !cap)
 		return WEIR_ETOOBIG;

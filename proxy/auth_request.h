@@ -83,10 +83,12 @@ const char *auth_request_upstream_lines(const struct auth_request *ar);
 const char *auth_request_cookie_lines(const struct auth_request *ar);
 const char *auth_request_www_auth_lines(const struct auth_request *ar);
 
-/* Location for the signin redirect: signin, plus "<param>=scheme://Host" and
- * the percent-encoded request-target as a query parameter (after '?' or '&')
- * unless the signin URL already carries that parameter. Returns the length
- * written into buf (NUL-terminated) or WEIR_ETOOBIG. */
+/* Location for the signin redirect: signin with the nginx variables of
+ * URL_SIGNIN_VARS expanded (others are left as written), plus
+ * "<param>=scheme://Host" and the request-target percent-encoded as a URI
+ * component, as a query parameter (after '?' or '&') unless the signin URL
+ * already carries that parameter. Returns the length written into buf
+ * (NUL-terminated) or WEIR_ETOOBIG. */
 int auth_request_signin_location(const struct route_auth *auth, const struct http_request *req,
                                  const struct http_client *client, char *buf, size_t cap);
 

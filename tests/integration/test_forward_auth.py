@@ -65,6 +65,8 @@ def make_table(backends, auth_port, trap_port):
             r("/signin", auth={"url": url, "signin": "https://login.test/start"}),
             r("/signin2", auth={"url": url, "signin": "https://login.test/start?app=1",
                                 "signin_redirect_param": "return_to"}),
+            r("/signin3", auth={"url": url,
+                                "signin": "$scheme://$host/oauth2/start?rd=$escaped_request_uri"}),
             r("/redir", auth={"url": url, "request_redirect": "https://app.test/home",
                               "method": "POST"}),
             r("/refused", auth={"url": dead}),
@@ -161,11 +163,16 @@ def test_401_with_signin_redirects_with_rd(aproxy):
     resp = pu.get(aproxy.http_port, "/signin/a?b=1&c=2", host="app.test")
     assert resp.status == 302, resp
     assert resp.get("Location") == ("https://login.test/start?rd=http://app.test"
-                                    "/signin/a%3Fb%3D1%26c%3D2"), resp.headers
+                                    "%2Fsignin%2Fa%3Fb%3D1%26c%3D2"), resp.headers
     resp = pu.get(aproxy.http_port, "/signin2/p", host="app.test")
     assert resp.status == 302, resp
     assert resp.get("Location") == ("https://login.test/start?app=1&return_to="
-                                    "http://app.test/signin2/p"), resp.headers
+                                    "http://app.test%2Fsignin2%2Fp"), resp.headers
+    # The oauth2-proxy recipe: nginx variables in auth-signin.
+    resp = pu.get(aproxy.http_port, "/signin3/p?x=1", host="App.Test:8080")
+    assert resp.status == 302, resp
+    assert resp.get("Location") == ("http://app.test/oauth2/start?rd=%2Fsignin3%2Fp%3Fx%3D1"), \
+        resp.headers
 
 
 def test_403_and_500(aproxy):

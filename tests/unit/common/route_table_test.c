@@ -182,6 +182,11 @@ static const struct refusal refusals[] = {
      "\"policy\":{\"auth\":{\"url\":\"http://10.0.0.1/\",\"cache_key\":\"x\"}}}]}]}",
      WEIR_EINVAL, "hosts[0].routes[0].policy.auth.cache_key: unknown key"},
     {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/\",\"match\":\"prefix\","
+     "\"policy\":{\"auth\":{\"signin\":\"https://a/?u=$remote_user\"}}}]}]}",
+     WEIR_EINVAL,
+     "hosts[0].routes[0].policy.auth.signin: \"https://a/?u=$remote_user\" is not an http(s) "
+     "URL with known variables"},
+    {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/\",\"match\":\"prefix\","
      "\"policy\":{\"auth\":{\"response_headers\":[\"X-A\",\"X B\"]}}}]}]}",
      WEIR_EINVAL,
      "hosts[0].routes[0].policy.auth.response_headers[1]: \"X B\" is not an HTTP token"},

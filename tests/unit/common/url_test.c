@@ -82,8 +82,25 @@ static void ip_literals(void)
 	CHECK(!url_host_is_ip("10.0.0.1x", 9));
 }
 
+static void signin_values(void)
+{
+	CHECK_INT(url_check_signin("https://login.test/start"), 0);
+	CHECK_INT(url_check_signin("https://$host/oauth2/start?rd=$escaped_request_uri"), 0);
+	CHECK_INT(url_check_signin("http://$best_http_host/s?u=$scheme://$http_host$request_uri"),
+	          0);
+	CHECK_INT(url_check_signin("https://a/$pass_access_scheme"), 0);
+	CHECK_INT(url_check_signin("$scheme://$host/oauth2/start"), 0);
+	CHECK_INT(url_check_signin("$host/oauth2/start"), WEIR_EINVAL);
+	CHECK_INT(url_check_signin("https://a/?u=$remote_user"), WEIR_EINVAL);
+	CHECK_INT(url_check_signin("https://a/$"), WEIR_EINVAL);
+	CHECK_INT(url_check_signin("https://a/$hostname"), WEIR_EINVAL);
+	CHECK_INT(url_check_signin("/relative"), WEIR_EINVAL);
+	CHECK_INT(url_check_signin("https://a/ b"), WEIR_EINVAL);
+}
+
 int main(void)
 {
+	signin_values();
 	accepted();
 	refused();
 	ip_literals();

@@ -248,7 +248,7 @@ static void resolve(void)
 	    "{\"weir.dev/auth-url\":\"http://$host/oauth2/auth\"}",
 	    "{\"weir.dev/auth-url\":\"http://10.0.0.1/\",\"weir.dev/auth-method\":\"get\"}",
 	    "{\"weir.dev/auth-url\":\"http://10.0.0.1/\",\"weir.dev/auth-signin\":"
-	    "\"https://$host/oauth2/start?rd=$escaped_request_uri\"}",
+	    "\"https://$host/oauth2/start?u=$remote_user\"}",
 	    "{\"weir.dev/auth-url\":\"http://10.0.0.1/\","
 	    "\"weir.dev/auth-signin-redirect-param\":\"r d\"}",
 	    "{\"weir.dev/auth-url\":\"http://10.0.0.1/\","
@@ -278,7 +278,8 @@ static void forward_auth(void)
 	json_object *o =
 	    ann("{\"nginx.ingress.kubernetes.io/auth-url\":\"http://10.96.0.20:4180/oauth2/auth\","
 	        "\"nginx.ingress.kubernetes.io/auth-method\":\"POST\","
-	        "\"nginx.ingress.kubernetes.io/auth-signin\":\"https://login.test/start\","
+	        "\"nginx.ingress.kubernetes.io/auth-signin\":"
+	        "\"https://$host/oauth2/start?rd=$escaped_request_uri\","
 	        "\"nginx.ingress.kubernetes.io/auth-signin-redirect-param\":\"return_to\","
 	        "\"nginx.ingress.kubernetes.io/auth-response-headers\":\"X-User, X-Email\","
 	        "\"nginx.ingress.kubernetes.io/auth-request-redirect\":\"https://a.test/\","
@@ -290,7 +291,7 @@ static void forward_auth(void)
 	const struct route_auth *au = &a.policy.auth;
 	CHECK_STR(au->url, "http://10.96.0.20:4180/oauth2/auth");
 	CHECK_STR(au->method, "POST");
-	CHECK_STR(au->signin, "https://login.test/start");
+	CHECK_STR(au->signin, "https://$host/oauth2/start?rd=$escaped_request_uri");
 	CHECK_STR(au->signin_redirect_param, "return_to");
 	CHECK_STR(au->request_redirect, "https://a.test/");
 	CHECK(au->always_set_cookie);

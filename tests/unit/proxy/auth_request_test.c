@@ -115,18 +115,50 @@ static void signin(void)
 	a.signin = "https://login.test/start";
 	CHECK(auth_request_signin_location(&a, &req, &cl, buf, sizeof(buf)) > 0);
 	CHECK_STR(buf, "https://login.test/start?rd=https://app.test:8080"
-	               "/p/a%2520b%3Fx%3D1%26y%3D%C3%A9");
+	               "%2Fp%2Fa%2520b%3Fx%3D1%26y%3D%C3%A9");
 	a.signin = "https://login.test/start?app=1";
 	a.signin_redirect_param = "return_to";
 	CHECK(auth_request_signin_location(&a, &req, &cl, buf, sizeof(buf)) > 0);
 	CHECK_STR(buf, "https://login.test/start?app=1&return_to=https://app.test:8080"
-	               "/p/a%2520b%3Fx%3D1%26y%3D%C3%A9");
+	               "%2Fp%2Fa%2520b%3Fx%3D1%26y%3D%C3%A9");
 	/* The parameter is already there: the URL is left as it is. */
 	a.signin = "https://login.test/start?return_to=/home";
 	CHECK(auth_request_signin_location(&a, &req, &cl, buf, sizeof(buf)) > 0);
 	CHECK_STR(buf, "https://login.test/start?return_to=/home");
 	a.signin = "https://login.test/start";
 	CHECK_INT(auth_request_signin_location(&a, &req, &cl, buf, 30), WEIR_ETOOBIG);
+
+	/* nginx variables, as in the oauth2-proxy recipe. */
+	static const char raw2[] = "GET /x HTTP/1.1\r\nHost: App.Test:8443\r\n\r\n";
+	fixture_parse_request(raw2, &req);
+	req.target = "/p?q=1";
+	req.target_len = 6;
+	a.signin_redirect_param = NULL;
+	a.signin = "https://$host/oauth2/start?rd=$escaped_request_uri";
+	CHECK(auth_request_signin_location(&a, &req, &cl, buf, sizeof(buf)) > 0);
+	CHECK_STR(buf, "https://app.test/oauth2/start?rd=%2Fp%3Fq%3D1");
+	a.signin = "$scheme://$http_host/s?u=$request_uri&s=$pass_access_scheme&b=$best_http_host"
+	           "&x=$unknown";
+	CHECK(auth_request_signin_location(&a, &req, &cl, buf, sizeof(buf)) > 0);
+	CHECK_STR(buf, "https://App.Test:8443/s?u=/p?q=1&s=https&b=App.Test:8443&x=$unknown"
+	               "&rd=https://App.Test:8443%2Fp%3Fq%3D1");
+	/* Every variable the controller lets through is expanded. */
+	char tmpl[256];
+	for (const char *v = URL_SIGNIN_VARS; *v;) {
+		size_t len = strcspn(v, " ");
+		snprintf(tmpl, sizeof(tmpl), "https://a/?rd=$%.*s", (int)len, v);
+		a.signin = tmpl;
+		CHECK(auth_request_signin_location(&a, &req, &cl, buf, sizeof(buf)) > 0);
+		CHECK(strchr(buf, '$') == NULL);
+		v += len;
+		v += *v == ' ';
+	}
+	/* IPv6 literal host: $host keeps the brackets, drops the port. */
+	static const char raw3[] = "GET /x HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n";
+	fixture_parse_request(raw3, &req);
+	a.signin = "https://$host/s?rd=x";
+	CHECK(auth_request_signin_location(&a, &req, &cl, buf, sizeof(buf)) > 0);
+	CHECK_STR(buf, "https://[::1]/s?rd=x");
 }
 
 static void edit_head(void)
