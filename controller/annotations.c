@@ -394,6 +394,30 @@ static int dup_headers(struct route_header **dst, const struct route_header *src
 	return 0;
 }
 
+int annotations_auth_copy(struct route_auth *dst, const struct route_auth *src)
+{
+	memset(dst, 0, sizeof(*dst));
+	dst->always_set_cookie = src->always_set_cookie;
+	if (dup_str(&dst->url, src->url) || dup_str(&dst->method, src->method) ||
+	    dup_str(&dst->signin, src->signin) ||
+	    dup_str(&dst->signin_redirect_param, src->signin_redirect_param) ||
+	    dup_str(&dst->request_redirect, src->request_redirect))
+		goto fail;
+	if (src->nresponse_headers) {
+		dst->response_headers = calloc(src->nresponse_headers, sizeof(char *));
+		if (!dst->response_headers)
+			goto fail;
+		dst->nresponse_headers = src->nresponse_headers;
+		for (size_t i = 0; i < src->nresponse_headers; i++)
+			if (dup_str(&dst->response_headers[i], src->response_headers[i]))
+				goto fail;
+	}
+	return 0;
+fail:
+	route_auth_cleanup(dst);
+	return WEIR_ENOMEM;
+}
+
 int annotations_policy_copy(struct route_policy *dst, const struct route_policy *src)
 {
 	int rc = WEIR_ENOMEM;
@@ -459,21 +483,8 @@ int annotations_policy_copy(struct route_policy *dst, const struct route_policy 
 			if (dup_str(&dst->hide_headers[i], src->hide_headers[i]))
 				goto out;
 	}
-	if (dup_str(&dst->auth.url, src->auth.url) ||
-	    dup_str(&dst->auth.method, src->auth.method) ||
-	    dup_str(&dst->auth.signin, src->auth.signin) ||
-	    dup_str(&dst->auth.signin_redirect_param, src->auth.signin_redirect_param) ||
-	    dup_str(&dst->auth.request_redirect, src->auth.request_redirect))
+	if (annotations_auth_copy(&dst->auth, &src->auth))
 		goto out;
-	if (src->auth.nresponse_headers) {
-		dst->auth.response_headers = calloc(src->auth.nresponse_headers, sizeof(char *));
-		if (!dst->auth.response_headers)
-			goto out;
-		dst->auth.nresponse_headers = src->auth.nresponse_headers;
-		for (size_t i = 0; i < src->auth.nresponse_headers; i++)
-			if (dup_str(&dst->auth.response_headers[i], src->auth.response_headers[i]))
-				goto out;
-	}
 	rc = 0;
 out:
 	if (rc)

@@ -89,6 +89,11 @@ int annotations_parse_cidrs(const char *s, struct route_cidr **out, size_t *n, c
  * $host, $arg_X, $http_X, $cookie_X. */
 int annotations_check_hash_by(const char *s, char *err, size_t errlen);
 
+/* Deep copy of a forward-auth policy into dst (caller storage, zeroed or
+ * released; release with route_auth_cleanup). Returns 0 or WEIR_ENOMEM (dst
+ * then released). */
+int annotations_auth_copy(struct route_auth *dst, const struct route_auth *src);
+
 /* Deep copy of a policy into dst (caller storage; release with
  * route_policy_cleanup). Returns 0 or WEIR_ENOMEM. */
 int annotations_policy_copy(struct route_policy *dst, const struct route_policy *src);

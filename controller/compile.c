@@ -210,6 +210,9 @@ struct ctx {
 	const char *global_unenforced;   /* covers every Ingress */
 	const char *global_auth_ignored; /* global-auth-url: Ingresses without
 	                                    enable-global-auth: "false" */
+	struct route_auth global_auth;   /* global-auth-*: url NULL when off */
+	char **no_auth;                  /* no-auth-locations: paths without global auth */
+	size_t nno_auth;
 };
 
 static void diag_add(struct ctx *c, const char *kind, json_object *obj, const char *key,
@@ -771,6 +774,103 @@ static bool global_unenforced(const char *k, const char *v)
 	return false;
 }
 
+/* The ConfigMap key named name, as stored in the snapshot (borrowed). */
+static const char *data_key(json_object *data, const char *name)
+{
+	json_object_object_foreach(data, k, v)
+	{
+		(void)v;
+		if (strcmp(k, name) == 0)
+			return k;
+	}
+	return NULL;
+}
+
+/* Global forward auth (ConfigMap global-auth-*, as ingress-nginx): parsed
+ * with the auth-* annotation rules; applied by add_route to every route of
+ * an Ingress without its own auth-url and without enable-global-auth:
+ * "false", except the paths in no-auth-locations (a route path equal to
+ * one of them or below it: cert-manager's HTTP-01 solver paths lie under
+ * the default /.well-known/acme-challenge). A bad value or a
+ * global-auth-* key weir does not act on drops those Ingresses instead. */
+static void apply_global_auth(struct ctx *c, json_object *cm, json_object *data)
+{
+	static const char *const supported[] = {"url",
+	                                        "method",
+	                                        "signin",
+	                                        "signin-redirect-param",
+	                                        "response-headers",
+	                                        "request-redirect",
+	                                        "always-set-cookie"};
+	const char *nal = jstr(data, "no-auth-locations");
+	char *list = xstrdup(nal ? nal : "/.well-known/acme-challenge");
+	for (char *save = NULL, *tok = strtok_r(list, ",", &save); tok;
+	     tok = strtok_r(NULL, ",", &save)) {
+		while (*tok == ' ' || *tok == '\t')
+			tok++;
+		size_t n = strlen(tok);
+		while (n && (tok[n - 1] == ' ' || tok[n - 1] == '\t'))
+			tok[--n] = '\0';
+		if (!n)
+			continue;
+		c->no_auth = xrealloc(c->no_auth, (c->nno_auth + 1) * sizeof(*c->no_auth));
+		c->no_auth[c->nno_auth++] = xstrdup(tok);
+	}
+	free(list);
+	const char *url = jstr(data, "global-auth-url");
+	if (!url || !*url)
+		return;
+	json_object *ann = json_object_new_object();
+	if (!ann)
+		abort();
+	json_object_object_foreach(data, k, v)
+	{
+		if (strncmp(k, "global-auth-", 12) != 0)
+			continue;
+		bool ok = false;
+		for (size_t i = 0; i < sizeof(supported) / sizeof(supported[0]); i++)
+			ok = ok || strcmp(k + 12, supported[i]) == 0;
+		const char *sv = json_object_get_string(v);
+		if (!ok) {
+			if (sv && *sv) {
+				c->global_auth_ignored = k;
+				diag_add(c, "ConfigMap", cm, k, "SecurityNotEnforced",
+				         "not enforced by weir yet; Ingresses without "
+				         "enable-global-auth: \"false\" are not served");
+			}
+			continue;
+		}
+		char *key = xasprintf("%sauth-%s", ANNOTATIONS_NGINX_PREFIX, k + 12);
+		json_object_object_add(ann, key, json_object_new_string(sv ? sv : ""));
+		free(key);
+	}
+	struct annotations a;
+	struct annotation_issues is = {0};
+	if (annotations_parse(ann, 30000, &a, &is))
+		abort();
+	bool bad = false;
+	for (size_t i = 0; i < is.n; i++) {
+		char *name =
+		    xasprintf("global-%s", is.items[i].key + strlen(ANNOTATIONS_NGINX_PREFIX));
+		const char *k = data_key(data, name);
+		free(name);
+		if (!k)
+			continue;
+		diag_add(c, "ConfigMap", cm, k, "BadConfig",
+		         "%s; Ingresses without enable-global-auth: \"false\" are not served",
+		         is.items[i].message);
+		if (is.items[i].fatal) {
+			c->global_auth_ignored = k;
+			bad = true;
+		}
+	}
+	if (!bad && annotations_auth_copy(&c->global_auth, &a.policy.auth))
+		abort();
+	annotations_cleanup(&a);
+	annotation_issues_cleanup(&is);
+	json_object_put(ann);
+}
+
 static void apply_configmap(struct ctx *c, json_object *cm, uint32_t *drain_default)
 {
 	struct route_settings *s = &c->t->settings;
@@ -846,14 +946,9 @@ static void apply_configmap(struct ctx *c, json_object *cm, uint32_t *drain_defa
 			}
 		} else if (strcmp(k, "log-format") == 0 || strcmp(k, "worker-count") == 0) {
 			continue; /* read by the programs themselves, not part of the table */
-		} else if (strcmp(k, "global-auth-url") == 0) {
-			if (*v) {
-				c->global_auth_ignored = k;
-				diag_add(c, "ConfigMap", cm, k, "SecurityNotEnforced",
-				         "global auth is not enforced by weir yet; Ingresses "
-				         "without enable-global-auth: \"false\" are not served");
-			}
-			continue;
+		} else if (strncmp(k, "global-auth-", 12) == 0 ||
+		           strcmp(k, "no-auth-locations") == 0) {
+			continue; /* apply_global_auth */
 		} else if (global_unenforced(k, v)) {
 			if (!c->global_unenforced)
 				c->global_unenforced = k;
@@ -872,6 +967,7 @@ static void apply_configmap(struct ctx *c, json_object *cm, uint32_t *drain_defa
 			         "invalid value: %s; default kept", err);
 	}
 	free(keys);
+	apply_global_auth(c, cm, data);
 }
 
 /* ------------------------------------------------------------ routes */
@@ -1011,6 +1107,16 @@ static void add_route(struct ctx *c, struct hbuild *h, struct ing *in, const cha
 	if (annotations_policy_copy(&r->policy, &in->ann.policy))
 		abort();
 	struct annotations *a = &in->ann;
+	if (!r->policy.auth.url && a->global_auth && c->global_auth.url) {
+		bool exempt = false;
+		for (size_t i = 0; i < c->nno_auth && !exempt; i++) {
+			size_t n = strlen(c->no_auth[i]);
+			exempt = strncmp(c->no_auth[i], path, n) == 0 &&
+			         (path[n] == '\0' || path[n] == '/' || c->no_auth[i][n - 1] == '/');
+		}
+		if (!exempt && annotations_auth_copy(&r->policy.auth, &c->global_auth))
+			abort();
+	}
 	if (a->use_regex || a->policy.rewrite_target)
 		h->regex = true;
 	r->policy.ssl_redirect = (h->tls && a->ssl_redirect) || a->force_ssl_redirect;
@@ -1563,8 +1669,14 @@ int compile_snapshot(const struct snapshot *snap, const struct compile_options *
 		}
 		annotation_issues_cleanup(&issues);
 		const char *global = c.global_unenforced;
-		if (!global && c.global_auth_ignored && in->ann.global_auth)
-			global = c.global_auth_ignored;
+		if (!global && c.global_auth_ignored && in->ann.global_auth) {
+			diag_add(&c, "Ingress", in->obj, c.global_auth_ignored,
+			         "SecurityNotEnforced",
+			         "ConfigMap %s: global auth cannot be enforced as set (see %s); "
+			         "this Ingress is not served (fail closed)",
+			         CONFIGMAP_NAME, c.global_auth_ignored);
+			in->dropped = true;
+		}
 		if (global) {
 			diag_add(&c, "Ingress", in->obj, global, "SecurityNotEnforced",
 			         "ConfigMap %s sets %s, which weir does not enforce yet; this "
@@ -1624,6 +1736,10 @@ int compile_snapshot(const struct snapshot *snap, const struct compile_options *
 	strmap_cleanup(&c.backends);
 	strmap_cleanup(&c.certs);
 	free(c.slices);
+	route_auth_cleanup(&c.global_auth);
+	for (size_t i = 0; i < c.nno_auth; i++)
+		free(c.no_auth[i]);
+	free(c.no_auth);
 	*table = t;
 	return 0;
 }
