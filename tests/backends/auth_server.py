@@ -1,6 +1,6 @@
 """Forward-auth server for the weir-proxy integration tests (auth-url).
 
-  python3 auth_server.py --host 127.0.0.1 --port N
+  python3 auth_server.py --host 127.0.0.1 --port N [--cert PEM --key PEM]
 
 Prints "auth_server ready on HOST:PORT" once listening. Any path answers by the
 X-Test-Auth header the client sent (the proxy passes the client's headers on):
@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import json
 import signal
+import ssl
 
 from aiohttp import web
 
@@ -74,10 +75,15 @@ def make_app() -> web.Application:
     return app
 
 
-async def run(host: str, port: int) -> None:
+async def run(host: str, port: int, cert: str = None, key: str = None) -> None:
     runner = web.AppRunner(make_app(), access_log=None, handle_signals=False)
     await runner.setup()
-    await web.TCPSite(runner, host, port, reuse_address=True, backlog=1024).start()
+    ctx = None
+    if cert:
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(cert, key)
+    await web.TCPSite(runner, host, port, reuse_address=True, backlog=1024,
+                      ssl_context=ctx).start()
     print(f"auth_server ready on {host}:{port}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -91,8 +97,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--cert", help="serve HTTPS with this PEM certificate (chain)")
+    ap.add_argument("--key", help="the PEM private key of --cert")
     a = ap.parse_args()
-    asyncio.run(run(a.host, a.port))
+    asyncio.run(run(a.host, a.port, a.cert, a.key))
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import pytest
 from websockets.sync.client import connect
 
 import proxyutil as pu
+from proxycerts import make_cert
 
 
 @pytest.fixture(scope="module")
@@ -21,6 +22,22 @@ def auth_port(tmp_path_factory):
     log = str(tmp_path_factory.mktemp("auth") / "auth.log")
     # Bound to every address of "localhost" (the host-name route below uses it).
     proc = pu.start_backend("auth_server.py", port, log, "--host", "localhost")
+    try:
+        yield port
+    finally:
+        pu.stop_process(proc)
+
+
+@pytest.fixture(scope="module")
+def tls_auth_port(tmp_path_factory):
+    """The same auth server over HTTPS (self-signed: weir does not verify, as ingress-nginx)."""
+    d = tmp_path_factory.mktemp("authtls")
+    cert_pem, key_pem, _ = make_cert("auth.test", str(d))
+    (d / "c.pem").write_text(cert_pem)
+    (d / "k.pem").write_text(key_pem)
+    port = pu.free_port()
+    proc = pu.start_backend("auth_server.py", port, str(d / "auth.log"), "--cert",
+                            str(d / "c.pem"), "--key", str(d / "k.pem"))
     try:
         yield port
     finally:
@@ -51,7 +68,7 @@ def trap():
     s.close()
 
 
-def make_table(backends, auth_port, trap_port):
+def make_table(backends, auth_port, trap_port, tls_auth_port):
     url = f"http://127.0.0.1:{auth_port}/check?from=weir"
     dead = f"http://127.0.0.1:{backends['dead']}/check"
     ep = lambda port: [{"address": "127.0.0.1", "port": port}]  # noqa: E731
@@ -70,6 +87,8 @@ def make_table(backends, auth_port, trap_port):
             r("/redir", auth={"url": url, "request_redirect": "https://app.test/home",
                               "method": "POST"}),
             r("/refused", auth={"url": dead}),
+            r("/tls", auth={"url": f"https://127.0.0.1:{tls_auth_port}/check",
+                            "response_headers": ["X-Auth-Email"]}),
             r("/byname", auth={"url": f"http://localhost:{auth_port}/check",
                                "response_headers": ["X-Auth-User"]}),
             r("/timeout", read_timeout_ms=300, auth={"url": url}),
@@ -86,10 +105,11 @@ def make_table(backends, auth_port, trap_port):
 
 
 @pytest.fixture
-def aproxy(fresh_proxy, backends, auth_port, trap):
+def aproxy(fresh_proxy, backends, auth_port, trap, tls_auth_port):
     clear_log(auth_port)
     # One worker: the slow-auth test needs the other request on the same event loop.
-    return fresh_proxy(make_table(backends, auth_port, trap.getsockname()[1]), workers=1)
+    return fresh_proxy(make_table(backends, auth_port, trap.getsockname()[1], tls_auth_port),
+                       workers=1)
 
 
 def hv(headers, name):
@@ -191,6 +211,14 @@ def test_auth_server_by_host_name(aproxy, auth_port):
         entry = auth_log(auth_port)[-1]
         assert hv(entry["headers"], "Host") == [f"localhost:{auth_port}"], entry
     assert pu.get(aproxy.http_port, "/byname/x").status == 401
+
+
+def test_auth_server_over_https(aproxy):
+    resp = pu.get(aproxy.http_port, "/tls/x", extra="X-Test-Auth: ok\r\n")
+    assert resp.status == 200, resp
+    assert hv(resp.json()["headers"], "X-Auth-Email") == ["alice@example.test"], resp
+    assert pu.get(aproxy.http_port, "/tls/x", extra="X-Test-Auth: deny\r\n").status == 403
+    assert pu.get(aproxy.http_port, "/tls/x").status == 401
 
 
 def test_refused_auth_server_500(aproxy):
