@@ -37,9 +37,12 @@ struct auth_request {
 	char *in; /* the response head */
 	size_t in_len;
 	struct http_parse hp;
-	char upstream_lines[LINES_MAX];
-	char cookie_lines[LINES_MAX];
-	char www_auth_lines[LINES_MAX];
+	/* Collected header lines, exact-size copies (NULL: none). The request
+	 * and response buffers are freed once the answer is known, so a request
+	 * that was let through keeps only these while its upstream exchange runs. */
+	char *upstream_lines;
+	char *cookie_lines;
+	char *www_auth_lines;
 };
 
 /* ---- building the head ---- */
@@ -355,17 +358,17 @@ int auth_request_edit_head(char *head, size_t len, size_t cap, char *const *drop
 
 const char *auth_request_upstream_lines(const struct auth_request *ar)
 {
-	return ar->upstream_lines;
+	return ar->upstream_lines ? ar->upstream_lines : "";
 }
 
 const char *auth_request_cookie_lines(const struct auth_request *ar)
 {
-	return ar->cookie_lines;
+	return ar->cookie_lines ? ar->cookie_lines : "";
 }
 
 const char *auth_request_www_auth_lines(const struct auth_request *ar)
 {
-	return ar->www_auth_lines;
+	return ar->www_auth_lines ? ar->www_auth_lines : "";
 }
 
 int auth_request_status(const struct auth_request *ar)
@@ -390,6 +393,9 @@ static void finish(struct auth_request *ar, int status, const char *why)
 	ar->status = status;
 	close_up(ar);
 	loop_timer_cancel(ar->loop, &ar->timer);
+	free(ar->out);
+	free(ar->in);
+	ar->out = ar->in = NULL;
 	if (!status)
 		log_warn("proxy.auth", "auth request to %s failed: %s",
 		         ar->auth->url ? ar->auth->url : "-", why);
@@ -412,29 +418,46 @@ static void add_line(char *list, const char *name, size_t nlen, const char *v, s
 	memcpy(p, "\r\n", 3);
 }
 
-static void take_headers(struct auth_request *ar, const struct http_response *resp)
+/* An exact-size copy of list into *dst unless it is empty. */
+static int keep_lines(char **dst, const char *list)
+{
+	if (!list[0])
+		return 0;
+	*dst = strdup(list);
+	return *dst ? 0 : WEIR_ENOMEM;
+}
+
+static int take_headers(struct auth_request *ar, const struct http_response *resp)
 {
 	const struct route_auth *a = ar->auth;
+	char *scratch = malloc(3 * LINES_MAX);
+	if (!scratch)
+		return WEIR_ENOMEM;
+	char *cookies = scratch, *www = scratch + LINES_MAX, *up = scratch + 2 * LINES_MAX;
+	cookies[0] = www[0] = up[0] = '\0';
 	for (size_t i = 0; i < resp->nheaders; i++) {
 		const struct http_header *h = &resp->headers[i];
 		if (http_name_is(h, "set-cookie"))
-			add_line(ar->cookie_lines, "Set-Cookie", 10, h->value, h->value_len);
+			add_line(cookies, "Set-Cookie", 10, h->value, h->value_len);
 		else if (http_name_is(h, "www-authenticate"))
-			add_line(ar->www_auth_lines, "WWW-Authenticate", 16, h->value,
-			         h->value_len);
+			add_line(www, "WWW-Authenticate", 16, h->value, h->value_len);
 	}
-	if (resp->status < 200 || resp->status >= 300)
-		return;
-	for (size_t n = 0; n < a->nresponse_headers; n++) {
+	for (size_t n = 0; n < a->nresponse_headers && resp->status >= 200 && resp->status < 300;
+	     n++) {
 		for (size_t i = 0; i < resp->nheaders; i++) {
 			if (!http_name_is(&resp->headers[i], a->response_headers[n]))
 				continue;
-			add_line(ar->upstream_lines, a->response_headers[n],
-			         strlen(a->response_headers[n]), resp->headers[i].value,
-			         resp->headers[i].value_len);
+			add_line(up, a->response_headers[n], strlen(a->response_headers[n]),
+			         resp->headers[i].value, resp->headers[i].value_len);
 			break; /* the first one, as nginx's $upstream_http_ variable */
 		}
 	}
+	int rc = keep_lines(&ar->cookie_lines, cookies) || keep_lines(&ar->www_auth_lines, www) ||
+	                 keep_lines(&ar->upstream_lines, up)
+	             ? WEIR_ENOMEM
+	             : 0;
+	free(scratch);
+	return rc;
 }
 
 /* Returns true when the exchange is over. */
@@ -493,10 +516,10 @@ static bool step(struct auth_request *ar)
 				finish(ar, 0, st ? "bad response head" : "informational response");
 				return true;
 			}
-			take_headers(ar, resp);
+			int trc = take_headers(ar, resp);
 			int status = resp->status;
 			free(resp);
-			finish(ar, status, "");
+			finish(ar, trc ? 0 : status, trc ? "out of memory" : "");
 			return true;
 		}
 	}
@@ -598,6 +621,9 @@ int auth_request_start(struct loop *loop, struct upstream_pool *pool,
 		goto fail;
 	}
 	ar->out_len = (size_t)n;
+	char *fit = realloc(ar->out, (size_t)n);
+	if (fit)
+		ar->out = fit;
 	ar->loop = loop;
 	ar->auth = p->auth;
 	ar->cb = cb;
@@ -655,6 +681,9 @@ static void free_deferred(struct loop_defer *d)
 	struct auth_request *ar = d->data;
 	free(ar->out);
 	free(ar->in);
+	free(ar->upstream_lines);
+	free(ar->cookie_lines);
+	free(ar->www_auth_lines);
 	free(ar);
 }
 
