@@ -1668,6 +1668,15 @@ int compile_snapshot(const struct snapshot *snap, const struct compile_options *
 				in->dropped = true;
 		}
 		annotation_issues_cleanup(&issues);
+		if (in->ann.ssl_passthrough && !in->dropped &&
+		    (in->ann.policy.auth.url || (in->ann.global_auth && c.global_auth.url))) {
+			/* TLS is relayed untouched: no request to authenticate. */
+			const char *key = in->ann.policy.auth.url ? "auth-url" : "global-auth-url";
+			diag_add(&c, "Ingress", in->obj, key, "SecurityNotEnforced",
+			         "forward auth cannot apply to ssl-passthrough (TLS is not "
+			         "terminated); this Ingress is not served (fail closed)");
+			in->dropped = true;
+		}
 		const char *global = c.global_unenforced;
 		if (!global && c.global_auth_ignored && in->ann.global_auth) {
 			diag_add(&c, "Ingress", in->obj, c.global_auth_ignored,
