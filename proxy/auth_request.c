@@ -24,6 +24,7 @@ struct auth_request {
 	struct upstream *up;
 	struct resolve_query *query; /* host name lookup in flight */
 	bool https;
+	char sni[256]; /* the URL's host name for TLS SNI; "" for an IP literal */
 	struct loop_timer timer;
 	struct loop_defer defer_fail; /* reports an immediate connect failure */
 	struct loop_defer defer_free;
@@ -106,6 +107,8 @@ static const char *const skipped[] = {"host",
                                       "x-forwarded-port",
                                       "x-request-id",
                                       "x-auth-request-redirect",
+                                      "x-original-uri",
+                                      "x-scheme",
                                       NULL};
 
 /* True when the client's Connection header names h (a hop-by-hop header). */
@@ -168,6 +171,11 @@ int auth_request_build_head(const struct auth_request_params *p, const struct ur
 	put(&w, req->target, req->target_len);
 	put(&w, "\r\n", 2);
 	header(&w, "X-Original-Method", req->method, req->method_len);
+	if (p->auth->method) {
+		/* as ingress-nginx does when auth-method is set */
+		header(&w, "X-Original-URI", req->target, req->target_len);
+		header(&w, "X-Scheme", scheme, strlen(scheme));
+	}
 	puts_(&w, "X-Sent-From: nginx-ingress-controller\r\n");
 	header(&w, "X-Real-IP", cl->ip, strlen(cl->ip));
 	puts_(&w, "X-Forwarded-For: ");
@@ -569,9 +577,15 @@ static int connect_now(struct auth_request *ar)
 {
 	int err = 0;
 	int rc = upstream_connect(ar->pool, &ar->ep, ar->https, on_up_event, ar, &ar->up, &err);
-	if (rc != 0)
+	if (rc != 0) {
 		ar->up = NULL;
-	return rc;
+		return rc;
+	}
+	/* SNI as ingress-nginx's proxy_ssl_server_name on; the handshake has not
+	 * started yet (it runs on the first read or write). */
+	if (ar->up->sock.ssl && ar->sni[0])
+		SSL_set_tlsext_host_name(ar->up->sock.ssl, ar->sni);
+	return 0;
 }
 
 static void on_resolved(void *data, int rc, const char *address)
@@ -639,6 +653,8 @@ int auth_request_start(struct loop *loop, struct upstream_pool *pool,
 	if (url_host_is_ip(url.host, url.host_len)) {
 		memcpy(ar->address, url.host, url.host_len);
 	} else {
+		if (url.host_len < sizeof(ar->sni))
+			memcpy(ar->sni, url.host, url.host_len);
 		int lrc = resolver_lookup(p->resolver, url.host, url.host_len, on_resolved, ar,
 		                          ar->address, &ar->query);
 		if (lrc == WEIR_ENOMEM)

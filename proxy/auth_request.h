@@ -6,7 +6,7 @@
  *
  * The auth server is an IP literal or a host name looked up without
  * blocking (proxy/resolve.h, cached per worker); plain http or https (no
- * certificate verification and no SNI, as ingress-nginx's defaults). The
+ * certificate verification; SNI for a host name), as ingress-nginx. The
  * connection is not kept alive (auth-keepalive is not supported). */
 #ifndef WEIR_PROXY_AUTH_REQUEST_H
 #define WEIR_PROXY_AUTH_REQUEST_H
@@ -47,7 +47,8 @@ struct auth_request_params {
  * <url path+query> HTTP/1.1", Host: the auth URL's authority, the client's
  * end-to-end headers (no Host, hop-by-hop, body framing, Expect, nor those
  * set below), then X-Original-URL (scheme://Host request-target),
- * X-Original-Method, X-Sent-From: nginx-ingress-controller, X-Real-IP,
+ * X-Original-Method (and with auth-method X-Original-URI and X-Scheme, as
+ * ingress-nginx), X-Sent-From: nginx-ingress-controller, X-Real-IP,
  * X-Forwarded-For/-Proto/-Host/-Port, X-Request-ID, X-Auth-Request-Redirect
  * (auth-request-redirect, else the request-target), Connection: close, and
  * no body. url is the parsed auth->url. Returns the length or WEIR_ETOOBIG. */

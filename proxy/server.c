@@ -592,7 +592,8 @@ static void on_auth_done(struct auth_request *ar, void *data)
 		if (decision == 401)
 			len += (size_t)snprintf(extra + len, sizeof(extra) - len, "%s",
 			                        auth_request_www_auth_lines(ar));
-		if (a->always_set_cookie && st != 0)
+		/* ingress-nginx adds them to the signin redirect too */
+		if ((a->always_set_cookie || decision == 302) && st != 0)
 			snprintf(extra + len, sizeof(extra) - len, "%s",
 			         auth_request_cookie_lines(ar));
 		answer_local(c, decision, extra[0] ? extra : NULL,

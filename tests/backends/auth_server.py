@@ -14,7 +14,8 @@ X-Test-Auth header the client sent (the proxy passes the client's headers on):
 
 A request carrying the cookie "sess=s1" is also allowed (a cookie flow). The last
 requests are kept: GET /_log (sent directly, not through the proxy) answers them as
-JSON [{"method", "target", "headers": [[name, value], ...], "body_len"}], newest last,
+JSON [{"method", "target", "headers": [[name, value], ...], "body_len", "sni"}] (sni: the
+TLS server name the client sent, None without TLS or SNI), newest last,
 and DELETE /_log clears them.
 """
 
@@ -29,7 +30,7 @@ from aiohttp import web
 LOG_MAX = 200
 
 
-def make_app() -> web.Application:
+def make_app(sni: dict) -> web.Application:
     log = []
 
     def ok_response(status: int = 200) -> web.Response:
@@ -51,7 +52,8 @@ def make_app() -> web.Application:
         log.append({"method": request.method, "target": request.raw_path,
                     "headers": [[k.decode("latin-1"), v.decode("latin-1")]
                                 for k, v in request.raw_headers],
-                    "body_len": len(body)})
+                    "body_len": len(body),
+                    "sni": sni.get(id(request.transport.get_extra_info("ssl_object")))})
         del log[:-LOG_MAX]
         what = request.headers.get("X-Test-Auth", "")
         if what == "ok" or "sess=s1" in request.headers.get("Cookie", ""):
@@ -76,12 +78,18 @@ def make_app() -> web.Application:
 
 
 async def run(host: str, port: int, cert: str = None, key: str = None) -> None:
-    runner = web.AppRunner(make_app(), access_log=None, handle_signals=False)
+    sni = {}  # id(SSLObject) -> the server name it was asked for
+    runner = web.AppRunner(make_app(sni), access_log=None, handle_signals=False)
     await runner.setup()
     ctx = None
     if cert:
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ctx.load_cert_chain(cert, key)
+
+        def on_sni(obj, name, _ctx):
+            sni[id(obj)] = name
+
+        ctx.sni_callback = on_sni
     await web.TCPSite(runner, host, port, reuse_address=True, backlog=1024,
                       ssl_context=ctx).start()
     print(f"auth_server ready on {host}:{port}", flush=True)

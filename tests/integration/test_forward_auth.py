@@ -5,6 +5,7 @@ upstream see, and that a slow auth server does not hold up the worker."""
 import json
 import select
 import socket
+import ssl
 import threading
 import time
 import urllib.request
@@ -36,8 +37,8 @@ def tls_auth_port(tmp_path_factory):
     (d / "c.pem").write_text(cert_pem)
     (d / "k.pem").write_text(key_pem)
     port = pu.free_port()
-    proc = pu.start_backend("auth_server.py", port, str(d / "auth.log"), "--cert",
-                            str(d / "c.pem"), "--key", str(d / "k.pem"))
+    proc = pu.start_backend("auth_server.py", port, str(d / "auth.log"), "--host", "localhost",
+                            "--cert", str(d / "c.pem"), "--key", str(d / "k.pem"))
     try:
         yield port
     finally:
@@ -89,6 +90,7 @@ def make_table(backends, auth_port, trap_port, tls_auth_port):
             r("/refused", auth={"url": dead}),
             r("/tls", auth={"url": f"https://127.0.0.1:{tls_auth_port}/check",
                             "response_headers": ["X-Auth-Email"]}),
+            r("/tlsname", auth={"url": f"https://localhost:{tls_auth_port}/check"}),
             r("/byname", auth={"url": f"http://localhost:{auth_port}/check",
                                "response_headers": ["X-Auth-User"]}),
             r("/timeout", read_timeout_ms=300, auth={"url": url}),
@@ -152,6 +154,7 @@ def test_subrequest_carries_the_request_head_without_body(aproxy, auth_port):
     assert hv(h, "X-Forwarded-Host") == ["app.test"], h
     assert hv(h, "X-Auth-Request-Redirect") == ["/auth/form?q=a%20b"], h
     assert hv(h, "X-Custom") == ["kept"] and hv(h, "Content-Type") == ["text/plain"], h
+    assert hv(h, "X-Original-URI") == [] and hv(h, "X-Scheme") == [], h  # no auth-method
     assert len(hv(h, "X-Request-ID")) == 1, h
 
 
@@ -161,6 +164,8 @@ def test_auth_method_and_request_redirect(aproxy, auth_port):
     entry = auth_log(auth_port)[-1]
     assert entry["method"] == "POST", entry
     assert hv(entry["headers"], "X-Auth-Request-Redirect") == ["https://app.test/home"], entry
+    assert hv(entry["headers"], "X-Original-URI") == ["/redir/x"], entry
+    assert hv(entry["headers"], "X-Scheme") == ["http"], entry
 
 
 def test_401_passes_www_authenticate_without_cookies(aproxy):
@@ -184,6 +189,8 @@ def test_401_with_signin_redirects_with_rd(aproxy):
     assert resp.status == 302, resp
     assert resp.get("Location") == ("https://login.test/start?rd=http://app.test"
                                     "%2Fsignin%2Fa%3Fb%3D1%26c%3D2"), resp.headers
+    # The auth server's cookies ride on the redirect, as in ingress-nginx.
+    assert resp.get_all("Set-Cookie") == ["tried=1"], resp.headers
     resp = pu.get(aproxy.http_port, "/signin2/p", host="app.test")
     assert resp.status == 302, resp
     assert resp.get("Location") == ("https://login.test/start?app=1&return_to="
@@ -213,10 +220,24 @@ def test_auth_server_by_host_name(aproxy, auth_port):
     assert pu.get(aproxy.http_port, "/byname/x").status == 401
 
 
-def test_auth_server_over_https(aproxy):
+def tls_log(port):
+    """The HTTPS auth server's /_log (self-signed: not verified, loopback only)."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    with urllib.request.urlopen(f"https://127.0.0.1:{port}/_log", timeout=5,
+                                context=ctx) as r:
+        return json.loads(r.read())
+
+
+def test_auth_server_over_https(aproxy, tls_auth_port):
     resp = pu.get(aproxy.http_port, "/tls/x", extra="X-Test-Auth: ok\r\n")
     assert resp.status == 200, resp
     assert hv(resp.json()["headers"], "X-Auth-Email") == ["alice@example.test"], resp
+    assert tls_log(tls_auth_port)[-1]["sni"] is None  # an IP literal: no SNI
+    # A host name is sent as SNI (ingress-nginx: proxy_ssl_server_name on).
+    assert pu.get(aproxy.http_port, "/tlsname/x", extra="X-Test-Auth: ok\r\n").status == 200
+    assert tls_log(tls_auth_port)[-1]["sni"] == "localhost"
     assert pu.get(aproxy.http_port, "/tls/x", extra="X-Test-Auth: deny\r\n").status == 403
     assert pu.get(aproxy.http_port, "/tls/x").status == 401
 

@@ -76,6 +76,9 @@ static void build_head(void)
 	CHECK(strstr(buf, "\r\nX-Original-URL: https://app.test/app/x?a=1\r\n") != NULL);
 	CHECK(strstr(buf, "\r\nX-Forwarded-Proto: https\r\n") != NULL);
 	CHECK(strstr(buf, "\r\nX-Auth-Request-Redirect: https://app.test/\r\n") != NULL);
+	/* With auth-method, ingress-nginx also sends these two. */
+	CHECK(strstr(buf, "\r\nX-Original-URI: /app/x?a=1\r\n") != NULL);
+	CHECK(strstr(buf, "\r\nX-Scheme: https\r\n") != NULL);
 
 	/* Too small a buffer is refused, not truncated. */
 	CHECK_INT(auth_request_build_head(&p, &url, buf, 100), WEIR_ETOOBIG);
