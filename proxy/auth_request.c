@@ -393,6 +393,25 @@ static void close_up(struct auth_request *ar)
 	ar->query = NULL;
 }
 
+#define WARN_EVERY_MS 1000u
+
+/* A failing auth server fails every request: at most one warning per second
+ * per worker, with the count of those left out. */
+static void warn_failure(struct auth_request *ar, const char *why)
+{
+	static _Thread_local uint64_t last_ms;
+	static _Thread_local uint64_t suppressed;
+	uint64_t now = loop_now(ar->loop);
+	if (last_ms && now - last_ms < WARN_EVERY_MS) {
+		suppressed++;
+		return;
+	}
+	log_warn("proxy.auth", "auth request to %s failed: %s (%llu more failures not logged)",
+	         ar->auth->url ? ar->auth->url : "-", why, (unsigned long long)suppressed);
+	last_ms = now ? now : 1;
+	suppressed = 0;
+}
+
 static void finish(struct auth_request *ar, int status, const char *why)
 {
 	if (ar->done)
@@ -405,8 +424,7 @@ static void finish(struct auth_request *ar, int status, const char *why)
 	free(ar->in);
 	ar->out = ar->in = NULL;
 	if (!status)
-		log_warn("proxy.auth", "auth request to %s failed: %s",
-		         ar->auth->url ? ar->auth->url : "-", why);
+		warn_failure(ar, why);
 	ar->cb(ar, ar->data);
 }
 
