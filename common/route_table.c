@@ -103,6 +103,8 @@ void route_policy_cleanup(struct route_policy *p)
 
 void route_auth_cleanup(struct route_auth *a)
 {
+	free(a->cache_key);
+	free(a->cache_duration);
 	free(a->url);
 	free(a->method);
 	free(a->signin);
@@ -645,6 +647,8 @@ static const char *const auth_keys[] = {"url",
                                         "request_redirect",
                                         "always_set_cookie",
                                         "response_headers",
+                                        "cache_key",
+                                        "cache_duration",
                                         NULL};
 
 /* An array of header names (tokens) into *out / *nout. */
@@ -693,8 +697,21 @@ static int parse_auth(struct parser *p, json_object *obj, const char *path, stru
 	        0 ||
 	    (rc = opt_bool(p, obj, path, "always_set_cookie", &a->always_set_cookie)) != 0 ||
 	    (rc = parse_names(p, obj, path, "response_headers", &a->response_headers,
-	                      &a->nresponse_headers)) != 0)
+	                      &a->nresponse_headers)) != 0 ||
+	    (rc = opt_str(p, obj, path, "cache_key", STR_NULLABLE, &a->cache_key)) != 0 ||
+	    (rc = opt_str(p, obj, path, "cache_duration", STR_NULLABLE, &a->cache_duration)) != 0)
 		return rc;
+	uint32_t ms;
+	if (a->cache_key && url_check_cache_key(a->cache_key) != 0) {
+		path_key(kp, path, "cache_key");
+		return fail(p, WEIR_EINVAL, kp, "\"%.128s\" is not a cache key template",
+		            a->cache_key);
+	}
+	if (a->cache_duration && url_cache_valid_ms(a->cache_duration, 200, &ms) != 0) {
+		path_key(kp, path, "cache_duration");
+		return fail(p, WEIR_EINVAL, kp, "\"%.128s\" is not a list of [codes] time",
+		            a->cache_duration);
+	}
 	if (a->url && url_parse(a->url, &u) != 0) {
 		path_key(kp, path, "url");
 		return fail(p, WEIR_EINVAL, kp, "\"%.128s\" is not an http(s) URL", a->url);
@@ -1806,6 +1823,8 @@ static void w_policy(struct writer *w, const struct route_policy *p)
 		}
 		w_close_arr(w, asaved);
 	}
+	w_str_d(w, "cache_key", p->auth.cache_key, NULL);
+	w_str_d(w, "cache_duration", p->auth.cache_duration, NULL);
 	w_close_lazy(w, csaved);
 	w_close_lazy(w, saved);
 }

@@ -111,6 +111,8 @@ struct route_auth {
 	bool always_set_cookie;      /* auth Set-Cookie also on 401/403 answers */
 	size_t nresponse_headers;    /* auth response headers copied upstream */
 	char **response_headers;
+	char *cache_key;      /* NULL: answers not cached; else a template (url_check_cache_key) */
+	char *cache_duration; /* NULL: "200 202 401 5m"; else url_cache_valid_ms syntax */
 };
 
 /* Everything the proxy does for a matched route besides picking a backend. */

@@ -115,6 +115,139 @@ int url_check_signin(const char *s)
 	return 0;
 }
 
+static size_t name_len(const char *p)
+{
+	size_t n = 0;
+	while ((p[n] >= 'a' && p[n] <= 'z') || p[n] == '_' || (p[n] >= '0' && p[n] <= '9'))
+		n++;
+	return n;
+}
+
+int url_check_cache_key(const char *s)
+{
+	static const char *const whole[] = {
+	    "remote_user", "host", "http_host", "request_uri", "uri", "remote_addr", "scheme"};
+	static const char *const prefix[] = {"http_", "cookie_", "arg_"};
+	if (!*s)
+		return WEIR_EINVAL;
+	for (const char *p = s; *p; p++) {
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			return WEIR_EINVAL;
+		if (*p != '$')
+			continue;
+		size_t n = name_len(p + 1);
+		bool known = false;
+		for (size_t i = 0; i < sizeof(whole) / sizeof(whole[0]) && !known; i++)
+			known = strlen(whole[i]) == n && strncmp(p + 1, whole[i], n) == 0;
+		for (size_t i = 0; i < sizeof(prefix) / sizeof(prefix[0]) && !known; i++) {
+			size_t l = strlen(prefix[i]);
+			known = n > l && strncmp(p + 1, prefix[i], l) == 0;
+		}
+		if (!known)
+			return WEIR_EINVAL;
+		p += n;
+	}
+	return 0;
+}
+
+/* One nginx time ("5m", "300", "500ms") into *ms. */
+static int parse_time(const char *t, size_t len, uint32_t *ms)
+{
+	uint64_t v = 0, mult;
+	size_t i = 0;
+	while (i < len && t[i] >= '0' && t[i] <= '9') {
+		v = v * 10 + (uint64_t)(t[i] - '0');
+		if (v > UINT32_MAX)
+			return WEIR_EINVAL;
+		i++;
+	}
+	if (i == 0)
+		return WEIR_EINVAL;
+	size_t ul = len - i;
+	const char *u = t + i;
+	if (ul == 0 || (ul == 1 && *u == 's'))
+		mult = 1000;
+	else if (ul == 2 && strncmp(u, "ms", 2) == 0)
+		mult = 1;
+	else if (ul == 1 && *u == 'm')
+		mult = 60000;
+	else if (ul == 1 && *u == 'h')
+		mult = 3600000;
+	else if (ul == 1 && *u == 'd')
+		mult = 86400000;
+	else
+		return WEIR_EINVAL;
+	if (v * mult > UINT32_MAX)
+		return WEIR_EINVAL;
+	*ms = (uint32_t)(v * mult);
+	return 0;
+}
+
+int url_cache_valid_ms(const char *spec, int status, uint32_t *ms)
+{
+	uint32_t named = 0, any = 0;
+	bool have_named = false, have_any = false, saw_entry = false;
+	*ms = 0;
+	const char *p = spec;
+	while (*p) {
+		const char *end = strchr(p, ',');
+		if (!end)
+			end = p + strlen(p);
+		/* tokens of this entry: codes then the time */
+		const char *tok[16];
+		size_t tlen[16], nt = 0;
+		for (const char *q = p; q < end;) {
+			while (q < end && (*q == ' ' || *q == '\t'))
+				q++;
+			const char *st = q;
+			while (q < end && *q != ' ' && *q != '\t')
+				q++;
+			if (q > st) {
+				if (nt == 16)
+					return WEIR_EINVAL;
+				tok[nt] = st;
+				tlen[nt++] = (size_t)(q - st);
+			}
+		}
+		if (nt == 0)
+			return WEIR_EINVAL;
+		uint32_t t;
+		if (parse_time(tok[nt - 1], tlen[nt - 1], &t) != 0)
+			return WEIR_EINVAL;
+		saw_entry = true;
+		bool hit = false, is_any = false;
+		if (nt == 1)
+			hit = status == 200 || status == 301 || status == 302;
+		for (size_t i = 0; i + 1 < nt; i++) {
+			if (tlen[i] == 3 && strncmp(tok[i], "any", 3) == 0) {
+				is_any = true;
+				continue;
+			}
+			if (tlen[i] != 3 || tok[i][0] < '1' || tok[i][0] > '5' || tok[i][1] < '0' ||
+			    tok[i][1] > '9' || tok[i][2] < '0' || tok[i][2] > '9')
+				return WEIR_EINVAL;
+			int code =
+			    (tok[i][0] - '0') * 100 + (tok[i][1] - '0') * 10 + (tok[i][2] - '0');
+			hit = hit || code == status;
+		}
+		if (hit && !have_named) {
+			have_named = true;
+			named = t;
+		}
+		if (is_any && !have_any) {
+			have_any = true;
+			any = t;
+		}
+		if (*end == ',' && end[1] == '\0')
+			return WEIR_EINVAL; /* an empty last entry */
+		p = *end ? end + 1 : end;
+	}
+	if (!saw_entry)
+		return WEIR_EINVAL;
+	*ms = have_named ? named : have_any ? any : 0;
+	return 0;
+}
+
 bool url_host_is_ip(const char *host, size_t host_len)
 {
 	char buf[64];

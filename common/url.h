@@ -39,6 +39,20 @@ int url_parse(const char *s, struct url *out);
  * WEIR_EINVAL. */
 int url_check_signin(const char *s);
 
+/* auth-cache-key: literal text and the nginx variables $remote_user, $host,
+ * $http_host, $request_uri, $uri, $remote_addr, $scheme, $http_NAME,
+ * $cookie_NAME and $arg_NAME (NAME: [a-z0-9_]+); no byte < 0x20 or 0x7f.
+ * Returns 0 or WEIR_EINVAL. */
+int url_check_cache_key(const char *s);
+
+/* auth-cache-duration: comma-separated "[code ...] time" entries as nginx's
+ * proxy_cache_valid (codes 100..599 or "any"; no code means 200 301 302;
+ * time: digits with ms, s, m, h or d, bare digits are seconds), e.g.
+ * "200 202 401 5m". Sets *ms to how long an answer with status may be
+ * cached (0: not cached; the first entry naming the status wins, then
+ * "any"). Returns 0 or WEIR_EINVAL for a bad spec (*ms then 0). */
+int url_cache_valid_ms(const char *spec, int status, uint32_t *ms);
+
 /* True when host (host_len bytes) is an IPv4 or IPv6 literal. */
 bool url_host_is_ip(const char *host, size_t host_len);
 

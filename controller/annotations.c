@@ -398,8 +398,9 @@ int annotations_auth_copy(struct route_auth *dst, const struct route_auth *src)
 {
 	memset(dst, 0, sizeof(*dst));
 	dst->always_set_cookie = src->always_set_cookie;
-	if (dup_str(&dst->url, src->url) || dup_str(&dst->method, src->method) ||
-	    dup_str(&dst->signin, src->signin) ||
+	if (dup_str(&dst->cache_key, src->cache_key) ||
+	    dup_str(&dst->cache_duration, src->cache_duration) || dup_str(&dst->url, src->url) ||
+	    dup_str(&dst->method, src->method) || dup_str(&dst->signin, src->signin) ||
 	    dup_str(&dst->signin_redirect_param, src->signin_redirect_param) ||
 	    dup_str(&dst->request_redirect, src->request_redirect))
 		goto fail;
@@ -910,6 +911,27 @@ static int h_auth_resp_headers(struct pctx *c, const char *v)
 
 BOOL_HANDLER(h_auth_cookie, policy.auth.always_set_cookie)
 
+static int h_auth_cache_key(struct pctx *c, const char *v)
+{
+	if (url_check_cache_key(v) != 0)
+		return fail(c->err, c->errlen,
+		            "\"%s\" is not a cache key (literal text and $remote_user, $host, "
+		            "$http_host, $request_uri, $uri, $remote_addr, $scheme, $http_NAME, "
+		            "$cookie_NAME, $arg_NAME)",
+		            v);
+	return set_str(&c->a->policy.auth.cache_key, v);
+}
+
+static int h_auth_cache_duration(struct pctx *c, const char *v)
+{
+	uint32_t ms;
+	if (url_cache_valid_ms(v, 200, &ms) != 0)
+		return fail(c->err, c->errlen,
+		            "\"%s\" is not a list of \"[code ...] time\" (e.g. \"200 202 401 5m\")",
+		            v);
+	return set_str(&c->a->policy.auth.cache_duration, v);
+}
+
 static const struct {
 	const char *name;
 	handler_cb fn;
@@ -919,6 +941,8 @@ static const struct {
     {"allowlist-source-range", h_allow},
     {"app-root", h_app_root},
     {"auth-always-set-cookie", h_auth_cookie},
+    {"auth-cache-duration", h_auth_cache_duration},
+    {"auth-cache-key", h_auth_cache_key},
     {"auth-method", h_auth_method},
     {"auth-request-redirect", h_auth_redirect},
     {"auth-response-headers", h_auth_resp_headers},
@@ -1003,8 +1027,6 @@ static const struct {
 	const char *name;
 	const char *inert;
 } unenforced[] = {
-    {"auth-cache-duration", NULL},
-    {"auth-cache-key", NULL},
     {"auth-keepalive", NULL},
     {"auth-keepalive-requests", NULL},
     {"auth-keepalive-share-vars", NULL},

@@ -801,7 +801,9 @@ static void apply_global_auth(struct ctx *c, json_object *cm, json_object *data)
 	                                        "signin-redirect-param",
 	                                        "response-headers",
 	                                        "request-redirect",
-	                                        "always-set-cookie"};
+	                                        "always-set-cookie",
+	                                        "cache-key",
+	                                        "cache-duration"};
 	const char *nal = jstr(data, "no-auth-locations");
 	char *list = xstrdup(nal ? nal : "/.well-known/acme-challenge");
 	for (char *save = NULL, *tok = strtok_r(list, ",", &save); tok;

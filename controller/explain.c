@@ -154,6 +154,8 @@ static void put_policy(FILE *out, const char *ind, const struct route_policy *p)
 	put_str(out, ind, "auth.signin_redirect_param", p->auth.signin_redirect_param, NULL);
 	put_str(out, ind, "auth.request_redirect", p->auth.request_redirect, NULL);
 	put_bool(out, ind, "auth.always_set_cookie", p->auth.always_set_cookie, false);
+	put_str(out, ind, "auth.cache_key", p->auth.cache_key, NULL);
+	put_str(out, ind, "auth.cache_duration", p->auth.cache_duration, NULL);
 	for (size_t i = 0; i < p->auth.nresponse_headers; i++)
 		fprintf(out, "%sauth.response_header: %s\n", ind, p->auth.response_headers[i]);
 	route_policy_cleanup(&d);

@@ -2,6 +2,7 @@
 #include "auth_request.h"
 
 #include <errno.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,11 @@ struct auth_request {
 	struct loop_defer defer_free;
 	uint32_t timeout_ms;
 	bool done;
+	bool freed;      /* auth_request_free ran: no callback any more */
+	bool cacheable;  /* the answer carried nothing that forbids caching */
+	char *cache_key; /* the full key when the answer may be stored */
+	struct auth_cache *cache;
+	struct loop_defer defer_hit; /* reports a cached answer */
 	int status;
 	char address[RESOLVE_ADDR_MAX]; /* NUL-terminated IP literal of the auth server */
 	struct route_endpoint ep;
@@ -321,6 +327,203 @@ int auth_request_signin_location(const struct route_auth *auth, const struct htt
 	return (int)w.len;
 }
 
+/* ---- the per-worker cache of answers (auth-cache-key) ---- */
+
+struct cache_entry {
+	char *key; /* NULL: empty slot */
+	uint64_t expires;
+	int status;
+	char *upstream_lines;
+	char *www_auth_lines;
+	size_t bytes;
+};
+
+struct auth_cache {
+	struct cache_entry slots[AUTH_CACHE_SLOTS];
+	size_t bytes;
+};
+
+int auth_cache_new(struct auth_cache **out)
+{
+	*out = calloc(1, sizeof(**out));
+	return *out ? 0 : WEIR_ENOMEM;
+}
+
+static void entry_clear(struct auth_cache *c, struct cache_entry *e)
+{
+	c->bytes -= e->bytes;
+	free(e->key);
+	free(e->upstream_lines);
+	free(e->www_auth_lines);
+	memset(e, 0, sizeof(*e));
+}
+
+void auth_cache_free(struct auth_cache *cache)
+{
+	if (!cache)
+		return;
+	for (size_t i = 0; i < AUTH_CACHE_SLOTS; i++)
+		entry_clear(cache, &cache->slots[i]);
+	free(cache);
+}
+
+static struct cache_entry *slot_of(struct auth_cache *c, const char *key)
+{
+	uint64_t h = 1469598103934665603ull;
+	for (const unsigned char *p = (const unsigned char *)key; *p; p++)
+		h = (h ^ *p) * 1099511628211ull;
+	return &c->slots[h % AUTH_CACHE_SLOTS];
+}
+
+static char *dup_or_null(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+/* Store ar's answer for ms under ar->cache_key (best effort: skipped when
+ * out of memory or over the byte cap). */
+static void cache_store(struct auth_request *ar, uint32_t ms)
+{
+	struct auth_cache *c = ar->cache;
+	struct cache_entry *e = slot_of(c, ar->cache_key);
+	entry_clear(c, e);
+	size_t bytes = strlen(ar->cache_key) + 1 +
+	               (ar->upstream_lines ? strlen(ar->upstream_lines) + 1 : 0) +
+	               (ar->www_auth_lines ? strlen(ar->www_auth_lines) + 1 : 0);
+	if (c->bytes + bytes > AUTH_CACHE_MAX_BYTES)
+		return;
+	e->key = strdup(ar->cache_key);
+	e->upstream_lines = dup_or_null(ar->upstream_lines);
+	e->www_auth_lines = dup_or_null(ar->www_auth_lines);
+	if (!e->key || (ar->upstream_lines && !e->upstream_lines) ||
+	    (ar->www_auth_lines && !e->www_auth_lines)) {
+		free(e->key);
+		free(e->upstream_lines);
+		free(e->www_auth_lines);
+		memset(e, 0, sizeof(*e));
+		return;
+	}
+	e->status = ar->status;
+	e->expires = loop_now(ar->loop) + ms;
+	e->bytes = bytes;
+	c->bytes += bytes;
+}
+
+/* A fresh entry for key, or NULL (an expired one is dropped). */
+static struct cache_entry *cache_find(struct auth_cache *c, const char *key, uint64_t now)
+{
+	struct cache_entry *e = slot_of(c, key);
+	if (!e->key || strcmp(e->key, key) != 0)
+		return NULL;
+	if (e->expires <= now) {
+		entry_clear(c, e);
+		return NULL;
+	}
+	return e;
+}
+
+/* $remote_user: the user name of Basic credentials. */
+static void put_remote_user(struct wbuf *w, const struct http_request *req)
+{
+	for (size_t i = 0; i < req->nheaders; i++) {
+		const struct http_header *h = &req->headers[i];
+		if (!http_name_is(h, "authorization") || h->value_len < 7 ||
+		    strncasecmp(h->value, "basic ", 6) != 0)
+			continue;
+		const char *b = h->value + 6;
+		size_t n = h->value_len - 6;
+		while (n && *b == ' ') {
+			b++;
+			n--;
+		}
+		unsigned char dec[512];
+		if (n == 0 || n % 4 || n / 4 * 3 > sizeof(dec))
+			return;
+		int len = EVP_DecodeBlock(dec, (const unsigned char *)b, (int)n);
+		if (len <= 0)
+			return;
+		const unsigned char *colon = memchr(dec, ':', (size_t)len);
+		if (colon)
+			put(w, (const char *)dec, (size_t)(colon - dec));
+		return;
+	}
+}
+
+/* Value of name=value in a list split by sep (cookies: ';', query: '&'). */
+static void put_item(struct wbuf *w, const char *list, size_t len, char sep, const char *name,
+                     size_t nlen)
+{
+	const char *p = list, *end = list + len;
+	while (p < end) {
+		while (p < end && (*p == ' ' || *p == sep))
+			p++;
+		const char *item = p;
+		while (p < end && *p != sep)
+			p++;
+		const char *eq = memchr(item, '=', (size_t)(p - item));
+		if (eq && (size_t)(eq - item) == nlen && strncasecmp(item, name, nlen) == 0) {
+			put(w, eq + 1, (size_t)(p - eq - 1));
+			return;
+		}
+	}
+}
+
+int auth_request_cache_key(const struct route_auth *auth, const struct http_request *req,
+                           const struct http_client *client, char *buf, size_t cap)
+{
+	struct wbuf w = {.p = buf, .cap = cap ? cap - 1 : 0};
+	for (const char *p = auth->cache_key ? auth->cache_key : ""; *p; p++) {
+		size_t n = p[0] == '$' ? var_len(p + 1) : 0;
+		const char *v = p + 1;
+#define IS(s) (n == sizeof(s) - 1 && memcmp(v, s, n) == 0)
+#define HAS(s) (n > sizeof(s) - 1 && memcmp(v, s, sizeof(s) - 1) == 0)
+		if (!n) {
+			put(&w, p, 1);
+			continue;
+		}
+		if (IS("remote_user")) {
+			put_remote_user(&w, req);
+		} else if (IS("uri")) {
+			put(&w, req->path, req->path_len);
+		} else if (IS("remote_addr")) {
+			puts_(&w, client->ip);
+		} else if (HAS("http_") && !IS("http_host")) {
+			char hname[128];
+			size_t hl = n - 5;
+			if (hl >= sizeof(hname))
+				hl = sizeof(hname) - 1;
+			for (size_t i = 0; i < hl; i++)
+				hname[i] = v[5 + i] == '_' ? '-' : v[5 + i];
+			hname[hl] = '\0';
+			for (size_t i = 0; i < req->nheaders; i++) {
+				if (http_name_is(&req->headers[i], hname)) {
+					put(&w, req->headers[i].value, req->headers[i].value_len);
+					break;
+				}
+			}
+		} else if (HAS("cookie_")) {
+			for (size_t i = 0; i < req->nheaders; i++)
+				if (http_name_is(&req->headers[i], "cookie"))
+					put_item(&w, req->headers[i].value,
+					         req->headers[i].value_len, ';', v + 7, n - 7);
+		} else if (HAS("arg_")) {
+			const char *q = memchr(req->target, '?', req->target_len);
+			if (q)
+				put_item(&w, q + 1, req->target_len - (size_t)(q + 1 - req->target),
+				         '&', v + 4, n - 4);
+		} else if (!put_var(&w, v, n, req, client)) {
+			put(&w, p, n + 1); /* not a variable the controller lets through */
+		}
+		p += n;
+#undef IS
+#undef HAS
+	}
+	if (w.over || !cap)
+		return WEIR_ETOOBIG;
+	buf[w.len] = '\0';
+	return (int)w.len;
+}
+
 /* Length of the header name at the start of line (up to ':'). */
 static size_t line_name_len(const char *line, size_t n)
 {
@@ -423,6 +626,13 @@ static void finish(struct auth_request *ar, int status, const char *why)
 	free(ar->out);
 	free(ar->in);
 	ar->out = ar->in = NULL;
+	uint32_t ms = 0;
+	if (status && ar->cache_key && ar->cacheable &&
+	    url_cache_valid_ms(ar->auth->cache_duration ? ar->auth->cache_duration
+	                                                : "200 202 401 5m",
+	                       status, &ms) == 0 &&
+	    ms)
+		cache_store(ar, ms);
 	if (!status)
 		warn_failure(ar, why);
 	ar->cb(ar, ar->data);
@@ -461,8 +671,14 @@ static int take_headers(struct auth_request *ar, const struct http_response *res
 		return WEIR_ENOMEM;
 	char *cookies = scratch, *www = scratch + LINES_MAX, *up = scratch + 2 * LINES_MAX;
 	cookies[0] = www[0] = up[0] = '\0';
+	ar->cacheable = true;
 	for (size_t i = 0; i < resp->nheaders; i++) {
 		const struct http_header *h = &resp->headers[i];
+		/* nginx's cache would not store these, or not for our duration */
+		if (http_name_is(h, "set-cookie") || http_name_is(h, "cache-control") ||
+		    http_name_is(h, "expires") || http_name_is(h, "x-accel-expires") ||
+		    http_name_is(h, "vary"))
+			ar->cacheable = false;
 		if (http_name_is(h, "set-cookie"))
 			add_line(cookies, "Set-Cookie", 10, h->value, h->value_len);
 		else if (http_name_is(h, "www-authenticate"))
@@ -623,6 +839,39 @@ static void on_resolved(void *data, int rc, const char *address)
 		arm(ar, ar->timeout_ms);
 }
 
+static void on_cache_hit(struct loop_defer *d)
+{
+	struct auth_request *ar = d->data;
+	if (!ar->freed)
+		ar->cb(ar, ar->data);
+}
+
+/* The cache key of this request ("url\nscope\nexpanded") into buf, or -1
+ * when it is too long to cache. */
+static int full_cache_key(const struct auth_request_params *p, char *buf, size_t cap)
+{
+	int n = snprintf(buf, cap, "%s\n%s\n", p->auth->url, p->cache_scope ? p->cache_scope : "");
+	if (n < 0 || (size_t)n >= cap)
+		return -1;
+	int k = auth_request_cache_key(p->auth, p->req, p->client, buf + n, cap - (size_t)n);
+	return k < 0 ? -1 : n + k;
+}
+
+/* Answer from the cache: ar gets the stored status and lines, and the
+ * callback runs from the loop. Returns 0, or WEIR_ENOMEM. */
+static int answer_cached(struct auth_request *ar, const struct cache_entry *e)
+{
+	ar->status = e->status;
+	ar->done = true;
+	ar->upstream_lines = dup_or_null(e->upstream_lines);
+	ar->www_auth_lines = dup_or_null(e->www_auth_lines);
+	if ((e->upstream_lines && !ar->upstream_lines) ||
+	    (e->www_auth_lines && !ar->www_auth_lines))
+		return WEIR_ENOMEM;
+	loop_defer(ar->loop, &ar->defer_hit, on_cache_hit, ar);
+	return 0;
+}
+
 static void on_connect_failed(struct loop_defer *d)
 {
 	struct auth_request *ar = d->data;
@@ -643,6 +892,27 @@ int auth_request_start(struct loop *loop, struct upstream_pool *pool,
 	ar = calloc(1, sizeof(*ar));
 	if (!ar)
 		goto fail;
+	ar->loop = loop;
+	ar->auth = p->auth;
+	ar->cb = cb;
+	ar->data = data;
+	loop_timer_init(&ar->timer, on_timer, ar);
+	if (p->auth->cache_key && p->cache) {
+		char key[AUTH_CACHE_KEY_MAX];
+		if (full_cache_key(p, key, sizeof(key)) >= 0) {
+			const struct cache_entry *e = cache_find(p->cache, key, loop_now(loop));
+			if (e) {
+				if (answer_cached(ar, e) != 0)
+					goto fail;
+				*out = ar;
+				return 0;
+			}
+			ar->cache = p->cache;
+			ar->cache_key = strdup(key);
+			if (!ar->cache_key)
+				goto fail;
+		}
+	}
 	ar->out = malloc(AUTH_REQUEST_HEAD_MAX);
 	ar->in = malloc(AUTH_REQUEST_HEAD_MAX);
 	if (!ar->out || !ar->in)
@@ -656,10 +926,6 @@ int auth_request_start(struct loop *loop, struct upstream_pool *pool,
 	char *fit = realloc(ar->out, (size_t)n);
 	if (fit)
 		ar->out = fit;
-	ar->loop = loop;
-	ar->auth = p->auth;
-	ar->cb = cb;
-	ar->data = data;
 	ar->timeout_ms = p->timeout_ms;
 	ar->pool = pool;
 	ar->https = url.https;
@@ -667,7 +933,6 @@ int auth_request_start(struct loop *loop, struct upstream_pool *pool,
 	ar->ep.port = url.port;
 	ar->ep.weight = 1;
 	http_parse_init(&ar->hp, true, p->auth->method && strcmp(p->auth->method, "HEAD") == 0);
-	loop_timer_init(&ar->timer, on_timer, ar);
 	if (url_host_is_ip(url.host, url.host_len)) {
 		memcpy(ar->address, url.host, url.host_len);
 	} else {
@@ -705,6 +970,9 @@ fail:
 	if (ar) {
 		free(ar->out);
 		free(ar->in);
+		free(ar->cache_key);
+		free(ar->upstream_lines);
+		free(ar->www_auth_lines);
 		free(ar);
 	}
 	return rc;
@@ -715,6 +983,7 @@ static void free_deferred(struct loop_defer *d)
 	struct auth_request *ar = d->data;
 	free(ar->out);
 	free(ar->in);
+	free(ar->cache_key);
 	free(ar->upstream_lines);
 	free(ar->cookie_lines);
 	free(ar->www_auth_lines);
@@ -725,6 +994,7 @@ void auth_request_free(struct auth_request *ar)
 {
 	if (!ar)
 		return;
+	ar->freed = true;
 	ar->done = true;
 	close_up(ar);
 	loop_timer_cancel(ar->loop, &ar->timer);

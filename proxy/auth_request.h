@@ -22,9 +22,18 @@
 #include "upstream.h"
 #include "url.h"
 
-#define AUTH_REQUEST_HEAD_MAX 16384u /* largest auth response head read */
+#define AUTH_REQUEST_HEAD_MAX 16384u              /* largest auth response head read */
+#define AUTH_CACHE_SLOTS 1024u                    /* per worker, direct-mapped by key hash */
+#define AUTH_CACHE_MAX_BYTES (4u * 1024u * 1024u) /* per worker */
+#define AUTH_CACHE_KEY_MAX 4096u                  /* longer keys are not cached */
 
 struct auth_request; /* opaque */
+struct auth_cache;   /* opaque, one per worker: auth-cache-key answers */
+
+/* Create / free a worker's cache of auth answers. Returns 0 and *out
+ * (caller frees with auth_cache_free; NULL is fine there) or WEIR_ENOMEM. */
+int auth_cache_new(struct auth_cache **out);
+void auth_cache_free(struct auth_cache *cache);
 
 /* Runs once when the answer is known (or the call failed or timed out); the
  * request's result getters are valid from then until auth_request_free. */
@@ -39,6 +48,8 @@ struct auth_request_params {
 	const struct http_client *client;
 	bool peer_trusted;           /* keep the client's X-Forwarded-For and append */
 	struct resolver *resolver;   /* for a host name in the URL (NULL: IP only) */
+	struct auth_cache *cache;    /* with auth->cache_key (NULL: no caching) */
+	const char *cache_scope;     /* the route, e.g. "host\npath": keys never cross routes */
 	uint32_t connect_timeout_ms; /* name lookup and TCP connect together */
 	uint32_t timeout_ms;         /* after connecting, for the whole response head */
 };
@@ -55,7 +66,11 @@ struct auth_request_params {
 int auth_request_build_head(const struct auth_request_params *p, const struct url *url, char *buf,
                             size_t cap);
 
-/* Start the subrequest. On success returns 0 and *out (caller frees with
+/* Start the subrequest, or answer from p->cache when auth->cache_key is set
+ * and a fresh answer for the expanded key is there (answers are stored for
+ * the auth-cache-duration of their status, default "200 202 401 5m", unless
+ * they carry Set-Cookie, Cache-Control, Expires, X-Accel-Expires or Vary).
+ * On success returns 0 and *out (caller frees with
  * auth_request_free, which may be called at any time; cb never fires after
  * it); cb fires later from the loop, never from inside this call. On failure
  * (WEIR_ENOMEM, WEIR_EINVAL for a bad URL, WEIR_ETOOBIG for a head over
@@ -92,6 +107,12 @@ const char *auth_request_www_auth_lines(const struct auth_request *ar);
  * (NUL-terminated) or WEIR_ETOOBIG. */
 int auth_request_signin_location(const struct route_auth *auth, const struct http_request *req,
                                  const struct http_client *client, char *buf, size_t cap);
+
+/* Expand auth->cache_key for this request (url_check_cache_key variables;
+ * $remote_user from Basic credentials) into buf (NUL-terminated). Returns
+ * the length or WEIR_ETOOBIG. */
+int auth_request_cache_key(const struct route_auth *auth, const struct http_request *req,
+                           const struct http_client *client, char *buf, size_t cap);
 
 /* Edit a message head in place (head[0..len), ending with the blank line,
  * cap bytes of room): remove the header lines whose names are in drop

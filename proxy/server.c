@@ -133,7 +133,8 @@ struct worker {
 	struct loop *loop;
 	struct listener http, https;
 	struct upstream_pool *pool;
-	struct resolver *resolver; /* forward auth host names */
+	struct resolver *resolver;     /* forward auth host names */
+	struct auth_cache *auth_cache; /* forward auth answers (auth-cache-key) */
 	struct tunnel_worker tw;
 	struct conn *conns;
 	size_t nconns;
@@ -618,6 +619,10 @@ static void auth_hook_start(struct conn *c)
 	p.client = &c->client;
 	p.peer_trusted = peer_trusted(c);
 	p.resolver = c->w->resolver;
+	char scope[1024];
+	snprintf(scope, sizeof(scope), "%s\n%s", label_host(c), c->route->path);
+	p.cache = c->w->auth_cache;
+	p.cache_scope = scope;
 	p.connect_timeout_ms = c->connect_timeout_ms;
 	p.timeout_ms = c->read_timeout_ms;
 	int rc = auth_request_start(c->w->loop, c->w->pool, &p, on_auth_done, c, &c->auth);
@@ -1769,6 +1774,9 @@ static int worker_init(struct worker *w, int id)
 	rc = resolver_new(w->loop, &w->resolver);
 	if (rc != 0)
 		return rc;
+	rc = auth_cache_new(&w->auth_cache);
+	if (rc != 0)
+		return rc;
 	w->tw.loop = w->loop;
 	w->tw.scratch_cap = IO_CAP;
 	w->tw.scratch = malloc(IO_CAP);
@@ -1805,6 +1813,8 @@ static void worker_cleanup(struct worker *w)
 	w->pool = NULL;
 	resolver_free(w->resolver);
 	w->resolver = NULL;
+	auth_cache_free(w->auth_cache);
+	w->auth_cache = NULL;
 	free(w->tw.scratch);
 	w->tw.scratch = NULL;
 	loop_free(w->loop);

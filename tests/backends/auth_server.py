@@ -8,6 +8,8 @@ X-Test-Auth header the client sent (the proxy passes the client's headers on):
   ok        200 with X-Auth-User: alice, X-Auth-Email: alice@example.test,
             X-Not-Listed: secret, Set-Cookie: sess=s1; Path=/ and Set-Cookie: seen=1
   deny      403 with Set-Cookie: denied=1
+  okplain   200 with X-Auth-User: the client's X-Test-Who (default "plain"), no cookie
+  noplain   401 without any cookie
   err       500
   slow      200 (as ok) after the number of ms in X-Test-Delay (default 1000)
   (other)   401 with WWW-Authenticate: Bearer realm="t" and Set-Cookie: tried=1
@@ -58,6 +60,12 @@ def make_app(sni: dict) -> web.Application:
         what = request.headers.get("X-Test-Auth", "")
         if what == "ok" or "sess=s1" in request.headers.get("Cookie", ""):
             return ok_response()
+        if what == "okplain":
+            resp = web.Response(status=200, text="ok")
+            resp.headers["X-Auth-User"] = request.headers.get("X-Test-Who", "plain")
+            return resp
+        if what == "noplain":
+            return web.Response(status=401, text="no")
         if what == "deny":
             resp = web.Response(status=403, text="no")
             resp.headers.add("Set-Cookie", "denied=1")

@@ -88,6 +88,9 @@ def make_table(backends, auth_port, trap_port, tls_auth_port):
             r("/redir", auth={"url": url, "request_redirect": "https://app.test/home",
                               "method": "POST"}),
             r("/refused", auth={"url": dead}),
+            r("/cached", auth={"url": url, "cache_key": "$http_x_token",
+                               "cache_duration": "200 401 1s",
+                               "response_headers": ["X-Auth-User"]}),
             r("/tls", auth={"url": f"https://127.0.0.1:{tls_auth_port}/check",
                             "response_headers": ["X-Auth-Email"]}),
             r("/tlsname", auth={"url": f"https://localhost:{tls_auth_port}/check"}),
@@ -240,6 +243,37 @@ def test_auth_server_over_https(aproxy, tls_auth_port):
     assert tls_log(tls_auth_port)[-1]["sni"] == "localhost"
     assert pu.get(aproxy.http_port, "/tls/x", extra="X-Test-Auth: deny\r\n").status == 403
     assert pu.get(aproxy.http_port, "/tls/x").status == 401
+
+
+def test_auth_cache(aproxy, auth_port):
+    """auth-cache-key: one auth call per key and duration; answers with cookies not kept."""
+    def get(token, what, who="plain"):
+        return pu.get(aproxy.http_port, "/cached/x", extra=f"X-Token: {token}\r\n"
+                      f"X-Test-Auth: {what}\r\nX-Test-Who: {who}\r\n")
+
+    def calls():
+        return len([e for e in auth_log(auth_port) if e["target"] == "/check?from=weir"])
+
+    clear_log(auth_port)
+    first = get("a", "okplain", "ann")
+    assert first.status == 200 and hv(first.json()["headers"], "X-Auth-User") == ["ann"]
+    # Same key: decided from the cache (the auth server would now say 401), same headers.
+    again = get("a", "noplain")
+    assert again.status == 200, again
+    assert hv(again.json()["headers"], "X-Auth-User") == ["ann"], again
+    assert calls() == 1
+    # Another key asks the auth server; its 401 is kept too.
+    assert get("b", "noplain").status == 401
+    assert get("b", "okplain").status == 401
+    assert calls() == 2
+    # An answer with Set-Cookie is not kept.
+    assert get("c", "ok").status == 200
+    assert get("c", "noplain").status == 401
+    assert calls() == 4
+    # After the duration (1 s) the key is asked again.
+    time.sleep(1.2)
+    assert get("a", "noplain").status == 401
+    assert calls() == 5
 
 
 def test_refused_auth_server_500(aproxy):

@@ -179,8 +179,16 @@ static const struct refusal refusals[] = {
      "\"policy\":{\"auth\":{\"url\":\"ftp://10.0.0.1/\"}}}]}]}",
      WEIR_EINVAL, "hosts[0].routes[0].policy.auth.url: \"ftp://10.0.0.1/\" is not an http(s) URL"},
     {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/\",\"match\":\"prefix\","
-     "\"policy\":{\"auth\":{\"url\":\"http://10.0.0.1/\",\"cache_key\":\"x\"}}}]}]}",
-     WEIR_EINVAL, "hosts[0].routes[0].policy.auth.cache_key: unknown key"},
+     "\"policy\":{\"auth\":{\"url\":\"http://10.0.0.1/\",\"keepalive\":\"x\"}}}]}]}",
+     WEIR_EINVAL, "hosts[0].routes[0].policy.auth.keepalive: unknown key"},
+    {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/\",\"match\":\"prefix\","
+     "\"policy\":{\"auth\":{\"cache_key\":\"$request_body\"}}}]}]}",
+     WEIR_EINVAL,
+     "hosts[0].routes[0].policy.auth.cache_key: \"$request_body\" is not a cache key template"},
+    {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/\",\"match\":\"prefix\","
+     "\"policy\":{\"auth\":{\"cache_duration\":\"200 5x\"}}}]}]}",
+     WEIR_EINVAL,
+     "hosts[0].routes[0].policy.auth.cache_duration: \"200 5x\" is not a list of [codes] time"},
     {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/\",\"match\":\"prefix\","
      "\"policy\":{\"auth\":{\"signin\":\"https://a/?u=$remote_user\"}}}]}]}",
      WEIR_EINVAL,
@@ -298,7 +306,8 @@ static const char rich[] =
     "\"auth\":{\"url\":\"https://10.0.0.9:4180/oauth2/auth?a=1\",\"method\":\"POST\","
     "\"signin\":\"https://login/start\",\"signin_redirect_param\":\"return_to\","
     "\"request_redirect\":\"/home\",\"always_set_cookie\":true,"
-    "\"response_headers\":[\"X-Auth-User\",\"X-Auth-Email\"]}},"
+    "\"response_headers\":[\"X-Auth-User\",\"X-Auth-Email\"],"
+    "\"cache_key\":\"$remote_user$http_authorization\",\"cache_duration\":\"200 1m\"}},"
     "\"canary\":{\"backend\":1,\"by_header\":\"X-Canary\",\"by_header_value\":\"yes\","
     "\"by_cookie\":\"canary\",\"weight\":25}},"
     "{\"path\":\"/exact\",\"match\":\"exact\"}]}],"

@@ -98,8 +98,44 @@ static void signin_values(void)
 	CHECK_INT(url_check_signin("https://a/ b"), WEIR_EINVAL);
 }
 
+static void cache_values(void)
+{
+	uint32_t ms = 7;
+	CHECK_INT(url_check_cache_key("$remote_user$http_authorization"), 0);
+	CHECK_INT(url_check_cache_key("k:$cookie_session|$arg_t|$host$uri$scheme$remote_addr"), 0);
+	CHECK_INT(url_check_cache_key("$request_body"), WEIR_EINVAL);
+	CHECK_INT(url_check_cache_key("$http_"), WEIR_EINVAL);
+	CHECK_INT(url_check_cache_key(""), WEIR_EINVAL);
+	CHECK_INT(url_cache_valid_ms("200 202 401 5m", 202, &ms), 0);
+	CHECK_INT(ms, 300000);
+	CHECK_INT(url_cache_valid_ms("200 202 401 5m", 403, &ms), 0);
+	CHECK_INT(ms, 0);
+	CHECK_INT(url_cache_valid_ms("200 10m, 401 30s, any 1s", 401, &ms), 0);
+	CHECK_INT(ms, 30000);
+	CHECK_INT(url_cache_valid_ms("200 10m, 401 30s, any 1s", 500, &ms), 0);
+	CHECK_INT(ms, 1000);
+	CHECK_INT(url_cache_valid_ms("5m", 302, &ms), 0); /* no code: 200 301 302 */
+	CHECK_INT(ms, 300000);
+	CHECK_INT(url_cache_valid_ms("5m", 401, &ms), 0);
+	CHECK_INT(ms, 0);
+	CHECK_INT(url_cache_valid_ms("200 500ms", 200, &ms), 0);
+	CHECK_INT(ms, 500);
+	CHECK_INT(url_cache_valid_ms("200 90", 200, &ms), 0);
+	CHECK_INT(ms, 90000);
+	CHECK_INT(url_cache_valid_ms("200", 301, &ms), 0); /* a bare time: 200 s */
+	CHECK_INT(ms, 200000);
+	const char *bad[] = {"", "200 5x", "20 5m", "600 5m", "200 5m,", "200 99999999d"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		int rc = url_cache_valid_ms(bad[i], 200, &ms);
+		CHECK_INT(rc, WEIR_EINVAL);
+		if (rc != WEIR_EINVAL)
+			fprintf(stderr, "  accepted \"%s\"\n", bad[i]);
+	}
+}
+
 int main(void)
 {
+	cache_values();
 	signin_values();
 	accepted();
 	refused();

@@ -256,7 +256,11 @@ static void resolve(void)
 	    "{\"weir.dev/auth-url\":\"http://10.0.0.1/\","
 	    "\"weir.dev/auth-always-set-cookie\":\"yes\"}",
 	    "{\"weir.dev/auth-url\":\"http://10.0.0.1/\","
-	    "\"weir.dev/auth-cache-key\":\"$remote_user\"}",
+	    "\"weir.dev/auth-cache-key\":\"$request_body\"}",
+	    "{\"weir.dev/auth-url\":\"http://10.0.0.1/\","
+	    "\"weir.dev/auth-cache-duration\":\"200 202 5 minutes\"}",
+	    "{\"weir.dev/auth-url\":\"http://10.0.0.1/\","
+	    "\"weir.dev/auth-keepalive\":\"10\"}",
 	    "{\"weir.dev/auth-url\":\"http://10.0.0.1/\","
 	    "\"weir.dev/auth-proxy-set-headers\":\"ns/cm\"}",
 	};
@@ -283,7 +287,9 @@ static void forward_auth(void)
 	        "\"nginx.ingress.kubernetes.io/auth-signin-redirect-param\":\"return_to\","
 	        "\"nginx.ingress.kubernetes.io/auth-response-headers\":\"X-User, X-Email\","
 	        "\"nginx.ingress.kubernetes.io/auth-request-redirect\":\"https://a.test/\","
-	        "\"weir.dev/auth-always-set-cookie\":\"true\"}");
+	        "\"weir.dev/auth-always-set-cookie\":\"true\","
+	        "\"weir.dev/auth-cache-key\":\"$remote_user$http_authorization$cookie_s\","
+	        "\"weir.dev/auth-cache-duration\":\"200 202 10m, 401 30s\"}");
 	struct annotations a;
 	struct annotation_issues is = {0};
 	CHECK_INT(annotations_parse(o, 30000, &a, &is), 0);
@@ -295,6 +301,8 @@ static void forward_auth(void)
 	CHECK_STR(au->signin_redirect_param, "return_to");
 	CHECK_STR(au->request_redirect, "https://a.test/");
 	CHECK(au->always_set_cookie);
+	CHECK_STR(au->cache_key, "$remote_user$http_authorization$cookie_s");
+	CHECK_STR(au->cache_duration, "200 202 10m, 401 30s");
 	CHECK_INT(au->nresponse_headers, 2);
 	if (au->nresponse_headers == 2)
 		CHECK_STR(au->response_headers[1], "X-Email");

@@ -194,8 +194,37 @@ static void edit_head(void)
 	CHECK_STR(head, "HTTP/1.1 200 OK\r\n\r\n");
 }
 
+static void cache_key(void)
+{
+	/* "alice:secret" in Basic credentials */
+	static const char raw[] = "GET /p?t=1&tok=XyZ HTTP/1.1\r\nHost: App.Test:80\r\n"
+	                          "Authorization: Basic YWxpY2U6c2VjcmV0\r\n"
+	                          "Cookie: a=1; session=s3; b=2\r\n"
+	                          "X-Api-Key: k9\r\n\r\n";
+	struct http_request req;
+	struct http_client cl;
+	struct route_auth a;
+	char buf[512];
+	fixture_parse_request(raw, &req);
+	client_init(&cl, false);
+	memset(&a, 0, sizeof(a));
+	a.cache_key = "$remote_user|$http_x_api_key|$cookie_session|$arg_tok|$host|$uri|"
+	              "$request_uri|$remote_addr|$scheme|$http_missing|$cookie_none";
+	CHECK(auth_request_cache_key(&a, &req, &cl, buf, sizeof(buf)) > 0);
+	CHECK_STR(buf, "alice|k9|s3|XyZ|app.test|/p|/p?t=1&tok=XyZ|192.0.2.9|http||");
+	CHECK_INT(auth_request_cache_key(&a, &req, &cl, buf, 10), WEIR_ETOOBIG);
+	/* Different credentials, different key. */
+	static const char raw2[] = "GET /p HTTP/1.1\r\nHost: a\r\n"
+	                           "Authorization: Basic Ym9iOnB3\r\n\r\n";
+	fixture_parse_request(raw2, &req);
+	a.cache_key = "$remote_user$http_authorization";
+	CHECK(auth_request_cache_key(&a, &req, &cl, buf, sizeof(buf)) > 0);
+	CHECK_STR(buf, "bobBasic Ym9iOnB3");
+}
+
 int main(void)
 {
+	cache_key();
 	build_head();
 	decisions();
 	signin();
