@@ -22,6 +22,7 @@
 #include "log.h"
 #include "manifests.h"
 #include "publish.h"
+#include "refs.h"
 #include "reporter.h"
 #include "status.h"
 #include "store.h"
@@ -348,13 +349,17 @@ static void status_pass(void *arg, const atomic_bool *cancel)
 	json_object_put(addrs);
 }
 
-/* One compile + publish. Returns 0 or the publish error. */
+/* One compile + publish. refs (may be NULL) is rebuilt from the snapshot;
+ * *again is set when a change was judged by the older reference set while
+ * this compile ran, so one more compile is due. Returns 0 or the publish
+ * error. */
 static int compile_publish(struct store *store, const struct compile_options *co,
                            struct publisher *pub, struct seen *seen, struct api *api,
-                           const struct options *o)
+                           const struct options *o, struct refs *refs, bool *again)
 {
 	static const char *const kinds[STORE_KIND_COUNT] = {
 	    "ingress", "ingressclass", "service", "endpointslice", "secret", "configmap"};
+	uint64_t ignored = refs ? refs_ignored(refs) : 0;
 	struct snapshot *snap = store_snapshot(store);
 	struct route_table *t = NULL;
 	struct diag_list diags = {0};
@@ -377,6 +382,11 @@ static int compile_publish(struct store *store, const struct compile_options *co
 		         (unsigned long long)publisher_generation(pub), t->nhosts, t->nbackends,
 		         diags.n);
 		telemetry_published(publisher_generation(pub));
+	}
+	if (refs) {
+		refs_update(refs, snap);
+		if (again && refs_ignored(refs) != ignored)
+			*again = true;
 	}
 	report_diags(&diags, seen, api);
 	if (api && api->reporter && o->publish_service)
@@ -497,6 +507,7 @@ int main(int argc, char **argv)
 	struct api api = {0};
 	struct status_ctx sctx = {.api = &api, .o = &o, .store = store, .co = &co};
 	struct manifests *watch = NULL;
+	struct refs *refs = NULL;
 	struct publisher *pub = NULL;
 	struct seen seen = {0};
 	struct diag_list source_diags = {0};
@@ -539,11 +550,15 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	if (o.once) {
-		code =
-		    compile_publish(store, &co, pub, &seen, api.client ? &api : NULL, &o) ? 1 : 0;
+		code = compile_publish(store, &co, pub, &seen, api.client ? &api : NULL, &o, NULL,
+		                       NULL)
+		           ? 1
+		           : 0;
 		goto out;
 	}
 
+	refs = refs_new();
+	store_set_relevance(store, refs_relevant, refs);
 	store_set_notify(store, on_store_change, &wake);
 	if (o.manifests && manifests_watch(o.manifests, store, &watch) != 0)
 		log_warn(COMPONENT, "cannot follow %s; changes need a restart", o.manifests);
@@ -585,10 +600,14 @@ int main(int argc, char **argv)
 		pthread_mutex_lock(&wake.lock);
 		wake.dirty = false;
 		pthread_mutex_unlock(&wake.lock);
-		if (compile_publish(store, &co, pub, &seen, api.client ? &api : NULL, &o) != 0)
+		bool again = false;
+		if (compile_publish(store, &co, pub, &seen, api.client ? &api : NULL, &o, refs,
+		                    &again) != 0)
 			retry_at = now_s() + PUBLISH_RETRY_S; /* e.g. a full disk: try again */
 		else
 			retry_at = 0;
+		if (again)
+			on_store_change(&wake);
 		last_status = now_s();
 	}
 	log_info(COMPONENT, "stopping; %s/%s stays in place", o.publish, ROUTE_TABLE_FILE);
@@ -598,6 +617,8 @@ out:
 	if (api.cfg || api.client)
 		stop_api(&api, o.once ? REPORTER_FLUSH_ONCE_MS : 0);
 	store_set_notify(store, NULL, NULL);
+	store_set_relevance(store, NULL, NULL);
+	refs_free(refs);
 	if (o.metrics_port && !o.once && !o.explain)
 		telemetry_stop();
 	publisher_free(pub);
