@@ -141,6 +141,7 @@ struct worker {
 	struct loop_timer table_timer;  /* follows table swaps for tunnel endpoints */
 	const struct table *seen_table; /* compared, never dereferenced */
 	uint64_t seen_generation;
+	struct table_view view; /* this worker's reference to the current table */
 	uint64_t rng;
 };
 
@@ -226,7 +227,7 @@ static void new_request_id(struct conn *c)
 
 static void read_settings(struct conn *c)
 {
-	struct table *t = table_current();
+	struct table *t = table_view_get(&c->w->view);
 	c->max_header_bytes = 32768;
 	c->header_timeout_ms = 10000;
 	c->keepalive_timeout_ms = 75000;
@@ -572,7 +573,7 @@ static void start_request(struct conn *c, size_t head_len)
 	c->req_body_done = http_parse_done(&c->rp);
 	c->is_head = method_is(c, "HEAD");
 	new_request_id(c);
-	c->table = table_current();
+	c->table = table_view_get(&c->w->view);
 	if (!c->table) {
 		answer_local(c, 503, NULL, "no route table loaded", true);
 		return;
@@ -1148,7 +1149,7 @@ static bool progress_peek(struct conn *c)
 		return false;
 	}
 	if (!c->tls_table)
-		c->tls_table = table_current();
+		c->tls_table = table_view_get(&c->w->view);
 	if (r == 1 && c->tls_table) {
 		int b = table_passthrough_backend(c->tls_table, sni);
 		if (b >= 0 && (size_t)b < table_routes(c->tls_table)->nbackends) {
@@ -1544,11 +1545,13 @@ static void drain_check(struct loop_timer *t)
 
 #define TABLE_POLL_MS 250u
 
-/* A new table may have dropped endpoints that tunnels still use. */
+/* A new table may have dropped endpoints that tunnels still use. The look
+ * also moves the worker's view on, so an idle worker lets an old table go
+ * within TABLE_POLL_MS. */
 static void table_check(struct loop_timer *tm)
 {
 	struct worker *w = tm->data;
-	struct table *t = table_current();
+	struct table *t = table_view_get(&w->view);
 	uint64_t gen = table_current_generation();
 	if (t && (t != w->seen_table || gen != w->seen_generation)) {
 		w->seen_table = t;
@@ -1574,7 +1577,7 @@ static void on_wake(void *data)
 	if (server_cfg.drain_window_ms >= 0) {
 		window = (uint32_t)server_cfg.drain_window_ms;
 	} else {
-		struct table *t = table_current();
+		struct table *t = table_view_get(&w->view);
 		if (t) {
 			window = table_routes(t)->settings.drain_window_ms;
 			table_unref(t);
@@ -1602,6 +1605,7 @@ static void *worker_main(void *arg)
 	while (w->conns)
 		conn_close(w->conns);
 	tunnel_close_all(&w->tw);
+	table_view_cleanup(&w->view);
 	return NULL;
 }
 
