@@ -48,6 +48,9 @@
 #define DRAIN_EXTRA_MS 3000u
 #define DRAIN_POLL_MS 50u
 #define PROGRESS_ROUNDS 64
+#define ACCEPT_BACKOFF_MS 100u     /* no accept after EMFILE/ENFILE, unless a close comes first */
+#define ACCEPT_LIMIT_POLL_MS 1000u /* at max-connections: a look for a raised limit */
+#define ACCEPT_WARN_MS 10000u      /* at most one accept warning per worker this often */
 
 enum conn_state { ST_PEEK, ST_HEAD, ST_PROXY, ST_CLOSING };
 
@@ -147,6 +150,11 @@ struct worker {
 	const struct table *seen_table; /* compared, never dereferenced */
 	uint64_t seen_generation;
 	struct table_view view; /* this worker's reference to the current table */
+	uint32_t max_conns;     /* settings.max_connections at the last accept, 0: none */
+	bool accept_paused;     /* listeners out of epoll (fd or connection limit) */
+	struct loop_timer accept_timer;
+	uint64_t accept_warned;   /* loop_now of the last accept warning, 0: none */
+	uint64_t accept_unwarned; /* pauses since that warning */
 	uint64_t rng;
 };
 
@@ -158,6 +166,7 @@ static void conn_progress(struct conn *c);
 static void conn_close(struct conn *c);
 static void conn_arm_timer(struct conn *c);
 static int conn_exchange(struct conn *c);
+static void resume_accept(struct worker *w);
 
 /* ---- helpers ---- */
 
@@ -1438,6 +1447,7 @@ static void conn_close(struct conn *c)
 		c->next->prev = c->prev;
 	w->nconns--;
 	metrics_connections(-1);
+	resume_accept(w);
 	loop_defer(w->loop, &c->defer, free_conn, c);
 }
 
@@ -1507,20 +1517,105 @@ static void accept_one(struct listener *l, int fd, struct sockaddr_storage *ss)
 	conn_arm_timer(c);
 }
 
+/* ---- accepting, within the file and connection limits ---- */
+
+/* Level-triggered listeners fire as long as the backlog holds connections,
+ * so a worker that cannot take one now takes its listeners out of epoll: the
+ * kernel backlog holds the rest until a connection closes or the back-off
+ * ends. Warnings are rate-limited per worker. */
+
+static bool at_conn_limit(const struct worker *w)
+{
+	return w->max_conns && w->nconns + w->tw.count >= w->max_conns;
+}
+
+static void watch_listeners(struct worker *w, bool on)
+{
+	struct listener *ls[2] = {&w->http, &w->https};
+	for (int i = 0; i < 2; i++) {
+		if (ls[i]->fd < 0)
+			continue;
+		if (on)
+			loop_io_add(w->loop, &ls[i]->io, EPOLLIN);
+		else
+			loop_io_del(w->loop, &ls[i]->io);
+	}
+}
+
+static void warn_accept(struct worker *w, const char *why)
+{
+	uint64_t now = loop_now(w->loop);
+	w->accept_unwarned++;
+	if (w->accept_warned && now - w->accept_warned < ACCEPT_WARN_MS)
+		return;
+	log_warn("proxy.server",
+	         "worker %d: %s; not accepting for now (%llu time(s) since the last report)", w->id,
+	         why, (unsigned long long)w->accept_unwarned);
+	w->accept_warned = now;
+	w->accept_unwarned = 0;
+}
+
+static void pause_accept(struct worker *w, uint64_t ms)
+{
+	if (!w->accept_paused) {
+		watch_listeners(w, false);
+		w->accept_paused = true;
+	}
+	loop_timer_set(w->loop, &w->accept_timer, ms);
+}
+
+/* Watch the listeners again unless the worker is still full. */
+static void resume_accept(struct worker *w)
+{
+	if (!w->accept_paused || w->draining || at_conn_limit(w))
+		return;
+	w->accept_paused = false;
+	loop_timer_cancel(w->loop, &w->accept_timer);
+	watch_listeners(w, true);
+}
+
+static void on_accept_timer(struct loop_timer *t)
+{
+	struct worker *w = t->data;
+	if (at_conn_limit(w)) {
+		loop_timer_set(w->loop, &w->accept_timer, ACCEPT_LIMIT_POLL_MS);
+		return;
+	}
+	resume_accept(w);
+}
+
 static void on_accept(struct loop_io *io, uint32_t events)
 {
 	struct listener *l = io->data;
+	struct worker *w = l->w;
+	char why[96];
 	if (l->fd < 0)
 		return;
+	struct table *t = table_view_get(&w->view);
+	w->max_conns = t ? table_routes(t)->settings.max_connections : 0;
+	table_unref(t);
 	for (int i = 0; i < 64; i++) {
+		if (at_conn_limit(w)) {
+			snprintf(why, sizeof(why), "max-connections (%u) reached", w->max_conns);
+			warn_accept(w, why);
+			/* A close resumes; the poll follows a raised limit. */
+			pause_accept(w, ACCEPT_LIMIT_POLL_MS);
+			return;
+		}
 		struct sockaddr_storage ss;
 		socklen_t sl = sizeof(ss);
 		int fd = accept4(l->fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
-			if (errno == EINTR)
+			int err = errno;
+			if (err == EINTR || err == ECONNABORTED)
 				continue;
-			if (errno != EAGAIN && errno != EWOULDBLOCK)
-				log_warn("proxy.server", "accept: %s", strerror(errno));
+			if (err == EAGAIN || err == EWOULDBLOCK)
+				return;
+			snprintf(why, sizeof(why), "accept: %s", strerror(err));
+			warn_accept(w, why);
+			/* Out of files or memory: back off (a close resumes sooner).
+			 * Any other error: the same, rather than spin on it. */
+			pause_accept(w, ACCEPT_BACKOFF_MS);
 			return;
 		}
 		accept_one(l, fd, &ss);
@@ -1617,6 +1712,7 @@ static void on_wake(void *data)
 		return;
 	w->draining = true;
 	loop_timer_cancel(w->loop, &w->table_timer);
+	loop_timer_cancel(w->loop, &w->accept_timer);
 	close_listener(w, &w->http);
 	close_listener(w, &w->https);
 	uint32_t window = 30000;
@@ -1668,6 +1764,7 @@ static int worker_init(struct worker *w, int id)
 		return rc;
 	loop_timer_init(&w->drain_timer, drain_check, w);
 	loop_timer_init(&w->table_timer, table_check, w);
+	loop_timer_init(&w->accept_timer, on_accept_timer, w);
 	loop_timer_set(w->loop, &w->table_timer, TABLE_POLL_MS);
 	rc = upstream_pool_new(w->loop, &w->pool);
 	if (rc != 0)
@@ -1704,6 +1801,7 @@ static void worker_cleanup(struct worker *w)
 	close_listener(w, &w->https);
 	loop_timer_cancel(w->loop, &w->drain_timer);
 	loop_timer_cancel(w->loop, &w->table_timer);
+	loop_timer_cancel(w->loop, &w->accept_timer);
 	upstream_pool_free(w->pool);
 	w->pool = NULL;
 	free(w->tw.scratch);
