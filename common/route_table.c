@@ -35,6 +35,7 @@ struct route_table *route_table_new(void)
 	t->settings.keepalive_timeout_ms = 75000;
 	t->settings.upstream_keepalive = 32;
 	t->settings.drain_window_ms = 30000;
+	t->settings.max_connections = 16384;
 	t->default_cert = -1;
 	t->default_backend = -1;
 	return t;
@@ -1195,13 +1196,9 @@ static int parse_passthrough(struct parser *p, json_object *root, struct route_t
 	return 0;
 }
 
-static const char *const settings_keys[] = {"trusted_proxies",
-                                            "max_header_bytes",
-                                            "header_timeout_ms",
-                                            "keepalive_timeout_ms",
-                                            "upstream_keepalive",
-                                            "drain_window_ms",
-                                            NULL};
+static const char *const settings_keys[] = {
+    "trusted_proxies",    "max_header_bytes", "header_timeout_ms", "keepalive_timeout_ms",
+    "upstream_keepalive", "drain_window_ms",  "max_connections",   NULL};
 static const char *const top_keys[] = {
     "version", "generation",   "settings",        "hosts",       "backends",
     "certs",   "default_cert", "default_backend", "passthrough", NULL};
@@ -1220,7 +1217,8 @@ static int parse_settings(struct parser *p, json_object *root, struct route_sett
 	    (rc = opt_u32(p, o, "settings", "keepalive_timeout_ms", &s->keepalive_timeout_ms)) !=
 	        0 ||
 	    (rc = opt_u32(p, o, "settings", "upstream_keepalive", &s->upstream_keepalive)) != 0 ||
-	    (rc = opt_u32(p, o, "settings", "drain_window_ms", &s->drain_window_ms)) != 0)
+	    (rc = opt_u32(p, o, "settings", "drain_window_ms", &s->drain_window_ms)) != 0 ||
+	    (rc = opt_u32(p, o, "settings", "max_connections", &s->max_connections)) != 0)
 		return rc;
 	return 0;
 }
@@ -1736,6 +1734,7 @@ static void w_table(struct writer *w, const struct route_table *t)
 	w_int(w, "keepalive_timeout_ms", t->settings.keepalive_timeout_ms);
 	w_int(w, "upstream_keepalive", t->settings.upstream_keepalive);
 	w_int(w, "drain_window_ms", t->settings.drain_window_ms);
+	w_int(w, "max_connections", t->settings.max_connections);
 	w_close_obj(w, s);
 
 	w_key(w, "hosts");

@@ -193,6 +193,7 @@ struct route_settings {
 	uint32_t keepalive_timeout_ms; /* 75000: idle client keep-alive */
 	uint32_t upstream_keepalive;   /* 32: idle connections kept per endpoint */
 	uint32_t drain_window_ms;      /* 30000: WebSocket drain on proxy shutdown */
+	uint32_t max_connections; /* 16384: client connections per worker; 0: file limit only */
 };
 
 struct route_table {

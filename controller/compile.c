@@ -831,6 +831,10 @@ static void apply_configmap(struct ctx *c, json_object *cm, uint32_t *drain_defa
 			rc = annotations_parse_uint(v, 65535, &u, err, sizeof(err));
 			if (rc == 0)
 				s->upstream_keepalive = (uint32_t)u;
+		} else if (strcmp(k, "max-connections") == 0) {
+			rc = annotations_parse_uint(v, 1048576, &u, err, sizeof(err));
+			if (rc == 0)
+				s->max_connections = (uint32_t)u;
 		} else if (strcmp(k, "default-tls-secret") == 0) {
 			const char *slash = strchr(v, '/');
 			if (!slash || slash == v || !slash[1] || strchr(slash + 1, '/')) {

@@ -176,7 +176,8 @@ static void put_settings(FILE *out, const struct route_settings *s)
 	           s->header_timeout_ms != ds->header_timeout_ms ||
 	           s->keepalive_timeout_ms != ds->keepalive_timeout_ms ||
 	           s->upstream_keepalive != ds->upstream_keepalive ||
-	           s->drain_window_ms != ds->drain_window_ms;
+	           s->drain_window_ms != ds->drain_window_ms ||
+	           s->max_connections != ds->max_connections;
 	fprintf(out, "settings:%s\n", any ? "" : " defaults");
 	put_cidrs(out, "  ", "trusted_proxies", s->trusted_proxies, s->ntrusted_proxies);
 	put_u64(out, "  ", "max_header_bytes", s->max_header_bytes, ds->max_header_bytes);
@@ -185,6 +186,7 @@ static void put_settings(FILE *out, const struct route_settings *s)
 	        ds->keepalive_timeout_ms);
 	put_u64(out, "  ", "upstream_keepalive", s->upstream_keepalive, ds->upstream_keepalive);
 	put_u64(out, "  ", "drain_window_ms", s->drain_window_ms, ds->drain_window_ms);
+	put_u64(out, "  ", "max_connections", s->max_connections, ds->max_connections);
 	route_table_free(d);
 }
 

@@ -481,32 +481,64 @@ int table_load(const char *dir, struct table **out, char *err, size_t errlen)
 static pthread_mutex_t current_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct table *_Atomic current;
 static atomic_uint_fast64_t current_generation;
+static atomic_uint_fast64_t current_seq; /* bumped by every publish */
 static atomic_bool current_ready;
 
 void table_publish(struct table *t)
 {
 	if (!t)
 		return;
-	/* The lock pairs the swap with table_current's load+ref, so a reader
-	 * never takes a reference on a table whose last reference is being
-	 * dropped here. */
+	/* The lock pairs the swap with the slow path of table_current and
+	 * table_view_get (load + ref), so a reader never takes a reference on a
+	 * table whose last reference is being dropped here. */
 	pthread_mutex_lock(&current_lock);
 	struct table *old = atomic_load_explicit(&current, memory_order_relaxed);
 	atomic_store_explicit(&current, t, memory_order_release);
 	atomic_store_explicit(&current_generation, t->rt->generation, memory_order_relaxed);
+	atomic_fetch_add_explicit(&current_seq, 1, memory_order_release);
 	atomic_store_explicit(&current_ready, true, memory_order_release);
 	pthread_mutex_unlock(&current_lock);
 	table_unref(old);
 }
 
-struct table *table_current(void)
+/* Load and reference the current table and the publish count it goes with. */
+static struct table *current_ref(uint64_t *seq)
 {
 	pthread_mutex_lock(&current_lock);
 	struct table *t = atomic_load_explicit(&current, memory_order_acquire);
 	if (t)
 		table_ref(t);
+	*seq = atomic_load_explicit(&current_seq, memory_order_relaxed);
 	pthread_mutex_unlock(&current_lock);
 	return t;
+}
+
+struct table *table_current(void)
+{
+	uint64_t seq;
+	return current_ref(&seq);
+}
+
+struct table *table_view_get(struct table_view *v)
+{
+	uint64_t seq = atomic_load_explicit(&current_seq, memory_order_acquire);
+	if (seq != v->seq || !v->t) {
+		/* A publish happened since the last look: follow it once, under
+		 * the lock; the old view's reference goes after. */
+		struct table *old = v->t;
+		v->t = current_ref(&v->seq);
+		table_unref(old);
+	}
+	if (v->t)
+		table_ref(v->t);
+	return v->t;
+}
+
+void table_view_cleanup(struct table_view *v)
+{
+	table_unref(v->t);
+	v->t = NULL;
+	v->seq = 0;
 }
 
 bool table_ready(void)

@@ -43,9 +43,29 @@ const struct route_table *table_routes(const struct table *t);
  * table loses the reference the global held (freed when its last
  * request/tunnel lets go). table_current returns a NEW reference (caller
  * drops it with table_unref) or NULL when none was ever published. All four
- * are thread-safe; table_current is cheap enough for every request. */
+ * are thread-safe; table_current takes a process-wide lock, so the data path
+ * reads through a per-worker table_view instead. */
 void table_publish(struct table *t);
 struct table *table_current(void);
+
+/* One thread's own reference to the current table, so the data path takes
+ * no process-wide lock: table_view_get compares the publish count (one
+ * atomic load) with the one seen last and only on a change takes the lock to
+ * follow the swap. Caller storage, zero-initialised; owned by one thread. The
+ * view keeps the table it saw last alive until the next table_view_get after
+ * a publish, or table_view_cleanup. */
+struct table_view {
+	struct table *t; /* the view's own reference, NULL: none yet */
+	uint64_t seq;    /* publish count t belongs to */
+};
+
+/* The current table as a NEW reference (caller drops it with table_unref),
+ * or NULL when none was ever published. No lock unless a publish happened
+ * since the last call on v. */
+struct table *table_view_get(struct table_view *v);
+
+/* Drop the view's reference (the thread stops using v). */
+void table_view_cleanup(struct table_view *v);
 
 /* True once a table has been published. */
 bool table_ready(void);

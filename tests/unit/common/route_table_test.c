@@ -20,6 +20,7 @@ static void test_defaults(void)
 	CHECK_INT(t->settings.header_timeout_ms, 10000);
 	CHECK_INT(t->settings.keepalive_timeout_ms, 75000);
 	CHECK_INT(t->settings.upstream_keepalive, 32);
+	CHECK_INT(t->settings.max_connections, 16384);
 	CHECK_INT(t->settings.drain_window_ms, 30000);
 	CHECK_INT(t->default_cert, -1);
 	CHECK_INT(t->default_backend, -1);
@@ -255,7 +256,7 @@ static const char rich[] =
     "{\"version\":1,\"generation\":12345678901,"
     "\"settings\":{\"trusted_proxies\":[\"10.0.0.0/8\",\"2001:db8::/32\",\"192.168.1.7\"],"
     "\"max_header_bytes\":16384,\"header_timeout_ms\":5000,\"keepalive_timeout_ms\":1000,"
-    "\"upstream_keepalive\":4,\"drain_window_ms\":2000},"
+    "\"upstream_keepalive\":4,\"drain_window_ms\":2000,\"max_connections\":100},"
     "\"backends\":[{\"name\":\"default/web:80\",\"endpoints\":["
     "{\"address\":\"10.0.0.5\",\"port\":8080,\"weight\":3,\"draining\":true},"
     "{\"address\":\"fd00::5\",\"port\":8081}]},{\"name\":\"default/canary:80\"}],"
@@ -292,6 +293,7 @@ static void test_round_trip(void)
 	if (!t)
 		return;
 	CHECK_INT(t->generation, 12345678901LL);
+	CHECK_INT(t->settings.max_connections, 100);
 	const struct route *r = &t->hosts[1].routes[0];
 	CHECK_INT(r->match, ROUTE_MATCH_REGEX);
 	CHECK_INT(r->policy.backend_protocol, ROUTE_PROTO_HTTPS);
