@@ -19,6 +19,7 @@
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 
+#include "auth_basic.h"
 #include "balancer.h"
 #include "error.h"
 #include "headers.h"
@@ -142,6 +143,7 @@ struct worker {
 	const struct table *seen_table; /* compared, never dereferenced */
 	uint64_t seen_generation;
 	uint64_t rng;
+	struct auth_basic_cache *auth_cache; /* successful basic-auth checks */
 };
 
 static struct server_config server_cfg;
@@ -612,6 +614,16 @@ static void start_request(struct conn *c, size_t head_len)
 		return;
 	}
 	c->limit_entered = true;
+	/* After limit-rps (nginx: preaccess before access), before any upstream
+	 * and so before a WebSocket upgrade. */
+	char www_auth[512];
+	status = auth_basic_check(c->w->auth_cache, c->table, c->route, &c->req,
+	                          loop_now(c->w->loop), www_auth, sizeof(www_auth));
+	if (status) {
+		answer_local(c, status, www_auth[0] ? www_auth : NULL,
+		             status == 401 ? "authorization required" : "bad request", true);
+		return;
+	}
 	memset(&c->pick, 0, sizeof(c->pick));
 	if (balancer_choose(c->table, c->route, &c->req, &c->client, &c->pick) != 0 ||
 	    c->pick.backend < 0 || (size_t)c->pick.backend >= c->rt->nbackends) {
@@ -1622,6 +1634,9 @@ static int worker_init(struct worker *w, int id)
 	rc = upstream_pool_new(w->loop, &w->pool);
 	if (rc != 0)
 		return rc;
+	rc = auth_basic_cache_new(&w->auth_cache);
+	if (rc != 0)
+		return rc;
 	w->tw.loop = w->loop;
 	w->tw.scratch_cap = IO_CAP;
 	w->tw.scratch = malloc(IO_CAP);
@@ -1656,6 +1671,8 @@ static void worker_cleanup(struct worker *w)
 	loop_timer_cancel(w->loop, &w->table_timer);
 	upstream_pool_free(w->pool);
 	w->pool = NULL;
+	auth_basic_cache_free(w->auth_cache);
+	w->auth_cache = NULL;
 	free(w->tw.scratch);
 	w->tw.scratch = NULL;
 	loop_free(w->loop);
