@@ -620,7 +620,23 @@ static void start_request(struct conn *c, size_t head_len)
 	status = auth_basic_check(c->w->auth_cache, c->table, c->route, &c->req,
 	                          loop_now(c->w->loop), www_auth, sizeof(www_auth));
 	if (status) {
-		answer_local(c, status, www_auth[0] ? www_auth : NULL,
+		/* ingress-nginx's CORS headers are on its 401 too (a browser app can
+		 * then read it); left out when they do not fit */
+		char extra[sizeof(www_auth) + 1024];
+		const char *ao;
+		size_t aol;
+		int n = snprintf(extra, sizeof(extra), "%s", www_auth);
+		if (status == 401 && policy_cors_allow_origin(c->route, &c->req, &ao, &aol)) {
+			const struct route_cors *cors = &c->route->policy.cors;
+			int k = snprintf(extra + n, sizeof(extra) - (size_t)n,
+			                 "Access-Control-Allow-Origin: %.*s\r\n%s", (int)aol, ao,
+			                 cors->allow_credentials
+			                     ? "Access-Control-Allow-Credentials: true\r\n"
+			                     : "");
+			if (k < 0 || (size_t)k >= sizeof(extra) - (size_t)n)
+				extra[n] = '\0';
+		}
+		answer_local(c, status, extra[0] ? extra : NULL,
 		             status == 401 ? "authorization required" : "bad request", true);
 		return;
 	}

@@ -93,6 +93,12 @@ def manifests(dirpath, backends, htpasswd_text):
         "nginx.ingress.kubernetes.io/auth-secret": "basic-auth",
         "nginx.ingress.kubernetes.io/auth-realm": REALM,
     }, [("/app", "echo"), ("/ws", "ws")]))
+    objs.append(ingress("corsauth", {
+        "nginx.ingress.kubernetes.io/auth-type": "basic",
+        "nginx.ingress.kubernetes.io/auth-secret": "default/basic-auth",
+        "nginx.ingress.kubernetes.io/auth-realm": REALM,
+        "nginx.ingress.kubernetes.io/enable-cors": "true",
+    }, [("/cors", "echo")]))
     objs.append(ingress("open", {}, [("/open", "echo")]))
     with open(os.path.join(dirpath, "objects.yaml"), "w") as f:
         yaml.safe_dump_all(objs, f)
@@ -132,6 +138,17 @@ def assert_401(resp):
 
 def test_no_credentials_401_with_realm(aproxy):
     assert_401(get(aproxy, "/app/x"))
+
+
+def test_401_carries_cors_headers(aproxy):
+    """As ingress-nginx (its e2e test "401 and cors headers"): a browser app can read it."""
+    resp = get(aproxy, "/cors/x")
+    assert_401(resp)
+    assert resp.get("Access-Control-Allow-Origin") == "*", resp
+    assert resp.get("Access-Control-Allow-Credentials") == "true", resp
+    assert get(aproxy, "/app/x").get("Access-Control-Allow-Origin") is None
+    ok = get(aproxy, "/cors/x", basic("sha-user", "sha1-pass"))
+    assert ok.status == 200 and ok.get("Access-Control-Allow-Origin") == "*", ok
 
 
 def test_other_ingress_unaffected(aproxy):
