@@ -245,3 +245,44 @@ def test_bcrypt_checked_once_per_worker(aproxy):
         assert wrong > first / 3, (first, wrong)
     finally:
         conn.close()
+
+
+def test_password_change_applies_at_once(proxy_bin, backends, tmp_path):
+    """The controller follows the Secret: after a password change the old one is refused on
+    a keep-alive connection whose worker had it cached, and the new one works."""
+    mdir, routes = tmp_path / "manifests", tmp_path / "routes"
+    mdir.mkdir()
+    routes.mkdir()
+    auth = str(tmp_path / "auth")
+    subprocess.run(["htpasswd", "-c", "-b", "-B", "-C", "5", auth, "rot", "old-pw"], check=True,
+                   capture_output=True)
+    with open(auth) as f:
+        manifests(str(mdir), backends, f.read())
+    ctl = pu.start_ready([CONTROLLER_BIN, "--manifests", str(mdir), "--publish", str(routes),
+                          "--metrics-port", "0", "--log-format", "text"],
+                         "published generation 1", str(tmp_path / "controller.log"))
+    p = None
+    conn = None
+    try:
+        p = pu.Proxy(str(routes), str(tmp_path / "proxy.log"), workers=2)
+        p.wait_ready()
+        conn = pu.RawConn(p.http_port)
+        assert timed(conn, basic("rot", "old-pw"))[0] == 200
+        assert timed(conn, basic("rot", "old-pw"))[0] == 200  # from the cache
+        assert timed(conn, basic("rot", "new-pw"))[0] == 401
+        subprocess.run(["htpasswd", "-b", "-B", "-C", "5", auth, "rot", "new-pw"], check=True,
+                       capture_output=True)
+        stage = tmp_path / "stage"
+        stage.mkdir()
+        with open(auth) as f:
+            manifests(str(stage), backends, f.read())
+        os.replace(stage / "objects.yaml", mdir / "objects.yaml")
+        p.wait_generation(2)
+        assert timed(conn, basic("rot", "old-pw"))[0] == 401
+        assert timed(conn, basic("rot", "new-pw"))[0] == 200
+    finally:
+        if conn:
+            conn.close()
+        if p:
+            p.stop()
+        pu.stop_process(ctl)
