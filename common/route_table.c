@@ -785,9 +785,10 @@ static int parse_auth(struct parser *p, json_object *obj, const char *path, stru
 			path_key(hp, ep, "name");
 			return fail(p, WEIR_EINVAL, hp, "empty or holds ':'");
 		}
-		if (auth_hash_kind(au->hash) == AUTH_HASH_UNKNOWN) {
+		const char *why = auth_hash_refusal(au->hash);
+		if (why) {
 			path_key(hp, ep, "hash");
-			return fail(p, WEIR_EINVAL, hp, "unsupported password hash format");
+			return fail(p, WEIR_EINVAL, hp, "%s", why);
 		}
 	}
 	return 0;

@@ -773,10 +773,10 @@ static const char *auth_add(struct auth_list *l, const char *user, size_t ulen, 
 	if (hlen == 0)
 		return "empty password hash";
 	char *h = xasprintf("%.*s", (int)hlen, hash);
-	if (auth_hash_kind(h) == AUTH_HASH_UNKNOWN) {
+	const char *refused = auth_hash_refusal(h);
+	if (refused) {
 		free(h);
-		return "password hash format weir cannot check (it checks bcrypt $2y$/$2a$/$2b$, "
-		       "apr1, {SHA}, and crypt DES, $1$, $5$, $6$)";
+		return refused;
 	}
 	if (l->n == l->cap) {
 		l->cap = l->cap ? l->cap * 2 : 8;

@@ -575,7 +575,12 @@ static void test_auth(void)
 	     "hosts[0].routes[0].policy.auth.type: unknown value \"digest\" (want \"none\", "
 	     "\"basic\")"},
 	    {"{\"auth\":{\"type\":\"basic\",\"users\":[{\"name\":\"a\",\"hash\":\"secret\"}]}}",
-	     "hosts[0].routes[0].policy.auth.users[0].hash: unsupported password hash format"},
+	     "hosts[0].routes[0].policy.auth.users[0].hash: password hash format weir cannot "
+	     "check (it checks bcrypt $2y$/$2a$/$2b$, apr1, {SHA}, and crypt DES, $1$, $5$, $6$)"},
+	    {"{\"auth\":{\"users\":[{\"name\":\"a\",\"hash\":"
+	     "\"$2y$13$V3xn4kR7s6R0tvL0ko6DOuIlV08jNmoWXavDrHv/LBwiFmDe5RaMm\"}]}}",
+	     "hosts[0].routes[0].policy.auth.users[0].hash: bcrypt cost above 12 (each check would "
+	     "stall a proxy worker)"},
 	    {"{\"auth\":{\"users\":[{\"name\":\"a:b\",\"hash\":\"h.w.pfYUgbGFQ\"}]}}",
 	     "hosts[0].routes[0].policy.auth.users[0].name: empty or holds ':'"},
 	    {"{\"auth\":{\"users\":[{\"name\":\"\",\"hash\":\"h.w.pfYUgbGFQ\"}]}}",

@@ -122,6 +122,9 @@ static void test_kinds(void)
 	    "h.w.pfYUgbGFQ ", /* trailing space */
 	    "$5$rounds=$IIqS07.7sRMD2zV4$psJtFRgc0GbsOpq71JSk/tRUlLMs3kf89GnNdAbXub/",
 	    "$6$abc$short",
+	    /* over the work factor limits */
+	    "$2y$13$CjsZYHROcTZwRnB3bxhHj.nlowc4K5TNCc.wHOli8M2KWORf7KV9q",
+	    "$5$rounds=200000$saltsalt$hcyDOxdIg0p3xyqtpHh/v8Ph.am06tQaovp1KpEklb7",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		CHECK_INT(auth_hash_kind(bad[i]), AUTH_HASH_UNKNOWN);
@@ -130,6 +133,10 @@ static void test_kinds(void)
 	CHECK_INT(auth_hash_kind("$5$rounds=5000$IIqS07.7sRMD2zV4$"
 	                         "psJtFRgc0GbsOpq71JSk/tRUlLMs3kf89GnNdAbXub/"),
 	          AUTH_HASH_SHA256_CRYPT);
+	CHECK(auth_hash_refusal(vectors[0].hash) == NULL);
+	CHECK(strstr(auth_hash_refusal(bad[sizeof(bad) / sizeof(bad[0]) - 2]), "cost above 12"));
+	CHECK(strstr(auth_hash_refusal(bad[sizeof(bad) / sizeof(bad[0]) - 1]), "rounds above"));
+	CHECK(strstr(auth_hash_refusal("{PLAIN}x"), "format weir cannot check"));
 	CHECK_STR(auth_hash_kind_name(AUTH_HASH_APR1), "apr1");
 	CHECK_STR(auth_hash_kind_name(AUTH_HASH_UNKNOWN), "unknown");
 }
