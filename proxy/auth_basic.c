@@ -13,6 +13,7 @@
 
 #include "auth_hash.h"
 #include "error.h"
+#include "policy.h"
 
 #define CRED_MAX 4096u /* longest decoded "user:password" accepted */
 
@@ -244,14 +245,25 @@ static long b64decode(const char *s, size_t n, unsigned char *out, size_t cap)
 	return (long)k;
 }
 
-static int deny(const struct route *route, char *www_auth, size_t cap)
+static int deny(const struct route *route, const struct http_request *req, char *out, size_t cap)
 {
 	static const char head[] = "WWW-Authenticate: Basic realm=\"", tail[] = "\"\r\n";
 	const char *realm = route->policy.auth.realm ? route->policy.auth.realm : "";
 	size_t room = cap > sizeof(head) + sizeof(tail) ? cap - sizeof(head) - sizeof(tail) : 0;
 	size_t rlen = strlen(realm);
 	/* a realm too long for the buffer is cut, never the header line */
-	snprintf(www_auth, cap, "%s%.*s%s", head, (int)(rlen < room ? rlen : room), realm, tail);
+	int n = snprintf(out, cap, "%s%.*s%s", head, (int)(rlen < room ? rlen : room), realm, tail);
+	const char *ao;
+	size_t aol;
+	if (n > 0 && (size_t)n < cap && policy_cors_allow_origin(route, req, &ao, &aol)) {
+		int k = snprintf(out + n, cap - (size_t)n,
+		                 "Access-Control-Allow-Origin: %.*s\r\n%s", (int)aol, ao,
+		                 route->policy.cors.allow_credentials
+		                     ? "Access-Control-Allow-Credentials: true\r\n"
+		                     : "");
+		if (k < 0 || (size_t)k >= cap - (size_t)n)
+			out[n] = '\0';
+	}
 	return 401;
 }
 
@@ -294,10 +306,10 @@ static bool cache_key(const struct route *route, const char *hash, const struct 
 }
 
 int auth_basic_check(struct auth_basic_cache *cache, const void *table, const struct route *route,
-                     const struct http_request *req, uint64_t now_ms, char *www_auth, size_t cap)
+                     const struct http_request *req, uint64_t now_ms, char *extra, size_t cap)
 {
 	if (cap)
-		www_auth[0] = '\0';
+		extra[0] = '\0';
 	if (!route || route->policy.auth.type != ROUTE_AUTH_BASIC)
 		return 0;
 	if (cache->table != table) {
@@ -313,12 +325,12 @@ int auth_basic_check(struct auth_basic_cache *cache, const void *table, const st
 		h = &req->headers[i];
 	}
 	if (!h)
-		return deny(route, www_auth, cap);
+		return deny(route, req, extra, cap);
 	/* "Basic" (any case), spaces, the base64 token, optional trailing OWS */
 	const char *v = h->value;
 	size_t n = h->value_len;
 	if (n < 6 || strncasecmp(v, "Basic ", 6) != 0)
-		return deny(route, www_auth, cap);
+		return deny(route, req, extra, cap);
 	v += 6;
 	n -= 6;
 	while (n && *v == ' ') {
@@ -359,5 +371,5 @@ int auth_basic_check(struct auth_basic_cache *cache, const void *table, const st
 	status = 0;
 out:
 	OPENSSL_cleanse(cred, sizeof(cred));
-	return status ? deny(route, www_auth, cap) : 0;
+	return status ? deny(route, req, extra, cap) : 0;
 }

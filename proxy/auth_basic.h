@@ -28,16 +28,23 @@ int auth_basic_cache_new(struct auth_basic_cache **out);
 /* Free a cache, wiping its entries. NULL is fine. */
 void auth_basic_cache_free(struct auth_basic_cache *cache);
 
+/* Room for the header lines of a 401 (see auth_basic_check). */
+#define AUTH_BASIC_EXTRA_MAX 1536u
+
 /* The answer to a request on a route: 0 when it may go on (the route has no
  * authentication, or the request carries "Authorization: Basic" credentials
  * of a listed user whose password matches the hash); 400 when it carries
- * more than one Authorization header (as nginx); else 401 and www_auth
- * (size cap) holds the header line to send, "WWW-Authenticate: Basic
- * realm=\"...\"\r\n". table identifies the route table route belongs to
- * (compared only, never dereferenced): a change of table empties the cache.
- * now_ms is a monotonic clock. All arguments borrowed. */
+ * more than one Authorization header (as nginx); else 401. extra (size cap,
+ * AUTH_BASIC_EXTRA_MAX is enough) receives the header lines to add to the
+ * answer ("" for 0 and 400): "WWW-Authenticate: Basic realm=\"...\"\r\n"
+ * and, on a CORS route whose origin rule matches, the
+ * Access-Control-Allow-Origin (and -Credentials) lines ingress-nginx also
+ * puts on its 401 (left out when they do not fit). table identifies the
+ * route table route belongs to (compared only, never dereferenced): a change
+ * of table empties the cache. now_ms is a monotonic clock. All arguments
+ * borrowed. */
 int auth_basic_check(struct auth_basic_cache *cache, const void *table, const struct route *route,
-                     const struct http_request *req, uint64_t now_ms, char *www_auth, size_t cap);
+                     const struct http_request *req, uint64_t now_ms, char *extra, size_t cap);
 
 /* True when password (len bytes) matches hash, a format of
  * common/auth_hash.h: bcrypt and crypt(3) formats through libxcrypt, apr1

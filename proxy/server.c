@@ -616,27 +616,11 @@ static void start_request(struct conn *c, size_t head_len)
 	c->limit_entered = true;
 	/* After limit-rps (nginx: preaccess before access), before any upstream
 	 * and so before a WebSocket upgrade. */
-	char www_auth[512];
+	char auth_extra[AUTH_BASIC_EXTRA_MAX];
 	status = auth_basic_check(c->w->auth_cache, c->table, c->route, &c->req,
-	                          loop_now(c->w->loop), www_auth, sizeof(www_auth));
+	                          loop_now(c->w->loop), auth_extra, sizeof(auth_extra));
 	if (status) {
-		/* ingress-nginx's CORS headers are on its 401 too (a browser app can
-		 * then read it); left out when they do not fit */
-		char extra[sizeof(www_auth) + 1024];
-		const char *ao;
-		size_t aol;
-		int n = snprintf(extra, sizeof(extra), "%s", www_auth);
-		if (status == 401 && policy_cors_allow_origin(c->route, &c->req, &ao, &aol)) {
-			const struct route_cors *cors = &c->route->policy.cors;
-			int k = snprintf(extra + n, sizeof(extra) - (size_t)n,
-			                 "Access-Control-Allow-Origin: %.*s\r\n%s", (int)aol, ao,
-			                 cors->allow_credentials
-			                     ? "Access-Control-Allow-Credentials: true\r\n"
-			                     : "");
-			if (k < 0 || (size_t)k >= sizeof(extra) - (size_t)n)
-				extra[n] = '\0';
-		}
-		answer_local(c, status, extra[0] ? extra : NULL,
+		answer_local(c, status, auth_extra[0] ? auth_extra : NULL,
 		             status == 401 ? "authorization required" : "bad request", true);
 		return;
 	}

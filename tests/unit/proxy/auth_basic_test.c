@@ -269,6 +269,28 @@ static void test_check(struct auth_basic_cache *cache)
 	CHECK_INT(check_raw(cache, &t2, &r, "GET / HTTP/1.1\r\n\r\n", 3000, www, 48), 401);
 	CHECK_STR(www, "WWW-Authenticate: Basic realm=\"012345678901\"\r\n");
 
+	/* CORS route: the 401 carries the origin headers (ingress-nginx does) */
+	r.policy.auth.realm = "r";
+	r.policy.cors.enabled = true;
+	r.policy.cors.allow_origin = "https://app.test, https://b.test";
+	r.policy.cors.allow_credentials = true;
+	CHECK_INT(check_raw(cache, &t2, &r, "GET / HTTP/1.1\r\nOrigin: https://app.test\r\n\r\n",
+	                    3000, www, sizeof(www)),
+	          401);
+	CHECK_STR(www, "WWW-Authenticate: Basic realm=\"r\"\r\n"
+	               "Access-Control-Allow-Origin: https://app.test\r\n"
+	               "Access-Control-Allow-Credentials: true\r\n");
+	CHECK_INT(check_raw(cache, &t2, &r, "GET / HTTP/1.1\r\nOrigin: https://evil.test\r\n\r\n",
+	                    3000, www, sizeof(www)),
+	          401);
+	CHECK_STR(www, "WWW-Authenticate: Basic realm=\"r\"\r\n");
+	/* no room for the CORS lines: the WWW-Authenticate line alone */
+	CHECK_INT(check_raw(cache, &t2, &r, "GET / HTTP/1.1\r\nOrigin: https://app.test\r\n\r\n",
+	                    3000, www, 60),
+	          401);
+	CHECK_STR(www, "WWW-Authenticate: Basic realm=\"r\"\r\n");
+	r.policy.cors.enabled = false;
+
 	/* no users: every request refused */
 	r.policy.auth.nusers = 0;
 	CHECK_INT(check_raw(cache, &t2, &r,
