@@ -87,9 +87,11 @@ static bool apr1(const char *pw, size_t pwlen, const char *salt, size_t saltlen,
 	/* alternate sum: MD5(pw salt pw) */
 	if (!md5_step(md, pw, pwlen, salt, saltlen, pw, pwlen, alt))
 		goto out;
+	/* every later init reuses the MD5 set up above (a new fetch per round
+	 * would cost more than the digest itself) */
 	/* main sum: pw magic salt, then alt repeated over pw's length, then
 	 * one byte per bit of pw's length (NUL for a set bit, pw[0] else) */
-	if (EVP_DigestInit_ex(md, EVP_md5(), NULL) != 1 || EVP_DigestUpdate(md, pw, pwlen) != 1 ||
+	if (EVP_DigestInit_ex2(md, NULL, NULL) != 1 || EVP_DigestUpdate(md, pw, pwlen) != 1 ||
 	    EVP_DigestUpdate(md, magic, mlen) != 1 || EVP_DigestUpdate(md, salt, saltlen) != 1)
 		goto out;
 	for (size_t left = pwlen; left > 0; left -= left > 16 ? 16 : left)
@@ -108,7 +110,7 @@ static bool apr1(const char *pw, size_t pwlen, const char *salt, size_t saltlen,
 		const void *last = (i & 1) ? (const void *)fin : pw;
 		size_t llen = (i & 1) ? 16 : pwlen;
 		unsigned char next[16];
-		if (EVP_DigestInit_ex(md, EVP_md5(), NULL) != 1 ||
+		if (EVP_DigestInit_ex2(md, NULL, NULL) != 1 ||
 		    (flen && EVP_DigestUpdate(md, first, flen) != 1) ||
 		    ((i % 3) && EVP_DigestUpdate(md, salt, saltlen) != 1) ||
 		    ((i % 7) && pwlen && EVP_DigestUpdate(md, pw, pwlen) != 1) ||
