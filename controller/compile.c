@@ -1293,6 +1293,19 @@ static void ingress_canary(struct ctx *c, struct hosts *hs, struct ing *in)
 				         hname, target->canary_ing->source);
 				continue;
 			}
+			/* The main route's policy applies to canary traffic (as in
+			 * ingress-nginx): a canary asking for authentication must not
+			 * be reached through a main route without it. */
+			if (in->ann.policy.auth.type == ROUTE_AUTH_BASIC &&
+			    target->policy.auth.type != ROUTE_AUTH_BASIC) {
+				diag_add(
+				    c, "Ingress", in->obj, in->ann.auth_type_key, "BadAnnotation",
+				    "canary path %s on host \"%s\" asks for basic authentication "
+				    "but the main Ingress %s has none, and its policy is the one "
+				    "applied; the canary is not attached",
+				    path, hname, target->ing->source);
+				continue;
+			}
 			int be = resolve_backend(c, in->obj, NULL, jget(p, "backend"), field);
 			if (be < 0)
 				continue;
