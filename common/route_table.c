@@ -1,6 +1,7 @@
 /* common/route_table.c - the route table in memory, its JSON reader (strict,
  * with errors naming the JSON path) and its stable JSON writer. */
 #include "route_table.h"
+#include "auth_hash.h"
 #include "error.h"
 
 #include <arpa/inet.h>
@@ -97,6 +98,12 @@ void route_policy_cleanup(struct route_policy *p)
 	for (size_t i = 0; i < p->nhide_headers; i++)
 		free(p->hide_headers[i]);
 	free(p->hide_headers);
+	free(p->auth.realm);
+	for (size_t i = 0; i < p->auth.nusers; i++) {
+		free(p->auth.users[i].name);
+		free(p->auth.users[i].hash);
+	}
+	free(p->auth.users);
 	memset(p, 0, sizeof(*p));
 }
 
@@ -680,6 +687,7 @@ static const char *const policy_keys[] = {"connect_timeout_ms",
                                           "deny",
                                           "limit_connections",
                                           "limit_rps",
+                                          "auth",
                                           "cors",
                                           "ws_idle_timeout_ms",
                                           "ws_max_lifetime_ms",
@@ -696,6 +704,9 @@ static const char *const balance_names[] = {"round_robin", "ewma", NULL};
 static const char *const affinity_names[] = {"none", "cookie", NULL};
 static const char *const affinity_mode_names[] = {"balanced", "persistent", NULL};
 static const char *const match_names[] = {"exact", "prefix", "regex", NULL};
+static const char *const auth_keys[] = {"type", "realm", "users", NULL};
+static const char *const auth_user_keys[] = {"name", "hash", NULL};
+static const char *const auth_type_names[] = {"none", "basic", NULL};
 
 static int parse_cookie(struct parser *p, json_object *obj, const char *path,
                         struct route_cookie *c)
@@ -737,6 +748,50 @@ static int parse_cors(struct parser *p, json_object *obj, const char *path, stru
 	    (rc = opt_bool(p, obj, path, "allow_credentials", &c->allow_credentials)) != 0 ||
 	    (rc = opt_int(p, obj, path, "max_age_s", 0, INT64_MAX, &c->max_age_s, NULL)) != 0)
 		return rc;
+	return 0;
+}
+
+static int parse_auth(struct parser *p, json_object *obj, const char *path, struct route_auth *a)
+{
+	int rc, e = (int)a->type;
+	json_object *arr, *u;
+	size_t n;
+	char kp[PATH_MAX_LEN], ep[PATH_MAX_LEN], hp[PATH_MAX_LEN];
+	if ((rc = check_keys(p, obj, path, auth_keys)) != 0 ||
+	    (rc = opt_enum(p, obj, path, "type", auth_type_names, &e)) != 0)
+		return rc;
+	a->type = (enum route_auth_type)e;
+	if ((rc = opt_str(p, obj, path, "realm", STR_NULLABLE, &a->realm)) != 0)
+		return rc;
+	if (a->realm && strpbrk(a->realm, "\"\\")) {
+		path_key(kp, path, "realm");
+		return fail(p, WEIR_EINVAL, kp, "contains '\"' or a backslash");
+	}
+	if ((rc = opt_array(p, obj, path, "users", &arr, &n)) != 0 || n == 0)
+		return rc;
+	path_key(kp, path, "users");
+	a->users = calloc(n, sizeof(*a->users));
+	if (!a->users)
+		return oom(p, kp);
+	a->nusers = n;
+	for (size_t i = 0; i < n; i++) {
+		struct route_auth_user *au = &a->users[i];
+		path_index(ep, kp, i);
+		if ((rc = elem_object(p, arr, i, ep, &u)) != 0 ||
+		    (rc = check_keys(p, u, ep, auth_user_keys)) != 0 ||
+		    (rc = req_str(p, u, ep, "name", 0, &au->name)) != 0 ||
+		    (rc = req_str(p, u, ep, "hash", 0, &au->hash)) != 0)
+			return rc;
+		if (!au->name[0] || strchr(au->name, ':')) {
+			path_key(hp, ep, "name");
+			return fail(p, WEIR_EINVAL, hp, "empty or holds ':'");
+		}
+		const char *why = auth_hash_refusal(au->hash);
+		if (why) {
+			path_key(hp, ep, "hash");
+			return fail(p, WEIR_EINVAL, hp, "%s", why);
+		}
+	}
 	return 0;
 }
 
@@ -806,7 +861,14 @@ static int parse_policy(struct parser *p, json_object *obj, const char *path,
 	    (rc = parse_cidrs(p, obj, path, "deny", &pol->deny, &pol->ndeny)) != 0 ||
 	    (rc = opt_u32(p, obj, path, "limit_connections", &pol->limit_connections)) != 0 ||
 	    (rc = opt_u32(p, obj, path, "limit_rps", &pol->limit_rps)) != 0 ||
-	    (rc = opt_object(p, obj, path, "cors", &sub)) != 0)
+	    (rc = opt_object(p, obj, path, "auth", &sub)) != 0)
+		return rc;
+	if (sub) {
+		path_key(kp, path, "auth");
+		if ((rc = parse_auth(p, sub, kp, &pol->auth)) != 0)
+			return rc;
+	}
+	if ((rc = opt_object(p, obj, path, "cors", &sub)) != 0)
 		return rc;
 	if (sub) {
 		path_key(kp, path, "cors");
@@ -1667,6 +1729,26 @@ static void w_policy(struct writer *w, const struct route_policy *p)
 	w_cidrs(w, "deny", p->deny, p->ndeny);
 	w_int_d(w, "limit_connections", p->limit_connections, d->limit_connections);
 	w_int_d(w, "limit_rps", p->limit_rps, d->limit_rps);
+
+	w_open_lazy(w, "auth", &csaved);
+	if (p->auth.type != d->auth.type)
+		w_str(w, "type", auth_type_names[p->auth.type == ROUTE_AUTH_BASIC]);
+	if (p->auth.realm && p->auth.realm[0])
+		w_str(w, "realm", p->auth.realm);
+	if (p->auth.nusers) {
+		bool usaved, osaved;
+		w_key(w, "users");
+		w_open(w, "[", &usaved);
+		for (size_t i = 0; i < p->auth.nusers; i++) {
+			w_next(w);
+			w_open(w, "{", &osaved);
+			w_str(w, "name", p->auth.users[i].name);
+			w_str(w, "hash", p->auth.users[i].hash);
+			w_close_obj(w, osaved);
+		}
+		w_close_arr(w, usaved);
+	}
+	w_close_lazy(w, csaved);
 
 	w_open_lazy(w, "cors", &csaved);
 	w_bool_d(w, "enabled", p->cors.enabled, d->cors.enabled);

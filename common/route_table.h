@@ -99,6 +99,24 @@ struct route_canary {
 	uint32_t weight;       /* 0..100, percent of the rest sent to the canary */
 };
 
+enum route_auth_type { ROUTE_AUTH_NONE = 0, ROUTE_AUTH_BASIC = 1 }; /* "none", "basic" */
+
+/* One htpasswd entry: the proxy takes the first user of the list whose name
+ * equals the one in the request's credentials. */
+struct route_auth_user {
+	char *name; /* non-empty, no ':' */
+	char *hash; /* a format of common/auth_hash.h (bcrypt, apr1, {SHA}, crypt) */
+};
+
+/* HTTP basic authentication (auth-type: basic). With type basic and no users
+ * every request is refused (the controller never writes that). */
+struct route_auth {
+	enum route_auth_type type;
+	char *realm; /* NULL or "": realm "" (ingress-nginx's default); no '"', no backslash */
+	size_t nusers;
+	struct route_auth_user *users;
+};
+
 /* Everything the proxy does for a matched route besides picking a backend. */
 struct route_policy {
 	uint32_t connect_timeout_ms; /* 5000 */
@@ -138,6 +156,7 @@ struct route_policy {
 	struct route_header *response_headers;
 	size_t nhide_headers; /* response header names to remove */
 	char **hide_headers;
+	struct route_auth auth; /* 401 unless the request carries valid credentials */
 };
 
 struct route {

@@ -408,6 +408,9 @@ int annotations_policy_copy(struct route_policy *dst, const struct route_policy 
 	dst->hide_headers = NULL;
 	dst->nrequest_headers = dst->nresponse_headers = dst->nhide_headers = 0;
 	dst->nallow = dst->ndeny = 0;
+	dst->auth.realm = NULL;
+	dst->auth.users = NULL;
+	dst->auth.nusers = 0;
 	if (dup_str(&dst->upstream_vhost, src->upstream_vhost) ||
 	    dup_str(&dst->x_forwarded_prefix, src->x_forwarded_prefix) ||
 	    dup_str(&dst->rewrite_target, src->rewrite_target) ||
@@ -456,6 +459,18 @@ int annotations_policy_copy(struct route_policy *dst, const struct route_policy 
 			if (dup_str(&dst->hide_headers[i], src->hide_headers[i]))
 				goto out;
 	}
+	if (dup_str(&dst->auth.realm, src->auth.realm))
+		goto out;
+	if (src->auth.nusers) {
+		dst->auth.users = calloc(src->auth.nusers, sizeof(*dst->auth.users));
+		if (!dst->auth.users)
+			goto out;
+		dst->auth.nusers = src->auth.nusers;
+		for (size_t i = 0; i < src->auth.nusers; i++)
+			if (dup_str(&dst->auth.users[i].name, src->auth.users[i].name) ||
+			    dup_str(&dst->auth.users[i].hash, src->auth.users[i].hash))
+				goto out;
+	}
 	rc = 0;
 out:
 	if (rc)
@@ -470,6 +485,8 @@ struct pctx {
 	int64_t perm_code; /* -1: not set */
 	char *perm_url;
 	char *temp_url;
+	const char *key;            /* full key of the annotation being parsed */
+	const char *auth_other_key; /* auth-realm or auth-secret-type, borrowed */
 	char *err;
 	size_t errlen;
 };
@@ -827,6 +844,77 @@ static int h_hide(struct pctx *c, const char *v)
 	                     c->errlen);
 }
 
+/* auth-type: ingress-nginx knows basic and digest; weir checks basic only,
+ * so digest is refused rather than served without authentication. */
+static int h_auth_type(struct pctx *c, const char *v)
+{
+	int rc = set_str(&c->a->auth_type_key, c->key);
+	if (rc)
+		return rc;
+	if (strcmp(v, "digest") == 0)
+		return fail(c->err, c->errlen,
+		            "digest authentication is not implemented by weir (only basic)");
+	if (strcmp(v, "basic") != 0)
+		return fail(c->err, c->errlen, "\"%s\" is not basic or digest", v);
+	c->a->policy.auth.type = ROUTE_AUTH_BASIC;
+	return 0;
+}
+
+/* Secret names are DNS subdomains; a namespace is a DNS label. */
+static bool is_dns_name(const char *v, size_t n, bool label)
+{
+	if (n == 0 || n > (label ? 63u : 253u) || !isalnum((unsigned char)v[0]) ||
+	    !isalnum((unsigned char)v[n - 1]))
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!(islower((unsigned char)v[i]) || isdigit((unsigned char)v[i]) || v[i] == '-' ||
+		      (!label && v[i] == '.')))
+			return false;
+	return true;
+}
+
+static int h_auth_secret(struct pctx *c, const char *v)
+{
+	int rc = set_str(&c->a->auth_secret_key, c->key);
+	if (rc)
+		return rc;
+	const char *slash = strchr(v, '/');
+	bool ok = slash ? is_dns_name(v, (size_t)(slash - v), true) &&
+	                      is_dns_name(slash + 1, strlen(slash + 1), false)
+	                : is_dns_name(v, strlen(v), false);
+	if (!ok)
+		return fail(c->err, c->errlen, "\"%s\" is not a Secret name or namespace/name", v);
+	return set_str(&c->a->auth_secret, v);
+}
+
+static int h_auth_secret_type(struct pctx *c, const char *v)
+{
+	c->auth_other_key = c->key;
+	if (strcmp(v, "auth-file") == 0)
+		c->a->auth_map = false;
+	else if (strcmp(v, "auth-map") == 0)
+		c->a->auth_map = true;
+	else
+		return fail(c->err, c->errlen, "\"%s\" is not auth-file or auth-map", v);
+	return 0;
+}
+
+/* The realm is quoted into WWW-Authenticate: the characters ingress-nginx
+ * accepts (letters, digits, space and "-._~/:") cannot end the quoted
+ * string. */
+static int h_auth_realm(struct pctx *c, const char *v)
+{
+	c->auth_other_key = c->key;
+	for (const char *p = v; *p; p++)
+		if (!isalnum((unsigned char)*p) && !strchr("-._~/: ", *p))
+			return fail(
+			    c->err, c->errlen,
+			    "\"%s\" holds a character other than letters, digits, space and "
+			    "-._~/:",
+			    v);
+	return set_str(&c->a->policy.auth.realm, v);
+}
+
 static const struct {
 	const char *name;
 	handler_cb fn;
@@ -835,6 +923,10 @@ static const struct {
     {"affinity-mode", h_affinity_mode},
     {"allowlist-source-range", h_allow},
     {"app-root", h_app_root},
+    {"auth-realm", h_auth_realm},
+    {"auth-secret", h_auth_secret},
+    {"auth-secret-type", h_auth_secret_type},
+    {"auth-type", h_auth_type},
     {"backend-protocol", h_protocol},
     {"canary", h_canary},
     {"canary-by-cookie", h_canary_cookie},
@@ -922,11 +1014,8 @@ static const struct {
     {"auth-keepalive-timeout", NULL},
     {"auth-method", NULL},
     {"auth-proxy-set-headers", NULL},
-    {"auth-realm", NULL},
     {"auth-request-redirect", NULL},
     {"auth-response-headers", NULL},
-    {"auth-secret", NULL},
-    {"auth-secret-type", NULL},
     {"auth-signin", NULL},
     {"auth-signin-redirect-param", NULL},
     {"auth-tls-error-page", NULL},
@@ -935,7 +1024,6 @@ static const struct {
     {"auth-tls-secret", NULL},
     {"auth-tls-verify-client", "off"},
     {"auth-tls-verify-depth", NULL},
-    {"auth-type", NULL},
     {"auth-url", NULL},
     {"enable-modsecurity", "false"},
     {"enable-owasp-core-rules", "false"},
@@ -1094,6 +1182,7 @@ int annotations_parse(json_object *annotations, uint32_t drain_default_ms, struc
 				continue;
 		}
 		err[0] = '\0';
+		c.key = keys[i];
 		int hr = fn(&c, v);
 		if (hr == WEIR_ENOMEM)
 			goto out;
@@ -1102,6 +1191,19 @@ int annotations_parse(json_object *annotations, uint32_t drain_default_ms, struc
 			if (add_issue(issues, keys[i], "InvalidAnnotation", msg, true))
 				goto out;
 		}
+	}
+	/* Fail closed: half an authentication setup drops the Ingress. */
+	if (out->policy.auth.type == ROUTE_AUTH_BASIC && !out->auth_secret_key) {
+		if (add_issue(issues, out->auth_type_key, "InvalidAnnotation",
+		              "auth-type is set without auth-secret", true))
+			goto out;
+	} else if (!out->auth_type_key && (out->auth_secret_key || c.auth_other_key)) {
+		if (add_issue(
+		        issues, out->auth_secret_key ? out->auth_secret_key : c.auth_other_key,
+		        "InvalidAnnotation",
+		        "authentication is configured without auth-type (weir does not guess it)",
+		        true))
+			goto out;
 	}
 	if (c.perm_url) {
 		out->policy.redirect_code = (uint16_t)(c.perm_code > 0 ? c.perm_code : 301);
@@ -1130,6 +1232,9 @@ void annotations_cleanup(struct annotations *a)
 	free(a->canary_rule.by_header);
 	free(a->canary_rule.by_header_value);
 	free(a->canary_rule.by_cookie);
+	free(a->auth_type_key);
+	free(a->auth_secret_key);
+	free(a->auth_secret);
 	memset(a, 0, sizeof(*a));
 }
 

@@ -33,6 +33,13 @@ struct annotations {
 	bool global_auth;    /* enable-global-auth, default true */
 	bool canary;
 	struct route_canary canary_rule; /* backend -1; strings owned */
+	/* auth-type: basic sets policy.auth.type and auth-realm policy.auth.realm;
+	 * compile reads the Secret into policy.auth.users. Keys are the full
+	 * annotation keys as written (for diagnostics); NULL when absent. */
+	char *auth_type_key;
+	char *auth_secret_key;
+	char *auth_secret; /* auth-secret: "name" or "namespace/name" */
+	bool auth_map;     /* auth-secret-type: auth-map (default auth-file) */
 };
 
 /* One finding: key is the full annotation key. fatal: the value is bad or

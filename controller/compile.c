@@ -16,6 +16,7 @@
 #include <pcre2.h>
 
 #include "annotations.h"
+#include "auth_hash.h"
 #include "error.h"
 
 #define LABEL_SERVICE_NAME "kubernetes.io/service-name"
@@ -745,6 +746,231 @@ fail:
 	return -1;
 }
 
+/* ------------------------------------------------------------ basic auth */
+
+struct auth_list {
+	size_t n, cap;
+	struct route_auth_user *users;
+};
+
+static void auth_list_free(struct auth_list *l)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		free(l->users[i].name);
+		free(l->users[i].hash);
+	}
+	free(l->users);
+	memset(l, 0, sizeof(*l));
+}
+
+static bool has_ctl(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			return true;
+	return false;
+}
+
+/* Check one user and hash and append them. NULL, or a static reason. */
+static const char *auth_add(struct auth_list *l, const char *user, size_t ulen, const char *hash,
+                            size_t hlen)
+{
+	if (ulen == 0)
+		return "empty user name";
+	if (has_ctl(user, ulen) || has_ctl(hash, hlen))
+		return "control character";
+	if (hlen == 0)
+		return "empty password hash";
+	char *h = xasprintf("%.*s", (int)hlen, hash);
+	const char *refused = auth_hash_refusal(h);
+	if (refused) {
+		free(h);
+		return refused;
+	}
+	if (l->n == l->cap) {
+		l->cap = l->cap ? l->cap * 2 : 8;
+		l->users = xrealloc(l->users, l->cap * sizeof(*l->users));
+	}
+	l->users[l->n].name = xasprintf("%.*s", (int)ulen, user);
+	l->users[l->n].hash = h;
+	l->n++;
+	return NULL;
+}
+
+/* The value of key k of a Secret (data: base64; stringData: plain): 1 and
+ * *out (caller frees) when present and decodable, 0 when absent, -1 when
+ * data holds bad base64 or a NUL byte. An empty value gives "". */
+static int secret_value(json_object *sec, const char *k, char **out)
+{
+	const char *v = jstr(jget(sec, "data"), k);
+	if (v) {
+		*out = *v ? b64decode(v) : xstrdup("");
+		return *out ? 1 : -1;
+	}
+	v = jstr(jget(sec, "stringData"), k);
+	if (!v)
+		return 0;
+	*out = xstrdup(v);
+	return 1;
+}
+
+/* auth-file: htpasswd lines "user:hash" (nginx ignores a third ':' field
+ * and so does weir); blank lines and lines starting with '#' skipped. */
+static bool auth_from_file(struct ctx *c, json_object *obj, const struct annotations *a,
+                           const char *sname, const char *text, struct auth_list *l)
+{
+	size_t lineno = 0;
+	for (const char *line = text; *line;) {
+		const char *end = strchr(line, '\n');
+		size_t len = end ? (size_t)(end - line) : strlen(line);
+		lineno++;
+		size_t n = len;
+		if (n && line[n - 1] == '\r')
+			n--;
+		size_t lead = 0;
+		while (lead < n && (line[lead] == ' ' || line[lead] == '\t'))
+			lead++;
+		if (lead < n && line[lead] != '#') {
+			const char *colon = memchr(line, ':', n);
+			const char *why;
+			if (!colon) {
+				why = "no ':' between user and password hash";
+			} else {
+				const char *h = colon + 1;
+				const char *hend = memchr(h, ':', n - (size_t)(h - line));
+				why = auth_add(l, line, (size_t)(colon - line), h,
+				               (size_t)((hend ? hend : line + n) - h));
+			}
+			if (why) {
+				diag_add(
+				    c, "Ingress", obj, a->auth_secret_key, "BadAuthSecret",
+				    "secret %s: key auth, line %zu: %s; the Ingress's routes are "
+				    "dropped",
+				    sname, lineno, why);
+				return false;
+			}
+		}
+		line += len;
+		if (*line == '\n')
+			line++;
+	}
+	return true;
+}
+
+/* auth-map: each key of the Secret is a user, its value the hash (one
+ * trailing newline allowed). Keys in sorted order. */
+static bool auth_from_map(struct ctx *c, json_object *obj, const struct annotations *a,
+                          const char *sname, json_object *sec, struct auth_list *l)
+{
+	const char *parts[2] = {"data", "stringData"};
+	size_t nkeys = 0, cap = 0;
+	const char **keys = NULL;
+	bool ok = false;
+	for (size_t p = 0; p < 2; p++) {
+		json_object *m = jget(sec, parts[p]);
+		if (!m || !json_object_is_type(m, json_type_object))
+			continue;
+		json_object_object_foreach(m, k, v)
+		{
+			(void)v;
+			if (p == 1 && jget(jget(sec, "data"), k))
+				continue; /* data wins, as for tls.crt */
+			if (nkeys == cap) {
+				cap = cap ? cap * 2 : 8;
+				keys = xrealloc(keys, cap * sizeof(*keys));
+			}
+			keys[nkeys++] = k;
+		}
+	}
+	qsort(keys, nkeys, sizeof(*keys), cmp_strp);
+	for (size_t i = 0; i < nkeys; i++) {
+		char *val = NULL;
+		const char *why = NULL;
+		if (secret_value(sec, keys[i], &val) < 0) {
+			why = "value is not base64 text";
+		} else {
+			size_t n = strlen(val);
+			if (n && val[n - 1] == '\n')
+				n--;
+			if (n && val[n - 1] == '\r')
+				n--;
+			why = auth_add(l, keys[i], strlen(keys[i]), val, n);
+		}
+		free(val);
+		if (why) {
+			diag_add(c, "Ingress", obj, a->auth_secret_key, "BadAuthSecret",
+			         "secret %s: user %s: %s; the Ingress's routes are dropped", sname,
+			         keys[i], why);
+			goto out;
+		}
+	}
+	ok = true;
+out:
+	free(keys);
+	return ok;
+}
+
+/* auth-type: basic: read the Secret named by auth-secret into the Ingress's
+ * policy. false on any problem, with a diagnostic naming the auth-secret
+ * key: the caller drops the Ingress (fail closed). */
+static bool resolve_auth(struct ctx *c, json_object *obj, struct annotations *a)
+{
+	const char *ins = meta_ns(obj);
+	const char *slash = strchr(a->auth_secret, '/');
+	char *ns =
+	    slash ? xasprintf("%.*s", (int)(slash - a->auth_secret), a->auth_secret) : xstrdup(ins);
+	const char *name = slash ? slash + 1 : a->auth_secret;
+	char *sname = xasprintf("%s/%s", ns, name);
+	struct auth_list l = {0};
+	char *text = NULL;
+	bool ok = false;
+	if (strcmp(ns, ins) != 0) {
+		/* ingress-nginx's default (allow-cross-namespace-resources: false) */
+		diag_add(c, "Ingress", obj, a->auth_secret_key, "BadAuthSecret",
+		         "secret %s is in another namespace than the Ingress; cross-namespace "
+		         "references are refused; the Ingress's routes are dropped",
+		         sname);
+		goto out;
+	}
+	json_object *sec = find_obj(c->snap, STORE_SECRET, ns, name);
+	if (!sec) {
+		diag_add(c, "Ingress", obj, a->auth_secret_key, "SecretNotFound",
+		         "secret %s not found; the Ingress's routes are dropped", sname);
+		goto out;
+	}
+	if (a->auth_map) {
+		if (!auth_from_map(c, obj, a, sname, sec, &l))
+			goto out;
+	} else {
+		int r = secret_value(sec, "auth", &text);
+		if (r <= 0) {
+			diag_add(c, "Ingress", obj, a->auth_secret_key, "BadAuthSecret",
+			         "secret %s: key auth %s; the Ingress's routes are dropped", sname,
+			         r == 0 ? "is missing" : "is not base64 text");
+			goto out;
+		}
+		if (!auth_from_file(c, obj, a, sname, text, &l))
+			goto out;
+	}
+	if (l.n == 0) {
+		diag_add(c, "Ingress", obj, a->auth_secret_key, "BadAuthSecret",
+		         "secret %s: %s holds no user; the Ingress's routes are dropped", sname,
+		         a->auth_map ? "the map" : "key auth");
+		goto out;
+	}
+	a->policy.auth.users = l.users;
+	a->policy.auth.nusers = l.n;
+	l.users = NULL;
+	l.n = 0;
+	ok = true;
+out:
+	auth_list_free(&l);
+	free(text);
+	free(sname);
+	free(ns);
+	return ok;
+}
+
 /* ------------------------------------------------------------ ConfigMap */
 
 /* ingress-nginx ConfigMap keys that restrict access to every route and that
@@ -1117,6 +1343,19 @@ static void ingress_canary(struct ctx *c, struct hosts *hs, struct ing *in)
 				diag_add(c, "Ingress", in->obj, field, "PathConflict",
 				         "path %s on host \"%s\" already has the canary %s", path,
 				         hname, target->canary_ing->source);
+				continue;
+			}
+			/* The main route's policy applies to canary traffic (as in
+			 * ingress-nginx): a canary asking for authentication must not
+			 * be reached through a main route without it. */
+			if (in->ann.policy.auth.type == ROUTE_AUTH_BASIC &&
+			    target->policy.auth.type != ROUTE_AUTH_BASIC) {
+				diag_add(
+				    c, "Ingress", in->obj, in->ann.auth_type_key, "BadAnnotation",
+				    "canary path %s on host \"%s\" asks for basic authentication "
+				    "but the main Ingress %s has none, and its policy is the one "
+				    "applied; the canary is not attached",
+				    path, hname, target->ing->source);
 				continue;
 			}
 			int be = resolve_backend(c, in->obj, NULL, jget(p, "backend"), field);
@@ -1575,6 +1814,18 @@ int compile_snapshot(const struct snapshot *snap, const struct compile_options *
 			         "Ingress is not served (fail closed)",
 			         CONFIGMAP_NAME, global);
 			in->dropped = true;
+		}
+		if (!in->dropped && in->ann.policy.auth.type == ROUTE_AUTH_BASIC) {
+			if (in->ann.ssl_passthrough) {
+				diag_add(
+				    &c, "Ingress", in->obj, in->ann.auth_type_key, "BadAnnotation",
+				    "basic authentication cannot be enforced on an ssl-passthrough "
+				    "Ingress (weir never decrypts it); the Ingress's routes are "
+				    "dropped");
+				in->dropped = true;
+			} else if (!resolve_auth(&c, in->obj, &in->ann)) {
+				in->dropped = true;
+			}
 		}
 	}
 

@@ -6,6 +6,7 @@
 #include <inttypes.h>
 #include <string.h>
 
+#include "auth_hash.h"
 #include "error.h"
 
 static const char *match_name(enum route_match m)
@@ -126,6 +127,16 @@ static void put_policy(FILE *out, const char *ind, const struct route_policy *p)
 	put_cidrs(out, ind, "deny", p->deny, p->ndeny);
 	put_u64(out, ind, "limit_connections", p->limit_connections, d.limit_connections);
 	put_u64(out, ind, "limit_rps", p->limit_rps, d.limit_rps);
+	if (p->auth.type == ROUTE_AUTH_BASIC) {
+		/* user names and hash formats, never the hashes */
+		fprintf(out, "%sauth: basic, realm \"%s\", %zu user%s:", ind,
+		        p->auth.realm ? p->auth.realm : "", p->auth.nusers,
+		        p->auth.nusers == 1 ? "" : "s");
+		for (size_t i = 0; i < p->auth.nusers; i++)
+			fprintf(out, "%s %s (%s)", i ? "," : "", p->auth.users[i].name,
+			        auth_hash_kind_name(auth_hash_kind(p->auth.users[i].hash)));
+		fputc('\n', out);
+	}
 	put_bool(out, ind, "cors.enabled", p->cors.enabled, d.cors.enabled);
 	put_str(out, ind, "cors.allow_origin", p->cors.allow_origin, d.cors.allow_origin);
 	put_str(out, ind, "cors.allow_methods", p->cors.allow_methods, d.cors.allow_methods);

@@ -367,6 +367,9 @@ int headers_build_request(const struct http_request *req, const struct http_clie
 			continue;
 		if (name_eq(h->name, h->name_len, "Content-Length"))
 			continue; /* framing is ours */
+		if (pol && pol->auth.type == ROUTE_AUTH_BASIC &&
+		    name_eq(h->name, h->name_len, "Authorization"))
+			continue; /* ingress-nginx: proxy_set_header Authorization "" */
 		if (in_route_headers(rh, nrh, h->name, h->name_len))
 			continue; /* replaced below */
 		if (name_eq(h->name, h->name_len, "Host")) {

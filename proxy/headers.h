@@ -28,7 +28,8 @@ struct headers_ctx {
  * then every end-to-end header in arrival order, unknown and repeated ones
  * included, names and values byte-for-byte, minus hop-by-hop ones (Connection,
  * Keep-Alive, Proxy-Connection, TE, Trailer, Transfer-Encoding, Upgrade and any
- * named in Connection); Host unchanged unless upstream-vhost; X-Forwarded-For
+ * named in Connection) and, on a basic-auth route, Authorization (as
+ * ingress-nginx); Host unchanged unless upstream-vhost; X-Forwarded-For
  * appended (or replaced when the peer is not trusted), X-Forwarded-Proto/Host/
  * Port, X-Real-IP, X-Request-ID (kept from a trusted peer, else
  * client->request_id), X-Forwarded-Prefix, X-Request-Base, Origin/Referer

@@ -19,6 +19,7 @@
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 
+#include "auth_basic.h"
 #include "balancer.h"
 #include "buf.h"
 #include "error.h"
@@ -156,6 +157,7 @@ struct worker {
 	uint64_t accept_warned;   /* loop_now of the last accept warning, 0: none */
 	uint64_t accept_unwarned; /* pauses since that warning */
 	uint64_t rng;
+	struct auth_basic_cache *auth_cache; /* successful basic-auth checks */
 };
 
 static struct server_config server_cfg;
@@ -614,6 +616,16 @@ static void start_request(struct conn *c, size_t head_len)
 		return;
 	}
 	c->limit_entered = true;
+	/* After limit-rps (nginx: preaccess before access), before any upstream
+	 * and so before a WebSocket upgrade. */
+	char auth_extra[AUTH_BASIC_EXTRA_MAX];
+	status = auth_basic_check(c->w->auth_cache, c->table, c->route, &c->x->req,
+	                          loop_now(c->w->loop), auth_extra, sizeof(auth_extra));
+	if (status) {
+		answer_local(c, status, auth_extra[0] ? auth_extra : NULL,
+		             status == 401 ? "authorization required" : "bad request", true);
+		return;
+	}
 	memset(&c->x->pick, 0, sizeof(c->x->pick));
 	if (balancer_choose(c->table, c->route, &c->x->req, &c->client, &c->x->pick) != 0 ||
 	    c->x->pick.backend < 0 || (size_t)c->x->pick.backend >= c->rt->nbackends) {
@@ -1774,6 +1786,9 @@ static int worker_init(struct worker *w, int id)
 	rc = upstream_pool_new(w->loop, &w->pool);
 	if (rc != 0)
 		return rc;
+	rc = auth_basic_cache_new(&w->auth_cache);
+	if (rc != 0)
+		return rc;
 	w->tw.loop = w->loop;
 	w->tw.scratch_cap = IO_CAP;
 	w->tw.scratch = malloc(IO_CAP);
@@ -1809,6 +1824,8 @@ static void worker_cleanup(struct worker *w)
 	loop_timer_cancel(w->loop, &w->accept_timer);
 	upstream_pool_free(w->pool);
 	w->pool = NULL;
+	auth_basic_cache_free(w->auth_cache);
+	w->auth_cache = NULL;
 	free(w->tw.scratch);
 	w->tw.scratch = NULL;
 	loop_free(w->loop);

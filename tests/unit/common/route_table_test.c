@@ -526,12 +526,95 @@ static void test_fixtures(void)
 	CHECK(nbad >= 10);
 }
 
+/* policy.auth: read, defaults, refusals, and the writer's round trip. */
+static void test_auth(void)
+{
+	static const char json[] =
+	    "{\"version\":1,\"hosts\":[{\"name\":\"a\",\"routes\":[{\"path\":\"/\","
+	    "\"match\":\"prefix\",\"policy\":{\"limit_rps\":1,\"auth\":{\"type\":\"basic\","
+	    "\"realm\":\"Authentication Required - foo\",\"users\":["
+	    "{\"name\":\"alice\",\"hash\":\"$apr1$7Y9EPK6s$.OpmsreXWRiQLkvTNuLjA0\"},"
+	    "{\"name\":\"bob\",\"hash\":\"{SHA}/vNB+F2HQ559kaLUZbmHHvZrXpg=\"}]},"
+	    "\"cors\":{\"enabled\":true}}},{\"path\":\"/open\",\"match\":\"exact\"}]}]}";
+	struct route_table *t = parse_ok(json);
+	if (!t)
+		return;
+	const struct route_auth *a = &t->hosts[0].routes[0].policy.auth;
+	CHECK_INT(a->type, ROUTE_AUTH_BASIC);
+	CHECK_STR(a->realm, "Authentication Required - foo");
+	CHECK_INT(a->nusers, 2);
+	CHECK_STR(a->users[1].name, "bob");
+	CHECK_STR(a->users[0].hash, "$apr1$7Y9EPK6s$.OpmsreXWRiQLkvTNuLjA0");
+	const struct route_auth *open = &t->hosts[0].routes[1].policy.auth;
+	CHECK_INT(open->type, ROUTE_AUTH_NONE);
+	CHECK(open->realm == NULL);
+	CHECK_INT(open->nusers, 0);
+	char *out = NULL, *again = NULL;
+	size_t len = 0, len2 = 0;
+	CHECK_INT(route_table_serialize(t, &out, &len), 0);
+	/* in document order, between limit_rps and cors; nothing for /open */
+	CHECK(out &&
+	      strstr(out, "\"limit_rps\":1,\"auth\":{\"type\":\"basic\",\"realm\":"
+	                  "\"Authentication Required - foo\",\"users\":[{\"name\":\"alice\","));
+	CHECK(out && strstr(out, "\"path\":\"/open\",\"match\":\"exact\",\"backend\":-1,"
+	                         "\"source\":\"\"}"));
+	struct route_table *t2 = out ? parse_ok(out) : NULL;
+	if (t2) {
+		CHECK_INT(route_table_serialize(t2, &again, &len2), 0);
+		CHECK_INT(len2, len);
+		CHECK(again && strcmp(out, again) == 0);
+	}
+	free(out);
+	free(again);
+	route_table_free(t2);
+	route_table_free(t);
+
+	static const struct {
+		const char *policy;
+		const char *err;
+	} bad[] = {
+	    {"{\"auth\":{\"type\":\"digest\"}}",
+	     "hosts[0].routes[0].policy.auth.type: unknown value \"digest\" (want \"none\", "
+	     "\"basic\")"},
+	    {"{\"auth\":{\"type\":\"basic\",\"users\":[{\"name\":\"a\",\"hash\":\"secret\"}]}}",
+	     "hosts[0].routes[0].policy.auth.users[0].hash: password hash format weir cannot "
+	     "check (it checks bcrypt $2y$/$2a$/$2b$, apr1, {SHA}, and crypt DES, $1$, $5$, $6$)"},
+	    {"{\"auth\":{\"users\":[{\"name\":\"a\",\"hash\":"
+	     "\"$2y$13$V3xn4kR7s6R0tvL0ko6DOuIlV08jNmoWXavDrHv/LBwiFmDe5RaMm\"}]}}",
+	     "hosts[0].routes[0].policy.auth.users[0].hash: bcrypt cost above 12 (each check would "
+	     "stall a proxy worker)"},
+	    {"{\"auth\":{\"users\":[{\"name\":\"a:b\",\"hash\":\"h.w.pfYUgbGFQ\"}]}}",
+	     "hosts[0].routes[0].policy.auth.users[0].name: empty or holds ':'"},
+	    {"{\"auth\":{\"users\":[{\"name\":\"\",\"hash\":\"h.w.pfYUgbGFQ\"}]}}",
+	     "hosts[0].routes[0].policy.auth.users[0].name: empty or holds ':'"},
+	    {"{\"auth\":{\"users\":[{\"name\":\"a\"}]}}",
+	     "hosts[0].routes[0].policy.auth.users[0].hash: required key missing"},
+	    {"{\"auth\":{\"realm\":\"a\\\"b\"}}",
+	     "hosts[0].routes[0].policy.auth.realm: contains '\"' or a backslash"},
+	    {"{\"auth\":{\"realm\":\"a\\nb\"}}",
+	     "hosts[0].routes[0].policy.auth.realm: contains CR or LF"},
+	    {"{\"auth\":{\"tpye\":\"basic\"}}", "hosts[0].routes[0].policy.auth.tpye: unknown key"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char doc[512], err[256] = "";
+		struct route_table *bt = NULL;
+		snprintf(doc, sizeof(doc),
+		         "{\"version\":1,\"hosts\":[{\"name\":\"a\",\"routes\":[{\"path\":\"/\","
+		         "\"match\":\"prefix\",\"policy\":%s}]}]}",
+		         bad[i].policy);
+		CHECK_INT(route_table_parse(doc, strlen(doc), &bt, err, sizeof(err)), WEIR_EINVAL);
+		CHECK(bt == NULL);
+		CHECK_STR(err, bad[i].err);
+	}
+}
+
 int main(void)
 {
 	test_defaults();
 	test_minimal();
 	test_refusals();
 	test_round_trip();
+	test_auth();
 	test_cidr();
 	test_fixtures();
 	return check_finish("route_table_test");

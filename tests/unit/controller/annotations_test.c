@@ -258,6 +258,85 @@ static void resolve(void)
 	}
 }
 
+/* auth-*: values, prefixes, the half-configured cases, and the deep copy of
+ * the users compile adds. */
+static void auth(void)
+{
+	json_object *o =
+	    ann("{\"nginx.ingress.kubernetes.io/auth-type\":\"basic\","
+	        "\"nginx.ingress.kubernetes.io/auth-secret\":\"ignored\","
+	        "\"weir.dev/auth-secret\":\"default/htpasswd\","
+	        "\"nginx.ingress.kubernetes.io/auth-secret-type\":\"auth-map\","
+	        "\"nginx.ingress.kubernetes.io/auth-realm\":\"Staff only - a.b/c:d\"}");
+	struct annotations a;
+	struct annotation_issues is = {0};
+	CHECK_INT(annotations_parse(o, 30000, &a, &is), 0);
+	CHECK_INT(is.n, 0);
+	CHECK_INT(a.policy.auth.type, ROUTE_AUTH_BASIC);
+	CHECK_STR(a.auth_secret, "default/htpasswd");
+	CHECK_STR(a.auth_secret_key, "weir.dev/auth-secret");
+	CHECK_STR(a.auth_type_key, "nginx.ingress.kubernetes.io/auth-type");
+	CHECK(a.auth_map);
+	CHECK_STR(a.policy.auth.realm, "Staff only - a.b/c:d");
+	/* what compile does with the Secret, then a route's copy */
+	static struct route_auth_user users[] = {{"alice", "h.w.pfYUgbGFQ"},
+	                                         {"bob", "cc5nPb5Kc5TJM"}};
+	a.policy.auth.users = calloc(2, sizeof(*users));
+	a.policy.auth.nusers = 2;
+	for (size_t i = 0; a.policy.auth.users && i < 2; i++) {
+		a.policy.auth.users[i].name = strdup(users[i].name);
+		a.policy.auth.users[i].hash = strdup(users[i].hash);
+	}
+	struct route_policy copy;
+	CHECK_INT(annotations_policy_copy(&copy, &a.policy), 0);
+	CHECK_INT(copy.auth.nusers, 2);
+	CHECK(copy.auth.users != a.policy.auth.users);
+	CHECK_STR(copy.auth.users[1].hash, "cc5nPb5Kc5TJM");
+	CHECK(copy.auth.realm != a.policy.auth.realm);
+	CHECK_STR(copy.auth.realm, "Staff only - a.b/c:d");
+	route_policy_cleanup(&copy);
+	annotations_cleanup(&a);
+	annotation_issues_cleanup(&is);
+	json_object_put(o);
+
+	static const struct {
+		const char *json;
+		const char *key;
+	} bad[] = {
+	    {"{\"nginx.ingress.kubernetes.io/auth-type\":\"digest\","
+	     "\"nginx.ingress.kubernetes.io/auth-secret\":\"s\"}",
+	     "nginx.ingress.kubernetes.io/auth-type"},
+	    {"{\"nginx.ingress.kubernetes.io/auth-type\":\"Basic\","
+	     "\"nginx.ingress.kubernetes.io/auth-secret\":\"s\"}",
+	     "nginx.ingress.kubernetes.io/auth-type"},
+	    {"{\"weir.dev/auth-type\":\"basic\"}", "weir.dev/auth-type"},
+	    {"{\"weir.dev/auth-secret\":\"s\"}", "weir.dev/auth-secret"},
+	    {"{\"nginx.ingress.kubernetes.io/auth-secret-type\":\"auth-map\"}",
+	     "nginx.ingress.kubernetes.io/auth-secret-type"},
+	    {"{\"nginx.ingress.kubernetes.io/auth-type\":\"basic\","
+	     "\"nginx.ingress.kubernetes.io/auth-secret\":\"a/b/c\"}",
+	     "nginx.ingress.kubernetes.io/auth-secret"},
+	    {"{\"nginx.ingress.kubernetes.io/auth-type\":\"basic\","
+	     "\"nginx.ingress.kubernetes.io/auth-secret\":\"s\","
+	     "\"nginx.ingress.kubernetes.io/auth-realm\":\"a\\\\b\"}",
+	     "nginx.ingress.kubernetes.io/auth-realm"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct annotations b;
+		struct annotation_issues bis = {0};
+		json_object *bo = ann(bad[i].json);
+		CHECK_INT(annotations_parse(bo, 30000, &b, &bis), 0);
+		CHECK_INT(bis.n, 1);
+		const struct annotation_issue *it = issue(&bis, bad[i].key);
+		CHECK(it && it->fatal);
+		if (!it || bis.n != 1)
+			fprintf(stderr, "  auth case %zu\n", i);
+		annotations_cleanup(&b);
+		annotation_issues_cleanup(&bis);
+		json_object_put(bo);
+	}
+}
+
 int main(void)
 {
 	durations();
@@ -266,5 +345,6 @@ int main(void)
 	headers();
 	cidrs_and_hash();
 	resolve();
+	auth();
 	return check_finish("annotations_test");
 }

@@ -386,7 +386,8 @@ static void *conn_main(void *arg)
 		goto out;
 	}
 	if (starts(path, "/api/v1/secrets?") &&
-	    !strstr(path, "fieldSelector=type%3Dkubernetes.io%2Ftls"))
+	    !strstr(path, "fieldSelector=type%21%3Dhelm.sh%2Frelease.v1%2C"
+	                  "type%21%3Dkubernetes.io%2Fservice-account-token"))
 		snprintf(fk.bad_path, sizeof(fk.bad_path), "%s", path);
 	if (starts(path, "/api/v1/namespaces/weir-system/configmaps?") &&
 	    !strstr(path, "fieldSelector=metadata.name%3Dweir"))
