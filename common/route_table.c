@@ -13,6 +13,8 @@
 #include <string.h>
 
 #define DEFAULT_COOKIE_NAME "INGRESSCOOKIE"
+#define DEFAULT_FORWARDED_FOR_HEADER "X-Forwarded-For"
+#define DEFAULT_HSTS_MAX_AGE 31536000u
 #define DEFAULT_CORS_ORIGIN "*"
 #define DEFAULT_CORS_METHODS "GET, PUT, POST, DELETE, PATCH, OPTIONS"
 #define DEFAULT_CORS_HEADERS                                                                       \
@@ -37,6 +39,14 @@ struct route_table *route_table_new(void)
 	t->settings.upstream_keepalive = 32;
 	t->settings.drain_window_ms = 30000;
 	t->settings.max_connections = 16384;
+	t->settings.forwarded_for_header = strdup(DEFAULT_FORWARDED_FOR_HEADER);
+	t->settings.hsts = true;
+	t->settings.hsts_max_age = DEFAULT_HSTS_MAX_AGE;
+	t->settings.hsts_include_subdomains = true;
+	if (!t->settings.forwarded_for_header) {
+		free(t);
+		return NULL;
+	}
 	t->default_cert = -1;
 	t->default_backend = -1;
 	return t;
@@ -147,6 +157,8 @@ void route_table_free(struct route_table *t)
 		free(t->passthrough[i].host);
 	free(t->passthrough);
 	free(t->settings.trusted_proxies);
+	free(t->settings.forwarded_for_header);
+	free(t->settings.proxy_real_ip_cidr);
 	free(t);
 }
 
@@ -1258,9 +1270,15 @@ static int parse_passthrough(struct parser *p, json_object *root, struct route_t
 	return 0;
 }
 
-static const char *const settings_keys[] = {
-    "trusted_proxies",    "max_header_bytes", "header_timeout_ms", "keepalive_timeout_ms",
-    "upstream_keepalive", "drain_window_ms",  "max_connections",   NULL};
+static const char *const settings_keys[] = {"trusted_proxies",       "max_header_bytes",
+                                            "header_timeout_ms",     "keepalive_timeout_ms",
+                                            "upstream_keepalive",    "drain_window_ms",
+                                            "use_forwarded_headers", "compute_full_forwarded_for",
+                                            "use_proxy_protocol",    "forwarded_for_header",
+                                            "proxy_real_ip_cidr",    "hsts",
+                                            "hsts_max_age",          "hsts_include_subdomains",
+                                            "hsts_preload",          "max_connections",
+                                            NULL};
 static const char *const top_keys[] = {
     "version", "generation",   "settings",        "hosts",       "backends",
     "certs",   "default_cert", "default_backend", "passthrough", NULL};
@@ -1280,7 +1298,21 @@ static int parse_settings(struct parser *p, json_object *root, struct route_sett
 	        0 ||
 	    (rc = opt_u32(p, o, "settings", "upstream_keepalive", &s->upstream_keepalive)) != 0 ||
 	    (rc = opt_u32(p, o, "settings", "drain_window_ms", &s->drain_window_ms)) != 0 ||
-	    (rc = opt_u32(p, o, "settings", "max_connections", &s->max_connections)) != 0)
+	    (rc = opt_u32(p, o, "settings", "max_connections", &s->max_connections)) != 0 ||
+	    (rc = opt_bool(p, o, "settings", "use_forwarded_headers", &s->use_forwarded_headers)) !=
+	        0 ||
+	    (rc = opt_bool(p, o, "settings", "compute_full_forwarded_for",
+	                   &s->compute_full_forwarded_for)) != 0 ||
+	    (rc = opt_bool(p, o, "settings", "use_proxy_protocol", &s->use_proxy_protocol)) != 0 ||
+	    (rc = opt_str(p, o, "settings", "forwarded_for_header", STR_DEFAULTED | STR_TOKEN,
+	                  &s->forwarded_for_header)) != 0 ||
+	    (rc = parse_cidrs(p, o, "settings", "proxy_real_ip_cidr", &s->proxy_real_ip_cidr,
+	                      &s->nproxy_real_ip_cidr)) != 0 ||
+	    (rc = opt_bool(p, o, "settings", "hsts", &s->hsts)) != 0 ||
+	    (rc = opt_u32(p, o, "settings", "hsts_max_age", &s->hsts_max_age)) != 0 ||
+	    (rc = opt_bool(p, o, "settings", "hsts_include_subdomains",
+	                   &s->hsts_include_subdomains)) != 0 ||
+	    (rc = opt_bool(p, o, "settings", "hsts_preload", &s->hsts_preload)) != 0)
 		return rc;
 	return 0;
 }
@@ -1817,6 +1849,18 @@ static void w_table(struct writer *w, const struct route_table *t)
 	w_int(w, "upstream_keepalive", t->settings.upstream_keepalive);
 	w_int(w, "drain_window_ms", t->settings.drain_window_ms);
 	w_int(w, "max_connections", t->settings.max_connections);
+	w_bool(w, "use_forwarded_headers", t->settings.use_forwarded_headers);
+	w_bool(w, "compute_full_forwarded_for", t->settings.compute_full_forwarded_for);
+	w_bool(w, "use_proxy_protocol", t->settings.use_proxy_protocol);
+	w_str(w, "forwarded_for_header",
+	      t->settings.forwarded_for_header ? t->settings.forwarded_for_header
+	                                       : DEFAULT_FORWARDED_FOR_HEADER);
+	w_cidrs(w, "proxy_real_ip_cidr", t->settings.proxy_real_ip_cidr,
+	        t->settings.nproxy_real_ip_cidr);
+	w_bool(w, "hsts", t->settings.hsts);
+	w_int(w, "hsts_max_age", t->settings.hsts_max_age);
+	w_bool(w, "hsts_include_subdomains", t->settings.hsts_include_subdomains);
+	w_bool(w, "hsts_preload", t->settings.hsts_preload);
 	w_close_obj(w, s);
 
 	w_key(w, "hosts");

@@ -213,6 +213,18 @@ struct route_settings {
 	uint32_t upstream_keepalive;   /* 32: idle connections kept per endpoint */
 	uint32_t drain_window_ms;      /* 30000: WebSocket drain on proxy shutdown */
 	uint32_t max_connections; /* 16384: client connections per worker; 0: file limit only */
+	/* The real client address (ingress-nginx use-forwarded-headers & co). */
+	bool use_forwarded_headers;      /* false: trust proxy_real_ip_cidr peers' X-Forwarded-* */
+	bool compute_full_forwarded_for; /* false: X-Forwarded-For keeps the chain */
+	bool use_proxy_protocol;         /* false: every connection starts with a PROXY header */
+	char *forwarded_for_header;      /* "X-Forwarded-For": where the client address is read */
+	size_t nproxy_real_ip_cidr;      /* peers believed for forwarded addresses */
+	struct route_cidr *proxy_real_ip_cidr;
+	/* Strict-Transport-Security on HTTPS responses. */
+	bool hsts;                    /* true */
+	uint32_t hsts_max_age;        /* 31536000 seconds */
+	bool hsts_include_subdomains; /* true */
+	bool hsts_preload;            /* false */
 };
 
 struct route_table {

@@ -997,6 +997,56 @@ static bool global_unenforced(const char *k, const char *v)
 	return false;
 }
 
+/* The boolean setting named by ConfigMap key k (one of those apply_configmap
+ * routes here). */
+static bool *setting_bool(struct route_settings *s, const char *k)
+{
+	if (strcmp(k, "use-forwarded-headers") == 0)
+		return &s->use_forwarded_headers;
+	if (strcmp(k, "compute-full-forwarded-for") == 0)
+		return &s->compute_full_forwarded_for;
+	if (strcmp(k, "use-proxy-protocol") == 0)
+		return &s->use_proxy_protocol;
+	if (strcmp(k, "hsts-include-subdomains") == 0)
+		return &s->hsts_include_subdomains;
+	if (strcmp(k, "hsts-preload") == 0)
+		return &s->hsts_preload;
+	return &s->hsts;
+}
+
+/* An HTTP field name (RFC 9110 token) of at most 64 characters. */
+static int parse_header_name(const char *v, char *err, size_t errlen)
+{
+	size_t n = strlen(v);
+	bool ok = n > 0 && n <= 64;
+	for (size_t i = 0; ok && i < n; i++)
+		ok = isalnum((unsigned char)v[i]) || strchr("!#$%&'*+-.^_`|~", v[i]);
+	if (!ok) {
+		snprintf(err, errlen, "\"%.64s\" is not a header name", v);
+		return WEIR_EINVAL;
+	}
+	return 0;
+}
+
+/* proxy-real-ip-cidr only means something with use-forwarded-headers or
+ * use-proxy-protocol (as in ingress-nginx); then it defaults to 0.0.0.0/0.
+ * Without either it is left out of the table. */
+static void real_ip_cidr_default(struct route_settings *s)
+{
+	if (!s->use_forwarded_headers && !s->use_proxy_protocol) {
+		free(s->proxy_real_ip_cidr);
+		s->proxy_real_ip_cidr = NULL;
+		s->nproxy_real_ip_cidr = 0;
+		return;
+	}
+	if (s->nproxy_real_ip_cidr)
+		return;
+	s->proxy_real_ip_cidr = xcalloc(1, sizeof(*s->proxy_real_ip_cidr));
+	if (route_cidr_parse("0.0.0.0/0", s->proxy_real_ip_cidr) != 0)
+		abort();
+	s->nproxy_real_ip_cidr = 1;
+}
+
 static void apply_configmap(struct ctx *c, json_object *cm, uint32_t *drain_default)
 {
 	struct route_settings *s = &c->t->settings;
@@ -1053,6 +1103,39 @@ static void apply_configmap(struct ctx *c, json_object *cm, uint32_t *drain_defa
 				s->keepalive_timeout_ms = ms;
 			else if (rc == 0)
 				s->drain_window_ms = *drain_default = ms;
+		} else if (strcmp(k, "use-forwarded-headers") == 0 ||
+		           strcmp(k, "compute-full-forwarded-for") == 0 ||
+		           strcmp(k, "use-proxy-protocol") == 0 || strcmp(k, "hsts") == 0 ||
+		           strcmp(k, "hsts-include-subdomains") == 0 ||
+		           strcmp(k, "hsts-preload") == 0) {
+			bool b;
+			rc = annotations_parse_bool(v, &b, err, sizeof(err));
+			if (rc == 0)
+				*setting_bool(s, k) = b;
+		} else if (strcmp(k, "hsts-max-age") == 0) {
+			rc = annotations_parse_uint(v, UINT32_MAX, &u, err, sizeof(err));
+			if (rc == 0)
+				s->hsts_max_age = (uint32_t)u;
+		} else if (strcmp(k, "forwarded-for-header") == 0) {
+			rc = parse_header_name(v, err, sizeof(err));
+			if (rc == 0) {
+				free(s->forwarded_for_header);
+				s->forwarded_for_header = xstrdup(v);
+			}
+		} else if (strcmp(k, "proxy-real-ip-cidr") == 0) {
+			struct route_cidr *list;
+			size_t n;
+			rc = annotations_parse_cidrs(v, &list, &n, err, sizeof(err));
+			if (rc == 0 && n == 0) {
+				free(list);
+				snprintf(err, sizeof(err), "no CIDR given");
+				rc = WEIR_EINVAL;
+			}
+			if (rc == 0) {
+				free(s->proxy_real_ip_cidr);
+				s->proxy_real_ip_cidr = list;
+				s->nproxy_real_ip_cidr = n;
+			}
 		} else if (strcmp(k, "upstream-keepalive") == 0) {
 			rc = annotations_parse_uint(v, 65535, &u, err, sizeof(err));
 			if (rc == 0)
@@ -1102,6 +1185,7 @@ static void apply_configmap(struct ctx *c, json_object *cm, uint32_t *drain_defa
 			         "invalid value: %s; default kept", err);
 	}
 	free(keys);
+	real_ip_cidr_default(s);
 }
 
 /* ------------------------------------------------------------ routes */

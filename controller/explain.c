@@ -188,7 +188,15 @@ static void put_settings(FILE *out, const struct route_settings *s)
 	           s->keepalive_timeout_ms != ds->keepalive_timeout_ms ||
 	           s->upstream_keepalive != ds->upstream_keepalive ||
 	           s->drain_window_ms != ds->drain_window_ms ||
-	           s->max_connections != ds->max_connections;
+	           s->max_connections != ds->max_connections ||
+	           s->use_forwarded_headers != ds->use_forwarded_headers ||
+	           s->compute_full_forwarded_for != ds->compute_full_forwarded_for ||
+	           s->use_proxy_protocol != ds->use_proxy_protocol ||
+	           str_differs(s->forwarded_for_header, ds->forwarded_for_header) ||
+	           s->nproxy_real_ip_cidr || s->hsts != ds->hsts ||
+	           s->hsts_max_age != ds->hsts_max_age ||
+	           s->hsts_include_subdomains != ds->hsts_include_subdomains ||
+	           s->hsts_preload != ds->hsts_preload;
 	fprintf(out, "settings:%s\n", any ? "" : " defaults");
 	put_cidrs(out, "  ", "trusted_proxies", s->trusted_proxies, s->ntrusted_proxies);
 	put_u64(out, "  ", "max_header_bytes", s->max_header_bytes, ds->max_header_bytes);
@@ -198,6 +206,19 @@ static void put_settings(FILE *out, const struct route_settings *s)
 	put_u64(out, "  ", "upstream_keepalive", s->upstream_keepalive, ds->upstream_keepalive);
 	put_u64(out, "  ", "drain_window_ms", s->drain_window_ms, ds->drain_window_ms);
 	put_u64(out, "  ", "max_connections", s->max_connections, ds->max_connections);
+	put_bool(out, "  ", "use_forwarded_headers", s->use_forwarded_headers,
+	         ds->use_forwarded_headers);
+	put_bool(out, "  ", "compute_full_forwarded_for", s->compute_full_forwarded_for,
+	         ds->compute_full_forwarded_for);
+	put_bool(out, "  ", "use_proxy_protocol", s->use_proxy_protocol, ds->use_proxy_protocol);
+	put_str(out, "  ", "forwarded_for_header", s->forwarded_for_header,
+	        ds->forwarded_for_header);
+	put_cidrs(out, "  ", "proxy_real_ip_cidr", s->proxy_real_ip_cidr, s->nproxy_real_ip_cidr);
+	put_bool(out, "  ", "hsts", s->hsts, ds->hsts);
+	put_u64(out, "  ", "hsts_max_age", s->hsts_max_age, ds->hsts_max_age);
+	put_bool(out, "  ", "hsts_include_subdomains", s->hsts_include_subdomains,
+	         ds->hsts_include_subdomains);
+	put_bool(out, "  ", "hsts_preload", s->hsts_preload, ds->hsts_preload);
 	route_table_free(d);
 }
 

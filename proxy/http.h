@@ -39,12 +39,20 @@ struct http_request {
 
 /* Who sent it and how it arrived; NUL-terminated strings. */
 struct http_client {
-	struct sockaddr_storage addr;
-	char ip[64];         /* peer address as text */
-	uint16_t port;       /* peer port */
-	uint16_t local_port; /* port the request arrived on */
-	bool tls;            /* arrived over TLS (https) */
-	char request_id[33]; /* 32 lowercase hex characters, new per request */
+	struct sockaddr_storage addr; /* the real client (realip.h), at accept the peer */
+	char ip[64];                  /* addr as text (IPv4-mapped IPv6 shown as IPv4) */
+	uint16_t port;                /* its port (0 when read from a header) */
+	uint16_t local_port;          /* port the request arrived on */
+	bool tls;                     /* arrived over TLS (https) */
+	char request_id[33];          /* 32 lowercase hex characters, new per request */
+	/* How the connection arrived: set at accept. */
+	struct sockaddr_storage peer;       /* the TCP peer */
+	bool has_proxy_addr;                /* a PROXY protocol header named a client */
+	struct sockaddr_storage proxy_addr; /* that client */
+	/* Set per request by realip_resolve. */
+	char hop_ip[64];        /* the nearest hop: the PROXY client if believed, else the peer */
+	bool forwarded_trusted; /* the hop's X-Forwarded-* headers are passed on */
+	bool forwarded_chain;   /* X-Forwarded-For: its chain plus hop_ip, else ip alone */
 };
 
 /* A response head received from an upstream. */

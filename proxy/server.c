@@ -30,6 +30,8 @@
 #include "loop.h"
 #include "metrics.h"
 #include "policy.h"
+#include "proxy_protocol.h"
+#include "realip.h"
 #include "server.h"
 #include "table.h"
 #include "tls.h"
@@ -53,7 +55,8 @@
 #define ACCEPT_LIMIT_POLL_MS 1000u /* at max-connections: a look for a raised limit */
 #define ACCEPT_WARN_MS 10000u      /* at most one accept warning per worker this often */
 
-enum conn_state { ST_PEEK, ST_HEAD, ST_PROXY, ST_CLOSING };
+/* ST_PPHDR: waiting for the PROXY protocol header (use-proxy-protocol). */
+enum conn_state { ST_PPHDR, ST_PEEK, ST_HEAD, ST_PROXY, ST_CLOSING };
 
 /* The state of one request: most of a connection's size, so it is allocated
  * when the first bytes of a request arrive and freed when the connection goes
@@ -84,6 +87,10 @@ struct conn {
 	bool closed;
 	bool https;
 	struct table *tls_table; /* reference from the SNI callback / passthrough peek */
+	/* use-proxy-protocol: a PROXY header must come first */
+	bool proxy_protocol;
+	/* the Strict-Transport-Security value being sent */
+	char hsts[64];
 	struct http_client client;
 	uint32_t max_header_bytes, header_timeout_ms, keepalive_timeout_ms;
 	struct buf in; /* client bytes: head at [0, in_floor), then body */
@@ -205,6 +212,7 @@ static void read_settings(struct conn *c)
 			c->header_timeout_ms = s->header_timeout_ms;
 		if (s->keepalive_timeout_ms)
 			c->keepalive_timeout_ms = s->keepalive_timeout_ms;
+		c->proxy_protocol = s->use_proxy_protocol;
 		table_unref(t);
 	}
 	if (c->max_header_bytes > 1024 * 1024)
@@ -340,11 +348,31 @@ static void end_request(struct conn *c, bool keep_alive)
 	c->idle_since = c->head_started = loop_now(c->w->loop);
 }
 
+/* The Strict-Transport-Security value for a response on this connection
+ * (HTTPS only), or NULL. */
+static const char *hsts_value(struct conn *c)
+{
+	if (!c->client.tls)
+		return NULL;
+	struct table *t = c->rt ? NULL : table_current();
+	const struct route_table *rt = c->rt ? c->rt : t ? table_routes(t) : NULL;
+	int n = rt ? headers_hsts_value(&rt->settings, c->hsts, sizeof(c->hsts)) : 0;
+	table_unref(t);
+	return n > 0 ? c->hsts : NULL;
+}
+
 /* Answer from the proxy itself. */
 static void answer_local(struct conn *c, int status, const char *extra, const char *body,
                          bool keep_alive)
 {
 	char text[512];
+	char with_hsts[4096];
+	const char *hsts = hsts_value(c);
+	if (hsts) {
+		snprintf(with_hsts, sizeof(with_hsts), "%sStrict-Transport-Security: %s\r\n",
+		         extra ? extra : "", hsts);
+		extra = with_hsts;
+	}
 	drop_upstream(c);
 	bool ka = keep_alive && c->req_active && c->req_body_done &&
 	          http_parse_keep_alive(&c->x->rp) && !c->w->draining;
@@ -420,14 +448,7 @@ static int build_upstream_head(struct conn *c)
 	hc.match = c->route ? &c->x->m : NULL;
 	hc.settings = &c->rt->settings;
 	hc.upstream_host = c->x->upstream_host;
-	hc.peer_trusted = false;
-	int family = c->client.addr.ss_family == AF_INET6 ? 6 : 4;
-	const uint8_t *addr =
-	    family == 6 ? ((struct sockaddr_in6 *)&c->client.addr)->sin6_addr.s6_addr
-	                : (const uint8_t *)&((struct sockaddr_in *)&c->client.addr)->sin_addr;
-	for (size_t i = 0; i < c->rt->settings.ntrusted_proxies; i++)
-		if (route_cidr_contains(&c->rt->settings.trusted_proxies[i], family, addr))
-			hc.peer_trusted = true;
+	hc.peer_trusted = c->client.forwarded_trusted;
 	int64_t body_length = -1;
 	if (c->x->req.chunked)
 		body_length = -2;
@@ -582,6 +603,7 @@ static void start_request(struct conn *c, size_t head_len)
 		return;
 	}
 	c->rt = table_routes(c->table);
+	realip_resolve(&c->rt->settings, &c->x->req, &c->client);
 	int rc = table_lookup(c->table, c->x->req.host, c->x->req.host ? c->x->req.host_len : 0,
 	                      c->x->req.path, c->x->req.path_len, &c->x->m);
 	if (rc != 0) {
@@ -919,6 +941,7 @@ static void become_tunnel(struct conn *c, size_t head_len)
 static void resp_extra(struct conn *c, const char *cookie, struct headers_resp_extra *x)
 {
 	x->set_cookie = cookie;
+	x->hsts = hsts_value(c);
 	x->allow_origin = NULL; /* left as is when CORS headers are not due */
 	x->allow_origin_len = 0;
 	policy_cors_allow_origin(c->route, &c->x->req, &x->allow_origin, &x->allow_origin_len);
@@ -1165,6 +1188,38 @@ static void start_passthrough(struct conn *c, int backend)
 	conn_close(c);
 }
 
+/* use-proxy-protocol: read exactly the PROXY header, before TLS or HTTP;
+ * a connection without a valid one is closed. */
+static bool progress_pphdr(struct conn *c)
+{
+	struct proxy_protocol_info info;
+	if (!c->can_read)
+		return false;
+	char hdr[PROXY_PROTOCOL_MAX_BYTES]; /* read before any buffer is allocated */
+	size_t cap = sizeof(hdr);
+	ssize_t n = recv(c->sock.fd, hdr, cap, MSG_PEEK);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+		c->can_read = false;
+		return false;
+	}
+	int r = n > 0 ? proxy_protocol_parse(hdr, (size_t)n, &info) : WEIR_EINVAL;
+	if (r == WEIR_EAGAIN && (size_t)n < cap) {
+		c->can_read = false; /* the next bytes bring a new edge */
+		return false;
+	}
+	if (r <= 0 || recv(c->sock.fd, hdr, (size_t)r, 0) != r) {
+		conn_close(c);
+		return true;
+	}
+	if (info.has_addr) {
+		c->client.has_proxy_addr = true;
+		c->client.proxy_addr = info.src;
+	}
+	c->state = c->https ? ST_PEEK : ST_HEAD;
+	c->head_started = loop_now(c->w->loop);
+	return true;
+}
+
 static bool progress_peek(struct conn *c)
 {
 	char sni[256];
@@ -1300,6 +1355,9 @@ static void conn_progress(struct conn *c)
 			}
 		}
 		switch (c->state) {
+		case ST_PPHDR:
+			progress |= progress_pphdr(c);
+			break;
 		case ST_PEEK:
 			progress |= progress_peek(c);
 			break;
@@ -1335,6 +1393,7 @@ enum deadline_kind { DL_NONE, DL_IDLE, DL_HEADER, DL_CONNECT, DL_IO, DL_CLOSING 
 static uint64_t conn_deadline(const struct conn *c, enum deadline_kind *kind)
 {
 	switch (c->state) {
+	case ST_PPHDR:
 	case ST_PEEK:
 		*kind = DL_HEADER;
 		return c->head_started + c->header_timeout_ms;
@@ -1501,6 +1560,7 @@ static void accept_one(struct listener *l, int fd, struct sockaddr_storage *ss)
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c->client.addr = *ss;
+	c->client.peer = *ss;
 	if (ss->ss_family == AF_INET6) {
 		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
 		inet_ntop(AF_INET6, &s6->sin6_addr, c->client.ip, sizeof(c->client.ip));
@@ -1514,7 +1574,7 @@ static void accept_one(struct listener *l, int fd, struct sockaddr_storage *ss)
 	}
 	c->client.local_port = (uint16_t)(l->tls ? server_cfg.https_port : server_cfg.http_port);
 	c->client.tls = l->tls;
-	c->state = l->tls ? ST_PEEK : ST_HEAD;
+	c->state = c->proxy_protocol ? ST_PPHDR : l->tls ? ST_PEEK : ST_HEAD;
 	c->idle_since = c->head_started = loop_now(w->loop);
 	if (loop_io_add(w->loop, &c->io, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET) != 0) {
 		free(c);
@@ -1744,7 +1804,7 @@ static void on_wake(void *data)
 	struct conn *next;
 	for (struct conn *c = w->conns; c; c = next) {
 		next = c->next;
-		if (c->state == ST_PEEK ||
+		if (c->state == ST_PEEK || c->state == ST_PPHDR ||
 		    (c->state == ST_HEAD && buf_len(&c->in) == 0 && buf_len(&c->out) == 0))
 			conn_close(c);
 	}

@@ -22,6 +22,13 @@ static void test_defaults(void)
 	CHECK_INT(t->settings.upstream_keepalive, 32);
 	CHECK_INT(t->settings.max_connections, 16384);
 	CHECK_INT(t->settings.drain_window_ms, 30000);
+	/* ingress-nginx's defaults */
+	CHECK(!t->settings.use_forwarded_headers && !t->settings.compute_full_forwarded_for &&
+	      !t->settings.use_proxy_protocol);
+	CHECK_STR(t->settings.forwarded_for_header, "X-Forwarded-For");
+	CHECK_INT(t->settings.nproxy_real_ip_cidr, 0);
+	CHECK(t->settings.hsts && t->settings.hsts_include_subdomains && !t->settings.hsts_preload);
+	CHECK_INT(t->settings.hsts_max_age, 31536000);
 	CHECK_INT(t->default_cert, -1);
 	CHECK_INT(t->default_backend, -1);
 	route_table_free(t);
@@ -132,6 +139,16 @@ static const struct refusal refusals[] = {
      "settings.trusted_proxies[0]: bad CIDR \"fe80::/200\""},
     {"{\"version\":1,\"settings\":{\"trusted_proxies\":[\"example.com\"]}}", WEIR_EINVAL,
      "settings.trusted_proxies[0]: bad CIDR \"example.com\""},
+    {"{\"version\":1,\"settings\":{\"proxy_real_ip_cidr\":[\"1.2.3.4/40\"]}}", WEIR_EINVAL,
+     "settings.proxy_real_ip_cidr[0]: bad CIDR \"1.2.3.4/40\""},
+    {"{\"version\":1,\"settings\":{\"forwarded_for_header\":\"X Bad\"}}", WEIR_EINVAL,
+     "settings.forwarded_for_header: \"X Bad\" is not an HTTP token"},
+    {"{\"version\":1,\"settings\":{\"hsts\":\"yes\"}}", WEIR_EINVAL,
+     "settings.hsts: must be a boolean, not a string"},
+    {"{\"version\":1,\"settings\":{\"hsts_max_age\":-1}}", WEIR_EINVAL,
+     "settings.hsts_max_age: -1 out of range 0..4294967295"},
+    {"{\"version\":1,\"settings\":{\"use_proxy_protocol\":1}}", WEIR_EINVAL,
+     "settings.use_proxy_protocol: must be a boolean, not an integer"},
     {"{\"version\":1,\"hosts\":{}}", WEIR_EINVAL, "hosts: must be an array, not an object"},
     {"{\"version\":1,\"hosts\":[{\"name\":\"A.example.com\"}]}", WEIR_EINVAL,
      "hosts[0].name: \"A.example.com\" must be lowercase"},
@@ -256,7 +273,11 @@ static const char rich[] =
     "{\"version\":1,\"generation\":12345678901,"
     "\"settings\":{\"trusted_proxies\":[\"10.0.0.0/8\",\"2001:db8::/32\",\"192.168.1.7\"],"
     "\"max_header_bytes\":16384,\"header_timeout_ms\":5000,\"keepalive_timeout_ms\":1000,"
-    "\"upstream_keepalive\":4,\"drain_window_ms\":2000,\"max_connections\":100},"
+    "\"upstream_keepalive\":4,\"drain_window_ms\":2000,\"use_forwarded_headers\":true,"
+    "\"compute_full_forwarded_for\":true,\"use_proxy_protocol\":true,"
+    "\"forwarded_for_header\":\"CF-Connecting-IP\",\"proxy_real_ip_cidr\":[\"10.0.0.0/8\"],"
+    "\"hsts\":false,\"hsts_max_age\":600,\"hsts_include_subdomains\":false,"
+    "\"hsts_preload\":true,\"max_connections\":100},"
     "\"backends\":[{\"name\":\"default/web:80\",\"endpoints\":["
     "{\"address\":\"10.0.0.5\",\"port\":8080,\"weight\":3,\"draining\":true},"
     "{\"address\":\"fd00::5\",\"port\":8081}]},{\"name\":\"default/canary:80\"}],"
@@ -306,6 +327,13 @@ static void test_round_trip(void)
 	CHECK_STR(t->certs[0].key_pem, "-----BEGIN PRIVATE KEY-----\nBBB\n");
 	CHECK_INT(t->settings.ntrusted_proxies, 3);
 	CHECK_INT(t->settings.trusted_proxies[2].prefix_len, 32);
+	CHECK(t->settings.use_forwarded_headers && t->settings.compute_full_forwarded_for &&
+	      t->settings.use_proxy_protocol);
+	CHECK_STR(t->settings.forwarded_for_header, "CF-Connecting-IP");
+	CHECK_INT(t->settings.nproxy_real_ip_cidr, 1);
+	CHECK(!t->settings.hsts && !t->settings.hsts_include_subdomains &&
+	      t->settings.hsts_preload);
+	CHECK_INT(t->settings.hsts_max_age, 600);
 
 	char *a = NULL, *b = NULL, *c = NULL;
 	size_t alen = 0, blen = 0, clen = 0;
