@@ -190,7 +190,7 @@ static const struct refusal refusals[] = {
      WEIR_EINVAL, "hosts[0].routes[0].policy.deny[0]: bad CIDR \"1.2.3.4/\""},
     {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/"
      "\",\"match\":\"prefix\",\"policy\":{\"cookie\":{\"path\":\"/; Domain=evil\"}}}]}]}",
-     WEIR_EINVAL, "hosts[0].routes[0].policy.cookie.path: contains ';'"},
+     WEIR_EINVAL, "hosts[0].routes[0].policy.cookie.path: \"/; Domain=evil\" contains ';'"},
     {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/\",\"match\":\"prefix\","
      "\"policy\":{\"ssl_redirect\":1}}]}]}",
      WEIR_EINVAL, "hosts[0].routes[0].policy.ssl_redirect: must be a boolean, not an integer"},
