@@ -799,12 +799,10 @@ static int parse_canary(struct parser *p, json_object *obj, const char *path, si
 	int64_t w = c->weight;
 	if ((rc = check_keys(p, obj, path, canary_keys)) != 0 ||
 	    (rc = opt_index(p, obj, path, "backend", nbackends, true, &c->backend)) != 0 ||
-	    (rc = opt_str(p, obj, path, "by_header", STR_NULLABLE, &c->by_header)) !=
-	        0 ||
+	    (rc = opt_str(p, obj, path, "by_header", STR_NULLABLE, &c->by_header)) != 0 ||
 	    (rc = opt_str(p, obj, path, "by_header_value", STR_NULLABLE, &c->by_header_value)) !=
 	        0 ||
-	    (rc = opt_str(p, obj, path, "by_cookie", STR_NULLABLE, &c->by_cookie)) !=
-	        0 ||
+	    (rc = opt_str(p, obj, path, "by_cookie", STR_NULLABLE, &c->by_cookie)) != 0 ||
 	    (rc = opt_int(p, obj, path, "weight", 0, 100, &w, NULL)) != 0)
 		return rc;
 	c->weight = (uint32_t)w;

@@ -195,7 +195,8 @@ int route_validate_host(const char *name, int flags, char *err, size_t errlen)
 		return fail(err, errlen, "%s is longer than %d bytes", q, ROUTE_HOST_MAX);
 	if (c[0] == '*') {
 		if (flags & ROUTE_HOST_EXACT)
-			return fail(err, errlen, "%s must be an exact host name, not a wildcard", q);
+			return fail(err, errlen, "%s must be an exact host name, not a wildcard",
+			            q);
 		if (c[1] != '.' || !c[2])
 			return fail(err, errlen, "%s is not a valid host name", q);
 		c += 2;
@@ -454,8 +455,8 @@ int route_validate_policy(const struct route_policy *p, char *field, size_t fiel
 	              errlen)) ||
 	    (rc = opt(p->app_root, route_validate_app_root, "app_root", field, fieldlen, err,
 	              errlen)) ||
-	    (rc = opt(ck->name, route_validate_token, "cookie.name", field,
-	              fieldlen, err, errlen)) ||
+	    (rc = opt(ck->name, route_validate_token, "cookie.name", field, fieldlen, err,
+	              errlen)) ||
 	    (rc = opt(ck->path, route_validate_cookie_path, "cookie.path", field, fieldlen, err,
 	              errlen)) ||
 	    (rc = opt(ck->samesite, route_validate_samesite, "cookie.samesite", field, fieldlen,
@@ -468,11 +469,12 @@ int route_validate_policy(const struct route_policy *p, char *field, size_t fiel
 	              fieldlen, err, errlen)) ||
 	    (rc = opt(co->allow_headers, route_validate_header_value, "cors.allow_headers", field,
 	              fieldlen, err, errlen)) ||
-	    (rc = opt(co->expose_headers, route_validate_header_value, "cors.expose_headers",
-	              field, fieldlen, err, errlen)))
+	    (rc = opt(co->expose_headers, route_validate_header_value, "cors.expose_headers", field,
+	              fieldlen, err, errlen)))
 		return rc;
 	if (ck->max_age_s < -1 || ck->expires_s < -1) {
-		set_field(field, fieldlen, ck->max_age_s < -1 ? "cookie.max_age_s" : "cookie.expires_s");
+		set_field(field, fieldlen,
+		          ck->max_age_s < -1 ? "cookie.max_age_s" : "cookie.expires_s");
 		return fail(err, errlen, "below -1");
 	}
 	if (p->body_limit < 0 || co->max_age_s < 0) {
@@ -547,8 +549,8 @@ static void ssl_error_text(char *buf, size_t len)
 	ERR_clear_error();
 }
 
-int route_validate_cert(const char *name, const char *cert_pem, const char *key_pem,
-                        SSL_CTX **out, char *field, size_t fieldlen, char *err, size_t errlen)
+int route_validate_cert(const char *name, const char *cert_pem, const char *key_pem, SSL_CTX **out,
+                        char *field, size_t fieldlen, char *err, size_t errlen)
 {
 	int rc = WEIR_ETLS;
 	char why[200];

@@ -122,7 +122,7 @@ int route_validate_route(const struct route *r, bool skip_regex_compile, char *f
  * 0 and, when out is not NULL, *out is the context (caller frees with
  * SSL_CTX_free). On failure returns WEIR_ETLS (WEIR_ENOMEM when out of
  * memory), field is "cert_pem" or "key_pem" and err the reason. */
-int route_validate_cert(const char *name, const char *cert_pem, const char *key_pem,
-                        SSL_CTX **out, char *field, size_t fieldlen, char *err, size_t errlen);
+int route_validate_cert(const char *name, const char *cert_pem, const char *key_pem, SSL_CTX **out,
+                        char *field, size_t fieldlen, char *err, size_t errlen);
 
 #endif
