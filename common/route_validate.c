@@ -140,8 +140,10 @@ static bool is_ctl(unsigned char c)
 int route_validate_text(const char *s, char *err, size_t errlen)
 {
 	char q[96];
-	if (strpbrk(s, "\r\n"))
-		return fail(err, errlen, "contains CR or LF");
+	if (strpbrk(s, "\r\n")) {
+		route_validate_quote(s, q, sizeof(q));
+		return fail(err, errlen, "%s contains CR or LF", q);
+	}
 	if (!route_validate_utf8(s, strlen(s))) {
 		route_validate_quote(s, q, sizeof(q));
 		return fail(err, errlen, "%s is not valid UTF-8", q);

@@ -156,7 +156,7 @@ static const struct refusal refusals[] = {
      "\"backend\":9}]}]}",
      WEIR_EINVAL, "hosts[0].routes[0].backend: index 9 out of range"},
     {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/a\\r\\nb\",\"match\":\"prefix\"}]}]}",
-     WEIR_EINVAL, "hosts[0].routes[0].path: contains CR or LF"},
+     WEIR_EINVAL, "hosts[0].routes[0].path: \"/a\\r\\nb\" contains CR or LF"},
     {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/a\\u0000b\",\"match\":\"prefix\"}]}]}",
      WEIR_EINVAL, "hosts[0].routes[0].path: contains a NUL character"},
     {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/\",\"match\":\"prefix\","
@@ -165,10 +165,12 @@ static const struct refusal refusals[] = {
      "hosts[0].routes[0].policy.request_headers[0].name: \"X Bad\" is not an HTTP token"},
     {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/\",\"match\":\"prefix\","
      "\"policy\":{\"response_headers\":[{\"name\":\"X-A\",\"value\":\"v\\nInjected: 1\"}]}}]}]}",
-     WEIR_EINVAL, "hosts[0].routes[0].policy.response_headers[0].value: contains CR or LF"},
+     WEIR_EINVAL,
+     "hosts[0].routes[0].policy.response_headers[0].value: \"v\\nInjected: 1\" "
+     "contains CR or LF"},
     {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/\",\"match\":\"prefix\","
      "\"policy\":{\"redirect_code\":301,\"redirect_url\":\"https://x/\\r\\n\"}}]}]}",
-     WEIR_EINVAL, "hosts[0].routes[0].policy.redirect_url: contains CR or LF"},
+     WEIR_EINVAL, "hosts[0].routes[0].policy.redirect_url: \"https://x/\\r\\n\" contains CR or LF"},
     {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/\",\"match\":\"prefix\","
      "\"policy\":{\"redirect_code\":303,\"redirect_url\":\"https://x/\"}}]}]}",
      WEIR_EINVAL, "hosts[0].routes[0].policy.redirect_code: 303 is not 0, 301, 302, 307 or 308"},
