@@ -600,7 +600,7 @@ static int resolve_backend(struct ctx *c, json_object *ing, const struct annotat
 	}
 	char why[256];
 	if (route_validate_text(name, why, sizeof(why)) != 0) {
-		diag_add(c, "Ingress", ing, field, "BadRule", "backend %s: %s", name, why);
+		diag_add(c, "Ingress", ing, field, "BadRule", "backend name: %s", why);
 		free(name);
 		return -1;
 	}
@@ -766,13 +766,12 @@ static int resolve_cert(struct ctx *c, const char *kind, json_object *obj, const
 	 * make it refuse the whole table. Many Secrets share one pair: check
 	 * each distinct pair once. */
 	char why[400], where[16];
+	if (route_validate_text(cname, why, sizeof(why)) != 0) {
+		diag_add(c, kind, obj, field, "BadCertificate", "secret name: %s", why);
+		goto fail;
+	}
 	int seen = strmap_get(&c->pems, crt);
 	if (seen < 0 || strcmp(t->certs[seen].key_pem, key) != 0) {
-		if (route_validate_text(cname, why, sizeof(why)) != 0) {
-			diag_add(c, kind, obj, field, "BadCertificate", "secret %s: %s", cname,
-			         why);
-			goto fail;
-		}
 		int rc = route_validate_cert(cname, crt, key, NULL, where, sizeof(where), why,
 		                             sizeof(why));
 		if (rc == WEIR_ENOMEM)
