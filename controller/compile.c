@@ -1599,8 +1599,19 @@ int compile_snapshot(const struct snapshot *snap, const struct compile_options *
 	t->hosts = xcalloc(hs.n, sizeof(*t->hosts));
 	for (size_t i = 0; i < hs.n; i++) {
 		struct hbuild *h = &hs.items[i];
-		if (h->n)
-			finish_host(&c, h, &t->hosts[t->nhosts++]);
+		if (h->n) {
+			struct route_host *out = &t->hosts[t->nhosts];
+			finish_host(&c, h, out);
+			/* Every route dropped: no entry either, or it would shadow
+			 * a wildcard or "" host that still serves. */
+			if (out->nroutes) {
+				t->nhosts++;
+			} else {
+				free(out->name);
+				free(out->routes);
+				memset(out, 0, sizeof(*out));
+			}
+		}
 		free(h->name);
 		free(h->routes);
 	}
