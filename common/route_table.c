@@ -979,16 +979,15 @@ static int parse_endpoint(struct parser *p, json_object *obj, const char *path,
 {
 	int rc;
 	int64_t port = 0, weight = 1;
-	char kp[PATH_MAX_LEN];
-	uint8_t buf[16];
+	char kp[PATH_MAX_LEN], why[256];
 	bool present;
 
 	if ((rc = check_keys(p, obj, path, endpoint_keys)) != 0 ||
 	    (rc = req_str(p, obj, path, "address", 0, &e->address)) != 0)
 		return rc;
-	if (inet_pton(AF_INET, e->address, buf) != 1 && inet_pton(AF_INET6, e->address, buf) != 1) {
+	if (route_validate_address(e->address, why, sizeof(why)) != 0) {
 		path_key(kp, path, "address");
-		return fail(p, WEIR_EINVAL, kp, "\"%.64s\" is not an IP address", e->address);
+		return fail(p, WEIR_EINVAL, kp, "%s", why);
 	}
 	if ((rc = opt_int(p, obj, path, "port", 1, 65535, &port, &present)) != 0)
 		return rc;

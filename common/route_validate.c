@@ -3,6 +3,7 @@
 #include "route_validate.h"
 #include "error.h"
 
+#include <arpa/inet.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
@@ -225,6 +226,16 @@ int route_validate_host(const char *name, int flags, char *err, size_t errlen)
 	if (label_start)
 		return fail(err, errlen, "%s has an empty label", q);
 	return 0;
+}
+
+int route_validate_address(const char *s, char *err, size_t errlen)
+{
+	unsigned char buf[16];
+	char q[96];
+	if (inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1)
+		return 0;
+	route_validate_quote(s, q, sizeof(q));
+	return fail(err, errlen, "%s is not an IP address", q);
 }
 
 pcre2_code *route_regex_compile(const char *pattern, char *err, size_t errlen)

@@ -52,6 +52,9 @@ int route_validate_text(const char *s, char *err, size_t errlen);
 #define ROUTE_HOST_EXACT 1
 int route_validate_host(const char *name, int flags, char *err, size_t errlen);
 
+/* An endpoint address: an IPv4 or IPv6 literal (inet_pton). */
+int route_validate_address(const char *s, char *err, size_t errlen);
+
 /* The PCRE2 pattern of a regex route compiled as the proxy matches it
  * (caseless, anchored at the start of the path). Returns the code (caller
  * frees with pcre2_code_free) or NULL with the reason in err: "bad regex:

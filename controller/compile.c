@@ -418,8 +418,7 @@ static bool is_loopback(const char *addr)
 
 static bool is_ip(const char *addr)
 {
-	unsigned char buf[16];
-	return inet_pton(AF_INET, addr, buf) == 1 || inet_pton(AF_INET6, addr, buf) == 1;
+	return route_validate_address(addr, NULL, 0) == 0;
 }
 
 /* Addresses compare as numbers: IPv4 before IPv6, then byte order. */
