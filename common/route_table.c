@@ -3,6 +3,7 @@
 #include "route_table.h"
 #include "auth_hash.h"
 #include "error.h"
+#include "route_validate.h"
 
 #include <arpa/inet.h>
 #include <inttypes.h>
@@ -443,37 +444,20 @@ enum str_flags {
 	STR_NULLABLE = 1,  /* JSON null -> NULL */
 	STR_DEFAULTED = 2, /* JSON null -> keep the default already in *out */
 	STR_MULTILINE = 4, /* CR and LF allowed (PEM) */
-	STR_TOKEN = 8,     /* an RFC 9110 token (header name) */
 };
 
-static bool is_tchar(unsigned char c)
-{
-	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
-		return true;
-	return c && strchr("!#$%&'*+-.^_`|~", c) != NULL;
-}
-
-static bool is_token(const char *s)
-{
-	if (!*s)
-		return false;
-	for (; *s; s++)
-		if (!is_tchar((unsigned char)*s))
-			return false;
-	return true;
-}
-
-/* Check one string value; kp names it in errors. */
+/* Check one string value; kp names it in errors. What a value may hold
+ * beyond this (tokens, paths, host names...) is route_validate.h's
+ * business, checked once the object holding it is read. */
 static int check_str(struct parser *p, json_object *v, const char *kp, int flags)
 {
 	const char *s = json_object_get_string(v);
 	size_t len = (size_t)json_object_get_string_len(v);
+	char why[256];
 	if (strlen(s) != len)
 		return fail(p, WEIR_EINVAL, kp, "contains a NUL character");
-	if (!(flags & STR_MULTILINE) && strpbrk(s, "\r\n"))
-		return fail(p, WEIR_EINVAL, kp, "contains CR or LF");
-	if ((flags & STR_TOKEN) && !is_token(s))
-		return fail(p, WEIR_EINVAL, kp, "\"%s\" is not an HTTP token", s);
+	if (!(flags & STR_MULTILINE) && route_validate_text(s, why, sizeof(why)) != 0)
+		return fail(p, WEIR_EINVAL, kp, "%s", why);
 	return 0;
 }
 
@@ -636,7 +620,7 @@ static int parse_headers(struct parser *p, json_object *obj, const char *path, c
 		path_index(ep, kp, i);
 		if ((rc = elem_object(p, arr, i, ep, &h)) != 0 ||
 		    (rc = check_keys(p, h, ep, header_keys)) != 0 ||
-		    (rc = req_str(p, h, ep, "name", STR_TOKEN, &hs[i].name)) != 0 ||
+		    (rc = req_str(p, h, ep, "name", 0, &hs[i].name)) != 0 ||
 		    (rc = req_str(p, h, ep, "value", 0, &hs[i].value)) != 0)
 			return rc;
 	}
@@ -663,7 +647,7 @@ static int parse_hide_headers(struct parser *p, json_object *obj, const char *pa
 		if (json_object_get_type(v) != json_type_string)
 			return fail(p, WEIR_EINVAL, ep, "must be a string, not %s",
 			            type_name(json_object_get_type(v)));
-		if ((rc = check_str(p, v, ep, STR_TOKEN)) != 0)
+		if ((rc = check_str(p, v, ep, 0)) != 0)
 			return rc;
 		pol->hide_headers[i] = strdup(json_object_get_string(v));
 		if (!pol->hide_headers[i])
@@ -725,26 +709,13 @@ static int parse_cookie(struct parser *p, json_object *obj, const char *path,
 {
 	int rc;
 	if ((rc = check_keys(p, obj, path, cookie_keys)) != 0 ||
-	    (rc = opt_str(p, obj, path, "name", STR_DEFAULTED | STR_TOKEN, &c->name)) != 0 ||
+	    (rc = opt_str(p, obj, path, "name", STR_DEFAULTED, &c->name)) != 0 ||
 	    (rc = opt_str(p, obj, path, "path", STR_NULLABLE, &c->path)) != 0 ||
 	    (rc = opt_int(p, obj, path, "max_age_s", -1, INT64_MAX, &c->max_age_s, NULL)) != 0 ||
 	    (rc = opt_int(p, obj, path, "expires_s", -1, INT64_MAX, &c->expires_s, NULL)) != 0 ||
 	    (rc = opt_bool(p, obj, path, "secure", &c->secure)) != 0 ||
 	    (rc = opt_str(p, obj, path, "samesite", STR_NULLABLE, &c->samesite)) != 0)
 		return rc;
-	if (c->path && strchr(c->path, ';')) {
-		char kp[PATH_MAX_LEN];
-		path_key(kp, path, "path");
-		return fail(p, WEIR_EINVAL, kp, "contains ';'");
-	}
-	if (c->samesite && strcmp(c->samesite, "None") != 0 && strcmp(c->samesite, "Lax") != 0 &&
-	    strcmp(c->samesite, "Strict") != 0) {
-		char kp[PATH_MAX_LEN];
-		path_key(kp, path, "samesite");
-		return fail(p, WEIR_EINVAL, kp,
-		            "unknown value \"%.64s\" (want \"None\", \"Lax\" or \"Strict\")",
-		            c->samesite);
-	}
 	return 0;
 }
 
@@ -838,16 +809,7 @@ static int parse_policy(struct parser *p, json_object *obj, const char *path,
 	    (rc = opt_str(p, obj, path, "redirect_url", STR_NULLABLE, &pol->redirect_url)) != 0 ||
 	    (rc = opt_str(p, obj, path, "app_root", STR_NULLABLE, &pol->app_root)) != 0)
 		return rc;
-	if (code != 0 && code != 301 && code != 302 && code != 307 && code != 308) {
-		path_key(kp, path, "redirect_code");
-		return fail(p, WEIR_EINVAL, kp, "%lld is not 0, 301, 302, 307 or 308",
-		            (long long)code);
-	}
 	pol->redirect_code = (uint16_t)code;
-	if (code != 0 && !pol->redirect_url) {
-		path_key(kp, path, "redirect_url");
-		return fail(p, WEIR_EINVAL, kp, "required when redirect_code is set");
-	}
 	e = (int)pol->affinity;
 	if ((rc = opt_enum(p, obj, path, "affinity", affinity_names, &e)) != 0)
 		return rc;
@@ -912,12 +874,10 @@ static int parse_canary(struct parser *p, json_object *obj, const char *path, si
 	int64_t w = c->weight;
 	if ((rc = check_keys(p, obj, path, canary_keys)) != 0 ||
 	    (rc = opt_index(p, obj, path, "backend", nbackends, true, &c->backend)) != 0 ||
-	    (rc = opt_str(p, obj, path, "by_header", STR_NULLABLE | STR_TOKEN, &c->by_header)) !=
-	        0 ||
+	    (rc = opt_str(p, obj, path, "by_header", STR_NULLABLE, &c->by_header)) != 0 ||
 	    (rc = opt_str(p, obj, path, "by_header_value", STR_NULLABLE, &c->by_header_value)) !=
 	        0 ||
-	    (rc = opt_str(p, obj, path, "by_cookie", STR_NULLABLE | STR_TOKEN, &c->by_cookie)) !=
-	        0 ||
+	    (rc = opt_str(p, obj, path, "by_cookie", STR_NULLABLE, &c->by_cookie)) != 0 ||
 	    (rc = opt_int(p, obj, path, "weight", 0, 100, &w, NULL)) != 0)
 		return rc;
 	c->weight = (uint32_t)w;
@@ -957,10 +917,6 @@ static int parse_route(struct parser *p, json_object *obj, const char *path, siz
 	if ((rc = opt_enum(p, obj, path, "match", match_names, &e)) != 0)
 		return rc;
 	r->match = (enum route_match)e;
-	if (r->match != ROUTE_MATCH_REGEX && r->path[0] != '/') {
-		path_key(kp, path, "path");
-		return fail(p, WEIR_EINVAL, kp, "\"%.64s\" must start with '/'", r->path);
-	}
 	if ((rc = opt_index(p, obj, path, "backend", nbackends, true, &r->backend)) != 0 ||
 	    (rc = opt_str(p, obj, path, "source", 0, &r->source)) != 0 ||
 	    (rc = opt_object(p, obj, path, "policy", &sub)) != 0)
@@ -977,39 +933,23 @@ static int parse_route(struct parser *p, json_object *obj, const char *path, siz
 		if ((rc = parse_canary(p, sub, kp, nbackends, &r->canary)) != 0)
 			return rc;
 	}
+	/* Every value the route holds, by the rules the controller checked
+	 * before it wrote them; regexes are compiled by the proxy right after
+	 * (route_regex_compile), so not twice. */
+	char field[PATH_MAX_LEN], why[256];
+	if (route_validate_route(r, true, field, sizeof(field), why, sizeof(why)) != 0) {
+		path_key(kp, path, field);
+		return fail(p, WEIR_EINVAL, kp, "%s", why);
+	}
 	return 0;
 }
 
-/* Host names: "" (any host), or lowercase DNS labels of [a-z0-9-_], the
- * first of which may be "*" (one-label wildcard). No port, no empty label. */
-static int check_host_name(struct parser *p, const char *kp, const char *s)
+/* Host names by route_validate_host (flags as there). */
+static int check_host_name(struct parser *p, const char *kp, const char *s, int flags)
 {
-	if (!*s)
-		return 0;
-	const char *c = s;
-	if (c[0] == '*') {
-		if (c[1] != '.' || !c[2])
-			return fail(p, WEIR_EINVAL, kp, "\"%.64s\" is not a valid host name", s);
-		c += 2;
-	}
-	bool label_start = true;
-	for (; *c; c++) {
-		unsigned char ch = (unsigned char)*c;
-		if (ch >= 'A' && ch <= 'Z')
-			return fail(p, WEIR_EINVAL, kp, "\"%.64s\" must be lowercase", s);
-		if (ch == '.') {
-			if (label_start)
-				return fail(p, WEIR_EINVAL, kp, "\"%.64s\" has an empty label", s);
-			label_start = true;
-			continue;
-		}
-		if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' ||
-		      ch == '_'))
-			return fail(p, WEIR_EINVAL, kp, "\"%.64s\" is not a valid host name", s);
-		label_start = false;
-	}
-	if (label_start)
-		return fail(p, WEIR_EINVAL, kp, "\"%.64s\" has an empty label", s);
+	char why[256];
+	if (route_validate_host(s, flags, why, sizeof(why)) != 0)
+		return fail(p, WEIR_EINVAL, kp, "%s", why);
 	return 0;
 }
 
@@ -1066,7 +1006,7 @@ static int parse_hosts(struct parser *p, json_object *root, struct route_table *
 		    (rc = opt_str(p, h, ep, "name", 0, &host->name)) != 0)
 			return rc;
 		path_key(kp, ep, "name");
-		if ((rc = check_host_name(p, kp, host->name)) != 0 ||
+		if ((rc = check_host_name(p, kp, host->name, 0)) != 0 ||
 		    (rc = opt_index(p, h, ep, "cert", t->ncerts, true, &host->cert)) != 0 ||
 		    (rc = opt_array(p, h, ep, "routes", &routes, &nr)) != 0)
 			return rc;
@@ -1114,16 +1054,15 @@ static int parse_endpoint(struct parser *p, json_object *obj, const char *path,
 {
 	int rc;
 	int64_t port = 0, weight = 1;
-	char kp[PATH_MAX_LEN];
-	uint8_t buf[16];
+	char kp[PATH_MAX_LEN], why[256];
 	bool present;
 
 	if ((rc = check_keys(p, obj, path, endpoint_keys)) != 0 ||
 	    (rc = req_str(p, obj, path, "address", 0, &e->address)) != 0)
 		return rc;
-	if (inet_pton(AF_INET, e->address, buf) != 1 && inet_pton(AF_INET6, e->address, buf) != 1) {
+	if (route_validate_address(e->address, why, sizeof(why)) != 0) {
 		path_key(kp, path, "address");
-		return fail(p, WEIR_EINVAL, kp, "\"%.64s\" is not an IP address", e->address);
+		return fail(p, WEIR_EINVAL, kp, "%s", why);
 	}
 	if ((rc = opt_int(p, obj, path, "port", 1, 65535, &port, &present)) != 0)
 		return rc;
@@ -1251,10 +1190,8 @@ static int parse_passthrough(struct parser *p, json_object *root, struct route_t
 		    (rc = req_str(p, o, ep, "host", 0, &pt->host)) != 0)
 			return rc;
 		path_key(kp, ep, "host");
-		if ((rc = check_host_name(p, kp, pt->host)) != 0)
+		if ((rc = check_host_name(p, kp, pt->host, ROUTE_HOST_EXACT)) != 0)
 			return rc;
-		if (!pt->host[0] || pt->host[0] == '*')
-			return fail(p, WEIR_EINVAL, kp, "must be an exact host name");
 		if (!json_object_object_get_ex(o, "backend", NULL)) {
 			path_key(kp, ep, "backend");
 			return fail(p, WEIR_EINVAL, kp, "required key missing");
@@ -1304,7 +1241,7 @@ static int parse_settings(struct parser *p, json_object *root, struct route_sett
 	    (rc = opt_bool(p, o, "settings", "compute_full_forwarded_for",
 	                   &s->compute_full_forwarded_for)) != 0 ||
 	    (rc = opt_bool(p, o, "settings", "use_proxy_protocol", &s->use_proxy_protocol)) != 0 ||
-	    (rc = opt_str(p, o, "settings", "forwarded_for_header", STR_DEFAULTED | STR_TOKEN,
+	    (rc = opt_str(p, o, "settings", "forwarded_for_header", STR_DEFAULTED,
 	                  &s->forwarded_for_header)) != 0 ||
 	    (rc = parse_cidrs(p, o, "settings", "proxy_real_ip_cidr", &s->proxy_real_ip_cidr,
 	                      &s->nproxy_real_ip_cidr)) != 0 ||
@@ -1314,6 +1251,10 @@ static int parse_settings(struct parser *p, json_object *root, struct route_sett
 	                   &s->hsts_include_subdomains)) != 0 ||
 	    (rc = opt_bool(p, o, "settings", "hsts_preload", &s->hsts_preload)) != 0)
 		return rc;
+	char err[256];
+	if (s->forwarded_for_header &&
+	    route_validate_token(s->forwarded_for_header, err, sizeof(err)) != 0)
+		return fail(p, WEIR_EINVAL, "settings.forwarded_for_header", "%s", err);
 	return 0;
 }
 

@@ -261,9 +261,11 @@ void route_policy_cleanup(struct route_policy *policy);
  * negative WEIR_E* code, *out is untouched and err (size errlen) holds one
  * line naming the JSON path of the problem, e.g.
  * "hosts[3].routes[0].backend: index 9 out of range". Checks: version,
- * indexes in range, paths of Exact/Prefix start with '/', header names are
- * tokens and values hold no CR/LF/NUL, CIDRs parse, ports 1..65535, host
- * names lowercase and unique. Regexes and PEM are checked by the proxy. */
+ * keys and types, indexes in range, CIDRs parse, ports 1..65535, host and
+ * backend names unique, and every value by the rules of route_validate.h
+ * (the ones the controller checked before writing). Regexes are compiled
+ * (route_regex_compile) and PEM loaded (route_validate_cert) by the proxy
+ * after parsing, not here. */
 int route_table_parse(const char *json, size_t len, struct route_table **out, char *err,
                       size_t errlen);
 

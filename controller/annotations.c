@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "route_validate.h"
 
 static int fail(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -122,21 +123,6 @@ int annotations_parse_bool(const char *s, bool *out, char *err, size_t errlen)
 	return 0;
 }
 
-static bool is_tchar(unsigned char c)
-{
-	return isalnum(c) || (c && strchr("!#$%&'*+-.^_`|~", c));
-}
-
-static bool is_token(const char *s, size_t n)
-{
-	if (n == 0)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!is_tchar((unsigned char)s[i]))
-			return false;
-	return true;
-}
-
 static char *strndup_trim(const char *s, size_t n)
 {
 	while (n && (*s == ' ' || *s == '\t')) {
@@ -165,29 +151,41 @@ int annotations_parse_headers(const char *s, struct route_header **out, size_t *
 		}
 		if (*l) {
 			char *colon = strchr(l, ':');
-			if (!colon || !is_token(l, (size_t)(colon - l))) {
-				rc = fail(err, errlen, "\"%s\" is not a \"Name: value\" line", l);
+			char q[96];
+			if (colon)
+				*colon = '\0';
+			if (!colon || route_validate_token(l, NULL, 0) != 0) {
+				if (colon)
+					*colon = ':';
+				route_validate_quote(l, q, sizeof(q));
+				rc = fail(err, errlen, "%s is not a \"Name: value\" line", q);
 				free(l);
 				goto fail_list;
 			}
-			for (const char *c = colon + 1; *c; c++) {
-				if ((unsigned char)*c < 0x20 && *c != '\t') {
-					rc =
-					    fail(err, errlen, "header %.*s has a control character",
-					         (int)(colon - l), l);
-					free(l);
-					goto fail_list;
-				}
+			*colon = ':';
+			char *value = strndup_trim(colon + 1, strlen(colon + 1));
+			char why[200];
+			if (!value) {
+				free(l);
+				rc = WEIR_ENOMEM;
+				goto fail_list;
+			}
+			if (route_validate_header_value(value, why, sizeof(why)) != 0) {
+				rc = fail(err, errlen, "header %.*s: %s", (int)(colon - l), l, why);
+				free(value);
+				free(l);
+				goto fail_list;
 			}
 			struct route_header *grown = realloc(list, (count + 1) * sizeof(*list));
 			if (!grown) {
+				free(value);
 				free(l);
 				rc = WEIR_ENOMEM;
 				goto fail_list;
 			}
 			list = grown;
 			list[count].name = strndup(l, (size_t)(colon - l));
-			list[count].value = strndup_trim(colon + 1, strlen(colon + 1));
+			list[count].value = value;
 			count++;
 			if (!list[count - 1].name || !list[count - 1].value) {
 				free(l);
@@ -279,19 +277,6 @@ struct strlist_ctx {
 	size_t errlen;
 };
 
-static bool valid_host(const char *h)
-{
-	size_t n = strlen(h);
-	if (n == 0 || n > 253)
-		return false;
-	if (strncmp(h, "*.", 2) == 0)
-		h += 2;
-	for (const char *p = h; *p; p++)
-		if (!(isalnum((unsigned char)*p) || *p == '-' || *p == '.'))
-			return false;
-	return *h && *h != '.' && *h != '-';
-}
-
 static int strlist_each(void *ctx, const char *item)
 {
 	struct strlist_ctx *c = ctx;
@@ -301,14 +286,14 @@ static int strlist_each(void *ctx, const char *item)
 	if (c->host) {
 		for (char *p = copy; *p; p++)
 			*p = (char)tolower((unsigned char)*p);
-		if (!valid_host(copy)) {
+		if (route_validate_host(copy, 0, c->err, c->errlen) != 0) {
 			free(copy);
-			return fail(c->err, c->errlen, "\"%s\" is not a host name", item);
+			return WEIR_EINVAL;
 		}
 	}
-	if (c->token && !is_token(copy, strlen(copy))) {
+	if (c->token && route_validate_token(copy, c->err, c->errlen) != 0) {
 		free(copy);
-		return fail(c->err, c->errlen, "\"%s\" is not a header name", item);
+		return WEIR_EINVAL;
 	}
 	char **grown = realloc(c->list, (c->n + 1) * sizeof(*grown));
 	if (!grown) {
@@ -333,37 +318,6 @@ static int parse_strlist(const char *s, bool host, bool token, char ***out, size
 	}
 	*out = c.list;
 	*n = c.n;
-	return 0;
-}
-
-int annotations_check_hash_by(const char *s, char *err, size_t errlen)
-{
-	static const char *const vars[] = {"$remote_addr", "$request_uri", "$host"};
-	static const char *const pref[] = {"$arg_", "$http_", "$cookie_"};
-	const char *p = s;
-	if (!*s)
-		return fail(err, errlen, "empty template");
-	while (*p) {
-		if (*p != '$') {
-			if ((unsigned char)*p < 0x20)
-				return fail(err, errlen, "control character in template");
-			p++;
-			continue;
-		}
-		size_t len = 1;
-		while (isalnum((unsigned char)p[len]) || p[len] == '_' || p[len] == '-')
-			len++;
-		bool ok = false;
-		for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
-			if (len == strlen(vars[i]) && strncmp(p, vars[i], len) == 0)
-				ok = true;
-		for (size_t i = 0; i < sizeof(pref) / sizeof(pref[0]); i++)
-			if (len > strlen(pref[i]) && strncmp(p, pref[i], strlen(pref[i])) == 0)
-				ok = true;
-		if (!ok)
-			return fail(err, errlen, "unsupported variable %.*s", (int)len, p);
-		p += len;
-	}
 	return 0;
 }
 
@@ -503,14 +457,6 @@ static int set_str(char **dst, const char *v)
 	return 0;
 }
 
-static int no_ctl(struct pctx *c, const char *v)
-{
-	for (const char *p = v; *p; p++)
-		if ((unsigned char)*p < 0x20 || *p == 0x7f)
-			return fail(c->err, c->errlen, "control character in value");
-	return 0;
-}
-
 #define DURATION_HANDLER(fn, field, extra)                                                         \
 	static int fn(struct pctx *c, const char *v)                                               \
 	{                                                                                          \
@@ -554,34 +500,26 @@ BOOL_HANDLER(h_origin_rewrite, policy.origin_rewrite)
 BOOL_HANDLER(h_canary, canary)
 BOOL_HANDLER(h_global_auth, global_auth)
 
-#define STR_HANDLER(fn, field)                                                                     \
+/* A string value checked by its route_validate rule. */
+#define STR_HANDLER(fn, field, check)                                                              \
 	static int fn(struct pctx *c, const char *v)                                               \
 	{                                                                                          \
-		int rc = no_ctl(c, v);                                                             \
+		int rc = check(v, c->err, c->errlen);                                              \
 		return rc ? rc : set_str(&c->a->field, v);                                         \
 	}
 
-STR_HANDLER(h_cookie_path, policy.cookie.path)
-STR_HANDLER(h_cors_origin, policy.cors.allow_origin)
-STR_HANDLER(h_cors_methods, policy.cors.allow_methods)
-STR_HANDLER(h_cors_headers, policy.cors.allow_headers)
-STR_HANDLER(h_cors_expose, policy.cors.expose_headers)
-STR_HANDLER(h_rewrite, policy.rewrite_target)
-STR_HANDLER(h_canary_value, canary_rule.by_header_value)
-
-static int h_vhost(struct pctx *c, const char *v)
-{
-	for (const char *p = v; *p; p++)
-		if ((unsigned char)*p <= 0x20 || *p == 0x7f || *p == '/')
-			return fail(c->err, c->errlen, "\"%s\" is not a host[:port]", v);
-	if (!*v)
-		return fail(c->err, c->errlen, "empty host");
-	return set_str(&c->a->policy.upstream_vhost, v);
-}
+STR_HANDLER(h_cookie_path, policy.cookie.path, route_validate_cookie_path)
+STR_HANDLER(h_cors_origin, policy.cors.allow_origin, route_validate_header_value)
+STR_HANDLER(h_cors_methods, policy.cors.allow_methods, route_validate_header_value)
+STR_HANDLER(h_cors_headers, policy.cors.allow_headers, route_validate_header_value)
+STR_HANDLER(h_cors_expose, policy.cors.expose_headers, route_validate_header_value)
+STR_HANDLER(h_rewrite, policy.rewrite_target, route_validate_rewrite_target)
+STR_HANDLER(h_canary_value, canary_rule.by_header_value, route_validate_header_value)
+STR_HANDLER(h_vhost, policy.upstream_vhost, route_validate_vhost)
 
 static int h_xfp(struct pctx *c, const char *v)
 {
-	int rc = no_ctl(c, v);
+	int rc = route_validate_header_value(v, c->err, c->errlen);
 	if (rc)
 		return rc;
 	if (!*v)
@@ -591,9 +529,8 @@ static int h_xfp(struct pctx *c, const char *v)
 
 static int h_token(struct pctx *c, const char *v, char **dst)
 {
-	if (!is_token(v, strlen(v)))
-		return fail(c->err, c->errlen, "\"%s\" is not a valid name", v);
-	return set_str(dst, v);
+	int rc = route_validate_token(v, c->err, c->errlen);
+	return rc ? rc : set_str(dst, v);
 }
 
 static int h_cookie_name(struct pctx *c, const char *v)
@@ -657,7 +594,7 @@ static int h_affinity_mode(struct pctx *c, const char *v)
 
 static int h_hash_by(struct pctx *c, const char *v)
 {
-	int rc = annotations_check_hash_by(v, c->err, c->errlen);
+	int rc = route_validate_hash_by(v, c->err, c->errlen);
 	return rc ? rc : set_str(&c->a->policy.hash_by, v);
 }
 
@@ -747,28 +684,16 @@ static int h_canary_weight(struct pctx *c, const char *v)
 	return rc;
 }
 
-static bool is_url(const char *v)
-{
-	if (strncmp(v, "http://", 7) != 0 && strncmp(v, "https://", 8) != 0 && v[0] != '/')
-		return false;
-	for (const char *p = v; *p; p++)
-		if ((unsigned char)*p <= 0x20 || *p == 0x7f)
-			return false;
-	return true;
-}
-
 static int h_app_root(struct pctx *c, const char *v)
 {
-	if (v[0] != '/' || !is_url(v))
-		return fail(c->err, c->errlen, "\"%s\" is not a path starting with /", v);
-	return set_str(&c->a->policy.app_root, v);
+	int rc = route_validate_app_root(v, c->err, c->errlen);
+	return rc ? rc : set_str(&c->a->policy.app_root, v);
 }
 
 static int h_perm(struct pctx *c, const char *v)
 {
-	if (!is_url(v))
-		return fail(c->err, c->errlen, "\"%s\" is not an http(s) URL or a path", v);
-	return set_str(&c->perm_url, v);
+	int rc = route_validate_url(v, c->err, c->errlen);
+	return rc ? rc : set_str(&c->perm_url, v);
 }
 
 static int h_perm_code(struct pctx *c, const char *v)
@@ -785,9 +710,8 @@ static int h_perm_code(struct pctx *c, const char *v)
 
 static int h_temp(struct pctx *c, const char *v)
 {
-	if (!is_url(v))
-		return fail(c->err, c->errlen, "\"%s\" is not an http(s) URL or a path", v);
-	return set_str(&c->temp_url, v);
+	int rc = route_validate_url(v, c->err, c->errlen);
+	return rc ? rc : set_str(&c->temp_url, v);
 }
 
 static bool is_dns_label(const char *v)

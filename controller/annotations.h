@@ -85,17 +85,14 @@ int annotations_parse_size(const char *s, int64_t *out, char *err, size_t errlen
 int annotations_parse_bool(const char *s, bool *out, char *err, size_t errlen);
 /* Non-negative decimal integer up to max. */
 int annotations_parse_uint(const char *s, uint64_t max, uint64_t *out, char *err, size_t errlen);
-/* "Name: value" lines; names are HTTP tokens, values hold no control bytes.
+/* "Name: value" lines; names and values as route_validate_token and
+ * route_validate_header_value say.
  * Empty lines skipped. *out (caller frees names, values and array). */
 int annotations_parse_headers(const char *s, struct route_header **out, size_t *n, char *err,
                               size_t errlen);
 /* Comma-separated CIDRs; *out caller frees. */
 int annotations_parse_cidrs(const char *s, struct route_cidr **out, size_t *n, char *err,
                             size_t errlen);
-/* upstream-hash-by template: literal text and $remote_addr, $request_uri,
- * $host, $arg_X, $http_X, $cookie_X. */
-int annotations_check_hash_by(const char *s, char *err, size_t errlen);
-
 /* Deep copy of a policy into dst (caller storage; release with
  * route_policy_cleanup). Returns 0 or WEIR_ENOMEM. */
 int annotations_policy_copy(struct route_policy *dst, const struct route_policy *src);

@@ -12,12 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define PCRE2_CODE_UNIT_WIDTH 8
-#include <pcre2.h>
-
 #include "annotations.h"
 #include "auth_hash.h"
 #include "error.h"
+#include "route_validate.h"
 
 #define LABEL_SERVICE_NAME "kubernetes.io/service-name"
 #define ANN_CLASS "kubernetes.io/ingress.class"
@@ -203,6 +201,7 @@ struct ctx {
 	size_t diag_cap;
 	struct strmap backends;   /* name -> index in t->backends */
 	struct strmap certs;      /* name -> index in t->certs */
+	struct strmap pems;       /* cert_pem (borrowed from t->certs) -> index: checked */
 	struct slice_ref *slices; /* sorted by ns, svc, idx */
 	size_t nslices;
 	/* ConfigMap keys that restrict access to every route and that weir
@@ -212,6 +211,39 @@ struct ctx {
 	const char *global_auth_ignored; /* global-auth-url: Ingresses without
 	                                    enable-global-auth: "false" */
 };
+
+/* s with control bytes and bytes that are not UTF-8 escaped (\n, \xNN), in
+ * a new string: a diagnostic quotes user input and becomes a log line and
+ * an Event, neither of which may be split or hold invalid UTF-8. */
+static char *escaped(const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t n = strlen(s), o = 0;
+	char *out = xcalloc(n * 4 + 1, 1);
+	for (size_t i = 0; i < n;) {
+		unsigned char ch = (unsigned char)s[i];
+		size_t k = ch < 0x80 ? 1 : ch >= 0xf0 ? 4 : ch >= 0xe0 ? 3 : 2;
+		if (ch >= 0x80 && (k > n - i || !route_validate_utf8(s + i, k)))
+			k = 0;
+		if (k > 1 || (k == 1 && ch >= 0x20 && ch != 0x7f)) {
+			memcpy(out + o, s + i, k);
+			o += k;
+			i += k;
+			continue;
+		}
+		out[o++] = '\\';
+		if (ch == '\n' || ch == '\r' || ch == '\t') {
+			out[o++] = ch == '\n' ? 'n' : ch == '\r' ? 'r' : 't';
+		} else {
+			out[o++] = 'x';
+			out[o++] = hex[ch >> 4];
+			out[o++] = hex[ch & 15];
+		}
+		i++;
+	}
+	out[o] = '\0';
+	return out;
+}
 
 static void diag_add(struct ctx *c, const char *kind, json_object *obj, const char *key,
                      const char *reason, const char *fmt, ...)
@@ -235,9 +267,10 @@ static void diag_add(struct ctx *c, const char *kind, json_object *obj, const ch
 	g->ns = xstrdup(meta_ns(obj));
 	g->name = xstrdup(meta_name(obj));
 	g->uid = xstrdup(meta_uid(obj));
-	g->key = key ? xstrdup(key) : NULL;
+	g->key = key ? escaped(key) : NULL;
 	g->reason = xstrdup(reason);
-	g->message = msg;
+	g->message = escaped(msg);
+	free(msg);
 }
 
 static void diag_free_one(struct diag *g)
@@ -392,8 +425,7 @@ static bool is_loopback(const char *addr)
 
 static bool is_ip(const char *addr)
 {
-	unsigned char buf[16];
-	return inet_pton(AF_INET, addr, buf) == 1 || inet_pton(AF_INET6, addr, buf) == 1;
+	return route_validate_address(addr, NULL, 0) == 0;
 }
 
 /* Addresses compare as numbers: IPv4 before IPv6, then byte order. */
@@ -572,6 +604,12 @@ static int resolve_backend(struct ctx *c, json_object *ing, const struct annotat
 		free(name);
 		goto fallback;
 	}
+	char why[256];
+	if (route_validate_text(name, why, sizeof(why)) != 0) {
+		diag_add(c, "Ingress", ing, field, "BadRule", "backend name: %s", why);
+		free(name);
+		return -1;
+	}
 	json_object *svc = find_obj(c->snap, STORE_SERVICE, ns, sname);
 	if (!svc) {
 		diag_add(c, "Ingress", ing, field, "ServiceNotFound", "service %s/%s not found", ns,
@@ -733,7 +771,29 @@ static int resolve_cert(struct ctx *c, const char *kind, json_object *obj, const
 		         "secret %s: tls.key is not a PEM private key", cname);
 		goto fail;
 	}
+	/* What the proxy will do with it: a certificate it cannot load would
+	 * make it refuse the whole table. Many Secrets share one pair: check
+	 * each distinct pair once. */
+	char why[400], where[16];
+	if (route_validate_text(cname, why, sizeof(why)) != 0) {
+		diag_add(c, kind, obj, field, "BadCertificate", "secret name: %s", why);
+		goto fail;
+	}
+	int seen = strmap_get(&c->pems, crt);
+	if (seen < 0 || strcmp(t->certs[seen].key_pem, key) != 0) {
+		int rc = route_validate_cert(cname, crt, key, NULL, where, sizeof(where), why,
+		                             sizeof(why));
+		if (rc == WEIR_ENOMEM)
+			abort();
+		if (rc != 0) {
+			diag_add(c, kind, obj, field, "BadCertificate", "secret %s: %s: %s", cname,
+			         strcmp(where, "key_pem") == 0 ? "tls.key" : "tls.crt", why);
+			goto fail;
+		}
+	}
 	t->certs = xrealloc(t->certs, (t->ncerts + 1) * sizeof(*t->certs));
+	if (seen < 0)
+		strmap_put(&c->pems, crt, (int)t->ncerts);
 	t->certs[t->ncerts].name = cname;
 	t->certs[t->ncerts].cert_pem = crt;
 	t->certs[t->ncerts].key_pem = key;
@@ -1245,40 +1305,15 @@ static struct hbuild *host_get(struct hosts *hs, const char *name, bool create)
 	return h;
 }
 
-/* Host names: lowercase letters, digits, '-', '_', '.', no empty label, '*'
- * only as the whole first label. "" (no host) is fine. */
-static bool valid_host(const char *h)
-{
-	if (!*h)
-		return true;
-	if (strlen(h) > 253)
-		return false;
-	if (h[0] == '*') {
-		if (h[1] != '.')
-			return false;
-		h += 2;
-	}
-	if (!*h || *h == '.')
-		return false;
-	for (const char *p = h; *p; p++) {
-		if (*p == '.' && (p[1] == '.' || p[1] == '\0'))
-			return false;
-		if (!(islower((unsigned char)*p) || isdigit((unsigned char)*p) || *p == '-' ||
-		      *p == '_' || *p == '.'))
-			return false;
-	}
-	return true;
-}
-
 /* Lowercased host of a rule (or tls entry) into a new string; NULL and a
  * diagnostic when invalid. */
 static char *rule_host(struct ctx *c, struct ing *in, const char *raw, const char *field)
 {
 	char *h = xstrdup(raw ? raw : "");
+	char why[256];
 	lower(h);
-	if (!valid_host(h)) {
-		diag_add(c, "Ingress", in->obj, field, "BadRule", "\"%s\" is not a valid host name",
-		         raw);
+	if (route_validate_host(h, 0, why, sizeof(why)) != 0) {
+		diag_add(c, "Ingress", in->obj, field, "BadRule", "%s", why);
 		free(h);
 		return NULL;
 	}
@@ -1564,6 +1599,30 @@ static void ingress_tls(struct ctx *c, struct hosts *hs, struct ing *in)
 	}
 }
 
+/* What every route of the Ingress will carry from its metadata and
+ * annotations (source, policy, canary rule), by the rules the proxy loads
+ * the table with. The annotation handlers already check each value with
+ * the same rules; this catches what only their combination could break.
+ * A failure drops the Ingress, as a bad annotation does. */
+static void validate_ingress(struct ctx *c, struct ing *in)
+{
+	char field[200], why[256];
+	if (route_validate_text(in->source, why, sizeof(why)) != 0) {
+		diag_add(c, "Ingress", in->obj, "metadata.name", "BadRule",
+		         "%s; the Ingress's routes are dropped", why);
+		in->dropped = true;
+		return;
+	}
+	if (route_validate_policy(&in->ann.policy, field, sizeof(field), why, sizeof(why)) != 0 ||
+	    route_validate_canary(&in->ann.canary_rule, field, sizeof(field), why, sizeof(why)) !=
+	        0) {
+		diag_add(c, "Ingress", in->obj, "metadata.annotations", "BadAnnotation",
+		         "the annotations give %s: %s; the Ingress's routes are dropped", field,
+		         why);
+		in->dropped = true;
+	}
+}
+
 static int cmp_route(const void *a, const void *b)
 {
 	const struct rbuild *x = a, *y = b;
@@ -1573,22 +1632,6 @@ static int cmp_route(const void *a, const void *b)
 	if (x->exact != y->exact)
 		return x->exact ? -1 : 1;
 	return strcmp(x->path, y->path);
-}
-
-static bool regex_ok(const char *pattern, char *err, size_t errlen)
-{
-	int code;
-	PCRE2_SIZE off;
-	pcre2_code *re = pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED, PCRE2_CASELESS,
-	                               &code, &off, NULL);
-	if (re) {
-		pcre2_code_free(re);
-		return true;
-	}
-	PCRE2_UCHAR buf[160];
-	pcre2_get_error_message(code, buf, sizeof(buf));
-	snprintf(err, errlen, "%s at offset %zu", (const char *)buf, (size_t)off);
-	return false;
 }
 
 /* Sort, convert to regex when the host is in regex mode, validate, and move
@@ -1604,29 +1647,37 @@ static void finish_host(struct ctx *c, struct hbuild *h, struct route_host *out)
 	for (size_t i = 0; i < h->n; i++) {
 		struct rbuild *r = &h->routes[i];
 		char *path;
-		enum route_match match;
+		char field[200], why[256];
+		struct route cand = {.backend = r->backend, .source = r->ing->source};
 		if (h->regex) {
 			path = xasprintf("^%s%s", r->path, r->exact ? "$" : "");
-			match = ROUTE_MATCH_REGEX;
-			char err[200];
-			if (!regex_ok(path, err, sizeof(err))) {
-				diag_add(
-				    c, "Ingress", r->ing->obj, r->field, "BadRegex",
-				    "host \"%s\" is in regex mode and %s is not a valid regex: "
-				    "%s; route dropped",
-				    out->name, path, err);
-				free(path);
-				goto drop;
-			}
+			cand.match = ROUTE_MATCH_REGEX;
 		} else {
-			if (r->path[0] != '/') {
-				diag_add(c, "Ingress", r->ing->obj, r->field, "BadRule",
-				         "path %s does not start with /; route dropped", r->path);
-				goto drop;
-			}
 			path = xstrdup(r->path);
-			match = r->exact ? ROUTE_MATCH_EXACT : ROUTE_MATCH_PREFIX;
+			cand.match = r->exact ? ROUTE_MATCH_EXACT : ROUTE_MATCH_PREFIX;
 		}
+		/* The rules the proxy loads the table by (route_validate_route,
+		 * regex compiled): a route that fails them is dropped here, never
+		 * published. */
+		cand.path = path;
+		cand.policy = r->policy;
+		cand.canary = r->canary;
+		if (route_validate_route(&cand, false, field, sizeof(field), why, sizeof(why)) !=
+		    0) {
+			if (strcmp(field, "path") != 0)
+				diag_add(c, "Ingress", r->ing->obj, r->field, "BadRule",
+				         "route %s: %s; route dropped", field, why);
+			else if (h->regex)
+				diag_add(c, "Ingress", r->ing->obj, r->field, "BadRegex",
+				         "host \"%s\" is in regex mode: path %s: %s; route dropped",
+				         out->name, path, why);
+			else
+				diag_add(c, "Ingress", r->ing->obj, r->field, "BadRule",
+				         "path %s; route dropped", why);
+			free(path);
+			goto drop;
+		}
+		enum route_match match = cand.match;
 		struct route *rt = &out->routes[out->nroutes++];
 		rt->path = path;
 		rt->match = match;
@@ -1911,6 +1962,8 @@ int compile_snapshot(const struct snapshot *snap, const struct compile_options *
 				in->dropped = true;
 			}
 		}
+		if (!in->dropped)
+			validate_ingress(&c, in);
 	}
 
 	/* TLS hosts first: ssl-redirect of every route depends on them. */
@@ -1942,8 +1995,19 @@ int compile_snapshot(const struct snapshot *snap, const struct compile_options *
 	t->hosts = xcalloc(hs.n, sizeof(*t->hosts));
 	for (size_t i = 0; i < hs.n; i++) {
 		struct hbuild *h = &hs.items[i];
-		if (h->n)
-			finish_host(&c, h, &t->hosts[t->nhosts++]);
+		if (h->n) {
+			struct route_host *out = &t->hosts[t->nhosts];
+			finish_host(&c, h, out);
+			/* Every route dropped: no entry either, or it would shadow
+			 * a wildcard or "" host that still serves. */
+			if (out->nroutes) {
+				t->nhosts++;
+			} else {
+				free(out->name);
+				free(out->routes);
+				memset(out, 0, sizeof(*out));
+			}
+		}
 		free(h->name);
 		free(h->routes);
 	}
@@ -1962,6 +2026,7 @@ int compile_snapshot(const struct snapshot *snap, const struct compile_options *
 	free(ings);
 	strmap_cleanup(&c.backends);
 	strmap_cleanup(&c.certs);
+	strmap_cleanup(&c.pems);
 	free(c.slices);
 	*table = t;
 	return 0;

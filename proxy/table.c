@@ -6,6 +6,7 @@
 #include "table.h"
 #include "error.h"
 #include "log.h"
+#include "route_validate.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -169,16 +170,10 @@ static int compile_routes(struct table *t, char *err, size_t errlen)
 				x->cmp_len = len;
 				continue;
 			}
-			int ecode;
-			PCRE2_SIZE eoff;
-			x->re = pcre2_compile((PCRE2_SPTR)r->path, len,
-			                      PCRE2_CASELESS | PCRE2_ANCHORED, &ecode, &eoff, NULL);
+			char why[256];
+			x->re = route_regex_compile(r->path, why, sizeof(why));
 			if (!x->re) {
-				PCRE2_UCHAR msg[160];
-				pcre2_get_error_message(ecode, msg, sizeof(msg));
-				snprintf(err, errlen,
-				         "hosts[%zu].routes[%zu].path: bad regex: %s at offset %zu",
-				         i, j, (const char *)msg, (size_t)eoff);
+				snprintf(err, errlen, "hosts[%zu].routes[%zu].path: %s", i, j, why);
 				return WEIR_EINVAL;
 			}
 			uint32_t groups = 0;
@@ -215,96 +210,25 @@ static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outle
 	return SSL_TLSEXT_ERR_NOACK;
 }
 
-/* The first queued OpenSSL error as text (the queue is cleared). */
-static void ssl_error_text(char *buf, size_t len)
-{
-	unsigned long e = ERR_peek_last_error();
-	if (e)
-		ERR_error_string_n(e, buf, len);
-	else
-		snprintf(buf, len, "no PEM data");
-	ERR_clear_error();
-}
-
+/* One certificate into its own TLS context: loaded and checked by
+ * route_validate_cert (the controller ran the same before publishing it),
+ * then set up for serving. */
 static int load_cert(const struct route_cert *c, size_t idx, SSL_CTX **out, char *err,
                      size_t errlen)
 {
-	int rc = WEIR_ETLS;
-	char why[200];
-	BIO *bio = NULL;
-	X509 *x = NULL;
-	EVP_PKEY *key = NULL;
-	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
-	if (!ctx) {
-		ssl_error_text(why, sizeof(why));
-		snprintf(err, errlen, "certs[%zu]: cannot create TLS context: %s", idx, why);
-		goto out;
+	char field[16], why[400];
+	SSL_CTX *ctx = NULL;
+	int rc = route_validate_cert(c->name, c->cert_pem, c->key_pem, &ctx, field, sizeof(field),
+	                             why, sizeof(why));
+	if (rc != 0) {
+		snprintf(err, errlen, "certs[%zu].%s: %s", idx, field, why);
+		return rc;
 	}
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
 	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
 	SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
-
-	bio = BIO_new_mem_buf(c->cert_pem, -1);
-	if (!bio)
-		goto oom;
-	x = PEM_read_bio_X509_AUX(bio, NULL, NULL, NULL);
-	if (!x || SSL_CTX_use_certificate(ctx, x) != 1) {
-		ssl_error_text(why, sizeof(why));
-		snprintf(err, errlen, "certs[%zu].cert_pem: bad certificate (%s): %s", idx, c->name,
-		         why);
-		goto out;
-	}
-	/* The rest of the PEM is the chain, leaf first. */
-	for (;;) {
-		X509 *ca = PEM_read_bio_X509(bio, NULL, NULL, NULL);
-		if (!ca)
-			break;
-		if (SSL_CTX_add0_chain_cert(ctx, ca) != 1) {
-			X509_free(ca);
-			ssl_error_text(why, sizeof(why));
-			snprintf(err, errlen, "certs[%zu].cert_pem: bad chain (%s): %s", idx,
-			         c->name, why);
-			goto out;
-		}
-	}
-	ERR_clear_error(); /* the end of the PEM stream queues a "no start line" */
-	BIO_free(bio);
-	bio = BIO_new_mem_buf(c->key_pem, -1);
-	if (!bio)
-		goto oom;
-	key = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
-	if (!key) {
-		ssl_error_text(why, sizeof(why));
-		snprintf(err, errlen, "certs[%zu].key_pem: bad private key (%s): %s", idx, c->name,
-		         why);
-		goto out;
-	}
-	if (X509_check_private_key(x, key) != 1) {
-		ERR_clear_error();
-		snprintf(err, errlen,
-		         "certs[%zu].key_pem: private key does not match the certificate (%s)", idx,
-		         c->name);
-		goto out;
-	}
-	if (SSL_CTX_use_PrivateKey(ctx, key) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
-		ssl_error_text(why, sizeof(why));
-		snprintf(err, errlen, "certs[%zu].key_pem: unusable private key (%s): %s", idx,
-		         c->name, why);
-		goto out;
-	}
 	*out = ctx;
-	ctx = NULL;
-	rc = 0;
-	goto out;
-oom:
-	snprintf(err, errlen, "out of memory");
-	rc = WEIR_ENOMEM;
-out:
-	EVP_PKEY_free(key);
-	X509_free(x);
-	BIO_free(bio);
-	SSL_CTX_free(ctx);
-	return rc;
+	return 0;
 }
 
 static int load_certs(struct table *t, char *err, size_t errlen)

@@ -174,7 +174,7 @@ static const struct refusal refusals[] = {
      "\"backend\":9}]}]}",
      WEIR_EINVAL, "hosts[0].routes[0].backend: index 9 out of range"},
     {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/a\\r\\nb\",\"match\":\"prefix\"}]}]}",
-     WEIR_EINVAL, "hosts[0].routes[0].path: contains CR or LF"},
+     WEIR_EINVAL, "hosts[0].routes[0].path: \"/a\\r\\nb\" contains CR or LF"},
     {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/a\\u0000b\",\"match\":\"prefix\"}]}]}",
      WEIR_EINVAL, "hosts[0].routes[0].path: contains a NUL character"},
     {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/\",\"match\":\"prefix\","
@@ -183,10 +183,12 @@ static const struct refusal refusals[] = {
      "hosts[0].routes[0].policy.request_headers[0].name: \"X Bad\" is not an HTTP token"},
     {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/\",\"match\":\"prefix\","
      "\"policy\":{\"response_headers\":[{\"name\":\"X-A\",\"value\":\"v\\nInjected: 1\"}]}}]}]}",
-     WEIR_EINVAL, "hosts[0].routes[0].policy.response_headers[0].value: contains CR or LF"},
+     WEIR_EINVAL,
+     "hosts[0].routes[0].policy.response_headers[0].value: \"v\\nInjected: 1\" "
+     "contains CR or LF"},
     {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/\",\"match\":\"prefix\","
      "\"policy\":{\"redirect_code\":301,\"redirect_url\":\"https://x/\\r\\n\"}}]}]}",
-     WEIR_EINVAL, "hosts[0].routes[0].policy.redirect_url: contains CR or LF"},
+     WEIR_EINVAL, "hosts[0].routes[0].policy.redirect_url: \"https://x/\\r\\n\" contains CR or LF"},
     {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/\",\"match\":\"prefix\","
      "\"policy\":{\"redirect_code\":303,\"redirect_url\":\"https://x/\"}}]}]}",
      WEIR_EINVAL, "hosts[0].routes[0].policy.redirect_code: 303 is not 0, 301, 302, 307 or 308"},
@@ -208,7 +210,7 @@ static const struct refusal refusals[] = {
      WEIR_EINVAL, "hosts[0].routes[0].policy.deny[0]: bad CIDR \"1.2.3.4/\""},
     {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/"
      "\",\"match\":\"prefix\",\"policy\":{\"cookie\":{\"path\":\"/; Domain=evil\"}}}]}]}",
-     WEIR_EINVAL, "hosts[0].routes[0].policy.cookie.path: contains ';'"},
+     WEIR_EINVAL, "hosts[0].routes[0].policy.cookie.path: \"/; Domain=evil\" contains ';'"},
     {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/\",\"match\":\"prefix\","
      "\"policy\":{\"ssl_redirect\":1}}]}]}",
      WEIR_EINVAL, "hosts[0].routes[0].policy.ssl_redirect: must be a boolean, not an integer"},
@@ -620,7 +622,7 @@ static void test_auth(void)
 	    {"{\"auth\":{\"realm\":\"a\\\"b\"}}",
 	     "hosts[0].routes[0].policy.auth.realm: contains '\"' or a backslash"},
 	    {"{\"auth\":{\"realm\":\"a\\nb\"}}",
-	     "hosts[0].routes[0].policy.auth.realm: contains CR or LF"},
+	     "hosts[0].routes[0].policy.auth.realm: \"a\\nb\" contains CR or LF"},
 	    {"{\"auth\":{\"tpye\":\"basic\"}}", "hosts[0].routes[0].policy.auth.tpye: unknown key"},
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {

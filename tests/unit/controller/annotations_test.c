@@ -7,6 +7,7 @@
 #include "check.h"
 #include "controller/annotations.h"
 #include "error.h"
+#include "route_validate.h"
 
 static void durations(void)
 {
@@ -123,12 +124,12 @@ static void cidrs_and_hash(void)
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		CHECK_INT(annotations_parse_cidrs(bad[i], &c, &n, NULL, 0), WEIR_EINVAL);
 
-	CHECK_INT(annotations_check_hash_by("$remote_addr", NULL, 0), 0);
-	CHECK_INT(annotations_check_hash_by("$request_uri", NULL, 0), 0);
-	CHECK_INT(annotations_check_hash_by("$arg_room-$http_x_user$cookie_sid$host", NULL, 0), 0);
-	CHECK_INT(annotations_check_hash_by("", NULL, 0), WEIR_EINVAL);
-	CHECK_INT(annotations_check_hash_by("$upstream_addr", NULL, 0), WEIR_EINVAL);
-	CHECK_INT(annotations_check_hash_by("$arg_", NULL, 0), WEIR_EINVAL);
+	CHECK_INT(route_validate_hash_by("$remote_addr", NULL, 0), 0);
+	CHECK_INT(route_validate_hash_by("$request_uri", NULL, 0), 0);
+	CHECK_INT(route_validate_hash_by("$arg_room-$http_x_user$cookie_sid$host", NULL, 0), 0);
+	CHECK_INT(route_validate_hash_by("", NULL, 0), WEIR_EINVAL);
+	CHECK_INT(route_validate_hash_by("$upstream_addr", NULL, 0), WEIR_EINVAL);
+	CHECK_INT(route_validate_hash_by("$arg_", NULL, 0), WEIR_EINVAL);
 }
 
 static json_object *ann(const char *json)
