@@ -1207,14 +1207,22 @@ static int parse_passthrough(struct parser *p, json_object *root, struct route_t
 	return 0;
 }
 
-static const char *const settings_keys[] = {"trusted_proxies",       "max_header_bytes",
-                                            "header_timeout_ms",     "keepalive_timeout_ms",
-                                            "upstream_keepalive",    "drain_window_ms",
-                                            "use_forwarded_headers", "compute_full_forwarded_for",
-                                            "use_proxy_protocol",    "forwarded_for_header",
-                                            "proxy_real_ip_cidr",    "hsts",
-                                            "hsts_max_age",          "hsts_include_subdomains",
-                                            "hsts_preload",          "max_connections",
+static const char *const settings_keys[] = {"trusted_proxies",
+                                            "max_header_bytes",
+                                            "header_timeout_ms",
+                                            "keepalive_timeout_ms",
+                                            "upstream_keepalive",
+                                            "drain_window_ms",
+                                            "use_forwarded_headers",
+                                            "compute_full_forwarded_for",
+                                            "use_proxy_protocol",
+                                            "forwarded_for_header",
+                                            "proxy_real_ip_cidr",
+                                            "hsts",
+                                            "hsts_max_age",
+                                            "hsts_include_subdomains",
+                                            "hsts_preload",
+                                            "max_connections",
                                             NULL};
 static const char *const top_keys[] = {
     "version", "generation",   "settings",        "hosts",       "backends",
