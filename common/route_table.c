@@ -1196,8 +1196,9 @@ static int parse_certs(struct parser *p, json_object *root, struct route_table *
 	return 0;
 }
 
-static const char *const backend_tls_profile_keys[] = {
-    "name", "verify", "verify_depth", "protocols", "ciphers", "ca_pem", "cert_pem", "key_pem", NULL};
+static const char *const backend_tls_profile_keys[] = {"name",      "verify",  "verify_depth",
+                                                       "protocols", "ciphers", "ca_pem",
+                                                       "cert_pem",  "key_pem", NULL};
 
 static int parse_backend_tls(struct parser *p, json_object *root, struct route_table *t)
 {
@@ -1227,8 +1228,8 @@ static int parse_backend_tls(struct parser *p, json_object *root, struct route_t
 		        0 ||
 		    (rc = opt_str(p, o, ep, "cert_pem", STR_NULLABLE | STR_MULTILINE,
 		                  &b->cert_pem)) != 0 ||
-		    (rc = opt_str(p, o, ep, "key_pem", STR_NULLABLE | STR_MULTILINE, &b->key_pem)) !=
-		        0)
+		    (rc = opt_str(p, o, ep, "key_pem", STR_NULLABLE | STR_MULTILINE,
+		                  &b->key_pem)) != 0)
 			return rc;
 		if (route_validate_backend_tls_profile(b, field, sizeof(field), why, sizeof(why)) !=
 		    0) {
@@ -1298,8 +1299,8 @@ static const char *const settings_keys[] = {"trusted_proxies",
                                             "max_connections",
                                             NULL};
 static const char *const top_keys[] = {
-    "version", "generation",   "settings",        "hosts",       "backends",
-    "certs",   "default_cert", "default_backend", "passthrough", "backend_tls", NULL};
+    "version",      "generation",      "settings",    "hosts",       "backends", "certs",
+    "default_cert", "default_backend", "passthrough", "backend_tls", NULL};
 
 static int parse_settings(struct parser *p, json_object *root, struct route_settings *s)
 {

@@ -217,11 +217,11 @@ struct route_backend_tls_profile {
 	char *name;            /* "namespace/secret" or "" (errors) */
 	bool verify;           /* verify the upstream's certificate against ca_pem */
 	uint32_t verify_depth; /* 1: leaf signed by a CA of ca_pem; 0..100 */
-	char *protocols; /* NULL: "TLSv1.2 TLSv1.3"; else names among TLSv1, TLSv1.1,
-	                    TLSv1.2, TLSv1.3 separated by spaces */
-	char *ciphers;   /* NULL: OpenSSL's default; else an OpenSSL cipher list (TLS <= 1.2) */
-	char *ca_pem;    /* NULL: none (then verify is false); trusted CAs, PEM */
-	char *cert_pem;  /* NULL: no client certificate; else with key_pem */
+	char *protocols;       /* NULL: "TLSv1.2 TLSv1.3"; else names among TLSv1, TLSv1.1,
+	                          TLSv1.2, TLSv1.3 separated by spaces */
+	char *ciphers;  /* NULL: OpenSSL's default; else an OpenSSL cipher list (TLS <= 1.2) */
+	char *ca_pem;   /* NULL: none (then verify is false); trusted CAs, PEM */
+	char *cert_pem; /* NULL: no client certificate; else with key_pem */
 	char *key_pem;
 };
 

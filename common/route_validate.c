@@ -687,7 +687,8 @@ static int protocol_mask(const char *s, char *err, size_t errlen)
 		if (i == NPROTOCOLS) {
 			char q[96];
 			route_validate_quote(s, q, sizeof(q));
-			fail(err, errlen, "%s: a word is not TLSv1, TLSv1.1, TLSv1.2 or TLSv1.3", q);
+			fail(err, errlen, "%s: a word is not TLSv1, TLSv1.1, TLSv1.2 or TLSv1.3",
+			     q);
 			return -1;
 		}
 		mask |= 1 << i;
@@ -830,7 +831,8 @@ int route_validate_backend_tls_ctx(const struct route_backend_tls_profile *b, SS
 		set_field(field, fieldlen, "cert_pem");
 		if (!route_validate_utf8(b->cert_pem, strlen(b->cert_pem)) ||
 		    !route_validate_utf8(b->key_pem, strlen(b->key_pem))) {
-			snprintf(err, errlen, "bad client certificate (%s): not UTF-8 PEM text", name);
+			snprintf(err, errlen, "bad client certificate (%s): not UTF-8 PEM text",
+			         name);
 			goto out;
 		}
 		bio = BIO_new_mem_buf(b->cert_pem, -1);
@@ -868,8 +870,8 @@ int route_validate_backend_tls_ctx(const struct route_backend_tls_profile *b, SS
 		}
 		if (X509_check_private_key(x, key) != 1 || SSL_CTX_use_PrivateKey(ctx, key) != 1) {
 			ERR_clear_error();
-			snprintf(err, errlen, "client private key does not match its certificate (%s)",
-			         name);
+			snprintf(err, errlen,
+			         "client private key does not match its certificate (%s)", name);
 			goto out;
 		}
 	}

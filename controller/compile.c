@@ -1070,7 +1070,8 @@ static bool resolve_backend_tls(struct ctx *c, json_object *obj, struct annotati
 			return true;
 	} else {
 		const char *slash = strchr(a->proxy_ssl_secret, '/');
-		char *ns = xasprintf("%.*s", (int)(slash - a->proxy_ssl_secret), a->proxy_ssl_secret);
+		char *ns =
+		    xasprintf("%.*s", (int)(slash - a->proxy_ssl_secret), a->proxy_ssl_secret);
 		sname = xstrdup(a->proxy_ssl_secret);
 		if (strcmp(ns, meta_ns(obj)) != 0) {
 			/* ingress-nginx's default (allow-cross-namespace-resources: false) */
@@ -1094,10 +1095,11 @@ static bool resolve_backend_tls(struct ctx *c, json_object *obj, struct annotati
 		for (size_t i = 0; i < 3; i++) {
 			int r = secret_value(sec, names[i], dst[i]);
 			if (r < 0) {
-				diag_add(c, "Ingress", obj, key, "BadBackendTLSSecret",
-				         "secret %s: key %s is not base64 text; the Ingress's routes "
-				         "are dropped",
-				         sname, names[i]);
+				diag_add(
+				    c, "Ingress", obj, key, "BadBackendTLSSecret",
+				    "secret %s: key %s is not base64 text; the Ingress's routes "
+				    "are dropped",
+				    sname, names[i]);
 				goto out;
 			}
 		}
@@ -1116,10 +1118,11 @@ static bool resolve_backend_tls(struct ctx *c, json_object *obj, struct annotati
 			goto out;
 		}
 		if (pr->verify && !pr->ca_pem) {
-			diag_add(c, "Ingress", obj, key, "BadBackendTLSSecret",
-			         "secret %s has no ca.crt but proxy-ssl-verify is on; the Ingress's "
-			         "routes are dropped",
-			         sname);
+			diag_add(
+			    c, "Ingress", obj, key, "BadBackendTLSSecret",
+			    "secret %s has no ca.crt but proxy-ssl-verify is on; the Ingress's "
+			    "routes are dropped",
+			    sname);
 			goto out;
 		}
 		pr->name = sname;
@@ -1148,8 +1151,8 @@ static bool resolve_backend_tls(struct ctx *c, json_object *obj, struct annotati
 		                                                    : field;
 		if (what != field)
 			diag_add(c, "Ingress", obj, key, "BadBackendTLSSecret",
-			         "secret %s: %s: %s; the Ingress's routes are dropped", pr->name, what,
-			         why);
+			         "secret %s: %s: %s; the Ingress's routes are dropped", pr->name,
+			         what, why);
 		else
 			diag_add(c, "Ingress", obj, ANNOTATIONS_NGINX_PREFIX "proxy-ssl-ciphers",
 			         "BadAnnotation", "%s; the Ingress's routes are dropped", why);

@@ -112,8 +112,7 @@ fail:
 	return rc;
 }
 
-void backend_tls_profile(const struct backend_tls_set *set, int i, SSL_CTX **ctx,
-                         const char **id)
+void backend_tls_profile(const struct backend_tls_set *set, int i, SSL_CTX **ctx, const char **id)
 {
 	*ctx = NULL;
 	*id = "";

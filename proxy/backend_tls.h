@@ -39,8 +39,7 @@ void backend_tls_set_free(struct backend_tls_set *set);
 
 /* Context and id of profile i (borrowed while set lives); ctx NULL and id ""
  * when set is NULL or i is out of range (the built-in context). */
-void backend_tls_profile(const struct backend_tls_set *set, int i, SSL_CTX **ctx,
-                         const char **id);
+void backend_tls_profile(const struct backend_tls_set *set, int i, SSL_CTX **ctx, const char **id);
 
 /* True when the profile of index i verifies the upstream's certificate. */
 bool backend_tls_verifies(const struct backend_tls_set *set, int i);

@@ -571,7 +571,9 @@ static int setup_backend_tls(struct conn *c)
 	memset(t, 0, sizeof(*t));
 	backend_tls_profile(set, bt->profile, &t->ctx, &t->id);
 	backend_tls_name(bt, vhost ? vhost : c->x->req.host,
-	                 vhost ? strlen(vhost) : c->x->req.host ? c->x->req.host_len : 0,
+	                 vhost            ? strlen(vhost)
+	                 : c->x->req.host ? c->x->req.host_len
+	                                  : 0,
 	                 c->ep->address, c->x->up_tls_name, sizeof(c->x->up_tls_name));
 	const char *name = c->x->up_tls_name[0] ? c->x->up_tls_name : NULL;
 	t->sni = bt->server_name ? name : NULL;

@@ -34,7 +34,7 @@ struct upstream {
 	bool can_read;  /* edge-triggered readiness not yet used up */
 	bool can_write;
 	bool closed;
-	char key[UPSTREAM_KEY_MAX]; /* "address|port|tls[|profile id|sni|name]" */
+	char key[UPSTREAM_KEY_MAX];   /* "address|port|tls[|profile id|sni|name]" */
 	struct upstream *next, *prev; /* idle list */
 	struct loop_timer idle_timer;
 	struct loop_defer defer;
