@@ -786,7 +786,8 @@ int route_validate_backend_tls_ctx(const struct route_backend_tls_profile *b, SS
 	if (b->ciphers && SSL_CTX_set_cipher_list(ctx, b->ciphers) != 1) {
 		set_field(field, fieldlen, "ciphers");
 		ssl_error_text(why, sizeof(why));
-		snprintf(err, errlen, "no usable cipher (%s): %s", name, why);
+		snprintf(err, errlen, "no usable cipher%s%s%s: %s", *name ? " (" : "", name,
+		         *name ? ")" : "", why);
 		goto out;
 	}
 	if (b->ca_pem) {
