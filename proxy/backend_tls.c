@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/x509v3.h>
 #include <stdio.h>
@@ -202,4 +203,17 @@ SSL *backend_tls_client_new(const struct backend_tls_target *t, int fd)
 fail:
 	SSL_free(ssl);
 	return NULL;
+}
+
+void backend_tls_failure(SSL *ssl, char *buf, size_t cap)
+{
+	long v = ssl ? SSL_get_verify_result(ssl) : X509_V_OK;
+	unsigned long e = ERR_peek_last_error();
+	if (v != X509_V_OK)
+		snprintf(buf, cap, "certificate verify failed: %s",
+		         X509_verify_cert_error_string(v));
+	else if (e)
+		ERR_error_string_n(e, buf, cap);
+	else
+		snprintf(buf, cap, "connection closed");
 }

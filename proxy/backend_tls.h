@@ -55,4 +55,9 @@ void backend_tls_name(const struct route_backend_tls *bt, const char *host, size
  * NULL on allocation failure. Caller frees (tls_sock_close). */
 SSL *backend_tls_client_new(const struct backend_tls_target *t, int fd);
 
+/* Why a client handshake on ssl failed, for the log: the certificate check's
+ * verdict when it refused the upstream, else OpenSSL's last error, else
+ * "connection closed". Written to buf (size cap). */
+void backend_tls_failure(SSL *ssl, char *buf, size_t cap);
+
 #endif

@@ -868,6 +868,16 @@ static bool pump_request(struct conn *c)
 	}
 	if (u && u->connected && buf_len(&c->up_out) > 0 && u->can_write) {
 		ssize_t n = flush_buf(&u->sock, &c->up_out, &u->can_read, &u->can_write);
+		if (n < 0 && u->sock.ssl && !u->sock.handshake_done) {
+			/* nginx logs a refused upstream certificate the same way */
+			char why[200];
+			backend_tls_failure(u->sock.ssl, why, sizeof(why));
+			log_warn("proxy.server", "upstream %s (%s): TLS handshake failed: %s",
+			         c->x->upstream_host,
+			         c->route && c->route->source ? c->route->source : "", why);
+			upstream_failed(c, "tls", "upstream TLS handshake failed");
+			return true;
+		}
 		if (n < 0) {
 			upstream_failed(c, "reset", "upstream reset");
 			return true;

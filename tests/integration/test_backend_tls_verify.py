@@ -4,14 +4,18 @@ SNI when asked, presents a client certificate, and never reuses a pooled
 connection across profiles or names. The backends are Python ssl servers
 that report the SNI they received and the client certificate they saw."""
 
+import base64
 import datetime
 import json
+import os
 import socket
 import ssl
+import subprocess
 import threading
 import time
 
 import pytest
+import yaml
 
 import proxyutil as pu
 
@@ -209,6 +213,9 @@ def test_wrong_ca_is_502(fresh_proxy, backend, pki):
         route("/", 0, {"profile": 0, "name": "backend.test", "server_name": True}),
     ], [{"name": "t/other", "verify": True, "ca_pem": pki["other_ca"]}]))
     assert pu.get(p.http_port, "/x").status == 502
+    assert p.metric("weir_proxy_upstream_errors_total", 'kind="tls"') == 1
+    assert "TLS handshake failed: certificate verify failed: unable to get local issuer " \
+        "certificate" in p.log_tail()
 
 
 def test_name_mismatch_is_502(fresh_proxy, backend, pki):
@@ -216,6 +223,7 @@ def test_name_mismatch_is_502(fresh_proxy, backend, pki):
         route("/", 0, {"profile": 0, "name": "elsewhere.test", "server_name": True}),
     ], [{"name": "t/ca", "verify": True, "ca_pem": pki["ca"]}]))
     assert pu.get(p.http_port, "/x").status == 502
+    assert "TLS handshake failed: certificate verify failed: hostname mismatch" in p.log_tail()
 
 
 def test_default_name_is_the_request_host(fresh_proxy, backend, pki):
@@ -293,3 +301,66 @@ def test_bad_ca_pem_refuses_table(fresh_proxy, backend, pki, tmp_path):
         time.sleep(0.05)
     assert p.metric("weir_proxy_route_table_generation") == 1
     assert pu.get(p.http_port, "/x").status == 200
+
+
+def test_through_the_controller(proxy_bin, pki, backend, mtls_backend, tmp_path):
+    """proxy-ssl-* annotations and a Secret with ca.crt, tls.crt and tls.key, compiled by
+    weir-controller --manifests --once and served by weir-proxy."""
+    def svc(name, port):
+        return [{"apiVersion": "v1", "kind": "Service",
+                 "metadata": {"name": name, "namespace": "default"},
+                 "spec": {"ports": [{"name": "https", "port": 443, "targetPort": port}]}},
+                {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+                 "metadata": {"name": f"{name}-1", "namespace": "default",
+                              "labels": {"kubernetes.io/service-name": name}},
+                 "addressType": "IPv4", "ports": [{"name": "https", "port": port}],
+                 "endpoints": [{"addresses": ["127.0.0.1"], "conditions": {"ready": True}}]}]
+
+    def ingress(name, path, service, annotations):
+        ann = {"nginx.ingress.kubernetes.io/backend-protocol": "HTTPS", **annotations}
+        return {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+                "metadata": {"name": name, "namespace": "default",
+                             "creationTimestamp": "2026-01-01T00:00:00Z", "annotations": ann},
+                "spec": {"ingressClassName": "weir", "rules": [{"http": {"paths": [
+                    {"path": path, "pathType": "Prefix",
+                     "backend": {"service": {"name": service, "port": {"number": 443}}}}]}}]}}
+
+    b64 = lambda s: base64.b64encode(s.encode()).decode()  # noqa: E731
+    n = "nginx.ingress.kubernetes.io/"
+    secure = {n + "proxy-ssl-secret": "default/upstream", n + "proxy-ssl-verify": "on",
+              n + "proxy-ssl-name": "backend.test", n + "proxy-ssl-server-name": "on"}
+    objs = [{"apiVersion": "networking.k8s.io/v1", "kind": "IngressClass",
+             "metadata": {"name": "weir"}, "spec": {"controller": "weir.dev/ingress-controller"}}]
+    objs += svc("plain-tls", backend.port) + svc("mtls", mtls_backend.port)
+    objs.append({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+                 "metadata": {"name": "upstream", "namespace": "default"},
+                 "data": {"ca.crt": b64(pki["ca"]), "tls.crt": b64(pki["client"][0]),
+                          "tls.key": b64(pki["client"][1])}})
+    objs.append(ingress("mtls", "/mtls", "mtls", secure))
+    objs.append(ingress("wrongname", "/wrongname", "plain-tls",
+                        {**secure, n + "proxy-ssl-name": "elsewhere.test"}))
+    objs.append(ingress("unverifiable", "/unverifiable", "plain-tls",
+                        {n + "proxy-ssl-verify": "on"}))
+    mdir, routes = tmp_path / "manifests", tmp_path / "routes"
+    mdir.mkdir()
+    routes.mkdir()
+    with open(mdir / "objects.yaml", "w") as f:
+        yaml.safe_dump_all(objs, f)
+    proc = subprocess.run([os.path.join(pu.BUILD_DIR, "weir-controller"), "--manifests",
+                           str(mdir), "--publish", str(routes), "--once", "--metrics-port", "0"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "default/unverifiable" in proc.stderr and "proxy-ssl-verify" in proc.stderr, \
+        proc.stderr
+    p = pu.Proxy(str(routes), str(tmp_path / "proxy.log"), workers=1)
+    try:
+        p.wait_ready()
+        resp = pu.get(p.http_port, "/mtls/x")
+        assert resp.status == 200, resp
+        assert resp.json()["sni"] == "backend.test"
+        assert resp.json()["client_cn"] == "weir-proxy-client"
+        assert pu.get(p.http_port, "/wrongname/x").status == 502
+        # Dropped (fail closed): no route, not an unverified one.
+        assert pu.get(p.http_port, "/unverifiable/x").status == 404
+    finally:
+        p.stop()
