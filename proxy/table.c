@@ -4,6 +4,7 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 
 #include "table.h"
+#include "backend_tls.h"
 #include "error.h"
 #include "log.h"
 #include "route_validate.h"
@@ -50,6 +51,7 @@ struct table {
 	const struct route_host *any; /* the "" host, or NULL */
 	struct route_ext **ext;       /* ext[host index][route index] */
 	SSL_CTX **ctx;                /* one per cert */
+	struct backend_tls_set *btls; /* one client context per backend TLS profile */
 	atomic_uint *rr;              /* one round-robin counter per backend */
 };
 
@@ -74,6 +76,7 @@ static void table_free(struct table *t)
 			SSL_CTX_free(t->ctx[i]);
 		free(t->ctx);
 	}
+	backend_tls_set_free(t->btls);
 	free(t->exact);
 	free(t->wild);
 	free(t->rr);
@@ -309,7 +312,8 @@ int table_new(struct route_table *rt, struct table **out, char *err, size_t errl
 			atomic_init(&t->rr[i], 0);
 	}
 	if ((rc = build_host_index(t, err, errlen)) != 0 ||
-	    (rc = compile_routes(t, err, errlen)) != 0 || (rc = load_certs(t, err, errlen)) != 0)
+	    (rc = compile_routes(t, err, errlen)) != 0 || (rc = load_certs(t, err, errlen)) != 0 ||
+	    (rc = backend_tls_set_new(rt, &t->btls, err, errlen)) != 0)
 		goto fail;
 	*out = t;
 	return 0;
@@ -681,4 +685,9 @@ uint32_t table_backend_next(const struct table *t, int backend)
 	if (backend < 0 || (size_t)backend >= t->rt->nbackends)
 		return 0;
 	return atomic_fetch_add_explicit(&t->rr[backend], 1, memory_order_relaxed);
+}
+
+const struct backend_tls_set *table_backend_tls(const struct table *t)
+{
+	return t->btls;
 }

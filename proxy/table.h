@@ -97,6 +97,10 @@ int table_lookup(const struct table *t, const char *host, size_t host_len, const
  * its built-in self-signed context). Borrowed while t is referenced. */
 SSL_CTX *table_ssl_ctx(const struct table *t, const char *sni);
 
+/* The client TLS contexts of the table's backend TLS profiles (NULL when
+ * it has none); borrowed while t is referenced. */
+const struct backend_tls_set *table_backend_tls(const struct table *t);
+
 /* ssl-passthrough backend index for an SNI name (case-insensitive), or -1. */
 int table_passthrough_backend(const struct table *t, const char *sni);
 
