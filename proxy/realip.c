@@ -17,7 +17,7 @@
 #include <string.h>
 #include <strings.h>
 
-static bool addr_bytes(const struct sockaddr_storage *a, int *family, const uint8_t **bytes)
+static bool addr_bytes(const union http_addr *a, int *family, const uint8_t **bytes)
 {
 	if (a->ss_family == AF_INET) {
 		*family = 4;
@@ -32,7 +32,7 @@ static bool addr_bytes(const struct sockaddr_storage *a, int *family, const uint
 	return false;
 }
 
-static bool in_list(const struct route_cidr *list, size_t n, const struct sockaddr_storage *a)
+static bool in_list(const struct route_cidr *list, size_t n, const union http_addr *a)
 {
 	int family;
 	const uint8_t *bytes;
@@ -44,18 +44,18 @@ static bool in_list(const struct route_cidr *list, size_t n, const struct sockad
 	return false;
 }
 
-static bool in_trusted_proxies(const struct route_settings *s, const struct sockaddr_storage *a)
+static bool in_trusted_proxies(const struct route_settings *s, const union http_addr *a)
 {
 	return in_list(s->trusted_proxies, s->ntrusted_proxies, a);
 }
 
-static bool in_real_ip_cidr(const struct route_settings *s, const struct sockaddr_storage *a)
+static bool in_real_ip_cidr(const struct route_settings *s, const union http_addr *a)
 {
 	return in_list(s->proxy_real_ip_cidr, s->nproxy_real_ip_cidr, a);
 }
 
 /* May this address speak for the one before it? */
-static bool trusted(const struct route_settings *s, const struct sockaddr_storage *a)
+static bool trusted(const struct route_settings *s, const union http_addr *a)
 {
 	return in_trusted_proxies(s, a) || (s->use_forwarded_headers && in_real_ip_cidr(s, a));
 }
@@ -67,7 +67,7 @@ static bool name_is(const struct http_header *h, const char *name)
 }
 
 /* One list element as an address (no port, no brackets). */
-static bool parse_elem(const char *p, size_t n, struct sockaddr_storage *out)
+static bool parse_elem(const char *p, size_t n, union http_addr *out)
 {
 	char text[64];
 	while (n && (*p == ' ' || *p == '\t')) {
@@ -94,7 +94,7 @@ static bool parse_elem(const char *p, size_t n, struct sockaddr_storage *out)
 
 /* Walk the forwarded-for header lines right to left; *real starts as the hop. */
 static void walk_forwarded(const struct route_settings *s, const struct http_request *req,
-                           struct sockaddr_storage *real)
+                           union http_addr *real)
 {
 	const char *name = s->forwarded_for_header ? s->forwarded_for_header : "X-Forwarded-For";
 	size_t nh = req->nheaders < HTTP_MAX_HEADERS ? req->nheaders : HTTP_MAX_HEADERS;
@@ -107,7 +107,7 @@ static void walk_forwarded(const struct route_settings *s, const struct http_req
 			size_t start = end;
 			while (start > 0 && h->value[start - 1] != ',')
 				start--;
-			struct sockaddr_storage a;
+			union http_addr a;
 			bool blank = true;
 			for (size_t k = start; k < end; k++)
 				blank = blank && (h->value[k] == ' ' || h->value[k] == '\t');
@@ -125,7 +125,7 @@ static void walk_forwarded(const struct route_settings *s, const struct http_req
 	}
 }
 
-void realip_format(const struct sockaddr_storage *addr, char ip[64], uint16_t *port)
+void realip_format(const union http_addr *addr, char ip[64], uint16_t *port)
 {
 	uint16_t p = 0;
 	ip[0] = '\0';
@@ -147,12 +147,12 @@ void realip_format(const struct sockaddr_storage *addr, char ip[64], uint16_t *p
 void realip_resolve(const struct route_settings *s, const struct http_request *req,
                     struct http_client *client)
 {
-	struct sockaddr_storage hop = client->peer;
+	union http_addr hop = client->peer;
 	bool hop_trusted = false;
 	if (s && s->use_proxy_protocol && client->has_proxy_addr &&
 	    (in_trusted_proxies(s, &client->peer) || in_real_ip_cidr(s, &client->peer)))
 		hop = client->proxy_addr;
-	struct sockaddr_storage real = hop;
+	union http_addr real = hop;
 	if (s) {
 		hop_trusted = trusted(s, &hop);
 		if (hop_trusted && req)

@@ -25,6 +25,6 @@ void realip_resolve(const struct route_settings *s, const struct http_request *r
 
 /* Format addr as text into ip (64 bytes; an IPv4-mapped IPv6 address as plain
  * IPv4) and its port into *port (may be NULL). */
-void realip_format(const struct sockaddr_storage *addr, char ip[64], uint16_t *port);
+void realip_format(const union http_addr *addr, char ip[64], uint16_t *port);
 
 #endif

@@ -1257,7 +1257,7 @@ static bool progress_pphdr(struct conn *c)
 	}
 	if (info.has_addr) {
 		c->client.has_proxy_addr = true;
-		c->client.proxy_addr = info.src;
+		http_addr_set(&c->client.proxy_addr, &info.src);
 	}
 	c->state = c->https ? ST_PEEK : ST_HEAD;
 	c->head_started = loop_now(c->w->loop);
@@ -1603,8 +1603,8 @@ static void accept_one(struct listener *l, int fd, struct sockaddr_storage *ss)
 	buf_init(&c->out, OUT_HEAD_ROOM + IO_CAP);
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	c->client.addr = *ss;
-	c->client.peer = *ss;
+	http_addr_set(&c->client.addr, ss);
+	http_addr_set(&c->client.peer, ss);
 	if (ss->ss_family == AF_INET6) {
 		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
 		inet_ntop(AF_INET6, &s6->sin6_addr, c->client.ip, sizeof(c->client.ip));

@@ -9,7 +9,7 @@
 #include "proxy/realip.h"
 #include "request_fixture.h"
 
-static void set_addr(struct sockaddr_storage *ss, const char *ip, int port)
+static void set_addr(union http_addr *ss, const char *ip, int port)
 {
 	memset(ss, 0, sizeof(*ss));
 	if (strchr(ip, ':')) {
