@@ -21,6 +21,9 @@ struct headers_ctx {
 	const struct route_settings *settings; /* trusted_proxies (may be NULL) */
 	const char *upstream_host;             /* "addr:port" of the chosen endpoint */
 	bool peer_trusted;                     /* keep the hop's X-Forwarded-* (realip.h) */
+	const char *client_cert_lines;         /* a host with client certificates: the ssl-client-*
+	                                          lines to send (client_cert.h), the client's own
+	                                          dropped; NULL: none, the client's pass */
 };
 
 /* Write the upstream request head into buf (cap bytes): request line (path

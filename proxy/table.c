@@ -12,6 +12,8 @@
 #include <fcntl.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
+#include <openssl/evp.h>
+#include <openssl/sha.h>
 #include <openssl/x509.h>
 #include <pcre2.h>
 #include <pthread.h>
@@ -33,6 +35,12 @@ struct host_entry {
 	const struct route_host *host;
 };
 
+/* Per host, client certificate settings ready to use. */
+struct host_auth {
+	unsigned char id[TABLE_CLIENT_AUTH_ID_LEN]; /* see table_client_auth_id */
+	pcre2_code *match_cn;                       /* NULL: none */
+};
+
 /* Per route, precomputed at load time. */
 struct route_ext {
 	size_t cmp_len; /* Exact: strlen(path); Prefix: length without trailing '/' */
@@ -50,6 +58,8 @@ struct table {
 	const struct route_host *any; /* the "" host, or NULL */
 	struct route_ext **ext;       /* ext[host index][route index] */
 	SSL_CTX **ctx;                /* one per cert */
+	X509_STORE **ca_store;        /* one per CA */
+	struct host_auth *auth;       /* one per host */
 	atomic_uint *rr;              /* one round-robin counter per backend */
 };
 
@@ -73,6 +83,16 @@ static void table_free(struct table *t)
 		for (size_t i = 0; i < t->rt->ncerts; i++)
 			SSL_CTX_free(t->ctx[i]);
 		free(t->ctx);
+	}
+	if (t->ca_store) {
+		for (size_t i = 0; i < t->rt->ncas; i++)
+			X509_STORE_free(t->ca_store[i]);
+		free(t->ca_store);
+	}
+	if (t->auth) {
+		for (size_t i = 0; i < t->rt->nhosts; i++)
+			pcre2_code_free(t->auth[i].match_cn);
+		free(t->auth);
 	}
 	free(t->exact);
 	free(t->wild);
@@ -282,6 +302,66 @@ static int load_certs(struct table *t, char *err, size_t errlen)
 	return rc;
 }
 
+/* The CA stores, and per host the settings id and the compiled match_cn. */
+static int load_client_auth(struct table *t, char *err, size_t errlen)
+{
+	const struct route_table *rt = t->rt;
+	char field[16], why[256];
+	if (rt->ncas) {
+		t->ca_store = calloc(rt->ncas, sizeof(*t->ca_store));
+		if (!t->ca_store)
+			goto oom;
+	}
+	for (size_t i = 0; i < rt->ncas; i++) {
+		const struct route_ca *ca = &rt->cas[i];
+		int rc = route_validate_ca(ca->name, ca->ca_pem, ca->crl_pem, &t->ca_store[i],
+		                           field, sizeof(field), why, sizeof(why));
+		if (rc != 0) {
+			snprintf(err, errlen, "cas[%zu].%s: %s", i, field, why);
+			return rc;
+		}
+	}
+	if (!rt->nhosts)
+		return 0;
+	t->auth = calloc(rt->nhosts, sizeof(*t->auth));
+	if (!t->auth)
+		goto oom;
+	for (size_t i = 0; i < rt->nhosts; i++) {
+		const struct route_client_auth *a = &rt->hosts[i].client_auth;
+		struct host_auth *ha = &t->auth[i];
+		if (a->ca < 0 || a->verify == ROUTE_VERIFY_OFF) {
+			/* Every host without client certificates shares one id. */
+			SHA256((const unsigned char *)"weir: no client certificates", 29, ha->id);
+			continue;
+		}
+		const struct route_ca *ca = &rt->cas[a->ca];
+		char tail[64];
+		snprintf(tail, sizeof(tail), "%d/%u", (int)a->verify, a->verify_depth);
+		EVP_MD_CTX *md = EVP_MD_CTX_new();
+		int ok = md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 &&
+		         EVP_DigestUpdate(md, ca->ca_pem, strlen(ca->ca_pem) + 1) == 1 &&
+		         (!ca->crl_pem ||
+		          EVP_DigestUpdate(md, ca->crl_pem, strlen(ca->crl_pem) + 1) == 1) &&
+		         EVP_DigestUpdate(md, tail, strlen(tail) + 1) == 1 &&
+		         EVP_DigestFinal_ex(md, ha->id, NULL) == 1;
+		EVP_MD_CTX_free(md);
+		if (!ok)
+			goto oom;
+		if (a->match_cn) {
+			ha->match_cn = route_match_cn_compile(a->match_cn, why, sizeof(why));
+			if (!ha->match_cn) {
+				snprintf(err, errlen, "hosts[%zu].client_auth.match_cn: %s", i,
+				         why);
+				return WEIR_EINVAL;
+			}
+		}
+	}
+	return 0;
+oom:
+	snprintf(err, errlen, "out of memory");
+	return WEIR_ENOMEM;
+}
+
 int table_new(struct route_table *rt, struct table **out, char *err, size_t errlen)
 {
 	char dummy[8];
@@ -309,7 +389,8 @@ int table_new(struct route_table *rt, struct table **out, char *err, size_t errl
 			atomic_init(&t->rr[i], 0);
 	}
 	if ((rc = build_host_index(t, err, errlen)) != 0 ||
-	    (rc = compile_routes(t, err, errlen)) != 0 || (rc = load_certs(t, err, errlen)) != 0)
+	    (rc = compile_routes(t, err, errlen)) != 0 || (rc = load_certs(t, err, errlen)) != 0 ||
+	    (rc = load_client_auth(t, err, errlen)) != 0)
 		goto fail;
 	*out = t;
 	return 0;
@@ -681,4 +762,33 @@ uint32_t table_backend_next(const struct table *t, int backend)
 	if (backend < 0 || (size_t)backend >= t->rt->nbackends)
 		return 0;
 	return atomic_fetch_add_explicit(&t->rr[backend], 1, memory_order_relaxed);
+}
+
+const struct route_host *table_sni_host(const struct table *t, const char *sni)
+{
+	return find_host(t, sni, sni ? strlen(sni) : 0);
+}
+
+X509_STORE *table_ca_store(const struct table *t, const struct route_host *h)
+{
+	int ca = h ? h->client_auth.ca : -1;
+	if (ca < 0 || (size_t)ca >= t->rt->ncas || h->client_auth.verify == ROUTE_VERIFY_OFF)
+		return NULL;
+	return t->ca_store[ca];
+}
+
+const unsigned char *table_client_auth_id(const struct table *t, const struct route_host *h)
+{
+	return t->auth[h - t->rt->hosts].id;
+}
+
+int table_match_cn(const struct table *t, const struct route_host *h, const char *dn, size_t len)
+{
+	const pcre2_code *re = t->auth[h - t->rt->hosts].match_cn;
+	if (!re)
+		return 1;
+	pcre2_match_data *md = thread_match_data();
+	if (!md)
+		return WEIR_ENOMEM;
+	return pcre2_match(re, (PCRE2_SPTR)dn, len, 0, 0, md, NULL) >= 0;
 }
