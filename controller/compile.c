@@ -2188,7 +2188,14 @@ int compile_snapshot(const struct snapshot *snap, const struct compile_options *
 			continue;
 		}
 		json_object *dbe = jget(jget(in->obj, "spec"), "defaultBackend");
-		if (dbe && t->default_backend < 0) {
+		if (dbe && in->ann.tls_secret && in->ann.tls_auth.verify != ROUTE_VERIFY_OFF) {
+			/* It would answer requests of hosts that ask for no client
+			 * certificate: fail closed. */
+			diag_add(&c, "Ingress", in->obj, "spec.defaultBackend", "BadAnnotation",
+			         "an Ingress with auth-tls-secret does not provide the default "
+			         "backend (requests to other hosts would reach it without a client "
+			         "certificate); spec.defaultBackend ignored");
+		} else if (dbe && t->default_backend < 0) {
 			int idx =
 			    resolve_backend(&c, in->obj, &in->ann, dbe, "spec.defaultBackend");
 			if (idx >= 0)

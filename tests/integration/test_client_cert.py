@@ -229,6 +229,11 @@ def test_no_certificate_is_400(cproxy):
     r, _ = https(cproxy, "on.test")
     assert r.status == 400, r
     assert b"No required SSL certificate was sent" in r.body, r
+    # a WebSocket upgrade is refused the same way, before any upstream
+    r, _ = https(cproxy, "on.test", path="/ws",
+                 extra="Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13"
+                       "\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n")
+    assert r.status == 400, r
 
 
 @pytest.mark.parametrize("who", ["mallory", "expired"])
