@@ -344,3 +344,49 @@ def test_session_resumed_only_under_the_same_settings(cproxy, pki):
     s = ctx.wrap_socket(raw, server_hostname="crl.test", session=sess)
     assert not s.session_reused
     s.close()
+
+
+def test_ca_change_applies(proxy_bin, backends, pki, tmp_path):
+    """The controller follows the CA Secret: once ca.crt names the other CA, a connection made
+    under the old CA gets 421 (it must reconnect) and new connections verify against the new
+    one."""
+    mdir, routes = tmp_path / "manifests", tmp_path / "routes"
+    mdir.mkdir()
+    routes.mkdir()
+    manifests(str(mdir), backends, pki)
+    ctl = pu.start_ready([CONTROLLER_BIN, "--manifests", str(mdir), "--publish", str(routes),
+                          "--metrics-port", "0", "--log-format", "text"],
+                         "published generation 1", str(tmp_path / "controller.log"))
+    p = None
+    s = None
+    try:
+        p = pu.Proxy(str(routes), str(tmp_path / "proxy.log"), workers=1)
+        p.wait_ready()
+        assert https(p, "on.test", cert=pki["alice"])[0].status == 200
+        assert https(p, "on.test", cert=pki["mallory"])[0].status == 400
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        ctx.load_cert_chain(pki["alice"][0], pki["alice"][1])
+        s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", p.https_port), timeout=10),
+                            server_hostname="on.test")
+        conn = pu.RawConn(0, sock=s)
+        conn.send(b"GET /x HTTP/1.1\r\nHost: on.test\r\n\r\n")
+        assert conn.read_response().status == 200
+        rotated = dict(pki, ca=pki["other"])
+        stage = tmp_path / "stage"
+        stage.mkdir()
+        manifests(str(stage), backends, rotated)
+        os.replace(stage / "objects.yaml", mdir / "objects.yaml")
+        p.wait_generation(2)
+        conn.send(b"GET /x HTTP/1.1\r\nHost: on.test\r\n\r\n")
+        assert conn.read_response().status == 421
+        assert https(p, "on.test", cert=pki["alice"])[0].status == 400
+        r, up = https(p, "on.test", cert=pki["mallory"])
+        assert r.status == 200 and one(up, "ssl-client-issuer-dn") == "CN=Other CA", r
+    finally:
+        if s:
+            s.close()
+        if p:
+            p.stop()
+        pu.stop_process(ctl)
