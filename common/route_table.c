@@ -89,6 +89,7 @@ void route_policy_init(struct route_policy *p)
 	p->cors.max_age_s = 1728000;
 	p->ws_idle_timeout_ms = 3600000;
 	p->drain_window_ms = 30000;
+	p->backend_tls.profile = -1;
 }
 
 static void headers_free(struct route_header *h, size_t n)
@@ -130,7 +131,19 @@ void route_policy_cleanup(struct route_policy *p)
 		free(p->auth.users[i].hash);
 	}
 	free(p->auth.users);
+	free(p->backend_tls.name);
 	memset(p, 0, sizeof(*p));
+}
+
+void route_backend_tls_profile_cleanup(struct route_backend_tls_profile *b)
+{
+	free(b->name);
+	free(b->protocols);
+	free(b->ciphers);
+	free(b->ca_pem);
+	free(b->cert_pem);
+	free(b->key_pem);
+	memset(b, 0, sizeof(*b));
 }
 
 static void route_cleanup(struct route *r)
@@ -179,6 +192,9 @@ void route_table_free(struct route_table *t)
 	for (size_t i = 0; i < t->npassthrough; i++)
 		free(t->passthrough[i].host);
 	free(t->passthrough);
+	for (size_t i = 0; i < t->nbackend_tls; i++)
+		route_backend_tls_profile_cleanup(&t->backend_tls[i]);
+	free(t->backend_tls);
 	free(t->settings.trusted_proxies);
 	free(t->settings.forwarded_for_header);
 	free(t->settings.proxy_real_ip_cidr);
@@ -282,6 +298,7 @@ bool route_cidr_contains(const struct route_cidr *cidr, int family, const uint8_
 struct parser {
 	char *err;
 	size_t errlen;
+	size_t nbackend_tls; /* profiles read so far: the range of policy.backend_tls.profile */
 };
 
 static int fail(struct parser *p, int rc, const char *path, const char *fmt, ...)
@@ -716,6 +733,7 @@ static const char *const policy_keys[] = {"connect_timeout_ms",
                                           "request_headers",
                                           "response_headers",
                                           "hide_headers",
+                                          "backend_tls",
                                           NULL};
 static const char *const proto_names[] = {"HTTP", "HTTPS", NULL};
 static const char *const balance_names[] = {"round_robin", "ewma", NULL};
@@ -725,6 +743,7 @@ static const char *const match_names[] = {"exact", "prefix", "regex", NULL};
 static const char *const auth_keys[] = {"type", "realm", "users", NULL};
 static const char *const auth_user_keys[] = {"name", "hash", NULL};
 static const char *const auth_type_names[] = {"none", "basic", NULL};
+static const char *const backend_tls_keys[] = {"profile", "name", "server_name", NULL};
 
 static int parse_cookie(struct parser *p, json_object *obj, const char *path,
                         struct route_cookie *c)
@@ -881,8 +900,18 @@ static int parse_policy(struct parser *p, json_object *obj, const char *path,
 	                        &pol->nrequest_headers)) != 0 ||
 	    (rc = parse_headers(p, obj, path, "response_headers", &pol->response_headers,
 	                        &pol->nresponse_headers)) != 0 ||
-	    (rc = parse_hide_headers(p, obj, path, pol)) != 0)
+	    (rc = parse_hide_headers(p, obj, path, pol)) != 0 ||
+	    (rc = opt_object(p, obj, path, "backend_tls", &sub)) != 0)
 		return rc;
+	if (sub) {
+		path_key(kp, path, "backend_tls");
+		if ((rc = check_keys(p, sub, kp, backend_tls_keys)) != 0 ||
+		    (rc = opt_index(p, sub, kp, "profile", p->nbackend_tls, true,
+		                    &pol->backend_tls.profile)) != 0 ||
+		    (rc = opt_str(p, sub, kp, "name", STR_NULLABLE, &pol->backend_tls.name)) != 0 ||
+		    (rc = opt_bool(p, sub, kp, "server_name", &pol->backend_tls.server_name)) != 0)
+			return rc;
+	}
 	return 0;
 }
 
@@ -1258,6 +1287,51 @@ static int parse_cas(struct parser *p, json_object *root, struct route_table *t)
 	return 0;
 }
 
+static const char *const backend_tls_profile_keys[] = {"name",      "verify",  "verify_depth",
+                                                       "protocols", "ciphers", "ca_pem",
+                                                       "cert_pem",  "key_pem", NULL};
+
+static int parse_backend_tls(struct parser *p, json_object *root, struct route_table *t)
+{
+	json_object *arr, *o;
+	size_t n;
+	char ep[PATH_MAX_LEN], kp[PATH_MAX_LEN], field[64], why[256];
+	int rc = opt_array(p, root, "", "backend_tls", &arr, &n);
+	if (rc != 0 || n == 0)
+		return rc;
+	t->backend_tls = calloc(n, sizeof(*t->backend_tls));
+	if (!t->backend_tls)
+		return oom(p, "backend_tls");
+	t->nbackend_tls = n;
+	for (size_t i = 0; i < n; i++) {
+		struct route_backend_tls_profile *b = &t->backend_tls[i];
+		b->verify_depth = 1;
+		path_index(ep, "backend_tls", i);
+		if ((rc = str_default(p, ep, "", &b->name)) != 0 ||
+		    (rc = elem_object(p, arr, i, ep, &o)) != 0 ||
+		    (rc = check_keys(p, o, ep, backend_tls_profile_keys)) != 0 ||
+		    (rc = opt_str(p, o, ep, "name", 0, &b->name)) != 0 ||
+		    (rc = opt_bool(p, o, ep, "verify", &b->verify)) != 0 ||
+		    (rc = opt_u32(p, o, ep, "verify_depth", &b->verify_depth)) != 0 ||
+		    (rc = opt_str(p, o, ep, "protocols", STR_NULLABLE, &b->protocols)) != 0 ||
+		    (rc = opt_str(p, o, ep, "ciphers", STR_NULLABLE, &b->ciphers)) != 0 ||
+		    (rc = opt_str(p, o, ep, "ca_pem", STR_NULLABLE | STR_MULTILINE, &b->ca_pem)) !=
+		        0 ||
+		    (rc = opt_str(p, o, ep, "cert_pem", STR_NULLABLE | STR_MULTILINE,
+		                  &b->cert_pem)) != 0 ||
+		    (rc = opt_str(p, o, ep, "key_pem", STR_NULLABLE | STR_MULTILINE,
+		                  &b->key_pem)) != 0)
+			return rc;
+		if (route_validate_backend_tls_profile(b, field, sizeof(field), why, sizeof(why)) !=
+		    0) {
+			path_key(kp, ep, field);
+			return fail(p, WEIR_EINVAL, kp, "%s", why);
+		}
+	}
+	p->nbackend_tls = n;
+	return 0;
+}
+
 static const char *const passthrough_keys[] = {"host", "backend", NULL};
 
 static int parse_passthrough(struct parser *p, json_object *root, struct route_table *t)
@@ -1315,9 +1389,9 @@ static const char *const settings_keys[] = {"trusted_proxies",
                                             "hsts_preload",
                                             "max_connections",
                                             NULL};
-static const char *const top_keys[] = {"version",         "generation",  "settings", "hosts",
-                                       "backends",        "certs",       "cas",      "default_cert",
-                                       "default_backend", "passthrough", NULL};
+static const char *const top_keys[] = {
+    "version", "generation",   "settings",        "hosts",       "backends",    "certs",
+    "cas",     "default_cert", "default_backend", "passthrough", "backend_tls", NULL};
 
 static int parse_settings(struct parser *p, json_object *root, struct route_settings *s)
 {
@@ -1393,7 +1467,8 @@ static int parse_document(struct parser *p, json_object *root, struct route_tabl
 	    (rc = opt_int(p, root, "", "generation", 0, INT64_MAX, &generation, NULL)) != 0 ||
 	    (rc = parse_settings(p, root, &t->settings)) != 0 ||
 	    (rc = parse_backends(p, root, t)) != 0 || (rc = parse_certs(p, root, t)) != 0 ||
-	    (rc = parse_cas(p, root, t)) != 0 || (rc = parse_hosts(p, root, t)) != 0 ||
+	    (rc = parse_backend_tls(p, root, t)) != 0 || (rc = parse_cas(p, root, t)) != 0 ||
+	    (rc = parse_hosts(p, root, t)) != 0 ||
 	    (rc = opt_index(p, root, "", "default_cert", t->ncerts, true, &t->default_cert)) != 0 ||
 	    (rc = opt_index(p, root, "", "default_backend", t->nbackends, true,
 	                    &t->default_backend)) != 0 ||
@@ -1406,7 +1481,7 @@ static int parse_document(struct parser *p, json_object *root, struct route_tabl
 int route_table_parse(const char *json, size_t len, struct route_table **out, char *err,
                       size_t errlen)
 {
-	struct parser p = {err, errlen};
+	struct parser p = {err, errlen, 0};
 	struct json_tokener *tok = NULL;
 	json_object *root = NULL;
 	struct route_table *t = NULL;
@@ -1849,6 +1924,11 @@ static void w_policy(struct writer *w, const struct route_policy *p)
 		}
 		w_close_arr(w, csaved);
 	}
+	w_open_lazy(w, "backend_tls", &csaved);
+	w_int_d(w, "profile", p->backend_tls.profile, -1);
+	w_str_d(w, "name", p->backend_tls.name, NULL);
+	w_bool_d(w, "server_name", p->backend_tls.server_name, false);
+	w_close_lazy(w, csaved);
 	w_close_lazy(w, saved);
 }
 
@@ -1996,6 +2076,28 @@ static void w_table(struct writer *w, const struct route_table *t)
 		w_close_obj(w, o);
 	}
 	w_close_arr(w, a);
+
+	/* Left out when empty: tables without backend TLS profiles keep the
+	 * bytes they had before the key existed. */
+	if (t->nbackend_tls) {
+		w_key(w, "backend_tls");
+		w_open(w, "[", &a);
+		for (size_t i = 0; i < t->nbackend_tls && !w->oom; i++) {
+			const struct route_backend_tls_profile *bt = &t->backend_tls[i];
+			w_next(w);
+			w_open(w, "{", &o);
+			w_str(w, "name", bt->name ? bt->name : "");
+			w_bool_d(w, "verify", bt->verify, false);
+			w_int_d(w, "verify_depth", bt->verify_depth, 1);
+			w_str_d(w, "protocols", bt->protocols, NULL);
+			w_str_d(w, "ciphers", bt->ciphers, NULL);
+			w_str_d(w, "ca_pem", bt->ca_pem, NULL);
+			w_str_d(w, "cert_pem", bt->cert_pem, NULL);
+			w_str_d(w, "key_pem", bt->key_pem, NULL);
+			w_close_obj(w, o);
+		}
+		w_close_arr(w, a);
+	}
 	w_close_obj(w, root);
 }
 

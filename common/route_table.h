@@ -28,6 +28,9 @@
  * - certs[]: {"name":"ns/secret","cert_pem":"-----BEGIN...","key_pem":"..."}.
  * - cas[]: {"name":"ns/secret","ca_pem":"-----BEGIN...","crl_pem":"..."};
  *   hosts[].client_auth: {"ca":0,"verify":"on","verify_depth":1,...}.
+ * - backend_tls[]: {"name":"ns/secret","verify":true,"verify_depth":1,
+ *   "protocols":null,"ciphers":null,"ca_pem":..,"cert_pem":..,"key_pem":..},
+ *   referenced by routes[].policy.backend_tls.profile.
  *
  * Everything a request needs is resolved by the controller before the table
  * is written: annotation defaults, the ssl-redirect decision, the WebSocket
@@ -122,6 +125,16 @@ struct route_auth {
 	struct route_auth_user *users;
 };
 
+/* TLS to an HTTPS upstream (proxy-ssl-*): which client profile, and the
+ * name verified and sent as SNI. Only read when backend_protocol is HTTPS. */
+struct route_backend_tls {
+	int profile;      /* index into route_table.backend_tls; -1: no verification,
+	                     no client certificate, TLS 1.2 and 1.3 */
+	char *name;       /* NULL: the Host sent upstream (upstream_vhost, else the
+	                     request's host without port, else the endpoint address) */
+	bool server_name; /* send name as SNI (proxy-ssl-server-name, default off) */
+};
+
 /* Everything the proxy does for a matched route besides picking a backend. */
 struct route_policy {
 	uint32_t connect_timeout_ms; /* 5000 */
@@ -162,6 +175,7 @@ struct route_policy {
 	size_t nhide_headers; /* response header names to remove */
 	char **hide_headers;
 	struct route_auth auth; /* 401 unless the request carries valid credentials */
+	struct route_backend_tls backend_tls;
 };
 
 struct route {
@@ -234,6 +248,20 @@ struct route_ca {
 	char *crl_pem; /* NULL: none; else one or more CRLs, PEM */
 };
 
+/* A client TLS profile for HTTPS upstreams (proxy-ssl-secret and its
+ * companions); the proxy builds one client SSL_CTX per entry. */
+struct route_backend_tls_profile {
+	char *name;            /* "namespace/secret" or "" (errors) */
+	bool verify;           /* verify the upstream's certificate against ca_pem */
+	uint32_t verify_depth; /* 1: leaf signed by a CA of ca_pem; 0..100 */
+	char *protocols;       /* NULL: "TLSv1.2 TLSv1.3"; else names among TLSv1, TLSv1.1,
+	                          TLSv1.2, TLSv1.3 separated by spaces */
+	char *ciphers;  /* NULL: OpenSSL's default; else an OpenSSL cipher list (TLS <= 1.2) */
+	char *ca_pem;   /* NULL: none (then verify is false); trusted CAs, PEM */
+	char *cert_pem; /* NULL: no client certificate; else with key_pem */
+	char *key_pem;
+};
+
 /* ssl-passthrough: TLS connections whose SNI equals host are relayed as raw
  * TCP to the backend, never decrypted. */
 struct route_passthrough {
@@ -280,6 +308,8 @@ struct route_table {
 	int default_backend; /* index into backends; -1: unmatched requests get 404 */
 	size_t npassthrough;
 	struct route_passthrough *passthrough;
+	size_t nbackend_tls;
+	struct route_backend_tls_profile *backend_tls;
 };
 
 /* Allocate an empty table with the default settings, version and
@@ -299,6 +329,9 @@ void route_client_auth_cleanup(struct route_client_auth *a);
  * strings are NULL or strdup'd defaults). Release with route_policy_cleanup(). */
 void route_policy_init(struct route_policy *policy);
 void route_policy_cleanup(struct route_policy *policy);
+
+/* Free what a backend TLS profile owns and zero it (caller storage). */
+void route_backend_tls_profile_cleanup(struct route_backend_tls_profile *profile);
 
 /* Parse and structurally validate a JSON table of len bytes. On success
  * returns 0 and *out owns a new table (caller frees). On failure returns a

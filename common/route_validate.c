@@ -498,7 +498,9 @@ int route_validate_policy(const struct route_policy *p, char *field, size_t fiel
 	    (rc = opt(co->allow_headers, route_validate_header_value, "cors.allow_headers", field,
 	              fieldlen, err, errlen)) ||
 	    (rc = opt(co->expose_headers, route_validate_header_value, "cors.expose_headers", field,
-	              fieldlen, err, errlen)))
+	              fieldlen, err, errlen)) ||
+	    (rc = opt(p->backend_tls.name, route_validate_backend_tls_name, "backend_tls.name",
+	              field, fieldlen, err, errlen)))
 		return rc;
 	if (ck->max_age_s < -1 || ck->expires_s < -1) {
 		set_field(field, fieldlen,
@@ -756,5 +758,244 @@ out:
 	ERR_clear_error();
 	BIO_free(bio);
 	X509_STORE_free(store);
+	return rc;
+}
+
+/* ------------------------------------------------------------ backend TLS */
+
+static const struct {
+	const char *name;
+	long op; /* SSL_OP_NO_* that turns it off */
+	int version;
+} backend_protocols[] = {
+    {"TLSv1", SSL_OP_NO_TLSv1, TLS1_VERSION},
+    {"TLSv1.1", SSL_OP_NO_TLSv1_1, TLS1_1_VERSION},
+    {"TLSv1.2", SSL_OP_NO_TLSv1_2, TLS1_2_VERSION},
+    {"TLSv1.3", SSL_OP_NO_TLSv1_3, TLS1_3_VERSION},
+};
+#define NPROTOCOLS (sizeof(backend_protocols) / sizeof(backend_protocols[0]))
+#define DEFAULT_BACKEND_PROTOCOLS "TLSv1.2 TLSv1.3"
+
+/* Which protocols a list names (bit i: backend_protocols[i]), or -1 when a
+ * word is none of them or the list is empty. */
+static int protocol_mask(const char *s, char *err, size_t errlen)
+{
+	int mask = 0;
+	for (const char *p = s; *p;) {
+		while (*p == ' ')
+			p++;
+		if (!*p)
+			break;
+		size_t n = strcspn(p, " ");
+		size_t i = 0;
+		while (i < NPROTOCOLS && !(strlen(backend_protocols[i].name) == n &&
+		                           strncmp(backend_protocols[i].name, p, n) == 0))
+			i++;
+		if (i == NPROTOCOLS) {
+			char q[96];
+			route_validate_quote(s, q, sizeof(q));
+			fail(err, errlen, "%s: a word is not TLSv1, TLSv1.1, TLSv1.2 or TLSv1.3",
+			     q);
+			return -1;
+		}
+		mask |= 1 << i;
+		p += n;
+	}
+	if (!mask) {
+		fail(err, errlen, "names no protocol");
+		return -1;
+	}
+	return mask;
+}
+
+int route_validate_backend_tls_profile(const struct route_backend_tls_profile *b, char *field,
+                                       size_t fieldlen, char *err, size_t errlen)
+{
+	char q[96];
+	if (b->name && route_validate_text(b->name, err, errlen) != 0) {
+		set_field(field, fieldlen, "name");
+		return WEIR_EINVAL;
+	}
+	if (b->verify && !b->ca_pem) {
+		set_field(field, fieldlen, "ca_pem");
+		return fail(err, errlen, "required when verify is true");
+	}
+	if (!b->cert_pem != !b->key_pem) {
+		set_field(field, fieldlen, b->cert_pem ? "key_pem" : "cert_pem");
+		return fail(err, errlen, "cert_pem and key_pem come together");
+	}
+	if (b->verify_depth > 100) {
+		set_field(field, fieldlen, "verify_depth");
+		return fail(err, errlen, "%u is above 100", (unsigned)b->verify_depth);
+	}
+	if (b->protocols && protocol_mask(b->protocols, err, errlen) < 0) {
+		set_field(field, fieldlen, "protocols");
+		return WEIR_EINVAL;
+	}
+	if (b->ciphers) {
+		bool ok = b->ciphers[0] != '\0';
+		for (const char *p = b->ciphers; ok && *p; p++)
+			ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+			     (*p >= '0' && *p <= '9') || strchr("+:_-!", *p);
+		if (!ok) {
+			set_field(field, fieldlen, "ciphers");
+			route_validate_quote(b->ciphers, q, sizeof(q));
+			return fail(err, errlen,
+			            "%s: empty or holds a character other than letters, digits and "
+			            "+:_-!",
+			            q);
+		}
+	}
+	return 0;
+}
+
+int route_validate_backend_tls_name(const char *s, char *err, size_t errlen)
+{
+	unsigned char addr[16];
+	if (inet_pton(AF_INET, s, addr) == 1 || inet_pton(AF_INET6, s, addr) == 1)
+		return 0;
+	if (!*s)
+		return fail(err, errlen, "empty");
+	return route_validate_host(s, ROUTE_HOST_EXACT, err, errlen);
+}
+
+int route_validate_backend_tls_ctx(const struct route_backend_tls_profile *b, SSL_CTX **out,
+                                   char *field, size_t fieldlen, char *err, size_t errlen)
+{
+	int rc = WEIR_ETLS;
+	char why[200];
+	const char *name = b->name ? b->name : "";
+	BIO *bio = NULL;
+	X509 *x = NULL;
+	EVP_PKEY *key = NULL;
+	SSL_CTX *ctx = NULL;
+	if (route_validate_backend_tls_profile(b, field, fieldlen, err, errlen) != 0)
+		return WEIR_EINVAL;
+	ERR_clear_error();
+	ctx = SSL_CTX_new(TLS_client_method());
+	if (!ctx)
+		goto oom;
+	int mask = protocol_mask(b->protocols ? b->protocols : DEFAULT_BACKEND_PROTOCOLS, NULL, 0);
+	/* As nginx: every protocol not listed is switched off (the list may
+	 * have holes), and the version floor opened to the lowest listed. */
+	long ops = 0;
+	int min = 0;
+	for (size_t i = 0; i < NPROTOCOLS; i++) {
+		if (mask & (1 << i)) {
+			if (!min)
+				min = backend_protocols[i].version;
+		} else {
+			ops |= backend_protocols[i].op;
+		}
+	}
+	SSL_CTX_set_options(ctx, (uint64_t)ops);
+	SSL_CTX_set_min_proto_version(ctx, min);
+	if (b->ciphers && SSL_CTX_set_cipher_list(ctx, b->ciphers) != 1) {
+		set_field(field, fieldlen, "ciphers");
+		ssl_error_text(why, sizeof(why));
+		snprintf(err, errlen, "no usable cipher%s%s%s: %s", *name ? " (" : "", name,
+		         *name ? ")" : "", why);
+		goto out;
+	}
+	if (b->ca_pem) {
+		set_field(field, fieldlen, "ca_pem");
+		if (!route_validate_utf8(b->ca_pem, strlen(b->ca_pem))) {
+			snprintf(err, errlen, "bad CA certificate (%s): not UTF-8 PEM text", name);
+			goto out;
+		}
+		bio = BIO_new_mem_buf(b->ca_pem, -1);
+		if (!bio)
+			goto oom;
+		X509_STORE *store = SSL_CTX_get_cert_store(ctx);
+		size_t nca = 0;
+		for (;;) {
+			X509 *ca = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+			if (!ca)
+				break;
+			int added = X509_STORE_add_cert(store, ca);
+			X509_free(ca);
+			if (added != 1) {
+				ssl_error_text(why, sizeof(why));
+				snprintf(err, errlen, "bad CA certificate (%s): %s", name, why);
+				goto out;
+			}
+			nca++;
+		}
+		unsigned long e = ERR_peek_last_error();
+		if (nca == 0 || (e && !(ERR_GET_LIB(e) == ERR_LIB_PEM &&
+		                        ERR_GET_REASON(e) == PEM_R_NO_START_LINE))) {
+			ssl_error_text(why, sizeof(why));
+			snprintf(err, errlen, "bad CA certificate (%s): %s", name,
+			         nca ? why : "no certificate in the PEM text");
+			goto out;
+		}
+		ERR_clear_error();
+		BIO_free(bio);
+		bio = NULL;
+	}
+	SSL_CTX_set_verify(ctx, b->verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, NULL);
+	SSL_CTX_set_verify_depth(ctx, (int)b->verify_depth);
+	if (b->cert_pem) {
+		set_field(field, fieldlen, "cert_pem");
+		if (!route_validate_utf8(b->cert_pem, strlen(b->cert_pem)) ||
+		    !route_validate_utf8(b->key_pem, strlen(b->key_pem))) {
+			snprintf(err, errlen, "bad client certificate (%s): not UTF-8 PEM text",
+			         name);
+			goto out;
+		}
+		bio = BIO_new_mem_buf(b->cert_pem, -1);
+		if (!bio)
+			goto oom;
+		x = PEM_read_bio_X509_AUX(bio, NULL, NULL, NULL);
+		if (!x || SSL_CTX_use_certificate(ctx, x) != 1) {
+			ssl_error_text(why, sizeof(why));
+			snprintf(err, errlen, "bad client certificate (%s): %s", name, why);
+			goto out;
+		}
+		for (;;) {
+			X509 *ca = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+			if (!ca)
+				break;
+			if (SSL_CTX_add0_chain_cert(ctx, ca) != 1) {
+				X509_free(ca);
+				ssl_error_text(why, sizeof(why));
+				snprintf(err, errlen, "bad client certificate chain (%s): %s", name,
+				         why);
+				goto out;
+			}
+		}
+		ERR_clear_error();
+		BIO_free(bio);
+		set_field(field, fieldlen, "key_pem");
+		bio = BIO_new_mem_buf(b->key_pem, -1);
+		if (!bio)
+			goto oom;
+		key = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
+		if (!key) {
+			ssl_error_text(why, sizeof(why));
+			snprintf(err, errlen, "bad client private key (%s): %s", name, why);
+			goto out;
+		}
+		if (X509_check_private_key(x, key) != 1 || SSL_CTX_use_PrivateKey(ctx, key) != 1) {
+			ERR_clear_error();
+			snprintf(err, errlen,
+			         "client private key does not match its certificate (%s)", name);
+			goto out;
+		}
+	}
+	if (out) {
+		*out = ctx;
+		ctx = NULL;
+	}
+	rc = 0;
+	goto out;
+oom:
+	snprintf(err, errlen, "out of memory");
+	rc = WEIR_ENOMEM;
+out:
+	EVP_PKEY_free(key);
+	X509_free(x);
+	BIO_free(bio);
+	SSL_CTX_free(ctx);
 	return rc;
 }

@@ -143,4 +143,31 @@ int route_validate_cert(const char *name, const char *cert_pem, const char *key_
 int route_validate_ca(const char *name, const char *ca_pem, const char *crl_pem, X509_STORE **out,
                       char *field, size_t fieldlen, char *err, size_t errlen);
 
+/* The values of a backend TLS profile without loading its PEM: name is
+ * text; verify needs ca_pem; cert_pem and key_pem come together;
+ * verify_depth at most 100; protocols (when set) names one or more of
+ * TLSv1, TLSv1.1, TLSv1.2, TLSv1.3 separated by spaces; ciphers (when set)
+ * is non-empty and holds only letters, digits and "+:_-!" (ingress-nginx's
+ * rule). field names the member ("verify", "protocols"...). */
+int route_validate_backend_tls_profile(const struct route_backend_tls_profile *b, char *field,
+                                       size_t fieldlen, char *err, size_t errlen);
+
+/* A name for policy.backend_tls.name (proxy-ssl-name): a lowercase host
+ * name without wildcard (route_validate_host, ROUTE_HOST_EXACT, not "") or
+ * an IP literal. */
+int route_validate_backend_tls_name(const char *s, char *err, size_t errlen);
+
+/* Build the client TLS context of a profile, as the proxy connects with it:
+ * the protocols and ciphers set, verification of the peer against ca_pem
+ * (every certificate of it trusted) to verify_depth when verify, and
+ * cert_pem (then its chain) with key_pem presented as client certificate.
+ * Fails when a PEM does not load, ca_pem holds no certificate, the key does
+ * not belong to the certificate, or OpenSSL refuses the cipher list. On
+ * success returns 0 and, when out is not NULL, *out is the context (caller
+ * frees with SSL_CTX_free). On failure returns WEIR_ETLS (WEIR_ENOMEM when
+ * out of memory), field names the member ("ca_pem", "cert_pem", "key_pem",
+ * "ciphers") and err the reason. */
+int route_validate_backend_tls_ctx(const struct route_backend_tls_profile *b, SSL_CTX **out,
+                                   char *field, size_t fieldlen, char *err, size_t errlen);
+
 #endif

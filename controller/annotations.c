@@ -365,7 +365,9 @@ int annotations_policy_copy(struct route_policy *dst, const struct route_policy 
 	dst->auth.realm = NULL;
 	dst->auth.users = NULL;
 	dst->auth.nusers = 0;
-	if (dup_str(&dst->upstream_vhost, src->upstream_vhost) ||
+	dst->backend_tls.name = NULL;
+	if (dup_str(&dst->backend_tls.name, src->backend_tls.name) ||
+	    dup_str(&dst->upstream_vhost, src->upstream_vhost) ||
 	    dup_str(&dst->x_forwarded_prefix, src->x_forwarded_prefix) ||
 	    dup_str(&dst->rewrite_target, src->rewrite_target) ||
 	    dup_str(&dst->redirect_url, src->redirect_url) ||
@@ -920,6 +922,78 @@ static int h_tls_match_cn(struct pctx *c, const char *v)
 	return set_str(&c->a->tls_auth.match_cn, v);
 }
 
+/* proxy-ssl-*: TLS to HTTPS backends. ingress-nginx reads on/off; weir
+ * refuses any other word rather than guess (a typo in proxy-ssl-verify
+ * must not silently mean off). */
+static int on_off(struct pctx *c, const char *v, bool *out)
+{
+	if (strcmp(v, "on") == 0)
+		*out = true;
+	else if (strcmp(v, "off") == 0)
+		*out = false;
+	else
+		return fail(c->err, c->errlen, "\"%s\" is not on or off", v);
+	return 0;
+}
+
+static int h_pssl_verify(struct pctx *c, const char *v)
+{
+	int rc = set_str(&c->a->proxy_ssl_verify_key, c->key);
+	return rc ? rc : on_off(c, v, &c->a->proxy_ssl.verify);
+}
+
+static int h_pssl_server_name(struct pctx *c, const char *v)
+{
+	return on_off(c, v, &c->a->policy.backend_tls.server_name);
+}
+
+static int h_pssl_name(struct pctx *c, const char *v)
+{
+	if (route_validate_backend_tls_name(v, c->err, c->errlen) != 0)
+		return WEIR_EINVAL;
+	return set_str(&c->a->policy.backend_tls.name, v);
+}
+
+/* ingress-nginx: 0 means the default, 1. */
+static int h_pssl_depth(struct pctx *c, const char *v)
+{
+	uint64_t d;
+	int rc = annotations_parse_uint(v, 100, &d, c->err, c->errlen);
+	if (rc == 0)
+		c->a->proxy_ssl.verify_depth = d ? (uint32_t)d : 1;
+	return rc;
+}
+
+static int h_pssl_protocols(struct pctx *c, const char *v)
+{
+	struct route_backend_tls_profile probe = {.protocols = (char *)v, .verify_depth = 1};
+	char field[32];
+	if (route_validate_backend_tls_profile(&probe, field, sizeof(field), c->err, c->errlen))
+		return WEIR_EINVAL;
+	return set_str(&c->a->proxy_ssl.protocols, v);
+}
+
+static int h_pssl_ciphers(struct pctx *c, const char *v)
+{
+	struct route_backend_tls_profile probe = {.ciphers = (char *)v, .verify_depth = 1};
+	char field[32];
+	if (route_validate_backend_tls_profile(&probe, field, sizeof(field), c->err, c->errlen))
+		return WEIR_EINVAL;
+	return set_str(&c->a->proxy_ssl.ciphers, v);
+}
+
+static int h_pssl_secret(struct pctx *c, const char *v)
+{
+	int rc = set_str(&c->a->proxy_ssl_secret_key, c->key);
+	if (rc)
+		return rc;
+	const char *slash = strchr(v, '/');
+	if (!slash || !is_dns_name(v, (size_t)(slash - v), true) ||
+	    !is_dns_name(slash + 1, strlen(slash + 1), false))
+		return fail(c->err, c->errlen, "\"%s\" is not namespace/name of a Secret", v);
+	return set_str(&c->a->proxy_ssl_secret, v);
+}
+
 static const struct {
 	const char *name;
 	handler_cb fn;
@@ -968,6 +1042,13 @@ static const struct {
     {"proxy-connect-timeout", h_connect},
     {"proxy-read-timeout", h_read},
     {"proxy-send-timeout", h_send},
+    {"proxy-ssl-ciphers", h_pssl_ciphers},
+    {"proxy-ssl-name", h_pssl_name},
+    {"proxy-ssl-protocols", h_pssl_protocols},
+    {"proxy-ssl-secret", h_pssl_secret},
+    {"proxy-ssl-server-name", h_pssl_server_name},
+    {"proxy-ssl-verify", h_pssl_verify},
+    {"proxy-ssl-verify-depth", h_pssl_depth},
     {"request-base", h_request_base},
     {"request-headers", h_req_headers},
     {"response-headers", h_resp_headers},
@@ -1034,11 +1115,6 @@ static const struct {
     {"enable-owasp-core-rules", "false"},
     {"limit-rpm", "0"},
     {"modsecurity-transaction-id", NULL},
-    {"proxy-ssl-ciphers", NULL},
-    {"proxy-ssl-protocols", NULL},
-    {"proxy-ssl-secret", NULL},
-    {"proxy-ssl-verify", "off"},
-    {"proxy-ssl-verify-depth", NULL},
     {"satisfy", "all"},
     {"secure-verify-ca-secret", NULL},
     {"ssl-ciphers", NULL},
@@ -1126,6 +1202,7 @@ int annotations_parse(json_object *annotations, uint32_t drain_default_ms, struc
 	out->global_auth = true;
 	out->canary_rule.backend = -1;
 	route_client_auth_init(&out->tls_auth);
+	out->proxy_ssl.verify_depth = 1;
 
 	if (annotations && json_object_is_type(annotations, json_type_object)) {
 		keys = calloc((size_t)json_object_object_length(annotations) + 1, sizeof(*keys));
@@ -1251,6 +1328,10 @@ void annotations_cleanup(struct annotations *a)
 	free(a->tls_secret);
 	free(a->tls_secret_key);
 	route_client_auth_cleanup(&a->tls_auth);
+	free(a->proxy_ssl_secret_key);
+	free(a->proxy_ssl_secret);
+	free(a->proxy_ssl_verify_key);
+	route_backend_tls_profile_cleanup(&a->proxy_ssl);
 	memset(a, 0, sizeof(*a));
 }
 

@@ -47,6 +47,14 @@ struct annotations {
 	char *tls_secret; /* "name" or "namespace/name" */
 	char *tls_secret_key;
 	struct route_client_auth tls_auth;
+	/* proxy-ssl-*: verify, verify_depth, protocols and ciphers are here;
+	 * compile reads the Secret named by proxy-ssl-secret into its PEM
+	 * fields and points policy.backend_tls.profile at it. proxy-ssl-name and
+	 * proxy-ssl-server-name go straight to policy.backend_tls. */
+	struct route_backend_tls_profile proxy_ssl;
+	char *proxy_ssl_secret;     /* "namespace/name"; NULL: absent */
+	char *proxy_ssl_secret_key; /* full annotation keys as written, NULL: absent */
+	char *proxy_ssl_verify_key;
 };
 
 /* One finding: key is the full annotation key. fatal: the value is bad or

@@ -1117,6 +1117,143 @@ out:
 	return ok;
 }
 
+/* ------------------------------------------------------------ backend TLS */
+
+static bool same_str(const char *a, const char *b)
+{
+	return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+static bool same_profile(const struct route_backend_tls_profile *x,
+                         const struct route_backend_tls_profile *y)
+{
+	return same_str(x->name, y->name) && x->verify == y->verify &&
+	       x->verify_depth == y->verify_depth && same_str(x->protocols, y->protocols) &&
+	       same_str(x->ciphers, y->ciphers) && same_str(x->ca_pem, y->ca_pem) &&
+	       same_str(x->cert_pem, y->cert_pem) && same_str(x->key_pem, y->key_pem);
+}
+
+/* proxy-ssl-*: point the Ingress's policy at a backend TLS profile of the
+ * table (an equal one is shared), reading the Secret named by
+ * proxy-ssl-secret: ca.crt (trusted CAs), tls.crt and tls.key (client
+ * certificate), as ingress-nginx. Nothing set: no profile. false on any
+ * problem, with a diagnostic naming the key: the caller drops the Ingress
+ * (fail closed). */
+static bool resolve_backend_tls(struct ctx *c, json_object *obj, struct annotations *a)
+{
+	struct route_backend_tls_profile *pr = &a->proxy_ssl;
+	const char *key = a->proxy_ssl_secret_key;
+	char *sname = NULL;
+	bool ok = false;
+	if (!a->proxy_ssl_secret) {
+		if (pr->verify) {
+			diag_add(c, "Ingress", obj, a->proxy_ssl_verify_key, "BadAnnotation",
+			         "proxy-ssl-verify is on without proxy-ssl-secret (no ca.crt to "
+			         "verify the backend with); the Ingress's routes are dropped");
+			return false;
+		}
+		if (pr->verify_depth == 1 && !pr->protocols && !pr->ciphers)
+			return true;
+	} else {
+		const char *slash = strchr(a->proxy_ssl_secret, '/');
+		char *ns =
+		    xasprintf("%.*s", (int)(slash - a->proxy_ssl_secret), a->proxy_ssl_secret);
+		sname = xstrdup(a->proxy_ssl_secret);
+		if (strcmp(ns, meta_ns(obj)) != 0) {
+			/* ingress-nginx's default (allow-cross-namespace-resources: false) */
+			diag_add(c, "Ingress", obj, key, "BadBackendTLSSecret",
+			         "secret %s is in another namespace than the Ingress; "
+			         "cross-namespace references are refused; the Ingress's routes are "
+			         "dropped",
+			         sname);
+			free(ns);
+			goto out;
+		}
+		json_object *sec = find_obj(c->snap, STORE_SECRET, ns, slash + 1);
+		free(ns);
+		if (!sec) {
+			diag_add(c, "Ingress", obj, key, "SecretNotFound",
+			         "secret %s not found; the Ingress's routes are dropped", sname);
+			goto out;
+		}
+		static const char *const names[3] = {"ca.crt", "tls.crt", "tls.key"};
+		char **dst[3] = {&pr->ca_pem, &pr->cert_pem, &pr->key_pem};
+		for (size_t i = 0; i < 3; i++) {
+			int r = secret_value(sec, names[i], dst[i]);
+			if (r < 0) {
+				diag_add(
+				    c, "Ingress", obj, key, "BadBackendTLSSecret",
+				    "secret %s: key %s is not base64 text; the Ingress's routes "
+				    "are dropped",
+				    sname, names[i]);
+				goto out;
+			}
+		}
+		if (!pr->ca_pem && !pr->cert_pem && !pr->key_pem) {
+			diag_add(c, "Ingress", obj, key, "BadBackendTLSSecret",
+			         "secret %s holds none of ca.crt, tls.crt, tls.key; the Ingress's "
+			         "routes are dropped",
+			         sname);
+			goto out;
+		}
+		if (!pr->cert_pem != !pr->key_pem) {
+			diag_add(c, "Ingress", obj, key, "BadBackendTLSSecret",
+			         "secret %s has %s without %s; the Ingress's routes are dropped",
+			         sname, pr->cert_pem ? "tls.crt" : "tls.key",
+			         pr->cert_pem ? "tls.key" : "tls.crt");
+			goto out;
+		}
+		if (pr->verify && !pr->ca_pem) {
+			diag_add(
+			    c, "Ingress", obj, key, "BadBackendTLSSecret",
+			    "secret %s has no ca.crt but proxy-ssl-verify is on; the Ingress's "
+			    "routes are dropped",
+			    sname);
+			goto out;
+		}
+		pr->name = sname;
+		sname = NULL;
+	}
+	if (!pr->name)
+		pr->name = xstrdup("");
+	struct route_table *t = c->t;
+	for (size_t i = 0; i < t->nbackend_tls; i++) {
+		if (same_profile(&t->backend_tls[i], pr)) {
+			a->policy.backend_tls.profile = (int)i;
+			ok = true;
+			goto out;
+		}
+	}
+	/* What the proxy will do with it: a profile it cannot load would make
+	 * it refuse the whole table. */
+	char field[32], why[400];
+	int rc = route_validate_backend_tls_ctx(pr, NULL, field, sizeof(field), why, sizeof(why));
+	if (rc == WEIR_ENOMEM)
+		abort();
+	if (rc != 0) {
+		const char *what = strcmp(field, "ca_pem") == 0     ? "ca.crt"
+		                   : strcmp(field, "cert_pem") == 0 ? "tls.crt"
+		                   : strcmp(field, "key_pem") == 0  ? "tls.key"
+		                                                    : field;
+		if (what != field)
+			diag_add(c, "Ingress", obj, key, "BadBackendTLSSecret",
+			         "secret %s: %s: %s; the Ingress's routes are dropped", pr->name,
+			         what, why);
+		else
+			diag_add(c, "Ingress", obj, ANNOTATIONS_NGINX_PREFIX "proxy-ssl-ciphers",
+			         "BadAnnotation", "%s; the Ingress's routes are dropped", why);
+		goto out;
+	}
+	t->backend_tls = xrealloc(t->backend_tls, (t->nbackend_tls + 1) * sizeof(*t->backend_tls));
+	t->backend_tls[t->nbackend_tls] = *pr;
+	memset(pr, 0, sizeof(*pr));
+	a->policy.backend_tls.profile = (int)t->nbackend_tls++;
+	ok = true;
+out:
+	free(sname);
+	return ok;
+}
+
 /* ------------------------------------------------------------ ConfigMap */
 
 /* ingress-nginx ConfigMap keys that restrict access to every route and that
@@ -1686,11 +1823,6 @@ static void ingress_tls(struct ctx *c, struct hosts *hs, struct ing *in)
 	}
 }
 
-static bool same_str(const char *a, const char *b)
-{
-	return a ? b && strcmp(a, b) == 0 : !b;
-}
-
 static bool same_client_auth(const struct route_client_auth *a, const struct route_client_auth *b)
 {
 	return a->ca == b->ca && a->verify == b->verify && a->verify_depth == b->verify_depth &&
@@ -2033,6 +2165,36 @@ static void compact(struct route_table *t)
 	free(cmap);
 	free(cused);
 	free(order);
+
+	/* backend TLS profiles: keep the used ones, in first-use order */
+	int *pmap = xcalloc(t->nbackend_tls, sizeof(int));
+	bool *pused = xcalloc(t->nbackend_tls, sizeof(bool));
+	for (size_t i = 0; i < t->nhosts; i++)
+		for (size_t j = 0; j < t->hosts[i].nroutes; j++)
+			if (t->hosts[i].routes[j].policy.backend_tls.profile >= 0)
+				pused[t->hosts[i].routes[j].policy.backend_tls.profile] = true;
+	k = 0;
+	for (size_t i = 0; i < t->nbackend_tls; i++) {
+		if (pused[i]) {
+			pmap[i] = (int)k;
+			t->backend_tls[k++] = t->backend_tls[i];
+		} else {
+			route_backend_tls_profile_cleanup(&t->backend_tls[i]);
+		}
+	}
+	t->nbackend_tls = k;
+	if (k == 0) {
+		free(t->backend_tls);
+		t->backend_tls = NULL;
+	}
+	for (size_t i = 0; i < t->nhosts; i++)
+		for (size_t j = 0; j < t->hosts[i].nroutes; j++) {
+			int *pi = &t->hosts[i].routes[j].policy.backend_tls.profile;
+			if (*pi >= 0)
+				*pi = pmap[*pi];
+		}
+	free(pmap);
+	free(pused);
 }
 
 /* Oldest first (metadata.creationTimestamp, RFC 3339 compares as text),
@@ -2166,6 +2328,8 @@ int compile_snapshot(const struct snapshot *snap, const struct compile_options *
 				in->dropped = true;
 			}
 		}
+		if (!in->dropped && !resolve_backend_tls(&c, in->obj, &in->ann))
+			in->dropped = true;
 		if (!in->dropped)
 			validate_ingress(&c, in);
 	}

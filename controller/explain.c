@@ -6,6 +6,9 @@
 #include <inttypes.h>
 #include <string.h>
 
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
 #include "auth_hash.h"
 #include "error.h"
 
@@ -159,7 +162,59 @@ static void put_policy(FILE *out, const char *ind, const struct route_policy *p)
 		        p->response_headers[i].value);
 	for (size_t i = 0; i < p->nhide_headers; i++)
 		fprintf(out, "%shide_header: %s\n", ind, p->hide_headers[i]);
+	if (p->backend_tls.profile >= 0 || p->backend_tls.name || p->backend_tls.server_name) {
+		fprintf(out, "%sbackend_tls:", ind);
+		if (p->backend_tls.profile >= 0)
+			fprintf(out, " profile %d", p->backend_tls.profile);
+		if (p->backend_tls.name)
+			fprintf(out, " name %s", p->backend_tls.name);
+		if (p->backend_tls.server_name)
+			fprintf(out, " sni");
+		fputc('\n', out);
+	}
 	route_policy_cleanup(&d);
+}
+
+/* The subjects of the certificates of a PEM text, never the text (a key
+ * stays out of the output). */
+static void put_subjects(FILE *out, const char *pem)
+{
+	BIO *bio = BIO_new_mem_buf(pem, -1);
+	X509 *x;
+	const char *sep = " ";
+	while (bio && (x = PEM_read_bio_X509(bio, NULL, NULL, NULL))) {
+		char buf[256];
+		X509_NAME_oneline(X509_get_subject_name(x), buf, sizeof(buf));
+		fprintf(out, "%s%s", sep, buf);
+		sep = ", ";
+		X509_free(x);
+	}
+	BIO_free(bio);
+}
+
+static void put_backend_tls(FILE *out, const struct route_table *t)
+{
+	/* Left out when empty, so tables without profiles read as before. */
+	if (t->nbackend_tls)
+		fprintf(out, "backend tls:\n");
+	for (size_t i = 0; i < t->nbackend_tls; i++) {
+		const struct route_backend_tls_profile *b = &t->backend_tls[i];
+		fprintf(out, "  %zu: %s%s, verify %s, depth %u, protocols %s, ciphers %s\n", i,
+		        b->name && *b->name ? "secret " : "no secret",
+		        b->name && *b->name ? b->name : "", b->verify ? "on" : "off",
+		        (unsigned)b->verify_depth, b->protocols ? b->protocols : "(default)",
+		        b->ciphers ? b->ciphers : "(default)");
+		if (b->ca_pem) {
+			fprintf(out, "    ca:");
+			put_subjects(out, b->ca_pem);
+			fputc('\n', out);
+		}
+		if (b->cert_pem) {
+			fprintf(out, "    client cert:");
+			put_subjects(out, b->cert_pem);
+			fputc('\n', out);
+		}
+	}
 }
 
 static void put_canary(FILE *out, const struct route_table *t, const struct route_canary *c)
@@ -273,6 +328,7 @@ int explain_write(FILE *out, const struct route_table *t, const struct diag_list
 		        backend_name(t, t->passthrough[i].backend));
 		put_endpoints(out, "    ", t, t->passthrough[i].backend);
 	}
+	put_backend_tls(out, t);
 	put_settings(out, &t->settings);
 	fprintf(out, "diagnostics:%s\n", diags && diags->n ? "" : " none");
 	for (size_t i = 0; diags && i < diags->n; i++) {

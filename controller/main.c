@@ -31,6 +31,7 @@
 #define CONTROLLER_NAME "weir.dev/ingress-controller"
 #define COMPONENT "controller"
 #define BATCH_NS (5 * 1000 * 1000)   /* coalesce a burst of store changes */
+#define QUIET_S 0.05                 /* no batching after this long without a compile */
 #define STATUS_RESYNC_S 30           /* status re-check (leadership changes) */
 #define SYNC_TIMEOUT_S 60            /* --once/--explain in API mode */
 #define PUBLISH_RETRY_S 1.0          /* after a failed publish */
@@ -568,7 +569,7 @@ int main(int argc, char **argv)
 	log_info(COMPONENT, "running: source %s, publish %s, class %s",
 	         o.manifests ? o.manifests : "Kubernetes API", o.publish, o.ingress_class);
 
-	double last_status = now_s(), retry_at = 0;
+	double last_status = now_s(), retry_at = 0, last_compile = 0;
 	while (!stopping) {
 		pthread_mutex_lock(&wake.lock);
 		if (!wake.dirty) {
@@ -595,8 +596,14 @@ int main(int argc, char **argv)
 			}
 			continue;
 		}
-		struct timespec batch = {0, BATCH_NS};
-		nanosleep(&batch, NULL);
+		/* A change after a quiet spell is compiled at once; changes that
+		 * follow a compile closely are batched, so a burst costs a few
+		 * compiles, not one per object. */
+		if (now_s() - last_compile < QUIET_S) {
+			struct timespec batch = {0, BATCH_NS};
+			nanosleep(&batch, NULL);
+		}
+		last_compile = now_s();
 		pthread_mutex_lock(&wake.lock);
 		wake.dirty = false;
 		pthread_mutex_unlock(&wake.lock);

@@ -70,6 +70,8 @@ struct exchange {
 	struct table_match m;
 	struct balancer_pick pick;
 	char upstream_host[80];
+	struct backend_tls_target up_tls; /* HTTPS upstream: strings below */
+	char up_tls_name[256];
 };
 
 struct worker;
@@ -418,9 +420,9 @@ static int open_upstream(struct conn *c, bool fresh)
 {
 	int err = 0;
 	struct upstream *u = NULL;
-	int rc = fresh
-	             ? upstream_connect(c->w->pool, c->ep, c->backend_tls, on_up_event, c, &u, &err)
-	             : upstream_get(c->w->pool, c->ep, c->backend_tls, on_up_event, c, &u, &err);
+	const struct backend_tls_target *tls = c->backend_tls ? &c->x->up_tls : NULL;
+	int rc = fresh ? upstream_connect_tls(c->w->pool, c->ep, tls, on_up_event, c, &u, &err)
+	               : upstream_get_tls(c->w->pool, c->ep, tls, on_up_event, c, &u, &err);
 	if (rc == WEIR_ENOMEM) {
 		answer_local(c, 503, NULL, "out of memory", false);
 		return rc;
@@ -564,6 +566,33 @@ static void format_host(char *out, size_t cap, const struct route_endpoint *ep)
 		snprintf(out, cap, "%s:%u", ep->address, ep->port);
 }
 
+/* The TLS setup of an HTTPS upstream (proxy-ssl-*): the route's profile,
+ * and the name sent as SNI (proxy-ssl-server-name) and verified (with
+ * proxy-ssl-verify). WEIR_EINVAL when verification is on but there is no
+ * usable name: the request must not go out unverified. */
+static int setup_backend_tls(struct conn *c)
+{
+	const struct route_backend_tls *bt = &c->route->policy.backend_tls;
+	const struct backend_tls_set *set = table_backend_tls(c->table);
+	struct backend_tls_target *t = &c->x->up_tls;
+	const char *vhost = c->route->policy.upstream_vhost;
+	memset(t, 0, sizeof(*t));
+	backend_tls_profile(set, bt->profile, &t->ctx, &t->id);
+	backend_tls_name(bt, vhost ? vhost : c->x->req.host,
+	                 vhost            ? strlen(vhost)
+	                 : c->x->req.host ? c->x->req.host_len
+	                                  : 0,
+	                 c->ep->address, c->x->up_tls_name, sizeof(c->x->up_tls_name));
+	const char *name = c->x->up_tls_name[0] ? c->x->up_tls_name : NULL;
+	t->sni = bt->server_name ? name : NULL;
+	if (backend_tls_verifies(set, bt->profile)) {
+		if (!name)
+			return WEIR_EINVAL;
+		t->name = name;
+	}
+	return 0;
+}
+
 static void start_request(struct conn *c, size_t head_len)
 {
 	char msg[600];
@@ -683,6 +712,11 @@ static void start_request(struct conn *c, size_t head_len)
 	c->ep = &be->endpoints[c->x->pick.endpoint];
 	c->backend_tls = c->route && c->route->policy.backend_protocol == ROUTE_PROTO_HTTPS;
 	format_host(c->x->upstream_host, sizeof(c->x->upstream_host), c->ep);
+	if (c->backend_tls && setup_backend_tls(c) != 0) {
+		metrics_upstream_error("connect");
+		answer_local(c, 502, NULL, "no name to verify the upstream certificate with", true);
+		return;
+	}
 
 	buf_init(&c->up_out, (size_t)c->max_header_bytes + 16384 + IO_CAP);
 	buf_init(&c->up_in, UP_HEAD_MAX);
@@ -853,6 +887,16 @@ static bool pump_request(struct conn *c)
 	}
 	if (u && u->connected && buf_len(&c->up_out) > 0 && u->can_write) {
 		ssize_t n = flush_buf(&u->sock, &c->up_out, &u->can_read, &u->can_write);
+		if (n < 0 && u->sock.ssl && !u->sock.handshake_done) {
+			/* nginx logs a refused upstream certificate the same way */
+			char why[200];
+			backend_tls_failure(u->sock.ssl, why, sizeof(why));
+			log_warn("proxy.server", "upstream %s (%s): TLS handshake failed: %s",
+			         c->x->upstream_host,
+			         c->route && c->route->source ? c->route->source : "", why);
+			upstream_failed(c, "tls", "upstream TLS handshake failed");
+			return true;
+		}
 		if (n < 0) {
 			upstream_failed(c, "reset", "upstream reset");
 			return true;

@@ -4,6 +4,7 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 
 #include "table.h"
+#include "backend_tls.h"
 #include "error.h"
 #include "log.h"
 #include "route_validate.h"
@@ -60,6 +61,7 @@ struct table {
 	SSL_CTX **ctx;                /* one per cert */
 	X509_STORE **ca_store;        /* one per CA */
 	struct host_auth *auth;       /* one per host */
+	struct backend_tls_set *btls; /* one client context per backend TLS profile */
 	atomic_uint *rr;              /* one round-robin counter per backend */
 };
 
@@ -94,6 +96,7 @@ static void table_free(struct table *t)
 			pcre2_code_free(t->auth[i].match_cn);
 		free(t->auth);
 	}
+	backend_tls_set_free(t->btls);
 	free(t->exact);
 	free(t->wild);
 	free(t->rr);
@@ -390,7 +393,8 @@ int table_new(struct route_table *rt, struct table **out, char *err, size_t errl
 	}
 	if ((rc = build_host_index(t, err, errlen)) != 0 ||
 	    (rc = compile_routes(t, err, errlen)) != 0 || (rc = load_certs(t, err, errlen)) != 0 ||
-	    (rc = load_client_auth(t, err, errlen)) != 0)
+	    (rc = load_client_auth(t, err, errlen)) != 0 ||
+	    (rc = backend_tls_set_new(rt, &t->btls, err, errlen)) != 0)
 		goto fail;
 	*out = t;
 	return 0;
@@ -791,4 +795,9 @@ int table_match_cn(const struct table *t, const struct route_host *h, const char
 	if (!md)
 		return WEIR_ENOMEM;
 	return pcre2_match(re, (PCRE2_SPTR)dn, len, 0, 0, md, NULL) >= 0;
+}
+
+const struct backend_tls_set *table_backend_tls(const struct table *t)
+{
+	return t->btls;
 }

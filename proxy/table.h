@@ -119,6 +119,10 @@ const unsigned char *table_client_auth_id(const struct table *t, const struct ro
  * 1 when it matches or h has none, 0 when not, WEIR_ENOMEM. Thread-safe. */
 int table_match_cn(const struct table *t, const struct route_host *h, const char *dn, size_t len);
 
+/* The client TLS contexts of the table's backend TLS profiles (NULL when
+ * it has none); borrowed while t is referenced. */
+const struct backend_tls_set *table_backend_tls(const struct table *t);
+
 /* ssl-passthrough backend index for an SNI name (case-insensitive), or -1. */
 int table_passthrough_backend(const struct table *t, const char *sni);
 

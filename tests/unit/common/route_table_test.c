@@ -719,6 +719,104 @@ static void test_client_auth(void)
 	CHECK_STR(err, "cas[0].ca_pem: required key missing");
 }
 
+static void test_backend_tls(void)
+{
+	static const char json[] =
+	    "{\"version\":1,\"backend_tls\":[{\"name\":\"ns/ca\",\"verify\":true,"
+	    "\"verify_depth\":2,\"protocols\":\"TLSv1.3\",\"ciphers\":\"HIGH:!aNULL\","
+	    "\"ca_pem\":\"-----BEGIN CERTIFICATE-----\\nAAA\\n-----END CERTIFICATE-----\\n\"},"
+	    "{}],"
+	    "\"hosts\":[{\"name\":\"a\",\"routes\":[{\"path\":\"/\",\"match\":\"prefix\","
+	    "\"policy\":{\"backend_protocol\":\"HTTPS\",\"backend_tls\":{\"profile\":0,"
+	    "\"name\":\"backend.internal\",\"server_name\":true}}},"
+	    "{\"path\":\"/plain\",\"match\":\"exact\"}]}]}";
+	struct route_table *t = parse_ok(json);
+	if (!t)
+		return;
+	CHECK_INT(t->nbackend_tls, 2);
+	const struct route_backend_tls_profile *b = &t->backend_tls[0];
+	CHECK_STR(b->name, "ns/ca");
+	CHECK(b->verify);
+	CHECK_INT(b->verify_depth, 2);
+	CHECK_STR(b->protocols, "TLSv1.3");
+	CHECK_STR(b->ciphers, "HIGH:!aNULL");
+	CHECK(b->cert_pem == NULL && b->key_pem == NULL);
+	/* an empty entry takes the defaults */
+	CHECK_STR(t->backend_tls[1].name, "");
+	CHECK(!t->backend_tls[1].verify);
+	CHECK_INT(t->backend_tls[1].verify_depth, 1);
+	CHECK(t->backend_tls[1].protocols == NULL && t->backend_tls[1].ca_pem == NULL);
+	const struct route_backend_tls *bt = &t->hosts[0].routes[0].policy.backend_tls;
+	CHECK_INT(bt->profile, 0);
+	CHECK_STR(bt->name, "backend.internal");
+	CHECK(bt->server_name);
+	const struct route_backend_tls *plain = &t->hosts[0].routes[1].policy.backend_tls;
+	CHECK_INT(plain->profile, -1);
+	CHECK(plain->name == NULL && !plain->server_name);
+
+	char *out = NULL, *again = NULL;
+	size_t len = 0, len2 = 0;
+	CHECK_INT(route_table_serialize(t, &out, &len), 0);
+	CHECK(out && strstr(out, "\"backend_tls\":{\"profile\":0,\"name\":\"backend.internal\","
+	                         "\"server_name\":true}"));
+	CHECK(out && strstr(out, "{\"name\":\"\"}"));
+	struct route_table *t2 = out ? parse_ok(out) : NULL;
+	if (t2) {
+		CHECK_INT(route_table_serialize(t2, &again, &len2), 0);
+		CHECK(again && strcmp(out, again) == 0);
+	}
+	free(out);
+	free(again);
+	route_table_free(t2);
+	route_table_free(t);
+
+	/* A table without profiles writes no backend_tls key at all. */
+	t = parse_ok("{\"version\":1}");
+	if (t) {
+		CHECK_INT(route_table_serialize(t, &out, &len), 0);
+		CHECK(out && !strstr(out, "backend_tls"));
+		free(out);
+		route_table_free(t);
+	}
+
+	static const struct {
+		const char *doc;
+		const char *err;
+	} bad[] = {
+	    {"{\"version\":1,\"backend_tls\":[{\"verify\":true}]}",
+	     "backend_tls[0].ca_pem: required when verify is true"},
+	    {"{\"version\":1,\"backend_tls\":[{\"cert_pem\":\"x\"}]}",
+	     "backend_tls[0].key_pem: cert_pem and key_pem come together"},
+	    {"{\"version\":1,\"backend_tls\":[{\"verify_depth\":101}]}",
+	     "backend_tls[0].verify_depth: 101 is above 100"},
+	    {"{\"version\":1,\"backend_tls\":[{\"protocols\":\"TLSv1.2 SSLv3\"}]}",
+	     "backend_tls[0].protocols: \"TLSv1.2 SSLv3\": a word is not TLSv1, TLSv1.1, TLSv1.2 "
+	     "or TLSv1.3"},
+	    {"{\"version\":1,\"backend_tls\":[{\"protocols\":\" \"}]}",
+	     "backend_tls[0].protocols: names no protocol"},
+	    {"{\"version\":1,\"backend_tls\":[{\"ciphers\":\"HIGH;x\"}]}",
+	     "backend_tls[0].ciphers: \"HIGH;x\": empty or holds a character other than letters, "
+	     "digits and +:_-!"},
+	    {"{\"version\":1,\"backend_tls\":[{\"verfy\":true}]}",
+	     "backend_tls[0].verfy: unknown key"},
+	    {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/\",\"match\":\"prefix\","
+	     "\"policy\":{\"backend_tls\":{\"profile\":0}}}]}]}",
+	     "hosts[0].routes[0].policy.backend_tls.profile: index 0 out of range"},
+	    {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/\",\"match\":\"prefix\","
+	     "\"policy\":{\"backend_tls\":{\"name\":\"*.a.b\"}}}]}]}",
+	     "hosts[0].routes[0].policy.backend_tls.name: \"*.a.b\" must be an exact host name, "
+	     "not a wildcard"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char err[256] = "";
+		struct route_table *bt2 = NULL;
+		CHECK_INT(route_table_parse(bad[i].doc, strlen(bad[i].doc), &bt2, err, sizeof(err)),
+		          WEIR_EINVAL);
+		CHECK(bt2 == NULL);
+		CHECK_STR(err, bad[i].err);
+	}
+}
+
 int main(void)
 {
 	test_defaults();
@@ -727,6 +825,7 @@ int main(void)
 	test_round_trip();
 	test_auth();
 	test_client_auth();
+	test_backend_tls();
 	test_cidr();
 	test_fixtures();
 	return check_finish("route_table_test");

@@ -260,6 +260,13 @@ static const struct {
     {"proxy-connect-timeout", {"5"}, NULL},
     {"proxy-read-timeout", {"3600"}, NULL},
     {"proxy-send-timeout", {"1500ms"}, NULL},
+    {"proxy-ssl-ciphers", {"HIGH:!aNULL", "NOSUCHCIPHER"}, "HIGH;x"},
+    {"proxy-ssl-name", {"backend.internal", "10.0.0.1"}, "a b"},
+    {"proxy-ssl-protocols", {"TLSv1.3", "TLSv1.2 TLSv1.3"}, "TLSv1.4"},
+    {"proxy-ssl-secret", {"default/good", "default/badpem", "default/mismatch"}, "default/we\nb"},
+    {"proxy-ssl-server-name", {"on"}, "true"},
+    {"proxy-ssl-verify", {"on", "off"}, "On"},
+    {"proxy-ssl-verify-depth", {"2", "0"}, NULL},
     {"request-base", {"true"}, NULL},
     {"request-headers",
      {"X-A: 1\nX-B: two words"},
@@ -460,6 +467,8 @@ static void fixed_objects(struct store *s, const char *other_key)
 		add(sec, "type", json_object_new_string("kubernetes.io/tls"));
 		add(data, "tls.crt", json_object_new_string(pairs[i][1]));
 		add(data, "tls.key", json_object_new_string(pairs[i][2]));
+		/* proxy-ssl-secret reads ca.crt (the certificate is its own CA) */
+		add(data, "ca.crt", json_object_new_string(pairs[i][1]));
 		add(sec, "stringData", data);
 		put(s, STORE_SECRET, sec);
 	}
