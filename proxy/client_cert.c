@@ -86,6 +86,11 @@ void client_cert_on_servername(SSL *ssl, const struct table *t)
 	SSL_set_verify(ssl, SSL_VERIFY_PEER, accept_any);
 	SSL_set_verify_depth(ssl, (int)h->client_auth.verify_depth);
 	SSL_set1_verify_cert_store(ssl, store);
+	/* A client that cannot be told the CA names still gets asked. */
+	STACK_OF(X509_NAME) *names = table_ca_names(t, h);
+	STACK_OF(X509_NAME) *copy = names ? SSL_dup_CA_list(names) : NULL;
+	if (copy)
+		SSL_set_client_CA_list(ssl, copy);
 }
 
 /* optional_no_ca lets a chain through whose only fault is an unknown or

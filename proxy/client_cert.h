@@ -30,7 +30,8 @@ void client_cert_on_hello(SSL *ssl, const struct table *t);
 
 /* Servername time, after the switch to the host's certificate context: ask
  * for a client certificate when the host picked at ClientHello time wants
- * one (its CA store, verify depth; the handshake never fails for the
+ * one (its CA store, verify depth, the CA names in the CertificateRequest
+ * as nginx sends them; the handshake never fails for the
  * certificate: the request answers, as nginx does). t as above. */
 void client_cert_on_servername(SSL *ssl, const struct table *t);
 

@@ -56,13 +56,14 @@ struct table {
 	size_t nexact;
 	struct host_entry *wild; /* sorted by name (suffix after "*.") */
 	size_t nwild;
-	const struct route_host *any; /* the "" host, or NULL */
-	struct route_ext **ext;       /* ext[host index][route index] */
-	SSL_CTX **ctx;                /* one per cert */
-	X509_STORE **ca_store;        /* one per CA */
-	struct host_auth *auth;       /* one per host */
-	struct backend_tls_set *btls; /* one client context per backend TLS profile */
-	atomic_uint *rr;              /* one round-robin counter per backend */
+	const struct route_host *any;    /* the "" host, or NULL */
+	struct route_ext **ext;          /* ext[host index][route index] */
+	SSL_CTX **ctx;                   /* one per cert */
+	X509_STORE **ca_store;           /* one per CA */
+	STACK_OF(X509_NAME) * *ca_names; /* one per CA: its subjects, for CertificateRequest */
+	struct host_auth *auth;          /* one per host */
+	struct backend_tls_set *btls;    /* one client context per backend TLS profile */
+	atomic_uint *rr;                 /* one round-robin counter per backend */
 };
 
 /* ------------------------------------------------------------ lifetime */
@@ -90,6 +91,11 @@ static void table_free(struct table *t)
 		for (size_t i = 0; i < t->rt->ncas; i++)
 			X509_STORE_free(t->ca_store[i]);
 		free(t->ca_store);
+	}
+	if (t->ca_names) {
+		for (size_t i = 0; i < t->rt->ncas; i++)
+			sk_X509_NAME_pop_free(t->ca_names[i], X509_NAME_free);
+		free(t->ca_names);
 	}
 	if (t->auth) {
 		for (size_t i = 0; i < t->rt->nhosts; i++)
@@ -312,7 +318,8 @@ static int load_client_auth(struct table *t, char *err, size_t errlen)
 	char field[16], why[256];
 	if (rt->ncas) {
 		t->ca_store = calloc(rt->ncas, sizeof(*t->ca_store));
-		if (!t->ca_store)
+		t->ca_names = calloc(rt->ncas, sizeof(*t->ca_names));
+		if (!t->ca_store || !t->ca_names)
 			goto oom;
 	}
 	for (size_t i = 0; i < rt->ncas; i++) {
@@ -322,6 +329,19 @@ static int load_client_auth(struct table *t, char *err, size_t errlen)
 		if (rc != 0) {
 			snprintf(err, errlen, "cas[%zu].%s: %s", i, field, why);
 			return rc;
+		}
+		/* The names a client is told its certificate may chain to (as
+		 * nginx sends those of ssl_client_certificate). */
+		STACK_OF(X509_OBJECT) *objs = X509_STORE_get0_objects(t->ca_store[i]);
+		if (!(t->ca_names[i] = sk_X509_NAME_new_null()))
+			goto oom;
+		for (int k = 0; k < sk_X509_OBJECT_num(objs); k++) {
+			X509 *x = X509_OBJECT_get0_X509(sk_X509_OBJECT_value(objs, k));
+			X509_NAME *n = x ? X509_NAME_dup(X509_get_subject_name(x)) : NULL;
+			if (x && (!n || !sk_X509_NAME_push(t->ca_names[i], n))) {
+				X509_NAME_free(n);
+				goto oom;
+			}
 		}
 	}
 	if (!rt->nhosts)
@@ -779,6 +799,13 @@ X509_STORE *table_ca_store(const struct table *t, const struct route_host *h)
 	if (ca < 0 || (size_t)ca >= t->rt->ncas || h->client_auth.verify == ROUTE_VERIFY_OFF)
 		return NULL;
 	return t->ca_store[ca];
+}
+
+STACK_OF(X509_NAME) * table_ca_names(const struct table *t, const struct route_host *h)
+{
+	if (!table_ca_store(t, h))
+		return NULL;
+	return t->ca_names[h->client_auth.ca];
 }
 
 const unsigned char *table_client_auth_id(const struct table *t, const struct route_host *h)

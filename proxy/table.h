@@ -107,6 +107,11 @@ const struct route_host *table_sni_host(const struct table *t, const char *sni);
  * referenced (X509_STORE_up_ref to keep it longer). */
 X509_STORE *table_ca_store(const struct table *t, const struct route_host *h);
 
+/* The subject names of that store's CA certificates (sent in the
+ * CertificateRequest), or NULL as for table_ca_store. Borrowed while t is
+ * referenced (SSL_dup_CA_list to hand it to an SSL). */
+STACK_OF(X509_NAME) * table_ca_names(const struct table *t, const struct route_host *h);
+
 /* TABLE_CLIENT_AUTH_ID_LEN bytes naming host h's client certificate
  * settings by content (CA and CRL text, verify mode, depth): equal ids in two
  * tables mean a handshake made for one is good for the other. All hosts

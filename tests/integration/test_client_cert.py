@@ -302,6 +302,19 @@ def test_host_without_auth_tls_served_without_certificate(cproxy, pki):
     assert pu.get(cproxy.http_port, "/x", host="plain.test").status == 200
 
 
+def test_certificate_request_names_the_ca(cproxy):
+    """As nginx with ssl_client_certificate: the CertificateRequest lists the CA's subject,
+    which clients use to pick a certificate; a host without auth-tls asks for none."""
+    def s_client(name):
+        return subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{cproxy.https_port}",
+                               "-servername", name], input="", capture_output=True, text=True,
+                              timeout=20).stdout
+    out = s_client("on.test")
+    assert "Acceptable client certificate CA names\nCN = Weir Test CA\n" in out, out
+    out = s_client("plain.test")
+    assert "No client certificate CA names sent" in out, out
+
+
 def test_host_header_other_than_sni(cproxy, pki):
     """nginx answers 421 when the Host names a server that verifies client certificates
     but the handshake was made for another name."""
