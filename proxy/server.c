@@ -20,9 +20,9 @@
 #include <openssl/sha.h>
 
 #include "auth_basic.h"
-#include "client_cert.h"
 #include "balancer.h"
 #include "buf.h"
+#include "client_cert.h"
 #include "error.h"
 #include "headers.h"
 #include "http.h"
