@@ -53,6 +53,21 @@ struct route_table *route_table_new(void)
 	return t;
 }
 
+void route_client_auth_init(struct route_client_auth *a)
+{
+	memset(a, 0, sizeof(*a));
+	a->ca = -1;
+	a->verify = ROUTE_VERIFY_ON;
+	a->verify_depth = 1;
+}
+
+void route_client_auth_cleanup(struct route_client_auth *a)
+{
+	free(a->error_page);
+	free(a->match_cn);
+	route_client_auth_init(a);
+}
+
 void route_policy_init(struct route_policy *p)
 {
 	memset(p, 0, sizeof(*p));
@@ -151,6 +166,7 @@ void route_table_free(struct route_table *t)
 			route_cleanup(&h->routes[j]);
 		free(h->routes);
 		free(h->name);
+		route_client_auth_cleanup(&h->client_auth);
 	}
 	free(t->hosts);
 	for (size_t i = 0; i < t->nbackends; i++) {
@@ -167,6 +183,12 @@ void route_table_free(struct route_table *t)
 		free(t->certs[i].key_pem);
 	}
 	free(t->certs);
+	for (size_t i = 0; i < t->ncas; i++) {
+		free(t->cas[i].name);
+		free(t->cas[i].ca_pem);
+		free(t->cas[i].crl_pem);
+	}
+	free(t->cas);
 	for (size_t i = 0; i < t->npassthrough; i++)
 		free(t->passthrough[i].host);
 	free(t->passthrough);
@@ -1011,7 +1033,38 @@ static int find_duplicate(struct parser *p, const char *what, const char **names
 	return 0;
 }
 
-static const char *const host_keys[] = {"name", "cert", "routes", NULL};
+static const char *const host_keys[] = {"name", "cert", "client_auth", "routes", NULL};
+static const char *const client_auth_keys[] = {
+    "ca", "verify", "verify_depth", "error_page", "pass_certificate", "match_cn", NULL};
+static const char *const verify_names[] = {"off", "on", "optional", "optional_no_ca", NULL};
+
+static int parse_client_auth(struct parser *p, json_object *obj, const char *path, size_t ncas,
+                             struct route_client_auth *a)
+{
+	int rc, e = (int)a->verify;
+	int64_t depth = a->verify_depth;
+	char kp[PATH_MAX_LEN], why[256];
+	if ((rc = check_keys(p, obj, path, client_auth_keys)) != 0 ||
+	    (rc = opt_index(p, obj, path, "ca", ncas, true, &a->ca)) != 0 ||
+	    (rc = opt_enum(p, obj, path, "verify", verify_names, &e)) != 0 ||
+	    (rc = opt_int(p, obj, path, "verify_depth", 1, ROUTE_VERIFY_DEPTH_MAX, &depth, NULL)) !=
+	        0 ||
+	    (rc = opt_str(p, obj, path, "error_page", STR_NULLABLE, &a->error_page)) != 0 ||
+	    (rc = opt_bool(p, obj, path, "pass_certificate", &a->pass_certificate)) != 0 ||
+	    (rc = opt_str(p, obj, path, "match_cn", STR_NULLABLE, &a->match_cn)) != 0)
+		return rc;
+	a->verify = (enum route_verify_client)e;
+	a->verify_depth = (uint32_t)depth;
+	if (a->error_page && route_validate_url(a->error_page, why, sizeof(why)) != 0) {
+		path_key(kp, path, "error_page");
+		return fail(p, WEIR_EINVAL, kp, "%s", why);
+	}
+	if (a->match_cn && strncmp(a->match_cn, "CN=", 3) != 0) {
+		path_key(kp, path, "match_cn");
+		return fail(p, WEIR_EINVAL, kp, "does not start with \"CN=\"");
+	}
+	return 0;
+}
 
 static int parse_hosts(struct parser *p, json_object *root, struct route_table *t)
 {
@@ -1028,6 +1081,7 @@ static int parse_hosts(struct parser *p, json_object *root, struct route_table *
 	for (size_t i = 0; i < n; i++) {
 		struct route_host *host = &t->hosts[i];
 		host->cert = -1;
+		route_client_auth_init(&host->client_auth);
 		path_index(ep, "hosts", i);
 		if ((rc = str_default(p, ep, "", &host->name)) != 0 ||
 		    (rc = elem_object(p, arr, i, ep, &h)) != 0 ||
@@ -1035,9 +1089,17 @@ static int parse_hosts(struct parser *p, json_object *root, struct route_table *
 		    (rc = opt_str(p, h, ep, "name", 0, &host->name)) != 0)
 			return rc;
 		path_key(kp, ep, "name");
+		json_object *ca;
 		if ((rc = check_host_name(p, kp, host->name, 0)) != 0 ||
 		    (rc = opt_index(p, h, ep, "cert", t->ncerts, true, &host->cert)) != 0 ||
-		    (rc = opt_array(p, h, ep, "routes", &routes, &nr)) != 0)
+		    (rc = opt_object(p, h, ep, "client_auth", &ca)) != 0)
+			return rc;
+		if (ca) {
+			path_key(kp, ep, "client_auth");
+			if ((rc = parse_client_auth(p, ca, kp, t->ncas, &host->client_auth)) != 0)
+				return rc;
+		}
+		if ((rc = opt_array(p, h, ep, "routes", &routes, &nr)) != 0)
 			return rc;
 		if (nr == 0)
 			continue;
@@ -1196,6 +1258,35 @@ static int parse_certs(struct parser *p, json_object *root, struct route_table *
 	return 0;
 }
 
+static const char *const ca_keys[] = {"name", "ca_pem", "crl_pem", NULL};
+
+static int parse_cas(struct parser *p, json_object *root, struct route_table *t)
+{
+	json_object *arr, *c;
+	size_t n;
+	char ep[PATH_MAX_LEN];
+	int rc = opt_array(p, root, "", "cas", &arr, &n);
+	if (rc != 0 || n == 0)
+		return rc;
+	t->cas = calloc(n, sizeof(*t->cas));
+	if (!t->cas)
+		return oom(p, "cas");
+	t->ncas = n;
+	for (size_t i = 0; i < n; i++) {
+		struct route_ca *ca = &t->cas[i];
+		path_index(ep, "cas", i);
+		if ((rc = str_default(p, ep, "", &ca->name)) != 0 ||
+		    (rc = elem_object(p, arr, i, ep, &c)) != 0 ||
+		    (rc = check_keys(p, c, ep, ca_keys)) != 0 ||
+		    (rc = opt_str(p, c, ep, "name", 0, &ca->name)) != 0 ||
+		    (rc = req_str(p, c, ep, "ca_pem", STR_MULTILINE, &ca->ca_pem)) != 0 ||
+		    (rc = opt_str(p, c, ep, "crl_pem", STR_MULTILINE | STR_NULLABLE,
+		                  &ca->crl_pem)) != 0)
+			return rc;
+	}
+	return 0;
+}
+
 static const char *const backend_tls_profile_keys[] = {"name",      "verify",  "verify_depth",
                                                        "protocols", "ciphers", "ca_pem",
                                                        "cert_pem",  "key_pem", NULL};
@@ -1299,8 +1390,8 @@ static const char *const settings_keys[] = {"trusted_proxies",
                                             "max_connections",
                                             NULL};
 static const char *const top_keys[] = {
-    "version",      "generation",      "settings",    "hosts",       "backends", "certs",
-    "default_cert", "default_backend", "passthrough", "backend_tls", NULL};
+    "version", "generation",   "settings",        "hosts",       "backends",    "certs",
+    "cas",     "default_cert", "default_backend", "passthrough", "backend_tls", NULL};
 
 static int parse_settings(struct parser *p, json_object *root, struct route_settings *s)
 {
@@ -1376,7 +1467,8 @@ static int parse_document(struct parser *p, json_object *root, struct route_tabl
 	    (rc = opt_int(p, root, "", "generation", 0, INT64_MAX, &generation, NULL)) != 0 ||
 	    (rc = parse_settings(p, root, &t->settings)) != 0 ||
 	    (rc = parse_backends(p, root, t)) != 0 || (rc = parse_certs(p, root, t)) != 0 ||
-	    (rc = parse_backend_tls(p, root, t)) != 0 || (rc = parse_hosts(p, root, t)) != 0 ||
+	    (rc = parse_backend_tls(p, root, t)) != 0 || (rc = parse_cas(p, root, t)) != 0 ||
+	    (rc = parse_hosts(p, root, t)) != 0 ||
 	    (rc = opt_index(p, root, "", "default_cert", t->ncerts, true, &t->default_cert)) != 0 ||
 	    (rc = opt_index(p, root, "", "default_backend", t->nbackends, true,
 	                    &t->default_backend)) != 0 ||
@@ -1899,6 +1991,19 @@ static void w_table(struct writer *w, const struct route_table *t)
 		w_open(w, "{", &o);
 		w_str(w, "name", h->name ? h->name : "");
 		w_int(w, "cert", h->cert);
+		if (h->client_auth.ca >= 0) {
+			const struct route_client_auth *ca = &h->client_auth;
+			bool cs;
+			w_key(w, "client_auth");
+			w_open(w, "{", &cs);
+			w_int(w, "ca", ca->ca);
+			w_str(w, "verify", verify_names[ca->verify]);
+			w_int(w, "verify_depth", ca->verify_depth);
+			w_str_d(w, "error_page", ca->error_page, NULL);
+			w_bool_d(w, "pass_certificate", ca->pass_certificate, false);
+			w_str_d(w, "match_cn", ca->match_cn, NULL);
+			w_close_obj(w, cs);
+		}
 		w_key(w, "routes");
 		w_open(w, "[", &b);
 		for (size_t j = 0; j < h->nroutes; j++)
@@ -1944,6 +2049,20 @@ static void w_table(struct writer *w, const struct route_table *t)
 		w_close_obj(w, o);
 	}
 	w_close_arr(w, a);
+	if (t->ncas) {
+		w_key(w, "cas");
+		w_open(w, "[", &a);
+		for (size_t i = 0; i < t->ncas && !w->oom; i++) {
+			const struct route_ca *c = &t->cas[i];
+			w_next(w);
+			w_open(w, "{", &o);
+			w_str(w, "name", c->name ? c->name : "");
+			w_str(w, "ca_pem", c->ca_pem ? c->ca_pem : "");
+			w_str_d(w, "crl_pem", c->crl_pem, NULL);
+			w_close_obj(w, o);
+		}
+		w_close_arr(w, a);
+	}
 	w_int(w, "default_cert", t->default_cert);
 	w_int(w, "default_backend", t->default_backend);
 

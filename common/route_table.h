@@ -26,6 +26,8 @@
  *   (keys ending _s); sizes in bytes.
  * - endpoints[]: {"address":"10.0.0.5","port":8080,"weight":1,"draining":false}.
  * - certs[]: {"name":"ns/secret","cert_pem":"-----BEGIN...","key_pem":"..."}.
+ * - cas[]: {"name":"ns/secret","ca_pem":"-----BEGIN...","crl_pem":"..."};
+ *   hosts[].client_auth: {"ca":0,"verify":"on","verify_depth":1,...}.
  * - backend_tls[]: {"name":"ns/secret","verify":true,"verify_depth":1,
  *   "protocols":null,"ciphers":null,"ca_pem":..,"cert_pem":..,"key_pem":..},
  *   referenced by routes[].policy.backend_tls.profile.
@@ -47,6 +49,9 @@
 
 /* Hard caps a parser enforces so a corrupt file cannot exhaust memory. */
 #define ROUTE_TABLE_MAX_BYTES (512u * 1024u * 1024u)
+/* auth-tls-verify-depth at most this (nginx takes any int; longer chains
+ * are not seen in practice). */
+#define ROUTE_VERIFY_DEPTH_MAX 100
 
 enum route_match {
 	ROUTE_MATCH_EXACT = 0,  /* JSON "exact": whole path, case-sensitive */
@@ -182,12 +187,35 @@ struct route {
 	struct route_canary canary;
 };
 
+/* auth-tls-verify-client; JSON "off", "on", "optional", "optional_no_ca". */
+enum route_verify_client {
+	ROUTE_VERIFY_OFF = 0,
+	ROUTE_VERIFY_ON = 1,            /* a certificate the CA verifies is required */
+	ROUTE_VERIFY_OPTIONAL = 2,      /* none, or one the CA verifies */
+	ROUTE_VERIFY_OPTIONAL_NO_CA = 3 /* none, or any (chain errors but expiry let through) */
+};
+
+/* Client certificate authentication of a host (ingress-nginx auth-tls-*,
+ * server level: it covers every route of the host). Asked for in the TLS
+ * handshake of a connection whose SNI selects the host; checked on every
+ * HTTPS request whose Host selects it. */
+struct route_client_auth {
+	int ca; /* index into route_table.cas; -1: no client certificate asked */
+	enum route_verify_client verify; /* "on" */
+	uint32_t verify_depth;           /* 1: chain length past the client certificate */
+	char *error_page;                /* NULL: 400; else a 302 to this URL */
+	bool pass_certificate;           /* send the URL-encoded PEM as ssl-client-cert */
+	char *match_cn; /* NULL; else a PCRE2 pattern (case-sensitive, not anchored) the
+	                   subject DN (RFC 2253, "CN=a,O=b") must match, else 403 */
+};
+
 /* One virtual host. Routes are in match order: the proxy takes the first
  * route that matches (the controller sorts them: longest path first, Exact
  * before Prefix on a tie, regex routes as ingress-nginx orders them). */
 struct route_host {
 	char *name; /* lowercase, no port; "" matches any host; "*.a.b" matches one label */
 	int cert;   /* index into route_table.certs; -1: the default certificate */
+	struct route_client_auth client_auth;
 	size_t nroutes;
 	struct route *routes;
 };
@@ -209,6 +237,15 @@ struct route_cert {
 	char *name;     /* "namespace/secret" */
 	char *cert_pem; /* certificate chain, PEM */
 	char *key_pem;  /* private key, PEM */
+};
+
+/* Certificate authorities a client certificate may chain to (the ca.crt of
+ * an auth-tls-secret), and the revocation lists of its ca.crl. Hosts that
+ * name CAs with the same content share one entry. */
+struct route_ca {
+	char *name;    /* "namespace/secret" of the first Ingress that named it */
+	char *ca_pem;  /* one or more certificates, PEM */
+	char *crl_pem; /* NULL: none; else one or more CRLs, PEM */
 };
 
 /* A client TLS profile for HTTPS upstreams (proxy-ssl-secret and its
@@ -265,6 +302,8 @@ struct route_table {
 	struct route_backend *backends;
 	size_t ncerts;
 	struct route_cert *certs;
+	size_t ncas;
+	struct route_ca *cas;
 	int default_cert;    /* index into certs; -1: the proxy's built-in self-signed one */
 	int default_backend; /* index into backends; -1: unmatched requests get 404 */
 	size_t npassthrough;
@@ -280,6 +319,11 @@ struct route_table *route_table_new(void);
 
 /* Free a table and everything it owns. NULL is fine. */
 void route_table_free(struct route_table *table);
+
+/* Client auth defaults (ca -1, verify on, verify_depth 1) into caller
+ * storage; _cleanup frees its strings and resets it to those defaults. */
+void route_client_auth_init(struct route_client_auth *a);
+void route_client_auth_cleanup(struct route_client_auth *a);
 
 /* Fill caller storage with the defaults listed on each field above (owned
  * strings are NULL or strdup'd defaults). Release with route_policy_cleanup(). */

@@ -253,6 +253,21 @@ pcre2_code *route_regex_compile(const char *pattern, char *err, size_t errlen)
 	return re;
 }
 
+pcre2_code *route_match_cn_compile(const char *pattern, char *err, size_t errlen)
+{
+	int ecode;
+	PCRE2_SIZE eoff;
+	pcre2_code *re =
+	    pcre2_compile((PCRE2_SPTR)pattern, strlen(pattern), 0, &ecode, &eoff, NULL);
+	if (!re && err && errlen) {
+		PCRE2_UCHAR msg[160];
+		pcre2_get_error_message(ecode, msg, sizeof(msg));
+		snprintf(err, errlen, "bad regex: %s at offset %zu", (const char *)msg,
+		         (size_t)eoff);
+	}
+	return re;
+}
+
 int route_validate_path(const char *path, enum route_match match, bool skip_regex_compile,
                         char *err, size_t errlen)
 {
@@ -651,6 +666,98 @@ out:
 	X509_free(x);
 	BIO_free(bio);
 	SSL_CTX_free(ctx);
+	return rc;
+}
+
+int route_validate_ca(const char *name, const char *ca_pem, const char *crl_pem, X509_STORE **out,
+                      char *field, size_t fieldlen, char *err, size_t errlen)
+{
+	int rc = WEIR_ETLS, ncerts = 0, ncrls = 0;
+	char why[200];
+	BIO *bio = NULL;
+	X509_STORE *store = NULL;
+	if (!name)
+		name = "";
+	set_field(field, fieldlen, "ca_pem");
+	if (!ca_pem || !route_validate_utf8(ca_pem, strlen(ca_pem))) {
+		snprintf(err, errlen, "bad CA certificate (%s): not UTF-8 PEM text", name);
+		goto out;
+	}
+	set_field(field, fieldlen, "crl_pem");
+	if (crl_pem && !route_validate_utf8(crl_pem, strlen(crl_pem))) {
+		snprintf(err, errlen, "bad CRL (%s): not UTF-8 PEM text", name);
+		goto out;
+	}
+	set_field(field, fieldlen, "ca_pem");
+	ERR_clear_error();
+	store = X509_STORE_new();
+	bio = BIO_new_mem_buf(ca_pem, -1);
+	if (!store || !bio)
+		goto oom;
+	/* Every block must be a certificate (as ingress-nginx checks ca.crt). */
+	for (;;) {
+		X509 *x = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+		if (!x)
+			break;
+		int ok = X509_STORE_add_cert(store, x);
+		X509_free(x);
+		if (ok != 1) {
+			ssl_error_text(why, sizeof(why));
+			snprintf(err, errlen, "bad CA certificate (%s): %s", name, why);
+			goto out;
+		}
+		ncerts++;
+	}
+	unsigned long e = ERR_peek_last_error();
+	if (ncerts == 0 || (e && ERR_GET_REASON(e) != PEM_R_NO_START_LINE)) {
+		ssl_error_text(why, sizeof(why));
+		snprintf(err, errlen, "bad CA certificate (%s): %s", name,
+		         ncerts ? why : "no PEM certificate");
+		goto out;
+	}
+	ERR_clear_error();
+	if (crl_pem) {
+		set_field(field, fieldlen, "crl_pem");
+		BIO_free(bio);
+		bio = BIO_new_mem_buf(crl_pem, -1);
+		if (!bio)
+			goto oom;
+		for (;;) {
+			X509_CRL *crl = PEM_read_bio_X509_CRL(bio, NULL, NULL, NULL);
+			if (!crl)
+				break;
+			int ok = X509_STORE_add_crl(store, crl);
+			X509_CRL_free(crl);
+			if (ok != 1) {
+				ssl_error_text(why, sizeof(why));
+				snprintf(err, errlen, "bad CRL (%s): %s", name, why);
+				goto out;
+			}
+			ncrls++;
+		}
+		e = ERR_peek_last_error();
+		if (ncrls == 0 || (e && ERR_GET_REASON(e) != PEM_R_NO_START_LINE)) {
+			ssl_error_text(why, sizeof(why));
+			snprintf(err, errlen, "bad CRL (%s): %s", name, ncrls ? why : "no PEM CRL");
+			goto out;
+		}
+		ERR_clear_error();
+		/* nginx's ssl_crl: the whole chain is checked against the lists. */
+		X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL);
+	}
+	if (out) {
+		*out = store;
+		store = NULL;
+	}
+	rc = 0;
+	goto out;
+oom:
+	snprintf(err, errlen, "out of memory");
+	rc = WEIR_ENOMEM;
+out:
+	ERR_clear_error();
+	BIO_free(bio);
+	X509_STORE_free(store);
 	return rc;
 }
 

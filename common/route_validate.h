@@ -61,6 +61,11 @@ int route_validate_address(const char *s, char *err, size_t errlen);
  * <PCRE2 message> at offset N". The pattern must already be valid text. */
 pcre2_code *route_regex_compile(const char *pattern, char *err, size_t errlen);
 
+/* auth-tls-match-cn as nginx matches it against the client's subject DN:
+ * case-sensitive, not anchored. Returns the code (caller frees with
+ * pcre2_code_free) or NULL with the reason in err as above. */
+pcre2_code *route_match_cn_compile(const char *pattern, char *err, size_t errlen);
+
 /* routes[].path for its match kind: Exact and Prefix start with '/' and hold
  * no control byte; a regex holds no control byte and compiles (with
  * route_regex_compile) unless skip_regex_compile (the proxy compiles its
@@ -127,6 +132,16 @@ int route_validate_route(const struct route *r, bool skip_regex_compile, char *f
  * memory), field is "cert_pem" or "key_pem" and err the reason. */
 int route_validate_cert(const char *name, const char *cert_pem, const char *key_pem, SSL_CTX **out,
                         char *field, size_t fieldlen, char *err, size_t errlen);
+
+/* The CA certificates (every PEM block a certificate, at least one) and the
+ * optional CRLs (every block a CRL, at least one) a client certificate is
+ * checked against, as the proxy loads them. name as for route_validate_cert.
+ * On success returns 0 and, when out is not NULL, *out is a store holding
+ * them, with CRL checks of the whole chain on when there are CRLs (caller
+ * frees with X509_STORE_free). On failure returns WEIR_ETLS (WEIR_ENOMEM when
+ * out of memory), field is "ca_pem" or "crl_pem" and err the reason. */
+int route_validate_ca(const char *name, const char *ca_pem, const char *crl_pem, X509_STORE **out,
+                      char *field, size_t fieldlen, char *err, size_t errlen);
 
 /* The values of a backend TLS profile without loading its PEM: name is
  * text; verify needs ca_pem; cert_pem and key_pem come together;

@@ -443,6 +443,7 @@ struct pctx {
 	char *temp_url;
 	const char *key;            /* full key of the annotation being parsed */
 	const char *auth_other_key; /* auth-realm or auth-secret-type, borrowed */
+	const char *tls_other_key;  /* an auth-tls-* key other than the secret */
 	char *err;
 	size_t errlen;
 };
@@ -841,6 +842,86 @@ static int h_auth_realm(struct pctx *c, const char *v)
 	return set_str(&c->a->policy.auth.realm, v);
 }
 
+static int h_tls_secret(struct pctx *c, const char *v)
+{
+	int rc = set_str(&c->a->tls_secret_key, c->key);
+	if (rc)
+		return rc;
+	const char *slash = strchr(v, '/');
+	bool ok = slash ? is_dns_name(v, (size_t)(slash - v), true) &&
+	                      is_dns_name(slash + 1, strlen(slash + 1), false)
+	                : is_dns_name(v, strlen(v), false);
+	if (!ok)
+		return fail(c->err, c->errlen, "\"%s\" is not a Secret name or namespace/name", v);
+	return set_str(&c->a->tls_secret, v);
+}
+
+static int h_tls_verify(struct pctx *c, const char *v)
+{
+	static const char *const names[] = {"off", "on", "optional", "optional_no_ca"};
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if (strcmp(v, names[i]) == 0) {
+			c->a->tls_auth.verify = (enum route_verify_client)i;
+			if (i != ROUTE_VERIFY_OFF) /* off alone asks for nothing */
+				c->tls_other_key = c->key;
+			return 0;
+		}
+	}
+	c->tls_other_key = c->key;
+	return fail(c->err, c->errlen, "\"%s\" is not on, off, optional or optional_no_ca", v);
+}
+
+/* ingress-nginx reads 0 as its default, 1. */
+static int h_tls_depth(struct pctx *c, const char *v)
+{
+	uint64_t n;
+	c->tls_other_key = c->key;
+	int rc = annotations_parse_uint(v, ROUTE_VERIFY_DEPTH_MAX, &n, c->err, c->errlen);
+	if (rc == 0)
+		c->a->tls_auth.verify_depth = n ? (uint32_t)n : 1;
+	return rc;
+}
+
+/* nginx's error_page also takes a local path or a named location (an
+ * internal redirect); weir answers with a 302, which only an absolute URL
+ * makes the same for the client. */
+static int h_tls_error_page(struct pctx *c, const char *v)
+{
+	c->tls_other_key = c->key;
+	int rc = route_validate_url(v, c->err, c->errlen);
+	if (rc)
+		return rc;
+	if (strncmp(v, "http://", 7) != 0 && strncmp(v, "https://", 8) != 0)
+		return fail(c->err, c->errlen,
+		            "\"%s\" is not an absolute http:// or https:// URL (weir redirects "
+		            "to it; nginx's internal redirects are not supported)",
+		            v);
+	return set_str(&c->a->tls_auth.error_page, v);
+}
+
+static int h_tls_pass_cert(struct pctx *c, const char *v)
+{
+	c->tls_other_key = c->key;
+	return annotations_parse_bool(v, &c->a->tls_auth.pass_certificate, c->err, c->errlen);
+}
+
+/* As ingress-nginx: "CN=" then a regex; nginx matches the whole value
+ * against the subject DN. */
+static int h_tls_match_cn(struct pctx *c, const char *v)
+{
+	c->tls_other_key = c->key;
+	int rc = route_validate_header_value(v, c->err, c->errlen);
+	if (rc)
+		return rc;
+	if (strncmp(v, "CN=", 3) != 0)
+		return fail(c->err, c->errlen, "\"%s\" does not start with CN=", v);
+	pcre2_code *re = route_match_cn_compile(v, c->err, c->errlen);
+	if (!re)
+		return WEIR_EINVAL;
+	pcre2_code_free(re);
+	return set_str(&c->a->tls_auth.match_cn, v);
+}
+
 /* proxy-ssl-*: TLS to HTTPS backends. ingress-nginx reads on/off; weir
  * refuses any other word rather than guess (a typo in proxy-ssl-verify
  * must not silently mean off). */
@@ -924,6 +1005,12 @@ static const struct {
     {"auth-realm", h_auth_realm},
     {"auth-secret", h_auth_secret},
     {"auth-secret-type", h_auth_secret_type},
+    {"auth-tls-error-page", h_tls_error_page},
+    {"auth-tls-match-cn", h_tls_match_cn},
+    {"auth-tls-pass-certificate-to-upstream", h_tls_pass_cert},
+    {"auth-tls-secret", h_tls_secret},
+    {"auth-tls-verify-client", h_tls_verify},
+    {"auth-tls-verify-depth", h_tls_depth},
     {"auth-type", h_auth_type},
     {"backend-protocol", h_protocol},
     {"canary", h_canary},
@@ -1023,12 +1110,6 @@ static const struct {
     {"auth-response-headers", NULL},
     {"auth-signin", NULL},
     {"auth-signin-redirect-param", NULL},
-    {"auth-tls-error-page", NULL},
-    {"auth-tls-match-cn", NULL},
-    {"auth-tls-pass-certificate-to-upstream", NULL},
-    {"auth-tls-secret", NULL},
-    {"auth-tls-verify-client", "off"},
-    {"auth-tls-verify-depth", NULL},
     {"auth-url", NULL},
     {"enable-modsecurity", "false"},
     {"enable-owasp-core-rules", "false"},
@@ -1120,6 +1201,7 @@ int annotations_parse(json_object *annotations, uint32_t drain_default_ms, struc
 	out->ssl_redirect = true;
 	out->global_auth = true;
 	out->canary_rule.backend = -1;
+	route_client_auth_init(&out->tls_auth);
 	out->proxy_ssl.verify_depth = 1;
 
 	if (annotations && json_object_is_type(annotations, json_type_object)) {
@@ -1206,6 +1288,13 @@ int annotations_parse(json_object *annotations, uint32_t drain_default_ms, struc
 		        true))
 			goto out;
 	}
+	/* auth-tls settings with no CA to check against: fail closed rather
+	 * than serve without the client certificates they ask about. */
+	if (!out->tls_secret_key && c.tls_other_key) {
+		if (add_issue(issues, c.tls_other_key, "InvalidAnnotation",
+		              "client certificate settings without auth-tls-secret", true))
+			goto out;
+	}
 	if (c.perm_url) {
 		out->policy.redirect_code = (uint16_t)(c.perm_code > 0 ? c.perm_code : 301);
 		out->policy.redirect_url = c.perm_url;
@@ -1236,6 +1325,9 @@ void annotations_cleanup(struct annotations *a)
 	free(a->auth_type_key);
 	free(a->auth_secret_key);
 	free(a->auth_secret);
+	free(a->tls_secret);
+	free(a->tls_secret_key);
+	route_client_auth_cleanup(&a->tls_auth);
 	free(a->proxy_ssl_secret_key);
 	free(a->proxy_ssl_secret);
 	free(a->proxy_ssl_verify_key);

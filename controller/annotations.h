@@ -40,6 +40,13 @@ struct annotations {
 	char *auth_secret_key;
 	char *auth_secret; /* auth-secret: "name" or "namespace/name" */
 	bool auth_map;     /* auth-secret-type: auth-map (default auth-file) */
+	/* auth-tls-*: client certificate authentication, applied by compile to
+	 * every host of the Ingress. tls_auth holds the settings (ca -1 until
+	 * compile reads the Secret named by tls_secret); tls_secret_key is the
+	 * auth-tls-secret key as written, NULL when absent. */
+	char *tls_secret; /* "name" or "namespace/name" */
+	char *tls_secret_key;
+	struct route_client_auth tls_auth;
 	/* proxy-ssl-*: verify, verify_depth, protocols and ciphers are here;
 	 * compile reads the Secret named by proxy-ssl-secret into its PEM
 	 * fields and points policy.backend_tls.profile at it. proxy-ssl-name and

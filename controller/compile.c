@@ -970,6 +970,92 @@ out:
 	return ok;
 }
 
+/* ------------------------------------------------------------ client certificates */
+
+/* auth-tls-secret: the CA (ca.crt, and ca.crl when present) of the Secret
+ * into t->cas, one entry per distinct content, and its index into
+ * a->tls_auth.ca. false on any problem, with a diagnostic naming the key:
+ * the caller drops the Ingress (fail closed). */
+static bool resolve_ca(struct ctx *c, json_object *obj, struct annotations *a)
+{
+	struct route_table *t = c->t;
+	const char *ins = meta_ns(obj);
+	const char *slash = strchr(a->tls_secret, '/');
+	char *ns =
+	    slash ? xasprintf("%.*s", (int)(slash - a->tls_secret), a->tls_secret) : xstrdup(ins);
+	const char *name = slash ? slash + 1 : a->tls_secret;
+	char *sname = xasprintf("%s/%s", ns, name);
+	char *ca = NULL, *crl = NULL;
+	bool ok = false;
+	if (strcmp(ns, ins) != 0) {
+		/* ingress-nginx's default (allow-cross-namespace-resources: false) */
+		diag_add(c, "Ingress", obj, a->tls_secret_key, "BadAuthTLSSecret",
+		         "secret %s is in another namespace than the Ingress; cross-namespace "
+		         "references are refused; the Ingress's routes are dropped",
+		         sname);
+		goto out;
+	}
+	json_object *sec = find_obj(c->snap, STORE_SECRET, ns, name);
+	if (!sec) {
+		diag_add(c, "Ingress", obj, a->tls_secret_key, "SecretNotFound",
+		         "secret %s not found; the Ingress's routes are dropped", sname);
+		goto out;
+	}
+	int r = secret_value(sec, "ca.crt", &ca);
+	if (r <= 0 || !*ca) {
+		diag_add(c, "Ingress", obj, a->tls_secret_key, "BadAuthTLSSecret",
+		         "secret %s: key ca.crt %s; the Ingress's routes are dropped", sname,
+		         r == 0  ? "is missing"
+		         : r < 0 ? "is not base64 text"
+		                 : "is empty");
+		goto out;
+	}
+	r = secret_value(sec, "ca.crl", &crl);
+	if (r < 0) {
+		diag_add(c, "Ingress", obj, a->tls_secret_key, "BadAuthTLSSecret",
+		         "secret %s: key ca.crl is not base64 text; the Ingress's routes are "
+		         "dropped",
+		         sname);
+		goto out;
+	}
+	for (size_t i = 0; i < t->ncas; i++) {
+		if (strcmp(t->cas[i].ca_pem, ca) == 0 &&
+		    (t->cas[i].crl_pem ? crl && strcmp(t->cas[i].crl_pem, crl) == 0 : !crl)) {
+			a->tls_auth.ca = (int)i;
+			ok = true;
+			goto out;
+		}
+	}
+	/* What the proxy will do with it: a CA it cannot load would make it
+	 * refuse the whole table. */
+	char why[400], field[16] = "ca_pem";
+	int rc = route_validate_text(sname, why, sizeof(why));
+	if (rc == 0)
+		rc =
+		    route_validate_ca(sname, ca, crl, NULL, field, sizeof(field), why, sizeof(why));
+	if (rc == WEIR_ENOMEM)
+		abort();
+	if (rc != 0) {
+		diag_add(c, "Ingress", obj, a->tls_secret_key, "BadAuthTLSSecret",
+		         "secret %s: %s: %s; the Ingress's routes are dropped", sname,
+		         strcmp(field, "crl_pem") == 0 ? "ca.crl" : "ca.crt", why);
+		goto out;
+	}
+	t->cas = xrealloc(t->cas, (t->ncas + 1) * sizeof(*t->cas));
+	t->cas[t->ncas].name = sname;
+	t->cas[t->ncas].ca_pem = ca;
+	t->cas[t->ncas].crl_pem = crl;
+	sname = ca = crl = NULL;
+	a->tls_auth.ca = (int)t->ncas++;
+	ok = true;
+out:
+	free(ca);
+	free(crl);
+	free(sname);
+	free(ns);
+	return ok;
+}
+
 /* auth-type: basic: read the Secret named by auth-secret into the Ingress's
  * policy. false on any problem, with a diagnostic naming the auth-secret
  * key: the caller drops the Ingress (fail closed). */
@@ -1412,6 +1498,7 @@ struct hbuild {
 	bool regex;
 	struct ing *cert_ing; /* the Ingress whose spec.tls named it */
 	const char *secret;   /* its secretName (borrowed from that Ingress) */
+	struct ing *auth_ing; /* the oldest Ingress with auth-tls-secret on the host */
 	size_t n, cap;
 	struct rbuild *routes;
 };
@@ -1736,6 +1823,71 @@ static void ingress_tls(struct ctx *c, struct hosts *hs, struct ing *in)
 	}
 }
 
+static bool same_client_auth(const struct route_client_auth *a, const struct route_client_auth *b)
+{
+	return a->ca == b->ca && a->verify == b->verify && a->verify_depth == b->verify_depth &&
+	       a->pass_certificate == b->pass_certificate &&
+	       same_str(a->error_page, b->error_page) && same_str(a->match_cn, b->match_cn);
+}
+
+/* The hosts of an Ingress's rules (server aliases included), lowercased;
+ * invalid names are left out silently (the routes pass reports them). */
+static size_t ingress_hosts(struct ing *in, char ***out)
+{
+	json_object *rules = jarr(jget(in->obj, "spec"), "rules");
+	size_t n = 0;
+	char **list = NULL;
+	for (size_t ri = 0; ri < jlen(rules); ri++) {
+		const char *raw = jstr(json_object_array_get_idx(rules, ri), "host");
+		char *h = xstrdup(raw ? raw : "");
+		char why[256];
+		lower(h);
+		if (route_validate_host(h, 0, why, sizeof(why)) != 0) {
+			free(h);
+			continue;
+		}
+		size_t k = 1 + (*h ? in->ann.nserver_alias : 0);
+		list = xrealloc(list, (n + k) * sizeof(*list));
+		list[n++] = h;
+		for (size_t i = 1; i < k; i++)
+			list[n++] = xstrdup(in->ann.server_alias[i - 1]);
+	}
+	*out = list;
+	return n;
+}
+
+/* auth-tls is a server-level setting in ingress-nginx: one per host, and it
+ * covers every route of the host. The oldest Ingress with auth-tls-secret on
+ * a host sets it; a younger one asking for different settings on any of its
+ * hosts is dropped whole (so no host keeps half of it). */
+static void ingress_client_auth(struct ctx *c, struct hosts *hs, struct ing *in)
+{
+	if (!in->ann.tls_secret)
+		return;
+	char **names;
+	size_t n = ingress_hosts(in, &names);
+	for (size_t i = 0; i < n; i++) {
+		struct hbuild *h = host_get(hs, names[i], true);
+		if (h->auth_ing && h->auth_ing != in &&
+		    !same_client_auth(&h->auth_ing->ann.tls_auth, &in->ann.tls_auth)) {
+			diag_add(c, "Ingress", in->obj, in->ann.tls_secret_key, "AuthTLSConflict",
+			         "host \"%s\" already takes its client certificate settings "
+			         "(auth-tls-*) from the older Ingress %s and these differ; the "
+			         "Ingress's routes are dropped",
+			         h->name, h->auth_ing->source);
+			in->dropped = true;
+			goto out;
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct hbuild *h = host_get(hs, names[i], false);
+		if (!h->auth_ing)
+			h->auth_ing = in;
+	}
+out:
+	free_list(names, n);
+}
+
 /* What every route of the Ingress will carry from its metadata and
  * annotations (source, policy, canary rule), by the rules the proxy loads
  * the table with. The annotation handlers already check each value with
@@ -1779,6 +1931,13 @@ static void finish_host(struct ctx *c, struct hbuild *h, struct route_host *out)
 	out->name = h->name;
 	h->name = NULL;
 	out->cert = h->cert;
+	route_client_auth_init(&out->client_auth);
+	const struct route_client_auth *ca = h->auth_ing ? &h->auth_ing->ann.tls_auth : NULL;
+	if (ca && ca->ca >= 0 && ca->verify != ROUTE_VERIFY_OFF) {
+		out->client_auth = *ca;
+		out->client_auth.error_page = ca->error_page ? xstrdup(ca->error_page) : NULL;
+		out->client_auth.match_cn = ca->match_cn ? xstrdup(ca->match_cn) : NULL;
+	}
 	out->routes = xcalloc(h->n, sizeof(*out->routes));
 	out->nroutes = 0;
 	for (size_t i = 0; i < h->n; i++) {
@@ -1975,6 +2134,34 @@ static void compact(struct route_table *t)
 			t->hosts[i].cert = cmap[t->hosts[i].cert];
 	if (t->default_cert >= 0)
 		t->default_cert = cmap[t->default_cert];
+
+	/* CAs: the ones a host still names, in the order they were read. */
+	int *camap = xcalloc(t->ncas, sizeof(int));
+	size_t nca = 0;
+	for (size_t i = 0; i < t->ncas; i++)
+		camap[i] = -1;
+	for (size_t i = 0; i < t->nhosts; i++)
+		if (t->hosts[i].client_auth.ca >= 0)
+			camap[t->hosts[i].client_auth.ca] = 0;
+	for (size_t i = 0; i < t->ncas; i++) {
+		if (camap[i] < 0) {
+			free(t->cas[i].name);
+			free(t->cas[i].ca_pem);
+			free(t->cas[i].crl_pem);
+			continue;
+		}
+		camap[i] = (int)nca;
+		t->cas[nca++] = t->cas[i];
+	}
+	t->ncas = nca;
+	if (!nca) {
+		free(t->cas);
+		t->cas = NULL;
+	}
+	for (size_t i = 0; i < t->nhosts; i++)
+		if (t->hosts[i].client_auth.ca >= 0)
+			t->hosts[i].client_auth.ca = camap[t->hosts[i].client_auth.ca];
+	free(camap);
 	free(cmap);
 	free(cused);
 	free(order);
@@ -2129,12 +2316,29 @@ int compile_snapshot(const struct snapshot *snap, const struct compile_options *
 				in->dropped = true;
 			}
 		}
+		if (!in->dropped && in->ann.tls_secret) {
+			if (in->ann.ssl_passthrough) {
+				diag_add(
+				    &c, "Ingress", in->obj, in->ann.tls_secret_key, "BadAnnotation",
+				    "client certificates cannot be checked on an ssl-passthrough "
+				    "Ingress (weir never decrypts it); the Ingress's routes are "
+				    "dropped");
+				in->dropped = true;
+			} else if (!resolve_ca(&c, in->obj, &in->ann)) {
+				in->dropped = true;
+			}
+		}
 		if (!in->dropped && !resolve_backend_tls(&c, in->obj, &in->ann))
 			in->dropped = true;
 		if (!in->dropped)
 			validate_ingress(&c, in);
 	}
 
+	/* Client certificate settings per host, before anything is built from
+	 * an Ingress that a conflict drops. */
+	for (size_t i = 0; i < ning; i++)
+		if (!ings[i].dropped)
+			ingress_client_auth(&c, &hs, &ings[i]);
 	/* TLS hosts first: ssl-redirect of every route depends on them. */
 	for (size_t i = 0; i < ning; i++)
 		if (!ings[i].dropped && !ings[i].ann.canary && !ings[i].ann.ssl_passthrough)
@@ -2148,7 +2352,14 @@ int compile_snapshot(const struct snapshot *snap, const struct compile_options *
 			continue;
 		}
 		json_object *dbe = jget(jget(in->obj, "spec"), "defaultBackend");
-		if (dbe && t->default_backend < 0) {
+		if (dbe && in->ann.tls_secret && in->ann.tls_auth.verify != ROUTE_VERIFY_OFF) {
+			/* It would answer requests of hosts that ask for no client
+			 * certificate: fail closed. */
+			diag_add(&c, "Ingress", in->obj, "spec.defaultBackend", "BadAnnotation",
+			         "an Ingress with auth-tls-secret does not provide the default "
+			         "backend (requests to other hosts would reach it without a client "
+			         "certificate); spec.defaultBackend ignored");
+		} else if (dbe && t->default_backend < 0) {
 			int idx =
 			    resolve_backend(&c, in->obj, &in->ann, dbe, "spec.defaultBackend");
 			if (idx >= 0)
@@ -2174,6 +2385,7 @@ int compile_snapshot(const struct snapshot *snap, const struct compile_options *
 			} else {
 				free(out->name);
 				free(out->routes);
+				route_client_auth_cleanup(&out->client_auth);
 				memset(out, 0, sizeof(*out));
 			}
 		}

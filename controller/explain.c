@@ -286,6 +286,21 @@ int explain_write(FILE *out, const struct route_table *t, const struct diag_list
 		    h->cert >= 0 && (size_t)h->cert < t->ncerts ? t->certs[h->cert].name : NULL;
 		fprintf(out, "  host %s (%s%s)\n", *h->name ? h->name : "* (any host)",
 		        cert ? "cert " : "default cert", cert ? cert : "");
+		const struct route_client_auth *ca = &h->client_auth;
+		if (ca->ca >= 0 && (size_t)ca->ca < t->ncas) {
+			static const char *const verify[] = {"off", "on", "optional",
+			                                     "optional_no_ca"};
+			fprintf(out, "    client certificates: CA %s%s, verify %s, depth %u",
+			        t->cas[ca->ca].name, t->cas[ca->ca].crl_pem ? " (with CRL)" : "",
+			        verify[ca->verify], ca->verify_depth);
+			if (ca->pass_certificate)
+				fprintf(out, ", passed upstream");
+			if (ca->match_cn)
+				fprintf(out, ", match %s", ca->match_cn);
+			if (ca->error_page)
+				fprintf(out, ", error page %s", ca->error_page);
+			fprintf(out, "\n");
+		}
 		if (!h->nroutes)
 			fprintf(out, "    no routes\n");
 		for (size_t j = 0; j < h->nroutes; j++) {

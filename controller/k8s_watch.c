@@ -211,9 +211,9 @@ struct kind_def {
 
 /* Secrets of every type but two: kubernetes.io/tls for certificates and, as
  * ingress-nginx reads any Secret an annotation names, the Opaque ones of
- * auth-secret. Left out: Helm release records (large and many) and service
- * account tokens (credentials weir has no use for). Field selectors AND
- * their terms: "type!=helm.sh/release.v1,type!=kubernetes.io/service-account-token". */
+ * auth-secret and auth-tls-secret (ca.crt). Left out: Helm release records (large and many) and
+ * service account tokens (credentials weir has no use for). Field selectors AND their terms:
+ * "type!=helm.sh/release.v1,type!=kubernetes.io/service-account-token". */
 #define SECRET_SELECTOR                                                                            \
 	"type%21%3Dhelm.sh%2Frelease.v1%2Ctype%21%3Dkubernetes.io%2Fservice-account-token"
 

@@ -25,6 +25,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "client_cert.h"
 #include "error.h"
 
 /* A bounded output buffer: once a write does not fit, every later write is
@@ -372,6 +373,8 @@ int headers_build_request(const struct http_request *req, const struct http_clie
 		if (pol && pol->auth.type == ROUTE_AUTH_BASIC &&
 		    name_eq(h->name, h->name_len, "Authorization"))
 			continue; /* ingress-nginx: proxy_set_header Authorization "" */
+		if (ctx && ctx->client_cert_lines && client_cert_header_name(h->name, h->name_len))
+			continue; /* set below from the connection's certificate */
 		if (in_route_headers(rh, nrh, h->name, h->name_len))
 			continue; /* replaced below */
 		if (name_eq(h->name, h->name_len, "Host")) {
@@ -524,6 +527,9 @@ int headers_build_request(const struct http_request *req, const struct http_clie
 		put(&w, prefix, plen);
 		put(&w, "\r\n", 2);
 	}
+
+	if (ctx && ctx->client_cert_lines)
+		puts_(&w, ctx->client_cert_lines);
 
 	for (size_t i = 0; i < nrh; i++) {
 		if (!rh[i].name || !rh[i].value || name_is_hop_or_framing(rh[i].name))

@@ -21,6 +21,9 @@ struct headers_ctx {
 	const struct route_settings *settings; /* trusted_proxies (may be NULL) */
 	const char *upstream_host;             /* "addr:port" of the chosen endpoint */
 	bool peer_trusted;                     /* keep the hop's X-Forwarded-* (realip.h) */
+	const char *client_cert_lines;         /* a host with client certificates: the ssl-client-*
+	                                          lines to send (client_cert.h), the client's own
+	                                          dropped; NULL: none, the client's pass */
 };
 
 /* Write the upstream request head into buf (cap bytes): request line (path
@@ -29,7 +32,9 @@ struct headers_ctx {
  * included, names and values byte-for-byte, minus hop-by-hop ones (Connection,
  * Keep-Alive, Proxy-Connection, TE, Trailer, Transfer-Encoding, Upgrade and any
  * named in Connection) and, on a basic-auth route, Authorization (as
- * ingress-nginx); Host unchanged unless upstream-vhost; X-Forwarded-For
+ * ingress-nginx), and with ctx->client_cert_lines the client's ssl-client-*
+ * headers (replaced by those lines); Host unchanged unless upstream-vhost;
+ * X-Forwarded-For
  * as client->forwarded_chain says (the chain plus client->hop_ip, or
  * client->ip alone), X-Real-IP (always client->ip), X-Forwarded-Proto/Host/
  * Port, X-Request-ID (kept from a trusted peer, else

@@ -22,6 +22,7 @@
 #include "auth_basic.h"
 #include "balancer.h"
 #include "buf.h"
+#include "client_cert.h"
 #include "error.h"
 #include "headers.h"
 #include "http.h"
@@ -451,6 +452,10 @@ static int build_upstream_head(struct conn *c)
 	hc.settings = &c->rt->settings;
 	hc.upstream_host = c->x->upstream_host;
 	hc.peer_trusted = c->client.forwarded_trusted;
+	char *cc_lines = NULL;
+	if (client_cert_headers(c->sock.ssl, c->table, c->x->m.host, &cc_lines) != 0)
+		return WEIR_ENOMEM;
+	hc.client_cert_lines = cc_lines;
 	int64_t body_length = -1;
 	if (c->x->req.chunked)
 		body_length = -2;
@@ -468,11 +473,14 @@ static int build_upstream_head(struct conn *c)
 		                          room < head_max ? room : head_max);
 	if (n == WEIR_ETOOBIG && room < head_max) {
 		room = buf_room(&c->up_out, 0, head_max);
-		if (room < head_max)
+		if (room < head_max) {
+			free(cc_lines);
 			return WEIR_ENOMEM;
+		}
 		n = headers_build_request(&c->x->req, &c->client, &hc, body_length, c->up_out.data,
 		                          head_max);
 	}
+	free(cc_lines);
 	if (n < 0)
 		return n;
 	c->up_out.end = (size_t)n;
@@ -635,6 +643,17 @@ static void start_request(struct conn *c, size_t head_len)
 	realip_resolve(&c->rt->settings, &c->x->req, &c->client);
 	int rc = table_lookup(c->table, c->x->req.host, c->x->req.host ? c->x->req.host_len : 0,
 	                      c->x->req.path, c->x->req.path_len, &c->x->m);
+	/* As nginx: the host's client certificate check comes before its
+	 * locations (and their 404). */
+	char cc_extra[CLIENT_CERT_EXTRA_MAX];
+	const char *cc_body;
+	status =
+	    client_cert_check(c->sock.ssl, c->table, c->x->m.host, rc == 0 ? c->x->m.route : NULL,
+	                      cc_extra, sizeof(cc_extra), &cc_body);
+	if (status) {
+		answer_local(c, status, cc_extra[0] ? cc_extra : NULL, cc_body, false);
+		return;
+	}
 	if (rc != 0) {
 		c->x->m.route = NULL;
 		if (c->rt->default_backend < 0) {

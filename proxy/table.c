@@ -13,6 +13,8 @@
 #include <fcntl.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
+#include <openssl/evp.h>
+#include <openssl/sha.h>
 #include <openssl/x509.h>
 #include <pcre2.h>
 #include <pthread.h>
@@ -34,6 +36,12 @@ struct host_entry {
 	const struct route_host *host;
 };
 
+/* Per host, client certificate settings ready to use. */
+struct host_auth {
+	unsigned char id[TABLE_CLIENT_AUTH_ID_LEN]; /* see table_client_auth_id */
+	pcre2_code *match_cn;                       /* NULL: none */
+};
+
 /* Per route, precomputed at load time. */
 struct route_ext {
 	size_t cmp_len; /* Exact: strlen(path); Prefix: length without trailing '/' */
@@ -48,11 +56,14 @@ struct table {
 	size_t nexact;
 	struct host_entry *wild; /* sorted by name (suffix after "*.") */
 	size_t nwild;
-	const struct route_host *any; /* the "" host, or NULL */
-	struct route_ext **ext;       /* ext[host index][route index] */
-	SSL_CTX **ctx;                /* one per cert */
-	struct backend_tls_set *btls; /* one client context per backend TLS profile */
-	atomic_uint *rr;              /* one round-robin counter per backend */
+	const struct route_host *any;    /* the "" host, or NULL */
+	struct route_ext **ext;          /* ext[host index][route index] */
+	SSL_CTX **ctx;                   /* one per cert */
+	X509_STORE **ca_store;           /* one per CA */
+	STACK_OF(X509_NAME) * *ca_names; /* one per CA: its subjects, for CertificateRequest */
+	struct host_auth *auth;          /* one per host */
+	struct backend_tls_set *btls;    /* one client context per backend TLS profile */
+	atomic_uint *rr;                 /* one round-robin counter per backend */
 };
 
 /* ------------------------------------------------------------ lifetime */
@@ -75,6 +86,21 @@ static void table_free(struct table *t)
 		for (size_t i = 0; i < t->rt->ncerts; i++)
 			SSL_CTX_free(t->ctx[i]);
 		free(t->ctx);
+	}
+	if (t->ca_store) {
+		for (size_t i = 0; i < t->rt->ncas; i++)
+			X509_STORE_free(t->ca_store[i]);
+		free(t->ca_store);
+	}
+	if (t->ca_names) {
+		for (size_t i = 0; i < t->rt->ncas; i++)
+			sk_X509_NAME_pop_free(t->ca_names[i], X509_NAME_free);
+		free(t->ca_names);
+	}
+	if (t->auth) {
+		for (size_t i = 0; i < t->rt->nhosts; i++)
+			pcre2_code_free(t->auth[i].match_cn);
+		free(t->auth);
 	}
 	backend_tls_set_free(t->btls);
 	free(t->exact);
@@ -285,6 +311,80 @@ static int load_certs(struct table *t, char *err, size_t errlen)
 	return rc;
 }
 
+/* The CA stores, and per host the settings id and the compiled match_cn. */
+static int load_client_auth(struct table *t, char *err, size_t errlen)
+{
+	const struct route_table *rt = t->rt;
+	char field[16], why[256];
+	if (rt->ncas) {
+		t->ca_store = calloc(rt->ncas, sizeof(*t->ca_store));
+		t->ca_names = calloc(rt->ncas, sizeof(*t->ca_names));
+		if (!t->ca_store || !t->ca_names)
+			goto oom;
+	}
+	for (size_t i = 0; i < rt->ncas; i++) {
+		const struct route_ca *ca = &rt->cas[i];
+		int rc = route_validate_ca(ca->name, ca->ca_pem, ca->crl_pem, &t->ca_store[i],
+		                           field, sizeof(field), why, sizeof(why));
+		if (rc != 0) {
+			snprintf(err, errlen, "cas[%zu].%s: %s", i, field, why);
+			return rc;
+		}
+		/* The names a client is told its certificate may chain to (as
+		 * nginx sends those of ssl_client_certificate). */
+		STACK_OF(X509_OBJECT) *objs = X509_STORE_get0_objects(t->ca_store[i]);
+		if (!(t->ca_names[i] = sk_X509_NAME_new_null()))
+			goto oom;
+		for (int k = 0; k < sk_X509_OBJECT_num(objs); k++) {
+			X509 *x = X509_OBJECT_get0_X509(sk_X509_OBJECT_value(objs, k));
+			X509_NAME *n = x ? X509_NAME_dup(X509_get_subject_name(x)) : NULL;
+			if (x && (!n || !sk_X509_NAME_push(t->ca_names[i], n))) {
+				X509_NAME_free(n);
+				goto oom;
+			}
+		}
+	}
+	if (!rt->nhosts)
+		return 0;
+	t->auth = calloc(rt->nhosts, sizeof(*t->auth));
+	if (!t->auth)
+		goto oom;
+	for (size_t i = 0; i < rt->nhosts; i++) {
+		const struct route_client_auth *a = &rt->hosts[i].client_auth;
+		struct host_auth *ha = &t->auth[i];
+		if (a->ca < 0 || a->verify == ROUTE_VERIFY_OFF) {
+			/* Every host without client certificates shares one id. */
+			SHA256((const unsigned char *)"weir: no client certificates", 29, ha->id);
+			continue;
+		}
+		const struct route_ca *ca = &rt->cas[a->ca];
+		char tail[64];
+		snprintf(tail, sizeof(tail), "%d/%u", (int)a->verify, a->verify_depth);
+		EVP_MD_CTX *md = EVP_MD_CTX_new();
+		int ok = md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 &&
+		         EVP_DigestUpdate(md, ca->ca_pem, strlen(ca->ca_pem) + 1) == 1 &&
+		         (!ca->crl_pem ||
+		          EVP_DigestUpdate(md, ca->crl_pem, strlen(ca->crl_pem) + 1) == 1) &&
+		         EVP_DigestUpdate(md, tail, strlen(tail) + 1) == 1 &&
+		         EVP_DigestFinal_ex(md, ha->id, NULL) == 1;
+		EVP_MD_CTX_free(md);
+		if (!ok)
+			goto oom;
+		if (a->match_cn) {
+			ha->match_cn = route_match_cn_compile(a->match_cn, why, sizeof(why));
+			if (!ha->match_cn) {
+				snprintf(err, errlen, "hosts[%zu].client_auth.match_cn: %s", i,
+				         why);
+				return WEIR_EINVAL;
+			}
+		}
+	}
+	return 0;
+oom:
+	snprintf(err, errlen, "out of memory");
+	return WEIR_ENOMEM;
+}
+
 int table_new(struct route_table *rt, struct table **out, char *err, size_t errlen)
 {
 	char dummy[8];
@@ -313,6 +413,7 @@ int table_new(struct route_table *rt, struct table **out, char *err, size_t errl
 	}
 	if ((rc = build_host_index(t, err, errlen)) != 0 ||
 	    (rc = compile_routes(t, err, errlen)) != 0 || (rc = load_certs(t, err, errlen)) != 0 ||
+	    (rc = load_client_auth(t, err, errlen)) != 0 ||
 	    (rc = backend_tls_set_new(rt, &t->btls, err, errlen)) != 0)
 		goto fail;
 	*out = t;
@@ -685,6 +786,42 @@ uint32_t table_backend_next(const struct table *t, int backend)
 	if (backend < 0 || (size_t)backend >= t->rt->nbackends)
 		return 0;
 	return atomic_fetch_add_explicit(&t->rr[backend], 1, memory_order_relaxed);
+}
+
+const struct route_host *table_sni_host(const struct table *t, const char *sni)
+{
+	return find_host(t, sni, sni ? strlen(sni) : 0);
+}
+
+X509_STORE *table_ca_store(const struct table *t, const struct route_host *h)
+{
+	int ca = h ? h->client_auth.ca : -1;
+	if (ca < 0 || (size_t)ca >= t->rt->ncas || h->client_auth.verify == ROUTE_VERIFY_OFF)
+		return NULL;
+	return t->ca_store[ca];
+}
+
+STACK_OF(X509_NAME) * table_ca_names(const struct table *t, const struct route_host *h)
+{
+	if (!table_ca_store(t, h))
+		return NULL;
+	return t->ca_names[h->client_auth.ca];
+}
+
+const unsigned char *table_client_auth_id(const struct table *t, const struct route_host *h)
+{
+	return t->auth[h - t->rt->hosts].id;
+}
+
+int table_match_cn(const struct table *t, const struct route_host *h, const char *dn, size_t len)
+{
+	const pcre2_code *re = t->auth[h - t->rt->hosts].match_cn;
+	if (!re)
+		return 1;
+	pcre2_match_data *md = thread_match_data();
+	if (!md)
+		return WEIR_ENOMEM;
+	return pcre2_match(re, (PCRE2_SPTR)dn, len, 0, 0, md, NULL) >= 0;
 }
 
 const struct backend_tls_set *table_backend_tls(const struct table *t)

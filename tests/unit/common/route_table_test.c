@@ -638,6 +638,87 @@ static void test_auth(void)
 	}
 }
 
+/* hosts[].client_auth and cas[]: read, defaults, refusals, round trip. */
+static void test_client_auth(void)
+{
+	static const char json[] =
+	    "{\"version\":1,\"cas\":[{\"name\":\"ns/ca\",\"ca_pem\":\"-----BEGIN CERTIFICATE-----"
+	    "\\nx\\n-----END CERTIFICATE-----\\n\"}],\"hosts\":[{\"name\":\"a\",\"client_auth\":{"
+	    "\"ca\":0,\"verify\":\"optional_no_ca\",\"verify_depth\":3,\"error_page\":"
+	    "\"https://e.example/x\",\"pass_certificate\":true,\"match_cn\":\"CN=a.*\"},"
+	    "\"routes\":[]},{\"name\":\"b\",\"client_auth\":{\"ca\":0}},{\"name\":\"c\"}]}";
+	struct route_table *t = parse_ok(json);
+	if (!t)
+		return;
+	CHECK_INT(t->ncas, 1);
+	CHECK_STR(t->cas[0].name, "ns/ca");
+	CHECK(t->cas[0].crl_pem == NULL);
+	const struct route_client_auth *a = &t->hosts[0].client_auth;
+	CHECK_INT(a->ca, 0);
+	CHECK_INT(a->verify, ROUTE_VERIFY_OPTIONAL_NO_CA);
+	CHECK_INT(a->verify_depth, 3);
+	CHECK_STR(a->error_page, "https://e.example/x");
+	CHECK(a->pass_certificate);
+	CHECK_STR(a->match_cn, "CN=a.*");
+	/* defaults: verify on, depth 1; no client_auth: ca -1 */
+	CHECK_INT(t->hosts[1].client_auth.verify, ROUTE_VERIFY_ON);
+	CHECK_INT(t->hosts[1].client_auth.verify_depth, 1);
+	CHECK(t->hosts[1].client_auth.error_page == NULL &&
+	      !t->hosts[1].client_auth.pass_certificate);
+	CHECK_INT(t->hosts[2].client_auth.ca, -1);
+	char *out = NULL, *again = NULL;
+	size_t len = 0, len2 = 0;
+	CHECK_INT(route_table_serialize(t, &out, &len), 0);
+	CHECK(out &&
+	      strstr(out, "\"client_auth\":{\"ca\":0,\"verify\":\"on\",\"verify_depth\":1}"));
+	CHECK(out && strstr(out, "\"cas\"") && strstr(out, "\"name\":\"ns/ca\",\"ca_pem\":"));
+	struct route_table *t2 = out ? parse_ok(out) : NULL;
+	if (t2) {
+		CHECK_INT(route_table_serialize(t2, &again, &len2), 0);
+		CHECK_INT(len2, len);
+		CHECK(again && strcmp(out, again) == 0);
+	}
+	free(out);
+	free(again);
+	route_table_free(t2);
+	route_table_free(t);
+
+	static const struct {
+		const char *client_auth;
+		const char *err;
+	} bad[] = {
+	    {"{\"ca\":1}", "hosts[0].client_auth.ca: index 1 out of range"},
+	    {"{\"ca\":0,\"verify\":\"maybe\"}",
+	     "hosts[0].client_auth.verify: unknown value \"maybe\" (want \"off\", \"on\", "
+	     "\"optional\", \"optional_no_ca\")"},
+	    {"{\"ca\":0,\"verify_depth\":0}",
+	     "hosts[0].client_auth.verify_depth: 0 out of range 1..100"},
+	    {"{\"ca\":0,\"match_cn\":\"alice\"}",
+	     "hosts[0].client_auth.match_cn: does not start with \"CN=\""},
+	    {"{\"ca\":0,\"error_page\":\"no url\"}", NULL},
+	    {"{\"ca\":0,\"pass\":true}", "hosts[0].client_auth.pass: unknown key"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char doc[512], err[256] = "";
+		struct route_table *bt = NULL;
+		snprintf(doc, sizeof(doc),
+		         "{\"version\":1,\"cas\":[{\"ca_pem\":\"x\"}],\"hosts\":[{\"name\":\"a\","
+		         "\"client_auth\":%s}]}",
+		         bad[i].client_auth);
+		CHECK_INT(route_table_parse(doc, strlen(doc), &bt, err, sizeof(err)), WEIR_EINVAL);
+		CHECK(bt == NULL);
+		if (bad[i].err)
+			CHECK_STR(err, bad[i].err);
+		else
+			CHECK(strncmp(err, "hosts[0].client_auth.error_page: ", 33) == 0);
+	}
+	char err[256] = "";
+	struct route_table *bt = NULL;
+	static const char nopem[] = "{\"version\":1,\"cas\":[{\"name\":\"x\"}]}";
+	CHECK_INT(route_table_parse(nopem, strlen(nopem), &bt, err, sizeof(err)), WEIR_EINVAL);
+	CHECK_STR(err, "cas[0].ca_pem: required key missing");
+}
+
 static void test_backend_tls(void)
 {
 	static const char json[] =
@@ -743,6 +824,7 @@ int main(void)
 	test_refusals();
 	test_round_trip();
 	test_auth();
+	test_client_auth();
 	test_backend_tls();
 	test_cidr();
 	test_fixtures();

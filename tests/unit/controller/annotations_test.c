@@ -338,6 +338,91 @@ static void auth(void)
 	}
 }
 
+/* auth-tls-*: values, defaults, weir.dev/ precedence, the half-configured
+ * case, and every refused value naming its key. */
+static void auth_tls(void)
+{
+	struct annotations a;
+	struct annotation_issues is = {0};
+	json_object *o =
+	    ann("{\"nginx.ingress.kubernetes.io/auth-tls-secret\":\"default/ca\","
+	        "\"nginx.ingress.kubernetes.io/auth-tls-verify-client\":\"on\","
+	        "\"weir.dev/auth-tls-verify-client\":\"optional\","
+	        "\"nginx.ingress.kubernetes.io/auth-tls-verify-depth\":\"0\","
+	        "\"nginx.ingress.kubernetes.io/auth-tls-error-page\":\"http://e.example/err\","
+	        "\"nginx.ingress.kubernetes.io/auth-tls-pass-certificate-to-upstream\":\"true\","
+	        "\"nginx.ingress.kubernetes.io/auth-tls-match-cn\":\"CN=(a|b)\"}");
+	CHECK_INT(annotations_parse(o, 30000, &a, &is), 0);
+	CHECK_INT(is.n, 0);
+	CHECK_STR(a.tls_secret, "default/ca");
+	CHECK_STR(a.tls_secret_key, "nginx.ingress.kubernetes.io/auth-tls-secret");
+	CHECK_INT(a.tls_auth.ca, -1); /* compile reads the Secret */
+	CHECK_INT(a.tls_auth.verify, ROUTE_VERIFY_OPTIONAL);
+	CHECK_INT(a.tls_auth.verify_depth, 1); /* 0 is ingress-nginx's default */
+	CHECK_STR(a.tls_auth.error_page, "http://e.example/err");
+	CHECK(a.tls_auth.pass_certificate);
+	CHECK_STR(a.tls_auth.match_cn, "CN=(a|b)");
+	annotations_cleanup(&a);
+	annotation_issues_cleanup(&is);
+	json_object_put(o);
+
+	/* only the secret: verify on, depth 1; verify-client off alone is no
+	 * request for protection */
+	o = ann("{\"nginx.ingress.kubernetes.io/auth-tls-secret\":\"ca\"}");
+	CHECK_INT(annotations_parse(o, 30000, &a, &is), 0);
+	CHECK_INT(is.n, 0);
+	CHECK_INT(a.tls_auth.verify, ROUTE_VERIFY_ON);
+	CHECK_INT(a.tls_auth.verify_depth, 1);
+	CHECK(!a.tls_auth.pass_certificate && !a.tls_auth.match_cn && !a.tls_auth.error_page);
+	annotations_cleanup(&a);
+	json_object_put(o);
+	o = ann("{\"nginx.ingress.kubernetes.io/auth-tls-verify-client\":\"off\"}");
+	CHECK_INT(annotations_parse(o, 30000, &a, &is), 0);
+	CHECK_INT(is.n, 0);
+	CHECK(a.tls_secret == NULL);
+	annotations_cleanup(&a);
+	json_object_put(o);
+
+	static const struct {
+		const char *json;
+		const char *key;
+	} bad[] = {
+	    {"{\"weir.dev/auth-tls-match-cn\":\"CN=a\"}", "weir.dev/auth-tls-match-cn"},
+	    {"{\"weir.dev/auth-tls-pass-certificate-to-upstream\":\"false\"}",
+	     "weir.dev/auth-tls-pass-certificate-to-upstream"},
+	    {"{\"weir.dev/auth-tls-secret\":\"a/b/c\"}", "weir.dev/auth-tls-secret"},
+	    {"{\"weir.dev/auth-tls-secret\":\"ca\",\"weir.dev/auth-tls-verify-client\":\"ON\"}",
+	     "weir.dev/auth-tls-verify-client"},
+	    {"{\"weir.dev/auth-tls-secret\":\"ca\",\"weir.dev/auth-tls-verify-depth\":\"101\"}",
+	     "weir.dev/auth-tls-verify-depth"},
+	    {"{\"weir.dev/auth-tls-secret\":\"ca\",\"weir.dev/auth-tls-match-cn\":\"O=x\"}",
+	     "weir.dev/auth-tls-match-cn"},
+	    {"{\"weir.dev/auth-tls-secret\":\"ca\",\"weir.dev/auth-tls-match-cn\":\"CN=[\"}",
+	     "weir.dev/auth-tls-match-cn"},
+	    {"{\"weir.dev/auth-tls-secret\":\"ca\",\"weir.dev/auth-tls-error-page\":\"@named\"}",
+	     "weir.dev/auth-tls-error-page"},
+	    {"{\"weir.dev/auth-tls-secret\":\"ca\",\"weir.dev/auth-tls-error-page\":\"/local\"}",
+	     "weir.dev/auth-tls-error-page"},
+	    {"{\"weir.dev/auth-tls-secret\":\"ca\","
+	     "\"weir.dev/auth-tls-pass-certificate-to-upstream\":\"yes\"}",
+	     "weir.dev/auth-tls-pass-certificate-to-upstream"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct annotations b;
+		struct annotation_issues bis = {0};
+		json_object *bo = ann(bad[i].json);
+		CHECK_INT(annotations_parse(bo, 30000, &b, &bis), 0);
+		CHECK_INT(bis.n, 1);
+		const struct annotation_issue *it = issue(&bis, bad[i].key);
+		CHECK(it && it->fatal);
+		if (!it || bis.n != 1)
+			fprintf(stderr, "  auth-tls case %zu\n", i);
+		annotations_cleanup(&b);
+		annotation_issues_cleanup(&bis);
+		json_object_put(bo);
+	}
+}
+
 int main(void)
 {
 	durations();
@@ -347,5 +432,6 @@ int main(void)
 	cidrs_and_hash();
 	resolve();
 	auth();
+	auth_tls();
 	return check_finish("annotations_test");
 }

@@ -224,6 +224,12 @@ static const struct {
     {"affinity", {"cookie"}, NULL},
     {"affinity-mode", {"balanced", "persistent"}, NULL},
     {"app-root", {"/app"}, "/a b"},
+    {"auth-tls-error-page", {"https://errors.example.com/x"}, "https://x/\ty"},
+    {"auth-tls-match-cn", {"CN=(a|b)$", "CN=x"}, "CN=(a"},
+    {"auth-tls-pass-certificate-to-upstream", {"true"}, NULL},
+    {"auth-tls-secret", {"good", "default/badpem", "mismatch"}, "we\nb"},
+    {"auth-tls-verify-client", {"on", "optional", "optional_no_ca"}, "ON"},
+    {"auth-tls-verify-depth", {"2", "0"}, NULL},
     {"backend-protocol", {"HTTPS", "http"}, NULL},
     {"canary", {"false"}, NULL},
     {"canary-by-cookie", {"canary"}, NULL},
@@ -518,6 +524,10 @@ static int clean_line(const char *s)
 	return route_validate_utf8(s, strlen(s));
 }
 
+/* Tables that reached the proxy with a host asking for client certificates:
+ * the property covers auth-tls only when some do. */
+static size_t nclient_auth;
+
 static int one_round(uint64_t seed, size_t iter, const char *other_key)
 {
 	struct store *s = store_new();
@@ -567,6 +577,11 @@ static int one_round(uint64_t seed, size_t iter, const char *other_key)
 		        "WEIR_PROPERTY_SEED=%" PRIu64 ")\n",
 		        seed, iter, seed);
 	CHECK(ok);
+	for (size_t i = 0; served && i < table_routes(served)->nhosts; i++)
+		if (table_routes(served)->hosts[i].client_auth.ca >= 0) {
+			nclient_auth++;
+			break;
+		}
 	table_unref(served);
 	route_table_free(t);
 	free(json);
@@ -589,6 +604,10 @@ int main(void)
 	for (size_t i = 0; i < n && other_key && failed < 3; i++)
 		failed += !one_round(seed, i, other_key);
 	free(other_key);
-	printf("table_accept: seed %" PRIu64 ", %zu iterations, %zu failed\n", seed, n, failed);
+	printf("table_accept: seed %" PRIu64 ", %zu iterations, %zu failed, %zu with client "
+	       "certificates\n",
+	       seed, n, failed, nclient_auth);
+	if (n >= DEFAULT_ITERATIONS)
+		CHECK(nclient_auth > 0);
 	return check_finish("table_accept_test");
 }
