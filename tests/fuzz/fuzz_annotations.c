@@ -40,7 +40,6 @@ static void value_parsers(const char *s)
 	n = 0;
 	if (annotations_parse_cidrs(s, &c, &n, err, sizeof(err)) == 0)
 		free(c);
-	(void)annotations_check_hash_by(s, err, sizeof(err));
 	(void)annotations_is_unenforced_security("auth-url", s);
 }
 
