@@ -4,13 +4,17 @@
 # sanitizer report fails the run: reports (memory errors, leaks at exit,
 # undefined behaviour) go to files under a scratch directory, which must stay
 # empty, and the program that made one stops at once.
+# The RSS-per-connection check is left to the plain run: ASan's shadow memory
+# and redzones are what it would measure here.
 # Env: WEIR_SAN_BUILD_DIR (default <repo>/build-san). Extra args go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${WEIR_SAN_BUILD_DIR:-$PWD/build-san}
 start=$(date +%s)
 
-cmake -S . -B "$build" -G Ninja -DWEIR_WERROR=ON -DWEIR_SANITIZE=ON -DBUILD_TESTING=OFF >/dev/null
+# clang: its UBSan writes to log_path like ASan (GCC's prints to stderr only).
+cmake -S . -B "$build" -G Ninja -DCMAKE_C_COMPILER=clang -DWEIR_WERROR=ON -DWEIR_SANITIZE=ON \
+	-DBUILD_TESTING=OFF >/dev/null
 cmake --build "$build"
 
 reports=$(mktemp -d)
@@ -19,7 +23,9 @@ rc=0
 WEIR_BUILD_DIR=$build \
 	ASAN_OPTIONS=halt_on_error=1:detect_leaks=1:log_path=$reports/asan \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:log_path=$reports/ubsan \
-	python3 -m pytest tests/integration tests/golden -q "$@" || rc=$?
+	python3 -m pytest tests/integration tests/golden -q \
+	--deselect tests/integration/test_idle_memory.py::test_idle_keepalive_connections_are_small \
+	"$@" || rc=$?
 if [ -n "$(ls -A "$reports")" ]; then
 	for f in "$reports"/*; do
 		echo "==== sanitizer report $(basename "$f")" >&2
