@@ -1731,6 +1731,7 @@ static void w_open_lazy(struct writer *w, const char *key, bool *saved)
 {
 	if (w->npend == (int)(sizeof(w->pend_key) / sizeof(w->pend_key[0])))
 		w_flush_pending(w);
+	*saved = false; /* set for real if the object is written; read by w_close_lazy either way */
 	w->pend_key[w->npend] = key;
 	w->pend_saved[w->npend] = saved;
 	w->npend++;

@@ -942,7 +942,8 @@ static bool auth_from_map(struct ctx *c, json_object *obj, const struct annotati
 			keys[nkeys++] = k;
 		}
 	}
-	qsort(keys, nkeys, sizeof(*keys), cmp_strp);
+	if (nkeys) /* qsort(NULL, 0) is undefined */
+		qsort(keys, nkeys, sizeof(*keys), cmp_strp);
 	for (size_t i = 0; i < nkeys; i++) {
 		char *val = NULL;
 		const char *why = NULL;

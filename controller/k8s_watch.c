@@ -301,7 +301,8 @@ static void prepare_object(const struct kind_def *def, json_object *obj)
 
 	json_object_object_add(obj, "kind", json_object_new_string(def->name));
 	json_object_object_add(obj, "apiVersion", json_object_new_string(def->api_version));
-	if (json_object_object_get_ex(obj, "metadata", &meta)) {
+	if (json_object_object_get_ex(obj, "metadata", &meta) &&
+	    json_object_is_type(meta, json_type_object)) {
 		json_object_object_del(meta, "managedFields");
 		if (json_object_object_get_ex(meta, "annotations", &ann) &&
 		    json_object_is_type(ann, json_type_object))

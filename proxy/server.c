@@ -628,7 +628,10 @@ static void start_request(struct conn *c, size_t head_len)
 	c->in.pinned = true; /* until end_request: req points into it */
 	if (status) {
 		answer_local(c, status, NULL,
-		             status == 431 ? "request header too large" : "bad request", false);
+		             status == 431   ? "request header too large"
+		             : status == 405 ? "method not allowed"
+		                             : "bad request",
+		             false);
 		return;
 	}
 	c->req_body_done = http_parse_done(&c->x->rp);

@@ -347,7 +347,9 @@ int tls_peek_sni(const unsigned char *buf, size_t len, char *out, size_t outlen)
 				if ((size_t)(qe - q) < nl)
 					return 0;
 				if (nt == 0) {
-					if (nl == 0 || nl + 1 > outlen)
+					/* A NUL would cut the name short of what the
+					 * handshake (which refuses it) sees. */
+					if (nl == 0 || nl + 1 > outlen || memchr(q, '\0', nl))
 						return 0;
 					for (size_t i = 0; i < nl; i++)
 						out[i] = (char)tolower(q[i]);

@@ -225,6 +225,33 @@ static void test_events_into_store(void)
 	store_free(s);
 }
 
+/* An object whose metadata is not an object (no API server sends one, but a
+ * stream is input): ignored, not an abort in json-c. */
+static void test_events_odd_metadata(void)
+{
+	struct k8s_source src = {0};
+	struct watcher *w = &src.w[0];
+	struct store *s = store_new();
+	size_t n;
+
+	src.s = s;
+	w->src = &src;
+	w->def = &kind_defs[0];
+	w->keys = json_object_new_object();
+	watch_decoder_init(&w->dec, 1 << 20, on_event, w);
+	CHECK_INT(feed_str(&w->dec, "{\"type\":\"ADDED\",\"object\":{\"metadata\":\"x\"}}\n"
+	                            "{\"type\":\"MODIFIED\",\"object\":{\"metadata\":[1]}}\n"
+	                            "{\"type\":\"DELETED\",\"object\":{\"metadata\":7}}\n"
+	                            "{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"name\":"
+	                            "\"ok\",\"namespace\":\"ns\"}}}\n"),
+	          0);
+	json_object *o = find_obj(s, STORE_INGRESS, "ok", &n);
+	CHECK_INT(n, 1);
+	json_object_put(o);
+	watcher_cleanup(w);
+	store_free(s);
+}
+
 static void test_backoff(void)
 {
 	struct backoff b = {.attempt = 0, .seed = 7};
@@ -589,6 +616,7 @@ int main(void)
 	test_decoder_chunks();
 	test_decoder_errors();
 	test_events_into_store();
+	test_events_odd_metadata();
 	test_backoff();
 	test_url_escape();
 	test_source_against_fake_server();
