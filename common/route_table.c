@@ -1,8 +1,9 @@
 /* common/route_table.c - the route table in memory, its JSON reader (strict,
  * with errors naming the JSON path) and its stable JSON writer. */
 #include "route_table.h"
+#include "auth_hash.h"
 #include "error.h"
-#include "url.h"
+#include "route_validate.h"
 
 #include <arpa/inet.h>
 #include <inttypes.h>
@@ -13,6 +14,8 @@
 #include <string.h>
 
 #define DEFAULT_COOKIE_NAME "INGRESSCOOKIE"
+#define DEFAULT_FORWARDED_FOR_HEADER "X-Forwarded-For"
+#define DEFAULT_HSTS_MAX_AGE 31536000u
 #define DEFAULT_CORS_ORIGIN "*"
 #define DEFAULT_CORS_METHODS "GET, PUT, POST, DELETE, PATCH, OPTIONS"
 #define DEFAULT_CORS_HEADERS                                                                       \
@@ -36,9 +39,33 @@ struct route_table *route_table_new(void)
 	t->settings.keepalive_timeout_ms = 75000;
 	t->settings.upstream_keepalive = 32;
 	t->settings.drain_window_ms = 30000;
+	t->settings.max_connections = 16384;
+	t->settings.forwarded_for_header = strdup(DEFAULT_FORWARDED_FOR_HEADER);
+	t->settings.hsts = true;
+	t->settings.hsts_max_age = DEFAULT_HSTS_MAX_AGE;
+	t->settings.hsts_include_subdomains = true;
+	if (!t->settings.forwarded_for_header) {
+		free(t);
+		return NULL;
+	}
 	t->default_cert = -1;
 	t->default_backend = -1;
 	return t;
+}
+
+void route_client_auth_init(struct route_client_auth *a)
+{
+	memset(a, 0, sizeof(*a));
+	a->ca = -1;
+	a->verify = ROUTE_VERIFY_ON;
+	a->verify_depth = 1;
+}
+
+void route_client_auth_cleanup(struct route_client_auth *a)
+{
+	free(a->error_page);
+	free(a->match_cn);
+	route_client_auth_init(a);
 }
 
 void route_policy_init(struct route_policy *p)
@@ -62,6 +89,7 @@ void route_policy_init(struct route_policy *p)
 	p->cors.max_age_s = 1728000;
 	p->ws_idle_timeout_ms = 3600000;
 	p->drain_window_ms = 30000;
+	p->backend_tls.profile = -1;
 }
 
 static void headers_free(struct route_header *h, size_t n)
@@ -97,11 +125,18 @@ void route_policy_cleanup(struct route_policy *p)
 	for (size_t i = 0; i < p->nhide_headers; i++)
 		free(p->hide_headers[i]);
 	free(p->hide_headers);
-	route_auth_cleanup(&p->auth);
+	free(p->auth.realm);
+	for (size_t i = 0; i < p->auth.nusers; i++) {
+		free(p->auth.users[i].name);
+		free(p->auth.users[i].hash);
+	}
+	free(p->auth.users);
+	route_ext_auth_cleanup(&p->ext_auth);
+	free(p->backend_tls.name);
 	memset(p, 0, sizeof(*p));
 }
 
-void route_auth_cleanup(struct route_auth *a)
+void route_ext_auth_cleanup(struct route_ext_auth *a)
 {
 	free(a->cache_key);
 	free(a->cache_duration);
@@ -114,6 +149,17 @@ void route_auth_cleanup(struct route_auth *a)
 		free(a->response_headers[i]);
 	free(a->response_headers);
 	memset(a, 0, sizeof(*a));
+}
+
+void route_backend_tls_profile_cleanup(struct route_backend_tls_profile *b)
+{
+	free(b->name);
+	free(b->protocols);
+	free(b->ciphers);
+	free(b->ca_pem);
+	free(b->cert_pem);
+	free(b->key_pem);
+	memset(b, 0, sizeof(*b));
 }
 
 static void route_cleanup(struct route *r)
@@ -136,6 +182,7 @@ void route_table_free(struct route_table *t)
 			route_cleanup(&h->routes[j]);
 		free(h->routes);
 		free(h->name);
+		route_client_auth_cleanup(&h->client_auth);
 	}
 	free(t->hosts);
 	for (size_t i = 0; i < t->nbackends; i++) {
@@ -152,10 +199,21 @@ void route_table_free(struct route_table *t)
 		free(t->certs[i].key_pem);
 	}
 	free(t->certs);
+	for (size_t i = 0; i < t->ncas; i++) {
+		free(t->cas[i].name);
+		free(t->cas[i].ca_pem);
+		free(t->cas[i].crl_pem);
+	}
+	free(t->cas);
 	for (size_t i = 0; i < t->npassthrough; i++)
 		free(t->passthrough[i].host);
 	free(t->passthrough);
+	for (size_t i = 0; i < t->nbackend_tls; i++)
+		route_backend_tls_profile_cleanup(&t->backend_tls[i]);
+	free(t->backend_tls);
 	free(t->settings.trusted_proxies);
+	free(t->settings.forwarded_for_header);
+	free(t->settings.proxy_real_ip_cidr);
 	free(t);
 }
 
@@ -256,6 +314,7 @@ bool route_cidr_contains(const struct route_cidr *cidr, int family, const uint8_
 struct parser {
 	char *err;
 	size_t errlen;
+	size_t nbackend_tls; /* profiles read so far: the range of policy.backend_tls.profile */
 };
 
 static int fail(struct parser *p, int rc, const char *path, const char *fmt, ...)
@@ -440,37 +499,20 @@ enum str_flags {
 	STR_NULLABLE = 1,  /* JSON null -> NULL */
 	STR_DEFAULTED = 2, /* JSON null -> keep the default already in *out */
 	STR_MULTILINE = 4, /* CR and LF allowed (PEM) */
-	STR_TOKEN = 8,     /* an RFC 9110 token (header name) */
 };
 
-static bool is_tchar(unsigned char c)
-{
-	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
-		return true;
-	return c && strchr("!#$%&'*+-.^_`|~", c) != NULL;
-}
-
-static bool is_token(const char *s)
-{
-	if (!*s)
-		return false;
-	for (; *s; s++)
-		if (!is_tchar((unsigned char)*s))
-			return false;
-	return true;
-}
-
-/* Check one string value; kp names it in errors. */
+/* Check one string value; kp names it in errors. What a value may hold
+ * beyond this (tokens, paths, host names...) is route_validate.h's
+ * business, checked once the object holding it is read. */
 static int check_str(struct parser *p, json_object *v, const char *kp, int flags)
 {
 	const char *s = json_object_get_string(v);
 	size_t len = (size_t)json_object_get_string_len(v);
+	char why[256];
 	if (strlen(s) != len)
 		return fail(p, WEIR_EINVAL, kp, "contains a NUL character");
-	if (!(flags & STR_MULTILINE) && strpbrk(s, "\r\n"))
-		return fail(p, WEIR_EINVAL, kp, "contains CR or LF");
-	if ((flags & STR_TOKEN) && !is_token(s))
-		return fail(p, WEIR_EINVAL, kp, "\"%s\" is not an HTTP token", s);
+	if (!(flags & STR_MULTILINE) && route_validate_text(s, why, sizeof(why)) != 0)
+		return fail(p, WEIR_EINVAL, kp, "%s", why);
 	return 0;
 }
 
@@ -633,25 +675,26 @@ static int parse_headers(struct parser *p, json_object *obj, const char *path, c
 		path_index(ep, kp, i);
 		if ((rc = elem_object(p, arr, i, ep, &h)) != 0 ||
 		    (rc = check_keys(p, h, ep, header_keys)) != 0 ||
-		    (rc = req_str(p, h, ep, "name", STR_TOKEN, &hs[i].name)) != 0 ||
+		    (rc = req_str(p, h, ep, "name", 0, &hs[i].name)) != 0 ||
 		    (rc = req_str(p, h, ep, "value", 0, &hs[i].value)) != 0)
 			return rc;
 	}
 	return 0;
 }
 
-static const char *const auth_keys[] = {"url",
-                                        "method",
-                                        "signin",
-                                        "signin_redirect_param",
-                                        "request_redirect",
-                                        "always_set_cookie",
-                                        "response_headers",
-                                        "cache_key",
-                                        "cache_duration",
-                                        NULL};
+static const char *const ext_auth_keys[] = {"url",
+                                            "method",
+                                            "signin",
+                                            "signin_redirect_param",
+                                            "request_redirect",
+                                            "always_set_cookie",
+                                            "response_headers",
+                                            "cache_key",
+                                            "cache_duration",
+                                            NULL};
 
-/* An array of header names (tokens) into *out / *nout. */
+/* An array of header names into *out / *nout (route_validate_policy checks
+ * that each is a token). */
 static int parse_names(struct parser *p, json_object *obj, const char *path, const char *key,
                        char ***out, size_t *nout)
 {
@@ -673,7 +716,7 @@ static int parse_names(struct parser *p, json_object *obj, const char *path, con
 		if (json_object_get_type(v) != json_type_string)
 			return fail(p, WEIR_EINVAL, ep, "must be a string, not %s",
 			            type_name(json_object_get_type(v)));
-		if ((rc = check_str(p, v, ep, STR_TOKEN)) != 0)
+		if ((rc = check_str(p, v, ep, 0)) != 0)
 			return rc;
 		names[i] = strdup(json_object_get_string(v));
 		if (!names[i])
@@ -682,16 +725,16 @@ static int parse_names(struct parser *p, json_object *obj, const char *path, con
 	return 0;
 }
 
-static int parse_auth(struct parser *p, json_object *obj, const char *path, struct route_auth *a)
+/* policy.ext_auth: its structure; the values are route_validate_policy's. */
+static int parse_ext_auth(struct parser *p, json_object *obj, const char *path,
+                          struct route_ext_auth *a)
 {
 	int rc;
-	struct url u;
-	char kp[PATH_MAX_LEN];
-	if ((rc = check_keys(p, obj, path, auth_keys)) != 0 ||
+	if ((rc = check_keys(p, obj, path, ext_auth_keys)) != 0 ||
 	    (rc = opt_str(p, obj, path, "url", STR_NULLABLE, &a->url)) != 0 ||
-	    (rc = opt_str(p, obj, path, "method", STR_NULLABLE | STR_TOKEN, &a->method)) != 0 ||
+	    (rc = opt_str(p, obj, path, "method", STR_NULLABLE, &a->method)) != 0 ||
 	    (rc = opt_str(p, obj, path, "signin", STR_NULLABLE, &a->signin)) != 0 ||
-	    (rc = opt_str(p, obj, path, "signin_redirect_param", STR_NULLABLE | STR_TOKEN,
+	    (rc = opt_str(p, obj, path, "signin_redirect_param", STR_NULLABLE,
 	                  &a->signin_redirect_param)) != 0 ||
 	    (rc = opt_str(p, obj, path, "request_redirect", STR_NULLABLE, &a->request_redirect)) !=
 	        0 ||
@@ -701,55 +744,6 @@ static int parse_auth(struct parser *p, json_object *obj, const char *path, stru
 	    (rc = opt_str(p, obj, path, "cache_key", STR_NULLABLE, &a->cache_key)) != 0 ||
 	    (rc = opt_str(p, obj, path, "cache_duration", STR_NULLABLE, &a->cache_duration)) != 0)
 		return rc;
-	uint32_t ms;
-	if (a->cache_key && url_check_cache_key(a->cache_key) != 0) {
-		path_key(kp, path, "cache_key");
-		return fail(p, WEIR_EINVAL, kp, "\"%.128s\" is not a cache key template",
-		            a->cache_key);
-	}
-	if (a->cache_duration && url_cache_valid_ms(a->cache_duration, 200, &ms) != 0) {
-		path_key(kp, path, "cache_duration");
-		return fail(p, WEIR_EINVAL, kp, "\"%.128s\" is not a list of [codes] time",
-		            a->cache_duration);
-	}
-	if (a->url && url_parse(a->url, &u) != 0) {
-		path_key(kp, path, "url");
-		return fail(p, WEIR_EINVAL, kp, "\"%.128s\" is not an http(s) URL", a->url);
-	}
-	if (a->signin && url_check_signin(a->signin) != 0) {
-		path_key(kp, path, "signin");
-		return fail(p, WEIR_EINVAL, kp,
-		            "\"%.128s\" is not an http(s) URL with known variables", a->signin);
-	}
-	return 0;
-}
-
-static int parse_hide_headers(struct parser *p, json_object *obj, const char *path,
-                              struct route_policy *pol)
-{
-	json_object *arr;
-	size_t n;
-	char kp[PATH_MAX_LEN], ep[PATH_MAX_LEN];
-	int rc = opt_array(p, obj, path, "hide_headers", &arr, &n);
-	if (rc != 0 || n == 0)
-		return rc;
-	path_key(kp, path, "hide_headers");
-	pol->hide_headers = calloc(n, sizeof(char *));
-	if (!pol->hide_headers)
-		return oom(p, kp);
-	pol->nhide_headers = n;
-	for (size_t i = 0; i < n; i++) {
-		json_object *v = json_object_array_get_idx(arr, i);
-		path_index(ep, kp, i);
-		if (json_object_get_type(v) != json_type_string)
-			return fail(p, WEIR_EINVAL, ep, "must be a string, not %s",
-			            type_name(json_object_get_type(v)));
-		if ((rc = check_str(p, v, ep, STR_TOKEN)) != 0)
-			return rc;
-		pol->hide_headers[i] = strdup(json_object_get_string(v));
-		if (!pol->hide_headers[i])
-			return oom(p, ep);
-	}
 	return 0;
 }
 
@@ -781,6 +775,7 @@ static const char *const policy_keys[] = {"connect_timeout_ms",
                                           "deny",
                                           "limit_connections",
                                           "limit_rps",
+                                          "auth",
                                           "cors",
                                           "ws_idle_timeout_ms",
                                           "ws_max_lifetime_ms",
@@ -791,39 +786,31 @@ static const char *const policy_keys[] = {"connect_timeout_ms",
                                           "request_headers",
                                           "response_headers",
                                           "hide_headers",
-                                          "auth",
+                                          "ext_auth",
+                                          "backend_tls",
                                           NULL};
 static const char *const proto_names[] = {"HTTP", "HTTPS", NULL};
 static const char *const balance_names[] = {"round_robin", "ewma", NULL};
 static const char *const affinity_names[] = {"none", "cookie", NULL};
 static const char *const affinity_mode_names[] = {"balanced", "persistent", NULL};
 static const char *const match_names[] = {"exact", "prefix", "regex", NULL};
+static const char *const auth_keys[] = {"type", "realm", "users", NULL};
+static const char *const auth_user_keys[] = {"name", "hash", NULL};
+static const char *const auth_type_names[] = {"none", "basic", NULL};
+static const char *const backend_tls_keys[] = {"profile", "name", "server_name", NULL};
 
 static int parse_cookie(struct parser *p, json_object *obj, const char *path,
                         struct route_cookie *c)
 {
 	int rc;
 	if ((rc = check_keys(p, obj, path, cookie_keys)) != 0 ||
-	    (rc = opt_str(p, obj, path, "name", STR_DEFAULTED | STR_TOKEN, &c->name)) != 0 ||
+	    (rc = opt_str(p, obj, path, "name", STR_DEFAULTED, &c->name)) != 0 ||
 	    (rc = opt_str(p, obj, path, "path", STR_NULLABLE, &c->path)) != 0 ||
 	    (rc = opt_int(p, obj, path, "max_age_s", -1, INT64_MAX, &c->max_age_s, NULL)) != 0 ||
 	    (rc = opt_int(p, obj, path, "expires_s", -1, INT64_MAX, &c->expires_s, NULL)) != 0 ||
 	    (rc = opt_bool(p, obj, path, "secure", &c->secure)) != 0 ||
 	    (rc = opt_str(p, obj, path, "samesite", STR_NULLABLE, &c->samesite)) != 0)
 		return rc;
-	if (c->path && strchr(c->path, ';')) {
-		char kp[PATH_MAX_LEN];
-		path_key(kp, path, "path");
-		return fail(p, WEIR_EINVAL, kp, "contains ';'");
-	}
-	if (c->samesite && strcmp(c->samesite, "None") != 0 && strcmp(c->samesite, "Lax") != 0 &&
-	    strcmp(c->samesite, "Strict") != 0) {
-		char kp[PATH_MAX_LEN];
-		path_key(kp, path, "samesite");
-		return fail(p, WEIR_EINVAL, kp,
-		            "unknown value \"%.64s\" (want \"None\", \"Lax\" or \"Strict\")",
-		            c->samesite);
-	}
 	return 0;
 }
 
@@ -839,6 +826,50 @@ static int parse_cors(struct parser *p, json_object *obj, const char *path, stru
 	    (rc = opt_bool(p, obj, path, "allow_credentials", &c->allow_credentials)) != 0 ||
 	    (rc = opt_int(p, obj, path, "max_age_s", 0, INT64_MAX, &c->max_age_s, NULL)) != 0)
 		return rc;
+	return 0;
+}
+
+static int parse_auth(struct parser *p, json_object *obj, const char *path, struct route_auth *a)
+{
+	int rc, e = (int)a->type;
+	json_object *arr, *u;
+	size_t n;
+	char kp[PATH_MAX_LEN], ep[PATH_MAX_LEN], hp[PATH_MAX_LEN];
+	if ((rc = check_keys(p, obj, path, auth_keys)) != 0 ||
+	    (rc = opt_enum(p, obj, path, "type", auth_type_names, &e)) != 0)
+		return rc;
+	a->type = (enum route_auth_type)e;
+	if ((rc = opt_str(p, obj, path, "realm", STR_NULLABLE, &a->realm)) != 0)
+		return rc;
+	if (a->realm && strpbrk(a->realm, "\"\\")) {
+		path_key(kp, path, "realm");
+		return fail(p, WEIR_EINVAL, kp, "contains '\"' or a backslash");
+	}
+	if ((rc = opt_array(p, obj, path, "users", &arr, &n)) != 0 || n == 0)
+		return rc;
+	path_key(kp, path, "users");
+	a->users = calloc(n, sizeof(*a->users));
+	if (!a->users)
+		return oom(p, kp);
+	a->nusers = n;
+	for (size_t i = 0; i < n; i++) {
+		struct route_auth_user *au = &a->users[i];
+		path_index(ep, kp, i);
+		if ((rc = elem_object(p, arr, i, ep, &u)) != 0 ||
+		    (rc = check_keys(p, u, ep, auth_user_keys)) != 0 ||
+		    (rc = req_str(p, u, ep, "name", 0, &au->name)) != 0 ||
+		    (rc = req_str(p, u, ep, "hash", 0, &au->hash)) != 0)
+			return rc;
+		if (!au->name[0] || strchr(au->name, ':')) {
+			path_key(hp, ep, "name");
+			return fail(p, WEIR_EINVAL, hp, "empty or holds ':'");
+		}
+		const char *why = auth_hash_refusal(au->hash);
+		if (why) {
+			path_key(hp, ep, "hash");
+			return fail(p, WEIR_EINVAL, hp, "%s", why);
+		}
+	}
 	return 0;
 }
 
@@ -873,16 +904,7 @@ static int parse_policy(struct parser *p, json_object *obj, const char *path,
 	    (rc = opt_str(p, obj, path, "redirect_url", STR_NULLABLE, &pol->redirect_url)) != 0 ||
 	    (rc = opt_str(p, obj, path, "app_root", STR_NULLABLE, &pol->app_root)) != 0)
 		return rc;
-	if (code != 0 && code != 301 && code != 302 && code != 307 && code != 308) {
-		path_key(kp, path, "redirect_code");
-		return fail(p, WEIR_EINVAL, kp, "%lld is not 0, 301, 302, 307 or 308",
-		            (long long)code);
-	}
 	pol->redirect_code = (uint16_t)code;
-	if (code != 0 && !pol->redirect_url) {
-		path_key(kp, path, "redirect_url");
-		return fail(p, WEIR_EINVAL, kp, "required when redirect_code is set");
-	}
 	e = (int)pol->affinity;
 	if ((rc = opt_enum(p, obj, path, "affinity", affinity_names, &e)) != 0)
 		return rc;
@@ -908,7 +930,14 @@ static int parse_policy(struct parser *p, json_object *obj, const char *path,
 	    (rc = parse_cidrs(p, obj, path, "deny", &pol->deny, &pol->ndeny)) != 0 ||
 	    (rc = opt_u32(p, obj, path, "limit_connections", &pol->limit_connections)) != 0 ||
 	    (rc = opt_u32(p, obj, path, "limit_rps", &pol->limit_rps)) != 0 ||
-	    (rc = opt_object(p, obj, path, "cors", &sub)) != 0)
+	    (rc = opt_object(p, obj, path, "auth", &sub)) != 0)
+		return rc;
+	if (sub) {
+		path_key(kp, path, "auth");
+		if ((rc = parse_auth(p, sub, kp, &pol->auth)) != 0)
+			return rc;
+	}
+	if ((rc = opt_object(p, obj, path, "cors", &sub)) != 0)
 		return rc;
 	if (sub) {
 		path_key(kp, path, "cors");
@@ -925,12 +954,24 @@ static int parse_policy(struct parser *p, json_object *obj, const char *path,
 	                        &pol->nrequest_headers)) != 0 ||
 	    (rc = parse_headers(p, obj, path, "response_headers", &pol->response_headers,
 	                        &pol->nresponse_headers)) != 0 ||
-	    (rc = parse_hide_headers(p, obj, path, pol)) != 0 ||
-	    (rc = opt_object(p, obj, path, "auth", &sub)) != 0)
+	    (rc = parse_names(p, obj, path, "hide_headers", &pol->hide_headers,
+	                      &pol->nhide_headers)) != 0 ||
+	    (rc = opt_object(p, obj, path, "ext_auth", &sub)) != 0)
 		return rc;
 	if (sub) {
-		path_key(kp, path, "auth");
-		if ((rc = parse_auth(p, sub, kp, &pol->auth)) != 0)
+		path_key(kp, path, "ext_auth");
+		if ((rc = parse_ext_auth(p, sub, kp, &pol->ext_auth)) != 0)
+			return rc;
+	}
+	if ((rc = opt_object(p, obj, path, "backend_tls", &sub)) != 0)
+		return rc;
+	if (sub) {
+		path_key(kp, path, "backend_tls");
+		if ((rc = check_keys(p, sub, kp, backend_tls_keys)) != 0 ||
+		    (rc = opt_index(p, sub, kp, "profile", p->nbackend_tls, true,
+		                    &pol->backend_tls.profile)) != 0 ||
+		    (rc = opt_str(p, sub, kp, "name", STR_NULLABLE, &pol->backend_tls.name)) != 0 ||
+		    (rc = opt_bool(p, sub, kp, "server_name", &pol->backend_tls.server_name)) != 0)
 			return rc;
 	}
 	return 0;
@@ -946,12 +987,10 @@ static int parse_canary(struct parser *p, json_object *obj, const char *path, si
 	int64_t w = c->weight;
 	if ((rc = check_keys(p, obj, path, canary_keys)) != 0 ||
 	    (rc = opt_index(p, obj, path, "backend", nbackends, true, &c->backend)) != 0 ||
-	    (rc = opt_str(p, obj, path, "by_header", STR_NULLABLE | STR_TOKEN, &c->by_header)) !=
-	        0 ||
+	    (rc = opt_str(p, obj, path, "by_header", STR_NULLABLE, &c->by_header)) != 0 ||
 	    (rc = opt_str(p, obj, path, "by_header_value", STR_NULLABLE, &c->by_header_value)) !=
 	        0 ||
-	    (rc = opt_str(p, obj, path, "by_cookie", STR_NULLABLE | STR_TOKEN, &c->by_cookie)) !=
-	        0 ||
+	    (rc = opt_str(p, obj, path, "by_cookie", STR_NULLABLE, &c->by_cookie)) != 0 ||
 	    (rc = opt_int(p, obj, path, "weight", 0, 100, &w, NULL)) != 0)
 		return rc;
 	c->weight = (uint32_t)w;
@@ -991,10 +1030,6 @@ static int parse_route(struct parser *p, json_object *obj, const char *path, siz
 	if ((rc = opt_enum(p, obj, path, "match", match_names, &e)) != 0)
 		return rc;
 	r->match = (enum route_match)e;
-	if (r->match != ROUTE_MATCH_REGEX && r->path[0] != '/') {
-		path_key(kp, path, "path");
-		return fail(p, WEIR_EINVAL, kp, "\"%.64s\" must start with '/'", r->path);
-	}
 	if ((rc = opt_index(p, obj, path, "backend", nbackends, true, &r->backend)) != 0 ||
 	    (rc = opt_str(p, obj, path, "source", 0, &r->source)) != 0 ||
 	    (rc = opt_object(p, obj, path, "policy", &sub)) != 0)
@@ -1011,39 +1046,23 @@ static int parse_route(struct parser *p, json_object *obj, const char *path, siz
 		if ((rc = parse_canary(p, sub, kp, nbackends, &r->canary)) != 0)
 			return rc;
 	}
+	/* Every value the route holds, by the rules the controller checked
+	 * before it wrote them; regexes are compiled by the proxy right after
+	 * (route_regex_compile), so not twice. */
+	char field[PATH_MAX_LEN], why[256];
+	if (route_validate_route(r, true, field, sizeof(field), why, sizeof(why)) != 0) {
+		path_key(kp, path, field);
+		return fail(p, WEIR_EINVAL, kp, "%s", why);
+	}
 	return 0;
 }
 
-/* Host names: "" (any host), or lowercase DNS labels of [a-z0-9-_], the
- * first of which may be "*" (one-label wildcard). No port, no empty label. */
-static int check_host_name(struct parser *p, const char *kp, const char *s)
+/* Host names by route_validate_host (flags as there). */
+static int check_host_name(struct parser *p, const char *kp, const char *s, int flags)
 {
-	if (!*s)
-		return 0;
-	const char *c = s;
-	if (c[0] == '*') {
-		if (c[1] != '.' || !c[2])
-			return fail(p, WEIR_EINVAL, kp, "\"%.64s\" is not a valid host name", s);
-		c += 2;
-	}
-	bool label_start = true;
-	for (; *c; c++) {
-		unsigned char ch = (unsigned char)*c;
-		if (ch >= 'A' && ch <= 'Z')
-			return fail(p, WEIR_EINVAL, kp, "\"%.64s\" must be lowercase", s);
-		if (ch == '.') {
-			if (label_start)
-				return fail(p, WEIR_EINVAL, kp, "\"%.64s\" has an empty label", s);
-			label_start = true;
-			continue;
-		}
-		if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' ||
-		      ch == '_'))
-			return fail(p, WEIR_EINVAL, kp, "\"%.64s\" is not a valid host name", s);
-		label_start = false;
-	}
-	if (label_start)
-		return fail(p, WEIR_EINVAL, kp, "\"%.64s\" has an empty label", s);
+	char why[256];
+	if (route_validate_host(s, flags, why, sizeof(why)) != 0)
+		return fail(p, WEIR_EINVAL, kp, "%s", why);
 	return 0;
 }
 
@@ -1076,7 +1095,38 @@ static int find_duplicate(struct parser *p, const char *what, const char **names
 	return 0;
 }
 
-static const char *const host_keys[] = {"name", "cert", "routes", NULL};
+static const char *const host_keys[] = {"name", "cert", "client_auth", "routes", NULL};
+static const char *const client_auth_keys[] = {
+    "ca", "verify", "verify_depth", "error_page", "pass_certificate", "match_cn", NULL};
+static const char *const verify_names[] = {"off", "on", "optional", "optional_no_ca", NULL};
+
+static int parse_client_auth(struct parser *p, json_object *obj, const char *path, size_t ncas,
+                             struct route_client_auth *a)
+{
+	int rc, e = (int)a->verify;
+	int64_t depth = a->verify_depth;
+	char kp[PATH_MAX_LEN], why[256];
+	if ((rc = check_keys(p, obj, path, client_auth_keys)) != 0 ||
+	    (rc = opt_index(p, obj, path, "ca", ncas, true, &a->ca)) != 0 ||
+	    (rc = opt_enum(p, obj, path, "verify", verify_names, &e)) != 0 ||
+	    (rc = opt_int(p, obj, path, "verify_depth", 1, ROUTE_VERIFY_DEPTH_MAX, &depth, NULL)) !=
+	        0 ||
+	    (rc = opt_str(p, obj, path, "error_page", STR_NULLABLE, &a->error_page)) != 0 ||
+	    (rc = opt_bool(p, obj, path, "pass_certificate", &a->pass_certificate)) != 0 ||
+	    (rc = opt_str(p, obj, path, "match_cn", STR_NULLABLE, &a->match_cn)) != 0)
+		return rc;
+	a->verify = (enum route_verify_client)e;
+	a->verify_depth = (uint32_t)depth;
+	if (a->error_page && route_validate_url(a->error_page, why, sizeof(why)) != 0) {
+		path_key(kp, path, "error_page");
+		return fail(p, WEIR_EINVAL, kp, "%s", why);
+	}
+	if (a->match_cn && strncmp(a->match_cn, "CN=", 3) != 0) {
+		path_key(kp, path, "match_cn");
+		return fail(p, WEIR_EINVAL, kp, "does not start with \"CN=\"");
+	}
+	return 0;
+}
 
 static int parse_hosts(struct parser *p, json_object *root, struct route_table *t)
 {
@@ -1093,6 +1143,7 @@ static int parse_hosts(struct parser *p, json_object *root, struct route_table *
 	for (size_t i = 0; i < n; i++) {
 		struct route_host *host = &t->hosts[i];
 		host->cert = -1;
+		route_client_auth_init(&host->client_auth);
 		path_index(ep, "hosts", i);
 		if ((rc = str_default(p, ep, "", &host->name)) != 0 ||
 		    (rc = elem_object(p, arr, i, ep, &h)) != 0 ||
@@ -1100,9 +1151,17 @@ static int parse_hosts(struct parser *p, json_object *root, struct route_table *
 		    (rc = opt_str(p, h, ep, "name", 0, &host->name)) != 0)
 			return rc;
 		path_key(kp, ep, "name");
-		if ((rc = check_host_name(p, kp, host->name)) != 0 ||
+		json_object *ca;
+		if ((rc = check_host_name(p, kp, host->name, 0)) != 0 ||
 		    (rc = opt_index(p, h, ep, "cert", t->ncerts, true, &host->cert)) != 0 ||
-		    (rc = opt_array(p, h, ep, "routes", &routes, &nr)) != 0)
+		    (rc = opt_object(p, h, ep, "client_auth", &ca)) != 0)
+			return rc;
+		if (ca) {
+			path_key(kp, ep, "client_auth");
+			if ((rc = parse_client_auth(p, ca, kp, t->ncas, &host->client_auth)) != 0)
+				return rc;
+		}
+		if ((rc = opt_array(p, h, ep, "routes", &routes, &nr)) != 0)
 			return rc;
 		if (nr == 0)
 			continue;
@@ -1148,16 +1207,15 @@ static int parse_endpoint(struct parser *p, json_object *obj, const char *path,
 {
 	int rc;
 	int64_t port = 0, weight = 1;
-	char kp[PATH_MAX_LEN];
-	uint8_t buf[16];
+	char kp[PATH_MAX_LEN], why[256];
 	bool present;
 
 	if ((rc = check_keys(p, obj, path, endpoint_keys)) != 0 ||
 	    (rc = req_str(p, obj, path, "address", 0, &e->address)) != 0)
 		return rc;
-	if (inet_pton(AF_INET, e->address, buf) != 1 && inet_pton(AF_INET6, e->address, buf) != 1) {
+	if (route_validate_address(e->address, why, sizeof(why)) != 0) {
 		path_key(kp, path, "address");
-		return fail(p, WEIR_EINVAL, kp, "\"%.64s\" is not an IP address", e->address);
+		return fail(p, WEIR_EINVAL, kp, "%s", why);
 	}
 	if ((rc = opt_int(p, obj, path, "port", 1, 65535, &port, &present)) != 0)
 		return rc;
@@ -1262,6 +1320,80 @@ static int parse_certs(struct parser *p, json_object *root, struct route_table *
 	return 0;
 }
 
+static const char *const ca_keys[] = {"name", "ca_pem", "crl_pem", NULL};
+
+static int parse_cas(struct parser *p, json_object *root, struct route_table *t)
+{
+	json_object *arr, *c;
+	size_t n;
+	char ep[PATH_MAX_LEN];
+	int rc = opt_array(p, root, "", "cas", &arr, &n);
+	if (rc != 0 || n == 0)
+		return rc;
+	t->cas = calloc(n, sizeof(*t->cas));
+	if (!t->cas)
+		return oom(p, "cas");
+	t->ncas = n;
+	for (size_t i = 0; i < n; i++) {
+		struct route_ca *ca = &t->cas[i];
+		path_index(ep, "cas", i);
+		if ((rc = str_default(p, ep, "", &ca->name)) != 0 ||
+		    (rc = elem_object(p, arr, i, ep, &c)) != 0 ||
+		    (rc = check_keys(p, c, ep, ca_keys)) != 0 ||
+		    (rc = opt_str(p, c, ep, "name", 0, &ca->name)) != 0 ||
+		    (rc = req_str(p, c, ep, "ca_pem", STR_MULTILINE, &ca->ca_pem)) != 0 ||
+		    (rc = opt_str(p, c, ep, "crl_pem", STR_MULTILINE | STR_NULLABLE,
+		                  &ca->crl_pem)) != 0)
+			return rc;
+	}
+	return 0;
+}
+
+static const char *const backend_tls_profile_keys[] = {"name",      "verify",  "verify_depth",
+                                                       "protocols", "ciphers", "ca_pem",
+                                                       "cert_pem",  "key_pem", NULL};
+
+static int parse_backend_tls(struct parser *p, json_object *root, struct route_table *t)
+{
+	json_object *arr, *o;
+	size_t n;
+	char ep[PATH_MAX_LEN], kp[PATH_MAX_LEN], field[64], why[256];
+	int rc = opt_array(p, root, "", "backend_tls", &arr, &n);
+	if (rc != 0 || n == 0)
+		return rc;
+	t->backend_tls = calloc(n, sizeof(*t->backend_tls));
+	if (!t->backend_tls)
+		return oom(p, "backend_tls");
+	t->nbackend_tls = n;
+	for (size_t i = 0; i < n; i++) {
+		struct route_backend_tls_profile *b = &t->backend_tls[i];
+		b->verify_depth = 1;
+		path_index(ep, "backend_tls", i);
+		if ((rc = str_default(p, ep, "", &b->name)) != 0 ||
+		    (rc = elem_object(p, arr, i, ep, &o)) != 0 ||
+		    (rc = check_keys(p, o, ep, backend_tls_profile_keys)) != 0 ||
+		    (rc = opt_str(p, o, ep, "name", 0, &b->name)) != 0 ||
+		    (rc = opt_bool(p, o, ep, "verify", &b->verify)) != 0 ||
+		    (rc = opt_u32(p, o, ep, "verify_depth", &b->verify_depth)) != 0 ||
+		    (rc = opt_str(p, o, ep, "protocols", STR_NULLABLE, &b->protocols)) != 0 ||
+		    (rc = opt_str(p, o, ep, "ciphers", STR_NULLABLE, &b->ciphers)) != 0 ||
+		    (rc = opt_str(p, o, ep, "ca_pem", STR_NULLABLE | STR_MULTILINE, &b->ca_pem)) !=
+		        0 ||
+		    (rc = opt_str(p, o, ep, "cert_pem", STR_NULLABLE | STR_MULTILINE,
+		                  &b->cert_pem)) != 0 ||
+		    (rc = opt_str(p, o, ep, "key_pem", STR_NULLABLE | STR_MULTILINE,
+		                  &b->key_pem)) != 0)
+			return rc;
+		if (route_validate_backend_tls_profile(b, field, sizeof(field), why, sizeof(why)) !=
+		    0) {
+			path_key(kp, ep, field);
+			return fail(p, WEIR_EINVAL, kp, "%s", why);
+		}
+	}
+	p->nbackend_tls = n;
+	return 0;
+}
+
 static const char *const passthrough_keys[] = {"host", "backend", NULL};
 
 static int parse_passthrough(struct parser *p, json_object *root, struct route_table *t)
@@ -1285,10 +1417,8 @@ static int parse_passthrough(struct parser *p, json_object *root, struct route_t
 		    (rc = req_str(p, o, ep, "host", 0, &pt->host)) != 0)
 			return rc;
 		path_key(kp, ep, "host");
-		if ((rc = check_host_name(p, kp, pt->host)) != 0)
+		if ((rc = check_host_name(p, kp, pt->host, ROUTE_HOST_EXACT)) != 0)
 			return rc;
-		if (!pt->host[0] || pt->host[0] == '*')
-			return fail(p, WEIR_EINVAL, kp, "must be an exact host name");
 		if (!json_object_object_get_ex(o, "backend", NULL)) {
 			path_key(kp, ep, "backend");
 			return fail(p, WEIR_EINVAL, kp, "required key missing");
@@ -1310,10 +1440,20 @@ static const char *const settings_keys[] = {"trusted_proxies",
                                             "keepalive_timeout_ms",
                                             "upstream_keepalive",
                                             "drain_window_ms",
+                                            "use_forwarded_headers",
+                                            "compute_full_forwarded_for",
+                                            "use_proxy_protocol",
+                                            "forwarded_for_header",
+                                            "proxy_real_ip_cidr",
+                                            "hsts",
+                                            "hsts_max_age",
+                                            "hsts_include_subdomains",
+                                            "hsts_preload",
+                                            "max_connections",
                                             NULL};
 static const char *const top_keys[] = {
-    "version", "generation",   "settings",        "hosts",       "backends",
-    "certs",   "default_cert", "default_backend", "passthrough", NULL};
+    "version", "generation",   "settings",        "hosts",       "backends",    "certs",
+    "cas",     "default_cert", "default_backend", "passthrough", "backend_tls", NULL};
 
 static int parse_settings(struct parser *p, json_object *root, struct route_settings *s)
 {
@@ -1329,8 +1469,27 @@ static int parse_settings(struct parser *p, json_object *root, struct route_sett
 	    (rc = opt_u32(p, o, "settings", "keepalive_timeout_ms", &s->keepalive_timeout_ms)) !=
 	        0 ||
 	    (rc = opt_u32(p, o, "settings", "upstream_keepalive", &s->upstream_keepalive)) != 0 ||
-	    (rc = opt_u32(p, o, "settings", "drain_window_ms", &s->drain_window_ms)) != 0)
+	    (rc = opt_u32(p, o, "settings", "drain_window_ms", &s->drain_window_ms)) != 0 ||
+	    (rc = opt_u32(p, o, "settings", "max_connections", &s->max_connections)) != 0 ||
+	    (rc = opt_bool(p, o, "settings", "use_forwarded_headers", &s->use_forwarded_headers)) !=
+	        0 ||
+	    (rc = opt_bool(p, o, "settings", "compute_full_forwarded_for",
+	                   &s->compute_full_forwarded_for)) != 0 ||
+	    (rc = opt_bool(p, o, "settings", "use_proxy_protocol", &s->use_proxy_protocol)) != 0 ||
+	    (rc = opt_str(p, o, "settings", "forwarded_for_header", STR_DEFAULTED,
+	                  &s->forwarded_for_header)) != 0 ||
+	    (rc = parse_cidrs(p, o, "settings", "proxy_real_ip_cidr", &s->proxy_real_ip_cidr,
+	                      &s->nproxy_real_ip_cidr)) != 0 ||
+	    (rc = opt_bool(p, o, "settings", "hsts", &s->hsts)) != 0 ||
+	    (rc = opt_u32(p, o, "settings", "hsts_max_age", &s->hsts_max_age)) != 0 ||
+	    (rc = opt_bool(p, o, "settings", "hsts_include_subdomains",
+	                   &s->hsts_include_subdomains)) != 0 ||
+	    (rc = opt_bool(p, o, "settings", "hsts_preload", &s->hsts_preload)) != 0)
 		return rc;
+	char err[256];
+	if (s->forwarded_for_header &&
+	    route_validate_token(s->forwarded_for_header, err, sizeof(err)) != 0)
+		return fail(p, WEIR_EINVAL, "settings.forwarded_for_header", "%s", err);
 	return 0;
 }
 
@@ -1370,6 +1529,7 @@ static int parse_document(struct parser *p, json_object *root, struct route_tabl
 	    (rc = opt_int(p, root, "", "generation", 0, INT64_MAX, &generation, NULL)) != 0 ||
 	    (rc = parse_settings(p, root, &t->settings)) != 0 ||
 	    (rc = parse_backends(p, root, t)) != 0 || (rc = parse_certs(p, root, t)) != 0 ||
+	    (rc = parse_backend_tls(p, root, t)) != 0 || (rc = parse_cas(p, root, t)) != 0 ||
 	    (rc = parse_hosts(p, root, t)) != 0 ||
 	    (rc = opt_index(p, root, "", "default_cert", t->ncerts, true, &t->default_cert)) != 0 ||
 	    (rc = opt_index(p, root, "", "default_backend", t->nbackends, true,
@@ -1383,7 +1543,7 @@ static int parse_document(struct parser *p, json_object *root, struct route_tabl
 int route_table_parse(const char *json, size_t len, struct route_table **out, char *err,
                       size_t errlen)
 {
-	struct parser p = {err, errlen};
+	struct parser p = {err, errlen, 0};
 	struct json_tokener *tok = NULL;
 	json_object *root = NULL;
 	struct route_table *t = NULL;
@@ -1633,6 +1793,7 @@ static void w_open_lazy(struct writer *w, const char *key, bool *saved)
 {
 	if (w->npend == (int)(sizeof(w->pend_key) / sizeof(w->pend_key[0])))
 		w_flush_pending(w);
+	*saved = false; /* set for real if the object is written; read by w_close_lazy either way */
 	w->pend_key[w->npend] = key;
 	w->pend_saved[w->npend] = saved;
 	w->npend++;
@@ -1779,6 +1940,26 @@ static void w_policy(struct writer *w, const struct route_policy *p)
 	w_int_d(w, "limit_connections", p->limit_connections, d->limit_connections);
 	w_int_d(w, "limit_rps", p->limit_rps, d->limit_rps);
 
+	w_open_lazy(w, "auth", &csaved);
+	if (p->auth.type != d->auth.type)
+		w_str(w, "type", auth_type_names[p->auth.type == ROUTE_AUTH_BASIC]);
+	if (p->auth.realm && p->auth.realm[0])
+		w_str(w, "realm", p->auth.realm);
+	if (p->auth.nusers) {
+		bool usaved, osaved;
+		w_key(w, "users");
+		w_open(w, "[", &usaved);
+		for (size_t i = 0; i < p->auth.nusers; i++) {
+			w_next(w);
+			w_open(w, "{", &osaved);
+			w_str(w, "name", p->auth.users[i].name);
+			w_str(w, "hash", p->auth.users[i].hash);
+			w_close_obj(w, osaved);
+		}
+		w_close_arr(w, usaved);
+	}
+	w_close_lazy(w, csaved);
+
 	w_open_lazy(w, "cors", &csaved);
 	w_bool_d(w, "enabled", p->cors.enabled, d->cors.enabled);
 	w_str_d(w, "allow_origin", p->cors.allow_origin, DEFAULT_CORS_ORIGIN);
@@ -1806,25 +1987,30 @@ static void w_policy(struct writer *w, const struct route_policy *p)
 		}
 		w_close_arr(w, csaved);
 	}
-	w_open_lazy(w, "auth", &csaved);
-	w_str_d(w, "url", p->auth.url, NULL);
-	w_str_d(w, "method", p->auth.method, NULL);
-	w_str_d(w, "signin", p->auth.signin, NULL);
-	w_str_d(w, "signin_redirect_param", p->auth.signin_redirect_param, NULL);
-	w_str_d(w, "request_redirect", p->auth.request_redirect, NULL);
-	w_bool_d(w, "always_set_cookie", p->auth.always_set_cookie, false);
-	if (p->auth.nresponse_headers) {
+	w_open_lazy(w, "ext_auth", &csaved);
+	w_str_d(w, "url", p->ext_auth.url, NULL);
+	w_str_d(w, "method", p->ext_auth.method, NULL);
+	w_str_d(w, "signin", p->ext_auth.signin, NULL);
+	w_str_d(w, "signin_redirect_param", p->ext_auth.signin_redirect_param, NULL);
+	w_str_d(w, "request_redirect", p->ext_auth.request_redirect, NULL);
+	w_bool_d(w, "always_set_cookie", p->ext_auth.always_set_cookie, false);
+	if (p->ext_auth.nresponse_headers) {
 		bool asaved;
 		w_key(w, "response_headers");
 		w_open(w, "[", &asaved);
-		for (size_t i = 0; i < p->auth.nresponse_headers; i++) {
+		for (size_t i = 0; i < p->ext_auth.nresponse_headers; i++) {
 			w_next(w);
-			w_quoted(w, p->auth.response_headers[i]);
+			w_quoted(w, p->ext_auth.response_headers[i]);
 		}
 		w_close_arr(w, asaved);
 	}
-	w_str_d(w, "cache_key", p->auth.cache_key, NULL);
-	w_str_d(w, "cache_duration", p->auth.cache_duration, NULL);
+	w_str_d(w, "cache_key", p->ext_auth.cache_key, NULL);
+	w_str_d(w, "cache_duration", p->ext_auth.cache_duration, NULL);
+	w_close_lazy(w, csaved);
+	w_open_lazy(w, "backend_tls", &csaved);
+	w_int_d(w, "profile", p->backend_tls.profile, -1);
+	w_str_d(w, "name", p->backend_tls.name, NULL);
+	w_bool_d(w, "server_name", p->backend_tls.server_name, false);
 	w_close_lazy(w, csaved);
 	w_close_lazy(w, saved);
 }
@@ -1865,6 +2051,19 @@ static void w_table(struct writer *w, const struct route_table *t)
 	w_int(w, "keepalive_timeout_ms", t->settings.keepalive_timeout_ms);
 	w_int(w, "upstream_keepalive", t->settings.upstream_keepalive);
 	w_int(w, "drain_window_ms", t->settings.drain_window_ms);
+	w_int(w, "max_connections", t->settings.max_connections);
+	w_bool(w, "use_forwarded_headers", t->settings.use_forwarded_headers);
+	w_bool(w, "compute_full_forwarded_for", t->settings.compute_full_forwarded_for);
+	w_bool(w, "use_proxy_protocol", t->settings.use_proxy_protocol);
+	w_str(w, "forwarded_for_header",
+	      t->settings.forwarded_for_header ? t->settings.forwarded_for_header
+	                                       : DEFAULT_FORWARDED_FOR_HEADER);
+	w_cidrs(w, "proxy_real_ip_cidr", t->settings.proxy_real_ip_cidr,
+	        t->settings.nproxy_real_ip_cidr);
+	w_bool(w, "hsts", t->settings.hsts);
+	w_int(w, "hsts_max_age", t->settings.hsts_max_age);
+	w_bool(w, "hsts_include_subdomains", t->settings.hsts_include_subdomains);
+	w_bool(w, "hsts_preload", t->settings.hsts_preload);
 	w_close_obj(w, s);
 
 	w_key(w, "hosts");
@@ -1875,6 +2074,19 @@ static void w_table(struct writer *w, const struct route_table *t)
 		w_open(w, "{", &o);
 		w_str(w, "name", h->name ? h->name : "");
 		w_int(w, "cert", h->cert);
+		if (h->client_auth.ca >= 0) {
+			const struct route_client_auth *ca = &h->client_auth;
+			bool cs;
+			w_key(w, "client_auth");
+			w_open(w, "{", &cs);
+			w_int(w, "ca", ca->ca);
+			w_str(w, "verify", verify_names[ca->verify]);
+			w_int(w, "verify_depth", ca->verify_depth);
+			w_str_d(w, "error_page", ca->error_page, NULL);
+			w_bool_d(w, "pass_certificate", ca->pass_certificate, false);
+			w_str_d(w, "match_cn", ca->match_cn, NULL);
+			w_close_obj(w, cs);
+		}
 		w_key(w, "routes");
 		w_open(w, "[", &b);
 		for (size_t j = 0; j < h->nroutes; j++)
@@ -1920,6 +2132,20 @@ static void w_table(struct writer *w, const struct route_table *t)
 		w_close_obj(w, o);
 	}
 	w_close_arr(w, a);
+	if (t->ncas) {
+		w_key(w, "cas");
+		w_open(w, "[", &a);
+		for (size_t i = 0; i < t->ncas && !w->oom; i++) {
+			const struct route_ca *c = &t->cas[i];
+			w_next(w);
+			w_open(w, "{", &o);
+			w_str(w, "name", c->name ? c->name : "");
+			w_str(w, "ca_pem", c->ca_pem ? c->ca_pem : "");
+			w_str_d(w, "crl_pem", c->crl_pem, NULL);
+			w_close_obj(w, o);
+		}
+		w_close_arr(w, a);
+	}
 	w_int(w, "default_cert", t->default_cert);
 	w_int(w, "default_backend", t->default_backend);
 
@@ -1933,6 +2159,28 @@ static void w_table(struct writer *w, const struct route_table *t)
 		w_close_obj(w, o);
 	}
 	w_close_arr(w, a);
+
+	/* Left out when empty: tables without backend TLS profiles keep the
+	 * bytes they had before the key existed. */
+	if (t->nbackend_tls) {
+		w_key(w, "backend_tls");
+		w_open(w, "[", &a);
+		for (size_t i = 0; i < t->nbackend_tls && !w->oom; i++) {
+			const struct route_backend_tls_profile *bt = &t->backend_tls[i];
+			w_next(w);
+			w_open(w, "{", &o);
+			w_str(w, "name", bt->name ? bt->name : "");
+			w_bool_d(w, "verify", bt->verify, false);
+			w_int_d(w, "verify_depth", bt->verify_depth, 1);
+			w_str_d(w, "protocols", bt->protocols, NULL);
+			w_str_d(w, "ciphers", bt->ciphers, NULL);
+			w_str_d(w, "ca_pem", bt->ca_pem, NULL);
+			w_str_d(w, "cert_pem", bt->cert_pem, NULL);
+			w_str_d(w, "key_pem", bt->key_pem, NULL);
+			w_close_obj(w, o);
+		}
+		w_close_arr(w, a);
+	}
 	w_close_obj(w, root);
 }
 

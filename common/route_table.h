@@ -26,6 +26,11 @@
  *   (keys ending _s); sizes in bytes.
  * - endpoints[]: {"address":"10.0.0.5","port":8080,"weight":1,"draining":false}.
  * - certs[]: {"name":"ns/secret","cert_pem":"-----BEGIN...","key_pem":"..."}.
+ * - cas[]: {"name":"ns/secret","ca_pem":"-----BEGIN...","crl_pem":"..."};
+ *   hosts[].client_auth: {"ca":0,"verify":"on","verify_depth":1,...}.
+ * - backend_tls[]: {"name":"ns/secret","verify":true,"verify_depth":1,
+ *   "protocols":null,"ciphers":null,"ca_pem":..,"cert_pem":..,"key_pem":..},
+ *   referenced by routes[].policy.backend_tls.profile.
  *
  * Everything a request needs is resolved by the controller before the table
  * is written: annotation defaults, the ssl-redirect decision, the WebSocket
@@ -44,6 +49,9 @@
 
 /* Hard caps a parser enforces so a corrupt file cannot exhaust memory. */
 #define ROUTE_TABLE_MAX_BYTES (512u * 1024u * 1024u)
+/* auth-tls-verify-depth at most this (nginx takes any int; longer chains
+ * are not seen in practice). */
+#define ROUTE_VERIFY_DEPTH_MAX 100
 
 enum route_match {
 	ROUTE_MATCH_EXACT = 0,  /* JSON "exact": whole path, case-sensitive */
@@ -99,10 +107,39 @@ struct route_canary {
 	uint32_t weight;       /* 0..100, percent of the rest sent to the canary */
 };
 
-/* Forward authentication (ingress-nginx auth-url and friends): before the
+enum route_auth_type { ROUTE_AUTH_NONE = 0, ROUTE_AUTH_BASIC = 1 }; /* "none", "basic" */
+
+/* One htpasswd entry: the proxy takes the first user of the list whose name
+ * equals the one in the request's credentials. */
+struct route_auth_user {
+	char *name; /* non-empty, no ':' */
+	char *hash; /* a format of common/auth_hash.h (bcrypt, apr1, {SHA}, crypt) */
+};
+
+/* HTTP basic authentication (auth-type: basic). With type basic and no users
+ * every request is refused (the controller never writes that). */
+struct route_auth {
+	enum route_auth_type type;
+	char *realm; /* NULL or "": realm "" (ingress-nginx's default); no '"', no backslash */
+	size_t nusers;
+	struct route_auth_user *users;
+};
+
+/* TLS to an HTTPS upstream (proxy-ssl-*): which client profile, and the
+ * name verified and sent as SNI. Only read when backend_protocol is HTTPS. */
+struct route_backend_tls {
+	int profile;      /* index into route_table.backend_tls; -1: no verification,
+	                     no client certificate, TLS 1.2 and 1.3 */
+	char *name;       /* NULL: the Host sent upstream (upstream_vhost, else the
+	                     request's host without port, else the endpoint address) */
+	bool server_name; /* send name as SNI (proxy-ssl-server-name, default off) */
+};
+
+/* Forward authentication (ingress-nginx auth-url and friends; JSON key
+ * "ext_auth", kept apart from the basic authentication of struct route_auth): before the
  * request goes upstream, its head is sent to url; 2xx lets it through, 401
  * answers 401 (or 302 to signin), 403 answers 403, anything else 500. */
-struct route_auth {
+struct route_ext_auth {
 	char *url;                   /* NULL: off; else an http(s) URL (common/url.h) */
 	char *method;                /* NULL: GET (auth-method) */
 	char *signin;                /* NULL: none; else 401 becomes 302 here */
@@ -154,7 +191,9 @@ struct route_policy {
 	struct route_header *response_headers;
 	size_t nhide_headers; /* response header names to remove */
 	char **hide_headers;
-	struct route_auth auth;
+	struct route_auth auth;         /* 401 unless the request carries valid credentials */
+	struct route_ext_auth ext_auth; /* forward authentication (auth-url) */
+	struct route_backend_tls backend_tls;
 };
 
 struct route {
@@ -166,12 +205,35 @@ struct route {
 	struct route_canary canary;
 };
 
+/* auth-tls-verify-client; JSON "off", "on", "optional", "optional_no_ca". */
+enum route_verify_client {
+	ROUTE_VERIFY_OFF = 0,
+	ROUTE_VERIFY_ON = 1,            /* a certificate the CA verifies is required */
+	ROUTE_VERIFY_OPTIONAL = 2,      /* none, or one the CA verifies */
+	ROUTE_VERIFY_OPTIONAL_NO_CA = 3 /* none, or any (chain errors but expiry let through) */
+};
+
+/* Client certificate authentication of a host (ingress-nginx auth-tls-*,
+ * server level: it covers every route of the host). Asked for in the TLS
+ * handshake of a connection whose SNI selects the host; checked on every
+ * HTTPS request whose Host selects it. */
+struct route_client_auth {
+	int ca; /* index into route_table.cas; -1: no client certificate asked */
+	enum route_verify_client verify; /* "on" */
+	uint32_t verify_depth;           /* 1: chain length past the client certificate */
+	char *error_page;                /* NULL: 400; else a 302 to this URL */
+	bool pass_certificate;           /* send the URL-encoded PEM as ssl-client-cert */
+	char *match_cn; /* NULL; else a PCRE2 pattern (case-sensitive, not anchored) the
+	                   subject DN (RFC 2253, "CN=a,O=b") must match, else 403 */
+};
+
 /* One virtual host. Routes are in match order: the proxy takes the first
  * route that matches (the controller sorts them: longest path first, Exact
  * before Prefix on a tie, regex routes as ingress-nginx orders them). */
 struct route_host {
 	char *name; /* lowercase, no port; "" matches any host; "*.a.b" matches one label */
 	int cert;   /* index into route_table.certs; -1: the default certificate */
+	struct route_client_auth client_auth;
 	size_t nroutes;
 	struct route *routes;
 };
@@ -195,6 +257,29 @@ struct route_cert {
 	char *key_pem;  /* private key, PEM */
 };
 
+/* Certificate authorities a client certificate may chain to (the ca.crt of
+ * an auth-tls-secret), and the revocation lists of its ca.crl. Hosts that
+ * name CAs with the same content share one entry. */
+struct route_ca {
+	char *name;    /* "namespace/secret" of the first Ingress that named it */
+	char *ca_pem;  /* one or more certificates, PEM */
+	char *crl_pem; /* NULL: none; else one or more CRLs, PEM */
+};
+
+/* A client TLS profile for HTTPS upstreams (proxy-ssl-secret and its
+ * companions); the proxy builds one client SSL_CTX per entry. */
+struct route_backend_tls_profile {
+	char *name;            /* "namespace/secret" or "" (errors) */
+	bool verify;           /* verify the upstream's certificate against ca_pem */
+	uint32_t verify_depth; /* 1: leaf signed by a CA of ca_pem; 0..100 */
+	char *protocols;       /* NULL: "TLSv1.2 TLSv1.3"; else names among TLSv1, TLSv1.1,
+	                          TLSv1.2, TLSv1.3 separated by spaces */
+	char *ciphers;  /* NULL: OpenSSL's default; else an OpenSSL cipher list (TLS <= 1.2) */
+	char *ca_pem;   /* NULL: none (then verify is false); trusted CAs, PEM */
+	char *cert_pem; /* NULL: no client certificate; else with key_pem */
+	char *key_pem;
+};
+
 /* ssl-passthrough: TLS connections whose SNI equals host are relayed as raw
  * TCP to the backend, never decrypted. */
 struct route_passthrough {
@@ -210,6 +295,19 @@ struct route_settings {
 	uint32_t keepalive_timeout_ms; /* 75000: idle client keep-alive */
 	uint32_t upstream_keepalive;   /* 32: idle connections kept per endpoint */
 	uint32_t drain_window_ms;      /* 30000: WebSocket drain on proxy shutdown */
+	uint32_t max_connections; /* 16384: client connections per worker; 0: file limit only */
+	/* The real client address (ingress-nginx use-forwarded-headers & co). */
+	bool use_forwarded_headers;      /* false: trust proxy_real_ip_cidr peers' X-Forwarded-* */
+	bool compute_full_forwarded_for; /* false: X-Forwarded-For keeps the chain */
+	bool use_proxy_protocol;         /* false: every connection starts with a PROXY header */
+	char *forwarded_for_header;      /* "X-Forwarded-For": where the client address is read */
+	size_t nproxy_real_ip_cidr;      /* peers believed for forwarded addresses */
+	struct route_cidr *proxy_real_ip_cidr;
+	/* Strict-Transport-Security on HTTPS responses. */
+	bool hsts;                    /* true */
+	uint32_t hsts_max_age;        /* 31536000 seconds */
+	bool hsts_include_subdomains; /* true */
+	bool hsts_preload;            /* false */
 };
 
 struct route_table {
@@ -222,10 +320,14 @@ struct route_table {
 	struct route_backend *backends;
 	size_t ncerts;
 	struct route_cert *certs;
+	size_t ncas;
+	struct route_ca *cas;
 	int default_cert;    /* index into certs; -1: the proxy's built-in self-signed one */
 	int default_backend; /* index into backends; -1: unmatched requests get 404 */
 	size_t npassthrough;
 	struct route_passthrough *passthrough;
+	size_t nbackend_tls;
+	struct route_backend_tls_profile *backend_tls;
 };
 
 /* Allocate an empty table with the default settings, version and
@@ -236,21 +338,31 @@ struct route_table *route_table_new(void);
 /* Free a table and everything it owns. NULL is fine. */
 void route_table_free(struct route_table *table);
 
+/* Client auth defaults (ca -1, verify on, verify_depth 1) into caller
+ * storage; _cleanup frees its strings and resets it to those defaults. */
+void route_client_auth_init(struct route_client_auth *a);
+void route_client_auth_cleanup(struct route_client_auth *a);
+
 /* Fill caller storage with the defaults listed on each field above (owned
  * strings are NULL or strdup'd defaults). Release with route_policy_cleanup(). */
 void route_policy_init(struct route_policy *policy);
 void route_policy_cleanup(struct route_policy *policy);
-/* Free what a route_auth owns and zero it (route_policy_cleanup calls it). */
-void route_auth_cleanup(struct route_auth *auth);
+/* Free what a route_ext_auth owns and zero it (route_policy_cleanup calls it). */
+void route_ext_auth_cleanup(struct route_ext_auth *auth);
+
+/* Free what a backend TLS profile owns and zero it (caller storage). */
+void route_backend_tls_profile_cleanup(struct route_backend_tls_profile *profile);
 
 /* Parse and structurally validate a JSON table of len bytes. On success
  * returns 0 and *out owns a new table (caller frees). On failure returns a
  * negative WEIR_E* code, *out is untouched and err (size errlen) holds one
  * line naming the JSON path of the problem, e.g.
  * "hosts[3].routes[0].backend: index 9 out of range". Checks: version,
- * indexes in range, paths of Exact/Prefix start with '/', header names are
- * tokens and values hold no CR/LF/NUL, CIDRs parse, ports 1..65535, host
- * names lowercase and unique. Regexes and PEM are checked by the proxy. */
+ * keys and types, indexes in range, CIDRs parse, ports 1..65535, host and
+ * backend names unique, and every value by the rules of route_validate.h
+ * (the ones the controller checked before writing). Regexes are compiled
+ * (route_regex_compile) and PEM loaded (route_validate_cert) by the proxy
+ * after parsing, not here. */
 int route_table_parse(const char *json, size_t len, struct route_table **out, char *err,
                       size_t errlen);
 

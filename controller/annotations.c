@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "route_validate.h"
 #include "url.h"
 
 static int fail(char *err, size_t errlen, const char *fmt, ...)
@@ -123,21 +124,6 @@ int annotations_parse_bool(const char *s, bool *out, char *err, size_t errlen)
 	return 0;
 }
 
-static bool is_tchar(unsigned char c)
-{
-	return isalnum(c) || (c && strchr("!#$%&'*+-.^_`|~", c));
-}
-
-static bool is_token(const char *s, size_t n)
-{
-	if (n == 0)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!is_tchar((unsigned char)s[i]))
-			return false;
-	return true;
-}
-
 static char *strndup_trim(const char *s, size_t n)
 {
 	while (n && (*s == ' ' || *s == '\t')) {
@@ -166,29 +152,41 @@ int annotations_parse_headers(const char *s, struct route_header **out, size_t *
 		}
 		if (*l) {
 			char *colon = strchr(l, ':');
-			if (!colon || !is_token(l, (size_t)(colon - l))) {
-				rc = fail(err, errlen, "\"%s\" is not a \"Name: value\" line", l);
+			char q[96];
+			if (colon)
+				*colon = '\0';
+			if (!colon || route_validate_token(l, NULL, 0) != 0) {
+				if (colon)
+					*colon = ':';
+				route_validate_quote(l, q, sizeof(q));
+				rc = fail(err, errlen, "%s is not a \"Name: value\" line", q);
 				free(l);
 				goto fail_list;
 			}
-			for (const char *c = colon + 1; *c; c++) {
-				if ((unsigned char)*c < 0x20 && *c != '\t') {
-					rc =
-					    fail(err, errlen, "header %.*s has a control character",
-					         (int)(colon - l), l);
-					free(l);
-					goto fail_list;
-				}
+			*colon = ':';
+			char *value = strndup_trim(colon + 1, strlen(colon + 1));
+			char why[200];
+			if (!value) {
+				free(l);
+				rc = WEIR_ENOMEM;
+				goto fail_list;
+			}
+			if (route_validate_header_value(value, why, sizeof(why)) != 0) {
+				rc = fail(err, errlen, "header %.*s: %s", (int)(colon - l), l, why);
+				free(value);
+				free(l);
+				goto fail_list;
 			}
 			struct route_header *grown = realloc(list, (count + 1) * sizeof(*list));
 			if (!grown) {
+				free(value);
 				free(l);
 				rc = WEIR_ENOMEM;
 				goto fail_list;
 			}
 			list = grown;
 			list[count].name = strndup(l, (size_t)(colon - l));
-			list[count].value = strndup_trim(colon + 1, strlen(colon + 1));
+			list[count].value = value;
 			count++;
 			if (!list[count - 1].name || !list[count - 1].value) {
 				free(l);
@@ -280,19 +278,6 @@ struct strlist_ctx {
 	size_t errlen;
 };
 
-static bool valid_host(const char *h)
-{
-	size_t n = strlen(h);
-	if (n == 0 || n > 253)
-		return false;
-	if (strncmp(h, "*.", 2) == 0)
-		h += 2;
-	for (const char *p = h; *p; p++)
-		if (!(isalnum((unsigned char)*p) || *p == '-' || *p == '.'))
-			return false;
-	return *h && *h != '.' && *h != '-';
-}
-
 static int strlist_each(void *ctx, const char *item)
 {
 	struct strlist_ctx *c = ctx;
@@ -302,14 +287,14 @@ static int strlist_each(void *ctx, const char *item)
 	if (c->host) {
 		for (char *p = copy; *p; p++)
 			*p = (char)tolower((unsigned char)*p);
-		if (!valid_host(copy)) {
+		if (route_validate_host(copy, 0, c->err, c->errlen) != 0) {
 			free(copy);
-			return fail(c->err, c->errlen, "\"%s\" is not a host name", item);
+			return WEIR_EINVAL;
 		}
 	}
-	if (c->token && !is_token(copy, strlen(copy))) {
+	if (c->token && route_validate_token(copy, c->err, c->errlen) != 0) {
 		free(copy);
-		return fail(c->err, c->errlen, "\"%s\" is not a header name", item);
+		return WEIR_EINVAL;
 	}
 	char **grown = realloc(c->list, (c->n + 1) * sizeof(*grown));
 	if (!grown) {
@@ -334,37 +319,6 @@ static int parse_strlist(const char *s, bool host, bool token, char ***out, size
 	}
 	*out = c.list;
 	*n = c.n;
-	return 0;
-}
-
-int annotations_check_hash_by(const char *s, char *err, size_t errlen)
-{
-	static const char *const vars[] = {"$remote_addr", "$request_uri", "$host"};
-	static const char *const pref[] = {"$arg_", "$http_", "$cookie_"};
-	const char *p = s;
-	if (!*s)
-		return fail(err, errlen, "empty template");
-	while (*p) {
-		if (*p != '$') {
-			if ((unsigned char)*p < 0x20)
-				return fail(err, errlen, "control character in template");
-			p++;
-			continue;
-		}
-		size_t len = 1;
-		while (isalnum((unsigned char)p[len]) || p[len] == '_' || p[len] == '-')
-			len++;
-		bool ok = false;
-		for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
-			if (len == strlen(vars[i]) && strncmp(p, vars[i], len) == 0)
-				ok = true;
-		for (size_t i = 0; i < sizeof(pref) / sizeof(pref[0]); i++)
-			if (len > strlen(pref[i]) && strncmp(p, pref[i], strlen(pref[i])) == 0)
-				ok = true;
-		if (!ok)
-			return fail(err, errlen, "unsupported variable %.*s", (int)len, p);
-		p += len;
-	}
 	return 0;
 }
 
@@ -394,7 +348,7 @@ static int dup_headers(struct route_header **dst, const struct route_header *src
 	return 0;
 }
 
-int annotations_auth_copy(struct route_auth *dst, const struct route_auth *src)
+int annotations_ext_auth_copy(struct route_ext_auth *dst, const struct route_ext_auth *src)
 {
 	memset(dst, 0, sizeof(*dst));
 	dst->always_set_cookie = src->always_set_cookie;
@@ -415,7 +369,7 @@ int annotations_auth_copy(struct route_auth *dst, const struct route_auth *src)
 	}
 	return 0;
 fail:
-	route_auth_cleanup(dst);
+	route_ext_auth_cleanup(dst);
 	return WEIR_ENOMEM;
 }
 
@@ -433,10 +387,14 @@ int annotations_policy_copy(struct route_policy *dst, const struct route_policy 
 	dst->request_headers = dst->response_headers = NULL;
 	dst->hide_headers = NULL;
 	dst->nrequest_headers = dst->nresponse_headers = dst->nhide_headers = 0;
-	memset(&dst->auth, 0, sizeof(dst->auth));
-	dst->auth.always_set_cookie = src->auth.always_set_cookie;
+	memset(&dst->ext_auth, 0, sizeof(dst->ext_auth));
 	dst->nallow = dst->ndeny = 0;
-	if (dup_str(&dst->upstream_vhost, src->upstream_vhost) ||
+	dst->auth.realm = NULL;
+	dst->auth.users = NULL;
+	dst->auth.nusers = 0;
+	dst->backend_tls.name = NULL;
+	if (dup_str(&dst->backend_tls.name, src->backend_tls.name) ||
+	    dup_str(&dst->upstream_vhost, src->upstream_vhost) ||
 	    dup_str(&dst->x_forwarded_prefix, src->x_forwarded_prefix) ||
 	    dup_str(&dst->rewrite_target, src->rewrite_target) ||
 	    dup_str(&dst->redirect_url, src->redirect_url) ||
@@ -484,7 +442,19 @@ int annotations_policy_copy(struct route_policy *dst, const struct route_policy 
 			if (dup_str(&dst->hide_headers[i], src->hide_headers[i]))
 				goto out;
 	}
-	if (annotations_auth_copy(&dst->auth, &src->auth))
+	if (dup_str(&dst->auth.realm, src->auth.realm))
+		goto out;
+	if (src->auth.nusers) {
+		dst->auth.users = calloc(src->auth.nusers, sizeof(*dst->auth.users));
+		if (!dst->auth.users)
+			goto out;
+		dst->auth.nusers = src->auth.nusers;
+		for (size_t i = 0; i < src->auth.nusers; i++)
+			if (dup_str(&dst->auth.users[i].name, src->auth.users[i].name) ||
+			    dup_str(&dst->auth.users[i].hash, src->auth.users[i].hash))
+				goto out;
+	}
+	if (annotations_ext_auth_copy(&dst->ext_auth, &src->ext_auth))
 		goto out;
 	rc = 0;
 out:
@@ -500,6 +470,9 @@ struct pctx {
 	int64_t perm_code; /* -1: not set */
 	char *perm_url;
 	char *temp_url;
+	const char *key;            /* full key of the annotation being parsed */
+	const char *auth_other_key; /* auth-realm or auth-secret-type, borrowed */
+	const char *tls_other_key;  /* an auth-tls-* key other than the secret */
 	char *err;
 	size_t errlen;
 };
@@ -513,14 +486,6 @@ static int set_str(char **dst, const char *v)
 		return WEIR_ENOMEM;
 	free(*dst);
 	*dst = copy;
-	return 0;
-}
-
-static int no_ctl(struct pctx *c, const char *v)
-{
-	for (const char *p = v; *p; p++)
-		if ((unsigned char)*p < 0x20 || *p == 0x7f)
-			return fail(c->err, c->errlen, "control character in value");
 	return 0;
 }
 
@@ -567,34 +532,26 @@ BOOL_HANDLER(h_origin_rewrite, policy.origin_rewrite)
 BOOL_HANDLER(h_canary, canary)
 BOOL_HANDLER(h_global_auth, global_auth)
 
-#define STR_HANDLER(fn, field)                                                                     \
+/* A string value checked by its route_validate rule. */
+#define STR_HANDLER(fn, field, check)                                                              \
 	static int fn(struct pctx *c, const char *v)                                               \
 	{                                                                                          \
-		int rc = no_ctl(c, v);                                                             \
+		int rc = check(v, c->err, c->errlen);                                              \
 		return rc ? rc : set_str(&c->a->field, v);                                         \
 	}
 
-STR_HANDLER(h_cookie_path, policy.cookie.path)
-STR_HANDLER(h_cors_origin, policy.cors.allow_origin)
-STR_HANDLER(h_cors_methods, policy.cors.allow_methods)
-STR_HANDLER(h_cors_headers, policy.cors.allow_headers)
-STR_HANDLER(h_cors_expose, policy.cors.expose_headers)
-STR_HANDLER(h_rewrite, policy.rewrite_target)
-STR_HANDLER(h_canary_value, canary_rule.by_header_value)
-
-static int h_vhost(struct pctx *c, const char *v)
-{
-	for (const char *p = v; *p; p++)
-		if ((unsigned char)*p <= 0x20 || *p == 0x7f || *p == '/')
-			return fail(c->err, c->errlen, "\"%s\" is not a host[:port]", v);
-	if (!*v)
-		return fail(c->err, c->errlen, "empty host");
-	return set_str(&c->a->policy.upstream_vhost, v);
-}
+STR_HANDLER(h_cookie_path, policy.cookie.path, route_validate_cookie_path)
+STR_HANDLER(h_cors_origin, policy.cors.allow_origin, route_validate_header_value)
+STR_HANDLER(h_cors_methods, policy.cors.allow_methods, route_validate_header_value)
+STR_HANDLER(h_cors_headers, policy.cors.allow_headers, route_validate_header_value)
+STR_HANDLER(h_cors_expose, policy.cors.expose_headers, route_validate_header_value)
+STR_HANDLER(h_rewrite, policy.rewrite_target, route_validate_rewrite_target)
+STR_HANDLER(h_canary_value, canary_rule.by_header_value, route_validate_header_value)
+STR_HANDLER(h_vhost, policy.upstream_vhost, route_validate_vhost)
 
 static int h_xfp(struct pctx *c, const char *v)
 {
-	int rc = no_ctl(c, v);
+	int rc = route_validate_header_value(v, c->err, c->errlen);
 	if (rc)
 		return rc;
 	if (!*v)
@@ -604,9 +561,8 @@ static int h_xfp(struct pctx *c, const char *v)
 
 static int h_token(struct pctx *c, const char *v, char **dst)
 {
-	if (!is_token(v, strlen(v)))
-		return fail(c->err, c->errlen, "\"%s\" is not a valid name", v);
-	return set_str(dst, v);
+	int rc = route_validate_token(v, c->err, c->errlen);
+	return rc ? rc : set_str(dst, v);
 }
 
 static int h_cookie_name(struct pctx *c, const char *v)
@@ -670,7 +626,7 @@ static int h_affinity_mode(struct pctx *c, const char *v)
 
 static int h_hash_by(struct pctx *c, const char *v)
 {
-	int rc = annotations_check_hash_by(v, c->err, c->errlen);
+	int rc = route_validate_hash_by(v, c->err, c->errlen);
 	return rc ? rc : set_str(&c->a->policy.hash_by, v);
 }
 
@@ -760,28 +716,16 @@ static int h_canary_weight(struct pctx *c, const char *v)
 	return rc;
 }
 
-static bool is_url(const char *v)
-{
-	if (strncmp(v, "http://", 7) != 0 && strncmp(v, "https://", 8) != 0 && v[0] != '/')
-		return false;
-	for (const char *p = v; *p; p++)
-		if ((unsigned char)*p <= 0x20 || *p == 0x7f)
-			return false;
-	return true;
-}
-
 static int h_app_root(struct pctx *c, const char *v)
 {
-	if (v[0] != '/' || !is_url(v))
-		return fail(c->err, c->errlen, "\"%s\" is not a path starting with /", v);
-	return set_str(&c->a->policy.app_root, v);
+	int rc = route_validate_app_root(v, c->err, c->errlen);
+	return rc ? rc : set_str(&c->a->policy.app_root, v);
 }
 
 static int h_perm(struct pctx *c, const char *v)
 {
-	if (!is_url(v))
-		return fail(c->err, c->errlen, "\"%s\" is not an http(s) URL or a path", v);
-	return set_str(&c->perm_url, v);
+	int rc = route_validate_url(v, c->err, c->errlen);
+	return rc ? rc : set_str(&c->perm_url, v);
 }
 
 static int h_perm_code(struct pctx *c, const char *v)
@@ -798,9 +742,8 @@ static int h_perm_code(struct pctx *c, const char *v)
 
 static int h_temp(struct pctx *c, const char *v)
 {
-	if (!is_url(v))
-		return fail(c->err, c->errlen, "\"%s\" is not an http(s) URL or a path", v);
-	return set_str(&c->temp_url, v);
+	int rc = route_validate_url(v, c->err, c->errlen);
+	return rc ? rc : set_str(&c->temp_url, v);
 }
 
 static bool is_dns_label(const char *v)
@@ -857,6 +800,229 @@ static int h_hide(struct pctx *c, const char *v)
 	                     c->errlen);
 }
 
+/* auth-type: ingress-nginx knows basic and digest; weir checks basic only,
+ * so digest is refused rather than served without authentication. */
+static int h_auth_type(struct pctx *c, const char *v)
+{
+	int rc = set_str(&c->a->auth_type_key, c->key);
+	if (rc)
+		return rc;
+	if (strcmp(v, "digest") == 0)
+		return fail(c->err, c->errlen,
+		            "digest authentication is not implemented by weir (only basic)");
+	if (strcmp(v, "basic") != 0)
+		return fail(c->err, c->errlen, "\"%s\" is not basic or digest", v);
+	c->a->policy.auth.type = ROUTE_AUTH_BASIC;
+	return 0;
+}
+
+/* Secret names are DNS subdomains; a namespace is a DNS label. */
+static bool is_dns_name(const char *v, size_t n, bool label)
+{
+	if (n == 0 || n > (label ? 63u : 253u) || !isalnum((unsigned char)v[0]) ||
+	    !isalnum((unsigned char)v[n - 1]))
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!(islower((unsigned char)v[i]) || isdigit((unsigned char)v[i]) || v[i] == '-' ||
+		      (!label && v[i] == '.')))
+			return false;
+	return true;
+}
+
+static int h_auth_secret(struct pctx *c, const char *v)
+{
+	int rc = set_str(&c->a->auth_secret_key, c->key);
+	if (rc)
+		return rc;
+	const char *slash = strchr(v, '/');
+	bool ok = slash ? is_dns_name(v, (size_t)(slash - v), true) &&
+	                      is_dns_name(slash + 1, strlen(slash + 1), false)
+	                : is_dns_name(v, strlen(v), false);
+	if (!ok)
+		return fail(c->err, c->errlen, "\"%s\" is not a Secret name or namespace/name", v);
+	return set_str(&c->a->auth_secret, v);
+}
+
+static int h_auth_secret_type(struct pctx *c, const char *v)
+{
+	c->auth_other_key = c->key;
+	if (strcmp(v, "auth-file") == 0)
+		c->a->auth_map = false;
+	else if (strcmp(v, "auth-map") == 0)
+		c->a->auth_map = true;
+	else
+		return fail(c->err, c->errlen, "\"%s\" is not auth-file or auth-map", v);
+	return 0;
+}
+
+/* The realm is quoted into WWW-Authenticate: the characters ingress-nginx
+ * accepts (letters, digits, space and "-._~/:") cannot end the quoted
+ * string. */
+static int h_auth_realm(struct pctx *c, const char *v)
+{
+	c->auth_other_key = c->key;
+	for (const char *p = v; *p; p++)
+		if (!isalnum((unsigned char)*p) && !strchr("-._~/: ", *p))
+			return fail(
+			    c->err, c->errlen,
+			    "\"%s\" holds a character other than letters, digits, space and "
+			    "-._~/:",
+			    v);
+	return set_str(&c->a->policy.auth.realm, v);
+}
+
+static int h_tls_secret(struct pctx *c, const char *v)
+{
+	int rc = set_str(&c->a->tls_secret_key, c->key);
+	if (rc)
+		return rc;
+	const char *slash = strchr(v, '/');
+	bool ok = slash ? is_dns_name(v, (size_t)(slash - v), true) &&
+	                      is_dns_name(slash + 1, strlen(slash + 1), false)
+	                : is_dns_name(v, strlen(v), false);
+	if (!ok)
+		return fail(c->err, c->errlen, "\"%s\" is not a Secret name or namespace/name", v);
+	return set_str(&c->a->tls_secret, v);
+}
+
+static int h_tls_verify(struct pctx *c, const char *v)
+{
+	static const char *const names[] = {"off", "on", "optional", "optional_no_ca"};
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if (strcmp(v, names[i]) == 0) {
+			c->a->tls_auth.verify = (enum route_verify_client)i;
+			if (i != ROUTE_VERIFY_OFF) /* off alone asks for nothing */
+				c->tls_other_key = c->key;
+			return 0;
+		}
+	}
+	c->tls_other_key = c->key;
+	return fail(c->err, c->errlen, "\"%s\" is not on, off, optional or optional_no_ca", v);
+}
+
+/* ingress-nginx reads 0 as its default, 1. */
+static int h_tls_depth(struct pctx *c, const char *v)
+{
+	uint64_t n;
+	c->tls_other_key = c->key;
+	int rc = annotations_parse_uint(v, ROUTE_VERIFY_DEPTH_MAX, &n, c->err, c->errlen);
+	if (rc == 0)
+		c->a->tls_auth.verify_depth = n ? (uint32_t)n : 1;
+	return rc;
+}
+
+/* nginx's error_page also takes a local path or a named location (an
+ * internal redirect); weir answers with a 302, which only an absolute URL
+ * makes the same for the client. */
+static int h_tls_error_page(struct pctx *c, const char *v)
+{
+	c->tls_other_key = c->key;
+	int rc = route_validate_url(v, c->err, c->errlen);
+	if (rc)
+		return rc;
+	if (strncmp(v, "http://", 7) != 0 && strncmp(v, "https://", 8) != 0)
+		return fail(c->err, c->errlen,
+		            "\"%s\" is not an absolute http:// or https:// URL (weir redirects "
+		            "to it; nginx's internal redirects are not supported)",
+		            v);
+	return set_str(&c->a->tls_auth.error_page, v);
+}
+
+static int h_tls_pass_cert(struct pctx *c, const char *v)
+{
+	c->tls_other_key = c->key;
+	return annotations_parse_bool(v, &c->a->tls_auth.pass_certificate, c->err, c->errlen);
+}
+
+/* As ingress-nginx: "CN=" then a regex; nginx matches the whole value
+ * against the subject DN. */
+static int h_tls_match_cn(struct pctx *c, const char *v)
+{
+	c->tls_other_key = c->key;
+	int rc = route_validate_header_value(v, c->err, c->errlen);
+	if (rc)
+		return rc;
+	if (strncmp(v, "CN=", 3) != 0)
+		return fail(c->err, c->errlen, "\"%s\" does not start with CN=", v);
+	pcre2_code *re = route_match_cn_compile(v, c->err, c->errlen);
+	if (!re)
+		return WEIR_EINVAL;
+	pcre2_code_free(re);
+	return set_str(&c->a->tls_auth.match_cn, v);
+}
+
+/* proxy-ssl-*: TLS to HTTPS backends. ingress-nginx reads on/off; weir
+ * refuses any other word rather than guess (a typo in proxy-ssl-verify
+ * must not silently mean off). */
+static int on_off(struct pctx *c, const char *v, bool *out)
+{
+	if (strcmp(v, "on") == 0)
+		*out = true;
+	else if (strcmp(v, "off") == 0)
+		*out = false;
+	else
+		return fail(c->err, c->errlen, "\"%s\" is not on or off", v);
+	return 0;
+}
+
+static int h_pssl_verify(struct pctx *c, const char *v)
+{
+	int rc = set_str(&c->a->proxy_ssl_verify_key, c->key);
+	return rc ? rc : on_off(c, v, &c->a->proxy_ssl.verify);
+}
+
+static int h_pssl_server_name(struct pctx *c, const char *v)
+{
+	return on_off(c, v, &c->a->policy.backend_tls.server_name);
+}
+
+static int h_pssl_name(struct pctx *c, const char *v)
+{
+	if (route_validate_backend_tls_name(v, c->err, c->errlen) != 0)
+		return WEIR_EINVAL;
+	return set_str(&c->a->policy.backend_tls.name, v);
+}
+
+/* ingress-nginx: 0 means the default, 1. */
+static int h_pssl_depth(struct pctx *c, const char *v)
+{
+	uint64_t d;
+	int rc = annotations_parse_uint(v, 100, &d, c->err, c->errlen);
+	if (rc == 0)
+		c->a->proxy_ssl.verify_depth = d ? (uint32_t)d : 1;
+	return rc;
+}
+
+static int h_pssl_protocols(struct pctx *c, const char *v)
+{
+	struct route_backend_tls_profile probe = {.protocols = (char *)v, .verify_depth = 1};
+	char field[32];
+	if (route_validate_backend_tls_profile(&probe, field, sizeof(field), c->err, c->errlen))
+		return WEIR_EINVAL;
+	return set_str(&c->a->proxy_ssl.protocols, v);
+}
+
+static int h_pssl_ciphers(struct pctx *c, const char *v)
+{
+	struct route_backend_tls_profile probe = {.ciphers = (char *)v, .verify_depth = 1};
+	char field[32];
+	if (route_validate_backend_tls_profile(&probe, field, sizeof(field), c->err, c->errlen))
+		return WEIR_EINVAL;
+	return set_str(&c->a->proxy_ssl.ciphers, v);
+}
+
+static int h_pssl_secret(struct pctx *c, const char *v)
+{
+	int rc = set_str(&c->a->proxy_ssl_secret_key, c->key);
+	if (rc)
+		return rc;
+	const char *slash = strchr(v, '/');
+	if (!slash || !is_dns_name(v, (size_t)(slash - v), true) ||
+	    !is_dns_name(slash + 1, strlen(slash + 1), false))
+		return fail(c->err, c->errlen, "\"%s\" is not namespace/name of a Secret", v);
+	return set_str(&c->a->proxy_ssl_secret, v);
+}
+
 /* ---- forward authentication (auth-url and friends) */
 
 static int h_auth_url(struct pctx *c, const char *v)
@@ -867,7 +1033,7 @@ static int h_auth_url(struct pctx *c, const char *v)
 		            "\"%s\" is not an http(s) URL without user info, fragment or "
 		            "nginx variables",
 		            v);
-	return set_str(&c->a->policy.auth.url, v);
+	return set_str(&c->a->policy.ext_auth.url, v);
 }
 
 static int h_auth_method(struct pctx *c, const char *v)
@@ -876,7 +1042,7 @@ static int h_auth_method(struct pctx *c, const char *v)
 	                                 "DELETE", "OPTIONS", "TRACE", "CONNECT"};
 	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
 		if (strcmp(v, ok[i]) == 0)
-			return set_str(&c->a->policy.auth.method, v);
+			return set_str(&c->a->policy.ext_auth.method, v);
 	return fail(c->err, c->errlen, "\"%s\" is not an HTTP method", v);
 }
 
@@ -888,28 +1054,28 @@ static int h_auth_signin(struct pctx *c, const char *v)
 		            "$best_http_host, $pass_access_scheme, $request_uri, "
 		            "$escaped_request_uri)",
 		            v);
-	return set_str(&c->a->policy.auth.signin, v);
+	return set_str(&c->a->policy.ext_auth.signin, v);
 }
 
 static int h_auth_rd_param(struct pctx *c, const char *v)
 {
-	return h_token(c, v, &c->a->policy.auth.signin_redirect_param);
+	return h_token(c, v, &c->a->policy.ext_auth.signin_redirect_param);
 }
 
 static int h_auth_redirect(struct pctx *c, const char *v)
 {
-	int rc = no_ctl(c, v);
-	return rc ? rc : set_str(&c->a->policy.auth.request_redirect, v);
+	int rc = route_validate_header_value(v, c->err, c->errlen);
+	return rc ? rc : set_str(&c->a->policy.ext_auth.request_redirect, v);
 }
 
 static int h_auth_resp_headers(struct pctx *c, const char *v)
 {
-	struct route_auth *a = &c->a->policy.auth;
+	struct route_ext_auth *a = &c->a->policy.ext_auth;
 	return parse_strlist(v, false, true, &a->response_headers, &a->nresponse_headers, c->err,
 	                     c->errlen);
 }
 
-BOOL_HANDLER(h_auth_cookie, policy.auth.always_set_cookie)
+BOOL_HANDLER(h_auth_cookie, policy.ext_auth.always_set_cookie)
 
 static int h_auth_cache_key(struct pctx *c, const char *v)
 {
@@ -919,7 +1085,7 @@ static int h_auth_cache_key(struct pctx *c, const char *v)
 		            "$http_host, $request_uri, $uri, $remote_addr, $scheme, $http_NAME, "
 		            "$cookie_NAME, $arg_NAME)",
 		            v);
-	return set_str(&c->a->policy.auth.cache_key, v);
+	return set_str(&c->a->policy.ext_auth.cache_key, v);
 }
 
 static int h_auth_cache_duration(struct pctx *c, const char *v)
@@ -929,7 +1095,7 @@ static int h_auth_cache_duration(struct pctx *c, const char *v)
 		return fail(c->err, c->errlen,
 		            "\"%s\" is not a list of \"[code ...] time\" (e.g. \"200 202 401 5m\")",
 		            v);
-	return set_str(&c->a->policy.auth.cache_duration, v);
+	return set_str(&c->a->policy.ext_auth.cache_duration, v);
 }
 
 static const struct {
@@ -944,10 +1110,20 @@ static const struct {
     {"auth-cache-duration", h_auth_cache_duration},
     {"auth-cache-key", h_auth_cache_key},
     {"auth-method", h_auth_method},
+    {"auth-realm", h_auth_realm},
     {"auth-request-redirect", h_auth_redirect},
     {"auth-response-headers", h_auth_resp_headers},
+    {"auth-secret", h_auth_secret},
+    {"auth-secret-type", h_auth_secret_type},
     {"auth-signin", h_auth_signin},
     {"auth-signin-redirect-param", h_auth_rd_param},
+    {"auth-tls-error-page", h_tls_error_page},
+    {"auth-tls-match-cn", h_tls_match_cn},
+    {"auth-tls-pass-certificate-to-upstream", h_tls_pass_cert},
+    {"auth-tls-secret", h_tls_secret},
+    {"auth-tls-verify-client", h_tls_verify},
+    {"auth-tls-verify-depth", h_tls_depth},
+    {"auth-type", h_auth_type},
     {"auth-url", h_auth_url},
     {"backend-protocol", h_protocol},
     {"canary", h_canary},
@@ -979,6 +1155,13 @@ static const struct {
     {"proxy-connect-timeout", h_connect},
     {"proxy-read-timeout", h_read},
     {"proxy-send-timeout", h_send},
+    {"proxy-ssl-ciphers", h_pssl_ciphers},
+    {"proxy-ssl-name", h_pssl_name},
+    {"proxy-ssl-protocols", h_pssl_protocols},
+    {"proxy-ssl-secret", h_pssl_secret},
+    {"proxy-ssl-server-name", h_pssl_server_name},
+    {"proxy-ssl-verify", h_pssl_verify},
+    {"proxy-ssl-verify-depth", h_pssl_depth},
     {"request-base", h_request_base},
     {"request-headers", h_req_headers},
     {"response-headers", h_resp_headers},
@@ -1032,25 +1215,10 @@ static const struct {
     {"auth-keepalive-share-vars", NULL},
     {"auth-keepalive-timeout", NULL},
     {"auth-proxy-set-headers", NULL},
-    {"auth-realm", NULL},
-    {"auth-secret", NULL},
-    {"auth-secret-type", NULL},
-    {"auth-tls-error-page", NULL},
-    {"auth-tls-match-cn", NULL},
-    {"auth-tls-pass-certificate-to-upstream", NULL},
-    {"auth-tls-secret", NULL},
-    {"auth-tls-verify-client", "off"},
-    {"auth-tls-verify-depth", NULL},
-    {"auth-type", NULL},
     {"enable-modsecurity", "false"},
     {"enable-owasp-core-rules", "false"},
     {"limit-rpm", "0"},
     {"modsecurity-transaction-id", NULL},
-    {"proxy-ssl-ciphers", NULL},
-    {"proxy-ssl-protocols", NULL},
-    {"proxy-ssl-secret", NULL},
-    {"proxy-ssl-verify", "off"},
-    {"proxy-ssl-verify-depth", NULL},
     {"satisfy", "all"},
     {"secure-verify-ca-secret", NULL},
     {"ssl-ciphers", NULL},
@@ -1137,6 +1305,8 @@ int annotations_parse(json_object *annotations, uint32_t drain_default_ms, struc
 	out->ssl_redirect = true;
 	out->global_auth = true;
 	out->canary_rule.backend = -1;
+	route_client_auth_init(&out->tls_auth);
+	out->proxy_ssl.verify_depth = 1;
 
 	if (annotations && json_object_is_type(annotations, json_type_object)) {
 		keys = calloc((size_t)json_object_object_length(annotations) + 1, sizeof(*keys));
@@ -1199,6 +1369,7 @@ int annotations_parse(json_object *annotations, uint32_t drain_default_ms, struc
 				continue;
 		}
 		err[0] = '\0';
+		c.key = keys[i];
 		int hr = fn(&c, v);
 		if (hr == WEIR_ENOMEM)
 			goto out;
@@ -1208,8 +1379,29 @@ int annotations_parse(json_object *annotations, uint32_t drain_default_ms, struc
 				goto out;
 		}
 	}
-	if (!out->policy.auth.url)
-		route_auth_cleanup(&out->policy.auth); /* the other auth-* keys need auth-url */
+	if (!out->policy.ext_auth.url)
+		route_ext_auth_cleanup(
+		    &out->policy.ext_auth); /* the other auth-* keys need auth-url */
+	/* Fail closed: half an authentication setup drops the Ingress. */
+	if (out->policy.auth.type == ROUTE_AUTH_BASIC && !out->auth_secret_key) {
+		if (add_issue(issues, out->auth_type_key, "InvalidAnnotation",
+		              "auth-type is set without auth-secret", true))
+			goto out;
+	} else if (!out->auth_type_key && (out->auth_secret_key || c.auth_other_key)) {
+		if (add_issue(
+		        issues, out->auth_secret_key ? out->auth_secret_key : c.auth_other_key,
+		        "InvalidAnnotation",
+		        "authentication is configured without auth-type (weir does not guess it)",
+		        true))
+			goto out;
+	}
+	/* auth-tls settings with no CA to check against: fail closed rather
+	 * than serve without the client certificates they ask about. */
+	if (!out->tls_secret_key && c.tls_other_key) {
+		if (add_issue(issues, c.tls_other_key, "InvalidAnnotation",
+		              "client certificate settings without auth-tls-secret", true))
+			goto out;
+	}
 	if (c.perm_url) {
 		out->policy.redirect_code = (uint16_t)(c.perm_code > 0 ? c.perm_code : 301);
 		out->policy.redirect_url = c.perm_url;
@@ -1237,6 +1429,16 @@ void annotations_cleanup(struct annotations *a)
 	free(a->canary_rule.by_header);
 	free(a->canary_rule.by_header_value);
 	free(a->canary_rule.by_cookie);
+	free(a->auth_type_key);
+	free(a->auth_secret_key);
+	free(a->auth_secret);
+	free(a->tls_secret);
+	free(a->tls_secret_key);
+	route_client_auth_cleanup(&a->tls_auth);
+	free(a->proxy_ssl_secret_key);
+	free(a->proxy_ssl_secret);
+	free(a->proxy_ssl_verify_key);
+	route_backend_tls_profile_cleanup(&a->proxy_ssl);
 	memset(a, 0, sizeof(*a));
 }
 

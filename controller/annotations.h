@@ -33,6 +33,28 @@ struct annotations {
 	bool global_auth;    /* enable-global-auth, default true */
 	bool canary;
 	struct route_canary canary_rule; /* backend -1; strings owned */
+	/* auth-type: basic sets policy.auth.type and auth-realm policy.auth.realm;
+	 * compile reads the Secret into policy.auth.users. Keys are the full
+	 * annotation keys as written (for diagnostics); NULL when absent. */
+	char *auth_type_key;
+	char *auth_secret_key;
+	char *auth_secret; /* auth-secret: "name" or "namespace/name" */
+	bool auth_map;     /* auth-secret-type: auth-map (default auth-file) */
+	/* auth-tls-*: client certificate authentication, applied by compile to
+	 * every host of the Ingress. tls_auth holds the settings (ca -1 until
+	 * compile reads the Secret named by tls_secret); tls_secret_key is the
+	 * auth-tls-secret key as written, NULL when absent. */
+	char *tls_secret; /* "name" or "namespace/name" */
+	char *tls_secret_key;
+	struct route_client_auth tls_auth;
+	/* proxy-ssl-*: verify, verify_depth, protocols and ciphers are here;
+	 * compile reads the Secret named by proxy-ssl-secret into its PEM
+	 * fields and points policy.backend_tls.profile at it. proxy-ssl-name and
+	 * proxy-ssl-server-name go straight to policy.backend_tls. */
+	struct route_backend_tls_profile proxy_ssl;
+	char *proxy_ssl_secret;     /* "namespace/name"; NULL: absent */
+	char *proxy_ssl_secret_key; /* full annotation keys as written, NULL: absent */
+	char *proxy_ssl_verify_key;
 };
 
 /* One finding: key is the full annotation key. fatal: the value is bad or
@@ -78,21 +100,18 @@ int annotations_parse_size(const char *s, int64_t *out, char *err, size_t errlen
 int annotations_parse_bool(const char *s, bool *out, char *err, size_t errlen);
 /* Non-negative decimal integer up to max. */
 int annotations_parse_uint(const char *s, uint64_t max, uint64_t *out, char *err, size_t errlen);
-/* "Name: value" lines; names are HTTP tokens, values hold no control bytes.
+/* "Name: value" lines; names and values as route_validate_token and
+ * route_validate_header_value say.
  * Empty lines skipped. *out (caller frees names, values and array). */
 int annotations_parse_headers(const char *s, struct route_header **out, size_t *n, char *err,
                               size_t errlen);
 /* Comma-separated CIDRs; *out caller frees. */
 int annotations_parse_cidrs(const char *s, struct route_cidr **out, size_t *n, char *err,
                             size_t errlen);
-/* upstream-hash-by template: literal text and $remote_addr, $request_uri,
- * $host, $arg_X, $http_X, $cookie_X. */
-int annotations_check_hash_by(const char *s, char *err, size_t errlen);
-
 /* Deep copy of a forward-auth policy into dst (caller storage, zeroed or
- * released; release with route_auth_cleanup). Returns 0 or WEIR_ENOMEM (dst
- * then released). */
-int annotations_auth_copy(struct route_auth *dst, const struct route_auth *src);
+ * released; release with route_ext_auth_cleanup). Returns 0 or WEIR_ENOMEM
+ * (dst then released). */
+int annotations_ext_auth_copy(struct route_ext_auth *dst, const struct route_ext_auth *src);
 
 /* Deep copy of a policy into dst (caller storage; release with
  * route_policy_cleanup). Returns 0 or WEIR_ENOMEM. */

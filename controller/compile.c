@@ -12,11 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define PCRE2_CODE_UNIT_WIDTH 8
-#include <pcre2.h>
-
 #include "annotations.h"
+#include "auth_hash.h"
 #include "error.h"
+#include "route_validate.h"
 
 #define LABEL_SERVICE_NAME "kubernetes.io/service-name"
 #define ANN_CLASS "kubernetes.io/ingress.class"
@@ -202,18 +201,52 @@ struct ctx {
 	size_t diag_cap;
 	struct strmap backends;   /* name -> index in t->backends */
 	struct strmap certs;      /* name -> index in t->certs */
+	struct strmap pems;       /* cert_pem (borrowed from t->certs) -> index: checked */
 	struct slice_ref *slices; /* sorted by ns, svc, idx */
 	size_t nslices;
 	/* ConfigMap keys that restrict access to every route and that weir
 	 * does not enforce (fail closed: the Ingresses they cover are not
 	 * served); borrowed from the snapshot. */
-	const char *global_unenforced;   /* covers every Ingress */
-	const char *global_auth_ignored; /* global-auth-url: Ingresses without
-	                                    enable-global-auth: "false" */
-	struct route_auth global_auth;   /* global-auth-*: url NULL when off */
-	char **no_auth;                  /* no-auth-locations: paths without global auth */
+	const char *global_unenforced;     /* covers every Ingress */
+	const char *global_auth_ignored;   /* global-auth-url: Ingresses without
+	                                      enable-global-auth: "false" */
+	struct route_ext_auth global_auth; /* global-auth-*: url NULL when off */
+	char **no_auth;                    /* no-auth-locations: paths without global auth */
 	size_t nno_auth;
 };
+
+/* s with control bytes and bytes that are not UTF-8 escaped (\n, \xNN), in
+ * a new string: a diagnostic quotes user input and becomes a log line and
+ * an Event, neither of which may be split or hold invalid UTF-8. */
+static char *escaped(const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t n = strlen(s), o = 0;
+	char *out = xcalloc(n * 4 + 1, 1);
+	for (size_t i = 0; i < n;) {
+		unsigned char ch = (unsigned char)s[i];
+		size_t k = ch < 0x80 ? 1 : ch >= 0xf0 ? 4 : ch >= 0xe0 ? 3 : 2;
+		if (ch >= 0x80 && (k > n - i || !route_validate_utf8(s + i, k)))
+			k = 0;
+		if (k > 1 || (k == 1 && ch >= 0x20 && ch != 0x7f)) {
+			memcpy(out + o, s + i, k);
+			o += k;
+			i += k;
+			continue;
+		}
+		out[o++] = '\\';
+		if (ch == '\n' || ch == '\r' || ch == '\t') {
+			out[o++] = ch == '\n' ? 'n' : ch == '\r' ? 'r' : 't';
+		} else {
+			out[o++] = 'x';
+			out[o++] = hex[ch >> 4];
+			out[o++] = hex[ch & 15];
+		}
+		i++;
+	}
+	out[o] = '\0';
+	return out;
+}
 
 static void diag_add(struct ctx *c, const char *kind, json_object *obj, const char *key,
                      const char *reason, const char *fmt, ...)
@@ -237,9 +270,10 @@ static void diag_add(struct ctx *c, const char *kind, json_object *obj, const ch
 	g->ns = xstrdup(meta_ns(obj));
 	g->name = xstrdup(meta_name(obj));
 	g->uid = xstrdup(meta_uid(obj));
-	g->key = key ? xstrdup(key) : NULL;
+	g->key = key ? escaped(key) : NULL;
 	g->reason = xstrdup(reason);
-	g->message = msg;
+	g->message = escaped(msg);
+	free(msg);
 }
 
 static void diag_free_one(struct diag *g)
@@ -394,8 +428,7 @@ static bool is_loopback(const char *addr)
 
 static bool is_ip(const char *addr)
 {
-	unsigned char buf[16];
-	return inet_pton(AF_INET, addr, buf) == 1 || inet_pton(AF_INET6, addr, buf) == 1;
+	return route_validate_address(addr, NULL, 0) == 0;
 }
 
 /* Addresses compare as numbers: IPv4 before IPv6, then byte order. */
@@ -574,6 +607,12 @@ static int resolve_backend(struct ctx *c, json_object *ing, const struct annotat
 		free(name);
 		goto fallback;
 	}
+	char why[256];
+	if (route_validate_text(name, why, sizeof(why)) != 0) {
+		diag_add(c, "Ingress", ing, field, "BadRule", "backend name: %s", why);
+		free(name);
+		return -1;
+	}
 	json_object *svc = find_obj(c->snap, STORE_SERVICE, ns, sname);
 	if (!svc) {
 		diag_add(c, "Ingress", ing, field, "ServiceNotFound", "service %s/%s not found", ns,
@@ -735,7 +774,29 @@ static int resolve_cert(struct ctx *c, const char *kind, json_object *obj, const
 		         "secret %s: tls.key is not a PEM private key", cname);
 		goto fail;
 	}
+	/* What the proxy will do with it: a certificate it cannot load would
+	 * make it refuse the whole table. Many Secrets share one pair: check
+	 * each distinct pair once. */
+	char why[400], where[16];
+	if (route_validate_text(cname, why, sizeof(why)) != 0) {
+		diag_add(c, kind, obj, field, "BadCertificate", "secret name: %s", why);
+		goto fail;
+	}
+	int seen = strmap_get(&c->pems, crt);
+	if (seen < 0 || strcmp(t->certs[seen].key_pem, key) != 0) {
+		int rc = route_validate_cert(cname, crt, key, NULL, where, sizeof(where), why,
+		                             sizeof(why));
+		if (rc == WEIR_ENOMEM)
+			abort();
+		if (rc != 0) {
+			diag_add(c, kind, obj, field, "BadCertificate", "secret %s: %s: %s", cname,
+			         strcmp(where, "key_pem") == 0 ? "tls.key" : "tls.crt", why);
+			goto fail;
+		}
+	}
 	t->certs = xrealloc(t->certs, (t->ncerts + 1) * sizeof(*t->certs));
+	if (seen < 0)
+		strmap_put(&c->pems, crt, (int)t->ncerts);
 	t->certs[t->ncerts].name = cname;
 	t->certs[t->ncerts].cert_pem = crt;
 	t->certs[t->ncerts].key_pem = key;
@@ -746,6 +807,455 @@ fail:
 	free(key);
 	free(cname);
 	return -1;
+}
+
+/* ------------------------------------------------------------ basic auth */
+
+struct auth_list {
+	size_t n, cap;
+	struct route_auth_user *users;
+};
+
+static void auth_list_free(struct auth_list *l)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		free(l->users[i].name);
+		free(l->users[i].hash);
+	}
+	free(l->users);
+	memset(l, 0, sizeof(*l));
+}
+
+static bool has_ctl(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			return true;
+	return false;
+}
+
+/* Check one user and hash and append them. NULL, or a static reason. */
+static const char *auth_add(struct auth_list *l, const char *user, size_t ulen, const char *hash,
+                            size_t hlen)
+{
+	if (ulen == 0)
+		return "empty user name";
+	if (has_ctl(user, ulen) || has_ctl(hash, hlen))
+		return "control character";
+	if (hlen == 0)
+		return "empty password hash";
+	char *h = xasprintf("%.*s", (int)hlen, hash);
+	const char *refused = auth_hash_refusal(h);
+	if (refused) {
+		free(h);
+		return refused;
+	}
+	if (l->n == l->cap) {
+		l->cap = l->cap ? l->cap * 2 : 8;
+		l->users = xrealloc(l->users, l->cap * sizeof(*l->users));
+	}
+	l->users[l->n].name = xasprintf("%.*s", (int)ulen, user);
+	l->users[l->n].hash = h;
+	l->n++;
+	return NULL;
+}
+
+/* The value of key k of a Secret (data: base64; stringData: plain): 1 and
+ * *out (caller frees) when present and decodable, 0 when absent, -1 when
+ * data holds bad base64 or a NUL byte. An empty value gives "". */
+static int secret_value(json_object *sec, const char *k, char **out)
+{
+	const char *v = jstr(jget(sec, "data"), k);
+	if (v) {
+		*out = *v ? b64decode(v) : xstrdup("");
+		return *out ? 1 : -1;
+	}
+	v = jstr(jget(sec, "stringData"), k);
+	if (!v)
+		return 0;
+	*out = xstrdup(v);
+	return 1;
+}
+
+/* auth-file: htpasswd lines "user:hash" (nginx ignores a third ':' field
+ * and so does weir); blank lines and lines starting with '#' skipped. */
+static bool auth_from_file(struct ctx *c, json_object *obj, const struct annotations *a,
+                           const char *sname, const char *text, struct auth_list *l)
+{
+	size_t lineno = 0;
+	for (const char *line = text; *line;) {
+		const char *end = strchr(line, '\n');
+		size_t len = end ? (size_t)(end - line) : strlen(line);
+		lineno++;
+		size_t n = len;
+		if (n && line[n - 1] == '\r')
+			n--;
+		size_t lead = 0;
+		while (lead < n && (line[lead] == ' ' || line[lead] == '\t'))
+			lead++;
+		if (lead < n && line[lead] != '#') {
+			const char *colon = memchr(line, ':', n);
+			const char *why;
+			if (!colon) {
+				why = "no ':' between user and password hash";
+			} else {
+				const char *h = colon + 1;
+				const char *hend = memchr(h, ':', n - (size_t)(h - line));
+				why = auth_add(l, line, (size_t)(colon - line), h,
+				               (size_t)((hend ? hend : line + n) - h));
+			}
+			if (why) {
+				diag_add(
+				    c, "Ingress", obj, a->auth_secret_key, "BadAuthSecret",
+				    "secret %s: key auth, line %zu: %s; the Ingress's routes are "
+				    "dropped",
+				    sname, lineno, why);
+				return false;
+			}
+		}
+		line += len;
+		if (*line == '\n')
+			line++;
+	}
+	return true;
+}
+
+/* auth-map: each key of the Secret is a user, its value the hash (one
+ * trailing newline allowed). Keys in sorted order. */
+static bool auth_from_map(struct ctx *c, json_object *obj, const struct annotations *a,
+                          const char *sname, json_object *sec, struct auth_list *l)
+{
+	const char *parts[2] = {"data", "stringData"};
+	size_t nkeys = 0, cap = 0;
+	const char **keys = NULL;
+	bool ok = false;
+	for (size_t p = 0; p < 2; p++) {
+		json_object *m = jget(sec, parts[p]);
+		if (!m || !json_object_is_type(m, json_type_object))
+			continue;
+		json_object_object_foreach(m, k, v)
+		{
+			(void)v;
+			if (p == 1 && jget(jget(sec, "data"), k))
+				continue; /* data wins, as for tls.crt */
+			if (nkeys == cap) {
+				cap = cap ? cap * 2 : 8;
+				keys = xrealloc(keys, cap * sizeof(*keys));
+			}
+			keys[nkeys++] = k;
+		}
+	}
+	if (nkeys) /* qsort(NULL, 0) is undefined */
+		qsort(keys, nkeys, sizeof(*keys), cmp_strp);
+	for (size_t i = 0; i < nkeys; i++) {
+		char *val = NULL;
+		const char *why = NULL;
+		if (secret_value(sec, keys[i], &val) < 0) {
+			why = "value is not base64 text";
+		} else {
+			size_t n = strlen(val);
+			if (n && val[n - 1] == '\n')
+				n--;
+			if (n && val[n - 1] == '\r')
+				n--;
+			why = auth_add(l, keys[i], strlen(keys[i]), val, n);
+		}
+		free(val);
+		if (why) {
+			diag_add(c, "Ingress", obj, a->auth_secret_key, "BadAuthSecret",
+			         "secret %s: user %s: %s; the Ingress's routes are dropped", sname,
+			         keys[i], why);
+			goto out;
+		}
+	}
+	ok = true;
+out:
+	free(keys);
+	return ok;
+}
+
+/* ------------------------------------------------------------ client certificates */
+
+/* auth-tls-secret: the CA (ca.crt, and ca.crl when present) of the Secret
+ * into t->cas, one entry per distinct content, and its index into
+ * a->tls_auth.ca. false on any problem, with a diagnostic naming the key:
+ * the caller drops the Ingress (fail closed). */
+static bool resolve_ca(struct ctx *c, json_object *obj, struct annotations *a)
+{
+	struct route_table *t = c->t;
+	const char *ins = meta_ns(obj);
+	const char *slash = strchr(a->tls_secret, '/');
+	char *ns =
+	    slash ? xasprintf("%.*s", (int)(slash - a->tls_secret), a->tls_secret) : xstrdup(ins);
+	const char *name = slash ? slash + 1 : a->tls_secret;
+	char *sname = xasprintf("%s/%s", ns, name);
+	char *ca = NULL, *crl = NULL;
+	bool ok = false;
+	if (strcmp(ns, ins) != 0) {
+		/* ingress-nginx's default (allow-cross-namespace-resources: false) */
+		diag_add(c, "Ingress", obj, a->tls_secret_key, "BadAuthTLSSecret",
+		         "secret %s is in another namespace than the Ingress; cross-namespace "
+		         "references are refused; the Ingress's routes are dropped",
+		         sname);
+		goto out;
+	}
+	json_object *sec = find_obj(c->snap, STORE_SECRET, ns, name);
+	if (!sec) {
+		diag_add(c, "Ingress", obj, a->tls_secret_key, "SecretNotFound",
+		         "secret %s not found; the Ingress's routes are dropped", sname);
+		goto out;
+	}
+	int r = secret_value(sec, "ca.crt", &ca);
+	if (r <= 0 || !*ca) {
+		diag_add(c, "Ingress", obj, a->tls_secret_key, "BadAuthTLSSecret",
+		         "secret %s: key ca.crt %s; the Ingress's routes are dropped", sname,
+		         r == 0  ? "is missing"
+		         : r < 0 ? "is not base64 text"
+		                 : "is empty");
+		goto out;
+	}
+	r = secret_value(sec, "ca.crl", &crl);
+	if (r < 0) {
+		diag_add(c, "Ingress", obj, a->tls_secret_key, "BadAuthTLSSecret",
+		         "secret %s: key ca.crl is not base64 text; the Ingress's routes are "
+		         "dropped",
+		         sname);
+		goto out;
+	}
+	for (size_t i = 0; i < t->ncas; i++) {
+		if (strcmp(t->cas[i].ca_pem, ca) == 0 &&
+		    (t->cas[i].crl_pem ? crl && strcmp(t->cas[i].crl_pem, crl) == 0 : !crl)) {
+			a->tls_auth.ca = (int)i;
+			ok = true;
+			goto out;
+		}
+	}
+	/* What the proxy will do with it: a CA it cannot load would make it
+	 * refuse the whole table. */
+	char why[400], field[16] = "ca_pem";
+	int rc = route_validate_text(sname, why, sizeof(why));
+	if (rc == 0)
+		rc =
+		    route_validate_ca(sname, ca, crl, NULL, field, sizeof(field), why, sizeof(why));
+	if (rc == WEIR_ENOMEM)
+		abort();
+	if (rc != 0) {
+		diag_add(c, "Ingress", obj, a->tls_secret_key, "BadAuthTLSSecret",
+		         "secret %s: %s: %s; the Ingress's routes are dropped", sname,
+		         strcmp(field, "crl_pem") == 0 ? "ca.crl" : "ca.crt", why);
+		goto out;
+	}
+	t->cas = xrealloc(t->cas, (t->ncas + 1) * sizeof(*t->cas));
+	t->cas[t->ncas].name = sname;
+	t->cas[t->ncas].ca_pem = ca;
+	t->cas[t->ncas].crl_pem = crl;
+	sname = ca = crl = NULL;
+	a->tls_auth.ca = (int)t->ncas++;
+	ok = true;
+out:
+	free(ca);
+	free(crl);
+	free(sname);
+	free(ns);
+	return ok;
+}
+
+/* auth-type: basic: read the Secret named by auth-secret into the Ingress's
+ * policy. false on any problem, with a diagnostic naming the auth-secret
+ * key: the caller drops the Ingress (fail closed). */
+static bool resolve_auth(struct ctx *c, json_object *obj, struct annotations *a)
+{
+	const char *ins = meta_ns(obj);
+	const char *slash = strchr(a->auth_secret, '/');
+	char *ns =
+	    slash ? xasprintf("%.*s", (int)(slash - a->auth_secret), a->auth_secret) : xstrdup(ins);
+	const char *name = slash ? slash + 1 : a->auth_secret;
+	char *sname = xasprintf("%s/%s", ns, name);
+	struct auth_list l = {0};
+	char *text = NULL;
+	bool ok = false;
+	if (strcmp(ns, ins) != 0) {
+		/* ingress-nginx's default (allow-cross-namespace-resources: false) */
+		diag_add(c, "Ingress", obj, a->auth_secret_key, "BadAuthSecret",
+		         "secret %s is in another namespace than the Ingress; cross-namespace "
+		         "references are refused; the Ingress's routes are dropped",
+		         sname);
+		goto out;
+	}
+	json_object *sec = find_obj(c->snap, STORE_SECRET, ns, name);
+	if (!sec) {
+		diag_add(c, "Ingress", obj, a->auth_secret_key, "SecretNotFound",
+		         "secret %s not found; the Ingress's routes are dropped", sname);
+		goto out;
+	}
+	if (a->auth_map) {
+		if (!auth_from_map(c, obj, a, sname, sec, &l))
+			goto out;
+	} else {
+		int r = secret_value(sec, "auth", &text);
+		if (r <= 0) {
+			diag_add(c, "Ingress", obj, a->auth_secret_key, "BadAuthSecret",
+			         "secret %s: key auth %s; the Ingress's routes are dropped", sname,
+			         r == 0 ? "is missing" : "is not base64 text");
+			goto out;
+		}
+		if (!auth_from_file(c, obj, a, sname, text, &l))
+			goto out;
+	}
+	if (l.n == 0) {
+		diag_add(c, "Ingress", obj, a->auth_secret_key, "BadAuthSecret",
+		         "secret %s: %s holds no user; the Ingress's routes are dropped", sname,
+		         a->auth_map ? "the map" : "key auth");
+		goto out;
+	}
+	a->policy.auth.users = l.users;
+	a->policy.auth.nusers = l.n;
+	l.users = NULL;
+	l.n = 0;
+	ok = true;
+out:
+	auth_list_free(&l);
+	free(text);
+	free(sname);
+	free(ns);
+	return ok;
+}
+
+/* ------------------------------------------------------------ backend TLS */
+
+static bool same_str(const char *a, const char *b)
+{
+	return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+static bool same_profile(const struct route_backend_tls_profile *x,
+                         const struct route_backend_tls_profile *y)
+{
+	return same_str(x->name, y->name) && x->verify == y->verify &&
+	       x->verify_depth == y->verify_depth && same_str(x->protocols, y->protocols) &&
+	       same_str(x->ciphers, y->ciphers) && same_str(x->ca_pem, y->ca_pem) &&
+	       same_str(x->cert_pem, y->cert_pem) && same_str(x->key_pem, y->key_pem);
+}
+
+/* proxy-ssl-*: point the Ingress's policy at a backend TLS profile of the
+ * table (an equal one is shared), reading the Secret named by
+ * proxy-ssl-secret: ca.crt (trusted CAs), tls.crt and tls.key (client
+ * certificate), as ingress-nginx. Nothing set: no profile. false on any
+ * problem, with a diagnostic naming the key: the caller drops the Ingress
+ * (fail closed). */
+static bool resolve_backend_tls(struct ctx *c, json_object *obj, struct annotations *a)
+{
+	struct route_backend_tls_profile *pr = &a->proxy_ssl;
+	const char *key = a->proxy_ssl_secret_key;
+	char *sname = NULL;
+	bool ok = false;
+	if (!a->proxy_ssl_secret) {
+		if (pr->verify) {
+			diag_add(c, "Ingress", obj, a->proxy_ssl_verify_key, "BadAnnotation",
+			         "proxy-ssl-verify is on without proxy-ssl-secret (no ca.crt to "
+			         "verify the backend with); the Ingress's routes are dropped");
+			return false;
+		}
+		if (pr->verify_depth == 1 && !pr->protocols && !pr->ciphers)
+			return true;
+	} else {
+		const char *slash = strchr(a->proxy_ssl_secret, '/');
+		char *ns =
+		    xasprintf("%.*s", (int)(slash - a->proxy_ssl_secret), a->proxy_ssl_secret);
+		sname = xstrdup(a->proxy_ssl_secret);
+		if (strcmp(ns, meta_ns(obj)) != 0) {
+			/* ingress-nginx's default (allow-cross-namespace-resources: false) */
+			diag_add(c, "Ingress", obj, key, "BadBackendTLSSecret",
+			         "secret %s is in another namespace than the Ingress; "
+			         "cross-namespace references are refused; the Ingress's routes are "
+			         "dropped",
+			         sname);
+			free(ns);
+			goto out;
+		}
+		json_object *sec = find_obj(c->snap, STORE_SECRET, ns, slash + 1);
+		free(ns);
+		if (!sec) {
+			diag_add(c, "Ingress", obj, key, "SecretNotFound",
+			         "secret %s not found; the Ingress's routes are dropped", sname);
+			goto out;
+		}
+		static const char *const names[3] = {"ca.crt", "tls.crt", "tls.key"};
+		char **dst[3] = {&pr->ca_pem, &pr->cert_pem, &pr->key_pem};
+		for (size_t i = 0; i < 3; i++) {
+			int r = secret_value(sec, names[i], dst[i]);
+			if (r < 0) {
+				diag_add(
+				    c, "Ingress", obj, key, "BadBackendTLSSecret",
+				    "secret %s: key %s is not base64 text; the Ingress's routes "
+				    "are dropped",
+				    sname, names[i]);
+				goto out;
+			}
+		}
+		if (!pr->ca_pem && !pr->cert_pem && !pr->key_pem) {
+			diag_add(c, "Ingress", obj, key, "BadBackendTLSSecret",
+			         "secret %s holds none of ca.crt, tls.crt, tls.key; the Ingress's "
+			         "routes are dropped",
+			         sname);
+			goto out;
+		}
+		if (!pr->cert_pem != !pr->key_pem) {
+			diag_add(c, "Ingress", obj, key, "BadBackendTLSSecret",
+			         "secret %s has %s without %s; the Ingress's routes are dropped",
+			         sname, pr->cert_pem ? "tls.crt" : "tls.key",
+			         pr->cert_pem ? "tls.key" : "tls.crt");
+			goto out;
+		}
+		if (pr->verify && !pr->ca_pem) {
+			diag_add(
+			    c, "Ingress", obj, key, "BadBackendTLSSecret",
+			    "secret %s has no ca.crt but proxy-ssl-verify is on; the Ingress's "
+			    "routes are dropped",
+			    sname);
+			goto out;
+		}
+		pr->name = sname;
+		sname = NULL;
+	}
+	if (!pr->name)
+		pr->name = xstrdup("");
+	struct route_table *t = c->t;
+	for (size_t i = 0; i < t->nbackend_tls; i++) {
+		if (same_profile(&t->backend_tls[i], pr)) {
+			a->policy.backend_tls.profile = (int)i;
+			ok = true;
+			goto out;
+		}
+	}
+	/* What the proxy will do with it: a profile it cannot load would make
+	 * it refuse the whole table. */
+	char field[32], why[400];
+	int rc = route_validate_backend_tls_ctx(pr, NULL, field, sizeof(field), why, sizeof(why));
+	if (rc == WEIR_ENOMEM)
+		abort();
+	if (rc != 0) {
+		const char *what = strcmp(field, "ca_pem") == 0     ? "ca.crt"
+		                   : strcmp(field, "cert_pem") == 0 ? "tls.crt"
+		                   : strcmp(field, "key_pem") == 0  ? "tls.key"
+		                                                    : field;
+		if (what != field)
+			diag_add(c, "Ingress", obj, key, "BadBackendTLSSecret",
+			         "secret %s: %s: %s; the Ingress's routes are dropped", pr->name,
+			         what, why);
+		else
+			diag_add(c, "Ingress", obj, ANNOTATIONS_NGINX_PREFIX "proxy-ssl-ciphers",
+			         "BadAnnotation", "%s; the Ingress's routes are dropped", why);
+		goto out;
+	}
+	t->backend_tls = xrealloc(t->backend_tls, (t->nbackend_tls + 1) * sizeof(*t->backend_tls));
+	t->backend_tls[t->nbackend_tls] = *pr;
+	memset(pr, 0, sizeof(*pr));
+	a->policy.backend_tls.profile = (int)t->nbackend_tls++;
+	ok = true;
+out:
+	free(sname);
+	return ok;
 }
 
 /* ------------------------------------------------------------ ConfigMap */
@@ -866,11 +1376,61 @@ static void apply_global_auth(struct ctx *c, json_object *cm, json_object *data)
 			bad = true;
 		}
 	}
-	if (!bad && annotations_auth_copy(&c->global_auth, &a.policy.auth))
+	if (!bad && annotations_ext_auth_copy(&c->global_auth, &a.policy.ext_auth))
 		abort();
 	annotations_cleanup(&a);
 	annotation_issues_cleanup(&is);
 	json_object_put(ann);
+}
+
+/* The boolean setting named by ConfigMap key k (one of those apply_configmap
+ * routes here). */
+static bool *setting_bool(struct route_settings *s, const char *k)
+{
+	if (strcmp(k, "use-forwarded-headers") == 0)
+		return &s->use_forwarded_headers;
+	if (strcmp(k, "compute-full-forwarded-for") == 0)
+		return &s->compute_full_forwarded_for;
+	if (strcmp(k, "use-proxy-protocol") == 0)
+		return &s->use_proxy_protocol;
+	if (strcmp(k, "hsts-include-subdomains") == 0)
+		return &s->hsts_include_subdomains;
+	if (strcmp(k, "hsts-preload") == 0)
+		return &s->hsts_preload;
+	return &s->hsts;
+}
+
+/* An HTTP field name (RFC 9110 token) of at most 64 characters. */
+static int parse_header_name(const char *v, char *err, size_t errlen)
+{
+	size_t n = strlen(v);
+	bool ok = n > 0 && n <= 64;
+	for (size_t i = 0; ok && i < n; i++)
+		ok = isalnum((unsigned char)v[i]) || strchr("!#$%&'*+-.^_`|~", v[i]);
+	if (!ok) {
+		snprintf(err, errlen, "\"%.64s\" is not a header name", v);
+		return WEIR_EINVAL;
+	}
+	return 0;
+}
+
+/* proxy-real-ip-cidr only means something with use-forwarded-headers or
+ * use-proxy-protocol (as in ingress-nginx); then it defaults to 0.0.0.0/0.
+ * Without either it is left out of the table. */
+static void real_ip_cidr_default(struct route_settings *s)
+{
+	if (!s->use_forwarded_headers && !s->use_proxy_protocol) {
+		free(s->proxy_real_ip_cidr);
+		s->proxy_real_ip_cidr = NULL;
+		s->nproxy_real_ip_cidr = 0;
+		return;
+	}
+	if (s->nproxy_real_ip_cidr)
+		return;
+	s->proxy_real_ip_cidr = xcalloc(1, sizeof(*s->proxy_real_ip_cidr));
+	if (route_cidr_parse("0.0.0.0/0", s->proxy_real_ip_cidr) != 0)
+		abort();
+	s->nproxy_real_ip_cidr = 1;
 }
 
 static void apply_configmap(struct ctx *c, json_object *cm, uint32_t *drain_default)
@@ -929,10 +1489,47 @@ static void apply_configmap(struct ctx *c, json_object *cm, uint32_t *drain_defa
 				s->keepalive_timeout_ms = ms;
 			else if (rc == 0)
 				s->drain_window_ms = *drain_default = ms;
+		} else if (strcmp(k, "use-forwarded-headers") == 0 ||
+		           strcmp(k, "compute-full-forwarded-for") == 0 ||
+		           strcmp(k, "use-proxy-protocol") == 0 || strcmp(k, "hsts") == 0 ||
+		           strcmp(k, "hsts-include-subdomains") == 0 ||
+		           strcmp(k, "hsts-preload") == 0) {
+			bool b;
+			rc = annotations_parse_bool(v, &b, err, sizeof(err));
+			if (rc == 0)
+				*setting_bool(s, k) = b;
+		} else if (strcmp(k, "hsts-max-age") == 0) {
+			rc = annotations_parse_uint(v, UINT32_MAX, &u, err, sizeof(err));
+			if (rc == 0)
+				s->hsts_max_age = (uint32_t)u;
+		} else if (strcmp(k, "forwarded-for-header") == 0) {
+			rc = parse_header_name(v, err, sizeof(err));
+			if (rc == 0) {
+				free(s->forwarded_for_header);
+				s->forwarded_for_header = xstrdup(v);
+			}
+		} else if (strcmp(k, "proxy-real-ip-cidr") == 0) {
+			struct route_cidr *list;
+			size_t n;
+			rc = annotations_parse_cidrs(v, &list, &n, err, sizeof(err));
+			if (rc == 0 && n == 0) {
+				free(list);
+				snprintf(err, sizeof(err), "no CIDR given");
+				rc = WEIR_EINVAL;
+			}
+			if (rc == 0) {
+				free(s->proxy_real_ip_cidr);
+				s->proxy_real_ip_cidr = list;
+				s->nproxy_real_ip_cidr = n;
+			}
 		} else if (strcmp(k, "upstream-keepalive") == 0) {
 			rc = annotations_parse_uint(v, 65535, &u, err, sizeof(err));
 			if (rc == 0)
 				s->upstream_keepalive = (uint32_t)u;
+		} else if (strcmp(k, "max-connections") == 0) {
+			rc = annotations_parse_uint(v, 1048576, &u, err, sizeof(err));
+			if (rc == 0)
+				s->max_connections = (uint32_t)u;
 		} else if (strcmp(k, "default-tls-secret") == 0) {
 			const char *slash = strchr(v, '/');
 			if (!slash || slash == v || !slash[1] || strchr(slash + 1, '/')) {
@@ -969,6 +1566,7 @@ static void apply_configmap(struct ctx *c, json_object *cm, uint32_t *drain_defa
 			         "invalid value: %s; default kept", err);
 	}
 	free(keys);
+	real_ip_cidr_default(s);
 	apply_global_auth(c, cm, data);
 }
 
@@ -999,6 +1597,7 @@ struct hbuild {
 	bool regex;
 	struct ing *cert_ing; /* the Ingress whose spec.tls named it */
 	const char *secret;   /* its secretName (borrowed from that Ingress) */
+	struct ing *auth_ing; /* the oldest Ingress with auth-tls-secret on the host */
 	size_t n, cap;
 	struct rbuild *routes;
 };
@@ -1029,40 +1628,15 @@ static struct hbuild *host_get(struct hosts *hs, const char *name, bool create)
 	return h;
 }
 
-/* Host names: lowercase letters, digits, '-', '_', '.', no empty label, '*'
- * only as the whole first label. "" (no host) is fine. */
-static bool valid_host(const char *h)
-{
-	if (!*h)
-		return true;
-	if (strlen(h) > 253)
-		return false;
-	if (h[0] == '*') {
-		if (h[1] != '.')
-			return false;
-		h += 2;
-	}
-	if (!*h || *h == '.')
-		return false;
-	for (const char *p = h; *p; p++) {
-		if (*p == '.' && (p[1] == '.' || p[1] == '\0'))
-			return false;
-		if (!(islower((unsigned char)*p) || isdigit((unsigned char)*p) || *p == '-' ||
-		      *p == '_' || *p == '.'))
-			return false;
-	}
-	return true;
-}
-
 /* Lowercased host of a rule (or tls entry) into a new string; NULL and a
  * diagnostic when invalid. */
 static char *rule_host(struct ctx *c, struct ing *in, const char *raw, const char *field)
 {
 	char *h = xstrdup(raw ? raw : "");
+	char why[256];
 	lower(h);
-	if (!valid_host(h)) {
-		diag_add(c, "Ingress", in->obj, field, "BadRule", "\"%s\" is not a valid host name",
-		         raw);
+	if (route_validate_host(h, 0, why, sizeof(why)) != 0) {
+		diag_add(c, "Ingress", in->obj, field, "BadRule", "%s", why);
 		free(h);
 		return NULL;
 	}
@@ -1109,14 +1683,14 @@ static void add_route(struct ctx *c, struct hbuild *h, struct ing *in, const cha
 	if (annotations_policy_copy(&r->policy, &in->ann.policy))
 		abort();
 	struct annotations *a = &in->ann;
-	if (!r->policy.auth.url && a->global_auth && c->global_auth.url) {
+	if (!r->policy.ext_auth.url && a->global_auth && c->global_auth.url) {
 		bool exempt = false;
 		for (size_t i = 0; i < c->nno_auth && !exempt; i++) {
 			size_t n = strlen(c->no_auth[i]);
 			exempt = strncmp(c->no_auth[i], path, n) == 0 &&
 			         (path[n] == '\0' || path[n] == '/' || c->no_auth[i][n - 1] == '/');
 		}
-		if (!exempt && annotations_auth_copy(&r->policy.auth, &c->global_auth))
+		if (!exempt && annotations_ext_auth_copy(&r->policy.ext_auth, &c->global_auth))
 			abort();
 	}
 	if (a->use_regex || a->policy.rewrite_target)
@@ -1221,6 +1795,27 @@ static void ingress_canary(struct ctx *c, struct hosts *hs, struct ing *in)
 				diag_add(c, "Ingress", in->obj, field, "PathConflict",
 				         "path %s on host \"%s\" already has the canary %s", path,
 				         hname, target->canary_ing->source);
+				continue;
+			}
+			/* The main route's policy applies to canary traffic (as in
+			 * ingress-nginx): a canary asking for authentication must not
+			 * be reached through a main route without it. */
+			if (in->ann.policy.auth.type == ROUTE_AUTH_BASIC &&
+			    target->policy.auth.type != ROUTE_AUTH_BASIC) {
+				diag_add(
+				    c, "Ingress", in->obj, in->ann.auth_type_key, "BadAnnotation",
+				    "canary path %s on host \"%s\" asks for basic authentication "
+				    "but the main Ingress %s has none, and its policy is the one "
+				    "applied; the canary is not attached",
+				    path, hname, target->ing->source);
+				continue;
+			}
+			if (in->ann.policy.ext_auth.url && !target->policy.ext_auth.url) {
+				diag_add(c, "Ingress", in->obj, "auth-url", "BadAnnotation",
+				         "canary path %s on host \"%s\" asks for forward "
+				         "authentication but the main Ingress %s has none, and its "
+				         "policy is the one applied; the canary is not attached",
+				         path, hname, target->ing->source);
 				continue;
 			}
 			int be = resolve_backend(c, in->obj, NULL, jget(p, "backend"), field);
@@ -1345,6 +1940,95 @@ static void ingress_tls(struct ctx *c, struct hosts *hs, struct ing *in)
 	}
 }
 
+static bool same_client_auth(const struct route_client_auth *a, const struct route_client_auth *b)
+{
+	return a->ca == b->ca && a->verify == b->verify && a->verify_depth == b->verify_depth &&
+	       a->pass_certificate == b->pass_certificate &&
+	       same_str(a->error_page, b->error_page) && same_str(a->match_cn, b->match_cn);
+}
+
+/* The hosts of an Ingress's rules (server aliases included), lowercased;
+ * invalid names are left out silently (the routes pass reports them). */
+static size_t ingress_hosts(struct ing *in, char ***out)
+{
+	json_object *rules = jarr(jget(in->obj, "spec"), "rules");
+	size_t n = 0;
+	char **list = NULL;
+	for (size_t ri = 0; ri < jlen(rules); ri++) {
+		const char *raw = jstr(json_object_array_get_idx(rules, ri), "host");
+		char *h = xstrdup(raw ? raw : "");
+		char why[256];
+		lower(h);
+		if (route_validate_host(h, 0, why, sizeof(why)) != 0) {
+			free(h);
+			continue;
+		}
+		size_t k = 1 + (*h ? in->ann.nserver_alias : 0);
+		list = xrealloc(list, (n + k) * sizeof(*list));
+		list[n++] = h;
+		for (size_t i = 1; i < k; i++)
+			list[n++] = xstrdup(in->ann.server_alias[i - 1]);
+	}
+	*out = list;
+	return n;
+}
+
+/* auth-tls is a server-level setting in ingress-nginx: one per host, and it
+ * covers every route of the host. The oldest Ingress with auth-tls-secret on
+ * a host sets it; a younger one asking for different settings on any of its
+ * hosts is dropped whole (so no host keeps half of it). */
+static void ingress_client_auth(struct ctx *c, struct hosts *hs, struct ing *in)
+{
+	if (!in->ann.tls_secret)
+		return;
+	char **names;
+	size_t n = ingress_hosts(in, &names);
+	for (size_t i = 0; i < n; i++) {
+		struct hbuild *h = host_get(hs, names[i], true);
+		if (h->auth_ing && h->auth_ing != in &&
+		    !same_client_auth(&h->auth_ing->ann.tls_auth, &in->ann.tls_auth)) {
+			diag_add(c, "Ingress", in->obj, in->ann.tls_secret_key, "AuthTLSConflict",
+			         "host \"%s\" already takes its client certificate settings "
+			         "(auth-tls-*) from the older Ingress %s and these differ; the "
+			         "Ingress's routes are dropped",
+			         h->name, h->auth_ing->source);
+			in->dropped = true;
+			goto out;
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct hbuild *h = host_get(hs, names[i], false);
+		if (!h->auth_ing)
+			h->auth_ing = in;
+	}
+out:
+	free_list(names, n);
+}
+
+/* What every route of the Ingress will carry from its metadata and
+ * annotations (source, policy, canary rule), by the rules the proxy loads
+ * the table with. The annotation handlers already check each value with
+ * the same rules; this catches what only their combination could break.
+ * A failure drops the Ingress, as a bad annotation does. */
+static void validate_ingress(struct ctx *c, struct ing *in)
+{
+	char field[200], why[256];
+	if (route_validate_text(in->source, why, sizeof(why)) != 0) {
+		diag_add(c, "Ingress", in->obj, "metadata.name", "BadRule",
+		         "%s; the Ingress's routes are dropped", why);
+		in->dropped = true;
+		return;
+	}
+	if (route_validate_policy(&in->ann.policy, field, sizeof(field), why, sizeof(why)) != 0 ||
+	    route_validate_canary(&in->ann.canary_rule, field, sizeof(field), why, sizeof(why)) !=
+	        0) {
+		diag_add(c, "Ingress", in->obj, "metadata.annotations", "BadAnnotation",
+		         "the annotations give %s: %s; the Ingress's routes are dropped", field,
+		         why);
+		in->dropped = true;
+	}
+}
+
 static int cmp_route(const void *a, const void *b)
 {
 	const struct rbuild *x = a, *y = b;
@@ -1356,22 +2040,6 @@ static int cmp_route(const void *a, const void *b)
 	return strcmp(x->path, y->path);
 }
 
-static bool regex_ok(const char *pattern, char *err, size_t errlen)
-{
-	int code;
-	PCRE2_SIZE off;
-	pcre2_code *re = pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED, PCRE2_CASELESS,
-	                               &code, &off, NULL);
-	if (re) {
-		pcre2_code_free(re);
-		return true;
-	}
-	PCRE2_UCHAR buf[160];
-	pcre2_get_error_message(code, buf, sizeof(buf));
-	snprintf(err, errlen, "%s at offset %zu", (const char *)buf, (size_t)off);
-	return false;
-}
-
 /* Sort, convert to regex when the host is in regex mode, validate, and move
  * into the table host. */
 static void finish_host(struct ctx *c, struct hbuild *h, struct route_host *out)
@@ -1380,34 +2048,49 @@ static void finish_host(struct ctx *c, struct hbuild *h, struct route_host *out)
 	out->name = h->name;
 	h->name = NULL;
 	out->cert = h->cert;
+	route_client_auth_init(&out->client_auth);
+	const struct route_client_auth *ca = h->auth_ing ? &h->auth_ing->ann.tls_auth : NULL;
+	if (ca && ca->ca >= 0 && ca->verify != ROUTE_VERIFY_OFF) {
+		out->client_auth = *ca;
+		out->client_auth.error_page = ca->error_page ? xstrdup(ca->error_page) : NULL;
+		out->client_auth.match_cn = ca->match_cn ? xstrdup(ca->match_cn) : NULL;
+	}
 	out->routes = xcalloc(h->n, sizeof(*out->routes));
 	out->nroutes = 0;
 	for (size_t i = 0; i < h->n; i++) {
 		struct rbuild *r = &h->routes[i];
 		char *path;
-		enum route_match match;
+		char field[200], why[256];
+		struct route cand = {.backend = r->backend, .source = r->ing->source};
 		if (h->regex) {
 			path = xasprintf("^%s%s", r->path, r->exact ? "$" : "");
-			match = ROUTE_MATCH_REGEX;
-			char err[200];
-			if (!regex_ok(path, err, sizeof(err))) {
-				diag_add(
-				    c, "Ingress", r->ing->obj, r->field, "BadRegex",
-				    "host \"%s\" is in regex mode and %s is not a valid regex: "
-				    "%s; route dropped",
-				    out->name, path, err);
-				free(path);
-				goto drop;
-			}
+			cand.match = ROUTE_MATCH_REGEX;
 		} else {
-			if (r->path[0] != '/') {
-				diag_add(c, "Ingress", r->ing->obj, r->field, "BadRule",
-				         "path %s does not start with /; route dropped", r->path);
-				goto drop;
-			}
 			path = xstrdup(r->path);
-			match = r->exact ? ROUTE_MATCH_EXACT : ROUTE_MATCH_PREFIX;
+			cand.match = r->exact ? ROUTE_MATCH_EXACT : ROUTE_MATCH_PREFIX;
 		}
+		/* The rules the proxy loads the table by (route_validate_route,
+		 * regex compiled): a route that fails them is dropped here, never
+		 * published. */
+		cand.path = path;
+		cand.policy = r->policy;
+		cand.canary = r->canary;
+		if (route_validate_route(&cand, false, field, sizeof(field), why, sizeof(why)) !=
+		    0) {
+			if (strcmp(field, "path") != 0)
+				diag_add(c, "Ingress", r->ing->obj, r->field, "BadRule",
+				         "route %s: %s; route dropped", field, why);
+			else if (h->regex)
+				diag_add(c, "Ingress", r->ing->obj, r->field, "BadRegex",
+				         "host \"%s\" is in regex mode: path %s: %s; route dropped",
+				         out->name, path, why);
+			else
+				diag_add(c, "Ingress", r->ing->obj, r->field, "BadRule",
+				         "path %s; route dropped", why);
+			free(path);
+			goto drop;
+		}
+		enum route_match match = cand.match;
 		struct route *rt = &out->routes[out->nroutes++];
 		rt->path = path;
 		rt->match = match;
@@ -1568,9 +2251,67 @@ static void compact(struct route_table *t)
 			t->hosts[i].cert = cmap[t->hosts[i].cert];
 	if (t->default_cert >= 0)
 		t->default_cert = cmap[t->default_cert];
+
+	/* CAs: the ones a host still names, in the order they were read. */
+	int *camap = xcalloc(t->ncas, sizeof(int));
+	size_t nca = 0;
+	for (size_t i = 0; i < t->ncas; i++)
+		camap[i] = -1;
+	for (size_t i = 0; i < t->nhosts; i++)
+		if (t->hosts[i].client_auth.ca >= 0)
+			camap[t->hosts[i].client_auth.ca] = 0;
+	for (size_t i = 0; i < t->ncas; i++) {
+		if (camap[i] < 0) {
+			free(t->cas[i].name);
+			free(t->cas[i].ca_pem);
+			free(t->cas[i].crl_pem);
+			continue;
+		}
+		camap[i] = (int)nca;
+		t->cas[nca++] = t->cas[i];
+	}
+	t->ncas = nca;
+	if (!nca) {
+		free(t->cas);
+		t->cas = NULL;
+	}
+	for (size_t i = 0; i < t->nhosts; i++)
+		if (t->hosts[i].client_auth.ca >= 0)
+			t->hosts[i].client_auth.ca = camap[t->hosts[i].client_auth.ca];
+	free(camap);
 	free(cmap);
 	free(cused);
 	free(order);
+
+	/* backend TLS profiles: keep the used ones, in first-use order */
+	int *pmap = xcalloc(t->nbackend_tls, sizeof(int));
+	bool *pused = xcalloc(t->nbackend_tls, sizeof(bool));
+	for (size_t i = 0; i < t->nhosts; i++)
+		for (size_t j = 0; j < t->hosts[i].nroutes; j++)
+			if (t->hosts[i].routes[j].policy.backend_tls.profile >= 0)
+				pused[t->hosts[i].routes[j].policy.backend_tls.profile] = true;
+	k = 0;
+	for (size_t i = 0; i < t->nbackend_tls; i++) {
+		if (pused[i]) {
+			pmap[i] = (int)k;
+			t->backend_tls[k++] = t->backend_tls[i];
+		} else {
+			route_backend_tls_profile_cleanup(&t->backend_tls[i]);
+		}
+	}
+	t->nbackend_tls = k;
+	if (k == 0) {
+		free(t->backend_tls);
+		t->backend_tls = NULL;
+	}
+	for (size_t i = 0; i < t->nhosts; i++)
+		for (size_t j = 0; j < t->hosts[i].nroutes; j++) {
+			int *pi = &t->hosts[i].routes[j].policy.backend_tls.profile;
+			if (*pi >= 0)
+				*pi = pmap[*pi];
+		}
+	free(pmap);
+	free(pused);
 }
 
 /* Oldest first (metadata.creationTimestamp, RFC 3339 compares as text),
@@ -1671,9 +2412,10 @@ int compile_snapshot(const struct snapshot *snap, const struct compile_options *
 		}
 		annotation_issues_cleanup(&issues);
 		if (in->ann.ssl_passthrough && !in->dropped &&
-		    (in->ann.policy.auth.url || (in->ann.global_auth && c.global_auth.url))) {
+		    (in->ann.policy.ext_auth.url || (in->ann.global_auth && c.global_auth.url))) {
 			/* TLS is relayed untouched: no request to authenticate. */
-			const char *key = in->ann.policy.auth.url ? "auth-url" : "global-auth-url";
+			const char *key =
+			    in->ann.policy.ext_auth.url ? "auth-url" : "global-auth-url";
 			diag_add(&c, "Ingress", in->obj, key, "SecurityNotEnforced",
 			         "forward auth cannot apply to ssl-passthrough (TLS is not "
 			         "terminated); this Ingress is not served (fail closed)");
@@ -1695,8 +2437,41 @@ int compile_snapshot(const struct snapshot *snap, const struct compile_options *
 			         CONFIGMAP_NAME, global);
 			in->dropped = true;
 		}
+		if (!in->dropped && in->ann.policy.auth.type == ROUTE_AUTH_BASIC) {
+			if (in->ann.ssl_passthrough) {
+				diag_add(
+				    &c, "Ingress", in->obj, in->ann.auth_type_key, "BadAnnotation",
+				    "basic authentication cannot be enforced on an ssl-passthrough "
+				    "Ingress (weir never decrypts it); the Ingress's routes are "
+				    "dropped");
+				in->dropped = true;
+			} else if (!resolve_auth(&c, in->obj, &in->ann)) {
+				in->dropped = true;
+			}
+		}
+		if (!in->dropped && in->ann.tls_secret) {
+			if (in->ann.ssl_passthrough) {
+				diag_add(
+				    &c, "Ingress", in->obj, in->ann.tls_secret_key, "BadAnnotation",
+				    "client certificates cannot be checked on an ssl-passthrough "
+				    "Ingress (weir never decrypts it); the Ingress's routes are "
+				    "dropped");
+				in->dropped = true;
+			} else if (!resolve_ca(&c, in->obj, &in->ann)) {
+				in->dropped = true;
+			}
+		}
+		if (!in->dropped && !resolve_backend_tls(&c, in->obj, &in->ann))
+			in->dropped = true;
+		if (!in->dropped)
+			validate_ingress(&c, in);
 	}
 
+	/* Client certificate settings per host, before anything is built from
+	 * an Ingress that a conflict drops. */
+	for (size_t i = 0; i < ning; i++)
+		if (!ings[i].dropped)
+			ingress_client_auth(&c, &hs, &ings[i]);
 	/* TLS hosts first: ssl-redirect of every route depends on them. */
 	for (size_t i = 0; i < ning; i++)
 		if (!ings[i].dropped && !ings[i].ann.canary && !ings[i].ann.ssl_passthrough)
@@ -1710,7 +2485,14 @@ int compile_snapshot(const struct snapshot *snap, const struct compile_options *
 			continue;
 		}
 		json_object *dbe = jget(jget(in->obj, "spec"), "defaultBackend");
-		if (dbe && t->default_backend < 0) {
+		if (dbe && in->ann.tls_secret && in->ann.tls_auth.verify != ROUTE_VERIFY_OFF) {
+			/* It would answer requests of hosts that ask for no client
+			 * certificate: fail closed. */
+			diag_add(&c, "Ingress", in->obj, "spec.defaultBackend", "BadAnnotation",
+			         "an Ingress with auth-tls-secret does not provide the default "
+			         "backend (requests to other hosts would reach it without a client "
+			         "certificate); spec.defaultBackend ignored");
+		} else if (dbe && t->default_backend < 0) {
 			int idx =
 			    resolve_backend(&c, in->obj, &in->ann, dbe, "spec.defaultBackend");
 			if (idx >= 0)
@@ -1726,8 +2508,20 @@ int compile_snapshot(const struct snapshot *snap, const struct compile_options *
 	t->hosts = xcalloc(hs.n, sizeof(*t->hosts));
 	for (size_t i = 0; i < hs.n; i++) {
 		struct hbuild *h = &hs.items[i];
-		if (h->n)
-			finish_host(&c, h, &t->hosts[t->nhosts++]);
+		if (h->n) {
+			struct route_host *out = &t->hosts[t->nhosts];
+			finish_host(&c, h, out);
+			/* Every route dropped: no entry either, or it would shadow
+			 * a wildcard or "" host that still serves. */
+			if (out->nroutes) {
+				t->nhosts++;
+			} else {
+				free(out->name);
+				free(out->routes);
+				route_client_auth_cleanup(&out->client_auth);
+				memset(out, 0, sizeof(*out));
+			}
+		}
 		free(h->name);
 		free(h->routes);
 	}
@@ -1746,8 +2540,9 @@ int compile_snapshot(const struct snapshot *snap, const struct compile_options *
 	free(ings);
 	strmap_cleanup(&c.backends);
 	strmap_cleanup(&c.certs);
+	strmap_cleanup(&c.pems);
 	free(c.slices);
-	route_auth_cleanup(&c.global_auth);
+	route_ext_auth_cleanup(&c.global_auth);
 	for (size_t i = 0; i < c.nno_auth; i++)
 		free(c.no_auth[i]);
 	free(c.no_auth);

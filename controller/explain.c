@@ -6,6 +6,10 @@
 #include <inttypes.h>
 #include <string.h>
 
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include "auth_hash.h"
 #include "error.h"
 
 static const char *match_name(enum route_match m)
@@ -126,6 +130,16 @@ static void put_policy(FILE *out, const char *ind, const struct route_policy *p)
 	put_cidrs(out, ind, "deny", p->deny, p->ndeny);
 	put_u64(out, ind, "limit_connections", p->limit_connections, d.limit_connections);
 	put_u64(out, ind, "limit_rps", p->limit_rps, d.limit_rps);
+	if (p->auth.type == ROUTE_AUTH_BASIC) {
+		/* user names and hash formats, never the hashes */
+		fprintf(out, "%sauth: basic, realm \"%s\", %zu user%s:", ind,
+		        p->auth.realm ? p->auth.realm : "", p->auth.nusers,
+		        p->auth.nusers == 1 ? "" : "s");
+		for (size_t i = 0; i < p->auth.nusers; i++)
+			fprintf(out, "%s %s (%s)", i ? "," : "", p->auth.users[i].name,
+			        auth_hash_kind_name(auth_hash_kind(p->auth.users[i].hash)));
+		fputc('\n', out);
+	}
 	put_bool(out, ind, "cors.enabled", p->cors.enabled, d.cors.enabled);
 	put_str(out, ind, "cors.allow_origin", p->cors.allow_origin, d.cors.allow_origin);
 	put_str(out, ind, "cors.allow_methods", p->cors.allow_methods, d.cors.allow_methods);
@@ -148,17 +162,71 @@ static void put_policy(FILE *out, const char *ind, const struct route_policy *p)
 		        p->response_headers[i].value);
 	for (size_t i = 0; i < p->nhide_headers; i++)
 		fprintf(out, "%shide_header: %s\n", ind, p->hide_headers[i]);
-	put_str(out, ind, "auth.url", p->auth.url, NULL);
-	put_str(out, ind, "auth.method", p->auth.method, NULL);
-	put_str(out, ind, "auth.signin", p->auth.signin, NULL);
-	put_str(out, ind, "auth.signin_redirect_param", p->auth.signin_redirect_param, NULL);
-	put_str(out, ind, "auth.request_redirect", p->auth.request_redirect, NULL);
-	put_bool(out, ind, "auth.always_set_cookie", p->auth.always_set_cookie, false);
-	put_str(out, ind, "auth.cache_key", p->auth.cache_key, NULL);
-	put_str(out, ind, "auth.cache_duration", p->auth.cache_duration, NULL);
-	for (size_t i = 0; i < p->auth.nresponse_headers; i++)
-		fprintf(out, "%sauth.response_header: %s\n", ind, p->auth.response_headers[i]);
+	put_str(out, ind, "ext_auth.url", p->ext_auth.url, NULL);
+	put_str(out, ind, "ext_auth.method", p->ext_auth.method, NULL);
+	put_str(out, ind, "ext_auth.signin", p->ext_auth.signin, NULL);
+	put_str(out, ind, "ext_auth.signin_redirect_param", p->ext_auth.signin_redirect_param,
+	        NULL);
+	put_str(out, ind, "ext_auth.request_redirect", p->ext_auth.request_redirect, NULL);
+	put_bool(out, ind, "ext_auth.always_set_cookie", p->ext_auth.always_set_cookie, false);
+	put_str(out, ind, "ext_auth.cache_key", p->ext_auth.cache_key, NULL);
+	put_str(out, ind, "ext_auth.cache_duration", p->ext_auth.cache_duration, NULL);
+	for (size_t i = 0; i < p->ext_auth.nresponse_headers; i++)
+		fprintf(out, "%sext_auth.response_header: %s\n", ind,
+		        p->ext_auth.response_headers[i]);
+	if (p->backend_tls.profile >= 0 || p->backend_tls.name || p->backend_tls.server_name) {
+		fprintf(out, "%sbackend_tls:", ind);
+		if (p->backend_tls.profile >= 0)
+			fprintf(out, " profile %d", p->backend_tls.profile);
+		if (p->backend_tls.name)
+			fprintf(out, " name %s", p->backend_tls.name);
+		if (p->backend_tls.server_name)
+			fprintf(out, " sni");
+		fputc('\n', out);
+	}
 	route_policy_cleanup(&d);
+}
+
+/* The subjects of the certificates of a PEM text, never the text (a key
+ * stays out of the output). */
+static void put_subjects(FILE *out, const char *pem)
+{
+	BIO *bio = BIO_new_mem_buf(pem, -1);
+	X509 *x;
+	const char *sep = " ";
+	while (bio && (x = PEM_read_bio_X509(bio, NULL, NULL, NULL))) {
+		char buf[256];
+		X509_NAME_oneline(X509_get_subject_name(x), buf, sizeof(buf));
+		fprintf(out, "%s%s", sep, buf);
+		sep = ", ";
+		X509_free(x);
+	}
+	BIO_free(bio);
+}
+
+static void put_backend_tls(FILE *out, const struct route_table *t)
+{
+	/* Left out when empty, so tables without profiles read as before. */
+	if (t->nbackend_tls)
+		fprintf(out, "backend tls:\n");
+	for (size_t i = 0; i < t->nbackend_tls; i++) {
+		const struct route_backend_tls_profile *b = &t->backend_tls[i];
+		fprintf(out, "  %zu: %s%s, verify %s, depth %u, protocols %s, ciphers %s\n", i,
+		        b->name && *b->name ? "secret " : "no secret",
+		        b->name && *b->name ? b->name : "", b->verify ? "on" : "off",
+		        (unsigned)b->verify_depth, b->protocols ? b->protocols : "(default)",
+		        b->ciphers ? b->ciphers : "(default)");
+		if (b->ca_pem) {
+			fprintf(out, "    ca:");
+			put_subjects(out, b->ca_pem);
+			fputc('\n', out);
+		}
+		if (b->cert_pem) {
+			fprintf(out, "    client cert:");
+			put_subjects(out, b->cert_pem);
+			fputc('\n', out);
+		}
+	}
 }
 
 static void put_canary(FILE *out, const struct route_table *t, const struct route_canary *c)
@@ -186,7 +254,16 @@ static void put_settings(FILE *out, const struct route_settings *s)
 	           s->header_timeout_ms != ds->header_timeout_ms ||
 	           s->keepalive_timeout_ms != ds->keepalive_timeout_ms ||
 	           s->upstream_keepalive != ds->upstream_keepalive ||
-	           s->drain_window_ms != ds->drain_window_ms;
+	           s->drain_window_ms != ds->drain_window_ms ||
+	           s->max_connections != ds->max_connections ||
+	           s->use_forwarded_headers != ds->use_forwarded_headers ||
+	           s->compute_full_forwarded_for != ds->compute_full_forwarded_for ||
+	           s->use_proxy_protocol != ds->use_proxy_protocol ||
+	           str_differs(s->forwarded_for_header, ds->forwarded_for_header) ||
+	           s->nproxy_real_ip_cidr || s->hsts != ds->hsts ||
+	           s->hsts_max_age != ds->hsts_max_age ||
+	           s->hsts_include_subdomains != ds->hsts_include_subdomains ||
+	           s->hsts_preload != ds->hsts_preload;
 	fprintf(out, "settings:%s\n", any ? "" : " defaults");
 	put_cidrs(out, "  ", "trusted_proxies", s->trusted_proxies, s->ntrusted_proxies);
 	put_u64(out, "  ", "max_header_bytes", s->max_header_bytes, ds->max_header_bytes);
@@ -195,6 +272,20 @@ static void put_settings(FILE *out, const struct route_settings *s)
 	        ds->keepalive_timeout_ms);
 	put_u64(out, "  ", "upstream_keepalive", s->upstream_keepalive, ds->upstream_keepalive);
 	put_u64(out, "  ", "drain_window_ms", s->drain_window_ms, ds->drain_window_ms);
+	put_u64(out, "  ", "max_connections", s->max_connections, ds->max_connections);
+	put_bool(out, "  ", "use_forwarded_headers", s->use_forwarded_headers,
+	         ds->use_forwarded_headers);
+	put_bool(out, "  ", "compute_full_forwarded_for", s->compute_full_forwarded_for,
+	         ds->compute_full_forwarded_for);
+	put_bool(out, "  ", "use_proxy_protocol", s->use_proxy_protocol, ds->use_proxy_protocol);
+	put_str(out, "  ", "forwarded_for_header", s->forwarded_for_header,
+	        ds->forwarded_for_header);
+	put_cidrs(out, "  ", "proxy_real_ip_cidr", s->proxy_real_ip_cidr, s->nproxy_real_ip_cidr);
+	put_bool(out, "  ", "hsts", s->hsts, ds->hsts);
+	put_u64(out, "  ", "hsts_max_age", s->hsts_max_age, ds->hsts_max_age);
+	put_bool(out, "  ", "hsts_include_subdomains", s->hsts_include_subdomains,
+	         ds->hsts_include_subdomains);
+	put_bool(out, "  ", "hsts_preload", s->hsts_preload, ds->hsts_preload);
 	route_table_free(d);
 }
 
@@ -207,6 +298,21 @@ int explain_write(FILE *out, const struct route_table *t, const struct diag_list
 		    h->cert >= 0 && (size_t)h->cert < t->ncerts ? t->certs[h->cert].name : NULL;
 		fprintf(out, "  host %s (%s%s)\n", *h->name ? h->name : "* (any host)",
 		        cert ? "cert " : "default cert", cert ? cert : "");
+		const struct route_client_auth *ca = &h->client_auth;
+		if (ca->ca >= 0 && (size_t)ca->ca < t->ncas) {
+			static const char *const verify[] = {"off", "on", "optional",
+			                                     "optional_no_ca"};
+			fprintf(out, "    client certificates: CA %s%s, verify %s, depth %u",
+			        t->cas[ca->ca].name, t->cas[ca->ca].crl_pem ? " (with CRL)" : "",
+			        verify[ca->verify], ca->verify_depth);
+			if (ca->pass_certificate)
+				fprintf(out, ", passed upstream");
+			if (ca->match_cn)
+				fprintf(out, ", match %s", ca->match_cn);
+			if (ca->error_page)
+				fprintf(out, ", error page %s", ca->error_page);
+			fprintf(out, "\n");
+		}
 		if (!h->nroutes)
 			fprintf(out, "    no routes\n");
 		for (size_t j = 0; j < h->nroutes; j++) {
@@ -234,6 +340,7 @@ int explain_write(FILE *out, const struct route_table *t, const struct diag_list
 		        backend_name(t, t->passthrough[i].backend));
 		put_endpoints(out, "    ", t, t->passthrough[i].backend);
 	}
+	put_backend_tls(out, t);
 	put_settings(out, &t->settings);
 	fprintf(out, "diagnostics:%s\n", diags && diags->n ? "" : " none");
 	for (size_t i = 0; diags && i < diags->n; i++) {

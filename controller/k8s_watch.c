@@ -209,6 +209,14 @@ struct kind_def {
 	const char *selector; /* fieldSelector, already escaped */
 };
 
+/* Secrets of every type but two: kubernetes.io/tls for certificates and, as
+ * ingress-nginx reads any Secret an annotation names, the Opaque ones of
+ * auth-secret and auth-tls-secret (ca.crt). Left out: Helm release records (large and many) and
+ * service account tokens (credentials weir has no use for). Field selectors AND their terms:
+ * "type!=helm.sh/release.v1,type!=kubernetes.io/service-account-token". */
+#define SECRET_SELECTOR                                                                            \
+	"type%21%3Dhelm.sh%2Frelease.v1%2Ctype%21%3Dkubernetes.io%2Fservice-account-token"
+
 static const struct kind_def kind_defs[] = {
     {STORE_INGRESS, "Ingress", "networking.k8s.io/v1", "/apis/networking.k8s.io/v1", "ingresses",
      true, NULL},
@@ -217,7 +225,7 @@ static const struct kind_def kind_defs[] = {
     {STORE_SERVICE, "Service", "v1", "/api/v1", "services", true, NULL},
     {STORE_ENDPOINT_SLICE, "EndpointSlice", "discovery.k8s.io/v1", "/apis/discovery.k8s.io/v1",
      "endpointslices", true, NULL},
-    {STORE_SECRET, "Secret", "v1", "/api/v1", "secrets", true, "type%3Dkubernetes.io%2Ftls"},
+    {STORE_SECRET, "Secret", "v1", "/api/v1", "secrets", true, SECRET_SELECTOR},
     {STORE_CONFIGMAP, "ConfigMap", "v1", "/api/v1", "configmaps", true, NULL},
 };
 #define NKINDS (sizeof(kind_defs) / sizeof(kind_defs[0]))
@@ -293,7 +301,8 @@ static void prepare_object(const struct kind_def *def, json_object *obj)
 
 	json_object_object_add(obj, "kind", json_object_new_string(def->name));
 	json_object_object_add(obj, "apiVersion", json_object_new_string(def->api_version));
-	if (json_object_object_get_ex(obj, "metadata", &meta)) {
+	if (json_object_object_get_ex(obj, "metadata", &meta) &&
+	    json_object_is_type(meta, json_type_object)) {
 		json_object_object_del(meta, "managedFields");
 		if (json_object_object_get_ex(meta, "annotations", &ann) &&
 		    json_object_is_type(ann, json_type_object))

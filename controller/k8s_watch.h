@@ -17,8 +17,9 @@ struct k8s_source_options {
 
 struct k8s_source;
 
-/* Start list+watch of Ingress, IngressClass, Service, EndpointSlice, Secret (type
- * kubernetes.io/tls via fieldSelector) and the ConfigMap, feeding the store (store_replace
+/* Start list+watch of Ingress, IngressClass, Service, EndpointSlice, Secret (every type but
+ * helm.sh/release.v1 and kubernetes.io/service-account-token, via fieldSelector) and the
+ * ConfigMap, feeding the store (store_replace
  * after each list, store_upsert/store_delete per watch event). Paginated lists, bookmarks,
  * 410 -> relist, capped exponential backoff with jitter, never exits on API errors.
  * c and s are borrowed until k8s_source_stop returns; o's strings are copied.

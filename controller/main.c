@@ -22,6 +22,7 @@
 #include "log.h"
 #include "manifests.h"
 #include "publish.h"
+#include "refs.h"
 #include "reporter.h"
 #include "status.h"
 #include "store.h"
@@ -30,6 +31,7 @@
 #define CONTROLLER_NAME "weir.dev/ingress-controller"
 #define COMPONENT "controller"
 #define BATCH_NS (5 * 1000 * 1000)   /* coalesce a burst of store changes */
+#define QUIET_S 0.05                 /* no batching after this long without a compile */
 #define STATUS_RESYNC_S 30           /* status re-check (leadership changes) */
 #define SYNC_TIMEOUT_S 60            /* --once/--explain in API mode */
 #define PUBLISH_RETRY_S 1.0          /* after a failed publish */
@@ -348,13 +350,17 @@ static void status_pass(void *arg, const atomic_bool *cancel)
 	json_object_put(addrs);
 }
 
-/* One compile + publish. Returns 0 or the publish error. */
+/* One compile + publish. refs (may be NULL) is rebuilt from the snapshot;
+ * *again is set when a change was judged by the older reference set while
+ * this compile ran, so one more compile is due. Returns 0 or the publish
+ * error. */
 static int compile_publish(struct store *store, const struct compile_options *co,
                            struct publisher *pub, struct seen *seen, struct api *api,
-                           const struct options *o)
+                           const struct options *o, struct refs *refs, bool *again)
 {
 	static const char *const kinds[STORE_KIND_COUNT] = {
 	    "ingress", "ingressclass", "service", "endpointslice", "secret", "configmap"};
+	uint64_t ignored = refs ? refs_ignored(refs) : 0;
 	struct snapshot *snap = store_snapshot(store);
 	struct route_table *t = NULL;
 	struct diag_list diags = {0};
@@ -377,6 +383,11 @@ static int compile_publish(struct store *store, const struct compile_options *co
 		         (unsigned long long)publisher_generation(pub), t->nhosts, t->nbackends,
 		         diags.n);
 		telemetry_published(publisher_generation(pub));
+	}
+	if (refs) {
+		refs_update(refs, snap);
+		if (again && refs_ignored(refs) != ignored)
+			*again = true;
 	}
 	report_diags(&diags, seen, api);
 	if (api && api->reporter && o->publish_service)
@@ -497,6 +508,7 @@ int main(int argc, char **argv)
 	struct api api = {0};
 	struct status_ctx sctx = {.api = &api, .o = &o, .store = store, .co = &co};
 	struct manifests *watch = NULL;
+	struct refs *refs = NULL;
 	struct publisher *pub = NULL;
 	struct seen seen = {0};
 	struct diag_list source_diags = {0};
@@ -539,11 +551,15 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	if (o.once) {
-		code =
-		    compile_publish(store, &co, pub, &seen, api.client ? &api : NULL, &o) ? 1 : 0;
+		code = compile_publish(store, &co, pub, &seen, api.client ? &api : NULL, &o, NULL,
+		                       NULL)
+		           ? 1
+		           : 0;
 		goto out;
 	}
 
+	refs = refs_new();
+	store_set_relevance(store, refs_relevant, refs);
 	store_set_notify(store, on_store_change, &wake);
 	if (o.manifests && manifests_watch(o.manifests, store, &watch) != 0)
 		log_warn(COMPONENT, "cannot follow %s; changes need a restart", o.manifests);
@@ -553,7 +569,7 @@ int main(int argc, char **argv)
 	log_info(COMPONENT, "running: source %s, publish %s, class %s",
 	         o.manifests ? o.manifests : "Kubernetes API", o.publish, o.ingress_class);
 
-	double last_status = now_s(), retry_at = 0;
+	double last_status = now_s(), retry_at = 0, last_compile = 0;
 	while (!stopping) {
 		pthread_mutex_lock(&wake.lock);
 		if (!wake.dirty) {
@@ -580,15 +596,25 @@ int main(int argc, char **argv)
 			}
 			continue;
 		}
-		struct timespec batch = {0, BATCH_NS};
-		nanosleep(&batch, NULL);
+		/* A change after a quiet spell is compiled at once; changes that
+		 * follow a compile closely are batched, so a burst costs a few
+		 * compiles, not one per object. */
+		if (now_s() - last_compile < QUIET_S) {
+			struct timespec batch = {0, BATCH_NS};
+			nanosleep(&batch, NULL);
+		}
+		last_compile = now_s();
 		pthread_mutex_lock(&wake.lock);
 		wake.dirty = false;
 		pthread_mutex_unlock(&wake.lock);
-		if (compile_publish(store, &co, pub, &seen, api.client ? &api : NULL, &o) != 0)
+		bool again = false;
+		if (compile_publish(store, &co, pub, &seen, api.client ? &api : NULL, &o, refs,
+		                    &again) != 0)
 			retry_at = now_s() + PUBLISH_RETRY_S; /* e.g. a full disk: try again */
 		else
 			retry_at = 0;
+		if (again)
+			on_store_change(&wake);
 		last_status = now_s();
 	}
 	log_info(COMPONENT, "stopping; %s/%s stays in place", o.publish, ROUTE_TABLE_FILE);
@@ -598,6 +624,8 @@ out:
 	if (api.cfg || api.client)
 		stop_api(&api, o.once ? REPORTER_FLUSH_ONCE_MS : 0);
 	store_set_notify(store, NULL, NULL);
+	store_set_relevance(store, NULL, NULL);
+	refs_free(refs);
 	if (o.metrics_port && !o.once && !o.explain)
 		telemetry_stop();
 	publisher_free(pub);

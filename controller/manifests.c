@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <yaml.h>
@@ -462,6 +463,27 @@ static void reload(struct manifests *m)
 	diag_list_cleanup(&diags);
 }
 
+/* How long the directory must be quiet before it is read again. */
+#define QUIET_MS 2
+
+/* Whether an event can change what the directory holds, read whole: a
+ * finished write, a rename in or out, a deletion, a mode change, or a new
+ * symbolic link (a plain file being created is read when its writer closes
+ * it, never half written). */
+static bool acts_on(const struct manifests *m, const struct inotify_event *ev)
+{
+	if (ev->mask & (IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_ATTRIB |
+	                IN_Q_OVERFLOW | IN_DELETE_SELF | IN_MOVE_SELF))
+		return true;
+	if ((ev->mask & IN_CREATE) && ev->len) {
+		char path[4096];
+		struct stat st;
+		snprintf(path, sizeof(path), "%s/%s", m->dir, ev->name);
+		return lstat(path, &st) == 0 && S_ISLNK(st.st_mode);
+	}
+	return false;
+}
+
 static void *watch_main(void *arg)
 {
 	struct manifests *m = arg;
@@ -477,13 +499,24 @@ static void *watch_main(void *arg)
 			break;
 		if (!(p[0].revents & POLLIN))
 			continue;
-		/* drain the burst (editors write, rename, chmod) before reading */
+		/* Drain the burst (editors write, rename, chmod) before reading.
+		 * A file still being written raises no event we act on (no
+		 * IN_MODIFY), so a short quiet time is enough. */
+		bool due = false;
 		do {
-			if (read(m->ifd, buf, sizeof(buf)) < 0 && errno != EAGAIN && errno != EINTR)
+			ssize_t n = read(m->ifd, buf, sizeof(buf));
+			if (n < 0 && errno != EAGAIN && errno != EINTR)
 				goto out;
+			for (ssize_t off = 0; n > 0 && off < n;) {
+				const struct inotify_event *ev = (const void *)(buf + off);
+				if (acts_on(m, ev))
+					due = true;
+				off += (ssize_t)sizeof(*ev) + ev->len;
+			}
 			p[0].revents = 0;
-		} while (poll(p, 1, 50) > 0);
-		reload(m);
+		} while (poll(p, 1, QUIET_MS) > 0);
+		if (due)
+			reload(m);
 	}
 out:
 	return NULL;
@@ -501,7 +534,7 @@ int manifests_watch(const char *dir, struct store *s, struct manifests **out)
 	if (!m->dir || m->ifd < 0 || m->stopfd < 0 ||
 	    inotify_add_watch(m->ifd, dir,
 	                      IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_CREATE |
-	                          IN_MODIFY | IN_ATTRIB) < 0 ||
+	                          IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF) < 0 ||
 	    pthread_create(&m->thread, NULL, watch_main, m) != 0) {
 		if (m->ifd >= 0)
 			close(m->ifd);

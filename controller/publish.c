@@ -149,6 +149,15 @@ int publisher_publish(struct publisher *p, struct route_table *t, bool *written)
 	rc = route_table_serialize(t, &text, &len);
 	if (rc)
 		goto out;
+	if (len > ROUTE_TABLE_MAX_BYTES) {
+		/* The proxy would refuse it whole; the table on disk stays. */
+		log_error("controller.publish",
+		          "table of %zu bytes is over the %u byte limit; not "
+		          "published",
+		          len, ROUTE_TABLE_MAX_BYTES);
+		rc = WEIR_ETOOBIG;
+		goto out;
+	}
 	/* same content as the last table written: nothing to do */
 	if (p->last && same_but_generation(p->last, text)) {
 		t->generation = p->generation;

@@ -20,7 +20,9 @@ void publisher_free(struct publisher *p);
 
 /* Publish t (borrowed; its generation field is overwritten). When the
  * serialized text equals what is on disk, nothing is written and *written is
- * false. Returns 0, WEIR_ENOMEM or WEIR_EIO (the previous file stays). */
+ * false. Returns 0, WEIR_ENOMEM, WEIR_ETOOBIG (the text is over
+ * ROUTE_TABLE_MAX_BYTES, which the proxy refuses) or WEIR_EIO; on failure the
+ * previous file stays. */
 int publisher_publish(struct publisher *p, struct route_table *t, bool *written);
 
 /* Generation of the file on disk (0: none yet). */

@@ -42,6 +42,8 @@ struct store {
 	struct kind_list kinds[STORE_KIND_COUNT];
 	void (*notify)(void *arg);
 	void *notify_arg;
+	store_relevant_cb relevant;
+	void *relevant_arg;
 };
 
 static void *xmalloc(size_t n)
@@ -201,9 +203,14 @@ int store_upsert(struct store *s, enum store_kind kind, json_object *obj)
 		return WEIR_EINVAL;
 	}
 	pthread_mutex_lock(&s->lock);
-	list_put(&s->kinds[kind], ns, name, obj);
+	struct kind_list *l = &s->kinds[kind];
+	long at = find(l, ns, name);
+	bool relevant = !s->relevant ||
+	                s->relevant(s->relevant_arg, kind, at >= 0 ? l->items[at].obj : NULL, obj);
+	list_put(l, ns, name, obj);
 	pthread_mutex_unlock(&s->lock);
-	notify(s);
+	if (relevant)
+		notify(s);
 	return 0;
 }
 
@@ -215,7 +222,10 @@ int store_delete(struct store *s, enum store_kind kind, const char *ns, const ch
 	pthread_mutex_lock(&s->lock);
 	struct kind_list *l = &s->kinds[kind];
 	long at = find(l, ns ? ns : "", name);
+	bool relevant = true;
 	if (at >= 0) {
+		if (s->relevant)
+			relevant = s->relevant(s->relevant_arg, kind, l->items[at].obj, NULL);
 		entry_cleanup(&l->items[at]);
 		memmove(&l->items[at], &l->items[at + 1],
 		        (l->n - (size_t)at - 1) * sizeof(*l->items));
@@ -223,7 +233,7 @@ int store_delete(struct store *s, enum store_kind kind, const char *ns, const ch
 		rc = 0;
 	}
 	pthread_mutex_unlock(&s->lock);
-	if (rc == 0)
+	if (rc == 0 && relevant)
 		notify(s);
 	return rc;
 }
@@ -252,6 +262,14 @@ int store_replace(struct store *s, enum store_kind kind, json_object **objs, siz
 	list_clear(&old);
 	notify(s);
 	return 0;
+}
+
+void store_set_relevance(struct store *s, store_relevant_cb cb, void *arg)
+{
+	pthread_mutex_lock(&s->lock);
+	s->relevant = cb;
+	s->relevant_arg = arg;
+	pthread_mutex_unlock(&s->lock);
 }
 
 void store_set_notify(struct store *s, void (*cb)(void *arg), void *arg)

@@ -6,6 +6,7 @@
 #ifndef WEIR_CONTROLLER_STORE_H
 #define WEIR_CONTROLLER_STORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <json-c/json.h>
@@ -48,6 +49,18 @@ int store_replace(struct store *s, enum store_kind kind, json_object **objs, siz
  * made the change, after the store's lock is released; it must not block
  * (it is meant to wake the compile loop). arg is borrowed. */
 void store_set_notify(struct store *s, void (*cb)(void *arg), void *arg);
+
+/* Decides whether a change needs a recompile. old is the stored object
+ * (NULL: a new one), obj the incoming one (NULL: a deletion); both borrowed
+ * and read-only. Called with the store locked: it must not call back into
+ * the store, nor block. */
+typedef bool (*store_relevant_cb)(void *arg, enum store_kind kind, json_object *old,
+                                  json_object *obj);
+
+/* Set (NULL: clear) the relevance filter of store_upsert and store_delete: a
+ * change it calls irrelevant is stored without notifying. store_replace
+ * always notifies. arg is borrowed. */
+void store_set_relevance(struct store *s, store_relevant_cb cb, void *arg);
 
 /* Immutable view: objects of each kind sorted by namespace then name. */
 struct snapshot {

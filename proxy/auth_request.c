@@ -18,7 +18,7 @@
 
 struct auth_request {
 	struct loop *loop;
-	const struct route_auth *auth;
+	const struct route_ext_auth *auth;
 	auth_request_done_cb cb;
 	void *data;
 	struct upstream_pool *pool;
@@ -146,8 +146,6 @@ int auth_request_build_head(const struct auth_request_params *p, const struct ur
 	const struct http_client *cl = p->client;
 	struct wbuf w = {.p = buf, .cap = cap};
 	char num[16];
-	const char *xff = NULL;
-	size_t xff_len = 0;
 
 	puts_(&w, p->auth->method ? p->auth->method : "GET");
 	put(&w, " ", 1);
@@ -156,10 +154,6 @@ int auth_request_build_head(const struct auth_request_params *p, const struct ur
 	header(&w, "Host", url->authority, url->authority_len);
 	for (size_t i = 0; i < req->nheaders; i++) {
 		const struct http_header *h = &req->headers[i];
-		if (http_name_is(h, "x-forwarded-for") && !xff) {
-			xff = h->value;
-			xff_len = h->value_len;
-		}
 		if (name_in(h, skipped) || named_by_connection(req, h))
 			continue;
 		put(&w, h->name, h->name_len);
@@ -184,12 +178,23 @@ int auth_request_build_head(const struct auth_request_params *p, const struct ur
 	}
 	puts_(&w, "X-Sent-From: nginx-ingress-controller\r\n");
 	header(&w, "X-Real-IP", cl->ip, strlen(cl->ip));
+	/* As the upstream gets them (proxy/headers.c): the real client
+	 * address (realip.h), and the incoming chain plus the nearest hop when
+	 * that hop's forwarded headers are believed. */
 	puts_(&w, "X-Forwarded-For: ");
-	if (p->peer_trusted && xff && xff_len) {
-		put(&w, xff, xff_len);
-		put(&w, ", ", 2);
+	if (cl->forwarded_chain) {
+		for (size_t i = 0; i < req->nheaders; i++) {
+			const struct http_header *h = &req->headers[i];
+			if (!http_name_is(h, "x-forwarded-for") || h->value_len == 0 ||
+			    named_by_connection(req, h))
+				continue;
+			put(&w, h->value, h->value_len);
+			put(&w, ", ", 2);
+		}
+		puts_(&w, cl->hop_ip);
+	} else {
+		puts_(&w, cl->ip);
 	}
-	puts_(&w, cl->ip);
 	put(&w, "\r\n", 2);
 	header(&w, "X-Forwarded-Proto", scheme, strlen(scheme));
 	header(&w, "X-Forwarded-Host", host, host_len);
@@ -209,7 +214,7 @@ int auth_request_build_head(const struct auth_request_params *p, const struct ur
 
 /* ---- decisions and answers ---- */
 
-int auth_request_decision(const struct route_auth *auth, int auth_status)
+int auth_request_decision(const struct route_ext_auth *auth, int auth_status)
 {
 	if (auth_status >= 200 && auth_status < 300)
 		return 0;
@@ -297,7 +302,7 @@ static size_t var_len(const char *p)
 	return n;
 }
 
-int auth_request_signin_location(const struct route_auth *auth, const struct http_request *req,
+int auth_request_signin_location(const struct route_ext_auth *auth, const struct http_request *req,
                                  const struct http_client *client, char *buf, size_t cap)
 {
 	const char *param = auth->signin_redirect_param ? auth->signin_redirect_param : "rd";
@@ -468,7 +473,7 @@ static void put_item(struct wbuf *w, const char *list, size_t len, char sep, con
 	}
 }
 
-int auth_request_cache_key(const struct route_auth *auth, const struct http_request *req,
+int auth_request_cache_key(const struct route_ext_auth *auth, const struct http_request *req,
                            const struct http_client *client, char *buf, size_t cap)
 {
 	struct wbuf w = {.p = buf, .cap = cap ? cap - 1 : 0};
@@ -665,7 +670,7 @@ static int keep_lines(char **dst, const char *list)
 
 static int take_headers(struct auth_request *ar, const struct http_response *resp)
 {
-	const struct route_auth *a = ar->auth;
+	const struct route_ext_auth *a = ar->auth;
 	char *scratch = malloc(3 * LINES_MAX);
 	if (!scratch)
 		return WEIR_ENOMEM;

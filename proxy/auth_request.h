@@ -43,10 +43,9 @@ typedef void (*auth_request_done_cb)(struct auth_request *ar, void *data);
  * auth_request_start only, except auth, which is borrowed until
  * auth_request_free (it lives in the route table the caller holds). */
 struct auth_request_params {
-	const struct route_auth *auth;
+	const struct route_ext_auth *auth;
 	const struct http_request *req;
 	const struct http_client *client;
-	bool peer_trusted;           /* keep the client's X-Forwarded-For and append */
 	struct resolver *resolver;   /* for a host name in the URL (NULL: IP only) */
 	struct auth_cache *cache;    /* with auth->cache_key (NULL: no caching) */
 	const char *cache_scope;     /* the route, e.g. "host\npath": keys never cross routes */
@@ -59,8 +58,10 @@ struct auth_request_params {
  * end-to-end headers (no Host, hop-by-hop, body framing, Expect, nor those
  * set below), then X-Original-URL (scheme://Host request-target),
  * X-Original-Method (and with auth-method X-Original-URI and X-Scheme, as
- * ingress-nginx), X-Sent-From: nginx-ingress-controller, X-Real-IP,
- * X-Forwarded-For/-Proto/-Host/-Port, X-Request-ID, X-Auth-Request-Redirect
+ * ingress-nginx), X-Sent-From: nginx-ingress-controller, X-Real-IP (client->ip,
+ * the real client of realip.h), X-Forwarded-For (as the upstream gets it:
+ * the incoming chain plus client->hop_ip when client->forwarded_chain, else
+ * client->ip), X-Forwarded-Proto/-Host/-Port, X-Request-ID, X-Auth-Request-Redirect
  * (auth-request-redirect, else the request-target), Connection: close, and
  * no body. url is the parsed auth->url. Returns the length or WEIR_ETOOBIG. */
 int auth_request_build_head(const struct auth_request_params *p, const struct url *url, char *buf,
@@ -89,7 +90,7 @@ int auth_request_status(const struct auth_request *ar);
 /* The status for the client, from the auth server's: 0 lets the request
  * through (2xx), 401 (302 when signin is set), 403, and 500 for anything
  * else, 0 (no answer) included - as ingress-nginx. */
-int auth_request_decision(const struct route_auth *auth, int auth_status);
+int auth_request_decision(const struct route_ext_auth *auth, int auth_status);
 
 /* Header lines ("Name: value\r\n"...) collected from the auth response
  * (NUL-terminated, owned by ar): for the upstream request (the
@@ -105,13 +106,13 @@ const char *auth_request_www_auth_lines(const struct auth_request *ar);
  * component, as a query parameter (after '?' or '&') unless the signin URL
  * already carries that parameter. Returns the length written into buf
  * (NUL-terminated) or WEIR_ETOOBIG. */
-int auth_request_signin_location(const struct route_auth *auth, const struct http_request *req,
+int auth_request_signin_location(const struct route_ext_auth *auth, const struct http_request *req,
                                  const struct http_client *client, char *buf, size_t cap);
 
 /* Expand auth->cache_key for this request (url_check_cache_key variables;
  * $remote_user from Basic credentials) into buf (NUL-terminated). Returns
  * the length or WEIR_ETOOBIG. */
-int auth_request_cache_key(const struct route_auth *auth, const struct http_request *req,
+int auth_request_cache_key(const struct route_ext_auth *auth, const struct http_request *req,
                            const struct http_client *client, char *buf, size_t cap);
 
 /* Edit a message head in place (head[0..len), ending with the blank line,

@@ -3,9 +3,10 @@
  * caller's buffer through a bounded writer; nothing is allocated.
  *
  * Request rules beyond the contract in headers.h:
- * - Headers the proxy vouches for (X-Forwarded-For/-Proto/-Host/-Port/-Prefix,
- *   X-Real-IP, X-Request-ID, X-Request-Base) pass from a trusted peer only;
- *   an untrusted client's copies are dropped, then ours are added.
+ * - Headers the proxy vouches for (X-Forwarded-Proto/-Host/-Port/-Prefix,
+ *   X-Request-ID, X-Request-Base) pass from a trusted peer only; an untrusted
+ *   client's copies are dropped, then ours are added. X-Forwarded-For and
+ *   X-Real-IP are always rebuilt from the real client address (realip.h).
  * - X-Request-Base uses the public scheme and host: a trusted peer's
  *   X-Forwarded-Proto/-Host when it sent them, else the connection's scheme
  *   and the Host header.
@@ -24,6 +25,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "client_cert.h"
 #include "error.h"
 
 /* A bounded output buffer: once a write does not fit, every later write is
@@ -315,7 +317,8 @@ static const struct http_header *find_header(const struct http_header *hs, size_
 	return NULL;
 }
 
-/* Headers the proxy sets itself and that only a trusted peer may pass on. */
+/* Headers the proxy sets itself and that only a trusted peer may pass on
+ * (X-Real-IP is always the real client: never passed on). */
 enum fwd { FWD_PROTO, FWD_HOST, FWD_PORT, FWD_REAL_IP, FWD_REQUEST_ID, FWD_N };
 static const char *const fwd_names[FWD_N] = {
     "X-Forwarded-Proto", "X-Forwarded-Host", "X-Forwarded-Port", "X-Real-IP", "X-Request-ID",
@@ -367,6 +370,11 @@ int headers_build_request(const struct http_request *req, const struct http_clie
 			continue;
 		if (name_eq(h->name, h->name_len, "Content-Length"))
 			continue; /* framing is ours */
+		if (pol && pol->auth.type == ROUTE_AUTH_BASIC &&
+		    name_eq(h->name, h->name_len, "Authorization"))
+			continue; /* ingress-nginx: proxy_set_header Authorization "" */
+		if (ctx && ctx->client_cert_lines && client_cert_header_name(h->name, h->name_len))
+			continue; /* set below from the connection's certificate */
 		if (in_route_headers(rh, nrh, h->name, h->name_len))
 			continue; /* replaced below */
 		if (name_eq(h->name, h->name_len, "Host")) {
@@ -385,7 +393,7 @@ int headers_build_request(const struct http_request *req, const struct http_clie
 		for (int f = 0; f < FWD_N; f++) {
 			if (name_eq(h->name, h->name_len, fwd_names[f])) {
 				is_fwd = true;
-				if (trusted) {
+				if (trusted && f != FWD_REAL_IP) {
 					kept[f] = true;
 					put_header(&w, h->name, h->name_len, h->value,
 					           h->value_len);
@@ -443,10 +451,11 @@ int headers_build_request(const struct http_request *req, const struct http_clie
 			put_header_s(&w, "Host", ctx->upstream_host);
 	}
 
-	/* X-Forwarded-For: a trusted peer's chain plus the client, else the client. */
+	/* X-Forwarded-For: the incoming chain plus the nearest hop, or the real
+	 * client alone (realip.c decides which). */
 	if (!in_route_headers(rh, nrh, "X-Forwarded-For", 15)) {
 		puts_(&w, "X-Forwarded-For: ");
-		if (trusted) {
+		if (client->forwarded_chain) {
 			for (size_t i = 0; i < n; i++) {
 				const struct http_header *h = &hs[i];
 				if (!name_eq(h->name, h->name_len, "X-Forwarded-For") ||
@@ -455,8 +464,10 @@ int headers_build_request(const struct http_request *req, const struct http_clie
 				put(&w, h->value, h->value_len);
 				put(&w, ", ", 2);
 			}
+			puts_(&w, client->hop_ip);
+		} else {
+			puts_(&w, client->ip);
 		}
-		puts_(&w, client->ip);
 		put(&w, "\r\n", 2);
 	}
 
@@ -517,6 +528,9 @@ int headers_build_request(const struct http_request *req, const struct http_clie
 		put(&w, "\r\n", 2);
 	}
 
+	if (ctx && ctx->client_cert_lines)
+		puts_(&w, ctx->client_cert_lines);
+
 	for (size_t i = 0; i < nrh; i++) {
 		if (!rh[i].name || !rh[i].value || name_is_hop_or_framing(rh[i].name))
 			continue;
@@ -569,6 +583,10 @@ int headers_build_response(const struct http_response *resp, const struct route 
 	bool no_framing = status < 200 || status == 204;
 	bool not_modified = status == 304;
 	bool cors = pol && pol->cors.enabled;
+	/* ours replaces the upstream's; a route's response-headers entry wins */
+	bool hsts = extra && extra->hsts &&
+	            !(pol && in_route_headers(pol->response_headers, pol->nresponse_headers,
+	                                      "Strict-Transport-Security", 25));
 
 	char code[8];
 	int cn =
@@ -592,6 +610,8 @@ int headers_build_response(const struct http_response *resp, const struct route 
 			continue;
 		if (pol && in_route_headers(pol->response_headers, pol->nresponse_headers, h->name,
 		                            h->name_len))
+			continue;
+		if (hsts && name_eq(h->name, h->name_len, "Strict-Transport-Security"))
 			continue;
 		if (cors) {
 			bool c = false;
@@ -624,6 +644,8 @@ int headers_build_response(const struct http_response *resp, const struct route 
 	}
 	if (extra && extra->set_cookie && extra->set_cookie[0])
 		put_header_s(&w, "Set-Cookie", extra->set_cookie);
+	if (hsts)
+		put_header_s(&w, "Strict-Transport-Security", extra->hsts);
 
 	if (upgrade) {
 		puts_(&w, "Connection: Upgrade\r\nUpgrade: websocket\r\n");
@@ -672,4 +694,14 @@ int headers_build_local(int status, const char *extra_headers, const char *body,
 	put(&w, "\r\n", 2);
 	put(&w, body, blen);
 	return finish(&w);
+}
+
+int headers_hsts_value(const struct route_settings *s, char *buf, size_t cap)
+{
+	if (!s || !s->hsts)
+		return 0;
+	int n = snprintf(buf, cap, "max-age=%u%s%s", (unsigned)s->hsts_max_age,
+	                 s->hsts_include_subdomains ? "; includeSubDomains" : "",
+	                 s->hsts_preload ? "; preload" : "");
+	return n > 0 && (size_t)n < cap ? n : 0;
 }

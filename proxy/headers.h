@@ -20,7 +20,10 @@ struct headers_ctx {
 	const struct table_match *match;       /* for rewrite-target captures (may be NULL) */
 	const struct route_settings *settings; /* trusted_proxies (may be NULL) */
 	const char *upstream_host;             /* "addr:port" of the chosen endpoint */
-	bool peer_trusted;                     /* client ip in settings->trusted_proxies */
+	bool peer_trusted;                     /* keep the hop's X-Forwarded-* (realip.h) */
+	const char *client_cert_lines;         /* a host with client certificates: the ssl-client-*
+	                                          lines to send (client_cert.h), the client's own
+	                                          dropped; NULL: none, the client's pass */
 };
 
 /* Write the upstream request head into buf (cap bytes): request line (path
@@ -28,9 +31,13 @@ struct headers_ctx {
  * then every end-to-end header in arrival order, unknown and repeated ones
  * included, names and values byte-for-byte, minus hop-by-hop ones (Connection,
  * Keep-Alive, Proxy-Connection, TE, Trailer, Transfer-Encoding, Upgrade and any
- * named in Connection); Host unchanged unless upstream-vhost; X-Forwarded-For
- * appended (or replaced when the peer is not trusted), X-Forwarded-Proto/Host/
- * Port, X-Real-IP, X-Request-ID (kept from a trusted peer, else
+ * named in Connection) and, on a basic-auth route, Authorization (as
+ * ingress-nginx), and with ctx->client_cert_lines the client's ssl-client-*
+ * headers (replaced by those lines); Host unchanged unless upstream-vhost;
+ * X-Forwarded-For
+ * as client->forwarded_chain says (the chain plus client->hop_ip, or
+ * client->ip alone), X-Real-IP (always client->ip), X-Forwarded-Proto/Host/
+ * Port, X-Request-ID (kept from a trusted peer, else
  * client->request_id), X-Forwarded-Prefix, X-Request-Base, Origin/Referer
  * rewrite, request-headers. For a WebSocket upgrade (req->upgrade_websocket)
  * it adds "Connection: Upgrade" and "Upgrade: websocket". Body framing: adds
@@ -45,6 +52,7 @@ int headers_build_request(const struct http_request *req, const struct http_clie
 /* What the proxy adds to a response head besides the route's policy. */
 struct headers_resp_extra {
 	const char *set_cookie;   /* a full Set-Cookie value (affinity), or NULL */
+	const char *hsts;         /* Strict-Transport-Security value (HTTPS), or NULL */
 	const char *allow_origin; /* CORS Access-Control-Allow-Origin value (not */
 	size_t allow_origin_len;  /* NUL-terminated), or NULL: no CORS headers */
 };
@@ -52,7 +60,9 @@ struct headers_resp_extra {
 /* Write the response head for the client: status line (HTTP/1.1, the
  * upstream's reason or the standard one), every end-to-end upstream header in
  * order (repeated Set-Cookie kept in order), minus hop-by-hop ones and the
- * route's hide_headers, plus response-headers (replacing same-named ones); on
+ * route's hide_headers, plus response-headers (replacing same-named ones),
+ * extra->hsts as Strict-Transport-Security (replacing the upstream's, unless
+ * the route's response-headers set one); on
  * a CORS route the upstream's Access-Control-* response headers are replaced
  * by the route's, sent only when extra->allow_origin is set (with "Vary:
  * Origin" unless it is "*"); extra->set_cookie; framing (Content-Length when
@@ -71,6 +81,12 @@ int headers_build_response(const struct http_response *resp, const struct route 
  * borrowed). Returns bytes written or WEIR_ETOOBIG. */
 int headers_build_local(int status, const char *extra_headers, const char *body, bool keep_alive,
                         char *buf, size_t cap);
+
+/* The Strict-Transport-Security value for settings s ("max-age=N" plus
+ * "; includeSubDomains" and "; preload" as set) written NUL-terminated into
+ * buf (cap bytes; 64 is enough). Returns its length, or 0 when s is NULL, HSTS
+ * is off, or it does not fit. */
+int headers_hsts_value(const struct route_settings *s, char *buf, size_t cap);
 
 /* Standard reason phrase of a status code ("Unknown" for others). Static. */
 const char *headers_reason(int status);

@@ -8,6 +8,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <netinet/in.h>
+#include <string.h>
 #include <sys/socket.h>
 
 #define HTTP_MAX_HEADERS 128
@@ -38,13 +40,41 @@ struct http_request {
 };
 
 /* Who sent it and how it arrived; NUL-terminated strings. */
+/* An IPv4 or IPv6 socket address in 28 bytes (sockaddr_storage takes 128,
+ * and a client holds three of them for every idle connection and tunnel).
+ * ss_family overlays the family of both. */
+union http_addr {
+	sa_family_t ss_family;
+	struct sockaddr_in in4;
+	struct sockaddr_in6 in6;
+};
+
+/* Copy an accepted or parsed address (AF_INET or AF_INET6; anything else
+ * leaves an AF_UNSPEC address). */
+static inline void http_addr_set(union http_addr *dst, const struct sockaddr_storage *src)
+{
+	memset(dst, 0, sizeof(*dst));
+	if (src->ss_family == AF_INET)
+		memcpy(&dst->in4, src, sizeof(dst->in4));
+	else if (src->ss_family == AF_INET6)
+		memcpy(&dst->in6, src, sizeof(dst->in6));
+}
+
 struct http_client {
-	struct sockaddr_storage addr;
-	char ip[64];         /* peer address as text */
-	uint16_t port;       /* peer port */
-	uint16_t local_port; /* port the request arrived on */
-	bool tls;            /* arrived over TLS (https) */
-	char request_id[33]; /* 32 lowercase hex characters, new per request */
+	union http_addr addr; /* the real client (realip.h), at accept the peer */
+	char ip[64];          /* addr as text (IPv4-mapped IPv6 shown as IPv4) */
+	uint16_t port;        /* its port (0 when read from a header) */
+	uint16_t local_port;  /* port the request arrived on */
+	bool tls;             /* arrived over TLS (https) */
+	char request_id[33];  /* 32 lowercase hex characters, new per request */
+	/* How the connection arrived: set at accept. */
+	union http_addr peer;       /* the TCP peer */
+	bool has_proxy_addr;        /* a PROXY protocol header named a client */
+	union http_addr proxy_addr; /* that client */
+	/* Set per request by realip_resolve. */
+	char hop_ip[64];        /* the nearest hop: the PROXY client if believed, else the peer */
+	bool forwarded_trusted; /* the hop's X-Forwarded-* headers are passed on */
+	bool forwarded_chain;   /* X-Forwarded-For: its chain plus hop_ip, else ip alone */
 };
 
 /* A response head received from an upstream. */

@@ -219,6 +219,10 @@ int http_parse_request_head(struct http_parse *hp, const char *buf, size_t head_
 	req->version_minor = hp->parser.http_minor;
 	if (!req->method || !req->target || req->target_len == 0)
 		return 400;
+	/* llhttp ends a CONNECT at its head whatever framing it announces: the
+	 * bytes after it would reach the upstream as a body we did not frame. */
+	if (hp->parser.method == HTTP_CONNECT)
+		return 405;
 	const char *q = memchr(req->target, '?', req->target_len);
 	req->path = req->target;
 	req->path_len = q ? (size_t)(q - req->target) : req->target_len;

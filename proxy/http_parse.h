@@ -56,7 +56,8 @@ long http_parse_scan_head(struct http_parse *hp, const char *buf, size_t len, si
  * strings in req point into buf, which must outlive req. Returns 0, or an
  * HTTP status to answer (400: malformed, both Content-Length and
  * Transfer-Encoding, duplicate or bad Content-Length, Transfer-Encoding other
- * than chunked, missing Host on HTTP/1.1). */
+ * than chunked, missing Host on HTTP/1.1), 405 for CONNECT (a reverse proxy
+ * does not tunnel, as nginx). */
 int http_parse_request_head(struct http_parse *hp, const char *buf, size_t head_len,
                             struct http_request *req);
 

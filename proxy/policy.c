@@ -12,9 +12,11 @@
  * Limits: one fixed-size table (LIMIT_SLOTS entries, bounded probing) keyed by
  * a 64-bit hash of (client ip, route source, route path), so the state
  * survives table reloads and memory never grows. A full probe window evicts
- * its least recently used entry that holds no open connection; when every
- * entry in the window is busy the request is let through (fail open) and a
- * warning is logged. */
+ * its least recently used entry that holds no open connection (an idle entry
+ * only remembers a bucket that refills anyway). When every entry in the window
+ * holds open connections, evicting one would forget its count, so the new
+ * client is refused with the limit's status instead (never fail open); that
+ * is logged at most once per LIMIT_WARN_NS with the number refused. */
 #include "policy.h"
 
 #include <arpa/inet.h>
@@ -354,6 +356,8 @@ int policy_check(const struct route *route, const struct http_request *req,
 #define LIMIT_PROBE 16
 #define MICRO 1000000LL
 #define BURST_MULTIPLIER 5 /* ingress-nginx's limit-burst-multiplier default */
+#define LIMIT_STATUS 503   /* ingress-nginx's limit-req-status-code default */
+#define LIMIT_WARN_NS (60LL * 1000000000LL)
 
 struct limit_entry {
 	uint64_t key;    /* 0: free */
@@ -364,6 +368,8 @@ struct limit_entry {
 
 static struct limit_entry limit_slots[LIMIT_SLOTS];
 static pthread_mutex_t limit_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t limit_window_refused; /* since the last warning; under limit_lock */
+static int64_t limit_warned_ns;       /* 0: never warned */
 
 static int64_t mono_ns(void)
 {
@@ -428,13 +434,20 @@ int policy_limit_enter(const struct route *route, const struct http_client *clie
 	uint64_t key = limit_key(route, client);
 	int rc = 0;
 
+	uint64_t report = 0;
+
 	pthread_mutex_lock(&limit_lock);
 	int64_t now = limit_now();
 	struct limit_entry *e = limit_find(key, true, now);
 	if (!e) {
-		pthread_mutex_unlock(&limit_lock);
-		log_warn(LOG_COMPONENT, "limit table window full; %s not limited", client->ip);
-		return 0;
+		limit_window_refused++;
+		if (!limit_warned_ns || now - limit_warned_ns >= LIMIT_WARN_NS) {
+			report = limit_window_refused;
+			limit_window_refused = 0;
+			limit_warned_ns = now;
+		}
+		rc = LIMIT_STATUS;
+		goto out;
 	}
 	if (pol->limit_rps) {
 		int64_t cap = (int64_t)pol->limit_rps * BURST_MULTIPLIER * MICRO;
@@ -451,7 +464,7 @@ int policy_limit_enter(const struct route *route, const struct http_client *clie
 		}
 		e->last_ns = now;
 		if (e->tokens < MICRO) {
-			rc = 503;
+			rc = LIMIT_STATUS;
 			goto out;
 		}
 		e->tokens -= MICRO;
@@ -460,13 +473,18 @@ int policy_limit_enter(const struct route *route, const struct http_client *clie
 	}
 	if (pol->limit_connections) {
 		if (e->conns >= pol->limit_connections) {
-			rc = 503;
+			rc = LIMIT_STATUS;
 			goto out;
 		}
 	}
 	e->conns++;
 out:
 	pthread_mutex_unlock(&limit_lock);
+	if (report)
+		log_warn(LOG_COMPONENT,
+		         "limit table: every entry near a new client holds open connections; "
+		         "%llu request(s) refused with %d since the last report (last from %s)",
+		         (unsigned long long)report, LIMIT_STATUS, client->ip);
 	return rc;
 }
 

@@ -40,8 +40,9 @@ bool policy_cors_allow_origin(const struct route *route, const struct http_reque
 
 /* Per-client-IP limits (limit-rps, limit-connections), per process,
  * thread-safe, bounded memory. policy_limit_enter returns 0 to go on or 503 to
- * answer; every enter that returned 0 is paired with exactly one
- * policy_limit_leave (same route and client) for connection counting. */
+ * answer (also when the table has no room for a new client without forgetting
+ * open connections: the limits never fail open); every enter that returned 0 is paired with exactly
+ * one policy_limit_leave (same route and client) for connection counting. */
 int policy_limit_enter(const struct route *route, const struct http_client *client);
 void policy_limit_leave(const struct route *route, const struct http_client *client);
 

@@ -19,8 +19,11 @@
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 
+#include "auth_basic.h"
 #include "auth_request.h"
 #include "balancer.h"
+#include "buf.h"
+#include "client_cert.h"
 #include "error.h"
 #include "headers.h"
 #include "http.h"
@@ -29,30 +32,49 @@
 #include "loop.h"
 #include "metrics.h"
 #include "policy.h"
+#include "proxy_protocol.h"
+#include "realip.h"
 #include "server.h"
 #include "table.h"
 #include "tls.h"
 #include "tunnel.h"
 #include "upstream.h"
 
-#define IO_CAP 16384u        /* body bytes buffered per direction */
-#define UP_HEAD_MAX 32768u   /* largest upstream response head */
-#define OUT_HEAD_ROOM 32768u /* room for a response head to the client */
-#define CHUNK_OVERHEAD 32u   /* chunk header + CRLF + last-chunk */
+#define IO_CAP 16384u          /* body bytes buffered per direction */
+#define UP_HEAD_MAX 32768u     /* largest upstream response head */
+#define LOCAL_HEAD_GUESS 4096u /* first room tried for a local answer */
+#define HEAD_READ_MIN 1024u    /* room wanted for each read of a request head */
+#define HEAD_EXTRA 2048u       /* first room tried for a head beyond the one it is built from */
+#define OUT_HEAD_ROOM 32768u   /* room for a response head to the client */
+#define CHUNK_OVERHEAD 32u     /* chunk header + CRLF + last-chunk */
 #define CLOSING_MS 5000u
 #define LINGER_MS 2000u
 #define LINGER_MAX_BYTES (1024u * 1024u)
 #define DRAIN_EXTRA_MS 3000u
 #define DRAIN_POLL_MS 50u
 #define PROGRESS_ROUNDS 64
+#define ACCEPT_BACKOFF_MS 100u     /* no accept after EMFILE/ENFILE, unless a close comes first */
+#define ACCEPT_LIMIT_POLL_MS 1000u /* at max-connections: a look for a raised limit */
+#define ACCEPT_WARN_MS 10000u      /* at most one accept warning per worker this often */
 
-/* A byte buffer with a cap fixed at creation. */
-struct buf {
-	char *data;
-	size_t start, end, cap;
+/* ST_PPHDR: waiting for the PROXY protocol header (use-proxy-protocol). */
+/* ST_AUTH: the forward-auth subrequest (auth-url) runs; the request waits. */
+enum conn_state { ST_PPHDR, ST_PEEK, ST_HEAD, ST_AUTH, ST_PROXY, ST_CLOSING };
+
+/* The state of one request: most of a connection's size, so it is allocated
+ * when the first bytes of a request arrive and freed when the connection goes
+ * idle. */
+struct exchange {
+	struct http_parse rp;
+	struct http_request req; /* points into conn.in */
+	struct http_parse sp;
+	struct http_response resp; /* points into conn.up_in while the head is handled */
+	struct table_match m;
+	struct balancer_pick pick;
+	char upstream_host[80];
+	struct backend_tls_target up_tls; /* HTTPS upstream: strings below */
+	char up_tls_name[256];
 };
-
-enum conn_state { ST_PEEK, ST_HEAD, ST_AUTH, ST_PROXY, ST_CLOSING };
 
 struct worker;
 
@@ -70,6 +92,10 @@ struct conn {
 	bool closed;
 	bool https;
 	struct table *tls_table; /* reference from the SNI callback / passthrough peek */
+	/* use-proxy-protocol: a PROXY header must come first */
+	bool proxy_protocol;
+	/* the Strict-Transport-Security value being sent */
+	char hsts[64];
 	struct http_client client;
 	uint32_t max_header_bytes, header_timeout_ms, keepalive_timeout_ms;
 	struct buf in; /* client bytes: head at [0, in_floor), then body */
@@ -81,8 +107,7 @@ struct conn {
 	size_t linger_bytes;
 
 	/* the request in flight */
-	struct http_parse rp;
-	struct http_request req;
+	struct exchange *x; /* NULL while idle */
 	bool req_active;
 	bool req_body_done;
 	bool body_too_big;
@@ -92,12 +117,9 @@ struct conn {
 	int64_t body_bytes;
 	struct table *table;
 	const struct route_table *rt;
-	struct table_match m;
 	const struct route *route;
-	struct balancer_pick pick;
 	const struct route_endpoint *ep;
 	bool backend_tls;
-	char upstream_host[80];
 	uint64_t t_start, up_start;
 	uint32_t connect_timeout_ms, read_timeout_ms, send_timeout_ms;
 	struct auth_request *auth; /* forward auth: running (ST_AUTH), then its grant */
@@ -106,8 +128,6 @@ struct conn {
 	struct upstream *up;
 	struct buf up_out;
 	struct buf up_in;
-	struct http_parse sp;
-	struct http_response resp;
 	bool got_up_byte;
 	bool up_eof;
 	bool up_rdhup; /* as rdhup, for the upstream socket */
@@ -133,8 +153,8 @@ struct worker {
 	struct loop *loop;
 	struct listener http, https;
 	struct upstream_pool *pool;
-	struct resolver *resolver;     /* forward auth host names */
-	struct auth_cache *auth_cache; /* forward auth answers (auth-cache-key) */
+	struct resolver *resolver;         /* forward auth host names */
+	struct auth_cache *ext_auth_cache; /* forward auth answers (auth-cache-key) */
 	struct tunnel_worker tw;
 	struct conn *conns;
 	size_t nconns;
@@ -145,7 +165,14 @@ struct worker {
 	struct loop_timer table_timer;  /* follows table swaps for tunnel endpoints */
 	const struct table *seen_table; /* compared, never dereferenced */
 	uint64_t seen_generation;
+	struct table_view view; /* this worker's reference to the current table */
+	uint32_t max_conns;     /* settings.max_connections at the last accept, 0: none */
+	bool accept_paused;     /* listeners out of epoll (fd or connection limit) */
+	struct loop_timer accept_timer;
+	uint64_t accept_warned;   /* loop_now of the last accept warning, 0: none */
+	uint64_t accept_unwarned; /* pauses since that warning */
 	uint64_t rng;
+	struct auth_basic_cache *auth_cache; /* successful basic-auth checks */
 };
 
 static struct server_config server_cfg;
@@ -156,58 +183,9 @@ static void conn_progress(struct conn *c);
 static void conn_close(struct conn *c);
 static void conn_arm_timer(struct conn *c);
 static void upstream_start(struct conn *c);
-static int auth_hook_upstream_head(struct conn *c, size_t n);
-
-/* ---- buffers ---- */
-
-static int buf_init(struct buf *b, size_t cap)
-{
-	b->data = malloc(cap);
-	b->start = b->end = 0;
-	b->cap = b->data ? cap : 0;
-	return b->data ? 0 : WEIR_ENOMEM;
-}
-
-static void buf_free(struct buf *b)
-{
-	free(b->data);
-	b->data = NULL;
-	b->start = b->end = b->cap = 0;
-}
-
-static size_t buf_len(const struct buf *b)
-{
-	return b->end - b->start;
-}
-
-static void buf_compact(struct buf *b, size_t floor)
-{
-	if (b->start <= floor)
-		return;
-	size_t n = b->end - b->start;
-	memmove(b->data + floor, b->data + b->start, n);
-	b->start = floor;
-	b->end = floor + n;
-}
-
-static size_t buf_room(struct buf *b, size_t floor)
-{
-	if (b->start == b->end) {
-		b->start = b->end = floor;
-	} else if (b->cap - b->end < IO_CAP / 2) {
-		buf_compact(b, floor);
-	}
-	return b->cap - b->end;
-}
-
-static int buf_append(struct buf *b, const void *p, size_t n)
-{
-	if (buf_room(b, 0) < n)
-		return WEIR_ETOOBIG;
-	memcpy(b->data + b->end, p, n);
-	b->end += n;
-	return 0;
-}
+static int auth_hook_upstream_head(struct conn *c);
+static int conn_exchange(struct conn *c);
+static void resume_accept(struct worker *w);
 
 /* ---- helpers ---- */
 
@@ -232,7 +210,7 @@ static void new_request_id(struct conn *c)
 
 static void read_settings(struct conn *c)
 {
-	struct table *t = table_current();
+	struct table *t = table_view_get(&c->w->view);
 	c->max_header_bytes = 32768;
 	c->header_timeout_ms = 10000;
 	c->keepalive_timeout_ms = 75000;
@@ -244,6 +222,7 @@ static void read_settings(struct conn *c)
 			c->header_timeout_ms = s->header_timeout_ms;
 		if (s->keepalive_timeout_ms)
 			c->keepalive_timeout_ms = s->keepalive_timeout_ms;
+		c->proxy_protocol = s->use_proxy_protocol;
 		table_unref(t);
 	}
 	if (c->max_header_bytes > 1024 * 1024)
@@ -292,7 +271,7 @@ static ssize_t flush_buf(struct tls_sock *s, struct buf *b, bool *can_read, bool
 
 static const char *label_host(const struct conn *c)
 {
-	return c->m.host && c->m.host->name ? c->m.host->name : "";
+	return c->x && c->x->m.host && c->x->m.host->name ? c->x->m.host->name : "";
 }
 
 static const char *label_path(const struct conn *c)
@@ -303,12 +282,12 @@ static const char *label_path(const struct conn *c)
 static bool method_is(const struct conn *c, const char *m)
 {
 	size_t n = strlen(m);
-	return c->req.method_len == n && memcmp(c->req.method, m, n) == 0;
+	return c->x->req.method_len == n && memcmp(c->x->req.method, m, n) == 0;
 }
 
 static bool request_has_body(const struct conn *c)
 {
-	return c->req.chunked || c->req.content_length > 0;
+	return c->x->req.chunked || c->x->req.content_length > 0;
 }
 
 static bool idempotent(const struct conn *c)
@@ -357,8 +336,10 @@ static void end_request(struct conn *c, bool keep_alive)
 	c->table = NULL;
 	c->rt = NULL;
 	c->route = NULL;
-	memset(&c->m, 0, sizeof(c->m));
+	if (c->x)
+		memset(&c->x->m, 0, sizeof(c->x->m));
 	c->req_active = false;
+	c->in.pinned = false; /* req is done with the head */
 	buf_free(&c->up_out);
 	buf_free(&c->up_in);
 	if (!keep_alive || c->w->draining) {
@@ -368,13 +349,28 @@ static void end_request(struct conn *c, bool keep_alive)
 	}
 	/* Pipelined bytes after this request move to the front. */
 	size_t rest = buf_len(&c->in);
-	memmove(c->in.data, c->in.data + c->in.start, rest);
+	if (rest)
+		memmove(c->in.data, c->in.data + c->in.start, rest);
 	c->in.start = 0;
 	c->in.end = rest;
 	c->in_floor = 0;
-	http_parse_init(&c->rp, false, false);
+	if (c->x)
+		http_parse_init(&c->x->rp, false, false);
 	c->state = ST_HEAD;
 	c->idle_since = c->head_started = loop_now(c->w->loop);
+}
+
+/* The Strict-Transport-Security value for a response on this connection
+ * (HTTPS only), or NULL. */
+static const char *hsts_value(struct conn *c)
+{
+	if (!c->client.tls)
+		return NULL;
+	struct table *t = c->rt ? NULL : table_current();
+	const struct route_table *rt = c->rt ? c->rt : t ? table_routes(t) : NULL;
+	int n = rt ? headers_hsts_value(&rt->settings, c->hsts, sizeof(c->hsts)) : 0;
+	table_unref(t);
+	return n > 0 ? c->hsts : NULL;
 }
 
 /* Answer from the proxy itself. */
@@ -382,20 +378,37 @@ static void answer_local(struct conn *c, int status, const char *extra, const ch
                          bool keep_alive)
 {
 	char text[512];
+	char with_hsts[4096];
+	const char *hsts = hsts_value(c);
+	if (hsts) {
+		snprintf(with_hsts, sizeof(with_hsts), "%sStrict-Transport-Security: %s\r\n",
+		         extra ? extra : "", hsts);
+		extra = with_hsts;
+	}
 	drop_upstream(c);
 	bool ka = keep_alive && c->req_active && c->req_body_done &&
-	          http_parse_keep_alive(&c->rp) && !c->w->draining;
+	          http_parse_keep_alive(&c->x->rp) && !c->w->draining;
 	if (body && body[0] && body[strlen(body) - 1] != '\n') {
 		snprintf(text, sizeof(text), "%s\n", body);
 		body = text;
 	}
-	buf_room(&c->out, 0);
-	int n = headers_build_local(status, extra, body, ka, c->out.data + c->out.end,
-	                            c->out.cap - c->out.end);
+	/* A first guess at the room, then the whole cap if that was short. */
+	int n = WEIR_ENOMEM;
+	size_t room = buf_room(&c->out, 0, LOCAL_HEAD_GUESS);
+	if (room > 0)
+		n = headers_build_local(status, extra, body, ka, c->out.data + c->out.end, room);
+	if (n == WEIR_ETOOBIG && c->out.size < c->out.max) {
+		room = buf_room(&c->out, 0, c->out.max);
+		n = headers_build_local(status, extra, body, ka, c->out.data + c->out.end, room);
+	}
 	if (n < 0) {
 		static const char fallback[] =
 		    "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n"
 		    "Connection: close\r\n\r\n";
+		if (c->out.size < sizeof(fallback)) {
+			conn_close(c); /* no memory even for that */
+			return;
+		}
 		c->out.start = c->out.end = 0;
 		memcpy(c->out.data, fallback, sizeof(fallback) - 1);
 		n = (int)sizeof(fallback) - 1;
@@ -416,9 +429,9 @@ static int open_upstream(struct conn *c, bool fresh)
 {
 	int err = 0;
 	struct upstream *u = NULL;
-	int rc = fresh
-	             ? upstream_connect(c->w->pool, c->ep, c->backend_tls, on_up_event, c, &u, &err)
-	             : upstream_get(c->w->pool, c->ep, c->backend_tls, on_up_event, c, &u, &err);
+	const struct backend_tls_target *tls = c->backend_tls ? &c->x->up_tls : NULL;
+	int rc = fresh ? upstream_connect_tls(c->w->pool, c->ep, tls, on_up_event, c, &u, &err)
+	               : upstream_get_tls(c->w->pool, c->ep, tls, on_up_event, c, &u, &err);
 	if (rc == WEIR_ENOMEM) {
 		answer_local(c, 503, NULL, "out of memory", false);
 		return rc;
@@ -444,30 +457,47 @@ static int build_upstream_head(struct conn *c)
 	struct headers_ctx hc;
 	memset(&hc, 0, sizeof(hc));
 	hc.route = c->route;
-	hc.match = c->route ? &c->m : NULL;
+	hc.match = c->route ? &c->x->m : NULL;
 	hc.settings = &c->rt->settings;
-	hc.upstream_host = c->upstream_host;
-	hc.peer_trusted = false;
-	int family = c->client.addr.ss_family == AF_INET6 ? 6 : 4;
-	const uint8_t *addr =
-	    family == 6 ? ((struct sockaddr_in6 *)&c->client.addr)->sin6_addr.s6_addr
-	                : (const uint8_t *)&((struct sockaddr_in *)&c->client.addr)->sin_addr;
-	for (size_t i = 0; i < c->rt->settings.ntrusted_proxies; i++)
-		if (route_cidr_contains(&c->rt->settings.trusted_proxies[i], family, addr))
-			hc.peer_trusted = true;
+	hc.upstream_host = c->x->upstream_host;
+	hc.peer_trusted = c->client.forwarded_trusted;
+	char *cc_lines = NULL;
+	if (client_cert_headers(c->sock.ssl, c->table, c->x->m.host, &cc_lines) != 0)
+		return WEIR_ENOMEM;
+	hc.client_cert_lines = cc_lines;
 	int64_t body_length = -1;
-	if (c->req.chunked)
+	if (c->x->req.chunked)
 		body_length = -2;
-	else if (c->req.content_length >= 0)
-		body_length = c->req.content_length;
+	else if (c->x->req.content_length >= 0)
+		body_length = c->x->req.content_length;
+	/* The head may use the cap but IO_CAP, kept for body bytes; first try
+	 * the client's head size plus room for the added headers. */
+	size_t head_max = c->up_out.max - IO_CAP;
+	size_t want = c->in_floor + HEAD_EXTRA < head_max ? c->in_floor + HEAD_EXTRA : head_max;
 	c->up_out.start = c->up_out.end = 0;
-	int n = headers_build_request(&c->req, &c->client, &hc, body_length, c->up_out.data,
-	                              c->up_out.cap - IO_CAP);
-	if (n >= 0 && c->route && c->route->policy.auth.url)
-		n = auth_hook_upstream_head(c, (size_t)n);
+	int n = WEIR_ENOMEM;
+	size_t room = buf_room(&c->up_out, 0, want);
+	if (room > 0)
+		n = headers_build_request(&c->x->req, &c->client, &hc, body_length, c->up_out.data,
+		                          room < head_max ? room : head_max);
+	if (n == WEIR_ETOOBIG && room < head_max) {
+		room = buf_room(&c->up_out, 0, head_max);
+		if (room < head_max) {
+			free(cc_lines);
+			return WEIR_ENOMEM;
+		}
+		n = headers_build_request(&c->x->req, &c->client, &hc, body_length, c->up_out.data,
+		                          head_max);
+	}
+	free(cc_lines);
 	if (n < 0)
 		return n;
 	c->up_out.end = (size_t)n;
+	if (c->route && c->route->policy.ext_auth.url) {
+		n = auth_hook_upstream_head(c);
+		if (n < 0)
+			return n;
+	}
 	return 0;
 }
 
@@ -489,11 +519,11 @@ static void upstream_failed(struct conn *c, const char *kind, const char *messag
 {
 	bool pooled = c->up && c->up->reused;
 	if (!c->resp_started && !c->got_up_byte && pooled && !c->retried && idempotent(c) &&
-	    !request_has_body(c) && !c->req.upgrade_websocket) {
+	    !request_has_body(c) && !c->x->req.upgrade_websocket) {
 		c->retried = true;
 		drop_upstream(c);
 		c->up_in.start = c->up_in.end = 0;
-		http_parse_init(&c->sp, true, c->is_head);
+		http_parse_init(&c->x->sp, true, c->is_head);
 		if (build_upstream_head(c) != 0) {
 			answer_local(c, 502, NULL, "request head too large", false);
 			return;
@@ -550,19 +580,34 @@ static void format_host(char *out, size_t cap, const struct route_endpoint *ep)
 		snprintf(out, cap, "%s:%u", ep->address, ep->port);
 }
 
-/* ---- forward auth (auth-url): the hooks around proxy/auth_request.c ---- */
-
-static bool peer_trusted(const struct conn *c)
+/* The TLS setup of an HTTPS upstream (proxy-ssl-*): the route's profile,
+ * and the name sent as SNI (proxy-ssl-server-name) and verified (with
+ * proxy-ssl-verify). WEIR_EINVAL when verification is on but there is no
+ * usable name: the request must not go out unverified. */
+static int setup_backend_tls(struct conn *c)
 {
-	int family = c->client.addr.ss_family == AF_INET6 ? 6 : 4;
-	const uint8_t *addr =
-	    family == 6 ? ((const struct sockaddr_in6 *)&c->client.addr)->sin6_addr.s6_addr
-	                : (const uint8_t *)&((const struct sockaddr_in *)&c->client.addr)->sin_addr;
-	for (size_t i = 0; i < c->rt->settings.ntrusted_proxies; i++)
-		if (route_cidr_contains(&c->rt->settings.trusted_proxies[i], family, addr))
-			return true;
-	return false;
+	const struct route_backend_tls *bt = &c->route->policy.backend_tls;
+	const struct backend_tls_set *set = table_backend_tls(c->table);
+	struct backend_tls_target *t = &c->x->up_tls;
+	const char *vhost = c->route->policy.upstream_vhost;
+	memset(t, 0, sizeof(*t));
+	backend_tls_profile(set, bt->profile, &t->ctx, &t->id);
+	backend_tls_name(bt, vhost ? vhost : c->x->req.host,
+	                 vhost            ? strlen(vhost)
+	                 : c->x->req.host ? c->x->req.host_len
+	                                  : 0,
+	                 c->ep->address, c->x->up_tls_name, sizeof(c->x->up_tls_name));
+	const char *name = c->x->up_tls_name[0] ? c->x->up_tls_name : NULL;
+	t->sni = bt->server_name ? name : NULL;
+	if (backend_tls_verifies(set, bt->profile)) {
+		if (!name)
+			return WEIR_EINVAL;
+		t->name = name;
+	}
+	return 0;
 }
+
+/* ---- forward auth (auth-url): the hooks around proxy/auth_request.c ---- */
 
 /* The auth server answered (or failed): go on to the upstream, or answer
  * the client as ingress-nginx does. */
@@ -571,7 +616,7 @@ static void on_auth_done(struct auth_request *ar, void *data)
 	struct conn *c = data;
 	if (c->closed || c->auth != ar || c->state != ST_AUTH)
 		return;
-	const struct route_auth *a = &c->route->policy.auth;
+	const struct route_ext_auth *a = &c->route->policy.ext_auth;
 	int st = auth_request_status(ar);
 	int decision = auth_request_decision(a, st);
 	if (decision == 0) {
@@ -582,8 +627,8 @@ static void on_auth_done(struct auth_request *ar, void *data)
 		extra[0] = '\0';
 		if (decision == 302) {
 			char loc[4096];
-			if (auth_request_signin_location(a, &c->req, &c->client, loc, sizeof(loc)) <
-			    0) {
+			if (auth_request_signin_location(a, &c->x->req, &c->client, loc,
+			                                 sizeof(loc)) < 0) {
 				answer_local(c, 500, NULL, "signin URL too long", true);
 				goto out;
 			}
@@ -614,14 +659,13 @@ static void auth_hook_start(struct conn *c)
 {
 	struct auth_request_params p;
 	memset(&p, 0, sizeof(p));
-	p.auth = &c->route->policy.auth;
-	p.req = &c->req;
+	p.auth = &c->route->policy.ext_auth;
+	p.req = &c->x->req;
 	p.client = &c->client;
-	p.peer_trusted = peer_trusted(c);
 	p.resolver = c->w->resolver;
 	char scope[1024];
 	snprintf(scope, sizeof(scope), "%s\n%s", label_host(c), c->route->path);
-	p.cache = c->w->auth_cache;
+	p.cache = c->w->ext_auth_cache;
 	p.cache_scope = scope;
 	p.connect_timeout_ms = c->connect_timeout_ms;
 	p.timeout_ms = c->read_timeout_ms;
@@ -638,30 +682,41 @@ static void auth_hook_start(struct conn *c)
 	c->state = ST_AUTH;
 }
 
-/* The upstream request head (n bytes in up_out): the client's own headers
- * named in auth-response-headers go, the auth server's values come in. */
-static int auth_hook_upstream_head(struct conn *c, size_t n)
+/* The upstream request head (in up_out, from offset 0): the client's own
+ * headers named in auth-response-headers go, the auth server's values come
+ * in. Returns the new length (up_out.end set) or WEIR_ETOOBIG / WEIR_ENOMEM. */
+static int auth_hook_upstream_head(struct conn *c)
 {
-	const struct route_auth *a = &c->route->policy.auth;
-	return auth_request_edit_head(c->up_out.data, n, c->up_out.cap - IO_CAP,
-	                              a->response_headers, a->nresponse_headers,
-	                              c->auth ? auth_request_upstream_lines(c->auth) : "");
+	const struct route_ext_auth *a = &c->route->policy.ext_auth;
+	const char *lines = c->auth ? auth_request_upstream_lines(c->auth) : "";
+	size_t len = c->up_out.end, head_max = c->up_out.max - IO_CAP;
+	size_t more = strlen(lines);
+	if (len >= head_max)
+		return WEIR_ETOOBIG;
+	size_t room = buf_room(&c->up_out, 0, more < head_max - len ? more : head_max - len);
+	if (!c->up_out.data)
+		return WEIR_ENOMEM;
+	size_t cap = len + room < head_max ? len + room : head_max;
+	int n = auth_request_edit_head(c->up_out.data, len, cap, a->response_headers,
+	                               a->nresponse_headers, lines);
+	if (n >= 0)
+		c->up_out.end = (size_t)n;
+	return n;
 }
 
-/* The response head (n bytes at out.end): the auth server's Set-Cookie
+/* The response head (n bytes at out.end, cap bytes of room there): the auth server's Set-Cookie
  * lines join it on the statuses nginx's add_header covers, or always with
  * auth-always-set-cookie. */
-static int auth_hook_response_head(struct conn *c, size_t n)
+static int auth_hook_response_head(struct conn *c, size_t n, size_t cap)
 {
 	const char *lines = auth_request_cookie_lines(c->auth);
-	int st = c->resp.status;
-	bool due = c->route->policy.auth.always_set_cookie || st == 200 || st == 201 || st == 204 ||
-	           st == 206 || st == 301 || st == 302 || st == 303 || st == 304 || st == 307 ||
-	           st == 308;
+	int st = c->x->resp.status;
+	bool due = c->route->policy.ext_auth.always_set_cookie || st == 200 || st == 201 ||
+	           st == 204 || st == 206 || st == 301 || st == 302 || st == 303 || st == 304 ||
+	           st == 307 || st == 308;
 	if (!due || !lines[0])
 		return (int)n;
-	return auth_request_edit_head(c->out.data + c->out.end, n, c->out.cap - c->out.end, NULL, 0,
-	                              lines);
+	return auth_request_edit_head(c->out.data + c->out.end, n, cap, NULL, 0, lines);
 }
 
 static void start_request(struct conn *c, size_t head_len)
@@ -678,7 +733,7 @@ static void start_request(struct conn *c, size_t head_len)
 	c->status_sent = 0;
 	c->route = NULL;
 	c->ep = NULL;
-	memset(&c->m, 0, sizeof(c->m));
+	memset(&c->x->m, 0, sizeof(c->x->m));
 	c->in_floor = head_len;
 	c->in.start = head_len;
 	c->t_start = loop_now(c->w->loop);
@@ -686,31 +741,55 @@ static void start_request(struct conn *c, size_t head_len)
 	c->read_timeout_ms = 60000;
 	c->send_timeout_ms = 60000;
 
-	int status = http_parse_request_head(&c->rp, c->in.data, head_len, &c->req);
+	int status = http_parse_request_head(&c->x->rp, c->in.data, head_len, &c->x->req);
+	if (!status && (c->x->req.chunked || c->x->req.content_length > 0) &&
+	    c->in.size - head_len < IO_CAP && c->in.size < c->in.max) {
+		/* Room for body bytes behind the head before req points into the
+		 * memory for good: grow, then parse the head again. */
+		buf_room(&c->in, head_len, IO_CAP);
+		http_parse_init(&c->x->rp, false, false);
+		status = http_parse_request_head(&c->x->rp, c->in.data, head_len, &c->x->req);
+	}
+	c->in.pinned = true; /* until end_request: req points into it */
 	if (status) {
 		answer_local(c, status, NULL,
-		             status == 431 ? "request header too large" : "bad request", false);
+		             status == 431   ? "request header too large"
+		             : status == 405 ? "method not allowed"
+		                             : "bad request",
+		             false);
 		return;
 	}
-	c->req_body_done = http_parse_done(&c->rp);
+	c->req_body_done = http_parse_done(&c->x->rp);
 	c->is_head = method_is(c, "HEAD");
 	new_request_id(c);
-	c->table = table_current();
+	c->table = table_view_get(&c->w->view);
 	if (!c->table) {
 		answer_local(c, 503, NULL, "no route table loaded", true);
 		return;
 	}
 	c->rt = table_routes(c->table);
-	int rc = table_lookup(c->table, c->req.host, c->req.host ? c->req.host_len : 0, c->req.path,
-	                      c->req.path_len, &c->m);
+	realip_resolve(&c->rt->settings, &c->x->req, &c->client);
+	int rc = table_lookup(c->table, c->x->req.host, c->x->req.host ? c->x->req.host_len : 0,
+	                      c->x->req.path, c->x->req.path_len, &c->x->m);
+	/* As nginx: the host's client certificate check comes before its
+	 * locations (and their 404). */
+	char cc_extra[CLIENT_CERT_EXTRA_MAX];
+	const char *cc_body;
+	status =
+	    client_cert_check(c->sock.ssl, c->table, c->x->m.host, rc == 0 ? c->x->m.route : NULL,
+	                      cc_extra, sizeof(cc_extra), &cc_body);
+	if (status) {
+		answer_local(c, status, cc_extra[0] ? cc_extra : NULL, cc_body, false);
+		return;
+	}
 	if (rc != 0) {
-		c->m.route = NULL;
+		c->x->m.route = NULL;
 		if (c->rt->default_backend < 0) {
 			answer_local(c, 404, NULL, "no route for host/path", true);
 			return;
 		}
 	}
-	c->route = c->m.route;
+	c->route = c->x->m.route;
 	if (c->route) {
 		c->connect_timeout_ms = c->route->policy.connect_timeout_ms;
 		c->read_timeout_ms = c->route->policy.read_timeout_ms;
@@ -718,7 +797,7 @@ static void start_request(struct conn *c, size_t head_len)
 	}
 	struct policy_result pr;
 	memset(&pr, 0, sizeof(pr));
-	policy_check(c->route, &c->req, &c->client, &pr);
+	policy_check(c->route, &c->x->req, &c->client, &pr);
 	if (pr.status) {
 		char extra[sizeof(pr.location) + sizeof(pr.extra_headers) + 32];
 		if (pr.location[0])
@@ -735,7 +814,19 @@ static void start_request(struct conn *c, size_t head_len)
 		return;
 	}
 	c->limit_entered = true;
-	if (c->route && c->route->policy.auth.url) {
+	/* After limit-rps (nginx: preaccess before access), before any upstream
+	 * and so before a WebSocket upgrade. */
+	char auth_extra[AUTH_BASIC_EXTRA_MAX];
+	status = auth_basic_check(c->w->auth_cache, c->table, c->route, &c->x->req,
+	                          loop_now(c->w->loop), auth_extra, sizeof(auth_extra));
+	if (status) {
+		answer_local(c, status, auth_extra[0] ? auth_extra : NULL,
+		             status == 401 ? "authorization required" : "bad request", true);
+		return;
+	}
+	/* Forward auth after basic auth (nginx: auth_basic, then auth_request,
+	 * both access phase, in module order). */
+	if (c->route && c->route->policy.ext_auth.url) {
 		auth_hook_start(c); /* resumes at upstream_start when allowed */
 		return;
 	}
@@ -746,33 +837,41 @@ static void start_request(struct conn *c, size_t head_len)
 static void upstream_start(struct conn *c)
 {
 	char msg[600];
-	memset(&c->pick, 0, sizeof(c->pick));
-	if (balancer_choose(c->table, c->route, &c->req, &c->client, &c->pick) != 0 ||
-	    c->pick.backend < 0 || (size_t)c->pick.backend >= c->rt->nbackends) {
+	int rc;
+	memset(&c->x->pick, 0, sizeof(c->x->pick));
+	if (balancer_choose(c->table, c->route, &c->x->req, &c->client, &c->x->pick) != 0 ||
+	    c->x->pick.backend < 0 || (size_t)c->x->pick.backend >= c->rt->nbackends) {
 		answer_local(c, 503, NULL, "no backend for this route", true);
 		return;
 	}
-	const struct route_backend *be = &c->rt->backends[c->pick.backend];
-	if (c->pick.endpoint < 0 || (size_t)c->pick.endpoint >= be->nendpoints) {
+	const struct route_backend *be = &c->rt->backends[c->x->pick.backend];
+	if (c->x->pick.endpoint < 0 || (size_t)c->x->pick.endpoint >= be->nendpoints) {
 		metrics_upstream_error("no_endpoints");
 		snprintf(msg, sizeof(msg), "no endpoints for %s", be->name ? be->name : "backend");
 		answer_local(c, 503, NULL, msg, true);
 		return;
 	}
-	c->ep = &be->endpoints[c->pick.endpoint];
+	c->ep = &be->endpoints[c->x->pick.endpoint];
 	c->backend_tls = c->route && c->route->policy.backend_protocol == ROUTE_PROTO_HTTPS;
-	format_host(c->upstream_host, sizeof(c->upstream_host), c->ep);
+	format_host(c->x->upstream_host, sizeof(c->x->upstream_host), c->ep);
+	if (c->backend_tls && setup_backend_tls(c) != 0) {
+		metrics_upstream_error("connect");
+		answer_local(c, 502, NULL, "no name to verify the upstream certificate with", true);
+		return;
+	}
 
-	size_t head_cap = (size_t)c->max_header_bytes + 16384;
-	if (buf_init(&c->up_out, head_cap + IO_CAP) != 0 || buf_init(&c->up_in, UP_HEAD_MAX) != 0) {
+	buf_init(&c->up_out, (size_t)c->max_header_bytes + 16384 + IO_CAP);
+	buf_init(&c->up_in, UP_HEAD_MAX);
+	rc = build_upstream_head(c);
+	if (rc == WEIR_ENOMEM) {
 		answer_local(c, 503, NULL, "out of memory", false);
 		return;
 	}
-	if (build_upstream_head(c) != 0) {
+	if (rc != 0) {
 		answer_local(c, 431, NULL, "request header too large", false);
 		return;
 	}
-	http_parse_init(&c->sp, true, c->is_head);
+	http_parse_init(&c->x->sp, true, c->is_head);
 	c->state = ST_PROXY;
 	open_upstream(c, false);
 }
@@ -781,7 +880,7 @@ static void upstream_start(struct conn *c)
 
 static int read_client(struct conn *c, struct buf *b, size_t floor, bool *eof)
 {
-	size_t room = buf_room(b, floor);
+	size_t room = buf_room(b, floor, IO_CAP / 2);
 	if (room == 0 || !c->can_read)
 		return 0;
 	ssize_t n = tls_sock_read(&c->sock, b->data + b->end, room);
@@ -804,7 +903,7 @@ static bool progress_head(struct conn *c)
 		return false; /* the previous answer first, in order */
 	for (int round = 0; round < 2; round++) {
 		if (buf_len(&c->in) > 0) {
-			long r = http_parse_scan_head(&c->rp, c->in.data, c->in.end,
+			long r = http_parse_scan_head(&c->x->rp, c->in.data, c->in.end,
 			                              c->max_header_bytes);
 			if (r < 0) {
 				c->req_active = true;
@@ -822,14 +921,22 @@ static bool progress_head(struct conn *c)
 			break;
 		size_t before = buf_len(&c->in);
 		/* The head must start at offset 0 and fit the cap. */
-		size_t room = c->in.cap - c->in.end;
-		if (room == 0) {
+		if (c->in.end == c->in.max) {
 			c->req_active = true;
 			answer_local(c, 431, NULL, "request header too large", false);
 			return true;
 		}
 		if (!c->can_read)
 			return false;
+		/* Bytes are coming: the request state and the head's memory are
+		 * made now, and grow while the head does. */
+		size_t room = 0;
+		if (conn_exchange(c) == 0)
+			room = buf_room(&c->in, 0, HEAD_READ_MIN);
+		if (room == 0) {
+			conn_close(c); /* out of memory */
+			return true;
+		}
 		ssize_t n = tls_sock_read(&c->sock, c->in.data + c->in.end, room);
 		if (n == WEIR_EAGAIN) {
 			sock_blocked(&c->sock, &c->can_read, &c->can_write);
@@ -868,7 +975,7 @@ static int req_body_cb(void *data, const char *p, size_t len)
 		c->body_too_big = true;
 		return -1;
 	}
-	if (c->req.chunked)
+	if (c->x->req.chunked)
 		return append_chunk(&c->up_out, p, len);
 	return buf_append(&c->up_out, p, len);
 }
@@ -877,21 +984,21 @@ static bool pump_request(struct conn *c)
 {
 	bool progress = false;
 	struct upstream *u = c->up;
-	if (!c->req_body_done && !c->req.upgrade_websocket) {
+	if (!c->req_body_done && !c->x->req.upgrade_websocket) {
 		if (buf_len(&c->in) > 0) {
-			size_t room = buf_room(&c->up_out, 0);
+			size_t room = buf_room(&c->up_out, 0, IO_CAP);
 			size_t limit = room > CHUNK_OVERHEAD * 2 ? room - CHUNK_OVERHEAD * 2 : 0;
 			size_t n = buf_len(&c->in) < limit ? buf_len(&c->in) : limit;
 			if (n > 0) {
 				size_t used = 0;
-				int r = http_parse_body(&c->rp, c->in.data + c->in.start, n, &used,
-				                        req_body_cb, c);
+				int r = http_parse_body(&c->x->rp, c->in.data + c->in.start, n,
+				                        &used, req_body_cb, c);
 				c->in.start += used;
 				if (used)
 					progress = true;
 				if (r == 1) {
 					c->req_body_done = true;
-					if (c->req.chunked)
+					if (c->x->req.chunked)
 						buf_append(&c->up_out, "0\r\n\r\n", 5);
 				} else if (r < 0) {
 					if (c->resp_started) {
@@ -922,6 +1029,16 @@ static bool pump_request(struct conn *c)
 	}
 	if (u && u->connected && buf_len(&c->up_out) > 0 && u->can_write) {
 		ssize_t n = flush_buf(&u->sock, &c->up_out, &u->can_read, &u->can_write);
+		if (n < 0 && u->sock.ssl && !u->sock.handshake_done) {
+			/* nginx logs a refused upstream certificate the same way */
+			char why[200];
+			backend_tls_failure(u->sock.ssl, why, sizeof(why));
+			log_warn("proxy.server", "upstream %s (%s): TLS handshake failed: %s",
+			         c->x->upstream_host,
+			         c->route && c->route->source ? c->route->source : "", why);
+			upstream_failed(c, "tls", "upstream TLS handshake failed");
+			return true;
+		}
 		if (n < 0) {
 			upstream_failed(c, "reset", "upstream reset");
 			return true;
@@ -959,12 +1076,12 @@ static bool websocket_accept_ok(const struct conn *c)
 {
 	static const char guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 	const struct http_header *key = NULL, *acc = NULL;
-	for (size_t i = 0; i < c->req.nheaders; i++)
-		if (http_name_is(&c->req.headers[i], "sec-websocket-key"))
-			key = &c->req.headers[i];
-	for (size_t i = 0; i < c->resp.nheaders; i++)
-		if (http_name_is(&c->resp.headers[i], "sec-websocket-accept"))
-			acc = &c->resp.headers[i];
+	for (size_t i = 0; i < c->x->req.nheaders; i++)
+		if (http_name_is(&c->x->req.headers[i], "sec-websocket-key"))
+			key = &c->x->req.headers[i];
+	for (size_t i = 0; i < c->x->resp.nheaders; i++)
+		if (http_name_is(&c->x->resp.headers[i], "sec-websocket-accept"))
+			acc = &c->x->resp.headers[i];
 	if (!key || !acc || key->value_len > 128)
 		return false;
 	unsigned char in[128 + sizeof(guid)];
@@ -1013,7 +1130,7 @@ static void become_tunnel(struct conn *c, size_t head_len)
 	cfg.ping_interval_ms = c->route ? c->route->policy.ws_ping_interval_ms : 0;
 	cfg.drain_window_ms =
 	    c->route ? c->route->policy.drain_window_ms : c->rt->settings.drain_window_ms;
-	cfg.backend_name = c->rt->backends[c->pick.backend].name;
+	cfg.backend_name = c->rt->backends[c->x->pick.backend].name;
 	cfg.endpoint = c->ep;
 	c->table = NULL;
 	c->limit_entered = false;
@@ -1029,31 +1146,62 @@ static void become_tunnel(struct conn *c, size_t head_len)
 static void resp_extra(struct conn *c, const char *cookie, struct headers_resp_extra *x)
 {
 	x->set_cookie = cookie;
+	x->hsts = hsts_value(c);
 	x->allow_origin = NULL; /* left as is when CORS headers are not due */
 	x->allow_origin_len = 0;
-	policy_cors_allow_origin(c->route, &c->req, &x->allow_origin, &x->allow_origin_len);
+	policy_cors_allow_origin(c->route, &c->x->req, &x->allow_origin, &x->allow_origin_len);
+}
+
+/* One try of build_response_head in room bytes at the end of out, with the
+ * forward-auth Set-Cookie lines added when the request had an auth grant. */
+static int build_response_head_in(struct conn *c, struct headers_resp_extra *x, int64_t body_length,
+                                  bool ka, size_t room)
+{
+	int n = headers_build_response(&c->x->resp, c->route, x, body_length, ka,
+	                               c->out.data + c->out.end, room);
+	if (n >= 0 && c->auth)
+		n = auth_hook_response_head(c, (size_t)n, room);
+	return n;
+}
+
+/* Build the response head at the end of out: first with room for the
+ * upstream's head and some additions, then with the whole cap. Returns its
+ * length or WEIR_ETOOBIG / WEIR_ENOMEM. */
+static int build_response_head(struct conn *c, struct headers_resp_extra *x, int64_t body_length,
+                               bool ka, size_t head_len)
+{
+	int n = WEIR_ENOMEM;
+	size_t more = c->auth ? strlen(auth_request_cookie_lines(c->auth)) : 0;
+	size_t room = buf_room(&c->out, 0, head_len + HEAD_EXTRA + more);
+	if (room > 0)
+		n = build_response_head_in(c, x, body_length, ka, room);
+	if (n == WEIR_ETOOBIG && c->out.size < c->out.max) {
+		room = buf_room(&c->out, 0, c->out.max);
+		n = build_response_head_in(c, x, body_length, ka, room);
+	}
+	return n;
 }
 
 static void process_response_head(struct conn *c, size_t head_len)
 {
-	int st = http_parse_response_head(&c->sp, c->up_in.data, head_len, &c->resp);
+	int st = http_parse_response_head(&c->x->sp, c->up_in.data, head_len, &c->x->resp);
 	if (st) {
 		upstream_failed(c, "reset", "bad response from upstream");
 		return;
 	}
-	int status = c->resp.status;
+	int status = c->x->resp.status;
 	if (status >= 200 || status == 101)
 		feed_ewma(c, false);
 	if (status >= 100 && status < 200 && status != 101) {
-		if (status == 100 && c->req.version_minor >= 1)
+		if (status == 100 && c->x->req.version_minor >= 1)
 			buf_append(&c->out, "HTTP/1.1 100 Continue\r\n\r\n", 25);
 		c->up_in.start = head_len;
 		buf_compact(&c->up_in, 0);
-		http_parse_init(&c->sp, true, c->is_head);
+		http_parse_init(&c->x->sp, true, c->is_head);
 		return;
 	}
 	if (status == 101) {
-		if (!c->req.upgrade_websocket) {
+		if (!c->x->req.upgrade_websocket) {
 			upstream_failed(c, "reset", "bad response from upstream");
 			return;
 		}
@@ -1064,10 +1212,7 @@ static void process_response_head(struct conn *c, size_t head_len)
 		}
 		struct headers_resp_extra x;
 		resp_extra(c, NULL, &x);
-		int n = headers_build_response(&c->resp, c->route, &x, -1, true,
-		                               c->out.data + c->out.end, c->out.cap - c->out.end);
-		if (n >= 0 && c->auth)
-			n = auth_hook_response_head(c, (size_t)n);
+		int n = build_response_head(c, &x, -1, true, head_len);
 		if (n < 0) {
 			answer_local(c, 502, NULL, "response head too large", false);
 			return;
@@ -1078,35 +1223,31 @@ static void process_response_head(struct conn *c, size_t head_len)
 		return;
 	}
 	int64_t body_length;
-	bool ka = http_parse_keep_alive(&c->rp) && c->req_body_done && !c->w->draining &&
-	          !c->req.upgrade_websocket;
+	bool ka = http_parse_keep_alive(&c->x->rp) && c->req_body_done && !c->w->draining &&
+	          !c->x->req.upgrade_websocket;
 	c->out_chunked = false;
 	if (c->is_head || status == 204 || status == 304) {
-		body_length = c->resp.content_length >= 0 ? c->resp.content_length : -1;
-	} else if (c->resp.chunked) {
+		body_length = c->x->resp.content_length >= 0 ? c->x->resp.content_length : -1;
+	} else if (c->x->resp.chunked) {
 		body_length = -2;
 		c->out_chunked = true;
-	} else if (c->resp.content_length >= 0) {
-		body_length = c->resp.content_length;
-	} else if (c->req.version_minor >= 1) {
+	} else if (c->x->resp.content_length >= 0) {
+		body_length = c->x->resp.content_length;
+	} else if (c->x->req.version_minor >= 1) {
 		body_length = -2; /* read until close, re-framed as chunked */
 		c->out_chunked = true;
 	} else {
 		body_length = -1;
 		ka = false;
 	}
-	if (body_length == -2 && c->req.version_minor == 0) {
+	if (body_length == -2 && c->x->req.version_minor == 0) {
 		body_length = -1;
 		c->out_chunked = false;
 		ka = false;
 	}
 	struct headers_resp_extra x;
-	resp_extra(c, c->pick.set_cookie[0] ? c->pick.set_cookie : NULL, &x);
-	buf_room(&c->out, 0);
-	int n = headers_build_response(&c->resp, c->route, &x, body_length, ka,
-	                               c->out.data + c->out.end, c->out.cap - c->out.end);
-	if (n >= 0 && c->auth)
-		n = auth_hook_response_head(c, (size_t)n);
+	resp_extra(c, c->x->pick.set_cookie[0] ? c->x->pick.set_cookie : NULL, &x);
+	int n = build_response_head(c, &x, body_length, ka, head_len);
 	if (n < 0) {
 		answer_local(c, 502, NULL, "response head too large", false);
 		return;
@@ -1116,9 +1257,9 @@ static void process_response_head(struct conn *c, size_t head_len)
 	c->status_sent = status;
 	c->resp_started = true;
 	c->resp_head_done = true;
-	c->up_keepalive = http_parse_keep_alive(&c->sp);
+	c->up_keepalive = http_parse_keep_alive(&c->x->sp);
 	c->up_in.start = head_len;
-	if (http_parse_done(&c->sp))
+	if (http_parse_done(&c->x->sp))
 		finish_response(c);
 }
 
@@ -1127,12 +1268,12 @@ static void process_response_head(struct conn *c, size_t head_len)
 static bool response_body(struct conn *c, bool *progress)
 {
 	if (c->resp_head_done && buf_len(&c->up_in) > 0) {
-		size_t room = buf_room(&c->out, 0);
+		size_t room = buf_room(&c->out, 0, IO_CAP);
 		size_t limit = room > CHUNK_OVERHEAD * 2 ? room - CHUNK_OVERHEAD * 2 : 0;
 		size_t n = buf_len(&c->up_in) < limit ? buf_len(&c->up_in) : limit;
 		if (n > 0) {
 			size_t used = 0;
-			int r = http_parse_body(&c->sp, c->up_in.data + c->up_in.start, n, &used,
+			int r = http_parse_body(&c->x->sp, c->up_in.data + c->up_in.start, n, &used,
 			                        resp_body_cb, c);
 			c->up_in.start += used;
 			if (used)
@@ -1165,9 +1306,9 @@ static bool pump_response(struct conn *c)
 		buf_compact(&c->up_in, 0);
 	if (c->resp_head_done && buf_len(&c->out) > IO_CAP)
 		return progress;
-	if (!c->up_eof && u->can_read && buf_room(&c->up_in, floor) > 0 &&
+	if (!c->up_eof && u->can_read && buf_room(&c->up_in, floor, IO_CAP) > 0 &&
 	    (c->resp_head_done ? buf_len(&c->up_in) == 0 : true)) {
-		size_t uroom = c->up_in.cap - c->up_in.end;
+		size_t uroom = c->up_in.size - c->up_in.end;
 		ssize_t n = tls_sock_read(&u->sock, c->up_in.data + c->up_in.end, uroom);
 		if (n == WEIR_EAGAIN) {
 			sock_blocked(&u->sock, &u->can_read, &u->can_write);
@@ -1184,8 +1325,8 @@ static bool pump_response(struct conn *c)
 	}
 	if (!c->resp_head_done) {
 		if (buf_len(&c->up_in) > 0) {
-			long r =
-			    http_parse_scan_head(&c->sp, c->up_in.data, c->up_in.end, UP_HEAD_MAX);
+			long r = http_parse_scan_head(&c->x->sp, c->up_in.data, c->up_in.end,
+			                              UP_HEAD_MAX);
 			if (r < 0) {
 				upstream_failed(c, "reset", "bad response from upstream");
 				return true;
@@ -1206,7 +1347,7 @@ static bool pump_response(struct conn *c)
 		return progress;
 	}
 	if (c->up_eof && buf_len(&c->up_in) == 0) {
-		if (http_parse_eof(&c->sp) == 1) {
+		if (http_parse_eof(&c->x->sp) == 1) {
 			finish_response(c);
 		} else {
 			metrics_upstream_error("reset");
@@ -1263,12 +1404,49 @@ static void start_passthrough(struct conn *c, int backend)
 	conn_close(c);
 }
 
+/* use-proxy-protocol: read exactly the PROXY header, before TLS or HTTP;
+ * a connection without a valid one is closed. */
+static bool progress_pphdr(struct conn *c)
+{
+	struct proxy_protocol_info info;
+	if (!c->can_read)
+		return false;
+	char hdr[PROXY_PROTOCOL_MAX_BYTES]; /* read before any buffer is allocated */
+	size_t cap = sizeof(hdr);
+	ssize_t n = recv(c->sock.fd, hdr, cap, MSG_PEEK);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+		c->can_read = false;
+		return false;
+	}
+	int r = n > 0 ? proxy_protocol_parse(hdr, (size_t)n, &info) : WEIR_EINVAL;
+	if (r == WEIR_EAGAIN && (size_t)n < cap) {
+		c->can_read = false; /* the next bytes bring a new edge */
+		return false;
+	}
+	if (r <= 0 || recv(c->sock.fd, hdr, (size_t)r, 0) != r) {
+		conn_close(c);
+		return true;
+	}
+	if (info.has_addr) {
+		c->client.has_proxy_addr = true;
+		http_addr_set(&c->client.proxy_addr, &info.src);
+	}
+	c->state = c->https ? ST_PEEK : ST_HEAD;
+	c->head_started = loop_now(c->w->loop);
+	return true;
+}
+
 static bool progress_peek(struct conn *c)
 {
 	char sni[256];
 	if (!c->can_read)
 		return false;
-	ssize_t n = recv(c->sock.fd, c->in.data, c->in.cap, MSG_PEEK);
+	size_t room = buf_room(&c->in, 0, 16384 + 5);
+	if (room == 0) {
+		conn_close(c); /* out of memory */
+		return true;
+	}
+	ssize_t n = recv(c->sock.fd, c->in.data, room, MSG_PEEK);
 	if (n < 0) {
 		if (errno == EAGAIN || errno == EWOULDBLOCK) {
 			c->can_read = false;
@@ -1282,12 +1460,12 @@ static bool progress_peek(struct conn *c)
 		return true;
 	}
 	int r = tls_peek_sni((const unsigned char *)c->in.data, (size_t)n, sni, sizeof(sni));
-	if (r == WEIR_EAGAIN && (size_t)n < c->in.cap && (size_t)n < 16384 + 5) {
+	if (r == WEIR_EAGAIN && (size_t)n < room && (size_t)n < 16384 + 5) {
 		c->can_read = false; /* the next bytes bring a new edge */
 		return false;
 	}
 	if (!c->tls_table)
-		c->tls_table = table_current();
+		c->tls_table = table_view_get(&c->w->view);
 	if (r == 1 && c->tls_table) {
 		int b = table_passthrough_backend(c->tls_table, sni);
 		if (b >= 0 && (size_t)b < table_routes(c->tls_table)->nbackends) {
@@ -1336,6 +1514,34 @@ static bool linger(struct conn *c)
 	return c->can_read;
 }
 
+/* The request state, made when the bytes of a request start to arrive.
+ * Returns 0 or WEIR_ENOMEM. */
+static int conn_exchange(struct conn *c)
+{
+	if (c->x)
+		return 0;
+	c->x = calloc(1, sizeof(*c->x));
+	if (!c->x)
+		return WEIR_ENOMEM;
+	http_parse_init(&c->x->rp, false, false);
+	return 0;
+}
+
+/* Between requests a connection keeps no buffer and no request state, so an
+ * idle keep-alive connection costs little more than struct conn. */
+static void conn_trim(struct conn *c)
+{
+	if (c->state != ST_HEAD && c->state != ST_CLOSING)
+		return;
+	if (buf_len(&c->out) == 0)
+		buf_free(&c->out);
+	if (c->in.pinned || (c->state == ST_HEAD && buf_len(&c->in) > 0))
+		return;
+	buf_free(&c->in);
+	free(c->x);
+	c->x = NULL;
+}
+
 static void on_resume(struct loop_defer *d)
 {
 	struct conn *c = d->data;
@@ -1365,6 +1571,9 @@ static void conn_progress(struct conn *c)
 			}
 		}
 		switch (c->state) {
+		case ST_PPHDR:
+			progress |= progress_pphdr(c);
+			break;
 		case ST_PEEK:
 			progress |= progress_peek(c);
 			break;
@@ -1389,8 +1598,10 @@ static void conn_progress(struct conn *c)
 		if (!progress)
 			break;
 	}
-	if (!c->closed)
+	if (!c->closed) {
+		conn_trim(c);
 		conn_arm_timer(c);
+	}
 }
 
 /* ---- timers ---- */
@@ -1400,6 +1611,7 @@ enum deadline_kind { DL_NONE, DL_IDLE, DL_HEADER, DL_CONNECT, DL_IO, DL_CLOSING 
 static uint64_t conn_deadline(const struct conn *c, enum deadline_kind *kind)
 {
 	switch (c->state) {
+	case ST_PPHDR:
 	case ST_PEEK:
 		*kind = DL_HEADER;
 		return c->head_started + c->header_timeout_ms;
@@ -1496,6 +1708,7 @@ static void free_conn(struct loop_defer *d)
 	buf_free(&c->out);
 	buf_free(&c->up_in);
 	buf_free(&c->up_out);
+	free(c->x);
 	free(c);
 }
 
@@ -1528,6 +1741,7 @@ static void conn_close(struct conn *c)
 		c->next->prev = c->prev;
 	w->nconns--;
 	metrics_connections(-1);
+	resume_accept(w);
 	loop_defer(w->loop, &c->defer, free_conn, c);
 }
 
@@ -1563,16 +1777,12 @@ static void accept_one(struct listener *l, int fd, struct sockaddr_storage *ss)
 	c->https = l->tls;
 	loop_timer_init(&c->timer, on_conn_timer, c);
 	read_settings(c);
-	if (buf_init(&c->in, (size_t)c->max_header_bytes + IO_CAP) != 0 ||
-	    buf_init(&c->out, OUT_HEAD_ROOM + IO_CAP) != 0) {
-		buf_free(&c->in);
-		free(c);
-		close(fd);
-		return;
-	}
+	buf_init(&c->in, (size_t)c->max_header_bytes + IO_CAP);
+	buf_init(&c->out, OUT_HEAD_ROOM + IO_CAP);
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	c->client.addr = *ss;
+	http_addr_set(&c->client.addr, ss);
+	http_addr_set(&c->client.peer, ss);
 	if (ss->ss_family == AF_INET6) {
 		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
 		inet_ntop(AF_INET6, &s6->sin6_addr, c->client.ip, sizeof(c->client.ip));
@@ -1586,12 +1796,9 @@ static void accept_one(struct listener *l, int fd, struct sockaddr_storage *ss)
 	}
 	c->client.local_port = (uint16_t)(l->tls ? server_cfg.https_port : server_cfg.http_port);
 	c->client.tls = l->tls;
-	http_parse_init(&c->rp, false, false);
-	c->state = l->tls ? ST_PEEK : ST_HEAD;
+	c->state = c->proxy_protocol ? ST_PPHDR : l->tls ? ST_PEEK : ST_HEAD;
 	c->idle_since = c->head_started = loop_now(w->loop);
 	if (loop_io_add(w->loop, &c->io, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET) != 0) {
-		buf_free(&c->in);
-		buf_free(&c->out);
 		free(c);
 		close(fd);
 		return;
@@ -1605,20 +1812,105 @@ static void accept_one(struct listener *l, int fd, struct sockaddr_storage *ss)
 	conn_arm_timer(c);
 }
 
+/* ---- accepting, within the file and connection limits ---- */
+
+/* Level-triggered listeners fire as long as the backlog holds connections,
+ * so a worker that cannot take one now takes its listeners out of epoll: the
+ * kernel backlog holds the rest until a connection closes or the back-off
+ * ends. Warnings are rate-limited per worker. */
+
+static bool at_conn_limit(const struct worker *w)
+{
+	return w->max_conns && w->nconns + w->tw.count >= w->max_conns;
+}
+
+static void watch_listeners(struct worker *w, bool on)
+{
+	struct listener *ls[2] = {&w->http, &w->https};
+	for (int i = 0; i < 2; i++) {
+		if (ls[i]->fd < 0)
+			continue;
+		if (on)
+			loop_io_add(w->loop, &ls[i]->io, EPOLLIN);
+		else
+			loop_io_del(w->loop, &ls[i]->io);
+	}
+}
+
+static void warn_accept(struct worker *w, const char *why)
+{
+	uint64_t now = loop_now(w->loop);
+	w->accept_unwarned++;
+	if (w->accept_warned && now - w->accept_warned < ACCEPT_WARN_MS)
+		return;
+	log_warn("proxy.server",
+	         "worker %d: %s; not accepting for now (%llu time(s) since the last report)", w->id,
+	         why, (unsigned long long)w->accept_unwarned);
+	w->accept_warned = now;
+	w->accept_unwarned = 0;
+}
+
+static void pause_accept(struct worker *w, uint64_t ms)
+{
+	if (!w->accept_paused) {
+		watch_listeners(w, false);
+		w->accept_paused = true;
+	}
+	loop_timer_set(w->loop, &w->accept_timer, ms);
+}
+
+/* Watch the listeners again unless the worker is still full. */
+static void resume_accept(struct worker *w)
+{
+	if (!w->accept_paused || w->draining || at_conn_limit(w))
+		return;
+	w->accept_paused = false;
+	loop_timer_cancel(w->loop, &w->accept_timer);
+	watch_listeners(w, true);
+}
+
+static void on_accept_timer(struct loop_timer *t)
+{
+	struct worker *w = t->data;
+	if (at_conn_limit(w)) {
+		loop_timer_set(w->loop, &w->accept_timer, ACCEPT_LIMIT_POLL_MS);
+		return;
+	}
+	resume_accept(w);
+}
+
 static void on_accept(struct loop_io *io, uint32_t events)
 {
 	struct listener *l = io->data;
+	struct worker *w = l->w;
+	char why[96];
 	if (l->fd < 0)
 		return;
+	struct table *t = table_view_get(&w->view);
+	w->max_conns = t ? table_routes(t)->settings.max_connections : 0;
+	table_unref(t);
 	for (int i = 0; i < 64; i++) {
+		if (at_conn_limit(w)) {
+			snprintf(why, sizeof(why), "max-connections (%u) reached", w->max_conns);
+			warn_accept(w, why);
+			/* A close resumes; the poll follows a raised limit. */
+			pause_accept(w, ACCEPT_LIMIT_POLL_MS);
+			return;
+		}
 		struct sockaddr_storage ss;
 		socklen_t sl = sizeof(ss);
 		int fd = accept4(l->fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
-			if (errno == EINTR)
+			int err = errno;
+			if (err == EINTR || err == ECONNABORTED)
 				continue;
-			if (errno != EAGAIN && errno != EWOULDBLOCK)
-				log_warn("proxy.server", "accept: %s", strerror(errno));
+			if (err == EAGAIN || err == EWOULDBLOCK)
+				return;
+			snprintf(why, sizeof(why), "accept: %s", strerror(err));
+			warn_accept(w, why);
+			/* Out of files or memory: back off (a close resumes sooner).
+			 * Any other error: the same, rather than spin on it. */
+			pause_accept(w, ACCEPT_BACKOFF_MS);
 			return;
 		}
 		accept_one(l, fd, &ss);
@@ -1689,11 +1981,13 @@ static void drain_check(struct loop_timer *t)
 
 #define TABLE_POLL_MS 250u
 
-/* A new table may have dropped endpoints that tunnels still use. */
+/* A new table may have dropped endpoints that tunnels still use. The look
+ * also moves the worker's view on, so an idle worker lets an old table go
+ * within TABLE_POLL_MS. */
 static void table_check(struct loop_timer *tm)
 {
 	struct worker *w = tm->data;
-	struct table *t = table_current();
+	struct table *t = table_view_get(&w->view);
 	uint64_t gen = table_current_generation();
 	if (t && (t != w->seen_table || gen != w->seen_generation)) {
 		w->seen_table = t;
@@ -1713,6 +2007,7 @@ static void on_wake(void *data)
 		return;
 	w->draining = true;
 	loop_timer_cancel(w->loop, &w->table_timer);
+	loop_timer_cancel(w->loop, &w->accept_timer);
 	close_listener(w, &w->http);
 	close_listener(w, &w->https);
 	/* Each tunnel drains within its own route's drain-window; the flag, when
@@ -1721,7 +2016,7 @@ static void on_wake(void *data)
 	if (server_cfg.drain_window_ms >= 0) {
 		window = cap = (uint32_t)server_cfg.drain_window_ms;
 	} else {
-		struct table *t = table_current();
+		struct table *t = table_view_get(&w->view);
 		if (t) {
 			window = table_routes(t)->settings.drain_window_ms;
 			table_unref(t);
@@ -1731,7 +2026,7 @@ static void on_wake(void *data)
 	struct conn *next;
 	for (struct conn *c = w->conns; c; c = next) {
 		next = c->next;
-		if (c->state == ST_PEEK ||
+		if (c->state == ST_PEEK || c->state == ST_PPHDR ||
 		    (c->state == ST_HEAD && buf_len(&c->in) == 0 && buf_len(&c->out) == 0))
 			conn_close(c);
 	}
@@ -1751,6 +2046,7 @@ static void *worker_main(void *arg)
 	while (w->conns)
 		conn_close(w->conns);
 	tunnel_close_all(&w->tw);
+	table_view_cleanup(&w->view);
 	return NULL;
 }
 
@@ -1767,14 +2063,18 @@ static int worker_init(struct worker *w, int id)
 		return rc;
 	loop_timer_init(&w->drain_timer, drain_check, w);
 	loop_timer_init(&w->table_timer, table_check, w);
+	loop_timer_init(&w->accept_timer, on_accept_timer, w);
 	loop_timer_set(w->loop, &w->table_timer, TABLE_POLL_MS);
 	rc = upstream_pool_new(w->loop, &w->pool);
+	if (rc != 0)
+		return rc;
+	rc = auth_basic_cache_new(&w->auth_cache);
 	if (rc != 0)
 		return rc;
 	rc = resolver_new(w->loop, &w->resolver);
 	if (rc != 0)
 		return rc;
-	rc = auth_cache_new(&w->auth_cache);
+	rc = auth_cache_new(&w->ext_auth_cache);
 	if (rc != 0)
 		return rc;
 	w->tw.loop = w->loop;
@@ -1809,11 +2109,14 @@ static void worker_cleanup(struct worker *w)
 	close_listener(w, &w->https);
 	loop_timer_cancel(w->loop, &w->drain_timer);
 	loop_timer_cancel(w->loop, &w->table_timer);
+	loop_timer_cancel(w->loop, &w->accept_timer);
 	upstream_pool_free(w->pool);
 	w->pool = NULL;
 	resolver_free(w->resolver);
 	w->resolver = NULL;
-	auth_cache_free(w->auth_cache);
+	auth_cache_free(w->ext_auth_cache);
+	w->ext_auth_cache = NULL;
+	auth_basic_cache_free(w->auth_cache);
 	w->auth_cache = NULL;
 	free(w->tw.scratch);
 	w->tw.scratch = NULL;

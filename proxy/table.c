@@ -4,13 +4,17 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 
 #include "table.h"
+#include "backend_tls.h"
 #include "error.h"
 #include "log.h"
+#include "route_validate.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
+#include <openssl/evp.h>
+#include <openssl/sha.h>
 #include <openssl/x509.h>
 #include <pcre2.h>
 #include <pthread.h>
@@ -32,6 +36,12 @@ struct host_entry {
 	const struct route_host *host;
 };
 
+/* Per host, client certificate settings ready to use. */
+struct host_auth {
+	unsigned char id[TABLE_CLIENT_AUTH_ID_LEN]; /* see table_client_auth_id */
+	pcre2_code *match_cn;                       /* NULL: none */
+};
+
 /* Per route, precomputed at load time. */
 struct route_ext {
 	size_t cmp_len; /* Exact: strlen(path); Prefix: length without trailing '/' */
@@ -46,10 +56,14 @@ struct table {
 	size_t nexact;
 	struct host_entry *wild; /* sorted by name (suffix after "*.") */
 	size_t nwild;
-	const struct route_host *any; /* the "" host, or NULL */
-	struct route_ext **ext;       /* ext[host index][route index] */
-	SSL_CTX **ctx;                /* one per cert */
-	atomic_uint *rr;              /* one round-robin counter per backend */
+	const struct route_host *any;    /* the "" host, or NULL */
+	struct route_ext **ext;          /* ext[host index][route index] */
+	SSL_CTX **ctx;                   /* one per cert */
+	X509_STORE **ca_store;           /* one per CA */
+	STACK_OF(X509_NAME) * *ca_names; /* one per CA: its subjects, for CertificateRequest */
+	struct host_auth *auth;          /* one per host */
+	struct backend_tls_set *btls;    /* one client context per backend TLS profile */
+	atomic_uint *rr;                 /* one round-robin counter per backend */
 };
 
 /* ------------------------------------------------------------ lifetime */
@@ -73,6 +87,22 @@ static void table_free(struct table *t)
 			SSL_CTX_free(t->ctx[i]);
 		free(t->ctx);
 	}
+	if (t->ca_store) {
+		for (size_t i = 0; i < t->rt->ncas; i++)
+			X509_STORE_free(t->ca_store[i]);
+		free(t->ca_store);
+	}
+	if (t->ca_names) {
+		for (size_t i = 0; i < t->rt->ncas; i++)
+			sk_X509_NAME_pop_free(t->ca_names[i], X509_NAME_free);
+		free(t->ca_names);
+	}
+	if (t->auth) {
+		for (size_t i = 0; i < t->rt->nhosts; i++)
+			pcre2_code_free(t->auth[i].match_cn);
+		free(t->auth);
+	}
+	backend_tls_set_free(t->btls);
 	free(t->exact);
 	free(t->wild);
 	free(t->rr);
@@ -169,16 +199,10 @@ static int compile_routes(struct table *t, char *err, size_t errlen)
 				x->cmp_len = len;
 				continue;
 			}
-			int ecode;
-			PCRE2_SIZE eoff;
-			x->re = pcre2_compile((PCRE2_SPTR)r->path, len,
-			                      PCRE2_CASELESS | PCRE2_ANCHORED, &ecode, &eoff, NULL);
+			char why[256];
+			x->re = route_regex_compile(r->path, why, sizeof(why));
 			if (!x->re) {
-				PCRE2_UCHAR msg[160];
-				pcre2_get_error_message(ecode, msg, sizeof(msg));
-				snprintf(err, errlen,
-				         "hosts[%zu].routes[%zu].path: bad regex: %s at offset %zu",
-				         i, j, (const char *)msg, (size_t)eoff);
+				snprintf(err, errlen, "hosts[%zu].routes[%zu].path: %s", i, j, why);
 				return WEIR_EINVAL;
 			}
 			uint32_t groups = 0;
@@ -215,96 +239,25 @@ static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outle
 	return SSL_TLSEXT_ERR_NOACK;
 }
 
-/* The first queued OpenSSL error as text (the queue is cleared). */
-static void ssl_error_text(char *buf, size_t len)
-{
-	unsigned long e = ERR_peek_last_error();
-	if (e)
-		ERR_error_string_n(e, buf, len);
-	else
-		snprintf(buf, len, "no PEM data");
-	ERR_clear_error();
-}
-
+/* One certificate into its own TLS context: loaded and checked by
+ * route_validate_cert (the controller ran the same before publishing it),
+ * then set up for serving. */
 static int load_cert(const struct route_cert *c, size_t idx, SSL_CTX **out, char *err,
                      size_t errlen)
 {
-	int rc = WEIR_ETLS;
-	char why[200];
-	BIO *bio = NULL;
-	X509 *x = NULL;
-	EVP_PKEY *key = NULL;
-	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
-	if (!ctx) {
-		ssl_error_text(why, sizeof(why));
-		snprintf(err, errlen, "certs[%zu]: cannot create TLS context: %s", idx, why);
-		goto out;
+	char field[16], why[400];
+	SSL_CTX *ctx = NULL;
+	int rc = route_validate_cert(c->name, c->cert_pem, c->key_pem, &ctx, field, sizeof(field),
+	                             why, sizeof(why));
+	if (rc != 0) {
+		snprintf(err, errlen, "certs[%zu].%s: %s", idx, field, why);
+		return rc;
 	}
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
 	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
 	SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
-
-	bio = BIO_new_mem_buf(c->cert_pem, -1);
-	if (!bio)
-		goto oom;
-	x = PEM_read_bio_X509_AUX(bio, NULL, NULL, NULL);
-	if (!x || SSL_CTX_use_certificate(ctx, x) != 1) {
-		ssl_error_text(why, sizeof(why));
-		snprintf(err, errlen, "certs[%zu].cert_pem: bad certificate (%s): %s", idx, c->name,
-		         why);
-		goto out;
-	}
-	/* The rest of the PEM is the chain, leaf first. */
-	for (;;) {
-		X509 *ca = PEM_read_bio_X509(bio, NULL, NULL, NULL);
-		if (!ca)
-			break;
-		if (SSL_CTX_add0_chain_cert(ctx, ca) != 1) {
-			X509_free(ca);
-			ssl_error_text(why, sizeof(why));
-			snprintf(err, errlen, "certs[%zu].cert_pem: bad chain (%s): %s", idx,
-			         c->name, why);
-			goto out;
-		}
-	}
-	ERR_clear_error(); /* the end of the PEM stream queues a "no start line" */
-	BIO_free(bio);
-	bio = BIO_new_mem_buf(c->key_pem, -1);
-	if (!bio)
-		goto oom;
-	key = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
-	if (!key) {
-		ssl_error_text(why, sizeof(why));
-		snprintf(err, errlen, "certs[%zu].key_pem: bad private key (%s): %s", idx, c->name,
-		         why);
-		goto out;
-	}
-	if (X509_check_private_key(x, key) != 1) {
-		ERR_clear_error();
-		snprintf(err, errlen,
-		         "certs[%zu].key_pem: private key does not match the certificate (%s)", idx,
-		         c->name);
-		goto out;
-	}
-	if (SSL_CTX_use_PrivateKey(ctx, key) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
-		ssl_error_text(why, sizeof(why));
-		snprintf(err, errlen, "certs[%zu].key_pem: unusable private key (%s): %s", idx,
-		         c->name, why);
-		goto out;
-	}
 	*out = ctx;
-	ctx = NULL;
-	rc = 0;
-	goto out;
-oom:
-	snprintf(err, errlen, "out of memory");
-	rc = WEIR_ENOMEM;
-out:
-	EVP_PKEY_free(key);
-	X509_free(x);
-	BIO_free(bio);
-	SSL_CTX_free(ctx);
-	return rc;
+	return 0;
 }
 
 static int load_certs(struct table *t, char *err, size_t errlen)
@@ -358,6 +311,80 @@ static int load_certs(struct table *t, char *err, size_t errlen)
 	return rc;
 }
 
+/* The CA stores, and per host the settings id and the compiled match_cn. */
+static int load_client_auth(struct table *t, char *err, size_t errlen)
+{
+	const struct route_table *rt = t->rt;
+	char field[16], why[256];
+	if (rt->ncas) {
+		t->ca_store = calloc(rt->ncas, sizeof(*t->ca_store));
+		t->ca_names = calloc(rt->ncas, sizeof(*t->ca_names));
+		if (!t->ca_store || !t->ca_names)
+			goto oom;
+	}
+	for (size_t i = 0; i < rt->ncas; i++) {
+		const struct route_ca *ca = &rt->cas[i];
+		int rc = route_validate_ca(ca->name, ca->ca_pem, ca->crl_pem, &t->ca_store[i],
+		                           field, sizeof(field), why, sizeof(why));
+		if (rc != 0) {
+			snprintf(err, errlen, "cas[%zu].%s: %s", i, field, why);
+			return rc;
+		}
+		/* The names a client is told its certificate may chain to (as
+		 * nginx sends those of ssl_client_certificate). */
+		STACK_OF(X509_OBJECT) *objs = X509_STORE_get0_objects(t->ca_store[i]);
+		if (!(t->ca_names[i] = sk_X509_NAME_new_null()))
+			goto oom;
+		for (int k = 0; k < sk_X509_OBJECT_num(objs); k++) {
+			X509 *x = X509_OBJECT_get0_X509(sk_X509_OBJECT_value(objs, k));
+			X509_NAME *n = x ? X509_NAME_dup(X509_get_subject_name(x)) : NULL;
+			if (x && (!n || !sk_X509_NAME_push(t->ca_names[i], n))) {
+				X509_NAME_free(n);
+				goto oom;
+			}
+		}
+	}
+	if (!rt->nhosts)
+		return 0;
+	t->auth = calloc(rt->nhosts, sizeof(*t->auth));
+	if (!t->auth)
+		goto oom;
+	for (size_t i = 0; i < rt->nhosts; i++) {
+		const struct route_client_auth *a = &rt->hosts[i].client_auth;
+		struct host_auth *ha = &t->auth[i];
+		if (a->ca < 0 || a->verify == ROUTE_VERIFY_OFF) {
+			/* Every host without client certificates shares one id. */
+			SHA256((const unsigned char *)"weir: no client certificates", 29, ha->id);
+			continue;
+		}
+		const struct route_ca *ca = &rt->cas[a->ca];
+		char tail[64];
+		snprintf(tail, sizeof(tail), "%d/%u", (int)a->verify, a->verify_depth);
+		EVP_MD_CTX *md = EVP_MD_CTX_new();
+		int ok = md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 &&
+		         EVP_DigestUpdate(md, ca->ca_pem, strlen(ca->ca_pem) + 1) == 1 &&
+		         (!ca->crl_pem ||
+		          EVP_DigestUpdate(md, ca->crl_pem, strlen(ca->crl_pem) + 1) == 1) &&
+		         EVP_DigestUpdate(md, tail, strlen(tail) + 1) == 1 &&
+		         EVP_DigestFinal_ex(md, ha->id, NULL) == 1;
+		EVP_MD_CTX_free(md);
+		if (!ok)
+			goto oom;
+		if (a->match_cn) {
+			ha->match_cn = route_match_cn_compile(a->match_cn, why, sizeof(why));
+			if (!ha->match_cn) {
+				snprintf(err, errlen, "hosts[%zu].client_auth.match_cn: %s", i,
+				         why);
+				return WEIR_EINVAL;
+			}
+		}
+	}
+	return 0;
+oom:
+	snprintf(err, errlen, "out of memory");
+	return WEIR_ENOMEM;
+}
+
 int table_new(struct route_table *rt, struct table **out, char *err, size_t errlen)
 {
 	char dummy[8];
@@ -385,7 +412,9 @@ int table_new(struct route_table *rt, struct table **out, char *err, size_t errl
 			atomic_init(&t->rr[i], 0);
 	}
 	if ((rc = build_host_index(t, err, errlen)) != 0 ||
-	    (rc = compile_routes(t, err, errlen)) != 0 || (rc = load_certs(t, err, errlen)) != 0)
+	    (rc = compile_routes(t, err, errlen)) != 0 || (rc = load_certs(t, err, errlen)) != 0 ||
+	    (rc = load_client_auth(t, err, errlen)) != 0 ||
+	    (rc = backend_tls_set_new(rt, &t->btls, err, errlen)) != 0)
 		goto fail;
 	*out = t;
 	return 0;
@@ -481,32 +510,64 @@ int table_load(const char *dir, struct table **out, char *err, size_t errlen)
 static pthread_mutex_t current_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct table *_Atomic current;
 static atomic_uint_fast64_t current_generation;
+static atomic_uint_fast64_t current_seq; /* bumped by every publish */
 static atomic_bool current_ready;
 
 void table_publish(struct table *t)
 {
 	if (!t)
 		return;
-	/* The lock pairs the swap with table_current's load+ref, so a reader
-	 * never takes a reference on a table whose last reference is being
-	 * dropped here. */
+	/* The lock pairs the swap with the slow path of table_current and
+	 * table_view_get (load + ref), so a reader never takes a reference on a
+	 * table whose last reference is being dropped here. */
 	pthread_mutex_lock(&current_lock);
 	struct table *old = atomic_load_explicit(&current, memory_order_relaxed);
 	atomic_store_explicit(&current, t, memory_order_release);
 	atomic_store_explicit(&current_generation, t->rt->generation, memory_order_relaxed);
+	atomic_fetch_add_explicit(&current_seq, 1, memory_order_release);
 	atomic_store_explicit(&current_ready, true, memory_order_release);
 	pthread_mutex_unlock(&current_lock);
 	table_unref(old);
 }
 
-struct table *table_current(void)
+/* Load and reference the current table and the publish count it goes with. */
+static struct table *current_ref(uint64_t *seq)
 {
 	pthread_mutex_lock(&current_lock);
 	struct table *t = atomic_load_explicit(&current, memory_order_acquire);
 	if (t)
 		table_ref(t);
+	*seq = atomic_load_explicit(&current_seq, memory_order_relaxed);
 	pthread_mutex_unlock(&current_lock);
 	return t;
+}
+
+struct table *table_current(void)
+{
+	uint64_t seq;
+	return current_ref(&seq);
+}
+
+struct table *table_view_get(struct table_view *v)
+{
+	uint64_t seq = atomic_load_explicit(&current_seq, memory_order_acquire);
+	if (seq != v->seq || !v->t) {
+		/* A publish happened since the last look: follow it once, under
+		 * the lock; the old view's reference goes after. */
+		struct table *old = v->t;
+		v->t = current_ref(&v->seq);
+		table_unref(old);
+	}
+	if (v->t)
+		table_ref(v->t);
+	return v->t;
+}
+
+void table_view_cleanup(struct table_view *v)
+{
+	table_unref(v->t);
+	v->t = NULL;
+	v->seq = 0;
 }
 
 bool table_ready(void)
@@ -725,4 +786,45 @@ uint32_t table_backend_next(const struct table *t, int backend)
 	if (backend < 0 || (size_t)backend >= t->rt->nbackends)
 		return 0;
 	return atomic_fetch_add_explicit(&t->rr[backend], 1, memory_order_relaxed);
+}
+
+const struct route_host *table_sni_host(const struct table *t, const char *sni)
+{
+	return find_host(t, sni, sni ? strlen(sni) : 0);
+}
+
+X509_STORE *table_ca_store(const struct table *t, const struct route_host *h)
+{
+	int ca = h ? h->client_auth.ca : -1;
+	if (ca < 0 || (size_t)ca >= t->rt->ncas || h->client_auth.verify == ROUTE_VERIFY_OFF)
+		return NULL;
+	return t->ca_store[ca];
+}
+
+STACK_OF(X509_NAME) * table_ca_names(const struct table *t, const struct route_host *h)
+{
+	if (!table_ca_store(t, h))
+		return NULL;
+	return t->ca_names[h->client_auth.ca];
+}
+
+const unsigned char *table_client_auth_id(const struct table *t, const struct route_host *h)
+{
+	return t->auth[h - t->rt->hosts].id;
+}
+
+int table_match_cn(const struct table *t, const struct route_host *h, const char *dn, size_t len)
+{
+	const pcre2_code *re = t->auth[h - t->rt->hosts].match_cn;
+	if (!re)
+		return 1;
+	pcre2_match_data *md = thread_match_data();
+	if (!md)
+		return WEIR_ENOMEM;
+	return pcre2_match(re, (PCRE2_SPTR)dn, len, 0, 0, md, NULL) >= 0;
+}
+
+const struct backend_tls_set *table_backend_tls(const struct table *t)
+{
+	return t->btls;
 }

@@ -43,9 +43,29 @@ const struct route_table *table_routes(const struct table *t);
  * table loses the reference the global held (freed when its last
  * request/tunnel lets go). table_current returns a NEW reference (caller
  * drops it with table_unref) or NULL when none was ever published. All four
- * are thread-safe; table_current is cheap enough for every request. */
+ * are thread-safe; table_current takes a process-wide lock, so the data path
+ * reads through a per-worker table_view instead. */
 void table_publish(struct table *t);
 struct table *table_current(void);
+
+/* One thread's own reference to the current table, so the data path takes
+ * no process-wide lock: table_view_get compares the publish count (one
+ * atomic load) with the one seen last and only on a change takes the lock to
+ * follow the swap. Caller storage, zero-initialised; owned by one thread. The
+ * view keeps the table it saw last alive until the next table_view_get after
+ * a publish, or table_view_cleanup. */
+struct table_view {
+	struct table *t; /* the view's own reference, NULL: none yet */
+	uint64_t seq;    /* publish count t belongs to */
+};
+
+/* The current table as a NEW reference (caller drops it with table_unref),
+ * or NULL when none was ever published. No lock unless a publish happened
+ * since the last call on v. */
+struct table *table_view_get(struct table_view *v);
+
+/* Drop the view's reference (the thread stops using v). */
+void table_view_cleanup(struct table_view *v);
 
 /* True once a table has been published. */
 bool table_ready(void);
@@ -76,6 +96,37 @@ int table_lookup(const struct table *t, const char *host, size_t host_len, const
  * (exact name, then wildcard), else default_cert, else NULL (the caller uses
  * its built-in self-signed context). Borrowed while t is referenced. */
 SSL_CTX *table_ssl_ctx(const struct table *t, const char *sni);
+
+/* The host an SNI name selects for client certificates (NULL sni: no SNI),
+ * found as a Host header is (exact, wildcard, then ""), or NULL. Borrowed
+ * while t is referenced. */
+const struct route_host *table_sni_host(const struct table *t, const char *sni);
+
+/* The CA store client certificates of host h (of t) are checked against, or
+ * NULL when h asks for none (no CA or verify off). Borrowed while t is
+ * referenced (X509_STORE_up_ref to keep it longer). */
+X509_STORE *table_ca_store(const struct table *t, const struct route_host *h);
+
+/* The subject names of that store's CA certificates (sent in the
+ * CertificateRequest), or NULL as for table_ca_store. Borrowed while t is
+ * referenced (SSL_dup_CA_list to hand it to an SSL). */
+STACK_OF(X509_NAME) * table_ca_names(const struct table *t, const struct route_host *h);
+
+/* TABLE_CLIENT_AUTH_ID_LEN bytes naming host h's client certificate
+ * settings by content (CA and CRL text, verify mode, depth): equal ids in two
+ * tables mean a handshake made for one is good for the other. All hosts
+ * without client certificates share one id. h must be a host of t. Borrowed
+ * while t is referenced. */
+#define TABLE_CLIENT_AUTH_ID_LEN 32
+const unsigned char *table_client_auth_id(const struct table *t, const struct route_host *h);
+
+/* auth-tls-match-cn of host h (of t) against a subject DN of len bytes:
+ * 1 when it matches or h has none, 0 when not, WEIR_ENOMEM. Thread-safe. */
+int table_match_cn(const struct table *t, const struct route_host *h, const char *dn, size_t len);
+
+/* The client TLS contexts of the table's backend TLS profiles (NULL when
+ * it has none); borrowed while t is referenced. */
+const struct backend_tls_set *table_backend_tls(const struct table *t);
 
 /* ssl-passthrough backend index for an SNI name (case-insensitive), or -1. */
 int table_passthrough_backend(const struct table *t, const char *sni);

@@ -11,6 +11,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "client_cert.h"
 #include "error.h"
 #include "log.h"
 #include "table.h"
@@ -47,7 +48,24 @@ static int servername_cb(SSL *ssl, int *al, void *arg)
 	SSL_CTX *ctx = *slot ? table_ssl_ctx(*slot, sni) : NULL;
 	if (ctx && ctx != SSL_get_SSL_CTX(ssl))
 		SSL_set_SSL_CTX(ssl, ctx);
+	if (*slot)
+		client_cert_on_servername(ssl, *slot);
 	return SSL_TLSEXT_ERR_OK;
+}
+
+/* Before the servername callback and before a session is resumed: the
+ * table the connection will use and the client certificate settings of
+ * the host its SNI selects (client_cert.h). */
+static int client_hello_cb(SSL *ssl, int *al, void *arg)
+{
+	struct table **slot = SSL_get_app_data(ssl);
+	if (!slot)
+		return SSL_CLIENT_HELLO_SUCCESS;
+	if (!*slot)
+		*slot = table_current();
+	if (*slot)
+		client_cert_on_hello(ssl, *slot);
+	return SSL_CLIENT_HELLO_SUCCESS;
 }
 
 static int make_self_signed(SSL_CTX *ctx)
@@ -104,6 +122,9 @@ int tls_init(void)
 	SSL_CTX_set_mode(server_ctx, SSL_MODE_RELEASE_BUFFERS);
 	SSL_CTX_set_alpn_select_cb(server_ctx, alpn_select, NULL);
 	SSL_CTX_set_tlsext_servername_callback(server_ctx, servername_cb);
+	SSL_CTX_set_client_hello_cb(server_ctx, client_hello_cb, NULL);
+	if (client_cert_init() != 0)
+		goto fail;
 	if (make_self_signed(server_ctx) != 0)
 		goto fail;
 	SSL_CTX_set_min_proto_version(client_ctx, TLS1_2_VERSION);
@@ -326,7 +347,9 @@ int tls_peek_sni(const unsigned char *buf, size_t len, char *out, size_t outlen)
 				if ((size_t)(qe - q) < nl)
 					return 0;
 				if (nt == 0) {
-					if (nl == 0 || nl + 1 > outlen)
+					/* A NUL would cut the name short of what the
+					 * handshake (which refuses it) sees. */
+					if (nl == 0 || nl + 1 > outlen || memchr(q, '\0', nl))
 						return 0;
 					for (size_t i = 0; i < nl; i++)
 						out[i] = (char)tolower(q[i]);

@@ -54,7 +54,8 @@ void tls_sock_close(struct tls_sock *s);
 
 /* Find the SNI host name in the first TLS record of buf (a ClientHello).
  * Returns 1 with out (NUL-terminated, lower case) filled, 0 when the record
- * is complete but holds no SNI (or is not a ClientHello), WEIR_EAGAIN when
+ * is complete but holds no usable SNI (none, empty, longer than outlen - 1 or
+ * holding a NUL byte) or is not a ClientHello, WEIR_EAGAIN when
  * more bytes are needed, WEIR_EPARSE when buf is not a TLS handshake. */
 int tls_peek_sni(const unsigned char *buf, size_t len, char *out, size_t outlen);
 

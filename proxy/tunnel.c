@@ -64,7 +64,8 @@ struct tunnel {
 	struct table *table;
 	const struct route *route;
 	bool limit_entered;
-	struct http_client client;
+	struct http_client *client; /* a copy, only while limit_entered: the
+	                               connection count to give back */
 	uint32_t ping_ms, drain_window_ms;
 	uint64_t last_ping;
 	uint8_t ping_token[PING_TOKEN_LEN]; /* payload of our pings; their pongs are ours */
@@ -252,7 +253,9 @@ static void tunnel_close(struct tunnel *t)
 	if (t->websocket)
 		metrics_tunnels(-1);
 	if (t->limit_entered && t->route)
-		policy_limit_leave(t->route, &t->client);
+		policy_limit_leave(t->route, t->client);
+	free(t->client);
+	t->client = NULL;
 	table_unref(t->table);
 	t->table = NULL;
 	free(t->backend_name);
@@ -552,9 +555,16 @@ int tunnel_start(struct tunnel_worker *w, struct tls_sock *client, struct tls_so
 	t->max_lifetime_ms = cfg->max_lifetime_ms;
 	t->table = cfg->table;
 	t->route = cfg->route;
-	if (cfg->client)
-		t->client = *cfg->client;
 	t->limit_entered = cfg->limit_entered && cfg->route && cfg->client;
+	if (t->limit_entered) {
+		t->client = malloc(sizeof(*t->client));
+		if (!t->client) {
+			t->limit_entered = false; /* fail_t gives the count back */
+			policy_limit_leave(cfg->route, cfg->client);
+			goto fail_t;
+		}
+		*t->client = *cfg->client;
+	}
 	t->ping_ms = cfg->websocket ? cfg->ping_interval_ms : 0;
 	if (RAND_bytes(t->ping_token, PING_TOKEN_LEN) != 1)
 		memcpy(t->ping_token, "weir-png", PING_TOKEN_LEN);
@@ -595,7 +605,8 @@ fail_t:
 	free(t->c.pending);
 	free(t->u.pending);
 	if (t->limit_entered)
-		policy_limit_leave(t->route, &t->client);
+		policy_limit_leave(t->route, t->client);
+	free(t->client);
 	table_unref(t->table);
 	free(t);
 	return rc;

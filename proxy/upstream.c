@@ -117,13 +117,31 @@ static void on_idle_timer(struct loop_timer *t)
 	close_now(u);
 }
 
-static void make_key(char *key, size_t cap, const struct route_endpoint *ep, bool tls)
+/* The SNI and name are host names or IP literals (no '|'); a key that does
+ * not fit is cut, which can only make two setups share a key when they agree
+ * on everything but bytes past 256 of a name (names are at most 253). */
+static void make_key(char *key, size_t cap, const struct route_endpoint *ep,
+                     const struct backend_tls_target *tls)
 {
-	snprintf(key, cap, "%s|%u|%d", ep->address, ep->port, tls ? 1 : 0);
+	if (!tls)
+		snprintf(key, cap, "%s|%u|0", ep->address, ep->port);
+	else
+		snprintf(key, cap, "%s|%u|1|%s|%.256s|%.256s", ep->address, ep->port,
+		         tls->id ? tls->id : "", tls->sni ? tls->sni : "-",
+		         tls->name ? tls->name : "-");
 }
+
+static const struct backend_tls_target builtin_tls = {NULL, "", NULL, NULL};
 
 int upstream_connect(struct upstream_pool *p, const struct route_endpoint *ep, bool tls,
                      upstream_event_cb cb, void *data, struct upstream **out, int *errno_out)
+{
+	return upstream_connect_tls(p, ep, tls ? &builtin_tls : NULL, cb, data, out, errno_out);
+}
+
+int upstream_connect_tls(struct upstream_pool *p, const struct route_endpoint *ep,
+                         const struct backend_tls_target *tls, upstream_event_cb cb, void *data,
+                         struct upstream **out, int *errno_out)
 {
 	int rc = WEIR_ENOMEM;
 	struct sockaddr_storage ss;
@@ -168,7 +186,7 @@ int upstream_connect(struct upstream_pool *p, const struct route_endpoint *ep, b
 		goto out_close;
 	}
 	if (tls) {
-		u->sock.ssl = tls_client_new(fd, NULL);
+		u->sock.ssl = backend_tls_client_new(tls, fd);
 		if (!u->sock.ssl) {
 			rc = WEIR_ENOMEM;
 			goto out_close;
@@ -196,7 +214,14 @@ out:
 int upstream_get(struct upstream_pool *p, const struct route_endpoint *ep, bool tls,
                  upstream_event_cb cb, void *data, struct upstream **out, int *errno_out)
 {
-	char key[96];
+	return upstream_get_tls(p, ep, tls ? &builtin_tls : NULL, cb, data, out, errno_out);
+}
+
+int upstream_get_tls(struct upstream_pool *p, const struct route_endpoint *ep,
+                     const struct backend_tls_target *tls, upstream_event_cb cb, void *data,
+                     struct upstream **out, int *errno_out)
+{
+	char key[UPSTREAM_KEY_MAX];
 	make_key(key, sizeof(key), ep, tls);
 	unsigned b = key_hash(key);
 	for (struct upstream *u = p->buckets[b]; u; u = u->next) {
@@ -218,7 +243,7 @@ int upstream_get(struct upstream_pool *p, const struct route_endpoint *ep, bool 
 		*errno_out = 0;
 		return 0;
 	}
-	return upstream_connect(p, ep, tls, cb, data, out, errno_out);
+	return upstream_connect_tls(p, ep, tls, cb, data, out, errno_out);
 }
 
 int upstream_connect_error(struct upstream *u)

@@ -10,9 +10,14 @@
 
 #include "loop.h"
 #include "route_table.h"
+#include "backend_tls.h"
 #include "tls.h"
 
 struct upstream_pool; /* opaque, one per worker */
+
+/* Pool key: address, port, and for TLS the profile id, SNI and verified
+ * name, so a connection is never reused with another TLS setup. */
+#define UPSTREAM_KEY_MAX (64 + 8 + BACKEND_TLS_ID_LEN + 2 * 256)
 struct upstream;
 
 /* Called on socket events while a connection is handed out. */
@@ -29,7 +34,7 @@ struct upstream {
 	bool can_read;  /* edge-triggered readiness not yet used up */
 	bool can_write;
 	bool closed;
-	char key[96];                 /* "address|port|tls" */
+	char key[UPSTREAM_KEY_MAX];   /* "address|port|tls[|profile id|sni|name]" */
 	struct upstream *next, *prev; /* idle list */
 	struct loop_timer idle_timer;
 	struct loop_defer defer;
@@ -51,6 +56,16 @@ int upstream_get(struct upstream_pool *p, const struct route_endpoint *ep, bool 
  * connection failed). Same contract as upstream_get. */
 int upstream_connect(struct upstream_pool *p, const struct route_endpoint *ep, bool tls,
                      upstream_event_cb cb, void *data, struct upstream **out, int *errno_out);
+
+/* upstream_get / upstream_connect for TLS with a backend TLS target (tls
+ * NULL: plain TCP). The target's strings are copied into the pool key; its
+ * ctx must stay alive until the SSL is made (it takes its own reference). */
+int upstream_get_tls(struct upstream_pool *p, const struct route_endpoint *ep,
+                     const struct backend_tls_target *tls, upstream_event_cb cb, void *data,
+                     struct upstream **out, int *errno_out);
+int upstream_connect_tls(struct upstream_pool *p, const struct route_endpoint *ep,
+                         const struct backend_tls_target *tls, upstream_event_cb cb, void *data,
+                         struct upstream **out, int *errno_out);
 
 /* After an EPOLLOUT on a connecting socket: 0 when connected, else the
  * connect errno (ECONNREFUSED...). */

@@ -15,5 +15,12 @@ mkdir -p "$WEIR_CACHE"
 cmake -S . -B "$WEIR_BUILD_DIR" -G Ninja -DWEIR_WERROR=ON >/dev/null
 cmake --build "$WEIR_BUILD_DIR"
 (cd "$WEIR_BUILD_DIR" && ctest --output-on-failure)
+# ---- sanitizers and fuzzing (issue 9) ----
+# The golden and integration suites again, against a tree where the libraries
+# and both programs carry ASan+UBSan (any report fails), then a libFuzzer
+# smoke run: each harness of tests/fuzz for a few seconds from its seeds.
+./scripts/test-sanitized.sh
+tests/fuzz/run.sh "${WEIR_FUZZ_SECONDS:-8}"
+# ---- end sanitizers and fuzzing ----
 python3 -m pytest "$@"
 tests/e2e/kind/run.sh

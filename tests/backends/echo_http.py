@@ -14,6 +14,7 @@ never stored). The query parameter "do" selects other behaviours:
   do=fixed&n=N      a Content-Length response of N bytes of the pattern
   do=sleep&ms=N     wait N ms (at most 60000), then the JSON echo
   do=abort          close the connection without any answer (RST)
+  do=hsts           a Strict-Transport-Security: max-age=5 header, then the JSON echo
 """
 
 import argparse
@@ -85,6 +86,8 @@ def make_app(name: str, delay_ms: int = 0) -> web.Application:
             resp.headers.add("X-Unknown-Resp", "kept as is")
             resp.headers.add("X-Repeat", "1")
             resp.headers.add("X-Repeat", "2")
+        if do == "hsts":
+            resp.headers.add("Strict-Transport-Security", "max-age=5")
         return resp
 
     app = web.Application(client_max_size=MAX_N)

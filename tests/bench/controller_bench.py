@@ -138,7 +138,7 @@ def live(build: Path, mdir: Path, work: Path, count: int, changes: int, backend_
         box = [None]
         ready = None
         while time.monotonic() - t0 < 120:
-            if readyz(admin_port) and status_of(box, http_port, last) not in (0, 404):
+            if readyz(admin_port) and status_of(box, http_port, last, "/healthz") not in (0, 404):
                 ready = time.monotonic() - t0
                 break
             time.sleep(0.01)

@@ -122,7 +122,7 @@ def main():
             "hosts": [{"name": "", "routes": [
                 {"path": "/plain", "match": "prefix", "backend": 0},
                 {"path": "/auth", "match": "prefix", "backend": 0,
-                 "policy": {"auth": {"url": f"http://127.0.0.1:{aport}/check"}}},
+                 "policy": {"ext_auth": {"url": f"http://127.0.0.1:{aport}/check"}}},
             ]}],
             "backends": [{"name": "bench/backend:80", "endpoints": ep}],
         })

@@ -147,3 +147,31 @@ def test_follows_edits_and_stops_cleanly(tmp_path):
     assert proc.returncode == 0, err
     assert "zz-broken.yaml:" in err
     assert table(pub)["generation"] == gen  # the last table stays in place
+
+
+def test_half_written_file_is_not_read(tmp_path):
+    """A file rewritten in place by a slow writer is read when the writer
+    closes it: in between, the table keeps the file's old objects."""
+    man = tmp_path / "man"
+    pub = tmp_path / "pub"
+    shutil.copytree(EXAMPLES, man)
+    proc = subprocess.Popen([controller(), "--manifests", str(man), "--publish", str(pub),
+                             "--metrics-port", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_for(lambda: table(pub)["generation"] == 1)
+        ing = man / "ingresses.yaml"
+        text = ing.read_text().replace("path: /ws", "path: /socket")
+        with open(ing, "w") as f:  # truncates: the file is empty until the writes land
+            f.write(text[: len(text) // 3])
+            f.flush()
+            time.sleep(0.4)
+            assert table(pub)["generation"] == 1, "a half-written file was read"
+            assert table(pub)["hosts"][0]["name"] == "demo.localhost"
+            f.write(text[len(text) // 3:])
+        assert wait_for(lambda: any(r["path"] == "/socket"
+                                    for r in table(pub)["hosts"][0]["routes"]))
+        assert table(pub)["generation"] == 2
+    finally:
+        proc.kill()
+        proc.communicate(timeout=10)

@@ -2,6 +2,8 @@
 (tests/backends/auth_server.py): what the client gets, what the auth server and the
 upstream see, and that a slow auth server does not hold up the worker."""
 
+import base64
+import hashlib
 import json
 import select
 import socket
@@ -55,6 +57,10 @@ def clear_log(port):
     urllib.request.urlopen(req, timeout=5).read()
 
 
+# {SHA} htpasswd hash of "secret" (basic authentication of the /both route).
+PW_SHA = "{SHA}" + base64.b64encode(hashlib.sha1(b"secret").digest()).decode()
+
+
 def r(path, backend=0, **policy):
     return {"path": path, "match": "prefix", "backend": backend, "policy": policy}
 
@@ -77,28 +83,30 @@ def make_table(backends, auth_port, trap_port, tls_auth_port):
         "version": 1,
         "generation": 1,
         "hosts": [{"name": "", "routes": [
-            r("/auth", auth={"url": url,
-                             "response_headers": ["X-Auth-User", "X-Auth-Email"]}),
-            r("/always", auth={"url": url, "always_set_cookie": True}),
-            r("/signin", auth={"url": url, "signin": "https://login.test/start"}),
-            r("/signin2", auth={"url": url, "signin": "https://login.test/start?app=1",
-                                "signin_redirect_param": "return_to"}),
-            r("/signin3", auth={"url": url,
-                                "signin": "$scheme://$host/oauth2/start?rd=$escaped_request_uri"}),
-            r("/redir", auth={"url": url, "request_redirect": "https://app.test/home",
-                              "method": "POST"}),
-            r("/refused", auth={"url": dead}),
-            r("/cached", auth={"url": url, "cache_key": "$http_x_token",
-                               "cache_duration": "200 401 1s",
-                               "response_headers": ["X-Auth-User"]}),
-            r("/tls", auth={"url": f"https://127.0.0.1:{tls_auth_port}/check",
-                            "response_headers": ["X-Auth-Email"]}),
-            r("/tlsname", auth={"url": f"https://localhost:{tls_auth_port}/check"}),
-            r("/byname", auth={"url": f"http://localhost:{auth_port}/check",
-                               "response_headers": ["X-Auth-User"]}),
-            r("/timeout", read_timeout_ms=300, auth={"url": url}),
-            r("/wstrap", backend=2, auth={"url": url}),
-            r("/ws", backend=1, auth={"url": url}),
+            r("/auth", ext_auth={"url": url,
+                                 "response_headers": ["X-Auth-User", "X-Auth-Email"]}),
+            r("/always", ext_auth={"url": url, "always_set_cookie": True}),
+            r("/signin", ext_auth={"url": url, "signin": "https://login.test/start"}),
+            r("/signin2", ext_auth={"url": url, "signin": "https://login.test/start?app=1",
+                                    "signin_redirect_param": "return_to"}),
+            r("/signin3", ext_auth={"url": url,
+                                    "signin": "$scheme://$host/oauth2/start?rd=$escaped_request_uri"}),
+            r("/redir", ext_auth={"url": url, "request_redirect": "https://app.test/home",
+                                  "method": "POST"}),
+            r("/refused", ext_auth={"url": dead}),
+            r("/cached", ext_auth={"url": url, "cache_key": "$http_x_token",
+                                   "cache_duration": "200 401 1s",
+                                   "response_headers": ["X-Auth-User"]}),
+            r("/tls", ext_auth={"url": f"https://127.0.0.1:{tls_auth_port}/check",
+                                "response_headers": ["X-Auth-Email"]}),
+            r("/tlsname", ext_auth={"url": f"https://localhost:{tls_auth_port}/check"}),
+            r("/byname", ext_auth={"url": f"http://localhost:{auth_port}/check",
+                                   "response_headers": ["X-Auth-User"]}),
+            r("/timeout", read_timeout_ms=300, ext_auth={"url": url}),
+            r("/wstrap", backend=2, ext_auth={"url": url}),
+            r("/ws", backend=1, ext_auth={"url": url}),
+            r("/both", ext_auth={"url": url, "response_headers": ["X-Auth-User"]},
+              auth={"type": "basic", "realm": "staff", "users": [{"name": "alice", "hash": PW_SHA}]}),
             r("/open"),
         ]}],
         "backends": [
@@ -159,6 +167,51 @@ def test_subrequest_carries_the_request_head_without_body(aproxy, auth_port):
     assert hv(h, "X-Custom") == ["kept"] and hv(h, "Content-Type") == ["text/plain"], h
     assert hv(h, "X-Original-URI") == [] and hv(h, "X-Scheme") == [], h  # no auth-method
     assert len(hv(h, "X-Request-ID")) == 1, h
+
+
+@pytest.mark.parametrize("full", [False, True])
+def test_subrequest_uses_the_real_client_address(fresh_proxy, backends, auth_port, trap,
+                                                 tls_auth_port, full):
+    """With use-forwarded-headers from a trusted hop, X-Real-IP and X-Forwarded-For of
+    the auth request name the real client, as the upstream's do (not the socket peer)."""
+    clear_log(auth_port)
+    table = make_table(backends, auth_port, trap.getsockname()[1], tls_auth_port)
+    table["settings"] = {"use_forwarded_headers": True, "proxy_real_ip_cidr": ["127.0.0.1/32"],
+                         "compute_full_forwarded_for": full}
+    proxy = fresh_proxy(table, workers=1)
+    resp = pu.get(proxy.http_port, "/auth/x", host="app.test",
+                  extra="X-Test-Auth: ok\r\nX-Forwarded-For: 198.51.100.4, 203.0.113.7\r\n")
+    assert resp.status == 200, resp
+    want_xff = ["198.51.100.4, 203.0.113.7, 127.0.0.1"] if full else ["203.0.113.7"]
+    h = auth_log(auth_port)[-1]["headers"]
+    assert hv(h, "X-Real-IP") == ["203.0.113.7"], h
+    assert hv(h, "X-Forwarded-For") == want_xff, h
+    up = resp.json()["headers"]
+    assert hv(up, "X-Real-IP") == ["203.0.113.7"], up
+    assert hv(up, "X-Forwarded-For") == want_xff, up
+
+
+def test_basic_auth_comes_before_forward_auth(aproxy, auth_port):
+    """A route with both: basic authentication answers first, and the auth server is
+    only asked for requests with valid credentials."""
+    before = len(auth_log(auth_port))
+    resp = pu.get(aproxy.http_port, "/both/x", extra="X-Test-Auth: ok\r\n")
+    assert resp.status == 401, resp
+    assert resp.get("WWW-Authenticate") == 'Basic realm="staff"', resp.headers
+    bad = "Authorization: Basic " + base64.b64encode(b"alice:wrong").decode() + "\r\n"
+    resp = pu.get(aproxy.http_port, "/both/x", extra="X-Test-Auth: ok\r\n" + bad)
+    assert resp.status == 401, resp
+    assert len(auth_log(auth_port)) == before  # never asked
+    good = "Authorization: Basic " + base64.b64encode(b"alice:secret").decode() + "\r\n"
+    resp = pu.get(aproxy.http_port, "/both/x", extra="X-Test-Auth: no\r\n" + good)
+    assert resp.status == 401, resp  # the auth server's refusal
+    assert len(auth_log(auth_port)) == before + 1
+    resp = pu.get(aproxy.http_port, "/both/x", extra="X-Test-Auth: ok\r\n" + good)
+    assert resp.status == 200, resp
+    assert len(auth_log(auth_port)) == before + 2
+    up = resp.json()["headers"]
+    assert hv(up, "X-Auth-User") == ["alice"], up
+    assert hv(up, "Authorization") == [], up  # basic credentials stay at the proxy
 
 
 def test_auth_method_and_request_redirect(aproxy, auth_port):

@@ -62,7 +62,7 @@ def oproxy(fresh_proxy, backends, oauth2_proxy):
         "generation": 1,
         "hosts": [{"name": "app.test", "routes": [
             {"path": "/oauth2", "match": "prefix", "backend": 1},
-            {"path": "/", "match": "prefix", "backend": 0, "policy": {"auth": {
+            {"path": "/", "match": "prefix", "backend": 0, "policy": {"ext_auth": {
                 "url": f"http://127.0.0.1:{oauth2_proxy}/oauth2/auth",
                 "signin": "http://$host/oauth2/start?rd=$escaped_request_uri",
                 "response_headers": ["X-Auth-Request-User", "X-Auth-Request-Email"]}}},

@@ -41,6 +41,7 @@ def pproxy(fresh_proxy, backends):
              "canary": {"backend": 2, "by_header": "X-Canary"}},
             r("/rl", limit_rps=2),
             r("/wslife", backend=3, ws_max_lifetime_ms=1500),
+            r("/wslimit", backend=3, limit_connections=2),
             r("/", match="exact", app_root="/app"),
         ]}],
         "backends": [
@@ -167,6 +168,32 @@ def test_limit_rps_503(pproxy):
     assert codes[0] == 200, codes
     assert 503 in codes, f"40 requests at once under limit_rps 2: {codes}"
     assert set(codes) <= {200, 503}, codes
+
+
+def test_limit_connections_counts_websocket_tunnels(pproxy):
+    """limit-connections 2: two open tunnels take both places (a third
+    upgrade gets 503); closing one gives its place back."""
+    from websockets.exceptions import InvalidStatus
+    url = f"ws://127.0.0.1:{pproxy.http_port}/wslimit/x"
+    with connect(url, proxy=None, ping_interval=None) as a, \
+            connect(url, proxy=None, ping_interval=None) as b:
+        for ws in (a, b):
+            ws.send("hi")
+            assert ws.recv(timeout=5) == "hi"
+        with pytest.raises(InvalidStatus) as e:
+            connect(url, proxy=None, ping_interval=None, open_timeout=5)
+        assert e.value.response.status_code == 503
+        a.close()
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                with connect(url, proxy=None, ping_interval=None, open_timeout=5) as c:
+                    c.send("again")
+                    assert c.recv(timeout=5) == "again"
+                break
+            except InvalidStatus:
+                assert time.monotonic() < deadline, "the closed tunnel's place never came back"
+                time.sleep(0.05)
 
 
 def test_ws_max_lifetime(pproxy):

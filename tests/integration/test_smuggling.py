@@ -61,3 +61,13 @@ def test_slow_head_408(proxy):
         assert c.closed_by_peer(3.0), "connection left open after 408"
     finally:
         c.close()
+
+
+def test_connect_405(proxy):
+    # llhttp ends a CONNECT request at its head whatever its framing headers
+    # say, so a body sent with one would reach the upstream as the start of a
+    # "next" request. A reverse proxy has no use for CONNECT: refused, as
+    # ingress-nginx (nginx answers 405 to CONNECT).
+    refused(proxy, b"CONNECT t:443 HTTP/1.1\r\nHost: t:443\r\n\r\n", 405)
+    refused(proxy, b"CONNECT t:443 HTTP/1.1\r\nHost: t:443\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"5\r\nhello\r\n0\r\n\r\n", 405)

@@ -20,7 +20,15 @@ static void test_defaults(void)
 	CHECK_INT(t->settings.header_timeout_ms, 10000);
 	CHECK_INT(t->settings.keepalive_timeout_ms, 75000);
 	CHECK_INT(t->settings.upstream_keepalive, 32);
+	CHECK_INT(t->settings.max_connections, 16384);
 	CHECK_INT(t->settings.drain_window_ms, 30000);
+	/* ingress-nginx's defaults */
+	CHECK(!t->settings.use_forwarded_headers && !t->settings.compute_full_forwarded_for &&
+	      !t->settings.use_proxy_protocol);
+	CHECK_STR(t->settings.forwarded_for_header, "X-Forwarded-For");
+	CHECK_INT(t->settings.nproxy_real_ip_cidr, 0);
+	CHECK(t->settings.hsts && t->settings.hsts_include_subdomains && !t->settings.hsts_preload);
+	CHECK_INT(t->settings.hsts_max_age, 31536000);
 	CHECK_INT(t->default_cert, -1);
 	CHECK_INT(t->default_backend, -1);
 	route_table_free(t);
@@ -131,6 +139,16 @@ static const struct refusal refusals[] = {
      "settings.trusted_proxies[0]: bad CIDR \"fe80::/200\""},
     {"{\"version\":1,\"settings\":{\"trusted_proxies\":[\"example.com\"]}}", WEIR_EINVAL,
      "settings.trusted_proxies[0]: bad CIDR \"example.com\""},
+    {"{\"version\":1,\"settings\":{\"proxy_real_ip_cidr\":[\"1.2.3.4/40\"]}}", WEIR_EINVAL,
+     "settings.proxy_real_ip_cidr[0]: bad CIDR \"1.2.3.4/40\""},
+    {"{\"version\":1,\"settings\":{\"forwarded_for_header\":\"X Bad\"}}", WEIR_EINVAL,
+     "settings.forwarded_for_header: \"X Bad\" is not an HTTP token"},
+    {"{\"version\":1,\"settings\":{\"hsts\":\"yes\"}}", WEIR_EINVAL,
+     "settings.hsts: must be a boolean, not a string"},
+    {"{\"version\":1,\"settings\":{\"hsts_max_age\":-1}}", WEIR_EINVAL,
+     "settings.hsts_max_age: -1 out of range 0..4294967295"},
+    {"{\"version\":1,\"settings\":{\"use_proxy_protocol\":1}}", WEIR_EINVAL,
+     "settings.use_proxy_protocol: must be a boolean, not an integer"},
     {"{\"version\":1,\"hosts\":{}}", WEIR_EINVAL, "hosts: must be an array, not an object"},
     {"{\"version\":1,\"hosts\":[{\"name\":\"A.example.com\"}]}", WEIR_EINVAL,
      "hosts[0].name: \"A.example.com\" must be lowercase"},
@@ -156,7 +174,7 @@ static const struct refusal refusals[] = {
      "\"backend\":9}]}]}",
      WEIR_EINVAL, "hosts[0].routes[0].backend: index 9 out of range"},
     {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/a\\r\\nb\",\"match\":\"prefix\"}]}]}",
-     WEIR_EINVAL, "hosts[0].routes[0].path: contains CR or LF"},
+     WEIR_EINVAL, "hosts[0].routes[0].path: \"/a\\r\\nb\" contains CR or LF"},
     {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/a\\u0000b\",\"match\":\"prefix\"}]}]}",
      WEIR_EINVAL, "hosts[0].routes[0].path: contains a NUL character"},
     {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/\",\"match\":\"prefix\","
@@ -165,10 +183,12 @@ static const struct refusal refusals[] = {
      "hosts[0].routes[0].policy.request_headers[0].name: \"X Bad\" is not an HTTP token"},
     {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/\",\"match\":\"prefix\","
      "\"policy\":{\"response_headers\":[{\"name\":\"X-A\",\"value\":\"v\\nInjected: 1\"}]}}]}]}",
-     WEIR_EINVAL, "hosts[0].routes[0].policy.response_headers[0].value: contains CR or LF"},
+     WEIR_EINVAL,
+     "hosts[0].routes[0].policy.response_headers[0].value: \"v\\nInjected: 1\" "
+     "contains CR or LF"},
     {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/\",\"match\":\"prefix\","
      "\"policy\":{\"redirect_code\":301,\"redirect_url\":\"https://x/\\r\\n\"}}]}]}",
-     WEIR_EINVAL, "hosts[0].routes[0].policy.redirect_url: contains CR or LF"},
+     WEIR_EINVAL, "hosts[0].routes[0].policy.redirect_url: \"https://x/\\r\\n\" contains CR or LF"},
     {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/\",\"match\":\"prefix\","
      "\"policy\":{\"redirect_code\":303,\"redirect_url\":\"https://x/\"}}]}]}",
      WEIR_EINVAL, "hosts[0].routes[0].policy.redirect_code: 303 is not 0, 301, 302, 307 or 308"},
@@ -176,28 +196,29 @@ static const struct refusal refusals[] = {
      "\"policy\":{\"hide_headers\":[\"Server\",\"\"]}}]}]}",
      WEIR_EINVAL, "hosts[0].routes[0].policy.hide_headers[1]: \"\" is not an HTTP token"},
     {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/\",\"match\":\"prefix\","
-     "\"policy\":{\"auth\":{\"url\":\"ftp://10.0.0.1/\"}}}]}]}",
-     WEIR_EINVAL, "hosts[0].routes[0].policy.auth.url: \"ftp://10.0.0.1/\" is not an http(s) URL"},
-    {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/\",\"match\":\"prefix\","
-     "\"policy\":{\"auth\":{\"url\":\"http://10.0.0.1/\",\"keepalive\":\"x\"}}}]}]}",
-     WEIR_EINVAL, "hosts[0].routes[0].policy.auth.keepalive: unknown key"},
-    {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/\",\"match\":\"prefix\","
-     "\"policy\":{\"auth\":{\"cache_key\":\"$request_body\"}}}]}]}",
+     "\"policy\":{\"ext_auth\":{\"url\":\"ftp://10.0.0.1/\"}}}]}]}",
      WEIR_EINVAL,
-     "hosts[0].routes[0].policy.auth.cache_key: \"$request_body\" is not a cache key template"},
+     "hosts[0].routes[0].policy.ext_auth.url: \"ftp://10.0.0.1/\" is not an http(s) URL"},
     {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/\",\"match\":\"prefix\","
-     "\"policy\":{\"auth\":{\"cache_duration\":\"200 5x\"}}}]}]}",
-     WEIR_EINVAL,
-     "hosts[0].routes[0].policy.auth.cache_duration: \"200 5x\" is not a list of [codes] time"},
+     "\"policy\":{\"ext_auth\":{\"url\":\"http://10.0.0.1/\",\"keepalive\":\"x\"}}}]}]}",
+     WEIR_EINVAL, "hosts[0].routes[0].policy.ext_auth.keepalive: unknown key"},
     {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/\",\"match\":\"prefix\","
-     "\"policy\":{\"auth\":{\"signin\":\"https://a/?u=$remote_user\"}}}]}]}",
+     "\"policy\":{\"ext_auth\":{\"cache_key\":\"$request_body\"}}}]}]}",
      WEIR_EINVAL,
-     "hosts[0].routes[0].policy.auth.signin: \"https://a/?u=$remote_user\" is not an http(s) "
+     "hosts[0].routes[0].policy.ext_auth.cache_key: \"$request_body\" is not a cache key template"},
+    {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/\",\"match\":\"prefix\","
+     "\"policy\":{\"ext_auth\":{\"cache_duration\":\"200 5x\"}}}]}]}",
+     WEIR_EINVAL,
+     "hosts[0].routes[0].policy.ext_auth.cache_duration: \"200 5x\" is not a list of [codes] time"},
+    {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/\",\"match\":\"prefix\","
+     "\"policy\":{\"ext_auth\":{\"signin\":\"https://a/?u=$remote_user\"}}}]}]}",
+     WEIR_EINVAL,
+     "hosts[0].routes[0].policy.ext_auth.signin: \"https://a/?u=$remote_user\" is not an http(s) "
      "URL with known variables"},
     {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/\",\"match\":\"prefix\","
-     "\"policy\":{\"auth\":{\"response_headers\":[\"X-A\",\"X B\"]}}}]}]}",
+     "\"policy\":{\"ext_auth\":{\"response_headers\":[\"X-A\",\"X B\"]}}}]}]}",
      WEIR_EINVAL,
-     "hosts[0].routes[0].policy.auth.response_headers[1]: \"X B\" is not an HTTP token"},
+     "hosts[0].routes[0].policy.ext_auth.response_headers[1]: \"X B\" is not an HTTP token"},
     {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/\",\"match\":\"prefix\","
      "\"policy\":{\"backend_protocol\":\"https\"}}]}]}",
      WEIR_EINVAL,
@@ -213,7 +234,7 @@ static const struct refusal refusals[] = {
      WEIR_EINVAL, "hosts[0].routes[0].policy.deny[0]: bad CIDR \"1.2.3.4/\""},
     {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/"
      "\",\"match\":\"prefix\",\"policy\":{\"cookie\":{\"path\":\"/; Domain=evil\"}}}]}]}",
-     WEIR_EINVAL, "hosts[0].routes[0].policy.cookie.path: contains ';'"},
+     WEIR_EINVAL, "hosts[0].routes[0].policy.cookie.path: \"/; Domain=evil\" contains ';'"},
     {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/\",\"match\":\"prefix\","
      "\"policy\":{\"ssl_redirect\":1}}]}]}",
      WEIR_EINVAL, "hosts[0].routes[0].policy.ssl_redirect: must be a boolean, not an integer"},
@@ -278,7 +299,11 @@ static const char rich[] =
     "{\"version\":1,\"generation\":12345678901,"
     "\"settings\":{\"trusted_proxies\":[\"10.0.0.0/8\",\"2001:db8::/32\",\"192.168.1.7\"],"
     "\"max_header_bytes\":16384,\"header_timeout_ms\":5000,\"keepalive_timeout_ms\":1000,"
-    "\"upstream_keepalive\":4,\"drain_window_ms\":2000},"
+    "\"upstream_keepalive\":4,\"drain_window_ms\":2000,\"use_forwarded_headers\":true,"
+    "\"compute_full_forwarded_for\":true,\"use_proxy_protocol\":true,"
+    "\"forwarded_for_header\":\"CF-Connecting-IP\",\"proxy_real_ip_cidr\":[\"10.0.0.0/8\"],"
+    "\"hsts\":false,\"hsts_max_age\":600,\"hsts_include_subdomains\":false,"
+    "\"hsts_preload\":true,\"max_connections\":100},"
     "\"backends\":[{\"name\":\"default/web:80\",\"endpoints\":["
     "{\"address\":\"10.0.0.5\",\"port\":8080,\"weight\":3,\"draining\":true},"
     "{\"address\":\"fd00::5\",\"port\":8081}]},{\"name\":\"default/canary:80\"}],"
@@ -303,7 +328,7 @@ static const char rich[] =
     "\"request_headers\":[{\"name\":\"X-Req\",\"value\":\"1\"}],"
     "\"response_headers\":[{\"name\":\"X-Resp\",\"value\":\"caf\\u00e9 \\\"q\\\" \\\\ /\"}],"
     "\"hide_headers\":[\"Server\",\"X-Powered-By\"],"
-    "\"auth\":{\"url\":\"https://10.0.0.9:4180/oauth2/auth?a=1\",\"method\":\"POST\","
+    "\"ext_auth\":{\"url\":\"https://10.0.0.9:4180/oauth2/auth?a=1\",\"method\":\"POST\","
     "\"signin\":\"https://login/start\",\"signin_redirect_param\":\"return_to\","
     "\"request_redirect\":\"/home\",\"always_set_cookie\":true,"
     "\"response_headers\":[\"X-Auth-User\",\"X-Auth-Email\"],"
@@ -320,6 +345,7 @@ static void test_round_trip(void)
 	if (!t)
 		return;
 	CHECK_INT(t->generation, 12345678901LL);
+	CHECK_INT(t->settings.max_connections, 100);
 	const struct route *r = &t->hosts[1].routes[0];
 	CHECK_INT(r->match, ROUTE_MATCH_REGEX);
 	CHECK_INT(r->policy.backend_protocol, ROUTE_PROTO_HTTPS);
@@ -329,14 +355,21 @@ static void test_round_trip(void)
 	CHECK_INT(r->policy.deny[0].prefix_len, 128);
 	CHECK_STR(r->policy.response_headers[0].value, "caf\xc3\xa9 \"q\" \\ /");
 	CHECK_INT(r->canary.weight, 25);
-	CHECK_STR(r->policy.auth.url, "https://10.0.0.9:4180/oauth2/auth?a=1");
-	CHECK_INT(r->policy.auth.nresponse_headers, 2);
-	CHECK_STR(r->policy.auth.response_headers[1], "X-Auth-Email");
-	CHECK(r->policy.auth.always_set_cookie);
-	CHECK(t->hosts[0].routes[0].policy.auth.url == NULL);
+	CHECK_STR(r->policy.ext_auth.url, "https://10.0.0.9:4180/oauth2/auth?a=1");
+	CHECK_INT(r->policy.ext_auth.nresponse_headers, 2);
+	CHECK_STR(r->policy.ext_auth.response_headers[1], "X-Auth-Email");
+	CHECK(r->policy.ext_auth.always_set_cookie);
+	CHECK(t->hosts[0].routes[0].policy.ext_auth.url == NULL);
 	CHECK_STR(t->certs[0].key_pem, "-----BEGIN PRIVATE KEY-----\nBBB\n");
 	CHECK_INT(t->settings.ntrusted_proxies, 3);
 	CHECK_INT(t->settings.trusted_proxies[2].prefix_len, 32);
+	CHECK(t->settings.use_forwarded_headers && t->settings.compute_full_forwarded_for &&
+	      t->settings.use_proxy_protocol);
+	CHECK_STR(t->settings.forwarded_for_header, "CF-Connecting-IP");
+	CHECK_INT(t->settings.nproxy_real_ip_cidr, 1);
+	CHECK(!t->settings.hsts && !t->settings.hsts_include_subdomains &&
+	      t->settings.hsts_preload);
+	CHECK_INT(t->settings.hsts_max_age, 600);
 
 	char *a = NULL, *b = NULL, *c = NULL;
 	size_t alen = 0, blen = 0, clen = 0;
@@ -557,12 +590,276 @@ static void test_fixtures(void)
 	CHECK(nbad >= 10);
 }
 
+/* policy.auth: read, defaults, refusals, and the writer's round trip. */
+static void test_auth(void)
+{
+	static const char json[] =
+	    "{\"version\":1,\"hosts\":[{\"name\":\"a\",\"routes\":[{\"path\":\"/\","
+	    "\"match\":\"prefix\",\"policy\":{\"limit_rps\":1,\"auth\":{\"type\":\"basic\","
+	    "\"realm\":\"Authentication Required - foo\",\"users\":["
+	    "{\"name\":\"alice\",\"hash\":\"$apr1$7Y9EPK6s$.OpmsreXWRiQLkvTNuLjA0\"},"
+	    "{\"name\":\"bob\",\"hash\":\"{SHA}/vNB+F2HQ559kaLUZbmHHvZrXpg=\"}]},"
+	    "\"cors\":{\"enabled\":true}}},{\"path\":\"/open\",\"match\":\"exact\"}]}]}";
+	struct route_table *t = parse_ok(json);
+	if (!t)
+		return;
+	const struct route_auth *a = &t->hosts[0].routes[0].policy.auth;
+	CHECK_INT(a->type, ROUTE_AUTH_BASIC);
+	CHECK_STR(a->realm, "Authentication Required - foo");
+	CHECK_INT(a->nusers, 2);
+	CHECK_STR(a->users[1].name, "bob");
+	CHECK_STR(a->users[0].hash, "$apr1$7Y9EPK6s$.OpmsreXWRiQLkvTNuLjA0");
+	const struct route_auth *open = &t->hosts[0].routes[1].policy.auth;
+	CHECK_INT(open->type, ROUTE_AUTH_NONE);
+	CHECK(open->realm == NULL);
+	CHECK_INT(open->nusers, 0);
+	char *out = NULL, *again = NULL;
+	size_t len = 0, len2 = 0;
+	CHECK_INT(route_table_serialize(t, &out, &len), 0);
+	/* in document order, between limit_rps and cors; nothing for /open */
+	CHECK(out &&
+	      strstr(out, "\"limit_rps\":1,\"auth\":{\"type\":\"basic\",\"realm\":"
+	                  "\"Authentication Required - foo\",\"users\":[{\"name\":\"alice\","));
+	CHECK(out && strstr(out, "\"path\":\"/open\",\"match\":\"exact\",\"backend\":-1,"
+	                         "\"source\":\"\"}"));
+	struct route_table *t2 = out ? parse_ok(out) : NULL;
+	if (t2) {
+		CHECK_INT(route_table_serialize(t2, &again, &len2), 0);
+		CHECK_INT(len2, len);
+		CHECK(again && strcmp(out, again) == 0);
+	}
+	free(out);
+	free(again);
+	route_table_free(t2);
+	route_table_free(t);
+
+	static const struct {
+		const char *policy;
+		const char *err;
+	} bad[] = {
+	    {"{\"auth\":{\"type\":\"digest\"}}",
+	     "hosts[0].routes[0].policy.auth.type: unknown value \"digest\" (want \"none\", "
+	     "\"basic\")"},
+	    {"{\"auth\":{\"type\":\"basic\",\"users\":[{\"name\":\"a\",\"hash\":\"secret\"}]}}",
+	     "hosts[0].routes[0].policy.auth.users[0].hash: password hash format weir cannot "
+	     "check (it checks bcrypt $2y$/$2a$/$2b$, apr1, {SHA}, and crypt DES, $1$, $5$, $6$)"},
+	    {"{\"auth\":{\"users\":[{\"name\":\"a\",\"hash\":"
+	     "\"$2y$13$V3xn4kR7s6R0tvL0ko6DOuIlV08jNmoWXavDrHv/LBwiFmDe5RaMm\"}]}}",
+	     "hosts[0].routes[0].policy.auth.users[0].hash: bcrypt cost above 12 (each check would "
+	     "stall a proxy worker)"},
+	    {"{\"auth\":{\"users\":[{\"name\":\"a:b\",\"hash\":\"h.w.pfYUgbGFQ\"}]}}",
+	     "hosts[0].routes[0].policy.auth.users[0].name: empty or holds ':'"},
+	    {"{\"auth\":{\"users\":[{\"name\":\"\",\"hash\":\"h.w.pfYUgbGFQ\"}]}}",
+	     "hosts[0].routes[0].policy.auth.users[0].name: empty or holds ':'"},
+	    {"{\"auth\":{\"users\":[{\"name\":\"a\"}]}}",
+	     "hosts[0].routes[0].policy.auth.users[0].hash: required key missing"},
+	    {"{\"auth\":{\"realm\":\"a\\\"b\"}}",
+	     "hosts[0].routes[0].policy.auth.realm: contains '\"' or a backslash"},
+	    {"{\"auth\":{\"realm\":\"a\\nb\"}}",
+	     "hosts[0].routes[0].policy.auth.realm: \"a\\nb\" contains CR or LF"},
+	    {"{\"auth\":{\"tpye\":\"basic\"}}", "hosts[0].routes[0].policy.auth.tpye: unknown key"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char doc[512], err[256] = "";
+		struct route_table *bt = NULL;
+		snprintf(doc, sizeof(doc),
+		         "{\"version\":1,\"hosts\":[{\"name\":\"a\",\"routes\":[{\"path\":\"/\","
+		         "\"match\":\"prefix\",\"policy\":%s}]}]}",
+		         bad[i].policy);
+		CHECK_INT(route_table_parse(doc, strlen(doc), &bt, err, sizeof(err)), WEIR_EINVAL);
+		CHECK(bt == NULL);
+		CHECK_STR(err, bad[i].err);
+	}
+}
+
+/* hosts[].client_auth and cas[]: read, defaults, refusals, round trip. */
+static void test_client_auth(void)
+{
+	static const char json[] =
+	    "{\"version\":1,\"cas\":[{\"name\":\"ns/ca\",\"ca_pem\":\"-----BEGIN CERTIFICATE-----"
+	    "\\nx\\n-----END CERTIFICATE-----\\n\"}],\"hosts\":[{\"name\":\"a\",\"client_auth\":{"
+	    "\"ca\":0,\"verify\":\"optional_no_ca\",\"verify_depth\":3,\"error_page\":"
+	    "\"https://e.example/x\",\"pass_certificate\":true,\"match_cn\":\"CN=a.*\"},"
+	    "\"routes\":[]},{\"name\":\"b\",\"client_auth\":{\"ca\":0}},{\"name\":\"c\"}]}";
+	struct route_table *t = parse_ok(json);
+	if (!t)
+		return;
+	CHECK_INT(t->ncas, 1);
+	CHECK_STR(t->cas[0].name, "ns/ca");
+	CHECK(t->cas[0].crl_pem == NULL);
+	const struct route_client_auth *a = &t->hosts[0].client_auth;
+	CHECK_INT(a->ca, 0);
+	CHECK_INT(a->verify, ROUTE_VERIFY_OPTIONAL_NO_CA);
+	CHECK_INT(a->verify_depth, 3);
+	CHECK_STR(a->error_page, "https://e.example/x");
+	CHECK(a->pass_certificate);
+	CHECK_STR(a->match_cn, "CN=a.*");
+	/* defaults: verify on, depth 1; no client_auth: ca -1 */
+	CHECK_INT(t->hosts[1].client_auth.verify, ROUTE_VERIFY_ON);
+	CHECK_INT(t->hosts[1].client_auth.verify_depth, 1);
+	CHECK(t->hosts[1].client_auth.error_page == NULL &&
+	      !t->hosts[1].client_auth.pass_certificate);
+	CHECK_INT(t->hosts[2].client_auth.ca, -1);
+	char *out = NULL, *again = NULL;
+	size_t len = 0, len2 = 0;
+	CHECK_INT(route_table_serialize(t, &out, &len), 0);
+	CHECK(out &&
+	      strstr(out, "\"client_auth\":{\"ca\":0,\"verify\":\"on\",\"verify_depth\":1}"));
+	CHECK(out && strstr(out, "\"cas\"") && strstr(out, "\"name\":\"ns/ca\",\"ca_pem\":"));
+	struct route_table *t2 = out ? parse_ok(out) : NULL;
+	if (t2) {
+		CHECK_INT(route_table_serialize(t2, &again, &len2), 0);
+		CHECK_INT(len2, len);
+		CHECK(again && strcmp(out, again) == 0);
+	}
+	free(out);
+	free(again);
+	route_table_free(t2);
+	route_table_free(t);
+
+	static const struct {
+		const char *client_auth;
+		const char *err;
+	} bad[] = {
+	    {"{\"ca\":1}", "hosts[0].client_auth.ca: index 1 out of range"},
+	    {"{\"ca\":0,\"verify\":\"maybe\"}",
+	     "hosts[0].client_auth.verify: unknown value \"maybe\" (want \"off\", \"on\", "
+	     "\"optional\", \"optional_no_ca\")"},
+	    {"{\"ca\":0,\"verify_depth\":0}",
+	     "hosts[0].client_auth.verify_depth: 0 out of range 1..100"},
+	    {"{\"ca\":0,\"match_cn\":\"alice\"}",
+	     "hosts[0].client_auth.match_cn: does not start with \"CN=\""},
+	    {"{\"ca\":0,\"error_page\":\"no url\"}", NULL},
+	    {"{\"ca\":0,\"pass\":true}", "hosts[0].client_auth.pass: unknown key"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char doc[512], err[256] = "";
+		struct route_table *bt = NULL;
+		snprintf(doc, sizeof(doc),
+		         "{\"version\":1,\"cas\":[{\"ca_pem\":\"x\"}],\"hosts\":[{\"name\":\"a\","
+		         "\"client_auth\":%s}]}",
+		         bad[i].client_auth);
+		CHECK_INT(route_table_parse(doc, strlen(doc), &bt, err, sizeof(err)), WEIR_EINVAL);
+		CHECK(bt == NULL);
+		if (bad[i].err)
+			CHECK_STR(err, bad[i].err);
+		else
+			CHECK(strncmp(err, "hosts[0].client_auth.error_page: ", 33) == 0);
+	}
+	char err[256] = "";
+	struct route_table *bt = NULL;
+	static const char nopem[] = "{\"version\":1,\"cas\":[{\"name\":\"x\"}]}";
+	CHECK_INT(route_table_parse(nopem, strlen(nopem), &bt, err, sizeof(err)), WEIR_EINVAL);
+	CHECK_STR(err, "cas[0].ca_pem: required key missing");
+}
+
+static void test_backend_tls(void)
+{
+	static const char json[] =
+	    "{\"version\":1,\"backend_tls\":[{\"name\":\"ns/ca\",\"verify\":true,"
+	    "\"verify_depth\":2,\"protocols\":\"TLSv1.3\",\"ciphers\":\"HIGH:!aNULL\","
+	    "\"ca_pem\":\"-----BEGIN CERTIFICATE-----\\nAAA\\n-----END CERTIFICATE-----\\n\"},"
+	    "{}],"
+	    "\"hosts\":[{\"name\":\"a\",\"routes\":[{\"path\":\"/\",\"match\":\"prefix\","
+	    "\"policy\":{\"backend_protocol\":\"HTTPS\",\"backend_tls\":{\"profile\":0,"
+	    "\"name\":\"backend.internal\",\"server_name\":true}}},"
+	    "{\"path\":\"/plain\",\"match\":\"exact\"}]}]}";
+	struct route_table *t = parse_ok(json);
+	if (!t)
+		return;
+	CHECK_INT(t->nbackend_tls, 2);
+	const struct route_backend_tls_profile *b = &t->backend_tls[0];
+	CHECK_STR(b->name, "ns/ca");
+	CHECK(b->verify);
+	CHECK_INT(b->verify_depth, 2);
+	CHECK_STR(b->protocols, "TLSv1.3");
+	CHECK_STR(b->ciphers, "HIGH:!aNULL");
+	CHECK(b->cert_pem == NULL && b->key_pem == NULL);
+	/* an empty entry takes the defaults */
+	CHECK_STR(t->backend_tls[1].name, "");
+	CHECK(!t->backend_tls[1].verify);
+	CHECK_INT(t->backend_tls[1].verify_depth, 1);
+	CHECK(t->backend_tls[1].protocols == NULL && t->backend_tls[1].ca_pem == NULL);
+	const struct route_backend_tls *bt = &t->hosts[0].routes[0].policy.backend_tls;
+	CHECK_INT(bt->profile, 0);
+	CHECK_STR(bt->name, "backend.internal");
+	CHECK(bt->server_name);
+	const struct route_backend_tls *plain = &t->hosts[0].routes[1].policy.backend_tls;
+	CHECK_INT(plain->profile, -1);
+	CHECK(plain->name == NULL && !plain->server_name);
+
+	char *out = NULL, *again = NULL;
+	size_t len = 0, len2 = 0;
+	CHECK_INT(route_table_serialize(t, &out, &len), 0);
+	CHECK(out && strstr(out, "\"backend_tls\":{\"profile\":0,\"name\":\"backend.internal\","
+	                         "\"server_name\":true}"));
+	CHECK(out && strstr(out, "{\"name\":\"\"}"));
+	struct route_table *t2 = out ? parse_ok(out) : NULL;
+	if (t2) {
+		CHECK_INT(route_table_serialize(t2, &again, &len2), 0);
+		CHECK(again && strcmp(out, again) == 0);
+	}
+	free(out);
+	free(again);
+	route_table_free(t2);
+	route_table_free(t);
+
+	/* A table without profiles writes no backend_tls key at all. */
+	t = parse_ok("{\"version\":1}");
+	if (t) {
+		CHECK_INT(route_table_serialize(t, &out, &len), 0);
+		CHECK(out && !strstr(out, "backend_tls"));
+		free(out);
+		route_table_free(t);
+	}
+
+	static const struct {
+		const char *doc;
+		const char *err;
+	} bad[] = {
+	    {"{\"version\":1,\"backend_tls\":[{\"verify\":true}]}",
+	     "backend_tls[0].ca_pem: required when verify is true"},
+	    {"{\"version\":1,\"backend_tls\":[{\"cert_pem\":\"x\"}]}",
+	     "backend_tls[0].key_pem: cert_pem and key_pem come together"},
+	    {"{\"version\":1,\"backend_tls\":[{\"verify_depth\":101}]}",
+	     "backend_tls[0].verify_depth: 101 is above 100"},
+	    {"{\"version\":1,\"backend_tls\":[{\"protocols\":\"TLSv1.2 SSLv3\"}]}",
+	     "backend_tls[0].protocols: \"TLSv1.2 SSLv3\": a word is not TLSv1, TLSv1.1, TLSv1.2 "
+	     "or TLSv1.3"},
+	    {"{\"version\":1,\"backend_tls\":[{\"protocols\":\" \"}]}",
+	     "backend_tls[0].protocols: names no protocol"},
+	    {"{\"version\":1,\"backend_tls\":[{\"ciphers\":\"HIGH;x\"}]}",
+	     "backend_tls[0].ciphers: \"HIGH;x\": empty or holds a character other than letters, "
+	     "digits and +:_-!"},
+	    {"{\"version\":1,\"backend_tls\":[{\"verfy\":true}]}",
+	     "backend_tls[0].verfy: unknown key"},
+	    {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/\",\"match\":\"prefix\","
+	     "\"policy\":{\"backend_tls\":{\"profile\":0}}}]}]}",
+	     "hosts[0].routes[0].policy.backend_tls.profile: index 0 out of range"},
+	    {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/\",\"match\":\"prefix\","
+	     "\"policy\":{\"backend_tls\":{\"name\":\"*.a.b\"}}}]}]}",
+	     "hosts[0].routes[0].policy.backend_tls.name: \"*.a.b\" must be an exact host name, "
+	     "not a wildcard"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char err[256] = "";
+		struct route_table *bt2 = NULL;
+		CHECK_INT(route_table_parse(bad[i].doc, strlen(bad[i].doc), &bt2, err, sizeof(err)),
+		          WEIR_EINVAL);
+		CHECK(bt2 == NULL);
+		CHECK_STR(err, bad[i].err);
+	}
+}
+
 int main(void)
 {
 	test_defaults();
 	test_minimal();
 	test_refusals();
 	test_round_trip();
+	test_auth();
+	test_client_auth();
+	test_backend_tls();
 	test_cidr();
 	test_fixtures();
 	return check_finish("route_table_test");

@@ -7,6 +7,7 @@
 #include "check.h"
 #include "controller/annotations.h"
 #include "error.h"
+#include "route_validate.h"
 
 static void durations(void)
 {
@@ -123,12 +124,12 @@ static void cidrs_and_hash(void)
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		CHECK_INT(annotations_parse_cidrs(bad[i], &c, &n, NULL, 0), WEIR_EINVAL);
 
-	CHECK_INT(annotations_check_hash_by("$remote_addr", NULL, 0), 0);
-	CHECK_INT(annotations_check_hash_by("$request_uri", NULL, 0), 0);
-	CHECK_INT(annotations_check_hash_by("$arg_room-$http_x_user$cookie_sid$host", NULL, 0), 0);
-	CHECK_INT(annotations_check_hash_by("", NULL, 0), WEIR_EINVAL);
-	CHECK_INT(annotations_check_hash_by("$upstream_addr", NULL, 0), WEIR_EINVAL);
-	CHECK_INT(annotations_check_hash_by("$arg_", NULL, 0), WEIR_EINVAL);
+	CHECK_INT(route_validate_hash_by("$remote_addr", NULL, 0), 0);
+	CHECK_INT(route_validate_hash_by("$request_uri", NULL, 0), 0);
+	CHECK_INT(route_validate_hash_by("$arg_room-$http_x_user$cookie_sid$host", NULL, 0), 0);
+	CHECK_INT(route_validate_hash_by("", NULL, 0), WEIR_EINVAL);
+	CHECK_INT(route_validate_hash_by("$upstream_addr", NULL, 0), WEIR_EINVAL);
+	CHECK_INT(route_validate_hash_by("$arg_", NULL, 0), WEIR_EINVAL);
 }
 
 static json_object *ann(const char *json)
@@ -277,6 +278,8 @@ static void resolve(void)
 	}
 }
 
+/* auth-url and friends (forward authentication): values, the copy, and
+ * the keys that mean nothing without auth-url. */
 static void forward_auth(void)
 {
 	json_object *o =
@@ -294,7 +297,7 @@ static void forward_auth(void)
 	struct annotation_issues is = {0};
 	CHECK_INT(annotations_parse(o, 30000, &a, &is), 0);
 	CHECK_INT(is.n, 0);
-	const struct route_auth *au = &a.policy.auth;
+	const struct route_ext_auth *au = &a.policy.ext_auth;
 	CHECK_STR(au->url, "http://10.96.0.20:4180/oauth2/auth");
 	CHECK_STR(au->method, "POST");
 	CHECK_STR(au->signin, "https://$host/oauth2/start?rd=$escaped_request_uri");
@@ -308,10 +311,10 @@ static void forward_auth(void)
 		CHECK_STR(au->response_headers[1], "X-Email");
 	struct route_policy copy;
 	CHECK_INT(annotations_policy_copy(&copy, &a.policy), 0);
-	CHECK_STR(copy.auth.url, au->url);
-	CHECK(copy.auth.url != au->url);
-	CHECK_INT(copy.auth.nresponse_headers, 2);
-	CHECK(copy.auth.always_set_cookie);
+	CHECK_STR(copy.ext_auth.url, au->url);
+	CHECK(copy.ext_auth.url != au->url);
+	CHECK_INT(copy.ext_auth.nresponse_headers, 2);
+	CHECK(copy.ext_auth.always_set_cookie);
 	route_policy_cleanup(&copy);
 	annotations_cleanup(&a);
 	annotation_issues_cleanup(&is);
@@ -323,8 +326,8 @@ static void forward_auth(void)
 	        "\"nginx.ingress.kubernetes.io/auth-method\":\"POST\"}");
 	CHECK_INT(annotations_parse(o, 30000, &a, &is), 0);
 	CHECK_INT(is.n, 0);
-	CHECK(a.policy.auth.url == NULL && a.policy.auth.signin == NULL &&
-	      a.policy.auth.method == NULL);
+	CHECK(a.policy.ext_auth.url == NULL && a.policy.ext_auth.signin == NULL &&
+	      a.policy.ext_auth.method == NULL);
 	annotations_cleanup(&a);
 	annotation_issues_cleanup(&is);
 	json_object_put(o);
@@ -333,10 +336,174 @@ static void forward_auth(void)
 	o = ann("{\"weir.dev/auth-url\":\"https://oauth2-proxy.auth.svc.cluster.local:4180/x\"}");
 	CHECK_INT(annotations_parse(o, 30000, &a, &is), 0);
 	CHECK_INT(is.n, 0);
-	CHECK_STR(a.policy.auth.url, "https://oauth2-proxy.auth.svc.cluster.local:4180/x");
+	CHECK_STR(a.policy.ext_auth.url, "https://oauth2-proxy.auth.svc.cluster.local:4180/x");
 	annotations_cleanup(&a);
 	annotation_issues_cleanup(&is);
 	json_object_put(o);
+}
+
+/* auth-*: values, prefixes, the half-configured cases, and the deep copy of
+ * the users compile adds. */
+static void auth(void)
+{
+	json_object *o =
+	    ann("{\"nginx.ingress.kubernetes.io/auth-type\":\"basic\","
+	        "\"nginx.ingress.kubernetes.io/auth-secret\":\"ignored\","
+	        "\"weir.dev/auth-secret\":\"default/htpasswd\","
+	        "\"nginx.ingress.kubernetes.io/auth-secret-type\":\"auth-map\","
+	        "\"nginx.ingress.kubernetes.io/auth-realm\":\"Staff only - a.b/c:d\"}");
+	struct annotations a;
+	struct annotation_issues is = {0};
+	CHECK_INT(annotations_parse(o, 30000, &a, &is), 0);
+	CHECK_INT(is.n, 0);
+	CHECK_INT(a.policy.auth.type, ROUTE_AUTH_BASIC);
+	CHECK_STR(a.auth_secret, "default/htpasswd");
+	CHECK_STR(a.auth_secret_key, "weir.dev/auth-secret");
+	CHECK_STR(a.auth_type_key, "nginx.ingress.kubernetes.io/auth-type");
+	CHECK(a.auth_map);
+	CHECK_STR(a.policy.auth.realm, "Staff only - a.b/c:d");
+	/* what compile does with the Secret, then a route's copy */
+	static struct route_auth_user users[] = {{"alice", "h.w.pfYUgbGFQ"},
+	                                         {"bob", "cc5nPb5Kc5TJM"}};
+	a.policy.auth.users = calloc(2, sizeof(*users));
+	a.policy.auth.nusers = 2;
+	for (size_t i = 0; a.policy.auth.users && i < 2; i++) {
+		a.policy.auth.users[i].name = strdup(users[i].name);
+		a.policy.auth.users[i].hash = strdup(users[i].hash);
+	}
+	struct route_policy copy;
+	CHECK_INT(annotations_policy_copy(&copy, &a.policy), 0);
+	CHECK_INT(copy.auth.nusers, 2);
+	CHECK(copy.auth.users != a.policy.auth.users);
+	CHECK_STR(copy.auth.users[1].hash, "cc5nPb5Kc5TJM");
+	CHECK(copy.auth.realm != a.policy.auth.realm);
+	CHECK_STR(copy.auth.realm, "Staff only - a.b/c:d");
+	route_policy_cleanup(&copy);
+	annotations_cleanup(&a);
+	annotation_issues_cleanup(&is);
+	json_object_put(o);
+
+	static const struct {
+		const char *json;
+		const char *key;
+	} bad[] = {
+	    {"{\"nginx.ingress.kubernetes.io/auth-type\":\"digest\","
+	     "\"nginx.ingress.kubernetes.io/auth-secret\":\"s\"}",
+	     "nginx.ingress.kubernetes.io/auth-type"},
+	    {"{\"nginx.ingress.kubernetes.io/auth-type\":\"Basic\","
+	     "\"nginx.ingress.kubernetes.io/auth-secret\":\"s\"}",
+	     "nginx.ingress.kubernetes.io/auth-type"},
+	    {"{\"weir.dev/auth-type\":\"basic\"}", "weir.dev/auth-type"},
+	    {"{\"weir.dev/auth-secret\":\"s\"}", "weir.dev/auth-secret"},
+	    {"{\"nginx.ingress.kubernetes.io/auth-secret-type\":\"auth-map\"}",
+	     "nginx.ingress.kubernetes.io/auth-secret-type"},
+	    {"{\"nginx.ingress.kubernetes.io/auth-type\":\"basic\","
+	     "\"nginx.ingress.kubernetes.io/auth-secret\":\"a/b/c\"}",
+	     "nginx.ingress.kubernetes.io/auth-secret"},
+	    {"{\"nginx.ingress.kubernetes.io/auth-type\":\"basic\","
+	     "\"nginx.ingress.kubernetes.io/auth-secret\":\"s\","
+	     "\"nginx.ingress.kubernetes.io/auth-realm\":\"a\\\\b\"}",
+	     "nginx.ingress.kubernetes.io/auth-realm"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct annotations b;
+		struct annotation_issues bis = {0};
+		json_object *bo = ann(bad[i].json);
+		CHECK_INT(annotations_parse(bo, 30000, &b, &bis), 0);
+		CHECK_INT(bis.n, 1);
+		const struct annotation_issue *it = issue(&bis, bad[i].key);
+		CHECK(it && it->fatal);
+		if (!it || bis.n != 1)
+			fprintf(stderr, "  auth case %zu\n", i);
+		annotations_cleanup(&b);
+		annotation_issues_cleanup(&bis);
+		json_object_put(bo);
+	}
+}
+
+/* auth-tls-*: values, defaults, weir.dev/ precedence, the half-configured
+ * case, and every refused value naming its key. */
+static void auth_tls(void)
+{
+	struct annotations a;
+	struct annotation_issues is = {0};
+	json_object *o =
+	    ann("{\"nginx.ingress.kubernetes.io/auth-tls-secret\":\"default/ca\","
+	        "\"nginx.ingress.kubernetes.io/auth-tls-verify-client\":\"on\","
+	        "\"weir.dev/auth-tls-verify-client\":\"optional\","
+	        "\"nginx.ingress.kubernetes.io/auth-tls-verify-depth\":\"0\","
+	        "\"nginx.ingress.kubernetes.io/auth-tls-error-page\":\"http://e.example/err\","
+	        "\"nginx.ingress.kubernetes.io/auth-tls-pass-certificate-to-upstream\":\"true\","
+	        "\"nginx.ingress.kubernetes.io/auth-tls-match-cn\":\"CN=(a|b)\"}");
+	CHECK_INT(annotations_parse(o, 30000, &a, &is), 0);
+	CHECK_INT(is.n, 0);
+	CHECK_STR(a.tls_secret, "default/ca");
+	CHECK_STR(a.tls_secret_key, "nginx.ingress.kubernetes.io/auth-tls-secret");
+	CHECK_INT(a.tls_auth.ca, -1); /* compile reads the Secret */
+	CHECK_INT(a.tls_auth.verify, ROUTE_VERIFY_OPTIONAL);
+	CHECK_INT(a.tls_auth.verify_depth, 1); /* 0 is ingress-nginx's default */
+	CHECK_STR(a.tls_auth.error_page, "http://e.example/err");
+	CHECK(a.tls_auth.pass_certificate);
+	CHECK_STR(a.tls_auth.match_cn, "CN=(a|b)");
+	annotations_cleanup(&a);
+	annotation_issues_cleanup(&is);
+	json_object_put(o);
+
+	/* only the secret: verify on, depth 1; verify-client off alone is no
+	 * request for protection */
+	o = ann("{\"nginx.ingress.kubernetes.io/auth-tls-secret\":\"ca\"}");
+	CHECK_INT(annotations_parse(o, 30000, &a, &is), 0);
+	CHECK_INT(is.n, 0);
+	CHECK_INT(a.tls_auth.verify, ROUTE_VERIFY_ON);
+	CHECK_INT(a.tls_auth.verify_depth, 1);
+	CHECK(!a.tls_auth.pass_certificate && !a.tls_auth.match_cn && !a.tls_auth.error_page);
+	annotations_cleanup(&a);
+	json_object_put(o);
+	o = ann("{\"nginx.ingress.kubernetes.io/auth-tls-verify-client\":\"off\"}");
+	CHECK_INT(annotations_parse(o, 30000, &a, &is), 0);
+	CHECK_INT(is.n, 0);
+	CHECK(a.tls_secret == NULL);
+	annotations_cleanup(&a);
+	json_object_put(o);
+
+	static const struct {
+		const char *json;
+		const char *key;
+	} bad[] = {
+	    {"{\"weir.dev/auth-tls-match-cn\":\"CN=a\"}", "weir.dev/auth-tls-match-cn"},
+	    {"{\"weir.dev/auth-tls-pass-certificate-to-upstream\":\"false\"}",
+	     "weir.dev/auth-tls-pass-certificate-to-upstream"},
+	    {"{\"weir.dev/auth-tls-secret\":\"a/b/c\"}", "weir.dev/auth-tls-secret"},
+	    {"{\"weir.dev/auth-tls-secret\":\"ca\",\"weir.dev/auth-tls-verify-client\":\"ON\"}",
+	     "weir.dev/auth-tls-verify-client"},
+	    {"{\"weir.dev/auth-tls-secret\":\"ca\",\"weir.dev/auth-tls-verify-depth\":\"101\"}",
+	     "weir.dev/auth-tls-verify-depth"},
+	    {"{\"weir.dev/auth-tls-secret\":\"ca\",\"weir.dev/auth-tls-match-cn\":\"O=x\"}",
+	     "weir.dev/auth-tls-match-cn"},
+	    {"{\"weir.dev/auth-tls-secret\":\"ca\",\"weir.dev/auth-tls-match-cn\":\"CN=[\"}",
+	     "weir.dev/auth-tls-match-cn"},
+	    {"{\"weir.dev/auth-tls-secret\":\"ca\",\"weir.dev/auth-tls-error-page\":\"@named\"}",
+	     "weir.dev/auth-tls-error-page"},
+	    {"{\"weir.dev/auth-tls-secret\":\"ca\",\"weir.dev/auth-tls-error-page\":\"/local\"}",
+	     "weir.dev/auth-tls-error-page"},
+	    {"{\"weir.dev/auth-tls-secret\":\"ca\","
+	     "\"weir.dev/auth-tls-pass-certificate-to-upstream\":\"yes\"}",
+	     "weir.dev/auth-tls-pass-certificate-to-upstream"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct annotations b;
+		struct annotation_issues bis = {0};
+		json_object *bo = ann(bad[i].json);
+		CHECK_INT(annotations_parse(bo, 30000, &b, &bis), 0);
+		CHECK_INT(bis.n, 1);
+		const struct annotation_issue *it = issue(&bis, bad[i].key);
+		CHECK(it && it->fatal);
+		if (!it || bis.n != 1)
+			fprintf(stderr, "  auth-tls case %zu\n", i);
+		annotations_cleanup(&b);
+		annotation_issues_cleanup(&bis);
+		json_object_put(bo);
+	}
 }
 
 int main(void)
@@ -348,5 +515,7 @@ int main(void)
 	headers();
 	cidrs_and_hash();
 	resolve();
+	auth();
+	auth_tls();
 	return check_finish("annotations_test");
 }

@@ -33,7 +33,7 @@ static void build_head(void)
 	                          "\r\n";
 	struct http_request req;
 	struct http_client cl;
-	struct route_auth auth;
+	struct route_ext_auth auth;
 	struct url url;
 	char buf[4096];
 	fixture_parse_request(raw, &req);
@@ -62,16 +62,22 @@ static void build_head(void)
 	               "Connection: close\r\n"
 	               "\r\n");
 
-	/* A trusted peer's X-Forwarded-For is kept and appended to; method and
+	/* The real client (realip.h) read from a trusted peer's
+	 * X-Forwarded-For: X-Real-IP is that client, X-Forwarded-For the
+	 * incoming chain plus the peer, as the upstream gets it; method and
 	 * redirect from the annotations; https client. */
 	auth.method = "POST";
 	auth.request_redirect = "https://app.test/";
-	p.peer_trusted = true;
 	client_init(&cl, true);
+	strcpy(cl.ip, "203.0.113.1");
+	strcpy(cl.hop_ip, "192.0.2.9");
+	cl.forwarded_trusted = true;
+	cl.forwarded_chain = true;
 	n = auth_request_build_head(&p, &url, buf, sizeof(buf) - 1);
 	CHECK(n > 0);
 	buf[n > 0 ? n : 0] = '\0';
 	CHECK(strncmp(buf, "POST /oauth2/auth?x=y HTTP/1.1\r\n", 32) == 0);
+	CHECK(strstr(buf, "\r\nX-Real-IP: 203.0.113.1\r\n") != NULL);
 	CHECK(strstr(buf, "\r\nX-Forwarded-For: 203.0.113.1, 192.0.2.9\r\n") != NULL);
 	CHECK(strstr(buf, "\r\nX-Original-URL: https://app.test/app/x?a=1\r\n") != NULL);
 	CHECK(strstr(buf, "\r\nX-Forwarded-Proto: https\r\n") != NULL);
@@ -86,7 +92,7 @@ static void build_head(void)
 
 static void decisions(void)
 {
-	struct route_auth a;
+	struct route_ext_auth a;
 	memset(&a, 0, sizeof(a));
 	CHECK_INT(auth_request_decision(&a, 200), 0);
 	CHECK_INT(auth_request_decision(&a, 202), 0);
@@ -107,7 +113,7 @@ static void signin(void)
 	static const char raw[] = "GET /p/a b?x=1&y=é HTTP/1.1\r\nHost: app.test:8080\r\n\r\n";
 	struct http_request req;
 	struct http_client cl;
-	struct route_auth a;
+	struct route_ext_auth a;
 	char buf[512];
 	fixture_parse_request(raw, &req);
 	/* the fixture splits on spaces: give it the raw target by hand */
@@ -203,7 +209,7 @@ static void cache_key(void)
 	                          "X-Api-Key: k9\r\n\r\n";
 	struct http_request req;
 	struct http_client cl;
-	struct route_auth a;
+	struct route_ext_auth a;
 	char buf[512];
 	fixture_parse_request(raw, &req);
 	client_init(&cl, false);

@@ -161,6 +161,11 @@ static void test_forwarded_trust(void)
 {
 	struct http_client c;
 	client_init(&c, "192.0.2.7", true);
+	/* as realip_resolve leaves it for a trusted hop 192.0.2.7 whose chain ends
+	 * with the client 198.51.100.3 */
+	snprintf(c.hop_ip, sizeof(c.hop_ip), "192.0.2.7");
+	snprintf(c.ip, sizeof(c.ip), "198.51.100.3");
+	c.forwarded_chain = true;
 	struct headers_ctx ctx = {.peer_trusted = true};
 	const char *raw = "GET / HTTP/1.1\r\n"
 	                  "Host: pub.example.com:8443\r\n"
@@ -183,13 +188,16 @@ static void test_forwarded_trust(void)
 	CHECK_INT(count(out, "X-Forwarded-Host"), 1);
 	CHECK(strstr(out, "X-Forwarded-Port: 443\r\n") != NULL);
 	CHECK_INT(count(out, "X-Forwarded-Port"), 1);
-	CHECK(strstr(out, "X-Real-IP: 203.0.113.1\r\n") != NULL);
+	/* X-Real-IP is never passed on: it is the real client */
+	CHECK(strstr(out, "X-Real-IP: 198.51.100.3\r\n") != NULL);
 	CHECK_INT(count(out, "X-Real-IP"), 1);
 	CHECK(strstr(out, "X-Request-ID: upstream-id-1\r\n") != NULL);
 	CHECK_INT(count(out, "X-Request-ID"), 1);
 	CHECK(strstr(out, "X-Forwarded-Prefix: /p\r\n") != NULL);
 
 	ctx.peer_trusted = false;
+	c.forwarded_chain = false;
+	snprintf(c.ip, sizeof(c.ip), "192.0.2.7");
 	build_req(raw, &c, &ctx, -1);
 	CHECK(strstr(out, "X-Forwarded-For: 192.0.2.7\r\n") != NULL);
 	CHECK_INT(count(out, "X-Forwarded-For"), 1);
@@ -362,6 +370,55 @@ static void test_request_headers_and_websocket(void)
 	      out + n - strlen("Connection: Upgrade\r\nUpgrade: websocket\r\n\r\n"));
 	CHECK_INT(count(out, "Connection"), 1);
 	CHECK(strstr(out, "Content-Length") == NULL);
+}
+
+static void test_hsts(void)
+{
+	struct route_table *t = route_table_new();
+	struct route_settings *st = &t->settings;
+	char v[64];
+	CHECK_INT(headers_hsts_value(st, v, sizeof(v)), 35);
+	CHECK_STR(v, "max-age=31536000; includeSubDomains");
+	st->hsts_max_age = 600;
+	st->hsts_include_subdomains = false;
+	st->hsts_preload = true;
+	CHECK(headers_hsts_value(st, v, sizeof(v)) > 0);
+	CHECK_STR(v, "max-age=600; preload");
+	st->hsts = false;
+	CHECK_INT(headers_hsts_value(st, v, sizeof(v)), 0);
+	CHECK_INT(headers_hsts_value(NULL, v, sizeof(v)), 0);
+	route_table_free(t);
+
+	/* ours replaces the upstream's */
+	struct http_response resp;
+	parse_response("HTTP/1.1 200 OK\r\n"
+	               "strict-transport-security: max-age=5\r\n"
+	               "X-A: 1\r\n"
+	               "\r\n",
+	               &resp);
+	struct headers_resp_extra x = {.hsts = "max-age=600; preload"};
+	int n = headers_build_response(&resp, NULL, &x, 0, true, out, sizeof(out) - 1);
+	out[n > 0 ? n : 0] = '\0';
+	CHECK_STR(out, "HTTP/1.1 200 OK\r\n"
+	               "X-A: 1\r\n"
+	               "Strict-Transport-Security: max-age=600; preload\r\n"
+	               "Content-Length: 0\r\n"
+	               "\r\n");
+	/* without it (plain HTTP, or hsts off) the upstream's passes */
+	n = headers_build_response(&resp, NULL, NULL, 0, true, out, sizeof(out) - 1);
+	out[n > 0 ? n : 0] = '\0';
+	CHECK(strstr(out, "\r\nstrict-transport-security: max-age=5\r\n") != NULL);
+	CHECK_INT(count(out, "ransport-Security"), 0);
+	/* a route's response-headers entry wins over the global value */
+	struct route r = {0};
+	r.path = "/";
+	struct route_header set[] = {{"Strict-Transport-Security", "max-age=1"}};
+	r.policy.response_headers = set;
+	r.policy.nresponse_headers = 1;
+	n = headers_build_response(&resp, &r, &x, 0, true, out, sizeof(out) - 1);
+	out[n > 0 ? n : 0] = '\0';
+	CHECK(strstr(out, "\r\nStrict-Transport-Security: max-age=1\r\n") != NULL);
+	CHECK_INT(count(out, "ransport-Security"), 1);
 }
 
 static void test_response(void)
@@ -555,6 +612,7 @@ int main(void)
 	test_request_base_prefix_origin();
 	test_request_headers_and_websocket();
 	test_response();
+	test_hsts();
 	test_local();
 	test_too_big();
 	return check_finish("headers_test");

@@ -145,6 +145,11 @@ static void test_smuggling(void)
 	CHECK_INT(status_of("GET / HTTP/2.0\r\nHost: a\r\n\r\n"), 400);
 	CHECK_INT(status_of("GET  HTTP/1.1\r\nHost: a\r\n\r\n"), 400);
 	CHECK_INT(status_of("GET / HTTP/1.1\r\nHo st: a\r\n\r\n"), 400);
+	/* CONNECT: llhttp ends it at the head whatever framing it carries */
+	CHECK_INT(status_of("CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n"), 405);
+	CHECK_INT(status_of("CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n"
+	                    "Transfer-Encoding: chunked\r\n\r\n"),
+	          405);
 	CHECK_INT(status_of("GET / HTTP/1.1\r\nHost : a\r\n\r\n"), 400);
 	CHECK_INT(status_of("\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n"), 400);
 }

@@ -2,9 +2,11 @@
  * the per-IP limits under a controlled clock. Includes policy.c to replace
  * its clock. */
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "proxy/policy.c"
@@ -389,6 +391,104 @@ static void test_connections(void)
 	policy_limit_leave(&r, &a);
 }
 
+/* Lines written to stderr by fn() (the log goes there). */
+static int count_log_lines(void (*fn)(void *), void *arg)
+{
+	fflush(stderr);
+	FILE *tmp = tmpfile();
+	int saved = dup(2);
+	if (!tmp || saved < 0)
+		return -1;
+	dup2(fileno(tmp), 2);
+	fn(arg);
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	int lines = 0, ch;
+	rewind(tmp);
+	while ((ch = fgetc(tmp)) != EOF)
+		lines += ch == '\n';
+	fclose(tmp);
+	return lines;
+}
+
+#define FULL_CLIENTS (2 * LIMIT_SLOTS)
+
+struct full_run {
+	struct route r;
+	struct http_client clients[FULL_CLIENTS];
+	bool admitted[FULL_CLIENTS];
+	int nadmitted, nrefused, first_refused;
+};
+
+/* Every client opens one connection and keeps it, more clients than slots. */
+static void fill_table(void *p)
+{
+	struct full_run *f = p;
+	char ip[64];
+	f->first_refused = -1;
+	for (int i = 0; i < FULL_CLIENTS; i++) {
+		snprintf(ip, sizeof(ip), "10.9.%d.%d", i / 250, i % 250);
+		client_init(&f->clients[i], ip, false);
+		fake_ns += 1000;
+		int rc = policy_limit_enter(&f->r, &f->clients[i]);
+		CHECK(rc == 0 || rc == 503);
+		f->admitted[i] = rc == 0;
+		if (rc == 0) {
+			f->nadmitted++;
+		} else {
+			f->nrefused++;
+			if (f->first_refused < 0)
+				f->first_refused = i;
+		}
+	}
+}
+
+static void refuse_once_more(void *p)
+{
+	struct full_run *f = p;
+	CHECK_INT(policy_limit_enter(&f->r, &f->clients[f->first_refused]), 503);
+}
+
+/* A table whose probe windows hold only open connections refuses new clients
+ * instead of letting them through unlimited, keeps every count it has, logs
+ * one line for thousands of refusals, and admits again once entries free. */
+static void test_full_table(void)
+{
+	limit_now = fake_now;
+	fake_ns = 5000000000LL;
+	struct full_run *f = calloc(1, sizeof(*f));
+	if (!f)
+		return;
+	f->r.path = "/full";
+	f->r.source = "ns/full";
+	f->r.policy.limit_connections = 1;
+	CHECK_INT(count_log_lines(fill_table, f), 1);
+	CHECK(f->nadmitted <= LIMIT_SLOTS);
+	CHECK(f->nadmitted > LIMIT_SLOTS / 2);
+	CHECK(f->nrefused >= FULL_CLIENTS - LIMIT_SLOTS);
+	if (f->first_refused < 0)
+		goto out;
+	/* admitted clients were not evicted: their second connection is over
+	 * the limit */
+	for (int i = 0; i < FULL_CLIENTS; i++)
+		if (f->admitted[i])
+			CHECK_INT(policy_limit_enter(&f->r, &f->clients[i]), 503);
+	/* within the report interval: no new line; after it: one */
+	CHECK_INT(count_log_lines(refuse_once_more, f), 0);
+	fake_ns += LIMIT_WARN_NS;
+	CHECK_INT(count_log_lines(refuse_once_more, f), 1);
+	/* the connections close: the refused client gets a slot */
+	for (int i = 0; i < FULL_CLIENTS; i++)
+		if (f->admitted[i])
+			policy_limit_leave(&f->r, &f->clients[i]);
+	CHECK_INT(policy_limit_enter(&f->r, &f->clients[f->first_refused]), 0);
+	CHECK_INT(policy_limit_enter(&f->r, &f->clients[f->first_refused]), 503);
+	policy_limit_leave(&f->r, &f->clients[f->first_refused]);
+out:
+	free(f);
+}
+
 struct worker_arg {
 	const struct route *r;
 	const struct http_client *c;
@@ -441,6 +541,7 @@ int main(void)
 	test_order();
 	test_rps();
 	test_connections();
+	test_full_table();
 	test_threads();
 	return check_finish("policy_test");
 }

@@ -1,0 +1,49 @@
+/* common/buf.h - a byte buffer with a hard size cap fixed at creation (as
+ * curl's dynbuf): it holds no memory until bytes need room, grows by doubling
+ * up to the cap, and its owner gives the memory back (buf_free) while it is
+ * empty, so an idle connection costs only this struct. Bytes live in
+ * data[start, end). */
+#ifndef WEIR_COMMON_BUF_H
+#define WEIR_COMMON_BUF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define BUF_MIN_SIZE 4096u /* first allocation, unless the cap is smaller */
+
+/* Caller storage. */
+struct buf {
+	char *data; /* NULL while nothing is allocated */
+	size_t start, end;
+	size_t size; /* bytes allocated */
+	size_t max;  /* hard cap on size, set by buf_init */
+	bool pinned; /* the memory must not move: no growth (compaction still moves
+	              * bytes above the floor the caller names) */
+};
+
+/* Prepare b, empty, with a hard cap of max bytes. Allocates nothing. */
+void buf_init(struct buf *b, size_t max);
+
+/* Give the memory back; the contents are dropped, the cap and an empty
+ * buffer remain (b can be used again). */
+void buf_free(struct buf *b);
+
+/* Bytes held. */
+size_t buf_len(const struct buf *b);
+
+/* Move the bytes down to offset floor (nothing below floor is touched). */
+void buf_compact(struct buf *b, size_t floor);
+
+/* Room after end, trying for at least want bytes: an empty buffer restarts
+ * at floor; when the room is short the bytes move down to floor, then
+ * (unless pinned) the memory grows, at least doubling, never past the cap.
+ * Growing moves data, so no pointer into it survives this call unless b is
+ * pinned. Returns the room, which is less than want when the cap is reached
+ * or memory is short (0 with data NULL when nothing could be allocated). */
+size_t buf_room(struct buf *b, size_t floor, size_t want);
+
+/* Append n bytes (growing as needed). Returns 0, or WEIR_ETOOBIG when they do
+ * not fit under the cap (or memory is short); b is then unchanged. */
+int buf_append(struct buf *b, const void *p, size_t n);
+
+#endif

@@ -1,0 +1,1056 @@
+/* common/route_validate.c - the rules every value of a route table obeys,
+ * shared by the controller (before it emits) and the proxy (when it loads). */
+#include "route_validate.h"
+#include "error.h"
+#include "url.h"
+
+#include <arpa/inet.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+{
+	if (err && errlen) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+	}
+	return WEIR_EINVAL;
+}
+
+static void set_field(char *field, size_t fieldlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void set_field(char *field, size_t fieldlen, const char *fmt, ...)
+{
+	if (!field || !fieldlen)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(field, fieldlen, fmt, ap);
+	va_end(ap);
+}
+
+/* Length of the UTF-8 sequence at s (at most n bytes), or 0 when it is not
+ * well-formed. */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+	unsigned char c = s[0];
+	size_t len;
+	unsigned cp;
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf) {
+		len = 2;
+		cp = c & 0x1f;
+	} else if (c >= 0xe0 && c <= 0xef) {
+		len = 3;
+		cp = c & 0x0f;
+	} else if (c >= 0xf0 && c <= 0xf4) {
+		len = 4;
+		cp = c & 0x07;
+	} else {
+		return 0;
+	}
+	if (n < len)
+		return 0;
+	for (size_t i = 1; i < len; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (s[i] & 0x3f);
+	}
+	if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+	    (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return len;
+}
+
+bool route_validate_utf8(const char *s, size_t n)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t i = 0;
+	while (i < n) {
+		size_t k = utf8_seq(p + i, n - i);
+		if (!k)
+			return false;
+		i += k;
+	}
+	return true;
+}
+
+void route_validate_quote(const char *s, char *buf, size_t buflen)
+{
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *p = (const unsigned char *)(s ? s : "");
+	size_t n = strlen((const char *)p), o = 0, i = 0;
+	if (buflen < 8) {
+		if (buflen)
+			buf[0] = '\0';
+		return;
+	}
+	buf[o++] = '"';
+	while (i < n) {
+		char tmp[8];
+		size_t tl = 0, adv = 1;
+		size_t k = utf8_seq(p + i, n - i);
+		unsigned char c = p[i];
+		if (i >= 64) {
+			memcpy(tmp, "...", 3);
+			tl = 3;
+			adv = n - i;
+		} else if (c == '"' || c == '\\') {
+			tmp[0] = '\\';
+			tmp[1] = (char)c;
+			tl = 2;
+		} else if (c == '\n' || c == '\r' || c == '\t') {
+			tmp[0] = '\\';
+			tmp[1] = c == '\n' ? 'n' : c == '\r' ? 'r' : 't';
+			tl = 2;
+		} else if (c < 0x20 || c == 0x7f || !k) {
+			tmp[0] = '\\';
+			tmp[1] = 'x';
+			tmp[2] = hex[c >> 4];
+			tmp[3] = hex[c & 15];
+			tl = 4;
+		} else {
+			memcpy(tmp, p + i, k);
+			tl = k;
+			adv = k;
+		}
+		if (o + tl + 2 > buflen)
+			break;
+		memcpy(buf + o, tmp, tl);
+		o += tl;
+		i += adv;
+	}
+	buf[o++] = '"';
+	buf[o] = '\0';
+}
+
+/* Control bytes of RFC 5234 (CTL): 0x00-0x1f and 0x7f. */
+static bool is_ctl(unsigned char c)
+{
+	return c < 0x20 || c == 0x7f;
+}
+
+int route_validate_text(const char *s, char *err, size_t errlen)
+{
+	char q[96];
+	if (strpbrk(s, "\r\n")) {
+		route_validate_quote(s, q, sizeof(q));
+		return fail(err, errlen, "%s contains CR or LF", q);
+	}
+	if (!route_validate_utf8(s, strlen(s))) {
+		route_validate_quote(s, q, sizeof(q));
+		return fail(err, errlen, "%s is not valid UTF-8", q);
+	}
+	return 0;
+}
+
+/* Text with no control byte at all (except HTAB when tab_ok). */
+static int no_ctl(const char *s, bool tab_ok, char *err, size_t errlen)
+{
+	char q[96];
+	int rc = route_validate_text(s, err, errlen);
+	if (rc)
+		return rc;
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if (is_ctl(*p) && !(tab_ok && *p == '\t')) {
+			route_validate_quote(s, q, sizeof(q));
+			return fail(err, errlen, "%s contains a control character", q);
+		}
+	}
+	return 0;
+}
+
+/* No control byte and no space. */
+static int no_ctl_space(const char *s, char *err, size_t errlen)
+{
+	char q[96];
+	int rc = no_ctl(s, false, err, errlen);
+	if (rc)
+		return rc;
+	if (strchr(s, ' ')) {
+		route_validate_quote(s, q, sizeof(q));
+		return fail(err, errlen, "%s contains a space", q);
+	}
+	return 0;
+}
+
+int route_validate_host(const char *name, int flags, char *err, size_t errlen)
+{
+	char q[96];
+	const char *c = name;
+	size_t label = 0;
+	bool label_start = true;
+	route_validate_quote(name, q, sizeof(q));
+	if (!*name) {
+		if (flags & ROUTE_HOST_EXACT)
+			return fail(err, errlen, "must be an exact host name, not empty");
+		return 0;
+	}
+	if (strlen(name) > ROUTE_HOST_MAX)
+		return fail(err, errlen, "%s is longer than %d bytes", q, ROUTE_HOST_MAX);
+	if (c[0] == '*') {
+		if (flags & ROUTE_HOST_EXACT)
+			return fail(err, errlen, "%s must be an exact host name, not a wildcard",
+			            q);
+		if (c[1] != '.' || !c[2])
+			return fail(err, errlen, "%s is not a valid host name", q);
+		c += 2;
+	}
+	for (; *c; c++) {
+		unsigned char ch = (unsigned char)*c;
+		if (ch >= 'A' && ch <= 'Z')
+			return fail(err, errlen, "%s must be lowercase", q);
+		if (ch == '.') {
+			if (label_start)
+				return fail(err, errlen, "%s has an empty label", q);
+			label_start = true;
+			label = 0;
+			continue;
+		}
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' ||
+		      ch == '_'))
+			return fail(err, errlen, "%s is not a valid host name", q);
+		if (++label > ROUTE_LABEL_MAX)
+			return fail(err, errlen, "%s has a label longer than %d bytes", q,
+			            ROUTE_LABEL_MAX);
+		label_start = false;
+	}
+	if (label_start)
+		return fail(err, errlen, "%s has an empty label", q);
+	return 0;
+}
+
+int route_validate_address(const char *s, char *err, size_t errlen)
+{
+	unsigned char buf[16];
+	char q[96];
+	if (inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1)
+		return 0;
+	route_validate_quote(s, q, sizeof(q));
+	return fail(err, errlen, "%s is not an IP address", q);
+}
+
+pcre2_code *route_regex_compile(const char *pattern, char *err, size_t errlen)
+{
+	int ecode;
+	PCRE2_SIZE eoff;
+	pcre2_code *re = pcre2_compile((PCRE2_SPTR)pattern, strlen(pattern),
+	                               PCRE2_CASELESS | PCRE2_ANCHORED, &ecode, &eoff, NULL);
+	if (!re && err && errlen) {
+		PCRE2_UCHAR msg[160];
+		pcre2_get_error_message(ecode, msg, sizeof(msg));
+		snprintf(err, errlen, "bad regex: %s at offset %zu", (const char *)msg,
+		         (size_t)eoff);
+	}
+	return re;
+}
+
+pcre2_code *route_match_cn_compile(const char *pattern, char *err, size_t errlen)
+{
+	int ecode;
+	PCRE2_SIZE eoff;
+	pcre2_code *re =
+	    pcre2_compile((PCRE2_SPTR)pattern, strlen(pattern), 0, &ecode, &eoff, NULL);
+	if (!re && err && errlen) {
+		PCRE2_UCHAR msg[160];
+		pcre2_get_error_message(ecode, msg, sizeof(msg));
+		snprintf(err, errlen, "bad regex: %s at offset %zu", (const char *)msg,
+		         (size_t)eoff);
+	}
+	return re;
+}
+
+int route_validate_path(const char *path, enum route_match match, bool skip_regex_compile,
+                        char *err, size_t errlen)
+{
+	char q[96];
+	int rc = no_ctl(path, false, err, errlen);
+	if (rc)
+		return rc;
+	if (match != ROUTE_MATCH_REGEX) {
+		if (path[0] != '/') {
+			route_validate_quote(path, q, sizeof(q));
+			return fail(err, errlen, "%s must start with '/'", q);
+		}
+		return 0;
+	}
+	if (skip_regex_compile)
+		return 0;
+	pcre2_code *re = route_regex_compile(path, err, errlen);
+	if (!re)
+		return WEIR_EINVAL;
+	pcre2_code_free(re);
+	return 0;
+}
+
+static bool is_tchar(unsigned char c)
+{
+	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+		return true;
+	return c && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
+int route_validate_token(const char *s, char *err, size_t errlen)
+{
+	char q[96];
+	const unsigned char *p = (const unsigned char *)s;
+	for (; *p; p++)
+		if (!is_tchar(*p))
+			break;
+	if (!*s || *p) {
+		route_validate_quote(s, q, sizeof(q));
+		return fail(err, errlen, "%s is not an HTTP token", q);
+	}
+	return 0;
+}
+
+int route_validate_header_value(const char *s, char *err, size_t errlen)
+{
+	return no_ctl(s, true, err, errlen);
+}
+
+int route_validate_cookie_path(const char *s, char *err, size_t errlen)
+{
+	char q[96];
+	int rc = no_ctl(s, false, err, errlen);
+	if (rc)
+		return rc;
+	if (strchr(s, ';')) {
+		route_validate_quote(s, q, sizeof(q));
+		return fail(err, errlen, "%s contains ';'", q);
+	}
+	return 0;
+}
+
+int route_validate_samesite(const char *s, char *err, size_t errlen)
+{
+	char q[96];
+	if (strcmp(s, "None") == 0 || strcmp(s, "Lax") == 0 || strcmp(s, "Strict") == 0)
+		return 0;
+	route_validate_quote(s, q, sizeof(q));
+	return fail(err, errlen, "unknown value %s (want \"None\", \"Lax\" or \"Strict\")", q);
+}
+
+int route_validate_url(const char *s, char *err, size_t errlen)
+{
+	char q[96];
+	int rc = no_ctl_space(s, err, errlen);
+	if (rc)
+		return rc;
+	if (strncmp(s, "http://", 7) != 0 && strncmp(s, "https://", 8) != 0 && s[0] != '/') {
+		route_validate_quote(s, q, sizeof(q));
+		return fail(err, errlen, "%s is not an http(s) URL or a path", q);
+	}
+	return 0;
+}
+
+int route_validate_app_root(const char *s, char *err, size_t errlen)
+{
+	char q[96];
+	int rc = no_ctl_space(s, err, errlen);
+	if (rc)
+		return rc;
+	if (s[0] != '/') {
+		route_validate_quote(s, q, sizeof(q));
+		return fail(err, errlen, "%s is not a path starting with /", q);
+	}
+	return 0;
+}
+
+int route_validate_rewrite_target(const char *s, char *err, size_t errlen)
+{
+	int rc = no_ctl_space(s, err, errlen);
+	if (rc)
+		return rc;
+	if (!*s)
+		return fail(err, errlen, "empty target");
+	return 0;
+}
+
+int route_validate_vhost(const char *s, char *err, size_t errlen)
+{
+	char q[96];
+	int rc = no_ctl_space(s, err, errlen);
+	if (rc)
+		return rc;
+	if (!*s)
+		return fail(err, errlen, "empty host");
+	if (strchr(s, '/')) {
+		route_validate_quote(s, q, sizeof(q));
+		return fail(err, errlen, "%s is not a host[:port]", q);
+	}
+	return 0;
+}
+
+int route_validate_hash_by(const char *s, char *err, size_t errlen)
+{
+	static const char *const vars[] = {"$remote_addr", "$request_uri", "$host"};
+	static const char *const pref[] = {"$arg_", "$http_", "$cookie_"};
+	char q[96];
+	int rc = no_ctl(s, false, err, errlen);
+	if (rc)
+		return rc;
+	if (!*s)
+		return fail(err, errlen, "empty template");
+	for (const char *p = s; *p;) {
+		if (*p != '$') {
+			p++;
+			continue;
+		}
+		size_t len = 1;
+		while ((p[len] >= 'a' && p[len] <= 'z') || (p[len] >= 'A' && p[len] <= 'Z') ||
+		       (p[len] >= '0' && p[len] <= '9') || p[len] == '_' || p[len] == '-')
+			len++;
+		bool ok = false;
+		for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
+			if (len == strlen(vars[i]) && strncmp(p, vars[i], len) == 0)
+				ok = true;
+		for (size_t i = 0; i < sizeof(pref) / sizeof(pref[0]); i++)
+			if (len > strlen(pref[i]) && strncmp(p, pref[i], strlen(pref[i])) == 0)
+				ok = true;
+		if (!ok) {
+			char var[80];
+			snprintf(var, sizeof(var), "%.*s", (int)(len < 64 ? len : 64), p);
+			route_validate_quote(var, q, sizeof(q));
+			return fail(err, errlen, "unsupported variable %s", q);
+		}
+		p += len;
+	}
+	return 0;
+}
+
+static int check_headers(const struct route_header *h, size_t n, const char *key, char *field,
+                         size_t fieldlen, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (route_validate_token(h[i].name ? h[i].name : "", err, errlen)) {
+			set_field(field, fieldlen, "%s[%zu].name", key, i);
+			return WEIR_EINVAL;
+		}
+		if (route_validate_header_value(h[i].value ? h[i].value : "", err, errlen)) {
+			set_field(field, fieldlen, "%s[%zu].value", key, i);
+			return WEIR_EINVAL;
+		}
+	}
+	return 0;
+}
+
+typedef int (*check_cb)(const char *s, char *err, size_t errlen);
+
+/* Check an optional string (NULL passes) with fn; names the field on
+ * failure. */
+static int opt(const char *s, check_cb fn, const char *name, char *field, size_t fieldlen,
+               char *err, size_t errlen)
+{
+	if (!s || fn(s, err, errlen) == 0)
+		return 0;
+	set_field(field, fieldlen, "%s", name);
+	return WEIR_EINVAL;
+}
+
+/* policy.ext_auth (forward authentication) by the rules of common/url.h. */
+static int check_ext_auth(const struct route_ext_auth *a, char *field, size_t fieldlen, char *err,
+                          size_t errlen)
+{
+	char q[96];
+	struct url u;
+	uint32_t ms;
+	int rc;
+	/* Text first (UTF-8, no CR or LF): the URL rules only look at ASCII. */
+	if ((rc = opt(a->url, route_validate_text, "ext_auth.url", field, fieldlen, err, errlen)) ||
+	    (rc = opt(a->signin, route_validate_text, "ext_auth.signin", field, fieldlen, err,
+	              errlen)) ||
+	    (rc = opt(a->cache_key, route_validate_text, "ext_auth.cache_key", field, fieldlen, err,
+	              errlen)) ||
+	    (rc = opt(a->cache_duration, route_validate_text, "ext_auth.cache_duration", field,
+	              fieldlen, err, errlen)))
+		return rc;
+	if (a->url && url_parse(a->url, &u) != 0) {
+		set_field(field, fieldlen, "ext_auth.url");
+		route_validate_quote(a->url, q, sizeof(q));
+		return fail(err, errlen, "%s is not an http(s) URL", q);
+	}
+	if (a->signin && url_check_signin(a->signin) != 0) {
+		set_field(field, fieldlen, "ext_auth.signin");
+		route_validate_quote(a->signin, q, sizeof(q));
+		return fail(err, errlen, "%s is not an http(s) URL with known variables", q);
+	}
+	if (a->cache_key && url_check_cache_key(a->cache_key) != 0) {
+		set_field(field, fieldlen, "ext_auth.cache_key");
+		route_validate_quote(a->cache_key, q, sizeof(q));
+		return fail(err, errlen, "%s is not a cache key template", q);
+	}
+	if (a->cache_duration && url_cache_valid_ms(a->cache_duration, 200, &ms) != 0) {
+		set_field(field, fieldlen, "ext_auth.cache_duration");
+		route_validate_quote(a->cache_duration, q, sizeof(q));
+		return fail(err, errlen, "%s is not a list of [codes] time", q);
+	}
+	if ((rc = opt(a->method, route_validate_token, "ext_auth.method", field, fieldlen, err,
+	              errlen)) ||
+	    (rc = opt(a->signin_redirect_param, route_validate_token,
+	              "ext_auth.signin_redirect_param", field, fieldlen, err, errlen)) ||
+	    (rc = opt(a->request_redirect, route_validate_header_value, "ext_auth.request_redirect",
+	              field, fieldlen, err, errlen)))
+		return rc;
+	for (size_t i = 0; i < a->nresponse_headers; i++) {
+		if (route_validate_token(a->response_headers[i] ? a->response_headers[i] : "", err,
+		                         errlen)) {
+			set_field(field, fieldlen, "ext_auth.response_headers[%zu]", i);
+			return WEIR_EINVAL;
+		}
+	}
+	return 0;
+}
+
+int route_validate_policy(const struct route_policy *p, char *field, size_t fieldlen, char *err,
+                          size_t errlen)
+{
+	const struct route_cookie *ck = &p->cookie;
+	const struct route_cors *co = &p->cors;
+	int rc;
+	if ((rc = opt(p->upstream_vhost, route_validate_vhost, "upstream_vhost", field, fieldlen,
+	              err, errlen)) ||
+	    (rc = opt(p->x_forwarded_prefix, route_validate_header_value, "x_forwarded_prefix",
+	              field, fieldlen, err, errlen)) ||
+	    (rc = opt(p->rewrite_target, route_validate_rewrite_target, "rewrite_target", field,
+	              fieldlen, err, errlen)))
+		return rc;
+	if (p->redirect_code != 0 && p->redirect_code != 301 && p->redirect_code != 302 &&
+	    p->redirect_code != 307 && p->redirect_code != 308) {
+		set_field(field, fieldlen, "redirect_code");
+		return fail(err, errlen, "%u is not 0, 301, 302, 307 or 308",
+		            (unsigned)p->redirect_code);
+	}
+	if (p->redirect_code && !p->redirect_url) {
+		set_field(field, fieldlen, "redirect_url");
+		return fail(err, errlen, "required when redirect_code is set");
+	}
+	if ((rc = opt(p->redirect_url, route_validate_url, "redirect_url", field, fieldlen, err,
+	              errlen)) ||
+	    (rc = opt(p->app_root, route_validate_app_root, "app_root", field, fieldlen, err,
+	              errlen)) ||
+	    (rc = opt(ck->name, route_validate_token, "cookie.name", field, fieldlen, err,
+	              errlen)) ||
+	    (rc = opt(ck->path, route_validate_cookie_path, "cookie.path", field, fieldlen, err,
+	              errlen)) ||
+	    (rc = opt(ck->samesite, route_validate_samesite, "cookie.samesite", field, fieldlen,
+	              err, errlen)) ||
+	    (rc = opt(p->hash_by, route_validate_hash_by, "hash_by", field, fieldlen, err,
+	              errlen)) ||
+	    (rc = opt(co->allow_origin, route_validate_header_value, "cors.allow_origin", field,
+	              fieldlen, err, errlen)) ||
+	    (rc = opt(co->allow_methods, route_validate_header_value, "cors.allow_methods", field,
+	              fieldlen, err, errlen)) ||
+	    (rc = opt(co->allow_headers, route_validate_header_value, "cors.allow_headers", field,
+	              fieldlen, err, errlen)) ||
+	    (rc = opt(co->expose_headers, route_validate_header_value, "cors.expose_headers", field,
+	              fieldlen, err, errlen)) ||
+	    (rc = opt(p->backend_tls.name, route_validate_backend_tls_name, "backend_tls.name",
+	              field, fieldlen, err, errlen)))
+		return rc;
+	if (ck->max_age_s < -1 || ck->expires_s < -1) {
+		set_field(field, fieldlen,
+		          ck->max_age_s < -1 ? "cookie.max_age_s" : "cookie.expires_s");
+		return fail(err, errlen, "below -1");
+	}
+	if (p->body_limit < 0 || co->max_age_s < 0) {
+		set_field(field, fieldlen, p->body_limit < 0 ? "body_limit" : "cors.max_age_s");
+		return fail(err, errlen, "below 0");
+	}
+	if ((rc = check_headers(p->request_headers, p->nrequest_headers, "request_headers", field,
+	                        fieldlen, err, errlen)) ||
+	    (rc = check_headers(p->response_headers, p->nresponse_headers, "response_headers",
+	                        field, fieldlen, err, errlen)))
+		return rc;
+	for (size_t i = 0; i < p->nhide_headers; i++) {
+		if (route_validate_token(p->hide_headers[i] ? p->hide_headers[i] : "", err,
+		                         errlen)) {
+			set_field(field, fieldlen, "hide_headers[%zu]", i);
+			return WEIR_EINVAL;
+		}
+	}
+	return check_ext_auth(&p->ext_auth, field, fieldlen, err, errlen);
+}
+
+int route_validate_canary(const struct route_canary *c, char *field, size_t fieldlen, char *err,
+                          size_t errlen)
+{
+	int rc;
+	if ((rc = opt(c->by_header, route_validate_token, "by_header", field, fieldlen, err,
+	              errlen)) ||
+	    (rc = opt(c->by_header_value, route_validate_header_value, "by_header_value", field,
+	              fieldlen, err, errlen)) ||
+	    (rc = opt(c->by_cookie, route_validate_token, "by_cookie", field, fieldlen, err,
+	              errlen)))
+		return rc;
+	if (c->weight > 100) {
+		set_field(field, fieldlen, "weight");
+		return fail(err, errlen, "%u out of range 0..100", (unsigned)c->weight);
+	}
+	return 0;
+}
+
+int route_validate_route(const struct route *r, bool skip_regex_compile, char *field,
+                         size_t fieldlen, char *err, size_t errlen)
+{
+	char sub[200];
+	if (route_validate_path(r->path ? r->path : "", r->match, skip_regex_compile, err,
+	                        errlen)) {
+		set_field(field, fieldlen, "path");
+		return WEIR_EINVAL;
+	}
+	if (r->source && route_validate_text(r->source, err, errlen)) {
+		set_field(field, fieldlen, "source");
+		return WEIR_EINVAL;
+	}
+	if (route_validate_policy(&r->policy, sub, sizeof(sub), err, errlen)) {
+		set_field(field, fieldlen, "policy.%s", sub);
+		return WEIR_EINVAL;
+	}
+	if (route_validate_canary(&r->canary, sub, sizeof(sub), err, errlen)) {
+		set_field(field, fieldlen, "canary.%s", sub);
+		return WEIR_EINVAL;
+	}
+	return 0;
+}
+
+/* The last queued OpenSSL error as text (the queue is cleared). */
+static void ssl_error_text(char *buf, size_t len)
+{
+	unsigned long e = ERR_peek_last_error();
+	if (e)
+		ERR_error_string_n(e, buf, len);
+	else
+		snprintf(buf, len, "no PEM data");
+	ERR_clear_error();
+}
+
+int route_validate_cert(const char *name, const char *cert_pem, const char *key_pem, SSL_CTX **out,
+                        char *field, size_t fieldlen, char *err, size_t errlen)
+{
+	int rc = WEIR_ETLS;
+	char why[200];
+	BIO *bio = NULL;
+	X509 *x = NULL;
+	EVP_PKEY *key = NULL;
+	SSL_CTX *ctx = NULL;
+	if (!name)
+		name = "";
+	set_field(field, fieldlen, "cert_pem");
+	if (!cert_pem || !route_validate_utf8(cert_pem, strlen(cert_pem))) {
+		snprintf(err, errlen, "bad certificate (%s): not UTF-8 PEM text", name);
+		goto out;
+	}
+	set_field(field, fieldlen, "key_pem");
+	if (!key_pem || !route_validate_utf8(key_pem, strlen(key_pem))) {
+		snprintf(err, errlen, "bad private key (%s): not UTF-8 PEM text", name);
+		goto out;
+	}
+	set_field(field, fieldlen, "cert_pem");
+	ERR_clear_error();
+	ctx = SSL_CTX_new(TLS_server_method());
+	if (!ctx) {
+		ssl_error_text(why, sizeof(why));
+		snprintf(err, errlen, "cannot create TLS context: %s", why);
+		rc = WEIR_ENOMEM;
+		goto out;
+	}
+	bio = BIO_new_mem_buf(cert_pem, -1);
+	if (!bio)
+		goto oom;
+	x = PEM_read_bio_X509_AUX(bio, NULL, NULL, NULL);
+	if (!x || SSL_CTX_use_certificate(ctx, x) != 1) {
+		ssl_error_text(why, sizeof(why));
+		snprintf(err, errlen, "bad certificate (%s): %s", name, why);
+		goto out;
+	}
+	/* The rest of the PEM is the chain, leaf first. */
+	for (;;) {
+		X509 *ca = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+		if (!ca)
+			break;
+		if (SSL_CTX_add0_chain_cert(ctx, ca) != 1) {
+			X509_free(ca);
+			ssl_error_text(why, sizeof(why));
+			snprintf(err, errlen, "bad chain (%s): %s", name, why);
+			goto out;
+		}
+	}
+	ERR_clear_error(); /* the end of the PEM stream queues a "no start line" */
+	BIO_free(bio);
+	set_field(field, fieldlen, "key_pem");
+	bio = BIO_new_mem_buf(key_pem, -1);
+	if (!bio)
+		goto oom;
+	key = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
+	if (!key) {
+		ssl_error_text(why, sizeof(why));
+		snprintf(err, errlen, "bad private key (%s): %s", name, why);
+		goto out;
+	}
+	if (X509_check_private_key(x, key) != 1) {
+		ERR_clear_error();
+		snprintf(err, errlen, "private key does not match the certificate (%s)", name);
+		goto out;
+	}
+	if (SSL_CTX_use_PrivateKey(ctx, key) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
+		ssl_error_text(why, sizeof(why));
+		snprintf(err, errlen, "unusable private key (%s): %s", name, why);
+		goto out;
+	}
+	if (out) {
+		*out = ctx;
+		ctx = NULL;
+	}
+	rc = 0;
+	goto out;
+oom:
+	snprintf(err, errlen, "out of memory");
+	rc = WEIR_ENOMEM;
+out:
+	EVP_PKEY_free(key);
+	X509_free(x);
+	BIO_free(bio);
+	SSL_CTX_free(ctx);
+	return rc;
+}
+
+int route_validate_ca(const char *name, const char *ca_pem, const char *crl_pem, X509_STORE **out,
+                      char *field, size_t fieldlen, char *err, size_t errlen)
+{
+	int rc = WEIR_ETLS, ncerts = 0, ncrls = 0;
+	char why[200];
+	BIO *bio = NULL;
+	X509_STORE *store = NULL;
+	if (!name)
+		name = "";
+	set_field(field, fieldlen, "ca_pem");
+	if (!ca_pem || !route_validate_utf8(ca_pem, strlen(ca_pem))) {
+		snprintf(err, errlen, "bad CA certificate (%s): not UTF-8 PEM text", name);
+		goto out;
+	}
+	set_field(field, fieldlen, "crl_pem");
+	if (crl_pem && !route_validate_utf8(crl_pem, strlen(crl_pem))) {
+		snprintf(err, errlen, "bad CRL (%s): not UTF-8 PEM text", name);
+		goto out;
+	}
+	set_field(field, fieldlen, "ca_pem");
+	ERR_clear_error();
+	store = X509_STORE_new();
+	bio = BIO_new_mem_buf(ca_pem, -1);
+	if (!store || !bio)
+		goto oom;
+	/* Every block must be a certificate (as ingress-nginx checks ca.crt). */
+	for (;;) {
+		X509 *x = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+		if (!x)
+			break;
+		int ok = X509_STORE_add_cert(store, x);
+		X509_free(x);
+		if (ok != 1) {
+			ssl_error_text(why, sizeof(why));
+			snprintf(err, errlen, "bad CA certificate (%s): %s", name, why);
+			goto out;
+		}
+		ncerts++;
+	}
+	unsigned long e = ERR_peek_last_error();
+	if (ncerts == 0 || (e && ERR_GET_REASON(e) != PEM_R_NO_START_LINE)) {
+		ssl_error_text(why, sizeof(why));
+		snprintf(err, errlen, "bad CA certificate (%s): %s", name,
+		         ncerts ? why : "no PEM certificate");
+		goto out;
+	}
+	ERR_clear_error();
+	if (crl_pem) {
+		set_field(field, fieldlen, "crl_pem");
+		BIO_free(bio);
+		bio = BIO_new_mem_buf(crl_pem, -1);
+		if (!bio)
+			goto oom;
+		for (;;) {
+			X509_CRL *crl = PEM_read_bio_X509_CRL(bio, NULL, NULL, NULL);
+			if (!crl)
+				break;
+			int ok = X509_STORE_add_crl(store, crl);
+			X509_CRL_free(crl);
+			if (ok != 1) {
+				ssl_error_text(why, sizeof(why));
+				snprintf(err, errlen, "bad CRL (%s): %s", name, why);
+				goto out;
+			}
+			ncrls++;
+		}
+		e = ERR_peek_last_error();
+		if (ncrls == 0 || (e && ERR_GET_REASON(e) != PEM_R_NO_START_LINE)) {
+			ssl_error_text(why, sizeof(why));
+			snprintf(err, errlen, "bad CRL (%s): %s", name, ncrls ? why : "no PEM CRL");
+			goto out;
+		}
+		ERR_clear_error();
+		/* nginx's ssl_crl: the whole chain is checked against the lists. */
+		X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL);
+	}
+	if (out) {
+		*out = store;
+		store = NULL;
+	}
+	rc = 0;
+	goto out;
+oom:
+	snprintf(err, errlen, "out of memory");
+	rc = WEIR_ENOMEM;
+out:
+	ERR_clear_error();
+	BIO_free(bio);
+	X509_STORE_free(store);
+	return rc;
+}
+
+/* ------------------------------------------------------------ backend TLS */
+
+static const struct {
+	const char *name;
+	long op; /* SSL_OP_NO_* that turns it off */
+	int version;
+} backend_protocols[] = {
+    {"TLSv1", SSL_OP_NO_TLSv1, TLS1_VERSION},
+    {"TLSv1.1", SSL_OP_NO_TLSv1_1, TLS1_1_VERSION},
+    {"TLSv1.2", SSL_OP_NO_TLSv1_2, TLS1_2_VERSION},
+    {"TLSv1.3", SSL_OP_NO_TLSv1_3, TLS1_3_VERSION},
+};
+#define NPROTOCOLS (sizeof(backend_protocols) / sizeof(backend_protocols[0]))
+#define DEFAULT_BACKEND_PROTOCOLS "TLSv1.2 TLSv1.3"
+
+/* Which protocols a list names (bit i: backend_protocols[i]), or -1 when a
+ * word is none of them or the list is empty. */
+static int protocol_mask(const char *s, char *err, size_t errlen)
+{
+	int mask = 0;
+	for (const char *p = s; *p;) {
+		while (*p == ' ')
+			p++;
+		if (!*p)
+			break;
+		size_t n = strcspn(p, " ");
+		size_t i = 0;
+		while (i < NPROTOCOLS && !(strlen(backend_protocols[i].name) == n &&
+		                           strncmp(backend_protocols[i].name, p, n) == 0))
+			i++;
+		if (i == NPROTOCOLS) {
+			char q[96];
+			route_validate_quote(s, q, sizeof(q));
+			fail(err, errlen, "%s: a word is not TLSv1, TLSv1.1, TLSv1.2 or TLSv1.3",
+			     q);
+			return -1;
+		}
+		mask |= 1 << i;
+		p += n;
+	}
+	if (!mask) {
+		fail(err, errlen, "names no protocol");
+		return -1;
+	}
+	return mask;
+}
+
+int route_validate_backend_tls_profile(const struct route_backend_tls_profile *b, char *field,
+                                       size_t fieldlen, char *err, size_t errlen)
+{
+	char q[96];
+	if (b->name && route_validate_text(b->name, err, errlen) != 0) {
+		set_field(field, fieldlen, "name");
+		return WEIR_EINVAL;
+	}
+	if (b->verify && !b->ca_pem) {
+		set_field(field, fieldlen, "ca_pem");
+		return fail(err, errlen, "required when verify is true");
+	}
+	if (!b->cert_pem != !b->key_pem) {
+		set_field(field, fieldlen, b->cert_pem ? "key_pem" : "cert_pem");
+		return fail(err, errlen, "cert_pem and key_pem come together");
+	}
+	if (b->verify_depth > 100) {
+		set_field(field, fieldlen, "verify_depth");
+		return fail(err, errlen, "%u is above 100", (unsigned)b->verify_depth);
+	}
+	if (b->protocols && protocol_mask(b->protocols, err, errlen) < 0) {
+		set_field(field, fieldlen, "protocols");
+		return WEIR_EINVAL;
+	}
+	if (b->ciphers) {
+		bool ok = b->ciphers[0] != '\0';
+		for (const char *p = b->ciphers; ok && *p; p++)
+			ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+			     (*p >= '0' && *p <= '9') || strchr("+:_-!", *p);
+		if (!ok) {
+			set_field(field, fieldlen, "ciphers");
+			route_validate_quote(b->ciphers, q, sizeof(q));
+			return fail(err, errlen,
+			            "%s: empty or holds a character other than letters, digits and "
+			            "+:_-!",
+			            q);
+		}
+	}
+	return 0;
+}
+
+int route_validate_backend_tls_name(const char *s, char *err, size_t errlen)
+{
+	unsigned char addr[16];
+	if (inet_pton(AF_INET, s, addr) == 1 || inet_pton(AF_INET6, s, addr) == 1)
+		return 0;
+	if (!*s)
+		return fail(err, errlen, "empty");
+	return route_validate_host(s, ROUTE_HOST_EXACT, err, errlen);
+}
+
+int route_validate_backend_tls_ctx(const struct route_backend_tls_profile *b, SSL_CTX **out,
+                                   char *field, size_t fieldlen, char *err, size_t errlen)
+{
+	int rc = WEIR_ETLS;
+	char why[200];
+	const char *name = b->name ? b->name : "";
+	BIO *bio = NULL;
+	X509 *x = NULL;
+	EVP_PKEY *key = NULL;
+	SSL_CTX *ctx = NULL;
+	if (route_validate_backend_tls_profile(b, field, fieldlen, err, errlen) != 0)
+		return WEIR_EINVAL;
+	ERR_clear_error();
+	ctx = SSL_CTX_new(TLS_client_method());
+	if (!ctx)
+		goto oom;
+	int mask = protocol_mask(b->protocols ? b->protocols : DEFAULT_BACKEND_PROTOCOLS, NULL, 0);
+	/* As nginx: every protocol not listed is switched off (the list may
+	 * have holes), and the version floor opened to the lowest listed. */
+	long ops = 0;
+	int min = 0;
+	for (size_t i = 0; i < NPROTOCOLS; i++) {
+		if (mask & (1 << i)) {
+			if (!min)
+				min = backend_protocols[i].version;
+		} else {
+			ops |= backend_protocols[i].op;
+		}
+	}
+	SSL_CTX_set_options(ctx, (uint64_t)ops);
+	SSL_CTX_set_min_proto_version(ctx, min);
+	if (b->ciphers && SSL_CTX_set_cipher_list(ctx, b->ciphers) != 1) {
+		set_field(field, fieldlen, "ciphers");
+		ssl_error_text(why, sizeof(why));
+		snprintf(err, errlen, "no usable cipher%s%s%s: %s", *name ? " (" : "", name,
+		         *name ? ")" : "", why);
+		goto out;
+	}
+	if (b->ca_pem) {
+		set_field(field, fieldlen, "ca_pem");
+		if (!route_validate_utf8(b->ca_pem, strlen(b->ca_pem))) {
+			snprintf(err, errlen, "bad CA certificate (%s): not UTF-8 PEM text", name);
+			goto out;
+		}
+		bio = BIO_new_mem_buf(b->ca_pem, -1);
+		if (!bio)
+			goto oom;
+		X509_STORE *store = SSL_CTX_get_cert_store(ctx);
+		size_t nca = 0;
+		for (;;) {
+			X509 *ca = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+			if (!ca)
+				break;
+			int added = X509_STORE_add_cert(store, ca);
+			X509_free(ca);
+			if (added != 1) {
+				ssl_error_text(why, sizeof(why));
+				snprintf(err, errlen, "bad CA certificate (%s): %s", name, why);
+				goto out;
+			}
+			nca++;
+		}
+		unsigned long e = ERR_peek_last_error();
+		if (nca == 0 || (e && !(ERR_GET_LIB(e) == ERR_LIB_PEM &&
+		                        ERR_GET_REASON(e) == PEM_R_NO_START_LINE))) {
+			ssl_error_text(why, sizeof(why));
+			snprintf(err, errlen, "bad CA certificate (%s): %s", name,
+			         nca ? why : "no certificate in the PEM text");
+			goto out;
+		}
+		ERR_clear_error();
+		BIO_free(bio);
+		bio = NULL;
+	}
+	SSL_CTX_set_verify(ctx, b->verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, NULL);
+	SSL_CTX_set_verify_depth(ctx, (int)b->verify_depth);
+	if (b->cert_pem) {
+		set_field(field, fieldlen, "cert_pem");
+		if (!route_validate_utf8(b->cert_pem, strlen(b->cert_pem)) ||
+		    !route_validate_utf8(b->key_pem, strlen(b->key_pem))) {
+			snprintf(err, errlen, "bad client certificate (%s): not UTF-8 PEM text",
+			         name);
+			goto out;
+		}
+		bio = BIO_new_mem_buf(b->cert_pem, -1);
+		if (!bio)
+			goto oom;
+		x = PEM_read_bio_X509_AUX(bio, NULL, NULL, NULL);
+		if (!x || SSL_CTX_use_certificate(ctx, x) != 1) {
+			ssl_error_text(why, sizeof(why));
+			snprintf(err, errlen, "bad client certificate (%s): %s", name, why);
+			goto out;
+		}
+		for (;;) {
+			X509 *ca = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+			if (!ca)
+				break;
+			if (SSL_CTX_add0_chain_cert(ctx, ca) != 1) {
+				X509_free(ca);
+				ssl_error_text(why, sizeof(why));
+				snprintf(err, errlen, "bad client certificate chain (%s): %s", name,
+				         why);
+				goto out;
+			}
+		}
+		ERR_clear_error();
+		BIO_free(bio);
+		set_field(field, fieldlen, "key_pem");
+		bio = BIO_new_mem_buf(b->key_pem, -1);
+		if (!bio)
+			goto oom;
+		key = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
+		if (!key) {
+			ssl_error_text(why, sizeof(why));
+			snprintf(err, errlen, "bad client private key (%s): %s", name, why);
+			goto out;
+		}
+		if (X509_check_private_key(x, key) != 1 || SSL_CTX_use_PrivateKey(ctx, key) != 1) {
+			ERR_clear_error();
+			snprintf(err, errlen,
+			         "client private key does not match its certificate (%s)", name);
+			goto out;
+		}
+	}
+	if (out) {
+		*out = ctx;
+		ctx = NULL;
+	}
+	rc = 0;
+	goto out;
+oom:
+	snprintf(err, errlen, "out of memory");
+	rc = WEIR_ENOMEM;
+out:
+	EVP_PKEY_free(key);
+	X509_free(x);
+	BIO_free(bio);
+	SSL_CTX_free(ctx);
+	return rc;
+}

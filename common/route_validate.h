@@ -1,0 +1,174 @@
+/* common/route_validate.h - the one set of rules for what a route table may
+ * hold. weir-controller runs them per Ingress before it emits a route (a
+ * value that fails drops that Ingress's affected routes with a diagnostic);
+ * weir-proxy runs the same functions when it loads a table (a value that
+ * fails refuses the table). Because both sides call the same code, whatever
+ * the controller publishes, the proxy accepts.
+ *
+ * Every check returns 0 when the value is valid, else WEIR_EINVAL and, when
+ * err is not NULL, one line in err (size errlen) saying why. The line quotes
+ * the value with control bytes and bytes that are not UTF-8 escaped (\n,
+ * \x01), so it is safe in a log line or an Event. It does not name the
+ * field: the caller knows it.
+ *
+ * Text rules shared by every string of the table (docs/route-table.md):
+ * valid UTF-8 (the JSON reader refuses anything else), no NUL, and no CR or
+ * LF except in PEM. */
+#ifndef WEIR_COMMON_ROUTE_VALIDATE_H
+#define WEIR_COMMON_ROUTE_VALIDATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#ifndef PCRE2_CODE_UNIT_WIDTH
+#define PCRE2_CODE_UNIT_WIDTH 8
+#endif
+#include <openssl/ssl.h>
+#include <pcre2.h>
+
+#include "route_table.h"
+
+/* Longest host name (DNS: 253 bytes, labels of at most 63). */
+#define ROUTE_HOST_MAX 253
+#define ROUTE_LABEL_MAX 63
+
+/* Write s into buf (size buflen, at least 8) as a double-quoted string,
+ * escaping '"', '\\', control bytes and bytes that are not UTF-8 (\xNN), cut
+ * after about 64 input bytes with "...". */
+void route_validate_quote(const char *s, char *buf, size_t buflen);
+
+/* True when the n bytes at s are well-formed UTF-8 (no overlong forms, no
+ * surrogates, nothing above U+10FFFF). */
+bool route_validate_utf8(const char *s, size_t n);
+
+/* Any string of the table but PEM: UTF-8, no CR or LF. */
+int route_validate_text(const char *s, char *err, size_t errlen);
+
+/* A host name of hosts[].name (flags 0) or passthrough[].host
+ * (ROUTE_HOST_EXACT: no "" and no wildcard). "" matches any host; else
+ * lowercase labels of a-z 0-9 '-' '_', none empty, at most ROUTE_LABEL_MAX
+ * bytes each and ROUTE_HOST_MAX in all, a '*' only as the whole first label
+ * of at least two. */
+#define ROUTE_HOST_EXACT 1
+int route_validate_host(const char *name, int flags, char *err, size_t errlen);
+
+/* An endpoint address: an IPv4 or IPv6 literal (inet_pton). */
+int route_validate_address(const char *s, char *err, size_t errlen);
+
+/* The PCRE2 pattern of a regex route compiled as the proxy matches it
+ * (caseless, anchored at the start of the path). Returns the code (caller
+ * frees with pcre2_code_free) or NULL with the reason in err: "bad regex:
+ * <PCRE2 message> at offset N". The pattern must already be valid text. */
+pcre2_code *route_regex_compile(const char *pattern, char *err, size_t errlen);
+
+/* auth-tls-match-cn as nginx matches it against the client's subject DN:
+ * case-sensitive, not anchored. Returns the code (caller frees with
+ * pcre2_code_free) or NULL with the reason in err as above. */
+pcre2_code *route_match_cn_compile(const char *pattern, char *err, size_t errlen);
+
+/* routes[].path for its match kind: Exact and Prefix start with '/' and hold
+ * no control byte; a regex holds no control byte and compiles (with
+ * route_regex_compile) unless skip_regex_compile (the proxy compiles its
+ * regexes right after parsing, with the same function). */
+int route_validate_path(const char *path, enum route_match match, bool skip_regex_compile,
+                        char *err, size_t errlen);
+
+/* An RFC 9110 token: a header name, a cookie name. */
+int route_validate_token(const char *s, char *err, size_t errlen);
+
+/* A header field value (RFC 9110 5.5): UTF-8, no control byte but HTAB. */
+int route_validate_header_value(const char *s, char *err, size_t errlen);
+
+/* Path attribute of the affinity cookie (RFC 6265 path-value): no control
+ * byte and no ';'. */
+int route_validate_cookie_path(const char *s, char *err, size_t errlen);
+
+/* SameSite attribute: exactly "None", "Lax" or "Strict". */
+int route_validate_samesite(const char *s, char *err, size_t errlen);
+
+/* A redirect target (Location): "http://...", "https://..." or a path
+ * starting with '/'; no space or control byte. */
+int route_validate_url(const char *s, char *err, size_t errlen);
+
+/* app-root: a path starting with '/', no space or control byte. */
+int route_validate_app_root(const char *s, char *err, size_t errlen);
+
+/* rewrite-target: what goes into the upstream request line (with $0..$9
+ * captures): no space or control byte, not empty. */
+int route_validate_rewrite_target(const char *s, char *err, size_t errlen);
+
+/* upstream-vhost: a host[:port] sent as Host: not empty, no space, '/' or
+ * control byte. */
+int route_validate_vhost(const char *s, char *err, size_t errlen);
+
+/* upstream-hash-by template: literal text (no control byte) and the
+ * variables $remote_addr, $request_uri, $host, $arg_X, $http_X, $cookie_X. */
+int route_validate_hash_by(const char *s, char *err, size_t errlen);
+
+/* Every field of a policy (ext_auth by the rules of common/url.h). On
+ * failure field (size fieldlen) names the member
+ * below "policy", e.g. "cookie.path" or "request_headers[2].name". */
+int route_validate_policy(const struct route_policy *p, char *field, size_t fieldlen, char *err,
+                          size_t errlen);
+
+/* Every string field of a canary rule (by_header, by_header_value,
+ * by_cookie) and its weight (0..100); field as for route_validate_policy,
+ * e.g. "by_header". Index ranges are the parser's business. */
+int route_validate_canary(const struct route_canary *c, char *field, size_t fieldlen, char *err,
+                          size_t errlen);
+
+/* A whole route: path for its match kind (see route_validate_path for
+ * skip_regex_compile), source, policy, canary. On failure field names the
+ * member below the route, e.g. "path", "policy.cookie.path",
+ * "canary.by_header". */
+int route_validate_route(const struct route *r, bool skip_regex_compile, char *field,
+                         size_t fieldlen, char *err, size_t errlen);
+
+/* A certificate and its key as the proxy serves them: both UTF-8 PEM text,
+ * the certificate (then its chain) and the private key load into a new TLS
+ * server context with OpenSSL and the key belongs to the certificate. name
+ * ("namespace/secret", may be "") is quoted in the reason. On success returns
+ * 0 and, when out is not NULL, *out is the context (caller frees with
+ * SSL_CTX_free). On failure returns WEIR_ETLS (WEIR_ENOMEM when out of
+ * memory), field is "cert_pem" or "key_pem" and err the reason. */
+int route_validate_cert(const char *name, const char *cert_pem, const char *key_pem, SSL_CTX **out,
+                        char *field, size_t fieldlen, char *err, size_t errlen);
+
+/* The CA certificates (every PEM block a certificate, at least one) and the
+ * optional CRLs (every block a CRL, at least one) a client certificate is
+ * checked against, as the proxy loads them. name as for route_validate_cert.
+ * On success returns 0 and, when out is not NULL, *out is a store holding
+ * them, with CRL checks of the whole chain on when there are CRLs (caller
+ * frees with X509_STORE_free). On failure returns WEIR_ETLS (WEIR_ENOMEM when
+ * out of memory), field is "ca_pem" or "crl_pem" and err the reason. */
+int route_validate_ca(const char *name, const char *ca_pem, const char *crl_pem, X509_STORE **out,
+                      char *field, size_t fieldlen, char *err, size_t errlen);
+
+/* The values of a backend TLS profile without loading its PEM: name is
+ * text; verify needs ca_pem; cert_pem and key_pem come together;
+ * verify_depth at most 100; protocols (when set) names one or more of
+ * TLSv1, TLSv1.1, TLSv1.2, TLSv1.3 separated by spaces; ciphers (when set)
+ * is non-empty and holds only letters, digits and "+:_-!" (ingress-nginx's
+ * rule). field names the member ("verify", "protocols"...). */
+int route_validate_backend_tls_profile(const struct route_backend_tls_profile *b, char *field,
+                                       size_t fieldlen, char *err, size_t errlen);
+
+/* A name for policy.backend_tls.name (proxy-ssl-name): a lowercase host
+ * name without wildcard (route_validate_host, ROUTE_HOST_EXACT, not "") or
+ * an IP literal. */
+int route_validate_backend_tls_name(const char *s, char *err, size_t errlen);
+
+/* Build the client TLS context of a profile, as the proxy connects with it:
+ * the protocols and ciphers set, verification of the peer against ca_pem
+ * (every certificate of it trusted) to verify_depth when verify, and
+ * cert_pem (then its chain) with key_pem presented as client certificate.
+ * Fails when a PEM does not load, ca_pem holds no certificate, the key does
+ * not belong to the certificate, or OpenSSL refuses the cipher list. On
+ * success returns 0 and, when out is not NULL, *out is the context (caller
+ * frees with SSL_CTX_free). On failure returns WEIR_ETLS (WEIR_ENOMEM when
+ * out of memory), field names the member ("ca_pem", "cert_pem", "key_pem",
+ * "ciphers") and err the reason. */
+int route_validate_backend_tls_ctx(const struct route_backend_tls_profile *b, SSL_CTX **out,
+                                   char *field, size_t fieldlen, char *err, size_t errlen);
+
+#endif

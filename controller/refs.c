@@ -1,0 +1,266 @@
+/* controller/refs.c - the Services and Secrets Ingresses name, kept as a
+ * sorted array of "S ns/name" / "X ns/name" keys, rebuilt after each
+ * compile. */
+#include "refs.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct refs {
+	pthread_mutex_t mu;
+	bool ready;   /* under mu: refs_update ran at least once */
+	char **keys;  /* under mu: sorted */
+	size_t nkeys; /* under mu */
+	atomic_uint_fast64_t ignored;
+};
+
+struct keyset {
+	char **items;
+	size_t n, cap;
+};
+
+static void *xrealloc(void *p, size_t n)
+{
+	void *q = realloc(p, n ? n : 1);
+	if (!q)
+		abort(); /* control plane: out of memory is fatal */
+	return q;
+}
+
+static void add(struct keyset *k, char type, const char *ns, const char *name)
+{
+	if (!name || !*name)
+		return;
+	if (k->n == k->cap) {
+		k->cap = k->cap ? k->cap * 2 : 64;
+		k->items = xrealloc(k->items, k->cap * sizeof(*k->items));
+	}
+	size_t len = strlen(ns) + strlen(name) + 4;
+	char *s = xrealloc(NULL, len);
+	snprintf(s, len, "%c %s/%s", type, ns, name);
+	k->items[k->n++] = s;
+}
+
+static json_object *get(json_object *o, const char *key)
+{
+	json_object *v = NULL;
+	if (o && json_object_is_type(o, json_type_object))
+		json_object_object_get_ex(o, key, &v);
+	return v;
+}
+
+static const char *str(json_object *o, const char *key)
+{
+	json_object *v = get(o, key);
+	return v && json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
+}
+
+static size_t len(json_object *a)
+{
+	return a && json_object_is_type(a, json_type_array) ? json_object_array_length(a) : 0;
+}
+
+static const char *meta_ns(json_object *o)
+{
+	const char *ns = str(get(o, "metadata"), "namespace");
+	return ns ? ns : "";
+}
+
+static void add_backend(struct keyset *k, const char *ns, json_object *backend)
+{
+	add(k, 'S', ns, str(get(backend, "service"), "name"));
+}
+
+/* "ns/name" or "name" (in ns) */
+static void add_secret_ref(struct keyset *k, const char *ns, const char *v)
+{
+	const char *slash = strchr(v, '/');
+	if (!slash) {
+		add(k, 'X', ns, v);
+		return;
+	}
+	char buf[512];
+	snprintf(buf, sizeof(buf), "%.*s", (int)(slash - v), v);
+	add(k, 'X', buf, slash + 1);
+}
+
+static bool ends_with(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), m = strlen(suffix);
+	return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+static void ingress_refs(struct keyset *k, json_object *ing)
+{
+	const char *ns = meta_ns(ing);
+	json_object *spec = get(ing, "spec");
+	add_backend(k, ns, get(spec, "defaultBackend"));
+	json_object *rules = get(spec, "rules");
+	for (size_t i = 0; i < len(rules); i++) {
+		json_object *paths = get(get(json_object_array_get_idx(rules, i), "http"), "paths");
+		for (size_t j = 0; j < len(paths); j++)
+			add_backend(k, ns, get(json_object_array_get_idx(paths, j), "backend"));
+	}
+	json_object *tls = get(spec, "tls");
+	for (size_t i = 0; i < len(tls); i++)
+		add(k, 'X', ns, str(json_object_array_get_idx(tls, i), "secretName"));
+	json_object *ann = get(get(ing, "metadata"), "annotations");
+	if (!ann || !json_object_is_type(ann, json_type_object))
+		return;
+	json_object_object_foreach(ann, key, val)
+	{
+		if (!json_object_is_type(val, json_type_string))
+			continue;
+		const char *v = json_object_get_string(val);
+		if (ends_with(key, "/default-backend"))
+			add(k, 'S', ns, v);
+		else if (ends_with(key, "-secret"))
+			add_secret_ref(k, ns, v);
+	}
+}
+
+static void configmap_refs(struct keyset *k, json_object *cm)
+{
+	json_object *data = get(cm, "data");
+	if (!data || !json_object_is_type(data, json_type_object))
+		return;
+	json_object_object_foreach(data, key, val)
+	{
+		if (ends_with(key, "-secret") && json_object_is_type(val, json_type_string))
+			add_secret_ref(k, meta_ns(cm), json_object_get_string(val));
+	}
+}
+
+static int cmp_key(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+struct refs *refs_new(void)
+{
+	struct refs *r = xrealloc(NULL, sizeof(*r));
+	memset(r, 0, sizeof(*r));
+	pthread_mutex_init(&r->mu, NULL);
+	atomic_init(&r->ignored, 0);
+	return r;
+}
+
+static void free_keys(char **keys, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(keys[i]);
+	free(keys);
+}
+
+void refs_free(struct refs *r)
+{
+	if (!r)
+		return;
+	free_keys(r->keys, r->nkeys);
+	pthread_mutex_destroy(&r->mu);
+	free(r);
+}
+
+void refs_update(struct refs *r, const struct snapshot *snap)
+{
+	struct keyset k = {0};
+	for (size_t i = 0; i < snap->count[STORE_INGRESS]; i++)
+		ingress_refs(&k, snap->objs[STORE_INGRESS][i]);
+	for (size_t i = 0; i < snap->count[STORE_CONFIGMAP]; i++)
+		configmap_refs(&k, snap->objs[STORE_CONFIGMAP][i]);
+	if (k.n)
+		qsort(k.items, k.n, sizeof(*k.items), cmp_key);
+	pthread_mutex_lock(&r->mu);
+	char **old = r->keys;
+	size_t nold = r->nkeys;
+	r->keys = k.items;
+	r->nkeys = k.n;
+	r->ready = true;
+	pthread_mutex_unlock(&r->mu);
+	free_keys(old, nold);
+}
+
+/* Whether "type ns/name" is referenced; true until the first update. */
+static bool referenced(struct refs *r, char type, const char *ns, const char *name)
+{
+	char key[600];
+	if (!name)
+		return false;
+	snprintf(key, sizeof(key), "%c %s/%s", type, ns, name);
+	const char *kp = key;
+	pthread_mutex_lock(&r->mu);
+	bool hit = !r->ready ||
+	           (r->nkeys && bsearch(&kp, r->keys, r->nkeys, sizeof(*r->keys), cmp_key) != NULL);
+	pthread_mutex_unlock(&r->mu);
+	return hit;
+}
+
+static bool same(json_object *a, json_object *b, const char *key)
+{
+	return json_object_equal(get(a, key), get(b, key)) != 0;
+}
+
+/* Both versions exist and differ only in members compile does not read. */
+static bool unchanged(enum store_kind kind, json_object *old, json_object *obj)
+{
+	if (!old || !obj)
+		return false;
+	json_object *mo = get(old, "metadata"), *mn = get(obj, "metadata");
+	switch (kind) {
+	case STORE_INGRESS:
+		return same(old, obj, "spec") && same(mo, mn, "annotations") &&
+		       same(mo, mn, "uid") && same(mo, mn, "creationTimestamp") &&
+		       same(mo, mn, "deletionTimestamp");
+	case STORE_SERVICE:
+		return same(old, obj, "spec");
+	case STORE_ENDPOINT_SLICE:
+		return same(old, obj, "endpoints") && same(old, obj, "ports") &&
+		       same(old, obj, "addressType") && same(mo, mn, "labels");
+	case STORE_SECRET:
+		return same(old, obj, "type") && same(old, obj, "data") &&
+		       same(old, obj, "stringData");
+	default:
+		return false;
+	}
+}
+
+static const char *slice_service(json_object *slice)
+{
+	return str(get(get(slice, "metadata"), "labels"), "kubernetes.io/service-name");
+}
+
+static bool is_relevant(struct refs *r, enum store_kind kind, json_object *old, json_object *obj)
+{
+	if (unchanged(kind, old, obj))
+		return false;
+	json_object *any = obj ? obj : old;
+	const char *ns = meta_ns(any);
+	switch (kind) {
+	case STORE_SERVICE:
+		return referenced(r, 'S', ns, str(get(any, "metadata"), "name"));
+	case STORE_SECRET:
+		return referenced(r, 'X', ns, str(get(any, "metadata"), "name"));
+	case STORE_ENDPOINT_SLICE:
+		return (old && referenced(r, 'S', ns, slice_service(old))) ||
+		       (obj && referenced(r, 'S', ns, slice_service(obj)));
+	default:
+		return true;
+	}
+}
+
+bool refs_relevant(void *arg, enum store_kind kind, json_object *old, json_object *obj)
+{
+	struct refs *r = arg;
+	bool rel = is_relevant(r, kind, old, obj);
+	if (!rel)
+		atomic_fetch_add(&r->ignored, 1);
+	return rel;
+}
+
+uint64_t refs_ignored(const struct refs *r)
+{
+	return atomic_load(&((struct refs *)r)->ignored);
+}

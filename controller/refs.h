@@ -1,0 +1,36 @@
+/* controller/refs.h - which Services and Secrets the Ingresses reference, so
+ * that a change to an object nobody references (another team's Secret, an
+ * unrelated EndpointSlice) or a change compile does not read (an Ingress's
+ * status, a resourceVersion bump) triggers no recompile. */
+#ifndef WEIR_CONTROLLER_REFS_H
+#define WEIR_CONTROLLER_REFS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <json-c/json.h>
+
+#include "store.h"
+
+struct refs;
+
+/* An empty set that calls every change relevant until the first
+ * refs_update. Caller frees with refs_free; aborts on OOM. */
+struct refs *refs_new(void);
+void refs_free(struct refs *r);
+
+/* Rebuild the set from every Ingress (of any class: a superset is safe) and
+ * the weir ConfigMap in snap (borrowed for the call). Thread-safe. */
+void refs_update(struct refs *r, const struct snapshot *snap);
+
+/* store_relevant_cb: arg is a struct refs. True when the change can alter
+ * the compiled table. Every change it calls irrelevant bumps a counter. */
+bool refs_relevant(void *arg, enum store_kind kind, json_object *old, json_object *obj);
+
+/* Number of changes called irrelevant so far. A caller that takes a
+ * snapshot, compiles and then calls refs_update compares this counter
+ * before the snapshot and after the update: if it moved, a change may have
+ * been judged by the older set and a new compile is due. */
+uint64_t refs_ignored(const struct refs *r);
+
+#endif

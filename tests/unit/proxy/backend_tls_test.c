@@ -1,0 +1,137 @@
+/* tests/unit/proxy/backend_tls_test.c - backend TLS profiles in the proxy:
+ * the name an upstream connection is verified and SNI'd with, one client
+ * context per profile with a content id that tells profiles apart, and the
+ * error that refuses a table whose profile does not load. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend_tls.h"
+#include "check.h"
+#include "error.h"
+
+static const char CERT_PEM[] = "-----BEGIN CERTIFICATE-----\n"
+                               "MIIBrzCCAVSgAwIBAgIUIrN4n0GsQu5WyVeoCJsIEU5nv3owCgYIKoZIzj0EAwIw\n"
+                               "HTEbMBkGA1UEAwwSc2VjdXJlLmV4YW1wbGUuY29tMB4XDTI2MTEyMzAxNDUzOFoX\n"
+                               "DTM2MTEyMDAxNDUzOFowHTEbMBkGA1UEAwwSc2VjdXJlLmV4YW1wbGUuY29tMFkw\n"
+                               "EwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEYoAZl0vKgBUukprCSnkLPwkDlpJt/wBU\n"
+                               "97rDfJXQiRnqQakvI4q5xGlosfCu+YOQosMUj3lAxRB+WwOXtcm2mKNyMHAwHQYD\n"
+                               "VR0OBBYEFIXWAoBmHAWhs16GJJG9f44mWn76MB8GA1UdIwQYMBaAFIXWAoBmHAWh\n"
+                               "s16GJJG9f44mWn76MA8GA1UdEwEB/wQFMAMBAf8wHQYDVR0RBBYwFIISc2VjdXJl\n"
+                               "LmV4YW1wbGUuY29tMAoGCCqGSM49BAMCA0kAMEYCIQDjRV88RKiI/y9SFE1SfZjA\n"
+                               "d0HaSLBGKoNQLA/3CGuK5wIhAK4R41ELH3tnK6b+q88F2imKZTFX5Zf6LEv8IEb4\n"
+                               "0/ts\n"
+                               "-----END CERTIFICATE-----\n";
+static const char KEY_PEM[] = "-----BEGIN PRIVATE KEY-----\n"
+                              "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg5gxM7vC8+ZOZqBDB\n"
+                              "dcuQePgXLn12v+EpuDsNdg8SDWWhRANCAARigBmXS8qAFS6SmsJKeQs/CQOWkm3/\n"
+                              "AFT3usN8ldCJGepBqS8jirnEaWix8K75g5CiwxSPeUDFEH5bA5e1ybaY\n"
+                              "-----END PRIVATE KEY-----\n";
+
+static void test_name(void)
+{
+	char out[256];
+	struct route_backend_tls named = {.profile = 0, .name = "backend.internal"};
+	struct route_backend_tls dflt = {.profile = 0};
+	backend_tls_name(&named, "www.example.com", 15, "10.0.0.1", out, sizeof(out));
+	CHECK_STR(out, "backend.internal");
+	backend_tls_name(&dflt, "Backend.Test:8443", 17, "10.0.0.1", out, sizeof(out));
+	CHECK_STR(out, "backend.test");
+	backend_tls_name(&dflt, "backend.test.", 13, "10.0.0.1", out, sizeof(out));
+	CHECK_STR(out, "backend.test");
+	backend_tls_name(&dflt, "[::1]:443", 9, "10.0.0.1", out, sizeof(out));
+	CHECK_STR(out, "::1");
+	/* no Host: the endpoint address */
+	backend_tls_name(&dflt, NULL, 0, "10.0.0.1", out, sizeof(out));
+	CHECK_STR(out, "10.0.0.1");
+	/* a Host no certificate name can match: none (verification then fails closed) */
+	backend_tls_name(&dflt, "a b", 3, "10.0.0.1", out, sizeof(out));
+	CHECK_STR(out, "");
+	backend_tls_name(&dflt, "[::1", 4, "10.0.0.1", out, sizeof(out));
+	CHECK_STR(out, "");
+	/* only the length given counts */
+	backend_tls_name(&dflt, "a.test:80 trailing", 9, "10.0.0.1", out, sizeof(out));
+	CHECK_STR(out, "a.test");
+}
+
+static void test_set(void)
+{
+	struct route_table *rt = route_table_new();
+	if (!rt)
+		return;
+	rt->backend_tls = calloc(3, sizeof(*rt->backend_tls));
+	rt->nbackend_tls = 3;
+	struct route_backend_tls_profile *b = rt->backend_tls;
+	b[0] = (struct route_backend_tls_profile){
+	    .name = strdup("ns/ca"), .verify = true, .verify_depth = 1, .ca_pem = strdup(CERT_PEM)};
+	b[1] = (struct route_backend_tls_profile){
+	    .name = strdup("ns/ca"), .verify = true, .verify_depth = 1, .ca_pem = strdup(CERT_PEM)};
+	b[2] = (struct route_backend_tls_profile){.name = strdup("ns/client"),
+	                                          .verify_depth = 1,
+	                                          .protocols = strdup("TLSv1.3"),
+	                                          .cert_pem = strdup(CERT_PEM),
+	                                          .key_pem = strdup(KEY_PEM)};
+	struct backend_tls_set *set = NULL;
+	char err[256] = "";
+	CHECK_INT(backend_tls_set_new(rt, &set, err, sizeof(err)), 0);
+	CHECK(set != NULL);
+	SSL_CTX *c0, *c1, *c2, *none;
+	const char *id0, *id1, *id2, *idn;
+	backend_tls_profile(set, 0, &c0, &id0);
+	backend_tls_profile(set, 1, &c1, &id1);
+	backend_tls_profile(set, 2, &c2, &id2);
+	backend_tls_profile(set, 3, &none, &idn);
+	CHECK(c0 && c1 && c2 && c0 != c1);
+	CHECK(none == NULL && strcmp(idn, "") == 0);
+	CHECK_INT(strlen(id0), BACKEND_TLS_ID_LEN - 1);
+	CHECK_STR(id0, id1); /* equal content, equal id */
+	CHECK(strcmp(id0, id2) != 0);
+	CHECK(backend_tls_verifies(set, 0));
+	CHECK(!backend_tls_verifies(set, 2));
+	CHECK(!backend_tls_verifies(set, -1));
+	CHECK_INT(SSL_CTX_get_verify_mode(c0), SSL_VERIFY_PEER);
+	CHECK_INT(SSL_CTX_get_verify_mode(c2), SSL_VERIFY_NONE);
+	CHECK_INT(SSL_CTX_get_min_proto_version(c2), TLS1_3_VERSION);
+	CHECK(SSL_CTX_get0_certificate(c2) != NULL);
+	backend_tls_set_free(set);
+
+	/* Anything else than what profile 0 verifies with changes the id. */
+	free(b[1].ca_pem);
+	b[1].ca_pem = NULL;
+	b[1].verify = false;
+	set = NULL;
+	CHECK_INT(backend_tls_set_new(rt, &set, err, sizeof(err)), 0);
+	backend_tls_profile(set, 0, &c0, &id0);
+	backend_tls_profile(set, 1, &c1, &id1);
+	CHECK(set && strcmp(id0, id1) != 0);
+	backend_tls_set_free(set);
+
+	/* A profile whose PEM does not load refuses the table, named by index. */
+	free(b[1].ca_pem);
+	b[1].ca_pem = strdup("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n");
+	set = NULL;
+	CHECK_INT(backend_tls_set_new(rt, &set, err, sizeof(err)), WEIR_ETLS);
+	CHECK(set == NULL);
+	CHECK(strncmp(err, "backend_tls[1].ca_pem: bad CA certificate (ns/ca): ", 51) == 0);
+	/* A client key that is not the certificate's. */
+	free(b[1].ca_pem);
+	b[1].ca_pem = NULL;
+	b[1].cert_pem = strdup(CERT_PEM);
+	b[1].key_pem = strdup("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n");
+	CHECK_INT(backend_tls_set_new(rt, &set, err, sizeof(err)), WEIR_ETLS);
+	CHECK(strncmp(err, "backend_tls[1].key_pem: bad client private key (ns/ca): ", 56) == 0);
+	route_table_free(rt);
+
+	/* No profile, no set. */
+	rt = route_table_new();
+	set = (struct backend_tls_set *)rt;
+	CHECK_INT(backend_tls_set_new(rt, &set, err, sizeof(err)), 0);
+	CHECK(set == NULL);
+	route_table_free(rt);
+}
+
+int main(void)
+{
+	test_name();
+	test_set();
+	return check_finish("backend_tls_test");
+}
