@@ -1210,10 +1210,6 @@ static const struct {
 	const char *name;
 	const char *inert;
 } unenforced[] = {
-    {"auth-keepalive", NULL},
-    {"auth-keepalive-requests", NULL},
-    {"auth-keepalive-share-vars", NULL},
-    {"auth-keepalive-timeout", NULL},
     {"auth-proxy-set-headers", NULL},
     {"enable-modsecurity", "false"},
     {"enable-owasp-core-rules", "false"},

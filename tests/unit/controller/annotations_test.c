@@ -261,8 +261,6 @@ static void resolve(void)
 	    "{\"weir.dev/auth-url\":\"http://10.0.0.1/\","
 	    "\"weir.dev/auth-cache-duration\":\"200 202 5 minutes\"}",
 	    "{\"weir.dev/auth-url\":\"http://10.0.0.1/\","
-	    "\"weir.dev/auth-keepalive\":\"10\"}",
-	    "{\"weir.dev/auth-url\":\"http://10.0.0.1/\","
 	    "\"weir.dev/auth-proxy-set-headers\":\"ns/cm\"}",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -276,6 +274,18 @@ static void resolve(void)
 		annotation_issues_cleanup(&is);
 		json_object_put(o);
 	}
+	/* auth-keepalive only tunes connection reuse: reported, not fatal. */
+	o = ann("{\"weir.dev/auth-url\":\"http://10.0.0.1/\","
+	        "\"weir.dev/auth-keepalive\":\"10\"}");
+	CHECK_INT(annotations_parse(o, 30000, &a, &is), 0);
+	CHECK_INT(is.n, 1);
+	if (is.n == 1) {
+		CHECK(!is.items[0].fatal);
+		CHECK_STR(is.items[0].reason, "UnknownAnnotation");
+	}
+	annotations_cleanup(&a);
+	annotation_issues_cleanup(&is);
+	json_object_put(o);
 }
 
 /* auth-url and friends (forward authentication): values, the copy, and
