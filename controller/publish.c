@@ -166,7 +166,9 @@ int publisher_publish(struct publisher *p, struct route_table *t, bool *written)
 	snprintf(path, sizeof(path), "%s/%s", p->dir, ROUTE_TABLE_FILE);
 	snprintf(tmp, sizeof(tmp), "%s/.%s.tmp.%ld", p->dir, ROUTE_TABLE_FILE, (long)getpid());
 	rc = WEIR_EIO;
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	/* The table holds TLS private keys and password hashes: owner and group
+	 * only (the chart runs both containers as one user and group). */
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
 	if (fd < 0) {
 		log_error("controller.publish", "open %s: %s", tmp, strerror(errno));
 		goto out;

@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -49,6 +50,9 @@ int main(void)
 	CHECK_INT(publisher_publish(p, t, &written), 0);
 	CHECK(written);
 	CHECK_INT(publisher_generation(p), 1);
+	struct stat st;
+	CHECK_INT(stat(path, &st), 0);
+	CHECK_INT(st.st_mode & 0777 & ~0640, 0); /* keys and hashes: not world-readable */
 	CHECK_INT(publisher_publish(p, t, &written), 0);
 	CHECK(!written); /* unchanged: nothing written */
 	CHECK_INT(publisher_generation(p), 1);
