@@ -1210,6 +1210,7 @@ static const struct {
 	const char *name;
 	const char *inert;
 } unenforced[] = {
+    /* clang-format off */
     {"auth-proxy-set-headers", NULL},
     {"enable-modsecurity", "false"},
     {"enable-owasp-core-rules", "false"},
@@ -1218,6 +1219,7 @@ static const struct {
     {"satisfy", "all"},
     {"secure-verify-ca-secret", NULL},
     {"ssl-ciphers", NULL},
+    /* clang-format on */
 };
 
 bool annotations_is_unenforced_security(const char *suffix, const char *value)
