@@ -634,14 +634,86 @@ static void ssl_error_text(char *buf, size_t len)
 	ERR_clear_error();
 }
 
+/* Put a PEM certificate (the leaf, then its chain) and its private key into
+ * ctx; both texts already checked as UTF-8. client says which words the
+ * errors use ("client certificate" for a backend profile). field names
+ * cert_pem or key_pem on failure. Returns 0, WEIR_ETLS or WEIR_ENOMEM. */
+static int use_cert_and_key(SSL_CTX *ctx, const char *name, bool client, const char *cert_pem,
+                            const char *key_pem, char *field, size_t fieldlen, char *err,
+                            size_t errlen)
+{
+	int rc = WEIR_ETLS;
+	char why[200];
+	const char *c = client ? "client " : "";
+	X509 *x = NULL;
+	EVP_PKEY *key = NULL;
+	set_field(field, fieldlen, "cert_pem");
+	BIO *bio = BIO_new_mem_buf(cert_pem, -1);
+	if (!bio)
+		goto oom;
+	x = PEM_read_bio_X509_AUX(bio, NULL, NULL, NULL);
+	if (!x || SSL_CTX_use_certificate(ctx, x) != 1) {
+		ssl_error_text(why, sizeof(why));
+		snprintf(err, errlen, "bad %scertificate (%s): %s", c, name, why);
+		goto out;
+	}
+	/* The rest of the PEM is the chain, leaf first. */
+	for (;;) {
+		X509 *ca = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+		if (!ca)
+			break;
+		if (SSL_CTX_add0_chain_cert(ctx, ca) != 1) {
+			X509_free(ca);
+			ssl_error_text(why, sizeof(why));
+			snprintf(err, errlen, "bad %s (%s): %s",
+			         client ? "client certificate chain" : "chain", name, why);
+			goto out;
+		}
+	}
+	ERR_clear_error(); /* the end of the PEM stream queues a "no start line" */
+	BIO_free(bio);
+	set_field(field, fieldlen, "key_pem");
+	bio = BIO_new_mem_buf(key_pem, -1);
+	if (!bio)
+		goto oom;
+	key = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
+	if (!key) {
+		ssl_error_text(why, sizeof(why));
+		snprintf(err, errlen, "bad %sprivate key (%s): %s", c, name, why);
+		goto out;
+	}
+	if (X509_check_private_key(x, key) != 1 ||
+	    (client && SSL_CTX_use_PrivateKey(ctx, key) != 1)) {
+		ERR_clear_error();
+		snprintf(err, errlen,
+		         client ? "client private key does not match its certificate (%s)"
+		                : "private key does not match the certificate (%s)",
+		         name);
+		goto out;
+	}
+	if (!client &&
+	    (SSL_CTX_use_PrivateKey(ctx, key) != 1 || SSL_CTX_check_private_key(ctx) != 1)) {
+		ssl_error_text(why, sizeof(why));
+		snprintf(err, errlen, "unusable private key (%s): %s", name, why);
+		goto out;
+	}
+	rc = 0;
+	goto out;
+oom:
+	snprintf(err, errlen, "out of memory");
+	rc = WEIR_ENOMEM;
+out:
+	EVP_PKEY_free(key);
+	X509_free(x);
+	BIO_free(bio);
+	return rc;
+}
+
 int route_validate_cert(const char *name, const char *cert_pem, const char *key_pem, SSL_CTX **out,
                         char *field, size_t fieldlen, char *err, size_t errlen)
 {
 	int rc = WEIR_ETLS;
 	char why[200];
-	BIO *bio = NULL;
-	X509 *x = NULL;
-	EVP_PKEY *key = NULL;
 	SSL_CTX *ctx = NULL;
 	if (!name)
 		name = "";
@@ -664,62 +736,12 @@ int route_validate_cert(const char *name, const char *cert_pem, const char *key_
 		rc = WEIR_ENOMEM;
 		goto out;
 	}
-	bio = BIO_new_mem_buf(cert_pem, -1);
-	if (!bio)
-		goto oom;
-	x = PEM_read_bio_X509_AUX(bio, NULL, NULL, NULL);
-	if (!x || SSL_CTX_use_certificate(ctx, x) != 1) {
-		ssl_error_text(why, sizeof(why));
-		snprintf(err, errlen, "bad certificate (%s): %s", name, why);
-		goto out;
-	}
-	/* The rest of the PEM is the chain, leaf first. */
-	for (;;) {
-		X509 *ca = PEM_read_bio_X509(bio, NULL, NULL, NULL);
-		if (!ca)
-			break;
-		if (SSL_CTX_add0_chain_cert(ctx, ca) != 1) {
-			X509_free(ca);
-			ssl_error_text(why, sizeof(why));
-			snprintf(err, errlen, "bad chain (%s): %s", name, why);
-			goto out;
-		}
-	}
-	ERR_clear_error(); /* the end of the PEM stream queues a "no start line" */
-	BIO_free(bio);
-	set_field(field, fieldlen, "key_pem");
-	bio = BIO_new_mem_buf(key_pem, -1);
-	if (!bio)
-		goto oom;
-	key = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
-	if (!key) {
-		ssl_error_text(why, sizeof(why));
-		snprintf(err, errlen, "bad private key (%s): %s", name, why);
-		goto out;
-	}
-	if (X509_check_private_key(x, key) != 1) {
-		ERR_clear_error();
-		snprintf(err, errlen, "private key does not match the certificate (%s)", name);
-		goto out;
-	}
-	if (SSL_CTX_use_PrivateKey(ctx, key) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
-		ssl_error_text(why, sizeof(why));
-		snprintf(err, errlen, "unusable private key (%s): %s", name, why);
-		goto out;
-	}
-	if (out) {
+	rc = use_cert_and_key(ctx, name, false, cert_pem, key_pem, field, fieldlen, err, errlen);
+	if (rc == 0 && out) {
 		*out = ctx;
 		ctx = NULL;
 	}
-	rc = 0;
-	goto out;
-oom:
-	snprintf(err, errlen, "out of memory");
-	rc = WEIR_ENOMEM;
 out:
-	EVP_PKEY_free(key);
-	X509_free(x);
-	BIO_free(bio);
 	SSL_CTX_free(ctx);
 	return rc;
 }
@@ -921,8 +943,6 @@ int route_validate_backend_tls_ctx(const struct route_backend_tls_profile *b, SS
 	char why[200];
 	const char *name = b->name ? b->name : "";
 	BIO *bio = NULL;
-	X509 *x = NULL;
-	EVP_PKEY *key = NULL;
 	SSL_CTX *ctx = NULL;
 	if (route_validate_backend_tls_profile(b, field, fieldlen, err, errlen) != 0)
 		return WEIR_EINVAL;
@@ -998,45 +1018,10 @@ int route_validate_backend_tls_ctx(const struct route_backend_tls_profile *b, SS
 			         name);
 			goto out;
 		}
-		bio = BIO_new_mem_buf(b->cert_pem, -1);
-		if (!bio)
-			goto oom;
-		x = PEM_read_bio_X509_AUX(bio, NULL, NULL, NULL);
-		if (!x || SSL_CTX_use_certificate(ctx, x) != 1) {
-			ssl_error_text(why, sizeof(why));
-			snprintf(err, errlen, "bad client certificate (%s): %s", name, why);
+		rc = use_cert_and_key(ctx, name, true, b->cert_pem, b->key_pem, field, fieldlen,
+		                      err, errlen);
+		if (rc != 0)
 			goto out;
-		}
-		for (;;) {
-			X509 *ca = PEM_read_bio_X509(bio, NULL, NULL, NULL);
-			if (!ca)
-				break;
-			if (SSL_CTX_add0_chain_cert(ctx, ca) != 1) {
-				X509_free(ca);
-				ssl_error_text(why, sizeof(why));
-				snprintf(err, errlen, "bad client certificate chain (%s): %s", name,
-				         why);
-				goto out;
-			}
-		}
-		ERR_clear_error();
-		BIO_free(bio);
-		set_field(field, fieldlen, "key_pem");
-		bio = BIO_new_mem_buf(b->key_pem, -1);
-		if (!bio)
-			goto oom;
-		key = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
-		if (!key) {
-			ssl_error_text(why, sizeof(why));
-			snprintf(err, errlen, "bad client private key (%s): %s", name, why);
-			goto out;
-		}
-		if (X509_check_private_key(x, key) != 1 || SSL_CTX_use_PrivateKey(ctx, key) != 1) {
-			ERR_clear_error();
-			snprintf(err, errlen,
-			         "client private key does not match its certificate (%s)", name);
-			goto out;
-		}
 	}
 	if (out) {
 		*out = ctx;
@@ -1048,8 +1033,6 @@ oom:
 	snprintf(err, errlen, "out of memory");
 	rc = WEIR_ENOMEM;
 out:
-	EVP_PKEY_free(key);
-	X509_free(x);
 	BIO_free(bio);
 	SSL_CTX_free(ctx);
 	return rc;
