@@ -829,16 +829,22 @@ static bool is_dns_name(const char *v, size_t n, bool label)
 	return true;
 }
 
+/* A Secret reference: "name" (unless need_ns) or "namespace/name". */
+static bool secret_ref_ok(const char *v, bool need_ns)
+{
+	const char *slash = strchr(v, '/');
+	if (!slash)
+		return !need_ns && is_dns_name(v, strlen(v), false);
+	return is_dns_name(v, (size_t)(slash - v), true) &&
+	       is_dns_name(slash + 1, strlen(slash + 1), false);
+}
+
 static int h_auth_secret(struct pctx *c, const char *v)
 {
 	int rc = set_str(&c->a->auth_secret_key, c->key);
 	if (rc)
 		return rc;
-	const char *slash = strchr(v, '/');
-	bool ok = slash ? is_dns_name(v, (size_t)(slash - v), true) &&
-	                      is_dns_name(slash + 1, strlen(slash + 1), false)
-	                : is_dns_name(v, strlen(v), false);
-	if (!ok)
+	if (!secret_ref_ok(v, false))
 		return fail(c->err, c->errlen, "\"%s\" is not a Secret name or namespace/name", v);
 	return set_str(&c->a->auth_secret, v);
 }
@@ -876,11 +882,7 @@ static int h_tls_secret(struct pctx *c, const char *v)
 	int rc = set_str(&c->a->tls_secret_key, c->key);
 	if (rc)
 		return rc;
-	const char *slash = strchr(v, '/');
-	bool ok = slash ? is_dns_name(v, (size_t)(slash - v), true) &&
-	                      is_dns_name(slash + 1, strlen(slash + 1), false)
-	                : is_dns_name(v, strlen(v), false);
-	if (!ok)
+	if (!secret_ref_ok(v, false))
 		return fail(c->err, c->errlen, "\"%s\" is not a Secret name or namespace/name", v);
 	return set_str(&c->a->tls_secret, v);
 }
@@ -1016,9 +1018,7 @@ static int h_pssl_secret(struct pctx *c, const char *v)
 	int rc = set_str(&c->a->proxy_ssl_secret_key, c->key);
 	if (rc)
 		return rc;
-	const char *slash = strchr(v, '/');
-	if (!slash || !is_dns_name(v, (size_t)(slash - v), true) ||
-	    !is_dns_name(slash + 1, strlen(slash + 1), false))
+	if (!secret_ref_ok(v, true))
 		return fail(c->err, c->errlen, "\"%s\" is not namespace/name of a Secret", v);
 	return set_str(&c->a->proxy_ssl_secret, v);
 }

@@ -976,6 +976,36 @@ out:
 
 /* ------------------------------------------------------------ client certificates */
 
+/* The Secret an annotation names ("name" or "namespace/name"), borrowed
+ * from the snapshot; NULL with a diagnostic on key when it is absent or in
+ * another namespace than the Ingress (ingress-nginx's default,
+ * allow-cross-namespace-resources: false; reason names that case).
+ * *sname gets "namespace/name" for messages (caller frees, also on NULL). */
+static json_object *annotation_secret(struct ctx *c, json_object *obj, const char *ref,
+                                      const char *key, const char *reason, char **sname)
+{
+	const char *ins = meta_ns(obj);
+	const char *slash = strchr(ref, '/');
+	char *ns = slash ? xasprintf("%.*s", (int)(slash - ref), ref) : xstrdup(ins);
+	const char *name = slash ? slash + 1 : ref;
+	json_object *sec = NULL;
+	*sname = xasprintf("%s/%s", ns, name);
+	if (strcmp(ns, ins) != 0) {
+		diag_add(c, "Ingress", obj, key, reason,
+		         "secret %s is in another namespace than the Ingress; cross-namespace "
+		         "references are refused; the Ingress's routes are dropped",
+		         *sname);
+		goto out;
+	}
+	sec = find_obj(c->snap, STORE_SECRET, ns, name);
+	if (!sec)
+		diag_add(c, "Ingress", obj, key, "SecretNotFound",
+		         "secret %s not found; the Ingress's routes are dropped", *sname);
+out:
+	free(ns);
+	return sec;
+}
+
 /* auth-tls-secret: the CA (ca.crt, and ca.crl when present) of the Secret
  * into t->cas, one entry per distinct content, and its index into
  * a->tls_auth.ca. false on any problem, with a diagnostic naming the key:
@@ -983,28 +1013,12 @@ out:
 static bool resolve_ca(struct ctx *c, json_object *obj, struct annotations *a)
 {
 	struct route_table *t = c->t;
-	const char *ins = meta_ns(obj);
-	const char *slash = strchr(a->tls_secret, '/');
-	char *ns =
-	    slash ? xasprintf("%.*s", (int)(slash - a->tls_secret), a->tls_secret) : xstrdup(ins);
-	const char *name = slash ? slash + 1 : a->tls_secret;
-	char *sname = xasprintf("%s/%s", ns, name);
-	char *ca = NULL, *crl = NULL;
+	char *sname = NULL, *ca = NULL, *crl = NULL;
 	bool ok = false;
-	if (strcmp(ns, ins) != 0) {
-		/* ingress-nginx's default (allow-cross-namespace-resources: false) */
-		diag_add(c, "Ingress", obj, a->tls_secret_key, "BadAuthTLSSecret",
-		         "secret %s is in another namespace than the Ingress; cross-namespace "
-		         "references are refused; the Ingress's routes are dropped",
-		         sname);
+	json_object *sec =
+	    annotation_secret(c, obj, a->tls_secret, a->tls_secret_key, "BadAuthTLSSecret", &sname);
+	if (!sec)
 		goto out;
-	}
-	json_object *sec = find_obj(c->snap, STORE_SECRET, ns, name);
-	if (!sec) {
-		diag_add(c, "Ingress", obj, a->tls_secret_key, "SecretNotFound",
-		         "secret %s not found; the Ingress's routes are dropped", sname);
-		goto out;
-	}
 	int r = secret_value(sec, "ca.crt", &ca);
 	if (r <= 0 || !*ca) {
 		diag_add(c, "Ingress", obj, a->tls_secret_key, "BadAuthTLSSecret",
@@ -1056,7 +1070,6 @@ out:
 	free(ca);
 	free(crl);
 	free(sname);
-	free(ns);
 	return ok;
 }
 
@@ -1065,29 +1078,14 @@ out:
  * key: the caller drops the Ingress (fail closed). */
 static bool resolve_auth(struct ctx *c, json_object *obj, struct annotations *a)
 {
-	const char *ins = meta_ns(obj);
-	const char *slash = strchr(a->auth_secret, '/');
-	char *ns =
-	    slash ? xasprintf("%.*s", (int)(slash - a->auth_secret), a->auth_secret) : xstrdup(ins);
-	const char *name = slash ? slash + 1 : a->auth_secret;
-	char *sname = xasprintf("%s/%s", ns, name);
+	char *sname = NULL;
 	struct auth_list l = {0};
 	char *text = NULL;
 	bool ok = false;
-	if (strcmp(ns, ins) != 0) {
-		/* ingress-nginx's default (allow-cross-namespace-resources: false) */
-		diag_add(c, "Ingress", obj, a->auth_secret_key, "BadAuthSecret",
-		         "secret %s is in another namespace than the Ingress; cross-namespace "
-		         "references are refused; the Ingress's routes are dropped",
-		         sname);
+	json_object *sec =
+	    annotation_secret(c, obj, a->auth_secret, a->auth_secret_key, "BadAuthSecret", &sname);
+	if (!sec)
 		goto out;
-	}
-	json_object *sec = find_obj(c->snap, STORE_SECRET, ns, name);
-	if (!sec) {
-		diag_add(c, "Ingress", obj, a->auth_secret_key, "SecretNotFound",
-		         "secret %s not found; the Ingress's routes are dropped", sname);
-		goto out;
-	}
 	if (a->auth_map) {
 		if (!auth_from_map(c, obj, a, sname, sec, &l))
 			goto out;
@@ -1117,7 +1115,6 @@ out:
 	auth_list_free(&l);
 	free(text);
 	free(sname);
-	free(ns);
 	return ok;
 }
 
@@ -1159,27 +1156,10 @@ static bool resolve_backend_tls(struct ctx *c, json_object *obj, struct annotati
 		if (pr->verify_depth == 1 && !pr->protocols && !pr->ciphers)
 			return true;
 	} else {
-		const char *slash = strchr(a->proxy_ssl_secret, '/');
-		char *ns =
-		    xasprintf("%.*s", (int)(slash - a->proxy_ssl_secret), a->proxy_ssl_secret);
-		sname = xstrdup(a->proxy_ssl_secret);
-		if (strcmp(ns, meta_ns(obj)) != 0) {
-			/* ingress-nginx's default (allow-cross-namespace-resources: false) */
-			diag_add(c, "Ingress", obj, key, "BadBackendTLSSecret",
-			         "secret %s is in another namespace than the Ingress; "
-			         "cross-namespace references are refused; the Ingress's routes are "
-			         "dropped",
-			         sname);
-			free(ns);
+		json_object *sec = annotation_secret(c, obj, a->proxy_ssl_secret, key,
+		                                     "BadBackendTLSSecret", &sname);
+		if (!sec)
 			goto out;
-		}
-		json_object *sec = find_obj(c->snap, STORE_SECRET, ns, slash + 1);
-		free(ns);
-		if (!sec) {
-			diag_add(c, "Ingress", obj, key, "SecretNotFound",
-			         "secret %s not found; the Ingress's routes are dropped", sname);
-			goto out;
-		}
 		static const char *const names[3] = {"ca.crt", "tls.crt", "tls.key"};
 		char **dst[3] = {&pr->ca_pem, &pr->cert_pem, &pr->key_pem};
 		for (size_t i = 0; i < 3; i++) {
