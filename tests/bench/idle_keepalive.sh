@@ -62,28 +62,10 @@ measure() { # name
 	local warm
 	warm=$($CLIENT warm "$port" 200 2>&1 | tail -n 1)
 	sleep 1
-	local before after fifo=$TMP/idle.fifo
-	before=$(rss_tree_kb "$PROXY_PID")
-	rm -f "$fifo"
-	mkfifo "$fifo"
-	$CLIENT idle "$port" "$N" <"$fifo" >"$TMP/idle.out" 2>&1 &
-	local cpid=$!
-	exec 3>"$fifo"
-	local end=$((SECONDS + 300))
-	while [ $SECONDS -lt $end ] && ! grep -q '^connected' "$TMP/idle.out" 2>/dev/null &&
-		kill -0 "$cpid" 2>/dev/null; do
-		sleep 0.2
-	done
-	sleep 2
-	after=$(rss_tree_kb "$PROXY_PID")
-	local n
-	n=$(awk '/^connected/ {print $2}' "$TMP/idle.out")
-	exec 3>&-
-	wait "$cpid" 2>/dev/null
-	if [ -n "$n" ] && [ "$n" -gt 0 ]; then
-		RES[$name]=$(awk -v a="$after" -v b="$before" -v n="$n" \
-			'BEGIN {printf "%.0f B/conn (%d conns, RSS %d -> %d kB)", (a - b) * 1024 / n, n, b, a}')
-		[ "$n" -lt "$N" ] && RES[$name]+=" only $n of $N: $(grep -v '^connected' "$TMP/idle.out" | head -n 1)"
+	idle_rss 300 $CLIENT idle "$port" "$N"
+	if [ "$IDLE_OPEN" -gt 0 ]; then
+		RES[$name]=$IDLE_MSG
+		[ "$IDLE_OPEN" -lt "$N" ] && RES[$name]+=" only $IDLE_OPEN of $N: $IDLE_OTHER"
 	else
 		RES[$name]="n/a (warm-up: $warm; $(head -n 1 "$TMP/idle.out"))"
 	fi

@@ -171,3 +171,38 @@ stop_proxy() {
 	PROXY_PID=0
 }
 
+# idle_rss WAIT_S CMD...: run CMD, a client that opens idle connections
+# through the proxy ($PROXY_PID), prints "connected N" once they are open
+# and holds them until its stdin closes; measure the proxy's RSS growth
+# meanwhile (waiting at most WAIT_S for the client), then let it go. Sets
+# IDLE_OPEN (connections held, 0 when none), IDLE_MSG ("X B/conn (...)")
+# and IDLE_OTHER (the client's first line other than "connected").
+idle_rss() {
+	local wait_s=$1
+	shift
+	local before after fifo=$TMP/idle.fifo
+	before=$(rss_tree_kb "$PROXY_PID")
+	rm -f "$fifo"
+	mkfifo "$fifo"
+	"$@" <"$fifo" >"$TMP/idle.out" 2>&1 &
+	local cpid=$!
+	exec 3>"$fifo"
+	local end=$((SECONDS + wait_s))
+	while [ $SECONDS -lt $end ] && ! grep -q '^connected' "$TMP/idle.out" 2>/dev/null &&
+		kill -0 "$cpid" 2>/dev/null; do
+		sleep 0.2
+	done
+	sleep 2
+	after=$(rss_tree_kb "$PROXY_PID")
+	IDLE_OPEN=$(awk '/^connected/ {print $2}' "$TMP/idle.out")
+	exec 3>&-
+	wait "$cpid" 2>/dev/null
+	IDLE_OTHER=$(grep -v '^connected' "$TMP/idle.out" | head -n 1)
+	if [ -n "$IDLE_OPEN" ] && [ "$IDLE_OPEN" -gt 0 ]; then
+		IDLE_MSG=$(awk -v a="$after" -v b="$before" -v n="$IDLE_OPEN" \
+			'BEGIN {printf "%.0f B/conn (%d conns, RSS %d -> %d kB)", (a - b) * 1024 / n, n, b, a}')
+	else
+		IDLE_OPEN=0
+		IDLE_MSG=
+	fi
+}

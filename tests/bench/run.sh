@@ -116,27 +116,10 @@ measure_ws() { # name (2 workers): echo rate, then idle memory
 		return
 	fi
 	sleep 1
-	local before after fifo=$TMP/idle.fifo
-	before=$(rss_tree_kb "$PROXY_PID")
-	rm -f "$fifo"; mkfifo "$fifo"
-	"$BUILD/bench/ws_client" idle "$port" /ws "$IDLE_N" <"$fifo" >"$TMP/idle.out" 2>&1 &
-	local cpid=$!
-	exec 3>"$fifo"
-	local end=$((SECONDS + 120))
-	while [ $SECONDS -lt $end ] && ! grep -q '^connected' "$TMP/idle.out" 2>/dev/null &&
-		kill -0 "$cpid" 2>/dev/null; do
-		sleep 0.2
-	done
-	sleep 2
-	after=$(rss_tree_kb "$PROXY_PID")
-	local n
-	n=$(awk '/^connected/ {print $2}' "$TMP/idle.out")
-	exec 3>&-
-	wait "$cpid" 2>/dev/null
-	if [ -n "$n" ] && [ "$n" -gt 0 ]; then
-		RES[$name,mem]=$(awk -v a="$after" -v b="$before" -v n="$n" \
-			'BEGIN {printf "%.0f B/conn (%d conns, RSS %d -> %d kB)", (a - b) * 1024 / n, n, b, a}')
-		[ "$n" -lt "$IDLE_N" ] && RES[$name,mem]+=" only $n of $IDLE_N opened: $(grep -v '^connected' "$TMP/idle.out" | head -n 1)"
+	idle_rss 120 "$BUILD/bench/ws_client" idle "$port" /ws "$IDLE_N"
+	if [ "$IDLE_OPEN" -gt 0 ]; then
+		RES[$name,mem]=$IDLE_MSG
+		[ "$IDLE_OPEN" -lt "$IDLE_N" ] && RES[$name,mem]+=" only $IDLE_OPEN of $IDLE_N opened: $IDLE_OTHER"
 	else
 		RES[$name,mem]="n/a ($(head -n 1 "$TMP/idle.out"))"
 	fi
