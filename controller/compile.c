@@ -364,7 +364,7 @@ static bool class_matches(json_object *ing, json_object *cls, const struct compi
 	const char *icn = jstr(jget(ing, "spec"), "ingressClassName");
 	const char *ann = jstr(jget(jget(ing, "metadata"), "annotations"), ANN_CLASS);
 	bool ours = true;
-	if (cls) {
+	if (cls && !o->take_over_class) {
 		const char *ctl = jstr(jget(cls, "spec"), "controller");
 		ours = ctl && strcmp(ctl, o->controller_name) == 0;
 	}

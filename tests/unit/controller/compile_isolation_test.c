@@ -108,7 +108,9 @@ static struct store *make_store(bool reverse)
 	return s;
 }
 
-static const struct compile_options OPTS = {"weir", "weir.dev/ingress-controller", false};
+static const struct compile_options OPTS = {.ingress_class = "weir",
+                                            .controller_name = "weir.dev/ingress-controller",
+                                            .allow_loopback = false};
 
 static char *compile_text(struct store *s, const struct compile_options *o, struct diag_list *d,
                           struct route_table **keep)
@@ -332,6 +334,33 @@ static void append_and_classes(void)
 	store_free(s);
 }
 
+/* The Ingresses whose status is written: with take_over_class the class
+ * named by ingress_class is ours although another controller owns it. */
+static void take_over_status(void)
+{
+	struct store *s = make_store(false);
+	json_object *cls = json_tokener_parse("{\"metadata\":{\"name\":\"nginx\"},\"spec\":{"
+	                                      "\"controller\":\"k8s.io/ingress-nginx\"}}");
+	CHECK_INT(store_upsert(s, STORE_INGRESS_CLASS, cls), 0);
+	struct snapshot *snap = store_snapshot(s);
+	struct compile_options o = OPTS;
+	o.ingress_class = "nginx";
+	for (int take = 0; take <= 1; take++) {
+		char **names = NULL;
+		size_t n = 0;
+		o.take_over_class = take;
+		CHECK_INT(compile_class_ingresses(snap, &o, &names, &n), 0);
+		CHECK_INT(n, (size_t)take);
+		if (take && n == 1)
+			CHECK_STR(names[0], "default/elsewhere");
+		for (size_t i = 0; i < n; i++)
+			free(names[i]);
+		free(names);
+	}
+	snapshot_free(snap);
+	store_free(s);
+}
+
 static void empty(void)
 {
 	struct snapshot snap;
@@ -356,6 +385,7 @@ int main(void)
 	determinism();
 	content();
 	append_and_classes();
+	take_over_status();
 	empty();
 	return check_finish("compile_isolation_test");
 }
