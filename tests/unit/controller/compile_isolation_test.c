@@ -361,6 +361,59 @@ static void take_over_status(void)
 	store_free(s);
 }
 
+/* An ExternalName of localhost or a loopback literal is refused from the
+ * API (as ingress-nginx) and kept in --manifests mode. */
+static void external_loopback(void)
+{
+	static const char *const names[] = {"localhost", "127.0.0.2"};
+	for (size_t i = 0; i < 2; i++) {
+		struct store *s = store_new();
+		char svc[512];
+		snprintf(svc, sizeof(svc),
+		         "{\"metadata\":{\"name\":\"ext\",\"namespace\":\"default\"},"
+		         "\"spec\":{\"type\":\"ExternalName\",\"externalName\":\"%s\","
+		         "\"ports\":[{\"port\":80,\"targetPort\":8080}]}}",
+		         names[i]);
+		CHECK_INT(store_upsert(s, STORE_INGRESS_CLASS, json_tokener_parse(OBJS[0][1])), 0);
+		CHECK_INT(store_upsert(s, STORE_SERVICE, json_tokener_parse(svc)), 0);
+		CHECK_INT(
+		    store_upsert(s, STORE_INGRESS,
+		                 json_tokener_parse(
+		                     "{\"metadata\":{\"name\":\"ext\",\"namespace\":\"default\"},"
+		                     "\"spec\":{\"ingressClassName\":\"weir\",\"rules\":[{\"host\":"
+		                     "\"ext.example.com\",\"http\":{\"paths\":[{\"path\":\"/\","
+		                     "\"pathType\":\"Prefix\",\"backend\":{\"service\":{\"name\":"
+		                     "\"ext\",\"port\":{\"number\":80}}}}]}}]}}")),
+		    0);
+		for (int lo = 0; lo <= 1; lo++) {
+			struct compile_options o = OPTS;
+			o.allow_loopback = lo;
+			struct diag_list d = {0};
+			struct route_table *t = NULL;
+			free(compile_text(s, &o, &d, &t));
+			const struct route *r = t ? route_of(t, "ext.example.com", "/") : NULL;
+			CHECK(r != NULL && r->backend >= 0);
+			if (r && r->backend >= 0) {
+				const struct route_backend *b = &t->backends[r->backend];
+				CHECK((find_diag(&d, "LoopbackEndpoint") != NULL) == !lo);
+				if (!lo)
+					CHECK(b->external_name == NULL && b->nendpoints == 0);
+				else if (i == 0)
+					CHECK(b->external_name &&
+					      strcmp(b->external_name, "localhost") == 0 &&
+					      b->external_port == 8080);
+				else
+					CHECK(!b->external_name && b->nendpoints == 1 &&
+					      strcmp(b->endpoints[0].address, "127.0.0.2") == 0 &&
+					      b->endpoints[0].port == 8080);
+			}
+			route_table_free(t);
+			diag_list_cleanup(&d);
+		}
+		store_free(s);
+	}
+}
+
 static void empty(void)
 {
 	struct snapshot snap;
@@ -386,6 +439,7 @@ int main(void)
 	content();
 	append_and_classes();
 	take_over_status();
+	external_loopback();
 	empty();
 	return check_finish("compile_isolation_test");
 }
