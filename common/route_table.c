@@ -190,6 +190,7 @@ void route_table_free(struct route_table *t)
 		for (size_t j = 0; j < b->nendpoints; j++)
 			free(b->endpoints[j].address);
 		free(b->endpoints);
+		free(b->external_name);
 		free(b->name);
 	}
 	free(t->backends);
@@ -1200,7 +1201,8 @@ static int parse_hosts(struct parser *p, json_object *root, struct route_table *
 }
 
 static const char *const endpoint_keys[] = {"address", "port", "weight", "draining", NULL};
-static const char *const backend_keys[] = {"name", "endpoints", NULL};
+static const char *const backend_keys[] = {"name", "endpoints", "external_name", "external_port",
+                                           NULL};
 
 static int parse_endpoint(struct parser *p, json_object *obj, const char *path,
                           struct route_endpoint *e)
@@ -1231,6 +1233,25 @@ static int parse_endpoint(struct parser *p, json_object *obj, const char *path,
 	return 0;
 }
 
+/* external_name and external_port of backend b (ne endpoints listed). */
+static int parse_external(struct parser *p, json_object *b, const char *path, size_t ne,
+                          struct route_backend *be)
+{
+	int64_t port = 0;
+	char kp[PATH_MAX_LEN], field[32], why[256];
+	int rc;
+	if ((rc = opt_str(p, b, path, "external_name", STR_NULLABLE, &be->external_name)) != 0 ||
+	    (rc = opt_int(p, b, path, "external_port", 0, 65535, &port, NULL)) != 0)
+		return rc;
+	be->external_port = (uint16_t)port;
+	if (route_validate_external(be->external_name, be->external_port, ne, field, sizeof(field),
+	                            why, sizeof(why)) != 0) {
+		path_key(kp, path, field);
+		return fail(p, WEIR_EINVAL, kp, "%s", why);
+	}
+	return 0;
+}
+
 static int parse_backends(struct parser *p, json_object *root, struct route_table *t)
 {
 	json_object *arr, *b, *eps;
@@ -1250,7 +1271,8 @@ static int parse_backends(struct parser *p, json_object *root, struct route_tabl
 		    (rc = elem_object(p, arr, i, ep, &b)) != 0 ||
 		    (rc = check_keys(p, b, ep, backend_keys)) != 0 ||
 		    (rc = opt_str(p, b, ep, "name", 0, &be->name)) != 0 ||
-		    (rc = opt_array(p, b, ep, "endpoints", &eps, &ne)) != 0)
+		    (rc = opt_array(p, b, ep, "endpoints", &eps, &ne)) != 0 ||
+		    (rc = parse_external(p, b, ep, ne, be)) != 0)
 			return rc;
 		if (ne == 0)
 			continue;
@@ -2116,6 +2138,8 @@ static void w_table(struct writer *w, const struct route_table *t)
 			w_close_obj(w, e);
 		}
 		w_close_arr(w, b);
+		w_str_d(w, "external_name", bk->external_name, NULL);
+		w_int_d(w, "external_port", bk->external_port, 0);
 		w_close_obj(w, o);
 	}
 	w_close_arr(w, a);

@@ -249,6 +249,10 @@ struct route_backend {
 	char *name; /* "namespace/service:port", unique in the table */
 	size_t nendpoints;
 	struct route_endpoint *endpoints; /* sorted by address, then port */
+	/* A Service of type ExternalName: the DNS name the proxy resolves (then
+	 * endpoints is empty) and the port it connects to; NULL and 0 else. */
+	char *external_name;
+	uint16_t external_port;
 };
 
 struct route_cert {

@@ -239,6 +239,39 @@ int route_validate_address(const char *s, char *err, size_t errlen)
 	return fail(err, errlen, "%s is not an IP address", q);
 }
 
+int route_validate_external(const char *name, unsigned port, size_t nendpoints, char *field,
+                            size_t fieldlen, char *err, size_t errlen)
+{
+	char q[96], host[ROUTE_HOST_MAX + 2];
+	unsigned char buf[16];
+	if (!name) {
+		set_field(field, fieldlen, "external_port");
+		return port ? fail(err, errlen, "set without external_name") : 0;
+	}
+	set_field(field, fieldlen, "external_name");
+	route_validate_quote(name, q, sizeof(q));
+	size_t n = strlen(name);
+	if (n > 0 && name[n - 1] == '.')
+		n--; /* a fully qualified name: no search domains */
+	if (n == 0 || n > ROUTE_HOST_MAX)
+		return fail(err, errlen, "%s is not a DNS name", q);
+	memcpy(host, name, n);
+	host[n] = '\0';
+	if (inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1)
+		return fail(err, errlen, "%s is an IP address: list it as an endpoint", q);
+	if (strchr(host, '*') || route_validate_host(host, ROUTE_HOST_EXACT, NULL, 0) != 0)
+		return fail(err, errlen, "%s is not a DNS name", q);
+	if (port < 1 || port > 65535) {
+		set_field(field, fieldlen, "external_port");
+		return fail(err, errlen, "must be 1..65535 with external_name");
+	}
+	if (nendpoints) {
+		set_field(field, fieldlen, "endpoints");
+		return fail(err, errlen, "must be empty with external_name");
+	}
+	return 0;
+}
+
 pcre2_code *route_regex_compile(const char *pattern, char *err, size_t errlen)
 {
 	int ecode;

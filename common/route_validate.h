@@ -55,6 +55,15 @@ int route_validate_host(const char *name, int flags, char *err, size_t errlen);
 /* An endpoint address: an IPv4 or IPv6 literal (inet_pton). */
 int route_validate_address(const char *s, char *err, size_t errlen);
 
+/* The ExternalName of a backend (name NULL: none), its port and how many
+ * endpoints the backend lists. name is a DNS name as ROUTE_HOST_EXACT
+ * allows, with an optional trailing dot, and not an IP literal; it comes
+ * with a port 1..65535 and no endpoint. Without a name the port is 0. On
+ * failure field (size fieldlen) is "external_name", "external_port" or
+ * "endpoints". */
+int route_validate_external(const char *name, unsigned port, size_t nendpoints, char *field,
+                            size_t fieldlen, char *err, size_t errlen);
+
 /* The PCRE2 pattern of a regex route compiled as the proxy matches it
  * (caseless, anchored at the start of the path). Returns the code (caller
  * frees with pcre2_code_free) or NULL with the reason in err: "bad regex:

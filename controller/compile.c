@@ -364,7 +364,7 @@ static bool class_matches(json_object *ing, json_object *cls, const struct compi
 	const char *icn = jstr(jget(ing, "spec"), "ingressClassName");
 	const char *ann = jstr(jget(jget(ing, "metadata"), "annotations"), ANN_CLASS);
 	bool ours = true;
-	if (cls) {
+	if (cls && !o->take_over_class) {
 		const char *ctl = jstr(jget(cls, "spec"), "controller");
 		ours = ctl && strcmp(ctl, o->controller_name) == 0;
 	}
@@ -578,6 +578,52 @@ static json_object *service_port(json_object *svc, long number, const char *pnam
 	return NULL;
 }
 
+/* Service svc of type ExternalName as backend b, on port (its targetPort;
+ * -1 when that is a name). An IP literal becomes b's one endpoint, a DNS
+ * name b's external_name for the proxy to resolve. Loopback names are
+ * refused outside --manifests mode, as ingress-nginx refuses them. Returns
+ * 0, or -1 with a diagnostic on ing and b left without endpoints (503). */
+static int external_backend(struct ctx *c, json_object *ing, const char *field, json_object *svc,
+                            long port, struct route_backend *b)
+{
+	const char *ns = meta_ns(svc), *sname = meta_name(svc);
+	const char *ext = jstr(jget(svc, "spec"), "externalName");
+	char why[256];
+	if (!ext || !*ext) {
+		diag_add(c, "Ingress", ing, field, "ServiceNotFound",
+		         "service %s/%s of type ExternalName has no externalName", ns, sname);
+		return -1;
+	}
+	if (port < 1 || port > 65535) {
+		diag_add(c, "Ingress", ing, field, "ServiceNotFound",
+		         "service %s/%s of type ExternalName: its targetPort must be a number "
+		         "1..65535",
+		         ns, sname);
+		return -1;
+	}
+	if ((strcmp(ext, "localhost") == 0 || strcmp(ext, "localhost.") == 0 ||
+	     (is_ip(ext) && is_loopback(ext))) &&
+	    !c->o->allow_loopback) {
+		diag_add(c, "Ingress", ing, field, "LoopbackEndpoint",
+		         "service %s/%s: ExternalName %s is a loopback name", ns, sname, ext);
+		return -1;
+	}
+	if (is_ip(ext)) {
+		size_t cap = 0;
+		add_endpoint(b, &cap, ext, (int)port, false);
+		return 0;
+	}
+	char f[32];
+	if (route_validate_external(ext, (unsigned)port, 0, f, sizeof(f), why, sizeof(why)) != 0) {
+		diag_add(c, "Ingress", ing, field, "ServiceNotFound",
+		         "service %s/%s: ExternalName %s", ns, sname, why);
+		return -1;
+	}
+	b->external_name = xstrdup(ext);
+	b->external_port = (uint16_t)port;
+	return 0;
+}
+
 /* Resolve one Ingress backend (spec.defaultBackend or a path's backend:
  * {"service":{"name":..,"port":{"number":..}|{"name":..}}}) to a table
  * backend index. -1 with a diagnostic on ing when it cannot be served. */
@@ -620,12 +666,15 @@ static int resolve_backend(struct ctx *c, json_object *ing, const struct annotat
 		goto unavailable;
 	}
 	const char *type = jstr(jget(svc, "spec"), "type");
-	if (type && strcmp(type, "ExternalName") == 0) {
-		diag_add(c, "Ingress", ing, field, "ServiceNotFound",
-		         "service %s/%s is of type ExternalName (not supported)", ns, sname);
-		goto unavailable;
-	}
+	bool external = type && strcmp(type, "ExternalName") == 0;
 	json_object *sp = service_port(svc, number, pname);
+	if (external && !sp && number && !jlen(jarr(jget(svc, "spec"), "ports"))) {
+		/* An ExternalName Service without ports: the Ingress's port
+		 * number is the port (as ingress-nginx). */
+		idx = new_backend(c, name);
+		external_backend(c, ing, field, svc, number, &c->t->backends[idx]);
+		goto fallback;
+	}
 	if (!sp) {
 		if (number)
 			diag_add(c, "Ingress", ing, field, "ServiceNotFound",
@@ -636,7 +685,13 @@ static int resolve_backend(struct ctx *c, json_object *ing, const struct annotat
 		goto unavailable;
 	}
 	idx = new_backend(c, name);
-	if (upstream) {
+	if (external) {
+		json_object *tp = jget(sp, "targetPort");
+		long port =
+		    tp ? (json_object_is_type(tp, json_type_int) ? json_object_get_int64(tp) : -1)
+		       : json_object_get_int64(jget(sp, "port"));
+		external_backend(c, ing, field, svc, port, &c->t->backends[idx]);
+	} else if (upstream) {
 		const char *cip = jstr(jget(svc, "spec"), "clusterIP");
 		json_object *num = jget(sp, "port");
 		int port = num ? json_object_get_int(num) : 0;
@@ -660,7 +715,8 @@ unavailable:
 fallback:
 	/* default-backend annotation: a Service of the same namespace serves
 	 * when this one has no endpoints (decided now, at compile time). */
-	if (a && a->default_backend && c->t->backends[idx].nendpoints == 0) {
+	if (a && a->default_backend && c->t->backends[idx].nendpoints == 0 &&
+	    !c->t->backends[idx].external_name) {
 		json_object *dsvc = find_obj(c->snap, STORE_SERVICE, ns, a->default_backend);
 		json_object *dports = jarr(jget(dsvc, "spec"), "ports");
 		json_object *dp = jlen(dports) ? json_object_array_get_idx(dports, 0) : NULL;

@@ -14,6 +14,10 @@ struct compile_options {
 	const char *ingress_class;   /* "weir" */
 	const char *controller_name; /* "weir.dev/ingress-controller" */
 	bool allow_loopback;         /* --manifests mode: 127.0.0.0/8 and ::1 endpoints kept */
+	/* --take-over-class: the IngressClass named ingress_class is ours
+	 * whatever its spec.controller (serving another controller's class in
+	 * place during a migration). */
+	bool take_over_class;
 };
 
 /* One problem found in the input. Every string is owned by the diag_list.

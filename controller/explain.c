@@ -68,6 +68,11 @@ static void put_endpoints(FILE *out, const char *ind, const struct route_table *
 	if (idx < 0 || (size_t)idx >= t->nbackends)
 		return;
 	const struct route_backend *b = &t->backends[idx];
+	if (b->external_name) {
+		fprintf(out, "%sexternal name %s port %u (resolved by the proxy)\n", ind,
+		        b->external_name, b->external_port);
+		return;
+	}
 	if (!b->nendpoints) {
 		fprintf(out, "%sendpoints: none (503)\n", ind);
 		return;

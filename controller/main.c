@@ -46,6 +46,7 @@ struct options {
 	const char *publish_service;
 	const char *election_id;
 	bool leader_elect;
+	bool take_over_class;
 	bool once;
 	bool explain;
 	enum log_format log_format;
@@ -66,6 +67,8 @@ static const char usage[] =
     "  --manifests DIR          read objects from YAML files in DIR (and follow them)\n"
     "  --publish DIR            where routes.json is written (default /run/weir)\n"
     "  --ingress-class NAME     IngressClass to serve (default weir)\n"
+    "  --take-over-class        serve that IngressClass even when its controller is\n"
+    "                           another one's (migrating in place, e.g. from nginx)\n"
     "  --watch-namespace NS     only this namespace (default: all)\n"
     "  --publish-service NS/NAME  Service whose address goes into Ingress status\n"
     "  --leader-elect           only the elected leader writes status\n"
@@ -102,7 +105,8 @@ static int parse_flags(int argc, char **argv, struct options *o)
 		F_VERSION,
 		F_HELP,
 		F_METRICS,
-		F_ELECTION
+		F_ELECTION,
+		F_TAKEOVER
 	};
 	static const struct option longopts[] = {
 	    {"kubeconfig", required_argument, NULL, F_KUBECONFIG},
@@ -119,6 +123,7 @@ static int parse_flags(int argc, char **argv, struct options *o)
 	    {"help", no_argument, NULL, F_HELP},
 	    {"metrics-port", required_argument, NULL, F_METRICS},
 	    {"election-id", required_argument, NULL, F_ELECTION},
+	    {"take-over-class", no_argument, NULL, F_TAKEOVER},
 	    {NULL, 0, NULL, 0}};
 	opterr = 0;
 	for (;;) {
@@ -156,6 +161,9 @@ static int parse_flags(int argc, char **argv, struct options *o)
 		}
 		case F_LEADER:
 			o->leader_elect = true;
+			break;
+		case F_TAKEOVER:
+			o->take_over_class = true;
 			break;
 		case F_ONCE:
 			o->once = true;
@@ -500,7 +508,8 @@ int main(int argc, char **argv)
 
 	struct compile_options co = {.ingress_class = o.ingress_class,
 	                             .controller_name = CONTROLLER_NAME,
-	                             .allow_loopback = o.manifests != NULL};
+	                             .allow_loopback = o.manifests != NULL,
+	                             .take_over_class = o.take_over_class};
 	struct store *store = store_new();
 	struct wake wake = {.dirty = true};
 	pthread_mutex_init(&wake.lock, NULL);
@@ -568,6 +577,11 @@ int main(int argc, char **argv)
 		         o.metrics_port);
 	log_info(COMPONENT, "running: source %s, publish %s, class %s",
 	         o.manifests ? o.manifests : "Kubernetes API", o.publish, o.ingress_class);
+	if (o.take_over_class)
+		log_warn(COMPONENT,
+		         "--take-over-class: serving IngressClass %s whatever its controller; "
+		         "scale the other controller down, both would write Ingress status",
+		         o.ingress_class);
 
 	double last_status = now_s(), retry_at = 0, last_compile = 0;
 	while (!stopping) {

@@ -37,6 +37,7 @@ struct resolve_query {
 	struct loop_io io;
 	struct resolver *r;
 	resolve_cb cb;
+	resolve_all_cb all_cb; /* instead of cb: resolver_lookup_all */
 	void *data;
 	bool watched;
 	char name[NAME_MAX_LEN + 1];
@@ -82,6 +83,31 @@ static void cache_put(struct resolver *r, const char *name, const char *address)
 	victim->expires = loop_now(r->loop) + RESOLVE_TTL_MS;
 }
 
+/* The answer of a resolver_lookup_all query, duplicates left out. */
+static void report_all(struct resolve_query *q)
+{
+	char addrs[RESOLVE_ADDRS_MAX][RESOLVE_ADDR_MAX];
+	size_t n = 0;
+	if (gai_error(&q->gcb) == 0) {
+		for (struct addrinfo *ai = q->gcb.ar_result; ai && n < RESOLVE_ADDRS_MAX;
+		     ai = ai->ai_next) {
+			const void *a = NULL;
+			if (ai->ai_family == AF_INET)
+				a = &((struct sockaddr_in *)ai->ai_addr)->sin_addr;
+			else if (ai->ai_family == AF_INET6)
+				a = &((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr;
+			if (!a || !inet_ntop(ai->ai_family, a, addrs[n], sizeof(addrs[n])))
+				continue;
+			bool seen = false;
+			for (size_t i = 0; i < n && !seen; i++)
+				seen = strcmp(addrs[i], addrs[n]) == 0;
+			if (!seen)
+				n++;
+		}
+	}
+	q->all_cb(q->data, n ? 0 : WEIR_ENOENT, addrs, n);
+}
+
 static void on_ready(struct loop_io *io, uint32_t events)
 {
 	struct resolve_query *q = io->data;
@@ -90,6 +116,11 @@ static void on_ready(struct loop_io *io, uint32_t events)
 		return; /* not yet: a spurious wake-up */
 	loop_io_del(q->r->loop, &q->io);
 	q->watched = false;
+	if (q->all_cb) {
+		report_all(q);
+		query_unref(q);
+		return;
+	}
 	char address[RESOLVE_ADDR_MAX] = "";
 	int rc = WEIR_ENOENT;
 	if (gai_error(&q->gcb) == 0) {
@@ -108,6 +139,9 @@ static void on_ready(struct loop_io *io, uint32_t events)
 	q->cb(q->data, rc, rc == 0 ? address : NULL);
 	query_unref(q);
 }
+
+static int start_query(struct resolver *r, const char *name, resolve_cb cb, resolve_all_cb all_cb,
+                       void *data, struct resolve_query **out);
 
 int resolver_new(struct loop *loop, struct resolver **out)
 {
@@ -141,7 +175,23 @@ int resolver_lookup(struct resolver *r, const char *host, size_t host_len, resol
 			return 0;
 		}
 	}
-	rc = WEIR_ENOMEM;
+	return start_query(r, name, cb, NULL, data, out);
+}
+
+int resolver_lookup_all(struct resolver *r, const char *name, resolve_all_cb cb, void *data,
+                        struct resolve_query **out)
+{
+	if (!*name || strlen(name) > NAME_MAX_LEN)
+		return WEIR_EINVAL;
+	return start_query(r, name, NULL, cb, data, out);
+}
+
+/* Start a getaddrinfo_a lookup of name (checked by the caller) reported to
+ * cb or all_cb. WEIR_EAGAIN with *out, else WEIR_ENOMEM or WEIR_EIO. */
+static int start_query(struct resolver *r, const char *name, resolve_cb cb, resolve_all_cb all_cb,
+                       void *data, struct resolve_query **out)
+{
+	int rc = WEIR_ENOMEM;
 	struct resolve_query *q = calloc(1, sizeof(*q));
 	if (!q)
 		return rc;
@@ -151,8 +201,9 @@ int resolver_lookup(struct resolver *r, const char *host, size_t host_len, resol
 		goto out_free;
 	q->r = r;
 	q->cb = cb;
+	q->all_cb = all_cb;
 	q->data = data;
-	memcpy(q->name, name, host_len + 1);
+	strcpy(q->name, name);
 	q->hints.ai_family = AF_UNSPEC;
 	q->hints.ai_socktype = SOCK_STREAM;
 	q->gcb.ar_name = q->name;

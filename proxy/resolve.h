@@ -41,6 +41,23 @@ void resolver_free(struct resolver *r);
 int resolver_lookup(struct resolver *r, const char *host, size_t host_len, resolve_cb cb,
                     void *data, char *address, struct resolve_query **q);
 
+/* Every address of one answer, for names looked up with resolver_lookup_all. */
+#define RESOLVE_ADDRS_MAX 16u
+
+/* Runs once, from the loop, with rc 0 and n (1..RESOLVE_ADDRS_MAX) distinct
+ * address literals in answer order (borrowed for the call), or rc
+ * WEIR_ENOENT and n 0. The query is freed right after the callback. */
+typedef void (*resolve_all_cb)(void *data, int rc, const char (*addrs)[RESOLVE_ADDR_MAX], size_t n);
+
+/* Look name (a NUL-terminated DNS name) up for all its IPv4 and IPv6
+ * addresses, bypassing and not filling the cache (the caller keeps its
+ * own). Returns WEIR_EAGAIN with *q set (cancel with resolve_cancel until
+ * cb fires; cb fires later from the loop, never inside this call),
+ * WEIR_EINVAL for a name too long, WEIR_ENOMEM or WEIR_EIO (cb never
+ * fires). */
+int resolver_lookup_all(struct resolver *r, const char *name, resolve_all_cb cb, void *data,
+                        struct resolve_query **q);
+
 /* Cancel a lookup in flight: its callback never fires. */
 void resolve_cancel(struct resolve_query *q);
 

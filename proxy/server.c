@@ -25,6 +25,7 @@
 #include "buf.h"
 #include "client_cert.h"
 #include "error.h"
+#include "external.h"
 #include "headers.h"
 #include "http.h"
 #include "http_parse.h"
@@ -34,6 +35,7 @@
 #include "policy.h"
 #include "proxy_protocol.h"
 #include "realip.h"
+#include "resolve.h"
 #include "server.h"
 #include "table.h"
 #include "tls.h"
@@ -59,7 +61,8 @@
 
 /* ST_PPHDR: waiting for the PROXY protocol header (use-proxy-protocol). */
 /* ST_AUTH: the forward-auth subrequest (auth-url) runs; the request waits. */
-enum conn_state { ST_PPHDR, ST_PEEK, ST_HEAD, ST_AUTH, ST_PROXY, ST_CLOSING };
+/* ST_RESOLVE: the first lookup of an ExternalName backend runs; the request waits. */
+enum conn_state { ST_PPHDR, ST_PEEK, ST_HEAD, ST_AUTH, ST_RESOLVE, ST_PROXY, ST_CLOSING };
 
 /* The state of one request: most of a connection's size, so it is allocated
  * when the first bytes of a request arrive and freed when the connection goes
@@ -74,6 +77,11 @@ struct exchange {
 	char upstream_host[80];
 	struct backend_tls_target up_tls; /* HTTPS upstream: strings below */
 	char up_tls_name[256];
+	/* ExternalName backend: the address picked (ext_ep points at it) */
+	struct route_endpoint ext_ep;
+	char ext_addr[RESOLVE_ADDR_MAX];
+	struct external_wait *ext_wait; /* ST_RESOLVE */
+	uint64_t ext_since;
 };
 
 struct worker;
@@ -154,6 +162,7 @@ struct worker {
 	struct listener http, https;
 	struct upstream_pool *pool;
 	struct resolver *resolver;         /* forward auth host names */
+	struct external_names *ext_names;  /* ExternalName backends */
 	struct auth_cache *ext_auth_cache; /* forward auth answers (auth-cache-key) */
 	struct tunnel_worker tw;
 	struct conn *conns;
@@ -183,6 +192,7 @@ static void conn_progress(struct conn *c);
 static void conn_close(struct conn *c);
 static void conn_arm_timer(struct conn *c);
 static void upstream_start(struct conn *c);
+static void upstream_go(struct conn *c);
 static int auth_hook_upstream_head(struct conn *c);
 static int conn_exchange(struct conn *c);
 static void resume_accept(struct worker *w);
@@ -329,6 +339,10 @@ static void end_request(struct conn *c, bool keep_alive)
 	drop_upstream(c);
 	auth_request_free(c->auth);
 	c->auth = NULL;
+	if (c->x) {
+		external_wait_cancel(c->x->ext_wait);
+		c->x->ext_wait = NULL;
+	}
 	if (c->limit_entered)
 		policy_limit_leave(c->route, &c->client);
 	c->limit_entered = false;
@@ -836,22 +850,80 @@ static void start_request(struct conn *c, size_t head_len)
 /* Pick the endpoint and open the upstream: the rest of start_request. */
 static void upstream_start(struct conn *c)
 {
-	char msg[600];
-	int rc;
 	memset(&c->x->pick, 0, sizeof(c->x->pick));
 	if (balancer_choose(c->table, c->route, &c->x->req, &c->client, &c->x->pick) != 0 ||
 	    c->x->pick.backend < 0 || (size_t)c->x->pick.backend >= c->rt->nbackends) {
 		answer_local(c, 503, NULL, "no backend for this route", true);
 		return;
 	}
+	upstream_go(c);
+}
+
+/* The first lookup of an ExternalName backend ended: go on, or 502. */
+static void on_external(void *data, int rc)
+{
+	struct conn *c = data;
+	c->x->ext_wait = NULL; /* freed before the call */
+	if (c->closed || c->state != ST_RESOLVE)
+		return;
+	if (rc != 0) {
+		metrics_upstream_error("resolve");
+		answer_local(c, 502, NULL, "upstream name did not resolve", true);
+	} else {
+		upstream_go(c);
+	}
+	if (!c->closed)
+		conn_progress(c);
+}
+
+/* An address of the ExternalName backend be for c->ep: 0 when c->ep is
+ * set, else the request waits (ST_RESOLVE) or was answered. */
+static int external_endpoint(struct conn *c, const struct route_backend *be)
+{
+	struct external_wait *wait = NULL;
+	int rc = external_names_pick(c->w->ext_names, be->external_name, c->x->ext_addr,
+	                             on_external, c, &wait);
+	if (rc == WEIR_EAGAIN) {
+		c->x->ext_wait = wait;
+		if (c->state != ST_RESOLVE) {
+			c->state = ST_RESOLVE;
+			c->x->ext_since = loop_now(c->w->loop);
+		}
+		return rc;
+	}
+	if (rc != 0) {
+		metrics_upstream_error("resolve");
+		answer_local(c, rc == WEIR_ENOMEM ? 503 : 502, NULL,
+		             rc == WEIR_ENOMEM ? "out of memory" : "upstream name did not resolve",
+		             true);
+		return rc;
+	}
+	memset(&c->x->ext_ep, 0, sizeof(c->x->ext_ep));
+	c->x->ext_ep.address = c->x->ext_addr;
+	c->x->ext_ep.port = be->external_port;
+	c->x->ext_ep.weight = 1;
+	c->ep = &c->x->ext_ep;
+	return 0;
+}
+
+/* Open the upstream for the backend and endpoint picked: the rest of
+ * upstream_start, run again when an ExternalName lookup ends. */
+static void upstream_go(struct conn *c)
+{
+	char msg[600];
+	int rc;
 	const struct route_backend *be = &c->rt->backends[c->x->pick.backend];
-	if (c->x->pick.endpoint < 0 || (size_t)c->x->pick.endpoint >= be->nendpoints) {
+	if (be->external_name) {
+		if (external_endpoint(c, be) != 0)
+			return;
+	} else if (c->x->pick.endpoint < 0 || (size_t)c->x->pick.endpoint >= be->nendpoints) {
 		metrics_upstream_error("no_endpoints");
 		snprintf(msg, sizeof(msg), "no endpoints for %s", be->name ? be->name : "backend");
 		answer_local(c, 503, NULL, msg, true);
 		return;
+	} else {
+		c->ep = &be->endpoints[c->x->pick.endpoint];
 	}
-	c->ep = &be->endpoints[c->x->pick.endpoint];
 	c->backend_tls = c->route && c->route->policy.backend_protocol == ROUTE_PROTO_HTTPS;
 	format_host(c->x->upstream_host, sizeof(c->x->upstream_host), c->ep);
 	if (c->backend_tls && setup_backend_tls(c) != 0) {
@@ -1131,7 +1203,8 @@ static void become_tunnel(struct conn *c, size_t head_len)
 	cfg.drain_window_ms =
 	    c->route ? c->route->policy.drain_window_ms : c->rt->settings.drain_window_ms;
 	cfg.backend_name = c->rt->backends[c->x->pick.backend].name;
-	cfg.endpoint = c->ep;
+	/* an ExternalName's addresses are not in the table: no drain on swaps */
+	cfg.endpoint = c->rt->backends[c->x->pick.backend].external_name ? NULL : c->ep;
 	c->table = NULL;
 	c->limit_entered = false;
 	tunnel_start(&w->tw, &cs, &us, c->in.data + c->in.start, buf_len(&c->in), to_client,
@@ -1582,6 +1655,8 @@ static void conn_progress(struct conn *c)
 			break;
 		case ST_AUTH:
 			break; /* the auth subrequest's callback moves on */
+		case ST_RESOLVE:
+			break; /* the lookup's callback moves on */
 		case ST_PROXY:
 			progress |= pump_request(c);
 			if (!c->closed && c->state == ST_PROXY)
@@ -1606,7 +1681,7 @@ static void conn_progress(struct conn *c)
 
 /* ---- timers ---- */
 
-enum deadline_kind { DL_NONE, DL_IDLE, DL_HEADER, DL_CONNECT, DL_IO, DL_CLOSING };
+enum deadline_kind { DL_NONE, DL_IDLE, DL_HEADER, DL_RESOLVE, DL_CONNECT, DL_IO, DL_CLOSING };
 
 static uint64_t conn_deadline(const struct conn *c, enum deadline_kind *kind)
 {
@@ -1625,6 +1700,9 @@ static uint64_t conn_deadline(const struct conn *c, enum deadline_kind *kind)
 		return c->head_started + c->header_timeout_ms;
 	case ST_AUTH:
 		break; /* the auth subrequest has its own timer */
+	case ST_RESOLVE:
+		*kind = DL_RESOLVE;
+		return c->x->ext_since + c->connect_timeout_ms;
 	case ST_PROXY:
 		if (c->up && !c->up->connected) {
 			*kind = DL_CONNECT;
@@ -1680,6 +1758,13 @@ static void on_conn_timer(struct loop_timer *t)
 			conn_close(c);
 		}
 		return;
+	case DL_RESOLVE:
+		external_wait_cancel(c->x->ext_wait);
+		c->x->ext_wait = NULL;
+		metrics_upstream_error("resolve");
+		answer_local(c, 502, NULL, "upstream name did not resolve in time", true);
+		conn_progress(c);
+		return;
 	case DL_CONNECT:
 		feed_ewma(c, true);
 		metrics_upstream_error("timeout");
@@ -1726,6 +1811,10 @@ static void conn_close(struct conn *c)
 	drop_upstream(c);
 	auth_request_free(c->auth);
 	c->auth = NULL;
+	if (c->x) {
+		external_wait_cancel(c->x->ext_wait);
+		c->x->ext_wait = NULL;
+	}
 	if (c->limit_entered)
 		policy_limit_leave(c->route, &c->client);
 	c->limit_entered = false;
@@ -2074,6 +2163,9 @@ static int worker_init(struct worker *w, int id)
 	rc = resolver_new(w->loop, &w->resolver);
 	if (rc != 0)
 		return rc;
+	rc = external_names_new(w->loop, w->resolver, &w->ext_names);
+	if (rc != 0)
+		return rc;
 	rc = auth_cache_new(&w->ext_auth_cache);
 	if (rc != 0)
 		return rc;
@@ -2112,6 +2204,8 @@ static void worker_cleanup(struct worker *w)
 	loop_timer_cancel(w->loop, &w->accept_timer);
 	upstream_pool_free(w->pool);
 	w->pool = NULL;
+	external_names_free(w->ext_names);
+	w->ext_names = NULL;
 	resolver_free(w->resolver);
 	w->resolver = NULL;
 	auth_cache_free(w->ext_auth_cache);

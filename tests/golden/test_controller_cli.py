@@ -62,7 +62,7 @@ def test_version_and_help():
     for flag in ("--kubeconfig", "--manifests", "--publish", "--ingress-class",
                  "--watch-namespace", "--publish-service", "--leader-elect", "--once",
                  "--explain", "--log-format", "--version", "--help", "--metrics-port",
-                 "--election-id"):
+                 "--election-id", "--take-over-class"):
         assert flag in proc.stdout
 
 

@@ -1,6 +1,6 @@
 """Golden tests of the compiler: each directory here holds input manifests
 (*.yaml) and expected.txt, the `weir-controller --manifests DIR --explain`
-output. WEIR_BUILD_DIR names the build directory (default <repo>/build);
+output; an optional file `flags` adds controller flags (one per line). WEIR_BUILD_DIR names the build directory (default <repo>/build);
 WEIR_UPDATE_GOLDEN=1 rewrites expected.txt (review the diff by eye)."""
 import os
 import pathlib
@@ -22,8 +22,10 @@ def controller():
 
 
 def explain(case):
+    flags_file = case / "flags"
+    flags = flags_file.read_text().split() if flags_file.exists() else []
     proc = subprocess.run(
-        [str(controller()), "--manifests", str(case), "--explain"],
+        [str(controller()), "--manifests", str(case), "--explain", *flags],
         capture_output=True, text=True, timeout=30)
     assert proc.returncode == 0, f"exit {proc.returncode}: {proc.stderr}"
     return proc.stdout

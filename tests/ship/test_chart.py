@@ -67,6 +67,17 @@ def test_daemonset_nodeport_default_class_variant(helm, root):
     assert ic["metadata"]["annotations"]["ingressclass.kubernetes.io/is-default-class"] == "true"
 
 
+def test_take_over_class_variant(helm, root):
+    docs = render(helm, root, "--set", "ingressClass.name=nginx",
+                  "--set", "ingressClass.takeOver=true")
+    assert not by_kind(docs, "IngressClass")  # the existing one is served, not replaced
+    args = by_kind(docs, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--ingress-class=nginx" in args and "--take-over-class" in args
+    args = by_kind(render(helm, root), "Deployment")[0]["spec"]["template"]["spec"][
+        "containers"][0]["args"]
+    assert "--take-over-class" not in args
+
+
 def test_schema_refuses_bad_values(helm, root):
     out = subprocess.run([helm, "template", "weir", str(root / "charts/weir"),
                           "--set", "kind=StatefulSet"], capture_output=True, text=True)

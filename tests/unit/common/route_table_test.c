@@ -257,6 +257,21 @@ static const struct refusal refusals[] = {
      WEIR_EINVAL, "backends[0].endpoints[0].weight: 0 out of range 1..4294967295"},
     {"{\"version\":1,\"backends\":[{\"name\":\"a\"},{\"name\":\"a\"}]}", WEIR_EINVAL,
      "backends[1].name: duplicate backend name \"a\""},
+    {"{\"version\":1,\"backends\":[{\"external_name\":\"db.example.com\"}]}", WEIR_EINVAL,
+     "backends[0].external_port: must be 1..65535 with external_name"},
+    {"{\"version\":1,\"backends\":[{\"external_port\":80}]}", WEIR_EINVAL,
+     "backends[0].external_port: set without external_name"},
+    {"{\"version\":1,\"backends\":[{\"external_name\":\"10.0.0.1\",\"external_port\":80}]}",
+     WEIR_EINVAL,
+     "backends[0].external_name: \"10.0.0.1\" is an IP address: list it as an endpoint"},
+    {"{\"version\":1,\"backends\":[{\"external_name\":\"db.example.com\",\"external_port\":80,"
+     "\"endpoints\":[{\"address\":\"10.0.0.1\",\"port\":80}]}]}",
+     WEIR_EINVAL, "backends[0].endpoints: must be empty with external_name"},
+    {"{\"version\":1,\"backends\":[{\"external_name\":\"a b\",\"external_port\":80}]}", WEIR_EINVAL,
+     "backends[0].external_name: \"a b\" is not a DNS name"},
+    {"{\"version\":1,\"backends\":[{\"external_name\":\"db.example.com\",\"external_port\":65536}]"
+     "}",
+     WEIR_EINVAL, "backends[0].external_port: 65536 out of range 0..65535"},
     {"{\"version\":1,\"backends\":[3]}", WEIR_EINVAL,
      "backends[0]: must be an object, not an integer"},
     {"{\"version\":1,\"certs\":[{\"name\":\"x\",\"cert_pem\":\"c\"}]}", WEIR_EINVAL,
@@ -306,7 +321,8 @@ static const char rich[] =
     "\"hsts_preload\":true,\"max_connections\":100},"
     "\"backends\":[{\"name\":\"default/web:80\",\"endpoints\":["
     "{\"address\":\"10.0.0.5\",\"port\":8080,\"weight\":3,\"draining\":true},"
-    "{\"address\":\"fd00::5\",\"port\":8081}]},{\"name\":\"default/canary:80\"}],"
+    "{\"address\":\"fd00::5\",\"port\":8081}]},{\"name\":\"default/canary:80\","
+    "\"external_name\":\"canary.example.com.\",\"external_port\":8443}],"
     "\"certs\":[{\"name\":\"default/tls\",\"cert_pem\":\"-----BEGIN CERTIFICATE-----\\nAAA\\n"
     "-----END CERTIFICATE-----\\n\",\"key_pem\":\"-----BEGIN PRIVATE KEY-----\\nBBB\\n\"}],"
     "\"hosts\":[{\"name\":\"\",\"routes\":[{\"path\":\"/\",\"match\":\"prefix\",\"backend\":0}]},"
@@ -370,6 +386,9 @@ static void test_round_trip(void)
 	CHECK(!t->settings.hsts && !t->settings.hsts_include_subdomains &&
 	      t->settings.hsts_preload);
 	CHECK_INT(t->settings.hsts_max_age, 600);
+	CHECK_STR(t->backends[1].external_name, "canary.example.com.");
+	CHECK_INT(t->backends[1].external_port, 8443);
+	CHECK(t->backends[0].external_name == NULL && t->backends[0].external_port == 0);
 
 	char *a = NULL, *b = NULL, *c = NULL;
 	size_t alen = 0, blen = 0, clen = 0;

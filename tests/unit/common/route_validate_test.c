@@ -328,6 +328,50 @@ static void test_cert(void)
 	CHECK_STR(field, "cert_pem");
 }
 
+static void test_external(void)
+{
+	char field[32], err[256];
+	static const char *const good[] = {"db.example.com", "db.example.com.", "localhost",
+	                                   "my_svc-1.internal"};
+	for (size_t i = 0; i < N(good); i++) {
+		err[0] = '\0';
+		CHECK_INT(route_validate_external(good[i], 5432, 0, field, sizeof(field), err,
+		                                  sizeof(err)),
+		          0);
+	}
+	CHECK_INT(route_validate_external(NULL, 0, 3, field, sizeof(field), err, sizeof(err)), 0);
+	static const struct {
+		const char *name;
+		unsigned port;
+		size_t nendpoints;
+		const char *field, *err;
+	} bad[] = {
+	    {NULL, 80, 0, "external_port", "set without external_name"},
+	    {"db.example.com", 0, 0, "external_port", "must be 1..65535 with external_name"},
+	    {"db.example.com", 70000, 0, "external_port", "must be 1..65535 with external_name"},
+	    {"db.example.com", 80, 1, "endpoints", "must be empty with external_name"},
+	    {"", 80, 0, "external_name", "\"\" is not a DNS name"},
+	    {".", 80, 0, "external_name", "\".\" is not a DNS name"},
+	    {"DB.example.com", 80, 0, "external_name", "\"DB.example.com\" is not a DNS name"},
+	    {"*.example.com", 80, 0, "external_name", "\"*.example.com\" is not a DNS name"},
+	    {"a..b", 80, 0, "external_name", "\"a..b\" is not a DNS name"},
+	    {"db.example.com..", 80, 0, "external_name", "\"db.example.com..\" is not a DNS name"},
+	    {"a\nb", 80, 0, "external_name", "\"a\\nb\" is not a DNS name"},
+	    {"192.0.2.1", 80, 0, "external_name",
+	     "\"192.0.2.1\" is an IP address: list it as an endpoint"},
+	    {"2001:db8::1", 80, 0, "external_name",
+	     "\"2001:db8::1\" is an IP address: list it as an endpoint"},
+	};
+	for (size_t i = 0; i < N(bad); i++) {
+		field[0] = err[0] = '\0';
+		CHECK_INT(route_validate_external(bad[i].name, bad[i].port, bad[i].nendpoints,
+		                                  field, sizeof(field), err, sizeof(err)),
+		          WEIR_EINVAL);
+		CHECK_STR(field, bad[i].field);
+		CHECK_STR(err, bad[i].err);
+	}
+}
+
 int main(void)
 {
 	test_hosts();
@@ -336,5 +380,6 @@ int main(void)
 	test_utf8_and_quote();
 	test_policy_and_route();
 	test_cert();
+	test_external();
 	return check_finish("route_validate_test");
 }

@@ -108,7 +108,9 @@ static struct store *make_store(bool reverse)
 	return s;
 }
 
-static const struct compile_options OPTS = {"weir", "weir.dev/ingress-controller", false};
+static const struct compile_options OPTS = {.ingress_class = "weir",
+                                            .controller_name = "weir.dev/ingress-controller",
+                                            .allow_loopback = false};
 
 static char *compile_text(struct store *s, const struct compile_options *o, struct diag_list *d,
                           struct route_table **keep)
@@ -332,6 +334,86 @@ static void append_and_classes(void)
 	store_free(s);
 }
 
+/* The Ingresses whose status is written: with take_over_class the class
+ * named by ingress_class is ours although another controller owns it. */
+static void take_over_status(void)
+{
+	struct store *s = make_store(false);
+	json_object *cls = json_tokener_parse("{\"metadata\":{\"name\":\"nginx\"},\"spec\":{"
+	                                      "\"controller\":\"k8s.io/ingress-nginx\"}}");
+	CHECK_INT(store_upsert(s, STORE_INGRESS_CLASS, cls), 0);
+	struct snapshot *snap = store_snapshot(s);
+	struct compile_options o = OPTS;
+	o.ingress_class = "nginx";
+	for (int take = 0; take <= 1; take++) {
+		char **names = NULL;
+		size_t n = 0;
+		o.take_over_class = take;
+		CHECK_INT(compile_class_ingresses(snap, &o, &names, &n), 0);
+		CHECK_INT(n, (size_t)take);
+		if (take && n == 1)
+			CHECK_STR(names[0], "default/elsewhere");
+		for (size_t i = 0; i < n; i++)
+			free(names[i]);
+		free(names);
+	}
+	snapshot_free(snap);
+	store_free(s);
+}
+
+/* An ExternalName of localhost or a loopback literal is refused from the
+ * API (as ingress-nginx) and kept in --manifests mode. */
+static void external_loopback(void)
+{
+	static const char *const names[] = {"localhost", "127.0.0.2"};
+	for (size_t i = 0; i < 2; i++) {
+		struct store *s = store_new();
+		char svc[512];
+		snprintf(svc, sizeof(svc),
+		         "{\"metadata\":{\"name\":\"ext\",\"namespace\":\"default\"},"
+		         "\"spec\":{\"type\":\"ExternalName\",\"externalName\":\"%s\","
+		         "\"ports\":[{\"port\":80,\"targetPort\":8080}]}}",
+		         names[i]);
+		CHECK_INT(store_upsert(s, STORE_INGRESS_CLASS, json_tokener_parse(OBJS[0][1])), 0);
+		CHECK_INT(store_upsert(s, STORE_SERVICE, json_tokener_parse(svc)), 0);
+		CHECK_INT(
+		    store_upsert(s, STORE_INGRESS,
+		                 json_tokener_parse(
+		                     "{\"metadata\":{\"name\":\"ext\",\"namespace\":\"default\"},"
+		                     "\"spec\":{\"ingressClassName\":\"weir\",\"rules\":[{\"host\":"
+		                     "\"ext.example.com\",\"http\":{\"paths\":[{\"path\":\"/\","
+		                     "\"pathType\":\"Prefix\",\"backend\":{\"service\":{\"name\":"
+		                     "\"ext\",\"port\":{\"number\":80}}}}]}}]}}")),
+		    0);
+		for (int lo = 0; lo <= 1; lo++) {
+			struct compile_options o = OPTS;
+			o.allow_loopback = lo;
+			struct diag_list d = {0};
+			struct route_table *t = NULL;
+			free(compile_text(s, &o, &d, &t));
+			const struct route *r = t ? route_of(t, "ext.example.com", "/") : NULL;
+			CHECK(r != NULL && r->backend >= 0);
+			if (r && r->backend >= 0) {
+				const struct route_backend *b = &t->backends[r->backend];
+				CHECK((find_diag(&d, "LoopbackEndpoint") != NULL) == !lo);
+				if (!lo)
+					CHECK(b->external_name == NULL && b->nendpoints == 0);
+				else if (i == 0)
+					CHECK(b->external_name &&
+					      strcmp(b->external_name, "localhost") == 0 &&
+					      b->external_port == 8080);
+				else
+					CHECK(!b->external_name && b->nendpoints == 1 &&
+					      strcmp(b->endpoints[0].address, "127.0.0.2") == 0 &&
+					      b->endpoints[0].port == 8080);
+			}
+			route_table_free(t);
+			diag_list_cleanup(&d);
+		}
+		store_free(s);
+	}
+}
+
 static void empty(void)
 {
 	struct snapshot snap;
@@ -356,6 +438,8 @@ int main(void)
 	determinism();
 	content();
 	append_and_classes();
+	take_over_status();
+	external_loopback();
 	empty();
 	return check_finish("compile_isolation_test");
 }
