@@ -14,6 +14,9 @@ struct compile_options {
 	const char *ingress_class;   /* "weir" */
 	const char *controller_name; /* "weir.dev/ingress-controller" */
 	bool allow_loopback;         /* --manifests mode: 127.0.0.0/8 and ::1 endpoints kept */
+	/* Namespace of the settings ConfigMap "weir"; NULL: the first one of
+	 * that name in any namespace (--manifests). */
+	const char *configmap_namespace;
 };
 
 /* One problem found in the input. Every string is owned by the diag_list.

@@ -115,7 +115,7 @@ int main(void)
 		CHECK(o != NULL);
 		CHECK_INT(store_upsert(s, kind_of(objects[i][0]), o), 0);
 	}
-	struct compile_options opt = {"weir", "weir.dev/ingress-controller", false};
+	struct compile_options opt = {"weir", "weir.dev/ingress-controller", false, NULL};
 	struct snapshot *snap = store_snapshot(s);
 	struct route_table *t = NULL;
 	struct diag_list d = {0};

@@ -108,7 +108,7 @@ static struct store *make_store(bool reverse)
 	return s;
 }
 
-static const struct compile_options OPTS = {"weir", "weir.dev/ingress-controller", false};
+static const struct compile_options OPTS = {"weir", "weir.dev/ingress-controller", false, NULL};
 
 static char *compile_text(struct store *s, const struct compile_options *o, struct diag_list *d,
                           struct route_table **keep)

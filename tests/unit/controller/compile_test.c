@@ -92,7 +92,7 @@ static struct store *fill(const size_t *order)
 
 static char *compile_text(struct store *s, bool loopback, char **diag_text)
 {
-	struct compile_options o = {"weir", "weir.dev/ingress-controller", loopback};
+	struct compile_options o = {"weir", "weir.dev/ingress-controller", loopback, NULL};
 	struct snapshot *snap = store_snapshot(s);
 	struct route_table *t = NULL;
 	struct diag_list d = {0};

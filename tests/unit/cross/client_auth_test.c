@@ -26,7 +26,7 @@ int main(void)
 	struct store *s = store_new();
 	struct diag_list d = {0};
 	CHECK_INT(manifests_load("tests/golden/auth-tls", s, &d), 0);
-	struct compile_options opt = {"weir", "weir.dev/ingress-controller", true};
+	struct compile_options opt = {"weir", "weir.dev/ingress-controller", true, NULL};
 	struct snapshot *snap = store_snapshot(s);
 	struct route_table *rt = NULL;
 	CHECK_INT(compile_snapshot(snap, &opt, &rt, &d), 0);

@@ -552,7 +552,7 @@ static size_t next_auth, next_auth_more;
 static int one_round(uint64_t seed, size_t iter, const char *other_key)
 {
 	struct store *s = store_new();
-	struct compile_options o = {"weir", "weir.dev/ingress-controller", chance(50)};
+	struct compile_options o = {"weir", "weir.dev/ingress-controller", chance(50), NULL};
 	struct diag_list d = {0};
 	struct route_table *t = NULL, *rt = NULL;
 	struct table *served = NULL;
