@@ -340,8 +340,8 @@ int route_validate_auth_set_header(const char *name, const char *value, char *er
 	for (size_t i = 0; i < sizeof(transport) / sizeof(transport[0]); i++)
 		if (strcasecmp(name, transport[i]) == 0)
 			return fail(err, errlen,
-			            "%s is Host, hop-by-hop or body framing: the proxy sets it on "
-			            "the auth request",
+			            "%s is a hop-by-hop, body framing or Host header, which the "
+			            "proxy sets itself on the auth request",
 			            q);
 	for (size_t i = 0; i < sizeof(per_request) / sizeof(per_request[0]); i++)
 		if (strcasecmp(name, per_request[i]) == 0)
