@@ -148,6 +148,7 @@ void route_ext_auth_cleanup(struct route_ext_auth *a)
 	for (size_t i = 0; i < a->nresponse_headers; i++)
 		free(a->response_headers[i]);
 	free(a->response_headers);
+	headers_free(a->proxy_set_headers, a->nproxy_set_headers);
 	memset(a, 0, sizeof(*a));
 }
 
@@ -692,6 +693,7 @@ static const char *const ext_auth_keys[] = {"url",
                                             "response_headers",
                                             "cache_key",
                                             "cache_duration",
+                                            "proxy_set_headers",
                                             NULL};
 
 /* An array of header names into *out / *nout (route_validate_policy checks
@@ -743,7 +745,9 @@ static int parse_ext_auth(struct parser *p, json_object *obj, const char *path,
 	    (rc = parse_names(p, obj, path, "response_headers", &a->response_headers,
 	                      &a->nresponse_headers)) != 0 ||
 	    (rc = opt_str(p, obj, path, "cache_key", STR_NULLABLE, &a->cache_key)) != 0 ||
-	    (rc = opt_str(p, obj, path, "cache_duration", STR_NULLABLE, &a->cache_duration)) != 0)
+	    (rc = opt_str(p, obj, path, "cache_duration", STR_NULLABLE, &a->cache_duration)) != 0 ||
+	    (rc = parse_headers(p, obj, path, "proxy_set_headers", &a->proxy_set_headers,
+	                        &a->nproxy_set_headers)) != 0)
 		return rc;
 	return 0;
 }
@@ -2028,6 +2032,8 @@ static void w_policy(struct writer *w, const struct route_policy *p)
 	}
 	w_str_d(w, "cache_key", p->ext_auth.cache_key, NULL);
 	w_str_d(w, "cache_duration", p->ext_auth.cache_duration, NULL);
+	w_headers(w, "proxy_set_headers", p->ext_auth.proxy_set_headers,
+	          p->ext_auth.nproxy_set_headers);
 	w_close_lazy(w, csaved);
 	w_open_lazy(w, "backend_tls", &csaved);
 	w_int_d(w, "profile", p->backend_tls.profile, -1);

@@ -150,6 +150,10 @@ struct route_ext_auth {
 	char **response_headers;
 	char *cache_key;      /* NULL: answers not cached; else a template (url_check_cache_key) */
 	char *cache_duration; /* NULL: "200 202 401 5m"; else url_cache_valid_ms syntax */
+	/* auth-proxy-set-headers: set on the auth request, replacing a client
+	 * header of the same name (route_validate_auth_set_header) */
+	size_t nproxy_set_headers;
+	struct route_header *proxy_set_headers;
 };
 
 /* Everything the proxy does for a matched route besides picking a backend. */

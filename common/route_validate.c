@@ -11,6 +11,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 static int fail(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -351,6 +352,51 @@ int route_validate_header_value(const char *s, char *err, size_t errlen)
 	return no_ctl(s, true, err, errlen);
 }
 
+int route_validate_auth_set_header(const char *name, const char *value, char *err, size_t errlen)
+{
+	/* Hop-by-hop, body framing and Host: what the auth request is and how
+	 * it travels is the proxy's. */
+	static const char *const transport[] = {
+	    "host",    "connection",        "keep-alive", "proxy-connection", "te",
+	    "trailer", "transfer-encoding", "upgrade",    "content-length",   "expect"};
+	/* Set by the proxy on every auth request from the request at hand;
+	 * one fixed value would hide the facts the auth server decides on. */
+	static const char *const per_request[] = {
+	    "x-original-url",   "x-original-method", "x-original-uri",          "x-scheme",
+	    "x-sent-from",      "x-real-ip",         "x-forwarded-for",         "x-forwarded-proto",
+	    "x-forwarded-host", "x-forwarded-port",  "x-auth-request-redirect", "x-request-id"};
+	char q[96];
+	int rc = route_validate_token(name, err, errlen);
+	if (rc)
+		return rc;
+	route_validate_quote(name, q, sizeof(q));
+	for (size_t i = 0; i < sizeof(transport) / sizeof(transport[0]); i++)
+		if (strcasecmp(name, transport[i]) == 0)
+			return fail(err, errlen,
+			            "%s is a hop-by-hop, body framing or Host header, which the "
+			            "proxy sets itself on the auth request",
+			            q);
+	for (size_t i = 0; i < sizeof(per_request) / sizeof(per_request[0]); i++)
+		if (strcasecmp(name, per_request[i]) == 0)
+			return fail(err, errlen,
+			            "%s is set by the proxy on every auth request from the request "
+			            "at hand",
+			            q);
+	if ((rc = route_validate_header_value(value, err, errlen)) != 0)
+		return rc;
+	if (!*value)
+		return fail(err, errlen, "%s has an empty value", q);
+	if (strchr(value, '$')) {
+		route_validate_quote(value, q, sizeof(q));
+		return fail(
+		    err, errlen,
+		    "%s holds '$': nginx variables are not expanded in auth-proxy-set-headers "
+		    "(weir sends values as written)",
+		    q);
+	}
+	return 0;
+}
+
 int route_validate_cookie_path(const char *s, char *err, size_t errlen)
 {
 	char q[96];
@@ -539,6 +585,29 @@ static int check_ext_auth(const struct route_ext_auth *a, char *field, size_t fi
 		                         errlen)) {
 			set_field(field, fieldlen, "ext_auth.response_headers[%zu]", i);
 			return WEIR_EINVAL;
+		}
+	}
+	size_t bytes = 0;
+	for (size_t i = 0; i < a->nproxy_set_headers; i++) {
+		const struct route_header *h = &a->proxy_set_headers[i];
+		const char *name = h->name ? h->name : "", *value = h->value ? h->value : "";
+		if (route_validate_auth_set_header(name, value, err, errlen)) {
+			set_field(field, fieldlen, "ext_auth.proxy_set_headers[%zu]", i);
+			return WEIR_EINVAL;
+		}
+		for (size_t j = 0; j < i; j++) {
+			if (strcasecmp(name, a->proxy_set_headers[j].name) == 0) {
+				set_field(field, fieldlen, "ext_auth.proxy_set_headers[%zu].name",
+				          i);
+				route_validate_quote(name, q, sizeof(q));
+				return fail(err, errlen, "%s is set twice", q);
+			}
+		}
+		bytes += strlen(name) + 2 + strlen(value) + 2;
+		if (bytes > ROUTE_AUTH_SET_HEADERS_MAX_BYTES) {
+			set_field(field, fieldlen, "ext_auth.proxy_set_headers[%zu]", i);
+			return fail(err, errlen, "the headers add up to more than %u bytes",
+			            ROUTE_AUTH_SET_HEADERS_MAX_BYTES);
 		}
 	}
 	return 0;

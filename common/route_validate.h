@@ -88,6 +88,19 @@ int route_validate_token(const char *s, char *err, size_t errlen);
 /* A header field value (RFC 9110 5.5): UTF-8, no control byte but HTAB. */
 int route_validate_header_value(const char *s, char *err, size_t errlen);
 
+/* Most bytes of all auth-proxy-set-headers of a route together ("Name:
+ * value" plus CRLF each): the auth request head has a fixed cap. */
+#define ROUTE_AUTH_SET_HEADERS_MAX_BYTES 8192
+
+/* One header of ext_auth.proxy_set_headers (auth-proxy-set-headers): name a
+ * token that is not hop-by-hop, body framing, Host, nor one of the headers
+ * the proxy itself sets on every auth request (X-Original-URL, X-Real-IP,
+ * X-Forwarded-*, X-Request-ID, ...: docs/route-table.md lists them), all
+ * case-insensitive; value a non-empty header value without '$' (nginx
+ * variables are not expanded there, and a literal '$' would be a silent
+ * surprise). */
+int route_validate_auth_set_header(const char *name, const char *value, char *err, size_t errlen);
+
 /* Path attribute of the affinity cookie (RFC 6265 path-value): no control
  * byte and no ';'. */
 int route_validate_cookie_path(const char *s, char *err, size_t errlen);

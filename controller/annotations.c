@@ -367,6 +367,12 @@ int annotations_ext_auth_copy(struct route_ext_auth *dst, const struct route_ext
 			if (dup_str(&dst->response_headers[i], src->response_headers[i]))
 				goto fail;
 	}
+	dst->nproxy_set_headers = src->nproxy_set_headers;
+	if (dup_headers(&dst->proxy_set_headers, src->proxy_set_headers, src->nproxy_set_headers)) {
+		if (!dst->proxy_set_headers)
+			dst->nproxy_set_headers = 0;
+		goto fail;
+	}
 	return 0;
 fail:
 	route_ext_auth_cleanup(dst);
@@ -816,7 +822,8 @@ static int h_auth_type(struct pctx *c, const char *v)
 	return 0;
 }
 
-/* Secret names are DNS subdomains; a namespace is a DNS label. */
+/* Secret and ConfigMap names are DNS subdomains; a namespace is a DNS
+ * label. */
 static bool is_dns_name(const char *v, size_t n, bool label)
 {
 	if (n == 0 || n > (label ? 63u : 253u) || !isalnum((unsigned char)v[0]) ||
@@ -829,8 +836,9 @@ static bool is_dns_name(const char *v, size_t n, bool label)
 	return true;
 }
 
-/* A Secret reference: "name" (unless need_ns) or "namespace/name". */
-static bool secret_ref_ok(const char *v, bool need_ns)
+/* A Secret or ConfigMap reference: "name" (unless need_ns) or
+ * "namespace/name". */
+static bool ref_ok(const char *v, bool need_ns)
 {
 	const char *slash = strchr(v, '/');
 	if (!slash)
@@ -844,7 +852,7 @@ static int h_auth_secret(struct pctx *c, const char *v)
 	int rc = set_str(&c->a->auth_secret_key, c->key);
 	if (rc)
 		return rc;
-	if (!secret_ref_ok(v, false))
+	if (!ref_ok(v, false))
 		return fail(c->err, c->errlen, "\"%s\" is not a Secret name or namespace/name", v);
 	return set_str(&c->a->auth_secret, v);
 }
@@ -882,7 +890,7 @@ static int h_tls_secret(struct pctx *c, const char *v)
 	int rc = set_str(&c->a->tls_secret_key, c->key);
 	if (rc)
 		return rc;
-	if (!secret_ref_ok(v, false))
+	if (!ref_ok(v, false))
 		return fail(c->err, c->errlen, "\"%s\" is not a Secret name or namespace/name", v);
 	return set_str(&c->a->tls_secret, v);
 }
@@ -1018,7 +1026,7 @@ static int h_pssl_secret(struct pctx *c, const char *v)
 	int rc = set_str(&c->a->proxy_ssl_secret_key, c->key);
 	if (rc)
 		return rc;
-	if (!secret_ref_ok(v, true))
+	if (!ref_ok(v, true))
 		return fail(c->err, c->errlen, "\"%s\" is not namespace/name of a Secret", v);
 	return set_str(&c->a->proxy_ssl_secret, v);
 }
@@ -1034,6 +1042,19 @@ static int h_auth_url(struct pctx *c, const char *v)
 		            "nginx variables",
 		            v);
 	return set_str(&c->a->policy.ext_auth.url, v);
+}
+
+/* The ConfigMap whose data are the headers of the auth request; compile
+ * reads it (and refuses another namespace than the Ingress's). */
+static int h_auth_proxy_headers(struct pctx *c, const char *v)
+{
+	int rc = set_str(&c->a->auth_headers_key, c->key);
+	if (rc)
+		return rc;
+	if (!ref_ok(v, false))
+		return fail(c->err, c->errlen, "\"%s\" is not a ConfigMap name or namespace/name",
+		            v);
+	return set_str(&c->a->auth_headers, v);
 }
 
 static int h_auth_method(struct pctx *c, const char *v)
@@ -1110,6 +1131,7 @@ static const struct {
     {"auth-cache-duration", h_auth_cache_duration},
     {"auth-cache-key", h_auth_cache_key},
     {"auth-method", h_auth_method},
+    {"auth-proxy-set-headers", h_auth_proxy_headers},
     {"auth-realm", h_auth_realm},
     {"auth-request-redirect", h_auth_redirect},
     {"auth-response-headers", h_auth_resp_headers},
@@ -1211,7 +1233,6 @@ static const struct {
 	const char *inert;
 } unenforced[] = {
     /* clang-format off */
-    {"auth-proxy-set-headers", NULL},
     {"enable-modsecurity", "false"},
     {"enable-owasp-core-rules", "false"},
     {"limit-rpm", "0"},
@@ -1436,6 +1457,8 @@ void annotations_cleanup(struct annotations *a)
 	free(a->proxy_ssl_secret_key);
 	free(a->proxy_ssl_secret);
 	free(a->proxy_ssl_verify_key);
+	free(a->auth_headers);
+	free(a->auth_headers_key);
 	route_backend_tls_profile_cleanup(&a->proxy_ssl);
 	memset(a, 0, sizeof(*a));
 }

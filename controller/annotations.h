@@ -55,6 +55,11 @@ struct annotations {
 	char *proxy_ssl_secret;     /* "namespace/name"; NULL: absent */
 	char *proxy_ssl_secret_key; /* full annotation keys as written, NULL: absent */
 	char *proxy_ssl_verify_key;
+	/* auth-proxy-set-headers: the ConfigMap ("name" or "namespace/name")
+	 * compile reads into policy.ext_auth.proxy_set_headers, and the key
+	 * as written; NULL when absent. */
+	char *auth_headers;
+	char *auth_headers_key;
 };
 
 /* One finding: key is the full annotation key. fatal: the value is bad or

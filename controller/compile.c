@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "annotations.h"
 #include "auth_hash.h"
@@ -1032,34 +1033,38 @@ out:
 
 /* ------------------------------------------------------------ client certificates */
 
-/* The Secret an annotation names ("name" or "namespace/name"), borrowed
- * from the snapshot; NULL with a diagnostic on key when it is absent or in
- * another namespace than the Ingress (ingress-nginx's default,
- * allow-cross-namespace-resources: false; reason names that case).
- * *sname gets "namespace/name" for messages (caller frees, also on NULL). */
-static json_object *annotation_secret(struct ctx *c, json_object *obj, const char *ref,
-                                      const char *key, const char *reason, char **sname)
+/* The Secret or ConfigMap (kind) an annotation names ("name" or
+ * "namespace/name"), borrowed from the snapshot; NULL with a diagnostic on
+ * key when it is absent or in another namespace than the Ingress
+ * (ingress-nginx's default, allow-cross-namespace-resources: false; reason
+ * names that case). *sname gets "namespace/name" for messages (caller
+ * frees, also on NULL). */
+static json_object *annotation_ref(struct ctx *c, json_object *obj, enum store_kind kind,
+                                   const char *ref, const char *key, const char *reason,
+                                   char **sname)
 {
+	const char *noun = kind == STORE_SECRET ? "secret" : "ConfigMap";
 	const char *ins = meta_ns(obj);
 	const char *slash = strchr(ref, '/');
 	char *ns = slash ? xasprintf("%.*s", (int)(slash - ref), ref) : xstrdup(ins);
 	const char *name = slash ? slash + 1 : ref;
-	json_object *sec = NULL;
+	json_object *found = NULL;
 	*sname = xasprintf("%s/%s", ns, name);
 	if (strcmp(ns, ins) != 0) {
 		diag_add(c, "Ingress", obj, key, reason,
-		         "secret %s is in another namespace than the Ingress; cross-namespace "
+		         "%s %s is in another namespace than the Ingress; cross-namespace "
 		         "references are refused; the Ingress's routes are dropped",
-		         *sname);
+		         noun, *sname);
 		goto out;
 	}
-	sec = find_obj(c->snap, STORE_SECRET, ns, name);
-	if (!sec)
-		diag_add(c, "Ingress", obj, key, "SecretNotFound",
-		         "secret %s not found; the Ingress's routes are dropped", *sname);
+	found = find_obj(c->snap, kind, ns, name);
+	if (!found)
+		diag_add(c, "Ingress", obj, key,
+		         kind == STORE_SECRET ? "SecretNotFound" : "ConfigMapNotFound",
+		         "%s %s not found; the Ingress's routes are dropped", noun, *sname);
 out:
 	free(ns);
-	return sec;
+	return found;
 }
 
 /* auth-tls-secret: the CA (ca.crt, and ca.crl when present) of the Secret
@@ -1071,8 +1076,8 @@ static bool resolve_ca(struct ctx *c, json_object *obj, struct annotations *a)
 	struct route_table *t = c->t;
 	char *sname = NULL, *ca = NULL, *crl = NULL;
 	bool ok = false;
-	json_object *sec =
-	    annotation_secret(c, obj, a->tls_secret, a->tls_secret_key, "BadAuthTLSSecret", &sname);
+	json_object *sec = annotation_ref(c, obj, STORE_SECRET, a->tls_secret, a->tls_secret_key,
+	                                  "BadAuthTLSSecret", &sname);
 	if (!sec)
 		goto out;
 	int r = secret_value(sec, "ca.crt", &ca);
@@ -1138,8 +1143,8 @@ static bool resolve_auth(struct ctx *c, json_object *obj, struct annotations *a)
 	struct auth_list l = {0};
 	char *text = NULL;
 	bool ok = false;
-	json_object *sec =
-	    annotation_secret(c, obj, a->auth_secret, a->auth_secret_key, "BadAuthSecret", &sname);
+	json_object *sec = annotation_ref(c, obj, STORE_SECRET, a->auth_secret, a->auth_secret_key,
+	                                  "BadAuthSecret", &sname);
 	if (!sec)
 		goto out;
 	if (a->auth_map) {
@@ -1212,8 +1217,8 @@ static bool resolve_backend_tls(struct ctx *c, json_object *obj, struct annotati
 		if (pr->verify_depth == 1 && !pr->protocols && !pr->ciphers)
 			return true;
 	} else {
-		json_object *sec = annotation_secret(c, obj, a->proxy_ssl_secret, key,
-		                                     "BadBackendTLSSecret", &sname);
+		json_object *sec = annotation_ref(c, obj, STORE_SECRET, a->proxy_ssl_secret, key,
+		                                  "BadBackendTLSSecret", &sname);
 		if (!sec)
 			goto out;
 		static const char *const names[3] = {"ca.crt", "tls.crt", "tls.key"};
@@ -1291,6 +1296,85 @@ static bool resolve_backend_tls(struct ctx *c, json_object *obj, struct annotati
 	ok = true;
 out:
 	free(sname);
+	return ok;
+}
+
+/* ------------------------------------------------------------ auth request headers */
+
+/* auth-proxy-set-headers: each data key of the ConfigMap it names is a
+ * header of the auth request and its value the header's value, in key
+ * order. false with a diagnostic on the annotation key when the ConfigMap
+ * is missing or in another namespace, or when a header is one
+ * route_validate_auth_set_header refuses (ingress-nginx denies the
+ * location then; weir drops the Ingress's routes). */
+static bool resolve_auth_headers(struct ctx *c, json_object *obj, struct annotations *a)
+{
+	struct route_ext_auth *ea = &a->policy.ext_auth;
+	const char *key = a->auth_headers_key;
+	char *cname = NULL, why[256];
+	const char **keys = NULL;
+	size_t nkeys = 0, bytes = 0;
+	bool ok = false;
+	json_object *cm = annotation_ref(c, obj, STORE_CONFIGMAP, a->auth_headers, key,
+	                                 "BadAuthProxySetHeaders", &cname);
+	if (!cm)
+		goto out;
+	json_object *data = jget(cm, "data");
+	if (data && json_object_is_type(data, json_type_object) &&
+	    json_object_object_length(data) > 0) {
+		keys = xcalloc((size_t)json_object_object_length(data), sizeof(*keys));
+		json_object_object_foreach(data, k, v)
+		{
+			(void)v;
+			keys[nkeys++] = k;
+		}
+		qsort(keys, nkeys, sizeof(*keys), cmp_strp);
+		ea->proxy_set_headers = xcalloc(nkeys, sizeof(*ea->proxy_set_headers));
+	}
+	for (size_t i = 0; i < nkeys; i++) {
+		json_object *v = jget(data, keys[i]);
+		const char *val =
+		    json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
+		char q[96], reason[200];
+		route_validate_quote(keys[i], q, sizeof(q));
+		if (!val)
+			snprintf(reason, sizeof(reason), "value is not a string");
+		else if (strlen(val) != (size_t)json_object_get_string_len(v))
+			snprintf(reason, sizeof(reason), "value holds a NUL byte");
+		else if (route_validate_auth_set_header(keys[i], val, reason, sizeof(reason)) == 0)
+			reason[0] = '\0';
+		if (reason[0]) {
+			snprintf(why, sizeof(why), "key %s: %s", q, reason);
+			goto bad;
+		}
+		for (size_t j = 0; j < i; j++) {
+			if (strcasecmp(keys[j], keys[i]) == 0) {
+				snprintf(why, sizeof(why),
+				         "keys %.64s and %.64s name the same header", keys[j],
+				         keys[i]);
+				goto bad;
+			}
+		}
+		bytes += strlen(keys[i]) + strlen(val) + 4;
+		if (bytes > ROUTE_AUTH_SET_HEADERS_MAX_BYTES) {
+			snprintf(why, sizeof(why),
+			         "the headers add up to more than %u bytes (the auth request head "
+			         "has a size cap)",
+			         ROUTE_AUTH_SET_HEADERS_MAX_BYTES);
+			goto bad;
+		}
+		struct route_header *h = &ea->proxy_set_headers[ea->nproxy_set_headers++];
+		h->name = xstrdup(keys[i]);
+		h->value = xstrdup(val);
+	}
+	ok = true;
+	goto out;
+bad:
+	diag_add(c, "Ingress", obj, key, "BadAuthProxySetHeaders",
+	         "ConfigMap %s: %s; the Ingress's routes are dropped", cname, why);
+out:
+	free(keys);
+	free(cname);
 	return ok;
 }
 
@@ -2411,7 +2495,10 @@ int compile_snapshot(const struct snapshot *snap, const struct compile_options *
 
 	for (size_t i = 0; i < snap->count[STORE_CONFIGMAP]; i++) {
 		json_object *cm = snap->objs[STORE_CONFIGMAP][i];
-		if (strcmp(meta_name(cm), CONFIGMAP_NAME) == 0) {
+		/* The ConfigMaps of every watched namespace are in the snapshot
+		 * (auth-proxy-set-headers): only ours holds settings. */
+		if (strcmp(meta_name(cm), CONFIGMAP_NAME) == 0 &&
+		    (!o->configmap_namespace || strcmp(meta_ns(cm), o->configmap_namespace) == 0)) {
 			apply_configmap(&c, cm, &drain_default);
 			break;
 		}
@@ -2498,6 +2585,9 @@ int compile_snapshot(const struct snapshot *snap, const struct compile_options *
 			}
 		}
 		if (!in->dropped && !resolve_backend_tls(&c, in->obj, &in->ann))
+			in->dropped = true;
+		if (!in->dropped && in->ann.auth_headers && in->ann.policy.ext_auth.url &&
+		    !resolve_auth_headers(&c, in->obj, &in->ann))
 			in->dropped = true;
 		if (!in->dropped)
 			validate_ingress(&c, in);

@@ -18,6 +18,9 @@ struct compile_options {
 	 * whatever its spec.controller (serving another controller's class in
 	 * place during a migration). */
 	bool take_over_class;
+	/* Namespace of the settings ConfigMap "weir"; NULL: the first one of
+	 * that name in any namespace (--manifests). */
+	const char *configmap_namespace;
 };
 
 /* One problem found in the input. Every string is owned by the diag_list.

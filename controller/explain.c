@@ -179,6 +179,10 @@ static void put_policy(FILE *out, const char *ind, const struct route_policy *p)
 	for (size_t i = 0; i < p->ext_auth.nresponse_headers; i++)
 		fprintf(out, "%sext_auth.response_header: %s\n", ind,
 		        p->ext_auth.response_headers[i]);
+	for (size_t i = 0; i < p->ext_auth.nproxy_set_headers; i++)
+		fprintf(out, "%sext_auth.proxy_set_header: %s: %s\n", ind,
+		        p->ext_auth.proxy_set_headers[i].name,
+		        p->ext_auth.proxy_set_headers[i].value);
 	if (p->backend_tls.profile >= 0 || p->backend_tls.name || p->backend_tls.server_name) {
 		fprintf(out, "%sbackend_tls:", ind);
 		if (p->backend_tls.profile >= 0)

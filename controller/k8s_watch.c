@@ -6,7 +6,7 @@
  * resourceVersion seen; "410 Gone" (HTTP status or ERROR event) relists. Failures back off
  * exponentially (250 ms doubling to 30 s, jittered) and are logged once per state change.
  *
- * Each watch is its own HTTP/1.1 connection. Six long-lived streams are cheap for the API
+ * Each watch is its own HTTP/1.1 connection. Six (seven) long-lived streams are cheap for the API
  * server, a stalled or reset connection only affects its own kind, cancelling one is just
  * closing its socket, and no HTTP/2 flow-control window shared by the streams can let one
  * large burst (a relist of thousands of Secrets) delay the events of another kind. HTTP/2
@@ -235,6 +235,8 @@ struct watcher {
 	const struct kind_def *def;
 	char *path;        /* collection path */
 	char *selector;    /* escaped fieldSelector or NULL */
+	char *scope;       /* the one namespace listed, NULL: all (store_replace_in) */
+	bool gauge;        /* reports the objects gauge of its kind (one watcher per kind) */
 	char *rv;          /* last resourceVersion seen */
 	json_object *keys; /* "ns/name" of the objects in the store, for the gauge */
 	struct backoff bo;
@@ -255,7 +257,7 @@ struct k8s_source {
 	                     transfers */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
-	struct watcher w[NKINDS];
+	struct watcher w[NKINDS + 1]; /* + weir's ConfigMap outside the watched namespace */
 	size_t nw;
 };
 
@@ -309,6 +311,10 @@ static void prepare_object(const struct kind_def *def, json_object *obj)
 			json_object_object_del(ann,
 			                       "kubectl.kubernetes.io/last-applied-configuration");
 	}
+	/* Every ConfigMap of the watched namespaces is kept; compile reads
+	 * only data. */
+	if (def->kind == STORE_CONFIGMAP)
+		json_object_object_del(obj, "binaryData");
 }
 
 static void key_of(json_object *obj, char *buf, size_t len)
@@ -498,7 +504,7 @@ static int do_list(struct watcher *w, char *errtext, size_t errlen)
 		key_of(items[i], key, sizeof(key));
 		json_object_object_add(keys, key, NULL);
 	}
-	rc = store_replace(src->s, w->def->kind, items, n);
+	rc = store_replace_in(src->s, w->def->kind, w->scope, items, n);
 	if (rc) {
 		/* Ownership was taken either way (contract). */
 		n = 0;
@@ -509,7 +515,8 @@ static int do_list(struct watcher *w, char *errtext, size_t errlen)
 	json_object_put(w->keys);
 	w->keys = keys;
 	keys = NULL;
-	telemetry_objects(w->def->name, (size_t)json_object_object_length(w->keys));
+	if (w->gauge)
+		telemetry_objects(w->def->name, (size_t)json_object_object_length(w->keys));
 	free(w->rv);
 	w->rv = strdup(rv);
 	if (!w->rv)
@@ -551,7 +558,9 @@ static int handle_event(struct watcher *w, const char *type, json_object **objp)
 			return rc;
 		if (!json_object_object_get_ex(w->keys, key, NULL)) {
 			json_object_object_add(w->keys, key, NULL);
-			telemetry_objects(w->def->name, (size_t)json_object_object_length(w->keys));
+			if (w->gauge)
+				telemetry_objects(w->def->name,
+				                  (size_t)json_object_object_length(w->keys));
 		}
 		return 0;
 	}
@@ -567,7 +576,8 @@ static int handle_event(struct watcher *w, const char *type, json_object **objp)
 		if (rc && rc != WEIR_ENOENT)
 			return rc;
 		json_object_object_del(w->keys, key);
-		telemetry_objects(w->def->name, (size_t)json_object_object_length(w->keys));
+		if (w->gauge)
+			telemetry_objects(w->def->name, (size_t)json_object_object_length(w->keys));
 		return 0;
 	}
 	if (strcmp(type, "BOOKMARK") == 0) {
@@ -713,6 +723,7 @@ static void watcher_cleanup(struct watcher *w)
 {
 	free(w->path);
 	free(w->selector);
+	free(w->scope);
 	free(w->rv);
 	json_object_put(w->keys);
 	watch_decoder_cleanup(&w->dec);
@@ -744,6 +755,33 @@ void k8s_source_stop(struct k8s_source *src)
 	free(src);
 }
 
+/* One list+watch of def's objects in namespace ns (NULL: every namespace)
+ * with the escaped fieldSelector sel (NULL: none; copied). */
+static void add_watcher(struct k8s_source *src, const struct kind_def *def, const char *ns,
+                        const char *sel, bool gauge)
+{
+	struct watcher *w = &src->w[src->nw];
+	int r;
+
+	w->src = src;
+	w->def = def;
+	w->gauge = gauge;
+	w->selector = sel ? strdup(sel) : NULL;
+	w->scope = ns ? strdup(ns) : NULL;
+	if ((sel && !w->selector) || (ns && !w->scope))
+		abort();
+	w->bo.seed = (unsigned)time(NULL) ^ (unsigned)(src->nw * 7919) ^ (unsigned)getpid();
+	w->keys = json_object_new_object();
+	watch_decoder_init(&w->dec, EVENT_LINE_MAX, on_event, w);
+	if (ns)
+		r = asprintf(&w->path, "%s/namespaces/%s/%s", def->prefix, ns, def->resource);
+	else
+		r = asprintf(&w->path, "%s/%s", def->prefix, def->resource);
+	if (r < 0)
+		abort();
+	src->nw++;
+}
+
 int k8s_source_start(struct k8s_client *c, struct store *s, const struct k8s_source_options *o,
                      struct k8s_source **out)
 {
@@ -765,40 +803,22 @@ int k8s_source_start(struct k8s_client *c, struct store *s, const struct k8s_sou
 	pthread_condattr_destroy(&ca);
 	for (size_t i = 0; i < NKINDS; i++) {
 		const struct kind_def *def = &kind_defs[i];
-		struct watcher *w;
-		char *sel = NULL;
-		int r;
 
-		if (def->kind == STORE_CONFIGMAP) {
-			char *esc;
+		add_watcher(src, def, def->namespaced ? wns : NULL, def->selector, true);
+		/* ConfigMaps: those of the watched namespaces (auth-proxy-set-headers
+		 * names them; refs.c keeps unnamed ones from recompiling), and
+		 * weir's own by name when its namespace is not watched. */
+		if (def->kind == STORE_CONFIGMAP && wns && o && o->configmap_namespace &&
+		    o->configmap_namespace[0] && o->configmap_name && o->configmap_name[0] &&
+		    strcmp(o->configmap_namespace, wns) != 0) {
+			char *esc = url_escape(o->configmap_name), *sel;
 
-			if (!o || !o->configmap_namespace || !o->configmap_name ||
-			    !o->configmap_namespace[0] || !o->configmap_name[0])
-				continue; /* no ConfigMap to follow */
-			esc = url_escape(o->configmap_name);
 			if (asprintf(&sel, "metadata.name%%3D%s", esc) < 0)
 				abort();
 			free(esc);
-		} else if (def->selector) {
-			sel = strdup(def->selector);
+			add_watcher(src, def, o->configmap_namespace, sel, false);
+			free(sel);
 		}
-		w = &src->w[src->nw++];
-		w->src = src;
-		w->def = def;
-		w->selector = sel;
-		w->bo.seed = (unsigned)time(NULL) ^ (unsigned)(i * 7919) ^ (unsigned)getpid();
-		w->keys = json_object_new_object();
-		watch_decoder_init(&w->dec, EVENT_LINE_MAX, on_event, w);
-		if (def->kind == STORE_CONFIGMAP)
-			r = asprintf(&w->path, "%s/namespaces/%s/%s", def->prefix,
-			             o->configmap_namespace, def->resource);
-		else if (def->namespaced && wns)
-			r = asprintf(&w->path, "%s/namespaces/%s/%s", def->prefix, wns,
-			             def->resource);
-		else
-			r = asprintf(&w->path, "%s/%s", def->prefix, def->resource);
-		if (r < 0)
-			abort();
 	}
 	for (size_t i = 0; i < src->nw; i++) {
 		if (pthread_create(&src->w[i].thread, NULL, watcher_main, &src->w[i]) != 0) {

@@ -11,16 +11,19 @@ struct k8s_client;
 
 struct k8s_source_options {
 	const char *watch_namespace;     /* NULL: all namespaces (namespaced kinds) */
-	const char *configmap_namespace; /* the controller's own ConfigMap "weir" */
+	const char *configmap_namespace; /* the controller's own ConfigMap "weir" (NULL: none
+	                                    outside the watched namespaces) */
 	const char *configmap_name;
 };
 
 struct k8s_source;
 
 /* Start list+watch of Ingress, IngressClass, Service, EndpointSlice, Secret (every type but
- * helm.sh/release.v1 and kubernetes.io/service-account-token, via fieldSelector) and the
- * ConfigMap, feeding the store (store_replace
- * after each list, store_upsert/store_delete per watch event). Paginated lists, bookmarks,
+ * helm.sh/release.v1 and kubernetes.io/service-account-token, via fieldSelector) and
+ * ConfigMap (every one of the watched namespaces, for auth-proxy-set-headers; plus, when
+ * watch_namespace is set and is not configmap_namespace, configmap_name there by
+ * fieldSelector), feeding the store (store_replace_in after each list, scoped to the
+ * namespace listed; store_upsert/store_delete per watch event). Paginated lists, bookmarks,
  * 410 -> relist, capped exponential backoff with jitter, never exits on API errors.
  * c and s are borrowed until k8s_source_stop returns; o's strings are copied.
  * Returns 0 and *out, or WEIR_E* (no thread is left running then). */

@@ -539,6 +539,7 @@ int main(int argc, char **argv)
 	} else {
 		if (start_api(&o, store, &api) != 0)
 			goto out;
+		co.configmap_namespace = k8s_config_namespace(api.cfg);
 		if (reporter_new(api.client, status_pass, &sctx, &api.reporter) != 0) {
 			fprintf(stderr, "weir-controller: cannot start the reporter thread\n");
 			goto out;

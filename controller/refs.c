@@ -1,6 +1,6 @@
-/* controller/refs.c - the Services and Secrets Ingresses name, kept as a
- * sorted array of "S ns/name" / "X ns/name" keys, rebuilt after each
- * compile. */
+/* controller/refs.c - the Services, Secrets and ConfigMaps Ingresses name,
+ * kept as a sorted array of "S ns/name" / "X ns/name" / "C ns/name" keys,
+ * rebuilt after each compile. */
 #include "refs.h"
 
 #include <pthread.h>
@@ -8,6 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* The settings ConfigMap (compile.c reads it in the controller's namespace;
+ * one of that name in any namespace counts, a safe superset). */
+#define SETTINGS_CONFIGMAP "weir"
 
 struct refs {
 	pthread_mutex_t mu;
@@ -75,16 +79,16 @@ static void add_backend(struct keyset *k, const char *ns, json_object *backend)
 }
 
 /* "ns/name" or "name" (in ns) */
-static void add_secret_ref(struct keyset *k, const char *ns, const char *v)
+static void add_ref(struct keyset *k, char type, const char *ns, const char *v)
 {
 	const char *slash = strchr(v, '/');
 	if (!slash) {
-		add(k, 'X', ns, v);
+		add(k, type, ns, v);
 		return;
 	}
 	char buf[512];
 	snprintf(buf, sizeof(buf), "%.*s", (int)(slash - v), v);
-	add(k, 'X', buf, slash + 1);
+	add(k, type, buf, slash + 1);
 }
 
 static bool ends_with(const char *s, const char *suffix)
@@ -118,19 +122,24 @@ static void ingress_refs(struct keyset *k, json_object *ing)
 		if (ends_with(key, "/default-backend"))
 			add(k, 'S', ns, v);
 		else if (ends_with(key, "-secret"))
-			add_secret_ref(k, ns, v);
+			add_ref(k, 'X', ns, v);
+		else if (ends_with(key, "/auth-proxy-set-headers"))
+			add_ref(k, 'C', ns, v);
 	}
 }
 
 static void configmap_refs(struct keyset *k, json_object *cm)
 {
+	const char *name = str(get(cm, "metadata"), "name");
+	if (!name || strcmp(name, SETTINGS_CONFIGMAP) != 0)
+		return; /* only the settings name Secrets */
 	json_object *data = get(cm, "data");
 	if (!data || !json_object_is_type(data, json_type_object))
 		return;
 	json_object_object_foreach(data, key, val)
 	{
 		if (ends_with(key, "-secret") && json_object_is_type(val, json_type_string))
-			add_secret_ref(k, meta_ns(cm), json_object_get_string(val));
+			add_ref(k, 'X', meta_ns(cm), json_object_get_string(val));
 	}
 }
 
@@ -222,6 +231,8 @@ static bool unchanged(enum store_kind kind, json_object *old, json_object *obj)
 	case STORE_SECRET:
 		return same(old, obj, "type") && same(old, obj, "data") &&
 		       same(old, obj, "stringData");
+	case STORE_CONFIGMAP:
+		return same(old, obj, "data");
 	default:
 		return false;
 	}
@@ -243,6 +254,11 @@ static bool is_relevant(struct refs *r, enum store_kind kind, json_object *old, 
 		return referenced(r, 'S', ns, str(get(any, "metadata"), "name"));
 	case STORE_SECRET:
 		return referenced(r, 'X', ns, str(get(any, "metadata"), "name"));
+	case STORE_CONFIGMAP: {
+		const char *name = str(get(any, "metadata"), "name");
+		return (name && strcmp(name, SETTINGS_CONFIGMAP) == 0) ||
+		       referenced(r, 'C', ns, name);
+	}
 	case STORE_ENDPOINT_SLICE:
 		return (old && referenced(r, 'S', ns, slice_service(old))) ||
 		       (obj && referenced(r, 'S', ns, slice_service(obj)));

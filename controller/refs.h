@@ -1,7 +1,9 @@
-/* controller/refs.h - which Services and Secrets the Ingresses reference, so
- * that a change to an object nobody references (another team's Secret, an
- * unrelated EndpointSlice) or a change compile does not read (an Ingress's
- * status, a resourceVersion bump) triggers no recompile. */
+/* controller/refs.h - which Services, Secrets and ConfigMaps the Ingresses
+ * reference, so that a change to an object nobody references (another
+ * team's Secret or ConfigMap, an unrelated EndpointSlice) or a change
+ * compile does not read (an Ingress's status, a resourceVersion bump)
+ * triggers no recompile. A ConfigMap named "weir" always counts (the
+ * settings). */
 #ifndef WEIR_CONTROLLER_REFS_H
 #define WEIR_CONTROLLER_REFS_H
 

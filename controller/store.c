@@ -240,6 +240,12 @@ int store_delete(struct store *s, enum store_kind kind, const char *ns, const ch
 
 int store_replace(struct store *s, enum store_kind kind, json_object **objs, size_t n)
 {
+	return store_replace_in(s, kind, NULL, objs, n);
+}
+
+int store_replace_in(struct store *s, enum store_kind kind, const char *scope, json_object **objs,
+                     size_t n)
+{
 	struct kind_list fresh = {0};
 	if (!kind_ok(kind)) {
 		for (size_t i = 0; i < n; i++)
@@ -249,7 +255,7 @@ int store_replace(struct store *s, enum store_kind kind, json_object **objs, siz
 	for (size_t i = 0; i < n; i++) {
 		const char *ns, *name;
 		object_key(objs[i], &ns, &name);
-		if (!name) {
+		if (!name || (scope && strcmp(ns, scope) != 0)) {
 			json_object_put(objs[i]);
 			continue;
 		}
@@ -257,6 +263,21 @@ int store_replace(struct store *s, enum store_kind kind, json_object **objs, siz
 	}
 	pthread_mutex_lock(&s->lock);
 	struct kind_list old = s->kinds[kind];
+	if (scope) {
+		/* Objects of other namespaces stay: move them over. */
+		size_t kept = 0;
+		for (size_t i = 0; i < old.n; i++) {
+			struct entry *e = &old.items[i];
+			if (strcmp(e->ns, scope) == 0) {
+				old.items[kept++] = *e;
+				continue;
+			}
+			list_put(&fresh, e->ns, e->name, e->obj);
+			free(e->ns);
+			free(e->name);
+		}
+		old.n = kept;
+	}
 	s->kinds[kind] = fresh;
 	pthread_mutex_unlock(&s->lock);
 	list_clear(&old);

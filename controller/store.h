@@ -45,6 +45,14 @@ int store_delete(struct store *s, enum store_kind kind, const char *ns, const ch
  * keys the last one wins. Notifies once. */
 int store_replace(struct store *s, enum store_kind kind, json_object **objs, size_t n);
 
+/* store_replace for one namespace: the objects of kind in namespace scope
+ * (NULL: every namespace, as store_replace) become objs[0..n); objects of
+ * other namespaces stay, and objs of another namespace are dropped. For
+ * two lists of one kind that cover different namespaces. Same ownership
+ * and notification as store_replace. */
+int store_replace_in(struct store *s, enum store_kind kind, const char *scope, json_object **objs,
+                     size_t n);
+
 /* Set the change callback (NULL to clear). It is called from the thread that
  * made the change, after the store's lock is released; it must not block
  * (it is meant to wake the compile loop). arg is borrowed. */

@@ -139,6 +139,19 @@ static bool named_by_connection(const struct http_request *req, const struct htt
 	return false;
 }
 
+/* True when auth-proxy-set-headers sets h: the configured value replaces
+ * the client's (nginx's proxy_set_header). Names were checked when the
+ * table loaded; the length test spares most comparisons. */
+static bool set_by_route(const struct route_ext_auth *a, const struct http_header *h)
+{
+	for (size_t i = 0; i < a->nproxy_set_headers; i++) {
+		const char *name = a->proxy_set_headers[i].name;
+		if (strlen(name) == h->name_len && strncasecmp(h->name, name, h->name_len) == 0)
+			return true;
+	}
+	return false;
+}
+
 int auth_request_build_head(const struct auth_request_params *p, const struct url *url, char *buf,
                             size_t cap)
 {
@@ -154,12 +167,16 @@ int auth_request_build_head(const struct auth_request_params *p, const struct ur
 	header(&w, "Host", url->authority, url->authority_len);
 	for (size_t i = 0; i < req->nheaders; i++) {
 		const struct http_header *h = &req->headers[i];
-		if (name_in(h, skipped) || named_by_connection(req, h))
+		if (name_in(h, skipped) || named_by_connection(req, h) || set_by_route(p->auth, h))
 			continue;
 		put(&w, h->name, h->name_len);
 		put(&w, ": ", 2);
 		put(&w, h->value, h->value_len);
 		put(&w, "\r\n", 2);
+	}
+	for (size_t i = 0; i < p->auth->nproxy_set_headers; i++) {
+		const struct route_header *h = &p->auth->proxy_set_headers[i];
+		header(&w, h->name, h->value, strlen(h->value));
 	}
 	const char *scheme = cl->tls ? "https" : "http";
 	const char *host = req->host ? req->host : "";

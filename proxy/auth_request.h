@@ -56,8 +56,9 @@ struct auth_request_params {
 /* Build the auth request head into buf (cap bytes): "<auth-method or GET>
  * <url path+query> HTTP/1.1", Host: the auth URL's authority, the client's
  * end-to-end headers (no Host, hop-by-hop, body framing, Expect, nor those
- * set below), then X-Original-URL (scheme://Host request-target),
- * X-Original-Method (and with auth-method X-Original-URI and X-Scheme, as
+ * set below), the auth-proxy-set-headers (auth->proxy_set_headers, in
+ * order; a client header of the same name is not sent), then X-Original-URL (scheme://Host
+ * request-target), X-Original-Method (and with auth-method X-Original-URI and X-Scheme, as
  * ingress-nginx), X-Sent-From: nginx-ingress-controller, X-Real-IP (client->ip,
  * the real client of realip.h), X-Forwarded-For (as the upstream gets it:
  * the incoming chain plus client->hop_ip when client->forwarded_chain, else

@@ -53,6 +53,7 @@ def test_rbac_least_privilege(cluster, base, sa_kubeconfig):
     allowed = [("list", "ingresses.networking.k8s.io"), ("watch", "ingresses.networking.k8s.io"),
                ("list", "ingressclasses.networking.k8s.io"), ("watch", "services"),
                ("list", "endpointslices.discovery.k8s.io"), ("watch", "secrets"),
+               ("list", "configmaps"), ("watch", "configmaps"),  # auth-proxy-set-headers
                ("create", "events"), ("patch", "events")]
     for verb, res in allowed:
         assert can(verb, res), f"SA cannot {verb} {res}"
@@ -68,8 +69,10 @@ def test_rbac_least_privilege(cluster, base, sa_kubeconfig):
               ("delete", "ingresses.networking.k8s.io", NS),
               ("create", "ingresses.networking.k8s.io", NS),
               ("update", "services", NS), ("create", "endpointslices.discovery.k8s.io", NS),
-              ("list", "configmaps", NS), ("list", "configmaps", "weir-system"),
-              ("get", "configmaps/other", "weir-system"), ("get", "configmaps/weir", NS),
+              ("create", "configmaps", NS), ("update", "configmaps", NS),
+              ("patch", "configmaps", NS), ("delete", "configmaps", NS),
+              ("update", "configmaps/weir", "weir-system"),
+              ("delete", "configmaps/weir", "weir-system"),
               ("get", "leases.coordination.k8s.io", "default"),
               ("delete", "leases.coordination.k8s.io", "weir-system"),
               ("list", "pods", NS), ("create", "pods", NS), ("list", "nodes", None),

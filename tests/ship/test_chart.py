@@ -109,3 +109,16 @@ def test_chart_rbac_equals_deploy_rbac(helm, root):
     writes = {v for _, _, verbs in rules_of(chart, "ClusterRole") + rules_of(chart, "Role")
               for v in verbs} - {"get", "list", "watch"}
     assert writes == {"create", "patch", "update"}
+
+
+def test_chart_rbac_configmaps_read_only(helm, root):
+    # auth-proxy-set-headers: ConfigMaps are read (get/list/watch) wherever
+    # Ingresses are, and written nowhere.
+    for args in ([], ["--set", "controller.watchNamespace=apps"]):
+        docs = render(helm, root, *args)
+        grants = [(kind, verbs) for kind in ("ClusterRole", "Role")
+                  for _, resources, verbs in rules_of(docs, kind) if "configmaps" in resources]
+        assert ("ClusterRole", ("get", "list", "watch")) in grants, grants
+        assert all(verbs == ("get", "list", "watch") for _, verbs in grants), grants
+        ingress_rule = [r for r in rules_of(docs, "ClusterRole") if "ingresses" in r[1]]
+        assert ingress_rule and ingress_rule[0][2] == ("get", "list", "watch")

@@ -275,6 +275,93 @@ static void test_policy_and_route(void)
 	route_policy_cleanup(&r.policy);
 }
 
+/* auth-proxy-set-headers: one header at a time, then the list in a policy
+ * (duplicates, the byte cap, the field named on failure). */
+static void test_auth_set_headers(void)
+{
+	static const char *const good[][2] = {
+	    {"X-Tenant", "team-a"},      {"Authorization", "Bearer abc.def"},
+	    {"x_custom", "a b\tc"},      {"Cookie", "k=v; k2=v2"},
+	    {"X-Forwarded-User", "svc"}, {"X-Note", "caf\xc3\xa9"}};
+	static const char *const bad[][2] = {
+	    {"X Tenant", "a"},        /* not a token */
+	    {"", "a"},                /* empty name */
+	    {"X-Tenant:", "a"},       /* ':' is no tchar */
+	    {"X-A", "a\r\nX-B: b"},   /* header injection */
+	    {"X-A", "a\nb"},          /* LF */
+	    {"X-A", ""},              /* empty value */
+	    {"X-A", "$remote_addr"},  /* nginx variable */
+	    {"X-A", "price: 5$"},     /* any '$' */
+	    {"X-A", "\xff"},          /* not UTF-8 */
+	    {"Host", "auth.example"}, /* the proxy sets Host */
+	    {"connection", "keep-alive"},
+	    {"Transfer-Encoding", "chunked"},
+	    {"Content-Length", "0"},
+	    {"UPGRADE", "websocket"},
+	    {"TE", "trailers"},
+	    {"X-Forwarded-For", "1.2.3.4"}, /* set from the request at hand */
+	    {"x-real-ip", "1.2.3.4"},
+	    {"X-Original-URL", "https://a/"},
+	    {"X-Request-ID", "1"},
+	    {"X-Auth-Request-Redirect", "/"}};
+	char err[256];
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		err[0] = '\0';
+		int rc = route_validate_auth_set_header(good[i][0], good[i][1], err, sizeof(err));
+		if (rc)
+			fprintf(stderr, "refused %s: %s\n", good[i][0], err);
+		CHECK_INT(rc, 0);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err[0] = '\0';
+		int rc = route_validate_auth_set_header(bad[i][0], bad[i][1], err, sizeof(err));
+		if (rc != WEIR_EINVAL)
+			fprintf(stderr, "took %s: %s\n", bad[i][0], bad[i][1]);
+		CHECK_INT(rc, WEIR_EINVAL);
+		CHECK(err[0] != '\0');
+		CHECK(strchr(err, '\n') == NULL && strchr(err, '\r') == NULL);
+	}
+	CHECK_INT(route_validate_auth_set_header("X-A", "$x", err, sizeof(err)), WEIR_EINVAL);
+	CHECK(strstr(err, "not expanded") != NULL);
+	CHECK_INT(route_validate_auth_set_header("Host", "x", err, sizeof(err)), WEIR_EINVAL);
+	CHECK(strstr(err, "\"Host\"") != NULL);
+
+	char field[128];
+	struct route_policy p;
+	route_policy_init(&p);
+	struct route_ext_auth *a = &p.ext_auth;
+	a->url = strdup("http://127.0.0.1:9/auth");
+	a->proxy_set_headers = calloc(3, sizeof(*a->proxy_set_headers));
+	a->nproxy_set_headers = 2;
+	a->proxy_set_headers[0].name = strdup("X-A");
+	a->proxy_set_headers[0].value = strdup("1");
+	a->proxy_set_headers[1].name = strdup("X-B");
+	a->proxy_set_headers[1].value = strdup("2");
+	CHECK_INT(route_validate_policy(&p, field, sizeof(field), err, sizeof(err)), 0);
+	a->proxy_set_headers[2].name = strdup("x-a");
+	a->proxy_set_headers[2].value = strdup("3");
+	a->nproxy_set_headers = 3;
+	CHECK_INT(route_validate_policy(&p, field, sizeof(field), err, sizeof(err)), WEIR_EINVAL);
+	CHECK_STR(field, "ext_auth.proxy_set_headers[2].name");
+	free(a->proxy_set_headers[2].name);
+	a->proxy_set_headers[2].name = strdup("X-C");
+	free(a->proxy_set_headers[2].value);
+	a->proxy_set_headers[2].value = strdup("a\r\nb");
+	CHECK_INT(route_validate_policy(&p, field, sizeof(field), err, sizeof(err)), WEIR_EINVAL);
+	CHECK_STR(field, "ext_auth.proxy_set_headers[2]");
+	/* the byte cap: the last header tips it over */
+	free(a->proxy_set_headers[2].value);
+	a->proxy_set_headers[2].value = malloc(ROUTE_AUTH_SET_HEADERS_MAX_BYTES);
+	memset(a->proxy_set_headers[2].value, 'v', ROUTE_AUTH_SET_HEADERS_MAX_BYTES - 1);
+	a->proxy_set_headers[2].value[ROUTE_AUTH_SET_HEADERS_MAX_BYTES - 1] = '\0';
+	CHECK_INT(route_validate_policy(&p, field, sizeof(field), err, sizeof(err)), WEIR_EINVAL);
+	CHECK_STR(field, "ext_auth.proxy_set_headers[2]");
+	CHECK(strstr(err, "bytes") != NULL);
+	a->proxy_set_headers[2].value[ROUTE_AUTH_SET_HEADERS_MAX_BYTES - 40] = '\0';
+	CHECK_INT(route_validate_policy(&p, field, sizeof(field), err, sizeof(err)), 0);
+	route_policy_cleanup(&p);
+}
+
 static char *fresh_key_pem(void)
 {
 	EVP_PKEY *k = EVP_EC_gen("P-256");
@@ -379,6 +466,7 @@ int main(void)
 	test_strings();
 	test_utf8_and_quote();
 	test_policy_and_route();
+	test_auth_set_headers();
 	test_cert();
 	test_external();
 	return check_finish("route_validate_test");

@@ -261,7 +261,7 @@ static void resolve(void)
 	    "{\"weir.dev/auth-url\":\"http://10.0.0.1/\","
 	    "\"weir.dev/auth-cache-duration\":\"200 202 5 minutes\"}",
 	    "{\"weir.dev/auth-url\":\"http://10.0.0.1/\","
-	    "\"weir.dev/auth-proxy-set-headers\":\"ns/cm\"}",
+	    "\"weir.dev/auth-proxy-set-headers\":\"ns/Headers_CM\"}",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		o = ann(bad[i]);

@@ -126,6 +126,36 @@ static char *compile_text(struct store *s, bool loopback, char **diag_text)
 	return text;
 }
 
+/* The settings come from the ConfigMap weir of the controller's namespace
+ * only: every ConfigMap of the watched namespaces is in the snapshot, and
+ * one called weir in a tenant's namespace must not change them. */
+static void test_settings_namespace(void)
+{
+	struct store *s = store_new();
+	CHECK_INT(store_upsert(s, STORE_CONFIGMAP,
+	                       json_tokener_parse("{\"metadata\":{\"namespace\":\"tenant\","
+	                                          "\"name\":\"weir\"},\"data\":{"
+	                                          "\"header-timeout\":\"3s\"}}")),
+	          0);
+	struct snapshot *snap = store_snapshot(s);
+	const char *const nss[] = {"weir-system", NULL, "tenant"};
+	const uint32_t want[] = {10000, 3000, 3000};
+	for (size_t i = 0; i < 3; i++) {
+		struct compile_options o = {.ingress_class = "weir",
+		                            .controller_name = "weir.dev/ingress-controller",
+		                            .configmap_namespace = nss[i]};
+		struct route_table *t = NULL;
+		struct diag_list d = {0};
+		CHECK_INT(compile_snapshot(snap, &o, &t, &d), 0);
+		if (t)
+			CHECK_INT(t->settings.header_timeout_ms, want[i]);
+		route_table_free(t);
+		diag_list_cleanup(&d);
+	}
+	snapshot_free(snap);
+	store_free(s);
+}
+
 int main(void)
 {
 	size_t fwd[NOBJ], rev[NOBJ], mixed[NOBJ];
@@ -216,5 +246,6 @@ int main(void)
 	store_free(a);
 	store_free(b);
 	store_free(c);
+	test_settings_namespace();
 	return check_finish("compile_test");
 }

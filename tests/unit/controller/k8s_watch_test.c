@@ -416,9 +416,18 @@ static void *conn_main(void *arg)
 	    !strstr(path, "fieldSelector=type%21%3Dhelm.sh%2Frelease.v1%2C"
 	                  "type%21%3Dkubernetes.io%2Fservice-account-token"))
 		snprintf(fk.bad_path, sizeof(fk.bad_path), "%s", path);
-	if (starts(path, "/api/v1/namespaces/weir-system/configmaps?") &&
-	    !strstr(path, "fieldSelector=metadata.name%3Dweir"))
+	/* Every namespace is watched: all ConfigMaps (weir's own among them),
+	 * no selector, no second ConfigMap watch. */
+	if ((starts(path, "/api/v1/configmaps?") && strstr(path, "fieldSelector")) ||
+	    (starts(path, "/api/v1/namespaces/") && strstr(path, "/configmaps?")))
 		snprintf(fk.bad_path, sizeof(fk.bad_path), "%s", path);
+	if (starts(path, "/api/v1/configmaps?") && strstr(path, "limit=500")) {
+		reply_json(fd, 200,
+		           "{\"metadata\":{\"resourceVersion\":\"7\"},\"items\":[{\"metadata\":"
+		           "{\"name\":\"hdr\",\"namespace\":\"n\"},\"data\":{\"X-A\":\"1\"},"
+		           "\"binaryData\":{\"b\":\"AAAA\"}}]}");
+		goto out;
+	}
 	reply_json(fd, 200, "{\"metadata\":{\"resourceVersion\":\"7\"},\"items\":[]}");
 out:
 	close(fd);
@@ -532,6 +541,14 @@ static void test_source_against_fake_server(void)
 	o = find_obj(s, STORE_INGRESS, "b", &n);
 	CHECK(o && strcmp(obj_str(o, "metadata", "resourceVersion"), "101") == 0);
 	json_object_put(o);
+	/* A ConfigMap of any namespace is kept, without binaryData. */
+	o = find_obj(s, STORE_CONFIGMAP, "hdr", &n);
+	CHECK(o != NULL);
+	if (o) {
+		CHECK_STR(obj_str(o, "data", "X-A"), "1");
+		CHECK(!json_object_object_get_ex(o, "binaryData", NULL));
+		json_object_put(o);
+	}
 
 	/* The Service watch got ERROR 410: a relist followed, then a second watch. */
 	t0 = now_ms();
@@ -593,7 +610,9 @@ static void test_source_server_down(void)
 	CHECK_INT(k8s_source_start(c, s, NULL, &src), 0);
 	if (!src)
 		goto out;
-	CHECK_INT(src->nw, 5); /* no ConfigMap without a namespace and name */
+	CHECK_INT(src->nw, 6); /* ConfigMaps of every namespace, weir's own among them */
+	CHECK_STR(src->w[5].path, "/api/v1/configmaps");
+	CHECK(src->w[5].selector == NULL && src->w[5].scope == NULL);
 	usleep(1200000);
 	CHECK(!k8s_source_synced(src));
 	CHECK(src->w[0].failing);
@@ -603,6 +622,54 @@ static void test_source_server_down(void)
 	k8s_source_stop(src);
 	src = NULL;
 	CHECK(now_ms() - t0 < 500);
+out:
+	k8s_source_stop(src);
+	k8s_client_free(c);
+	k8s_config_free(cfg);
+	store_free(s);
+}
+
+/* --watch-namespace apps with weir's ConfigMap in weir-system: every
+ * ConfigMap of apps, and weir's own by name in weir-system; each list
+ * replaces only its namespace's ConfigMaps in the store. */
+static void test_source_scoped_configmaps(void)
+{
+	struct k8s_source_options opt = {.watch_namespace = "apps",
+	                                 .configmap_namespace = "weir-system",
+	                                 .configmap_name = "weir"};
+	struct k8s_config *cfg = NULL;
+	struct k8s_client *c = NULL;
+	struct k8s_source *src = NULL;
+	struct store *s = store_new();
+	char path[] = "/tmp/weir-k8s-watch-test-XXXXXX", err[256];
+	int fd = mkstemp(path);
+
+	/* Port 1 on loopback: nothing listens, lists just fail. */
+	dprintf(fd, "current-context: t\nclusters: [{name: c, cluster: {server: "
+	            "'http://127.0.0.1:1'}}]\ncontexts: [{name: t, context: {cluster: c}}]\n");
+	close(fd);
+	CHECK_INT(k8s_config_load(path, &cfg, err, sizeof(err)), 0);
+	unlink(path);
+	if (!cfg)
+		goto out;
+	CHECK_INT(k8s_client_new(cfg, &c), 0);
+	CHECK_INT(k8s_source_start(c, s, &opt, &src), 0);
+	if (!src)
+		goto out;
+	CHECK_INT(src->nw, 7);
+	if (src->nw == 7) {
+		CHECK_STR(src->w[0].path, "/apis/networking.k8s.io/v1/namespaces/apps/ingresses");
+		CHECK_STR(src->w[1].path, "/apis/networking.k8s.io/v1/ingressclasses");
+		CHECK(src->w[1].scope == NULL);
+		CHECK_STR(src->w[5].path, "/api/v1/namespaces/apps/configmaps");
+		CHECK(src->w[5].selector == NULL);
+		CHECK_STR(src->w[5].scope, "apps");
+		CHECK(src->w[5].gauge);
+		CHECK_STR(src->w[6].path, "/api/v1/namespaces/weir-system/configmaps");
+		CHECK_STR(src->w[6].selector, "metadata.name%3Dweir");
+		CHECK_STR(src->w[6].scope, "weir-system");
+		CHECK(!src->w[6].gauge);
+	}
 out:
 	k8s_source_stop(src);
 	k8s_client_free(c);
@@ -621,5 +688,6 @@ int main(void)
 	test_url_escape();
 	test_source_against_fake_server();
 	test_source_server_down();
+	test_source_scoped_configmaps();
 	return check_finish("k8s_watch_test");
 }

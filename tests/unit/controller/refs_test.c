@@ -108,8 +108,58 @@ int main(void)
 	CHECK_INT(store_replace(s, STORE_SECRET, NULL, 0), 0);
 	CHECK_INT(wakes - before, 1);
 
+	/* ConfigMaps: the one auth-proxy-set-headers names (in the Ingress's
+	 * namespace) and the settings ConfigMap weir; only data. */
+	CHECK_INT(upsert(s, STORE_INGRESS,
+	                 INGRESS("4", ",\"nginx.ingress.kubernetes.io/auth-proxy-set-headers\":"
+	                              "\"hdrs\"")),
+	          1);
+	snap = store_snapshot(s);
+	refs_update(r, snap);
+	snapshot_free(snap);
+	CHECK_INT(upsert(s, STORE_CONFIGMAP,
+	                 "{\"metadata\":{\"namespace\":\"app\",\"name\":\"other\"},"
+	                 "\"data\":{\"a\":\"b\"}}"),
+	          0);
+	CHECK_INT(upsert(s, STORE_CONFIGMAP,
+	                 "{\"metadata\":{\"namespace\":\"elsewhere\",\"name\":\"hdrs\"},"
+	                 "\"data\":{\"X-A\":\"1\"}}"),
+	          0);
+	CHECK_INT(upsert(s, STORE_CONFIGMAP,
+	                 "{\"metadata\":{\"namespace\":\"app\",\"name\":\"hdrs\","
+	                 "\"resourceVersion\":\"1\"},\"data\":{\"X-A\":\"1\"}}"),
+	          1);
+	CHECK_INT(upsert(s, STORE_CONFIGMAP,
+	                 "{\"metadata\":{\"namespace\":\"app\",\"name\":\"hdrs\","
+	                 "\"resourceVersion\":\"2\"},\"data\":{\"X-A\":\"1\"}}"),
+	          0);
+	CHECK_INT(upsert(s, STORE_CONFIGMAP,
+	                 "{\"metadata\":{\"namespace\":\"app\",\"name\":\"hdrs\","
+	                 "\"resourceVersion\":\"3\"},\"data\":{\"X-A\":\"2\"}}"),
+	          1);
+	CHECK_INT(upsert(s, STORE_CONFIGMAP,
+	                 "{\"metadata\":{\"namespace\":\"weir-system\",\"name\":\"weir\"},"
+	                 "\"data\":{\"drain-window\":\"5s\"}}"),
+	          1);
+	/* A ConfigMap other than weir names no Secret, whatever its keys. */
+	CHECK_INT(upsert(s, STORE_CONFIGMAP,
+	                 "{\"metadata\":{\"namespace\":\"app\",\"name\":\"noise\"},"
+	                 "\"data\":{\"default-tls-secret\":\"app/leak\"}}"),
+	          0);
+	snap = store_snapshot(s);
+	refs_update(r, snap);
+	snapshot_free(snap);
+	CHECK_INT(upsert(s, STORE_SECRET,
+	                 "{\"metadata\":{\"namespace\":\"app\",\"name\":\"leak\"},\"data\":{}}"),
+	          0);
+	before = wakes;
+	CHECK_INT(store_delete(s, STORE_CONFIGMAP, "app", "other"), 0);
+	CHECK_INT(wakes - before, 0);
+	CHECK_INT(store_delete(s, STORE_CONFIGMAP, "app", "hdrs"), 0);
+	CHECK_INT(wakes - before, 1);
+
 	/* Every ignored change was counted (the caller's recompile check). */
-	CHECK_INT(refs_ignored(r) - ignored, 7);
+	CHECK_INT(refs_ignored(r) - ignored, 13);
 
 	store_set_relevance(s, NULL, NULL);
 	store_free(s);

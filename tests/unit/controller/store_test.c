@@ -95,6 +95,29 @@ int main(void)
 	CHECK_INT(snap->count[STORE_SERVICE], 0);
 	snapshot_free(snap);
 
+	/* A replace scoped to one namespace keeps the others' objects and
+	 * drops listed objects of another namespace. */
+	store_upsert(s, STORE_CONFIGMAP, obj("apps", "a", 1));
+	store_upsert(s, STORE_CONFIGMAP, obj("apps", "b", 1));
+	store_upsert(s, STORE_CONFIGMAP, obj("weir-system", "weir", 1));
+	store_upsert(s, STORE_CONFIGMAP, obj("zzz", "z", 1));
+	json_object *scoped[] = {obj("apps", "c", 2), obj("apps", "a", 2), obj("other", "x", 2)};
+	CHECK_INT(store_replace_in(s, STORE_CONFIGMAP, "apps", scoped, 3), 0);
+	snap = store_snapshot(s);
+	CHECK_INT(snap->count[STORE_CONFIGMAP], 4);
+	CHECK(snapshot_find(snap, STORE_CONFIGMAP, "apps", "a") != NULL);
+	CHECK(snapshot_find(snap, STORE_CONFIGMAP, "apps", "b") == NULL);
+	CHECK(snapshot_find(snap, STORE_CONFIGMAP, "apps", "c") != NULL);
+	CHECK(snapshot_find(snap, STORE_CONFIGMAP, "weir-system", "weir") != NULL);
+	CHECK(snapshot_find(snap, STORE_CONFIGMAP, "zzz", "z") != NULL);
+	CHECK(snapshot_find(snap, STORE_CONFIGMAP, "other", "x") == NULL);
+	snapshot_free(snap);
+	CHECK_INT(store_replace_in(s, STORE_CONFIGMAP, "weir-system", NULL, 0), 0);
+	snap = store_snapshot(s);
+	CHECK_INT(snap->count[STORE_CONFIGMAP], 3);
+	CHECK(snapshot_find(snap, STORE_CONFIGMAP, "weir-system", "weir") == NULL);
+	snapshot_free(snap);
+
 	/* many objects in reverse order come out sorted */
 	for (int i = 999; i >= 0; i--) {
 		char name[16];
@@ -125,7 +148,7 @@ int main(void)
 
 	store_set_notify(s, NULL, NULL);
 	store_upsert(s, STORE_SECRET, obj("ns", "late", 0));
-	CHECK_INT(notified, 1009);
+	CHECK_INT(notified, 1015); /* 1009 + 4 upserts and 2 scoped replaces */
 	CHECK_STR(store_kind_name(STORE_ENDPOINT_SLICE), "EndpointSlice");
 	store_free(s);
 	return check_finish("store_test");

@@ -214,6 +214,7 @@ static const struct {
     {"auth-cache-duration", {"200 202 401 5m", "1m"}, "200 5x"},
     {"auth-cache-key", {"$remote_user$http_authorization", "$host$cookie_s"}, "$request_body"},
     {"auth-method", {"GET", "POST"}, "get"},
+    {"auth-proxy-set-headers", {"hdrs", "default/hdrs", "hostile-hdrs"}, "other/hdrs"},
     {"auth-request-redirect", {"https://app.example.com/"}, "a\rb"},
     {"auth-response-headers", {"X-Auth-User, X-Auth-Email"}, "X-A, X:B"},
     {"auth-signin",
@@ -498,6 +499,35 @@ static void fixed_objects(struct store *s, const char *other_key)
 	}
 }
 
+/* auth-proxy-set-headers: a good ConfigMap, one of hostile keys and
+ * values (NUL, CR/LF, '$', names that are no token, reserved names), and
+ * one in another namespace. */
+static void header_configmaps(struct store *s)
+{
+	static const char *const names[] = {"X-Tenant", "Host",       "x-tenant",        "X Bad",
+	                                    "",         "Connection", "X-Forwarded-For", "A\r\nB"};
+	json_object *cm = named("default", "hdrs"), *data = json_object_new_object();
+	add(data, "X-Tenant", json_object_new_string("team-a"));
+	add(data, "Authorization", json_object_new_string("Bearer static"));
+	add(cm, "data", data);
+	put(s, STORE_CONFIGMAP, cm);
+	cm = named("default", "hostile-hdrs");
+	data = json_object_new_object();
+	for (size_t i = 1 + pick(3); i > 0; i--) {
+		json_object *k = chance(50) ? json_object_new_string(names[pick(8)]) : hostile();
+		add(data, json_object_get_string(k),
+		    chance(50) ? json_object_new_string("v") : hostile());
+		json_object_put(k);
+	}
+	add(cm, "data", data);
+	put(s, STORE_CONFIGMAP, cm);
+	cm = named("other", "hdrs");
+	data = json_object_new_object();
+	add(data, "X-Tenant", json_object_new_string("team-b"));
+	add(cm, "data", data);
+	put(s, STORE_CONFIGMAP, cm);
+}
+
 static void configmap(struct store *s)
 {
 	static const char *const tls[] = {"default/good", "default/badpem", "default/mismatch"};
@@ -547,7 +577,7 @@ static int clean_line(const char *s)
 static size_t nclient_auth;
 /* Tables that reached the proxy with a route under forward auth (auth-url),
  * and those where such a route also has one of its other settings. */
-static size_t next_auth, next_auth_more;
+static size_t next_auth, next_auth_more, next_auth_set;
 
 static int one_round(uint64_t seed, size_t iter, const char *other_key)
 {
@@ -563,6 +593,7 @@ static int one_round(uint64_t seed, size_t iter, const char *other_key)
 	int ok = 1;
 
 	fixed_objects(s, other_key);
+	header_configmaps(s);
 	if (chance(50))
 		configmap(s);
 	size_t ning = 1 + pick(5);
@@ -606,7 +637,7 @@ static int one_round(uint64_t seed, size_t iter, const char *other_key)
 			break;
 		}
 	const struct route_table *srt = served ? table_routes(served) : NULL;
-	bool fa = false, fa_more = false;
+	bool fa = false, fa_more = false, fa_set = false;
 	for (size_t i = 0; srt && i < srt->nhosts; i++) {
 		for (size_t j = 0; j < srt->hosts[i].nroutes; j++) {
 			const struct route_ext_auth *ea = &srt->hosts[i].routes[j].policy.ext_auth;
@@ -615,10 +646,12 @@ static int one_round(uint64_t seed, size_t iter, const char *other_key)
 			    fa_more || (ea->url && (ea->method || ea->signin || ea->cache_key ||
 			                            ea->cache_duration || ea->nresponse_headers ||
 			                            ea->request_redirect));
+			fa_set = fa_set || (ea->url && ea->nproxy_set_headers);
 		}
 	}
 	next_auth += fa;
 	next_auth_more += fa_more;
+	next_auth_set += fa_set;
 	table_unref(served);
 	route_table_free(t);
 	free(json);
@@ -642,11 +675,13 @@ int main(void)
 		failed += !one_round(seed, i, other_key);
 	free(other_key);
 	printf("table_accept: seed %" PRIu64 ", %zu iterations, %zu failed, %zu with client "
-	       "certificates, %zu with forward auth (%zu with more than auth-url)\n",
-	       seed, n, failed, nclient_auth, next_auth, next_auth_more);
+	       "certificates, %zu with forward auth (%zu with more than auth-url, %zu with "
+	       "auth-proxy-set-headers)\n",
+	       seed, n, failed, nclient_auth, next_auth, next_auth_more, next_auth_set);
 	if (n >= DEFAULT_ITERATIONS) {
 		CHECK(nclient_auth > 0);
 		CHECK(next_auth_more > 0);
+		CHECK(next_auth_set > 0);
 	}
 	return check_finish("table_accept_test");
 }

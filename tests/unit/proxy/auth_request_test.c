@@ -88,6 +88,34 @@ static void build_head(void)
 
 	/* Too small a buffer is refused, not truncated. */
 	CHECK_INT(auth_request_build_head(&p, &url, buf, 100), WEIR_ETOOBIG);
+
+	/* auth-proxy-set-headers: sent after the client's headers, and a
+	 * client header of the same name (any case) is not sent. */
+	struct route_header set[] = {{"cookie", "from=configmap"}, {"X-Tenant", "team-a"}};
+	auth.proxy_set_headers = set;
+	auth.nproxy_set_headers = 2;
+	auth.method = NULL;
+	auth.request_redirect = NULL;
+	client_init(&cl, false);
+	n = auth_request_build_head(&p, &url, buf, sizeof(buf) - 1);
+	CHECK(n > 0);
+	buf[n > 0 ? n : 0] = '\0';
+	CHECK(strncmp(buf,
+	              "GET /oauth2/auth?x=y HTTP/1.1\r\n"
+	              "Host: 10.1.2.3:4180\r\n"
+	              "Accept: */*\r\n"
+	              "cookie: from=configmap\r\n"
+	              "X-Tenant: team-a\r\n"
+	              "X-Original-URL: http://app.test/app/x?a=1\r\n",
+	              strlen("GET /oauth2/auth?x=y HTTP/1.1\r\n"
+	                     "Host: 10.1.2.3:4180\r\n"
+	                     "Accept: */*\r\n"
+	                     "cookie: from=configmap\r\n"
+	                     "X-Tenant: team-a\r\n"
+	                     "X-Original-URL: http://app.test/app/x?a=1\r\n")) == 0);
+	CHECK(strstr(buf, "s=1") == NULL);
+	auth.proxy_set_headers = NULL;
+	auth.nproxy_set_headers = 0;
 }
 
 static void decisions(void)
