@@ -3,7 +3,8 @@
 traffic through weir-proxy while the route table changes over and over and endpoints churn.
 
   tests/bench/soak.py [--conns 10000] [--changes 1000] [--duration 180] [--interval 5]
-                      [--rotate 200] [--http-rate 100] [--workers 2] [--build DIR] [--keep]
+                      [--rotate 200] [--http-rate 100] [--workers 2] [--proxies N]
+                      [--build DIR] [--keep]
 
 Everything listens on 127.0.0.1 .. 127.0.0.5 only. weir-controller runs in --manifests mode on
 a scratch directory and weir-proxy serves what it publishes. Four C backends
@@ -30,9 +31,16 @@ another ("extra", churned). Host soak.test routes /ws (Ingress ws) and /api (Ing
 PASS needs: no tunnel ended without a close frame (steady or rotating, including a close of
 the client's own that got no answer), every steady tunnel still open with no echo error, no
 upgrade refused, 0 non-2xx and 0 failed HTTP requests, every change served, and proxy RSS at
-the end <= 105% of the RSS after the ramp-up. Exit status 0 on PASS, 1 on FAIL, 2 when it
-could not run. The proxy needs two descriptors per tunnel: RLIMIT_NOFILE is raised (as root)
-to fit. The work directory (logs, manifests) is kept with --keep.
+the end <= 105% of the RSS after the ramp-up (the sum over the proxy processes). Exit status
+0 on PASS, 1 on FAIL, 2 when it could not run. The work directory (logs, manifests) is kept
+with --keep.
+
+A weir-proxy process needs two descriptors per tunnel; RLIMIT_NOFILE is raised to fit when
+the hard limit allows. When it does not (a container without CAP_SYS_RESOURCE, hard limit
+20,000: 10,200 tunnels need 20,400 + a few), the tunnels are spread over as many weir-proxy
+processes as needed (--proxies N forces it), all serving the one routes directory the
+controller publishes into, like replicas behind a load balancer: connection i goes to proxy
+i mod N, and the HTTP client moves to the next proxy every 100 requests.
 """
 
 from __future__ import annotations
@@ -209,11 +217,12 @@ WS_ANN = """    weir.dev/drain-window: "5s"
 # ------------------------------------------------------------------ HTTP client
 
 class HttpLoad(threading.Thread):
-    """GET /api on a keep-alive connection at a fixed rate; a fresh connection every 100."""
+    """GET /api on a keep-alive connection at a fixed rate; a fresh connection every 100
+    requests, to the next proxy of ports."""
 
-    def __init__(self, port: int, rate: float):
+    def __init__(self, ports: list[int], rate: float):
         super().__init__(daemon=True)
-        self.port, self.rate = port, rate
+        self.ports, self.rate = ports, rate
         self.stop = threading.Event()
         self.total = self.ok = self.non2xx = self.failed = 0
         self.first_bad = ""
@@ -227,7 +236,8 @@ class HttpLoad(threading.Thread):
             if d > 0:
                 time.sleep(d)
             if conn is None:
-                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+                port = self.ports[(self.total // 100) % len(self.ports)]
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
             self.total += 1
             try:
                 conn.request("GET", "/api/soak", headers={"Host": HOST})
@@ -279,20 +289,29 @@ class Soak:
         self.procs.append(p)
         return p
 
-    def metric(self, name: str) -> int | None:
+    def metric(self, name: str, admin: int) -> int | None:
+        """An unlabelled gauge from one proxy's /metrics; None when it cannot be read."""
         try:
-            c = http.client.HTTPConnection("127.0.0.1", self.admin, timeout=2)
+            c = http.client.HTTPConnection("127.0.0.1", admin, timeout=2)
             c.request("GET", "/metrics")
             body = c.getresponse().read().decode()
             c.close()
         except (OSError, http.client.HTTPException):
             return None
-        m = re.search(rf"^{name}(?:{{[^}}]*}})? (\d+)", body, re.M)
+        m = re.search(rf"^{name} (\d+)$", body, re.M)
         return int(m.group(1)) if m else None
 
-    def get_status(self, path: str) -> int:
+    def generation(self) -> int | None:
+        """The route table generation every proxy serves (the lowest)."""
+        gens = [self.metric("weir_proxy_route_table_generation", a) for a in self.admins]
+        return None if None in gens else min(gens)
+
+    def proxy_rss(self) -> list[int]:
+        return [rss_kb(p.pid) for p in self.proxies]
+
+    def get_status(self, port: int, path: str) -> int:
         try:
-            c = http.client.HTTPConnection("127.0.0.1", self.http, timeout=2)
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
             c.request("GET", path, headers={"Host": HOST})
             st = c.getresponse().status
             c.close()
@@ -302,7 +321,8 @@ class Soak:
 
     def setup(self) -> None:
         a = self.a
-        need = 2 * (a.conns + a.rotate) + 4096
+        conns = a.conns + a.rotate
+        need = 2 * conns + 512
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         if hard != resource.RLIM_INFINITY and hard < need:
             try:
@@ -316,9 +336,17 @@ class Soak:
             except (ValueError, OSError):
                 pass
         self.nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-        if self.nofile < need:
-            raise Fail(f"RLIMIT_NOFILE {self.nofile} < {need} needed for {a.conns}+{a.rotate} "
-                       "tunnels (2 descriptors each in the proxy); run as root or lower --conns")
+        if self.nofile == resource.RLIM_INFINITY:
+            self.nofile = 1 << 20
+        # One weir-proxy holds 2 descriptors a tunnel; when the limit cannot be raised that
+        # far, the tunnels are spread over replicas (one routes directory, as pods share a
+        # controller's output), each taking every n-th connection.
+        self.nproxies = a.proxies or max(1, -(-need // self.nofile))
+        per_proxy = 2 * -(-conns // self.nproxies) + 512
+        if self.nofile < per_proxy or self.nofile < conns + 256:
+            raise Fail(f"RLIMIT_NOFILE {self.nofile}: {self.nproxies} proxies need {per_proxy} "
+                       f"descriptors each and ws_soak {conns + 256}; raise it (as root) or "
+                       "use --proxies / lower --conns")
         for exe in ("weir-proxy", "weir-controller"):
             if not (self.build / exe).exists():
                 raise Fail(f"no {self.build / exe}; build first (cmake --build build)")
@@ -338,7 +366,8 @@ class Soak:
                 break
         else:
             raise Fail("no port free on 127.0.0.2-5")
-        self.http, self.admin = free_port(), free_port()
+        self.https = [free_port() for _ in range(self.nproxies)]
+        self.admins = [free_port() for _ in range(self.nproxies)]
 
         self.mdir.mkdir()
         self.pub.mkdir()
@@ -350,19 +379,19 @@ class Soak:
 
         for addr in BASE + EXTRA:
             self.start(f"backend-{addr}", [str(self.backend_bin), str(self.bport), "1", addr])
-        self.proxy = self.start("proxy", [
+        self.proxies = [self.start(f"proxy-{i}", [
             str(self.build / "weir-proxy"), "--routes", str(self.pub), "--http-port",
-            str(self.http), "--https-port", "0", "--admin-port", str(self.admin),
+            str(self.https[i]), "--https-port", "0", "--admin-port", str(self.admins[i]),
             "--workers", str(a.workers), "--listen-address", "127.0.0.1",
-            "--log-format", "text"])
+            "--log-format", "text"]) for i in range(self.nproxies)]
         self.ctl = self.start("controller", [
             str(self.build / "weir-controller"), "--manifests", str(self.mdir), "--publish",
             str(self.pub), "--metrics-port", "0", "--log-format", "text"])
         end = time.monotonic() + 30
         while time.monotonic() < end:
-            if self.get_status("/api/ready") == 200:
+            if all(self.get_status(p, "/api/ready") == 200 for p in self.https):
                 break
-            for p in (self.proxy, self.ctl):
+            for p in self.proxies + [self.ctl]:
                 if p.poll() is not None:
                     raise Fail(f"{p.args[0]} exited with {p.returncode} (see {self.work})")
             time.sleep(0.1)
@@ -372,7 +401,7 @@ class Soak:
     def wait_generation(self, want: int, timeout: float) -> bool:
         end = time.monotonic() + timeout
         while time.monotonic() < end:
-            g = self.metric("weir_proxy_route_table_generation")
+            g = self.generation()
             if g is not None and g >= want:
                 return True
             time.sleep(0.005)
@@ -440,9 +469,11 @@ class Soak:
         t_start = time.monotonic()
         self.setup()
         print(f"weir soak: {a.conns} steady + {a.rotate} rotating WebSockets, {a.changes} "
-              f"table changes over >= {a.duration} s, {a.workers} proxy workers, "
+              f"table changes over >= {a.duration} s, {self.nproxies} weir-proxy process(es) "
+              f"with {a.workers} workers each, "
               f"RLIMIT_NOFILE {self.nofile}, work dir {self.work}", flush=True)
-        self.ws = self.start("ws_soak", [str(self.ws_bin), str(self.http), HOST, "/ws/soak",
+        ports = ",".join(str(p) for p in self.https)
+        self.ws = self.start("ws_soak", [str(self.ws_bin), ports, HOST, "/ws/soak",
                                          str(a.conns), str(a.interval), str(a.rotate)],
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
         self.ws_lines: queue.Queue = queue.Queue()
@@ -463,11 +494,12 @@ class Soak:
         if ramp is None:
             raise Fail(f"ws_soak did not finish its ramp-up (see {self.work}/ws_soak.log)")
         print(f"ramp-up: {ramp[1]} tunnels open, {ramp[2]} failed, {ramp[3]} s", flush=True)
-        gen0 = self.metric("weir_proxy_route_table_generation") or 0
-        http_load = HttpLoad(self.http, a.http_rate)
+        gen0 = self.generation() or 0
+        http_load = HttpLoad(self.https, a.http_rate)
         http_load.start()
         time.sleep(a.interval + 2)  # one full round of frames on every tunnel
-        rss0 = rss_kb(self.proxy.pid)
+        rss0_each = self.proxy_rss()
+        rss0 = sum(rss0_each)
         ctl0 = rss_kb(self.ctl.pid)
         samples = [(0, rss0)]
         print(f"after ramp-up: proxy RSS {rss0} kB, controller RSS {ctl0} kB, "
@@ -486,25 +518,28 @@ class Soak:
                 lat.append(time.monotonic() - t)
             else:
                 unserved += 1
-                want = self.metric("weir_proxy_route_table_generation") or want
+                want = self.generation() or want
             d = t_changes + (i + 1) * pace - time.monotonic()
             if d > 0:
                 time.sleep(d)
             if (i + 1) % max(1, a.changes // 10) == 0:
-                r = rss_kb(self.proxy.pid)
+                r = sum(self.proxy_rss())
                 samples.append((i + 1, r))
                 print(f"  {i + 1} changes, {time.monotonic() - t_changes:.0f} s: proxy RSS "
                       f"{r} kB; {self.ws_cmd('stats')[0]}; HTTP {http_load.total} "
                       f"(non-2xx {http_load.non2xx}, failed {http_load.failed})", flush=True)
         changes_s = time.monotonic() - t_changes
         time.sleep(5 + a.interval + 2)  # the drain window, then one more round of frames
-        rss1 = rss_kb(self.proxy.pid)
+        rss1_each = self.proxy_rss()
+        rss1 = sum(rss1_each)
         ctl1 = rss_kb(self.ctl.pid)
-        gen1 = self.metric("weir_proxy_route_table_generation") or 0
-        tunnels_metric = self.metric("weir_proxy_open_websocket_tunnels")
+        gen1 = self.generation() or 0
+        tunnels_metric = [self.metric("weir_proxy_open_websocket_tunnels", a)
+                          for a in self.admins]
         http_load.stop.set()
         http_load.join(15)
-        alive = {"weir-proxy": self.proxy.poll() is None, "weir-controller": self.ctl.poll() is None}
+        alive = {f"weir-proxy-{i}": p.poll() is None for i, p in enumerate(self.proxies)}
+        alive["weir-controller"] = self.ctl.poll() is None
         rep = {}
         for line in self.ws_cmd("stop", 60):
             k, _, v = line.partition(" ")
@@ -553,9 +588,12 @@ class Soak:
              f"{pct(0.5):.0f} / {pct(0.99):.0f} / {(lat[-1] * 1000 if lat else 0):.0f} ms"),
             ("  time for the changes", f"{changes_s:.0f} s"),
             ("proxy RSS after ramp-up / end / growth", f"{rss0} / {rss1} kB / {growth:+.2f}%"),
+            ("  each proxy (after ramp-up -> end)",
+             ", ".join(f"{b} -> {e} kB" for b, e in zip(rss0_each, rss1_each))),
             ("  samples (changes: kB)", ", ".join(f"{c}: {r}" for c, r in samples)),
             ("controller RSS after ramp-up / end", f"{ctl0} / {ctl1} kB"),
-            ("proxy open_websocket_tunnels metric at end", str(tunnels_metric)),
+            ("weir_proxy_open_websocket_tunnels at end, each proxy",
+             " + ".join(str(t) for t in tunnels_metric)),
             ("processes alive at end", ", ".join(f"{k} {v}" for k, v in alive.items())),
             ("wall time", f"{wall:.0f} s"),
         ]
@@ -616,10 +654,13 @@ def main() -> int:
     ap.add_argument("--rotate", type=int, default=200, help="rotating WebSockets (200)")
     ap.add_argument("--http-rate", type=float, default=100, help="HTTP requests a second (100)")
     ap.add_argument("--workers", type=int, default=2, help="proxy worker threads (2)")
+    ap.add_argument("--proxies", type=int, default=0,
+                    help="weir-proxy processes sharing the tunnels (default: as few as "
+                    "RLIMIT_NOFILE allows)")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     a = ap.parse_args()
     if a.conns < 1 or a.changes < 1 or a.duration <= 0 or a.interval <= 0 or a.rotate < 0 \
-            or a.http_rate <= 0:
+            or a.http_rate <= 0 or not 0 <= a.proxies <= 16:
         ap.error("counts and times must be positive")
     s = Soak(a)
     try:

@@ -1,8 +1,9 @@
 /* tests/bench/ws_soak.c - the WebSocket client of the soak benchmark (tests/bench/soak.py).
  *
- *   ws_soak PORT HOST PATH CONNS INTERVAL_S ROTATE
+ *   ws_soak PORT[,PORT...] HOST PATH CONNS INTERVAL_S ROTATE
  *
- * Loopback only: every connection goes to 127.0.0.1:PORT with "Host: HOST" and "GET PATH".
+ * Loopback only: every connection goes to 127.0.0.1:PORT with "Host: HOST" and "GET PATH";
+ * with several ports (up to 16: proxy replicas), connection i goes to the (i mod n)-th.
  *
  * Opens CONNS "steady" tunnels (at most 256 handshakes at a time); each is counted open once its
  * 101 came and one echo of a frame it sent came back byte for byte. Then it prints
@@ -70,7 +71,8 @@ struct counts {
 
 static struct counts cnt[K_KINDS];
 static char first_failure[160];
-static int port;
+#define MAX_PORTS 16
+static int ports[MAX_PORTS], nports;
 static const char *host, *path;
 static int ep;
 static unsigned mask_seed = 0x9e3779b9u;
@@ -147,7 +149,8 @@ static int conn_start(struct conn *c)
 	}
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	struct sockaddr_in sa = {.sin_family = AF_INET,
+	                         .sin_port = htons((uint16_t)ports[c->id % (unsigned)nports])};
 	sa.sin_addr.s_addr = htonl(0x7f000001);
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 && errno != EINPROGRESS) {
 		note_failure("connect: %s (conn %u)", strerror(errno), c->id);
@@ -382,17 +385,25 @@ static void print_counts(FILE *o, const char *prefix, const struct counts *k)
 int main(int argc, char **argv)
 {
 	if (argc != 7) {
-		fprintf(stderr, "usage: ws_soak PORT HOST PATH CONNS INTERVAL_S ROTATE\n");
+		fprintf(stderr,
+		        "usage: ws_soak PORT[,PORT...] HOST PATH CONNS INTERVAL_S ROTATE\n");
 		return 2;
 	}
-	port = atoi(argv[1]);
+	for (char *p = argv[1]; *p && nports < MAX_PORTS;) {
+		char *e;
+		long v = strtol(p, &e, 10);
+		if (e == p || v < 1 || v > 65535 || (*e && *e != ','))
+			return 2;
+		ports[nports++] = (int)v;
+		p = *e ? e + 1 : e;
+	}
 	host = argv[2];
 	path = argv[3];
 	int steady = atoi(argv[4]);
 	double interval = atof(argv[5]);
 	int rotate = atoi(argv[6]);
-	if (port < 1 || port > 65535 || steady < 1 || steady > 200000 || interval <= 0 ||
-	    rotate < 0 || rotate > 100000 || strlen(host) > 200 || strlen(path) > 200)
+	if (nports < 1 || steady < 1 || steady > 200000 || interval <= 0 || rotate < 0 ||
+	    rotate > 100000 || strlen(host) > 200 || strlen(path) > 200)
 		return 2;
 	signal(SIGPIPE, SIG_IGN);
 	int total = steady + rotate;
