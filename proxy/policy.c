@@ -488,14 +488,25 @@ out:
 	return rc;
 }
 
-void policy_limit_leave(const struct route *route, const struct http_client *client)
+uint64_t policy_limit_slot(const struct route *route, const struct http_client *client)
 {
 	if (!route || (!route->policy.limit_rps && !route->policy.limit_connections))
+		return 0;
+	return limit_key(route, client); /* never 0 */
+}
+
+void policy_limit_leave_slot(uint64_t slot)
+{
+	if (!slot)
 		return;
-	uint64_t key = limit_key(route, client);
 	pthread_mutex_lock(&limit_lock);
-	struct limit_entry *e = limit_find(key, false, 0);
+	struct limit_entry *e = limit_find(slot, false, 0);
 	if (e && e->conns > 0)
 		e->conns--;
 	pthread_mutex_unlock(&limit_lock);
+}
+
+void policy_limit_leave(const struct route *route, const struct http_client *client)
+{
+	policy_limit_leave_slot(policy_limit_slot(route, client));
 }

@@ -46,4 +46,12 @@ bool policy_cors_allow_origin(const struct route *route, const struct http_reque
 int policy_limit_enter(const struct route *route, const struct http_client *client);
 void policy_limit_leave(const struct route *route, const struct http_client *client);
 
+/* The same leave for a holder that outlives route's table (a WebSocket
+ * tunnel): policy_limit_slot names the count that policy_limit_enter took for
+ * (route, client), both borrowed for the call; 0 when route has no limit.
+ * policy_limit_leave_slot(slot) then equals policy_limit_leave(route, client);
+ * slot 0 does nothing. */
+uint64_t policy_limit_slot(const struct route *route, const struct http_client *client);
+void policy_limit_leave_slot(uint64_t slot);
+
 #endif

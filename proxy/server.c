@@ -1195,7 +1195,6 @@ static void become_tunnel(struct conn *c, size_t head_len)
 	cfg.websocket = true;
 	cfg.idle_ms = c->route ? c->route->policy.ws_idle_timeout_ms : 3600000;
 	cfg.max_lifetime_ms = c->route ? c->route->policy.ws_max_lifetime_ms : 0;
-	cfg.table = c->table;
 	cfg.route = c->route;
 	cfg.client = &c->client;
 	cfg.limit_entered = c->limit_entered;
@@ -1205,8 +1204,7 @@ static void become_tunnel(struct conn *c, size_t head_len)
 	cfg.backend_name = c->rt->backends[c->x->pick.backend].name;
 	/* an ExternalName's addresses are not in the table: no drain on swaps */
 	cfg.endpoint = c->rt->backends[c->x->pick.backend].external_name ? NULL : c->ep;
-	c->table = NULL;
-	c->limit_entered = false;
+	c->limit_entered = false; /* the tunnel gives the count back */
 	tunnel_start(&w->tw, &cs, &us, c->in.data + c->in.start, buf_len(&c->in), to_client,
 	             nc + nextra, &cfg);
 	free(to_client);
@@ -1471,8 +1469,6 @@ static void start_passthrough(struct conn *c, int backend)
 	cfg.websocket = false;
 	cfg.idle_ms = 3600000;
 	cfg.drain_window_ms = rt->settings.drain_window_ms; /* no route: the global one */
-	table_ref(c->tls_table);
-	cfg.table = c->tls_table;
 	tunnel_start(&w->tw, &cs, &us, NULL, 0, NULL, 0, &cfg);
 	conn_close(c);
 }

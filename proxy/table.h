@@ -1,7 +1,8 @@
 /* proxy/table.h - a loaded, validated, reference-counted route table and the
  * process-wide "current table" the data path reads. A table is immutable once
  * built; a new one replaces the old with one atomic pointer store, and the old
- * one is freed when the last request or tunnel holding a reference lets go. */
+ * one is freed when the last request holding a reference lets go (tunnels hold
+ * none: tunnel.h). */
 #ifndef WEIR_PROXY_TABLE_H
 #define WEIR_PROXY_TABLE_H
 
@@ -41,7 +42,7 @@ const struct route_table *table_routes(const struct table *t);
 /* The process-wide current table. table_publish takes ownership of the
  * caller's reference and swaps it in with one atomic store; the previous
  * table loses the reference the global held (freed when its last
- * request/tunnel lets go). table_current returns a NEW reference (caller
+ * request lets go). table_current returns a NEW reference (caller
  * drops it with table_unref) or NULL when none was ever published. All four
  * are thread-safe; table_current takes a process-wide lock, so the data path
  * reads through a per-worker table_view instead. */

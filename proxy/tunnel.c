@@ -61,11 +61,10 @@ struct tunnel {
 	bool closed;
 	bool websocket;
 	uint32_t idle_ms, max_lifetime_ms;
-	struct table *table;
-	const struct route *route;
-	bool limit_entered;
-	struct http_client *client; /* a copy, only while limit_entered: the
-	                               connection count to give back */
+	/* No route table reference: what the tunnel needs from its route is
+	 * copied at the start, so a table swap frees the old table even while
+	 * tunnels that started on it stay open. */
+	uint64_t limit_slot; /* the connection count to give back; 0: none */
 	uint32_t ping_ms, drain_window_ms;
 	uint64_t last_ping;
 	uint8_t ping_token[PING_TOKEN_LEN]; /* payload of our pings; their pongs are ours */
@@ -252,12 +251,8 @@ static void tunnel_close(struct tunnel *t)
 	w->count--;
 	if (t->websocket)
 		metrics_tunnels(-1);
-	if (t->limit_entered && t->route)
-		policy_limit_leave(t->route, t->client);
-	free(t->client);
-	t->client = NULL;
-	table_unref(t->table);
-	t->table = NULL;
+	policy_limit_leave_slot(t->limit_slot);
+	t->limit_slot = 0;
 	free(t->backend_name);
 	t->backend_name = NULL;
 	loop_defer(w->loop, &t->defer, free_deferred, t);
@@ -553,18 +548,8 @@ int tunnel_start(struct tunnel_worker *w, struct tls_sock *client, struct tls_so
 	t->websocket = cfg->websocket;
 	t->idle_ms = cfg->idle_ms;
 	t->max_lifetime_ms = cfg->max_lifetime_ms;
-	t->table = cfg->table;
-	t->route = cfg->route;
-	t->limit_entered = cfg->limit_entered && cfg->route && cfg->client;
-	if (t->limit_entered) {
-		t->client = malloc(sizeof(*t->client));
-		if (!t->client) {
-			t->limit_entered = false; /* fail_t gives the count back */
-			policy_limit_leave(cfg->route, cfg->client);
-			goto fail_t;
-		}
-		*t->client = *cfg->client;
-	}
+	if (cfg->limit_entered && cfg->route && cfg->client)
+		t->limit_slot = policy_limit_slot(cfg->route, cfg->client);
 	t->ping_ms = cfg->websocket ? cfg->ping_interval_ms : 0;
 	if (RAND_bytes(t->ping_token, PING_TOKEN_LEN) != 1)
 		memcpy(t->ping_token, "weir-png", PING_TOKEN_LEN);
@@ -604,10 +589,7 @@ fail_t:
 	tls_sock_close(&t->u.sock);
 	free(t->c.pending);
 	free(t->u.pending);
-	if (t->limit_entered)
-		policy_limit_leave(t->route, t->client);
-	free(t->client);
-	table_unref(t->table);
+	policy_limit_leave_slot(t->limit_slot);
 	free(t);
 	return rc;
 fail:
@@ -615,7 +597,6 @@ fail:
 	tls_sock_close(upstream);
 	if (cfg->limit_entered && cfg->route && cfg->client)
 		policy_limit_leave(cfg->route, cfg->client);
-	table_unref(cfg->table);
 	return rc;
 }
 

@@ -34,10 +34,10 @@ struct tunnel_config {
 	bool websocket;                   /* frames tracked, close frames on drain, metrics */
 	uint32_t idle_ms;                 /* 0: none */
 	uint32_t max_lifetime_ms;         /* 0: none */
-	struct table *table;              /* reference taken over by the tunnel */
-	const struct route *route;        /* borrowed from table (may be NULL) */
-	const struct http_client *client; /* copied; with route: policy_limit_leave */
-	bool limit_entered;               /* call policy_limit_leave(route, client) at close */
+	const struct route *route;        /* borrowed for the call (may be NULL) */
+	const struct http_client *client; /* borrowed for the call */
+	bool limit_entered;               /* give (route, client)'s connection count back
+	                                     at close (policy_limit_slot) */
 	uint32_t ping_interval_ms;        /* WebSocket: ping both sides after this much silence */
 	uint32_t drain_window_ms;         /* spread of the close when the endpoint goes away */
 	const char *backend_name;         /* copied; with endpoint: see tunnel_check_endpoints */
@@ -46,8 +46,11 @@ struct tunnel_config {
 
 /* Start relaying between client and upstream (both sockets are taken over,
  * including their SSL objects). to_upstream / to_client (may be empty) are
- * written first, in order. Returns 0, or WEIR_ENOMEM / WEIR_EIO; on failure
- * both sockets are closed and the table reference dropped. */
+ * written first, in order. cfg and what it points to are borrowed for the
+ * call: the tunnel copies what it needs and holds no route table, so the
+ * table it started on is freed at the next swap (the caller drops its own
+ * reference). Returns 0, or WEIR_ENOMEM / WEIR_EIO; on failure both sockets
+ * are closed and a connection count taken (limit_entered) given back. */
 int tunnel_start(struct tunnel_worker *w, struct tls_sock *client, struct tls_sock *upstream,
                  const char *to_upstream, size_t nup, const char *to_client, size_t nclient,
                  const struct tunnel_config *cfg);

@@ -1,16 +1,19 @@
 /* tests/bench/backend.c - the benchmark's upstream: a small epoll server on loopback.
  *
- *   backend PORT [THREADS]
+ *   backend PORT [THREADS [ADDRESS]]
  *
+ * ADDRESS is an IPv4 loopback address (default 127.0.0.1), so several backends can share a port
+ * on 127.0.0.2, 127.0.0.3, ... (the soak benchmark lists them as endpoints of one Service).
  * Every connection starts as HTTP/1.1. A GET without an upgrade gets a small fixed 200 with
  * keep-alive (pipelined requests answered in order). A WebSocket upgrade gets 101 and from then
  * on every data frame is echoed back (unmasked), ping gets pong, close is echoed and the
  * connection closed. Request bodies are not supported (the benchmark sends none). Prints
- * "backend ready on 127.0.0.1:PORT" once listening. Loopback only; caps on every buffer.
+ * "backend ready on ADDRESS:PORT" once listening. Loopback only; caps on every buffer.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/sha.h>
@@ -42,6 +45,8 @@ struct conn {
 };
 
 static int port;
+static struct in_addr address = {.s_addr = 0};
+static char address_text[INET_ADDRSTRLEN] = "127.0.0.1";
 
 static void b64(const unsigned char *src, size_t n, char *dst)
 {
@@ -251,13 +256,13 @@ static void *serve(void *arg)
 	setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	setsockopt(ls, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
 	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-	sa.sin_addr.s_addr = htonl(0x7f000001);
+	sa.sin_addr = address;
 	if (bind(ls, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(ls, 4096) < 0) {
 		perror("bind/listen");
 		exit(1);
 	}
 	if (arg) {
-		printf("backend ready on 127.0.0.1:%d\n", port);
+		printf("backend ready on %s:%d\n", address_text, port);
 		fflush(stdout);
 	}
 	int ep = epoll_create1(0);
@@ -325,11 +330,22 @@ static void *serve(void *arg)
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
-		fprintf(stderr, "usage: backend PORT [THREADS]\n");
+		fprintf(stderr, "usage: backend PORT [THREADS [ADDRESS]]\n");
 		return 2;
 	}
 	port = atoi(argv[1]);
 	int threads = argc > 2 ? atoi(argv[2]) : 1;
+	if (argc > 3) {
+		/* loopback only: 127.0.0.0/8 */
+		if (inet_pton(AF_INET, argv[3], &address) != 1 ||
+		    (ntohl(address.s_addr) >> 24) != 127) {
+			fprintf(stderr, "backend: %s is not a 127.0.0.0/8 address\n", argv[3]);
+			return 2;
+		}
+		snprintf(address_text, sizeof(address_text), "%s", argv[3]);
+	} else {
+		address.s_addr = htonl(0x7f000001);
+	}
 	signal(SIGPIPE, SIG_IGN);
 	pthread_t t[16];
 	if (threads < 1 || threads > 16)

@@ -391,6 +391,48 @@ static void test_connections(void)
 	policy_limit_leave(&r, &a);
 }
 
+/* A tunnel outlives its route's table: it keeps only policy_limit_slot and
+ * gives the count back with policy_limit_leave_slot, from a copy of the route
+ * (the original may be freed by then). */
+static void test_connection_slot(void)
+{
+	limit_now = fake_now;
+	struct http_client a;
+	client_init(&a, "10.0.2.1", false);
+	struct route *r = calloc(1, sizeof(*r));
+	CHECK(r != NULL);
+	if (!r)
+		return;
+	r->path = strdup("/slot");
+	r->source = strdup("ns/slot");
+	r->policy.limit_connections = 1;
+	CHECK_INT(policy_limit_enter(r, &a), 0);
+	uint64_t slot = policy_limit_slot(r, &a);
+	CHECK(slot != 0);
+	free(r->path);
+	free(r->source);
+	free(r);
+	struct route again = {0};
+	again.path = "/slot";
+	again.source = "ns/slot";
+	again.policy.limit_connections = 1;
+	CHECK_INT(policy_limit_enter(&again, &a), 503);
+	policy_limit_leave_slot(slot);
+	CHECK_INT(policy_limit_enter(&again, &a), 0);
+	CHECK(policy_limit_slot(&again, &a) == slot);
+	policy_limit_leave(&again, &a);
+	/* no limit, no route: slot 0, and leaving slot 0 changes nothing */
+	struct route plain = {0};
+	plain.path = "/slot";
+	plain.source = "ns/slot";
+	CHECK(policy_limit_slot(&plain, &a) == 0);
+	CHECK(policy_limit_slot(NULL, &a) == 0);
+	policy_limit_leave_slot(0);
+	CHECK_INT(policy_limit_enter(&again, &a), 0);
+	CHECK_INT(policy_limit_enter(&again, &a), 503);
+	policy_limit_leave(&again, &a);
+}
+
 /* Lines written to stderr by fn() (the log goes there). */
 static int count_log_lines(void (*fn)(void *), void *arg)
 {
@@ -541,6 +583,7 @@ int main(void)
 	test_order();
 	test_rps();
 	test_connections();
+	test_connection_slot();
 	test_full_table();
 	test_threads();
 	return check_finish("policy_test");
