@@ -18,7 +18,9 @@ struct table; /* opaque */
 /* Read <dir>/routes.json, parse it (route_table_parse), then validate what
  * only the proxy can: compile every regex route with PCRE2 (caseless), load
  * every cert/key PEM into its own SSL_CTX (TLS server, min TLS 1.2, ALPN
- * select "http/1.1"), build the host index. On success returns 0 and *out
+ * select "http/1.1"), build the host index. Contexts and CA stores come from
+ * the table cache (table_cache.h) when a live table already built them from
+ * the same PEM text. On success returns 0 and *out
  * holds one reference (the caller drops it with table_unref or hands it to
  * table_publish). On failure returns WEIR_E*, *out is untouched and err (size
  * errlen) holds one line, e.g.
