@@ -5,6 +5,7 @@
 
 #include "table.h"
 #include "backend_tls.h"
+#include "balancer.h"
 #include "error.h"
 #include "log.h"
 #include "route_validate.h"
@@ -66,7 +67,7 @@ struct table {
 	struct table_cache_entry **ca_entry;  /* one per CA: the shared store and names */
 	struct host_auth *auth;               /* one per host */
 	struct backend_tls_set *btls;         /* one client context per backend TLS profile */
-	atomic_uint *rr;                      /* one round-robin counter per backend */
+	struct balancer_state *balancer;      /* round-robin state, shared by backend name */
 };
 
 /* ------------------------------------------------------------ lifetime */
@@ -102,7 +103,7 @@ static void table_free(struct table *t)
 	backend_tls_set_free(t->btls);
 	free(t->exact);
 	free(t->wild);
-	free(t->rr);
+	balancer_state_free(t->balancer);
 	route_table_free(t->rt);
 	free(t);
 }
@@ -445,14 +446,9 @@ int table_new(struct route_table *rt, struct table **out, char *err, size_t errl
 	}
 	atomic_init(&t->refs, 1);
 	t->rt = rt;
-	if (rt->nbackends) {
-		t->rr = calloc(rt->nbackends, sizeof(*t->rr));
-		if (!t->rr) {
-			snprintf(err, errlen, "out of memory");
-			goto fail;
-		}
-		for (size_t i = 0; i < rt->nbackends; i++)
-			atomic_init(&t->rr[i], 0);
+	if ((rc = balancer_state_new(rt, &t->balancer)) != 0) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
 	}
 	if ((rc = build_host_index(t, err, errlen)) != 0 ||
 	    (rc = compile_routes(t, err, errlen)) != 0 || (rc = load_certs(t, err, errlen)) != 0 ||
@@ -824,11 +820,9 @@ int table_passthrough_backend(const struct table *t, const char *sni)
 	return -1;
 }
 
-uint32_t table_backend_next(const struct table *t, int backend)
+const struct balancer_state *table_balancer(const struct table *t)
 {
-	if (backend < 0 || (size_t)backend >= t->rt->nbackends)
-		return 0;
-	return atomic_fetch_add_explicit(&t->rr[backend], 1, memory_order_relaxed);
+	return t->balancer;
 }
 
 const struct route_host *table_sni_host(const struct table *t, const char *sni)

@@ -133,8 +133,10 @@ const struct backend_tls_set *table_backend_tls(const struct table *t);
 /* ssl-passthrough backend index for an SNI name (case-insensitive), or -1. */
 int table_passthrough_backend(const struct table *t, const char *sni);
 
-/* Round-robin counter of a backend: returns the counter's value before an
- * atomic increment (per table, starts at 0). Out-of-range backend -> 0. */
-uint32_t table_backend_next(const struct table *t, int backend);
+/* The round-robin state of the table's backends (balancer.h); borrowed
+ * while t is referenced. Tables with a backend of the same name share its
+ * state, so a reload does not restart round robin. */
+struct balancer_state;
+const struct balancer_state *table_balancer(const struct table *t);
 
 #endif
