@@ -32,12 +32,24 @@ struct map {
 static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct map maps[TABLE_CACHE_KINDS];
 
+/* SHA-256 fetched once: an implicit fetch per key costs more than hashing a
+ * short key (a table load makes one key per certificate, backend and
+ * endpoint). Kept for the life of the process. */
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+static EVP_MD *sha256_md;
+
+static void sha256_fetch(void)
+{
+	sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
 int table_cache_key(unsigned char key[TABLE_CACHE_KEY_LEN], size_t nfields,
                     const char *const *fields)
 {
 	int rc = WEIR_ENOMEM;
+	pthread_once(&sha256_once, sha256_fetch);
 	EVP_MD_CTX *md = EVP_MD_CTX_new();
-	if (!md || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1)
+	if (!md || EVP_DigestInit_ex(md, sha256_md ? sha256_md : EVP_sha256(), NULL) != 1)
 		goto out;
 	for (size_t i = 0; i < nfields; i++) {
 		/* NULL: length all ones, no bytes; else length then bytes. */
