@@ -297,6 +297,16 @@ static int load_certs(struct table *t, char *err, size_t errlen)
 		t->ctx_entry[i] = e;
 		t->ctx[i] = table_cache_object(e);
 	}
+	/* The PEM text has served its purpose once every context exists; each
+	 * live generation would otherwise hold its own copy of every private
+	 * key (about 1 KiB per certificate, more with RSA). */
+	for (size_t i = 0; i < rt->ncerts; i++) {
+		struct route_cert *c = &t->rt->certs[i];
+		if (c->key_pem)
+			OPENSSL_clear_free(c->key_pem, strlen(c->key_pem));
+		free(c->cert_pem);
+		c->key_pem = c->cert_pem = NULL;
+	}
 	return 0;
 oom:
 	snprintf(err, errlen, "out of memory");

@@ -37,7 +37,9 @@ void table_ref(struct table *t);
 /* Drop one reference; the table is freed at zero. NULL is fine. Thread-safe. */
 void table_unref(struct table *t);
 
-/* The parsed route table inside t; borrowed while t is referenced. */
+/* The parsed route table inside t; borrowed while t is referenced. Its
+ * certs[].cert_pem and key_pem are NULL: table_new drops the PEM text once
+ * the TLS contexts are built. */
 const struct route_table *table_routes(const struct table *t);
 
 /* The process-wide current table. table_publish takes ownership of the
