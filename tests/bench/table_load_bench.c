@@ -52,6 +52,13 @@ static long rss_kib(void)
 	return kib;
 }
 
+/* Bytes malloc has handed out and not had back (RSS also counts holes). */
+static long heap_kib(void)
+{
+	struct mallinfo2 mi = mallinfo2();
+	return (long)((mi.uordblks + mi.hblkhd) / 1024);
+}
+
 static char *bio_text(BIO *b)
 {
 	char *p;
@@ -212,15 +219,20 @@ int main(int argc, char **argv)
 			fprintf(stderr, "table_load: %s\n", err);
 			return 1;
 		}
-		printf("%s load %d: %.3f s (%.3f s CPU), RSS %ld KiB with %d table(s) alive\n",
-		       g ? "reload (one certificate changed)" : "first", g, took, cpu_took,
-		       rss_kib(), g + 1);
+		long rss = rss_kib();
+		printf("%s load %d: %.3f s (%.3f s CPU), RSS %ld KiB (heap in use %ld KiB) with %d "
+		       "table(s) alive\n",
+		       g ? "reload (one certificate changed)" : "first", g, took, cpu_took, rss,
+		       heap_kib(), g + 1);
 	}
 	for (int g = 0; g < gens; g++)
 		table_unref(t[g]);
-	printf("RSS with only the newest table alive: %ld KiB\n", rss_kib());
+	long rss = rss_kib();
+	printf("RSS with only the newest table alive: %ld KiB (heap in use %ld KiB)\n", rss,
+	       heap_kib());
 	table_unref(t[gens]);
-	printf("RSS with no table alive: %ld KiB\n", rss_kib());
+	rss = rss_kib();
+	printf("RSS with no table alive: %ld KiB (heap in use %ld KiB)\n", rss, heap_kib());
 	route_table_free(rt);
 	return 0;
 }
