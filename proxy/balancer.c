@@ -504,7 +504,13 @@ static int pick_round_robin(const struct table *t, int backend, const struct rou
 			;
 		return best;
 	}
-	/* Still racing after RR_TRIES looks: serve the last choice as is. */
+	/* Still racing after RR_TRIES looks: serve the last choice and charge
+	 * it its step, so the passes still count every pick and the shares
+	 * even out over the next turns. */
+	if (best >= 0)
+		atomic_fetch_add_explicit(rb->pass[best],
+		                          RR_SCALE / weight_of(&be->endpoints[best]),
+		                          memory_order_relaxed);
 	return best;
 }
 

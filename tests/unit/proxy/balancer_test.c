@@ -3,6 +3,7 @@
  * affinity, upstream-hash-by consistency, canary, ewma, and round robin and
  * ewma state across table generations. Includes balancer.c to
  * reach the key expansion. */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -705,6 +706,49 @@ static void test_ewma_across_reloads(void)
 	table_unref(t);
 }
 
+/* Round robin from several threads at once (the workers of one proxy
+ * share a backend's rotation): every pick is counted and the shares stay
+ * even. */
+struct rr_thread {
+	struct table *t;
+	int hits[3];
+};
+
+static void *rr_worker(void *arg)
+{
+	struct rr_thread *w = arg;
+	for (int i = 0; i < 3000; i++) {
+		int e = balancer_round_robin(w->t, 0);
+		if (e >= 0 && e < 3)
+			w->hits[e]++;
+	}
+	return NULL;
+}
+
+static void test_round_robin_threads(void)
+{
+	struct table *t = table2("{\"address\":\"10.0.7.1\",\"port\":80},"
+	                         "{\"address\":\"10.0.7.2\",\"port\":80},"
+	                         "{\"address\":\"10.0.7.3\",\"port\":80}",
+	                         "");
+	if (!t)
+		return;
+	struct rr_thread w[4] = {{.t = t}, {.t = t}, {.t = t}, {.t = t}};
+	pthread_t th[4];
+	for (int i = 0; i < 4; i++)
+		pthread_create(&th[i], NULL, rr_worker, &w[i]);
+	int hits[3] = {0};
+	for (int i = 0; i < 4; i++) {
+		pthread_join(th[i], NULL);
+		for (int k = 0; k < 3; k++)
+			hits[k] += w[i].hits[k];
+	}
+	CHECK_INT(hits[0] + hits[1] + hits[2], 12000);
+	for (int k = 0; k < 3; k++)
+		CHECK(abs(hits[k] - 4000) <= 4);
+	table_unref(t);
+}
+
 int main(void)
 {
 	test_endpoint_id();
@@ -717,5 +761,6 @@ int main(void)
 	test_round_robin_across_reloads();
 	test_round_robin_weights_and_return();
 	test_ewma_across_reloads();
+	test_round_robin_threads();
 	return check_finish("balancer_test");
 }
