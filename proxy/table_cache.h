@@ -1,6 +1,7 @@
 /* proxy/table_cache.h - compiled objects that route table generations share,
  * found by a digest of what they are compiled from: server TLS contexts
- * (certificate, chain and key), client CA stores, round-robin state. A reload
+ * (certificate, chain and key), client CA stores, backend TLS client
+ * contexts, round-robin state. A reload
  * that keeps a certificate takes the context the previous table built
  * instead of decoding the PEM again; an object is freed when the last table
  * holding it is freed. Only table building and freeing touch the cache (under
@@ -14,9 +15,10 @@
 
 /* Separate name spaces: equal keys of two kinds are two entries. */
 enum table_cache_kind {
-	TABLE_CACHE_SERVER_CTX, /* SSL_CTX of a served certificate */
-	TABLE_CACHE_CLIENT_CA,  /* CA store (+ names) for client certificates */
-	TABLE_CACHE_BALANCER,   /* round-robin state of a backend or an endpoint */
+	TABLE_CACHE_SERVER_CTX,  /* SSL_CTX of a served certificate */
+	TABLE_CACHE_CLIENT_CA,   /* CA store (+ names) for client certificates */
+	TABLE_CACHE_BACKEND_TLS, /* client SSL_CTX of a backend TLS profile */
+	TABLE_CACHE_BALANCER,    /* round-robin state of a backend or an endpoint */
 	TABLE_CACHE_KINDS
 };
 
