@@ -46,10 +46,13 @@ static void reload_once(const char *dir, bool missing_ok)
 	if (rc == 0) {
 		const struct route_table *rt = table_routes(t);
 		uint64_t gen = rt->generation;
-		size_t nhosts = rt->nhosts;
+		size_t nhosts = rt->nhosts, ncerts = rt->ncerts;
+		size_t decoded = table_certs_decoded(t);
 		table_publish(t);
-		log_info(COMPONENT, "route table loaded: generation %llu, %zu hosts, from %s/%s",
-		         (unsigned long long)gen, nhosts, dir, ROUTE_TABLE_FILE);
+		log_info(COMPONENT,
+		         "route table loaded: generation %llu, %zu hosts, %zu certificates (%zu "
+		         "decoded, the others already loaded), from %s/%s",
+		         (unsigned long long)gen, nhosts, ncerts, decoded, dir, ROUTE_TABLE_FILE);
 		metrics_reload(true, gen);
 		return;
 	}

@@ -68,6 +68,7 @@ struct table {
 	struct host_auth *auth;               /* one per host */
 	struct backend_tls_set *btls;         /* one client context per backend TLS profile */
 	struct balancer_state *balancer;      /* round-robin state, shared by backend name */
+	size_t certs_decoded;                 /* contexts this table built (not shared) */
 };
 
 /* ------------------------------------------------------------ lifetime */
@@ -290,6 +291,7 @@ static int load_certs(struct table *t, char *err, size_t errlen)
 			int rc = load_cert(c, i, &ctx, err, errlen);
 			if (rc != 0)
 				return rc;
+			t->certs_decoded++;
 			e = table_cache_add(TABLE_CACHE_SERVER_CTX, key, ctx, ssl_ctx_free_cb);
 			if (!e)
 				goto oom;
@@ -828,6 +830,11 @@ int table_passthrough_backend(const struct table *t, const char *sni)
 		if (strcmp(t->rt->passthrough[i].host, buf) == 0)
 			return t->rt->passthrough[i].backend;
 	return -1;
+}
+
+size_t table_certs_decoded(const struct table *t)
+{
+	return t->certs_decoded;
 }
 
 const struct balancer_state *table_balancer(const struct table *t)

@@ -135,6 +135,11 @@ const struct backend_tls_set *table_backend_tls(const struct table *t);
 /* ssl-passthrough backend index for an SNI name (case-insensitive), or -1. */
 int table_passthrough_backend(const struct table *t, const char *sni);
 
+/* How many of the table's certificates table_new decoded itself; the rest
+ * (certs - this) it took from a live table or from an earlier entry with the
+ * same PEM text. */
+size_t table_certs_decoded(const struct table *t);
+
 /* The round-robin state of the table's backends (balancer.h); borrowed
  * while t is referenced. Tables with a backend of the same name share its
  * state, so a reload does not restart round robin. */

@@ -199,6 +199,7 @@ static void test_tables_share(void)
 	if (!t1)
 		goto out;
 	CHECK(table_ssl_ctx(t1, "a.test") == table_ssl_ctx(t1, "b.test"));
+	CHECK_INT(table_certs_decoded(t1), 1);
 	CHECK_INT(table_cache_count(TABLE_CACHE_SERVER_CTX), ctx0 + 1);
 	CHECK_INT(table_cache_count(TABLE_CACHE_CLIENT_CA), ca0 + 1);
 
@@ -209,6 +210,7 @@ static void test_tables_share(void)
 		goto out1;
 	CHECK(table_ssl_ctx(t2, "a.test") == table_ssl_ctx(t1, "a.test"));
 	CHECK(table_ssl_ctx(t2, "b.test") != table_ssl_ctx(t1, "b.test"));
+	CHECK_INT(table_certs_decoded(t2), 1);
 	const struct route_table *r1 = table_routes(t1), *r2 = table_routes(t2);
 	CHECK(table_ca_store(t2, &r2->hosts[0]) == table_ca_store(t1, &r1->hosts[0]));
 	CHECK(table_ca_names(t2, &r2->hosts[0]) == table_ca_names(t1, &r1->hosts[0]));
@@ -239,6 +241,7 @@ static void test_tables_share(void)
 	if (t3) {
 		CHECK(table_ssl_ctx(t3, "b.test") == table_ssl_ctx(t2, "b.test"));
 		CHECK(table_ssl_ctx(t3, "a.test") != table_ssl_ctx(t2, "a.test"));
+		CHECK_INT(table_certs_decoded(t3), 1);
 		CHECK_INT(table_cache_count(TABLE_CACHE_SERVER_CTX), ctx0 + 3);
 	}
 	/* t2 goes: the CA store and CERT_PEM's context, which t3 does not
