@@ -12,11 +12,13 @@
 
 #include "error.h"
 #include "route_validate.h"
+#include "table_cache.h"
 #include "tls.h"
 
 struct backend_tls_set {
 	size_t n;
-	SSL_CTX **ctx;
+	SSL_CTX **ctx;                    /* borrowed from entry */
+	struct table_cache_entry **entry; /* the shared contexts */
 	char (*id)[BACKEND_TLS_ID_LEN];
 	bool *verify;
 };
@@ -25,12 +27,17 @@ void backend_tls_set_free(struct backend_tls_set *set)
 {
 	if (!set)
 		return;
-	for (size_t i = 0; i < set->n; i++)
-		SSL_CTX_free(set->ctx[i]);
+	table_cache_put(set->entry, set->n);
+	free(set->entry);
 	free(set->ctx);
 	free(set->id);
 	free(set->verify);
 	free(set);
+}
+
+static void ssl_ctx_free_cb(void *ctx)
+{
+	SSL_CTX_free(ctx);
 }
 
 /* Each field with its length first, so no two profiles hash alike unless
@@ -82,26 +89,42 @@ int backend_tls_set_new(const struct route_table *rt, struct backend_tls_set **o
 	if (!set)
 		goto oom;
 	set->ctx = calloc(rt->nbackend_tls, sizeof(*set->ctx));
+	set->entry = calloc(rt->nbackend_tls, sizeof(*set->entry));
 	set->id = calloc(rt->nbackend_tls, sizeof(*set->id));
 	set->verify = calloc(rt->nbackend_tls, sizeof(*set->verify));
-	if (!set->ctx || !set->id || !set->verify)
+	if (!set->ctx || !set->entry || !set->id || !set->verify)
 		goto oom;
 	static const unsigned char alpn[] = "\x08http/1.1";
 	for (size_t i = 0; i < rt->nbackend_tls; i++) {
 		const struct route_backend_tls_profile *b = &rt->backend_tls[i];
 		char field[32], why[400];
-		rc = route_validate_backend_tls_ctx(b, &set->ctx[i], field, sizeof(field), why,
-		                                    sizeof(why));
-		set->n = i + 1;
-		if (rc != 0) {
-			snprintf(err, errlen, "backend_tls[%zu].%s: %s", i, field, why);
-			goto fail;
-		}
-		SSL_CTX_set_mode(set->ctx[i], SSL_MODE_RELEASE_BUFFERS);
-		SSL_CTX_set_alpn_protos(set->ctx[i], alpn, sizeof(alpn) - 1);
-		set->verify[i] = b->verify;
+		unsigned char key[TABLE_CACHE_KEY_LEN];
 		if ((rc = profile_id(b, set->id[i])) != 0)
 			goto oom;
+		const char *fields[] = {"backend-tls", set->id[i]};
+		if (table_cache_key(key, 2, fields) != 0)
+			goto oom;
+		set->verify[i] = b->verify;
+		/* A profile a live table has already built (same content, same
+		 * id) shares that context. */
+		struct table_cache_entry *e = table_cache_find(TABLE_CACHE_BACKEND_TLS, key);
+		if (!e) {
+			SSL_CTX *ctx = NULL;
+			rc = route_validate_backend_tls_ctx(b, &ctx, field, sizeof(field), why,
+			                                    sizeof(why));
+			if (rc != 0) {
+				snprintf(err, errlen, "backend_tls[%zu].%s: %s", i, field, why);
+				goto fail;
+			}
+			SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+			SSL_CTX_set_alpn_protos(ctx, alpn, sizeof(alpn) - 1);
+			e = table_cache_add(TABLE_CACHE_BACKEND_TLS, key, ctx, ssl_ctx_free_cb);
+			if (!e)
+				goto oom;
+		}
+		set->entry[i] = e;
+		set->ctx[i] = table_cache_object(e);
+		set->n = i + 1;
 	}
 	*out = set;
 	return 0;

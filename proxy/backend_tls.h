@@ -29,7 +29,8 @@ struct backend_tls_target {
 };
 
 /* Build one client context per profile of rt (route_validate_backend_tls_ctx,
- * then ALPN http/1.1). On success returns 0 and *out (caller frees with
+ * then ALPN http/1.1), or take the one a live table built from a profile
+ * with the same id (table_cache.h). On success returns 0 and *out (caller frees with
  * backend_tls_set_free; NULL when rt has no profile). On failure returns
  * WEIR_ETLS or WEIR_ENOMEM and err holds one line naming the profile, e.g.
  * "backend_tls[0].ca_pem: bad CA certificate (...)". */

@@ -5,8 +5,9 @@
  * "<canonical address>:<port>" (inet_ntop form, so "::0001" and "::1" agree),
  * and upstream-hash-by uses rendezvous (highest random weight) hashing of the
  * expanded key against each endpoint id, so removing one endpoint moves only
- * the keys it held. Only round robin (a per-table counter) and the canary
- * weight draw (a per-thread PRNG) are local, as in ingress-nginx, and so is
+ * the keys it held. Only round robin (per backend, shared by every table
+ * generation with that backend) and the canary weight draw (a per-thread
+ * PRNG) are local, as in ingress-nginx, and so is
  * load-balance "ewma": each worker thread keeps an exponentially weighted
  * moving average of every endpoint's upstream response time (decaying toward
  * zero while an endpoint gets no traffic, so a slow one is tried again) and
@@ -16,6 +17,8 @@
 #include <arpa/inet.h>
 #include <math.h>
 #include <netinet/in.h>
+#include <stdatomic.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -24,6 +27,7 @@
 
 #include "error.h"
 #include "log.h"
+#include "table_cache.h"
 
 #define LOG_COMPONENT "proxy.balancer"
 #define KEY_MAX 1024 /* expanded upstream-hash-by key cap (longer keys are cut) */
@@ -52,7 +56,10 @@ static uint64_t mix64(uint64_t x)
 	return x;
 }
 
-static uint64_t endpoint_hash(const struct route_endpoint *ep)
+/* "<canonical address>:<port>" into out (ENDPOINT_TEXT_MAX bytes); returns
+ * its length. */
+#define ENDPOINT_TEXT_MAX (INET6_ADDRSTRLEN + 8)
+static size_t endpoint_text(const struct route_endpoint *ep, char *out)
 {
 	char addr[INET6_ADDRSTRLEN];
 	const char *a = ep->address ? ep->address : "";
@@ -61,10 +68,16 @@ static uint64_t endpoint_hash(const struct route_endpoint *ep)
 		a = inet_ntop(AF_INET, bin, addr, sizeof(addr)) ? addr : a;
 	else if (inet_pton(AF_INET6, a, bin) == 1)
 		a = inet_ntop(AF_INET6, bin, addr, sizeof(addr)) ? addr : a;
-	char port[8];
-	int pn = snprintf(port, sizeof(port), ":%u", (unsigned)ep->port);
-	uint64_t h = fnv1a(FNV_OFFSET, a, strlen(a));
-	return fnv1a(h, port, (size_t)pn);
+	int n = snprintf(out, ENDPOINT_TEXT_MAX, "%s:%u", a, (unsigned)ep->port);
+	if (n < 0)
+		n = 0;
+	return (size_t)n < ENDPOINT_TEXT_MAX ? (size_t)n : ENDPOINT_TEXT_MAX - 1;
+}
+
+static uint64_t endpoint_hash(const struct route_endpoint *ep)
+{
+	char text[ENDPOINT_TEXT_MAX];
+	return fnv1a(FNV_OFFSET, text, endpoint_text(ep, text));
 }
 
 void balancer_endpoint_id(const struct route_endpoint *ep, char out[17])
@@ -341,25 +354,172 @@ static int pick_rendezvous(const struct route_backend *be, uint64_t keyhash)
 	return best;
 }
 
+/* ---- round robin: state shared across table generations ----
+ *
+ * Stride scheduling: each endpoint has a pass, the virtual time it is due
+ * next; a pick takes the smallest pass among the endpoints that take new
+ * requests (ties: the first listed) and moves it on by RR_SCALE / weight.
+ * The backend's clock is the pass the last pick started from; an endpoint
+ * that is new, or back after a while, starts no earlier than the clock, so
+ * it joins the rotation instead of catching up. The clock and the passes are
+ * cells of the table cache, keyed by backend name (and endpoint address), so
+ * every table generation that lists them shares them: endpoints coming and
+ * going neither restart the rotation nor shift the others' shares. Passes
+ * are compared relative to the clock, so they may wrap. */
+
+#define RR_SCALE (UINT64_C(1) << 32) /* the pass step of a weight-1 endpoint */
+#define RR_TRIES 8                   /* picks retried when another thread raced */
+
+/* One atomic on its own cache line: workers of other backends do not slow
+ * each other down. */
+struct rr_cell {
+	_Alignas(64) _Atomic uint64_t v;
+};
+
+struct rr_backend {
+	_Atomic uint64_t *clock;
+	_Atomic uint64_t **pass; /* one per endpoint, in the order of be->endpoints */
+};
+
+struct balancer_state {
+	size_t nbackends;
+	struct rr_backend *be;
+	_Atomic uint64_t **passes;          /* storage of every backend's pass array */
+	struct table_cache_entry **entries; /* the cells held, for table_cache_put */
+	size_t nentries;
+};
+
+static void rr_cell_free(void *p)
+{
+	free(p);
+}
+
+/* The cell named by fields, shared with any live table that has it; a new
+ * one starts at 0. NULL on out-of-memory. */
+static _Atomic uint64_t *rr_cell(struct balancer_state *st, size_t nfields,
+                                 const char *const *fields)
+{
+	unsigned char key[TABLE_CACHE_KEY_LEN];
+	if (table_cache_key(key, nfields, fields) != 0)
+		return NULL;
+	struct table_cache_entry *e = table_cache_find(TABLE_CACHE_BALANCER, key);
+	if (!e) {
+		struct rr_cell *c = aligned_alloc(_Alignof(struct rr_cell), sizeof(*c));
+		if (!c)
+			return NULL;
+		atomic_init(&c->v, 0);
+		if (!(e = table_cache_add(TABLE_CACHE_BALANCER, key, c, rr_cell_free)))
+			return NULL;
+	}
+	st->entries[st->nentries++] = e;
+	return &((struct rr_cell *)table_cache_object(e))->v;
+}
+
+int balancer_state_new(const struct route_table *rt, struct balancer_state **out)
+{
+	int rc = WEIR_ENOMEM;
+	size_t neps = 0;
+	for (size_t i = 0; i < rt->nbackends; i++)
+		neps += rt->backends[i].nendpoints;
+	struct balancer_state *st = calloc(1, sizeof(*st));
+	if (!st)
+		return WEIR_ENOMEM;
+	if (rt->nbackends) {
+		st->be = calloc(rt->nbackends, sizeof(*st->be));
+		st->entries = calloc(rt->nbackends + neps, sizeof(*st->entries));
+		if (!st->be || !st->entries)
+			goto fail;
+	}
+	if (neps && !(st->passes = calloc(neps, sizeof(*st->passes))))
+		goto fail;
+	st->nbackends = rt->nbackends;
+	for (size_t i = 0, k = 0; i < rt->nbackends; i++) {
+		const struct route_backend *be = &rt->backends[i];
+		const char *name = be->name ? be->name : "";
+		const char *bf[] = {"rr-clock", name};
+		if (!(st->be[i].clock = rr_cell(st, 2, bf)))
+			goto fail;
+		st->be[i].pass = st->passes + k;
+		for (size_t j = 0; j < be->nendpoints; j++, k++) {
+			char text[ENDPOINT_TEXT_MAX];
+			endpoint_text(&be->endpoints[j], text);
+			const char *ef[] = {"rr-pass", name, text};
+			if (!(st->passes[k] = rr_cell(st, 3, ef)))
+				goto fail;
+		}
+	}
+	*out = st;
+	return 0;
+fail:
+	balancer_state_free(st);
+	return rc;
+}
+
+void balancer_state_free(struct balancer_state *st)
+{
+	if (!st)
+		return;
+	table_cache_put(st->entries, st->nentries);
+	free(st->entries);
+	free(st->passes);
+	free(st->be);
+	free(st);
+}
+
 /* Weighted round robin over the endpoints that take new requests. */
 static int pick_round_robin(const struct table *t, int backend, const struct route_backend *be)
 {
-	uint64_t total = 0;
-	for (size_t i = 0; i < be->nendpoints; i++)
-		if (!be->endpoints[i].draining)
-			total += weight_of(&be->endpoints[i]);
-	if (total == 0)
+	const struct balancer_state *st = table_balancer(t);
+	if (!st || backend < 0 || (size_t)backend >= st->nbackends)
 		return -1;
-	uint64_t r = table_backend_next(t, backend) % total;
-	for (size_t i = 0; i < be->nendpoints; i++) {
-		if (be->endpoints[i].draining)
-			continue;
-		uint64_t w = weight_of(&be->endpoints[i]);
-		if (r < w)
-			return (int)i;
-		r -= w;
+	const struct rr_backend *rb = &st->be[backend];
+	int best = -1;
+	for (int attempt = 0; attempt < RR_TRIES; attempt++) {
+		uint64_t base = atomic_load_explicit(rb->clock, memory_order_relaxed);
+		uint64_t best_off = 0, best_old = 0;
+		best = -1;
+		for (size_t i = 0; i < be->nendpoints; i++) {
+			if (be->endpoints[i].draining)
+				continue;
+			uint64_t old = atomic_load_explicit(rb->pass[i], memory_order_relaxed);
+			uint64_t off = (int64_t)(old - base) > 0 ? old - base : 0;
+			if (best < 0 || off < best_off) {
+				best = (int)i;
+				best_off = off;
+				best_old = old;
+			}
+		}
+		if (best < 0)
+			return -1;
+		uint64_t start = base + best_off;
+		uint64_t next = start + RR_SCALE / weight_of(&be->endpoints[best]);
+		if (!atomic_compare_exchange_strong_explicit(rb->pass[best], &best_old, next,
+		                                             memory_order_relaxed,
+		                                             memory_order_relaxed))
+			continue; /* another thread took it first: look again */
+		uint64_t c = base;
+		while ((int64_t)(start - c) > 0 &&
+		       !atomic_compare_exchange_weak_explicit(
+		           rb->clock, &c, start, memory_order_relaxed, memory_order_relaxed))
+			;
+		return best;
 	}
-	return -1;
+	/* Still racing after RR_TRIES looks: serve the last choice and charge
+	 * it its step, so the passes still count every pick and the shares
+	 * even out over the next turns. */
+	if (best >= 0)
+		atomic_fetch_add_explicit(rb->pass[best],
+		                          RR_SCALE / weight_of(&be->endpoints[best]),
+		                          memory_order_relaxed);
+	return best;
+}
+
+int balancer_round_robin(const struct table *t, int backend)
+{
+	const struct route_table *rt = table_routes(t);
+	if (backend < 0 || (size_t)backend >= rt->nbackends)
+		return -1;
+	return pick_round_robin(t, backend, &rt->backends[backend]);
 }
 
 /* Per-thread xorshift64*, seeded once from the kernel (clock as fallback). */

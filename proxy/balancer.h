@@ -27,12 +27,28 @@ struct balancer_pick {
  * (rendezvous hashing over endpoints on the expanded key, so removing one
  * endpoint moves only its keys), else load-balance ewma (the better of two
  * random endpoints by this thread's decayed response-time averages, see
- * balancer_observe) or weighted round robin via table_backend_next. Draining
+ * balancer_observe) or weighted round robin (balancer_round_robin). Draining
  * endpoints get no new requests. All arguments borrowed. Returns 0 (out
  * filled), or WEIR_ENOENT when the route has no backend. Thread-safe. */
 int balancer_choose(const struct table *t, const struct route *route,
                     const struct http_request *req, const struct http_client *client,
                     struct balancer_pick *out);
+
+/* The next endpoint of backend (an index into t's backends) by smooth
+ * weighted round robin over the endpoints that are not draining, or -1 when
+ * there is none. The rotation state belongs to the backend's name and each
+ * endpoint's address, not to t: every table generation listing them shares
+ * it (balancer_state_new), so reloads neither restart it nor skew it. No
+ * lock; thread-safe. */
+int balancer_round_robin(const struct table *t, int backend);
+
+/* Round-robin state for every backend of rt, for table_new: shares the cells
+ * of backends and endpoints that a live table already has (table_cache.h),
+ * new ones start fresh. rt is borrowed for the call. Returns 0 with *out
+ * (freed with balancer_state_free, which lets go of the shared cells), or
+ * WEIR_ENOMEM. */
+int balancer_state_new(const struct route_table *rt, struct balancer_state **out);
+void balancer_state_free(struct balancer_state *st);
 
 /* The cookie value for an endpoint: 16 lowercase hex chars of FNV-1a 64 over
  * "address:port", NUL-terminated (17-byte buffer). */

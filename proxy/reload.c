@@ -8,6 +8,7 @@
 #include "table.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -46,11 +47,18 @@ static void reload_once(const char *dir, bool missing_ok)
 	if (rc == 0) {
 		const struct route_table *rt = table_routes(t);
 		uint64_t gen = rt->generation;
-		size_t nhosts = rt->nhosts;
+		size_t nhosts = rt->nhosts, ncerts = rt->ncerts;
+		size_t decoded = table_certs_decoded(t);
 		table_publish(t);
-		log_info(COMPONENT, "route table loaded: generation %llu, %zu hosts, from %s/%s",
-		         (unsigned long long)gen, nhosts, dir, ROUTE_TABLE_FILE);
+		log_info(COMPONENT,
+		         "route table loaded: generation %llu, %zu hosts, %zu certificates (%zu "
+		         "decoded, the others already loaded), from %s/%s",
+		         (unsigned long long)gen, nhosts, ncerts, decoded, dir, ROUTE_TABLE_FILE);
 		metrics_reload(true, gen);
+		/* Parsing a big table leaves this thread's malloc arena with free
+		 * pages (the JSON tree is gone); hand them back to the system,
+		 * after the new table is already serving. */
+		malloc_trim(0);
 		return;
 	}
 	if (rc == WEIR_ENOENT && missing_ok) {
@@ -62,6 +70,7 @@ static void reload_once(const char *dir, bool missing_ok)
 	log_error(COMPONENT, "route table reload failed, still serving generation %llu: %s",
 	          (unsigned long long)cur, err);
 	metrics_reload(false, cur);
+	malloc_trim(0); /* as above: the refused table's parse left free pages */
 }
 
 /* True when the created entry is something complete at creation (a symlink

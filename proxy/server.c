@@ -1436,16 +1436,8 @@ static void start_passthrough(struct conn *c, int backend)
 	struct worker *w = c->w;
 	const struct route_table *rt = table_routes(c->tls_table);
 	const struct route_backend *be = &rt->backends[backend];
-	const struct route_endpoint *ep = NULL;
-	if (be->nendpoints > 0) {
-		uint32_t start = table_backend_next(c->tls_table, backend);
-		for (size_t i = 0; i < be->nendpoints && !ep; i++) {
-			const struct route_endpoint *e =
-			    &be->endpoints[(start + i) % be->nendpoints];
-			if (!e->draining)
-				ep = e;
-		}
-	}
+	int pick = balancer_round_robin(c->tls_table, backend);
+	const struct route_endpoint *ep = pick >= 0 ? &be->endpoints[pick] : NULL;
 	if (!ep) {
 		metrics_upstream_error("no_endpoints");
 		conn_close(c);

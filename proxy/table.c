@@ -5,9 +5,11 @@
 
 #include "table.h"
 #include "backend_tls.h"
+#include "balancer.h"
 #include "error.h"
 #include "log.h"
 #include "route_validate.h"
+#include "table_cache.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -56,14 +58,17 @@ struct table {
 	size_t nexact;
 	struct host_entry *wild; /* sorted by name (suffix after "*.") */
 	size_t nwild;
-	const struct route_host *any;    /* the "" host, or NULL */
-	struct route_ext **ext;          /* ext[host index][route index] */
-	SSL_CTX **ctx;                   /* one per cert */
-	X509_STORE **ca_store;           /* one per CA */
-	STACK_OF(X509_NAME) * *ca_names; /* one per CA: its subjects, for CertificateRequest */
-	struct host_auth *auth;          /* one per host */
-	struct backend_tls_set *btls;    /* one client context per backend TLS profile */
-	atomic_uint *rr;                 /* one round-robin counter per backend */
+	const struct route_host *any;         /* the "" host, or NULL */
+	struct route_ext **ext;               /* ext[host index][route index] */
+	SSL_CTX **ctx;                        /* one per cert, borrowed from ctx_entry */
+	struct table_cache_entry **ctx_entry; /* one per cert: the shared context */
+	X509_STORE **ca_store;                /* one per CA, borrowed from ca_entry */
+	STACK_OF(X509_NAME) * *ca_names;      /* one per CA: its subjects, for CertificateRequest */
+	struct table_cache_entry **ca_entry;  /* one per CA: the shared store and names */
+	struct host_auth *auth;               /* one per host */
+	struct backend_tls_set *btls;         /* one client context per backend TLS profile */
+	struct balancer_state *balancer;      /* round-robin state, shared by backend name */
+	size_t certs_decoded;                 /* contexts this table built (not shared) */
 };
 
 /* ------------------------------------------------------------ lifetime */
@@ -82,21 +87,15 @@ static void table_free(struct table *t)
 		}
 		free(t->ext);
 	}
-	if (t->ctx) {
-		for (size_t i = 0; i < t->rt->ncerts; i++)
-			SSL_CTX_free(t->ctx[i]);
-		free(t->ctx);
-	}
-	if (t->ca_store) {
-		for (size_t i = 0; i < t->rt->ncas; i++)
-			X509_STORE_free(t->ca_store[i]);
-		free(t->ca_store);
-	}
-	if (t->ca_names) {
-		for (size_t i = 0; i < t->rt->ncas; i++)
-			sk_X509_NAME_pop_free(t->ca_names[i], X509_NAME_free);
-		free(t->ca_names);
-	}
+	if (t->ctx_entry)
+		table_cache_put(t->ctx_entry, t->rt->ncerts);
+	free(t->ctx_entry);
+	free(t->ctx);
+	if (t->ca_entry)
+		table_cache_put(t->ca_entry, t->rt->ncas);
+	free(t->ca_entry);
+	free(t->ca_store);
+	free(t->ca_names);
 	if (t->auth) {
 		for (size_t i = 0; i < t->rt->nhosts; i++)
 			pcre2_code_free(t->auth[i].match_cn);
@@ -105,7 +104,7 @@ static void table_free(struct table *t)
 	backend_tls_set_free(t->btls);
 	free(t->exact);
 	free(t->wild);
-	free(t->rr);
+	balancer_state_free(t->balancer);
 	route_table_free(t->rt);
 	free(t);
 }
@@ -260,89 +259,146 @@ static int load_cert(const struct route_cert *c, size_t idx, SSL_CTX **out, char
 	return 0;
 }
 
+static void ssl_ctx_free_cb(void *ctx)
+{
+	SSL_CTX_free(ctx);
+}
+
+/* Many Secrets often hold the same certificate and key (a wildcard shared by
+ * every Ingress), and a reload keeps most of them; decoding PEM is the slow
+ * part of a load. So each context comes from the table cache, keyed by the
+ * certificate chain and key text: a pair already loaded by this table or a
+ * live earlier one is not decoded again (the name only labels errors and is
+ * no part of the key). */
 static int load_certs(struct table *t, char *err, size_t errlen)
 {
 	const struct route_table *rt = t->rt;
 	if (!rt->ncerts)
 		return 0;
 	t->ctx = calloc(rt->ncerts, sizeof(*t->ctx));
-	if (!t->ctx) {
-		snprintf(err, errlen, "out of memory");
-		return WEIR_ENOMEM;
-	}
-	/* Many Secrets often hold the same certificate and key (a wildcard
-	 * shared by every Ingress); decoding PEM is the slow part of a load, so
-	 * an identical cert_pem + key_pem pair shares one context (up_ref'd,
-	 * freed per slot as before). Open addressing over 2 * ncerts slots. */
-	size_t nslots = 16;
-	while (nslots < rt->ncerts * 2)
-		nslots *= 2;
-	size_t *slot = calloc(nslots, sizeof(*slot)); /* index + 1; 0 = empty */
-	if (!slot) {
-		snprintf(err, errlen, "out of memory");
-		return WEIR_ENOMEM;
-	}
-	int rc = 0;
-	for (size_t i = 0; i < rt->ncerts && rc == 0; i++) {
+	t->ctx_entry = calloc(rt->ncerts, sizeof(*t->ctx_entry));
+	if (!t->ctx || !t->ctx_entry)
+		goto oom;
+	for (size_t i = 0; i < rt->ncerts; i++) {
 		const struct route_cert *c = &rt->certs[i];
-		uint64_t h = 1469598103934665603ULL;
-		for (const char *q = c->cert_pem ? c->cert_pem : ""; *q; q++)
-			h = (h ^ (unsigned char)*q) * 1099511628211ULL;
-		h = (h ^ 0xff) * 1099511628211ULL;
-		for (const char *q = c->key_pem ? c->key_pem : ""; *q; q++)
-			h = (h ^ (unsigned char)*q) * 1099511628211ULL;
-		size_t k = (size_t)h & (nslots - 1);
-		for (; slot[k]; k = (k + 1) & (nslots - 1)) {
-			const struct route_cert *o = &rt->certs[slot[k] - 1];
-			if (c->cert_pem && c->key_pem && o->cert_pem && o->key_pem &&
-			    strcmp(o->cert_pem, c->cert_pem) == 0 &&
-			    strcmp(o->key_pem, c->key_pem) == 0)
-				break;
+		const char *fields[] = {"server", c->cert_pem, c->key_pem};
+		unsigned char key[TABLE_CACHE_KEY_LEN];
+		if (table_cache_key(key, 3, fields) != 0)
+			goto oom;
+		struct table_cache_entry *e = table_cache_find(TABLE_CACHE_SERVER_CTX, key);
+		if (!e) {
+			SSL_CTX *ctx = NULL;
+			int rc = load_cert(c, i, &ctx, err, errlen);
+			if (rc != 0)
+				return rc;
+			t->certs_decoded++;
+			e = table_cache_add(TABLE_CACHE_SERVER_CTX, key, ctx, ssl_ctx_free_cb);
+			if (!e)
+				goto oom;
 		}
-		if (slot[k] && SSL_CTX_up_ref(t->ctx[slot[k] - 1]) == 1) {
-			t->ctx[i] = t->ctx[slot[k] - 1];
-			continue;
-		}
-		rc = load_cert(c, i, &t->ctx[i], err, errlen);
-		if (rc == 0 && !slot[k])
-			slot[k] = i + 1;
+		t->ctx_entry[i] = e;
+		t->ctx[i] = table_cache_object(e);
 	}
-	free(slot);
-	return rc;
+	/* The PEM text has served its purpose once every context exists; each
+	 * live generation would otherwise hold its own copy of every private
+	 * key (about 1 KiB per certificate, more with RSA). */
+	for (size_t i = 0; i < rt->ncerts; i++) {
+		struct route_cert *c = &t->rt->certs[i];
+		if (c->key_pem)
+			OPENSSL_clear_free(c->key_pem, strlen(c->key_pem));
+		free(c->cert_pem);
+		c->key_pem = c->cert_pem = NULL;
+	}
+	return 0;
+oom:
+	snprintf(err, errlen, "out of memory");
+	return WEIR_ENOMEM;
+}
+
+/* A CA entry of the table cache: the store client certificates are checked
+ * against and its subjects, sent in the CertificateRequest. */
+struct client_ca {
+	X509_STORE *store;
+	STACK_OF(X509_NAME) * names;
+};
+
+static void client_ca_free_cb(void *p)
+{
+	struct client_ca *ca = p;
+	X509_STORE_free(ca->store);
+	sk_X509_NAME_pop_free(ca->names, X509_NAME_free);
+	free(ca);
+}
+
+/* Build CA i of rt; NULL with err filled on failure. */
+static struct client_ca *load_ca(const struct route_ca *rca, size_t i, int *rc, char *err,
+                                 size_t errlen)
+{
+	char field[16], why[256];
+	struct client_ca *ca = calloc(1, sizeof(*ca));
+	if (!ca)
+		goto oom;
+	*rc = route_validate_ca(rca->name, rca->ca_pem, rca->crl_pem, &ca->store, field,
+	                        sizeof(field), why, sizeof(why));
+	if (*rc != 0) {
+		snprintf(err, errlen, "cas[%zu].%s: %s", i, field, why);
+		goto fail;
+	}
+	/* The names a client is told its certificate may chain to (as nginx
+	 * sends those of ssl_client_certificate). */
+	STACK_OF(X509_OBJECT) *objs = X509_STORE_get0_objects(ca->store);
+	if (!(ca->names = sk_X509_NAME_new_null()))
+		goto oom;
+	for (int k = 0; k < sk_X509_OBJECT_num(objs); k++) {
+		X509 *x = X509_OBJECT_get0_X509(sk_X509_OBJECT_value(objs, k));
+		X509_NAME *n = x ? X509_NAME_dup(X509_get_subject_name(x)) : NULL;
+		if (x && (!n || !sk_X509_NAME_push(ca->names, n))) {
+			X509_NAME_free(n);
+			goto oom;
+		}
+	}
+	return ca;
+oom:
+	*rc = WEIR_ENOMEM;
+	snprintf(err, errlen, "out of memory");
+fail:
+	if (ca)
+		client_ca_free_cb(ca);
+	return NULL;
 }
 
 /* The CA stores, and per host the settings id and the compiled match_cn. */
 static int load_client_auth(struct table *t, char *err, size_t errlen)
 {
 	const struct route_table *rt = t->rt;
-	char field[16], why[256];
+	char why[256];
 	if (rt->ncas) {
 		t->ca_store = calloc(rt->ncas, sizeof(*t->ca_store));
 		t->ca_names = calloc(rt->ncas, sizeof(*t->ca_names));
-		if (!t->ca_store || !t->ca_names)
+		t->ca_entry = calloc(rt->ncas, sizeof(*t->ca_entry));
+		if (!t->ca_store || !t->ca_names || !t->ca_entry)
 			goto oom;
 	}
 	for (size_t i = 0; i < rt->ncas; i++) {
-		const struct route_ca *ca = &rt->cas[i];
-		int rc = route_validate_ca(ca->name, ca->ca_pem, ca->crl_pem, &t->ca_store[i],
-		                           field, sizeof(field), why, sizeof(why));
-		if (rc != 0) {
-			snprintf(err, errlen, "cas[%zu].%s: %s", i, field, why);
-			return rc;
-		}
-		/* The names a client is told its certificate may chain to (as
-		 * nginx sends those of ssl_client_certificate). */
-		STACK_OF(X509_OBJECT) *objs = X509_STORE_get0_objects(t->ca_store[i]);
-		if (!(t->ca_names[i] = sk_X509_NAME_new_null()))
+		const struct route_ca *rca = &rt->cas[i];
+		const char *fields[] = {"client-ca", rca->ca_pem, rca->crl_pem};
+		unsigned char key[TABLE_CACHE_KEY_LEN];
+		if (table_cache_key(key, 3, fields) != 0)
 			goto oom;
-		for (int k = 0; k < sk_X509_OBJECT_num(objs); k++) {
-			X509 *x = X509_OBJECT_get0_X509(sk_X509_OBJECT_value(objs, k));
-			X509_NAME *n = x ? X509_NAME_dup(X509_get_subject_name(x)) : NULL;
-			if (x && (!n || !sk_X509_NAME_push(t->ca_names[i], n))) {
-				X509_NAME_free(n);
+		struct table_cache_entry *e = table_cache_find(TABLE_CACHE_CLIENT_CA, key);
+		if (!e) {
+			int rc = 0;
+			struct client_ca *ca = load_ca(rca, i, &rc, err, errlen);
+			if (!ca)
+				return rc;
+			e = table_cache_add(TABLE_CACHE_CLIENT_CA, key, ca, client_ca_free_cb);
+			if (!e)
 				goto oom;
-			}
 		}
+		t->ca_entry[i] = e;
+		const struct client_ca *ca = table_cache_object(e);
+		t->ca_store[i] = ca->store;
+		t->ca_names[i] = ca->names;
 	}
 	if (!rt->nhosts)
 		return 0;
@@ -402,14 +458,9 @@ int table_new(struct route_table *rt, struct table **out, char *err, size_t errl
 	}
 	atomic_init(&t->refs, 1);
 	t->rt = rt;
-	if (rt->nbackends) {
-		t->rr = calloc(rt->nbackends, sizeof(*t->rr));
-		if (!t->rr) {
-			snprintf(err, errlen, "out of memory");
-			goto fail;
-		}
-		for (size_t i = 0; i < rt->nbackends; i++)
-			atomic_init(&t->rr[i], 0);
+	if ((rc = balancer_state_new(rt, &t->balancer)) != 0) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
 	}
 	if ((rc = build_host_index(t, err, errlen)) != 0 ||
 	    (rc = compile_routes(t, err, errlen)) != 0 || (rc = load_certs(t, err, errlen)) != 0 ||
@@ -781,11 +832,14 @@ int table_passthrough_backend(const struct table *t, const char *sni)
 	return -1;
 }
 
-uint32_t table_backend_next(const struct table *t, int backend)
+size_t table_certs_decoded(const struct table *t)
 {
-	if (backend < 0 || (size_t)backend >= t->rt->nbackends)
-		return 0;
-	return atomic_fetch_add_explicit(&t->rr[backend], 1, memory_order_relaxed);
+	return t->certs_decoded;
+}
+
+const struct balancer_state *table_balancer(const struct table *t)
+{
+	return t->balancer;
 }
 
 const struct route_host *table_sni_host(const struct table *t, const char *sni)

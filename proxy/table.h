@@ -19,7 +19,9 @@ struct table; /* opaque */
 /* Read <dir>/routes.json, parse it (route_table_parse), then validate what
  * only the proxy can: compile every regex route with PCRE2 (caseless), load
  * every cert/key PEM into its own SSL_CTX (TLS server, min TLS 1.2, ALPN
- * select "http/1.1"), build the host index. On success returns 0 and *out
+ * select "http/1.1"), build the host index. Contexts and CA stores come from
+ * the table cache (table_cache.h) when a live table already built them from
+ * the same PEM text. On success returns 0 and *out
  * holds one reference (the caller drops it with table_unref or hands it to
  * table_publish). On failure returns WEIR_E*, *out is untouched and err (size
  * errlen) holds one line, e.g.
@@ -36,7 +38,9 @@ void table_ref(struct table *t);
 /* Drop one reference; the table is freed at zero. NULL is fine. Thread-safe. */
 void table_unref(struct table *t);
 
-/* The parsed route table inside t; borrowed while t is referenced. */
+/* The parsed route table inside t; borrowed while t is referenced. Its
+ * certs[].cert_pem and key_pem are NULL: table_new drops the PEM text once
+ * the TLS contexts are built. */
 const struct route_table *table_routes(const struct table *t);
 
 /* The process-wide current table. table_publish takes ownership of the
@@ -132,8 +136,15 @@ const struct backend_tls_set *table_backend_tls(const struct table *t);
 /* ssl-passthrough backend index for an SNI name (case-insensitive), or -1. */
 int table_passthrough_backend(const struct table *t, const char *sni);
 
-/* Round-robin counter of a backend: returns the counter's value before an
- * atomic increment (per table, starts at 0). Out-of-range backend -> 0. */
-uint32_t table_backend_next(const struct table *t, int backend);
+/* How many of the table's certificates table_new decoded itself; the rest
+ * (certs - this) it took from a live table or from an earlier entry with the
+ * same PEM text. */
+size_t table_certs_decoded(const struct table *t);
+
+/* The round-robin state of the table's backends (balancer.h); borrowed
+ * while t is referenced. Tables with a backend of the same name share its
+ * state, so a reload does not restart round robin. */
+struct balancer_state;
+const struct balancer_state *table_balancer(const struct table *t);
 
 #endif

@@ -8,6 +8,7 @@
 #include "backend_tls.h"
 #include "check.h"
 #include "error.h"
+#include "table_cache.h"
 
 #include "test_cert.h"
 
@@ -64,7 +65,8 @@ static void test_set(void)
 	backend_tls_profile(set, 1, &c1, &id1);
 	backend_tls_profile(set, 2, &c2, &id2);
 	backend_tls_profile(set, 3, &none, &idn);
-	CHECK(c0 && c1 && c2 && c0 != c1);
+	/* equal content: one context (shared through the table cache) */
+	CHECK(c0 && c1 && c2 && c0 == c1 && c0 != c2);
 	CHECK(none == NULL && strcmp(idn, "") == 0);
 	CHECK_INT(strlen(id0), BACKEND_TLS_ID_LEN - 1);
 	CHECK_STR(id0, id1); /* equal content, equal id */
@@ -76,7 +78,21 @@ static void test_set(void)
 	CHECK_INT(SSL_CTX_get_verify_mode(c2), SSL_VERIFY_NONE);
 	CHECK_INT(SSL_CTX_get_min_proto_version(c2), TLS1_3_VERSION);
 	CHECK(SSL_CTX_get0_certificate(c2) != NULL);
+	/* A second set from the same profiles (the next table generation)
+	 * takes the same contexts; they outlive the first set. */
+	struct backend_tls_set *next = NULL;
+	CHECK_INT(backend_tls_set_new(rt, &next, err, sizeof(err)), 0);
+	SSL_CTX *n0 = NULL, *n2 = NULL;
+	const char *nid;
+	backend_tls_profile(next, 0, &n0, &nid);
+	backend_tls_profile(next, 2, &n2, &nid);
+	CHECK(n0 == c0 && n2 == c2);
+	CHECK_INT(table_cache_count(TABLE_CACHE_BACKEND_TLS), 2);
 	backend_tls_set_free(set);
+	CHECK_INT(table_cache_count(TABLE_CACHE_BACKEND_TLS), 2);
+	CHECK_INT(SSL_CTX_get_min_proto_version(n2), TLS1_3_VERSION);
+	backend_tls_set_free(next);
+	CHECK_INT(table_cache_count(TABLE_CACHE_BACKEND_TLS), 0);
 
 	/* Anything else than what profile 0 verifies with changes the id. */
 	free(b[1].ca_pem);

@@ -1,7 +1,9 @@
 /* tests/unit/proxy/balancer_test.c - endpoint choice over real tables
  * (route_table_parse + table_new): round robin, weights, draining, cookie
- * affinity, upstream-hash-by consistency, canary, ewma. Includes balancer.c to
+ * affinity, upstream-hash-by consistency, canary, ewma, and round robin and
+ * ewma state across table generations. Includes balancer.c to
  * reach the key expansion. */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -562,6 +564,191 @@ static void test_ewma(void)
 	table_unref(t);
 }
 
+/* Round robin across reloads: three stable endpoints and a fourth that
+ * comes and goes with every generation, a few requests per generation and
+ * each old table still held while the next one serves (as a long request
+ * would). The stable three get equal shares (at most one apart), the fourth
+ * gets its share while listed, and the state lives as long as some table has
+ * the backend: a backend of another name, or the same name after every
+ * table holding it is gone, starts afresh. */
+static void test_round_robin_across_reloads(void)
+{
+	static const char *const stable = "{\"address\":\"10.0.4.1\",\"port\":80},"
+	                                  "{\"address\":\"10.0.4.2\",\"port\":80},"
+	                                  "{\"address\":\"10.0.4.3\",\"port\":80}";
+	char four[512];
+	snprintf(four, sizeof(four), "%s,{\"address\":\"10.0.4.4\",\"port\":80}", stable);
+	client_init(&cl, "192.0.2.1");
+	struct route r = {0};
+	r.path = "/";
+	r.backend = 0;
+	r.canary.backend = -1;
+	int hits[4] = {0}, picks_with_four = 0;
+	struct table *old = NULL;
+	for (int gen = 0; gen < 200; gen++) {
+		bool with_four = gen % 2;
+		struct table *t = table2(with_four ? four : stable, "");
+		if (!t)
+			break;
+		table_unref(old); /* the generation before last goes */
+		/* 1, 2 or 3 requests: never a whole turn of the rotation */
+		for (int i = 0; i < 1 + gen % 3; i++) {
+			CHECK_INT(choose(t, &r, plain_get), 0);
+			const struct route_endpoint *ep =
+			    &table_routes(t)->backends[0].endpoints[pick.endpoint];
+			int k = ep->address[7] - '1';
+			if (k >= 0 && k < 4)
+				hits[k]++;
+			picks_with_four += with_four;
+		}
+		old = t;
+	}
+	CHECK(hits[0] > 0);
+	CHECK(abs(hits[0] - hits[1]) <= 1);
+	CHECK(abs(hits[0] - hits[2]) <= 1);
+	CHECK(abs(hits[1] - hits[2]) <= 1);
+	/* the fourth: at least its quarter of the picks made while it was
+	 * listed, at most that plus the turn it takes when it (re)joins (it
+	 * starts due, in each of the 100 generations that list it) */
+	CHECK(hits[3] * 4 >= picks_with_four);
+	CHECK(hits[3] <= picks_with_four / 4 + 100);
+
+	/* Another backend name: its own rotation, from its first endpoint. */
+	char json[4096];
+	snprintf(json, sizeof(json),
+	         "{\"version\":1,\"default_backend\":0,\"backends\":["
+	         "{\"name\":\"ns/other:80\",\"endpoints\":[%s]}]}",
+	         stable);
+	struct table *other = make_table(json);
+	if (other) {
+		CHECK_INT(choose(other, &r, plain_get), 0);
+		CHECK_INT(pick.endpoint, 0);
+		CHECK_INT(choose(other, &r, plain_get), 0);
+		CHECK_INT(pick.endpoint, 1);
+	}
+	table_unref(other);
+	table_unref(old);
+	CHECK_INT(table_cache_count(TABLE_CACHE_BALANCER), 0);
+	/* Every table with ns/main:80 is gone: a new one starts afresh. */
+	struct table *t = table2(stable, "");
+	if (t) {
+		CHECK_INT(choose(t, &r, plain_get), 0);
+		CHECK_INT(pick.endpoint, 0);
+	}
+	table_unref(t);
+}
+
+/* Smooth weights (3:1 interleaved, not three in a row) and an endpoint
+ * that returns after being away joins the rotation at its place instead of
+ * catching up on the turns it missed. */
+static void test_round_robin_weights_and_return(void)
+{
+	struct table *t = table2("{\"address\":\"10.0.5.1\",\"port\":80,\"weight\":3},"
+	                         "{\"address\":\"10.0.5.2\",\"port\":80}",
+	                         "");
+	if (!t)
+		return;
+	client_init(&cl, "192.0.2.1");
+	struct route r = {0};
+	r.path = "/";
+	r.backend = 0;
+	r.canary.backend = -1;
+	char seq[16] = {0};
+	for (int i = 0; i < 8; i++) {
+		CHECK_INT(choose(t, &r, plain_get), 0);
+		seq[i] = (char)('a' + pick.endpoint);
+	}
+	/* a's pass moves by 1/3 a turn, b's by a whole one: b comes second */
+	CHECK_STR(seq, "abaaabaa");
+
+	/* b away for 30 requests (a table without it), then back: it does not
+	 * get 30 requests in a row, it takes its turn. */
+	struct table *t2 = table2("{\"address\":\"10.0.5.1\",\"port\":80,\"weight\":3}", "");
+	for (int i = 0; t2 && i < 30; i++) {
+		CHECK_INT(choose(t2, &r, plain_get), 0);
+		CHECK_INT(pick.endpoint, 0);
+	}
+	int b = 0;
+	for (int i = 0; i < 8; i++)
+		if (choose(t, &r, plain_get) == 0)
+			b += pick.endpoint == 1;
+	CHECK_INT(b, 2);
+	table_unref(t2);
+	table_unref(t);
+}
+
+/* load-balance ewma keeps its averages per endpoint address, not per
+ * table: a reload does not forget that an endpoint is slow. */
+static void test_ewma_across_reloads(void)
+{
+	static const char *const eps = "{\"address\":\"10.0.6.1\",\"port\":80},"
+	                               "{\"address\":\"10.0.6.2\",\"port\":80}";
+	struct table *t = table2(eps, "");
+	if (!t)
+		return;
+	balancer_observe(&table_routes(t)->backends[0].endpoints[0], 900);
+	balancer_observe(&table_routes(t)->backends[0].endpoints[1], 3);
+	table_unref(t);
+	t = table2(eps, "");
+	if (!t)
+		return;
+	client_init(&cl, "192.0.2.1");
+	struct route r = {0};
+	r.path = "/";
+	r.backend = 0;
+	r.canary.backend = -1;
+	r.policy.balance = ROUTE_BALANCE_EWMA;
+	int slow = 0;
+	for (int i = 0; i < 100; i++)
+		if (choose(t, &r, plain_get) == 0)
+			slow += pick.endpoint == 0;
+	CHECK_INT(slow, 0);
+	table_unref(t);
+}
+
+/* Round robin from several threads at once (the workers of one proxy
+ * share a backend's rotation): every pick is counted and the shares stay
+ * even. */
+struct rr_thread {
+	struct table *t;
+	int hits[3];
+};
+
+static void *rr_worker(void *arg)
+{
+	struct rr_thread *w = arg;
+	for (int i = 0; i < 3000; i++) {
+		int e = balancer_round_robin(w->t, 0);
+		if (e >= 0 && e < 3)
+			w->hits[e]++;
+	}
+	return NULL;
+}
+
+static void test_round_robin_threads(void)
+{
+	struct table *t = table2("{\"address\":\"10.0.7.1\",\"port\":80},"
+	                         "{\"address\":\"10.0.7.2\",\"port\":80},"
+	                         "{\"address\":\"10.0.7.3\",\"port\":80}",
+	                         "");
+	if (!t)
+		return;
+	struct rr_thread w[4] = {{.t = t}, {.t = t}, {.t = t}, {.t = t}};
+	pthread_t th[4];
+	for (int i = 0; i < 4; i++)
+		pthread_create(&th[i], NULL, rr_worker, &w[i]);
+	int hits[3] = {0};
+	for (int i = 0; i < 4; i++) {
+		pthread_join(th[i], NULL);
+		for (int k = 0; k < 3; k++)
+			hits[k] += w[i].hits[k];
+	}
+	CHECK_INT(hits[0] + hits[1] + hits[2], 12000);
+	for (int k = 0; k < 3; k++)
+		CHECK(abs(hits[k] - 4000) <= 4);
+	table_unref(t);
+}
+
 int main(void)
 {
 	test_endpoint_id();
@@ -571,5 +758,9 @@ int main(void)
 	test_key_expansion();
 	test_canary();
 	test_ewma();
+	test_round_robin_across_reloads();
+	test_round_robin_weights_and_return();
+	test_ewma_across_reloads();
+	test_round_robin_threads();
 	return check_finish("balancer_test");
 }

@@ -5,6 +5,7 @@
  * the current table while new ones are published. */
 #include "check.h"
 #include "common/error.h"
+#include "proxy/balancer.h"
 #include "proxy/table.h"
 
 #include <openssl/err.h>
@@ -216,16 +217,21 @@ static void test_hosts(void)
 
 static void test_backends_and_passthrough(void)
 {
-	struct table *t = mk("{\"version\":1,\"backends\":[{\"name\":\"a\"},{\"name\":\"b\"}],"
+	struct table *t = mk("{\"version\":1,\"backends\":[{\"name\":\"a\",\"endpoints\":["
+	                     "{\"address\":\"10.0.0.1\",\"port\":1},"
+	                     "{\"address\":\"10.0.0.2\",\"port\":1},"
+	                     "{\"address\":\"10.0.0.3\",\"port\":1}]},{\"name\":\"b\"}],"
 	                     "\"passthrough\":[{\"host\":\"gocd.example.com\",\"backend\":1}]}");
 	if (!t)
 		return;
-	CHECK_INT(table_backend_next(t, 0), 0);
-	CHECK_INT(table_backend_next(t, 0), 1);
-	CHECK_INT(table_backend_next(t, 0), 2);
-	CHECK_INT(table_backend_next(t, 1), 0);
-	CHECK_INT(table_backend_next(t, 2), 0);
-	CHECK_INT(table_backend_next(t, -1), 0);
+	/* round robin in endpoint order (ssl-passthrough uses it too) */
+	CHECK_INT(balancer_round_robin(t, 0), 0);
+	CHECK_INT(balancer_round_robin(t, 0), 1);
+	CHECK_INT(balancer_round_robin(t, 0), 2);
+	CHECK_INT(balancer_round_robin(t, 0), 0);
+	CHECK_INT(balancer_round_robin(t, 1), -1); /* no endpoints */
+	CHECK_INT(balancer_round_robin(t, 2), -1);
+	CHECK_INT(balancer_round_robin(t, -1), -1);
 	CHECK_INT(table_passthrough_backend(t, "gocd.example.com"), 1);
 	CHECK_INT(table_passthrough_backend(t, "GOCD.example.com"), 1);
 	CHECK_INT(table_passthrough_backend(t, "x.example.com"), -1);
@@ -582,7 +588,7 @@ static void *reader(void *arg)
 		if (table_lookup(t, "h", 1, "/r/abc", 6, &m) != 0 || m.ncaptures != 2 ||
 		    m.cap_len[1] != 3)
 			bad++;
-		table_backend_next(t, 0);
+		balancer_round_robin(t, 0);
 		table_unref(t);
 		atomic_fetch_add(&reads, 1);
 	}

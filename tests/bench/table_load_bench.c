@@ -1,0 +1,238 @@
+/* tests/bench/table_load_bench.c - time and memory of proxy route table loads
+ * with many TLS hosts, each with its own certificate (or one shared by all).
+ *
+ * Writes DIR/routes.json with N hosts (one Prefix "/" route, one backend of
+ * one endpoint and one certificate each), then: loads it (first load), and
+ * GENS more times rewrites it with one host's certificate replaced and loads
+ * it again while every earlier table stays referenced (as a tunnel or an
+ * HTTPS connection started on each would keep it). Prints the wall time of
+ * each table_load (and the CPU time it used: the machine may be shared) and
+ * the process RSS (VmRSS after malloc_trim) after it,
+ * then the RSS once only the newest table is left.
+ *
+ *   cmake --build build --target table_load_bench
+ *   build/table_load_bench --hosts 10000 [--shared-cert] [--gens 3] [--dir D]
+ */
+#include <malloc.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "route_table.h"
+#include "table.h"
+
+static double clock_s(clockid_t id)
+{
+	struct timespec ts;
+	clock_gettime(id, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static double now_s(void)
+{
+	return clock_s(CLOCK_MONOTONIC);
+}
+
+static long rss_kib(void)
+{
+	malloc_trim(0);
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	long kib = -1;
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return kib;
+}
+
+/* Bytes malloc has handed out and not had back (RSS also counts holes). */
+static long heap_kib(void)
+{
+	struct mallinfo2 mi = mallinfo2();
+	return (long)((mi.uordblks + mi.hblkhd) / 1024);
+}
+
+static char *bio_text(BIO *b)
+{
+	char *p;
+	long n = BIO_get_mem_data(b, &p);
+	char *s = malloc((size_t)n + 1);
+	memcpy(s, p, (size_t)n);
+	s[n] = '\0';
+	return s;
+}
+
+/* A self-signed P-256 certificate for cn with a fresh key, as PEM. */
+static void make_cert(const char *cn, long serial, char **cert_pem, char **key_pem)
+{
+	EVP_PKEY *key = EVP_EC_gen("P-256");
+	X509 *x = X509_new();
+	X509_set_version(x, 2);
+	ASN1_INTEGER_set(X509_get_serialNumber(x), serial);
+	X509_gmtime_adj(X509_getm_notBefore(x), -3600);
+	X509_gmtime_adj(X509_getm_notAfter(x), 30L * 86400);
+	X509_set_pubkey(x, key);
+	X509_NAME *name = X509_get_subject_name(x);
+	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
+	X509_set_issuer_name(x, name);
+	X509_sign(x, key, EVP_sha256());
+	BIO *cb = BIO_new(BIO_s_mem()), *kb = BIO_new(BIO_s_mem());
+	PEM_write_bio_X509(cb, x);
+	PEM_write_bio_PrivateKey(kb, key, NULL, NULL, 0, NULL, NULL);
+	*cert_pem = bio_text(cb);
+	*key_pem = bio_text(kb);
+	BIO_free(cb);
+	BIO_free(kb);
+	X509_free(x);
+	EVP_PKEY_free(key);
+}
+
+static struct route_table *make_table(size_t n, bool shared)
+{
+	struct route_table *rt = route_table_new();
+	rt->generation = 1;
+	rt->nhosts = rt->nbackends = n;
+	rt->ncerts = shared ? 1 : n;
+	rt->hosts = calloc(n, sizeof(*rt->hosts));
+	rt->backends = calloc(n, sizeof(*rt->backends));
+	rt->certs = calloc(rt->ncerts, sizeof(*rt->certs));
+	char buf[128];
+	for (size_t i = 0; i < rt->ncerts; i++) {
+		snprintf(buf, sizeof(buf), "bench/tls-%zu", i);
+		rt->certs[i].name = strdup(buf);
+		snprintf(buf, sizeof(buf), "h%zu.bench.test", i);
+		make_cert(buf, (long)i + 1, &rt->certs[i].cert_pem, &rt->certs[i].key_pem);
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct route_host *h = &rt->hosts[i];
+		snprintf(buf, sizeof(buf), "h%zu.bench.test", i);
+		h->name = strdup(buf);
+		h->cert = shared ? 0 : (int)i;
+		route_client_auth_init(&h->client_auth);
+		h->nroutes = 1;
+		h->routes = calloc(1, sizeof(*h->routes));
+		h->routes[0].path = strdup("/");
+		h->routes[0].match = ROUTE_MATCH_PREFIX;
+		h->routes[0].backend = (int)i;
+		h->routes[0].canary.backend = -1;
+		route_policy_init(&h->routes[0].policy);
+		struct route_backend *b = &rt->backends[i];
+		snprintf(buf, sizeof(buf), "bench/svc-%zu:80", i);
+		b->name = strdup(buf);
+		b->nendpoints = 1;
+		b->endpoints = calloc(1, sizeof(*b->endpoints));
+		snprintf(buf, sizeof(buf), "127.0.%zu.%zu", (i / 250) % 250 + 1, i % 250 + 1);
+		b->endpoints[0].address = strdup(buf);
+		b->endpoints[0].port = 8080;
+		b->endpoints[0].weight = 1;
+	}
+	return rt;
+}
+
+static int write_table(const struct route_table *rt, const char *dir)
+{
+	char *json = NULL, path[4096], tmp[4096];
+	size_t len = 0;
+	if (route_table_serialize(rt, &json, &len) != 0)
+		return -1;
+	snprintf(path, sizeof(path), "%s/routes.json", dir);
+	snprintf(tmp, sizeof(tmp), "%s/.routes.json.tmp", dir);
+	FILE *f = fopen(tmp, "w");
+	int rc = f && fwrite(json, 1, len, f) == len ? 0 : -1;
+	if (f && fclose(f) != 0)
+		rc = -1;
+	if (rc == 0)
+		rc = rename(tmp, path);
+	free(json);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	size_t hosts = 10000;
+	int gens = 3;
+	bool shared = false;
+	const char *dir = NULL;
+	char dirbuf[] = "/tmp/weir-table-bench-XXXXXX";
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--hosts") && i + 1 < argc)
+			hosts = strtoul(argv[++i], NULL, 10);
+		else if (!strcmp(argv[i], "--gens") && i + 1 < argc)
+			gens = atoi(argv[++i]);
+		else if (!strcmp(argv[i], "--dir") && i + 1 < argc)
+			dir = argv[++i];
+		else if (!strcmp(argv[i], "--shared-cert"))
+			shared = true;
+		else {
+			fprintf(stderr,
+			        "usage: %s [--hosts N] [--gens G] [--shared-cert] [--dir DIR]\n",
+			        argv[0]);
+			return 2;
+		}
+	}
+	if (hosts < 1 || gens < 0 || gens > 64) {
+		fprintf(stderr, "bad --hosts or --gens\n");
+		return 2;
+	}
+	if (!dir && !(dir = mkdtemp(dirbuf))) {
+		perror("mkdtemp");
+		return 1;
+	}
+	double t0 = now_s();
+	struct route_table *rt = make_table(hosts, shared);
+	if (write_table(rt, dir) != 0) {
+		fprintf(stderr, "cannot write %s/routes.json\n", dir);
+		return 1;
+	}
+	printf("table_load_bench: %zu hosts, %s, routes.json written in %.1f s to %s\n", hosts,
+	       shared ? "one shared certificate" : "a certificate each", now_s() - t0, dir);
+	printf("baseline RSS (generator's table in memory): %ld KiB\n", rss_kib());
+
+	struct table *t[65] = {0};
+	char err[512];
+	for (int g = 0; g <= gens; g++) {
+		if (g > 0) {
+			/* One host changes: a new key and certificate for it. */
+			size_t c = (size_t)(g - 1) % rt->ncerts;
+			char cn[64];
+			free(rt->certs[c].cert_pem);
+			free(rt->certs[c].key_pem);
+			snprintf(cn, sizeof(cn), "h%zu.bench.test", c);
+			make_cert(cn, 100000 + g, &rt->certs[c].cert_pem, &rt->certs[c].key_pem);
+			rt->generation++;
+			if (write_table(rt, dir) != 0) {
+				fprintf(stderr, "cannot write %s/routes.json\n", dir);
+				return 1;
+			}
+		}
+		double s = now_s(), cpu = clock_s(CLOCK_PROCESS_CPUTIME_ID);
+		int rc = table_load(dir, &t[g], err, sizeof(err));
+		double took = now_s() - s, cpu_took = clock_s(CLOCK_PROCESS_CPUTIME_ID) - cpu;
+		if (rc != 0) {
+			fprintf(stderr, "table_load: %s\n", err);
+			return 1;
+		}
+		long rss = rss_kib();
+		printf("%s load %d: %.3f s (%.3f s CPU), RSS %ld KiB (heap in use %ld KiB) with %d "
+		       "table(s) alive\n",
+		       g ? "reload (one certificate changed)" : "first", g, took, cpu_took, rss,
+		       heap_kib(), g + 1);
+	}
+	for (int g = 0; g < gens; g++)
+		table_unref(t[g]);
+	long rss = rss_kib();
+	printf("RSS with only the newest table alive: %ld KiB (heap in use %ld KiB)\n", rss,
+	       heap_kib());
+	table_unref(t[gens]);
+	rss = rss_kib();
+	printf("RSS with no table alive: %ld KiB (heap in use %ld KiB)\n", rss, heap_kib());
+	route_table_free(rt);
+	return 0;
+}
