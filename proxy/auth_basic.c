@@ -13,6 +13,7 @@
 
 #include "auth_hash.h"
 #include "error.h"
+#include "metrics.h"
 #include "policy.h"
 
 #define CRED_MAX 4096u /* longest decoded "user:password" accepted */
@@ -249,6 +250,7 @@ static long b64decode(const char *s, size_t n, unsigned char *out, size_t cap)
 
 static int deny(const struct route *route, const struct http_request *req, char *out, size_t cap)
 {
+	metrics_basic_auth(METRICS_BASIC_AUTH_REFUSED);
 	static const char head[] = "WWW-Authenticate: Basic realm=\"", tail[] = "\"\r\n";
 	const char *realm = route->policy.auth.realm ? route->policy.auth.realm : "";
 	size_t room = cap > sizeof(head) + sizeof(tail) ? cap - sizeof(head) - sizeof(tail) : 0;
@@ -322,8 +324,10 @@ int auth_basic_check(struct auth_basic_cache *cache, const void *table, const st
 	for (size_t i = 0; i < req->nheaders; i++) {
 		if (!http_name_is(&req->headers[i], "Authorization"))
 			continue;
-		if (h)
+		if (h) {
+			metrics_basic_auth(METRICS_BASIC_AUTH_REFUSED);
 			return 400; /* nginx: "client sent duplicate header line" */
+		}
 		h = &req->headers[i];
 	}
 	if (!h)
@@ -361,6 +365,7 @@ int auth_basic_check(struct auth_basic_cache *cache, const void *table, const st
 	struct cache_slot *s =
 	    cache_key(route, hash, h, key) ? cache_find(cache, key, now_ms, &hit) : NULL;
 	if (hit) {
+		metrics_basic_auth(METRICS_BASIC_AUTH_CACHED);
 		status = 0;
 		goto out;
 	}
@@ -370,6 +375,7 @@ int auth_basic_check(struct auth_basic_cache *cache, const void *table, const st
 		memcpy(s->key, key, sizeof(key));
 		s->expires_ms = now_ms + AUTH_BASIC_CACHE_TTL_MS;
 	}
+	metrics_basic_auth(METRICS_BASIC_AUTH_VERIFIED);
 	status = 0;
 out:
 	OPENSSL_cleanse(cred, sizeof(cred));

@@ -41,7 +41,8 @@ void auth_basic_cache_free(struct auth_basic_cache *cache);
  * Access-Control-Allow-Origin (and -Credentials) lines ingress-nginx also
  * puts on its 401 (left out when they do not fit). table identifies the
  * route table route belongs to (compared only, never dereferenced): a change
- * of table empties the cache. now_ms is a monotonic clock. All arguments
+ * of table empties the cache. now_ms is a monotonic clock. Each call that
+ * checks credentials counts its outcome (metrics_basic_auth). All arguments
  * borrowed. */
 int auth_basic_check(struct auth_basic_cache *cache, const void *table, const struct route *route,
                      const struct http_request *req, uint64_t now_ms, char *extra, size_t cap);

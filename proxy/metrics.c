@@ -53,6 +53,7 @@ static atomic_llong open_connections;
 static atomic_llong open_tunnels;
 static _Atomic uint64_t table_generation;
 static _Atomic uint64_t reloads_ok, reloads_failed;
+static _Atomic uint64_t basic_auth_count[3]; /* by enum metrics_basic_auth */
 
 /* Upstream error kinds: the known ones have fixed slots; a few unknown ones are
  * kept by name under a mutex (errors are rare), the rest count as "other". */
@@ -466,6 +467,27 @@ static void render_upstream_errors(struct outbuf *b)
 	}
 }
 
+void metrics_basic_auth(enum metrics_basic_auth outcome)
+{
+	if ((unsigned)outcome < 3)
+		atomic_fetch_add_explicit(&basic_auth_count[outcome], 1, memory_order_relaxed);
+}
+
+static void render_basic_auth(struct outbuf *b)
+{
+	static const char *const result[] = {"cached", "verified", "refused"};
+	out_family(b, "weir_proxy_basic_auth_checks_total", "counter",
+	           "Basic-auth checks, by result: cached (success cache hit), verified (hash "
+	           "matched), refused (no, malformed or wrong credentials).");
+	for (size_t i = 0; i < 3; i++) {
+		out_str(b, "weir_proxy_basic_auth_checks_total{result=\"");
+		out_str(b, result[i]);
+		out_str(b, "\"} ");
+		out_u64(b, atomic_load_explicit(&basic_auth_count[i], memory_order_relaxed));
+		out_str(b, "\n");
+	}
+}
+
 int metrics_render(char **out, size_t *len)
 {
 	struct outbuf b = {0};
@@ -486,6 +508,7 @@ int metrics_render(char **out, size_t *len)
 	out_u64(&b, atomic_load_explicit(&reloads_ok, memory_order_relaxed));
 	out_str(&b, "\n");
 	render_upstream_errors(&b);
+	render_basic_auth(&b);
 	if (b.failed) {
 		free(b.data);
 		return WEIR_ENOMEM;

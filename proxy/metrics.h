@@ -28,6 +28,16 @@ void metrics_reload(bool ok, uint64_t generation);
  * strings are accepted and escaped; borrowed for the call only). */
 void metrics_upstream_error(const char *kind);
 
+/* Outcome of one basic-auth check (auth-type basic). */
+enum metrics_basic_auth {
+	METRICS_BASIC_AUTH_CACHED,   /* credentials found in the worker's success cache */
+	METRICS_BASIC_AUTH_VERIFIED, /* password hash checked and matched */
+	METRICS_BASIC_AUTH_REFUSED,  /* no, malformed or wrong credentials (401/400) */
+};
+
+/* One basic-auth check with its outcome (weir_proxy_basic_auth_checks_total). */
+void metrics_basic_auth(enum metrics_basic_auth outcome);
+
 /* Prometheus text exposition (format 0.0.4) of everything, series sorted so the output is
  * deterministic. Returns 0 with *out a NUL-terminated malloc'd string (caller frees) and *len
  * its length, or WEIR_ENOMEM (*out untouched). */
