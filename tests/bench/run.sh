@@ -19,7 +19,8 @@
 #   - user-space memory per idle proxied WebSocket: RSS of the proxy's process tree after
 #     opening N idle tunnels minus before, divided by N (N = 10,000, or less when
 #     RLIMIT_NOFILE cannot hold 2 sockets per tunnel)
-# A step that fails prints "n/a (reason)" and the rest goes on. Bounded: ~9 minutes.
+# A step that fails prints "n/a (reason)" and the rest goes on. About 6 minutes (2 CPUs), and
+# bounded by the per-step timeouts.
 set -u
 
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
