@@ -125,19 +125,35 @@ static void walk_forwarded(const struct route_settings *s, const struct http_req
 	}
 }
 
+/* Dotted quad of the 4 bytes at b, as inet_ntop writes it, without stdio (this
+ * runs for every request). ip has room for 16 bytes. */
+static void format_ipv4(const unsigned char b[4], char *ip)
+{
+	for (int i = 0; i < 4; i++) {
+		unsigned v = b[i];
+		if (v >= 100)
+			*ip++ = (char)('0' + v / 100);
+		if (v >= 10)
+			*ip++ = (char)('0' + v / 10 % 10);
+		*ip++ = (char)('0' + v % 10);
+		*ip++ = i < 3 ? '.' : '\0';
+	}
+}
+
 void realip_format(const union http_addr *addr, char ip[64], uint16_t *port)
 {
 	uint16_t p = 0;
 	ip[0] = '\0';
 	if (addr->ss_family == AF_INET6) {
 		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)addr;
-		inet_ntop(AF_INET6, &s6->sin6_addr, ip, 64);
+		if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr))
+			format_ipv4(s6->sin6_addr.s6_addr + 12, ip);
+		else
+			inet_ntop(AF_INET6, &s6->sin6_addr, ip, 64);
 		p = ntohs(s6->sin6_port);
-		if (strncmp(ip, "::ffff:", 7) == 0 && strchr(ip, '.'))
-			memmove(ip, ip + 7, strlen(ip + 7) + 1);
 	} else if (addr->ss_family == AF_INET) {
 		const struct sockaddr_in *s4 = (const struct sockaddr_in *)addr;
-		inet_ntop(AF_INET, &s4->sin_addr, ip, 64);
+		format_ipv4((const unsigned char *)&s4->sin_addr.s_addr, ip);
 		p = ntohs(s4->sin_port);
 	}
 	if (port)
@@ -162,7 +178,10 @@ void realip_resolve(const struct route_settings *s, const struct http_request *r
 	client->forwarded_chain =
 	    s && (in_trusted_proxies(s, &hop) ||
 	          (s->use_forwarded_headers && s->compute_full_forwarded_for));
-	realip_format(&hop, client->hop_ip, NULL);
+	realip_format(&hop, client->hop_ip, &client->port);
 	client->addr = real;
-	realip_format(&real, client->ip, &client->port);
+	if (hop_trusted && req) /* the walk may have moved away from the hop */
+		realip_format(&real, client->ip, &client->port);
+	else
+		memcpy(client->ip, client->hop_ip, sizeof(client->ip));
 }

@@ -39,6 +39,7 @@ struct side {
 	struct loop_io io;
 	struct tunnel *t;
 	bool can_read, can_write, eof;
+	bool rdhup;    /* a hang-up or error was reported: read until EAGAIN */
 	char *pending; /* bytes waiting to be written TO this side */
 	size_t pend_off, pend_len;
 	struct ws_track track; /* frames read FROM this side */
@@ -311,8 +312,8 @@ static int relay(struct tunnel *t, struct side *src, struct side *dst)
 			return 0;
 		if (!src->can_read && !(src->sock.ssl && SSL_pending(src->sock.ssl) > 0))
 			return 0;
-		ssize_t n = tls_sock_read(&src->sock, w->scratch + FILTER_HEADROOM,
-		                          w->scratch_cap - FILTER_HEADROOM);
+		size_t room = w->scratch_cap - FILTER_HEADROOM;
+		ssize_t n = tls_sock_read(&src->sock, w->scratch + FILTER_HEADROOM, room);
 		if (n == WEIR_EAGAIN) {
 			if (src->sock.blocked_out)
 				src->can_write = false;
@@ -324,6 +325,12 @@ static int relay(struct tunnel *t, struct side *src, struct side *dst)
 			src->eof = true;
 			return 0;
 		}
+		/* A plain read short of the room drained the socket: the edge-triggered
+		 * watch raises a new edge for new bytes, so no read is spent on EAGAIN.
+		 * Not after a hang-up edge (a pending FIN raises none), nor for TLS (the
+		 * library may hold decrypted bytes). */
+		if (!src->sock.ssl && !src->rdhup && (size_t)n < room)
+			src->can_read = false;
 		t->last_activity = loop_now(w->loop);
 		if (dst->close_sent) /* closing: nothing follows a close frame */
 			continue;
@@ -449,6 +456,8 @@ static void on_io(struct loop_io *io, uint32_t events)
 		return;
 	if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
 		s->can_read = true;
+	if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+		s->rdhup = true;
 	if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
 		s->can_write = true;
 	/* A TLS read may need the socket writable and the reverse: retry all. */

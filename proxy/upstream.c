@@ -16,9 +16,19 @@
 #define POOL_BUCKETS 256
 #define POOL_IDLE_MS 60000
 
+/* The idle connections to one key, with their count: a release checks the
+ * key's cap without walking its connections. Freed with its last connection. */
+struct upstream_key {
+	struct upstream_key *next; /* in its bucket */
+	struct upstream *idle;     /* most recently released first */
+	uint32_t nidle;
+	unsigned bucket;
+	char key[]; /* NUL-terminated */
+};
+
 struct upstream_pool {
 	struct loop *loop;
-	struct upstream *buckets[POOL_BUCKETS];
+	struct upstream_key *buckets[POOL_BUCKETS];
 };
 
 static unsigned key_hash(const char *k)
@@ -44,17 +54,41 @@ static void free_deferred(struct loop_defer *d)
 	free(d->data);
 }
 
+static struct upstream_key *find_key(struct upstream_pool *p, const char *key, unsigned b)
+{
+	for (struct upstream_key *k = p->buckets[b]; k; k = k->next)
+		if (strcmp(k->key, key) == 0)
+			return k;
+	return NULL;
+}
+
+static void free_key_if_empty(struct upstream_pool *p, struct upstream_key *k)
+{
+	if (k->nidle > 0)
+		return;
+	struct upstream_key **pp = &p->buckets[k->bucket];
+	while (*pp != k)
+		pp = &(*pp)->next;
+	*pp = k->next;
+	free(k);
+}
+
+/* Take u out of the idle pool; nothing when it is not in it. */
 static void unlink_idle(struct upstream *u)
 {
-	struct upstream_pool *p = u->pool;
-	unsigned b = key_hash(u->key);
+	struct upstream_key *k = u->idle_key;
+	if (!k)
+		return;
 	if (u->prev)
 		u->prev->next = u->next;
-	else if (p->buckets[b] == u)
-		p->buckets[b] = u->next;
+	else
+		k->idle = u->next;
 	if (u->next)
 		u->next->prev = u->prev;
 	u->next = u->prev = NULL;
+	u->idle_key = NULL;
+	k->nidle--;
+	free_key_if_empty(u->pool, k);
 }
 
 static void close_now(struct upstream *u)
@@ -75,8 +109,8 @@ void upstream_pool_free(struct upstream_pool *p)
 		return;
 	for (unsigned b = 0; b < POOL_BUCKETS; b++) {
 		while (p->buckets[b]) {
-			struct upstream *u = p->buckets[b];
-			unlink_idle(u);
+			struct upstream *u = p->buckets[b]->idle;
+			unlink_idle(u); /* frees the key with its last connection */
 			u->closed = true;
 			loop_timer_cancel(p->loop, &u->idle_timer);
 			loop_io_del(p->loop, &u->io);
@@ -223,10 +257,9 @@ int upstream_get_tls(struct upstream_pool *p, const struct route_endpoint *ep,
 {
 	char key[UPSTREAM_KEY_MAX];
 	make_key(key, sizeof(key), ep, tls);
-	unsigned b = key_hash(key);
-	for (struct upstream *u = p->buckets[b]; u; u = u->next) {
-		if (strcmp(u->key, key) != 0)
-			continue;
+	struct upstream_key *k = find_key(p, key, key_hash(key));
+	if (k) {
+		struct upstream *u = k->idle;
 		unlink_idle(u);
 		loop_timer_cancel(p->loop, &u->idle_timer);
 		u->cb = cb;
@@ -272,21 +305,32 @@ void upstream_release(struct upstream *u, bool reusable, uint32_t max_idle)
 			n = recv(u->sock.fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
 			unsigned b = key_hash(u->key);
-			uint32_t count = 0;
-			for (struct upstream *o = p->buckets[b]; o; o = o->next)
-				if (strcmp(o->key, u->key) == 0)
-					count++;
-			if (count < max_idle &&
+			struct upstream_key *k = find_key(p, u->key, b);
+			if (!k) {
+				size_t len = strlen(u->key);
+				k = calloc(1, sizeof(*k) + len + 1);
+				if (k) {
+					memcpy(k->key, u->key, len + 1);
+					k->bucket = b;
+					k->next = p->buckets[b];
+					p->buckets[b] = k;
+				}
+			}
+			if (k && k->nidle < max_idle &&
 			    loop_timer_set(p->loop, &u->idle_timer, POOL_IDLE_MS) == 0) {
 				u->cb = on_idle_io;
 				u->data = NULL;
 				u->prev = NULL;
-				u->next = p->buckets[b];
+				u->next = k->idle;
 				if (u->next)
 					u->next->prev = u;
-				p->buckets[b] = u;
+				k->idle = u;
+				k->nidle++;
+				u->idle_key = k;
 				return;
 			}
+			if (k)
+				free_key_if_empty(p, k);
 		}
 	}
 	close_now(u);

@@ -19,6 +19,7 @@ struct upstream_pool; /* opaque, one per worker */
  * name, so a connection is never reused with another TLS setup. */
 #define UPSTREAM_KEY_MAX (64 + 8 + BACKEND_TLS_ID_LEN + 2 * 256)
 struct upstream;
+struct upstream_key; /* the idle connections of one key (upstream.c) */
 
 /* Called on socket events while a connection is handed out. */
 typedef void (*upstream_event_cb)(struct upstream *u, uint32_t events);
@@ -34,8 +35,9 @@ struct upstream {
 	bool can_read;  /* edge-triggered readiness not yet used up */
 	bool can_write;
 	bool closed;
-	char key[UPSTREAM_KEY_MAX];   /* "address|port|tls[|profile id|sni|name]" */
-	struct upstream *next, *prev; /* idle list */
+	char key[UPSTREAM_KEY_MAX];    /* "address|port|tls[|profile id|sni|name]" */
+	struct upstream *next, *prev;  /* idle list of its key */
+	struct upstream_key *idle_key; /* while idle in the pool, else NULL */
 	struct loop_timer idle_timer;
 	struct loop_defer defer;
 };

@@ -1,6 +1,6 @@
 # tests/bench/lib.sh - shared by the benchmark scripts (sourced, not run): port helpers,
-# the RSS of a process tree, and the launchers that start weir-proxy, nginx and HAProxy with
-# the same settings (one backend, upstream keep-alive, same worker count).
+# the RSS and the CPU time of a process tree, and the launchers that start weir-proxy, nginx
+# and HAProxy with the same settings (one backend, upstream keep-alive, same worker count).
 #
 # The caller sets: TMP (a scratch directory), WEIR (the weir-proxy binary), BACKEND_PORT and
 # BACKEND_PID (the running backend), NOFILE (the file limit the proxies may use) and PIDS (an
@@ -37,6 +37,28 @@ while todo:
     except OSError:
         pass
 print(total)
+EOF
+}
+
+cpu_tree_us() { # pid -> user + system CPU time of it and its live descendants, microseconds
+	python3 - "$1" <<'EOF'
+import os, sys
+tick = os.sysconf("SC_CLK_TCK")
+todo, seen, total = [int(sys.argv[1])], set(), 0
+while todo:
+    p = todo.pop()
+    if p in seen:
+        continue
+    seen.add(p)
+    try:
+        # the fields after the ")" that closes the command name: utime is the 12th, stime the 13th
+        f = open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()
+        total += int(f[11]) + int(f[12])
+        for t in os.listdir(f"/proc/{p}/task"):
+            todo += [int(c) for c in open(f"/proc/{p}/task/{t}/children").read().split()]
+    except OSError:
+        pass
+print(total * 1000000 // tick)
 EOF
 }
 

@@ -1,8 +1,13 @@
 """WebSocket through weir-proxy: byte-exact echo, handshake checks, idle timeout."""
 
 import base64
+import hashlib
 import os
+import queue
 import random
+import re
+import socket
+import threading
 import time
 
 import pytest
@@ -84,7 +89,6 @@ def test_wrong_accept_from_upstream_502(proxy):
 
 
 def test_handshake_accept_correct(proxy):
-    import hashlib
     c = RawConn(proxy.http_port)
     try:
         key = base64.b64encode(os.urandom(16)).decode()
@@ -123,3 +127,104 @@ def test_activity_keeps_connection_open(proxy):
             n += 1
             time.sleep(0.3)
         assert n >= 5
+
+
+def frame(payload, mask=None):
+    """One final binary frame; masked (as a client sends) when mask is 4 bytes."""
+    head = bytes([0x82, (0x80 if mask else 0) | len(payload)])
+    if not mask:
+        return head + payload
+    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+def read_until_eof(sock, timeout):
+    """Everything sock receives until the peer closes; None when it stays open past timeout."""
+    sock.settimeout(0.2)
+    got, end = b"", time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            chunk = sock.recv(4096)
+        except socket.timeout:
+            continue
+        if not chunk:
+            return got
+        got += chunk
+    return None
+
+
+class LastWordBackend:
+    """A WebSocket upstream on loopback, one connection after another: it answers the upgrade,
+    then (mode "send-close") waits for one frame, sends one frame and closes at once, or (mode
+    "listen") records everything that follows until the proxy closes and puts it on .heard
+    (None: still open after 5 s)."""
+
+    def __init__(self, mode):
+        self.mode, self.heard = mode, queue.Queue()
+        self.lsock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.lsock.getsockname()[1]
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        while True:
+            s, _ = self.lsock.accept()
+            with s:
+                head = b""
+                while b"\r\n\r\n" not in head:
+                    head += s.recv(4096)
+                key = re.search(rb"(?i)sec-websocket-key: *(\S+)", head).group(1)
+                accept = base64.b64encode(hashlib.sha1(
+                    key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
+                s.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                          b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept +
+                          b"\r\n\r\n")
+                if self.mode == "send-close":
+                    s.recv(4096)
+                    s.sendall(frame(b"last word"))
+                    continue  # closed here: the frame and the FIN leave back to back
+                self.heard.put(read_until_eof(s, 5))
+
+
+def hangup_table(port):
+    return {"version": 1, "generation": 1,
+            "hosts": [{"name": "", "routes": [{"path": "/", "match": "prefix", "backend": 0}]}],
+            "backends": [{"name": "it/lastword:80",
+                          "endpoints": [{"address": "127.0.0.1", "port": port}]}]}
+
+
+def open_tunnel(proxy):
+    c = socket.create_connection(("127.0.0.1", proxy.http_port), timeout=5)
+    c.sendall(upgrade_head("/lastword"))
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += c.recv(1)
+    assert head.startswith(b"HTTP/1.1 101"), head
+    return c
+
+
+HANGUP_ROUNDS = 10
+
+
+def test_frame_then_close_from_upstream_reaches_client_and_closes(fresh_proxy):
+    """An upstream frame followed at once by the upstream's FIN: the client gets the frame and
+    then the close, not a tunnel left open until the idle timeout (1 h here)."""
+    b = LastWordBackend("send-close")
+    proxy = fresh_proxy(hangup_table(b.port), workers=1)
+    for i in range(HANGUP_ROUNDS):
+        with open_tunnel(proxy) as c:
+            c.sendall(frame(b"hi", os.urandom(4)))
+            got = read_until_eof(c, 3)
+        assert got == frame(b"last word"), f"round {i}: {got}"
+
+
+def test_frame_then_close_from_client_reaches_upstream_and_closes(fresh_proxy):
+    """The same the other way: a client frame and the client's FIN right behind it reach the
+    upstream, and the upstream connection is then closed."""
+    b = LastWordBackend("listen")
+    proxy = fresh_proxy(hangup_table(b.port), workers=1)
+    for i in range(HANGUP_ROUNDS):
+        with open_tunnel(proxy) as c:
+            last = frame(b"goodbye", os.urandom(4))
+            c.sendall(last)
+            c.shutdown(socket.SHUT_WR)
+            heard = b.heard.get(timeout=10)
+        assert heard == last, f"round {i}: {heard}"

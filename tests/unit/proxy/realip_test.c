@@ -194,8 +194,47 @@ static void test_proxy_protocol(void)
 	route_table_free(t);
 }
 
+/* realip_format writes what inet_ntop writes, for every byte value in every
+ * position (0, 1- 2- and 3-digit bytes), plain and IPv4-mapped, and IPv6. */
+static void test_format(void)
+{
+	static const unsigned char vals[] = {0, 1, 9, 10, 42, 99, 100, 127, 199, 200, 250, 255};
+	size_t nv = sizeof(vals);
+	char got[64], want[64];
+	uint16_t port = 0;
+	for (size_t i = 0; i < nv * nv * nv * nv; i++) {
+		unsigned char b[4] = {vals[i % nv], vals[i / nv % nv], vals[i / nv / nv % nv],
+		                      vals[i / nv / nv / nv]};
+		inet_ntop(AF_INET, b, want, sizeof(want));
+		union http_addr a;
+		memset(&a, 0, sizeof(a));
+		a.in4.sin_family = AF_INET;
+		a.in4.sin_port = htons(8080);
+		memcpy(&a.in4.sin_addr, b, 4);
+		realip_format(&a, got, &port);
+		CHECK_STR(got, want);
+		CHECK_INT(port, 8080);
+		memset(&a, 0, sizeof(a));
+		a.in6.sin6_family = AF_INET6;
+		a.in6.sin6_port = htons(443);
+		a.in6.sin6_addr.s6_addr[10] = a.in6.sin6_addr.s6_addr[11] = 0xff;
+		memcpy(a.in6.sin6_addr.s6_addr + 12, b, 4);
+		realip_format(&a, got, NULL);
+		CHECK_STR(got, want);
+	}
+	union http_addr a;
+	set_addr(&a, "2001:db8::ffff:1.2.3.4", 1);
+	realip_format(&a, got, &port);
+	CHECK_STR(got, "2001:db8::ffff:102:304");
+	CHECK_INT(port, 1);
+	set_addr(&a, "::1", 2);
+	realip_format(&a, got, NULL);
+	CHECK_STR(got, "::1");
+}
+
 int main(void)
 {
+	test_format();
 	test_defaults();
 	test_forwarded_headers();
 	test_trusted_proxies();
