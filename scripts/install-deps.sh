@@ -9,7 +9,7 @@ APT_PACKAGES=(
 	libssl-dev libpcre2-dev libcrypt-dev apache2-utils
 	python3 python3-pip python3-venv iproute2 procps psmisc
 	nginx-light haproxy wrk etcd-server etcd-client clang-format
-	clang libclang-rt-dev linux-perf valgrind
+	clang libclang-rt-dev
 )
 PIP_PACKAGES=(pytest websockets aiohttp requests pyyaml)
 

@@ -17,7 +17,7 @@
 #     after a warm-up, then wrk -t1 -c64 for 15 s or ws_client with 8 connections for 5 s;
 #     the Ir total of the dump divided by the requests (calls of headers_build_request) or
 #     messages (calls of tls_sock_write / 2) in the dump (user space only)
-# Needs linux-perf and valgrind (scripts/install-deps.sh). Bounded: ~3 minutes.
+# Needs linux-perf and valgrind (apt-get installs them when missing, as root). ~3 minutes.
 set -u
 
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
@@ -40,6 +40,13 @@ trap 'exit 130' INT TERM
 
 . "$REPO/tests/bench/lib.sh"
 
+# perf and valgrind are bench-only tools, not test dependencies: installed here when missing.
+if ! command -v perf >/dev/null || ! command -v valgrind >/dev/null; then
+	if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q linux-perf valgrind >/dev/null ||
+			echo "apt-get install linux-perf valgrind failed" >&2
+	fi
+fi
 for tool in perf wrk; do
 	command -v "$tool" >/dev/null || { echo "$tool not installed" >&2; exit 1; }
 done
