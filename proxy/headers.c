@@ -570,7 +570,7 @@ static const char *const cors_response_names[] = {
 
 int headers_build_response(const struct http_response *resp, const struct route *route,
                            const struct headers_resp_extra *extra, int64_t body_length,
-                           bool keep_alive, char *buf, size_t cap)
+                           enum headers_conn conn, char *buf, size_t cap)
 {
 	struct wbuf w = {buf, cap, 0, false};
 	const struct route_policy *pol = route ? &route->policy : NULL;
@@ -659,15 +659,17 @@ int headers_build_response(const struct http_response *resp, const struct route 
 				puts_(&w, "Transfer-Encoding: chunked\r\n");
 			}
 		}
-		if (!keep_alive && status >= 200)
+		if (conn == HEADERS_CONN_CLOSE && status >= 200)
 			puts_(&w, "Connection: close\r\n");
+		else if (conn == HEADERS_CONN_KEEP_10)
+			puts_(&w, "Connection: keep-alive\r\n");
 	}
 	put(&w, "\r\n", 2);
 	return finish(&w);
 }
 
-int headers_build_local(int status, const char *extra_headers, const char *body, bool keep_alive,
-                        char *buf, size_t cap)
+int headers_build_local(int status, const char *extra_headers, const char *body,
+                        enum headers_conn conn, char *buf, size_t cap)
 {
 	struct wbuf w = {buf, cap, 0, false};
 	/* 204 and 304 have no content: no body and no Content-Length. */
@@ -689,8 +691,10 @@ int headers_build_local(int status, const char *extra_headers, const char *body,
 	}
 	if (extra_headers)
 		puts_(&w, extra_headers);
-	if (!keep_alive)
+	if (conn == HEADERS_CONN_CLOSE)
 		puts_(&w, "Connection: close\r\n");
+	else if (conn == HEADERS_CONN_KEEP_10)
+		puts_(&w, "Connection: keep-alive\r\n");
 	put(&w, "\r\n", 2);
 	put(&w, body, blen);
 	return finish(&w);

@@ -57,6 +57,14 @@ struct headers_resp_extra {
 	size_t allow_origin_len;  /* NUL-terminated), or NULL: no CORS headers */
 };
 
+/* What the response head says about the client connection. */
+enum headers_conn {
+	HEADERS_CONN_CLOSE = 0,   /* "Connection: close" (for a final status) */
+	HEADERS_CONN_KEEP = 1,    /* nothing: HTTP/1.1 keeps the connection by default */
+	HEADERS_CONN_KEEP_10 = 2, /* "Connection: keep-alive": an HTTP/1.0 client asked for it
+	                           * and closes unless the answer says so */
+};
+
 /* Write the response head for the client: status line (HTTP/1.1, the
  * upstream's reason or the standard one), every end-to-end upstream header in
  * order (repeated Set-Cookie kept in order), minus hop-by-hop ones and the
@@ -67,20 +75,20 @@ struct headers_resp_extra {
  * by the route's, sent only when extra->allow_origin is set (with "Vary:
  * Origin" unless it is "*"); extra->set_cookie; framing (Content-Length when
  * body_length >= 0, chunked when -2, nothing when -1 and the connection will
- * close), and "Connection: close" when keep_alive is false. For a 101:
+ * close), and the Connection line conn asks for (enum headers_conn). For a 101:
  * Connection: Upgrade / Upgrade: websocket. route and extra may be NULL.
  * Returns bytes written or WEIR_ETOOBIG. */
 int headers_build_response(const struct http_response *resp, const struct route *route,
                            const struct headers_resp_extra *extra, int64_t body_length,
-                           bool keep_alive, char *buf, size_t cap);
+                           enum headers_conn conn, char *buf, size_t cap);
 
 /* A short plain-text response made by the proxy itself (404, 502...):
  * "HTTP/1.1 <code> <reason>", Content-Type text/plain, Content-Length, the
  * optional extra header lines (each "Name: value\r\n", may be NULL),
- * "Connection: close" when !keep_alive, the blank line, then body (NULL: empty;
+ * the Connection line conn asks for, the blank line, then body (NULL: empty;
  * borrowed). Returns bytes written or WEIR_ETOOBIG. */
-int headers_build_local(int status, const char *extra_headers, const char *body, bool keep_alive,
-                        char *buf, size_t cap);
+int headers_build_local(int status, const char *extra_headers, const char *body,
+                        enum headers_conn conn, char *buf, size_t cap);
 
 /* The Strict-Transport-Security value for settings s ("max-age=N" plus
  * "; includeSubDomains" and "; preload" as set) written NUL-terminated into

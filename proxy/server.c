@@ -387,6 +387,16 @@ static const char *hsts_value(struct conn *c)
 	return n > 0 ? c->hsts : NULL;
 }
 
+/* The Connection line of an answer: ka says the connection stays open; an
+ * HTTP/1.0 client is told so (it closes otherwise, and one that waits for the
+ * close hangs). c->x is only read when ka. */
+static enum headers_conn conn_line(const struct conn *c, bool ka)
+{
+	if (!ka)
+		return HEADERS_CONN_CLOSE;
+	return c->x->req.version_minor == 0 ? HEADERS_CONN_KEEP_10 : HEADERS_CONN_KEEP;
+}
+
 /* Answer from the proxy itself. */
 static void answer_local(struct conn *c, int status, const char *extra, const char *body,
                          bool keep_alive)
@@ -410,10 +420,12 @@ static void answer_local(struct conn *c, int status, const char *extra, const ch
 	int n = WEIR_ENOMEM;
 	size_t room = buf_room(&c->out, 0, LOCAL_HEAD_GUESS);
 	if (room > 0)
-		n = headers_build_local(status, extra, body, ka, c->out.data + c->out.end, room);
+		n = headers_build_local(status, extra, body, conn_line(c, ka),
+		                        c->out.data + c->out.end, room);
 	if (n == WEIR_ETOOBIG && c->out.size < c->out.max) {
 		room = buf_room(&c->out, 0, c->out.max);
-		n = headers_build_local(status, extra, body, ka, c->out.data + c->out.end, room);
+		n = headers_build_local(status, extra, body, conn_line(c, ka),
+		                        c->out.data + c->out.end, room);
 	}
 	if (n < 0) {
 		static const char fallback[] =
@@ -1228,7 +1240,7 @@ static void resp_extra(struct conn *c, const char *cookie, struct headers_resp_e
 static int build_response_head_in(struct conn *c, struct headers_resp_extra *x, int64_t body_length,
                                   bool ka, size_t room)
 {
-	int n = headers_build_response(&c->x->resp, c->route, x, body_length, ka,
+	int n = headers_build_response(&c->x->resp, c->route, x, body_length, conn_line(c, ka),
 	                               c->out.data + c->out.end, room);
 	if (n >= 0 && c->auth)
 		n = auth_hook_response_head(c, (size_t)n, room);

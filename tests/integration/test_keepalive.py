@@ -42,3 +42,39 @@ def test_pipelined_in_order(proxy):
         assert c.read_response().json()["path"] == "/echo/after"
     finally:
         c.close()
+
+
+def test_http10_keepalive_is_announced(proxy):
+    """An HTTP/1.0 client keeps its connection only when the answer says
+    "Connection: keep-alive" (else it waits for the close, as `ab -k` did): weir says so
+    on proxied answers and on its own (404), and the connection serves the next one."""
+    c = RawConn(proxy.http_port)
+    try:
+        for i in range(3):
+            c.send(f"GET /echo/ten/{i} HTTP/1.0\r\nHost: ka.test\r\nConnection: keep-alive\r\n\r\n"
+                   .encode())
+            r = c.read_response()
+            assert r.status == 200, r
+            assert r.json()["path"] == f"/echo/ten/{i}"
+            assert (r.get("Connection") or "").lower() == "keep-alive", r
+        c.send(b"GET / HTTP/1.0\r\nHost: nobody.test\r\nConnection: keep-alive\r\n\r\n")
+        r = c.read_response()
+        assert r.status == 404, r
+        assert (r.get("Connection") or "").lower() == "keep-alive", r
+        c.send(b"GET /echo/last HTTP/1.0\r\nHost: ka.test\r\nConnection: keep-alive\r\n\r\n")
+        assert c.read_response().json()["path"] == "/echo/last"
+    finally:
+        c.close()
+
+
+def test_http10_without_keepalive_closes(proxy):
+    c = RawConn(proxy.http_port)
+    try:
+        c.send(b"GET /echo/once HTTP/1.0\r\nHost: ka.test\r\n\r\n")
+        r = c.read_response()
+        assert r.status == 200, r
+        assert (r.get("Connection") or "").lower() == "close", r
+        c.sock.settimeout(5)
+        assert c.sock.recv(1) == b"", "the connection stayed open after an HTTP/1.0 answer"
+    finally:
+        c.close()

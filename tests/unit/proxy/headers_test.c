@@ -507,6 +507,15 @@ static void test_response(void)
 	               "Access-Control-Allow-Origin: *\r\n"
 	               "Connection: close\r\n"
 	               "\r\n");
+	/* an HTTP/1.0 client that asked to keep the connection is told it stays */
+	n = headers_build_response(&resp, NULL, NULL, 0, HEADERS_CONN_KEEP_10, out,
+	                           sizeof(out) - 1);
+	out[n > 0 ? n : 0] = '\0';
+	CHECK_STR(out, "HTTP/1.1 404 Not Found\r\n"
+	               "Access-Control-Allow-Origin: *\r\n"
+	               "Content-Length: 0\r\n"
+	               "Connection: keep-alive\r\n"
+	               "\r\n");
 
 	/* 101 */
 	parse_response("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
@@ -541,6 +550,10 @@ static void test_local(void)
 	               "Content-Length: 10\r\n"
 	               "\r\n"
 	               "Not Found\n");
+	n = headers_build_local(404, NULL, "Not Found\n", HEADERS_CONN_KEEP_10, out,
+	                        sizeof(out) - 1);
+	out[n > 0 ? n : 0] = '\0';
+	CHECK(strstr(out, "\r\nConnection: keep-alive\r\n\r\nNot Found\n") != NULL);
 	n = headers_build_local(308, "Location: https://a/b\r\n", NULL, false, out,
 	                        sizeof(out) - 1);
 	out[n > 0 ? n : 0] = '\0';
