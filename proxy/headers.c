@@ -55,11 +55,27 @@ static void puts_(struct wbuf *w, const char *s)
 	put(w, s, strlen(s));
 }
 
+/* v in decimal, without stdio (it runs for every response). */
 static void put_i64(struct wbuf *w, int64_t v)
 {
 	char tmp[24];
-	int n = snprintf(tmp, sizeof(tmp), "%lld", (long long)v);
-	put(w, tmp, (size_t)n);
+	size_t i = sizeof(tmp);
+	uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+	do {
+		tmp[--i] = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	if (v < 0)
+		tmp[--i] = '-';
+	put(w, tmp + i, sizeof(tmp) - i);
+}
+
+/* The three digits of a status line; outside 100..999 the fallback's. */
+static void put_status(struct wbuf *w, int status, int fallback)
+{
+	unsigned s = (unsigned)(status >= 100 && status <= 999 ? status : fallback);
+	char code[3] = {(char)('0' + s / 100), (char)('0' + s / 10 % 10), (char)('0' + s % 10)};
+	put(w, code, 3);
 }
 
 /* "Name: value\r\n" */
@@ -588,11 +604,8 @@ int headers_build_response(const struct http_response *resp, const struct route 
 	            !(pol && in_route_headers(pol->response_headers, pol->nresponse_headers,
 	                                      "Strict-Transport-Security", 25));
 
-	char code[8];
-	int cn =
-	    snprintf(code, sizeof(code), "%03d", status >= 100 && status <= 999 ? status : 502);
 	puts_(&w, "HTTP/1.1 ");
-	put(&w, code, (size_t)cn);
+	put_status(&w, status, 502);
 	put(&w, " ", 1);
 	if (resp->reason && resp->reason_len)
 		put(&w, resp->reason, resp->reason_len);
@@ -675,12 +688,8 @@ int headers_build_local(int status, const char *extra_headers, const char *body,
 	/* 204 and 304 have no content: no body and no Content-Length. */
 	bool bodyless = status == 204 || status == 304 || status < 200;
 	size_t blen = body && !bodyless ? strlen(body) : 0;
-	char code[8];
-	int cn =
-	    snprintf(code, sizeof(code), "%03d", status >= 100 && status <= 999 ? status : 500);
-
 	puts_(&w, "HTTP/1.1 ");
-	put(&w, code, (size_t)cn);
+	put_status(&w, status, 500);
 	put(&w, " ", 1);
 	puts_(&w, headers_reason(status));
 	put(&w, "\r\n", 2);

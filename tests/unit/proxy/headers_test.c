@@ -507,6 +507,13 @@ static void test_response(void)
 	               "Access-Control-Allow-Origin: *\r\n"
 	               "Connection: close\r\n"
 	               "\r\n");
+	/* lengths in decimal, from 0 to the largest a body can announce */
+	n = headers_build_response(&resp, NULL, NULL, INT64_MAX, true, out, sizeof(out) - 1);
+	out[n > 0 ? n : 0] = '\0';
+	CHECK(strstr(out, "\r\nContent-Length: 9223372036854775807\r\n") != NULL);
+	n = headers_build_response(&resp, NULL, NULL, 1234567890, true, out, sizeof(out) - 1);
+	out[n > 0 ? n : 0] = '\0';
+	CHECK(strstr(out, "\r\nContent-Length: 1234567890\r\n") != NULL);
 	/* an HTTP/1.0 client that asked to keep the connection is told it stays */
 	n = headers_build_response(&resp, NULL, NULL, 0, HEADERS_CONN_KEEP_10, out,
 	                           sizeof(out) - 1);
@@ -554,6 +561,13 @@ static void test_local(void)
 	                        sizeof(out) - 1);
 	out[n > 0 ? n : 0] = '\0';
 	CHECK(strstr(out, "\r\nConnection: keep-alive\r\n\r\nNot Found\n") != NULL);
+	/* a status outside 100..999 is never written as is */
+	n = headers_build_local(1000, NULL, NULL, true, out, sizeof(out) - 1);
+	out[n > 0 ? n : 0] = '\0';
+	CHECK(strncmp(out, "HTTP/1.1 500 ", 13) == 0);
+	n = headers_build_local(204, NULL, NULL, true, out, sizeof(out) - 1);
+	out[n > 0 ? n : 0] = '\0';
+	CHECK_STR(out, "HTTP/1.1 204 No Content\r\n\r\n");
 	n = headers_build_local(308, "Location: https://a/b\r\n", NULL, false, out,
 	                        sizeof(out) - 1);
 	out[n > 0 ? n : 0] = '\0';
