@@ -1251,6 +1251,44 @@ bool annotations_is_unenforced_security(const char *suffix, const char *value)
 	return false;
 }
 
+enum annotation_support annotations_key_support(const char *suffix, const char **detail)
+{
+	const char *d = NULL;
+	enum annotation_support st = ANNOTATION_IGNORED;
+	bool handled = false;
+	/* The order annotations_parse checks them in. */
+	for (size_t s = 0; s < sizeof(snippets) / sizeof(snippets[0]); s++)
+		if (strcmp(suffix, snippets[s]) == 0) {
+			st = ANNOTATION_REFUSED;
+			goto out;
+		}
+	for (size_t h = 0; h < sizeof(handlers) / sizeof(handlers[0]); h++)
+		handled = handled || strcmp(suffix, handlers[h].name) == 0;
+	if (handled) {
+		st = ANNOTATION_ACTS;
+		for (size_t i = 0; i < sizeof(aliases) / sizeof(aliases[0]); i++)
+			if (strcmp(suffix, aliases[i].alias) == 0) {
+				st = ANNOTATION_TRANSLATED;
+				d = aliases[i].canonical;
+			}
+		goto out;
+	}
+	for (size_t i = 0; i < sizeof(unenforced) / sizeof(unenforced[0]); i++)
+		if (strcmp(suffix, unenforced[i].name) == 0) {
+			st = ANNOTATION_FAIL_CLOSED;
+			d = unenforced[i].inert;
+		}
+out:
+	if (detail)
+		*detail = d;
+	return st;
+}
+
+const char *annotations_handled_key(size_t i)
+{
+	return i < sizeof(handlers) / sizeof(handlers[0]) ? handlers[i].name : NULL;
+}
+
 static int add_issue(struct annotation_issues *is, const char *key, const char *reason,
                      const char *message, bool fatal)
 {
