@@ -556,15 +556,15 @@ static void markdown(FILE *out, json_object *m)
 {
 	json_object *other = jget(m, "other_ingresses");
 	fprintf(out, "# weir migration report\n\n");
-	fprintf(out, "Source: %s. ", jstr(m, "source"));
+	fprintf(out, "- Source: %s\n", jstr(m, "source"));
 	if (json_object_get_boolean(jget(m, "all_classes")))
-		fprintf(out, "Every Ingress, whatever its class (`--all-classes`).\n");
+		fprintf(out, "- Scope: every Ingress, whatever its class (`--all-classes`)\n");
 	else
-		fprintf(out, "The Ingresses weir serves as IngressClass `%s`.\n",
+		fprintf(out, "- Scope: the Ingresses weir serves as IngressClass `%s`\n",
 		        jstr(m, "ingress_class"));
 	int64_t nothers = jint(other, "count");
 	if (nothers) {
-		fprintf(out, "\nNot reported: %lld Ingress%s of other classes (",
+		fprintf(out, "- Not reported: %lld Ingress%s of other classes (",
 		        (long long)nothers, nothers == 1 ? "" : "es");
 		const char *sep = "";
 		json_object_object_foreach(jget(other, "by_class"), k, v)
@@ -572,7 +572,7 @@ static void markdown(FILE *out, json_object *m)
 			fprintf(out, "%s`%s`: %lld", sep, k, (long long)json_object_get_int64(v));
 			sep = ", ";
 		}
-		fprintf(out, "); `--all-classes` reports them too.\n");
+		fprintf(out, "); `--all-classes` reports them too\n");
 	}
 	json_object *ings = jget(m, "ingresses");
 	fprintf(out, "\n## Ingresses\n");
@@ -814,7 +814,8 @@ int report_list_annotations(FILE *out, enum report_format format)
 			fprintf(out, " (%s)", jstr(r, "detail"));
 		fputs(" |\n", out);
 	}
-	fprintf(out, "\nKeys only weir reads (under both prefixes):");
+	fprintf(out,
+	        "\nKeys weir reads that ingress-nginx's page does not name (under both prefixes):");
 	for (size_t i = 0; i < json_object_array_length(own); i++)
 		fprintf(out, "%s `%s`", i ? "," : "",
 		        json_object_get_string(json_object_array_get_idx(own, i)));
