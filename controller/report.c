@@ -161,6 +161,12 @@ static enum status annotation_status(json_object *ann, const char *key, const ch
 	const char *d = NULL;
 	enum annotation_support sup = annotations_key_support(suffix, &d);
 	*detail = NULL;
+	if (diag && strcmp(diag->reason, "UnknownAnnotation") == 0 &&
+	    sup == ANNOTATION_INAPPLICABLE) {
+		if (asprintf(detail, "not applicable: %s", d) < 0)
+			abort();
+		return ST_IGNORED;
+	}
 	if (diag && strcmp(diag->reason, "UnknownAnnotation") == 0) {
 		if (sup == ANNOTATION_FAIL_CLOSED && d &&
 		    asprintf(detail, "set to its harmless value \"%s\"; %s", d, diag->message) < 0)
@@ -198,6 +204,7 @@ static enum status annotation_status(json_object *ann, const char *key, const ch
 		}
 		return sup == ANNOTATION_TRANSLATED ? ST_TRANSLATED : ST_ACTS;
 	case ANNOTATION_IGNORED:
+	case ANNOTATION_INAPPLICABLE:
 		return ST_IGNORED;
 	case ANNOTATION_FAIL_CLOSED:
 	case ANNOTATION_REFUSED:
@@ -207,7 +214,7 @@ static enum status annotation_status(json_object *ann, const char *key, const ch
 }
 
 struct tally {
-	int64_t uses, other_uses, count[ST_COUNT];
+	int64_t uses, other_uses, inapplicable, count[ST_COUNT];
 	json_object *missing; /* suffix -> {ignored, drops-ingress} */
 };
 
@@ -260,6 +267,9 @@ static json_object *ingress_model(json_object *ing, const char *ns, const char *
 		json_object_array_add(rows, row);
 		t->uses++;
 		t->count[st]++;
+		if (st == ST_IGNORED &&
+		    annotations_key_support(suffix, NULL) == ANNOTATION_INAPPLICABLE)
+			t->inapplicable++;
 		if (st == ST_IGNORED || st == ST_DROPS)
 			tally_missing(t, suffix, st);
 	}
@@ -352,6 +362,18 @@ static json_object *counts_model(const int64_t count[])
 	return o;
 }
 
+/* 100 * part / whole with one decimal, or null when whole is 0. */
+static void add_pct(json_object *o, const char *k, int64_t part, int64_t whole)
+{
+	if (!whole) {
+		json_object_object_add(o, k, NULL);
+		return;
+	}
+	char pct[32];
+	snprintf(pct, sizeof(pct), "%.1f", 100.0 * (double)part / (double)whole);
+	json_object_object_add(o, k, chk(json_object_new_double_s(strtod(pct, NULL), pct)));
+}
+
 static json_object *summary_model(struct tally *t, json_object *ingresses,
                                   const struct diag_list *dl)
 {
@@ -391,15 +413,9 @@ static json_object *summary_model(struct tally *t, json_object *ingresses,
 	json_object_object_add(s, "by_status", counts_model(t->count));
 	int64_t ok = t->count[ST_ACTS] + t->count[ST_TRANSLATED];
 	add_int(s, "acted_on_or_translated", ok);
-	if (t->uses) {
-		char pct[32];
-		double v = 100.0 * (double)ok / (double)t->uses;
-		snprintf(pct, sizeof(pct), "%.1f", v);
-		json_object_object_add(s, "acted_on_or_translated_percent",
-		                       chk(json_object_new_double_s(strtod(pct, NULL), pct)));
-	} else {
-		json_object_object_add(s, "acted_on_or_translated_percent", NULL);
-	}
+	add_pct(s, "acted_on_or_translated_percent", ok, t->uses);
+	add_int(s, "ignored_not_applicable", t->inapplicable);
+	add_pct(s, "acted_on_or_translated_percent_of_applicable", ok, t->uses - t->inapplicable);
 	add_int(s, "other_annotation_uses", t->other_uses);
 	size_t n;
 	const char **keys = sorted_keys(t->missing, &n);
@@ -630,6 +646,15 @@ static void markdown(FILE *out, json_object *m)
 	fprintf(out, "- Acted on or translated: %lld of %lld (%s%s)\n",
 	        (long long)jint(s, "acted_on_or_translated"), (long long)jint(s, "annotation_uses"),
 	        pct ? json_object_to_json_string(pct) : "n/a", pct ? "%" : "");
+	int64_t na = jint(s, "ignored_not_applicable");
+	if (na) {
+		pct = jget(s, "acted_on_or_translated_percent_of_applicable");
+		fprintf(out,
+		        "- Ignored as not applicable to weir: %lld; acted on or translated of the "
+		        "other %lld: %s%s\n",
+		        (long long)na, (long long)(jint(s, "annotation_uses") - na),
+		        pct ? json_object_to_json_string(pct) : "n/a", pct ? "%" : "");
+	}
 	fprintf(out, "- Other annotations (other prefixes): %lld\n",
 	        (long long)jint(s, "other_annotation_uses"));
 	if (cm) {
@@ -745,6 +770,9 @@ static enum status key_status(const char *suffix, char **detail)
 	case ANNOTATION_IGNORED:
 		r = asprintf(detail, "unsupported");
 		break;
+	case ANNOTATION_INAPPLICABLE:
+		r = asprintf(detail, "not applicable: %s", d);
+		break;
 	case ANNOTATION_FAIL_CLOSED:
 		r = d ? asprintf(detail, "not enforced; `%s` asks for nothing and is ignored", d)
 		      : asprintf(detail, "not enforced");
@@ -755,9 +783,9 @@ static enum status key_status(const char *suffix, char **detail)
 	}
 	if (r < 0)
 		abort();
-	return sup == ANNOTATION_TRANSLATED ? ST_TRANSLATED
-	       : sup == ANNOTATION_IGNORED  ? ST_IGNORED
-	                                    : ST_DROPS;
+	if (sup == ANNOTATION_TRANSLATED)
+		return ST_TRANSLATED;
+	return sup == ANNOTATION_IGNORED || sup == ANNOTATION_INAPPLICABLE ? ST_IGNORED : ST_DROPS;
 }
 
 static bool is_nginx_key(const char *suffix)
