@@ -194,3 +194,30 @@ def test_corpus_report_counts_every_ingress():
     assert f"- Ingresses: {len(want)} (served {s['served']}, dropped {s['dropped']})" in md
     assert (f"- Acted on or translated: {s['acted_on_or_translated']} of {uses} "
             f"({s['acted_on_or_translated_percent']}%)") in md
+
+
+def test_help_names_the_flags():
+    proc = run("--help")
+    assert proc.returncode == 0
+    for flag in ("--migration-report", "--all-classes", "--list-annotations", "--output"):
+        assert flag in proc.stdout
+
+
+def test_scope_other_classes_counted_then_reported(tmp_path):
+    """Without --all-classes an Ingress of another class is only counted;
+    with it, it is reported; --ingress-class picks the class reported."""
+    case = CASES[0]
+    rep = json.loads(run("--manifests", ".", "--migration-report", "--output", "json",
+                         cwd=case).stdout)
+    names = {i["name"] for i in rep["ingresses"]}
+    assert "blog" not in names and rep["other_ingresses"] == {"count": 1,
+                                                             "by_class": {"nginx": 1}}
+    rep = json.loads(run("--manifests", ".", "--migration-report", "--all-classes",
+                         "--output", "json", cwd=case).stdout)
+    assert "blog" in {i["name"] for i in rep["ingresses"]}
+    assert rep["other_ingresses"]["count"] == 0 and rep["summary"]["ingresses"] == len(names) + 1
+    rep = json.loads(run("--manifests", ".", "--migration-report", "--ingress-class", "nginx",
+                         "--output", "json", cwd=case).stdout)
+    assert [i["name"] for i in rep["ingresses"]] == ["blog"]
+    row = rep["ingresses"][0]["annotations"][0]
+    assert row["key"] == "nginx.ingress.kubernetes.io/rewrite-target" and row["status"] == "acts"
