@@ -1243,12 +1243,78 @@ static const struct {
     /* clang-format on */
 };
 
+/* ingress-nginx keys that tune a part of nginx weir has no counterpart of:
+ * ignored like unknown keys, with the reason. */
+static const struct {
+	const char *name;
+	const char *why;
+} inapplicable[] = {
+    /* clang-format off */
+    {"client-body-buffer-size", "nginx buffer sizing; weir streams bodies through fixed 16 KiB buffers"},
+    {"enable-rewrite-log", "nginx's rewrite debug log; weir has no nginx rewrite module"},
+    {"http2-push-preload", "HTTP/2 server push; weir serves HTTP/1.1"},
+    {"proxy-buffer-size", "nginx buffer sizing; weir streams bodies through fixed 16 KiB buffers"},
+    {"proxy-buffering", "nginx response buffering; weir streams bodies through fixed 16 KiB buffers"},
+    {"proxy-buffers-number", "nginx buffer sizing; weir streams bodies through fixed 16 KiB buffers"},
+    {"proxy-busy-buffers-size", "nginx buffer sizing; weir streams bodies through fixed 16 KiB buffers"},
+    {"proxy-max-temp-file-size", "nginx spools responses to disk; weir streams them"},
+    /* clang-format on */
+};
+
+static const char *inapplicable_why(const char *suffix)
+{
+	for (size_t i = 0; i < sizeof(inapplicable) / sizeof(inapplicable[0]); i++)
+		if (strcmp(suffix, inapplicable[i].name) == 0)
+			return inapplicable[i].why;
+	return NULL;
+}
+
 bool annotations_is_unenforced_security(const char *suffix, const char *value)
 {
 	for (size_t i = 0; i < sizeof(unenforced) / sizeof(unenforced[0]); i++)
 		if (strcmp(suffix, unenforced[i].name) == 0)
 			return !unenforced[i].inert || strcmp(value, unenforced[i].inert) != 0;
 	return false;
+}
+
+enum annotation_support annotations_key_support(const char *suffix, const char **detail)
+{
+	const char *d = NULL;
+	enum annotation_support st = ANNOTATION_IGNORED;
+	bool handled = false;
+	/* The order annotations_parse checks them in. */
+	for (size_t s = 0; s < sizeof(snippets) / sizeof(snippets[0]); s++)
+		if (strcmp(suffix, snippets[s]) == 0) {
+			st = ANNOTATION_REFUSED;
+			goto out;
+		}
+	for (size_t h = 0; h < sizeof(handlers) / sizeof(handlers[0]); h++)
+		handled = handled || strcmp(suffix, handlers[h].name) == 0;
+	if (handled) {
+		st = ANNOTATION_ACTS;
+		for (size_t i = 0; i < sizeof(aliases) / sizeof(aliases[0]); i++)
+			if (strcmp(suffix, aliases[i].alias) == 0) {
+				st = ANNOTATION_TRANSLATED;
+				d = aliases[i].canonical;
+			}
+		goto out;
+	}
+	for (size_t i = 0; i < sizeof(unenforced) / sizeof(unenforced[0]); i++)
+		if (strcmp(suffix, unenforced[i].name) == 0) {
+			st = ANNOTATION_FAIL_CLOSED;
+			d = unenforced[i].inert;
+		}
+	if (st == ANNOTATION_IGNORED && (d = inapplicable_why(suffix)))
+		st = ANNOTATION_INAPPLICABLE;
+out:
+	if (detail)
+		*detail = d;
+	return st;
+}
+
+const char *annotations_handled_key(size_t i)
+{
+	return i < sizeof(handlers) / sizeof(handlers[0]) ? handlers[i].name : NULL;
 }
 
 static int add_issue(struct annotation_issues *is, const char *key, const char *reason,
@@ -1371,9 +1437,14 @@ int annotations_parse(json_object *annotations, uint32_t drain_default_ms, struc
 			continue;
 		}
 		if (!fn) {
+			const char *why = inapplicable_why(suffix);
+			if (why)
+				snprintf(msg, sizeof(msg), "does not apply to weir (%s; ignored)",
+				         why);
 			if (add_issue(issues, keys[i], "UnknownAnnotation",
-			              weir ? "unknown annotation (ignored)"
-			                   : "not supported by weir (ignored)",
+			              why    ? msg
+			              : weir ? "unknown annotation (ignored)"
+			                     : "not supported by weir (ignored)",
 			              false))
 				goto out;
 			continue;

@@ -92,6 +92,27 @@ void annotation_issues_cleanup(struct annotation_issues *issues);
  * protection: such a key drops its Ingress (fail closed). */
 bool annotations_is_unenforced_security(const char *suffix, const char *value);
 
+/* What weir does with an annotation key, as annotations_parse decides it. */
+enum annotation_support {
+	ANNOTATION_ACTS,         /* a handler reads it */
+	ANNOTATION_TRANSLATED,   /* read as another key (detail: that key) */
+	ANNOTATION_IGNORED,      /* reported as unsupported, no effect */
+	ANNOTATION_INAPPLICABLE, /* ignored: tunes something weir does not have
+	                            (detail: what and why) */
+	ANNOTATION_FAIL_CLOSED,  /* drops its Ingress (detail: the harmless value or
+	                            NULL when every value drops it) */
+	ANNOTATION_REFUSED,      /* a snippet: drops its Ingress whatever the value */
+};
+
+/* The support of suffix (an annotation key without its prefix) whatever its
+ * value. *detail (may be NULL) is set to a static string or NULL, as the enum
+ * says. */
+enum annotation_support annotations_key_support(const char *suffix, const char **detail);
+
+/* The i-th key (without prefix, in table order) that a handler reads, or NULL past
+ * the last one. Static strings. */
+const char *annotations_handled_key(size_t i);
+
 /* Value parsers. Each returns 0 and sets *out, or WEIR_EINVAL (then *out is
  * untouched) and, when err is not NULL, a short reason in err. */
 

@@ -297,6 +297,11 @@ void diag_list_cleanup(struct diag_list *d)
 	free(d->items);
 	d->items = NULL;
 	d->n = 0;
+	for (size_t i = 0; i < d->ndropped; i++)
+		free(d->dropped[i]);
+	free(d->dropped);
+	d->dropped = NULL;
+	d->ndropped = 0;
 }
 
 /* ------------------------------------------------------------ class selection */
@@ -365,6 +370,8 @@ static bool class_matches(json_object *ing, json_object *cls, const struct compi
 	const char *icn = jstr(jget(ing, "spec"), "ingressClassName");
 	const char *ann = jstr(jget(jget(ing, "metadata"), "annotations"), ANN_CLASS);
 	bool ours = true;
+	if (o->all_classes)
+		return true;
 	if (cls && !o->take_over_class) {
 		const char *ctl = jstr(jget(cls, "spec"), "controller");
 		ours = ctl && strcmp(ctl, o->controller_name) == 0;
@@ -2481,6 +2488,20 @@ static void sort_diags(struct diag_list *d)
 	free(v);
 }
 
+json_object *compile_settings_configmap(const struct snapshot *snap,
+                                        const struct compile_options *o)
+{
+	for (size_t i = 0; i < snap->count[STORE_CONFIGMAP]; i++) {
+		json_object *cm = snap->objs[STORE_CONFIGMAP][i];
+		/* The ConfigMaps of every watched namespace are in the snapshot
+		 * (auth-proxy-set-headers): only ours holds settings. */
+		if (strcmp(meta_name(cm), CONFIGMAP_NAME) == 0 &&
+		    (!o->configmap_namespace || strcmp(meta_ns(cm), o->configmap_namespace) == 0))
+			return cm;
+	}
+	return NULL;
+}
+
 int compile_snapshot(const struct snapshot *snap, const struct compile_options *o,
                      struct route_table **table, struct diag_list *diags)
 {
@@ -2493,16 +2514,9 @@ int compile_snapshot(const struct snapshot *snap, const struct compile_options *
 	uint32_t drain_default = t->settings.drain_window_ms;
 	index_slices(&c);
 
-	for (size_t i = 0; i < snap->count[STORE_CONFIGMAP]; i++) {
-		json_object *cm = snap->objs[STORE_CONFIGMAP][i];
-		/* The ConfigMaps of every watched namespace are in the snapshot
-		 * (auth-proxy-set-headers): only ours holds settings. */
-		if (strcmp(meta_name(cm), CONFIGMAP_NAME) == 0 &&
-		    (!o->configmap_namespace || strcmp(meta_ns(cm), o->configmap_namespace) == 0)) {
-			apply_configmap(&c, cm, &drain_default);
-			break;
-		}
-	}
+	json_object *cm = compile_settings_configmap(snap, o);
+	if (cm)
+		apply_configmap(&c, cm, &drain_default);
 
 	/* Our Ingresses, oldest first. */
 	json_object *cls = our_class(snap, o);
@@ -2659,6 +2673,15 @@ int compile_snapshot(const struct snapshot *snap, const struct compile_options *
 	compact(t);
 	sort_diags(diags);
 
+	for (size_t i = 0; i < ning; i++)
+		if (ings[i].dropped) {
+			diags->dropped = xrealloc(diags->dropped,
+			                          (diags->ndropped + 1) * sizeof(*diags->dropped));
+			diags->dropped[diags->ndropped++] = ings[i].source;
+			ings[i].source = NULL;
+		}
+	if (diags->ndropped > 1)
+		qsort(diags->dropped, diags->ndropped, sizeof(*diags->dropped), cmp_strp);
 	for (size_t i = 0; i < ning; i++) {
 		free(ings[i].source);
 		annotations_cleanup(&ings[i].ann);

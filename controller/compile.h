@@ -21,6 +21,9 @@ struct compile_options {
 	/* Namespace of the settings ConfigMap "weir"; NULL: the first one of
 	 * that name in any namespace (--manifests). */
 	const char *configmap_namespace;
+	/* --migration-report --all-classes: every Ingress is treated as ours,
+	 * whatever its class. */
+	bool all_classes;
 };
 
 /* One problem found in the input. Every string is owned by the diag_list.
@@ -40,6 +43,10 @@ struct diag {
 struct diag_list {
 	size_t n;
 	struct diag *items;
+	/* The Ingresses ("namespace/name", sorted) that compile_snapshot left
+	 * out as a whole (fail closed, bad values); owned by the list. */
+	size_t ndropped;
+	char **dropped;
 };
 
 /* Compile a snapshot (borrowed). On success returns 0, *table is a new table
@@ -51,6 +58,11 @@ struct diag_list {
  * becomes diagnostics. */
 int compile_snapshot(const struct snapshot *snap, const struct compile_options *o,
                      struct route_table **table, struct diag_list *diags);
+
+/* The settings ConfigMap compile_snapshot reads from snap (borrowed from
+ * it), or NULL when there is none. */
+json_object *compile_settings_configmap(const struct snapshot *snap,
+                                        const struct compile_options *o);
 
 /* Free every diagnostic and reset the list to empty. */
 void diag_list_cleanup(struct diag_list *d);

@@ -23,6 +23,7 @@
 #include "manifests.h"
 #include "publish.h"
 #include "refs.h"
+#include "report.h"
 #include "reporter.h"
 #include "status.h"
 #include "store.h"
@@ -49,6 +50,11 @@ struct options {
 	bool take_over_class;
 	bool once;
 	bool explain;
+	bool report;      /* --migration-report */
+	bool all_classes; /* --all-classes */
+	bool list_annotations;
+	bool output_set;
+	enum report_format output;
 	enum log_format log_format;
 	int metrics_port;
 };
@@ -76,6 +82,11 @@ static const char usage[] =
     "  --metrics-port N         /healthz and /metrics port (default 10254; 0 disables)\n"
     "  --once                   compile, publish, exit\n"
     "  --explain                print the compiled table as readable text and exit\n"
+    "  --migration-report       print what weir does with each annotation and setting\n"
+    "                           of the Ingresses it would serve, then exit\n"
+    "  --all-classes            with --migration-report: every Ingress, any class\n"
+    "  --list-annotations       print weir's status of every ingress-nginx annotation\n"
+    "  --output markdown|json   format of those two (default markdown)\n"
     "  --log-format json|text   log record format (default text)\n"
     "  --version                print the version and exit\n"
     "  --help                   print this help and exit\n";
@@ -106,7 +117,11 @@ static int parse_flags(int argc, char **argv, struct options *o)
 		F_HELP,
 		F_METRICS,
 		F_ELECTION,
-		F_TAKEOVER
+		F_TAKEOVER,
+		F_REPORT,
+		F_ALLCLASSES,
+		F_LISTANN,
+		F_OUTPUT
 	};
 	static const struct option longopts[] = {
 	    {"kubeconfig", required_argument, NULL, F_KUBECONFIG},
@@ -124,6 +139,10 @@ static int parse_flags(int argc, char **argv, struct options *o)
 	    {"metrics-port", required_argument, NULL, F_METRICS},
 	    {"election-id", required_argument, NULL, F_ELECTION},
 	    {"take-over-class", no_argument, NULL, F_TAKEOVER},
+	    {"migration-report", no_argument, NULL, F_REPORT},
+	    {"all-classes", no_argument, NULL, F_ALLCLASSES},
+	    {"list-annotations", no_argument, NULL, F_LISTANN},
+	    {"output", required_argument, NULL, F_OUTPUT},
 	    {NULL, 0, NULL, 0}};
 	opterr = 0;
 	for (;;) {
@@ -171,6 +190,21 @@ static int parse_flags(int argc, char **argv, struct options *o)
 		case F_EXPLAIN:
 			o->explain = true;
 			break;
+		case F_REPORT:
+			o->report = true;
+			break;
+		case F_ALLCLASSES:
+			o->all_classes = true;
+			break;
+		case F_LISTANN:
+			o->list_annotations = true;
+			break;
+		case F_OUTPUT:
+			if (report_format_parse(optarg, &o->output) != 0)
+				return bad_flag("--output must be markdown or json, got \"%s\"",
+				                optarg);
+			o->output_set = true;
+			break;
 		case F_LOGFMT:
 			if (log_format_parse(optarg, &o->log_format) != 0)
 				return bad_flag("--log-format must be json or text, got \"%s\"",
@@ -207,8 +241,14 @@ static int parse_flags(int argc, char **argv, struct options *o)
 		return bad_flag("unexpected argument \"%s\"", argv[optind]);
 	if (o->manifests && o->kubeconfig)
 		return bad_flag("--manifests and --kubeconfig exclude each other%s", "");
-	if (o->once && o->explain)
-		return bad_flag("--once and --explain exclude each other%s", "");
+	if (o->once + o->explain + o->report + o->list_annotations > 1)
+		return bad_flag("--once, --explain, --migration-report and --list-annotations "
+		                "exclude each other%s",
+		                "");
+	if (o->all_classes && !o->report)
+		return bad_flag("--all-classes needs --migration-report%s", "");
+	if (o->output_set && !o->report && !o->list_annotations)
+		return bad_flag("--output needs --migration-report or --list-annotations%s", "");
 	return -1;
 }
 
@@ -434,6 +474,22 @@ static int run_explain(struct store *store, const struct compile_options *co,
 	return rc ? 1 : 0;
 }
 
+static int run_report(struct store *store, const struct compile_options *co,
+                      struct diag_list *source_diags, const struct options *o)
+{
+	struct snapshot *snap = store_snapshot(store);
+	char *source = NULL;
+	if (asprintf(&source, o->manifests ? "manifests in %s" : "the Kubernetes API%s",
+	             o->manifests ? o->manifests : "") < 0)
+		abort();
+	int rc = report_write(stdout, snap, co, source_diags, source, o->output);
+	free(source);
+	snapshot_free(snap);
+	if (fflush(stdout) != 0)
+		rc = WEIR_EIO;
+	return rc ? 1 : 0;
+}
+
 static int start_api(const struct options *o, struct store *store, struct api *api)
 {
 	char err[512] = "";
@@ -456,7 +512,7 @@ static int start_api(const struct options *o, struct store *store, struct api *a
 		fprintf(stderr, "weir-controller: watch: %s\n", weir_strerror(rc));
 		return rc;
 	}
-	if (o->leader_elect && !o->once && !o->explain) {
+	if (o->leader_elect && !o->once && !o->explain && !o->report) {
 		char host[256] = "weir-controller";
 		const char *id = getenv("POD_NAME");
 		if (!id || !*id) {
@@ -497,6 +553,10 @@ int main(int argc, char **argv)
 	int code = parse_flags(argc, argv, &o);
 	if (code >= 0)
 		return code;
+	if (o.list_annotations) {
+		code = report_list_annotations(stdout, o.output) || fflush(stdout) ? 1 : 0;
+		return code;
+	}
 	log_init(o.log_format, LOG_LEVEL_INFO);
 
 	struct sigaction sa;
@@ -509,7 +569,8 @@ int main(int argc, char **argv)
 	struct compile_options co = {.ingress_class = o.ingress_class,
 	                             .controller_name = CONTROLLER_NAME,
 	                             .allow_loopback = o.manifests != NULL,
-	                             .take_over_class = o.take_over_class};
+	                             .take_over_class = o.take_over_class,
+	                             .all_classes = o.all_classes};
 	struct store *store = store_new();
 	struct wake wake = {.dirty = true};
 	pthread_mutex_init(&wake.lock, NULL);
@@ -533,6 +594,10 @@ int main(int argc, char **argv)
 			code = run_explain(store, &co, &source_diags);
 			goto out;
 		}
+		if (o.report) {
+			code = run_report(store, &co, &source_diags, &o);
+			goto out;
+		}
 		for (size_t i = 0; i < source_diags.n; i++)
 			log_warn(COMPONENT, "%s: %s", source_diags.items[i].name,
 			         source_diags.items[i].message);
@@ -552,6 +617,10 @@ int main(int argc, char **argv)
 		}
 		if (o.explain) {
 			code = run_explain(store, &co, &source_diags);
+			goto out;
+		}
+		if (o.report) {
+			code = run_report(store, &co, &source_diags, &o);
 			goto out;
 		}
 	}
@@ -641,7 +710,7 @@ out:
 	store_set_notify(store, NULL, NULL);
 	store_set_relevance(store, NULL, NULL);
 	refs_free(refs);
-	if (o.metrics_port && !o.once && !o.explain)
+	if (o.metrics_port && !o.once && !o.explain && !o.report)
 		telemetry_stop();
 	publisher_free(pub);
 	seen_cleanup(&seen);

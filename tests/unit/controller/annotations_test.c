@@ -516,8 +516,36 @@ static void auth_tls(void)
 	}
 }
 
+/* annotations_key_support says what annotations_parse does with a key. */
+static void key_support(void)
+{
+	const char *d = "unset";
+	size_t n = 0;
+	for (const char *k; (k = annotations_handled_key(n)); n++) {
+		enum annotation_support s = annotations_key_support(k, NULL);
+		CHECK(s == ANNOTATION_ACTS || s == ANNOTATION_TRANSLATED);
+	}
+	CHECK(n > 50);
+	CHECK(annotations_key_support("proxy-read-timeout", &d) == ANNOTATION_ACTS);
+	CHECK(d == NULL);
+	CHECK(annotations_key_support("whitelist-source-range", &d) == ANNOTATION_TRANSLATED);
+	CHECK_STR(d, "allowlist-source-range");
+	CHECK(annotations_key_support("configuration-snippet", &d) == ANNOTATION_REFUSED);
+	CHECK(annotations_key_support("server-snippet", NULL) == ANNOTATION_REFUSED);
+	CHECK(annotations_key_support("enable-modsecurity", &d) == ANNOTATION_FAIL_CLOSED);
+	CHECK_STR(d, "false");
+	CHECK(annotations_key_support("modsecurity-transaction-id", &d) == ANNOTATION_FAIL_CLOSED);
+	CHECK(d == NULL);
+	CHECK(annotations_key_support("proxy-buffering", &d) == ANNOTATION_INAPPLICABLE);
+	CHECK(d != NULL);
+	CHECK(annotations_key_support("proxy-next-upstream-no-such", &d) == ANNOTATION_IGNORED);
+	CHECK(d == NULL);
+	CHECK(annotations_key_support("", NULL) == ANNOTATION_IGNORED);
+}
+
 int main(void)
 {
+	key_support();
 	forward_auth();
 	durations();
 	sizes();
