@@ -466,8 +466,10 @@ void balancer_state_free(struct balancer_state *st)
 	free(st);
 }
 
-/* Weighted round robin over the endpoints that take new requests. */
-static int pick_round_robin(const struct table *t, int backend, const struct route_backend *be)
+/* Weighted round robin over the endpoints that take new requests and
+ * whose bit in skip (NULL: none) is clear. */
+static int pick_round_robin_skip(const struct table *t, int backend, const struct route_backend *be,
+                                 const uint64_t *skip)
 {
 	const struct balancer_state *st = table_balancer(t);
 	if (!st || backend < 0 || (size_t)backend >= st->nbackends)
@@ -480,6 +482,8 @@ static int pick_round_robin(const struct table *t, int backend, const struct rou
 		best = -1;
 		for (size_t i = 0; i < be->nendpoints; i++) {
 			if (be->endpoints[i].draining)
+				continue;
+			if (skip && i < BALANCER_TRIED_MAX && (skip[i / 64] >> (i % 64)) & 1)
 				continue;
 			uint64_t old = atomic_load_explicit(rb->pass[i], memory_order_relaxed);
 			uint64_t off = (int64_t)(old - base) > 0 ? old - base : 0;
@@ -512,6 +516,20 @@ static int pick_round_robin(const struct table *t, int backend, const struct rou
 		                          RR_SCALE / weight_of(&be->endpoints[best]),
 		                          memory_order_relaxed);
 	return best;
+}
+
+static int pick_round_robin(const struct table *t, int backend, const struct route_backend *be)
+{
+	return pick_round_robin_skip(t, backend, be, NULL);
+}
+
+int balancer_retry_pick(const struct table *t, int backend,
+                        const uint64_t tried[BALANCER_TRIED_MAX / 64])
+{
+	const struct route_table *rt = table_routes(t);
+	if (backend < 0 || (size_t)backend >= rt->nbackends)
+		return -1;
+	return pick_round_robin_skip(t, backend, &rt->backends[backend], tried);
 }
 
 int balancer_round_robin(const struct table *t, int backend)
