@@ -467,7 +467,8 @@ void balancer_state_free(struct balancer_state *st)
 }
 
 /* Weighted round robin over the endpoints that take new requests and
- * whose bit in skip (NULL: none) is clear. */
+ * whose bit in skip (NULL: none) is clear; with skip the pick is not
+ * counted in the rotation. */
 static int pick_round_robin_skip(const struct table *t, int backend, const struct route_backend *be,
                                  const uint64_t *skip)
 {
@@ -493,8 +494,9 @@ static int pick_round_robin_skip(const struct table *t, int backend, const struc
 				best_old = old;
 			}
 		}
-		if (best < 0)
-			return -1;
+		if (best < 0 || skip)
+			return best; /* a retry is not charged: the first attempts keep
+			                their shares whatever failed */
 		uint64_t start = base + best_off;
 		uint64_t next = start + RR_SCALE / weight_of(&be->endpoints[best]);
 		if (!atomic_compare_exchange_strong_explicit(rb->pass[best], &best_old, next,

@@ -49,8 +49,9 @@ int balancer_round_robin(const struct table *t, int backend);
 /* The endpoint for the next attempt of a request (proxy-next-upstream): the
  * next one by the same weighted round robin as balancer_round_robin, among
  * the endpoints that are not draining and whose bit in tried is clear,
- * whatever load-balance, affinity or hash the route uses. -1 when every
- * endpoint was tried. tried is
+ * whatever load-balance, affinity or hash the route uses; the pick is not
+ * counted in the rotation, so a failing endpoint does not shift the
+ * shares of first attempts. -1 when every endpoint was tried. tried is
  * borrowed for the call. Thread-safe. */
 int balancer_retry_pick(const struct table *t, int backend,
                         const uint64_t tried[BALANCER_TRIED_MAX / 64]);
