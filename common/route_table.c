@@ -74,6 +74,8 @@ void route_policy_init(struct route_policy *p)
 	p->connect_timeout_ms = 5000;
 	p->read_timeout_ms = 60000;
 	p->send_timeout_ms = 60000;
+	p->next_upstream = ROUTE_NEXT_DEFAULT;
+	p->next_upstream_tries = 3;
 	p->body_limit = 1048576;
 	p->backend_protocol = ROUTE_PROTO_HTTP;
 	p->affinity = ROUTE_AFFINITY_NONE;
@@ -761,6 +763,9 @@ static const char *const cors_keys[] = {
 static const char *const policy_keys[] = {"connect_timeout_ms",
                                           "read_timeout_ms",
                                           "send_timeout_ms",
+                                          "next_upstream",
+                                          "next_upstream_tries",
+                                          "next_upstream_timeout_ms",
                                           "body_limit",
                                           "backend_protocol",
                                           "ssl_redirect",
@@ -795,6 +800,54 @@ static const char *const policy_keys[] = {"connect_timeout_ms",
                                           "backend_tls",
                                           NULL};
 static const char *const proto_names[] = {"HTTP", "HTTPS", NULL};
+static const char *const next_upstream_names[ROUTE_NEXT_COUNT] = {
+    "error",    "timeout",  "invalid_header", "http_500", "http_502",      "http_503",
+    "http_504", "http_403", "http_404",       "http_429", "non_idempotent"};
+
+const char *route_next_upstream_name(int i)
+{
+	return i >= 0 && i < ROUTE_NEXT_COUNT ? next_upstream_names[i] : NULL;
+}
+
+uint32_t route_next_upstream_bit(const char *s, size_t len)
+{
+	for (int i = 0; i < ROUTE_NEXT_COUNT; i++)
+		if (strlen(next_upstream_names[i]) == len &&
+		    memcmp(next_upstream_names[i], s, len) == 0)
+			return 1u << i;
+	return 0;
+}
+
+/* policy.next_upstream: an array of condition names, each at most once. */
+static int parse_next_upstream(struct parser *p, json_object *obj, const char *path, uint32_t *out)
+{
+	json_object *arr;
+	size_t n;
+	char kp[PATH_MAX_LEN], ep[PATH_MAX_LEN];
+	if (!json_object_object_get_ex(obj, "next_upstream", NULL))
+		return 0;
+	int rc = opt_array(p, obj, path, "next_upstream", &arr, &n);
+	if (rc != 0)
+		return rc;
+	path_key(kp, path, "next_upstream");
+	uint32_t mask = 0;
+	for (size_t i = 0; i < n; i++) {
+		json_object *v = json_object_array_get_idx(arr, i);
+		path_index(ep, kp, i);
+		if (json_object_get_type(v) != json_type_string)
+			return fail(p, WEIR_EINVAL, ep, "must be a string, not %s",
+			            type_name(json_object_get_type(v)));
+		const char *name = json_object_get_string(v);
+		uint32_t bit = route_next_upstream_bit(name, strlen(name));
+		if (!bit)
+			return fail(p, WEIR_EINVAL, ep, "unknown condition \"%s\"", name);
+		if (mask & bit)
+			return fail(p, WEIR_EINVAL, ep, "\"%s\" given twice", name);
+		mask |= bit;
+	}
+	*out = mask;
+	return 0;
+}
 static const char *const balance_names[] = {"round_robin", "ewma", NULL};
 static const char *const affinity_names[] = {"none", "cookie", NULL};
 static const char *const affinity_mode_names[] = {"balanced", "persistent", NULL};
@@ -890,6 +943,10 @@ static int parse_policy(struct parser *p, json_object *obj, const char *path,
 	    (rc = opt_u32(p, obj, path, "connect_timeout_ms", &pol->connect_timeout_ms)) != 0 ||
 	    (rc = opt_u32(p, obj, path, "read_timeout_ms", &pol->read_timeout_ms)) != 0 ||
 	    (rc = opt_u32(p, obj, path, "send_timeout_ms", &pol->send_timeout_ms)) != 0 ||
+	    (rc = parse_next_upstream(p, obj, path, &pol->next_upstream)) != 0 ||
+	    (rc = opt_u32(p, obj, path, "next_upstream_tries", &pol->next_upstream_tries)) != 0 ||
+	    (rc = opt_u32(p, obj, path, "next_upstream_timeout_ms",
+	                  &pol->next_upstream_timeout_ms)) != 0 ||
 	    (rc = opt_int(p, obj, path, "body_limit", 0, INT64_MAX, &pol->body_limit, NULL)) != 0)
 		return rc;
 	e = (int)pol->backend_protocol;
@@ -1931,6 +1988,20 @@ static void w_policy(struct writer *w, const struct route_policy *p)
 	w_int_d(w, "connect_timeout_ms", p->connect_timeout_ms, d->connect_timeout_ms);
 	w_int_d(w, "read_timeout_ms", p->read_timeout_ms, d->read_timeout_ms);
 	w_int_d(w, "send_timeout_ms", p->send_timeout_ms, d->send_timeout_ms);
+	if (p->next_upstream != d->next_upstream) {
+		bool nsaved;
+		w_key(w, "next_upstream");
+		w_open(w, "[", &nsaved);
+		for (int i = 0; i < ROUTE_NEXT_COUNT; i++)
+			if (p->next_upstream & (1u << i)) {
+				w_next(w);
+				w_quoted(w, next_upstream_names[i]);
+			}
+		w_close_arr(w, nsaved);
+	}
+	w_int_d(w, "next_upstream_tries", p->next_upstream_tries, d->next_upstream_tries);
+	w_int_d(w, "next_upstream_timeout_ms", p->next_upstream_timeout_ms,
+	        d->next_upstream_timeout_ms);
 	w_int_d(w, "body_limit", p->body_limit, d->body_limit);
 	if (p->backend_protocol != d->backend_protocol)
 		w_str(w, "backend_protocol", proto_names[p->backend_protocol == ROUTE_PROTO_HTTPS]);

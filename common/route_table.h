@@ -156,12 +156,45 @@ struct route_ext_auth {
 	struct route_header *proxy_set_headers;
 };
 
+/* proxy-next-upstream: when a failed attempt moves on to another endpoint
+ * (nginx proxy_next_upstream). JSON: an array of the names below in this
+ * order, [] for "off"; absent: ["error","timeout"]. */
+enum route_next_upstream {
+	ROUTE_NEXT_ERROR = 1u << 0,          /* "error": connect, send or head read failed */
+	ROUTE_NEXT_TIMEOUT = 1u << 1,        /* "timeout": connect or head read timed out */
+	ROUTE_NEXT_INVALID_HEADER = 1u << 2, /* "invalid_header": bad response head */
+	ROUTE_NEXT_HTTP_500 = 1u << 3,
+	ROUTE_NEXT_HTTP_502 = 1u << 4,
+	ROUTE_NEXT_HTTP_503 = 1u << 5,
+	ROUTE_NEXT_HTTP_504 = 1u << 6,
+	ROUTE_NEXT_HTTP_403 = 1u << 7,
+	ROUTE_NEXT_HTTP_404 = 1u << 8,
+	ROUTE_NEXT_HTTP_429 = 1u << 9,
+	ROUTE_NEXT_NON_IDEMPOTENT = 1u << 10 /* POST, LOCK, PATCH retried after being sent */
+};
+#define ROUTE_NEXT_DEFAULT (ROUTE_NEXT_ERROR | ROUTE_NEXT_TIMEOUT)
+#define ROUTE_NEXT_COUNT 11
+
+/* The name of bit i (0..ROUTE_NEXT_COUNT-1) of enum route_next_upstream,
+ * static storage. */
+const char *route_next_upstream_name(int i);
+
+/* The bit of the condition named by s[0..len) ("http_503"...), or 0 when
+ * the name is unknown ("off" is not a condition). */
+uint32_t route_next_upstream_bit(const char *s, size_t len);
+
 /* Everything the proxy does for a matched route besides picking a backend. */
 struct route_policy {
 	uint32_t connect_timeout_ms; /* 5000 */
 	uint32_t read_timeout_ms;    /* 60000: between two reads from the upstream */
 	uint32_t send_timeout_ms;    /* 60000: between two writes to the upstream */
 	int64_t body_limit;          /* bytes; 1048576; 0 = unlimited; over it: 413 */
+	/* proxy-next-upstream: enum route_next_upstream bits (ROUTE_NEXT_DEFAULT);
+	 * -tries: attempts in all, the first included (3; 0: no limit);
+	 * -timeout: time from the first attempt after which none starts (0: no limit) */
+	uint32_t next_upstream;
+	uint32_t next_upstream_tries;
+	uint32_t next_upstream_timeout_ms;
 	enum route_protocol backend_protocol;
 	bool ssl_redirect;            /* plain-HTTP requests get 308 to https (resolved) */
 	bool preserve_trailing_slash; /* keep a trailing '/' in that redirect */

@@ -124,6 +124,38 @@ int annotations_parse_bool(const char *s, bool *out, char *err, size_t errlen)
 	return 0;
 }
 
+int annotations_parse_next_upstream(const char *s, uint32_t *out, char *err, size_t errlen)
+{
+	uint32_t mask = 0;
+	bool off = false, any = false;
+	const char *p = s;
+	while (*p) {
+		if (*p == ' ' || *p == '\t') {
+			p++;
+			continue;
+		}
+		size_t n = strcspn(p, " \t");
+		uint32_t bit = route_next_upstream_bit(p, n);
+		if (n == 3 && memcmp(p, "off", 3) == 0)
+			off = true;
+		else if (!bit)
+			return fail(err, errlen,
+			            "\"%.*s\" is not error, timeout, invalid_header, http_500, "
+			            "http_502, http_503, http_504, http_403, http_404, http_429, "
+			            "non_idempotent or off",
+			            (int)(n < 64 ? n : 64), p);
+		mask |= bit;
+		any = true;
+		p += n;
+	}
+	if (!any)
+		return fail(err, errlen, "no condition given");
+	if (off && mask)
+		return fail(err, errlen, "\"off\" cannot be combined with conditions");
+	*out = mask;
+	return 0;
+}
+
 static char *strndup_trim(const char *s, size_t n)
 {
 	while (n && (*s == ' ' || *s == '\t')) {
@@ -512,6 +544,27 @@ DURATION_HANDLER(h_ws_idle, policy.ws_idle_timeout_ms, c->a->ws_idle_set = true)
 DURATION_HANDLER(h_ws_life, policy.ws_max_lifetime_ms, )
 DURATION_HANDLER(h_ws_ping, policy.ws_ping_interval_ms, )
 DURATION_HANDLER(h_drain, policy.drain_window_ms, c->a->drain_window_set = true)
+
+static int h_next_upstream(struct pctx *c, const char *v)
+{
+	int rc = annotations_parse_next_upstream(v, &c->a->policy.next_upstream, c->err, c->errlen);
+	if (rc == 0)
+		c->a->next_upstream_set = true;
+	return rc;
+}
+
+static int h_next_tries(struct pctx *c, const char *v)
+{
+	uint64_t u;
+	int rc = annotations_parse_uint(v, 1000, &u, c->err, c->errlen);
+	if (rc == 0) {
+		c->a->policy.next_upstream_tries = (uint32_t)u;
+		c->a->next_tries_set = true;
+	}
+	return rc;
+}
+
+DURATION_HANDLER(h_next_timeout, policy.next_upstream_timeout_ms, c->a->next_timeout_set = true)
 
 static int h_body(struct pctx *c, const char *v)
 {
@@ -1175,6 +1228,9 @@ static const struct {
     {"preserve-trailing-slash", h_trailing},
     {"proxy-body-size", h_body},
     {"proxy-connect-timeout", h_connect},
+    {"proxy-next-upstream", h_next_upstream},
+    {"proxy-next-upstream-timeout", h_next_timeout},
+    {"proxy-next-upstream-tries", h_next_tries},
     {"proxy-read-timeout", h_read},
     {"proxy-send-timeout", h_send},
     {"proxy-ssl-ciphers", h_pssl_ciphers},

@@ -25,6 +25,9 @@ struct annotations {
 	bool read_timeout_set;   /* proxy-read-timeout given */
 	bool ws_idle_set;        /* websocket-idle-timeout given */
 	bool drain_window_set;   /* drain-window given */
+	bool next_upstream_set;  /* proxy-next-upstream given (else the ConfigMap's) */
+	bool next_tries_set;     /* proxy-next-upstream-tries given */
+	bool next_timeout_set;   /* proxy-next-upstream-timeout given */
 	bool ssl_passthrough;
 	bool service_upstream;
 	char *default_backend; /* service name in the Ingress namespace; NULL: none */
@@ -126,6 +129,10 @@ int annotations_parse_size(const char *s, int64_t *out, char *err, size_t errlen
 int annotations_parse_bool(const char *s, bool *out, char *err, size_t errlen);
 /* Non-negative decimal integer up to max. */
 int annotations_parse_uint(const char *s, uint64_t max, uint64_t *out, char *err, size_t errlen);
+/* proxy-next-upstream: conditions separated by spaces (error timeout
+ * invalid_header http_500 http_502 http_503 http_504 http_403 http_404
+ * http_429 non_idempotent), or "off" alone (*out 0). */
+int annotations_parse_next_upstream(const char *s, uint32_t *out, char *err, size_t errlen);
 /* "Name: value" lines; names and values as route_validate_token and
  * route_validate_header_value say.
  * Empty lines skipped. *out (caller frees names, values and array). */

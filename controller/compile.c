@@ -214,6 +214,10 @@ struct ctx {
 	struct route_ext_auth global_auth; /* global-auth-*: url NULL when off */
 	char **no_auth;                    /* no-auth-locations: paths without global auth */
 	size_t nno_auth;
+	/* proxy-next-upstream* and retry-non-idempotent of the ConfigMap: the
+	 * defaults of routes whose Ingress does not set the annotation */
+	uint32_t next_upstream, next_upstream_tries, next_upstream_timeout_ms;
+	bool retry_non_idempotent;
 };
 
 /* s with control bytes and bytes that are not UTF-8 escaped (\n, \xNN), in
@@ -1649,6 +1653,18 @@ static void apply_configmap(struct ctx *c, json_object *cm, uint32_t *drain_defa
 				s->proxy_real_ip_cidr = list;
 				s->nproxy_real_ip_cidr = n;
 			}
+		} else if (strcmp(k, "proxy-next-upstream") == 0) {
+			rc =
+			    annotations_parse_next_upstream(v, &c->next_upstream, err, sizeof(err));
+		} else if (strcmp(k, "proxy-next-upstream-tries") == 0) {
+			rc = annotations_parse_uint(v, 1000, &u, err, sizeof(err));
+			if (rc == 0)
+				c->next_upstream_tries = (uint32_t)u;
+		} else if (strcmp(k, "proxy-next-upstream-timeout") == 0) {
+			rc = annotations_parse_duration_ms(v, &c->next_upstream_timeout_ms, err,
+			                                   sizeof(err));
+		} else if (strcmp(k, "retry-non-idempotent") == 0) {
+			rc = annotations_parse_bool(v, &c->retry_non_idempotent, err, sizeof(err));
 		} else if (strcmp(k, "upstream-keepalive") == 0) {
 			rc = annotations_parse_uint(v, 65535, &u, err, sizeof(err));
 			if (rc == 0)
@@ -1695,6 +1711,21 @@ static void apply_configmap(struct ctx *c, json_object *cm, uint32_t *drain_defa
 	free(keys);
 	real_ip_cidr_default(s);
 	apply_global_auth(c, cm, data);
+}
+
+/* The ConfigMap's proxy-next-upstream* where the Ingress sets none (the
+ * annotation wins); retry-non-idempotent adds non_idempotent unless "off". */
+static void apply_next_upstream_defaults(const struct ctx *c, struct annotations *a)
+{
+	struct route_policy *p = &a->policy;
+	if (!a->next_upstream_set)
+		p->next_upstream = c->next_upstream;
+	if (!a->next_tries_set)
+		p->next_upstream_tries = c->next_upstream_tries;
+	if (!a->next_timeout_set)
+		p->next_upstream_timeout_ms = c->next_upstream_timeout_ms;
+	if (c->retry_non_idempotent && p->next_upstream)
+		p->next_upstream |= ROUTE_NEXT_NON_IDEMPOTENT;
 }
 
 /* ------------------------------------------------------------ routes */
@@ -2509,7 +2540,13 @@ int compile_snapshot(const struct snapshot *snap, const struct compile_options *
 	if (!t)
 		return WEIR_ENOMEM;
 	/* diags may already hold entries (e.g. manifest file problems): append. */
-	struct ctx c = {.snap = snap, .o = o, .t = t, .diags = diags, .diag_cap = diags->n};
+	struct ctx c = {.snap = snap,
+	                .o = o,
+	                .t = t,
+	                .diags = diags,
+	                .diag_cap = diags->n,
+	                .next_upstream = ROUTE_NEXT_DEFAULT,
+	                .next_upstream_tries = 3};
 	struct hosts hs = {0};
 	uint32_t drain_default = t->settings.drain_window_ms;
 	index_slices(&c);
@@ -2548,6 +2585,7 @@ int compile_snapshot(const struct snapshot *snap, const struct compile_options *
 				in->dropped = true;
 		}
 		annotation_issues_cleanup(&issues);
+		apply_next_upstream_defaults(&c, &in->ann);
 		if (in->ann.ssl_passthrough && !in->dropped &&
 		    (in->ann.policy.ext_auth.url || (in->ann.global_auth && c.global_auth.url))) {
 			/* TLS is relayed untouched: no request to authenticate. */

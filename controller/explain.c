@@ -102,6 +102,16 @@ static void put_policy(FILE *out, const char *ind, const struct route_policy *p)
 	put_u64(out, ind, "connect_timeout_ms", p->connect_timeout_ms, d.connect_timeout_ms);
 	put_u64(out, ind, "read_timeout_ms", p->read_timeout_ms, d.read_timeout_ms);
 	put_u64(out, ind, "send_timeout_ms", p->send_timeout_ms, d.send_timeout_ms);
+	if (p->next_upstream != d.next_upstream) {
+		fprintf(out, "%snext_upstream:", ind);
+		for (int i = 0; i < ROUTE_NEXT_COUNT; i++)
+			if (p->next_upstream & (1u << i))
+				fprintf(out, " %s", route_next_upstream_name(i));
+		fprintf(out, "%s\n", p->next_upstream ? "" : " off");
+	}
+	put_u64(out, ind, "next_upstream_tries", p->next_upstream_tries, d.next_upstream_tries);
+	put_u64(out, ind, "next_upstream_timeout_ms", p->next_upstream_timeout_ms,
+	        d.next_upstream_timeout_ms);
 	put_u64(out, ind, "body_limit", p->body_limit, d.body_limit);
 	if (p->backend_protocol != d.backend_protocol)
 		fprintf(out, "%sbackend_protocol: %s\n", ind,

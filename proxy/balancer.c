@@ -466,8 +466,11 @@ void balancer_state_free(struct balancer_state *st)
 	free(st);
 }
 
-/* Weighted round robin over the endpoints that take new requests. */
-static int pick_round_robin(const struct table *t, int backend, const struct route_backend *be)
+/* Weighted round robin over the endpoints that take new requests and
+ * whose bit in skip (NULL: none) is clear; with skip the pick is not
+ * counted in the rotation. */
+static int pick_round_robin_skip(const struct table *t, int backend, const struct route_backend *be,
+                                 const uint64_t *skip)
 {
 	const struct balancer_state *st = table_balancer(t);
 	if (!st || backend < 0 || (size_t)backend >= st->nbackends)
@@ -481,6 +484,8 @@ static int pick_round_robin(const struct table *t, int backend, const struct rou
 		for (size_t i = 0; i < be->nendpoints; i++) {
 			if (be->endpoints[i].draining)
 				continue;
+			if (skip && i < BALANCER_TRIED_MAX && (skip[i / 64] >> (i % 64)) & 1)
+				continue;
 			uint64_t old = atomic_load_explicit(rb->pass[i], memory_order_relaxed);
 			uint64_t off = (int64_t)(old - base) > 0 ? old - base : 0;
 			if (best < 0 || off < best_off) {
@@ -489,8 +494,9 @@ static int pick_round_robin(const struct table *t, int backend, const struct rou
 				best_old = old;
 			}
 		}
-		if (best < 0)
-			return -1;
+		if (best < 0 || skip)
+			return best; /* a retry is not charged: the first attempts keep
+			                their shares whatever failed */
 		uint64_t start = base + best_off;
 		uint64_t next = start + RR_SCALE / weight_of(&be->endpoints[best]);
 		if (!atomic_compare_exchange_strong_explicit(rb->pass[best], &best_old, next,
@@ -512,6 +518,20 @@ static int pick_round_robin(const struct table *t, int backend, const struct rou
 		                          RR_SCALE / weight_of(&be->endpoints[best]),
 		                          memory_order_relaxed);
 	return best;
+}
+
+static int pick_round_robin(const struct table *t, int backend, const struct route_backend *be)
+{
+	return pick_round_robin_skip(t, backend, be, NULL);
+}
+
+int balancer_retry_pick(const struct table *t, int backend,
+                        const uint64_t tried[BALANCER_TRIED_MAX / 64])
+{
+	const struct route_table *rt = table_routes(t);
+	if (backend < 0 || (size_t)backend >= rt->nbackends)
+		return -1;
+	return pick_round_robin_skip(t, backend, &rt->backends[backend], tried);
 }
 
 int balancer_round_robin(const struct table *t, int backend)

@@ -42,6 +42,20 @@ int balancer_choose(const struct table *t, const struct route *route,
  * lock; thread-safe. */
 int balancer_round_robin(const struct table *t, int backend);
 
+/* Endpoints a request has tried, as bits by endpoint index; endpoints past
+ * the first BALANCER_TRIED_MAX of a backend are never marked. */
+#define BALANCER_TRIED_MAX 256
+
+/* The endpoint for the next attempt of a request (proxy-next-upstream): the
+ * next one by the same weighted round robin as balancer_round_robin, among
+ * the endpoints that are not draining and whose bit in tried is clear,
+ * whatever load-balance, affinity or hash the route uses; the pick is not
+ * counted in the rotation, so a failing endpoint does not shift the
+ * shares of first attempts. -1 when every endpoint was tried. tried is
+ * borrowed for the call. Thread-safe. */
+int balancer_retry_pick(const struct table *t, int backend,
+                        const uint64_t tried[BALANCER_TRIED_MAX / 64]);
+
 /* Round-robin state for every backend of rt, for table_new: shares the cells
  * of backends and endpoints that a live table already has (table_cache.h),
  * new ones start fresh. rt is borrowed for the call. Returns 0 with *out

@@ -8,6 +8,7 @@
  * a plain atomic. Rendering walks the chains, sorts, and writes text format 0.0.4. */
 #include "metrics.h"
 #include "error.h"
+#include "route_table.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -467,6 +468,30 @@ static void render_upstream_errors(struct outbuf *b)
 	}
 }
 
+#define RETRY_CONDITIONS 10 /* error .. http_429: not non_idempotent */
+static _Atomic uint64_t retry_count[RETRY_CONDITIONS];
+
+void metrics_upstream_retry(int condition)
+{
+	if (condition >= 0 && condition < RETRY_CONDITIONS)
+		atomic_fetch_add_explicit(&retry_count[condition], 1, memory_order_relaxed);
+}
+
+static void render_retries(struct outbuf *b)
+{
+	const char *name = "weir_proxy_upstream_retries_total";
+	out_family(b, name, "counter",
+	           "Requests passed to another endpoint (proxy-next-upstream), by condition.");
+	for (int i = 0; i < RETRY_CONDITIONS; i++) {
+		out_str(b, name);
+		out_str(b, "{condition=\"");
+		out_str(b, route_next_upstream_name(i));
+		out_str(b, "\"} ");
+		out_u64(b, atomic_load_explicit(&retry_count[i], memory_order_relaxed));
+		out_str(b, "\n");
+	}
+}
+
 void metrics_basic_auth(enum metrics_basic_auth outcome)
 {
 	if ((unsigned)outcome < 3)
@@ -508,6 +533,7 @@ int metrics_render(char **out, size_t *len)
 	out_u64(&b, atomic_load_explicit(&reloads_ok, memory_order_relaxed));
 	out_str(&b, "\n");
 	render_upstream_errors(&b);
+	render_retries(&b);
 	render_basic_auth(&b);
 	if (b.failed) {
 		free(b.data);

@@ -28,6 +28,11 @@ void metrics_reload(bool ok, uint64_t generation);
  * strings are accepted and escaped; borrowed for the call only). */
 void metrics_upstream_error(const char *kind);
 
+/* One more attempt of a request on another endpoint (proxy-next-upstream),
+ * by the condition that caused it: the bit index of enum
+ * route_next_upstream (0 error ... 9 http_429); others are ignored. */
+void metrics_upstream_retry(int condition);
+
 /* Outcome of one basic-auth check (auth-type basic). */
 enum metrics_basic_auth {
 	METRICS_BASIC_AUTH_CACHED,   /* credentials found in the worker's success cache */

@@ -82,6 +82,7 @@ struct exchange {
 	char ext_addr[RESOLVE_ADDR_MAX];
 	struct external_wait *ext_wait; /* ST_RESOLVE */
 	uint64_t ext_since;
+	uint64_t tried[BALANCER_TRIED_MAX / 64]; /* endpoints tried (proxy-next-upstream) */
 };
 
 struct worker;
@@ -143,7 +144,12 @@ struct conn {
 	bool resp_started;
 	bool out_chunked;
 	bool up_keepalive;
-	bool retried;
+	bool retried;       /* the one fresh-connection retry after a stale pooled one */
+	uint32_t attempts;  /* endpoints tried so far (proxy-next-upstream-tries) */
+	uint64_t first_try; /* loop time of the first attempt (proxy-next-upstream-timeout) */
+	bool req_sent;      /* a byte of the request went to the current upstream */
+	bool body_kept;     /* every body byte read so far is still in `in` from in_floor */
+	bool interim_sent;  /* a 1xx answer went to the client */
 	int status_sent;
 };
 
@@ -196,6 +202,12 @@ static void upstream_go(struct conn *c);
 static int auth_hook_upstream_head(struct conn *c);
 static int conn_exchange(struct conn *c);
 static void resume_accept(struct worker *w);
+static void format_host(char *out, size_t cap, const struct route_endpoint *ep);
+static int setup_backend_tls(struct conn *c);
+
+/* Bit indexes of enum route_next_upstream, for the conditions a failed
+ * attempt reports. */
+enum { NEXT_ERROR = 0, NEXT_TIMEOUT = 1, NEXT_INVALID_HEADER = 2 };
 
 /* ---- helpers ---- */
 
@@ -450,6 +462,7 @@ static void answer_local(struct conn *c, int status, const char *extra, const ch
 /* ---- upstream connection ---- */
 
 static void on_up_event(struct upstream *u, uint32_t events);
+static bool next_upstream(struct conn *c, int cond);
 
 static int open_upstream(struct conn *c, bool fresh)
 {
@@ -464,6 +477,8 @@ static int open_upstream(struct conn *c, bool fresh)
 	}
 	if (rc != 0) {
 		metrics_upstream_error("connect");
+		if (next_upstream(c, NEXT_ERROR))
+			return rc;
 		answer_local(c, 502, NULL,
 		             err == ECONNREFUSED ? "upstream refused connection"
 		                                 : "upstream connect failed",
@@ -471,6 +486,7 @@ static int open_upstream(struct conn *c, bool fresh)
 		return rc;
 	}
 	c->up = u;
+	c->req_sent = false;
 	c->up_rdhup = false;
 	c->up_start = c->last_activity = loop_now(c->w->loop);
 	c->got_up_byte = false;
@@ -539,9 +555,107 @@ static void feed_ewma(struct conn *c, bool failed)
 	balancer_observe(c->ep, ms);
 }
 
+/* The proxy-next-upstream condition of an upstream status (http_500 ...),
+ * or -1. */
+static int status_condition(int status)
+{
+	static const int codes[] = {500, 502, 503, 504, 403, 404, 429};
+	for (int i = 0; i < 7; i++)
+		if (codes[i] == status)
+			return 3 + i;
+	return -1;
+}
+
+/* nginx's non-idempotent methods: not passed to another endpoint once the
+ * request was sent, unless proxy-next-upstream has non_idempotent. */
+static bool retry_unsafe_method(const struct conn *c)
+{
+	return method_is(c, "POST") || method_is(c, "LOCK") || method_is(c, "PATCH");
+}
+
+/* Rebuild what goes upstream for another attempt: the head, and a body
+ * from its first byte (it is still in `in`: body_kept). 0, or an error
+ * code (the head no longer fits, or parses differently). */
+static int rewind_request(struct conn *c)
+{
+	if (request_has_body(c)) {
+		c->in.start = c->in_floor;
+		http_parse_init(&c->x->rp, false, false);
+		if (http_parse_request_head(&c->x->rp, c->in.data, c->in_floor, &c->x->req) != 0)
+			return WEIR_EINVAL;
+		c->req_body_done = http_parse_done(&c->x->rp);
+		c->body_bytes = 0;
+	}
+	return build_upstream_head(c);
+}
+
+/* proxy-next-upstream: after a failed attempt (cond: a bit index of enum
+ * route_next_upstream), start the next one on an endpoint not tried yet when
+ * the route's conditions, tries and time limit allow it and it is safe: no
+ * byte went to the client, the method is idempotent or nothing was sent (or
+ * non_idempotent is set), a body is still whole in memory, a WebSocket
+ * upgrade only after a connect error. Returns true when it took the request
+ * over (a new attempt runs, or an answer was queued); false: the caller
+ * answers as it would have. */
+static bool next_upstream(struct conn *c, int cond)
+{
+	const struct route_policy *pol = c->route ? &c->route->policy : NULL;
+	uint32_t mask = pol ? pol->next_upstream : ROUTE_NEXT_DEFAULT;
+	uint32_t tries = pol ? pol->next_upstream_tries : 3;
+	uint32_t limit_ms = pol ? pol->next_upstream_timeout_ms : 0;
+	int backend = c->x->pick.backend;
+	if (!(mask & (1u << cond)) || c->resp_started || c->interim_sent || !c->rt || backend < 0 ||
+	    (size_t)backend >= c->rt->nbackends)
+		return false;
+	const struct route_backend *be = &c->rt->backends[backend];
+	if (be->external_name)
+		return false;
+	if (c->x->req.upgrade_websocket && (cond != NEXT_ERROR || c->req_sent))
+		return false;
+	if (c->req_sent && retry_unsafe_method(c) && !(mask & ROUTE_NEXT_NON_IDEMPOTENT))
+		return false;
+	if (request_has_body(c) && !(c->req_body_done && c->body_kept))
+		return false;
+	if (tries && c->attempts >= tries)
+		return false;
+	if (limit_ms && loop_now(c->w->loop) - c->first_try >= limit_ms)
+		return false;
+	int cur = c->x->pick.endpoint;
+	if (cur >= 0 && cur < BALANCER_TRIED_MAX)
+		c->x->tried[cur / 64] |= 1ull << (cur % 64);
+	int next = balancer_retry_pick(c->table, backend, c->x->tried);
+	if (next < 0 || (size_t)next >= be->nendpoints)
+		return false;
+	metrics_upstream_retry(cond);
+	drop_upstream(c);
+	c->x->pick.endpoint = next;
+	c->x->pick.set_cookie[0] = '\0'; /* it named the endpoint that failed */
+	c->ep = &be->endpoints[next];
+	c->up_in.start = c->up_in.end = 0;
+	http_parse_init(&c->x->sp, true, c->is_head);
+	format_host(c->x->upstream_host, sizeof(c->x->upstream_host), c->ep);
+	if (c->backend_tls && setup_backend_tls(c) != 0) {
+		metrics_upstream_error("connect");
+		answer_local(c, 502, NULL, "no name to verify the upstream certificate with", true);
+		return true;
+	}
+	int rc = rewind_request(c);
+	if (rc != 0) {
+		answer_local(c, rc == WEIR_ENOMEM ? 503 : 502, NULL, "request head too large",
+		             false);
+		return true;
+	}
+	c->attempts++;
+	c->retried = false;
+	open_upstream(c, false);
+	return true;
+}
+
 /* The upstream failed before a usable response: retry once on a fresh
- * connection when that is safe, else answer 502 (or give up on the client). */
-static void upstream_failed(struct conn *c, const char *kind, const char *message)
+ * connection when a pooled one was stale and that is safe, else the next
+ * endpoint (proxy-next-upstream, cond), else answer 502 (or give up on the
+ * client). */
+static void upstream_failed(struct conn *c, int cond, const char *kind, const char *message)
 {
 	bool pooled = c->up && c->up->reused;
 	if (!c->resp_started && !c->got_up_byte && pooled && !c->retried && idempotent(c) &&
@@ -560,6 +674,8 @@ static void upstream_failed(struct conn *c, const char *kind, const char *messag
 	if (!c->resp_started)
 		feed_ewma(c, true);
 	metrics_upstream_error(kind);
+	if (next_upstream(c, cond))
+		return;
 	if (!c->resp_started) {
 		answer_local(c, 502, NULL, message, true);
 		return;
@@ -579,7 +695,7 @@ static void on_up_event(struct upstream *u, uint32_t events)
 		if (err == EINPROGRESS || err == EALREADY)
 			return;
 		if (err != 0) {
-			upstream_failed(c, "connect",
+			upstream_failed(c, NEXT_ERROR, "connect",
 			                err == ECONNREFUSED ? "upstream refused connection"
 			                                    : "upstream connect failed");
 			if (!c->closed)
@@ -755,6 +871,11 @@ static void start_request(struct conn *c, size_t head_len)
 	c->resp_head_done = false;
 	c->got_up_byte = false;
 	c->retried = false;
+	c->attempts = 0;
+	c->req_sent = false;
+	c->body_kept = true;
+	c->interim_sent = false;
+	memset(c->x->tried, 0, sizeof(c->x->tried));
 	c->up_start = 0;
 	c->status_sent = 0;
 	c->route = NULL;
@@ -957,6 +1078,8 @@ static void upstream_go(struct conn *c)
 	}
 	http_parse_init(&c->x->sp, true, c->is_head);
 	c->state = ST_PROXY;
+	c->attempts = 1;
+	c->first_try = loop_now(c->w->loop);
 	open_upstream(c, false);
 }
 
@@ -1100,7 +1223,15 @@ static bool pump_request(struct conn *c)
 		}
 		if (!c->req_body_done && buf_len(&c->in) == 0) {
 			bool eof = false;
-			int n = read_client(c, &c->in, c->in_floor, &eof);
+			/* Body bytes already passed on stay in `in` for a retry
+			 * (proxy-next-upstream) while there is room behind them;
+			 * after that the read reuses their room. */
+			size_t floor = c->in_floor;
+			if (c->in.start > c->in_floor && c->body_kept && c->in.end < c->in.size)
+				floor = c->in.start;
+			else if (c->in.start > c->in_floor)
+				c->body_kept = false;
+			int n = read_client(c, &c->in, floor, &eof);
 			if (eof) {
 				conn_close(c); /* the client left in the middle of its body */
 				return true;
@@ -1120,14 +1251,15 @@ static bool pump_request(struct conn *c)
 			log_warn("proxy.server", "upstream %s (%s): TLS handshake failed: %s",
 			         c->x->upstream_host,
 			         c->route && c->route->source ? c->route->source : "", why);
-			upstream_failed(c, "tls", "upstream TLS handshake failed");
+			upstream_failed(c, NEXT_ERROR, "tls", "upstream TLS handshake failed");
 			return true;
 		}
 		if (n < 0) {
-			upstream_failed(c, "reset", "upstream reset");
+			upstream_failed(c, NEXT_ERROR, "reset", "upstream reset");
 			return true;
 		}
 		if (n > 0) {
+			c->req_sent = true;
 			progress = true;
 			c->last_activity = loop_now(c->w->loop);
 		}
@@ -1269,15 +1401,20 @@ static void process_response_head(struct conn *c, size_t head_len)
 {
 	int st = http_parse_response_head(&c->x->sp, c->up_in.data, head_len, &c->x->resp);
 	if (st) {
-		upstream_failed(c, "reset", "bad response from upstream");
+		upstream_failed(c, NEXT_INVALID_HEADER, "reset", "bad response from upstream");
 		return;
 	}
 	int status = c->x->resp.status;
 	if (status >= 200 || status == 101)
 		feed_ewma(c, false);
+	int cond = status_condition(status);
+	if (cond >= 0 && next_upstream(c, cond))
+		return;
 	if (status >= 100 && status < 200 && status != 101) {
-		if (status == 100 && c->x->req.version_minor >= 1)
+		if (status == 100 && c->x->req.version_minor >= 1) {
 			buf_append(&c->out, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+			c->interim_sent = true;
+		}
 		c->up_in.start = head_len;
 		buf_compact(&c->up_in, 0);
 		http_parse_init(&c->x->sp, true, c->is_head);
@@ -1285,7 +1422,8 @@ static void process_response_head(struct conn *c, size_t head_len)
 	}
 	if (status == 101) {
 		if (!c->x->req.upgrade_websocket) {
-			upstream_failed(c, "reset", "bad response from upstream");
+			upstream_failed(c, NEXT_INVALID_HEADER, "reset",
+			                "bad response from upstream");
 			return;
 		}
 		if (!websocket_accept_ok(c)) {
@@ -1411,7 +1549,8 @@ static bool pump_response(struct conn *c)
 			long r = http_parse_scan_head(&c->x->sp, c->up_in.data, c->up_in.end,
 			                              UP_HEAD_MAX);
 			if (r < 0) {
-				upstream_failed(c, "reset", "bad response from upstream");
+				upstream_failed(c, NEXT_INVALID_HEADER, "reset",
+				                "bad response from upstream");
 				return true;
 			}
 			if (r > 0) {
@@ -1424,7 +1563,7 @@ static bool pump_response(struct conn *c)
 			}
 		}
 		if (c->up_eof) {
-			upstream_failed(c, "reset", "upstream reset");
+			upstream_failed(c, NEXT_ERROR, "reset", "upstream reset");
 			return true;
 		}
 		return progress;
@@ -1768,14 +1907,16 @@ static void on_conn_timer(struct loop_timer *t)
 	case DL_CONNECT:
 		feed_ewma(c, true);
 		metrics_upstream_error("timeout");
-		answer_local(c, 504, NULL, "upstream connect timed out", true);
+		if (!next_upstream(c, NEXT_TIMEOUT))
+			answer_local(c, 504, NULL, "upstream connect timed out", true);
 		conn_progress(c);
 		return;
 	case DL_IO:
 		metrics_upstream_error("timeout");
 		if (!c->resp_started) {
 			feed_ewma(c, true);
-			answer_local(c, 504, NULL, "upstream timed out", false);
+			if (!next_upstream(c, NEXT_TIMEOUT))
+				answer_local(c, 504, NULL, "upstream timed out", false);
 			conn_progress(c);
 		} else {
 			conn_close(c);

@@ -39,6 +39,9 @@ static void test_defaults(void)
 	CHECK_INT(p.connect_timeout_ms, 5000);
 	CHECK_INT(p.read_timeout_ms, 60000);
 	CHECK_INT(p.send_timeout_ms, 60000);
+	CHECK_INT(p.next_upstream, ROUTE_NEXT_ERROR | ROUTE_NEXT_TIMEOUT);
+	CHECK_INT(p.next_upstream_tries, 3);
+	CHECK_INT(p.next_upstream_timeout_ms, 0);
 	CHECK_INT(p.body_limit, 1048576);
 	CHECK_STR(p.cookie.name, "INGRESSCOOKIE");
 	CHECK_INT(p.cookie.max_age_s, -1);
@@ -129,6 +132,15 @@ static const struct refusal refusals[] = {
      "generation: -1 out of range 0..9223372036854775807"},
     {"{\"version\":1,\"settings\":{\"max_header_bytes\":\"big\"}}", WEIR_EINVAL,
      "settings.max_header_bytes: must be an integer, not a string"},
+    {"{\"version\":1,\"hosts\":[{\"name\":\"\",\"routes\":[{\"path\":\"/\",\"match\":"
+     "\"prefix\",\"policy\":{\"next_upstream\":[\"error\",\"http_418\"]}}]}]}",
+     WEIR_EINVAL, "hosts[0].routes[0].policy.next_upstream[1]: unknown condition \"http_418\""},
+    {"{\"version\":1,\"hosts\":[{\"name\":\"\",\"routes\":[{\"path\":\"/\",\"match\":"
+     "\"prefix\",\"policy\":{\"next_upstream\":[\"error\",\"error\"]}}]}]}",
+     WEIR_EINVAL, "hosts[0].routes[0].policy.next_upstream[1]: \"error\" given twice"},
+    {"{\"version\":1,\"hosts\":[{\"name\":\"\",\"routes\":[{\"path\":\"/\",\"match\":"
+     "\"prefix\",\"policy\":{\"next_upstream\":\"error\"}}]}]}",
+     WEIR_EINVAL, NULL},
     {"{\"version\":1,\"settings\":{\"header_timeout_ms\":1.5}}", WEIR_EINVAL,
      "settings.header_timeout_ms: must be an integer, not a number with a fraction"},
     {"{\"version\":1,\"settings\":{\"drain_window_ms\":4294967296}}", WEIR_EINVAL,
@@ -329,6 +341,8 @@ static const char rich[] =
     "{\"name\":\"*.example.com\",\"cert\":0,\"routes\":["
     "{\"path\":\"/user/([^/]+)/api\",\"match\":\"regex\",\"backend\":0,\"source\":\"ns/jh\","
     "\"policy\":{\"connect_timeout_ms\":1,\"read_timeout_ms\":2,\"send_timeout_ms\":3,"
+    "\"next_upstream\":[\"error\",\"http_503\",\"non_idempotent\"],"
+    "\"next_upstream_tries\":0,\"next_upstream_timeout_ms\":5000,"
     "\"body_limit\":0,\"backend_protocol\":\"HTTPS\",\"ssl_redirect\":true,"
     "\"preserve_trailing_slash\":true,\"upstream_vhost\":\"internal\","
     "\"x_forwarded_prefix\":\"/jh\",\"rewrite_target\":\"/$1\",\"redirect_code\":308,"
@@ -406,6 +420,9 @@ static void test_round_trip(void)
 		}
 		route_table_free(t3);
 		CHECK_STR(t2->hosts[1].routes[0].policy.rewrite_target, "/$1");
+		CHECK_INT(t2->hosts[1].routes[0].policy.next_upstream,
+		          ROUTE_NEXT_ERROR | ROUTE_NEXT_HTTP_503 | ROUTE_NEXT_NON_IDEMPOTENT);
+		CHECK_INT(t2->hosts[1].routes[0].policy.next_upstream_tries, 0);
 		CHECK_INT(t2->generation, 12345678901LL);
 	}
 	/* Members equal to their defaults are left out, the rest all written:

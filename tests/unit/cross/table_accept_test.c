@@ -26,7 +26,7 @@
 #include "store.h"
 #include "table.h"
 
-#define DEFAULT_SEED 20261204u
+#define DEFAULT_SEED 20261207u
 #define DEFAULT_ITERATIONS 400
 
 #include "test_cert.h"
@@ -264,6 +264,9 @@ static const struct {
     {"preserve-trailing-slash", {"true"}, NULL},
     {"proxy-body-size", {"8m", "0"}, NULL},
     {"proxy-connect-timeout", {"5"}, NULL},
+    {"proxy-next-upstream", {"error timeout http_503", "off"}, "error http_418"},
+    {"proxy-next-upstream-timeout", {"10"}, NULL},
+    {"proxy-next-upstream-tries", {"5", "0"}, NULL},
     {"proxy-read-timeout", {"3600"}, NULL},
     {"proxy-send-timeout", {"1500ms"}, NULL},
     {"proxy-ssl-ciphers", {"HIGH:!aNULL", "NOSUCHCIPHER"}, "HIGH;x"},

@@ -749,6 +749,39 @@ static void test_round_robin_threads(void)
 	table_unref(t);
 }
 
+/* proxy-next-upstream: each retry takes an endpoint not tried yet, never a
+ * draining one, and -1 once every endpoint was tried. */
+static void test_retry_pick(void)
+{
+	struct table *t = table2("{\"address\":\"10.0.3.1\",\"port\":80},"
+	                         "{\"address\":\"10.0.3.2\",\"port\":80,\"draining\":true},"
+	                         "{\"address\":\"10.0.3.3\",\"port\":80,\"weight\":5},"
+	                         "{\"address\":\"10.0.3.4\",\"port\":80}",
+	                         "");
+	if (!t)
+		return;
+	for (int round = 0; round < 20; round++) {
+		uint64_t tried[BALANCER_TRIED_MAX / 64] = {0};
+		int seen = 0;
+		for (int k = 0; k < 3; k++) {
+			int e = balancer_retry_pick(t, 0, tried);
+			CHECK(e == 0 || e == 2 || e == 3);
+			if (e < 0)
+				break;
+			CHECK(!((tried[0] >> e) & 1));
+			tried[0] |= 1ull << e;
+			seen++;
+		}
+		CHECK_INT(seen, 3);
+		CHECK_INT(balancer_retry_pick(t, 0, tried), -1);
+	}
+	uint64_t none[BALANCER_TRIED_MAX / 64] = {0};
+	none[0] = 1ull << 0 | 1ull << 3;
+	CHECK_INT(balancer_retry_pick(t, 0, none), 2);
+	CHECK_INT(balancer_retry_pick(t, 7, none), -1);
+	table_unref(t);
+}
+
 int main(void)
 {
 	test_endpoint_id();
@@ -762,5 +795,6 @@ int main(void)
 	test_round_robin_weights_and_return();
 	test_ewma_across_reloads();
 	test_round_robin_threads();
+	test_retry_pick();
 	return check_finish("balancer_test");
 }

@@ -189,6 +189,11 @@ static void test_families_and_order(void)
 	metrics_reload(false, 0);
 	metrics_upstream_error("timeout");
 	metrics_upstream_error("connect");
+	metrics_upstream_retry(0);
+	metrics_upstream_retry(5);
+	metrics_upstream_retry(5);
+	metrics_upstream_retry(10); /* non_idempotent is no cause: ignored */
+	metrics_upstream_retry(-1);
 	char *t1 = render();
 	char *t2 = render();
 	if (!t1 || !t2) {
@@ -209,6 +214,10 @@ static void test_families_and_order(void)
 	CHECK_INT(sample(t1, "weir_proxy_upstream_errors_total{kind=\"connect\"}"), 1);
 	CHECK_INT(sample(t1, "weir_proxy_upstream_errors_total{kind=\"reset\"}"), 0);
 	CHECK_INT(sample(t1, "weir_proxy_upstream_errors_total{kind=\"no_endpoints\"}"), 0);
+	CHECK_INT(sample(t1, "weir_proxy_upstream_retries_total{condition=\"error\"}"), 1);
+	CHECK_INT(sample(t1, "weir_proxy_upstream_retries_total{condition=\"http_503\"}"), 2);
+	CHECK_INT(sample(t1, "weir_proxy_upstream_retries_total{condition=\"http_429\"}"), 0);
+	CHECK(strstr(t1, "condition=\"non_idempotent\"") == NULL);
 	static const char *const families[][2] = {
 	    {"weir_proxy_requests_total", "counter"},
 	    {"weir_proxy_upstream_latency_seconds", "histogram"},
@@ -217,6 +226,7 @@ static void test_families_and_order(void)
 	    {"weir_proxy_route_table_generation", "gauge"},
 	    {"weir_proxy_reloads_total", "counter"},
 	    {"weir_proxy_upstream_errors_total", "counter"},
+	    {"weir_proxy_upstream_retries_total", "counter"},
 	};
 	for (size_t i = 0; i < sizeof(families) / sizeof(families[0]); i++) {
 		char line[128];
