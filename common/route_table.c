@@ -91,6 +91,7 @@ void route_policy_init(struct route_policy *p)
 	p->cors.max_age_s = 1728000;
 	p->ws_idle_timeout_ms = 3600000;
 	p->drain_window_ms = 30000;
+	p->limit_burst = 5;
 	p->backend_tls.profile = -1;
 }
 
@@ -118,6 +119,7 @@ void route_policy_cleanup(struct route_policy *p)
 	free(p->hash_by);
 	free(p->allow);
 	free(p->deny);
+	free(p->limit_allow);
 	free(p->cors.allow_origin);
 	free(p->cors.allow_methods);
 	free(p->cors.allow_headers);
@@ -785,6 +787,10 @@ static const char *const policy_keys[] = {"connect_timeout_ms",
                                           "deny",
                                           "limit_connections",
                                           "limit_rps",
+                                          "limit_rpm",
+                                          "limit_burst",
+                                          "limit_allow",
+                                          "satisfy_any",
                                           "auth",
                                           "cors",
                                           "ws_idle_timeout_ms",
@@ -992,6 +998,11 @@ static int parse_policy(struct parser *p, json_object *obj, const char *path,
 	    (rc = parse_cidrs(p, obj, path, "deny", &pol->deny, &pol->ndeny)) != 0 ||
 	    (rc = opt_u32(p, obj, path, "limit_connections", &pol->limit_connections)) != 0 ||
 	    (rc = opt_u32(p, obj, path, "limit_rps", &pol->limit_rps)) != 0 ||
+	    (rc = opt_u32(p, obj, path, "limit_rpm", &pol->limit_rpm)) != 0 ||
+	    (rc = opt_u32(p, obj, path, "limit_burst", &pol->limit_burst)) != 0 ||
+	    (rc = parse_cidrs(p, obj, path, "limit_allow", &pol->limit_allow,
+	                      &pol->nlimit_allow)) != 0 ||
+	    (rc = opt_bool(p, obj, path, "satisfy_any", &pol->satisfy_any)) != 0 ||
 	    (rc = opt_object(p, obj, path, "auth", &sub)) != 0)
 		return rc;
 	if (sub) {
@@ -2036,6 +2047,10 @@ static void w_policy(struct writer *w, const struct route_policy *p)
 	w_cidrs(w, "deny", p->deny, p->ndeny);
 	w_int_d(w, "limit_connections", p->limit_connections, d->limit_connections);
 	w_int_d(w, "limit_rps", p->limit_rps, d->limit_rps);
+	w_int_d(w, "limit_rpm", p->limit_rpm, d->limit_rpm);
+	w_int_d(w, "limit_burst", p->limit_burst, d->limit_burst);
+	w_cidrs(w, "limit_allow", p->limit_allow, p->nlimit_allow);
+	w_bool_d(w, "satisfy_any", p->satisfy_any, d->satisfy_any);
 
 	w_open_lazy(w, "auth", &csaved);
 	if (p->auth.type != d->auth.type)

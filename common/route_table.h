@@ -215,6 +215,14 @@ struct route_policy {
 	struct route_cidr *deny;
 	uint32_t limit_connections; /* 0: none; per client IP, per replica */
 	uint32_t limit_rps;         /* 0: none; per client IP, per replica; over it: 503 */
+	uint32_t limit_rpm;         /* 0: none; per client IP and minute, per replica; 503 */
+	uint32_t limit_burst;       /* 5: limit_rps and limit_rpm allow rate x this at once */
+	size_t nlimit_allow;        /* limit-allowlist: clients exempt from the three limits */
+	struct route_cidr *limit_allow;
+	/* satisfy any: with allow non-empty, a client inside it skips auth and
+	 * ext_auth, one outside is let through by them (not refused 403 for
+	 * being outside); deny still refuses. false: all checks must pass. */
+	bool satisfy_any;
 	struct route_cors cors;
 	uint32_t ws_idle_timeout_ms;  /* 3600000 (resolved, see top of file) */
 	uint32_t ws_max_lifetime_ms;  /* 0: none */

@@ -668,6 +668,10 @@ int route_validate_policy(const struct route_policy *p, char *field, size_t fiel
 		set_field(field, fieldlen, p->body_limit < 0 ? "body_limit" : "cors.max_age_s");
 		return fail(err, errlen, "below 0");
 	}
+	if (p->limit_burst < 1 || p->limit_burst > ROUTE_VALIDATE_MAX_BURST) {
+		set_field(field, fieldlen, "limit_burst");
+		return fail(err, errlen, "not between 1 and %d", ROUTE_VALIDATE_MAX_BURST);
+	}
 	if ((rc = check_headers(p->request_headers, p->nrequest_headers, "request_headers", field,
 	                        fieldlen, err, errlen)) ||
 	    (rc = check_headers(p->response_headers, p->nresponse_headers, "response_headers",

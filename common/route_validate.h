@@ -127,6 +127,9 @@ int route_validate_vhost(const char *s, char *err, size_t errlen);
  * variables $remote_addr, $request_uri, $host, $arg_X, $http_X, $cookie_X. */
 int route_validate_hash_by(const char *s, char *err, size_t errlen);
 
+/* limit-burst-multiplier's upper bound (its lower bound is 1). */
+#define ROUTE_VALIDATE_MAX_BURST 1000
+
 /* Every field of a policy (ext_auth by the rules of common/url.h). On
  * failure field (size fieldlen) names the member
  * below "policy", e.g. "cookie.path" or "request_headers[2].name". */

@@ -419,7 +419,8 @@ int annotations_policy_copy(struct route_policy *dst, const struct route_policy 
 	dst->upstream_vhost = dst->x_forwarded_prefix = dst->rewrite_target = NULL;
 	dst->redirect_url = dst->app_root = dst->hash_by = NULL;
 	dst->cookie.name = dst->cookie.path = dst->cookie.samesite = NULL;
-	dst->allow = dst->deny = NULL;
+	dst->allow = dst->deny = dst->limit_allow = NULL;
+	dst->nlimit_allow = 0;
 	dst->cors.allow_origin = dst->cors.allow_methods = NULL;
 	dst->cors.allow_headers = dst->cors.expose_headers = NULL;
 	dst->request_headers = dst->response_headers = NULL;
@@ -451,6 +452,14 @@ int annotations_policy_copy(struct route_policy *dst, const struct route_policy 
 			goto out;
 		memcpy(dst->allow, src->allow, src->nallow * sizeof(*dst->allow));
 		dst->nallow = src->nallow;
+	}
+	if (src->nlimit_allow) {
+		dst->limit_allow = malloc(src->nlimit_allow * sizeof(*dst->limit_allow));
+		if (!dst->limit_allow)
+			goto out;
+		memcpy(dst->limit_allow, src->limit_allow,
+		       src->nlimit_allow * sizeof(*dst->limit_allow));
+		dst->nlimit_allow = src->nlimit_allow;
 	}
 	if (src->ndeny) {
 		dst->deny = malloc(src->ndeny * sizeof(*dst->deny));
@@ -755,6 +764,48 @@ static int h_limit_rps(struct pctx *c, const char *v)
 	if (rc == 0)
 		c->a->policy.limit_rps = (uint32_t)n;
 	return rc;
+}
+
+static int h_limit_rpm(struct pctx *c, const char *v)
+{
+	uint64_t n = 0;
+	int rc = annotations_parse_uint(v, UINT32_MAX, &n, c->err, c->errlen);
+	if (rc == 0)
+		c->a->policy.limit_rpm = (uint32_t)n;
+	return rc;
+}
+
+static int h_limit_burst(struct pctx *c, const char *v)
+{
+	uint64_t n = 0;
+	int rc = annotations_parse_uint(v, ROUTE_VALIDATE_MAX_BURST, &n, c->err, c->errlen);
+	if (rc == 0 && n < 1)
+		rc = fail(c->err, c->errlen, "\"%s\" is below 1", v);
+	if (rc == 0)
+		c->a->policy.limit_burst = (uint32_t)n;
+	return rc;
+}
+
+static int h_limit_allow(struct pctx *c, const char *v)
+{
+	struct route_policy *p = &c->a->policy;
+	struct route_cidr *list;
+	size_t n;
+	int rc = annotations_parse_cidrs(v, &list, &n, c->err, c->errlen);
+	if (rc)
+		return rc;
+	free(p->limit_allow);
+	p->limit_allow = list;
+	p->nlimit_allow = n;
+	return 0;
+}
+
+static int h_satisfy(struct pctx *c, const char *v)
+{
+	if (strcmp(v, "any") != 0 && strcmp(v, "all") != 0)
+		return fail(c->err, c->errlen, "\"%s\" is neither \"all\" nor \"any\"", v);
+	c->a->policy.satisfy_any = strcmp(v, "any") == 0;
+	return 0;
 }
 
 static int h_cors_max_age(struct pctx *c, const char *v)
@@ -1220,7 +1271,11 @@ static const struct {
     {"force-ssl-redirect", h_force_ssl},
     {"hide-headers", h_hide},
     {"limit-connections", h_limit_conn},
+    {"limit-allowlist", h_limit_allow},
+    {"limit-burst-multiplier", h_limit_burst},
+    {"limit-rpm", h_limit_rpm},
     {"limit-rps", h_limit_rps},
+    {"limit-whitelist", h_limit_allow}, /* alias of limit-allowlist */
     {"load-balance", h_balance},
     {"origin-rewrite", h_origin_rewrite},
     {"permanent-redirect", h_perm},
@@ -1252,6 +1307,7 @@ static const struct {
     {"session-cookie-path", h_cookie_path},
     {"session-cookie-samesite", h_samesite},
     {"session-cookie-secure", h_cookie_secure},
+    {"satisfy", h_satisfy},
     {"ssl-passthrough", h_passthrough},
     {"ssl-redirect", h_ssl_redirect},
     {"temporal-redirect", h_temp},
@@ -1275,6 +1331,7 @@ static const struct {
 	const char *canonical;
 } aliases[] = {
     {"whitelist-source-range", "allowlist-source-range"},
+    {"limit-whitelist", "limit-allowlist"},
 };
 
 /* ingress-nginx keys that restrict who may reach a route or how it is
@@ -1291,9 +1348,7 @@ static const struct {
     /* clang-format off */
     {"enable-modsecurity", "false"},
     {"enable-owasp-core-rules", "false"},
-    {"limit-rpm", "0"},
     {"modsecurity-transaction-id", NULL},
-    {"satisfy", "all"},
     {"secure-verify-ca-secret", NULL},
     {"ssl-ciphers", NULL},
     /* clang-format on */

@@ -145,6 +145,10 @@ static void put_policy(FILE *out, const char *ind, const struct route_policy *p)
 	put_cidrs(out, ind, "deny", p->deny, p->ndeny);
 	put_u64(out, ind, "limit_connections", p->limit_connections, d.limit_connections);
 	put_u64(out, ind, "limit_rps", p->limit_rps, d.limit_rps);
+	put_u64(out, ind, "limit_rpm", p->limit_rpm, d.limit_rpm);
+	put_u64(out, ind, "limit_burst", p->limit_burst, d.limit_burst);
+	put_cidrs(out, ind, "limit_allow", p->limit_allow, p->nlimit_allow);
+	put_bool(out, ind, "satisfy_any", p->satisfy_any, d.satisfy_any);
 	if (p->auth.type == ROUTE_AUTH_BASIC) {
 		/* user names and hash formats, never the hashes */
 		fprintf(out, "%sauth: basic, realm \"%s\", %zu user%s:", ind,

@@ -227,10 +227,19 @@ int policy_check(const struct route *route, const struct http_request *req,
 			answer(out, 403, "Forbidden\n");
 			return 0;
 		}
-		if (in_cidrs(pol->deny, pol->ndeny, family, addr) ||
-		    (pol->nallow && !in_cidrs(pol->allow, pol->nallow, family, addr))) {
+		if (in_cidrs(pol->deny, pol->ndeny, family, addr)) {
 			answer(out, 403, "Forbidden\n");
 			return 0;
+		}
+		if (pol->nallow) {
+			bool inside = in_cidrs(pol->allow, pol->nallow, family, addr);
+			bool has_auth = pol->auth.type == ROUTE_AUTH_BASIC || pol->ext_auth.url;
+			if (inside && pol->satisfy_any) {
+				out->skip_auth = true;
+			} else if (!inside && !(pol->satisfy_any && has_auth)) {
+				answer(out, 403, "Forbidden\n");
+				return 0;
+			}
 		}
 	}
 
@@ -355,15 +364,15 @@ int policy_check(const struct route *route, const struct http_request *req,
 #define LIMIT_SLOTS 8192
 #define LIMIT_PROBE 16
 #define MICRO 1000000LL
-#define BURST_MULTIPLIER 5 /* ingress-nginx's limit-burst-multiplier default */
-#define LIMIT_STATUS 503   /* ingress-nginx's limit-req-status-code default */
+#define LIMIT_STATUS 503 /* ingress-nginx's limit-req-status-code default */
 #define LIMIT_WARN_NS (60LL * 1000000000LL)
 
 struct limit_entry {
-	uint64_t key;    /* 0: free */
-	int64_t tokens;  /* micro-tokens */
-	int64_t last_ns; /* last refill / use */
-	uint32_t conns;  /* open enters without a leave */
+	uint64_t key;       /* 0: free */
+	int64_t tokens;     /* limit_rps bucket: MICRO per request; -1: not filled yet */
+	int64_t tokens_rpm; /* limit_rpm bucket: 60 * MICRO per request; -1: not filled yet */
+	int64_t last_ns;    /* last refill / use */
+	uint32_t conns;     /* open enters without a leave */
 };
 
 static struct limit_entry limit_slots[LIMIT_SLOTS];
@@ -423,12 +432,50 @@ static struct limit_entry *limit_find(uint64_t key, bool create, int64_t now)
 	victim->key = key;
 	victim->last_ns = now;
 	victim->tokens = -1; /* filled on first use */
+	victim->tokens_rpm = -1;
 	return victim;
+}
+
+/* A token bucket of rate units per microsecond holding at most cap units,
+ * refilled for us microseconds; a bucket at -1 starts full. A request costs
+ * cost units. Compares before multiplying so a long idle time cannot
+ * overflow. */
+static void bucket_refill(int64_t *tokens, int64_t rate, int64_t cap, int64_t us)
+{
+	if (*tokens < 0 || *tokens > cap) {
+		*tokens = cap;
+		return;
+	}
+	int64_t missing = cap - *tokens;
+	if (us > 0)
+		*tokens = us > missing / rate ? cap : *tokens + us * rate;
+}
+
+/* Units a bucket holds at most: rate x burst requests of cost units each,
+ * saturated far beyond any count a client could send. */
+static int64_t bucket_cap(uint32_t rate, uint32_t burst, int64_t cost)
+{
+	int64_t requests = (int64_t)rate * (burst ? burst : 5); /* 0: the default */
+	return requests > INT64_MAX / 4 / cost ? INT64_MAX / 4 : requests * cost;
+}
+
+static bool limited(const struct route_policy *pol)
+{
+	return pol->limit_rps || pol->limit_rpm || pol->limit_connections;
+}
+
+/* In limit-allowlist: no limit counts this client. */
+static bool limit_exempt(const struct route_policy *pol, const struct http_client *client)
+{
+	int family;
+	uint8_t addr[16];
+	return pol->nlimit_allow && client_address(client, &family, addr) == 0 &&
+	       in_cidrs(pol->limit_allow, pol->nlimit_allow, family, addr);
 }
 
 int policy_limit_enter(const struct route *route, const struct http_client *client)
 {
-	if (!route || (!route->policy.limit_rps && !route->policy.limit_connections))
+	if (!route || !limited(&route->policy) || limit_exempt(&route->policy, client))
 		return 0;
 	const struct route_policy *pol = &route->policy;
 	uint64_t key = limit_key(route, client);
@@ -449,28 +496,26 @@ int policy_limit_enter(const struct route *route, const struct http_client *clie
 		rc = LIMIT_STATUS;
 		goto out;
 	}
-	if (pol->limit_rps) {
-		int64_t cap = (int64_t)pol->limit_rps * BURST_MULTIPLIER * MICRO;
-		if (e->tokens < 0) {
-			e->tokens = cap;
-		} else {
-			/* rps tokens per second = rps micro-tokens per microsecond;
-			 * compare before multiplying so a long idle time cannot overflow. */
-			int64_t us = (now - e->last_ns) / 1000;
-			int64_t rps = (int64_t)pol->limit_rps;
-			int64_t missing = cap - e->tokens;
-			if (us > 0)
-				e->tokens = us > missing / rps ? cap : e->tokens + us * rps;
-		}
-		e->last_ns = now;
-		if (e->tokens < MICRO) {
-			rc = LIMIT_STATUS;
-			goto out;
-		}
-		e->tokens -= MICRO;
-	} else {
-		e->last_ns = now;
+	/* Both buckets refill for the same time; a request takes a token from
+	 * each, or from none when either is empty (nginx charges its limit_req
+	 * zones only when all of them let the request through). */
+	int64_t us = e->tokens < 0 && e->tokens_rpm < 0 ? 0 : (now - e->last_ns) / 1000;
+	if (pol->limit_rps)
+		bucket_refill(&e->tokens, pol->limit_rps,
+		              bucket_cap(pol->limit_rps, pol->limit_burst, MICRO), us);
+	if (pol->limit_rpm)
+		bucket_refill(&e->tokens_rpm, pol->limit_rpm,
+		              bucket_cap(pol->limit_rpm, pol->limit_burst, 60 * MICRO), us);
+	e->last_ns = now;
+	if ((pol->limit_rps && e->tokens < MICRO) ||
+	    (pol->limit_rpm && e->tokens_rpm < 60 * MICRO)) {
+		rc = LIMIT_STATUS;
+		goto out;
 	}
+	if (pol->limit_rps)
+		e->tokens -= MICRO;
+	if (pol->limit_rpm)
+		e->tokens_rpm -= 60 * MICRO;
 	if (pol->limit_connections) {
 		if (e->conns >= pol->limit_connections) {
 			rc = LIMIT_STATUS;
@@ -490,7 +535,7 @@ out:
 
 uint64_t policy_limit_slot(const struct route *route, const struct http_client *client)
 {
-	if (!route || (!route->policy.limit_rps && !route->policy.limit_connections))
+	if (!route || !limited(&route->policy) || limit_exempt(&route->policy, client))
 		return 0;
 	return limit_key(route, client); /* never 0 */
 }

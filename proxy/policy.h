@@ -17,16 +17,18 @@ struct policy_result {
 	char location[2048];      /* for redirects ("" otherwise) */
 	char extra_headers[1024]; /* "Name: value\r\n" lines, e.g. CORS preflight headers */
 	const char *body;         /* static short body (NULL: none) */
+	bool skip_auth; /* satisfy any and the client is in the allowlist: no auth checks */
 };
 
 /* Decide what happens before any upstream is chosen, in this order: allow/deny
- * CIDRs -> 403; redirect_code/redirect_url; ssl_redirect on plain HTTP -> 308
- * to https://host/uri (trailing slash rules in policy.c); app_root for "/" ->
- * 302; CORS preflight (OPTIONS with Origin and Access-Control-Request-Method,
- * cors.enabled) -> 204 with the CORS headers; body over body_limit by
- * Content-Length -> 413; WebSocket upgrade without Sec-WebSocket-Key or with a
- * version other than 13 -> 400. route may be NULL (default backend: only the
- * WebSocket check applies). All arguments borrowed. Returns 0 (out filled). */
+ * CIDRs -> 403 (with satisfy_any and basic or forward auth on the route, a
+ * client outside the allowlist is left to authenticate and one inside it
+ * gets skip_auth; the denylist always refuses); redirect_code/redirect_url; ssl_redirect on plain
+ * HTTP -> 308 to https://host/uri (trailing slash rules in policy.c); app_root for "/" -> 302; CORS
+ * preflight (OPTIONS with Origin and Access-Control-Request-Method, cors.enabled) -> 204 with the
+ * CORS headers; body over body_limit by Content-Length -> 413; WebSocket upgrade without
+ * Sec-WebSocket-Key or with a version other than 13 -> 400. route may be NULL (default backend:
+ * only the WebSocket check applies). All arguments borrowed. Returns 0 (out filled). */
 int policy_check(const struct route *route, const struct http_request *req,
                  const struct http_client *client, struct policy_result *out);
 

@@ -963,6 +963,10 @@ static void start_request(struct conn *c, size_t head_len)
 	c->limit_entered = true;
 	/* After limit-rps (nginx: preaccess before access), before any upstream
 	 * and so before a WebSocket upgrade. */
+	if (pr.skip_auth) {
+		upstream_start(c);
+		return;
+	}
 	char auth_extra[AUTH_BASIC_EXTRA_MAX];
 	status = auth_basic_check(c->w->auth_cache, c->table, c->route, &c->x->req,
 	                          loop_now(c->w->loop), auth_extra, sizeof(auth_extra));

@@ -40,6 +40,7 @@ def pproxy(fresh_proxy, backends):
             {"path": "/canary", "match": "prefix", "backend": 0,
              "canary": {"backend": 2, "by_header": "X-Canary"}},
             r("/rl", limit_rps=2),
+            r("/rpm", limit_rpm=2, limit_burst=2),
             r("/wslife", backend=3, ws_max_lifetime_ms=1500),
             r("/wslimit", backend=3, limit_connections=2),
             r("/", match="exact", app_root="/app"),
@@ -168,6 +169,12 @@ def test_limit_rps_503(pproxy):
     assert codes[0] == 200, codes
     assert 503 in codes, f"40 requests at once under limit_rps 2: {codes}"
     assert set(codes) <= {200, 503}, codes
+
+
+def test_limit_rpm_refuses_after_the_burst(pproxy):
+    # 2 per minute x burst 2: exactly 4 at once, then 503 for the minute
+    codes = [pu.get(pproxy.http_port, "/rpm/x").status for _ in range(8)]
+    assert codes == [200] * 4 + [503] * 4, codes
 
 
 def test_limit_connections_counts_websocket_tunnels(pproxy):

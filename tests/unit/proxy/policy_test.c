@@ -305,6 +305,33 @@ static void test_rps(void)
 	struct route r = {0};
 	r.path = "/rps";
 	r.source = "ns/ing";
+	/* limit_rpm 3, burst 2: 6 at once, then one per 20 s; an allowlisted
+	 * client is not counted */
+	struct route m = {0};
+	m.path = "/rpm";
+	m.source = "ns/ing";
+	m.policy.limit_rpm = 3;
+	m.policy.limit_burst = 2;
+	struct route_cidr exempt;
+	CHECK_INT(route_cidr_parse("10.0.0.2/32", &exempt), 0);
+	m.policy.limit_allow = &exempt;
+	m.policy.nlimit_allow = 1;
+	int got = 0;
+	for (int i = 0; i < 10; i++)
+		if (policy_limit_enter(&m, &a) == 0) {
+			got++;
+			policy_limit_leave(&m, &a);
+		}
+	CHECK_INT(got, 6);
+	for (int i = 0; i < 10; i++)
+		CHECK_INT(policy_limit_enter(&m, &b), 0);
+	fake_ns += 19LL * 1000000000LL;
+	CHECK_INT(policy_limit_enter(&m, &a), 503);
+	fake_ns += 1LL * 1000000000LL;
+	CHECK_INT(policy_limit_enter(&m, &a), 0);
+	policy_limit_leave(&m, &a);
+	CHECK_INT(policy_limit_enter(&m, &a), 503);
+
 	r.policy.limit_rps = 2; /* burst 10 */
 	int passed = 0;
 	for (int i = 0; i < 15; i++) {
