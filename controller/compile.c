@@ -631,6 +631,7 @@ static int external_backend(struct ctx *c, json_object *ing, const char *field, 
 		         "service %s/%s: ExternalName %s", ns, sname, why);
 		return -1;
 	}
+	free(b->external_name); /* a backend shared by two paths is resolved again */
 	b->external_name = xstrdup(ext);
 	b->external_port = (uint16_t)port;
 	return 0;
