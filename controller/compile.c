@@ -319,12 +319,11 @@ static json_object *find_obj(const struct snapshot *s, enum store_kind k, const 
 		ns = "";
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
-		json_object *obj = s->objs[k][mid];
-		int r = strcmp(meta_ns(obj), ns);
+		int r = strcmp(s->ns[k][mid], ns);
 		if (!r)
-			r = strcmp(meta_name(obj), name);
+			r = strcmp(s->names[k][mid], name);
 		if (!r)
-			return obj;
+			return s->objs[k][mid];
 		if (r < 0)
 			lo = mid + 1;
 		else
@@ -1733,6 +1732,8 @@ static void apply_next_upstream_defaults(const struct ctx *c, struct annotations
 
 struct ing {
 	json_object *obj;
+	/* Sort key (oldest first), borrowed from obj and the snapshot. */
+	const char *created, *ns, *name;
 	char *source; /* "ns/name" */
 	struct annotations ann;
 	bool dropped;
@@ -2477,14 +2478,12 @@ static void compact(struct route_table *t)
  * then namespace, then name. */
 static int cmp_ing(const void *a, const void *b)
 {
-	json_object *x = ((const struct ing *)a)->obj, *y = ((const struct ing *)b)->obj;
-	const char *tx = jstr_or(jget(x, "metadata"), "creationTimestamp", "");
-	const char *ty = jstr_or(jget(y, "metadata"), "creationTimestamp", "");
-	int r = strcmp(tx, ty);
+	const struct ing *x = a, *y = b;
+	int r = strcmp(x->created, y->created);
 	if (r)
 		return r;
-	r = strcmp(meta_ns(x), meta_ns(y));
-	return r ? r : strcmp(meta_name(x), meta_name(y));
+	r = strcmp(x->ns, y->ns);
+	return r ? r : strcmp(x->name, y->name);
 }
 
 struct diag_ref {
@@ -2562,15 +2561,21 @@ int compile_snapshot(const struct snapshot *snap, const struct compile_options *
 	struct ing *ings = xcalloc(snap->count[STORE_INGRESS], sizeof(*ings));
 	for (size_t i = 0; i < snap->count[STORE_INGRESS]; i++) {
 		json_object *obj = snap->objs[STORE_INGRESS][i];
-		if (class_matches(obj, cls, o))
-			ings[ning++].obj = obj;
+		if (!class_matches(obj, cls, o))
+			continue;
+		/* The sort compares these n log n times: look them up once. */
+		ings[ning].obj = obj;
+		ings[ning].created = jstr_or(jget(obj, "metadata"), "creationTimestamp", "");
+		ings[ning].ns = snap->ns[STORE_INGRESS][i];
+		ings[ning].name = snap->names[STORE_INGRESS][i];
+		ning++;
 	}
 	qsort(ings, ning, sizeof(*ings), cmp_ing);
 
 	for (size_t i = 0; i < ning; i++) {
 		struct ing *in = &ings[i];
 		struct annotation_issues issues = {0};
-		in->source = xasprintf("%s/%s", meta_ns(in->obj), meta_name(in->obj));
+		in->source = xasprintf("%s/%s", in->ns, in->name);
 		if (annotations_parse(jget(jget(in->obj, "metadata"), "annotations"), drain_default,
 		                      &in->ann, &issues))
 			abort();

@@ -295,11 +295,65 @@ static const char *obj_str(json_object *obj, const char *a, const char *b)
 	return json_object_get_string(y);
 }
 
+/* Members of a Service's spec that compile reads; the rest (clusterIPs, ipFamilies,
+ * sessionAffinity, ...) is dropped, as is its status. */
+static const char *const service_spec_kept[] = {"ports", "type", "externalName", "clusterIP"};
+
+static bool kept_member(const char *key, const char *const *kept, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(key, kept[i]) == 0)
+			return true;
+	return false;
+}
+
+/* Delete every member of obj (a json object) not named in kept[0..n). */
+static void keep_only(json_object *obj, const char *const *kept, size_t n)
+{
+	const char *drop[64];
+	size_t ndrop;
+
+	do { /* no deletion while iterating: collect, delete, repeat */
+		ndrop = 0;
+		json_object_object_foreach(obj, k, v)
+		{
+			(void)v;
+			if (!kept_member(k, kept, n) && ndrop < sizeof(drop) / sizeof(drop[0]))
+				drop[ndrop++] = k;
+		}
+		for (size_t i = 0; i < ndrop; i++)
+			json_object_object_del(obj, drop[i]);
+	} while (ndrop == sizeof(drop) / sizeof(drop[0]));
+}
+
+/* An Ingress's status matters only for its loadBalancer.ingress list (the status pass
+ * compares it, status_ingress_has); without entries, status_ingress_has answers the same
+ * with no status at all. Each json-c object costs about 700 bytes (a 16-slot hash table),
+ * and every Ingress the API returns has an empty {"loadBalancer": {}} until weir writes
+ * one. */
+static void slim_ingress_status(json_object *obj)
+{
+	json_object *st, *lb, *list;
+
+	if (!json_object_object_get_ex(obj, "status", &st))
+		return;
+	if (json_object_is_type(st, json_type_object) &&
+	    json_object_object_get_ex(st, "loadBalancer", &lb) &&
+	    json_object_is_type(lb, json_type_object) &&
+	    json_object_object_get_ex(lb, "ingress", &list) &&
+	    json_object_is_type(list, json_type_array) && json_object_array_length(list) > 0)
+		return;
+	json_object_object_del(obj, "status");
+}
+
 /* Make an object as compile expects it and smaller: kind/apiVersion set (list items omit
- * them), managedFields and the last-applied annotation (often as big as the object) gone. */
+ * them), managedFields and the last-applied annotation (often as big as the object) gone,
+ * and members no reader of the store uses dropped (a Service's status and most of its
+ * spec, an Ingress's empty status; tests/unit/controller/k8s_watch_test.c checks that
+ * compile's output is the same with and without). */
 static void prepare_object(const struct kind_def *def, json_object *obj)
 {
-	json_object *meta, *ann;
+	json_object *meta, *ann, *spec;
 
 	json_object_object_add(obj, "kind", json_object_new_string(def->name));
 	json_object_object_add(obj, "apiVersion", json_object_new_string(def->api_version));
@@ -315,6 +369,15 @@ static void prepare_object(const struct kind_def *def, json_object *obj)
 	 * only data. */
 	if (def->kind == STORE_CONFIGMAP)
 		json_object_object_del(obj, "binaryData");
+	if (def->kind == STORE_SERVICE) {
+		json_object_object_del(obj, "status");
+		if (json_object_object_get_ex(obj, "spec", &spec) &&
+		    json_object_is_type(spec, json_type_object))
+			keep_only(spec, service_spec_kept,
+			          sizeof(service_spec_kept) / sizeof(service_spec_kept[0]));
+	}
+	if (def->kind == STORE_INGRESS)
+		slim_ingress_status(obj);
 }
 
 static void key_of(json_object *obj, char *buf, size_t len)

@@ -3,6 +3,7 @@
  * Ingress status in API mode. */
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -699,6 +700,11 @@ int main(int argc, char **argv)
 			retry_at = 0;
 		if (again)
 			on_store_change(&wake);
+		/* A compile of 10,000 Ingresses frees tens of MiB of table, text
+		 * and diagnostics; glibc keeps freed pages mapped unless asked
+		 * (about 50 MiB of RSS at that size). After the publish, so the
+		 * proxy is not kept waiting. */
+		malloc_trim(0);
 		last_status = now_s();
 	}
 	log_info(COMPONENT, "stopping; %s/%s stays in place", o.publish, ROUTE_TABLE_FILE);

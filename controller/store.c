@@ -10,9 +10,11 @@
 
 #include "error.h"
 
+/* ns and name point into obj (its metadata strings, or a static ""), so they
+ * live as long as the object: a snapshot holding the object may use them. */
 struct entry {
-	char *ns;
-	char *name;
+	const char *ns;
+	const char *name;
 	json_object *obj;
 };
 
@@ -53,14 +55,6 @@ static void *xmalloc(size_t n)
 		fprintf(stderr, "weir-controller: out of memory\n");
 		abort();
 	}
-	return p;
-}
-
-static char *xstrdup(const char *s)
-{
-	size_t n = strlen(s) + 1;
-	char *p = xmalloc(n);
-	memcpy(p, s, n);
 	return p;
 }
 
@@ -115,8 +109,6 @@ static long find(const struct kind_list *l, const char *ns, const char *name)
 
 static void entry_cleanup(struct entry *e)
 {
-	free(e->ns);
-	free(e->name);
 	obj_put(e->obj);
 }
 
@@ -128,13 +120,14 @@ static void list_clear(struct kind_list *l)
 	memset(l, 0, sizeof(*l));
 }
 
-/* Insert or replace; takes the object reference. */
+/* Insert or replace; takes the object reference. ns and name are obj's
+ * (object_key). */
 static void list_put(struct kind_list *l, const char *ns, const char *name, json_object *obj)
 {
 	long at = find(l, ns, name);
 	if (at >= 0) {
 		obj_put(l->items[at].obj);
-		l->items[at].obj = obj;
+		l->items[at] = (struct entry){ns, name, obj};
 		return;
 	}
 	size_t pos = (size_t)(-at - 1);
@@ -149,9 +142,7 @@ static void list_put(struct kind_list *l, const char *ns, const char *name, json
 		l->cap = cap;
 	}
 	memmove(&l->items[pos + 1], &l->items[pos], (l->n - pos) * sizeof(*l->items));
-	l->items[pos].ns = xstrdup(ns);
-	l->items[pos].name = xstrdup(name);
-	l->items[pos].obj = obj;
+	l->items[pos] = (struct entry){ns, name, obj};
 	l->n++;
 }
 
@@ -273,8 +264,6 @@ int store_replace_in(struct store *s, enum store_kind kind, const char *scope, j
 				continue;
 			}
 			list_put(&fresh, e->ns, e->name, e->obj);
-			free(e->ns);
-			free(e->name);
 		}
 		old.n = kept;
 	}
@@ -311,8 +300,13 @@ struct snapshot *store_snapshot(struct store *s)
 		struct kind_list *l = &s->kinds[k];
 		snap->count[k] = l->n;
 		snap->objs[k] = xmalloc(l->n * sizeof(json_object *));
-		for (size_t i = 0; i < l->n; i++)
+		snap->ns[k] = xmalloc(l->n * sizeof(char *));
+		snap->names[k] = xmalloc(l->n * sizeof(char *));
+		for (size_t i = 0; i < l->n; i++) {
 			snap->objs[k][i] = json_object_get(l->items[i].obj);
+			snap->ns[k][i] = l->items[i].ns;
+			snap->names[k][i] = l->items[i].name;
+		}
 	}
 	pthread_mutex_unlock(&refs_lock);
 	pthread_mutex_unlock(&s->lock);
@@ -328,8 +322,11 @@ void snapshot_free(struct snapshot *snap)
 		for (size_t i = 0; i < snap->count[k]; i++)
 			json_object_put(snap->objs[k][i]);
 	pthread_mutex_unlock(&refs_lock);
-	for (int k = 0; k < STORE_KIND_COUNT; k++)
+	for (int k = 0; k < STORE_KIND_COUNT; k++) {
 		free(snap->objs[k]);
+		free(snap->ns[k]);
+		free(snap->names[k]);
+	}
 	free(snap);
 }
 
@@ -339,9 +336,7 @@ json_object *snapshot_find(const struct snapshot *snap, enum store_kind kind, co
 	size_t lo = 0, hi = snap->count[kind];
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
-		const char *mns, *mname;
-		object_key(snap->objs[kind][mid], &mns, &mname);
-		int c = key_cmp(mns, mname ? mname : "", ns, name);
+		int c = key_cmp(snap->ns[kind][mid], snap->names[kind][mid], ns, name);
 		if (c == 0)
 			return snap->objs[kind][mid];
 		if (c < 0)

@@ -70,10 +70,15 @@ typedef bool (*store_relevant_cb)(void *arg, enum store_kind kind, json_object *
  * always notifies. arg is borrowed. */
 void store_set_relevance(struct store *s, store_relevant_cb cb, void *arg);
 
-/* Immutable view: objects of each kind sorted by namespace then name. */
+/* Immutable view: objects of each kind sorted by namespace then name.
+ * ns[k][i] and names[k][i] are objs[k][i]'s metadata.namespace ("" when
+ * absent) and metadata.name, borrowed from that object (read them without a
+ * json lookup). A zeroed snapshot is a valid empty one. */
 struct snapshot {
 	size_t count[STORE_KIND_COUNT];
 	json_object **objs[STORE_KIND_COUNT];
+	const char **ns[STORE_KIND_COUNT];
+	const char **names[STORE_KIND_COUNT];
 };
 
 /* Take a snapshot: each object gets one more reference, so later store

@@ -9,7 +9,9 @@
 #include <sys/socket.h>
 
 #include "check.h"
+#include "controller/compile.h"
 #include "controller/k8s_config.h"
+#include "controller/status.h"
 
 /* ---- decoder ---- */
 
@@ -223,6 +225,159 @@ static void test_events_into_store(void)
 	          WEIR_EHTTP);
 	watcher_cleanup(w);
 	store_free(s);
+}
+
+/* ---- prepare_object: what it drops, compile never reads ---- */
+
+/* Objects as the API returns them (status, clusterIPs, ipFamilies, ...). */
+static const char *const api_objects[][2] = {
+    {"IngressClass", "{\"metadata\":{\"name\":\"weir\"},\"spec\":{\"controller\":"
+                     "\"weir.dev/ingress-controller\"}}"},
+    {"Service",
+     "{\"metadata\":{\"namespace\":\"ns1\",\"name\":\"web\",\"uid\":\"u1\"},\"spec\":{"
+     "\"clusterIP\":\"10.96.0.10\",\"clusterIPs\":[\"10.96.0.10\"],\"ipFamilies\":[\"IPv4\"],"
+     "\"ipFamilyPolicy\":\"SingleStack\",\"internalTrafficPolicy\":\"Cluster\",\"ports\":[{"
+     "\"name\":\"http\",\"port\":80,\"protocol\":\"TCP\",\"targetPort\":8080}],"
+     "\"sessionAffinity\":\"None\",\"type\":\"ClusterIP\"},\"status\":{\"loadBalancer\":{}}}"},
+    {"Service", "{\"metadata\":{\"namespace\":\"ns1\",\"name\":\"ext\"},\"spec\":{\"type\":"
+                "\"ExternalName\",\"externalName\":\"backend.example.net\",\"ports\":[{"
+                "\"port\":443,\"protocol\":\"TCP\",\"targetPort\":443}],\"sessionAffinity\":"
+                "\"None\"},\"status\":{\"loadBalancer\":{}}}"},
+    {"Service", "{\"metadata\":{\"namespace\":\"ns1\",\"name\":\"headless\"},\"spec\":{"
+                "\"clusterIP\":\"None\",\"clusterIPs\":[\"None\"],\"ports\":[{\"port\":80,"
+                "\"targetPort\":8080}],\"type\":\"LoadBalancer\",\"allocateLoadBalancerNodePorts\""
+                ":true},\"status\":{\"loadBalancer\":{\"ingress\":[{\"ip\":\"192.0.2.9\"}]}}}"},
+    {"EndpointSlice",
+     "{\"metadata\":{\"namespace\":\"ns1\",\"name\":\"web-1\",\"labels\":{"
+     "\"kubernetes.io/service-name\":\"web\"}},\"addressType\":\"IPv4\",\"ports\":[{\"name\":"
+     "\"http\",\"port\":8080}],\"endpoints\":[{\"addresses\":[\"10.0.0.5\"]}]}"},
+    {"Ingress",
+     "{\"metadata\":{\"namespace\":\"ns1\",\"name\":\"a\",\"creationTimestamp\":"
+     "\"2026-01-01T00:00:00Z\",\"managedFields\":[{\"manager\":\"kubectl\",\"fieldsV1\":{"
+     "\"f:spec\":{}}}],\"annotations\":{\"kubectl.kubernetes.io/last-applied-configuration\":"
+     "\"{}\",\"nginx.ingress.kubernetes.io/proxy-read-timeout\":\"90\"}},\"spec\":{"
+     "\"ingressClassName\":\"weir\",\"rules\":[{\"host\":\"a.example.com\",\"http\":{\"paths\":"
+     "[{\"path\":\"/\",\"pathType\":\"Prefix\",\"backend\":{\"service\":{\"name\":\"web\","
+     "\"port\":{\"number\":80}}}},{\"path\":\"/ext\",\"pathType\":\"Prefix\",\"backend\":{"
+     "\"service\":{\"name\":\"ext\",\"port\":{\"number\":443}}}},{\"path\":\"/hl\","
+     "\"pathType\":\"Prefix\",\"backend\":{\"service\":{\"name\":\"headless\",\"port\":{"
+     "\"number\":80}}}},{\"path\":\"/none\",\"pathType\":\"Prefix\",\"backend\":{\"service\":{"
+     "\"name\":\"web\",\"port\":{\"number\":81}}}}]}}]},\"status\":{\"loadBalancer\":{}}}"},
+    {"Ingress",
+     "{\"metadata\":{\"namespace\":\"ns1\",\"name\":\"b\",\"creationTimestamp\":"
+     "\"2026-01-01T00:00:01Z\",\"annotations\":{\"nginx.ingress.kubernetes.io/"
+     "service-upstream\":\"true\"}},\"spec\":{\"ingressClassName\":\"weir\",\"rules\":[{\"host\":"
+     "\"b.example.com\",\"http\":{\"paths\":[{\"path\":\"/\",\"pathType\":\"Prefix\","
+     "\"backend\":{\"service\":{\"name\":\"web\",\"port\":{\"name\":\"http\"}}}}]}}]},"
+     "\"status\":{\"loadBalancer\":{\"ingress\":[{\"ip\":\"192.0.2.1\"}]}}}"},
+};
+#define NAPI (sizeof(api_objects) / sizeof(api_objects[0]))
+
+static const struct kind_def *def_named(const char *name)
+{
+	for (size_t i = 0; i < NKINDS; i++)
+		if (strcmp(kind_defs[i].name, name) == 0)
+			return &kind_defs[i];
+	return NULL;
+}
+
+/* Compile api_objects (prepared by prepare_object or not) into *text and *diags (one
+ * "reason key message" line each). Returns the store, for the caller to inspect. */
+static struct store *compile_api_objects(bool prepare, char **text, char **diags)
+{
+	struct store *s = store_new();
+	struct compile_options o = {.ingress_class = "weir",
+	                            .controller_name = "weir.dev/ingress-controller"};
+	struct route_table *t = NULL;
+	struct diag_list d = {0};
+	size_t len, off = 0;
+
+	for (size_t i = 0; i < NAPI; i++) {
+		const struct kind_def *def = def_named(api_objects[i][0]);
+		json_object *obj = json_tokener_parse(api_objects[i][1]);
+
+		CHECK(def != NULL && obj != NULL);
+		if (prepare)
+			prepare_object(def, obj);
+		else
+			json_object_object_add(obj, "kind", json_object_new_string(def->name));
+		CHECK_INT(store_upsert(s, def->kind, obj), 0);
+	}
+	struct snapshot *snap = store_snapshot(s);
+	CHECK_INT(compile_snapshot(snap, &o, &t, &d), 0);
+	CHECK_INT(route_table_serialize(t, text, &len), 0);
+	*diags = calloc(1, 8192);
+	for (size_t i = 0; i < d.n && *diags; i++)
+		off += (size_t)snprintf(*diags + off, 8192 - off, "%s %s %s\n", d.items[i].reason,
+		                        d.items[i].key ? d.items[i].key : "-", d.items[i].message);
+	route_table_free(t);
+	diag_list_cleanup(&d);
+	snapshot_free(snap);
+	return s;
+}
+
+static json_object *stored(struct store *s, enum store_kind k, const char *name)
+{
+	struct snapshot *snap = store_snapshot(s);
+	json_object *o = json_object_get(snapshot_find(snap, k, "ns1", name));
+
+	snapshot_free(snap);
+	return o;
+}
+
+static void test_prepare_keeps_compile_output(void)
+{
+	char *full = NULL, *slim = NULL, *dfull = NULL, *dslim = NULL;
+	struct store *sf = compile_api_objects(false, &full, &dfull);
+	struct store *ss = compile_api_objects(true, &slim, &dslim);
+	json_object *o, *spec, *want = json_tokener_parse("[{\"ip\":\"192.0.2.1\"}]");
+
+	/* The same table, byte for byte, and the same diagnostics (port 81: none). */
+	CHECK(full && slim && strstr(full, "a.example.com") && strstr(full, "backend.example.net"));
+	CHECK(full && strstr(full, "10.96.0.10")); /* b: service-upstream */
+	CHECK_STR(slim, full);
+	CHECK(dfull && strstr(dfull, "81"));
+	CHECK_STR(dslim, dfull);
+
+	/* What went: a Service's status and unread spec members, an empty Ingress status. */
+	o = stored(ss, STORE_SERVICE, "web");
+	CHECK(o && !json_object_object_get_ex(o, "status", NULL));
+	spec = json_object_object_get(o, "spec");
+	CHECK(!json_object_object_get_ex(spec, "clusterIPs", NULL));
+	CHECK(!json_object_object_get_ex(spec, "ipFamilies", NULL));
+	CHECK(!json_object_object_get_ex(spec, "sessionAffinity", NULL));
+	CHECK_INT(json_object_object_length(spec), 3); /* clusterIP, ports, type */
+	json_object_put(o);
+	o = stored(ss, STORE_SERVICE, "ext");
+	CHECK_STR(json_object_get_string(
+	              json_object_object_get(json_object_object_get(o, "spec"), "externalName")),
+	          "backend.example.net");
+	json_object_put(o);
+
+	/* The status pass reads an Ingress's loadBalancer list: it answers the same. */
+	const char *names[2] = {"a", "b"};
+	for (size_t i = 0; i < 2; i++) {
+		json_object *f = stored(sf, STORE_INGRESS, names[i]);
+		json_object *p = stored(ss, STORE_INGRESS, names[i]);
+
+		CHECK(f && p);
+		CHECK(status_ingress_has(f, want) == status_ingress_has(p, want));
+		CHECK(status_ingress_has(f, NULL) == status_ingress_has(p, NULL));
+		CHECK(json_object_object_get_ex(p, "status", NULL) == (i == 1));
+		json_object_put(f);
+		json_object_put(p);
+	}
+	o = stored(ss, STORE_INGRESS, "b");
+	CHECK(status_ingress_has(o, want));
+	json_object_put(o);
+
+	json_object_put(want);
+	free(full);
+	free(slim);
+	free(dfull);
+	free(dslim);
+	store_free(sf);
+	store_free(ss);
 }
 
 /* An object whose metadata is not an object (no API server sends one, but a
@@ -684,6 +839,7 @@ int main(void)
 	test_decoder_errors();
 	test_events_into_store();
 	test_events_odd_metadata();
+	test_prepare_keeps_compile_output();
 	test_backoff();
 	test_url_escape();
 	test_source_against_fake_server();

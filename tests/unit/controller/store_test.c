@@ -146,9 +146,49 @@ int main(void)
 	CHECK(snapshot_find(snap, STORE_SERVICE, "m", "b") == NULL);
 	snapshot_free(snap);
 
+	/* A snapshot's ns/names arrays are its objects' own strings: they stay
+	 * right after the store replaces or drops the object (ASan sees a stale
+	 * pointer), and a replacement's snapshot names the replacement. */
+	CHECK_INT(store_upsert(s, STORE_ENDPOINT_SLICE, obj("k", "a", 1)), 0);
+	CHECK_INT(store_upsert(s, STORE_ENDPOINT_SLICE, obj(NULL, "c", 1)), 0);
+	snap = store_snapshot(s);
+	CHECK_INT(store_upsert(s, STORE_ENDPOINT_SLICE, obj("k", "a", 2)), 0);
+	json_object *moved[1] = {obj("j", "b", 3)};
+	CHECK_INT(store_replace_in(s, STORE_ENDPOINT_SLICE, "k", NULL, 0), 0);
+	CHECK_INT(store_replace_in(s, STORE_ENDPOINT_SLICE, "j", moved, 1), 0);
+	CHECK_INT(snap->count[STORE_ENDPOINT_SLICE], 2);
+	CHECK_STR(snap->ns[STORE_ENDPOINT_SLICE][0], "");
+	CHECK_STR(snap->names[STORE_ENDPOINT_SLICE][0], "c");
+	CHECK_STR(snap->ns[STORE_ENDPOINT_SLICE][1], "k");
+	CHECK_STR(snap->names[STORE_ENDPOINT_SLICE][1], "a");
+	CHECK_INT(value_of(snapshot_find(snap, STORE_ENDPOINT_SLICE, "k", "a")), 1);
+	snapshot_free(snap);
+	snap = store_snapshot(s);
+	CHECK_INT(snap->count[STORE_ENDPOINT_SLICE], 2);
+	for (size_t i = 0; i < snap->count[STORE_ENDPOINT_SLICE]; i++)
+		CHECK_STR(key_of(snap->objs[STORE_ENDPOINT_SLICE][i], buf, sizeof(buf)),
+		          i == 0 ? "/c" : "j/b");
+	CHECK_STR(snap->names[STORE_ENDPOINT_SLICE][1], "b");
+	CHECK(snapshot_find(snap, STORE_ENDPOINT_SLICE, "k", "a") == NULL);
+	CHECK_INT(value_of(snapshot_find(snap, STORE_ENDPOINT_SLICE, "j", "b")), 3);
+	snapshot_free(snap);
+
+	/* The replaced object gone for good (the snapshot held its last
+	 * reference): the entry reads the replacement's strings. */
+	CHECK_INT(store_upsert(s, STORE_ENDPOINT_SLICE, obj("r", "x", 4)), 0);
+	snap = store_snapshot(s);
+	CHECK_INT(store_upsert(s, STORE_ENDPOINT_SLICE, obj("r", "x", 5)), 0);
+	snapshot_free(snap);
+	snap = store_snapshot(s);
+	CHECK_INT(snap->count[STORE_ENDPOINT_SLICE], 3);
+	CHECK_STR(snap->ns[STORE_ENDPOINT_SLICE][2], "r");
+	CHECK_STR(snap->names[STORE_ENDPOINT_SLICE][2], "x");
+	CHECK_INT(value_of(snapshot_find(snap, STORE_ENDPOINT_SLICE, "r", "x")), 5);
+	snapshot_free(snap);
+
 	store_set_notify(s, NULL, NULL);
 	store_upsert(s, STORE_SECRET, obj("ns", "late", 0));
-	CHECK_INT(notified, 1015); /* 1009 + 4 upserts and 2 scoped replaces */
+	CHECK_INT(notified, 1022); /* 1009 + 4 upserts and 2 scoped replaces, then 3, 2, 2 */
 	CHECK_STR(store_kind_name(STORE_ENDPOINT_SLICE), "EndpointSlice");
 	store_free(s);
 	return check_finish("store_test");
