@@ -439,7 +439,7 @@ int balancer_state_new(const struct route_table *rt, struct balancer_state **out
 		const char *bf[] = {"rr-clock", name};
 		if (!(st->be[i].clock = rr_cell(st, 2, bf)))
 			goto fail;
-		st->be[i].pass = st->passes + k;
+		st->be[i].pass = st->passes ? st->passes + k : NULL; /* no endpoints: none */
 		for (size_t j = 0; j < be->nendpoints; j++, k++) {
 			char text[ENDPOINT_TEXT_MAX];
 			endpoint_text(&be->endpoints[j], text);
