@@ -630,7 +630,7 @@ static int external_backend(struct ctx *c, json_object *ing, const char *field, 
 		         "service %s/%s: ExternalName %s", ns, sname, why);
 		return -1;
 	}
-	free(b->external_name); /* a backend shared by two paths is resolved again */
+	free(b->external_name); /* set before when a backend is resolved again */
 	b->external_name = xstrdup(ext);
 	b->external_port = (uint16_t)port;
 	return 0;
@@ -2356,6 +2356,7 @@ static void compact(struct route_table *t)
 		for (size_t e = 0; e < t->backends[i].nendpoints; e++)
 			free(t->backends[i].endpoints[e].address);
 		free(t->backends[i].endpoints);
+		free(t->backends[i].external_name);
 		free(t->backends[i].name);
 	}
 	free(t->backends);

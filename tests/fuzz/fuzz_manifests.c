@@ -10,7 +10,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct diag_list diags = {0, NULL};
+	struct diag_list diags = {0};
 	struct load l = {.diags = &diags, .file = "fuzz.yaml"};
 	char err[512];
 	struct store *s = store_new();
