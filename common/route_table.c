@@ -187,6 +187,7 @@ void route_table_free(struct route_table *t)
 			route_cleanup(&h->routes[j]);
 		free(h->routes);
 		free(h->name);
+		free(h->ssl_ciphers);
 		route_client_auth_cleanup(&h->client_auth);
 	}
 	free(t->hosts);
@@ -220,6 +221,15 @@ void route_table_free(struct route_table *t)
 	free(t->settings.trusted_proxies);
 	free(t->settings.forwarded_for_header);
 	free(t->settings.proxy_real_ip_cidr);
+	free(t->settings.ssl_protocols);
+	free(t->settings.ssl_ciphers);
+	free(t->settings.block_cidrs);
+	for (size_t i = 0; i < t->settings.nblock_user_agents; i++)
+		free(t->settings.block_user_agents[i]);
+	free(t->settings.block_user_agents);
+	for (size_t i = 0; i < t->settings.nblock_referers; i++)
+		free(t->settings.block_referers[i]);
+	free(t->settings.block_referers);
 	free(t);
 }
 
@@ -1168,7 +1178,8 @@ static int find_duplicate(struct parser *p, const char *what, const char **names
 	return 0;
 }
 
-static const char *const host_keys[] = {"name", "cert", "client_auth", "routes", NULL};
+static const char *const host_keys[] = {"name", "cert", "client_auth", "ssl_ciphers", "routes",
+                                         NULL};
 static const char *const client_auth_keys[] = {
     "ca", "verify", "verify_depth", "error_page", "pass_certificate", "match_cn", NULL};
 static const char *const verify_names[] = {"off", "on", "optional", "optional_no_ca", NULL};
@@ -1233,6 +1244,14 @@ static int parse_hosts(struct parser *p, json_object *root, struct route_table *
 			path_key(kp, ep, "client_auth");
 			if ((rc = parse_client_auth(p, ca, kp, t->ncas, &host->client_auth)) != 0)
 				return rc;
+		}
+		if ((rc = opt_str(p, h, ep, "ssl_ciphers", STR_NULLABLE, &host->ssl_ciphers)) != 0)
+			return rc;
+		if (host->ssl_ciphers) {
+			char why[256];
+			path_key(kp, ep, "ssl_ciphers");
+			if (route_validate_server_ciphers(host->ssl_ciphers, why, sizeof(why)) != 0)
+				return fail(p, WEIR_EINVAL, kp, "%s", why);
 		}
 		if ((rc = opt_array(p, h, ep, "routes", &routes, &nr)) != 0)
 			return rc;
@@ -1544,6 +1563,11 @@ static const char *const settings_keys[] = {"trusted_proxies",
                                             "hsts_include_subdomains",
                                             "hsts_preload",
                                             "max_connections",
+                                            "ssl_protocols",
+                                            "ssl_ciphers",
+                                            "block_cidrs",
+                                            "block_user_agents",
+                                            "block_referers",
                                             NULL};
 static const char *const top_keys[] = {
     "version", "generation",   "settings",        "hosts",       "backends",    "certs",
@@ -1578,12 +1602,34 @@ static int parse_settings(struct parser *p, json_object *root, struct route_sett
 	    (rc = opt_u32(p, o, "settings", "hsts_max_age", &s->hsts_max_age)) != 0 ||
 	    (rc = opt_bool(p, o, "settings", "hsts_include_subdomains",
 	                   &s->hsts_include_subdomains)) != 0 ||
-	    (rc = opt_bool(p, o, "settings", "hsts_preload", &s->hsts_preload)) != 0)
+	    (rc = opt_bool(p, o, "settings", "hsts_preload", &s->hsts_preload)) != 0 ||
+	    (rc = opt_str(p, o, "settings", "ssl_protocols", STR_NULLABLE, &s->ssl_protocols)) != 0 ||
+	    (rc = opt_str(p, o, "settings", "ssl_ciphers", STR_NULLABLE, &s->ssl_ciphers)) != 0 ||
+	    (rc = parse_cidrs(p, o, "settings", "block_cidrs", &s->block_cidrs,
+	                      &s->nblock_cidrs)) != 0 ||
+	    (rc = parse_names(p, o, "settings", "block_user_agents", &s->block_user_agents,
+	                      &s->nblock_user_agents)) != 0 ||
+	    (rc = parse_names(p, o, "settings", "block_referers", &s->block_referers,
+	                      &s->nblock_referers)) != 0)
 		return rc;
-	char err[256];
+	char err[256], path[PATH_MAX_LEN];
 	if (s->forwarded_for_header &&
 	    route_validate_token(s->forwarded_for_header, err, sizeof(err)) != 0)
 		return fail(p, WEIR_EINVAL, "settings.forwarded_for_header", "%s", err);
+	if (s->ssl_protocols && route_validate_tls_protocols(s->ssl_protocols, err, sizeof(err)))
+		return fail(p, WEIR_EINVAL, "settings.ssl_protocols", "%s", err);
+	if (s->ssl_ciphers && route_validate_server_ciphers(s->ssl_ciphers, err, sizeof(err)))
+		return fail(p, WEIR_EINVAL, "settings.ssl_ciphers", "%s", err);
+	for (size_t i = 0; i < s->nblock_user_agents; i++) {
+		path_index(path, "settings.block_user_agents", i);
+		if (route_validate_block_pattern(s->block_user_agents[i], err, sizeof(err)))
+			return fail(p, WEIR_EINVAL, path, "%s", err);
+	}
+	for (size_t i = 0; i < s->nblock_referers; i++) {
+		path_index(path, "settings.block_referers", i);
+		if (route_validate_block_pattern(s->block_referers[i], err, sizeof(err)))
+			return fail(p, WEIR_EINVAL, path, "%s", err);
+	}
 	return 0;
 }
 
@@ -1974,6 +2020,20 @@ static void w_cidrs(struct writer *w, const char *key, const struct route_cidr *
 	w_close_arr(w, saved);
 }
 
+static void w_names(struct writer *w, const char *key, char *const *names, size_t n)
+{
+	bool saved;
+	if (n == 0)
+		return;
+	w_key(w, key);
+	w_open(w, "[", &saved);
+	for (size_t i = 0; i < n; i++) {
+		w_next(w);
+		w_quoted(w, names[i]);
+	}
+	w_close_arr(w, saved);
+}
+
 static void w_headers(struct writer *w, const char *key, const struct route_header *h, size_t n)
 {
 	bool saved, osaved;
@@ -2178,6 +2238,12 @@ static void w_table(struct writer *w, const struct route_table *t)
 	w_int(w, "hsts_max_age", t->settings.hsts_max_age);
 	w_bool(w, "hsts_include_subdomains", t->settings.hsts_include_subdomains);
 	w_bool(w, "hsts_preload", t->settings.hsts_preload);
+	w_str_d(w, "ssl_protocols", t->settings.ssl_protocols, NULL);
+	w_str_d(w, "ssl_ciphers", t->settings.ssl_ciphers, NULL);
+	w_cidrs(w, "block_cidrs", t->settings.block_cidrs, t->settings.nblock_cidrs);
+	w_names(w, "block_user_agents", t->settings.block_user_agents,
+	        t->settings.nblock_user_agents);
+	w_names(w, "block_referers", t->settings.block_referers, t->settings.nblock_referers);
 	w_close_obj(w, s);
 
 	w_key(w, "hosts");
@@ -2201,6 +2267,7 @@ static void w_table(struct writer *w, const struct route_table *t)
 			w_str_d(w, "match_cn", ca->match_cn, NULL);
 			w_close_obj(w, cs);
 		}
+		w_str_d(w, "ssl_ciphers", h->ssl_ciphers, NULL);
 		w_key(w, "routes");
 		w_open(w, "[", &b);
 		for (size_t j = 0; j < h->nroutes; j++)

@@ -279,6 +279,7 @@ struct route_host {
 	char *name; /* lowercase, no port; "" matches any host; "*.a.b" matches one label */
 	int cert;   /* index into route_table.certs; -1: the default certificate */
 	struct route_client_auth client_auth;
+	char *ssl_ciphers; /* NULL: settings.ssl_ciphers (ssl-ciphers annotation, server level) */
 	size_t nroutes;
 	struct route *routes;
 };
@@ -357,7 +358,25 @@ struct route_settings {
 	uint32_t hsts_max_age;        /* 31536000 seconds */
 	bool hsts_include_subdomains; /* true */
 	bool hsts_preload;            /* false */
+	/* TLS of client connections (ingress-nginx ssl-protocols, ssl-ciphers). */
+	char *ssl_protocols; /* NULL: "TLSv1.2 TLSv1.3" */
+	char *ssl_ciphers;   /* NULL: ROUTE_DEFAULT_SSL_CIPHERS (TLS <= 1.2 only) */
+	/* Refused with 403 before any route (block-cidrs, block-user-agents,
+	 * block-referers): client addresses, and User-Agent / Referer patterns
+	 * (route_validate_block_pattern). */
+	size_t nblock_cidrs;
+	struct route_cidr *block_cidrs;
+	size_t nblock_user_agents;
+	char **block_user_agents;
+	size_t nblock_referers;
+	char **block_referers;
 };
+
+/* ingress-nginx's default ssl-ciphers. */
+#define ROUTE_DEFAULT_SSL_CIPHERS                                                                  \
+	"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:" \
+	"ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"   \
+	"DHE-RSA-AES256-GCM-SHA384:DHE-RSA-AES128-GCM-SHA256"
 
 struct route_table {
 	uint32_t version;    /* ROUTE_TABLE_VERSION */

@@ -991,6 +991,103 @@ static int protocol_mask(const char *s, char *err, size_t errlen)
 	return mask;
 }
 
+void route_tls_protocol_bounds(const char *list, int *min, long *off)
+{
+	int mask = protocol_mask(list ? list : DEFAULT_BACKEND_PROTOCOLS, NULL, 0);
+	if (mask < 0)
+		mask = protocol_mask(DEFAULT_BACKEND_PROTOCOLS, NULL, 0);
+	/* As nginx: every protocol not listed is switched off (the list may
+	 * have holes), and the version floor opened to the lowest listed. */
+	*off = 0;
+	*min = 0;
+	for (size_t i = 0; i < NPROTOCOLS; i++) {
+		if (mask & (1 << i)) {
+			if (!*min)
+				*min = backend_protocols[i].version;
+		} else {
+			*off |= backend_protocols[i].op;
+		}
+	}
+}
+
+int route_validate_tls_protocols(const char *list, char *err, size_t errlen)
+{
+	return protocol_mask(list, err, errlen) < 0 ? WEIR_EINVAL : 0;
+}
+
+/* An OpenSSL cipher list's characters (letters, digits and +:_-!@=, the
+ * last two for @SECLEVEL=n and @STRENGTH). */
+static bool cipher_chars_ok(const char *s)
+{
+	if (!*s)
+		return false;
+	for (const char *p = s; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+		      strchr("+:_-!@=", *p)))
+			return false;
+	return true;
+}
+
+int route_validate_server_ciphers(const char *s, char *err, size_t errlen)
+{
+	char q[96];
+	if (!cipher_chars_ok(s)) {
+		route_validate_quote(s, q, sizeof(q));
+		return fail(err, errlen,
+		            "%s: empty or holds a character other than letters, digits and +:_-!@=",
+		            q);
+	}
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	if (!ctx)
+		return fail(err, errlen, "out of memory");
+	ERR_clear_error();
+	int ok = SSL_CTX_set_cipher_list(ctx, s);
+	SSL_CTX_free(ctx);
+	ERR_clear_error();
+	if (ok != 1) {
+		route_validate_quote(s, q, sizeof(q));
+		return fail(err, errlen, "%s: OpenSSL knows no cipher of this list", q);
+	}
+	return 0;
+}
+
+int route_validate_block_pattern(const char *s, char *err, size_t errlen)
+{
+	if (route_validate_text(s, err, errlen) != 0)
+		return WEIR_EINVAL;
+	if (!*s)
+		return fail(err, errlen, "empty pattern");
+	if (s[0] != '~')
+		return 0;
+	bool caseless = s[1] == '*';
+	const char *re_text = s + (caseless ? 2 : 1);
+	if (!*re_text)
+		return fail(err, errlen, "empty regular expression");
+	pcre2_code *re = route_block_pattern_compile(s, err, errlen);
+	if (!re)
+		return WEIR_EINVAL;
+	pcre2_code_free(re);
+	return 0;
+}
+
+pcre2_code *route_block_pattern_compile(const char *s, char *err, size_t errlen)
+{
+	if (s[0] != '~')
+		return NULL;
+	bool caseless = s[1] == '*';
+	const char *re_text = s + (caseless ? 2 : 1);
+	int ecode;
+	PCRE2_SIZE eoff;
+	pcre2_code *re = pcre2_compile((PCRE2_SPTR)re_text, strlen(re_text),
+	                               caseless ? PCRE2_CASELESS : 0, &ecode, &eoff, NULL);
+	if (!re) {
+		PCRE2_UCHAR msg[160];
+		pcre2_get_error_message(ecode, msg, sizeof(msg));
+		fail(err, errlen, "bad regex: %s at offset %zu", (const char *)msg, (size_t)eoff);
+	}
+	return re;
+}
+
 int route_validate_backend_tls_profile(const struct route_backend_tls_profile *b, char *field,
                                        size_t fieldlen, char *err, size_t errlen)
 {
@@ -1056,19 +1153,9 @@ int route_validate_backend_tls_ctx(const struct route_backend_tls_profile *b, SS
 	ctx = SSL_CTX_new(TLS_client_method());
 	if (!ctx)
 		goto oom;
-	int mask = protocol_mask(b->protocols ? b->protocols : DEFAULT_BACKEND_PROTOCOLS, NULL, 0);
-	/* As nginx: every protocol not listed is switched off (the list may
-	 * have holes), and the version floor opened to the lowest listed. */
 	long ops = 0;
 	int min = 0;
-	for (size_t i = 0; i < NPROTOCOLS; i++) {
-		if (mask & (1 << i)) {
-			if (!min)
-				min = backend_protocols[i].version;
-		} else {
-			ops |= backend_protocols[i].op;
-		}
-	}
+	route_tls_protocol_bounds(b->protocols, &min, &ops);
 	SSL_CTX_set_options(ctx, (uint64_t)ops);
 	SSL_CTX_set_min_proto_version(ctx, min);
 	if (b->ciphers && SSL_CTX_set_cipher_list(ctx, b->ciphers) != 1) {

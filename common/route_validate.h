@@ -169,6 +169,31 @@ int route_validate_cert(const char *name, const char *cert_pem, const char *key_
 int route_validate_ca(const char *name, const char *ca_pem, const char *crl_pem, X509_STORE **out,
                       char *field, size_t fieldlen, char *err, size_t errlen);
 
+/* Client-side TLS (ingress-nginx ssl-protocols): list names one or more
+ * of TLSv1, TLSv1.1, TLSv1.2, TLSv1.3 separated by spaces. */
+int route_validate_tls_protocols(const char *list, char *err, size_t errlen);
+
+/* The version floor and the SSL_OP_NO_* bits of a protocol list as nginx
+ * applies it (every protocol not listed is off, the floor is the lowest
+ * listed); NULL or a bad list: "TLSv1.2 TLSv1.3". */
+void route_tls_protocol_bounds(const char *list, int *min, long *off);
+
+/* A server cipher list (ssl-ciphers, TLS 1.2 and older; TLS 1.3 suites are
+ * not affected, as with nginx's ssl_ciphers): non-empty, only letters,
+ * digits and "+:_-!@=", and OpenSSL finds at least one cipher in it. */
+int route_validate_server_ciphers(const char *s, char *err, size_t errlen);
+
+/* One block-user-agents / block-referers entry (an nginx map source
+ * value): text without control bytes; "~RE" is a case-sensitive and "~*RE"
+ * a case-insensitive PCRE2 pattern searched anywhere in the value (it must
+ * compile); anything else is compared whole, case-insensitively. */
+int route_validate_block_pattern(const char *s, char *err, size_t errlen);
+
+/* The compiled pattern of an entry starting with "~" (caller frees with
+ * pcre2_code_free), NULL with err set when it does not compile, NULL
+ * without err for a plain string. */
+pcre2_code *route_block_pattern_compile(const char *s, char *err, size_t errlen);
+
 /* The values of a backend TLS profile without loading its PEM: name is
  * text; verify needs ca_pem; cert_pem and key_pem come together;
  * verify_depth at most 100; protocols (when set) names one or more of

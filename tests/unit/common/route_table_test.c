@@ -128,6 +128,19 @@ static const struct refusal refusals[] = {
     {"{\"version\":2}", WEIR_EVERSION, "version: unsupported version 2 (want 1)"},
     {"{\"version\":\"1\"}", WEIR_EVERSION, "version: must be the integer 1"},
     {"{\"version\":1,\"colour\":3}", WEIR_EINVAL, "colour: unknown key"},
+    {"{\"version\":1,\"settings\":{\"ssl_protocols\":\"TLSv1.2 SSLv3\"}}", WEIR_EINVAL,
+     "settings.ssl_protocols: \"TLSv1.2 SSLv3\": a word is not TLSv1, TLSv1.1, TLSv1.2 or "
+     "TLSv1.3"},
+    {"{\"version\":1,\"settings\":{\"ssl_ciphers\":\"NOPE\"}}", WEIR_EINVAL,
+     "settings.ssl_ciphers: \"NOPE\": OpenSSL knows no cipher of this list"},
+    {"{\"version\":1,\"settings\":{\"ssl_ciphers\":\"A B\"}}", WEIR_EINVAL, NULL},
+    {"{\"version\":1,\"settings\":{\"block_user_agents\":[\"ok\",\"~*(\"]}}", WEIR_EINVAL,
+     NULL},
+    {"{\"version\":1,\"settings\":{\"block_referers\":[\"\"]}}", WEIR_EINVAL,
+     "settings.block_referers[0]: empty pattern"},
+    {"{\"version\":1,\"settings\":{\"block_cidrs\":[\"10.0.0.0/33\"]}}", WEIR_EINVAL, NULL},
+    {"{\"version\":1,\"hosts\":[{\"name\":\"a\",\"ssl_ciphers\":\"NOPE\"}]}", WEIR_EINVAL,
+     "hosts[0].ssl_ciphers: \"NOPE\": OpenSSL knows no cipher of this list"},
     {"{\"version\":1,\"generation\":-1}", WEIR_EINVAL,
      "generation: -1 out of range 0..9223372036854775807"},
     {"{\"version\":1,\"settings\":{\"max_header_bytes\":\"big\"}}", WEIR_EINVAL,
@@ -330,7 +343,9 @@ static const char rich[] =
     "\"compute_full_forwarded_for\":true,\"use_proxy_protocol\":true,"
     "\"forwarded_for_header\":\"CF-Connecting-IP\",\"proxy_real_ip_cidr\":[\"10.0.0.0/8\"],"
     "\"hsts\":false,\"hsts_max_age\":600,\"hsts_include_subdomains\":false,"
-    "\"hsts_preload\":true,\"max_connections\":100},"
+    "\"hsts_preload\":true,\"max_connections\":100,\"ssl_protocols\":\"TLSv1.3\","
+    "\"ssl_ciphers\":\"ECDHE-RSA-AES256-GCM-SHA384\",\"block_cidrs\":[\"192.0.2.0/24\"],"
+    "\"block_user_agents\":[\"BadBot\",\"~*crawl\"],\"block_referers\":[\"~spam\"]},"
     "\"backends\":[{\"name\":\"default/web:80\",\"endpoints\":["
     "{\"address\":\"10.0.0.5\",\"port\":8080,\"weight\":3,\"draining\":true},"
     "{\"address\":\"fd00::5\",\"port\":8081}]},{\"name\":\"default/canary:80\","
@@ -338,7 +353,8 @@ static const char rich[] =
     "\"certs\":[{\"name\":\"default/tls\",\"cert_pem\":\"-----BEGIN CERTIFICATE-----\\nAAA\\n"
     "-----END CERTIFICATE-----\\n\",\"key_pem\":\"-----BEGIN PRIVATE KEY-----\\nBBB\\n\"}],"
     "\"hosts\":[{\"name\":\"\",\"routes\":[{\"path\":\"/\",\"match\":\"prefix\",\"backend\":0}]},"
-    "{\"name\":\"*.example.com\",\"cert\":0,\"routes\":["
+    "{\"name\":\"*.example.com\",\"cert\":0,\"ssl_ciphers\":\"ECDHE-ECDSA-AES128-GCM-SHA256\","
+    "\"routes\":["
     "{\"path\":\"/user/([^/]+)/api\",\"match\":\"regex\",\"backend\":0,\"source\":\"ns/jh\","
     "\"policy\":{\"connect_timeout_ms\":1,\"read_timeout_ms\":2,\"send_timeout_ms\":3,"
     "\"next_upstream\":[\"error\",\"http_503\",\"non_idempotent\"],"
@@ -400,6 +416,14 @@ static void test_round_trip(void)
 	CHECK(!t->settings.hsts && !t->settings.hsts_include_subdomains &&
 	      t->settings.hsts_preload);
 	CHECK_INT(t->settings.hsts_max_age, 600);
+	CHECK_STR(t->settings.ssl_protocols, "TLSv1.3");
+	CHECK_STR(t->settings.ssl_ciphers, "ECDHE-RSA-AES256-GCM-SHA384");
+	CHECK_INT(t->settings.nblock_cidrs, 1);
+	CHECK_INT(t->settings.nblock_user_agents, 2);
+	CHECK_STR(t->settings.block_user_agents[1], "~*crawl");
+	CHECK_INT(t->settings.nblock_referers, 1);
+	CHECK_STR(t->hosts[1].ssl_ciphers, "ECDHE-ECDSA-AES128-GCM-SHA256");
+	CHECK(t->hosts[0].ssl_ciphers == NULL);
 	CHECK_STR(t->backends[1].external_name, "canary.example.com.");
 	CHECK_INT(t->backends[1].external_port, 8443);
 	CHECK(t->backends[0].external_name == NULL && t->backends[0].external_port == 0);
