@@ -55,7 +55,7 @@ static bool hello_sni(SSL *ssl, char *out, size_t outlen)
 	return false;
 }
 
-void client_cert_on_hello(SSL *ssl, const struct table *t)
+const struct route_host *client_cert_on_hello(SSL *ssl, const struct table *t)
 {
 	char sni[256];
 	const struct route_host *h =
@@ -64,6 +64,7 @@ void client_cert_on_hello(SSL *ssl, const struct table *t)
 	if (h)
 		SSL_set_session_id_context(ssl, table_client_auth_id(t, h),
 		                           TABLE_CLIENT_AUTH_ID_LEN);
+	return h;
 }
 
 /* nginx's verify callback: never fail the handshake; the verdict is read

@@ -25,8 +25,8 @@ int client_cert_init(void);
  * the SNI of the ClientHello selects in t (borrowed; it must outlive ssl's
  * handshake) and give the connection the session id context of that host's
  * client certificate settings, so a session made under other settings is
- * never resumed here. */
-void client_cert_on_hello(SSL *ssl, const struct table *t);
+ * never resumed here. Returns that host (NULL: none). */
+const struct route_host *client_cert_on_hello(SSL *ssl, const struct table *t);
 
 /* Servername time, after the switch to the host's certificate context: ask
  * for a client certificate when the host picked at ClientHello time wants

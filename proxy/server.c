@@ -22,6 +22,7 @@
 #include "auth_basic.h"
 #include "auth_request.h"
 #include "balancer.h"
+#include "block.h"
 #include "buf.h"
 #include "client_cert.h"
 #include "error.h"
@@ -916,6 +917,12 @@ static void start_request(struct conn *c, size_t head_len)
 	}
 	c->rt = table_routes(c->table);
 	realip_resolve(&c->rt->settings, &c->x->req, &c->client);
+	/* block-cidrs, block-user-agents, block-referers: before the host and
+	 * its routes, as ingress-nginx's http-level deny and server-level map. */
+	if (block_check(table_block(c->table), &c->x->req, &c->client)) {
+		answer_local(c, 403, NULL, "forbidden", true);
+		return;
+	}
 	int rc = table_lookup(c->table, c->x->req.host, c->x->req.host ? c->x->req.host_len : 0,
 	                      c->x->req.path, c->x->req.path_len, &c->x->m);
 	/* As nginx: the host's client certificate check comes before its

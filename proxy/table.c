@@ -6,6 +6,7 @@
 #include "table.h"
 #include "backend_tls.h"
 #include "balancer.h"
+#include "block.h"
 #include "error.h"
 #include "log.h"
 #include "route_validate.h"
@@ -68,6 +69,7 @@ struct table {
 	struct host_auth *auth;               /* one per host */
 	struct backend_tls_set *btls;         /* one client context per backend TLS profile */
 	struct balancer_state *balancer;      /* round-robin state, shared by backend name */
+	struct block_list *block;             /* settings.block_*, NULL: nothing blocked */
 	size_t certs_decoded;                 /* contexts this table built (not shared) */
 };
 
@@ -77,6 +79,7 @@ static void table_free(struct table *t)
 {
 	if (!t)
 		return;
+	block_list_free(t->block);
 	if (t->ext) {
 		for (size_t i = 0; i < t->rt->nhosts; i++) {
 			if (!t->ext[i])
@@ -255,6 +258,14 @@ static int load_cert(const struct route_cert *c, size_t idx, SSL_CTX **out, char
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
 	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
 	SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
+	/* A connection without a cipher list of its own (tls.c sets one when
+	 * the table or the host has ssl-ciphers) uses the list of the context
+	 * its SNI switched to: ingress-nginx's default. */
+	if (SSL_CTX_set_cipher_list(ctx, ROUTE_DEFAULT_SSL_CIPHERS) != 1) {
+		SSL_CTX_free(ctx);
+		snprintf(err, errlen, "certs[%zu]: OpenSSL refuses the default cipher list", idx);
+		return WEIR_ETLS;
+	}
 	*out = ctx;
 	return 0;
 }
@@ -460,6 +471,11 @@ int table_new(struct route_table *rt, struct table **out, char *err, size_t errl
 	t->rt = rt;
 	if ((rc = balancer_state_new(rt, &t->balancer)) != 0) {
 		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	if ((rc = block_list_new(&rt->settings, &t->block, err, errlen)) != 0) {
+		if (rc == WEIR_ENOMEM)
+			snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
 	if ((rc = build_host_index(t, err, errlen)) != 0 ||
@@ -881,4 +897,9 @@ int table_match_cn(const struct table *t, const struct route_host *h, const char
 const struct backend_tls_set *table_backend_tls(const struct table *t)
 {
 	return t->btls;
+}
+
+const struct block_list *table_block(const struct table *t)
+{
+	return t->block;
 }

@@ -72,6 +72,11 @@ struct table *table_view_get(struct table_view *v);
 /* Drop the view's reference (the thread stops using v). */
 void table_view_cleanup(struct table_view *v);
 
+/* The table's global block lists (block.h; NULL: nothing blocked),
+ * borrowed while t is referenced. */
+struct block_list;
+const struct block_list *table_block(const struct table *t);
+
 /* True once a table has been published. */
 bool table_ready(void);
 

@@ -14,6 +14,7 @@
 #include "client_cert.h"
 #include "error.h"
 #include "log.h"
+#include "route_validate.h"
 #include "table.h"
 #include "tls.h"
 
@@ -53,9 +54,29 @@ static int servername_cb(SSL *ssl, int *al, void *arg)
 	return SSL_TLSEXT_ERR_OK;
 }
 
-/* Before the servername callback and before a session is resumed: the
- * table the connection will use and the client certificate settings of
- * the host its SNI selects (client_cert.h). */
+/* The table's ssl-protocols and the cipher list of the host the SNI
+ * selects (its ssl-ciphers annotation, else the table's ssl-ciphers). The
+ * connection starts with the built-in defaults, so nothing is parsed when
+ * neither is set. Both were checked when the table loaded. */
+static void apply_tls_settings(SSL *ssl, const struct table *t, const struct route_host *h)
+{
+	const struct route_settings *s = &table_routes(t)->settings;
+	const char *ciphers = h && h->ssl_ciphers ? h->ssl_ciphers : s->ssl_ciphers;
+	if (ciphers)
+		SSL_set_cipher_list(ssl, ciphers);
+	if (s->ssl_protocols) {
+		int min;
+		long off;
+		route_tls_protocol_bounds(s->ssl_protocols, &min, &off);
+		SSL_set_min_proto_version(ssl, min);
+		SSL_set_options(ssl, (uint64_t)off);
+	}
+}
+
+/* Before the servername callback and before a session is resumed (and
+ * before the protocol version and cipher are chosen): the table the
+ * connection will use, the client certificate settings of the host its SNI
+ * selects (client_cert.h), and the protocols and ciphers allowed. */
 static int client_hello_cb(SSL *ssl, int *al, void *arg)
 {
 	struct table **slot = SSL_get_app_data(ssl);
@@ -64,7 +85,7 @@ static int client_hello_cb(SSL *ssl, int *al, void *arg)
 	if (!*slot)
 		*slot = table_current();
 	if (*slot)
-		client_cert_on_hello(ssl, *slot);
+		apply_tls_settings(ssl, *slot, client_cert_on_hello(ssl, *slot));
 	return SSL_CLIENT_HELLO_SUCCESS;
 }
 
@@ -119,6 +140,14 @@ int tls_init(void)
 	if (!server_ctx || !client_ctx)
 		goto fail;
 	SSL_CTX_set_min_proto_version(server_ctx, TLS1_2_VERSION);
+	/* ingress-nginx's defaults: its cipher list (TLS 1.2; the TLS 1.3
+	 * suites stay OpenSSL's), the server's order preferred. A connection's
+	 * options come from this context; its cipher list, unless set on the
+	 * connection, from the context the SNI switches to (table.c sets the
+	 * same default there). */
+	SSL_CTX_set_options(server_ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+	if (SSL_CTX_set_cipher_list(server_ctx, ROUTE_DEFAULT_SSL_CIPHERS) != 1)
+		goto fail;
 	SSL_CTX_set_mode(server_ctx, SSL_MODE_RELEASE_BUFFERS);
 	SSL_CTX_set_alpn_select_cb(server_ctx, alpn_select, NULL);
 	SSL_CTX_set_tlsext_servername_callback(server_ctx, servername_cb);
