@@ -1125,6 +1125,14 @@ static int h_pssl_ciphers(struct pctx *c, const char *v)
 	return set_str(&c->a->proxy_ssl.ciphers, v);
 }
 
+static int h_ssl_ciphers(struct pctx *c, const char *v)
+{
+	if (route_validate_server_ciphers(v, c->err, c->errlen))
+		return WEIR_EINVAL;
+	int rc = set_str(&c->a->ssl_ciphers_key, c->key);
+	return rc ? rc : set_str(&c->a->ssl_ciphers, v);
+}
+
 static int h_pssl_secret(struct pctx *c, const char *v)
 {
 	int rc = set_str(&c->a->proxy_ssl_secret_key, c->key);
@@ -1308,6 +1316,7 @@ static const struct {
     {"session-cookie-samesite", h_samesite},
     {"session-cookie-secure", h_cookie_secure},
     {"satisfy", h_satisfy},
+    {"ssl-ciphers", h_ssl_ciphers},
     {"ssl-passthrough", h_passthrough},
     {"ssl-redirect", h_ssl_redirect},
     {"temporal-redirect", h_temp},
@@ -1350,7 +1359,6 @@ static const struct {
     {"enable-owasp-core-rules", "false"},
     {"modsecurity-transaction-id", NULL},
     {"secure-verify-ca-secret", NULL},
-    {"ssl-ciphers", NULL},
     /* clang-format on */
 };
 
@@ -1635,6 +1643,8 @@ void annotations_cleanup(struct annotations *a)
 	free(a->auth_secret);
 	free(a->tls_secret);
 	free(a->tls_secret_key);
+	free(a->ssl_ciphers);
+	free(a->ssl_ciphers_key);
 	route_client_auth_cleanup(&a->tls_auth);
 	free(a->proxy_ssl_secret_key);
 	free(a->proxy_ssl_secret);

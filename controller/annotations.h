@@ -47,6 +47,10 @@ struct annotations {
 	 * every host of the Ingress. tls_auth holds the settings (ca -1 until
 	 * compile reads the Secret named by tls_secret); tls_secret_key is the
 	 * auth-tls-secret key as written, NULL when absent. */
+	/* ssl-ciphers: the host's TLS cipher list (server level, as
+	 * ingress-nginx: one per host); ssl_ciphers_key is the key as written. */
+	char *ssl_ciphers;
+	char *ssl_ciphers_key;
 	char *tls_secret; /* "name" or "namespace/name" */
 	char *tls_secret_key;
 	struct route_client_auth tls_auth;

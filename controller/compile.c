@@ -209,6 +209,7 @@ struct ctx {
 	 * does not enforce (fail closed: the Ingresses they cover are not
 	 * served); borrowed from the snapshot. */
 	const char *global_unenforced;     /* covers every Ingress */
+	bool global_bad_value;             /* ... set to a value weir cannot read */
 	const char *global_auth_ignored;   /* global-auth-url: Ingresses without
 	                                      enable-global-auth: "false" */
 	struct route_ext_auth global_auth; /* global-auth-*: url NULL when off */
@@ -218,6 +219,10 @@ struct ctx {
 	 * defaults of routes whose Ingress does not set the annotation */
 	uint32_t next_upstream, next_upstream_tries, next_upstream_timeout_ms;
 	bool retry_non_idempotent;
+	/* whitelist-source-range / denylist-source-range of the ConfigMap: the
+	 * allow and deny lists of routes whose Ingress sets none */
+	struct route_cidr *global_allow, *global_deny;
+	size_t nglobal_allow, nglobal_deny;
 };
 
 /* s with control bytes and bytes that are not UTF-8 escaped (\n, \xNN), in
@@ -1399,15 +1404,8 @@ static bool global_unenforced(const char *k, const char *v)
 		const char *name;
 		const char *inert;
 	} keys[] = {
-	    {"allowlist-source-range", ""},
-	    {"block-cidrs", ""},
-	    {"block-referers", ""},
-	    {"block-user-agents", ""},
-	    {"denylist-source-range", ""},
 	    {"enable-modsecurity", "false"},
 	    {"enable-owasp-modsecurity-crs", "false"},
-	    {"ssl-ciphers", ""},
-	    {"whitelist-source-range", ""},
 	};
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
 		if (strcmp(k, keys[i].name) == 0)
@@ -1564,6 +1562,46 @@ static void real_ip_cidr_default(struct route_settings *s)
 	s->nproxy_real_ip_cidr = 1;
 }
 
+static void free_list(char **l, size_t n);
+
+/* block-user-agents / block-referers: comma-separated entries (as
+ * ingress-nginx splits them), each trimmed and checked by
+ * route_validate_block_pattern; empty entries are skipped. */
+static int parse_block_patterns(const char *v, char ***out, size_t *nout, char *err,
+                                size_t errlen)
+{
+	char **list = NULL;
+	size_t n = 0;
+	for (const char *p = v; *p;) {
+		size_t len = strcspn(p, ",");
+		const char *b = p, *e = p + len;
+		while (b < e && (*b == ' ' || *b == '\t'))
+			b++;
+		while (e > b && (e[-1] == ' ' || e[-1] == '\t'))
+			e--;
+		if (e > b) {
+			char *one = xasprintf("%.*s", (int)(e - b), b);
+			char why[200];
+			if (route_validate_block_pattern(one, why, sizeof(why)) != 0) {
+				char *q = escaped(one);
+				snprintf(err, errlen, "entry \"%s\": %s", q, why);
+				free(q);
+				free(one);
+				free_list(list, n);
+				return WEIR_EINVAL;
+			}
+			list = xrealloc(list, (n + 1) * sizeof(*list));
+			list[n++] = one;
+		}
+		p += len;
+		if (*p == ',')
+			p++;
+	}
+	*out = list;
+	*nout = n;
+	return 0;
+}
+
 static void apply_configmap(struct ctx *c, json_object *cm, uint32_t *drain_default)
 {
 	struct route_settings *s = &c->t->settings;
@@ -1686,6 +1724,72 @@ static void apply_configmap(struct ctx *c, json_object *cm, uint32_t *drain_defa
 					c->t->default_cert = idx;
 				continue;
 			}
+		} else if (strcmp(k, "whitelist-source-range") == 0 ||
+		           strcmp(k, "allowlist-source-range") == 0 ||
+		           strcmp(k, "denylist-source-range") == 0 || strcmp(k, "block-cidrs") == 0) {
+			struct route_cidr *list;
+			size_t n;
+			rc = annotations_parse_cidrs(v, &list, &n, err, sizeof(err));
+			if (rc == 0) {
+				struct route_cidr **dst = k[0] == 'b'   ? &s->block_cidrs
+				                          : k[0] == 'd' ? &c->global_deny
+				                                        : &c->global_allow;
+				size_t *ndst = k[0] == 'b'   ? &s->nblock_cidrs
+				               : k[0] == 'd' ? &c->nglobal_deny
+				                             : &c->nglobal_allow;
+				free(*dst);
+				*dst = list;
+				*ndst = n;
+			} else {
+				/* It restricts access: a value weir cannot read must
+				 * not leave every route open (fail closed). */
+				if (!c->global_unenforced) {
+					c->global_unenforced = k;
+					c->global_bad_value = true;
+				}
+				diag_add(c, "ConfigMap", cm, k, "SecurityNotEnforced",
+				         "invalid value: %s; no Ingress is served (fail closed)", err);
+				continue;
+			}
+		} else if (strcmp(k, "block-user-agents") == 0 || strcmp(k, "block-referers") == 0) {
+			char **list;
+			size_t n;
+			rc = parse_block_patterns(v, &list, &n, err, sizeof(err));
+			if (rc == 0) {
+				char ***dst = k[6] == 'u' ? &s->block_user_agents : &s->block_referers;
+				size_t *ndst = k[6] == 'u' ? &s->nblock_user_agents : &s->nblock_referers;
+				free_list(*dst, *ndst);
+				*dst = list;
+				*ndst = n;
+			} else {
+				if (!c->global_unenforced) {
+					c->global_unenforced = k;
+					c->global_bad_value = true;
+				}
+				diag_add(c, "ConfigMap", cm, k, "SecurityNotEnforced",
+				         "invalid value: %s; no Ingress is served (fail closed)", err);
+				continue;
+			}
+		} else if (strcmp(k, "ssl-protocols") == 0 || strcmp(k, "ssl-ciphers") == 0) {
+			bool proto = k[4] == 'p';
+			char **dst = proto ? &s->ssl_protocols : &s->ssl_ciphers;
+			rc = !*v     ? 0
+			     : proto ? route_validate_tls_protocols(v, err, sizeof(err))
+			             : route_validate_server_ciphers(v, err, sizeof(err));
+			if (rc == 0) {
+				free(*dst);
+				*dst = *v ? xstrdup(v) : NULL; /* empty: the default */
+			} else {
+				/* A TLS restriction weir cannot apply as written: fail
+				 * closed rather than serve with weaker settings. */
+				if (!c->global_unenforced) {
+					c->global_unenforced = k;
+					c->global_bad_value = true;
+				}
+				diag_add(c, "ConfigMap", cm, k, "SecurityNotEnforced",
+				         "invalid value: %s; no Ingress is served (fail closed)", err);
+				continue;
+			}
 		} else if (strcmp(k, "log-format") == 0 || strcmp(k, "worker-count") == 0) {
 			continue; /* read by the programs themselves, not part of the table */
 		} else if (strncmp(k, "global-auth-", 12) == 0 ||
@@ -1715,6 +1819,23 @@ static void apply_configmap(struct ctx *c, json_object *cm, uint32_t *drain_defa
 
 /* The ConfigMap's proxy-next-upstream* where the Ingress sets none (the
  * annotation wins); retry-non-idempotent adds non_idempotent unless "off". */
+/* The ConfigMap's whitelist-source-range / denylist-source-range where the
+ * Ingress sets no list of its own (the annotation wins, as ingress-nginx). */
+static void apply_access_defaults(const struct ctx *c, struct annotations *a)
+{
+	struct route_policy *p = &a->policy;
+	if (!p->nallow && c->nglobal_allow) {
+		p->allow = xcalloc(c->nglobal_allow, sizeof(*p->allow));
+		memcpy(p->allow, c->global_allow, c->nglobal_allow * sizeof(*p->allow));
+		p->nallow = c->nglobal_allow;
+	}
+	if (!p->ndeny && c->nglobal_deny) {
+		p->deny = xcalloc(c->nglobal_deny, sizeof(*p->deny));
+		memcpy(p->deny, c->global_deny, c->nglobal_deny * sizeof(*p->deny));
+		p->ndeny = c->nglobal_deny;
+	}
+}
+
 static void apply_next_upstream_defaults(const struct ctx *c, struct annotations *a)
 {
 	struct route_policy *p = &a->policy;
@@ -1758,6 +1879,7 @@ struct hbuild {
 	struct ing *cert_ing; /* the Ingress whose spec.tls named it */
 	const char *secret;   /* its secretName (borrowed from that Ingress) */
 	struct ing *auth_ing; /* the oldest Ingress with auth-tls-secret on the host */
+	struct ing *cipher_ing; /* the oldest Ingress with ssl-ciphers on the host */
 	size_t n, cap;
 	struct rbuild *routes;
 };
@@ -2165,6 +2287,36 @@ out:
 	free_list(names, n);
 }
 
+/* ssl-ciphers is server level too: the oldest Ingress that sets it on a
+ * host decides; a younger one asking for another list on any of its hosts
+ * is dropped whole (it asked for a TLS setting it cannot have). */
+static void ingress_ssl_ciphers(struct ctx *c, struct hosts *hs, struct ing *in)
+{
+	if (!in->ann.ssl_ciphers)
+		return;
+	char **names;
+	size_t n = ingress_hosts(in, &names);
+	for (size_t i = 0; i < n; i++) {
+		struct hbuild *h = host_get(hs, names[i], true);
+		if (h->cipher_ing && h->cipher_ing != in &&
+		    strcmp(h->cipher_ing->ann.ssl_ciphers, in->ann.ssl_ciphers) != 0) {
+			diag_add(c, "Ingress", in->obj, in->ann.ssl_ciphers_key, "SSLCiphersConflict",
+			         "host \"%s\" already takes its ssl-ciphers from the older Ingress %s "
+			         "and these differ; the Ingress's routes are dropped",
+			         h->name, h->cipher_ing->source);
+			in->dropped = true;
+			goto out;
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct hbuild *h = host_get(hs, names[i], false);
+		if (!h->cipher_ing)
+			h->cipher_ing = in;
+	}
+out:
+	free_list(names, n);
+}
+
 /* What every route of the Ingress will carry from its metadata and
  * annotations (source, policy, canary rule), by the rules the proxy loads
  * the table with. The annotation handlers already check each value with
@@ -2215,6 +2367,8 @@ static void finish_host(struct ctx *c, struct hbuild *h, struct route_host *out)
 		out->client_auth.error_page = ca->error_page ? xstrdup(ca->error_page) : NULL;
 		out->client_auth.match_cn = ca->match_cn ? xstrdup(ca->match_cn) : NULL;
 	}
+	out->ssl_ciphers =
+	    h->cipher_ing && !h->cipher_ing->dropped ? xstrdup(h->cipher_ing->ann.ssl_ciphers) : NULL;
 	out->routes = xcalloc(h->n, sizeof(*out->routes));
 	out->nroutes = 0;
 	for (size_t i = 0; i < h->n; i++) {
@@ -2593,6 +2747,7 @@ int compile_snapshot(const struct snapshot *snap, const struct compile_options *
 		}
 		annotation_issues_cleanup(&issues);
 		apply_next_upstream_defaults(&c, &in->ann);
+		apply_access_defaults(&c, &in->ann);
 		if (in->ann.ssl_passthrough && !in->dropped &&
 		    (in->ann.policy.ext_auth.url || (in->ann.global_auth && c.global_auth.url))) {
 			/* TLS is relayed untouched: no request to authenticate. */
@@ -2614,8 +2769,11 @@ int compile_snapshot(const struct snapshot *snap, const struct compile_options *
 		}
 		if (global) {
 			diag_add(&c, "Ingress", in->obj, global, "SecurityNotEnforced",
-			         "ConfigMap %s sets %s, which weir does not enforce yet; this "
-			         "Ingress is not served (fail closed)",
+			         c.global_bad_value
+			             ? "ConfigMap %s sets %s to a value weir cannot apply; this "
+			               "Ingress is not served (fail closed)"
+			             : "ConfigMap %s sets %s, which weir does not enforce yet; this "
+			               "Ingress is not served (fail closed)",
 			         CONFIGMAP_NAME, global);
 			in->dropped = true;
 		}
@@ -2657,6 +2815,9 @@ int compile_snapshot(const struct snapshot *snap, const struct compile_options *
 	for (size_t i = 0; i < ning; i++)
 		if (!ings[i].dropped)
 			ingress_client_auth(&c, &hs, &ings[i]);
+	for (size_t i = 0; i < ning; i++)
+		if (!ings[i].dropped && !ings[i].ann.canary)
+			ingress_ssl_ciphers(&c, &hs, &ings[i]);
 	/* TLS hosts first: ssl-redirect of every route depends on them. */
 	for (size_t i = 0; i < ning; i++)
 		if (!ings[i].dropped && !ings[i].ann.canary && !ings[i].ann.ssl_passthrough)
@@ -2703,6 +2864,7 @@ int compile_snapshot(const struct snapshot *snap, const struct compile_options *
 			} else {
 				free(out->name);
 				free(out->routes);
+				free(out->ssl_ciphers);
 				route_client_auth_cleanup(&out->client_auth);
 				memset(out, 0, sizeof(*out));
 			}
@@ -2740,6 +2902,8 @@ int compile_snapshot(const struct snapshot *snap, const struct compile_options *
 	for (size_t i = 0; i < c.nno_auth; i++)
 		free(c.no_auth[i]);
 	free(c.no_auth);
+	free(c.global_allow);
+	free(c.global_deny);
 	*table = t;
 	return 0;
 }

@@ -286,7 +286,8 @@ static void put_settings(FILE *out, const struct route_settings *s)
 	           s->nproxy_real_ip_cidr || s->hsts != ds->hsts ||
 	           s->hsts_max_age != ds->hsts_max_age ||
 	           s->hsts_include_subdomains != ds->hsts_include_subdomains ||
-	           s->hsts_preload != ds->hsts_preload;
+	           s->hsts_preload != ds->hsts_preload || s->ssl_protocols || s->ssl_ciphers ||
+	           s->nblock_cidrs || s->nblock_user_agents || s->nblock_referers;
 	fprintf(out, "settings:%s\n", any ? "" : " defaults");
 	put_cidrs(out, "  ", "trusted_proxies", s->trusted_proxies, s->ntrusted_proxies);
 	put_u64(out, "  ", "max_header_bytes", s->max_header_bytes, ds->max_header_bytes);
@@ -309,6 +310,15 @@ static void put_settings(FILE *out, const struct route_settings *s)
 	put_bool(out, "  ", "hsts_include_subdomains", s->hsts_include_subdomains,
 	         ds->hsts_include_subdomains);
 	put_bool(out, "  ", "hsts_preload", s->hsts_preload, ds->hsts_preload);
+	if (s->ssl_protocols)
+		fprintf(out, "  ssl_protocols: %s\n", s->ssl_protocols);
+	if (s->ssl_ciphers)
+		fprintf(out, "  ssl_ciphers: %s\n", s->ssl_ciphers);
+	put_cidrs(out, "  ", "block_cidrs", s->block_cidrs, s->nblock_cidrs);
+	for (size_t i = 0; i < s->nblock_user_agents; i++)
+		fprintf(out, "  block_user_agents[%zu]: %s\n", i, s->block_user_agents[i]);
+	for (size_t i = 0; i < s->nblock_referers; i++)
+		fprintf(out, "  block_referers[%zu]: %s\n", i, s->block_referers[i]);
 	route_table_free(d);
 }
 
@@ -336,6 +346,8 @@ int explain_write(FILE *out, const struct route_table *t, const struct diag_list
 				fprintf(out, ", error page %s", ca->error_page);
 			fprintf(out, "\n");
 		}
+		if (h->ssl_ciphers)
+			fprintf(out, "    ssl ciphers: %s\n", h->ssl_ciphers);
 		if (!h->nroutes)
 			fprintf(out, "    no routes\n");
 		for (size_t j = 0; j < h->nroutes; j++) {

@@ -130,6 +130,27 @@ def test_annotation_row(tmp_path, prefix, key, weir, harmless):
         assert "host harmless.example.com" in out, out
 
 
+# Values the enforced ConfigMap keys accept, and values they cannot read
+# ("weir-test-value" is a valid User-Agent or Referer entry).
+GOOD = {
+    "block-cidrs": "192.0.2.0/24",
+    "block-user-agents": "BadBot/1.0, ~*crawler",
+    "block-referers": "~*spam",
+    "allowlist-source-range": "10.0.0.0/8",
+    "whitelist-source-range": "10.0.0.0/8",
+    "denylist-source-range": "10.66.0.0/16",
+    "ssl-ciphers": "ECDHE-RSA-AES256-GCM-SHA384",
+    "ssl-protocols": "TLSv1.3",
+}
+UNREADABLE = {"block-user-agents": "~*bad(", "block-referers": "ok, ~unclosed["}
+
+
+def test_enforced_configmap_rows_have_values():
+    for key, weir, _ in CONFIGMAP:
+        if weir.startswith("enforced") and key != "global-auth-url":
+            assert key in GOOD, key
+
+
 @pytest.mark.parametrize("key,weir,harmless", CONFIGMAP, ids=[r[0] for r in CONFIGMAP])
 def test_configmap_row(tmp_path, key, weir, harmless):
     def cm(value):
@@ -145,7 +166,12 @@ data:
     docs = [ingress("covered", "covered.example.com", {}),
             ingress("opted-out", "opted-out.example.com",
                     {"nginx.ingress.kubernetes.io/enable-global-auth": "false"})]
-    out = explain(tmp_path, docs + [cm("weir-test-value")])
+    if weir.startswith("enforced") and key in GOOD:
+        # An enforced key with a value weir reads serves every Ingress...
+        out = explain(tmp_path, docs + [cm(GOOD[key])])
+        assert "host covered.example.com" in out and "SecurityNotEnforced" not in out, out
+    # ... and one it cannot read (or an unenforced key) serves none.
+    out = explain(tmp_path, docs + [cm(UNREADABLE.get(key, "weir-test-value"))])
     assert "host covered.example.com" not in out, out
     assert f"ConfigMap weir-system/weir: {key}:" in out and "(SecurityNotEnforced)" in out, out
     if "enable-global-auth" in weir:

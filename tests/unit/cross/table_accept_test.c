@@ -27,7 +27,7 @@
 #include "table.h"
 
 #define DEFAULT_SEED 20261207u
-#define DEFAULT_ITERATIONS 400
+#define DEFAULT_ITERATIONS 800
 
 #include "test_cert.h"
 
@@ -294,6 +294,7 @@ static const struct {
     {"session-cookie-path", {"/app"}, "/app;HttpOnly"},
     {"session-cookie-samesite", {"lax", "None"}, "lax;"},
     {"session-cookie-secure", {"true"}, NULL},
+    {"ssl-ciphers", {"ECDHE-RSA-AES256-GCM-SHA384", "HIGH:!aNULL", "NOSUCHCIPHER"}, "HIGH;x"},
     {"ssl-passthrough", {"false"}, NULL},
     {"ssl-redirect", {"false"}, NULL},
     {"temporal-redirect", {"/elsewhere"}, "javascript:x"},
@@ -541,6 +542,24 @@ static void configmap(struct store *s)
 		add(data, "default-tls-secret", one_of(tls, 3, 70));
 	if (chance(30))
 		add(data, "max-header-bytes", hostile());
+	static const char *const agents[] = {"BadBot, ~*crawl(er|ing)", "~^curl/7\\.", "~*("};
+	static const char *const ciphers[] = {"ECDHE-RSA-AES256-GCM-SHA384", "NOPE", ""};
+	static const char *const protocols[] = {"TLSv1.3", "TLSv1.2 TLSv1.3", "SSLv3"};
+	static const char *const ranges[] = {"192.0.2.0/24, 2001:db8::/32", "10.0.0.0/33", ""};
+	/* Global lists and TLS settings: a value weir cannot read drops every
+	 * Ingress (fail closed), so they come rarely, to leave tables to test. */
+	if (chance(10))
+		add(data, "block-user-agents", chance(50) ? one_of(agents, 3, 90) : hostile());
+	if (chance(10))
+		add(data, "block-referers", chance(50) ? one_of(agents, 3, 90) : hostile());
+	if (chance(10))
+		add(data, "block-cidrs", one_of(ranges, 3, 90));
+	if (chance(10))
+		add(data, "whitelist-source-range", one_of(ranges, 3, 90));
+	if (chance(10))
+		add(data, "ssl-ciphers", one_of(ciphers, 3, 90));
+	if (chance(10))
+		add(data, "ssl-protocols", one_of(protocols, 3, 90));
 	add(cm, "data", data);
 	put(s, STORE_CONFIGMAP, cm);
 }
