@@ -212,8 +212,11 @@ void route_table_free(struct route_table *t)
 		free(t->cas[i].crl_pem);
 	}
 	free(t->cas);
-	for (size_t i = 0; i < t->npassthrough; i++)
+	for (size_t i = 0; i < t->npassthrough; i++) {
 		free(t->passthrough[i].host);
+		free(t->passthrough[i].allow);
+		free(t->passthrough[i].deny);
+	}
 	free(t->passthrough);
 	for (size_t i = 0; i < t->nbackend_tls; i++)
 		route_backend_tls_profile_cleanup(&t->backend_tls[i]);
@@ -1507,7 +1510,7 @@ static int parse_backend_tls(struct parser *p, json_object *root, struct route_t
 	return 0;
 }
 
-static const char *const passthrough_keys[] = {"host", "backend", NULL};
+static const char *const passthrough_keys[] = {"host", "backend", "allow", "deny", NULL};
 
 static int parse_passthrough(struct parser *p, json_object *root, struct route_table *t)
 {
@@ -1536,7 +1539,9 @@ static int parse_passthrough(struct parser *p, json_object *root, struct route_t
 			path_key(kp, ep, "backend");
 			return fail(p, WEIR_EINVAL, kp, "required key missing");
 		}
-		if ((rc = opt_index(p, o, ep, "backend", t->nbackends, false, &pt->backend)) != 0)
+		if ((rc = opt_index(p, o, ep, "backend", t->nbackends, false, &pt->backend)) != 0 ||
+		    (rc = parse_cidrs(p, o, ep, "allow", &pt->allow, &pt->nallow)) != 0 ||
+		    (rc = parse_cidrs(p, o, ep, "deny", &pt->deny, &pt->ndeny)) != 0)
 			return rc;
 		for (size_t j = 0; j < i; j++) {
 			if (strcmp(t->passthrough[j].host, pt->host) == 0)
@@ -2339,6 +2344,8 @@ static void w_table(struct writer *w, const struct route_table *t)
 		w_open(w, "{", &o);
 		w_str(w, "host", t->passthrough[i].host ? t->passthrough[i].host : "");
 		w_int(w, "backend", t->passthrough[i].backend);
+		w_cidrs(w, "allow", t->passthrough[i].allow, t->passthrough[i].nallow);
+		w_cidrs(w, "deny", t->passthrough[i].deny, t->passthrough[i].ndeny);
 		w_close_obj(w, o);
 	}
 	w_close_arr(w, a);

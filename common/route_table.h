@@ -335,6 +335,13 @@ struct route_backend_tls_profile {
 struct route_passthrough {
 	char *host;
 	int backend;
+	/* The Ingress's allowlist-source-range / denylist-source-range, checked
+	 * against the client address before anything is relayed: a refused
+	 * client's connection is closed. */
+	size_t nallow;
+	struct route_cidr *allow;
+	size_t ndeny;
+	struct route_cidr *deny;
 };
 
 struct route_settings {

@@ -2116,6 +2116,50 @@ static void ingress_canary(struct ctx *c, struct hosts *hs, struct ing *in)
 	}
 }
 
+/* The annotation key name as the Ingress writes it (either prefix;
+ * borrowed from obj), or NULL when it has none. */
+static const char *written_key(json_object *obj, const char *name)
+{
+	static const char *const prefixes[] = {ANNOTATIONS_NGINX_PREFIX, ANNOTATIONS_WEIR_PREFIX};
+	json_object *anns = jget(jget(obj, "metadata"), "annotations");
+	if (!anns || !json_object_is_type(anns, json_type_object))
+		return NULL;
+	json_object_object_foreach(anns, k, v)
+	{
+		(void)v;
+		for (size_t i = 0; i < 2; i++) {
+			size_t n = strlen(prefixes[i]);
+			if (strncmp(k, prefixes[i], n) == 0 && strcmp(k + n, name) == 0)
+				return k;
+		}
+	}
+	return NULL;
+}
+
+/* What an ssl-passthrough Ingress asks for that a stream weir never
+ * decrypts cannot have (the allow and deny lists it can: they are checked
+ * on the connection): the Ingress is dropped (fail closed). */
+static void passthrough_unenforced(struct ctx *c, struct ing *in)
+{
+	static const char *const keys[] = {"limit-rps", "limit-rpm", "limit-connections",
+	                                   "ssl-ciphers"};
+	const struct route_policy *p = &in->ann.policy;
+	bool set[] = {p->limit_rps > 0, p->limit_rpm > 0, p->limit_connections > 0,
+	              in->ann.ssl_ciphers != NULL};
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		if (!set[i])
+			continue;
+		const char *k = written_key(in->obj, keys[i]);
+		diag_add(c, "Ingress", in->obj, k ? k : keys[i], "SecurityNotEnforced",
+		         "%s cannot be enforced on an ssl-passthrough Ingress (weir never "
+		         "decrypts it, so it sees no request and chooses no cipher); this Ingress "
+		         "is not served (fail closed)",
+		         keys[i]);
+		in->dropped = true;
+		return;
+	}
+}
+
 /* ssl-passthrough: each named host of the Ingress is relayed as TCP to the
  * backend of its "/" path (else its first path, else spec.defaultBackend). */
 static void ingress_passthrough(struct ctx *c, struct ing *in)
@@ -2171,8 +2215,23 @@ static void ingress_passthrough(struct ctx *c, struct ing *in)
 		}
 		t->passthrough =
 		    xrealloc(t->passthrough, (t->npassthrough + 1) * sizeof(*t->passthrough));
-		t->passthrough[t->npassthrough].host = hname;
-		t->passthrough[t->npassthrough].backend = idx;
+		struct route_passthrough *pt = &t->passthrough[t->npassthrough];
+		memset(pt, 0, sizeof(*pt));
+		pt->host = hname;
+		pt->backend = idx;
+		/* allowlist/denylist-source-range (or the ConfigMap's): checked by
+		 * the proxy on the connection's client address */
+		const struct route_policy *pol = &in->ann.policy;
+		if (pol->nallow) {
+			pt->allow = xcalloc(pol->nallow, sizeof(*pt->allow));
+			memcpy(pt->allow, pol->allow, pol->nallow * sizeof(*pt->allow));
+			pt->nallow = pol->nallow;
+		}
+		if (pol->ndeny) {
+			pt->deny = xcalloc(pol->ndeny, sizeof(*pt->deny));
+			memcpy(pt->deny, pol->deny, pol->ndeny * sizeof(*pt->deny));
+			pt->ndeny = pol->ndeny;
+		}
 		t->npassthrough++;
 	}
 }
@@ -2777,6 +2836,8 @@ int compile_snapshot(const struct snapshot *snap, const struct compile_options *
 			         CONFIGMAP_NAME, global);
 			in->dropped = true;
 		}
+		if (!in->dropped && in->ann.ssl_passthrough)
+			passthrough_unenforced(&c, in);
 		if (!in->dropped && in->ann.policy.auth.type == ROUTE_AUTH_BASIC) {
 			if (in->ann.ssl_passthrough) {
 				diag_add(

@@ -374,6 +374,8 @@ int explain_write(FILE *out, const struct route_table *t, const struct diag_list
 		fprintf(out, "  %s -> %s\n", t->passthrough[i].host,
 		        backend_name(t, t->passthrough[i].backend));
 		put_endpoints(out, "    ", t, t->passthrough[i].backend);
+		put_cidrs(out, "    ", "allow", t->passthrough[i].allow, t->passthrough[i].nallow);
+		put_cidrs(out, "    ", "deny", t->passthrough[i].deny, t->passthrough[i].ndeny);
 	}
 	put_backend_tls(out, t);
 	put_settings(out, &t->settings);

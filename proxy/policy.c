@@ -92,6 +92,21 @@ static bool in_cidrs(const struct route_cidr *list, size_t n, int family, const 
 	return false;
 }
 
+bool policy_client_allowed(const struct route_cidr *allow, size_t nallow,
+                           const struct route_cidr *deny, size_t ndeny,
+                           const struct http_client *client)
+{
+	if (!nallow && !ndeny)
+		return true;
+	int family;
+	uint8_t addr[16];
+	if (client_address(client, &family, addr) != 0)
+		return false; /* an address we cannot read is in no allowlist */
+	if (in_cidrs(deny, ndeny, family, addr))
+		return false;
+	return !nallow || in_cidrs(allow, nallow, family, addr);
+}
+
 /* Host header characters we are willing to copy into a Location. */
 static bool host_char_ok(char c)
 {

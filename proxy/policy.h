@@ -32,6 +32,14 @@ struct policy_result {
 int policy_check(const struct route *route, const struct http_request *req,
                  const struct http_client *client, struct policy_result *out);
 
+/* A client address against an allowlist (when not empty it must hold the
+ * client) and a denylist (it must not): the check of allow/deny lists
+ * outside a route (ssl-passthrough). An unreadable address is refused when
+ * either list is set. */
+bool policy_client_allowed(const struct route_cidr *allow, size_t nallow,
+                           const struct route_cidr *deny, size_t ndeny,
+                           const struct http_client *client);
+
 /* CORS on a normal (non-preflight) response: true and val, vlen (borrowed
  * from the route or req) the Access-Control-Allow-Origin value when the
  * route has CORS on and either allows any origin ("*") or lists the request's

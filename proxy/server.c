@@ -1690,8 +1690,18 @@ static bool progress_peek(struct conn *c)
 	if (!c->tls_table)
 		c->tls_table = table_view_get(&c->w->view);
 	if (r == 1 && c->tls_table) {
-		int b = table_passthrough_backend(c->tls_table, sni);
+		const struct route_passthrough *pt = table_passthrough(c->tls_table, sni);
+		int b = pt ? pt->backend : -1;
 		if (b >= 0 && (size_t)b < table_routes(c->tls_table)->nbackends) {
+			/* allowlist/denylist-source-range: nothing to answer in
+			 * a stream we never decrypt, so a refused client is
+			 * closed before a byte is relayed (counted as 403). */
+			if (!policy_client_allowed(pt->allow, pt->nallow, pt->deny, pt->ndeny,
+			                           &c->client)) {
+				metrics_request(pt->host, "(ssl-passthrough)", 403, -1);
+				conn_close(c);
+				return true;
+			}
 			start_passthrough(c, b);
 			return true;
 		}

@@ -834,18 +834,24 @@ SSL_CTX *table_ssl_ctx(const struct table *t, const char *sni)
 	return NULL;
 }
 
-int table_passthrough_backend(const struct table *t, const char *sni)
+const struct route_passthrough *table_passthrough(const struct table *t, const char *sni)
 {
 	char buf[HOST_MAX];
 	if (!sni)
-		return -1;
+		return NULL;
 	int n = host_normalise(sni, strlen(sni), buf);
 	if (n <= 0)
-		return -1;
+		return NULL;
 	for (size_t i = 0; i < t->rt->npassthrough; i++)
 		if (strcmp(t->rt->passthrough[i].host, buf) == 0)
-			return t->rt->passthrough[i].backend;
-	return -1;
+			return &t->rt->passthrough[i];
+	return NULL;
+}
+
+int table_passthrough_backend(const struct table *t, const char *sni)
+{
+	const struct route_passthrough *pt = table_passthrough(t, sni);
+	return pt ? pt->backend : -1;
 }
 
 size_t table_certs_decoded(const struct table *t)

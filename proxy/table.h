@@ -141,6 +141,10 @@ const struct backend_tls_set *table_backend_tls(const struct table *t);
 /* ssl-passthrough backend index for an SNI name (case-insensitive), or -1. */
 int table_passthrough_backend(const struct table *t, const char *sni);
 
+/* The ssl-passthrough entry for sni (borrowed while t is referenced), or
+ * NULL. */
+const struct route_passthrough *table_passthrough(const struct table *t, const char *sni);
+
 /* How many of the table's certificates table_new decoded itself; the rest
  * (certs - this) it took from a live table or from an earlier entry with the
  * same PEM text. */

@@ -89,3 +89,45 @@ def test_backend_protocol_https(tproxy):
     assert resp.status == 200, resp
     info = resp.json()
     assert info["name"] == "TLS" and info["path"] == "/tls-up/x"
+
+
+def tls_from(proxy, sni, source):
+    """The backend's answer through passthrough from a client bound to source, or None when
+    the proxy closed the connection before any TLS byte came back."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    raw = socket.create_connection(("127.0.0.1", proxy.https_port), timeout=10,
+                                   source_address=(source, 0))
+    try:
+        s = ctx.wrap_socket(raw, server_hostname=sni)
+    except (ssl.SSLError, ConnectionResetError, OSError):
+        raw.close()
+        return None
+    try:
+        c = RawConn(0, sock=s)
+        c.send(f"GET /acl HTTP/1.1\r\nHost: {sni}\r\n\r\n".encode())
+        return c.read_response().status
+    finally:
+        s.close()
+
+
+def test_passthrough_allow_and_deny_lists(fresh_proxy, backends, certs, tls_backend):
+    port, _ = tls_backend
+    table = {
+        "version": 1,
+        "backends": [{"name": "t/tls:443",
+                      "endpoints": [{"address": "127.0.0.1", "port": port}]}],
+        "passthrough": [
+            {"host": "pt.test", "backend": 0, "allow": ["127.0.0.0/8"],
+             "deny": ["127.0.0.5/32"]},
+            {"host": "only.test", "backend": 0, "allow": ["127.0.0.7"]},
+        ],
+    }
+    p = fresh_proxy(table)
+    assert tls_from(p, "pt.test", "127.0.0.1") == 200
+    assert tls_from(p, "pt.test", "127.0.0.5") is None  # denied: closed, nothing relayed
+    assert tls_from(p, "only.test", "127.0.0.7") == 200
+    assert tls_from(p, "only.test", "127.0.0.1") is None
+    assert p.metric("weir_proxy_requests_total",
+                    'host="only.test",path="(ssl-passthrough)",code="403"') == 1

@@ -383,7 +383,8 @@ static const char rich[] =
     "\"by_cookie\":\"canary\",\"weight\":25}},"
     "{\"path\":\"/exact\",\"match\":\"exact\"}]}],"
     "\"default_cert\":0,\"default_backend\":0,"
-    "\"passthrough\":[{\"host\":\"gocd.example.com\",\"backend\":1}]}";
+    "\"passthrough\":[{\"host\":\"gocd.example.com\",\"backend\":1,"
+    "\"allow\":[\"10.0.0.0/8\"],\"deny\":[\"10.1.0.0/16\",\"::1\"]}]}";
 
 static void test_round_trip(void)
 {
@@ -416,6 +417,9 @@ static void test_round_trip(void)
 	CHECK(!t->settings.hsts && !t->settings.hsts_include_subdomains &&
 	      t->settings.hsts_preload);
 	CHECK_INT(t->settings.hsts_max_age, 600);
+	CHECK_INT(t->passthrough[0].nallow, 1);
+	CHECK_INT(t->passthrough[0].ndeny, 2);
+	CHECK_INT(t->passthrough[0].deny[1].prefix_len, 128);
 	CHECK_STR(t->settings.ssl_protocols, "TLSv1.3");
 	CHECK_STR(t->settings.ssl_ciphers, "ECDHE-RSA-AES256-GCM-SHA384");
 	CHECK_INT(t->settings.nblock_cidrs, 1);
