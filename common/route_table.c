@@ -93,6 +93,31 @@ void route_policy_init(struct route_policy *p)
 	p->drain_window_ms = 30000;
 	p->limit_burst = 5;
 	p->backend_tls.profile = -1;
+	p->error_backend = -1;
+}
+
+bool route_custom_error_has(const struct route_policy *p, int code)
+{
+	if (code < ROUTE_CUSTOM_ERROR_MIN || code > ROUTE_CUSTOM_ERROR_MAX)
+		return false;
+	unsigned bit = (unsigned)(code - ROUTE_CUSTOM_ERROR_MIN);
+	return (p->custom_errors[bit / 64] >> (bit % 64)) & 1u;
+}
+
+void route_custom_error_set(struct route_policy *p, int code)
+{
+	if (code < ROUTE_CUSTOM_ERROR_MIN || code > ROUTE_CUSTOM_ERROR_MAX)
+		return;
+	unsigned bit = (unsigned)(code - ROUTE_CUSTOM_ERROR_MIN);
+	p->custom_errors[bit / 64] |= 1ull << (bit % 64);
+}
+
+bool route_custom_errors_any(const struct route_policy *p)
+{
+	for (int i = 0; i < ROUTE_CUSTOM_ERROR_WORDS; i++)
+		if (p->custom_errors[i])
+			return true;
+	return false;
 }
 
 static void headers_free(struct route_header *h, size_t n)
@@ -321,6 +346,7 @@ struct parser {
 	char *err;
 	size_t errlen;
 	size_t nbackend_tls; /* profiles read so far: the range of policy.backend_tls.profile */
+	size_t nbackends;    /* the range of policy.error_backend */
 };
 
 static int fail(struct parser *p, int rc, const char *path, const char *fmt, ...)
@@ -778,6 +804,8 @@ static const char *const policy_keys[] = {"connect_timeout_ms",
                                           "redirect_code",
                                           "redirect_url",
                                           "app_root",
+                                          "custom_errors",
+                                          "error_backend",
                                           "affinity",
                                           "affinity_mode",
                                           "cookie",
@@ -937,6 +965,33 @@ static int parse_auth(struct parser *p, json_object *obj, const char *path, stru
 	return 0;
 }
 
+/* policy.custom_errors: an array of codes 300..599, each at most once. */
+static int parse_custom_errors(struct parser *p, json_object *obj, const char *path,
+                               struct route_policy *pol)
+{
+	json_object *arr;
+	size_t n;
+	char kp[PATH_MAX_LEN], ep[PATH_MAX_LEN];
+	int rc = opt_array(p, obj, path, "custom_errors", &arr, &n);
+	if (rc != 0 || n == 0)
+		return rc;
+	path_key(kp, path, "custom_errors");
+	for (size_t i = 0; i < n; i++) {
+		json_object *v = json_object_array_get_idx(arr, i);
+		path_index(ep, kp, i);
+		if (!json_object_is_type(v, json_type_int))
+			return fail(p, WEIR_EINVAL, ep, "not an integer");
+		int64_t code = json_object_get_int64(v);
+		if (code < ROUTE_CUSTOM_ERROR_MIN || code > ROUTE_CUSTOM_ERROR_MAX)
+			return fail(p, WEIR_EINVAL, ep, "%lld is not a status code 300..599",
+			            (long long)code);
+		if (route_custom_error_has(pol, (int)code))
+			return fail(p, WEIR_EINVAL, ep, "%lld given twice", (long long)code);
+		route_custom_error_set(pol, (int)code);
+	}
+	return 0;
+}
+
 static int parse_policy(struct parser *p, json_object *obj, const char *path,
                         struct route_policy *pol)
 {
@@ -973,6 +1028,10 @@ static int parse_policy(struct parser *p, json_object *obj, const char *path,
 	    (rc = opt_str(p, obj, path, "app_root", STR_NULLABLE, &pol->app_root)) != 0)
 		return rc;
 	pol->redirect_code = (uint16_t)code;
+	if ((rc = parse_custom_errors(p, obj, path, pol)) != 0 ||
+	    (rc = opt_index(p, obj, path, "error_backend", p->nbackends, true,
+	                    &pol->error_backend)) != 0)
+		return rc;
 	e = (int)pol->affinity;
 	if ((rc = opt_enum(p, obj, path, "affinity", affinity_names, &e)) != 0)
 		return rc;
@@ -1109,6 +1168,7 @@ static int parse_route(struct parser *p, json_object *obj, const char *path, siz
 		return rc;
 	if (sub) {
 		path_key(kp, path, "policy");
+		p->nbackends = nbackends;
 		if ((rc = parse_policy(p, sub, kp, &r->policy)) != 0)
 			return rc;
 	}
@@ -1637,7 +1697,7 @@ static int parse_document(struct parser *p, json_object *root, struct route_tabl
 int route_table_parse(const char *json, size_t len, struct route_table **out, char *err,
                       size_t errlen)
 {
-	struct parser p = {err, errlen, 0};
+	struct parser p = {err, errlen, 0, 0};
 	struct json_tokener *tok = NULL;
 	json_object *root = NULL;
 	struct route_table *t = NULL;
@@ -2025,6 +2085,20 @@ static void w_policy(struct writer *w, const struct route_policy *p)
 	w_int_d(w, "redirect_code", p->redirect_code, d->redirect_code);
 	w_str_d(w, "redirect_url", p->redirect_url, NULL);
 	w_str_d(w, "app_root", p->app_root, NULL);
+	if (route_custom_errors_any(p)) {
+		bool esaved;
+		w_key(w, "custom_errors");
+		w_open(w, "[", &esaved);
+		for (int code = ROUTE_CUSTOM_ERROR_MIN; code <= ROUTE_CUSTOM_ERROR_MAX; code++)
+			if (route_custom_error_has(p, code)) {
+				char num[8];
+				int len = snprintf(num, sizeof(num), "%d", code);
+				w_next(w);
+				w_raw(w, num, (size_t)len);
+			}
+		w_close_arr(w, esaved);
+	}
+	w_int_d(w, "error_backend", p->error_backend, -1);
 	if (p->affinity != d->affinity)
 		w_str(w, "affinity", affinity_names[p->affinity == ROUTE_AFFINITY_COOKIE]);
 	if (p->affinity_mode != d->affinity_mode)

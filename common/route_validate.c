@@ -432,6 +432,12 @@ int route_validate_url(const char *s, char *err, size_t errlen)
 	return 0;
 }
 
+bool route_validate_redirect_code(unsigned code)
+{
+	return code == 300 || code == 301 || code == 302 || code == 303 || code == 307 ||
+	       code == 308;
+}
+
 int route_validate_app_root(const char *s, char *err, size_t errlen)
 {
 	char q[96];
@@ -626,10 +632,9 @@ int route_validate_policy(const struct route_policy *p, char *field, size_t fiel
 	    (rc = opt(p->rewrite_target, route_validate_rewrite_target, "rewrite_target", field,
 	              fieldlen, err, errlen)))
 		return rc;
-	if (p->redirect_code != 0 && p->redirect_code != 301 && p->redirect_code != 302 &&
-	    p->redirect_code != 307 && p->redirect_code != 308) {
+	if (p->redirect_code != 0 && !route_validate_redirect_code(p->redirect_code)) {
 		set_field(field, fieldlen, "redirect_code");
-		return fail(err, errlen, "%u is not 0, 301, 302, 307 or 308",
+		return fail(err, errlen, "%u is not 0, 300, 301, 302, 303, 307 or 308",
 		            (unsigned)p->redirect_code);
 	}
 	if (p->redirect_code && !p->redirect_url) {
