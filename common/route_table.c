@@ -138,6 +138,7 @@ void route_policy_cleanup(struct route_policy *p)
 	free(p->rewrite_target);
 	free(p->redirect_url);
 	free(p->app_root);
+	free(p->redirect_host);
 	free(p->cookie.name);
 	free(p->cookie.path);
 	free(p->cookie.samesite);
@@ -803,6 +804,7 @@ static const char *const policy_keys[] = {"connect_timeout_ms",
                                           "rewrite_target",
                                           "redirect_code",
                                           "redirect_url",
+                                          "redirect_host",
                                           "app_root",
                                           "custom_errors",
                                           "error_backend",
@@ -1025,6 +1027,8 @@ static int parse_policy(struct parser *p, json_object *obj, const char *path,
 	        0 ||
 	    (rc = opt_int(p, obj, path, "redirect_code", 0, 999, &code, NULL)) != 0 ||
 	    (rc = opt_str(p, obj, path, "redirect_url", STR_NULLABLE, &pol->redirect_url)) != 0 ||
+	    (rc = opt_str(p, obj, path, "redirect_host", STR_NULLABLE, &pol->redirect_host)) !=
+	        0 ||
 	    (rc = opt_str(p, obj, path, "app_root", STR_NULLABLE, &pol->app_root)) != 0)
 		return rc;
 	pol->redirect_code = (uint16_t)code;
@@ -2084,6 +2088,7 @@ static void w_policy(struct writer *w, const struct route_policy *p)
 	w_str_d(w, "rewrite_target", p->rewrite_target, NULL);
 	w_int_d(w, "redirect_code", p->redirect_code, d->redirect_code);
 	w_str_d(w, "redirect_url", p->redirect_url, NULL);
+	w_str_d(w, "redirect_host", p->redirect_host, NULL);
 	w_str_d(w, "app_root", p->app_root, NULL);
 	if (route_custom_errors_any(p)) {
 		bool esaved;

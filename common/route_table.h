@@ -206,8 +206,13 @@ struct route_policy {
 	char *upstream_vhost;         /* NULL: Host passes unchanged */
 	char *x_forwarded_prefix;     /* NULL: no X-Forwarded-Prefix */
 	char *rewrite_target;         /* NULL: path unchanged; may hold $1..$9 */
-	uint16_t redirect_code;       /* 0: none; else 301/302/307/308 to redirect_url */
+	uint16_t redirect_code; /* 0: none; else 300..308 (see route_validate) to redirect_url,
+	                           or to redirect_host */
 	char *redirect_url;
+	/* from-to-www-redirect: NULL; else (with redirect_code, without
+	 * redirect_url) every request is redirected to the same scheme, this
+	 * host, the port of the request's Host header and the request target */
+	char *redirect_host;
 	char *app_root; /* NULL: none; else requests for exactly "/" get 302 here */
 	/* custom-http-errors: bit (code - ROUTE_CUSTOM_ERROR_MIN) is set for each
 	 * code whose answer (from the upstream, or the proxy's own 502/503/504

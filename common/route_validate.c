@@ -637,9 +637,18 @@ int route_validate_policy(const struct route_policy *p, char *field, size_t fiel
 		return fail(err, errlen, "%u is not 0, 300, 301, 302, 303, 307 or 308",
 		            (unsigned)p->redirect_code);
 	}
-	if (p->redirect_code && !p->redirect_url) {
+	if (p->redirect_code && !p->redirect_url && !p->redirect_host) {
 		set_field(field, fieldlen, "redirect_url");
 		return fail(err, errlen, "required when redirect_code is set");
+	}
+	if (p->redirect_host && (!p->redirect_code || p->redirect_url)) {
+		set_field(field, fieldlen, "redirect_host");
+		return fail(err, errlen, "needs redirect_code and no redirect_url");
+	}
+	if (p->redirect_host && (!p->redirect_host[0] || p->redirect_host[0] == '*' ||
+	                         route_validate_host(p->redirect_host, 0, NULL, 0) != 0)) {
+		set_field(field, fieldlen, "redirect_host");
+		return fail(err, errlen, "not a host name");
 	}
 	if ((rc = opt(p->redirect_url, route_validate_url, "redirect_url", field, fieldlen, err,
 	              errlen)) ||

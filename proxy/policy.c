@@ -253,6 +253,28 @@ int policy_check(const struct route *route, const struct http_request *req,
 		return 0;
 	}
 
+	if (pol && pol->redirect_code && pol->redirect_host) {
+		/* from-to-www-redirect: same scheme, the other name, the port the
+		 * client named and the target as sent */
+		const char *hv;
+		size_t hlen = host_without_port(req, &hv);
+		size_t plen = hlen ? req->host_len - hlen : 0;
+		if (!target_ok(req)) {
+			answer(out, 400, "Bad Request\n");
+			return 0;
+		}
+		int n = snprintf(out->location, sizeof(out->location), "%s://%s%.*s%.*s",
+		                 client->tls ? "https" : "http", pol->redirect_host, (int)plen,
+		                 plen ? req->host + hlen : "", (int)req->target_len, req->target);
+		if (n < 0 || (size_t)n >= sizeof(out->location)) {
+			out->location[0] = '\0';
+			answer(out, 414, "URI Too Long\n");
+			return 0;
+		}
+		answer(out, pol->redirect_code, NULL);
+		return 0;
+	}
+
 	if (pol && pol->ssl_redirect && !client->tls) {
 		const char *host;
 		size_t hlen = host_without_port(req, &host);
