@@ -16,12 +16,33 @@ static const char *const skipped[] = {
     "X-Service-Name", "X-Service-Port", "X-Request-ID",     "X-Forwarded-For",
 };
 
-static bool skip(const struct http_header *h)
+/* Whether a Connection header of req names h (a hop-by-hop header too). */
+static bool connection_names(const struct http_request *req, const struct http_header *h)
+{
+	for (size_t i = 0; i < req->nheaders; i++) {
+		const struct http_header *c = &req->headers[i];
+		if (!http_name_is(c, "Connection"))
+			continue;
+		const char *p = c->value, *end = c->value + c->value_len;
+		while (p < end) {
+			while (p < end && (*p == ',' || *p == ' ' || *p == '\t'))
+				p++;
+			const char *tok = p;
+			while (p < end && *p != ',' && *p != ' ' && *p != '\t')
+				p++;
+			if ((size_t)(p - tok) == h->name_len && strncasecmp(tok, h->name, h->name_len) == 0)
+				return true;
+		}
+	}
+	return false;
+}
+
+static bool skip(const struct http_request *req, const struct http_header *h)
 {
 	for (size_t i = 0; i < sizeof(skipped) / sizeof(skipped[0]); i++)
 		if (http_name_is(h, skipped[i]))
 			return true;
-	return false;
+	return connection_names(req, h);
 }
 
 struct out {
@@ -76,7 +97,7 @@ int error_page_build_head(const struct error_page_req *r, char *buf, size_t cap)
 		header(&o, "Host", r->fallback_host, strlen(r->fallback_host));
 	for (size_t i = 0; i < req->nheaders; i++) {
 		const struct http_header *h = &req->headers[i];
-		if (skip(h))
+		if (skip(req, h))
 			continue;
 		put(&o, h->name, h->name_len);
 		put(&o, ": ", 2);

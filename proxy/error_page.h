@@ -22,8 +22,9 @@ struct error_page_req {
 
 /* Write the request head for the error backend into buf (cap bytes): the
  * client's method, target "/", HTTP/1.1, Host as the client sent it, the
- * client's end-to-end headers (not Host, hop-by-hop, body framing, Expect,
- * nor any the proxy sets here), then X-Code, X-Format (the Accept header),
+ * client's end-to-end headers (not Host, hop-by-hop ones and those its
+ * Connection header names, body framing, Expect, nor any the proxy sets
+ * here), then X-Code, X-Format (the Accept header),
  * X-Original-URI (the request target), X-Namespace, X-Ingress-Name,
  * X-Service-Name, X-Service-Port, X-Request-ID (the incoming one from a
  * trusted hop, else the proxy's) and X-Forwarded-For (the client address);
