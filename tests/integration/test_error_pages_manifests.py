@@ -2,8 +2,11 @@
 unmatched requests and the custom-http-errors pages, from-to-www-redirect answers for the other
 name in both directions, temporal-redirect-code picks the redirect status."""
 
+import base64
 import json
 import os
+import socket
+import ssl
 import subprocess
 
 import proxyutil as pu
@@ -12,7 +15,7 @@ from test_custom_errors import App, ErrorPages
 CONTROLLER_BIN = os.path.join(pu.BUILD_DIR, "weir-controller")
 
 
-def ingress(name, host, ts, annotations):
+def ingress(name, host, ts, annotations, tls=None):
     ann = "".join(f"\n    nginx.ingress.kubernetes.io/{k}: {json.dumps(v)}"
                   for k, v in annotations.items())
     return f"""apiVersion: networking.k8s.io/v1
@@ -23,7 +26,7 @@ metadata:
   creationTimestamp: '2026-01-0{ts}T00:00:00Z'
   annotations:{ann or " {}"}
 spec:
-  ingressClassName: weir
+  ingressClassName: weir{tls_block(host, tls)}
   rules:
   - host: {host}
     http:
@@ -36,6 +39,59 @@ spec:
             port:
               number: 80
 """
+
+
+def tls_block(host, secret):
+    if not secret:
+        return ""
+    return f"""
+  tls:
+  - hosts:
+    - {host}
+    secretName: {secret}"""
+
+
+def tls_secret(name, names, workdir):
+    """A kubernetes.io/tls Secret whose self-signed certificate covers names; (yaml, DER)."""
+    crt, key = os.path.join(workdir, f"{name}.crt"), os.path.join(workdir, f"{name}.key")
+    san = ",".join(f"DNS:{n}" for n in names)
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", crt,
+                    "-days", "30", "-subj", f"/CN={names[0]}", "-addext",
+                    f"subjectAltName={san}"], check=True, capture_output=True)
+    der = subprocess.run(["openssl", "x509", "-in", crt, "-outform", "DER"], check=True,
+                         capture_output=True).stdout
+
+    def b64(path):
+        with open(path, "rb") as f:
+            return base64.b64encode(f.read()).decode()
+
+    return f"""apiVersion: v1
+kind: Secret
+metadata:
+  name: {name}
+  namespace: default
+type: kubernetes.io/tls
+data:
+  tls.crt: {b64(crt)}
+  tls.key: {b64(key)}
+""", der
+
+
+def https(proxy, sni, path):
+    """GET over TLS with SNI and Host sni: (response, the server certificate in DER)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    raw = socket.create_connection(("127.0.0.1", proxy.https_port), timeout=10)
+    s = ctx.wrap_socket(raw, server_hostname=sni)
+    try:
+        der = s.getpeercert(binary_form=True)
+        c = pu.RawConn(0, sock=s)
+        c.send(f"GET {path} HTTP/1.1\r\nHost: {sni}\r\nConnection: close\r\n\r\n".encode())
+        return c.read_response(), der
+    finally:
+        s.close()
 
 
 def service(name, port):
@@ -89,14 +145,19 @@ def test_default_backend_service_error_pages_and_redirects(proxy_bin, tmp_path):
     try:
         man = tmp_path / "manifests"
         man.mkdir()
+        both, both_der = tls_secret("secure-tls", ["secure.test", "www.secure.test"],
+                                    str(tmp_path))
+        one, one_der = tls_secret("narrow-tls", ["narrow.test"], str(tmp_path))
         (man / "objects.yaml").write_text("---\n".join(
-            [CLASS, service("web", app.port), service("pages", pages.port)]))
+            [CLASS, service("web", app.port), service("pages", pages.port), both, one]))
         (man / "ingresses.yaml").write_text("---\n".join([
             ingress("shop", "shop.test", 1, {"custom-http-errors": "503",
                                              "from-to-www-redirect": "true"}),
             ingress("blog", "www.blog.test", 2, {"from-to-www-redirect": "true"}),
             ingress("moved", "moved.test", 3, {"temporal-redirect": "https://new.test/",
                                                "temporal-redirect-code": "307"}),
+            ingress("secure", "secure.test", 4, {"from-to-www-redirect": "true"}, "secure-tls"),
+            ingress("narrow", "narrow.test", 5, {"from-to-www-redirect": "true"}, "narrow-tls"),
         ]))
         pub = tmp_path / "pub"
         pub.mkdir()
@@ -137,6 +198,21 @@ def test_default_backend_service_error_pages_and_redirects(proxy_bin, tmp_path):
         assert r.status == 308 and r.get("Location") == "http://www.blog.test/post/1", r
         r = send(p, "www.blog.test", "/post/1")
         assert r.status == 200 and r.body == b"app 200", r
+
+        # over HTTPS the twin is served with the host's certificate when it covers the twin
+        r, der = https(p, "www.secure.test", "/p?q=1")
+        assert der == both_der
+        assert r.status == 308 and r.get("Location") == "https://secure.test/p?q=1", r
+        r, der = https(p, "secure.test", "/p")
+        assert der == both_der and r.status == 200 and r.body == b"app 200", r
+        # plain HTTP to the twin goes straight to the other name (no https hop first)
+        r = send(p, "www.secure.test", "/p")
+        assert r.status == 308 and r.get("Location") == "http://secure.test/p", r
+        # a certificate that does not cover the twin: the default one is presented there
+        r, der = https(p, "www.narrow.test", "/p")
+        assert der != one_der
+        assert r.status == 308 and r.get("Location") == "https://narrow.test/p", r
+        assert "does not cover www.narrow.test" in proc.stdout + proc.stderr
 
         # temporal-redirect-code
         r = send(p, "moved.test", "/x")
