@@ -799,6 +799,7 @@ static const char *const policy_keys[] = {"connect_timeout_ms",
                                           "backend_protocol",
                                           "ssl_redirect",
                                           "preserve_trailing_slash",
+                                          "port_in_redirects",
                                           "upstream_vhost",
                                           "x_forwarded_prefix",
                                           "rewrite_target",
@@ -1019,6 +1020,7 @@ static int parse_policy(struct parser *p, json_object *obj, const char *path,
 	if ((rc = opt_bool(p, obj, path, "ssl_redirect", &pol->ssl_redirect)) != 0 ||
 	    (rc = opt_bool(p, obj, path, "preserve_trailing_slash",
 	                   &pol->preserve_trailing_slash)) != 0 ||
+	    (rc = opt_bool(p, obj, path, "port_in_redirects", &pol->port_in_redirects)) != 0 ||
 	    (rc = opt_str(p, obj, path, "upstream_vhost", STR_NULLABLE, &pol->upstream_vhost)) !=
 	        0 ||
 	    (rc = opt_str(p, obj, path, "x_forwarded_prefix", STR_NULLABLE,
@@ -2083,6 +2085,7 @@ static void w_policy(struct writer *w, const struct route_policy *p)
 	w_bool_d(w, "ssl_redirect", p->ssl_redirect, d->ssl_redirect);
 	w_bool_d(w, "preserve_trailing_slash", p->preserve_trailing_slash,
 	         d->preserve_trailing_slash);
+	w_bool_d(w, "port_in_redirects", p->port_in_redirects, d->port_in_redirects);
 	w_str_d(w, "upstream_vhost", p->upstream_vhost, NULL);
 	w_str_d(w, "x_forwarded_prefix", p->x_forwarded_prefix, NULL);
 	w_str_d(w, "rewrite_target", p->rewrite_target, NULL);

@@ -203,6 +203,9 @@ struct route_policy {
 	enum route_protocol backend_protocol;
 	bool ssl_redirect;            /* plain-HTTP requests get 308 to https (resolved) */
 	bool preserve_trailing_slash; /* keep a trailing '/' in that redirect */
+	/* use-port-in-redirects: the ssl-redirect Location names the proxy's HTTPS
+	 * listen port, a from-to-www one the port the request arrived on */
+	bool port_in_redirects;
 	char *upstream_vhost;         /* NULL: Host passes unchanged */
 	char *x_forwarded_prefix;     /* NULL: no X-Forwarded-Prefix */
 	char *rewrite_target;         /* NULL: path unchanged; may hold $1..$9 */

@@ -927,6 +927,14 @@ static int h_http_version(struct pctx *c, const char *v)
 
 BOOL_HANDLER(h_from_to_www, from_to_www)
 
+static int h_port_in_redirects(struct pctx *c, const char *v)
+{
+	int rc = annotations_parse_bool(v, &c->a->policy.port_in_redirects, c->err, c->errlen);
+	if (rc == 0)
+		c->a->port_in_redirects_set = true;
+	return rc;
+}
+
 static bool is_dns_label(const char *v)
 {
 	size_t n = strlen(v);
@@ -1388,6 +1396,7 @@ static const struct {
     {"temporal-redirect-code", h_temp_code},
     {"upstream-hash-by", h_hash_by},
     {"upstream-vhost", h_vhost},
+    {"use-port-in-redirects", h_port_in_redirects},
     {"use-regex", h_use_regex},
     {"websocket-idle-timeout", h_ws_idle},
     {"websocket-max-lifetime", h_ws_life},

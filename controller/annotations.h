@@ -33,6 +33,7 @@ struct annotations {
 	char *default_backend; /* service name in the Ingress namespace; NULL: none */
 	bool custom_errors_set; /* custom-http-errors named codes (else the ConfigMap's) */
 	bool from_to_www;       /* from-to-www-redirect */
+	bool port_in_redirects_set; /* use-port-in-redirects given (else the ConfigMap's) */
 	size_t nserver_alias;
 	char **server_alias; /* lowercase host names */
 	bool global_auth;    /* enable-global-auth, default true */

@@ -223,6 +223,7 @@ struct ctx {
 	/* custom-http-errors of the ConfigMap: the codes of routes whose
 	 * Ingress names none (only custom_errors is used) */
 	struct route_policy global_errors;
+	bool port_in_redirects; /* use-port-in-redirects of the ConfigMap */
 	/* --default-backend-service: its backend index, -1: none or unusable */
 	int default_backend_service;
 };
@@ -1730,6 +1731,8 @@ static void apply_configmap(struct ctx *c, json_object *cm, uint32_t *drain_defa
 			/* ingress-nginx keeps codes 300..599 here */
 			rc = annotations_parse_custom_errors(v, ROUTE_CUSTOM_ERROR_MIN,
 			                                     &c->global_errors, err, sizeof(err));
+		} else if (strcmp(k, "use-port-in-redirects") == 0) {
+			rc = annotations_parse_bool(v, &c->port_in_redirects, err, sizeof(err));
 		} else if (strcmp(k, "retry-non-idempotent") == 0) {
 			rc = annotations_parse_bool(v, &c->retry_non_idempotent, err, sizeof(err));
 		} else if (strcmp(k, "upstream-keepalive") == 0) {
@@ -1921,6 +1924,8 @@ static void add_route(struct ctx *c, struct hbuild *h, struct ing *in, const cha
 		if (!exempt && annotations_ext_auth_copy(&r->policy.ext_auth, &c->global_auth))
 			abort();
 	}
+	if (!a->port_in_redirects_set)
+		r->policy.port_in_redirects = c->port_in_redirects;
 	if (!a->custom_errors_set)
 		memcpy(r->policy.custom_errors, c->global_errors.custom_errors,
 		       sizeof(r->policy.custom_errors));
@@ -2194,6 +2199,9 @@ static void ingress_www(struct ctx *c, struct hosts *hs, struct ing *in)
 			abort();
 		r->policy.redirect_code = 308;
 		r->policy.redirect_host = xstrdup(to);
+		r->policy.port_in_redirects = in->ann.port_in_redirects_set
+		                                  ? in->ann.policy.port_in_redirects
+		                                  : c->port_in_redirects;
 		if (th->tls && !fh->tls && th->cert >= 0) {
 			if (cert_covers(c->t->certs[th->cert].cert_pem, from)) {
 				fh->tls = true;

@@ -118,6 +118,7 @@ static void put_policy(FILE *out, const char *ind, const struct route_table *t,
 		fprintf(out, "%sbackend_protocol: %s\n", ind,
 		        p->backend_protocol == ROUTE_PROTO_HTTPS ? "HTTPS" : "HTTP");
 	put_bool(out, ind, "ssl_redirect", p->ssl_redirect, d.ssl_redirect);
+	put_bool(out, ind, "port_in_redirects", p->port_in_redirects, d.port_in_redirects);
 	put_bool(out, ind, "preserve_trailing_slash", p->preserve_trailing_slash,
 	         d.preserve_trailing_slash);
 	put_str(out, ind, "upstream_vhost", p->upstream_vhost, d.upstream_vhost);

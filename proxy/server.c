@@ -2114,6 +2114,7 @@ static void accept_one(struct listener *l, int fd, struct sockaddr_storage *ss)
 		c->client.port = ntohs(s4->sin_port);
 	}
 	c->client.local_port = (uint16_t)(l->tls ? server_cfg.https_port : server_cfg.http_port);
+	c->client.https_port = (uint16_t)server_cfg.https_port;
 	c->client.tls = l->tls;
 	c->state = c->proxy_protocol ? ST_PPHDR : l->tls ? ST_PEEK : ST_HEAD;
 	c->idle_since = c->head_started = loop_now(w->loop);

@@ -1,6 +1,7 @@
 """The controller and the proxy together (manifests mode): --default-backend-service serves
 unmatched requests and the custom-http-errors pages, from-to-www-redirect answers for the other
-name in both directions, temporal-redirect-code picks the redirect status."""
+name in both directions (over HTTPS with the certificate that covers it), use-port-in-redirects
+puts the port in the Location, temporal-redirect-code picks the redirect status."""
 
 import base64
 import json
@@ -158,6 +159,8 @@ def test_default_backend_service_error_pages_and_redirects(proxy_bin, tmp_path):
                                                "temporal-redirect-code": "307"}),
             ingress("secure", "secure.test", 4, {"from-to-www-redirect": "true"}, "secure-tls"),
             ingress("narrow", "narrow.test", 5, {"from-to-www-redirect": "true"}, "narrow-tls"),
+            ingress("ported", "ported.test", 6, {"from-to-www-redirect": "true",
+                                                 "use-port-in-redirects": "true"}, "narrow-tls"),
         ]))
         pub = tmp_path / "pub"
         pub.mkdir()
@@ -213,6 +216,15 @@ def test_default_backend_service_error_pages_and_redirects(proxy_bin, tmp_path):
         assert der != one_der
         assert r.status == 308 and r.get("Location") == "https://narrow.test/p", r
         assert "does not cover www.narrow.test" in proc.stdout + proc.stderr
+
+        # use-port-in-redirects: the HTTPS listen port in the ssl-redirect, the port the
+        # request came in on in the www one
+        r = send(p, "ported.test", "/p")
+        assert r.status == 308, r
+        assert r.get("Location") == f"https://ported.test:{p.https_port}/p", r
+        r = send(p, "www.ported.test:9999", "/p")
+        assert r.status == 308, r
+        assert r.get("Location") == f"http://ported.test:{p.http_port}/p", r
 
         # temporal-redirect-code
         r = send(p, "moved.test", "/x")
