@@ -93,6 +93,31 @@ void route_policy_init(struct route_policy *p)
 	p->drain_window_ms = 30000;
 	p->limit_burst = 5;
 	p->backend_tls.profile = -1;
+	p->error_backend = -1;
+}
+
+bool route_custom_error_has(const struct route_policy *p, int code)
+{
+	if (code < ROUTE_CUSTOM_ERROR_MIN || code > ROUTE_CUSTOM_ERROR_MAX)
+		return false;
+	unsigned bit = (unsigned)(code - ROUTE_CUSTOM_ERROR_MIN);
+	return (p->custom_errors[bit / 64] >> (bit % 64)) & 1u;
+}
+
+void route_custom_error_set(struct route_policy *p, int code)
+{
+	if (code < ROUTE_CUSTOM_ERROR_MIN || code > ROUTE_CUSTOM_ERROR_MAX)
+		return;
+	unsigned bit = (unsigned)(code - ROUTE_CUSTOM_ERROR_MIN);
+	p->custom_errors[bit / 64] |= 1ull << (bit % 64);
+}
+
+bool route_custom_errors_any(const struct route_policy *p)
+{
+	for (int i = 0; i < ROUTE_CUSTOM_ERROR_WORDS; i++)
+		if (p->custom_errors[i])
+			return true;
+	return false;
 }
 
 static void headers_free(struct route_header *h, size_t n)
@@ -113,6 +138,7 @@ void route_policy_cleanup(struct route_policy *p)
 	free(p->rewrite_target);
 	free(p->redirect_url);
 	free(p->app_root);
+	free(p->redirect_host);
 	free(p->cookie.name);
 	free(p->cookie.path);
 	free(p->cookie.samesite);
@@ -334,6 +360,7 @@ struct parser {
 	char *err;
 	size_t errlen;
 	size_t nbackend_tls; /* profiles read so far: the range of policy.backend_tls.profile */
+	size_t nbackends;    /* the range of policy.error_backend */
 };
 
 static int fail(struct parser *p, int rc, const char *path, const char *fmt, ...)
@@ -785,12 +812,16 @@ static const char *const policy_keys[] = {"connect_timeout_ms",
                                           "backend_protocol",
                                           "ssl_redirect",
                                           "preserve_trailing_slash",
+                                          "port_in_redirects",
                                           "upstream_vhost",
                                           "x_forwarded_prefix",
                                           "rewrite_target",
                                           "redirect_code",
                                           "redirect_url",
+                                          "redirect_host",
                                           "app_root",
+                                          "custom_errors",
+                                          "error_backend",
                                           "affinity",
                                           "affinity_mode",
                                           "cookie",
@@ -950,6 +981,33 @@ static int parse_auth(struct parser *p, json_object *obj, const char *path, stru
 	return 0;
 }
 
+/* policy.custom_errors: an array of codes 300..599, each at most once. */
+static int parse_custom_errors(struct parser *p, json_object *obj, const char *path,
+                               struct route_policy *pol)
+{
+	json_object *arr;
+	size_t n;
+	char kp[PATH_MAX_LEN], ep[PATH_MAX_LEN];
+	int rc = opt_array(p, obj, path, "custom_errors", &arr, &n);
+	if (rc != 0 || n == 0)
+		return rc;
+	path_key(kp, path, "custom_errors");
+	for (size_t i = 0; i < n; i++) {
+		json_object *v = json_object_array_get_idx(arr, i);
+		path_index(ep, kp, i);
+		if (!json_object_is_type(v, json_type_int))
+			return fail(p, WEIR_EINVAL, ep, "not an integer");
+		int64_t code = json_object_get_int64(v);
+		if (code < ROUTE_CUSTOM_ERROR_MIN || code > ROUTE_CUSTOM_ERROR_MAX)
+			return fail(p, WEIR_EINVAL, ep, "%lld is not a status code 300..599",
+			            (long long)code);
+		if (route_custom_error_has(pol, (int)code))
+			return fail(p, WEIR_EINVAL, ep, "%lld given twice", (long long)code);
+		route_custom_error_set(pol, (int)code);
+	}
+	return 0;
+}
+
 static int parse_policy(struct parser *p, json_object *obj, const char *path,
                         struct route_policy *pol)
 {
@@ -975,6 +1033,7 @@ static int parse_policy(struct parser *p, json_object *obj, const char *path,
 	if ((rc = opt_bool(p, obj, path, "ssl_redirect", &pol->ssl_redirect)) != 0 ||
 	    (rc = opt_bool(p, obj, path, "preserve_trailing_slash",
 	                   &pol->preserve_trailing_slash)) != 0 ||
+	    (rc = opt_bool(p, obj, path, "port_in_redirects", &pol->port_in_redirects)) != 0 ||
 	    (rc = opt_str(p, obj, path, "upstream_vhost", STR_NULLABLE, &pol->upstream_vhost)) !=
 	        0 ||
 	    (rc = opt_str(p, obj, path, "x_forwarded_prefix", STR_NULLABLE,
@@ -983,9 +1042,15 @@ static int parse_policy(struct parser *p, json_object *obj, const char *path,
 	        0 ||
 	    (rc = opt_int(p, obj, path, "redirect_code", 0, 999, &code, NULL)) != 0 ||
 	    (rc = opt_str(p, obj, path, "redirect_url", STR_NULLABLE, &pol->redirect_url)) != 0 ||
+	    (rc = opt_str(p, obj, path, "redirect_host", STR_NULLABLE, &pol->redirect_host)) !=
+	        0 ||
 	    (rc = opt_str(p, obj, path, "app_root", STR_NULLABLE, &pol->app_root)) != 0)
 		return rc;
 	pol->redirect_code = (uint16_t)code;
+	if ((rc = parse_custom_errors(p, obj, path, pol)) != 0 ||
+	    (rc = opt_index(p, obj, path, "error_backend", p->nbackends, true,
+	                    &pol->error_backend)) != 0)
+		return rc;
 	e = (int)pol->affinity;
 	if ((rc = opt_enum(p, obj, path, "affinity", affinity_names, &e)) != 0)
 		return rc;
@@ -1122,6 +1187,7 @@ static int parse_route(struct parser *p, json_object *obj, const char *path, siz
 		return rc;
 	if (sub) {
 		path_key(kp, path, "policy");
+		p->nbackends = nbackends;
 		if ((rc = parse_policy(p, sub, kp, &r->policy)) != 0)
 			return rc;
 	}
@@ -1688,7 +1754,7 @@ static int parse_document(struct parser *p, json_object *root, struct route_tabl
 int route_table_parse(const char *json, size_t len, struct route_table **out, char *err,
                       size_t errlen)
 {
-	struct parser p = {err, errlen, 0};
+	struct parser p = {err, errlen, 0, 0};
 	struct json_tokener *tok = NULL;
 	json_object *root = NULL;
 	struct route_table *t = NULL;
@@ -2084,12 +2150,28 @@ static void w_policy(struct writer *w, const struct route_policy *p)
 	w_bool_d(w, "ssl_redirect", p->ssl_redirect, d->ssl_redirect);
 	w_bool_d(w, "preserve_trailing_slash", p->preserve_trailing_slash,
 	         d->preserve_trailing_slash);
+	w_bool_d(w, "port_in_redirects", p->port_in_redirects, d->port_in_redirects);
 	w_str_d(w, "upstream_vhost", p->upstream_vhost, NULL);
 	w_str_d(w, "x_forwarded_prefix", p->x_forwarded_prefix, NULL);
 	w_str_d(w, "rewrite_target", p->rewrite_target, NULL);
 	w_int_d(w, "redirect_code", p->redirect_code, d->redirect_code);
 	w_str_d(w, "redirect_url", p->redirect_url, NULL);
+	w_str_d(w, "redirect_host", p->redirect_host, NULL);
 	w_str_d(w, "app_root", p->app_root, NULL);
+	if (route_custom_errors_any(p)) {
+		bool esaved;
+		w_key(w, "custom_errors");
+		w_open(w, "[", &esaved);
+		for (int code = ROUTE_CUSTOM_ERROR_MIN; code <= ROUTE_CUSTOM_ERROR_MAX; code++)
+			if (route_custom_error_has(p, code)) {
+				char num[8];
+				int len = snprintf(num, sizeof(num), "%d", code);
+				w_next(w);
+				w_raw(w, num, (size_t)len);
+			}
+		w_close_arr(w, esaved);
+	}
+	w_int_d(w, "error_backend", p->error_backend, -1);
 	if (p->affinity != d->affinity)
 		w_str(w, "affinity", affinity_names[p->affinity == ROUTE_AFFINITY_COOKIE]);
 	if (p->affinity_mode != d->affinity_mode)

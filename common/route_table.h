@@ -183,6 +183,11 @@ const char *route_next_upstream_name(int i);
  * the name is unknown ("off" is not a condition). */
 uint32_t route_next_upstream_bit(const char *s, size_t len);
 
+/* custom-http-errors codes: 300..599 (the range nginx's error_page takes). */
+#define ROUTE_CUSTOM_ERROR_MIN 300
+#define ROUTE_CUSTOM_ERROR_MAX 599
+#define ROUTE_CUSTOM_ERROR_WORDS 5 /* 64-bit words for 300 bits */
+
 /* Everything the proxy does for a matched route besides picking a backend. */
 struct route_policy {
 	uint32_t connect_timeout_ms; /* 5000 */
@@ -198,12 +203,26 @@ struct route_policy {
 	enum route_protocol backend_protocol;
 	bool ssl_redirect;            /* plain-HTTP requests get 308 to https (resolved) */
 	bool preserve_trailing_slash; /* keep a trailing '/' in that redirect */
+	/* use-port-in-redirects: the ssl-redirect Location names the proxy's HTTPS
+	 * listen port, a from-to-www one the port the request arrived on */
+	bool port_in_redirects;
 	char *upstream_vhost;         /* NULL: Host passes unchanged */
 	char *x_forwarded_prefix;     /* NULL: no X-Forwarded-Prefix */
 	char *rewrite_target;         /* NULL: path unchanged; may hold $1..$9 */
-	uint16_t redirect_code;       /* 0: none; else 301/302/307/308 to redirect_url */
+	uint16_t redirect_code; /* 0: none; else 300..308 (see route_validate) to redirect_url,
+	                           or to redirect_host */
 	char *redirect_url;
+	/* from-to-www-redirect: NULL; else (with redirect_code, without
+	 * redirect_url) every request is redirected to the same scheme, this
+	 * host, the port of the request's Host header and the request target */
+	char *redirect_host;
 	char *app_root; /* NULL: none; else requests for exactly "/" get 302 here */
+	/* custom-http-errors: bit (code - ROUTE_CUSTOM_ERROR_MIN) is set for each
+	 * code whose answer (from the upstream, or the proxy's own 502/503/504
+	 * when the upstream cannot answer) is replaced by error_backend's answer
+	 * to a request for "/" carrying X-Code and its companions; none: off */
+	uint64_t custom_errors[ROUTE_CUSTOM_ERROR_WORDS];
+	int error_backend; /* index into backends; -1: such answers become 404 */
 	enum route_affinity affinity;
 	enum route_affinity_mode affinity_mode;
 	struct route_cookie cookie;
@@ -422,6 +441,12 @@ void route_client_auth_cleanup(struct route_client_auth *a);
  * strings are NULL or strdup'd defaults). Release with route_policy_cleanup(). */
 void route_policy_init(struct route_policy *policy);
 void route_policy_cleanup(struct route_policy *policy);
+/* custom-http-errors: whether code is in the policy's list; set one code
+ * (ROUTE_CUSTOM_ERROR_MIN..MAX, others ignored); whether any is set. */
+bool route_custom_error_has(const struct route_policy *policy, int code);
+void route_custom_error_set(struct route_policy *policy, int code);
+bool route_custom_errors_any(const struct route_policy *policy);
+
 /* Free what a route_ext_auth owns and zero it (route_policy_cleanup calls it). */
 void route_ext_auth_cleanup(struct route_ext_auth *auth);
 

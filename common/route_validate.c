@@ -432,6 +432,12 @@ int route_validate_url(const char *s, char *err, size_t errlen)
 	return 0;
 }
 
+bool route_validate_redirect_code(unsigned code)
+{
+	return code == 300 || code == 301 || code == 302 || code == 303 || code == 307 ||
+	       code == 308;
+}
+
 int route_validate_app_root(const char *s, char *err, size_t errlen)
 {
 	char q[96];
@@ -626,15 +632,23 @@ int route_validate_policy(const struct route_policy *p, char *field, size_t fiel
 	    (rc = opt(p->rewrite_target, route_validate_rewrite_target, "rewrite_target", field,
 	              fieldlen, err, errlen)))
 		return rc;
-	if (p->redirect_code != 0 && p->redirect_code != 301 && p->redirect_code != 302 &&
-	    p->redirect_code != 307 && p->redirect_code != 308) {
+	if (p->redirect_code != 0 && !route_validate_redirect_code(p->redirect_code)) {
 		set_field(field, fieldlen, "redirect_code");
-		return fail(err, errlen, "%u is not 0, 301, 302, 307 or 308",
+		return fail(err, errlen, "%u is not 0, 300, 301, 302, 303, 307 or 308",
 		            (unsigned)p->redirect_code);
 	}
-	if (p->redirect_code && !p->redirect_url) {
+	if (p->redirect_code && !p->redirect_url && !p->redirect_host) {
 		set_field(field, fieldlen, "redirect_url");
 		return fail(err, errlen, "required when redirect_code is set");
+	}
+	if (p->redirect_host && (!p->redirect_code || p->redirect_url)) {
+		set_field(field, fieldlen, "redirect_host");
+		return fail(err, errlen, "needs redirect_code and no redirect_url");
+	}
+	if (p->redirect_host && (!p->redirect_host[0] || p->redirect_host[0] == '*' ||
+	                         route_validate_host(p->redirect_host, 0, NULL, 0) != 0)) {
+		set_field(field, fieldlen, "redirect_host");
+		return fail(err, errlen, "not a host name");
 	}
 	if ((rc = opt(p->redirect_url, route_validate_url, "redirect_url", field, fieldlen, err,
 	              errlen)) ||

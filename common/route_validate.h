@@ -112,6 +112,10 @@ int route_validate_samesite(const char *s, char *err, size_t errlen);
  * starting with '/'; no space or control byte. */
 int route_validate_url(const char *s, char *err, size_t errlen);
 
+/* A redirect status weir answers with (redirect_code): 300, 301, 302, 303,
+ * 307 or 308 (304, 305 and 306 are not redirects). */
+bool route_validate_redirect_code(unsigned code);
+
 /* app-root: a path starting with '/', no space or control byte. */
 int route_validate_app_root(const char *s, char *err, size_t errlen);
 

@@ -417,7 +417,7 @@ int annotations_policy_copy(struct route_policy *dst, const struct route_policy 
 	*dst = *src;
 	/* Null every owned pointer first so a partial copy cleans up safely. */
 	dst->upstream_vhost = dst->x_forwarded_prefix = dst->rewrite_target = NULL;
-	dst->redirect_url = dst->app_root = dst->hash_by = NULL;
+	dst->redirect_url = dst->app_root = dst->hash_by = dst->redirect_host = NULL;
 	dst->cookie.name = dst->cookie.path = dst->cookie.samesite = NULL;
 	dst->allow = dst->deny = dst->limit_allow = NULL;
 	dst->nlimit_allow = 0;
@@ -437,6 +437,7 @@ int annotations_policy_copy(struct route_policy *dst, const struct route_policy 
 	    dup_str(&dst->x_forwarded_prefix, src->x_forwarded_prefix) ||
 	    dup_str(&dst->rewrite_target, src->rewrite_target) ||
 	    dup_str(&dst->redirect_url, src->redirect_url) ||
+	    dup_str(&dst->redirect_host, src->redirect_host) ||
 	    dup_str(&dst->app_root, src->app_root) || dup_str(&dst->hash_by, src->hash_by) ||
 	    dup_str(&dst->cookie.name, src->cookie.name) ||
 	    dup_str(&dst->cookie.path, src->cookie.path) ||
@@ -517,6 +518,7 @@ struct pctx {
 	int64_t perm_code; /* -1: not set */
 	char *perm_url;
 	char *temp_url;
+	int64_t temp_code; /* -1: not set */
 	const char *key;            /* full key of the annotation being parsed */
 	const char *auth_other_key; /* auth-realm or auth-secret-type, borrowed */
 	const char *tls_other_key;  /* an auth-tls-* key other than the secret */
@@ -854,6 +856,83 @@ static int h_temp(struct pctx *c, const char *v)
 {
 	int rc = route_validate_url(v, c->err, c->errlen);
 	return rc ? rc : set_str(&c->temp_url, v);
+}
+
+/* ingress-nginx takes 300..307 (else 302); 304, 305 and 306 are no
+ * redirects, so weir refuses them with the codes outside that range. */
+static int h_temp_code(struct pctx *c, const char *v)
+{
+	uint64_t n = 0;
+	int rc = annotations_parse_uint(v, 999, &n, c->err, c->errlen);
+	if (rc)
+		return rc;
+	if (n < 300 || n > 307 || !route_validate_redirect_code((unsigned)n))
+		return fail(c->err, c->errlen, "%s is not 300, 301, 302, 303 or 307", v);
+	c->temp_code = (int64_t)n;
+	return 0;
+}
+
+struct errors_ctx {
+	struct route_policy *policy;
+	int min;
+	char *err;
+	size_t errlen;
+};
+
+static int error_code_each(void *ctx, const char *item)
+{
+	struct errors_ctx *e = ctx;
+	uint64_t n = 0;
+	if (annotations_parse_uint(item, 999, &n, NULL, 0) != 0 || n < (uint64_t)e->min ||
+	    n > ROUTE_CUSTOM_ERROR_MAX)
+		return fail(e->err, e->errlen, "\"%s\" is not a status code %d..%d", item, e->min,
+		            ROUTE_CUSTOM_ERROR_MAX);
+	route_custom_error_set(e->policy, (int)n);
+	return 0;
+}
+
+int annotations_parse_custom_errors(const char *s, int min, struct route_policy *policy,
+                                    char *err, size_t errlen)
+{
+	struct route_policy scratch;
+	memset(&scratch, 0, sizeof(scratch));
+	struct errors_ctx e = {.policy = &scratch, .min = min, .err = err, .errlen = errlen};
+	int rc = split_list(s, error_code_each, &e);
+	if (rc)
+		return rc;
+	memcpy(policy->custom_errors, scratch.custom_errors, sizeof(policy->custom_errors));
+	return 0;
+}
+
+/* The annotation takes 400..599, as ingress-nginx's validation does. */
+static int h_custom_errors(struct pctx *c, const char *v)
+{
+	int rc = annotations_parse_custom_errors(v, 400, &c->a->policy, c->err, c->errlen);
+	if (rc == 0)
+		c->a->custom_errors_set = route_custom_errors_any(&c->a->policy);
+	return rc;
+}
+
+/* weir speaks HTTP/1.1 to every upstream; 1.0 is refused rather than
+ * silently sent as 1.1. */
+static int h_http_version(struct pctx *c, const char *v)
+{
+	if (strcmp(v, "1.1") == 0)
+		return 0;
+	if (strcmp(v, "1.0") == 0)
+		return fail(c->err, c->errlen,
+		            "\"1.0\" is not supported: weir speaks HTTP/1.1 to upstreams");
+	return fail(c->err, c->errlen, "\"%s\" is not \"1.0\" or \"1.1\"", v);
+}
+
+BOOL_HANDLER(h_from_to_www, from_to_www)
+
+static int h_port_in_redirects(struct pctx *c, const char *v)
+{
+	int rc = annotations_parse_bool(v, &c->a->policy.port_in_redirects, c->err, c->errlen);
+	if (rc == 0)
+		c->a->port_in_redirects_set = true;
+	return rc;
 }
 
 static bool is_dns_label(const char *v)
@@ -1271,12 +1350,14 @@ static const struct {
     {"cors-allow-origin", h_cors_origin},
     {"cors-expose-headers", h_cors_expose},
     {"cors-max-age", h_cors_max_age},
+    {"custom-http-errors", h_custom_errors},
     {"default-backend", h_default_backend},
     {"denylist-source-range", h_deny},
     {"drain-window", h_drain},
     {"enable-cors", h_cors},
     {"enable-global-auth", h_global_auth},
     {"force-ssl-redirect", h_force_ssl},
+    {"from-to-www-redirect", h_from_to_www},
     {"hide-headers", h_hide},
     {"limit-connections", h_limit_conn},
     {"limit-allowlist", h_limit_allow},
@@ -1291,6 +1372,7 @@ static const struct {
     {"preserve-trailing-slash", h_trailing},
     {"proxy-body-size", h_body},
     {"proxy-connect-timeout", h_connect},
+    {"proxy-http-version", h_http_version},
     {"proxy-next-upstream", h_next_upstream},
     {"proxy-next-upstream-timeout", h_next_timeout},
     {"proxy-next-upstream-tries", h_next_tries},
@@ -1320,8 +1402,10 @@ static const struct {
     {"ssl-passthrough", h_passthrough},
     {"ssl-redirect", h_ssl_redirect},
     {"temporal-redirect", h_temp},
+    {"temporal-redirect-code", h_temp_code},
     {"upstream-hash-by", h_hash_by},
     {"upstream-vhost", h_vhost},
+    {"use-port-in-redirects", h_port_in_redirects},
     {"use-regex", h_use_regex},
     {"websocket-idle-timeout", h_ws_idle},
     {"websocket-max-lifetime", h_ws_life},
@@ -1499,7 +1583,7 @@ int annotations_parse(json_object *annotations, uint32_t drain_default_ms, struc
 	const char **keys = NULL;
 	size_t nkeys = 0;
 	char err[256], msg[512];
-	struct pctx c = {.a = out, .perm_code = -1, .err = err, .errlen = sizeof(err)};
+	struct pctx c = {.a = out, .perm_code = -1, .temp_code = -1, .err = err, .errlen = sizeof(err)};
 
 	memset(out, 0, sizeof(*out));
 	route_policy_init(&out->policy);
@@ -1616,7 +1700,7 @@ int annotations_parse(json_object *annotations, uint32_t drain_default_ms, struc
 		out->policy.redirect_url = c.perm_url;
 		c.perm_url = NULL;
 	} else if (c.temp_url) {
-		out->policy.redirect_code = 302;
+		out->policy.redirect_code = (uint16_t)(c.temp_code > 0 ? c.temp_code : 302);
 		out->policy.redirect_url = c.temp_url;
 		c.temp_url = NULL;
 	}

@@ -31,6 +31,9 @@ struct annotations {
 	bool ssl_passthrough;
 	bool service_upstream;
 	char *default_backend; /* service name in the Ingress namespace; NULL: none */
+	bool custom_errors_set; /* custom-http-errors named codes (else the ConfigMap's) */
+	bool from_to_www;       /* from-to-www-redirect */
+	bool port_in_redirects_set; /* use-port-in-redirects given (else the ConfigMap's) */
 	size_t nserver_alias;
 	char **server_alias; /* lowercase host names */
 	bool global_auth;    /* enable-global-auth, default true */
@@ -137,6 +140,11 @@ int annotations_parse_uint(const char *s, uint64_t max, uint64_t *out, char *err
  * invalid_header http_500 http_502 http_503 http_504 http_403 http_404
  * http_429 non_idempotent), or "off" alone (*out 0). */
 int annotations_parse_next_upstream(const char *s, uint32_t *out, char *err, size_t errlen);
+/* custom-http-errors: status codes min..599 separated by commas (and
+ * spaces); on success they replace policy->custom_errors (none given: all
+ * cleared). */
+int annotations_parse_custom_errors(const char *s, int min, struct route_policy *policy,
+                                    char *err, size_t errlen);
 /* "Name: value" lines; names and values as route_validate_token and
  * route_validate_header_value say.
  * Empty lines skipped. *out (caller frees names, values and array). */

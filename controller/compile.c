@@ -7,6 +7,8 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -223,6 +225,12 @@ struct ctx {
 	 * allow and deny lists of routes whose Ingress sets none */
 	struct route_cidr *global_allow, *global_deny;
 	size_t nglobal_allow, nglobal_deny;
+	/* custom-http-errors of the ConfigMap: the codes of routes whose
+	 * Ingress names none (only custom_errors is used) */
+	struct route_policy global_errors;
+	bool port_in_redirects; /* use-port-in-redirects of the ConfigMap */
+	/* --default-backend-service: its backend index, -1: none or unusable */
+	int default_backend_service;
 };
 
 /* s with control bytes and bytes that are not UTF-8 escaped (\n, \xNN), in
@@ -641,6 +649,8 @@ static int external_backend(struct ctx *c, json_object *ing, const char *field, 
 	return 0;
 }
 
+static int first_port_backend(struct ctx *c, const char *ns, const char *name);
+
 /* Resolve one Ingress backend (spec.defaultBackend or a path's backend:
  * {"service":{"name":..,"port":{"number":..}|{"name":..}}}) to a table
  * backend index. -1 with a diagnostic on ing when it cannot be served. */
@@ -734,29 +744,83 @@ fallback:
 	 * when this one has no endpoints (decided now, at compile time). */
 	if (a && a->default_backend && c->t->backends[idx].nendpoints == 0 &&
 	    !c->t->backends[idx].external_name) {
-		json_object *dsvc = find_obj(c->snap, STORE_SERVICE, ns, a->default_backend);
-		json_object *dports = jarr(jget(dsvc, "spec"), "ports");
-		json_object *dp = jlen(dports) ? json_object_array_get_idx(dports, 0) : NULL;
-		json_object *dnum = jget(dp, "port");
-		if (!dsvc || !dnum) {
+		int didx = first_port_backend(c, ns, a->default_backend);
+		if (didx < 0) {
 			diag_add(c, "Ingress", ing, "default-backend", "ServiceNotFound",
 			         "default-backend service %s/%s not found or has no port", ns,
 			         a->default_backend);
 			return idx;
 		}
-		char *dname =
-		    xasprintf("%s/%s:%d", ns, a->default_backend, json_object_get_int(dnum));
-		int didx = find_backend(c, dname);
-		if (didx >= 0) {
-			free(dname);
-		} else {
-			didx = new_backend(c, dname);
-			collect_endpoints(c, &c->t->backends[didx], ns, a->default_backend,
-			                  jstr_or(dp, "name", ""));
-		}
 		return didx;
 	}
 	return idx;
+}
+
+/* A Service's first port as a backend ("namespace/name:port"), the way
+ * ingress-nginx serves a default backend (the default-backend annotation,
+ * --default-backend-service). -1 when the Service or its port is missing. */
+static int first_port_backend(struct ctx *c, const char *ns, const char *name)
+{
+	json_object *svc = find_obj(c->snap, STORE_SERVICE, ns, name);
+	json_object *ports = jarr(jget(svc, "spec"), "ports");
+	json_object *p = jlen(ports) ? json_object_array_get_idx(ports, 0) : NULL;
+	json_object *num = jget(p, "port");
+	if (!svc || !num)
+		return -1;
+	char *bname = xasprintf("%s/%s:%d", ns, name, json_object_get_int(num));
+	int idx = find_backend(c, bname);
+	if (idx >= 0) {
+		free(bname);
+		return idx;
+	}
+	idx = new_backend(c, bname);
+	collect_endpoints(c, &c->t->backends[idx], ns, name, jstr_or(p, "name", ""));
+	return idx;
+}
+
+/* --default-backend-service NAMESPACE/NAME: -1 (with a diagnostic on the
+ * Service) when it is missing or has no port. */
+static int resolve_default_backend_service(struct ctx *c)
+{
+	const char *v = c->o->default_backend_service;
+	const char *slash = v ? strchr(v, '/') : NULL;
+	if (!slash)
+		return -1;
+	char *ns = xasprintf("%.*s", (int)(slash - v), v);
+	int idx = first_port_backend(c, ns, slash + 1);
+	if (idx < 0) {
+		json_object *ref = json_object_new_object();
+		json_object *meta = json_object_new_object();
+		json_object_object_add(meta, "namespace", json_object_new_string(ns));
+		json_object_object_add(meta, "name", json_object_new_string(slash + 1));
+		json_object_object_add(ref, "metadata", meta);
+		diag_add(c, "Service", ref, "--default-backend-service", "ServiceNotFound",
+		         "default backend service %s not found or has no port; unmatched requests "
+		         "get 404",
+		         v);
+		json_object_put(ref);
+	}
+	free(ns);
+	return idx;
+}
+
+/* Where an Ingress's custom-http-errors go: its default-backend annotation's
+ * Service when that has endpoints (as ingress-nginx), else
+ * --default-backend-service, else -1 (the proxy answers 404, as
+ * ingress-nginx's built-in default backend does). */
+static int error_backend(struct ctx *c, json_object *ing, const struct annotations *a)
+{
+	if (a->default_backend) {
+		int idx = first_port_backend(c, meta_ns(ing), a->default_backend);
+		if (idx < 0)
+			diag_add(c, "Ingress", ing, "default-backend", "ServiceNotFound",
+			         "default-backend service %s/%s not found or has no port; "
+			         "custom-http-errors go to the global default backend",
+			         meta_ns(ing), a->default_backend);
+		else if (c->t->backends[idx].nendpoints > 0)
+			return idx;
+	}
+	return c->default_backend_service;
 }
 
 /* ------------------------------------------------------------ certificates */
@@ -1701,6 +1765,12 @@ static void apply_configmap(struct ctx *c, json_object *cm, uint32_t *drain_defa
 		} else if (strcmp(k, "proxy-next-upstream-timeout") == 0) {
 			rc = annotations_parse_duration_ms(v, &c->next_upstream_timeout_ms, err,
 			                                   sizeof(err));
+		} else if (strcmp(k, "custom-http-errors") == 0) {
+			/* ingress-nginx keeps codes 300..599 here */
+			rc = annotations_parse_custom_errors(v, ROUTE_CUSTOM_ERROR_MIN,
+			                                     &c->global_errors, err, sizeof(err));
+		} else if (strcmp(k, "use-port-in-redirects") == 0) {
+			rc = annotations_parse_bool(v, &c->port_in_redirects, err, sizeof(err));
 		} else if (strcmp(k, "retry-non-idempotent") == 0) {
 			rc = annotations_parse_bool(v, &c->retry_non_idempotent, err, sizeof(err));
 		} else if (strcmp(k, "upstream-keepalive") == 0) {
@@ -1858,6 +1928,7 @@ struct ing {
 	char *source; /* "ns/name" */
 	struct annotations ann;
 	bool dropped;
+	int error_backend; /* custom-http-errors target (error_backend()), -1: none */
 };
 
 struct rbuild {
@@ -1975,6 +2046,12 @@ static void add_route(struct ctx *c, struct hbuild *h, struct ing *in, const cha
 		if (!exempt && annotations_ext_auth_copy(&r->policy.ext_auth, &c->global_auth))
 			abort();
 	}
+	if (!a->port_in_redirects_set)
+		r->policy.port_in_redirects = c->port_in_redirects;
+	if (!a->custom_errors_set)
+		memcpy(r->policy.custom_errors, c->global_errors.custom_errors,
+		       sizeof(r->policy.custom_errors));
+	r->policy.error_backend = route_custom_errors_any(&r->policy) ? in->error_backend : -1;
 	if (a->use_regex || a->policy.rewrite_target)
 		h->regex = true;
 	r->policy.ssl_redirect = (h->tls && a->ssl_redirect) || a->force_ssl_redirect;
@@ -2233,6 +2310,95 @@ static void ingress_passthrough(struct ctx *c, struct ing *in)
 			pt->ndeny = pol->ndeny;
 		}
 		t->npassthrough++;
+	}
+}
+
+/* Whether the first certificate of cert_pem is valid for host name. */
+static bool cert_covers(const char *cert_pem, const char *name)
+{
+	BIO *bio = BIO_new_mem_buf(cert_pem, -1);
+	X509 *x = bio ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
+	bool ok = x && X509_check_host(x, name, 0, 0, NULL) == 1;
+	X509_free(x);
+	BIO_free(bio);
+	return ok;
+}
+
+static bool only_www_routes(const struct hbuild *h)
+{
+	for (size_t i = 0; i < h->n; i++)
+		if (!h->routes[i].policy.redirect_host)
+			return false;
+	return true;
+}
+
+/* from-to-www-redirect: the www. twin of each named rule host of the
+ * Ingress (or the name without www.) becomes a host whose every request is
+ * redirected with 308 (ingress-nginx's http-redirect-code default) to the
+ * rule host; not when the twin has routes of its own (as ingress-nginx).
+ * The twin takes the host's certificate when it covers the twin's name. */
+static void ingress_www(struct ctx *c, struct hosts *hs, struct ing *in)
+{
+	json_object *rules = jarr(jget(in->obj, "spec"), "rules");
+	for (size_t ri = 0; ri < jlen(rules); ri++) {
+		const char *raw = jstr(json_object_array_get_idx(rules, ri), "host");
+		char *to = xstrdup(raw ? raw : "");
+		char why[256];
+		lower(to);
+		struct hbuild *th = host_get(hs, to, false);
+		if (!*to || to[0] == '*' || !th || !th->n ||
+		    route_validate_host(to, 0, why, sizeof(why)) != 0) {
+			free(to);
+			continue;
+		}
+		char *from = strncmp(to, "www.", 4) == 0 ? xstrdup(to + 4) : xasprintf("www.%s", to);
+		struct hbuild *fh = host_get(hs, from, false);
+		if (route_validate_host(from, 0, why, sizeof(why)) != 0 || (fh && fh->n)) {
+			if (fh && fh->n && !only_www_routes(fh))
+				diag_add(c, "Ingress", in->obj, "from-to-www-redirect", "RedirectSkipped",
+				         "host %s has routes of its own; no redirect from it to %s",
+				         from, to);
+			free(from);
+			free(to);
+			continue;
+		}
+		fh = host_get(hs, from, true);
+		th = host_get(hs, to, false); /* host_get may have moved the array */
+		if (fh->n == fh->cap) {
+			fh->cap = fh->cap ? fh->cap * 2 : 4;
+			fh->routes = xrealloc(fh->routes, fh->cap * sizeof(*fh->routes));
+		}
+		struct rbuild *r = &fh->routes[fh->n++];
+		memset(r, 0, sizeof(*r));
+		r->path = xstrdup("/");
+		r->field = xstrdup("from-to-www-redirect");
+		r->backend = -1;
+		r->ing = in;
+		r->canary.backend = -1;
+		route_policy_init(&r->policy);
+		if (!r->policy.cookie.name || !r->policy.cors.allow_origin)
+			abort();
+		r->policy.redirect_code = 308;
+		r->policy.redirect_host = xstrdup(to);
+		r->policy.port_in_redirects = in->ann.port_in_redirects_set
+		                                  ? in->ann.policy.port_in_redirects
+		                                  : c->port_in_redirects;
+		if (th->tls && !fh->tls && th->cert >= 0) {
+			if (cert_covers(c->t->certs[th->cert].cert_pem, from)) {
+				fh->tls = true;
+				fh->cert = th->cert;
+				fh->cert_ing = th->cert_ing;
+				fh->secret = th->secret;
+			} else {
+				diag_add(c, "Ingress", in->obj, "from-to-www-redirect",
+				         "CertificateMismatch",
+				         "the certificate of %s does not cover %s: HTTPS requests for "
+				         "%s get the default certificate",
+				         to, from, from);
+			}
+		}
+		free(from);
+		free(to);
 	}
 }
 
@@ -2546,6 +2712,8 @@ static void compact(struct route_table *t)
 				bused[r->backend] = true;
 			if (r->canary.backend >= 0)
 				bused[r->canary.backend] = true;
+			if (r->policy.error_backend >= 0)
+				bused[r->policy.error_backend] = true;
 		}
 	for (size_t i = 0; i < t->npassthrough; i++)
 		bused[t->passthrough[i].backend] = true;
@@ -2582,6 +2750,8 @@ static void compact(struct route_table *t)
 				r->backend = bmap[r->backend];
 			if (r->canary.backend >= 0)
 				r->canary.backend = bmap[r->canary.backend];
+			if (r->policy.error_backend >= 0)
+				r->policy.error_backend = bmap[r->policy.error_backend];
 		}
 	for (size_t i = 0; i < t->npassthrough; i++)
 		t->passthrough[i].backend = bmap[t->passthrough[i].backend];
@@ -2768,6 +2938,7 @@ int compile_snapshot(const struct snapshot *snap, const struct compile_options *
 	json_object *cm = compile_settings_configmap(snap, o);
 	if (cm)
 		apply_configmap(&c, cm, &drain_default);
+	c.default_backend_service = resolve_default_backend_service(&c);
 
 	/* Our Ingresses, oldest first. */
 	json_object *cls = our_class(snap, o);
@@ -2905,11 +3076,23 @@ int compile_snapshot(const struct snapshot *snap, const struct compile_options *
 			if (idx >= 0)
 				t->default_backend = idx;
 		}
+		in->error_backend = -1;
+		if (route_custom_errors_any(&in->ann.policy) ||
+		    route_custom_errors_any(&c.global_errors))
+			in->error_backend = error_backend(&c, in->obj, &in->ann);
 		ingress_routes(&c, &hs, in);
 	}
+	/* --default-backend-service serves what no route matches unless an
+	 * Ingress's spec.defaultBackend does (as ingress-nginx's catch-all). */
+	if (t->default_backend < 0)
+		t->default_backend = c.default_backend_service;
 	for (size_t i = 0; i < ning; i++)
 		if (!ings[i].dropped && ings[i].ann.canary && !ings[i].ann.ssl_passthrough)
 			ingress_canary(&c, &hs, &ings[i]);
+	for (size_t i = 0; i < ning; i++)
+		if (!ings[i].dropped && !ings[i].ann.canary && !ings[i].ann.ssl_passthrough &&
+		    ings[i].ann.from_to_www)
+			ingress_www(&c, &hs, &ings[i]);
 
 	/* Hosts named only by spec.tls get no entry (nothing routes there). */
 	t->hosts = xcalloc(hs.n, sizeof(*t->hosts));

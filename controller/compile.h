@@ -24,6 +24,10 @@ struct compile_options {
 	/* --migration-report --all-classes: every Ingress is treated as ours,
 	 * whatever its class. */
 	bool all_classes;
+	/* --default-backend-service: "namespace/name" of the Service (its first
+	 * port) that serves requests no route matches when no Ingress's
+	 * spec.defaultBackend does, and custom-http-errors; NULL: none. */
+	const char *default_backend_service;
 };
 
 /* One problem found in the input. Every string is owned by the diag_list.

@@ -95,7 +95,8 @@ static const char *backend_name(const struct route_table *t, int idx)
 	return t->backends[idx].name;
 }
 
-static void put_policy(FILE *out, const char *ind, const struct route_policy *p)
+static void put_policy(FILE *out, const char *ind, const struct route_table *t,
+                       const struct route_policy *p)
 {
 	struct route_policy d;
 	route_policy_init(&d);
@@ -117,6 +118,7 @@ static void put_policy(FILE *out, const char *ind, const struct route_policy *p)
 		fprintf(out, "%sbackend_protocol: %s\n", ind,
 		        p->backend_protocol == ROUTE_PROTO_HTTPS ? "HTTPS" : "HTTP");
 	put_bool(out, ind, "ssl_redirect", p->ssl_redirect, d.ssl_redirect);
+	put_bool(out, ind, "port_in_redirects", p->port_in_redirects, d.port_in_redirects);
 	put_bool(out, ind, "preserve_trailing_slash", p->preserve_trailing_slash,
 	         d.preserve_trailing_slash);
 	put_str(out, ind, "upstream_vhost", p->upstream_vhost, d.upstream_vhost);
@@ -124,7 +126,19 @@ static void put_policy(FILE *out, const char *ind, const struct route_policy *p)
 	put_str(out, ind, "rewrite_target", p->rewrite_target, d.rewrite_target);
 	put_u64(out, ind, "redirect_code", p->redirect_code, d.redirect_code);
 	put_str(out, ind, "redirect_url", p->redirect_url, d.redirect_url);
+	put_str(out, ind, "redirect_host", p->redirect_host, d.redirect_host);
 	put_str(out, ind, "app_root", p->app_root, d.app_root);
+	if (route_custom_errors_any(p)) {
+		fprintf(out, "%scustom_errors:", ind);
+		for (int code = ROUTE_CUSTOM_ERROR_MIN; code <= ROUTE_CUSTOM_ERROR_MAX; code++)
+			if (route_custom_error_has(p, code))
+				fprintf(out, " %d", code);
+		fprintf(out, " -> %s\n",
+		        p->error_backend >= 0 ? backend_name(t, p->error_backend)
+		                              : "no default backend (404)");
+	} else if (p->error_backend >= 0) {
+		fprintf(out, "%serror_backend: %s\n", ind, backend_name(t, p->error_backend));
+	}
 	if (p->affinity != d.affinity)
 		fprintf(out, "%saffinity: %s\n", ind,
 		        p->affinity == ROUTE_AFFINITY_COOKIE ? "cookie" : "none");
@@ -355,7 +369,7 @@ int explain_write(FILE *out, const struct route_table *t, const struct diag_list
 			fprintf(out, "    %s %s -> %s (from %s)\n", match_name(r->match), r->path,
 			        backend_name(t, r->backend), r->source ? r->source : "");
 			put_endpoints(out, "      ", t, r->backend);
-			put_policy(out, "      ", &r->policy);
+			put_policy(out, "      ", t, &r->policy);
 			put_canary(out, t, &r->canary);
 		}
 	}

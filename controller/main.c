@@ -46,6 +46,7 @@ struct options {
 	const char *ingress_class;
 	const char *watch_namespace;
 	const char *publish_service;
+	const char *default_backend_service;
 	const char *election_id;
 	bool leader_elect;
 	bool take_over_class;
@@ -78,6 +79,8 @@ static const char usage[] =
     "                           another one's (migrating in place, e.g. from nginx)\n"
     "  --watch-namespace NS     only this namespace (default: all)\n"
     "  --publish-service NS/NAME  Service whose address goes into Ingress status\n"
+    "  --default-backend-service NS/NAME  Service (its first port) serving requests\n"
+    "                           no rule matches, and custom-http-errors pages\n"
     "  --leader-elect           only the elected leader writes status\n"
     "  --election-id NAME       Lease name for --leader-elect (default weir-leader)\n"
     "  --metrics-port N         /healthz and /metrics port (default 10254; 0 disables)\n"
@@ -122,7 +125,8 @@ static int parse_flags(int argc, char **argv, struct options *o)
 		F_REPORT,
 		F_ALLCLASSES,
 		F_LISTANN,
-		F_OUTPUT
+		F_OUTPUT,
+		F_DEFBACKEND
 	};
 	static const struct option longopts[] = {
 	    {"kubeconfig", required_argument, NULL, F_KUBECONFIG},
@@ -144,6 +148,7 @@ static int parse_flags(int argc, char **argv, struct options *o)
 	    {"all-classes", no_argument, NULL, F_ALLCLASSES},
 	    {"list-annotations", no_argument, NULL, F_LISTANN},
 	    {"output", required_argument, NULL, F_OUTPUT},
+	    {"default-backend-service", required_argument, NULL, F_DEFBACKEND},
 	    {NULL, 0, NULL, 0}};
 	opterr = 0;
 	for (;;) {
@@ -177,6 +182,15 @@ static int parse_flags(int argc, char **argv, struct options *o)
 				return bad_flag(
 				    "--publish-service wants NAMESPACE/NAME, got \"%s\"", optarg);
 			o->publish_service = optarg;
+			break;
+		}
+		case F_DEFBACKEND: {
+			const char *slash = strchr(optarg, '/');
+			if (!slash || slash == optarg || !slash[1] || strchr(slash + 1, '/'))
+				return bad_flag(
+				    "--default-backend-service wants NAMESPACE/NAME, got \"%s\"",
+				    optarg);
+			o->default_backend_service = optarg;
 			break;
 		}
 		case F_LEADER:
@@ -571,7 +585,8 @@ int main(int argc, char **argv)
 	                             .controller_name = CONTROLLER_NAME,
 	                             .allow_loopback = o.manifests != NULL,
 	                             .take_over_class = o.take_over_class,
-	                             .all_classes = o.all_classes};
+	                             .all_classes = o.all_classes,
+	                             .default_backend_service = o.default_backend_service};
 	struct store *store = store_new();
 	struct wake wake = {.dirty = true};
 	pthread_mutex_init(&wake.lock, NULL);
@@ -639,6 +654,8 @@ int main(int argc, char **argv)
 	}
 
 	refs = refs_new();
+	if (o.default_backend_service)
+		refs_add_service(refs, o.default_backend_service);
 	store_set_relevance(store, refs_relevant, refs);
 	store_set_notify(store, on_store_change, &wake);
 	if (o.manifests && manifests_watch(o.manifests, store, &watch) != 0)

@@ -19,6 +19,7 @@ struct refs {
 	char **keys;  /* under mu: sorted */
 	size_t nkeys; /* under mu */
 	atomic_uint_fast64_t ignored;
+	char *service; /* "ns/name" of --default-backend-service, or NULL */
 };
 
 struct keyset {
@@ -169,13 +170,27 @@ void refs_free(struct refs *r)
 	if (!r)
 		return;
 	free_keys(r->keys, r->nkeys);
+	free(r->service);
 	pthread_mutex_destroy(&r->mu);
 	free(r);
+}
+
+void refs_add_service(struct refs *r, const char *ns_name)
+{
+	free(r->service);
+	r->service = xrealloc(NULL, strlen(ns_name) + 1);
+	memcpy(r->service, ns_name, strlen(ns_name) + 1);
 }
 
 void refs_update(struct refs *r, const struct snapshot *snap)
 {
 	struct keyset k = {0};
+	const char *slash = r->service ? strchr(r->service, '/') : NULL;
+	if (slash) {
+		char ns[256];
+		snprintf(ns, sizeof(ns), "%.*s", (int)(slash - r->service), r->service);
+		add(&k, 'S', ns, slash + 1);
+	}
 	for (size_t i = 0; i < snap->count[STORE_INGRESS]; i++)
 		ingress_refs(&k, snap->objs[STORE_INGRESS][i]);
 	for (size_t i = 0; i < snap->count[STORE_CONFIGMAP]; i++)

@@ -21,6 +21,10 @@ struct refs;
 struct refs *refs_new(void);
 void refs_free(struct refs *r);
 
+/* Also count the Service "ns/name" as referenced in every update (the
+ * controller's --default-backend-service). Call before the first update. */
+void refs_add_service(struct refs *r, const char *ns_name);
+
 /* Rebuild the set from every Ingress (of any class: a superset is safe) and
  * the weir ConfigMap in snap (borrowed for the call). Thread-safe. */
 void refs_update(struct refs *r, const struct snapshot *snap);

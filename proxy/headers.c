@@ -183,6 +183,8 @@ const char *headers_reason(int status)
 		return "No Content";
 	case 206:
 		return "Partial Content";
+	case 300:
+		return "Multiple Choices";
 	case 301:
 		return "Moved Permanently";
 	case 302:

@@ -65,6 +65,7 @@ struct http_client {
 	char ip[64];          /* addr as text (IPv4-mapped IPv6 shown as IPv4) */
 	uint16_t port;        /* its port (0 when read from a header) */
 	uint16_t local_port;  /* port the request arrived on */
+	uint16_t https_port;  /* the proxy's HTTPS listen port (0: none), for redirects */
 	bool tls;             /* arrived over TLS (https) */
 	char request_id[33];  /* 32 lowercase hex characters, new per request */
 	/* How the connection arrived: set at accept. */

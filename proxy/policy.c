@@ -7,7 +7,9 @@
  * longer than "/" ("/app/" -> "/app"), as ingress-nginx strips "/$" from the
  * redirect URI; with a query, or when preserve_trailing_slash is true, the
  * target is kept byte for byte. No port is added (the public HTTPS port is
- * not known here; a load balancer in front normally listens on 443).
+ * not known here; a load balancer in front normally listens on 443), unless
+ * the route has port_in_redirects (use-port-in-redirects): then the proxy's
+ * HTTPS listen port, as ingress-nginx writes its own listen port.
  *
  * Limits: one fixed-size table (LIMIT_SLOTS entries, bounded probing) keyed by
  * a 64-bit hash of (client ip, route source, route path), so the state
@@ -268,6 +270,33 @@ int policy_check(const struct route *route, const struct http_request *req,
 		return 0;
 	}
 
+	if (pol && pol->redirect_code && pol->redirect_host) {
+		/* from-to-www-redirect: same scheme, the other name, the port the
+		 * client named and the target as sent */
+		const char *hv;
+		size_t hlen = host_without_port(req, &hv);
+		size_t plen = hlen ? req->host_len - hlen : 0;
+		char port[8] = "";
+		if (pol->port_in_redirects && client->local_port) {
+			snprintf(port, sizeof(port), ":%u", client->local_port);
+			plen = 0; /* the port it arrived on instead of the one named */
+		}
+		if (!target_ok(req)) {
+			answer(out, 400, "Bad Request\n");
+			return 0;
+		}
+		int n = snprintf(out->location, sizeof(out->location), "%s://%s%s%.*s%.*s",
+		                 client->tls ? "https" : "http", pol->redirect_host, port, (int)plen,
+		                 plen ? req->host + hlen : "", (int)req->target_len, req->target);
+		if (n < 0 || (size_t)n >= sizeof(out->location)) {
+			out->location[0] = '\0';
+			answer(out, 414, "URI Too Long\n");
+			return 0;
+		}
+		answer(out, pol->redirect_code, NULL);
+		return 0;
+	}
+
 	if (pol && pol->ssl_redirect && !client->tls) {
 		const char *host;
 		size_t hlen = host_without_port(req, &host);
@@ -280,12 +309,15 @@ int policy_check(const struct route *route, const struct http_request *req,
 		if (!pol->preserve_trailing_slash && !has_query && tlen > 1 &&
 		    req->target[tlen - 1] == '/')
 			tlen--;
-		if (8 + hlen + tlen >= sizeof(out->location)) {
+		char port[8] = "";
+		if (pol->port_in_redirects && client->https_port)
+			snprintf(port, sizeof(port), ":%u", client->https_port);
+		if (8 + hlen + strlen(port) + tlen >= sizeof(out->location)) {
 			answer(out, 414, "URI Too Long\n");
 			return 0;
 		}
-		snprintf(out->location, sizeof(out->location), "https://%.*s%.*s", (int)hlen, host,
-		         (int)tlen, req->target);
+		snprintf(out->location, sizeof(out->location), "https://%.*s%s%.*s", (int)hlen, host,
+		         port, (int)tlen, req->target);
 		answer(out, 308, NULL);
 		return 0;
 	}

@@ -26,6 +26,7 @@
 #include "buf.h"
 #include "client_cert.h"
 #include "error.h"
+#include "error_page.h"
 #include "external.h"
 #include "headers.h"
 #include "http.h"
@@ -84,6 +85,13 @@ struct exchange {
 	struct external_wait *ext_wait; /* ST_RESOLVE */
 	uint64_t ext_since;
 	uint64_t tried[BALANCER_TRIED_MAX / 64]; /* endpoints tried (proxy-next-upstream) */
+	/* custom-http-errors: up_phase: the request reached upstream_start (the
+	 * proxy's 502/503/504 from then on may be replaced); err_code: the code
+	 * whose page the error backend is asked for (0: none); err_from: the
+	 * backend that failed (X-Service-Name/-Port), -1: none */
+	bool up_phase;
+	int err_code;
+	int err_from;
 };
 
 struct worker;
@@ -205,6 +213,7 @@ static int conn_exchange(struct conn *c);
 static void resume_accept(struct worker *w);
 static void format_host(char *out, size_t cap, const struct route_endpoint *ep);
 static int setup_backend_tls(struct conn *c);
+static bool error_page_start(struct conn *c, int status);
 
 /* Bit indexes of enum route_next_upstream, for the conditions a failed
  * attempt reports. */
@@ -363,8 +372,11 @@ static void end_request(struct conn *c, bool keep_alive)
 	c->table = NULL;
 	c->rt = NULL;
 	c->route = NULL;
-	if (c->x)
+	if (c->x) {
 		memset(&c->x->m, 0, sizeof(c->x->m));
+		c->x->up_phase = false;
+		c->x->err_code = 0;
+	}
 	c->req_active = false;
 	c->in.pinned = false; /* req is done with the head */
 	buf_free(&c->up_out);
@@ -414,6 +426,11 @@ static enum headers_conn conn_line(const struct conn *c, bool ka)
 static void answer_local(struct conn *c, int status, const char *extra, const char *body,
                          bool keep_alive)
 {
+	/* custom-http-errors covers the proxy's own answers for an upstream
+	 * that cannot answer, as nginx's error_page does */
+	if (status >= 502 && status <= 504 && c->req_active && c->x && c->x->up_phase &&
+	    error_page_start(c, status))
+		return;
 	char text[512];
 	char with_hsts[4096];
 	const char *hsts = hsts_value(c);
@@ -495,8 +512,35 @@ static int open_upstream(struct conn *c, bool fresh)
 	return 0;
 }
 
+/* The request head for the error backend (custom-http-errors) in up_out. */
+static int build_error_head(struct conn *c)
+{
+	int from = c->x->err_from;
+	struct error_page_req er = {
+	    .req = &c->x->req,
+	    .client = &c->client,
+	    .source = c->route->source,
+	    .backend_name =
+	        from >= 0 && (size_t)from < c->rt->nbackends ? c->rt->backends[from].name : NULL,
+	    .fallback_host = c->x->upstream_host,
+	    .code = c->x->err_code,
+	};
+	size_t head_max = c->up_out.max - IO_CAP;
+	c->up_out.start = c->up_out.end = 0;
+	size_t room = buf_room(&c->up_out, 0, head_max);
+	if (room == 0)
+		return WEIR_ENOMEM;
+	int n = error_page_build_head(&er, c->up_out.data, room < head_max ? room : head_max);
+	if (n < 0)
+		return n;
+	c->up_out.end = (size_t)n;
+	return 0;
+}
+
 static int build_upstream_head(struct conn *c)
 {
+	if (c->x->err_code)
+		return build_error_head(c);
 	struct headers_ctx hc;
 	memset(&hc, 0, sizeof(hc));
 	hc.route = c->route;
@@ -606,6 +650,7 @@ static bool next_upstream(struct conn *c, int cond)
 	uint32_t limit_ms = pol ? pol->next_upstream_timeout_ms : 0;
 	int backend = c->x->pick.backend;
 	if (!(mask & (1u << cond)) || c->resp_started || c->interim_sent || !c->rt || backend < 0 ||
+	    c->x->err_code ||
 	    (size_t)backend >= c->rt->nbackends)
 		return false;
 	const struct route_backend *be = &c->rt->backends[backend];
@@ -711,6 +756,38 @@ static void on_up_event(struct upstream *u, uint32_t events)
 	if (u->sock.ssl)
 		u->can_read = u->can_write = true;
 	conn_progress(c);
+}
+
+/* ---- custom-http-errors ---- */
+
+/* Replace an answer of status (the upstream's, or the proxy's own) with the
+ * error backend's answer to a request for "/" with X-Code & co, as
+ * ingress-nginx's error_page ... = @custom_... does: the error backend's
+ * status and body go to the client unchanged. Once per request (its own
+ * errors are not replaced again, as nginx without recursive_error_pages).
+ * True when it took the request over. */
+static bool error_page_start(struct conn *c, int status)
+{
+	if (!c->route || !c->rt || c->x->err_code || c->resp_started || c->interim_sent ||
+	    !route_custom_error_has(&c->route->policy, status))
+		return false;
+	int eb = c->route->policy.error_backend;
+	c->x->err_code = status;
+	c->x->err_from = c->x->pick.backend >= 0 ? c->x->pick.backend : c->route->backend;
+	drop_upstream(c);
+	buf_free(&c->up_out);
+	buf_free(&c->up_in);
+	if (eb < 0 || (size_t)eb >= c->rt->nbackends) {
+		/* no default backend: ingress-nginx's built-in one answers 404 */
+		answer_local(c, 404, NULL, "default backend - 404", true);
+		return true;
+	}
+	memset(&c->x->pick, 0, sizeof(c->x->pick));
+	c->x->pick.backend = eb;
+	c->x->pick.endpoint = balancer_round_robin(c->table, eb);
+	c->retried = false;
+	upstream_go(c);
+	return true;
 }
 
 /* ---- request start ---- */
@@ -877,6 +954,9 @@ static void start_request(struct conn *c, size_t head_len)
 	c->body_kept = true;
 	c->interim_sent = false;
 	memset(c->x->tried, 0, sizeof(c->x->tried));
+	c->x->up_phase = false;
+	c->x->err_code = 0;
+	c->x->err_from = -1;
 	c->up_start = 0;
 	c->status_sent = 0;
 	c->route = NULL;
@@ -994,7 +1074,9 @@ static void start_request(struct conn *c, size_t head_len)
 /* Pick the endpoint and open the upstream: the rest of start_request. */
 static void upstream_start(struct conn *c)
 {
+	c->x->up_phase = true;
 	memset(&c->x->pick, 0, sizeof(c->x->pick));
+	c->x->pick.backend = -1;
 	if (balancer_choose(c->table, c->route, &c->x->req, &c->client, &c->x->pick) != 0 ||
 	    c->x->pick.backend < 0 || (size_t)c->x->pick.backend >= c->rt->nbackends) {
 		answer_local(c, 503, NULL, "no backend for this route", true);
@@ -1068,7 +1150,8 @@ static void upstream_go(struct conn *c)
 	} else {
 		c->ep = &be->endpoints[c->x->pick.endpoint];
 	}
-	c->backend_tls = c->route && c->route->policy.backend_protocol == ROUTE_PROTO_HTTPS;
+	c->backend_tls = c->route && c->route->policy.backend_protocol == ROUTE_PROTO_HTTPS &&
+	                 !c->x->err_code;
 	format_host(c->x->upstream_host, sizeof(c->x->upstream_host), c->ep);
 	if (c->backend_tls && setup_backend_tls(c) != 0) {
 		metrics_upstream_error("connect");
@@ -1202,7 +1285,7 @@ static bool pump_request(struct conn *c)
 {
 	bool progress = false;
 	struct upstream *u = c->up;
-	if (!c->req_body_done && !c->x->req.upgrade_websocket) {
+	if (!c->req_body_done && !c->x->req.upgrade_websocket && !c->x->err_code) {
 		if (buf_len(&c->in) > 0) {
 			size_t room = buf_room(&c->up_out, 0, IO_CAP);
 			size_t limit = room > CHUNK_OVERHEAD * 2 ? room - CHUNK_OVERHEAD * 2 : 0;
@@ -1420,6 +1503,8 @@ static void process_response_head(struct conn *c, size_t head_len)
 		feed_ewma(c, false);
 	int cond = status_condition(status);
 	if (cond >= 0 && next_upstream(c, cond))
+		return;
+	if (error_page_start(c, status))
 		return;
 	if (status >= 100 && status < 200 && status != 101) {
 		if (status == 100 && c->x->req.version_minor >= 1) {
@@ -2046,6 +2131,7 @@ static void accept_one(struct listener *l, int fd, struct sockaddr_storage *ss)
 		c->client.port = ntohs(s4->sin_port);
 	}
 	c->client.local_port = (uint16_t)(l->tls ? server_cfg.https_port : server_cfg.http_port);
+	c->client.https_port = (uint16_t)server_cfg.https_port;
 	c->client.tls = l->tls;
 	c->state = c->proxy_protocol ? ST_PPHDR : l->tls ? ST_PEEK : ST_HEAD;
 	c->idle_since = c->head_started = loop_now(w->loop);

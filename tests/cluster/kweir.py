@@ -359,12 +359,13 @@ class Weir:
 
         wait_for(up, 20, "weir-proxy /healthz")
 
-    def start_controller(self) -> None:
+    def start_controller(self, extra_args: list[str] | None = None) -> None:
         self.controller = self._spawn("weir-controller", [
             str(self.binary("weir-controller")), "--kubeconfig", str(self.kubeconfig),
             "--publish", str(self.publish), "--ingress-class", INGRESS_CLASS,
             "--publish-service", f"{SYSTEM_NS}/{PUBLISH_SERVICE}", "--leader-elect",
-            "--metrics-port", str(self.metrics_port), "--log-format", "text"])
+            "--metrics-port", str(self.metrics_port), "--log-format", "text",
+            *(extra_args or [])])
 
     def controller_alive(self) -> bool:
         return self.controller is not None and self.controller.poll() is None

@@ -122,3 +122,24 @@ def test_chart_rbac_configmaps_read_only(helm, root):
         assert all(verbs == ("get", "list", "watch") for _, verbs in grants), grants
         ingress_rule = [r for r in rules_of(docs, "ClusterRole") if "ingresses" in r[1]]
         assert ingress_rule and ingress_rule[0][2] == ("get", "list", "watch")
+
+
+def controller_args(docs):
+    dep = by_kind(docs, "Deployment")[0]
+    return [c for c in dep["spec"]["template"]["spec"]["containers"]
+            if c["name"] == "controller"][0]["args"]
+
+
+def test_default_backend_service_is_off_by_default(helm, root):
+    assert not [a for a in controller_args(render(helm, root))
+                if a.startswith("--default-backend-service")]
+    args = controller_args(render(helm, root, "--set",
+                                  "controller.defaultBackendService=errors/pages"))
+    assert "--default-backend-service=errors/pages" in args
+
+
+def test_default_backend_service_must_be_namespace_name(helm, root):
+    out = subprocess.run([helm, "template", "weir", str(root / "charts/weir"), "--set",
+                          "controller.defaultBackendService=pages"],
+                         capture_output=True, text=True)
+    assert out.returncode != 0 and "defaultBackendService" in out.stderr, out.stderr

@@ -215,8 +215,8 @@ static const struct refusal refusals[] = {
      "\"policy\":{\"redirect_code\":301,\"redirect_url\":\"https://x/\\r\\n\"}}]}]}",
      WEIR_EINVAL, "hosts[0].routes[0].policy.redirect_url: \"https://x/\\r\\n\" contains CR or LF"},
     {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/\",\"match\":\"prefix\","
-     "\"policy\":{\"redirect_code\":303,\"redirect_url\":\"https://x/\"}}]}]}",
-     WEIR_EINVAL, "hosts[0].routes[0].policy.redirect_code: 303 is not 0, 301, 302, 307 or 308"},
+     "\"policy\":{\"redirect_code\":304,\"redirect_url\":\"https://x/\"}}]}]}",
+     WEIR_EINVAL, "hosts[0].routes[0].policy.redirect_code: 304 is not 0, 300, 301, 302, 303, 307 or 308"},
     {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/\",\"match\":\"prefix\","
      "\"policy\":{\"hide_headers\":[\"Server\",\"\"]}}]}]}",
      WEIR_EINVAL, "hosts[0].routes[0].policy.hide_headers[1]: \"\" is not an HTTP token"},

@@ -131,6 +131,46 @@ static void test_redirects(void)
 	CHECK_STR(res.location, "http://h.example/dashboard");
 	CHECK_INT(run(&r, "GET / HTTP/1.0\r\n\r\n", &plain), 302);
 	CHECK_STR(res.location, "/dashboard");
+	r.policy.app_root = NULL;
+
+	/* use-port-in-redirects: the HTTPS listen port in the ssl-redirect */
+	plain.https_port = 8443;
+	plain.local_port = 8080;
+	r.policy.ssl_redirect = true;
+	CHECK_INT(run(&r, "GET /app/x HTTP/1.1\r\nHost: a.example.com:80\r\n\r\n", &plain), 308);
+	CHECK_STR(res.location, "https://a.example.com/app/x");
+	r.policy.port_in_redirects = true;
+	CHECK_INT(run(&r, "GET /app/x HTTP/1.1\r\nHost: a.example.com:80\r\n\r\n", &plain), 308);
+	CHECK_STR(res.location, "https://a.example.com:8443/app/x");
+	r.policy.ssl_redirect = false;
+	r.policy.port_in_redirects = false;
+}
+
+static void test_www_redirect(void)
+{
+	struct http_client plain, tls;
+	client_init(&plain, "10.0.0.1", false);
+	client_init(&tls, "10.0.0.1", true);
+	plain.local_port = 8080;
+	struct route r = {0};
+	r.path = "/";
+	r.policy.redirect_code = 308;
+	r.policy.redirect_host = "example.com";
+	CHECK_INT(run(&r, "GET /a/?b=1 HTTP/1.1\r\nHost: www.example.com\r\n\r\n", &plain), 308);
+	CHECK_STR(res.location, "http://example.com/a/?b=1");
+	CHECK_INT(run(&r, "GET /a HTTP/1.1\r\nHost: www.example.com:9000\r\n\r\n", &tls), 308);
+	CHECK_STR(res.location, "https://example.com:9000/a");
+	CHECK_INT(run(&r, "GET /a HTTP/1.0\r\n\r\n", &plain), 308);
+	CHECK_STR(res.location, "http://example.com/a");
+	/* ssl_redirect does not come first: same scheme */
+	r.policy.ssl_redirect = true;
+	CHECK_INT(run(&r, "GET /a HTTP/1.1\r\nHost: www.example.com\r\n\r\n", &plain), 308);
+	CHECK_STR(res.location, "http://example.com/a");
+	/* use-port-in-redirects: the port it arrived on, not the one named */
+	r.policy.port_in_redirects = true;
+	CHECK_INT(run(&r, "GET /a HTTP/1.1\r\nHost: www.example.com:9000\r\n\r\n", &plain),
+	          308);
+	CHECK_STR(res.location, "http://example.com:8080/a");
 }
 
 static void test_cors_and_body(void)
@@ -605,6 +645,7 @@ int main(void)
 {
 	test_access_lists();
 	test_redirects();
+	test_www_redirect();
 	test_cors_and_body();
 	test_websocket();
 	test_order();
