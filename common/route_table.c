@@ -3,6 +3,7 @@
 #include "route_table.h"
 #include "auth_hash.h"
 #include "error.h"
+#include "log_format.h"
 #include "route_validate.h"
 
 #include <arpa/inet.h>
@@ -42,6 +43,7 @@ struct route_table *route_table_new(void)
 	t->settings.max_connections = 16384;
 	t->settings.forwarded_for_header = strdup(DEFAULT_FORWARDED_FOR_HEADER);
 	t->settings.hsts = true;
+	t->settings.access_log = true;
 	t->settings.hsts_max_age = DEFAULT_HSTS_MAX_AGE;
 	t->settings.hsts_include_subdomains = true;
 	if (!t->settings.forwarded_for_header) {
@@ -94,6 +96,7 @@ void route_policy_init(struct route_policy *p)
 	p->limit_burst = 5;
 	p->backend_tls.profile = -1;
 	p->error_backend = -1;
+	p->access_log = true;
 }
 
 bool route_custom_error_has(const struct route_policy *p, int code)
@@ -259,6 +262,10 @@ void route_table_free(struct route_table *t)
 	for (size_t i = 0; i < t->settings.nblock_referers; i++)
 		free(t->settings.block_referers[i]);
 	free(t->settings.block_referers);
+	free(t->settings.access_log_format);
+	for (size_t i = 0; i < t->settings.naccess_log_skip; i++)
+		free(t->settings.access_log_skip[i]);
+	free(t->settings.access_log_skip);
 	free(t);
 }
 
@@ -843,6 +850,7 @@ static const char *const policy_keys[] = {"connect_timeout_ms",
                                           "drain_window_ms",
                                           "request_base",
                                           "origin_rewrite",
+                                          "access_log",
                                           "request_headers",
                                           "response_headers",
                                           "hide_headers",
@@ -1101,6 +1109,7 @@ static int parse_policy(struct parser *p, json_object *obj, const char *path,
 	    (rc = opt_u32(p, obj, path, "drain_window_ms", &pol->drain_window_ms)) != 0 ||
 	    (rc = opt_bool(p, obj, path, "request_base", &pol->request_base)) != 0 ||
 	    (rc = opt_bool(p, obj, path, "origin_rewrite", &pol->origin_rewrite)) != 0 ||
+	    (rc = opt_bool(p, obj, path, "access_log", &pol->access_log)) != 0 ||
 	    (rc = parse_headers(p, obj, path, "request_headers", &pol->request_headers,
 	                        &pol->nrequest_headers)) != 0 ||
 	    (rc = parse_headers(p, obj, path, "response_headers", &pol->response_headers,
@@ -1639,7 +1648,12 @@ static const char *const settings_keys[] = {"trusted_proxies",
                                             "block_cidrs",
                                             "block_user_agents",
                                             "block_referers",
+                                            "access_log",
+                                            "access_log_format",
+                                            "access_log_escape",
+                                            "access_log_skip",
                                             NULL};
+static const char *const log_escape_names[] = {"default", "json", "none", NULL};
 static const char *const top_keys[] = {
     "version", "generation",   "settings",        "hosts",       "backends",    "certs",
     "cas",     "default_cert", "default_backend", "passthrough", "backend_tls", NULL};
@@ -1648,6 +1662,7 @@ static int parse_settings(struct parser *p, json_object *root, struct route_sett
 {
 	json_object *o;
 	int rc;
+	char err[256], path[PATH_MAX_LEN];
 	if ((rc = opt_object(p, root, "", "settings", &o)) != 0 || !o)
 		return rc;
 	if ((rc = check_keys(p, o, "settings", settings_keys)) != 0 ||
@@ -1681,9 +1696,17 @@ static int parse_settings(struct parser *p, json_object *root, struct route_sett
 	    (rc = parse_names(p, o, "settings", "block_user_agents", &s->block_user_agents,
 	                      &s->nblock_user_agents)) != 0 ||
 	    (rc = parse_names(p, o, "settings", "block_referers", &s->block_referers,
-	                      &s->nblock_referers)) != 0)
+	                      &s->nblock_referers)) != 0 ||
+	    (rc = opt_bool(p, o, "settings", "access_log", &s->access_log)) != 0 ||
+	    (rc = opt_str(p, o, "settings", "access_log_format", STR_NULLABLE,
+	                  &s->access_log_format)) != 0 ||
+	    (rc = opt_enum(p, o, "settings", "access_log_escape", log_escape_names,
+	                   &s->access_log_escape)) != 0 ||
+	    (rc = parse_names(p, o, "settings", "access_log_skip", &s->access_log_skip,
+	                      &s->naccess_log_skip)) != 0)
 		return rc;
-	char err[256], path[PATH_MAX_LEN];
+	if (s->access_log_format && log_format_check(s->access_log_format, err, sizeof(err)))
+		return fail(p, WEIR_EINVAL, "settings.access_log_format", "%s", err);
 	if (s->forwarded_for_header &&
 	    route_validate_token(s->forwarded_for_header, err, sizeof(err)) != 0)
 		return fail(p, WEIR_EINVAL, "settings.forwarded_for_header", "%s", err);
@@ -2235,6 +2258,7 @@ static void w_policy(struct writer *w, const struct route_policy *p)
 	w_int_d(w, "drain_window_ms", p->drain_window_ms, d->drain_window_ms);
 	w_bool_d(w, "request_base", p->request_base, d->request_base);
 	w_bool_d(w, "origin_rewrite", p->origin_rewrite, d->origin_rewrite);
+	w_bool_d(w, "access_log", p->access_log, d->access_log);
 	w_headers(w, "request_headers", p->request_headers, p->nrequest_headers);
 	w_headers(w, "response_headers", p->response_headers, p->nresponse_headers);
 	if (p->nhide_headers) {
@@ -2331,6 +2355,11 @@ static void w_table(struct writer *w, const struct route_table *t)
 	w_names(w, "block_user_agents", t->settings.block_user_agents,
 	        t->settings.nblock_user_agents);
 	w_names(w, "block_referers", t->settings.block_referers, t->settings.nblock_referers);
+	w_bool_d(w, "access_log", t->settings.access_log, true);
+	w_str_d(w, "access_log_format", t->settings.access_log_format, NULL);
+	if (t->settings.access_log_escape != ROUTE_LOG_ESCAPE_DEFAULT)
+		w_str(w, "access_log_escape", log_escape_names[t->settings.access_log_escape]);
+	w_names(w, "access_log_skip", t->settings.access_log_skip, t->settings.naccess_log_skip);
 	w_close_obj(w, s);
 
 	w_key(w, "hosts");

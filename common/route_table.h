@@ -249,6 +249,7 @@ struct route_policy {
 	uint32_t drain_window_ms;     /* 30000 */
 	bool request_base;            /* set X-Request-Base: scheme://host/prefix */
 	bool origin_rewrite;          /* rewrite Origin and Referer to the upstream host */
+	bool access_log;              /* true: its requests are logged (enable-access-log) */
 	size_t nrequest_headers;
 	struct route_header *request_headers;
 	size_t nresponse_headers;
@@ -396,7 +397,16 @@ struct route_settings {
 	char **block_user_agents;
 	size_t nblock_referers;
 	char **block_referers;
+	/* The access log (ingress-nginx disable-access-log, log-format-upstream,
+	 * log-format-escape-json / -none, skip-access-log-urls). */
+	bool access_log;          /* true: one line per request on standard output */
+	char *access_log_format;  /* NULL: ingress-nginx's default (common/log_format.h) */
+	int access_log_escape;    /* ROUTE_LOG_ESCAPE_* */
+	size_t naccess_log_skip;  /* request URIs (whole, case ignored) not logged */
+	char **access_log_skip;
 };
+
+enum { ROUTE_LOG_ESCAPE_DEFAULT = 0, ROUTE_LOG_ESCAPE_JSON = 1, ROUTE_LOG_ESCAPE_NONE = 2 };
 
 /* ingress-nginx's default ssl-ciphers. */
 #define ROUTE_DEFAULT_SSL_CIPHERS                                                                  \

@@ -592,6 +592,7 @@ BOOL_HANDLER(h_ssl_redirect, ssl_redirect)
 BOOL_HANDLER(h_force_ssl, force_ssl_redirect)
 BOOL_HANDLER(h_trailing, policy.preserve_trailing_slash)
 BOOL_HANDLER(h_passthrough, ssl_passthrough)
+BOOL_HANDLER(h_access_log, policy.access_log)
 BOOL_HANDLER(h_use_regex, use_regex)
 BOOL_HANDLER(h_service_upstream, service_upstream)
 BOOL_HANDLER(h_cookie_secure, policy.cookie.secure)
@@ -1354,6 +1355,7 @@ static const struct {
     {"default-backend", h_default_backend},
     {"denylist-source-range", h_deny},
     {"drain-window", h_drain},
+    {"enable-access-log", h_access_log},
     {"enable-cors", h_cors},
     {"enable-global-auth", h_global_auth},
     {"force-ssl-redirect", h_force_ssl},

@@ -18,6 +18,7 @@
 #include "annotations.h"
 #include "auth_hash.h"
 #include "error.h"
+#include "log_format.h"
 #include "route_validate.h"
 
 #define LABEL_SERVICE_NAME "kubernetes.io/service-name"
@@ -1859,6 +1860,51 @@ static void apply_configmap(struct ctx *c, json_object *cm, uint32_t *drain_defa
 				diag_add(c, "ConfigMap", cm, k, "SecurityNotEnforced",
 				         "invalid value: %s; no Ingress is served (fail closed)", err);
 				continue;
+			}
+		} else if (strcmp(k, "disable-access-log") == 0 ||
+		           strcmp(k, "log-format-escape-json") == 0 ||
+		           strcmp(k, "log-format-escape-none") == 0) {
+			bool b;
+			rc = annotations_parse_bool(v, &b, err, sizeof(err));
+			if (rc == 0 && k[0] == 'd')
+				s->access_log = !b;
+			else if (rc == 0 && strcmp(k, "log-format-escape-none") == 0 && b)
+				s->access_log_escape = ROUTE_LOG_ESCAPE_NONE; /* wins over json */
+			else if (rc == 0 && b && s->access_log_escape != ROUTE_LOG_ESCAPE_NONE)
+				s->access_log_escape = ROUTE_LOG_ESCAPE_JSON;
+		} else if (strcmp(k, "log-format-upstream") == 0) {
+			rc = log_format_check(v, err, sizeof(err));
+			if (rc == 0 && route_validate_text(v, err, sizeof(err)) != 0)
+				rc = WEIR_EINVAL;
+			if (rc == 0) {
+				free(s->access_log_format);
+				s->access_log_format = *v ? xstrdup(v) : NULL;
+			}
+		} else if (strcmp(k, "skip-access-log-urls") == 0) {
+			char **list = NULL;
+			size_t n = 0;
+			for (const char *p = v; *p;) {
+				size_t len = strcspn(p, ",");
+				const char *b = p, *e = p + len;
+				while (b < e && (*b == ' ' || *b == '\t'))
+					b++;
+				while (e > b && (e[-1] == ' ' || e[-1] == '\t'))
+					e--;
+				if (e > b) {
+					list = xrealloc(list, (n + 1) * sizeof(*list));
+					list[n++] = xasprintf("%.*s", (int)(e - b), b);
+				}
+				p += len + (p[len] == ',');
+			}
+			for (size_t j = 0; j < n && rc == 0; j++)
+				if (route_validate_text(list[j], err, sizeof(err)) != 0)
+					rc = WEIR_EINVAL;
+			if (rc == 0) {
+				free_list(s->access_log_skip, s->naccess_log_skip);
+				s->access_log_skip = list;
+				s->naccess_log_skip = n;
+			} else {
+				free_list(list, n);
 			}
 		} else if (strcmp(k, "log-format") == 0 || strcmp(k, "worker-count") == 0) {
 			continue; /* read by the programs themselves, not part of the table */

@@ -187,6 +187,7 @@ static void put_policy(FILE *out, const char *ind, const struct route_table *t,
 	put_u64(out, ind, "drain_window_ms", p->drain_window_ms, d.drain_window_ms);
 	put_bool(out, ind, "request_base", p->request_base, d.request_base);
 	put_bool(out, ind, "origin_rewrite", p->origin_rewrite, d.origin_rewrite);
+	put_bool(out, ind, "access_log", p->access_log, d.access_log);
 	for (size_t i = 0; i < p->nrequest_headers; i++)
 		fprintf(out, "%srequest_header: %s: %s\n", ind, p->request_headers[i].name,
 		        p->request_headers[i].value);
@@ -301,7 +302,9 @@ static void put_settings(FILE *out, const struct route_settings *s)
 	           s->hsts_max_age != ds->hsts_max_age ||
 	           s->hsts_include_subdomains != ds->hsts_include_subdomains ||
 	           s->hsts_preload != ds->hsts_preload || s->ssl_protocols || s->ssl_ciphers ||
-	           s->nblock_cidrs || s->nblock_user_agents || s->nblock_referers;
+	           s->nblock_cidrs || s->nblock_user_agents || s->nblock_referers ||
+	           !s->access_log || s->access_log_format || s->access_log_escape ||
+	           s->naccess_log_skip;
 	fprintf(out, "settings:%s\n", any ? "" : " defaults");
 	put_cidrs(out, "  ", "trusted_proxies", s->trusted_proxies, s->ntrusted_proxies);
 	put_u64(out, "  ", "max_header_bytes", s->max_header_bytes, ds->max_header_bytes);
@@ -333,6 +336,14 @@ static void put_settings(FILE *out, const struct route_settings *s)
 		fprintf(out, "  block_user_agents[%zu]: %s\n", i, s->block_user_agents[i]);
 	for (size_t i = 0; i < s->nblock_referers; i++)
 		fprintf(out, "  block_referers[%zu]: %s\n", i, s->block_referers[i]);
+	put_bool(out, "  ", "access_log", s->access_log, ds->access_log);
+	if (s->access_log_format)
+		fprintf(out, "  access_log_format: %s\n", s->access_log_format);
+	if (s->access_log_escape)
+		fprintf(out, "  access_log_escape: %s\n",
+		        s->access_log_escape == ROUTE_LOG_ESCAPE_JSON ? "json" : "none");
+	for (size_t i = 0; i < s->naccess_log_skip; i++)
+		fprintf(out, "  access_log_skip[%zu]: %s\n", i, s->access_log_skip[i]);
 	route_table_free(d);
 }
 
