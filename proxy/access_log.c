@@ -4,6 +4,11 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <limits.h>
+#include <errno.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
 
 #include "access_log.h"
 #include "error.h"
@@ -286,6 +291,43 @@ static void put_part(struct out *o, enum access_log_escape esc, const char *s, i
 		put_value(o, esc, b, (size_t)(e - b));
 }
 
+/* nginx's $remote_user: the user name of an Authorization: Basic header
+ * (whether or not it was checked), "-" without one. */
+static void put_basic_user(struct out *o, enum access_log_escape esc, const struct http_request *r)
+{
+	const struct http_header *h = r ? header(r, "authorization", 13) : NULL;
+	if (!h || h->value_len < 7 || strncasecmp(h->value, "basic ", 6) != 0) {
+		put(o, "-", 1);
+		return;
+	}
+	const char *v = h->value + 6;
+	size_t n = h->value_len - 6;
+	while (n && *v == ' ') {
+		v++;
+		n--;
+	}
+	while (n && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+		n--;
+	unsigned char dec[384];
+	char in[512];
+	if (n == 0 || n % 4 != 0 || n >= sizeof(in)) {
+		put(o, "-", 1);
+		return;
+	}
+	memcpy(in, v, n);
+	int dn = EVP_DecodeBlock(dec, (const unsigned char *)in, (int)n);
+	if (dn < 0) {
+		put(o, "-", 1);
+		return;
+	}
+	const unsigned char *colon = memchr(dec, ':', (size_t)dn);
+	if (!colon || colon == dec) {
+		put(o, "-", 1);
+		return;
+	}
+	put_value(o, esc, (const char *)dec, (size_t)(colon - dec));
+}
+
 static void put_time(struct out *o, int64_t ms, int v)
 {
 	static const char *const mon[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
@@ -330,7 +372,10 @@ static void put_var(struct out *o, enum access_log_escape esc, const struct segm
 			put(o, "-", 1);
 		break;
 	case LOG_V_REMOTE_USER:
-		put_str(o, esc, e->remote_user);
+		if (e->remote_user)
+			put_str(o, esc, e->remote_user);
+		else
+			put_basic_user(o, esc, r);
 		break;
 	case LOG_V_PROXY_PROTOCOL_ADDR:
 		put_str(o, esc, e->client && e->client->has_proxy_addr ? e->client->hop_ip : NULL);
@@ -481,4 +526,71 @@ int access_log_render(const struct access_log_format *f, const struct access_ent
 		return WEIR_ENOMEM; /* *len unchanged: the partial line is dropped */
 	*len = o.len;
 	return 0;
+}
+
+/* ---- the worker's writer ---- */
+
+#define WRITER_FLUSH_BYTES 16384
+#define WRITER_DELAY_MS 50
+
+static void on_writer_timer(struct loop_timer *t)
+{
+	access_log_writer_flush(t->data);
+}
+
+void access_log_writer_init(struct access_log_writer *w, struct loop *loop, int fd)
+{
+	memset(w, 0, sizeof(*w));
+	w->fd = fd;
+	w->loop = loop;
+	loop_timer_init(&w->timer, on_writer_timer, w);
+}
+
+void access_log_writer_flush(struct access_log_writer *w)
+{
+	size_t off = 0;
+	while (off < w->len) {
+		size_t n = w->len - off;
+		if (n > PIPE_BUF) {
+			/* whole lines only: up to the last newline within PIPE_BUF */
+			const char *nl = NULL;
+			for (size_t i = PIPE_BUF; i > 0 && !nl; i--)
+				if (w->buf[off + i - 1] == '\n')
+					nl = w->buf + off + i - 1;
+			n = nl ? (size_t)(nl - (w->buf + off)) + 1 : n; /* a longer line: as it is */
+		}
+		ssize_t k = write(w->fd, w->buf + off, n);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0) {
+			for (size_t i = off; i < w->len; i++)
+				w->dropped += w->buf[i] == '\n';
+			break;
+		}
+		off += (size_t)k;
+	}
+	w->len = 0;
+	if (w->loop && loop_timer_armed(&w->timer))
+		loop_timer_cancel(w->loop, &w->timer);
+}
+
+void access_log_write(struct access_log_writer *w, const struct access_log_format *f,
+                      const struct access_entry *e)
+{
+	if (access_log_render(f, e, &w->buf, &w->len, &w->cap) != 0) {
+		w->dropped++;
+		return;
+	}
+	if (w->len >= WRITER_FLUSH_BYTES || !w->loop)
+		access_log_writer_flush(w);
+	else if (!loop_timer_armed(&w->timer))
+		loop_timer_set(w->loop, &w->timer, WRITER_DELAY_MS);
+}
+
+void access_log_writer_cleanup(struct access_log_writer *w)
+{
+	access_log_writer_flush(w);
+	free(w->buf);
+	w->buf = NULL;
+	w->cap = 0;
 }

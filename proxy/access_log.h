@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "http.h"
+#include "loop.h"
 #include "route_table.h"
 
 /* ingress-nginx's default log-format-upstream. */
@@ -67,5 +68,26 @@ struct access_entry {
  * *len and *cap updated). Returns 0 or WEIR_ENOMEM. */
 int access_log_render(const struct access_log_format *f, const struct access_entry *e,
                       char **buf, size_t *len, size_t *cap);
+
+/* One worker's output: rendered lines collect in a buffer written to fd
+ * (standard output) when it holds 16 KiB or 50 ms after its first line, in
+ * writes of whole lines of at most PIPE_BUF bytes (so lines of several
+ * workers sharing a pipe never interleave). Owned by one thread. */
+struct loop;
+struct access_log_writer {
+	int fd;
+	struct loop *loop;
+	struct loop_timer timer;
+	char *buf;
+	size_t len, cap;
+	uint64_t dropped; /* lines lost to a failed write or out of memory */
+};
+
+void access_log_writer_init(struct access_log_writer *w, struct loop *loop, int fd);
+void access_log_write(struct access_log_writer *w, const struct access_log_format *f,
+                      const struct access_entry *e);
+void access_log_writer_flush(struct access_log_writer *w);
+/* Flush, cancel the timer, free the buffer. */
+void access_log_writer_cleanup(struct access_log_writer *w);
 
 #endif

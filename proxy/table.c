@@ -5,6 +5,7 @@
 
 #include "table.h"
 #include "backend_tls.h"
+#include "access_log.h"
 #include "balancer.h"
 #include "block.h"
 #include "error.h"
@@ -70,6 +71,7 @@ struct table {
 	struct backend_tls_set *btls;         /* one client context per backend TLS profile */
 	struct balancer_state *balancer;      /* round-robin state, shared by backend name */
 	struct block_list *block;             /* settings.block_*, NULL: nothing blocked */
+	struct access_log_format *log_format; /* settings.access_log_format, compiled */
 	size_t certs_decoded;                 /* contexts this table built (not shared) */
 };
 
@@ -80,6 +82,7 @@ static void table_free(struct table *t)
 	if (!t)
 		return;
 	block_list_free(t->block);
+	access_log_format_free(t->log_format);
 	if (t->ext) {
 		for (size_t i = 0; i < t->rt->nhosts; i++) {
 			if (!t->ext[i])
@@ -477,6 +480,16 @@ int table_new(struct route_table *rt, struct table **out, char *err, size_t errl
 		if (rc == WEIR_ENOMEM)
 			snprintf(err, errlen, "out of memory");
 		goto fail;
+	}
+	{
+		const struct route_settings *st = &rt->settings;
+		rc = access_log_format_new(st->access_log_format, (enum access_log_escape)st->access_log_escape,
+		                           &t->log_format, err, errlen);
+		if (rc) {
+			if (rc == WEIR_ENOMEM)
+				snprintf(err, errlen, "out of memory");
+			goto fail;
+		}
 	}
 	if ((rc = build_host_index(t, err, errlen)) != 0 ||
 	    (rc = compile_routes(t, err, errlen)) != 0 || (rc = load_certs(t, err, errlen)) != 0 ||
@@ -908,4 +921,9 @@ const struct backend_tls_set *table_backend_tls(const struct table *t)
 const struct block_list *table_block(const struct table *t)
 {
 	return t->block;
+}
+
+const struct access_log_format *table_access_log(const struct table *t)
+{
+	return t->rt->settings.access_log ? t->log_format : NULL;
 }

@@ -77,6 +77,11 @@ void table_view_cleanup(struct table_view *v);
 struct block_list;
 const struct block_list *table_block(const struct table *t);
 
+/* The table's compiled access log format, NULL when the access log is off
+ * (settings.access_log false); borrowed while t is referenced. */
+struct access_log_format;
+const struct access_log_format *table_access_log(const struct table *t);
+
 /* True once a table has been published. */
 bool table_ready(void);
 

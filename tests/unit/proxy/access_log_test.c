@@ -3,6 +3,8 @@
  * variables refused. */
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "common/error.h"
@@ -140,8 +142,76 @@ static void test_refusals(void)
 	CHECK(!access_log_variable_known("request_body", 12));
 }
 
+static void test_remote_user(void)
+{
+	struct http_request req;
+	struct http_client c = client();
+	/* "alice:secret" */
+	fixture_parse_request("GET / HTTP/1.1\r\nAuthorization: Basic YWxpY2U6c2VjcmV0\r\n\r\n", &req);
+	struct access_entry e = {.req = &req, .client = &c, .status = 200,
+	                         .upstream_response_length = -1, .upstream_response_time = -1};
+	char *line = render("$remote_user", ACCESS_LOG_ESCAPE_DEFAULT, &e);
+	CHECK_STR(line, "alice");
+	free(line);
+	fixture_parse_request("GET / HTTP/1.1\r\nAuthorization: Bearer abc\r\n\r\n", &req);
+	line = render("$remote_user", ACCESS_LOG_ESCAPE_DEFAULT, &e);
+	CHECK_STR(line, "-");
+	free(line);
+	fixture_parse_request("GET / HTTP/1.1\r\nAuthorization: Basic !!!!\r\n\r\n", &req);
+	line = render("$remote_user", ACCESS_LOG_ESCAPE_DEFAULT, &e);
+	CHECK_STR(line, "-");
+	free(line);
+}
+
+/* A buffer of many lines longer than PIPE_BUF in all, flushed in writes of
+ * whole lines: every byte reaches the fd, nothing is counted as dropped. */
+static void test_writer_whole_lines(void)
+{
+	int fds[2];
+	CHECK(pipe(fds) == 0);
+	struct access_log_writer w;
+	access_log_writer_init(&w, NULL, fds[1]);
+	struct access_log_format *f = NULL;
+	char err[64];
+	CHECK_INT(access_log_format_new("line $status $http_x_pad", ACCESS_LOG_ESCAPE_DEFAULT, &f,
+	                                err, sizeof(err)),
+	          0);
+	char pad[700];
+	memset(pad, 'p', sizeof(pad) - 1);
+	pad[sizeof(pad) - 1] = '\0';
+	char raw[900];
+	snprintf(raw, sizeof(raw), "GET / HTTP/1.1\r\nX-Pad: %s\r\n\r\n", pad);
+	struct http_request req;
+	fixture_parse_request(raw, &req);
+	struct http_client c = client();
+	struct access_entry e = {.req = &req, .client = &c, .status = 200,
+	                         .upstream_response_length = -1, .upstream_response_time = -1};
+	/* loop NULL: every line is written at once; build a 20-line buffer by hand */
+	for (int i = 0; i < 20; i++)
+		CHECK_INT(access_log_render(f, &e, &w.buf, &w.len, &w.cap), 0);
+	size_t total = w.len;
+	access_log_writer_flush(&w);
+	CHECK_INT(w.len, 0);
+	close(fds[1]);
+	char buf[PIPE_BUF * 2];
+	size_t got = 0;
+	for (;;) {
+		ssize_t k = read(fds[0], buf, sizeof(buf));
+		if (k <= 0)
+			break;
+		got += (size_t)k;
+	}
+	CHECK_INT(got, total);
+	CHECK_INT(w.dropped, 0);
+	close(fds[0]);
+	access_log_writer_cleanup(&w);
+	access_log_format_free(f);
+}
+
 int main(void)
 {
+	test_remote_user();
+	test_writer_whole_lines();
 	test_default_format();
 	test_variables_and_escaping();
 	test_refusals();
