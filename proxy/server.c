@@ -19,6 +19,7 @@
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 
+#include "access_log.h"
 #include "auth_basic.h"
 #include "auth_request.h"
 #include "balancer.h"
@@ -160,6 +161,10 @@ struct conn {
 	bool body_kept;     /* every body byte read so far is still in `in` from in_floor */
 	bool interim_sent;  /* a 1xx answer went to the client */
 	int status_sent;
+	/* for the access log */
+	int up_status;            /* the upstream's status, 0: none */
+	uint64_t resp_head_bytes; /* response head bytes sent */
+	uint64_t resp_body_bytes; /* response body bytes sent (payload, not chunk framing) */
 };
 
 struct listener {
@@ -197,6 +202,7 @@ struct worker {
 	uint64_t accept_unwarned; /* pauses since that warning */
 	uint64_t rng;
 	struct auth_basic_cache *auth_cache; /* successful basic-auth checks */
+	struct access_log_writer alog;       /* this worker's access log lines */
 };
 
 static struct server_config server_cfg;
@@ -422,6 +428,74 @@ static enum headers_conn conn_line(const struct conn *c, bool ka)
 	return c->x->req.version_minor == 0 ? HEADERS_CONN_KEEP_10 : HEADERS_CONN_KEEP;
 }
 
+/* The request as an access log line (access_log.h), unless the table's
+ * log is off, the route's is, or the request URI is in skip-access-log-urls. */
+static void log_request(struct conn *c, int status)
+{
+	const struct access_log_format *f = c->table ? table_access_log(c->table) : NULL;
+	if (!f || !c->x || (c->route && !c->route->policy.access_log))
+		return;
+	const struct route_settings *s = &c->rt->settings;
+	const struct http_request *req = &c->x->req;
+	for (size_t i = 0; i < s->naccess_log_skip; i++)
+		if (strlen(s->access_log_skip[i]) == req->target_len &&
+		    strncasecmp(s->access_log_skip[i], req->target, req->target_len) == 0)
+			return;
+	char addr[RESOLVE_ADDR_MAX + 16];
+	const char *backend = NULL, *alt = NULL, *req_id = c->client.request_id;
+	if (c->ep) {
+		format_host(addr, sizeof(addr), c->ep);
+		if (c->x->pick.backend >= 0 && (size_t)c->x->pick.backend < c->rt->nbackends)
+			backend = c->rt->backends[c->x->pick.backend].name;
+	}
+	if (c->route && c->route->canary.backend >= 0 &&
+	    (size_t)c->route->canary.backend < c->rt->nbackends)
+		alt = c->rt->backends[c->route->canary.backend].name;
+	if (c->client.forwarded_trusted) {
+		size_t nh = req->nheaders < HTTP_MAX_HEADERS ? req->nheaders : HTTP_MAX_HEADERS;
+		for (size_t i = 0; i < nh; i++)
+			if (req->headers[i].name_len == 12 &&
+			    strncasecmp(req->headers[i].name, "X-Request-ID", 12) == 0)
+				req_id = NULL; /* the header passed on: logged as $http_x_request_id */
+	}
+	char idbuf[256];
+	if (!req_id) {
+		size_t nh = req->nheaders < HTTP_MAX_HEADERS ? req->nheaders : HTTP_MAX_HEADERS;
+		for (size_t i = 0; i < nh && !req_id; i++)
+			if (req->headers[i].name_len == 12 &&
+			    strncasecmp(req->headers[i].name, "X-Request-ID", 12) == 0) {
+				size_t n = req->headers[i].value_len < sizeof(idbuf) - 1
+				               ? req->headers[i].value_len
+				               : sizeof(idbuf) - 1;
+				memcpy(idbuf, req->headers[i].value, n);
+				idbuf[n] = '\0';
+				req_id = idbuf;
+			}
+	}
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	double up = upstream_seconds(c);
+	struct access_entry e = {
+	    .req = req,
+	    .client = &c->client,
+	    .req_id = req_id,
+	    .source = c->route ? c->route->source : NULL,
+	    .backend = backend,
+	    .alt_backend = alt,
+	    .upstream_addr = c->ep ? addr : NULL,
+	    .status = status,
+	    .upstream_status = c->up_status,
+	    .body_bytes_sent = c->resp_body_bytes,
+	    .bytes_sent = c->resp_head_bytes + c->resp_body_bytes,
+	    .request_length = c->in_floor + (uint64_t)(c->body_bytes > 0 ? c->body_bytes : 0),
+	    .upstream_response_length = c->up_status ? (int64_t)c->resp_body_bytes : -1,
+	    .request_time = (double)(loop_now(c->w->loop) - c->t_start) / 1000.0,
+	    .upstream_response_time = c->ep ? up : -1,
+	    .now_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000,
+	};
+	access_log_write(&c->w->alog, f, &e);
+}
+
 /* Answer from the proxy itself. */
 static void answer_local(struct conn *c, int status, const char *extra, const char *body,
                          bool keep_alive)
@@ -472,8 +546,13 @@ static void answer_local(struct conn *c, int status, const char *extra, const ch
 	}
 	c->out.end += (size_t)n;
 	c->status_sent = status;
-	if (c->req_active)
+	if (c->req_active) {
+		size_t blen = body && !c->is_head ? strlen(body) : 0;
+		c->resp_body_bytes = blen;
+		c->resp_head_bytes = (size_t)n > blen ? (size_t)n - blen : (size_t)n;
 		metrics_request(label_host(c), label_path(c), status, -1);
+		log_request(c, status);
+	}
 	end_request(c, ka);
 }
 
@@ -959,6 +1038,8 @@ static void start_request(struct conn *c, size_t head_len)
 	c->x->err_from = -1;
 	c->up_start = 0;
 	c->status_sent = 0;
+	c->up_status = 0;
+	c->resp_head_bytes = c->resp_body_bytes = 0;
 	c->route = NULL;
 	c->ep = NULL;
 	memset(&c->x->m, 0, sizeof(c->x->m));
@@ -1366,6 +1447,7 @@ static bool pump_request(struct conn *c)
 static int resp_body_cb(void *data, const char *p, size_t len)
 {
 	struct conn *c = data;
+	c->resp_body_bytes += len;
 	if (c->out_chunked)
 		return append_chunk(&c->out, p, len);
 	return buf_append(&c->out, p, len);
@@ -1378,6 +1460,7 @@ static void finish_response(struct conn *c)
 	bool reusable = c->up_keepalive && c->req_body_done && buf_len(&c->up_in) == 0 &&
 	                !c->up_eof && buf_len(&c->up_out) == 0;
 	metrics_request(label_host(c), label_path(c), c->status_sent, upstream_seconds(c));
+	log_request(c, c->status_sent);
 	release_upstream(c, reusable);
 	end_request(c, c->keep_alive && c->req_body_done);
 }
@@ -1428,6 +1511,7 @@ static void become_tunnel(struct conn *c, size_t head_len)
 	upstream_detach(c->up, &us);
 	c->up = NULL;
 	metrics_request(label_host(c), label_path(c), 101, upstream_seconds(c));
+	log_request(c, 101);
 	struct tunnel_config cfg;
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.websocket = true;
@@ -1499,6 +1583,7 @@ static void process_response_head(struct conn *c, size_t head_len)
 		return;
 	}
 	int status = c->x->resp.status;
+	c->up_status = status;
 	if (status >= 200 || status == 101)
 		feed_ewma(c, false);
 	int cond = status_condition(status);
@@ -1570,6 +1655,7 @@ static void process_response_head(struct conn *c, size_t head_len)
 		return;
 	}
 	c->out.end += (size_t)n;
+	c->resp_head_bytes = (size_t)n;
 	c->keep_alive = ka;
 	c->status_sent = status;
 	c->resp_started = true;
@@ -2401,6 +2487,7 @@ static int worker_init(struct worker *w, int id)
 	loop_timer_init(&w->drain_timer, drain_check, w);
 	loop_timer_init(&w->table_timer, table_check, w);
 	loop_timer_init(&w->accept_timer, on_accept_timer, w);
+	access_log_writer_init(&w->alog, w->loop, STDOUT_FILENO);
 	loop_timer_set(w->loop, &w->table_timer, TABLE_POLL_MS);
 	rc = upstream_pool_new(w->loop, &w->pool);
 	if (rc != 0)
@@ -2450,6 +2537,7 @@ static void worker_cleanup(struct worker *w)
 	loop_timer_cancel(w->loop, &w->drain_timer);
 	loop_timer_cancel(w->loop, &w->table_timer);
 	loop_timer_cancel(w->loop, &w->accept_timer);
+	access_log_writer_cleanup(&w->alog);
 	upstream_pool_free(w->pool);
 	w->pool = NULL;
 	external_names_free(w->ext_names);

@@ -252,6 +252,7 @@ static const struct {
     {"default-backend", {"web"}, "we\nb"},
     {"denylist-source-range", {"10.0.0.0/8, 2001:db8::/32"}, NULL},
     {"drain-window", {"10s"}, NULL},
+    {"enable-access-log", {"false", "true"}, "off"},
     {"enable-cors", {"true"}, NULL},
     {"force-ssl-redirect", {"true"}, NULL},
     {"hide-headers", {"Server, X-Powered-By"}, "Server, X:Y"},
@@ -545,6 +546,12 @@ static void configmap(struct store *s)
 	static const char *const agents[] = {"BadBot, ~*crawl(er|ing)", "~^curl/7\\.", "~*("};
 	static const char *const ciphers[] = {"ECDHE-RSA-AES256-GCM-SHA384", "NOPE", ""};
 	static const char *const protocols[] = {"TLSv1.3", "TLSv1.2 TLSv1.3", "SSLv3"};
+	static const char *const formats[] = {"$remote_addr \"$request\" $status $http_x_y",
+	                                      "{\"a\": \"${host}x\"} $ $$", "$request_body"};
+	if (chance(20))
+		add(data, "log-format-upstream", chance(50) ? one_of(formats, 3, 70) : hostile());
+	if (chance(20))
+		add(data, "skip-access-log-urls", hostile());
 	static const char *const ranges[] = {"192.0.2.0/24, 2001:db8::/32", "10.0.0.0/33", ""};
 	/* Global lists and TLS settings: a value weir cannot read drops every
 	 * Ingress (fail closed), so they come rarely, to leave tables to test. */
