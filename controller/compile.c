@@ -218,6 +218,9 @@ struct ctx {
 	 * defaults of routes whose Ingress does not set the annotation */
 	uint32_t next_upstream, next_upstream_tries, next_upstream_timeout_ms;
 	bool retry_non_idempotent;
+	/* global-allowed-response-headers: the header names custom-headers may
+	 * set (comma-separated); NULL: none. Borrowed from the snapshot. */
+	const char *allowed_response_headers;
 };
 
 /* s with control bytes and bytes that are not UTF-8 escaped (\n, \xNN), in
@@ -1389,6 +1392,110 @@ out:
 	return ok;
 }
 
+/* ------------------------------------------------------------ custom response headers */
+
+/* True when name is one of the comma-separated names of list
+ * (case-insensitive, blanks around names ignored). */
+static bool in_name_list(const char *list, const char *name)
+{
+	size_t n = strlen(name);
+	for (const char *p = list; p && *p;) {
+		while (*p == ' ' || *p == '\t' || *p == ',')
+			p++;
+		const char *e = p;
+		while (*e && *e != ',')
+			e++;
+		const char *t = e;
+		while (t > p && (t[-1] == ' ' || t[-1] == '\t'))
+			t--;
+		if ((size_t)(t - p) == n && n && strncasecmp(p, name, n) == 0)
+			return true;
+		p = e;
+	}
+	return false;
+}
+
+/* Most bytes custom-headers may add to a response head. */
+#define CUSTOM_HEADERS_MAX_BYTES 4096
+
+/* custom-headers: each data key of the ConfigMap it names is a header set
+ * on every response of the Ingress's routes (replacing the upstream's of
+ * that name), in key order; a header the response-headers annotation also
+ * sets keeps that value. As ingress-nginx, every name must be listed in the
+ * ConfigMap's global-allowed-response-headers. false with a diagnostic on
+ * the annotation key when the ConfigMap is missing or in another namespace,
+ * or a header is refused: the caller drops the Ingress. */
+static bool resolve_custom_headers(struct ctx *c, json_object *obj, struct annotations *a)
+{
+	struct route_policy *p = &a->policy;
+	const char *key = a->custom_headers_key;
+	char *cname = NULL, why[320];
+	const char **keys = NULL;
+	size_t nkeys = 0, bytes = 0;
+	bool ok = false;
+	json_object *cm = annotation_ref(c, obj, STORE_CONFIGMAP, a->custom_headers, key,
+	                                 "BadCustomHeaders", &cname);
+	if (!cm)
+		goto out;
+	json_object *data = jget(cm, "data");
+	if (data && json_object_is_type(data, json_type_object) &&
+	    json_object_object_length(data) > 0) {
+		keys = xcalloc((size_t)json_object_object_length(data), sizeof(*keys));
+		json_object_object_foreach(data, k, v)
+		{
+			(void)v;
+			keys[nkeys++] = k;
+		}
+		qsort(keys, nkeys, sizeof(*keys), cmp_strp);
+	}
+	for (size_t i = 0; i < nkeys; i++) {
+		json_object *v = jget(data, keys[i]);
+		const char *val =
+		    json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
+		char q[96], reason[200];
+		route_validate_quote(keys[i], q, sizeof(q));
+		if (!val)
+			snprintf(reason, sizeof(reason), "value is not a string");
+		else if (strlen(val) != (size_t)json_object_get_string_len(v))
+			snprintf(reason, sizeof(reason), "value holds a NUL byte");
+		else if (route_validate_token(keys[i], reason, sizeof(reason)) == 0 &&
+		         route_validate_header_value(val, reason, sizeof(reason)) == 0)
+			reason[0] = '\0';
+		if (!reason[0] && !in_name_list(c->allowed_response_headers, keys[i]))
+			snprintf(reason, sizeof(reason),
+			         "not listed in the ConfigMap's global-allowed-response-headers");
+		if (reason[0]) {
+			snprintf(why, sizeof(why), "key %s: %s", q, reason);
+			goto bad;
+		}
+		bytes += strlen(keys[i]) + strlen(val) + 4;
+		if (bytes > CUSTOM_HEADERS_MAX_BYTES) {
+			snprintf(why, sizeof(why), "the headers add up to more than %u bytes",
+			         CUSTOM_HEADERS_MAX_BYTES);
+			goto bad;
+		}
+		bool dup = false;
+		for (size_t j = 0; j < p->nresponse_headers && !dup; j++)
+			dup = strcasecmp(p->response_headers[j].name, keys[i]) == 0;
+		if (dup)
+			continue;
+		p->response_headers =
+		    xrealloc(p->response_headers, (p->nresponse_headers + 1) * sizeof(*p->response_headers));
+		struct route_header *h = &p->response_headers[p->nresponse_headers++];
+		h->name = xstrdup(keys[i]);
+		h->value = xstrdup(val);
+	}
+	ok = true;
+	goto out;
+bad:
+	diag_add(c, "Ingress", obj, key, "BadCustomHeaders",
+	         "ConfigMap %s: %s; the Ingress's routes are dropped", cname, why);
+out:
+	free(keys);
+	free(cname);
+	return ok;
+}
+
 /* ------------------------------------------------------------ ConfigMap */
 
 /* ingress-nginx ConfigMap keys that restrict access to every route and that
@@ -1686,6 +1793,9 @@ static void apply_configmap(struct ctx *c, json_object *cm, uint32_t *drain_defa
 					c->t->default_cert = idx;
 				continue;
 			}
+		} else if (strcmp(k, "global-allowed-response-headers") == 0) {
+			c->allowed_response_headers = v; /* resolve_custom_headers */
+			continue;
 		} else if (strcmp(k, "log-format") == 0 || strcmp(k, "worker-count") == 0) {
 			continue; /* read by the programs themselves, not part of the table */
 		} else if (strncmp(k, "global-auth-", 12) == 0 ||
@@ -1840,6 +1950,7 @@ static void add_route(struct ctx *c, struct hbuild *h, struct ing *in, const cha
 	r->backend = backend;
 	r->ing = in;
 	r->canary.backend = -1;
+	r->canary.weight_total = 100;
 	if (annotations_policy_copy(&r->policy, &in->ann.policy))
 		abort();
 	struct annotations *a = &in->ann;
@@ -1986,8 +2097,12 @@ static void ingress_canary(struct ctx *c, struct hosts *hs, struct ing *in)
 			target->canary.by_header = cr->by_header ? xstrdup(cr->by_header) : NULL;
 			target->canary.by_header_value =
 			    cr->by_header_value ? xstrdup(cr->by_header_value) : NULL;
+			target->canary.by_header_pattern =
+			    cr->by_header_pattern ? xstrdup(cr->by_header_pattern) : NULL;
 			target->canary.by_cookie = cr->by_cookie ? xstrdup(cr->by_cookie) : NULL;
 			target->canary.weight = cr->weight;
+			target->canary.weight_total = cr->weight_total;
+			target->canary.affinity_behavior = cr->affinity_behavior;
 			target->canary_ing = in;
 		}
 		free(hname);
@@ -2265,6 +2380,7 @@ static void finish_host(struct ctx *c, struct hbuild *h, struct route_host *out)
 		route_policy_cleanup(&r->policy);
 		free(r->canary.by_header);
 		free(r->canary.by_header_value);
+		free(r->canary.by_header_pattern);
 		free(r->canary.by_cookie);
 		free(r->path);
 		free(r->field);
@@ -2647,6 +2763,9 @@ int compile_snapshot(const struct snapshot *snap, const struct compile_options *
 			in->dropped = true;
 		if (!in->dropped && in->ann.auth_headers && in->ann.policy.ext_auth.url &&
 		    !resolve_auth_headers(&c, in->obj, &in->ann))
+			in->dropped = true;
+		if (!in->dropped && in->ann.custom_headers &&
+		    !resolve_custom_headers(&c, in->obj, &in->ann))
 			in->dropped = true;
 		if (!in->dropped)
 			validate_ingress(&c, in);
