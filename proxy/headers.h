@@ -67,8 +67,9 @@ enum headers_conn {
 
 /* Write the response head for the client: status line (HTTP/1.1, the
  * upstream's reason or the standard one), every end-to-end upstream header in
- * order (repeated Set-Cookie kept in order), minus hop-by-hop ones and the
- * route's hide_headers, plus response-headers (replacing same-named ones),
+ * order (repeated Set-Cookie kept in order; Location, Refresh and
+ * Set-Cookie rewritten by the route's proxy_redirect_* and proxy_cookie_*,
+ * see resp_rewrite.h), minus hop-by-hop ones and the route's hide_headers, plus response-headers (replacing same-named ones),
  * extra->hsts as Strict-Transport-Security (replacing the upstream's, unless
  * the route's response-headers set one); on
  * a CORS route the upstream's Access-Control-* response headers are replaced
