@@ -532,6 +532,7 @@ struct pctx {
 	const char *tls_other_key;  /* an auth-tls-* key other than the secret */
 	char *redirect_from;        /* proxy-redirect-from/-to as given */
 	char *redirect_to;
+	bool redirect_to_given;     /* proxy-redirect-to present, even when refused */
 	const char *redirect_from_key;
 	const char *weight_key;       /* canary-weight as written, borrowed */
 	const char *weight_total_key; /* canary-weight-total as written, borrowed */
@@ -665,6 +666,7 @@ static int h_redirect_from(struct pctx *c, const char *v)
 static int h_redirect_to(struct pctx *c, const char *v)
 {
 	int rc = 0;
+	c->redirect_to_given = true;
 	if (strcmp(v, "off") != 0 && (rc = route_validate_redirect_part(v, c->err, c->errlen)) != 0)
 		return rc;
 	return set_str(&c->redirect_to, v);
@@ -1764,7 +1766,8 @@ int annotations_parse(json_object *annotations, uint32_t drain_default_ms, struc
 		out->policy.proxy_redirect_to = c.redirect_to;
 		c.redirect_from = c.redirect_to = NULL;
 	} else if (c.redirect_from && strcmp(c.redirect_from, "off") != 0 &&
-	           strcmp(c.redirect_from, "default") != 0) {
+	           strcmp(c.redirect_from, "default") != 0 &&
+	           (!c.redirect_to_given || c.redirect_to)) {
 		if (add_issue(issues, c.redirect_from_key, "IgnoredAnnotation",
 		              "has no effect without a proxy-redirect-to other than \"off\" (as in "
 		              "ingress-nginx)",

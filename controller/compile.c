@@ -1415,6 +1415,19 @@ static bool in_name_list(const char *list, const char *name)
 	return false;
 }
 
+/* Headers the proxy writes itself on every response (connection handling
+ * and body framing): custom-headers may not set them. */
+static bool framing_header(const char *name)
+{
+	static const char *const names[] = {"Connection",        "Keep-Alive", "Proxy-Connection",
+	                                    "TE",                "Trailer",    "Transfer-Encoding",
+	                                    "Upgrade",           "Content-Length"};
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strcasecmp(name, names[i]) == 0)
+			return true;
+	return false;
+}
+
 /* Most bytes custom-headers may add to a response head. */
 #define CUSTOM_HEADERS_MAX_BYTES 4096
 
@@ -1461,6 +1474,9 @@ static bool resolve_custom_headers(struct ctx *c, json_object *obj, struct annot
 		else if (route_validate_token(keys[i], reason, sizeof(reason)) == 0 &&
 		         route_validate_header_value(val, reason, sizeof(reason)) == 0)
 			reason[0] = '\0';
+		if (!reason[0] && framing_header(keys[i]))
+			snprintf(reason, sizeof(reason),
+			         "a hop-by-hop or body framing header, which the proxy sets itself");
 		if (!reason[0] && !in_name_list(c->allowed_response_headers, keys[i]))
 			snprintf(reason, sizeof(reason),
 			         "not listed in the ConfigMap's global-allowed-response-headers");
