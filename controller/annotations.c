@@ -740,13 +740,17 @@ static int h_canary_affinity(struct pctx *c, const char *v)
 	return 0;
 }
 
+/* x-forwarded-prefix: "" sends no header (as ingress-nginx), not an error. */
 static int h_xfp(struct pctx *c, const char *v)
 {
 	int rc = route_validate_header_value(v, c->err, c->errlen);
 	if (rc)
 		return rc;
-	if (!*v)
-		return fail(c->err, c->errlen, "empty prefix");
+	if (!*v) {
+		free(c->a->policy.x_forwarded_prefix);
+		c->a->policy.x_forwarded_prefix = NULL;
+		return 0;
+	}
 	return set_str(&c->a->policy.x_forwarded_prefix, v);
 }
 
