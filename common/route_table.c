@@ -1094,9 +1094,9 @@ static int parse_policy(struct parser *p, json_object *obj, const char *path,
 	return 0;
 }
 
-static const char *const canary_keys[] = {"backend",      "by_header",         "by_header_value",
-                                          "by_cookie",    "weight",            "by_header_pattern",
-                                          "weight_total", "affinity_behavior", NULL};
+static const char *const canary_keys[] = {
+    "backend",           "by_header",    "by_header_value",   "by_cookie", "weight",
+    "by_header_pattern", "weight_total", "affinity_behavior", NULL};
 static const char *const canary_affinity_names[] = {"sticky", "legacy", NULL};
 
 static int parse_canary(struct parser *p, json_object *obj, const char *path, size_t nbackends,

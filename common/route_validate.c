@@ -712,18 +712,20 @@ int route_validate_policy(const struct route_policy *p, char *field, size_t fiel
 		return rc;
 	/* The rewrites come in pairs: one side alone has no meaning. */
 	if (!p->proxy_redirect_from != !p->proxy_redirect_to) {
-		set_field(field, fieldlen, p->proxy_redirect_from ? "proxy_redirect_to"
-		                                                  : "proxy_redirect_from");
+		set_field(field, fieldlen,
+		          p->proxy_redirect_from ? "proxy_redirect_to" : "proxy_redirect_from");
 		return fail(err, errlen, "required with its pair");
 	}
 	if (!p->proxy_cookie_domain_from != !p->proxy_cookie_domain_to) {
-		set_field(field, fieldlen, p->proxy_cookie_domain_from ? "proxy_cookie_domain_to"
-		                                                       : "proxy_cookie_domain_from");
+		set_field(field, fieldlen,
+		          p->proxy_cookie_domain_from ? "proxy_cookie_domain_to"
+		                                      : "proxy_cookie_domain_from");
 		return fail(err, errlen, "required with its pair");
 	}
 	if (!p->proxy_cookie_path_from != !p->proxy_cookie_path_to) {
-		set_field(field, fieldlen, p->proxy_cookie_path_from ? "proxy_cookie_path_to"
-		                                                     : "proxy_cookie_path_from");
+		set_field(field, fieldlen,
+		          p->proxy_cookie_path_from ? "proxy_cookie_path_to"
+		                                    : "proxy_cookie_path_from");
 		return fail(err, errlen, "required with its pair");
 	}
 	if (p->hash_by_subset_size < 1 || p->hash_by_subset_size > ROUTE_VALIDATE_MAX_SUBSET) {

@@ -532,7 +532,7 @@ struct pctx {
 	const char *tls_other_key;  /* an auth-tls-* key other than the secret */
 	char *redirect_from;        /* proxy-redirect-from/-to as given */
 	char *redirect_to;
-	bool redirect_to_given;     /* proxy-redirect-to present, even when refused */
+	bool redirect_to_given; /* proxy-redirect-to present, even when refused */
 	const char *redirect_from_key;
 	const char *weight_key;       /* canary-weight as written, borrowed */
 	const char *weight_total_key; /* canary-weight-total as written, borrowed */
@@ -687,7 +687,8 @@ static int cookie_rewrite(struct pctx *c, const char *v, char **from, char **to)
 	if (strlen(v) >= sizeof(a) || sscanf(v, "%511s %511s %1s", a, b, extra) != 2)
 		return fail(c->err, c->errlen, "\"%.64s\" is neither \"off\" nor \"FROM TO\"", v);
 	if ((rc = route_validate_cookie_attr(a, c->err, c->errlen)) != 0 ||
-	    (rc = route_validate_cookie_attr(b, c->err, c->errlen)) != 0 || (rc = no_regex(c, a)) != 0)
+	    (rc = route_validate_cookie_attr(b, c->err, c->errlen)) != 0 ||
+	    (rc = no_regex(c, a)) != 0)
 		return rc;
 	if ((rc = set_str(from, a)) != 0)
 		return rc;
@@ -1785,7 +1786,8 @@ int annotations_parse(json_object *annotations, uint32_t drain_default_ms, struc
 	}
 	if (out->canary_rule.weight > out->canary_rule.weight_total) {
 		snprintf(msg, sizeof(msg), "invalid value: %u is above the weight total %u",
-		         (unsigned)out->canary_rule.weight, (unsigned)out->canary_rule.weight_total);
+		         (unsigned)out->canary_rule.weight,
+		         (unsigned)out->canary_rule.weight_total);
 		if (add_issue(issues, c.weight_key ? c.weight_key : c.weight_total_key,
 		              "InvalidAnnotation", msg, true))
 			goto out;

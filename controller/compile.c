@@ -1419,9 +1419,9 @@ static bool in_name_list(const char *list, const char *name)
  * and body framing): custom-headers may not set them. */
 static bool framing_header(const char *name)
 {
-	static const char *const names[] = {"Connection",        "Keep-Alive", "Proxy-Connection",
-	                                    "TE",                "Trailer",    "Transfer-Encoding",
-	                                    "Upgrade",           "Content-Length"};
+	static const char *const names[] = {"Connection", "Keep-Alive",    "Proxy-Connection",
+	                                    "TE",         "Trailer",       "Transfer-Encoding",
+	                                    "Upgrade",    "Content-Length"};
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		if (strcasecmp(name, names[i]) == 0)
 			return true;
@@ -1475,8 +1475,9 @@ static bool resolve_custom_headers(struct ctx *c, json_object *obj, struct annot
 		         route_validate_header_value(val, reason, sizeof(reason)) == 0)
 			reason[0] = '\0';
 		if (!reason[0] && framing_header(keys[i]))
-			snprintf(reason, sizeof(reason),
-			         "a hop-by-hop or body framing header, which the proxy sets itself");
+			snprintf(
+			    reason, sizeof(reason),
+			    "a hop-by-hop or body framing header, which the proxy sets itself");
 		if (!reason[0] && !in_name_list(c->allowed_response_headers, keys[i]))
 			snprintf(reason, sizeof(reason),
 			         "not listed in the ConfigMap's global-allowed-response-headers");
@@ -1495,8 +1496,8 @@ static bool resolve_custom_headers(struct ctx *c, json_object *obj, struct annot
 			dup = strcasecmp(p->response_headers[j].name, keys[i]) == 0;
 		if (dup)
 			continue;
-		p->response_headers =
-		    xrealloc(p->response_headers, (p->nresponse_headers + 1) * sizeof(*p->response_headers));
+		p->response_headers = xrealloc(
+		    p->response_headers, (p->nresponse_headers + 1) * sizeof(*p->response_headers));
 		struct route_header *h = &p->response_headers[p->nresponse_headers++];
 		h->name = xstrdup(keys[i]);
 		h->value = xstrdup(val);

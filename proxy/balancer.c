@@ -920,7 +920,8 @@ int balancer_choose(const struct table *t, const struct route *route,
 		expand_key(&k, route->policy.hash_by, req, client);
 		uint64_t kh = mix64(fnv1a(FNV_OFFSET, k.b, k.n));
 		if (route->policy.hash_by_subset)
-			out->endpoint = balancer_subset_pick(be, kh, route->policy.hash_by_subset_size);
+			out->endpoint =
+			    balancer_subset_pick(be, kh, route->policy.hash_by_subset_size);
 		else
 			out->endpoint = pick_rendezvous(be, kh);
 		return 0;

@@ -24,13 +24,12 @@ struct balancer_pick {
  * affinity cookie names an endpoint of the main backend stays on it, one
  * naming a canary endpoint goes to the canary unless affinity_behavior is
  * legacy; else header / cookie / weight out of weight_total; a legacy
- * canary's picks carry no affinity), then affinity cookie (value = 16 hex chars of a stable 64-bit FNV-1a
- * hash of "address:port", identical in every replica; balanced re-picks and
- * re-sets when gone; persistent keeps it while listed), upstream-hash-by
- * (rendezvous hashing over endpoints on the expanded key, so removing one
- * endpoint moves only its keys; with hash_by_subset over subsets of
- * hash_by_subset_size endpoints, then a random one of the subset), else load-balance ewma (the better of two
- * random endpoints by this thread's decayed response-time averages, see
+ * canary's picks carry no affinity), then affinity cookie (value = 16 hex chars of a stable 64-bit
+ * FNV-1a hash of "address:port", identical in every replica; balanced re-picks and re-sets when
+ * gone; persistent keeps it while listed), upstream-hash-by (rendezvous hashing over endpoints on
+ * the expanded key, so removing one endpoint moves only its keys; with hash_by_subset over subsets
+ * of hash_by_subset_size endpoints, then a random one of the subset), else load-balance ewma (the
+ * better of two random endpoints by this thread's decayed response-time averages, see
  * balancer_observe) or weighted round robin (balancer_round_robin). Draining
  * endpoints get no new requests. All arguments borrowed. Returns 0 (out
  * filled), or WEIR_ENOENT when the route has no backend. Thread-safe. */

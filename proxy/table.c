@@ -208,11 +208,12 @@ static int compile_canary_patterns(struct table *t, char *err, size_t errlen)
 			char why[256];
 			if (!r->canary.by_header_pattern)
 				continue;
-			pcre2_code *re = route_match_cn_compile(r->canary.by_header_pattern, why,
-			                                        sizeof(why));
+			pcre2_code *re =
+			    route_match_cn_compile(r->canary.by_header_pattern, why, sizeof(why));
 			if (!re) {
-				snprintf(err, errlen, "hosts[%zu].routes[%zu].canary.by_header_pattern: %s",
-				         i, j, why);
+				snprintf(err, errlen,
+				         "hosts[%zu].routes[%zu].canary.by_header_pattern: %s", i,
+				         j, why);
 				return WEIR_EINVAL;
 			}
 			(void)pcre2_jit_compile(re, PCRE2_JIT_COMPLETE);
@@ -518,7 +519,8 @@ int table_new(struct route_table *rt, struct table **out, char *err, size_t errl
 	}
 	if ((rc = build_host_index(t, err, errlen)) != 0 ||
 	    (rc = compile_routes(t, err, errlen)) != 0 ||
-	    (rc = compile_canary_patterns(t, err, errlen)) != 0 || (rc = load_certs(t, err, errlen)) != 0 ||
+	    (rc = compile_canary_patterns(t, err, errlen)) != 0 ||
+	    (rc = load_certs(t, err, errlen)) != 0 ||
 	    (rc = load_client_auth(t, err, errlen)) != 0 ||
 	    (rc = backend_tls_set_new(rt, &t->btls, err, errlen)) != 0)
 		goto fail;
@@ -937,10 +939,9 @@ int table_canary_pattern_match(const struct table *t, const struct route *r, con
                                size_t len)
 {
 	struct canary_re key = {r, NULL};
-	const struct canary_re *e =
-	    t->ncanary_re
-	        ? bsearch(&key, t->canary_re, t->ncanary_re, sizeof(*t->canary_re), canary_re_cmp)
-	        : NULL;
+	const struct canary_re *e = t->ncanary_re ? bsearch(&key, t->canary_re, t->ncanary_re,
+	                                                    sizeof(*t->canary_re), canary_re_cmp)
+	                                          : NULL;
 	if (!e)
 		return 0;
 	pcre2_match_data *md = thread_match_data();

@@ -653,10 +653,10 @@ static int one_round(uint64_t seed, size_t iter, const char *other_key)
 		json_object *ing = ingress(i);
 		/* a canary attaches only to a main path of the same host and
 		 * path: most canaries copy the rules of the first Ingress */
-		json_object *ann = json_object_object_get(json_object_object_get(ing, "metadata"),
-		                                          "annotations");
-		if (first && json_object_object_get_ex(ann, "nginx.ingress.kubernetes.io/canary",
-		                                       NULL) &&
+		json_object *ann =
+		    json_object_object_get(json_object_object_get(ing, "metadata"), "annotations");
+		if (first &&
+		    json_object_object_get_ex(ann, "nginx.ingress.kubernetes.io/canary", NULL) &&
 		    chance(80)) {
 			json_object *rules = NULL;
 			json_object_deep_copy(
@@ -718,8 +718,8 @@ static int one_round(uint64_t seed, size_t iter, const char *other_key)
 			                            ea->request_redirect));
 			fa_set = fa_set || (ea->url && ea->nproxy_set_headers);
 			const struct route *r = &srt->hosts[i].routes[j];
-			rw = rw || r->policy.proxy_redirect_from || r->policy.proxy_cookie_domain_from ||
-			     r->policy.proxy_cookie_path_from;
+			rw = rw || r->policy.proxy_redirect_from ||
+			     r->policy.proxy_cookie_domain_from || r->policy.proxy_cookie_path_from;
 			pat = pat || r->canary.by_header_pattern;
 			cus = cus || r->policy.nresponse_headers;
 		}

@@ -581,7 +581,8 @@ static void test_canary_pattern_total(void)
  * followed. */
 static void test_canary_affinity(void)
 {
-	const char *can = "{\"address\":\"10.0.9.1\",\"port\":80},{\"address\":\"10.0.9.2\",\"port\":80}";
+	const char *can =
+	    "{\"address\":\"10.0.9.1\",\"port\":80},{\"address\":\"10.0.9.2\",\"port\":80}";
 	struct table *st = canary_table(five, can, "{\"affinity\":\"cookie\"}",
 	                                "{\"backend\":1,\"by_header\":\"X-Canary\"}");
 	struct table *lg = canary_table(five, can, "{\"affinity\":\"cookie\"}",
@@ -598,12 +599,14 @@ static void test_canary_affinity(void)
 		struct table *t = legacy ? lg : st;
 		const struct route *r = first_route(t);
 		snprintf(raw, sizeof(raw),
-		         "GET / HTTP/1.1\r\nX-Canary: always\r\nCookie: INGRESSCOOKIE=%s\r\n\r\n", mid);
+		         "GET / HTTP/1.1\r\nX-Canary: always\r\nCookie: INGRESSCOOKIE=%s\r\n\r\n",
+		         mid);
 		CHECK_INT(choose(t, r, raw), 0);
 		CHECK_INT(pick.backend, 0);
 		CHECK_INT(pick.endpoint, 2);
 		CHECK_STR(pick.set_cookie, "");
-		snprintf(raw, sizeof(raw), "GET / HTTP/1.1\r\nCookie: INGRESSCOOKIE=%s\r\n\r\n", cid);
+		snprintf(raw, sizeof(raw), "GET / HTTP/1.1\r\nCookie: INGRESSCOOKIE=%s\r\n\r\n",
+		         cid);
 		CHECK_INT(choose(t, r, raw), 0);
 		CHECK_INT(pick.backend, legacy ? 0 : 1);
 		if (!legacy) {
@@ -647,8 +650,8 @@ static void test_cookie_domain_samesite(void)
 	const char *chrome51 = "GET / HTTP/1.1\r\nUser-Agent: Mozilla/5.0 (X11; Linux x86_64) "
 	                       "AppleWebKit/537.36 (KHTML, like Gecko) Chrome/51.0.2704.103 "
 	                       "Safari/537.36\r\n\r\n";
-	snprintf(want, sizeof(want), "S=%s; Path=/; Domain=.example.com; Secure; SameSite=None; HttpOnly",
-	         id);
+	snprintf(want, sizeof(want),
+	         "S=%s; Path=/; Domain=.example.com; Secure; SameSite=None; HttpOnly", id);
 	CHECK_INT(choose(t, &r, chrome51), 0);
 	CHECK_STR(pick.set_cookie, want);
 	r.policy.cookie.conditional_samesite_none = true;
@@ -660,8 +663,8 @@ static void test_cookie_domain_samesite(void)
 	/* only None is conditional */
 	r.policy.cookie.samesite = "Lax";
 	CHECK_INT(choose(t, &r, chrome51), 0);
-	snprintf(want, sizeof(want), "S=%s; Path=/; Domain=.example.com; Secure; SameSite=Lax; HttpOnly",
-	         id);
+	snprintf(want, sizeof(want),
+	         "S=%s; Path=/; Domain=.example.com; Secure; SameSite=Lax; HttpOnly", id);
 	CHECK_STR(pick.set_cookie, want);
 	table_unref(t);
 }

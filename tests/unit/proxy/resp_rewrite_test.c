@@ -80,7 +80,8 @@ static void test_cookie(void)
 	CHECK_STR(cookie(&p, "a=1; Domain=localhost; Path=/"), "a=1; Domain=example.org; Path=/");
 	/* whole value, any case, a leading dot kept */
 	CHECK_STR(cookie(&p, "a=1; domain=.LocalHost"), "a=1; domain=.example.org");
-	CHECK_STR(cookie(&p, "a=1;Domain = localhost ;HttpOnly"), "a=1;Domain = example.org ;HttpOnly");
+	CHECK_STR(cookie(&p, "a=1;Domain = localhost ;HttpOnly"),
+	          "a=1;Domain = example.org ;HttpOnly");
 	CHECK_STR(cookie(&p, "a=1; Domain=localhost.net"), "=");
 	CHECK_STR(cookie(&p, "a=1; Domain=sub.localhost"), "=");
 	/* the cookie's own name=value is not an attribute */
