@@ -221,6 +221,11 @@ struct ctx {
 	/* global-allowed-response-headers: the header names custom-headers may
 	 * set (comma-separated); NULL: none. Borrowed from the snapshot. */
 	const char *allowed_response_headers;
+	/* proxy-cookie-domain, proxy-cookie-path, proxy-redirect-from and -to of
+	 * the ConfigMap that passed the annotation rules, as annotations
+	 * (nginx.ingress.kubernetes.io/ keys): the defaults of Ingresses that do
+	 * not set them. NULL: none. */
+	json_object *proxy_rw_defaults;
 };
 
 /* s with control bytes and bytes that are not UTF-8 escaped (\n, \xNN), in
@@ -1638,6 +1643,71 @@ static void apply_global_auth(struct ctx *c, json_object *cm, json_object *data)
 	json_object_put(ann);
 }
 
+/* A ConfigMap default for an Ingress annotation of the same name
+ * (proxy-cookie-domain, proxy-cookie-path, proxy-redirect-from/-to, as
+ * ingress-nginx): checked by the annotation's own rules; a bad value keeps
+ * the default ("off") with BadConfig. */
+static void proxy_rw_default(struct ctx *c, json_object *cm, const char *k, const char *v)
+{
+	char *key = xasprintf("%s%s", ANNOTATIONS_NGINX_PREFIX, k);
+	json_object *one = json_object_new_object();
+	struct annotations a;
+	struct annotation_issues is = {0};
+	bool bad = false;
+	if (!one)
+		abort();
+	json_object_object_add(one, key, json_object_new_string(v));
+	if (annotations_parse(one, 30000, &a, &is))
+		abort();
+	for (size_t i = 0; i < is.n && !bad; i++) {
+		if (!is.items[i].fatal)
+			continue;
+		diag_add(c, "ConfigMap", cm, k, "BadConfig", "%s; default kept",
+		         is.items[i].message);
+		bad = true;
+	}
+	if (!bad) {
+		if (!c->proxy_rw_defaults && !(c->proxy_rw_defaults = json_object_new_object()))
+			abort();
+		json_object_object_add(c->proxy_rw_defaults, key, json_object_new_string(v));
+	}
+	annotations_cleanup(&a);
+	annotation_issues_cleanup(&is);
+	json_object_put(one);
+	free(key);
+}
+
+/* The annotations of an Ingress with the ConfigMap's proxy_rw_defaults
+ * added where the Ingress sets that key under neither prefix: a new object
+ * (caller puts it), or NULL when there is nothing to add (use ann). */
+static json_object *with_proxy_rw_defaults(const struct ctx *c, json_object *ann)
+{
+	json_object *out = NULL;
+	if (!c->proxy_rw_defaults)
+		return NULL;
+	json_object_object_foreach(c->proxy_rw_defaults, k, v)
+	{
+		const char *suffix = k + strlen(ANNOTATIONS_NGINX_PREFIX);
+		char *wkey = xasprintf("%s%s", ANNOTATIONS_WEIR_PREFIX, suffix);
+		bool set = ann && json_object_is_type(ann, json_type_object) &&
+		           (json_object_object_get_ex(ann, k, NULL) ||
+		            json_object_object_get_ex(ann, wkey, NULL));
+		free(wkey);
+		if (set)
+			continue;
+		if (!out) {
+			if (ann && json_object_is_type(ann, json_type_object)) {
+				if (json_object_deep_copy(ann, &out, NULL) != 0)
+					abort();
+			} else if (!(out = json_object_new_object())) {
+				abort();
+			}
+		}
+		json_object_object_add(out, k, json_object_get(v));
+	}
+	return out;
+}
+
 /* The boolean setting named by ConfigMap key k (one of those apply_configmap
  * routes here). */
 static bool *setting_bool(struct route_settings *s, const char *k)
@@ -1810,6 +1880,12 @@ static void apply_configmap(struct ctx *c, json_object *cm, uint32_t *drain_defa
 					c->t->default_cert = idx;
 				continue;
 			}
+		} else if (strcmp(k, "proxy-cookie-domain") == 0 ||
+		           strcmp(k, "proxy-cookie-path") == 0 ||
+		           strcmp(k, "proxy-redirect-from") == 0 ||
+		           strcmp(k, "proxy-redirect-to") == 0) {
+			proxy_rw_default(c, cm, k, v);
+			continue;
 		} else if (strcmp(k, "global-allowed-response-headers") == 0) {
 			c->allowed_response_headers = v; /* resolve_custom_headers */
 			continue;
@@ -1838,6 +1914,15 @@ static void apply_configmap(struct ctx *c, json_object *cm, uint32_t *drain_defa
 	free(keys);
 	real_ip_cidr_default(s);
 	apply_global_auth(c, cm, data);
+	const char *from =
+	    c->proxy_rw_defaults
+	        ? jstr(c->proxy_rw_defaults, ANNOTATIONS_NGINX_PREFIX "proxy-redirect-from")
+	        : NULL;
+	if (from && strcmp(from, "off") != 0 && strcmp(from, "default") != 0 &&
+	    !jstr(c->proxy_rw_defaults, ANNOTATIONS_NGINX_PREFIX "proxy-redirect-to"))
+		diag_add(c, "ConfigMap", cm, data_key(data, "proxy-redirect-from"), "BadConfig",
+		         "has no effect without a proxy-redirect-to (here or on the Ingress) other "
+		         "than \"off\" (as in ingress-nginx)");
 }
 
 /* The ConfigMap's proxy-next-upstream* where the Ingress sets none (the
@@ -2710,11 +2795,17 @@ int compile_snapshot(const struct snapshot *snap, const struct compile_options *
 		struct ing *in = &ings[i];
 		struct annotation_issues issues = {0};
 		in->source = xasprintf("%s/%s", in->ns, in->name);
-		if (annotations_parse(jget(jget(in->obj, "metadata"), "annotations"), drain_default,
-		                      &in->ann, &issues))
+		json_object *ann = jget(jget(in->obj, "metadata"), "annotations");
+		json_object *merged = with_proxy_rw_defaults(&c, ann);
+		if (annotations_parse(merged ? merged : ann, drain_default, &in->ann, &issues))
 			abort();
 		for (size_t k = 0; k < issues.n; k++) {
 			struct annotation_issue *is = &issues.items[k];
+			/* a note about a ConfigMap default the Ingress does not set
+			 * (proxy-redirect-from without -to) is the ConfigMap's */
+			if (merged && !is->fatal &&
+			    !(ann && json_object_object_get_ex(ann, is->key, NULL)))
+				continue;
 			/* annotations.c says InvalidAnnotation; the agreed Event
 			 * reason for a bad value is BadAnnotation. */
 			bool bad = strcmp(is->reason, "InvalidAnnotation") == 0;
@@ -2725,6 +2816,7 @@ int compile_snapshot(const struct snapshot *snap, const struct compile_options *
 				in->dropped = true;
 		}
 		annotation_issues_cleanup(&issues);
+		json_object_put(merged);
 		apply_next_upstream_defaults(&c, &in->ann);
 		if (in->ann.ssl_passthrough && !in->dropped &&
 		    (in->ann.policy.ext_auth.url || (in->ann.global_auth && c.global_auth.url))) {
@@ -2873,6 +2965,7 @@ int compile_snapshot(const struct snapshot *snap, const struct compile_options *
 	strmap_cleanup(&c.pems);
 	free(c.slices);
 	route_ext_auth_cleanup(&c.global_auth);
+	json_object_put(c.proxy_rw_defaults);
 	for (size_t i = 0; i < c.nno_auth; i++)
 		free(c.no_auth[i]);
 	free(c.no_auth);

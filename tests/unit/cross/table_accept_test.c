@@ -581,6 +581,15 @@ static void configmap(struct store *s)
 		add(data, "default-tls-secret", one_of(tls, 3, 70));
 	if (chance(30))
 		add(data, "max-header-bytes", hostile());
+	/* defaults of the proxy-redirect and proxy-cookie annotations */
+	static const char *const rw_keys[] = {"proxy-cookie-domain", "proxy-cookie-path",
+	                                      "proxy-redirect-from", "proxy-redirect-to"};
+	static const char *const rw_good[] = {"a.example b.example", "/x/ /", "http://in/",
+	                                      "/out/"};
+	for (size_t i = 0; i < 4; i++)
+		if (chance(25))
+			add(data, rw_keys[i],
+			    chance(70) ? json_object_new_string(rw_good[i]) : hostile());
 	/* custom-headers: the names hdrs and hostile-hdrs may set */
 	if (chance(70))
 		add(data, "global-allowed-response-headers",
