@@ -27,7 +27,6 @@
 
 #include "error.h"
 #include "log.h"
-#include "route_validate.h"
 #include "table_cache.h"
 
 #define LOG_COMPONENT "proxy.balancer"
@@ -823,7 +822,9 @@ static int cookie_endpoint(const struct route *route, const struct route_backend
  * in table order and padded from the start to a multiple of size, form
  * consecutive subsets of size; the key picks a subset by rendezvous hashing
  * over subset numbers, and a random endpoint of it that is not draining
- * serves. -2 when every endpoint of the subset is draining. */
+ * serves. -2 when every endpoint of the subset is draining. A subset is a
+ * window of the endpoints taken cyclically, so when size < n its members
+ * are distinct, and when size >= n there is one subset: all of them. */
 static int pick_subset(const struct route_backend *be, uint64_t keyhash, uint32_t size)
 {
 	size_t n = be->nendpoints;
@@ -840,19 +841,20 @@ static int pick_subset(const struct route_backend *be, uint64_t keyhash, uint32_
 			best_h = h;
 		}
 	}
-	int members[ROUTE_VALIDATE_MAX_SUBSET];
-	size_t m = 0;
-	for (size_t k = 0; k < size && m < ROUTE_VALIDATE_MAX_SUBSET; k++) {
-		size_t i = (best * size + k) % n;
-		bool seen = false;
-		for (size_t j = 0; j < m; j++)
-			seen = seen || members[j] == (int)i;
-		if (!be->endpoints[i].draining && !seen)
-			members[m++] = (int)i;
-	}
-	if (!m)
+	size_t span = size < n ? size : n, first = (best * size) % n, live = 0;
+	for (size_t k = 0; k < span; k++)
+		live += !be->endpoints[(first + k) % n].draining;
+	if (!live)
 		return -2;
-	return members[random_below((uint32_t)m)];
+	uint32_t r = random_below((uint32_t)live);
+	for (size_t k = 0; k < span; k++) {
+		size_t i = (first + k) % n;
+		if (be->endpoints[i].draining)
+			continue;
+		if (r-- == 0)
+			return (int)i;
+	}
+	return -2; /* not reached */
 }
 
 int balancer_subset_pick(const struct route_backend *be, uint64_t keyhash, uint32_t size)

@@ -752,6 +752,28 @@ static void test_hash_subset(void)
 	for (int e = 0; e < 7; e++)
 		CHECK(all[e] > 0);
 	table_unref(t);
+
+	/* draining endpoints: never picked; a subset with only draining ones
+	 * falls back to the plain hash over the others */
+	t = table2("{\"address\":\"10.0.3.1\",\"port\":80,\"draining\":true},"
+	           "{\"address\":\"10.0.3.2\",\"port\":80,\"draining\":true},"
+	           "{\"address\":\"10.0.3.3\",\"port\":80},"
+	           "{\"address\":\"10.0.3.4\",\"port\":80}",
+	           "");
+	if (!t)
+		return;
+	be = &table_routes(t)->backends[0];
+	for (uint64_t key = 1; key <= 200; key++) {
+		uint64_t h = mix64(key * 0x9e3779b97f4a7c15ULL);
+		int a2 = balancer_subset_pick(be, h, 2), b2 = balancer_subset_pick(be, h, 2);
+		CHECK(a2 == 2 || a2 == 3);
+		/* subset {0,1} is all draining: the rendezvous pick, the same every time */
+		if (pick_subset(be, h, 2) == -2)
+			CHECK_INT(a2, b2);
+		int a3 = balancer_subset_pick(be, h, 3);
+		CHECK(a3 == 2 || a3 == 3);
+	}
+	table_unref(t);
 }
 
 /* load-balance ewma: an endpoint with a high average loses every draw it is
