@@ -86,6 +86,7 @@ void route_policy_init(struct route_policy *p)
 	p->cookie.max_age_s = -1;
 	p->cookie.expires_s = -1;
 	p->balance = ROUTE_BALANCE_ROUND_ROBIN;
+	p->hash_by_subset_size = 3;
 	p->cors.allow_origin = strdup(DEFAULT_CORS_ORIGIN);
 	p->cors.allow_methods = strdup(DEFAULT_CORS_METHODS);
 	p->cors.allow_headers = strdup(DEFAULT_CORS_HEADERS);
@@ -145,7 +146,14 @@ void route_policy_cleanup(struct route_policy *p)
 	free(p->cookie.name);
 	free(p->cookie.path);
 	free(p->cookie.samesite);
+	free(p->cookie.domain);
 	free(p->hash_by);
+	free(p->proxy_redirect_from);
+	free(p->proxy_redirect_to);
+	free(p->proxy_cookie_domain_from);
+	free(p->proxy_cookie_domain_to);
+	free(p->proxy_cookie_path_from);
+	free(p->proxy_cookie_path_to);
 	free(p->allow);
 	free(p->deny);
 	free(p->limit_allow);
@@ -203,6 +211,7 @@ static void route_cleanup(struct route *r)
 	route_policy_cleanup(&r->policy);
 	free(r->canary.by_header);
 	free(r->canary.by_header_value);
+	free(r->canary.by_header_pattern);
 	free(r->canary.by_cookie);
 }
 
@@ -803,8 +812,16 @@ static int parse_ext_auth(struct parser *p, json_object *obj, const char *path,
 	return 0;
 }
 
-static const char *const cookie_keys[] = {"name",   "path",     "max_age_s", "expires_s",
-                                          "secure", "samesite", NULL};
+static const char *const cookie_keys[] = {"name",
+                                          "path",
+                                          "max_age_s",
+                                          "expires_s",
+                                          "secure",
+                                          "samesite",
+                                          "domain",
+                                          "conditional_samesite_none",
+                                          "change_on_failure",
+                                          NULL};
 
 static const char *const cors_keys[] = {
     "enabled",        "allow_origin",      "allow_methods", "allow_headers",
@@ -833,6 +850,8 @@ static const char *const policy_keys[] = {"connect_timeout_ms",
                                           "affinity_mode",
                                           "cookie",
                                           "hash_by",
+                                          "hash_by_subset",
+                                          "hash_by_subset_size",
                                           "balance",
                                           "allow",
                                           "deny",
@@ -856,6 +875,12 @@ static const char *const policy_keys[] = {"connect_timeout_ms",
                                           "hide_headers",
                                           "ext_auth",
                                           "backend_tls",
+                                          "proxy_redirect_from",
+                                          "proxy_redirect_to",
+                                          "proxy_cookie_domain_from",
+                                          "proxy_cookie_domain_to",
+                                          "proxy_cookie_path_from",
+                                          "proxy_cookie_path_to",
                                           NULL};
 static const char *const proto_names[] = {"HTTP", "HTTPS", NULL};
 static const char *const next_upstream_names[ROUTE_NEXT_COUNT] = {
@@ -925,7 +950,11 @@ static int parse_cookie(struct parser *p, json_object *obj, const char *path,
 	    (rc = opt_int(p, obj, path, "max_age_s", -1, INT64_MAX, &c->max_age_s, NULL)) != 0 ||
 	    (rc = opt_int(p, obj, path, "expires_s", -1, INT64_MAX, &c->expires_s, NULL)) != 0 ||
 	    (rc = opt_bool(p, obj, path, "secure", &c->secure)) != 0 ||
-	    (rc = opt_str(p, obj, path, "samesite", STR_NULLABLE, &c->samesite)) != 0)
+	    (rc = opt_str(p, obj, path, "samesite", STR_NULLABLE, &c->samesite)) != 0 ||
+	    (rc = opt_str(p, obj, path, "domain", STR_NULLABLE, &c->domain)) != 0 ||
+	    (rc = opt_bool(p, obj, path, "conditional_samesite_none",
+	                   &c->conditional_samesite_none)) != 0 ||
+	    (rc = opt_bool(p, obj, path, "change_on_failure", &c->change_on_failure)) != 0)
 		return rc;
 	return 0;
 }
@@ -1074,7 +1103,9 @@ static int parse_policy(struct parser *p, json_object *obj, const char *path,
 		if ((rc = parse_cookie(p, sub, kp, &pol->cookie)) != 0)
 			return rc;
 	}
-	if ((rc = opt_str(p, obj, path, "hash_by", STR_NULLABLE, &pol->hash_by)) != 0)
+	if ((rc = opt_str(p, obj, path, "hash_by", STR_NULLABLE, &pol->hash_by)) != 0 ||
+	    (rc = opt_bool(p, obj, path, "hash_by_subset", &pol->hash_by_subset)) != 0 ||
+	    (rc = opt_u32(p, obj, path, "hash_by_subset_size", &pol->hash_by_subset_size)) != 0)
 		return rc;
 	e = (int)pol->balance;
 	if ((rc = opt_enum(p, obj, path, "balance", balance_names, &e)) != 0)
@@ -1134,26 +1165,47 @@ static int parse_policy(struct parser *p, json_object *obj, const char *path,
 		    (rc = opt_bool(p, sub, kp, "server_name", &pol->backend_tls.server_name)) != 0)
 			return rc;
 	}
+	if ((rc = opt_str(p, obj, path, "proxy_redirect_from", STR_NULLABLE,
+	                  &pol->proxy_redirect_from)) != 0 ||
+	    (rc = opt_str(p, obj, path, "proxy_redirect_to", STR_NULLABLE,
+	                  &pol->proxy_redirect_to)) != 0 ||
+	    (rc = opt_str(p, obj, path, "proxy_cookie_domain_from", STR_NULLABLE,
+	                  &pol->proxy_cookie_domain_from)) != 0 ||
+	    (rc = opt_str(p, obj, path, "proxy_cookie_domain_to", STR_NULLABLE,
+	                  &pol->proxy_cookie_domain_to)) != 0 ||
+	    (rc = opt_str(p, obj, path, "proxy_cookie_path_from", STR_NULLABLE,
+	                  &pol->proxy_cookie_path_from)) != 0 ||
+	    (rc = opt_str(p, obj, path, "proxy_cookie_path_to", STR_NULLABLE,
+	                  &pol->proxy_cookie_path_to)) != 0)
+		return rc;
 	return 0;
 }
 
-static const char *const canary_keys[] = {"backend",   "by_header", "by_header_value",
-                                          "by_cookie", "weight",    NULL};
+static const char *const canary_keys[] = {
+    "backend",           "by_header",    "by_header_value",   "by_cookie", "weight",
+    "by_header_pattern", "weight_total", "affinity_behavior", NULL};
+static const char *const canary_affinity_names[] = {"sticky", "legacy", NULL};
 
 static int parse_canary(struct parser *p, json_object *obj, const char *path, size_t nbackends,
                         struct route_canary *c)
 {
-	int rc;
-	int64_t w = c->weight;
+	int rc, e = (int)c->affinity_behavior;
+	int64_t w = c->weight, wt = c->weight_total;
 	if ((rc = check_keys(p, obj, path, canary_keys)) != 0 ||
 	    (rc = opt_index(p, obj, path, "backend", nbackends, true, &c->backend)) != 0 ||
 	    (rc = opt_str(p, obj, path, "by_header", STR_NULLABLE, &c->by_header)) != 0 ||
 	    (rc = opt_str(p, obj, path, "by_header_value", STR_NULLABLE, &c->by_header_value)) !=
 	        0 ||
 	    (rc = opt_str(p, obj, path, "by_cookie", STR_NULLABLE, &c->by_cookie)) != 0 ||
-	    (rc = opt_int(p, obj, path, "weight", 0, 100, &w, NULL)) != 0)
+	    (rc = opt_int(p, obj, path, "weight", 0, UINT32_MAX, &w, NULL)) != 0 ||
+	    (rc = opt_str(p, obj, path, "by_header_pattern", STR_NULLABLE,
+	                  &c->by_header_pattern)) != 0 ||
+	    (rc = opt_int(p, obj, path, "weight_total", 1, UINT32_MAX, &wt, NULL)) != 0 ||
+	    (rc = opt_enum(p, obj, path, "affinity_behavior", canary_affinity_names, &e)) != 0)
 		return rc;
 	c->weight = (uint32_t)w;
+	c->weight_total = (uint32_t)wt;
+	c->affinity_behavior = (enum route_canary_affinity)e;
 	return 0;
 }
 
@@ -1166,6 +1218,7 @@ static int route_init(struct parser *p, const char *path, struct route *r)
 	route_policy_init(&r->policy);
 	r->backend = -1;
 	r->canary.backend = -1;
+	r->canary.weight_total = 100;
 	if (!r->policy.cookie.name || !r->policy.cors.allow_origin ||
 	    !r->policy.cors.allow_methods || !r->policy.cors.allow_headers)
 		return oom(p, path);
@@ -2208,9 +2261,14 @@ static void w_policy(struct writer *w, const struct route_policy *p)
 	w_int_d(w, "expires_s", p->cookie.expires_s, d->cookie.expires_s);
 	w_bool_d(w, "secure", p->cookie.secure, d->cookie.secure);
 	w_str_d(w, "samesite", p->cookie.samesite, NULL);
+	w_str_d(w, "domain", p->cookie.domain, NULL);
+	w_bool_d(w, "conditional_samesite_none", p->cookie.conditional_samesite_none, false);
+	w_bool_d(w, "change_on_failure", p->cookie.change_on_failure, false);
 	w_close_lazy(w, csaved);
 
 	w_str_d(w, "hash_by", p->hash_by, NULL);
+	w_bool_d(w, "hash_by_subset", p->hash_by_subset, d->hash_by_subset);
+	w_int_d(w, "hash_by_subset_size", p->hash_by_subset_size, d->hash_by_subset_size);
 	if (p->balance != d->balance)
 		w_str(w, "balance", balance_names[p->balance == ROUTE_BALANCE_EWMA]);
 	w_cidrs(w, "allow", p->allow, p->nallow);
@@ -2297,6 +2355,12 @@ static void w_policy(struct writer *w, const struct route_policy *p)
 	w_str_d(w, "name", p->backend_tls.name, NULL);
 	w_bool_d(w, "server_name", p->backend_tls.server_name, false);
 	w_close_lazy(w, csaved);
+	w_str_d(w, "proxy_redirect_from", p->proxy_redirect_from, NULL);
+	w_str_d(w, "proxy_redirect_to", p->proxy_redirect_to, NULL);
+	w_str_d(w, "proxy_cookie_domain_from", p->proxy_cookie_domain_from, NULL);
+	w_str_d(w, "proxy_cookie_domain_to", p->proxy_cookie_domain_to, NULL);
+	w_str_d(w, "proxy_cookie_path_from", p->proxy_cookie_path_from, NULL);
+	w_str_d(w, "proxy_cookie_path_to", p->proxy_cookie_path_to, NULL);
 	w_close_lazy(w, saved);
 }
 
@@ -2317,6 +2381,10 @@ static void w_route(struct writer *w, const struct route *r)
 	w_str_d(w, "by_header_value", r->canary.by_header_value, NULL);
 	w_str_d(w, "by_cookie", r->canary.by_cookie, NULL);
 	w_int_d(w, "weight", r->canary.weight, 0);
+	w_str_d(w, "by_header_pattern", r->canary.by_header_pattern, NULL);
+	w_int_d(w, "weight_total", r->canary.weight_total, 100);
+	if (r->canary.affinity_behavior != ROUTE_CANARY_STICKY)
+		w_str(w, "affinity_behavior", canary_affinity_names[1]);
 	w_close_lazy(w, csaved);
 	w_close_obj(w, saved);
 }

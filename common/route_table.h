@@ -87,6 +87,13 @@ struct route_cookie {
 	int64_t expires_s; /* -1: not set */
 	bool secure;
 	char *samesite; /* NULL: not set; else "None", "Lax" or "Strict" */
+	char *domain;   /* NULL: no Domain attribute (session-cookie-domain) */
+	/* SameSite=None left out for user agents known to mishandle it
+	 * (session-cookie-conditional-samesite-none) */
+	bool conditional_samesite_none;
+	/* a retry that leaves the cookie's endpoint (proxy-next-upstream) re-sets
+	 * the cookie to the endpoint that answered (session-cookie-change-on-failure) */
+	bool change_on_failure;
 };
 
 struct route_cors {
@@ -99,12 +106,21 @@ struct route_cors {
 	int64_t max_age_s;      /* default 1728000 */
 };
 
+/* affinity-canary-behavior: "sticky" (a client the affinity cookie ties to
+ * the canary stays there) or "legacy" (the canary's answers set no cookie). */
+enum route_canary_affinity { ROUTE_CANARY_STICKY = 0, ROUTE_CANARY_LEGACY = 1 };
+
 struct route_canary {
-	int backend;           /* index into route_table.backends; -1: no canary */
-	char *by_header;       /* NULL: not set */
-	char *by_header_value; /* NULL: header value "always" selects the canary */
-	char *by_cookie;       /* NULL: not set */
-	uint32_t weight;       /* 0..100, percent of the rest sent to the canary */
+	int backend;             /* index into route_table.backends; -1: no canary */
+	char *by_header;         /* NULL: not set */
+	char *by_header_value;   /* NULL: header value "always" selects the canary */
+	char *by_header_pattern; /* NULL; else a PCRE2 pattern (case-sensitive, not
+	                            anchored) the header value must match; unused when
+	                            by_header_value is set */
+	char *by_cookie;         /* NULL: not set */
+	uint32_t weight;         /* 0..weight_total: share of the rest sent to the canary */
+	uint32_t weight_total;   /* 100; at least 1 */
+	enum route_canary_affinity affinity_behavior; /* sticky */
 };
 
 enum route_auth_type { ROUTE_AUTH_NONE = 0, ROUTE_AUTH_BASIC = 1 }; /* "none", "basic" */
@@ -227,6 +243,24 @@ struct route_policy {
 	enum route_affinity_mode affinity_mode;
 	struct route_cookie cookie;
 	char *hash_by; /* upstream-hash-by template, e.g. "$remote_addr"; NULL: none */
+	/* upstream-hash-by-subset: the key picks a subset of hash_by_subset_size
+	 * endpoints (3), and a random endpoint of it serves the request */
+	bool hash_by_subset;
+	uint32_t hash_by_subset_size;
+	/* proxy-redirect-from/-to: a Location or Refresh (its url=) of the
+	 * upstream's response that starts with from gets that prefix replaced by
+	 * to (case-sensitive). Both NULL: unchanged; else both set. */
+	char *proxy_redirect_from;
+	char *proxy_redirect_to;
+	/* proxy-cookie-domain "FROM TO": a Domain attribute of the upstream's
+	 * Set-Cookie equal to from (case-insensitive, a leading '.' ignored on
+	 * both) becomes to. proxy-cookie-path "FROM TO": a Path attribute that
+	 * starts with from (case-sensitive) gets that prefix replaced by to. Each
+	 * pair both NULL (off) or both set. */
+	char *proxy_cookie_domain_from;
+	char *proxy_cookie_domain_to;
+	char *proxy_cookie_path_from;
+	char *proxy_cookie_path_to;
 	enum route_balance balance;
 	size_t nallow; /* whitelist-source-range: when non-empty, others get 403 */
 	struct route_cidr *allow;

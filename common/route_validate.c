@@ -410,6 +410,43 @@ int route_validate_cookie_path(const char *s, char *err, size_t errlen)
 	return 0;
 }
 
+int route_validate_cookie_attr(const char *s, char *err, size_t errlen)
+{
+	char q[96];
+	int rc = no_ctl_space(s, err, errlen);
+	if (rc)
+		return rc;
+	if (!*s)
+		return fail(err, errlen, "empty value");
+	if (strchr(s, ';')) {
+		route_validate_quote(s, q, sizeof(q));
+		return fail(err, errlen, "%s contains ';'", q);
+	}
+	return 0;
+}
+
+int route_validate_redirect_part(const char *s, char *err, size_t errlen)
+{
+	int rc = no_ctl_space(s, err, errlen);
+	if (rc)
+		return rc;
+	if (!*s)
+		return fail(err, errlen, "empty value");
+	return 0;
+}
+
+int route_validate_header_pattern(const char *s, char *err, size_t errlen)
+{
+	int rc = no_ctl(s, false, err, errlen);
+	if (rc)
+		return rc;
+	pcre2_code *re = route_match_cn_compile(s, err, errlen);
+	if (!re)
+		return WEIR_EINVAL;
+	pcre2_code_free(re);
+	return 0;
+}
+
 int route_validate_samesite(const char *s, char *err, size_t errlen)
 {
 	char q[96];
@@ -671,8 +708,44 @@ int route_validate_policy(const struct route_policy *p, char *field, size_t fiel
 	    (rc = opt(co->expose_headers, route_validate_header_value, "cors.expose_headers", field,
 	              fieldlen, err, errlen)) ||
 	    (rc = opt(p->backend_tls.name, route_validate_backend_tls_name, "backend_tls.name",
+	              field, fieldlen, err, errlen)) ||
+	    (rc = opt(ck->domain, route_validate_cookie_attr, "cookie.domain", field, fieldlen, err,
+	              errlen)) ||
+	    (rc = opt(p->proxy_redirect_from, route_validate_redirect_part, "proxy_redirect_from",
+	              field, fieldlen, err, errlen)) ||
+	    (rc = opt(p->proxy_redirect_to, route_validate_redirect_part, "proxy_redirect_to",
+	              field, fieldlen, err, errlen)) ||
+	    (rc = opt(p->proxy_cookie_domain_from, route_validate_cookie_attr,
+	              "proxy_cookie_domain_from", field, fieldlen, err, errlen)) ||
+	    (rc = opt(p->proxy_cookie_domain_to, route_validate_cookie_attr,
+	              "proxy_cookie_domain_to", field, fieldlen, err, errlen)) ||
+	    (rc = opt(p->proxy_cookie_path_from, route_validate_cookie_attr,
+	              "proxy_cookie_path_from", field, fieldlen, err, errlen)) ||
+	    (rc = opt(p->proxy_cookie_path_to, route_validate_cookie_attr, "proxy_cookie_path_to",
 	              field, fieldlen, err, errlen)))
 		return rc;
+	/* The rewrites come in pairs: one side alone has no meaning. */
+	if (!p->proxy_redirect_from != !p->proxy_redirect_to) {
+		set_field(field, fieldlen,
+		          p->proxy_redirect_from ? "proxy_redirect_to" : "proxy_redirect_from");
+		return fail(err, errlen, "required with its pair");
+	}
+	if (!p->proxy_cookie_domain_from != !p->proxy_cookie_domain_to) {
+		set_field(field, fieldlen,
+		          p->proxy_cookie_domain_from ? "proxy_cookie_domain_to"
+		                                      : "proxy_cookie_domain_from");
+		return fail(err, errlen, "required with its pair");
+	}
+	if (!p->proxy_cookie_path_from != !p->proxy_cookie_path_to) {
+		set_field(field, fieldlen,
+		          p->proxy_cookie_path_from ? "proxy_cookie_path_to"
+		                                    : "proxy_cookie_path_from");
+		return fail(err, errlen, "required with its pair");
+	}
+	if (p->hash_by_subset_size < 1 || p->hash_by_subset_size > ROUTE_VALIDATE_MAX_SUBSET) {
+		set_field(field, fieldlen, "hash_by_subset_size");
+		return fail(err, errlen, "not between 1 and %d", ROUTE_VALIDATE_MAX_SUBSET);
+	}
 	if (ck->max_age_s < -1 || ck->expires_s < -1) {
 		set_field(field, fieldlen,
 		          ck->max_age_s < -1 ? "cookie.max_age_s" : "cookie.expires_s");
@@ -710,11 +783,18 @@ int route_validate_canary(const struct route_canary *c, char *field, size_t fiel
 	    (rc = opt(c->by_header_value, route_validate_header_value, "by_header_value", field,
 	              fieldlen, err, errlen)) ||
 	    (rc = opt(c->by_cookie, route_validate_token, "by_cookie", field, fieldlen, err,
-	              errlen)))
+	              errlen)) ||
+	    (rc = opt(c->by_header_pattern, route_validate_header_pattern, "by_header_pattern",
+	              field, fieldlen, err, errlen)))
 		return rc;
-	if (c->weight > 100) {
+	if (c->weight_total < 1) {
+		set_field(field, fieldlen, "weight_total");
+		return fail(err, errlen, "below 1");
+	}
+	if (c->weight > c->weight_total) {
 		set_field(field, fieldlen, "weight");
-		return fail(err, errlen, "%u out of range 0..100", (unsigned)c->weight);
+		return fail(err, errlen, "%u out of range 0..%u", (unsigned)c->weight,
+		            (unsigned)c->weight_total);
 	}
 	return 0;
 }

@@ -105,6 +105,22 @@ int route_validate_auth_set_header(const char *name, const char *value, char *er
  * byte and no ';'. */
 int route_validate_cookie_path(const char *s, char *err, size_t errlen);
 
+/* Domain attribute of the affinity cookie (session-cookie-domain), and
+ * each side of a proxy-cookie-domain or proxy-cookie-path rewrite: not
+ * empty, no space, control byte or ';'. */
+int route_validate_cookie_attr(const char *s, char *err, size_t errlen);
+
+/* Each side of a proxy-redirect rewrite: not empty, no space or control
+ * byte. */
+int route_validate_redirect_part(const char *s, char *err, size_t errlen);
+
+/* canary.by_header_pattern: a PCRE2 pattern that compiles (case-sensitive,
+ * not anchored, as route_match_cn_compile). */
+int route_validate_header_pattern(const char *s, char *err, size_t errlen);
+
+/* upstream-hash-by-subset-size's upper bound (its lower bound is 1). */
+#define ROUTE_VALIDATE_MAX_SUBSET 1000
+
 /* SameSite attribute: exactly "None", "Lax" or "Strict". */
 int route_validate_samesite(const char *s, char *err, size_t errlen);
 
@@ -141,7 +157,8 @@ int route_validate_policy(const struct route_policy *p, char *field, size_t fiel
                           size_t errlen);
 
 /* Every string field of a canary rule (by_header, by_header_value,
- * by_cookie) and its weight (0..100); field as for route_validate_policy,
+ * by_header_pattern, by_cookie), its weight_total (at least 1) and weight
+ * (0..weight_total); field as for route_validate_policy,
  * e.g. "by_header". Index ranges are the parser's business. */
 int route_validate_canary(const struct route_canary *c, char *field, size_t fieldlen, char *err,
                           size_t errlen);

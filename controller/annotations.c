@@ -418,7 +418,10 @@ int annotations_policy_copy(struct route_policy *dst, const struct route_policy 
 	/* Null every owned pointer first so a partial copy cleans up safely. */
 	dst->upstream_vhost = dst->x_forwarded_prefix = dst->rewrite_target = NULL;
 	dst->redirect_url = dst->app_root = dst->hash_by = dst->redirect_host = NULL;
-	dst->cookie.name = dst->cookie.path = dst->cookie.samesite = NULL;
+	dst->cookie.name = dst->cookie.path = dst->cookie.samesite = dst->cookie.domain = NULL;
+	dst->proxy_redirect_from = dst->proxy_redirect_to = NULL;
+	dst->proxy_cookie_domain_from = dst->proxy_cookie_domain_to = NULL;
+	dst->proxy_cookie_path_from = dst->proxy_cookie_path_to = NULL;
 	dst->allow = dst->deny = dst->limit_allow = NULL;
 	dst->nlimit_allow = 0;
 	dst->cors.allow_origin = dst->cors.allow_methods = NULL;
@@ -442,6 +445,13 @@ int annotations_policy_copy(struct route_policy *dst, const struct route_policy 
 	    dup_str(&dst->cookie.name, src->cookie.name) ||
 	    dup_str(&dst->cookie.path, src->cookie.path) ||
 	    dup_str(&dst->cookie.samesite, src->cookie.samesite) ||
+	    dup_str(&dst->cookie.domain, src->cookie.domain) ||
+	    dup_str(&dst->proxy_redirect_from, src->proxy_redirect_from) ||
+	    dup_str(&dst->proxy_redirect_to, src->proxy_redirect_to) ||
+	    dup_str(&dst->proxy_cookie_domain_from, src->proxy_cookie_domain_from) ||
+	    dup_str(&dst->proxy_cookie_domain_to, src->proxy_cookie_domain_to) ||
+	    dup_str(&dst->proxy_cookie_path_from, src->proxy_cookie_path_from) ||
+	    dup_str(&dst->proxy_cookie_path_to, src->proxy_cookie_path_to) ||
 	    dup_str(&dst->cors.allow_origin, src->cors.allow_origin) ||
 	    dup_str(&dst->cors.allow_methods, src->cors.allow_methods) ||
 	    dup_str(&dst->cors.allow_headers, src->cors.allow_headers) ||
@@ -522,6 +532,12 @@ struct pctx {
 	const char *key;            /* full key of the annotation being parsed */
 	const char *auth_other_key; /* auth-realm or auth-secret-type, borrowed */
 	const char *tls_other_key;  /* an auth-tls-* key other than the secret */
+	char *redirect_from;        /* proxy-redirect-from/-to as given */
+	char *redirect_to;
+	bool redirect_to_given; /* proxy-redirect-to present, even when refused */
+	const char *redirect_from_key;
+	const char *weight_key;       /* canary-weight as written, borrowed */
+	const char *weight_total_key; /* canary-weight-total as written, borrowed */
 	char *err;
 	size_t errlen;
 };
@@ -602,6 +618,9 @@ BOOL_HANDLER(h_request_base, policy.request_base)
 BOOL_HANDLER(h_origin_rewrite, policy.origin_rewrite)
 BOOL_HANDLER(h_canary, canary)
 BOOL_HANDLER(h_global_auth, global_auth)
+BOOL_HANDLER(h_cookie_samesite_cond, policy.cookie.conditional_samesite_none)
+BOOL_HANDLER(h_cookie_change, policy.cookie.change_on_failure)
+BOOL_HANDLER(h_hash_subset, policy.hash_by_subset)
 
 /* A string value checked by its route_validate rule. */
 #define STR_HANDLER(fn, field, check)                                                              \
@@ -619,14 +638,123 @@ STR_HANDLER(h_cors_expose, policy.cors.expose_headers, route_validate_header_val
 STR_HANDLER(h_rewrite, policy.rewrite_target, route_validate_rewrite_target)
 STR_HANDLER(h_canary_value, canary_rule.by_header_value, route_validate_header_value)
 STR_HANDLER(h_vhost, policy.upstream_vhost, route_validate_vhost)
+STR_HANDLER(h_cookie_domain, policy.cookie.domain, route_validate_cookie_attr)
+STR_HANDLER(h_canary_pattern, canary_rule.by_header_pattern, route_validate_header_pattern)
 
+/* nginx reads a first argument starting with '~' as a regular expression;
+ * weir rewrites by literal prefix only, so it refuses those rather than
+ * compare them as text. */
+static int no_regex(struct pctx *c, const char *v)
+{
+	if (v[0] == '~')
+		return fail(c->err, c->errlen,
+		            "\"%.64s\" is a regular expression (~); weir matches literal text only",
+		            v);
+	return 0;
+}
+
+/* proxy-redirect-from: "off", "default" or the text to replace; resolved
+ * with proxy-redirect-to once every key is read. */
+static int h_redirect_from(struct pctx *c, const char *v)
+{
+	int rc = 0;
+	if (strcmp(v, "off") != 0 && strcmp(v, "default") != 0 &&
+	    ((rc = route_validate_redirect_part(v, c->err, c->errlen)) != 0 ||
+	     (rc = no_regex(c, v)) != 0))
+		return rc;
+	c->redirect_from_key = c->key;
+	return set_str(&c->redirect_from, v);
+}
+
+static int h_redirect_to(struct pctx *c, const char *v)
+{
+	int rc = 0;
+	c->redirect_to_given = true;
+	if (strcmp(v, "off") != 0 && (rc = route_validate_redirect_part(v, c->err, c->errlen)) != 0)
+		return rc;
+	return set_str(&c->redirect_to, v);
+}
+
+/* proxy-cookie-domain / proxy-cookie-path: "off", or "FROM TO" (two
+ * tokens separated by white space). */
+static int cookie_rewrite(struct pctx *c, const char *v, char **from, char **to)
+{
+	char a[512], b[512], extra[2];
+	int rc;
+	if (strcmp(v, "off") == 0) {
+		free(*from);
+		free(*to);
+		*from = *to = NULL;
+		return 0;
+	}
+	if (strlen(v) >= sizeof(a) || sscanf(v, "%511s %511s %1s", a, b, extra) != 2)
+		return fail(c->err, c->errlen, "\"%.64s\" is neither \"off\" nor \"FROM TO\"", v);
+	if ((rc = route_validate_cookie_attr(a, c->err, c->errlen)) != 0 ||
+	    (rc = route_validate_cookie_attr(b, c->err, c->errlen)) != 0 ||
+	    (rc = no_regex(c, a)) != 0)
+		return rc;
+	if ((rc = set_str(from, a)) != 0)
+		return rc;
+	return set_str(to, b);
+}
+
+static int h_cookie_rw_domain(struct pctx *c, const char *v)
+{
+	return cookie_rewrite(c, v, &c->a->policy.proxy_cookie_domain_from,
+	                      &c->a->policy.proxy_cookie_domain_to);
+}
+
+static int h_cookie_rw_path(struct pctx *c, const char *v)
+{
+	return cookie_rewrite(c, v, &c->a->policy.proxy_cookie_path_from,
+	                      &c->a->policy.proxy_cookie_path_to);
+}
+
+static int h_hash_subset_size(struct pctx *c, const char *v)
+{
+	uint64_t n = 0;
+	int rc = annotations_parse_uint(v, ROUTE_VALIDATE_MAX_SUBSET, &n, c->err, c->errlen);
+	if (rc == 0 && n < 1)
+		rc = fail(c->err, c->errlen, "\"%s\" is below 1", v);
+	if (rc == 0)
+		c->a->policy.hash_by_subset_size = (uint32_t)n;
+	return rc;
+}
+
+static int h_canary_weight_total(struct pctx *c, const char *v)
+{
+	uint64_t n = 0;
+	int rc = annotations_parse_uint(v, UINT32_MAX, &n, c->err, c->errlen);
+	if (rc)
+		return rc;
+	/* ingress-nginx's balancer draws out of 100 when the total is lower */
+	c->a->canary_rule.weight_total = n < 100 ? 100 : (uint32_t)n;
+	c->weight_total_key = c->key;
+	return 0;
+}
+
+static int h_canary_affinity(struct pctx *c, const char *v)
+{
+	if (strcmp(v, "sticky") == 0)
+		c->a->canary_rule.affinity_behavior = ROUTE_CANARY_STICKY;
+	else if (strcmp(v, "legacy") == 0)
+		c->a->canary_rule.affinity_behavior = ROUTE_CANARY_LEGACY;
+	else
+		return fail(c->err, c->errlen, "\"%s\" is not sticky or legacy", v);
+	return 0;
+}
+
+/* x-forwarded-prefix: "" sends no header (as ingress-nginx), not an error. */
 static int h_xfp(struct pctx *c, const char *v)
 {
 	int rc = route_validate_header_value(v, c->err, c->errlen);
 	if (rc)
 		return rc;
-	if (!*v)
-		return fail(c->err, c->errlen, "empty prefix");
+	if (!*v) {
+		free(c->a->policy.x_forwarded_prefix);
+		c->a->policy.x_forwarded_prefix = NULL;
+		return 0;
+	}
 	return set_str(&c->a->policy.x_forwarded_prefix, v);
 }
 
@@ -823,9 +951,11 @@ static int h_cors_max_age(struct pctx *c, const char *v)
 static int h_canary_weight(struct pctx *c, const char *v)
 {
 	uint64_t n = 0;
-	int rc = annotations_parse_uint(v, 100, &n, c->err, c->errlen);
-	if (rc == 0)
+	int rc = annotations_parse_uint(v, UINT32_MAX, &n, c->err, c->errlen);
+	if (rc == 0) {
 		c->a->canary_rule.weight = (uint32_t)n;
+		c->weight_key = c->key;
+	}
 	return rc;
 }
 
@@ -1249,6 +1379,19 @@ static int h_auth_proxy_headers(struct pctx *c, const char *v)
 	return set_str(&c->a->auth_headers, v);
 }
 
+/* custom-headers: a ConfigMap whose data are headers added to every
+ * response of the Ingress's routes. */
+static int h_custom_headers(struct pctx *c, const char *v)
+{
+	int rc = set_str(&c->a->custom_headers_key, c->key);
+	if (rc)
+		return rc;
+	if (!ref_ok(v, false))
+		return fail(c->err, c->errlen, "\"%s\" is not a ConfigMap name or namespace/name",
+		            v);
+	return set_str(&c->a->custom_headers, v);
+}
+
 static int h_auth_method(struct pctx *c, const char *v)
 {
 	static const char *const ok[] = {"GET",    "HEAD",    "POST",  "PUT",    "PATCH",
@@ -1338,13 +1481,16 @@ static const struct {
     {"auth-tls-verify-client", h_tls_verify},
     {"auth-tls-verify-depth", h_tls_depth},
     {"auth-type", h_auth_type},
+    {"affinity-canary-behavior", h_canary_affinity},
     {"auth-url", h_auth_url},
     {"backend-protocol", h_protocol},
     {"canary", h_canary},
     {"canary-by-cookie", h_canary_cookie},
     {"canary-by-header", h_canary_header},
+    {"canary-by-header-pattern", h_canary_pattern},
     {"canary-by-header-value", h_canary_value},
     {"canary-weight", h_canary_weight},
+    {"canary-weight-total", h_canary_weight_total},
     {"cors-allow-credentials", h_cors_cred},
     {"cors-allow-headers", h_cors_headers},
     {"cors-allow-methods", h_cors_methods},
@@ -1352,6 +1498,7 @@ static const struct {
     {"cors-expose-headers", h_cors_expose},
     {"cors-max-age", h_cors_max_age},
     {"custom-http-errors", h_custom_errors},
+    {"custom-headers", h_custom_headers},
     {"default-backend", h_default_backend},
     {"denylist-source-range", h_deny},
     {"drain-window", h_drain},
@@ -1375,10 +1522,14 @@ static const struct {
     {"proxy-body-size", h_body},
     {"proxy-connect-timeout", h_connect},
     {"proxy-http-version", h_http_version},
+    {"proxy-cookie-domain", h_cookie_rw_domain},
+    {"proxy-cookie-path", h_cookie_rw_path},
     {"proxy-next-upstream", h_next_upstream},
     {"proxy-next-upstream-timeout", h_next_timeout},
     {"proxy-next-upstream-tries", h_next_tries},
     {"proxy-read-timeout", h_read},
+    {"proxy-redirect-from", h_redirect_from},
+    {"proxy-redirect-to", h_redirect_to},
     {"proxy-send-timeout", h_send},
     {"proxy-ssl-ciphers", h_pssl_ciphers},
     {"proxy-ssl-name", h_pssl_name},
@@ -1393,6 +1544,9 @@ static const struct {
     {"rewrite-target", h_rewrite},
     {"server-alias", h_alias},
     {"service-upstream", h_service_upstream},
+    {"session-cookie-change-on-failure", h_cookie_change},
+    {"session-cookie-conditional-samesite-none", h_cookie_samesite_cond},
+    {"session-cookie-domain", h_cookie_domain},
     {"session-cookie-expires", h_cookie_expires},
     {"session-cookie-max-age", h_cookie_max_age},
     {"session-cookie-name", h_cookie_name},
@@ -1406,6 +1560,8 @@ static const struct {
     {"temporal-redirect", h_temp},
     {"temporal-redirect-code", h_temp_code},
     {"upstream-hash-by", h_hash_by},
+    {"upstream-hash-by-subset", h_hash_subset},
+    {"upstream-hash-by-subset-size", h_hash_subset_size},
     {"upstream-vhost", h_vhost},
     {"use-port-in-redirects", h_port_in_redirects},
     {"use-regex", h_use_regex},
@@ -1595,6 +1751,7 @@ int annotations_parse(json_object *annotations, uint32_t drain_default_ms, struc
 	out->ssl_redirect = true;
 	out->global_auth = true;
 	out->canary_rule.backend = -1;
+	out->canary_rule.weight_total = 100;
 	route_client_auth_init(&out->tls_auth);
 	out->proxy_ssl.verify_depth = 1;
 
@@ -1697,6 +1854,38 @@ int annotations_parse(json_object *annotations, uint32_t drain_default_ms, struc
 		              "client certificate settings without auth-tls-secret", true))
 			goto out;
 	}
+	/* proxy-redirect: "off" or "default" in -from turns it off (ingress-nginx
+	 * writes nginx's "proxy_redirect default" then, whose rule only rewrites
+	 * ingress-nginx's internal upstream name, which no backend sends); else a
+	 * rewrite needs a -to other than "off". */
+	if (c.redirect_from && strcmp(c.redirect_from, "off") != 0 &&
+	    strcmp(c.redirect_from, "default") != 0 && c.redirect_to &&
+	    strcmp(c.redirect_to, "off") != 0) {
+		out->policy.proxy_redirect_from = c.redirect_from;
+		out->policy.proxy_redirect_to = c.redirect_to;
+		c.redirect_from = c.redirect_to = NULL;
+	} else if (c.redirect_from && strcmp(c.redirect_from, "off") != 0 &&
+	           strcmp(c.redirect_from, "default") != 0 &&
+	           (!c.redirect_to_given || c.redirect_to)) {
+		if (add_issue(issues, c.redirect_from_key, "IgnoredAnnotation",
+		              "has no effect without a proxy-redirect-to other than \"off\" (as in "
+		              "ingress-nginx)",
+		              false))
+			goto out;
+	}
+	/* canary-by-header-pattern is ignored when canary-by-header-value is set */
+	if (out->canary_rule.by_header_value) {
+		free(out->canary_rule.by_header_pattern);
+		out->canary_rule.by_header_pattern = NULL;
+	}
+	if (out->canary_rule.weight > out->canary_rule.weight_total) {
+		snprintf(msg, sizeof(msg), "invalid value: %u is above the weight total %u",
+		         (unsigned)out->canary_rule.weight,
+		         (unsigned)out->canary_rule.weight_total);
+		if (add_issue(issues, c.weight_key ? c.weight_key : c.weight_total_key,
+		              "InvalidAnnotation", msg, true))
+			goto out;
+	}
 	if (c.perm_url) {
 		out->policy.redirect_code = (uint16_t)(c.perm_code > 0 ? c.perm_code : 301);
 		out->policy.redirect_url = c.perm_url;
@@ -1710,6 +1899,8 @@ int annotations_parse(json_object *annotations, uint32_t drain_default_ms, struc
 out:
 	free(c.perm_url);
 	free(c.temp_url);
+	free(c.redirect_from);
+	free(c.redirect_to);
 	free(keys);
 	return rc;
 }
@@ -1723,7 +1914,10 @@ void annotations_cleanup(struct annotations *a)
 	free(a->server_alias);
 	free(a->canary_rule.by_header);
 	free(a->canary_rule.by_header_value);
+	free(a->canary_rule.by_header_pattern);
 	free(a->canary_rule.by_cookie);
+	free(a->custom_headers);
+	free(a->custom_headers_key);
 	free(a->auth_type_key);
 	free(a->auth_secret_key);
 	free(a->auth_secret);

@@ -70,6 +70,11 @@ struct annotations {
 	 * as written; NULL when absent. */
 	char *auth_headers;
 	char *auth_headers_key;
+	/* custom-headers: the ConfigMap ("name" or "namespace/name") compile
+	 * reads into policy.response_headers, and the key as written; NULL when
+	 * absent. */
+	char *custom_headers;
+	char *custom_headers_key;
 };
 
 /* One finding: key is the full annotation key. fatal: the value is bad or

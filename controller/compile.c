@@ -232,6 +232,14 @@ struct ctx {
 	bool port_in_redirects; /* use-port-in-redirects of the ConfigMap */
 	/* --default-backend-service: its backend index, -1: none or unusable */
 	int default_backend_service;
+	/* global-allowed-response-headers: the header names custom-headers may
+	 * set (comma-separated); NULL: none. Borrowed from the snapshot. */
+	const char *allowed_response_headers;
+	/* proxy-cookie-domain, proxy-cookie-path, proxy-redirect-from and -to of
+	 * the ConfigMap that passed the annotation rules, as annotations
+	 * (nginx.ingress.kubernetes.io/ keys): the defaults of Ingresses that do
+	 * not set them. NULL: none. */
+	json_object *proxy_rw_defaults;
 };
 
 /* s with control bytes and bytes that are not UTF-8 escaped (\n, \xNN), in
@@ -1459,6 +1467,127 @@ out:
 	return ok;
 }
 
+/* ------------------------------------------------------------ custom response headers */
+
+/* True when name is one of the comma-separated names of list
+ * (case-insensitive, blanks around names ignored). */
+static bool in_name_list(const char *list, const char *name)
+{
+	size_t n = strlen(name);
+	for (const char *p = list; p && *p;) {
+		while (*p == ' ' || *p == '\t' || *p == ',')
+			p++;
+		const char *e = p;
+		while (*e && *e != ',')
+			e++;
+		const char *t = e;
+		while (t > p && (t[-1] == ' ' || t[-1] == '\t'))
+			t--;
+		if ((size_t)(t - p) == n && n && strncasecmp(p, name, n) == 0)
+			return true;
+		p = e;
+	}
+	return false;
+}
+
+/* Headers the proxy writes itself on every response (connection handling
+ * and body framing): custom-headers may not set them. */
+static bool framing_header(const char *name)
+{
+	static const char *const names[] = {"Connection", "Keep-Alive",    "Proxy-Connection",
+	                                    "TE",         "Trailer",       "Transfer-Encoding",
+	                                    "Upgrade",    "Content-Length"};
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strcasecmp(name, names[i]) == 0)
+			return true;
+	return false;
+}
+
+/* Most bytes custom-headers may add to a response head. */
+#define CUSTOM_HEADERS_MAX_BYTES 4096
+
+/* custom-headers: each data key of the ConfigMap it names is a header set
+ * on every response of the Ingress's routes (replacing the upstream's of
+ * that name), in key order; a header the response-headers annotation also
+ * sets keeps that value. As ingress-nginx, every name must be listed in the
+ * ConfigMap's global-allowed-response-headers. false with a diagnostic on
+ * the annotation key when the ConfigMap is missing or in another namespace,
+ * or a header is refused: the caller drops the Ingress. */
+static bool resolve_custom_headers(struct ctx *c, json_object *obj, struct annotations *a)
+{
+	struct route_policy *p = &a->policy;
+	const char *key = a->custom_headers_key;
+	char *cname = NULL, why[320];
+	const char **keys = NULL;
+	size_t nkeys = 0, bytes = 0;
+	bool ok = false;
+	json_object *cm = annotation_ref(c, obj, STORE_CONFIGMAP, a->custom_headers, key,
+	                                 "BadCustomHeaders", &cname);
+	if (!cm)
+		goto out;
+	json_object *data = jget(cm, "data");
+	if (data && json_object_is_type(data, json_type_object) &&
+	    json_object_object_length(data) > 0) {
+		keys = xcalloc((size_t)json_object_object_length(data), sizeof(*keys));
+		json_object_object_foreach(data, k, v)
+		{
+			(void)v;
+			keys[nkeys++] = k;
+		}
+		qsort(keys, nkeys, sizeof(*keys), cmp_strp);
+	}
+	for (size_t i = 0; i < nkeys; i++) {
+		json_object *v = jget(data, keys[i]);
+		const char *val =
+		    json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
+		char q[96], reason[200];
+		route_validate_quote(keys[i], q, sizeof(q));
+		if (!val)
+			snprintf(reason, sizeof(reason), "value is not a string");
+		else if (strlen(val) != (size_t)json_object_get_string_len(v))
+			snprintf(reason, sizeof(reason), "value holds a NUL byte");
+		else if (route_validate_token(keys[i], reason, sizeof(reason)) == 0 &&
+		         route_validate_header_value(val, reason, sizeof(reason)) == 0)
+			reason[0] = '\0';
+		if (!reason[0] && framing_header(keys[i]))
+			snprintf(
+			    reason, sizeof(reason),
+			    "a hop-by-hop or body framing header, which the proxy sets itself");
+		if (!reason[0] && !in_name_list(c->allowed_response_headers, keys[i]))
+			snprintf(reason, sizeof(reason),
+			         "not listed in the ConfigMap's global-allowed-response-headers");
+		if (reason[0]) {
+			snprintf(why, sizeof(why), "key %s: %s", q, reason);
+			goto bad;
+		}
+		bytes += strlen(keys[i]) + strlen(val) + 4;
+		if (bytes > CUSTOM_HEADERS_MAX_BYTES) {
+			snprintf(why, sizeof(why), "the headers add up to more than %u bytes",
+			         CUSTOM_HEADERS_MAX_BYTES);
+			goto bad;
+		}
+		bool dup = false;
+		for (size_t j = 0; j < p->nresponse_headers && !dup; j++)
+			dup = strcasecmp(p->response_headers[j].name, keys[i]) == 0;
+		if (dup)
+			continue;
+		p->response_headers = xrealloc(
+		    p->response_headers, (p->nresponse_headers + 1) * sizeof(*p->response_headers));
+		struct route_header *h = &p->response_headers[p->nresponse_headers++];
+		h->name = xstrdup(keys[i]);
+		h->value = xstrdup(val);
+	}
+	ok = true;
+	goto out;
+bad:
+	diag_add(c, "Ingress", obj, key, "BadCustomHeaders",
+	         "ConfigMap %s: %s; the Ingress's routes are dropped", cname, why);
+out:
+	free(keys);
+	free(cname);
+	return ok;
+}
+
 /* ------------------------------------------------------------ ConfigMap */
 
 /* ingress-nginx ConfigMap keys that restrict access to every route and that
@@ -1575,6 +1704,71 @@ static void apply_global_auth(struct ctx *c, json_object *cm, json_object *data)
 	annotations_cleanup(&a);
 	annotation_issues_cleanup(&is);
 	json_object_put(ann);
+}
+
+/* A ConfigMap default for an Ingress annotation of the same name
+ * (proxy-cookie-domain, proxy-cookie-path, proxy-redirect-from/-to, as
+ * ingress-nginx): checked by the annotation's own rules; a bad value keeps
+ * the default ("off") with BadConfig. */
+static void proxy_rw_default(struct ctx *c, json_object *cm, const char *k, const char *v)
+{
+	char *key = xasprintf("%s%s", ANNOTATIONS_NGINX_PREFIX, k);
+	json_object *one = json_object_new_object();
+	struct annotations a;
+	struct annotation_issues is = {0};
+	bool bad = false;
+	if (!one)
+		abort();
+	json_object_object_add(one, key, json_object_new_string(v));
+	if (annotations_parse(one, 30000, &a, &is))
+		abort();
+	for (size_t i = 0; i < is.n && !bad; i++) {
+		if (!is.items[i].fatal)
+			continue;
+		diag_add(c, "ConfigMap", cm, k, "BadConfig", "%s; default kept",
+		         is.items[i].message);
+		bad = true;
+	}
+	if (!bad) {
+		if (!c->proxy_rw_defaults && !(c->proxy_rw_defaults = json_object_new_object()))
+			abort();
+		json_object_object_add(c->proxy_rw_defaults, key, json_object_new_string(v));
+	}
+	annotations_cleanup(&a);
+	annotation_issues_cleanup(&is);
+	json_object_put(one);
+	free(key);
+}
+
+/* The annotations of an Ingress with the ConfigMap's proxy_rw_defaults
+ * added where the Ingress sets that key under neither prefix: a new object
+ * (caller puts it), or NULL when there is nothing to add (use ann). */
+static json_object *with_proxy_rw_defaults(const struct ctx *c, json_object *ann)
+{
+	json_object *out = NULL;
+	if (!c->proxy_rw_defaults)
+		return NULL;
+	json_object_object_foreach(c->proxy_rw_defaults, k, v)
+	{
+		const char *suffix = k + strlen(ANNOTATIONS_NGINX_PREFIX);
+		char *wkey = xasprintf("%s%s", ANNOTATIONS_WEIR_PREFIX, suffix);
+		bool set = ann && json_object_is_type(ann, json_type_object) &&
+		           (json_object_object_get_ex(ann, k, NULL) ||
+		            json_object_object_get_ex(ann, wkey, NULL));
+		free(wkey);
+		if (set)
+			continue;
+		if (!out) {
+			if (ann && json_object_is_type(ann, json_type_object)) {
+				if (json_object_deep_copy(ann, &out, NULL) != 0)
+					abort();
+			} else if (!(out = json_object_new_object())) {
+				abort();
+			}
+		}
+		json_object_object_add(out, k, json_object_get(v));
+	}
+	return out;
 }
 
 /* The boolean setting named by ConfigMap key k (one of those apply_configmap
@@ -1906,6 +2100,15 @@ static void apply_configmap(struct ctx *c, json_object *cm, uint32_t *drain_defa
 			} else {
 				free_list(list, n);
 			}
+		} else if (strcmp(k, "proxy-cookie-domain") == 0 ||
+		           strcmp(k, "proxy-cookie-path") == 0 ||
+		           strcmp(k, "proxy-redirect-from") == 0 ||
+		           strcmp(k, "proxy-redirect-to") == 0) {
+			proxy_rw_default(c, cm, k, v);
+			continue;
+		} else if (strcmp(k, "global-allowed-response-headers") == 0) {
+			c->allowed_response_headers = v; /* resolve_custom_headers */
+			continue;
 		} else if (strcmp(k, "log-format") == 0 || strcmp(k, "worker-count") == 0) {
 			continue; /* read by the programs themselves, not part of the table */
 		} else if (strncmp(k, "global-auth-", 12) == 0 ||
@@ -1931,6 +2134,15 @@ static void apply_configmap(struct ctx *c, json_object *cm, uint32_t *drain_defa
 	free(keys);
 	real_ip_cidr_default(s);
 	apply_global_auth(c, cm, data);
+	const char *from =
+	    c->proxy_rw_defaults
+	        ? jstr(c->proxy_rw_defaults, ANNOTATIONS_NGINX_PREFIX "proxy-redirect-from")
+	        : NULL;
+	if (from && strcmp(from, "off") != 0 && strcmp(from, "default") != 0 &&
+	    !jstr(c->proxy_rw_defaults, ANNOTATIONS_NGINX_PREFIX "proxy-redirect-to"))
+		diag_add(c, "ConfigMap", cm, data_key(data, "proxy-redirect-from"), "BadConfig",
+		         "has no effect without a proxy-redirect-to (here or on the Ingress) other "
+		         "than \"off\" (as in ingress-nginx)");
 }
 
 /* The ConfigMap's proxy-next-upstream* where the Ingress sets none (the
@@ -2079,6 +2291,7 @@ static void add_route(struct ctx *c, struct hbuild *h, struct ing *in, const cha
 	r->backend = backend;
 	r->ing = in;
 	r->canary.backend = -1;
+	r->canary.weight_total = 100;
 	if (annotations_policy_copy(&r->policy, &in->ann.policy))
 		abort();
 	struct annotations *a = &in->ann;
@@ -2231,8 +2444,12 @@ static void ingress_canary(struct ctx *c, struct hosts *hs, struct ing *in)
 			target->canary.by_header = cr->by_header ? xstrdup(cr->by_header) : NULL;
 			target->canary.by_header_value =
 			    cr->by_header_value ? xstrdup(cr->by_header_value) : NULL;
+			target->canary.by_header_pattern =
+			    cr->by_header_pattern ? xstrdup(cr->by_header_pattern) : NULL;
 			target->canary.by_cookie = cr->by_cookie ? xstrdup(cr->by_cookie) : NULL;
 			target->canary.weight = cr->weight;
+			target->canary.weight_total = cr->weight_total;
+			target->canary.affinity_behavior = cr->affinity_behavior;
 			target->canary_ing = in;
 		}
 		free(hname);
@@ -2421,6 +2638,7 @@ static void ingress_www(struct ctx *c, struct hosts *hs, struct ing *in)
 		r->backend = -1;
 		r->ing = in;
 		r->canary.backend = -1;
+		r->canary.weight_total = 100;
 		route_policy_init(&r->policy);
 		if (!r->policy.cookie.name || !r->policy.cors.allow_origin)
 			abort();
@@ -2690,6 +2908,7 @@ static void finish_host(struct ctx *c, struct hbuild *h, struct route_host *out)
 		route_policy_cleanup(&r->policy);
 		free(r->canary.by_header);
 		free(r->canary.by_header_value);
+		free(r->canary.by_header_pattern);
 		free(r->canary.by_cookie);
 		free(r->path);
 		free(r->field);
@@ -3007,11 +3226,17 @@ int compile_snapshot(const struct snapshot *snap, const struct compile_options *
 		struct ing *in = &ings[i];
 		struct annotation_issues issues = {0};
 		in->source = xasprintf("%s/%s", in->ns, in->name);
-		if (annotations_parse(jget(jget(in->obj, "metadata"), "annotations"), drain_default,
-		                      &in->ann, &issues))
+		json_object *ann = jget(jget(in->obj, "metadata"), "annotations");
+		json_object *merged = with_proxy_rw_defaults(&c, ann);
+		if (annotations_parse(merged ? merged : ann, drain_default, &in->ann, &issues))
 			abort();
 		for (size_t k = 0; k < issues.n; k++) {
 			struct annotation_issue *is = &issues.items[k];
+			/* a note about a ConfigMap default the Ingress does not set
+			 * (proxy-redirect-from without -to) is the ConfigMap's */
+			if (merged && !is->fatal &&
+			    !(ann && json_object_object_get_ex(ann, is->key, NULL)))
+				continue;
 			/* annotations.c says InvalidAnnotation; the agreed Event
 			 * reason for a bad value is BadAnnotation. */
 			bool bad = strcmp(is->reason, "InvalidAnnotation") == 0;
@@ -3022,6 +3247,7 @@ int compile_snapshot(const struct snapshot *snap, const struct compile_options *
 				in->dropped = true;
 		}
 		annotation_issues_cleanup(&issues);
+		json_object_put(merged);
 		apply_next_upstream_defaults(&c, &in->ann);
 		apply_access_defaults(&c, &in->ann);
 		if (in->ann.ssl_passthrough && !in->dropped &&
@@ -3083,6 +3309,9 @@ int compile_snapshot(const struct snapshot *snap, const struct compile_options *
 			in->dropped = true;
 		if (!in->dropped && in->ann.auth_headers && in->ann.policy.ext_auth.url &&
 		    !resolve_auth_headers(&c, in->obj, &in->ann))
+			in->dropped = true;
+		if (!in->dropped && in->ann.custom_headers &&
+		    !resolve_custom_headers(&c, in->obj, &in->ann))
 			in->dropped = true;
 		if (!in->dropped)
 			validate_ingress(&c, in);
@@ -3189,6 +3418,7 @@ int compile_snapshot(const struct snapshot *snap, const struct compile_options *
 	strmap_cleanup(&c.pems);
 	free(c.slices);
 	route_ext_auth_cleanup(&c.global_auth);
+	json_object_put(c.proxy_rw_defaults);
 	for (size_t i = 0; i < c.nno_auth; i++)
 		free(c.no_auth[i]);
 	free(c.no_auth);

@@ -151,7 +151,23 @@ static void put_policy(FILE *out, const char *ind, const struct route_table *t,
 	put_u64(out, ind, "cookie.expires_s", p->cookie.expires_s, d.cookie.expires_s);
 	put_bool(out, ind, "cookie.secure", p->cookie.secure, d.cookie.secure);
 	put_str(out, ind, "cookie.samesite", p->cookie.samesite, d.cookie.samesite);
+	put_str(out, ind, "cookie.domain", p->cookie.domain, d.cookie.domain);
+	put_bool(out, ind, "cookie.conditional_samesite_none", p->cookie.conditional_samesite_none,
+	         d.cookie.conditional_samesite_none);
+	put_bool(out, ind, "cookie.change_on_failure", p->cookie.change_on_failure,
+	         d.cookie.change_on_failure);
 	put_str(out, ind, "hash_by", p->hash_by, d.hash_by);
+	put_bool(out, ind, "hash_by_subset", p->hash_by_subset, d.hash_by_subset);
+	put_u64(out, ind, "hash_by_subset_size", p->hash_by_subset_size, d.hash_by_subset_size);
+	put_str(out, ind, "proxy_redirect_from", p->proxy_redirect_from, d.proxy_redirect_from);
+	put_str(out, ind, "proxy_redirect_to", p->proxy_redirect_to, d.proxy_redirect_to);
+	put_str(out, ind, "proxy_cookie_domain_from", p->proxy_cookie_domain_from,
+	        d.proxy_cookie_domain_from);
+	put_str(out, ind, "proxy_cookie_domain_to", p->proxy_cookie_domain_to,
+	        d.proxy_cookie_domain_to);
+	put_str(out, ind, "proxy_cookie_path_from", p->proxy_cookie_path_from,
+	        d.proxy_cookie_path_from);
+	put_str(out, ind, "proxy_cookie_path_to", p->proxy_cookie_path_to, d.proxy_cookie_path_to);
 	if (p->balance != d.balance)
 		fprintf(out, "%sbalance: %s\n", ind,
 		        p->balance == ROUTE_BALANCE_EWMA ? "ewma" : "round_robin");
@@ -277,9 +293,15 @@ static void put_canary(FILE *out, const struct route_table *t, const struct rout
 		fprintf(out, "        by_header: %s\n", c->by_header);
 	if (c->by_header_value)
 		fprintf(out, "        by_header_value: %s\n", c->by_header_value);
+	if (c->by_header_pattern)
+		fprintf(out, "        by_header_pattern: %s\n", c->by_header_pattern);
 	if (c->by_cookie)
 		fprintf(out, "        by_cookie: %s\n", c->by_cookie);
 	fprintf(out, "        weight: %" PRIu32 "\n", c->weight);
+	if (c->weight_total != 100)
+		fprintf(out, "        weight_total: %" PRIu32 "\n", c->weight_total);
+	if (c->affinity_behavior == ROUTE_CANARY_LEGACY)
+		fprintf(out, "        affinity_behavior: legacy\n");
 }
 
 static void put_settings(FILE *out, const struct route_settings *s)

@@ -124,7 +124,8 @@ static void ingress_refs(struct keyset *k, json_object *ing)
 			add(k, 'S', ns, v);
 		else if (ends_with(key, "-secret"))
 			add_ref(k, 'X', ns, v);
-		else if (ends_with(key, "/auth-proxy-set-headers"))
+		else if (ends_with(key, "/auth-proxy-set-headers") ||
+		         ends_with(key, "/custom-headers"))
 			add_ref(k, 'C', ns, v);
 	}
 }

@@ -562,9 +562,11 @@ static uint64_t random_u64(void)
 	return state * 0x2545f4914f6cdd1dULL;
 }
 
-static uint32_t random_percent(void)
+/* Uniform in [0, n) for n >= 1 (the modulo bias of a 64-bit draw is below
+ * 2^-32 for any 32-bit n). */
+static uint32_t random_below(uint32_t n)
 {
-	return (uint32_t)((random_u64() >> 32) % 100);
+	return (uint32_t)(random_u64() % n);
 }
 
 /* ---- load-balance ewma: per-thread latency averages ---- */
@@ -676,9 +678,12 @@ static bool value_is(const char *v, size_t n, const char *s)
 	return n == strlen(s) && memcmp(v, s, n) == 0;
 }
 
-/* ingress-nginx precedence: header, then cookie, then weight. */
-static bool use_canary(const struct route_canary *c, const struct http_request *req)
+/* ingress-nginx precedence: header (by_header_value, else
+ * by_header_pattern, else always/never), then cookie, then weight. */
+static bool use_canary(const struct table *t, const struct route *route,
+                       const struct http_request *req)
 {
+	const struct route_canary *c = &route->canary;
 	const char *v;
 	size_t n;
 	if (c->by_header) {
@@ -687,6 +692,9 @@ static bool use_canary(const struct route_canary *c, const struct http_request *
 		if (h) {
 			if (c->by_header_value) {
 				if (value_is(h->value, h->value_len, c->by_header_value))
+					return true;
+			} else if (c->by_header_pattern) {
+				if (table_canary_pattern_match(t, route, h->value, h->value_len))
 					return true;
 			} else if (value_is(h->value, h->value_len, "always")) {
 				return true;
@@ -703,7 +711,23 @@ static bool use_canary(const struct route_canary *c, const struct http_request *
 	}
 	if (c->weight == 0)
 		return false;
-	return random_percent() < c->weight;
+	return random_below(c->weight_total ? c->weight_total : 100) < c->weight;
+}
+
+bool balancer_samesite_none_ok(const char *ua, size_t n)
+{
+	/* The user agents ingress-nginx's sticky balancer leaves SameSite=None
+	 * out for (Chromium's list of clients that reject or misread it). */
+	if (!ua)
+		return true;
+	if (memmem(ua, n, "Chrome/4", 8) || memmem(ua, n, "Chrome/5", 8) ||
+	    memmem(ua, n, "Chrome/6", 8) || memmem(ua, n, "CPU iPhone OS 12", 16) ||
+	    memmem(ua, n, "iPad; CPU OS 12", 15))
+		return false;
+	if (memmem(ua, n, "Macintosh", 9) && memmem(ua, n, "Intel Mac OS X 10_14", 20) &&
+	    memmem(ua, n, "Safari", 6) && !memmem(ua, n, "Chrome", 6))
+		return false;
+	return true;
 }
 
 static const char *const wday[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
@@ -711,8 +735,8 @@ static const char *const month[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                     "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
 
 /* "Set-Cookie" value for the affinity cookie; "" when it does not fit. */
-static void make_cookie(const struct route *route, const struct route_endpoint *ep, char *out,
-                        size_t cap)
+static void make_cookie(const struct route *route, const struct route_endpoint *ep,
+                        const struct http_request *req, char *out, size_t cap)
 {
 	const struct route_cookie *c = &route->policy.cookie;
 	char id[17];
@@ -725,6 +749,12 @@ static void make_cookie(const struct route *route, const struct route_endpoint *
 	if (r < 0 || (size_t)r >= cap)
 		goto toolong;
 	n = (size_t)r;
+	if (c->domain) {
+		r = snprintf(out + n, cap - n, "; Domain=%s", c->domain);
+		if (r < 0 || (size_t)r >= cap - n)
+			goto toolong;
+		n += (size_t)r;
+	}
 	if (c->max_age_s >= 0) {
 		r = snprintf(out + n, cap - n, "; Max-Age=%lld", (long long)c->max_age_s);
 		if (r < 0 || (size_t)r >= cap - n)
@@ -750,7 +780,10 @@ static void make_cookie(const struct route *route, const struct route_endpoint *
 			goto toolong;
 		n += (size_t)r;
 	}
-	if (c->samesite) {
+	const struct http_header *ua = NULL;
+	if (c->samesite && c->conditional_samesite_none && strcmp(c->samesite, "None") == 0)
+		ua = find_header(req, "User-Agent", 10, false);
+	if (c->samesite && !(ua && !balancer_samesite_none_ok(ua->value, ua->value_len))) {
 		r = snprintf(out + n, cap - n, "; SameSite=%s", c->samesite);
 		if (r < 0 || (size_t)r >= cap - n)
 			goto toolong;
@@ -785,6 +818,57 @@ static int cookie_endpoint(const struct route *route, const struct route_backend
 	return -1;
 }
 
+/* upstream-hash-by-subset (ingress-nginx's chashsubset): the endpoints,
+ * in table order and padded from the start to a multiple of size, form
+ * consecutive subsets of size; the key picks a subset by rendezvous hashing
+ * over subset numbers, and a random endpoint of it that is not draining
+ * serves. -2 when every endpoint of the subset is draining. A subset is a
+ * window of the endpoints taken cyclically, so when size < n its members
+ * are distinct, and when size >= n there is one subset: all of them. */
+static int pick_subset(const struct route_backend *be, uint64_t keyhash, uint32_t size)
+{
+	size_t n = be->nendpoints;
+	if (n == 0)
+		return -1;
+	if (size < 1)
+		size = 1;
+	size_t sets = (n + size - 1) / size, best = 0;
+	uint64_t best_h = 0;
+	for (size_t s = 0; s < sets; s++) {
+		uint64_t h = mix64(keyhash ^ mix64((uint64_t)s + 0x51ed27a3u));
+		if (s == 0 || h > best_h) {
+			best = s;
+			best_h = h;
+		}
+	}
+	size_t span = size < n ? size : n, first = (best * size) % n, live = 0;
+	for (size_t k = 0; k < span; k++)
+		live += !be->endpoints[(first + k) % n].draining;
+	if (!live)
+		return -2;
+	uint32_t r = random_below((uint32_t)live);
+	for (size_t k = 0; k < span; k++) {
+		size_t i = (first + k) % n;
+		if (be->endpoints[i].draining)
+			continue;
+		if (r-- == 0)
+			return (int)i;
+	}
+	return -2; /* not reached */
+}
+
+int balancer_subset_pick(const struct route_backend *be, uint64_t keyhash, uint32_t size)
+{
+	int i = pick_subset(be, keyhash, size);
+	return i == -2 ? pick_rendezvous(be, keyhash) : i;
+}
+
+void balancer_affinity_cookie(const struct route *route, const struct route_endpoint *ep,
+                              const struct http_request *req, char *out, size_t cap)
+{
+	make_cookie(route, ep, req, out, cap);
+}
+
 int balancer_choose(const struct table *t, const struct route *route,
                     const struct http_request *req, const struct http_client *client,
                     struct balancer_pick *out)
@@ -797,13 +881,29 @@ int balancer_choose(const struct table *t, const struct route *route,
 	int backend = route ? route->backend : rt->default_backend;
 	if (backend < 0 || (size_t)backend >= rt->nbackends)
 		return WEIR_ENOENT;
-	if (route && route->canary.backend >= 0 && (size_t)route->canary.backend < rt->nbackends &&
-	    use_canary(&route->canary, req))
-		backend = route->canary.backend;
+	bool affinity = route && route->policy.affinity == ROUTE_AFFINITY_COOKIE;
+	bool legacy = false;
+	if (route && route->canary.backend >= 0 && (size_t)route->canary.backend < rt->nbackends) {
+		int canary = route->canary.backend;
+		legacy = route->canary.affinity_behavior == ROUTE_CANARY_LEGACY;
+		/* ingress-nginx: a client the affinity cookie ties to the main
+		 * backend stays there whatever the canary rules say; with sticky
+		 * canaries, one it ties to the canary stays on the canary. */
+		if (affinity && cookie_endpoint(route, &rt->backends[backend], req) >= 0)
+			;
+		else if (affinity && !legacy &&
+		         cookie_endpoint(route, &rt->backends[canary], req) >= 0)
+			backend = canary;
+		else if (use_canary(t, route, req))
+			backend = canary;
+		/* legacy: the canary's answers carry no affinity */
+		if (legacy && backend == canary)
+			affinity = false;
+	}
 	out->backend = backend;
 	const struct route_backend *be = &rt->backends[backend];
 
-	if (route && route->policy.affinity == ROUTE_AFFINITY_COOKIE) {
+	if (affinity) {
 		int i = cookie_endpoint(route, be, req);
 		if (i >= 0 && (route->policy.affinity_mode == ROUTE_AFFINITY_PERSISTENT ||
 		               !be->endpoints[i].draining)) {
@@ -812,7 +912,7 @@ int balancer_choose(const struct table *t, const struct route *route,
 		}
 		out->endpoint = pick_round_robin(t, backend, be);
 		if (out->endpoint >= 0)
-			make_cookie(route, &be->endpoints[out->endpoint], out->set_cookie,
+			make_cookie(route, &be->endpoints[out->endpoint], req, out->set_cookie,
 			            sizeof(out->set_cookie));
 		return 0;
 	}
@@ -820,7 +920,12 @@ int balancer_choose(const struct table *t, const struct route *route,
 	if (route && route->policy.hash_by) {
 		struct keybuf k;
 		expand_key(&k, route->policy.hash_by, req, client);
-		out->endpoint = pick_rendezvous(be, mix64(fnv1a(FNV_OFFSET, k.b, k.n)));
+		uint64_t kh = mix64(fnv1a(FNV_OFFSET, k.b, k.n));
+		if (route->policy.hash_by_subset)
+			out->endpoint =
+			    balancer_subset_pick(be, kh, route->policy.hash_by_subset_size);
+		else
+			out->endpoint = pick_rendezvous(be, kh);
 		return 0;
 	}
 

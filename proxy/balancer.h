@@ -20,13 +20,16 @@ struct balancer_pick {
 	char set_cookie[512]; /* "" or a full Set-Cookie value to send (affinity) */
 };
 
-/* Choose backend and endpoint for a request: canary (header / cookie / weight)
- * first, then affinity cookie (value = 16 hex chars of a stable 64-bit FNV-1a
- * hash of "address:port", identical in every replica; balanced re-picks and
- * re-sets when gone; persistent keeps it while listed), upstream-hash-by
- * (rendezvous hashing over endpoints on the expanded key, so removing one
- * endpoint moves only its keys), else load-balance ewma (the better of two
- * random endpoints by this thread's decayed response-time averages, see
+/* Choose backend and endpoint for a request: canary first (a request whose
+ * affinity cookie names an endpoint of the main backend stays on it, one
+ * naming a canary endpoint goes to the canary unless affinity_behavior is
+ * legacy; else header / cookie / weight out of weight_total; a legacy
+ * canary's picks carry no affinity), then affinity cookie (value = 16 hex chars of a stable 64-bit
+ * FNV-1a hash of "address:port", identical in every replica; balanced re-picks and re-sets when
+ * gone; persistent keeps it while listed), upstream-hash-by (rendezvous hashing over endpoints on
+ * the expanded key, so removing one endpoint moves only its keys; with hash_by_subset over subsets
+ * of hash_by_subset_size endpoints, then a random one of the subset), else load-balance ewma (the
+ * better of two random endpoints by this thread's decayed response-time averages, see
  * balancer_observe) or weighted round robin (balancer_round_robin). Draining
  * endpoints get no new requests. All arguments borrowed. Returns 0 (out
  * filled), or WEIR_ENOENT when the route has no backend. Thread-safe. */
@@ -67,6 +70,25 @@ void balancer_state_free(struct balancer_state *st);
 /* The cookie value for an endpoint: 16 lowercase hex chars of FNV-1a 64 over
  * "address:port", NUL-terminated (17-byte buffer). */
 void balancer_endpoint_id(const struct route_endpoint *ep, char out[17]);
+
+/* False when the User-Agent value ua (n bytes; NULL: none) is one that
+ * rejects or misreads SameSite=None cookies, by ingress-nginx's list: Chrome
+ * 40-69 ("Chrome/4", "Chrome/5", "Chrome/6"), iOS 12 ("CPU iPhone OS 12",
+ * "iPad; CPU OS 12") and Safari on macOS 10.14 ("Macintosh", "Intel Mac OS
+ * X 10_14" and "Safari" without "Chrome"). Substring tests, as the Lua. */
+bool balancer_samesite_none_ok(const char *ua, size_t n);
+
+/* upstream-hash-by-subset: the endpoint for a key hash (see balancer_choose
+ * for the subsets); when the subset's endpoints all drain, the rendezvous
+ * pick over the whole backend. -1 when none is available. be borrowed; the
+ * random choice within the subset uses this thread's generator. */
+int balancer_subset_pick(const struct route_backend *be, uint64_t keyhash, uint32_t size);
+
+/* The affinity Set-Cookie value naming ep for route (session-cookie-* and
+ * the request's User-Agent for conditional SameSite=None) into out (cap
+ * bytes, NUL-terminated; "" when it does not fit). All borrowed. */
+void balancer_affinity_cookie(const struct route *route, const struct route_endpoint *ep,
+                              const struct http_request *req, char *out, size_t cap);
 
 /* Feed load-balance "ewma" (this thread's averages): ep answered in ms (the
  * time to the response head), or failed (pass the time it cost, at least the

@@ -19,6 +19,7 @@
  * - A second Host header is dropped; Content-Length always reflects the
  *   framing the caller asked for. */
 #include "headers.h"
+#include "resp_rewrite.h"
 
 #include <limits.h>
 #include <stdio.h>
@@ -586,6 +587,29 @@ static const char *const cors_response_names[] = {
     "Access-Control-Expose-Headers",
 };
 
+/* Location and Refresh (proxy-redirect-*) and Set-Cookie (proxy-cookie-*)
+ * rewritten by the route's policy: true when h was written so. */
+static bool put_rewritten(struct wbuf *w, const struct route_policy *pol,
+                          const struct http_header *h)
+{
+	struct resp_piece pc[RESP_REWRITE_MAX_PIECES];
+	int np = 0;
+	if (name_eq(h->name, h->name_len, "Location"))
+		np = resp_rewrite_redirect(pol, false, h->value, h->value_len, pc);
+	else if (name_eq(h->name, h->name_len, "Refresh"))
+		np = resp_rewrite_redirect(pol, true, h->value, h->value_len, pc);
+	else if (name_eq(h->name, h->name_len, "Set-Cookie"))
+		np = resp_rewrite_cookie(pol, h->value, h->value_len, pc);
+	if (np <= 0)
+		return false;
+	put(w, h->name, h->name_len);
+	put(w, ": ", 2);
+	for (int i = 0; i < np; i++)
+		put(w, pc[i].p, pc[i].n);
+	put(w, "\r\n", 2);
+	return true;
+}
+
 int headers_build_response(const struct http_response *resp, const struct route *route,
                            const struct headers_resp_extra *extra, int64_t body_length,
                            enum headers_conn conn, char *buf, size_t cap)
@@ -635,6 +659,8 @@ int headers_build_response(const struct http_response *resp, const struct route 
 			if (c)
 				continue;
 		}
+		if (pol && put_rewritten(&w, pol, h))
+			continue;
 		put_header(&w, h->name, h->name_len, h->value, h->value_len);
 	}
 

@@ -67,17 +67,16 @@ enum headers_conn {
 
 /* Write the response head for the client: status line (HTTP/1.1, the
  * upstream's reason or the standard one), every end-to-end upstream header in
- * order (repeated Set-Cookie kept in order), minus hop-by-hop ones and the
- * route's hide_headers, plus response-headers (replacing same-named ones),
- * extra->hsts as Strict-Transport-Security (replacing the upstream's, unless
- * the route's response-headers set one); on
- * a CORS route the upstream's Access-Control-* response headers are replaced
- * by the route's, sent only when extra->allow_origin is set (with "Vary:
- * Origin" unless it is "*"); extra->set_cookie; framing (Content-Length when
- * body_length >= 0, chunked when -2, nothing when -1 and the connection will
- * close), and the Connection line conn asks for (enum headers_conn). For a 101:
- * Connection: Upgrade / Upgrade: websocket. route and extra may be NULL.
- * Returns bytes written or WEIR_ETOOBIG. */
+ * order (repeated Set-Cookie kept in order; Location, Refresh and
+ * Set-Cookie rewritten by the route's proxy_redirect_* and proxy_cookie_*,
+ * see resp_rewrite.h), minus hop-by-hop ones and the route's hide_headers, plus response-headers
+ * (replacing same-named ones), extra->hsts as Strict-Transport-Security (replacing the upstream's,
+ * unless the route's response-headers set one); on a CORS route the upstream's Access-Control-*
+ * response headers are replaced by the route's, sent only when extra->allow_origin is set (with
+ * "Vary: Origin" unless it is "*"); extra->set_cookie; framing (Content-Length when body_length >=
+ * 0, chunked when -2, nothing when -1 and the connection will close), and the Connection line conn
+ * asks for (enum headers_conn). For a 101: Connection: Upgrade / Upgrade: websocket. route and
+ * extra may be NULL. Returns bytes written or WEIR_ETOOBIG. */
 int headers_build_response(const struct http_response *resp, const struct route *route,
                            const struct headers_resp_extra *extra, int64_t body_length,
                            enum headers_conn conn, char *buf, size_t cap);

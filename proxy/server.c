@@ -755,6 +755,14 @@ static bool next_upstream(struct conn *c, int cond)
 	drop_upstream(c);
 	c->x->pick.endpoint = next;
 	c->x->pick.set_cookie[0] = '\0'; /* it named the endpoint that failed */
+	/* session-cookie-change-on-failure: the cookie follows the endpoint
+	 * that takes over (ingress-nginx re-sets it after a failed attempt) */
+	if (c->route && c->route->policy.affinity == ROUTE_AFFINITY_COOKIE &&
+	    c->route->policy.cookie.change_on_failure &&
+	    !(backend == c->route->canary.backend &&
+	      c->route->canary.affinity_behavior == ROUTE_CANARY_LEGACY))
+		balancer_affinity_cookie(c->route, &be->endpoints[next], &c->x->req,
+		                         c->x->pick.set_cookie, sizeof(c->x->pick.set_cookie));
 	c->ep = &be->endpoints[next];
 	c->up_in.start = c->up_in.end = 0;
 	http_parse_init(&c->x->sp, true, c->is_head);

@@ -53,6 +53,12 @@ struct route_ext {
 	int ncaptures;  /* Regex: 1 + capture groups, at most CAPTURES_MAX */
 };
 
+/* A compiled canary.by_header_pattern, found by its route's address. */
+struct canary_re {
+	const struct route *route;
+	pcre2_code *re;
+};
+
 struct table {
 	atomic_uint refs;
 	struct route_table *rt;
@@ -73,6 +79,8 @@ struct table {
 	struct block_list *block;             /* settings.block_*, NULL: nothing blocked */
 	struct access_log_format *log_format; /* settings.access_log_format, compiled */
 	size_t certs_decoded;                 /* contexts this table built (not shared) */
+	struct canary_re *canary_re;          /* sorted by route address */
+	size_t ncanary_re;
 };
 
 /* ------------------------------------------------------------ lifetime */
@@ -107,6 +115,9 @@ static void table_free(struct table *t)
 			pcre2_code_free(t->auth[i].match_cn);
 		free(t->auth);
 	}
+	for (size_t i = 0; i < t->ncanary_re; i++)
+		pcre2_code_free(t->canary_re[i].re);
+	free(t->canary_re);
 	backend_tls_set_free(t->btls);
 	free(t->exact);
 	free(t->wild);
@@ -172,6 +183,50 @@ static int build_host_index(struct table *t, char *err, size_t errlen)
 		qsort(t->exact, ne, sizeof(*t->exact), host_entry_cmp);
 	if (nw)
 		qsort(t->wild, nw, sizeof(*t->wild), host_entry_cmp);
+	return 0;
+}
+
+static int canary_re_cmp(const void *a, const void *b)
+{
+	uintptr_t x = (uintptr_t)((const struct canary_re *)a)->route;
+	uintptr_t y = (uintptr_t)((const struct canary_re *)b)->route;
+	return x < y ? -1 : x > y;
+}
+
+/* canary.by_header_pattern of every route, compiled once per table. */
+static int compile_canary_patterns(struct table *t, char *err, size_t errlen)
+{
+	const struct route_table *rt = t->rt;
+	size_t n = 0;
+	for (size_t i = 0; i < rt->nhosts; i++)
+		for (size_t j = 0; j < rt->hosts[i].nroutes; j++)
+			n += rt->hosts[i].routes[j].canary.by_header_pattern != NULL;
+	if (!n)
+		return 0;
+	t->canary_re = calloc(n, sizeof(*t->canary_re));
+	if (!t->canary_re) {
+		snprintf(err, errlen, "out of memory");
+		return WEIR_ENOMEM;
+	}
+	for (size_t i = 0; i < rt->nhosts; i++) {
+		for (size_t j = 0; j < rt->hosts[i].nroutes; j++) {
+			const struct route *r = &rt->hosts[i].routes[j];
+			char why[256];
+			if (!r->canary.by_header_pattern)
+				continue;
+			pcre2_code *re =
+			    route_match_cn_compile(r->canary.by_header_pattern, why, sizeof(why));
+			if (!re) {
+				snprintf(err, errlen,
+				         "hosts[%zu].routes[%zu].canary.by_header_pattern: %s", i,
+				         j, why);
+				return WEIR_EINVAL;
+			}
+			(void)pcre2_jit_compile(re, PCRE2_JIT_COMPLETE);
+			t->canary_re[t->ncanary_re++] = (struct canary_re){r, re};
+		}
+	}
+	qsort(t->canary_re, t->ncanary_re, sizeof(*t->canary_re), canary_re_cmp);
 	return 0;
 }
 
@@ -492,7 +547,9 @@ int table_new(struct route_table *rt, struct table **out, char *err, size_t errl
 		}
 	}
 	if ((rc = build_host_index(t, err, errlen)) != 0 ||
-	    (rc = compile_routes(t, err, errlen)) != 0 || (rc = load_certs(t, err, errlen)) != 0 ||
+	    (rc = compile_routes(t, err, errlen)) != 0 ||
+	    (rc = compile_canary_patterns(t, err, errlen)) != 0 ||
+	    (rc = load_certs(t, err, errlen)) != 0 ||
 	    (rc = load_client_auth(t, err, errlen)) != 0 ||
 	    (rc = backend_tls_set_new(rt, &t->btls, err, errlen)) != 0)
 		goto fail;
@@ -911,6 +968,21 @@ int table_match_cn(const struct table *t, const struct route_host *h, const char
 	if (!md)
 		return WEIR_ENOMEM;
 	return pcre2_match(re, (PCRE2_SPTR)dn, len, 0, 0, md, NULL) >= 0;
+}
+
+int table_canary_pattern_match(const struct table *t, const struct route *r, const char *v,
+                               size_t len)
+{
+	struct canary_re key = {r, NULL};
+	const struct canary_re *e = t->ncanary_re ? bsearch(&key, t->canary_re, t->ncanary_re,
+	                                                    sizeof(*t->canary_re), canary_re_cmp)
+	                                          : NULL;
+	if (!e)
+		return 0;
+	pcre2_match_data *md = thread_match_data();
+	if (!md)
+		return 0;
+	return pcre2_match(e->re, (PCRE2_SPTR)v, len, 0, 0, md, NULL) >= 0;
 }
 
 const struct backend_tls_set *table_backend_tls(const struct table *t)

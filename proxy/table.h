@@ -139,6 +139,13 @@ const unsigned char *table_client_auth_id(const struct table *t, const struct ro
  * 1 when it matches or h has none, 0 when not, WEIR_ENOMEM. Thread-safe. */
 int table_match_cn(const struct table *t, const struct route_host *h, const char *dn, size_t len);
 
+/* Route r's canary.by_header_pattern (r a route of t) against a header
+ * value of len bytes: 1 when it matches, 0 when not, when r has none, or
+ * when matching fails (ingress-nginx counts a regex error as no match).
+ * Thread-safe. */
+int table_canary_pattern_match(const struct table *t, const struct route *r, const char *v,
+                               size_t len);
+
 /* The client TLS contexts of the table's backend TLS profiles (NULL when
  * it has none); borrowed while t is referenced. */
 const struct backend_tls_set *table_backend_tls(const struct table *t);

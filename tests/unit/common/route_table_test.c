@@ -267,6 +267,18 @@ static const struct refusal refusals[] = {
      "\"canary\":{\"weight\":101}}]}]}",
      WEIR_EINVAL, "hosts[0].routes[0].canary.weight: 101 out of range 0..100"},
     {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/\",\"match\":\"prefix\","
+     "\"canary\":{\"weight\":300,\"weight_total\":200}}]}]}",
+     WEIR_EINVAL, "hosts[0].routes[0].canary.weight: 300 out of range 0..200"},
+    {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/\",\"match\":\"prefix\","
+     "\"canary\":{\"weight_total\":0}}]}]}",
+     WEIR_EINVAL, "hosts[0].routes[0].canary.weight_total: 0 out of range 1..4294967295"},
+    {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/\",\"match\":\"prefix\","
+     "\"canary\":{\"affinity_behavior\":\"sticky-ish\"}}]}]}",
+     WEIR_EINVAL, NULL},
+    {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/\",\"match\":\"prefix\","
+     "\"policy\":{\"proxy_redirect_from\":\"http://a/\"}}]}]}",
+     WEIR_EINVAL, "hosts[0].routes[0].policy.proxy_redirect_to: required with its pair"},
+    {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/\",\"match\":\"prefix\","
      "\"canary\":{\"backend\":0}}]}]}",
      WEIR_EINVAL, "hosts[0].routes[0].canary.backend: index 0 out of range"},
     {"{\"version\":1,\"backends\":[{\"endpoints\":[{\"address\":\"10.0.0.1\",\"port\":0}]}]}",
@@ -364,8 +376,11 @@ static const char rich[] =
     "\"x_forwarded_prefix\":\"/jh\",\"rewrite_target\":\"/$1\",\"redirect_code\":308,"
     "\"redirect_url\":\"https://elsewhere/\",\"app_root\":\"/app\",\"affinity\":\"cookie\","
     "\"affinity_mode\":\"persistent\",\"cookie\":{\"name\":\"route\",\"path\":\"/u\","
-    "\"max_age_s\":60,\"expires_s\":120,\"secure\":true,\"samesite\":\"Strict\"},"
-    "\"hash_by\":\"$remote_addr\",\"balance\":\"ewma\",\"allow\":[\"127.0.0.0/8\"],"
+    "\"max_age_s\":60,\"expires_s\":120,\"secure\":true,\"samesite\":\"Strict\","
+    "\"domain\":\".example.com\",\"conditional_samesite_none\":true,"
+    "\"change_on_failure\":true},"
+    "\"hash_by\":\"$remote_addr\",\"hash_by_subset\":true,\"hash_by_subset_size\":4,\"balance\":"
+    "\"ewma\",\"allow\":[\"127.0.0.0/8\"],"
     "\"deny\":[\"::1\"],\"limit_connections\":5,\"limit_rps\":10,\"cors\":{\"enabled\":true,"
     "\"allow_origin\":\"https://a\",\"allow_methods\":\"GET\",\"allow_headers\":\"X-A\","
     "\"expose_headers\":\"X-B\",\"allow_credentials\":false,\"max_age_s\":5},"
@@ -378,9 +393,13 @@ static const char rich[] =
     "\"signin\":\"https://login/start\",\"signin_redirect_param\":\"return_to\","
     "\"request_redirect\":\"/home\",\"always_set_cookie\":true,"
     "\"response_headers\":[\"X-Auth-User\",\"X-Auth-Email\"],"
-    "\"cache_key\":\"$remote_user$http_authorization\",\"cache_duration\":\"200 1m\"}},"
+    "\"cache_key\":\"$remote_user$http_authorization\",\"cache_duration\":\"200 1m\"},"
+    "\"proxy_redirect_from\":\"http://in/\",\"proxy_redirect_to\":\"/out/\","
+    "\"proxy_cookie_domain_from\":\"in\",\"proxy_cookie_domain_to\":\"out.example\","
+    "\"proxy_cookie_path_from\":\"/in/\",\"proxy_cookie_path_to\":\"/\"},"
     "\"canary\":{\"backend\":1,\"by_header\":\"X-Canary\",\"by_header_value\":\"yes\","
-    "\"by_cookie\":\"canary\",\"weight\":25}},"
+    "\"by_cookie\":\"canary\",\"weight\":25,\"by_header_pattern\":\"^v[0-9]+$\","
+    "\"weight_total\":400,\"affinity_behavior\":\"legacy\"}},"
     "{\"path\":\"/exact\",\"match\":\"exact\"}]}],"
     "\"default_cert\":0,\"default_backend\":0,"
     "\"passthrough\":[{\"host\":\"gocd.example.com\",\"backend\":1,"
@@ -402,6 +421,17 @@ static void test_round_trip(void)
 	CHECK_INT(r->policy.deny[0].prefix_len, 128);
 	CHECK_STR(r->policy.response_headers[0].value, "caf\xc3\xa9 \"q\" \\ /");
 	CHECK_INT(r->canary.weight, 25);
+	CHECK_INT(r->canary.weight_total, 400);
+	CHECK_STR(r->canary.by_header_pattern, "^v[0-9]+$");
+	CHECK_INT(r->canary.affinity_behavior, ROUTE_CANARY_LEGACY);
+	CHECK_STR(r->policy.cookie.domain, ".example.com");
+	CHECK(r->policy.cookie.conditional_samesite_none && r->policy.cookie.change_on_failure);
+	CHECK(r->policy.hash_by_subset);
+	CHECK_INT(r->policy.hash_by_subset_size, 4);
+	CHECK_STR(r->policy.proxy_redirect_from, "http://in/");
+	CHECK_STR(r->policy.proxy_cookie_path_to, "/");
+	CHECK_INT(t->hosts[0].routes[0].canary.weight_total, 100);
+	CHECK_INT(t->hosts[0].routes[0].policy.hash_by_subset_size, 3);
 	CHECK_STR(r->policy.ext_auth.url, "https://10.0.0.9:4180/oauth2/auth?a=1");
 	CHECK_INT(r->policy.ext_auth.nresponse_headers, 2);
 	CHECK_STR(r->policy.ext_auth.response_headers[1], "X-Auth-Email");

@@ -217,6 +217,66 @@ static void test_policy_and_route(void)
 	r.path = strdup("/");
 	r.match = ROUTE_MATCH_PREFIX;
 	r.canary.backend = -1;
+	r.canary.weight_total = 100;
+	CHECK_INT(route_validate_route(&r, false, field, sizeof(field), err, sizeof(err)), 0);
+	r.canary.weight_total = 0;
+	CHECK_INT(route_validate_route(&r, false, field, sizeof(field), err, sizeof(err)),
+	          WEIR_EINVAL);
+	CHECK_STR(field, "canary.weight_total");
+	r.canary.weight_total = 100;
+	CHECK_INT(route_validate_route(&r, false, field, sizeof(field), err, sizeof(err)), 0);
+
+	/* proxy-redirect and proxy-cookie rewrites come in pairs, without
+	 * spaces; cookie attributes hold no ';' */
+	r.policy.proxy_redirect_from = strdup("http://a/");
+	CHECK_INT(route_validate_route(&r, false, field, sizeof(field), err, sizeof(err)),
+	          WEIR_EINVAL);
+	CHECK_STR(field, "policy.proxy_redirect_to");
+	r.policy.proxy_redirect_to = strdup("/x y");
+	CHECK_INT(route_validate_route(&r, false, field, sizeof(field), err, sizeof(err)),
+	          WEIR_EINVAL);
+	CHECK_STR(field, "policy.proxy_redirect_to");
+	free(r.policy.proxy_redirect_to);
+	r.policy.proxy_redirect_to = strdup("/");
+	CHECK_INT(route_validate_route(&r, false, field, sizeof(field), err, sizeof(err)), 0);
+	r.policy.proxy_cookie_domain_to = strdup("b.example");
+	CHECK_INT(route_validate_route(&r, false, field, sizeof(field), err, sizeof(err)),
+	          WEIR_EINVAL);
+	CHECK_STR(field, "policy.proxy_cookie_domain_from");
+	r.policy.proxy_cookie_domain_from = strdup("a;b");
+	CHECK_INT(route_validate_route(&r, false, field, sizeof(field), err, sizeof(err)),
+	          WEIR_EINVAL);
+	CHECK_STR(field, "policy.proxy_cookie_domain_from");
+	free(r.policy.proxy_cookie_domain_from);
+	r.policy.proxy_cookie_domain_from = strdup("a.example");
+	r.policy.proxy_cookie_path_from = strdup("/one/");
+	CHECK_INT(route_validate_route(&r, false, field, sizeof(field), err, sizeof(err)),
+	          WEIR_EINVAL);
+	CHECK_STR(field, "policy.proxy_cookie_path_to");
+	r.policy.proxy_cookie_path_to = strdup("/");
+	CHECK_INT(route_validate_route(&r, false, field, sizeof(field), err, sizeof(err)), 0);
+	r.policy.cookie.domain = strdup("");
+	CHECK_INT(route_validate_route(&r, false, field, sizeof(field), err, sizeof(err)),
+	          WEIR_EINVAL);
+	CHECK_STR(field, "policy.cookie.domain");
+	free(r.policy.cookie.domain);
+	r.policy.cookie.domain = strdup(".example.com");
+	r.policy.hash_by_subset_size = 0;
+	CHECK_INT(route_validate_route(&r, false, field, sizeof(field), err, sizeof(err)),
+	          WEIR_EINVAL);
+	CHECK_STR(field, "policy.hash_by_subset_size");
+	r.policy.hash_by_subset_size = 3;
+	r.canary.by_header_pattern = strdup("^(a|b");
+	CHECK_INT(route_validate_route(&r, false, field, sizeof(field), err, sizeof(err)),
+	          WEIR_EINVAL);
+	CHECK_STR(field, "canary.by_header_pattern");
+	free(r.canary.by_header_pattern);
+	r.canary.by_header_pattern = strdup("^(a|b)$");
+	r.canary.weight_total = 1000;
+	r.canary.weight = 1000;
+	CHECK_INT(route_validate_route(&r, false, field, sizeof(field), err, sizeof(err)), 0);
+	r.canary.weight = 0;
+	r.canary.weight_total = 100;
 	CHECK_INT(route_validate_route(&r, false, field, sizeof(field), err, sizeof(err)), 0);
 
 	r.policy.cookie.path = strdup("/app;HttpOnly");
@@ -272,6 +332,7 @@ static void test_policy_and_route(void)
 	          WEIR_EINVAL);
 	CHECK_STR(field, "path");
 	free(r.path);
+	free(r.canary.by_header_pattern);
 	route_policy_cleanup(&r.policy);
 }
 

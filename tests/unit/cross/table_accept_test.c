@@ -208,6 +208,7 @@ static const struct {
 	const char *bad; /* a near miss the proxy would refuse, or NULL */
 } ANN[] = {
     {"affinity", {"cookie"}, NULL},
+    {"affinity-canary-behavior", {"sticky", "legacy"}, "Sticky"},
     {"affinity-mode", {"balanced", "persistent"}, NULL},
     {"app-root", {"/app"}, "/a b"},
     {"auth-always-set-cookie", {"true"}, "yes"},
@@ -234,8 +235,10 @@ static const struct {
     {"canary", {"false"}, NULL},
     {"canary-by-cookie", {"canary"}, NULL},
     {"canary-by-header", {"X-Canary"}, "X Canary"},
+    {"canary-by-header-pattern", {"^v[23]$", "beta|(?i)gamma"}, "(a"},
     {"canary-by-header-value", {"yes"}, "a\rb"},
     {"canary-weight", {"20"}, NULL},
+    {"canary-weight-total", {"1000", "50"}, "-1"},
     {"cors-allow-credentials", {"false"}, NULL},
     {"cors-allow-headers", {"X-A, X-B"}, NULL},
     {"cors-allow-methods", {"GET"}, NULL},
@@ -249,6 +252,7 @@ static const struct {
      "\xaf"
      ""},
     {"cors-max-age", {"60"}, NULL},
+    {"custom-headers", {"hdrs", "default/hdrs", "hostile-hdrs"}, "other/hdrs"},
     {"default-backend", {"web"}, "we\nb"},
     {"denylist-source-range", {"10.0.0.0/8, 2001:db8::/32"}, NULL},
     {"drain-window", {"10s"}, NULL},
@@ -265,10 +269,14 @@ static const struct {
     {"preserve-trailing-slash", {"true"}, NULL},
     {"proxy-body-size", {"8m", "0"}, NULL},
     {"proxy-connect-timeout", {"5"}, NULL},
+    {"proxy-cookie-domain", {"a.example b.example", "off", ".A.example\tb"}, "a b;c"},
+    {"proxy-cookie-path", {"/a/ /", "off", "/x/  /y/"}, "/a"},
     {"proxy-next-upstream", {"error timeout http_503", "off"}, "error http_418"},
     {"proxy-next-upstream-timeout", {"10"}, NULL},
     {"proxy-next-upstream-tries", {"5", "0"}, NULL},
     {"proxy-read-timeout", {"3600"}, NULL},
+    {"proxy-redirect-from", {"http://a/", "default", "/in/"}, "~x"},
+    {"proxy-redirect-to", {"/b/", "off", "https://b.example/"}, "a b"},
     {"proxy-send-timeout", {"1500ms"}, NULL},
     {"proxy-ssl-ciphers", {"HIGH:!aNULL", "NOSUCHCIPHER"}, "HIGH;x"},
     {"proxy-ssl-name", {"backend.internal", "10.0.0.1"}, "a b"},
@@ -289,6 +297,9 @@ static const struct {
     {"rewrite-target", {"/$1", "/x"}, "/a b"},
     {"server-alias", {"alias.example.com, *.b.example.com"}, "typo..example.com"},
     {"service-upstream", {"true"}, NULL},
+    {"session-cookie-change-on-failure", {"true"}, "yes"},
+    {"session-cookie-conditional-samesite-none", {"true", "false"}, NULL},
+    {"session-cookie-domain", {".example.com"}, "a;b"},
     {"session-cookie-expires", {"3600"}, NULL},
     {"session-cookie-max-age", {"60"}, NULL},
     {"session-cookie-name", {"sticky"}, "a;b"},
@@ -300,6 +311,8 @@ static const struct {
     {"ssl-redirect", {"false"}, NULL},
     {"temporal-redirect", {"/elsewhere"}, "javascript:x"},
     {"upstream-hash-by", {"$remote_addr$arg_room"}, "$foo"},
+    {"upstream-hash-by-subset", {"true"}, "on"},
+    {"upstream-hash-by-subset-size", {"2", "1000"}, "0"},
     {"upstream-vhost", {"internal.example:8080"}, "a b"},
     {"use-regex", {"true"}, NULL},
     {"websocket-idle-timeout", {"1h"}, NULL},
@@ -373,6 +386,33 @@ static json_object *ingress(size_t i)
 			add(ann, key, one_of(ANN[a].good, ng, 85));
 		if (strcmp(ANN[a].key, "auth-url") == 0)
 			fwd_auth = true;
+	}
+	/* Forward auth and canaries each need a key that a random pick among
+	 * this many finds too seldom: give some Ingresses one on purpose. */
+	if (!fwd_auth && chance(10)) {
+		add(ann, "nginx.ingress.kubernetes.io/auth-url",
+		    json_object_new_string("http://10.0.0.9:4180/oauth2/auth"));
+		fwd_auth = true;
+	}
+	size_t can[NANN], ncan = 0;
+	for (size_t i = 0; chance(35) && i < NANN; i++)
+		if (strncmp(ANN[i].key, "canary-", 7) == 0 ||
+		    strcmp(ANN[i].key, "affinity-canary-behavior") == 0)
+			can[ncan++] = i;
+	if (ncan) {
+		add(ann, "nginx.ingress.kubernetes.io/canary", json_object_new_string("true"));
+		if (chance(50))
+			add(ann, "nginx.ingress.kubernetes.io/canary-by-header-pattern",
+			    chance(80) ? json_object_new_string("^(a|b)[0-9]*$") : hostile());
+	}
+	for (size_t m = ncan ? 1 + pick(4) : 0; m > 0; m--) {
+		char key[96];
+		size_t a = can[pick(ncan)];
+		snprintf(key, sizeof(key), "nginx.ingress.kubernetes.io/%s", ANN[a].key);
+		if (ANN[a].bad && chance(10))
+			add(ann, key, json_object_new_string(ANN[a].bad));
+		else
+			add(ann, key, one_of(ANN[a].good, ANN[a].good[1] ? 2 : 1, 85));
 	}
 	/* The other forward-auth keys mean nothing without auth-url: with it,
 	 * some of them (good values, near misses, hostile strings). */
@@ -567,6 +607,20 @@ static void configmap(struct store *s)
 		add(data, "ssl-ciphers", one_of(ciphers, 3, 90));
 	if (chance(10))
 		add(data, "ssl-protocols", one_of(protocols, 3, 90));
+	/* defaults of the proxy-redirect and proxy-cookie annotations */
+	static const char *const rw_keys[] = {"proxy-cookie-domain", "proxy-cookie-path",
+	                                      "proxy-redirect-from", "proxy-redirect-to"};
+	static const char *const rw_good[] = {"a.example b.example", "/x/ /", "http://in/",
+	                                      "/out/"};
+	for (size_t i = 0; i < 4; i++)
+		if (chance(25))
+			add(data, rw_keys[i],
+			    chance(70) ? json_object_new_string(rw_good[i]) : hostile());
+	/* custom-headers: the names hdrs and hostile-hdrs may set */
+	if (chance(70))
+		add(data, "global-allowed-response-headers",
+		    chance(80) ? json_object_new_string("X-Tenant, Authorization,Connection, Host")
+		               : hostile());
 	add(cm, "data", data);
 	put(s, STORE_CONFIGMAP, cm);
 }
@@ -607,6 +661,9 @@ static size_t nclient_auth;
 /* Tables that reached the proxy with a route under forward auth (auth-url),
  * and those where such a route also has one of its other settings. */
 static size_t next_auth, next_auth_more, next_auth_set;
+/* Tables that reached the proxy with a response rewrite (proxy-redirect,
+ * proxy-cookie-*), a canary header pattern, and custom response headers. */
+static size_t nrewrite, npattern, ncustom;
 
 static int one_round(uint64_t seed, size_t iter, const char *other_key)
 {
@@ -626,8 +683,27 @@ static int one_round(uint64_t seed, size_t iter, const char *other_key)
 	if (chance(50))
 		configmap(s);
 	size_t ning = 1 + pick(5);
-	for (size_t i = 0; i < ning; i++) /* refused when its name is "": as in the programs */
-		store_upsert(s, STORE_INGRESS, ingress(i));
+	json_object *first = NULL;
+	for (size_t i = 0; i < ning; i++) { /* refused when its name is "": as in the programs */
+		json_object *ing = ingress(i);
+		/* a canary attaches only to a main path of the same host and
+		 * path: most canaries copy the rules of the first Ingress */
+		json_object *ann =
+		    json_object_object_get(json_object_object_get(ing, "metadata"), "annotations");
+		if (first &&
+		    json_object_object_get_ex(ann, "nginx.ingress.kubernetes.io/canary", NULL) &&
+		    chance(80)) {
+			json_object *rules = NULL;
+			json_object_deep_copy(
+			    json_object_object_get(json_object_object_get(first, "spec"), "rules"),
+			    &rules, NULL);
+			json_object_object_add(json_object_object_get(ing, "spec"), "rules", rules);
+		}
+		if (i == 0)
+			first = json_object_get(ing);
+		store_upsert(s, STORE_INGRESS, ing);
+	}
+	json_object_put(first);
 	struct snapshot *snap = store_snapshot(s);
 	CHECK_INT(compile_snapshot(snap, &o, &t, &d), 0);
 	CHECK_INT(route_table_serialize(t, &json, &len), 0);
@@ -666,7 +742,7 @@ static int one_round(uint64_t seed, size_t iter, const char *other_key)
 			break;
 		}
 	const struct route_table *srt = served ? table_routes(served) : NULL;
-	bool fa = false, fa_more = false, fa_set = false;
+	bool fa = false, fa_more = false, fa_set = false, rw = false, pat = false, cus = false;
 	for (size_t i = 0; srt && i < srt->nhosts; i++) {
 		for (size_t j = 0; j < srt->hosts[i].nroutes; j++) {
 			const struct route_ext_auth *ea = &srt->hosts[i].routes[j].policy.ext_auth;
@@ -676,8 +752,16 @@ static int one_round(uint64_t seed, size_t iter, const char *other_key)
 			                            ea->cache_duration || ea->nresponse_headers ||
 			                            ea->request_redirect));
 			fa_set = fa_set || (ea->url && ea->nproxy_set_headers);
+			const struct route *r = &srt->hosts[i].routes[j];
+			rw = rw || r->policy.proxy_redirect_from ||
+			     r->policy.proxy_cookie_domain_from || r->policy.proxy_cookie_path_from;
+			pat = pat || r->canary.by_header_pattern;
+			cus = cus || r->policy.nresponse_headers;
 		}
 	}
+	nrewrite += rw;
+	npattern += pat;
+	ncustom += cus;
 	next_auth += fa;
 	next_auth_more += fa_more;
 	next_auth_set += fa_set;
@@ -705,12 +789,17 @@ int main(void)
 	free(other_key);
 	printf("table_accept: seed %" PRIu64 ", %zu iterations, %zu failed, %zu with client "
 	       "certificates, %zu with forward auth (%zu with more than auth-url, %zu with "
-	       "auth-proxy-set-headers)\n",
-	       seed, n, failed, nclient_auth, next_auth, next_auth_more, next_auth_set);
+	       "auth-proxy-set-headers), %zu with response rewrites, %zu with canary header "
+	       "patterns, %zu with response headers\n",
+	       seed, n, failed, nclient_auth, next_auth, next_auth_more, next_auth_set, nrewrite,
+	       npattern, ncustom);
 	if (n >= DEFAULT_ITERATIONS) {
 		CHECK(nclient_auth > 0);
 		CHECK(next_auth_more > 0);
 		CHECK(next_auth_set > 0);
+		CHECK(nrewrite > 0);
+		CHECK(npattern > 0);
+		CHECK(ncustom > 0);
 	}
 	return check_finish("table_accept_test");
 }

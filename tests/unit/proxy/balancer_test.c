@@ -510,6 +510,272 @@ static void test_canary(void)
 	table_unref(t);
 }
 
+/* A table whose host "" has one route "/" on backend 0 with canary backend 1,
+ * the route's policy and canary objects given as JSON. */
+static struct table *canary_table(const char *eps0, const char *eps1, const char *policy,
+                                  const char *canary)
+{
+	char json[16384];
+	snprintf(json, sizeof(json),
+	         "{\"version\":1,\"hosts\":[{\"name\":\"\",\"routes\":[{\"path\":\"/\","
+	         "\"match\":\"prefix\",\"backend\":0,\"policy\":%s,\"canary\":%s}]}],"
+	         "\"backends\":[{\"name\":\"ns/main:80\",\"endpoints\":[%s]},"
+	         "{\"name\":\"ns/canary:80\",\"endpoints\":[%s]}]}",
+	         policy, canary, eps0, eps1);
+	return make_table(json);
+}
+
+static const struct route *first_route(const struct table *t)
+{
+	return &table_routes(t)->hosts[0].routes[0];
+}
+
+/* canary-by-header-pattern (not anchored, case-sensitive; "always" is no
+ * longer special once a pattern is set) and canary-weight-total. */
+static void test_canary_pattern_total(void)
+{
+	struct table *t = canary_table(five, "{\"address\":\"10.0.9.1\",\"port\":80}", "{}",
+	                               "{\"backend\":1,\"by_header\":\"X-Canary\","
+	                               "\"by_header_pattern\":\"v[23]$\",\"weight_total\":1000}");
+	if (!t)
+		return;
+	const struct route *r = first_route(t);
+	client_init(&cl, "192.0.2.1");
+	CHECK_INT(choose(t, r, "GET / HTTP/1.1\r\nX-Canary: v2\r\n\r\n"), 0);
+	CHECK_INT(pick.backend, 1);
+	CHECK_INT(choose(t, r, "GET / HTTP/1.1\r\nX-Canary: build-v3\r\n\r\n"), 0);
+	CHECK_INT(pick.backend, 1);
+	CHECK_INT(choose(t, r, "GET / HTTP/1.1\r\nX-Canary: V2\r\n\r\n"), 0);
+	CHECK_INT(pick.backend, 0);
+	CHECK_INT(choose(t, r, "GET / HTTP/1.1\r\nX-Canary: always\r\n\r\n"), 0);
+	CHECK_INT(pick.backend, 0);
+	CHECK_INT(choose(t, r, plain_get), 0);
+	CHECK_INT(pick.backend, 0);
+	/* 250 out of 1000 */
+	((struct route *)r)->canary.weight = 250;
+	int canary = 0;
+	for (int i = 0; i < 20000; i++) {
+		CHECK_INT(choose(t, r, plain_get), 0);
+		canary += pick.backend == 1;
+	}
+	CHECK(canary > 4600 && canary < 5400);
+	((struct route *)r)->canary.weight = 1000;
+	canary = 0;
+	for (int i = 0; i < 1000; i++) {
+		CHECK_INT(choose(t, r, plain_get), 0);
+		canary += pick.backend == 1;
+	}
+	CHECK_INT(canary, 1000);
+	/* a route of another table has no compiled pattern: no match */
+	struct route copy = *r;
+	copy.canary.weight = 0;
+	CHECK_INT(choose(t, &copy, "GET / HTTP/1.1\r\nX-Canary: v2\r\n\r\n"), 0);
+	CHECK_INT(pick.backend, 0);
+	table_unref(t);
+}
+
+/* affinity-canary-behavior with cookie affinity: a cookie naming a main
+ * endpoint keeps the request on main whatever the canary rules; sticky: one
+ * naming a canary endpoint keeps it on the canary, and canary picks set the
+ * cookie; legacy: canary picks set none and a canary cookie is not
+ * followed. */
+static void test_canary_affinity(void)
+{
+	const char *can =
+	    "{\"address\":\"10.0.9.1\",\"port\":80},{\"address\":\"10.0.9.2\",\"port\":80}";
+	struct table *st = canary_table(five, can, "{\"affinity\":\"cookie\"}",
+	                                "{\"backend\":1,\"by_header\":\"X-Canary\"}");
+	struct table *lg = canary_table(five, can, "{\"affinity\":\"cookie\"}",
+	                                "{\"backend\":1,\"by_header\":\"X-Canary\","
+	                                "\"affinity_behavior\":\"legacy\"}");
+	if (!st || !lg)
+		goto out;
+	client_init(&cl, "192.0.2.1");
+	char mid[17], cid[17], raw[512];
+	balancer_endpoint_id(&table_routes(st)->backends[0].endpoints[2], mid);
+	balancer_endpoint_id(&table_routes(st)->backends[1].endpoints[1], cid);
+
+	for (int legacy = 0; legacy < 2; legacy++) {
+		struct table *t = legacy ? lg : st;
+		const struct route *r = first_route(t);
+		snprintf(raw, sizeof(raw),
+		         "GET / HTTP/1.1\r\nX-Canary: always\r\nCookie: INGRESSCOOKIE=%s\r\n\r\n",
+		         mid);
+		CHECK_INT(choose(t, r, raw), 0);
+		CHECK_INT(pick.backend, 0);
+		CHECK_INT(pick.endpoint, 2);
+		CHECK_STR(pick.set_cookie, "");
+		snprintf(raw, sizeof(raw), "GET / HTTP/1.1\r\nCookie: INGRESSCOOKIE=%s\r\n\r\n",
+		         cid);
+		CHECK_INT(choose(t, r, raw), 0);
+		CHECK_INT(pick.backend, legacy ? 0 : 1);
+		if (!legacy) {
+			CHECK_INT(pick.endpoint, 1);
+			CHECK_STR(pick.set_cookie, "");
+		}
+		CHECK_INT(choose(t, r, "GET / HTTP/1.1\r\nX-Canary: always\r\n\r\n"), 0);
+		CHECK_INT(pick.backend, 1);
+		CHECK(pick.endpoint >= 0);
+		if (legacy)
+			CHECK_STR(pick.set_cookie, "");
+		else
+			CHECK(strncmp(pick.set_cookie, "INGRESSCOOKIE=", 14) == 0);
+	}
+out:
+	table_unref(st);
+	table_unref(lg);
+}
+
+/* session-cookie-domain and -conditional-samesite-none on the cookie. */
+static void test_cookie_domain_samesite(void)
+{
+	struct table *t = table2("{\"address\":\"10.0.0.1\",\"port\":8080}", "");
+	if (!t)
+		return;
+	client_init(&cl, "192.0.2.1");
+	struct route r = {0};
+	r.path = "/";
+	r.match = ROUTE_MATCH_PREFIX;
+	r.backend = 0;
+	r.canary.backend = -1;
+	r.policy.affinity = ROUTE_AFFINITY_COOKIE;
+	r.policy.cookie.name = "S";
+	r.policy.cookie.max_age_s = -1;
+	r.policy.cookie.expires_s = -1;
+	r.policy.cookie.domain = ".example.com";
+	r.policy.cookie.samesite = "None";
+	r.policy.cookie.secure = true;
+	char id[17], want[256];
+	balancer_endpoint_id(&table_routes(t)->backends[0].endpoints[0], id);
+	const char *chrome51 = "GET / HTTP/1.1\r\nUser-Agent: Mozilla/5.0 (X11; Linux x86_64) "
+	                       "AppleWebKit/537.36 (KHTML, like Gecko) Chrome/51.0.2704.103 "
+	                       "Safari/537.36\r\n\r\n";
+	snprintf(want, sizeof(want),
+	         "S=%s; Path=/; Domain=.example.com; Secure; SameSite=None; HttpOnly", id);
+	CHECK_INT(choose(t, &r, chrome51), 0);
+	CHECK_STR(pick.set_cookie, want);
+	r.policy.cookie.conditional_samesite_none = true;
+	CHECK_INT(choose(t, &r, plain_get), 0);
+	CHECK_STR(pick.set_cookie, want);
+	CHECK_INT(choose(t, &r, chrome51), 0);
+	snprintf(want, sizeof(want), "S=%s; Path=/; Domain=.example.com; Secure; HttpOnly", id);
+	CHECK_STR(pick.set_cookie, want);
+	/* only None is conditional */
+	r.policy.cookie.samesite = "Lax";
+	CHECK_INT(choose(t, &r, chrome51), 0);
+	snprintf(want, sizeof(want),
+	         "S=%s; Path=/; Domain=.example.com; Secure; SameSite=Lax; HttpOnly", id);
+	CHECK_STR(pick.set_cookie, want);
+	table_unref(t);
+}
+
+static void test_samesite_none_ok(void)
+{
+	static const struct {
+		const char *ua;
+		bool ok;
+	} cases[] = {
+	    {"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+	     "Chrome/120.0.0.0 Safari/537.36",
+	     true},
+	    {"Mozilla/5.0 (Windows NT 10.0) AppleWebKit/537.36 Chrome/49.0.2623.112 Safari/537.36",
+	     false},
+	    {"Mozilla/5.0 (X11) AppleWebKit/537.36 Chrome/66.0.3359.181 Safari/537.36", false},
+	    {"Mozilla/5.0 (iPhone; CPU iPhone OS 12_4 like Mac OS X) AppleWebKit/605.1.15", false},
+	    {"Mozilla/5.0 (iPad; CPU OS 12_1 like Mac OS X) AppleWebKit/605.1.15", false},
+	    {"Mozilla/5.0 (iPhone; CPU iPhone OS 13_1 like Mac OS X) AppleWebKit/605.1.15", true},
+	    {"Mozilla/5.0 (Macintosh; Intel Mac OS X 10_14_6) AppleWebKit/605.1.15 (KHTML, like "
+	     "Gecko) Version/12.1.2 Safari/605.1.15",
+	     false},
+	    {"Mozilla/5.0 (Macintosh; Intel Mac OS X 10_14_6) AppleWebKit/537.36 (KHTML, like "
+	     "Gecko) Chrome/90.0.4430.93 Safari/537.36",
+	     true},
+	    {"Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 Version/14.0 "
+	     "Safari/605.1.15",
+	     true},
+	    {"curl/8.5.0", true},
+	    {"", true},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		CHECK_INT(balancer_samesite_none_ok(cases[i].ua, strlen(cases[i].ua)), cases[i].ok);
+	CHECK_INT(balancer_samesite_none_ok(NULL, 0), true);
+}
+
+/* upstream-hash-by-subset: one key always lands in one subset of size
+ * endpoints (spread over all of them), and keys spread over the subsets. */
+static void test_hash_subset(void)
+{
+	const char *seven =
+	    "{\"address\":\"10.0.3.1\",\"port\":80},{\"address\":\"10.0.3.2\",\"port\":80},"
+	    "{\"address\":\"10.0.3.3\",\"port\":80},{\"address\":\"10.0.3.4\",\"port\":80},"
+	    "{\"address\":\"10.0.3.5\",\"port\":80},{\"address\":\"10.0.3.6\",\"port\":80},"
+	    "{\"address\":\"10.0.3.7\",\"port\":80}";
+	struct table *t = table2(seven, "");
+	if (!t)
+		return;
+	const struct route_backend *be = &table_routes(t)->backends[0];
+	/* subsets of 3: {0,1,2} {3,4,5} {6,0,1} */
+	int subset_hits[3] = {0};
+	for (uint64_t key = 1; key <= 300; key++) {
+		uint64_t kh = mix64(key * 0x9e3779b97f4a7c15ULL);
+		int seen[7] = {0};
+		for (int i = 0; i < 60; i++) {
+			int e = balancer_subset_pick(be, kh, 3);
+			CHECK(e >= 0 && e < 7);
+			if (e >= 0 && e < 7)
+				seen[e]++;
+		}
+		int set = seen[3] || seen[4] || seen[5] ? 1 : seen[6] ? 2 : 0;
+		static const int members[3][3] = {{0, 1, 2}, {3, 4, 5}, {6, 0, 1}};
+		int in = 0;
+		for (int m = 0; m < 3; m++)
+			in += seen[members[set][m]];
+		CHECK_INT(in, 60);
+		/* 60 draws of 3: each member shows up (miss chance ~1e-10) */
+		for (int m = 0; m < 3; m++)
+			CHECK(seen[members[set][m]] > 0);
+		subset_hits[set]++;
+	}
+	for (int s = 0; s < 3; s++)
+		CHECK(subset_hits[s] > 60);
+	/* size 1 is plain hashing to one endpoint; a size above the count is one subset */
+	uint64_t kh = mix64(42);
+	int one = balancer_subset_pick(be, kh, 1);
+	for (int i = 0; i < 20; i++)
+		CHECK_INT(balancer_subset_pick(be, kh, 1), one);
+	int all[7] = {0};
+	for (int i = 0; i < 700; i++) {
+		int e = balancer_subset_pick(be, kh, 10);
+		if (e >= 0 && e < 7)
+			all[e]++;
+	}
+	for (int e = 0; e < 7; e++)
+		CHECK(all[e] > 0);
+	table_unref(t);
+
+	/* draining endpoints: never picked; a subset with only draining ones
+	 * falls back to the plain hash over the others */
+	t = table2("{\"address\":\"10.0.3.1\",\"port\":80,\"draining\":true},"
+	           "{\"address\":\"10.0.3.2\",\"port\":80,\"draining\":true},"
+	           "{\"address\":\"10.0.3.3\",\"port\":80},"
+	           "{\"address\":\"10.0.3.4\",\"port\":80}",
+	           "");
+	if (!t)
+		return;
+	be = &table_routes(t)->backends[0];
+	for (uint64_t key = 1; key <= 200; key++) {
+		uint64_t h = mix64(key * 0x9e3779b97f4a7c15ULL);
+		int a2 = balancer_subset_pick(be, h, 2), b2 = balancer_subset_pick(be, h, 2);
+		CHECK(a2 == 2 || a2 == 3);
+		/* subset {0,1} is all draining: the rendezvous pick, the same every time */
+		if (pick_subset(be, h, 2) == -2)
+			CHECK_INT(a2, b2);
+		int a3 = balancer_subset_pick(be, h, 3);
+		CHECK(a3 == 2 || a3 == 3);
+	}
+	table_unref(t);
+}
+
 /* load-balance ewma: an endpoint with a high average loses every draw it is
  * in, an unknown one wins until it has an average, draining ones never get
  * picked, and one whose failures were fed loses to the healthy ones. */
@@ -790,6 +1056,11 @@ int main(void)
 	test_hash_by();
 	test_key_expansion();
 	test_canary();
+	test_canary_pattern_total();
+	test_canary_affinity();
+	test_cookie_domain_samesite();
+	test_samesite_none_ok();
+	test_hash_subset();
 	test_ewma();
 	test_round_robin_across_reloads();
 	test_round_robin_weights_and_return();
