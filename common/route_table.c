@@ -126,6 +126,12 @@ void route_policy_cleanup(struct route_policy *p)
 	free(p->cors.expose_headers);
 	headers_free(p->request_headers, p->nrequest_headers);
 	headers_free(p->response_headers, p->nresponse_headers);
+	for (size_t i = 0; i < p->nadd_headers; i++) {
+		free(p->add_headers[i].name);
+		free(p->add_headers[i].value);
+	}
+	free(p->add_headers);
+	free(p->return_body);
 	for (size_t i = 0; i < p->nhide_headers; i++)
 		free(p->hide_headers[i]);
 	free(p->hide_headers);
@@ -688,6 +694,35 @@ static int parse_headers(struct parser *p, json_object *obj, const char *path, c
 	return 0;
 }
 
+static const char *const add_header_keys[] = {"name", "value", "always", NULL};
+
+static int parse_add_headers(struct parser *p, json_object *obj, const char *path,
+                             struct route_add_header **out, size_t *nout)
+{
+	json_object *arr, *h;
+	size_t n;
+	char kp[PATH_MAX_LEN], ep[PATH_MAX_LEN];
+	int rc = opt_array(p, obj, path, "add_headers", &arr, &n);
+	if (rc != 0 || n == 0)
+		return rc;
+	path_key(kp, path, "add_headers");
+	struct route_add_header *hs = calloc(n, sizeof(*hs));
+	if (!hs)
+		return oom(p, kp);
+	*out = hs;
+	*nout = n;
+	for (size_t i = 0; i < n; i++) {
+		path_index(ep, kp, i);
+		if ((rc = elem_object(p, arr, i, ep, &h)) != 0 ||
+		    (rc = check_keys(p, h, ep, add_header_keys)) != 0 ||
+		    (rc = req_str(p, h, ep, "name", 0, &hs[i].name)) != 0 ||
+		    (rc = req_str(p, h, ep, "value", 0, &hs[i].value)) != 0 ||
+		    (rc = opt_bool(p, h, ep, "always", &hs[i].always)) != 0)
+			return rc;
+	}
+	return 0;
+}
+
 static const char *const ext_auth_keys[] = {"url",
                                             "method",
                                             "signin",
@@ -777,6 +812,10 @@ static const char *const policy_keys[] = {"connect_timeout_ms",
                                           "rewrite_target",
                                           "redirect_code",
                                           "redirect_url",
+                                          "return_code",
+                                          "return_body",
+    "return_code",
+    "return_body",
                                           "app_root",
                                           "affinity",
                                           "affinity_mode",
@@ -801,6 +840,7 @@ static const char *const policy_keys[] = {"connect_timeout_ms",
                                           "origin_rewrite",
                                           "request_headers",
                                           "response_headers",
+                                          "add_headers",
                                           "hide_headers",
                                           "ext_auth",
                                           "backend_tls",
@@ -942,6 +982,7 @@ static int parse_policy(struct parser *p, json_object *obj, const char *path,
 {
 	int rc, e;
 	int64_t code = pol->redirect_code;
+	int64_t rcode = pol->return_code;
 	json_object *sub;
 	char kp[PATH_MAX_LEN];
 
@@ -970,9 +1011,13 @@ static int parse_policy(struct parser *p, json_object *obj, const char *path,
 	        0 ||
 	    (rc = opt_int(p, obj, path, "redirect_code", 0, 999, &code, NULL)) != 0 ||
 	    (rc = opt_str(p, obj, path, "redirect_url", STR_NULLABLE, &pol->redirect_url)) != 0 ||
+	    (rc = opt_int(p, obj, path, "return_code", 0, 999, &rcode, NULL)) != 0 ||
+	    (rc = opt_str(p, obj, path, "return_body", STR_NULLABLE | STR_MULTILINE,
+	                  &pol->return_body)) != 0 ||
 	    (rc = opt_str(p, obj, path, "app_root", STR_NULLABLE, &pol->app_root)) != 0)
 		return rc;
 	pol->redirect_code = (uint16_t)code;
+	pol->return_code = (uint16_t)rcode;
 	e = (int)pol->affinity;
 	if ((rc = opt_enum(p, obj, path, "affinity", affinity_names, &e)) != 0)
 		return rc;
@@ -1027,6 +1072,7 @@ static int parse_policy(struct parser *p, json_object *obj, const char *path,
 	                        &pol->nrequest_headers)) != 0 ||
 	    (rc = parse_headers(p, obj, path, "response_headers", &pol->response_headers,
 	                        &pol->nresponse_headers)) != 0 ||
+	    (rc = parse_add_headers(p, obj, path, &pol->add_headers, &pol->nadd_headers)) != 0 ||
 	    (rc = parse_names(p, obj, path, "hide_headers", &pol->hide_headers,
 	                      &pol->nhide_headers)) != 0 ||
 	    (rc = opt_object(p, obj, path, "ext_auth", &sub)) != 0)
@@ -2024,6 +2070,8 @@ static void w_policy(struct writer *w, const struct route_policy *p)
 	w_str_d(w, "rewrite_target", p->rewrite_target, NULL);
 	w_int_d(w, "redirect_code", p->redirect_code, d->redirect_code);
 	w_str_d(w, "redirect_url", p->redirect_url, NULL);
+	w_int_d(w, "return_code", p->return_code, d->return_code);
+	w_str_d(w, "return_body", p->return_body, NULL);
 	w_str_d(w, "app_root", p->app_root, NULL);
 	if (p->affinity != d->affinity)
 		w_str(w, "affinity", affinity_names[p->affinity == ROUTE_AFFINITY_COOKIE]);
@@ -2090,6 +2138,20 @@ static void w_policy(struct writer *w, const struct route_policy *p)
 	w_bool_d(w, "origin_rewrite", p->origin_rewrite, d->origin_rewrite);
 	w_headers(w, "request_headers", p->request_headers, p->nrequest_headers);
 	w_headers(w, "response_headers", p->response_headers, p->nresponse_headers);
+	if (p->nadd_headers) {
+		bool asaved, hsaved;
+		w_key(w, "add_headers");
+		w_open(w, "[", &asaved);
+		for (size_t i = 0; i < p->nadd_headers; i++) {
+			w_next(w);
+			w_open(w, "{", &hsaved);
+			w_str(w, "name", p->add_headers[i].name);
+			w_str(w, "value", p->add_headers[i].value);
+			w_bool_d(w, "always", p->add_headers[i].always, false);
+			w_close_obj(w, hsaved);
+		}
+		w_close_arr(w, asaved);
+	}
 	if (p->nhide_headers) {
 		w_key(w, "hide_headers");
 		w_open(w, "[", &csaved);

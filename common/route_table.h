@@ -52,6 +52,8 @@
 /* auth-tls-verify-depth at most this (nginx takes any int; longer chains
  * are not seen in practice). */
 #define ROUTE_VERIFY_DEPTH_MAX 100
+/* policy.return_body at most this many bytes. */
+#define ROUTE_RETURN_BODY_MAX 1024
 
 enum route_match {
 	ROUTE_MATCH_EXACT = 0,  /* JSON "exact": whole path, case-sensitive */
@@ -70,6 +72,17 @@ enum route_affinity_mode { ROUTE_AFFINITY_BALANCED = 0, ROUTE_AFFINITY_PERSISTEN
 struct route_header {
 	char *name;
 	char *value;
+};
+
+/* nginx add_header (configuration-snippet): appended to the response
+ * after the upstream's headers (a same-named upstream header stays) when
+ * the status is 200, 201, 204, 206, 301, 302, 303, 304, 307 or 308, on
+ * every status when always. JSON {"name":..,"value":..,"always":false};
+ * name and value as struct route_header. */
+struct route_add_header {
+	char *name;
+	char *value;
+	bool always; /* false */
 };
 
 /* An IPv4 or IPv6 network; JSON: "10.0.0.0/8", "2001:db8::/32", or a bare
@@ -201,8 +214,14 @@ struct route_policy {
 	char *upstream_vhost;         /* NULL: Host passes unchanged */
 	char *x_forwarded_prefix;     /* NULL: no X-Forwarded-Prefix */
 	char *rewrite_target;         /* NULL: path unchanged; may hold $1..$9 */
-	uint16_t redirect_code;       /* 0: none; else 301/302/307/308 to redirect_url */
+	uint16_t redirect_code;       /* 0: none; else 301/302/303/307/308 to redirect_url */
 	char *redirect_url;
+	/* A fixed answer made by the proxy without contacting the upstream
+	 * (snippet "return CODE text"): 0: none; else 200..599 but not a
+	 * redirect code, with return_body (NULL: empty; at most
+	 * ROUTE_RETURN_BODY_MAX bytes) as text/plain. */
+	uint16_t return_code;
+	char *return_body;
 	char *app_root; /* NULL: none; else requests for exactly "/" get 302 here */
 	enum route_affinity affinity;
 	enum route_affinity_mode affinity_mode;
@@ -234,6 +253,8 @@ struct route_policy {
 	struct route_header *request_headers;
 	size_t nresponse_headers;
 	struct route_header *response_headers;
+	size_t nadd_headers; /* nginx add_header, after response_headers */
+	struct route_add_header *add_headers;
 	size_t nhide_headers; /* response header names to remove */
 	char **hide_headers;
 	struct route_auth auth;         /* 401 unless the request carries valid credentials */

@@ -352,6 +352,26 @@ int route_validate_header_value(const char *s, char *err, size_t errlen)
 	return no_ctl(s, true, err, errlen);
 }
 
+int route_validate_return_body(const char *s, char *err, size_t errlen)
+{
+	char q[96];
+	size_t n = strlen(s);
+	if (n > ROUTE_RETURN_BODY_MAX)
+		return fail(err, errlen, "a body of %zu bytes is more than the %u allowed", n,
+		            ROUTE_RETURN_BODY_MAX);
+	if (!route_validate_utf8(s, n)) {
+		route_validate_quote(s, q, sizeof(q));
+		return fail(err, errlen, "%s is not valid UTF-8", q);
+	}
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if (is_ctl(*p) && *p != '\t' && *p != '\r' && *p != '\n') {
+			route_validate_quote(s, q, sizeof(q));
+			return fail(err, errlen, "%s contains a control character", q);
+		}
+	}
+	return 0;
+}
+
 int route_validate_auth_set_header(const char *name, const char *value, char *err, size_t errlen)
 {
 	/* Hop-by-hop, body framing and Host: what the auth request is and how
@@ -627,11 +647,34 @@ int route_validate_policy(const struct route_policy *p, char *field, size_t fiel
 	              fieldlen, err, errlen)))
 		return rc;
 	if (p->redirect_code != 0 && p->redirect_code != 301 && p->redirect_code != 302 &&
-	    p->redirect_code != 307 && p->redirect_code != 308) {
+	    p->redirect_code != 303 && p->redirect_code != 307 && p->redirect_code != 308) {
 		set_field(field, fieldlen, "redirect_code");
-		return fail(err, errlen, "%u is not 0, 301, 302, 307 or 308",
+		return fail(err, errlen, "%u is not 0, 301, 302, 303, 307 or 308",
 		            (unsigned)p->redirect_code);
 	}
+	if (p->return_code != 0 &&
+	    (p->return_code < 200 || p->return_code > 599 || p->return_code == 301 ||
+	     p->return_code == 302 || p->return_code == 303 || p->return_code == 307 ||
+	     p->return_code == 308)) {
+		set_field(field, fieldlen, "return_code");
+		return fail(err, errlen, "%u is not 0 or 200..599 (redirect codes excluded)",
+		            (unsigned)p->return_code);
+	}
+	if (p->return_body && !p->return_code) {
+		set_field(field, fieldlen, "return_body");
+		return fail(err, errlen, "set without return_code");
+	}
+	if (p->return_body && (p->return_code == 204 || p->return_code == 304)) {
+		set_field(field, fieldlen, "return_body");
+		return fail(err, errlen, "a %u answer has no body", (unsigned)p->return_code);
+	}
+	if (p->return_code && p->redirect_code) {
+		set_field(field, fieldlen, "return_code");
+		return fail(err, errlen, "set together with redirect_code");
+	}
+	if ((rc = opt(p->return_body, route_validate_return_body, "return_body", field, fieldlen,
+	              err, errlen)))
+		return rc;
 	if (p->redirect_code && !p->redirect_url) {
 		set_field(field, fieldlen, "redirect_url");
 		return fail(err, errlen, "required when redirect_code is set");
@@ -677,6 +720,17 @@ int route_validate_policy(const struct route_policy *p, char *field, size_t fiel
 	    (rc = check_headers(p->response_headers, p->nresponse_headers, "response_headers",
 	                        field, fieldlen, err, errlen)))
 		return rc;
+	for (size_t i = 0; i < p->nadd_headers; i++) {
+		const struct route_add_header *h = &p->add_headers[i];
+		if (route_validate_token(h->name ? h->name : "", err, errlen)) {
+			set_field(field, fieldlen, "add_headers[%zu].name", i);
+			return WEIR_EINVAL;
+		}
+		if (route_validate_header_value(h->value ? h->value : "", err, errlen)) {
+			set_field(field, fieldlen, "add_headers[%zu].value", i);
+			return WEIR_EINVAL;
+		}
+	}
 	for (size_t i = 0; i < p->nhide_headers; i++) {
 		if (route_validate_token(p->hide_headers[i] ? p->hide_headers[i] : "", err,
 		                         errlen)) {

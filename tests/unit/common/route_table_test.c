@@ -202,8 +202,31 @@ static const struct refusal refusals[] = {
      "\"policy\":{\"redirect_code\":301,\"redirect_url\":\"https://x/\\r\\n\"}}]}]}",
      WEIR_EINVAL, "hosts[0].routes[0].policy.redirect_url: \"https://x/\\r\\n\" contains CR or LF"},
     {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/\",\"match\":\"prefix\","
-     "\"policy\":{\"redirect_code\":303,\"redirect_url\":\"https://x/\"}}]}]}",
-     WEIR_EINVAL, "hosts[0].routes[0].policy.redirect_code: 303 is not 0, 301, 302, 307 or 308"},
+     "\"policy\":{\"redirect_code\":304,\"redirect_url\":\"https://x/\"}}]}]}",
+     WEIR_EINVAL, "hosts[0].routes[0].policy.redirect_code: 304 is not 0, 301, 302, 303, 307 or 308"},
+    {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/\",\"match\":\"prefix\","
+     "\"policy\":{\"return_code\":301}}]}]}",
+     WEIR_EINVAL,
+     "hosts[0].routes[0].policy.return_code: 301 is not 0 or 200..599 (redirect codes excluded)"},
+    {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/\",\"match\":\"prefix\","
+     "\"policy\":{\"return_body\":\"x\"}}]}]}",
+     WEIR_EINVAL, "hosts[0].routes[0].policy.return_body: set without return_code"},
+    {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/\",\"match\":\"prefix\","
+     "\"policy\":{\"return_code\":204,\"return_body\":\"x\"}}]}]}",
+     WEIR_EINVAL, "hosts[0].routes[0].policy.return_body: a 204 answer has no body"},
+    {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/\",\"match\":\"prefix\","
+     "\"policy\":{\"return_code\":200,\"return_body\":\"a\\u0001\"}}]}]}",
+     WEIR_EINVAL,
+     "hosts[0].routes[0].policy.return_body: \"a\\x01\" contains a control character"},
+    {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/\",\"match\":\"prefix\","
+     "\"policy\":{\"return_code\":403,\"redirect_code\":301,\"redirect_url\":\"/x\"}}]}]}",
+     WEIR_EINVAL, "hosts[0].routes[0].policy.return_code: set together with redirect_code"},
+    {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/\",\"match\":\"prefix\","
+     "\"policy\":{\"add_headers\":[{\"name\":\"X-A\",\"value\":\"a\\nB: c\"}]}}]}]}",
+     WEIR_EINVAL, "hosts[0].routes[0].policy.add_headers[0].value: \"a\\nB: c\" contains CR or LF"},
+    {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/\",\"match\":\"prefix\","
+     "\"policy\":{\"add_headers\":[{\"name\":\"X-A\",\"value\":\"a\",\"when\":1}]}}]}]}",
+     WEIR_EINVAL, "hosts[0].routes[0].policy.add_headers[0].when: unknown key"},
     {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/\",\"match\":\"prefix\","
      "\"policy\":{\"hide_headers\":[\"Server\",\"\"]}}]}]}",
      WEIR_EINVAL, "hosts[0].routes[0].policy.hide_headers[1]: \"\" is not an HTTP token"},
@@ -357,6 +380,8 @@ static const char rich[] =
     "\"drain_window_ms\":1000,\"request_base\":true,\"origin_rewrite\":true,"
     "\"request_headers\":[{\"name\":\"X-Req\",\"value\":\"1\"}],"
     "\"response_headers\":[{\"name\":\"X-Resp\",\"value\":\"caf\\u00e9 \\\"q\\\" \\\\ /\"}],"
+    "\"add_headers\":[{\"name\":\"X-Add\",\"value\":\"a\"},"
+    "{\"name\":\"X-Add-Always\",\"value\":\"b\",\"always\":true}],"
     "\"hide_headers\":[\"Server\",\"X-Powered-By\"],"
     "\"ext_auth\":{\"url\":\"https://10.0.0.9:4180/oauth2/auth?a=1\",\"method\":\"POST\","
     "\"signin\":\"https://login/start\",\"signin_redirect_param\":\"return_to\","
@@ -365,7 +390,9 @@ static const char rich[] =
     "\"cache_key\":\"$remote_user$http_authorization\",\"cache_duration\":\"200 1m\"}},"
     "\"canary\":{\"backend\":1,\"by_header\":\"X-Canary\",\"by_header_value\":\"yes\","
     "\"by_cookie\":\"canary\",\"weight\":25}},"
-    "{\"path\":\"/exact\",\"match\":\"exact\"}]}],"
+    "{\"path\":\"/exact\",\"match\":\"exact\"},"
+    "{\"path\":\"/ret\",\"match\":\"exact\","
+    "\"policy\":{\"return_code\":403,\"return_body\":\"no\\r\\nway\\n\"}}]}],"
     "\"default_cert\":0,\"default_backend\":0,"
     "\"passthrough\":[{\"host\":\"gocd.example.com\",\"backend\":1}]}";
 
@@ -385,6 +412,12 @@ static void test_round_trip(void)
 	CHECK_INT(r->policy.deny[0].prefix_len, 128);
 	CHECK_STR(r->policy.response_headers[0].value, "caf\xc3\xa9 \"q\" \\ /");
 	CHECK_INT(r->canary.weight, 25);
+	CHECK_INT(r->policy.nadd_headers, 2);
+	CHECK_STR(r->policy.add_headers[0].name, "X-Add");
+	CHECK(!r->policy.add_headers[0].always && r->policy.add_headers[1].always);
+	CHECK_INT(t->hosts[1].routes[2].policy.return_code, 403);
+	CHECK_STR(t->hosts[1].routes[2].policy.return_body, "no\r\nway\n");
+	CHECK_INT(r->policy.return_code, 0);
 	CHECK_STR(r->policy.ext_auth.url, "https://10.0.0.9:4180/oauth2/auth?a=1");
 	CHECK_INT(r->policy.ext_auth.nresponse_headers, 2);
 	CHECK_STR(r->policy.ext_auth.response_headers[1], "X-Auth-Email");
