@@ -578,6 +578,56 @@ static bool hidden(const struct route *route, const struct http_header *h)
 	return false;
 }
 
+/* nginx add_header without "always": only on these statuses. */
+static bool add_header_status(int status)
+{
+	switch (status) {
+	case 200:
+	case 201:
+	case 204:
+	case 206:
+	case 301:
+	case 302:
+	case 303:
+	case 304:
+	case 307:
+	case 308:
+		return true;
+	default:
+		return false;
+	}
+}
+
+static void put_add_headers(struct wbuf *w, const struct route_policy *pol, int status)
+{
+	bool ok = add_header_status(status);
+	for (size_t i = 0; i < pol->nadd_headers; i++) {
+		const struct route_add_header *a = &pol->add_headers[i];
+		if (!a->name || !a->value || name_is_hop_or_framing(a->name) || !(ok || a->always))
+			continue;
+		put_header_s(w, a->name, a->value);
+	}
+}
+
+int headers_route_lines(const struct route *route, int status, char *buf, size_t cap)
+{
+	struct wbuf w = {buf, cap, 0, false};
+	const struct route_policy *pol = route ? &route->policy : NULL;
+	if (pol) {
+		for (size_t i = 0; i < pol->nresponse_headers; i++) {
+			const struct route_header *r = &pol->response_headers[i];
+			if (!r->name || !r->value || name_is_hop_or_framing(r->name))
+				continue;
+			put_header_s(&w, r->name, r->value);
+		}
+		put_add_headers(&w, pol, status);
+	}
+	put(&w, "", 1); /* NUL */
+	if (w.over)
+		return WEIR_ETOOBIG;
+	return (int)w.len - 1;
+}
+
 static const char *const cors_response_names[] = {
     "Access-Control-Allow-Origin",
     "Access-Control-Allow-Credentials",
@@ -644,6 +694,8 @@ int headers_build_response(const struct http_response *resp, const struct route 
 			put_header_s(&w, r->name, r->value);
 		}
 	}
+	if (pol)
+		put_add_headers(&w, pol, status);
 	if (cors && extra && extra->allow_origin) {
 		puts_(&w, "Access-Control-Allow-Origin: ");
 		put(&w, extra->allow_origin, extra->allow_origin_len);

@@ -69,6 +69,8 @@ enum headers_conn {
  * upstream's reason or the standard one), every end-to-end upstream header in
  * order (repeated Set-Cookie kept in order), minus hop-by-hop ones and the
  * route's hide_headers, plus response-headers (replacing same-named ones),
+ * then add_headers (appended; without always only on 200 201 204 206 301
+ * 302 303 304 307 308),
  * extra->hsts as Strict-Transport-Security (replacing the upstream's, unless
  * the route's response-headers set one); on
  * a CORS route the upstream's Access-Control-* response headers are replaced
@@ -81,6 +83,14 @@ enum headers_conn {
 int headers_build_response(const struct http_response *resp, const struct route *route,
                            const struct headers_resp_extra *extra, int64_t body_length,
                            enum headers_conn conn, char *buf, size_t cap);
+
+/* The route's own response header lines ("Name: value\r\n" each) for an
+ * answer the proxy makes for the route (a redirect, a fixed "return"):
+ * response-headers, then add_headers that apply to status (always, or
+ * status among 200 201 204 206 301 302 303 304 307 308), NUL-terminated in
+ * buf (cap bytes). route may be NULL (then ""). Returns the length without
+ * the NUL, or WEIR_ETOOBIG. */
+int headers_route_lines(const struct route *route, int status, char *buf, size_t cap);
 
 /* A short plain-text response made by the proxy itself (404, 502...):
  * "HTTP/1.1 <code> <reason>", Content-Type text/plain, Content-Length, the
