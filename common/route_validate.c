@@ -352,6 +352,27 @@ int route_validate_header_value(const char *s, char *err, size_t errlen)
 	return no_ctl(s, true, err, errlen);
 }
 
+int route_validate_header_template(const char *s, char *err, size_t errlen)
+{
+	char q[96];
+	int rc = route_validate_header_value(s, err, errlen);
+	if (rc)
+		return rc;
+	for (const char *p = strchr(s, '$'); p; p = strchr(p, '$')) {
+		const char *name;
+		size_t len, n = route_template_var(p, &name, &len);
+		if (n == 0) {
+			route_validate_quote(s, q, sizeof(q));
+			return fail(err, errlen, "%s: '$' names no variable", q);
+		}
+		if (route_var_lookup(name, len) == ROUTE_VAR_NONE)
+			return fail(err, errlen, "variable \"$%.*s\" is not one weir expands",
+			            (int)(len > 64 ? 64 : len), name);
+		p += n;
+	}
+	return 0;
+}
+
 int route_validate_return_body(const char *s, char *err, size_t errlen)
 {
 	char q[96];
@@ -535,7 +556,9 @@ static int check_headers(const struct route_header *h, size_t n, const char *key
 			set_field(field, fieldlen, "%s[%zu].name", key, i);
 			return WEIR_EINVAL;
 		}
-		if (route_validate_header_value(h[i].value ? h[i].value : "", err, errlen)) {
+		if ((h[i].expand ? route_validate_header_template
+		                 : route_validate_header_value)(h[i].value ? h[i].value : "", err,
+		                                                errlen)) {
 			set_field(field, fieldlen, "%s[%zu].value", key, i);
 			return WEIR_EINVAL;
 		}
@@ -611,6 +634,10 @@ static int check_ext_auth(const struct route_ext_auth *a, char *field, size_t fi
 	for (size_t i = 0; i < a->nproxy_set_headers; i++) {
 		const struct route_header *h = &a->proxy_set_headers[i];
 		const char *name = h->name ? h->name : "", *value = h->value ? h->value : "";
+		if (h->expand) {
+			set_field(field, fieldlen, "ext_auth.proxy_set_headers[%zu].expand", i);
+			return fail(err, errlen, "variables are not expanded in auth request headers");
+		}
 		if (route_validate_auth_set_header(name, value, err, errlen)) {
 			set_field(field, fieldlen, "ext_auth.proxy_set_headers[%zu]", i);
 			return WEIR_EINVAL;
@@ -726,7 +753,9 @@ int route_validate_policy(const struct route_policy *p, char *field, size_t fiel
 			set_field(field, fieldlen, "add_headers[%zu].name", i);
 			return WEIR_EINVAL;
 		}
-		if (route_validate_header_value(h->value ? h->value : "", err, errlen)) {
+		if ((h->expand ? route_validate_header_template
+		               : route_validate_header_value)(h->value ? h->value : "", err,
+		                                              errlen)) {
 			set_field(field, fieldlen, "add_headers[%zu].value", i);
 			return WEIR_EINVAL;
 		}

@@ -205,6 +205,18 @@ static const struct refusal refusals[] = {
      "\"policy\":{\"redirect_code\":304,\"redirect_url\":\"https://x/\"}}]}]}",
      WEIR_EINVAL, "hosts[0].routes[0].policy.redirect_code: 304 is not 0, 301, 302, 303, 307 or 308"},
     {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/\",\"match\":\"prefix\","
+     "\"policy\":{\"request_headers\":[{\"name\":\"X\",\"value\":\"$uri\",\"expand\":true}]}}]}]}",
+     WEIR_EINVAL,
+     "hosts[0].routes[0].policy.request_headers[0].value: variable \"$uri\" is not one weir expands"},
+    {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/\",\"match\":\"prefix\","
+     "\"policy\":{\"response_headers\":[{\"name\":\"X\",\"value\":\"5$\",\"expand\":true}]}}]}]}",
+     WEIR_EINVAL,
+     "hosts[0].routes[0].policy.response_headers[0].value: \"5$\": '$' names no variable"},
+    {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/\",\"match\":\"prefix\","
+     "\"policy\":{\"ext_auth\":{\"url\":\"http://a/\",\"proxy_set_headers\":"
+     "[{\"name\":\"X\",\"value\":\"v\",\"expand\":false}]}}}]}]}",
+     WEIR_EINVAL, "hosts[0].routes[0].policy.ext_auth.proxy_set_headers[0].expand: unknown key"},
+    {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/\",\"match\":\"prefix\","
      "\"policy\":{\"return_code\":301}}]}]}",
      WEIR_EINVAL,
      "hosts[0].routes[0].policy.return_code: 301 is not 0 or 200..599 (redirect codes excluded)"},
@@ -378,9 +390,10 @@ static const char rich[] =
     "\"expose_headers\":\"X-B\",\"allow_credentials\":false,\"max_age_s\":5},"
     "\"ws_idle_timeout_ms\":45000,\"ws_max_lifetime_ms\":600000,\"ws_ping_interval_ms\":20000,"
     "\"drain_window_ms\":1000,\"request_base\":true,\"origin_rewrite\":true,"
-    "\"request_headers\":[{\"name\":\"X-Req\",\"value\":\"1\"}],"
+    "\"request_headers\":[{\"name\":\"X-Req\",\"value\":\"1\"},"
+    "{\"name\":\"X-Tpl\",\"value\":\"${scheme}://$host$request_uri $http_x_a\",\"expand\":true}],"
     "\"response_headers\":[{\"name\":\"X-Resp\",\"value\":\"caf\\u00e9 \\\"q\\\" \\\\ /\"}],"
-    "\"add_headers\":[{\"name\":\"X-Add\",\"value\":\"a\"},"
+    "\"add_headers\":[{\"name\":\"X-Add\",\"value\":\"a $host\",\"expand\":true},"
     "{\"name\":\"X-Add-Always\",\"value\":\"b\",\"always\":true}],"
     "\"hide_headers\":[\"Server\",\"X-Powered-By\"],"
     "\"ext_auth\":{\"url\":\"https://10.0.0.9:4180/oauth2/auth?a=1\",\"method\":\"POST\","
@@ -413,6 +426,8 @@ static void test_round_trip(void)
 	CHECK_STR(r->policy.response_headers[0].value, "caf\xc3\xa9 \"q\" \\ /");
 	CHECK_INT(r->canary.weight, 25);
 	CHECK_INT(r->policy.nadd_headers, 2);
+	CHECK(r->policy.add_headers[0].expand && !r->policy.add_headers[1].expand);
+	CHECK(!r->policy.request_headers[0].expand && r->policy.request_headers[1].expand);
 	CHECK_STR(r->policy.add_headers[0].name, "X-Add");
 	CHECK(!r->policy.add_headers[0].always && r->policy.add_headers[1].always);
 	CHECK_INT(t->hosts[1].routes[2].policy.return_code, 403);
