@@ -959,7 +959,8 @@ static void start_request(struct conn *c, size_t head_len)
 		char lines[ROUTE_LINES_MAX];
 		lines[0] = '\0';
 		if (pr.route_headers &&
-		    headers_route_lines(c->route, pr.status, lines, sizeof(lines)) < 0) {
+		    headers_route_lines(c->route, pr.status, &c->x->req, &c->client, lines,
+		                        sizeof(lines)) < 0) {
 			log_warn("proxy.server", "route response headers do not fit a local answer");
 			answer_local(c, 500, NULL, "Internal Server Error", true);
 			return;
@@ -1387,6 +1388,8 @@ static void resp_extra(struct conn *c, const char *cookie, struct headers_resp_e
 	x->allow_origin = NULL; /* left as is when CORS headers are not due */
 	x->allow_origin_len = 0;
 	policy_cors_allow_origin(c->route, &c->x->req, &x->allow_origin, &x->allow_origin_len);
+	x->req = &c->x->req;
+	x->client = &c->client;
 }
 
 /* One try of build_response_head in room bytes at the end of out, with the
