@@ -10,6 +10,7 @@
 #include <json-c/json.h>
 
 #include "route_table.h"
+#include "snippet.h"
 
 #define ANNOTATIONS_WEIR_PREFIX "weir.dev/"
 #define ANNOTATIONS_NGINX_PREFIX "nginx.ingress.kubernetes.io/"
@@ -63,6 +64,10 @@ struct annotations {
 	 * as written; NULL when absent. */
 	char *auth_headers;
 	char *auth_headers_key;
+	/* configuration-snippet, server-snippet, auth-snippet (enum
+	 * snippet_kind order): the full keys as written, NULL when absent. Their
+	 * translation is already merged into policy (docs: README "Snippets"). */
+	char *snippet_key[3];
 };
 
 /* One finding: key is the full annotation key. fatal: the value is bad or

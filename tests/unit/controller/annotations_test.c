@@ -530,8 +530,14 @@ static void key_support(void)
 	CHECK(d == NULL);
 	CHECK(annotations_key_support("whitelist-source-range", &d) == ANNOTATION_TRANSLATED);
 	CHECK_STR(d, "allowlist-source-range");
-	CHECK(annotations_key_support("configuration-snippet", &d) == ANNOTATION_REFUSED);
-	CHECK(annotations_key_support("server-snippet", NULL) == ANNOTATION_REFUSED);
+	/* the three translated snippets act on a subset, named in detail */
+	CHECK(annotations_key_support("configuration-snippet", &d) == ANNOTATION_ACTS);
+	CHECK(d != NULL && strstr(d, "add_header") != NULL);
+	CHECK(annotations_key_support("server-snippet", NULL) == ANNOTATION_ACTS);
+	CHECK(annotations_key_support("auth-snippet", &d) == ANNOTATION_ACTS);
+	CHECK(d != NULL && strstr(d, "proxy_set_header") != NULL);
+	CHECK(annotations_key_support("stream-snippet", NULL) == ANNOTATION_REFUSED);
+	CHECK(annotations_key_support("modsecurity-snippet", NULL) == ANNOTATION_REFUSED);
 	CHECK(annotations_key_support("enable-modsecurity", &d) == ANNOTATION_FAIL_CLOSED);
 	CHECK_STR(d, "false");
 	CHECK(annotations_key_support("modsecurity-transaction-id", &d) == ANNOTATION_FAIL_CLOSED);
