@@ -219,6 +219,7 @@ int annotations_parse_headers(const char *s, struct route_header **out, size_t *
 			list = grown;
 			list[count].name = strndup(l, (size_t)(colon - l));
 			list[count].value = value;
+			list[count].expand = false; /* annotation values are literal */
 			count++;
 			if (!list[count - 1].name || !list[count - 1].value) {
 				free(l);
@@ -1690,6 +1691,8 @@ int annotations_parse(json_object *annotations, uint32_t drain_default_ms, struc
 			if (sr == WEIR_ENOMEM)
 				goto out;
 			if (sr) {
+				/* nothing of a refused snippet is kept */
+				snippet_policy_cleanup(&snip[kind]);
 				snprintf(msg, sizeof(msg), "%s; this Ingress is skipped", serr);
 				if (add_issue(issues, keys[i], "SnippetRefused", msg, true))
 					goto out;
