@@ -1442,7 +1442,7 @@ enum annotation_support annotations_key_support(const char *suffix, const char *
 		goto out;
 	case SNIPPET_AUTH:
 		st = ANNOTATION_ACTS;
-		d = "proxy_set_header only (with auth-url); any other directive drops the Ingress";
+		d = "proxy_set_header only, with auth-url; any other directive drops the Ingress";
 		goto out;
 	default:
 		break;
@@ -1579,13 +1579,13 @@ static int merge_snippets(struct annotations *a, struct snippet_policy *sp,
 		         "server-snippet and configuration-snippet both %s; how nginx inherits one "
 		         "into the other is not translated; this Ingress is skipped",
 		         both);
-		return add_issue(issues, a->snippet_key[SNIPPET_SERVER], "SnippetRefused", msg,
-		                 true);
+		return add_issue(issues, a->snippet_key[SNIPPET_SERVER], "SnippetNotTranslated",
+		                 msg, true);
 	}
 	if (cs->redirect_code || cs->return_code) {
 		if (p->redirect_code || p->app_root)
 			return add_issue(issues, a->snippet_key[SNIPPET_CONFIGURATION],
-			                 "SnippetRefused",
+			                 "SnippetNotTranslated",
 			                 "directive \"return\" together with permanent-redirect, "
 			                 "temporal-redirect or app-root is not translated; this Ingress "
 			                 "is skipped",
@@ -1694,7 +1694,7 @@ int annotations_parse(json_object *annotations, uint32_t drain_default_ms, struc
 				/* nothing of a refused snippet is kept */
 				snippet_policy_cleanup(&snip[kind]);
 				snprintf(msg, sizeof(msg), "%s; this Ingress is skipped", serr);
-				if (add_issue(issues, keys[i], "SnippetRefused", msg, true))
+				if (add_issue(issues, keys[i], "SnippetNotTranslated", msg, true))
 					goto out;
 				continue;
 			}

@@ -102,14 +102,17 @@ bool annotations_is_unenforced_security(const char *suffix, const char *value);
 
 /* What weir does with an annotation key, as annotations_parse decides it. */
 enum annotation_support {
-	ANNOTATION_ACTS,         /* a handler reads it */
+	ANNOTATION_ACTS,         /* a handler reads it (detail: NULL, or the subset it
+	                            acts on, for the translated snippets) */
 	ANNOTATION_TRANSLATED,   /* read as another key (detail: that key) */
 	ANNOTATION_IGNORED,      /* reported as unsupported, no effect */
 	ANNOTATION_INAPPLICABLE, /* ignored: tunes something weir does not have
 	                            (detail: what and why) */
 	ANNOTATION_FAIL_CLOSED,  /* drops its Ingress (detail: the harmless value or
 	                            NULL when every value drops it) */
-	ANNOTATION_REFUSED,      /* a snippet: drops its Ingress whatever the value */
+	ANNOTATION_REFUSED,      /* a snippet weir never translates (stream-snippet,
+	                            modsecurity-snippet): drops its Ingress whatever
+	                            the value */
 };
 
 /* The support of suffix (an annotation key without its prefix) whatever its

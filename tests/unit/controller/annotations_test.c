@@ -181,7 +181,8 @@ static void resolve(void)
 	annotation_issues_cleanup(&is);
 	json_object_put(o);
 
-	/* snippet: fatal; unknown: not fatal; bad value: fatal naming the key */
+	/* snippet not translated: fatal; unknown: not fatal; bad value: fatal
+	 * naming the key */
 	o = ann("{\"nginx.ingress.kubernetes.io/server-snippet\":\"x\","
 	        "\"weir.dev/frobnicate\":\"1\","
 	        "\"nginx.ingress.kubernetes.io/limit-rps\":\"many\","
@@ -189,7 +190,8 @@ static void resolve(void)
 	CHECK_INT(annotations_parse(o, 20000, &a, &is), 0);
 	CHECK_INT(is.n, 3);
 	const struct annotation_issue *s = issue(&is, "nginx.ingress.kubernetes.io/server-snippet");
-	CHECK(s && s->fatal && strcmp(s->reason, "SnippetRefused") == 0);
+	CHECK(s && s->fatal && strcmp(s->reason, "SnippetNotTranslated") == 0);
+	CHECK(s && strstr(s->message, "directive \"x\" has no ending ';'"));
 	const struct annotation_issue *u = issue(&is, "weir.dev/frobnicate");
 	CHECK(u && !u->fatal && strcmp(u->reason, "UnknownAnnotation") == 0);
 	const struct annotation_issue *b = issue(&is, "nginx.ingress.kubernetes.io/limit-rps");
