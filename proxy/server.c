@@ -455,6 +455,13 @@ static void answer_local_body(struct conn *c, int status, const char *extra, con
 		n = (int)sizeof(fallback) - 1;
 		ka = false;
 	}
+	if (c->req_active && c->is_head) {
+		/* RFC 9110 9.3.2: the head a GET would get, without its body. */
+		const char *start = c->out.data + c->out.end;
+		const char *blank = memmem(start, (size_t)n, "\r\n\r\n", 4);
+		if (blank)
+			n = (int)(blank + 4 - start);
+	}
 	c->out.end += (size_t)n;
 	c->status_sent = status;
 	if (c->req_active)

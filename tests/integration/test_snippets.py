@@ -196,6 +196,20 @@ def test_return_answers_without_the_backend(proxy):
     assert len(Backend.hits) == before, Backend.hits
 
 
+def test_return_to_head_has_no_body(proxy):
+    c = pu.RawConn(proxy.http_port)
+    try:
+        c.send(b"HEAD /deny HTTP/1.1\r\nHost: snip.test\r\n\r\n")
+        r = c.read_response("HEAD")
+        assert r.status == 403 and r.get("Content-Length") == "7" and r.body == b"", r
+        # the connection stays in step: the next answer is the next request's
+        c.send(b"GET /deny HTTP/1.1\r\nHost: snip.test\r\n\r\n")
+        r = c.read_response()
+        assert r.status == 403 and r.body == b"go away", r
+    finally:
+        c.close()
+
+
 def test_return_redirect(proxy):
     before = len(Backend.hits)
     r = pu.get(proxy.http_port, "/moved/old", host="snip.test")
