@@ -21,7 +21,9 @@
  *   balance "round_robin"|"ewma"; affinity "none"|"cookie";
  *   affinity_mode "balanced"|"persistent".
  * - CIDR lists are arrays of strings; header lists are arrays of
- *   {"name":..,"value":..}; hide_headers is an array of strings.
+ *   {"name":..,"value":..} ("expand":true marks a template, see struct
+ *   route_header); add_headers entries add "always"; hide_headers is an
+ *   array of strings.
  * - durations are integers in milliseconds (keys ending _ms) or seconds
  *   (keys ending _s); sizes in bytes.
  * - endpoints[]: {"address":"10.0.0.5","port":8080,"weight":1,"draining":false}.
