@@ -968,9 +968,17 @@ static void start_request(struct conn *c, size_t head_len)
 		if (pr.route_headers &&
 		    headers_route_lines(c->route, pr.status, &c->x->req, &c->client, lines,
 		                        sizeof(lines)) < 0) {
-			log_warn("proxy.server", "route response headers do not fit a local answer");
-			answer_local(c, 500, NULL, "Internal Server Error", true);
-			return;
+			/* A fixed answer must carry them (500 rather than less); a
+			 * redirect goes out without them, as it did before it carried
+			 * any. */
+			log_warn("proxy.server",
+			         "route response headers exceed %u bytes on a local answer",
+			         ROUTE_LINES_MAX);
+			if (pr.body_exact) {
+				answer_local(c, 500, NULL, "Internal Server Error", true);
+				return;
+			}
+			lines[0] = '\0';
 		}
 		if (pr.location[0])
 			snprintf(extra, sizeof(extra), "Location: %s\r\n%s%s", pr.location,

@@ -243,3 +243,29 @@ def test_auth_snippet_sets_auth_request_headers(proxy, auth_port):
     with urllib.request.urlopen(f"http://127.0.0.1:{auth_port}/_log", timeout=5) as f:
         seen = json.loads(f.read())
     assert len(seen) == 1 and hv(seen[0]["headers"], "X-Test-Auth") == ["okplain"], seen
+
+
+def test_local_answer_route_header_cap(fresh_proxy):
+    """More than 4 KiB of a route's own headers: a redirect goes out without them, a fixed
+    return answer becomes 500 rather than go out without them."""
+    big = [{"name": f"X-Big-{i}", "value": "v" * 100} for i in range(50)]
+    small = [{"name": "X-Small", "value": "s"}]
+
+    def route(path, headers, **policy):
+        return {"path": path, "match": "prefix", "backend": -1, "source": "it/cap",
+                "policy": {"response_headers": headers, **policy}}
+
+    p = fresh_proxy({"version": 1, "hosts": [{"name": "", "routes": [
+        route("/redir-big", big, redirect_code=302, redirect_url="/x"),
+        route("/redir-small", small, redirect_code=302, redirect_url="/x"),
+        route("/ret-big", big, return_code=200, return_body="ok"),
+        route("/ret-small", small, return_code=200, return_body="ok"),
+    ]}]})
+    r = pu.get(p.http_port, "/redir-big")
+    assert r.status == 302 and r.get("Location") == "/x" and r.get("X-Big-0") is None, r
+    r = pu.get(p.http_port, "/redir-small")
+    assert r.status == 302 and r.get("X-Small") == "s", r
+    r = pu.get(p.http_port, "/ret-big")
+    assert r.status == 500, r
+    r = pu.get(p.http_port, "/ret-small")
+    assert r.status == 200 and r.body == b"ok" and r.get("X-Small") == "s", r
