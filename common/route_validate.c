@@ -556,9 +556,8 @@ static int check_headers(const struct route_header *h, size_t n, const char *key
 			set_field(field, fieldlen, "%s[%zu].name", key, i);
 			return WEIR_EINVAL;
 		}
-		if ((h[i].expand ? route_validate_header_template
-		                 : route_validate_header_value)(h[i].value ? h[i].value : "", err,
-		                                                errlen)) {
+		if ((h[i].expand ? route_validate_header_template : route_validate_header_value)(
+		        h[i].value ? h[i].value : "", err, errlen)) {
 			set_field(field, fieldlen, "%s[%zu].value", key, i);
 			return WEIR_EINVAL;
 		}
@@ -636,7 +635,8 @@ static int check_ext_auth(const struct route_ext_auth *a, char *field, size_t fi
 		const char *name = h->name ? h->name : "", *value = h->value ? h->value : "";
 		if (h->expand) {
 			set_field(field, fieldlen, "ext_auth.proxy_set_headers[%zu].expand", i);
-			return fail(err, errlen, "variables are not expanded in auth request headers");
+			return fail(err, errlen,
+			            "variables are not expanded in auth request headers");
 		}
 		if (route_validate_auth_set_header(name, value, err, errlen)) {
 			set_field(field, fieldlen, "ext_auth.proxy_set_headers[%zu]", i);
@@ -753,9 +753,8 @@ int route_validate_policy(const struct route_policy *p, char *field, size_t fiel
 			set_field(field, fieldlen, "add_headers[%zu].name", i);
 			return WEIR_EINVAL;
 		}
-		if ((h->expand ? route_validate_header_template
-		               : route_validate_header_value)(h->value ? h->value : "", err,
-		                                              errlen)) {
+		if ((h->expand ? route_validate_header_template : route_validate_header_value)(
+		        h->value ? h->value : "", err, errlen)) {
 			set_field(field, fieldlen, "add_headers[%zu].value", i);
 			return WEIR_EINVAL;
 		}

@@ -1584,12 +1584,12 @@ static int merge_snippets(struct annotations *a, struct snippet_policy *sp,
 	}
 	if (cs->redirect_code || cs->return_code) {
 		if (p->redirect_code || p->app_root)
-			return add_issue(issues, a->snippet_key[SNIPPET_CONFIGURATION],
-			                 "SnippetNotTranslated",
-			                 "directive \"return\" together with permanent-redirect, "
-			                 "temporal-redirect or app-root is not translated; this Ingress "
-			                 "is skipped",
-			                 true);
+			return add_issue(
+			    issues, a->snippet_key[SNIPPET_CONFIGURATION], "SnippetNotTranslated",
+			    "directive \"return\" together with permanent-redirect, "
+			    "temporal-redirect or app-root is not translated; this Ingress "
+			    "is skipped",
+			    true);
 		p->redirect_code = cs->redirect_code;
 		p->redirect_url = cs->redirect_url;
 		cs->redirect_url = NULL;
@@ -1686,8 +1686,8 @@ int annotations_parse(json_object *annotations, uint32_t drain_default_ms, struc
 			size_t vlen = jv ? (size_t)json_object_get_string_len(jv) : 0;
 			char serr[512];
 			serr[0] = '\0';
-			int sr = snippet_translate(v, vlen, (enum snippet_kind)kind, &snip[kind], serr,
-			                           sizeof(serr));
+			int sr = snippet_translate(v, vlen, (enum snippet_kind)kind, &snip[kind],
+			                           serr, sizeof(serr));
 			if (sr == WEIR_ENOMEM)
 				goto out;
 			if (sr) {

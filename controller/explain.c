@@ -182,7 +182,8 @@ static void put_policy(FILE *out, const char *ind, const struct route_policy *p)
 	put_bool(out, ind, "origin_rewrite", p->origin_rewrite, d.origin_rewrite);
 	for (size_t i = 0; i < p->nrequest_headers; i++)
 		fprintf(out, "%srequest_header: %s: %s%s\n", ind, p->request_headers[i].name,
-		        p->request_headers[i].value, p->request_headers[i].expand ? " (expand)" : "");
+		        p->request_headers[i].value,
+		        p->request_headers[i].expand ? " (expand)" : "");
 	for (size_t i = 0; i < p->nresponse_headers; i++)
 		fprintf(out, "%sresponse_header: %s: %s%s\n", ind, p->response_headers[i].name,
 		        p->response_headers[i].value,

@@ -117,8 +117,9 @@ int snippet_tokenize(const char *text, size_t len, struct snippet_directives *ou
 	size_t i = 0;
 
 	if (len > SNIPPET_MAX_BYTES)
-		return fail(err, errlen, WEIR_ETOOBIG, "snippet is %zu bytes, more than the %u allowed",
-		            len, SNIPPET_MAX_BYTES);
+		return fail(err, errlen, WEIR_ETOOBIG,
+		            "snippet is %zu bytes, more than the %u allowed", len,
+		            SNIPPET_MAX_BYTES);
 	if (memchr(text, '\0', len))
 		return fail(err, errlen, WEIR_EINVAL, "snippet contains a NUL byte");
 	word = malloc(len + 1);
@@ -133,8 +134,9 @@ int snippet_tokenize(const char *text, size_t len, struct snippet_directives *ou
 		}
 		if (i == len) {
 			if (cur.nargs) {
-				fail(err, errlen, WEIR_EINVAL, "line %u: directive %s has no ending ';'",
-				     cur.line, q(cur.args[0], qb, sizeof(qb)));
+				fail(err, errlen, WEIR_EINVAL,
+				     "line %u: directive %s has no ending ';'", cur.line,
+				     q(cur.args[0], qb, sizeof(qb)));
 				goto out;
 			}
 			break;
@@ -169,7 +171,8 @@ int snippet_tokenize(const char *text, size_t len, struct snippet_directives *ou
 		if (c == '{') {
 			if (cur.nargs)
 				fail(err, errlen, WEIR_EINVAL,
-				     "line %u: block %s is not translated (weir translates no block)",
+				     "line %u: block %s is not translated (weir translates no "
+				     "block)",
 				     cur.line, q(cur.args[0], qb, sizeof(qb)));
 			else
 				fail(err, errlen, WEIR_EINVAL, "line %u: unexpected '{'", line);
@@ -180,8 +183,9 @@ int snippet_tokenize(const char *text, size_t len, struct snippet_directives *ou
 			goto out;
 		}
 		if (cur.nargs == SNIPPET_MAX_ARGS) {
-			fail(err, errlen, WEIR_EINVAL, "line %u: directive %s has more than %d words",
-			     cur.line, q(cur.args[0], qb, sizeof(qb)), SNIPPET_MAX_ARGS);
+			fail(err, errlen, WEIR_EINVAL,
+			     "line %u: directive %s has more than %d words", cur.line,
+			     q(cur.args[0], qb, sizeof(qb)), SNIPPET_MAX_ARGS);
 			goto out;
 		}
 		unsigned start_line = line;
@@ -191,7 +195,8 @@ int snippet_tokenize(const char *text, size_t len, struct snippet_directives *ou
 			for (;;) {
 				if (i == len) {
 					fail(err, errlen, WEIR_EINVAL,
-					     "line %u: unterminated %c...%c string", start_line, c, c);
+					     "line %u: unterminated %c...%c string", start_line, c,
+					     c);
 					goto out;
 				}
 				if (text[i] == c) {
@@ -210,7 +215,8 @@ int snippet_tokenize(const char *text, size_t len, struct snippet_directives *ou
 			}
 			if (i < len && !is_blank(text[i]) && text[i] != ';' && text[i] != '{') {
 				fail(err, errlen, WEIR_EINVAL,
-				     "line %u: unexpected '%c' after a quoted string", line, text[i]);
+				     "line %u: unexpected '%c' after a quoted string", line,
+				     text[i]);
 				goto out;
 			}
 		} else {
@@ -339,9 +345,10 @@ static int check_header(const char *dir, const char *name, const char *value, ch
 		            "directive \"%s\": a variable in header name %s is not translated", dir,
 		            q(name, qb, sizeof(qb)));
 	if (transport_header(name))
-		return fail(err, errlen, WEIR_EINVAL,
-		            "directive \"%s\": header %s is the proxy's own (hop-by-hop or framing)",
-		            dir, q(name, qb, sizeof(qb)));
+		return fail(
+		    err, errlen, WEIR_EINVAL,
+		    "directive \"%s\": header %s is the proxy's own (hop-by-hop or framing)", dir,
+		    q(name, qb, sizeof(qb)));
 	if (value && !value[0])
 		return fail(err, errlen, WEIR_EINVAL,
 		            "directive \"%s\": an empty value removes header %s in nginx; not "
@@ -354,8 +361,8 @@ static int check_header(const char *dir, const char *name, const char *value, ch
 	return 0;
 }
 
-int snippet_headers_set(struct route_header **list, size_t *n, const char *name,
-                        const char *value, bool expand)
+int snippet_headers_set(struct route_header **list, size_t *n, const char *name, const char *value,
+                        bool expand)
 {
 	char *nv = strdup(value), *nn;
 	if (!nv)
@@ -406,8 +413,8 @@ static int split_colon(const char *dir, const char *arg, char *nbuf, size_t nbuf
 	char qb[96];
 	const char *colon = strchr(arg, ':');
 	if (!colon || colon == arg || (size_t)(colon - arg) >= nbuflen)
-		return fail(err, errlen, WEIR_EINVAL,
-		            "directive \"%s\": %s is not 'Name: value'", dir, q(arg, qb, sizeof(qb)));
+		return fail(err, errlen, WEIR_EINVAL, "directive \"%s\": %s is not 'Name: value'",
+		            dir, q(arg, qb, sizeof(qb)));
 	memcpy(nbuf, arg, (size_t)(colon - arg));
 	nbuf[colon - arg] = '\0';
 	const char *v = colon + 1;
@@ -423,8 +430,9 @@ static int refuse_option(const char *dir, const char *arg, char *err, size_t err
 {
 	char qb[96];
 	if (arg[0] == '-')
-		return fail(err, errlen, WEIR_EINVAL, "directive \"%s\": option %s is not translated",
-		            dir, q(arg, qb, sizeof(qb)));
+		return fail(err, errlen, WEIR_EINVAL,
+		            "directive \"%s\": option %s is not translated", dir,
+		            q(arg, qb, sizeof(qb)));
 	return 0;
 }
 
@@ -448,8 +456,9 @@ static int t_return(const struct snippet_directive *d, struct snippet_policy *ou
 		return fail(err, errlen, WEIR_EINVAL,
 		            "directive \"return\" appears twice (nginx never reaches the second)");
 	if (d->nargs < 2 || d->nargs > 3)
-		return fail(err, errlen, WEIR_EINVAL,
-		            "directive \"return\" takes a code and an optional URL or text, or a URL");
+		return fail(
+		    err, errlen, WEIR_EINVAL,
+		    "directive \"return\" takes a code and an optional URL or text, or a URL");
 	const char *a1 = d->args[1];
 	if (d->nargs == 2 && (strncmp(a1, "http://", 7) == 0 || strncmp(a1, "https://", 8) == 0)) {
 		if (route_validate_url(a1, why, sizeof(why)))
@@ -461,8 +470,8 @@ static int t_return(const struct snippet_directive *d, struct snippet_policy *ou
 	char *end;
 	long code = strtol(a1, &end, 10);
 	if (!*a1 || *end || a1[0] == '-' || a1[0] == '+' || strlen(a1) != 3)
-		return fail(err, errlen, WEIR_EINVAL, "directive \"return\": %s is not a status code",
-		            q(a1, qb, sizeof(qb)));
+		return fail(err, errlen, WEIR_EINVAL,
+		            "directive \"return\": %s is not a status code", q(a1, qb, sizeof(qb)));
 	if (code == 444)
 		return fail(err, errlen, WEIR_EINVAL,
 		            "directive \"return\": 444 (close the connection) is not translated");
@@ -522,20 +531,22 @@ static int translate(const struct snippet_directive *d, enum snippet_kind kind,
 			size_t n = route_template_var(p, &vname, &vlen);
 			if (n == 0)
 				return fail(err, errlen, WEIR_EINVAL,
-				            "directive \"%s\": '$' that names no variable in %s", dir,
-				            q(d->args[i], qb, sizeof(qb)));
+				            "directive \"%s\": '$' that names no variable in %s",
+				            dir, q(d->args[i], qb, sizeof(qb)));
 			int shown = (int)(vlen > 64 ? 64 : vlen);
 			if (!allow)
-				return fail(err, errlen, WEIR_EINVAL,
-				            "directive \"%s\": variable \"$%.*s\" is not supported here "
-				            "(weir expands variables only in header values)",
-				            dir, shown, vname);
+				return fail(
+				    err, errlen, WEIR_EINVAL,
+				    "directive \"%s\": variable \"$%.*s\" is not supported here "
+				    "(weir expands variables only in header values)",
+				    dir, shown, vname);
 			if (route_var_lookup(vname, vlen) == ROUTE_VAR_NONE)
-				return fail(err, errlen, WEIR_EINVAL,
-				            "directive \"%s\": variable \"$%.*s\" is not supported "
-				            "(weir expands $host, $scheme, $request_uri, $remote_addr, "
-				            "$request_id, $req_id and $http_NAME)",
-				            dir, shown, vname);
+				return fail(
+				    err, errlen, WEIR_EINVAL,
+				    "directive \"%s\": variable \"$%.*s\" is not supported "
+				    "(weir expands $host, $scheme, $request_uri, $remote_addr, "
+				    "$request_id, $req_id and $http_NAME)",
+				    dir, shown, vname);
 		}
 	}
 
@@ -553,23 +564,24 @@ static int translate(const struct snippet_directive *d, enum snippet_kind kind,
 
 	if (strcmp(dir, "proxy_set_header") == 0) {
 		if (kind == SNIPPET_SERVER)
-			return fail(err, errlen, WEIR_EINVAL,
-			            "directive \"proxy_set_header\" in a server-snippet has no effect in "
-			            "ingress-nginx (each location sets its own); use "
-			            "configuration-snippet");
+			return fail(
+			    err, errlen, WEIR_EINVAL,
+			    "directive \"proxy_set_header\" in a server-snippet has no effect in "
+			    "ingress-nginx (each location sets its own); use "
+			    "configuration-snippet");
 		if (d->nargs != 3)
 			return fail(err, errlen, WEIR_EINVAL,
 			            "directive \"proxy_set_header\" takes a name and a value");
 		if ((rc = check_header(dir, d->args[1], d->args[2], err, errlen)))
 			return rc;
-		return snippet_headers_set(&out->request_headers, &out->nrequest_headers, d->args[1],
-		                           d->args[2], strchr(d->args[2], '$') != NULL);
+		return snippet_headers_set(&out->request_headers, &out->nrequest_headers,
+		                           d->args[1], d->args[2], strchr(d->args[2], '$') != NULL);
 	}
 	if (strcmp(dir, "more_set_input_headers") == 0 || strcmp(dir, "more_set_headers") == 0) {
 		bool input = dir[9] == 'i';
 		if (d->nargs < 2)
-			return fail(err, errlen, WEIR_EINVAL, "directive \"%s\" needs 'Name: value'",
-			            dir);
+			return fail(err, errlen, WEIR_EINVAL,
+			            "directive \"%s\" needs 'Name: value'", dir);
 		for (size_t i = 1; i < d->nargs; i++) {
 			if ((rc = refuse_option(dir, d->args[i], err, errlen)) ||
 			    (rc = split_colon(dir, d->args[i], nbuf, sizeof(nbuf), &value, err,
@@ -577,10 +589,12 @@ static int translate(const struct snippet_directive *d, enum snippet_kind kind,
 			    (rc = check_header(dir, nbuf, value, err, errlen)))
 				return rc;
 			bool expand = strchr(value, '$') != NULL;
-			rc = input ? snippet_headers_set(&out->request_headers,
-			                                 &out->nrequest_headers, nbuf, value, expand)
-			           : snippet_headers_set(&out->response_headers,
-			                                 &out->nresponse_headers, nbuf, value, expand);
+			rc =
+			    input
+			        ? snippet_headers_set(&out->request_headers, &out->nrequest_headers,
+			                              nbuf, value, expand)
+			        : snippet_headers_set(&out->response_headers,
+			                              &out->nresponse_headers, nbuf, value, expand);
 			if (rc)
 				return rc;
 		}
@@ -589,9 +603,10 @@ static int translate(const struct snippet_directive *d, enum snippet_kind kind,
 	if (strcmp(dir, "add_header") == 0) {
 		bool always = d->nargs == 4 && strcmp(d->args[3], "always") == 0;
 		if (d->nargs != 3 && !always)
-			return fail(err, errlen, WEIR_EINVAL,
-			            "directive \"add_header\" takes a name, a value and an optional "
-			            "\"always\"");
+			return fail(
+			    err, errlen, WEIR_EINVAL,
+			    "directive \"add_header\" takes a name, a value and an optional "
+			    "\"always\"");
 		if ((rc = check_header(dir, d->args[1], d->args[2], err, errlen)))
 			return rc;
 		struct route_add_header *grown =
@@ -619,17 +634,19 @@ static int translate(const struct snippet_directive *d, enum snippet_kind kind,
 				            "directive \"%s\": wildcard %s is not translated", dir,
 				            q(d->args[i], qb, sizeof(qb)));
 			if ((rc = check_header(dir, d->args[i], NULL, err, errlen)) ||
-			    (rc = snippet_names_add(&out->hide_headers, &out->nhide_headers, d->args[i])))
+			    (rc = snippet_names_add(&out->hide_headers, &out->nhide_headers,
+			                            d->args[i])))
 				return rc;
 		}
 		return 0;
 	}
 	if (strcmp(dir, "return") == 0) {
 		if (kind == SNIPPET_SERVER)
-			return fail(err, errlen, WEIR_EINVAL,
-			            "directive \"return\" in a server-snippet answers every request of "
-			            "the host, other Ingresses' paths included; not translated (use "
-			            "configuration-snippet)");
+			return fail(
+			    err, errlen, WEIR_EINVAL,
+			    "directive \"return\" in a server-snippet answers every request of "
+			    "the host, other Ingresses' paths included; not translated (use "
+			    "configuration-snippet)");
 		if ((rc = t_return(d, out, err, errlen)))
 			return rc;
 		return 0;

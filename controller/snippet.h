@@ -101,8 +101,8 @@ void snippet_policy_cleanup(struct snippet_policy *p);
  * insensitive) in place: the later setting wins, as nginx's last
  * proxy_set_header and headers-more's last set do. Returns 0 or
  * WEIR_ENOMEM (the list stays consistent). */
-int snippet_headers_set(struct route_header **list, size_t *n, const char *name,
-                        const char *value, bool expand);
+int snippet_headers_set(struct route_header **list, size_t *n, const char *name, const char *value,
+                        bool expand);
 /* Append a copy of name to *list / *n unless present (case insensitive).
  * Returns 0 or WEIR_ENOMEM. */
 int snippet_names_add(char ***list, size_t *n, const char *name);

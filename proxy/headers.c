@@ -133,7 +133,8 @@ static void put_var(struct wbuf *w, const char *name, size_t len, const struct h
 		break;
 	case ROUTE_VAR_REQ_ID:
 		if (client->forwarded_trusted) {
-			size_t n = req->nheaders < HTTP_MAX_HEADERS ? req->nheaders : HTTP_MAX_HEADERS;
+			size_t n =
+			    req->nheaders < HTTP_MAX_HEADERS ? req->nheaders : HTTP_MAX_HEADERS;
 			for (size_t i = 0; i < n; i++) {
 				const struct http_header *h = &req->headers[i];
 				if (name_eq(h->name, h->name_len, "X-Request-ID")) {
@@ -150,8 +151,8 @@ static void put_var(struct wbuf *w, const char *name, size_t len, const struct h
 	case ROUTE_VAR_HTTP: {
 		/* every header whose name matches, '-' read as '_', joined */
 		const char *want = name + 5;
-		size_t wlen = len - 5, n = req->nheaders < HTTP_MAX_HEADERS ? req->nheaders
-		                                                            : HTTP_MAX_HEADERS;
+		size_t wlen = len - 5,
+		       n = req->nheaders < HTTP_MAX_HEADERS ? req->nheaders : HTTP_MAX_HEADERS;
 		bool cookie = wlen == 6 && strncasecmp(want, "cookie", 6) == 0, first = true;
 		for (size_t i = 0; i < n; i++) {
 			const struct http_header *h = &req->headers[i];

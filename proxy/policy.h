@@ -18,8 +18,8 @@ struct policy_result {
 	char extra_headers[1024]; /* "Name: value\r\n" lines, e.g. CORS preflight headers */
 	const char *body;         /* static short body, or the route's return_body (NULL: none) */
 	bool body_exact;          /* body as is (no newline added): a route's return_body */
-	bool route_headers; /* a redirect_code or return_code answer: the route's
-	                       response-headers and add_headers go on it */
+	bool route_headers;       /* a redirect_code or return_code answer: the route's
+	                             response-headers and add_headers go on it */
 	bool skip_auth; /* satisfy any and the client is in the allowlist: no auth checks */
 };
 

@@ -965,9 +965,8 @@ static void start_request(struct conn *c, size_t head_len)
 		char extra[sizeof(pr.location) + sizeof(pr.extra_headers) + ROUTE_LINES_MAX + 32];
 		char lines[ROUTE_LINES_MAX];
 		lines[0] = '\0';
-		if (pr.route_headers &&
-		    headers_route_lines(c->route, pr.status, &c->x->req, &c->client, lines,
-		                        sizeof(lines)) < 0) {
+		if (pr.route_headers && headers_route_lines(c->route, pr.status, &c->x->req,
+		                                            &c->client, lines, sizeof(lines)) < 0) {
 			/* A fixed answer must carry them (500 rather than less); a
 			 * redirect goes out without them, as it did before it carried
 			 * any. */

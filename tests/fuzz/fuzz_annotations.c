@@ -48,8 +48,8 @@ static void value_parsers(const char *s)
 		struct snippet_policy sp;
 		char serr[512];
 		memset(&sp, 0, sizeof(sp));
-		if (snippet_translate(s, strlen(s), (enum snippet_kind)k, &sp, serr, sizeof(serr)) ==
-		    0) {
+		if (snippet_translate(s, strlen(s), (enum snippet_kind)k, &sp, serr,
+		                      sizeof(serr)) == 0) {
 			for (size_t i = 0; i < sp.nrequest_headers; i++)
 				FUZZ_CHECK((sp.request_headers[i].expand
 				                ? route_validate_header_template
@@ -58,13 +58,15 @@ static void value_parsers(const char *s)
 			for (size_t i = 0; i < sp.nresponse_headers; i++)
 				FUZZ_CHECK(!strpbrk(sp.response_headers[i].value, "\r\n"));
 			for (size_t i = 0; i < sp.nadd_headers; i++)
-				FUZZ_CHECK(route_validate_token(sp.add_headers[i].name, NULL, 0) == 0);
+				FUZZ_CHECK(route_validate_token(sp.add_headers[i].name, NULL, 0) ==
+				           0);
 			for (size_t i = 0; i < sp.nauth_headers; i++)
 				FUZZ_CHECK(route_validate_auth_set_header(sp.auth_headers[i].name,
-				                                          sp.auth_headers[i].value, NULL,
-				                                          0) == 0);
+				                                          sp.auth_headers[i].value,
+				                                          NULL, 0) == 0);
 			if (sp.return_body)
-				FUZZ_CHECK(route_validate_return_body(sp.return_body, NULL, 0) == 0);
+				FUZZ_CHECK(route_validate_return_body(sp.return_body, NULL, 0) ==
+				           0);
 		} else {
 			FUZZ_CHECK(memchr(serr, '\0', sizeof(serr)) != NULL);
 			FUZZ_CHECK(!strpbrk(serr, "\r\n"));

@@ -203,11 +203,13 @@ static const struct refusal refusals[] = {
      WEIR_EINVAL, "hosts[0].routes[0].policy.redirect_url: \"https://x/\\r\\n\" contains CR or LF"},
     {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/\",\"match\":\"prefix\","
      "\"policy\":{\"redirect_code\":304,\"redirect_url\":\"https://x/\"}}]}]}",
-     WEIR_EINVAL, "hosts[0].routes[0].policy.redirect_code: 304 is not 0, 301, 302, 303, 307 or 308"},
+     WEIR_EINVAL,
+     "hosts[0].routes[0].policy.redirect_code: 304 is not 0, 301, 302, 303, 307 or 308"},
     {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/\",\"match\":\"prefix\","
      "\"policy\":{\"request_headers\":[{\"name\":\"X\",\"value\":\"$uri\",\"expand\":true}]}}]}]}",
      WEIR_EINVAL,
-     "hosts[0].routes[0].policy.request_headers[0].value: variable \"$uri\" is not one weir expands"},
+     "hosts[0].routes[0].policy.request_headers[0].value: variable \"$uri\" is not one weir "
+     "expands"},
     {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/\",\"match\":\"prefix\","
      "\"policy\":{\"response_headers\":[{\"name\":\"X\",\"value\":\"5$\",\"expand\":true}]}}]}]}",
      WEIR_EINVAL,
@@ -228,8 +230,7 @@ static const struct refusal refusals[] = {
      WEIR_EINVAL, "hosts[0].routes[0].policy.return_body: a 204 answer has no body"},
     {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/\",\"match\":\"prefix\","
      "\"policy\":{\"return_code\":200,\"return_body\":\"a\\u0001\"}}]}]}",
-     WEIR_EINVAL,
-     "hosts[0].routes[0].policy.return_body: \"a\\x01\" contains a control character"},
+     WEIR_EINVAL, "hosts[0].routes[0].policy.return_body: \"a\\x01\" contains a control character"},
     {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/\",\"match\":\"prefix\","
      "\"policy\":{\"return_code\":403,\"redirect_code\":301,\"redirect_url\":\"/x\"}}]}]}",
      WEIR_EINVAL, "hosts[0].routes[0].policy.return_code: set together with redirect_code"},

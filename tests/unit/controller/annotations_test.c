@@ -558,14 +558,14 @@ static void snippets(void)
 {
 	struct annotations a;
 	struct annotation_issues is = {0};
-	json_object *o = ann(
-	    "{\"nginx.ingress.kubernetes.io/configuration-snippet\":"
-	    "\"proxy_set_header X-Env snip; more_set_headers 'X-Resp: snip'; "
-	    "more_clear_headers X-Snip; add_header X-Loc l;\","
-	    "\"nginx.ingress.kubernetes.io/server-snippet\":\"add_header X-Srv s;\","
-	    "\"weir.dev/request-headers\":\"X-Env: ann\\nX-Keep: k\","
-	    "\"weir.dev/response-headers\":\"X-Resp: ann\","
-	    "\"weir.dev/hide-headers\":\"X-Ann\"}");
+	json_object *o =
+	    ann("{\"nginx.ingress.kubernetes.io/configuration-snippet\":"
+	        "\"proxy_set_header X-Env snip; more_set_headers 'X-Resp: snip'; "
+	        "more_clear_headers X-Snip; add_header X-Loc l;\","
+	        "\"nginx.ingress.kubernetes.io/server-snippet\":\"add_header X-Srv s;\","
+	        "\"weir.dev/request-headers\":\"X-Env: ann\\nX-Keep: k\","
+	        "\"weir.dev/response-headers\":\"X-Resp: ann\","
+	        "\"weir.dev/hide-headers\":\"X-Ann\"}");
 	CHECK_INT(annotations_parse(o, 30000, &a, &is), 0);
 	CHECK_INT(is.n, 0);
 	CHECK_INT(a.policy.nrequest_headers, 2);
@@ -620,7 +620,8 @@ static void snippets(void)
 	json_object_put(o);
 	o = ann("{\"weir.dev/configuration-snippet\":\"return 410 gone;\"}");
 	CHECK_INT(annotations_parse(o, 30000, &a, &is), 0);
-	CHECK(is.n == 0 && a.policy.return_code == 410 && strcmp(a.policy.return_body, "gone") == 0);
+	CHECK(is.n == 0 && a.policy.return_code == 410 &&
+	      strcmp(a.policy.return_body, "gone") == 0);
 	/* the copy keeps the new fields */
 	struct route_policy copy;
 	CHECK_INT(annotations_policy_copy(&copy, &a.policy), 0);

@@ -83,8 +83,8 @@ static void test_words(void)
 static void test_strings(void)
 {
 	/* escapes: \" \' \\ \t \r \n resolved, others kept with the backslash */
-	struct snippet_directives d =
-	    tok_ok("x \"a\\\"b\" 'c\\'d' \"e\\\\f\" \"g\\th\" \"i\\qj\" 'semi;colon' \"multi\nline\";");
+	struct snippet_directives d = tok_ok(
+	    "x \"a\\\"b\" 'c\\'d' \"e\\\\f\" \"g\\th\" \"i\\qj\" 'semi;colon' \"multi\nline\";");
 	CHECK_INT(d.n, 1);
 	if (d.n == 1 && d.items[0].nargs == 8) {
 		CHECK_STR(d.items[0].args[1], "a\"b");
@@ -308,7 +308,8 @@ static void test_refusals(void)
 	tr_fail("return 302 https://$host/;", SNIPPET_CONFIGURATION, "not supported here");
 	tr_fail("more_clear_headers $http_x;", SNIPPET_CONFIGURATION, "not supported here");
 	tr_fail("add_header \"X A\" b;", SNIPPET_CONFIGURATION, "bad header name");
-	tr_fail("add_header X-A \"a\\r\\nInjected: 1\";", SNIPPET_CONFIGURATION, "contains CR or LF");
+	tr_fail("add_header X-A \"a\\r\\nInjected: 1\";", SNIPPET_CONFIGURATION,
+	        "contains CR or LF");
 	tr_fail("add_header X-A \"a\nb\";", SNIPPET_CONFIGURATION, "contains CR or LF");
 	tr_fail("add_header X-A \"a\x01\";", SNIPPET_CONFIGURATION, "control character");
 	tr_fail("add_header X-A b sometimes;", SNIPPET_CONFIGURATION, "optional \"always\"");

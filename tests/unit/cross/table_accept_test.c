@@ -198,14 +198,31 @@ static json_object *hostile(void)
 static json_object *hostile_snippet(void)
 {
 	static const char *const dirs[] = {
-	    "proxy_set_header", "more_set_input_headers", "more_set_headers",
-	    "add_header",       "more_clear_headers",     "proxy_hide_header",
-	    "return",           "location",               "lua_code",
+	    "proxy_set_header",   "more_set_input_headers", "more_set_headers", "add_header",
+	    "more_clear_headers", "proxy_hide_header",      "return",           "location",
+	    "lua_code",
 	};
 	static const char *const words[] = {
-	    "X-A",  "x-b",   "'X-C: c'", "\"X-D: $host\"", "$http_x_a", "${scheme}", "$uri",
-	    "404",  "200",   "301",      "https://a.example/", "always", "\"a\\\"b\"",
-	    "'\\n'", "{",  "}",        "#",              "-s",        "X-*",       "\"\"",
+	    "X-A",
+	    "x-b",
+	    "'X-C: c'",
+	    "\"X-D: $host\"",
+	    "$http_x_a",
+	    "${scheme}",
+	    "$uri",
+	    "404",
+	    "200",
+	    "301",
+	    "https://a.example/",
+	    "always",
+	    "\"a\\\"b\"",
+	    "'\\n'",
+	    "{",
+	    "}",
+	    "#",
+	    "-s",
+	    "X-*",
+	    "\"\"",
 	};
 	char buf[4096];
 	size_t n = 0;
@@ -214,8 +231,9 @@ static json_object *hostile_snippet(void)
 		int w = snprintf(buf + n, sizeof(buf) - n, "%s", dir);
 		n += (size_t)w;
 		for (size_t a = pick(4); a > 0 && n < sizeof(buf) - 200; a--) {
-			const char *piece = chance(60) ? words[pick(sizeof(words) / sizeof(words[0]))]
-			                               : FRAGMENTS[pick(NFRAG)];
+			const char *piece = chance(60)
+			                        ? words[pick(sizeof(words) / sizeof(words[0]))]
+			                        : FRAGMENTS[pick(NFRAG)];
 			const char *q = chance(30) ? "\"" : chance(30) ? "'" : "";
 			w = snprintf(buf + n, sizeof(buf) - n, " %s%s%s%s", q, piece,
 			             chance(30) ? FRAGMENTS[pick(NFRAG)] : "", q);

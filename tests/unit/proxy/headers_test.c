@@ -331,10 +331,9 @@ static void test_request_headers_and_websocket(void)
 	client_init(&c, "10.0.0.9", false);
 	struct route r = {0};
 	r.path = "/ws";
-	struct route_header set[] = {
-	    {"X-App", "weir", false},
-	    {"x-forwarded-proto", "https", false},
-	    {"Connection", "bogus", false}};
+	struct route_header set[] = {{"X-App", "weir", false},
+	                             {"x-forwarded-proto", "https", false},
+	                             {"Connection", "bogus", false}};
 	r.policy.request_headers = set;
 	r.policy.nrequest_headers = 3;
 	struct headers_ctx ctx = {.route = &r};
@@ -701,8 +700,7 @@ static void test_expand(void)
 	CHECK(n > 0);
 	CHECK(strstr(out, "\r\nX-Host: www.example.com\r\n") != NULL);
 	CHECK(strstr(out, "\r\nX-Url: https://www.example.com/a/b?c=d\r\n") != NULL);
-	CHECK(strstr(out,
-	             "\r\nX-Who: 192.0.2.7/0123456789abcdef0123456789abcdef\r\n") != NULL);
+	CHECK(strstr(out, "\r\nX-Who: 192.0.2.7/0123456789abcdef0123456789abcdef\r\n") != NULL);
 	CHECK(strstr(out, "\r\nX-Ua: [curl/8][1, 2][]\r\n") != NULL);
 	CHECK(strstr(out, "\r\nX-Lit: $host stays\r\n") != NULL);
 
