@@ -214,9 +214,10 @@ int snippet_tokenize(const char *text, size_t len, struct snippet_directives *ou
 				*o++ = text[i++];
 			}
 			if (i < len && !is_blank(text[i]) && text[i] != ';' && text[i] != '{') {
+				char after[2] = {text[i], '\0'};
 				fail(err, errlen, WEIR_EINVAL,
-				     "line %u: unexpected '%c' after a quoted string", line,
-				     text[i]);
+				     "line %u: unexpected %s after a quoted string", line,
+				     q(after, qb, sizeof(qb)));
 				goto out;
 			}
 		} else {

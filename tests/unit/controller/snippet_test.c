@@ -147,7 +147,9 @@ static void test_hostile(void)
 	tok_fail("{ a; }", "unexpected '{'");
 	tok_fail("a;}", "unexpected '}'");
 	tok_fail(";", "unexpected ';'");
-	tok_fail("a \"b\"c;", "unexpected 'c' after a quoted string");
+	tok_fail("a \"b\"c;", "unexpected \"c\" after a quoted string");
+	/* the byte is shown escaped: the message goes into an Event */
+	tok_fail("a 'b'\x01;", "unexpected \"\\x01\" after a quoted string");
 	tok_fail("a ${b;", "unterminated \"${\"");
 	tok_fail("a ${b\n};", "unterminated \"${\"");
 	tok_fail("a;\n\nb 'x;", "line 3:");
