@@ -333,6 +333,23 @@ static bool transport_header(const char *name)
 	return false;
 }
 
+/* Headers ingress-nginx's location sets with proxy_set_header from
+ * variables that do not read the request header of the same name (the
+ * client address, the scheme and port, the original URI) or that only
+ * append to it (X-Forwarded-For): more_set_input_headers on them does not
+ * reach the upstream as written. */
+static bool derived_header(const char *name)
+{
+	static const char *const names[] = {
+	    "x-real-ip",         "x-forwarded-for",    "x-forwarded-host", "x-forwarded-port",
+	    "x-forwarded-proto", "x-forwarded-scheme", "x-scheme",         "x-original-uri",
+	};
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strcasecmp(name, names[i]) == 0)
+			return true;
+	return false;
+}
+
 /* A header name and value a snippet may set: err names the directive. */
 static int check_header(const char *dir, const char *name, const char *value, char *err,
                         size_t errlen)
@@ -589,6 +606,14 @@ static int translate(const struct snippet_directive *d, enum snippet_kind kind,
 			                      errlen)) ||
 			    (rc = check_header(dir, nbuf, value, err, errlen)))
 				return rc;
+			if (input && derived_header(nbuf))
+				return fail(
+				    err, errlen, WEIR_EINVAL,
+				    "directive \"%s\": ingress-nginx sets %s on the upstream "
+				    "request from its own variables, so a changed request header "
+				    "does not reach the upstream as written; not translated (use "
+				    "proxy_set_header)",
+				    dir, q(nbuf, qb, sizeof(qb)));
 			bool expand = strchr(value, '$') != NULL;
 			rc =
 			    input

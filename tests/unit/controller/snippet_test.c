@@ -326,6 +326,10 @@ static void test_refusals(void)
 	tr_fail("more_set_headers -s 404 'X-A: b';", SNIPPET_CONFIGURATION, "option \"-s\"");
 	tr_fail("more_set_input_headers -r 'X-A: b';", SNIPPET_CONFIGURATION, "option \"-r\"");
 	tr_fail("more_clear_headers 'X-*';", SNIPPET_CONFIGURATION, "wildcard \"X-*\"");
+	tr_fail("more_set_input_headers 'X-Real-IP: 1.2.3.4';", SNIPPET_CONFIGURATION,
+	        "ingress-nginx sets \"X-Real-IP\"");
+	tr_fail("more_set_input_headers 'x-forwarded-for: 1.2.3.4';", SNIPPET_SERVER,
+	        "use proxy_set_header");
 	tr_fail("proxy_hide_header A B;", SNIPPET_CONFIGURATION, "one header name");
 	tr_fail("return 444;", SNIPPET_CONFIGURATION, "444");
 	tr_fail("return 199;", SNIPPET_CONFIGURATION, "200..599");
