@@ -133,6 +133,56 @@ static void headers_free(struct route_header *h, size_t n)
 	free(h);
 }
 
+static bool var_char(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       c == '_';
+}
+
+size_t route_template_var(const char *s, const char **name, size_t *name_len)
+{
+	size_t n = 0;
+	if (s[0] != '$')
+		return 0;
+	if (s[1] == '{') {
+		while (var_char(s[2 + n]))
+			n++;
+		if (n == 0 || s[2 + n] != '}')
+			return 0;
+		*name = s + 2;
+		*name_len = n;
+		return n + 3;
+	}
+	while (var_char(s[1 + n]))
+		n++;
+	if (n == 0)
+		return 0;
+	*name = s + 1;
+	*name_len = n;
+	return n + 1;
+}
+
+enum route_var route_var_lookup(const char *name, size_t len)
+{
+	static const struct {
+		const char *name;
+		enum route_var var;
+	} vars[] = {
+	    {"host", ROUTE_VAR_HOST},
+	    {"scheme", ROUTE_VAR_SCHEME},
+	    {"request_uri", ROUTE_VAR_REQUEST_URI},
+	    {"remote_addr", ROUTE_VAR_REMOTE_ADDR},
+	    {"request_id", ROUTE_VAR_REQUEST_ID},
+	    {"req_id", ROUTE_VAR_REQ_ID},
+	};
+	for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
+		if (strlen(vars[i].name) == len && memcmp(vars[i].name, name, len) == 0)
+			return vars[i].var;
+	if (len > 5 && memcmp(name, "http_", 5) == 0)
+		return ROUTE_VAR_HTTP;
+	return ROUTE_VAR_NONE;
+}
+
 void route_policy_cleanup(struct route_policy *p)
 {
 	if (!p)
@@ -163,6 +213,12 @@ void route_policy_cleanup(struct route_policy *p)
 	free(p->cors.expose_headers);
 	headers_free(p->request_headers, p->nrequest_headers);
 	headers_free(p->response_headers, p->nresponse_headers);
+	for (size_t i = 0; i < p->nadd_headers; i++) {
+		free(p->add_headers[i].name);
+		free(p->add_headers[i].value);
+	}
+	free(p->add_headers);
+	free(p->return_body);
 	for (size_t i = 0; i < p->nhide_headers; i++)
 		free(p->hide_headers[i]);
 	free(p->hide_headers);
@@ -717,9 +773,11 @@ static int parse_cidrs(struct parser *p, json_object *obj, const char *path, con
 }
 
 static const char *const header_keys[] = {"name", "value", NULL};
+static const char *const template_header_keys[] = {"name", "value", "expand", NULL};
 
+/* An array of {"name","value"} (with "expand" when templates) into *out. */
 static int parse_headers(struct parser *p, json_object *obj, const char *path, const char *key,
-                         struct route_header **out, size_t *nout)
+                         bool templates, struct route_header **out, size_t *nout)
 {
 	json_object *arr, *h;
 	size_t n;
@@ -736,9 +794,41 @@ static int parse_headers(struct parser *p, json_object *obj, const char *path, c
 	for (size_t i = 0; i < n; i++) {
 		path_index(ep, kp, i);
 		if ((rc = elem_object(p, arr, i, ep, &h)) != 0 ||
-		    (rc = check_keys(p, h, ep, header_keys)) != 0 ||
+		    (rc = check_keys(p, h, ep, templates ? template_header_keys : header_keys)) !=
+		        0 ||
 		    (rc = req_str(p, h, ep, "name", 0, &hs[i].name)) != 0 ||
-		    (rc = req_str(p, h, ep, "value", 0, &hs[i].value)) != 0)
+		    (rc = req_str(p, h, ep, "value", 0, &hs[i].value)) != 0 ||
+		    (templates && (rc = opt_bool(p, h, ep, "expand", &hs[i].expand)) != 0))
+			return rc;
+	}
+	return 0;
+}
+
+static const char *const add_header_keys[] = {"name", "value", "always", "expand", NULL};
+
+static int parse_add_headers(struct parser *p, json_object *obj, const char *path,
+                             struct route_add_header **out, size_t *nout)
+{
+	json_object *arr, *h;
+	size_t n;
+	char kp[PATH_MAX_LEN], ep[PATH_MAX_LEN];
+	int rc = opt_array(p, obj, path, "add_headers", &arr, &n);
+	if (rc != 0 || n == 0)
+		return rc;
+	path_key(kp, path, "add_headers");
+	struct route_add_header *hs = calloc(n, sizeof(*hs));
+	if (!hs)
+		return oom(p, kp);
+	*out = hs;
+	*nout = n;
+	for (size_t i = 0; i < n; i++) {
+		path_index(ep, kp, i);
+		if ((rc = elem_object(p, arr, i, ep, &h)) != 0 ||
+		    (rc = check_keys(p, h, ep, add_header_keys)) != 0 ||
+		    (rc = req_str(p, h, ep, "name", 0, &hs[i].name)) != 0 ||
+		    (rc = req_str(p, h, ep, "value", 0, &hs[i].value)) != 0 ||
+		    (rc = opt_bool(p, h, ep, "always", &hs[i].always)) != 0 ||
+		    (rc = opt_bool(p, h, ep, "expand", &hs[i].expand)) != 0)
 			return rc;
 	}
 	return 0;
@@ -806,7 +896,7 @@ static int parse_ext_auth(struct parser *p, json_object *obj, const char *path,
 	                      &a->nresponse_headers)) != 0 ||
 	    (rc = opt_str(p, obj, path, "cache_key", STR_NULLABLE, &a->cache_key)) != 0 ||
 	    (rc = opt_str(p, obj, path, "cache_duration", STR_NULLABLE, &a->cache_duration)) != 0 ||
-	    (rc = parse_headers(p, obj, path, "proxy_set_headers", &a->proxy_set_headers,
+	    (rc = parse_headers(p, obj, path, "proxy_set_headers", false, &a->proxy_set_headers,
 	                        &a->nproxy_set_headers)) != 0)
 		return rc;
 	return 0;
@@ -843,6 +933,8 @@ static const char *const policy_keys[] = {"connect_timeout_ms",
                                           "redirect_code",
                                           "redirect_url",
                                           "redirect_host",
+                                          "return_code",
+                                          "return_body",
                                           "app_root",
                                           "custom_errors",
                                           "error_backend",
@@ -872,6 +964,7 @@ static const char *const policy_keys[] = {"connect_timeout_ms",
                                           "access_log",
                                           "request_headers",
                                           "response_headers",
+                                          "add_headers",
                                           "hide_headers",
                                           "ext_auth",
                                           "backend_tls",
@@ -1050,6 +1143,7 @@ static int parse_policy(struct parser *p, json_object *obj, const char *path,
 {
 	int rc, e;
 	int64_t code = pol->redirect_code;
+	int64_t rcode = pol->return_code;
 	json_object *sub;
 	char kp[PATH_MAX_LEN];
 
@@ -1081,9 +1175,13 @@ static int parse_policy(struct parser *p, json_object *obj, const char *path,
 	    (rc = opt_str(p, obj, path, "redirect_url", STR_NULLABLE, &pol->redirect_url)) != 0 ||
 	    (rc = opt_str(p, obj, path, "redirect_host", STR_NULLABLE, &pol->redirect_host)) !=
 	        0 ||
+	    (rc = opt_int(p, obj, path, "return_code", 0, 999, &rcode, NULL)) != 0 ||
+	    (rc = opt_str(p, obj, path, "return_body", STR_NULLABLE | STR_MULTILINE,
+	                  &pol->return_body)) != 0 ||
 	    (rc = opt_str(p, obj, path, "app_root", STR_NULLABLE, &pol->app_root)) != 0)
 		return rc;
 	pol->redirect_code = (uint16_t)code;
+	pol->return_code = (uint16_t)rcode;
 	if ((rc = parse_custom_errors(p, obj, path, pol)) != 0 ||
 	    (rc = opt_index(p, obj, path, "error_backend", p->nbackends, true,
 	                    &pol->error_backend)) != 0)
@@ -1141,10 +1239,11 @@ static int parse_policy(struct parser *p, json_object *obj, const char *path,
 	    (rc = opt_bool(p, obj, path, "request_base", &pol->request_base)) != 0 ||
 	    (rc = opt_bool(p, obj, path, "origin_rewrite", &pol->origin_rewrite)) != 0 ||
 	    (rc = opt_bool(p, obj, path, "access_log", &pol->access_log)) != 0 ||
-	    (rc = parse_headers(p, obj, path, "request_headers", &pol->request_headers,
+	    (rc = parse_headers(p, obj, path, "request_headers", true, &pol->request_headers,
 	                        &pol->nrequest_headers)) != 0 ||
-	    (rc = parse_headers(p, obj, path, "response_headers", &pol->response_headers,
+	    (rc = parse_headers(p, obj, path, "response_headers", true, &pol->response_headers,
 	                        &pol->nresponse_headers)) != 0 ||
+	    (rc = parse_add_headers(p, obj, path, &pol->add_headers, &pol->nadd_headers)) != 0 ||
 	    (rc = parse_names(p, obj, path, "hide_headers", &pol->hide_headers,
 	                      &pol->nhide_headers)) != 0 ||
 	    (rc = opt_object(p, obj, path, "ext_auth", &sub)) != 0)
@@ -2193,6 +2292,7 @@ static void w_headers(struct writer *w, const char *key, const struct route_head
 		w_open(w, "{", &osaved);
 		w_str(w, "name", h[i].name);
 		w_str(w, "value", h[i].value);
+		w_bool_d(w, "expand", h[i].expand, false);
 		w_close_obj(w, osaved);
 	}
 	w_close_arr(w, saved);
@@ -2233,6 +2333,8 @@ static void w_policy(struct writer *w, const struct route_policy *p)
 	w_int_d(w, "redirect_code", p->redirect_code, d->redirect_code);
 	w_str_d(w, "redirect_url", p->redirect_url, NULL);
 	w_str_d(w, "redirect_host", p->redirect_host, NULL);
+	w_int_d(w, "return_code", p->return_code, d->return_code);
+	w_str_d(w, "return_body", p->return_body, NULL);
 	w_str_d(w, "app_root", p->app_root, NULL);
 	if (route_custom_errors_any(p)) {
 		bool esaved;
@@ -2319,6 +2421,21 @@ static void w_policy(struct writer *w, const struct route_policy *p)
 	w_bool_d(w, "access_log", p->access_log, d->access_log);
 	w_headers(w, "request_headers", p->request_headers, p->nrequest_headers);
 	w_headers(w, "response_headers", p->response_headers, p->nresponse_headers);
+	if (p->nadd_headers) {
+		bool asaved, hsaved;
+		w_key(w, "add_headers");
+		w_open(w, "[", &asaved);
+		for (size_t i = 0; i < p->nadd_headers; i++) {
+			w_next(w);
+			w_open(w, "{", &hsaved);
+			w_str(w, "name", p->add_headers[i].name);
+			w_str(w, "value", p->add_headers[i].value);
+			w_bool_d(w, "always", p->add_headers[i].always, false);
+			w_bool_d(w, "expand", p->add_headers[i].expand, false);
+			w_close_obj(w, hsaved);
+		}
+		w_close_arr(w, asaved);
+	}
 	if (p->nhide_headers) {
 		w_key(w, "hide_headers");
 		w_open(w, "[", &csaved);

@@ -21,7 +21,9 @@
  *   balance "round_robin"|"ewma"; affinity "none"|"cookie";
  *   affinity_mode "balanced"|"persistent".
  * - CIDR lists are arrays of strings; header lists are arrays of
- *   {"name":..,"value":..}; hide_headers is an array of strings.
+ *   {"name":..,"value":..} ("expand":true marks a template, see struct
+ *   route_header); add_headers entries add "always"; hide_headers is an
+ *   array of strings.
  * - durations are integers in milliseconds (keys ending _ms) or seconds
  *   (keys ending _s); sizes in bytes.
  * - endpoints[]: {"address":"10.0.0.5","port":8080,"weight":1,"draining":false}.
@@ -52,6 +54,8 @@
 /* auth-tls-verify-depth at most this (nginx takes any int; longer chains
  * are not seen in practice). */
 #define ROUTE_VERIFY_DEPTH_MAX 100
+/* policy.return_body at most this many bytes. */
+#define ROUTE_RETURN_BODY_MAX 1024
 
 enum route_match {
 	ROUTE_MATCH_EXACT = 0,  /* JSON "exact": whole path, case-sensitive */
@@ -66,10 +70,28 @@ enum route_affinity { ROUTE_AFFINITY_NONE = 0, ROUTE_AFFINITY_COOKIE = 1 };
 enum route_affinity_mode { ROUTE_AFFINITY_BALANCED = 0, ROUTE_AFFINITY_PERSISTENT = 1 };
 
 /* "Name: value" to set (replacing any header of that name). Names are HTTP
- * tokens; values hold no CR, LF or NUL (the parser refuses them). */
+ * tokens; values hold no CR, LF or NUL (the parser refuses them). With
+ * expand (JSON "expand": true; only in policy.request_headers and
+ * policy.response_headers) the value is a template whose $name / ${name}
+ * references the proxy replaces per request (route_template_var lists the
+ * names); without it the value is sent byte for byte, '$' included. */
 struct route_header {
 	char *name;
 	char *value;
+	bool expand; /* false */
+};
+
+/* nginx add_header (configuration-snippet): appended to the response
+ * after the upstream's headers (a same-named upstream header stays) when
+ * the status is 200, 201, 204, 206, 301, 302, 303, 304, 307 or 308, on
+ * every status when always. JSON {"name":..,"value":..,"always":false,
+ * "expand":false};
+ * name and value as struct route_header. */
+struct route_add_header {
+	char *name;
+	char *value;
+	bool always; /* false */
+	bool expand; /* false; as struct route_header */
 };
 
 /* An IPv4 or IPv6 network; JSON: "10.0.0.0/8", "2001:db8::/32", or a bare
@@ -232,6 +254,12 @@ struct route_policy {
 	 * redirect_url) every request is redirected to the same scheme, this
 	 * host, the port of the request's Host header and the request target */
 	char *redirect_host;
+	/* A fixed answer made by the proxy without contacting the upstream
+	 * (snippet "return CODE text"): 0: none; else 200..599 but not a
+	 * redirect code, with return_body (NULL: empty; at most
+	 * ROUTE_RETURN_BODY_MAX bytes) as text/plain. */
+	uint16_t return_code;
+	char *return_body;
 	char *app_root; /* NULL: none; else requests for exactly "/" get 302 here */
 	/* custom-http-errors: bit (code - ROUTE_CUSTOM_ERROR_MIN) is set for each
 	 * code whose answer (from the upstream, or the proxy's own 502/503/504
@@ -288,6 +316,8 @@ struct route_policy {
 	struct route_header *request_headers;
 	size_t nresponse_headers;
 	struct route_header *response_headers;
+	size_t nadd_headers; /* nginx add_header, after response_headers */
+	struct route_add_header *add_headers;
 	size_t nhide_headers; /* response header names to remove */
 	char **hide_headers;
 	struct route_auth auth;         /* 401 unless the request carries valid credentials */
@@ -467,6 +497,35 @@ struct route_table {
 	size_t nbackend_tls;
 	struct route_backend_tls_profile *backend_tls;
 };
+
+/* The nginx variables an expanded header value may name, as the proxy
+ * fills them per request: "host" (the request's Host without port, lower
+ * case), "scheme" ("http" or "https" as the client connected),
+ * "request_uri" (the request target as received), "remote_addr" (the real
+ * client address), "request_id" (weir's request ID), "req_id" (the
+ * X-Request-ID weir sends upstream: a trusted peer's, else request_id) and
+ * "http_<name>" (the request headers named <name> with '_' for '-', any
+ * case, joined with ", "; empty when absent). */
+enum route_var {
+	ROUTE_VAR_NONE = 0, /* not a variable weir expands */
+	ROUTE_VAR_HOST,
+	ROUTE_VAR_SCHEME,
+	ROUTE_VAR_REQUEST_URI,
+	ROUTE_VAR_REMOTE_ADDR,
+	ROUTE_VAR_REQUEST_ID,
+	ROUTE_VAR_REQ_ID,
+	ROUTE_VAR_HTTP, /* http_<name>: the header name follows "http_" */
+};
+
+/* The reference starting at s[0] == '$' in a template: "$name" (name
+ * characters [A-Za-z0-9_], as many as follow) or "${name}". Sets *name and
+ * *name_len (borrowed from s) and returns the bytes the reference spans, or
+ * 0 when no name follows or "${" is not closed. */
+size_t route_template_var(const char *s, const char **name, size_t *name_len);
+
+/* Which variable name[0..len) is (ROUTE_VAR_NONE when weir does not expand
+ * it; "http_" alone is none). */
+enum route_var route_var_lookup(const char *name, size_t len);
 
 /* Allocate an empty table with the default settings, version and
  * default_cert/default_backend at -1. Caller frees with route_table_free().

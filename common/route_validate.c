@@ -352,6 +352,47 @@ int route_validate_header_value(const char *s, char *err, size_t errlen)
 	return no_ctl(s, true, err, errlen);
 }
 
+int route_validate_header_template(const char *s, char *err, size_t errlen)
+{
+	char q[96];
+	int rc = route_validate_header_value(s, err, errlen);
+	if (rc)
+		return rc;
+	for (const char *p = strchr(s, '$'); p; p = strchr(p, '$')) {
+		const char *name;
+		size_t len, n = route_template_var(p, &name, &len);
+		if (n == 0) {
+			route_validate_quote(s, q, sizeof(q));
+			return fail(err, errlen, "%s: '$' names no variable", q);
+		}
+		if (route_var_lookup(name, len) == ROUTE_VAR_NONE)
+			return fail(err, errlen, "variable \"$%.*s\" is not one weir expands",
+			            (int)(len > 64 ? 64 : len), name);
+		p += n;
+	}
+	return 0;
+}
+
+int route_validate_return_body(const char *s, char *err, size_t errlen)
+{
+	char q[96];
+	size_t n = strlen(s);
+	if (n > ROUTE_RETURN_BODY_MAX)
+		return fail(err, errlen, "a body of %zu bytes is more than the %u allowed", n,
+		            ROUTE_RETURN_BODY_MAX);
+	if (!route_validate_utf8(s, n)) {
+		route_validate_quote(s, q, sizeof(q));
+		return fail(err, errlen, "%s is not valid UTF-8", q);
+	}
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if (is_ctl(*p) && *p != '\t' && *p != '\r' && *p != '\n') {
+			route_validate_quote(s, q, sizeof(q));
+			return fail(err, errlen, "%s contains a control character", q);
+		}
+	}
+	return 0;
+}
+
 int route_validate_auth_set_header(const char *name, const char *value, char *err, size_t errlen)
 {
 	/* Hop-by-hop, body framing and Host: what the auth request is and how
@@ -558,7 +599,8 @@ static int check_headers(const struct route_header *h, size_t n, const char *key
 			set_field(field, fieldlen, "%s[%zu].name", key, i);
 			return WEIR_EINVAL;
 		}
-		if (route_validate_header_value(h[i].value ? h[i].value : "", err, errlen)) {
+		if ((h[i].expand ? route_validate_header_template : route_validate_header_value)(
+		        h[i].value ? h[i].value : "", err, errlen)) {
 			set_field(field, fieldlen, "%s[%zu].value", key, i);
 			return WEIR_EINVAL;
 		}
@@ -634,6 +676,11 @@ static int check_ext_auth(const struct route_ext_auth *a, char *field, size_t fi
 	for (size_t i = 0; i < a->nproxy_set_headers; i++) {
 		const struct route_header *h = &a->proxy_set_headers[i];
 		const char *name = h->name ? h->name : "", *value = h->value ? h->value : "";
+		if (h->expand) {
+			set_field(field, fieldlen, "ext_auth.proxy_set_headers[%zu].expand", i);
+			return fail(err, errlen,
+			            "variables are not expanded in auth request headers");
+		}
 		if (route_validate_auth_set_header(name, value, err, errlen)) {
 			set_field(field, fieldlen, "ext_auth.proxy_set_headers[%zu]", i);
 			return WEIR_EINVAL;
@@ -674,6 +721,29 @@ int route_validate_policy(const struct route_policy *p, char *field, size_t fiel
 		return fail(err, errlen, "%u is not 0, 300, 301, 302, 303, 307 or 308",
 		            (unsigned)p->redirect_code);
 	}
+	if (p->return_code != 0 &&
+	    (p->return_code < 200 || p->return_code > 599 || p->return_code == 301 ||
+	     p->return_code == 302 || p->return_code == 303 || p->return_code == 307 ||
+	     p->return_code == 308)) {
+		set_field(field, fieldlen, "return_code");
+		return fail(err, errlen, "%u is not 0 or 200..599 (redirect codes excluded)",
+		            (unsigned)p->return_code);
+	}
+	if (p->return_body && !p->return_code) {
+		set_field(field, fieldlen, "return_body");
+		return fail(err, errlen, "set without return_code");
+	}
+	if (p->return_body && (p->return_code == 204 || p->return_code == 304)) {
+		set_field(field, fieldlen, "return_body");
+		return fail(err, errlen, "a %u answer has no body", (unsigned)p->return_code);
+	}
+	if (p->return_code && p->redirect_code) {
+		set_field(field, fieldlen, "return_code");
+		return fail(err, errlen, "set together with redirect_code");
+	}
+	if ((rc = opt(p->return_body, route_validate_return_body, "return_body", field, fieldlen,
+	              err, errlen)))
+		return rc;
 	if (p->redirect_code && !p->redirect_url && !p->redirect_host) {
 		set_field(field, fieldlen, "redirect_url");
 		return fail(err, errlen, "required when redirect_code is set");
@@ -764,6 +834,18 @@ int route_validate_policy(const struct route_policy *p, char *field, size_t fiel
 	    (rc = check_headers(p->response_headers, p->nresponse_headers, "response_headers",
 	                        field, fieldlen, err, errlen)))
 		return rc;
+	for (size_t i = 0; i < p->nadd_headers; i++) {
+		const struct route_add_header *h = &p->add_headers[i];
+		if (route_validate_token(h->name ? h->name : "", err, errlen)) {
+			set_field(field, fieldlen, "add_headers[%zu].name", i);
+			return WEIR_EINVAL;
+		}
+		if ((h->expand ? route_validate_header_template : route_validate_header_value)(
+		        h->value ? h->value : "", err, errlen)) {
+			set_field(field, fieldlen, "add_headers[%zu].value", i);
+			return WEIR_EINVAL;
+		}
+	}
 	for (size_t i = 0; i < p->nhide_headers; i++) {
 		if (route_validate_token(p->hide_headers[i] ? p->hide_headers[i] : "", err,
 		                         errlen)) {

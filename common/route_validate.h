@@ -88,6 +88,15 @@ int route_validate_token(const char *s, char *err, size_t errlen);
 /* A header field value (RFC 9110 5.5): UTF-8, no control byte but HTAB. */
 int route_validate_header_value(const char *s, char *err, size_t errlen);
 
+/* A header value marked expand: a header value (as above) whose every '$'
+ * starts a reference to a variable route_var_lookup knows
+ * (route_table.h). */
+int route_validate_header_template(const char *s, char *err, size_t errlen);
+
+/* policy.return_body: valid UTF-8, at most ROUTE_RETURN_BODY_MAX bytes, no
+ * control byte but HTAB, CR and LF (it is a body, never a header). */
+int route_validate_return_body(const char *s, char *err, size_t errlen);
+
 /* Most bytes of all auth-proxy-set-headers of a route together ("Name:
  * value" plus CRLF each): the auth request head has a fixed cap. */
 #define ROUTE_AUTH_SET_HEADERS_MAX_BYTES 8192

@@ -219,6 +219,7 @@ int annotations_parse_headers(const char *s, struct route_header **out, size_t *
 			list = grown;
 			list[count].name = strndup(l, (size_t)(colon - l));
 			list[count].value = value;
+			list[count].expand = false; /* annotation values are literal */
 			count++;
 			if (!list[count - 1].name || !list[count - 1].value) {
 				free(l);
@@ -373,10 +374,12 @@ static int dup_headers(struct route_header **dst, const struct route_header *src
 	*dst = calloc(n, sizeof(**dst));
 	if (!*dst)
 		return WEIR_ENOMEM;
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
+		(*dst)[i].expand = src[i].expand;
 		if (dup_str(&(*dst)[i].name, src[i].name) ||
 		    dup_str(&(*dst)[i].value, src[i].value))
 			return WEIR_ENOMEM;
+	}
 	return 0;
 }
 
@@ -429,6 +432,9 @@ int annotations_policy_copy(struct route_policy *dst, const struct route_policy 
 	dst->request_headers = dst->response_headers = NULL;
 	dst->hide_headers = NULL;
 	dst->nrequest_headers = dst->nresponse_headers = dst->nhide_headers = 0;
+	dst->add_headers = NULL;
+	dst->nadd_headers = 0;
+	dst->return_body = NULL;
 	memset(&dst->ext_auth, 0, sizeof(dst->ext_auth));
 	dst->nallow = dst->ndeny = 0;
 	dst->auth.realm = NULL;
@@ -441,6 +447,7 @@ int annotations_policy_copy(struct route_policy *dst, const struct route_policy 
 	    dup_str(&dst->rewrite_target, src->rewrite_target) ||
 	    dup_str(&dst->redirect_url, src->redirect_url) ||
 	    dup_str(&dst->redirect_host, src->redirect_host) ||
+	    dup_str(&dst->return_body, src->return_body) ||
 	    dup_str(&dst->app_root, src->app_root) || dup_str(&dst->hash_by, src->hash_by) ||
 	    dup_str(&dst->cookie.name, src->cookie.name) ||
 	    dup_str(&dst->cookie.path, src->cookie.path) ||
@@ -490,6 +497,19 @@ int annotations_policy_copy(struct route_policy *dst, const struct route_policy 
 		if (!dst->response_headers)
 			dst->nresponse_headers = 0;
 		goto out;
+	}
+	if (src->nadd_headers) {
+		dst->add_headers = calloc(src->nadd_headers, sizeof(*dst->add_headers));
+		if (!dst->add_headers)
+			goto out;
+		dst->nadd_headers = src->nadd_headers;
+		for (size_t i = 0; i < src->nadd_headers; i++) {
+			dst->add_headers[i].always = src->add_headers[i].always;
+			dst->add_headers[i].expand = src->add_headers[i].expand;
+			if (dup_str(&dst->add_headers[i].name, src->add_headers[i].name) ||
+			    dup_str(&dst->add_headers[i].value, src->add_headers[i].value))
+				goto out;
+		}
 	}
 	if (src->nhide_headers) {
 		dst->hide_headers = calloc(src->nhide_headers, sizeof(char *));
@@ -1622,6 +1642,19 @@ static const struct {
     /* clang-format on */
 };
 
+/* The snippet_kind a snippet key is translated as, or -1 (refused whole:
+ * stream-snippet, modsecurity-snippet). */
+static int snippet_kind_of(const char *suffix)
+{
+	if (strcmp(suffix, "configuration-snippet") == 0)
+		return SNIPPET_CONFIGURATION;
+	if (strcmp(suffix, "server-snippet") == 0)
+		return SNIPPET_SERVER;
+	if (strcmp(suffix, "auth-snippet") == 0)
+		return SNIPPET_AUTH;
+	return -1;
+}
+
 static const char *inapplicable_why(const char *suffix)
 {
 	for (size_t i = 0; i < sizeof(inapplicable) / sizeof(inapplicable[0]); i++)
@@ -1644,6 +1677,26 @@ enum annotation_support annotations_key_support(const char *suffix, const char *
 	enum annotation_support st = ANNOTATION_IGNORED;
 	bool handled = false;
 	/* The order annotations_parse checks them in. */
+	switch (snippet_kind_of(suffix)) {
+	case SNIPPET_CONFIGURATION:
+		st = ANNOTATION_ACTS;
+		d = "a subset: proxy_set_header, more_set_input_headers, add_header, "
+		    "more_set_headers, more_clear_headers, proxy_hide_header, return; any other "
+		    "directive drops the Ingress";
+		goto out;
+	case SNIPPET_SERVER:
+		st = ANNOTATION_ACTS;
+		d = "a subset: add_header, more_set_headers, more_set_input_headers, "
+		    "more_clear_headers, proxy_hide_header, for the Ingress's own routes; any "
+		    "other directive drops the Ingress";
+		goto out;
+	case SNIPPET_AUTH:
+		st = ANNOTATION_ACTS;
+		d = "proxy_set_header only, with auth-url; any other directive drops the Ingress";
+		goto out;
+	default:
+		break;
+	}
 	for (size_t s = 0; s < sizeof(snippets) / sizeof(snippets[0]); s++)
 		if (strcmp(suffix, snippets[s]) == 0) {
 			st = ANNOTATION_REFUSED;
@@ -1734,6 +1787,102 @@ static bool canonical_present(json_object *annotations, const char *suffix)
 	return false;
 }
 
+/* True when the weir.dev/ form of suffix is set (it wins over the nginx
+ * one). */
+static bool weir_key_present(json_object *annotations, const char *suffix)
+{
+	char wkey[256];
+	snprintf(wkey, sizeof(wkey), "%s%s", ANNOTATIONS_WEIR_PREFIX, suffix);
+	return json_object_object_get_ex(annotations, wkey, NULL);
+}
+
+/* Fold the translated snippets into a->policy (rules in README "Snippets"):
+ * - server-snippet and configuration-snippet: add_header of the
+ *   configuration-snippet replaces the server-snippet's (nginx inherits a
+ *   server block's add_header only into a location that has none); both
+ *   setting request headers, response headers or hiding headers is refused
+ *   (headers-more's and proxy_hide_header's inheritance is not translated).
+ * - with the annotations: request-headers / response-headers first, a
+ *   snippet header of the same name replaces the annotation's; hide-headers
+ *   and snippet hides are joined; a snippet "return" together with
+ *   permanent-redirect, temporal-redirect or app-root is refused.
+ * - auth-snippet headers go to ext_auth.proxy_set_headers (compile adds
+ *   auth-proxy-set-headers, the snippet winning on a name); without
+ *   auth-url they do nothing (a warning). */
+static int merge_snippets(struct annotations *a, struct snippet_policy *sp,
+                          struct annotation_issues *issues)
+{
+	struct snippet_policy *cs = &sp[SNIPPET_CONFIGURATION], *ss = &sp[SNIPPET_SERVER];
+	struct snippet_policy *as = &sp[SNIPPET_AUTH];
+	struct route_policy *p = &a->policy;
+	const char *both = NULL;
+	int rc;
+	if (cs->nrequest_headers && ss->nrequest_headers)
+		both = "set request headers (more_set_input_headers)";
+	else if (cs->nresponse_headers && ss->nresponse_headers)
+		both = "set response headers (more_set_headers)";
+	else if (cs->nhide_headers && ss->nhide_headers)
+		both = "hide headers";
+	if (both) {
+		char msg[256];
+		snprintf(msg, sizeof(msg),
+		         "server-snippet and configuration-snippet both %s; how nginx inherits one "
+		         "into the other is not translated; this Ingress is skipped",
+		         both);
+		return add_issue(issues, a->snippet_key[SNIPPET_SERVER], "SnippetNotTranslated",
+		                 msg, true);
+	}
+	if (cs->redirect_code || cs->return_code) {
+		if (p->redirect_code || p->app_root)
+			return add_issue(
+			    issues, a->snippet_key[SNIPPET_CONFIGURATION], "SnippetNotTranslated",
+			    "directive \"return\" together with permanent-redirect, "
+			    "temporal-redirect or app-root is not translated; this Ingress "
+			    "is skipped",
+			    true);
+		p->redirect_code = cs->redirect_code;
+		p->redirect_url = cs->redirect_url;
+		cs->redirect_url = NULL;
+		p->return_code = cs->return_code;
+		p->return_body = cs->return_body;
+		cs->return_body = NULL;
+	}
+	for (int k = 0; k < 2; k++) {
+		struct snippet_policy *s = k ? cs : ss;
+		for (size_t i = 0; i < s->nrequest_headers; i++)
+			if ((rc = snippet_headers_set(&p->request_headers, &p->nrequest_headers,
+			                              s->request_headers[i].name,
+			                              s->request_headers[i].value,
+			                              s->request_headers[i].expand)))
+				return rc;
+		for (size_t i = 0; i < s->nresponse_headers; i++)
+			if ((rc = snippet_headers_set(&p->response_headers, &p->nresponse_headers,
+			                              s->response_headers[i].name,
+			                              s->response_headers[i].value,
+			                              s->response_headers[i].expand)))
+				return rc;
+		for (size_t i = 0; i < s->nhide_headers; i++)
+			if ((rc = snippet_names_add(&p->hide_headers, &p->nhide_headers,
+			                            s->hide_headers[i])))
+				return rc;
+	}
+	struct snippet_policy *add = cs->nadd_headers ? cs : ss;
+	p->add_headers = add->add_headers;
+	p->nadd_headers = add->nadd_headers;
+	add->add_headers = NULL;
+	add->nadd_headers = 0;
+	if (as->nauth_headers) {
+		if (!p->ext_auth.url)
+			return add_issue(issues, a->snippet_key[SNIPPET_AUTH], "UnknownAnnotation",
+			                 "has no effect without auth-url (ignored)", false);
+		p->ext_auth.proxy_set_headers = as->auth_headers;
+		p->ext_auth.nproxy_set_headers = as->nauth_headers;
+		as->auth_headers = NULL;
+		as->nauth_headers = 0;
+	}
+	return 0;
+}
+
 int annotations_parse(json_object *annotations, uint32_t drain_default_ms, struct annotations *out,
                       struct annotation_issues *issues)
 {
@@ -1742,6 +1891,8 @@ int annotations_parse(json_object *annotations, uint32_t drain_default_ms, struc
 	size_t nkeys = 0;
 	char err[256], msg[512];
 	struct pctx c = {.a = out, .perm_code = -1, .temp_code = -1, .err = err, .errlen = sizeof(err)};
+	struct snippet_policy snip[3];
+	memset(snip, 0, sizeof(snip));
 
 	memset(out, 0, sizeof(*out));
 	route_policy_init(&out->policy);
@@ -1779,6 +1930,30 @@ int annotations_parse(json_object *annotations, uint32_t drain_default_ms, struc
 		for (size_t s = 0; s < sizeof(snippets) / sizeof(snippets[0]); s++)
 			if (strcmp(suffix, snippets[s]) == 0)
 				snippet = true;
+		int kind = snippet_kind_of(suffix);
+		if (kind >= 0) {
+			if (!weir && weir_key_present(annotations, suffix))
+				continue; /* weir.dev/ wins over the same nginx key */
+			size_t vlen = jv ? (size_t)json_object_get_string_len(jv) : 0;
+			char serr[512];
+			serr[0] = '\0';
+			int sr = snippet_translate(v, vlen, (enum snippet_kind)kind, &snip[kind],
+			                           serr, sizeof(serr));
+			if (sr == WEIR_ENOMEM)
+				goto out;
+			if (sr) {
+				/* nothing of a refused snippet is kept */
+				snippet_policy_cleanup(&snip[kind]);
+				snprintf(msg, sizeof(msg), "%s; this Ingress is skipped", serr);
+				if (add_issue(issues, keys[i], "SnippetNotTranslated", msg, true))
+					goto out;
+				continue;
+			}
+			free(out->snippet_key[kind]);
+			if (!(out->snippet_key[kind] = strdup(keys[i])))
+				goto out;
+			continue;
+		}
 		if (snippet) {
 			if (add_issue(issues, keys[i], "SnippetRefused",
 			              "snippet annotations are refused; this Ingress is skipped",
@@ -1813,13 +1988,8 @@ int annotations_parse(json_object *annotations, uint32_t drain_default_ms, struc
 		}
 		if (canonical_present(annotations, suffix))
 			continue;
-		if (!weir) {
-			/* weir.dev/ wins over the same nginx key */
-			char wkey[256];
-			snprintf(wkey, sizeof(wkey), "%s%s", ANNOTATIONS_WEIR_PREFIX, suffix);
-			if (json_object_object_get_ex(annotations, wkey, NULL))
-				continue;
-		}
+		if (!weir && weir_key_present(annotations, suffix))
+			continue; /* weir.dev/ wins over the same nginx key */
 		err[0] = '\0';
 		c.key = keys[i];
 		int hr = fn(&c, v);
@@ -1895,8 +2065,12 @@ int annotations_parse(json_object *annotations, uint32_t drain_default_ms, struc
 		out->policy.redirect_url = c.temp_url;
 		c.temp_url = NULL;
 	}
+	if ((rc = merge_snippets(out, snip, issues)) != 0)
+		goto out;
 	rc = 0;
 out:
+	for (int k = 0; k < 3; k++)
+		snippet_policy_cleanup(&snip[k]);
 	free(c.perm_url);
 	free(c.temp_url);
 	free(c.redirect_from);
@@ -1931,6 +2105,8 @@ void annotations_cleanup(struct annotations *a)
 	free(a->proxy_ssl_verify_key);
 	free(a->auth_headers);
 	free(a->auth_headers_key);
+	for (int k = 0; k < 3; k++)
+		free(a->snippet_key[k]);
 	route_backend_tls_profile_cleanup(&a->proxy_ssl);
 	memset(a, 0, sizeof(*a));
 }

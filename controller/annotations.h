@@ -10,6 +10,7 @@
 #include <json-c/json.h>
 
 #include "route_table.h"
+#include "snippet.h"
 
 #define ANNOTATIONS_WEIR_PREFIX "weir.dev/"
 #define ANNOTATIONS_NGINX_PREFIX "nginx.ingress.kubernetes.io/"
@@ -75,6 +76,10 @@ struct annotations {
 	 * absent. */
 	char *custom_headers;
 	char *custom_headers_key;
+	/* configuration-snippet, server-snippet, auth-snippet (enum
+	 * snippet_kind order): the full keys as written, NULL when absent. Their
+	 * translation is already merged into policy (docs: README "Snippets"). */
+	char *snippet_key[3];
 };
 
 /* One finding: key is the full annotation key. fatal: the value is bad or
@@ -109,14 +114,17 @@ bool annotations_is_unenforced_security(const char *suffix, const char *value);
 
 /* What weir does with an annotation key, as annotations_parse decides it. */
 enum annotation_support {
-	ANNOTATION_ACTS,         /* a handler reads it */
+	ANNOTATION_ACTS,         /* a handler reads it (detail: NULL, or the subset it
+	                            acts on, for the translated snippets) */
 	ANNOTATION_TRANSLATED,   /* read as another key (detail: that key) */
 	ANNOTATION_IGNORED,      /* reported as unsupported, no effect */
 	ANNOTATION_INAPPLICABLE, /* ignored: tunes something weir does not have
 	                            (detail: what and why) */
 	ANNOTATION_FAIL_CLOSED,  /* drops its Ingress (detail: the harmless value or
 	                            NULL when every value drops it) */
-	ANNOTATION_REFUSED,      /* a snippet: drops its Ingress whatever the value */
+	ANNOTATION_REFUSED,      /* a snippet weir never translates (stream-snippet,
+	                            modsecurity-snippet): drops its Ingress whatever
+	                            the value */
 };
 
 /* The support of suffix (an annotation key without its prefix) whatever its

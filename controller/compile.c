@@ -1402,7 +1402,8 @@ static bool resolve_auth_headers(struct ctx *c, json_object *obj, struct annotat
 	const char *key = a->auth_headers_key;
 	char *cname = NULL, why[256];
 	const char **keys = NULL;
-	size_t nkeys = 0, bytes = 0;
+	size_t nkeys = 0, bytes = 0, nsnip = 0;
+	struct route_header *snip = NULL;
 	bool ok = false;
 	json_object *cm = annotation_ref(c, obj, STORE_CONFIGMAP, a->auth_headers, key,
 	                                 "BadAuthProxySetHeaders", &cname);
@@ -1418,8 +1419,15 @@ static bool resolve_auth_headers(struct ctx *c, json_object *obj, struct annotat
 			keys[nkeys++] = k;
 		}
 		qsort(keys, nkeys, sizeof(*keys), cmp_strp);
-		ea->proxy_set_headers = xcalloc(nkeys, sizeof(*ea->proxy_set_headers));
 	}
+	/* auth-snippet's proxy_set_header entries (already in the list) come
+	 * after the ConfigMap's and win on a name. */
+	snip = ea->proxy_set_headers;
+	nsnip = ea->nproxy_set_headers;
+	ea->proxy_set_headers = NULL;
+	ea->nproxy_set_headers = 0;
+	if (nkeys + nsnip)
+		ea->proxy_set_headers = xcalloc(nkeys + nsnip, sizeof(*ea->proxy_set_headers));
 	for (size_t i = 0; i < nkeys; i++) {
 		json_object *v = jget(data, keys[i]);
 		const char *val =
@@ -1444,6 +1452,11 @@ static bool resolve_auth_headers(struct ctx *c, json_object *obj, struct annotat
 				goto bad;
 			}
 		}
+		bool by_snippet = false;
+		for (size_t j = 0; j < nsnip; j++)
+			by_snippet = by_snippet || strcasecmp(snip[j].name, keys[i]) == 0;
+		if (by_snippet)
+			continue;
 		bytes += strlen(keys[i]) + strlen(val) + 4;
 		if (bytes > ROUTE_AUTH_SET_HEADERS_MAX_BYTES) {
 			snprintf(why, sizeof(why),
@@ -1453,8 +1466,21 @@ static bool resolve_auth_headers(struct ctx *c, json_object *obj, struct annotat
 			goto bad;
 		}
 		struct route_header *h = &ea->proxy_set_headers[ea->nproxy_set_headers++];
+		memset(h, 0, sizeof(*h));
 		h->name = xstrdup(keys[i]);
 		h->value = xstrdup(val);
+	}
+	for (size_t j = 0; j < nsnip; j++) {
+		bytes += strlen(snip[j].name) + strlen(snip[j].value) + 4;
+		ea->proxy_set_headers[ea->nproxy_set_headers++] = snip[j];
+		snip[j].name = snip[j].value = NULL;
+	}
+	if (bytes > ROUTE_AUTH_SET_HEADERS_MAX_BYTES) {
+		snprintf(why, sizeof(why),
+		         "with auth-snippet the headers add up to more than %u bytes (the auth "
+		         "request head has a size cap)",
+		         ROUTE_AUTH_SET_HEADERS_MAX_BYTES);
+		goto bad;
 	}
 	ok = true;
 	goto out;
@@ -1462,6 +1488,11 @@ bad:
 	diag_add(c, "Ingress", obj, key, "BadAuthProxySetHeaders",
 	         "ConfigMap %s: %s; the Ingress's routes are dropped", cname, why);
 out:
+	for (size_t j = 0; j < nsnip; j++) {
+		free(snip[j].name);
+		free(snip[j].value);
+	}
+	free(snip);
 	free(keys);
 	free(cname);
 	return ok;
@@ -1574,6 +1605,7 @@ static bool resolve_custom_headers(struct ctx *c, json_object *obj, struct annot
 		p->response_headers = xrealloc(
 		    p->response_headers, (p->nresponse_headers + 1) * sizeof(*p->response_headers));
 		struct route_header *h = &p->response_headers[p->nresponse_headers++];
+		memset(h, 0, sizeof(*h)); /* expand false: ConfigMap values are sent as written */
 		h->name = xstrdup(keys[i]);
 		h->value = xstrdup(val);
 	}

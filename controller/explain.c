@@ -11,6 +11,7 @@
 
 #include "auth_hash.h"
 #include "error.h"
+#include "route_validate.h"
 
 static const char *match_name(enum route_match m)
 {
@@ -139,6 +140,12 @@ static void put_policy(FILE *out, const char *ind, const struct route_table *t,
 	} else if (p->error_backend >= 0) {
 		fprintf(out, "%serror_backend: %s\n", ind, backend_name(t, p->error_backend));
 	}
+	put_u64(out, ind, "return_code", p->return_code, d.return_code);
+	if (p->return_body) {
+		char qb[96];
+		route_validate_quote(p->return_body, qb, sizeof(qb));
+		fprintf(out, "%sreturn_body: %s\n", ind, qb);
+	}
 	if (p->affinity != d.affinity)
 		fprintf(out, "%saffinity: %s\n", ind,
 		        p->affinity == ROUTE_AFFINITY_COOKIE ? "cookie" : "none");
@@ -205,11 +212,17 @@ static void put_policy(FILE *out, const char *ind, const struct route_table *t,
 	put_bool(out, ind, "origin_rewrite", p->origin_rewrite, d.origin_rewrite);
 	put_bool(out, ind, "access_log", p->access_log, d.access_log);
 	for (size_t i = 0; i < p->nrequest_headers; i++)
-		fprintf(out, "%srequest_header: %s: %s\n", ind, p->request_headers[i].name,
-		        p->request_headers[i].value);
+		fprintf(out, "%srequest_header: %s: %s%s\n", ind, p->request_headers[i].name,
+		        p->request_headers[i].value,
+		        p->request_headers[i].expand ? " (expand)" : "");
 	for (size_t i = 0; i < p->nresponse_headers; i++)
-		fprintf(out, "%sresponse_header: %s: %s\n", ind, p->response_headers[i].name,
-		        p->response_headers[i].value);
+		fprintf(out, "%sresponse_header: %s: %s%s\n", ind, p->response_headers[i].name,
+		        p->response_headers[i].value,
+		        p->response_headers[i].expand ? " (expand)" : "");
+	for (size_t i = 0; i < p->nadd_headers; i++)
+		fprintf(out, "%sadd_header: %s: %s%s%s\n", ind, p->add_headers[i].name,
+		        p->add_headers[i].value, p->add_headers[i].always ? " (always)" : "",
+		        p->add_headers[i].expand ? " (expand)" : "");
 	for (size_t i = 0; i < p->nhide_headers; i++)
 		fprintf(out, "%shide_header: %s\n", ind, p->hide_headers[i]);
 	put_str(out, ind, "ext_auth.url", p->ext_auth.url, NULL);

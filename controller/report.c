@@ -763,6 +763,8 @@ static enum status key_status(const char *suffix, char **detail)
 	*detail = NULL;
 	switch (sup) {
 	case ANNOTATION_ACTS:
+		if (d && asprintf(detail, "%s", d) < 0)
+			abort();
 		return ST_ACTS;
 	case ANNOTATION_TRANSLATED:
 		r = asprintf(detail, "read as `%s`", d);

@@ -94,6 +94,147 @@ static void put_header_s(struct wbuf *w, const char *name, const char *value)
 	put_header(w, name, strlen(name), value, strlen(value));
 }
 
+static bool name_eq(const char *a, size_t alen, const char *b);
+
+/* The value of one variable (route_var_lookup) for req and client. */
+static void put_var(struct wbuf *w, const char *name, size_t len, const struct http_request *req,
+                    const struct http_client *client)
+{
+	enum route_var v = route_var_lookup(name, len);
+	if (!req || !client)
+		return;
+	switch (v) {
+	case ROUTE_VAR_HOST: {
+		/* nginx $host: the Host header without port, lower case */
+		const char *h = req->host;
+		size_t n = req->host ? req->host_len : 0, end = n;
+		if (n && h[0] == '[') {
+			const char *rb = memchr(h, ']', n);
+			end = rb ? (size_t)(rb - h) + 1 : n;
+		} else {
+			const char *colon = memchr(h, ':', n);
+			end = colon ? (size_t)(colon - h) : n;
+		}
+		for (size_t i = 0; i < end; i++) {
+			char c = h[i];
+			if (c >= 'A' && c <= 'Z')
+				c = (char)(c - 'A' + 'a');
+			put(w, &c, 1);
+		}
+		break;
+	}
+	case ROUTE_VAR_SCHEME:
+		puts_(w, client->tls ? "https" : "http");
+		break;
+	case ROUTE_VAR_REQUEST_URI:
+		put(w, req->target, req->target_len);
+		break;
+	case ROUTE_VAR_REMOTE_ADDR:
+		puts_(w, client->ip);
+		break;
+	case ROUTE_VAR_REQ_ID:
+		if (client->forwarded_trusted) {
+			size_t n =
+			    req->nheaders < HTTP_MAX_HEADERS ? req->nheaders : HTTP_MAX_HEADERS;
+			for (size_t i = 0; i < n; i++) {
+				const struct http_header *h = &req->headers[i];
+				if (name_eq(h->name, h->name_len, "X-Request-ID")) {
+					put(w, h->value, h->value_len);
+					return;
+				}
+			}
+		}
+		puts_(w, client->request_id);
+		break;
+	case ROUTE_VAR_REQUEST_ID:
+		puts_(w, client->request_id);
+		break;
+	case ROUTE_VAR_HTTP: {
+		/* every header whose name matches, '-' read as '_', joined */
+		const char *want = name + 5;
+		size_t wlen = len - 5,
+		       n = req->nheaders < HTTP_MAX_HEADERS ? req->nheaders : HTTP_MAX_HEADERS;
+		bool cookie = wlen == 6 && strncasecmp(want, "cookie", 6) == 0, first = true;
+		for (size_t i = 0; i < n; i++) {
+			const struct http_header *h = &req->headers[i];
+			if (h->name_len != wlen)
+				continue;
+			bool same = true;
+			for (size_t k = 0; k < wlen && same; k++) {
+				char a = h->name[k] == '-' ? '_' : h->name[k];
+				char b = want[k];
+				if (a >= 'A' && a <= 'Z')
+					a = (char)(a - 'A' + 'a');
+				if (b >= 'A' && b <= 'Z')
+					b = (char)(b - 'A' + 'a');
+				same = a == b;
+			}
+			if (!same)
+				continue;
+			if (!first)
+				puts_(w, cookie ? "; " : ", ");
+			first = false;
+			put(w, h->value, h->value_len);
+		}
+		break;
+	}
+	case ROUTE_VAR_NONE:
+		break; /* the table validator lets none through */
+	}
+}
+
+/* v with its variable references replaced (a '$' that starts none is
+ * kept; the validator refuses such values). */
+static void put_template(struct wbuf *w, const char *v, const struct http_request *req,
+                         const struct http_client *client)
+{
+	while (*v) {
+		const char *d = strchr(v, '$');
+		if (!d) {
+			puts_(w, v);
+			return;
+		}
+		put(w, v, (size_t)(d - v));
+		const char *name;
+		size_t len, n = route_template_var(d, &name, &len);
+		if (n == 0) {
+			put(w, d, 1);
+			v = d + 1;
+			continue;
+		}
+		put_var(w, name, len, req, client);
+		v = d + n;
+	}
+}
+
+/* "Name: value\r\n" of a route header, expanded when marked so. */
+static void put_route_header(struct wbuf *w, const char *name, const char *value, bool expand,
+                             const struct http_request *req, const struct http_client *client)
+{
+	if (!expand) {
+		put_header_s(w, name, value);
+		return;
+	}
+	puts_(w, name);
+	put(w, ": ", 2);
+	put_template(w, value, req, client);
+	put(w, "\r\n", 2);
+}
+
+int headers_expand_value(const char *v, bool expand, const struct http_request *req,
+                         const struct http_client *client, char *buf, size_t cap)
+{
+	struct wbuf w = {buf, cap, 0, false};
+	if (expand)
+		put_template(&w, v, req, client);
+	else
+		puts_(&w, v);
+	put(&w, "", 1);
+	if (w.over)
+		return WEIR_ETOOBIG;
+	return (int)w.len - 1;
+}
+
 static int finish(struct wbuf *w)
 {
 	if (w->over || w->len > INT_MAX)
@@ -553,7 +694,7 @@ int headers_build_request(const struct http_request *req, const struct http_clie
 	for (size_t i = 0; i < nrh; i++) {
 		if (!rh[i].name || !rh[i].value || name_is_hop_or_framing(rh[i].name))
 			continue;
-		put_header_s(&w, rh[i].name, rh[i].value);
+		put_route_header(&w, rh[i].name, rh[i].value, rh[i].expand, req, client);
 	}
 
 	if (req->upgrade_websocket)
@@ -579,6 +720,64 @@ static bool hidden(const struct route *route, const struct http_header *h)
 		    name_eq(h->name, h->name_len, route->policy.hide_headers[i]))
 			return true;
 	return false;
+}
+
+/* nginx add_header without "always": only on these statuses. */
+static bool add_header_status(int status)
+{
+	switch (status) {
+	case 200:
+	case 201:
+	case 204:
+	case 206:
+	case 301:
+	case 302:
+	case 303:
+	case 304:
+	case 307:
+	case 308:
+		return true;
+	default:
+		return false;
+	}
+}
+
+static void put_resp_headers(struct wbuf *w, const struct route_policy *pol,
+                             const struct http_request *req, const struct http_client *client)
+{
+	for (size_t i = 0; i < pol->nresponse_headers; i++) {
+		const struct route_header *r = &pol->response_headers[i];
+		if (!r->name || !r->value || name_is_hop_or_framing(r->name))
+			continue;
+		put_route_header(w, r->name, r->value, r->expand, req, client);
+	}
+}
+
+static void put_add_headers(struct wbuf *w, const struct route_policy *pol, int status,
+                            const struct http_request *req, const struct http_client *client)
+{
+	bool ok = add_header_status(status);
+	for (size_t i = 0; i < pol->nadd_headers; i++) {
+		const struct route_add_header *a = &pol->add_headers[i];
+		if (!a->name || !a->value || name_is_hop_or_framing(a->name) || !(ok || a->always))
+			continue;
+		put_route_header(w, a->name, a->value, a->expand, req, client);
+	}
+}
+
+int headers_route_lines(const struct route *route, int status, const struct http_request *req,
+                        const struct http_client *client, char *buf, size_t cap)
+{
+	struct wbuf w = {buf, cap, 0, false};
+	const struct route_policy *pol = route ? &route->policy : NULL;
+	if (pol) {
+		put_resp_headers(&w, pol, req, client);
+		put_add_headers(&w, pol, status, req, client);
+	}
+	put(&w, "", 1); /* NUL */
+	if (w.over)
+		return WEIR_ETOOBIG;
+	return (int)w.len - 1;
 }
 
 static const char *const cors_response_names[] = {
@@ -665,12 +864,10 @@ int headers_build_response(const struct http_response *resp, const struct route 
 	}
 
 	if (pol) {
-		for (size_t i = 0; i < pol->nresponse_headers; i++) {
-			const struct route_header *r = &pol->response_headers[i];
-			if (!r->name || !r->value || name_is_hop_or_framing(r->name))
-				continue;
-			put_header_s(&w, r->name, r->value);
-		}
+		const struct http_request *xreq = extra ? extra->req : NULL;
+		const struct http_client *xclient = extra ? extra->client : NULL;
+		put_resp_headers(&w, pol, xreq, xclient);
+		put_add_headers(&w, pol, status, xreq, xclient);
 	}
 	if (cors && extra && extra->allow_origin) {
 		puts_(&w, "Access-Control-Allow-Origin: ");

@@ -39,7 +39,8 @@ struct headers_ctx {
  * client->ip alone), X-Real-IP (always client->ip), X-Forwarded-Proto/Host/
  * Port, X-Request-ID (kept from a trusted peer, else
  * client->request_id), X-Forwarded-Prefix, X-Request-Base, Origin/Referer
- * rewrite, request-headers. For a WebSocket upgrade (req->upgrade_websocket)
+ * rewrite, request-headers (values marked expand with their variables
+ * replaced, see route_var_lookup). For a WebSocket upgrade (req->upgrade_websocket)
  * it adds "Connection: Upgrade" and "Upgrade: websocket". Body framing: adds
  * "Content-Length: N" when body_length >= 0, "Transfer-Encoding: chunked" when
  * body_length == -2, nothing when -1. The head ends with the blank line.
@@ -55,6 +56,10 @@ struct headers_resp_extra {
 	const char *hsts;         /* Strict-Transport-Security value (HTTPS), or NULL */
 	const char *allow_origin; /* CORS Access-Control-Allow-Origin value (not */
 	size_t allow_origin_len;  /* NUL-terminated), or NULL: no CORS headers */
+	/* The request and client the response answers, for variables in route
+	 * headers marked expand (NULL: they expand to nothing). */
+	const struct http_request *req;
+	const struct http_client *client;
 };
 
 /* What the response head says about the client connection. */
@@ -69,17 +74,37 @@ enum headers_conn {
  * upstream's reason or the standard one), every end-to-end upstream header in
  * order (repeated Set-Cookie kept in order; Location, Refresh and
  * Set-Cookie rewritten by the route's proxy_redirect_* and proxy_cookie_*,
- * see resp_rewrite.h), minus hop-by-hop ones and the route's hide_headers, plus response-headers
- * (replacing same-named ones), extra->hsts as Strict-Transport-Security (replacing the upstream's,
- * unless the route's response-headers set one); on a CORS route the upstream's Access-Control-*
- * response headers are replaced by the route's, sent only when extra->allow_origin is set (with
- * "Vary: Origin" unless it is "*"); extra->set_cookie; framing (Content-Length when body_length >=
- * 0, chunked when -2, nothing when -1 and the connection will close), and the Connection line conn
- * asks for (enum headers_conn). For a 101: Connection: Upgrade / Upgrade: websocket. route and
- * extra may be NULL. Returns bytes written or WEIR_ETOOBIG. */
+ * see resp_rewrite.h), minus hop-by-hop ones and the route's hide_headers,
+ * plus response-headers (replacing same-named ones), then add_headers
+ * (appended; without always only on 200 201 204 206 301 302 303 304 307
+ * 308), variables of expand values replaced for extra->req and
+ * extra->client, extra->hsts as Strict-Transport-Security (replacing the
+ * upstream's, unless the route's response-headers set one); on a CORS route
+ * the upstream's Access-Control-* response headers are replaced by the
+ * route's, sent only when extra->allow_origin is set (with "Vary: Origin"
+ * unless it is "*"); extra->set_cookie; framing (Content-Length when
+ * body_length >= 0, chunked when -2, nothing when -1 and the connection will
+ * close), and the Connection line conn asks for (enum headers_conn). For a
+ * 101: Connection: Upgrade / Upgrade: websocket. route and extra may be NULL.
+ * Returns bytes written or WEIR_ETOOBIG. */
 int headers_build_response(const struct http_response *resp, const struct route *route,
                            const struct headers_resp_extra *extra, int64_t body_length,
                            enum headers_conn conn, char *buf, size_t cap);
+
+/* The route's own response header lines ("Name: value\r\n" each) for an
+ * answer the proxy makes for the route (a redirect, a fixed "return"):
+ * response-headers, then add_headers that apply to status (always, or
+ * status among 200 201 204 206 301 302 303 304 307 308), NUL-terminated in
+ * buf (cap bytes). route may be NULL (then ""). Returns the length without
+ * the NUL, or WEIR_ETOOBIG. */
+int headers_route_lines(const struct route *route, int status, const struct http_request *req,
+                        const struct http_client *client, char *buf, size_t cap);
+
+/* Write the header value v into buf (cap bytes, NUL-terminated), its
+ * $variables (route_var_lookup) replaced for req and client when expand,
+ * else v as is. Returns the length without the NUL, or WEIR_ETOOBIG. */
+int headers_expand_value(const char *v, bool expand, const struct http_request *req,
+                         const struct http_client *client, char *buf, size_t cap);
 
 /* A short plain-text response made by the proxy itself (404, 502...):
  * "HTTP/1.1 <code> <reason>", Content-Type text/plain, Content-Length, the

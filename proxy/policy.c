@@ -267,6 +267,14 @@ int policy_check(const struct route *route, const struct http_request *req,
 		}
 		snprintf(out->location, sizeof(out->location), "%s", pol->redirect_url);
 		answer(out, pol->redirect_code, NULL);
+		out->route_headers = true;
+		return 0;
+	}
+
+	if (pol && pol->return_code) {
+		answer(out, pol->return_code, pol->return_body);
+		out->body_exact = true;
+		out->route_headers = true;
 		return 0;
 	}
 

@@ -16,14 +16,18 @@ struct policy_result {
 	int status;               /* 0: go on and proxy; else answer with this status */
 	char location[2048];      /* for redirects ("" otherwise) */
 	char extra_headers[1024]; /* "Name: value\r\n" lines, e.g. CORS preflight headers */
-	const char *body;         /* static short body (NULL: none) */
+	const char *body;         /* static short body, or the route's return_body (NULL: none) */
+	bool body_exact;          /* body as is (no newline added): a route's return_body */
+	bool route_headers;       /* a redirect_code or return_code answer: the route's
+	                             response-headers and add_headers go on it */
 	bool skip_auth; /* satisfy any and the client is in the allowlist: no auth checks */
 };
 
 /* Decide what happens before any upstream is chosen, in this order: allow/deny
  * CIDRs -> 403 (with satisfy_any and basic or forward auth on the route, a
  * client outside the allowlist is left to authenticate and one inside it
- * gets skip_auth; the denylist always refuses); redirect_code/redirect_url; ssl_redirect on plain
+ * gets skip_auth; the denylist always refuses); redirect_code/redirect_url; return_code with
+ * return_body (text/plain, as is); ssl_redirect on plain
  * HTTP -> 308 to https://host/uri (trailing slash rules in policy.c); app_root for "/" -> 302; CORS
  * preflight (OPTIONS with Origin and Access-Control-Request-Method, cors.enabled) -> 204 with the
  * CORS headers; body over body_limit by Content-Length -> 413; WebSocket upgrade without

@@ -48,6 +48,8 @@
 #define IO_CAP 16384u          /* body bytes buffered per direction */
 #define UP_HEAD_MAX 32768u     /* largest upstream response head */
 #define LOCAL_HEAD_GUESS 4096u /* first room tried for a local answer */
+#define ROUTE_LINES_MAX 4096u  /* a route's own headers on a redirect or return answer */
+#define LOCAL_EXTRA_MAX 8192u  /* extra header lines of a local answer, HSTS included */
 #define HEAD_READ_MIN 1024u    /* room wanted for each read of a request head */
 #define HEAD_EXTRA 2048u       /* first room tried for a head beyond the one it is built from */
 #define OUT_HEAD_ROOM 32768u   /* room for a response head to the client */
@@ -496,9 +498,10 @@ static void log_request(struct conn *c, int status)
 	access_log_write(&c->w->alog, f, &e);
 }
 
-/* Answer from the proxy itself. */
-static void answer_local(struct conn *c, int status, const char *extra, const char *body,
-                         bool keep_alive)
+/* Answer from the proxy itself; body_exact: send body as is (a route's
+ * return_body), else a newline is added when it lacks one. */
+static void answer_local_body(struct conn *c, int status, const char *extra, const char *body,
+                              bool keep_alive, bool body_exact)
 {
 	/* custom-http-errors covers the proxy's own answers for an upstream
 	 * that cannot answer, as nginx's error_page does */
@@ -506,7 +509,7 @@ static void answer_local(struct conn *c, int status, const char *extra, const ch
 	    error_page_start(c, status))
 		return;
 	char text[512];
-	char with_hsts[4096];
+	char with_hsts[LOCAL_EXTRA_MAX];
 	const char *hsts = hsts_value(c);
 	if (hsts) {
 		snprintf(with_hsts, sizeof(with_hsts), "%sStrict-Transport-Security: %s\r\n",
@@ -516,7 +519,7 @@ static void answer_local(struct conn *c, int status, const char *extra, const ch
 	drop_upstream(c);
 	bool ka = keep_alive && c->req_active && c->req_body_done &&
 	          http_parse_keep_alive(&c->x->rp) && !c->w->draining;
-	if (body && body[0] && body[strlen(body) - 1] != '\n') {
+	if (!body_exact && body && body[0] && body[strlen(body) - 1] != '\n') {
 		snprintf(text, sizeof(text), "%s\n", body);
 		body = text;
 	}
@@ -544,6 +547,13 @@ static void answer_local(struct conn *c, int status, const char *extra, const ch
 		n = (int)sizeof(fallback) - 1;
 		ka = false;
 	}
+	if (c->req_active && c->is_head) {
+		/* RFC 9110 9.3.2: the head a GET would get, without its body. */
+		const char *start = c->out.data + c->out.end;
+		const char *blank = memmem(start, (size_t)n, "\r\n\r\n", 4);
+		if (blank)
+			n = (int)(blank + 4 - start);
+	}
 	c->out.end += (size_t)n;
 	c->status_sent = status;
 	if (c->req_active) {
@@ -554,6 +564,12 @@ static void answer_local(struct conn *c, int status, const char *extra, const ch
 		log_request(c, status);
 	}
 	end_request(c, ka);
+}
+
+static void answer_local(struct conn *c, int status, const char *extra, const char *body,
+                         bool keep_alive)
+{
+	answer_local_body(c, status, extra, body, keep_alive, false);
 }
 
 /* ---- upstream connection ---- */
@@ -1122,13 +1138,30 @@ static void start_request(struct conn *c, size_t head_len)
 	memset(&pr, 0, sizeof(pr));
 	policy_check(c->route, &c->x->req, &c->client, &pr);
 	if (pr.status) {
-		char extra[sizeof(pr.location) + sizeof(pr.extra_headers) + 32];
+		char extra[sizeof(pr.location) + sizeof(pr.extra_headers) + ROUTE_LINES_MAX + 32];
+		char lines[ROUTE_LINES_MAX];
+		lines[0] = '\0';
+		if (pr.route_headers && headers_route_lines(c->route, pr.status, &c->x->req,
+		                                            &c->client, lines, sizeof(lines)) < 0) {
+			/* A fixed answer must carry them (500 rather than less); a
+			 * redirect goes out without them, as it did before it carried
+			 * any. */
+			log_warn("proxy.server",
+			         "route response headers exceed %u bytes on a local answer",
+			         ROUTE_LINES_MAX);
+			if (pr.body_exact) {
+				answer_local(c, 500, NULL, "Internal Server Error", true);
+				return;
+			}
+			lines[0] = '\0';
+		}
 		if (pr.location[0])
-			snprintf(extra, sizeof(extra), "Location: %s\r\n%s", pr.location,
-			         pr.extra_headers);
+			snprintf(extra, sizeof(extra), "Location: %s\r\n%s%s", pr.location,
+			         pr.extra_headers, lines);
 		else
-			snprintf(extra, sizeof(extra), "%s", pr.extra_headers);
-		answer_local(c, pr.status, extra[0] ? extra : NULL, pr.body, pr.status != 413);
+			snprintf(extra, sizeof(extra), "%s%s", pr.extra_headers, lines);
+		answer_local_body(c, pr.status, extra[0] ? extra : NULL, pr.body, pr.status != 413,
+		                  pr.body_exact);
 		return;
 	}
 	status = policy_limit_enter(c->route, &c->client);
@@ -1551,6 +1584,8 @@ static void resp_extra(struct conn *c, const char *cookie, struct headers_resp_e
 	x->allow_origin = NULL; /* left as is when CORS headers are not due */
 	x->allow_origin_len = 0;
 	policy_cors_allow_origin(c->route, &c->x->req, &x->allow_origin, &x->allow_origin_len);
+	x->req = &c->x->req;
+	x->client = &c->client;
 }
 
 /* One try of build_response_head in room bytes at the end of out, with the

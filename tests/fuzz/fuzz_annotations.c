@@ -8,6 +8,8 @@
 
 #include "annotations.h"
 #include "fuzz_common.h"
+#include "route_validate.h"
+#include "snippet.h"
 
 static void value_parsers(const char *s)
 {
@@ -40,6 +42,37 @@ static void value_parsers(const char *s)
 	n = 0;
 	if (annotations_parse_cidrs(s, &c, &n, err, sizeof(err)) == 0)
 		free(c);
+	/* the whole input as a snippet of each kind: whatever it translates to
+	 * passes the table's own checks */
+	for (int k = 0; k < 3; k++) {
+		struct snippet_policy sp;
+		char serr[512];
+		memset(&sp, 0, sizeof(sp));
+		if (snippet_translate(s, strlen(s), (enum snippet_kind)k, &sp, serr,
+		                      sizeof(serr)) == 0) {
+			for (size_t i = 0; i < sp.nrequest_headers; i++)
+				FUZZ_CHECK((sp.request_headers[i].expand
+				                ? route_validate_header_template
+				                : route_validate_header_value)(
+				               sp.request_headers[i].value, NULL, 0) == 0);
+			for (size_t i = 0; i < sp.nresponse_headers; i++)
+				FUZZ_CHECK(!strpbrk(sp.response_headers[i].value, "\r\n"));
+			for (size_t i = 0; i < sp.nadd_headers; i++)
+				FUZZ_CHECK(route_validate_token(sp.add_headers[i].name, NULL, 0) ==
+				           0);
+			for (size_t i = 0; i < sp.nauth_headers; i++)
+				FUZZ_CHECK(route_validate_auth_set_header(sp.auth_headers[i].name,
+				                                          sp.auth_headers[i].value,
+				                                          NULL, 0) == 0);
+			if (sp.return_body)
+				FUZZ_CHECK(route_validate_return_body(sp.return_body, NULL, 0) ==
+				           0);
+		} else {
+			FUZZ_CHECK(memchr(serr, '\0', sizeof(serr)) != NULL);
+			FUZZ_CHECK(!strpbrk(serr, "\r\n"));
+		}
+		snippet_policy_cleanup(&sp);
+	}
 	(void)annotations_is_unenforced_security("auth-url", s);
 }
 

@@ -218,6 +218,41 @@ static const struct refusal refusals[] = {
      "\"policy\":{\"redirect_code\":304,\"redirect_url\":\"https://x/\"}}]}]}",
      WEIR_EINVAL, "hosts[0].routes[0].policy.redirect_code: 304 is not 0, 300, 301, 302, 303, 307 or 308"},
     {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/\",\"match\":\"prefix\","
+     "\"policy\":{\"request_headers\":[{\"name\":\"X\",\"value\":\"$uri\",\"expand\":true}]}}]}]}",
+     WEIR_EINVAL,
+     "hosts[0].routes[0].policy.request_headers[0].value: variable \"$uri\" is not one weir "
+     "expands"},
+    {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/\",\"match\":\"prefix\","
+     "\"policy\":{\"response_headers\":[{\"name\":\"X\",\"value\":\"5$\",\"expand\":true}]}}]}]}",
+     WEIR_EINVAL,
+     "hosts[0].routes[0].policy.response_headers[0].value: \"5$\": '$' names no variable"},
+    {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/\",\"match\":\"prefix\","
+     "\"policy\":{\"ext_auth\":{\"url\":\"http://a/\",\"proxy_set_headers\":"
+     "[{\"name\":\"X\",\"value\":\"v\",\"expand\":false}]}}}]}]}",
+     WEIR_EINVAL, "hosts[0].routes[0].policy.ext_auth.proxy_set_headers[0].expand: unknown key"},
+    {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/\",\"match\":\"prefix\","
+     "\"policy\":{\"return_code\":301}}]}]}",
+     WEIR_EINVAL,
+     "hosts[0].routes[0].policy.return_code: 301 is not 0 or 200..599 (redirect codes excluded)"},
+    {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/\",\"match\":\"prefix\","
+     "\"policy\":{\"return_body\":\"x\"}}]}]}",
+     WEIR_EINVAL, "hosts[0].routes[0].policy.return_body: set without return_code"},
+    {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/\",\"match\":\"prefix\","
+     "\"policy\":{\"return_code\":204,\"return_body\":\"x\"}}]}]}",
+     WEIR_EINVAL, "hosts[0].routes[0].policy.return_body: a 204 answer has no body"},
+    {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/\",\"match\":\"prefix\","
+     "\"policy\":{\"return_code\":200,\"return_body\":\"a\\u0001\"}}]}]}",
+     WEIR_EINVAL, "hosts[0].routes[0].policy.return_body: \"a\\x01\" contains a control character"},
+    {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/\",\"match\":\"prefix\","
+     "\"policy\":{\"return_code\":403,\"redirect_code\":301,\"redirect_url\":\"/x\"}}]}]}",
+     WEIR_EINVAL, "hosts[0].routes[0].policy.return_code: set together with redirect_code"},
+    {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/\",\"match\":\"prefix\","
+     "\"policy\":{\"add_headers\":[{\"name\":\"X-A\",\"value\":\"a\\nB: c\"}]}}]}]}",
+     WEIR_EINVAL, "hosts[0].routes[0].policy.add_headers[0].value: \"a\\nB: c\" contains CR or LF"},
+    {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/\",\"match\":\"prefix\","
+     "\"policy\":{\"add_headers\":[{\"name\":\"X-A\",\"value\":\"a\",\"when\":1}]}}]}]}",
+     WEIR_EINVAL, "hosts[0].routes[0].policy.add_headers[0].when: unknown key"},
+    {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/\",\"match\":\"prefix\","
      "\"policy\":{\"hide_headers\":[\"Server\",\"\"]}}]}]}",
      WEIR_EINVAL, "hosts[0].routes[0].policy.hide_headers[1]: \"\" is not an HTTP token"},
     {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/\",\"match\":\"prefix\","
@@ -386,8 +421,11 @@ static const char rich[] =
     "\"expose_headers\":\"X-B\",\"allow_credentials\":false,\"max_age_s\":5},"
     "\"ws_idle_timeout_ms\":45000,\"ws_max_lifetime_ms\":600000,\"ws_ping_interval_ms\":20000,"
     "\"drain_window_ms\":1000,\"request_base\":true,\"origin_rewrite\":true,"
-    "\"request_headers\":[{\"name\":\"X-Req\",\"value\":\"1\"}],"
+    "\"request_headers\":[{\"name\":\"X-Req\",\"value\":\"1\"},"
+    "{\"name\":\"X-Tpl\",\"value\":\"${scheme}://$host$request_uri $http_x_a\",\"expand\":true}],"
     "\"response_headers\":[{\"name\":\"X-Resp\",\"value\":\"caf\\u00e9 \\\"q\\\" \\\\ /\"}],"
+    "\"add_headers\":[{\"name\":\"X-Add\",\"value\":\"a $host\",\"expand\":true},"
+    "{\"name\":\"X-Add-Always\",\"value\":\"b\",\"always\":true}],"
     "\"hide_headers\":[\"Server\",\"X-Powered-By\"],"
     "\"ext_auth\":{\"url\":\"https://10.0.0.9:4180/oauth2/auth?a=1\",\"method\":\"POST\","
     "\"signin\":\"https://login/start\",\"signin_redirect_param\":\"return_to\","
@@ -400,7 +438,9 @@ static const char rich[] =
     "\"canary\":{\"backend\":1,\"by_header\":\"X-Canary\",\"by_header_value\":\"yes\","
     "\"by_cookie\":\"canary\",\"weight\":25,\"by_header_pattern\":\"^v[0-9]+$\","
     "\"weight_total\":400,\"affinity_behavior\":\"legacy\"}},"
-    "{\"path\":\"/exact\",\"match\":\"exact\"}]}],"
+    "{\"path\":\"/exact\",\"match\":\"exact\"},"
+    "{\"path\":\"/ret\",\"match\":\"exact\","
+    "\"policy\":{\"return_code\":403,\"return_body\":\"no\\r\\nway\\n\"}}]}],"
     "\"default_cert\":0,\"default_backend\":0,"
     "\"passthrough\":[{\"host\":\"gocd.example.com\",\"backend\":1,"
     "\"allow\":[\"10.0.0.0/8\"],\"deny\":[\"10.1.0.0/16\",\"::1\"]}]}";
@@ -432,6 +472,14 @@ static void test_round_trip(void)
 	CHECK_STR(r->policy.proxy_cookie_path_to, "/");
 	CHECK_INT(t->hosts[0].routes[0].canary.weight_total, 100);
 	CHECK_INT(t->hosts[0].routes[0].policy.hash_by_subset_size, 3);
+	CHECK_INT(r->policy.nadd_headers, 2);
+	CHECK(r->policy.add_headers[0].expand && !r->policy.add_headers[1].expand);
+	CHECK(!r->policy.request_headers[0].expand && r->policy.request_headers[1].expand);
+	CHECK_STR(r->policy.add_headers[0].name, "X-Add");
+	CHECK(!r->policy.add_headers[0].always && r->policy.add_headers[1].always);
+	CHECK_INT(t->hosts[1].routes[2].policy.return_code, 403);
+	CHECK_STR(t->hosts[1].routes[2].policy.return_body, "no\r\nway\n");
+	CHECK_INT(r->policy.return_code, 0);
 	CHECK_STR(r->policy.ext_auth.url, "https://10.0.0.9:4180/oauth2/auth?a=1");
 	CHECK_INT(r->policy.ext_auth.nresponse_headers, 2);
 	CHECK_STR(r->policy.ext_auth.response_headers[1], "X-Auth-Email");

@@ -300,6 +300,10 @@ static void test_policy_and_route(void)
 	CHECK_INT(route_validate_route(&r, false, field, sizeof(field), err, sizeof(err)),
 	          WEIR_EINVAL);
 	CHECK_STR(field, "policy.redirect_code");
+	r.policy.redirect_code = 303; /* return 303 URL (configuration-snippet) */
+	CHECK_INT(route_validate_route(&r, false, field, sizeof(field), err, sizeof(err)),
+	          WEIR_EINVAL);
+	CHECK_STR(field, "policy.redirect_url");
 	r.policy.redirect_code = 301;
 	CHECK_INT(route_validate_route(&r, false, field, sizeof(field), err, sizeof(err)),
 	          WEIR_EINVAL);

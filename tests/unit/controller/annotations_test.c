@@ -181,7 +181,8 @@ static void resolve(void)
 	annotation_issues_cleanup(&is);
 	json_object_put(o);
 
-	/* snippet: fatal; unknown: not fatal; bad value: fatal naming the key */
+	/* snippet not translated: fatal; unknown: not fatal; bad value: fatal
+	 * naming the key */
 	o = ann("{\"nginx.ingress.kubernetes.io/server-snippet\":\"x\","
 	        "\"weir.dev/frobnicate\":\"1\","
 	        "\"nginx.ingress.kubernetes.io/limit-rps\":\"many\","
@@ -189,7 +190,8 @@ static void resolve(void)
 	CHECK_INT(annotations_parse(o, 20000, &a, &is), 0);
 	CHECK_INT(is.n, 3);
 	const struct annotation_issue *s = issue(&is, "nginx.ingress.kubernetes.io/server-snippet");
-	CHECK(s && s->fatal && strcmp(s->reason, "SnippetRefused") == 0);
+	CHECK(s && s->fatal && strcmp(s->reason, "SnippetNotTranslated") == 0);
+	CHECK(s && strstr(s->message, "directive \"x\" has no ending ';'"));
 	const struct annotation_issue *u = issue(&is, "weir.dev/frobnicate");
 	CHECK(u && !u->fatal && strcmp(u->reason, "UnknownAnnotation") == 0);
 	const struct annotation_issue *b = issue(&is, "nginx.ingress.kubernetes.io/limit-rps");
@@ -530,8 +532,14 @@ static void key_support(void)
 	CHECK(d == NULL);
 	CHECK(annotations_key_support("whitelist-source-range", &d) == ANNOTATION_TRANSLATED);
 	CHECK_STR(d, "allowlist-source-range");
-	CHECK(annotations_key_support("configuration-snippet", &d) == ANNOTATION_REFUSED);
-	CHECK(annotations_key_support("server-snippet", NULL) == ANNOTATION_REFUSED);
+	/* the three translated snippets act on a subset, named in detail */
+	CHECK(annotations_key_support("configuration-snippet", &d) == ANNOTATION_ACTS);
+	CHECK(d != NULL && strstr(d, "add_header") != NULL);
+	CHECK(annotations_key_support("server-snippet", NULL) == ANNOTATION_ACTS);
+	CHECK(annotations_key_support("auth-snippet", &d) == ANNOTATION_ACTS);
+	CHECK(d != NULL && strstr(d, "proxy_set_header") != NULL);
+	CHECK(annotations_key_support("stream-snippet", NULL) == ANNOTATION_REFUSED);
+	CHECK(annotations_key_support("modsecurity-snippet", NULL) == ANNOTATION_REFUSED);
 	CHECK(annotations_key_support("enable-modsecurity", &d) == ANNOTATION_FAIL_CLOSED);
 	CHECK_STR(d, "false");
 	CHECK(annotations_key_support("modsecurity-transaction-id", &d) == ANNOTATION_FAIL_CLOSED);
@@ -543,8 +551,116 @@ static void key_support(void)
 	CHECK(annotations_key_support("", NULL) == ANNOTATION_IGNORED);
 }
 
+/* Snippets folded into the policy: precedence over the same-named
+ * annotations, server/configuration inheritance, conflicts, and a snippet
+ * refused half-way keeping nothing. */
+static void snippets(void)
+{
+	struct annotations a;
+	struct annotation_issues is = {0};
+	json_object *o =
+	    ann("{\"nginx.ingress.kubernetes.io/configuration-snippet\":"
+	        "\"proxy_set_header X-Env snip; more_set_headers 'X-Resp: snip'; "
+	        "more_clear_headers X-Snip; add_header X-Loc l;\","
+	        "\"nginx.ingress.kubernetes.io/server-snippet\":\"add_header X-Srv s;\","
+	        "\"weir.dev/request-headers\":\"X-Env: ann\\nX-Keep: k\","
+	        "\"weir.dev/response-headers\":\"X-Resp: ann\","
+	        "\"weir.dev/hide-headers\":\"X-Ann\"}");
+	CHECK_INT(annotations_parse(o, 30000, &a, &is), 0);
+	CHECK_INT(is.n, 0);
+	CHECK_INT(a.policy.nrequest_headers, 2);
+	if (a.policy.nrequest_headers == 2) {
+		CHECK_STR(a.policy.request_headers[0].name, "X-Env");
+		CHECK_STR(a.policy.request_headers[0].value, "snip");
+		CHECK_STR(a.policy.request_headers[1].value, "k");
+	}
+	CHECK(a.policy.nresponse_headers == 1 &&
+	      strcmp(a.policy.response_headers[0].value, "snip") == 0);
+	CHECK_INT(a.policy.nhide_headers, 2);
+	/* the location's add_header replaces the server's (nginx inheritance) */
+	CHECK(a.policy.nadd_headers == 1 && strcmp(a.policy.add_headers[0].name, "X-Loc") == 0);
+	CHECK(a.snippet_key[SNIPPET_CONFIGURATION] && a.snippet_key[SNIPPET_SERVER] &&
+	      !a.snippet_key[SNIPPET_AUTH]);
+	annotations_cleanup(&a);
+	annotation_issues_cleanup(&is);
+	json_object_put(o);
+
+	/* without a location add_header, the server's applies */
+	o = ann("{\"nginx.ingress.kubernetes.io/server-snippet\":\"add_header X-Srv s always;\"}");
+	CHECK_INT(annotations_parse(o, 30000, &a, &is), 0);
+	CHECK(a.policy.nadd_headers == 1 && a.policy.add_headers[0].always);
+	annotations_cleanup(&a);
+	annotation_issues_cleanup(&is);
+	json_object_put(o);
+
+	/* refused half-way: the Ingress drops, nothing of the snippet is kept,
+	 * and the server-snippet's conflict check does not see a half */
+	o = ann("{\"nginx.ingress.kubernetes.io/configuration-snippet\":"
+	        "\"more_set_headers 'X-A: 1'; lua_code_cache off;\","
+	        "\"nginx.ingress.kubernetes.io/server-snippet\":\"more_set_headers 'X-B: 2';\"}");
+	CHECK_INT(annotations_parse(o, 30000, &a, &is), 0);
+	CHECK_INT(is.n, 1);
+	const struct annotation_issue *i =
+	    issue(&is, "nginx.ingress.kubernetes.io/configuration-snippet");
+	CHECK(i && i->fatal && strstr(i->message, "\"lua_code_cache\" is not translated"));
+	CHECK(a.policy.nresponse_headers == 1 &&
+	      strcmp(a.policy.response_headers[0].name, "X-B") == 0);
+	annotations_cleanup(&a);
+	annotation_issues_cleanup(&is);
+	json_object_put(o);
+
+	/* return with permanent-redirect: refused; return alone: set */
+	o = ann("{\"nginx.ingress.kubernetes.io/configuration-snippet\":\"return 410;\","
+	        "\"nginx.ingress.kubernetes.io/permanent-redirect\":\"https://a.example/\"}");
+	CHECK_INT(annotations_parse(o, 30000, &a, &is), 0);
+	i = issue(&is, "nginx.ingress.kubernetes.io/configuration-snippet");
+	CHECK(i && i->fatal && strstr(i->message, "permanent-redirect"));
+	annotations_cleanup(&a);
+	annotation_issues_cleanup(&is);
+	json_object_put(o);
+	o = ann("{\"weir.dev/configuration-snippet\":\"return 410 gone;\"}");
+	CHECK_INT(annotations_parse(o, 30000, &a, &is), 0);
+	CHECK(is.n == 0 && a.policy.return_code == 410 &&
+	      strcmp(a.policy.return_body, "gone") == 0);
+	/* the copy keeps the new fields */
+	struct route_policy copy;
+	CHECK_INT(annotations_policy_copy(&copy, &a.policy), 0);
+	CHECK(copy.return_code == 410 && copy.return_body != a.policy.return_body &&
+	      strcmp(copy.return_body, "gone") == 0);
+	route_policy_cleanup(&copy);
+	annotations_cleanup(&a);
+	annotation_issues_cleanup(&is);
+	json_object_put(o);
+
+	/* auth-snippet: into ext_auth with auth-url, a warning without */
+	o = ann("{\"nginx.ingress.kubernetes.io/auth-snippet\":\"proxy_set_header X-T t;\","
+	        "\"nginx.ingress.kubernetes.io/auth-url\":\"http://auth.example/check\"}");
+	CHECK_INT(annotations_parse(o, 30000, &a, &is), 0);
+	CHECK(is.n == 0 && a.policy.ext_auth.nproxy_set_headers == 1);
+	annotations_cleanup(&a);
+	annotation_issues_cleanup(&is);
+	json_object_put(o);
+	o = ann("{\"nginx.ingress.kubernetes.io/auth-snippet\":\"proxy_set_header X-T t;\"}");
+	CHECK_INT(annotations_parse(o, 30000, &a, &is), 0);
+	CHECK(is.n == 1 && !is.items[0].fatal && a.policy.ext_auth.nproxy_set_headers == 0);
+	annotations_cleanup(&a);
+	annotation_issues_cleanup(&is);
+	json_object_put(o);
+
+	/* a NUL inside the value is refused, not cut */
+	o = json_object_new_object();
+	json_object_object_add(o, "nginx.ingress.kubernetes.io/configuration-snippet",
+	                       json_object_new_string_len("add_header X a;\0lua x;", 23));
+	CHECK_INT(annotations_parse(o, 30000, &a, &is), 0);
+	CHECK(is.n == 1 && is.items[0].fatal && strstr(is.items[0].message, "NUL"));
+	annotations_cleanup(&a);
+	annotation_issues_cleanup(&is);
+	json_object_put(o);
+}
+
 int main(void)
 {
+	snippets();
 	key_support();
 	forward_auth();
 	durations();

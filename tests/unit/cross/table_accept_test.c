@@ -191,6 +191,62 @@ static json_object *hostile(void)
 	}
 }
 
+/* A snippet of directives the controller translates, with arguments made
+ * of hostile pieces (quotes, escapes, '$' variables known and unknown,
+ * CR/LF, bytes that are not UTF-8), sometimes a block or an unknown
+ * directive: whatever it compiles to, the proxy must load. */
+static json_object *hostile_snippet(void)
+{
+	static const char *const dirs[] = {
+	    "proxy_set_header",   "more_set_input_headers", "more_set_headers", "add_header",
+	    "more_clear_headers", "proxy_hide_header",      "return",           "location",
+	    "lua_code",
+	};
+	static const char *const words[] = {
+	    "X-A",
+	    "x-b",
+	    "'X-C: c'",
+	    "\"X-D: $host\"",
+	    "$http_x_a",
+	    "${scheme}",
+	    "$uri",
+	    "404",
+	    "200",
+	    "301",
+	    "https://a.example/",
+	    "always",
+	    "\"a\\\"b\"",
+	    "'\\n'",
+	    "{",
+	    "}",
+	    "#",
+	    "-s",
+	    "X-*",
+	    "\"\"",
+	};
+	char buf[4096];
+	size_t n = 0;
+	for (size_t d = 1 + pick(4); d > 0; d--) {
+		const char *dir = dirs[pick(sizeof(dirs) / sizeof(dirs[0]))];
+		int w = snprintf(buf + n, sizeof(buf) - n, "%s", dir);
+		n += (size_t)w;
+		for (size_t a = pick(4); a > 0 && n < sizeof(buf) - 200; a--) {
+			const char *piece = chance(60)
+			                        ? words[pick(sizeof(words) / sizeof(words[0]))]
+			                        : FRAGMENTS[pick(NFRAG)];
+			const char *q = chance(30) ? "\"" : chance(30) ? "'" : "";
+			w = snprintf(buf + n, sizeof(buf) - n, " %s%s%s%s", q, piece,
+			             chance(30) ? FRAGMENTS[pick(NFRAG)] : "", q);
+			n += (size_t)w;
+		}
+		if (chance(92) && n < sizeof(buf) - 2)
+			buf[n++] = ';';
+		if (n < sizeof(buf) - 2)
+			buf[n++] = chance(50) ? '\n' : ' ';
+	}
+	return json_object_new_string_len(buf, (int)n);
+}
+
 /* Either one of the good values or a hostile string. */
 static json_object *one_of(const char *const *good, size_t n, int good_percent)
 {
@@ -323,7 +379,15 @@ static const struct {
      {"/base"},
      "/a\x01"
      ""},
-    {"configuration-snippet", {"more_set_headers \"A: b\";"}, NULL},
+    {"configuration-snippet",
+     {"more_set_headers \"A: b\";",
+      "add_header X-A \"$host $http_x_a\" always; proxy_set_header X-B $request_uri;",
+      "return 403 \"no\\nway\";"},
+     "add_header X-A \"a\\r\\nB: c\";"},
+    {"server-snippet",
+     {"add_header X-S s; more_clear_headers Server;", "more_set_headers 'X-T: $scheme';"},
+     "return 403;"},
+    {"auth-snippet", {"proxy_set_header X-Tenant t;"}, "proxy_set_header X-T $host;"},
     {"no-such-key", {"x"}, NULL},
 };
 #define NANN (sizeof(ANN) / sizeof(ANN[0]))
@@ -382,6 +446,8 @@ static json_object *ingress(size_t i)
 		         chance(50) ? "weir.dev/" : "nginx.ingress.kubernetes.io/", ANN[a].key);
 		if (ANN[a].bad && (k >= nann || chance(10)))
 			add(ann, key, json_object_new_string(ANN[a].bad));
+		else if (strstr(ANN[a].key, "-snippet") && chance(50))
+			add(ann, key, hostile_snippet());
 		else
 			add(ann, key, one_of(ANN[a].good, ng, 85));
 		if (strcmp(ANN[a].key, "auth-url") == 0)
@@ -664,6 +730,7 @@ static size_t next_auth, next_auth_more, next_auth_set;
 /* Tables that reached the proxy with a response rewrite (proxy-redirect,
  * proxy-cookie-*), a canary header pattern, and custom response headers. */
 static size_t nrewrite, npattern, ncustom;
+static size_t nsnippet; /* served tables with add_headers, return_code or an expand header */
 
 static int one_round(uint64_t seed, size_t iter, const char *other_key)
 {
@@ -742,7 +809,7 @@ static int one_round(uint64_t seed, size_t iter, const char *other_key)
 			break;
 		}
 	const struct route_table *srt = served ? table_routes(served) : NULL;
-	bool fa = false, fa_more = false, fa_set = false, rw = false, pat = false, cus = false;
+	bool fa = false, fa_more = false, fa_set = false, rw = false, pat = false, cus = false, sn = false;
 	for (size_t i = 0; srt && i < srt->nhosts; i++) {
 		for (size_t j = 0; j < srt->hosts[i].nroutes; j++) {
 			const struct route_ext_auth *ea = &srt->hosts[i].routes[j].policy.ext_auth;
@@ -757,11 +824,19 @@ static int one_round(uint64_t seed, size_t iter, const char *other_key)
 			     r->policy.proxy_cookie_domain_from || r->policy.proxy_cookie_path_from;
 			pat = pat || r->canary.by_header_pattern;
 			cus = cus || r->policy.nresponse_headers;
+			const struct route_policy *pol = &srt->hosts[i].routes[j].policy;
+			bool ex = false;
+			for (size_t k = 0; k < pol->nrequest_headers; k++)
+				ex = ex || pol->request_headers[k].expand;
+			for (size_t k = 0; k < pol->nresponse_headers; k++)
+				ex = ex || pol->response_headers[k].expand;
+			sn = sn || ex || pol->nadd_headers || pol->return_code;
 		}
 	}
 	nrewrite += rw;
 	npattern += pat;
 	ncustom += cus;
+	nsnippet += sn;
 	next_auth += fa;
 	next_auth_more += fa_more;
 	next_auth_set += fa_set;
@@ -790,9 +865,9 @@ int main(void)
 	printf("table_accept: seed %" PRIu64 ", %zu iterations, %zu failed, %zu with client "
 	       "certificates, %zu with forward auth (%zu with more than auth-url, %zu with "
 	       "auth-proxy-set-headers), %zu with response rewrites, %zu with canary header "
-	       "patterns, %zu with response headers\n",
+	       "patterns, %zu with response headers, %zu with translated snippets\n",
 	       seed, n, failed, nclient_auth, next_auth, next_auth_more, next_auth_set, nrewrite,
-	       npattern, ncustom);
+	       npattern, ncustom, nsnippet);
 	if (n >= DEFAULT_ITERATIONS) {
 		CHECK(nclient_auth > 0);
 		CHECK(next_auth_more > 0);
@@ -800,6 +875,7 @@ int main(void)
 		CHECK(nrewrite > 0);
 		CHECK(npattern > 0);
 		CHECK(ncustom > 0);
+		CHECK(nsnippet > 0);
 	}
 	return check_finish("table_accept_test");
 }

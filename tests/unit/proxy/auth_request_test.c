@@ -91,7 +91,8 @@ static void build_head(void)
 
 	/* auth-proxy-set-headers: sent after the client's headers, and a
 	 * client header of the same name (any case) is not sent. */
-	struct route_header set[] = {{"cookie", "from=configmap"}, {"X-Tenant", "team-a"}};
+	struct route_header set[] = {{"cookie", "from=configmap", false},
+	                             {"X-Tenant", "team-a", false}};
 	auth.proxy_set_headers = set;
 	auth.nproxy_set_headers = 2;
 	auth.method = NULL;

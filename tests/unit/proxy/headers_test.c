@@ -331,8 +331,9 @@ static void test_request_headers_and_websocket(void)
 	client_init(&c, "10.0.0.9", false);
 	struct route r = {0};
 	r.path = "/ws";
-	struct route_header set[] = {
-	    {"X-App", "weir"}, {"x-forwarded-proto", "https"}, {"Connection", "bogus"}};
+	struct route_header set[] = {{"X-App", "weir", false},
+	                             {"x-forwarded-proto", "https", false},
+	                             {"Connection", "bogus", false}};
 	r.policy.request_headers = set;
 	r.policy.nrequest_headers = 3;
 	struct headers_ctx ctx = {.route = &r};
@@ -412,7 +413,7 @@ static void test_hsts(void)
 	/* a route's response-headers entry wins over the global value */
 	struct route r = {0};
 	r.path = "/";
-	struct route_header set[] = {{"Strict-Transport-Security", "max-age=1"}};
+	struct route_header set[] = {{"Strict-Transport-Security", "max-age=1", false}};
 	r.policy.response_headers = set;
 	r.policy.nresponse_headers = 1;
 	n = headers_build_response(&resp, &r, &x, 0, true, out, sizeof(out) - 1);
@@ -427,7 +428,8 @@ static void test_response(void)
 	struct route r = {0};
 	r.path = "/";
 	char *hide[] = {"X-Powered-By", "server"};
-	struct route_header set[] = {{"Cache-Control", "no-store"}, {"X-Frame-Options", "DENY"}};
+	struct route_header set[] = {{"Cache-Control", "no-store", false},
+	                             {"X-Frame-Options", "DENY", false}};
 	r.policy.hide_headers = hide;
 	r.policy.nhide_headers = 2;
 	r.policy.response_headers = set;
@@ -630,8 +632,118 @@ static void test_too_big(void)
 	CHECK_INT(headers_build_request(&req, &c, &ctx, 0, small, sizeof(small)), WEIR_ETOOBIG);
 }
 
+/* add_headers (nginx add_header): appended after the upstream's headers
+ * (a same-named one stays), only on nginx's statuses unless always. */
+static void test_add_headers(void)
+{
+	struct http_response resp;
+	struct route r = {0};
+	r.path = "/";
+	struct route_add_header add[] = {{"Cache-Control", "no-store", false, false},
+	                                 {"X-Always", "yes", true, false}};
+	r.policy.add_headers = add;
+	r.policy.nadd_headers = 2;
+	static const int on[] = {200, 201, 204, 206, 301, 302, 303, 304, 307, 308};
+	static const int off[] = {202, 203, 300, 305, 400, 401, 403, 404, 418, 500, 502, 503};
+	char raw[128];
+	for (size_t i = 0; i < sizeof(on) / sizeof(on[0]) + sizeof(off) / sizeof(off[0]); i++) {
+		bool want = i < sizeof(on) / sizeof(on[0]);
+		int status = want ? on[i] : off[i - sizeof(on) / sizeof(on[0])];
+		snprintf(raw, sizeof(raw), "HTTP/1.1 %d X\r\nCache-Control: public\r\n\r\n",
+		         status);
+		parse_response(raw, &resp);
+		int n = headers_build_response(&resp, &r, NULL, 0, true, out, sizeof(out) - 1);
+		out[n > 0 ? n : 0] = '\0';
+		CHECK(strstr(out, "\r\nCache-Control: public\r\n") != NULL);
+		CHECK((strstr(out, "\r\nCache-Control: no-store\r\n") != NULL) == want);
+		CHECK(strstr(out, "\r\nX-Always: yes\r\n") != NULL);
+		if ((strstr(out, "no-store") != NULL) != want)
+			fprintf(stderr, "  status %d\n", status);
+	}
+	/* the route's own lines for a local answer: response_headers, then
+	 * add_headers by status */
+	struct route_header set[] = {{"X-Set", "s", false}};
+	r.policy.response_headers = set;
+	r.policy.nresponse_headers = 1;
+	char lines[256];
+	CHECK_INT(headers_route_lines(&r, 403, NULL, NULL, lines, sizeof(lines)), 25);
+	CHECK_STR(lines, "X-Set: s\r\nX-Always: yes\r\n");
+	headers_route_lines(&r, 301, NULL, NULL, lines, sizeof(lines));
+	CHECK_STR(lines, "X-Set: s\r\nCache-Control: no-store\r\nX-Always: yes\r\n");
+	CHECK_INT(headers_route_lines(&r, 301, NULL, NULL, lines, 10), WEIR_ETOOBIG);
+	CHECK_INT(headers_route_lines(NULL, 200, NULL, NULL, lines, sizeof(lines)), 0);
+	CHECK_STR(lines, "");
+}
+
+/* Values marked expand: the variables of route_var_lookup, filled from the
+ * request and client; unmarked values keep '$' as text. */
+static void test_expand(void)
+{
+	struct http_client c;
+	client_init(&c, "192.0.2.7", true);
+	struct route r = {0};
+	r.path = "/";
+	struct route_header set[] = {
+	    {"X-Host", "$host", true},
+	    {"X-Url", "${scheme}://$host$request_uri", true},
+	    {"X-Who", "$remote_addr/$request_id", true},
+	    {"X-Ua", "[$http_user_agent][$http_x_multi][$http_absent]", true},
+	    {"X-Lit", "$host stays", false},
+	};
+	r.policy.request_headers = set;
+	r.policy.nrequest_headers = 5;
+	struct headers_ctx ctx = {.route = &r};
+	const char *raw = "GET /a/b?c=d HTTP/1.1\r\nHost: WWW.Example.COM:8443\r\n"
+	                  "User-Agent: curl/8\r\nX-Multi: 1\r\nx-multi: 2\r\n"
+	                  "X-Request-ID: from-client\r\n\r\n";
+	int n = build_req(raw, &c, &ctx, -1);
+	CHECK(n > 0);
+	CHECK(strstr(out, "\r\nX-Host: www.example.com\r\n") != NULL);
+	CHECK(strstr(out, "\r\nX-Url: https://www.example.com/a/b?c=d\r\n") != NULL);
+	CHECK(strstr(out, "\r\nX-Who: 192.0.2.7/0123456789abcdef0123456789abcdef\r\n") != NULL);
+	CHECK(strstr(out, "\r\nX-Ua: [curl/8][1, 2][]\r\n") != NULL);
+	CHECK(strstr(out, "\r\nX-Lit: $host stays\r\n") != NULL);
+
+	/* $req_id: a trusted peer's X-Request-ID, else weir's own */
+	struct http_request req;
+	parse_request(raw, &req);
+	char v[128];
+	CHECK_INT(headers_expand_value("$req_id", true, &req, &c, v, sizeof(v)), 32);
+	CHECK_STR(v, "0123456789abcdef0123456789abcdef");
+	c.forwarded_trusted = true;
+	headers_expand_value("id=$req_id", true, &req, &c, v, sizeof(v));
+	CHECK_STR(v, "id=from-client");
+	headers_expand_value("[$host]", true, NULL, NULL, v, sizeof(v));
+	CHECK_STR(v, "[]");
+	CHECK_INT(headers_expand_value("$request_uri", true, &req, &c, v, 5), WEIR_ETOOBIG);
+	/* IPv6 literal Host: the port goes, the brackets stay */
+	parse_request("GET / HTTP/1.1\r\nHost: [2001:DB8::1]:80\r\n\r\n", &req);
+	headers_expand_value("$host", true, &req, &c, v, sizeof(v));
+	CHECK_STR(v, "[2001:db8::1]");
+
+	/* response side: extra->req and extra->client */
+	struct http_response resp;
+	parse_response("HTTP/1.1 404 Nope\r\n\r\n", &resp);
+	parse_request(raw, &req);
+	struct route_header rs[] = {{"X-Req", "$request_id", true}};
+	struct route_add_header add[] = {{"X-Path", "$request_uri", true, true}};
+	struct route r2 = {0};
+	r2.path = "/";
+	r2.policy.response_headers = rs;
+	r2.policy.nresponse_headers = 1;
+	r2.policy.add_headers = add;
+	r2.policy.nadd_headers = 1;
+	struct headers_resp_extra x = {.req = &req, .client = &c};
+	n = headers_build_response(&resp, &r2, &x, 0, true, out, sizeof(out) - 1);
+	out[n > 0 ? n : 0] = '\0';
+	CHECK(strstr(out, "\r\nX-Req: 0123456789abcdef0123456789abcdef\r\n") != NULL);
+	CHECK(strstr(out, "\r\nX-Path: /a/b?c=d\r\n") != NULL);
+}
+
 int main(void)
 {
+	test_add_headers();
+	test_expand();
 	test_passthrough_order();
 	test_hop_by_hop();
 	test_forwarded_trust();
