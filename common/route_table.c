@@ -44,7 +44,12 @@ struct route_table *route_table_new(void)
 	t->settings.hsts = true;
 	t->settings.hsts_max_age = DEFAULT_HSTS_MAX_AGE;
 	t->settings.hsts_include_subdomains = true;
-	if (!t->settings.forwarded_for_header) {
+	t->settings.gzip_level = 1;
+	t->settings.gzip_min_length = 256;
+	t->settings.gzip_types = strdup(ROUTE_GZIP_TYPES_DEFAULT);
+	if (!t->settings.forwarded_for_header || !t->settings.gzip_types) {
+		free(t->settings.forwarded_for_header);
+		free(t->settings.gzip_types);
 		free(t);
 		return NULL;
 	}
@@ -77,6 +82,7 @@ void route_policy_init(struct route_policy *p)
 	p->next_upstream = ROUTE_NEXT_DEFAULT;
 	p->next_upstream_tries = 3;
 	p->body_limit = 1048576;
+	p->upstream_head_max = 4096;
 	p->backend_protocol = ROUTE_PROTO_HTTP;
 	p->affinity = ROUTE_AFFINITY_NONE;
 	p->affinity_mode = ROUTE_AFFINITY_BALANCED;
@@ -219,6 +225,7 @@ void route_table_free(struct route_table *t)
 	free(t->backend_tls);
 	free(t->settings.trusted_proxies);
 	free(t->settings.forwarded_for_header);
+	free(t->settings.gzip_types);
 	free(t->settings.proxy_real_ip_cidr);
 	free(t);
 }
@@ -769,6 +776,7 @@ static const char *const policy_keys[] = {"connect_timeout_ms",
                                           "next_upstream_tries",
                                           "next_upstream_timeout_ms",
                                           "body_limit",
+                                          "upstream_head_max",
                                           "backend_protocol",
                                           "ssl_redirect",
                                           "preserve_trailing_slash",
@@ -953,7 +961,8 @@ static int parse_policy(struct parser *p, json_object *obj, const char *path,
 	    (rc = opt_u32(p, obj, path, "next_upstream_tries", &pol->next_upstream_tries)) != 0 ||
 	    (rc = opt_u32(p, obj, path, "next_upstream_timeout_ms",
 	                  &pol->next_upstream_timeout_ms)) != 0 ||
-	    (rc = opt_int(p, obj, path, "body_limit", 0, INT64_MAX, &pol->body_limit, NULL)) != 0)
+	    (rc = opt_int(p, obj, path, "body_limit", 0, INT64_MAX, &pol->body_limit, NULL)) != 0 ||
+	    (rc = opt_u32(p, obj, path, "upstream_head_max", &pol->upstream_head_max)) != 0)
 		return rc;
 	e = (int)pol->backend_protocol;
 	if ((rc = opt_enum(p, obj, path, "backend_protocol", proto_names, &e)) != 0)
@@ -1544,6 +1553,10 @@ static const char *const settings_keys[] = {"trusted_proxies",
                                             "hsts_include_subdomains",
                                             "hsts_preload",
                                             "max_connections",
+                                            "use_gzip",
+                                            "gzip_level",
+                                            "gzip_min_length",
+                                            "gzip_types",
                                             NULL};
 static const char *const top_keys[] = {
     "version", "generation",   "settings",        "hosts",       "backends",    "certs",
@@ -1578,9 +1591,18 @@ static int parse_settings(struct parser *p, json_object *root, struct route_sett
 	    (rc = opt_u32(p, o, "settings", "hsts_max_age", &s->hsts_max_age)) != 0 ||
 	    (rc = opt_bool(p, o, "settings", "hsts_include_subdomains",
 	                   &s->hsts_include_subdomains)) != 0 ||
-	    (rc = opt_bool(p, o, "settings", "hsts_preload", &s->hsts_preload)) != 0)
+	    (rc = opt_bool(p, o, "settings", "hsts_preload", &s->hsts_preload)) != 0 ||
+	    (rc = opt_bool(p, o, "settings", "use_gzip", &s->use_gzip)) != 0 ||
+	    (rc = opt_u32(p, o, "settings", "gzip_level", &s->gzip_level)) != 0 ||
+	    (rc = opt_u32(p, o, "settings", "gzip_min_length", &s->gzip_min_length)) != 0 ||
+	    (rc = opt_str(p, o, "settings", "gzip_types", STR_DEFAULTED, &s->gzip_types)) != 0)
 		return rc;
 	char err[256];
+	if (s->gzip_level < 1 || s->gzip_level > 9)
+		return fail(p, WEIR_EINVAL, "settings.gzip_level", "%u is not between 1 and 9",
+		            (unsigned)s->gzip_level);
+	if (s->gzip_types && route_validate_media_types(s->gzip_types, err, sizeof(err)) != 0)
+		return fail(p, WEIR_EINVAL, "settings.gzip_types", "%s", err);
 	if (s->forwarded_for_header &&
 	    route_validate_token(s->forwarded_for_header, err, sizeof(err)) != 0)
 		return fail(p, WEIR_EINVAL, "settings.forwarded_for_header", "%s", err);
@@ -2014,6 +2036,7 @@ static void w_policy(struct writer *w, const struct route_policy *p)
 	w_int_d(w, "next_upstream_timeout_ms", p->next_upstream_timeout_ms,
 	        d->next_upstream_timeout_ms);
 	w_int_d(w, "body_limit", p->body_limit, d->body_limit);
+	w_int_d(w, "upstream_head_max", p->upstream_head_max, d->upstream_head_max);
 	if (p->backend_protocol != d->backend_protocol)
 		w_str(w, "backend_protocol", proto_names[p->backend_protocol == ROUTE_PROTO_HTTPS]);
 	w_bool_d(w, "ssl_redirect", p->ssl_redirect, d->ssl_redirect);
@@ -2178,6 +2201,16 @@ static void w_table(struct writer *w, const struct route_table *t)
 	w_int(w, "hsts_max_age", t->settings.hsts_max_age);
 	w_bool(w, "hsts_include_subdomains", t->settings.hsts_include_subdomains);
 	w_bool(w, "hsts_preload", t->settings.hsts_preload);
+	/* Keys added after the first release: only when they differ from the
+	 * defaults, so a table that does not use them reads as before. */
+	if (t->settings.use_gzip)
+		w_bool(w, "use_gzip", true);
+	if (t->settings.gzip_level != 1)
+		w_int(w, "gzip_level", t->settings.gzip_level);
+	if (t->settings.gzip_min_length != 256)
+		w_int(w, "gzip_min_length", t->settings.gzip_min_length);
+	if (t->settings.gzip_types && strcmp(t->settings.gzip_types, ROUTE_GZIP_TYPES_DEFAULT) != 0)
+		w_str(w, "gzip_types", t->settings.gzip_types);
 	w_close_obj(w, s);
 
 	w_key(w, "hosts");

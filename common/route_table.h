@@ -52,6 +52,16 @@
 /* auth-tls-verify-depth at most this (nginx takes any int; longer chains
  * are not seen in practice). */
 #define ROUTE_VERIFY_DEPTH_MAX 100
+/* Bounds of route_policy.upstream_head_max (proxy-buffer-size). */
+#define ROUTE_HEAD_MAX_MIN 1024u
+#define ROUTE_HEAD_MAX_MAX (1024u * 1024u)
+/* ingress-nginx's gzip-types default (text/html is always compressed). */
+#define ROUTE_GZIP_TYPES_DEFAULT                                                                   \
+	"application/atom+xml application/javascript application/x-javascript application/json "  \
+	"application/rss+xml application/vnd.ms-fontobject application/x-font-ttf "               \
+	"application/x-web-app-manifest+json application/xhtml+xml application/xml "              \
+	"font/opentype image/svg+xml image/x-icon text/css text/javascript text/plain "            \
+	"text/x-component"
 
 enum route_match {
 	ROUTE_MATCH_EXACT = 0,  /* JSON "exact": whole path, case-sensitive */
@@ -189,6 +199,10 @@ struct route_policy {
 	uint32_t read_timeout_ms;    /* 60000: between two reads from the upstream */
 	uint32_t send_timeout_ms;    /* 60000: between two writes to the upstream */
 	int64_t body_limit;          /* bytes; 1048576; 0 = unlimited; over it: 413 */
+	/* proxy-buffer-size: the largest upstream response head in bytes, status
+	 * line and blank line included (4096, ROUTE_HEAD_MAX_MIN..ROUTE_HEAD_MAX_MAX);
+	 * a longer one: 502, as nginx's "upstream sent too big header" */
+	uint32_t upstream_head_max;
 	/* proxy-next-upstream: enum route_next_upstream bits (ROUTE_NEXT_DEFAULT);
 	 * -tries: attempts in all, the first included (3; 0: no limit);
 	 * -timeout: time from the first attempt after which none starts (0: no limit) */
@@ -357,6 +371,13 @@ struct route_settings {
 	uint32_t hsts_max_age;        /* 31536000 seconds */
 	bool hsts_include_subdomains; /* true */
 	bool hsts_preload;            /* false */
+	/* Response compression (ingress-nginx use-gzip and its companions). */
+	bool use_gzip;            /* false */
+	uint32_t gzip_level;      /* 1: zlib level, 1..9 */
+	uint32_t gzip_min_length; /* 256: a response whose Content-Length is below it is sent
+	                             as is (one without Content-Length may be compressed) */
+	char *gzip_types; /* ROUTE_GZIP_TYPES_DEFAULT: lowercase media types (type/subtype)
+	                     separated by single spaces, or "*" for any; text/html always */
 };
 
 struct route_table {

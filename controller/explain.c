@@ -113,6 +113,7 @@ static void put_policy(FILE *out, const char *ind, const struct route_policy *p)
 	put_u64(out, ind, "next_upstream_timeout_ms", p->next_upstream_timeout_ms,
 	        d.next_upstream_timeout_ms);
 	put_u64(out, ind, "body_limit", p->body_limit, d.body_limit);
+	put_u64(out, ind, "upstream_head_max", p->upstream_head_max, d.upstream_head_max);
 	if (p->backend_protocol != d.backend_protocol)
 		fprintf(out, "%sbackend_protocol: %s\n", ind,
 		        p->backend_protocol == ROUTE_PROTO_HTTPS ? "HTTPS" : "HTTP");
@@ -286,7 +287,9 @@ static void put_settings(FILE *out, const struct route_settings *s)
 	           s->nproxy_real_ip_cidr || s->hsts != ds->hsts ||
 	           s->hsts_max_age != ds->hsts_max_age ||
 	           s->hsts_include_subdomains != ds->hsts_include_subdomains ||
-	           s->hsts_preload != ds->hsts_preload;
+	           s->hsts_preload != ds->hsts_preload || s->use_gzip != ds->use_gzip ||
+	           s->gzip_level != ds->gzip_level || s->gzip_min_length != ds->gzip_min_length ||
+	           str_differs(s->gzip_types, ds->gzip_types);
 	fprintf(out, "settings:%s\n", any ? "" : " defaults");
 	put_cidrs(out, "  ", "trusted_proxies", s->trusted_proxies, s->ntrusted_proxies);
 	put_u64(out, "  ", "max_header_bytes", s->max_header_bytes, ds->max_header_bytes);
@@ -309,6 +312,10 @@ static void put_settings(FILE *out, const struct route_settings *s)
 	put_bool(out, "  ", "hsts_include_subdomains", s->hsts_include_subdomains,
 	         ds->hsts_include_subdomains);
 	put_bool(out, "  ", "hsts_preload", s->hsts_preload, ds->hsts_preload);
+	put_bool(out, "  ", "use_gzip", s->use_gzip, ds->use_gzip);
+	put_u64(out, "  ", "gzip_level", s->gzip_level, ds->gzip_level);
+	put_u64(out, "  ", "gzip_min_length", s->gzip_min_length, ds->gzip_min_length);
+	put_str(out, "  ", "gzip_types", s->gzip_types, ds->gzip_types);
 	route_table_free(d);
 }
 
