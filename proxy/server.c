@@ -24,6 +24,7 @@
 #include "balancer.h"
 #include "buf.h"
 #include "client_cert.h"
+#include "compress.h"
 #include "error.h"
 #include "external.h"
 #include "headers.h"
@@ -43,7 +44,8 @@
 #include "upstream.h"
 
 #define IO_CAP 16384u          /* body bytes buffered per direction */
-#define UP_HEAD_MAX 32768u     /* largest upstream response head */
+#define UP_HEAD_DEFAULT 4096u  /* largest upstream response head without a route */
+#define GZ_OUT 8192u           /* compressed bytes made per step (stack) */
 #define LOCAL_HEAD_GUESS 4096u /* first room tried for a local answer */
 #define HEAD_READ_MIN 1024u    /* room wanted for each read of a request head */
 #define HEAD_EXTRA 2048u       /* first room tried for a head beyond the one it is built from */
@@ -151,6 +153,12 @@ struct conn {
 	bool body_kept;     /* every body byte read so far is still in `in` from in_floor */
 	bool interim_sent;  /* a 1xx answer went to the client */
 	int status_sent;
+	/* use-gzip: the response body is compressed. gz_in holds decoded body
+	 * bytes not yet compressed (cap IO_CAP); both exist only while a
+	 * compressed response is relayed. */
+	struct compress *gz;
+	struct buf gz_in;
+	bool gz_body_done; /* the upstream's body is all in; the gzip end is due */
 };
 
 struct listener {
@@ -198,6 +206,7 @@ static void conn_progress(struct conn *c);
 static void conn_close(struct conn *c);
 static void conn_arm_timer(struct conn *c);
 static void upstream_start(struct conn *c);
+static void finish_response(struct conn *c);
 static void upstream_go(struct conn *c);
 static int auth_hook_upstream_head(struct conn *c);
 static int conn_exchange(struct conn *c);
@@ -345,10 +354,20 @@ static void drop_upstream(struct conn *c)
 	c->up = NULL;
 }
 
+/* Give back what a compressed response held. */
+static void gz_end(struct conn *c)
+{
+	compress_free(c->gz);
+	c->gz = NULL;
+	buf_free(&c->gz_in);
+	c->gz_body_done = false;
+}
+
 /* The request is over (its answer is queued in out). */
 static void end_request(struct conn *c, bool keep_alive)
 {
 	drop_upstream(c);
+	gz_end(c);
 	auth_request_free(c->auth);
 	c->auth = NULL;
 	if (c->x) {
@@ -1043,6 +1062,12 @@ static int external_endpoint(struct conn *c, const struct route_backend *be)
 	return 0;
 }
 
+/* proxy-buffer-size of the request's route. */
+static size_t upstream_head_max(const struct conn *c)
+{
+	return c->route ? c->route->policy.upstream_head_max : UP_HEAD_DEFAULT;
+}
+
 /* Open the upstream for the backend and endpoint picked: the rest of
  * upstream_start, run again when an ExternalName lookup ends. */
 static void upstream_go(struct conn *c)
@@ -1070,7 +1095,10 @@ static void upstream_go(struct conn *c)
 	}
 
 	buf_init(&c->up_out, (size_t)c->max_header_bytes + 16384 + IO_CAP);
-	buf_init(&c->up_in, UP_HEAD_MAX);
+	/* room for the largest head allowed and one byte more (to see it is
+	 * too big), and for body reads */
+	size_t head_max = upstream_head_max(c);
+	buf_init(&c->up_in, head_max + 1 > IO_CAP ? head_max + 1 : IO_CAP);
 	rc = build_upstream_head(c);
 	if (rc == WEIR_ENOMEM) {
 		answer_local(c, 503, NULL, "out of memory", false);
@@ -1276,9 +1304,67 @@ static bool pump_request(struct conn *c)
 static int resp_body_cb(void *data, const char *p, size_t len)
 {
 	struct conn *c = data;
+	if (c->gz)
+		return buf_append(&c->gz_in, p, len);
 	if (c->out_chunked)
 		return append_chunk(&c->out, p, len);
 	return buf_append(&c->out, p, len);
+}
+
+/* Compress what gz_in holds into out (framed as the response is) in mode,
+ * while out holds less than IO_CAP (back-pressure: the rest waits in gz_in
+ * or in zlib). Returns 1 when the gzip stream is complete (COMPRESS_FINISH),
+ * 0 when more is due later, -1 on failure. */
+static int gz_pump(struct conn *c, enum compress_mode mode, bool *progress)
+{
+	char tmp[GZ_OUT];
+	for (;;) {
+		if (buf_len(&c->out) >= IO_CAP)
+			return 0;
+		size_t in_len = buf_len(&c->gz_in), used, produced;
+		const char *in = in_len ? c->gz_in.data + c->gz_in.start : NULL;
+		int r = compress_run(c->gz, in, in_len, &used, tmp, sizeof(tmp), &produced, mode);
+		if (r < 0)
+			return -1;
+		c->gz_in.start += used;
+		if (c->gz_in.start == c->gz_in.end)
+			c->gz_in.start = c->gz_in.end = 0;
+		if (produced > 0) {
+			int e = c->out_chunked ? append_chunk(&c->out, tmp, produced)
+			                       : buf_append(&c->out, tmp, produced);
+			if (e != 0)
+				return -1;
+		}
+		if (used || produced)
+			*progress = true;
+		if (r == 1)
+			return 1;
+		if (produced < sizeof(tmp) && buf_len(&c->gz_in) == 0)
+			return 0;
+		if (!used && !produced)
+			return 0;
+	}
+}
+
+/* The upstream's body is all in. Without gzip the response ends here; with
+ * it the rest of the compressed stream must fit in out first (pump_response
+ * calls again while gz_body_done). Returns true when the exchange is over
+ * (finished or closed). */
+static bool response_done(struct conn *c, bool *progress)
+{
+	if (c->gz) {
+		c->gz_body_done = true;
+		int r = gz_pump(c, COMPRESS_FINISH, progress);
+		if (r < 0) {
+			conn_close(c);
+			return true;
+		}
+		if (r == 0)
+			return false;
+		gz_end(c);
+	}
+	finish_response(c);
+	return true;
 }
 
 static void finish_response(struct conn *c)
@@ -1470,8 +1556,24 @@ static void process_response_head(struct conn *c, size_t head_len)
 		c->out_chunked = false;
 		ka = false;
 	}
+	enum compress_verdict gz =
+	    compress_decide(&c->rt->settings, &c->x->req, &c->x->resp, c->is_head);
+	if (gz == COMPRESS_GZIP) {
+		/* The length changes: chunked (compress_decide only says yes to
+		 * HTTP/1.1). Out of memory: sent as is. */
+		c->gz = compress_new((int)c->rt->settings.gzip_level, c->x->resp.content_length);
+		if (c->gz) {
+			buf_init(&c->gz_in, IO_CAP);
+			body_length = -2;
+			c->out_chunked = true;
+		} else {
+			gz = COMPRESS_VARY;
+		}
+	}
 	struct headers_resp_extra x;
 	resp_extra(c, c->x->pick.set_cookie[0] ? c->x->pick.set_cookie : NULL, &x);
+	x.gzip = gz == COMPRESS_GZIP;
+	x.vary_accept_encoding = gz != COMPRESS_NO;
 	int n = build_response_head(c, &x, body_length, ka, head_len);
 	if (n < 0) {
 		answer_local(c, 502, NULL, "response head too large", false);
@@ -1484,17 +1586,30 @@ static void process_response_head(struct conn *c, size_t head_len)
 	c->resp_head_done = true;
 	c->up_keepalive = http_parse_keep_alive(&c->x->sp);
 	c->up_in.start = head_len;
-	if (http_parse_done(&c->x->sp))
-		finish_response(c);
+	if (http_parse_done(&c->x->sp)) {
+		bool progress = false;
+		response_done(c, &progress);
+	}
 }
 
 /* Moves parsed body bytes from up_in to out. Returns true when the exchange is
  * over (finished or closed) and the caller must return. */
 static bool response_body(struct conn *c, bool *progress)
 {
+	if (c->gz_body_done)
+		return true; /* pump_response finishes the gzip stream */
+	if (c->gz && gz_pump(c, COMPRESS_MORE, progress) < 0) {
+		conn_close(c);
+		return true;
+	}
 	if (c->resp_head_done && buf_len(&c->up_in) > 0) {
-		size_t room = buf_room(&c->out, 0, IO_CAP);
-		size_t limit = room > CHUNK_OVERHEAD * 2 ? room - CHUNK_OVERHEAD * 2 : 0;
+		size_t limit;
+		if (c->gz) {
+			limit = buf_room(&c->gz_in, 0, IO_CAP);
+		} else {
+			size_t room = buf_room(&c->out, 0, IO_CAP);
+			limit = room > CHUNK_OVERHEAD * 2 ? room - CHUNK_OVERHEAD * 2 : 0;
+		}
 		size_t n = buf_len(&c->up_in) < limit ? buf_len(&c->up_in) : limit;
 		if (n > 0) {
 			size_t used = 0;
@@ -1504,11 +1619,15 @@ static bool response_body(struct conn *c, bool *progress)
 			if (used)
 				*progress = true;
 			if (r == 1) {
-				finish_response(c);
+				response_done(c, progress);
 				return true;
 			}
 			if (r < 0) {
 				metrics_upstream_error("reset");
+				conn_close(c);
+				return true;
+			}
+			if (c->gz && gz_pump(c, COMPRESS_MORE, progress) < 0) {
 				conn_close(c);
 				return true;
 			}
@@ -1523,6 +1642,10 @@ static bool pump_response(struct conn *c)
 	bool progress = false;
 	if (!u || !u->connected)
 		return false;
+	if (c->gz_body_done) {
+		response_done(c, &progress);
+		return progress;
+	}
 	if (response_body(c, &progress))
 		return true;
 	/* Read more only when it can go somewhere (back-pressure). */
@@ -1551,10 +1674,12 @@ static bool pump_response(struct conn *c)
 	if (!c->resp_head_done) {
 		if (buf_len(&c->up_in) > 0) {
 			long r = http_parse_scan_head(&c->x->sp, c->up_in.data, c->up_in.end,
-			                              UP_HEAD_MAX);
+			                              upstream_head_max(c));
 			if (r < 0) {
+				/* nginx: "upstream sent too big header" (proxy-buffer-size) */
 				upstream_failed(c, NEXT_INVALID_HEADER, "reset",
-				                "bad response from upstream");
+				                r == -431 ? "upstream sent too big header"
+				                          : "bad response from upstream");
 				return true;
 			}
 			if (r > 0) {
@@ -1572,9 +1697,18 @@ static bool pump_response(struct conn *c)
 		}
 		return progress;
 	}
+	if (c->gz && !c->up_eof && !u->can_read && buf_len(&c->up_in) == 0 &&
+	    buf_len(&c->gz_in) == 0 && compress_pending(c->gz)) {
+		/* The upstream has nothing more ready: what it sent so far goes
+		 * out decodable (a streamed response is not held back). */
+		if (gz_pump(c, COMPRESS_FLUSH, &progress) < 0) {
+			conn_close(c);
+			return true;
+		}
+	}
 	if (c->up_eof && buf_len(&c->up_in) == 0) {
 		if (http_parse_eof(&c->x->sp) == 1) {
-			finish_response(c);
+			response_done(c, &progress);
 		} else {
 			metrics_upstream_error("reset");
 			conn_close(c);
@@ -1938,6 +2072,8 @@ static void free_conn(struct loop_defer *d)
 	buf_free(&c->out);
 	buf_free(&c->up_in);
 	buf_free(&c->up_out);
+	buf_free(&c->gz_in);
+	compress_free(c->gz);
 	free(c->x);
 	free(c);
 }
@@ -1954,6 +2090,7 @@ static void conn_close(struct conn *c)
 	c->io.fd = -1;
 	tls_sock_close(&c->sock);
 	drop_upstream(c);
+	gz_end(c);
 	auth_request_free(c->auth);
 	c->auth = NULL;
 	if (c->x) {
