@@ -1539,6 +1539,7 @@ static int parse_passthrough(struct parser *p, json_object *root, struct route_t
 
 static const char *const settings_keys[] = {"trusted_proxies",
                                             "max_header_bytes",
+                                            "max_header_line",
                                             "header_timeout_ms",
                                             "keepalive_timeout_ms",
                                             "upstream_keepalive",
@@ -1572,6 +1573,7 @@ static int parse_settings(struct parser *p, json_object *root, struct route_sett
 	    (rc = parse_cidrs(p, o, "settings", "trusted_proxies", &s->trusted_proxies,
 	                      &s->ntrusted_proxies)) != 0 ||
 	    (rc = opt_u32(p, o, "settings", "max_header_bytes", &s->max_header_bytes)) != 0 ||
+	    (rc = opt_u32(p, o, "settings", "max_header_line", &s->max_header_line)) != 0 ||
 	    (rc = opt_u32(p, o, "settings", "header_timeout_ms", &s->header_timeout_ms)) != 0 ||
 	    (rc = opt_u32(p, o, "settings", "keepalive_timeout_ms", &s->keepalive_timeout_ms)) !=
 	        0 ||
@@ -2203,6 +2205,8 @@ static void w_table(struct writer *w, const struct route_table *t)
 	w_bool(w, "hsts_preload", t->settings.hsts_preload);
 	/* Keys added after the first release: only when they differ from the
 	 * defaults, so a table that does not use them reads as before. */
+	if (t->settings.max_header_line)
+		w_int(w, "max_header_line", t->settings.max_header_line);
 	if (t->settings.use_gzip)
 		w_bool(w, "use_gzip", true);
 	if (t->settings.gzip_level != 1)

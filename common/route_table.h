@@ -354,6 +354,10 @@ struct route_settings {
 	size_t ntrusted_proxies; /* X-Forwarded-* from other peers are replaced */
 	struct route_cidr *trusted_proxies;
 	uint32_t max_header_bytes;     /* 32768; over it: 431 */
+	/* 0: none; else the longest line of a request head, CRLF included
+	 * (large-client-header-buffers' size, as nginx): a longer request line
+	 * gets 414, a longer header line 400 */
+	uint32_t max_header_line;
 	uint32_t header_timeout_ms;    /* 10000; slow request head: 408 */
 	uint32_t keepalive_timeout_ms; /* 75000: idle client keep-alive */
 	uint32_t upstream_keepalive;   /* 32: idle connections kept per endpoint */

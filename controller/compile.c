@@ -1575,9 +1575,11 @@ static int parse_gzip_types(const char *v, char **out, char *err, size_t errlen)
 }
 
 /* large-client-header-buffers "NUMBER SIZE" (nginx): the request head may
- * take NUMBER buffers of SIZE bytes; weir caps the whole head at their
- * product (max_header_bytes). */
-static int parse_header_buffers(const char *v, uint32_t *out, char *err, size_t errlen)
+ * take NUMBER buffers of SIZE bytes and no line may be longer than one;
+ * weir caps the whole head at their product (*total, max_header_bytes) and
+ * each line at SIZE (*line, max_header_line). */
+static int parse_header_buffers(const char *v, uint32_t *total, uint32_t *line, char *err,
+                                size_t errlen)
 {
 	uint64_t num;
 	int64_t size;
@@ -1600,7 +1602,8 @@ static int parse_header_buffers(const char *v, uint32_t *out, char *err, size_t 
 		snprintf(err, errlen, "\"%.64s\": at least 1 buffer of 1k, at most 1m in all", v);
 		return WEIR_EINVAL;
 	}
-	*out = (uint32_t)((uint64_t)size * num);
+	*total = (uint32_t)((uint64_t)size * num);
+	*line = (uint32_t)size;
 	return 0;
 }
 
@@ -1669,10 +1672,12 @@ static void apply_configmap(struct ctx *c, json_object *cm, uint32_t *drain_defa
 		} else if (strcmp(k, "large-client-header-buffers") == 0) {
 			/* Keys are read in sorted order: max-header-bytes, when set
 			 * too, comes later and wins. */
-			uint32_t bytes;
-			rc = parse_header_buffers(v, &bytes, err, sizeof(err));
-			if (rc == 0)
-				s->max_header_bytes = bytes;
+			uint32_t total, line;
+			rc = parse_header_buffers(v, &total, &line, err, sizeof(err));
+			if (rc == 0) {
+				s->max_header_bytes = total;
+				s->max_header_line = line;
+			}
 		} else if (strcmp(k, "use-gzip") == 0) {
 			rc = annotations_parse_bool(v, &s->use_gzip, err, sizeof(err));
 		} else if (strcmp(k, "gzip-level") == 0) {

@@ -275,6 +275,7 @@ static void put_settings(FILE *out, const struct route_settings *s)
 		return;
 	const struct route_settings *ds = &d->settings;
 	bool any = s->ntrusted_proxies || s->max_header_bytes != ds->max_header_bytes ||
+	           s->max_header_line != ds->max_header_line ||
 	           s->header_timeout_ms != ds->header_timeout_ms ||
 	           s->keepalive_timeout_ms != ds->keepalive_timeout_ms ||
 	           s->upstream_keepalive != ds->upstream_keepalive ||
@@ -293,6 +294,7 @@ static void put_settings(FILE *out, const struct route_settings *s)
 	fprintf(out, "settings:%s\n", any ? "" : " defaults");
 	put_cidrs(out, "  ", "trusted_proxies", s->trusted_proxies, s->ntrusted_proxies);
 	put_u64(out, "  ", "max_header_bytes", s->max_header_bytes, ds->max_header_bytes);
+	put_u64(out, "  ", "max_header_line", s->max_header_line, ds->max_header_line);
 	put_u64(out, "  ", "header_timeout_ms", s->header_timeout_ms, ds->header_timeout_ms);
 	put_u64(out, "  ", "keepalive_timeout_ms", s->keepalive_timeout_ms,
 	        ds->keepalive_timeout_ms);

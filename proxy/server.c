@@ -108,7 +108,7 @@ struct conn {
 	/* the Strict-Transport-Security value being sent */
 	char hsts[64];
 	struct http_client client;
-	uint32_t max_header_bytes, header_timeout_ms, keepalive_timeout_ms;
+	uint32_t max_header_bytes, max_header_line, header_timeout_ms, keepalive_timeout_ms;
 	struct buf in; /* client bytes: head at [0, in_floor), then body */
 	size_t in_floor;
 	struct buf out; /* bytes to the client */
@@ -243,12 +243,14 @@ static void read_settings(struct conn *c)
 {
 	struct table *t = table_view_get(&c->w->view);
 	c->max_header_bytes = 32768;
+	c->max_header_line = 0;
 	c->header_timeout_ms = 10000;
 	c->keepalive_timeout_ms = 75000;
 	if (t) {
 		const struct route_settings *s = &table_routes(t)->settings;
 		if (s->max_header_bytes)
 			c->max_header_bytes = s->max_header_bytes;
+		c->max_header_line = s->max_header_line;
 		if (s->header_timeout_ms)
 			c->header_timeout_ms = s->header_timeout_ms;
 		if (s->keepalive_timeout_ms)
@@ -1148,6 +1150,17 @@ static bool progress_head(struct conn *c)
 				c->req_active = true;
 				answer_local(c, (int)-r, NULL,
 				             r == -431 ? "request header too large" : "bad request",
+				             false);
+				return true;
+			}
+			int st = r > 0 ? http_parse_long_line(c->in.data, (size_t)r,
+			                                      c->max_header_line)
+			               : 0;
+			if (st) {
+				c->req_active = true;
+				answer_local(c, st, NULL,
+				             st == 414 ? "request-uri too large"
+				                       : "request header or cookie too large",
 				             false);
 				return true;
 			}

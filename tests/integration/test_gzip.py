@@ -1,5 +1,6 @@
-"""Response compression (ConfigMap use-gzip) and the upstream response head cap
-(proxy-buffer-size) through a real weir-proxy, with real clients: curl --compressed,
+"""Response compression (ConfigMap use-gzip), the upstream response head cap
+(proxy-buffer-size) and the request head line cap (large-client-header-buffers) through a
+real weir-proxy, with real clients: curl --compressed,
 urllib + gzip, and raw sockets. Compressed bodies are decompressed and compared byte for
 byte with what the backend sent (tests/backends/pattern.py)."""
 
@@ -312,5 +313,30 @@ def test_gzip_settings_applied(proxy_bin, backends, tmp_path):
         r = get(p.http_port, "/s?do=fixed&n=200000&type=text/html", AE)
         assert r.get("Content-Encoding") == "gzip"
         assert gzip.decompress(r.body) == expected(200000)
+    finally:
+        p.stop()
+
+
+def test_header_line_cap(proxy_bin, backends, tmp_path):
+    """large-client-header-buffers "8 1k" (max_header_bytes 8192, max_header_line 1024):
+    a request line longer than 1k gets 414, a header line 400, a head of short lines
+    up to 8k passes, a longer one 431."""
+    routes = tmp_path / "routes"
+    routes.mkdir()
+    pu.write_table(str(routes), table(backends, max_header_bytes=8192,
+                                      max_header_line=1024))
+    p = pu.Proxy(str(routes), str(tmp_path / "proxy.log"), workers=1)
+    try:
+        p.wait_ready()
+        r = get(p.http_port, "/" + "a" * 1100)
+        assert r.status == 414, r
+        r = get(p.http_port, "/x", "Cookie: " + "c" * 1100 + "\r\n")
+        assert r.status == 400, r
+        assert b"too large" in r.body
+        many = "".join(f"X-H{i}: {'v' * 900}\r\n" for i in range(7))
+        r = get(p.http_port, "/x?ok=1", many)
+        assert r.status == 200 and r.json()["query"] == "ok=1", r
+        r = get(p.http_port, "/x", many + many)
+        assert r.status == 431, r
     finally:
         p.stop()

@@ -344,6 +344,7 @@ static const char rich[] =
     "\"forwarded_for_header\":\"CF-Connecting-IP\",\"proxy_real_ip_cidr\":[\"10.0.0.0/8\"],"
     "\"hsts\":false,\"hsts_max_age\":600,\"hsts_include_subdomains\":false,"
     "\"hsts_preload\":true,\"max_connections\":100,\"use_gzip\":true,\"gzip_level\":6,"
+    "\"max_header_line\":8192,"
     "\"gzip_min_length\":0,\"gzip_types\":\"*\"},"
     "\"backends\":[{\"name\":\"default/web:80\",\"endpoints\":["
     "{\"address\":\"10.0.0.5\",\"port\":8080,\"weight\":3,\"draining\":true},"
@@ -417,6 +418,7 @@ static void test_round_trip(void)
 	CHECK_INT(t->settings.hsts_max_age, 600);
 	CHECK(t->settings.use_gzip);
 	CHECK_INT(t->settings.gzip_level, 6);
+	CHECK_INT(t->settings.max_header_line, 8192);
 	CHECK_INT(t->settings.gzip_min_length, 0);
 	CHECK_STR(t->settings.gzip_types, "*");
 	CHECK_INT(t->hosts[1].routes[0].policy.upstream_head_max, 16384);
