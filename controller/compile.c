@@ -1640,6 +1640,7 @@ static void apply_configmap(struct ctx *c, json_object *cm, uint32_t *drain_defa
 		keys[nkeys++] = k0;
 	}
 	qsort(keys, nkeys, sizeof(*keys), cmp_strp);
+	bool header_buffers_set = false;
 	for (size_t i = 0; i < nkeys; i++) {
 		const char *k = keys[i];
 		const char *v = jstr(data, k);
@@ -1667,16 +1668,17 @@ static void apply_configmap(struct ctx *c, json_object *cm, uint32_t *drain_defa
 				snprintf(err, sizeof(err), "%s is out of range (1k..4g)", v);
 				rc = WEIR_EINVAL;
 			}
-			if (rc == 0)
+			/* large-client-header-buffers, when set too, decides (it is
+			 * read first: keys go in sorted order) */
+			if (rc == 0 && !header_buffers_set)
 				s->max_header_bytes = (uint32_t)size;
 		} else if (strcmp(k, "large-client-header-buffers") == 0) {
-			/* Keys are read in sorted order: max-header-bytes, when set
-			 * too, comes later and wins. */
 			uint32_t total, line;
 			rc = parse_header_buffers(v, &total, &line, err, sizeof(err));
 			if (rc == 0) {
 				s->max_header_bytes = total;
 				s->max_header_line = line;
+				header_buffers_set = true;
 			}
 		} else if (strcmp(k, "use-gzip") == 0) {
 			rc = annotations_parse_bool(v, &s->use_gzip, err, sizeof(err));
