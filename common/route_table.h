@@ -57,9 +57,9 @@
 #define ROUTE_HEAD_MAX_MAX (1024u * 1024u)
 /* ingress-nginx's gzip-types default (text/html is always compressed). */
 #define ROUTE_GZIP_TYPES_DEFAULT                                                                   \
-	"application/atom+xml application/javascript application/x-javascript application/json "  \
-	"application/rss+xml application/vnd.ms-fontobject application/x-font-ttf "               \
-	"application/x-web-app-manifest+json application/xhtml+xml application/xml "              \
+	"application/atom+xml application/javascript application/x-javascript application/json "   \
+	"application/rss+xml application/vnd.ms-fontobject application/x-font-ttf "                \
+	"application/x-web-app-manifest+json application/xhtml+xml application/xml "               \
 	"font/opentype image/svg+xml image/x-icon text/css text/javascript text/plain "            \
 	"text/x-component"
 
@@ -353,7 +353,7 @@ struct route_passthrough {
 struct route_settings {
 	size_t ntrusted_proxies; /* X-Forwarded-* from other peers are replaced */
 	struct route_cidr *trusted_proxies;
-	uint32_t max_header_bytes;     /* 32768; over it: 431 */
+	uint32_t max_header_bytes; /* 32768; over it: 431 */
 	/* 0: none; else the longest line of a request head, CRLF included
 	 * (large-client-header-buffers' size, as nginx): a longer request line
 	 * gets 414, a longer header line 400 */
@@ -380,8 +380,8 @@ struct route_settings {
 	uint32_t gzip_level;      /* 1: zlib level, 1..9 */
 	uint32_t gzip_min_length; /* 256: a response whose Content-Length is below it is sent
 	                             as is (one without Content-Length may be compressed) */
-	char *gzip_types; /* ROUTE_GZIP_TYPES_DEFAULT: lowercase media types (type/subtype)
-	                     separated by single spaces, or "*" for any; text/html always */
+	char *gzip_types;         /* ROUTE_GZIP_TYPES_DEFAULT: lowercase media types (type/subtype)
+	                             separated by single spaces, or "*" for any; text/html always */
 };
 
 struct route_table {

@@ -706,7 +706,8 @@ int route_validate_policy(const struct route_policy *p, char *field, size_t fiel
 		set_field(field, fieldlen, p->body_limit < 0 ? "body_limit" : "cors.max_age_s");
 		return fail(err, errlen, "below 0");
 	}
-	if (p->upstream_head_max < ROUTE_HEAD_MAX_MIN || p->upstream_head_max > ROUTE_HEAD_MAX_MAX) {
+	if (p->upstream_head_max < ROUTE_HEAD_MAX_MIN ||
+	    p->upstream_head_max > ROUTE_HEAD_MAX_MAX) {
 		set_field(field, fieldlen, "upstream_head_max");
 		return fail(err, errlen, "%u is not between %u and %u",
 		            (unsigned)p->upstream_head_max, ROUTE_HEAD_MAX_MIN, ROUTE_HEAD_MAX_MAX);

@@ -213,8 +213,9 @@ int compress_run(struct compress *z, const char *in, size_t in_len, size_t *used
 	z->zs.avail_in = (uInt)in_len;
 	z->zs.next_out = (Bytef *)out;
 	z->zs.avail_out = (uInt)cap;
-	int flush = mode == COMPRESS_FINISH ? Z_FINISH : mode == COMPRESS_FLUSH ? Z_SYNC_FLUSH
-	                                                                        : Z_NO_FLUSH;
+	int flush = mode == COMPRESS_FINISH  ? Z_FINISH
+	            : mode == COMPRESS_FLUSH ? Z_SYNC_FLUSH
+	                                     : Z_NO_FLUSH;
 	int r = deflate(&z->zs, flush);
 	*used = in_len - z->zs.avail_in;
 	*produced = cap - z->zs.avail_out;

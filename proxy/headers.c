@@ -655,10 +655,9 @@ int headers_build_response(const struct http_response *resp, const struct route 
 			continue;
 		if (gzip && name_eq(h->name, h->name_len, "ETag")) {
 			/* the compressed bytes differ: at most a weak validator */
-			if (h->value_len >= 2 && h->value[0] == 'W' && h->value[1] == '/')
-				put_header(&w, h->name, h->name_len, h->value,
-				           h->value_len);
-			else if (h->value_len >= 2 && h->value[0] == '"') {
+			if (h->value_len >= 2 && h->value[0] == 'W' && h->value[1] == '/') {
+				put_header(&w, h->name, h->name_len, h->value, h->value_len);
+			} else if (h->value_len >= 2 && h->value[0] == '"') {
 				put(&w, h->name, h->name_len);
 				puts_(&w, ": W/");
 				put(&w, h->value, h->value_len);

@@ -1153,9 +1153,9 @@ static bool progress_head(struct conn *c)
 				             false);
 				return true;
 			}
-			int st = r > 0 ? http_parse_long_line(c->in.data, (size_t)r,
-			                                      c->max_header_line)
-			               : 0;
+			int st =
+			    r > 0 ? http_parse_long_line(c->in.data, (size_t)r, c->max_header_line)
+			          : 0;
 			if (st) {
 				c->req_active = true;
 				answer_local(c, st, NULL,

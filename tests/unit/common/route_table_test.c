@@ -198,7 +198,8 @@ static const struct refusal refusals[] = {
      WEIR_EINVAL, "hosts[0].routes[0].path: contains a NUL character"},
     {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/\",\"match\":\"prefix\","
      "\"policy\":{\"upstream_head_max\":1023}}]}]}",
-     WEIR_EINVAL, "hosts[0].routes[0].policy.upstream_head_max: 1023 is not between 1024 and 1048576"},
+     WEIR_EINVAL,
+     "hosts[0].routes[0].policy.upstream_head_max: 1023 is not between 1024 and 1048576"},
     {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/\",\"match\":\"prefix\","
      "\"policy\":{\"upstream_head_max\":1048577}}]}]}",
      WEIR_EINVAL, NULL},

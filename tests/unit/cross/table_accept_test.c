@@ -550,9 +550,11 @@ static void configmap(struct store *s)
 	if (chance(20))
 		add(data, "gzip-level", chance(50) ? json_object_new_string("9") : hostile());
 	if (chance(20))
-		add(data, "large-client-header-buffers", chance(50) ? json_object_new_string("4 16k") : hostile());
+		add(data, "large-client-header-buffers",
+		    chance(50) ? json_object_new_string("4 16k") : hostile());
 	if (chance(20))
-		add(data, "proxy-buffer-size", chance(50) ? json_object_new_string("16k") : hostile());
+		add(data, "proxy-buffer-size",
+		    chance(50) ? json_object_new_string("16k") : hostile());
 	add(cm, "data", data);
 	put(s, STORE_CONFIGMAP, cm);
 }

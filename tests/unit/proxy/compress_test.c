@@ -57,7 +57,8 @@ static void test_accept_encoding(void)
 	CHECK(!compress_accepts_gzip(&req));
 	/* two header lines read as one list */
 	fixture_parse_request(
-	    "GET / HTTP/1.1\r\nAccept-Encoding: br\r\nHost: a\r\naccept-encoding: gzip\r\n\r\n", &req);
+	    "GET / HTTP/1.1\r\nAccept-Encoding: br\r\nHost: a\r\naccept-encoding: gzip\r\n\r\n",
+	    &req);
 	CHECK(compress_accepts_gzip(&req));
 }
 
@@ -121,7 +122,8 @@ struct decide_case {
 
 static void test_decide(void)
 {
-	static const char *const gz_req = "GET / HTTP/1.1\r\nHost: a\r\nAccept-Encoding: gzip\r\n\r\n";
+	static const char *const gz_req =
+	    "GET / HTTP/1.1\r\nHost: a\r\nAccept-Encoding: gzip\r\n\r\n";
 	static const struct decide_case cases[] = {
 	    {NULL, "Content-Type: text/plain\r\n", 200, -1, false, COMPRESS_GZIP},
 	    {NULL, "Content-Type: text/plain\r\n", 200, 256, false, COMPRESS_GZIP},
@@ -144,8 +146,8 @@ static void test_decide(void)
 	     COMPRESS_VARY},
 	    {"GET / HTTP/1.1\r\nHost: a\r\nAccept-Encoding: gzip;q=0\r\n\r\n",
 	     "Content-Type: text/plain\r\n", 200, -1, false, COMPRESS_VARY},
-	    {"GET / HTTP/1.0\r\nAccept-Encoding: gzip\r\n\r\n", "Content-Type: text/plain\r\n",
-	     200, -1, false, COMPRESS_VARY},
+	    {"GET / HTTP/1.0\r\nAccept-Encoding: gzip\r\n\r\n", "Content-Type: text/plain\r\n", 200,
+	     -1, false, COMPRESS_VARY},
 	    {"GET / HTTP/1.1\r\nHost: a\r\nAccept-Encoding: gzip\r\nConnection: Upgrade\r\n"
 	     "Upgrade: websocket\r\n\r\n",
 	     "Content-Type: text/plain\r\n", 200, -1, false, COMPRESS_NO},
@@ -194,8 +196,8 @@ static void test_decide(void)
 
 /* Compress src in pieces of step bytes, flushing after each piece when
  * flush, with an output buffer of outcap bytes; then inflate and compare. */
-static void roundtrip(const unsigned char *src, size_t len, size_t step, size_t outcap,
-                      bool flush, int level, int64_t content_length)
+static void roundtrip(const unsigned char *src, size_t len, size_t step, size_t outcap, bool flush,
+                      int level, int64_t content_length)
 {
 	struct compress *z = compress_new(level, content_length);
 	CHECK(z != NULL);
@@ -215,8 +217,9 @@ static void roundtrip(const unsigned char *src, size_t len, size_t step, size_t 
 		     mode++) {
 			for (;;) {
 				size_t used, produced;
-				r = compress_run(z, (const char *)src + off + taken, n - taken, &used,
-				                 out, outcap, &produced, (enum compress_mode)mode);
+				r = compress_run(z, (const char *)src + off + taken, n - taken,
+				                 &used, out, outcap, &produced,
+				                 (enum compress_mode)mode);
 				CHECK(r == 0);
 				CHECK(total + produced <= cap);
 				memcpy(gz + total, out, produced);

@@ -437,7 +437,8 @@ static void test_gzip(void)
 	               &resp);
 	resp.content_length = 5000;
 	struct headers_resp_extra x = {.gzip = true, .vary_accept_encoding = true};
-	int n = headers_build_response(&resp, NULL, &x, -2, HEADERS_CONN_KEEP, out, sizeof(out) - 1);
+	int n =
+	    headers_build_response(&resp, NULL, &x, -2, HEADERS_CONN_KEEP, out, sizeof(out) - 1);
 	out[n > 0 ? n : 0] = '\0';
 	CHECK_STR(out, "HTTP/1.1 200 OK\r\n"
 	               "Content-Type: text/plain\r\n"
