@@ -45,6 +45,7 @@
 
 #define IO_CAP 16384u          /* body bytes buffered per direction */
 #define UP_HEAD_DEFAULT 4096u  /* largest upstream response head without a route */
+#define UP_IN_MIN 32768u       /* cap of the upstream input buffer, at least */
 #define GZ_OUT 8192u           /* compressed bytes made per step (stack) */
 #define LOCAL_HEAD_GUESS 4096u /* first room tried for a local answer */
 #define HEAD_READ_MIN 1024u    /* room wanted for each read of a request head */
@@ -1098,9 +1099,9 @@ static void upstream_go(struct conn *c)
 
 	buf_init(&c->up_out, (size_t)c->max_header_bytes + 16384 + IO_CAP);
 	/* room for the largest head allowed and one byte more (to see it is
-	 * too big), and for body reads */
+	 * too big), and at least UP_IN_MIN for body reads */
 	size_t head_max = upstream_head_max(c);
-	buf_init(&c->up_in, head_max + 1 > IO_CAP ? head_max + 1 : IO_CAP);
+	buf_init(&c->up_in, head_max + 1 > UP_IN_MIN ? head_max + 1 : UP_IN_MIN);
 	rc = build_upstream_head(c);
 	if (rc == WEIR_ENOMEM) {
 		answer_local(c, 503, NULL, "out of memory", false);
