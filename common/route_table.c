@@ -47,9 +47,14 @@ struct route_table *route_table_new(void)
 	t->settings.gzip_level = 1;
 	t->settings.gzip_min_length = 256;
 	t->settings.gzip_types = strdup(ROUTE_GZIP_TYPES_DEFAULT);
-	if (!t->settings.forwarded_for_header || !t->settings.gzip_types) {
+	t->settings.brotli_level = 4;
+	t->settings.brotli_min_length = 20;
+	t->settings.brotli_types = strdup(ROUTE_BROTLI_TYPES_DEFAULT);
+	if (!t->settings.forwarded_for_header || !t->settings.gzip_types ||
+	    !t->settings.brotli_types) {
 		free(t->settings.forwarded_for_header);
 		free(t->settings.gzip_types);
+		free(t->settings.brotli_types);
 		free(t);
 		return NULL;
 	}
@@ -226,6 +231,7 @@ void route_table_free(struct route_table *t)
 	free(t->settings.trusted_proxies);
 	free(t->settings.forwarded_for_header);
 	free(t->settings.gzip_types);
+	free(t->settings.brotli_types);
 	free(t->settings.proxy_real_ip_cidr);
 	free(t);
 }
@@ -1558,6 +1564,10 @@ static const char *const settings_keys[] = {"trusted_proxies",
                                             "gzip_level",
                                             "gzip_min_length",
                                             "gzip_types",
+                                            "enable_brotli",
+                                            "brotli_level",
+                                            "brotli_min_length",
+                                            "brotli_types",
                                             NULL};
 static const char *const top_keys[] = {
     "version", "generation",   "settings",        "hosts",       "backends",    "certs",
@@ -1597,7 +1607,11 @@ static int parse_settings(struct parser *p, json_object *root, struct route_sett
 	    (rc = opt_bool(p, o, "settings", "use_gzip", &s->use_gzip)) != 0 ||
 	    (rc = opt_u32(p, o, "settings", "gzip_level", &s->gzip_level)) != 0 ||
 	    (rc = opt_u32(p, o, "settings", "gzip_min_length", &s->gzip_min_length)) != 0 ||
-	    (rc = opt_str(p, o, "settings", "gzip_types", STR_DEFAULTED, &s->gzip_types)) != 0)
+	    (rc = opt_str(p, o, "settings", "gzip_types", STR_DEFAULTED, &s->gzip_types)) != 0 ||
+	    (rc = opt_bool(p, o, "settings", "enable_brotli", &s->enable_brotli)) != 0 ||
+	    (rc = opt_u32(p, o, "settings", "brotli_level", &s->brotli_level)) != 0 ||
+	    (rc = opt_u32(p, o, "settings", "brotli_min_length", &s->brotli_min_length)) != 0 ||
+	    (rc = opt_str(p, o, "settings", "brotli_types", STR_DEFAULTED, &s->brotli_types)) != 0)
 		return rc;
 	char err[256];
 	if (s->gzip_level < 1 || s->gzip_level > 9)
@@ -1605,6 +1619,11 @@ static int parse_settings(struct parser *p, json_object *root, struct route_sett
 		            (unsigned)s->gzip_level);
 	if (s->gzip_types && route_validate_media_types(s->gzip_types, err, sizeof(err)) != 0)
 		return fail(p, WEIR_EINVAL, "settings.gzip_types", "%s", err);
+	if (s->brotli_level > 11)
+		return fail(p, WEIR_EINVAL, "settings.brotli_level", "%u is not between 0 and 11",
+		            (unsigned)s->brotli_level);
+	if (s->brotli_types && route_validate_media_types(s->brotli_types, err, sizeof(err)) != 0)
+		return fail(p, WEIR_EINVAL, "settings.brotli_types", "%s", err);
 	if (s->forwarded_for_header &&
 	    route_validate_token(s->forwarded_for_header, err, sizeof(err)) != 0)
 		return fail(p, WEIR_EINVAL, "settings.forwarded_for_header", "%s", err);
@@ -2215,6 +2234,15 @@ static void w_table(struct writer *w, const struct route_table *t)
 		w_int(w, "gzip_min_length", t->settings.gzip_min_length);
 	if (t->settings.gzip_types && strcmp(t->settings.gzip_types, ROUTE_GZIP_TYPES_DEFAULT) != 0)
 		w_str(w, "gzip_types", t->settings.gzip_types);
+	if (t->settings.enable_brotli)
+		w_bool(w, "enable_brotli", true);
+	if (t->settings.brotli_level != 4)
+		w_int(w, "brotli_level", t->settings.brotli_level);
+	if (t->settings.brotli_min_length != 20)
+		w_int(w, "brotli_min_length", t->settings.brotli_min_length);
+	if (t->settings.brotli_types &&
+	    strcmp(t->settings.brotli_types, ROUTE_BROTLI_TYPES_DEFAULT) != 0)
+		w_str(w, "brotli_types", t->settings.brotli_types);
 	w_close_obj(w, s);
 
 	w_key(w, "hosts");

@@ -62,6 +62,8 @@
 	"application/x-web-app-manifest+json application/xhtml+xml application/xml "               \
 	"font/opentype image/svg+xml image/x-icon text/css text/javascript text/plain "            \
 	"text/x-component"
+/* ingress-nginx's brotli-types default (text/html is always compressed). */
+#define ROUTE_BROTLI_TYPES_DEFAULT "application/xml+rss " ROUTE_GZIP_TYPES_DEFAULT
 
 enum route_match {
 	ROUTE_MATCH_EXACT = 0,  /* JSON "exact": whole path, case-sensitive */
@@ -382,6 +384,12 @@ struct route_settings {
 	                             as is (one without Content-Length may be compressed) */
 	char *gzip_types;         /* ROUTE_GZIP_TYPES_DEFAULT: lowercase media types (type/subtype)
 	                             separated by single spaces, or "*" for any; text/html always */
+	/* Brotli (ingress-nginx enable-brotli and its companions); preferred over
+	 * gzip when the client accepts both. */
+	bool enable_brotli;         /* false */
+	uint32_t brotli_level;      /* 4: quality, 0..11 */
+	uint32_t brotli_min_length; /* 20: as gzip_min_length */
+	char *brotli_types;         /* ROUTE_BROTLI_TYPES_DEFAULT: as gzip_types */
 };
 
 struct route_table {

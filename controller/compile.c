@@ -1547,7 +1547,7 @@ static int parse_header_name(const char *v, char *err, size_t errlen)
 	return 0;
 }
 
-/* gzip-types: media types separated by white space, or "*", into a new
+/* gzip-types, brotli-types: media types separated by white space, or "*", into a new
  * string of lowercase types separated by single spaces (the table's form). */
 static int parse_gzip_types(const char *v, char **out, char *err, size_t errlen)
 {
@@ -1700,6 +1700,23 @@ static void apply_configmap(struct ctx *c, json_object *cm, uint32_t *drain_defa
 			if (rc == 0) {
 				free(s->gzip_types);
 				s->gzip_types = types;
+			}
+		} else if (strcmp(k, "enable-brotli") == 0) {
+			rc = annotations_parse_bool(v, &s->enable_brotli, err, sizeof(err));
+		} else if (strcmp(k, "brotli-level") == 0) {
+			rc = annotations_parse_uint(v, 11, &u, err, sizeof(err));
+			if (rc == 0)
+				s->brotli_level = (uint32_t)u;
+		} else if (strcmp(k, "brotli-min-length") == 0) {
+			rc = annotations_parse_uint(v, UINT32_MAX, &u, err, sizeof(err));
+			if (rc == 0)
+				s->brotli_min_length = (uint32_t)u;
+		} else if (strcmp(k, "brotli-types") == 0) {
+			char *types;
+			rc = parse_gzip_types(v, &types, err, sizeof(err));
+			if (rc == 0) {
+				free(s->brotli_types);
+				s->brotli_types = types;
 			}
 		} else if (strcmp(k, "proxy-buffer-size") == 0) {
 			rc = annotations_parse_head_max(v, &c->upstream_head_max, err, sizeof(err));

@@ -274,23 +274,25 @@ static void put_settings(FILE *out, const struct route_settings *s)
 	if (!d)
 		return;
 	const struct route_settings *ds = &d->settings;
-	bool any = s->ntrusted_proxies || s->max_header_bytes != ds->max_header_bytes ||
-	           s->max_header_line != ds->max_header_line ||
-	           s->header_timeout_ms != ds->header_timeout_ms ||
-	           s->keepalive_timeout_ms != ds->keepalive_timeout_ms ||
-	           s->upstream_keepalive != ds->upstream_keepalive ||
-	           s->drain_window_ms != ds->drain_window_ms ||
-	           s->max_connections != ds->max_connections ||
-	           s->use_forwarded_headers != ds->use_forwarded_headers ||
-	           s->compute_full_forwarded_for != ds->compute_full_forwarded_for ||
-	           s->use_proxy_protocol != ds->use_proxy_protocol ||
-	           str_differs(s->forwarded_for_header, ds->forwarded_for_header) ||
-	           s->nproxy_real_ip_cidr || s->hsts != ds->hsts ||
-	           s->hsts_max_age != ds->hsts_max_age ||
-	           s->hsts_include_subdomains != ds->hsts_include_subdomains ||
-	           s->hsts_preload != ds->hsts_preload || s->use_gzip != ds->use_gzip ||
-	           s->gzip_level != ds->gzip_level || s->gzip_min_length != ds->gzip_min_length ||
-	           str_differs(s->gzip_types, ds->gzip_types);
+	bool any =
+	    s->ntrusted_proxies || s->max_header_bytes != ds->max_header_bytes ||
+	    s->max_header_line != ds->max_header_line ||
+	    s->header_timeout_ms != ds->header_timeout_ms ||
+	    s->keepalive_timeout_ms != ds->keepalive_timeout_ms ||
+	    s->upstream_keepalive != ds->upstream_keepalive ||
+	    s->drain_window_ms != ds->drain_window_ms ||
+	    s->max_connections != ds->max_connections ||
+	    s->use_forwarded_headers != ds->use_forwarded_headers ||
+	    s->compute_full_forwarded_for != ds->compute_full_forwarded_for ||
+	    s->use_proxy_protocol != ds->use_proxy_protocol ||
+	    str_differs(s->forwarded_for_header, ds->forwarded_for_header) ||
+	    s->nproxy_real_ip_cidr || s->hsts != ds->hsts || s->hsts_max_age != ds->hsts_max_age ||
+	    s->hsts_include_subdomains != ds->hsts_include_subdomains ||
+	    s->hsts_preload != ds->hsts_preload || s->use_gzip != ds->use_gzip ||
+	    s->gzip_level != ds->gzip_level || s->gzip_min_length != ds->gzip_min_length ||
+	    str_differs(s->gzip_types, ds->gzip_types) || s->enable_brotli != ds->enable_brotli ||
+	    s->brotli_level != ds->brotli_level || s->brotli_min_length != ds->brotli_min_length ||
+	    str_differs(s->brotli_types, ds->brotli_types);
 	fprintf(out, "settings:%s\n", any ? "" : " defaults");
 	put_cidrs(out, "  ", "trusted_proxies", s->trusted_proxies, s->ntrusted_proxies);
 	put_u64(out, "  ", "max_header_bytes", s->max_header_bytes, ds->max_header_bytes);
@@ -318,6 +320,10 @@ static void put_settings(FILE *out, const struct route_settings *s)
 	put_u64(out, "  ", "gzip_level", s->gzip_level, ds->gzip_level);
 	put_u64(out, "  ", "gzip_min_length", s->gzip_min_length, ds->gzip_min_length);
 	put_str(out, "  ", "gzip_types", s->gzip_types, ds->gzip_types);
+	put_bool(out, "  ", "enable_brotli", s->enable_brotli, ds->enable_brotli);
+	put_u64(out, "  ", "brotli_level", s->brotli_level, ds->brotli_level);
+	put_u64(out, "  ", "brotli_min_length", s->brotli_min_length, ds->brotli_min_length);
+	put_str(out, "  ", "brotli_types", s->brotli_types, ds->brotli_types);
 	route_table_free(d);
 }
 

@@ -1,18 +1,22 @@
-/* proxy/compress.c - gzip compression of responses: the decision and the
- * zlib stream. */
+/* proxy/compress.c - compression of responses: the decision, and the zlib
+ * (gzip) or libbrotli stream. */
 #include "compress.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include <brotli/encode.h>
 #include <zlib.h>
 
 #include "error.h"
 
 struct compress {
-	z_stream zs;
-	bool pending; /* input taken since the last completed flush */
+	enum compress_verdict codec; /* COMPRESS_GZIP or COMPRESS_BROTLI */
+	z_stream zs;                 /* gzip */
+	BrotliEncoderState *br;      /* brotli */
+	bool br_flushing;            /* a brotli flush has output left to give */
+	bool pending;                /* input taken since the last completed flush */
 	bool ended;
 };
 
@@ -41,10 +45,10 @@ static int qvalue(const char *p, size_t n)
 	return v;
 }
 
-/* One list element e[0..n) of Accept-Encoding: 1 when it names gzip with a
- * q above 0, 0 when it names gzip with q 0 (or a q that does not parse),
- * -1 when it is about another coding. */
-static int element_gzip(const char *e, size_t n)
+/* One list element e[0..n) of Accept-Encoding: 1 when it names coding
+ * (clen bytes) with a q above 0, 0 when it names it with q 0 (or a q that
+ * does not parse), -1 when it is about another coding. */
+static int element_names(const char *e, size_t n, const char *coding, size_t clen)
 {
 	size_t i = 0;
 	while (i < n && is_ows(e[i]))
@@ -52,7 +56,7 @@ static int element_gzip(const char *e, size_t n)
 	size_t start = i;
 	while (i < n && e[i] != ';' && !is_ows(e[i]))
 		i++;
-	if (i - start != 4 || strncasecmp(e + start, "gzip", 4) != 0)
+	if (i - start != clen || strncasecmp(e + start, coding, clen) != 0)
 		return -1;
 	/* parameters: ;name=value ... only q matters */
 	while (i < n) {
@@ -81,8 +85,9 @@ static int element_gzip(const char *e, size_t n)
 	return 1;
 }
 
-bool compress_accepts_gzip(const struct http_request *req)
+bool compress_accepts(const struct http_request *req, const char *coding)
 {
+	size_t clen = strlen(coding);
 	for (size_t h = 0; h < req->nheaders; h++) {
 		const struct http_header *hd = &req->headers[h];
 		if (!http_name_is(hd, "accept-encoding"))
@@ -91,7 +96,7 @@ bool compress_accepts_gzip(const struct http_request *req)
 		while (p < end) {
 			const char *comma = memchr(p, ',', (size_t)(end - p));
 			const char *e_end = comma ? comma : end;
-			int r = element_gzip(p, (size_t)(e_end - p));
+			int r = element_names(p, (size_t)(e_end - p), coding, clen);
 			if (r >= 0)
 				return r == 1; /* the first mention decides */
 			p = comma ? comma + 1 : end;
@@ -138,31 +143,72 @@ static const struct http_header *resp_header(const struct http_response *resp, c
 	return NULL;
 }
 
+/* The response rules of one coding: on, min_length, types. */
+static bool eligible(const struct http_response *resp, bool on, uint32_t min_length,
+                     const char *types)
+{
+	if (!on)
+		return false;
+	if (resp->content_length >= 0 && resp->content_length < (int64_t)min_length)
+		return false;
+	const struct http_header *ct = resp_header(resp, "content-type");
+	return compress_type_listed(types, ct ? ct->value : NULL, ct ? ct->value_len : 0);
+}
+
 enum compress_verdict compress_decide(const struct route_settings *s,
                                       const struct http_request *req,
                                       const struct http_response *resp, bool head_request)
 {
-	if (!s || !s->use_gzip || head_request || req->upgrade_websocket)
+	if (!s || (!s->use_gzip && !s->enable_brotli) || head_request || req->upgrade_websocket)
 		return COMPRESS_NO;
 	if (resp->status != 200 && resp->status != 403 && resp->status != 404)
 		return COMPRESS_NO;
 	const struct http_header *ce = resp_header(resp, "content-encoding");
 	if (ce && ce->value_len > 0)
 		return COMPRESS_NO;
-	if (resp->content_length >= 0 && resp->content_length < (int64_t)s->gzip_min_length)
+	bool br = eligible(resp, s->enable_brotli, s->brotli_min_length, s->brotli_types);
+	bool gz = eligible(resp, s->use_gzip, s->gzip_min_length, s->gzip_types);
+	if (!br && !gz)
 		return COMPRESS_NO;
-	const struct http_header *ct = resp_header(resp, "content-type");
-	if (!compress_type_listed(s->gzip_types, ct ? ct->value : NULL, ct ? ct->value_len : 0))
-		return COMPRESS_NO;
-	if (req->version_minor < 1 || !compress_accepts_gzip(req))
+	if (req->version_minor < 1)
 		return COMPRESS_VARY;
-	return COMPRESS_GZIP;
+	if (br && compress_accepts(req, "br"))
+		return COMPRESS_BROTLI;
+	if (gz && compress_accepts(req, "gzip"))
+		return COMPRESS_GZIP;
+	return COMPRESS_VARY;
 }
 
-struct compress *compress_new(int level, int64_t content_length)
+static struct compress *brotli_new(int level, int64_t content_length)
+{
+	/* ngx_brotli's default window, 512 KiB, shrunk for a smaller body */
+	int lgwin = 19;
+	if (level < BROTLI_MIN_QUALITY || level > BROTLI_MAX_QUALITY)
+		return NULL;
+	if (content_length > 0)
+		while (lgwin > BROTLI_MIN_WINDOW_BITS && content_length < (1 << (lgwin - 1)))
+			lgwin--;
+	struct compress *z = calloc(1, sizeof(*z));
+	if (!z)
+		return NULL;
+	z->codec = COMPRESS_BROTLI;
+	z->br = BrotliEncoderCreateInstance(NULL, NULL, NULL);
+	if (!z->br || !BrotliEncoderSetParameter(z->br, BROTLI_PARAM_QUALITY, (uint32_t)level) ||
+	    !BrotliEncoderSetParameter(z->br, BROTLI_PARAM_LGWIN, (uint32_t)lgwin) ||
+	    (content_length > 0 && content_length <= UINT32_MAX &&
+	     !BrotliEncoderSetParameter(z->br, BROTLI_PARAM_SIZE_HINT, (uint32_t)content_length))) {
+		compress_free(z);
+		return NULL;
+	}
+	return z;
+}
+
+struct compress *compress_new(enum compress_verdict codec, int level, int64_t content_length)
 {
 	int wbits = 15, memlevel = 8;
-	if (level < 1 || level > 9)
+	if (codec == COMPRESS_BROTLI)
+		return brotli_new(level, content_length);
+	if (codec != COMPRESS_GZIP || level < 1 || level > 9)
 		return NULL;
 	/* A window larger than the body buys nothing (zlib's usable window is
 	 * 262 bytes short of its size). */
@@ -177,6 +223,7 @@ struct compress *compress_new(int level, int64_t content_length)
 	struct compress *z = calloc(1, sizeof(*z));
 	if (!z)
 		return NULL;
+	z->codec = COMPRESS_GZIP;
 	/* +16: the gzip wrapper (header and CRC-32 trailer) instead of zlib's */
 	if (deflateInit2(&z->zs, level, Z_DEFLATED, wbits + 16, memlevel, Z_DEFAULT_STRATEGY) !=
 	    Z_OK) {
@@ -190,7 +237,10 @@ void compress_free(struct compress *z)
 {
 	if (!z)
 		return;
-	deflateEnd(&z->zs);
+	if (z->codec == COMPRESS_BROTLI)
+		BrotliEncoderDestroyInstance(z->br);
+	else
+		deflateEnd(&z->zs);
 	free(z);
 }
 
@@ -199,12 +249,62 @@ bool compress_pending(const struct compress *z)
 	return z->pending;
 }
 
+/* compress_run for brotli. A flush that could not give all its output goes
+ * on (same operation, no input, as the library requires) before anything
+ * else. compress_run's callers flush only with no input pending. */
+static int brotli_run(struct compress *z, const char *in, size_t in_len, size_t *used, char *out,
+                      size_t cap, size_t *produced, enum compress_mode mode)
+{
+	size_t avail_out = cap;
+	uint8_t *next_out = (uint8_t *)out;
+	if (z->br_flushing) {
+		size_t zero = 0;
+		const uint8_t *none = NULL;
+		if (!BrotliEncoderCompressStream(z->br, BROTLI_OPERATION_FLUSH, &zero, &none,
+		                                 &avail_out, &next_out, NULL))
+			return WEIR_EINVAL;
+		*produced = cap - avail_out;
+		if (BrotliEncoderHasMoreOutput(z->br))
+			return 0;
+		z->br_flushing = false;
+		z->pending = false;
+	}
+	BrotliEncoderOperation op = mode == COMPRESS_FINISH  ? BROTLI_OPERATION_FINISH
+	                            : mode == COMPRESS_FLUSH ? BROTLI_OPERATION_FLUSH
+	                                                     : BROTLI_OPERATION_PROCESS;
+	size_t avail_in = in_len;
+	const uint8_t *next_in = (const uint8_t *)in;
+	if (!BrotliEncoderCompressStream(z->br, op, &avail_in, &next_in, &avail_out, &next_out,
+	                                 NULL))
+		return WEIR_EINVAL;
+	*used = in_len - avail_in;
+	*produced = cap - avail_out;
+	if (*used > 0)
+		z->pending = true;
+	if (mode == COMPRESS_FINISH) {
+		if (!BrotliEncoderIsFinished(z->br))
+			return 0;
+		z->ended = true;
+		z->pending = false;
+		return 1;
+	}
+	if (mode == COMPRESS_FLUSH) {
+		if (avail_in == 0 && !BrotliEncoderHasMoreOutput(z->br))
+			z->pending = false;
+		else if (avail_in == 0)
+			z->br_flushing = true;
+	}
+	return 0;
+}
+
 int compress_run(struct compress *z, const char *in, size_t in_len, size_t *used, char *out,
                  size_t cap, size_t *produced, enum compress_mode mode)
 {
 	*used = *produced = 0;
 	if (z->ended)
 		return mode == COMPRESS_FINISH ? 1 : WEIR_EINVAL;
+	if (z->codec == COMPRESS_BROTLI)
+		return brotli_run(z, in, in_len, used, out, cap, produced, mode);
 	if (in_len > UINT32_MAX)
 		in_len = UINT32_MAX;
 	if (cap > UINT32_MAX)

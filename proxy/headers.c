@@ -616,7 +616,8 @@ int headers_build_response(const struct http_response *resp, const struct route 
 	bool not_modified = status == 304;
 	bool cors = pol && pol->cors.enabled;
 	/* ours replaces the upstream's; a route's response-headers entry wins */
-	bool gzip = extra && extra->gzip && !upgrade;
+	const char *encoding = extra && !upgrade ? extra->encoding : NULL;
+	bool gzip = encoding != NULL; /* compressed, by either coding */
 	bool vary = extra && extra->vary_accept_encoding && !upgrade;
 	bool hsts = extra && extra->hsts &&
 	            !(pol && in_route_headers(pol->response_headers, pol->nresponse_headers,
@@ -670,8 +671,8 @@ int headers_build_response(const struct http_response *resp, const struct route 
 			vary = false;
 		put_header(&w, h->name, h->name_len, h->value, h->value_len);
 	}
-	if (gzip)
-		puts_(&w, "Content-Encoding: gzip\r\n");
+	if (encoding)
+		put_header_s(&w, "Content-Encoding", encoding);
 	if (vary)
 		puts_(&w, "Vary: Accept-Encoding\r\n");
 

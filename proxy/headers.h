@@ -55,10 +55,11 @@ struct headers_resp_extra {
 	const char *hsts;         /* Strict-Transport-Security value (HTTPS), or NULL */
 	const char *allow_origin; /* CORS Access-Control-Allow-Origin value (not */
 	size_t allow_origin_len;  /* NUL-terminated), or NULL: no CORS headers */
-	/* use-gzip (proxy/compress.h): the body is sent gzip-compressed:
-	 * "Content-Encoding: gzip", no Accept-Ranges, a strong ETag made weak
-	 * ("W/" added; one that is not a quoted string is dropped), as nginx */
-	bool gzip;
+	/* use-gzip, enable-brotli (proxy/compress.h): the body is sent
+	 * compressed, "gzip" or "br" (NULL: as is): "Content-Encoding: <it>", no
+	 * Accept-Ranges, a strong ETag made weak ("W/" added; one that is not a
+	 * quoted string is dropped), as nginx */
+	const char *encoding;
 	/* add "Vary: Accept-Encoding" unless an upstream Vary names it (or "*") */
 	bool vary_accept_encoding;
 };
@@ -82,7 +83,7 @@ enum headers_conn {
  * Origin" unless it is "*"); extra->set_cookie; framing (Content-Length when
  * body_length >= 0, chunked when -2, nothing when -1 and the connection will
  * close), and the Connection line conn asks for (enum headers_conn); the
- * gzip changes extra->gzip and extra->vary_accept_encoding ask for. For a 101:
+ * compression changes extra->encoding and extra->vary_accept_encoding ask for. For a 101:
  * Connection: Upgrade / Upgrade: websocket. route and extra may be NULL.
  * Returns bytes written or WEIR_ETOOBIG. */
 int headers_build_response(const struct http_response *resp, const struct route *route,

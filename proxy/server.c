@@ -154,7 +154,7 @@ struct conn {
 	bool body_kept;     /* every body byte read so far is still in `in` from in_floor */
 	bool interim_sent;  /* a 1xx answer went to the client */
 	int status_sent;
-	/* use-gzip: the response body is compressed. gz_in holds decoded body
+	/* use-gzip, enable-brotli: the response body is compressed. gz_in holds decoded body
 	 * bytes not yet compressed (cap IO_CAP); both exist only while a
 	 * compressed response is relayed. */
 	struct compress *gz;
@@ -1572,10 +1572,12 @@ static void process_response_head(struct conn *c, size_t head_len)
 	}
 	enum compress_verdict gz =
 	    compress_decide(&c->rt->settings, &c->x->req, &c->x->resp, c->is_head);
-	if (gz == COMPRESS_GZIP) {
+	if (gz == COMPRESS_GZIP || gz == COMPRESS_BROTLI) {
 		/* The length changes: chunked (compress_decide only says yes to
 		 * HTTP/1.1). Out of memory: sent as is. */
-		c->gz = compress_new((int)c->rt->settings.gzip_level, c->x->resp.content_length);
+		const struct route_settings *s = &c->rt->settings;
+		int level = (int)(gz == COMPRESS_GZIP ? s->gzip_level : s->brotli_level);
+		c->gz = compress_new(gz, level, c->x->resp.content_length);
 		if (c->gz) {
 			buf_init(&c->gz_in, IO_CAP);
 			body_length = -2;
@@ -1586,7 +1588,7 @@ static void process_response_head(struct conn *c, size_t head_len)
 	}
 	struct headers_resp_extra x;
 	resp_extra(c, c->x->pick.set_cookie[0] ? c->x->pick.set_cookie : NULL, &x);
-	x.gzip = gz == COMPRESS_GZIP;
+	x.encoding = gz == COMPRESS_GZIP ? "gzip" : gz == COMPRESS_BROTLI ? "br" : NULL;
 	x.vary_accept_encoding = gz != COMPRESS_NO;
 	int n = build_response_head(c, &x, body_length, ka, head_len);
 	if (n < 0) {

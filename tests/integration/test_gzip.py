@@ -1,9 +1,11 @@
-"""Response compression (ConfigMap use-gzip), the upstream response head cap
+"""Response compression (ConfigMap use-gzip and enable-brotli), the upstream response head cap
 (proxy-buffer-size) and the request head line cap (large-client-header-buffers) through a
 real weir-proxy, with real clients: curl --compressed,
 urllib + gzip, and raw sockets. Compressed bodies are decompressed and compared byte for
 byte with what the backend sent (tests/backends/pattern.py)."""
 
+import ctypes
+import ctypes.util
 import gzip
 import subprocess
 import time
@@ -340,3 +342,174 @@ def test_header_line_cap(proxy_bin, backends, tmp_path):
         assert r.status == 431, r
     finally:
         p.stop()
+
+
+# ---------------------------------------------------------------- brotli (enable-brotli)
+
+class BrotliStream:
+    """Incremental brotli decoding with the system's libbrotlidec (ctypes; no Python
+    package needed)."""
+
+    def __init__(self):
+        path = ctypes.util.find_library("brotlidec")
+        assert path, "libbrotlidec not found"
+        self.lib = ctypes.CDLL(path)
+        self.lib.BrotliDecoderCreateInstance.restype = ctypes.c_void_p
+        self.lib.BrotliDecoderCreateInstance.argtypes = [ctypes.c_void_p] * 3
+        self.lib.BrotliDecoderDecompressStream.restype = ctypes.c_int
+        self.lib.BrotliDecoderDecompressStream.argtypes = [
+            ctypes.c_void_p, ctypes.POINTER(ctypes.c_size_t),
+            ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_size_t),
+            ctypes.POINTER(ctypes.c_void_p), ctypes.c_void_p]
+        self.lib.BrotliDecoderDestroyInstance.argtypes = [ctypes.c_void_p]
+        self.state = self.lib.BrotliDecoderCreateInstance(None, None, None)
+        self.eof = False
+
+    def decompress(self, data: bytes) -> bytes:
+        src = ctypes.create_string_buffer(data, len(data))
+        avail_in = ctypes.c_size_t(len(data))
+        next_in = ctypes.c_void_p(ctypes.addressof(src))
+        out = b""
+        while True:
+            buf = ctypes.create_string_buffer(1 << 16)
+            avail_out = ctypes.c_size_t(len(buf))
+            next_out = ctypes.c_void_p(ctypes.addressof(buf))
+            r = self.lib.BrotliDecoderDecompressStream(
+                self.state, ctypes.byref(avail_in), ctypes.byref(next_in),
+                ctypes.byref(avail_out), ctypes.byref(next_out), None)
+            out += buf.raw[:len(buf) - avail_out.value]
+            assert r != 0, "brotli: corrupt stream"
+            if r == 1:  # success: the stream ended
+                assert avail_in.value == 0, "bytes after the brotli stream"
+                self.eof = True
+                return out
+            if r == 2:  # needs more input
+                return out
+            # r == 3: needs more output: go on
+
+    def close(self):
+        self.lib.BrotliDecoderDestroyInstance(self.state)
+
+
+def unbrotli(data: bytes) -> bytes:
+    d = BrotliStream()
+    try:
+        out = d.decompress(data)
+        assert d.eof, "brotli stream not complete"
+        return out
+    finally:
+        d.close()
+
+
+@pytest.fixture(scope="module")
+def br_proxy(proxy_bin, backends, tmp_path_factory):
+    """A weir-proxy with use-gzip and enable-brotli on, other settings at their defaults."""
+    d = tmp_path_factory.mktemp("brotli")
+    routes = d / "routes"
+    routes.mkdir()
+    pu.write_table(str(routes), table(backends, use_gzip=True, enable_brotli=True))
+    p = pu.Proxy(str(routes), str(d / "proxy.log"), workers=2)
+    try:
+        p.wait_ready()
+        yield p
+    finally:
+        p.stop()
+
+
+def test_brotli_preferred_large_chunked(br_proxy):
+    n = 3 * 1024 * 1024 + 5
+    r = get(br_proxy.http_port, f"/b?do=stream&n={n}&{TEXT}&etag=%22v%22",
+            "Accept-Encoding: gzip, deflate, br\r\n")
+    assert r.status == 200, r
+    assert r.get("Content-Encoding") == "br"
+    assert r.get_all("Vary") == ["Accept-Encoding"]
+    assert r.get("ETag") == 'W/"v"'
+    assert r.get("Content-Length") is None
+    assert len(r.body) < n // 4
+    assert unbrotli(r.body) == expected(n)
+
+
+def test_brotli_or_gzip_by_accept_encoding(br_proxy):
+    for ae, want in (("gzip", "gzip"), ("br;q=0, gzip", "gzip"), ("br", "br"),
+                     ("identity", None)):
+        r = get(br_proxy.http_port, f"/b?do=fixed&n=5000&{TEXT}", f"Accept-Encoding: {ae}\r\n")
+        assert r.get("Content-Encoding") == want, (ae, r.headers)
+        body = {"gzip": gzip.decompress, "br": unbrotli, None: bytes}[want](r.body)
+        assert body == expected(5000), ae
+    # brotli-min-length is 20, gzip-min-length 256: 100 bytes go out as br only
+    r = get(br_proxy.http_port, f"/b?do=fixed&n=100&{TEXT}", "Accept-Encoding: br, gzip\r\n")
+    assert r.get("Content-Encoding") == "br"
+    assert unbrotli(r.body) == expected(100)
+    r = get(br_proxy.http_port, f"/b?do=fixed&n=100&{TEXT}", "Accept-Encoding: gzip\r\n")
+    assert r.get("Content-Encoding") is None and r.get("Content-Length") == "100"
+    assert r.get_all("Vary") == ["Accept-Encoding"]
+
+
+def test_brotli_streamed_events_not_held_back(br_proxy):
+    c = RawConn(br_proxy.http_port, timeout=10)
+    d = BrotliStream()
+    try:
+        t0 = time.monotonic()
+        c.send(b"GET /sse?do=drip&n=3&ms=600&type=text/plain HTTP/1.1\r\nHost: t\r\n"
+               b"Accept-Encoding: br\r\n\r\n")
+        r = c.read_head()
+        assert r.get("Content-Encoding") == "br", r.headers
+        text = b""
+        first = None
+        for piece in c.iter_body(r):
+            text += d.decompress(piece)
+            if first is None and b"data: 0\n\n" in text:
+                first = time.monotonic() - t0
+        assert d.eof
+        assert text == b"data: 0\n\ndata: 1\n\ndata: 2\n\n"
+        assert first is not None and first < 1.0, first
+        assert time.monotonic() - t0 >= 1.1
+    finally:
+        d.close()
+        c.close()
+
+
+def test_keepalive_after_brotli(br_proxy):
+    c = RawConn(br_proxy.http_port)
+    try:
+        for i in range(3):
+            c.send(f"GET /k?do=fixed&n={30000 + i}&{TEXT} HTTP/1.1\r\nHost: t\r\n"
+                   f"Accept-Encoding: br\r\n\r\n".encode())
+            r = c.read_response()
+            assert r.get("Content-Encoding") == "br"
+            assert unbrotli(r.body) == expected(30000 + i)
+    finally:
+        c.close()
+
+
+def test_brotli_memory_bounded(br_proxy):
+    """Ten brotli responses of 20 MB read slowly at once: the proxy's RSS grows by less
+    than 32 MB (the encoder's window of 512 KiB and its tables, per response)."""
+    base = br_proxy.rss_kb()
+    streams = []
+    for _ in range(10):
+        c = RawConn(br_proxy.http_port, timeout=30)
+        c.send(f"GET /m?do=stream&n={20 << 20}&{TEXT} HTTP/1.1\r\nHost: t\r\n"
+               f"Accept-Encoding: br\r\n\r\n".encode())
+        r = c.read_head()
+        assert r.get("Content-Encoding") == "br"
+        streams.append((c, c.iter_body(r), BrotliStream()))
+    total = [0] * len(streams)
+    done = [False] * len(streams)
+    peak = base
+    while not all(done):
+        for i, (c, it, d) in enumerate(streams):
+            if done[i]:
+                continue
+            try:
+                total[i] += len(d.decompress(next(it)))
+            except StopIteration:
+                done[i] = True
+        peak = max(peak, br_proxy.rss_kb())
+    for c, _, d in streams:
+        assert d.eof
+        d.close()
+        c.close()
+    print(f"brotli: 10 compressed 20 MB responses at once: RSS {base} kB -> peak {peak} kB")
+    assert total == [20 << 20] * 10
+    assert peak - base < 32 * 1024, (base, peak)

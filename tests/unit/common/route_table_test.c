@@ -139,6 +139,9 @@ static const struct refusal refusals[] = {
      "(type/subtype) separated by single spaces"},
     {"{\"version\":1,\"settings\":{\"gzip_types\":\"Text/Plain\"}}", WEIR_EINVAL, NULL},
     {"{\"version\":1,\"settings\":{\"gzip_types\":\"text/\"}}", WEIR_EINVAL, NULL},
+    {"{\"version\":1,\"settings\":{\"brotli_level\":12}}", WEIR_EINVAL,
+     "settings.brotli_level: 12 is not between 0 and 11"},
+    {"{\"version\":1,\"settings\":{\"brotli_types\":\" text/css\"}}", WEIR_EINVAL, NULL},
     {"{\"version\":1,\"hosts\":[{\"name\":\"\",\"routes\":[{\"path\":\"/\",\"match\":"
      "\"prefix\",\"policy\":{\"next_upstream\":[\"error\",\"http_418\"]}}]}]}",
      WEIR_EINVAL, "hosts[0].routes[0].policy.next_upstream[1]: unknown condition \"http_418\""},
@@ -345,7 +348,8 @@ static const char rich[] =
     "\"forwarded_for_header\":\"CF-Connecting-IP\",\"proxy_real_ip_cidr\":[\"10.0.0.0/8\"],"
     "\"hsts\":false,\"hsts_max_age\":600,\"hsts_include_subdomains\":false,"
     "\"hsts_preload\":true,\"max_connections\":100,\"use_gzip\":true,\"gzip_level\":6,"
-    "\"max_header_line\":8192,"
+    "\"max_header_line\":8192,\"enable_brotli\":true,\"brotli_level\":0,"
+    "\"brotli_min_length\":5,\"brotli_types\":\"text/css image/svg+xml\","
     "\"gzip_min_length\":0,\"gzip_types\":\"*\"},"
     "\"backends\":[{\"name\":\"default/web:80\",\"endpoints\":["
     "{\"address\":\"10.0.0.5\",\"port\":8080,\"weight\":3,\"draining\":true},"
@@ -420,6 +424,10 @@ static void test_round_trip(void)
 	CHECK(t->settings.use_gzip);
 	CHECK_INT(t->settings.gzip_level, 6);
 	CHECK_INT(t->settings.max_header_line, 8192);
+	CHECK(t->settings.enable_brotli);
+	CHECK_INT(t->settings.brotli_level, 0);
+	CHECK_INT(t->settings.brotli_min_length, 5);
+	CHECK_STR(t->settings.brotli_types, "text/css image/svg+xml");
 	CHECK_INT(t->settings.gzip_min_length, 0);
 	CHECK_STR(t->settings.gzip_types, "*");
 	CHECK_INT(t->hosts[1].routes[0].policy.upstream_head_max, 16384);

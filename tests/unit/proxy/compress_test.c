@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <brotli/decode.h>
 #include <zlib.h>
 
 #include "check.h"
@@ -19,7 +20,7 @@ static bool accepts(const char *ae)
 	struct http_request req;
 	snprintf(raw, sizeof(raw), "GET / HTTP/1.1\r\nHost: a\r\nAccept-Encoding: %s\r\n\r\n", ae);
 	fixture_parse_request(raw, &req);
-	return compress_accepts_gzip(&req);
+	return compress_accepts(&req, "gzip");
 }
 
 static void test_accept_encoding(void)
@@ -52,14 +53,23 @@ static void test_accept_encoding(void)
 	CHECK(!accepts("identity"));
 	CHECK(!accepts(""));
 
+	struct http_request r2;
+	fixture_parse_request("GET / HTTP/1.1\r\nAccept-Encoding: gzip, br;q=0.5\r\n\r\n", &r2);
+	CHECK(compress_accepts(&r2, "br"));
+	fixture_parse_request("GET / HTTP/1.1\r\nAccept-Encoding: gzip, br;q=0\r\n\r\n", &r2);
+	CHECK(!compress_accepts(&r2, "br"));
+	CHECK(compress_accepts(&r2, "gzip"));
+	fixture_parse_request("GET / HTTP/1.1\r\nAccept-Encoding: brotli, gzip\r\n\r\n", &r2);
+	CHECK(!compress_accepts(&r2, "br"));
+
 	struct http_request req;
 	fixture_parse_request("GET / HTTP/1.1\r\nHost: a\r\n\r\n", &req);
-	CHECK(!compress_accepts_gzip(&req));
+	CHECK(!compress_accepts(&req, "gzip"));
 	/* two header lines read as one list */
 	fixture_parse_request(
 	    "GET / HTTP/1.1\r\nAccept-Encoding: br\r\nHost: a\r\naccept-encoding: gzip\r\n\r\n",
 	    &req);
-	CHECK(compress_accepts_gzip(&req));
+	CHECK(compress_accepts(&req, "gzip"));
 }
 
 static bool listed(const char *types, const char *ct)
@@ -192,14 +202,103 @@ static void test_decide(void)
 	resp.content_length = 0;
 	CHECK_INT(compress_decide(&t->settings, &req, &resp, false), COMPRESS_GZIP);
 	route_table_free(t);
+
+	/* brotli first, when the client takes it; each coding its own rules */
+	static const struct {
+		const char *ae;
+		const char *type;
+		int64_t content_length;
+		int version_minor;
+		enum compress_verdict want;
+	} br[] = {
+	    {"gzip, deflate, br", "text/plain", -1, 1, COMPRESS_BROTLI},
+	    {"br", "text/plain", -1, 1, COMPRESS_BROTLI},
+	    {"gzip", "text/plain", -1, 1, COMPRESS_GZIP},
+	    {"br;q=0, gzip", "text/plain", -1, 1, COMPRESS_GZIP},
+	    {"identity", "text/plain", -1, 1, COMPRESS_VARY},
+	    {"br", "text/plain", -1, 0, COMPRESS_VARY},
+	    {"br", "text/plain", 19, 1, COMPRESS_NO},
+	    {"br", "text/plain", 20, 1, COMPRESS_BROTLI},
+	    {"gzip", "text/plain", 100, 1, COMPRESS_VARY}, /* br's 20 met, gzip's 256 not */
+	    {"br", "application/xml+rss", -1, 1, COMPRESS_BROTLI},
+	    {"gzip", "application/xml+rss", -1, 1, COMPRESS_VARY}, /* in brotli's list only */
+	    {"br", "image/png", -1, 1, COMPRESS_NO},
+	};
+	t = route_table_new();
+	CHECK(t != NULL);
+	if (!t)
+		return;
+	t->settings.use_gzip = true;
+	t->settings.enable_brotli = true;
+	for (size_t i = 0; i < sizeof(br) / sizeof(br[0]); i++) {
+		char raw[256], head[128];
+		snprintf(raw, sizeof(raw),
+		         "GET / HTTP/1.%d\r\nHost: a\r\nAccept-Encoding: %s\r\n\r\n",
+		         br[i].version_minor, br[i].ae);
+		fixture_parse_request(raw, &req);
+		snprintf(head, sizeof(head), "Content-Type: %s\r\n\r\n", br[i].type);
+		split_headers(head, &resp);
+		resp.status = 200;
+		resp.content_length = br[i].content_length;
+		enum compress_verdict v = compress_decide(&t->settings, &req, &resp, false);
+		if (v != br[i].want)
+			fprintf(stderr, "brotli case %zu\n", i);
+		CHECK_INT(v, br[i].want);
+	}
+	/* brotli alone */
+	t->settings.use_gzip = false;
+	fixture_parse_request("GET / HTTP/1.1\r\nHost: a\r\nAccept-Encoding: br\r\n\r\n", &req);
+	split_headers("Content-Type: text/css\r\n\r\n", &resp);
+	resp.status = 404;
+	resp.content_length = -1;
+	CHECK_INT(compress_decide(&t->settings, &req, &resp, false), COMPRESS_BROTLI);
+	route_table_free(t);
+}
+
+/* Decompress in[0..n) (gzip or brotli) into a new buffer of at most cap
+ * bytes; *outlen receives its length, *complete whether the stream ended
+ * there. Caller frees. */
+static unsigned char *decode(enum compress_verdict codec, const unsigned char *in, size_t n,
+                             size_t cap, size_t *outlen, bool *complete)
+{
+	unsigned char *dec = malloc(cap + 1);
+	*complete = false;
+	if (codec == COMPRESS_GZIP) {
+		z_stream is;
+		memset(&is, 0, sizeof(is));
+		CHECK(inflateInit2(&is, 16 + 15) == Z_OK);
+		is.next_in = (unsigned char *)(uintptr_t)in;
+		is.avail_in = (uInt)n;
+		is.next_out = dec;
+		is.avail_out = (uInt)(cap + 1);
+		int ir = inflate(&is, Z_SYNC_FLUSH);
+		CHECK(ir == Z_OK || ir == Z_STREAM_END);
+		*complete = ir == Z_STREAM_END && is.avail_in == 0;
+		*outlen = is.total_out;
+		inflateEnd(&is);
+	} else {
+		BrotliDecoderState *d = BrotliDecoderCreateInstance(NULL, NULL, NULL);
+		size_t avail_in = n, avail_out = cap + 1;
+		const uint8_t *next_in = in;
+		uint8_t *next_out = dec;
+		BrotliDecoderResult r = BrotliDecoderDecompressStream(d, &avail_in, &next_in,
+		                                                      &avail_out, &next_out, NULL);
+		CHECK(r == BROTLI_DECODER_RESULT_SUCCESS ||
+		      r == BROTLI_DECODER_RESULT_NEEDS_MORE_INPUT);
+		*complete = r == BROTLI_DECODER_RESULT_SUCCESS && avail_in == 0;
+		*outlen = cap + 1 - avail_out;
+		BrotliDecoderDestroyInstance(d);
+	}
+	return dec;
 }
 
 /* Compress src in pieces of step bytes, flushing after each piece when
- * flush, with an output buffer of outcap bytes; then inflate and compare. */
-static void roundtrip(const unsigned char *src, size_t len, size_t step, size_t outcap, bool flush,
-                      int level, int64_t content_length)
+ * flush, with an output buffer of outcap bytes; then decompress and
+ * compare. */
+static void roundtrip(enum compress_verdict codec, const unsigned char *src, size_t len,
+                      size_t step, size_t outcap, bool flush, int level, int64_t content_length)
 {
-	struct compress *z = compress_new(level, content_length);
+	struct compress *z = compress_new(codec, level, content_length);
 	CHECK(z != NULL);
 	if (!z)
 		return;
@@ -234,19 +333,12 @@ static void roundtrip(const unsigned char *src, size_t len, size_t step, size_t 
 		if (flush) {
 			CHECK(!compress_pending(z));
 			/* everything so far decodes now */
-			z_stream is;
-			memset(&is, 0, sizeof(is));
-			CHECK(inflateInit2(&is, 16 + 15) == Z_OK);
-			unsigned char *dec = malloc(off + n + 1);
-			is.next_in = gz;
-			is.avail_in = (uInt)total;
-			is.next_out = dec;
-			is.avail_out = (uInt)(off + n + 1);
-			int ir = inflate(&is, Z_SYNC_FLUSH);
-			CHECK(ir == Z_OK);
-			CHECK_INT(is.total_out, off + n);
+			size_t got;
+			bool complete;
+			unsigned char *dec = decode(codec, gz, total, off + n, &got, &complete);
+			CHECK(!complete);
+			CHECK_INT(got, off + n);
 			CHECK(memcmp(dec, src, off + n) == 0);
-			inflateEnd(&is);
 			free(dec);
 		} else {
 			CHECK(n == 0 || compress_pending(z));
@@ -270,25 +362,73 @@ static void roundtrip(const unsigned char *src, size_t len, size_t step, size_t 
 	          WEIR_EINVAL);
 	compress_free(z);
 
-	/* one gzip member: magic, deflate, and it inflates to exactly src */
-	CHECK(total >= 20 && gz[0] == 0x1f && gz[1] == 0x8b && gz[2] == 8);
-	unsigned char *dec = malloc(len + 1);
-	uLongf declen = (uLongf)len + 1;
-	z_stream is;
-	memset(&is, 0, sizeof(is));
-	CHECK(inflateInit2(&is, 16 + 15) == Z_OK);
-	is.next_in = gz;
-	is.avail_in = (uInt)total;
-	is.next_out = dec;
-	is.avail_out = (uInt)declen;
-	CHECK_INT(inflate(&is, Z_FINISH), Z_STREAM_END);
-	CHECK_INT(is.total_out, len);
+	/* one whole stream (for gzip one member: magic, deflate) that decodes
+	 * to exactly src */
+	if (codec == COMPRESS_GZIP)
+		CHECK(total >= 20 && gz[0] == 0x1f && gz[1] == 0x8b && gz[2] == 8);
+	size_t got;
+	bool complete;
+	unsigned char *dec = decode(codec, gz, total, len, &got, &complete);
+	CHECK(complete);
+	CHECK_INT(got, len);
 	CHECK(len == 0 || memcmp(dec, src, len) == 0);
-	CHECK_INT(is.avail_in, 0);
-	inflateEnd(&is);
 	free(dec);
 	free(gz);
 	free(out);
+}
+
+/* A flush whose output does not fit, then more input with COMPRESS_MORE
+ * (what the proxy does when the client is slow and the upstream sends
+ * again): the flush ends first, nothing is lost or refused. */
+static void test_flush_interrupted(enum compress_verdict codec, const unsigned char *src,
+                                   size_t len)
+{
+	struct compress *z = compress_new(codec, 4, -1);
+	size_t cap = 2 * len + 4096, total = 0, off = 0, used, produced;
+	unsigned char *gz = malloc(cap);
+	char out[64];
+	CHECK(z != NULL);
+	if (!z) {
+		free(gz);
+		return;
+	}
+	for (int round = 0; round < 4; round++) {
+		size_t n = len / 4;
+		/* feed a quarter, flush with room for 64 bytes only */
+		while (n > 0) {
+			CHECK_INT(compress_run(z, (const char *)src + off, n, &used, out,
+			                       sizeof(out), &produced, COMPRESS_MORE),
+			          0);
+			memcpy(gz + total, out, produced);
+			total += produced;
+			off += used;
+			n -= used;
+		}
+		CHECK_INT(
+		    compress_run(z, NULL, 0, &used, out, sizeof(out), &produced, COMPRESS_FLUSH),
+		    0);
+		CHECK_INT(produced, sizeof(out)); /* more is due: the flush is unfinished */
+		memcpy(gz + total, out, produced);
+		total += produced;
+		CHECK(compress_pending(z));
+	}
+	for (int r = 0; r != 1;) {
+		r = compress_run(z, NULL, 0, &used, out, sizeof(out), &produced, COMPRESS_FINISH);
+		CHECK(r >= 0);
+		if (r < 0)
+			break;
+		memcpy(gz + total, out, produced);
+		total += produced;
+	}
+	compress_free(z);
+	size_t got;
+	bool complete;
+	unsigned char *dec = decode(codec, gz, total, len, &got, &complete);
+	CHECK(complete);
+	CHECK_INT(got, off);
+	CHECK(memcmp(dec, src, off) == 0);
+	free(dec);
+	free(gz);
 }
 
 static void test_stream(void)
@@ -301,16 +441,23 @@ static void test_stream(void)
 		x = x * 1103515245u + 12345u;
 		noise[i] = (unsigned char)(x >> 24);
 	}
-	roundtrip(text, len, 16384, 8192, false, 1, -1);
-	roundtrip(text, len, 16384, 8192, true, 6, (int64_t)len);
-	roundtrip(noise, len, 16384, 8192, false, 1, -1); /* grows: many output rounds */
-	roundtrip(noise, 100000, 7, 64, true, 9, -1);     /* tiny pieces and output room */
-	roundtrip(text, 300, 300, 8192, false, 1, 300);   /* small window for a small body */
-	roundtrip(text, 0, 1, 8192, false, 1, -1);        /* empty body: header and trailer */
+	for (int codec = COMPRESS_GZIP; codec <= COMPRESS_BROTLI; codec++) {
+		enum compress_verdict k = (enum compress_verdict)codec;
+		int lo = k == COMPRESS_GZIP ? 1 : 0, hi = k == COMPRESS_GZIP ? 9 : 11;
+		roundtrip(k, text, len, 16384, 8192, false, lo + 1, -1);
+		roundtrip(k, text, len, 16384, 8192, true, 6, (int64_t)len);
+		roundtrip(k, noise, len, 16384, 8192, false, lo, -1); /* many output rounds */
+		roundtrip(k, noise, 20000, 7, 64, true, 4, -1); /* tiny pieces and output room */
+		roundtrip(k, noise, 200000, 20000, 100, true, hi, -1); /* flushes left unfinished */
+		roundtrip(k, text, 300, 300, 8192, false, 1, 300); /* small window, small body */
+		roundtrip(k, text, 0, 1, 8192, false, 1, -1);      /* empty body */
+		test_flush_interrupted(k, noise, 400000);
+		CHECK(compress_new(k, lo - 1, -1) == NULL);
+		CHECK(compress_new(k, hi + 1, -1) == NULL);
+	}
+	CHECK(compress_new(COMPRESS_VARY, 1, -1) == NULL);
 	free(text);
 	free(noise);
-	CHECK(compress_new(0, -1) == NULL);
-	CHECK(compress_new(10, -1) == NULL);
 	compress_free(NULL);
 }
 

@@ -436,7 +436,7 @@ static void test_gzip(void)
 	               "\r\n",
 	               &resp);
 	resp.content_length = 5000;
-	struct headers_resp_extra x = {.gzip = true, .vary_accept_encoding = true};
+	struct headers_resp_extra x = {.encoding = "gzip", .vary_accept_encoding = true};
 	int n =
 	    headers_build_response(&resp, NULL, &x, -2, HEADERS_CONN_KEEP, out, sizeof(out) - 1);
 	out[n > 0 ? n : 0] = '\0';
