@@ -35,6 +35,7 @@ struct route_table *route_table_new(void)
 		return NULL;
 	t->version = ROUTE_TABLE_VERSION;
 	t->settings.max_header_bytes = 32768;
+	t->settings.upstream_head_max = 4096;
 	t->settings.header_timeout_ms = 10000;
 	t->settings.keepalive_timeout_ms = 75000;
 	t->settings.upstream_keepalive = 32;
@@ -1546,6 +1547,7 @@ static int parse_passthrough(struct parser *p, json_object *root, struct route_t
 static const char *const settings_keys[] = {"trusted_proxies",
                                             "max_header_bytes",
                                             "max_header_line",
+                                            "upstream_head_max",
                                             "header_timeout_ms",
                                             "keepalive_timeout_ms",
                                             "upstream_keepalive",
@@ -1584,6 +1586,7 @@ static int parse_settings(struct parser *p, json_object *root, struct route_sett
 	                      &s->ntrusted_proxies)) != 0 ||
 	    (rc = opt_u32(p, o, "settings", "max_header_bytes", &s->max_header_bytes)) != 0 ||
 	    (rc = opt_u32(p, o, "settings", "max_header_line", &s->max_header_line)) != 0 ||
+	    (rc = opt_u32(p, o, "settings", "upstream_head_max", &s->upstream_head_max)) != 0 ||
 	    (rc = opt_u32(p, o, "settings", "header_timeout_ms", &s->header_timeout_ms)) != 0 ||
 	    (rc = opt_u32(p, o, "settings", "keepalive_timeout_ms", &s->keepalive_timeout_ms)) !=
 	        0 ||
@@ -1614,6 +1617,10 @@ static int parse_settings(struct parser *p, json_object *root, struct route_sett
 	    (rc = opt_str(p, o, "settings", "brotli_types", STR_DEFAULTED, &s->brotli_types)) != 0)
 		return rc;
 	char err[256];
+	if (s->upstream_head_max < ROUTE_HEAD_MAX_MIN || s->upstream_head_max > ROUTE_HEAD_MAX_MAX)
+		return fail(p, WEIR_EINVAL, "settings.upstream_head_max",
+		            "%u is not between %u and %u", (unsigned)s->upstream_head_max,
+		            ROUTE_HEAD_MAX_MIN, ROUTE_HEAD_MAX_MAX);
 	if (s->gzip_level < 1 || s->gzip_level > 9)
 		return fail(p, WEIR_EINVAL, "settings.gzip_level", "%u is not between 1 and 9",
 		            (unsigned)s->gzip_level);
@@ -2226,6 +2233,8 @@ static void w_table(struct writer *w, const struct route_table *t)
 	 * defaults, so a table that does not use them reads as before. */
 	if (t->settings.max_header_line)
 		w_int(w, "max_header_line", t->settings.max_header_line);
+	if (t->settings.upstream_head_max != 4096)
+		w_int(w, "upstream_head_max", t->settings.upstream_head_max);
 	if (t->settings.use_gzip)
 		w_bool(w, "use_gzip", true);
 	if (t->settings.gzip_level != 1)

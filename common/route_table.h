@@ -360,6 +360,9 @@ struct route_settings {
 	 * (large-client-header-buffers' size, as nginx): a longer request line
 	 * gets 414, a longer header line 400 */
 	uint32_t max_header_line;
+	/* proxy-buffer-size of the ConfigMap: policy.upstream_head_max for the
+	 * requests no route matches (the default backend); 4096 */
+	uint32_t upstream_head_max;
 	uint32_t header_timeout_ms;    /* 10000; slow request head: 408 */
 	uint32_t keepalive_timeout_ms; /* 75000: idle client keep-alive */
 	uint32_t upstream_keepalive;   /* 32: idle connections kept per endpoint */

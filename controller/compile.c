@@ -1720,6 +1720,8 @@ static void apply_configmap(struct ctx *c, json_object *cm, uint32_t *drain_defa
 			}
 		} else if (strcmp(k, "proxy-buffer-size") == 0) {
 			rc = annotations_parse_head_max(v, &c->upstream_head_max, err, sizeof(err));
+			if (rc == 0)
+				s->upstream_head_max = c->upstream_head_max;
 		} else if (strcmp(k, "header-timeout") == 0 ||
 		           strcmp(k, "keepalive-timeout") == 0 || strcmp(k, "drain-window") == 0) {
 			rc = annotations_parse_duration_ms(v, &ms, err, sizeof(err));

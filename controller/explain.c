@@ -277,6 +277,7 @@ static void put_settings(FILE *out, const struct route_settings *s)
 	bool any =
 	    s->ntrusted_proxies || s->max_header_bytes != ds->max_header_bytes ||
 	    s->max_header_line != ds->max_header_line ||
+	    s->upstream_head_max != ds->upstream_head_max ||
 	    s->header_timeout_ms != ds->header_timeout_ms ||
 	    s->keepalive_timeout_ms != ds->keepalive_timeout_ms ||
 	    s->upstream_keepalive != ds->upstream_keepalive ||
@@ -297,6 +298,7 @@ static void put_settings(FILE *out, const struct route_settings *s)
 	put_cidrs(out, "  ", "trusted_proxies", s->trusted_proxies, s->ntrusted_proxies);
 	put_u64(out, "  ", "max_header_bytes", s->max_header_bytes, ds->max_header_bytes);
 	put_u64(out, "  ", "max_header_line", s->max_header_line, ds->max_header_line);
+	put_u64(out, "  ", "upstream_head_max", s->upstream_head_max, ds->upstream_head_max);
 	put_u64(out, "  ", "header_timeout_ms", s->header_timeout_ms, ds->header_timeout_ms);
 	put_u64(out, "  ", "keepalive_timeout_ms", s->keepalive_timeout_ms,
 	        ds->keepalive_timeout_ms);

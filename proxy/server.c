@@ -44,7 +44,7 @@
 #include "upstream.h"
 
 #define IO_CAP 16384u          /* body bytes buffered per direction */
-#define UP_HEAD_DEFAULT 4096u  /* largest upstream response head without a route */
+#define UP_HEAD_DEFAULT 4096u  /* largest upstream response head without a table */
 #define UP_IN_MIN 32768u       /* cap of the upstream input buffer, at least */
 #define GZ_OUT 8192u           /* compressed bytes made per step (stack) */
 #define LOCAL_HEAD_GUESS 4096u /* first room tried for a local answer */
@@ -1065,10 +1065,13 @@ static int external_endpoint(struct conn *c, const struct route_backend *be)
 	return 0;
 }
 
-/* proxy-buffer-size of the request's route. */
+/* proxy-buffer-size of the request's route, else (the default backend) of
+ * the ConfigMap. */
 static size_t upstream_head_max(const struct conn *c)
 {
-	return c->route ? c->route->policy.upstream_head_max : UP_HEAD_DEFAULT;
+	if (c->route)
+		return c->route->policy.upstream_head_max;
+	return c->rt ? c->rt->settings.upstream_head_max : UP_HEAD_DEFAULT;
 }
 
 /* Open the upstream for the backend and endpoint picked: the rest of

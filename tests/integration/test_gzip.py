@@ -296,6 +296,32 @@ def test_upstream_head_over_proxy_buffer_size_is_502(gz_proxy):
     assert r.status == 200 and r.json()["query"] == "x=2"
 
 
+def test_default_backend_head_cap(proxy_bin, backends, tmp_path):
+    """Requests no route matches (the default backend) take the ConfigMap's
+    proxy-buffer-size (settings.upstream_head_max), 4k when unset."""
+    routes = tmp_path / "routes"
+    routes.mkdir()
+
+    def with_default(**settings):
+        t = table(backends, **settings)
+        t["hosts"] = [{"name": "routed.test", "routes": [route("/")]}]
+        t["default_backend"] = 0
+        return t
+
+    pu.write_table(str(routes), with_default())
+    p = pu.Proxy(str(routes), str(tmp_path / "proxy.log"), workers=1)
+    try:
+        p.wait_ready()
+        assert get(p.http_port, "/d?do=bighead&n=3000").status == 200
+        assert get(p.http_port, "/d?do=bighead&n=6000").status == 502
+        pu.write_table(str(routes), dict(with_default(upstream_head_max=8192), generation=2))
+        p.wait_generation(2)
+        r = get(p.http_port, "/d?do=bighead&n=6000")
+        assert r.status == 200 and len(r.get("X-Big")) == 6000, r
+    finally:
+        p.stop()
+
+
 def test_gzip_settings_applied(proxy_bin, backends, tmp_path):
     """gzip_types, gzip_min_length and gzip_level from the table."""
     routes = tmp_path / "routes"

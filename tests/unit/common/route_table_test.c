@@ -139,6 +139,8 @@ static const struct refusal refusals[] = {
      "(type/subtype) separated by single spaces"},
     {"{\"version\":1,\"settings\":{\"gzip_types\":\"Text/Plain\"}}", WEIR_EINVAL, NULL},
     {"{\"version\":1,\"settings\":{\"gzip_types\":\"text/\"}}", WEIR_EINVAL, NULL},
+    {"{\"version\":1,\"settings\":{\"upstream_head_max\":100}}", WEIR_EINVAL,
+     "settings.upstream_head_max: 100 is not between 1024 and 1048576"},
     {"{\"version\":1,\"settings\":{\"brotli_level\":12}}", WEIR_EINVAL,
      "settings.brotli_level: 12 is not between 0 and 11"},
     {"{\"version\":1,\"settings\":{\"brotli_types\":\" text/css\"}}", WEIR_EINVAL, NULL},
@@ -348,7 +350,7 @@ static const char rich[] =
     "\"forwarded_for_header\":\"CF-Connecting-IP\",\"proxy_real_ip_cidr\":[\"10.0.0.0/8\"],"
     "\"hsts\":false,\"hsts_max_age\":600,\"hsts_include_subdomains\":false,"
     "\"hsts_preload\":true,\"max_connections\":100,\"use_gzip\":true,\"gzip_level\":6,"
-    "\"max_header_line\":8192,\"enable_brotli\":true,\"brotli_level\":0,"
+    "\"max_header_line\":8192,\"upstream_head_max\":2048,\"enable_brotli\":true,\"brotli_level\":0,"
     "\"brotli_min_length\":5,\"brotli_types\":\"text/css image/svg+xml\","
     "\"gzip_min_length\":0,\"gzip_types\":\"*\"},"
     "\"backends\":[{\"name\":\"default/web:80\",\"endpoints\":["
@@ -424,6 +426,7 @@ static void test_round_trip(void)
 	CHECK(t->settings.use_gzip);
 	CHECK_INT(t->settings.gzip_level, 6);
 	CHECK_INT(t->settings.max_header_line, 8192);
+	CHECK_INT(t->settings.upstream_head_max, 2048);
 	CHECK(t->settings.enable_brotli);
 	CHECK_INT(t->settings.brotli_level, 0);
 	CHECK_INT(t->settings.brotli_min_length, 5);
