@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# tests/bench/gzip.sh - gzip compression cost: req/s and CPU per request of weir-proxy and
+# tests/bench/gzip.sh - compression cost: req/s and CPU per request of weir-proxy and
 # nginx, both with gzip on at level 1 (ingress-nginx's use-gzip defaults), for a 64 KiB
 # text/plain response (backend.c's GET /text64k), asked for with and without
-# "Accept-Encoding: gzip", and the backend direct for reference.
+# "Accept-Encoding: gzip", weir also with enable-brotli (level 4) and "Accept-Encoding: br"
+# (Debian's nginx has no brotli module), and the backend direct for reference.
 #
 #   tests/bench/gzip.sh           (WEIR_BUILD_DIR defaults to <repo>/build)
 #   env: BENCH_SECONDS (10) per step; BENCH_WORKERS (1); BENCH_CONNS (16)
@@ -40,10 +41,11 @@ BACKEND_PID=$!
 PIDS+=($BACKEND_PID)
 wait_port "$BACKEND_PORT" 5 || { echo "backend did not start" >&2; exit 1; }
 
-export WEIR_SETTINGS_EXTRA=', "use_gzip": true'
+export WEIR_SETTINGS_EXTRA=', "use_gzip": true, "enable_brotli": true'
 export NGINX_HTTP_EXTRA='gzip on; gzip_comp_level 1; gzip_http_version 1.1; gzip_min_length 256; gzip_proxied any; gzip_vary on; gzip_types text/plain;'
 
 AE_HEADER="Accept-Encoding: gzip"
+BR_HEADER="Accept-Encoding: br"
 run() { # name header-or-empty -> "req/s|us/req|MB/s read"
 	local name=$1 hdr=$2 port=$BACKEND_PORT out cpu0 cpu1 reqs rps
 	PROXY_PID=0
@@ -71,12 +73,13 @@ run() { # name header-or-empty -> "req/s|us/req|MB/s read"
 
 printf '%-8s | %-22s | %-14s | %-14s | %-10s | %s\n' proxy request rate "CPU per req" read encoding
 for name in direct weir nginx; do
-	for hdr in "" "$AE_HEADER"; do
+	for hdr in "" "$AE_HEADER" "$BR_HEADER"; do
 		[ "$name" = direct ] && [ -n "$hdr" ] && continue
+		[ "$name" != weir ] && [ "$hdr" = "$BR_HEADER" ] && continue # nginx has no brotli here
 		IFS='|' read -r rate cpu mbs enc <<<"$(run "$name" "$hdr")"
 		printf '%-8s | %-22s | %-14s | %-14s | %-10s | %s\n' "$name" "${hdr:-no Accept-Encoding}" \
 			"$rate" "$cpu" "$mbs" "$enc"
 	done
 done
 echo "wrk -t1 -c$CONNS -d${DUR}s GET /text64k (64 KiB text/plain), $WORKERS proxy worker(s), $(nproc) CPUs;"
-echo "gzip level 1 in both; CPU: user + system time of the proxy's processes per request"
+echo "gzip level 1 in both, brotli level 4; CPU: user + system time of the proxy's processes per request"
