@@ -13,10 +13,14 @@
 
 struct compress {
 	enum compress_verdict codec; /* COMPRESS_GZIP or COMPRESS_BROTLI */
-	z_stream zs;                 /* gzip */
-	BrotliEncoderState *br;      /* brotli */
-	bool br_flushing;            /* a brotli flush has output left to give */
-	bool pending;                /* input taken since the last completed flush */
+	/* gzip: zlib's state carved from one block (as nginx does): one
+	 * allocation per response instead of five */
+	char *arena;
+	size_t arena_size, arena_used;
+	z_stream zs;            /* gzip */
+	BrotliEncoderState *br; /* brotli */
+	bool br_flushing;       /* a brotli flush has output left to give */
+	bool pending;           /* input taken since the last completed flush */
 	bool ended;
 };
 
@@ -203,6 +207,27 @@ static struct compress *brotli_new(int level, int64_t content_length)
 	return z;
 }
 
+/* zlib's allocator: slices of z->arena (8-byte aligned); calloc beyond it. */
+static voidpf arena_alloc(voidpf opaque, uInt items, uInt size)
+{
+	struct compress *z = opaque;
+	size_t n = ((size_t)items * size + 7u) & ~(size_t)7u;
+	if (z->arena && n <= z->arena_size - z->arena_used) {
+		voidpf p = z->arena + z->arena_used;
+		z->arena_used += n;
+		return p;
+	}
+	return calloc(items, size);
+}
+
+static void arena_free(voidpf opaque, voidpf p)
+{
+	struct compress *z = opaque;
+	char *c = p;
+	if (!z->arena || c < z->arena || c >= z->arena + z->arena_size)
+		free(p);
+}
+
 struct compress *compress_new(enum compress_verdict codec, int level, int64_t content_length)
 {
 	int wbits = 15, memlevel = 8;
@@ -224,9 +249,17 @@ struct compress *compress_new(enum compress_verdict codec, int level, int64_t co
 	if (!z)
 		return NULL;
 	z->codec = COMPRESS_GZIP;
+	/* deflate's window and prev (2^(wbits+2)), head and pending
+	 * (2^(memlevel+9)), and its state (under 8 KiB) */
+	z->arena_size = ((size_t)1 << (wbits + 2)) + ((size_t)1 << (memlevel + 9)) + 8192;
+	z->arena = malloc(z->arena_size);
+	z->zs.zalloc = arena_alloc;
+	z->zs.zfree = arena_free;
+	z->zs.opaque = z;
 	/* +16: the gzip wrapper (header and CRC-32 trailer) instead of zlib's */
 	if (deflateInit2(&z->zs, level, Z_DEFLATED, wbits + 16, memlevel, Z_DEFAULT_STRATEGY) !=
 	    Z_OK) {
+		free(z->arena);
 		free(z);
 		return NULL;
 	}
@@ -241,6 +274,7 @@ void compress_free(struct compress *z)
 		BrotliEncoderDestroyInstance(z->br);
 	else
 		deflateEnd(&z->zs);
+	free(z->arena);
 	free(z);
 }
 
