@@ -36,6 +36,7 @@ struct route_table *route_table_new(void)
 		return NULL;
 	t->version = ROUTE_TABLE_VERSION;
 	t->settings.max_header_bytes = 32768;
+	t->settings.upstream_head_max = 4096;
 	t->settings.header_timeout_ms = 10000;
 	t->settings.keepalive_timeout_ms = 75000;
 	t->settings.upstream_keepalive = 32;
@@ -46,7 +47,17 @@ struct route_table *route_table_new(void)
 	t->settings.access_log = true;
 	t->settings.hsts_max_age = DEFAULT_HSTS_MAX_AGE;
 	t->settings.hsts_include_subdomains = true;
-	if (!t->settings.forwarded_for_header) {
+	t->settings.gzip_level = 1;
+	t->settings.gzip_min_length = 256;
+	t->settings.gzip_types = strdup(ROUTE_GZIP_TYPES_DEFAULT);
+	t->settings.brotli_level = 4;
+	t->settings.brotli_min_length = 20;
+	t->settings.brotli_types = strdup(ROUTE_BROTLI_TYPES_DEFAULT);
+	if (!t->settings.forwarded_for_header || !t->settings.gzip_types ||
+	    !t->settings.brotli_types) {
+		free(t->settings.forwarded_for_header);
+		free(t->settings.gzip_types);
+		free(t->settings.brotli_types);
 		free(t);
 		return NULL;
 	}
@@ -79,6 +90,7 @@ void route_policy_init(struct route_policy *p)
 	p->next_upstream = ROUTE_NEXT_DEFAULT;
 	p->next_upstream_tries = 3;
 	p->body_limit = 1048576;
+	p->upstream_head_max = 4096;
 	p->backend_protocol = ROUTE_PROTO_HTTP;
 	p->affinity = ROUTE_AFFINITY_NONE;
 	p->affinity_mode = ROUTE_AFFINITY_BALANCED;
@@ -317,6 +329,8 @@ void route_table_free(struct route_table *t)
 	free(t->backend_tls);
 	free(t->settings.trusted_proxies);
 	free(t->settings.forwarded_for_header);
+	free(t->settings.gzip_types);
+	free(t->settings.brotli_types);
 	free(t->settings.proxy_real_ip_cidr);
 	free(t->settings.ssl_protocols);
 	free(t->settings.ssl_ciphers);
@@ -923,6 +937,7 @@ static const char *const policy_keys[] = {"connect_timeout_ms",
                                           "next_upstream_tries",
                                           "next_upstream_timeout_ms",
                                           "body_limit",
+                                          "upstream_head_max",
                                           "backend_protocol",
                                           "ssl_redirect",
                                           "preserve_trailing_slash",
@@ -1155,7 +1170,8 @@ static int parse_policy(struct parser *p, json_object *obj, const char *path,
 	    (rc = opt_u32(p, obj, path, "next_upstream_tries", &pol->next_upstream_tries)) != 0 ||
 	    (rc = opt_u32(p, obj, path, "next_upstream_timeout_ms",
 	                  &pol->next_upstream_timeout_ms)) != 0 ||
-	    (rc = opt_int(p, obj, path, "body_limit", 0, INT64_MAX, &pol->body_limit, NULL)) != 0)
+	    (rc = opt_int(p, obj, path, "body_limit", 0, INT64_MAX, &pol->body_limit, NULL)) != 0 ||
+	    (rc = opt_u32(p, obj, path, "upstream_head_max", &pol->upstream_head_max)) != 0)
 		return rc;
 	e = (int)pol->backend_protocol;
 	if ((rc = opt_enum(p, obj, path, "backend_protocol", proto_names, &e)) != 0)
@@ -1781,6 +1797,8 @@ static int parse_passthrough(struct parser *p, json_object *root, struct route_t
 
 static const char *const settings_keys[] = {"trusted_proxies",
                                             "max_header_bytes",
+                                            "max_header_line",
+                                            "upstream_head_max",
                                             "header_timeout_ms",
                                             "keepalive_timeout_ms",
                                             "upstream_keepalive",
@@ -1804,6 +1822,14 @@ static const char *const settings_keys[] = {"trusted_proxies",
                                             "access_log_format",
                                             "access_log_escape",
                                             "access_log_skip",
+                                            "use_gzip",
+                                            "gzip_level",
+                                            "gzip_min_length",
+                                            "gzip_types",
+                                            "enable_brotli",
+                                            "brotli_level",
+                                            "brotli_min_length",
+                                            "brotli_types",
                                             NULL};
 static const char *const log_escape_names[] = {"default", "json", "none", NULL};
 static const char *const top_keys[] = {
@@ -1821,6 +1847,8 @@ static int parse_settings(struct parser *p, json_object *root, struct route_sett
 	    (rc = parse_cidrs(p, o, "settings", "trusted_proxies", &s->trusted_proxies,
 	                      &s->ntrusted_proxies)) != 0 ||
 	    (rc = opt_u32(p, o, "settings", "max_header_bytes", &s->max_header_bytes)) != 0 ||
+	    (rc = opt_u32(p, o, "settings", "max_header_line", &s->max_header_line)) != 0 ||
+	    (rc = opt_u32(p, o, "settings", "upstream_head_max", &s->upstream_head_max)) != 0 ||
 	    (rc = opt_u32(p, o, "settings", "header_timeout_ms", &s->header_timeout_ms)) != 0 ||
 	    (rc = opt_u32(p, o, "settings", "keepalive_timeout_ms", &s->keepalive_timeout_ms)) !=
 	        0 ||
@@ -1855,10 +1883,32 @@ static int parse_settings(struct parser *p, json_object *root, struct route_sett
 	    (rc = opt_enum(p, o, "settings", "access_log_escape", log_escape_names,
 	                   &s->access_log_escape)) != 0 ||
 	    (rc = parse_names(p, o, "settings", "access_log_skip", &s->access_log_skip,
-	                      &s->naccess_log_skip)) != 0)
+	                      &s->naccess_log_skip)) != 0 ||
+	    (rc = opt_bool(p, o, "settings", "use_gzip", &s->use_gzip)) != 0 ||
+	    (rc = opt_u32(p, o, "settings", "gzip_level", &s->gzip_level)) != 0 ||
+	    (rc = opt_u32(p, o, "settings", "gzip_min_length", &s->gzip_min_length)) != 0 ||
+	    (rc = opt_str(p, o, "settings", "gzip_types", STR_DEFAULTED, &s->gzip_types)) != 0 ||
+	    (rc = opt_bool(p, o, "settings", "enable_brotli", &s->enable_brotli)) != 0 ||
+	    (rc = opt_u32(p, o, "settings", "brotli_level", &s->brotli_level)) != 0 ||
+	    (rc = opt_u32(p, o, "settings", "brotli_min_length", &s->brotli_min_length)) != 0 ||
+	    (rc = opt_str(p, o, "settings", "brotli_types", STR_DEFAULTED, &s->brotli_types)) != 0)
 		return rc;
 	if (s->access_log_format && log_format_check(s->access_log_format, err, sizeof(err)))
 		return fail(p, WEIR_EINVAL, "settings.access_log_format", "%s", err);
+	if (s->upstream_head_max < ROUTE_HEAD_MAX_MIN || s->upstream_head_max > ROUTE_HEAD_MAX_MAX)
+		return fail(p, WEIR_EINVAL, "settings.upstream_head_max",
+		            "%u is not between %u and %u", (unsigned)s->upstream_head_max,
+		            ROUTE_HEAD_MAX_MIN, ROUTE_HEAD_MAX_MAX);
+	if (s->gzip_level < 1 || s->gzip_level > 9)
+		return fail(p, WEIR_EINVAL, "settings.gzip_level", "%u is not between 1 and 9",
+		            (unsigned)s->gzip_level);
+	if (s->gzip_types && route_validate_media_types(s->gzip_types, err, sizeof(err)) != 0)
+		return fail(p, WEIR_EINVAL, "settings.gzip_types", "%s", err);
+	if (s->brotli_level > 11)
+		return fail(p, WEIR_EINVAL, "settings.brotli_level", "%u is not between 0 and 11",
+		            (unsigned)s->brotli_level);
+	if (s->brotli_types && route_validate_media_types(s->brotli_types, err, sizeof(err)) != 0)
+		return fail(p, WEIR_EINVAL, "settings.brotli_types", "%s", err);
 	if (s->forwarded_for_header &&
 	    route_validate_token(s->forwarded_for_header, err, sizeof(err)) != 0)
 		return fail(p, WEIR_EINVAL, "settings.forwarded_for_header", "%s", err);
@@ -2321,6 +2371,7 @@ static void w_policy(struct writer *w, const struct route_policy *p)
 	w_int_d(w, "next_upstream_timeout_ms", p->next_upstream_timeout_ms,
 	        d->next_upstream_timeout_ms);
 	w_int_d(w, "body_limit", p->body_limit, d->body_limit);
+	w_int_d(w, "upstream_head_max", p->upstream_head_max, d->upstream_head_max);
 	if (p->backend_protocol != d->backend_protocol)
 		w_str(w, "backend_protocol", proto_names[p->backend_protocol == ROUTE_PROTO_HTTPS]);
 	w_bool_d(w, "ssl_redirect", p->ssl_redirect, d->ssl_redirect);
@@ -2545,6 +2596,29 @@ static void w_table(struct writer *w, const struct route_table *t)
 	if (t->settings.access_log_escape != ROUTE_LOG_ESCAPE_DEFAULT)
 		w_str(w, "access_log_escape", log_escape_names[t->settings.access_log_escape]);
 	w_names(w, "access_log_skip", t->settings.access_log_skip, t->settings.naccess_log_skip);
+	/* Keys added after the first release: only when they differ from the
+	 * defaults, so a table that does not use them reads as before. */
+	if (t->settings.max_header_line)
+		w_int(w, "max_header_line", t->settings.max_header_line);
+	if (t->settings.upstream_head_max != 4096)
+		w_int(w, "upstream_head_max", t->settings.upstream_head_max);
+	if (t->settings.use_gzip)
+		w_bool(w, "use_gzip", true);
+	if (t->settings.gzip_level != 1)
+		w_int(w, "gzip_level", t->settings.gzip_level);
+	if (t->settings.gzip_min_length != 256)
+		w_int(w, "gzip_min_length", t->settings.gzip_min_length);
+	if (t->settings.gzip_types && strcmp(t->settings.gzip_types, ROUTE_GZIP_TYPES_DEFAULT) != 0)
+		w_str(w, "gzip_types", t->settings.gzip_types);
+	if (t->settings.enable_brotli)
+		w_bool(w, "enable_brotli", true);
+	if (t->settings.brotli_level != 4)
+		w_int(w, "brotli_level", t->settings.brotli_level);
+	if (t->settings.brotli_min_length != 20)
+		w_int(w, "brotli_min_length", t->settings.brotli_min_length);
+	if (t->settings.brotli_types &&
+	    strcmp(t->settings.brotli_types, ROUTE_BROTLI_TYPES_DEFAULT) != 0)
+		w_str(w, "brotli_types", t->settings.brotli_types);
 	w_close_obj(w, s);
 
 	w_key(w, "hosts");

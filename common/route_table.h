@@ -56,6 +56,18 @@
 #define ROUTE_VERIFY_DEPTH_MAX 100
 /* policy.return_body at most this many bytes. */
 #define ROUTE_RETURN_BODY_MAX 1024
+/* Bounds of route_policy.upstream_head_max (proxy-buffer-size). */
+#define ROUTE_HEAD_MAX_MIN 1024u
+#define ROUTE_HEAD_MAX_MAX (1024u * 1024u)
+/* ingress-nginx's gzip-types default (text/html is always compressed). */
+#define ROUTE_GZIP_TYPES_DEFAULT                                                                   \
+	"application/atom+xml application/javascript application/x-javascript application/json "   \
+	"application/rss+xml application/vnd.ms-fontobject application/x-font-ttf "                \
+	"application/x-web-app-manifest+json application/xhtml+xml application/xml "               \
+	"font/opentype image/svg+xml image/x-icon text/css text/javascript text/plain "            \
+	"text/x-component"
+/* ingress-nginx's brotli-types default (text/html is always compressed). */
+#define ROUTE_BROTLI_TYPES_DEFAULT "application/xml+rss " ROUTE_GZIP_TYPES_DEFAULT
 
 enum route_match {
 	ROUTE_MATCH_EXACT = 0,  /* JSON "exact": whole path, case-sensitive */
@@ -232,6 +244,10 @@ struct route_policy {
 	uint32_t read_timeout_ms;    /* 60000: between two reads from the upstream */
 	uint32_t send_timeout_ms;    /* 60000: between two writes to the upstream */
 	int64_t body_limit;          /* bytes; 1048576; 0 = unlimited; over it: 413 */
+	/* proxy-buffer-size: the largest upstream response head in bytes, status
+	 * line and blank line included (4096, ROUTE_HEAD_MAX_MIN..ROUTE_HEAD_MAX_MAX);
+	 * a longer one: 502, as nginx's "upstream sent too big header" */
+	uint32_t upstream_head_max;
 	/* proxy-next-upstream: enum route_next_upstream bits (ROUTE_NEXT_DEFAULT);
 	 * -tries: attempts in all, the first included (3; 0: no limit);
 	 * -timeout: time from the first attempt after which none starts (0: no limit) */
@@ -431,7 +447,14 @@ struct route_passthrough {
 struct route_settings {
 	size_t ntrusted_proxies; /* X-Forwarded-* from other peers are replaced */
 	struct route_cidr *trusted_proxies;
-	uint32_t max_header_bytes;     /* 32768; over it: 431 */
+	uint32_t max_header_bytes; /* 32768; over it: 431 */
+	/* 0: none; else the longest line of a request head, CRLF included
+	 * (large-client-header-buffers' size, as nginx): a longer request line
+	 * gets 414, a longer header line 400 */
+	uint32_t max_header_line;
+	/* proxy-buffer-size of the ConfigMap: policy.upstream_head_max for the
+	 * requests no route matches (the default backend); 4096 */
+	uint32_t upstream_head_max;
 	uint32_t header_timeout_ms;    /* 10000; slow request head: 408 */
 	uint32_t keepalive_timeout_ms; /* 75000: idle client keep-alive */
 	uint32_t upstream_keepalive;   /* 32: idle connections kept per endpoint */
@@ -468,6 +491,19 @@ struct route_settings {
 	int access_log_escape;    /* ROUTE_LOG_ESCAPE_* */
 	size_t naccess_log_skip;  /* request URIs (whole, case ignored) not logged */
 	char **access_log_skip;
+	/* Response compression (ingress-nginx use-gzip and its companions). */
+	bool use_gzip;            /* false */
+	uint32_t gzip_level;      /* 1: zlib level, 1..9 */
+	uint32_t gzip_min_length; /* 256: a response whose Content-Length is below it is sent
+	                             as is (one without Content-Length may be compressed) */
+	char *gzip_types;         /* ROUTE_GZIP_TYPES_DEFAULT: lowercase media types (type/subtype)
+	                             separated by single spaces, or "*" for any; text/html always */
+	/* Brotli (ingress-nginx enable-brotli and its companions); preferred over
+	 * gzip when the client accepts both. */
+	bool enable_brotli;         /* false */
+	uint32_t brotli_level;      /* 4: quality, 0..11 */
+	uint32_t brotli_min_length; /* 20: as gzip_min_length */
+	char *brotli_types;         /* ROUTE_BROTLI_TYPES_DEFAULT: as gzip_types */
 };
 
 enum { ROUTE_LOG_ESCAPE_DEFAULT = 0, ROUTE_LOG_ESCAPE_JSON = 1, ROUTE_LOG_ESCAPE_NONE = 2 };

@@ -347,6 +347,44 @@ int route_validate_token(const char *s, char *err, size_t errlen)
 	return 0;
 }
 
+/* One media type "type/subtype" of two non-empty lowercase tokens, len bytes. */
+static bool media_type_ok(const char *s, size_t len)
+{
+	const char *slash = memchr(s, '/', len);
+	if (!slash || slash == s || slash == s + len - 1)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (s + i == slash)
+			continue;
+		if (!is_tchar(c) || (c >= 'A' && c <= 'Z'))
+			return false;
+	}
+	return true;
+}
+
+int route_validate_media_types(const char *s, char *err, size_t errlen)
+{
+	char q[96];
+	if (strcmp(s, "*") == 0)
+		return 0;
+	const char *p = s;
+	for (;;) {
+		const char *sp = strchr(p, ' ');
+		size_t len = sp ? (size_t)(sp - p) : strlen(p);
+		if (!media_type_ok(p, len)) {
+			route_validate_quote(s, q, sizeof(q));
+			return fail(err, errlen,
+			            "%s is not \"*\" or lowercase media types (type/subtype) "
+			            "separated by single spaces",
+			            q);
+		}
+		if (!sp)
+			return 0;
+		p = sp + 1;
+	}
+}
+
 int route_validate_header_value(const char *s, char *err, size_t errlen)
 {
 	return no_ctl(s, true, err, errlen);
@@ -824,6 +862,12 @@ int route_validate_policy(const struct route_policy *p, char *field, size_t fiel
 	if (p->body_limit < 0 || co->max_age_s < 0) {
 		set_field(field, fieldlen, p->body_limit < 0 ? "body_limit" : "cors.max_age_s");
 		return fail(err, errlen, "below 0");
+	}
+	if (p->upstream_head_max < ROUTE_HEAD_MAX_MIN ||
+	    p->upstream_head_max > ROUTE_HEAD_MAX_MAX) {
+		set_field(field, fieldlen, "upstream_head_max");
+		return fail(err, errlen, "%u is not between %u and %u",
+		            (unsigned)p->upstream_head_max, ROUTE_HEAD_MAX_MIN, ROUTE_HEAD_MAX_MAX);
 	}
 	if (p->limit_burst < 1 || p->limit_burst > ROUTE_VALIDATE_MAX_BURST) {
 		set_field(field, fieldlen, "limit_burst");

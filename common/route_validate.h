@@ -85,6 +85,10 @@ int route_validate_path(const char *path, enum route_match match, bool skip_rege
 /* An RFC 9110 token: a header name, a cookie name. */
 int route_validate_token(const char *s, char *err, size_t errlen);
 
+/* A gzip_types value: "*", or lowercase media types "type/subtype" (RFC
+ * 9110 tokens) separated by single spaces, no parameters. */
+int route_validate_media_types(const char *s, char *err, size_t errlen);
+
 /* A header field value (RFC 9110 5.5): UTF-8, no control byte but HTAB. */
 int route_validate_header_value(const char *s, char *err, size_t errlen);
 

@@ -113,6 +113,18 @@ int annotations_parse_size(const char *s, int64_t *out, char *err, size_t errlen
 	return 0;
 }
 
+int annotations_parse_head_max(const char *s, uint32_t *out, char *err, size_t errlen)
+{
+	int64_t v;
+	int rc = annotations_parse_size(s, &v, err, errlen);
+	if (rc)
+		return rc;
+	if (v < ROUTE_HEAD_MAX_MIN || v > ROUTE_HEAD_MAX_MAX)
+		return fail(err, errlen, "\"%s\" is out of range (1k..1m)", s);
+	*out = (uint32_t)v;
+	return 0;
+}
+
 int annotations_parse_bool(const char *s, bool *out, char *err, size_t errlen)
 {
 	if (strcmp(s, "true") == 0)
@@ -616,6 +628,14 @@ DURATION_HANDLER(h_next_timeout, policy.next_upstream_timeout_ms, c->a->next_tim
 static int h_body(struct pctx *c, const char *v)
 {
 	return annotations_parse_size(v, &c->a->policy.body_limit, c->err, c->errlen);
+}
+
+static int h_head_max(struct pctx *c, const char *v)
+{
+	int rc = annotations_parse_head_max(v, &c->a->policy.upstream_head_max, c->err, c->errlen);
+	if (rc == 0)
+		c->a->head_max_set = true;
+	return rc;
 }
 
 #define BOOL_HANDLER(fn, field)                                                                    \
@@ -1540,6 +1560,7 @@ static const struct {
     {"permanent-redirect-code", h_perm_code},
     {"preserve-trailing-slash", h_trailing},
     {"proxy-body-size", h_body},
+    {"proxy-buffer-size", h_head_max},
     {"proxy-connect-timeout", h_connect},
     {"proxy-http-version", h_http_version},
     {"proxy-cookie-domain", h_cookie_rw_domain},
@@ -1634,7 +1655,6 @@ static const struct {
     {"client-body-buffer-size", "nginx buffer sizing; weir streams bodies through fixed 16 KiB buffers"},
     {"enable-rewrite-log", "nginx's rewrite debug log; weir has no nginx rewrite module"},
     {"http2-push-preload", "HTTP/2 server push; weir serves HTTP/1.1"},
-    {"proxy-buffer-size", "nginx buffer sizing; weir streams bodies through fixed 16 KiB buffers"},
     {"proxy-buffering", "nginx response buffering; weir streams bodies through fixed 16 KiB buffers"},
     {"proxy-buffers-number", "nginx buffer sizing; weir streams bodies through fixed 16 KiB buffers"},
     {"proxy-busy-buffers-size", "nginx buffer sizing; weir streams bodies through fixed 16 KiB buffers"},

@@ -29,6 +29,7 @@ struct annotations {
 	bool next_upstream_set;  /* proxy-next-upstream given (else the ConfigMap's) */
 	bool next_tries_set;     /* proxy-next-upstream-tries given */
 	bool next_timeout_set;   /* proxy-next-upstream-timeout given */
+	bool head_max_set;       /* proxy-buffer-size given (else the ConfigMap's) */
 	bool ssl_passthrough;
 	bool service_upstream;
 	char *default_backend; /* service name in the Ingress namespace; NULL: none */
@@ -145,6 +146,10 @@ int annotations_parse_duration_ms(const char *s, uint32_t *out, char *err, size_
 /* Size: bytes with optional unit k, m, g (either case), e.g. "1m", "512k",
  * "0". */
 int annotations_parse_size(const char *s, int64_t *out, char *err, size_t errlen);
+
+/* proxy-buffer-size (annotation and ConfigMap): a size as
+ * annotations_parse_size, between ROUTE_HEAD_MAX_MIN and ROUTE_HEAD_MAX_MAX. */
+int annotations_parse_head_max(const char *s, uint32_t *out, char *err, size_t errlen);
 /* Boolean: exactly "true" or "false". */
 int annotations_parse_bool(const char *s, bool *out, char *err, size_t errlen);
 /* Non-negative decimal integer up to max. */

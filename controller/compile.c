@@ -240,6 +240,8 @@ struct ctx {
 	 * (nginx.ingress.kubernetes.io/ keys): the defaults of Ingresses that do
 	 * not set them. NULL: none. */
 	json_object *proxy_rw_defaults;
+	/* proxy-buffer-size of the ConfigMap, for routes without the annotation */
+	uint32_t upstream_head_max;
 };
 
 /* s with control bytes and bytes that are not UTF-8 escaped (\n, \xNN), in
@@ -1834,6 +1836,66 @@ static int parse_header_name(const char *v, char *err, size_t errlen)
 	return 0;
 }
 
+/* gzip-types, brotli-types: media types separated by white space, or "*", into a new
+ * string of lowercase types separated by single spaces (the table's form). */
+static int parse_gzip_types(const char *v, char **out, char *err, size_t errlen)
+{
+	size_t n = strlen(v), o = 0;
+	char *t = xcalloc(n + 1, 1);
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)v[i];
+		if (ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r') {
+			if (o && t[o - 1] != ' ')
+				t[o++] = ' ';
+			continue;
+		}
+		t[o++] = (char)tolower(ch);
+	}
+	if (o && t[o - 1] == ' ')
+		o--;
+	t[o] = '\0';
+	int rc = route_validate_media_types(t, err, errlen);
+	if (rc) {
+		free(t);
+		return rc;
+	}
+	*out = t;
+	return 0;
+}
+
+/* large-client-header-buffers "NUMBER SIZE" (nginx): the request head may
+ * take NUMBER buffers of SIZE bytes and no line may be longer than one;
+ * weir caps the whole head at their product (*total, max_header_bytes) and
+ * each line at SIZE (*line, max_header_line). */
+static int parse_header_buffers(const char *v, uint32_t *total, uint32_t *line, char *err,
+                                size_t errlen)
+{
+	uint64_t num;
+	int64_t size;
+	char numtxt[24], sizetxt[24];
+	const char *sp = strchr(v, ' ');
+	size_t nlen = sp ? (size_t)(sp - v) : 0;
+	if (!sp || nlen == 0 || nlen >= sizeof(numtxt) || strlen(sp + 1) >= sizeof(sizetxt)) {
+		snprintf(err, errlen, "\"%.64s\" is not \"NUMBER SIZE\" (as \"4 8k\")", v);
+		return WEIR_EINVAL;
+	}
+	memcpy(numtxt, v, nlen);
+	numtxt[nlen] = '\0';
+	snprintf(sizetxt, sizeof(sizetxt), "%s", sp + 1);
+	int rc = annotations_parse_uint(numtxt, 1024, &num, err, errlen);
+	if (rc == 0)
+		rc = annotations_parse_size(sizetxt, &size, err, errlen);
+	if (rc)
+		return rc;
+	if (num == 0 || size < 1024 || (uint64_t)size * num > ROUTE_HEAD_MAX_MAX) {
+		snprintf(err, errlen, "\"%.64s\": at least 1 buffer of 1k, at most 1m in all", v);
+		return WEIR_EINVAL;
+	}
+	*total = (uint32_t)((uint64_t)size * num);
+	*line = (uint32_t)size;
+	return 0;
+}
+
 /* proxy-real-ip-cidr only means something with use-forwarded-headers or
  * use-proxy-protocol (as in ingress-nginx); then it defaults to 0.0.0.0/0.
  * Without either it is left out of the table. */
@@ -1907,6 +1969,7 @@ static void apply_configmap(struct ctx *c, json_object *cm, uint32_t *drain_defa
 		keys[nkeys++] = k0;
 	}
 	qsort(keys, nkeys, sizeof(*keys), cmp_strp);
+	bool header_buffers_set = false;
 	for (size_t i = 0; i < nkeys; i++) {
 		const char *k = keys[i];
 		const char *v = jstr(data, k);
@@ -1934,8 +1997,60 @@ static void apply_configmap(struct ctx *c, json_object *cm, uint32_t *drain_defa
 				snprintf(err, sizeof(err), "%s is out of range (1k..4g)", v);
 				rc = WEIR_EINVAL;
 			}
-			if (rc == 0)
+			/* large-client-header-buffers, when set too, decides (it is
+			 * read first: keys go in sorted order) */
+			if (rc == 0 && !header_buffers_set)
 				s->max_header_bytes = (uint32_t)size;
+		} else if (strcmp(k, "large-client-header-buffers") == 0) {
+			uint32_t total, line;
+			rc = parse_header_buffers(v, &total, &line, err, sizeof(err));
+			if (rc == 0) {
+				s->max_header_bytes = total;
+				s->max_header_line = line;
+				header_buffers_set = true;
+			}
+		} else if (strcmp(k, "use-gzip") == 0) {
+			rc = annotations_parse_bool(v, &s->use_gzip, err, sizeof(err));
+		} else if (strcmp(k, "gzip-level") == 0) {
+			rc = annotations_parse_uint(v, 9, &u, err, sizeof(err));
+			if (rc == 0 && u == 0) {
+				snprintf(err, sizeof(err), "must be between 1 and 9");
+				rc = WEIR_EINVAL;
+			}
+			if (rc == 0)
+				s->gzip_level = (uint32_t)u;
+		} else if (strcmp(k, "gzip-min-length") == 0) {
+			rc = annotations_parse_uint(v, UINT32_MAX, &u, err, sizeof(err));
+			if (rc == 0)
+				s->gzip_min_length = (uint32_t)u;
+		} else if (strcmp(k, "gzip-types") == 0) {
+			char *types;
+			rc = parse_gzip_types(v, &types, err, sizeof(err));
+			if (rc == 0) {
+				free(s->gzip_types);
+				s->gzip_types = types;
+			}
+		} else if (strcmp(k, "enable-brotli") == 0) {
+			rc = annotations_parse_bool(v, &s->enable_brotli, err, sizeof(err));
+		} else if (strcmp(k, "brotli-level") == 0) {
+			rc = annotations_parse_uint(v, 11, &u, err, sizeof(err));
+			if (rc == 0)
+				s->brotli_level = (uint32_t)u;
+		} else if (strcmp(k, "brotli-min-length") == 0) {
+			rc = annotations_parse_uint(v, UINT32_MAX, &u, err, sizeof(err));
+			if (rc == 0)
+				s->brotli_min_length = (uint32_t)u;
+		} else if (strcmp(k, "brotli-types") == 0) {
+			char *types;
+			rc = parse_gzip_types(v, &types, err, sizeof(err));
+			if (rc == 0) {
+				free(s->brotli_types);
+				s->brotli_types = types;
+			}
+		} else if (strcmp(k, "proxy-buffer-size") == 0) {
+			rc = annotations_parse_head_max(v, &c->upstream_head_max, err, sizeof(err));
+			if (rc == 0)
+				s->upstream_head_max = c->upstream_head_max;
 		} else if (strcmp(k, "header-timeout") == 0 ||
 		           strcmp(k, "keepalive-timeout") == 0 || strcmp(k, "drain-window") == 0) {
 			rc = annotations_parse_duration_ms(v, &ms, err, sizeof(err));
@@ -2207,6 +2322,13 @@ static void apply_next_upstream_defaults(const struct ctx *c, struct annotations
 		p->next_upstream_timeout_ms = c->next_upstream_timeout_ms;
 	if (c->retry_non_idempotent && p->next_upstream)
 		p->next_upstream |= ROUTE_NEXT_NON_IDEMPOTENT;
+}
+
+/* The ConfigMap's proxy-buffer-size where the Ingress sets none. */
+static void apply_head_max_default(const struct ctx *c, struct annotations *a)
+{
+	if (!a->head_max_set)
+		a->policy.upstream_head_max = c->upstream_head_max;
 }
 
 /* ------------------------------------------------------------ routes */
@@ -3227,7 +3349,8 @@ int compile_snapshot(const struct snapshot *snap, const struct compile_options *
 	                .diags = diags,
 	                .diag_cap = diags->n,
 	                .next_upstream = ROUTE_NEXT_DEFAULT,
-	                .next_upstream_tries = 3};
+	                .next_upstream_tries = 3,
+	                .upstream_head_max = 4096};
 	struct hosts hs = {0};
 	uint32_t drain_default = t->settings.drain_window_ms;
 	index_slices(&c);
@@ -3282,6 +3405,7 @@ int compile_snapshot(const struct snapshot *snap, const struct compile_options *
 		json_object_put(merged);
 		apply_next_upstream_defaults(&c, &in->ann);
 		apply_access_defaults(&c, &in->ann);
+		apply_head_max_default(&c, &in->ann);
 		if (in->ann.ssl_passthrough && !in->dropped &&
 		    (in->ann.policy.ext_auth.url || (in->ann.global_auth && c.global_auth.url))) {
 			/* TLS is relayed untouched: no request to authenticate. */

@@ -115,6 +115,7 @@ static void put_policy(FILE *out, const char *ind, const struct route_table *t,
 	put_u64(out, ind, "next_upstream_timeout_ms", p->next_upstream_timeout_ms,
 	        d.next_upstream_timeout_ms);
 	put_u64(out, ind, "body_limit", p->body_limit, d.body_limit);
+	put_u64(out, ind, "upstream_head_max", p->upstream_head_max, d.upstream_head_max);
 	if (p->backend_protocol != d.backend_protocol)
 		fprintf(out, "%sbackend_protocol: %s\n", ind,
 		        p->backend_protocol == ROUTE_PROTO_HTTPS ? "HTTPS" : "HTTP");
@@ -323,26 +324,33 @@ static void put_settings(FILE *out, const struct route_settings *s)
 	if (!d)
 		return;
 	const struct route_settings *ds = &d->settings;
-	bool any = s->ntrusted_proxies || s->max_header_bytes != ds->max_header_bytes ||
-	           s->header_timeout_ms != ds->header_timeout_ms ||
-	           s->keepalive_timeout_ms != ds->keepalive_timeout_ms ||
-	           s->upstream_keepalive != ds->upstream_keepalive ||
-	           s->drain_window_ms != ds->drain_window_ms ||
-	           s->max_connections != ds->max_connections ||
-	           s->use_forwarded_headers != ds->use_forwarded_headers ||
-	           s->compute_full_forwarded_for != ds->compute_full_forwarded_for ||
-	           s->use_proxy_protocol != ds->use_proxy_protocol ||
-	           str_differs(s->forwarded_for_header, ds->forwarded_for_header) ||
-	           s->nproxy_real_ip_cidr || s->hsts != ds->hsts ||
-	           s->hsts_max_age != ds->hsts_max_age ||
-	           s->hsts_include_subdomains != ds->hsts_include_subdomains ||
-	           s->hsts_preload != ds->hsts_preload || s->ssl_protocols || s->ssl_ciphers ||
-	           s->nblock_cidrs || s->nblock_user_agents || s->nblock_referers ||
-	           !s->access_log || s->access_log_format || s->access_log_escape ||
-	           s->naccess_log_skip;
+	bool any =
+	    s->ntrusted_proxies || s->max_header_bytes != ds->max_header_bytes ||
+	    s->max_header_line != ds->max_header_line ||
+	    s->upstream_head_max != ds->upstream_head_max ||
+	    s->header_timeout_ms != ds->header_timeout_ms ||
+	    s->keepalive_timeout_ms != ds->keepalive_timeout_ms ||
+	    s->upstream_keepalive != ds->upstream_keepalive ||
+	    s->drain_window_ms != ds->drain_window_ms ||
+	    s->max_connections != ds->max_connections ||
+	    s->use_forwarded_headers != ds->use_forwarded_headers ||
+	    s->compute_full_forwarded_for != ds->compute_full_forwarded_for ||
+	    s->use_proxy_protocol != ds->use_proxy_protocol ||
+	    str_differs(s->forwarded_for_header, ds->forwarded_for_header) ||
+	    s->nproxy_real_ip_cidr || s->hsts != ds->hsts || s->hsts_max_age != ds->hsts_max_age ||
+	    s->hsts_include_subdomains != ds->hsts_include_subdomains ||
+	    s->hsts_preload != ds->hsts_preload || s->use_gzip != ds->use_gzip ||
+	    s->gzip_level != ds->gzip_level || s->gzip_min_length != ds->gzip_min_length ||
+	    str_differs(s->gzip_types, ds->gzip_types) || s->enable_brotli != ds->enable_brotli ||
+	    s->brotli_level != ds->brotli_level || s->brotli_min_length != ds->brotli_min_length ||
+	    str_differs(s->brotli_types, ds->brotli_types) || s->ssl_protocols || s->ssl_ciphers ||
+	    s->nblock_cidrs || s->nblock_user_agents || s->nblock_referers || !s->access_log ||
+	    s->access_log_format || s->access_log_escape || s->naccess_log_skip;
 	fprintf(out, "settings:%s\n", any ? "" : " defaults");
 	put_cidrs(out, "  ", "trusted_proxies", s->trusted_proxies, s->ntrusted_proxies);
 	put_u64(out, "  ", "max_header_bytes", s->max_header_bytes, ds->max_header_bytes);
+	put_u64(out, "  ", "max_header_line", s->max_header_line, ds->max_header_line);
+	put_u64(out, "  ", "upstream_head_max", s->upstream_head_max, ds->upstream_head_max);
 	put_u64(out, "  ", "header_timeout_ms", s->header_timeout_ms, ds->header_timeout_ms);
 	put_u64(out, "  ", "keepalive_timeout_ms", s->keepalive_timeout_ms,
 	        ds->keepalive_timeout_ms);
@@ -379,6 +387,14 @@ static void put_settings(FILE *out, const struct route_settings *s)
 		        s->access_log_escape == ROUTE_LOG_ESCAPE_JSON ? "json" : "none");
 	for (size_t i = 0; i < s->naccess_log_skip; i++)
 		fprintf(out, "  access_log_skip[%zu]: %s\n", i, s->access_log_skip[i]);
+	put_bool(out, "  ", "use_gzip", s->use_gzip, ds->use_gzip);
+	put_u64(out, "  ", "gzip_level", s->gzip_level, ds->gzip_level);
+	put_u64(out, "  ", "gzip_min_length", s->gzip_min_length, ds->gzip_min_length);
+	put_str(out, "  ", "gzip_types", s->gzip_types, ds->gzip_types);
+	put_bool(out, "  ", "enable_brotli", s->enable_brotli, ds->enable_brotli);
+	put_u64(out, "  ", "brotli_level", s->brotli_level, ds->brotli_level);
+	put_u64(out, "  ", "brotli_min_length", s->brotli_min_length, ds->brotli_min_length);
+	put_str(out, "  ", "brotli_types", s->brotli_types, ds->brotli_types);
 	route_table_free(d);
 }
 

@@ -809,6 +809,22 @@ static bool put_rewritten(struct wbuf *w, const struct route_policy *pol,
 	return true;
 }
 
+/* A Vary value v[0..n) that lists Accept-Encoding or "*". */
+static bool vary_names_accept_encoding(const char *v, size_t n)
+{
+	size_t i = 0;
+	while (i < n) {
+		while (i < n && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
+			i++;
+		size_t s = i;
+		while (i < n && v[i] != ',' && v[i] != ' ' && v[i] != '\t')
+			i++;
+		if ((i - s == 1 && v[s] == '*') || name_eq(v + s, i - s, "Accept-Encoding"))
+			return true;
+	}
+	return false;
+}
+
 int headers_build_response(const struct http_response *resp, const struct route *route,
                            const struct headers_resp_extra *extra, int64_t body_length,
                            enum headers_conn conn, char *buf, size_t cap)
@@ -825,6 +841,9 @@ int headers_build_response(const struct http_response *resp, const struct route 
 	bool not_modified = status == 304;
 	bool cors = pol && pol->cors.enabled;
 	/* ours replaces the upstream's; a route's response-headers entry wins */
+	const char *encoding = extra && !upgrade ? extra->encoding : NULL;
+	bool gzip = encoding != NULL; /* compressed, by either coding */
+	bool vary = extra && extra->vary_accept_encoding && !upgrade;
 	bool hsts = extra && extra->hsts &&
 	            !(pol && in_route_headers(pol->response_headers, pol->nresponse_headers,
 	                                      "Strict-Transport-Security", 25));
@@ -860,8 +879,29 @@ int headers_build_response(const struct http_response *resp, const struct route 
 		}
 		if (pol && put_rewritten(&w, pol, h))
 			continue;
+		if (gzip && name_eq(h->name, h->name_len, "Accept-Ranges"))
+			continue;
+		if (gzip && name_eq(h->name, h->name_len, "ETag")) {
+			/* the compressed bytes differ: at most a weak validator */
+			if (h->value_len >= 2 && h->value[0] == 'W' && h->value[1] == '/') {
+				put_header(&w, h->name, h->name_len, h->value, h->value_len);
+			} else if (h->value_len >= 2 && h->value[0] == '"') {
+				put(&w, h->name, h->name_len);
+				puts_(&w, ": W/");
+				put(&w, h->value, h->value_len);
+				put(&w, "\r\n", 2);
+			}
+			continue;
+		}
+		if (vary && name_eq(h->name, h->name_len, "Vary") &&
+		    vary_names_accept_encoding(h->value, h->value_len))
+			vary = false;
 		put_header(&w, h->name, h->name_len, h->value, h->value_len);
 	}
+	if (encoding)
+		put_header_s(&w, "Content-Encoding", encoding);
+	if (vary)
+		puts_(&w, "Vary: Accept-Encoding\r\n");
 
 	if (pol) {
 		const struct http_request *xreq = extra ? extra->req : NULL;

@@ -60,6 +60,13 @@ struct headers_resp_extra {
 	 * headers marked expand (NULL: they expand to nothing). */
 	const struct http_request *req;
 	const struct http_client *client;
+	/* use-gzip, enable-brotli (proxy/compress.h): the body is sent
+	 * compressed, "gzip" or "br" (NULL: as is): "Content-Encoding: <it>", no
+	 * Accept-Ranges, a strong ETag made weak ("W/" added; one that is not a
+	 * quoted string is dropped), as nginx */
+	const char *encoding;
+	/* add "Vary: Accept-Encoding" unless an upstream Vary names it (or "*") */
+	bool vary_accept_encoding;
 };
 
 /* What the response head says about the client connection. */
@@ -84,8 +91,10 @@ enum headers_conn {
  * route's, sent only when extra->allow_origin is set (with "Vary: Origin"
  * unless it is "*"); extra->set_cookie; framing (Content-Length when
  * body_length >= 0, chunked when -2, nothing when -1 and the connection will
- * close), and the Connection line conn asks for (enum headers_conn). For a
- * 101: Connection: Upgrade / Upgrade: websocket. route and extra may be NULL.
+ * close), and the Connection line conn asks for (enum headers_conn); the
+ * compression changes extra->encoding and extra->vary_accept_encoding ask for.
+ * For a 101: Connection: Upgrade / Upgrade: websocket. route and extra may be
+ * NULL.
  * Returns bytes written or WEIR_ETOOBIG. */
 int headers_build_response(const struct http_response *resp, const struct route *route,
                            const struct headers_resp_extra *extra, int64_t body_length,

@@ -190,6 +190,21 @@ long http_parse_scan_head(struct http_parse *hp, const char *buf, size_t len, si
 	return 0;
 }
 
+int http_parse_long_line(const char *buf, size_t head_len, size_t max_line)
+{
+	if (max_line == 0)
+		return 0;
+	size_t start = 0;
+	while (start < head_len) {
+		const char *lf = memchr(buf + start, '\n', head_len - start);
+		size_t end = lf ? (size_t)(lf - buf) + 1 : head_len;
+		if (end - start > max_line)
+			return start == 0 ? 414 : 400;
+		start = end;
+	}
+	return 0;
+}
+
 static int run_head(struct http_parse *hp, const char *buf, size_t head_len)
 {
 	llhttp_errno_t err = llhttp_execute(&hp->parser, buf, head_len);

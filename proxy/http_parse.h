@@ -52,6 +52,12 @@ void http_parse_init(struct http_parse *hp, bool response, bool head_request);
  * found within max_bytes. */
 long http_parse_scan_head(struct http_parse *hp, const char *buf, size_t len, size_t max_bytes);
 
+/* The first line of buf[0..head_len) (a complete head) longer than
+ * max_line bytes, CRLF included: 414 when it is the request line, 400 when
+ * a header line; 0 when none is (or max_line is 0). As nginx's
+ * large_client_header_buffers, whose buffers each hold whole lines. */
+int http_parse_long_line(const char *buf, size_t head_len, size_t max_line);
+
 /* Parse a complete head (head_len from http_parse_scan_head) into req. The
  * strings in req point into buf, which must outlive req. Returns 0, or an
  * HTTP status to answer (400: malformed, both Content-Length and

@@ -26,6 +26,7 @@
 #include "block.h"
 #include "buf.h"
 #include "client_cert.h"
+#include "compress.h"
 #include "error.h"
 #include "error_page.h"
 #include "external.h"
@@ -46,7 +47,9 @@
 #include "upstream.h"
 
 #define IO_CAP 16384u          /* body bytes buffered per direction */
-#define UP_HEAD_MAX 32768u     /* largest upstream response head */
+#define UP_HEAD_DEFAULT 4096u  /* largest upstream response head without a table */
+#define UP_IN_MIN 32768u       /* cap of the upstream input buffer, at least */
+#define GZ_OUT 8192u           /* compressed bytes made per step (stack) */
 #define LOCAL_HEAD_GUESS 4096u /* first room tried for a local answer */
 #define ROUTE_LINES_MAX 4096u  /* a route's own headers on a redirect or return answer */
 #define LOCAL_EXTRA_MAX 8192u  /* extra header lines of a local answer, HSTS included */
@@ -118,7 +121,7 @@ struct conn {
 	/* the Strict-Transport-Security value being sent */
 	char hsts[64];
 	struct http_client client;
-	uint32_t max_header_bytes, header_timeout_ms, keepalive_timeout_ms;
+	uint32_t max_header_bytes, max_header_line, header_timeout_ms, keepalive_timeout_ms;
 	struct buf in; /* client bytes: head at [0, in_floor), then body */
 	size_t in_floor;
 	struct buf out; /* bytes to the client */
@@ -167,6 +170,13 @@ struct conn {
 	int up_status;            /* the upstream's status, 0: none */
 	uint64_t resp_head_bytes; /* response head bytes sent */
 	uint64_t resp_body_bytes; /* response body bytes sent (payload, not chunk framing) */
+	uint64_t up_body_bytes;   /* response body bytes from the upstream (before compression) */
+	/* use-gzip, enable-brotli: the response body is compressed. gz_in holds decoded body
+	 * bytes not yet compressed (cap IO_CAP); both exist only while a
+	 * compressed response is relayed. */
+	struct compress *gz;
+	struct buf gz_in;
+	bool gz_body_done; /* the upstream's body is all in; the gzip end is due */
 };
 
 struct listener {
@@ -215,6 +225,7 @@ static void conn_progress(struct conn *c);
 static void conn_close(struct conn *c);
 static void conn_arm_timer(struct conn *c);
 static void upstream_start(struct conn *c);
+static void finish_response(struct conn *c);
 static void upstream_go(struct conn *c);
 static int auth_hook_upstream_head(struct conn *c);
 static int conn_exchange(struct conn *c);
@@ -252,12 +263,14 @@ static void read_settings(struct conn *c)
 {
 	struct table *t = table_view_get(&c->w->view);
 	c->max_header_bytes = 32768;
+	c->max_header_line = 0;
 	c->header_timeout_ms = 10000;
 	c->keepalive_timeout_ms = 75000;
 	if (t) {
 		const struct route_settings *s = &table_routes(t)->settings;
 		if (s->max_header_bytes)
 			c->max_header_bytes = s->max_header_bytes;
+		c->max_header_line = s->max_header_line;
 		if (s->header_timeout_ms)
 			c->header_timeout_ms = s->header_timeout_ms;
 		if (s->keepalive_timeout_ms)
@@ -363,10 +376,20 @@ static void drop_upstream(struct conn *c)
 	c->up = NULL;
 }
 
+/* Give back what a compressed response held. */
+static void gz_end(struct conn *c)
+{
+	compress_free(c->gz);
+	c->gz = NULL;
+	buf_free(&c->gz_in);
+	c->gz_body_done = false;
+}
+
 /* The request is over (its answer is queued in out). */
 static void end_request(struct conn *c, bool keep_alive)
 {
 	drop_upstream(c);
+	gz_end(c);
 	auth_request_free(c->auth);
 	c->auth = NULL;
 	if (c->x) {
@@ -490,7 +513,7 @@ static void log_request(struct conn *c, int status)
 	    .body_bytes_sent = c->resp_body_bytes,
 	    .bytes_sent = c->resp_head_bytes + c->resp_body_bytes,
 	    .request_length = c->in_floor + (uint64_t)(c->body_bytes > 0 ? c->body_bytes : 0),
-	    .upstream_response_length = c->up_status ? (int64_t)c->resp_body_bytes : -1,
+	    .upstream_response_length = c->up_status ? (int64_t)c->up_body_bytes : -1,
 	    .request_time = (double)(loop_now(c->w->loop) - c->t_start) / 1000.0,
 	    .upstream_response_time = c->ep ? up : -1,
 	    .now_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000,
@@ -1063,7 +1086,7 @@ static void start_request(struct conn *c, size_t head_len)
 	c->up_start = 0;
 	c->status_sent = 0;
 	c->up_status = 0;
-	c->resp_head_bytes = c->resp_body_bytes = 0;
+	c->resp_head_bytes = c->resp_body_bytes = c->up_body_bytes = 0;
 	c->route = NULL;
 	c->ep = NULL;
 	memset(&c->x->m, 0, sizeof(c->x->m));
@@ -1254,6 +1277,15 @@ static int external_endpoint(struct conn *c, const struct route_backend *be)
 	return 0;
 }
 
+/* proxy-buffer-size of the request's route, else (the default backend) of
+ * the ConfigMap. */
+static size_t upstream_head_max(const struct conn *c)
+{
+	if (c->route)
+		return c->route->policy.upstream_head_max;
+	return c->rt ? c->rt->settings.upstream_head_max : UP_HEAD_DEFAULT;
+}
+
 /* Open the upstream for the backend and endpoint picked: the rest of
  * upstream_start, run again when an ExternalName lookup ends. */
 static void upstream_go(struct conn *c)
@@ -1282,7 +1314,10 @@ static void upstream_go(struct conn *c)
 	}
 
 	buf_init(&c->up_out, (size_t)c->max_header_bytes + 16384 + IO_CAP);
-	buf_init(&c->up_in, UP_HEAD_MAX);
+	/* room for the largest head allowed and one byte more (to see it is
+	 * too big), and at least UP_IN_MIN for body reads */
+	size_t head_max = upstream_head_max(c);
+	buf_init(&c->up_in, head_max + 1 > UP_IN_MIN ? head_max + 1 : UP_IN_MIN);
 	rc = build_upstream_head(c);
 	if (rc == WEIR_ENOMEM) {
 		answer_local(c, 503, NULL, "out of memory", false);
@@ -1332,6 +1367,17 @@ static bool progress_head(struct conn *c)
 				c->req_active = true;
 				answer_local(c, (int)-r, NULL,
 				             r == -431 ? "request header too large" : "bad request",
+				             false);
+				return true;
+			}
+			int st =
+			    r > 0 ? http_parse_long_line(c->in.data, (size_t)r, c->max_header_line)
+			          : 0;
+			if (st) {
+				c->req_active = true;
+				answer_local(c, st, NULL,
+				             st == 414 ? "request-uri too large"
+				                       : "request header or cookie too large",
 				             false);
 				return true;
 			}
@@ -1488,10 +1534,70 @@ static bool pump_request(struct conn *c)
 static int resp_body_cb(void *data, const char *p, size_t len)
 {
 	struct conn *c = data;
+	c->up_body_bytes += len;
+	if (c->gz)
+		return buf_append(&c->gz_in, p, len);
 	c->resp_body_bytes += len;
 	if (c->out_chunked)
 		return append_chunk(&c->out, p, len);
 	return buf_append(&c->out, p, len);
+}
+
+/* Compress what gz_in holds into out (framed as the response is) in mode,
+ * while out holds less than IO_CAP (back-pressure: the rest waits in gz_in
+ * or in zlib). Returns 1 when the gzip stream is complete (COMPRESS_FINISH),
+ * 0 when more is due later, -1 on failure. */
+static int gz_pump(struct conn *c, enum compress_mode mode, bool *progress)
+{
+	char tmp[GZ_OUT];
+	for (;;) {
+		if (buf_len(&c->out) >= IO_CAP)
+			return 0;
+		size_t in_len = buf_len(&c->gz_in), used, produced;
+		const char *in = in_len ? c->gz_in.data + c->gz_in.start : NULL;
+		int r = compress_run(c->gz, in, in_len, &used, tmp, sizeof(tmp), &produced, mode);
+		if (r < 0)
+			return -1;
+		c->gz_in.start += used;
+		if (c->gz_in.start == c->gz_in.end)
+			c->gz_in.start = c->gz_in.end = 0;
+		if (produced > 0) {
+			int e = c->out_chunked ? append_chunk(&c->out, tmp, produced)
+			                       : buf_append(&c->out, tmp, produced);
+			if (e != 0)
+				return -1;
+			c->resp_body_bytes += produced;
+		}
+		if (used || produced)
+			*progress = true;
+		if (r == 1)
+			return 1;
+		if (produced < sizeof(tmp) && buf_len(&c->gz_in) == 0)
+			return 0;
+		if (!used && !produced)
+			return 0;
+	}
+}
+
+/* The upstream's body is all in. Without gzip the response ends here; with
+ * it the rest of the compressed stream must fit in out first (pump_response
+ * calls again while gz_body_done). Returns true when the exchange is over
+ * (finished or closed). */
+static bool response_done(struct conn *c, bool *progress)
+{
+	if (c->gz) {
+		c->gz_body_done = true;
+		int r = gz_pump(c, COMPRESS_FINISH, progress);
+		if (r < 0) {
+			conn_close(c);
+			return true;
+		}
+		if (r == 0)
+			return false;
+		gz_end(c);
+	}
+	finish_response(c);
+	return true;
 }
 
 static void finish_response(struct conn *c)
@@ -1690,8 +1796,26 @@ static void process_response_head(struct conn *c, size_t head_len)
 		c->out_chunked = false;
 		ka = false;
 	}
+	enum compress_verdict gz =
+	    compress_decide(&c->rt->settings, &c->x->req, &c->x->resp, c->is_head);
+	if (gz == COMPRESS_GZIP || gz == COMPRESS_BROTLI) {
+		/* The length changes: chunked (compress_decide only says yes to
+		 * HTTP/1.1). Out of memory: sent as is. */
+		const struct route_settings *s = &c->rt->settings;
+		int level = (int)(gz == COMPRESS_GZIP ? s->gzip_level : s->brotli_level);
+		c->gz = compress_new(gz, level, c->x->resp.content_length);
+		if (c->gz) {
+			buf_init(&c->gz_in, IO_CAP);
+			body_length = -2;
+			c->out_chunked = true;
+		} else {
+			gz = COMPRESS_VARY;
+		}
+	}
 	struct headers_resp_extra x;
 	resp_extra(c, c->x->pick.set_cookie[0] ? c->x->pick.set_cookie : NULL, &x);
+	x.encoding = gz == COMPRESS_GZIP ? "gzip" : gz == COMPRESS_BROTLI ? "br" : NULL;
+	x.vary_accept_encoding = gz != COMPRESS_NO;
 	int n = build_response_head(c, &x, body_length, ka, head_len);
 	if (n < 0) {
 		answer_local(c, 502, NULL, "response head too large", false);
@@ -1705,17 +1829,30 @@ static void process_response_head(struct conn *c, size_t head_len)
 	c->resp_head_done = true;
 	c->up_keepalive = http_parse_keep_alive(&c->x->sp);
 	c->up_in.start = head_len;
-	if (http_parse_done(&c->x->sp))
-		finish_response(c);
+	if (http_parse_done(&c->x->sp)) {
+		bool progress = false;
+		response_done(c, &progress);
+	}
 }
 
 /* Moves parsed body bytes from up_in to out. Returns true when the exchange is
  * over (finished or closed) and the caller must return. */
 static bool response_body(struct conn *c, bool *progress)
 {
+	if (c->gz_body_done)
+		return true; /* pump_response finishes the gzip stream */
+	if (c->gz && gz_pump(c, COMPRESS_MORE, progress) < 0) {
+		conn_close(c);
+		return true;
+	}
 	if (c->resp_head_done && buf_len(&c->up_in) > 0) {
-		size_t room = buf_room(&c->out, 0, IO_CAP);
-		size_t limit = room > CHUNK_OVERHEAD * 2 ? room - CHUNK_OVERHEAD * 2 : 0;
+		size_t limit;
+		if (c->gz) {
+			limit = buf_room(&c->gz_in, 0, IO_CAP);
+		} else {
+			size_t room = buf_room(&c->out, 0, IO_CAP);
+			limit = room > CHUNK_OVERHEAD * 2 ? room - CHUNK_OVERHEAD * 2 : 0;
+		}
 		size_t n = buf_len(&c->up_in) < limit ? buf_len(&c->up_in) : limit;
 		if (n > 0) {
 			size_t used = 0;
@@ -1725,11 +1862,15 @@ static bool response_body(struct conn *c, bool *progress)
 			if (used)
 				*progress = true;
 			if (r == 1) {
-				finish_response(c);
+				response_done(c, progress);
 				return true;
 			}
 			if (r < 0) {
 				metrics_upstream_error("reset");
+				conn_close(c);
+				return true;
+			}
+			if (c->gz && gz_pump(c, COMPRESS_MORE, progress) < 0) {
 				conn_close(c);
 				return true;
 			}
@@ -1744,6 +1885,10 @@ static bool pump_response(struct conn *c)
 	bool progress = false;
 	if (!u || !u->connected)
 		return false;
+	if (c->gz_body_done) {
+		response_done(c, &progress);
+		return progress;
+	}
 	if (response_body(c, &progress))
 		return true;
 	/* Read more only when it can go somewhere (back-pressure). */
@@ -1772,10 +1917,12 @@ static bool pump_response(struct conn *c)
 	if (!c->resp_head_done) {
 		if (buf_len(&c->up_in) > 0) {
 			long r = http_parse_scan_head(&c->x->sp, c->up_in.data, c->up_in.end,
-			                              UP_HEAD_MAX);
+			                              upstream_head_max(c));
 			if (r < 0) {
+				/* nginx: "upstream sent too big header" (proxy-buffer-size) */
 				upstream_failed(c, NEXT_INVALID_HEADER, "reset",
-				                "bad response from upstream");
+				                r == -431 ? "upstream sent too big header"
+				                          : "bad response from upstream");
 				return true;
 			}
 			if (r > 0) {
@@ -1793,9 +1940,18 @@ static bool pump_response(struct conn *c)
 		}
 		return progress;
 	}
+	if (c->gz && !c->up_eof && !u->can_read && buf_len(&c->up_in) == 0 &&
+	    buf_len(&c->gz_in) == 0 && compress_pending(c->gz)) {
+		/* The upstream has nothing more ready: what it sent so far goes
+		 * out decodable (a streamed response is not held back). */
+		if (gz_pump(c, COMPRESS_FLUSH, &progress) < 0) {
+			conn_close(c);
+			return true;
+		}
+	}
 	if (c->up_eof && buf_len(&c->up_in) == 0) {
 		if (http_parse_eof(&c->x->sp) == 1) {
-			finish_response(c);
+			response_done(c, &progress);
 		} else {
 			metrics_upstream_error("reset");
 			conn_close(c);
@@ -2169,6 +2325,8 @@ static void free_conn(struct loop_defer *d)
 	buf_free(&c->out);
 	buf_free(&c->up_in);
 	buf_free(&c->up_out);
+	buf_free(&c->gz_in);
+	compress_free(c->gz);
 	free(c->x);
 	free(c);
 }
@@ -2185,6 +2343,7 @@ static void conn_close(struct conn *c)
 	c->io.fd = -1;
 	tls_sock_close(&c->sock);
 	drop_upstream(c);
+	gz_end(c);
 	auth_request_free(c->auth);
 	c->auth = NULL;
 	if (c->x) {

@@ -6,7 +6,7 @@ set -euo pipefail
 APT_PACKAGES=(
 	build-essential cmake ninja-build pkg-config git curl ca-certificates openssl
 	node-llhttp libwebsockets-dev libcurl4-openssl-dev libjson-c-dev libyaml-dev
-	libssl-dev libpcre2-dev libcrypt-dev apache2-utils
+	libssl-dev libpcre2-dev libcrypt-dev zlib1g-dev libbrotli-dev apache2-utils
 	python3 python3-pip python3-venv iproute2 procps psmisc
 	nginx-light haproxy wrk etcd-server etcd-client clang-format
 	clang libclang-rt-dev

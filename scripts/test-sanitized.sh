@@ -27,6 +27,8 @@ WEIR_BUILD_DIR=$build \
 	python3 -m pytest tests/integration tests/golden -q \
 	--deselect tests/integration/test_idle_memory.py::test_idle_keepalive_connections_are_small \
 	--deselect tests/integration/test_tunnel_tables.py::test_open_tunnels_do_not_pin_old_tables \
+	--deselect tests/integration/test_gzip.py::test_memory_bounded_while_compressing \
+	--deselect tests/integration/test_gzip.py::test_brotli_memory_bounded \
 	"$@" || rc=$?
 if [ -n "$(ls -A "$reports")" ]; then
 	for f in "$reports"/*; do

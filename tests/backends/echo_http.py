@@ -15,6 +15,12 @@ never stored). The query parameter "do" selects other behaviours:
   do=sleep&ms=N     wait N ms (at most 60000), then the JSON echo
   do=abort          close the connection without any answer (RST)
   do=hsts           a Strict-Transport-Security: max-age=5 header, then the JSON echo
+  do=status&code=N  status N with the JSON echo (none for 204 and 304)
+  do=bighead&n=N    an X-Big header of N bytes ("b"), then the JSON echo
+  do=drip&n=N&ms=M  a chunked response of N Server-Sent Events ("data: i"), M ms apart
+  stream, fixed, status and drip also take type=T (Content-Type, default
+  application/octet-stream; text/event-stream for drip), etag=E (ETag) and ce=C
+  (Content-Encoding)
 """
 
 import argparse
@@ -51,6 +57,15 @@ async def echo_body(request: web.Request, name: str) -> dict:
     }
 
 
+def head_extras(request: web.Request, resp: web.StreamResponse, default_type: str) -> None:
+    """Content-Type (type=), ETag (etag=) and Content-Encoding (ce=) from the query."""
+    resp.headers["Content-Type"] = request.query.get("type", default_type)
+    if "etag" in request.query:
+        resp.headers["ETag"] = request.query["etag"]
+    if "ce" in request.query:
+        resp.headers["Content-Encoding"] = request.query["ce"]
+
+
 def make_app(name: str, delay_ms: int = 0) -> web.Application:
     async def handle(request: web.Request) -> web.StreamResponse:
         if delay_ms:
@@ -64,7 +79,7 @@ def make_app(name: str, delay_ms: int = 0) -> web.Application:
             async for _ in request.content.iter_any():
                 pass
             resp = web.StreamResponse(status=200)
-            resp.content_type = "application/octet-stream"
+            head_extras(request, resp, "application/octet-stream")
             if do == "fixed":
                 resp.content_length = n
             else:
@@ -72,6 +87,19 @@ def make_app(name: str, delay_ms: int = 0) -> web.Application:
             await resp.prepare(request)
             for c in pattern.chunks(n, 256 * 1024):
                 await resp.write(c)
+            await resp.write_eof()
+            return resp
+        if do == "drip":
+            n = min(int(request.query.get("n", "3")), 1000)
+            ms = min(int(request.query.get("ms", "200")), 60000)
+            resp = web.StreamResponse(status=200)
+            head_extras(request, resp, "text/event-stream")
+            resp.enable_chunked_encoding()
+            await resp.prepare(request)
+            for i in range(n):
+                if i:
+                    await asyncio.sleep(ms / 1000)
+                await resp.write(f"data: {i}\n\n".encode())
             await resp.write_eof()
             return resp
         if do == "sleep":
@@ -88,6 +116,12 @@ def make_app(name: str, delay_ms: int = 0) -> web.Application:
             resp.headers.add("X-Repeat", "2")
         if do == "hsts":
             resp.headers.add("Strict-Transport-Security", "max-age=5")
+        if do == "bighead":
+            resp.headers.add("X-Big", "b" * min(int(request.query.get("n", "0")), 1 << 20))
+        if do == "status":
+            code = int(request.query.get("code", "200"))
+            resp = web.Response(status=code, body=None if code in (204, 304) else body)
+            head_extras(request, resp, "application/json")
         return resp
 
     app = web.Application(client_max_size=MAX_N)

@@ -5,7 +5,8 @@
  * ADDRESS is an IPv4 loopback address (default 127.0.0.1), so several backends can share a port
  * on 127.0.0.2, 127.0.0.3, ... (the soak benchmark lists them as endpoints of one Service).
  * Every connection starts as HTTP/1.1. A GET without an upgrade gets a small fixed 200 with
- * keep-alive (pipelined requests answered in order). A WebSocket upgrade gets 101 and from then
+ * keep-alive (pipelined requests answered in order); GET /text64k gets 64 KiB of log-like
+ * text/plain instead (the gzip benchmark). A WebSocket upgrade gets 101 and from then
  * on every data frame is echoed back (unmasked), ping gets pong, close is echoed and the
  * connection closed. Request bodies are not supported (the benchmark sends none). Prints
  * "backend ready on ADDRESS:PORT" once listening. Loopback only; caps on every buffer.
@@ -33,6 +34,32 @@
 
 static const char RESPONSE[] = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
                                "Content-Length: 13\r\n\r\nhello, weir!\n";
+
+/* GET /text64k: a head and 64 KiB of text lines, made once in main. */
+#define TEXT64_BODY 65536
+static char text64[TEXT64_BODY + 128];
+static size_t text64_len;
+
+static void make_text64(void)
+{
+	int n = snprintf(text64, sizeof(text64),
+	                 "HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\n"
+	                 "Content-Length: %d\r\n\r\n",
+	                 TEXT64_BODY);
+	size_t off = (size_t)n, end = (size_t)n + TEXT64_BODY;
+	for (unsigned i = 0; off < end; i++) {
+		char line[128];
+		int k = snprintf(line, sizeof(line),
+		                 "2026-12-05T07:%02u:%02u.%03uZ INFO GET /api/items/%u status=200 "
+		                 "bytes=%u ms=%u\n",
+		                 (i / 60) % 60, i % 60, (i * 37) % 1000, i * 7919 % 100000,
+		                 (i * 131) % 9000 + 200, (i * 17) % 250);
+		size_t take = end - off < (size_t)k ? end - off : (size_t)k;
+		memcpy(text64 + off, line, take);
+		off += take;
+	}
+	text64_len = end;
+}
 
 struct conn {
 	int fd;
@@ -148,6 +175,9 @@ static long http_step(struct conn *c)
 			if (out_put(c, resp, (size_t)n) < 0)
 				return -1;
 			c->ws = 1;
+		} else if (strncmp(head, "GET /text64k ", 13) == 0) {
+			if (out_put(c, text64, text64_len) < 0)
+				break; /* output full: retry once drained */
 		} else if (out_put(c, RESPONSE, sizeof(RESPONSE) - 1) < 0) {
 			break; /* output full: retry once drained */
 		}
@@ -347,6 +377,7 @@ int main(int argc, char **argv)
 		address.s_addr = htonl(0x7f000001);
 	}
 	signal(SIGPIPE, SIG_IGN);
+	make_text64();
 	pthread_t t[16];
 	if (threads < 1 || threads > 16)
 		threads = 1;

@@ -65,6 +65,8 @@ EOF
 # ---------------------------------------------------------------- proxy launchers
 # Each start_<proxy> WORKERS PORT starts it in the background, sets PROXY_PID, returns 0/1 and
 # leaves a reason in $TMP/why.
+# WEIR_SETTINGS_EXTRA (JSON members, each with a leading comma) is added to weir's settings,
+# NGINX_HTTP_EXTRA (directives) to nginx's http block: the gzip benchmark sets both.
 
 start_direct() { PROXY_PID=$BACKEND_PID; return 0; }
 
@@ -75,7 +77,7 @@ start_weir() {
 	mkdir -p "$dir/routes"
 	cat >"$dir/routes/.routes.json.tmp" <<EOF
 {"version": 1, "generation": 1,
- "settings": {"upstream_keepalive": 64, "keepalive_timeout_ms": 75000},
+ "settings": {"upstream_keepalive": 64, "keepalive_timeout_ms": 75000${WEIR_SETTINGS_EXTRA:-}},
  "hosts": [{"name": "", "routes": [{"path": "/", "match": "prefix", "backend": 0,
    "policy": {"ws_idle_timeout_ms": 3600000, "read_timeout_ms": 60000}}]}],
  "backends": [{"name": "bench/backend:80",
@@ -121,6 +123,7 @@ http {
     scgi_temp_path $dir/tmp/scgi;
     keepalive_timeout 75s;
     keepalive_requests 1000000;
+    ${NGINX_HTTP_EXTRA:-}
     map \$http_upgrade \$connection_upgrade { default upgrade; '' ''; }
     upstream backend {
         server 127.0.0.1:$BACKEND_PORT;

@@ -145,6 +145,18 @@ static const struct refusal refusals[] = {
      "generation: -1 out of range 0..9223372036854775807"},
     {"{\"version\":1,\"settings\":{\"max_header_bytes\":\"big\"}}", WEIR_EINVAL,
      "settings.max_header_bytes: must be an integer, not a string"},
+    {"{\"version\":1,\"settings\":{\"gzip_level\":0}}", WEIR_EINVAL,
+     "settings.gzip_level: 0 is not between 1 and 9"},
+    {"{\"version\":1,\"settings\":{\"gzip_types\":\"text/plain  text/css\"}}", WEIR_EINVAL,
+     "settings.gzip_types: \"text/plain  text/css\" is not \"*\" or lowercase media types "
+     "(type/subtype) separated by single spaces"},
+    {"{\"version\":1,\"settings\":{\"gzip_types\":\"Text/Plain\"}}", WEIR_EINVAL, NULL},
+    {"{\"version\":1,\"settings\":{\"gzip_types\":\"text/\"}}", WEIR_EINVAL, NULL},
+    {"{\"version\":1,\"settings\":{\"upstream_head_max\":100}}", WEIR_EINVAL,
+     "settings.upstream_head_max: 100 is not between 1024 and 1048576"},
+    {"{\"version\":1,\"settings\":{\"brotli_level\":12}}", WEIR_EINVAL,
+     "settings.brotli_level: 12 is not between 0 and 11"},
+    {"{\"version\":1,\"settings\":{\"brotli_types\":\" text/css\"}}", WEIR_EINVAL, NULL},
     {"{\"version\":1,\"hosts\":[{\"name\":\"\",\"routes\":[{\"path\":\"/\",\"match\":"
      "\"prefix\",\"policy\":{\"next_upstream\":[\"error\",\"http_418\"]}}]}]}",
      WEIR_EINVAL, "hosts[0].routes[0].policy.next_upstream[1]: unknown condition \"http_418\""},
@@ -202,6 +214,13 @@ static const struct refusal refusals[] = {
      WEIR_EINVAL, "hosts[0].routes[0].path: \"/a\\r\\nb\" contains CR or LF"},
     {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/a\\u0000b\",\"match\":\"prefix\"}]}]}",
      WEIR_EINVAL, "hosts[0].routes[0].path: contains a NUL character"},
+    {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/\",\"match\":\"prefix\","
+     "\"policy\":{\"upstream_head_max\":1023}}]}]}",
+     WEIR_EINVAL,
+     "hosts[0].routes[0].policy.upstream_head_max: 1023 is not between 1024 and 1048576"},
+    {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/\",\"match\":\"prefix\","
+     "\"policy\":{\"upstream_head_max\":1048577}}]}]}",
+     WEIR_EINVAL, NULL},
     {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/\",\"match\":\"prefix\","
      "\"policy\":{\"request_headers\":[{\"name\":\"X Bad\",\"value\":\"v\"}]}}]}]}",
      WEIR_EINVAL,
@@ -392,7 +411,11 @@ static const char rich[] =
     "\"hsts\":false,\"hsts_max_age\":600,\"hsts_include_subdomains\":false,"
     "\"hsts_preload\":true,\"max_connections\":100,\"ssl_protocols\":\"TLSv1.3\","
     "\"ssl_ciphers\":\"ECDHE-RSA-AES256-GCM-SHA384\",\"block_cidrs\":[\"192.0.2.0/24\"],"
-    "\"block_user_agents\":[\"BadBot\",\"~*crawl\"],\"block_referers\":[\"~spam\"]},"
+    "\"block_user_agents\":[\"BadBot\",\"~*crawl\"],\"block_referers\":[\"~spam\"],"
+    "\"use_gzip\":true,\"gzip_level\":6,"
+    "\"max_header_line\":8192,\"upstream_head_max\":2048,\"enable_brotli\":true,\"brotli_level\":0,"
+    "\"brotli_min_length\":5,\"brotli_types\":\"text/css image/svg+xml\","
+    "\"gzip_min_length\":0,\"gzip_types\":\"*\"},"
     "\"backends\":[{\"name\":\"default/web:80\",\"endpoints\":["
     "{\"address\":\"10.0.0.5\",\"port\":8080,\"weight\":3,\"draining\":true},"
     "{\"address\":\"fd00::5\",\"port\":8081}]},{\"name\":\"default/canary:80\","
@@ -406,7 +429,8 @@ static const char rich[] =
     "\"policy\":{\"connect_timeout_ms\":1,\"read_timeout_ms\":2,\"send_timeout_ms\":3,"
     "\"next_upstream\":[\"error\",\"http_503\",\"non_idempotent\"],"
     "\"next_upstream_tries\":0,\"next_upstream_timeout_ms\":5000,"
-    "\"body_limit\":0,\"backend_protocol\":\"HTTPS\",\"ssl_redirect\":true,"
+    "\"body_limit\":0,\"upstream_head_max\":16384,\"backend_protocol\":\"HTTPS\","
+    "\"ssl_redirect\":true,"
     "\"preserve_trailing_slash\":true,\"upstream_vhost\":\"internal\","
     "\"x_forwarded_prefix\":\"/jh\",\"rewrite_target\":\"/$1\",\"redirect_code\":308,"
     "\"redirect_url\":\"https://elsewhere/\",\"app_root\":\"/app\",\"affinity\":\"cookie\","
@@ -506,6 +530,18 @@ static void test_round_trip(void)
 	CHECK_INT(t->settings.nblock_referers, 1);
 	CHECK_STR(t->hosts[1].ssl_ciphers, "ECDHE-ECDSA-AES128-GCM-SHA256");
 	CHECK(t->hosts[0].ssl_ciphers == NULL);
+	CHECK(t->settings.use_gzip);
+	CHECK_INT(t->settings.gzip_level, 6);
+	CHECK_INT(t->settings.max_header_line, 8192);
+	CHECK_INT(t->settings.upstream_head_max, 2048);
+	CHECK(t->settings.enable_brotli);
+	CHECK_INT(t->settings.brotli_level, 0);
+	CHECK_INT(t->settings.brotli_min_length, 5);
+	CHECK_STR(t->settings.brotli_types, "text/css image/svg+xml");
+	CHECK_INT(t->settings.gzip_min_length, 0);
+	CHECK_STR(t->settings.gzip_types, "*");
+	CHECK_INT(t->hosts[1].routes[0].policy.upstream_head_max, 16384);
+	CHECK_INT(t->hosts[0].routes[0].policy.upstream_head_max, 4096);
 	CHECK_STR(t->backends[1].external_name, "canary.example.com.");
 	CHECK_INT(t->backends[1].external_port, 8443);
 	CHECK(t->backends[0].external_name == NULL && t->backends[0].external_port == 0);

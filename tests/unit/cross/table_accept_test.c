@@ -324,6 +324,7 @@ static const struct {
     {"permanent-redirect-code", {"308"}, NULL},
     {"preserve-trailing-slash", {"true"}, NULL},
     {"proxy-body-size", {"8m", "0"}, NULL},
+    {"proxy-buffer-size", {"8k", "1m", "1k"}, "4"},
     {"proxy-connect-timeout", {"5"}, NULL},
     {"proxy-cookie-domain", {"a.example b.example", "off", ".A.example\tb"}, "a b;c"},
     {"proxy-cookie-path", {"/a/ /", "off", "/x/  /y/"}, "/a"},
@@ -687,6 +688,28 @@ static void configmap(struct store *s)
 		add(data, "global-allowed-response-headers",
 		    chance(80) ? json_object_new_string("X-Tenant, Authorization,Connection, Host")
 		               : hostile());
+	/* The keys below draw from a sequence of their own, so that adding one
+	 * does not move the rest of the run (the coverage checks in main). */
+	uint64_t saved = rng_state;
+	rng_state ^= 0x9e3779b97f4a7c15ull;
+	static const char *const types[] = {"text/plain  application/JSON", "*", ""};
+	if (chance(30))
+		add(data, "gzip-types", chance(50) ? one_of(types, 3, 60) : hostile());
+	if (chance(30))
+		add(data, "use-gzip", chance(50) ? json_object_new_string("true") : hostile());
+	if (chance(20))
+		add(data, "gzip-level", chance(50) ? json_object_new_string("9") : hostile());
+	if (chance(20))
+		add(data, "enable-brotli", chance(50) ? json_object_new_string("true") : hostile());
+	if (chance(20))
+		add(data, "brotli-types", chance(50) ? one_of(types, 3, 60) : hostile());
+	if (chance(20))
+		add(data, "large-client-header-buffers",
+		    chance(50) ? json_object_new_string("4 16k") : hostile());
+	if (chance(20))
+		add(data, "proxy-buffer-size",
+		    chance(50) ? json_object_new_string("16k") : hostile());
+	rng_state = saved;
 	add(cm, "data", data);
 	put(s, STORE_CONFIGMAP, cm);
 }

@@ -422,6 +422,76 @@ static void test_hsts(void)
 	CHECK_INT(count(out, "ransport-Security"), 1);
 }
 
+/* use-gzip: Content-Encoding and Vary added, Accept-Ranges dropped, the
+ * ETag weakened (nginx's gzip filter); Vary not repeated. */
+static void test_gzip(void)
+{
+	char out[2048];
+	struct http_response resp;
+	parse_response("HTTP/1.1 200 OK\r\n"
+	               "Content-Type: text/plain\r\n"
+	               "Content-Length: 5000\r\n"
+	               "ETag: \"v1\"\r\n"
+	               "Accept-Ranges: bytes\r\n"
+	               "Vary: Origin\r\n"
+	               "\r\n",
+	               &resp);
+	resp.content_length = 5000;
+	struct headers_resp_extra x = {.encoding = "gzip", .vary_accept_encoding = true};
+	int n =
+	    headers_build_response(&resp, NULL, &x, -2, HEADERS_CONN_KEEP, out, sizeof(out) - 1);
+	out[n > 0 ? n : 0] = '\0';
+	CHECK_STR(out, "HTTP/1.1 200 OK\r\n"
+	               "Content-Type: text/plain\r\n"
+	               "ETag: W/\"v1\"\r\n"
+	               "Vary: Origin\r\n"
+	               "Content-Encoding: gzip\r\n"
+	               "Vary: Accept-Encoding\r\n"
+	               "Transfer-Encoding: chunked\r\n"
+	               "\r\n");
+	/* a weak ETag stays, one that is not a quoted string goes; an upstream
+	 * Vary naming Accept-Encoding (any case, in a list) is enough */
+	parse_response("HTTP/1.1 200 OK\r\n"
+	               "etag: W/\"v2\"\r\n"
+	               "ETag: bare\r\n"
+	               "vary: origin, accept-encoding\r\n"
+	               "\r\n",
+	               &resp);
+	n = headers_build_response(&resp, NULL, &x, -2, HEADERS_CONN_KEEP, out, sizeof(out) - 1);
+	out[n > 0 ? n : 0] = '\0';
+	CHECK_STR(out, "HTTP/1.1 200 OK\r\n"
+	               "etag: W/\"v2\"\r\n"
+	               "vary: origin, accept-encoding\r\n"
+	               "Content-Encoding: gzip\r\n"
+	               "Transfer-Encoding: chunked\r\n"
+	               "\r\n");
+	/* Vary only (the client did not accept gzip): the rest as is */
+	parse_response("HTTP/1.1 200 OK\r\n"
+	               "ETag: \"v1\"\r\n"
+	               "Accept-Ranges: bytes\r\n"
+	               "Vary: *\r\n"
+	               "\r\n",
+	               &resp);
+	struct headers_resp_extra v = {.vary_accept_encoding = true};
+	n = headers_build_response(&resp, NULL, &v, 10, HEADERS_CONN_KEEP, out, sizeof(out) - 1);
+	out[n > 0 ? n : 0] = '\0';
+	CHECK_STR(out, "HTTP/1.1 200 OK\r\n"
+	               "ETag: \"v1\"\r\n"
+	               "Accept-Ranges: bytes\r\n"
+	               "Vary: *\r\n"
+	               "Content-Length: 10\r\n"
+	               "\r\n");
+	parse_response("HTTP/1.1 200 OK\r\n"
+	               "\r\n",
+	               &resp);
+	n = headers_build_response(&resp, NULL, &v, 10, HEADERS_CONN_KEEP, out, sizeof(out) - 1);
+	out[n > 0 ? n : 0] = '\0';
+	CHECK_STR(out, "HTTP/1.1 200 OK\r\n"
+	               "Vary: Accept-Encoding\r\n"
+	               "Content-Length: 10\r\n"
+	               "\r\n");
+}
+
 static void test_response(void)
 {
 	struct http_response resp;
@@ -752,6 +822,7 @@ int main(void)
 	test_request_headers_and_websocket();
 	test_response();
 	test_hsts();
+	test_gzip();
 	test_local();
 	test_too_big();
 	return check_finish("headers_test");

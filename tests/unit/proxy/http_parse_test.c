@@ -354,9 +354,27 @@ static void test_response(void)
 	CHECK_INT(http_parse_response_head(&hp, bad, (size_t)hl, &resp), 502);
 }
 
+/* large-client-header-buffers' per-line rule: the request line (414) and
+ * each header line (400) must fit in one buffer, CRLF included. */
+static void test_long_line(void)
+{
+	const char *h = "GET /abcdef HTTP/1.1\r\n" /* 22 bytes */
+	                "Host: a\r\n"
+	                "Cookie: 0123456789012345\r\n" /* 26 */
+	                "\r\n";
+	size_t n = strlen(h);
+	CHECK_INT(http_parse_long_line(h, n, 0), 0);
+	CHECK_INT(http_parse_long_line(h, n, 26), 0);
+	CHECK_INT(http_parse_long_line(h, n, 25), 400);
+	CHECK_INT(http_parse_long_line(h, n, 22), 400);
+	CHECK_INT(http_parse_long_line(h, n, 21), 414);
+	CHECK_INT(http_parse_long_line(h, n, 1), 414);
+}
+
 int main(void)
 {
 	test_valid();
+	test_long_line();
 	test_smuggling();
 	test_header_size();
 	test_pipelined();
