@@ -1395,15 +1395,74 @@ static int h_pssl_secret(struct pctx *c, const char *v)
 
 /* ---- forward authentication (auth-url and friends) */
 
+/* auth-url: an http(s) URL whose only variable may be $host (compile puts
+ * the route's host name in its place, annotations_auth_url_expand). A URL
+ * with a query but no path ("http://auth?code=200") gets the path "/". */
 static int h_auth_url(struct pctx *c, const char *v)
 {
 	struct url u;
-	if (url_parse(v, &u) != 0)
+	char *norm = NULL, *probe = annotations_auth_url_expand(v, "host.example");
+	if (!probe)
+		return WEIR_ENOMEM;
+	const char *scheme_end = strstr(v, "://");
+	size_t alen = scheme_end ? strcspn(scheme_end + 3, "/?") : 0;
+	if (scheme_end && scheme_end[3 + alen] == '?') {
+		size_t head = (size_t)(scheme_end + 3 + alen - v);
+		norm = malloc(strlen(v) + 2);
+		if (!norm) {
+			free(probe);
+			return WEIR_ENOMEM;
+		}
+		memcpy(norm, v, head);
+		norm[head] = '/';
+		strcpy(norm + head + 1, v + head);
+		free(probe);
+		probe = annotations_auth_url_expand(norm, "host.example");
+		if (!probe) {
+			free(norm);
+			return WEIR_ENOMEM;
+		}
+	}
+	int ok = url_parse(probe, &u) == 0;
+	free(probe);
+	if (!ok) {
+		free(norm);
 		return fail(c->err, c->errlen,
 		            "\"%s\" is not an http(s) URL without user info, fragment or "
-		            "nginx variables",
+		            "nginx variables other than $host",
 		            v);
-	return set_str(&c->a->policy.ext_auth.url, v);
+	}
+	int rc = set_str(&c->a->policy.ext_auth.url, norm ? norm : v);
+	free(norm);
+	return rc;
+}
+
+char *annotations_auth_url_expand(const char *url, const char *host)
+{
+	size_t hl = strlen(host), n = 0;
+	for (const char *p = url; *p; p++)
+		n += strncmp(p, "$host", 5) == 0 || strncmp(p, "${host}", 7) == 0 ? hl : 1;
+	char *out = malloc(n + 1), *o = out;
+	if (!out)
+		return NULL;
+	for (const char *p = url; *p;) {
+		/* "$hostname" is another variable: left as is (url_parse refuses '$') */
+		if (strncmp(p, "${host}", 7) == 0) {
+			memcpy(o, host, hl);
+			o += hl;
+			p += 7;
+		} else if (strncmp(p, "$host", 5) == 0 &&
+		           !((p[5] >= 'a' && p[5] <= 'z') || (p[5] >= 'A' && p[5] <= 'Z') ||
+		             (p[5] >= '0' && p[5] <= '9') || p[5] == '_')) {
+			memcpy(o, host, hl);
+			o += hl;
+			p += 5;
+		} else {
+			*o++ = *p++;
+		}
+	}
+	*o = '\0';
+	return out;
 }
 
 /* The ConfigMap whose data are the headers of the auth request; compile

@@ -180,4 +180,8 @@ int annotations_ext_auth_copy(struct route_ext_auth *dst, const struct route_ext
  * route_policy_cleanup). Returns 0 or WEIR_ENOMEM. */
 int annotations_policy_copy(struct route_policy *dst, const struct route_policy *src);
 
+/* url with every $host (or ${host}) replaced by host, in a new string
+ * (caller frees); NULL when out of memory. */
+char *annotations_auth_url_expand(const char *url, const char *host);
+
 #endif

@@ -1733,6 +1733,18 @@ static void apply_global_auth(struct ctx *c, json_object *cm, json_object *data)
 			bad = true;
 		}
 	}
+	if (!bad && a.policy.ext_auth.url && strchr(a.policy.ext_auth.url, '$')) {
+		/* $host is filled in for an Ingress of exact hosts only; global
+		 * auth covers every Ingress, wildcards and catch-alls included */
+		const char *k = data_key(data, "global-auth-url");
+		diag_add(c, "ConfigMap", cm, k ? k : "global-auth-url", "BadConfig",
+		         "invalid value: \"%s\": $host is not expanded in global-auth-url (it "
+		         "covers wildcard and catch-all hosts too); Ingresses without "
+		         "enable-global-auth: \"false\" are not served",
+		         url);
+		c->global_auth_ignored = k ? k : "global-auth-url";
+		bad = true;
+	}
 	if (!bad && annotations_ext_auth_copy(&c->global_auth, &a.policy.ext_auth))
 		abort();
 	annotations_cleanup(&a);
@@ -2448,6 +2460,15 @@ static void add_route(struct ctx *c, struct hbuild *h, struct ing *in, const cha
 	r->canary.weight_total = 100;
 	if (annotations_policy_copy(&r->policy, &in->ann.policy))
 		abort();
+	if (r->policy.ext_auth.url && strchr(r->policy.ext_auth.url, '$')) {
+		/* auth-url with $host: this route's host (validate_ingress made
+		 * sure every host of the Ingress is an exact name) */
+		char *u = annotations_auth_url_expand(r->policy.ext_auth.url, h->name);
+		if (!u)
+			abort();
+		free(r->policy.ext_auth.url);
+		r->policy.ext_auth.url = u;
+	}
 	struct annotations *a = &in->ann;
 	if (!r->policy.ext_auth.url && a->global_auth && c->global_auth.url) {
 		bool exempt = false;
@@ -2967,6 +2988,34 @@ out:
  * A failure drops the Ingress, as a bad annotation does. */
 static void validate_ingress(struct ctx *c, struct ing *in)
 {
+	/* auth-url with $host: the auth server is named after the request's
+	 * host, which only an exact host name fixes; under a wildcard or the
+	 * catch-all the client would choose where the auth request goes. */
+	const char *aurl = in->ann.policy.ext_auth.url;
+	if (aurl && strchr(aurl, '$')) {
+		json_object *rules = jarr(jget(in->obj, "spec"), "rules");
+		bool ok = true;
+		for (size_t ri = 0; ri < jlen(rules); ri++) {
+			const char *hname = jstr(json_object_array_get_idx(rules, ri), "host");
+			if (!hname || !hname[0] || hname[0] == '*')
+				ok = false;
+		}
+		if (!jlen(rules) || jget(jget(in->obj, "spec"), "defaultBackend"))
+			ok = false;
+		for (size_t i = 0; ok && i < in->ann.nserver_alias; i++)
+			if (in->ann.server_alias[i][0] == '*')
+				ok = false;
+		if (!ok) {
+			const char *k = written_key(in->obj, "auth-url");
+			diag_add(c, "Ingress", in->obj, k ? k : "auth-url", "BadAnnotation",
+			         "auth-url uses $host, which names the auth server after the "
+			         "request's host: only an Ingress whose every rule has an exact host "
+			         "(no wildcard, no catch-all, no spec.defaultBackend) may use it; the "
+			         "Ingress's routes are dropped");
+			in->dropped = true;
+			return;
+		}
+	}
 	char field[200], why[256];
 	if (route_validate_text(in->source, why, sizeof(why)) != 0) {
 		diag_add(c, "Ingress", in->obj, "metadata.name", "BadRule",
@@ -2974,7 +3023,19 @@ static void validate_ingress(struct ctx *c, struct ing *in)
 		in->dropped = true;
 		return;
 	}
-	if (route_validate_policy(&in->ann.policy, field, sizeof(field), why, sizeof(why)) != 0 ||
+	/* A $host of auth-url is filled in per route (add_route): check the
+	 * policy with a host name in its place. */
+	char *url_as_written = in->ann.policy.ext_auth.url, *probe = NULL;
+	if (url_as_written && strchr(url_as_written, '$')) {
+		probe = annotations_auth_url_expand(url_as_written, "host.example");
+		if (!probe)
+			abort();
+		in->ann.policy.ext_auth.url = probe;
+	}
+	int bad = route_validate_policy(&in->ann.policy, field, sizeof(field), why, sizeof(why));
+	in->ann.policy.ext_auth.url = url_as_written;
+	free(probe);
+	if (bad != 0 ||
 	    route_validate_canary(&in->ann.canary_rule, field, sizeof(field), why, sizeof(why)) !=
 	        0) {
 		diag_add(c, "Ingress", in->obj, "metadata.annotations", "BadAnnotation",
