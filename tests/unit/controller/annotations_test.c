@@ -248,7 +248,7 @@ static void resolve(void)
 	    "{\"weir.dev/websocket-idle-timeout\":\"1 hour\"}",
 	    "{\"weir.dev/app-root\":\"app\"}",
 	    "{\"weir.dev/auth-url\":\"ftp://10.0.0.1/\"}",
-	    "{\"weir.dev/auth-url\":\"http://$host/oauth2/auth\"}",
+	    "{\"weir.dev/auth-url\":\"http://$hostname/oauth2/auth\"}",
 	    "{\"weir.dev/auth-url\":\"http://10.0.0.1/\",\"weir.dev/auth-method\":\"get\"}",
 	    "{\"weir.dev/auth-url\":\"http://10.0.0.1/\",\"weir.dev/auth-signin\":"
 	    "\"https://$host/oauth2/start?u=$remote_user\"}",
