@@ -190,6 +190,16 @@ void route_host_cleanup(struct route_host *h)
 	route_client_auth_init(&h->client_auth);
 }
 
+void route_backend_cleanup(struct route_backend *b)
+{
+	for (size_t j = 0; j < b->nendpoints; j++)
+		free(b->endpoints[j].address);
+	free(b->endpoints);
+	free(b->external_name);
+	free(b->name);
+	memset(b, 0, sizeof(*b));
+}
+
 void route_cert_cleanup(struct route_cert *c)
 {
 	free(c->name);
@@ -205,14 +215,8 @@ void route_table_free(struct route_table *t)
 	for (size_t i = 0; i < t->nhosts; i++)
 		route_host_cleanup(&t->hosts[i]);
 	free(t->hosts);
-	for (size_t i = 0; i < t->nbackends; i++) {
-		struct route_backend *b = &t->backends[i];
-		for (size_t j = 0; j < b->nendpoints; j++)
-			free(b->endpoints[j].address);
-		free(b->endpoints);
-		free(b->external_name);
-		free(b->name);
-	}
+	for (size_t i = 0; i < t->nbackends; i++)
+		route_backend_cleanup(&t->backends[i]);
 	free(t->backends);
 	for (size_t i = 0; i < t->ncerts; i++)
 		route_cert_cleanup(&t->certs[i]);
@@ -1357,11 +1361,45 @@ static int parse_external(struct parser *p, json_object *b, const char *path, si
 	return 0;
 }
 
+/* One backend object b (JSON path ep) into be, which the caller zeroed. */
+static int parse_backend(struct parser *p, json_object *b, const char *ep, struct route_backend *be)
+{
+	json_object *eps;
+	size_t ne;
+	char kp[PATH_MAX_LEN], xp[PATH_MAX_LEN];
+	int rc;
+	if ((rc = str_default(p, ep, "", &be->name)) != 0)
+		return rc;
+	if (json_object_get_type(b) != json_type_object)
+		return fail(p, WEIR_EINVAL, ep, "must be an object, not %s",
+		            type_name(json_object_get_type(b)));
+	if ((rc = check_keys(p, b, ep, backend_keys)) != 0 ||
+	    (rc = opt_str(p, b, ep, "name", 0, &be->name)) != 0 ||
+	    (rc = opt_array(p, b, ep, "endpoints", &eps, &ne)) != 0 ||
+	    (rc = parse_external(p, b, ep, ne, be)) != 0)
+		return rc;
+	if (ne == 0)
+		return 0;
+	path_key(kp, ep, "endpoints");
+	be->endpoints = calloc(ne, sizeof(*be->endpoints));
+	if (!be->endpoints)
+		return oom(p, kp);
+	be->nendpoints = ne;
+	for (size_t j = 0; j < ne; j++) {
+		json_object *e;
+		path_index(xp, kp, j);
+		if ((rc = elem_object(p, eps, j, xp, &e)) != 0 ||
+		    (rc = parse_endpoint(p, e, xp, &be->endpoints[j])) != 0)
+			return rc;
+	}
+	return 0;
+}
+
 static int parse_backends(struct parser *p, json_object *root, struct route_table *t)
 {
-	json_object *arr, *b, *eps;
-	size_t n, ne;
-	char ep[PATH_MAX_LEN], kp[PATH_MAX_LEN], xp[PATH_MAX_LEN];
+	json_object *arr;
+	size_t n;
+	char ep[PATH_MAX_LEN], kp[PATH_MAX_LEN];
 	int rc = opt_array(p, root, "", "backends", &arr, &n);
 	if (rc != 0 || n == 0)
 		return rc;
@@ -1370,29 +1408,10 @@ static int parse_backends(struct parser *p, json_object *root, struct route_tabl
 		return oom(p, "backends");
 	t->nbackends = n;
 	for (size_t i = 0; i < n; i++) {
-		struct route_backend *be = &t->backends[i];
 		path_index(ep, "backends", i);
-		if ((rc = str_default(p, ep, "", &be->name)) != 0 ||
-		    (rc = elem_object(p, arr, i, ep, &b)) != 0 ||
-		    (rc = check_keys(p, b, ep, backend_keys)) != 0 ||
-		    (rc = opt_str(p, b, ep, "name", 0, &be->name)) != 0 ||
-		    (rc = opt_array(p, b, ep, "endpoints", &eps, &ne)) != 0 ||
-		    (rc = parse_external(p, b, ep, ne, be)) != 0)
+		if ((rc = parse_backend(p, json_object_array_get_idx(arr, i), ep,
+		                        &t->backends[i])) != 0)
 			return rc;
-		if (ne == 0)
-			continue;
-		path_key(kp, ep, "endpoints");
-		be->endpoints = calloc(ne, sizeof(*be->endpoints));
-		if (!be->endpoints)
-			return oom(p, kp);
-		be->nendpoints = ne;
-		for (size_t j = 0; j < ne; j++) {
-			json_object *e;
-			path_index(xp, kp, j);
-			if ((rc = elem_object(p, eps, j, xp, &e)) != 0 ||
-			    (rc = parse_endpoint(p, e, xp, &be->endpoints[j])) != 0)
-				return rc;
-		}
 	}
 	/* Names are unique; unnamed ("") backends of a hand-written table are
 	 * exempt. */
@@ -1710,19 +1729,26 @@ static int parse_document(struct parser *p, json_object *root, struct route_tabl
 	t->version = (uint32_t)version;
 	if ((rc = check_keys(p, root, "", top_keys)) != 0 ||
 	    (rc = opt_int(p, root, "", "generation", 0, INT64_MAX, &generation, NULL)) != 0 ||
-	    (rc = parse_settings(p, root, &t->settings)) != 0 ||
-	    (rc = parse_backends(p, root, t)) != 0)
+	    (rc = parse_settings(p, root, &t->settings)) != 0)
 		return rc;
 	if (index) {
-		if ((rc = parse_shard_ids(p, root, "certs", true, &ix->certs, &ix->ncerts)) != 0)
+		if ((rc = parse_shard_ids(p, root, "backends", true, &ix->backends,
+		                          &ix->nbackends)) != 0 ||
+		    (rc = parse_shard_ids(p, root, "certs", true, &ix->certs, &ix->ncerts)) != 0)
 			return rc;
+		if (ix->nbackends) {
+			t->backends = calloc(ix->nbackends, sizeof(*t->backends));
+			if (!t->backends)
+				return oom(p, "backends");
+			t->nbackends = ix->nbackends;
+		}
 		if (ix->ncerts) {
 			t->certs = calloc(ix->ncerts, sizeof(*t->certs));
 			if (!t->certs)
 				return oom(p, "certs");
 			t->ncerts = ix->ncerts;
 		}
-	} else if ((rc = parse_certs(p, root, t)) != 0) {
+	} else if ((rc = parse_backends(p, root, t)) != 0 || (rc = parse_certs(p, root, t)) != 0) {
 		return rc;
 	}
 	if ((rc = parse_backend_tls(p, root, t)) != 0 || (rc = parse_cas(p, root, t)) != 0)
@@ -1739,6 +1765,16 @@ static int parse_document(struct parser *p, json_object *root, struct route_tabl
 		return rc;
 	if (index && t->default_cert >= 0 && ix->certs[t->default_cert][0] == '\0')
 		return fail(p, WEIR_EINVAL, "default_cert", "names an empty certificate slot");
+	if (index && t->default_backend >= 0 && ix->backends[t->default_backend][0] == '\0')
+		return fail(p, WEIR_EINVAL, "default_backend", "names an empty backend slot");
+	for (size_t i = 0; index && i < t->npassthrough; i++) {
+		if (ix->backends[t->passthrough[i].backend][0] == '\0') {
+			char kp[PATH_MAX_LEN], ep[PATH_MAX_LEN];
+			path_index(ep, "passthrough", i);
+			path_key(kp, ep, "backend");
+			return fail(p, WEIR_EINVAL, kp, "names an empty backend slot");
+		}
+	}
 	t->generation = (uint64_t)generation;
 	return 0;
 }
@@ -1792,6 +1828,9 @@ void route_index_free(struct route_index *ix)
 		free(ix->hosts[i]);
 	for (size_t i = 0; i < ix->ncerts; i++)
 		free(ix->certs[i]);
+	for (size_t i = 0; i < ix->nbackends; i++)
+		free(ix->backends[i]);
+	free(ix->backends);
 	free(ix->hosts);
 	free(ix->certs);
 	free(ix);
@@ -1873,6 +1912,29 @@ int route_host_shard_parse(const char *json, size_t len, struct route_host *out,
 	}
 out:
 	route_host_cleanup(&h);
+	json_object_put(root);
+	return rc;
+}
+
+int route_backend_shard_parse(const char *json, size_t len, struct route_backend *out, char *err,
+                              size_t errlen)
+{
+	struct parser p = {err, errlen, 0};
+	json_object *root = NULL;
+	struct route_backend b;
+	int rc;
+	if (err && errlen)
+		err[0] = '\0';
+	memset(&b, 0, sizeof(b));
+	if ((rc = parse_json(&p, json, len, &root)) != 0)
+		goto out;
+	rc = parse_backend(&p, root, "backend", &b);
+	if (rc == 0) {
+		*out = b;
+		memset(&b, 0, sizeof(b));
+	}
+out:
+	route_backend_cleanup(&b);
 	json_object_put(root);
 	return rc;
 }
@@ -2434,6 +2496,29 @@ static void w_cert(struct writer *w, const struct route_cert *c)
 	w_close_obj(w, o);
 }
 
+static void w_backend(struct writer *w, const struct route_backend *bk)
+{
+	bool o, b, e;
+	w_open(w, "{", &o);
+	w_str(w, "name", bk->name ? bk->name : "");
+	w_key(w, "endpoints");
+	w_open(w, "[", &b);
+	for (size_t j = 0; j < bk->nendpoints; j++) {
+		const struct route_endpoint *ep = &bk->endpoints[j];
+		w_next(w);
+		w_open(w, "{", &e);
+		w_str(w, "address", ep->address ? ep->address : "");
+		w_int(w, "port", ep->port);
+		w_int_d(w, "weight", ep->weight, 1);
+		w_bool_d(w, "draining", ep->draining, false);
+		w_close_obj(w, e);
+	}
+	w_close_arr(w, b);
+	w_str_d(w, "external_name", bk->external_name, NULL);
+	w_int_d(w, "external_port", bk->external_port, 0);
+	w_close_obj(w, o);
+}
+
 /* One string per line: the shard ids of a version 2 index. */
 static void w_ids(struct writer *w, const char *key, char *const *ids, size_t n)
 {
@@ -2451,7 +2536,7 @@ static void w_ids(struct writer *w, const char *key, char *const *ids, size_t n)
  * naming ix's shards instead. */
 static void w_table(struct writer *w, const struct route_table *t, const struct route_index *ix)
 {
-	bool root, s, a, o, b, e;
+	bool root, s, a, o;
 	w_open(w, "{", &root);
 	w_int(w, "version", ix ? ROUTE_INDEX_VERSION : t->version);
 	w_uint(w, "generation", t->generation);
@@ -2491,31 +2576,17 @@ static void w_table(struct writer *w, const struct route_table *t, const struct 
 		w_close_arr(w, a);
 	}
 
-	w_key(w, "backends");
-	w_open(w, "[", &a);
-	for (size_t i = 0; i < t->nbackends && !w->oom; i++) {
-		const struct route_backend *bk = &t->backends[i];
-		w_next(w);
-		w_open(w, "{", &o);
-		w_str(w, "name", bk->name ? bk->name : "");
-		w_key(w, "endpoints");
-		w_open(w, "[", &b);
-		for (size_t j = 0; j < bk->nendpoints; j++) {
-			const struct route_endpoint *ep = &bk->endpoints[j];
+	if (ix) {
+		w_ids(w, "backends", ix->backends, ix->nbackends);
+	} else {
+		w_key(w, "backends");
+		w_open(w, "[", &a);
+		for (size_t i = 0; i < t->nbackends && !w->oom; i++) {
 			w_next(w);
-			w_open(w, "{", &e);
-			w_str(w, "address", ep->address ? ep->address : "");
-			w_int(w, "port", ep->port);
-			w_int_d(w, "weight", ep->weight, 1);
-			w_bool_d(w, "draining", ep->draining, false);
-			w_close_obj(w, e);
+			w_backend(w, &t->backends[i]);
 		}
-		w_close_arr(w, b);
-		w_str_d(w, "external_name", bk->external_name, NULL);
-		w_int_d(w, "external_port", bk->external_port, 0);
-		w_close_obj(w, o);
+		w_close_arr(w, a);
 	}
-	w_close_arr(w, a);
 
 	if (ix) {
 		w_ids(w, "certs", ix->certs, ix->ncerts);
@@ -2580,13 +2651,19 @@ static void w_table(struct writer *w, const struct route_table *t, const struct 
 	w_close_obj(w, root);
 }
 
-enum w_what { W_TABLE, W_INDEX, W_HOST, W_CERT };
+enum w_what { W_TABLE, W_INDEX, W_HOST, W_CERT, W_BACKEND };
 
 static int serialize(enum w_what what, const void *obj, const struct route_index *ix, char **out,
                      size_t *len)
 {
 	struct route_policy def;
 	struct writer w = {.level = -1, .def = &def};
+	if (what == W_HOST || what == W_CERT || what == W_BACKEND) {
+		/* Shards are small and kept by the thousand: start small. */
+		w.cap = 2048;
+		w.buf = malloc(w.cap);
+		w.oom = !w.buf;
+	}
 	route_policy_init(&def);
 	switch (what) {
 	case W_TABLE:
@@ -2600,6 +2677,9 @@ static int serialize(enum w_what what, const void *obj, const struct route_index
 		break;
 	case W_CERT:
 		w_cert(&w, obj);
+		break;
+	case W_BACKEND:
+		w_backend(&w, obj);
 		break;
 	}
 	w_raw(&w, "\n", 1);
@@ -2633,4 +2713,9 @@ int route_host_serialize(const struct route_host *host, char **out, size_t *len)
 int route_cert_serialize(const struct route_cert *cert, char **out, size_t *len)
 {
 	return serialize(W_CERT, cert, NULL, out, len);
+}
+
+int route_backend_serialize(const struct route_backend *backend, char **out, size_t *len)
+{
+	return serialize(W_BACKEND, backend, NULL, out, len);
 }

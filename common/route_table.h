@@ -49,11 +49,12 @@
 
 /* Sharded tables (version 2, docs/route-table.md "Sharded tables"):
  * ROUTE_TABLE_FILE is then an index holding everything version 1 holds but
- * "hosts" and "certs", which are arrays of shard ids; shard <id> is the file
- * ROUTE_SHARD_DIR/<id>.json whose bytes have SHA-256 <id> (lowercase hex),
- * holding one hosts[] or one certs[] element of version 1. Indexes inside a
- * host shard refer to the arrays of the index that names it. A certs slot
- * may be "" (a hole nothing refers to). */
+ * "hosts", "backends" and "certs", which are arrays of shard ids; shard <id>
+ * is the file ROUTE_SHARD_DIR/<id>.json whose bytes have SHA-256 <id>
+ * (lowercase hex), holding one hosts[], backends[] or certs[] element of
+ * version 1. Indexes inside a host shard refer to the arrays of the index
+ * that names it. A backends or certs slot may be "" (a hole nothing refers
+ * to). */
 #define ROUTE_INDEX_VERSION 2
 #define ROUTE_SHARD_DIR "shards"
 #define ROUTE_SHARD_ID_LEN 64
@@ -435,6 +436,8 @@ int route_table_serialize(const struct route_table *table, char **out, size_t *l
 struct route_index {
 	size_t nhosts;
 	char **hosts; /* one per host, in the index's order */
+	size_t nbackends;
+	char **backends; /* one per backends slot; "" for a hole */
 	size_t ncerts;
 	char **certs; /* one per certs slot; "" for a hole */
 };
@@ -446,8 +449,9 @@ void route_index_free(struct route_index *ix);
 bool route_shard_id_valid(const char *s);
 
 /* As route_table_parse, but a version 2 index is accepted too when index is
- * not NULL: then *out holds everything but hosts (nhosts 0) and certs (ncerts
- * zeroed entries, one per slot, to be filled from the shards), its version
+ * not NULL: then *out holds everything but hosts (nhosts 0), backends and
+ * certs (nbackends and ncerts zeroed entries, one per slot, to be filled
+ * from the shards), its version
  * is ROUTE_INDEX_VERSION and *index (caller frees with route_index_free)
  * the shard ids; for a version 1 table *index is NULL. Without index, a
  * version 2 document is refused (WEIR_EVERSION) with a message saying so. */
@@ -468,8 +472,15 @@ int route_host_shard_parse(const char *json, size_t len, struct route_host *out,
 int route_cert_shard_parse(const char *json, size_t len, struct route_cert *out, char *err,
                            size_t errlen);
 
-/* Free what a host or a certificate owns and reset it (caller storage). */
+/* Parse one backend shard (a version 1 backends[] element) into *out
+ * (released with route_backend_cleanup). Returns 0 or WEIR_E* with err. */
+int route_backend_shard_parse(const char *json, size_t len, struct route_backend *out, char *err,
+                              size_t errlen);
+
+/* Free what a host, a backend or a certificate owns and reset it (caller
+ * storage). */
 void route_host_cleanup(struct route_host *h);
+void route_backend_cleanup(struct route_backend *b);
 void route_cert_cleanup(struct route_cert *c);
 
 /* The highest index a host refers to in each array of its table (-1:
@@ -493,9 +504,10 @@ int route_host_check_refs(const struct route_host_refs *refs, const struct route
 int route_index_serialize(const struct route_table *table, const struct route_index *ix,
                           char **out, size_t *len);
 
-/* One host or one certificate as the text of its shard (caller frees
+/* One host, backend or certificate as the text of its shard (caller frees
  * *out): deterministic, as route_table_serialize. */
 int route_host_serialize(const struct route_host *host, char **out, size_t *len);
+int route_backend_serialize(const struct route_backend *backend, char **out, size_t *len);
 int route_cert_serialize(const struct route_cert *cert, char **out, size_t *len);
 
 /* Parse "a.b.c.d/n", "x::y/n" or a bare address. Returns 0 or WEIR_EINVAL. */

@@ -352,8 +352,8 @@ static void files_free(struct shard_files *f)
 	memset(f, 0, sizeof(*f));
 }
 
-/* Host shards of the last index: text -> id. */
-struct host_set {
+/* Host or backend shards of the last index: text -> id. */
+struct shard_set {
 	size_t n;
 	char **text;
 	size_t *len;
@@ -361,7 +361,7 @@ struct host_set {
 	struct bmap map;
 };
 
-static void host_set_free(struct host_set *h)
+static void shard_set_free(struct shard_set *h)
 {
 	for (size_t i = 0; i < h->n; i++)
 		free(h->text[i]);
@@ -380,7 +380,7 @@ struct publisher {
 	char *last; /* text on disk (table or index), NULL when unknown */
 	enum publish_format format;
 	struct slots backends, certs, cas, profiles;
-	struct host_set hosts;
+	struct shard_set hosts, backend_texts;
 	struct shard_files files;
 	struct publish_stats stats;
 	publisher_clock_cb clock;
@@ -538,12 +538,41 @@ static void adopt_index(struct publisher *p, const char *sdir)
 	if (route_table_parse_any(p->last, strlen(p->last), &t, &ix, err, sizeof(err)) != 0 ||
 	    !ix)
 		goto out;
-	for (size_t i = 0; i < t->nbackends; i++) {
-		const char *name = t->backends[i].name;
-		if (name[0] && slots_set(&p->backends, i, strdup(name), strlen(name)) != 0)
+	struct shard_set *bs = &p->backend_texts;
+	bs->text = calloc(ix->nbackends + 1, sizeof(*bs->text));
+	bs->len = calloc(ix->nbackends + 1, sizeof(*bs->len));
+	bs->id = calloc(ix->nbackends + 1, sizeof(*bs->id));
+	if (!bs->text || !bs->len || !bs->id)
+		goto out;
+	for (size_t i = 0; i < ix->nbackends; i++) {
+		char *text = NULL;
+		struct route_backend b = {0};
+		if (ix->backends[i][0]) {
+			snprintf(path, sizeof(path), "%s/%s.json", sdir, ix->backends[i]);
+			text = slurp(path);
+		}
+		if (text && route_backend_shard_parse(text, strlen(text), &b, err, sizeof(err)) != 0) {
+			free(text);
+			text = NULL;
+		}
+		if (slots_grow(&p->backends, i + 1) != 0 || (text && !b.name[0])) {
+			route_backend_cleanup(&b);
+			free(text);
 			goto out;
-		if (!name[0] && slots_grow(&p->backends, i + 1) == 0)
+		}
+		if (!text) {
 			p->backends.key[p->backends.n++] = NULL;
+			continue;
+		}
+		int rc = slots_set(&p->backends, i, b.name, strlen(b.name));
+		b.name = NULL;
+		route_backend_cleanup(&b);
+		size_t k = bs->n++;
+		bs->text[k] = text;
+		bs->len[k] = strlen(text);
+		memcpy(bs->id[k], ix->backends[i], ROUTE_SHARD_ID_LEN + 1);
+		if (rc != 0 || bmap_put(&bs->map, text, bs->len[k], k) != 0)
+			goto out;
 	}
 	for (size_t i = 0; i < ix->ncerts; i++) {
 		char *text = NULL;
@@ -680,6 +709,12 @@ static int scan_shards(struct publisher *p, const char *sdir)
 			if (sf)
 				sf->gen = p->generation;
 		}
+		for (size_t i = 0; i < ix->nbackends; i++) {
+			struct shard_file *sf =
+			    ix->backends[i][0] ? files_find(&p->files, ix->backends[i]) : NULL;
+			if (sf)
+				sf->gen = p->generation;
+		}
 	}
 	route_index_free(ix);
 	route_table_free(t);
@@ -751,7 +786,8 @@ void publisher_free(struct publisher *p)
 	slots_free(&p->certs);
 	slots_free(&p->cas);
 	slots_free(&p->profiles);
-	host_set_free(&p->hosts);
+	shard_set_free(&p->hosts);
+	shard_set_free(&p->backend_texts);
 	files_free(&p->files);
 	free(p->dir);
 	free(p->last);
@@ -948,7 +984,7 @@ static int publish_v2(struct publisher *p, struct route_table *t, bool *written)
 	bool *bfresh = NULL, *cfresh = NULL, *afresh = NULL, *pfresh = NULL;
 	struct route_index ix = {0};
 	struct route_table it;
-	struct host_set hs = {0};
+	struct shard_set hs = {0}, bs = {0};
 	struct route *rbuf = NULL;
 	size_t rcap = 0;
 	char *sdir = shard_dir(p), *text = NULL;
@@ -987,6 +1023,50 @@ static int publish_v2(struct publisher *p, struct route_table *t, bool *written)
 		ix.certs[v] = p->certs.id[v];
 		p->stats.cert_shards++;
 	}
+
+	/* Backend shards, one per slot in use. */
+	rc = WEIR_ENOMEM;
+	ix.nbackends = p->backends.n;
+	ix.backends = calloc(ix.nbackends + 1, sizeof(*ix.backends));
+	bs.text = calloc(ix.nbackends + 1, sizeof(*bs.text));
+	bs.len = calloc(ix.nbackends + 1, sizeof(*bs.len));
+	bs.id = calloc(ix.nbackends + 1, sizeof(*bs.id));
+	size_t *inv = calloc(ix.nbackends + 1, sizeof(*inv));
+	if (!ix.backends || !bs.text || !bs.len || !bs.id || !inv) {
+		free(inv);
+		goto out;
+	}
+	rc = 0;
+	for (size_t v = 0; v < ix.nbackends; v++)
+		inv[v] = NONE;
+	for (size_t i = t->nbackends; i-- > 0;)
+		inv[bmap[i]] = i;
+	for (size_t v = 0; v < ix.nbackends; v++) {
+		static char hole[] = "";
+		size_t old;
+		if (inv[v] == NONE) {
+			ix.backends[v] = hole;
+			continue;
+		}
+		if ((rc = route_backend_serialize(&t->backends[inv[v]], &text, &len)) != 0)
+			break;
+		size_t k = bs.n++;
+		bs.text[k] = text;
+		bs.len[k] = len;
+		text = NULL;
+		if (bmap_get(&p->backend_texts.map, bs.text[k], len, &old))
+			memcpy(bs.id[k], p->backend_texts.id[old], ROUTE_SHARD_ID_LEN + 1);
+		else
+			shard_id(bs.text[k], len, bs.id[k]);
+		if ((rc = put_shard(p, sdir, bs.id[k], bs.text[k], len)) != 0 ||
+		    (rc = bmap_put(&bs.map, bs.text[k], len, k)) != 0)
+			break;
+		ix.backends[v] = bs.id[k];
+		p->stats.backend_shards++;
+	}
+	free(inv);
+	if (rc != 0)
+		goto out;
 
 	/* Host shards, each with its indexes turned into slots. */
 	rc = WEIR_ENOMEM;
@@ -1039,20 +1119,16 @@ static int publish_v2(struct publisher *p, struct route_table *t, bool *written)
 	it.version = ROUTE_INDEX_VERSION;
 	it.generation = p->generation + 1;
 	it.settings = t->settings;
-	it.nbackends = p->backends.n;
 	it.ncas = p->cas.n;
 	it.nbackend_tls = p->profiles.n;
 	it.npassthrough = t->npassthrough;
-	it.backends = calloc(it.nbackends + 1, sizeof(*it.backends));
 	it.cas = calloc(it.ncas + 1, sizeof(*it.cas));
 	it.backend_tls = calloc(it.nbackend_tls + 1, sizeof(*it.backend_tls));
 	it.passthrough = calloc(it.npassthrough + 1, sizeof(*it.passthrough));
-	if (!it.backends || !it.cas || !it.backend_tls || !it.passthrough)
+	if (!it.cas || !it.backend_tls || !it.passthrough)
 		goto out;
 	for (size_t v = 0; v < it.nbackend_tls; v++)
 		it.backend_tls[v].verify_depth = 1;
-	for (size_t i = t->nbackends; i-- > 0;)
-		it.backends[bmap[i]] = t->backends[i];
 	for (size_t i = t->ncas; i-- > 0;)
 		it.cas[amap[i]] = t->cas[i];
 	for (size_t i = t->nbackend_tls; i-- > 0;)
@@ -1072,9 +1148,12 @@ static int publish_v2(struct publisher *p, struct route_table *t, bool *written)
 		goto out;
 	}
 	/* The next compare needs these shards' text whatever happens below. */
-	host_set_free(&p->hosts);
+	shard_set_free(&p->hosts);
 	p->hosts = hs;
 	memset(&hs, 0, sizeof(hs));
+	shard_set_free(&p->backend_texts);
+	p->backend_texts = bs;
+	memset(&bs, 0, sizeof(bs));
 	if (p->last && same_but_generation(p->last, text)) {
 		t->generation = p->generation;
 		rc = 0;
@@ -1107,13 +1186,20 @@ static int publish_v2(struct publisher *p, struct route_table *t, bool *written)
 		if (sf)
 			sf->gen = p->generation;
 	}
+	for (size_t v = 0; v < ix.nbackends; v++) {
+		struct shard_file *sf =
+		    ix.backends[v][0] ? files_find(&p->files, ix.backends[v]) : NULL;
+		if (sf)
+			sf->gen = p->generation;
+	}
 	collect_garbage(p, sdir);
 	rc = 0;
 out:
-	host_set_free(&hs);
+	shard_set_free(&hs);
+	shard_set_free(&bs);
 	free(ix.hosts);
+	free(ix.backends);
 	free(ix.certs);
-	free(it.backends);
 	free(it.cas);
 	free(it.backend_tls);
 	free(it.passthrough);

@@ -52,6 +52,7 @@ uint64_t publisher_generation(const struct publisher *p);
 /* What the last publisher_publish did (tests, logs). */
 struct publish_stats {
 	size_t host_shards;     /* host shards the index names */
+	size_t backend_shards;  /* backend slots in use */
 	size_t cert_shards;     /* certificate slots in use */
 	size_t shards_written;  /* shard files written (the others were on disk) */
 	size_t shards_removed;  /* garbage shard files removed */

@@ -71,9 +71,11 @@ struct table {
 	size_t certs_decoded;                 /* contexts this table built (not shared) */
 	/* Version 2 (sharded): rt->hosts[i] is a shallow copy of the host of
 	 * host_shards[i], and ext[i] and auth[i].match_cn are that shard's;
-	 * rt->certs[i].name and ctx[i] belong to cert_shards[i] (NULL: hole). */
+	 * rt->backends[i] is a shallow copy of the backend of backend_shards[i];
+ * rt->certs[i].name and ctx[i] belong to cert_shards[i] (NULL: hole). */
 	bool sharded;
 	struct table_cache_entry **host_shards;
+	struct table_cache_entry **backend_shards; /* struct route_backend; NULL: hole */
 	struct table_cache_entry **cert_shards;
 	size_t hosts_parsed; /* host shards this load parsed (the others were cached) */
 };
@@ -133,6 +135,11 @@ static void table_free(struct table *t)
 		t->rt->hosts = NULL;
 		for (size_t i = 0; i < t->rt->ncerts; i++)
 			t->rt->certs[i].name = NULL;
+		free(t->rt->backends);
+		t->rt->backends = NULL;
+		if (t->backend_shards)
+			table_cache_put(t->backend_shards, t->rt->nbackends);
+		t->rt->nbackends = 0;
 		if (t->host_shards)
 			table_cache_put(t->host_shards, t->rt->nhosts);
 		if (t->cert_shards)
@@ -140,6 +147,7 @@ static void table_free(struct table *t)
 		t->rt->nhosts = 0;
 	}
 	free(t->host_shards);
+	free(t->backend_shards);
 	free(t->cert_shards);
 	route_table_free(t->rt);
 	free(t);
@@ -719,6 +727,96 @@ static struct table_cache_entry *get_host_shard(const char *dir, const char *id,
 	return e;
 }
 
+static void backend_shard_free_cb(void *p)
+{
+	route_backend_cleanup(p);
+	free(p);
+}
+
+/* Backend shard id from the cache, else read, parsed and added to it. */
+static struct table_cache_entry *get_backend_shard(const char *dir, const char *id, int *rc,
+                                                   char *err, size_t errlen)
+{
+	unsigned char key[TABLE_CACHE_KEY_LEN];
+	char msg[400];
+	char *buf = NULL;
+	size_t len = 0;
+	struct table_cache_entry *e;
+	shard_key(id, key);
+	if ((e = table_cache_find(TABLE_CACHE_BACKEND_SHARD, key)))
+		return e;
+	if ((*rc = read_shard(dir, id, key, &buf, &len, err, errlen)) != 0)
+		return NULL;
+	struct route_backend *b = calloc(1, sizeof(*b));
+	if (!b) {
+		free(buf);
+		*rc = WEIR_ENOMEM;
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	*rc = route_backend_shard_parse(buf, len, b, msg, sizeof(msg));
+	free(buf);
+	if (*rc != 0) {
+		snprintf(err, errlen, "%s/%s.json: %s", ROUTE_SHARD_DIR, id, msg);
+		backend_shard_free_cb(b);
+		return NULL;
+	}
+	if (!(e = table_cache_add(TABLE_CACHE_BACKEND_SHARD, key, b, backend_shard_free_cb))) {
+		*rc = WEIR_ENOMEM;
+		snprintf(err, errlen, "out of memory");
+	}
+	return e;
+}
+
+static int cmp_name(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The index's backends from their shards (holes: an unnamed backend
+ * without endpoints), names unique as version 1 wants them. */
+static int attach_backends(struct table *t, const char *dir, const struct route_index *ix,
+                           char *err, size_t errlen)
+{
+	struct route_table *rt = t->rt;
+	static char hole_name[] = "";
+	const char **names = NULL;
+	size_t nn = 0;
+	int rc = 0;
+	if (!ix->nbackends)
+		return 0;
+	t->backend_shards = calloc(ix->nbackends, sizeof(*t->backend_shards));
+	names = calloc(ix->nbackends, sizeof(*names));
+	if (!t->backend_shards || !names) {
+		free(names);
+		snprintf(err, errlen, "out of memory");
+		return WEIR_ENOMEM;
+	}
+	for (size_t i = 0; i < ix->nbackends; i++) {
+		rt->backends[i].name = hole_name;
+		if (!ix->backends[i][0])
+			continue;
+		struct table_cache_entry *e = get_backend_shard(dir, ix->backends[i], &rc, err, errlen);
+		if (!e)
+			goto out;
+		t->backend_shards[i] = e;
+		rt->backends[i] = *(const struct route_backend *)table_cache_object(e);
+		if (rt->backends[i].name[0])
+			names[nn++] = rt->backends[i].name;
+	}
+	qsort(names, nn, sizeof(*names), cmp_name);
+	for (size_t k = 1; k < nn; k++) {
+		if (strcmp(names[k - 1], names[k]) == 0) {
+			snprintf(err, errlen, "backends: duplicate backend name \"%.64s\"", names[k]);
+			rc = WEIR_EINVAL;
+			goto out;
+		}
+	}
+out:
+	free(names);
+	return rc;
+}
+
 /* Certificate shard id (certs[i]) from the cache, else read and its
  * context taken from the table cache or decoded (*decoded counts that). */
 static struct table_cache_entry *get_cert_shard(const char *dir, const char *id, size_t i,
@@ -864,7 +962,8 @@ static int table_new_sharded(const char *dir, struct route_table *rt, struct rou
 	atomic_init(&t->refs, 1);
 	t->rt = rt;
 	t->sharded = true;
-	if ((rc = attach_shards(t, dir, ix, err, errlen)) != 0)
+	if ((rc = attach_backends(t, dir, ix, err, errlen)) != 0 ||
+	    (rc = attach_shards(t, dir, ix, err, errlen)) != 0)
 		goto fail;
 	if ((rc = balancer_state_new(rt, &t->balancer)) != 0) {
 		snprintf(err, errlen, "out of memory");

@@ -1,8 +1,8 @@
 """Read what weir-controller published, whichever format: a version 1 routes.json, or a
 version 2 index with its host and certificate shards (docs/route-table.md, "Sharded tables").
 
-load(pub) gives one version-1-like dict: the index's keys, "hosts" and "certs" as lists of the
-shards' objects (a hole in "certs" is None). Tests that read the table use it instead of parsing
+load(pub) gives one version-1-like dict: the index's keys, "hosts", "backends" and "certs" as
+lists of the shards' objects (a hole in "backends" or "certs" is None). Tests that read the table use it instead of parsing
 routes.json themselves."""
 
 import hashlib
@@ -26,16 +26,17 @@ def load(pub):
     if table.get("version") != 2:
         return table
     table["hosts"] = [shard(pub, sid) for sid in table.get("hosts", [])]
+    table["backends"] = [shard(pub, sid) if sid else None for sid in table.get("backends", [])]
     table["certs"] = [shard(pub, sid) if sid else None for sid in table.get("certs", [])]
     return table
 
 
 def v1_bytes(pub):
     """The published table as version 1 text (for a proxy directory of its own). Refuses a
-    table with certificate holes (a fresh publish has none)."""
+    table with holes (a fresh publish has none)."""
     table = load(pub)
     if table.get("version") == 2:
-        assert None not in table["certs"], "certificate slots with holes"
+        assert None not in table["certs"] + table["backends"], "slots with holes"
         table["version"] = 1
     return json.dumps(table).encode()
 

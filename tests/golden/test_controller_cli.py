@@ -111,8 +111,9 @@ def test_once_generation_and_unchanged(tmp_path):
     # for proxies still reading an older index); no temporary file is left
     names = routetable.shard_files(pub)
     assert all(not n.startswith(".") for n in names), names
-    assert set(f"{s}.json" for s in index["hosts"] + index["certs"] if s) <= set(names)
-    assert len(names) == len(index["hosts"]) + len([c for c in index["certs"] if c]) + 1
+    named = [s for s in index["hosts"] + index["backends"] + index["certs"] if s]
+    assert set(f"{s}.json" for s in named) <= set(names)
+    assert len(names) == len(named) + 1
 
 
 def test_once_publish_format_v1(tmp_path):

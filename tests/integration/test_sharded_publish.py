@@ -1,7 +1,7 @@
 """The sharded route table (version 2) end to end: weir-controller following a --manifests
 directory of many Ingresses publishes an index and one shard per host; weir-proxy loads it. A
 change to one Ingress adds exactly one shard file and the proxy parses only that shard; an
-endpoint-only change adds none (the index carries the endpoints) and the proxy parses nothing."""
+endpoint-only change adds one backend shard and the proxy parses no host."""
 
 import os
 import re
@@ -68,7 +68,7 @@ def test_one_ingress_changed_one_shard(backends, tmp_path):
         line = last_load_line(p, 1)
         assert "(v2 index + shards)" in line and f"{N} hosts ({N} parsed, 0 reused)" in line, line
         before = set(routetable.shard_files(pub))
-        assert len(before) == N  # one shard per host, no certificates
+        assert len(before) == N + 1  # one shard per host and the one backend
         index1 = routetable.load(pub)
         assert len(index1["hosts"]) == N
 
@@ -88,7 +88,7 @@ def test_one_ingress_changed_one_shard(backends, tmp_path):
         m = re.search(r"in ([0-9.]+) ms", line)
         assert m, line
 
-        # An endpoint change: the index alone, nothing parsed.
+        # An endpoint change: the backend's shard and the index, no host parsed.
         before = set(routetable.shard_files(pub))
         write_manifests(str(mdir), backends["echo_a"], changed_path="/changed")
         p.wait_generation(3)
@@ -99,7 +99,9 @@ def test_one_ingress_changed_one_shard(backends, tmp_path):
                 break
             time.sleep(0.05)
         assert r.status == 200 and r.json()["name"] == "A", r
-        assert set(routetable.shard_files(pub)) == before
+        added = set(routetable.shard_files(pub)) - before
+        assert len(added) == 1, added
+        assert routetable.shard(pub, added.pop()[:-len(".json")])["name"] == "default/echo:80"
         line = last_load_line(p, 3)
         assert f"{N} hosts (0 parsed, {N} reused)" in line, line
         assert p.metric("weir_proxy_route_table_hosts_total", 'result="parsed"') == N + 1

@@ -1,8 +1,8 @@
 /* tests/unit/cross/sharded_table_test.c - the sharded table (version 2)
  * end to end: the controller's publisher writes a directory, the proxy's
  * table_load reads it. A v2 directory serves what the v1 table of the same
- * content serves; a reload after one host changed parses exactly one shard
- * (after an endpoint change, none); a missing or corrupt shard fails the
+ * content serves; a reload after one host changed parses exactly one host
+ * shard (after an endpoint change, none: one backend shard); a missing or corrupt shard fails the
  * load, the table in use stays; a cached shard is checked again against a
  * new index whose arrays are too short for it. */
 #include <dirent.h>
@@ -184,7 +184,7 @@ static void test_same_as_v1_and_reuse(void)
 		what(v2b, "h07.test", "/other", b, sizeof(b));
 		CHECK_STR(b, "none");
 	}
-	/* an endpoint change: the index alone, nothing parsed */
+	/* an endpoint change: one backend shard and the index, no host parsed */
 	publish(p, make_table(7, 12, 0));
 	struct table *v2c = load(dir, err, sizeof(err));
 	if (v2c) {
@@ -193,14 +193,16 @@ static void test_same_as_v1_and_reuse(void)
 		what(v2c, "h12.test", "/", b, sizeof(b));
 		CHECK_STR(b, "ns/b12:80 9999 caps=0");
 	}
-	/* shards are shared, not copied: one cache entry per host shard alive */
+	/* shards are shared, not copied: one cache entry per shard alive */
 	CHECK_INT(table_cache_count(TABLE_CACHE_HOST_SHARD), NHOSTS + 1);
+	CHECK_INT(table_cache_count(TABLE_CACHE_BACKEND_SHARD), NHOSTS + 1);
 	table_unref(v2);
 	table_unref(v2b);
 	CHECK_INT(table_cache_count(TABLE_CACHE_HOST_SHARD), NHOSTS);
 	table_unref(v2c);
 	table_unref(v1);
 	CHECK_INT(table_cache_count(TABLE_CACHE_HOST_SHARD), 0);
+	CHECK_INT(table_cache_count(TABLE_CACHE_BACKEND_SHARD), 0);
 	CHECK_INT(table_cache_count(TABLE_CACHE_CERT_SHARD), 0);
 	publisher_free(p);
 	rm_rf(dir);
