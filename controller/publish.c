@@ -39,13 +39,19 @@ struct bmap {
 	size_t cap, n; /* cap: a power of two, or 0 */
 };
 
+/* Eight bytes a step: keys are whole certificates and host shards, hashed
+ * on every publish. */
 static uint64_t hash_bytes(const char *k, size_t n)
 {
-	uint64_t h = 14695981039346656037ull;
-	for (size_t i = 0; i < n; i++) {
-		h ^= (unsigned char)k[i];
-		h *= 1099511628211ull;
+	uint64_t h = 0x9e3779b97f4a7c15ull ^ n, v;
+	for (; n >= 8; k += 8, n -= 8) {
+		memcpy(&v, k, 8);
+		h = (h ^ v) * 0xff51afd7ed558ccdull;
+		h ^= h >> 32;
 	}
+	v = 0;
+	memcpy(&v, k, n);
+	h = (h ^ v) * 0xc4ceb9fe1a85ec53ull;
 	return h ^ (h >> 29);
 }
 
@@ -460,6 +466,10 @@ static bool same_but_generation(const char *a, const char *b)
 }
 
 
+static char *cert_key(const struct route_cert *c, size_t *len);
+static char *ca_key(const struct route_ca *c, size_t *len);
+static char *profile_key(const struct route_backend_tls_profile *b, size_t *len);
+
 static int64_t now_s(const struct publisher *p)
 {
 	return p->clock ? p->clock() : (int64_t)time(NULL);
@@ -584,11 +594,18 @@ static void adopt_index(struct publisher *p, const char *sdir)
 			free(text);
 			goto out;
 		}
-		if (!text) {
+		struct route_cert c = {0};
+		char *key = NULL;
+		size_t klen = 0;
+		if (text && route_cert_shard_parse(text, strlen(text), &c, err, sizeof(err)) == 0)
+			key = cert_key(&c, &klen);
+		route_cert_cleanup(&c);
+		free(text);
+		if (!key) {
 			p->certs.key[p->certs.n++] = NULL;
 			continue;
 		}
-		if (slots_set(&p->certs, i, text, strlen(text)) != 0)
+		if (slots_set(&p->certs, i, key, klen) != 0)
 			goto out;
 		memcpy(p->certs.id[i], ix->certs[i], ROUTE_SHARD_ID_LEN + 1);
 	}
@@ -617,8 +634,6 @@ out:
 	route_table_free(t);
 }
 
-static char *ca_key(const struct route_ca *c, size_t *len);
-static char *profile_key(const struct route_backend_tls_profile *b, size_t *len);
 
 static void adopt_small_slots(struct publisher *p)
 {
@@ -852,6 +867,15 @@ static char *kb_done(struct keybuf *k, size_t *len)
 	return k->buf;
 }
 
+static char *cert_key(const struct route_cert *c, size_t *len)
+{
+	struct keybuf k = {0};
+	kb_add(&k, c->name);
+	kb_add(&k, c->cert_pem);
+	kb_add(&k, c->key_pem);
+	return kb_done(&k, len);
+}
+
 static char *ca_key(const struct route_ca *c, size_t *len)
 {
 	struct keybuf k = {0};
@@ -903,9 +927,7 @@ static int assign(struct publisher *p, const struct route_table *t, enum array_k
 			lens[i] = keys[i] ? strlen(keys[i]) : 0;
 			break;
 		case ARR_CERTS:
-			/* The shard text is the key: equal text, equal shard. */
-			if (route_cert_serialize(&t->certs[i], &keys[i], &lens[i]) != 0)
-				keys[i] = NULL;
+			keys[i] = cert_key(&t->certs[i], &lens[i]);
 			break;
 		case ARR_CAS:
 			keys[i] = ca_key(&t->cas[i], &lens[i]);
@@ -1004,25 +1026,43 @@ static int publish_v2(struct publisher *p, struct route_table *t, bool *written)
 	p->stats.compacted = compacted;
 	rc = WEIR_ENOMEM;
 
-	/* Certificate shards: the slot's key is the shard's text. */
+	/* Certificate shards: written when their slot was (re)filled. */
 	ix.ncerts = p->certs.n;
 	ix.certs = calloc(ix.ncerts + 1, sizeof(*ix.certs));
-	if (!ix.certs)
+	size_t *cinv = calloc(ix.ncerts + 1, sizeof(*cinv));
+	if (!ix.certs || !cinv) {
+		free(cinv);
 		goto out;
-	for (size_t v = 0; v < p->certs.n; v++) {
+	}
+	for (size_t i = t->ncerts; i-- > 0;)
+		cinv[cmap[i]] = i;
+	rc = 0;
+	for (size_t v = 0; v < p->certs.n && rc == 0; v++) {
 		static char hole[] = "";
 		if (!p->certs.key[v]) {
 			ix.certs[v] = hole;
 			continue;
 		}
-		if (cfresh[v])
-			shard_id(p->certs.key[v], p->certs.klen[v], p->certs.id[v]);
-		if ((rc = put_shard(p, sdir, p->certs.id[v], p->certs.key[v], p->certs.klen[v])) !=
-		    0)
-			goto out;
+		if (cfresh[v] || !p->certs.id[v][0]) {
+			if ((rc = route_cert_serialize(&t->certs[cinv[v]], &text, &len)) != 0)
+				break;
+			shard_id(text, len, p->certs.id[v]);
+			rc = put_shard(p, sdir, p->certs.id[v], text, len);
+			free(text);
+			text = NULL;
+		} else if (!files_find(&p->files, p->certs.id[v])) {
+			/* its file went away: written again */
+			if ((rc = route_cert_serialize(&t->certs[cinv[v]], &text, &len)) == 0)
+				rc = put_shard(p, sdir, p->certs.id[v], text, len);
+			free(text);
+			text = NULL;
+		}
 		ix.certs[v] = p->certs.id[v];
 		p->stats.cert_shards++;
 	}
+	free(cinv);
+	if (rc != 0)
+		goto out;
 
 	/* Backend shards, one per slot in use. */
 	rc = WEIR_ENOMEM;
