@@ -65,6 +65,21 @@ static struct bmap_ent *bmap_slot(const struct bmap *m, const char *k, size_t n,
 	}
 }
 
+/* Room for n entries without growing. */
+static int bmap_reserve(struct bmap *m, size_t n)
+{
+	size_t cap = 64;
+	while (cap < n * 2 + 2)
+		cap *= 2;
+	if (m->cap >= cap)
+		return 0;
+	free(m->e);
+	m->e = calloc(cap, sizeof(*m->e));
+	m->cap = m->e ? cap : 0;
+	m->n = 0;
+	return m->e ? 0 : WEIR_ENOMEM;
+}
+
 static bool bmap_get(const struct bmap *m, const char *k, size_t n, size_t *val)
 {
 	if (!m->cap)
@@ -1050,12 +1065,6 @@ static int publish_v2(struct publisher *p, struct route_table *t, bool *written)
 			rc = put_shard(p, sdir, p->certs.id[v], text, len);
 			free(text);
 			text = NULL;
-		} else if (!files_find(&p->files, p->certs.id[v])) {
-			/* its file went away: written again */
-			if ((rc = route_cert_serialize(&t->certs[cinv[v]], &text, &len)) == 0)
-				rc = put_shard(p, sdir, p->certs.id[v], text, len);
-			free(text);
-			text = NULL;
 		}
 		ix.certs[v] = p->certs.id[v];
 		p->stats.cert_shards++;
@@ -1072,7 +1081,8 @@ static int publish_v2(struct publisher *p, struct route_table *t, bool *written)
 	bs.len = calloc(ix.nbackends + 1, sizeof(*bs.len));
 	bs.id = calloc(ix.nbackends + 1, sizeof(*bs.id));
 	size_t *inv = calloc(ix.nbackends + 1, sizeof(*inv));
-	if (!ix.backends || !bs.text || !bs.len || !bs.id || !inv) {
+	if (!ix.backends || !bs.text || !bs.len || !bs.id || !inv ||
+	    bmap_reserve(&bs.map, ix.nbackends) != 0) {
 		free(inv);
 		goto out;
 	}
@@ -1094,12 +1104,16 @@ static int publish_v2(struct publisher *p, struct route_table *t, bool *written)
 		bs.text[k] = text;
 		bs.len[k] = len;
 		text = NULL;
-		if (bmap_get(&p->backend_texts.map, bs.text[k], len, &old))
+		/* A shard the last index named is on disk (the garbage
+		 * collection keeps it): no need to look. */
+		if (bmap_get(&p->backend_texts.map, bs.text[k], len, &old)) {
 			memcpy(bs.id[k], p->backend_texts.id[old], ROUTE_SHARD_ID_LEN + 1);
-		else
+		} else {
 			shard_id(bs.text[k], len, bs.id[k]);
-		if ((rc = put_shard(p, sdir, bs.id[k], bs.text[k], len)) != 0 ||
-		    (rc = bmap_put(&bs.map, bs.text[k], len, k)) != 0)
+			if ((rc = put_shard(p, sdir, bs.id[k], bs.text[k], len)) != 0)
+				break;
+		}
+		if ((rc = bmap_put(&bs.map, bs.text[k], len, k)) != 0)
 			break;
 		ix.backends[v] = bs.id[k];
 		p->stats.backend_shards++;
@@ -1114,7 +1128,7 @@ static int publish_v2(struct publisher *p, struct route_table *t, bool *written)
 	hs.len = calloc(t->nhosts + 1, sizeof(*hs.len));
 	hs.id = calloc(t->nhosts + 1, sizeof(*hs.id));
 	ix.hosts = calloc(t->nhosts + 1, sizeof(*ix.hosts));
-	if (!hs.text || !hs.len || !hs.id || !ix.hosts)
+	if (!hs.text || !hs.len || !hs.id || !ix.hosts || bmap_reserve(&hs.map, t->nhosts) != 0)
 		goto out;
 	for (size_t i = 0; i < t->nhosts; i++) {
 		struct route_host h = t->hosts[i];
@@ -1142,12 +1156,15 @@ static int publish_v2(struct publisher *p, struct route_table *t, bool *written)
 		hs.text[k] = text;
 		hs.len[k] = len;
 		text = NULL;
-		if (bmap_get(&p->hosts.map, hs.text[k], len, &old))
+		if (bmap_get(&p->hosts.map, hs.text[k], len, &old)) {
+			/* named by the last index: on disk */
 			memcpy(hs.id[k], p->hosts.id[old], ROUTE_SHARD_ID_LEN + 1);
-		else
+		} else {
 			shard_id(hs.text[k], len, hs.id[k]);
-		if ((rc = put_shard(p, sdir, hs.id[k], hs.text[k], len)) != 0 ||
-		    (rc = bmap_put(&hs.map, hs.text[k], len, k)) != 0)
+			if ((rc = put_shard(p, sdir, hs.id[k], hs.text[k], len)) != 0)
+				goto out;
+		}
+		if ((rc = bmap_put(&hs.map, hs.text[k], len, k)) != 0)
 			goto out;
 		ix.hosts[i] = hs.id[k];
 	}
