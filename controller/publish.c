@@ -1065,6 +1065,8 @@ static int publish_v2(struct publisher *p, struct route_table *t, bool *written)
 			rc = put_shard(p, sdir, p->certs.id[v], text, len);
 			free(text);
 			text = NULL;
+			if (rc != 0)
+				p->certs.id[v][0] = '\0'; /* not on disk: written next time */
 		}
 		ix.certs[v] = p->certs.id[v];
 		p->stats.cert_shards++;

@@ -7,6 +7,7 @@ are unaffected, and editing the ConfigMap file changes what the auth server rece
 
 import json
 import os
+import time
 import urllib.request
 
 import pytest
@@ -200,8 +201,14 @@ def test_configmap_change_reaches_the_auth_server(backends, auth_port, tmp_path)
         resp = conn.read_response()
         assert resp.status == 404, resp
         conn.close()
-        with open(tmp_path / "controller.log") as f:
-            log = f.read()
+        # The controller logs diagnostics right after the publish the proxy just loaded.
+        deadline = time.monotonic() + 5
+        while True:
+            with open(tmp_path / "controller.log") as f:
+                log = f.read()
+            if "nginx variables are not expanded" in log or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
         assert "nginx variables are not expanded" in log, log[-2000:]
     finally:
         p.stop()
