@@ -21,6 +21,10 @@
 #include "log.h"
 
 #define COMPONENT "controller.publish"
+/* Up to this many new shards in one publish are fsync'd one by one; past it
+ * the rest are synced with one syncfs (which flushes the whole file system:
+ * slow on a busy disk, so not for one shard). */
+#define PUBLISH_FSYNC_EACH_MAX 64
 #define NONE ((size_t)-1)
 
 /* ------------------------------------------------------ byte-string map */
@@ -979,7 +983,10 @@ static int put_shard(struct publisher *p, const char *sdir, const char *id, cons
 	if (files_find(&p->files, id))
 		return 0;
 	snprintf(name, sizeof(name), "%s.json", id);
-	int rc = write_atomic(sdir, name, text, len, false);
+	/* A change writes a shard or two: each is fsync'd. A bulk write (the
+	 * first publish, a compaction) syncs the file system once instead. */
+	bool durable = p->stats.shards_written < PUBLISH_FSYNC_EACH_MAX;
+	int rc = write_atomic(sdir, name, text, len, durable);
 	if (rc != 0)
 		return rc;
 	if (!files_add(&p->files, id, 0, now_s(p)))
@@ -1219,7 +1226,7 @@ static int publish_v2(struct publisher *p, struct route_table *t, bool *written)
 		goto out;
 	}
 	/* Shards first, durably, then the index that names them. */
-	if (p->stats.shards_written) {
+	if (p->stats.shards_written > PUBLISH_FSYNC_EACH_MAX) {
 		int dfd = open(sdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (dfd >= 0) {
 			syncfs(dfd);

@@ -144,6 +144,15 @@ def main() -> int:
               f"max {max(lat):.0f} ms")
         print(f"{'controller RSS':<58}{rss / 1024:>8.0f} MiB  peak {hwm / 1024:.0f} MiB")
         print(f"{'proxy RSS (1 worker)':<58}{prss / 1024:>8.0f} MiB  peak {phwm / 1024:.0f} MiB")
+        # Where the time of the last changes went: the controller's publish lines and the
+        # proxy's load lines (each says how long it took).
+        for name, mark in (("weir-controller", "published generation"),
+                           ("weir-proxy", "route table loaded")):
+            lines = [ln for ln in (c.logs / f"{name}.log").read_text(errors="replace")
+                     .splitlines() if mark in ln]
+            print(f"\nlast {a.changes} lines of {name} with '{mark}':")
+            for ln in lines[-a.changes:]:
+                print("  " + ln)
         return 0
     finally:
         if w:
