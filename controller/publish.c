@@ -25,6 +25,10 @@
  * the rest are synced with one syncfs (which flushes the whole file system:
  * slow on a busy disk, so not for one shard). */
 #define PUBLISH_FSYNC_EACH_MAX 64
+/* At most this many garbage shards are removed per publish, so that a
+ * publish after a restart or a compaction is not held up by thousands of
+ * unlinks; the rest go with the next publishes. */
+#define PUBLISH_GC_MAX 256
 #define NONE ((size_t)-1)
 
 /* ------------------------------------------------------ byte-string map */
@@ -1000,7 +1004,8 @@ static void collect_garbage(struct publisher *p, const char *sdir)
 {
 	char path[4096];
 	int64_t now = now_s(p);
-	for (size_t i = 0; i < p->files.n;) {
+	size_t removed = 0;
+	for (size_t i = 0; i < p->files.n && removed < PUBLISH_GC_MAX;) {
 		struct shard_file *sf = p->files.v[i];
 		if (sf->gen + PUBLISH_KEEP_INDEXES > p->generation ||
 		    now - sf->mtime < PUBLISH_SHARD_GRACE_S) {
@@ -1014,6 +1019,7 @@ static void collect_garbage(struct publisher *p, const char *sdir)
 			continue;
 		}
 		p->stats.shards_removed++;
+		removed++;
 		files_remove_at(&p->files, i);
 	}
 }
