@@ -2689,6 +2689,12 @@ static int serialize(enum w_what what, const void *obj, const struct route_index
 		return WEIR_ENOMEM;
 	}
 	w.buf[w.len] = '\0';
+	if (what != W_TABLE && what != W_INDEX) {
+		/* Kept by the thousand (the publisher's last shards): no slack. */
+		char *fit = realloc(w.buf, w.len + 1);
+		if (fit)
+			w.buf = fit;
+	}
 	*out = w.buf;
 	*len = w.len;
 	return 0;
