@@ -9,6 +9,7 @@
 #include <arpa/inet.h>
 #include <inttypes.h>
 #include <json-c/json.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -283,34 +284,49 @@ static void route_cleanup(struct route *r)
 	free(r->canary.by_cookie);
 }
 
+void route_host_cleanup(struct route_host *h)
+{
+	for (size_t j = 0; j < h->nroutes; j++)
+		route_cleanup(&h->routes[j]);
+	free(h->routes);
+	free(h->name);
+	free(h->ssl_ciphers);
+	route_client_auth_cleanup(&h->client_auth);
+	memset(h, 0, sizeof(*h));
+	h->cert = -1;
+	route_client_auth_init(&h->client_auth);
+}
+
+void route_backend_cleanup(struct route_backend *b)
+{
+	for (size_t j = 0; j < b->nendpoints; j++)
+		free(b->endpoints[j].address);
+	free(b->endpoints);
+	free(b->external_name);
+	free(b->name);
+	memset(b, 0, sizeof(*b));
+}
+
+void route_cert_cleanup(struct route_cert *c)
+{
+	free(c->name);
+	free(c->cert_pem);
+	free(c->key_pem);
+	memset(c, 0, sizeof(*c));
+}
+
 void route_table_free(struct route_table *t)
 {
 	if (!t)
 		return;
-	for (size_t i = 0; i < t->nhosts; i++) {
-		struct route_host *h = &t->hosts[i];
-		for (size_t j = 0; j < h->nroutes; j++)
-			route_cleanup(&h->routes[j]);
-		free(h->routes);
-		free(h->name);
-		free(h->ssl_ciphers);
-		route_client_auth_cleanup(&h->client_auth);
-	}
+	for (size_t i = 0; i < t->nhosts; i++)
+		route_host_cleanup(&t->hosts[i]);
 	free(t->hosts);
-	for (size_t i = 0; i < t->nbackends; i++) {
-		struct route_backend *b = &t->backends[i];
-		for (size_t j = 0; j < b->nendpoints; j++)
-			free(b->endpoints[j].address);
-		free(b->endpoints);
-		free(b->external_name);
-		free(b->name);
-	}
+	for (size_t i = 0; i < t->nbackends; i++)
+		route_backend_cleanup(&t->backends[i]);
 	free(t->backends);
-	for (size_t i = 0; i < t->ncerts; i++) {
-		free(t->certs[i].name);
-		free(t->certs[i].cert_pem);
-		free(t->certs[i].key_pem);
-	}
+	for (size_t i = 0; i < t->ncerts; i++)
+		route_cert_cleanup(&t->certs[i]);
 	free(t->certs);
 	for (size_t i = 0; i < t->ncas; i++) {
 		free(t->cas[i].name);
@@ -1458,11 +1474,71 @@ static int parse_client_auth(struct parser *p, json_object *obj, const char *pat
 	return 0;
 }
 
+/* Index ranges a host's references are checked against. */
+struct host_limits {
+	size_t nbackends, ncerts, ncas;
+};
+
+/* One host object h (JSON path ep) into host, which the caller zeroed. */
+static int parse_host(struct parser *p, json_object *h, const char *ep,
+                      const struct host_limits *lim, struct route_host *host)
+{
+	json_object *routes, *ca;
+	size_t nr;
+	int rc;
+	char kp[PATH_MAX_LEN], rp[PATH_MAX_LEN];
+	host->cert = -1;
+	route_client_auth_init(&host->client_auth);
+	if ((rc = str_default(p, ep, "", &host->name)) != 0)
+		return rc;
+	if (json_object_get_type(h) != json_type_object)
+		return fail(p, WEIR_EINVAL, ep, "must be an object, not %s",
+		            type_name(json_object_get_type(h)));
+	if ((rc = check_keys(p, h, ep, host_keys)) != 0 ||
+	    (rc = opt_str(p, h, ep, "name", 0, &host->name)) != 0)
+		return rc;
+	path_key(kp, ep, "name");
+	if ((rc = check_host_name(p, kp, host->name, 0)) != 0 ||
+	    (rc = opt_index(p, h, ep, "cert", lim->ncerts, true, &host->cert)) != 0 ||
+	    (rc = opt_object(p, h, ep, "client_auth", &ca)) != 0)
+		return rc;
+	if (ca) {
+		path_key(kp, ep, "client_auth");
+		if ((rc = parse_client_auth(p, ca, kp, lim->ncas, &host->client_auth)) != 0)
+			return rc;
+	}
+	if ((rc = opt_str(p, h, ep, "ssl_ciphers", STR_NULLABLE, &host->ssl_ciphers)) != 0)
+		return rc;
+	if (host->ssl_ciphers) {
+		char why[256];
+		path_key(kp, ep, "ssl_ciphers");
+		if (route_validate_server_ciphers(host->ssl_ciphers, why, sizeof(why)) != 0)
+			return fail(p, WEIR_EINVAL, kp, "%s", why);
+	}
+	if ((rc = opt_array(p, h, ep, "routes", &routes, &nr)) != 0)
+		return rc;
+	if (nr == 0)
+		return 0;
+	path_key(kp, ep, "routes");
+	host->routes = calloc(nr, sizeof(*host->routes));
+	if (!host->routes)
+		return oom(p, kp);
+	host->nroutes = nr;
+	for (size_t j = 0; j < nr; j++) {
+		json_object *r;
+		path_index(rp, kp, j);
+		if ((rc = elem_object(p, routes, j, rp, &r)) != 0 ||
+		    (rc = parse_route(p, r, rp, lim->nbackends, &host->routes[j])) != 0)
+			return rc;
+	}
+	return 0;
+}
+
 static int parse_hosts(struct parser *p, json_object *root, struct route_table *t)
 {
-	json_object *arr, *h, *routes;
-	size_t n, nr;
-	char ep[PATH_MAX_LEN], kp[PATH_MAX_LEN], rp[PATH_MAX_LEN];
+	json_object *arr;
+	size_t n;
+	char ep[PATH_MAX_LEN], kp[PATH_MAX_LEN];
 	int rc = opt_array(p, root, "", "hosts", &arr, &n);
 	if (rc != 0 || n == 0)
 		return rc;
@@ -1470,51 +1546,12 @@ static int parse_hosts(struct parser *p, json_object *root, struct route_table *
 	if (!t->hosts)
 		return oom(p, "hosts");
 	t->nhosts = n;
+	struct host_limits lim = {t->nbackends, t->ncerts, t->ncas};
 	for (size_t i = 0; i < n; i++) {
-		struct route_host *host = &t->hosts[i];
-		host->cert = -1;
-		route_client_auth_init(&host->client_auth);
 		path_index(ep, "hosts", i);
-		if ((rc = str_default(p, ep, "", &host->name)) != 0 ||
-		    (rc = elem_object(p, arr, i, ep, &h)) != 0 ||
-		    (rc = check_keys(p, h, ep, host_keys)) != 0 ||
-		    (rc = opt_str(p, h, ep, "name", 0, &host->name)) != 0)
+		if ((rc = parse_host(p, json_object_array_get_idx(arr, i), ep, &lim,
+		                     &t->hosts[i])) != 0)
 			return rc;
-		path_key(kp, ep, "name");
-		json_object *ca;
-		if ((rc = check_host_name(p, kp, host->name, 0)) != 0 ||
-		    (rc = opt_index(p, h, ep, "cert", t->ncerts, true, &host->cert)) != 0 ||
-		    (rc = opt_object(p, h, ep, "client_auth", &ca)) != 0)
-			return rc;
-		if (ca) {
-			path_key(kp, ep, "client_auth");
-			if ((rc = parse_client_auth(p, ca, kp, t->ncas, &host->client_auth)) != 0)
-				return rc;
-		}
-		if ((rc = opt_str(p, h, ep, "ssl_ciphers", STR_NULLABLE, &host->ssl_ciphers)) != 0)
-			return rc;
-		if (host->ssl_ciphers) {
-			char why[256];
-			path_key(kp, ep, "ssl_ciphers");
-			if (route_validate_server_ciphers(host->ssl_ciphers, why, sizeof(why)) != 0)
-				return fail(p, WEIR_EINVAL, kp, "%s", why);
-		}
-		if ((rc = opt_array(p, h, ep, "routes", &routes, &nr)) != 0)
-			return rc;
-		if (nr == 0)
-			continue;
-		path_key(kp, ep, "routes");
-		host->routes = calloc(nr, sizeof(*host->routes));
-		if (!host->routes)
-			return oom(p, kp);
-		host->nroutes = nr;
-		for (size_t j = 0; j < nr; j++) {
-			json_object *r;
-			path_index(rp, kp, j);
-			if ((rc = elem_object(p, routes, j, rp, &r)) != 0 ||
-			    (rc = parse_route(p, r, rp, t->nbackends, &host->routes[j])) != 0)
-				return rc;
-		}
 	}
 	const char **names = malloc(n * sizeof(*names));
 	const char *dup;
@@ -1589,11 +1626,45 @@ static int parse_external(struct parser *p, json_object *b, const char *path, si
 	return 0;
 }
 
+/* One backend object b (JSON path ep) into be, which the caller zeroed. */
+static int parse_backend(struct parser *p, json_object *b, const char *ep, struct route_backend *be)
+{
+	json_object *eps;
+	size_t ne;
+	char kp[PATH_MAX_LEN], xp[PATH_MAX_LEN];
+	int rc;
+	if ((rc = str_default(p, ep, "", &be->name)) != 0)
+		return rc;
+	if (json_object_get_type(b) != json_type_object)
+		return fail(p, WEIR_EINVAL, ep, "must be an object, not %s",
+		            type_name(json_object_get_type(b)));
+	if ((rc = check_keys(p, b, ep, backend_keys)) != 0 ||
+	    (rc = opt_str(p, b, ep, "name", 0, &be->name)) != 0 ||
+	    (rc = opt_array(p, b, ep, "endpoints", &eps, &ne)) != 0 ||
+	    (rc = parse_external(p, b, ep, ne, be)) != 0)
+		return rc;
+	if (ne == 0)
+		return 0;
+	path_key(kp, ep, "endpoints");
+	be->endpoints = calloc(ne, sizeof(*be->endpoints));
+	if (!be->endpoints)
+		return oom(p, kp);
+	be->nendpoints = ne;
+	for (size_t j = 0; j < ne; j++) {
+		json_object *e;
+		path_index(xp, kp, j);
+		if ((rc = elem_object(p, eps, j, xp, &e)) != 0 ||
+		    (rc = parse_endpoint(p, e, xp, &be->endpoints[j])) != 0)
+			return rc;
+	}
+	return 0;
+}
+
 static int parse_backends(struct parser *p, json_object *root, struct route_table *t)
 {
-	json_object *arr, *b, *eps;
-	size_t n, ne;
-	char ep[PATH_MAX_LEN], kp[PATH_MAX_LEN], xp[PATH_MAX_LEN];
+	json_object *arr;
+	size_t n;
+	char ep[PATH_MAX_LEN], kp[PATH_MAX_LEN];
 	int rc = opt_array(p, root, "", "backends", &arr, &n);
 	if (rc != 0 || n == 0)
 		return rc;
@@ -1602,29 +1673,10 @@ static int parse_backends(struct parser *p, json_object *root, struct route_tabl
 		return oom(p, "backends");
 	t->nbackends = n;
 	for (size_t i = 0; i < n; i++) {
-		struct route_backend *be = &t->backends[i];
 		path_index(ep, "backends", i);
-		if ((rc = str_default(p, ep, "", &be->name)) != 0 ||
-		    (rc = elem_object(p, arr, i, ep, &b)) != 0 ||
-		    (rc = check_keys(p, b, ep, backend_keys)) != 0 ||
-		    (rc = opt_str(p, b, ep, "name", 0, &be->name)) != 0 ||
-		    (rc = opt_array(p, b, ep, "endpoints", &eps, &ne)) != 0 ||
-		    (rc = parse_external(p, b, ep, ne, be)) != 0)
+		if ((rc = parse_backend(p, json_object_array_get_idx(arr, i), ep,
+		                        &t->backends[i])) != 0)
 			return rc;
-		if (ne == 0)
-			continue;
-		path_key(kp, ep, "endpoints");
-		be->endpoints = calloc(ne, sizeof(*be->endpoints));
-		if (!be->endpoints)
-			return oom(p, kp);
-		be->nendpoints = ne;
-		for (size_t j = 0; j < ne; j++) {
-			json_object *e;
-			path_index(xp, kp, j);
-			if ((rc = elem_object(p, eps, j, xp, &e)) != 0 ||
-			    (rc = parse_endpoint(p, e, xp, &be->endpoints[j])) != 0)
-				return rc;
-		}
 	}
 	/* Names are unique; unnamed ("") backends of a hand-written table are
 	 * exempt. */
@@ -1653,9 +1705,26 @@ static int parse_backends(struct parser *p, json_object *root, struct route_tabl
 
 static const char *const cert_keys[] = {"name", "cert_pem", "key_pem", NULL};
 
+/* One certificate object c (JSON path ep) into ce, which the caller zeroed. */
+static int parse_cert(struct parser *p, json_object *c, const char *ep, struct route_cert *ce)
+{
+	int rc;
+	if ((rc = str_default(p, ep, "", &ce->name)) != 0)
+		return rc;
+	if (json_object_get_type(c) != json_type_object)
+		return fail(p, WEIR_EINVAL, ep, "must be an object, not %s",
+		            type_name(json_object_get_type(c)));
+	if ((rc = check_keys(p, c, ep, cert_keys)) != 0 ||
+	    (rc = opt_str(p, c, ep, "name", 0, &ce->name)) != 0 ||
+	    (rc = req_str(p, c, ep, "cert_pem", STR_MULTILINE, &ce->cert_pem)) != 0 ||
+	    (rc = req_str(p, c, ep, "key_pem", STR_MULTILINE, &ce->key_pem)) != 0)
+		return rc;
+	return 0;
+}
+
 static int parse_certs(struct parser *p, json_object *root, struct route_table *t)
 {
-	json_object *arr, *c;
+	json_object *arr;
 	size_t n;
 	char ep[PATH_MAX_LEN];
 	int rc = opt_array(p, root, "", "certs", &arr, &n);
@@ -1666,15 +1735,42 @@ static int parse_certs(struct parser *p, json_object *root, struct route_table *
 		return oom(p, "certs");
 	t->ncerts = n;
 	for (size_t i = 0; i < n; i++) {
-		struct route_cert *ce = &t->certs[i];
 		path_index(ep, "certs", i);
-		if ((rc = str_default(p, ep, "", &ce->name)) != 0 ||
-		    (rc = elem_object(p, arr, i, ep, &c)) != 0 ||
-		    (rc = check_keys(p, c, ep, cert_keys)) != 0 ||
-		    (rc = opt_str(p, c, ep, "name", 0, &ce->name)) != 0 ||
-		    (rc = req_str(p, c, ep, "cert_pem", STR_MULTILINE, &ce->cert_pem)) != 0 ||
-		    (rc = req_str(p, c, ep, "key_pem", STR_MULTILINE, &ce->key_pem)) != 0)
+		if ((rc = parse_cert(p, json_object_array_get_idx(arr, i), ep, &t->certs[i])) != 0)
 			return rc;
+	}
+	return 0;
+}
+
+/* A version 2 index: "hosts" and "certs" are arrays of shard ids (a cert
+ * slot may be "", a hole). The certs array of t gets one zeroed entry per
+ * id, so indexes into it are checked as in version 1. */
+static int parse_shard_ids(struct parser *p, json_object *root, const char *key, bool holes,
+                           char ***ids, size_t *nids)
+{
+	json_object *arr;
+	size_t n;
+	char ep[PATH_MAX_LEN];
+	int rc = opt_array(p, root, "", key, &arr, &n);
+	if (rc != 0 || n == 0)
+		return rc;
+	*ids = calloc(n, sizeof(**ids));
+	if (!*ids)
+		return oom(p, key);
+	*nids = n;
+	for (size_t i = 0; i < n; i++) {
+		json_object *v = json_object_array_get_idx(arr, i);
+		path_index(ep, key, i);
+		if (json_object_get_type(v) != json_type_string)
+			return fail(p, WEIR_EINVAL, ep, "must be a shard id string, not %s",
+			            type_name(json_object_get_type(v)));
+		const char *s = json_object_get_string(v);
+		if (!route_shard_id_valid(s) && !(holes && s[0] == '\0'))
+			return fail(p, WEIR_EINVAL, ep, "not a shard id (64 lowercase hex digits%s)",
+			            holes ? " or \"\"" : "");
+		(*ids)[i] = strdup(s);
+		if (!(*ids)[i])
+			return oom(p, ep);
 	}
 	return 0;
 }
@@ -1939,7 +2035,10 @@ static unsigned line_of(const char *json, size_t len, size_t off)
 	return line;
 }
 
-static int parse_document(struct parser *p, json_object *root, struct route_table *t)
+/* ix NULL: only version 1 is accepted; else version 2 (an index) too, its
+ * shard ids going into ix. */
+static int parse_document(struct parser *p, json_object *root, struct route_table *t,
+                          struct route_index *ix)
 {
 	int rc;
 	int64_t version = 0, generation = 0;
@@ -1958,82 +2057,293 @@ static int parse_document(struct parser *p, json_object *root, struct route_tabl
 	}
 	if (!present)
 		return fail(p, WEIR_EVERSION, "version", "required key missing");
-	if (version != ROUTE_TABLE_VERSION)
+	if (version == ROUTE_INDEX_VERSION && !ix)
+		return fail(p, WEIR_EVERSION, "version",
+		            "version %d is a sharded index: load it with its shards directory",
+		            ROUTE_INDEX_VERSION);
+	if (version != ROUTE_TABLE_VERSION && version != ROUTE_INDEX_VERSION && !ix)
 		return fail(p, WEIR_EVERSION, "version", "unsupported version %lld (want %d)",
 		            (long long)version, ROUTE_TABLE_VERSION);
+	if (version != ROUTE_TABLE_VERSION && version != ROUTE_INDEX_VERSION)
+		return fail(p, WEIR_EVERSION, "version", "unsupported version %lld (want %d or %d)",
+		            (long long)version, ROUTE_TABLE_VERSION, ROUTE_INDEX_VERSION);
+	bool index = version == ROUTE_INDEX_VERSION;
+	t->version = (uint32_t)version;
 	if ((rc = check_keys(p, root, "", top_keys)) != 0 ||
 	    (rc = opt_int(p, root, "", "generation", 0, INT64_MAX, &generation, NULL)) != 0 ||
-	    (rc = parse_settings(p, root, &t->settings)) != 0 ||
-	    (rc = parse_backends(p, root, t)) != 0 || (rc = parse_certs(p, root, t)) != 0 ||
-	    (rc = parse_backend_tls(p, root, t)) != 0 || (rc = parse_cas(p, root, t)) != 0 ||
-	    (rc = parse_hosts(p, root, t)) != 0 ||
+	    (rc = parse_settings(p, root, &t->settings)) != 0)
+		return rc;
+	if (index) {
+		if ((rc = parse_shard_ids(p, root, "backends", true, &ix->backends,
+		                          &ix->nbackends)) != 0 ||
+		    (rc = parse_shard_ids(p, root, "certs", true, &ix->certs, &ix->ncerts)) != 0)
+			return rc;
+		if (ix->nbackends) {
+			t->backends = calloc(ix->nbackends, sizeof(*t->backends));
+			if (!t->backends)
+				return oom(p, "backends");
+			t->nbackends = ix->nbackends;
+		}
+		if (ix->ncerts) {
+			t->certs = calloc(ix->ncerts, sizeof(*t->certs));
+			if (!t->certs)
+				return oom(p, "certs");
+			t->ncerts = ix->ncerts;
+		}
+	} else if ((rc = parse_backends(p, root, t)) != 0 || (rc = parse_certs(p, root, t)) != 0) {
+		return rc;
+	}
+	if ((rc = parse_backend_tls(p, root, t)) != 0 || (rc = parse_cas(p, root, t)) != 0)
+		return rc;
+	if (index)
+		rc = parse_shard_ids(p, root, "hosts", false, &ix->hosts, &ix->nhosts);
+	else
+		rc = parse_hosts(p, root, t);
+	if (rc != 0 ||
 	    (rc = opt_index(p, root, "", "default_cert", t->ncerts, true, &t->default_cert)) != 0 ||
 	    (rc = opt_index(p, root, "", "default_backend", t->nbackends, true,
 	                    &t->default_backend)) != 0 ||
 	    (rc = parse_passthrough(p, root, t)) != 0)
 		return rc;
+	if (index && t->default_cert >= 0 && ix->certs[t->default_cert][0] == '\0')
+		return fail(p, WEIR_EINVAL, "default_cert", "names an empty certificate slot");
+	if (index && t->default_backend >= 0 && ix->backends[t->default_backend][0] == '\0')
+		return fail(p, WEIR_EINVAL, "default_backend", "names an empty backend slot");
+	for (size_t i = 0; index && i < t->npassthrough; i++) {
+		if (ix->backends[t->passthrough[i].backend][0] == '\0') {
+			char kp[PATH_MAX_LEN], ep[PATH_MAX_LEN];
+			path_index(ep, "passthrough", i);
+			path_key(kp, ep, "backend");
+			return fail(p, WEIR_EINVAL, kp, "names an empty backend slot");
+		}
+	}
 	t->generation = (uint64_t)generation;
 	return 0;
 }
 
-int route_table_parse(const char *json, size_t len, struct route_table **out, char *err,
-                      size_t errlen)
+/* Parse a whole JSON document of len bytes into *root (caller puts it). */
+static int parse_json(struct parser *p, const char *json, size_t len, json_object **root)
 {
-	struct parser p = {err, errlen, 0, 0};
 	struct json_tokener *tok = NULL;
-	json_object *root = NULL;
-	struct route_table *t = NULL;
-	int rc;
-
-	if (err && errlen)
-		err[0] = '\0';
-	if (len > ROUTE_TABLE_MAX_BYTES) {
-		rc = fail(&p, WEIR_ETOOBIG, "", "table of %zu bytes is over the %u byte limit", len,
-		          ROUTE_TABLE_MAX_BYTES);
-		goto out;
-	}
+	int rc = 0;
+	*root = NULL;
+	if (len > ROUTE_TABLE_MAX_BYTES)
+		return fail(p, WEIR_ETOOBIG, "", "table of %zu bytes is over the %u byte limit", len,
+		            ROUTE_TABLE_MAX_BYTES);
 	tok = json_tokener_new();
-	if (!tok) {
-		rc = oom(&p, "");
-		goto out;
-	}
+	if (!tok)
+		return oom(p, "");
 	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
-	root = json_tokener_parse_ex(tok, json, (int)len);
+	json_object *r = json_tokener_parse_ex(tok, json, (int)len);
 	enum json_tokener_error jerr = json_tokener_get_error(tok);
 	size_t end = json_tokener_get_parse_end(tok);
 	if (jerr == json_tokener_continue) {
-		rc = fail(&p, WEIR_EPARSE, "", "json: unexpected end of document (line %u)",
+		rc = fail(p, WEIR_EPARSE, "", "json: unexpected end of document (line %u)",
 		          line_of(json, len, len));
 		goto out;
 	}
-	if (jerr != json_tokener_success || !root) {
-		rc = fail(&p, WEIR_EPARSE, "", "json: %s at line %u", json_tokener_error_desc(jerr),
+	if (jerr != json_tokener_success || !r) {
+		rc = fail(p, WEIR_EPARSE, "", "json: %s at line %u", json_tokener_error_desc(jerr),
 		          line_of(json, len, end));
 		goto out;
 	}
 	for (; end < len; end++) {
 		if (!strchr(" \t\r\n", json[end])) {
-			rc = fail(&p, WEIR_EPARSE, "", "json: trailing data at line %u",
+			rc = fail(p, WEIR_EPARSE, "", "json: trailing data at line %u",
 			          line_of(json, len, end));
 			goto out;
 		}
 	}
+	*root = r;
+	r = NULL;
+out:
+	json_object_put(r);
+	json_tokener_free(tok);
+	return rc;
+}
+
+void route_index_free(struct route_index *ix)
+{
+	if (!ix)
+		return;
+	for (size_t i = 0; i < ix->nhosts; i++)
+		free(ix->hosts[i]);
+	for (size_t i = 0; i < ix->ncerts; i++)
+		free(ix->certs[i]);
+	for (size_t i = 0; i < ix->nbackends; i++)
+		free(ix->backends[i]);
+	free(ix->backends);
+	free(ix->hosts);
+	free(ix->certs);
+	free(ix);
+}
+
+bool route_shard_id_valid(const char *s)
+{
+	size_t i;
+	for (i = 0; s[i]; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return false;
+	return i == ROUTE_SHARD_ID_LEN;
+}
+
+int route_table_parse_any(const char *json, size_t len, struct route_table **out,
+                          struct route_index **index, char *err, size_t errlen)
+{
+	struct parser p = {err, errlen, 0, 0};
+	json_object *root = NULL;
+	struct route_table *t = NULL;
+	struct route_index *ix = NULL;
+	int rc;
+
+	if (err && errlen)
+		err[0] = '\0';
+	if ((rc = parse_json(&p, json, len, &root)) != 0)
+		goto out;
 	t = route_table_new();
-	if (!t) {
+	ix = calloc(1, sizeof(*ix));
+	if (!t || !ix) {
 		rc = oom(&p, "");
 		goto out;
 	}
-	rc = parse_document(&p, root, t);
+	rc = parse_document(&p, root, t, index ? ix : NULL);
 	if (rc != 0)
 		goto out;
+	if (index) {
+		if (t->version == ROUTE_INDEX_VERSION) {
+			*index = ix;
+			ix = NULL;
+		} else {
+			*index = NULL;
+		}
+	}
 	*out = t;
 	t = NULL;
 out:
+	route_index_free(ix);
 	route_table_free(t);
 	json_object_put(root);
-	if (tok)
-		json_tokener_free(tok);
 	return rc;
+}
+
+int route_table_parse(const char *json, size_t len, struct route_table **out, char *err,
+                      size_t errlen)
+{
+	return route_table_parse_any(json, len, out, NULL, err, errlen);
+}
+
+int route_host_shard_parse(const char *json, size_t len, struct route_host *out, char *err,
+                           size_t errlen)
+{
+	/* Index references are checked against each index the shard is used
+	 * with (route_host_check_refs), not here. */
+	struct parser p = {err, errlen, INT_MAX, 0};
+	struct host_limits lim = {INT_MAX, INT_MAX, INT_MAX};
+	json_object *root = NULL;
+	struct route_host h;
+	int rc;
+	if (err && errlen)
+		err[0] = '\0';
+	memset(&h, 0, sizeof(h));
+	if ((rc = parse_json(&p, json, len, &root)) != 0)
+		goto out;
+	rc = parse_host(&p, root, "host", &lim, &h);
+	if (rc == 0) {
+		*out = h;
+		memset(&h, 0, sizeof(h));
+	}
+out:
+	route_host_cleanup(&h);
+	json_object_put(root);
+	return rc;
+}
+
+int route_backend_shard_parse(const char *json, size_t len, struct route_backend *out, char *err,
+                              size_t errlen)
+{
+	struct parser p = {err, errlen, 0, 0};
+	json_object *root = NULL;
+	struct route_backend b;
+	int rc;
+	if (err && errlen)
+		err[0] = '\0';
+	memset(&b, 0, sizeof(b));
+	if ((rc = parse_json(&p, json, len, &root)) != 0)
+		goto out;
+	rc = parse_backend(&p, root, "backend", &b);
+	if (rc == 0) {
+		*out = b;
+		memset(&b, 0, sizeof(b));
+	}
+out:
+	route_backend_cleanup(&b);
+	json_object_put(root);
+	return rc;
+}
+
+int route_cert_shard_parse(const char *json, size_t len, struct route_cert *out, char *err,
+                           size_t errlen)
+{
+	struct parser p = {err, errlen, 0, 0};
+	json_object *root = NULL;
+	struct route_cert c;
+	int rc;
+	if (err && errlen)
+		err[0] = '\0';
+	memset(&c, 0, sizeof(c));
+	if ((rc = parse_json(&p, json, len, &root)) != 0)
+		goto out;
+	rc = parse_cert(&p, root, "cert", &c);
+	if (rc == 0) {
+		*out = c;
+		memset(&c, 0, sizeof(c));
+	}
+out:
+	route_cert_cleanup(&c);
+	json_object_put(root);
+	return rc;
+}
+
+static void refs_note(int v, int *max)
+{
+	if (v > *max)
+		*max = v;
+}
+
+void route_host_refs(const struct route_host *h, struct route_host_refs *r)
+{
+	r->backend = -1;
+	r->cert = h->cert;
+	r->ca = h->client_auth.ca;
+	r->backend_tls = -1;
+	for (size_t j = 0; j < h->nroutes; j++) {
+		const struct route *rt = &h->routes[j];
+		refs_note(rt->backend, &r->backend);
+		refs_note(rt->canary.backend, &r->backend);
+		refs_note(rt->policy.error_backend, &r->backend);
+		refs_note(rt->policy.backend_tls.profile, &r->backend_tls);
+	}
+}
+
+int route_host_check_refs(const struct route_host_refs *r, const struct route_table *t,
+                          char *err, size_t errlen)
+{
+	const char *what = NULL;
+	int v = 0;
+	size_t n = 0;
+	if (r->backend >= 0 && (size_t)r->backend >= t->nbackends)
+		what = "backend", v = r->backend, n = t->nbackends;
+	else if (r->cert >= 0 && (size_t)r->cert >= t->ncerts)
+		what = "cert", v = r->cert, n = t->ncerts;
+	else if (r->ca >= 0 && (size_t)r->ca >= t->ncas)
+		what = "client_auth.ca", v = r->ca, n = t->ncas;
+	else if (r->backend_tls >= 0 && (size_t)r->backend_tls >= t->nbackend_tls)
+		what = "backend_tls.profile", v = r->backend_tls, n = t->nbackend_tls;
+	if (!what)
+		return 0;
+	if (err && errlen)
+		snprintf(err, errlen, "%s index %d out of range (the index has %zu)", what, v, n);
+	return WEIR_EINVAL;
 }
 
 /* ---------------------------------------------------------------- writer */
@@ -2557,11 +2867,87 @@ static void w_route(struct writer *w, const struct route *r)
 	w_close_obj(w, saved);
 }
 
-static void w_table(struct writer *w, const struct route_table *t)
+static void w_host(struct writer *w, const struct route_host *h)
 {
-	bool root, s, a, o, b, e;
+	bool o, b;
+	w_open(w, "{", &o);
+	w_str(w, "name", h->name ? h->name : "");
+	w_int(w, "cert", h->cert);
+	if (h->client_auth.ca >= 0) {
+		const struct route_client_auth *ca = &h->client_auth;
+		bool cs;
+		w_key(w, "client_auth");
+		w_open(w, "{", &cs);
+		w_int(w, "ca", ca->ca);
+		w_str(w, "verify", verify_names[ca->verify]);
+		w_int(w, "verify_depth", ca->verify_depth);
+		w_str_d(w, "error_page", ca->error_page, NULL);
+		w_bool_d(w, "pass_certificate", ca->pass_certificate, false);
+		w_str_d(w, "match_cn", ca->match_cn, NULL);
+		w_close_obj(w, cs);
+	}
+	w_str_d(w, "ssl_ciphers", h->ssl_ciphers, NULL);
+	w_key(w, "routes");
+	w_open(w, "[", &b);
+	for (size_t j = 0; j < h->nroutes; j++)
+		w_route(w, &h->routes[j]);
+	w_close_arr(w, b);
+	w_close_obj(w, o);
+}
+
+static void w_cert(struct writer *w, const struct route_cert *c)
+{
+	bool o;
+	w_open(w, "{", &o);
+	w_str(w, "name", c->name ? c->name : "");
+	w_str(w, "cert_pem", c->cert_pem ? c->cert_pem : "");
+	w_str(w, "key_pem", c->key_pem ? c->key_pem : "");
+	w_close_obj(w, o);
+}
+
+static void w_backend(struct writer *w, const struct route_backend *bk)
+{
+	bool o, b, e;
+	w_open(w, "{", &o);
+	w_str(w, "name", bk->name ? bk->name : "");
+	w_key(w, "endpoints");
+	w_open(w, "[", &b);
+	for (size_t j = 0; j < bk->nendpoints; j++) {
+		const struct route_endpoint *ep = &bk->endpoints[j];
+		w_next(w);
+		w_open(w, "{", &e);
+		w_str(w, "address", ep->address ? ep->address : "");
+		w_int(w, "port", ep->port);
+		w_int_d(w, "weight", ep->weight, 1);
+		w_bool_d(w, "draining", ep->draining, false);
+		w_close_obj(w, e);
+	}
+	w_close_arr(w, b);
+	w_str_d(w, "external_name", bk->external_name, NULL);
+	w_int_d(w, "external_port", bk->external_port, 0);
+	w_close_obj(w, o);
+}
+
+/* One string per line: the shard ids of a version 2 index. */
+static void w_ids(struct writer *w, const char *key, char *const *ids, size_t n)
+{
+	bool a;
+	w_key(w, key);
+	w_open(w, "[", &a);
+	for (size_t i = 0; i < n && !w->oom; i++) {
+		w_next(w);
+		w_quoted(w, ids[i]);
+	}
+	w_close_arr(w, a);
+}
+
+/* ix NULL: version 1, hosts and certs inline; else a version 2 index
+ * naming ix's shards instead. */
+static void w_table(struct writer *w, const struct route_table *t, const struct route_index *ix)
+{
+	bool root, s, a, o;
 	w_open(w, "{", &root);
-	w_int(w, "version", t->version);
+	w_int(w, "version", ix ? ROUTE_INDEX_VERSION : t->version);
 	w_uint(w, "generation", t->generation);
 
 	w_key(w, "settings");
@@ -2621,75 +3007,41 @@ static void w_table(struct writer *w, const struct route_table *t)
 		w_str(w, "brotli_types", t->settings.brotli_types);
 	w_close_obj(w, s);
 
-	w_key(w, "hosts");
-	w_open(w, "[", &a);
-	for (size_t i = 0; i < t->nhosts && !w->oom; i++) {
-		const struct route_host *h = &t->hosts[i];
-		w_next(w);
-		w_open(w, "{", &o);
-		w_str(w, "name", h->name ? h->name : "");
-		w_int(w, "cert", h->cert);
-		if (h->client_auth.ca >= 0) {
-			const struct route_client_auth *ca = &h->client_auth;
-			bool cs;
-			w_key(w, "client_auth");
-			w_open(w, "{", &cs);
-			w_int(w, "ca", ca->ca);
-			w_str(w, "verify", verify_names[ca->verify]);
-			w_int(w, "verify_depth", ca->verify_depth);
-			w_str_d(w, "error_page", ca->error_page, NULL);
-			w_bool_d(w, "pass_certificate", ca->pass_certificate, false);
-			w_str_d(w, "match_cn", ca->match_cn, NULL);
-			w_close_obj(w, cs);
-		}
-		w_str_d(w, "ssl_ciphers", h->ssl_ciphers, NULL);
-		w_key(w, "routes");
-		w_open(w, "[", &b);
-		for (size_t j = 0; j < h->nroutes; j++)
-			w_route(w, &h->routes[j]);
-		w_close_arr(w, b);
-		w_close_obj(w, o);
-	}
-	w_close_arr(w, a);
-
-	w_key(w, "backends");
-	w_open(w, "[", &a);
-	for (size_t i = 0; i < t->nbackends && !w->oom; i++) {
-		const struct route_backend *bk = &t->backends[i];
-		w_next(w);
-		w_open(w, "{", &o);
-		w_str(w, "name", bk->name ? bk->name : "");
-		w_key(w, "endpoints");
-		w_open(w, "[", &b);
-		for (size_t j = 0; j < bk->nendpoints; j++) {
-			const struct route_endpoint *ep = &bk->endpoints[j];
+	if (ix) {
+		w_ids(w, "hosts", ix->hosts, ix->nhosts);
+	} else {
+		w_key(w, "hosts");
+		w_open(w, "[", &a);
+		for (size_t i = 0; i < t->nhosts && !w->oom; i++) {
 			w_next(w);
-			w_open(w, "{", &e);
-			w_str(w, "address", ep->address ? ep->address : "");
-			w_int(w, "port", ep->port);
-			w_int_d(w, "weight", ep->weight, 1);
-			w_bool_d(w, "draining", ep->draining, false);
-			w_close_obj(w, e);
+			w_host(w, &t->hosts[i]);
 		}
-		w_close_arr(w, b);
-		w_str_d(w, "external_name", bk->external_name, NULL);
-		w_int_d(w, "external_port", bk->external_port, 0);
-		w_close_obj(w, o);
+		w_close_arr(w, a);
 	}
-	w_close_arr(w, a);
 
-	w_key(w, "certs");
-	w_open(w, "[", &a);
-	for (size_t i = 0; i < t->ncerts && !w->oom; i++) {
-		const struct route_cert *c = &t->certs[i];
-		w_next(w);
-		w_open(w, "{", &o);
-		w_str(w, "name", c->name ? c->name : "");
-		w_str(w, "cert_pem", c->cert_pem ? c->cert_pem : "");
-		w_str(w, "key_pem", c->key_pem ? c->key_pem : "");
-		w_close_obj(w, o);
+	if (ix) {
+		w_ids(w, "backends", ix->backends, ix->nbackends);
+	} else {
+		w_key(w, "backends");
+		w_open(w, "[", &a);
+		for (size_t i = 0; i < t->nbackends && !w->oom; i++) {
+			w_next(w);
+			w_backend(w, &t->backends[i]);
+		}
+		w_close_arr(w, a);
 	}
-	w_close_arr(w, a);
+
+	if (ix) {
+		w_ids(w, "certs", ix->certs, ix->ncerts);
+	} else {
+		w_key(w, "certs");
+		w_open(w, "[", &a);
+		for (size_t i = 0; i < t->ncerts && !w->oom; i++) {
+			w_next(w);
+			w_cert(w, &t->certs[i]);
+		}
+		w_close_arr(w, a);
+	}
 	if (t->ncas) {
 		w_key(w, "cas");
 		w_open(w, "[", &a);
@@ -2744,12 +3096,37 @@ static void w_table(struct writer *w, const struct route_table *t)
 	w_close_obj(w, root);
 }
 
-int route_table_serialize(const struct route_table *table, char **out, size_t *len)
+enum w_what { W_TABLE, W_INDEX, W_HOST, W_CERT, W_BACKEND };
+
+static int serialize(enum w_what what, const void *obj, const struct route_index *ix, char **out,
+                     size_t *len)
 {
 	struct route_policy def;
 	struct writer w = {.level = -1, .def = &def};
+	if (what == W_HOST || what == W_CERT || what == W_BACKEND) {
+		/* Shards are small and kept by the thousand: start small. */
+		w.cap = 2048;
+		w.buf = malloc(w.cap);
+		w.oom = !w.buf;
+	}
 	route_policy_init(&def);
-	w_table(&w, table);
+	switch (what) {
+	case W_TABLE:
+		w_table(&w, obj, NULL);
+		break;
+	case W_INDEX:
+		w_table(&w, obj, ix);
+		break;
+	case W_HOST:
+		w_host(&w, obj);
+		break;
+	case W_CERT:
+		w_cert(&w, obj);
+		break;
+	case W_BACKEND:
+		w_backend(&w, obj);
+		break;
+	}
 	w_raw(&w, "\n", 1);
 	route_policy_cleanup(&def);
 	if (w.oom) {
@@ -2757,7 +3134,39 @@ int route_table_serialize(const struct route_table *table, char **out, size_t *l
 		return WEIR_ENOMEM;
 	}
 	w.buf[w.len] = '\0';
+	if (what != W_TABLE && what != W_INDEX) {
+		/* Kept by the thousand (the publisher's last shards): no slack. */
+		char *fit = realloc(w.buf, w.len + 1);
+		if (fit)
+			w.buf = fit;
+	}
 	*out = w.buf;
 	*len = w.len;
 	return 0;
+}
+
+int route_table_serialize(const struct route_table *table, char **out, size_t *len)
+{
+	return serialize(W_TABLE, table, NULL, out, len);
+}
+
+int route_index_serialize(const struct route_table *table, const struct route_index *ix,
+                          char **out, size_t *len)
+{
+	return serialize(W_INDEX, table, ix, out, len);
+}
+
+int route_host_serialize(const struct route_host *host, char **out, size_t *len)
+{
+	return serialize(W_HOST, host, NULL, out, len);
+}
+
+int route_cert_serialize(const struct route_cert *cert, char **out, size_t *len)
+{
+	return serialize(W_CERT, cert, NULL, out, len);
+}
+
+int route_backend_serialize(const struct route_backend *backend, char **out, size_t *len)
+{
+	return serialize(W_BACKEND, backend, NULL, out, len);
 }

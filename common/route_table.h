@@ -49,6 +49,18 @@
 #define ROUTE_TABLE_VERSION 1
 #define ROUTE_TABLE_FILE "routes.json"
 
+/* Sharded tables (version 2, docs/route-table.md "Sharded tables"):
+ * ROUTE_TABLE_FILE is then an index holding everything version 1 holds but
+ * "hosts", "backends" and "certs", which are arrays of shard ids; shard <id>
+ * is the file ROUTE_SHARD_DIR/<id>.json whose bytes have SHA-256 <id>
+ * (lowercase hex), holding one hosts[], backends[] or certs[] element of
+ * version 1. Indexes inside a host shard refer to the arrays of the index
+ * that names it. A backends or certs slot may be "" (a hole nothing refers
+ * to). */
+#define ROUTE_INDEX_VERSION 2
+#define ROUTE_SHARD_DIR "shards"
+#define ROUTE_SHARD_ID_LEN 64
+
 /* Hard caps a parser enforces so a corrupt file cannot exhaust memory. */
 #define ROUTE_TABLE_MAX_BYTES (512u * 1024u * 1024u)
 /* auth-tls-verify-depth at most this (nginx takes any int; longer chains
@@ -609,6 +621,84 @@ int route_table_parse(const char *json, size_t len, struct route_table **out, ch
  * byte-identical text. On success returns 0 and *out (caller frees) holds
  * *len bytes plus a terminating NUL. */
 int route_table_serialize(const struct route_table *table, char **out, size_t *len);
+
+/* The shard ids a version 2 index names (owned strings). */
+struct route_index {
+	size_t nhosts;
+	char **hosts; /* one per host, in the index's order */
+	size_t nbackends;
+	char **backends; /* one per backends slot; "" for a hole */
+	size_t ncerts;
+	char **certs; /* one per certs slot; "" for a hole */
+};
+
+/* Free an index and its ids. NULL is fine. */
+void route_index_free(struct route_index *ix);
+
+/* True when s is a shard id: ROUTE_SHARD_ID_LEN lowercase hex digits. */
+bool route_shard_id_valid(const char *s);
+
+/* As route_table_parse, but a version 2 index is accepted too when index is
+ * not NULL: then *out holds everything but hosts (nhosts 0), backends and
+ * certs (nbackends and ncerts zeroed entries, one per slot, to be filled
+ * from the shards), its version
+ * is ROUTE_INDEX_VERSION and *index (caller frees with route_index_free)
+ * the shard ids; for a version 1 table *index is NULL. Without index, a
+ * version 2 document is refused (WEIR_EVERSION) with a message saying so. */
+int route_table_parse_any(const char *json, size_t len, struct route_table **out,
+                          struct route_index **index, char *err, size_t errlen);
+
+/* Parse one host shard (a version 1 hosts[] element) into caller storage
+ * *out (released with route_host_cleanup). Every value is validated as in
+ * route_table_parse except the indexes into the index's arrays, which only
+ * must not be below -1: check them with route_host_check_refs against each
+ * index the shard is used with. Returns 0 or WEIR_E* with err naming the
+ * JSON path ("host.routes[0].path: ..."). */
+int route_host_shard_parse(const char *json, size_t len, struct route_host *out, char *err,
+                           size_t errlen);
+
+/* Parse one certificate shard (a version 1 certs[] element) into *out
+ * (released with route_cert_cleanup). Returns 0 or WEIR_E* with err. */
+int route_cert_shard_parse(const char *json, size_t len, struct route_cert *out, char *err,
+                           size_t errlen);
+
+/* Parse one backend shard (a version 1 backends[] element) into *out
+ * (released with route_backend_cleanup). Returns 0 or WEIR_E* with err. */
+int route_backend_shard_parse(const char *json, size_t len, struct route_backend *out, char *err,
+                              size_t errlen);
+
+/* Free what a host, a backend or a certificate owns and reset it (caller
+ * storage). */
+void route_host_cleanup(struct route_host *h);
+void route_backend_cleanup(struct route_backend *b);
+void route_cert_cleanup(struct route_cert *c);
+
+/* The highest index a host refers to in each array of its table (-1:
+ * none), so a shard can be checked against a new index in O(1). */
+struct route_host_refs {
+	int backend; /* routes[].backend, routes[].canary.backend, routes[].policy.error_backend */
+	int cert;
+	int ca;          /* client_auth.ca */
+	int backend_tls; /* routes[].policy.backend_tls.profile */
+};
+void route_host_refs(const struct route_host *h, struct route_host_refs *out);
+
+/* 0 when every index of refs lies inside t's arrays; else WEIR_EINVAL and
+ * err names the first one out of range. */
+int route_host_check_refs(const struct route_host_refs *refs, const struct route_table *t,
+                          char *err, size_t errlen);
+
+/* The version 2 index of table (its hosts and certs are not read) naming
+ * the shards of ix, serialized as route_table_serialize does (caller
+ * frees *out). */
+int route_index_serialize(const struct route_table *table, const struct route_index *ix,
+                          char **out, size_t *len);
+
+/* One host, backend or certificate as the text of its shard (caller frees
+ * *out): deterministic, as route_table_serialize. */
+int route_host_serialize(const struct route_host *host, char **out, size_t *len);
+int route_backend_serialize(const struct route_backend *backend, char **out, size_t *len);
+int route_cert_serialize(const struct route_cert *cert, char **out, size_t *len);
 
 /* Parse "a.b.c.d/n", "x::y/n" or a bare address. Returns 0 or WEIR_EINVAL. */
 int route_cidr_parse(const char *s, struct route_cidr *out);

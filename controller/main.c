@@ -52,6 +52,7 @@ struct options {
 	bool take_over_class;
 	bool once;
 	bool explain;
+	enum publish_format publish_format; /* --publish-format */
 	bool report;      /* --migration-report */
 	bool all_classes; /* --all-classes */
 	bool list_annotations;
@@ -74,6 +75,8 @@ static const char usage[] =
     "  --kubeconfig PATH        kubeconfig (default: in-cluster, else $KUBECONFIG)\n"
     "  --manifests DIR          read objects from YAML files in DIR (and follow them)\n"
     "  --publish DIR            where routes.json is written (default /run/weir)\n"
+    "  --publish-format v1|v2   v2 (default): an index naming one shard file per host\n"
+    "                           and certificate; v1: the whole table in routes.json\n"
     "  --ingress-class NAME     IngressClass to serve (default weir)\n"
     "  --take-over-class        serve that IngressClass even when its controller is\n"
     "                           another one's (migrating in place, e.g. from nginx)\n"
@@ -126,7 +129,8 @@ static int parse_flags(int argc, char **argv, struct options *o)
 		F_ALLCLASSES,
 		F_LISTANN,
 		F_OUTPUT,
-		F_DEFBACKEND
+		F_DEFBACKEND,
+		F_PUBFMT
 	};
 	static const struct option longopts[] = {
 	    {"kubeconfig", required_argument, NULL, F_KUBECONFIG},
@@ -149,6 +153,7 @@ static int parse_flags(int argc, char **argv, struct options *o)
 	    {"list-annotations", no_argument, NULL, F_LISTANN},
 	    {"output", required_argument, NULL, F_OUTPUT},
 	    {"default-backend-service", required_argument, NULL, F_DEFBACKEND},
+	    {"publish-format", required_argument, NULL, F_PUBFMT},
 	    {NULL, 0, NULL, 0}};
 	opterr = 0;
 	for (;;) {
@@ -219,6 +224,15 @@ static int parse_flags(int argc, char **argv, struct options *o)
 				return bad_flag("--output must be markdown or json, got \"%s\"",
 				                optarg);
 			o->output_set = true;
+			break;
+		case F_PUBFMT:
+			if (strcmp(optarg, "v1") == 0)
+				o->publish_format = PUBLISH_V1;
+			else if (strcmp(optarg, "v2") == 0)
+				o->publish_format = PUBLISH_V2;
+			else
+				return bad_flag("--publish-format must be v1 or v2, got \"%s\"",
+				                optarg);
 			break;
 		case F_LOGFMT:
 			if (log_format_parse(optarg, &o->log_format) != 0)
@@ -444,14 +458,19 @@ static int compile_publish(struct store *store, const struct compile_options *co
 		log_error(COMPONENT, "compile: %s", weir_strerror(rc));
 		goto out;
 	}
+	double t1 = now_s();
 	rc = publisher_publish(pub, t, &written);
 	if (rc) {
 		log_error(COMPONENT, "publish: %s", weir_strerror(rc));
 	} else if (written) {
+		const struct publish_stats *ps = publisher_stats(pub);
 		log_info(COMPONENT,
-		         "published generation %llu (%zu hosts, %zu backends, %zu diagnostics)",
+		         "published generation %llu (%zu hosts, %zu backends, %zu diagnostics; "
+		         "%zu shard files written, %zu removed): compiled in %.1f ms, published "
+		         "in %.1f ms",
 		         (unsigned long long)publisher_generation(pub), t->nhosts, t->nbackends,
-		         diags.n);
+		         diags.n, ps->shards_written, ps->shards_removed, (t1 - t0) * 1e3,
+		         (now_s() - t1) * 1e3);
 		telemetry_published(publisher_generation(pub));
 	}
 	if (refs) {
@@ -648,7 +667,7 @@ int main(int argc, char **argv)
 		}
 	}
 
-	if (publisher_new(o.publish, &pub) != 0) {
+	if (publisher_new_format(o.publish, o.publish_format, &pub) != 0) {
 		fprintf(stderr, "weir-controller: cannot use publish directory %s\n", o.publish);
 		goto out;
 	}

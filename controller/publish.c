@@ -1,25 +1,419 @@
-/* controller/publish.c - atomic, change-only route table writes. */
+/* controller/publish.c - atomic, change-only route table writes: one
+ * routes.json (version 1), or an index naming content-addressed host and
+ * certificate shards kept stable across publishes by slot numbers that
+ * survive unrelated changes (version 2). */
 #include "publish.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <json-c/json.h>
+#include <openssl/sha.h>
 
 #include "error.h"
 #include "log.h"
 
+#define COMPONENT "controller.publish"
+/* Up to this many new shards in one publish are fsync'd one by one; past it
+ * the rest are synced with one syncfs (which flushes the whole file system:
+ * slow on a busy disk, so not for one shard). */
+#define PUBLISH_FSYNC_EACH_MAX 64
+/* At most this many garbage shards are removed per publish, so that a
+ * publish after a restart or a compaction is not held up by thousands of
+ * unlinks; the rest go with the next publishes. */
+#define PUBLISH_GC_MAX 256
+#define NONE ((size_t)-1)
+
+/* ------------------------------------------------------ byte-string map */
+
+/* Open addressing, linear probing, keys borrowed (they must outlive their
+ * entry), deletion by backward shift. */
+struct bmap_ent {
+	const char *key; /* NULL: empty */
+	size_t len;
+	uint64_t hash;
+	size_t val;
+};
+
+struct bmap {
+	struct bmap_ent *e;
+	size_t cap, n; /* cap: a power of two, or 0 */
+};
+
+/* Eight bytes a step: keys are whole certificates and host shards, hashed
+ * on every publish. */
+static uint64_t hash_bytes(const char *k, size_t n)
+{
+	uint64_t h = 0x9e3779b97f4a7c15ull ^ n, v;
+	for (; n >= 8; k += 8, n -= 8) {
+		memcpy(&v, k, 8);
+		h = (h ^ v) * 0xff51afd7ed558ccdull;
+		h ^= h >> 32;
+	}
+	v = 0;
+	memcpy(&v, k, n);
+	h = (h ^ v) * 0xc4ceb9fe1a85ec53ull;
+	return h ^ (h >> 29);
+}
+
+static struct bmap_ent *bmap_slot(const struct bmap *m, const char *k, size_t n, uint64_t h)
+{
+	size_t mask = m->cap - 1;
+	for (size_t i = h & mask;; i = (i + 1) & mask) {
+		struct bmap_ent *e = &m->e[i];
+		if (!e->key || (e->hash == h && e->len == n && memcmp(e->key, k, n) == 0))
+			return e;
+	}
+}
+
+/* Room for n entries without growing. */
+static int bmap_reserve(struct bmap *m, size_t n)
+{
+	size_t cap = 64;
+	while (cap < n * 2 + 2)
+		cap *= 2;
+	if (m->cap >= cap)
+		return 0;
+	free(m->e);
+	m->e = calloc(cap, sizeof(*m->e));
+	m->cap = m->e ? cap : 0;
+	m->n = 0;
+	return m->e ? 0 : WEIR_ENOMEM;
+}
+
+static bool bmap_get(const struct bmap *m, const char *k, size_t n, size_t *val)
+{
+	if (!m->cap)
+		return false;
+	const struct bmap_ent *e = bmap_slot(m, k, n, hash_bytes(k, n));
+	if (!e->key)
+		return false;
+	*val = e->val;
+	return true;
+}
+
+static int bmap_put(struct bmap *m, const char *k, size_t n, size_t val)
+{
+	if ((m->n + 1) * 2 > m->cap) {
+		struct bmap g = {calloc(m->cap ? m->cap * 2 : 64, sizeof(struct bmap_ent)),
+		                 m->cap ? m->cap * 2 : 64, 0};
+		if (!g.e)
+			return WEIR_ENOMEM;
+		for (size_t i = 0; i < m->cap; i++) {
+			if (m->e[i].key) {
+				*bmap_slot(&g, m->e[i].key, m->e[i].len, m->e[i].hash) = m->e[i];
+				g.n++;
+			}
+		}
+		free(m->e);
+		*m = g;
+	}
+	uint64_t h = hash_bytes(k, n);
+	struct bmap_ent *e = bmap_slot(m, k, n, h);
+	if (!e->key)
+		m->n++;
+	*e = (struct bmap_ent){k, n, h, val};
+	return 0;
+}
+
+static void bmap_del(struct bmap *m, const char *k, size_t n)
+{
+	if (!m->cap)
+		return;
+	size_t mask = m->cap - 1;
+	struct bmap_ent *e = bmap_slot(m, k, n, hash_bytes(k, n));
+	if (!e->key)
+		return;
+	size_t i = (size_t)(e - m->e);
+	m->n--;
+	for (;;) {
+		m->e[i].key = NULL;
+		size_t j = i;
+		for (;;) {
+			j = (j + 1) & mask;
+			if (!m->e[j].key)
+				return;
+			size_t home = m->e[j].hash & mask;
+			/* stays when its home lies cyclically in (i, j] */
+			if (i <= j ? (i < home && home <= j) : (i < home || home <= j))
+				continue;
+			m->e[i] = m->e[j];
+			i = j;
+			break;
+		}
+	}
+}
+
+static void bmap_clear(struct bmap *m)
+{
+	free(m->e);
+	memset(m, 0, sizeof(*m));
+}
+
+/* ---------------------------------------------------------------- slots */
+
+/* Stable positions of one index array (backends, certs, cas, backend_tls):
+ * an entry keeps its slot while it exists, so the indexes inside unchanged
+ * hosts keep their values. The key says what an entry is (a backend's name,
+ * else its whole content). */
+struct slots {
+	size_t n, cap;                /* slots, holes included */
+	char **key;                   /* owned; NULL: a hole */
+	size_t *klen;
+	char (*id)[ROUTE_SHARD_ID_LEN + 1]; /* certificate slots: the shard id */
+	struct bmap map;              /* key -> slot */
+};
+
+static void slots_free(struct slots *s)
+{
+	for (size_t i = 0; i < s->n; i++)
+		free(s->key[i]);
+	free(s->key);
+	free(s->klen);
+	free(s->id);
+	bmap_clear(&s->map);
+	memset(s, 0, sizeof(*s));
+}
+
+static int slots_grow(struct slots *s, size_t want)
+{
+	if (want <= s->cap)
+		return 0;
+	size_t cap = s->cap ? s->cap : 16;
+	while (cap < want)
+		cap *= 2;
+	char **k = realloc(s->key, cap * sizeof(*k));
+	if (k)
+		s->key = k;
+	size_t *l = realloc(s->klen, cap * sizeof(*l));
+	if (l)
+		s->klen = l;
+	void *id = realloc(s->id, cap * sizeof(*s->id));
+	if (id)
+		s->id = id;
+	if (!k || !l || !id)
+		return WEIR_ENOMEM;
+	s->cap = cap;
+	return 0;
+}
+
+/* Store key (taken) in slot v, which is a hole or s->n. */
+static int slots_set(struct slots *s, size_t v, char *key, size_t len)
+{
+	if (v == s->n) {
+		if (slots_grow(s, s->n + 1) != 0) {
+			free(key);
+			return WEIR_ENOMEM;
+		}
+		s->n++;
+	}
+	s->key[v] = key;
+	s->klen[v] = len;
+	s->id[v][0] = '\0';
+	size_t old;
+	if (!bmap_get(&s->map, key, len, &old))
+		return bmap_put(&s->map, key, len, v);
+	return 0;
+}
+
+static void slots_release(struct slots *s, size_t v)
+{
+	size_t cur;
+	if (bmap_get(&s->map, s->key[v], s->klen[v], &cur) && cur == v)
+		bmap_del(&s->map, s->key[v], s->klen[v]);
+	free(s->key[v]);
+	s->key[v] = NULL;
+	s->id[v][0] = '\0';
+}
+
+/* Give each of the n keys (taken: freed or kept) a slot, into slot[i].
+ * Entries whose key was there keep their slot; the others take the lowest
+ * hole, else a new slot at the end. share: equal keys are equal entries and
+ * share a slot (content keys); else a repeated key gets a slot of its own.
+ * When more than half the slots would be holes, every slot is renumbered in
+ * the order given (*compacted set). fresh[v] is set for the slots (re)filled. */
+static int slots_assign(struct slots *s, size_t n, char **keys, const size_t *lens, bool share,
+                        size_t *slot, bool **fresh, bool *compacted)
+{
+	int rc = WEIR_ENOMEM;
+	bool *used = calloc(s->n + 1, sizeof(*used));
+	size_t nnew = 0, holes = 0;
+	*fresh = NULL;
+	if (!used)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		size_t v;
+		slot[i] = NONE;
+		if (bmap_get(&s->map, keys[i], lens[i], &v) && (share || !used[v])) {
+			slot[i] = v;
+			used[v] = true;
+		} else {
+			nnew++;
+		}
+	}
+	for (size_t v = 0; v < s->n; v++) {
+		if (s->key[v] && !used[v])
+			slots_release(s, v);
+		if (!s->key[v])
+			holes++;
+	}
+	size_t left = holes > nnew ? holes - nnew : 0;
+	size_t total = s->n + (nnew > holes ? nnew - holes : 0);
+	if (left * 2 > total) {
+		/* Renumber: every entry in the given order. */
+		slots_free(s);
+		*compacted = true;
+		for (size_t i = 0; i < n; i++)
+			slot[i] = NONE;
+		nnew = n;
+	}
+	size_t next_hole = 0;
+	for (size_t i = 0; i < n; i++) {
+		size_t v;
+		if (slot[i] != NONE) {
+			free(keys[i]);
+			keys[i] = NULL;
+			continue;
+		}
+		if (share && bmap_get(&s->map, keys[i], lens[i], &v)) {
+			/* an equal key placed earlier in this loop */
+			slot[i] = v;
+			free(keys[i]);
+			keys[i] = NULL;
+			continue;
+		}
+		while (next_hole < s->n && s->key[next_hole])
+			next_hole++;
+		v = next_hole;
+		rc = slots_set(s, v, keys[i], lens[i]);
+		keys[i] = NULL;
+		if (rc != 0)
+			goto out;
+		slot[i] = v;
+	}
+	while (s->n > 0 && !s->key[s->n - 1])
+		s->n--;
+	*fresh = calloc(s->n + 1, sizeof(**fresh));
+	if (!*fresh)
+		goto out;
+	for (size_t v = 0; v < s->n; v++)
+		(*fresh)[v] = s->key[v] && !s->id[v][0];
+	rc = 0;
+out:
+	for (size_t i = 0; i < n; i++)
+		free(keys[i]);
+	free(used);
+	return rc;
+}
+
+/* ---------------------------------------------------------- shard files */
+
+struct shard_file {
+	char id[ROUTE_SHARD_ID_LEN + 1];
+	uint64_t gen;  /* generation of the last index naming it; 0: none */
+	int64_t mtime; /* when it was written (seconds) */
+};
+
+struct shard_files {
+	size_t n, cap;
+	struct shard_file **v;
+	struct bmap map; /* id -> position in v */
+};
+
+static struct shard_file *files_find(const struct shard_files *f, const char *id)
+{
+	size_t i;
+	if (!bmap_get(&f->map, id, ROUTE_SHARD_ID_LEN, &i))
+		return NULL;
+	return f->v[i];
+}
+
+static struct shard_file *files_add(struct shard_files *f, const char *id, uint64_t gen,
+                                    int64_t mtime)
+{
+	if (f->n == f->cap) {
+		size_t cap = f->cap ? f->cap * 2 : 256;
+		struct shard_file **v = realloc(f->v, cap * sizeof(*v));
+		if (!v)
+			return NULL;
+		f->v = v;
+		f->cap = cap;
+	}
+	struct shard_file *sf = calloc(1, sizeof(*sf));
+	if (!sf)
+		return NULL;
+	memcpy(sf->id, id, ROUTE_SHARD_ID_LEN);
+	sf->gen = gen;
+	sf->mtime = mtime;
+	if (bmap_put(&f->map, sf->id, ROUTE_SHARD_ID_LEN, f->n) != 0) {
+		free(sf);
+		return NULL;
+	}
+	f->v[f->n++] = sf;
+	return sf;
+}
+
+static void files_remove_at(struct shard_files *f, size_t i)
+{
+	struct shard_file *sf = f->v[i];
+	bmap_del(&f->map, sf->id, ROUTE_SHARD_ID_LEN);
+	f->n--;
+	if (i != f->n) {
+		f->v[i] = f->v[f->n];
+		bmap_put(&f->map, f->v[i]->id, ROUTE_SHARD_ID_LEN, i); /* replaces: no growth */
+	}
+	free(sf);
+}
+
+static void files_free(struct shard_files *f)
+{
+	for (size_t i = 0; i < f->n; i++)
+		free(f->v[i]);
+	free(f->v);
+	bmap_clear(&f->map);
+	memset(f, 0, sizeof(*f));
+}
+
+/* Host or backend shards of the last index: text -> id. */
+struct shard_set {
+	size_t n;
+	char **text;
+	size_t *len;
+	char (*id)[ROUTE_SHARD_ID_LEN + 1];
+	struct bmap map;
+};
+
+static void shard_set_free(struct shard_set *h)
+{
+	for (size_t i = 0; i < h->n; i++)
+		free(h->text[i]);
+	free(h->text);
+	free(h->len);
+	free(h->id);
+	bmap_clear(&h->map);
+	memset(h, 0, sizeof(*h));
+}
+
+/* ------------------------------------------------------------ publisher */
+
 struct publisher {
 	char *dir;
 	uint64_t generation;
-	char *last; /* text on disk, NULL when unknown */
+	char *last; /* text on disk (table or index), NULL when unknown */
+	enum publish_format format;
+	struct slots backends, certs, cas, profiles;
+	struct shard_set hosts, backend_texts;
+	struct shard_files files;
+	struct publish_stats stats;
+	publisher_clock_cb clock;
 };
-
 static char *slurp(const char *path)
 {
 	FILE *f = fopen(path, "rb");
@@ -51,50 +445,6 @@ static char *slurp(const char *path)
 	fclose(f);
 	buf[n] = '\0';
 	return buf;
-}
-
-int publisher_new(const char *dir, struct publisher **out)
-{
-	struct publisher *p = calloc(1, sizeof(*p));
-	char path[4096];
-	if (!p)
-		return WEIR_ENOMEM;
-	p->dir = strdup(dir);
-	if (!p->dir) {
-		free(p);
-		return WEIR_ENOMEM;
-	}
-	if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
-		log_error("controller.publish", "cannot create %s: %s", dir, strerror(errno));
-		publisher_free(p);
-		return WEIR_EIO;
-	}
-	snprintf(path, sizeof(path), "%s/%s", dir, ROUTE_TABLE_FILE);
-	p->last = slurp(path);
-	if (p->last) {
-		json_object *root = json_tokener_parse(p->last);
-		json_object *g = NULL;
-		if (root && json_object_object_get_ex(root, "generation", &g) &&
-		    json_object_is_type(g, json_type_int) && json_object_get_int64(g) > 0)
-			p->generation = (uint64_t)json_object_get_int64(g);
-		json_object_put(root);
-	}
-	*out = p;
-	return 0;
-}
-
-void publisher_free(struct publisher *p)
-{
-	if (!p)
-		return;
-	free(p->dir);
-	free(p->last);
-	free(p);
-}
-
-uint64_t publisher_generation(const struct publisher *p)
-{
-	return p->generation;
 }
 
 static int write_all(int fd, const char *buf, size_t len)
@@ -138,22 +488,820 @@ static bool same_but_generation(const char *a, const char *b)
 	return pa == pb && memcmp(a, b, pa) == 0 && strcmp(ra, rb) == 0;
 }
 
-int publisher_publish(struct publisher *p, struct route_table *t, bool *written)
+
+static char *cert_key(const struct route_cert *c, size_t *len);
+static char *ca_key(const struct route_ca *c, size_t *len);
+static char *profile_key(const struct route_backend_tls_profile *b, size_t *len);
+
+static int64_t now_s(const struct publisher *p)
+{
+	return p->clock ? p->clock() : (int64_t)time(NULL);
+}
+
+static void shard_id(const char *text, size_t len, char id[ROUTE_SHARD_ID_LEN + 1])
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char md[SHA256_DIGEST_LENGTH];
+	SHA256((const unsigned char *)text, len, md);
+	for (size_t i = 0; i < sizeof(md); i++) {
+		id[2 * i] = hex[md[i] >> 4];
+		id[2 * i + 1] = hex[md[i] & 15];
+	}
+	id[ROUTE_SHARD_ID_LEN] = '\0';
+}
+
+/* Write text to path through a temporary file in the same directory and a
+ * rename; durable: fsync the file first. The file holds TLS private keys and
+ * password hashes: owner and group only (the chart runs both containers as
+ * one user and group). */
+static int write_atomic(const char *dir, const char *name, const char *text, size_t len,
+                        bool durable)
+{
+	char tmp[4096], path[4096];
+	int fd;
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	snprintf(tmp, sizeof(tmp), "%s/.%s.tmp.%ld", dir, name, (long)getpid());
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+	if (fd < 0) {
+		log_error(COMPONENT, "open %s: %s", tmp, strerror(errno));
+		return WEIR_EIO;
+	}
+	if (write_all(fd, text, len) != 0 || (durable && fsync(fd) != 0)) {
+		log_error(COMPONENT, "write %s: %s", tmp, strerror(errno));
+		close(fd);
+		unlink(tmp);
+		return WEIR_EIO;
+	}
+	close(fd);
+	if (rename(tmp, path) != 0) {
+		log_error(COMPONENT, "rename %s: %s", path, strerror(errno));
+		unlink(tmp);
+		return WEIR_EIO;
+	}
+	return 0;
+}
+
+static void fsync_dir(const char *dir)
+{
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0) {
+		fsync(dfd);
+		close(dfd);
+	}
+}
+
+static char *shard_dir(const struct publisher *p)
+{
+	size_t n = strlen(p->dir) + sizeof(ROUTE_SHARD_DIR) + 2;
+	char *d = malloc(n);
+	if (d)
+		snprintf(d, n, "%s/%s", p->dir, ROUTE_SHARD_DIR);
+	return d;
+}
+
+/* Take over the state of an existing version 2 index: its shard files are
+ * kept and its slots reused, so a restarted controller publishing the same
+ * world writes nothing. Best effort: whatever cannot be read is rebuilt by
+ * the next publish. */
+static void adopt_index(struct publisher *p, const char *sdir)
+{
+	struct route_table *t = NULL;
+	struct route_index *ix = NULL;
+	char err[256], path[4096];
+	if (route_table_parse_any(p->last, strlen(p->last), &t, &ix, err, sizeof(err)) != 0 ||
+	    !ix)
+		goto out;
+	struct shard_set *bs = &p->backend_texts;
+	bs->text = calloc(ix->nbackends + 1, sizeof(*bs->text));
+	bs->len = calloc(ix->nbackends + 1, sizeof(*bs->len));
+	bs->id = calloc(ix->nbackends + 1, sizeof(*bs->id));
+	if (!bs->text || !bs->len || !bs->id)
+		goto out;
+	for (size_t i = 0; i < ix->nbackends; i++) {
+		char *text = NULL;
+		struct route_backend b = {0};
+		if (ix->backends[i][0]) {
+			snprintf(path, sizeof(path), "%s/%s.json", sdir, ix->backends[i]);
+			text = slurp(path);
+		}
+		if (text && route_backend_shard_parse(text, strlen(text), &b, err, sizeof(err)) != 0) {
+			free(text);
+			text = NULL;
+		}
+		if (slots_grow(&p->backends, i + 1) != 0 || (text && !b.name[0])) {
+			route_backend_cleanup(&b);
+			free(text);
+			goto out;
+		}
+		if (!text) {
+			p->backends.key[p->backends.n++] = NULL;
+			continue;
+		}
+		int rc = slots_set(&p->backends, i, b.name, strlen(b.name));
+		b.name = NULL;
+		route_backend_cleanup(&b);
+		size_t k = bs->n++;
+		bs->text[k] = text;
+		bs->len[k] = strlen(text);
+		memcpy(bs->id[k], ix->backends[i], ROUTE_SHARD_ID_LEN + 1);
+		if (rc != 0 || bmap_put(&bs->map, text, bs->len[k], k) != 0)
+			goto out;
+	}
+	for (size_t i = 0; i < ix->ncerts; i++) {
+		char *text = NULL;
+		if (ix->certs[i][0]) {
+			snprintf(path, sizeof(path), "%s/%s.json", sdir, ix->certs[i]);
+			text = slurp(path);
+		}
+		if (slots_grow(&p->certs, i + 1) != 0) {
+			free(text);
+			goto out;
+		}
+		struct route_cert c = {0};
+		char *key = NULL;
+		size_t klen = 0;
+		if (text && route_cert_shard_parse(text, strlen(text), &c, err, sizeof(err)) == 0)
+			key = cert_key(&c, &klen);
+		route_cert_cleanup(&c);
+		free(text);
+		if (!key) {
+			p->certs.key[p->certs.n++] = NULL;
+			continue;
+		}
+		if (slots_set(&p->certs, i, key, klen) != 0)
+			goto out;
+		memcpy(p->certs.id[i], ix->certs[i], ROUTE_SHARD_ID_LEN + 1);
+	}
+	size_t nh = ix->nhosts;
+	p->hosts.text = calloc(nh + 1, sizeof(*p->hosts.text));
+	p->hosts.len = calloc(nh + 1, sizeof(*p->hosts.len));
+	p->hosts.id = calloc(nh + 1, sizeof(*p->hosts.id));
+	if (!p->hosts.text || !p->hosts.len || !p->hosts.id)
+		goto out;
+	for (size_t i = 0; i < nh; i++) {
+		snprintf(path, sizeof(path), "%s/%s.json", sdir, ix->hosts[i]);
+		char *text = slurp(path);
+		if (!text)
+			continue;
+		size_t k = p->hosts.n++;
+		p->hosts.text[k] = text;
+		p->hosts.len[k] = strlen(text);
+		memcpy(p->hosts.id[k], ix->hosts[i], ROUTE_SHARD_ID_LEN + 1);
+		if (bmap_put(&p->hosts.map, text, p->hosts.len[k], k) != 0)
+			goto out;
+	}
+	/* cas and backend_tls keep their slots through their content keys,
+	 * built as publish builds them. */
+out:
+	route_index_free(ix);
+	route_table_free(t);
+}
+
+
+static void adopt_small_slots(struct publisher *p)
+{
+	struct route_table *t = NULL;
+	struct route_index *ix = NULL;
+	char err[256];
+	if (route_table_parse_any(p->last, strlen(p->last), &t, &ix, err, sizeof(err)) != 0 ||
+	    !ix)
+		goto out;
+	for (size_t i = 0; i < t->ncas; i++) {
+		size_t len;
+		char *k = t->cas[i].ca_pem[0] ? ca_key(&t->cas[i], &len) : NULL;
+		if (slots_grow(&p->cas, i + 1) != 0) {
+			free(k);
+			goto out;
+		}
+		if (!k)
+			p->cas.key[p->cas.n++] = NULL;
+		else if (slots_set(&p->cas, i, k, len) != 0)
+			goto out;
+	}
+	for (size_t i = 0; i < t->nbackend_tls; i++) {
+		size_t len;
+		char *k = t->backend_tls[i].name[0] ? profile_key(&t->backend_tls[i], &len) : NULL;
+		if (slots_grow(&p->profiles, i + 1) != 0) {
+			free(k);
+			goto out;
+		}
+		if (!k)
+			p->profiles.key[p->profiles.n++] = NULL;
+		else if (slots_set(&p->profiles, i, k, len) != 0)
+			goto out;
+	}
+out:
+	route_index_free(ix);
+	route_table_free(t);
+}
+
+/* The shard files on disk: those the existing index names belong to its
+ * generation, the others are garbage from the start; temporary files left
+ * by a crash go now. */
+static int scan_shards(struct publisher *p, const char *sdir)
+{
+	struct route_table *t = NULL;
+	struct route_index *ix = NULL;
+	char err[256], path[4096];
+	int rc = 0;
+	if (mkdir(sdir, 0755) != 0 && errno != EEXIST) {
+		log_error(COMPONENT, "cannot create %s: %s", sdir, strerror(errno));
+		return WEIR_EIO;
+	}
+	DIR *d = opendir(sdir);
+	if (!d) {
+		log_error(COMPONENT, "cannot read %s: %s", sdir, strerror(errno));
+		return WEIR_EIO;
+	}
+	for (struct dirent *e; (e = readdir(d));) {
+		const char *n = e->d_name;
+		size_t len = strlen(n);
+		struct stat st;
+		snprintf(path, sizeof(path), "%s/%s", sdir, n);
+		if (n[0] == '.' && strstr(n, ".tmp.")) {
+			unlink(path);
+			continue;
+		}
+		if (len != ROUTE_SHARD_ID_LEN + 5 || strcmp(n + ROUTE_SHARD_ID_LEN, ".json") != 0)
+			continue;
+		char id[ROUTE_SHARD_ID_LEN + 1];
+		memcpy(id, n, ROUTE_SHARD_ID_LEN);
+		id[ROUTE_SHARD_ID_LEN] = '\0';
+		if (!route_shard_id_valid(id) || stat(path, &st) != 0)
+			continue;
+		if (!files_add(&p->files, id, 0, (int64_t)st.st_mtime)) {
+			rc = WEIR_ENOMEM;
+			break;
+		}
+	}
+	closedir(d);
+	if (rc == 0 && p->last &&
+	    route_table_parse_any(p->last, strlen(p->last), &t, &ix, err, sizeof(err)) == 0 && ix) {
+		for (size_t i = 0; i < ix->nhosts; i++) {
+			struct shard_file *sf = files_find(&p->files, ix->hosts[i]);
+			if (sf)
+				sf->gen = p->generation;
+		}
+		for (size_t i = 0; i < ix->ncerts; i++) {
+			struct shard_file *sf = ix->certs[i][0] ? files_find(&p->files, ix->certs[i]) : NULL;
+			if (sf)
+				sf->gen = p->generation;
+		}
+		for (size_t i = 0; i < ix->nbackends; i++) {
+			struct shard_file *sf =
+			    ix->backends[i][0] ? files_find(&p->files, ix->backends[i]) : NULL;
+			if (sf)
+				sf->gen = p->generation;
+		}
+	}
+	route_index_free(ix);
+	route_table_free(t);
+	return rc;
+}
+
+int publisher_new_format(const char *dir, enum publish_format format, struct publisher **out)
+{
+	struct publisher *p = calloc(1, sizeof(*p));
+	char path[4096];
+	if (!p)
+		return WEIR_ENOMEM;
+	p->format = format;
+	p->dir = strdup(dir);
+	if (!p->dir) {
+		free(p);
+		return WEIR_ENOMEM;
+	}
+	if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+		log_error(COMPONENT, "cannot create %s: %s", dir, strerror(errno));
+		publisher_free(p);
+		return WEIR_EIO;
+	}
+	snprintf(path, sizeof(path), "%s/%s", dir, ROUTE_TABLE_FILE);
+	p->last = slurp(path);
+	if (p->last) {
+		json_object *root = json_tokener_parse(p->last);
+		json_object *g = NULL, *v = NULL;
+		if (root && json_object_object_get_ex(root, "generation", &g) &&
+		    json_object_is_type(g, json_type_int) && json_object_get_int64(g) > 0)
+			p->generation = (uint64_t)json_object_get_int64(g);
+		bool v2 = root && json_object_object_get_ex(root, "version", &v) &&
+		          json_object_is_type(v, json_type_int) &&
+		          json_object_get_int(v) == ROUTE_INDEX_VERSION;
+		json_object_put(root);
+		/* A format change rewrites the table once. */
+		if (v2 != (format == PUBLISH_V2)) {
+			free(p->last);
+			p->last = NULL;
+		}
+	}
+	if (format == PUBLISH_V2) {
+		char *sdir = shard_dir(p);
+		int rc = sdir ? scan_shards(p, sdir) : WEIR_ENOMEM;
+		if (rc == 0 && p->last) {
+			adopt_index(p, sdir);
+			adopt_small_slots(p);
+		}
+		free(sdir);
+		if (rc != 0) {
+			publisher_free(p);
+			return rc == WEIR_ENOMEM ? rc : WEIR_EIO;
+		}
+	}
+	*out = p;
+	return 0;
+}
+
+int publisher_new(const char *dir, struct publisher **out)
+{
+	return publisher_new_format(dir, PUBLISH_V2, out);
+}
+
+void publisher_free(struct publisher *p)
+{
+	if (!p)
+		return;
+	slots_free(&p->backends);
+	slots_free(&p->certs);
+	slots_free(&p->cas);
+	slots_free(&p->profiles);
+	shard_set_free(&p->hosts);
+	shard_set_free(&p->backend_texts);
+	files_free(&p->files);
+	free(p->dir);
+	free(p->last);
+	free(p);
+}
+
+uint64_t publisher_generation(const struct publisher *p)
+{
+	return p->generation;
+}
+
+const struct publish_stats *publisher_stats(const struct publisher *p)
+{
+	return &p->stats;
+}
+
+void publisher_set_clock(struct publisher *p, publisher_clock_cb clock)
+{
+	p->clock = clock;
+}
+
+/* Keys of the small arrays: their whole content, each field with its
+ * length (NULL differs from ""). */
+struct keybuf {
+	char *buf;
+	size_t len, cap;
+	bool oom;
+};
+
+static void kb_add(struct keybuf *k, const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+	char head[32];
+	int h = snprintf(head, sizeof(head), s ? "%zu:" : "-:", n);
+	if (k->oom)
+		return;
+	if (k->len + (size_t)h + n + 1 > k->cap) {
+		size_t cap = (k->len + (size_t)h + n + 1) * 2;
+		char *b = realloc(k->buf, cap);
+		if (!b) {
+			k->oom = true;
+			return;
+		}
+		k->buf = b;
+		k->cap = cap;
+	}
+	memcpy(k->buf + k->len, head, (size_t)h);
+	k->len += (size_t)h;
+	if (n)
+		memcpy(k->buf + k->len, s, n);
+	k->len += n;
+	k->buf[k->len] = '\0';
+}
+
+static char *kb_done(struct keybuf *k, size_t *len)
+{
+	if (k->oom || !k->buf) {
+		free(k->buf);
+		return NULL;
+	}
+	*len = k->len;
+	return k->buf;
+}
+
+static char *cert_key(const struct route_cert *c, size_t *len)
+{
+	struct keybuf k = {0};
+	kb_add(&k, c->name);
+	kb_add(&k, c->cert_pem);
+	kb_add(&k, c->key_pem);
+	return kb_done(&k, len);
+}
+
+static char *ca_key(const struct route_ca *c, size_t *len)
+{
+	struct keybuf k = {0};
+	kb_add(&k, c->name);
+	kb_add(&k, c->ca_pem);
+	kb_add(&k, c->crl_pem);
+	return kb_done(&k, len);
+}
+
+static char *profile_key(const struct route_backend_tls_profile *b, size_t *len)
+{
+	struct keybuf k = {0};
+	char num[32];
+	snprintf(num, sizeof(num), "%d/%u", (int)b->verify, b->verify_depth);
+	kb_add(&k, b->name);
+	kb_add(&k, num);
+	kb_add(&k, b->protocols);
+	kb_add(&k, b->ciphers);
+	kb_add(&k, b->ca_pem);
+	kb_add(&k, b->cert_pem);
+	kb_add(&k, b->key_pem);
+	return kb_done(&k, len);
+}
+
+/* The slot of each entry of one array of t, into map (n entries). */
+enum array_kind { ARR_BACKENDS, ARR_CERTS, ARR_CAS, ARR_PROFILES };
+
+static int assign(struct publisher *p, const struct route_table *t, enum array_kind kind,
+                  size_t *map, bool **fresh, bool *compacted)
+{
+	size_t n = kind == ARR_BACKENDS ? t->nbackends
+	           : kind == ARR_CERTS  ? t->ncerts
+	           : kind == ARR_CAS    ? t->ncas
+	                                : t->nbackend_tls;
+	struct slots *s = kind == ARR_BACKENDS ? &p->backends
+	                  : kind == ARR_CERTS  ? &p->certs
+	                  : kind == ARR_CAS    ? &p->cas
+	                                       : &p->profiles;
+	char **keys = calloc(n + 1, sizeof(*keys));
+	size_t *lens = calloc(n + 1, sizeof(*lens));
+	int rc = WEIR_ENOMEM;
+	*fresh = NULL;
+	if (!keys || !lens)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		switch (kind) {
+		case ARR_BACKENDS:
+			keys[i] = strdup(t->backends[i].name ? t->backends[i].name : "");
+			lens[i] = keys[i] ? strlen(keys[i]) : 0;
+			break;
+		case ARR_CERTS:
+			keys[i] = cert_key(&t->certs[i], &lens[i]);
+			break;
+		case ARR_CAS:
+			keys[i] = ca_key(&t->cas[i], &lens[i]);
+			break;
+		case ARR_PROFILES:
+			keys[i] = profile_key(&t->backend_tls[i], &lens[i]);
+			break;
+		}
+		if (!keys[i]) {
+			for (size_t j = 0; j < i; j++)
+				free(keys[j]);
+			goto out;
+		}
+	}
+	/* Backends are known by name (their endpoints change in place);
+	 * the others by content. */
+	rc = slots_assign(s, n, keys, lens, kind != ARR_BACKENDS, map, fresh, compacted);
+out:
+	free(keys);
+	free(lens);
+	return rc;
+}
+
+static int remap(int i, const size_t *map)
+{
+	return i < 0 ? i : (int)map[i];
+}
+
+/* Write one shard file unless the publisher knows it is on disk. */
+static int put_shard(struct publisher *p, const char *sdir, const char *id, const char *text,
+                     size_t len)
+{
+	char name[ROUTE_SHARD_ID_LEN + 8];
+	if (files_find(&p->files, id))
+		return 0;
+	snprintf(name, sizeof(name), "%s.json", id);
+	/* A change writes a shard or two: each is fsync'd. A bulk write (the
+	 * first publish, a compaction) syncs the file system once instead. */
+	bool durable = p->stats.shards_written < PUBLISH_FSYNC_EACH_MAX;
+	int rc = write_atomic(sdir, name, text, len, durable);
+	if (rc != 0)
+		return rc;
+	if (!files_add(&p->files, id, 0, now_s(p)))
+		return WEIR_ENOMEM;
+	p->stats.shards_written++;
+	return 0;
+}
+
+/* Remove the shard files no recent index names once they are old enough. */
+static void collect_garbage(struct publisher *p, const char *sdir)
+{
+	char path[4096];
+	int64_t now = now_s(p);
+	size_t removed = 0;
+	for (size_t i = 0; i < p->files.n && removed < PUBLISH_GC_MAX;) {
+		struct shard_file *sf = p->files.v[i];
+		if (sf->gen + PUBLISH_KEEP_INDEXES > p->generation ||
+		    now - sf->mtime < PUBLISH_SHARD_GRACE_S) {
+			i++;
+			continue;
+		}
+		snprintf(path, sizeof(path), "%s/%s.json", sdir, sf->id);
+		if (unlink(path) != 0 && errno != ENOENT) {
+			log_warn(COMPONENT, "cannot remove %s: %s", path, strerror(errno));
+			i++;
+			continue;
+		}
+		p->stats.shards_removed++;
+		removed++;
+		files_remove_at(&p->files, i);
+	}
+}
+
+/* Version 2: slots, shards, then the index (the commit point). */
+static int publish_v2(struct publisher *p, struct route_table *t, bool *written)
+{
+	size_t *bmap = calloc(t->nbackends + 1, sizeof(*bmap));
+	size_t *cmap = calloc(t->ncerts + 1, sizeof(*cmap));
+	size_t *amap = calloc(t->ncas + 1, sizeof(*amap));
+	size_t *pmap = calloc(t->nbackend_tls + 1, sizeof(*pmap));
+	bool *bfresh = NULL, *cfresh = NULL, *afresh = NULL, *pfresh = NULL;
+	struct route_index ix = {0};
+	struct route_table it;
+	struct shard_set hs = {0}, bs = {0};
+	struct route *rbuf = NULL;
+	size_t rcap = 0;
+	char *sdir = shard_dir(p), *text = NULL;
+	size_t len;
+	bool compacted = false;
+	int rc = WEIR_ENOMEM;
+
+	memset(&it, 0, sizeof(it));
+	memset(&p->stats, 0, sizeof(p->stats));
+	if (!bmap || !cmap || !amap || !pmap || !sdir)
+		goto out;
+	if ((rc = assign(p, t, ARR_BACKENDS, bmap, &bfresh, &compacted)) != 0 ||
+	    (rc = assign(p, t, ARR_CERTS, cmap, &cfresh, &compacted)) != 0 ||
+	    (rc = assign(p, t, ARR_CAS, amap, &afresh, &compacted)) != 0 ||
+	    (rc = assign(p, t, ARR_PROFILES, pmap, &pfresh, &compacted)) != 0)
+		goto out;
+	p->stats.compacted = compacted;
+	rc = WEIR_ENOMEM;
+
+	/* Certificate shards: written when their slot was (re)filled. */
+	ix.ncerts = p->certs.n;
+	ix.certs = calloc(ix.ncerts + 1, sizeof(*ix.certs));
+	size_t *cinv = calloc(ix.ncerts + 1, sizeof(*cinv));
+	if (!ix.certs || !cinv) {
+		free(cinv);
+		goto out;
+	}
+	for (size_t i = t->ncerts; i-- > 0;)
+		cinv[cmap[i]] = i;
+	rc = 0;
+	for (size_t v = 0; v < p->certs.n && rc == 0; v++) {
+		static char hole[] = "";
+		if (!p->certs.key[v]) {
+			ix.certs[v] = hole;
+			continue;
+		}
+		if (cfresh[v] || !p->certs.id[v][0]) {
+			if ((rc = route_cert_serialize(&t->certs[cinv[v]], &text, &len)) != 0)
+				break;
+			shard_id(text, len, p->certs.id[v]);
+			rc = put_shard(p, sdir, p->certs.id[v], text, len);
+			free(text);
+			text = NULL;
+			if (rc != 0)
+				p->certs.id[v][0] = '\0'; /* not on disk: written next time */
+		}
+		ix.certs[v] = p->certs.id[v];
+		p->stats.cert_shards++;
+	}
+	free(cinv);
+	if (rc != 0)
+		goto out;
+
+	/* Backend shards, one per slot in use. */
+	rc = WEIR_ENOMEM;
+	ix.nbackends = p->backends.n;
+	ix.backends = calloc(ix.nbackends + 1, sizeof(*ix.backends));
+	bs.text = calloc(ix.nbackends + 1, sizeof(*bs.text));
+	bs.len = calloc(ix.nbackends + 1, sizeof(*bs.len));
+	bs.id = calloc(ix.nbackends + 1, sizeof(*bs.id));
+	size_t *inv = calloc(ix.nbackends + 1, sizeof(*inv));
+	if (!ix.backends || !bs.text || !bs.len || !bs.id || !inv ||
+	    bmap_reserve(&bs.map, ix.nbackends) != 0) {
+		free(inv);
+		goto out;
+	}
+	rc = 0;
+	for (size_t v = 0; v < ix.nbackends; v++)
+		inv[v] = NONE;
+	for (size_t i = t->nbackends; i-- > 0;)
+		inv[bmap[i]] = i;
+	for (size_t v = 0; v < ix.nbackends; v++) {
+		static char hole[] = "";
+		size_t old;
+		if (inv[v] == NONE) {
+			ix.backends[v] = hole;
+			continue;
+		}
+		if ((rc = route_backend_serialize(&t->backends[inv[v]], &text, &len)) != 0)
+			break;
+		size_t k = bs.n++;
+		bs.text[k] = text;
+		bs.len[k] = len;
+		text = NULL;
+		/* A shard the last index named is on disk (the garbage
+		 * collection keeps it): no need to look. */
+		if (bmap_get(&p->backend_texts.map, bs.text[k], len, &old)) {
+			memcpy(bs.id[k], p->backend_texts.id[old], ROUTE_SHARD_ID_LEN + 1);
+		} else {
+			shard_id(bs.text[k], len, bs.id[k]);
+			if ((rc = put_shard(p, sdir, bs.id[k], bs.text[k], len)) != 0)
+				break;
+		}
+		if ((rc = bmap_put(&bs.map, bs.text[k], len, k)) != 0)
+			break;
+		ix.backends[v] = bs.id[k];
+		p->stats.backend_shards++;
+	}
+	free(inv);
+	if (rc != 0)
+		goto out;
+
+	/* Host shards, each with its indexes turned into slots. */
+	rc = WEIR_ENOMEM;
+	hs.text = calloc(t->nhosts + 1, sizeof(*hs.text));
+	hs.len = calloc(t->nhosts + 1, sizeof(*hs.len));
+	hs.id = calloc(t->nhosts + 1, sizeof(*hs.id));
+	ix.hosts = calloc(t->nhosts + 1, sizeof(*ix.hosts));
+	if (!hs.text || !hs.len || !hs.id || !ix.hosts || bmap_reserve(&hs.map, t->nhosts) != 0)
+		goto out;
+	for (size_t i = 0; i < t->nhosts; i++) {
+		struct route_host h = t->hosts[i];
+		if (h.nroutes > rcap) {
+			struct route *g = realloc(rbuf, h.nroutes * 2 * sizeof(*g));
+			if (!g)
+				goto out;
+			rbuf = g;
+			rcap = h.nroutes * 2;
+		}
+		if (h.nroutes)
+			memcpy(rbuf, h.routes, h.nroutes * sizeof(*rbuf));
+		for (size_t j = 0; j < h.nroutes; j++) {
+			rbuf[j].backend = remap(rbuf[j].backend, bmap);
+			rbuf[j].canary.backend = remap(rbuf[j].canary.backend, bmap);
+			rbuf[j].policy.error_backend = remap(rbuf[j].policy.error_backend, bmap);
+			rbuf[j].policy.backend_tls.profile =
+			    remap(rbuf[j].policy.backend_tls.profile, pmap);
+		}
+		h.routes = rbuf;
+		h.cert = remap(h.cert, cmap);
+		h.client_auth.ca = remap(h.client_auth.ca, amap);
+		if ((rc = route_host_serialize(&h, &text, &len)) != 0)
+			goto out;
+		size_t k = hs.n++, old;
+		hs.text[k] = text;
+		hs.len[k] = len;
+		text = NULL;
+		if (bmap_get(&p->hosts.map, hs.text[k], len, &old)) {
+			/* named by the last index: on disk */
+			memcpy(hs.id[k], p->hosts.id[old], ROUTE_SHARD_ID_LEN + 1);
+		} else {
+			shard_id(hs.text[k], len, hs.id[k]);
+			if ((rc = put_shard(p, sdir, hs.id[k], hs.text[k], len)) != 0)
+				goto out;
+		}
+		if ((rc = bmap_put(&hs.map, hs.text[k], len, k)) != 0)
+			goto out;
+		ix.hosts[i] = hs.id[k];
+	}
+	ix.nhosts = hs.n;
+	p->stats.host_shards = hs.n;
+
+	/* The index: the arrays in slot order, holes as placeholders. */
+	rc = WEIR_ENOMEM;
+	it.version = ROUTE_INDEX_VERSION;
+	it.generation = p->generation + 1;
+	it.settings = t->settings;
+	it.ncas = p->cas.n;
+	it.nbackend_tls = p->profiles.n;
+	it.npassthrough = t->npassthrough;
+	it.cas = calloc(it.ncas + 1, sizeof(*it.cas));
+	it.backend_tls = calloc(it.nbackend_tls + 1, sizeof(*it.backend_tls));
+	it.passthrough = calloc(it.npassthrough + 1, sizeof(*it.passthrough));
+	if (!it.cas || !it.backend_tls || !it.passthrough)
+		goto out;
+	for (size_t v = 0; v < it.nbackend_tls; v++)
+		it.backend_tls[v].verify_depth = 1;
+	for (size_t i = t->ncas; i-- > 0;)
+		it.cas[amap[i]] = t->cas[i];
+	for (size_t i = t->nbackend_tls; i-- > 0;)
+		it.backend_tls[pmap[i]] = t->backend_tls[i];
+	for (size_t i = 0; i < t->npassthrough; i++) {
+		it.passthrough[i] = t->passthrough[i];
+		it.passthrough[i].backend = remap(t->passthrough[i].backend, bmap);
+	}
+	it.default_cert = remap(t->default_cert, cmap);
+	it.default_backend = remap(t->default_backend, bmap);
+	if ((rc = route_index_serialize(&it, &ix, &text, &len)) != 0)
+		goto out;
+	if (len > ROUTE_TABLE_MAX_BYTES) {
+		log_error(COMPONENT, "index of %zu bytes is over the %u byte limit; not published",
+		          len, ROUTE_TABLE_MAX_BYTES);
+		rc = WEIR_ETOOBIG;
+		goto out;
+	}
+	/* The next compare needs these shards' text whatever happens below. */
+	shard_set_free(&p->hosts);
+	p->hosts = hs;
+	memset(&hs, 0, sizeof(hs));
+	shard_set_free(&p->backend_texts);
+	p->backend_texts = bs;
+	memset(&bs, 0, sizeof(bs));
+	if (p->last && same_but_generation(p->last, text)) {
+		t->generation = p->generation;
+		rc = 0;
+		goto out;
+	}
+	/* Shards first, durably, then the index that names them. */
+	if (p->stats.shards_written > PUBLISH_FSYNC_EACH_MAX) {
+		int dfd = open(sdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (dfd >= 0) {
+			syncfs(dfd);
+			close(dfd);
+		}
+	}
+	if ((rc = write_atomic(p->dir, ROUTE_TABLE_FILE, text, len, true)) != 0)
+		goto out;
+	fsync_dir(p->dir);
+	free(p->last);
+	p->last = text;
+	text = NULL;
+	p->generation++;
+	t->generation = p->generation;
+	*written = true;
+	for (size_t i = 0; i < ix.nhosts; i++) {
+		struct shard_file *sf = files_find(&p->files, ix.hosts[i]);
+		if (sf)
+			sf->gen = p->generation;
+	}
+	for (size_t v = 0; v < ix.ncerts; v++) {
+		struct shard_file *sf = ix.certs[v][0] ? files_find(&p->files, ix.certs[v]) : NULL;
+		if (sf)
+			sf->gen = p->generation;
+	}
+	for (size_t v = 0; v < ix.nbackends; v++) {
+		struct shard_file *sf =
+		    ix.backends[v][0] ? files_find(&p->files, ix.backends[v]) : NULL;
+		if (sf)
+			sf->gen = p->generation;
+	}
+	collect_garbage(p, sdir);
+	rc = 0;
+out:
+	shard_set_free(&hs);
+	shard_set_free(&bs);
+	free(ix.hosts);
+	free(ix.backends);
+	free(ix.certs);
+	free(it.cas);
+	free(it.backend_tls);
+	free(it.passthrough);
+	free(rbuf);
+	free(text);
+	free(sdir);
+	free(bmap);
+	free(cmap);
+	free(amap);
+	free(pmap);
+	free(bfresh);
+	free(cfresh);
+	free(afresh);
+	free(pfresh);
+	return rc;
+}
+
+static int publish_v1(struct publisher *p, struct route_table *t, bool *written)
 {
 	char *text = NULL;
 	size_t len;
-	char tmp[4096], path[4096];
-	int rc, fd = -1;
-	*written = false;
+	int rc;
 	t->generation = p->generation + 1;
 	rc = route_table_serialize(t, &text, &len);
 	if (rc)
 		goto out;
 	if (len > ROUTE_TABLE_MAX_BYTES) {
 		/* The proxy would refuse it whole; the table on disk stays. */
-		log_error("controller.publish",
-		          "table of %zu bytes is over the %u byte limit; not "
-		          "published",
+		log_error(COMPONENT, "table of %zu bytes is over the %u byte limit; not published",
 		          len, ROUTE_TABLE_MAX_BYTES);
 		rc = WEIR_ETOOBIG;
 		goto out;
@@ -163,44 +1311,28 @@ int publisher_publish(struct publisher *p, struct route_table *t, bool *written)
 		t->generation = p->generation;
 		goto out;
 	}
-	snprintf(path, sizeof(path), "%s/%s", p->dir, ROUTE_TABLE_FILE);
-	snprintf(tmp, sizeof(tmp), "%s/.%s.tmp.%ld", p->dir, ROUTE_TABLE_FILE, (long)getpid());
-	rc = WEIR_EIO;
-	/* The table holds TLS private keys and password hashes: owner and group
-	 * only (the chart runs both containers as one user and group). */
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-	if (fd < 0) {
-		log_error("controller.publish", "open %s: %s", tmp, strerror(errno));
+	if ((rc = write_atomic(p->dir, ROUTE_TABLE_FILE, text, len, true)) != 0)
 		goto out;
-	}
-	if (write_all(fd, text, len) != 0 || fsync(fd) != 0) {
-		log_error("controller.publish", "write %s: %s", tmp, strerror(errno));
-		goto out_unlink;
-	}
-	close(fd);
-	fd = -1;
-	if (rename(tmp, path) != 0) {
-		log_error("controller.publish", "rename %s: %s", path, strerror(errno));
-		goto out_unlink;
-	}
-	int dfd = open(p->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd >= 0) {
-		fsync(dfd);
-		close(dfd);
-	}
+	fsync_dir(p->dir);
 	/* Kept to compare the next table against (generation aside). */
 	free(p->last);
 	p->last = text;
 	text = NULL;
 	p->generation++;
 	*written = true;
-	rc = 0;
-	goto out;
-out_unlink:
-	unlink(tmp);
 out:
-	if (fd >= 0)
-		close(fd);
 	free(text);
+	return rc;
+}
+
+int publisher_publish(struct publisher *p, struct route_table *t, bool *written)
+{
+	*written = false;
+	if (p->format == PUBLISH_V1)
+		return publish_v1(p, t, written);
+	uint64_t gen = t->generation;
+	int rc = publish_v2(p, t, written);
+	if (rc != 0)
+		t->generation = gen;
 	return rc;
 }

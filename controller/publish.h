@@ -1,31 +1,67 @@
 /* controller/publish.h - write the route table into the publish directory
- * atomically (temporary file, fsync, rename, fsync of the directory), only
- * when it changed, with a generation that grows by one per write. */
+ * atomically, only when it changed, with a generation that grows by one per
+ * write. Version 2 (the default) writes a sharded table: one content-addressed
+ * file per host and per certificate under shards/, written before the index
+ * routes.json that names them (temporary file, fsync, rename, fsync of the
+ * directory); an unchanged host keeps its shard. Version 1 writes the whole
+ * table into routes.json. */
 #ifndef WEIR_CONTROLLER_PUBLISH_H
 #define WEIR_CONTROLLER_PUBLISH_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "route_table.h"
 
 struct publisher;
 
-/* Open dir (created when missing, one level). The generation continues from
- * the existing ROUTE_TABLE_FILE, if it holds a readable "generation"; else it
- * starts at 0 (the first write is 1). dir is copied. Returns 0 and *out
- * (caller frees with publisher_free), or WEIR_EIO. */
+enum publish_format {
+	PUBLISH_V2 = 0, /* index + shards (docs/route-table.md "Sharded tables") */
+	PUBLISH_V1 = 1  /* one routes.json */
+};
+
+/* A shard file is removed once none of the last PUBLISH_KEEP_INDEXES
+ * indexes names it and it is at least PUBLISH_SHARD_GRACE_S seconds old (a
+ * proxy may still be loading an index one or two generations old). */
+#define PUBLISH_KEEP_INDEXES 3
+#define PUBLISH_SHARD_GRACE_S 10
+
+/* Open dir (created when missing, one level) for format. The generation
+ * continues from the existing ROUTE_TABLE_FILE, if it holds a readable
+ * "generation"; else it starts at 0 (the first write is 1). Shard files the
+ * existing index names are kept; the others are removed by a later publish
+ * (as garbage). dir is copied. Returns 0 and *out (caller frees with
+ * publisher_free), or WEIR_EIO. */
+int publisher_new_format(const char *dir, enum publish_format format, struct publisher **out);
+
+/* publisher_new_format(dir, PUBLISH_V2, out). */
 int publisher_new(const char *dir, struct publisher **out);
 void publisher_free(struct publisher *p);
 
 /* Publish t (borrowed; its generation field is overwritten). When the
  * serialized text equals what is on disk, nothing is written and *written is
- * false. Returns 0, WEIR_ENOMEM, WEIR_ETOOBIG (the text is over
+ * false. Returns 0, WEIR_ENOMEM, WEIR_ETOOBIG (a file would be over
  * ROUTE_TABLE_MAX_BYTES, which the proxy refuses) or WEIR_EIO; on failure the
- * previous file stays. */
+ * previous index stays in place. */
 int publisher_publish(struct publisher *p, struct route_table *t, bool *written);
 
 /* Generation of the file on disk (0: none yet). */
 uint64_t publisher_generation(const struct publisher *p);
+
+/* What the last publisher_publish did (tests, logs). */
+struct publish_stats {
+	size_t host_shards;     /* host shards the index names */
+	size_t backend_shards;  /* backend slots in use */
+	size_t cert_shards;     /* certificate slots in use */
+	size_t shards_written;  /* shard files written (the others were on disk) */
+	size_t shards_removed;  /* garbage shard files removed */
+	bool compacted;         /* slots were renumbered (every host shard rewritten) */
+};
+const struct publish_stats *publisher_stats(const struct publisher *p);
+
+/* Time source for the garbage collection's age check (tests); NULL: time(). */
+typedef int64_t (*publisher_clock_cb)(void);
+void publisher_set_clock(struct publisher *p, publisher_clock_cb clock);
 
 #endif

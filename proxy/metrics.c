@@ -54,6 +54,8 @@ static atomic_llong open_connections;
 static atomic_llong open_tunnels;
 static _Atomic uint64_t table_generation;
 static _Atomic uint64_t reloads_ok, reloads_failed;
+static _Atomic uint64_t load_usec;                    /* the last successful load */
+static _Atomic uint64_t shards_parsed, shards_reused; /* host shards, all loads */
 static _Atomic uint64_t basic_auth_count[3]; /* by enum metrics_basic_auth */
 
 /* Upstream error kinds: the known ones have fixed slots; a few unknown ones are
@@ -191,6 +193,13 @@ void metrics_reload(bool ok, uint64_t generation)
 	} else {
 		atomic_fetch_add_explicit(&reloads_failed, 1, memory_order_relaxed);
 	}
+}
+
+void metrics_table_load(uint64_t usec, size_t hosts_parsed, size_t hosts_reused)
+{
+	atomic_store_explicit(&load_usec, usec, memory_order_relaxed);
+	atomic_fetch_add_explicit(&shards_parsed, hosts_parsed, memory_order_relaxed);
+	atomic_fetch_add_explicit(&shards_reused, hosts_reused, memory_order_relaxed);
 }
 
 void metrics_upstream_error(const char *kind)
@@ -531,6 +540,17 @@ int metrics_render(char **out, size_t *len)
 	out_u64(&b, atomic_load_explicit(&reloads_failed, memory_order_relaxed));
 	out_str(&b, "\nweir_proxy_reloads_total{result=\"ok\"} ");
 	out_u64(&b, atomic_load_explicit(&reloads_ok, memory_order_relaxed));
+	out_str(&b, "\n");
+	render_gauge(&b, "weir_proxy_route_table_load_microseconds",
+	             "Time the last successful route table load took (read, parse, build).",
+	             (long long)atomic_load_explicit(&load_usec, memory_order_relaxed));
+	out_family(&b, "weir_proxy_route_table_hosts_total", "counter",
+	           "Hosts of loaded route tables, by whether the load parsed them or reused a "
+	           "cached shard.");
+	out_str(&b, "weir_proxy_route_table_hosts_total{result=\"parsed\"} ");
+	out_u64(&b, atomic_load_explicit(&shards_parsed, memory_order_relaxed));
+	out_str(&b, "\nweir_proxy_route_table_hosts_total{result=\"reused\"} ");
+	out_u64(&b, atomic_load_explicit(&shards_reused, memory_order_relaxed));
 	out_str(&b, "\n");
 	render_upstream_errors(&b);
 	render_retries(&b);

@@ -24,6 +24,11 @@ void metrics_tunnels(int delta);
 /* One route table reload attempt; on success generation becomes the table generation gauge. */
 void metrics_reload(bool ok, uint64_t generation);
 
+/* A successful load took usec microseconds and parsed hosts_parsed hosts
+ * (version 1: all of them; version 2: the shards not cached) and reused
+ * hosts_reused cached host shards. */
+void metrics_table_load(uint64_t usec, size_t hosts_parsed, size_t hosts_reused);
+
 /* One upstream failure of a kind: "connect", "timeout", "reset", "no_endpoints" (other short
  * strings are accepted and escaped; borrowed for the call only). */
 void metrics_upstream_error(const char *kind);

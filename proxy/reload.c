@@ -18,6 +18,7 @@
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define COMPONENT "proxy.reload"
@@ -43,18 +44,28 @@ static void reload_once(const char *dir, bool missing_ok)
 {
 	char err[512];
 	struct table *t = NULL;
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	int rc = table_load(dir, &t, err, sizeof(err));
+	clock_gettime(CLOCK_MONOTONIC, &t1);
 	if (rc == 0) {
 		const struct route_table *rt = table_routes(t);
 		uint64_t gen = rt->generation;
 		size_t nhosts = rt->nhosts, ncerts = rt->ncerts;
-		size_t decoded = table_certs_decoded(t);
+		size_t decoded = table_certs_decoded(t), parsed = table_hosts_parsed(t);
+		bool sharded = table_sharded(t);
+		uint64_t usec = (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000 +
+		                           (t1.tv_nsec - t0.tv_nsec) / 1000);
 		table_publish(t);
 		log_info(COMPONENT,
-		         "route table loaded: generation %llu, %zu hosts, %zu certificates (%zu "
-		         "decoded, the others already loaded), from %s/%s",
-		         (unsigned long long)gen, nhosts, ncerts, decoded, dir, ROUTE_TABLE_FILE);
+		         "route table loaded: generation %llu (%s), %zu hosts (%zu parsed, %zu "
+		         "reused), %zu certificates (%zu decoded, the others already loaded), in "
+		         "%.1f ms, from %s/%s",
+		         (unsigned long long)gen, sharded ? "v2 index + shards" : "v1", nhosts,
+		         parsed, nhosts - parsed, ncerts, decoded, usec / 1000.0, dir,
+		         ROUTE_TABLE_FILE);
 		metrics_reload(true, gen);
+		metrics_table_load(usec, parsed, nhosts - parsed);
 		/* Parsing a big table leaves this thread's malloc arena with free
 		 * pages (the JSON tree is gone); hand them back to the system,
 		 * after the new table is already serving. */

@@ -81,6 +81,30 @@ struct table {
 	size_t certs_decoded;                 /* contexts this table built (not shared) */
 	struct canary_re *canary_re;          /* sorted by route address */
 	size_t ncanary_re;
+	/* Version 2 (sharded): rt->hosts[i] is a shallow copy of the host of
+	 * host_shards[i], and ext[i] and auth[i].match_cn are that shard's;
+	 * rt->backends[i] is a shallow copy of the backend of backend_shards[i];
+ * rt->certs[i].name and ctx[i] belong to cert_shards[i] (NULL: hole). */
+	bool sharded;
+	struct table_cache_entry **host_shards;
+	struct table_cache_entry **backend_shards; /* struct route_backend; NULL: hole */
+	struct table_cache_entry **cert_shards;
+	size_t hosts_parsed; /* host shards this load parsed (the others were cached) */
+};
+
+/* A host shard as the cache keeps it: parsed, validated, compiled. */
+struct host_shard {
+	struct route_host host;
+	struct route_ext *ext; /* one per route */
+	pcre2_code *match_cn;  /* client_auth.match_cn compiled, or NULL */
+	struct route_host_refs refs;
+};
+
+/* A certificate shard: its name and its server context (a
+ * TABLE_CACHE_SERVER_CTX entry, shared by content). */
+struct cert_shard {
+	char *name;
+	struct table_cache_entry *ctx;
 };
 
 /* ------------------------------------------------------------ lifetime */
@@ -92,7 +116,7 @@ static void table_free(struct table *t)
 	block_list_free(t->block);
 	access_log_format_free(t->log_format);
 	if (t->ext) {
-		for (size_t i = 0; i < t->rt->nhosts; i++) {
+		for (size_t i = 0; i < t->rt->nhosts && !t->sharded; i++) {
 			if (!t->ext[i])
 				continue;
 			for (size_t j = 0; j < t->rt->hosts[i].nroutes; j++)
@@ -111,7 +135,7 @@ static void table_free(struct table *t)
 	free(t->ca_store);
 	free(t->ca_names);
 	if (t->auth) {
-		for (size_t i = 0; i < t->rt->nhosts; i++)
+		for (size_t i = 0; i < t->rt->nhosts && !t->sharded; i++)
 			pcre2_code_free(t->auth[i].match_cn);
 		free(t->auth);
 	}
@@ -122,6 +146,26 @@ static void table_free(struct table *t)
 	free(t->exact);
 	free(t->wild);
 	balancer_state_free(t->balancer);
+	if (t->sharded && t->rt) {
+		/* Borrowed from the shards: not the table's to free. */
+		free(t->rt->hosts);
+		t->rt->hosts = NULL;
+		for (size_t i = 0; i < t->rt->ncerts; i++)
+			t->rt->certs[i].name = NULL;
+		free(t->rt->backends);
+		t->rt->backends = NULL;
+		if (t->backend_shards)
+			table_cache_put(t->backend_shards, t->rt->nbackends);
+		t->rt->nbackends = 0;
+		if (t->host_shards)
+			table_cache_put(t->host_shards, t->rt->nhosts);
+		if (t->cert_shards)
+			table_cache_put(t->cert_shards, t->rt->ncerts);
+		t->rt->nhosts = 0;
+	}
+	free(t->host_shards);
+	free(t->backend_shards);
+	free(t->cert_shards);
 	route_table_free(t->rt);
 	free(t);
 }
@@ -170,6 +214,10 @@ static int build_host_index(struct table *t, char *err, size_t errlen)
 	}
 	for (size_t i = 0; i < rt->nhosts; i++) {
 		const struct route_host *h = &rt->hosts[i];
+		if (h->name[0] == '\0' && t->any) {
+			snprintf(err, errlen, "hosts[%zu].name: duplicate host \"\"", i);
+			return WEIR_EINVAL;
+		}
 		if (h->name[0] == '\0')
 			t->any = h;
 		else if (h->name[0] == '*')
@@ -183,6 +231,62 @@ static int build_host_index(struct table *t, char *err, size_t errlen)
 		qsort(t->exact, ne, sizeof(*t->exact), host_entry_cmp);
 	if (nw)
 		qsort(t->wild, nw, sizeof(*t->wild), host_entry_cmp);
+	/* The parser refuses duplicates within one document; the hosts of an
+	 * index come from separate shards. */
+	const struct host_entry *dup = NULL;
+	for (size_t k = 1; k < ne && !dup; k++)
+		if (host_entry_cmp(&t->exact[k - 1], &t->exact[k]) == 0)
+			dup = &t->exact[k];
+	for (size_t k = 1; k < nw && !dup; k++)
+		if (host_entry_cmp(&t->wild[k - 1], &t->wild[k]) == 0)
+			dup = &t->wild[k];
+	if (dup) {
+		snprintf(err, errlen, "hosts: duplicate host \"%.64s\"", dup->host->name);
+		return WEIR_EINVAL;
+	}
+	return 0;
+}
+
+/* The per-route data of host h (hosts[hi] in errors) into *out (caller
+ * frees the regexes and the array, also on failure; NULL when no routes). */
+static int compile_host_routes(const struct route_host *h, size_t hi, struct route_ext **out,
+                               char *err, size_t errlen)
+{
+	*out = NULL;
+	if (!h->nroutes)
+		return 0;
+	struct route_ext *ext = calloc(h->nroutes, sizeof(*ext));
+	if (!ext) {
+		snprintf(err, errlen, "out of memory");
+		return WEIR_ENOMEM;
+	}
+	*out = ext;
+	for (size_t j = 0; j < h->nroutes; j++) {
+		const struct route *r = &h->routes[j];
+		struct route_ext *x = &ext[j];
+		size_t len = strlen(r->path);
+		if (r->match == ROUTE_MATCH_EXACT) {
+			x->cmp_len = len;
+			continue;
+		}
+		if (r->match == ROUTE_MATCH_PREFIX) {
+			while (len > 0 && r->path[len - 1] == '/')
+				len--;
+			x->cmp_len = len;
+			continue;
+		}
+		char why[256];
+		x->re = route_regex_compile(r->path, why, sizeof(why));
+		if (!x->re) {
+			snprintf(err, errlen, "hosts[%zu].routes[%zu].path: %s", hi, j, why);
+			return WEIR_EINVAL;
+		}
+		uint32_t groups = 0;
+		pcre2_pattern_info(x->re, PCRE2_INFO_CAPTURECOUNT, &groups);
+		x->ncaptures = groups + 1 > CAPTURES_MAX ? CAPTURES_MAX : (int)groups + 1;
+		/* JIT is an optimisation only: the interpreter is the fallback. */
+		(void)pcre2_jit_compile(x->re, PCRE2_JIT_COMPLETE);
+	}
 	return 0;
 }
 
@@ -236,46 +340,16 @@ static int compile_routes(struct table *t, char *err, size_t errlen)
 	if (!rt->nhosts)
 		return 0;
 	t->ext = calloc(rt->nhosts, sizeof(*t->ext));
-	if (!t->ext)
-		goto oom;
+	if (!t->ext) {
+		snprintf(err, errlen, "out of memory");
+		return WEIR_ENOMEM;
+	}
 	for (size_t i = 0; i < rt->nhosts; i++) {
-		const struct route_host *h = &rt->hosts[i];
-		if (!h->nroutes)
-			continue;
-		t->ext[i] = calloc(h->nroutes, sizeof(**t->ext));
-		if (!t->ext[i])
-			goto oom;
-		for (size_t j = 0; j < h->nroutes; j++) {
-			const struct route *r = &h->routes[j];
-			struct route_ext *x = &t->ext[i][j];
-			size_t len = strlen(r->path);
-			if (r->match == ROUTE_MATCH_EXACT) {
-				x->cmp_len = len;
-				continue;
-			}
-			if (r->match == ROUTE_MATCH_PREFIX) {
-				while (len > 0 && r->path[len - 1] == '/')
-					len--;
-				x->cmp_len = len;
-				continue;
-			}
-			char why[256];
-			x->re = route_regex_compile(r->path, why, sizeof(why));
-			if (!x->re) {
-				snprintf(err, errlen, "hosts[%zu].routes[%zu].path: %s", i, j, why);
-				return WEIR_EINVAL;
-			}
-			uint32_t groups = 0;
-			pcre2_pattern_info(x->re, PCRE2_INFO_CAPTURECOUNT, &groups);
-			x->ncaptures = groups + 1 > CAPTURES_MAX ? CAPTURES_MAX : (int)groups + 1;
-			/* JIT is an optimisation only: the interpreter is the fallback. */
-			(void)pcre2_jit_compile(x->re, PCRE2_JIT_COMPLETE);
-		}
+		int rc = compile_host_routes(&rt->hosts[i], i, &t->ext[i], err, errlen);
+		if (rc != 0)
+			return rc;
 	}
 	return 0;
-oom:
-	snprintf(err, errlen, "out of memory");
-	return WEIR_ENOMEM;
 }
 
 /* Pick "http/1.1" when the client offers it; otherwise go on without ALPN
@@ -450,6 +524,9 @@ static int load_client_auth(struct table *t, char *err, size_t errlen)
 	}
 	for (size_t i = 0; i < rt->ncas; i++) {
 		const struct route_ca *rca = &rt->cas[i];
+		/* A version 2 index's hole (no host may name it: checked). */
+		if (t->sharded && !rca->ca_pem[0])
+			continue;
 		const char *fields[] = {"client-ca", rca->ca_pem, rca->crl_pem};
 		unsigned char key[TABLE_CACHE_KEY_LEN];
 		if (table_cache_key(key, 3, fields) != 0)
@@ -474,12 +551,14 @@ static int load_client_auth(struct table *t, char *err, size_t errlen)
 	t->auth = calloc(rt->nhosts, sizeof(*t->auth));
 	if (!t->auth)
 		goto oom;
+	unsigned char none_id[TABLE_CLIENT_AUTH_ID_LEN];
+	SHA256((const unsigned char *)"weir: no client certificates", 29, none_id);
 	for (size_t i = 0; i < rt->nhosts; i++) {
 		const struct route_client_auth *a = &rt->hosts[i].client_auth;
 		struct host_auth *ha = &t->auth[i];
 		if (a->ca < 0 || a->verify == ROUTE_VERIFY_OFF) {
 			/* Every host without client certificates shares one id. */
-			SHA256((const unsigned char *)"weir: no client certificates", 29, ha->id);
+			memcpy(ha->id, none_id, sizeof(none_id));
 			continue;
 		}
 		const struct route_ca *ca = &rt->cas[a->ca];
@@ -495,7 +574,10 @@ static int load_client_auth(struct table *t, char *err, size_t errlen)
 		EVP_MD_CTX_free(md);
 		if (!ok)
 			goto oom;
-		if (a->match_cn) {
+		if (a->match_cn && t->sharded) {
+			const struct host_shard *hs = table_cache_object(t->host_shards[i]);
+			ha->match_cn = hs->match_cn;
+		} else if (a->match_cn) {
 			ha->match_cn = route_match_cn_compile(a->match_cn, why, sizeof(why));
 			if (!ha->match_cn) {
 				snprintf(err, errlen, "hosts[%zu].client_auth.match_cn: %s", i,
@@ -508,6 +590,21 @@ static int load_client_auth(struct table *t, char *err, size_t errlen)
 oom:
 	snprintf(err, errlen, "out of memory");
 	return WEIR_ENOMEM;
+}
+
+/* What a table compiles from its settings: the block lists and the access
+ * log format. */
+static int build_settings(struct table *t, char *err, size_t errlen)
+{
+	const struct route_settings *st = &t->rt->settings;
+	int rc = block_list_new(st, &t->block, err, errlen);
+	if (rc == 0)
+		rc = access_log_format_new(st->access_log_format,
+		                           (enum access_log_escape)st->access_log_escape,
+		                           &t->log_format, err, errlen);
+	if (rc == WEIR_ENOMEM)
+		snprintf(err, errlen, "out of memory");
+	return rc;
 }
 
 int table_new(struct route_table *rt, struct table **out, char *err, size_t errlen)
@@ -531,21 +628,8 @@ int table_new(struct route_table *rt, struct table **out, char *err, size_t errl
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
-	if ((rc = block_list_new(&rt->settings, &t->block, err, errlen)) != 0) {
-		if (rc == WEIR_ENOMEM)
-			snprintf(err, errlen, "out of memory");
+	if ((rc = build_settings(t, err, errlen)) != 0)
 		goto fail;
-	}
-	{
-		const struct route_settings *st = &rt->settings;
-		rc = access_log_format_new(st->access_log_format, (enum access_log_escape)st->access_log_escape,
-		                           &t->log_format, err, errlen);
-		if (rc) {
-			if (rc == WEIR_ENOMEM)
-				snprintf(err, errlen, "out of memory");
-			goto fail;
-		}
-	}
 	if ((rc = build_host_index(t, err, errlen)) != 0 ||
 	    (rc = compile_routes(t, err, errlen)) != 0 ||
 	    (rc = compile_canary_patterns(t, err, errlen)) != 0 ||
@@ -618,12 +702,383 @@ out:
 	return rc;
 }
 
+/* ------------------------------------------------ sharded tables (v2) */
+
+static int unhex(char c)
+{
+	return c >= '0' && c <= '9' ? c - '0' : c - 'a' + 10;
+}
+
+/* The cache key of a shard id (valid: route_shard_id_valid). */
+static void shard_key(const char *id, unsigned char key[TABLE_CACHE_KEY_LEN])
+{
+	for (size_t i = 0; i < TABLE_CACHE_KEY_LEN; i++)
+		key[i] = (unsigned char)(unhex(id[2 * i]) << 4 | unhex(id[2 * i + 1]));
+}
+
+/* Read shard id of dir and check that its bytes are what its name says:
+ * a corrupt or truncated file is refused, not parsed. */
+static int read_shard(const char *dir, const char *id, const unsigned char key[TABLE_CACHE_KEY_LEN],
+                      char **buf, size_t *len, char *err, size_t errlen)
+{
+	char path[4096], msg[256];
+	unsigned char md[SHA256_DIGEST_LENGTH];
+	if (snprintf(path, sizeof(path), "%s/%s/%s.json", dir, ROUTE_SHARD_DIR, id) >=
+	    (int)sizeof(path)) {
+		snprintf(err, errlen, "%s/%s.json: path too long", ROUTE_SHARD_DIR, id);
+		return WEIR_EINVAL;
+	}
+	int rc = read_file(path, buf, len, msg, sizeof(msg));
+	if (rc != 0) {
+		snprintf(err, errlen, "%s/%s.json: %s", ROUTE_SHARD_DIR, id, msg);
+		return rc;
+	}
+	SHA256((const unsigned char *)*buf, *len, md);
+	if (memcmp(md, key, sizeof(md)) != 0) {
+		snprintf(err, errlen, "%s/%s.json: content does not match its name (corrupt)",
+		         ROUTE_SHARD_DIR, id);
+		free(*buf);
+		*buf = NULL;
+		return WEIR_EPARSE;
+	}
+	return 0;
+}
+
+static void host_shard_free_cb(void *p)
+{
+	struct host_shard *hs = p;
+	if (hs->ext) {
+		for (size_t j = 0; j < hs->host.nroutes; j++)
+			pcre2_code_free(hs->ext[j].re);
+		free(hs->ext);
+	}
+	pcre2_code_free(hs->match_cn);
+	route_host_cleanup(&hs->host);
+	free(hs);
+}
+
+static void cert_shard_free_cb(void *p)
+{
+	struct cert_shard *cs = p;
+	table_cache_put(&cs->ctx, 1);
+	free(cs->name);
+	free(cs);
+}
+
+/* Host shard id (hosts[i] of the index) from the cache, else read, parsed,
+ * validated and compiled once and added to it. *parsed counts the latter. */
+static struct table_cache_entry *get_host_shard(const char *dir, const char *id, size_t i,
+                                                size_t *parsed, int *rc, char *err,
+                                                size_t errlen)
+{
+	unsigned char key[TABLE_CACHE_KEY_LEN];
+	char msg[400];
+	char *buf = NULL;
+	size_t len = 0;
+	shard_key(id, key);
+	struct table_cache_entry *e = table_cache_find(TABLE_CACHE_HOST_SHARD, key);
+	if (e)
+		return e;
+	if ((*rc = read_shard(dir, id, key, &buf, &len, err, errlen)) != 0)
+		return NULL;
+	struct host_shard *hs = calloc(1, sizeof(*hs));
+	if (!hs) {
+		free(buf);
+		*rc = WEIR_ENOMEM;
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	*rc = route_host_shard_parse(buf, len, &hs->host, msg, sizeof(msg));
+	free(buf);
+	if (*rc == 0)
+		*rc = compile_host_routes(&hs->host, i, &hs->ext, msg, sizeof(msg));
+	if (*rc == 0 && hs->host.client_auth.match_cn) {
+		char why[256];
+		hs->match_cn = route_match_cn_compile(hs->host.client_auth.match_cn, why, sizeof(why));
+		if (!hs->match_cn) {
+			snprintf(msg, sizeof(msg), "host.client_auth.match_cn: %s", why);
+			*rc = WEIR_EINVAL;
+		}
+	}
+	if (*rc != 0) {
+		snprintf(err, errlen, "%s/%s.json: %s", ROUTE_SHARD_DIR, id, msg);
+		host_shard_free_cb(hs);
+		return NULL;
+	}
+	route_host_refs(&hs->host, &hs->refs);
+	(*parsed)++;
+	e = table_cache_add(TABLE_CACHE_HOST_SHARD, key, hs, host_shard_free_cb);
+	if (!e) {
+		*rc = WEIR_ENOMEM;
+		snprintf(err, errlen, "out of memory");
+	}
+	return e;
+}
+
+static void backend_shard_free_cb(void *p)
+{
+	route_backend_cleanup(p);
+	free(p);
+}
+
+/* Backend shard id from the cache, else read, parsed and added to it. */
+static struct table_cache_entry *get_backend_shard(const char *dir, const char *id, int *rc,
+                                                   char *err, size_t errlen)
+{
+	unsigned char key[TABLE_CACHE_KEY_LEN];
+	char msg[400];
+	char *buf = NULL;
+	size_t len = 0;
+	struct table_cache_entry *e;
+	shard_key(id, key);
+	if ((e = table_cache_find(TABLE_CACHE_BACKEND_SHARD, key)))
+		return e;
+	if ((*rc = read_shard(dir, id, key, &buf, &len, err, errlen)) != 0)
+		return NULL;
+	struct route_backend *b = calloc(1, sizeof(*b));
+	if (!b) {
+		free(buf);
+		*rc = WEIR_ENOMEM;
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	*rc = route_backend_shard_parse(buf, len, b, msg, sizeof(msg));
+	free(buf);
+	if (*rc != 0) {
+		snprintf(err, errlen, "%s/%s.json: %s", ROUTE_SHARD_DIR, id, msg);
+		backend_shard_free_cb(b);
+		return NULL;
+	}
+	if (!(e = table_cache_add(TABLE_CACHE_BACKEND_SHARD, key, b, backend_shard_free_cb))) {
+		*rc = WEIR_ENOMEM;
+		snprintf(err, errlen, "out of memory");
+	}
+	return e;
+}
+
+static int cmp_name(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The index's backends from their shards (holes: an unnamed backend
+ * without endpoints), names unique as version 1 wants them. */
+static int attach_backends(struct table *t, const char *dir, const struct route_index *ix,
+                           char *err, size_t errlen)
+{
+	struct route_table *rt = t->rt;
+	static char hole_name[] = "";
+	const char **names = NULL;
+	size_t nn = 0;
+	int rc = 0;
+	if (!ix->nbackends)
+		return 0;
+	t->backend_shards = calloc(ix->nbackends, sizeof(*t->backend_shards));
+	names = calloc(ix->nbackends, sizeof(*names));
+	if (!t->backend_shards || !names) {
+		free(names);
+		snprintf(err, errlen, "out of memory");
+		return WEIR_ENOMEM;
+	}
+	for (size_t i = 0; i < ix->nbackends; i++) {
+		rt->backends[i].name = hole_name;
+		if (!ix->backends[i][0])
+			continue;
+		struct table_cache_entry *e = get_backend_shard(dir, ix->backends[i], &rc, err, errlen);
+		if (!e)
+			goto out;
+		t->backend_shards[i] = e;
+		rt->backends[i] = *(const struct route_backend *)table_cache_object(e);
+		if (rt->backends[i].name[0])
+			names[nn++] = rt->backends[i].name;
+	}
+	qsort(names, nn, sizeof(*names), cmp_name);
+	for (size_t k = 1; k < nn; k++) {
+		if (strcmp(names[k - 1], names[k]) == 0) {
+			snprintf(err, errlen, "backends: duplicate backend name \"%.64s\"", names[k]);
+			rc = WEIR_EINVAL;
+			goto out;
+		}
+	}
+out:
+	free(names);
+	return rc;
+}
+
+/* Certificate shard id (certs[i]) from the cache, else read and its
+ * context taken from the table cache or decoded (*decoded counts that). */
+static struct table_cache_entry *get_cert_shard(const char *dir, const char *id, size_t i,
+                                                size_t *decoded, int *rc, char *err,
+                                                size_t errlen)
+{
+	unsigned char key[TABLE_CACHE_KEY_LEN], ckey[TABLE_CACHE_KEY_LEN];
+	char msg[400];
+	char *buf = NULL;
+	size_t len = 0;
+	struct route_cert c = {0};
+	struct cert_shard *cs = NULL;
+	struct table_cache_entry *e;
+	shard_key(id, key);
+	if ((e = table_cache_find(TABLE_CACHE_CERT_SHARD, key)))
+		return e;
+	if ((*rc = read_shard(dir, id, key, &buf, &len, err, errlen)) != 0)
+		return NULL;
+	*rc = route_cert_shard_parse(buf, len, &c, msg, sizeof(msg));
+	free(buf);
+	if (*rc != 0) {
+		snprintf(err, errlen, "%s/%s.json: %s", ROUTE_SHARD_DIR, id, msg);
+		goto out;
+	}
+	*rc = WEIR_ENOMEM;
+	const char *fields[] = {"server", c.cert_pem, c.key_pem};
+	if (table_cache_key(ckey, 3, fields) != 0 || !(cs = calloc(1, sizeof(*cs))))
+		goto oom;
+	if (!(cs->ctx = table_cache_find(TABLE_CACHE_SERVER_CTX, ckey))) {
+		SSL_CTX *ctx = NULL;
+		if ((*rc = load_cert(&c, i, &ctx, msg, sizeof(msg))) != 0) {
+			snprintf(err, errlen, "%s/%s.json: %s", ROUTE_SHARD_DIR, id, msg);
+			goto out;
+		}
+		(*decoded)++;
+		if (!(cs->ctx = table_cache_add(TABLE_CACHE_SERVER_CTX, ckey, ctx, ssl_ctx_free_cb)))
+			goto oom;
+	}
+	cs->name = c.name;
+	c.name = NULL;
+	e = table_cache_add(TABLE_CACHE_CERT_SHARD, key, cs, cert_shard_free_cb);
+	cs = NULL;
+	if (!e)
+		goto oom;
+	*rc = 0;
+	goto out;
+oom:
+	*rc = WEIR_ENOMEM;
+	snprintf(err, errlen, "out of memory");
+out:
+	if (cs)
+		cert_shard_free_cb(cs);
+	if (c.key_pem)
+		OPENSSL_clear_free(c.key_pem, strlen(c.key_pem));
+	c.key_pem = NULL;
+	route_cert_cleanup(&c);
+	return e;
+}
+
+/* The index's shards into t (rt already attached): hosts as shallow copies
+ * of the cached shards, each checked against this index's arrays. */
+static int attach_shards(struct table *t, const char *dir, const struct route_index *ix,
+                         char *err, size_t errlen)
+{
+	struct route_table *rt = t->rt;
+	static char hole_name[] = "";
+	int rc = WEIR_ENOMEM;
+	char msg[300];
+	if (ix->nhosts) {
+		t->host_shards = calloc(ix->nhosts, sizeof(*t->host_shards));
+		rt->hosts = calloc(ix->nhosts, sizeof(*rt->hosts));
+		t->ext = calloc(ix->nhosts, sizeof(*t->ext));
+		if (!t->host_shards || !rt->hosts || !t->ext)
+			goto oom;
+	}
+	if (ix->ncerts) {
+		t->cert_shards = calloc(ix->ncerts, sizeof(*t->cert_shards));
+		t->ctx = calloc(ix->ncerts, sizeof(*t->ctx));
+		if (!t->cert_shards || !t->ctx)
+			goto oom;
+	}
+	for (size_t i = 0; i < ix->ncerts; i++) {
+		rt->certs[i].name = hole_name;
+		if (!ix->certs[i][0])
+			continue;
+		struct table_cache_entry *e =
+		    get_cert_shard(dir, ix->certs[i], i, &t->certs_decoded, &rc, err, errlen);
+		if (!e)
+			return rc;
+		t->cert_shards[i] = e;
+		const struct cert_shard *cs = table_cache_object(e);
+		rt->certs[i].name = cs->name;
+		t->ctx[i] = table_cache_object(cs->ctx);
+	}
+	for (size_t i = 0; i < ix->nhosts; i++) {
+		struct table_cache_entry *e =
+		    get_host_shard(dir, ix->hosts[i], i, &t->hosts_parsed, &rc, err, errlen);
+		if (!e)
+			return rc;
+		t->host_shards[i] = e;
+		rt->nhosts = i + 1; /* what table_free gives back */
+		const struct host_shard *hs = table_cache_object(e);
+		/* Checked against every index it comes with, not once: a new
+		 * index may have shorter arrays. */
+		if (route_host_check_refs(&hs->refs, rt, msg, sizeof(msg)) != 0) {
+			snprintf(err, errlen, "hosts[%zu] (%s/%s.json): %s", i, ROUTE_SHARD_DIR,
+			         ix->hosts[i], msg);
+			return WEIR_EINVAL;
+		}
+		if (hs->host.cert >= 0 && !ix->certs[hs->host.cert][0]) {
+			snprintf(err, errlen, "hosts[%zu] (%s/%s.json): cert %d is an empty slot", i,
+			         ROUTE_SHARD_DIR, ix->hosts[i], hs->host.cert);
+			return WEIR_EINVAL;
+		}
+		int ca = hs->host.client_auth.ca;
+		if (ca >= 0 && !rt->cas[ca].ca_pem[0]) {
+			snprintf(err, errlen,
+			         "hosts[%zu] (%s/%s.json): client_auth.ca %d is an empty slot", i,
+			         ROUTE_SHARD_DIR, ix->hosts[i], ca);
+			return WEIR_EINVAL;
+		}
+		rt->hosts[i] = hs->host;
+		t->ext[i] = hs->ext;
+	}
+	return 0;
+oom:
+	snprintf(err, errlen, "out of memory");
+	return WEIR_ENOMEM;
+}
+
+/* A table from a version 2 index (rt, ix: taken) and its shards in dir. */
+static int table_new_sharded(const char *dir, struct route_table *rt, struct route_index *ix,
+                             struct table **out, char *err, size_t errlen)
+{
+	int rc;
+	struct table *t = calloc(1, sizeof(*t));
+	if (!t) {
+		route_table_free(rt);
+		route_index_free(ix);
+		snprintf(err, errlen, "out of memory");
+		return WEIR_ENOMEM;
+	}
+	atomic_init(&t->refs, 1);
+	t->rt = rt;
+	t->sharded = true;
+	if ((rc = attach_backends(t, dir, ix, err, errlen)) != 0 ||
+	    (rc = attach_shards(t, dir, ix, err, errlen)) != 0)
+		goto fail;
+	if ((rc = balancer_state_new(rt, &t->balancer)) != 0) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	if ((rc = build_settings(t, err, errlen)) != 0 ||
+	    (rc = build_host_index(t, err, errlen)) != 0 ||
+	    (rc = compile_canary_patterns(t, err, errlen)) != 0 ||
+	    (rc = load_client_auth(t, err, errlen)) != 0 ||
+	    (rc = backend_tls_set_new(rt, &t->btls, err, errlen)) != 0)
+		goto fail;
+	route_index_free(ix);
+	*out = t;
+	return 0;
+fail:
+	route_index_free(ix);
+	table_free(t);
+	return rc;
+}
+
 int table_load(const char *dir, struct table **out, char *err, size_t errlen)
 {
 	char path[4096], msg[512];
 	char *buf = NULL;
 	size_t len = 0;
 	struct route_table *rt = NULL;
+	struct route_index *ix = NULL;
 	int rc;
 
 	if (snprintf(path, sizeof(path), "%s/%s", dir, ROUTE_TABLE_FILE) >= (int)sizeof(path)) {
@@ -633,13 +1088,25 @@ int table_load(const char *dir, struct table **out, char *err, size_t errlen)
 	msg[0] = '\0';
 	rc = read_file(path, &buf, &len, msg, sizeof(msg));
 	if (rc == 0)
-		rc = route_table_parse(buf, len, &rt, msg, sizeof(msg));
+		rc = route_table_parse_any(buf, len, &rt, &ix, msg, sizeof(msg));
 	free(buf);
-	if (rc == 0)
+	if (rc == 0 && ix)
+		rc = table_new_sharded(dir, rt, ix, out, msg, sizeof(msg));
+	else if (rc == 0)
 		rc = table_new(rt, out, msg, sizeof(msg));
 	if (rc != 0 && err && errlen)
 		snprintf(err, errlen, "%s: %s", ROUTE_TABLE_FILE, msg);
 	return rc;
+}
+
+bool table_sharded(const struct table *t)
+{
+	return t->sharded;
+}
+
+size_t table_hosts_parsed(const struct table *t)
+{
+	return t->sharded ? t->hosts_parsed : t->rt->nhosts;
 }
 
 /* ------------------------------------------------------- current table */

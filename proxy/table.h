@@ -16,7 +16,13 @@
 
 struct table; /* opaque */
 
-/* Read <dir>/routes.json, parse it (route_table_parse), then validate what
+/* Read <dir>/routes.json: a version 1 table, or a version 2 index whose host
+ * and certificate shards are read from <dir>/shards/ (docs/route-table.md,
+ * "Sharded tables"). A shard is read, checked against its name (SHA-256),
+ * parsed, validated and compiled once, then shared through the table cache
+ * by every table naming it; its index references are checked against each
+ * new index. A missing or corrupt shard fails the load. Then, as for version
+ * 1: parse it (route_table_parse), then validate what
  * only the proxy can: compile every regex route with PCRE2 (caseless), load
  * every cert/key PEM into its own SSL_CTX (TLS server, min TLS 1.2, ALPN
  * select "http/1.1"), build the host index. Contexts and CA stores come from
@@ -27,6 +33,13 @@ struct table; /* opaque */
  * errlen) holds one line, e.g.
  * "routes.json: hosts[2].routes[0].path: bad regex: ...". */
 int table_load(const char *dir, struct table **out, char *err, size_t errlen);
+
+/* True when t was loaded from a version 2 index. */
+bool table_sharded(const struct table *t);
+
+/* Host shards this load parsed (the others came from the cache); for a
+ * version 1 table, its number of hosts. */
+size_t table_hosts_parsed(const struct table *t);
 
 /* Same as table_load from an already-parsed table. Takes ownership of rt in
  * all cases (freed on failure). */

@@ -19,6 +19,9 @@ enum table_cache_kind {
 	TABLE_CACHE_CLIENT_CA,   /* CA store (+ names) for client certificates */
 	TABLE_CACHE_BACKEND_TLS, /* client SSL_CTX of a backend TLS profile */
 	TABLE_CACHE_BALANCER,    /* round-robin state of a backend or an endpoint */
+	TABLE_CACHE_HOST_SHARD,  /* a parsed, compiled host shard (key: its id) */
+	TABLE_CACHE_BACKEND_SHARD, /* a parsed backend shard (key: its id) */
+	TABLE_CACHE_CERT_SHARD,  /* a certificate shard: name + server context (key: its id) */
 	TABLE_CACHE_KINDS
 };
 

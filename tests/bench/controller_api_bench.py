@@ -14,7 +14,7 @@ credentials) and prints:
     (routes.json removed first; the proxy keeps serving its table meanwhile);
   - watch event -> served: CHANGES new Ingresses created one at a time through the API, each
     timed from the POST returning to the proxy answering its host (p50/p99/max);
-  - controller and proxy RSS, routes.json size.
+  - controller and proxy RSS, published size (index + shards).
 
 Loopback only. Bounded: about 10 minutes at 10,000 Ingresses on 2 cores.
 """
@@ -22,7 +22,6 @@ Loopback only. Bounded: about 10 minutes at 10,000 Ingresses on 2 cores.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import signal
@@ -36,16 +35,20 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "cluster"))
 
+sys.path.insert(0, str(ROOT / "tests"))
+
 import kcluster  # noqa: E402
 import kweir  # noqa: E402
+import routetable  # noqa: E402
+
+_shard_names: dict[str, str] = {}
 
 
 def published_hosts(pub: Path) -> set[str]:
     try:
-        t = json.loads((pub / "routes.json").read_text())
-    except (OSError, ValueError):
+        return routetable.host_names(pub, _shard_names)
+    except (OSError, ValueError, AssertionError):
         return set()
-    return {h.get("name", "") for h in t.get("hosts", [])}
 
 
 def status(port: int, host: str) -> int:
@@ -102,7 +105,8 @@ def main() -> int:
         last = f"app-{a.count - 1:05d}.bench.weir.test"
         wait(lambda: status(w.http_port, last) == 503, 120, "last host served")
         t_srv = time.monotonic() - t0
-        size = (w.publish / "routes.json").stat().st_size
+        size = routetable.published_bytes(w.publish)
+        index_size = (w.publish / "routes.json").stat().st_size
 
         # restart with everything in the API already
         w.stop_controller()
@@ -132,7 +136,7 @@ def main() -> int:
         print(f"{'kubectl apply (server-side), all objects':<58}{t_apply:>10.1f} s")
         print(f"{'apply began -> every host published':<58}{t_pub:>10.1f} s")
         print(f"{'apply began -> last host served':<58}{t_srv:>10.1f} s  "
-              f"routes.json {size / 1e6:.1f} MB")
+              f"published {size / 1e6:.1f} MB (routes.json {index_size / 1e6:.2f} MB)")
         print(f"{'controller start -> complete table published':<58}"
               f"{t_ready * 1000:>9.0f} ms  (list of every kind from the API + compile)")
         print(f"{'Ingress POST -> served, ' + str(a.changes) + ' changes':<58}"
@@ -140,6 +144,15 @@ def main() -> int:
               f"max {max(lat):.0f} ms")
         print(f"{'controller RSS':<58}{rss / 1024:>8.0f} MiB  peak {hwm / 1024:.0f} MiB")
         print(f"{'proxy RSS (1 worker)':<58}{prss / 1024:>8.0f} MiB  peak {phwm / 1024:.0f} MiB")
+        # Where the time of the last changes went: the controller's publish lines and the
+        # proxy's load lines (each says how long it took).
+        for name, mark in (("weir-controller", "published generation"),
+                           ("weir-proxy", "route table loaded")):
+            lines = [ln for ln in (c.logs / f"{name}.log").read_text(errors="replace")
+                     .splitlines() if mark in ln]
+            print(f"\nlast {a.changes} lines of {name} with '{mark}':")
+            for ln in lines[-a.changes:]:
+                print("  " + ln)
         return 0
     finally:
         if w:

@@ -28,6 +28,9 @@ from pathlib import Path
 
 import yaml
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import routetable  # noqa: E402
+
 ANNOTATION_SETS = [
     {},
     {"nginx.ingress.kubernetes.io/proxy-read-timeout": "3600",
@@ -152,10 +155,10 @@ def measure(controller: str, mdir: Path) -> dict:
     p.returncode = os.waitstatus_to_exitcode(status)
     err = p.stderr.read().decode(errors="replace") if p.stderr else ""
     routes = pub / "routes.json"
-    size = routes.stat().st_size if routes.exists() else 0
+    size = routetable.published_bytes(pub) if routes.exists() else 0
     nroutes = 0
     if size:
-        t = json.loads(routes.read_text())
+        t = routetable.load(pub)
         nroutes = sum(len(h.get("routes", [])) for h in t.get("hosts", []))
     return {"exit": p.returncode, "wall_s": round(wall, 3),
             "max_rss_mib": round(ru.ru_maxrss / 1024, 1),  # ru_maxrss is KiB on Linux

@@ -3,15 +3,21 @@
  *
  * Writes DIR/routes.json with N hosts (one Prefix "/" route, one backend of
  * one endpoint and one certificate each), then: loads it (first load), and
- * GENS more times rewrites it with one host's certificate replaced and loads
- * it again while every earlier table stays referenced (as a tunnel or an
- * HTTPS connection started on each would keep it). Prints the wall time of
- * each table_load (and the CPU time it used: the machine may be shared) and
- * the process RSS (VmRSS after malloc_trim) after it,
- * then the RSS once only the newest table is left.
+ * GENS more times changes the table and loads it again while every earlier
+ * table stays referenced (as a tunnel or an HTTPS connection started on each
+ * would keep it). The changes take turns: one host's route path, one
+ * backend's endpoint, one host's certificate (a new key). Prints the wall
+ * time of each write and of each table_load (and the CPU time it used: the
+ * machine may be shared) and the process RSS (VmRSS after malloc_trim) after
+ * it, then the RSS once only the newest table is left.
+ *
+ * --v2 publishes with the controller's publisher (an index + one shard per
+ * host and certificate, docs/route-table.md "Sharded tables"), timing
+ * publisher_publish; without it, the whole table is serialized into one
+ * version 1 routes.json.
  *
  *   cmake --build build --target table_load_bench
- *   build/table_load_bench --hosts 10000 [--shared-cert] [--gens 3] [--dir D]
+ *   build/table_load_bench --hosts 10000 [--shared-cert] [--gens 3] [--v2] [--dir D]
  */
 #include <malloc.h>
 #include <openssl/evp.h>
@@ -23,6 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "publish.h"
 #include "route_table.h"
 #include "table.h"
 
@@ -154,11 +161,21 @@ static int write_table(const struct route_table *rt, const char *dir)
 	return rc;
 }
 
+/* Version 2 through the publisher (rt's generation is its to set), else
+ * version 1 as one file. */
+static int write_any(struct route_table *rt, const char *dir, struct publisher *pub)
+{
+	bool written;
+	if (pub)
+		return publisher_publish(pub, rt, &written) == 0 && written ? 0 : -1;
+	return write_table(rt, dir);
+}
+
 int main(int argc, char **argv)
 {
 	size_t hosts = 10000;
 	int gens = 3;
-	bool shared = false;
+	bool shared = false, v2 = false;
 	const char *dir = NULL;
 	char dirbuf[] = "/tmp/weir-table-bench-XXXXXX";
 	for (int i = 1; i < argc; i++) {
@@ -170,9 +187,11 @@ int main(int argc, char **argv)
 			dir = argv[++i];
 		else if (!strcmp(argv[i], "--shared-cert"))
 			shared = true;
+		else if (!strcmp(argv[i], "--v2"))
+			v2 = true;
 		else {
 			fprintf(stderr,
-			        "usage: %s [--hosts N] [--gens G] [--shared-cert] [--dir DIR]\n",
+			        "usage: %s [--hosts N] [--gens G] [--shared-cert] [--v2] [--dir DIR]\n",
 			        argv[0]);
 			return 2;
 		}
@@ -187,30 +206,57 @@ int main(int argc, char **argv)
 	}
 	double t0 = now_s();
 	struct route_table *rt = make_table(hosts, shared);
-	if (write_table(rt, dir) != 0) {
+	struct publisher *pub = NULL;
+	printf("table_load_bench: %zu hosts, %s, generated in %.1f s, %s to %s\n", hosts,
+	       shared ? "one shared certificate" : "a certificate each", now_s() - t0,
+	       v2 ? "version 2 (index + shards)" : "version 1 (one routes.json)", dir);
+	if (v2 && publisher_new(dir, &pub) != 0) {
+		fprintf(stderr, "cannot publish into %s\n", dir);
+		return 1;
+	}
+	t0 = now_s();
+	if (write_any(rt, dir, pub) != 0) {
 		fprintf(stderr, "cannot write %s/routes.json\n", dir);
 		return 1;
 	}
-	printf("table_load_bench: %zu hosts, %s, routes.json written in %.1f s to %s\n", hosts,
-	       shared ? "one shared certificate" : "a certificate each", now_s() - t0, dir);
+	printf("first write: %.1f ms\n", (now_s() - t0) * 1e3);
 	printf("baseline RSS (generator's table in memory): %ld KiB\n", rss_kib());
 
 	struct table *t[65] = {0};
 	char err[512];
 	for (int g = 0; g <= gens; g++) {
+		const char *what = "first";
 		if (g > 0) {
-			/* One host changes: a new key and certificate for it. */
-			size_t c = (size_t)(g - 1) % rt->ncerts;
-			char cn[64];
-			free(rt->certs[c].cert_pem);
-			free(rt->certs[c].key_pem);
-			snprintf(cn, sizeof(cn), "h%zu.bench.test", c);
-			make_cert(cn, 100000 + g, &rt->certs[c].cert_pem, &rt->certs[c].key_pem);
+			size_t k = ((size_t)g * 7919) % hosts;
+			char buf[64];
+			if (g % 3 == 1) {
+				/* One host's route changes. */
+				what = "reload (one host changed)";
+				snprintf(buf, sizeof(buf), "/changed-%d", g);
+				free(rt->hosts[k].routes[0].path);
+				rt->hosts[k].routes[0].path = strdup(buf);
+			} else if (g % 3 == 2) {
+				/* One backend's endpoint moves. */
+				what = "reload (one endpoint changed)";
+				rt->backends[k].endpoints[0].port = (uint16_t)(9000 + g);
+			} else {
+				/* A new key and certificate for one host. */
+				what = "reload (one certificate changed)";
+				size_t c = k % rt->ncerts;
+				free(rt->certs[c].cert_pem);
+				free(rt->certs[c].key_pem);
+				snprintf(buf, sizeof(buf), "h%zu.bench.test", c);
+				make_cert(buf, 100000 + g, &rt->certs[c].cert_pem,
+				          &rt->certs[c].key_pem);
+			}
 			rt->generation++;
-			if (write_table(rt, dir) != 0) {
+			double w = now_s(), wc = clock_s(CLOCK_PROCESS_CPUTIME_ID);
+			if (write_any(rt, dir, pub) != 0) {
 				fprintf(stderr, "cannot write %s/routes.json\n", dir);
 				return 1;
 			}
+			printf("write %d: %.1f ms (%.1f ms CPU)\n", g, (now_s() - w) * 1e3,
+			       (clock_s(CLOCK_PROCESS_CPUTIME_ID) - wc) * 1e3);
 		}
 		double s = now_s(), cpu = clock_s(CLOCK_PROCESS_CPUTIME_ID);
 		int rc = table_load(dir, &t[g], err, sizeof(err));
@@ -220,10 +266,10 @@ int main(int argc, char **argv)
 			return 1;
 		}
 		long rss = rss_kib();
-		printf("%s load %d: %.3f s (%.3f s CPU), RSS %ld KiB (heap in use %ld KiB) with %d "
-		       "table(s) alive\n",
-		       g ? "reload (one certificate changed)" : "first", g, took, cpu_took, rss,
-		       heap_kib(), g + 1);
+		printf("%s load %d: %.1f ms (%.1f ms CPU), %zu hosts parsed, %zu certificates "
+		       "decoded, RSS %ld KiB (heap in use %ld KiB) with %d table(s) alive\n",
+		       what, g, took * 1e3, cpu_took * 1e3, table_hosts_parsed(t[g]),
+		       table_certs_decoded(t[g]), rss, heap_kib(), g + 1);
 	}
 	for (int g = 0; g < gens; g++)
 		table_unref(t[g]);
@@ -234,5 +280,6 @@ int main(int argc, char **argv)
 	rss = rss_kib();
 	printf("RSS with no table alive: %ld KiB (heap in use %ld KiB)\n", rss, heap_kib());
 	route_table_free(rt);
+	publisher_free(pub);
 	return 0;
 }

@@ -13,6 +13,8 @@ import time
 
 import pytest
 
+import routetable
+
 HERE = pathlib.Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 EXAMPLES = REPO / "examples" / "manifests"
@@ -32,7 +34,7 @@ def run(*args, timeout=30):
 
 
 def table(pub):
-    return json.loads((pub / "routes.json").read_text())
+    return routetable.load(pub)
 
 
 @pytest.mark.parametrize("args", [
@@ -44,6 +46,7 @@ def table(pub):
     ["--log-format"],
     ["extra-argument"],
     ["--once", "--explain", "--manifests", "."],
+    ["--publish-format", "v3"],
 ])
 def test_bad_flags_exit_2_with_one_line(args):
     proc = run(*args)
@@ -101,7 +104,30 @@ def test_once_generation_and_unchanged(tmp_path):
     assert second["generation"] == 2
     paths = [r["path"] for r in second["hosts"][0]["routes"]]
     assert "/app2" in paths and "/app" not in paths
+    assert sorted(p.name for p in pub.iterdir()) == ["routes.json", "shards"]
+    index = json.loads((pub / "routes.json").read_text())
+    assert index["version"] == 2
+    # the index names every shard on disk but the first table's host (kept for a while
+    # for proxies still reading an older index); no temporary file is left
+    names = routetable.shard_files(pub)
+    assert all(not n.startswith(".") for n in names), names
+    named = [s for s in index["hosts"] + index["backends"] + index["certs"] if s]
+    assert set(f"{s}.json" for s in named) <= set(names)
+    assert len(names) == len(named) + 1
+
+
+def test_once_publish_format_v1(tmp_path):
+    pub = tmp_path / "pub"
+    assert run("--manifests", str(EXAMPLES), "--publish", str(pub), "--once",
+               "--publish-format", "v1").returncode == 0
     assert sorted(p.name for p in pub.iterdir()) == ["routes.json"]
+    t = json.loads((pub / "routes.json").read_text())
+    assert t["version"] == 1 and t["hosts"][0]["name"] == "demo.localhost"
+    # switching to v2 rewrites the same table once as an index and shards
+    assert run("--manifests", str(EXAMPLES), "--publish", str(pub), "--once").returncode == 0
+    t2 = table(pub)
+    assert json.loads((pub / "routes.json").read_text())["version"] == 2
+    assert t2["generation"] == 2 and t2["hosts"] == t["hosts"]
 
 
 def wait_for(pred, seconds=10.0):

@@ -18,6 +18,7 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 import proxyutil as pu
+import routetable
 
 CONTROLLER_BIN = os.path.join(pu.BUILD_DIR, "weir-controller")
 REALM = "Authentication Required - weir"
@@ -115,8 +116,9 @@ def aproxy(proxy_bin, backends, tmp_path_factory):
                            "--once", "--metrics-port", "0"],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
-    with open(routes / "routes.json") as f:
-        assert '"auth":{"type":"basic"' in f.read()
+    table = routetable.load(routes)
+    assert any(r.get("policy", {}).get("auth", {}).get("type") == "basic"
+               for h in table["hosts"] for r in h["routes"]), table
     p = pu.Proxy(str(routes), str(d / "proxy.log"), workers=2)
     try:
         p.wait_ready()

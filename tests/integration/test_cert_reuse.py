@@ -26,7 +26,7 @@ def table(backends, certs, gen, b_cert_host, path="/"):
 
 def loaded_line(proxy, gen, timeout=10.0):
     """The proxy's log line for the load of generation gen."""
-    want = re.compile(rf"route table loaded: generation {gen}, [^\n]*")
+    want = re.compile(rf"route table loaded: generation {gen} [^\n]*")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with open(proxy.log_path, "rb") as f:

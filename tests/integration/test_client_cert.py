@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 import proxyutil as pu
+import routetable
 
 CONTROLLER_BIN = os.path.join(pu.BUILD_DIR, "weir-controller")
 NGINX = "nginx.ingress.kubernetes.io/"
@@ -170,7 +171,7 @@ def cproxy(proxy_bin, backends, pki, tmp_path_factory):
                            "--once", "--metrics-port", "0"],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
-    table = json.loads((routes / "routes.json").read_text())
+    table = routetable.load(routes)
     # one CA entry per distinct content: "ca" for five hosts, "ca-crl" for one
     assert [c["name"] for c in table["cas"]] == ["default/ca", "default/ca-crl"], table["cas"]
     p = pu.Proxy(str(routes), str(d / "proxy.log"), workers=2)

@@ -14,6 +14,7 @@ import time
 from websockets.sync.client import connect
 
 import proxyutil as pu
+import routetable
 
 CONTROLLER_BIN = os.path.join(pu.BUILD_DIR, "weir-controller")
 MISSING = "weir-it-missing.invalid"
@@ -101,7 +102,7 @@ spec:
                                "--once", "--log-format", "text"],
                               capture_output=True, text=True, timeout=30)
         assert proc.returncode == 0, proc.stderr
-        table = json.loads((pub / "routes.json").read_text())
+        table = routetable.load(pub)
         backends = {b["name"]: b for b in table["backends"]}
         assert backends["default/local:80"] == {
             "name": "default/local:80", "endpoints": [], "external_name": "localhost",
@@ -110,7 +111,7 @@ spec:
 
         routes = tmp_path / "routes"
         routes.mkdir()
-        pu.write_raw_table(str(routes), (pub / "routes.json").read_bytes())
+        pu.write_raw_table(str(routes), routetable.v1_bytes(pub))
         p = pu.Proxy(str(routes), str(tmp_path / "proxy.log"), workers=2)
         procs.append(p.proc)
         p.wait_ready()

@@ -11,6 +11,7 @@ import time
 import pytest
 
 from shiputil import ROOT, build_dir
+import routetable
 
 
 NS = "weir-system"
@@ -120,7 +121,7 @@ def test_controller_works_with_exactly_the_chart_rbac(installed, tmp_path):
         while time.monotonic() < deadline:
             f = publish / "routes.json"
             if f.exists():
-                table = json.loads(f.read_text())
+                table = routetable.load(publish)
                 if any(h["name"] == "ship.example" for h in table.get("hosts", [])):
                     break
             time.sleep(0.2)

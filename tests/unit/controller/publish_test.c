@@ -1,9 +1,12 @@
 /* tests/unit/controller/publish_test.c - change-only writes, generation
- * continues from the file on disk, no temporary file left behind. */
+ * continues from the file on disk, no temporary file left behind; version 2:
+ * stable slots (an unrelated change writes only the changed host's shard and
+ * the index), holes and compaction, garbage collection of shard files. */
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -15,8 +18,8 @@ static char *slurp(const char *path)
 	FILE *f = fopen(path, "rb");
 	if (!f)
 		return NULL;
-	char *buf = calloc(1, 1 << 16);
-	size_t n = fread(buf, 1, (1 << 16) - 1, f);
+	char *buf = calloc(1, 1 << 20);
+	size_t n = fread(buf, 1, (1 << 20) - 1, f);
 	buf[n] = '\0';
 	fclose(f);
 	return buf;
@@ -28,14 +31,31 @@ static size_t count_files(const char *dir)
 	DIR *d = opendir(dir);
 	struct dirent *de;
 	while (d && (de = readdir(d)))
-		if (de->d_name[0] != '.' || strncmp(de->d_name, ".routes", 7) == 0)
+		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
 			n++;
 	if (d)
 		closedir(d);
 	return n;
 }
 
-int main(void)
+static void rm_rf(const char *dir)
+{
+	char path[1024];
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	while (d && (de = readdir(d))) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		if (unlink(path) != 0)
+			rm_rf(path);
+	}
+	if (d)
+		closedir(d);
+	rmdir(dir);
+}
+
+static void test_v1(void)
 {
 	char dir[] = "/tmp/weir-publish-test-XXXXXX";
 	char path[512];
@@ -44,7 +64,7 @@ int main(void)
 	snprintf(path, sizeof(path), "%s/%s", dir, ROUTE_TABLE_FILE);
 
 	struct publisher *p = NULL;
-	CHECK_INT(publisher_new(dir, &p), 0);
+	CHECK_INT(publisher_new_format(dir, PUBLISH_V1, &p), 0);
 	CHECK_INT(publisher_generation(p), 0);
 	struct route_table *t = route_table_new();
 	CHECK_INT(publisher_publish(p, t, &written), 0);
@@ -77,7 +97,7 @@ int main(void)
 	free(text);
 
 	/* a restart continues from the file: same table -> no write */
-	CHECK_INT(publisher_new(dir, &p), 0);
+	CHECK_INT(publisher_new_format(dir, PUBLISH_V1, &p), 0);
 	CHECK_INT(publisher_generation(p), 2);
 	CHECK_INT(publisher_publish(p, t, &written), 0);
 	CHECK(!written);
@@ -90,8 +110,361 @@ int main(void)
 
 	/* an unwritable location fails cleanly */
 	CHECK_INT(publisher_new("/proc/weir-no-such-dir", &p), WEIR_EIO);
+	rm_rf(dir);
+}
 
-	unlink(path);
-	rmdir(dir);
+/* ------------------------------------------------------------ version 2 */
+
+/* A table of hosts h<i>.test (i in [0, n), skipping skip[]), host i routing
+ * to backend ns/b<i>:80 with endpoint port 1000+i (+ bump for host bump_at)
+ * and serving cert ns/c<i>; backends and certs sorted by name as compile
+ * writes them. extra: a backend "aaa/first:80" sorting before all others
+ * and a host "a0.test" using it (shifts every compiled backend index). */
+static struct route_table *make_table(int n, const int *skip, int nskip, bool extra,
+                                      int changed_host, int bump_at)
+{
+	size_t cap = 1 << 20, len = 0;
+	char *j = malloc(cap);
+	bool first;
+#define OUT(...) (len += (size_t)snprintf(j + len, cap - len, __VA_ARGS__))
+	int idx[64], k = 0, nb = 0;
+	for (int i = 0; i < n; i++) {
+		bool s = false;
+		for (int x = 0; x < nskip; x++)
+			s |= skip[x] == i;
+		idx[i] = s ? -1 : k++;
+	}
+	nb = k + (extra ? 1 : 0);
+	(void)nb;
+	OUT("{\"version\":1,\"hosts\":[");
+	first = true;
+	if (extra) {
+		OUT("{\"name\":\"a0.test\",\"routes\":[{\"path\":\"/\",\"match\":\"prefix\","
+		    "\"backend\":0}]}");
+		first = false;
+	}
+	for (int i = 0; i < n; i++) {
+		if (idx[i] < 0)
+			continue;
+		int b = idx[i] + (extra ? 1 : 0);
+		OUT("%s{\"name\":\"h%02d.test\",\"cert\":%d,\"routes\":[{\"path\":\"/%s\","
+		    "\"match\":\"prefix\",\"backend\":%d}]}",
+		    first ? "" : ",", i, idx[i], i == changed_host ? "changed" : "", b);
+		first = false;
+	}
+	OUT("],\"backends\":[");
+	first = true;
+	if (extra) {
+		OUT("{\"name\":\"aaa/first:80\",\"endpoints\":[{\"address\":\"10.0.0.1\","
+		    "\"port\":80}]}");
+		first = false;
+	}
+	for (int i = 0; i < n; i++) {
+		if (idx[i] < 0)
+			continue;
+		OUT("%s{\"name\":\"ns/b%02d:80\",\"endpoints\":[{\"address\":\"10.0.0.2\","
+		    "\"port\":%d}]}",
+		    first ? "" : ",", i, 1000 + i + (i == bump_at ? 500 : 0));
+		first = false;
+	}
+	OUT("],\"certs\":[");
+	first = true;
+	for (int i = 0; i < n; i++) {
+		if (idx[i] < 0)
+			continue;
+		OUT("%s{\"name\":\"ns/c%02d\",\"cert_pem\":\"CERT %d\",\"key_pem\":\"KEY %d\"}",
+		    first ? "" : ",", i, i, i);
+		first = false;
+	}
+	OUT("]}");
+#undef OUT
+	struct route_table *t = NULL;
+	char err[256];
+	int rc = route_table_parse(j, len, &t, err, sizeof(err));
+	if (rc != 0)
+		fprintf(stderr, "make_table: %s\n", err);
+	CHECK_INT(rc, 0);
+	free(j);
+	return t;
+}
+
+/* The index on disk and its shard ids (caller frees both). */
+static struct route_table *read_index(const char *dir, struct route_index **ix)
+{
+	char path[512], err[256];
+	snprintf(path, sizeof(path), "%s/%s", dir, ROUTE_TABLE_FILE);
+	char *text = slurp(path);
+	struct route_table *t = NULL;
+	*ix = NULL;
+	CHECK(text != NULL);
+	if (!text)
+		return NULL;
+	int rc = route_table_parse_any(text, strlen(text), &t, ix, err, sizeof(err));
+	if (rc != 0)
+		fprintf(stderr, "read_index: %s\n", err);
+	CHECK_INT(rc, 0);
+	CHECK(*ix != NULL);
+	free(text);
+	/* the backends from their shards (holes stay unnamed) */
+	for (size_t i = 0; t && *ix && i < (*ix)->nbackends; i++) {
+		if (!(*ix)->backends[i][0])
+			continue;
+		snprintf(path, sizeof(path), "%s/%s/%s.json", dir, ROUTE_SHARD_DIR,
+		         (*ix)->backends[i]);
+		char *b = slurp(path);
+		CHECK(b != NULL);
+		if (b)
+			CHECK_INT(route_backend_shard_parse(b, strlen(b), &t->backends[i], err,
+			                                    sizeof(err)),
+			          0);
+		free(b);
+	}
+	return t;
+}
+
+static bool shard_exists(const char *dir, const char *id)
+{
+	char path[512];
+	snprintf(path, sizeof(path), "%s/%s/%s.json", dir, ROUTE_SHARD_DIR, id);
+	return access(path, F_OK) == 0;
+}
+
+static int64_t fake_now;
+static int64_t fake_clock(void)
+{
+	return fake_now;
+}
+
+static void publish_ok(struct publisher *p, struct route_table *t, bool want_written)
+{
+	bool written = false;
+	CHECK_INT(publisher_publish(p, t, &written), 0);
+	CHECK_INT(written, want_written);
+	route_table_free(t);
+}
+
+static void test_v2_slots(void)
+{
+	char dir[] = "/tmp/weir-publish-v2-XXXXXX";
+	CHECK(mkdtemp(dir) != NULL);
+	struct publisher *p = NULL;
+	struct route_index *ix = NULL;
+	struct route_table *it;
+	const struct publish_stats *st;
+	CHECK_INT(publisher_new(dir, &p), 0);
+	publisher_set_clock(p, fake_clock);
+	fake_now = 1000;
+	st = publisher_stats(p);
+
+	publish_ok(p, make_table(10, NULL, 0, false, -1, -1), true);
+	CHECK_INT(st->host_shards, 10);
+	CHECK_INT(st->cert_shards, 10);
+	CHECK_INT(st->backend_shards, 10);
+	CHECK_INT(st->shards_written, 30);
+	CHECK_INT(count_files(dir), 2); /* routes.json and shards/ */
+	char sdir[512];
+	snprintf(sdir, sizeof(sdir), "%s/%s", dir, ROUTE_SHARD_DIR);
+	CHECK_INT(count_files(sdir), 30); /* no temporary left */
+	it = read_index(dir, &ix);
+	CHECK_INT(it->version, ROUTE_INDEX_VERSION);
+	CHECK_INT(ix->nhosts, 10);
+	CHECK_INT(ix->ncerts, 10);
+	char h5[ROUTE_SHARD_ID_LEN + 1];
+	memcpy(h5, ix->hosts[5], sizeof(h5));
+	route_index_free(ix);
+	route_table_free(it);
+
+	/* unchanged: nothing written */
+	publish_ok(p, make_table(10, NULL, 0, false, -1, -1), false);
+	CHECK_INT(st->shards_written, 0);
+
+	/* a backend sorting first and a host using it: every compiled backend
+	 * index moves, yet only the new host's and the new backend's shards are
+	 * written */
+	publish_ok(p, make_table(10, NULL, 0, true, -1, -1), true);
+	CHECK_INT(st->shards_written, 2);
+	CHECK_INT(st->host_shards, 11);
+	CHECK(!st->compacted);
+	it = read_index(dir, &ix);
+	CHECK_INT(it->nbackends, 11);
+	CHECK_STR(it->backends[10].name, "aaa/first:80"); /* appended: a new slot */
+	CHECK_STR(ix->hosts[6], h5);                      /* h05 after a0: same shard */
+	route_index_free(ix);
+	route_table_free(it);
+
+	/* an endpoint-only change: that backend's shard and the index, no host */
+	publish_ok(p, make_table(10, NULL, 0, true, -1, 3), true);
+	CHECK_INT(st->shards_written, 1);
+	it = read_index(dir, &ix);
+	CHECK_INT(it->backends[3].endpoints[0].port, 1503);
+	route_index_free(ix);
+	route_table_free(it);
+
+	/* one host's route changed: one shard */
+	publish_ok(p, make_table(10, NULL, 0, true, 7, 3), true);
+	CHECK_INT(st->shards_written, 1);
+
+	/* two hosts (with their backends and certs) removed: holes, nothing
+	 * else written; the holes are placeholders nothing refers to */
+	int skip[] = {2, 4};
+	publish_ok(p, make_table(10, skip, 2, true, 7, 3), true);
+	CHECK_INT(st->shards_written, 0);
+	it = read_index(dir, &ix);
+	CHECK_INT(it->nbackends, 11);
+	CHECK_STR(ix->backends[2], "");
+	CHECK(it->backends[2].name == NULL);
+	CHECK_STR(ix->certs[4], "");
+	CHECK_INT(ix->ncerts, 10);
+	CHECK_INT(ix->nhosts, 9);
+	route_index_free(ix);
+	route_table_free(it);
+
+	/* a host back takes the lowest hole: its old slots, so the same shard
+	 * text, still on disk (younger than the grace period) */
+	int skip4[] = {4};
+	publish_ok(p, make_table(10, skip4, 1, true, 7, 3), true);
+	CHECK_INT(st->shards_written, 0);
+	it = read_index(dir, &ix);
+	CHECK_STR(it->backends[2].name, "ns/b02:80");
+	CHECK(ix->certs[2][0] != '\0');
+	CHECK_STR(ix->certs[4], "");
+	route_index_free(ix);
+	route_table_free(it);
+
+	/* a restart publishing the same table writes nothing */
+	publisher_free(p);
+	CHECK_INT(publisher_new(dir, &p), 0);
+	publisher_set_clock(p, fake_clock);
+	st = publisher_stats(p);
+	publish_ok(p, make_table(10, skip4, 1, true, 7, 3), false);
+	publish_ok(p, make_table(10, skip4, 1, true, 7, -1), true);
+	CHECK_INT(st->shards_written, 0);
+
+	/* more than half the slots holes: compacted, every shard rewritten once */
+	int many[] = {0, 1, 2, 3, 4, 5, 6};
+	publish_ok(p, make_table(10, many, 7, true, -1, -1), true);
+	CHECK(st->compacted);
+	it = read_index(dir, &ix);
+	CHECK_INT(it->nbackends, 4);
+	for (size_t i = 0; i < it->nbackends; i++)
+		CHECK(it->backends[i].name[0] != '\0');
+	CHECK_INT(ix->ncerts, 3);
+	route_index_free(ix);
+	route_table_free(it);
+	publisher_free(p);
+	rm_rf(dir);
+}
+
+/* Same history, same bytes: the index and the shards are deterministic. */
+static void test_v2_deterministic(void)
+{
+	char a[] = "/tmp/weir-publish-da-XXXXXX", b[] = "/tmp/weir-publish-db-XXXXXX";
+	char pa[512], pb[512];
+	CHECK(mkdtemp(a) != NULL && mkdtemp(b) != NULL);
+	struct publisher *p = NULL, *q = NULL;
+	CHECK_INT(publisher_new(a, &p), 0);
+	CHECK_INT(publisher_new(b, &q), 0);
+	int skip[] = {3};
+	publish_ok(p, make_table(8, NULL, 0, false, -1, -1), true);
+	publish_ok(q, make_table(8, NULL, 0, false, -1, -1), true);
+	publish_ok(p, make_table(8, skip, 1, true, 5, 2), true);
+	publish_ok(q, make_table(8, skip, 1, true, 5, 2), true);
+	snprintf(pa, sizeof(pa), "%s/%s", a, ROUTE_TABLE_FILE);
+	snprintf(pb, sizeof(pb), "%s/%s", b, ROUTE_TABLE_FILE);
+	char *ta = slurp(pa), *tb = slurp(pb);
+	CHECK(ta && tb && strcmp(ta, tb) == 0);
+	free(ta);
+	free(tb);
+	publisher_free(p);
+	publisher_free(q);
+	rm_rf(a);
+	rm_rf(b);
+}
+
+/* Garbage: a shard goes once none of the last three indexes names it and it
+ * is 10 s old; a restart keeps what the index on disk names. */
+static void test_v2_gc(void)
+{
+	char dir[] = "/tmp/weir-publish-gc-XXXXXX";
+	CHECK(mkdtemp(dir) != NULL);
+	struct publisher *p = NULL;
+	struct route_index *ix = NULL;
+	struct route_table *it;
+	char id[6][ROUTE_SHARD_ID_LEN + 1];
+	const struct publish_stats *st;
+	CHECK_INT(publisher_new(dir, &p), 0);
+	publisher_set_clock(p, fake_clock);
+	st = publisher_stats(p);
+	fake_now = 5000;
+	/* generations 1..4, host h01 different in each (id[g-1]) */
+	for (int g = 0; g < 4; g++) {
+		struct route_table *t = make_table(3, NULL, 0, false, -1, -1);
+		free(t->hosts[1].routes[0].path);
+		char path[32];
+		snprintf(path, sizeof(path), "/v%d", g);
+		t->hosts[1].routes[0].path = strdup(path);
+		publish_ok(p, t, true);
+		CHECK_INT(st->shards_removed, 0); /* all younger than 10 s */
+		it = read_index(dir, &ix);
+		memcpy(id[g], ix->hosts[1], sizeof(id[g]));
+		route_index_free(ix);
+		route_table_free(it);
+	}
+	CHECK(shard_exists(dir, id[0]));
+	fake_now += PUBLISH_SHARD_GRACE_S;
+	/* generation 5 names v4: the last three are 3, 4, 5, so v0 (gen 1) and
+	 * v1 (gen 2) go; v2 (gen 3) and v3 (gen 4) stay */
+	struct route_table *t = make_table(3, NULL, 0, false, -1, -1);
+	free(t->hosts[1].routes[0].path);
+	t->hosts[1].routes[0].path = strdup("/v4");
+	publish_ok(p, t, true);
+	CHECK_INT(st->shards_removed, 2);
+	CHECK(!shard_exists(dir, id[0]));
+	CHECK(!shard_exists(dir, id[1]));
+	CHECK(shard_exists(dir, id[2]));
+	CHECK(shard_exists(dir, id[3]));
+	it = read_index(dir, &ix);
+	memcpy(id[4], ix->hosts[1], sizeof(id[4]));
+	route_index_free(ix);
+	route_table_free(it);
+	publisher_free(p);
+
+	/* a restart: what the index names stays, the rest is garbage */
+	CHECK_INT(publisher_new(dir, &p), 0);
+	publisher_set_clock(p, fake_clock);
+	st = publisher_stats(p);
+	fake_now = (int64_t)time(NULL) + 100; /* the files' mtimes are real ones now */
+	t = make_table(3, NULL, 0, false, -1, -1);
+	free(t->hosts[1].routes[0].path);
+	t->hosts[1].routes[0].path = strdup("/v5");
+	publish_ok(p, t, true);
+	/* the shards on disk were stamped with the generation the restart
+	 * found (5): v2 and v3 go at once (their files are old), v4 is named
+	 * by generation 5 and stays */
+	CHECK(!shard_exists(dir, id[2]));
+	CHECK(!shard_exists(dir, id[3]));
+	CHECK(shard_exists(dir, id[4]));
+	publisher_free(p);
+
+	/* a missing shard named by the index is written again */
+	char path[512];
+	snprintf(path, sizeof(path), "%s/%s/%s.json", dir, ROUTE_SHARD_DIR, id[4]);
+	CHECK_INT(unlink(path), 0);
+	CHECK_INT(publisher_new(dir, &p), 0);
+	t = make_table(3, NULL, 0, false, -1, -1);
+	free(t->hosts[1].routes[0].path);
+	t->hosts[1].routes[0].path = strdup("/v4");
+	publish_ok(p, t, true);
+	CHECK(shard_exists(dir, id[4]));
+	publisher_free(p);
+	rm_rf(dir);
+}
+
+int main(void)
+{
+	test_v1();
+	test_v2_slots();
+	test_v2_deterministic();
+	test_v2_gc();
 	return check_finish("publish_test");
 }

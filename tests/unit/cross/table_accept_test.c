@@ -5,7 +5,11 @@
  * not UTF-8, very long, empty), go through the controller's compile and
  * route_table_serialize; the bytes go through the proxy's route_table_parse
  * and table_new (regexes compiled, certificates loaded), which must accept
- * them every time. Diagnostics must stay one clean line each.
+ * them every time. Diagnostics must stay one clean line each. The same
+ * tables also go through the version 2 publisher (one publisher for the
+ * whole run, so slots, holes and compaction churn) and the proxy's sharded
+ * load (the previous table kept alive, so cached shards are reused), which
+ * must accept them and serve the same hosts as version 1.
  *
  * Seeded PRNG, fixed iteration count; WEIR_PROPERTY_SEED=N replays a seed,
  * WEIR_PROPERTY_ITERATIONS=N changes the count. A failure prints the seed
@@ -17,9 +21,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "compile.h"
+#include "publish.h"
 #include "error.h"
 #include "route_table.h"
 #include "route_validate.h"
@@ -755,6 +761,105 @@ static size_t next_auth, next_auth_more, next_auth_set;
 static size_t nrewrite, npattern, ncustom;
 static size_t nsnippet; /* served tables with add_headers, return_code or an expand header */
 
+/* Host h of rt as text with every index replaced by what it names, so
+ * tables with different index layouts compare. Caller frees. */
+static char *host_fingerprint(const struct route_table *rt, const struct route_host *h)
+{
+	struct route_host c = *h;
+	struct route *r = calloc(h->nroutes + 1, sizeof(*r));
+	char *text = NULL, *out = NULL;
+	size_t len = 0, cap = 256;
+	if (!r)
+		return NULL;
+	if (h->nroutes)
+		memcpy(r, h->routes, h->nroutes * sizeof(*r));
+	out = malloc(cap);
+	if (!out)
+		goto done;
+	out[0] = '\0';
+#define NAME(arr, n, i, field) ((i) >= 0 && (size_t)(i) < (n) ? (arr)[i].field : "-")
+	for (size_t j = 0; j < h->nroutes; j++) {
+		char line[1024];
+		int k = snprintf(line, sizeof(line), "%s|%s|%s;",
+		                 NAME(rt->backends, rt->nbackends, r[j].backend, name),
+		                 NAME(rt->backends, rt->nbackends, r[j].canary.backend, name),
+		                 NAME(rt->backend_tls, rt->nbackend_tls,
+		                      r[j].policy.backend_tls.profile, name));
+		if (k < 0 || (size_t)k >= sizeof(line))
+			k = (int)sizeof(line) - 1;
+		while (len + (size_t)k + 1 > cap) {
+			cap *= 2;
+			char *g = realloc(out, cap);
+			if (!g)
+				goto done;
+			out = g;
+		}
+		memcpy(out + len, line, (size_t)k + 1);
+		len += (size_t)k;
+		r[j].backend = r[j].canary.backend = r[j].policy.backend_tls.profile = -1;
+	}
+	char head[1024];
+	snprintf(head, sizeof(head), "cert=%s ca=%s ", NAME(rt->certs, rt->ncerts, c.cert, name),
+	         NAME(rt->cas, rt->ncas, c.client_auth.ca, ca_pem));
+#undef NAME
+	c.routes = r;
+	c.cert = -1;
+	c.client_auth.ca = -1;
+	if (route_host_serialize(&c, &text, &len) != 0)
+		goto done;
+	size_t need = strlen(out) + strlen(head) + strlen(text) + 1;
+	char *all = malloc(need);
+	if (all)
+		snprintf(all, need, "%s%s%s", head, out, text);
+	free(out);
+	out = all;
+done:
+	free(text);
+	free(r);
+	return out;
+}
+
+static struct publisher *v2_publisher;
+static char v2_dir[64];
+static struct table *v2_prev;
+
+/* t (compiled) published as version 2 and loaded by the proxy serves the
+ * hosts v1 (the proxy's table of the version 1 text) serves. */
+static int check_v2(struct route_table *t, const struct table *v1)
+{
+	char err[512] = "";
+	bool written = false;
+	struct table *v2 = NULL;
+	int ok = 1;
+	uint64_t gen = t->generation;
+	CHECK_INT(publisher_publish(v2_publisher, t, &written), 0);
+	t->generation = gen;
+	int rc = table_load(v2_dir, &v2, err, sizeof(err));
+	if (rc != 0) {
+		fprintf(stderr, "proxy refused the v2 table: %s\n", err);
+		return 0;
+	}
+	const struct route_table *a = table_routes(v1), *b = table_routes(v2);
+	if (a->nhosts != b->nhosts) {
+		fprintf(stderr, "v2: %zu hosts, v1: %zu\n", b->nhosts, a->nhosts);
+		ok = 0;
+	}
+	for (size_t i = 0; ok && i < a->nhosts; i++) {
+		char *fa = host_fingerprint(a, &a->hosts[i]);
+		char *fb = host_fingerprint(b, &b->hosts[i]);
+		if (!fa || !fb || strcmp(fa, fb) != 0) {
+			fprintf(stderr, "v2 host %zu differs:\n v1 %s\n v2 %s\n", i,
+			        fa ? fa : "?", fb ? fb : "?");
+			ok = 0;
+		}
+		free(fa);
+		free(fb);
+	}
+	table_unref(v2_prev);
+	v2_prev = v2;
+	return ok;
+}
+
 static int one_round(uint64_t seed, size_t iter, const char *other_key)
 {
 	struct store *s = store_new();
@@ -808,6 +913,8 @@ static int one_round(uint64_t seed, size_t iter, const char *other_key)
 		rc = table_new(rt, &served, err, sizeof(err));
 		rt = NULL;
 	}
+	if (rc == 0 && served && !check_v2(t, served))
+		ok = 0;
 	if (rc != 0) {
 		ok = 0;
 		fprintf(stderr, "proxy refused the table: %s\n%.*s\n", err,
@@ -882,9 +989,19 @@ int main(void)
 	char *other_key = other_key_pem();
 	size_t failed = 0;
 	rng_state = seed ? seed : 1;
-	for (size_t i = 0; i < n && other_key && failed < 3; i++)
+	/* 400 publishes, each with an fsync: in memory when possible */
+	snprintf(v2_dir, sizeof(v2_dir), "%s/weir-accept-v2-XXXXXX",
+	         access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp");
+	CHECK(mkdtemp(v2_dir) != NULL);
+	CHECK_INT(publisher_new(v2_dir, &v2_publisher), 0);
+	for (size_t i = 0; i < n && other_key && failed < 3 && v2_publisher; i++)
 		failed += !one_round(seed, i, other_key);
 	free(other_key);
+	table_unref(v2_prev);
+	publisher_free(v2_publisher);
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", v2_dir);
+	CHECK_INT(system(cmd), 0);
 	printf("table_accept: seed %" PRIu64 ", %zu iterations, %zu failed, %zu with client "
 	       "certificates, %zu with forward auth (%zu with more than auth-url, %zu with "
 	       "auth-proxy-set-headers), %zu with response rewrites, %zu with canary header "

@@ -187,6 +187,7 @@ static void test_families_and_order(void)
 	metrics_request("a.example", "/a", 200, -1);
 	metrics_reload(true, 42);
 	metrics_reload(false, 0);
+	metrics_table_load(1500, 3, 97);
 	metrics_upstream_error("timeout");
 	metrics_upstream_error("connect");
 	metrics_upstream_retry(0);
@@ -210,6 +211,9 @@ static void test_families_and_order(void)
 	CHECK_INT(sample(t1, "weir_proxy_route_table_generation"), 42);
 	CHECK_INT(sample(t1, "weir_proxy_reloads_total{result=\"ok\"}"), 1);
 	CHECK_INT(sample(t1, "weir_proxy_reloads_total{result=\"failed\"}"), 1);
+	CHECK_INT(sample(t1, "weir_proxy_route_table_load_microseconds"), 1500);
+	CHECK_INT(sample(t1, "weir_proxy_route_table_hosts_total{result=\"parsed\"}"), 3);
+	CHECK_INT(sample(t1, "weir_proxy_route_table_hosts_total{result=\"reused\"}"), 97);
 	CHECK_INT(sample(t1, "weir_proxy_upstream_errors_total{kind=\"timeout\"}"), 1);
 	CHECK_INT(sample(t1, "weir_proxy_upstream_errors_total{kind=\"connect\"}"), 1);
 	CHECK_INT(sample(t1, "weir_proxy_upstream_errors_total{kind=\"reset\"}"), 0);
@@ -225,6 +229,8 @@ static void test_families_and_order(void)
 	    {"weir_proxy_open_websocket_tunnels", "gauge"},
 	    {"weir_proxy_route_table_generation", "gauge"},
 	    {"weir_proxy_reloads_total", "counter"},
+	    {"weir_proxy_route_table_load_microseconds", "gauge"},
+	    {"weir_proxy_route_table_hosts_total", "counter"},
 	    {"weir_proxy_upstream_errors_total", "counter"},
 	    {"weir_proxy_upstream_retries_total", "counter"},
 	};

@@ -108,7 +108,7 @@ int main(void)
 	             "\"match\":\"regex\"}]}]}");
 	CHECK_INT(wait_gen(3, 300), -1);
 	CHECK_INT(table_current_generation(), 2);
-	publish_text("{\"version\":2,\"generation\":3}");
+	publish_text("{\"version\":9,\"generation\":3}");
 	publish_text("not json at all");
 	CHECK_INT(wait_gen(3, 300), -1);
 	CHECK_INT(table_current_generation(), 2);
