@@ -1090,8 +1090,13 @@ int table_load(const char *dir, struct table **out, char *err, size_t errlen)
 	if (rc == 0)
 		rc = route_table_parse_any(buf, len, &rt, &ix, msg, sizeof(msg));
 	free(buf);
-	if (rc == 0 && ix)
+	if (rc == 0 && ix) {
 		rc = table_new_sharded(dir, rt, ix, out, msg, sizeof(msg));
+		/* A shard that is not there is a broken table, not a table the
+		 * controller has yet to write (WEIR_ENOENT means that). */
+		if (rc == WEIR_ENOENT)
+			rc = WEIR_EIO;
+	}
 	else if (rc == 0)
 		rc = table_new(rt, out, msg, sizeof(msg));
 	if (rc != 0 && err && errlen)

@@ -169,10 +169,8 @@ def test_default_backend_service_error_pages_and_redirects(proxy_bin, tmp_path):
                                "--default-backend-service", "default/pages"],
                               capture_output=True, text=True, timeout=30)
         assert proc.returncode == 0, proc.stderr
-        routes = tmp_path / "routes"
-        routes.mkdir()
-        pu.write_raw_table(str(routes), (pub / "routes.json").read_bytes())
-        p = pu.Proxy(str(routes), str(tmp_path / "proxy.log"))
+        # the proxy reads what the controller published (index and shards)
+        p = pu.Proxy(str(pub), str(tmp_path / "proxy.log"))
         p.wait_ready()
 
         # no rule matches: the default backend service answers, without X-Code
