@@ -1685,6 +1685,7 @@ static void become_tunnel(struct conn *c, size_t head_len)
  * (the request head is still in c->in, so req's pointers are valid). */
 static void resp_extra(struct conn *c, const char *cookie, struct headers_resp_extra *x)
 {
+	memset(x, 0, sizeof(*x)); /* no compression unless the caller says so */
 	x->set_cookie = cookie;
 	x->hsts = hsts_value(c);
 	x->allow_origin = NULL; /* left as is when CORS headers are not due */
