@@ -32,8 +32,11 @@ def test_default_backend_service(cluster, api, base, sa_kubeconfig, backends, tm
                                        "503"}))
 
         def error_page():
+            # Before the route is published the request is unmatched and the
+            # default backend answers it too, without X-Code: wait for the page.
             st, body, _ = http_get(w.http_port, "errs.weir.test", "/shop?id=1")
-            return st == 200 and isinstance(body, dict) and body.get("name") == "weir-b2"
+            return (st == 200 and isinstance(body, dict) and body.get("name") == "weir-b2"
+                    and body.get("headers", {}).get("X-Code") == "503")
 
         wait_for(error_page, ROUTE_TIMEOUT, "503 replaced by the default backend's page")
         st, body, _ = http_get(w.http_port, "errs.weir.test", "/shop?id=1")
