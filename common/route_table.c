@@ -2187,6 +2187,274 @@ bool route_shard_id_valid(const char *s)
 	return i == ROUTE_SHARD_ID_LEN;
 }
 
+/* ------------------------------------- version 2 index: the id arrays */
+
+/* The id arrays of an index are most of its bytes (10,000 hosts: 2 MB of
+ * hex); they are read by a scanner that builds no JSON objects, the rest of
+ * the index by the parser. Anything the scanner does not take as it is
+ * (not a version 2 index, a key twice, an element that is not an id, an
+ * escape in a key) leaves the whole document to the parser, which reports
+ * the error with its path. */
+
+struct id_scan {
+	const char *s;
+	size_t len, i;
+};
+
+static void scan_ws(struct id_scan *sc)
+{
+	while (sc->i < sc->len && (sc->s[sc->i] == ' ' || sc->s[sc->i] == '\t' ||
+	                           sc->s[sc->i] == '\n' || sc->s[sc->i] == '\r'))
+		sc->i++;
+}
+
+/* A string at sc->i: past its closing quote, its content at *start, *n. */
+static bool scan_string(struct id_scan *sc, size_t *start, size_t *n, bool *escaped)
+{
+	if (sc->i >= sc->len || sc->s[sc->i] != '"')
+		return false;
+	size_t b = ++sc->i;
+	*escaped = false;
+	while (sc->i < sc->len) {
+		char c = sc->s[sc->i];
+		if (c == '\\') {
+			*escaped = true;
+			sc->i += 2;
+			continue;
+		}
+		if (c == '"') {
+			*start = b;
+			*n = sc->i - b;
+			sc->i++;
+			return true;
+		}
+		sc->i++;
+	}
+	return false;
+}
+
+/* Past one value (not checked: the parser reads it), up to the ',' or '}'
+ * that follows it at this level. */
+static bool scan_skip_value(struct id_scan *sc)
+{
+	size_t depth = 0, b, n;
+	bool esc;
+	while (sc->i < sc->len) {
+		char c = sc->s[sc->i];
+		if (c == '"') {
+			if (!scan_string(sc, &b, &n, &esc))
+				return false;
+			continue;
+		}
+		if (depth == 0 && (c == ',' || c == '}'))
+			return true;
+		if (c == '[' || c == '{')
+			depth++;
+		else if (c == ']' || c == '}') {
+			if (depth == 0)
+				return false;
+			depth--;
+		}
+		sc->i++;
+	}
+	return false;
+}
+
+struct id_array {
+	const char *key;
+	bool holes;        /* "" allowed */
+	bool seen;
+	size_t open, close; /* offsets of '[' and ']' */
+	size_t n, cap;
+	size_t *at; /* offset of each id's first digit; ids of length 0 have it at the quote */
+	bool *hole;
+};
+
+static bool scan_hex_id(const char *s, size_t n)
+{
+	if (n != ROUTE_SHARD_ID_LEN)
+		return false;
+	for (size_t k = 0; k < n; k++)
+		if (!((s[k] >= '0' && s[k] <= '9') || (s[k] >= 'a' && s[k] <= 'f')))
+			return false;
+	return true;
+}
+
+/* The elements of the array at sc->i into a; false: not an array of ids. */
+static bool scan_id_array(struct id_scan *sc, struct id_array *a, int *oom)
+{
+	size_t b, n;
+	bool esc;
+	if (sc->i >= sc->len || sc->s[sc->i] != '[')
+		return false;
+	a->open = sc->i++;
+	scan_ws(sc);
+	if (sc->i < sc->len && sc->s[sc->i] == ']') {
+		a->close = sc->i++;
+		return true;
+	}
+	for (;;) {
+		scan_ws(sc);
+		if (!scan_string(sc, &b, &n, &esc) || esc)
+			return false;
+		bool hole = n == 0;
+		if (hole ? !a->holes : !scan_hex_id(sc->s + b, n))
+			return false;
+		if (a->n == a->cap) {
+			size_t cap = a->cap ? 2 * a->cap : 1024;
+			size_t *at = realloc(a->at, cap * sizeof(*at));
+			if (at)
+				a->at = at;
+			bool *h = at ? realloc(a->hole, cap * sizeof(*h)) : NULL;
+			if (!h) {
+				*oom = 1;
+				return false;
+			}
+			a->hole = h;
+			a->cap = cap;
+		}
+		a->at[a->n] = b;
+		a->hole[a->n++] = hole;
+		scan_ws(sc);
+		if (sc->i < sc->len && sc->s[sc->i] == ',') {
+			sc->i++;
+			continue;
+		}
+		if (sc->i < sc->len && sc->s[sc->i] == ']') {
+			a->close = sc->i++;
+			return true;
+		}
+		return false;
+	}
+}
+
+/* The ids of a into *ids, *nids (as parse_shard_ids leaves them). */
+static int take_ids(const char *json, const struct id_array *a, char ***ids, size_t *nids)
+{
+	if (!a->n)
+		return 0;
+	/* One allocation per id: route_index_free frees them one by one. */
+	*ids = calloc(a->n, sizeof(**ids));
+	if (!*ids)
+		return WEIR_ENOMEM;
+	*nids = a->n;
+	for (size_t k = 0; k < a->n; k++) {
+		size_t n = a->hole[k] ? 0 : ROUTE_SHARD_ID_LEN;
+		char *id = malloc(n + 1);
+		if (!id)
+			return WEIR_ENOMEM;
+		memcpy(id, json + a->at[k], n);
+		id[n] = '\0';
+		(*ids)[k] = id;
+	}
+	return 0;
+}
+
+/* When json is a version 2 index whose id arrays the scanner takes: fills
+ * ix with them and *rest (caller frees, *rest_len bytes) with json minus
+ * those arrays' elements (their newlines kept, so line numbers in errors
+ * stay those of json) and returns 1. 0: leave json to the parser (ix
+ * untouched). WEIR_ENOMEM: out of memory (ix may hold part: the caller
+ * frees it). */
+static int scan_index_ids(const char *json, size_t len, struct route_index *ix, char **rest,
+                          size_t *rest_len)
+{
+	struct id_scan sc = {json, len, 0};
+	struct id_array arr[3] = {{.key = "hosts"}, {.key = "backends", .holes = true},
+	                          {.key = "certs", .holes = true}};
+	bool version2 = false, seen_version = false;
+	int rc = 0, oom = 0;
+	size_t b, n;
+	bool esc;
+
+	scan_ws(&sc);
+	if (sc.i >= len || json[sc.i] != '{')
+		goto out;
+	sc.i++;
+	scan_ws(&sc);
+	if (sc.i < len && json[sc.i] == '}')
+		goto out;
+	for (;;) {
+		scan_ws(&sc);
+		if (!scan_string(&sc, &b, &n, &esc) || esc)
+			goto out;
+		scan_ws(&sc);
+		if (sc.i >= len || json[sc.i] != ':')
+			goto out;
+		sc.i++;
+		scan_ws(&sc);
+		struct id_array *a = NULL;
+		for (size_t k = 0; k < 3; k++)
+			if (strlen(arr[k].key) == n && memcmp(json + b, arr[k].key, n) == 0)
+				a = &arr[k];
+		if (a) {
+			if (a->seen || !scan_id_array(&sc, a, &oom))
+				goto out;
+			a->seen = true;
+		} else if (n == 7 && memcmp(json + b, "version", 7) == 0) {
+			size_t v = sc.i;
+			if (seen_version || !scan_skip_value(&sc))
+				goto out;
+			seen_version = true;
+			size_t e = sc.i;
+			while (e > v && strchr(" \t\r\n", json[e - 1]))
+				e--;
+			version2 = e - v == 1 && json[v] == '0' + ROUTE_INDEX_VERSION;
+		} else if (!scan_skip_value(&sc)) {
+			goto out;
+		}
+		scan_ws(&sc);
+		if (sc.i < len && json[sc.i] == ',') {
+			sc.i++;
+			continue;
+		}
+		if (sc.i < len && json[sc.i] == '}')
+			break;
+		goto out;
+	}
+	if (!version2)
+		goto out;
+	/* The arrays in document order, each emptied but for its newlines. */
+	char *r = malloc(len + 1);
+	if (!r) {
+		oom = 1;
+		goto out;
+	}
+	size_t from = 0, w = 0;
+	for (;;) {
+		const struct id_array *next = NULL;
+		for (size_t k = 0; k < 3; k++)
+			if (arr[k].seen && arr[k].open >= from && (!next || arr[k].open < next->open))
+				next = &arr[k];
+		size_t stop = next ? next->open + 1 : len;
+		memcpy(r + w, json + from, stop - from);
+		w += stop - from;
+		if (!next)
+			break;
+		for (size_t k = stop; k < next->close; k++)
+			if (json[k] == '\n')
+				r[w++] = '\n';
+		from = next->close;
+	}
+	r[w] = '\0';
+	if (take_ids(json, &arr[0], &ix->hosts, &ix->nhosts) != 0 ||
+	    take_ids(json, &arr[1], &ix->backends, &ix->nbackends) != 0 ||
+	    take_ids(json, &arr[2], &ix->certs, &ix->ncerts) != 0) {
+		free(r);
+		oom = 1;
+		goto out;
+	}
+	*rest = r;
+	*rest_len = w;
+	rc = 1;
+out:
+	for (size_t k = 0; k < 3; k++) {
+		free(arr[k].at);
+		free(arr[k].hole);
+	}
+	return oom ? WEIR_ENOMEM : rc;
+}
+
 int route_table_parse_any(const char *json, size_t len, struct route_table **out,
                           struct route_index **index, char *err, size_t errlen)
 {
@@ -2196,16 +2464,29 @@ int route_table_parse_any(const char *json, size_t len, struct route_table **out
 	struct route_index *ix = NULL;
 	int rc;
 
+	char *rest = NULL;
+	size_t rest_len = 0;
+
 	if (err && errlen)
 		err[0] = '\0';
-	if ((rc = parse_json(&p, json, len, &root)) != 0)
-		goto out;
 	t = route_table_new();
 	ix = calloc(1, sizeof(*ix));
 	if (!t || !ix) {
 		rc = oom(&p, "");
 		goto out;
 	}
+	if (index && len <= ROUTE_TABLE_MAX_BYTES) {
+		if ((rc = scan_index_ids(json, len, ix, &rest, &rest_len)) < 0) {
+			rc = oom(&p, "");
+			goto out;
+		}
+		if (rc == 1) {
+			json = rest;
+			len = rest_len;
+		}
+	}
+	if ((rc = parse_json(&p, json, len, &root)) != 0)
+		goto out;
 	rc = parse_document(&p, root, t, index ? ix : NULL);
 	if (rc != 0)
 		goto out;
@@ -2220,6 +2501,7 @@ int route_table_parse_any(const char *json, size_t len, struct route_table **out
 	*out = t;
 	t = NULL;
 out:
+	free(rest);
 	route_index_free(ix);
 	route_table_free(t);
 	json_object_put(root);

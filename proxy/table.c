@@ -1066,6 +1066,29 @@ oom:
 	return WEIR_ENOMEM;
 }
 
+/* The round-robin state of t; the backends whose shard is the one prev has
+ * at the same position keep prev's cells as they are. */
+static int new_balancer(struct table *t, const struct table *prev, char *err, size_t errlen)
+{
+	size_t n = t->rt->nbackends;
+	bool *same = NULL;
+	int rc;
+	if (prev && prev->balancer && n) {
+		same = calloc(n, sizeof(*same));
+		if (!same)
+			goto oom;
+		for (size_t i = 0; i < n && i < prev->rt->nbackends; i++)
+			same[i] = t->backend_shards[i] && t->backend_shards[i] == prev->backend_shards[i];
+	}
+	rc = balancer_state_new_reusing(t->rt, same ? prev->balancer : NULL, same, &t->balancer);
+	free(same);
+	if (rc == 0)
+		return 0;
+oom:
+	snprintf(err, errlen, "out of memory");
+	return WEIR_ENOMEM;
+}
+
 /* A table from a version 2 index (rt, ix: taken) and its shards in dir. */
 static int table_new_sharded(const char *dir, struct route_table *rt, struct route_index *ix,
                              struct table **out, char *err, size_t errlen)
@@ -1092,13 +1115,11 @@ static int table_new_sharded(const char *dir, struct route_table *rt, struct rou
 	rc = attach_backends(t, dir, ix, prev, err, errlen);
 	if (rc == 0)
 		rc = attach_shards(t, dir, ix, prev, err, errlen);
+	if (rc == 0)
+		rc = new_balancer(t, prev, err, errlen);
 	table_unref(prev);
 	if (rc != 0)
 		goto fail;
-	if ((rc = balancer_state_new(rt, &t->balancer)) != 0) {
-		snprintf(err, errlen, "out of memory");
-		goto fail;
-	}
 	if ((rc = build_settings(t, err, errlen)) != 0 ||
 	    (rc = build_host_index(t, err, errlen)) != 0 ||
 	    (rc = compile_canary_patterns(t, err, errlen)) != 0 ||
