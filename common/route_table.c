@@ -2166,12 +2166,13 @@ void route_index_free(struct route_index *ix)
 {
 	if (!ix)
 		return;
-	for (size_t i = 0; i < ix->nhosts; i++)
+	for (size_t i = 0; i < ix->nhosts && !ix->ids_mem; i++)
 		free(ix->hosts[i]);
-	for (size_t i = 0; i < ix->ncerts; i++)
+	for (size_t i = 0; i < ix->ncerts && !ix->ids_mem; i++)
 		free(ix->certs[i]);
-	for (size_t i = 0; i < ix->nbackends; i++)
+	for (size_t i = 0; i < ix->nbackends && !ix->ids_mem; i++)
 		free(ix->backends[i]);
+	free(ix->ids_mem);
 	free(ix->backends);
 	free(ix->hosts);
 	free(ix->certs);
@@ -2340,21 +2341,21 @@ static bool scan_id_array(struct id_scan *sc, struct id_array *a, int *oom)
 	}
 }
 
-/* The ids of a into *ids, *nids (as parse_shard_ids leaves them). */
-static int take_ids(const char *json, const struct id_array *a, char ***ids, size_t *nids)
+/* The ids of a into *ids, *nids (as parse_shard_ids leaves them), their
+ * text at *mem (advanced past it; ROUTE_SHARD_ID_LEN + 1 bytes each). */
+static int take_ids(const char *json, const struct id_array *a, char **mem, char ***ids,
+                    size_t *nids)
 {
 	if (!a->n)
 		return 0;
-	/* One allocation per id: route_index_free frees them one by one. */
-	*ids = calloc(a->n, sizeof(**ids));
+	*ids = malloc(a->n * sizeof(**ids));
 	if (!*ids)
 		return WEIR_ENOMEM;
 	*nids = a->n;
 	for (size_t k = 0; k < a->n; k++) {
 		size_t n = a->hole[k] ? 0 : ROUTE_SHARD_ID_LEN;
-		char *id = malloc(n + 1);
-		if (!id)
-			return WEIR_ENOMEM;
+		char *id = *mem;
+		*mem += ROUTE_SHARD_ID_LEN + 1;
 		memcpy(id, json + a->at[k], n);
 		id[n] = '\0';
 		(*ids)[k] = id;
@@ -2451,9 +2452,11 @@ static int scan_index_ids(const char *json, size_t len, struct route_index *ix, 
 		from = next->close;
 	}
 	r[w] = '\0';
-	if (take_ids(json, &arr[0], &ix->hosts, &ix->nhosts) != 0 ||
-	    take_ids(json, &arr[1], &ix->backends, &ix->nbackends) != 0 ||
-	    take_ids(json, &arr[2], &ix->certs, &ix->ncerts) != 0) {
+	char *mem = ix->ids_mem =
+	    malloc((arr[0].n + arr[1].n + arr[2].n) * (ROUTE_SHARD_ID_LEN + 1) + 1);
+	if (!mem || take_ids(json, &arr[0], &mem, &ix->hosts, &ix->nhosts) != 0 ||
+	    take_ids(json, &arr[1], &mem, &ix->backends, &ix->nbackends) != 0 ||
+	    take_ids(json, &arr[2], &mem, &ix->certs, &ix->ncerts) != 0) {
 		free(r);
 		oom = 1;
 		goto out;
