@@ -2166,12 +2166,13 @@ void route_index_free(struct route_index *ix)
 {
 	if (!ix)
 		return;
-	for (size_t i = 0; i < ix->nhosts; i++)
+	for (size_t i = 0; i < ix->nhosts && !ix->ids_mem; i++)
 		free(ix->hosts[i]);
-	for (size_t i = 0; i < ix->ncerts; i++)
+	for (size_t i = 0; i < ix->ncerts && !ix->ids_mem; i++)
 		free(ix->certs[i]);
-	for (size_t i = 0; i < ix->nbackends; i++)
+	for (size_t i = 0; i < ix->nbackends && !ix->ids_mem; i++)
 		free(ix->backends[i]);
+	free(ix->ids_mem);
 	free(ix->backends);
 	free(ix->hosts);
 	free(ix->certs);
@@ -2187,6 +2188,290 @@ bool route_shard_id_valid(const char *s)
 	return i == ROUTE_SHARD_ID_LEN;
 }
 
+/* ------------------------------------- version 2 index: the id arrays */
+
+/* The id arrays of an index are most of its bytes (10,000 hosts: 2 MB of
+ * hex); they are read by a scanner that builds no JSON objects, the rest of
+ * the index by the parser. Anything the scanner does not take as it is
+ * (not a version 2 index, a key twice, an element that is not an id, an
+ * escape in a key) leaves the whole document to the parser, which reports
+ * the error with its path. */
+
+struct id_scan {
+	const char *s;
+	size_t len, i;
+};
+
+static void scan_ws(struct id_scan *sc)
+{
+	while (sc->i < sc->len && (sc->s[sc->i] == ' ' || sc->s[sc->i] == '\t' ||
+	                           sc->s[sc->i] == '\n' || sc->s[sc->i] == '\r'))
+		sc->i++;
+}
+
+/* A string at sc->i: past its closing quote, its content at *start, *n. */
+static bool scan_string(struct id_scan *sc, size_t *start, size_t *n, bool *escaped)
+{
+	if (sc->i >= sc->len || sc->s[sc->i] != '"')
+		return false;
+	size_t b = ++sc->i;
+	*escaped = false;
+	while (sc->i < sc->len) {
+		char c = sc->s[sc->i];
+		if (c == '\\') {
+			*escaped = true;
+			sc->i += 2;
+			continue;
+		}
+		if (c == '"') {
+			*start = b;
+			*n = sc->i - b;
+			sc->i++;
+			return true;
+		}
+		sc->i++;
+	}
+	return false;
+}
+
+/* Past one value (not checked: the parser reads it), up to the ',' or '}'
+ * that follows it at this level. */
+static bool scan_skip_value(struct id_scan *sc)
+{
+	size_t depth = 0, b, n;
+	bool esc;
+	while (sc->i < sc->len) {
+		char c = sc->s[sc->i];
+		if (c == '"') {
+			if (!scan_string(sc, &b, &n, &esc))
+				return false;
+			continue;
+		}
+		if (depth == 0 && (c == ',' || c == '}'))
+			return true;
+		if (c == '[' || c == '{')
+			depth++;
+		else if (c == ']' || c == '}') {
+			if (depth == 0)
+				return false;
+			depth--;
+		}
+		sc->i++;
+	}
+	return false;
+}
+
+struct id_array {
+	const char *key;
+	bool holes;        /* "" allowed */
+	bool seen;
+	size_t open, close; /* offsets of '[' and ']' */
+	size_t n, cap;
+	size_t *at; /* offset of each id's first digit; ids of length 0 have it at the quote */
+	bool *hole;
+};
+
+/* 1 for the bytes of a shard id: without a branch per byte (ids are random
+ * digits and letters), 2 MB of them take a millisecond, not ten. */
+static const unsigned char id_digit[256] = {
+    ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1,
+    ['8'] = 1, ['9'] = 1, ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1};
+
+/* A shard id in quotes at s (len bytes left, s[0] is '"'): its length
+ * with the quotes (ROUTE_SHARD_ID_LEN + 2, or 2 for ""), else 0. */
+static size_t scan_quoted_id(const unsigned char *s, size_t len)
+{
+	if (len >= 2 && s[1] == '"')
+		return 2;
+	if (len < ROUTE_SHARD_ID_LEN + 2 || s[ROUTE_SHARD_ID_LEN + 1] != '"')
+		return 0;
+	unsigned ok = 1;
+	for (size_t k = 1; k <= ROUTE_SHARD_ID_LEN; k++)
+		ok &= id_digit[s[k]];
+	return ok ? ROUTE_SHARD_ID_LEN + 2 : 0;
+}
+
+/* The elements of the array at sc->i into a; false: not an array of ids. */
+static bool scan_id_array(struct id_scan *sc, struct id_array *a, int *oom)
+{
+	size_t b;
+	if (sc->i >= sc->len || sc->s[sc->i] != '[')
+		return false;
+	a->open = sc->i++;
+	scan_ws(sc);
+	if (sc->i < sc->len && sc->s[sc->i] == ']') {
+		a->close = sc->i++;
+		return true;
+	}
+	for (;;) {
+		scan_ws(sc);
+		if (sc->i >= sc->len || sc->s[sc->i] != '"')
+			return false;
+		size_t q = scan_quoted_id((const unsigned char *)sc->s + sc->i, sc->len - sc->i);
+		bool hole = q == 2;
+		if (!q || (hole && !a->holes))
+			return false;
+		b = sc->i + 1;
+		sc->i += q;
+		if (a->n == a->cap) {
+			size_t cap = a->cap ? 2 * a->cap : 1024;
+			size_t *at = realloc(a->at, cap * sizeof(*at));
+			if (at)
+				a->at = at;
+			bool *h = at ? realloc(a->hole, cap * sizeof(*h)) : NULL;
+			if (!h) {
+				*oom = 1;
+				return false;
+			}
+			a->hole = h;
+			a->cap = cap;
+		}
+		a->at[a->n] = b;
+		a->hole[a->n++] = hole;
+		scan_ws(sc);
+		if (sc->i < sc->len && sc->s[sc->i] == ',') {
+			sc->i++;
+			continue;
+		}
+		if (sc->i < sc->len && sc->s[sc->i] == ']') {
+			a->close = sc->i++;
+			return true;
+		}
+		return false;
+	}
+}
+
+/* The ids of a into *ids, *nids (as parse_shard_ids leaves them), their
+ * text at *mem (advanced past it; ROUTE_SHARD_ID_LEN + 1 bytes each). */
+static int take_ids(const char *json, const struct id_array *a, char **mem, char ***ids,
+                    size_t *nids)
+{
+	if (!a->n)
+		return 0;
+	*ids = malloc(a->n * sizeof(**ids));
+	if (!*ids)
+		return WEIR_ENOMEM;
+	*nids = a->n;
+	for (size_t k = 0; k < a->n; k++) {
+		size_t n = a->hole[k] ? 0 : ROUTE_SHARD_ID_LEN;
+		char *id = *mem;
+		*mem += ROUTE_SHARD_ID_LEN + 1;
+		memcpy(id, json + a->at[k], n);
+		id[n] = '\0';
+		(*ids)[k] = id;
+	}
+	return 0;
+}
+
+/* When json is a version 2 index whose id arrays the scanner takes: fills
+ * ix with them and *rest (caller frees, *rest_len bytes) with json minus
+ * those arrays' elements (their newlines kept, so line numbers in errors
+ * stay those of json) and returns 1. 0: leave json to the parser (ix
+ * untouched). WEIR_ENOMEM: out of memory (ix may hold part: the caller
+ * frees it). */
+static int scan_index_ids(const char *json, size_t len, struct route_index *ix, char **rest,
+                          size_t *rest_len)
+{
+	struct id_scan sc = {json, len, 0};
+	struct id_array arr[3] = {{.key = "hosts"}, {.key = "backends", .holes = true},
+	                          {.key = "certs", .holes = true}};
+	bool version2 = false, seen_version = false;
+	int rc = 0, oom = 0;
+	size_t b, n;
+	bool esc;
+
+	scan_ws(&sc);
+	if (sc.i >= len || json[sc.i] != '{')
+		goto out;
+	sc.i++;
+	scan_ws(&sc);
+	if (sc.i < len && json[sc.i] == '}')
+		goto out;
+	for (;;) {
+		scan_ws(&sc);
+		if (!scan_string(&sc, &b, &n, &esc) || esc)
+			goto out;
+		scan_ws(&sc);
+		if (sc.i >= len || json[sc.i] != ':')
+			goto out;
+		sc.i++;
+		scan_ws(&sc);
+		struct id_array *a = NULL;
+		for (size_t k = 0; k < 3; k++)
+			if (strlen(arr[k].key) == n && memcmp(json + b, arr[k].key, n) == 0)
+				a = &arr[k];
+		if (a) {
+			if (a->seen || !scan_id_array(&sc, a, &oom))
+				goto out;
+			a->seen = true;
+		} else if (n == 7 && memcmp(json + b, "version", 7) == 0) {
+			size_t v = sc.i;
+			if (seen_version || !scan_skip_value(&sc))
+				goto out;
+			seen_version = true;
+			size_t e = sc.i;
+			while (e > v && strchr(" \t\r\n", json[e - 1]))
+				e--;
+			version2 = e - v == 1 && json[v] == '0' + ROUTE_INDEX_VERSION;
+		} else if (!scan_skip_value(&sc)) {
+			goto out;
+		}
+		scan_ws(&sc);
+		if (sc.i < len && json[sc.i] == ',') {
+			sc.i++;
+			continue;
+		}
+		if (sc.i < len && json[sc.i] == '}')
+			break;
+		goto out;
+	}
+	if (!version2)
+		goto out;
+	/* The arrays in document order, each emptied but for its newlines. */
+	char *r = malloc(len + 1);
+	if (!r) {
+		oom = 1;
+		goto out;
+	}
+	size_t from = 0, w = 0;
+	for (;;) {
+		const struct id_array *next = NULL;
+		for (size_t k = 0; k < 3; k++)
+			if (arr[k].seen && arr[k].open >= from && (!next || arr[k].open < next->open))
+				next = &arr[k];
+		size_t stop = next ? next->open + 1 : len;
+		memcpy(r + w, json + from, stop - from);
+		w += stop - from;
+		if (!next)
+			break;
+		const char *nl = json + stop, *end = json + next->close;
+		while ((nl = memchr(nl, '\n', (size_t)(end - nl)))) {
+			r[w++] = '\n';
+			nl++;
+		}
+		from = next->close;
+	}
+	r[w] = '\0';
+	char *mem = ix->ids_mem =
+	    malloc((arr[0].n + arr[1].n + arr[2].n) * (ROUTE_SHARD_ID_LEN + 1) + 1);
+	if (!mem || take_ids(json, &arr[0], &mem, &ix->hosts, &ix->nhosts) != 0 ||
+	    take_ids(json, &arr[1], &mem, &ix->backends, &ix->nbackends) != 0 ||
+	    take_ids(json, &arr[2], &mem, &ix->certs, &ix->ncerts) != 0) {
+		free(r);
+		oom = 1;
+		goto out;
+	}
+	*rest = r;
+	*rest_len = w;
+	rc = 1;
+out:
+	for (size_t k = 0; k < 3; k++) {
+		free(arr[k].at);
+		free(arr[k].hole);
+	}
+	return oom ? WEIR_ENOMEM : rc;
+}
+
 int route_table_parse_any(const char *json, size_t len, struct route_table **out,
                           struct route_index **index, char *err, size_t errlen)
 {
@@ -2196,16 +2481,29 @@ int route_table_parse_any(const char *json, size_t len, struct route_table **out
 	struct route_index *ix = NULL;
 	int rc;
 
+	char *rest = NULL;
+	size_t rest_len = 0;
+
 	if (err && errlen)
 		err[0] = '\0';
-	if ((rc = parse_json(&p, json, len, &root)) != 0)
-		goto out;
 	t = route_table_new();
 	ix = calloc(1, sizeof(*ix));
 	if (!t || !ix) {
 		rc = oom(&p, "");
 		goto out;
 	}
+	if (index && len <= ROUTE_TABLE_MAX_BYTES) {
+		if ((rc = scan_index_ids(json, len, ix, &rest, &rest_len)) < 0) {
+			rc = oom(&p, "");
+			goto out;
+		}
+		if (rc == 1) {
+			json = rest;
+			len = rest_len;
+		}
+	}
+	if ((rc = parse_json(&p, json, len, &root)) != 0)
+		goto out;
 	rc = parse_document(&p, root, t, index ? ix : NULL);
 	if (rc != 0)
 		goto out;
@@ -2220,6 +2518,7 @@ int route_table_parse_any(const char *json, size_t len, struct route_table **out
 	*out = t;
 	t = NULL;
 out:
+	free(rest);
 	route_index_free(ix);
 	route_table_free(t);
 	json_object_put(root);

@@ -630,6 +630,7 @@ struct route_index {
 	char **backends; /* one per backends slot; "" for a hole */
 	size_t ncerts;
 	char **certs; /* one per certs slot; "" for a hole */
+	char *ids_mem; /* when set, every id above lies in it (one allocation) */
 };
 
 /* Free an index and its ids. NULL is fine. */

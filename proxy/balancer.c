@@ -379,6 +379,7 @@ struct rr_cell {
 struct rr_backend {
 	_Atomic uint64_t *clock;
 	_Atomic uint64_t **pass; /* one per endpoint, in the order of be->endpoints */
+	size_t entry; /* entries[entry]: the clock's cell, then one per endpoint */
 };
 
 struct balancer_state {
@@ -417,6 +418,12 @@ static _Atomic uint64_t *rr_cell(struct balancer_state *st, size_t nfields,
 
 int balancer_state_new(const struct route_table *rt, struct balancer_state **out)
 {
+	return balancer_state_new_reusing(rt, NULL, NULL, out);
+}
+
+int balancer_state_new_reusing(const struct route_table *rt, const struct balancer_state *prev,
+                               const bool *same, struct balancer_state **out)
+{
 	int rc = WEIR_ENOMEM;
 	size_t neps = 0;
 	for (size_t i = 0; i < rt->nbackends; i++)
@@ -433,10 +440,32 @@ int balancer_state_new(const struct route_table *rt, struct balancer_state **out
 	if (neps && !(st->passes = calloc(neps, sizeof(*st->passes))))
 		goto fail;
 	st->nbackends = rt->nbackends;
+	/* First the backends prev has as they are: their cells by pointer, all
+	 * referenced under one lock. */
+	for (size_t i = 0, k = 0; prev && i < rt->nbackends; k += rt->backends[i].nendpoints, i++) {
+		if (!same[i] || i >= prev->nbackends)
+			continue;
+		const struct rr_backend *pb = &prev->be[i];
+		size_t n = rt->backends[i].nendpoints;
+		st->be[i].clock = pb->clock;
+		st->be[i].pass = st->passes ? st->passes + k : NULL;
+		st->be[i].entry = st->nentries;
+		for (size_t j = 0; j < n; j++)
+			st->passes[k + j] = pb->pass[j];
+		memcpy(st->entries + st->nentries, prev->entries + pb->entry,
+		       (n + 1) * sizeof(*st->entries));
+		st->nentries += n + 1;
+	}
+	table_cache_get(st->entries, st->nentries);
 	for (size_t i = 0, k = 0; i < rt->nbackends; i++) {
 		const struct route_backend *be = &rt->backends[i];
+		if (st->be[i].clock) {
+			k += be->nendpoints;
+			continue;
+		}
 		const char *name = be->name ? be->name : "";
 		const char *bf[] = {"rr-clock", name};
+		st->be[i].entry = st->nentries;
 		if (!(st->be[i].clock = rr_cell(st, 2, bf)))
 			goto fail;
 		st->be[i].pass = st->passes ? st->passes + k : NULL; /* no endpoints: none */

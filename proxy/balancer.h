@@ -65,6 +65,14 @@ int balancer_retry_pick(const struct table *t, int backend,
  * (freed with balancer_state_free, which lets go of the shared cells), or
  * WEIR_ENOMEM. */
 int balancer_state_new(const struct route_table *rt, struct balancer_state **out);
+
+/* The same, taking backend i's cells from prev where same[i] (caller's
+ * word that backend i of rt has the name and endpoints, in order, of
+ * backend i of the table prev was built for): no key hashed or looked up
+ * for those. prev (borrowed for the call) may be NULL, then same is not
+ * read; else same has rt->nbackends entries. */
+int balancer_state_new_reusing(const struct route_table *rt, const struct balancer_state *prev,
+                               const bool *same, struct balancer_state **out);
 void balancer_state_free(struct balancer_state *st);
 
 /* The cookie value for an endpoint: 16 lowercase hex chars of FNV-1a 64 over

@@ -89,6 +89,7 @@ struct table {
 	struct table_cache_entry **host_shards;
 	struct table_cache_entry **backend_shards; /* struct route_backend; NULL: hole */
 	struct table_cache_entry **cert_shards;
+	struct route_index *ix; /* the index's ids: the next load reuses shards by position */
 	size_t hosts_parsed; /* host shards this load parsed (the others were cached) */
 };
 
@@ -166,6 +167,7 @@ static void table_free(struct table *t)
 	free(t->host_shards);
 	free(t->backend_shards);
 	free(t->cert_shards);
+	route_index_free(t->ix);
 	route_table_free(t->rt);
 	free(t);
 }
@@ -861,10 +863,28 @@ static int cmp_name(const void *a, const void *b)
 	return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
+/* Into e[0..n) (zeroed), the entries of prev_e whose id in prev_ids is the
+ * id at the same position in ids, each with one more reference: a reload
+ * takes what did not move from the table before it without a cache
+ * lookup. prev_e entries may be NULL (holes, or not loaded). */
+static void reuse_by_position(struct table_cache_entry **e, char *const *ids, size_t n,
+                              struct table_cache_entry *const *prev_e, char *const *prev_ids,
+                              size_t prev_n)
+{
+	if (!prev_e)
+		return;
+	if (prev_n < n)
+		n = prev_n;
+	for (size_t i = 0; i < n; i++)
+		if (prev_e[i] && ids[i][0] && strcmp(ids[i], prev_ids[i]) == 0)
+			e[i] = prev_e[i];
+	table_cache_get(e, n);
+}
+
 /* The index's backends from their shards (holes: an unnamed backend
  * without endpoints), names unique as version 1 wants them. */
 static int attach_backends(struct table *t, const char *dir, const struct route_index *ix,
-                           char *err, size_t errlen)
+                           const struct table *prev, char *err, size_t errlen)
 {
 	struct route_table *rt = t->rt;
 	static char hole_name[] = "";
@@ -880,12 +900,15 @@ static int attach_backends(struct table *t, const char *dir, const struct route_
 		snprintf(err, errlen, "out of memory");
 		return WEIR_ENOMEM;
 	}
+	if (prev)
+		reuse_by_position(t->backend_shards, ix->backends, ix->nbackends,
+		                  prev->backend_shards, prev->ix->backends, prev->ix->nbackends);
 	for (size_t i = 0; i < ix->nbackends; i++) {
 		rt->backends[i].name = hole_name;
 		if (!ix->backends[i][0])
 			continue;
-		struct table_cache_entry *e = get_backend_shard(dir, ix->backends[i], &rc, err, errlen);
-		if (!e)
+		struct table_cache_entry *e = t->backend_shards[i];
+		if (!e && !(e = get_backend_shard(dir, ix->backends[i], &rc, err, errlen)))
 			goto out;
 		t->backend_shards[i] = e;
 		rt->backends[i] = *(const struct route_backend *)table_cache_object(e);
@@ -967,7 +990,7 @@ out:
 /* The index's shards into t (rt already attached): hosts as shallow copies
  * of the cached shards, each checked against this index's arrays. */
 static int attach_shards(struct table *t, const char *dir, const struct route_index *ix,
-                         char *err, size_t errlen)
+                         const struct table *prev, char *err, size_t errlen)
 {
 	struct route_table *rt = t->rt;
 	static char hole_name[] = "";
@@ -986,13 +1009,20 @@ static int attach_shards(struct table *t, const char *dir, const struct route_in
 		if (!t->cert_shards || !t->ctx)
 			goto oom;
 	}
+	if (prev) {
+		reuse_by_position(t->cert_shards, ix->certs, ix->ncerts, prev->cert_shards,
+		                  prev->ix->certs, prev->ix->ncerts);
+		reuse_by_position(t->host_shards, ix->hosts, ix->nhosts, prev->host_shards,
+		                  prev->ix->hosts, prev->ix->nhosts);
+		rt->nhosts = ix->nhosts; /* table_free gives back what was reused */
+	}
 	for (size_t i = 0; i < ix->ncerts; i++) {
 		rt->certs[i].name = hole_name;
 		if (!ix->certs[i][0])
 			continue;
-		struct table_cache_entry *e =
-		    get_cert_shard(dir, ix->certs[i], i, &t->certs_decoded, &rc, err, errlen);
-		if (!e)
+		struct table_cache_entry *e = t->cert_shards[i];
+		if (!e && !(e = get_cert_shard(dir, ix->certs[i], i, &t->certs_decoded, &rc, err,
+		                               errlen)))
 			return rc;
 		t->cert_shards[i] = e;
 		const struct cert_shard *cs = table_cache_object(e);
@@ -1000,12 +1030,13 @@ static int attach_shards(struct table *t, const char *dir, const struct route_in
 		t->ctx[i] = table_cache_object(cs->ctx);
 	}
 	for (size_t i = 0; i < ix->nhosts; i++) {
-		struct table_cache_entry *e =
-		    get_host_shard(dir, ix->hosts[i], i, &t->hosts_parsed, &rc, err, errlen);
-		if (!e)
+		struct table_cache_entry *e = t->host_shards[i];
+		if (!e && !(e = get_host_shard(dir, ix->hosts[i], i, &t->hosts_parsed, &rc, err,
+		                               errlen)))
 			return rc;
 		t->host_shards[i] = e;
-		rt->nhosts = i + 1; /* what table_free gives back */
+		if (rt->nhosts < i + 1)
+			rt->nhosts = i + 1; /* what table_free gives back */
 		const struct host_shard *hs = table_cache_object(e);
 		/* Checked against every index it comes with, not once: a new
 		 * index may have shorter arrays. */
@@ -1035,6 +1066,29 @@ oom:
 	return WEIR_ENOMEM;
 }
 
+/* The round-robin state of t; the backends whose shard is the one prev has
+ * at the same position keep prev's cells as they are. */
+static int new_balancer(struct table *t, const struct table *prev, char *err, size_t errlen)
+{
+	size_t n = t->rt->nbackends;
+	bool *same = NULL;
+	int rc;
+	if (prev && prev->balancer && n) {
+		same = calloc(n, sizeof(*same));
+		if (!same)
+			goto oom;
+		for (size_t i = 0; i < n && i < prev->rt->nbackends; i++)
+			same[i] = t->backend_shards[i] && t->backend_shards[i] == prev->backend_shards[i];
+	}
+	rc = balancer_state_new_reusing(t->rt, same ? prev->balancer : NULL, same, &t->balancer);
+	free(same);
+	if (rc == 0)
+		return 0;
+oom:
+	snprintf(err, errlen, "out of memory");
+	return WEIR_ENOMEM;
+}
+
 /* A table from a version 2 index (rt, ix: taken) and its shards in dir. */
 static int table_new_sharded(const char *dir, struct route_table *rt, struct route_index *ix,
                              struct table **out, char *err, size_t errlen)
@@ -1050,24 +1104,31 @@ static int table_new_sharded(const char *dir, struct route_table *rt, struct rou
 	atomic_init(&t->refs, 1);
 	t->rt = rt;
 	t->sharded = true;
-	if ((rc = attach_backends(t, dir, ix, err, errlen)) != 0 ||
-	    (rc = attach_shards(t, dir, ix, err, errlen)) != 0)
-		goto fail;
-	if ((rc = balancer_state_new(rt, &t->balancer)) != 0) {
-		snprintf(err, errlen, "out of memory");
-		goto fail;
+	t->ix = ix;
+	/* The table being served, if sharded: its shards are taken by
+	 * position where the index names the same id there. */
+	struct table *prev = table_current();
+	if (prev && !prev->ix) {
+		table_unref(prev);
+		prev = NULL;
 	}
+	rc = attach_backends(t, dir, ix, prev, err, errlen);
+	if (rc == 0)
+		rc = attach_shards(t, dir, ix, prev, err, errlen);
+	if (rc == 0)
+		rc = new_balancer(t, prev, err, errlen);
+	table_unref(prev);
+	if (rc != 0)
+		goto fail;
 	if ((rc = build_settings(t, err, errlen)) != 0 ||
 	    (rc = build_host_index(t, err, errlen)) != 0 ||
 	    (rc = compile_canary_patterns(t, err, errlen)) != 0 ||
 	    (rc = load_client_auth(t, err, errlen)) != 0 ||
 	    (rc = backend_tls_set_new(rt, &t->btls, err, errlen)) != 0)
 		goto fail;
-	route_index_free(ix);
 	*out = t;
 	return 0;
 fail:
-	route_index_free(ix);
 	table_free(t);
 	return rc;
 }

@@ -21,7 +21,10 @@ struct table; /* opaque */
  * "Sharded tables"). A shard is read, checked against its name (SHA-256),
  * parsed, validated and compiled once, then shared through the table cache
  * by every table naming it; its index references are checked against each
- * new index. A missing or corrupt shard fails the load. Then, as for version
+ * new index. Shards the current table (table_current) holds at the same
+ * position of its index are taken from it without a cache lookup, and its
+ * round-robin cells for backends whose shard did not change. A missing or
+ * corrupt shard fails the load. Then, as for version
  * 1: parse it (route_table_parse), then validate what
  * only the proxy can: compile every regex route with PCRE2 (caseless), load
  * every cert/key PEM into its own SSL_CTX (TLS server, min TLS 1.2, ALPN

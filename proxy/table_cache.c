@@ -191,6 +191,17 @@ void table_cache_put(struct table_cache_entry *const *e, size_t n)
 	}
 }
 
+void table_cache_get(struct table_cache_entry *const *e, size_t n)
+{
+	if (!n)
+		return;
+	pthread_mutex_lock(&cache_lock);
+	for (size_t i = 0; i < n; i++)
+		if (e[i])
+			e[i]->refs++;
+	pthread_mutex_unlock(&cache_lock);
+}
+
 size_t table_cache_count(enum table_cache_kind kind)
 {
 	pthread_mutex_lock(&cache_lock);

@@ -57,6 +57,11 @@ void *table_cache_object(const struct table_cache_entry *e);
  * is freed. One lock for all. Thread-safe. */
 void table_cache_put(struct table_cache_entry *const *e, size_t n);
 
+/* Take one more reference of each of the n entries (NULL ones skipped; e
+ * may be NULL when n is 0), which the caller already holds a reference of
+ * (directly or through a live table). One lock for all. Thread-safe. */
+void table_cache_get(struct table_cache_entry *const *e, size_t n);
+
 /* Number of entries of kind (tests, metrics). Thread-safe. */
 size_t table_cache_count(enum table_cache_kind kind);
 

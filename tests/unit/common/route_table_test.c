@@ -1031,6 +1031,98 @@ static void test_backend_tls(void)
 	}
 }
 
+/* A version 2 index: its id arrays are read by a scanner, the rest by the
+ * parser; what the scanner does not take is read (and refused) by the
+ * parser alone, with the same errors. */
+#define ID_A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+#define ID_B "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+
+static int parse_index(const char *text, struct route_table **t, struct route_index **ix,
+                       char *err, size_t errlen)
+{
+	*t = NULL;
+	*ix = NULL;
+	return route_table_parse_any(text, strlen(text), t, ix, err, errlen);
+}
+
+static void check_index_ab(const char *text)
+{
+	struct route_table *t;
+	struct route_index *ix;
+	char err[256] = "";
+	int rc = parse_index(text, &t, &ix, err, sizeof(err));
+	if (rc != 0)
+		fprintf(stderr, "index: %s\n", err);
+	CHECK_INT(rc, 0);
+	if (rc != 0)
+		return;
+	CHECK(ix != NULL);
+	CHECK_INT(t->version, 2);
+	CHECK_INT(t->generation, 7);
+	CHECK_INT(ix->nhosts, 2);
+	CHECK(ix->nhosts == 2 && strcmp(ix->hosts[0], ID_A) == 0 && strcmp(ix->hosts[1], ID_B) == 0);
+	CHECK_INT(ix->nbackends, 2);
+	CHECK(ix->nbackends == 2 && strcmp(ix->backends[0], ID_B) == 0 && ix->backends[1][0] == '\0');
+	CHECK_INT(t->nbackends, 2);
+	CHECK_INT(ix->ncerts, 1);
+	CHECK_INT(t->ncerts, 1);
+	CHECK_INT(t->default_backend, 0);
+	CHECK_INT(t->settings.max_header_bytes, 1000);
+	route_index_free(ix);
+	route_table_free(t);
+}
+
+static void check_index_refused(const char *text, const char *want)
+{
+	struct route_table *t;
+	struct route_index *ix;
+	char err[256] = "";
+	CHECK(parse_index(text, &t, &ix, err, sizeof(err)) != 0);
+	if (!strstr(err, want))
+		fprintf(stderr, "index: got \"%s\", want \"%s\"\n", err, want);
+	CHECK(strstr(err, want) != NULL);
+	CHECK(t == NULL && ix == NULL);
+}
+
+static void test_index(void)
+{
+	/* as the publisher writes it: one id a line */
+	check_index_ab("{\n\"version\": 2,\n\"generation\": 7,\n"
+	               "\"settings\": {\"max_header_bytes\": 1000},\n"
+	               "\"hosts\": [\n  \"" ID_A "\",\n  \"" ID_B "\"\n],\n"
+	               "\"backends\": [\n  \"" ID_B "\",\n  \"\"\n],\n"
+	               "\"certs\": [\n  \"" ID_A "\"\n],\n"
+	               "\"default_backend\": 0\n}\n");
+	/* on one line, the version last, a string holding "hosts" elsewhere */
+	check_index_ab("{\"settings\":{\"max_header_bytes\":1000,\"trusted_proxies\":[]},"
+	               "\"certs\":[\"" ID_A "\"],\"backends\":[\"" ID_B "\",\"\"],"
+	               "\"hosts\":[\"" ID_A "\" , \"" ID_B "\"],\"generation\":7,"
+	               "\"default_backend\":0,\"passthrough\":[],\"version\":2}");
+	/* an escaped key: the parser reads it all, to the same result */
+	check_index_ab("{\"version\": 2, \"generation\": 7, \"settings\": {\"max_header_bytes\": 1000},"
+	               "\"ho\\u0073ts\": [\"" ID_A "\", \"" ID_B "\"],"
+	               "\"backends\": [\"" ID_B "\", \"\"], \"certs\": [\"" ID_A "\"],"
+	               "\"default_backend\": 0}");
+	/* what the scanner does not take, the parser refuses with its path */
+	check_index_refused("{\"version\": 2, \"hosts\": [\"" ID_A "\", \"" ID_A "B\"]}",
+	                    "hosts[1]: not a shard id");
+	check_index_refused("{\"version\": 2, \"hosts\": [\"\"]}", "hosts[0]: not a shard id");
+	check_index_refused("{\"version\": 2, \"certs\": [\"" ID_A "\", 5]}",
+	                    "certs[1]: must be a shard id string");
+	check_index_refused("{\"version\": 2, \"hosts\": [\"" ID_A "\",]}", "json:");
+	check_index_refused("{\"version\": 2, \"backends\": [\"\"], \"default_backend\": 0}",
+	                    "default_backend");
+	check_index_refused("{\"version\": 2, \"certs\": [\"" ID_A "\"], \"default_cert\": 1}",
+	                    "default_cert");
+	/* ids in a version 1 table are not hosts */
+	check_index_refused("{\"version\": 1, \"hosts\": [\"" ID_A "\"]}", "hosts[0]");
+	check_index_refused("{\"version\": 3, \"hosts\": [\"" ID_A "\"]}", "unsupported version 3");
+	/* an error after the arrays is reported on its line of the file */
+	check_index_refused("{\n\"version\": 2,\n\"hosts\": [\n\"" ID_A "\",\n\"" ID_B "\"\n],\n"
+	                    "\"passthrough\": [,]\n}\n",
+	                    "line 7");
+}
+
 int main(void)
 {
 	test_defaults();
@@ -1042,5 +1134,6 @@ int main(void)
 	test_backend_tls();
 	test_cidr();
 	test_fixtures();
+	test_index();
 	return check_finish("route_table_test");
 }

@@ -236,8 +236,7 @@ static void test_refusals(void)
 	CHECK(saved != NULL);
 	CHECK_INT(unlink(path), 0);
 	struct table *t = NULL;
-	/* WEIR_EIO, not WEIR_ENOENT: the reloader reads ENOENT as "no table yet" */
-	CHECK_INT(table_load(dir, &t, err, sizeof(err)), WEIR_EIO);
+	CHECK_INT(table_load(dir, &t, err, sizeof(err)), WEIR_EIO); /* a broken table, not one to come */
 	CHECK(strstr(err, id) != NULL && strstr(err, "No such file") != NULL);
 	CHECK(strchr(err, '\n') == NULL);
 	CHECK_INT(table_current_generation(), gen);
@@ -302,9 +301,61 @@ static void test_refusals(void)
 	rm_rf(dir);
 }
 
+/* Loads after a publish take the shards of the table in use by position:
+ * the same answers as loads from the cache, nothing leaked or shared that
+ * changed. */
+static void test_reuse_from_table_in_use(void)
+{
+	char dir[] = "/tmp/weir-sharded-pub-XXXXXX", err[512] = "", b[128];
+	CHECK(mkdtemp(dir) != NULL);
+	struct publisher *p = NULL;
+	CHECK_INT(publisher_new(dir, &p), 0);
+	publish(p, make_table(-1, -1, 0));
+	struct table *a = load(dir, err, sizeof(err));
+	if (!a)
+		return;
+	table_publish(a);
+	size_t cells = table_cache_count(TABLE_CACHE_BALANCER);
+	CHECK(cells > 0);
+
+	publish(p, make_table(7, -1, 0));
+	struct table *c = load(dir, err, sizeof(err));
+	if (!c)
+		return;
+	CHECK_INT(table_hosts_parsed(c), 1);
+	CHECK_INT(table_certs_decoded(c), 0);
+	what(c, "h07.test", "/changed", b, sizeof(b));
+	CHECK_STR(b, "ns/b07:80 8080 caps=0");
+	what(c, "h06.test", "/", b, sizeof(b));
+	CHECK_STR(b, "ns/b06:80 8080 caps=0");
+	table_publish(c); /* a is freed */
+	CHECK_INT(table_cache_count(TABLE_CACHE_BALANCER), cells);
+	CHECK_INT(table_cache_count(TABLE_CACHE_HOST_SHARD), NHOSTS);
+	CHECK_INT(table_cache_count(TABLE_CACHE_BACKEND_SHARD), NHOSTS);
+
+	publish(p, make_table(7, 12, 0));
+	struct table *d = load(dir, err, sizeof(err));
+	if (!d)
+		return;
+	CHECK_INT(table_hosts_parsed(d), 0);
+	what(d, "h12.test", "/", b, sizeof(b));
+	CHECK_STR(b, "ns/b12:80 9999 caps=0");
+	what(d, "h07.test", "/changed", b, sizeof(b));
+	CHECK_STR(b, "ns/b07:80 8080 caps=0");
+	what(d, "h13.test", "/", b, sizeof(b));
+	CHECK_STR(b, "ns/b13:80 8080 caps=0");
+	table_publish(d); /* c is freed: one endpoint cell went, one came */
+	CHECK_INT(table_cache_count(TABLE_CACHE_BALANCER), cells);
+	CHECK_INT(table_cache_count(TABLE_CACHE_BACKEND_SHARD), NHOSTS);
+	CHECK_INT(table_cache_count(TABLE_CACHE_CERT_SHARD) > 0, 1);
+	publisher_free(p);
+	rm_rf(dir);
+}
+
 int main(void)
 {
 	test_same_as_v1_and_reuse();
 	test_refusals();
+	test_reuse_from_table_in_use();
 	return check_finish("sharded_table_test");
 }
