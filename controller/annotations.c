@@ -1577,8 +1577,7 @@ static int h_mirror_host(struct pctx *c, const char *v)
 	if (!*v)
 		return 0;
 	if (strchr(v, '$'))
-		return fail(c->err, c->errlen, "\"%s\": nginx variables are not expanded here",
-		            v);
+		return fail(c->err, c->errlen, "\"%s\": nginx variables are not expanded here", v);
 	for (const char *p = v; *p; p++)
 		if ((unsigned char)*p <= 0x20 || *p == 0x7f)
 			return fail(c->err, c->errlen, "\"%s\" is not a host", v);

@@ -20,8 +20,8 @@ struct mirror_set {
 	struct loop *loop;
 	struct upstream_pool *pool;
 	struct resolver *resolver;
-	size_t inflight;      /* capturing or on the wire: counts against the cap */
-	struct mirror *all;   /* every mirror not yet freed, finished ones included */
+	size_t inflight;    /* capturing or on the wire: counts against the cap */
+	struct mirror *all; /* every mirror not yet freed, finished ones included */
 };
 
 struct mirror {
@@ -72,17 +72,10 @@ static void puts_(struct wbuf *w, const char *s)
 }
 
 /* Not copied from the client: hop-by-hop, body framing, and Host. */
-static const char *const skipped[] = {"host",
-                                      "connection",
-                                      "keep-alive",
-                                      "proxy-connection",
-                                      "te",
-                                      "trailer",
-                                      "transfer-encoding",
-                                      "upgrade",
-                                      "content-length",
-                                      "expect",
-                                      NULL};
+static const char *const skipped[] = {
+    "host",    "connection",        "keep-alive", "proxy-connection", "te",
+    "trailer", "transfer-encoding", "upgrade",    "content-length",   "expect",
+    NULL};
 
 static bool skip_header(const struct http_request *req, const struct http_header *h)
 {
@@ -272,7 +265,8 @@ static void step(struct mirror *mr)
 			break;
 		}
 		if (n <= 0) {
-			finish(mr, METRICS_MIRROR_FAILED, "connection closed before the answer head");
+			finish(mr, METRICS_MIRROR_FAILED,
+			       "connection closed before the answer head");
 			return;
 		}
 		mr->in_len += (size_t)n;
@@ -447,8 +441,8 @@ void mirror_start(struct mirror_set *s, const struct route_mirror *m,
 	memcpy(mr->url, expanded, (size_t)n + 1);
 	mr->set = s;
 	mr->connect_timeout_ms = connect_timeout_ms;
-	mr->timeout_ms = timeout_ms < MIRROR_TIMEOUT_MAX_MS && timeout_ms ? timeout_ms
-	                                                                   : MIRROR_TIMEOUT_MAX_MS;
+	mr->timeout_ms =
+	    timeout_ms < MIRROR_TIMEOUT_MAX_MS && timeout_ms ? timeout_ms : MIRROR_TIMEOUT_MAX_MS;
 	mr->with_body = body_coming && !m->no_request_body;
 	loop_timer_init(&mr->timer, on_timer, mr);
 	/* The head is built now, while req is valid; with a body it says
