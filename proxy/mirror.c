@@ -16,6 +16,9 @@
 #include "tls.h"
 #include "url.h"
 
+/* Room for the digits of the real Content-Length over the "0" written first. */
+#define MIRROR_CL_ROOM 24u
+
 struct mirror_set {
 	struct loop *loop;
 	struct upstream_pool *pool;
@@ -41,6 +44,7 @@ struct mirror {
 	/* The request: head, then body_len body bytes (capped), one buffer. */
 	char *out;
 	size_t head_len, body_len, out_off;
+	size_t body_cap; /* the body bytes out has room for (<= MIRROR_BODY_MAX) */
 	bool with_body;
 	char *in; /* the answer head (MIRROR_HEAD_MAX) */
 	size_t in_len;
@@ -411,7 +415,10 @@ void mirror_start(struct mirror_set *s, const struct route_mirror *m,
 	*out = NULL;
 	if (!s || !m->url)
 		return;
-	if (s->inflight >= MIRROR_INFLIGHT_MAX) {
+	/* Over the cap, or a declared body too large to keep: not mirrored. */
+	if (s->inflight >= MIRROR_INFLIGHT_MAX ||
+	    (body_coming && !m->no_request_body && !req->chunked &&
+	     req->content_length > (int64_t)MIRROR_BODY_MAX)) {
 		metrics_mirror(METRICS_MIRROR_DROPPED);
 		return;
 	}
@@ -447,8 +454,11 @@ void mirror_start(struct mirror_set *s, const struct route_mirror *m,
 	loop_timer_init(&mr->timer, on_timer, mr);
 	/* The head is built now, while req is valid; with a body it says
 	 * Content-Length: 0 until mirror_body_done knows the length (a chunked
-	 * body goes to the mirror with a length). */
-	mr->out = malloc(MIRROR_HEAD_MAX + (mr->with_body ? MIRROR_BODY_MAX : 0));
+	 * body goes to the mirror with a length). Room: the head, the longer
+	 * length, and the declared body (MIRROR_BODY_MAX for a chunked one). */
+	if (mr->with_body)
+		mr->body_cap = req->chunked ? MIRROR_BODY_MAX : (size_t)req->content_length;
+	mr->out = malloc(MIRROR_HEAD_MAX + MIRROR_CL_ROOM + mr->body_cap);
 	if (!mr->out) {
 		free(mr);
 		metrics_mirror(METRICS_MIRROR_FAILED);
@@ -462,6 +472,11 @@ void mirror_start(struct mirror_set *s, const struct route_mirror *m,
 		return;
 	}
 	mr->head_len = (size_t)h;
+	if (!mr->with_body) {
+		char *fit = realloc(mr->out, mr->head_len);
+		if (fit)
+			mr->out = fit;
+	}
 	mr->next = s->all;
 	if (s->all)
 		s->all->prev = mr;
@@ -476,7 +491,7 @@ void mirror_start(struct mirror_set *s, const struct route_mirror *m,
 
 int mirror_body(struct mirror *mr, const char *p, size_t len)
 {
-	if (len > MIRROR_BODY_MAX - mr->body_len) {
+	if (len > mr->body_cap - mr->body_len) {
 		finish(mr, METRICS_MIRROR_DROPPED, NULL);
 		return -1;
 	}
@@ -496,13 +511,8 @@ void mirror_body_done(struct mirror *mr)
 	                  mr->body_len);
 	size_t keep = mr->head_len - tail;
 	size_t grow = (size_t)ln - tail;
-	if (grow) {
-		if (mr->head_len + grow + mr->body_len > MIRROR_HEAD_MAX + MIRROR_BODY_MAX) {
-			finish(mr, METRICS_MIRROR_DROPPED, NULL);
-			return;
-		}
+	if (grow) /* out has MIRROR_CL_ROOM bytes for it */
 		memmove(mr->out + mr->head_len + grow, mr->out + mr->head_len, mr->body_len);
-	}
 	memcpy(mr->out + keep, line, (size_t)ln);
 	mr->head_len += grow;
 	go(mr);

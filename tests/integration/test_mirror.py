@@ -234,6 +234,15 @@ def test_body_over_the_cap_is_not_mirrored(mproxy, mirror):
     assert resp.status == 200, resp
     assert resp.json()["body_len"] == len(body)
     wait_metric(mproxy, "dropped", 1)
+    # The same for a chunked body, found too large only as it comes in.
+    chunk = b"c" * 16384
+    data = (b"POST /m/bigchunked HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+            + (b"4000\r\n" + chunk + b"\r\n") * 4 + b"1\r\nc\r\n0\r\n\r\n")
+    resp = pu.request(mproxy.http_port, data)
+    assert resp.status == 200, resp
+    assert resp.json()["body_len"] == 4 * 16384 + 1
+    wait_metric(mproxy, "dropped", 2)
+    assert mirror.none_within(0.3)  # neither went to the mirror
     # A body of exactly the cap still goes.
     body = b"y" * (64 * 1024)
     resp = pu.request(mproxy.http_port,
