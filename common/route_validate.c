@@ -672,7 +672,8 @@ static int check_mirror(const struct route_mirror *m, char *field, size_t fieldl
 		set_field(field, fieldlen, "mirror.url");
 		route_validate_quote(m->url, q, sizeof(q));
 		return fail(err, errlen,
-		            "%s is not an http(s) URL with only $request_uri, $uri, $args, $host",
+		            "%s is not an http(s) URL with only $request_uri, $uri, $args, $host "
+		            "(none in its host)",
 		            q);
 	}
 	if ((rc = opt(m->host, route_validate_header_value, "mirror.host", field, fieldlen, err,

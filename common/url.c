@@ -307,6 +307,25 @@ int url_check_mirror(const char *tmpl)
 	static const struct url_mirror_vars sample = {"/a?b", 4, "/a", 2, "b", 1, "a.test", 6};
 	char buf[4096];
 	struct url u;
+	/* No variable in scheme or authority: a client's Host or target must
+	 * never choose where the proxy connects. $request_uri and $uri always
+	 * start with '/', so the authority ends where one of them starts. */
+	const char *a = strstr(tmpl, "://");
+	if (!a || memchr(tmpl, '$', (size_t)(a - tmpl)))
+		return WEIR_EINVAL;
+	for (const char *p = a + 3; *p && *p != '/' && *p != '?'; p++) {
+		if (*p != '$')
+			continue;
+		size_t nl = 0;
+		while ((p[1 + nl] >= 'a' && p[1 + nl] <= 'z') ||
+		       (p[1 + nl] >= 'A' && p[1 + nl] <= 'Z') ||
+		       (p[1 + nl] >= '0' && p[1 + nl] <= '9') || p[1 + nl] == '_')
+			nl++;
+		if ((nl == 11 && strncmp(p + 1, "request_uri", 11) == 0) ||
+		    (nl == 3 && strncmp(p + 1, "uri", 3) == 0))
+			break;
+		return WEIR_EINVAL;
+	}
 	int n = url_expand_mirror(tmpl, &sample, buf, sizeof(buf));
 	if (n < 0)
 		return WEIR_EINVAL;

@@ -73,9 +73,10 @@ struct url_mirror_vars {
  * result is not checked: url_parse it. */
 int url_expand_mirror(const char *tmpl, const struct url_mirror_vars *v, char *buf, size_t cap);
 
-/* Check a mirror-target: url_expand_mirror knows its variables and, with
- * sample values filled in, url_parse takes the result. Returns 0 or
- * WEIR_EINVAL. */
+/* Check a mirror-target: no variable in the scheme or authority (the
+ * client must not pick where the proxy connects), url_expand_mirror knows
+ * its variables and, with sample values filled in, url_parse takes the
+ * result. Returns 0 or WEIR_EINVAL. */
 int url_check_mirror(const char *tmpl);
 
 /* True when host (host_len bytes) is an IPv4 or IPv6 literal. */

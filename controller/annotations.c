@@ -1566,7 +1566,8 @@ static int h_mirror_target(struct pctx *c, const char *v)
 	if (url_check_mirror(v) != 0)
 		return fail(c->err, c->errlen,
 		            "\"%s\" is not an http(s) URL without user info or fragment, with no "
-		            "nginx variables but $request_uri, $uri, $args, $host",
+		            "nginx variables but $request_uri, $uri, $args, $host (and none of "
+		            "them in its host)",
 		            v);
 	return set_str(&c->a->policy.mirror.url, v);
 }

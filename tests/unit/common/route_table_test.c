@@ -280,7 +280,7 @@ static const struct refusal refusals[] = {
      "\"policy\":{\"mirror\":{\"url\":\"http://m/$remote_addr\"}}}]}]}",
      WEIR_EINVAL,
      "hosts[0].routes[0].policy.mirror.url: \"http://m/$remote_addr\" is not an http(s) URL "
-     "with only $request_uri, $uri, $args, $host"},
+     "with only $request_uri, $uri, $args, $host (none in its host)"},
     {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/\",\"match\":\"prefix\","
      "\"policy\":{\"mirror\":{\"host\":\"shadow\"}}}]}]}",
      WEIR_EINVAL, "hosts[0].routes[0].policy.mirror.host: is set without mirror.url or empty"},

@@ -112,7 +112,11 @@ static void mirror_values(void)
 	CHECK_INT(url_expand_mirror("http://m$request_uri", &v, buf, 17), 16);
 	CHECK_INT(url_check_mirror("https://test.env.com/$request_uri"), 0);
 	CHECK_INT(url_check_mirror("http://10.0.0.1:8080$uri?$args"), 0);
-	CHECK_INT(url_check_mirror("http://$host.mirror$request_uri"), 0);
+	CHECK_INT(url_check_mirror("http://m/h/$host$request_uri"), 0);
+	CHECK_INT(url_check_mirror("http://$host.mirror$request_uri"), WEIR_EINVAL);
+	CHECK_INT(url_check_mirror("http://m:$args/"), WEIR_EINVAL);
+	CHECK_INT(url_check_mirror("http://m.test$request_uri"), 0);
+	CHECK_INT(url_check_mirror("http://m$host/"), WEIR_EINVAL);
 	CHECK_INT(url_check_mirror("http://m/$remote_addr"), WEIR_EINVAL);
 	CHECK_INT(url_check_mirror("ftp://m/"), WEIR_EINVAL);
 	CHECK_INT(url_check_mirror("/relative$request_uri"), WEIR_EINVAL);
