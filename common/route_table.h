@@ -226,7 +226,7 @@ struct route_ext_auth {
 struct route_mirror {
 	char *url;            /* NULL: off; else an http(s) URL that may hold
 	                         $request_uri, $uri, $args, $host (url_check_mirror) */
-	char *host;           /* NULL: the Host of url; else the Host sent to the mirror */
+	char *host;           /* NULL: url's host without port; else the Host sent */
 	bool no_request_body; /* mirror-request-body off (JSON "request_body": false) */
 };
 

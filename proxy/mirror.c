@@ -118,10 +118,16 @@ int mirror_build_head(const struct route_mirror *m, const char *expanded,
 	puts_(&w, " ");
 	put(&w, url.target, url.target_len);
 	puts_(&w, " HTTP/1.1\r\nHost: ");
-	if (m->host)
+	if (m->host) {
 		puts_(&w, m->host);
-	else
-		put(&w, url.authority, url.authority_len);
+	} else {
+		/* the URL's host without its port, as ingress-nginx's default
+		 * mirror-host (an IPv6 literal keeps its brackets) */
+		bool v6 = memchr(url.host, ':', url.host_len) != NULL;
+		put(&w, "[", v6);
+		put(&w, url.host, url.host_len);
+		put(&w, "]", v6);
+	}
 	puts_(&w, "\r\n");
 	for (size_t i = 0; i < req->nheaders; i++) {
 		const struct http_header *h = &req->headers[i];

@@ -46,7 +46,8 @@ int mirror_set_new(struct loop *loop, struct upstream_pool *pool, struct resolve
 void mirror_set_free(struct mirror_set *s);
 
 /* Build the mirror request head into buf (cap bytes): "<method> <target of
- * the expanded url> HTTP/1.1", Host: m->host or the URL's authority, the
+ * the expanded url> HTTP/1.1", Host: m->host or the URL's host without
+ * its port (as ingress-nginx), the
  * client's end-to-end headers (not Host, hop-by-hop, body framing nor
  * Expect), Content-Length: body_len when with_body, Connection: close.
  * expanded is the URL after url_expand_mirror. Returns the length,
