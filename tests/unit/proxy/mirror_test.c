@@ -53,8 +53,7 @@ static void head_without_body(void)
 		               "Connection: close\r\n\r\n");
 	}
 	CHECK_INT(mirror_build_head(&m, "http://m/", &req, false, 0, buf, 40), WEIR_ETOOBIG);
-	CHECK_INT(mirror_build_head(&m, "ftp://m/", &req, false, 0, buf, sizeof(buf)),
-	          WEIR_EINVAL);
+	CHECK_INT(mirror_build_head(&m, "ftp://m/", &req, false, 0, buf, sizeof(buf)), WEIR_EINVAL);
 }
 
 int main(void)
