@@ -243,6 +243,8 @@ void route_policy_cleanup(struct route_policy *p)
 	free(p->auth.users);
 	route_ext_auth_cleanup(&p->ext_auth);
 	free(p->backend_tls.name);
+	free(p->mirror.url);
+	free(p->mirror.host);
 	memset(p, 0, sizeof(*p));
 }
 
@@ -1005,7 +1007,9 @@ static const char *const policy_keys[] = {"connect_timeout_ms",
                                           "proxy_cookie_domain_to",
                                           "proxy_cookie_path_from",
                                           "proxy_cookie_path_to",
+                                          "mirror",
                                           NULL};
+static const char *const mirror_keys[] = {"url", "host", "request_body", NULL};
 static const char *const proto_names[] = {"HTTP", "HTTPS", NULL};
 static const char *const next_upstream_names[ROUTE_NEXT_COUNT] = {
     "error",    "timeout",  "invalid_header", "http_500", "http_502",      "http_503",
@@ -1284,6 +1288,18 @@ static int parse_policy(struct parser *p, json_object *obj, const char *path,
 		path_key(kp, path, "ext_auth");
 		if ((rc = parse_ext_auth(p, sub, kp, &pol->ext_auth)) != 0)
 			return rc;
+	}
+	if ((rc = opt_object(p, obj, path, "mirror", &sub)) != 0)
+		return rc;
+	if (sub) {
+		bool body = true;
+		path_key(kp, path, "mirror");
+		if ((rc = check_keys(p, sub, kp, mirror_keys)) != 0 ||
+		    (rc = opt_str(p, sub, kp, "url", STR_NULLABLE, &pol->mirror.url)) != 0 ||
+		    (rc = opt_str(p, sub, kp, "host", STR_NULLABLE, &pol->mirror.host)) != 0 ||
+		    (rc = opt_bool(p, sub, kp, "request_body", &body)) != 0)
+			return rc;
+		pol->mirror.no_request_body = !body;
 	}
 	if ((rc = opt_object(p, obj, path, "backend_tls", &sub)) != 0)
 		return rc;
@@ -3126,6 +3142,11 @@ static void w_policy(struct writer *w, const struct route_policy *p)
 	w_str_d(w, "cache_duration", p->ext_auth.cache_duration, NULL);
 	w_headers(w, "proxy_set_headers", p->ext_auth.proxy_set_headers,
 	          p->ext_auth.nproxy_set_headers);
+	w_close_lazy(w, csaved);
+	w_open_lazy(w, "mirror", &csaved);
+	w_str_d(w, "url", p->mirror.url, NULL);
+	w_str_d(w, "host", p->mirror.host, NULL);
+	w_bool_d(w, "request_body", !p->mirror.no_request_body, true);
 	w_close_lazy(w, csaved);
 	w_open_lazy(w, "backend_tls", &csaved);
 	w_int_d(w, "profile", p->backend_tls.profile, -1);

@@ -218,6 +218,18 @@ struct route_ext_auth {
 	struct route_header *proxy_set_headers;
 };
 
+/* Request mirroring (ingress-nginx mirror-target, mirror-host,
+ * mirror-request-body; JSON key "mirror"): a copy of each request (method,
+ * URI, headers and, unless no_request_body, the body) is sent to url and its
+ * answer ignored; the client's request neither waits for it nor fails with
+ * it (proxy/mirror.h). */
+struct route_mirror {
+	char *url;            /* NULL: off; else an http(s) URL that may hold
+	                         $request_uri, $uri, $args, $host (url_check_mirror) */
+	char *host;           /* NULL: url's host without port; else the Host sent */
+	bool no_request_body; /* mirror-request-body off (JSON "request_body": false) */
+};
+
 /* proxy-next-upstream: when a failed attempt moves on to another endpoint
  * (nginx proxy_next_upstream). JSON: an array of the names below in this
  * order, [] for "off"; absent: ["error","timeout"]. */
@@ -351,6 +363,7 @@ struct route_policy {
 	struct route_auth auth;         /* 401 unless the request carries valid credentials */
 	struct route_ext_auth ext_auth; /* forward authentication (auth-url) */
 	struct route_backend_tls backend_tls;
+	struct route_mirror mirror; /* request mirroring (mirror-target) */
 };
 
 struct route {

@@ -659,6 +659,33 @@ static int opt(const char *s, check_cb fn, const char *name, char *field, size_t
 	return WEIR_EINVAL;
 }
 
+/* policy.mirror: a URL with the variables of url_expand_mirror; a host set
+ * only with it. */
+static int check_mirror(const struct route_mirror *m, char *field, size_t fieldlen, char *err,
+                        size_t errlen)
+{
+	char q[96];
+	int rc;
+	if ((rc = opt(m->url, route_validate_text, "mirror.url", field, fieldlen, err, errlen)))
+		return rc;
+	if (m->url && url_check_mirror(m->url) != 0) {
+		set_field(field, fieldlen, "mirror.url");
+		route_validate_quote(m->url, q, sizeof(q));
+		return fail(err, errlen,
+		            "%s is not an http(s) URL with only $request_uri, $uri, $args, $host "
+		            "(none in its host)",
+		            q);
+	}
+	if ((rc = opt(m->host, route_validate_header_value, "mirror.host", field, fieldlen, err,
+	              errlen)))
+		return rc;
+	if (m->host && (!m->url || !*m->host)) {
+		set_field(field, fieldlen, "mirror.host");
+		return fail(err, errlen, "is set without mirror.url or empty");
+	}
+	return 0;
+}
+
 /* policy.ext_auth (forward authentication) by the rules of common/url.h. */
 static int check_ext_auth(const struct route_ext_auth *a, char *field, size_t fieldlen, char *err,
                           size_t errlen)
@@ -897,7 +924,9 @@ int route_validate_policy(const struct route_policy *p, char *field, size_t fiel
 			return WEIR_EINVAL;
 		}
 	}
-	return check_ext_auth(&p->ext_auth, field, fieldlen, err, errlen);
+	if ((rc = check_ext_auth(&p->ext_auth, field, fieldlen, err, errlen)) != 0)
+		return rc;
+	return check_mirror(&p->mirror, field, fieldlen, err, errlen);
 }
 
 int route_validate_canary(const struct route_canary *c, char *field, size_t fieldlen, char *err,

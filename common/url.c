@@ -258,3 +258,76 @@ bool url_host_is_ip(const char *host, size_t host_len)
 	buf[host_len] = '\0';
 	return inet_pton(AF_INET, buf, addr) == 1 || inet_pton(AF_INET6, buf, addr) == 1;
 }
+
+int url_expand_mirror(const char *tmpl, const struct url_mirror_vars *v, char *buf, size_t cap)
+{
+	size_t n = 0;
+	if (cap == 0)
+		return WEIR_ETOOBIG;
+	for (const char *p = tmpl; *p;) {
+		const char *val = p;
+		size_t len = 1;
+		if (*p == '$') {
+			size_t nl = 0;
+			while ((p[1 + nl] >= 'a' && p[1 + nl] <= 'z') ||
+			       (p[1 + nl] >= 'A' && p[1 + nl] <= 'Z') ||
+			       (p[1 + nl] >= '0' && p[1 + nl] <= '9') || p[1 + nl] == '_')
+				nl++;
+			if (nl == 11 && strncmp(p + 1, "request_uri", 11) == 0) {
+				val = v->request_uri;
+				len = v->request_uri_len;
+			} else if (nl == 3 && strncmp(p + 1, "uri", 3) == 0) {
+				val = v->uri;
+				len = v->uri_len;
+			} else if (nl == 4 && strncmp(p + 1, "args", 4) == 0) {
+				val = v->args;
+				len = v->args_len;
+			} else if (nl == 4 && strncmp(p + 1, "host", 4) == 0) {
+				val = v->host;
+				len = v->host_len;
+			} else {
+				return WEIR_EINVAL;
+			}
+			p += 1 + nl;
+		} else {
+			p++;
+		}
+		if (len >= cap - n)
+			return WEIR_ETOOBIG;
+		if (len)
+			memcpy(buf + n, val, len);
+		n += len;
+	}
+	buf[n] = '\0';
+	return (int)n;
+}
+
+int url_check_mirror(const char *tmpl)
+{
+	static const struct url_mirror_vars sample = {"/a?b", 4, "/a", 2, "b", 1, "a.test", 6};
+	char buf[4096];
+	struct url u;
+	/* No variable in scheme or authority: a client's Host or target must
+	 * never choose where the proxy connects. $request_uri and $uri always
+	 * start with '/', so the authority ends where one of them starts. */
+	const char *a = strstr(tmpl, "://");
+	if (!a || memchr(tmpl, '$', (size_t)(a - tmpl)))
+		return WEIR_EINVAL;
+	for (const char *p = a + 3; *p && *p != '/' && *p != '?'; p++) {
+		if (*p != '$')
+			continue;
+		size_t nl = 0;
+		while ((p[1 + nl] >= 'a' && p[1 + nl] <= 'z') ||
+		       (p[1 + nl] >= 'A' && p[1 + nl] <= 'Z') ||
+		       (p[1 + nl] >= '0' && p[1 + nl] <= '9') || p[1 + nl] == '_')
+			nl++;
+		if ((nl == 11 && strncmp(p + 1, "request_uri", 11) == 0) ||
+		    (nl == 3 && strncmp(p + 1, "uri", 3) == 0))
+			break;
+		return WEIR_EINVAL;
+	}
+	int n = url_expand_mirror(tmpl, &sample, buf, sizeof(buf));
+	if (n < 0)
+		return WEIR_EINVAL;
+	return url_parse(buf, &u) == 0 ? 0 : WEIR_EINVAL;
+}

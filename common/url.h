@@ -53,6 +53,32 @@ int url_check_cache_key(const char *s);
  * "any"). Returns 0 or WEIR_EINVAL for a bad spec (*ms then 0). */
 int url_cache_valid_ms(const char *spec, int status, uint32_t *ms);
 
+/* The request's parts a mirror-target may name ($request_uri, $uri,
+ * $args, $host), as slices (not NUL-terminated). */
+struct url_mirror_vars {
+	const char *request_uri; /* the request-target as sent: path and query */
+	size_t request_uri_len;
+	const char *uri; /* its path, without the query */
+	size_t uri_len;
+	const char *args; /* its query, without the '?' */
+	size_t args_len;
+	const char *host; /* the request's host, without a port */
+	size_t host_len;
+};
+
+/* Expand a mirror-target template: literal text and $request_uri, $uri,
+ * $args, $host (a name is the longest run of [A-Za-z0-9_] after '$') into
+ * buf (NUL-terminated, cap bytes). Returns the length, WEIR_EINVAL for
+ * another variable (or a bare '$'), WEIR_ETOOBIG when cap is too small. The
+ * result is not checked: url_parse it. */
+int url_expand_mirror(const char *tmpl, const struct url_mirror_vars *v, char *buf, size_t cap);
+
+/* Check a mirror-target: no variable in the scheme or authority (the
+ * client must not pick where the proxy connects), url_expand_mirror knows
+ * its variables and, with sample values filled in, url_parse takes the
+ * result. Returns 0 or WEIR_EINVAL. */
+int url_check_mirror(const char *tmpl);
+
 /* True when host (host_len bytes) is an IPv4 or IPv6 literal. */
 bool url_host_is_ip(const char *host, size_t host_len);
 

@@ -453,7 +453,10 @@ int annotations_policy_copy(struct route_policy *dst, const struct route_policy 
 	dst->auth.users = NULL;
 	dst->auth.nusers = 0;
 	dst->backend_tls.name = NULL;
+	dst->mirror.url = dst->mirror.host = NULL;
 	if (dup_str(&dst->backend_tls.name, src->backend_tls.name) ||
+	    dup_str(&dst->mirror.url, src->mirror.url) ||
+	    dup_str(&dst->mirror.host, src->mirror.host) ||
 	    dup_str(&dst->upstream_vhost, src->upstream_vhost) ||
 	    dup_str(&dst->x_forwarded_prefix, src->x_forwarded_prefix) ||
 	    dup_str(&dst->rewrite_target, src->rewrite_target) ||
@@ -568,6 +571,7 @@ struct pctx {
 	char *redirect_to;
 	bool redirect_to_given; /* proxy-redirect-to present, even when refused */
 	const char *redirect_from_key;
+	const char *mirror_other_key; /* mirror-host or mirror-request-body, borrowed */
 	const char *weight_key;       /* canary-weight as written, borrowed */
 	const char *weight_total_key; /* canary-weight-total as written, borrowed */
 	char *err;
@@ -1553,6 +1557,43 @@ static int h_auth_cache_duration(struct pctx *c, const char *v)
 	return set_str(&c->a->policy.ext_auth.cache_duration, v);
 }
 
+/* mirror-target: an http(s) URL; the proxy fills in $request_uri, $uri,
+ * $args and $host per request. "" leaves mirroring off (as ingress-nginx). */
+static int h_mirror_target(struct pctx *c, const char *v)
+{
+	if (!*v)
+		return 0;
+	if (url_check_mirror(v) != 0)
+		return fail(c->err, c->errlen,
+		            "\"%s\" is not an http(s) URL without user info or fragment, with no "
+		            "nginx variables but $request_uri, $uri, $args, $host (and none of "
+		            "them in its host)",
+		            v);
+	return set_str(&c->a->policy.mirror.url, v);
+}
+
+static int h_mirror_host(struct pctx *c, const char *v)
+{
+	c->mirror_other_key = c->key;
+	if (!*v)
+		return 0;
+	if (strchr(v, '$'))
+		return fail(c->err, c->errlen, "\"%s\": nginx variables are not expanded here", v);
+	for (const char *p = v; *p; p++)
+		if ((unsigned char)*p <= 0x20 || *p == 0x7f)
+			return fail(c->err, c->errlen, "\"%s\" is not a host", v);
+	return set_str(&c->a->policy.mirror.host, v);
+}
+
+static int h_mirror_body(struct pctx *c, const char *v)
+{
+	c->mirror_other_key = c->key;
+	if (strcmp(v, "on") != 0 && strcmp(v, "off") != 0)
+		return fail(c->err, c->errlen, "\"%s\" is neither \"on\" nor \"off\"", v);
+	c->a->policy.mirror.no_request_body = strcmp(v, "off") == 0;
+	return 0;
+}
+
 static const struct {
 	const char *name;
 	handler_cb fn;
@@ -1614,6 +1655,9 @@ static const struct {
     {"limit-rps", h_limit_rps},
     {"limit-whitelist", h_limit_allow}, /* alias of limit-allowlist */
     {"load-balance", h_balance},
+    {"mirror-host", h_mirror_host},
+    {"mirror-request-body", h_mirror_body},
+    {"mirror-target", h_mirror_target},
     {"origin-rewrite", h_origin_rewrite},
     {"permanent-redirect", h_perm},
     {"permanent-redirect-code", h_perm_code},
@@ -2083,6 +2127,14 @@ int annotations_parse(json_object *annotations, uint32_t drain_default_ms, struc
 	if (!out->policy.ext_auth.url)
 		route_ext_auth_cleanup(
 		    &out->policy.ext_auth); /* the other auth-* keys need auth-url */
+	if (!out->policy.mirror.url && c.mirror_other_key) {
+		free(out->policy.mirror.host);
+		out->policy.mirror.host = NULL;
+		out->policy.mirror.no_request_body = false;
+		if (add_issue(issues, c.mirror_other_key, "IgnoredAnnotation",
+		              "has no effect without mirror-target", false))
+			goto out;
+	}
 	/* Fail closed: half an authentication setup drops the Ingress. */
 	if (out->policy.auth.type == ROUTE_AUTH_BASIC && !out->auth_secret_key) {
 		if (add_issue(issues, out->auth_type_key, "InvalidAnnotation",

@@ -242,6 +242,9 @@ static void put_policy(FILE *out, const char *ind, const struct route_table *t,
 		fprintf(out, "%sext_auth.proxy_set_header: %s: %s\n", ind,
 		        p->ext_auth.proxy_set_headers[i].name,
 		        p->ext_auth.proxy_set_headers[i].value);
+	put_str(out, ind, "mirror.url", p->mirror.url, NULL);
+	put_str(out, ind, "mirror.host", p->mirror.host, NULL);
+	put_bool(out, ind, "mirror.request_body", !p->mirror.no_request_body, true);
 	if (p->backend_tls.profile >= 0 || p->backend_tls.name || p->backend_tls.server_name) {
 		fprintf(out, "%sbackend_tls:", ind);
 		if (p->backend_tls.profile >= 0)

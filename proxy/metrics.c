@@ -57,6 +57,7 @@ static _Atomic uint64_t reloads_ok, reloads_failed;
 static _Atomic uint64_t load_usec;                    /* the last successful load */
 static _Atomic uint64_t shards_parsed, shards_reused; /* host shards, all loads */
 static _Atomic uint64_t basic_auth_count[3]; /* by enum metrics_basic_auth */
+static _Atomic uint64_t mirror_count[3];     /* by enum metrics_mirror */
 
 /* Upstream error kinds: the known ones have fixed slots; a few unknown ones are
  * kept by name under a mutex (errors are rare), the rest count as "other". */
@@ -522,6 +523,28 @@ static void render_basic_auth(struct outbuf *b)
 	}
 }
 
+void metrics_mirror(enum metrics_mirror result)
+{
+	if ((unsigned)result < 3)
+		atomic_fetch_add_explicit(&mirror_count[result], 1, memory_order_relaxed);
+}
+
+static void render_mirror(struct outbuf *b)
+{
+	static const char *const result[] = {"sent", "dropped", "failed"};
+	out_family(b, "weir_proxy_mirror_requests_total", "counter",
+	           "Mirrored requests (mirror-target), by result: sent (the mirror answered), "
+	           "dropped (not sent: too many in flight, body too large, request cut short), "
+	           "failed (lookup, connect, write, timeout or bad answer).");
+	for (size_t i = 0; i < 3; i++) {
+		out_str(b, "weir_proxy_mirror_requests_total{result=\"");
+		out_str(b, result[i]);
+		out_str(b, "\"} ");
+		out_u64(b, atomic_load_explicit(&mirror_count[i], memory_order_relaxed));
+		out_str(b, "\n");
+	}
+}
+
 int metrics_render(char **out, size_t *len)
 {
 	struct outbuf b = {0};
@@ -555,6 +578,7 @@ int metrics_render(char **out, size_t *len)
 	render_upstream_errors(&b);
 	render_retries(&b);
 	render_basic_auth(&b);
+	render_mirror(&b);
 	if (b.failed) {
 		free(b.data);
 		return WEIR_ENOMEM;

@@ -38,6 +38,16 @@ void metrics_upstream_error(const char *kind);
  * route_next_upstream (0 error ... 9 http_429); others are ignored. */
 void metrics_upstream_retry(int condition);
 
+/* Outcome of one mirrored request (mirror-target). */
+enum metrics_mirror {
+	METRICS_MIRROR_SENT = 0,    /* the mirror answered (the answer is ignored) */
+	METRICS_MIRROR_DROPPED = 1, /* not sent: cap reached, body too large, request cut short */
+	METRICS_MIRROR_FAILED = 2   /* lookup, connect, write, timeout or bad answer */
+};
+
+/* One mirror request with its outcome (weir_proxy_mirror_requests_total). */
+void metrics_mirror(enum metrics_mirror result);
+
 /* Outcome of one basic-auth check (auth-type basic). */
 enum metrics_basic_auth {
 	METRICS_BASIC_AUTH_CACHED,   /* credentials found in the worker's success cache */

@@ -36,6 +36,7 @@
 #include "log.h"
 #include "loop.h"
 #include "metrics.h"
+#include "mirror.h"
 #include "policy.h"
 #include "proxy_protocol.h"
 #include "realip.h"
@@ -147,6 +148,7 @@ struct conn {
 	uint64_t t_start, up_start;
 	uint32_t connect_timeout_ms, read_timeout_ms, send_timeout_ms;
 	struct auth_request *auth; /* forward auth: running (ST_AUTH), then its grant */
+	struct mirror *mirror;     /* mirror-target: capturing the request body */
 
 	/* upstream side */
 	struct upstream *up;
@@ -196,6 +198,7 @@ struct worker {
 	struct resolver *resolver;         /* forward auth host names */
 	struct external_names *ext_names;  /* ExternalName backends */
 	struct auth_cache *ext_auth_cache; /* forward auth answers (auth-cache-key) */
+	struct mirror_set *mirrors;        /* mirror-target requests in flight */
 	struct tunnel_worker tw;
 	struct conn *conns;
 	size_t nconns;
@@ -392,6 +395,8 @@ static void end_request(struct conn *c, bool keep_alive)
 	gz_end(c);
 	auth_request_free(c->auth);
 	c->auth = NULL;
+	mirror_abandon(c->mirror);
+	c->mirror = NULL;
 	if (c->x) {
 		external_wait_cancel(c->x->ext_wait);
 		c->x->ext_wait = NULL;
@@ -1217,8 +1222,38 @@ static void start_request(struct conn *c, size_t head_len)
 }
 
 /* Pick the endpoint and open the upstream: the rest of start_request. */
+/* mirror-target: the copy starts as the request goes upstream (after the
+ * access checks, as nginx's mirror runs in the precontent phase); with a
+ * body, req_body_cb feeds it until the body is complete. */
+static void mirror_hook(struct conn *c)
+{
+	const struct route_mirror *m = &c->route->policy.mirror;
+	char host[256];
+	size_t hl = 0;
+	const char *h = c->x->req.host;
+	size_t n = h ? c->x->req.host_len : 0;
+	if (n && h[0] == '[') {
+		const char *e = memchr(h, ']', n);
+		n = e ? (size_t)(e - h) + 1 : n;
+	} else if (n) {
+		const char *e = memchr(h, ':', n);
+		n = e ? (size_t)(e - h) : n;
+	}
+	if (n == 0) {
+		h = label_host(c);
+		n = strlen(h);
+	}
+	for (; hl < n && hl < sizeof(host); hl++)
+		host[hl] = (h[hl] >= 'A' && h[hl] <= 'Z') ? (char)(h[hl] + 32) : h[hl];
+	bool body = request_has_body(c) && !c->req_body_done;
+	mirror_start(c->w->mirrors, m, &c->x->req, host, hl, body, c->connect_timeout_ms,
+	             c->read_timeout_ms, &c->mirror);
+}
+
 static void upstream_start(struct conn *c)
 {
+	if (c->route && c->route->policy.mirror.url && !c->mirror)
+		mirror_hook(c);
 	c->x->up_phase = true;
 	memset(&c->x->pick, 0, sizeof(c->x->pick));
 	c->x->pick.backend = -1;
@@ -1444,6 +1479,8 @@ static int req_body_cb(void *data, const char *p, size_t len)
 		c->body_too_big = true;
 		return -1;
 	}
+	if (c->mirror && mirror_body(c->mirror, p, len) != 0)
+		c->mirror = NULL; /* over MIRROR_BODY_MAX: dropped */
 	if (c->x->req.chunked)
 		return append_chunk(&c->up_out, p, len);
 	return buf_append(&c->up_out, p, len);
@@ -1467,6 +1504,9 @@ static bool pump_request(struct conn *c)
 					progress = true;
 				if (r == 1) {
 					c->req_body_done = true;
+					if (c->mirror)
+						mirror_body_done(c->mirror);
+					c->mirror = NULL;
 					if (c->x->req.chunked)
 						buf_append(&c->up_out, "0\r\n\r\n", 5);
 				} else if (r < 0) {
@@ -2347,6 +2387,8 @@ static void conn_close(struct conn *c)
 	gz_end(c);
 	auth_request_free(c->auth);
 	c->auth = NULL;
+	mirror_abandon(c->mirror);
+	c->mirror = NULL;
 	if (c->x) {
 		external_wait_cancel(c->x->ext_wait);
 		c->x->ext_wait = NULL;
@@ -2707,6 +2749,9 @@ static int worker_init(struct worker *w, int id)
 	rc = auth_cache_new(&w->ext_auth_cache);
 	if (rc != 0)
 		return rc;
+	rc = mirror_set_new(w->loop, w->pool, w->resolver, &w->mirrors);
+	if (rc != 0)
+		return rc;
 	w->tw.loop = w->loop;
 	w->tw.scratch_cap = IO_CAP;
 	w->tw.scratch = malloc(IO_CAP);
@@ -2741,6 +2786,8 @@ static void worker_cleanup(struct worker *w)
 	loop_timer_cancel(w->loop, &w->table_timer);
 	loop_timer_cancel(w->loop, &w->accept_timer);
 	access_log_writer_cleanup(&w->alog);
+	mirror_set_free(w->mirrors); /* closes its upstreams and lookups first */
+	w->mirrors = NULL;
 	upstream_pool_free(w->pool);
 	w->pool = NULL;
 	external_names_free(w->ext_names);

@@ -277,6 +277,17 @@ static const struct refusal refusals[] = {
      "\"policy\":{\"hide_headers\":[\"Server\",\"\"]}}]}]}",
      WEIR_EINVAL, "hosts[0].routes[0].policy.hide_headers[1]: \"\" is not an HTTP token"},
     {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/\",\"match\":\"prefix\","
+     "\"policy\":{\"mirror\":{\"url\":\"http://m/$remote_addr\"}}}]}]}",
+     WEIR_EINVAL,
+     "hosts[0].routes[0].policy.mirror.url: \"http://m/$remote_addr\" is not an http(s) URL "
+     "with only $request_uri, $uri, $args, $host (none in its host)"},
+    {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/\",\"match\":\"prefix\","
+     "\"policy\":{\"mirror\":{\"host\":\"shadow\"}}}]}]}",
+     WEIR_EINVAL, "hosts[0].routes[0].policy.mirror.host: is set without mirror.url or empty"},
+    {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/\",\"match\":\"prefix\","
+     "\"policy\":{\"mirror\":{\"url\":\"http://m/\",\"body\":true}}}]}]}",
+     WEIR_EINVAL, "hosts[0].routes[0].policy.mirror.body: unknown key"},
+    {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/\",\"match\":\"prefix\","
      "\"policy\":{\"ext_auth\":{\"url\":\"ftp://10.0.0.1/\"}}}]}]}",
      WEIR_EINVAL,
      "hosts[0].routes[0].policy.ext_auth.url: \"ftp://10.0.0.1/\" is not an http(s) URL"},
@@ -460,7 +471,9 @@ static const char rich[] =
     "\"cache_key\":\"$remote_user$http_authorization\",\"cache_duration\":\"200 1m\"},"
     "\"proxy_redirect_from\":\"http://in/\",\"proxy_redirect_to\":\"/out/\","
     "\"proxy_cookie_domain_from\":\"in\",\"proxy_cookie_domain_to\":\"out.example\","
-    "\"proxy_cookie_path_from\":\"/in/\",\"proxy_cookie_path_to\":\"/\"},"
+    "\"proxy_cookie_path_from\":\"/in/\",\"proxy_cookie_path_to\":\"/\","
+    "\"mirror\":{\"url\":\"http://10.0.0.8:81/m$request_uri\",\"host\":\"shadow\","
+    "\"request_body\":false}},"
     "\"canary\":{\"backend\":1,\"by_header\":\"X-Canary\",\"by_header_value\":\"yes\","
     "\"by_cookie\":\"canary\",\"weight\":25,\"by_header_pattern\":\"^v[0-9]+$\","
     "\"weight_total\":400,\"affinity_behavior\":\"legacy\"}},"
@@ -511,6 +524,11 @@ static void test_round_trip(void)
 	CHECK_STR(r->policy.ext_auth.response_headers[1], "X-Auth-Email");
 	CHECK(r->policy.ext_auth.always_set_cookie);
 	CHECK(t->hosts[0].routes[0].policy.ext_auth.url == NULL);
+	CHECK_STR(r->policy.mirror.url, "http://10.0.0.8:81/m$request_uri");
+	CHECK_STR(r->policy.mirror.host, "shadow");
+	CHECK(r->policy.mirror.no_request_body);
+	CHECK(t->hosts[0].routes[0].policy.mirror.url == NULL &&
+	      !t->hosts[0].routes[0].policy.mirror.no_request_body);
 	CHECK_STR(t->certs[0].key_pem, "-----BEGIN PRIVATE KEY-----\nBBB\n");
 	CHECK_INT(t->settings.ntrusted_proxies, 3);
 	CHECK_INT(t->settings.trusted_proxies[2].prefix_len, 32);

@@ -98,6 +98,30 @@ static void signin_values(void)
 	CHECK_INT(url_check_signin("https://a/ b"), WEIR_EINVAL);
 }
 
+static void mirror_values(void)
+{
+	const struct url_mirror_vars v = {"/p/q?x=1", 8, "/p/q", 4, "x=1", 3, "shop.test", 9};
+	char buf[64];
+	CHECK_INT(url_expand_mirror("https://test.env.com/$request_uri", &v, buf, sizeof(buf)), 29);
+	CHECK(strcmp(buf, "https://test.env.com//p/q?x=1") == 0);
+	CHECK_INT(url_expand_mirror("http://m$uri?a=$args&h=$host", &v, buf, sizeof(buf)), 30);
+	CHECK(strcmp(buf, "http://m/p/q?a=x=1&h=shop.test") == 0);
+	CHECK_INT(url_expand_mirror("http://m/$hostname", &v, buf, sizeof(buf)), WEIR_EINVAL);
+	CHECK_INT(url_expand_mirror("http://m/$", &v, buf, sizeof(buf)), WEIR_EINVAL);
+	CHECK_INT(url_expand_mirror("http://m$request_uri", &v, buf, 16), WEIR_ETOOBIG);
+	CHECK_INT(url_expand_mirror("http://m$request_uri", &v, buf, 17), 16);
+	CHECK_INT(url_check_mirror("https://test.env.com/$request_uri"), 0);
+	CHECK_INT(url_check_mirror("http://10.0.0.1:8080$uri?$args"), 0);
+	CHECK_INT(url_check_mirror("http://m/h/$host$request_uri"), 0);
+	CHECK_INT(url_check_mirror("http://$host.mirror$request_uri"), WEIR_EINVAL);
+	CHECK_INT(url_check_mirror("http://m:$args/"), WEIR_EINVAL);
+	CHECK_INT(url_check_mirror("http://m.test$request_uri"), 0);
+	CHECK_INT(url_check_mirror("http://m$host/"), WEIR_EINVAL);
+	CHECK_INT(url_check_mirror("http://m/$remote_addr"), WEIR_EINVAL);
+	CHECK_INT(url_check_mirror("ftp://m/"), WEIR_EINVAL);
+	CHECK_INT(url_check_mirror("/relative$request_uri"), WEIR_EINVAL);
+}
+
 static void cache_values(void)
 {
 	uint32_t ms = 7;
@@ -135,6 +159,7 @@ static void cache_values(void)
 
 int main(void)
 {
+	mirror_values();
 	cache_values();
 	signin_values();
 	accepted();
