@@ -413,6 +413,13 @@ struct publisher {
 	struct shard_files files;
 	struct publish_stats stats;
 	publisher_clock_cb clock;
+	/* The host list of the last index: host i is named host_name[i] and
+	 * its shard is hosts.id[host_k[i]] (valid while hosts_known), for
+	 * publisher_publish_changed. */
+	char **host_name; /* sorted, as the table's hosts */
+	size_t *host_k;
+	size_t nhost_k;
+	bool hosts_known;
 };
 static char *slurp(const char *path)
 {
@@ -827,6 +834,10 @@ void publisher_free(struct publisher *p)
 	shard_set_free(&p->hosts);
 	shard_set_free(&p->backend_texts);
 	files_free(&p->files);
+	free(p->host_k);
+	for (size_t i = 0; i < p->nhost_k; i++)
+		free(p->host_name[i]);
+	free(p->host_name);
 	free(p->dir);
 	free(p->last);
 	free(p);
@@ -1025,7 +1036,34 @@ static void collect_garbage(struct publisher *p, const char *sdir)
 }
 
 /* Version 2: slots, shards, then the index (the commit point). */
-static int publish_v2(struct publisher *p, struct route_table *t, bool *written)
+static bool find_sorted(char *const *v, size_t n, const char *s, size_t *at)
+{
+	size_t lo = 0, hi = n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(v[mid], s);
+		if (c == 0) {
+			*at = mid;
+			return true;
+		}
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return false;
+}
+
+static bool in_sorted(char *const *v, size_t n, const char *s)
+{
+	size_t at;
+	return find_sorted(v, n, s, &at);
+}
+
+/* changed: NULL, or (incremental) the sorted names of the hosts that may
+ * differ from the last index's. */
+static int publish_v2(struct publisher *p, struct route_table *t, char *const *changed,
+                      size_t nchanged, bool *written)
 {
 	size_t *bmap = calloc(t->nbackends + 1, sizeof(*bmap));
 	size_t *cmap = calloc(t->ncerts + 1, sizeof(*cmap));
@@ -1036,7 +1074,8 @@ static int publish_v2(struct publisher *p, struct route_table *t, bool *written)
 	struct route_table it;
 	struct shard_set hs = {0}, bs = {0};
 	struct route *rbuf = NULL;
-	size_t rcap = 0;
+	size_t rcap = 0, *host_k = NULL;
+	bool moved = false; /* texts taken from p->hosts into hs */
 	char *sdir = shard_dir(p), *text = NULL;
 	size_t len;
 	bool compacted = false;
@@ -1145,8 +1184,34 @@ static int publish_v2(struct publisher *p, struct route_table *t, bool *written)
 	ix.hosts = calloc(t->nhosts + 1, sizeof(*ix.hosts));
 	if (!hs.text || !hs.len || !hs.id || !ix.hosts || bmap_reserve(&hs.map, t->nhosts) != 0)
 		goto out;
+	/* The caller named the hosts that may have changed since the last
+	 * index; another host with a name the last index had is the same host,
+	 * and its shard the same text while no slot was renumbered. */
+	bool reuse = changed && p->hosts_known && !compacted;
+	moved = false;
+	host_k = calloc(t->nhosts + 1, sizeof(*host_k));
+	if (!host_k)
+		goto out;
+	p->hosts_known = false;
 	for (size_t i = 0; i < t->nhosts; i++) {
 		struct route_host h = t->hosts[i];
+		size_t prev;
+		if (reuse && !in_sorted(changed, nchanged, h.name) &&
+		    find_sorted(p->host_name, p->nhost_k, h.name, &prev)) {
+			/* the last index's shard, text and id move over */
+			size_t k = hs.n++, ok = p->host_k[prev];
+			hs.text[k] = p->hosts.text[ok];
+			hs.len[k] = p->hosts.len[ok];
+			memcpy(hs.id[k], p->hosts.id[ok], ROUTE_SHARD_ID_LEN + 1);
+			p->hosts.text[ok] = NULL;
+			moved = true;
+			if ((rc = bmap_put(&hs.map, hs.text[k], hs.len[k], k)) != 0)
+				goto out;
+			ix.hosts[i] = hs.id[k];
+			host_k[i] = k;
+			p->stats.hosts_reused++;
+			continue;
+		}
 		if (h.nroutes > rcap) {
 			struct route *g = realloc(rbuf, h.nroutes * 2 * sizeof(*g));
 			if (!g)
@@ -1183,6 +1248,7 @@ static int publish_v2(struct publisher *p, struct route_table *t, bool *written)
 		if ((rc = bmap_put(&hs.map, hs.text[k], len, k)) != 0)
 			goto out;
 		ix.hosts[i] = hs.id[k];
+		host_k[i] = k;
 	}
 	ix.nhosts = hs.n;
 	p->stats.host_shards = hs.n;
@@ -1224,6 +1290,22 @@ static int publish_v2(struct publisher *p, struct route_table *t, bool *written)
 	shard_set_free(&p->hosts);
 	p->hosts = hs;
 	memset(&hs, 0, sizeof(hs));
+	for (size_t i = 0; i < p->nhost_k; i++)
+		free(p->host_name[i]);
+	free(p->host_name);
+	p->host_name = calloc(t->nhosts + 1, sizeof(*p->host_name));
+	for (size_t i = 0; p->host_name && i < t->nhosts; i++)
+		if (!(p->host_name[i] = strdup(t->hosts[i].name))) {
+			for (size_t j = 0; j < i; j++)
+				free(p->host_name[j]);
+			free(p->host_name);
+			p->host_name = NULL;
+		}
+	free(p->host_k);
+	p->host_k = host_k;
+	p->nhost_k = p->host_name ? t->nhosts : 0;
+	host_k = NULL;
+	p->hosts_known = p->host_name != NULL;
 	shard_set_free(&p->backend_texts);
 	p->backend_texts = bs;
 	memset(&bs, 0, sizeof(bs));
@@ -1268,6 +1350,9 @@ static int publish_v2(struct publisher *p, struct route_table *t, bool *written)
 	collect_garbage(p, sdir);
 	rc = 0;
 out:
+	free(host_k);
+	if (moved && hs.text) /* failed after moving texts: p->hosts' map names them */
+		shard_set_free(&p->hosts);
 	shard_set_free(&hs);
 	shard_set_free(&bs);
 	free(ix.hosts);
@@ -1325,14 +1410,27 @@ out:
 	return rc;
 }
 
-int publisher_publish(struct publisher *p, struct route_table *t, bool *written)
+static int publish(struct publisher *p, struct route_table *t, char *const *changed,
+                   size_t nchanged, bool *written)
 {
 	*written = false;
 	if (p->format == PUBLISH_V1)
 		return publish_v1(p, t, written);
 	uint64_t gen = t->generation;
-	int rc = publish_v2(p, t, written);
+	int rc = publish_v2(p, t, changed, nchanged, written);
 	if (rc != 0)
 		t->generation = gen;
 	return rc;
+}
+
+int publisher_publish(struct publisher *p, struct route_table *t, bool *written)
+{
+	return publish(p, t, NULL, 0, written);
+}
+
+int publisher_publish_changed(struct publisher *p, struct route_table *t, char *const *changed,
+                              size_t nchanged, bool *written)
+{
+	static char *none[1];
+	return publish(p, t, changed ? changed : none, nchanged, written);
 }

@@ -46,6 +46,15 @@ void publisher_free(struct publisher *p);
  * previous index stays in place. */
 int publisher_publish(struct publisher *p, struct route_table *t, bool *written);
 
+/* publisher_publish for a table whose hosts are those given to the last
+ * publisher_publish(_changed) except the ones named in changed (sorted by
+ * strcmp; NULL with nchanged 0: none, e.g. only endpoints changed). A host
+ * not named whose name the last index had is taken to be that same host:
+ * its shard is named again without serializing it (unless slots were
+ * renumbered). Backends, certificates and the rest are compared in full. */
+int publisher_publish_changed(struct publisher *p, struct route_table *t, char *const *changed,
+                              size_t nchanged, bool *written);
+
 /* Generation of the file on disk (0: none yet). */
 uint64_t publisher_generation(const struct publisher *p);
 
@@ -57,6 +66,7 @@ struct publish_stats {
 	size_t shards_written;  /* shard files written (the others were on disk) */
 	size_t shards_removed;  /* garbage shard files removed */
 	bool compacted;         /* slots were renumbered (every host shard rewritten) */
+	size_t hosts_reused;    /* host shards named again unserialized (publish_changed) */
 };
 const struct publish_stats *publisher_stats(const struct publisher *p);
 

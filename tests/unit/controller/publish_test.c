@@ -381,6 +381,82 @@ static void test_v2_deterministic(void)
 	rm_rf(b);
 }
 
+/* An endpoint-only change published with publisher_publish_changed names
+ * the same host shards without serializing a host, and its index is the one
+ * a full publish of the same table writes. */
+static void test_v2_endpoints(void)
+{
+	char a[] = "/tmp/weir-publish-ea-XXXXXX", b[] = "/tmp/weir-publish-eb-XXXXXX";
+	char pa[512], pb[512];
+	CHECK(mkdtemp(a) != NULL && mkdtemp(b) != NULL);
+	struct publisher *p = NULL, *q = NULL;
+	CHECK_INT(publisher_new(a, &p), 0);
+	CHECK_INT(publisher_new(b, &q), 0);
+	publish_ok(p, make_table(8, NULL, 0, false, -1, -1), true);
+	publish_ok(q, make_table(8, NULL, 0, false, -1, -1), true);
+	/* backend 2's endpoint port moves */
+	struct route_table *t = make_table(8, NULL, 0, false, -1, 2);
+	bool written = false;
+	CHECK_INT(publisher_publish_changed(p, t, NULL, 0, &written), 0);
+	CHECK(written);
+	CHECK_INT(publisher_stats(p)->hosts_reused, 8);
+	CHECK_INT(publisher_stats(p)->host_shards, 8);
+	CHECK_INT(publisher_stats(p)->shards_written, 1); /* the backend alone */
+	route_table_free(t);
+	publish_ok(q, make_table(8, NULL, 0, false, -1, 2), true);
+	CHECK_INT(publisher_stats(q)->hosts_reused, 0);
+	snprintf(pa, sizeof(pa), "%s/%s", a, ROUTE_TABLE_FILE);
+	snprintf(pb, sizeof(pb), "%s/%s", b, ROUTE_TABLE_FILE);
+	char *ta = slurp(pa), *tb = slurp(pb);
+	CHECK(ta && tb && strcmp(ta, tb) == 0);
+	free(ta);
+	free(tb);
+	/* the same again: nothing to write */
+	t = make_table(8, NULL, 0, false, -1, 2);
+	CHECK_INT(publisher_publish_changed(p, t, NULL, 0, &written), 0);
+	CHECK(!written);
+	route_table_free(t);
+	/* one host changed, named as such: the seven others are reused */
+	char *h04[] = {"h04.test"};
+	t = make_table(8, NULL, 0, false, 4, 2);
+	CHECK_INT(publisher_publish_changed(p, t, h04, 1, &written), 0);
+	CHECK(written);
+	CHECK_INT(publisher_stats(p)->hosts_reused, 7);
+	route_table_free(t);
+	publish_ok(q, make_table(8, NULL, 0, false, 4, 2), true);
+	ta = slurp(pa);
+	tb = slurp(pb);
+	CHECK(ta && tb && strcmp(ta, tb) == 0);
+	free(ta);
+	free(tb);
+	/* a host added in front, with a backend that sorts first: every
+	 * other host's backend index moves, its slot does not */
+	char *a0[] = {"a0.test"};
+	t = make_table(8, NULL, 0, true, 4, 2);
+	CHECK_INT(publisher_publish_changed(p, t, a0, 1, &written), 0);
+	CHECK(written);
+	CHECK_INT(publisher_stats(p)->hosts_reused, 8);
+	route_table_free(t);
+	publish_ok(q, make_table(8, NULL, 0, true, 4, 2), true);
+	ta = slurp(pa);
+	tb = slurp(pb);
+	CHECK(ta && tb && strcmp(ta, tb) == 0);
+	free(ta);
+	free(tb);
+	/* and the full form after it agrees */
+	publish_ok(p, make_table(8, NULL, 0, true, 5, 2), true);
+	publish_ok(q, make_table(8, NULL, 0, true, 5, 2), true);
+	ta = slurp(pa);
+	tb = slurp(pb);
+	CHECK(ta && tb && strcmp(ta, tb) == 0);
+	free(ta);
+	free(tb);
+	publisher_free(p);
+	publisher_free(q);
+	rm_rf(a);
+	rm_rf(b);
+}
+
 /* Garbage: a shard goes once none of the last three indexes names it and it
  * is 10 s old; a restart keeps what the index on disk names. */
 static void test_v2_gc(void)
@@ -465,6 +541,7 @@ int main(void)
 	test_v1();
 	test_v2_slots();
 	test_v2_deterministic();
+	test_v2_endpoints();
 	test_v2_gc();
 	return check_finish("publish_test");
 }
