@@ -3383,6 +3383,96 @@ static void sort_diags(struct diag_list *d)
 	free(v);
 }
 
+/* ------------------------------------------------------------ mentions */
+
+static void push_host(char ***v, size_t *n, char *h /* takes */)
+{
+	*v = xrealloc(*v, (*n + 1) * sizeof(**v));
+	(*v)[(*n)++] = h;
+}
+
+/* Every host name an Ingress's output can touch (a superset): its rule hosts
+ * (invalid ones too, lowercased), their server-alias names and www twins
+ * (with from-to-www-redirect), its TLS hosts. Sorted, unique. *pinned: it
+ * takes part in something table-wide (spec.defaultBackend, a client CA, a
+ * backend TLS profile), so a change to it needs a full compile. */
+static void mentions_of(json_object *obj, const struct annotations *a, char ***out, size_t *nout,
+                        bool *pinned)
+{
+	char **v = NULL;
+	size_t n = 0;
+	json_object *spec = jget(obj, "spec");
+	json_object *rules = jarr(spec, "rules");
+	for (size_t ri = 0; ri < jlen(rules); ri++) {
+		const char *raw = jstr(json_object_array_get_idx(rules, ri), "host");
+		char *h = xstrdup(raw ? raw : "");
+		lower(h);
+		if (*h) {
+			for (size_t i = 0; i < a->nserver_alias; i++)
+				push_host(&v, &n, xstrdup(a->server_alias[i]));
+			if (a->from_to_www)
+				push_host(&v, &n, strncmp(h, "www.", 4) == 0 ? xstrdup(h + 4)
+				                                              : xasprintf("www.%s", h));
+		}
+		push_host(&v, &n, h);
+	}
+	json_object *tls = jarr(spec, "tls");
+	for (size_t ti = 0; ti < jlen(tls); ti++) {
+		json_object *hosts = jarr(json_object_array_get_idx(tls, ti), "hosts");
+		for (size_t hi = 0; hi < jlen(hosts); hi++) {
+			const char *raw =
+			    json_object_get_string(json_object_array_get_idx(hosts, hi));
+			char *h = xstrdup(raw ? raw : "");
+			lower(h);
+			push_host(&v, &n, h);
+		}
+	}
+	if (n > 1)
+		qsort(v, n, sizeof(*v), cmp_strp);
+	size_t u = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (u && strcmp(v[u - 1], v[i]) == 0) {
+			free(v[i]);
+			continue;
+		}
+		v[u++] = v[i];
+	}
+	*out = v;
+	*nout = u;
+	*pinned = jget(spec, "defaultBackend") || a->tls_secret || a->proxy_ssl_secret;
+}
+
+int compile_ingress_mentions(const struct snapshot *snap, const struct compile_options *o,
+                             json_object *obj, char ***hosts, size_t *n, bool *pinned)
+{
+	*hosts = NULL;
+	*n = 0;
+	*pinned = false;
+	if (!class_matches(obj, our_class(snap, o), o))
+		return 1;
+	struct annotations a;
+	struct annotation_issues issues = {0};
+	if (annotations_parse(jget(jget(obj, "metadata"), "annotations"), 0, &a, &issues))
+		abort();
+	annotation_issues_cleanup(&issues);
+	mentions_of(obj, &a, hosts, n, pinned);
+	annotations_cleanup(&a);
+	return 0;
+}
+
+void compile_finish_merge(struct route_table *t)
+{
+	qsort(t->hosts, t->nhosts, sizeof(*t->hosts), cmp_host);
+	if (t->npassthrough)
+		qsort(t->passthrough, t->npassthrough, sizeof(*t->passthrough), cmp_pass);
+	compact(t);
+}
+
+void compile_sort_diags(struct diag_list *d)
+{
+	sort_diags(d);
+}
+
 json_object *compile_settings_configmap(const struct snapshot *snap,
                                         const struct compile_options *o)
 {
@@ -3399,6 +3489,13 @@ json_object *compile_settings_configmap(const struct snapshot *snap,
 
 int compile_snapshot(const struct snapshot *snap, const struct compile_options *o,
                      struct route_table **table, struct diag_list *diags)
+{
+	return compile_snapshot_ex(snap, o, table, diags, NULL, NULL);
+}
+
+int compile_snapshot_ex(const struct snapshot *snap, const struct compile_options *o,
+                        struct route_table **table, struct diag_list *diags,
+                        compile_mention_cb mention, void *arg)
 {
 	struct route_table *t = route_table_new();
 	if (!t)
@@ -3532,6 +3629,13 @@ int compile_snapshot(const struct snapshot *snap, const struct compile_options *
 			in->dropped = true;
 		if (!in->dropped)
 			validate_ingress(&c, in);
+		if (mention) {
+			char **hosts;
+			size_t nh;
+			bool pinned;
+			mentions_of(in->obj, &in->ann, &hosts, &nh, &pinned);
+			mention(arg, in->source, in->obj, hosts, nh, pinned);
+		}
 	}
 
 	/* Client certificate settings per host, before anything is built from
@@ -3643,4 +3747,163 @@ int compile_snapshot(const struct snapshot *snap, const struct compile_options *
 	free(c.global_deny);
 	*table = t;
 	return 0;
+}
+
+/* ------------------------------------------------------------ endpoint patch */
+
+/* "ns/name" of svc_keys (sorted) holds ns/svc? */
+static bool in_sorted_keys(char *const *keys, size_t n, const char *ns, const char *svc)
+{
+	size_t lo = 0, hi = n, nl = strlen(ns);
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		const char *k = keys[mid];
+		int r = strncmp(k, ns, nl);
+		if (!r)
+			r = (unsigned char)k[nl] - (unsigned char)'/';
+		if (!r)
+			r = strcmp(k + nl + 1, svc);
+		if (!r)
+			return true;
+		if (r < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return false;
+}
+
+/* Some Ingress of snap sets a default-backend annotation (any prefix): the
+ * compile then chose a route's backend by whether a Service had endpoints. */
+static bool any_default_backend_annotation(const struct snapshot *snap)
+{
+	for (size_t i = 0; i < snap->count[STORE_INGRESS]; i++) {
+		json_object *ann = jget(jget(snap->objs[STORE_INGRESS][i], "metadata"), "annotations");
+		if (!ann || !json_object_is_type(ann, json_type_object))
+			continue;
+		json_object_object_foreach(ann, k, v)
+		{
+			(void)v;
+			const char *slash = strrchr(k, '/');
+			if (strcmp(slash ? slash + 1 : k, "default-backend") == 0)
+				return true;
+		}
+	}
+	return false;
+}
+
+int compile_patch_endpoints(const struct snapshot *snap, const struct compile_options *o,
+                            struct route_table *t, char *const *svc_keys, size_t nkeys,
+                            size_t *npatched)
+{
+	*npatched = 0;
+	if (!nkeys)
+		return 0;
+	struct diag_list scratch = {0};
+	struct ctx c = {.snap = snap, .o = o, .t = t, .diags = &scratch};
+	/* The slices of the changed Services only. */
+	size_t n = snap->count[STORE_ENDPOINT_SLICE];
+	c.slices = xcalloc(n + 1, sizeof(*c.slices));
+	for (size_t i = 0; i < n; i++) {
+		json_object *sl = snap->objs[STORE_ENDPOINT_SLICE][i];
+		const char *svc = jstr(jget(jget(sl, "metadata"), "labels"), LABEL_SERVICE_NAME);
+		if (svc && in_sorted_keys(svc_keys, nkeys, snap->ns[STORE_ENDPOINT_SLICE][i], svc))
+			c.slices[c.nslices++] = (struct slice_ref){snap->ns[STORE_ENDPOINT_SLICE][i], svc, i};
+	}
+	qsort(c.slices, c.nslices, sizeof(*c.slices), cmp_slice_ref);
+
+	int rc = 0;
+	int fallback = -1;   /* any default-backend annotation: looked up when needed */
+	size_t missing = 0;  /* keys without a backend in t */
+	struct route_backend *fresh = xcalloc(t->nbackends + 1, sizeof(*fresh));
+	bool *changed = xcalloc(t->nbackends + 1, sizeof(bool));
+	for (size_t k = 0; k < nkeys && rc == 0; k++) {
+		const char *slash = strchr(svc_keys[k], '/');
+		if (!slash)
+			continue;
+		/* Backends are sorted by name: those of this Service are the run
+		 * that starts with "ns/svc:". */
+		char *prefix = xasprintf("%s:", svc_keys[k]);
+		size_t l = strlen(prefix), lo = 0, hi = t->nbackends;
+		while (lo < hi) {
+			size_t mid = lo + (hi - lo) / 2;
+			if (strcmp(t->backends[mid].name, prefix) < 0)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		if (lo == t->nbackends || strncmp(t->backends[lo].name, prefix, l) != 0)
+			missing++;
+		char *ns = xasprintf("%.*s", (int)(slash - svc_keys[k]), svc_keys[k]);
+		const char *svc = slash + 1;
+		json_object *so = find_obj(snap, STORE_SERVICE, ns, svc);
+		const char *type = jstr(jget(so, "spec"), "type");
+		for (size_t i = lo; i < t->nbackends && rc == 0 &&
+		                    strncmp(t->backends[i].name, prefix, l) == 0;
+		     i++) {
+			struct route_backend *b = &t->backends[i];
+			/* endpoints from the Service itself, not its slices */
+			if (b->external_name || strchr(b->name + l, ' '))
+				continue;
+			const char *port = b->name + l;
+			char *end = NULL;
+			long number = strtol(port, &end, 10);
+			bool numeric = end != port && !*end;
+			json_object *sp = NULL;
+			if (so && !(type && strcmp(type, "ExternalName") == 0))
+				sp = service_port(so, numeric ? number : 0, numeric ? NULL : port);
+			if (!sp)
+				continue; /* no such port: no endpoints, as before */
+			size_t before = scratch.n;
+			collect_endpoints(&c, &fresh[i], ns, svc, jstr_or(sp, "name", ""));
+			changed[i] = true;
+			if (scratch.n != before) {
+				rc = WEIR_EAGAIN; /* a diagnostic: the full compile reports it */
+			} else if ((fresh[i].nendpoints == 0) != (b->nendpoints == 0)) {
+				if (fallback < 0)
+					fallback = any_default_backend_annotation(snap);
+				if (fallback)
+					rc = WEIR_EAGAIN; /* a route may change backend */
+			}
+		}
+		free(ns);
+		free(prefix);
+	}
+	/* A changed Service without a backend here may be one whose empty
+	 * backend a default-backend annotation replaced (and the compile then
+	 * left out): once it has endpoints, its routes go back to it. */
+	if (rc == 0 && missing) {
+		if (fallback < 0)
+			fallback = any_default_backend_annotation(snap);
+		if (fallback)
+			rc = WEIR_EAGAIN;
+	}
+	for (size_t i = 0; i < t->nbackends; i++) {
+		if (!changed[i])
+			continue;
+		struct route_backend *b = &t->backends[i];
+		bool same = rc == 0 && fresh[i].nendpoints == b->nendpoints;
+		for (size_t e = 0; same && e < b->nendpoints; e++)
+			same = fresh[i].endpoints[e].port == b->endpoints[e].port &&
+			       fresh[i].endpoints[e].draining == b->endpoints[e].draining &&
+			       fresh[i].endpoints[e].weight == b->endpoints[e].weight &&
+			       strcmp(fresh[i].endpoints[e].address, b->endpoints[e].address) == 0;
+		struct route_endpoint *drop = fresh[i].endpoints;
+		size_t ndrop = fresh[i].nendpoints;
+		if (rc == 0 && !same) {
+			drop = b->endpoints;
+			ndrop = b->nendpoints;
+			b->endpoints = fresh[i].endpoints;
+			b->nendpoints = fresh[i].nendpoints;
+			(*npatched)++;
+		}
+		for (size_t e = 0; e < ndrop; e++)
+			free(drop[e].address);
+		free(drop);
+	}
+	free(fresh);
+	free(changed);
+	free(c.slices);
+	diag_list_cleanup(&scratch);
+	return rc;
 }

@@ -63,6 +63,49 @@ struct diag_list {
 int compile_snapshot(const struct snapshot *snap, const struct compile_options *o,
                      struct route_table **table, struct diag_list *diags);
 
+/* Endpoint-only change: t (compiled from an older snapshot that differs from
+ * snap only in EndpointSlices) gets the endpoints snap gives the backends of
+ * the Services svc_keys ("namespace/name", sorted by strcmp), as
+ * compile_snapshot(snap) would. Backends of other Services, ExternalName and
+ * service-upstream backends are left alone. *npatched counts the backends
+ * whose endpoints changed. Returns 0 (t patched), or WEIR_EAGAIN with t
+ * unchanged when only a full compile gives the right table: the new
+ * endpoints raise a diagnostic, or a backend gains its first or loses its
+ * last endpoint while some Ingress has a default-backend annotation (the
+ * compile picks a route's backend by that). */
+int compile_patch_endpoints(const struct snapshot *snap, const struct compile_options *o,
+                            struct route_table *t, char *const *svc_keys, size_t nkeys,
+                            size_t *npatched);
+
+/* Called by compile_snapshot_ex once per Ingress of our class with its
+ * "namespace/name" (borrowed for the call), the object (borrowed from the
+ * snapshot), the host names its output can touch (sorted, unique; the
+ * callee takes hosts and each string) and whether it is pinned (takes part
+ * in something table-wide: spec.defaultBackend, a client CA, a backend TLS
+ * profile). */
+typedef void (*compile_mention_cb)(void *arg, const char *key, json_object *obj, char **hosts,
+                                   size_t nhosts, bool pinned);
+
+/* compile_snapshot that also reports each Ingress's mentions (mention may be
+ * NULL). */
+int compile_snapshot_ex(const struct snapshot *snap, const struct compile_options *o,
+                        struct route_table **table, struct diag_list *diags,
+                        compile_mention_cb mention, void *arg);
+
+/* The mentions compile_snapshot_ex would report for obj, an Ingress of snap:
+ * returns 0 and fills them (caller frees), or 1 when obj is not of our
+ * class (nothing filled). */
+int compile_ingress_mentions(const struct snapshot *snap, const struct compile_options *o,
+                             json_object *obj, char ***hosts, size_t *n, bool *pinned);
+
+/* After hosts and passthrough entries were moved between tables: sort them
+ * and drop (and renumber) backends, certificates, CAs and profiles no one
+ * uses, as compile_snapshot leaves a table. */
+void compile_finish_merge(struct route_table *t);
+
+/* Sort diagnostics into compile_snapshot's order. */
+void compile_sort_diags(struct diag_list *d);
+
 /* The settings ConfigMap compile_snapshot reads from snap (borrowed from
  * it), or NULL when there is none. */
 json_object *compile_settings_configmap(const struct snapshot *snap,

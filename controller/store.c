@@ -346,3 +346,79 @@ json_object *snapshot_find(const struct snapshot *snap, enum store_kind kind, co
 	}
 	return NULL;
 }
+
+/* ------------------------------------------------------------ snapshot diff */
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void add_slice_service(json_object *slice, const char *ns, char ***keys, size_t *n)
+{
+	json_object *md = NULL, *labels = NULL, *svc = NULL;
+	if (!json_object_object_get_ex(slice, "metadata", &md) ||
+	    !json_object_object_get_ex(md, "labels", &labels) ||
+	    !json_object_object_get_ex(labels, "kubernetes.io/service-name", &svc) ||
+	    !json_object_is_type(svc, json_type_string))
+		return;
+	char *k = NULL;
+	if (asprintf(&k, "%s/%s", ns, json_object_get_string(svc)) < 0)
+		abort();
+	char **g = realloc(*keys, (*n + 1) * sizeof(*g));
+	if (!g)
+		abort();
+	*keys = g;
+	g[(*n)++] = k;
+}
+
+bool snapshot_slices_only_diff(const struct snapshot *a, const struct snapshot *b, char ***keys,
+                             size_t *nkeys)
+{
+	*keys = NULL;
+	*nkeys = 0;
+	for (int k = 0; k < STORE_KIND_COUNT; k++) {
+		if (k == STORE_ENDPOINT_SLICE)
+			continue;
+		if (a->count[k] != b->count[k])
+			return false;
+		for (size_t i = 0; i < a->count[k]; i++)
+			if (a->objs[k][i] != b->objs[k][i])
+				return false;
+	}
+	const int k = STORE_ENDPOINT_SLICE;
+	size_t i = 0, j = 0;
+	while (i < a->count[k] || j < b->count[k]) {
+		int c = i == a->count[k]   ? 1
+		        : j == b->count[k] ? -1
+		                           : strcmp(a->ns[k][i], b->ns[k][j]);
+		if (c == 0 && i < a->count[k] && j < b->count[k])
+			c = strcmp(a->names[k][i], b->names[k][j]);
+		if (c < 0) {
+			add_slice_service(a->objs[k][i], a->ns[k][i], keys, nkeys);
+			i++;
+		} else if (c > 0) {
+			add_slice_service(b->objs[k][j], b->ns[k][j], keys, nkeys);
+			j++;
+		} else {
+			if (a->objs[k][i] != b->objs[k][j]) {
+				add_slice_service(a->objs[k][i], a->ns[k][i], keys, nkeys);
+				add_slice_service(b->objs[k][j], b->ns[k][j], keys, nkeys);
+			}
+			i++;
+			j++;
+		}
+	}
+	if (*nkeys > 1)
+		qsort(*keys, *nkeys, sizeof(**keys), cmp_str);
+	size_t u = 0;
+	for (size_t x = 0; x < *nkeys; x++) {
+		if (u && strcmp((*keys)[u - 1], (*keys)[x]) == 0) {
+			free((*keys)[x]);
+			continue;
+		}
+		(*keys)[u++] = (*keys)[x];
+	}
+	*nkeys = u;
+	return true;
+}

@@ -98,4 +98,13 @@ json_object *snapshot_find(const struct snapshot *snap, enum store_kind kind, co
  * "EndpointSlice", "Secret", "ConfigMap"); "?" when out of range. */
 const char *store_kind_name(enum store_kind kind);
 
+/* Whether snapshots a and b differ in EndpointSlices alone (the same object
+ * pointers everywhere else). When true, *keys (caller frees each and the
+ * array) holds the *nkeys Services ("namespace/name", sorted, unique) named
+ * by the kubernetes.io/service-name label of a slice that was added,
+ * removed or replaced (old and new label both count); a slice without
+ * that label names none. When false, *keys is NULL. Aborts on OOM. */
+bool snapshot_slices_only_diff(const struct snapshot *a, const struct snapshot *b, char ***keys,
+                               size_t *nkeys);
+
 #endif
