@@ -1,0 +1,711 @@
+/* controller/compile_incr.c - incremental compile of Ingress changes (see
+ * compile_incr.h). */
+#include "compile_incr.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+
+static void *xrealloc(void *p, size_t n)
+{
+	void *q = realloc(p, n ? n : 1);
+	if (!q) {
+		fprintf(stderr, "weir-controller: out of memory\n");
+		abort();
+	}
+	return q;
+}
+
+static void *xcalloc(size_t n, size_t size)
+{
+	void *p = calloc(n ? n : 1, size);
+	if (!p) {
+		fprintf(stderr, "weir-controller: out of memory\n");
+		abort();
+	}
+	return p;
+}
+
+static char *xstrdup(const char *s)
+{
+	char *p = strdup(s);
+	if (!p) {
+		fprintf(stderr, "weir-controller: out of memory\n");
+		abort();
+	}
+	return p;
+}
+
+static uint64_t hash_str(const char *s)
+{
+	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	return h;
+}
+
+/* ------------------------------------------------------------ string set */
+
+/* Open addressing, owned strings, no removal. */
+struct sset {
+	size_t cap, n;
+	char **keys;
+};
+
+static bool sset_has(const struct sset *m, const char *k)
+{
+	if (!m->cap)
+		return false;
+	for (size_t i = hash_str(k) & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
+		if (!m->keys[i])
+			return false;
+		if (strcmp(m->keys[i], k) == 0)
+			return true;
+	}
+}
+
+/* Adds a copy of k; false when it was there. */
+static bool sset_add(struct sset *m, const char *k)
+{
+	if ((m->n + 1) * 2 > m->cap) {
+		struct sset g = {.cap = m->cap ? m->cap * 2 : 64};
+		g.keys = xcalloc(g.cap, sizeof(*g.keys));
+		for (size_t i = 0; i < m->cap; i++)
+			if (m->keys[i]) {
+				size_t j = hash_str(m->keys[i]) & (g.cap - 1);
+				while (g.keys[j])
+					j = (j + 1) & (g.cap - 1);
+				g.keys[j] = m->keys[i];
+				g.n++;
+			}
+		free(m->keys);
+		*m = g;
+	}
+	size_t i = hash_str(k) & (m->cap - 1);
+	for (; m->keys[i]; i = (i + 1) & (m->cap - 1))
+		if (strcmp(m->keys[i], k) == 0)
+			return false;
+	m->keys[i] = xstrdup(k);
+	m->n++;
+	return true;
+}
+
+static void sset_free(struct sset *m)
+{
+	for (size_t i = 0; i < m->cap; i++)
+		free(m->keys[i]);
+	free(m->keys);
+	memset(m, 0, sizeof(*m));
+}
+
+/* ------------------------------------------------------------ state */
+
+struct ent {
+	char *key; /* "namespace/name" */
+	char **hosts;
+	size_t nhosts;
+	bool pinned;
+};
+
+/* host name -> the entries that mention it */
+struct hnode {
+	char *host; /* NULL: free slot */
+	struct ent **v;
+	size_t n, cap;
+};
+
+struct compile_incr {
+	struct ent **ents; /* sorted by key */
+	size_t n, cap;
+	struct hnode *tab;
+	size_t tcap, tn;
+};
+
+static void ent_free(struct ent *e)
+{
+	if (!e)
+		return;
+	for (size_t i = 0; i < e->nhosts; i++)
+		free(e->hosts[i]);
+	free(e->hosts);
+	free(e->key);
+	free(e);
+}
+
+static struct hnode *hnode_get(struct compile_incr *s, const char *host, bool create)
+{
+	if (create && (s->tn + 1) * 2 > s->tcap) {
+		size_t ncap = s->tcap ? s->tcap * 2 : 1024;
+		struct hnode *g = xcalloc(ncap, sizeof(*g));
+		for (size_t i = 0; i < s->tcap; i++) {
+			if (!s->tab[i].host)
+				continue;
+			size_t j = hash_str(s->tab[i].host) & (ncap - 1);
+			while (g[j].host)
+				j = (j + 1) & (ncap - 1);
+			g[j] = s->tab[i];
+		}
+		free(s->tab);
+		s->tab = g;
+		s->tcap = ncap;
+	}
+	if (!s->tcap)
+		return NULL;
+	size_t i = hash_str(host) & (s->tcap - 1);
+	for (; s->tab[i].host; i = (i + 1) & (s->tcap - 1))
+		if (strcmp(s->tab[i].host, host) == 0)
+			return &s->tab[i];
+	if (!create)
+		return NULL;
+	s->tab[i].host = xstrdup(host);
+	s->tn++;
+	return &s->tab[i];
+}
+
+static void ent_link(struct compile_incr *s, struct ent *e)
+{
+	for (size_t i = 0; i < e->nhosts; i++) {
+		struct hnode *h = hnode_get(s, e->hosts[i], true);
+		if (h->n == h->cap) {
+			h->cap = h->cap ? h->cap * 2 : 2;
+			h->v = xrealloc(h->v, h->cap * sizeof(*h->v));
+		}
+		h->v[h->n++] = e;
+	}
+}
+
+static void ent_unlink(struct compile_incr *s, struct ent *e)
+{
+	for (size_t i = 0; i < e->nhosts; i++) {
+		struct hnode *h = hnode_get(s, e->hosts[i], false);
+		for (size_t j = 0; h && j < h->n; j++)
+			if (h->v[j] == e) {
+				h->v[j] = h->v[--h->n];
+				break;
+			}
+	}
+}
+
+/* Position of key, or -(insertion point) - 1. */
+static long ent_find(const struct compile_incr *s, const char *key)
+{
+	size_t lo = 0, hi = s->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(s->ents[mid]->key, key);
+		if (c == 0)
+			return (long)mid;
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return -(long)lo - 1;
+}
+
+static void ent_remove(struct compile_incr *s, const char *key)
+{
+	long at = ent_find(s, key);
+	if (at < 0)
+		return;
+	struct ent *e = s->ents[at];
+	ent_unlink(s, e);
+	memmove(&s->ents[at], &s->ents[at + 1], (s->n - (size_t)at - 1) * sizeof(*s->ents));
+	s->n--;
+	ent_free(e);
+}
+
+static void ent_insert(struct compile_incr *s, struct ent *e /* takes */)
+{
+	long at = ent_find(s, e->key);
+	if (at >= 0) {
+		ent_remove(s, e->key);
+		at = ent_find(s, e->key);
+	}
+	size_t pos = (size_t)(-at - 1);
+	if (s->n == s->cap) {
+		s->cap = s->cap ? s->cap * 2 : 64;
+		s->ents = xrealloc(s->ents, s->cap * sizeof(*s->ents));
+	}
+	memmove(&s->ents[pos + 1], &s->ents[pos], (s->n - pos) * sizeof(*s->ents));
+	s->ents[pos] = e;
+	s->n++;
+	ent_link(s, e);
+}
+
+static void state_reset(struct compile_incr *s)
+{
+	for (size_t i = 0; i < s->n; i++)
+		ent_free(s->ents[i]);
+	free(s->ents);
+	for (size_t i = 0; i < s->tcap; i++) {
+		free(s->tab[i].host);
+		free(s->tab[i].v);
+	}
+	free(s->tab);
+	memset(s, 0, sizeof(*s));
+}
+
+struct compile_incr *compile_incr_new(void)
+{
+	return xcalloc(1, sizeof(struct compile_incr));
+}
+
+void compile_incr_free(struct compile_incr *s)
+{
+	if (!s)
+		return;
+	state_reset(s);
+	free(s);
+}
+
+/* Collects the mentions compile_snapshot_ex reports. */
+struct collect {
+	struct ent **v;
+	size_t n;
+};
+
+static void collect_cb(void *arg, const char *key, json_object *obj, char **hosts, size_t nhosts,
+                       bool pinned)
+{
+	(void)obj;
+	struct collect *c = arg;
+	struct ent *e = xcalloc(1, sizeof(*e));
+	e->key = xstrdup(key);
+	e->hosts = hosts;
+	e->nhosts = nhosts;
+	e->pinned = pinned;
+	c->v = xrealloc(c->v, (c->n + 1) * sizeof(*c->v));
+	c->v[c->n++] = e;
+}
+
+static int cmp_ent(const void *a, const void *b)
+{
+	return strcmp((*(struct ent *const *)a)->key, (*(struct ent *const *)b)->key);
+}
+
+int compile_incr_full(struct compile_incr *s, const struct snapshot *snap,
+                      const struct compile_options *o, struct route_table **table,
+                      struct diag_list *diags)
+{
+	struct collect c = {0};
+	state_reset(s);
+	int rc = compile_snapshot_ex(snap, o, table, diags, collect_cb, &c);
+	if (rc) {
+		for (size_t i = 0; i < c.n; i++)
+			ent_free(c.v[i]);
+		free(c.v);
+		return rc;
+	}
+	if (c.n > 1)
+		qsort(c.v, c.n, sizeof(*c.v), cmp_ent);
+	s->ents = c.v;
+	s->n = s->cap = c.n;
+	for (size_t i = 0; i < s->n; i++)
+		ent_link(s, s->ents[i]);
+	return 0;
+}
+
+/* ------------------------------------------------------------ one step */
+
+struct change {
+	char *key;
+	json_object *now; /* NULL: deleted */
+	char **hosts;     /* mentions of now, when of our class */
+	size_t nhosts;
+};
+
+static bool same_backend(const struct route_backend *a, const struct route_backend *b)
+{
+	if (a->nendpoints != b->nendpoints || a->external_port != b->external_port ||
+	    !a->external_name != !b->external_name ||
+	    (a->external_name && strcmp(a->external_name, b->external_name) != 0))
+		return false;
+	for (size_t i = 0; i < a->nendpoints; i++) {
+		const struct route_endpoint *x = &a->endpoints[i], *y = &b->endpoints[i];
+		if (x->port != y->port || x->weight != y->weight || x->draining != y->draining ||
+		    strcmp(x->address, y->address) != 0)
+			return false;
+	}
+	return true;
+}
+
+/* Index of name in t's first n backends (sorted by name), or -1. */
+static int find_backend(const struct route_table *t, size_t n, const char *name)
+{
+	size_t lo = 0, hi = n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(t->backends[mid].name, name);
+		if (c == 0)
+			return (int)mid;
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return -1;
+}
+
+static int find_cert(const struct route_table *t, size_t n, const char *name)
+{
+	size_t lo = 0, hi = n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(t->certs[mid].name, name);
+		if (c == 0)
+			return (int)mid;
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return -1;
+}
+
+static int remap(int i, const int *map)
+{
+	return i < 0 ? i : map[i];
+}
+
+/* Splice part's hosts and passthrough entries (all named in reach) into t
+ * in place of t's hosts and entries named in reach. */
+static int splice(struct route_table *t, struct route_table *part, const struct sset *reach)
+{
+	/* What the merge cannot place exactly: CAs and backend TLS profiles
+	 * (kept in read order, not by name). */
+	if (part->ncas || part->nbackend_tls)
+		return WEIR_EAGAIN;
+	for (size_t i = 0; i < t->nhosts; i++) {
+		struct route_host *h = &t->hosts[i];
+		if (!sset_has(reach, h->name))
+			continue;
+		if (h->client_auth.ca >= 0)
+			return WEIR_EAGAIN;
+		for (size_t j = 0; j < h->nroutes; j++)
+			if (h->routes[j].policy.backend_tls.profile >= 0)
+				return WEIR_EAGAIN;
+	}
+	/* part's backends and certificates into t, by name */
+	size_t nb0 = t->nbackends, nc0 = t->ncerts;
+	int *bmap = xcalloc(part->nbackends + 1, sizeof(int));
+	int *cmap = xcalloc(part->ncerts + 1, sizeof(int));
+	int rc = 0;
+	for (size_t i = 0; i < part->nbackends && rc == 0; i++) {
+		int at = find_backend(t, nb0, part->backends[i].name);
+		if (at >= 0) {
+			if (!same_backend(&t->backends[at], &part->backends[i]))
+				rc = WEIR_EAGAIN;
+			bmap[i] = at;
+			continue;
+		}
+		t->backends = xrealloc(t->backends, (t->nbackends + 1) * sizeof(*t->backends));
+		t->backends[t->nbackends] = part->backends[i];
+		memset(&part->backends[i], 0, sizeof(part->backends[i]));
+		bmap[i] = (int)t->nbackends++;
+	}
+	for (size_t i = 0; i < part->ncerts && rc == 0; i++) {
+		int at = find_cert(t, nc0, part->certs[i].name);
+		if (at >= 0) {
+			if (strcmp(t->certs[at].cert_pem, part->certs[i].cert_pem) != 0 ||
+			    strcmp(t->certs[at].key_pem, part->certs[i].key_pem) != 0)
+				rc = WEIR_EAGAIN;
+			cmap[i] = at;
+			continue;
+		}
+		t->certs = xrealloc(t->certs, (t->ncerts + 1) * sizeof(*t->certs));
+		t->certs[t->ncerts] = part->certs[i];
+		memset(&part->certs[i], 0, sizeof(part->certs[i]));
+		cmap[i] = (int)t->ncerts++;
+	}
+	if (rc == 0) {
+		/* out with the old hosts and entries in reach */
+		size_t k = 0;
+		for (size_t i = 0; i < t->nhosts; i++) {
+			if (sset_has(reach, t->hosts[i].name))
+				route_host_cleanup(&t->hosts[i]);
+			else
+				t->hosts[k++] = t->hosts[i];
+		}
+		t->nhosts = k;
+		k = 0;
+		for (size_t i = 0; i < t->npassthrough; i++) {
+			struct route_passthrough *p = &t->passthrough[i];
+			if (sset_has(reach, p->host)) {
+				free(p->host);
+				free(p->allow);
+				free(p->deny);
+			} else {
+				t->passthrough[k++] = *p;
+			}
+		}
+		t->npassthrough = k;
+		/* in with part's */
+		t->hosts = xrealloc(t->hosts, (t->nhosts + part->nhosts + 1) * sizeof(*t->hosts));
+		for (size_t i = 0; i < part->nhosts; i++) {
+			struct route_host *h = &t->hosts[t->nhosts++];
+			*h = part->hosts[i];
+			memset(&part->hosts[i], 0, sizeof(part->hosts[i]));
+			h->cert = remap(h->cert, cmap);
+			for (size_t j = 0; j < h->nroutes; j++) {
+				struct route *r = &h->routes[j];
+				r->backend = remap(r->backend, bmap);
+				r->canary.backend = remap(r->canary.backend, bmap);
+				r->policy.error_backend = remap(r->policy.error_backend, bmap);
+			}
+		}
+		part->nhosts = 0;
+		t->passthrough = xrealloc(t->passthrough, (t->npassthrough + part->npassthrough + 1) *
+		                                              sizeof(*t->passthrough));
+		for (size_t i = 0; i < part->npassthrough; i++) {
+			struct route_passthrough *p = &t->passthrough[t->npassthrough++];
+			*p = part->passthrough[i];
+			memset(&part->passthrough[i], 0, sizeof(part->passthrough[i]));
+			p->backend = remap(p->backend, bmap);
+		}
+		part->npassthrough = 0;
+		compile_finish_merge(t);
+	}
+	free(bmap);
+	free(cmap);
+	return rc;
+}
+
+static void changes_free(struct change *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(v[i].key);
+		for (size_t j = 0; j < v[i].nhosts; j++)
+			free(v[i].hosts[j]);
+		free(v[i].hosts);
+	}
+	free(v);
+}
+
+static char *key_of(const char *ns, const char *name)
+{
+	size_t a = strlen(ns), b = strlen(name);
+	char *k = xcalloc(a + b + 2, 1);
+	memcpy(k, ns, a);
+	k[a] = '/';
+	memcpy(k + a + 1, name, b);
+	return k;
+}
+
+static void add_change(struct change **v, size_t *n, const char *ns, const char *name,
+                       json_object *now)
+{
+	*v = xrealloc(*v, (*n + 1) * sizeof(**v));
+	(*v)[*n] = (struct change){.key = key_of(ns, name), .now = now};
+	(*n)++;
+}
+
+static int cmp_strp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int compile_incr_apply(struct compile_incr *s, const struct snapshot *old,
+                       const struct snapshot *snap, const struct compile_options *o,
+                       struct route_table *t, const struct diag_list *diags, char ***changed,
+                       size_t *nchanged, struct compile_incr_stats *stats)
+{
+	*changed = NULL;
+	*nchanged = 0;
+	memset(stats, 0, sizeof(*stats));
+	for (int k = 0; k < STORE_KIND_COUNT; k++) {
+		if (k == STORE_INGRESS)
+			continue;
+		if (old->count[k] != snap->count[k])
+			return WEIR_EAGAIN;
+		for (size_t i = 0; i < old->count[k]; i++)
+			if (old->objs[k][i] != snap->objs[k][i])
+				return WEIR_EAGAIN;
+	}
+	/* The changed Ingresses. */
+	const int K = STORE_INGRESS;
+	struct change *ch = NULL;
+	size_t nch = 0, i = 0, j = 0;
+	while (i < old->count[K] || j < snap->count[K]) {
+		int c = i == old->count[K]    ? 1
+		        : j == snap->count[K] ? -1
+		                              : strcmp(old->ns[K][i], snap->ns[K][j]);
+		if (c == 0 && i < old->count[K] && j < snap->count[K])
+			c = strcmp(old->names[K][i], snap->names[K][j]);
+		if (c < 0) {
+			add_change(&ch, &nch, old->ns[K][i], old->names[K][i], NULL);
+			i++;
+		} else if (c > 0) {
+			add_change(&ch, &nch, snap->ns[K][j], snap->names[K][j], snap->objs[K][j]);
+			j++;
+		} else {
+			if (old->objs[K][i] != snap->objs[K][j])
+				add_change(&ch, &nch, snap->ns[K][j], snap->names[K][j],
+				           snap->objs[K][j]);
+			i++;
+			j++;
+		}
+		if (nch > COMPILE_INCR_MAX_INGRESSES) {
+			changes_free(ch, nch);
+			return WEIR_EAGAIN;
+		}
+	}
+	stats->changed = nch;
+	if (!nch)
+		return 0;
+
+	int rc = WEIR_EAGAIN;
+	struct sset reach = {0}, todo = {0}, gone = {0};
+	char **queue = NULL;
+	size_t nq = 0, qcap = 0, qi = 0;
+	struct snapshot sub;
+	memset(&sub, 0, sizeof(sub));
+	struct route_table *part = NULL;
+	struct diag_list pd = {0};
+	struct collect col = {0};
+#define PUSH_HOST(h)                                                                               \
+	do {                                                                                       \
+		if (sset_add(&reach, (h))) {                                                       \
+			if (nq == qcap) {                                                          \
+				qcap = qcap ? qcap * 2 : 64;                                       \
+				queue = xrealloc(queue, qcap * sizeof(*queue));                    \
+			}                                                                          \
+			queue[nq++] = xstrdup(h);                                                  \
+		}                                                                                  \
+	} while (0)
+
+	for (size_t c = 0; c < nch; c++) {
+		long at = ent_find(s, ch[c].key);
+		if (at >= 0) {
+			struct ent *e = s->ents[at];
+			if (e->pinned)
+				goto out;
+			for (size_t h = 0; h < e->nhosts; h++)
+				PUSH_HOST(e->hosts[h]);
+		}
+		sset_add(&gone, ch[c].key); /* its old version leaves the index */
+		if (ch[c].now) {
+			bool pinned = false;
+			if (compile_ingress_mentions(snap, o, ch[c].now, &ch[c].hosts, &ch[c].nhosts,
+			                             &pinned) == 0) {
+				if (pinned)
+					goto out;
+				sset_add(&todo, ch[c].key);
+				for (size_t h = 0; h < ch[c].nhosts; h++)
+					PUSH_HOST(ch[c].hosts[h]);
+			}
+		}
+	}
+	/* Every unchanged Ingress that shares a host name, transitively. */
+	for (; qi < nq; qi++) {
+		struct hnode *hn = hnode_get(s, queue[qi], false);
+		for (size_t x = 0; hn && x < hn->n; x++) {
+			struct ent *e = hn->v[x];
+			if (sset_has(&gone, e->key) || sset_has(&todo, e->key))
+				continue;
+			if (e->pinned)
+				goto out;
+			sset_add(&todo, e->key);
+			if (todo.n > COMPILE_INCR_MAX_INGRESSES)
+				goto out;
+			for (size_t h = 0; h < e->nhosts; h++)
+				PUSH_HOST(e->hosts[h]);
+		}
+	}
+	/* Diagnostics must stay as they are: none on what is recompiled or
+	 * removed, none on endpoints (they come with a backend's first use). */
+	for (size_t d = 0; d < diags->n; d++) {
+		const struct diag *g = &diags->items[d];
+		if (strcmp(g->kind, "EndpointSlice") == 0)
+			goto out;
+		if (strcmp(g->kind, "Ingress") == 0) {
+			char *k = key_of(g->ns, g->name);
+			bool hit = sset_has(&todo, k) || sset_has(&gone, k);
+			free(k);
+			if (hit)
+				goto out;
+		}
+	}
+	for (size_t d = 0; d < diags->ndropped; d++)
+		if (sset_has(&todo, diags->dropped[d]) || sset_has(&gone, diags->dropped[d]))
+			goto out;
+
+	/* Compile the Ingresses in reach alone. */
+	sub = *snap;
+	sub.count[K] = 0;
+	sub.objs[K] = xcalloc(todo.n + 1, sizeof(*sub.objs[K]));
+	sub.ns[K] = xcalloc(todo.n + 1, sizeof(*sub.ns[K]));
+	sub.names[K] = xcalloc(todo.n + 1, sizeof(*sub.names[K]));
+	for (size_t x = 0; x < snap->count[K] && sub.count[K] < todo.n; x++) {
+		char *k = key_of(snap->ns[K][x], snap->names[K][x]);
+		if (sset_has(&todo, k)) {
+			sub.objs[K][sub.count[K]] = snap->objs[K][x];
+			sub.ns[K][sub.count[K]] = snap->ns[K][x];
+			sub.names[K][sub.count[K]] = snap->names[K][x];
+			sub.count[K]++;
+		}
+		free(k);
+	}
+	int crc = compile_snapshot_ex(&sub, o, &part, &pd, collect_cb, &col);
+	if (crc) {
+		rc = crc;
+		goto out;
+	}
+	if (pd.ndropped)
+		goto out;
+	for (size_t d = 0; d < pd.n; d++)
+		/* The ConfigMap's and --default-backend-service's come again,
+		 * the same as in diags; any other is new. */
+		if (strcmp(pd.items[d].kind, "ConfigMap") != 0 &&
+		    strcmp(pd.items[d].kind, "Service") != 0)
+			goto out;
+	for (size_t x = 0; x < col.n; x++)
+		if (col.v[x]->pinned)
+			goto out;
+	rc = splice(t, part, &reach);
+	if (rc)
+		goto out;
+
+	/* The index follows. */
+	for (size_t c = 0; c < nch; c++)
+		ent_remove(s, ch[c].key);
+	for (size_t x = 0; x < todo.cap; x++)
+		if (todo.keys[x])
+			ent_remove(s, todo.keys[x]);
+	for (size_t x = 0; x < col.n; x++) {
+		ent_insert(s, col.v[x]);
+		col.v[x] = NULL;
+	}
+	stats->recompiled = todo.n;
+	stats->hosts = reach.n;
+	*changed = xcalloc(reach.n + 1, sizeof(char *));
+	for (size_t x = 0; x < reach.cap; x++)
+		if (reach.keys[x]) {
+			(*changed)[(*nchanged)++] = reach.keys[x];
+			reach.keys[x] = NULL;
+		}
+	if (*nchanged > 1)
+		qsort(*changed, *nchanged, sizeof(char *), cmp_strp);
+	rc = 0;
+out:
+#undef PUSH_HOST
+	for (size_t x = 0; x < col.n; x++)
+		ent_free(col.v[x]);
+	free(col.v);
+	route_table_free(part);
+	diag_list_cleanup(&pd);
+	free(sub.objs[K]);
+	free(sub.ns[K]);
+	free(sub.names[K]);
+	for (size_t x = 0; x < nq; x++)
+		free(queue[x]);
+	free(queue);
+	sset_free(&reach);
+	sset_free(&todo);
+	sset_free(&gone);
+	changes_free(ch, nch);
+	return rc;
+}

@@ -1,0 +1,58 @@
+/* controller/compile_incr.h - incremental compile of Ingress changes.
+ *
+ * After a full compile (compile_incr_full) the state remembers which host
+ * names each Ingress of our class can touch. When a later snapshot differs
+ * from the one compiled only in Ingress objects, compile_incr_apply compiles
+ * just the Ingresses those changes can reach (every Ingress that shares a
+ * host name with a changed one, transitively) and splices their hosts into
+ * the kept table, which then equals what a full compile of the new snapshot
+ * gives (tests/unit/controller/compile_incr_test.c checks it byte for byte
+ * over random churn). Whatever it cannot do exactly (a pinned Ingress, one
+ * with diagnostics, a change to another kind of object, too large a reach)
+ * it refuses, and the caller compiles in full. */
+#ifndef WEIR_CONTROLLER_COMPILE_INCR_H
+#define WEIR_CONTROLLER_COMPILE_INCR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "compile.h"
+#include "route_table.h"
+#include "store.h"
+
+/* At most this many Ingresses are compiled by one incremental step; more
+ * take a full compile. */
+#define COMPILE_INCR_MAX_INGRESSES 2000
+
+struct compile_incr;
+
+struct compile_incr *compile_incr_new(void);
+void compile_incr_free(struct compile_incr *s);
+
+/* compile_snapshot, remembering what compile_incr_apply needs. *table and
+ * diags as compile_snapshot; the state is reset first. */
+int compile_incr_full(struct compile_incr *s, const struct snapshot *snap,
+                      const struct compile_options *o, struct route_table **table,
+                      struct diag_list *diags);
+
+/* What one incremental step did. */
+struct compile_incr_stats {
+	size_t changed;    /* Ingresses added, removed or replaced */
+	size_t recompiled; /* Ingresses compiled */
+	size_t hosts;      /* host names in reach (changed) */
+};
+
+/* old: the snapshot t and diags came from (through compile_incr_full or
+ * an earlier apply); snap: the new one. When they differ only in Ingress
+ * objects and the step can be made exactly, updates t in place (diags stay
+ * as they are: a step that would change them is refused), sets *changed
+ * (caller frees each string and the array) to the *nchanged host names whose
+ * hosts may differ (sorted) and returns 0. Returns WEIR_EAGAIN when a full
+ * compile is needed: t and the state must then be thrown away (t may be
+ * half-updated), i.e. followed by compile_incr_full. */
+int compile_incr_apply(struct compile_incr *s, const struct snapshot *old,
+                       const struct snapshot *snap, const struct compile_options *o,
+                       struct route_table *t, const struct diag_list *diags, char ***changed,
+                       size_t *nchanged, struct compile_incr_stats *stats);
+
+#endif
