@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "compile.h"
+#include "compile_incr.h"
 #include "error.h"
 #include "explain.h"
 #include "k8s_client.h"
@@ -434,25 +435,131 @@ static void status_pass(void *arg, const atomic_bool *cancel)
 	json_object_put(addrs);
 }
 
+/* What the last full compile of the watch loop was made from, kept so an
+ * EndpointSlice-only change can patch its table instead of compiling
+ * everything again. */
+struct last_compile {
+	struct snapshot *snap;
+	struct route_table *table; /* as published */
+	struct diag_list diags;    /* of that table */
+	bool slice_diags;          /* the compile had EndpointSlice diagnostics */
+	struct compile_incr *inc;  /* what Ingress changes can reach */
+};
+
+static void last_compile_clear(struct last_compile *l)
+{
+	snapshot_free(l->snap);
+	route_table_free(l->table);
+	diag_list_cleanup(&l->diags);
+	compile_incr_free(l->inc);
+	memset(l, 0, sizeof(*l));
+}
+
+static void free_strs(char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+/* A change since last that does not need a full compile: EndpointSlices
+ * only (patch the endpoints; every host shard is named again), or Ingresses
+ * only (compile the ones the change can reach and splice their hosts in).
+ * Returns 0 when done (snap is then taken), -1 when a full compile is due
+ * (snap untouched). */
+static int incremental_publish(struct last_compile *last, struct snapshot *snap,
+                               const struct compile_options *co, struct publisher *pub)
+{
+	char **keys = NULL;
+	size_t nkeys = 0, n = 0;
+	char what[128];
+	double t0 = now_s();
+	if (!last->table)
+		return -1;
+	if (snapshot_slices_only_diff(last->snap, snap, &keys, &nkeys)) {
+		if (last->slice_diags ||
+		    compile_patch_endpoints(snap, co, last->table, keys, nkeys, &n) != 0) {
+			free_strs(keys, nkeys);
+			return -1;
+		}
+		free_strs(keys, nkeys);
+		keys = NULL;
+		snprintf(what, sizeof(what), "endpoints of %zu backends of %zu Services patched", n,
+		         nkeys);
+		nkeys = 0;
+	} else {
+		struct compile_incr_stats st;
+		if (compile_incr_apply(last->inc, last->snap, snap, co, last->table, &last->diags,
+		                       &keys, &nkeys, &st) != 0)
+			return -1; /* the table may be half-updated: dropped by the caller */
+		n = st.changed;
+		snprintf(what, sizeof(what), "%zu Ingresses changed, %zu compiled, %zu host names",
+		         st.changed, st.recompiled, nkeys);
+	}
+	snapshot_free(last->snap);
+	last->snap = snap;
+	if (!n) { /* nothing the table shows */
+		free_strs(keys, nkeys);
+		return 0;
+	}
+	double t1 = now_s();
+	bool written = false;
+	int rc = publisher_publish_changed(pub, last->table, keys, nkeys, &written);
+	free_strs(keys, nkeys);
+	if (rc) {
+		log_error(COMPONENT, "publish: %s", weir_strerror(rc));
+		last_compile_clear(last); /* the next change compiles in full */
+		return 0;
+	}
+	if (written) {
+		const struct publish_stats *ps = publisher_stats(pub);
+		log_info(COMPONENT,
+		         "published generation %llu (%zu hosts, %zu backends; %s; %zu shard files "
+		         "written, %zu hosts reused): %.1f ms, published in %.1f ms",
+		         (unsigned long long)publisher_generation(pub), last->table->nhosts,
+		         last->table->nbackends, what, ps->shards_written, ps->hosts_reused,
+		         (t1 - t0) * 1e3, (now_s() - t1) * 1e3);
+		telemetry_published(publisher_generation(pub));
+	}
+	return 0;
+}
+
 /* One compile + publish. refs (may be NULL) is rebuilt from the snapshot;
  * *again is set when a change was judged by the older reference set while
  * this compile ran, so one more compile is due. Returns 0 or the publish
  * error. */
 static int compile_publish(struct store *store, const struct compile_options *co,
                            struct publisher *pub, struct seen *seen, struct api *api,
-                           const struct options *o, struct refs *refs, bool *again)
+                           const struct options *o, struct refs *refs, bool *again,
+                           struct last_compile *last)
 {
 	static const char *const kinds[STORE_KIND_COUNT] = {
 	    "ingress", "ingressclass", "service", "endpointslice", "secret", "configmap"};
 	uint64_t ignored = refs ? refs_ignored(refs) : 0;
 	struct snapshot *snap = store_snapshot(store);
+	if (last) {
+		if (incremental_publish(last, snap, co, pub) == 0) {
+			/* what the Ingresses reference may have moved */
+			if (refs) {
+				refs_update(refs, last->snap);
+				if (again && refs_ignored(refs) != ignored)
+					*again = true;
+			}
+			if (api && api->reporter && o->publish_service)
+				reporter_status(api->reporter);
+			return 0;
+		}
+		last_compile_clear(last);
+		last->inc = compile_incr_new();
+	}
 	struct route_table *t = NULL;
 	struct diag_list diags = {0};
 	bool written = false;
 	for (int k = 0; k < STORE_KIND_COUNT; k++)
 		telemetry_objects(kinds[k], snap->count[k]);
 	double t0 = now_s();
-	int rc = compile_snapshot(snap, co, &t, &diags);
+	int rc = last ? compile_incr_full(last->inc, snap, co, &t, &diags)
+	              : compile_snapshot(snap, co, &t, &diags);
 	telemetry_compile_seconds(now_s() - t0);
 	if (rc) {
 		log_error(COMPONENT, "compile: %s", weir_strerror(rc));
@@ -481,6 +588,18 @@ static int compile_publish(struct store *store, const struct compile_options *co
 	report_diags(&diags, seen, api);
 	if (api && api->reporter && o->publish_service)
 		reporter_status(api->reporter);
+	if (last && rc == 0) {
+		last->slice_diags = false;
+		for (size_t i = 0; i < diags.n; i++)
+			if (strcmp(diags.items[i].kind, "EndpointSlice") == 0)
+				last->slice_diags = true;
+		last->table = t;
+		last->snap = snap;
+		last->diags = diags;
+		memset(&diags, 0, sizeof(diags));
+		t = NULL;
+		snap = NULL;
+	}
 out:
 	route_table_free(t);
 	diag_list_cleanup(&diags);
@@ -621,6 +740,7 @@ int main(int argc, char **argv)
 	struct status_ctx sctx = {.api = &api, .o = &o, .store = store, .co = &co};
 	struct manifests *watch = NULL;
 	struct refs *refs = NULL;
+	struct last_compile last = {0};
 	struct publisher *pub = NULL;
 	struct seen seen = {0};
 	struct diag_list source_diags = {0};
@@ -673,7 +793,7 @@ int main(int argc, char **argv)
 	}
 	if (o.once) {
 		code = compile_publish(store, &co, pub, &seen, api.client ? &api : NULL, &o, NULL,
-		                       NULL)
+		                       NULL, NULL)
 		           ? 1
 		           : 0;
 		goto out;
@@ -737,7 +857,7 @@ int main(int argc, char **argv)
 		pthread_mutex_unlock(&wake.lock);
 		bool again = false;
 		if (compile_publish(store, &co, pub, &seen, api.client ? &api : NULL, &o, refs,
-		                    &again) != 0)
+		                    &again, &last) != 0)
 			retry_at = now_s() + PUBLISH_RETRY_S; /* e.g. a full disk: try again */
 		else
 			retry_at = 0;
@@ -758,6 +878,7 @@ out:
 		stop_api(&api, o.once ? REPORTER_FLUSH_ONCE_MS : 0);
 	store_set_notify(store, NULL, NULL);
 	store_set_relevance(store, NULL, NULL);
+	last_compile_clear(&last);
 	refs_free(refs);
 	if (o.metrics_port && !o.once && !o.explain && !o.report)
 		telemetry_stop();
