@@ -289,6 +289,11 @@ def steady(weir, api):
     wait_for(lambda: served_by(weir.http_port, host) == "weir-b1", ROUTE_TIMEOUT, "steady")
     yield host
     api.delete("Ingress", "steady", NS)
+    # Gone from the proxy before the next test applies it again: else that test's wait above
+    # can pass on this old route, and its traffic then sees the delete and the new create
+    # published one after the other (a 404 in between).
+    wait_for(lambda: kweir.http_get(weir.http_port, host)[0] == 404, ROUTE_TIMEOUT,
+             "steady removed")
 
 
 def test_apiserver_outage_no_failed_requests(weir, api, cluster, steady):
