@@ -381,6 +381,42 @@ static void index_slices(struct ctx *c)
 	qsort(c->slices, c->nslices, sizeof(*c->slices), cmp_slice_ref);
 }
 
+struct compile_slices {
+	struct slice_ref *v;
+	size_t n;
+	size_t count;       /* the snapshot's slices, to tell whether it still fits */
+	json_object **objs; /* borrowed pointers, compared only */
+};
+
+struct compile_slices *compile_slices_build(const struct snapshot *snap)
+{
+	struct compile_slices *cs = xcalloc(1, sizeof(*cs));
+	struct ctx c = {.snap = snap};
+	index_slices(&c);
+	cs->v = c.slices;
+	cs->n = c.nslices;
+	cs->count = snap->count[STORE_ENDPOINT_SLICE];
+	cs->objs = xcalloc(cs->count + 1, sizeof(*cs->objs));
+	memcpy(cs->objs, snap->objs[STORE_ENDPOINT_SLICE], cs->count * sizeof(*cs->objs));
+	return cs;
+}
+
+bool compile_slices_fit(const struct compile_slices *cs, const struct snapshot *snap)
+{
+	return cs && cs->count == snap->count[STORE_ENDPOINT_SLICE] &&
+	       (!cs->count || memcmp(cs->objs, snap->objs[STORE_ENDPOINT_SLICE],
+	                             cs->count * sizeof(*cs->objs)) == 0);
+}
+
+void compile_slices_free(struct compile_slices *cs)
+{
+	if (!cs)
+		return;
+	free(cs->v);
+	free(cs->objs);
+	free(cs);
+}
+
 /* Our IngressClass (cluster-scoped, by name), or NULL. */
 static json_object *our_class(const struct snapshot *s, const struct compile_options *o)
 {
@@ -3181,7 +3217,41 @@ static void sort_by_name(size_t *order, size_t k,
 }
 
 /* Drop backends and certs nothing refers to; order the rest by name. */
+/* sort_by_name where the entries of order below index nsorted are already
+ * in name order (and order lists indexes ascending): sort the rest and
+ * merge. */
+static void sort_by_name_tail(size_t *order, size_t k,
+                              const char *(*name_at)(const struct route_table *, size_t),
+                              const struct route_table *t, size_t nsorted)
+{
+	size_t a = 0;
+	while (a < k && order[a] < nsorted)
+		a++;
+	sort_by_name(order + a, k - a, name_at, t);
+	if (a == 0 || a == k)
+		return;
+	size_t *m = xcalloc(k, sizeof(*m)), i = 0, j = a, o = 0;
+	while (i < a || j < k) {
+		if (j == k || (i < a && strcmp(name_at(t, order[i]), name_at(t, order[j])) <= 0))
+			m[o++] = order[i++];
+		else
+			m[o++] = order[j++];
+	}
+	memcpy(order, m, k * sizeof(*m));
+	free(m);
+}
+
+/* Drop what no host uses and sort backends and certificates by name; the
+ * first bsorted backends and csorted certificates are known to be in name
+ * order already (0: sort all). */
+static void compact_sorted(struct route_table *t, size_t bsorted, size_t csorted);
+
 static void compact(struct route_table *t)
+{
+	compact_sorted(t, 0, 0);
+}
+
+static void compact_sorted(struct route_table *t, size_t bsorted, size_t csorted)
 {
 	int *bmap = xcalloc(t->nbackends, sizeof(int));
 	bool *bused = xcalloc(t->nbackends, sizeof(bool));
@@ -3205,7 +3275,7 @@ static void compact(struct route_table *t)
 	for (size_t i = 0; i < t->nbackends; i++)
 		if (bused[i])
 			order[k++] = i;
-	sort_by_name(order, k, backend_name_at, t);
+	sort_by_name_tail(order, k, backend_name_at, t, bsorted);
 	struct route_backend *nb = xcalloc(k, sizeof(*nb));
 	for (size_t i = 0; i < k; i++) {
 		nb[i] = t->backends[order[i]];
@@ -3254,7 +3324,7 @@ static void compact(struct route_table *t)
 	for (size_t i = 0; i < t->ncerts; i++)
 		if (cused[i])
 			order[k++] = i;
-	sort_by_name(order, k, cert_name_at, t);
+	sort_by_name_tail(order, k, cert_name_at, t, csorted);
 	struct route_cert *nc = xcalloc(k, sizeof(*nc));
 	for (size_t i = 0; i < k; i++) {
 		nc[i] = t->certs[order[i]];
@@ -3460,12 +3530,35 @@ int compile_ingress_mentions(const struct snapshot *snap, const struct compile_o
 	return 0;
 }
 
-void compile_finish_merge(struct route_table *t)
+/* Sort v[0..n) of size sz whose first nsorted are in order: the tail is
+ * sorted and merged in. */
+static void sort_tail(void *v, size_t n, size_t sz, size_t nsorted,
+                      int (*cmp)(const void *, const void *))
 {
-	qsort(t->hosts, t->nhosts, sizeof(*t->hosts), cmp_host);
-	if (t->npassthrough)
-		qsort(t->passthrough, t->npassthrough, sizeof(*t->passthrough), cmp_pass);
-	compact(t);
+	if (nsorted > n)
+		nsorted = n;
+	if (n - nsorted > 1)
+		qsort((char *)v + nsorted * sz, n - nsorted, sz, cmp);
+	if (!nsorted || nsorted == n)
+		return;
+	char *m = xcalloc(n, sz), *b = v;
+	size_t i = 0, j = nsorted, o = 0;
+	while (i < nsorted || j < n) {
+		if (j == n || (i < nsorted && cmp(b + i * sz, b + j * sz) <= 0))
+			memcpy(m + o++ * sz, b + i++ * sz, sz);
+		else
+			memcpy(m + o++ * sz, b + j++ * sz, sz);
+	}
+	memcpy(v, m, n * sz);
+	free(m);
+}
+
+void compile_finish_merge(struct route_table *t, size_t hsorted, size_t psorted, size_t bsorted,
+                          size_t csorted)
+{
+	sort_tail(t->hosts, t->nhosts, sizeof(*t->hosts), hsorted, cmp_host);
+	sort_tail(t->passthrough, t->npassthrough, sizeof(*t->passthrough), psorted, cmp_pass);
+	compact_sorted(t, bsorted, csorted);
 }
 
 void compile_sort_diags(struct diag_list *d)
@@ -3497,6 +3590,13 @@ int compile_snapshot_ex(const struct snapshot *snap, const struct compile_option
                         struct route_table **table, struct diag_list *diags,
                         compile_mention_cb mention, void *arg)
 {
+	return compile_snapshot_with(snap, o, NULL, table, diags, mention, arg);
+}
+
+int compile_snapshot_with(const struct snapshot *snap, const struct compile_options *o,
+                          const struct compile_slices *slices, struct route_table **table,
+                          struct diag_list *diags, compile_mention_cb mention, void *arg)
+{
 	struct route_table *t = route_table_new();
 	if (!t)
 		return WEIR_ENOMEM;
@@ -3511,7 +3611,13 @@ int compile_snapshot_ex(const struct snapshot *snap, const struct compile_option
 	                .upstream_head_max = 4096};
 	struct hosts hs = {0};
 	uint32_t drain_default = t->settings.drain_window_ms;
-	index_slices(&c);
+	if (compile_slices_fit(slices, snap)) {
+		c.slices = slices->v; /* borrowed: not freed below */
+		c.nslices = slices->n;
+	} else {
+		slices = NULL;
+		index_slices(&c);
+	}
 
 	json_object *cm = compile_settings_configmap(snap, o);
 	if (cm)
@@ -3737,7 +3843,8 @@ int compile_snapshot_ex(const struct snapshot *snap, const struct compile_option
 	strmap_cleanup(&c.backends);
 	strmap_cleanup(&c.certs);
 	strmap_cleanup(&c.pems);
-	free(c.slices);
+	if (!slices)
+		free(c.slices);
 	route_ext_auth_cleanup(&c.global_auth);
 	json_object_put(c.proxy_rw_defaults);
 	for (size_t i = 0; i < c.nno_auth; i++)

@@ -92,6 +92,20 @@ int compile_snapshot_ex(const struct snapshot *snap, const struct compile_option
                         struct route_table **table, struct diag_list *diags,
                         compile_mention_cb mention, void *arg);
 
+/* EndpointSlices indexed by Service, built from a snapshot and reusable by
+ * compiles of later snapshots whose slices are the same objects. */
+struct compile_slices;
+struct compile_slices *compile_slices_build(const struct snapshot *snap);
+/* True when snap's slices are the ones cs was built from. */
+bool compile_slices_fit(const struct compile_slices *cs, const struct snapshot *snap);
+void compile_slices_free(struct compile_slices *cs);
+
+/* compile_snapshot_ex with an index of snap's slices (borrowed; NULL, or
+ * one that does not fit snap: built for the call). */
+int compile_snapshot_with(const struct snapshot *snap, const struct compile_options *o,
+                          const struct compile_slices *slices, struct route_table **table,
+                          struct diag_list *diags, compile_mention_cb mention, void *arg);
+
 /* The mentions compile_snapshot_ex would report for obj, an Ingress of snap:
  * returns 0 and fills them (caller frees), or 1 when obj is not of our
  * class (nothing filled). */
@@ -100,8 +114,11 @@ int compile_ingress_mentions(const struct snapshot *snap, const struct compile_o
 
 /* After hosts and passthrough entries were moved between tables: sort them
  * and drop (and renumber) backends, certificates, CAs and profiles no one
- * uses, as compile_snapshot leaves a table. */
-void compile_finish_merge(struct route_table *t);
+ * uses, as compile_snapshot leaves a table. The first hsorted hosts,
+ * psorted passthrough entries, bsorted backends and csorted certificates
+ * are known to be sorted already (only the rest is sorted, then merged). */
+void compile_finish_merge(struct route_table *t, size_t hsorted, size_t psorted, size_t bsorted,
+                          size_t csorted);
 
 /* Sort diagnostics into compile_snapshot's order. */
 void compile_sort_diags(struct diag_list *d);

@@ -118,6 +118,7 @@ struct hnode {
 };
 
 struct compile_incr {
+	struct compile_slices *slices; /* of the last snapshot compiled */
 	struct ent **ents; /* sorted by key */
 	size_t n, cap;
 	struct hnode *tab;
@@ -238,6 +239,7 @@ static void ent_insert(struct compile_incr *s, struct ent *e /* takes */)
 
 static void state_reset(struct compile_incr *s)
 {
+	compile_slices_free(s->slices);
 	for (size_t i = 0; i < s->n; i++)
 		ent_free(s->ents[i]);
 	free(s->ents);
@@ -293,7 +295,8 @@ int compile_incr_full(struct compile_incr *s, const struct snapshot *snap,
 {
 	struct collect c = {0};
 	state_reset(s);
-	int rc = compile_snapshot_ex(snap, o, table, diags, collect_cb, &c);
+	s->slices = compile_slices_build(snap);
+	int rc = compile_snapshot_with(snap, o, s->slices, table, diags, collect_cb, &c);
 	if (rc) {
 		for (size_t i = 0; i < c.n; i++)
 			ent_free(c.v[i]);
@@ -431,6 +434,7 @@ static int splice(struct route_table *t, struct route_table *part, const struct 
 				t->hosts[k++] = t->hosts[i];
 		}
 		t->nhosts = k;
+		size_t nkeep = k;
 		k = 0;
 		for (size_t i = 0; i < t->npassthrough; i++) {
 			struct route_passthrough *p = &t->passthrough[i];
@@ -443,6 +447,7 @@ static int splice(struct route_table *t, struct route_table *part, const struct 
 			}
 		}
 		t->npassthrough = k;
+		size_t pkeep = k;
 		/* in with part's */
 		t->hosts = xrealloc(t->hosts, (t->nhosts + part->nhosts + 1) * sizeof(*t->hosts));
 		for (size_t i = 0; i < part->nhosts; i++) {
@@ -467,7 +472,7 @@ static int splice(struct route_table *t, struct route_table *part, const struct 
 			p->backend = remap(p->backend, bmap);
 		}
 		part->npassthrough = 0;
-		compile_finish_merge(t);
+		compile_finish_merge(t, nkeep, pkeep, nb0, nc0);
 	}
 	free(bmap);
 	free(cmap);
@@ -501,6 +506,37 @@ static void add_change(struct change **v, size_t *n, const char *ns, const char 
 	*v = xrealloc(*v, (*n + 1) * sizeof(**v));
 	(*v)[*n] = (struct change){.key = key_of(ns, name), .now = now};
 	(*n)++;
+}
+
+static int cmp_size(const void *a, const void *b)
+{
+	size_t x = *(const size_t *)a, y = *(const size_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Position of the Ingress "ns/name" in snap, or -1. */
+static long snap_find(const struct snapshot *snap, const char *key)
+{
+	const char *slash = strchr(key, '/');
+	if (!slash)
+		return -1;
+	size_t nl = (size_t)(slash - key), lo = 0, hi = snap->count[STORE_INGRESS];
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		const char *ns = snap->ns[STORE_INGRESS][mid];
+		int c = strncmp(ns, key, nl);
+		if (!c && ns[nl])
+			c = 1; /* ns is longer */
+		if (!c)
+			c = strcmp(snap->names[STORE_INGRESS][mid], slash + 1);
+		if (!c)
+			return (long)mid;
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return -1;
 }
 
 static int cmp_strp(const void *a, const void *b)
@@ -566,6 +602,7 @@ int compile_incr_apply(struct compile_incr *s, const struct snapshot *old,
 	struct route_table *part = NULL;
 	struct diag_list pd = {0};
 	struct collect col = {0};
+	size_t *pos = NULL, npos = 0;
 #define PUSH_HOST(h)                                                                               \
 	do {                                                                                       \
 		if (sset_add(&reach, (h))) {                                                       \
@@ -639,17 +676,27 @@ int compile_incr_apply(struct compile_incr *s, const struct snapshot *old,
 	sub.objs[K] = xcalloc(todo.n + 1, sizeof(*sub.objs[K]));
 	sub.ns[K] = xcalloc(todo.n + 1, sizeof(*sub.ns[K]));
 	sub.names[K] = xcalloc(todo.n + 1, sizeof(*sub.names[K]));
-	for (size_t x = 0; x < snap->count[K] && sub.count[K] < todo.n; x++) {
-		char *k = key_of(snap->ns[K][x], snap->names[K][x]);
-		if (sset_has(&todo, k)) {
-			sub.objs[K][sub.count[K]] = snap->objs[K][x];
-			sub.ns[K][sub.count[K]] = snap->ns[K][x];
-			sub.names[K][sub.count[K]] = snap->names[K][x];
-			sub.count[K]++;
+	pos = xcalloc(todo.n + 1, sizeof(*pos));
+	for (size_t x = 0; x < todo.cap; x++)
+		if (todo.keys[x]) {
+			long at = snap_find(snap, todo.keys[x]);
+			if (at >= 0)
+				pos[npos++] = (size_t)at;
 		}
-		free(k);
+	if (npos > 1) /* in the snapshot's order */
+		qsort(pos, npos, sizeof(*pos), cmp_size);
+	for (size_t x = 0; x < npos; x++) {
+		sub.objs[K][sub.count[K]] = snap->objs[K][pos[x]];
+		sub.ns[K][sub.count[K]] = snap->ns[K][pos[x]];
+		sub.names[K][sub.count[K]] = snap->names[K][pos[x]];
+		sub.count[K]++;
 	}
-	int crc = compile_snapshot_ex(&sub, o, &part, &pd, collect_cb, &col);
+	if (!compile_slices_fit(s->slices, snap)) {
+		/* the slices changed (an endpoint patch): index them again */
+		compile_slices_free(s->slices);
+		s->slices = compile_slices_build(snap);
+	}
+	int crc = compile_snapshot_with(&sub, o, s->slices, &part, &pd, collect_cb, &col);
 	if (crc) {
 		rc = crc;
 		goto out;
@@ -697,6 +744,7 @@ out:
 	free(col.v);
 	route_table_free(part);
 	diag_list_cleanup(&pd);
+	free(pos);
 	free(sub.objs[K]);
 	free(sub.ns[K]);
 	free(sub.names[K]);

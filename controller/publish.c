@@ -417,6 +417,12 @@ struct publisher {
 	 * its shard is hosts.id[host_k[i]] (valid while hosts_known), for
 	 * publisher_publish_changed. */
 	char **host_name; /* sorted, as the table's hosts */
+	/* Per backend slot of the last index: a copy of the backend and its
+	 * text's place in backend_texts (NONE: empty), so that an unchanged
+	 * backend is not serialized again by publisher_publish_changed. */
+	struct route_backend *bprev;
+	size_t *bk;
+	size_t nbprev;
 	size_t *host_k;
 	size_t nhost_k;
 	bool hosts_known;
@@ -823,6 +829,59 @@ int publisher_new(const char *dir, struct publisher **out)
 	return publisher_new_format(dir, PUBLISH_V2, out);
 }
 
+static void bprev_free(struct publisher *p)
+{
+	for (size_t v = 0; v < p->nbprev; v++)
+		route_backend_cleanup(&p->bprev[v]);
+	free(p->bprev);
+	free(p->bk);
+	p->bprev = NULL;
+	p->bk = NULL;
+	p->nbprev = 0;
+}
+
+static bool same_str(const char *a, const char *b)
+{
+	return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+static bool same_backend(const struct route_backend *a, const struct route_backend *b)
+{
+	if (!same_str(a->name, b->name) || !same_str(a->external_name, b->external_name) ||
+	    a->external_port != b->external_port || a->nendpoints != b->nendpoints)
+		return false;
+	for (size_t i = 0; i < a->nendpoints; i++) {
+		const struct route_endpoint *x = &a->endpoints[i], *y = &b->endpoints[i];
+		if (x->port != y->port || x->weight != y->weight || x->draining != y->draining ||
+		    !same_str(x->address, y->address))
+			return false;
+	}
+	return true;
+}
+
+/* A deep copy of b into *out; false on OOM (then *out is cleaned up). */
+static bool copy_backend(struct route_backend *out, const struct route_backend *b)
+{
+	memset(out, 0, sizeof(*out));
+	out->name = b->name ? strdup(b->name) : NULL;
+	out->external_name = b->external_name ? strdup(b->external_name) : NULL;
+	out->external_port = b->external_port;
+	out->endpoints = calloc(b->nendpoints + 1, sizeof(*out->endpoints));
+	bool ok = (!b->name || out->name) && (!b->external_name || out->external_name) &&
+	          out->endpoints;
+	for (size_t i = 0; ok && i < b->nendpoints; i++) {
+		out->endpoints[i] = b->endpoints[i];
+		out->endpoints[i].address = strdup(b->endpoints[i].address);
+		ok = out->endpoints[i].address != NULL;
+		out->nendpoints = i + 1;
+		if (!ok)
+			out->endpoints[i].address = NULL;
+	}
+	if (!ok)
+		route_backend_cleanup(out);
+	return ok;
+}
+
 void publisher_free(struct publisher *p)
 {
 	if (!p)
@@ -838,6 +897,7 @@ void publisher_free(struct publisher *p)
 	for (size_t i = 0; i < p->nhost_k; i++)
 		free(p->host_name[i]);
 	free(p->host_name);
+	bprev_free(p);
 	free(p->dir);
 	free(p->last);
 	free(p);
@@ -1074,8 +1134,10 @@ static int publish_v2(struct publisher *p, struct route_table *t, char *const *c
 	struct route_table it;
 	struct shard_set hs = {0}, bs = {0};
 	struct route *rbuf = NULL;
-	size_t rcap = 0, *host_k = NULL;
-	bool moved = false; /* texts taken from p->hosts into hs */
+	size_t rcap = 0, *host_k = NULL, *binv = NULL, *newbk = NULL;
+	bool moved = false;  /* texts taken from p->hosts into hs */
+	bool bmoved = false; /* ... from p->backend_texts into bs */
+	bool *bsame = NULL;  /* slot's backend equals the last index's */
 	char *sdir = shard_dir(p), *text = NULL;
 	size_t len;
 	bool compacted = false;
@@ -1134,25 +1196,49 @@ static int publish_v2(struct publisher *p, struct route_table *t, char *const *c
 	bs.text = calloc(ix.nbackends + 1, sizeof(*bs.text));
 	bs.len = calloc(ix.nbackends + 1, sizeof(*bs.len));
 	bs.id = calloc(ix.nbackends + 1, sizeof(*bs.id));
-	size_t *inv = calloc(ix.nbackends + 1, sizeof(*inv));
-	if (!ix.backends || !bs.text || !bs.len || !bs.id || !inv ||
-	    bmap_reserve(&bs.map, ix.nbackends) != 0) {
-		free(inv);
+	binv = calloc(ix.nbackends + 1, sizeof(*binv));
+	if (!ix.backends || !bs.text || !bs.len || !bs.id || !binv ||
+	    bmap_reserve(&bs.map, ix.nbackends) != 0)
 		goto out;
-	}
 	rc = 0;
 	for (size_t v = 0; v < ix.nbackends; v++)
-		inv[v] = NONE;
+		binv[v] = NONE;
 	for (size_t i = t->nbackends; i-- > 0;)
-		inv[bmap[i]] = i;
+		binv[bmap[i]] = i;
+	newbk = calloc(ix.nbackends + 1, sizeof(*newbk));
+	bsame = calloc(ix.nbackends + 1, sizeof(*bsame));
+	if (!newbk || !bsame) {
+		rc = WEIR_ENOMEM;
+		goto out;
+	}
 	for (size_t v = 0; v < ix.nbackends; v++) {
 		static char hole[] = "";
 		size_t old;
-		if (inv[v] == NONE) {
+		newbk[v] = NONE;
+		if (binv[v] == NONE) {
 			ix.backends[v] = hole;
 			continue;
 		}
-		if ((rc = route_backend_serialize(&t->backends[inv[v]], &text, &len)) != 0)
+		const struct route_backend *cur = &t->backends[binv[v]];
+		bsame[v] = v < p->nbprev && p->bprev[v].name && same_backend(&p->bprev[v], cur);
+		if (bsame[v] && changed && !compacted && p->bk[v] != NONE &&
+		    p->backend_texts.text[p->bk[v]]) {
+			/* as in the last index: its text and id move over */
+			size_t k = bs.n++, ok = p->bk[v];
+			bs.text[k] = p->backend_texts.text[ok];
+			bs.len[k] = p->backend_texts.len[ok];
+			memcpy(bs.id[k], p->backend_texts.id[ok], ROUTE_SHARD_ID_LEN + 1);
+			p->backend_texts.text[ok] = NULL;
+			bmoved = true;
+			if ((rc = bmap_put(&bs.map, bs.text[k], bs.len[k], k)) != 0)
+				break;
+			ix.backends[v] = bs.id[k];
+			newbk[v] = k;
+			p->stats.backend_shards++;
+			p->stats.backends_reused++;
+			continue;
+		}
+		if ((rc = route_backend_serialize(cur, &text, &len)) != 0)
 			break;
 		size_t k = bs.n++;
 		bs.text[k] = text;
@@ -1170,9 +1256,9 @@ static int publish_v2(struct publisher *p, struct route_table *t, char *const *c
 		if ((rc = bmap_put(&bs.map, bs.text[k], len, k)) != 0)
 			break;
 		ix.backends[v] = bs.id[k];
+		newbk[v] = k;
 		p->stats.backend_shards++;
 	}
-	free(inv);
 	if (rc != 0)
 		goto out;
 
@@ -1188,6 +1274,7 @@ static int publish_v2(struct publisher *p, struct route_table *t, char *const *c
 	 * index; another host with a name the last index had is the same host,
 	 * and its shard the same text while no slot was renumbered. */
 	bool reuse = changed && p->hosts_known && !compacted;
+	size_t pj = 0; /* walks p->host_name */
 	moved = false;
 	host_k = calloc(t->nhosts + 1, sizeof(*host_k));
 	if (!host_k)
@@ -1195,9 +1282,12 @@ static int publish_v2(struct publisher *p, struct route_table *t, char *const *c
 	p->hosts_known = false;
 	for (size_t i = 0; i < t->nhosts; i++) {
 		struct route_host h = t->hosts[i];
-		size_t prev;
-		if (reuse && !in_sorted(changed, nchanged, h.name) &&
-		    find_sorted(p->host_name, p->nhost_k, h.name, &prev)) {
+		/* both lists are sorted by name: walk the last one alongside */
+		int cmp = 1;
+		while (reuse && pj < p->nhost_k && (cmp = strcmp(p->host_name[pj], h.name)) < 0)
+			pj++;
+		size_t prev = pj;
+		if (reuse && cmp == 0 && !in_sorted(changed, nchanged, h.name)) {
 			/* the last index's shard, text and id move over */
 			size_t k = hs.n++, ok = p->host_k[prev];
 			hs.text[k] = p->hosts.text[ok];
@@ -1309,6 +1399,29 @@ static int publish_v2(struct publisher *p, struct route_table *t, char *const *c
 	shard_set_free(&p->backend_texts);
 	p->backend_texts = bs;
 	memset(&bs, 0, sizeof(bs));
+	bmoved = false;
+	/* the copies follow the slots (a failed copy: that slot is compared
+	 * by its text next time) */
+	{
+		struct route_backend *nprev = calloc(ix.nbackends + 1, sizeof(*nprev));
+		if (!nprev) {
+			bprev_free(p);
+		} else {
+			for (size_t v = 0; v < ix.nbackends; v++) {
+				if (newbk[v] != NONE && bsame[v]) {
+					nprev[v] = p->bprev[v];
+					memset(&p->bprev[v], 0, sizeof(p->bprev[v]));
+				} else if (newbk[v] != NONE) {
+					copy_backend(&nprev[v], &t->backends[binv[v]]);
+				}
+			}
+			bprev_free(p);
+			p->bprev = nprev;
+			p->bk = newbk;
+			p->nbprev = ix.nbackends;
+			newbk = NULL;
+		}
+	}
 	if (p->last && same_but_generation(p->last, text)) {
 		t->generation = p->generation;
 		rc = 0;
@@ -1353,6 +1466,13 @@ out:
 	free(host_k);
 	if (moved && hs.text) /* failed after moving texts: p->hosts' map names them */
 		shard_set_free(&p->hosts);
+	if (bmoved) { /* the same for backends */
+		shard_set_free(&p->backend_texts);
+		bprev_free(p);
+	}
+	free(binv);
+	free(newbk);
+	free(bsame);
 	shard_set_free(&hs);
 	shard_set_free(&bs);
 	free(ix.hosts);

@@ -67,6 +67,7 @@ struct publish_stats {
 	size_t shards_removed;  /* garbage shard files removed */
 	bool compacted;         /* slots were renumbered (every host shard rewritten) */
 	size_t hosts_reused;    /* host shards named again unserialized (publish_changed) */
+	size_t backends_reused; /* backend shards likewise */
 };
 const struct publish_stats *publisher_stats(const struct publisher *p);
 

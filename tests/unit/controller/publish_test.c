@@ -400,6 +400,7 @@ static void test_v2_endpoints(void)
 	CHECK_INT(publisher_publish_changed(p, t, NULL, 0, &written), 0);
 	CHECK(written);
 	CHECK_INT(publisher_stats(p)->hosts_reused, 8);
+	CHECK_INT(publisher_stats(p)->backends_reused, 7); /* all but backend 2 */
 	CHECK_INT(publisher_stats(p)->host_shards, 8);
 	CHECK_INT(publisher_stats(p)->shards_written, 1); /* the backend alone */
 	route_table_free(t);
