@@ -14,7 +14,13 @@ credentials) and prints:
     (routes.json removed first; the proxy keeps serving its table meanwhile);
   - watch event -> served: CHANGES new Ingresses created one at a time through the API, each
     timed from the POST returning to the proxy answering its host (p50/p99/max);
+  - EndpointSlice change -> new endpoint receiving traffic: a Service whose slice holds one
+    address of a backend in a network namespace of its own (10.213.9.0/24, made here), then
+    CHANGES slice updates that swap its second address, each timed from the API call
+    returning to the first response from the new address (requests through the proxy);
   - controller and proxy RSS, published size (index + shards).
+
+The publish directory is on tmpfs (/dev/shm), as the chart mounts it (emptyDir, medium Memory).
 
 Loopback only. Bounded: about 10 minutes at 10,000 Ingresses on 2 cores.
 """
@@ -39,6 +45,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import kcluster  # noqa: E402
 import kweir  # noqa: E402
+from netns import Netns  # noqa: E402
 import routetable  # noqa: E402
 
 _shard_names: dict[str, str] = {}
@@ -86,6 +93,7 @@ def main() -> int:
     c.start()
     api = kweir.Api(c)
     w = None
+    shm = None
     try:
         gen = work / "gen"
         subprocess.run([sys.executable, str(HERE / "gen_ingresses.py"), "--count", str(a.count),
@@ -93,7 +101,9 @@ def main() -> int:
                        check=True, stdout=subprocess.DEVNULL)
         c.kubectl("apply", "-f", str(gen / "00-header.yaml"))
         api.apply({"kind": "Namespace", "metadata": {"name": kweir.SYSTEM_NS}})
-        w = kweir.Weir(c, c.admin_kubeconfig, work / "weir")
+        # The publish directory on tmpfs, as the chart's emptyDir (medium: Memory).
+        shm = Path(tempfile.mkdtemp(prefix="weir-api-bench-", dir="/dev/shm"))
+        w = kweir.Weir(c, c.admin_kubeconfig, shm / "weir")
         w.start_proxy()
         w.start_controller()
         t0 = time.monotonic()
@@ -127,6 +137,36 @@ def main() -> int:
             wait(lambda: status(w.http_port, host) == 503, 60, f"{host} served", 0.002)
             lat.append((time.monotonic() - ts) * 1000)
             time.sleep(0.3)
+        # EndpointSlice churn: [a0, a1] -> [a0, a2] -> [a0, a1] ...
+        net = Netns(9, naddrs=3)
+        net.create()
+        try:
+            net.start_backend(work / "netns")
+            ehost = "ep-churn.bench.weir.test"
+            api.apply(kweir.service("ep-churn", ns="bench-0"))
+            api.apply(kweir.endpointslice("ep-churn", net.addrs[:2], ns="bench-0"))
+            api.create(kweir.ingress("ep-churn", ehost, [("/", "Prefix", "ep-churn", 80)],
+                                     ns="bench-0"))
+
+            def server() -> str:
+                try:
+                    st, body, _ = kweir.http_get(w.http_port, ehost, "/", timeout=2)
+                    return body.get("server", "") if st == 200 and isinstance(body, dict) else ""
+                except OSError:
+                    return ""
+
+            wait(lambda: server() == f"{net.addrs[1]}:8080", 60, "ep-churn served")
+            time.sleep(1)
+            ep_lat = []
+            for i in range(a.changes):
+                new = net.addrs[2 if i % 2 == 0 else 1]
+                api.apply(kweir.endpointslice("ep-churn", [net.addrs[0], new], ns="bench-0"))
+                ts = time.monotonic()
+                wait(lambda: server() == f"{new}:8080", 60, f"{new} receiving traffic", 0)
+                ep_lat.append((time.monotonic() - ts) * 1000)
+                time.sleep(0.3)
+        finally:
+            net.delete()
         rss, hwm = w.rss_kib("controller")
         prss, phwm = w.rss_kib("proxy")
 
@@ -142,11 +182,15 @@ def main() -> int:
         print(f"{'Ingress POST -> served, ' + str(a.changes) + ' changes':<58}"
               f"{'p50 %.0f ms' % pct(lat, 0.5):>12}  p99 {pct(lat, 0.99):.0f} ms, "
               f"max {max(lat):.0f} ms")
+        print(f"{'EndpointSlice change -> new endpoint answers, ' + str(a.changes):<58}"
+              f"{'p50 %.0f ms' % pct(ep_lat, 0.5):>12}  p99 {pct(ep_lat, 0.99):.0f} ms, "
+              f"max {max(ep_lat):.0f} ms")
         print(f"{'controller RSS':<58}{rss / 1024:>8.0f} MiB  peak {hwm / 1024:.0f} MiB")
         print(f"{'proxy RSS (1 worker)':<58}{prss / 1024:>8.0f} MiB  peak {phwm / 1024:.0f} MiB")
         # Where the time of the last changes went: the controller's publish lines and the
         # proxy's load lines (each says how long it took).
-        for name, mark in (("weir-controller", "published generation"),
+        for name, mark in (("weir-controller", "Ingresses changed"),
+                           ("weir-controller", "Services patched"),
                            ("weir-proxy", "route table loaded")):
             lines = [ln for ln in (c.logs / f"{name}.log").read_text(errors="replace")
                      .splitlines() if mark in ln]
@@ -160,6 +204,8 @@ def main() -> int:
             w.stop_proxy()
         c.destroy()
         shutil.rmtree(work, ignore_errors=True)
+        if shm:
+            shutil.rmtree(shm, ignore_errors=True)
 
 
 if __name__ == "__main__":
