@@ -444,6 +444,7 @@ struct last_compile {
 	struct diag_list diags;    /* of that table */
 	bool slice_diags;          /* the compile had EndpointSlice diagnostics */
 	struct compile_incr *inc;  /* what Ingress changes can reach */
+	bool full;                 /* the last pass was a full compile */
 };
 
 static void last_compile_clear(struct last_compile *l)
@@ -538,6 +539,7 @@ static int compile_publish(struct store *store, const struct compile_options *co
 	uint64_t ignored = refs ? refs_ignored(refs) : 0;
 	struct snapshot *snap = store_snapshot(store);
 	if (last) {
+		last->full = false;
 		if (incremental_publish(last, snap, co, pub) == 0) {
 			/* what the Ingresses reference may have moved */
 			if (refs) {
@@ -597,6 +599,7 @@ static int compile_publish(struct store *store, const struct compile_options *co
 		last->snap = snap;
 		last->diags = diags;
 		memset(&diags, 0, sizeof(diags));
+		last->full = true;
 		t = NULL;
 		snap = NULL;
 	}
@@ -863,11 +866,13 @@ int main(int argc, char **argv)
 			retry_at = 0;
 		if (again)
 			on_store_change(&wake);
-		/* A compile of 10,000 Ingresses frees tens of MiB of table, text
-		 * and diagnostics; glibc keeps freed pages mapped unless asked
-		 * (about 50 MiB of RSS at that size). After the publish, so the
-		 * proxy is not kept waiting. */
-		malloc_trim(0);
+		/* A full compile of 10,000 Ingresses frees tens of MiB of table,
+		 * text and diagnostics; glibc keeps freed pages mapped unless
+		 * asked (about 50 MiB of RSS at that size). After the publish, so
+		 * the proxy is not kept waiting. An incremental step frees little:
+		 * no trim (it walks the whole heap). */
+		if (!last.table || last.full)
+			malloc_trim(0);
 		last_status = now_s();
 	}
 	log_info(COMPONENT, "stopping; %s/%s stays in place", o.publish, ROUTE_TABLE_FILE);
