@@ -541,8 +541,9 @@ static int compile_publish(struct store *store, const struct compile_options *co
 	if (last) {
 		last->full = false;
 		if (incremental_publish(last, snap, co, pub) == 0) {
-			/* what the Ingresses reference may have moved */
-			if (refs) {
+			/* what the Ingresses reference may have moved (no snapshot
+			 * when the publish failed: the next pass compiles in full) */
+			if (refs && last->snap) {
 				refs_update(refs, last->snap);
 				if (again && refs_ignored(refs) != ignored)
 					*again = true;
