@@ -466,11 +466,13 @@ static void free_strs(char **v, size_t n)
 /* A change since last that does not need a full compile: EndpointSlices
  * only (patch the endpoints; every host shard is named again), or Ingresses
  * only (compile the ones the change can reach and splice their hosts in).
- * Returns 0 when done (snap is then taken), -1 when a full compile is due
- * (snap untouched). */
+ * Returns 0 when done (snap is then taken; *publish_rc is the publish
+ * error, if any), -1 when a full compile is due (snap untouched). */
 static int incremental_publish(struct last_compile *last, struct snapshot *snap,
-                               const struct compile_options *co, struct publisher *pub)
+                               const struct compile_options *co, struct publisher *pub,
+                               int *publish_rc)
 {
+	*publish_rc = 0;
 	char **keys = NULL;
 	size_t nkeys = 0, n = 0;
 	char what[128];
@@ -509,7 +511,8 @@ static int incremental_publish(struct last_compile *last, struct snapshot *snap,
 	free_strs(keys, nkeys);
 	if (rc) {
 		log_error(COMPONENT, "publish: %s", weir_strerror(rc));
-		last_compile_clear(last); /* the next change compiles in full */
+		last_compile_clear(last); /* the retry compiles in full */
+		*publish_rc = rc;
 		return 0;
 	}
 	if (written) {
@@ -539,8 +542,9 @@ static int compile_publish(struct store *store, const struct compile_options *co
 	uint64_t ignored = refs ? refs_ignored(refs) : 0;
 	struct snapshot *snap = store_snapshot(store);
 	if (last) {
+		int prc = 0;
 		last->full = false;
-		if (incremental_publish(last, snap, co, pub) == 0) {
+		if (incremental_publish(last, snap, co, pub, &prc) == 0) {
 			/* what the Ingresses reference may have moved (no snapshot
 			 * when the publish failed: the next pass compiles in full) */
 			if (refs && last->snap) {
@@ -550,7 +554,7 @@ static int compile_publish(struct store *store, const struct compile_options *co
 			}
 			if (api && api->reporter && o->publish_service)
 				reporter_status(api->reporter);
-			return 0;
+			return prc;
 		}
 		last_compile_clear(last);
 		last->inc = compile_incr_new();
