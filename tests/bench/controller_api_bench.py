@@ -2,6 +2,8 @@
 """Controller benchmark against a real kube-apiserver (not part of the test suite).
 
   python3 tests/bench/controller_api_bench.py [--count 10000] [--changes 20] [--build DIR]
+      [--tls-every N] [--distinct-certs]   # e.g. --tls-every 1 --distinct-certs: 10,000 Secrets,
+                                           # each with a certificate of its own
 
 Starts the cluster tests' control plane (etcd + kube-apiserver 1.34 on 127.0.0.1, built and
 cached by tests/cluster/build-k8s.sh), applies COUNT generated Ingresses with their Services
@@ -84,6 +86,10 @@ def main() -> int:
     ap.add_argument("--count", type=int, default=10000)
     ap.add_argument("--changes", type=int, default=20)
     ap.add_argument("--build", default=os.environ.get("WEIR_BUILD_DIR", str(ROOT / "build")))
+    ap.add_argument("--tls-every", type=int, default=10,
+                    help="every Nth Ingress has a TLS Secret (1: all)")
+    ap.add_argument("--distinct-certs", action="store_true",
+                    help="each TLS Secret with a certificate and key of its own")
     a = ap.parse_args()
     os.environ["WEIR_BUILD_DIR"] = a.build
     kweir.BUILD = Path(a.build)
@@ -97,7 +103,9 @@ def main() -> int:
     try:
         gen = work / "gen"
         subprocess.run([sys.executable, str(HERE / "gen_ingresses.py"), "--count", str(a.count),
-                        "--out", str(gen), "--namespaces", "10", "--endpoints", "0"],
+                        "--out", str(gen), "--namespaces", "10", "--endpoints", "0",
+                        "--tls-every", str(a.tls_every)]
+                       + (["--distinct-certs"] if a.distinct_certs else []),
                        check=True, stdout=subprocess.DEVNULL)
         c.kubectl("apply", "-f", str(gen / "00-header.yaml"))
         api.apply({"kind": "Namespace", "metadata": {"name": kweir.SYSTEM_NS}})
@@ -170,7 +178,9 @@ def main() -> int:
         rss, hwm = w.rss_kib("controller")
         prss, phwm = w.rss_kib("proxy")
 
+        ntls = (a.count + a.tls_every - 1) // a.tls_every if a.tls_every else 0
         print(f"\nweir-controller against kube-apiserver on loopback, {a.count} Ingresses, "
+              f"{ntls} TLS Secrets ({'distinct certificates' if a.distinct_certs else 'one shared certificate'}), "
               f"{os.cpu_count()} CPUs")
         print(f"{'measure':<58}{'value':>12}  notes")
         print(f"{'kubectl apply (server-side), all objects':<58}{t_apply:>10.1f} s")

@@ -58,6 +58,30 @@ def make_cert(workdir: Path) -> tuple[str, str]:
     return c.read_text(), k.read_text()
 
 
+def distinct_cert(host: str) -> tuple[str, str]:
+    """A self-signed P-256 certificate for host and its key, made in process (the
+    cryptography package): fast enough for 10,000 of them."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    crt = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+           .public_key(key.public_key()).serial_number(x509.random_serial_number())
+           .not_valid_before(now - datetime.timedelta(days=1))
+           .not_valid_after(now + datetime.timedelta(days=30))
+           .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
+           .sign(key, hashes.SHA256()))
+    return (crt.public_bytes(serialization.Encoding.PEM).decode(),
+            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                              serialization.NoEncryption()).decode())
+
+
 def objects(i: int, a: argparse.Namespace, rnd: random.Random, cert: tuple[str, str] | None):
     import base64
 
@@ -103,6 +127,8 @@ def objects(i: int, a: argparse.Namespace, rnd: random.Random, cert: tuple[str, 
                   "rules": [{"host": host, "http": {"paths": paths}}]}
     if cert is not None and a.tls_every and i % a.tls_every == 0:
         sec = f"{name}-tls"
+        if a.distinct_certs:
+            cert = distinct_cert(host)
         out.append({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
                     "metadata": {"name": sec, "namespace": ns},
                     "data": {"tls.crt": base64.b64encode(cert[0].encode()).decode(),
@@ -178,6 +204,9 @@ def main() -> int:
                     help="comma-separated endpoint addresses (127.0.0.1 for --manifests runs)")
     ap.add_argument("--port", type=int, default=8080)
     ap.add_argument("--tls-every", type=int, default=10, help="every Nth Ingress has TLS (0: none)")
+    ap.add_argument("--distinct-certs", action="store_true",
+                    help="a certificate and key of its own for each TLS Secret (default: one "
+                         "shared pair)")
     ap.add_argument("--per-file", type=int, default=500, help="Ingresses per YAML file")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--measure", metavar="WEIR_CONTROLLER",
