@@ -5,9 +5,11 @@
 #include "compile.h"
 
 #include <arpa/inet.h>
+#include <pthread.h>
 #include <ctype.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/sha.h>
 #include <openssl/x509v3.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -924,6 +926,73 @@ static char *secret_pem(json_object *sec, const char *k)
 
 /* Index of cert "ns/name" in the table, loading it from its Secret on first
  * use. -1 with a diagnostic on obj (kind) when missing or invalid. */
+/* Certificate and key pairs that passed route_validate_cert, by SHA-256 of
+ * both texts, kept across compiles: the check is OpenSSL's parse of both
+ * (about half a millisecond a pair), and at 10,000 distinct pairs every full
+ * compile would pay seconds for the same verdicts. Only successes are kept
+ * (a failure is checked again for its message). Bounded: cleared when
+ * full. */
+#define GOOD_PAIRS_MAX 65536
+static struct {
+	pthread_mutex_t lock;
+	size_t n;
+	unsigned char (*d)[SHA256_DIGEST_LENGTH]; /* open addressing; all-zero: empty */
+} good_pairs = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static void pair_digest(const char *crt, const char *key, unsigned char *out)
+{
+	EVP_MD_CTX *h = EVP_MD_CTX_new();
+	if (!h || EVP_DigestInit_ex(h, EVP_sha256(), NULL) != 1 ||
+	    EVP_DigestUpdate(h, crt, strlen(crt) + 1) != 1 || /* with the NUL: no ambiguity */
+	    EVP_DigestUpdate(h, key, strlen(key)) != 1 || EVP_DigestFinal_ex(h, out, NULL) != 1)
+		abort(); /* out of memory */
+	EVP_MD_CTX_free(h);
+}
+
+/* Slot of digest d (found or empty); the table is 2 * GOOD_PAIRS_MAX wide. */
+static size_t pair_slot(const unsigned char *d)
+{
+	static const unsigned char zero[SHA256_DIGEST_LENGTH];
+	uint64_t h;
+	memcpy(&h, d, sizeof(h));
+	size_t i = (size_t)(h & (2 * GOOD_PAIRS_MAX - 1));
+	while (memcmp(good_pairs.d[i], zero, sizeof(zero)) != 0 &&
+	       memcmp(good_pairs.d[i], d, SHA256_DIGEST_LENGTH) != 0)
+		i = (i + 1) & (2 * GOOD_PAIRS_MAX - 1);
+	return i;
+}
+
+static bool pair_known_good(const char *crt, const char *key)
+{
+	unsigned char d[SHA256_DIGEST_LENGTH];
+	bool hit = false;
+	pair_digest(crt, key, d);
+	pthread_mutex_lock(&good_pairs.lock);
+	if (good_pairs.d)
+		hit = memcmp(good_pairs.d[pair_slot(d)], d, sizeof(d)) == 0;
+	pthread_mutex_unlock(&good_pairs.lock);
+	return hit;
+}
+
+static void pair_remember_good(const char *crt, const char *key)
+{
+	unsigned char d[SHA256_DIGEST_LENGTH];
+	pair_digest(crt, key, d);
+	pthread_mutex_lock(&good_pairs.lock);
+	if (!good_pairs.d)
+		good_pairs.d = xcalloc(2 * GOOD_PAIRS_MAX, sizeof(*good_pairs.d));
+	if (good_pairs.n >= GOOD_PAIRS_MAX) {
+		memset(good_pairs.d, 0, 2 * GOOD_PAIRS_MAX * sizeof(*good_pairs.d));
+		good_pairs.n = 0;
+	}
+	size_t i = pair_slot(d);
+	if (memcmp(good_pairs.d[i], d, sizeof(d)) != 0) {
+		memcpy(good_pairs.d[i], d, sizeof(d));
+		good_pairs.n++;
+	}
+	pthread_mutex_unlock(&good_pairs.lock);
+}
+
 static int resolve_cert(struct ctx *c, const char *kind, json_object *obj, const char *field,
                         const char *ns, const char *name)
 {
@@ -967,9 +1036,11 @@ static int resolve_cert(struct ctx *c, const char *kind, json_object *obj, const
 		goto fail;
 	}
 	int seen = strmap_get(&c->pems, crt);
-	if (seen < 0 || strcmp(t->certs[seen].key_pem, key) != 0) {
+	if ((seen < 0 || strcmp(t->certs[seen].key_pem, key) != 0) && !pair_known_good(crt, key)) {
 		int rc = route_validate_cert(cname, crt, key, NULL, where, sizeof(where), why,
 		                             sizeof(why));
+		if (rc == 0)
+			pair_remember_good(crt, key);
 		if (rc == WEIR_ENOMEM)
 			abort();
 		if (rc != 0) {
