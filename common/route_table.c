@@ -309,6 +309,25 @@ void route_backend_cleanup(struct route_backend *b)
 	memset(b, 0, sizeof(*b));
 }
 
+static bool same_str(const char *a, const char *b)
+{
+	return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+bool route_backend_equal(const struct route_backend *a, const struct route_backend *b)
+{
+	if (!same_str(a->name, b->name) || !same_str(a->external_name, b->external_name) ||
+	    a->external_port != b->external_port || a->nendpoints != b->nendpoints)
+		return false;
+	for (size_t i = 0; i < a->nendpoints; i++) {
+		const struct route_endpoint *x = &a->endpoints[i], *y = &b->endpoints[i];
+		if (x->port != y->port || x->weight != y->weight || x->draining != y->draining ||
+		    !same_str(x->address, y->address))
+			return false;
+	}
+	return true;
+}
+
 void route_cert_cleanup(struct route_cert *c)
 {
 	free(c->name);

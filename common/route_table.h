@@ -685,6 +685,9 @@ int route_backend_shard_parse(const char *json, size_t len, struct route_backend
  * storage). */
 void route_host_cleanup(struct route_host *h);
 void route_backend_cleanup(struct route_backend *b);
+/* Same name, endpoints (address, port, weight, draining, in order) and
+ * external name and port. */
+bool route_backend_equal(const struct route_backend *a, const struct route_backend *b);
 void route_cert_cleanup(struct route_cert *c);
 
 /* The highest index a host refers to in each array of its table (-1:

@@ -4060,12 +4060,11 @@ int compile_patch_endpoints(const struct snapshot *snap, const struct compile_op
 		if (!changed[i])
 			continue;
 		struct route_backend *b = &t->backends[i];
-		bool same = rc == 0 && fresh[i].nendpoints == b->nendpoints;
-		for (size_t e = 0; same && e < b->nendpoints; e++)
-			same = fresh[i].endpoints[e].port == b->endpoints[e].port &&
-			       fresh[i].endpoints[e].draining == b->endpoints[e].draining &&
-			       fresh[i].endpoints[e].weight == b->endpoints[e].weight &&
-			       strcmp(fresh[i].endpoints[e].address, b->endpoints[e].address) == 0;
+		fresh[i].name = b->name; /* borrowed for the compare */
+		fresh[i].external_name = b->external_name;
+		fresh[i].external_port = b->external_port;
+		bool same = rc == 0 && route_backend_equal(&fresh[i], b);
+		fresh[i].name = fresh[i].external_name = NULL;
 		struct route_endpoint *drop = fresh[i].endpoints;
 		size_t ndrop = fresh[i].nendpoints;
 		if (rc == 0 && !same) {

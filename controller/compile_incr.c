@@ -321,21 +321,6 @@ struct change {
 	size_t nhosts;
 };
 
-static bool same_backend(const struct route_backend *a, const struct route_backend *b)
-{
-	if (a->nendpoints != b->nendpoints || a->external_port != b->external_port ||
-	    !a->external_name != !b->external_name ||
-	    (a->external_name && strcmp(a->external_name, b->external_name) != 0))
-		return false;
-	for (size_t i = 0; i < a->nendpoints; i++) {
-		const struct route_endpoint *x = &a->endpoints[i], *y = &b->endpoints[i];
-		if (x->port != y->port || x->weight != y->weight || x->draining != y->draining ||
-		    strcmp(x->address, y->address) != 0)
-			return false;
-	}
-	return true;
-}
-
 /* Index of name in t's first n backends (sorted by name), or -1. */
 static int find_backend(const struct route_table *t, size_t n, const char *name)
 {
@@ -400,7 +385,7 @@ static int splice(struct route_table *t, struct route_table *part, const struct 
 	for (size_t i = 0; i < part->nbackends && rc == 0; i++) {
 		int at = find_backend(t, nb0, part->backends[i].name);
 		if (at >= 0) {
-			if (!same_backend(&t->backends[at], &part->backends[i]))
+			if (!route_backend_equal(&t->backends[at], &part->backends[i]))
 				rc = WEIR_EAGAIN;
 			bmap[i] = at;
 			continue;

@@ -840,25 +840,6 @@ static void bprev_free(struct publisher *p)
 	p->nbprev = 0;
 }
 
-static bool same_str(const char *a, const char *b)
-{
-	return a == b || (a && b && strcmp(a, b) == 0);
-}
-
-static bool same_backend(const struct route_backend *a, const struct route_backend *b)
-{
-	if (!same_str(a->name, b->name) || !same_str(a->external_name, b->external_name) ||
-	    a->external_port != b->external_port || a->nendpoints != b->nendpoints)
-		return false;
-	for (size_t i = 0; i < a->nendpoints; i++) {
-		const struct route_endpoint *x = &a->endpoints[i], *y = &b->endpoints[i];
-		if (x->port != y->port || x->weight != y->weight || x->draining != y->draining ||
-		    !same_str(x->address, y->address))
-			return false;
-	}
-	return true;
-}
-
 /* A deep copy of b into *out; false on OOM (then *out is cleaned up). */
 static bool copy_backend(struct route_backend *out, const struct route_backend *b)
 {
@@ -1220,7 +1201,7 @@ static int publish_v2(struct publisher *p, struct route_table *t, char *const *c
 			continue;
 		}
 		const struct route_backend *cur = &t->backends[binv[v]];
-		bsame[v] = v < p->nbprev && p->bprev[v].name && same_backend(&p->bprev[v], cur);
+		bsame[v] = v < p->nbprev && p->bprev[v].name && route_backend_equal(&p->bprev[v], cur);
 		if (bsame[v] && changed && !compacted && p->bk[v] != NONE &&
 		    p->backend_texts.text[p->bk[v]]) {
 			/* as in the last index: its text and id move over */
