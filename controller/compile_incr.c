@@ -485,12 +485,20 @@ static char *key_of(const char *ns, const char *name)
 	return k;
 }
 
-static void add_change(struct change **v, size_t *n, const char *ns, const char *name,
+struct changes {
+	struct change *v;
+	size_t n;
+};
+
+/* snapshot_diff_cb: one more changed Ingress; stops past the limit. */
+static bool add_change(void *arg, const char *ns, const char *name, json_object *old,
                        json_object *now)
 {
-	*v = xrealloc(*v, (*n + 1) * sizeof(**v));
-	(*v)[*n] = (struct change){.key = key_of(ns, name), .now = now};
-	(*n)++;
+	struct changes *c = arg;
+	(void)old;
+	c->v = xrealloc(c->v, (c->n + 1) * sizeof(*c->v));
+	c->v[c->n++] = (struct change){.key = key_of(ns, name), .now = now};
+	return c->n <= COMPILE_INCR_MAX_INGRESSES;
 }
 
 static int cmp_size(const void *a, const void *b)
@@ -537,43 +545,17 @@ int compile_incr_apply(struct compile_incr *s, const struct snapshot *old,
 	*changed = NULL;
 	*nchanged = 0;
 	memset(stats, 0, sizeof(*stats));
-	for (int k = 0; k < STORE_KIND_COUNT; k++) {
-		if (k == STORE_INGRESS)
-			continue;
-		if (old->count[k] != snap->count[k])
-			return WEIR_EAGAIN;
-		for (size_t i = 0; i < old->count[k]; i++)
-			if (old->objs[k][i] != snap->objs[k][i])
-				return WEIR_EAGAIN;
-	}
+	if (!snapshot_same_except(old, snap, STORE_INGRESS))
+		return WEIR_EAGAIN;
 	/* The changed Ingresses. */
 	const int K = STORE_INGRESS;
-	struct change *ch = NULL;
-	size_t nch = 0, i = 0, j = 0;
-	while (i < old->count[K] || j < snap->count[K]) {
-		int c = i == old->count[K]    ? 1
-		        : j == snap->count[K] ? -1
-		                              : strcmp(old->ns[K][i], snap->ns[K][j]);
-		if (c == 0 && i < old->count[K] && j < snap->count[K])
-			c = strcmp(old->names[K][i], snap->names[K][j]);
-		if (c < 0) {
-			add_change(&ch, &nch, old->ns[K][i], old->names[K][i], NULL);
-			i++;
-		} else if (c > 0) {
-			add_change(&ch, &nch, snap->ns[K][j], snap->names[K][j], snap->objs[K][j]);
-			j++;
-		} else {
-			if (old->objs[K][i] != snap->objs[K][j])
-				add_change(&ch, &nch, snap->ns[K][j], snap->names[K][j],
-				           snap->objs[K][j]);
-			i++;
-			j++;
-		}
-		if (nch > COMPILE_INCR_MAX_INGRESSES) {
-			changes_free(ch, nch);
-			return WEIR_EAGAIN;
-		}
+	struct changes cs = {0};
+	if (!snapshot_diff_kind(old, snap, STORE_INGRESS, add_change, &cs)) {
+		changes_free(cs.v, cs.n);
+		return WEIR_EAGAIN; /* too many */
 	}
+	struct change *ch = cs.v;
+	size_t nch = cs.n;
 	stats->changed = nch;
 	if (!nch)
 		return 0;

@@ -372,13 +372,10 @@ static void add_slice_service(json_object *slice, const char *ns, char ***keys, 
 	g[(*n)++] = k;
 }
 
-bool snapshot_slices_only_diff(const struct snapshot *a, const struct snapshot *b, char ***keys,
-                             size_t *nkeys)
+bool snapshot_same_except(const struct snapshot *a, const struct snapshot *b, int except)
 {
-	*keys = NULL;
-	*nkeys = 0;
 	for (int k = 0; k < STORE_KIND_COUNT; k++) {
-		if (k == STORE_ENDPOINT_SLICE)
+		if (k == except)
 			continue;
 		if (a->count[k] != b->count[k])
 			return false;
@@ -386,39 +383,74 @@ bool snapshot_slices_only_diff(const struct snapshot *a, const struct snapshot *
 			if (a->objs[k][i] != b->objs[k][i])
 				return false;
 	}
-	const int k = STORE_ENDPOINT_SLICE;
+	return true;
+}
+
+bool snapshot_diff_kind(const struct snapshot *a, const struct snapshot *b, enum store_kind k,
+                        snapshot_diff_cb cb, void *arg)
+{
 	size_t i = 0, j = 0;
 	while (i < a->count[k] || j < b->count[k]) {
 		int c = i == a->count[k]   ? 1
 		        : j == b->count[k] ? -1
-		                           : strcmp(a->ns[k][i], b->ns[k][j]);
-		if (c == 0 && i < a->count[k] && j < b->count[k])
-			c = strcmp(a->names[k][i], b->names[k][j]);
+		                           : key_cmp(a->ns[k][i], a->names[k][i], b->ns[k][j],
+		                                     b->names[k][j]);
+		bool go = true;
 		if (c < 0) {
-			add_slice_service(a->objs[k][i], a->ns[k][i], keys, nkeys);
+			go = cb(arg, a->ns[k][i], a->names[k][i], a->objs[k][i], NULL);
 			i++;
 		} else if (c > 0) {
-			add_slice_service(b->objs[k][j], b->ns[k][j], keys, nkeys);
+			go = cb(arg, b->ns[k][j], b->names[k][j], NULL, b->objs[k][j]);
 			j++;
 		} else {
-			if (a->objs[k][i] != b->objs[k][j]) {
-				add_slice_service(a->objs[k][i], a->ns[k][i], keys, nkeys);
-				add_slice_service(b->objs[k][j], b->ns[k][j], keys, nkeys);
-			}
+			if (a->objs[k][i] != b->objs[k][j])
+				go = cb(arg, b->ns[k][j], b->names[k][j], a->objs[k][i], b->objs[k][j]);
 			i++;
 			j++;
 		}
+		if (!go)
+			return false;
 	}
-	if (*nkeys > 1)
-		qsort(*keys, *nkeys, sizeof(**keys), cmp_str);
+	return true;
+}
+
+struct slice_keys {
+	char **v;
+	size_t n;
+};
+
+static bool slice_changed(void *arg, const char *ns, const char *name, json_object *old,
+                          json_object *now)
+{
+	struct slice_keys *k = arg;
+	(void)name;
+	if (old)
+		add_slice_service(old, ns, &k->v, &k->n);
+	if (now)
+		add_slice_service(now, ns, &k->v, &k->n);
+	return true;
+}
+
+bool snapshot_slices_only_diff(const struct snapshot *a, const struct snapshot *b, char ***keys,
+                               size_t *nkeys)
+{
+	struct slice_keys k = {0};
+	*keys = NULL;
+	*nkeys = 0;
+	if (!snapshot_same_except(a, b, STORE_ENDPOINT_SLICE))
+		return false;
+	snapshot_diff_kind(a, b, STORE_ENDPOINT_SLICE, slice_changed, &k);
+	if (k.n > 1)
+		qsort(k.v, k.n, sizeof(*k.v), cmp_str);
 	size_t u = 0;
-	for (size_t x = 0; x < *nkeys; x++) {
-		if (u && strcmp((*keys)[u - 1], (*keys)[x]) == 0) {
-			free((*keys)[x]);
+	for (size_t x = 0; x < k.n; x++) {
+		if (u && strcmp(k.v[u - 1], k.v[x]) == 0) {
+			free(k.v[x]);
 			continue;
 		}
-		(*keys)[u++] = (*keys)[x];
+		k.v[u++] = k.v[x];
 	}
+	*keys = k.v;
 	*nkeys = u;
 	return true;
 }

@@ -98,6 +98,22 @@ json_object *snapshot_find(const struct snapshot *snap, enum store_kind kind, co
  * "EndpointSlice", "Secret", "ConfigMap"); "?" when out of range. */
 const char *store_kind_name(enum store_kind kind);
 
+/* Whether a and b hold the same objects (the same pointers) for every kind
+ * but except (-1: every kind). */
+bool snapshot_same_except(const struct snapshot *a, const struct snapshot *b, int except);
+
+/* Called by snapshot_diff_kind for a key of the kind whose object differs:
+ * old is a's (NULL: added), now is b's (NULL: removed); ns and name are
+ * borrowed. Return false to stop. */
+typedef bool (*snapshot_diff_cb)(void *arg, const char *ns, const char *name, json_object *old,
+                                 json_object *now);
+
+/* Walk both snapshots' objects of kind in key order and call cb for each
+ * key added, removed or replaced (pointer compare). Returns false when cb
+ * stopped the walk. */
+bool snapshot_diff_kind(const struct snapshot *a, const struct snapshot *b, enum store_kind kind,
+                        snapshot_diff_cb cb, void *arg);
+
 /* Whether snapshots a and b differ in EndpointSlices alone (the same object
  * pointers everywhere else). When true, *keys (caller frees each and the
  * array) holds the *nkeys Services ("namespace/name", sorted, unique) named
