@@ -2,6 +2,7 @@
  * compile_incr.h). */
 #include "compile_incr.h"
 
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -321,29 +322,14 @@ struct change {
 	size_t nhosts;
 };
 
-/* Index of name in t's first n backends (sorted by name), or -1. */
-static int find_backend(const struct route_table *t, size_t n, const char *name)
+/* Index of name among the first n elements of v (each size bytes, sorted
+ * by the char * member at offset off), or -1. */
+static int find_named(const void *v, size_t size, size_t off, size_t n, const char *name)
 {
 	size_t lo = 0, hi = n;
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
-		int c = strcmp(t->backends[mid].name, name);
-		if (c == 0)
-			return (int)mid;
-		if (c < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return -1;
-}
-
-static int find_cert(const struct route_table *t, size_t n, const char *name)
-{
-	size_t lo = 0, hi = n;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		int c = strcmp(t->certs[mid].name, name);
+		int c = strcmp(*(char *const *)((const char *)v + mid * size + off), name);
 		if (c == 0)
 			return (int)mid;
 		if (c < 0)
@@ -383,7 +369,8 @@ static int splice(struct route_table *t, struct route_table *part, const struct 
 	int *cmap = xcalloc(part->ncerts + 1, sizeof(int));
 	int rc = 0;
 	for (size_t i = 0; i < part->nbackends && rc == 0; i++) {
-		int at = find_backend(t, nb0, part->backends[i].name);
+		int at = find_named(t->backends, sizeof(*t->backends),
+		                    offsetof(struct route_backend, name), nb0, part->backends[i].name);
 		if (at >= 0) {
 			if (!route_backend_equal(&t->backends[at], &part->backends[i]))
 				rc = WEIR_EAGAIN;
@@ -396,7 +383,8 @@ static int splice(struct route_table *t, struct route_table *part, const struct 
 		bmap[i] = (int)t->nbackends++;
 	}
 	for (size_t i = 0; i < part->ncerts && rc == 0; i++) {
-		int at = find_cert(t, nc0, part->certs[i].name);
+		int at = find_named(t->certs, sizeof(*t->certs), offsetof(struct route_cert, name),
+		                    nc0, part->certs[i].name);
 		if (at >= 0) {
 			if (strcmp(t->certs[at].cert_pem, part->certs[i].cert_pem) != 0 ||
 			    strcmp(t->certs[at].key_pem, part->certs[i].key_pem) != 0)
