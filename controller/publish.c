@@ -401,6 +401,18 @@ static void shard_set_free(struct shard_set *h)
 	memset(h, 0, sizeof(*h));
 }
 
+/* Move entry i of from (its text, length and id) to the end of to, as *k;
+ * from keeps the id and its map, its text pointer is cleared. */
+static int shard_set_take(struct shard_set *to, struct shard_set *from, size_t i, size_t *k)
+{
+	*k = to->n++;
+	to->text[*k] = from->text[i];
+	to->len[*k] = from->len[i];
+	memcpy(to->id[*k], from->id[i], ROUTE_SHARD_ID_LEN + 1);
+	from->text[i] = NULL;
+	return bmap_put(&to->map, to->text[*k], to->len[*k], *k);
+}
+
 /* ------------------------------------------------------------ publisher */
 
 struct publisher {
@@ -1205,13 +1217,9 @@ static int publish_v2(struct publisher *p, struct route_table *t, char *const *c
 		if (bsame[v] && changed && !compacted && p->bk[v] != NONE &&
 		    p->backend_texts.text[p->bk[v]]) {
 			/* as in the last index: its text and id move over */
-			size_t k = bs.n++, ok = p->bk[v];
-			bs.text[k] = p->backend_texts.text[ok];
-			bs.len[k] = p->backend_texts.len[ok];
-			memcpy(bs.id[k], p->backend_texts.id[ok], ROUTE_SHARD_ID_LEN + 1);
-			p->backend_texts.text[ok] = NULL;
+			size_t k;
 			bmoved = true;
-			if ((rc = bmap_put(&bs.map, bs.text[k], bs.len[k], k)) != 0)
+			if ((rc = shard_set_take(&bs, &p->backend_texts, p->bk[v], &k)) != 0)
 				break;
 			ix.backends[v] = bs.id[k];
 			newbk[v] = k;
@@ -1270,13 +1278,9 @@ static int publish_v2(struct publisher *p, struct route_table *t, char *const *c
 		size_t prev = pj;
 		if (reuse && cmp == 0 && !in_sorted(changed, nchanged, h.name)) {
 			/* the last index's shard, text and id move over */
-			size_t k = hs.n++, ok = p->host_k[prev];
-			hs.text[k] = p->hosts.text[ok];
-			hs.len[k] = p->hosts.len[ok];
-			memcpy(hs.id[k], p->hosts.id[ok], ROUTE_SHARD_ID_LEN + 1);
-			p->hosts.text[ok] = NULL;
+			size_t k;
 			moved = true;
-			if ((rc = bmap_put(&hs.map, hs.text[k], hs.len[k], k)) != 0)
+			if ((rc = shard_set_take(&hs, &p->hosts, p->host_k[prev], &k)) != 0)
 				goto out;
 			ix.hosts[i] = hs.id[k];
 			host_k[i] = k;
