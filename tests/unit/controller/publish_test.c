@@ -381,13 +381,25 @@ static void test_v2_deterministic(void)
 	rm_rf(b);
 }
 
+/* The two publish directories hold the same index. */
+static bool same_index(const char *a, const char *b)
+{
+	char pa[512], pb[512];
+	snprintf(pa, sizeof(pa), "%s/%s", a, ROUTE_TABLE_FILE);
+	snprintf(pb, sizeof(pb), "%s/%s", b, ROUTE_TABLE_FILE);
+	char *ta = slurp(pa), *tb = slurp(pb);
+	bool same = ta && tb && strcmp(ta, tb) == 0;
+	free(ta);
+	free(tb);
+	return same;
+}
+
 /* An endpoint-only change published with publisher_publish_changed names
  * the same host shards without serializing a host, and its index is the one
  * a full publish of the same table writes. */
 static void test_v2_endpoints(void)
 {
 	char a[] = "/tmp/weir-publish-ea-XXXXXX", b[] = "/tmp/weir-publish-eb-XXXXXX";
-	char pa[512], pb[512];
 	CHECK(mkdtemp(a) != NULL && mkdtemp(b) != NULL);
 	struct publisher *p = NULL, *q = NULL;
 	CHECK_INT(publisher_new(a, &p), 0);
@@ -406,12 +418,7 @@ static void test_v2_endpoints(void)
 	route_table_free(t);
 	publish_ok(q, make_table(8, NULL, 0, false, -1, 2), true);
 	CHECK_INT(publisher_stats(q)->hosts_reused, 0);
-	snprintf(pa, sizeof(pa), "%s/%s", a, ROUTE_TABLE_FILE);
-	snprintf(pb, sizeof(pb), "%s/%s", b, ROUTE_TABLE_FILE);
-	char *ta = slurp(pa), *tb = slurp(pb);
-	CHECK(ta && tb && strcmp(ta, tb) == 0);
-	free(ta);
-	free(tb);
+	CHECK(same_index(a, b));
 	/* the same again: nothing to write */
 	t = make_table(8, NULL, 0, false, -1, 2);
 	CHECK_INT(publisher_publish_changed(p, t, NULL, 0, &written), 0);
@@ -425,11 +432,7 @@ static void test_v2_endpoints(void)
 	CHECK_INT(publisher_stats(p)->hosts_reused, 7);
 	route_table_free(t);
 	publish_ok(q, make_table(8, NULL, 0, false, 4, 2), true);
-	ta = slurp(pa);
-	tb = slurp(pb);
-	CHECK(ta && tb && strcmp(ta, tb) == 0);
-	free(ta);
-	free(tb);
+	CHECK(same_index(a, b));
 	/* a host added in front, with a backend that sorts first: every
 	 * other host's backend index moves, its slot does not */
 	char *a0[] = {"a0.test"};
@@ -439,19 +442,11 @@ static void test_v2_endpoints(void)
 	CHECK_INT(publisher_stats(p)->hosts_reused, 8);
 	route_table_free(t);
 	publish_ok(q, make_table(8, NULL, 0, true, 4, 2), true);
-	ta = slurp(pa);
-	tb = slurp(pb);
-	CHECK(ta && tb && strcmp(ta, tb) == 0);
-	free(ta);
-	free(tb);
+	CHECK(same_index(a, b));
 	/* and the full form after it agrees */
 	publish_ok(p, make_table(8, NULL, 0, true, 5, 2), true);
 	publish_ok(q, make_table(8, NULL, 0, true, 5, 2), true);
-	ta = slurp(pa);
-	tb = slurp(pb);
-	CHECK(ta && tb && strcmp(ta, tb) == 0);
-	free(ta);
-	free(tb);
+	CHECK(same_index(a, b));
 	publisher_free(p);
 	publisher_free(q);
 	rm_rf(a);
