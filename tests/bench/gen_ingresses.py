@@ -31,6 +31,9 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import routetable  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "integration"))
+import proxycerts  # noqa: E402
+
 ANNOTATION_SETS = [
     {},
     {"nginx.ingress.kubernetes.io/proxy-read-timeout": "3600",
@@ -59,27 +62,10 @@ def make_cert(workdir: Path) -> tuple[str, str]:
 
 
 def distinct_cert(host: str) -> tuple[str, str]:
-    """A self-signed P-256 certificate for host and its key, made in process (the
-    cryptography package): fast enough for 10,000 of them."""
-    import datetime
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    crt = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-           .public_key(key.public_key()).serial_number(x509.random_serial_number())
-           .not_valid_before(now - datetime.timedelta(days=1))
-           .not_valid_after(now + datetime.timedelta(days=30))
-           .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
-           .sign(key, hashes.SHA256()))
-    return (crt.public_bytes(serialization.Encoding.PEM).decode(),
-            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                              serialization.NoEncryption()).decode())
+    """A self-signed P-256 certificate for host and its key (the integration tests' maker)."""
+    with tempfile.TemporaryDirectory() as d:
+        cert_pem, key_pem, _ = proxycerts.make_cert(host, d)
+    return cert_pem, key_pem
 
 
 def objects(i: int, a: argparse.Namespace, rnd: random.Random, cert: tuple[str, str] | None):
