@@ -3552,8 +3552,9 @@ static void mentions_of(json_object *obj, const struct annotations *a, char ***o
 			for (size_t i = 0; i < a->nserver_alias; i++)
 				push_host(&v, &n, xstrdup(a->server_alias[i]));
 			if (a->from_to_www)
-				push_host(&v, &n, strncmp(h, "www.", 4) == 0 ? xstrdup(h + 4)
-				                                              : xasprintf("www.%s", h));
+				push_host(&v, &n,
+				          strncmp(h, "www.", 4) == 0 ? xstrdup(h + 4)
+				                                     : xasprintf("www.%s", h));
 		}
 		push_host(&v, &n, h);
 	}
@@ -3956,7 +3957,8 @@ static bool in_sorted_keys(char *const *keys, size_t n, const char *ns, const ch
 static bool any_default_backend_annotation(const struct snapshot *snap)
 {
 	for (size_t i = 0; i < snap->count[STORE_INGRESS]; i++) {
-		json_object *ann = jget(jget(snap->objs[STORE_INGRESS][i], "metadata"), "annotations");
+		json_object *ann =
+		    jget(jget(snap->objs[STORE_INGRESS][i], "metadata"), "annotations");
 		if (!ann || !json_object_is_type(ann, json_type_object))
 			continue;
 		json_object_object_foreach(ann, k, v)
@@ -3986,13 +3988,14 @@ int compile_patch_endpoints(const struct snapshot *snap, const struct compile_op
 		json_object *sl = snap->objs[STORE_ENDPOINT_SLICE][i];
 		const char *svc = jstr(jget(jget(sl, "metadata"), "labels"), LABEL_SERVICE_NAME);
 		if (svc && in_sorted_keys(svc_keys, nkeys, snap->ns[STORE_ENDPOINT_SLICE][i], svc))
-			c.slices[c.nslices++] = (struct slice_ref){snap->ns[STORE_ENDPOINT_SLICE][i], svc, i};
+			c.slices[c.nslices++] =
+			    (struct slice_ref){snap->ns[STORE_ENDPOINT_SLICE][i], svc, i};
 	}
 	qsort(c.slices, c.nslices, sizeof(*c.slices), cmp_slice_ref);
 
 	int rc = 0;
-	int fallback = -1;   /* any default-backend annotation: looked up when needed */
-	size_t missing = 0;  /* keys without a backend in t */
+	int fallback = -1;  /* any default-backend annotation: looked up when needed */
+	size_t missing = 0; /* keys without a backend in t */
 	struct route_backend *fresh = xcalloc(t->nbackends + 1, sizeof(*fresh));
 	bool *changed = xcalloc(t->nbackends + 1, sizeof(bool));
 	for (size_t k = 0; k < nkeys && rc == 0; k++) {
@@ -4016,8 +4019,8 @@ int compile_patch_endpoints(const struct snapshot *snap, const struct compile_op
 		const char *svc = slash + 1;
 		json_object *so = find_obj(snap, STORE_SERVICE, ns, svc);
 		const char *type = jstr(jget(so, "spec"), "type");
-		for (size_t i = lo; i < t->nbackends && rc == 0 &&
-		                    strncmp(t->backends[i].name, prefix, l) == 0;
+		for (size_t i = lo;
+		     i < t->nbackends && rc == 0 && strncmp(t->backends[i].name, prefix, l) == 0;
 		     i++) {
 			struct route_backend *b = &t->backends[i];
 			/* endpoints from the Service itself, not its slices */

@@ -120,7 +120,7 @@ struct hnode {
 
 struct compile_incr {
 	struct compile_slices *slices; /* of the last snapshot compiled */
-	struct ent **ents; /* sorted by key */
+	struct ent **ents;             /* sorted by key */
 	size_t n, cap;
 	struct hnode *tab;
 	size_t tcap, tn;
@@ -369,8 +369,9 @@ static int splice(struct route_table *t, struct route_table *part, const struct 
 	int *cmap = xcalloc(part->ncerts + 1, sizeof(int));
 	int rc = 0;
 	for (size_t i = 0; i < part->nbackends && rc == 0; i++) {
-		int at = find_named(t->backends, sizeof(*t->backends),
-		                    offsetof(struct route_backend, name), nb0, part->backends[i].name);
+		int at =
+		    find_named(t->backends, sizeof(*t->backends),
+		               offsetof(struct route_backend, name), nb0, part->backends[i].name);
 		if (at >= 0) {
 			if (!route_backend_equal(&t->backends[at], &part->backends[i]))
 				rc = WEIR_EAGAIN;
@@ -436,8 +437,9 @@ static int splice(struct route_table *t, struct route_table *part, const struct 
 			}
 		}
 		part->nhosts = 0;
-		t->passthrough = xrealloc(t->passthrough, (t->npassthrough + part->npassthrough + 1) *
-		                                              sizeof(*t->passthrough));
+		t->passthrough =
+		    xrealloc(t->passthrough,
+		             (t->npassthrough + part->npassthrough + 1) * sizeof(*t->passthrough));
 		for (size_t i = 0; i < part->npassthrough; i++) {
 			struct route_passthrough *p = &t->passthrough[t->npassthrough++];
 			*p = part->passthrough[i];
@@ -581,8 +583,8 @@ int compile_incr_apply(struct compile_incr *s, const struct snapshot *old,
 		sset_add(&gone, ch[c].key); /* its old version leaves the index */
 		if (ch[c].now) {
 			bool pinned = false;
-			if (compile_ingress_mentions(snap, o, ch[c].now, &ch[c].hosts, &ch[c].nhosts,
-			                             &pinned) == 0) {
+			if (compile_ingress_mentions(snap, o, ch[c].now, &ch[c].hosts,
+			                             &ch[c].nhosts, &pinned) == 0) {
 				if (pinned)
 					goto out;
 				sset_add(&todo, ch[c].key);

@@ -860,8 +860,8 @@ static bool copy_backend(struct route_backend *out, const struct route_backend *
 	out->external_name = b->external_name ? strdup(b->external_name) : NULL;
 	out->external_port = b->external_port;
 	out->endpoints = calloc(b->nendpoints + 1, sizeof(*out->endpoints));
-	bool ok = (!b->name || out->name) && (!b->external_name || out->external_name) &&
-	          out->endpoints;
+	bool ok =
+	    (!b->name || out->name) && (!b->external_name || out->external_name) && out->endpoints;
 	for (size_t i = 0; ok && i < b->nendpoints; i++) {
 		out->endpoints[i] = b->endpoints[i];
 		out->endpoints[i].address = strdup(b->endpoints[i].address);
@@ -1213,7 +1213,8 @@ static int publish_v2(struct publisher *p, struct route_table *t, char *const *c
 			continue;
 		}
 		const struct route_backend *cur = &t->backends[binv[v]];
-		bsame[v] = v < p->nbprev && p->bprev[v].name && route_backend_equal(&p->bprev[v], cur);
+		bsame[v] =
+		    v < p->nbprev && p->bprev[v].name && route_backend_equal(&p->bprev[v], cur);
 		if (bsame[v] && changed && !compacted && p->bk[v] != NONE &&
 		    p->backend_texts.text[p->bk[v]]) {
 			/* as in the last index: its text and id move over */

@@ -391,10 +391,10 @@ bool snapshot_diff_kind(const struct snapshot *a, const struct snapshot *b, enum
 {
 	size_t i = 0, j = 0;
 	while (i < a->count[k] || j < b->count[k]) {
-		int c = i == a->count[k]   ? 1
-		        : j == b->count[k] ? -1
-		                           : key_cmp(a->ns[k][i], a->names[k][i], b->ns[k][j],
-		                                     b->names[k][j]);
+		int c = i == a->count[k] ? 1
+		        : j == b->count[k]
+		            ? -1
+		            : key_cmp(a->ns[k][i], a->names[k][i], b->ns[k][j], b->names[k][j]);
 		bool go = true;
 		if (c < 0) {
 			go = cb(arg, a->ns[k][i], a->names[k][i], a->objs[k][i], NULL);
@@ -404,7 +404,8 @@ bool snapshot_diff_kind(const struct snapshot *a, const struct snapshot *b, enum
 			j++;
 		} else {
 			if (a->objs[k][i] != b->objs[k][j])
-				go = cb(arg, b->ns[k][j], b->names[k][j], a->objs[k][i], b->objs[k][j]);
+				go = cb(arg, b->ns[k][j], b->names[k][j], a->objs[k][i],
+				        b->objs[k][j]);
 			i++;
 			j++;
 		}

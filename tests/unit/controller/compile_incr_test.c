@@ -52,8 +52,9 @@ static void put(struct store *s, enum store_kind k, const char *json)
 
 static void base(struct store *s)
 {
-	put(s, STORE_INGRESS_CLASS, "{\"metadata\":{\"name\":\"weir\"},"
-	                            "\"spec\":{\"controller\":\"weir.dev/ingress-controller\"}}");
+	put(s, STORE_INGRESS_CLASS,
+	    "{\"metadata\":{\"name\":\"weir\"},"
+	    "\"spec\":{\"controller\":\"weir.dev/ingress-controller\"}}");
 	char buf[1024];
 	for (int i = 0; i < 5; i++) {
 		for (int n = 0; n < 2; n++) {
@@ -63,12 +64,13 @@ static void base(struct store *s)
 			         "\"ports\":[{\"name\":\"http\",\"port\":80}]}}",
 			         i, ns);
 			put(s, STORE_SERVICE, buf);
-			snprintf(buf, sizeof(buf),
-			         "{\"metadata\":{\"name\":\"s%d-1\",\"namespace\":\"%s\",\"labels\":{"
-			         "\"kubernetes.io/service-name\":\"s%d\"}},\"addressType\":\"IPv4\","
-			         "\"ports\":[{\"name\":\"http\",\"port\":8080}],\"endpoints\":["
-			         "{\"addresses\":[\"10.%d.0.%d\"],\"conditions\":{\"ready\":true}}]}",
-			         i, ns, i, n, i + 1);
+			snprintf(
+			    buf, sizeof(buf),
+			    "{\"metadata\":{\"name\":\"s%d-1\",\"namespace\":\"%s\",\"labels\":{"
+			    "\"kubernetes.io/service-name\":\"s%d\"}},\"addressType\":\"IPv4\","
+			    "\"ports\":[{\"name\":\"http\",\"port\":8080}],\"endpoints\":["
+			    "{\"addresses\":[\"10.%d.0.%d\"],\"conditions\":{\"ready\":true}}]}",
+			    i, ns, i, n, i + 1);
 			put(s, STORE_ENDPOINT_SLICE, buf);
 		}
 	}
@@ -88,8 +90,8 @@ static void base(struct store *s)
 	free(key);
 }
 
-static const char *const SPECIAL[] = {"h1.example.com", "www.h1.example.com",
-                                      "*.w.example.com", "secure.example.com", ""};
+static const char *const SPECIAL[] = {"h1.example.com", "www.h1.example.com", "*.w.example.com",
+                                      "secure.example.com", ""};
 
 static unsigned pick(unsigned *seed, unsigned n)
 {
@@ -108,7 +110,6 @@ static const char *random_host(unsigned *seed)
 	snprintf(b, sizeof(buf[0]), "h%u.example.com", pick(seed, 40));
 	return b;
 }
-
 
 /* A random Ingress ing-<id> in namespace a or b. */
 static void random_ingress(struct store *s, int id, unsigned *seed)
@@ -185,9 +186,10 @@ static void random_ingress(struct store *s, int id, unsigned *seed)
 		snprintf(tls, sizeof(tls), ",\"tls\":[{\"hosts\":[\"%s\"],\"secretName\":\"tls\"}]",
 		         first_host);
 	if (pick(seed, 25) == 0)
-		snprintf(extra, sizeof(extra),
-		         ",\"defaultBackend\":{\"service\":{\"name\":\"s%u\",\"port\":{\"number\":80}}}",
-		         pick(seed, 5));
+		snprintf(
+		    extra, sizeof(extra),
+		    ",\"defaultBackend\":{\"service\":{\"name\":\"s%u\",\"port\":{\"number\":80}}}",
+		    pick(seed, 5));
 	const char *cls = pick(seed, 15) == 0 ? "other" : "weir";
 	char *obj = NULL;
 	if (asprintf(&obj,
@@ -244,12 +246,13 @@ static char *host_by_names(const struct route_table *t, const struct route_host 
 	c.cert = h->cert >= 0 ? 0 : h->cert;
 	for (size_t j = 0; j < h->nroutes; j++) {
 		struct route *r = &c.routes[j];
-		nl += (size_t)snprintf(names + nl, sizeof(names) - nl, " %s|%s|%s",
-		                       NAME(r->backend, backends), NAME(r->canary.backend, backends),
-		                       NAME(r->policy.error_backend, backends));
+		nl += (size_t)snprintf(
+		    names + nl, sizeof(names) - nl, " %s|%s|%s", NAME(r->backend, backends),
+		    NAME(r->canary.backend, backends), NAME(r->policy.error_backend, backends));
 		r->backend = r->backend >= 0 ? 0 : r->backend;
 		r->canary.backend = r->canary.backend >= 0 ? 0 : r->canary.backend;
-		r->policy.error_backend = r->policy.error_backend >= 0 ? 0 : r->policy.error_backend;
+		r->policy.error_backend =
+		    r->policy.error_backend >= 0 ? 0 : r->policy.error_backend;
 	}
 #undef NAME
 	char *text = NULL, *out = NULL;
@@ -330,7 +333,8 @@ static void churn(unsigned seed, int steps, int *applied, int *refused, int *mul
 				CHECK(o != NULL);
 				if (!o)
 					continue;
-				char *x = host_by_names(t, &t->hosts[i]), *y = host_by_names(before, o);
+				char *x = host_by_names(t, &t->hosts[i]),
+				     *y = host_by_names(before, o);
 				CHECK_STR(x, y);
 				free(x);
 				free(y);

@@ -28,8 +28,9 @@ static void put(struct store *s, enum store_kind k, const char *json)
  * (service-upstream), dflt (the default-backend annotation's target). */
 static void base(struct store *s, bool default_backend)
 {
-	put(s, STORE_INGRESS_CLASS, "{\"metadata\":{\"name\":\"weir\"},"
-	                            "\"spec\":{\"controller\":\"weir.dev/ingress-controller\"}}");
+	put(s, STORE_INGRESS_CLASS,
+	    "{\"metadata\":{\"name\":\"weir\"},"
+	    "\"spec\":{\"controller\":\"weir.dev/ingress-controller\"}}");
 	static const char *const svcs[] = {"web", "api", "up", "dflt"};
 	for (size_t i = 0; i < 4; i++) {
 		char buf[512];
@@ -40,22 +41,24 @@ static void base(struct store *s, bool default_backend)
 		         svcs[i], i + 10);
 		put(s, STORE_SERVICE, buf);
 	}
-	put(s, STORE_SERVICE, "{\"metadata\":{\"name\":\"ext\",\"namespace\":\"ns\"},\"spec\":{"
-	                      "\"type\":\"ExternalName\",\"externalName\":\"db.example.org\","
-	                      "\"ports\":[{\"port\":5432,\"targetPort\":5432}]}}");
+	put(s, STORE_SERVICE,
+	    "{\"metadata\":{\"name\":\"ext\",\"namespace\":\"ns\"},\"spec\":{"
+	    "\"type\":\"ExternalName\",\"externalName\":\"db.example.org\","
+	    "\"ports\":[{\"port\":5432,\"targetPort\":5432}]}}");
 	char ing[2048];
-	snprintf(ing, sizeof(ing),
-	         "{\"metadata\":{\"name\":\"a\",\"namespace\":\"ns\","
-	         "\"creationTimestamp\":\"2026-01-01T00:00:00Z\",\"annotations\":{%s}},"
-	         "\"spec\":{\"ingressClassName\":\"weir\",\"rules\":[{\"host\":\"a.example.com\","
-	         "\"http\":{\"paths\":["
-	         "{\"path\":\"/\",\"pathType\":\"Prefix\",\"backend\":{\"service\":{\"name\":\"web\","
-	         "\"port\":{\"name\":\"http\"}}}},"
-	         "{\"path\":\"/api\",\"pathType\":\"Prefix\",\"backend\":{\"service\":{\"name\":"
-	         "\"api\",\"port\":{\"number\":81}}}},"
-	         "{\"path\":\"/db\",\"pathType\":\"Prefix\",\"backend\":{\"service\":{\"name\":"
-	         "\"ext\",\"port\":{\"number\":5432}}}}]}}]}}",
-	         default_backend ? "\"nginx.ingress.kubernetes.io/default-backend\":\"dflt\"" : "");
+	snprintf(
+	    ing, sizeof(ing),
+	    "{\"metadata\":{\"name\":\"a\",\"namespace\":\"ns\","
+	    "\"creationTimestamp\":\"2026-01-01T00:00:00Z\",\"annotations\":{%s}},"
+	    "\"spec\":{\"ingressClassName\":\"weir\",\"rules\":[{\"host\":\"a.example.com\","
+	    "\"http\":{\"paths\":["
+	    "{\"path\":\"/\",\"pathType\":\"Prefix\",\"backend\":{\"service\":{\"name\":\"web\","
+	    "\"port\":{\"name\":\"http\"}}}},"
+	    "{\"path\":\"/api\",\"pathType\":\"Prefix\",\"backend\":{\"service\":{\"name\":"
+	    "\"api\",\"port\":{\"number\":81}}}},"
+	    "{\"path\":\"/db\",\"pathType\":\"Prefix\",\"backend\":{\"service\":{\"name\":"
+	    "\"ext\",\"port\":{\"number\":5432}}}}]}}]}}",
+	    default_backend ? "\"nginx.ingress.kubernetes.io/default-backend\":\"dflt\"" : "");
 	put(s, STORE_INGRESS, ing);
 	put(s, STORE_INGRESS,
 	    "{\"metadata\":{\"name\":\"b\",\"namespace\":\"ns\","
@@ -81,8 +84,9 @@ static void random_slice(struct store *s, const char *svc, int n, unsigned *seed
 		int cond = rand_r(seed) % 4;
 		const char *c = cond == 0   ? "{\"ready\":true}"
 		                : cond == 1 ? "{\"ready\":false}"
-		                : cond == 2 ? "{\"ready\":false,\"serving\":true,\"terminating\":true}"
-		                            : "{}";
+		                : cond == 2
+		                    ? "{\"ready\":false,\"serving\":true,\"terminating\":true}"
+		                    : "{}";
 		bool lo = loopback && rand_r(seed) % 6 == 0;
 		len += snprintf(buf + len, sizeof(buf) - (size_t)len,
 		                "%s{\"addresses\":[\"%s.%d\"],\"conditions\":%s}", e ? "," : "",
@@ -195,8 +199,9 @@ static void diff_rules(void)
 		free(keys[i]);
 	free(keys);
 	/* a Service changed too: not a slice-only change */
-	put(s, STORE_SERVICE, "{\"metadata\":{\"name\":\"web\",\"namespace\":\"ns\"},"
-	                      "\"spec\":{\"ports\":[{\"name\":\"http\",\"port\":80}]}}");
+	put(s, STORE_SERVICE,
+	    "{\"metadata\":{\"name\":\"web\",\"namespace\":\"ns\"},"
+	    "\"spec\":{\"ports\":[{\"name\":\"http\",\"port\":80}]}}");
 	struct snapshot *c = store_snapshot(s);
 	CHECK(!snapshot_slices_only_diff(b, c, &keys, &n));
 	CHECK(keys == NULL);
