@@ -14,7 +14,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -29,17 +28,14 @@ REPO = HERE.parent.parent
 CACHE = Path(os.environ.get("WEIR_CACHE", "/var/cache/weir"))
 STATE = Path(os.environ.get("WEIR_CLUSTER_DIR", "/tmp/weir-cluster"))
 
+sys.path.insert(0, str(REPO / "tests" / "backends"))
+from ports import free_port  # noqa: E402  (re-exported for kweir and the tests)
+
 SERVICE_CIDR = "10.96.0.0/16"  # allocation range only: nothing is ever sent there
 
 
 def log(msg: str) -> None:
     print(f"[kcluster {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def ensure_binaries() -> tuple[Path, Path]:

@@ -17,15 +17,10 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 BACKENDS = os.path.join(REPO, "tests", "backends")
 sys.path.insert(0, BACKENDS)
 
+from ports import free_port  # noqa: E402  (re-exported for the tests)
+
 BUILD_DIR = os.environ.get("WEIR_BUILD_DIR", os.path.join(REPO, "build"))
 PROXY_BIN = os.path.join(BUILD_DIR, "weir-proxy")
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_ready(cmd, ready: str, log_path: str, timeout: float = 15.0) -> subprocess.Popen:

@@ -4,8 +4,8 @@ filesystem with every capability dropped, and two containers sharing one
 volume pass the route table from the controller (reading the real test API
 server with the chart's ServiceAccount token) to the proxy, which serves it."""
 import json
-import socket
 import subprocess
+import sys
 import time
 import urllib.request
 import uuid
@@ -13,6 +13,9 @@ import uuid
 import pytest
 
 from shiputil import ROOT
+
+sys.path.insert(0, str(ROOT / "tests" / "backends"))
+from ports import free_port  # noqa: E402
 
 TAG = "weir:test"
 LOCKED = ["--read-only", "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
@@ -51,12 +54,6 @@ def test_binaries_answer_version_locked_down(image):
     r = docker("run", "--rm", *LOCKED, "--entrypoint", "/usr/local/bin/weir-probe", TAG,
                check=False)
     assert r.returncode == 2
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_http(url, timeout=30, host=None):
