@@ -410,6 +410,35 @@ bool compile_slices_fit(const struct compile_slices *cs, const struct snapshot *
 	                             cs->count * sizeof(*cs->objs)) == 0);
 }
 
+void compile_slices_refresh(struct compile_slices **csp, const struct snapshot *snap)
+{
+	struct compile_slices *cs = *csp;
+	size_t n = snap->count[STORE_ENDPOINT_SLICE];
+	json_object **now = snap->objs[STORE_ENDPOINT_SLICE];
+	bool ok = cs && cs->count == n;
+	for (size_t i = 0; ok && i < n; i++) {
+		if (cs->objs[i] == now[i])
+			continue;
+		const char *svc = jstr(jget(jget(now[i], "metadata"), "labels"), LABEL_SERVICE_NAME);
+		const char *ns = meta_ns(now[i]);
+		size_t p = 0;
+		while (p < cs->n && cs->v[p].idx != i)
+			p++;
+		/* same namespace and Service: the sorted order holds */
+		ok = p < cs->n && svc && strcmp(cs->v[p].svc, svc) == 0 &&
+		     strcmp(cs->v[p].ns, ns) == 0;
+		if (ok) {
+			cs->v[p].svc = svc;
+			cs->v[p].ns = ns;
+			cs->objs[i] = now[i];
+		}
+	}
+	if (ok)
+		return;
+	compile_slices_free(cs);
+	*csp = compile_slices_build(snap);
+}
+
 void compile_slices_free(struct compile_slices *cs)
 {
 	if (!cs)
@@ -3973,17 +4002,24 @@ static bool any_default_backend_annotation(const struct snapshot *snap)
 }
 
 int compile_patch_endpoints(const struct snapshot *snap, const struct compile_options *o,
-                            struct route_table *t, char *const *svc_keys, size_t nkeys,
-                            size_t *npatched)
+                            const struct compile_slices *slices, struct route_table *t,
+                            char *const *svc_keys, size_t nkeys, size_t *npatched)
 {
 	*npatched = 0;
 	if (!nkeys)
 		return 0;
 	struct diag_list scratch = {0};
 	struct ctx c = {.snap = snap, .o = o, .t = t, .diags = &scratch};
-	/* The slices of the changed Services only. */
+	/* The slices of the changed Services only (or the index of all). */
 	size_t n = snap->count[STORE_ENDPOINT_SLICE];
-	c.slices = xcalloc(n + 1, sizeof(*c.slices));
+	bool borrowed = compile_slices_fit(slices, snap);
+	if (borrowed) {
+		c.slices = slices->v;
+		c.nslices = slices->n;
+		n = 0;
+	} else {
+		c.slices = xcalloc(n + 1, sizeof(*c.slices));
+	}
 	for (size_t i = 0; i < n; i++) {
 		json_object *sl = snap->objs[STORE_ENDPOINT_SLICE][i];
 		const char *svc = jstr(jget(jget(sl, "metadata"), "labels"), LABEL_SERVICE_NAME);
@@ -3991,7 +4027,8 @@ int compile_patch_endpoints(const struct snapshot *snap, const struct compile_op
 			c.slices[c.nslices++] =
 			    (struct slice_ref){snap->ns[STORE_ENDPOINT_SLICE][i], svc, i};
 	}
-	qsort(c.slices, c.nslices, sizeof(*c.slices), cmp_slice_ref);
+	if (!borrowed)
+		qsort(c.slices, c.nslices, sizeof(*c.slices), cmp_slice_ref);
 
 	int rc = 0;
 	int fallback = -1;  /* any default-backend annotation: looked up when needed */
@@ -4083,7 +4120,8 @@ int compile_patch_endpoints(const struct snapshot *snap, const struct compile_op
 	}
 	free(fresh);
 	free(changed);
-	free(c.slices);
+	if (!borrowed)
+		free(c.slices);
 	diag_list_cleanup(&scratch);
 	return rc;
 }

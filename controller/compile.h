@@ -73,9 +73,13 @@ int compile_snapshot(const struct snapshot *snap, const struct compile_options *
  * endpoints raise a diagnostic, or a backend gains its first or loses its
  * last endpoint while some Ingress has a default-backend annotation (the
  * compile picks a route's backend by that). */
+struct compile_slices;
+/* slices: an index of snap's slices (borrowed; NULL, or one that does not
+ * fit snap: the slices are read from snap, which costs a look at every
+ * EndpointSlice's labels). */
 int compile_patch_endpoints(const struct snapshot *snap, const struct compile_options *o,
-                            struct route_table *t, char *const *svc_keys, size_t nkeys,
-                            size_t *npatched);
+                            const struct compile_slices *slices, struct route_table *t,
+                            char *const *svc_keys, size_t nkeys, size_t *npatched);
 
 /* Called by compile_snapshot_ex once per Ingress of our class with its
  * "namespace/name" (borrowed for the call), the object (borrowed from the
@@ -99,6 +103,10 @@ struct compile_slices *compile_slices_build(const struct snapshot *snap);
 /* True when snap's slices are the ones cs was built from. */
 bool compile_slices_fit(const struct compile_slices *cs, const struct snapshot *snap);
 void compile_slices_free(struct compile_slices *cs);
+/* Make *cs fit snap: in place when the slices at the positions that changed
+ * keep their namespace and Service (an endpoint change), else built again
+ * (*cs may be NULL). */
+void compile_slices_refresh(struct compile_slices **cs, const struct snapshot *snap);
 
 /* compile_snapshot_ex with an index of snap's slices (borrowed; NULL, or
  * one that does not fit snap: built for the call). */

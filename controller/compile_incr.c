@@ -648,11 +648,7 @@ int compile_incr_apply(struct compile_incr *s, const struct snapshot *old,
 		sub.names[K][sub.count[K]] = snap->names[K][pos[x]];
 		sub.count[K]++;
 	}
-	if (!compile_slices_fit(s->slices, snap)) {
-		/* the slices changed (an endpoint patch): index them again */
-		compile_slices_free(s->slices);
-		s->slices = compile_slices_build(snap);
-	}
+	compile_slices_refresh(&s->slices, snap);
 	int crc = compile_snapshot_with(&sub, o, s->slices, &part, &pd, collect_cb, &col);
 	if (crc) {
 		rc = crc;
@@ -713,4 +709,13 @@ out:
 	sset_free(&gone);
 	changes_free(ch, nch);
 	return rc;
+}
+
+const struct compile_slices *compile_incr_slices(struct compile_incr *s,
+                                                 const struct snapshot *snap)
+{
+	if (!s)
+		return NULL;
+	compile_slices_refresh(&s->slices, snap);
+	return s->slices;
 }

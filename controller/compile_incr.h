@@ -55,4 +55,9 @@ int compile_incr_apply(struct compile_incr *s, const struct snapshot *old,
                        struct route_table *t, const struct diag_list *diags, char ***changed,
                        size_t *nchanged, struct compile_incr_stats *stats);
 
+/* The index of snap's EndpointSlices the state keeps, made to fit snap
+ * (for compile_patch_endpoints; borrowed, valid until the next call). */
+const struct compile_slices *compile_incr_slices(struct compile_incr *s,
+                                                 const struct snapshot *snap);
+
 #endif

@@ -481,7 +481,8 @@ static int incremental_publish(struct last_compile *last, struct snapshot *snap,
 		return -1;
 	if (snapshot_slices_only_diff(last->snap, snap, &keys, &nkeys)) {
 		if (last->slice_diags ||
-		    compile_patch_endpoints(snap, co, last->table, keys, nkeys, &n) != 0) {
+		    compile_patch_endpoints(snap, co, compile_incr_slices(last->inc, snap),
+		                            last->table, keys, nkeys, &n) != 0) {
 			free_strs(keys, nkeys);
 			return -1;
 		}

@@ -117,6 +117,10 @@ static void churn(bool default_backend, bool loopback, unsigned seed, int *patch
 	struct diag_list d = {0};
 	CHECK_INT(compile_snapshot(a, &OPTS, &t, &d), 0);
 	diag_list_cleanup(&d);
+	/* the slice index the controller keeps, refreshed each step (in place
+	 * when a slice is replaced, built again when one comes or goes); every
+	 * other step patches without it */
+	struct compile_slices *cs = compile_slices_build(a);
 	for (int step = 0; step < 300; step++) {
 		const char *svc = svcs[rand_r(&seed) % 5];
 		int n = rand_r(&seed) % 3;
@@ -132,7 +136,9 @@ static void churn(bool default_backend, bool loopback, unsigned seed, int *patch
 		size_t nkeys = 0, np = 0;
 		CHECK(snapshot_slices_only_diff(a, b, &keys, &nkeys));
 		char *before = text_of(t);
-		int rc = compile_patch_endpoints(b, &OPTS, t, keys, nkeys, &np);
+		compile_slices_refresh(&cs, b);
+		CHECK(compile_slices_fit(cs, b));
+		int rc = compile_patch_endpoints(b, &OPTS, step % 2 ? NULL : cs, t, keys, nkeys, &np);
 		struct route_table *full = NULL;
 		CHECK_INT(compile_snapshot(b, &OPTS, &full, &d), 0);
 		char *want = text_of(full);
@@ -165,6 +171,7 @@ static void churn(bool default_backend, bool loopback, unsigned seed, int *patch
 		snapshot_free(a);
 		a = b;
 	}
+	compile_slices_free(cs);
 	route_table_free(t);
 	snapshot_free(a);
 	store_free(s);
