@@ -25,11 +25,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+sys.path.insert(0, str(ROOT / "tests" / "backends"))
+from ports import free_port  # noqa: E402  (distinct, outside the ephemeral range)
 
 
 def gen(count: int, out: Path, port: int) -> None:

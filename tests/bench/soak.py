@@ -63,6 +63,9 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
+
+sys.path.insert(0, str(ROOT / "tests" / "backends"))
+from ports import free_port  # noqa: E402  (distinct, outside the ephemeral range)
 HOST = "soak.test"
 BASE = ["127.0.0.2", "127.0.0.3"]
 EXTRA = ["127.0.0.4", "127.0.0.5"]
@@ -72,12 +75,6 @@ OTHER_MAX = 20
 
 class Fail(Exception):
     """The soak could not run (exit 2)."""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def port_free_on(port: int, addrs: list[str]) -> bool:
