@@ -391,6 +391,11 @@ bool snapshot_diff_kind(const struct snapshot *a, const struct snapshot *b, enum
 {
 	size_t i = 0, j = 0;
 	while (i < a->count[k] || j < b->count[k]) {
+		if (i < a->count[k] && j < b->count[k] && a->objs[k][i] == b->objs[k][j]) {
+			i++; /* one object is under one key: no need to compare names */
+			j++;
+			continue;
+		}
 		int c = i == a->count[k] ? 1
 		        : j == b->count[k]
 		            ? -1
