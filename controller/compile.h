@@ -63,6 +63,8 @@ struct diag_list {
 int compile_snapshot(const struct snapshot *snap, const struct compile_options *o,
                      struct route_table **table, struct diag_list *diags);
 
+struct compile_slices; /* below */
+
 /* Endpoint-only change: t (compiled from an older snapshot that differs from
  * snap only in EndpointSlices) gets the endpoints snap gives the backends of
  * the Services svc_keys ("namespace/name", sorted by strcmp), as
@@ -72,11 +74,9 @@ int compile_snapshot(const struct snapshot *snap, const struct compile_options *
  * unchanged when only a full compile gives the right table: the new
  * endpoints raise a diagnostic, or a backend gains its first or loses its
  * last endpoint while some Ingress has a default-backend annotation (the
- * compile picks a route's backend by that). */
-struct compile_slices;
-/* slices: an index of snap's slices (borrowed; NULL, or one that does not
- * fit snap: the slices are read from snap, which costs a look at every
- * EndpointSlice's labels). */
+ * compile picks a route's backend by that). slices: an index of snap's
+ * slices (borrowed; NULL, or one that does not fit snap: the slices are
+ * read from snap, which costs a look at every EndpointSlice's labels). */
 int compile_patch_endpoints(const struct snapshot *snap, const struct compile_options *o,
                             const struct compile_slices *slices, struct route_table *t,
                             char *const *svc_keys, size_t nkeys, size_t *npatched);
@@ -98,7 +98,6 @@ int compile_snapshot_ex(const struct snapshot *snap, const struct compile_option
 
 /* EndpointSlices indexed by Service, built from a snapshot and reusable by
  * compiles of later snapshots whose slices are the same objects. */
-struct compile_slices;
 struct compile_slices *compile_slices_build(const struct snapshot *snap);
 /* True when snap's slices are the ones cs was built from. */
 bool compile_slices_fit(const struct compile_slices *cs, const struct snapshot *snap);

@@ -66,6 +66,7 @@ ROOT = HERE.parent.parent
 
 sys.path.insert(0, str(ROOT / "tests" / "backends"))
 from ports import free_port  # noqa: E402  (distinct, outside the ephemeral range)
+
 HOST = "soak.test"
 BASE = ["127.0.0.2", "127.0.0.3"]
 EXTRA = ["127.0.0.4", "127.0.0.5"]
