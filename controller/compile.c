@@ -419,7 +419,8 @@ void compile_slices_refresh(struct compile_slices **csp, const struct snapshot *
 	for (size_t i = 0; ok && i < n; i++) {
 		if (cs->objs[i] == now[i])
 			continue;
-		const char *svc = jstr(jget(jget(now[i], "metadata"), "labels"), LABEL_SERVICE_NAME);
+		const char *svc =
+		    jstr(jget(jget(now[i], "metadata"), "labels"), LABEL_SERVICE_NAME);
 		const char *ns = meta_ns(now[i]);
 		size_t p = 0;
 		while (p < cs->n && cs->v[p].idx != i)
@@ -2068,8 +2069,7 @@ static void free_list(char **l, size_t n);
 /* block-user-agents / block-referers: comma-separated entries (as
  * ingress-nginx splits them), each trimmed and checked by
  * route_validate_block_pattern; empty entries are skipped. */
-static int parse_block_patterns(const char *v, char ***out, size_t *nout, char *err,
-                                size_t errlen)
+static int parse_block_patterns(const char *v, char ***out, size_t *nout, char *err, size_t errlen)
 {
 	char **list = NULL;
 	size_t n = 0;
@@ -2286,7 +2286,8 @@ static void apply_configmap(struct ctx *c, json_object *cm, uint32_t *drain_defa
 			}
 		} else if (strcmp(k, "whitelist-source-range") == 0 ||
 		           strcmp(k, "allowlist-source-range") == 0 ||
-		           strcmp(k, "denylist-source-range") == 0 || strcmp(k, "block-cidrs") == 0) {
+		           strcmp(k, "denylist-source-range") == 0 ||
+		           strcmp(k, "block-cidrs") == 0) {
 			struct route_cidr *list;
 			size_t n;
 			rc = annotations_parse_cidrs(v, &list, &n, err, sizeof(err));
@@ -2308,16 +2309,20 @@ static void apply_configmap(struct ctx *c, json_object *cm, uint32_t *drain_defa
 					c->global_bad_value = true;
 				}
 				diag_add(c, "ConfigMap", cm, k, "SecurityNotEnforced",
-				         "invalid value: %s; no Ingress is served (fail closed)", err);
+				         "invalid value: %s; no Ingress is served (fail closed)",
+				         err);
 				continue;
 			}
-		} else if (strcmp(k, "block-user-agents") == 0 || strcmp(k, "block-referers") == 0) {
+		} else if (strcmp(k, "block-user-agents") == 0 ||
+		           strcmp(k, "block-referers") == 0) {
 			char **list;
 			size_t n;
 			rc = parse_block_patterns(v, &list, &n, err, sizeof(err));
 			if (rc == 0) {
-				char ***dst = k[6] == 'u' ? &s->block_user_agents : &s->block_referers;
-				size_t *ndst = k[6] == 'u' ? &s->nblock_user_agents : &s->nblock_referers;
+				char ***dst =
+				    k[6] == 'u' ? &s->block_user_agents : &s->block_referers;
+				size_t *ndst =
+				    k[6] == 'u' ? &s->nblock_user_agents : &s->nblock_referers;
 				free_list(*dst, *ndst);
 				*dst = list;
 				*ndst = n;
@@ -2327,7 +2332,8 @@ static void apply_configmap(struct ctx *c, json_object *cm, uint32_t *drain_defa
 					c->global_bad_value = true;
 				}
 				diag_add(c, "ConfigMap", cm, k, "SecurityNotEnforced",
-				         "invalid value: %s; no Ingress is served (fail closed)", err);
+				         "invalid value: %s; no Ingress is served (fail closed)",
+				         err);
 				continue;
 			}
 		} else if (strcmp(k, "ssl-protocols") == 0 || strcmp(k, "ssl-ciphers") == 0) {
@@ -2347,7 +2353,8 @@ static void apply_configmap(struct ctx *c, json_object *cm, uint32_t *drain_defa
 					c->global_bad_value = true;
 				}
 				diag_add(c, "ConfigMap", cm, k, "SecurityNotEnforced",
-				         "invalid value: %s; no Ingress is served (fail closed)", err);
+				         "invalid value: %s; no Ingress is served (fail closed)",
+				         err);
 				continue;
 			}
 		} else if (strcmp(k, "disable-access-log") == 0 ||
@@ -2507,9 +2514,9 @@ struct hbuild {
 	bool tls;
 	int cert;
 	bool regex;
-	struct ing *cert_ing; /* the Ingress whose spec.tls named it */
-	const char *secret;   /* its secretName (borrowed from that Ingress) */
-	struct ing *auth_ing; /* the oldest Ingress with auth-tls-secret on the host */
+	struct ing *cert_ing;   /* the Ingress whose spec.tls named it */
+	const char *secret;     /* its secretName (borrowed from that Ingress) */
+	struct ing *auth_ing;   /* the oldest Ingress with auth-tls-secret on the host */
 	struct ing *cipher_ing; /* the oldest Ingress with ssl-ciphers on the host */
 	size_t n, cap;
 	struct rbuild *routes;
@@ -2925,11 +2932,13 @@ static void ingress_www(struct ctx *c, struct hosts *hs, struct ing *in)
 			free(to);
 			continue;
 		}
-		char *from = strncmp(to, "www.", 4) == 0 ? xstrdup(to + 4) : xasprintf("www.%s", to);
+		char *from =
+		    strncmp(to, "www.", 4) == 0 ? xstrdup(to + 4) : xasprintf("www.%s", to);
 		struct hbuild *fh = host_get(hs, from, false);
 		if (route_validate_host(from, 0, why, sizeof(why)) != 0 || (fh && fh->n)) {
 			if (fh && fh->n && !only_www_routes(fh))
-				diag_add(c, "Ingress", in->obj, "from-to-www-redirect", "RedirectSkipped",
+				diag_add(c, "Ingress", in->obj, "from-to-www-redirect",
+				         "RedirectSkipped",
 				         "host %s has routes of its own; no redirect from it to %s",
 				         from, to);
 			free(from);
@@ -2965,11 +2974,12 @@ static void ingress_www(struct ctx *c, struct hosts *hs, struct ing *in)
 				fh->cert_ing = th->cert_ing;
 				fh->secret = th->secret;
 			} else {
-				diag_add(c, "Ingress", in->obj, "from-to-www-redirect",
-				         "CertificateMismatch",
-				         "the certificate of %s does not cover %s: HTTPS requests for "
-				         "%s get the default certificate",
-				         to, from, from);
+				diag_add(
+				    c, "Ingress", in->obj, "from-to-www-redirect",
+				    "CertificateMismatch",
+				    "the certificate of %s does not cover %s: HTTPS requests for "
+				    "%s get the default certificate",
+				    to, from, from);
 			}
 		}
 		free(from);
@@ -3100,10 +3110,11 @@ static void ingress_ssl_ciphers(struct ctx *c, struct hosts *hs, struct ing *in)
 		struct hbuild *h = host_get(hs, names[i], true);
 		if (h->cipher_ing && h->cipher_ing != in &&
 		    strcmp(h->cipher_ing->ann.ssl_ciphers, in->ann.ssl_ciphers) != 0) {
-			diag_add(c, "Ingress", in->obj, in->ann.ssl_ciphers_key, "SSLCiphersConflict",
-			         "host \"%s\" already takes its ssl-ciphers from the older Ingress %s "
-			         "and these differ; the Ingress's routes are dropped",
-			         h->name, h->cipher_ing->source);
+			diag_add(
+			    c, "Ingress", in->obj, in->ann.ssl_ciphers_key, "SSLCiphersConflict",
+			    "host \"%s\" already takes its ssl-ciphers from the older Ingress %s "
+			    "and these differ; the Ingress's routes are dropped",
+			    h->name, h->cipher_ing->source);
 			in->dropped = true;
 			goto out;
 		}
@@ -3143,11 +3154,12 @@ static void validate_ingress(struct ctx *c, struct ing *in)
 				ok = false;
 		if (!ok) {
 			const char *k = written_key(in->obj, "auth-url");
-			diag_add(c, "Ingress", in->obj, k ? k : "auth-url", "BadAnnotation",
-			         "auth-url uses $host, which names the auth server after the "
-			         "request's host: only an Ingress whose every rule has an exact host "
-			         "(no wildcard, no catch-all, no spec.defaultBackend) may use it; the "
-			         "Ingress's routes are dropped");
+			diag_add(
+			    c, "Ingress", in->obj, k ? k : "auth-url", "BadAnnotation",
+			    "auth-url uses $host, which names the auth server after the "
+			    "request's host: only an Ingress whose every rule has an exact host "
+			    "(no wildcard, no catch-all, no spec.defaultBackend) may use it; the "
+			    "Ingress's routes are dropped");
 			in->dropped = true;
 			return;
 		}
@@ -3171,9 +3183,8 @@ static void validate_ingress(struct ctx *c, struct ing *in)
 	int bad = route_validate_policy(&in->ann.policy, field, sizeof(field), why, sizeof(why));
 	in->ann.policy.ext_auth.url = url_as_written;
 	free(probe);
-	if (bad != 0 ||
-	    route_validate_canary(&in->ann.canary_rule, field, sizeof(field), why, sizeof(why)) !=
-	        0) {
+	if (bad != 0 || route_validate_canary(&in->ann.canary_rule, field, sizeof(field), why,
+	                                      sizeof(why)) != 0) {
 		diag_add(c, "Ingress", in->obj, "metadata.annotations", "BadAnnotation",
 		         "the annotations give %s: %s; the Ingress's routes are dropped", field,
 		         why);
@@ -3207,8 +3218,9 @@ static void finish_host(struct ctx *c, struct hbuild *h, struct route_host *out)
 		out->client_auth.error_page = ca->error_page ? xstrdup(ca->error_page) : NULL;
 		out->client_auth.match_cn = ca->match_cn ? xstrdup(ca->match_cn) : NULL;
 	}
-	out->ssl_ciphers =
-	    h->cipher_ing && !h->cipher_ing->dropped ? xstrdup(h->cipher_ing->ann.ssl_ciphers) : NULL;
+	out->ssl_ciphers = h->cipher_ing && !h->cipher_ing->dropped
+	                       ? xstrdup(h->cipher_ing->ann.ssl_ciphers)
+	                       : NULL;
 	out->routes = xcalloc(h->n, sizeof(*out->routes));
 	out->nroutes = 0;
 	for (size_t i = 0; i < h->n; i++) {
@@ -3791,13 +3803,14 @@ int compile_snapshot_with(const struct snapshot *snap, const struct compile_opti
 			in->dropped = true;
 		}
 		if (global) {
-			diag_add(&c, "Ingress", in->obj, global, "SecurityNotEnforced",
-			         c.global_bad_value
-			             ? "ConfigMap %s sets %s to a value weir cannot apply; this "
-			               "Ingress is not served (fail closed)"
-			             : "ConfigMap %s sets %s, which weir does not enforce yet; this "
-			               "Ingress is not served (fail closed)",
-			         CONFIGMAP_NAME, global);
+			diag_add(
+			    &c, "Ingress", in->obj, global, "SecurityNotEnforced",
+			    c.global_bad_value
+			        ? "ConfigMap %s sets %s to a value weir cannot apply; this "
+			          "Ingress is not served (fail closed)"
+			        : "ConfigMap %s sets %s, which weir does not enforce yet; this "
+			          "Ingress is not served (fail closed)",
+			    CONFIGMAP_NAME, global);
 			in->dropped = true;
 		}
 		if (!in->dropped && in->ann.ssl_passthrough)

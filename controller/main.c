@@ -54,8 +54,8 @@ struct options {
 	bool once;
 	bool explain;
 	enum publish_format publish_format; /* --publish-format */
-	bool report;      /* --migration-report */
-	bool all_classes; /* --all-classes */
+	bool report;                        /* --migration-report */
+	bool all_classes;                   /* --all-classes */
 	bool list_annotations;
 	bool output_set;
 	enum report_format output;

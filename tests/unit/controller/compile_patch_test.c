@@ -138,7 +138,8 @@ static void churn(bool default_backend, bool loopback, unsigned seed, int *patch
 		char *before = text_of(t);
 		compile_slices_refresh(&cs, b);
 		CHECK(compile_slices_fit(cs, b));
-		int rc = compile_patch_endpoints(b, &OPTS, step % 2 ? NULL : cs, t, keys, nkeys, &np);
+		int rc =
+		    compile_patch_endpoints(b, &OPTS, step % 2 ? NULL : cs, t, keys, nkeys, &np);
 		struct route_table *full = NULL;
 		CHECK_INT(compile_snapshot(b, &OPTS, &full, &d), 0);
 		char *want = text_of(full);
