@@ -164,11 +164,11 @@ static void bmap_clear(struct bmap *m)
  * hosts keep their values. The key says what an entry is (a backend's name,
  * else its whole content). */
 struct slots {
-	size_t n, cap;                /* slots, holes included */
-	char **key;                   /* owned; NULL: a hole */
+	size_t n, cap; /* slots, holes included */
+	char **key;    /* owned; NULL: a hole */
 	size_t *klen;
 	char (*id)[ROUTE_SHARD_ID_LEN + 1]; /* certificate slots: the shard id */
-	struct bmap map;              /* key -> slot */
+	struct bmap map;                    /* key -> slot */
 };
 
 static void slots_free(struct slots *s)
@@ -513,7 +513,6 @@ static bool same_but_generation(const char *a, const char *b)
 	return pa == pb && memcmp(a, b, pa) == 0 && strcmp(ra, rb) == 0;
 }
 
-
 static char *cert_key(const struct route_cert *c, size_t *len);
 static char *ca_key(const struct route_ca *c, size_t *len);
 static char *profile_key(const struct route_backend_tls_profile *b, size_t *len);
@@ -593,8 +592,7 @@ static void adopt_index(struct publisher *p, const char *sdir)
 	struct route_table *t = NULL;
 	struct route_index *ix = NULL;
 	char err[256], path[4096];
-	if (route_table_parse_any(p->last, strlen(p->last), &t, &ix, err, sizeof(err)) != 0 ||
-	    !ix)
+	if (route_table_parse_any(p->last, strlen(p->last), &t, &ix, err, sizeof(err)) != 0 || !ix)
 		goto out;
 	struct shard_set *bs = &p->backend_texts;
 	bs->text = calloc(ix->nbackends + 1, sizeof(*bs->text));
@@ -609,7 +607,8 @@ static void adopt_index(struct publisher *p, const char *sdir)
 			snprintf(path, sizeof(path), "%s/%s.json", sdir, ix->backends[i]);
 			text = slurp(path);
 		}
-		if (text && route_backend_shard_parse(text, strlen(text), &b, err, sizeof(err)) != 0) {
+		if (text &&
+		    route_backend_shard_parse(text, strlen(text), &b, err, sizeof(err)) != 0) {
 			free(text);
 			text = NULL;
 		}
@@ -682,14 +681,12 @@ out:
 	route_table_free(t);
 }
 
-
 static void adopt_small_slots(struct publisher *p)
 {
 	struct route_table *t = NULL;
 	struct route_index *ix = NULL;
 	char err[256];
-	if (route_table_parse_any(p->last, strlen(p->last), &t, &ix, err, sizeof(err)) != 0 ||
-	    !ix)
+	if (route_table_parse_any(p->last, strlen(p->last), &t, &ix, err, sizeof(err)) != 0 || !ix)
 		goto out;
 	for (size_t i = 0; i < t->ncas; i++) {
 		size_t len;
@@ -768,7 +765,8 @@ static int scan_shards(struct publisher *p, const char *sdir)
 				sf->gen = p->generation;
 		}
 		for (size_t i = 0; i < ix->ncerts; i++) {
-			struct shard_file *sf = ix->certs[i][0] ? files_find(&p->files, ix->certs[i]) : NULL;
+			struct shard_file *sf =
+			    ix->certs[i][0] ? files_find(&p->files, ix->certs[i]) : NULL;
 			if (sf)
 				sf->gen = p->generation;
 		}
@@ -1113,6 +1111,123 @@ static bool in_sorted(char *const *v, size_t n, const char *s)
 	return find_sorted(v, n, s, &at);
 }
 
+/* The slot maps of one publish: table index -> index slot. */
+struct slot_maps {
+	const size_t *b, *c, *a, *p; /* backends, certs, cas, backend_tls */
+};
+
+/* The shard text of host h with its indexes turned into slots; *rbuf (of
+ * *rcap routes) is scratch space kept across calls. */
+static int host_text(const struct route_host *host, const struct slot_maps *m, struct route **rbuf,
+                     size_t *rcap, char **text, size_t *len)
+{
+	struct route_host h = *host;
+	if (h.nroutes > *rcap) {
+		struct route *g = realloc(*rbuf, h.nroutes * 2 * sizeof(*g));
+		if (!g)
+			return WEIR_ENOMEM;
+		*rbuf = g;
+		*rcap = h.nroutes * 2;
+	}
+	if (h.nroutes)
+		memcpy(*rbuf, h.routes, h.nroutes * sizeof(**rbuf));
+	for (size_t j = 0; j < h.nroutes; j++) {
+		struct route *r = &(*rbuf)[j];
+		r->backend = remap(r->backend, m->b);
+		r->canary.backend = remap(r->canary.backend, m->b);
+		r->policy.error_backend = remap(r->policy.error_backend, m->b);
+		r->policy.backend_tls.profile = remap(r->policy.backend_tls.profile, m->p);
+	}
+	h.routes = *rbuf;
+	h.cert = remap(h.cert, m->c);
+	h.client_auth.ca = remap(h.client_auth.ca, m->a);
+	return route_host_serialize(&h, text, len);
+}
+
+/* Position of the host named name in t (hosts sorted by name). */
+static bool find_host(const struct route_table *t, const char *name, size_t *at)
+{
+	size_t lo = 0, hi = t->nhosts;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(t->hosts[mid].name, name);
+		if (c == 0) {
+			*at = mid;
+			return true;
+		}
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return false;
+}
+
+/* The incremental host step without a walk over every host: when t has the
+ * host names of the last index, in the same order (every changed name at
+ * the same position in both lists, and the counts equal: the caller's
+ * contract says the others did not change), only the changed hosts are
+ * serialized and their entries of p->hosts replaced in place; ix->hosts
+ * then names every host's shard. Returns 1 when done, 0 when the lists
+ * differ (nothing touched), or an error; each entry is replaced only once
+ * its shard is on disk, so p->hosts stays true to the disk whatever
+ * happens. */
+static int hosts_in_place(struct publisher *p, const struct route_table *t, char *const *changed,
+                          size_t nchanged, const struct slot_maps *maps, const char *sdir,
+                          struct route_index *ix)
+{
+	struct route *rbuf = NULL;
+	size_t rcap = 0, at;
+	int rc = 0;
+	if (t->nhosts != p->nhost_k)
+		return 0;
+	for (size_t c = 0; c < nchanged; c++)
+		if (!find_host(t, changed[c], &at) || strcmp(p->host_name[at], changed[c]) != 0)
+			return 0;
+	for (size_t c = 0; c < nchanged && rc == 0; c++) {
+		char *text = NULL;
+		size_t len, old;
+		find_host(t, changed[c], &at);
+		size_t k = p->host_k[at];
+		struct shard_set *hs = &p->hosts;
+		if ((rc = host_text(&t->hosts[at], maps, &rbuf, &rcap, &text, &len)) != 0)
+			break;
+		if (hs->text[k] && hs->len[k] == len && memcmp(hs->text[k], text, len) == 0) {
+			free(text);
+			continue;
+		}
+		char id[ROUTE_SHARD_ID_LEN + 1];
+		if (bmap_get(&hs->map, text, len, &old)) {
+			memcpy(id, hs->id[old], sizeof(id));
+		} else {
+			shard_id(text, len, id);
+			if ((rc = put_shard(p, sdir, id, text, len)) != 0) {
+				free(text);
+				break;
+			}
+		}
+		if (hs->text[k]) {
+			if (bmap_get(&hs->map, hs->text[k], hs->len[k], &old) && old == k)
+				bmap_del(&hs->map, hs->text[k], hs->len[k]);
+			free(hs->text[k]);
+		}
+		hs->text[k] = text;
+		hs->len[k] = len;
+		memcpy(hs->id[k], id, sizeof(id));
+		if ((rc = bmap_put(&hs->map, text, len, k)) != 0)
+			break;
+	}
+	free(rbuf);
+	if (rc != 0)
+		return rc;
+	for (size_t i = 0; i < t->nhosts; i++)
+		ix->hosts[i] = p->hosts.id[p->host_k[i]];
+	ix->nhosts = t->nhosts;
+	p->stats.hosts_reused = t->nhosts - nchanged;
+	p->stats.host_shards = t->nhosts;
+	return 1;
+}
+
 /* changed: NULL, or (incremental) the sorted names of the hosts that may
  * differ from the last index's. */
 static int publish_v2(struct publisher *p, struct route_table *t, char *const *changed,
@@ -1134,7 +1249,7 @@ static int publish_v2(struct publisher *p, struct route_table *t, char *const *c
 	char *sdir = shard_dir(p), *text = NULL;
 	size_t len;
 	bool compacted = false;
-	int rc = WEIR_ENOMEM;
+	int rc = WEIR_ENOMEM, in_place = 0;
 
 	memset(&it, 0, sizeof(it));
 	memset(&p->stats, 0, sizeof(p->stats));
@@ -1146,6 +1261,7 @@ static int publish_v2(struct publisher *p, struct route_table *t, char *const *c
 	    (rc = assign(p, t, ARR_PROFILES, pmap, &pfresh, &compacted)) != 0)
 		goto out;
 	p->stats.compacted = compacted;
+	struct slot_maps maps = {bmap, cmap, amap, pmap};
 	rc = WEIR_ENOMEM;
 
 	/* Certificate shards: written when their slot was (re)filled. */
@@ -1252,25 +1368,32 @@ static int publish_v2(struct publisher *p, struct route_table *t, char *const *c
 	if (rc != 0)
 		goto out;
 
-	/* Host shards, each with its indexes turned into slots. */
+	/* Host shards, each with its indexes turned into slots. The caller
+	 * named the hosts that may have changed since the last index; another
+	 * host with a name the last index had is the same host, and its shard
+	 * the same text while no slot was renumbered. */
 	rc = WEIR_ENOMEM;
-	hs.text = calloc(t->nhosts + 1, sizeof(*hs.text));
-	hs.len = calloc(t->nhosts + 1, sizeof(*hs.len));
-	hs.id = calloc(t->nhosts + 1, sizeof(*hs.id));
 	ix.hosts = calloc(t->nhosts + 1, sizeof(*ix.hosts));
-	if (!hs.text || !hs.len || !hs.id || !ix.hosts || bmap_reserve(&hs.map, t->nhosts) != 0)
+	if (!ix.hosts)
 		goto out;
-	/* The caller named the hosts that may have changed since the last
-	 * index; another host with a name the last index had is the same host,
-	 * and its shard the same text while no slot was renumbered. */
 	bool reuse = changed && p->hosts_known && !compacted;
-	size_t pj = 0; /* walks p->host_name */
-	moved = false;
-	host_k = calloc(t->nhosts + 1, sizeof(*host_k));
-	if (!host_k)
-		goto out;
 	p->hosts_known = false;
-	for (size_t i = 0; i < t->nhosts; i++) {
+	in_place = reuse ? hosts_in_place(p, t, changed, nchanged, &maps, sdir, &ix) : 0;
+	if (in_place < 0) {
+		rc = in_place;
+		goto out;
+	}
+	size_t pj = 0; /* walks p->host_name */
+	if (!in_place) {
+		hs.text = calloc(t->nhosts + 1, sizeof(*hs.text));
+		hs.len = calloc(t->nhosts + 1, sizeof(*hs.len));
+		hs.id = calloc(t->nhosts + 1, sizeof(*hs.id));
+		host_k = calloc(t->nhosts + 1, sizeof(*host_k));
+		if (!hs.text || !hs.len || !hs.id || !host_k ||
+		    bmap_reserve(&hs.map, t->nhosts) != 0)
+			goto out;
+	}
+	for (size_t i = 0; i < t->nhosts && !in_place; i++) {
 		struct route_host h = t->hosts[i];
 		/* both lists are sorted by name: walk the last one alongside */
 		int cmp = 1;
@@ -1288,26 +1411,7 @@ static int publish_v2(struct publisher *p, struct route_table *t, char *const *c
 			p->stats.hosts_reused++;
 			continue;
 		}
-		if (h.nroutes > rcap) {
-			struct route *g = realloc(rbuf, h.nroutes * 2 * sizeof(*g));
-			if (!g)
-				goto out;
-			rbuf = g;
-			rcap = h.nroutes * 2;
-		}
-		if (h.nroutes)
-			memcpy(rbuf, h.routes, h.nroutes * sizeof(*rbuf));
-		for (size_t j = 0; j < h.nroutes; j++) {
-			rbuf[j].backend = remap(rbuf[j].backend, bmap);
-			rbuf[j].canary.backend = remap(rbuf[j].canary.backend, bmap);
-			rbuf[j].policy.error_backend = remap(rbuf[j].policy.error_backend, bmap);
-			rbuf[j].policy.backend_tls.profile =
-			    remap(rbuf[j].policy.backend_tls.profile, pmap);
-		}
-		h.routes = rbuf;
-		h.cert = remap(h.cert, cmap);
-		h.client_auth.ca = remap(h.client_auth.ca, amap);
-		if ((rc = route_host_serialize(&h, &text, &len)) != 0)
+		if ((rc = host_text(&h, &maps, &rbuf, &rcap, &text, &len)) != 0)
 			goto out;
 		size_t k = hs.n++, old;
 		hs.text[k] = text;
@@ -1326,8 +1430,10 @@ static int publish_v2(struct publisher *p, struct route_table *t, char *const *c
 		ix.hosts[i] = hs.id[k];
 		host_k[i] = k;
 	}
-	ix.nhosts = hs.n;
-	p->stats.host_shards = hs.n;
+	if (!in_place) {
+		ix.nhosts = hs.n;
+		p->stats.host_shards = hs.n;
+	}
 
 	/* The index: the arrays in slot order, holes as placeholders. */
 	rc = WEIR_ENOMEM;
@@ -1363,6 +1469,10 @@ static int publish_v2(struct publisher *p, struct route_table *t, char *const *c
 		goto out;
 	}
 	/* The next compare needs these shards' text whatever happens below. */
+	if (in_place) {
+		p->hosts_known = true; /* p->hosts and the name list are current */
+		goto hosts_done;
+	}
 	shard_set_free(&p->hosts);
 	p->hosts = hs;
 	memset(&hs, 0, sizeof(hs));
@@ -1382,6 +1492,7 @@ static int publish_v2(struct publisher *p, struct route_table *t, char *const *c
 	p->nhost_k = p->host_name ? t->nhosts : 0;
 	host_k = NULL;
 	p->hosts_known = p->host_name != NULL;
+hosts_done:
 	shard_set_free(&p->backend_texts);
 	p->backend_texts = bs;
 	memset(&bs, 0, sizeof(bs));
