@@ -317,7 +317,8 @@ out:
 
 struct shard_file {
 	char id[ROUTE_SHARD_ID_LEN + 1];
-	uint64_t gen;  /* generation of the last index naming it; 0: none */
+	uint32_t refs; /* positions of the last index written that name it */
+	uint64_t gen;  /* with refs 0: generation of the last index naming it; 0: none */
 	int64_t mtime; /* when it was written (seconds) */
 };
 
@@ -413,6 +414,15 @@ static int shard_set_take(struct shard_set *to, struct shard_set *from, size_t i
 	return bmap_put(&to->map, to->text[*k], to->len[*k], *k);
 }
 
+/* The ids one array of the last index written names, by position: the
+ * next index is compared with it position by position, so a publish finds
+ * the shard files whose reference count changes without looking up the
+ * ids that stayed where they were. */
+struct named {
+	size_t n;
+	char (*id)[ROUTE_SHARD_ID_LEN + 1];
+};
+
 /* ------------------------------------------------------------ publisher */
 
 struct publisher {
@@ -423,6 +433,8 @@ struct publisher {
 	struct slots backends, certs, cas, profiles;
 	struct shard_set hosts, backend_texts;
 	struct shard_files files;
+	struct named named[3]; /* hosts, backends, certs of the last index */
+	bool gc_off;           /* reference counts unknown (out of memory): keep all */
 	struct publish_stats stats;
 	publisher_clock_cb clock;
 	/* The host list of the last index: host i is named host_name[i] and
@@ -717,6 +729,42 @@ out:
 	route_table_free(t);
 }
 
+/* The last index written (generation p->generation) names ids (n of them,
+ * "" for a hole) in the array nm stands for: the shard files that left a
+ * position lose a reference (and at none, remember the index before as the
+ * last that named them), those that joined one gain one; nm becomes ids.
+ * Only the positions whose id changed cost a look-up. */
+static void named_update(struct publisher *p, struct named *nm, char *const *ids, size_t n)
+{
+	if (p->gc_off)
+		return;
+	if (n > nm->n) {
+		void *g = realloc(nm->id, n * sizeof(*nm->id));
+		if (!g) {
+			p->gc_off = true; /* counts unknown from here: nothing is removed */
+			return;
+		}
+		nm->id = g;
+		for (size_t i = nm->n; i < n; i++)
+			nm->id[i][0] = '\0';
+	}
+	size_t m = n > nm->n ? n : nm->n;
+	for (size_t i = 0; i < m; i++) {
+		const char *now = i < n ? ids[i] : "";
+		if (strcmp(nm->id[i], now) == 0)
+			continue;
+		struct shard_file *sf = now[0] ? files_find(&p->files, now) : NULL;
+		if (sf)
+			sf->refs++;
+		sf = nm->id[i][0] ? files_find(&p->files, nm->id[i]) : NULL;
+		if (sf && sf->refs && --sf->refs == 0)
+			sf->gen = p->generation - 1;
+		if (i < n)
+			memcpy(nm->id[i], now, strlen(now) + 1);
+	}
+	nm->n = n;
+}
+
 /* The shard files on disk: those the existing index names belong to its
  * generation, the others are garbage from the start; temporary files left
  * by a crash go now. */
@@ -759,23 +807,9 @@ static int scan_shards(struct publisher *p, const char *sdir)
 	closedir(d);
 	if (rc == 0 && p->last &&
 	    route_table_parse_any(p->last, strlen(p->last), &t, &ix, err, sizeof(err)) == 0 && ix) {
-		for (size_t i = 0; i < ix->nhosts; i++) {
-			struct shard_file *sf = files_find(&p->files, ix->hosts[i]);
-			if (sf)
-				sf->gen = p->generation;
-		}
-		for (size_t i = 0; i < ix->ncerts; i++) {
-			struct shard_file *sf =
-			    ix->certs[i][0] ? files_find(&p->files, ix->certs[i]) : NULL;
-			if (sf)
-				sf->gen = p->generation;
-		}
-		for (size_t i = 0; i < ix->nbackends; i++) {
-			struct shard_file *sf =
-			    ix->backends[i][0] ? files_find(&p->files, ix->backends[i]) : NULL;
-			if (sf)
-				sf->gen = p->generation;
-		}
+		named_update(p, &p->named[0], ix->hosts, ix->nhosts);
+		named_update(p, &p->named[1], ix->backends, ix->nbackends);
+		named_update(p, &p->named[2], ix->certs, ix->ncerts);
 	}
 	route_index_free(ix);
 	route_table_free(t);
@@ -884,6 +918,8 @@ void publisher_free(struct publisher *p)
 	shard_set_free(&p->hosts);
 	shard_set_free(&p->backend_texts);
 	files_free(&p->files);
+	for (size_t i = 0; i < 3; i++)
+		free(p->named[i].id);
 	free(p->host_k);
 	for (size_t i = 0; i < p->nhost_k; i++)
 		free(p->host_name[i]);
@@ -1067,9 +1103,9 @@ static void collect_garbage(struct publisher *p, const char *sdir)
 	char path[4096];
 	int64_t now = now_s(p);
 	size_t removed = 0;
-	for (size_t i = 0; i < p->files.n && removed < PUBLISH_GC_MAX;) {
+	for (size_t i = 0; i < p->files.n && removed < PUBLISH_GC_MAX && !p->gc_off;) {
 		struct shard_file *sf = p->files.v[i];
-		if (sf->gen + PUBLISH_KEEP_INDEXES > p->generation ||
+		if (sf->refs || sf->gen + PUBLISH_KEEP_INDEXES > p->generation ||
 		    now - sf->mtime < PUBLISH_SHARD_GRACE_S) {
 			i++;
 			continue;
@@ -1541,22 +1577,9 @@ hosts_done:
 	p->generation++;
 	t->generation = p->generation;
 	*written = true;
-	for (size_t i = 0; i < ix.nhosts; i++) {
-		struct shard_file *sf = files_find(&p->files, ix.hosts[i]);
-		if (sf)
-			sf->gen = p->generation;
-	}
-	for (size_t v = 0; v < ix.ncerts; v++) {
-		struct shard_file *sf = ix.certs[v][0] ? files_find(&p->files, ix.certs[v]) : NULL;
-		if (sf)
-			sf->gen = p->generation;
-	}
-	for (size_t v = 0; v < ix.nbackends; v++) {
-		struct shard_file *sf =
-		    ix.backends[v][0] ? files_find(&p->files, ix.backends[v]) : NULL;
-		if (sf)
-			sf->gen = p->generation;
-	}
+	named_update(p, &p->named[0], ix.hosts, ix.nhosts);
+	named_update(p, &p->named[1], ix.backends, ix.nbackends);
+	named_update(p, &p->named[2], ix.certs, ix.ncerts);
 	collect_garbage(p, sdir);
 	rc = 0;
 out:

@@ -508,6 +508,10 @@ static void test_v2_gc(void)
 	CHECK(shard_exists(dir, id[3]));
 	it = read_index(dir, &ix);
 	memcpy(id[4], ix->hosts[1], sizeof(id[4]));
+	/* h00 has not changed since generation 1: its shard is named by every
+	 * index, however old it is */
+	memcpy(id[5], ix->hosts[0], sizeof(id[5]));
+	CHECK(shard_exists(dir, id[5]));
 	route_index_free(ix);
 	route_table_free(it);
 	publisher_free(p);
@@ -527,17 +531,35 @@ static void test_v2_gc(void)
 	CHECK(!shard_exists(dir, id[2]));
 	CHECK(!shard_exists(dir, id[3]));
 	CHECK(shard_exists(dir, id[4]));
+	CHECK(shard_exists(dir, id[5]));
+	/* more generations with only h01 changing: h00's shard stays, v4
+	 * goes once three newer indexes do not name it */
+	for (int g = 6; g < 10; g++) {
+		char vp[32];
+		fake_now += PUBLISH_SHARD_GRACE_S;
+		t = make_table(3, NULL, 0, false, -1, -1);
+		free(t->hosts[1].routes[0].path);
+		snprintf(vp, sizeof(vp), "/v%d", g);
+		t->hosts[1].routes[0].path = strdup(vp);
+		publish_ok(p, t, true);
+		CHECK(shard_exists(dir, id[5]));
+	}
+	CHECK(!shard_exists(dir, id[4]));
 	publisher_free(p);
 
 	/* a missing shard named by the index is written again */
 	char path[512];
+	it = read_index(dir, &ix);
+	memcpy(id[4], ix->hosts[1], sizeof(id[4])); /* v9 */
+	route_index_free(ix);
+	route_table_free(it);
 	snprintf(path, sizeof(path), "%s/%s/%s.json", dir, ROUTE_SHARD_DIR, id[4]);
 	CHECK_INT(unlink(path), 0);
 	CHECK_INT(publisher_new(dir, &p), 0);
 	t = make_table(3, NULL, 0, false, -1, -1);
 	free(t->hosts[1].routes[0].path);
-	t->hosts[1].routes[0].path = strdup("/v4");
-	publish_ok(p, t, true);
+	t->hosts[1].routes[0].path = strdup("/v9");
+	publish_ok(p, t, false); /* the index is the same: only the shard is written */
 	CHECK(shard_exists(dir, id[4]));
 	publisher_free(p);
 	rm_rf(dir);
