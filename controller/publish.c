@@ -434,7 +434,12 @@ struct publisher {
 	struct shard_set hosts, backend_texts;
 	struct shard_files files;
 	struct named named[3]; /* hosts, backends, certs of the last index */
-	bool gc_off;           /* reference counts unknown (out of memory): keep all */
+	/* The slot of each backend, certificate, CA and backend TLS profile of
+	 * the last table published (by its index in that table), for
+	 * publisher_publish_endpoints: valid while maps_ok. */
+	size_t *maps[4], nmaps[4];
+	bool maps_ok;
+	bool gc_off; /* reference counts unknown (out of memory): keep all */
 	struct publish_stats stats;
 	publisher_clock_cb clock;
 	/* The host list of the last index: host i is named host_name[i] and
@@ -920,6 +925,8 @@ void publisher_free(struct publisher *p)
 	files_free(&p->files);
 	for (size_t i = 0; i < 3; i++)
 		free(p->named[i].id);
+	for (size_t i = 0; i < 4; i++)
+		free(p->maps[i]);
 	free(p->host_k);
 	for (size_t i = 0; i < p->nhost_k; i++)
 		free(p->host_name[i]);
@@ -1266,8 +1273,28 @@ static int hosts_in_place(struct publisher *p, const struct route_table *t, char
 
 /* changed: NULL, or (incremental) the sorted names of the hosts that may
  * differ from the last index's. */
+/* The slot maps of this publish, kept for the next one. */
+static void keep_maps(struct publisher *p, const struct route_table *t, size_t *const m[4])
+{
+	size_t n[4] = {t->nbackends, t->ncerts, t->ncas, t->nbackend_tls};
+	p->maps_ok = false;
+	for (size_t i = 0; i < 4; i++) {
+		size_t *g = realloc(p->maps[i], (n[i] + 1) * sizeof(*g));
+		if (!g)
+			return;
+		memcpy(g, m[i], n[i] * sizeof(*g));
+		p->maps[i] = g;
+		p->nmaps[i] = n[i];
+	}
+	p->maps_ok = true;
+}
+
+/* changed: as for publisher_publish_changed. dirty: NULL, or (an endpoint
+ * change) the indexes into t->backends of the only backends that may differ
+ * from the last table published, which had the same backends, certificates,
+ * CAs and profiles in the same order (publisher_publish_endpoints). */
 static int publish_v2(struct publisher *p, struct route_table *t, char *const *changed,
-                      size_t nchanged, bool *written)
+                      size_t nchanged, const size_t *dirty, size_t ndirty, bool *written)
 {
 	size_t *bmap = calloc(t->nbackends + 1, sizeof(*bmap));
 	size_t *cmap = calloc(t->ncerts + 1, sizeof(*cmap));
@@ -1282,6 +1309,7 @@ static int publish_v2(struct publisher *p, struct route_table *t, char *const *c
 	bool moved = false;  /* texts taken from p->hosts into hs */
 	bool bmoved = false; /* ... from p->backend_texts into bs */
 	bool *bsame = NULL;  /* slot's backend equals the last index's */
+	bool *bdirty = NULL; /* slot's backend may differ (endpoint change) */
 	char *sdir = shard_dir(p), *text = NULL;
 	size_t len;
 	bool compacted = false;
@@ -1291,11 +1319,25 @@ static int publish_v2(struct publisher *p, struct route_table *t, char *const *c
 	memset(&p->stats, 0, sizeof(p->stats));
 	if (!bmap || !cmap || !amap || !pmap || !sdir)
 		goto out;
-	if ((rc = assign(p, t, ARR_BACKENDS, bmap, &bfresh, &compacted)) != 0 ||
-	    (rc = assign(p, t, ARR_CERTS, cmap, &cfresh, &compacted)) != 0 ||
-	    (rc = assign(p, t, ARR_CAS, amap, &afresh, &compacted)) != 0 ||
-	    (rc = assign(p, t, ARR_PROFILES, pmap, &pfresh, &compacted)) != 0)
+	/* An endpoint change keeps every slot: the last maps hold. */
+	bool same_slots = dirty && p->maps_ok && p->nmaps[0] == t->nbackends &&
+	                  p->nmaps[1] == t->ncerts && p->nmaps[2] == t->ncas &&
+	                  p->nmaps[3] == t->nbackend_tls;
+	size_t *const mv[4] = {bmap, cmap, amap, pmap};
+	if (same_slots) {
+		for (size_t i = 0; i < 4; i++)
+			memcpy(mv[i], p->maps[i], p->nmaps[i] * sizeof(size_t));
+		bfresh = calloc(p->backends.n + 1, sizeof(*bfresh));
+		cfresh = calloc(p->certs.n + 1, sizeof(*cfresh));
+		if (!bfresh || !cfresh)
+			goto out;
+	} else if ((rc = assign(p, t, ARR_BACKENDS, bmap, &bfresh, &compacted)) != 0 ||
+	           (rc = assign(p, t, ARR_CERTS, cmap, &cfresh, &compacted)) != 0 ||
+	           (rc = assign(p, t, ARR_CAS, amap, &afresh, &compacted)) != 0 ||
+	           (rc = assign(p, t, ARR_PROFILES, pmap, &pfresh, &compacted)) != 0) {
 		goto out;
+	}
+	p->maps_ok = false; /* until this publish is through */
 	p->stats.compacted = compacted;
 	struct slot_maps maps = {bmap, cmap, amap, pmap};
 	rc = WEIR_ENOMEM;
@@ -1356,6 +1398,15 @@ static int publish_v2(struct publisher *p, struct route_table *t, char *const *c
 		rc = WEIR_ENOMEM;
 		goto out;
 	}
+	if (same_slots) { /* only these may differ: the others are not compared */
+		if (!(bdirty = calloc(ix.nbackends + 1, sizeof(*bdirty)))) {
+			rc = WEIR_ENOMEM;
+			goto out;
+		}
+		for (size_t e = 0; e < ndirty; e++)
+			if (dirty[e] < t->nbackends)
+				bdirty[bmap[dirty[e]]] = true;
+	}
 	for (size_t v = 0; v < ix.nbackends; v++) {
 		static char hole[] = "";
 		size_t old;
@@ -1365,8 +1416,8 @@ static int publish_v2(struct publisher *p, struct route_table *t, char *const *c
 			continue;
 		}
 		const struct route_backend *cur = &t->backends[binv[v]];
-		bsame[v] =
-		    v < p->nbprev && p->bprev[v].name && route_backend_equal(&p->bprev[v], cur);
+		bsame[v] = v < p->nbprev && p->bprev[v].name &&
+		           (bdirty ? !bdirty[v] : route_backend_equal(&p->bprev[v], cur));
 		if (bsame[v] && changed && !compacted && p->bk[v] != NONE &&
 		    p->backend_texts.text[p->bk[v]]) {
 			/* as in the last index: its text and id move over */
@@ -1557,6 +1608,7 @@ hosts_done:
 	}
 	if (p->last && same_but_generation(p->last, text)) {
 		t->generation = p->generation;
+		keep_maps(p, t, mv);
 		rc = 0;
 		goto out;
 	}
@@ -1581,6 +1633,7 @@ hosts_done:
 	named_update(p, &p->named[1], ix.backends, ix.nbackends);
 	named_update(p, &p->named[2], ix.certs, ix.ncerts);
 	collect_garbage(p, sdir);
+	keep_maps(p, t, mv);
 	rc = 0;
 out:
 	free(host_k);
@@ -1593,6 +1646,7 @@ out:
 	free(binv);
 	free(newbk);
 	free(bsame);
+	free(bdirty);
 	shard_set_free(&hs);
 	shard_set_free(&bs);
 	free(ix.hosts);
@@ -1651,13 +1705,13 @@ out:
 }
 
 static int publish(struct publisher *p, struct route_table *t, char *const *changed,
-                   size_t nchanged, bool *written)
+                   size_t nchanged, const size_t *dirty, size_t ndirty, bool *written)
 {
 	*written = false;
 	if (p->format == PUBLISH_V1)
 		return publish_v1(p, t, written);
 	uint64_t gen = t->generation;
-	int rc = publish_v2(p, t, changed, nchanged, written);
+	int rc = publish_v2(p, t, changed, nchanged, dirty, ndirty, written);
 	if (rc != 0)
 		t->generation = gen;
 	return rc;
@@ -1665,12 +1719,20 @@ static int publish(struct publisher *p, struct route_table *t, char *const *chan
 
 int publisher_publish(struct publisher *p, struct route_table *t, bool *written)
 {
-	return publish(p, t, NULL, 0, written);
+	return publish(p, t, NULL, 0, NULL, 0, written);
 }
 
 int publisher_publish_changed(struct publisher *p, struct route_table *t, char *const *changed,
                               size_t nchanged, bool *written)
 {
 	static char *none[1];
-	return publish(p, t, changed ? changed : none, nchanged, written);
+	return publish(p, t, changed ? changed : none, nchanged, NULL, 0, written);
+}
+
+int publisher_publish_endpoints(struct publisher *p, struct route_table *t, const size_t *backends,
+                                size_t n, bool *written)
+{
+	static char *none[1];
+	static const size_t nothing[1];
+	return publish(p, t, none, 0, backends ? backends : nothing, n, written);
 }

@@ -55,6 +55,16 @@ int publisher_publish(struct publisher *p, struct route_table *t, bool *written)
 int publisher_publish_changed(struct publisher *p, struct route_table *t, char *const *changed,
                               size_t nchanged, bool *written);
 
+/* publisher_publish_changed with no host changed, for an endpoint change:
+ * t has the backends, certificates, CAs and backend TLS profiles of the
+ * table given to the last publish, in the same order, and only the
+ * endpoints of t->backends[backends[i]] (n indexes) may differ. The other
+ * backends are then neither compared nor serialized, and no slot is
+ * assigned again. When the publisher cannot rely on its last publish (none
+ * yet, or it failed, or the counts differ) this is a publish_changed. */
+int publisher_publish_endpoints(struct publisher *p, struct route_table *t, const size_t *backends,
+                                size_t n, bool *written);
+
 /* Generation of the file on disk (0: none yet). */
 uint64_t publisher_generation(const struct publisher *p);
 

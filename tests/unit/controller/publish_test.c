@@ -464,6 +464,58 @@ static void test_v2_endpoints(void)
 	rm_rf(b);
 }
 
+/* publisher_publish_endpoints: only the named backends are looked at, and
+ * the index is the one a full publish writes; when its premise does not
+ * hold (the backend count changed) it compares everything. */
+static void test_v2_publish_endpoints(void)
+{
+	char a[] = "/tmp/weir-publish-pa-XXXXXX", b[] = "/tmp/weir-publish-pb-XXXXXX";
+	CHECK(mkdtemp(a) != NULL && mkdtemp(b) != NULL);
+	struct publisher *p = NULL, *q = NULL;
+	CHECK_INT(publisher_new(a, &p), 0);
+	CHECK_INT(publisher_new(b, &q), 0);
+	bool written = false;
+	/* before any publish: no premise, a full compare */
+	size_t two[] = {2};
+	struct route_table *t = make_table(8, NULL, 0, false, -1, -1);
+	CHECK_INT(publisher_publish_endpoints(p, t, two, 1, &written), 0);
+	CHECK(written);
+	route_table_free(t);
+	publish_ok(q, make_table(8, NULL, 0, false, -1, -1), true);
+	CHECK(same_index(a, b));
+	/* backend 2's port moves */
+	t = make_table(8, NULL, 0, false, -1, 2);
+	CHECK_INT(publisher_publish_endpoints(p, t, two, 1, &written), 0);
+	CHECK(written);
+	CHECK_INT(publisher_stats(p)->backends_reused, 7);
+	CHECK_INT(publisher_stats(p)->hosts_reused, 8);
+	CHECK_INT(publisher_stats(p)->shards_written, 1);
+	route_table_free(t);
+	publish_ok(q, make_table(8, NULL, 0, false, -1, 2), true);
+	CHECK(same_index(a, b));
+	/* back again, named among others that did not change */
+	size_t some[] = {0, 2, 7};
+	t = make_table(8, NULL, 0, false, -1, -1);
+	CHECK_INT(publisher_publish_endpoints(p, t, some, 3, &written), 0);
+	CHECK(written);
+	CHECK_INT(publisher_stats(p)->backends_reused, 5);
+	route_table_free(t);
+	publish_ok(q, make_table(8, NULL, 0, false, -1, -1), true);
+	CHECK(same_index(a, b));
+	/* one backend fewer than the last table: everything is compared */
+	int skip[] = {5};
+	t = make_table(8, skip, 1, false, -1, 2);
+	CHECK_INT(publisher_publish_endpoints(p, t, two, 1, &written), 0);
+	CHECK(written);
+	route_table_free(t);
+	publish_ok(q, make_table(8, skip, 1, false, -1, 2), true);
+	CHECK(same_index(a, b));
+	publisher_free(p);
+	publisher_free(q);
+	rm_rf(a);
+	rm_rf(b);
+}
+
 /* Garbage: a shard goes once none of the last three indexes names it and it
  * is 10 s old; a restart keeps what the index on disk names. */
 static void test_v2_gc(void)
@@ -571,6 +623,7 @@ int main(void)
 	test_v2_slots();
 	test_v2_deterministic();
 	test_v2_endpoints();
+	test_v2_publish_endpoints();
 	test_v2_gc();
 	return check_finish("publish_test");
 }
