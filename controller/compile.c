@@ -1023,6 +1023,16 @@ static void pair_remember_good(const char *crt, const char *key)
 	pthread_mutex_unlock(&good_pairs.lock);
 }
 
+void compile_remember_good_pair(const char *crt, const char *key)
+{
+	pair_remember_good(crt, key);
+}
+
+bool compile_pair_known_good(const char *crt, const char *key)
+{
+	return pair_known_good(crt, key);
+}
+
 static int resolve_cert(struct ctx *c, const char *kind, json_object *obj, const char *field,
                         const char *ns, const char *name)
 {

@@ -135,6 +135,15 @@ void compile_sort_diags(struct diag_list *d);
 json_object *compile_settings_configmap(const struct snapshot *snap,
                                         const struct compile_options *o);
 
+/* The process-wide cache of certificate and key pairs (PEM texts, borrowed
+ * for the call; only a digest of both is kept) that route_validate_cert
+ * accepted: compile validates a pair it finds there no more. Thread-safe;
+ * bounded (emptied when full). Remember only a pair known to load, e.g. one
+ * of a certificate shard this controller published (cert_seed.h). */
+void compile_remember_good_pair(const char *crt, const char *key);
+/* True when the pair is in that cache. */
+bool compile_pair_known_good(const char *crt, const char *key);
+
 /* Free every diagnostic and reset the list to empty. */
 void diag_list_cleanup(struct diag_list *d);
 
