@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cert_seed.h"
 #include "compile.h"
 #include "compile_incr.h"
 #include "error.h"
@@ -320,6 +321,59 @@ static double now_s(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* What needs only the publish directory, done on a thread of its own while
+ * the objects are read (YAML parsed, or listed from the API server), on a
+ * second core: seed the cache of good certificate pairs from the shards the
+ * last run published (cert_seed.h; at 10,000 distinct pairs a restart
+ * otherwise spends seconds in OpenSSL for verdicts it had), then open the
+ * publisher, which reads the shards it keeps. Both finish before the first
+ * compile (publish_prep_join). */
+struct publish_prep {
+	pthread_t thread;
+	bool running;
+	const char *dir; /* borrowed: the --publish argument */
+	enum publish_format format;
+	struct publisher *pub; /* NULL: the directory cannot be used */
+};
+
+static void *publish_prep_main(void *arg)
+{
+	struct publish_prep *pp = arg;
+	size_t n = 0;
+	double t0 = now_s();
+	int rc = cert_seed_from_dir(pp->dir, &n);
+	log_info(COMPONENT, "%zu certificate pairs seeded as valid from %s/%s in %.1f ms%s%s", n,
+	         pp->dir, ROUTE_TABLE_FILE, (now_s() - t0) * 1e3, rc ? ": " : "",
+	         rc ? weir_strerror(rc) : "");
+	if (publisher_new_format(pp->dir, pp->format, &pp->pub) != 0)
+		pp->pub = NULL;
+	return NULL;
+}
+
+/* Start the work above; when no thread can be had, it runs here. */
+static void publish_prep_start(struct publish_prep *pp, const char *dir, enum publish_format format)
+{
+	pp->dir = dir;
+	pp->format = format;
+	pp->pub = NULL;
+	pp->running = pthread_create(&pp->thread, NULL, publish_prep_main, pp) == 0;
+	if (!pp->running)
+		publish_prep_main(pp);
+}
+
+/* Wait for it (any number of times) and take the publisher (caller frees;
+ * NULL when the directory cannot be used, or already taken). */
+static struct publisher *publish_prep_join(struct publish_prep *pp)
+{
+	if (pp->running) {
+		pthread_join(pp->thread, NULL);
+		pp->running = false;
+	}
+	struct publisher *p = pp->pub;
+	pp->pub = NULL;
+	return p;
 }
 
 /* Diagnostics already logged, so a steady problem is logged once. */
@@ -753,7 +807,11 @@ int main(int argc, char **argv)
 	struct publisher *pub = NULL;
 	struct seen seen = {0};
 	struct diag_list source_diags = {0};
+	struct publish_prep prep = {0};
 	code = 1;
+
+	if (!o.explain && !o.report)
+		publish_prep_start(&prep, o.publish, o.publish_format);
 
 	if (o.manifests) {
 		if (manifests_load(o.manifests, store, &source_diags) != 0) {
@@ -796,7 +854,8 @@ int main(int argc, char **argv)
 		}
 	}
 
-	if (publisher_new_format(o.publish, o.publish_format, &pub) != 0) {
+	pub = publish_prep_join(&prep);
+	if (!pub) {
 		fprintf(stderr, "weir-controller: cannot use publish directory %s\n", o.publish);
 		goto out;
 	}
@@ -894,6 +953,7 @@ out:
 	if (o.metrics_port && !o.once && !o.explain && !o.report)
 		telemetry_stop();
 	publisher_free(pub);
+	publisher_free(publish_prep_join(&prep)); /* when we left before taking it */
 	seen_cleanup(&seen);
 	diag_list_cleanup(&source_diags);
 	store_free(store);
