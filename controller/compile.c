@@ -954,8 +954,6 @@ static char *secret_pem(json_object *sec, const char *k)
 	return v ? xstrdup(v) : NULL;
 }
 
-/* Index of cert "ns/name" in the table, loading it from its Secret on first
- * use. -1 with a diagnostic on obj (kind) when missing or invalid. */
 /* Certificate and key pairs that passed route_validate_cert, by SHA-256 of
  * both texts, kept across compiles: the check is OpenSSL's parse of both
  * (about half a millisecond a pair), and at 10,000 distinct pairs every full
@@ -1033,6 +1031,8 @@ bool compile_pair_known_good(const char *crt, const char *key)
 	return pair_known_good(crt, key);
 }
 
+/* Index of cert "ns/name" in the table, loading it from its Secret on first
+ * use. -1 with a diagnostic on obj (kind) when missing or invalid. */
 static int resolve_cert(struct ctx *c, const char *kind, json_object *obj, const char *field,
                         const char *ns, const char *name)
 {
