@@ -57,6 +57,7 @@ struct route_ext {
 struct canary_re {
 	const struct route *route;
 	pcre2_code *re;
+	size_t host; /* position of the route's host in the table (v2 tables) */
 };
 
 struct table {
@@ -84,20 +85,23 @@ struct table {
 	/* Version 2 (sharded): rt->hosts[i] is a shallow copy of the host of
 	 * host_shards[i], and ext[i] and auth[i].match_cn are that shard's;
 	 * rt->backends[i] is a shallow copy of the backend of backend_shards[i];
- * rt->certs[i].name and ctx[i] belong to cert_shards[i] (NULL: hole). */
+	 * rt->certs[i].name and ctx[i] belong to cert_shards[i] (NULL: hole);
+	 * canary_re[k].re belongs to the shard of host canary_re[k].host. */
 	bool sharded;
 	struct table_cache_entry **host_shards;
 	struct table_cache_entry **backend_shards; /* struct route_backend; NULL: hole */
 	struct table_cache_entry **cert_shards;
 	struct route_index *ix; /* the index's ids: the next load reuses shards by position */
-	size_t hosts_parsed; /* host shards this load parsed (the others were cached) */
+	size_t hosts_parsed;    /* host shards this load parsed (the others were cached) */
 };
 
 /* A host shard as the cache keeps it: parsed, validated, compiled. */
 struct host_shard {
 	struct route_host host;
-	struct route_ext *ext; /* one per route */
-	pcre2_code *match_cn;  /* client_auth.match_cn compiled, or NULL */
+	struct route_ext *ext;    /* one per route */
+	pcre2_code *match_cn;     /* client_auth.match_cn compiled, or NULL */
+	struct canary_re *canary; /* by_header_pattern of its routes, in route order */
+	size_t ncanary;
 	struct route_host_refs refs;
 };
 
@@ -140,7 +144,7 @@ static void table_free(struct table *t)
 			pcre2_code_free(t->auth[i].match_cn);
 		free(t->auth);
 	}
-	for (size_t i = 0; i < t->ncanary_re; i++)
+	for (size_t i = 0; i < t->ncanary_re && !t->sharded; i++)
 		pcre2_code_free(t->canary_re[i].re);
 	free(t->canary_re);
 	backend_tls_set_free(t->btls);
@@ -249,6 +253,34 @@ static int build_host_index(struct table *t, char *err, size_t errlen)
 	return 0;
 }
 
+/* t's host index from prev's, when every position of t holds a host of
+ * the name prev has there (attach_shards says so): the same names sorted the
+ * same way, unique as prev's were. Only the pointers move to t's hosts and
+ * names (a host that changed at a position may be freed with prev). */
+static int copy_host_index(struct table *t, const struct table *prev, char *err, size_t errlen)
+{
+	const struct route_host *hosts = t->rt->hosts, *phosts = prev->rt->hosts;
+	if (prev->nexact && !(t->exact = malloc(prev->nexact * sizeof(*t->exact))))
+		goto oom;
+	if (prev->nwild && !(t->wild = malloc(prev->nwild * sizeof(*t->wild))))
+		goto oom;
+	for (size_t k = 0; k < prev->nexact; k++) {
+		const struct route_host *h = &hosts[prev->exact[k].host - phosts];
+		t->exact[k] = (struct host_entry){h->name, prev->exact[k].len, h};
+	}
+	for (size_t k = 0; k < prev->nwild; k++) {
+		const struct route_host *h = &hosts[prev->wild[k].host - phosts];
+		t->wild[k] = (struct host_entry){h->name + 2, prev->wild[k].len, h};
+	}
+	t->nexact = prev->nexact;
+	t->nwild = prev->nwild;
+	t->any = prev->any ? &hosts[prev->any - phosts] : NULL;
+	return 0;
+oom:
+	snprintf(err, errlen, "out of memory");
+	return WEIR_ENOMEM;
+}
+
 /* The per-route data of host h (hosts[hi] in errors) into *out (caller
  * frees the regexes and the array, also on failure; NULL when no routes). */
 static int compile_host_routes(const struct route_host *h, size_t hi, struct route_ext **out,
@@ -299,6 +331,26 @@ static int canary_re_cmp(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* The canary.by_header_pattern of route j of host h (hosts[hi] in errors)
+ * compiled into *out ({NULL} when it has none). */
+static int compile_canary(const struct route_host *h, size_t hi, size_t j, struct canary_re *out,
+                          char *err, size_t errlen)
+{
+	const struct route *r = &h->routes[j];
+	char why[256];
+	*out = (struct canary_re){r, NULL, hi};
+	if (!r->canary.by_header_pattern)
+		return 0;
+	out->re = route_match_cn_compile(r->canary.by_header_pattern, why, sizeof(why));
+	if (!out->re) {
+		snprintf(err, errlen, "hosts[%zu].routes[%zu].canary.by_header_pattern: %s", hi, j,
+		         why);
+		return WEIR_EINVAL;
+	}
+	(void)pcre2_jit_compile(out->re, PCRE2_JIT_COMPLETE);
+	return 0;
+}
+
 /* canary.by_header_pattern of every route, compiled once per table. */
 static int compile_canary_patterns(struct table *t, char *err, size_t errlen)
 {
@@ -316,23 +368,43 @@ static int compile_canary_patterns(struct table *t, char *err, size_t errlen)
 	}
 	for (size_t i = 0; i < rt->nhosts; i++) {
 		for (size_t j = 0; j < rt->hosts[i].nroutes; j++) {
-			const struct route *r = &rt->hosts[i].routes[j];
-			char why[256];
-			if (!r->canary.by_header_pattern)
-				continue;
-			pcre2_code *re =
-			    route_match_cn_compile(r->canary.by_header_pattern, why, sizeof(why));
-			if (!re) {
-				snprintf(err, errlen,
-				         "hosts[%zu].routes[%zu].canary.by_header_pattern: %s", i,
-				         j, why);
-				return WEIR_EINVAL;
-			}
-			(void)pcre2_jit_compile(re, PCRE2_JIT_COMPLETE);
-			t->canary_re[t->ncanary_re++] = (struct canary_re){r, re};
+			struct canary_re c;
+			int rc = compile_canary(&rt->hosts[i], i, j, &c, err, errlen);
+			if (rc != 0)
+				return rc;
+			if (c.re)
+				t->canary_re[t->ncanary_re++] = c;
 		}
 	}
 	qsort(t->canary_re, t->ncanary_re, sizeof(*t->canary_re), canary_re_cmp);
+	return 0;
+}
+
+/* The canary patterns of host h compiled into *out (caller frees the
+ * regexes and the array, also on failure; NULL when none), in route order,
+ * which is address order. */
+static int compile_host_canary(const struct route_host *h, size_t hi, struct canary_re **out,
+                               size_t *n, char *err, size_t errlen)
+{
+	size_t k = 0;
+	*out = NULL;
+	*n = 0;
+	for (size_t j = 0; j < h->nroutes; j++)
+		k += h->routes[j].canary.by_header_pattern != NULL;
+	if (!k)
+		return 0;
+	if (!(*out = calloc(k, sizeof(**out)))) {
+		snprintf(err, errlen, "out of memory");
+		return WEIR_ENOMEM;
+	}
+	for (size_t j = 0; j < h->nroutes; j++) {
+		struct canary_re c;
+		int rc = compile_canary(h, hi, j, &c, err, errlen);
+		if (rc != 0)
+			return rc;
+		if (c.re)
+			(*out)[(*n)++] = c;
+	}
 	return 0;
 }
 
@@ -755,6 +827,9 @@ static void host_shard_free_cb(void *p)
 		free(hs->ext);
 	}
 	pcre2_code_free(hs->match_cn);
+	for (size_t k = 0; k < hs->ncanary; k++)
+		pcre2_code_free(hs->canary[k].re);
+	free(hs->canary);
 	route_host_cleanup(&hs->host);
 	free(hs);
 }
@@ -770,8 +845,7 @@ static void cert_shard_free_cb(void *p)
 /* Host shard id (hosts[i] of the index) from the cache, else read, parsed,
  * validated and compiled once and added to it. *parsed counts the latter. */
 static struct table_cache_entry *get_host_shard(const char *dir, const char *id, size_t i,
-                                                size_t *parsed, int *rc, char *err,
-                                                size_t errlen)
+                                                size_t *parsed, int *rc, char *err, size_t errlen)
 {
 	unsigned char key[TABLE_CACHE_KEY_LEN];
 	char msg[400];
@@ -794,9 +868,13 @@ static struct table_cache_entry *get_host_shard(const char *dir, const char *id,
 	free(buf);
 	if (*rc == 0)
 		*rc = compile_host_routes(&hs->host, i, &hs->ext, msg, sizeof(msg));
+	if (*rc == 0)
+		*rc =
+		    compile_host_canary(&hs->host, i, &hs->canary, &hs->ncanary, msg, sizeof(msg));
 	if (*rc == 0 && hs->host.client_auth.match_cn) {
 		char why[256];
-		hs->match_cn = route_match_cn_compile(hs->host.client_auth.match_cn, why, sizeof(why));
+		hs->match_cn =
+		    route_match_cn_compile(hs->host.client_auth.match_cn, why, sizeof(why));
 		if (!hs->match_cn) {
 			snprintf(msg, sizeof(msg), "host.client_auth.match_cn: %s", why);
 			*rc = WEIR_EINVAL;
@@ -881,58 +959,81 @@ static void reuse_by_position(struct table_cache_entry **e, char *const *ids, si
 	table_cache_get(e, n);
 }
 
+/* 0 when the backends of rt that have a name have each their own, as
+ * version 1 wants them; else WEIR_EINVAL naming a duplicate. */
+static int check_backend_names(const struct route_table *rt, char *err, size_t errlen)
+{
+	const char **names = calloc(rt->nbackends, sizeof(*names));
+	size_t nn = 0;
+	int rc = 0;
+	if (!names) {
+		snprintf(err, errlen, "out of memory");
+		return WEIR_ENOMEM;
+	}
+	for (size_t i = 0; i < rt->nbackends; i++)
+		if (rt->backends[i].name[0])
+			names[nn++] = rt->backends[i].name;
+	qsort(names, nn, sizeof(*names), cmp_name);
+	for (size_t k = 1; k < nn; k++) {
+		if (strcmp(names[k - 1], names[k]) == 0) {
+			snprintf(err, errlen, "backends: duplicate backend name \"%.64s\"",
+			         names[k]);
+			rc = WEIR_EINVAL;
+			break;
+		}
+	}
+	free(names);
+	return rc;
+}
+
 /* The index's backends from their shards (holes: an unnamed backend
- * without endpoints), names unique as version 1 wants them. */
+ * without endpoints), names unique as version 1 wants them. A backend prev
+ * has at the same position is copied from prev's array, not from its shard
+ * (a reload keeps nearly all: one cache miss less per backend). */
 static int attach_backends(struct table *t, const char *dir, const struct route_index *ix,
                            const struct table *prev, char *err, size_t errlen)
 {
 	struct route_table *rt = t->rt;
 	static char hole_name[] = "";
-	const char **names = NULL;
-	size_t nn = 0;
 	int rc = 0;
 	if (!ix->nbackends)
 		return 0;
 	t->backend_shards = calloc(ix->nbackends, sizeof(*t->backend_shards));
-	names = calloc(ix->nbackends, sizeof(*names));
-	if (!t->backend_shards || !names) {
-		free(names);
+	if (!t->backend_shards) {
 		snprintf(err, errlen, "out of memory");
 		return WEIR_ENOMEM;
 	}
 	if (prev)
 		reuse_by_position(t->backend_shards, ix->backends, ix->nbackends,
 		                  prev->backend_shards, prev->ix->backends, prev->ix->nbackends);
+	/* Every name either "" or prev's name at the same position: prev's
+	 * names were unique, so these are too, without sorting them again. */
+	bool names_kept = prev != NULL;
 	for (size_t i = 0; i < ix->nbackends; i++) {
 		rt->backends[i].name = hole_name;
 		if (!ix->backends[i][0])
 			continue;
 		struct table_cache_entry *e = t->backend_shards[i];
-		if (!e && !(e = get_backend_shard(dir, ix->backends[i], &rc, err, errlen)))
-			goto out;
+		if (e) {
+			rt->backends[i] = prev->rt->backends[i];
+			continue;
+		}
+		if (!(e = get_backend_shard(dir, ix->backends[i], &rc, err, errlen)))
+			return rc;
 		t->backend_shards[i] = e;
 		rt->backends[i] = *(const struct route_backend *)table_cache_object(e);
-		if (rt->backends[i].name[0])
-			names[nn++] = rt->backends[i].name;
+		const char *name = rt->backends[i].name;
+		if (names_kept && name[0] &&
+		    (i >= prev->rt->nbackends || strcmp(name, prev->rt->backends[i].name) != 0))
+			names_kept = false;
 	}
-	qsort(names, nn, sizeof(*names), cmp_name);
-	for (size_t k = 1; k < nn; k++) {
-		if (strcmp(names[k - 1], names[k]) == 0) {
-			snprintf(err, errlen, "backends: duplicate backend name \"%.64s\"", names[k]);
-			rc = WEIR_EINVAL;
-			goto out;
-		}
-	}
-out:
-	free(names);
-	return rc;
+	return names_kept ? 0 : check_backend_names(rt, err, errlen);
 }
 
 /* Certificate shard id (certs[i]) from the cache, else read and its
  * context taken from the table cache or decoded (*decoded counts that). */
 static struct table_cache_entry *get_cert_shard(const char *dir, const char *id, size_t i,
-                                                size_t *decoded, int *rc, char *err,
-                                                size_t errlen)
+                                                size_t *decoded, int *rc, char *err, size_t errlen)
 {
 	unsigned char key[TABLE_CACHE_KEY_LEN], ckey[TABLE_CACHE_KEY_LEN];
 	char msg[400];
@@ -963,7 +1064,8 @@ static struct table_cache_entry *get_cert_shard(const char *dir, const char *id,
 			goto out;
 		}
 		(*decoded)++;
-		if (!(cs->ctx = table_cache_add(TABLE_CACHE_SERVER_CTX, ckey, ctx, ssl_ctx_free_cb)))
+		if (!(cs->ctx =
+		          table_cache_add(TABLE_CACHE_SERVER_CTX, ckey, ctx, ssl_ctx_free_cb)))
 			goto oom;
 	}
 	cs->name = c.name;
@@ -987,15 +1089,64 @@ out:
 	return e;
 }
 
+/* Host shard hs (hosts[i] of ix) against the arrays of rt: every index in
+ * range, no certificate or CA hole named. Checked against every index it
+ * comes with, not once: a new index may have shorter arrays or new holes. */
+static int check_host_refs(const struct route_table *rt, const struct route_index *ix, size_t i,
+                           const struct host_shard *hs, char *err, size_t errlen)
+{
+	char msg[300];
+	if (route_host_check_refs(&hs->refs, rt, msg, sizeof(msg)) != 0) {
+		snprintf(err, errlen, "hosts[%zu] (%s/%s.json): %s", i, ROUTE_SHARD_DIR,
+		         ix->hosts[i], msg);
+		return WEIR_EINVAL;
+	}
+	if (hs->host.cert >= 0 && !ix->certs[hs->host.cert][0]) {
+		snprintf(err, errlen, "hosts[%zu] (%s/%s.json): cert %d is an empty slot", i,
+		         ROUTE_SHARD_DIR, ix->hosts[i], hs->host.cert);
+		return WEIR_EINVAL;
+	}
+	int ca = hs->host.client_auth.ca;
+	if (ca >= 0 && !rt->cas[ca].ca_pem[0]) {
+		snprintf(err, errlen, "hosts[%zu] (%s/%s.json): client_auth.ca %d is an empty slot",
+		         i, ROUTE_SHARD_DIR, ix->hosts[i], ca);
+		return WEIR_EINVAL;
+	}
+	return 0;
+}
+
+/* True when every host shard that passed check_host_refs against prev
+ * passes it against t too: no array a host refers into is shorter than in
+ * prev, and no certificate or CA slot that was not a hole in prev is one
+ * in t (slots past prev's arrays no host of prev names). */
+static bool refs_shape_kept(const struct table *t, const struct table *prev)
+{
+	const struct route_table *rt = t->rt, *pr = prev->rt;
+	if (rt->nbackends < pr->nbackends || rt->ncerts < pr->ncerts || rt->ncas < pr->ncas ||
+	    rt->nbackend_tls < pr->nbackend_tls)
+		return false;
+	for (size_t i = 0; i < pr->ncerts; i++)
+		if (!t->ix->certs[i][0] && prev->ix->certs[i][0])
+			return false;
+	for (size_t i = 0; i < pr->ncas; i++)
+		if (!rt->cas[i].ca_pem[0] && pr->cas[i].ca_pem[0])
+			return false;
+	return true;
+}
+
 /* The index's shards into t (rt already attached): hosts as shallow copies
- * of the cached shards, each checked against this index's arrays. */
+ * of the cached shards, each checked against this index's arrays. A shard
+ * prev has at the same position is copied from prev's arrays (no pointer
+ * into it followed) and checked only when the arrays changed shape
+ * (refs_shape_kept). *names_kept: every position holds a host of the name
+ * prev has there, so prev's host index holds for t. */
 static int attach_shards(struct table *t, const char *dir, const struct route_index *ix,
-                         const struct table *prev, char *err, size_t errlen)
+                         const struct table *prev, bool *names_kept, char *err, size_t errlen)
 {
 	struct route_table *rt = t->rt;
 	static char hole_name[] = "";
 	int rc = WEIR_ENOMEM;
-	char msg[300];
+	*names_kept = false;
 	if (ix->nhosts) {
 		t->host_shards = calloc(ix->nhosts, sizeof(*t->host_shards));
 		rt->hosts = calloc(ix->nhosts, sizeof(*rt->hosts));
@@ -1021,47 +1172,110 @@ static int attach_shards(struct table *t, const char *dir, const struct route_in
 		if (!ix->certs[i][0])
 			continue;
 		struct table_cache_entry *e = t->cert_shards[i];
-		if (!e && !(e = get_cert_shard(dir, ix->certs[i], i, &t->certs_decoded, &rc, err,
-		                               errlen)))
+		if (e) {
+			rt->certs[i].name = prev->rt->certs[i].name;
+			t->ctx[i] = prev->ctx[i];
+			continue;
+		}
+		if (!(e = get_cert_shard(dir, ix->certs[i], i, &t->certs_decoded, &rc, err,
+		                         errlen)))
 			return rc;
 		t->cert_shards[i] = e;
 		const struct cert_shard *cs = table_cache_object(e);
 		rt->certs[i].name = cs->name;
 		t->ctx[i] = table_cache_object(cs->ctx);
 	}
+	bool recheck = !prev || !refs_shape_kept(t, prev);
+	bool same_names = prev && ix->nhosts == prev->rt->nhosts;
 	for (size_t i = 0; i < ix->nhosts; i++) {
 		struct table_cache_entry *e = t->host_shards[i];
-		if (!e && !(e = get_host_shard(dir, ix->hosts[i], i, &t->hosts_parsed, &rc, err,
-		                               errlen)))
+		const struct host_shard *hs;
+		if (e) {
+			rt->hosts[i] = prev->rt->hosts[i];
+			t->ext[i] = prev->ext[i];
+			if (recheck && (rc = check_host_refs(rt, ix, i, table_cache_object(e), err,
+			                                     errlen)) != 0)
+				return rc;
+			continue;
+		}
+		if (!(e = get_host_shard(dir, ix->hosts[i], i, &t->hosts_parsed, &rc, err, errlen)))
 			return rc;
 		t->host_shards[i] = e;
 		if (rt->nhosts < i + 1)
 			rt->nhosts = i + 1; /* what table_free gives back */
-		const struct host_shard *hs = table_cache_object(e);
-		/* Checked against every index it comes with, not once: a new
-		 * index may have shorter arrays. */
-		if (route_host_check_refs(&hs->refs, rt, msg, sizeof(msg)) != 0) {
-			snprintf(err, errlen, "hosts[%zu] (%s/%s.json): %s", i, ROUTE_SHARD_DIR,
-			         ix->hosts[i], msg);
-			return WEIR_EINVAL;
-		}
-		if (hs->host.cert >= 0 && !ix->certs[hs->host.cert][0]) {
-			snprintf(err, errlen, "hosts[%zu] (%s/%s.json): cert %d is an empty slot", i,
-			         ROUTE_SHARD_DIR, ix->hosts[i], hs->host.cert);
-			return WEIR_EINVAL;
-		}
-		int ca = hs->host.client_auth.ca;
-		if (ca >= 0 && !rt->cas[ca].ca_pem[0]) {
-			snprintf(err, errlen,
-			         "hosts[%zu] (%s/%s.json): client_auth.ca %d is an empty slot", i,
-			         ROUTE_SHARD_DIR, ix->hosts[i], ca);
-			return WEIR_EINVAL;
-		}
+		hs = table_cache_object(e);
+		if ((rc = check_host_refs(rt, ix, i, hs, err, errlen)) != 0)
+			return rc;
 		rt->hosts[i] = hs->host;
 		t->ext[i] = hs->ext;
+		if (same_names && strcmp(hs->host.name, prev->rt->hosts[i].name) != 0)
+			same_names = false;
 	}
+	*names_kept = same_names;
 	return 0;
 oom:
+	snprintf(err, errlen, "out of memory");
+	return WEIR_ENOMEM;
+}
+
+/* True when host i of t is the shard prev has at position i. */
+static bool host_kept(const struct table *t, const struct table *prev, size_t i)
+{
+	return prev && i < prev->rt->nhosts && t->host_shards[i] == prev->host_shards[i];
+}
+
+/* The canary patterns of a v2 table, compiled by the host shards: prev's
+ * entries of the hosts t keeps at the same position (in address order
+ * already) merged with those of the other hosts, so a reload that changes
+ * one host does not walk the routes of all. */
+static int gather_canary_patterns(struct table *t, const struct table *prev, char *err,
+                                  size_t errlen)
+{
+	const struct route_table *rt = t->rt;
+	struct canary_re *fresh = NULL;
+	size_t nkept = 0, nfresh = 0;
+	for (size_t k = 0; prev && k < prev->ncanary_re; k++)
+		nkept += host_kept(t, prev, prev->canary_re[k].host);
+	for (size_t i = 0; i < rt->nhosts; i++)
+		if (!host_kept(t, prev, i))
+			nfresh += ((const struct host_shard *)table_cache_object(t->host_shards[i]))
+			              ->ncanary;
+	if (!nkept && !nfresh)
+		return 0;
+	if (!(t->canary_re = calloc(nkept + nfresh, sizeof(*t->canary_re))) ||
+	    (nfresh && !(fresh = calloc(nfresh, sizeof(*fresh)))))
+		goto oom;
+	nfresh = 0;
+	for (size_t i = 0; i < rt->nhosts; i++) {
+		if (host_kept(t, prev, i))
+			continue;
+		const struct host_shard *hs = table_cache_object(t->host_shards[i]);
+		for (size_t k = 0; k < hs->ncanary; k++) {
+			fresh[nfresh] = hs->canary[k];
+			fresh[nfresh++].host = i;
+		}
+	}
+	if (nfresh)
+		qsort(fresh, nfresh, sizeof(*fresh), canary_re_cmp);
+	size_t a = 0, b = 0, n = 0;
+	while (prev && a < prev->ncanary_re) {
+		const struct canary_re *c = &prev->canary_re[a];
+		if (!host_kept(t, prev, c->host)) {
+			a++;
+			continue;
+		}
+		if (b < nfresh && canary_re_cmp(&fresh[b], c) < 0)
+			t->canary_re[n++] = fresh[b++];
+		else
+			t->canary_re[n++] = prev->canary_re[a++];
+	}
+	while (b < nfresh)
+		t->canary_re[n++] = fresh[b++];
+	t->ncanary_re = n;
+	free(fresh);
+	return 0;
+oom:
+	free(fresh);
 	snprintf(err, errlen, "out of memory");
 	return WEIR_ENOMEM;
 }
@@ -1078,7 +1292,8 @@ static int new_balancer(struct table *t, const struct table *prev, char *err, si
 		if (!same)
 			goto oom;
 		for (size_t i = 0; i < n && i < prev->rt->nbackends; i++)
-			same[i] = t->backend_shards[i] && t->backend_shards[i] == prev->backend_shards[i];
+			same[i] =
+			    t->backend_shards[i] && t->backend_shards[i] == prev->backend_shards[i];
 	}
 	rc = balancer_state_new_reusing(t->rt, same ? prev->balancer : NULL, same, &t->balancer);
 	free(same);
@@ -1112,18 +1327,23 @@ static int table_new_sharded(const char *dir, struct route_table *rt, struct rou
 		table_unref(prev);
 		prev = NULL;
 	}
+	bool names_kept = false;
 	rc = attach_backends(t, dir, ix, prev, err, errlen);
 	if (rc == 0)
-		rc = attach_shards(t, dir, ix, prev, err, errlen);
+		rc = attach_shards(t, dir, ix, prev, &names_kept, err, errlen);
 	if (rc == 0)
 		rc = new_balancer(t, prev, err, errlen);
+	if (rc == 0)
+		rc = build_settings(t, err, errlen);
+	if (rc == 0)
+		rc = names_kept ? copy_host_index(t, prev, err, errlen)
+		                : build_host_index(t, err, errlen);
+	if (rc == 0)
+		rc = gather_canary_patterns(t, prev, err, errlen);
 	table_unref(prev);
 	if (rc != 0)
 		goto fail;
-	if ((rc = build_settings(t, err, errlen)) != 0 ||
-	    (rc = build_host_index(t, err, errlen)) != 0 ||
-	    (rc = compile_canary_patterns(t, err, errlen)) != 0 ||
-	    (rc = load_client_auth(t, err, errlen)) != 0 ||
+	if ((rc = load_client_auth(t, err, errlen)) != 0 ||
 	    (rc = backend_tls_set_new(rt, &t->btls, err, errlen)) != 0)
 		goto fail;
 	*out = t;
@@ -1157,8 +1377,7 @@ int table_load(const char *dir, struct table **out, char *err, size_t errlen)
 		 * controller has yet to write (WEIR_ENOENT means that). */
 		if (rc == WEIR_ENOENT)
 			rc = WEIR_EIO;
-	}
-	else if (rc == 0)
+	} else if (rc == 0)
 		rc = table_new(rt, out, msg, sizeof(msg));
 	if (rc != 0 && err && errlen)
 		snprintf(err, errlen, "%s: %s", ROUTE_TABLE_FILE, msg);
@@ -1506,7 +1725,7 @@ int table_match_cn(const struct table *t, const struct route_host *h, const char
 int table_canary_pattern_match(const struct table *t, const struct route *r, const char *v,
                                size_t len)
 {
-	struct canary_re key = {r, NULL};
+	struct canary_re key = {r, NULL, 0};
 	const struct canary_re *e = t->ncanary_re ? bsearch(&key, t->canary_re, t->ncanary_re,
 	                                                    sizeof(*t->canary_re), canary_re_cmp)
 	                                          : NULL;
