@@ -1,7 +1,11 @@
 /* proxy/table_cache.c - content-keyed, reference-counted objects shared by
  * route table generations: one chained hash map per kind behind one lock.
  * References change only while tables are built or freed, never per
- * request, so a plain count under the lock is enough. */
+ * request, so a plain count under the lock is enough. Entries live in slabs
+ * of SLAB_ENTRIES, handed out in order: the entries a load adds one after
+ * the other (a shard per host, a cell per endpoint) lie side by side, so a
+ * reload taking or dropping a reference to each of them reads memory in
+ * order instead of missing the cache once per entry. */
 #include "table_cache.h"
 #include "error.h"
 
@@ -13,14 +17,28 @@
 #include <string.h>
 
 #define BUCKETS_MIN 64
+#define SLAB_ENTRIES 512
+
+struct slab;
 
 struct table_cache_entry {
-	struct table_cache_entry *next; /* bucket chain */
+	struct table_cache_entry *next; /* bucket chain; free: the slab's free list */
+	struct slab *slab;              /* the slab it lies in */
 	size_t refs;                    /* under cache_lock */
 	enum table_cache_kind kind;
 	unsigned char key[TABLE_CACHE_KEY_LEN];
 	void *obj;
 	table_cache_free_cb free_cb;
+};
+
+/* Entries e[0 .. fresh) have been handed out at least once; those of them
+ * not in use are on free. A slab with a free or fresh entry is on the
+ * list of open slabs; an unused one is freed. */
+struct slab {
+	struct slab *prev, *next; /* open slabs */
+	struct table_cache_entry *free;
+	size_t used, fresh;
+	struct table_cache_entry e[SLAB_ENTRIES];
 };
 
 struct map {
@@ -31,6 +49,65 @@ struct map {
 
 static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct map maps[TABLE_CACHE_KINDS];
+static struct slab *open_slabs; /* under cache_lock */
+
+static void slab_open(struct slab *s)
+{
+	s->prev = NULL;
+	s->next = open_slabs;
+	if (open_slabs)
+		open_slabs->prev = s;
+	open_slabs = s;
+}
+
+static void slab_close(struct slab *s)
+{
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		open_slabs = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+}
+
+/* Under cache_lock: an unused entry (contents undefined), or NULL on
+ * out-of-memory. The newest open slab first, its free entries before its
+ * fresh ones. */
+static struct table_cache_entry *entry_alloc(void)
+{
+	struct slab *s = open_slabs;
+	struct table_cache_entry *e;
+	if (!s) {
+		if (!(s = malloc(sizeof(*s))))
+			return NULL;
+		s->free = NULL;
+		s->used = s->fresh = 0;
+		slab_open(s);
+	}
+	if ((e = s->free))
+		s->free = e->next;
+	else
+		e = &s->e[s->fresh++];
+	e->slab = s;
+	if (++s->used == SLAB_ENTRIES)
+		slab_close(s);
+	return e;
+}
+
+/* Under cache_lock: give e back to its slab. */
+static void entry_release(struct table_cache_entry *e)
+{
+	struct slab *s = e->slab;
+	if (s->used-- == SLAB_ENTRIES)
+		slab_open(s);
+	if (!s->used) {
+		slab_close(s);
+		free(s);
+		return;
+	}
+	e->next = s->free;
+	s->free = e;
+}
 
 /* SHA-256 fetched once: an implicit fetch per key costs more than hashing a
  * short key (a table load makes one key per certificate, backend and
@@ -124,32 +201,32 @@ struct table_cache_entry *table_cache_add(enum table_cache_kind kind,
                                           const unsigned char key[TABLE_CACHE_KEY_LEN], void *obj,
                                           table_cache_free_cb free_cb)
 {
-	struct table_cache_entry *e = calloc(1, sizeof(*e)), *old;
+	struct table_cache_entry *e;
 	struct map *m = &maps[kind];
-	if (e) {
-		e->refs = 1;
-		e->kind = kind;
-		memcpy(e->key, key, TABLE_CACHE_KEY_LEN);
-		e->obj = obj;
-		e->free_cb = free_cb;
-	}
 	pthread_mutex_lock(&cache_lock);
-	if ((old = lookup(m, key))) {
-		old->refs++;
-	} else if (e && grow(m)) {
-		size_t k = bucket_of(m, key);
-		e->next = m->bucket[k];
-		m->bucket[k] = e;
-		m->count++;
-		obj = NULL; /* the entry owns it now */
-		old = e;
-		e = NULL;
+	if ((e = lookup(m, key))) {
+		e->refs++; /* another thread added key first */
+	} else if ((e = entry_alloc())) {
+		if (grow(m)) {
+			e->refs = 1;
+			e->kind = kind;
+			memcpy(e->key, key, TABLE_CACHE_KEY_LEN);
+			e->obj = obj;
+			e->free_cb = free_cb;
+			size_t k = bucket_of(m, key);
+			e->next = m->bucket[k];
+			m->bucket[k] = e;
+			m->count++;
+			obj = NULL; /* the entry owns it now */
+		} else {
+			entry_release(e);
+			e = NULL;
+		}
 	}
 	pthread_mutex_unlock(&cache_lock);
 	if (obj)
 		free_cb(obj);
-	free(e);
-	return old;
+	return e;
 }
 
 void *table_cache_object(const struct table_cache_entry *e)
@@ -182,13 +259,18 @@ void table_cache_put(struct table_cache_entry *const *e, size_t n)
 		dead = e[i];
 	}
 	pthread_mutex_unlock(&cache_lock);
+	if (!dead)
+		return;
 	/* Freeing a TLS context takes a while: not under the lock. */
+	for (struct table_cache_entry *d = dead; d; d = d->next)
+		d->free_cb(d->obj);
+	pthread_mutex_lock(&cache_lock);
 	while (dead) {
 		struct table_cache_entry *next = dead->next;
-		dead->free_cb(dead->obj);
-		free(dead);
+		entry_release(dead);
 		dead = next;
 	}
+	pthread_mutex_unlock(&cache_lock);
 }
 
 void table_cache_get(struct table_cache_entry *const *e, size_t n)

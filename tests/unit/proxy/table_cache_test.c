@@ -114,6 +114,69 @@ static void test_many(void)
 	CHECK_INT(table_cache_count(TABLE_CACHE_BALANCER), 0);
 }
 
+static void churn_key(unsigned char k[TABLE_CACHE_KEY_LEN], int round, int i)
+{
+	char name[48];
+	snprintf(name, sizeof(name), "churn %d %d", round, i);
+	const char *f[] = {name};
+	table_cache_key(k, 1, f);
+}
+
+/* 1 when entry i is found by its key (round r) holding the value i. */
+static int churn_found(struct table_cache_entry *const *e, int r, int i)
+{
+	unsigned char k[TABLE_CACHE_KEY_LEN];
+	churn_key(k, r, i);
+	struct table_cache_entry *x = table_cache_find(TABLE_CACHE_BALANCER, k);
+	int ok = x && x == e[i] && *(int *)table_cache_object(x) == i;
+	table_cache_put(&x, 1);
+	return ok;
+}
+
+/* Entries go and come in any order (they share blocks of memory that are
+ * filled again and given back when empty): each keeps its own key and
+ * object, and every object is freed once. */
+static void test_churn(void)
+{
+	enum { N = 3000 };
+	static struct table_cache_entry *e[N];
+	static int round[N];
+	unsigned char k[TABLE_CACHE_KEY_LEN];
+	freed = 0;
+	for (int i = 0; i < N; i++) {
+		int *o = malloc(sizeof(*o));
+		*o = i;
+		churn_key(k, 0, i);
+		e[i] = table_cache_add(TABLE_CACHE_BALANCER, k, o, count_free);
+	}
+	/* every third goes, then comes back under another key */
+	for (int i = 0; i < N; i += 3)
+		table_cache_put(&e[i], 1);
+	CHECK_INT(freed, N / 3);
+	CHECK_INT(table_cache_count(TABLE_CACHE_BALANCER), N - N / 3);
+	for (int i = 0; i < N; i += 3) {
+		int *o = malloc(sizeof(*o));
+		*o = i;
+		churn_key(k, 1, i);
+		e[i] = table_cache_add(TABLE_CACHE_BALANCER, k, o, count_free);
+		round[i] = 1;
+	}
+	int found = 0;
+	for (int i = 0; i < N; i++)
+		found += churn_found(e, round[i], i);
+	CHECK_INT(found, N);
+	/* the first half goes (whole blocks empty), the rest stays intact */
+	table_cache_put(e, N / 2);
+	CHECK_INT(table_cache_count(TABLE_CACHE_BALANCER), N - N / 2);
+	found = 0;
+	for (int i = N / 2; i < N; i++)
+		found += churn_found(e, round[i], i);
+	CHECK_INT(found, N - N / 2);
+	table_cache_put(e + N / 2, N - N / 2);
+	CHECK_INT(freed, N + N / 3);
+	CHECK_INT(table_cache_count(TABLE_CACHE_BALANCER), 0);
+}
+
 static char *bio_text(BIO *b)
 {
 	char *p;
@@ -265,6 +328,7 @@ int main(void)
 	test_key();
 	test_reuse_and_free();
 	test_many();
+	test_churn();
 	test_tables_share();
 	return check_finish("table_cache");
 }
