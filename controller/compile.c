@@ -4026,7 +4026,7 @@ static bool any_default_backend_annotation(const struct snapshot *snap)
 
 int compile_patch_endpoints(const struct snapshot *snap, const struct compile_options *o,
                             const struct compile_slices *slices, struct route_table *t,
-                            char *const *svc_keys, size_t nkeys, size_t *npatched)
+                            char *const *svc_keys, size_t nkeys, size_t *npatched, size_t *patched)
 {
 	*npatched = 0;
 	if (!nkeys)
@@ -4135,6 +4135,8 @@ int compile_patch_endpoints(const struct snapshot *snap, const struct compile_op
 			ndrop = b->nendpoints;
 			b->endpoints = fresh[i].endpoints;
 			b->nendpoints = fresh[i].nendpoints;
+			if (patched)
+				patched[*npatched] = i;
 			(*npatched)++;
 		}
 		for (size_t e = 0; e < ndrop; e++)

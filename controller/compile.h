@@ -70,7 +70,8 @@ struct compile_slices; /* below */
  * the Services svc_keys ("namespace/name", sorted by strcmp), as
  * compile_snapshot(snap) would. Backends of other Services, ExternalName and
  * service-upstream backends are left alone. *npatched counts the backends
- * whose endpoints changed. Returns 0 (t patched), or WEIR_EAGAIN with t
+ * whose endpoints changed; patched (NULL, or room for t->nbackends) gets
+ * their indexes in t->backends, ascending. Returns 0 (t patched), or WEIR_EAGAIN with t
  * unchanged when only a full compile gives the right table: the new
  * endpoints raise a diagnostic, or a backend gains its first or loses its
  * last endpoint while some Ingress has a default-backend annotation (the
@@ -79,7 +80,7 @@ struct compile_slices; /* below */
  * read from snap, which costs a look at every EndpointSlice's labels). */
 int compile_patch_endpoints(const struct snapshot *snap, const struct compile_options *o,
                             const struct compile_slices *slices, struct route_table *t,
-                            char *const *svc_keys, size_t nkeys, size_t *npatched);
+                            char *const *svc_keys, size_t nkeys, size_t *npatched, size_t *patched);
 
 /* Called by compile_snapshot_ex once per Ingress of our class with its
  * "namespace/name" (borrowed for the call), the object (borrowed from the

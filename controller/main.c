@@ -529,15 +529,18 @@ static int incremental_publish(struct last_compile *last, struct snapshot *snap,
 	*publish_rc = 0;
 	char **keys = NULL;
 	size_t nkeys = 0, n = 0;
+	size_t *patched = NULL; /* backends whose endpoints changed */
 	char what[128];
 	double t0 = now_s();
 	if (!last->table)
 		return -1;
 	if (snapshot_slices_only_diff(last->snap, snap, &keys, &nkeys)) {
-		if (last->slice_diags ||
+		patched = calloc(last->table->nbackends + 1, sizeof(*patched));
+		if (!patched || last->slice_diags ||
 		    compile_patch_endpoints(snap, co, compile_incr_slices(last->inc, snap),
-		                            last->table, keys, nkeys, &n) != 0) {
+		                            last->table, keys, nkeys, &n, patched) != 0) {
 			free_strs(keys, nkeys);
+			free(patched);
 			return -1;
 		}
 		free_strs(keys, nkeys);
@@ -558,12 +561,15 @@ static int incremental_publish(struct last_compile *last, struct snapshot *snap,
 	last->snap = snap;
 	if (!n) { /* nothing the table shows */
 		free_strs(keys, nkeys);
+		free(patched);
 		return 0;
 	}
 	double t1 = now_s();
 	bool written = false;
-	int rc = publisher_publish_changed(pub, last->table, keys, nkeys, &written);
+	int rc = patched ? publisher_publish_endpoints(pub, last->table, patched, n, &written)
+	                 : publisher_publish_changed(pub, last->table, keys, nkeys, &written);
 	free_strs(keys, nkeys);
+	free(patched);
 	if (rc) {
 		log_error(COMPONENT, "publish: %s", weir_strerror(rc));
 		last_compile_clear(last); /* the retry compiles in full */

@@ -95,11 +95,13 @@ static int step(struct run *r, bool endpoint, double ms[PHASES][1024], size_t i)
 	struct snapshot *snap = store_snapshot(r->store);
 	char **keys = NULL;
 	size_t nkeys = 0, n = 0;
+	size_t *patched = NULL;
 	double t0 = now_ms();
 	if (endpoint) {
-		if (!snapshot_slices_only_diff(r->snap, snap, &keys, &nkeys) ||
+		patched = calloc(r->t->nbackends + 1, sizeof(*patched));
+		if (!patched || !snapshot_slices_only_diff(r->snap, snap, &keys, &nkeys) ||
 		    compile_patch_endpoints(snap, &r->co, compile_incr_slices(r->inc, snap), r->t,
-		                            keys, nkeys, &n) != 0) {
+		                            keys, nkeys, &n, patched) != 0) {
 			fprintf(stderr, "change_bench: the endpoint step was refused\n");
 			return -1;
 		}
@@ -118,10 +120,12 @@ static int step(struct run *r, bool endpoint, double ms[PHASES][1024], size_t i)
 	}
 	double t1 = now_ms();
 	bool written = false;
-	int rc = publisher_publish_changed(r->pub, r->t, keys, nkeys, &written);
+	int rc = patched ? publisher_publish_endpoints(r->pub, r->t, patched, n, &written)
+	                 : publisher_publish_changed(r->pub, r->t, keys, nkeys, &written);
 	for (size_t k = 0; k < nkeys; k++)
 		free(keys[k]);
 	free(keys);
+	free(patched);
 	if (rc != 0 || !written) {
 		fprintf(stderr, "change_bench: publish rc %d written %d\n", rc, written);
 		return -1;

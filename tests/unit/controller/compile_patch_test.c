@@ -104,6 +104,28 @@ static char *text_of(const struct route_table *t)
 	return json;
 }
 
+/* which[0 .. n) are, ascending, exactly the backends of t that differ
+ * from the table serialized as before. */
+static void check_patched(const char *before, const struct route_table *t, const size_t *which,
+                          size_t n)
+{
+	struct route_table *old = NULL;
+	char err[256];
+	CHECK_INT(route_table_parse(before, strlen(before), &old, err, sizeof(err)), 0);
+	if (!old)
+		return;
+	CHECK_INT(old->nbackends, t->nbackends);
+	size_t k = 0;
+	for (size_t i = 0; i < t->nbackends && i < old->nbackends; i++) {
+		bool differs = !route_backend_equal(&old->backends[i], &t->backends[i]);
+		bool named = k < n && which[k] == i;
+		CHECK_INT(named, differs);
+		k += named;
+	}
+	CHECK_INT(k, n); /* every index named once, ascending, in range */
+	route_table_free(old);
+}
+
 /* One scenario: steps of random churn; counts patches and refusals. */
 static void churn(bool default_backend, bool loopback, unsigned seed, int *patched, int *refused)
 {
@@ -138,8 +160,9 @@ static void churn(bool default_backend, bool loopback, unsigned seed, int *patch
 		char *before = text_of(t);
 		compile_slices_refresh(&cs, b);
 		CHECK(compile_slices_fit(cs, b));
-		int rc =
-		    compile_patch_endpoints(b, &OPTS, step % 2 ? NULL : cs, t, keys, nkeys, &np);
+		size_t *which = calloc(t->nbackends + 1, sizeof(*which));
+		int rc = compile_patch_endpoints(b, &OPTS, step % 2 ? NULL : cs, t, keys, nkeys,
+		                                 &np, which);
 		struct route_table *full = NULL;
 		CHECK_INT(compile_snapshot(b, &OPTS, &full, &d), 0);
 		char *want = text_of(full);
@@ -148,6 +171,7 @@ static void churn(bool default_backend, bool loopback, unsigned seed, int *patch
 			(*patched)++;
 			CHECK_STR(got, want);
 			CHECK(np > 0 || strcmp(before, want) == 0);
+			check_patched(before, t, which, np);
 			route_table_free(full);
 		} else {
 			CHECK_INT(rc, WEIR_EAGAIN);
@@ -164,6 +188,7 @@ static void churn(bool default_backend, bool loopback, unsigned seed, int *patch
 			CHECK(slice_diag || loopback);
 		diag_list_cleanup(&d);
 		free(before);
+		free(which);
 		free(want);
 		free(got);
 		for (size_t i = 0; i < nkeys; i++)
