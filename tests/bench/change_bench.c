@@ -8,7 +8,8 @@
  * the proxy does (table_load + table_publish), then CHANGES times each:
  *   endpoint: one EndpointSlice's first address moves (10.0.x.y), the step
  *             the watch loop takes (snapshot_slices_only_diff +
- *             compile_patch_endpoints), publisher_publish_changed, table_load;
+ *             compile_patch_endpoints), publisher_publish_endpoints with the
+ *             backends patched, table_load;
  *   ingress:  one Ingress gets a new path, compile_incr_apply,
  *             publisher_publish_changed, table_load.
  * Prints p50 / p99 / max of each phase in milliseconds (wall clock: run it
