@@ -284,11 +284,11 @@ struct route_policy {
 	/* use-port-in-redirects: the ssl-redirect Location names the proxy's HTTPS
 	 * listen port, a from-to-www one the port the request arrived on */
 	bool port_in_redirects;
-	char *upstream_vhost;         /* NULL: Host passes unchanged */
-	char *x_forwarded_prefix;     /* NULL: no X-Forwarded-Prefix */
-	char *rewrite_target;         /* NULL: path unchanged; may hold $1..$9 */
-	uint16_t redirect_code; /* 0: none; else 300..308 (see route_validate) to redirect_url,
-	                           or to redirect_host */
+	char *upstream_vhost;     /* NULL: Host passes unchanged */
+	char *x_forwarded_prefix; /* NULL: no X-Forwarded-Prefix */
+	char *rewrite_target;     /* NULL: path unchanged; may hold $1..$9 */
+	uint16_t redirect_code;   /* 0: none; else 300..308 (see route_validate) to redirect_url,
+	                             or to redirect_host */
 	char *redirect_url;
 	/* from-to-www-redirect: NULL; else (with redirect_code, without
 	 * redirect_url) every request is redirected to the same scheme, this
@@ -426,10 +426,16 @@ struct route_backend {
 	uint16_t external_port;
 };
 
+#define ROUTE_CERT_DIGEST_LEN 32
+
 struct route_cert {
 	char *name;     /* "namespace/secret" */
 	char *cert_pem; /* certificate chain, PEM */
 	char *key_pem;  /* private key, PEM */
+	/* route_cert_digest of the pair, set by the controller's compile so the
+	 * publisher knows a certificate without reading its PEM again; not in
+	 * the JSON. All zero: not computed. */
+	unsigned char digest[ROUTE_CERT_DIGEST_LEN];
 };
 
 /* Certificate authorities a client certificate may chain to (the ca.crt of
@@ -511,10 +517,10 @@ struct route_settings {
 	char **block_referers;
 	/* The access log (ingress-nginx disable-access-log, log-format-upstream,
 	 * log-format-escape-json / -none, skip-access-log-urls). */
-	bool access_log;          /* true: one line per request on standard output */
-	char *access_log_format;  /* NULL: ingress-nginx's default (common/log_format.h) */
-	int access_log_escape;    /* ROUTE_LOG_ESCAPE_* */
-	size_t naccess_log_skip;  /* request URIs (whole, case ignored) not logged */
+	bool access_log;         /* true: one line per request on standard output */
+	char *access_log_format; /* NULL: ingress-nginx's default (common/log_format.h) */
+	int access_log_escape;   /* ROUTE_LOG_ESCAPE_* */
+	size_t naccess_log_skip; /* request URIs (whole, case ignored) not logged */
 	char **access_log_skip;
 	/* Response compression (ingress-nginx use-gzip and its companions). */
 	bool use_gzip;            /* false */
@@ -642,7 +648,7 @@ struct route_index {
 	size_t nbackends;
 	char **backends; /* one per backends slot; "" for a hole */
 	size_t ncerts;
-	char **certs; /* one per certs slot; "" for a hole */
+	char **certs;  /* one per certs slot; "" for a hole */
 	char *ids_mem; /* when set, every id above lies in it (one allocation) */
 };
 
@@ -708,8 +714,8 @@ int route_host_check_refs(const struct route_host_refs *refs, const struct route
 /* The version 2 index of table (its hosts and certs are not read) naming
  * the shards of ix, serialized as route_table_serialize does (caller
  * frees *out). */
-int route_index_serialize(const struct route_table *table, const struct route_index *ix,
-                          char **out, size_t *len);
+int route_index_serialize(const struct route_table *table, const struct route_index *ix, char **out,
+                          size_t *len);
 
 /* One host, backend or certificate as the text of its shard (caller frees
  * *out): deterministic, as route_table_serialize. */

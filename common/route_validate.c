@@ -6,10 +6,12 @@
 
 #include <arpa/inet.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -1064,6 +1066,18 @@ out:
 	return rc;
 }
 
+void route_cert_digest(const char *cert_pem, const char *key_pem,
+                       unsigned char out[ROUTE_CERT_DIGEST_LEN])
+{
+	EVP_MD_CTX *h = EVP_MD_CTX_new();
+	if (!h || EVP_DigestInit_ex(h, EVP_sha256(), NULL) != 1 ||
+	    EVP_DigestUpdate(h, cert_pem, strlen(cert_pem) + 1) != 1 || /* the NUL: unambiguous */
+	    EVP_DigestUpdate(h, key_pem, strlen(key_pem)) != 1 ||
+	    EVP_DigestFinal_ex(h, out, NULL) != 1)
+		abort(); /* out of memory */
+	EVP_MD_CTX_free(h);
+}
+
 int route_validate_cert(const char *name, const char *cert_pem, const char *key_pem, SSL_CTX **out,
                         char *field, size_t fieldlen, char *err, size_t errlen)
 {
@@ -1271,8 +1285,8 @@ static bool cipher_chars_ok(const char *s)
 	if (!*s)
 		return false;
 	for (const char *p = s; *p; p++)
-		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-		      strchr("+:_-!@=", *p)))
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		      (*p >= '0' && *p <= '9') || strchr("+:_-!@=", *p)))
 			return false;
 	return true;
 }
@@ -1282,9 +1296,9 @@ int route_validate_server_ciphers(const char *s, char *err, size_t errlen)
 	char q[96];
 	if (!cipher_chars_ok(s)) {
 		route_validate_quote(s, q, sizeof(q));
-		return fail(err, errlen,
-		            "%s: empty or holds a character other than letters, digits and +:_-!@=",
-		            q);
+		return fail(
+		    err, errlen,
+		    "%s: empty or holds a character other than letters, digits and +:_-!@=", q);
 	}
 	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
 	if (!ctx)

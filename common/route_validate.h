@@ -193,6 +193,12 @@ int route_validate_route(const struct route *r, bool skip_regex_compile, char *f
 int route_validate_cert(const char *name, const char *cert_pem, const char *key_pem, SSL_CTX **out,
                         char *field, size_t fieldlen, char *err, size_t errlen);
 
+/* SHA-256 of cert_pem, a NUL and key_pem: one pair's identity, the same
+ * wherever it is computed (the compile's good-pairs cache, the publisher's
+ * certificate slots). */
+void route_cert_digest(const char *cert_pem, const char *key_pem,
+                       unsigned char out[ROUTE_CERT_DIGEST_LEN]);
+
 /* The CA certificates (every PEM block a certificate, at least one) and the
  * optional CRLs (every block a CRL, at least one) a client certificate is
  * checked against, as the proxy loads them. name as for route_validate_cert.

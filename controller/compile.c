@@ -967,16 +967,6 @@ static struct {
 	unsigned char (*d)[SHA256_DIGEST_LENGTH]; /* open addressing; all-zero: empty */
 } good_pairs = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
-static void pair_digest(const char *crt, const char *key, unsigned char *out)
-{
-	EVP_MD_CTX *h = EVP_MD_CTX_new();
-	if (!h || EVP_DigestInit_ex(h, EVP_sha256(), NULL) != 1 ||
-	    EVP_DigestUpdate(h, crt, strlen(crt) + 1) != 1 || /* with the NUL: no ambiguity */
-	    EVP_DigestUpdate(h, key, strlen(key)) != 1 || EVP_DigestFinal_ex(h, out, NULL) != 1)
-		abort(); /* out of memory */
-	EVP_MD_CTX_free(h);
-}
-
 /* Slot of digest d (found or empty); the table is 2 * GOOD_PAIRS_MAX wide. */
 static size_t pair_slot(const unsigned char *d)
 {
@@ -990,22 +980,19 @@ static size_t pair_slot(const unsigned char *d)
 	return i;
 }
 
-static bool pair_known_good(const char *crt, const char *key)
+/* d: route_cert_digest of the pair */
+static bool pair_known_good(const unsigned char *d)
 {
-	unsigned char d[SHA256_DIGEST_LENGTH];
 	bool hit = false;
-	pair_digest(crt, key, d);
 	pthread_mutex_lock(&good_pairs.lock);
 	if (good_pairs.d)
-		hit = memcmp(good_pairs.d[pair_slot(d)], d, sizeof(d)) == 0;
+		hit = memcmp(good_pairs.d[pair_slot(d)], d, SHA256_DIGEST_LENGTH) == 0;
 	pthread_mutex_unlock(&good_pairs.lock);
 	return hit;
 }
 
-static void pair_remember_good(const char *crt, const char *key)
+static void pair_remember_good(const unsigned char *d)
 {
-	unsigned char d[SHA256_DIGEST_LENGTH];
-	pair_digest(crt, key, d);
 	pthread_mutex_lock(&good_pairs.lock);
 	if (!good_pairs.d)
 		good_pairs.d = xcalloc(2 * GOOD_PAIRS_MAX, sizeof(*good_pairs.d));
@@ -1014,8 +1001,8 @@ static void pair_remember_good(const char *crt, const char *key)
 		good_pairs.n = 0;
 	}
 	size_t i = pair_slot(d);
-	if (memcmp(good_pairs.d[i], d, sizeof(d)) != 0) {
-		memcpy(good_pairs.d[i], d, sizeof(d));
+	if (memcmp(good_pairs.d[i], d, SHA256_DIGEST_LENGTH) != 0) {
+		memcpy(good_pairs.d[i], d, SHA256_DIGEST_LENGTH);
 		good_pairs.n++;
 	}
 	pthread_mutex_unlock(&good_pairs.lock);
@@ -1023,12 +1010,16 @@ static void pair_remember_good(const char *crt, const char *key)
 
 void compile_remember_good_pair(const char *crt, const char *key)
 {
-	pair_remember_good(crt, key);
+	unsigned char d[ROUTE_CERT_DIGEST_LEN];
+	route_cert_digest(crt, key, d);
+	pair_remember_good(d);
 }
 
 bool compile_pair_known_good(const char *crt, const char *key)
 {
-	return pair_known_good(crt, key);
+	unsigned char d[ROUTE_CERT_DIGEST_LEN];
+	route_cert_digest(crt, key, d);
+	return pair_known_good(d);
 }
 
 /* Index of cert "ns/name" in the table, loading it from its Secret on first
@@ -1076,11 +1067,17 @@ static int resolve_cert(struct ctx *c, const char *kind, json_object *obj, const
 		goto fail;
 	}
 	int seen = strmap_get(&c->pems, crt);
-	if ((seen < 0 || strcmp(t->certs[seen].key_pem, key) != 0) && !pair_known_good(crt, key)) {
+	unsigned char d[ROUTE_CERT_DIGEST_LEN];
+	bool good = seen >= 0 && strcmp(t->certs[seen].key_pem, key) == 0;
+	if (good)
+		memcpy(d, t->certs[seen].digest, sizeof(d));
+	else
+		route_cert_digest(crt, key, d);
+	if (!good && !pair_known_good(d)) {
 		int rc = route_validate_cert(cname, crt, key, NULL, where, sizeof(where), why,
 		                             sizeof(why));
 		if (rc == 0)
-			pair_remember_good(crt, key);
+			pair_remember_good(d);
 		if (rc == WEIR_ENOMEM)
 			abort();
 		if (rc != 0) {
@@ -1095,6 +1092,7 @@ static int resolve_cert(struct ctx *c, const char *kind, json_object *obj, const
 	t->certs[t->ncerts].name = cname;
 	t->certs[t->ncerts].cert_pem = crt;
 	t->certs[t->ncerts].key_pem = key;
+	memcpy(t->certs[t->ncerts].digest, d, sizeof(d));
 	strmap_put(&c->certs, cname, (int)t->ncerts);
 	return (int)t->ncerts++;
 fail:

@@ -346,9 +346,14 @@ static int remap(int i, const int *map)
 }
 
 /* Splice part's hosts and passthrough entries (all named in reach) into t
- * in place of t's hosts and entries named in reach. */
-static int splice(struct route_table *t, struct route_table *part, const struct sset *reach)
+ * in place of t's hosts and entries named in reach. *kept: t's backends,
+ * certificates, CAs and profiles are still the ones it had (none added,
+ * none dropped: the order holds, and the ones part shares were compared
+ * equal). */
+static int splice(struct route_table *t, struct route_table *part, const struct sset *reach,
+                  bool *kept)
 {
+	*kept = false;
 	/* What the merge cannot place exactly: CAs and backend TLS profiles
 	 * (kept in read order, not by name). */
 	if (part->ncas || part->nbackend_tls)
@@ -447,7 +452,11 @@ static int splice(struct route_table *t, struct route_table *part, const struct 
 			p->backend = remap(p->backend, bmap);
 		}
 		part->npassthrough = 0;
+		size_t na0 = t->ncas, np0 = t->nbackend_tls;
+		bool added = t->nbackends != nb0 || t->ncerts != nc0;
 		compile_finish_merge(t, nkeep, pkeep, nb0, nc0);
+		*kept = !added && t->nbackends == nb0 && t->ncerts == nc0 && t->ncas == na0 &&
+		        t->nbackend_tls == np0;
 	}
 	free(bmap);
 	free(cmap);
@@ -665,7 +674,7 @@ int compile_incr_apply(struct compile_incr *s, const struct snapshot *old,
 	for (size_t x = 0; x < col.n; x++)
 		if (col.v[x]->pinned)
 			goto out;
-	rc = splice(t, part, &reach);
+	rc = splice(t, part, &reach, &stats->arrays_kept);
 	if (rc)
 		goto out;
 

@@ -40,6 +40,10 @@ struct compile_incr_stats {
 	size_t changed;    /* Ingresses added, removed or replaced */
 	size_t recompiled; /* Ingresses compiled */
 	size_t hosts;      /* host names in reach (changed) */
+	/* t's backends, certificates, CAs and backend TLS profiles are the ones
+	 * it had before, in the same order and with the same content (only
+	 * hosts changed: publisher_publish_hosts) */
+	bool arrays_kept;
 };
 
 /* old: the snapshot t and diags came from (through compile_incr_full or

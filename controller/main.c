@@ -529,7 +529,8 @@ static int incremental_publish(struct last_compile *last, struct snapshot *snap,
 	*publish_rc = 0;
 	char **keys = NULL;
 	size_t nkeys = 0, n = 0;
-	size_t *patched = NULL; /* backends whose endpoints changed */
+	size_t *patched = NULL;   /* backends whose endpoints changed */
+	bool arrays_kept = false; /* an Ingress change that touched hosts only */
 	char what[128];
 	double t0 = now_s();
 	if (!last->table)
@@ -554,6 +555,7 @@ static int incremental_publish(struct last_compile *last, struct snapshot *snap,
 		                       &keys, &nkeys, &st) != 0)
 			return -1; /* the table may be half-updated: dropped by the caller */
 		n = st.changed;
+		arrays_kept = st.arrays_kept;
 		snprintf(what, sizeof(what), "%zu Ingresses changed, %zu compiled, %zu host names",
 		         st.changed, st.recompiled, nkeys);
 	}
@@ -566,8 +568,9 @@ static int incremental_publish(struct last_compile *last, struct snapshot *snap,
 	}
 	double t1 = now_s();
 	bool written = false;
-	int rc = patched ? publisher_publish_endpoints(pub, last->table, patched, n, &written)
-	                 : publisher_publish_changed(pub, last->table, keys, nkeys, &written);
+	int rc = patched       ? publisher_publish_endpoints(pub, last->table, patched, n, &written)
+	         : arrays_kept ? publisher_publish_hosts(pub, last->table, keys, nkeys, &written)
+	                       : publisher_publish_changed(pub, last->table, keys, nkeys, &written);
 	free_strs(keys, nkeys);
 	free(patched);
 	if (rc) {

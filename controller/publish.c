@@ -19,6 +19,7 @@
 
 #include "error.h"
 #include "log.h"
+#include "route_validate.h"
 
 #define COMPONENT "controller.publish"
 /* Up to this many new shards in one publish are fsync'd one by one; past it
@@ -995,12 +996,28 @@ static char *kb_done(struct keybuf *k, size_t *len)
 	return k->buf;
 }
 
+/* A certificate is known by its name and the digest of its pair (the one
+ * the compile set, or computed here for one read back from a shard), not
+ * by its PEM text: at 10,000 distinct certificates that text is ~30 MB to
+ * copy and hash on every publish. */
 static char *cert_key(const struct route_cert *c, size_t *len)
 {
+	static const unsigned char zero[ROUTE_CERT_DIGEST_LEN];
+	static const char hex[] = "0123456789abcdef";
+	unsigned char d[ROUTE_CERT_DIGEST_LEN];
+	char text[2 * ROUTE_CERT_DIGEST_LEN + 1];
+	if (memcmp(c->digest, zero, sizeof(zero)) != 0)
+		memcpy(d, c->digest, sizeof(d));
+	else
+		route_cert_digest(c->cert_pem ? c->cert_pem : "", c->key_pem ? c->key_pem : "", d);
+	for (size_t i = 0; i < sizeof(d); i++) {
+		text[2 * i] = hex[d[i] >> 4];
+		text[2 * i + 1] = hex[d[i] & 15];
+	}
+	text[sizeof(text) - 1] = '\0';
 	struct keybuf k = {0};
 	kb_add(&k, c->name);
-	kb_add(&k, c->cert_pem);
-	kb_add(&k, c->key_pem);
+	kb_add(&k, text);
 	return kb_done(&k, len);
 }
 
@@ -1289,10 +1306,11 @@ static void keep_maps(struct publisher *p, const struct route_table *t, size_t *
 	p->maps_ok = true;
 }
 
-/* changed: as for publisher_publish_changed. dirty: NULL, or (an endpoint
- * change) the indexes into t->backends of the only backends that may differ
- * from the last table published, which had the same backends, certificates,
- * CAs and profiles in the same order (publisher_publish_endpoints). */
+/* changed: as for publisher_publish_changed. dirty: NULL, or the indexes
+ * into t->backends of the only backends that may differ from the last table
+ * published, which had the same backends, certificates, CAs and profiles in
+ * the same order (publisher_publish_endpoints; none for
+ * publisher_publish_hosts). */
 static int publish_v2(struct publisher *p, struct route_table *t, char *const *changed,
                       size_t nchanged, const size_t *dirty, size_t ndirty, bool *written)
 {
@@ -1319,7 +1337,7 @@ static int publish_v2(struct publisher *p, struct route_table *t, char *const *c
 	memset(&p->stats, 0, sizeof(p->stats));
 	if (!bmap || !cmap || !amap || !pmap || !sdir)
 		goto out;
-	/* An endpoint change keeps every slot: the last maps hold. */
+	/* An endpoint or hosts-only change keeps every slot: the last maps hold. */
 	bool same_slots = dirty && p->maps_ok && p->nmaps[0] == t->nbackends &&
 	                  p->nmaps[1] == t->ncerts && p->nmaps[2] == t->ncas &&
 	                  p->nmaps[3] == t->nbackend_tls;
@@ -1735,4 +1753,12 @@ int publisher_publish_endpoints(struct publisher *p, struct route_table *t, cons
 	static char *none[1];
 	static const size_t nothing[1];
 	return publish(p, t, none, 0, backends ? backends : nothing, n, written);
+}
+
+int publisher_publish_hosts(struct publisher *p, struct route_table *t, char *const *changed,
+                            size_t nchanged, bool *written)
+{
+	static char *none[1];
+	static const size_t nothing[1];
+	return publish(p, t, changed ? changed : none, nchanged, nothing, 0, written);
 }

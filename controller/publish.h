@@ -65,6 +65,14 @@ int publisher_publish_changed(struct publisher *p, struct route_table *t, char *
 int publisher_publish_endpoints(struct publisher *p, struct route_table *t, const size_t *backends,
                                 size_t n, bool *written);
 
+/* publisher_publish_changed for a change of hosts only: t has the backends
+ * (endpoints included), certificates, CAs and backend TLS profiles of the
+ * table given to the last publish, in the same order. No slot is assigned
+ * again and no backend compared or serialized; when the publisher cannot
+ * rely on its last publish this is a publish_changed. */
+int publisher_publish_hosts(struct publisher *p, struct route_table *t, char *const *changed,
+                            size_t nchanged, bool *written);
+
 /* Generation of the file on disk (0: none yet). */
 uint64_t publisher_generation(const struct publisher *p);
 

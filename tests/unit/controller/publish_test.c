@@ -12,6 +12,7 @@
 #include "check.h"
 #include "controller/publish.h"
 #include "error.h"
+#include "route_validate.h"
 
 static char *slurp(const char *path)
 {
@@ -516,6 +517,60 @@ static void test_v2_publish_endpoints(void)
 	rm_rf(b);
 }
 
+/* A hosts-only change published with publisher_publish_hosts compares no
+ * backend and writes only the changed host's shard; its index is the one a
+ * full publish of the same table writes. */
+static void test_v2_publish_hosts(void)
+{
+	char a[] = "/tmp/weir-publish-ha-XXXXXX", b[] = "/tmp/weir-publish-hb-XXXXXX";
+	CHECK(mkdtemp(a) != NULL && mkdtemp(b) != NULL);
+	struct publisher *p = NULL, *q = NULL;
+	CHECK_INT(publisher_new(a, &p), 0);
+	CHECK_INT(publisher_new(b, &q), 0);
+	bool written = false;
+	char *h3[] = {"h03.test"}, *h3h6[] = {"h03.test", "h06.test"};
+	/* before any publish: no premise, a full compare */
+	struct route_table *t = make_table(8, NULL, 0, false, -1, -1);
+	CHECK_INT(publisher_publish_hosts(p, t, h3, 1, &written), 0);
+	CHECK(written);
+	route_table_free(t);
+	publish_ok(q, make_table(8, NULL, 0, false, -1, -1), true);
+	CHECK(same_index(a, b));
+	/* host 3's route changes */
+	t = make_table(8, NULL, 0, false, 3, -1);
+	CHECK_INT(publisher_publish_hosts(p, t, h3, 1, &written), 0);
+	CHECK(written);
+	CHECK_INT(publisher_stats(p)->hosts_reused, 7);
+	CHECK_INT(publisher_stats(p)->backends_reused, 8);
+	CHECK_INT(publisher_stats(p)->shards_written, 1);
+	route_table_free(t);
+	publish_ok(q, make_table(8, NULL, 0, false, 3, -1), true);
+	CHECK(same_index(a, b));
+	/* back, named with one that did not change: nothing new to write */
+	t = make_table(8, NULL, 0, false, -1, -1);
+	CHECK_INT(publisher_publish_hosts(p, t, h3h6, 2, &written), 0);
+	CHECK(written);
+	CHECK_INT(publisher_stats(p)->hosts_reused, 6);
+	CHECK_INT(publisher_stats(p)->shards_written, 0);
+	route_table_free(t);
+	publish_ok(q, make_table(8, NULL, 0, false, -1, -1), true);
+	CHECK(same_index(a, b));
+	/* a host and its backend fewer than the last table: the premise fails,
+	 * everything is compared */
+	int skip[] = {5};
+	char *h5[] = {"h05.test"};
+	t = make_table(8, skip, 1, false, -1, -1);
+	CHECK_INT(publisher_publish_hosts(p, t, h5, 1, &written), 0);
+	CHECK(written);
+	route_table_free(t);
+	publish_ok(q, make_table(8, skip, 1, false, -1, -1), true);
+	CHECK(same_index(a, b));
+	publisher_free(p);
+	publisher_free(q);
+	rm_rf(a);
+	rm_rf(b);
+}
+
 /* Garbage: a shard goes once none of the last three indexes names it and it
  * is 10 s old; a restart keeps what the index on disk names. */
 static void test_v2_gc(void)
@@ -617,6 +672,99 @@ static void test_v2_gc(void)
 	rm_rf(dir);
 }
 
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The certificate shard ids dir's index names, sorted, NULL-terminated. */
+static char **cert_ids(const char *dir)
+{
+	struct route_index *ix = NULL;
+	struct route_table *t = read_index(dir, &ix);
+	char **v = ix ? calloc(ix->ncerts + 1, sizeof(*v)) : NULL;
+	size_t n = 0;
+	for (size_t i = 0; v && i < ix->ncerts; i++)
+		if (ix->certs[i][0])
+			v[n++] = strdup(ix->certs[i]);
+	if (v)
+		qsort(v, n, sizeof(*v), cmp_str);
+	route_index_free(ix);
+	route_table_free(t);
+	return v;
+}
+
+static void free_ids(char **v)
+{
+	for (size_t i = 0; v && v[i]; i++)
+		free(v[i]);
+	free(v);
+}
+
+static struct route_table *with_digests(struct route_table *t)
+{
+	for (size_t i = 0; t && i < t->ncerts; i++)
+		route_cert_digest(t->certs[i].cert_pem, t->certs[i].key_pem, t->certs[i].digest);
+	return t;
+}
+
+/* A certificate is known by its name and pair digest: a table whose
+ * certificates carry the compile's digest is the table without them, for a
+ * running publisher and for one that adopts the directory at start; a
+ * changed pair (with its new digest) gets a new shard, and the index is the
+ * one a publisher given no digests writes. */
+static void test_v2_cert_digest(void)
+{
+	char a[] = "/tmp/weir-publish-ca-XXXXXX", b[] = "/tmp/weir-publish-cb-XXXXXX";
+	CHECK(mkdtemp(a) != NULL && mkdtemp(b) != NULL);
+	struct publisher *p = NULL, *q = NULL;
+	CHECK_INT(publisher_new(a, &p), 0);
+	publish_ok(p, make_table(6, NULL, 0, false, -1, -1), true);
+	publish_ok(p, with_digests(make_table(6, NULL, 0, false, -1, -1)), false);
+	publisher_free(p);
+	p = NULL;
+	CHECK_INT(publisher_new(a, &p), 0); /* a restart: slots read back from the shards */
+	publish_ok(p, with_digests(make_table(6, NULL, 0, false, -1, -1)), false);
+
+	char **before = cert_ids(a);
+	struct route_table *t = make_table(6, NULL, 0, false, -1, -1);
+	free(t->certs[2].key_pem);
+	t->certs[2].key_pem = strdup("KEY 2 renewed");
+	publish_ok(p, with_digests(t), true);
+	char **after = cert_ids(a);
+	size_t fresh = 0;
+	for (size_t i = 0; after && after[i]; i++) {
+		bool known = false;
+		for (size_t j = 0; before && before[j]; j++)
+			known |= strcmp(after[i], before[j]) == 0;
+		if (!known) {
+			fresh++;
+			CHECK(shard_exists(a, after[i]));
+		}
+	}
+	CHECK_INT(fresh, 1);
+
+	CHECK_INT(publisher_new(b, &q), 0);
+	t = make_table(6, NULL, 0, false, -1, -1);
+	free(t->certs[2].key_pem);
+	t->certs[2].key_pem = strdup("KEY 2 renewed");
+	publish_ok(q, t, true);
+	/* b went straight to the renewed table without digests, a through
+	 * three publishes with them: the same certificate shards */
+	char **direct = cert_ids(b);
+	size_t n = 0;
+	for (; after && direct && after[n] && direct[n]; n++)
+		CHECK_STR(after[n], direct[n]);
+	CHECK(after && direct && !after[n] && !direct[n] && n == 6);
+	free_ids(before);
+	free_ids(after);
+	free_ids(direct);
+	publisher_free(p);
+	publisher_free(q);
+	rm_rf(a);
+	rm_rf(b);
+}
+
 int main(void)
 {
 	test_v1();
@@ -624,6 +772,8 @@ int main(void)
 	test_v2_deterministic();
 	test_v2_endpoints();
 	test_v2_publish_endpoints();
+	test_v2_publish_hosts();
 	test_v2_gc();
+	test_v2_cert_digest();
 	return check_finish("publish_test");
 }
