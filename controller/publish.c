@@ -1223,31 +1223,132 @@ static bool find_host(const struct route_table *t, const char *name, size_t *at)
 	return false;
 }
 
+/* Position of name in the sorted list v (n names), if there. */
+static bool find_name(char *const *v, size_t n, const char *name, size_t *at)
+{
+	size_t lo = 0, hi = n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(v[mid], name);
+		if (c == 0) {
+			*at = mid;
+			return true;
+		}
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return false;
+}
+
+/* Make p's host name list and positions those of t, where t's names are
+ * the last index's without the del_at ones (positions in the old list) and
+ * with the add_at ones (positions in t), both ascending. The new hosts get
+ * empty entries at the end of p->hosts; the removed ones' entries are
+ * emptied. On error p->hosts may have grown, the lists are as they were. */
+static int hosts_splice_names(struct publisher *p, const struct route_table *t,
+                              const size_t *add_at, size_t nadd, const size_t *del_at, size_t ndel)
+{
+	struct shard_set *hs = &p->hosts;
+	size_t n = hs->n + nadd;
+	char **text = realloc(hs->text, (n + 1) * sizeof(*text));
+	if (text)
+		hs->text = text;
+	size_t *len = realloc(hs->len, (n + 1) * sizeof(*len));
+	if (len)
+		hs->len = len;
+	char(*id)[ROUTE_SHARD_ID_LEN + 1] = realloc(hs->id, (n + 1) * sizeof(*id));
+	if (id)
+		hs->id = id;
+	char **names = calloc(t->nhosts + 1, sizeof(*names));
+	size_t *hk = calloc(t->nhosts + 1, sizeof(*hk));
+	if (!text || !len || !id || !names || !hk)
+		goto oom;
+	for (size_t a = 0; a < nadd; a++)
+		if (!(names[add_at[a]] = strdup(t->hosts[add_at[a]].name)))
+			goto oom;
+	for (size_t k = hs->n; k < n; k++) {
+		hs->text[k] = NULL;
+		hs->len[k] = 0;
+		hs->id[k][0] = '\0';
+	}
+	size_t j = 0, a = 0, d = 0;
+	for (size_t i = 0; i < t->nhosts; i++) {
+		if (a < nadd && add_at[a] == i) {
+			hk[i] = hs->n + a++;
+			continue;
+		}
+		for (; d < ndel && del_at[d] == j; d++)
+			j++;
+		names[i] = p->host_name[j];
+		hk[i] = p->host_k[j++];
+	}
+	for (size_t x = 0; x < ndel; x++) {
+		size_t k = p->host_k[del_at[x]], old;
+		if (hs->text[k] && bmap_get(&hs->map, hs->text[k], hs->len[k], &old) && old == k)
+			bmap_del(&hs->map, hs->text[k], hs->len[k]);
+		free(hs->text[k]);
+		hs->text[k] = NULL;
+		free(p->host_name[del_at[x]]);
+	}
+	hs->n = n;
+	free(p->host_name);
+	free(p->host_k);
+	p->host_name = names;
+	p->host_k = hk;
+	p->nhost_k = t->nhosts;
+	return 0;
+oom:
+	for (size_t a = 0; names && a < nadd; a++)
+		free(names[add_at[a]]);
+	free(names);
+	free(hk);
+	return WEIR_ENOMEM;
+}
+
 /* The incremental host step without a walk over every host: when t has the
- * host names of the last index, in the same order (every changed name at
- * the same position in both lists, and the counts equal: the caller's
- * contract says the others did not change), only the changed hosts are
- * serialized and their entries of p->hosts replaced in place; ix->hosts
- * then names every host's shard. Returns 1 when done, 0 when the lists
- * differ (nothing touched), or an error; each entry is replaced only once
- * its shard is on disk, so p->hosts stays true to the disk whatever
- * happens. */
+ * host names of the last index but for changed names added or removed (the
+ * caller's contract says the others did not change, so they keep their
+ * order), only the changed hosts are serialized and their entries of
+ * p->hosts replaced (or added, or emptied) in place; ix->hosts then names
+ * every host's shard. Returns 1 when done, 0 when the lists do not fit
+ * (nothing touched), or an error; each entry is replaced only once its
+ * shard is on disk, so p->hosts stays true to the disk whatever happens.
+ * Emptied entries stay until a publish walks every host (one that cannot
+ * go this way, or once they would be as many as the hosts). */
 static int hosts_in_place(struct publisher *p, const struct route_table *t, char *const *changed,
                           size_t nchanged, const struct slot_maps *maps, const char *sdir,
                           struct route_index *ix)
 {
 	struct route *rbuf = NULL;
-	size_t rcap = 0, at;
+	size_t rcap = 0, at, nadd = 0, ndel = 0, nin = 0;
+	size_t *add_at = calloc(nchanged + 1, sizeof(*add_at));
+	size_t *del_at = calloc(nchanged + 1, sizeof(*del_at));
 	int rc = 0;
-	if (t->nhosts != p->nhost_k)
-		return 0;
-	for (size_t c = 0; c < nchanged; c++)
-		if (!find_host(t, changed[c], &at) || strcmp(p->host_name[at], changed[c]) != 0)
-			return 0;
+	if (!add_at || !del_at) {
+		rc = WEIR_ENOMEM;
+		goto out;
+	}
+	for (size_t c = 0; c < nchanged; c++) {
+		size_t old;
+		bool now = find_host(t, changed[c], &at);
+		bool before = find_name(p->host_name, p->nhost_k, changed[c], &old);
+		nin += now;
+		if (now && !before)
+			add_at[nadd++] = at;
+		else if (before && !now)
+			del_at[ndel++] = old;
+	}
+	if (t->nhosts + ndel != p->nhost_k + nadd || p->hosts.n + nadd > 2 * t->nhosts + 64)
+		goto out; /* rc 0: the full walk */
+	if ((nadd || ndel) && (rc = hosts_splice_names(p, t, add_at, nadd, del_at, ndel)) != 0)
+		goto out;
 	for (size_t c = 0; c < nchanged && rc == 0; c++) {
 		char *text = NULL;
 		size_t len, old;
-		find_host(t, changed[c], &at);
+		if (!find_host(t, changed[c], &at))
+			continue; /* removed */
 		size_t k = p->host_k[at];
 		struct shard_set *hs = &p->hosts;
 		if ((rc = host_text(&t->hosts[at], maps, &rbuf, &rcap, &text, &len)) != 0)
@@ -1279,13 +1380,17 @@ static int hosts_in_place(struct publisher *p, const struct route_table *t, char
 	}
 	free(rbuf);
 	if (rc != 0)
-		return rc;
+		goto out;
 	for (size_t i = 0; i < t->nhosts; i++)
 		ix->hosts[i] = p->hosts.id[p->host_k[i]];
 	ix->nhosts = t->nhosts;
-	p->stats.hosts_reused = t->nhosts - nchanged;
+	p->stats.hosts_reused = t->nhosts - nin;
 	p->stats.host_shards = t->nhosts;
-	return 1;
+	rc = 1;
+out:
+	free(add_at);
+	free(del_at);
+	return rc;
 }
 
 /* changed: NULL, or (incremental) the sorted names of the hosts that may

@@ -12,7 +12,9 @@
  *             backends patched, table_load;
  *   ingress:  one Ingress gets a new path, compile_incr_apply,
  *             publisher_publish_hosts (its backends and certificates stay
- *             as they were), table_load.
+ *             as they were), table_load;
+ *   create:   a new Ingress (a copy of one, without TLS) with a host of its
+ *             own, the same steps.
  * Prints p50 / p99 / max of each phase in milliseconds (wall clock: run it
  * on an idle machine) and the index size.
  *
@@ -210,7 +212,8 @@ int main(int argc, char **argv)
 	static double ms[PHASES][1024];
 	const char *phase[PHASES] = {"compile", "publish", "load", "total"};
 	srand(1);
-	for (int kind = 0; kind < 2; kind++) {
+	static const char *const kind_name[] = {"endpoint", "ingress", "create"};
+	for (int kind = 0; kind < 3; kind++) {
 		bool endpoint = kind == 0;
 		for (size_t i = 0; i < changes; i++) {
 			size_t k = (size_t)rand() % (endpoint ? nslices : ning);
@@ -225,6 +228,18 @@ int main(int argc, char **argv)
 				x = json_object_object_get(json_object_array_get_idx(x, 0),
 				                           "addresses");
 				json_object_array_put_idx(x, 0, json_object_new_string(addr));
+			} else if (kind == 2) {
+				/* a new Ingress with a host of its own (no TLS) */
+				char name[64], host[64];
+				snprintf(name, sizeof(name), "bench-new-%zu", i);
+				snprintf(host, sizeof(host), "new-%zu.bench.weir.test", i);
+				json_object_object_add(json_object_object_get(o, "metadata"),
+				                       "name", json_object_new_string(name));
+				x = json_object_object_get(o, "spec");
+				json_object_object_del(x, "tls");
+				x = json_object_array_get_idx(json_object_object_get(x, "rules"),
+				                              0);
+				json_object_object_add(x, "host", json_object_new_string(host));
 			} else {
 				char path[32];
 				snprintf(path, sizeof(path), "/changed-%zu", i);
@@ -244,7 +259,7 @@ int main(int argc, char **argv)
 				return 1;
 		}
 		for (int ph = 0; ph < PHASES; ph++)
-			report(endpoint ? "endpoint" : "ingress", phase[ph], ms[ph], changes);
+			report(kind_name[kind], phase[ph], ms[ph], changes);
 	}
 	printf("  index %ld bytes after the changes\n", file_size(pdir, "routes.json"));
 	publisher_free(r.pub);

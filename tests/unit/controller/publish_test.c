@@ -571,6 +571,93 @@ static void test_v2_publish_hosts(void)
 	rm_rf(b);
 }
 
+/* The host names of a make_table(n, skip, ..., extra, changed_host) table
+ * that differ from another's: added, removed or changed (sorted). */
+static size_t diff_names(int n, const bool *gone_a, bool extra_a, int ch_a, const bool *gone_b,
+                         bool extra_b, int ch_b, char names[][16])
+{
+	size_t k = 0;
+	if (extra_a != extra_b)
+		snprintf(names[k++], 16, "a0.test");
+	for (int i = 0; i < n; i++)
+		if (gone_a[i] != gone_b[i] || ((i == ch_a) != (i == ch_b) && !gone_b[i]))
+			snprintf(names[k++], 16, "h%02d.test", i);
+	return k;
+}
+
+/* Hosts come and go and change, one or a few per publish, each publish
+ * naming them (publisher_publish_changed, or publisher_publish_hosts when
+ * the backends and certificates stayed): the index is every time the one a
+ * publisher that publishes each table in full writes, and names shards on
+ * disk. */
+static void test_v2_hosts_churn(void)
+{
+	enum { N = 12 };
+	char a[] = "/tmp/weir-publish-ra-XXXXXX", b[] = "/tmp/weir-publish-rb-XXXXXX";
+	CHECK(mkdtemp(a) != NULL && mkdtemp(b) != NULL);
+	struct publisher *p = NULL, *q = NULL;
+	CHECK_INT(publisher_new(a, &p), 0);
+	CHECK_INT(publisher_new(b, &q), 0);
+	bool gone[N] = {false}, extra = false;
+	int ch = -1;
+	unsigned seed = 7;
+	int skip[N], nskip = 0;
+	publish_ok(p, make_table(N, skip, nskip, extra, ch, -1), true);
+	publish_ok(q, make_table(N, skip, nskip, extra, ch, -1), true);
+	int same = 0;
+	for (int step = 0; step < 120; step++) {
+		bool g2[N];
+		memcpy(g2, gone, sizeof(g2));
+		bool e2 = extra;
+		int c2 = ch;
+		int what = (int)(rand_r(&seed) % 4);
+		if (what == 0) /* a host comes or goes (and its backend and certificate) */
+			g2[rand_r(&seed) % N] ^= true;
+		else if (what == 1) /* the extra host, first by name, comes or goes */
+			e2 = !e2;
+		else /* another host changes (its route) */
+			c2 = (int)(rand_r(&seed) % N);
+		if (rand_r(&seed) % 5 == 0) /* sometimes two at once */
+			g2[rand_r(&seed) % N] ^= true;
+		char names[N + 2][16];
+		char *changed[N + 2];
+		size_t nchanged = diff_names(N, gone, extra, ch, g2, e2, c2, names);
+		for (size_t i = 0; i < nchanged; i++)
+			changed[i] = names[i];
+		nskip = 0;
+		for (int i = 0; i < N; i++)
+			if (g2[i])
+				skip[nskip++] = i;
+		bool kept = memcmp(gone, g2, sizeof(g2)) == 0 && extra == e2;
+		struct route_table *t = make_table(N, skip, nskip, e2, c2, -1);
+		bool written = false;
+		if (kept)
+			CHECK_INT(publisher_publish_hosts(p, t, changed, nchanged, &written), 0);
+		else
+			CHECK_INT(publisher_publish_changed(p, t, changed, nchanged, &written), 0);
+		CHECK_INT(written, nchanged > 0);
+		route_table_free(t);
+		if (nchanged)
+			publish_ok(q, make_table(N, skip, nskip, e2, c2, -1), true);
+		same += same_index(a, b);
+		struct route_index *ix = NULL;
+		struct route_table *it = read_index(a, &ix);
+		for (size_t i = 0; ix && i < ix->nhosts; i++)
+			CHECK(shard_exists(a, ix->hosts[i]));
+		CHECK_INT(ix ? (int)ix->nhosts : -1, N - nskip + (e2 ? 1 : 0));
+		route_index_free(ix);
+		route_table_free(it);
+		memcpy(gone, g2, sizeof(g2));
+		extra = e2;
+		ch = c2;
+	}
+	CHECK_INT(same, 120);
+	publisher_free(p);
+	publisher_free(q);
+	rm_rf(a);
+	rm_rf(b);
+}
+
 /* Garbage: a shard goes once none of the last three indexes names it and it
  * is 10 s old; a restart keeps what the index on disk names. */
 static void test_v2_gc(void)
@@ -773,6 +860,7 @@ int main(void)
 	test_v2_endpoints();
 	test_v2_publish_endpoints();
 	test_v2_publish_hosts();
+	test_v2_hosts_churn();
 	test_v2_gc();
 	test_v2_cert_digest();
 	return check_finish("publish_test");
