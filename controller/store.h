@@ -29,6 +29,14 @@ struct store *store_new(void);
 /* Free the store and put every object it holds. NULL is fine. */
 void store_free(struct store *s);
 
+/* Shrink obj's json-c tables in place to what they hold: every JSON object's
+ * hash table (json-c gives each 16 slots) and every array (32). Members keep
+ * their order; obj stays a normal json-c object. store_upsert and
+ * store_replace do this to every object they take; a source calls it
+ * earlier (as each object is parsed) so the freed tables are reused rather
+ * than left as holes in the heap. NULL is fine. */
+void store_compact(json_object *obj);
+
 /* Insert or replace the object with the same metadata.namespace (missing:
  * "") and metadata.name. Takes ownership of obj (one reference), also on
  * failure. Returns 0, or WEIR_EINVAL when kind is out of range or obj has no

@@ -1,6 +1,7 @@
 /* tests/unit/controller/store_test.c - upsert, delete, replace, snapshot
  * order and isolation, notify. */
 #include <stdlib.h>
+#include <string.h>
 
 #include "check.h"
 #include "controller/store.h"
@@ -33,6 +34,55 @@ static int value_of(json_object *o)
 	return json_object_get_int(json_object_object_get(o, "v"));
 }
 
+/* store_compact: every member found, order kept, the object still grows, its
+ * JSON text unchanged. */
+static void test_compact(void)
+{
+	json_object *o = json_object_new_object(), *arr = json_object_new_array();
+	char key[16];
+	for (int i = 0; i < 40; i++) {
+		snprintf(key, sizeof(key), "k%d", i);
+		json_object_object_add(o, key, json_object_new_int(i));
+	}
+	for (int i = 0; i < 40; i += 3) { /* deleted slots are not carried over */
+		snprintf(key, sizeof(key), "k%d", i);
+		json_object_object_del(o, key);
+	}
+	json_object_array_add(arr, json_object_new_object());
+	json_object_array_add(arr, json_object_new_string("x"));
+	json_object_object_add(o, "arr", arr);
+	json_object_object_add(o, "one", json_object_new_object());
+	json_object_object_add(json_object_object_get(o, "one"), "a", json_object_new_int(1));
+	char *before = strdup(json_object_to_json_string(o));
+	store_compact(o);
+	store_compact(o); /* again: nothing to do */
+	CHECK_STR(json_object_to_json_string(o), before);
+	free(before);
+	for (int i = 0; i < 40; i++) {
+		json_object *v = NULL;
+		snprintf(key, sizeof(key), "k%d", i);
+		CHECK_INT(json_object_object_get_ex(o, key, &v), i % 3 != 0);
+		if (v)
+			CHECK_INT(json_object_get_int(v), i);
+	}
+	CHECK_INT(json_object_object_get_ex(o, "missing", NULL), 0);
+	CHECK_INT((int)json_object_array_length(arr), 2);
+	json_object *one = json_object_object_get(o, "one");
+	for (int i = 0; i < 50; i++) { /* a compacted object grows as usual */
+		snprintf(key, sizeof(key), "n%d", i);
+		json_object_object_add(one, key, json_object_new_int(i));
+	}
+	for (int i = 0; i < 50; i++) {
+		snprintf(key, sizeof(key), "n%d", i);
+		CHECK_INT(json_object_get_int(json_object_object_get(one, key)), i);
+	}
+	CHECK_INT(json_object_object_length(one), 51);
+	json_object_array_add(arr, json_object_new_int(7));
+	CHECK_INT(json_object_get_int(json_object_array_get_idx(arr, 2)), 7);
+	store_compact(NULL);
+	json_object_put(o);
+}
+
 static void count_cb(void *arg)
 {
 	(*(int *)arg)++;
@@ -44,6 +94,7 @@ int main(void)
 	int notified = 0;
 	struct store *s = store_new();
 	store_set_notify(s, count_cb, &notified);
+	test_compact();
 
 	/* upsert sorts by namespace then name; replace keeps one entry */
 	CHECK_INT(store_upsert(s, STORE_INGRESS, obj("b", "x", 1)), 0);
