@@ -165,10 +165,13 @@ static int fitted_size(int count)
 	/* lh_table_resize inserts the members one by one into a new table that
 	 * grows itself once count >= size * LH_LOAD_FACTOR (0.66) before an
 	 * insertion, while it records the size it was asked for: the size
-	 * must hold every member without that growth. count + count/2 + 1
-	 * does (count - 1 < 0.66 * (1.5 count + 1) for every count). */
-	int n = count + count / 2 + 1;
-	return n < 2 ? 2 : n;
+	 * must hold every member without that growth, i.e. the smallest with
+	 * count - 1 < size * LH_LOAD_FACTOR (the same double arithmetic as
+	 * json-c's check). */
+	int n = count > 1 ? count : 1;
+	while (!((double)(count - 1) < n * LH_LOAD_FACTOR))
+		n++;
+	return n;
 }
 
 static void compact(json_object *obj, int depth);
