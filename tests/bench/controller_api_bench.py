@@ -32,7 +32,9 @@ Loopback only. Bounded: about 10 minutes at 10,000 Ingresses on 2 cores.
 from __future__ import annotations
 
 import argparse
+import datetime
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -72,6 +74,49 @@ def status(port: int, host: str) -> int:
 # A host is served when its route answers: 503 (no endpoints: the bench's Services have none)
 # or, for a TLS host asked over HTTP, the 308 to HTTPS.
 SERVED = (503, 308)
+
+
+def log_time(line: str) -> float | None:
+    """The wall-clock time (s since the epoch) a text log line starts with."""
+    m = re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3})Z ", line)
+    if not m:
+        return None
+    return datetime.datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S.%f").replace(
+        tzinfo=datetime.timezone.utc).timestamp()
+
+
+def split_latency(changes: list[tuple[float, float]], ctl_log: str, proxy_log: str,
+                  mark: str) -> list[tuple[str, list[float]]]:
+    """Where each change's time went, from the two logs (millisecond timestamps): (API call
+    returned at wall time t, served lat ms later) -> the controller's publish line for it
+    (the first with mark after t: it says how long the step and the publish took), the proxy's
+    load line after that. Segments in ms: API call returned -> controller step began (watch
+    event, store, snapshot), controller step + publish, publish done -> new table loaded
+    (inotify + load), loaded -> first answer from it (the bench's client)."""
+    pubs = []
+    for ln in ctl_log.splitlines():
+        m = re.search(r"\): ([0-9.]+) ms, published in ([0-9.]+) ms", ln)
+        t = log_time(ln)
+        if mark in ln and m and t:
+            pubs.append((t, float(m.group(1)) + float(m.group(2))))
+    loads = [t for t in (log_time(ln) for ln in proxy_log.splitlines()
+                         if "route table loaded" in ln) if t]
+    seg: list[list[float]] = [[], [], [], []]
+    for t, lat in changes:
+        pub = next((p for p in pubs if p[0] >= t - 0.02), None)  # changes are 300 ms apart
+        if not pub:
+            continue
+        load = next((x for x in loads if x >= pub[0] - 0.001), None)
+        if not load:
+            continue
+        begin = pub[0] - pub[1] / 1000
+        seg[0].append((begin - t) * 1000)
+        seg[1].append(pub[1])
+        seg[2].append((load - pub[0]) * 1000)
+        seg[3].append((t + lat / 1000 - load) * 1000)
+    names = ["API call returned -> controller step began", "controller step + publish",
+             "publish done -> proxy loaded it", "proxy loaded -> first answer seen"]
+    return list(zip(names, seg))
 
 
 def pct(xs: list[float], q: float) -> float:
@@ -185,12 +230,14 @@ def main() -> int:
             wait(lambda: server() == f"{net.addrs[1]}:8080", 60, "ep-churn served")
             time.sleep(1)
             ep_lat = []
+            ep_at: list[tuple[float, float]] = []
             for i in range(a.changes):
                 new = net.addrs[2 if i % 2 == 0 else 1]
                 api.apply(kweir.endpointslice("ep-churn", [net.addrs[0], new], ns="bench-0"))
-                ts = time.monotonic()
+                ts, wall = time.monotonic(), time.time()
                 wait(lambda: server() == f"{new}:8080", 60, f"{new} receiving traffic", 0)
                 ep_lat.append((time.monotonic() - ts) * 1000)
+                ep_at.append((wall, ep_lat[-1]))
                 time.sleep(0.3)
         finally:
             net.delete()
@@ -216,6 +263,12 @@ def main() -> int:
         print(f"{'EndpointSlice change -> new endpoint answers, ' + str(a.changes):<58}"
               f"{'p50 %.0f ms' % pct(ep_lat, 0.5):>12}  p99 {pct(ep_lat, 0.99):.0f} ms, "
               f"max {max(ep_lat):.0f} ms")
+        ctl_log = (c.logs / "weir-controller.log").read_text(errors="replace")
+        proxy_log = (c.logs / "weir-proxy.log").read_text(errors="replace")
+        for name, xs in split_latency(ep_at, ctl_log, proxy_log, "Services patched"):
+            if xs:
+                print(f"{'  ' + name:<58}{'p50 %.1f ms' % pct(xs, 0.5):>12}  "
+                      f"p99 {pct(xs, 0.99):.1f} ms  ({len(xs)} matched in the logs)")
         print(f"{'controller RSS':<58}{rss / 1024:>8.0f} MiB  peak {hwm / 1024:.0f} MiB")
         print(f"{'proxy RSS (1 worker)':<58}{prss / 1024:>8.0f} MiB  peak {phwm / 1024:.0f} MiB")
         # Where the time of the last changes went: the controller's publish lines and the
