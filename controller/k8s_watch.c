@@ -326,6 +326,32 @@ static void keep_only(json_object *obj, const char *const *kept, size_t n)
 	} while (ndrop == sizeof(drop) / sizeof(drop[0]));
 }
 
+/* Of an EndpointSlice's endpoints compile reads addresses and conditions; the rest
+ * (targetRef, an object per endpoint, nodeName, zone, hints, ...) is dropped. refs.c
+ * compares endpoints whole, so a change there alone no longer wakes the compile loop. */
+static const char *const endpoint_kept[] = {"addresses", "conditions"};
+
+/* Members of metadata no reader of the store uses (resourceVersion stays: the watch
+ * reads it after prepare_object). */
+static const char *const metadata_dropped[] = {"generation", "ownerReferences", "finalizers",
+                                               "generateName", "selfLink"};
+
+static void slim_slice_endpoints(json_object *obj)
+{
+	json_object *eps;
+
+	if (!json_object_object_get_ex(obj, "endpoints", &eps) ||
+	    !json_object_is_type(eps, json_type_array))
+		return;
+	for (size_t i = 0; i < json_object_array_length(eps); i++) {
+		json_object *ep = json_object_array_get_idx(eps, i);
+
+		if (json_object_is_type(ep, json_type_object))
+			keep_only(ep, endpoint_kept,
+			          sizeof(endpoint_kept) / sizeof(endpoint_kept[0]));
+	}
+}
+
 /* An Ingress's status matters only for its loadBalancer.ingress list (the status pass
  * compares it, status_ingress_has); without entries, status_ingress_has answers the same
  * with no status at all. Each json-c object costs about 700 bytes (a 16-slot hash table),
@@ -360,6 +386,8 @@ static void prepare_object(const struct kind_def *def, json_object *obj)
 	if (json_object_object_get_ex(obj, "metadata", &meta) &&
 	    json_object_is_type(meta, json_type_object)) {
 		json_object_object_del(meta, "managedFields");
+		for (size_t i = 0; i < sizeof(metadata_dropped) / sizeof(metadata_dropped[0]); i++)
+			json_object_object_del(meta, metadata_dropped[i]);
 		if (json_object_object_get_ex(meta, "annotations", &ann) &&
 		    json_object_is_type(ann, json_type_object))
 			json_object_object_del(ann,
@@ -378,6 +406,8 @@ static void prepare_object(const struct kind_def *def, json_object *obj)
 	}
 	if (def->kind == STORE_INGRESS)
 		slim_ingress_status(obj);
+	if (def->kind == STORE_ENDPOINT_SLICE)
+		slim_slice_endpoints(obj);
 	/* Now, while the page is parsed, not in store_replace after the last
 	 * page: the 16-slot tables freed here are reused by the next items
 	 * instead of staying as holes in the heap. */

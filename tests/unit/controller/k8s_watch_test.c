@@ -250,7 +250,12 @@ static const char *const api_objects[][2] = {
     {"EndpointSlice",
      "{\"metadata\":{\"namespace\":\"ns1\",\"name\":\"web-1\",\"labels\":{"
      "\"kubernetes.io/service-name\":\"web\"}},\"addressType\":\"IPv4\",\"ports\":[{\"name\":"
-     "\"http\",\"port\":8080}],\"endpoints\":[{\"addresses\":[\"10.0.0.5\"]}]}"},
+     "\"http\",\"port\":8080}],\"endpoints\":[{\"addresses\":[\"10.0.0.5\"]},{"
+     "\"addresses\":[\"10.0.0.6\"],\"conditions\":{\"ready\":false,\"serving\":true,"
+     "\"terminating\":true},\"nodeName\":\"n1\",\"zone\":\"z1\",\"targetRef\":{\"kind\":"
+     "\"Pod\",\"namespace\":\"ns1\",\"name\":\"web-x\",\"uid\":\"p1\"},\"hints\":{"
+     "\"forZones\":[{\"name\":\"z1\"}]}},{\"addresses\":[\"10.0.0.7\"],\"conditions\":{"
+     "\"ready\":false},\"targetRef\":{\"kind\":\"Pod\",\"name\":\"web-y\"}}]}"},
     {"Ingress",
      "{\"metadata\":{\"namespace\":\"ns1\",\"name\":\"a\",\"creationTimestamp\":"
      "\"2026-01-01T00:00:00Z\",\"managedFields\":[{\"manager\":\"kubectl\",\"fieldsV1\":{"
@@ -265,7 +270,9 @@ static const char *const api_objects[][2] = {
      "\"name\":\"web\",\"port\":{\"number\":81}}}}]}}]},\"status\":{\"loadBalancer\":{}}}"},
     {"Ingress",
      "{\"metadata\":{\"namespace\":\"ns1\",\"name\":\"b\",\"creationTimestamp\":"
-     "\"2026-01-01T00:00:01Z\",\"annotations\":{\"nginx.ingress.kubernetes.io/"
+     "\"2026-01-01T00:00:01Z\",\"generation\":3,\"labels\":{\"app\":\"b\"},"
+     "\"ownerReferences\":[{\"kind\":\"X\",\"name\":\"x\"}],\"finalizers\":[\"f\"],"
+     "\"annotations\":{\"nginx.ingress.kubernetes.io/"
      "service-upstream\":\"true\"}},\"spec\":{\"ingressClassName\":\"weir\",\"rules\":[{\"host\":"
      "\"b.example.com\",\"http\":{\"paths\":[{\"path\":\"/\",\"pathType\":\"Prefix\","
      "\"backend\":{\"service\":{\"name\":\"web\",\"port\":{\"name\":\"http\"}}}}]}}]},"
@@ -352,6 +359,27 @@ static void test_prepare_keeps_compile_output(void)
 	CHECK_STR(json_object_get_string(
 	              json_object_object_get(json_object_object_get(o, "spec"), "externalName")),
 	          "backend.example.net");
+	json_object_put(o);
+
+	/* An EndpointSlice keeps its endpoints' addresses and conditions, its labels;
+	 * an Ingress loses unread metadata. */
+	o = stored(ss, STORE_ENDPOINT_SLICE, "web-1");
+	CHECK(o != NULL);
+	json_object *eps = json_object_object_get(o, "endpoints");
+	CHECK_INT((int)json_object_array_length(eps), 3);
+	json_object *ep = json_object_array_get_idx(eps, 1);
+	CHECK_INT(json_object_object_length(ep), 2);
+	CHECK(json_object_object_get_ex(ep, "conditions", NULL));
+	CHECK(!json_object_object_get_ex(ep, "targetRef", NULL));
+	CHECK(!json_object_object_get_ex(ep, "nodeName", NULL));
+	CHECK(json_object_object_get_ex(json_object_object_get(o, "metadata"), "labels", NULL));
+	json_object_put(o);
+	o = stored(ss, STORE_INGRESS, "b");
+	json_object *meta = json_object_object_get(o, "metadata");
+	CHECK(!json_object_object_get_ex(meta, "generation", NULL));
+	CHECK(!json_object_object_get_ex(meta, "ownerReferences", NULL));
+	CHECK(!json_object_object_get_ex(meta, "finalizers", NULL));
+	CHECK(json_object_object_get_ex(meta, "creationTimestamp", NULL));
 	json_object_put(o);
 
 	/* The status pass reads an Ingress's loadBalancer list: it answers the same. */
