@@ -164,12 +164,7 @@ static json_object *node_to_json(struct conv *c, yaml_node_t *n, int depth)
 				continue; /* complex keys have no JSON form */
 			json_object *v =
 			    node_to_json(c, yaml_document_get_node(c->doc, p->value), depth + 1);
-			/* the key from store_key's pool, as store_compact would
-			 * make it, without a copy of its own first */
-			const char *key = (const char *)k->data.scalar.value;
-			const char *pooled = store_key(key);
-			json_object_object_add_ex(obj, pooled ? pooled : key, v,
-			                          pooled ? JSON_C_OBJECT_KEY_IS_CONSTANT : 0);
+			json_object_object_add(obj, (const char *)k->data.scalar.value, v);
 		}
 		return obj;
 	}

@@ -175,98 +175,6 @@ static int fitted_size(int count)
 	return n;
 }
 
-/*
- * Member names: json-c copies every key of every object (strdup: a 32-byte
- * heap chunk for "metadata"), and the same few hundred names ("metadata",
- * "name", "namespace", "spec", "backend", annotation and label keys) come
- * back in every object. Compaction re-adds an object's members with keys
- * from one process-wide pool, as json-c constant keys (never freed by
- * json-c). The pool only grows; it is capped (KEYS_MAX names of at most
- * KEY_LEN_MAX bytes, about 1 MB at worst), and a name that does not fit is
- * left a plain json-c key.
- */
-#define KEYS_MAX 16384
-#define KEY_LEN_MAX 64
-#define KEYS_CAP 32768 /* slots: a power of two, twice KEYS_MAX */
-
-static pthread_mutex_t keys_lock = PTHREAD_MUTEX_INITIALIZER;
-static char **keys_slot; /* KEYS_CAP slots, allocated on first use */
-static size_t keys_n;
-
-/* The pool's copy of k, or NULL when k is too long or the pool full. */
-static const char *key_intern(const char *k)
-{
-	size_t len = strlen(k);
-	const char *out = NULL;
-	if (len > KEY_LEN_MAX)
-		return NULL;
-	uint64_t h = 0xcbf29ce484222325ULL;
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ (unsigned char)k[i]) * 0x100000001b3ULL;
-	pthread_mutex_lock(&keys_lock);
-	if (!keys_slot) {
-		keys_slot = calloc(KEYS_CAP, sizeof(*keys_slot));
-		if (!keys_slot)
-			abort();
-	}
-	size_t j = (size_t)(h ^ (h >> 29)) & (KEYS_CAP - 1);
-	while (keys_slot[j] && strcmp(keys_slot[j], k) != 0)
-		j = (j + 1) & (KEYS_CAP - 1);
-	if (keys_slot[j]) {
-		out = keys_slot[j];
-	} else if (keys_n < KEYS_MAX) {
-		keys_slot[j] = strdup(k);
-		if (!keys_slot[j])
-			abort();
-		keys_n++;
-		out = keys_slot[j];
-	}
-	pthread_mutex_unlock(&keys_lock);
-	return out;
-}
-
-const char *store_key(const char *k)
-{
-	return key_intern(k);
-}
-
-/* Re-add obj's members (in their order) under pooled constant keys, when
- * every key not constant yet has a pooled copy. */
-static void pool_keys(json_object *obj)
-{
-	struct lh_table *t = json_object_get_object(obj);
-	int n = lh_table_length(t), i = 0;
-	bool todo = false;
-	if (n == 0)
-		return;
-	struct member {
-		const char *key; /* the pool's */
-		json_object *val;
-	} *m = xmalloc((size_t)n * sizeof(*m));
-	for (struct lh_entry *e = lh_table_head(t); e; e = lh_entry_next(e), i++) {
-		const char *k = (const char *)lh_entry_k(e);
-		m[i].key = lh_entry_k_is_constant(e) ? k : key_intern(k);
-		m[i].val = (json_object *)lh_entry_v(e);
-		if (!m[i].key) {
-			free(m);
-			return;
-		}
-		todo = todo || m[i].key != k;
-	}
-	if (todo) {
-		for (i = 0; i < n; i++) {
-			json_object_get(m[i].val); /* the deletion puts one */
-			json_object_object_del(obj, m[i].key);
-		}
-		for (i = 0; i < n; i++)
-			if (json_object_object_add_ex(obj, m[i].key, m[i].val,
-			                              JSON_C_OBJECT_ADD_KEY_IS_NEW |
-			                                  JSON_C_OBJECT_KEY_IS_CONSTANT) != 0)
-				abort();
-	}
-	free(m);
-}
-
 static void compact(json_object *obj, int depth);
 
 void store_compact(json_object *obj)
@@ -280,7 +188,6 @@ static void compact(json_object *obj, int depth)
 		return;
 	switch (json_object_get_type(obj)) {
 	case json_type_object: {
-		pool_keys(obj);
 		struct lh_table *t = json_object_get_object(obj);
 		int want = fitted_size(lh_table_length(t));
 		if (want < t->size && lh_table_resize(t, want) != 0) {

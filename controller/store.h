@@ -37,11 +37,6 @@ void store_free(struct store *s);
  * than left as holes in the heap. NULL is fine. */
 void store_compact(json_object *obj);
 
-/* The process-wide copy of member name k that store_compact gives stored
- * objects (a json-c constant key: add it with JSON_C_OBJECT_KEY_IS_CONSTANT),
- * or NULL when k is too long or the pool full (then add k as usual). */
-const char *store_key(const char *k);
-
 /* A table for sharing equal subtrees between the objects of one batch (a
  * manifests load, an API list): store_share(t, obj) replaces each subtree of
  * obj equal to one already seen (same type, value and member order; never a

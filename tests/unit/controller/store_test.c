@@ -3,8 +3,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <json-c/linkhash.h>
-
 #include "check.h"
 #include "controller/store.h"
 #include "error.h"
@@ -82,15 +80,6 @@ static void test_compact(void)
 	json_object_array_add(arr, json_object_new_int(7));
 	CHECK_INT(json_object_get_int(json_object_array_get_idx(arr, 2)), 7);
 	store_compact(NULL);
-	/* member names come from one pool: two objects, one copy of "k1" */
-	json_object *p = json_object_new_object();
-	json_object_object_add(p, "k1", json_object_new_int(1));
-	store_compact(p);
-	CHECK(lh_entry_k(lh_table_head(json_object_get_object(p))) ==
-	      lh_entry_k(lh_table_head(json_object_get_object(o))));
-	CHECK(lh_entry_k_is_constant(lh_table_head(json_object_get_object(p))) != 0);
-	CHECK_INT(json_object_get_int(json_object_object_get(p, "k1")), 1);
-	json_object_put(p);
 	json_object_put(o);
 }
 
