@@ -1223,25 +1223,6 @@ static bool find_host(const struct route_table *t, const char *name, size_t *at)
 	return false;
 }
 
-/* Position of name in the sorted list v (n names), if there. */
-static bool find_name(char *const *v, size_t n, const char *name, size_t *at)
-{
-	size_t lo = 0, hi = n;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		int c = strcmp(v[mid], name);
-		if (c == 0) {
-			*at = mid;
-			return true;
-		}
-		if (c < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return false;
-}
-
 /* Make p's host name list and positions those of t, where t's names are
  * the last index's without the del_at ones (positions in the old list) and
  * with the add_at ones (positions in t), both ascending. The new hosts get
@@ -1333,7 +1314,7 @@ static int hosts_in_place(struct publisher *p, const struct route_table *t, char
 	for (size_t c = 0; c < nchanged; c++) {
 		size_t old;
 		bool now = find_host(t, changed[c], &at);
-		bool before = find_name(p->host_name, p->nhost_k, changed[c], &old);
+		bool before = find_sorted(p->host_name, p->nhost_k, changed[c], &old);
 		nin += now;
 		if (now && !before)
 			add_at[nadd++] = at;
