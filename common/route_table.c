@@ -196,6 +196,37 @@ enum route_var route_var_lookup(const char *name, size_t len)
 	return ROUTE_VAR_NONE;
 }
 
+enum route_fastcgi_var route_fastcgi_var_lookup(const char *name, size_t len)
+{
+	static const struct {
+		const char *name;
+		enum route_fastcgi_var var;
+	} vars[] = {
+	    {"uri", ROUTE_FCGI_VAR_URI},
+	    {"document_uri", ROUTE_FCGI_VAR_URI},
+	    {"fastcgi_script_name", ROUTE_FCGI_VAR_SCRIPT_NAME},
+	    {"fastcgi_path_info", ROUTE_FCGI_VAR_PATH_INFO},
+	    {"args", ROUTE_FCGI_VAR_ARGS},
+	    {"query_string", ROUTE_FCGI_VAR_ARGS},
+	    {"is_args", ROUTE_FCGI_VAR_IS_ARGS},
+	    {"request_method", ROUTE_FCGI_VAR_METHOD},
+	    {"content_type", ROUTE_FCGI_VAR_CONTENT_TYPE},
+	    {"content_length", ROUTE_FCGI_VAR_CONTENT_LENGTH},
+	    {"server_name", ROUTE_FCGI_VAR_SERVER_NAME},
+	    {"server_port", ROUTE_FCGI_VAR_SERVER_PORT},
+	    {"server_addr", ROUTE_FCGI_VAR_SERVER_ADDR},
+	    {"server_protocol", ROUTE_FCGI_VAR_SERVER_PROTOCOL},
+	    {"remote_port", ROUTE_FCGI_VAR_REMOTE_PORT},
+	    {"https", ROUTE_FCGI_VAR_HTTPS},
+	    {"document_root", ROUTE_FCGI_VAR_DOCUMENT_ROOT},
+	    {"realpath_root", ROUTE_FCGI_VAR_DOCUMENT_ROOT},
+	};
+	for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
+		if (strlen(vars[i].name) == len && memcmp(vars[i].name, name, len) == 0)
+			return vars[i].var;
+	return ROUTE_FCGI_VAR_NONE;
+}
+
 void route_policy_cleanup(struct route_policy *p)
 {
 	if (!p)
@@ -245,6 +276,8 @@ void route_policy_cleanup(struct route_policy *p)
 	free(p->backend_tls.name);
 	free(p->mirror.url);
 	free(p->mirror.host);
+	free(p->fastcgi.index);
+	headers_free(p->fastcgi.params, p->fastcgi.nparams);
 	memset(p, 0, sizeof(*p));
 }
 
@@ -1027,9 +1060,11 @@ static const char *const policy_keys[] = {"connect_timeout_ms",
                                           "proxy_cookie_path_from",
                                           "proxy_cookie_path_to",
                                           "mirror",
+                                          "fastcgi",
                                           NULL};
 static const char *const mirror_keys[] = {"url", "host", "request_body", NULL};
-static const char *const proto_names[] = {"HTTP", "HTTPS", NULL};
+static const char *const fastcgi_keys[] = {"index", "params", NULL};
+static const char *const proto_names[] = {"HTTP", "HTTPS", "FCGI", NULL};
 static const char *const next_upstream_names[ROUTE_NEXT_COUNT] = {
     "error",    "timeout",  "invalid_header", "http_500", "http_502",      "http_503",
     "http_504", "http_403", "http_404",       "http_429", "non_idempotent"};
@@ -1318,6 +1353,16 @@ static int parse_policy(struct parser *p, json_object *obj, const char *path,
 		    (rc = opt_bool(p, sub, kp, "request_body", &body)) != 0)
 			return rc;
 		pol->mirror.no_request_body = !body;
+	}
+	if ((rc = opt_object(p, obj, path, "fastcgi", &sub)) != 0)
+		return rc;
+	if (sub) {
+		path_key(kp, path, "fastcgi");
+		if ((rc = check_keys(p, sub, kp, fastcgi_keys)) != 0 ||
+		    (rc = opt_str(p, sub, kp, "index", STR_NULLABLE, &pol->fastcgi.index)) != 0 ||
+		    (rc = parse_headers(p, sub, kp, "params", false, &pol->fastcgi.params,
+		                        &pol->fastcgi.nparams)) != 0)
+			return rc;
 	}
 	if ((rc = opt_object(p, obj, path, "backend_tls", &sub)) != 0)
 		return rc;
@@ -3025,7 +3070,7 @@ static void w_policy(struct writer *w, const struct route_policy *p)
 	w_int_d(w, "body_limit", p->body_limit, d->body_limit);
 	w_int_d(w, "upstream_head_max", p->upstream_head_max, d->upstream_head_max);
 	if (p->backend_protocol != d->backend_protocol)
-		w_str(w, "backend_protocol", proto_names[p->backend_protocol == ROUTE_PROTO_HTTPS]);
+		w_str(w, "backend_protocol", proto_names[p->backend_protocol]);
 	w_bool_d(w, "ssl_redirect", p->ssl_redirect, d->ssl_redirect);
 	w_bool_d(w, "preserve_trailing_slash", p->preserve_trailing_slash,
 	         d->preserve_trailing_slash);
@@ -3174,6 +3219,10 @@ static void w_policy(struct writer *w, const struct route_policy *p)
 	w_str_d(w, "url", p->mirror.url, NULL);
 	w_str_d(w, "host", p->mirror.host, NULL);
 	w_bool_d(w, "request_body", !p->mirror.no_request_body, true);
+	w_close_lazy(w, csaved);
+	w_open_lazy(w, "fastcgi", &csaved);
+	w_str_d(w, "index", p->fastcgi.index, NULL);
+	w_headers(w, "params", p->fastcgi.params, p->fastcgi.nparams);
 	w_close_lazy(w, csaved);
 	w_open_lazy(w, "backend_tls", &csaved);
 	w_int_d(w, "profile", p->backend_tls.profile, -1);

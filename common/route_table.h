@@ -88,7 +88,8 @@ enum route_match {
 	                           start of the path (ingress-nginx "~*" location) */
 };
 
-enum route_protocol { ROUTE_PROTO_HTTP = 0, ROUTE_PROTO_HTTPS = 1 }; /* "HTTP", "HTTPS" */
+/* JSON "HTTP", "HTTPS", "FCGI" (FastCGI responder, struct route_fastcgi) */
+enum route_protocol { ROUTE_PROTO_HTTP = 0, ROUTE_PROTO_HTTPS = 1, ROUTE_PROTO_FCGI = 2 };
 enum route_balance { ROUTE_BALANCE_ROUND_ROBIN = 0, ROUTE_BALANCE_EWMA = 1 };
 enum route_affinity { ROUTE_AFFINITY_NONE = 0, ROUTE_AFFINITY_COOKIE = 1 };
 enum route_affinity_mode { ROUTE_AFFINITY_BALANCED = 0, ROUTE_AFFINITY_PERSISTENT = 1 };
@@ -116,6 +117,24 @@ struct route_add_header {
 	char *value;
 	bool always; /* false */
 	bool expand; /* false; as struct route_header */
+};
+
+/* FastCGI (ingress-nginx backend-protocol FCGI; JSON key "fastcgi"), used
+ * when policy.backend_protocol is ROUTE_PROTO_FCGI. The proxy sends nginx's
+ * fastcgi_params set (QUERY_STRING, REQUEST_METHOD, CONTENT_TYPE,
+ * CONTENT_LENGTH, SCRIPT_NAME, REQUEST_URI, DOCUMENT_URI, DOCUMENT_ROOT,
+ * SERVER_PROTOCOL, REQUEST_SCHEME, HTTPS, GATEWAY_INTERFACE,
+ * SERVER_SOFTWARE, REMOTE_ADDR, REMOTE_PORT, SERVER_ADDR, SERVER_PORT,
+ * SERVER_NAME, REDIRECT_STATUS) and the request headers as HTTP_*; params
+ * replace a default of the same name. */
+struct route_fastcgi {
+	/* fastcgi-index: NULL: none; else appended to $fastcgi_script_name
+	 * when the path ends in '/' (route_validate_fastcgi_index) */
+	char *index;
+	/* fastcgi-params-configmap: JSON [{"name":..,"value":..}]; names
+	 * [A-Za-z0-9_], values templates of route_fastcgi_var names */
+	size_t nparams;
+	struct route_header *params;
 };
 
 /* An IPv4 or IPv6 network; JSON: "10.0.0.0/8", "2001:db8::/32", or a bare
@@ -364,6 +383,7 @@ struct route_policy {
 	struct route_ext_auth ext_auth; /* forward authentication (auth-url) */
 	struct route_backend_tls backend_tls;
 	struct route_mirror mirror; /* request mirroring (mirror-target) */
+	struct route_fastcgi fastcgi;
 };
 
 struct route {
@@ -583,6 +603,42 @@ enum route_var {
 	ROUTE_VAR_REQ_ID,
 	ROUTE_VAR_HTTP, /* http_<name>: the header name follows "http_" */
 };
+
+/* The variables a FastCGI param value (struct route_fastcgi) may name
+ * besides those of enum route_var, as nginx fills them: "uri" and
+ * "document_uri" (the path sent, after rewrite-target, percent-decoded),
+ * "fastcgi_script_name" (that path, plus the index when it ends in '/'),
+ * "fastcgi_path_info" (empty), "args" and "query_string" (the query sent),
+ * "is_args" ("?" when there is a query), "request_method", "content_type",
+ * "content_length", "server_name" (as "host"), "server_port",
+ * "server_addr", "server_protocol", "remote_port", "https" ("on" over TLS,
+ * else empty) and "document_root" and "realpath_root" ("/etc/nginx/html":
+ * ingress-nginx sets no root, so nginx's built-in one). */
+enum route_fastcgi_var {
+	ROUTE_FCGI_VAR_NONE = 0,
+	ROUTE_FCGI_VAR_URI,
+	ROUTE_FCGI_VAR_SCRIPT_NAME,
+	ROUTE_FCGI_VAR_PATH_INFO,
+	ROUTE_FCGI_VAR_ARGS,
+	ROUTE_FCGI_VAR_IS_ARGS,
+	ROUTE_FCGI_VAR_METHOD,
+	ROUTE_FCGI_VAR_CONTENT_TYPE,
+	ROUTE_FCGI_VAR_CONTENT_LENGTH,
+	ROUTE_FCGI_VAR_SERVER_NAME,
+	ROUTE_FCGI_VAR_SERVER_PORT,
+	ROUTE_FCGI_VAR_SERVER_ADDR,
+	ROUTE_FCGI_VAR_SERVER_PROTOCOL,
+	ROUTE_FCGI_VAR_REMOTE_PORT,
+	ROUTE_FCGI_VAR_HTTPS,
+	ROUTE_FCGI_VAR_DOCUMENT_ROOT,
+};
+
+/* The nginx document root ingress-nginx leaves in place ($document_root). */
+#define ROUTE_FASTCGI_DOCUMENT_ROOT "/etc/nginx/html"
+
+/* Which FastCGI-only variable name[0..len) is (ROUTE_FCGI_VAR_NONE for the
+ * names of enum route_var and for unknown ones). */
+enum route_fastcgi_var route_fastcgi_var_lookup(const char *name, size_t len);
 
 /* The reference starting at s[0] == '$' in a template: "$name" (name
  * characters [A-Za-z0-9_], as many as follow) or "${name}". Sets *name and

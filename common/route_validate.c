@@ -5,6 +5,7 @@
 #include "url.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -413,6 +414,62 @@ int route_validate_header_template(const char *s, char *err, size_t errlen)
 	return 0;
 }
 
+int route_validate_fastcgi_index(const char *s, char *err, size_t errlen)
+{
+	char q[96];
+	size_t n = strlen(s);
+	bool ok =
+	    n > 0 && n <= ROUTE_FASTCGI_INDEX_MAX && strcmp(s, ".") != 0 && strcmp(s, "..") != 0;
+	for (size_t i = 0; ok && i < n; i++)
+		ok = isalnum((unsigned char)s[i]) || s[i] == '.' || s[i] == '-' || s[i] == '_';
+	if (ok)
+		return 0;
+	route_validate_quote(s, q, sizeof(q));
+	return fail(err, errlen, "%s is not a file name of 1 to %u characters A-Z a-z 0-9 . - _", q,
+	            ROUTE_FASTCGI_INDEX_MAX);
+}
+
+int route_validate_fastcgi_name(const char *s, char *err, size_t errlen)
+{
+	char q[96];
+	size_t n = strlen(s);
+	bool ok = n > 0 && n <= ROUTE_FASTCGI_NAME_MAX;
+	for (size_t i = 0; ok && i < n; i++)
+		ok = isalnum((unsigned char)s[i]) || s[i] == '_';
+	if (ok)
+		return 0;
+	route_validate_quote(s, q, sizeof(q));
+	return fail(err, errlen,
+	            "%s is not a FastCGI param name of 1 to %u characters A-Z a-z 0-9 _", q,
+	            ROUTE_FASTCGI_NAME_MAX);
+}
+
+int route_validate_fastcgi_value(const char *s, char *err, size_t errlen)
+{
+	char q[96];
+	size_t n = strlen(s);
+	if (n > ROUTE_FASTCGI_VALUE_MAX)
+		return fail(err, errlen, "a value of %zu bytes is more than the %u allowed", n,
+		            ROUTE_FASTCGI_VALUE_MAX);
+	int rc = route_validate_header_value(s, err, errlen);
+	if (rc)
+		return rc;
+	for (const char *p = strchr(s, '$'); p; p = strchr(p, '$')) {
+		const char *name;
+		size_t len, k = route_template_var(p, &name, &len);
+		if (k == 0) {
+			route_validate_quote(s, q, sizeof(q));
+			return fail(err, errlen, "%s: '$' names no variable", q);
+		}
+		if (route_var_lookup(name, len) == ROUTE_VAR_NONE &&
+		    route_fastcgi_var_lookup(name, len) == ROUTE_FCGI_VAR_NONE)
+			return fail(err, errlen, "variable \"$%.*s\" is not one weir expands",
+			            (int)(len > 64 ? 64 : len), name);
+		p += k;
+	}
+	return 0;
+}
+
 int route_validate_return_body(const char *s, char *err, size_t errlen)
 {
 	char q[96];
@@ -649,6 +706,42 @@ static int check_headers(const struct route_header *h, size_t n, const char *key
 }
 
 typedef int (*check_cb)(const char *s, char *err, size_t errlen);
+
+/* policy.fastcgi: an index file name; params named once each, in all at
+ * most ROUTE_FASTCGI_PARAMS_MAX bytes. */
+static int check_fastcgi(const struct route_fastcgi *f, char *field, size_t fieldlen, char *err,
+                         size_t errlen)
+{
+	size_t bytes = 0;
+	if (f->index && route_validate_fastcgi_index(f->index, err, errlen)) {
+		set_field(field, fieldlen, "fastcgi.index");
+		return WEIR_EINVAL;
+	}
+	for (size_t i = 0; i < f->nparams; i++) {
+		const struct route_header *h = &f->params[i];
+		const char *name = h->name ? h->name : "";
+		if (route_validate_fastcgi_name(name, err, errlen)) {
+			set_field(field, fieldlen, "fastcgi.params[%zu].name", i);
+			return WEIR_EINVAL;
+		}
+		for (size_t j = 0; j < i; j++)
+			if (f->params[j].name && strcmp(f->params[j].name, name) == 0) {
+				set_field(field, fieldlen, "fastcgi.params[%zu].name", i);
+				return fail(err, errlen, "\"%s\" is named twice", name);
+			}
+		if (route_validate_fastcgi_value(h->value ? h->value : "", err, errlen)) {
+			set_field(field, fieldlen, "fastcgi.params[%zu].value", i);
+			return WEIR_EINVAL;
+		}
+		bytes += strlen(name) + strlen(h->value ? h->value : "");
+		if (bytes > ROUTE_FASTCGI_PARAMS_MAX) {
+			set_field(field, fieldlen, "fastcgi.params");
+			return fail(err, errlen, "more than %u bytes in all",
+			            ROUTE_FASTCGI_PARAMS_MAX);
+		}
+	}
+	return 0;
+}
 
 /* Check an optional string (NULL passes) with fn; names the field on
  * failure. */
@@ -926,9 +1019,10 @@ int route_validate_policy(const struct route_policy *p, char *field, size_t fiel
 			return WEIR_EINVAL;
 		}
 	}
-	if ((rc = check_ext_auth(&p->ext_auth, field, fieldlen, err, errlen)) != 0)
+	if ((rc = check_ext_auth(&p->ext_auth, field, fieldlen, err, errlen)) != 0 ||
+	    (rc = check_mirror(&p->mirror, field, fieldlen, err, errlen)) != 0)
 		return rc;
-	return check_mirror(&p->mirror, field, fieldlen, err, errlen);
+	return check_fastcgi(&p->fastcgi, field, fieldlen, err, errlen);
 }
 
 int route_validate_canary(const struct route_canary *c, char *field, size_t fieldlen, char *err,

@@ -97,6 +97,25 @@ int route_validate_header_value(const char *s, char *err, size_t errlen);
  * (route_table.h). */
 int route_validate_header_template(const char *s, char *err, size_t errlen);
 
+/* fastcgi-index: a file name of 1..ROUTE_FASTCGI_INDEX_MAX bytes of
+ * [A-Za-z0-9._-], not "." or "..". */
+#define ROUTE_FASTCGI_INDEX_MAX 128
+int route_validate_fastcgi_index(const char *s, char *err, size_t errlen);
+
+/* A FastCGI param name: 1..ROUTE_FASTCGI_NAME_MAX bytes of [A-Za-z0-9_]. */
+#define ROUTE_FASTCGI_NAME_MAX 128
+int route_validate_fastcgi_name(const char *s, char *err, size_t errlen);
+
+/* A FastCGI param value: a header value whose every '$' starts a reference
+ * to a variable of route_var_lookup or route_fastcgi_var_lookup, at most
+ * ROUTE_FASTCGI_VALUE_MAX bytes. */
+#define ROUTE_FASTCGI_VALUE_MAX 4096
+int route_validate_fastcgi_value(const char *s, char *err, size_t errlen);
+
+/* Most bytes of all FastCGI params of a route together (name plus value
+ * each), as the controller enforces on a fastcgi-params-configmap. */
+#define ROUTE_FASTCGI_PARAMS_MAX 16384
+
 /* policy.return_body: valid UTF-8, at most ROUTE_RETURN_BODY_MAX bytes, no
  * control byte but HTAB, CR and LF (it is a body, never a header). */
 int route_validate_return_body(const char *s, char *err, size_t errlen);

@@ -111,7 +111,7 @@ static void put_var(struct wbuf *w, const char *name, size_t len, const struct h
 		if (n && h[0] == '[') {
 			const char *rb = memchr(h, ']', n);
 			end = rb ? (size_t)(rb - h) + 1 : n;
-		} else {
+		} else if (n) {
 			const char *colon = memchr(h, ':', n);
 			end = colon ? (size_t)(colon - h) : n;
 		}

@@ -30,6 +30,7 @@
 #include "error.h"
 #include "error_page.h"
 #include "external.h"
+#include "fastcgi.h"
 #include "headers.h"
 #include "http.h"
 #include "http_parse.h"
@@ -67,6 +68,9 @@
 #define ACCEPT_BACKOFF_MS 100u     /* no accept after EMFILE/ENFILE, unless a close comes first */
 #define ACCEPT_LIMIT_POLL_MS 1000u /* at max-connections: a look for a raised limit */
 #define ACCEPT_WARN_MS 10000u      /* at most one accept warning per worker this often */
+/* the most of a chunked body read whole for a FastCGI upstream when the
+ * route sets no proxy-body-size (0): above it, 413 */
+#define FCGI_BODY_MAX (64u * 1024u * 1024u)
 
 /* ST_PPHDR: waiting for the PROXY protocol header (use-proxy-protocol). */
 /* ST_AUTH: the forward-auth subrequest (auth-url) runs; the request waits. */
@@ -99,6 +103,17 @@ struct exchange {
 	bool up_phase;
 	int err_code;
 	int err_from;
+	/* backend protocol FCGI: the records from the upstream (fcgi_raw) are
+	 * read by fcgi into up_in as an HTTP/1.1 response */
+	struct fastcgi_decoder *fcgi;
+	struct buf fcgi_raw;
+	bool fcgi_eof; /* the upstream socket closed */
+	/* a chunked body is read whole before the request goes (fcgi_request):
+	 * the HTTP head it is made from, and the body so far */
+	bool fcgi_buffering;
+	char *fcgi_head;
+	size_t fcgi_head_len;
+	struct buf fcgi_body;
 };
 
 struct worker;
@@ -145,6 +160,7 @@ struct conn {
 	const struct route *route;
 	const struct route_endpoint *ep;
 	bool backend_tls;
+	bool fcgi; /* the upstream speaks FastCGI (backend protocol FCGI) */
 	uint64_t t_start, up_start;
 	uint32_t connect_timeout_ms, read_timeout_ms, send_timeout_ms;
 	struct auth_request *auth; /* forward auth: running (ST_AUTH), then its grant */
@@ -236,6 +252,7 @@ static void resume_accept(struct worker *w);
 static void format_host(char *out, size_t cap, const struct route_endpoint *ep);
 static int setup_backend_tls(struct conn *c);
 static bool error_page_start(struct conn *c, int status);
+static size_t upstream_head_max(const struct conn *c);
 
 /* Bit indexes of enum route_next_upstream, for the conditions a failed
  * attempt reports. */
@@ -388,6 +405,25 @@ static void gz_end(struct conn *c)
 	c->gz_body_done = false;
 }
 
+/* Give back what reading a FastCGI response held. */
+static void fcgi_end(struct conn *c)
+{
+	c->fcgi = false;
+	if (!c->x)
+		return;
+	if (c->x->fcgi) {
+		fastcgi_decoder_free(c->x->fcgi);
+		free(c->x->fcgi);
+		c->x->fcgi = NULL;
+	}
+	buf_free(&c->x->fcgi_raw);
+	c->x->fcgi_eof = false;
+	free(c->x->fcgi_head);
+	c->x->fcgi_head = NULL;
+	buf_free(&c->x->fcgi_body);
+	c->x->fcgi_buffering = false;
+}
+
 /* The request is over (its answer is queued in out). */
 static void end_request(struct conn *c, bool keep_alive)
 {
@@ -401,6 +437,7 @@ static void end_request(struct conn *c, bool keep_alive)
 		external_wait_cancel(c->x->ext_wait);
 		c->x->ext_wait = NULL;
 	}
+	fcgi_end(c);
 	if (c->limit_entered)
 		policy_limit_leave(c->route, &c->client);
 	c->limit_entered = false;
@@ -486,7 +523,8 @@ static void log_request(struct conn *c, int status)
 		for (size_t i = 0; i < nh; i++)
 			if (req->headers[i].name_len == 12 &&
 			    strncasecmp(req->headers[i].name, "X-Request-ID", 12) == 0)
-				req_id = NULL; /* the header passed on: logged as $http_x_request_id */
+				req_id =
+				    NULL; /* the header passed on: logged as $http_x_request_id */
 	}
 	char idbuf[256];
 	if (!req_id) {
@@ -610,6 +648,7 @@ static int open_upstream(struct conn *c, bool fresh)
 	int err = 0;
 	struct upstream *u = NULL;
 	const struct backend_tls_target *tls = c->backend_tls ? &c->x->up_tls : NULL;
+	fresh = fresh || c->fcgi; /* one FastCGI request per connection */
 	int rc = fresh ? upstream_connect_tls(c->w->pool, c->ep, tls, on_up_event, c, &u, &err)
 	               : upstream_get_tls(c->w->pool, c->ep, tls, on_up_event, c, &u, &err);
 	if (rc == WEIR_ENOMEM) {
@@ -660,6 +699,150 @@ static int build_error_head(struct conn *c)
 	return 0;
 }
 
+/* The stderr lines of a FastCGI application go to the log, as nginx's
+ * "FastCGI sent in stderr". */
+static void fcgi_stderr(void *data, const char *line, size_t len)
+{
+	struct conn *c = data;
+	log_warn("proxy.fastcgi", "upstream %s (%s) sent on stderr: %.*s", c->x->upstream_host,
+	         c->route && c->route->source ? c->route->source : "", (int)len, line);
+}
+
+/* The FastCGI request for the HTTP head head[0..len) (as built for an
+ * HTTP upstream): BEGIN_REQUEST and the params made from it, then (body:
+ * a buffered chunked body of body_len bytes) its stdin, replacing up_out.
+ * Without a body to follow, stdin ends there too. 0, or WEIR_ENOMEM /
+ * WEIR_ETOOBIG. */
+static int fcgi_encode(struct conn *c, const char *head, size_t len, const char *body,
+                       size_t body_len)
+{
+	struct http_parse hp;
+	struct http_request *up = malloc(sizeof(*up));
+	if (!up)
+		return WEIR_ENOMEM;
+	http_parse_init(&hp, false, false);
+	if (http_parse_request_head(&hp, head, len, up) != 0) {
+		free(up);
+		return WEIR_ETOOBIG;
+	}
+	if (body)
+		up->content_length = (int64_t)body_len;
+	/* No Host from the client and no upstream-vhost: the HTTP head names
+	 * the upstream's address, which is no HTTP_HOST (nginx sends none) */
+	if (!c->x->req.host && !(c->route && c->route->policy.upstream_vhost)) {
+		size_t k = 0;
+		for (size_t i = 0; i < up->nheaders && i < HTTP_MAX_HEADERS; i++)
+			if (!http_name_is(&up->headers[i], "host"))
+				up->headers[k++] = up->headers[i];
+		up->nheaders = k;
+	}
+	char addr[INET6_ADDRSTRLEN] = "";
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	if (getsockname(c->sock.fd, (struct sockaddr *)&ss, &sl) == 0) {
+		if (ss.ss_family == AF_INET)
+			inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, addr,
+			          sizeof(addr));
+		else if (ss.ss_family == AF_INET6)
+			inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, addr,
+			          sizeof(addr));
+	}
+	struct fastcgi_vars v = {
+	    .req = up,
+	    .orig = &c->x->req,
+	    .client = &c->client,
+	    .cfg = c->route ? &c->route->policy.fastcgi : NULL,
+	    .server_addr = addr,
+	};
+	struct buf out;
+	buf_init(&out, c->up_out.max + FASTCGI_PARAMS_CAP + 1024 + body_len +
+	                   fastcgi_stdin_overhead(body_len));
+	bool follows = body || !c->req_body_done; /* stdin comes after the params */
+	int rc = fastcgi_request_head(&v, follows, &out);
+	free(up);
+	if (!rc && body && body_len)
+		rc = fastcgi_stdin(&out, body, body_len);
+	if (!rc && body)
+		rc = fastcgi_stdin(&out, NULL, 0);
+	if (rc) {
+		buf_free(&out);
+		return rc;
+	}
+	buf_free(&c->up_out);
+	c->up_out = out;
+	return 0;
+}
+
+/* The HTTP head in up_out becomes the FastCGI request (fcgi_encode), and
+ * a fresh reader waits for the answer. A chunked body is read whole first
+ * (fcgi_body), as nginx does, so that CONTENT_LENGTH can be sent: until
+ * then the head waits in fcgi_head and nothing goes upstream. 0, or
+ * WEIR_ENOMEM / WEIR_ETOOBIG. */
+static int fcgi_request(struct conn *c)
+{
+	struct exchange *x = c->x;
+	free(x->fcgi_head);
+	x->fcgi_head = NULL;
+	buf_free(&x->fcgi_body);
+	x->fcgi_buffering = c->x->req.chunked && !c->req_body_done;
+	if (x->fcgi_buffering) {
+		x->fcgi_head = malloc(c->up_out.end);
+		if (!x->fcgi_head)
+			return WEIR_ENOMEM;
+		memcpy(x->fcgi_head, c->up_out.data, c->up_out.end);
+		x->fcgi_head_len = c->up_out.end;
+		c->up_out.start = c->up_out.end = 0;
+		int64_t limit = c->route ? c->route->policy.body_limit : 0;
+		buf_init(&x->fcgi_body, limit > 0 && (uint64_t)limit < FCGI_BODY_MAX
+		                            ? (size_t)limit
+		                            : FCGI_BODY_MAX);
+	} else {
+		int rc = fcgi_encode(c, c->up_out.data, c->up_out.end, NULL, 0);
+		if (rc)
+			return rc;
+	}
+	/* nginx reads a body itself and answers "100 Continue" for it; a
+	 * FastCGI application cannot */
+	if (!c->req_body_done && !c->interim_sent && c->x->req.version_minor >= 1) {
+		for (size_t i = 0; i < c->x->req.nheaders && i < HTTP_MAX_HEADERS; i++) {
+			const struct http_header *h = &c->x->req.headers[i];
+			if (http_name_is(h, "expect") && h->value_len == 12 &&
+			    strncasecmp(h->value, "100-continue", 12) == 0) {
+				buf_append(&c->out, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+				c->interim_sent = true;
+				break;
+			}
+		}
+	}
+	if (!x->fcgi) {
+		x->fcgi = malloc(sizeof(*x->fcgi));
+		if (!x->fcgi)
+			return WEIR_ENOMEM;
+	} else {
+		fastcgi_decoder_free(x->fcgi);
+	}
+	fastcgi_decoder_init(x->fcgi, upstream_head_max(c), fcgi_stderr, c);
+	buf_free(&x->fcgi_raw);
+	buf_init(&x->fcgi_raw, IO_CAP * 2);
+	x->fcgi_eof = false;
+	return 0;
+}
+
+/* The buffered chunked body is complete: the FastCGI request goes with
+ * its length. 0, or an error code. */
+static int fcgi_body_done(struct conn *c)
+{
+	struct exchange *x = c->x;
+	int rc = fcgi_encode(c, x->fcgi_head, x->fcgi_head_len,
+	                     x->fcgi_body.data ? x->fcgi_body.data + x->fcgi_body.start : "",
+	                     buf_len(&x->fcgi_body));
+	free(x->fcgi_head);
+	x->fcgi_head = NULL;
+	buf_free(&x->fcgi_body);
+	x->fcgi_buffering = false;
+	return rc;
+}
+
 static int build_upstream_head(struct conn *c)
 {
 	if (c->x->err_code)
@@ -708,7 +891,7 @@ static int build_upstream_head(struct conn *c)
 		if (n < 0)
 			return n;
 	}
-	return 0;
+	return c->fcgi ? fcgi_request(c) : 0;
 }
 
 /* Feed load-balance "ewma": the time to the response head, or for a failure
@@ -773,8 +956,7 @@ static bool next_upstream(struct conn *c, int cond)
 	uint32_t limit_ms = pol ? pol->next_upstream_timeout_ms : 0;
 	int backend = c->x->pick.backend;
 	if (!(mask & (1u << cond)) || c->resp_started || c->interim_sent || !c->rt || backend < 0 ||
-	    c->x->err_code ||
-	    (size_t)backend >= c->rt->nbackends)
+	    c->x->err_code || (size_t)backend >= c->rt->nbackends)
 		return false;
 	const struct route_backend *be = &c->rt->backends[backend];
 	if (be->external_name)
@@ -1339,8 +1521,10 @@ static void upstream_go(struct conn *c)
 	} else {
 		c->ep = &be->endpoints[c->x->pick.endpoint];
 	}
-	c->backend_tls = c->route && c->route->policy.backend_protocol == ROUTE_PROTO_HTTPS &&
-	                 !c->x->err_code;
+	c->backend_tls =
+	    c->route && c->route->policy.backend_protocol == ROUTE_PROTO_HTTPS && !c->x->err_code;
+	c->fcgi =
+	    c->route && c->route->policy.backend_protocol == ROUTE_PROTO_FCGI && !c->x->err_code;
 	format_host(c->x->upstream_host, sizeof(c->x->upstream_host), c->ep);
 	if (c->backend_tls && setup_backend_tls(c) != 0) {
 		metrics_upstream_error("connect");
@@ -1351,7 +1535,7 @@ static void upstream_go(struct conn *c)
 	buf_init(&c->up_out, (size_t)c->max_header_bytes + 16384 + IO_CAP);
 	/* room for the largest head allowed and one byte more (to see it is
 	 * too big), and at least UP_IN_MIN for body reads */
-	size_t head_max = upstream_head_max(c);
+	size_t head_max = upstream_head_max(c) + (c->fcgi ? FASTCGI_HEAD_EXTRA : 0);
 	buf_init(&c->up_in, head_max + 1 > UP_IN_MIN ? head_max + 1 : UP_IN_MIN);
 	rc = build_upstream_head(c);
 	if (rc == WEIR_ENOMEM) {
@@ -1481,6 +1665,15 @@ static int req_body_cb(void *data, const char *p, size_t len)
 	}
 	if (c->mirror && mirror_body(c->mirror, p, len) != 0)
 		c->mirror = NULL; /* over MIRROR_BODY_MAX: dropped */
+	if (c->fcgi && c->x->fcgi_buffering) {
+		if (buf_append(&c->x->fcgi_body, p, len)) {
+			c->body_too_big = true;
+			return -1;
+		}
+		return 0;
+	}
+	if (c->fcgi)
+		return fastcgi_stdin(&c->up_out, p, len);
 	if (c->x->req.chunked)
 		return append_chunk(&c->up_out, p, len);
 	return buf_append(&c->up_out, p, len);
@@ -1492,7 +1685,10 @@ static bool pump_request(struct conn *c)
 	struct upstream *u = c->up;
 	if (!c->req_body_done && !c->x->req.upgrade_websocket && !c->x->err_code) {
 		if (buf_len(&c->in) > 0) {
-			size_t room = buf_room(&c->up_out, 0, IO_CAP);
+			size_t room =
+			    c->fcgi && c->x->fcgi_buffering
+			        ? buf_room(&c->x->fcgi_body, 0, IO_CAP) + CHUNK_OVERHEAD * 3
+			        : buf_room(&c->up_out, 0, IO_CAP);
 			size_t limit = room > CHUNK_OVERHEAD * 2 ? room - CHUNK_OVERHEAD * 2 : 0;
 			size_t n = buf_len(&c->in) < limit ? buf_len(&c->in) : limit;
 			if (n > 0) {
@@ -1507,7 +1703,16 @@ static bool pump_request(struct conn *c)
 					if (c->mirror)
 						mirror_body_done(c->mirror);
 					c->mirror = NULL;
-					if (c->x->req.chunked)
+					if (c->fcgi && c->x->fcgi_buffering) {
+						if (fcgi_body_done(c) != 0) {
+							answer_local(c, 413, NULL,
+							             "request body too large",
+							             false);
+							return true;
+						}
+					} else if (c->fcgi) {
+						fastcgi_stdin(&c->up_out, NULL, 0);
+					} else if (c->x->req.chunked)
 						buf_append(&c->up_out, "0\r\n\r\n", 5);
 				} else if (r < 0) {
 					if (c->resp_started) {
@@ -1920,6 +2125,82 @@ static bool response_body(struct conn *c, bool *progress)
 	return false;
 }
 
+/* FastCGI: read records from the upstream into fcgi_raw and turn them
+ * into the HTTP/1.1 response in up_in (as much as it takes; the rest
+ * waits: back-pressure). END_REQUEST reads as the upstream closing.
+ * Returns true when the exchange is over (failed or closed) and the caller
+ * must return. */
+static bool fcgi_pump(struct conn *c, struct upstream *u, bool *progress)
+{
+	struct exchange *x = c->x;
+	struct buf *raw = &x->fcgi_raw;
+	for (int round = 0; round < 4 && !c->up_eof; round++) {
+		if (buf_len(raw) > 0) {
+			size_t used = 0, before = buf_len(&c->up_in);
+			size_t limit = c->resp_head_done ? IO_CAP : c->up_in.max;
+			if (c->resp_head_done && c->up_in.start > 0 && buf_len(&c->up_in) == 0)
+				c->up_in.start = c->up_in.end = 0;
+			int r = fastcgi_decode(x->fcgi, raw->data + raw->start, buf_len(raw), &used,
+			                       &c->up_in, limit);
+			raw->start += used;
+			if (raw->start == raw->end)
+				raw->start = raw->end = 0;
+			if (used || buf_len(&c->up_in) != before)
+				*progress = true;
+			if (r == 1) {
+				c->up_eof = true; /* the application is done */
+				break;
+			}
+			if (r < 0) {
+				if (c->resp_head_done) {
+					metrics_upstream_error("reset");
+					conn_close(c);
+				} else {
+					upstream_failed(c, NEXT_INVALID_HEADER, "reset",
+					                r == WEIR_ETOOBIG
+					                    ? "upstream sent too big header"
+					                    : "bad response from upstream");
+				}
+				return true;
+			}
+			if (buf_len(raw) > 0)
+				break; /* up_in is full */
+		}
+		if (x->fcgi_eof || !u->can_read)
+			break;
+		size_t room = buf_room(raw, 0, IO_CAP);
+		if (room == 0)
+			break;
+		ssize_t n = tls_sock_read(&u->sock, raw->data + raw->end, room);
+		if (n == WEIR_EAGAIN) {
+			sock_blocked(&u->sock, &u->can_read, &u->can_write);
+			break;
+		}
+		if (n <= 0) {
+			x->fcgi_eof = true;
+			*progress = true;
+			break;
+		}
+		note_read(&u->sock, c->up_rdhup, n, room, &u->can_read);
+		raw->end += (size_t)n;
+		c->got_up_byte = true;
+		c->last_activity = loop_now(c->w->loop);
+		*progress = true;
+	}
+	if (x->fcgi_eof && !c->up_eof && buf_len(raw) == 0) {
+		/* closed before END_REQUEST: no answer yet is a failed attempt, a
+		 * started one is cut short */
+		if (!c->resp_head_done) {
+			c->up_eof = true;
+			return false; /* pump_response reports the reset */
+		}
+		metrics_upstream_error("reset");
+		conn_close(c);
+		return true;
+	}
+	return false;
+}
+
 static bool pump_response(struct conn *c)
 {
 	struct upstream *u = c->up;
@@ -1938,8 +2219,11 @@ static bool pump_response(struct conn *c)
 		buf_compact(&c->up_in, 0);
 	if (c->resp_head_done && buf_len(&c->out) > IO_CAP)
 		return progress;
-	if (!c->up_eof && u->can_read && buf_room(&c->up_in, floor, IO_CAP) > 0 &&
-	    (c->resp_head_done ? buf_len(&c->up_in) == 0 : true)) {
+	if (c->fcgi) {
+		if (fcgi_pump(c, u, &progress))
+			return true;
+	} else if (!c->up_eof && u->can_read && buf_room(&c->up_in, floor, IO_CAP) > 0 &&
+	           (c->resp_head_done ? buf_len(&c->up_in) == 0 : true)) {
 		size_t uroom = c->up_in.size - c->up_in.end;
 		ssize_t n = tls_sock_read(&u->sock, c->up_in.data + c->up_in.end, uroom);
 		if (n == WEIR_EAGAIN) {
@@ -1958,7 +2242,8 @@ static bool pump_response(struct conn *c)
 	if (!c->resp_head_done) {
 		if (buf_len(&c->up_in) > 0) {
 			long r = http_parse_scan_head(&c->x->sp, c->up_in.data, c->up_in.end,
-			                              upstream_head_max(c));
+			                              upstream_head_max(c) +
+			                                  (c->fcgi ? FASTCGI_HEAD_EXTRA : 0));
 			if (r < 0) {
 				/* nginx: "upstream sent too big header" (proxy-buffer-size) */
 				upstream_failed(c, NEXT_INVALID_HEADER, "reset",
@@ -2385,6 +2670,7 @@ static void conn_close(struct conn *c)
 	tls_sock_close(&c->sock);
 	drop_upstream(c);
 	gz_end(c);
+	fcgi_end(c);
 	auth_request_free(c->auth);
 	c->auth = NULL;
 	mirror_abandon(c->mirror);

@@ -178,6 +178,32 @@ RESPONSES = [
 ]
 
 
+def fcgi_record(rtype, content=b"", pad=0, rid=1):
+    """One FastCGI record: version 1, rtype, request id rid, content, pad bytes."""
+    return (bytes([1, rtype, rid >> 8, rid & 0xFF, len(content) >> 8, len(content) & 0xFF, pad, 0])
+            + content + b"\0" * pad)
+
+
+def fcgi_end(status=0):
+    return fcgi_record(3, bytes([0, 0, 0, 0, status, 0, 0, 0]))
+
+
+# What FastCGI applications answer (the records of fastcgi_decode); the first
+# byte of a fuzz_fastcgi input picks the CGI head cap and the split.
+FASTCGI = [
+    fcgi_record(6, b"Status: 200 OK\r\nContent-Type: text/html\r\n\r\nhello", 3)
+    + fcgi_record(6) + fcgi_end(),
+    fcgi_record(6, b"Location: /x\n\n") + fcgi_record(7, b"warning\nmore") + fcgi_end(),
+    fcgi_record(6, b"Sta") + fcgi_record(6, b"tus: 404 Not Found\n") + fcgi_record(6, b"\n")
+    + fcgi_record(6, b"body" * 100, 4) + fcgi_record(8, b"mgmt", 4, rid=0) + fcgi_end(),
+    fcgi_record(6, b"Content-Length: 3\n\nabc") + fcgi_end(),
+    fcgi_record(6, b"Status: 101 Switching Protocols\n\n") + fcgi_end(),
+    fcgi_record(6, b"X: 1\n\n") + fcgi_end(2),
+    fcgi_end(1),
+    fcgi_record(6, b"X: " + b"a" * 5000 + b"\n\n") + fcgi_end(),
+]
+
+
 def client_hellos():
     """ClientHellos as Python's TLS stack sends them, with and without SNI."""
     out = []
@@ -249,6 +275,8 @@ def main():
         put("tls_sni", h)
     for w in WATCH:
         put("k8s_watch", w)
+    for i, r in enumerate(FASTCGI):
+        put("fastcgi", bytes([i * 37 % 256]) + r)
     put("route_table", (REPO / "examples/routes.json").read_bytes())
     for f in sorted((REPO / "tests/fixtures/tables").glob("*.json")):
         put("route_table", f.read_bytes())
