@@ -454,7 +454,11 @@ int annotations_policy_copy(struct route_policy *dst, const struct route_policy 
 	dst->auth.nusers = 0;
 	dst->backend_tls.name = NULL;
 	dst->mirror.url = dst->mirror.host = NULL;
+	dst->fastcgi.index = NULL;
+	dst->fastcgi.params = NULL;
+	dst->fastcgi.nparams = 0;
 	if (dup_str(&dst->backend_tls.name, src->backend_tls.name) ||
+	    dup_str(&dst->fastcgi.index, src->fastcgi.index) ||
 	    dup_str(&dst->mirror.url, src->mirror.url) ||
 	    dup_str(&dst->mirror.host, src->mirror.host) ||
 	    dup_str(&dst->upstream_vhost, src->upstream_vhost) ||
@@ -513,6 +517,12 @@ int annotations_policy_copy(struct route_policy *dst, const struct route_policy 
 			dst->nresponse_headers = 0;
 		goto out;
 	}
+	dst->fastcgi.nparams = src->fastcgi.nparams;
+	if (dup_headers(&dst->fastcgi.params, src->fastcgi.params, src->fastcgi.nparams)) {
+		if (!dst->fastcgi.params)
+			dst->fastcgi.nparams = 0;
+		goto out;
+	}
 	if (src->nadd_headers) {
 		dst->add_headers = calloc(src->nadd_headers, sizeof(*dst->add_headers));
 		if (!dst->add_headers)
@@ -563,7 +573,7 @@ struct pctx {
 	int64_t perm_code; /* -1: not set */
 	char *perm_url;
 	char *temp_url;
-	int64_t temp_code; /* -1: not set */
+	int64_t temp_code;          /* -1: not set */
 	const char *key;            /* full key of the annotation being parsed */
 	const char *auth_other_key; /* auth-realm or auth-secret-type, borrowed */
 	const char *tls_other_key;  /* an auth-tls-* key other than the secret */
@@ -572,6 +582,7 @@ struct pctx {
 	bool redirect_to_given; /* proxy-redirect-to present, even when refused */
 	const char *redirect_from_key;
 	const char *mirror_other_key; /* mirror-host or mirror-request-body, borrowed */
+	const char *fastcgi_keys[2];  /* fastcgi-index, -params-configmap, borrowed */
 	const char *weight_key;       /* canary-weight as written, borrowed */
 	const char *weight_total_key; /* canary-weight-total as written, borrowed */
 	char *err;
@@ -890,8 +901,10 @@ static int h_protocol(struct pctx *c, const char *v)
 		c->a->policy.backend_protocol = ROUTE_PROTO_HTTP;
 	else if (strcasecmp(v, "HTTPS") == 0)
 		c->a->policy.backend_protocol = ROUTE_PROTO_HTTPS;
+	else if (strcasecmp(v, "FCGI") == 0)
+		c->a->policy.backend_protocol = ROUTE_PROTO_FCGI;
 	else
-		return fail(c->err, c->errlen, "\"%s\" is not supported (HTTP or HTTPS)", v);
+		return fail(c->err, c->errlen, "\"%s\" is not supported (HTTP, HTTPS or FCGI)", v);
 	return 0;
 }
 
@@ -1066,8 +1079,8 @@ static int error_code_each(void *ctx, const char *item)
 	return 0;
 }
 
-int annotations_parse_custom_errors(const char *s, int min, struct route_policy *policy,
-                                    char *err, size_t errlen)
+int annotations_parse_custom_errors(const char *s, int min, struct route_policy *policy, char *err,
+                                    size_t errlen)
 {
 	struct route_policy scratch;
 	memset(&scratch, 0, sizeof(scratch));
@@ -1495,6 +1508,27 @@ static int h_custom_headers(struct pctx *c, const char *v)
 	return set_str(&c->a->custom_headers, v);
 }
 
+/* fastcgi-index: the file name appended to a path ending in '/'. */
+static int h_fastcgi_index(struct pctx *c, const char *v)
+{
+	c->fastcgi_keys[0] = c->key;
+	int rc = route_validate_fastcgi_index(v, c->err, c->errlen);
+	return rc ? rc : set_str(&c->a->policy.fastcgi.index, v);
+}
+
+/* fastcgi-params-configmap: a ConfigMap whose data are FastCGI params. */
+static int h_fastcgi_params(struct pctx *c, const char *v)
+{
+	c->fastcgi_keys[1] = c->key;
+	int rc = set_str(&c->a->fastcgi_params_key, c->key);
+	if (rc)
+		return rc;
+	if (!ref_ok(v, false))
+		return fail(c->err, c->errlen, "\"%s\" is not a ConfigMap name or namespace/name",
+		            v);
+	return set_str(&c->a->fastcgi_params, v);
+}
+
 static int h_auth_method(struct pctx *c, const char *v)
 {
 	static const char *const ok[] = {"GET",    "HEAD",    "POST",  "PUT",    "PATCH",
@@ -1639,6 +1673,8 @@ static const struct {
     {"cors-max-age", h_cors_max_age},
     {"custom-http-errors", h_custom_errors},
     {"custom-headers", h_custom_headers},
+    {"fastcgi-index", h_fastcgi_index},
+    {"fastcgi-params-configmap", h_fastcgi_params},
     {"default-backend", h_default_backend},
     {"denylist-source-range", h_deny},
     {"drain-window", h_drain},
@@ -2013,7 +2049,8 @@ int annotations_parse(json_object *annotations, uint32_t drain_default_ms, struc
 	const char **keys = NULL;
 	size_t nkeys = 0;
 	char err[256], msg[512];
-	struct pctx c = {.a = out, .perm_code = -1, .temp_code = -1, .err = err, .errlen = sizeof(err)};
+	struct pctx c = {
+	    .a = out, .perm_code = -1, .temp_code = -1, .err = err, .errlen = sizeof(err)};
 	struct snippet_policy snip[3];
 	memset(snip, 0, sizeof(snip));
 
@@ -2127,6 +2164,18 @@ int annotations_parse(json_object *annotations, uint32_t drain_default_ms, struc
 	if (!out->policy.ext_auth.url)
 		route_ext_auth_cleanup(
 		    &out->policy.ext_auth); /* the other auth-* keys need auth-url */
+	if (out->policy.backend_protocol != ROUTE_PROTO_FCGI) {
+		free(out->policy.fastcgi.index);
+		out->policy.fastcgi.index = NULL;
+		free(out->fastcgi_params);
+		free(out->fastcgi_params_key);
+		out->fastcgi_params = out->fastcgi_params_key = NULL;
+		for (int k = 0; k < 2; k++)
+			if (c.fastcgi_keys[k] &&
+			    add_issue(issues, c.fastcgi_keys[k], "IgnoredAnnotation",
+			              "has no effect without backend-protocol FCGI", false))
+				goto out;
+	}
 	if (!out->policy.mirror.url && c.mirror_other_key) {
 		free(out->policy.mirror.host);
 		out->policy.mirror.host = NULL;
@@ -2223,6 +2272,8 @@ void annotations_cleanup(struct annotations *a)
 	free(a->canary_rule.by_cookie);
 	free(a->custom_headers);
 	free(a->custom_headers_key);
+	free(a->fastcgi_params);
+	free(a->fastcgi_params_key);
 	free(a->auth_type_key);
 	free(a->auth_secret_key);
 	free(a->auth_secret);

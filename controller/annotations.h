@@ -32,9 +32,9 @@ struct annotations {
 	bool head_max_set;       /* proxy-buffer-size given (else the ConfigMap's) */
 	bool ssl_passthrough;
 	bool service_upstream;
-	char *default_backend; /* service name in the Ingress namespace; NULL: none */
-	bool custom_errors_set; /* custom-http-errors named codes (else the ConfigMap's) */
-	bool from_to_www;       /* from-to-www-redirect */
+	char *default_backend;      /* service name in the Ingress namespace; NULL: none */
+	bool custom_errors_set;     /* custom-http-errors named codes (else the ConfigMap's) */
+	bool from_to_www;           /* from-to-www-redirect */
 	bool port_in_redirects_set; /* use-port-in-redirects given (else the ConfigMap's) */
 	size_t nserver_alias;
 	char **server_alias; /* lowercase host names */
@@ -77,6 +77,11 @@ struct annotations {
 	 * absent. */
 	char *custom_headers;
 	char *custom_headers_key;
+	/* fastcgi-params-configmap: the ConfigMap ("name" or "namespace/name")
+	 * compile reads into policy.fastcgi.params, and the key as written;
+	 * NULL when absent (or backend-protocol is not FCGI). */
+	char *fastcgi_params;
+	char *fastcgi_params_key;
 	/* configuration-snippet, server-snippet, auth-snippet (enum
 	 * snippet_kind order): the full keys as written, NULL when absent. Their
 	 * translation is already merged into policy (docs: README "Snippets"). */
@@ -161,8 +166,8 @@ int annotations_parse_next_upstream(const char *s, uint32_t *out, char *err, siz
 /* custom-http-errors: status codes min..599 separated by commas (and
  * spaces); on success they replace policy->custom_errors (none given: all
  * cleared). */
-int annotations_parse_custom_errors(const char *s, int min, struct route_policy *policy,
-                                    char *err, size_t errlen);
+int annotations_parse_custom_errors(const char *s, int min, struct route_policy *policy, char *err,
+                                    size_t errlen);
 /* "Name: value" lines; names and values as route_validate_token and
  * route_validate_header_value say.
  * Empty lines skipped. *out (caller frees names, values and array). */

@@ -1767,6 +1767,75 @@ out:
 	return ok;
 }
 
+/* fastcgi-params-configmap: each data key of the ConfigMap it names is a
+ * FastCGI param sent with every request of the Ingress's routes (replacing
+ * the default of that name), in key order; values may name the variables
+ * of route_validate_fastcgi_value. false with a diagnostic on the
+ * annotation key when the ConfigMap is missing or in another namespace, or
+ * a param is refused: the caller drops the Ingress. */
+static bool resolve_fastcgi_params(struct ctx *c, json_object *obj, struct annotations *a)
+{
+	struct route_fastcgi *f = &a->policy.fastcgi;
+	const char *key = a->fastcgi_params_key;
+	char *cname = NULL, why[360];
+	const char **keys = NULL;
+	size_t nkeys = 0, bytes = 0;
+	bool ok = false;
+	json_object *cm = annotation_ref(c, obj, STORE_CONFIGMAP, a->fastcgi_params, key,
+	                                 "BadFastCGIParams", &cname);
+	if (!cm)
+		goto out;
+	json_object *data = jget(cm, "data");
+	if (data && json_object_is_type(data, json_type_object) &&
+	    json_object_object_length(data) > 0) {
+		keys = xcalloc((size_t)json_object_object_length(data), sizeof(*keys));
+		json_object_object_foreach(data, k, v)
+		{
+			(void)v;
+			keys[nkeys++] = k;
+		}
+		qsort(keys, nkeys, sizeof(*keys), cmp_strp);
+	}
+	if (nkeys)
+		f->params = xcalloc(nkeys, sizeof(*f->params));
+	for (size_t i = 0; i < nkeys; i++) {
+		json_object *v = jget(data, keys[i]);
+		const char *val =
+		    json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
+		char q[96], reason[240];
+		route_validate_quote(keys[i], q, sizeof(q));
+		if (!val)
+			snprintf(reason, sizeof(reason), "value is not a string");
+		else if (strlen(val) != (size_t)json_object_get_string_len(v))
+			snprintf(reason, sizeof(reason), "value holds a NUL byte");
+		else if (route_validate_fastcgi_name(keys[i], reason, sizeof(reason)) == 0 &&
+		         route_validate_fastcgi_value(val, reason, sizeof(reason)) == 0)
+			reason[0] = '\0';
+		if (reason[0]) {
+			snprintf(why, sizeof(why), "key %s: %s", q, reason);
+			goto bad;
+		}
+		bytes += strlen(keys[i]) + strlen(val);
+		if (bytes > ROUTE_FASTCGI_PARAMS_MAX) {
+			snprintf(why, sizeof(why), "the params add up to more than %u bytes",
+			         ROUTE_FASTCGI_PARAMS_MAX);
+			goto bad;
+		}
+		struct route_header *h = &f->params[f->nparams++];
+		h->name = xstrdup(keys[i]);
+		h->value = xstrdup(val);
+	}
+	ok = true;
+	goto out;
+bad:
+	diag_add(c, "Ingress", obj, key, "BadFastCGIParams",
+	         "ConfigMap %s: %s; the Ingress's routes are dropped", cname, why);
+out:
+	free(keys);
+	free(cname);
+	return ok;
+}
+
 /* ------------------------------------------------------------ ConfigMap */
 
 /* ingress-nginx ConfigMap keys that restrict access to every route and that
@@ -3854,6 +3923,9 @@ int compile_snapshot_with(const struct snapshot *snap, const struct compile_opti
 			in->dropped = true;
 		if (!in->dropped && in->ann.custom_headers &&
 		    !resolve_custom_headers(&c, in->obj, &in->ann))
+			in->dropped = true;
+		if (!in->dropped && in->ann.fastcgi_params &&
+		    !resolve_fastcgi_params(&c, in->obj, &in->ann))
 			in->dropped = true;
 		if (!in->dropped)
 			validate_ingress(&c, in);

@@ -118,7 +118,9 @@ static void put_policy(FILE *out, const char *ind, const struct route_table *t,
 	put_u64(out, ind, "upstream_head_max", p->upstream_head_max, d.upstream_head_max);
 	if (p->backend_protocol != d.backend_protocol)
 		fprintf(out, "%sbackend_protocol: %s\n", ind,
-		        p->backend_protocol == ROUTE_PROTO_HTTPS ? "HTTPS" : "HTTP");
+		        p->backend_protocol == ROUTE_PROTO_HTTPS  ? "HTTPS"
+		        : p->backend_protocol == ROUTE_PROTO_FCGI ? "FCGI"
+		                                                  : "HTTP");
 	put_bool(out, ind, "ssl_redirect", p->ssl_redirect, d.ssl_redirect);
 	put_bool(out, ind, "port_in_redirects", p->port_in_redirects, d.port_in_redirects);
 	put_bool(out, ind, "preserve_trailing_slash", p->preserve_trailing_slash,
@@ -245,6 +247,10 @@ static void put_policy(FILE *out, const char *ind, const struct route_table *t,
 	put_str(out, ind, "mirror.url", p->mirror.url, NULL);
 	put_str(out, ind, "mirror.host", p->mirror.host, NULL);
 	put_bool(out, ind, "mirror.request_body", !p->mirror.no_request_body, true);
+	put_str(out, ind, "fastcgi.index", p->fastcgi.index, NULL);
+	for (size_t i = 0; i < p->fastcgi.nparams; i++)
+		fprintf(out, "%sfastcgi.param: %s=%s\n", ind, p->fastcgi.params[i].name,
+		        p->fastcgi.params[i].value);
 	if (p->backend_tls.profile >= 0 || p->backend_tls.name || p->backend_tls.server_name) {
 		fprintf(out, "%sbackend_tls:", ind);
 		if (p->backend_tls.profile >= 0)

@@ -125,7 +125,8 @@ static void ingress_refs(struct keyset *k, json_object *ing)
 		else if (ends_with(key, "-secret"))
 			add_ref(k, 'X', ns, v);
 		else if (ends_with(key, "/auth-proxy-set-headers") ||
-		         ends_with(key, "/custom-headers"))
+		         ends_with(key, "/custom-headers") ||
+		         ends_with(key, "/fastcgi-params-configmap"))
 			add_ref(k, 'C', ns, v);
 	}
 }

@@ -293,7 +293,7 @@ static const struct {
     {"auth-tls-secret", {"good", "default/badpem", "mismatch"}, "we\nb"},
     {"auth-tls-verify-client", {"on", "optional", "optional_no_ca"}, "ON"},
     {"auth-tls-verify-depth", {"2", "0"}, NULL},
-    {"backend-protocol", {"HTTPS", "http"}, NULL},
+    {"backend-protocol", {"HTTPS", "http", "FCGI"}, "GRPC"},
     {"canary", {"false"}, NULL},
     {"canary-by-cookie", {"canary"}, NULL},
     {"canary-by-header", {"X-Canary"}, "X Canary"},
@@ -318,6 +318,8 @@ static const struct {
     {"default-backend", {"web"}, "we\nb"},
     {"denylist-source-range", {"10.0.0.0/8, 2001:db8::/32"}, NULL},
     {"drain-window", {"10s"}, NULL},
+    {"fastcgi-index", {"index.php"}, "../index.php"},
+    {"fastcgi-params-configmap", {"fcgi", "default/fcgi", "hostile-hdrs"}, "other/hdrs"},
     {"enable-access-log", {"false", "true"}, "off"},
     {"enable-cors", {"true"}, NULL},
     {"force-ssl-redirect", {"true"}, NULL},
@@ -503,6 +505,22 @@ static json_object *ingress(size_t i)
 		else
 			add(ann, key, one_of(ANN[a].good, ANN[a].good[1] ? 2 : 1, 85));
 	}
+	/* FastCGI params mean nothing without backend-protocol FCGI: some
+	 * Ingresses get both, drawn from a sequence of their own (as in
+	 * configmap()) so the rest of the run stays as it was. */
+	uint64_t saved = rng_state;
+	rng_state ^= 0x6a09e667f3bcc909ull + i;
+	if (chance(8)) {
+		static const char *const cms[] = {"fcgi", "hostile-hdrs", "missing"};
+		add(ann, "nginx.ingress.kubernetes.io/backend-protocol",
+		    json_object_new_string("FCGI"));
+		add(ann, "nginx.ingress.kubernetes.io/fastcgi-params-configmap",
+		    one_of(cms, 3, 80));
+		if (chance(50))
+			add(ann, "nginx.ingress.kubernetes.io/fastcgi-index",
+			    chance(80) ? json_object_new_string("index.php") : hostile());
+	}
+	rng_state = saved;
 	add(meta, "annotations", ann);
 	add(ing, "metadata", meta);
 	add(spec, "ingressClassName", json_object_new_string("weir"));
@@ -622,6 +640,12 @@ static void fixed_objects(struct store *s, const char *other_key)
  * one in another namespace. */
 static void header_configmaps(struct store *s)
 {
+	/* fastcgi-params-configmap: params with variables */
+	json_object *fc = named("default", "fcgi"), *fdata = json_object_new_object();
+	add(fdata, "SCRIPT_FILENAME", json_object_new_string("/srv$fastcgi_script_name"));
+	add(fdata, "APP", json_object_new_string("${host}:$server_port $http_x_a"));
+	add(fc, "data", fdata);
+	put(s, STORE_CONFIGMAP, fc);
 	static const char *const names[] = {"X-Tenant", "Host",       "x-tenant",        "X Bad",
 	                                    "",         "Connection", "X-Forwarded-For", "A\r\nB"};
 	json_object *cm = named("default", "hdrs"), *data = json_object_new_object();
@@ -760,6 +784,7 @@ static size_t next_auth, next_auth_more, next_auth_set;
  * proxy-cookie-*), a canary header pattern, and custom response headers. */
 static size_t nrewrite, npattern, ncustom;
 static size_t nsnippet; /* served tables with add_headers, return_code or an expand header */
+static size_t nfastcgi; /* served tables with FastCGI params */
 
 /* Host h of rt as text with every index replaced by what it names, so
  * tables with different index layouts compare. Caller frees. */
@@ -780,11 +805,11 @@ static char *host_fingerprint(const struct route_table *rt, const struct route_h
 #define NAME(arr, n, i, field) ((i) >= 0 && (size_t)(i) < (n) ? (arr)[i].field : "-")
 	for (size_t j = 0; j < h->nroutes; j++) {
 		char line[1024];
-		int k = snprintf(line, sizeof(line), "%s|%s|%s;",
-		                 NAME(rt->backends, rt->nbackends, r[j].backend, name),
-		                 NAME(rt->backends, rt->nbackends, r[j].canary.backend, name),
-		                 NAME(rt->backend_tls, rt->nbackend_tls,
-		                      r[j].policy.backend_tls.profile, name));
+		int k = snprintf(
+		    line, sizeof(line), "%s|%s|%s;",
+		    NAME(rt->backends, rt->nbackends, r[j].backend, name),
+		    NAME(rt->backends, rt->nbackends, r[j].canary.backend, name),
+		    NAME(rt->backend_tls, rt->nbackend_tls, r[j].policy.backend_tls.profile, name));
 		if (k < 0 || (size_t)k >= sizeof(line))
 			k = (int)sizeof(line) - 1;
 		while (len + (size_t)k + 1 > cap) {
@@ -848,8 +873,8 @@ static int check_v2(struct route_table *t, const struct table *v1)
 		char *fa = host_fingerprint(a, &a->hosts[i]);
 		char *fb = host_fingerprint(b, &b->hosts[i]);
 		if (!fa || !fb || strcmp(fa, fb) != 0) {
-			fprintf(stderr, "v2 host %zu differs:\n v1 %s\n v2 %s\n", i,
-			        fa ? fa : "?", fb ? fb : "?");
+			fprintf(stderr, "v2 host %zu differs:\n v1 %s\n v2 %s\n", i, fa ? fa : "?",
+			        fb ? fb : "?");
 			ok = 0;
 		}
 		free(fa);
@@ -939,7 +964,9 @@ static int one_round(uint64_t seed, size_t iter, const char *other_key)
 			break;
 		}
 	const struct route_table *srt = served ? table_routes(served) : NULL;
-	bool fa = false, fa_more = false, fa_set = false, rw = false, pat = false, cus = false, sn = false;
+	bool fa = false, fa_more = false, fa_set = false, rw = false, pat = false, cus = false,
+	     sn = false;
+	bool fc = false;
 	for (size_t i = 0; srt && i < srt->nhosts; i++) {
 		for (size_t j = 0; j < srt->hosts[i].nroutes; j++) {
 			const struct route_ext_auth *ea = &srt->hosts[i].routes[j].policy.ext_auth;
@@ -961,12 +988,15 @@ static int one_round(uint64_t seed, size_t iter, const char *other_key)
 			for (size_t k = 0; k < pol->nresponse_headers; k++)
 				ex = ex || pol->response_headers[k].expand;
 			sn = sn || ex || pol->nadd_headers || pol->return_code;
+			fc = fc ||
+			     (pol->backend_protocol == ROUTE_PROTO_FCGI && pol->fastcgi.nparams);
 		}
 	}
 	nrewrite += rw;
 	npattern += pat;
 	ncustom += cus;
 	nsnippet += sn;
+	nfastcgi += fc;
 	next_auth += fa;
 	next_auth_more += fa_more;
 	next_auth_set += fa_set;
@@ -1002,12 +1032,14 @@ int main(void)
 	char cmd[128];
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", v2_dir);
 	CHECK_INT(system(cmd), 0);
-	printf("table_accept: seed %" PRIu64 ", %zu iterations, %zu failed, %zu with client "
-	       "certificates, %zu with forward auth (%zu with more than auth-url, %zu with "
-	       "auth-proxy-set-headers), %zu with response rewrites, %zu with canary header "
-	       "patterns, %zu with response headers, %zu with translated snippets\n",
-	       seed, n, failed, nclient_auth, next_auth, next_auth_more, next_auth_set, nrewrite,
-	       npattern, ncustom, nsnippet);
+	printf(
+	    "table_accept: seed %" PRIu64 ", %zu iterations, %zu failed, %zu with client "
+	    "certificates, %zu with forward auth (%zu with more than auth-url, %zu with "
+	    "auth-proxy-set-headers), %zu with response rewrites, %zu with canary header "
+	    "patterns, %zu with response headers, %zu with translated snippets, %zu with FastCGI "
+	    "params\n",
+	    seed, n, failed, nclient_auth, next_auth, next_auth_more, next_auth_set, nrewrite,
+	    npattern, ncustom, nsnippet, nfastcgi);
 	if (n >= DEFAULT_ITERATIONS) {
 		CHECK(nclient_auth > 0);
 		CHECK(next_auth_more > 0);
@@ -1016,6 +1048,7 @@ int main(void)
 		CHECK(npattern > 0);
 		CHECK(ncustom > 0);
 		CHECK(nsnippet > 0);
+		CHECK(nfastcgi > 0);
 	}
 	return check_finish("table_accept_test");
 }
