@@ -9,7 +9,7 @@ APT_PACKAGES=(
 	libssl-dev libpcre2-dev libcrypt-dev zlib1g-dev libbrotli-dev apache2-utils
 	python3 python3-pip python3-venv iproute2 procps psmisc
 	nginx-light haproxy wrk etcd-server etcd-client clang-format
-	clang libclang-rt-dev
+	clang libclang-rt-dev php-fpm
 )
 PIP_PACKAGES=(pytest websockets aiohttp requests pyyaml)
 
@@ -24,7 +24,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 # Debian starts these services on install; weir's tests and benchmarks run
 # their own instances on their own ports.
-for svc in nginx haproxy etcd; do
+for svc in nginx haproxy etcd php8.2-fpm; do
 	if command -v service >/dev/null 2>&1; then service "$svc" stop >/dev/null 2>&1 || true; fi
 done
 
