@@ -278,6 +278,11 @@ void route_policy_cleanup(struct route_policy *p)
 	free(p->mirror.host);
 	free(p->fastcgi.index);
 	headers_free(p->fastcgi.params, p->fastcgi.nparams);
+	for (size_t i = 0; i < p->nrewrites; i++) {
+		free(p->rewrites[i].regex);
+		free(p->rewrites[i].replacement);
+	}
+	free(p->rewrites);
 	memset(p, 0, sizeof(*p));
 }
 
@@ -1061,9 +1066,12 @@ static const char *const policy_keys[] = {"connect_timeout_ms",
                                           "proxy_cookie_path_to",
                                           "mirror",
                                           "fastcgi",
+                                          "rewrites",
                                           NULL};
 static const char *const mirror_keys[] = {"url", "host", "request_body", NULL};
 static const char *const fastcgi_keys[] = {"index", "params", NULL};
+static const char *const rewrite_keys[] = {"regex", "replacement", "flag", NULL};
+static const char *const rewrite_flag_names[] = {"break", "redirect", "permanent", NULL};
 static const char *const proto_names[] = {"HTTP", "HTTPS", "FCGI", NULL};
 static const char *const next_upstream_names[ROUTE_NEXT_COUNT] = {
     "error",    "timeout",  "invalid_header", "http_500", "http_502",      "http_503",
@@ -1227,6 +1235,35 @@ static int parse_custom_errors(struct parser *p, json_object *obj, const char *p
 	return 0;
 }
 
+static int parse_rewrites(struct parser *p, json_object *obj, const char *path,
+                          struct route_policy *pol)
+{
+	json_object *arr, *r;
+	size_t n;
+	char kp[PATH_MAX_LEN], ep[PATH_MAX_LEN];
+	int rc = opt_array(p, obj, path, "rewrites", &arr, &n);
+	if (rc != 0 || n == 0)
+		return rc;
+	path_key(kp, path, "rewrites");
+	pol->rewrites = calloc(n, sizeof(*pol->rewrites));
+	if (!pol->rewrites)
+		return oom(p, kp);
+	pol->nrewrites = n;
+	for (size_t i = 0; i < n; i++) {
+		int flag = ROUTE_REWRITE_BREAK;
+		path_index(ep, kp, i);
+		if ((rc = elem_object(p, arr, i, ep, &r)) != 0 ||
+		    (rc = check_keys(p, r, ep, rewrite_keys)) != 0 ||
+		    (rc = req_str(p, r, ep, "regex", 0, &pol->rewrites[i].regex)) != 0 ||
+		    (rc = req_str(p, r, ep, "replacement", 0, &pol->rewrites[i].replacement)) !=
+		        0 ||
+		    (rc = opt_enum(p, r, ep, "flag", rewrite_flag_names, &flag)) != 0)
+			return rc;
+		pol->rewrites[i].flag = (enum route_rewrite_flag)flag;
+	}
+	return 0;
+}
+
 static int parse_policy(struct parser *p, json_object *obj, const char *path,
                         struct route_policy *pol)
 {
@@ -1354,7 +1391,8 @@ static int parse_policy(struct parser *p, json_object *obj, const char *path,
 			return rc;
 		pol->mirror.no_request_body = !body;
 	}
-	if ((rc = opt_object(p, obj, path, "fastcgi", &sub)) != 0)
+	if ((rc = parse_rewrites(p, obj, path, pol)) != 0 ||
+	    (rc = opt_object(p, obj, path, "fastcgi", &sub)) != 0)
 		return rc;
 	if (sub) {
 		path_key(kp, path, "fastcgi");
@@ -3220,6 +3258,20 @@ static void w_policy(struct writer *w, const struct route_policy *p)
 	w_str_d(w, "host", p->mirror.host, NULL);
 	w_bool_d(w, "request_body", !p->mirror.no_request_body, true);
 	w_close_lazy(w, csaved);
+	if (p->nrewrites) {
+		bool rsaved, osaved;
+		w_key(w, "rewrites");
+		w_open(w, "[", &rsaved);
+		for (size_t i = 0; i < p->nrewrites; i++) {
+			w_next(w);
+			w_open(w, "{", &osaved);
+			w_str(w, "regex", p->rewrites[i].regex);
+			w_str(w, "replacement", p->rewrites[i].replacement);
+			w_str(w, "flag", rewrite_flag_names[p->rewrites[i].flag]);
+			w_close_obj(w, osaved);
+		}
+		w_close_arr(w, rsaved);
+	}
 	w_open_lazy(w, "fastcgi", &csaved);
 	w_str_d(w, "index", p->fastcgi.index, NULL);
 	w_headers(w, "params", p->fastcgi.params, p->fastcgi.nparams);

@@ -119,6 +119,28 @@ struct route_add_header {
 	bool expand; /* false; as struct route_header */
 };
 
+/* nginx "rewrite REGEX REPLACEMENT FLAG" (configuration-snippet; JSON
+ * {"regex":..,"replacement":..,"flag":"break"|"redirect"|"permanent"}).
+ * The route's rewrites are tried in order against the request path as
+ * received (PCRE2, case-sensitive unless the regex says (?i), not
+ * anchored unless it says ^); the first that matches decides: break
+ * sends the replacement upstream as the request target (rewrite_target is
+ * then not applied), redirect answers 302 and permanent 301 with it as
+ * Location. In the replacement $1..$9 are the regex's captures and the
+ * other $name / ${name} the variables of enum route_var; when it holds a
+ * '?' the request's query is appended after '&' (none when it ends in '?'),
+ * else the query is kept as is. */
+enum route_rewrite_flag {
+	ROUTE_REWRITE_BREAK = 0,
+	ROUTE_REWRITE_REDIRECT = 1,
+	ROUTE_REWRITE_PERMANENT = 2
+};
+struct route_rewrite {
+	char *regex;
+	char *replacement;
+	enum route_rewrite_flag flag;
+};
+
 /* FastCGI (ingress-nginx backend-protocol FCGI; JSON key "fastcgi"), used
  * when policy.backend_protocol is ROUTE_PROTO_FCGI. The proxy sends nginx's
  * fastcgi_params set (QUERY_STRING, REQUEST_METHOD, CONTENT_TYPE,
@@ -384,6 +406,8 @@ struct route_policy {
 	struct route_backend_tls backend_tls;
 	struct route_mirror mirror; /* request mirroring (mirror-target) */
 	struct route_fastcgi fastcgi;
+	size_t nrewrites; /* snippet rewrites, in order (struct route_rewrite) */
+	struct route_rewrite *rewrites;
 };
 
 struct route {

@@ -414,6 +414,44 @@ int route_validate_header_template(const char *s, char *err, size_t errlen)
 	return 0;
 }
 
+int route_validate_rewrite(const struct route_rewrite *r, char *err, size_t errlen)
+{
+	char q[96], why[200];
+	const char *re = r->regex ? r->regex : "", *rp = r->replacement ? r->replacement : "";
+	if (strlen(re) == 0 || strlen(re) > ROUTE_REWRITE_REGEX_MAX)
+		return fail(err, errlen, "a regex of 1 to %u bytes is needed",
+		            ROUTE_REWRITE_REGEX_MAX);
+	if (strlen(rp) > ROUTE_REWRITE_REPLACEMENT_MAX)
+		return fail(err, errlen, "a replacement of more than %u bytes",
+		            ROUTE_REWRITE_REPLACEMENT_MAX);
+	int rc = no_ctl(re, false, err, errlen);
+	if (rc || (rc = no_ctl(rp, false, err, errlen)))
+		return rc;
+	pcre2_code *code = route_match_cn_compile(re, why, sizeof(why));
+	if (!code) {
+		route_validate_quote(re, q, sizeof(q));
+		return fail(err, errlen, "%s: %s", q, why);
+	}
+	pcre2_code_free(code);
+	for (const char *p = strchr(rp, '$'); p; p = strchr(p, '$')) {
+		if (p[1] >= '1' && p[1] <= '9') {
+			p += 2;
+			continue;
+		}
+		const char *name;
+		size_t len, n = route_template_var(p, &name, &len);
+		if (n == 0) {
+			route_validate_quote(rp, q, sizeof(q));
+			return fail(err, errlen, "%s: '$' names no variable", q);
+		}
+		if (route_var_lookup(name, len) == ROUTE_VAR_NONE)
+			return fail(err, errlen, "variable \"$%.*s\" is not one weir expands",
+			            (int)(len > 64 ? 64 : len), name);
+		p += n;
+	}
+	return 0;
+}
+
 int route_validate_fastcgi_index(const char *s, char *err, size_t errlen)
 {
 	char q[96];
@@ -1022,6 +1060,15 @@ int route_validate_policy(const struct route_policy *p, char *field, size_t fiel
 	if ((rc = check_ext_auth(&p->ext_auth, field, fieldlen, err, errlen)) != 0 ||
 	    (rc = check_mirror(&p->mirror, field, fieldlen, err, errlen)) != 0)
 		return rc;
+	if (p->nrewrites > ROUTE_REWRITES_MAX) {
+		set_field(field, fieldlen, "rewrites");
+		return fail(err, errlen, "more than %u", ROUTE_REWRITES_MAX);
+	}
+	for (size_t i = 0; i < p->nrewrites; i++)
+		if (route_validate_rewrite(&p->rewrites[i], err, errlen)) {
+			set_field(field, fieldlen, "rewrites[%zu]", i);
+			return WEIR_EINVAL;
+		}
 	return check_fastcgi(&p->fastcgi, field, fieldlen, err, errlen);
 }
 

@@ -97,6 +97,15 @@ int route_validate_header_value(const char *s, char *err, size_t errlen);
  * (route_table.h). */
 int route_validate_header_template(const char *s, char *err, size_t errlen);
 
+/* policy.rewrites: at most ROUTE_REWRITES_MAX; a regex of at most
+ * ROUTE_REWRITE_REGEX_MAX bytes that PCRE2 compiles; a replacement of at
+ * most ROUTE_REWRITE_REPLACEMENT_MAX bytes, no control byte, every '$'
+ * starting $1..$9 or a variable of route_var_lookup. */
+#define ROUTE_REWRITES_MAX 16
+#define ROUTE_REWRITE_REGEX_MAX 1024
+#define ROUTE_REWRITE_REPLACEMENT_MAX 1024
+int route_validate_rewrite(const struct route_rewrite *r, char *err, size_t errlen);
+
 /* fastcgi-index: a file name of 1..ROUTE_FASTCGI_INDEX_MAX bytes of
  * [A-Za-z0-9._-], not "." or "..". */
 #define ROUTE_FASTCGI_INDEX_MAX 128

@@ -19,6 +19,7 @@
  * - A second Host header is dropped; Content-Length always reflects the
  *   framing the caller asked for. */
 #include "headers.h"
+#include "rewrite.h"
 #include "resp_rewrite.h"
 
 #include <limits.h>
@@ -514,10 +515,19 @@ int headers_build_request(const struct http_request *req, const struct http_clie
 		up_auth_len = strlen(up_auth);
 	}
 
-	/* Request line. */
+	/* Request line: a snippet rewrite (break) that matches, else
+	 * rewrite-target, else the target as received. */
+	char rw[REWRITE_TARGET_MAX];
+	size_t rwlen = 0;
+	int rwi = -1;
+	int rwrc = rewrite_apply(pol, req, client, rw, sizeof(rw), &rwlen, &rwi);
+	if (rwrc)
+		return rwrc;
 	put(&w, req->method, req->method_len);
 	put(&w, " ", 1);
-	if (pol && pol->rewrite_target)
+	if (rwi >= 0 && pol->rewrites[rwi].flag == ROUTE_REWRITE_BREAK)
+		put(&w, rw, rwlen);
+	else if (pol && pol->rewrite_target)
 		put_rewritten_target(&w, req, ctx->match, pol->rewrite_target);
 	else
 		put(&w, req->target, req->target_len);

@@ -20,6 +20,7 @@
  * client is refused with the limit's status instead (never fail open); that
  * is logged at most once per LIMIT_WARN_NS with the number refused. */
 #include "policy.h"
+#include "rewrite.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -293,9 +294,10 @@ int policy_check(const struct route *route, const struct http_request *req,
 			answer(out, 400, "Bad Request\n");
 			return 0;
 		}
-		int n = snprintf(out->location, sizeof(out->location), "%s://%s%s%.*s%.*s",
-		                 client->tls ? "https" : "http", pol->redirect_host, port, (int)plen,
-		                 plen ? req->host + hlen : "", (int)req->target_len, req->target);
+		int n =
+		    snprintf(out->location, sizeof(out->location), "%s://%s%s%.*s%.*s",
+		             client->tls ? "https" : "http", pol->redirect_host, port, (int)plen,
+		             plen ? req->host + hlen : "", (int)req->target_len, req->target);
 		if (n < 0 || (size_t)n >= sizeof(out->location)) {
 			out->location[0] = '\0';
 			answer(out, 414, "URI Too Long\n");
@@ -303,6 +305,26 @@ int policy_check(const struct route *route, const struct http_request *req,
 		}
 		answer(out, pol->redirect_code, NULL);
 		return 0;
+	}
+
+	/* configuration-snippet rewrites (nginx's rewrite phase, after the
+	 * server's from-to-www return, before the Lua ssl redirect) */
+	if (pol && pol->nrewrites) {
+		size_t n = 0;
+		int i = -1;
+		if (rewrite_apply(pol, req, client, out->location, sizeof(out->location), &n, &i) !=
+		    0) {
+			out->location[0] = '\0';
+			answer(out, 500, "Internal Server Error\n");
+			return 0;
+		}
+		if (i >= 0 && pol->rewrites[i].flag != ROUTE_REWRITE_BREAK) {
+			answer(out, pol->rewrites[i].flag == ROUTE_REWRITE_PERMANENT ? 301 : 302,
+			       NULL);
+			out->route_headers = true;
+			return 0;
+		}
+		out->location[0] = '\0';
 	}
 
 	if (pol && pol->ssl_redirect && !client->tls) {
@@ -324,8 +346,8 @@ int policy_check(const struct route *route, const struct http_request *req,
 			answer(out, 414, "URI Too Long\n");
 			return 0;
 		}
-		snprintf(out->location, sizeof(out->location), "https://%.*s%s%.*s", (int)hlen, host,
-		         port, (int)tlen, req->target);
+		snprintf(out->location, sizeof(out->location), "https://%.*s%s%.*s", (int)hlen,
+		         host, port, (int)tlen, req->target);
 		answer(out, 308, NULL);
 		return 0;
 	}
