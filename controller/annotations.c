@@ -457,6 +457,8 @@ int annotations_policy_copy(struct route_policy *dst, const struct route_policy 
 	dst->fastcgi.index = NULL;
 	dst->fastcgi.params = NULL;
 	dst->fastcgi.nparams = 0;
+	dst->rewrites = NULL;
+	dst->nrewrites = 0;
 	if (dup_str(&dst->backend_tls.name, src->backend_tls.name) ||
 	    dup_str(&dst->fastcgi.index, src->fastcgi.index) ||
 	    dup_str(&dst->mirror.url, src->mirror.url) ||
@@ -559,6 +561,18 @@ int annotations_policy_copy(struct route_policy *dst, const struct route_policy 
 	}
 	if (annotations_ext_auth_copy(&dst->ext_auth, &src->ext_auth))
 		goto out;
+	if (src->nrewrites) {
+		dst->rewrites = calloc(src->nrewrites, sizeof(*dst->rewrites));
+		if (!dst->rewrites)
+			goto out;
+		dst->nrewrites = src->nrewrites;
+		for (size_t i = 0; i < src->nrewrites; i++) {
+			dst->rewrites[i].flag = src->rewrites[i].flag;
+			if (dup_str(&dst->rewrites[i].regex, src->rewrites[i].regex) ||
+			    dup_str(&dst->rewrites[i].replacement, src->rewrites[i].replacement))
+				goto out;
+		}
+	}
 	rc = 0;
 out:
 	if (rc)
@@ -1840,8 +1854,8 @@ enum annotation_support annotations_key_support(const char *suffix, const char *
 	case SNIPPET_CONFIGURATION:
 		st = ANNOTATION_ACTS;
 		d = "a subset: proxy_set_header, more_set_input_headers, add_header, "
-		    "more_set_headers, more_clear_headers, proxy_hide_header, return; any other "
-		    "directive drops the Ingress";
+		    "more_set_headers, more_clear_headers, proxy_hide_header, return, rewrite "
+		    "(break, redirect, permanent); any other directive drops the Ingress";
 		goto out;
 	case SNIPPET_SERVER:
 		st = ANNOTATION_ACTS;
@@ -1990,6 +2004,18 @@ static int merge_snippets(struct annotations *a, struct snippet_policy *sp,
 		         both);
 		return add_issue(issues, a->snippet_key[SNIPPET_SERVER], "SnippetNotTranslated",
 		                 msg, true);
+	}
+	if (cs->nrewrites && (cs->redirect_code || cs->return_code))
+		return add_issue(issues, a->snippet_key[SNIPPET_CONFIGURATION],
+		                 "SnippetNotTranslated",
+		                 "directives \"rewrite\" and \"return\" in one snippet depend on "
+		                 "their order, which is not translated; this Ingress is skipped",
+		                 true);
+	if (cs->nrewrites) {
+		p->rewrites = cs->rewrites;
+		p->nrewrites = cs->nrewrites;
+		cs->rewrites = NULL;
+		cs->nrewrites = 0;
 	}
 	if (cs->redirect_code || cs->return_code) {
 		if (p->redirect_code || p->app_root)

@@ -247,6 +247,10 @@ static void put_policy(FILE *out, const char *ind, const struct route_table *t,
 	put_str(out, ind, "mirror.url", p->mirror.url, NULL);
 	put_str(out, ind, "mirror.host", p->mirror.host, NULL);
 	put_bool(out, ind, "mirror.request_body", !p->mirror.no_request_body, true);
+	static const char *const rewrite_flags[] = {"break", "redirect", "permanent"};
+	for (size_t i = 0; i < p->nrewrites; i++)
+		fprintf(out, "%srewrite: %s -> %s (%s)\n", ind, p->rewrites[i].regex,
+		        p->rewrites[i].replacement, rewrite_flags[p->rewrites[i].flag]);
 	put_str(out, ind, "fastcgi.index", p->fastcgi.index, NULL);
 	for (size_t i = 0; i < p->fastcgi.nparams; i++)
 		fprintf(out, "%sfastcgi.param: %s=%s\n", ind, p->fastcgi.params[i].name,

@@ -315,6 +315,11 @@ void snippet_policy_cleanup(struct snippet_policy *p)
 	}
 	free(p->auth_headers);
 	free(p->redirect_url);
+	for (size_t i = 0; i < p->nrewrites; i++) {
+		free(p->rewrites[i].regex);
+		free(p->rewrites[i].replacement);
+	}
+	free(p->rewrites);
 	free(p->return_body);
 	memset(p, 0, sizeof(*p));
 }
@@ -519,6 +524,53 @@ static int t_return(const struct snippet_directive *d, struct snippet_policy *ou
 	return 0;
 }
 
+/* rewrite REGEX REPLACEMENT [FLAG] in a configuration-snippet. */
+static int t_rewrite(const struct snippet_directive *d, struct snippet_policy *out, char *err,
+                     size_t errlen)
+{
+	char why[240], qb[96];
+	if (d->nargs < 3 || d->nargs > 4)
+		return fail(err, errlen, WEIR_EINVAL,
+		            "directive \"rewrite\" takes a regex, a replacement and a flag");
+	if (out->nrewrites == ROUTE_REWRITES_MAX)
+		return fail(err, errlen, WEIR_EINVAL, "more than %u \"rewrite\" directives",
+		            ROUTE_REWRITES_MAX);
+	const char *repl = d->args[2], *flag = d->nargs == 4 ? d->args[3] : NULL;
+	/* nginx answers a replacement that is a URL with a redirect at once */
+	bool url = strncmp(repl, "http://", 7) == 0 || strncmp(repl, "https://", 8) == 0 ||
+	           strncmp(repl, "$scheme", 7) == 0;
+	struct route_rewrite rw = {d->args[1], (char *)repl, ROUTE_REWRITE_BREAK};
+	if (flag && strcmp(flag, "permanent") == 0)
+		rw.flag = ROUTE_REWRITE_PERMANENT;
+	else if ((flag && strcmp(flag, "redirect") == 0) || url)
+		rw.flag = ROUTE_REWRITE_REDIRECT;
+	else if (flag && strcmp(flag, "break") == 0)
+		rw.flag = ROUTE_REWRITE_BREAK;
+	else if (!flag || strcmp(flag, "last") == 0)
+		return fail(err, errlen, WEIR_EINVAL,
+		            "directive \"rewrite\" %s: nginx looks for the location again with "
+		            "the new URI, weir routes a request once; not translated (use break)",
+		            flag ? "with flag last" : "without a flag");
+	else
+		return fail(err, errlen, WEIR_EINVAL,
+		            "directive \"rewrite\": flag %s is not "
+		            "break, last, redirect or permanent",
+		            q(flag, qb, sizeof(qb)));
+	if (route_validate_rewrite(&rw, why, sizeof(why)))
+		return fail(err, errlen, WEIR_EINVAL, "directive \"rewrite\": %s", why);
+	struct route_rewrite *list =
+	    realloc(out->rewrites, (out->nrewrites + 1) * sizeof(*out->rewrites));
+	if (!list)
+		return WEIR_ENOMEM;
+	out->rewrites = list;
+	struct route_rewrite *r = &list[out->nrewrites];
+	r->flag = rw.flag;
+	r->regex = strdup(rw.regex);
+	r->replacement = strdup(rw.replacement);
+	out->nrewrites++; /* counted first: cleanup frees what was copied */
+	return r->regex && r->replacement ? 0 : WEIR_ENOMEM;
+}
+
 /* One directive into out. */
 static int translate(const struct snippet_directive *d, enum snippet_kind kind,
                      struct snippet_policy *out, char *err, size_t errlen)
@@ -533,6 +585,8 @@ static int translate(const struct snippet_directive *d, enum snippet_kind kind,
 	    "proxy_set_header",   "more_set_input_headers", "more_set_headers", "add_header",
 	    "more_clear_headers", "proxy_hide_header",      "return",
 	};
+	if (strcmp(dir, "rewrite") == 0 && kind == SNIPPET_CONFIGURATION)
+		return t_rewrite(d, out, err, errlen);
 	bool is_known = false;
 	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
 		is_known = is_known || strcmp(dir, known[i]) == 0;
@@ -680,8 +734,11 @@ static int translate(const struct snippet_directive *d, enum snippet_kind kind,
 untranslated:
 	if (strcmp(dir, "rewrite") == 0)
 		return fail(err, errlen, WEIR_EINVAL,
-		            "directive \"rewrite\" is not translated (use rewrite-target, "
-		            "permanent-redirect or temporal-redirect)");
+		            kind == SNIPPET_SERVER
+		                ? "directive \"rewrite\" in a server-snippet runs for every path "
+		                  "of the host before a location is chosen; not translated (use "
+		                  "configuration-snippet)"
+		                : "directive \"rewrite\" is not translated in an auth-snippet");
 	return fail(err, errlen, WEIR_EINVAL, "directive %s is not translated%s%s",
 	            q(dir, qb, sizeof(qb)), kind == SNIPPET_AUTH ? " in " : "",
 	            kind == SNIPPET_AUTH ? kind_name(kind) : "");

@@ -75,6 +75,8 @@ struct snippet_policy {
 	char *redirect_url;
 	uint16_t return_code; /* return CODE ["text"]; 0: none */
 	char *return_body;    /* NULL: empty body */
+	size_t nrewrites;     /* rewrite REGEX REPLACEMENT FLAG, in order */
+	struct route_rewrite *rewrites;
 };
 
 /* Translate the snippet text[0..len) of the given kind into out (caller
@@ -89,6 +91,11 @@ struct snippet_policy {
  *   add_header NAME VALUE [always];        -> add_headers
  *   more_clear_headers NAME...; proxy_hide_header NAME; -> hide_headers
  *   return CODE [URL|TEXT]; return URL;    -> redirect or fixed answer
+ *   rewrite REGEX REPLACEMENT break|redirect|permanent; -> rewrites
+ *                                             (configuration only; "last"
+ *                                             or no flag only when the
+ *                                             replacement is a URL, which
+ *                                             nginx answers as a redirect)
  * Anything else is refused. Returns 0, WEIR_EINVAL / WEIR_ETOOBIG with one
  * line in err (e.g. "directive \"lua_need_request_body\" is not
  * translated"), or WEIR_ENOMEM. */

@@ -100,6 +100,17 @@ INGRESSES = [
     ingress("srv", "/srv", {N + "server-snippet": "add_header X-Server-Level yes always;"}),
     ingress("other", "/other", {}),
     ingress("refused", "/refused", {N + "configuration-snippet": "lua_need_request_body on;"}),
+    # rewrites: tried in order, the first that matches decides
+    ingress("rw", "/rw", {N + "configuration-snippet":
+                          "rewrite ^/rw/v1/(.*)$ /api/$1 break;\n"
+                          "rewrite ^/rw/old/(.*)$ /rw/new/$1 permanent;\n"
+                          "rewrite ^/rw/tmp$ /rw/later?from=tmp redirect;\n"
+                          "rewrite ^/rw/noargs$ /rw/clean? redirect;\n"
+                          "rewrite ^/rw/q$ /api/q?added=1 break;\n"
+                          "rewrite ^/rw/secure(.*)$ https://$host/s$1;"}),
+    ingress("rwt", "/rwt(/|$)(.*)", {N + "configuration-snippet": "rewrite ^/rwt/special$ /special break;",
+                            N + "rewrite-target": "/target/$2",
+                            N + "use-regex": "true"}, host="rwt.test"),
 ]
 
 
@@ -269,3 +280,36 @@ def test_local_answer_route_header_cap(fresh_proxy):
     assert r.status == 500, r
     r = pu.get(p.http_port, "/ret-small")
     assert r.status == 200 and r.body == b"ok" and r.get("X-Small") == "s", r
+
+
+def test_rewrite_break_changes_the_target_sent(proxy):
+    r = pu.get(proxy.http_port, "/rw/v1/users/7?x=1", host="snip.test")
+    assert r.status == 200, r
+    assert r.json()["path"] == "/api/users/7?x=1", r
+    # a replacement with a query: the client's query follows after '&'
+    r = pu.get(proxy.http_port, "/rw/q?b=2", host="snip.test")
+    assert r.json()["path"] == "/api/q?added=1&b=2", r
+    # no rewrite matches: the path goes as sent
+    r = pu.get(proxy.http_port, "/rw/other", host="snip.test")
+    assert r.json()["path"] == "/rw/other", r
+
+
+def test_rewrite_redirects(proxy):
+    before = len(Backend.hits)
+    r = pu.get(proxy.http_port, "/rw/old/a/b?k=v", host="snip.test")
+    assert r.status == 301 and r.get("Location") == "/rw/new/a/b?k=v", r
+    r = pu.get(proxy.http_port, "/rw/tmp?k=v", host="snip.test")
+    assert r.status == 302 and r.get("Location") == "/rw/later?from=tmp&k=v", r
+    r = pu.get(proxy.http_port, "/rw/noargs?k=v", host="snip.test")
+    assert r.status == 302 and r.get("Location") == "/rw/clean", r
+    # a URL replacement is a redirect (302) without a flag
+    r = pu.get(proxy.http_port, "/rw/secure/x", host="Snip.Test:8080")
+    assert r.status == 302 and r.get("Location") == "https://snip.test/s/x", r
+    assert len(Backend.hits) == before, Backend.hits
+
+
+def test_rewrite_before_rewrite_target(proxy):
+    r = pu.get(proxy.http_port, "/rwt/special", host="rwt.test")
+    assert r.json()["path"] == "/special", r
+    r = pu.get(proxy.http_port, "/rwt/other/x", host="rwt.test")
+    assert r.json()["path"] == "/target/other/x", r

@@ -290,12 +290,49 @@ static void test_translate(void)
 	snippet_policy_cleanup(&p);
 }
 
+static void test_rewrite(void)
+{
+	struct snippet_policy p;
+	char err[256];
+	memset(&p, 0, sizeof(p));
+	const char *s = "rewrite ^/a/(.*)$ /b/$1 break;\n"
+	                "rewrite \"^/c/(\\d{2})$\" /d/$1?x=1 permanent;\n"
+	                "rewrite ^/e /f redirect;\n"
+	                "rewrite ^ $scheme://$host/g last;\n"
+	                "rewrite ^/h https://h.example/;\n";
+	CHECK_INT(snippet_translate(s, strlen(s), SNIPPET_CONFIGURATION, &p, err, sizeof(err)), 0);
+	CHECK_INT(p.nrewrites, 5);
+	if (p.nrewrites == 5) {
+		CHECK_STR(p.rewrites[0].regex, "^/a/(.*)$");
+		CHECK_STR(p.rewrites[0].replacement, "/b/$1");
+		CHECK_INT(p.rewrites[0].flag, ROUTE_REWRITE_BREAK);
+		CHECK_STR(p.rewrites[1].regex, "^/c/(\\d{2})$");
+		CHECK_INT(p.rewrites[1].flag, ROUTE_REWRITE_PERMANENT);
+		CHECK_INT(p.rewrites[2].flag, ROUTE_REWRITE_REDIRECT);
+		CHECK_INT(p.rewrites[3].flag,
+		          ROUTE_REWRITE_REDIRECT); /* a URL: no location search */
+		CHECK_INT(p.rewrites[4].flag, ROUTE_REWRITE_REDIRECT);
+	}
+	snippet_policy_cleanup(&p);
+}
+
 static void test_refusals(void)
 {
 	tr_fail("lua_need_request_body on;", SNIPPET_CONFIGURATION,
 	        "directive \"lua_need_request_body\" is not translated");
-	tr_fail("rewrite ^/old(.*)$ /new$1 permanent;", SNIPPET_CONFIGURATION,
-	        "directive \"rewrite\" is not translated");
+	tr_fail("rewrite ^/old(.*)$ /new$1 last;", SNIPPET_CONFIGURATION,
+	        "directive \"rewrite\" with flag last: nginx looks for the location again");
+	tr_fail("rewrite ^/old(.*)$ /new$1;", SNIPPET_CONFIGURATION,
+	        "directive \"rewrite\" without a flag");
+	tr_fail("rewrite ^/old(.*)$ /new$1 break;", SNIPPET_SERVER,
+	        "directive \"rewrite\" in a server-snippet runs for every path");
+	tr_fail("rewrite ^/old(.*)$ /new$1 break;", SNIPPET_AUTH,
+	        "directive \"rewrite\" is not translated in an auth-snippet");
+	tr_fail("rewrite ^/(a $1 break;", SNIPPET_CONFIGURATION, "bad regex: missing closing");
+	tr_fail("rewrite ^/a /$remote_user break;", SNIPPET_CONFIGURATION,
+	        "variable \"$remote_user\" is not one weir expands");
+	tr_fail("rewrite ^/a /b break extra;", SNIPPET_CONFIGURATION,
+	        "takes a regex, a replacement and a flag");
 	tr_fail("more_set_headers \"Request-Id: $uri\";", SNIPPET_CONFIGURATION,
 	        "variable \"$uri\" is not supported (weir expands $host");
 	tr_fail("add_header X-A ${hostname};", SNIPPET_CONFIGURATION, "variable \"$hostname\"");
@@ -367,6 +404,7 @@ int main(void)
 	test_variables();
 	test_hostile();
 	test_translate();
+	test_rewrite();
 	test_refusals();
 	return check_finish("snippet_test");
 }

@@ -204,9 +204,16 @@ static json_object *hostile(void)
 static json_object *hostile_snippet(void)
 {
 	static const char *const dirs[] = {
-	    "proxy_set_header",   "more_set_input_headers", "more_set_headers", "add_header",
-	    "more_clear_headers", "proxy_hide_header",      "return",           "location",
+	    "proxy_set_header",
+	    "more_set_input_headers",
+	    "more_set_headers",
+	    "add_header",
+	    "more_clear_headers",
+	    "proxy_hide_header",
+	    "return",
+	    "location",
 	    "lua_code",
+	    "rewrite",
 	};
 	static const char *const words[] = {
 	    "X-A",
@@ -229,6 +236,11 @@ static json_object *hostile_snippet(void)
 	    "-s",
 	    "X-*",
 	    "\"\"",
+	    "^/(a|b)(.*)$",
+	    "/$2?x=$1",
+	    "break",
+	    "permanent",
+	    "\"(\"",
 	};
 	char buf[4096];
 	size_t n = 0;
@@ -390,7 +402,8 @@ static const struct {
      ""},
     {"configuration-snippet",
      {"more_set_headers \"A: b\";",
-      "add_header X-A \"$host $http_x_a\" always; proxy_set_header X-B $request_uri;",
+      "add_header X-A \"$host $http_x_a\" always; proxy_set_header X-B $request_uri; "
+      "rewrite ^/app/(.*)$ /$1?v=1 break; rewrite ^/old https://$host/new permanent;",
       "return 403 \"no\\nway\";"},
      "add_header X-A \"a\\r\\nB: c\";"},
     {"server-snippet",
@@ -987,7 +1000,7 @@ static int one_round(uint64_t seed, size_t iter, const char *other_key)
 				ex = ex || pol->request_headers[k].expand;
 			for (size_t k = 0; k < pol->nresponse_headers; k++)
 				ex = ex || pol->response_headers[k].expand;
-			sn = sn || ex || pol->nadd_headers || pol->return_code;
+			sn = sn || ex || pol->nadd_headers || pol->return_code || pol->nrewrites;
 			fc = fc ||
 			     (pol->backend_protocol == ROUTE_PROTO_FCGI && pol->fastcgi.nparams);
 		}
