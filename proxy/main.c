@@ -165,15 +165,6 @@ int main(int argc, char **argv)
 		log_error("proxy.main", "cannot follow %s: %s", routes, weir_strerror(rc));
 		return 1;
 	}
-	if (admin_port > 0) {
-		rc = admin_start(addr, (int)admin_port);
-		if (rc != 0) {
-			log_error("proxy.main", "admin port %ld: %s", admin_port,
-			          weir_strerror(rc));
-			reload_stop();
-			return 1;
-		}
-	}
 	struct server_config cfg = {
 	    .listen_address = addr,
 	    .http_port = (int)http_port,
@@ -184,9 +175,20 @@ int main(int argc, char **argv)
 	rc = server_start(&cfg);
 	if (rc != 0) {
 		log_error("proxy.main", "cannot start the data path: %s", weir_strerror(rc));
-		admin_stop();
 		reload_stop();
 		return 1;
+	}
+	/* The admin port (/readyz) opens after the HTTP and HTTPS ports listen:
+	 * a readiness probe or a test that sees it up can connect at once. */
+	if (admin_port > 0) {
+		rc = admin_start(addr, (int)admin_port);
+		if (rc != 0) {
+			log_error("proxy.main", "admin port %ld: %s", admin_port,
+			          weir_strerror(rc));
+			server_shutdown();
+			reload_stop();
+			return 1;
+		}
 	}
 	log_info("proxy.main",
 	         "weir-proxy %s listening on %s (http %ld, https %ld, admin %ld), %ld workers, "
