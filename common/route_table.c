@@ -2044,6 +2044,8 @@ static const char *const settings_keys[] = {"trusted_proxies",
                                             "brotli_level",
                                             "brotli_min_length",
                                             "brotli_types",
+                                            "server_tokens",
+                                            "allow_backend_server_header",
                                             NULL};
 static const char *const log_escape_names[] = {"default", "json", "none", NULL};
 static const char *const top_keys[] = {
@@ -2106,7 +2108,11 @@ static int parse_settings(struct parser *p, json_object *root, struct route_sett
 	    (rc = opt_bool(p, o, "settings", "enable_brotli", &s->enable_brotli)) != 0 ||
 	    (rc = opt_u32(p, o, "settings", "brotli_level", &s->brotli_level)) != 0 ||
 	    (rc = opt_u32(p, o, "settings", "brotli_min_length", &s->brotli_min_length)) != 0 ||
-	    (rc = opt_str(p, o, "settings", "brotli_types", STR_DEFAULTED, &s->brotli_types)) != 0)
+	    (rc = opt_str(p, o, "settings", "brotli_types", STR_DEFAULTED, &s->brotli_types)) !=
+	        0 ||
+	    (rc = opt_bool(p, o, "settings", "server_tokens", &s->server_tokens)) != 0 ||
+	    (rc = opt_bool(p, o, "settings", "allow_backend_server_header",
+	                   &s->allow_backend_server_header)) != 0)
 		return rc;
 	if (s->access_log_format && log_format_check(s->access_log_format, err, sizeof(err)))
 		return fail(p, WEIR_EINVAL, "settings.access_log_format", "%s", err);
@@ -3460,6 +3466,10 @@ static void w_table(struct writer *w, const struct route_table *t, const struct 
 	if (t->settings.brotli_types &&
 	    strcmp(t->settings.brotli_types, ROUTE_BROTLI_TYPES_DEFAULT) != 0)
 		w_str(w, "brotli_types", t->settings.brotli_types);
+	if (t->settings.server_tokens)
+		w_bool(w, "server_tokens", true);
+	if (t->settings.allow_backend_server_header)
+		w_bool(w, "allow_backend_server_header", true);
 	w_close_obj(w, s);
 
 	if (ix) {

@@ -579,6 +579,14 @@ struct route_settings {
 	uint32_t brotli_level;      /* 4: quality, 0..11 */
 	uint32_t brotli_min_length; /* 20: as gzip_min_length */
 	char *brotli_types;         /* ROUTE_BROTLI_TYPES_DEFAULT: as gzip_types */
+	/* The Server response header (ingress-nginx server-tokens,
+	 * allow-backend-server-header). server_tokens false: no Server header
+	 * of weir's own; true: "Server: weir/<version>" on every answer whose
+	 * upstream's Server is not passed on. allow_backend_server_header
+	 * false: an upstream's Server header is dropped (nginx's proxy_hide_header
+	 * default). Both false by default. */
+	bool server_tokens;
+	bool allow_backend_server_header;
 };
 
 enum { ROUTE_LOG_ESCAPE_DEFAULT = 0, ROUTE_LOG_ESCAPE_JSON = 1, ROUTE_LOG_ESCAPE_NONE = 2 };

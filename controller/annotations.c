@@ -625,9 +625,9 @@ static int set_str(char **dst, const char *v)
 		return rc;                                                                         \
 	}
 
-DURATION_HANDLER(h_connect, policy.connect_timeout_ms, )
+DURATION_HANDLER(h_connect, policy.connect_timeout_ms, c->a->connect_timeout_set = true)
 DURATION_HANDLER(h_read, policy.read_timeout_ms, c->a->read_timeout_set = true)
-DURATION_HANDLER(h_send, policy.send_timeout_ms, )
+DURATION_HANDLER(h_send, policy.send_timeout_ms, c->a->send_timeout_set = true)
 DURATION_HANDLER(h_ws_idle, policy.ws_idle_timeout_ms, c->a->ws_idle_set = true)
 DURATION_HANDLER(h_ws_life, policy.ws_max_lifetime_ms, )
 DURATION_HANDLER(h_ws_ping, policy.ws_ping_interval_ms, )
@@ -656,7 +656,10 @@ DURATION_HANDLER(h_next_timeout, policy.next_upstream_timeout_ms, c->a->next_tim
 
 static int h_body(struct pctx *c, const char *v)
 {
-	return annotations_parse_size(v, &c->a->policy.body_limit, c->err, c->errlen);
+	int rc = annotations_parse_size(v, &c->a->policy.body_limit, c->err, c->errlen);
+	if (rc == 0)
+		c->a->body_limit_set = true;
+	return rc;
 }
 
 static int h_head_max(struct pctx *c, const char *v)
@@ -673,7 +676,14 @@ static int h_head_max(struct pctx *c, const char *v)
 		return annotations_parse_bool(v, &c->a->field, c->err, c->errlen);                 \
 	}
 
-BOOL_HANDLER(h_ssl_redirect, ssl_redirect)
+static int h_ssl_redirect(struct pctx *c, const char *v)
+{
+	int rc = annotations_parse_bool(v, &c->a->ssl_redirect, c->err, c->errlen);
+	if (rc == 0)
+		c->a->ssl_redirect_set = true;
+	return rc;
+}
+
 BOOL_HANDLER(h_force_ssl, force_ssl_redirect)
 BOOL_HANDLER(h_trailing, policy.preserve_trailing_slash)
 BOOL_HANDLER(h_passthrough, ssl_passthrough)

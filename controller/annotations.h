@@ -21,15 +21,19 @@ struct annotations {
 	struct route_policy policy; /* defaults + values; ssl_redirect and
 	                               ws_idle_timeout_ms not yet resolved */
 	bool use_regex;
-	bool ssl_redirect;       /* ssl-redirect, default true */
-	bool force_ssl_redirect; /* force-ssl-redirect, default false */
-	bool read_timeout_set;   /* proxy-read-timeout given */
-	bool ws_idle_set;        /* websocket-idle-timeout given */
-	bool drain_window_set;   /* drain-window given */
-	bool next_upstream_set;  /* proxy-next-upstream given (else the ConfigMap's) */
-	bool next_tries_set;     /* proxy-next-upstream-tries given */
-	bool next_timeout_set;   /* proxy-next-upstream-timeout given */
-	bool head_max_set;       /* proxy-buffer-size given (else the ConfigMap's) */
+	bool ssl_redirect;        /* ssl-redirect, default true */
+	bool force_ssl_redirect;  /* force-ssl-redirect, default false */
+	bool ssl_redirect_set;    /* ssl-redirect given (else the ConfigMap's) */
+	bool body_limit_set;      /* proxy-body-size given (else the ConfigMap's) */
+	bool connect_timeout_set; /* proxy-connect-timeout given (else the ConfigMap's) */
+	bool send_timeout_set;    /* proxy-send-timeout given (else the ConfigMap's) */
+	bool read_timeout_set;    /* proxy-read-timeout given (else the ConfigMap's) */
+	bool ws_idle_set;         /* websocket-idle-timeout given */
+	bool drain_window_set;    /* drain-window given */
+	bool next_upstream_set;   /* proxy-next-upstream given (else the ConfigMap's) */
+	bool next_tries_set;      /* proxy-next-upstream-tries given */
+	bool next_timeout_set;    /* proxy-next-upstream-timeout given */
+	bool head_max_set;        /* proxy-buffer-size given (else the ConfigMap's) */
 	bool ssl_passthrough;
 	bool service_upstream;
 	char *default_backend;      /* service name in the Ingress namespace; NULL: none */

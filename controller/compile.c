@@ -244,6 +244,14 @@ struct ctx {
 	json_object *proxy_rw_defaults;
 	/* proxy-buffer-size of the ConfigMap, for routes without the annotation */
 	uint32_t upstream_head_max;
+	/* proxy-body-size, proxy-connect-/-read-/-send-timeout and ssl-redirect
+	 * of the ConfigMap: the defaults of routes whose Ingress does not set the
+	 * annotation; read_timeout_set: proxy-read-timeout given, which then
+	 * also sets the WebSocket idle timeout, as the annotation does */
+	int64_t body_limit;
+	uint32_t connect_timeout_ms, read_timeout_ms, send_timeout_ms;
+	bool read_timeout_set;
+	bool ssl_redirect;
 };
 
 /* s with control bytes and bytes that are not UTF-8 escaped (\n, \xNN), in
@@ -2276,6 +2284,26 @@ static void apply_configmap(struct ctx *c, json_object *cm, uint32_t *drain_defa
 			rc = annotations_parse_head_max(v, &c->upstream_head_max, err, sizeof(err));
 			if (rc == 0)
 				s->upstream_head_max = c->upstream_head_max;
+		} else if (strcmp(k, "proxy-body-size") == 0) {
+			rc = annotations_parse_size(v, &c->body_limit, err, sizeof(err));
+		} else if (strcmp(k, "proxy-connect-timeout") == 0) {
+			rc = annotations_parse_duration_ms(v, &c->connect_timeout_ms, err,
+			                                   sizeof(err));
+		} else if (strcmp(k, "proxy-read-timeout") == 0) {
+			rc =
+			    annotations_parse_duration_ms(v, &c->read_timeout_ms, err, sizeof(err));
+			if (rc == 0)
+				c->read_timeout_set = true;
+		} else if (strcmp(k, "proxy-send-timeout") == 0) {
+			rc =
+			    annotations_parse_duration_ms(v, &c->send_timeout_ms, err, sizeof(err));
+		} else if (strcmp(k, "ssl-redirect") == 0) {
+			rc = annotations_parse_bool(v, &c->ssl_redirect, err, sizeof(err));
+		} else if (strcmp(k, "server-tokens") == 0) {
+			rc = annotations_parse_bool(v, &s->server_tokens, err, sizeof(err));
+		} else if (strcmp(k, "allow-backend-server-header") == 0) {
+			rc = annotations_parse_bool(v, &s->allow_backend_server_header, err,
+			                            sizeof(err));
 		} else if (strcmp(k, "header-timeout") == 0 ||
 		           strcmp(k, "keepalive-timeout") == 0 || strcmp(k, "drain-window") == 0) {
 			rc = annotations_parse_duration_ms(v, &ms, err, sizeof(err));
@@ -2561,6 +2589,29 @@ static void apply_head_max_default(const struct ctx *c, struct annotations *a)
 {
 	if (!a->head_max_set)
 		a->policy.upstream_head_max = c->upstream_head_max;
+}
+
+/* The ConfigMap's proxy-body-size, proxy-*-timeout and ssl-redirect where
+ * the Ingress does not set the annotation (the annotation wins, as
+ * ingress-nginx). A ConfigMap proxy-read-timeout is also the WebSocket idle
+ * timeout of routes without websocket-idle-timeout, as the annotation is
+ * (add_route); without it that stays weir's default. */
+static void apply_proxy_defaults(const struct ctx *c, struct annotations *a)
+{
+	struct route_policy *p = &a->policy;
+	if (!a->body_limit_set)
+		p->body_limit = c->body_limit;
+	if (!a->connect_timeout_set)
+		p->connect_timeout_ms = c->connect_timeout_ms;
+	if (!a->send_timeout_set)
+		p->send_timeout_ms = c->send_timeout_ms;
+	if (!a->read_timeout_set) {
+		p->read_timeout_ms = c->read_timeout_ms;
+		if (c->read_timeout_set && !a->ws_idle_set)
+			p->ws_idle_timeout_ms = c->read_timeout_ms;
+	}
+	if (!a->ssl_redirect_set)
+		a->ssl_redirect = c->ssl_redirect;
 }
 
 /* ------------------------------------------------------------ routes */
@@ -3798,7 +3849,12 @@ int compile_snapshot_with(const struct snapshot *snap, const struct compile_opti
 	                .diag_cap = diags->n,
 	                .next_upstream = ROUTE_NEXT_DEFAULT,
 	                .next_upstream_tries = 3,
-	                .upstream_head_max = 4096};
+	                .upstream_head_max = 4096,
+	                .body_limit = 1048576,
+	                .connect_timeout_ms = 5000,
+	                .read_timeout_ms = 60000,
+	                .send_timeout_ms = 60000,
+	                .ssl_redirect = true};
 	struct hosts hs = {0};
 	uint32_t drain_default = t->settings.drain_window_ms;
 	if (compile_slices_fit(slices, snap)) {
@@ -3860,6 +3916,7 @@ int compile_snapshot_with(const struct snapshot *snap, const struct compile_opti
 		apply_next_upstream_defaults(&c, &in->ann);
 		apply_access_defaults(&c, &in->ann);
 		apply_head_max_default(&c, &in->ann);
+		apply_proxy_defaults(&c, &in->ann);
 		if (in->ann.ssl_passthrough && !in->dropped &&
 		    (in->ann.policy.ext_auth.url || (in->ann.global_auth && c.global_auth.url))) {
 			/* TLS is relayed untouched: no request to authenticate. */

@@ -358,7 +358,8 @@ static void put_settings(FILE *out, const struct route_settings *s)
 	    s->brotli_level != ds->brotli_level || s->brotli_min_length != ds->brotli_min_length ||
 	    str_differs(s->brotli_types, ds->brotli_types) || s->ssl_protocols || s->ssl_ciphers ||
 	    s->nblock_cidrs || s->nblock_user_agents || s->nblock_referers || !s->access_log ||
-	    s->access_log_format || s->access_log_escape || s->naccess_log_skip;
+	    s->access_log_format || s->access_log_escape || s->naccess_log_skip ||
+	    s->server_tokens || s->allow_backend_server_header;
 	fprintf(out, "settings:%s\n", any ? "" : " defaults");
 	put_cidrs(out, "  ", "trusted_proxies", s->trusted_proxies, s->ntrusted_proxies);
 	put_u64(out, "  ", "max_header_bytes", s->max_header_bytes, ds->max_header_bytes);
@@ -408,6 +409,9 @@ static void put_settings(FILE *out, const struct route_settings *s)
 	put_u64(out, "  ", "brotli_level", s->brotli_level, ds->brotli_level);
 	put_u64(out, "  ", "brotli_min_length", s->brotli_min_length, ds->brotli_min_length);
 	put_str(out, "  ", "brotli_types", s->brotli_types, ds->brotli_types);
+	put_bool(out, "  ", "server_tokens", s->server_tokens, ds->server_tokens);
+	put_bool(out, "  ", "allow_backend_server_header", s->allow_backend_server_header,
+	         ds->allow_backend_server_header);
 	route_table_free(d);
 }
 

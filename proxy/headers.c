@@ -857,6 +857,10 @@ int headers_build_response(const struct http_response *resp, const struct route 
 	bool hsts = extra && extra->hsts &&
 	            !(pol && in_route_headers(pol->response_headers, pol->nresponse_headers,
 	                                      "Strict-Transport-Security", 25));
+	static const struct http_header server_h = {.name = "Server", .name_len = 6};
+	bool server =
+	    extra && extra->server && !hidden(route, &server_h) &&
+	    !(pol && in_route_headers(pol->response_headers, pol->nresponse_headers, "Server", 6));
 
 	puts_(&w, "HTTP/1.1 ");
 	put_status(&w, status, 502);
@@ -880,6 +884,11 @@ int headers_build_response(const struct http_response *resp, const struct route 
 			continue;
 		if (hsts && name_eq(h->name, h->name_len, "Strict-Transport-Security"))
 			continue;
+		if (name_eq(h->name, h->name_len, "Server")) {
+			if (extra && extra->hide_server)
+				continue;
+			server = false; /* the upstream's passes instead */
+		}
 		if (cors) {
 			bool c = false;
 			for (size_t k = 0; k < 3; k++)
@@ -934,6 +943,8 @@ int headers_build_response(const struct http_response *resp, const struct route 
 		put_header_s(&w, "Set-Cookie", extra->set_cookie);
 	if (hsts)
 		put_header_s(&w, "Strict-Transport-Security", extra->hsts);
+	if (server)
+		put_header_s(&w, "Server", extra->server);
 
 	if (upgrade) {
 		puts_(&w, "Connection: Upgrade\r\nUpgrade: websocket\r\n");

@@ -67,6 +67,12 @@ struct headers_resp_extra {
 	const char *encoding;
 	/* add "Vary: Accept-Encoding" unless an upstream Vary names it (or "*") */
 	bool vary_accept_encoding;
+	/* server-tokens, allow-backend-server-header (route_settings):
+	 * hide_server drops the upstream's Server header; server, when not NULL,
+	 * is sent as Server unless an upstream's Server passed or the route
+	 * hides or sets one */
+	bool hide_server;
+	const char *server;
 };
 
 /* What the response head says about the client connection. */
@@ -86,7 +92,9 @@ enum headers_conn {
  * (appended; without always only on 200 201 204 206 301 302 303 304 307
  * 308), variables of expand values replaced for extra->req and
  * extra->client, extra->hsts as Strict-Transport-Security (replacing the
- * upstream's, unless the route's response-headers set one); on a CORS route
+ * upstream's, unless the route's response-headers set one); the upstream's
+ * Server dropped when extra->hide_server, extra->server sent as Server
+ * when no Server passed and the route neither hides nor sets one; on a CORS route
  * the upstream's Access-Control-* response headers are replaced by the
  * route's, sent only when extra->allow_origin is set (with "Vary: Origin"
  * unless it is "*"); extra->set_cookie; framing (Content-Length when

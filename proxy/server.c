@@ -485,6 +485,20 @@ static const char *hsts_value(struct conn *c)
 	return n > 0 ? c->hsts : NULL;
 }
 
+/* server-tokens: the Server value of weir's own answers */
+#define SERVER_TOKEN "weir/" WEIR_VERSION
+
+/* server-tokens and allow-backend-server-header of the table this
+ * connection answers from. */
+static void server_header_settings(struct conn *c, bool *tokens, bool *allow_backend)
+{
+	struct table *t = c->rt ? NULL : table_current();
+	const struct route_table *rt = c->rt ? c->rt : t ? table_routes(t) : NULL;
+	*tokens = rt && rt->settings.server_tokens;
+	*allow_backend = rt && rt->settings.allow_backend_server_header;
+	table_unref(t);
+}
+
 /* The Connection line of an answer: ka says the connection stays open; an
  * HTTP/1.0 client is told so (it closes otherwise, and one that waits for the
  * close hangs). c->x is only read when ka. */
@@ -577,9 +591,12 @@ static void answer_local_body(struct conn *c, int status, const char *extra, con
 	char text[512];
 	char with_hsts[LOCAL_EXTRA_MAX];
 	const char *hsts = hsts_value(c);
-	if (hsts) {
-		snprintf(with_hsts, sizeof(with_hsts), "%sStrict-Transport-Security: %s\r\n",
-		         extra ? extra : "", hsts);
+	bool tokens, allow_backend;
+	server_header_settings(c, &tokens, &allow_backend);
+	if (hsts || tokens) {
+		snprintf(with_hsts, sizeof(with_hsts), "%s%s%s%s%s", extra ? extra : "",
+		         hsts ? "Strict-Transport-Security: " : "", hsts ? hsts : "",
+		         hsts ? "\r\n" : "", tokens ? "Server: " SERVER_TOKEN "\r\n" : "");
 		extra = with_hsts;
 	}
 	drop_upstream(c);
@@ -1933,6 +1950,10 @@ static void resp_extra(struct conn *c, const char *cookie, struct headers_resp_e
 	memset(x, 0, sizeof(*x)); /* no compression unless the caller says so */
 	x->set_cookie = cookie;
 	x->hsts = hsts_value(c);
+	bool tokens, allow_backend;
+	server_header_settings(c, &tokens, &allow_backend);
+	x->hide_server = !allow_backend;
+	x->server = tokens ? SERVER_TOKEN : NULL;
 	x->allow_origin = NULL; /* left as is when CORS headers are not due */
 	x->allow_origin_len = 0;
 	policy_cors_allow_origin(c->route, &c->x->req, &x->allow_origin, &x->allow_origin_len);

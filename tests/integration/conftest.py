@@ -71,8 +71,10 @@ def session_table(backends, certs, generation=1):
     return {
         "version": 1,
         "generation": generation,
+        # allow_backend_server_header: the backends' Server (aiohttp) passes, so tests
+        # can tell weir's own answers from theirs
         "settings": {"trusted_proxies": ["127.0.0.2"], "max_header_bytes": 8192,
-                     "header_timeout_ms": 2000},
+                     "header_timeout_ms": 2000, "allow_backend_server_header": True},
         "hosts": [
             {"name": "", "routes": [
                 route("/limited", 0, body_limit=1024),

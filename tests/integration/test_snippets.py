@@ -126,6 +126,11 @@ def write_manifests(mdir, backend_port, auth_port):
                       "labels": {"kubernetes.io/service-name": "web"}},
          "addressType": "IPv4", "ports": [{"name": "http", "port": backend_port}],
          "endpoints": [{"addresses": ["127.0.0.1"], "conditions": {"ready": True}}]},
+        # the backend's Server header passes (ingress-nginx hides it by
+        # default), so that more_clear_headers has one to remove
+        {"apiVersion": "v1", "kind": "ConfigMap",
+         "metadata": {"name": "weir", "namespace": "default"},
+         "data": {"allow-backend-server-header": "true"}},
         *INGRESSES,
         ingress("authsnip", "/authsnip", {N + "auth-url": auth,
                                           N + "auth-response-headers": "X-Auth-User",
@@ -193,6 +198,8 @@ def test_more_set_and_clear_headers(proxy, code):
     sent = hv(r.json()["headers"], "X-Request-ID")
     assert len(sent) == 1 and re.fullmatch(r"[0-9a-f]{32}", sent[0]), r
     assert r.get_all("X-Req") == sent, r
+    r = pu.get(proxy.http_port, "/other", host="snip.test")
+    assert "tiny-backend" in r.get_all("Server"), r   # without the snippet it passes
 
 
 def test_return_answers_without_the_backend(proxy):

@@ -428,7 +428,8 @@ static const char rich[] =
     "\"use_gzip\":true,\"gzip_level\":6,"
     "\"max_header_line\":8192,\"upstream_head_max\":2048,\"enable_brotli\":true,\"brotli_level\":0,"
     "\"brotli_min_length\":5,\"brotli_types\":\"text/css image/svg+xml\","
-    "\"gzip_min_length\":0,\"gzip_types\":\"*\"},"
+    "\"gzip_min_length\":0,\"gzip_types\":\"*\",\"server_tokens\":true,"
+    "\"allow_backend_server_header\":true},"
     "\"backends\":[{\"name\":\"default/web:80\",\"endpoints\":["
     "{\"address\":\"10.0.0.5\",\"port\":8080,\"weight\":3,\"draining\":true},"
     "{\"address\":\"fd00::5\",\"port\":8081}]},{\"name\":\"default/canary:80\","
@@ -560,6 +561,7 @@ static void test_round_trip(void)
 	CHECK_STR(t->settings.brotli_types, "text/css image/svg+xml");
 	CHECK_INT(t->settings.gzip_min_length, 0);
 	CHECK_STR(t->settings.gzip_types, "*");
+	CHECK(t->settings.server_tokens && t->settings.allow_backend_server_header);
 	CHECK_INT(t->hosts[1].routes[0].policy.upstream_head_max, 16384);
 	CHECK_INT(t->hosts[0].routes[0].policy.upstream_head_max, 4096);
 	CHECK_STR(t->backends[1].external_name, "canary.example.com.");

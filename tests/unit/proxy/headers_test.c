@@ -422,6 +422,67 @@ static void test_hsts(void)
 	CHECK_INT(count(out, "ransport-Security"), 1);
 }
 
+/* server-tokens and allow-backend-server-header: the upstream's Server is
+ * dropped or passed; weir's is added when none passed, unless the route
+ * hides or sets Server. */
+static void test_server(void)
+{
+	struct http_response resp;
+	parse_response("HTTP/1.1 200 OK\r\n"
+	               "server: app/1.2\r\n"
+	               "X-A: 1\r\n"
+	               "\r\n",
+	               &resp);
+	/* server-tokens false (default): no Server at all */
+	struct headers_resp_extra x = {.hide_server = true};
+	int n = headers_build_response(&resp, NULL, &x, 0, true, out, sizeof(out) - 1);
+	out[n > 0 ? n : 0] = '\0';
+	CHECK_STR(out, "HTTP/1.1 200 OK\r\n"
+	               "X-A: 1\r\n"
+	               "Content-Length: 0\r\n"
+	               "\r\n");
+	/* server-tokens true: weir's replaces the upstream's */
+	x.server = "weir/9.9";
+	n = headers_build_response(&resp, NULL, &x, 0, true, out, sizeof(out) - 1);
+	out[n > 0 ? n : 0] = '\0';
+	CHECK_STR(out, "HTTP/1.1 200 OK\r\n"
+	               "X-A: 1\r\n"
+	               "Server: weir/9.9\r\n"
+	               "Content-Length: 0\r\n"
+	               "\r\n");
+	/* allow-backend-server-header: the upstream's passes, ours is not added */
+	x.hide_server = false;
+	n = headers_build_response(&resp, NULL, &x, 0, true, out, sizeof(out) - 1);
+	out[n > 0 ? n : 0] = '\0';
+	CHECK(strstr(out, "\r\nserver: app/1.2\r\n") != NULL);
+	CHECK_INT(count(out, "erver:"), 1);
+	/* ... and ours when the upstream sent none */
+	struct http_response bare;
+	parse_response("HTTP/1.1 204 No Content\r\n\r\n", &bare);
+	n = headers_build_response(&bare, NULL, &x, 0, true, out, sizeof(out) - 1);
+	out[n > 0 ? n : 0] = '\0';
+	CHECK(strstr(out, "\r\nServer: weir/9.9\r\n") != NULL);
+	/* a route that hides Server (more_clear_headers) gets none; one that
+	 * sets it (more_set_headers) gets its own */
+	struct route r = {0};
+	r.path = "/";
+	char *hide[] = {"server"};
+	r.policy.hide_headers = hide;
+	r.policy.nhide_headers = 1;
+	n = headers_build_response(&resp, &r, &x, 0, true, out, sizeof(out) - 1);
+	out[n > 0 ? n : 0] = '\0';
+	CHECK_INT(count(out, "erver:"), 0);
+	r.policy.nhide_headers = 0;
+	struct route_header set[] = {{"Server", "mine", false}};
+	r.policy.response_headers = set;
+	r.policy.nresponse_headers = 1;
+	x.hide_server = true;
+	n = headers_build_response(&resp, &r, &x, 0, true, out, sizeof(out) - 1);
+	out[n > 0 ? n : 0] = '\0';
+	CHECK(strstr(out, "\r\nServer: mine\r\n") != NULL);
+	CHECK_INT(count(out, "erver:"), 1);
+}
+
 /* use-gzip: Content-Encoding and Vary added, Accept-Ranges dropped, the
  * ETag weakened (nginx's gzip filter); Vary not repeated. */
 static void test_gzip(void)
@@ -822,6 +883,7 @@ int main(void)
 	test_request_headers_and_websocket();
 	test_response();
 	test_hsts();
+	test_server();
 	test_gzip();
 	test_local();
 	test_too_big();
