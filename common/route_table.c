@@ -1067,6 +1067,8 @@ static const char *const policy_keys[] = {"connect_timeout_ms",
                                           "mirror",
                                           "fastcgi",
                                           "rewrites",
+                                          "request_buffering",
+                                          "response_buffering",
                                           NULL};
 static const char *const mirror_keys[] = {"url", "host", "request_body", NULL};
 static const char *const fastcgi_keys[] = {"index", "params", NULL};
@@ -1392,6 +1394,8 @@ static int parse_policy(struct parser *p, json_object *obj, const char *path,
 		pol->mirror.no_request_body = !body;
 	}
 	if ((rc = parse_rewrites(p, obj, path, pol)) != 0 ||
+	    (rc = opt_bool(p, obj, path, "request_buffering", &pol->request_buffering)) != 0 ||
+	    (rc = opt_bool(p, obj, path, "response_buffering", &pol->response_buffering)) != 0 ||
 	    (rc = opt_object(p, obj, path, "fastcgi", &sub)) != 0)
 		return rc;
 	if (sub) {
@@ -3278,6 +3282,8 @@ static void w_policy(struct writer *w, const struct route_policy *p)
 		}
 		w_close_arr(w, rsaved);
 	}
+	w_bool_d(w, "request_buffering", p->request_buffering, d->request_buffering);
+	w_bool_d(w, "response_buffering", p->response_buffering, d->response_buffering);
 	w_open_lazy(w, "fastcgi", &csaved);
 	w_str_d(w, "index", p->fastcgi.index, NULL);
 	w_headers(w, "params", p->fastcgi.params, p->fastcgi.nparams);

@@ -68,6 +68,11 @@
 #define ROUTE_VERIFY_DEPTH_MAX 100
 /* policy.return_body at most this many bytes. */
 #define ROUTE_RETURN_BODY_MAX 1024
+/* How much of a body route_policy.request_buffering and
+ * response_buffering hold in memory. */
+#define ROUTE_REQUEST_BUFFER_MAX (1024u * 1024u)
+#define ROUTE_RESPONSE_BUFFER_MAX (1024u * 1024u)
+
 /* Bounds of route_policy.upstream_head_max (proxy-buffer-size). */
 #define ROUTE_HEAD_MAX_MIN 1024u
 #define ROUTE_HEAD_MAX_MAX (1024u * 1024u)
@@ -408,6 +413,13 @@ struct route_policy {
 	struct route_fastcgi fastcgi;
 	size_t nrewrites; /* snippet rewrites, in order (struct route_rewrite) */
 	struct route_rewrite *rewrites;
+	/* proxy-request-buffering: false (the table's default; the controller
+	 * writes ingress-nginx's on); true: a request body is read before the
+	 * upstream is contacted, up to ROUTE_REQUEST_BUFFER_MAX bytes in memory,
+	 * then the rest streams. proxy-buffering: false; true: the response is
+	 * read ahead of the client up to ROUTE_RESPONSE_BUFFER_MAX bytes. */
+	bool request_buffering;
+	bool response_buffering;
 };
 
 struct route {

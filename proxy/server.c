@@ -161,6 +161,13 @@ struct conn {
 	const struct route_endpoint *ep;
 	bool backend_tls;
 	bool fcgi; /* the upstream speaks FastCGI (backend protocol FCGI) */
+	/* proxy-request-buffering: the body is read into up_out before the
+	 * upstream is contacted (until it is complete or
+	 * ROUTE_REQUEST_BUFFER_MAX) */
+	bool prebuffer;
+	/* response bytes out may hold before the upstream is read no further:
+	 * IO_CAP, or ROUTE_RESPONSE_BUFFER_MAX with proxy-buffering */
+	size_t out_high;
 	uint64_t t_start, up_start;
 	uint32_t connect_timeout_ms, read_timeout_ms, send_timeout_ms;
 	struct auth_request *auth; /* forward auth: running (ST_AUTH), then its grant */
@@ -438,6 +445,7 @@ static void end_request(struct conn *c, bool keep_alive)
 		c->x->ext_wait = NULL;
 	}
 	fcgi_end(c);
+	c->prebuffer = false;
 	if (c->limit_entered)
 		policy_limit_leave(c->route, &c->client);
 	c->limit_entered = false;
@@ -725,6 +733,24 @@ static void fcgi_stderr(void *data, const char *line, size_t len)
 	         c->route && c->route->source ? c->route->source : "", (int)len, line);
 }
 
+/* "100 Continue" from the proxy itself to a client that waits for it
+ * before its body, when the proxy reads the body before the upstream sees
+ * the request (FastCGI, proxy-request-buffering), as nginx does. */
+static void answer_continue(struct conn *c)
+{
+	if (c->req_body_done || c->interim_sent || c->x->req.version_minor < 1)
+		return;
+	for (size_t i = 0; i < c->x->req.nheaders && i < HTTP_MAX_HEADERS; i++) {
+		const struct http_header *h = &c->x->req.headers[i];
+		if (http_name_is(h, "expect") && h->value_len == 12 &&
+		    strncasecmp(h->value, "100-continue", 12) == 0) {
+			buf_append(&c->out, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+			c->interim_sent = true;
+			return;
+		}
+	}
+}
+
 /* The FastCGI request for the HTTP head head[0..len) (as built for an
  * HTTP upstream): BEGIN_REQUEST and the params made from it, then (body:
  * a buffered chunked body of body_len bytes) its stdin, replacing up_out.
@@ -820,17 +846,7 @@ static int fcgi_request(struct conn *c)
 	}
 	/* nginx reads a body itself and answers "100 Continue" for it; a
 	 * FastCGI application cannot */
-	if (!c->req_body_done && !c->interim_sent && c->x->req.version_minor >= 1) {
-		for (size_t i = 0; i < c->x->req.nheaders && i < HTTP_MAX_HEADERS; i++) {
-			const struct http_header *h = &c->x->req.headers[i];
-			if (http_name_is(h, "expect") && h->value_len == 12 &&
-			    strncasecmp(h->value, "100-continue", 12) == 0) {
-				buf_append(&c->out, "HTTP/1.1 100 Continue\r\n\r\n", 25);
-				c->interim_sent = true;
-				break;
-			}
-		}
-	}
+	answer_continue(c);
 	if (!x->fcgi) {
 		x->fcgi = malloc(sizeof(*x->fcgi));
 		if (!x->fcgi)
@@ -1283,6 +1299,8 @@ static void start_request(struct conn *c, size_t head_len)
 	c->req_sent = false;
 	c->body_kept = true;
 	c->interim_sent = false;
+	c->prebuffer = false;
+	c->out_high = IO_CAP;
 	memset(c->x->tried, 0, sizeof(c->x->tried));
 	c->x->up_phase = false;
 	c->x->err_code = 0;
@@ -1567,6 +1585,19 @@ static void upstream_go(struct conn *c)
 	c->state = ST_PROXY;
 	c->attempts = 1;
 	c->first_try = loop_now(c->w->loop);
+	const struct route_policy *pol = c->route ? &c->route->policy : NULL;
+	c->out_high = pol && pol->response_buffering ? ROUTE_RESPONSE_BUFFER_MAX : IO_CAP;
+	if (c->out.max < OUT_HEAD_ROOM + c->out_high + IO_CAP)
+		c->out.max = OUT_HEAD_ROOM + c->out_high + IO_CAP;
+	c->prebuffer = pol && pol->request_buffering && request_has_body(c) && !c->req_body_done &&
+	               !c->x->req.upgrade_websocket && !c->x->err_code;
+	if (c->prebuffer) {
+		/* the body first (pump_request opens the upstream) */
+		c->up_out.max += ROUTE_REQUEST_BUFFER_MAX;
+		c->last_activity = loop_now(c->w->loop);
+		answer_continue(c);
+		return;
+	}
 	open_upstream(c, false);
 }
 
@@ -1765,6 +1796,14 @@ static bool pump_request(struct conn *c)
 				c->last_activity = loop_now(c->w->loop);
 			}
 		}
+	}
+	if (c->prebuffer && !c->closed &&
+	    (c->req_body_done || buf_len(&c->up_out) >= ROUTE_REQUEST_BUFFER_MAX)) {
+		/* proxy-request-buffering: the body is in (or as much as is held
+		 * in memory); the rest streams */
+		c->prebuffer = false;
+		open_upstream(c, false); /* on failure it answered */
+		return true;
 	}
 	if (u && u->connected && buf_len(&c->up_out) > 0 && u->can_write) {
 		ssize_t n = flush_buf(&u->sock, &c->up_out, &u->can_read, &u->can_write);
@@ -2008,7 +2047,9 @@ static void process_response_head(struct conn *c, size_t head_len)
 	if (error_page_start(c, status))
 		return;
 	if (status >= 100 && status < 200 && status != 101) {
-		if (status == 100 && c->x->req.version_minor >= 1) {
+		/* one "100 Continue" reaches the client: none when the proxy sent
+		 * its own (answer_continue) */
+		if (status == 100 && c->x->req.version_minor >= 1 && !c->interim_sent) {
 			buf_append(&c->out, "HTTP/1.1 100 Continue\r\n\r\n", 25);
 			c->interim_sent = true;
 		}
@@ -2238,7 +2279,7 @@ static bool pump_response(struct conn *c)
 	size_t floor = 0;
 	if (!c->resp_head_done && c->up_in.start != 0)
 		buf_compact(&c->up_in, 0);
-	if (c->resp_head_done && buf_len(&c->out) > IO_CAP)
+	if (c->resp_head_done && buf_len(&c->out) > c->out_high)
 		return progress;
 	if (c->fcgi) {
 		if (fcgi_pump(c, u, &progress))
@@ -2650,6 +2691,12 @@ static void on_conn_timer(struct loop_timer *t)
 		conn_progress(c);
 		return;
 	case DL_IO:
+		if (c->prebuffer) {
+			/* the client stopped sending its body (nginx client_body_timeout) */
+			answer_local(c, 408, NULL, "request body timeout", false);
+			conn_progress(c);
+			return;
+		}
 		metrics_upstream_error("timeout");
 		if (!c->resp_started) {
 			feed_ewma(c, true);
