@@ -1643,6 +1643,17 @@ static int h_mirror_host(struct pctx *c, const char *v)
 	return set_str(&c->a->policy.mirror.host, v);
 }
 
+/* proxy-request-buffering, proxy-buffering: "on" or "off" (on_off). */
+static int h_request_buffering(struct pctx *c, const char *v)
+{
+	return on_off(c, v, &c->a->policy.request_buffering);
+}
+
+static int h_response_buffering(struct pctx *c, const char *v)
+{
+	return on_off(c, v, &c->a->policy.response_buffering);
+}
+
 static int h_mirror_body(struct pctx *c, const char *v)
 {
 	c->mirror_other_key = c->key;
@@ -1717,6 +1728,8 @@ static const struct {
     {"load-balance", h_balance},
     {"mirror-host", h_mirror_host},
     {"mirror-request-body", h_mirror_body},
+    {"proxy-request-buffering", h_request_buffering},
+    {"proxy-buffering", h_response_buffering},
     {"mirror-target", h_mirror_target},
     {"origin-rewrite", h_origin_rewrite},
     {"permanent-redirect", h_perm},
@@ -1815,12 +1828,11 @@ static const struct {
 	const char *why;
 } inapplicable[] = {
     /* clang-format off */
-    {"client-body-buffer-size", "nginx buffer sizing; weir streams bodies through fixed 16 KiB buffers"},
+    {"client-body-buffer-size", "nginx buffer sizing; weir holds a buffered request body in memory (proxy-request-buffering, up to 1 MiB)"},
     {"enable-rewrite-log", "nginx's rewrite debug log; weir has no nginx rewrite module"},
     {"http2-push-preload", "HTTP/2 server push; weir serves HTTP/1.1"},
-    {"proxy-buffering", "nginx response buffering; weir streams bodies through fixed 16 KiB buffers"},
-    {"proxy-buffers-number", "nginx buffer sizing; weir streams bodies through fixed 16 KiB buffers"},
-    {"proxy-busy-buffers-size", "nginx buffer sizing; weir streams bodies through fixed 16 KiB buffers"},
+    {"proxy-buffers-number", "nginx buffer sizing; weir holds a buffered response in memory (proxy-buffering, up to 1 MiB)"},
+    {"proxy-busy-buffers-size", "nginx buffer sizing; weir holds a buffered response in memory (proxy-buffering, up to 1 MiB)"},
     {"proxy-max-temp-file-size", "nginx spools responses to disk; weir streams them"},
     /* clang-format on */
 };
@@ -2092,6 +2104,7 @@ int annotations_parse(json_object *annotations, uint32_t drain_default_ms, struc
 
 	memset(out, 0, sizeof(*out));
 	route_policy_init(&out->policy);
+	out->policy.request_buffering = true; /* ingress-nginx's default */
 	if (!out->policy.cookie.name || !out->policy.cors.allow_origin)
 		return WEIR_ENOMEM;
 	out->policy.drain_window_ms = drain_default_ms;

@@ -3090,6 +3090,7 @@ static void ingress_www(struct ctx *c, struct hosts *hs, struct ing *in)
 		route_policy_init(&r->policy);
 		if (!r->policy.cookie.name || !r->policy.cors.allow_origin)
 			abort();
+		r->policy.request_buffering = true; /* as every compiled route */
 		r->policy.redirect_code = 308;
 		r->policy.redirect_host = xstrdup(to);
 		r->policy.port_in_redirects = in->ann.port_in_redirects_set

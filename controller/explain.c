@@ -251,6 +251,11 @@ static void put_policy(FILE *out, const char *ind, const struct route_table *t,
 	for (size_t i = 0; i < p->nrewrites; i++)
 		fprintf(out, "%srewrite: %s -> %s (%s)\n", ind, p->rewrites[i].regex,
 		        p->rewrites[i].replacement, rewrite_flags[p->rewrites[i].flag]);
+	/* the controller's default is ingress-nginx's on */
+	if (!p->request_buffering)
+		fprintf(out, "%srequest_buffering: off\n", ind);
+	if (p->response_buffering)
+		fprintf(out, "%sresponse_buffering: on\n", ind);
 	put_str(out, ind, "fastcgi.index", p->fastcgi.index, NULL);
 	for (size_t i = 0; i < p->fastcgi.nparams; i++)
 		fprintf(out, "%sfastcgi.param: %s=%s\n", ind, p->fastcgi.params[i].name,

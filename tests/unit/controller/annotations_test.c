@@ -544,8 +544,10 @@ static void key_support(void)
 	CHECK_STR(d, "false");
 	CHECK(annotations_key_support("modsecurity-transaction-id", &d) == ANNOTATION_FAIL_CLOSED);
 	CHECK(d == NULL);
-	CHECK(annotations_key_support("proxy-buffering", &d) == ANNOTATION_INAPPLICABLE);
+	CHECK(annotations_key_support("proxy-buffers-number", &d) == ANNOTATION_INAPPLICABLE);
 	CHECK(d != NULL);
+	CHECK(annotations_key_support("proxy-buffering", &d) == ANNOTATION_ACTS);
+	CHECK(annotations_key_support("proxy-request-buffering", &d) == ANNOTATION_ACTS);
 	CHECK(annotations_key_support("proxy-next-upstream-no-such", &d) == ANNOTATION_IGNORED);
 	CHECK(d == NULL);
 	CHECK(annotations_key_support("", NULL) == ANNOTATION_IGNORED);

@@ -352,6 +352,8 @@ static const struct {
     {"proxy-next-upstream-timeout", {"10"}, NULL},
     {"proxy-next-upstream-tries", {"5", "0"}, NULL},
     {"proxy-read-timeout", {"3600"}, NULL},
+    {"proxy-request-buffering", {"off", "on"}, "true"},
+    {"proxy-buffering", {"on", "off"}, "yes"},
     {"proxy-redirect-from", {"http://a/", "default", "/in/"}, "~x"},
     {"proxy-redirect-to", {"/b/", "off", "https://b.example/"}, "a b"},
     {"proxy-send-timeout", {"1500ms"}, NULL},
