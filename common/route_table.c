@@ -49,6 +49,8 @@ struct route_table *route_table_new(void)
 	t->settings.hsts_max_age = DEFAULT_HSTS_MAX_AGE;
 	t->settings.hsts_include_subdomains = true;
 	t->settings.gzip_level = 1;
+	t->settings.limit_req_status = 503;
+	t->settings.limit_conn_status = 503;
 	t->settings.gzip_min_length = 256;
 	t->settings.gzip_types = strdup(ROUTE_GZIP_TYPES_DEFAULT);
 	t->settings.brotli_level = 4;
@@ -2049,6 +2051,8 @@ static const char *const settings_keys[] = {"trusted_proxies",
                                             "brotli_min_length",
                                             "brotli_types",
                                             "server_tokens",
+                                            "limit_req_status",
+                                            "limit_conn_status",
                                             "allow_backend_server_header",
                                             NULL};
 static const char *const log_escape_names[] = {"default", "json", "none", NULL};
@@ -2116,8 +2120,16 @@ static int parse_settings(struct parser *p, json_object *root, struct route_sett
 	        0 ||
 	    (rc = opt_bool(p, o, "settings", "server_tokens", &s->server_tokens)) != 0 ||
 	    (rc = opt_bool(p, o, "settings", "allow_backend_server_header",
-	                   &s->allow_backend_server_header)) != 0)
+	                   &s->allow_backend_server_header)) != 0 ||
+	    (rc = opt_u32(p, o, "settings", "limit_req_status", &s->limit_req_status)) != 0 ||
+	    (rc = opt_u32(p, o, "settings", "limit_conn_status", &s->limit_conn_status)) != 0)
 		return rc;
+	if (s->limit_req_status < 400 || s->limit_req_status > 599)
+		return fail(p, WEIR_EINVAL, "settings.limit_req_status",
+		            "%u is not between 400 and 599", (unsigned)s->limit_req_status);
+	if (s->limit_conn_status < 400 || s->limit_conn_status > 599)
+		return fail(p, WEIR_EINVAL, "settings.limit_conn_status",
+		            "%u is not between 400 and 599", (unsigned)s->limit_conn_status);
 	if (s->access_log_format && log_format_check(s->access_log_format, err, sizeof(err)))
 		return fail(p, WEIR_EINVAL, "settings.access_log_format", "%s", err);
 	if (s->upstream_head_max < ROUTE_HEAD_MAX_MIN || s->upstream_head_max > ROUTE_HEAD_MAX_MAX)
@@ -3476,6 +3488,10 @@ static void w_table(struct writer *w, const struct route_table *t, const struct 
 		w_bool(w, "server_tokens", true);
 	if (t->settings.allow_backend_server_header)
 		w_bool(w, "allow_backend_server_header", true);
+	if (t->settings.limit_req_status != 503)
+		w_int(w, "limit_req_status", t->settings.limit_req_status);
+	if (t->settings.limit_conn_status != 503)
+		w_int(w, "limit_conn_status", t->settings.limit_conn_status);
 	w_close_obj(w, s);
 
 	if (ix) {

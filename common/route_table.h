@@ -599,6 +599,11 @@ struct route_settings {
 	 * default). Both false by default. */
 	bool server_tokens;
 	bool allow_backend_server_header;
+	/* limit-req-status-code, limit-conn-status-code: the answer to a
+	 * request over limit-rps/limit-rpm, and over limit-connections (503,
+	 * 400..599) */
+	uint32_t limit_req_status;
+	uint32_t limit_conn_status;
 };
 
 enum { ROUTE_LOG_ESCAPE_DEFAULT = 0, ROUTE_LOG_ESCAPE_JSON = 1, ROUTE_LOG_ESCAPE_NONE = 2 };

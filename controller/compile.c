@@ -2372,6 +2372,17 @@ static void apply_configmap(struct ctx *c, json_object *cm, uint32_t *drain_defa
 			rc = annotations_parse_uint(v, 65535, &u, err, sizeof(err));
 			if (rc == 0)
 				s->upstream_keepalive = (uint32_t)u;
+		} else if (strcmp(k, "limit-req-status-code") == 0 ||
+		           strcmp(k, "limit-conn-status-code") == 0) {
+			rc = annotations_parse_uint(v, 599, &u, err, sizeof(err));
+			if (rc == 0 && u < 400) {
+				snprintf(err, sizeof(err), "%s is not between 400 and 599", v);
+				rc = WEIR_EINVAL;
+			}
+			if (rc == 0 && k[6] == 'r')
+				s->limit_req_status = (uint32_t)u;
+			else if (rc == 0)
+				s->limit_conn_status = (uint32_t)u;
 		} else if (strcmp(k, "max-connections") == 0) {
 			rc = annotations_parse_uint(v, 1048576, &u, err, sizeof(err));
 			if (rc == 0)

@@ -364,7 +364,9 @@ static void put_settings(FILE *out, const struct route_settings *s)
 	    str_differs(s->brotli_types, ds->brotli_types) || s->ssl_protocols || s->ssl_ciphers ||
 	    s->nblock_cidrs || s->nblock_user_agents || s->nblock_referers || !s->access_log ||
 	    s->access_log_format || s->access_log_escape || s->naccess_log_skip ||
-	    s->server_tokens || s->allow_backend_server_header;
+	    s->server_tokens || s->allow_backend_server_header ||
+	    s->limit_req_status != ds->limit_req_status ||
+	    s->limit_conn_status != ds->limit_conn_status;
 	fprintf(out, "settings:%s\n", any ? "" : " defaults");
 	put_cidrs(out, "  ", "trusted_proxies", s->trusted_proxies, s->ntrusted_proxies);
 	put_u64(out, "  ", "max_header_bytes", s->max_header_bytes, ds->max_header_bytes);
@@ -417,6 +419,8 @@ static void put_settings(FILE *out, const struct route_settings *s)
 	put_bool(out, "  ", "server_tokens", s->server_tokens, ds->server_tokens);
 	put_bool(out, "  ", "allow_backend_server_header", s->allow_backend_server_header,
 	         ds->allow_backend_server_header);
+	put_u64(out, "  ", "limit_req_status", s->limit_req_status, ds->limit_req_status);
+	put_u64(out, "  ", "limit_conn_status", s->limit_conn_status, ds->limit_conn_status);
 	route_table_free(d);
 }
 

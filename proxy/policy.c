@@ -550,7 +550,8 @@ static bool limit_exempt(const struct route_policy *pol, const struct http_clien
 	       in_cidrs(pol->limit_allow, pol->nlimit_allow, family, addr);
 }
 
-int policy_limit_enter(const struct route *route, const struct http_client *client)
+int policy_limit_enter(const struct route *route, const struct http_client *client, int req_status,
+                       int conn_status)
 {
 	if (!route || !limited(&route->policy) || limit_exempt(&route->policy, client))
 		return 0;
@@ -570,7 +571,7 @@ int policy_limit_enter(const struct route *route, const struct http_client *clie
 			limit_window_refused = 0;
 			limit_warned_ns = now;
 		}
-		rc = LIMIT_STATUS;
+		rc = req_status;
 		goto out;
 	}
 	/* Both buckets refill for the same time; a request takes a token from
@@ -586,7 +587,7 @@ int policy_limit_enter(const struct route *route, const struct http_client *clie
 	e->last_ns = now;
 	if ((pol->limit_rps && e->tokens < MICRO) ||
 	    (pol->limit_rpm && e->tokens_rpm < 60 * MICRO)) {
-		rc = LIMIT_STATUS;
+		rc = req_status;
 		goto out;
 	}
 	if (pol->limit_rps)
@@ -595,7 +596,7 @@ int policy_limit_enter(const struct route *route, const struct http_client *clie
 		e->tokens_rpm -= 60 * MICRO;
 	if (pol->limit_connections) {
 		if (e->conns >= pol->limit_connections) {
-			rc = LIMIT_STATUS;
+			rc = conn_status;
 			goto out;
 		}
 	}
@@ -606,7 +607,7 @@ out:
 		log_warn(LOG_COMPONENT,
 		         "limit table: every entry near a new client holds open connections; "
 		         "%llu request(s) refused with %d since the last report (last from %s)",
-		         (unsigned long long)report, LIMIT_STATUS, client->ip);
+		         (unsigned long long)report, req_status, client->ip);
 	return rc;
 }
 

@@ -1409,7 +1409,8 @@ static void start_request(struct conn *c, size_t head_len)
 		                  pr.body_exact);
 		return;
 	}
-	status = policy_limit_enter(c->route, &c->client);
+	status = policy_limit_enter(c->route, &c->client, (int)c->rt->settings.limit_req_status,
+	                            (int)c->rt->settings.limit_conn_status);
 	if (status) {
 		answer_local(c, status, NULL, "too many requests from this address", true);
 		return;

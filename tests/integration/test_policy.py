@@ -239,3 +239,24 @@ def test_ewma_prefers_the_fast_endpoint_and_avoids_a_dead_one(fresh_proxy, backe
     codes = [pu.get(p.http_port, "/withdead/x").status for _ in range(60)]
     assert codes.count(502) <= 2, codes
     assert codes.count(200) >= 58, codes
+
+
+def test_limit_status_codes_from_the_settings(fresh_proxy, backends):
+    """limit-req-status-code and limit-conn-status-code: the rate limit answers 429, the
+    connection limit 507 (ingress-nginx's ConfigMap keys; both 503 by default)."""
+    ep = {"address": "127.0.0.1", "port": backends["echo"]}
+    p = fresh_proxy({
+        "version": 1,
+        "settings": {"limit_req_status": 429, "limit_conn_status": 507},
+        "hosts": [{"name": "", "routes": [r("/rl", limit_rps=1, limit_burst=1),
+                                          r("/ws", backend=1, limit_connections=1)]}],
+        "backends": [{"name": "p/echo:80", "endpoints": [ep]},
+                     {"name": "p/ws:80", "endpoints": [
+                         {"address": "127.0.0.1", "port": backends["ws"]}]}],
+    })
+    codes = [pu.get(p.http_port, "/rl/x").status for _ in range(10)]
+    assert codes[0] == 200 and 429 in codes and set(codes) <= {200, 429}, codes
+    with connect(f"ws://127.0.0.1:{p.http_port}/ws") as ws:
+        ws.send("hi")
+        assert ws.recv(timeout=5) == "hi"
+        assert pu.get(p.http_port, "/ws").status == 507

@@ -168,8 +168,7 @@ static void test_www_redirect(void)
 	CHECK_STR(res.location, "http://example.com/a");
 	/* use-port-in-redirects: the port it arrived on, not the one named */
 	r.policy.port_in_redirects = true;
-	CHECK_INT(run(&r, "GET /a HTTP/1.1\r\nHost: www.example.com:9000\r\n\r\n", &plain),
-	          308);
+	CHECK_INT(run(&r, "GET /a HTTP/1.1\r\nHost: www.example.com:9000\r\n\r\n", &plain), 308);
 	CHECK_STR(res.location, "http://example.com:8080/a");
 }
 
@@ -358,24 +357,24 @@ static void test_rps(void)
 	m.policy.nlimit_allow = 1;
 	int got = 0;
 	for (int i = 0; i < 10; i++)
-		if (policy_limit_enter(&m, &a) == 0) {
+		if (policy_limit_enter(&m, &a, 503, 503) == 0) {
 			got++;
 			policy_limit_leave(&m, &a);
 		}
 	CHECK_INT(got, 6);
 	for (int i = 0; i < 10; i++)
-		CHECK_INT(policy_limit_enter(&m, &b), 0);
+		CHECK_INT(policy_limit_enter(&m, &b, 503, 503), 0);
 	fake_ns += 19LL * 1000000000LL;
-	CHECK_INT(policy_limit_enter(&m, &a), 503);
+	CHECK_INT(policy_limit_enter(&m, &a, 503, 503), 503);
 	fake_ns += 1LL * 1000000000LL;
-	CHECK_INT(policy_limit_enter(&m, &a), 0);
+	CHECK_INT(policy_limit_enter(&m, &a, 503, 503), 0);
 	policy_limit_leave(&m, &a);
-	CHECK_INT(policy_limit_enter(&m, &a), 503);
+	CHECK_INT(policy_limit_enter(&m, &a, 503, 503), 503);
 
 	r.policy.limit_rps = 2; /* burst 10 */
 	int passed = 0;
 	for (int i = 0; i < 15; i++) {
-		int rc = policy_limit_enter(&r, &a);
+		int rc = policy_limit_enter(&r, &a, 503, 503);
 		CHECK(rc == 0 || rc == 503);
 		if (rc == 0) {
 			passed++;
@@ -384,22 +383,23 @@ static void test_rps(void)
 	}
 	CHECK_INT(passed, 10);
 	/* another client and another route have their own buckets */
-	CHECK_INT(policy_limit_enter(&r, &b), 0);
+	CHECK_INT(policy_limit_enter(&r, &b, 503, 503), 0);
 	policy_limit_leave(&r, &b);
 	struct route r2 = r;
 	r2.path = "/other";
-	CHECK_INT(policy_limit_enter(&r2, &a), 0);
+	CHECK_INT(policy_limit_enter(&r2, &a, 503, 503), 0);
 	policy_limit_leave(&r2, &a);
 	/* half a second at 2 rps: one more request */
 	fake_ns += 500000000LL;
-	CHECK_INT(policy_limit_enter(&r, &a), 0);
+	CHECK_INT(policy_limit_enter(&r, &a, 503, 503), 0);
 	policy_limit_leave(&r, &a);
-	CHECK_INT(policy_limit_enter(&r, &a), 503);
+	/* limit-req-status-code answers the rate limit */
+	CHECK_INT(policy_limit_enter(&r, &a, 429, 503), 429);
 	/* a long idle time refills to the burst, never beyond */
 	fake_ns += 3600LL * 1000000000LL;
 	passed = 0;
 	for (int i = 0; i < 15; i++)
-		if (policy_limit_enter(&r, &a) == 0) {
+		if (policy_limit_enter(&r, &a, 503, 503) == 0) {
 			passed++;
 			policy_limit_leave(&r, &a);
 		}
@@ -408,8 +408,8 @@ static void test_rps(void)
 	struct route free_route = {0};
 	free_route.path = "/";
 	for (int i = 0; i < 100; i++)
-		CHECK_INT(policy_limit_enter(&free_route, &a), 0);
-	CHECK_INT(policy_limit_enter(NULL, &a), 0);
+		CHECK_INT(policy_limit_enter(&free_route, &a, 503, 503), 0);
+	CHECK_INT(policy_limit_enter(NULL, &a, 503, 503), 0);
 }
 
 static void test_connections(void)
@@ -422,13 +422,15 @@ static void test_connections(void)
 	r.path = "/conn";
 	r.source = "ns/ing";
 	r.policy.limit_connections = 2;
-	CHECK_INT(policy_limit_enter(&r, &a), 0);
-	CHECK_INT(policy_limit_enter(&r, &a), 0);
-	CHECK_INT(policy_limit_enter(&r, &a), 503);
-	CHECK_INT(policy_limit_enter(&r, &b), 0);
+	CHECK_INT(policy_limit_enter(&r, &a, 503, 503), 0);
+	CHECK_INT(policy_limit_enter(&r, &a, 503, 503), 0);
+	/* limit-conn-status-code answers the connection limit, not the rate's */
+	CHECK_INT(policy_limit_enter(&r, &a, 429, 507), 507);
+	CHECK_INT(policy_limit_enter(&r, &a, 503, 503), 503);
+	CHECK_INT(policy_limit_enter(&r, &b, 503, 503), 0);
 	policy_limit_leave(&r, &a);
-	CHECK_INT(policy_limit_enter(&r, &a), 0);
-	CHECK_INT(policy_limit_enter(&r, &a), 503);
+	CHECK_INT(policy_limit_enter(&r, &a, 503, 503), 0);
+	CHECK_INT(policy_limit_enter(&r, &a, 503, 503), 503);
 
 	/* bounded memory: churn through many clients; entries holding open
 	 * connections are never evicted, so a's count survives */
@@ -438,22 +440,22 @@ static void test_connections(void)
 		snprintf(ip, sizeof(ip), "172.16.%d.%d", i / 250, i % 250);
 		client_init(&x, ip, false);
 		fake_ns += 1000;
-		CHECK(policy_limit_enter(&r, &x) == 0);
+		CHECK(policy_limit_enter(&r, &x, 503, 503) == 0);
 		policy_limit_leave(&r, &x);
 	}
-	CHECK_INT(policy_limit_enter(&r, &a), 503);
+	CHECK_INT(policy_limit_enter(&r, &a, 503, 503), 503);
 	policy_limit_leave(&r, &a);
 	policy_limit_leave(&r, &a);
-	CHECK_INT(policy_limit_enter(&r, &a), 0);
-	CHECK_INT(policy_limit_enter(&r, &a), 0);
+	CHECK_INT(policy_limit_enter(&r, &a, 503, 503), 0);
+	CHECK_INT(policy_limit_enter(&r, &a, 503, 503), 0);
 	policy_limit_leave(&r, &a);
 	policy_limit_leave(&r, &a);
 	policy_limit_leave(&r, &b);
 	/* an extra leave does not go below zero */
 	policy_limit_leave(&r, &a);
-	CHECK_INT(policy_limit_enter(&r, &a), 0);
-	CHECK_INT(policy_limit_enter(&r, &a), 0);
-	CHECK_INT(policy_limit_enter(&r, &a), 503);
+	CHECK_INT(policy_limit_enter(&r, &a, 503, 503), 0);
+	CHECK_INT(policy_limit_enter(&r, &a, 503, 503), 0);
+	CHECK_INT(policy_limit_enter(&r, &a, 503, 503), 503);
 	policy_limit_leave(&r, &a);
 	policy_limit_leave(&r, &a);
 }
@@ -473,7 +475,7 @@ static void test_connection_slot(void)
 	r->path = strdup("/slot");
 	r->source = strdup("ns/slot");
 	r->policy.limit_connections = 1;
-	CHECK_INT(policy_limit_enter(r, &a), 0);
+	CHECK_INT(policy_limit_enter(r, &a, 503, 503), 0);
 	uint64_t slot = policy_limit_slot(r, &a);
 	CHECK(slot != 0);
 	free(r->path);
@@ -483,9 +485,9 @@ static void test_connection_slot(void)
 	again.path = "/slot";
 	again.source = "ns/slot";
 	again.policy.limit_connections = 1;
-	CHECK_INT(policy_limit_enter(&again, &a), 503);
+	CHECK_INT(policy_limit_enter(&again, &a, 503, 503), 503);
 	policy_limit_leave_slot(slot);
-	CHECK_INT(policy_limit_enter(&again, &a), 0);
+	CHECK_INT(policy_limit_enter(&again, &a, 503, 503), 0);
 	CHECK(policy_limit_slot(&again, &a) == slot);
 	policy_limit_leave(&again, &a);
 	/* no limit, no route: slot 0, and leaving slot 0 changes nothing */
@@ -495,8 +497,8 @@ static void test_connection_slot(void)
 	CHECK(policy_limit_slot(&plain, &a) == 0);
 	CHECK(policy_limit_slot(NULL, &a) == 0);
 	policy_limit_leave_slot(0);
-	CHECK_INT(policy_limit_enter(&again, &a), 0);
-	CHECK_INT(policy_limit_enter(&again, &a), 503);
+	CHECK_INT(policy_limit_enter(&again, &a, 503, 503), 0);
+	CHECK_INT(policy_limit_enter(&again, &a, 503, 503), 503);
 	policy_limit_leave(&again, &a);
 }
 
@@ -540,7 +542,7 @@ static void fill_table(void *p)
 		snprintf(ip, sizeof(ip), "10.9.%d.%d", i / 250, i % 250);
 		client_init(&f->clients[i], ip, false);
 		fake_ns += 1000;
-		int rc = policy_limit_enter(&f->r, &f->clients[i]);
+		int rc = policy_limit_enter(&f->r, &f->clients[i], 503, 503);
 		CHECK(rc == 0 || rc == 503);
 		f->admitted[i] = rc == 0;
 		if (rc == 0) {
@@ -556,7 +558,7 @@ static void fill_table(void *p)
 static void refuse_once_more(void *p)
 {
 	struct full_run *f = p;
-	CHECK_INT(policy_limit_enter(&f->r, &f->clients[f->first_refused]), 503);
+	CHECK_INT(policy_limit_enter(&f->r, &f->clients[f->first_refused], 503, 503), 503);
 }
 
 /* A table whose probe windows hold only open connections refuses new clients
@@ -582,7 +584,7 @@ static void test_full_table(void)
 	 * the limit */
 	for (int i = 0; i < FULL_CLIENTS; i++)
 		if (f->admitted[i])
-			CHECK_INT(policy_limit_enter(&f->r, &f->clients[i]), 503);
+			CHECK_INT(policy_limit_enter(&f->r, &f->clients[i], 503, 503), 503);
 	/* within the report interval: no new line; after it: one */
 	CHECK_INT(count_log_lines(refuse_once_more, f), 0);
 	fake_ns += LIMIT_WARN_NS;
@@ -591,8 +593,8 @@ static void test_full_table(void)
 	for (int i = 0; i < FULL_CLIENTS; i++)
 		if (f->admitted[i])
 			policy_limit_leave(&f->r, &f->clients[i]);
-	CHECK_INT(policy_limit_enter(&f->r, &f->clients[f->first_refused]), 0);
-	CHECK_INT(policy_limit_enter(&f->r, &f->clients[f->first_refused]), 503);
+	CHECK_INT(policy_limit_enter(&f->r, &f->clients[f->first_refused], 503, 503), 0);
+	CHECK_INT(policy_limit_enter(&f->r, &f->clients[f->first_refused], 503, 503), 503);
 	policy_limit_leave(&f->r, &f->clients[f->first_refused]);
 out:
 	free(f);
@@ -608,7 +610,7 @@ static void *worker(void *p)
 {
 	struct worker_arg *w = p;
 	for (int i = 0; i < 20000; i++) {
-		if (policy_limit_enter(w->r, w->c) == 0)
+		if (policy_limit_enter(w->r, w->c, 503, 503) == 0)
 			policy_limit_leave(w->r, w->c);
 		else
 			w->refused++;
@@ -635,8 +637,8 @@ static void test_threads(void)
 	/* four threads never hold more than four: nothing refused, count back to 0 */
 	CHECK_INT(args[0].refused + args[1].refused + args[2].refused + args[3].refused, 0);
 	for (int i = 0; i < 4; i++)
-		CHECK_INT(policy_limit_enter(&r, &a), 0);
-	CHECK_INT(policy_limit_enter(&r, &a), 503);
+		CHECK_INT(policy_limit_enter(&r, &a, 503, 503), 0);
+	CHECK_INT(policy_limit_enter(&r, &a, 503, 503), 503);
 	for (int i = 0; i < 4; i++)
 		policy_limit_leave(&r, &a);
 }
