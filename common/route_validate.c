@@ -691,8 +691,21 @@ int route_validate_vhost(const char *s, char *err, size_t errlen)
 
 int route_validate_hash_by(const char *s, char *err, size_t errlen)
 {
-	static const char *const vars[] = {"$remote_addr", "$request_uri", "$host"};
-	static const char *const pref[] = {"$arg_", "$http_", "$cookie_"};
+	static const char *const vars[] = {"remote_addr",
+	                                   "binary_remote_addr",
+	                                   "remote_port",
+	                                   "request_uri",
+	                                   "uri",
+	                                   "document_uri",
+	                                   "args",
+	                                   "query_string",
+	                                   "is_args",
+	                                   "scheme",
+	                                   "host",
+	                                   "server_name",
+	                                   "request_method",
+	                                   "server_port"};
+	static const char *const pref[] = {"arg_", "http_", "cookie_"};
 	char q[96];
 	int rc = no_ctl(s, false, err, errlen);
 	if (rc)
@@ -704,24 +717,22 @@ int route_validate_hash_by(const char *s, char *err, size_t errlen)
 			p++;
 			continue;
 		}
-		size_t len = 1;
-		while ((p[len] >= 'a' && p[len] <= 'z') || (p[len] >= 'A' && p[len] <= 'Z') ||
-		       (p[len] >= '0' && p[len] <= '9') || p[len] == '_' || p[len] == '-')
-			len++;
+		const char *name;
+		size_t len, n = route_template_var(p, &name, &len);
 		bool ok = false;
-		for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
-			if (len == strlen(vars[i]) && strncmp(p, vars[i], len) == 0)
+		for (size_t i = 0; n && i < sizeof(vars) / sizeof(vars[0]); i++)
+			if (len == strlen(vars[i]) && strncmp(name, vars[i], len) == 0)
 				ok = true;
-		for (size_t i = 0; i < sizeof(pref) / sizeof(pref[0]); i++)
-			if (len > strlen(pref[i]) && strncmp(p, pref[i], strlen(pref[i])) == 0)
+		for (size_t i = 0; n && i < sizeof(pref) / sizeof(pref[0]); i++)
+			if (len > strlen(pref[i]) && strncmp(name, pref[i], strlen(pref[i])) == 0)
 				ok = true;
 		if (!ok) {
 			char var[80];
-			snprintf(var, sizeof(var), "%.*s", (int)(len < 64 ? len : 64), p);
+			snprintf(var, sizeof(var), "%.*s", n ? (int)(n < 64 ? n : 64) : 1, p);
 			route_validate_quote(var, q, sizeof(q));
 			return fail(err, errlen, "unsupported variable %s", q);
 		}
-		p += len;
+		p += n;
 	}
 	return 0;
 }

@@ -185,7 +185,10 @@ int route_validate_rewrite_target(const char *s, char *err, size_t errlen);
 int route_validate_vhost(const char *s, char *err, size_t errlen);
 
 /* upstream-hash-by template: literal text (no control byte) and the
- * variables $remote_addr, $request_uri, $host, $arg_X, $http_X, $cookie_X. */
+ * variables ($name or ${name}) $remote_addr, $binary_remote_addr,
+ * $remote_port, $request_uri, $uri, $document_uri, $args, $query_string,
+ * $is_args, $scheme, $host, $server_name, $request_method, $server_port,
+ * $arg_X, $http_X, $cookie_X (as the proxy's balancer reads them). */
 int route_validate_hash_by(const char *s, char *err, size_t errlen);
 
 /* limit-burst-multiplier's upper bound (its lower bound is 1). */

@@ -240,7 +240,8 @@ static void expand_var(struct keybuf *k, const char *v, size_t n, const struct h
 		key_put(k, req->path, req->path_len);
 	} else if (n == 6 && memcmp(v, "scheme", 6) == 0) {
 		key_put(k, client->tls ? "https" : "http", client->tls ? 5 : 4);
-	} else if (n == 4 && memcmp(v, "host", 4) == 0) {
+	} else if ((n == 4 && memcmp(v, "host", 4) == 0) ||
+	           (n == 11 && memcmp(v, "server_name", 11) == 0)) {
 		/* nginx $host: lowercase, without the port */
 		if (req->host) {
 			size_t hl = req->host_len;
@@ -256,6 +257,32 @@ static void expand_var(struct keybuf *k, const char *v, size_t n, const struct h
 				key_put(k, &c, 1);
 			}
 		}
+	} else if (n == 18 && memcmp(v, "binary_remote_addr", 18) == 0) {
+		/* nginx: the address in network order, 4 or 16 bytes */
+		if (client->addr.ss_family == AF_INET)
+			key_put(k, (const char *)&client->addr.in4.sin_addr, 4);
+		else if (client->addr.ss_family == AF_INET6)
+			key_put(k, (const char *)&client->addr.in6.sin6_addr, 16);
+	} else if (n == 11 && memcmp(v, "remote_port", 11) == 0) {
+		char port[8];
+		int pn = client->port ? snprintf(port, sizeof(port), "%u", client->port) : 0;
+		key_put(k, port, (size_t)pn);
+	} else if (n == 11 && memcmp(v, "server_port", 11) == 0) {
+		char port[8];
+		int pn = snprintf(port, sizeof(port), "%u", client->local_port);
+		key_put(k, port, (size_t)pn);
+	} else if (n == 12 && memcmp(v, "document_uri", 12) == 0) {
+		key_put(k, req->path, req->path_len);
+	} else if ((n == 4 && memcmp(v, "args", 4) == 0) ||
+	           (n == 12 && memcmp(v, "query_string", 12) == 0)) {
+		if (req->target_len > req->path_len)
+			key_put(k, req->target + req->path_len + 1,
+			        req->target_len - req->path_len - 1);
+	} else if (n == 7 && memcmp(v, "is_args", 7) == 0) {
+		if (req->target_len > req->path_len)
+			key_put(k, "?", 1);
+	} else if (n == 14 && memcmp(v, "request_method", 14) == 0) {
+		key_put(k, req->method, req->method_len);
 	} else if (n > 4 && memcmp(v, "arg_", 4) == 0) {
 		if (find_arg(req, v + 4, n - 4, &val, &vlen))
 			key_put(k, val, vlen);
@@ -379,7 +406,7 @@ struct rr_cell {
 struct rr_backend {
 	_Atomic uint64_t *clock;
 	_Atomic uint64_t **pass; /* one per endpoint, in the order of be->endpoints */
-	size_t entry; /* entries[entry]: the clock's cell, then one per endpoint */
+	size_t entry;            /* entries[entry]: the clock's cell, then one per endpoint */
 };
 
 struct balancer_state {

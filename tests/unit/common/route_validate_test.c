@@ -180,9 +180,12 @@ static void test_strings(void)
 	takes(route_validate_vhost, vh_good, N(vh_good));
 	refuses(route_validate_vhost, vh_bad, N(vh_bad));
 
-	static const char *const hb_good[] = {"$remote_addr", "$arg_room-$http_x_user$cookie_sid",
-	                                      "room:$request_uri$host"};
-	static const char *const hb_bad[] = {"", "$upstream_addr", "$arg_", "$remote_addr\n"};
+	static const char *const hb_good[] = {
+	    "$remote_addr",           "$arg_room-$http_x_user$cookie_sid",
+	    "room:$request_uri$host", "$binary_remote_addr",
+	    "${uri}?$args",           "$scheme$server_name$request_method"};
+	static const char *const hb_bad[] = {
+	    "", "$upstream_addr", "$arg_", "$remote_addr\n", "${host", "$"};
 	takes(route_validate_hash_by, hb_good, N(hb_good));
 	refuses(route_validate_hash_by, hb_bad, N(hb_bad));
 }
