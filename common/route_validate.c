@@ -393,25 +393,42 @@ int route_validate_header_value(const char *s, char *err, size_t errlen)
 	return no_ctl(s, true, err, errlen);
 }
 
-int route_validate_header_template(const char *s, char *err, size_t errlen)
+/* Which variables a template may name (besides enum route_var's). */
+enum template_vars {
+	VARS_ROUTE = 0,    /* route_var_lookup only */
+	VARS_CAPTURES = 1, /* and $1..$9 (rewrite replacements) */
+	VARS_FASTCGI = 2   /* and route_fastcgi_var_lookup (FastCGI params) */
+};
+
+/* Every '$' of s starts a reference to a variable of the set. */
+static int check_template_vars(const char *s, enum template_vars set, char *err, size_t errlen)
 {
 	char q[96];
-	int rc = route_validate_header_value(s, err, errlen);
-	if (rc)
-		return rc;
 	for (const char *p = strchr(s, '$'); p; p = strchr(p, '$')) {
+		if (set == VARS_CAPTURES && p[1] >= '1' && p[1] <= '9') {
+			p += 2;
+			continue;
+		}
 		const char *name;
 		size_t len, n = route_template_var(p, &name, &len);
 		if (n == 0) {
 			route_validate_quote(s, q, sizeof(q));
 			return fail(err, errlen, "%s: '$' names no variable", q);
 		}
-		if (route_var_lookup(name, len) == ROUTE_VAR_NONE)
+		if (route_var_lookup(name, len) == ROUTE_VAR_NONE &&
+		    (set != VARS_FASTCGI ||
+		     route_fastcgi_var_lookup(name, len) == ROUTE_FCGI_VAR_NONE))
 			return fail(err, errlen, "variable \"$%.*s\" is not one weir expands",
 			            (int)(len > 64 ? 64 : len), name);
 		p += n;
 	}
 	return 0;
+}
+
+int route_validate_header_template(const char *s, char *err, size_t errlen)
+{
+	int rc = route_validate_header_value(s, err, errlen);
+	return rc ? rc : check_template_vars(s, VARS_ROUTE, err, errlen);
 }
 
 int route_validate_rewrite(const struct route_rewrite *r, char *err, size_t errlen)
@@ -433,23 +450,7 @@ int route_validate_rewrite(const struct route_rewrite *r, char *err, size_t errl
 		return fail(err, errlen, "%s: %s", q, why);
 	}
 	pcre2_code_free(code);
-	for (const char *p = strchr(rp, '$'); p; p = strchr(p, '$')) {
-		if (p[1] >= '1' && p[1] <= '9') {
-			p += 2;
-			continue;
-		}
-		const char *name;
-		size_t len, n = route_template_var(p, &name, &len);
-		if (n == 0) {
-			route_validate_quote(rp, q, sizeof(q));
-			return fail(err, errlen, "%s: '$' names no variable", q);
-		}
-		if (route_var_lookup(name, len) == ROUTE_VAR_NONE)
-			return fail(err, errlen, "variable \"$%.*s\" is not one weir expands",
-			            (int)(len > 64 ? 64 : len), name);
-		p += n;
-	}
-	return 0;
+	return check_template_vars(rp, VARS_CAPTURES, err, errlen);
 }
 
 int route_validate_fastcgi_index(const char *s, char *err, size_t errlen)
@@ -484,28 +485,12 @@ int route_validate_fastcgi_name(const char *s, char *err, size_t errlen)
 
 int route_validate_fastcgi_value(const char *s, char *err, size_t errlen)
 {
-	char q[96];
 	size_t n = strlen(s);
 	if (n > ROUTE_FASTCGI_VALUE_MAX)
 		return fail(err, errlen, "a value of %zu bytes is more than the %u allowed", n,
 		            ROUTE_FASTCGI_VALUE_MAX);
 	int rc = route_validate_header_value(s, err, errlen);
-	if (rc)
-		return rc;
-	for (const char *p = strchr(s, '$'); p; p = strchr(p, '$')) {
-		const char *name;
-		size_t len, k = route_template_var(p, &name, &len);
-		if (k == 0) {
-			route_validate_quote(s, q, sizeof(q));
-			return fail(err, errlen, "%s: '$' names no variable", q);
-		}
-		if (route_var_lookup(name, len) == ROUTE_VAR_NONE &&
-		    route_fastcgi_var_lookup(name, len) == ROUTE_FCGI_VAR_NONE)
-			return fail(err, errlen, "variable \"$%.*s\" is not one weir expands",
-			            (int)(len > 64 ? 64 : len), name);
-		p += k;
-	}
-	return 0;
+	return rc ? rc : check_template_vars(s, VARS_FASTCGI, err, errlen);
 }
 
 int route_validate_return_body(const char *s, char *err, size_t errlen)

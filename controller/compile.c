@@ -1543,6 +1543,44 @@ out:
 	return ok;
 }
 
+/* ------------------------------------------------------------ ConfigMap data */
+
+/* The data keys of ConfigMap cm in byte order: borrowed from cm, in an
+ * array the caller frees (NULL when there are none); *data gets its data. */
+static const char **configmap_sorted_keys(json_object *cm, json_object **data, size_t *n)
+{
+	const char **keys = NULL;
+	*n = 0;
+	*data = jget(cm, "data");
+	if (*data && json_object_is_type(*data, json_type_object) &&
+	    json_object_object_length(*data) > 0) {
+		keys = xcalloc((size_t)json_object_object_length(*data), sizeof(*keys));
+		json_object_object_foreach(*data, k, v)
+		{
+			(void)v;
+			keys[(*n)++] = k;
+		}
+		qsort(keys, *n, sizeof(*keys), cmp_strp);
+	}
+	return keys;
+}
+
+/* The string value of data key k, or NULL with the reason in why: not a
+ * string, or one that holds a NUL byte. */
+static const char *configmap_string(json_object *data, const char *k, char *why, size_t whylen)
+{
+	json_object *v = jget(data, k);
+	const char *val =
+	    json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
+	if (!val)
+		snprintf(why, whylen, "value is not a string");
+	else if (strlen(val) != (size_t)json_object_get_string_len(v))
+		snprintf(why, whylen, "value holds a NUL byte");
+	else
+		return val;
+	return NULL;
+}
+
 /* ------------------------------------------------------------ auth request headers */
 
 /* auth-proxy-set-headers: each data key of the ConfigMap it names is a
@@ -1564,17 +1602,8 @@ static bool resolve_auth_headers(struct ctx *c, json_object *obj, struct annotat
 	                                 "BadAuthProxySetHeaders", &cname);
 	if (!cm)
 		goto out;
-	json_object *data = jget(cm, "data");
-	if (data && json_object_is_type(data, json_type_object) &&
-	    json_object_object_length(data) > 0) {
-		keys = xcalloc((size_t)json_object_object_length(data), sizeof(*keys));
-		json_object_object_foreach(data, k, v)
-		{
-			(void)v;
-			keys[nkeys++] = k;
-		}
-		qsort(keys, nkeys, sizeof(*keys), cmp_strp);
-	}
+	json_object *data = NULL;
+	keys = configmap_sorted_keys(cm, &data, &nkeys);
 	/* auth-snippet's proxy_set_header entries (already in the list) come
 	 * after the ConfigMap's and win on a name. */
 	snip = ea->proxy_set_headers;
@@ -1584,16 +1613,11 @@ static bool resolve_auth_headers(struct ctx *c, json_object *obj, struct annotat
 	if (nkeys + nsnip)
 		ea->proxy_set_headers = xcalloc(nkeys + nsnip, sizeof(*ea->proxy_set_headers));
 	for (size_t i = 0; i < nkeys; i++) {
-		json_object *v = jget(data, keys[i]);
-		const char *val =
-		    json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
 		char q[96], reason[200];
+		const char *val = configmap_string(data, keys[i], reason, sizeof(reason));
 		route_validate_quote(keys[i], q, sizeof(q));
-		if (!val)
-			snprintf(reason, sizeof(reason), "value is not a string");
-		else if (strlen(val) != (size_t)json_object_get_string_len(v))
-			snprintf(reason, sizeof(reason), "value holds a NUL byte");
-		else if (route_validate_auth_set_header(keys[i], val, reason, sizeof(reason)) == 0)
+		if (val &&
+		    route_validate_auth_set_header(keys[i], val, reason, sizeof(reason)) == 0)
 			reason[0] = '\0';
 		if (reason[0]) {
 			snprintf(why, sizeof(why), "key %s: %s", q, reason);
@@ -1711,29 +1735,14 @@ static bool resolve_custom_headers(struct ctx *c, json_object *obj, struct annot
 	                                 "BadCustomHeaders", &cname);
 	if (!cm)
 		goto out;
-	json_object *data = jget(cm, "data");
-	if (data && json_object_is_type(data, json_type_object) &&
-	    json_object_object_length(data) > 0) {
-		keys = xcalloc((size_t)json_object_object_length(data), sizeof(*keys));
-		json_object_object_foreach(data, k, v)
-		{
-			(void)v;
-			keys[nkeys++] = k;
-		}
-		qsort(keys, nkeys, sizeof(*keys), cmp_strp);
-	}
+	json_object *data = NULL;
+	keys = configmap_sorted_keys(cm, &data, &nkeys);
 	for (size_t i = 0; i < nkeys; i++) {
-		json_object *v = jget(data, keys[i]);
-		const char *val =
-		    json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
 		char q[96], reason[200];
+		const char *val = configmap_string(data, keys[i], reason, sizeof(reason));
 		route_validate_quote(keys[i], q, sizeof(q));
-		if (!val)
-			snprintf(reason, sizeof(reason), "value is not a string");
-		else if (strlen(val) != (size_t)json_object_get_string_len(v))
-			snprintf(reason, sizeof(reason), "value holds a NUL byte");
-		else if (route_validate_token(keys[i], reason, sizeof(reason)) == 0 &&
-		         route_validate_header_value(val, reason, sizeof(reason)) == 0)
+		if (val && route_validate_token(keys[i], reason, sizeof(reason)) == 0 &&
+		    route_validate_header_value(val, reason, sizeof(reason)) == 0)
 			reason[0] = '\0';
 		if (!reason[0] && framing_header(keys[i]))
 			snprintf(
@@ -1793,31 +1802,16 @@ static bool resolve_fastcgi_params(struct ctx *c, json_object *obj, struct annot
 	                                 "BadFastCGIParams", &cname);
 	if (!cm)
 		goto out;
-	json_object *data = jget(cm, "data");
-	if (data && json_object_is_type(data, json_type_object) &&
-	    json_object_object_length(data) > 0) {
-		keys = xcalloc((size_t)json_object_object_length(data), sizeof(*keys));
-		json_object_object_foreach(data, k, v)
-		{
-			(void)v;
-			keys[nkeys++] = k;
-		}
-		qsort(keys, nkeys, sizeof(*keys), cmp_strp);
-	}
+	json_object *data = NULL;
+	keys = configmap_sorted_keys(cm, &data, &nkeys);
 	if (nkeys)
 		f->params = xcalloc(nkeys, sizeof(*f->params));
 	for (size_t i = 0; i < nkeys; i++) {
-		json_object *v = jget(data, keys[i]);
-		const char *val =
-		    json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
 		char q[96], reason[240];
+		const char *val = configmap_string(data, keys[i], reason, sizeof(reason));
 		route_validate_quote(keys[i], q, sizeof(q));
-		if (!val)
-			snprintf(reason, sizeof(reason), "value is not a string");
-		else if (strlen(val) != (size_t)json_object_get_string_len(v))
-			snprintf(reason, sizeof(reason), "value holds a NUL byte");
-		else if (route_validate_fastcgi_name(keys[i], reason, sizeof(reason)) == 0 &&
-		         route_validate_fastcgi_value(val, reason, sizeof(reason)) == 0)
+		if (val && route_validate_fastcgi_name(keys[i], reason, sizeof(reason)) == 0 &&
+		    route_validate_fastcgi_value(val, reason, sizeof(reason)) == 0)
 			reason[0] = '\0';
 		if (reason[0]) {
 			snprintf(why, sizeof(why), "key %s: %s", q, reason);

@@ -2,6 +2,7 @@
 
 Everything talks to loopback only. Every wait is bounded by a deadline."""
 
+import hashlib
 import json
 import os
 import re
@@ -349,3 +350,21 @@ def request(port: int, data: bytes, method: str = "GET", timeout: float = 10.0) 
 
 def get(port: int, path: str, host: str = "test.local", extra: str = "") -> Response:
     return request(port, f"GET {path} HTTP/1.1\r\nHost: {host}\r\n{extra}\r\n".encode())
+
+
+def get_digest(port: int, target: str, host: str, timeout: float = 30.0):
+    """GET target and read the body as it streams without keeping it: returns the response
+    head, the body's length and its sha256 hex digest."""
+    c = RawConn(port, timeout=timeout)
+    try:
+        c.send(f"GET {target} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+        r = c.read_head()
+        h = hashlib.sha256()
+        total = 0
+        if r.status == 200:
+            for piece in c.iter_body(r):
+                h.update(piece)
+                total += len(piece)
+    finally:
+        c.close()
+    return r, total, h.hexdigest()

@@ -255,20 +255,10 @@ def test_status_header_and_cookie_from_php(pproxy):
 
 def test_large_php_output(pproxy):
     n = 2000000
-    c = pu.RawConn(pproxy.http_port, timeout=30)
-    try:
-        c.send(f"GET /big.php?n={n} HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode())
-        r = c.read_head()
-        assert r.status == 200, r
-        h = hashlib.sha256()
-        total = 0
-        for piece in c.iter_body(r):
-            h.update(piece)
-            total += len(piece)
-    finally:
-        c.close()
+    r, total, digest = pu.get_digest(pproxy.http_port, f"/big.php?n={n}", HOST)
+    assert r.status == 200, r
     assert total == n
-    assert h.hexdigest() == pattern.sha256(n)
+    assert digest == pattern.sha256(n)
 
 
 def test_fatal_error_is_php_500(pproxy, php):
