@@ -198,6 +198,15 @@ def main() -> int:
         w.start_controller()
         t_warm = wait(lambda: status(w.http_port, probe) == 503, 120,
                       "the new Ingress served after the restart", 0.005)
+        # where the restart's time went: the controller's own lines since it started
+        ctl = (c.logs / "weir-controller.log").read_text(errors="replace").splitlines()
+        # (the lines after the previous controller's last one: the listing comes
+        # before "running")
+        since = max((i + 1 for i, ln in enumerate(ctl) if "stopping;" in ln), default=0)
+        warm_lines = [ln for ln in ctl[since:]
+                      if any(m in ln for m in ("running: source", "seeded as valid",
+                                               "listed from the API", "compiled in",
+                                               "published generation"))][:6]
         time.sleep(2)
 
         lat = []
@@ -269,6 +278,9 @@ def main() -> int:
             if xs:
                 print(f"{'  ' + name:<58}{'p50 %.1f ms' % pct(xs, 0.5):>12}  "
                       f"p99 {pct(xs, 0.99):.1f} ms  ({len(xs)} matched in the logs)")
+        print("  the restart in the controller's log (first lines after it started):")
+        for ln in warm_lines:
+            print("    " + ln)
         print(f"{'controller RSS':<58}{rss / 1024:>8.0f} MiB  peak {hwm / 1024:.0f} MiB")
         print(f"{'proxy RSS (1 worker)':<58}{prss / 1024:>8.0f} MiB  peak {phwm / 1024:.0f} MiB")
         # Where the time of the last changes went: the controller's publish lines and the
