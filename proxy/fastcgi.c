@@ -263,7 +263,7 @@ static void fcgi_var(const struct fastcgi_vars *v, const struct paths *ps,
 	case ROUTE_FCGI_VAR_SERVER_NAME: {
 		/* as $host: the Host without port, lower case */
 		char hb[300];
-		int k = headers_expand_value("$host", true, v->orig, v->client, hb, sizeof(hb));
+		int k = headers_expand_var("host", 4, v->orig, v->client, hb, sizeof(hb));
 		if (k > 0 && buf_append(b, hb, (size_t)k))
 			*over = true;
 		return;
@@ -325,17 +325,11 @@ static void expand(const struct fastcgi_vars *v, const struct paths *ps, const c
 		enum route_fastcgi_var fv = route_fastcgi_var_lookup(name, len);
 		if (fv != ROUTE_FCGI_VAR_NONE) {
 			fcgi_var(v, ps, fv, b, over);
-		} else if (route_var_lookup(name, len) != ROUTE_VAR_NONE) {
-			char ref[80], *val = malloc(VALUE_CAP);
-			int m = -1;
-			if (val && len < sizeof(ref) - 4) {
-				snprintf(ref, sizeof(ref), "${%.*s}", (int)len, name);
-				m = headers_expand_value(ref, true, v->orig, v->client, val,
-				                         VALUE_CAP);
-			}
+		} else {
+			char val[VALUE_CAP];
+			int m = headers_expand_var(name, len, v->orig, v->client, val, sizeof(val));
 			if (m < 0 || buf_append(b, val, (size_t)m))
 				*over = true;
-			free(val);
 		}
 		t = d + k;
 	}

@@ -236,6 +236,17 @@ int headers_expand_value(const char *v, bool expand, const struct http_request *
 	return (int)w.len - 1;
 }
 
+int headers_expand_var(const char *name, size_t len, const struct http_request *req,
+                       const struct http_client *client, char *buf, size_t cap)
+{
+	struct wbuf w = {buf, cap, 0, false};
+	put_var(&w, name, len, req, client);
+	put(&w, "", 1);
+	if (w.over)
+		return WEIR_ETOOBIG;
+	return (int)w.len - 1;
+}
+
 static int finish(struct wbuf *w)
 {
 	if (w->over || w->len > INT_MAX)

@@ -108,6 +108,12 @@ int headers_build_response(const struct http_response *resp, const struct route 
                            const struct headers_resp_extra *extra, int64_t body_length,
                            enum headers_conn conn, char *buf, size_t cap);
 
+/* The value of the variable name[0..len) (route_var_lookup; nothing for
+ * another name) for req and client into buf (cap bytes, NUL-terminated).
+ * Returns the length without the NUL, or WEIR_ETOOBIG. */
+int headers_expand_var(const char *name, size_t len, const struct http_request *req,
+                       const struct http_client *client, char *buf, size_t cap);
+
 /* The route's own response header lines ("Name: value\r\n" each) for an
  * answer the proxy makes for the route (a redirect, a fixed "return"):
  * response-headers, then add_headers that apply to status (always, or

@@ -139,14 +139,13 @@ static void expand(struct out *o, const char *r, pcre2_match_data *md, int rc, c
 		}
 		const char *name;
 		size_t nlen, n = route_template_var(d, &name, &nlen);
-		if (n == 0 || nlen > 64) {
+		if (n == 0) {
 			put(o, d, 1);
 			r = d + 1;
 			continue;
 		}
-		char ref[72], val[VAR_MAX];
-		snprintf(ref, sizeof(ref), "${%.*s}", (int)nlen, name);
-		int k = headers_expand_value(ref, true, req, client, val, sizeof(val));
+		char val[VAR_MAX];
+		int k = headers_expand_var(name, nlen, req, client, val, sizeof(val));
 		if (k < 0)
 			o->over = true;
 		else
