@@ -57,8 +57,8 @@ bool policy_cors_allow_origin(const struct route *route, const struct http_reque
  * status to answer: req_status over limit-rps/limit-rpm (also when the table
  * has no room for a new client without forgetting open connections: the
  * limits never fail open), conn_status over limit-connections (ingress-nginx's
- * limit-req-status-code and limit-conn-status-code); every enter that returned 0 is paired with exactly
- * one policy_limit_leave (same route and client) for connection counting. */
+ * limit-req-status-code and limit-conn-status-code); every enter that returned 0 is paired with
+ * exactly one policy_limit_leave (same route and client) for connection counting. */
 int policy_limit_enter(const struct route *route, const struct http_client *client, int req_status,
                        int conn_status);
 void policy_limit_leave(const struct route *route, const struct http_client *client);

@@ -136,8 +136,7 @@ static const struct refusal refusals[] = {
     {"{\"version\":1,\"settings\":{\"ssl_ciphers\":\"NOPE\"}}", WEIR_EINVAL,
      "settings.ssl_ciphers: \"NOPE\": OpenSSL knows no cipher of this list"},
     {"{\"version\":1,\"settings\":{\"ssl_ciphers\":\"A B\"}}", WEIR_EINVAL, NULL},
-    {"{\"version\":1,\"settings\":{\"block_user_agents\":[\"ok\",\"~*(\"]}}", WEIR_EINVAL,
-     NULL},
+    {"{\"version\":1,\"settings\":{\"block_user_agents\":[\"ok\",\"~*(\"]}}", WEIR_EINVAL, NULL},
     {"{\"version\":1,\"settings\":{\"block_referers\":[\"\"]}}", WEIR_EINVAL,
      "settings.block_referers[0]: empty pattern"},
     {"{\"version\":1,\"settings\":{\"block_cidrs\":[\"10.0.0.0/33\"]}}", WEIR_EINVAL, NULL},
@@ -237,7 +236,8 @@ static const struct refusal refusals[] = {
      WEIR_EINVAL, "hosts[0].routes[0].policy.redirect_url: \"https://x/\\r\\n\" contains CR or LF"},
     {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/\",\"match\":\"prefix\","
      "\"policy\":{\"redirect_code\":304,\"redirect_url\":\"https://x/\"}}]}]}",
-     WEIR_EINVAL, "hosts[0].routes[0].policy.redirect_code: 304 is not 0, 300, 301, 302, 303, 307 or 308"},
+     WEIR_EINVAL,
+     "hosts[0].routes[0].policy.redirect_code: 304 is not 0, 300, 301, 302, 303, 307 or 308"},
     {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/\",\"match\":\"prefix\","
      "\"policy\":{\"request_headers\":[{\"name\":\"X\",\"value\":\"$uri\",\"expand\":true}]}}]}]}",
      WEIR_EINVAL,
@@ -1057,8 +1057,8 @@ static void test_backend_tls(void)
 #define ID_A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 #define ID_B "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 
-static int parse_index(const char *text, struct route_table **t, struct route_index **ix,
-                       char *err, size_t errlen)
+static int parse_index(const char *text, struct route_table **t, struct route_index **ix, char *err,
+                       size_t errlen)
 {
 	*t = NULL;
 	*ix = NULL;
@@ -1080,9 +1080,11 @@ static void check_index_ab(const char *text)
 	CHECK_INT(t->version, 2);
 	CHECK_INT(t->generation, 7);
 	CHECK_INT(ix->nhosts, 2);
-	CHECK(ix->nhosts == 2 && strcmp(ix->hosts[0], ID_A) == 0 && strcmp(ix->hosts[1], ID_B) == 0);
+	CHECK(ix->nhosts == 2 && strcmp(ix->hosts[0], ID_A) == 0 &&
+	      strcmp(ix->hosts[1], ID_B) == 0);
 	CHECK_INT(ix->nbackends, 2);
-	CHECK(ix->nbackends == 2 && strcmp(ix->backends[0], ID_B) == 0 && ix->backends[1][0] == '\0');
+	CHECK(ix->nbackends == 2 && strcmp(ix->backends[0], ID_B) == 0 &&
+	      ix->backends[1][0] == '\0');
 	CHECK_INT(t->nbackends, 2);
 	CHECK_INT(ix->ncerts, 1);
 	CHECK_INT(t->ncerts, 1);
@@ -1119,10 +1121,11 @@ static void test_index(void)
 	               "\"hosts\":[\"" ID_A "\" , \"" ID_B "\"],\"generation\":7,"
 	               "\"default_backend\":0,\"passthrough\":[],\"version\":2}");
 	/* an escaped key: the parser reads it all, to the same result */
-	check_index_ab("{\"version\": 2, \"generation\": 7, \"settings\": {\"max_header_bytes\": 1000},"
-	               "\"ho\\u0073ts\": [\"" ID_A "\", \"" ID_B "\"],"
-	               "\"backends\": [\"" ID_B "\", \"\"], \"certs\": [\"" ID_A "\"],"
-	               "\"default_backend\": 0}");
+	check_index_ab(
+	    "{\"version\": 2, \"generation\": 7, \"settings\": {\"max_header_bytes\": 1000},"
+	    "\"ho\\u0073ts\": [\"" ID_A "\", \"" ID_B "\"],"
+	    "\"backends\": [\"" ID_B "\", \"\"], \"certs\": [\"" ID_A "\"],"
+	    "\"default_backend\": 0}");
 	/* what the scanner does not take, the parser refuses with its path */
 	check_index_refused("{\"version\": 2, \"hosts\": [\"" ID_A "\", \"" ID_A "B\"]}",
 	                    "hosts[1]: not a shard id");
