@@ -13,7 +13,7 @@ ENV DEBIAN_FRONTEND=noninteractive
 RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends \
         build-essential cmake ninja-build pkg-config node-llhttp libwebsockets-dev \
         libcurl4-openssl-dev libjson-c-dev libyaml-dev libssl-dev libpcre2-dev libcrypt-dev \
-        zlib1g-dev libbrotli-dev \
+        zlib1g-dev libbrotli-dev libnghttp2-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY CMakeLists.txt ./

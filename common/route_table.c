@@ -51,6 +51,8 @@ struct route_table *route_table_new(void)
 	t->settings.gzip_level = 1;
 	t->settings.limit_req_status = 503;
 	t->settings.limit_conn_status = 503;
+	t->settings.use_http2 = true;
+	t->settings.http2_max_concurrent_streams = 128;
 	t->settings.gzip_min_length = 256;
 	t->settings.gzip_types = strdup(ROUTE_GZIP_TYPES_DEFAULT);
 	t->settings.brotli_level = 4;
@@ -1076,10 +1078,17 @@ static const char *const mirror_keys[] = {"url", "host", "request_body", NULL};
 static const char *const fastcgi_keys[] = {"index", "params", NULL};
 static const char *const rewrite_keys[] = {"regex", "replacement", "flag", NULL};
 static const char *const rewrite_flag_names[] = {"break", "redirect", "permanent", NULL};
-static const char *const proto_names[] = {"HTTP", "HTTPS", "FCGI", NULL};
+static const char *const proto_names[] = {"HTTP",  "HTTPS",     "FCGI", "GRPC",
+                                          "GRPCS", "AUTO_HTTP", NULL};
 static const char *const next_upstream_names[ROUTE_NEXT_COUNT] = {
     "error",    "timeout",  "invalid_header", "http_500", "http_502",      "http_503",
     "http_504", "http_403", "http_404",       "http_429", "non_idempotent"};
+
+const char *route_protocol_name(enum route_protocol p)
+{
+	return (unsigned)p < sizeof(proto_names) / sizeof(proto_names[0]) - 1 ? proto_names[p]
+	                                                                      : "?";
+}
 
 const char *route_next_upstream_name(int i)
 {
@@ -2054,6 +2063,9 @@ static const char *const settings_keys[] = {"trusted_proxies",
                                             "limit_req_status",
                                             "limit_conn_status",
                                             "allow_backend_server_header",
+                                            "use_http2",
+                                            "http2_max_concurrent_streams",
+                                            "http2_cleartext",
                                             NULL};
 static const char *const log_escape_names[] = {"default", "json", "none", NULL};
 static const char *const top_keys[] = {
@@ -2122,8 +2134,16 @@ static int parse_settings(struct parser *p, json_object *root, struct route_sett
 	    (rc = opt_bool(p, o, "settings", "allow_backend_server_header",
 	                   &s->allow_backend_server_header)) != 0 ||
 	    (rc = opt_u32(p, o, "settings", "limit_req_status", &s->limit_req_status)) != 0 ||
-	    (rc = opt_u32(p, o, "settings", "limit_conn_status", &s->limit_conn_status)) != 0)
+	    (rc = opt_u32(p, o, "settings", "limit_conn_status", &s->limit_conn_status)) != 0 ||
+	    (rc = opt_bool(p, o, "settings", "use_http2", &s->use_http2)) != 0 ||
+	    (rc = opt_u32(p, o, "settings", "http2_max_concurrent_streams",
+	                  &s->http2_max_concurrent_streams)) != 0 ||
+	    (rc = opt_bool(p, o, "settings", "http2_cleartext", &s->http2_cleartext)) != 0)
 		return rc;
+	if (s->http2_max_concurrent_streams < 1 || s->http2_max_concurrent_streams > 65535)
+		return fail(p, WEIR_EINVAL, "settings.http2_max_concurrent_streams",
+		            "%u is not between 1 and 65535",
+		            (unsigned)s->http2_max_concurrent_streams);
 	if (s->limit_req_status < 400 || s->limit_req_status > 599)
 		return fail(p, WEIR_EINVAL, "settings.limit_req_status",
 		            "%u is not between 400 and 599", (unsigned)s->limit_req_status);
@@ -3492,6 +3512,12 @@ static void w_table(struct writer *w, const struct route_table *t, const struct 
 		w_int(w, "limit_req_status", t->settings.limit_req_status);
 	if (t->settings.limit_conn_status != 503)
 		w_int(w, "limit_conn_status", t->settings.limit_conn_status);
+	if (!t->settings.use_http2)
+		w_bool(w, "use_http2", false);
+	if (t->settings.http2_max_concurrent_streams != 128)
+		w_int(w, "http2_max_concurrent_streams", t->settings.http2_max_concurrent_streams);
+	if (t->settings.http2_cleartext)
+		w_bool(w, "http2_cleartext", true);
 	w_close_obj(w, s);
 
 	if (ix) {

@@ -93,8 +93,17 @@ enum route_match {
 	                           start of the path (ingress-nginx "~*" location) */
 };
 
-/* JSON "HTTP", "HTTPS", "FCGI" (FastCGI responder, struct route_fastcgi) */
-enum route_protocol { ROUTE_PROTO_HTTP = 0, ROUTE_PROTO_HTTPS = 1, ROUTE_PROTO_FCGI = 2 };
+/* JSON "HTTP", "HTTPS", "FCGI" (FastCGI responder, struct route_fastcgi),
+ * "GRPC" (HTTP/2 with prior knowledge), "GRPCS" (HTTP/2 over TLS), "AUTO_HTTP"
+ * (HTTPS to the upstream when the client came over TLS, else HTTP) */
+enum route_protocol {
+	ROUTE_PROTO_HTTP = 0,
+	ROUTE_PROTO_HTTPS = 1,
+	ROUTE_PROTO_FCGI = 2,
+	ROUTE_PROTO_GRPC = 3,
+	ROUTE_PROTO_GRPCS = 4,
+	ROUTE_PROTO_AUTO_HTTP = 5
+};
 enum route_balance { ROUTE_BALANCE_ROUND_ROBIN = 0, ROUTE_BALANCE_EWMA = 1 };
 enum route_affinity { ROUTE_AFFINITY_NONE = 0, ROUTE_AFFINITY_COOKIE = 1 };
 enum route_affinity_mode { ROUTE_AFFINITY_BALANCED = 0, ROUTE_AFFINITY_PERSISTENT = 1 };
@@ -297,6 +306,8 @@ enum route_next_upstream {
 
 /* The name of bit i (0..ROUTE_NEXT_COUNT-1) of enum route_next_upstream,
  * static storage. */
+/* The JSON name of a backend protocol ("HTTP", "GRPCS"...). */
+const char *route_protocol_name(enum route_protocol p);
 const char *route_next_upstream_name(int i);
 
 /* The bit of the condition named by s[0..len) ("http_503"...), or 0 when
@@ -604,6 +615,13 @@ struct route_settings {
 	 * 400..599) */
 	uint32_t limit_req_status;
 	uint32_t limit_conn_status;
+	/* HTTP/2 from clients (ingress-nginx use-http2,
+	 * http2-max-concurrent-streams): offered by ALPN on HTTPS (true); the
+	 * streams one connection may have open (128). http2_cleartext: HTTP/2
+	 * with prior knowledge (h2c) on the HTTP port too (false; weir's own) */
+	bool use_http2;
+	uint32_t http2_max_concurrent_streams;
+	bool http2_cleartext;
 };
 
 enum { ROUTE_LOG_ESCAPE_DEFAULT = 0, ROUTE_LOG_ESCAPE_JSON = 1, ROUTE_LOG_ESCAPE_NONE = 2 };

@@ -927,8 +927,16 @@ static int h_protocol(struct pctx *c, const char *v)
 		c->a->policy.backend_protocol = ROUTE_PROTO_HTTPS;
 	else if (strcasecmp(v, "FCGI") == 0)
 		c->a->policy.backend_protocol = ROUTE_PROTO_FCGI;
+	else if (strcasecmp(v, "GRPC") == 0)
+		c->a->policy.backend_protocol = ROUTE_PROTO_GRPC;
+	else if (strcasecmp(v, "GRPCS") == 0)
+		c->a->policy.backend_protocol = ROUTE_PROTO_GRPCS;
+	else if (strcasecmp(v, "AUTO_HTTP") == 0)
+		c->a->policy.backend_protocol = ROUTE_PROTO_AUTO_HTTP;
 	else
-		return fail(c->err, c->errlen, "\"%s\" is not supported (HTTP, HTTPS or FCGI)", v);
+		return fail(c->err, c->errlen,
+		            "\"%s\" is not supported (HTTP, HTTPS, AUTO_HTTP, GRPC, GRPCS or FCGI)",
+		            v);
 	return 0;
 }
 
@@ -1830,7 +1838,7 @@ static const struct {
     /* clang-format off */
     {"client-body-buffer-size", "nginx buffer sizing; weir holds a buffered request body in memory (proxy-request-buffering, up to 1 MiB)"},
     {"enable-rewrite-log", "nginx's rewrite debug log; weir has no nginx rewrite module"},
-    {"http2-push-preload", "HTTP/2 server push; weir serves HTTP/1.1"},
+    {"http2-push-preload", "HTTP/2 server push (browsers have dropped it)"},
     {"proxy-buffers-number", "nginx buffer sizing; weir holds a buffered response in memory (proxy-buffering, up to 1 MiB)"},
     {"proxy-busy-buffers-size", "nginx buffer sizing; weir holds a buffered response in memory (proxy-buffering, up to 1 MiB)"},
     {"proxy-max-temp-file-size", "nginx spools responses to disk; weir streams them"},

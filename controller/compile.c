@@ -2377,6 +2377,18 @@ static void apply_configmap(struct ctx *c, json_object *cm, uint32_t *drain_defa
 				s->limit_req_status = (uint32_t)u;
 			else if (rc == 0)
 				s->limit_conn_status = (uint32_t)u;
+		} else if (strcmp(k, "use-http2") == 0) {
+			rc = annotations_parse_bool(v, &s->use_http2, err, sizeof(err));
+		} else if (strcmp(k, "http2-cleartext") == 0) {
+			rc = annotations_parse_bool(v, &s->http2_cleartext, err, sizeof(err));
+		} else if (strcmp(k, "http2-max-concurrent-streams") == 0) {
+			rc = annotations_parse_uint(v, 65535, &u, err, sizeof(err));
+			if (rc == 0 && u < 1) {
+				snprintf(err, sizeof(err), "must be above 0");
+				rc = WEIR_EINVAL;
+			}
+			if (rc == 0)
+				s->http2_max_concurrent_streams = (uint32_t)u;
 		} else if (strcmp(k, "max-connections") == 0) {
 			rc = annotations_parse_uint(v, 1048576, &u, err, sizeof(err));
 			if (rc == 0)

@@ -118,9 +118,7 @@ static void put_policy(FILE *out, const char *ind, const struct route_table *t,
 	put_u64(out, ind, "upstream_head_max", p->upstream_head_max, d.upstream_head_max);
 	if (p->backend_protocol != d.backend_protocol)
 		fprintf(out, "%sbackend_protocol: %s\n", ind,
-		        p->backend_protocol == ROUTE_PROTO_HTTPS  ? "HTTPS"
-		        : p->backend_protocol == ROUTE_PROTO_FCGI ? "FCGI"
-		                                                  : "HTTP");
+		        route_protocol_name(p->backend_protocol));
 	put_bool(out, ind, "ssl_redirect", p->ssl_redirect, d.ssl_redirect);
 	put_bool(out, ind, "port_in_redirects", p->port_in_redirects, d.port_in_redirects);
 	put_bool(out, ind, "preserve_trailing_slash", p->preserve_trailing_slash,
@@ -366,7 +364,9 @@ static void put_settings(FILE *out, const struct route_settings *s)
 	    s->access_log_format || s->access_log_escape || s->naccess_log_skip ||
 	    s->server_tokens || s->allow_backend_server_header ||
 	    s->limit_req_status != ds->limit_req_status ||
-	    s->limit_conn_status != ds->limit_conn_status;
+	    s->limit_conn_status != ds->limit_conn_status || s->use_http2 != ds->use_http2 ||
+	    s->http2_max_concurrent_streams != ds->http2_max_concurrent_streams ||
+	    s->http2_cleartext != ds->http2_cleartext;
 	fprintf(out, "settings:%s\n", any ? "" : " defaults");
 	put_cidrs(out, "  ", "trusted_proxies", s->trusted_proxies, s->ntrusted_proxies);
 	put_u64(out, "  ", "max_header_bytes", s->max_header_bytes, ds->max_header_bytes);
@@ -421,6 +421,10 @@ static void put_settings(FILE *out, const struct route_settings *s)
 	         ds->allow_backend_server_header);
 	put_u64(out, "  ", "limit_req_status", s->limit_req_status, ds->limit_req_status);
 	put_u64(out, "  ", "limit_conn_status", s->limit_conn_status, ds->limit_conn_status);
+	put_bool(out, "  ", "use_http2", s->use_http2, ds->use_http2);
+	put_u64(out, "  ", "http2_max_concurrent_streams", s->http2_max_concurrent_streams,
+	        ds->http2_max_concurrent_streams);
+	put_bool(out, "  ", "http2_cleartext", s->http2_cleartext, ds->http2_cleartext);
 	route_table_free(d);
 }
 

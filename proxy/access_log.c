@@ -101,8 +101,9 @@ int access_log_format_new(const char *fmt, enum access_log_escape esc,
 		}
 		rc = add_seg(f, &cap, LOG_V_LITERAL, lit, (size_t)(p - lit));
 		if (rc == 0)
-			rc = v == LOG_V_HTTP ? add_seg(f, &cap, v, name + 5, (size_t)(end - name) - 5)
-			                 : add_seg(f, &cap, v, NULL, 0);
+			rc = v == LOG_V_HTTP
+			         ? add_seg(f, &cap, v, name + 5, (size_t)(end - name) - 5)
+			         : add_seg(f, &cap, v, NULL, 0);
 		p = end + (braced ? 1 : 0);
 		lit = p;
 	}
@@ -187,6 +188,14 @@ static void put_value(struct out *o, enum access_log_escape esc, const char *s, 
 		}
 	}
 	put(o, s + n - run, run);
+}
+
+/* $server_protocol: 8 characters */
+static const char *server_protocol(const struct access_entry *e, const struct http_request *r)
+{
+	if (e->client && e->client->http2)
+		return "HTTP/2.0";
+	return r->version_minor ? "HTTP/1.1" : "HTTP/1.0";
 }
 
 static void put_str(struct out *o, enum access_log_escape esc, const char *s)
@@ -393,7 +402,8 @@ static void put_var(struct out *o, enum access_log_escape esc, const struct segm
 		put_value(o, esc, r->method, r->method_len);
 		put(o, " ", 1);
 		put_value(o, esc, r->target, r->target_len);
-		put(o, r->version_minor ? " HTTP/1.1" : " HTTP/1.0", 9);
+		put(o, " ", 1);
+		put(o, server_protocol(e, r), 8);
 		break;
 	case LOG_V_REQUEST_METHOD:
 		if (r)
@@ -422,7 +432,7 @@ static void put_var(struct out *o, enum access_log_escape esc, const struct segm
 		break;
 	case LOG_V_SERVER_PROTOCOL:
 		if (r)
-			put(o, r->version_minor ? "HTTP/1.1" : "HTTP/1.0", 8);
+			put(o, server_protocol(e, r), 8);
 		else
 			put(o, "-", 1);
 		break;
@@ -435,8 +445,9 @@ static void put_var(struct out *o, enum access_log_escape esc, const struct segm
 			char h[256];
 			size_t n = 0;
 			for (; n < r->host_len && n < sizeof(h) && r->host[n] != ':'; n++)
-				h[n] = (char)(r->host[n] >= 'A' && r->host[n] <= 'Z' ? r->host[n] | 0x20
-				                                                     : r->host[n]);
+				h[n] = (char)(r->host[n] >= 'A' && r->host[n] <= 'Z'
+				                  ? r->host[n] | 0x20
+				                  : r->host[n]);
 			put_value(o, esc, h, n);
 		} else {
 			put(o, "-", 1);
@@ -513,8 +524,8 @@ static void put_var(struct out *o, enum access_log_escape esc, const struct segm
 	}
 }
 
-int access_log_render(const struct access_log_format *f, const struct access_entry *e,
-                      char **buf, size_t *len, size_t *cap)
+int access_log_render(const struct access_log_format *f, const struct access_entry *e, char **buf,
+                      size_t *len, size_t *cap)
 {
 	struct out o = {*buf, *len, *cap, false};
 	for (size_t i = 0; i < f->n; i++)
@@ -557,7 +568,8 @@ void access_log_writer_flush(struct access_log_writer *w)
 			for (size_t i = PIPE_BUF; i > 0 && !nl; i--)
 				if (w->buf[off + i - 1] == '\n')
 					nl = w->buf + off + i - 1;
-			n = nl ? (size_t)(nl - (w->buf + off)) + 1 : n; /* a longer line: as it is */
+			n = nl ? (size_t)(nl - (w->buf + off)) + 1
+			       : n; /* a longer line: as it is */
 		}
 		ssize_t k = write(w->fd, w->buf + off, n);
 		if (k < 0 && errno == EINTR)

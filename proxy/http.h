@@ -67,6 +67,7 @@ struct http_client {
 	uint16_t local_port;  /* port the request arrived on */
 	uint16_t https_port;  /* the proxy's HTTPS listen port (0: none), for redirects */
 	bool tls;             /* arrived over TLS (https) */
+	bool http2;           /* a stream of an HTTP/2 connection (h2.h) */
 	char request_id[33];  /* 32 lowercase hex characters, new per request */
 	/* How the connection arrived: set at accept. */
 	union http_addr peer;       /* the TCP peer */

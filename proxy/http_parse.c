@@ -36,9 +36,31 @@ static int on_status(llhttp_t *p, const char *at, size_t len)
 	return 0;
 }
 
+/* A trailer field piece (after the head): kept in hp->trailers when set. */
+static int trailer_piece(struct http_parse *hp, int part, const char *at, size_t len)
+{
+	struct buf *t = hp->trailers;
+	if (!t)
+		return 0;
+	int rc = 0;
+	if (part == 1 && hp->in_field == 2)
+		rc |= buf_append(t, "\r\n", 2);
+	else if (part == 2 && hp->in_field != 2)
+		rc |= buf_append(t, ": ", 2);
+	hp->in_field = part;
+	rc |= buf_append(t, at, len);
+	if (rc != 0) {
+		hp->trailer_failed = true;
+		return -1;
+	}
+	return 0;
+}
+
 static int on_header_field(llhttp_t *p, const char *at, size_t len)
 {
 	struct http_parse *hp = hp_of(p);
+	if (hp->head_done)
+		return trailer_piece(hp, 1, at, len);
 	if (hp->in_field != 1) {
 		if (hp->nheaders >= HTTP_MAX_HEADERS) {
 			hp->error = 431;
@@ -58,6 +80,8 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
 static int on_header_value(llhttp_t *p, const char *at, size_t len)
 {
 	struct http_parse *hp = hp_of(p);
+	if (hp->head_done)
+		return trailer_piece(hp, 2, at, len);
 	if (hp->nheaders == 0)
 		return -1;
 	struct http_header *h = &hp->headers[hp->nheaders - 1];
@@ -117,6 +141,7 @@ static int on_headers_complete(llhttp_t *p)
 {
 	struct http_parse *hp = hp_of(p);
 	hp->head_done = true;
+	hp->in_field = 0;
 	if (hp->response && hp->head_request)
 		return 1; /* no body after a response to HEAD */
 	return 0;
@@ -126,6 +151,9 @@ static int on_message_complete(llhttp_t *p)
 {
 	struct http_parse *hp = hp_of(p);
 	hp->done = true;
+	if (hp->trailers && hp->in_field == 2 && buf_append(hp->trailers, "\r\n", 2) != 0)
+		hp->trailer_failed = true;
+	hp->in_field = 0;
 	return HPE_PAUSED;
 }
 

@@ -12,6 +12,7 @@
 
 #include <llhttp.h>
 
+#include "buf.h"
 #include "http.h"
 
 /* Called with decoded body bytes (chunk framing removed), borrowed for the
@@ -38,6 +39,10 @@ struct http_parse {
 	size_t scanned; /* raw scan position (http_parse_scan_head) */
 	http_parse_body_cb body_cb;
 	void *body_data;
+	/* Trailer fields of a chunked body, kept as "name: value\r\n" lines
+	 * when the caller sets this (NULL: dropped); over its cap: an error. */
+	struct buf *trailers;
+	bool trailer_failed;
 };
 
 /* Prepare hp for a new request (response false) or response (true; head_request

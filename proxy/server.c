@@ -31,6 +31,8 @@
 #include "error_page.h"
 #include "external.h"
 #include "fastcgi.h"
+#include "h2.h"
+#include "h2up.h"
 #include "headers.h"
 #include "http.h"
 #include "http_parse.h"
@@ -114,9 +116,23 @@ struct exchange {
 	char *fcgi_head;
 	size_t fcgi_head_len;
 	struct buf fcgi_body;
+	/* backend protocol GRPC(S): the answer's trailers, passed on */
+	struct buf trailers;
 };
 
 struct worker;
+
+/* An HTTP/2 connection as its streams' connections see it (h2.h): the
+ * client's address, the table its SNI chose and its SSL object (client
+ * certificates), kept while the session or any stream's connection lives. */
+struct h2_origin {
+	struct worker *w;
+	struct http_client client;
+	struct table *tls_table;
+	SSL *ssl;     /* a reference of its own, NULL on plain TCP (h2c) */
+	size_t live;  /* stream connections alive */
+	bool session; /* the session holds it */
+};
 
 struct conn {
 	struct worker *w;
@@ -131,7 +147,9 @@ struct conn {
 	bool rdhup; /* a hang-up was reported: read until EAGAIN */
 	bool closed;
 	bool https;
-	struct table *tls_table; /* reference from the SNI callback / passthrough peek */
+	bool alpn_checked;        /* TLS: the protocol ALPN chose was looked at */
+	struct h2_origin *origin; /* a stream of an HTTP/2 connection, else NULL */
+	struct table *tls_table;  /* reference from the SNI callback / passthrough peek */
 	/* use-proxy-protocol: a PROXY header must come first */
 	bool proxy_protocol;
 	/* the Strict-Transport-Security value being sent */
@@ -161,6 +179,7 @@ struct conn {
 	const struct route_endpoint *ep;
 	bool backend_tls;
 	bool fcgi; /* the upstream speaks FastCGI (backend protocol FCGI) */
+	bool grpc; /* the upstream speaks HTTP/2 (backend protocol GRPC, GRPCS; h2up.h) */
 	/* proxy-request-buffering: the body is read into up_out before the
 	 * upstream is contacted (until it is complete or
 	 * ROUTE_REQUEST_BUFFER_MAX) */
@@ -218,11 +237,13 @@ struct worker {
 	struct loop *loop;
 	struct listener http, https;
 	struct upstream_pool *pool;
+	struct h2up_pool *h2up;            /* HTTP/2 upstreams (GRPC, GRPCS) */
 	struct resolver *resolver;         /* forward auth host names */
 	struct external_names *ext_names;  /* ExternalName backends */
 	struct auth_cache *ext_auth_cache; /* forward auth answers (auth-cache-key) */
 	struct mirror_set *mirrors;        /* mirror-target requests in flight */
 	struct tunnel_worker tw;
+	struct h2_worker hw;
 	struct conn *conns;
 	size_t nconns;
 	atomic_bool drain_requested;
@@ -248,6 +269,10 @@ static struct worker *workers;
 static int nworkers;
 
 static void conn_progress(struct conn *c);
+static void on_client_io(struct loop_io *io, uint32_t events);
+static void on_conn_timer(struct loop_timer *t);
+static void origin_release(struct h2_origin *o);
+static int h2_takes(struct conn *c);
 static void conn_close(struct conn *c);
 static void conn_arm_timer(struct conn *c);
 static void upstream_start(struct conn *c);
@@ -349,6 +374,12 @@ static ssize_t flush_buf(struct tls_sock *s, struct buf *b, bool *can_read, bool
 	return (ssize_t)total;
 }
 
+/* The client's TLS connection: its own, or its HTTP/2 session's. */
+static SSL *client_ssl(const struct conn *c)
+{
+	return c->sock.ssl ? c->sock.ssl : c->origin ? c->origin->ssl : NULL;
+}
+
 static const char *label_host(const struct conn *c)
 {
 	return c->x && c->x->m.host && c->x->m.host->name ? c->x->m.host->name : "";
@@ -429,6 +460,7 @@ static void fcgi_end(struct conn *c)
 	c->x->fcgi_head = NULL;
 	buf_free(&c->x->fcgi_body);
 	c->x->fcgi_buffering = false;
+	buf_free(&c->x->trailers);
 }
 
 /* The request is over (its answer is queued in out). */
@@ -588,6 +620,41 @@ static void log_request(struct conn *c, int status)
 
 /* Answer from the proxy itself; body_exact: send body as is (a route's
  * return_body), else a newline is added when it lacks one. */
+/* A gRPC route (backend protocol GRPC, GRPCS): the proxy's own 502, 503
+ * and 504 go out as a gRPC status in a headers-only answer (HTTP 200,
+ * grpc-status 14 UNAVAILABLE, or 4 DEADLINE_EXCEEDED for 504), which gRPC
+ * clients read as the call's result. Returns false for other routes. */
+static bool answer_grpc_error(struct conn *c, int status, const char *why)
+{
+	if (!c->route || (c->route->policy.backend_protocol != ROUTE_PROTO_GRPC &&
+	                  c->route->policy.backend_protocol != ROUTE_PROTO_GRPCS))
+		return false;
+	char msg[160];
+	size_t k = 0;
+	for (const char *p = why ? why : ""; *p && k < sizeof(msg) - 1; p++)
+		if (*p >= 0x20 && *p < 0x7f && *p != '%')
+			msg[k++] = *p; /* grpc-message is percent-encoded: no '%' of ours */
+	msg[k] = '\0';
+	drop_upstream(c);
+	char head[512];
+	int n = snprintf(head, sizeof(head),
+	                 "HTTP/1.1 200 OK\r\nContent-Type: application/grpc\r\n"
+	                 "Grpc-Status: %d\r\nGrpc-Message: %s\r\nContent-Length: 0\r\n"
+	                 "Connection: close\r\n\r\n",
+	                 status == 504 ? 4 : 14, msg);
+	if (n < 0 || (size_t)n >= sizeof(head) || buf_append(&c->out, head, (size_t)n) != 0) {
+		conn_close(c);
+		return true;
+	}
+	c->status_sent = 200;
+	c->resp_head_bytes = (uint64_t)n;
+	c->resp_body_bytes = 0;
+	metrics_request(label_host(c), label_path(c), 200, -1);
+	log_request(c, 200);
+	end_request(c, false);
+	return true;
+}
+
 static void answer_local_body(struct conn *c, int status, const char *extra, const char *body,
                               bool keep_alive, bool body_exact)
 {
@@ -595,6 +662,8 @@ static void answer_local_body(struct conn *c, int status, const char *extra, con
 	 * that cannot answer, as nginx's error_page does */
 	if (status >= 502 && status <= 504 && c->req_active && c->x && c->x->up_phase &&
 	    error_page_start(c, status))
+		return;
+	if (status >= 502 && status <= 504 && c->req_active && answer_grpc_error(c, status, body))
 		return;
 	char text[512];
 	char with_hsts[LOCAL_EXTRA_MAX];
@@ -668,14 +737,48 @@ static void answer_local(struct conn *c, int status, const char *extra, const ch
 static void on_up_event(struct upstream *u, uint32_t events);
 static bool next_upstream(struct conn *c, int cond);
 
+/* The response parser for a new attempt; a gRPC answer's trailers are kept. */
+static void response_parse_init(struct conn *c)
+{
+	http_parse_init(&c->x->sp, true, c->is_head);
+	if (c->grpc) {
+		buf_free(&c->x->trailers);
+		buf_init(&c->x->trailers, ROUTE_LINES_MAX);
+		c->x->sp.trailers = &c->x->trailers;
+	}
+}
+
+/* An HTTP/2 upstream (GRPC, GRPCS): the data path's side of a socket pair
+ * whose other side h2up serves. */
+static int open_h2_upstream(struct conn *c, struct upstream **u, int *err)
+{
+	int sp[2];
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sp) != 0) {
+		*err = errno;
+		return WEIR_EIO;
+	}
+	bool tls = c->route->policy.backend_protocol == ROUTE_PROTO_GRPCS;
+	int rc = h2up_attach(c->w->h2up, c->ep, tls, NULL, sp[1]);
+	if (rc != 0) {
+		close(sp[0]);
+		*err = rc == WEIR_EINVAL ? EINVAL : ENOMEM;
+		return rc;
+	}
+	rc = upstream_adopt(c->w->pool, sp[0], on_up_event, c, u);
+	if (rc != 0)
+		*err = ENOMEM;
+	return rc;
+}
+
 static int open_upstream(struct conn *c, bool fresh)
 {
 	int err = 0;
 	struct upstream *u = NULL;
 	const struct backend_tls_target *tls = c->backend_tls ? &c->x->up_tls : NULL;
 	fresh = fresh || c->fcgi; /* one FastCGI request per connection */
-	int rc = fresh ? upstream_connect_tls(c->w->pool, c->ep, tls, on_up_event, c, &u, &err)
-	               : upstream_get_tls(c->w->pool, c->ep, tls, on_up_event, c, &u, &err);
+	int rc = c->grpc ? open_h2_upstream(c, &u, &err)
+	         : fresh ? upstream_connect_tls(c->w->pool, c->ep, tls, on_up_event, c, &u, &err)
+	                 : upstream_get_tls(c->w->pool, c->ep, tls, on_up_event, c, &u, &err);
 	if (rc == WEIR_ENOMEM) {
 		answer_local(c, 503, NULL, "out of memory", false);
 		return rc;
@@ -888,7 +991,7 @@ static int build_upstream_head(struct conn *c)
 	hc.upstream_host = c->x->upstream_host;
 	hc.peer_trusted = c->client.forwarded_trusted;
 	char *cc_lines = NULL;
-	if (client_cert_headers(c->sock.ssl, c->table, c->x->m.host, &cc_lines) != 0)
+	if (client_cert_headers(client_ssl(c), c->table, c->x->m.host, &cc_lines) != 0)
 		return WEIR_ENOMEM;
 	hc.client_cert_lines = cc_lines;
 	int64_t body_length = -1;
@@ -1024,7 +1127,7 @@ static bool next_upstream(struct conn *c, int cond)
 		                         c->x->pick.set_cookie, sizeof(c->x->pick.set_cookie));
 	c->ep = &be->endpoints[next];
 	c->up_in.start = c->up_in.end = 0;
-	http_parse_init(&c->x->sp, true, c->is_head);
+	response_parse_init(c);
 	format_host(c->x->upstream_host, sizeof(c->x->upstream_host), c->ep);
 	if (c->backend_tls && setup_backend_tls(c) != 0) {
 		metrics_upstream_error("connect");
@@ -1055,7 +1158,7 @@ static void upstream_failed(struct conn *c, int cond, const char *kind, const ch
 		c->retried = true;
 		drop_upstream(c);
 		c->up_in.start = c->up_in.end = 0;
-		http_parse_init(&c->x->sp, true, c->is_head);
+		response_parse_init(c);
 		if (build_upstream_head(c) != 0) {
 			answer_local(c, 502, NULL, "request head too large", false);
 			return;
@@ -1360,7 +1463,7 @@ static void start_request(struct conn *c, size_t head_len)
 	char cc_extra[CLIENT_CERT_EXTRA_MAX];
 	const char *cc_body;
 	status =
-	    client_cert_check(c->sock.ssl, c->table, c->x->m.host, rc == 0 ? c->x->m.route : NULL,
+	    client_cert_check(client_ssl(c), c->table, c->x->m.host, rc == 0 ? c->x->m.route : NULL,
 	                      cc_extra, sizeof(cc_extra), &cc_body);
 	if (status) {
 		answer_local(c, status, cc_extra[0] ? cc_extra : NULL, cc_body, false);
@@ -1557,10 +1660,11 @@ static void upstream_go(struct conn *c)
 	} else {
 		c->ep = &be->endpoints[c->x->pick.endpoint];
 	}
-	c->backend_tls =
-	    c->route && c->route->policy.backend_protocol == ROUTE_PROTO_HTTPS && !c->x->err_code;
-	c->fcgi =
-	    c->route && c->route->policy.backend_protocol == ROUTE_PROTO_FCGI && !c->x->err_code;
+	enum route_protocol proto =
+	    c->route && !c->x->err_code ? c->route->policy.backend_protocol : ROUTE_PROTO_HTTP;
+	c->backend_tls = proto == ROUTE_PROTO_HTTPS || (proto == ROUTE_PROTO_AUTO_HTTP && c->https);
+	c->fcgi = proto == ROUTE_PROTO_FCGI;
+	c->grpc = proto == ROUTE_PROTO_GRPC || proto == ROUTE_PROTO_GRPCS;
 	format_host(c->x->upstream_host, sizeof(c->x->upstream_host), c->ep);
 	if (c->backend_tls && setup_backend_tls(c) != 0) {
 		metrics_upstream_error("connect");
@@ -1582,7 +1686,7 @@ static void upstream_go(struct conn *c)
 		answer_local(c, 431, NULL, "request header too large", false);
 		return;
 	}
-	http_parse_init(&c->x->sp, true, c->is_head);
+	response_parse_init(c);
 	c->state = ST_PROXY;
 	c->attempts = 1;
 	c->first_try = loop_now(c->w->loop);
@@ -1590,8 +1694,11 @@ static void upstream_go(struct conn *c)
 	c->out_high = pol && pol->response_buffering ? ROUTE_RESPONSE_BUFFER_MAX : IO_CAP;
 	if (c->out.max < OUT_HEAD_ROOM + c->out_high + IO_CAP)
 		c->out.max = OUT_HEAD_ROOM + c->out_high + IO_CAP;
+	/* streaming RPCs need each message to go on as it comes */
+	bool rpc = pol && (pol->backend_protocol == ROUTE_PROTO_GRPC ||
+	                   pol->backend_protocol == ROUTE_PROTO_GRPCS);
 	c->prebuffer = pol && pol->request_buffering && request_has_body(c) && !c->req_body_done &&
-	               !c->x->req.upgrade_websocket && !c->x->err_code;
+	               !c->x->req.upgrade_websocket && !c->x->err_code && !rpc;
 	if (c->prebuffer) {
 		/* the body first (pump_request opens the upstream) */
 		c->up_out.max += ROUTE_REQUEST_BUFFER_MAX;
@@ -1628,7 +1735,10 @@ static bool progress_head(struct conn *c)
 	if (buf_len(&c->out) > 0)
 		return false; /* the previous answer first, in order */
 	for (int round = 0; round < 2; round++) {
-		if (buf_len(&c->in) > 0) {
+		int h2 = h2_takes(c);
+		if (h2 == 1)
+			return true;
+		if (h2 == 0 && buf_len(&c->in) > 0) {
 			long r = http_parse_scan_head(&c->x->rp, c->in.data, c->in.end,
 			                              c->max_header_bytes);
 			if (r < 0) {
@@ -1904,8 +2014,14 @@ static bool response_done(struct conn *c, bool *progress)
 
 static void finish_response(struct conn *c)
 {
-	if (c->out_chunked)
+	if (c->out_chunked && c->grpc && buf_len(&c->x->trailers) > 0) {
+		buf_append(&c->out, "0\r\n", 3);
+		buf_append(&c->out, c->x->trailers.data + c->x->trailers.start,
+		           buf_len(&c->x->trailers));
+		buf_append(&c->out, "\r\n", 2);
+	} else if (c->out_chunked) {
 		buf_append(&c->out, "0\r\n\r\n", 5);
+	}
 	bool reusable = c->up_keepalive && c->req_body_done && buf_len(&c->up_in) == 0 &&
 	                !c->up_eof && buf_len(&c->up_out) == 0;
 	metrics_request(label_host(c), label_path(c), c->status_sent, upstream_seconds(c));
@@ -2056,7 +2172,7 @@ static void process_response_head(struct conn *c, size_t head_len)
 		}
 		c->up_in.start = head_len;
 		buf_compact(&c->up_in, 0);
-		http_parse_init(&c->x->sp, true, c->is_head);
+		response_parse_init(c);
 		return;
 	}
 	if (status == 101) {
@@ -2762,7 +2878,13 @@ static void conn_close(struct conn *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	w->nconns--;
-	metrics_connections(-1);
+	if (c->origin) {
+		c->origin->live--;
+		origin_release(c->origin);
+		c->origin = NULL;
+	} else {
+		metrics_connections(-1);
+	}
 	resume_accept(w);
 	loop_defer(w->loop, &c->defer, free_conn, c);
 }
@@ -2783,56 +2905,196 @@ static void on_client_io(struct loop_io *io, uint32_t events)
 	conn_progress(c);
 }
 
-static void accept_one(struct listener *l, int fd, struct sockaddr_storage *ss)
+/* A client connection on fd (taken over), watched and in the worker's list.
+ * client: who it is (copied). Returns NULL when out of memory (fd closed). */
+static struct conn *conn_new(struct worker *w, int fd, bool tls, const struct http_client *client)
 {
-	struct worker *w = l->w;
 	struct conn *c = calloc(1, sizeof(*c));
 	if (!c) {
 		close(fd);
-		return;
+		return NULL;
 	}
 	c->w = w;
 	c->sock.fd = fd;
 	c->io.fd = fd;
 	c->io.cb = on_client_io;
 	c->io.data = c;
-	c->https = l->tls;
+	c->https = tls;
+	c->client = *client;
 	loop_timer_init(&c->timer, on_conn_timer, c);
 	read_settings(c);
 	buf_init(&c->in, (size_t)c->max_header_bytes + IO_CAP);
 	buf_init(&c->out, OUT_HEAD_ROOM + IO_CAP);
-	int one = 1;
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	http_addr_set(&c->client.addr, ss);
-	http_addr_set(&c->client.peer, ss);
-	if (ss->ss_family == AF_INET6) {
-		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
-		inet_ntop(AF_INET6, &s6->sin6_addr, c->client.ip, sizeof(c->client.ip));
-		c->client.port = ntohs(s6->sin6_port);
-		if (strncmp(c->client.ip, "::ffff:", 7) == 0 && strchr(c->client.ip, '.'))
-			memmove(c->client.ip, c->client.ip + 7, strlen(c->client.ip + 7) + 1);
-	} else {
-		struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
-		inet_ntop(AF_INET, &s4->sin_addr, c->client.ip, sizeof(c->client.ip));
-		c->client.port = ntohs(s4->sin_port);
-	}
-	c->client.local_port = (uint16_t)(l->tls ? server_cfg.https_port : server_cfg.http_port);
-	c->client.https_port = (uint16_t)server_cfg.https_port;
-	c->client.tls = l->tls;
-	c->state = c->proxy_protocol ? ST_PPHDR : l->tls ? ST_PEEK : ST_HEAD;
+	c->state = ST_HEAD;
 	c->idle_since = c->head_started = loop_now(w->loop);
 	if (loop_io_add(w->loop, &c->io, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET) != 0) {
 		free(c);
 		close(fd);
-		return;
+		return NULL;
 	}
 	c->next = w->conns;
 	if (w->conns)
 		w->conns->prev = c;
 	w->conns = c;
 	w->nconns++;
+	return c;
+}
+
+static void accept_one(struct listener *l, int fd, struct sockaddr_storage *ss)
+{
+	struct worker *w = l->w;
+	struct http_client client;
+	memset(&client, 0, sizeof(client));
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	http_addr_set(&client.addr, ss);
+	http_addr_set(&client.peer, ss);
+	if (ss->ss_family == AF_INET6) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+		inet_ntop(AF_INET6, &s6->sin6_addr, client.ip, sizeof(client.ip));
+		client.port = ntohs(s6->sin6_port);
+		if (strncmp(client.ip, "::ffff:", 7) == 0 && strchr(client.ip, '.'))
+			memmove(client.ip, client.ip + 7, strlen(client.ip + 7) + 1);
+	} else {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+		inet_ntop(AF_INET, &s4->sin_addr, client.ip, sizeof(client.ip));
+		client.port = ntohs(s4->sin_port);
+	}
+	client.local_port = (uint16_t)(l->tls ? server_cfg.https_port : server_cfg.http_port);
+	client.https_port = (uint16_t)server_cfg.https_port;
+	client.tls = l->tls;
+	struct conn *c = conn_new(w, fd, l->tls, &client);
+	if (!c)
+		return;
+	c->state = c->proxy_protocol ? ST_PPHDR : l->tls ? ST_PEEK : ST_HEAD;
 	metrics_connections(1);
 	conn_arm_timer(c);
+}
+
+/* ---- HTTP/2 ---- */
+
+/* The session or a stream's connection lets go of o. */
+static void origin_release(struct h2_origin *o)
+{
+	if (o->session || o->live > 0)
+		return;
+	if (o->ssl) {
+		SSL_set_app_data(o->ssl, NULL);
+		SSL_free(o->ssl);
+	}
+	table_unref(o->tls_table);
+	free(o);
+}
+
+static int h2_open_stream(void *data, int fd)
+{
+	struct h2_origin *o = data;
+	struct conn *c = conn_new(o->w, fd, o->client.tls, &o->client);
+	if (!c)
+		return WEIR_ENOMEM;
+	c->client.http2 = true;
+	c->origin = o;
+	o->live++;
+	if (o->tls_table) {
+		table_ref(o->tls_table);
+		c->tls_table = o->tls_table;
+	}
+	conn_arm_timer(c);
+	return 0;
+}
+
+static size_t h2_live_streams(void *data)
+{
+	const struct h2_origin *o = data;
+	return o->live;
+}
+
+static void h2_release(void *data)
+{
+	struct h2_origin *o = data;
+	o->session = false;
+	metrics_connections(-1);
+	origin_release(o);
+}
+
+/* The client speaks HTTP/2 (ALPN "h2", or the h2c preface on the HTTP
+ * port): its socket goes to an h2 session (with what was read of it so far)
+ * and c closes without touching it. */
+static void become_h2(struct conn *c)
+{
+	struct worker *w = c->w;
+	struct h2_origin *o = calloc(1, sizeof(*o));
+	if (!o) {
+		conn_close(c);
+		return;
+	}
+	o->w = w;
+	o->client = c->client;
+	o->session = true;
+	o->tls_table = c->tls_table;
+	c->tls_table = NULL;
+	if (c->sock.ssl) {
+		SSL_up_ref(c->sock.ssl);
+		o->ssl = c->sock.ssl;
+		SSL_set_app_data(o->ssl, &o->tls_table); /* c's slot dies with c */
+	}
+	struct h2_limits lim = {
+	    .max_concurrent_streams = 128,
+	    .max_header_bytes = c->max_header_bytes,
+	    .idle_ms = c->keepalive_timeout_ms,
+	    .header_timeout_ms = c->header_timeout_ms,
+	};
+	struct table *t = table_view_get(&w->view);
+	if (t) {
+		lim.max_concurrent_streams = table_routes(t)->settings.http2_max_concurrent_streams;
+		table_unref(t);
+	}
+	struct h2_host host = {
+	    .open_stream = h2_open_stream,
+	    .live_streams = h2_live_streams,
+	    .release = h2_release,
+	    .data = o,
+	};
+	struct tls_sock cs = c->sock;
+	loop_io_del(w->loop, &c->io);
+	c->io.fd = -1;
+	c->sock.fd = -1;
+	c->sock.ssl = NULL;
+	metrics_connections(1); /* the session's; c gives its own back */
+	h2_start(&w->hw, &cs, c->in.data ? c->in.data + c->in.start : NULL, buf_len(&c->in), &lim,
+	         &host);
+	buf_free(&c->in);
+	conn_close(c);
+}
+
+/* In ST_HEAD before a request: 1 when c turned into an HTTP/2 session, 2
+ * when the start of the h2c preface came (more bytes are needed before the
+ * head is looked at), else 0. */
+static int h2_takes(struct conn *c)
+{
+	if (c->origin || c->req_active)
+		return 0;
+	if (c->sock.ssl) {
+		if (c->alpn_checked || !c->sock.handshake_done)
+			return 0;
+		c->alpn_checked = true;
+		if (!tls_alpn_h2(c->sock.ssl))
+			return 0;
+		become_h2(c);
+		return 1;
+	}
+	size_t n = buf_len(&c->in);
+	if (c->https || n == 0 || !h2_is_preface(c->in.data + c->in.start, n))
+		return 0;
+	struct table *t = table_view_get(&c->w->view);
+	bool on = t && table_routes(t)->settings.http2_cleartext;
+	table_unref(t);
+	if (!on)
+		return 0;
+	if (n < H2_PREFACE_LEN)
+		return 2;
+	become_h2(c);
+	return 1;
 }
 
 /* ---- accepting, within the file and connection limits ---- */
@@ -2844,7 +3106,7 @@ static void accept_one(struct listener *l, int fd, struct sockaddr_storage *ss)
 
 static bool at_conn_limit(const struct worker *w)
 {
-	return w->max_conns && w->nconns + w->tw.count >= w->max_conns;
+	return w->max_conns && w->nconns + w->tw.count + w->hw.count >= w->max_conns;
 }
 
 static void watch_listeners(struct worker *w, bool on)
@@ -2991,11 +3253,12 @@ static void drain_check(struct loop_timer *t)
 	struct worker *w = t->data;
 	uint64_t now = loop_now(w->loop);
 	if (now >= w->drain_deadline) {
+		h2_close_all(&w->hw);
 		while (w->conns)
 			conn_close(w->conns);
 		tunnel_close_all(&w->tw);
 	}
-	if (w->nconns == 0 && w->tw.count == 0) {
+	if (w->nconns == 0 && w->tw.count == 0 && w->hw.count == 0) {
 		loop_stop(w->loop);
 		return;
 	}
@@ -3053,6 +3316,7 @@ static void on_wake(void *data)
 		    (c->state == ST_HEAD && buf_len(&c->in) == 0 && buf_len(&c->out) == 0))
 			conn_close(c);
 	}
+	h2_drain_all(&w->hw);
 	uint32_t tunnels = tunnel_drain_all(&w->tw, cap);
 	if (tunnels > window)
 		window = tunnels;
@@ -3066,6 +3330,7 @@ static void *worker_main(void *arg)
 	int rc = loop_run(w->loop);
 	if (rc != 0)
 		log_error("proxy.server", "worker %d: event loop failed", w->id);
+	h2_close_all(&w->hw);
 	while (w->conns)
 		conn_close(w->conns);
 	tunnel_close_all(&w->tw);
@@ -3092,6 +3357,9 @@ static int worker_init(struct worker *w, int id)
 	rc = upstream_pool_new(w->loop, &w->pool);
 	if (rc != 0)
 		return rc;
+	rc = h2up_pool_new(w->loop, &w->h2up);
+	if (rc != 0)
+		return rc;
 	rc = auth_basic_cache_new(&w->auth_cache);
 	if (rc != 0)
 		return rc;
@@ -3108,6 +3376,7 @@ static int worker_init(struct worker *w, int id)
 	if (rc != 0)
 		return rc;
 	w->tw.loop = w->loop;
+	w->hw.loop = w->loop;
 	w->tw.scratch_cap = IO_CAP;
 	w->tw.scratch = malloc(IO_CAP);
 	if (!w->tw.scratch)
@@ -3143,6 +3412,8 @@ static void worker_cleanup(struct worker *w)
 	access_log_writer_cleanup(&w->alog);
 	mirror_set_free(w->mirrors); /* closes its upstreams and lookups first */
 	w->mirrors = NULL;
+	h2up_pool_free(w->h2up);
+	w->h2up = NULL;
 	upstream_pool_free(w->pool);
 	w->pool = NULL;
 	external_names_free(w->ext_names);

@@ -12,6 +12,7 @@
 #include "log.h"
 #include "route_validate.h"
 #include "table_cache.h"
+#include "tls.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -426,27 +427,6 @@ static int compile_routes(struct table *t, char *err, size_t errlen)
 	return 0;
 }
 
-/* Pick "http/1.1" when the client offers it; otherwise go on without ALPN
- * (clients that send no ALPN never get here). */
-static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
-                       const unsigned char *in, unsigned int inlen, void *arg)
-{
-	static const unsigned char h11[] = "http/1.1";
-	unsigned int i = 0;
-	while (i < inlen) {
-		unsigned int l = in[i];
-		if (i + 1 + l > inlen)
-			break;
-		if (l == sizeof(h11) - 1 && memcmp(in + i + 1, h11, l) == 0) {
-			*out = in + i + 1;
-			*outlen = (unsigned char)l;
-			return SSL_TLSEXT_ERR_OK;
-		}
-		i += 1 + l;
-	}
-	return SSL_TLSEXT_ERR_NOACK;
-}
-
 /* One certificate into its own TLS context: loaded and checked by
  * route_validate_cert (the controller ran the same before publishing it),
  * then set up for serving. */
@@ -463,7 +443,7 @@ static int load_cert(const struct route_cert *c, size_t idx, SSL_CTX **out, char
 	}
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
 	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
-	SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
+	SSL_CTX_set_alpn_select_cb(ctx, tls_alpn_select, NULL);
 	/* A connection without a cipher list of its own (tls.c sets one when
 	 * the table or the host has ssl-ciphers) uses the list of the context
 	 * its SNI switched to: ingress-nginx's default. */

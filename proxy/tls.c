@@ -21,21 +21,42 @@
 static SSL_CTX *server_ctx;
 static SSL_CTX *client_ctx;
 
-static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
-                       const unsigned char *in, unsigned int inlen, void *arg)
+/* ALPN: "h2" when the client offers it and the connection's table allows
+ * HTTP/2 (use_http2), else "http/1.1"; neither offered: no ALPN. */
+int tls_alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+                    const unsigned char *in, unsigned int inlen, void *arg)
 {
+	(void)arg;
+	struct table **slot = SSL_get_app_data(ssl);
+	const struct table *t = slot ? *slot : NULL;
+	bool h2_ok = !t || table_routes(t)->settings.use_http2;
+	const unsigned char *h11 = NULL;
 	for (unsigned int i = 0; i < inlen;) {
 		unsigned int n = in[i];
 		if (i + 1 + n > inlen)
 			break;
-		if (n == 8 && memcmp(in + i + 1, "http/1.1", 8) == 0) {
+		if (h2_ok && n == 2 && memcmp(in + i + 1, "h2", 2) == 0) {
 			*out = in + i + 1;
-			*outlen = 8;
+			*outlen = 2;
 			return SSL_TLSEXT_ERR_OK;
 		}
+		if (n == 8 && memcmp(in + i + 1, "http/1.1", 8) == 0)
+			h11 = in + i + 1;
 		i += 1 + n;
 	}
-	return SSL_TLSEXT_ERR_NOACK;
+	if (!h11)
+		return SSL_TLSEXT_ERR_NOACK;
+	*out = h11;
+	*outlen = 8;
+	return SSL_TLSEXT_ERR_OK;
+}
+
+bool tls_alpn_h2(SSL *ssl)
+{
+	const unsigned char *p = NULL;
+	unsigned int n = 0;
+	SSL_get0_alpn_selected(ssl, &p, &n);
+	return n == 2 && memcmp(p, "h2", 2) == 0;
 }
 
 static int servername_cb(SSL *ssl, int *al, void *arg)
@@ -149,7 +170,7 @@ int tls_init(void)
 	if (SSL_CTX_set_cipher_list(server_ctx, ROUTE_DEFAULT_SSL_CIPHERS) != 1)
 		goto fail;
 	SSL_CTX_set_mode(server_ctx, SSL_MODE_RELEASE_BUFFERS);
-	SSL_CTX_set_alpn_select_cb(server_ctx, alpn_select, NULL);
+	SSL_CTX_set_alpn_select_cb(server_ctx, tls_alpn_select, NULL);
 	SSL_CTX_set_tlsext_servername_callback(server_ctx, servername_cb);
 	SSL_CTX_set_client_hello_cb(server_ctx, client_hello_cb, NULL);
 	if (client_cert_init() != 0)

@@ -40,6 +40,13 @@ SSL *tls_server_new(int fd, struct table **table_slot);
  * ingress-nginx default; SNI sni when not NULL). NULL on allocation failure. */
 SSL *tls_client_new(int fd, const char *sni);
 
+/* The ALPN selection callback of every server context: "h2" when offered
+ * and the connection's table has use_http2, else "http/1.1" when offered. */
+int tls_alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+                    const unsigned char *in, unsigned int inlen, void *arg);
+/* True when ALPN chose "h2" on ssl (after the handshake). */
+bool tls_alpn_h2(SSL *ssl);
+
 /* Drive the handshake. Returns 0 when done, WEIR_EAGAIN (see blocked_out),
  * or WEIR_ETLS. */
 int tls_sock_handshake(struct tls_sock *s);

@@ -245,6 +245,33 @@ out:
 	return rc;
 }
 
+int upstream_adopt(struct upstream_pool *p, int fd, upstream_event_cb cb, void *data,
+                   struct upstream **out)
+{
+	struct upstream *u = calloc(1, sizeof(*u));
+	if (!u) {
+		close(fd);
+		return WEIR_ENOMEM;
+	}
+	u->pool = p;
+	u->sock.fd = fd;
+	u->connected = true;
+	loop_timer_init(&u->idle_timer, on_idle_timer, u);
+	snprintf(u->key, sizeof(u->key), "pair|%d", fd); /* never pooled: answers close */
+	u->io.fd = fd;
+	u->io.cb = on_io;
+	u->io.data = u;
+	u->cb = cb;
+	u->data = data;
+	if (loop_io_add(p->loop, &u->io, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET) != 0) {
+		close(fd);
+		free(u);
+		return WEIR_EIO;
+	}
+	*out = u;
+	return 0;
+}
+
 int upstream_get(struct upstream_pool *p, const struct route_endpoint *ep, bool tls,
                  upstream_event_cb cb, void *data, struct upstream **out, int *errno_out)
 {

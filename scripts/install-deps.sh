@@ -6,12 +6,12 @@ set -euo pipefail
 APT_PACKAGES=(
 	build-essential cmake ninja-build pkg-config git curl ca-certificates openssl
 	node-llhttp libwebsockets-dev libcurl4-openssl-dev libjson-c-dev libyaml-dev
-	libssl-dev libpcre2-dev libcrypt-dev zlib1g-dev libbrotli-dev apache2-utils
+	libssl-dev libpcre2-dev libcrypt-dev zlib1g-dev libbrotli-dev libnghttp2-dev apache2-utils
 	python3 python3-pip python3-venv iproute2 procps psmisc
 	nginx-light haproxy wrk etcd-server etcd-client clang-format
-	clang libclang-rt-dev php-fpm
+	clang libclang-rt-dev php-fpm nghttp2-client
 )
-PIP_PACKAGES=(pytest websockets aiohttp requests pyyaml)
+PIP_PACKAGES=(pytest websockets aiohttp requests pyyaml h2 grpcio)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -29,7 +29,7 @@ for svc in nginx haproxy etcd php8.2-fpm; do
 done
 
 py=python3
-if ! $py -c 'import pytest, websockets, aiohttp, requests, yaml' 2>/dev/null; then
+if ! $py -c 'import pytest, websockets, aiohttp, requests, yaml, h2, grpc' 2>/dev/null; then
 	$py -m pip install -q --disable-pip-version-check "${PIP_PACKAGES[@]}" 2>/dev/null ||
 		$py -m pip install -q --disable-pip-version-check --break-system-packages "${PIP_PACKAGES[@]}"
 fi

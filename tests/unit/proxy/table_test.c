@@ -7,6 +7,7 @@
 #include "common/error.h"
 #include "proxy/balancer.h"
 #include "proxy/table.h"
+#include "proxy/tls.h"
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -394,9 +395,32 @@ static void test_tls(void)
 		SSL_CTX *ctx = table_ssl_ctx(t, "a.example.com");
 		static const unsigned char h2_h11[] = "\x02h2\x08http/1.1";
 		static const unsigned char h2_only[] = "\x02h2";
-		CHECK_STR(handshake(ctx, h2_h11, sizeof(h2_h11) - 1, 0), "http/1.1");
+		static const unsigned char h11_only[] = "\x08http/1.1";
+		CHECK_STR(handshake(ctx, h2_h11, sizeof(h2_h11) - 1, 0), "h2");
 		CHECK_STR(handshake(ctx, NULL, 0, 0), "");
-		CHECK_STR(handshake(ctx, h2_only, sizeof(h2_only) - 1, 0), "");
+		CHECK_STR(handshake(ctx, h2_only, sizeof(h2_only) - 1, 0), "h2");
+		CHECK_STR(handshake(ctx, h11_only, sizeof(h11_only) - 1, 0), "http/1.1");
+		/* The selection asks the connection's table (the SSL's slot). */
+		const unsigned char *sel = NULL;
+		unsigned char sel_len = 0;
+		SSL *ssl = SSL_new(ctx);
+		struct table *slot = t;
+		SSL_set_app_data(ssl, &slot);
+		CHECK_INT(tls_alpn_select(ssl, &sel, &sel_len, h2_h11, sizeof(h2_h11) - 1, NULL),
+		          SSL_TLSEXT_ERR_OK);
+		CHECK_INT(sel_len, 2);
+		struct table *t_off = NULL;
+		struct route_table *off = tls_table(pem, false, 1);
+		off->settings.use_http2 = false;
+		CHECK_INT(table_new(off, &t_off, err, sizeof(err)), 0);
+		slot = t_off;
+		CHECK_INT(tls_alpn_select(ssl, &sel, &sel_len, h2_h11, sizeof(h2_h11) - 1, NULL),
+		          SSL_TLSEXT_ERR_OK);
+		CHECK_INT(sel_len, 8);
+		CHECK_INT(tls_alpn_select(ssl, &sel, &sel_len, h2_only, sizeof(h2_only) - 1, NULL),
+		          SSL_TLSEXT_ERR_NOACK);
+		SSL_free(ssl);
+		table_unref(t_off);
 		CHECK_STR(handshake(ctx, NULL, 0, TLS1_2_VERSION), "");
 		CHECK(handshake(ctx, NULL, 0, TLS1_1_VERSION) == NULL);
 		table_unref(t);

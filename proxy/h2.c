@@ -1,0 +1,1066 @@
+/* proxy/h2.c - HTTP/2 client sessions bridged onto the HTTP/1.1 data path
+ * (see h2.h). Memory is bounded per session: at most OUT_HIGH bytes of
+ * frames wait for the client, and per stream at most STREAM_WINDOW bytes of
+ * request body (flow control gives the window back only as the data path
+ * takes the bytes) and STREAM_BUF bytes of response body (the socket pair is
+ * read no further until the client's window lets them go). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <nghttp2/nghttp2.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include "buf.h"
+#include "error.h"
+#include "h2.h"
+#include "http.h"
+#include "http_parse.h"
+#include "log.h"
+
+#define OUT_HIGH (64u * 1024u)      /* frames waiting for the client: no more made */
+#define OUT_CAP (1024u * 1024u)     /* hard cap of that buffer (one frame over OUT_HIGH) */
+#define STREAM_WINDOW 65535u        /* request body bytes in flight per stream */
+#define CONN_WINDOW (1024u * 1024u) /* ... and per session */
+#define STREAM_BUF (64u * 1024u)    /* response body held per stream */
+#define RESP_HEAD_MAX (64u * 1024u) /* a response head from the data path */
+#define READ_CHUNK 16384u
+#define PROGRESS_ROUNDS 64
+#define LIVE_FACTOR 2u /* data path connections per allowed stream, refused beyond */
+#define LINGER_MS 2000u
+#define LINGER_MAX (1024u * 1024u)
+
+static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+struct h2_stream {
+	struct h2_session *s;
+	struct h2_stream *next, *prev;
+	int32_t id;
+	int fd; /* our end of the socket pair, -1: none (yet, or any more) */
+	struct loop_io io;
+	struct loop_defer defer;
+	bool can_read, can_write;
+	bool gone;   /* nghttp2 closed the stream: only the free is due */
+	bool opened; /* counted in nstreams (handed to the data path) */
+	/* the request as it arrives */
+	char *method, *scheme, *authority, *path, *protocol;
+	struct buf fields; /* regular header lines, HTTP/1.1 form */
+	struct buf cookie; /* cookie crumbs joined with "; " */
+	size_t hbytes;     /* header list size so far (RFC 9113 6.5.2 rule) */
+	int refuse;        /* answer this status instead of serving (400, 431...) */
+	bool has_length, chunked, head_req, tunnel, req_ended;
+	bool shut_wr;      /* the write side of the pair is shut (end of a tunnel's input) */
+	struct buf up;     /* bytes for the data path */
+	size_t to_consume; /* DATA payload taken but not yet given back as window */
+	/* the answer */
+	struct buf down; /* response head bytes so far */
+	struct http_parse hp;
+	struct http_response resp;
+	bool answered; /* HEADERS submitted */
+	bool raw;      /* a tunnel after its 101: bytes as they are */
+	struct buf body;
+	struct buf trailers; /* the answer's trailer lines (a gRPC backend's) */
+	bool body_end;       /* body holds the rest of the answer */
+	bool deferred;       /* the data source waits for body bytes */
+	bool inner_eof;
+	bool stalled; /* not read further: body is full */
+};
+
+struct h2_session {
+	struct h2_worker *w;
+	struct h2_session *next, *prev;
+	struct tls_sock sock;
+	struct loop_io io;
+	struct loop_timer timer;
+	struct loop_defer defer;
+	nghttp2_session *ng;
+	struct h2_limits lim;
+	struct h2_host host;
+	struct buf out;
+	bool can_read, can_write;
+	bool closed, draining, read_eof;
+	bool lingering; /* all sent, write side shut: reading the client's rest away */
+	size_t linger_bytes;
+	bool refill; /* a stream's body was taken: stalled streams may read again */
+	struct h2_stream *streams;
+	size_t nstreams; /* streams handed to the data path and not closed */
+};
+
+static void session_progress(struct h2_session *s);
+static void stream_progress(struct h2_stream *st);
+
+bool h2_is_preface(const char *buf, size_t n)
+{
+	size_t k = n < H2_PREFACE_LEN ? n : H2_PREFACE_LEN;
+	return memcmp(buf, preface, k) == 0;
+}
+
+/* ---- streams ---- */
+
+static void free_stream(struct loop_defer *d)
+{
+	struct h2_stream *st = d->data;
+	free(st->method);
+	free(st->scheme);
+	free(st->authority);
+	free(st->path);
+	free(st->protocol);
+	buf_free(&st->fields);
+	buf_free(&st->cookie);
+	buf_free(&st->up);
+	buf_free(&st->down);
+	buf_free(&st->body);
+	buf_free(&st->trailers);
+	free(st);
+}
+
+static void stream_close_fd(struct h2_stream *st)
+{
+	if (st->fd < 0)
+		return;
+	loop_io_del(st->s->w->loop, &st->io);
+	close(st->fd);
+	st->fd = -1;
+	st->io.fd = -1;
+}
+
+/* nghttp2 is done with the stream (or the session goes): unlink, close the
+ * socket pair (the data path sees its client leave) and free after this
+ * batch of events. */
+static void stream_drop(struct h2_stream *st)
+{
+	struct h2_session *s = st->s;
+	if (st->gone)
+		return;
+	st->gone = true;
+	stream_close_fd(st);
+	if (st->prev)
+		st->prev->next = st->next;
+	else
+		s->streams = st->next;
+	if (st->next)
+		st->next->prev = st->prev;
+	if (st->id > 0 && !s->closed)
+		nghttp2_session_set_stream_user_data(s->ng, st->id, NULL);
+	loop_defer(s->w->loop, &st->defer, free_stream, st);
+}
+
+static struct h2_stream *stream_of(struct h2_session *s, int32_t id)
+{
+	return nghttp2_session_get_stream_user_data(s->ng, id);
+}
+
+/* A response made here (refused streams, a data path that closed before
+ * answering): status and no body. */
+static void answer_status(struct h2_stream *st, int status)
+{
+	char code[4];
+	snprintf(code, sizeof(code), "%03d", status);
+	nghttp2_nv nv[] = {
+	    {(uint8_t *)":status", (uint8_t *)code, 7, 3, NGHTTP2_NV_FLAG_NONE},
+	    {(uint8_t *)"content-length", (uint8_t *)"0", 14, 1, NGHTTP2_NV_FLAG_NONE},
+	};
+	st->answered = true;
+	if (nghttp2_submit_response(st->s->ng, st->id, nv, 2, NULL) != 0)
+		nghttp2_submit_rst_stream(st->s->ng, NGHTTP2_FLAG_NONE, st->id,
+		                          NGHTTP2_INTERNAL_ERROR);
+}
+
+static bool hop_by_hop(const char *name, size_t len)
+{
+	static const char *const names[] = {"connection",        "keep-alive", "proxy-connection",
+	                                    "transfer-encoding", "upgrade",    "te"};
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strlen(names[i]) == len && strncasecmp(names[i], name, len) == 0)
+			return true;
+	return false;
+}
+
+/* The answer's trailer lines ("name: value\r\n"...) as a trailing HEADERS
+ * frame. Returns 0 or an error. */
+static int submit_trailers(struct h2_session *s, struct h2_stream *st)
+{
+	char *t = st->trailers.data + st->trailers.start;
+	size_t len = buf_len(&st->trailers), n = 0;
+	for (size_t i = 0; i < len; i++)
+		n += t[i] == '\n';
+	nghttp2_nv *nv = calloc(n + 1, sizeof(*nv));
+	if (!nv)
+		return WEIR_ENOMEM;
+	size_t k = 0;
+	for (char *p = t, *end = t + len; p < end;) {
+		char *eol = memchr(p, '\n', (size_t)(end - p));
+		char *line_end = eol ? eol : end;
+		char *colon = memchr(p, ':', (size_t)(line_end - p));
+		if (colon && colon > p) {
+			char *v = colon + 1, *ve = line_end;
+			while (v < ve && (*v == ' ' || *v == '\t'))
+				v++;
+			while (ve > v && (ve[-1] == '\r' || ve[-1] == ' ' || ve[-1] == '\t'))
+				ve--;
+			for (char *q = p; q < colon; q++)
+				if (*q >= 'A' && *q <= 'Z')
+					*q = (char)(*q + 32);
+			if (!hop_by_hop(p, (size_t)(colon - p)))
+				nv[k++] =
+				    (nghttp2_nv){(uint8_t *)p, (uint8_t *)v, (size_t)(colon - p),
+				                 (size_t)(ve - v), NGHTTP2_NV_FLAG_NONE};
+		}
+		p = eol ? eol + 1 : end;
+	}
+	int rc = nghttp2_submit_trailer(s->ng, st->id, nv, k);
+	free(nv);
+	return rc == 0 ? 0 : WEIR_EIO;
+}
+
+static ssize_t body_source(nghttp2_session *ng, int32_t id, uint8_t *out, size_t len,
+                           uint32_t *flags, nghttp2_data_source *src, void *ud)
+{
+	(void)ng;
+	(void)id;
+	struct h2_session *s = ud;
+	struct h2_stream *st = src->ptr;
+	size_t have = buf_len(&st->body), n = have < len ? have : len;
+	if (n > 0) {
+		memcpy(out, st->body.data + st->body.start, n);
+		st->body.start += n;
+		if (st->body.start == st->body.end)
+			st->body.start = st->body.end = 0;
+		s->refill = true;
+	}
+	if (buf_len(&st->body) == 0 && st->body_end) {
+		*flags |= NGHTTP2_DATA_FLAG_EOF;
+		if (buf_len(&st->trailers) > 0 && submit_trailers(s, st) == 0)
+			*flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+		return (ssize_t)n;
+	}
+	if (n == 0) {
+		st->deferred = true;
+		return NGHTTP2_ERR_DEFERRED;
+	}
+	return (ssize_t)n;
+}
+
+/* The data path's response head (parsed into st->resp, pointing into
+ * st->down) as HEADERS; a tunnel's 101 becomes 200 (RFC 8441 5). Returns 0
+ * or an error (the stream is reset). */
+static int submit_head(struct h2_stream *st)
+{
+	const struct http_response *r = &st->resp;
+	bool upgraded = st->tunnel && r->status == 101;
+	size_t names = 0;
+	for (size_t i = 0; i < r->nheaders; i++)
+		names += r->headers[i].name_len;
+	nghttp2_nv *nv = calloc(r->nheaders + 1, sizeof(*nv));
+	char *lower = malloc(names + 1);
+	if (!nv || !lower) {
+		free(nv);
+		free(lower);
+		return WEIR_ENOMEM;
+	}
+	char code[4];
+	snprintf(code, sizeof(code), "%03d", upgraded ? 200 : r->status);
+	size_t k = 0, at = 0;
+	nv[k++] = (nghttp2_nv){(uint8_t *)":status", (uint8_t *)code, 7, 3, NGHTTP2_NV_FLAG_NONE};
+	for (size_t i = 0; i < r->nheaders; i++) {
+		const struct http_header *h = &r->headers[i];
+		if (hop_by_hop(h->name, h->name_len))
+			continue;
+		if (upgraded && h->name_len == 20 &&
+		    strncasecmp(h->name, "sec-websocket-accept", 20) == 0)
+			continue;
+		for (size_t j = 0; j < h->name_len; j++) {
+			char ch = h->name[j];
+			lower[at + j] = (char)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
+		}
+		nv[k++] = (nghttp2_nv){(uint8_t *)lower + at, (uint8_t *)h->value, h->name_len,
+		                       h->value_len, NGHTTP2_NV_FLAG_NONE};
+		at += h->name_len;
+	}
+	bool no_body = !upgraded && http_parse_done(&st->hp);
+	nghttp2_data_provider prd = {.source = {.ptr = st}, .read_callback = body_source};
+	int rc = nghttp2_submit_response(st->s->ng, st->id, nv, k, no_body ? NULL : &prd);
+	free(nv);
+	free(lower);
+	st->answered = true;
+	if (no_body)
+		st->body_end = true;
+	return rc == 0 ? 0 : WEIR_EIO;
+}
+
+static int body_sink(void *data, const char *p, size_t len)
+{
+	struct h2_stream *st = data;
+	return buf_append(&st->body, p, len) == 0 ? 0 : -1;
+}
+
+/* Bytes from the data path. Returns false when the stream was reset. */
+static bool stream_take(struct h2_stream *st, const char *p, size_t n)
+{
+	struct h2_session *s = st->s;
+	if (st->raw || (st->answered && !st->body_end && st->hp.head_done)) {
+		if (st->raw) {
+			if (buf_append(&st->body, p, n) != 0)
+				goto reset;
+			return true;
+		}
+		size_t used = 0;
+		int r = http_parse_body(&st->hp, p, n, &used, body_sink, st);
+		if (r < 0)
+			goto reset;
+		if (r == 1)
+			st->body_end = true;
+		return true;
+	}
+	if (st->answered)
+		return true; /* bytes after a complete answer: nothing to do */
+	if (buf_append(&st->down, p, n) != 0)
+		goto reset; /* a response head over RESP_HEAD_MAX */
+	for (;;) {
+		long h = http_parse_scan_head(&st->hp, st->down.data + st->down.start,
+		                              buf_len(&st->down), RESP_HEAD_MAX);
+		if (h == 0)
+			return true;
+		if (h < 0 || http_parse_response_head(&st->hp, st->down.data + st->down.start,
+		                                      (size_t)h, &st->resp) != 0)
+			goto reset;
+		int status = st->resp.status;
+		if (status >= 100 && status < 200 && !(st->tunnel && status == 101)) {
+			/* 100 Continue and the like: the data path deals with
+			 * them; the client waits for the final answer. */
+			st->down.start += (size_t)h;
+			http_parse_init(&st->hp, true, st->head_req);
+			st->hp.trailers = &st->trailers;
+			continue;
+		}
+		if (submit_head(st) != 0)
+			goto reset;
+		const char *rest = st->down.data + st->down.start + h;
+		size_t nrest = buf_len(&st->down) - (size_t)h;
+		if (st->tunnel && status == 101) {
+			st->raw = true;
+			if (nrest && buf_append(&st->body, rest, nrest) != 0)
+				goto reset;
+		} else if (!st->body_end && nrest) {
+			size_t used = 0;
+			int r = http_parse_body(&st->hp, rest, nrest, &used, body_sink, st);
+			if (r < 0)
+				goto reset;
+			if (r == 1)
+				st->body_end = true;
+		}
+		buf_free(&st->down);
+		return true;
+	}
+reset:
+	nghttp2_submit_rst_stream(s->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_INTERNAL_ERROR);
+	stream_close_fd(st);
+	return false;
+}
+
+/* The data path closed its end. */
+static void stream_eof(struct h2_stream *st)
+{
+	struct h2_session *s = st->s;
+	st->inner_eof = true;
+	stream_close_fd(st);
+	if (!st->answered) {
+		answer_status(st, 502);
+		return;
+	}
+	if (st->body_end)
+		return;
+	if (st->raw || http_parse_eof(&st->hp) == 1) {
+		st->body_end = true;
+		return;
+	}
+	/* a truncated answer: the client must not take it for whole */
+	nghttp2_submit_rst_stream(s->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_INTERNAL_ERROR);
+}
+
+static void stream_progress(struct h2_stream *st)
+{
+	struct h2_session *s = st->s;
+	char tmp[READ_CHUNK];
+	for (int round = 0; round < PROGRESS_ROUNDS && !st->gone && st->fd >= 0; round++) {
+		bool progress = false;
+		if (buf_len(&st->up) > 0 && st->can_write) {
+			ssize_t n = send(st->fd, st->up.data + st->up.start, buf_len(&st->up),
+			                 MSG_NOSIGNAL);
+			if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+				st->can_write = false;
+			} else if (n < 0) {
+				/* the data path left without reading the whole
+				 * request: what it answered is still to be read */
+				buf_free(&st->up);
+				st->to_consume = 0;
+			} else {
+				st->up.start += (size_t)n;
+				if (st->up.start == st->up.end)
+					st->up.start = st->up.end = 0;
+				size_t give =
+				    st->to_consume < (size_t)n ? st->to_consume : (size_t)n;
+				if (buf_len(&st->up) == 0)
+					give = st->to_consume;
+				if (give) {
+					nghttp2_session_consume(s->ng, st->id, give);
+					st->to_consume -= give;
+				}
+				progress = true;
+			}
+		}
+		if (buf_len(&st->up) == 0 && st->tunnel && st->req_ended && !st->shut_wr) {
+			shutdown(st->fd, SHUT_WR);
+			st->shut_wr = true;
+		}
+		st->stalled = st->answered && buf_len(&st->body) >= STREAM_BUF;
+		if (st->can_read && !st->stalled && !st->body_end) {
+			ssize_t n = recv(st->fd, tmp, sizeof(tmp), 0);
+			if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+				st->can_read = false;
+			} else if (n <= 0) {
+				stream_eof(st);
+				progress = true;
+			} else {
+				if (!stream_take(st, tmp, (size_t)n))
+					break;
+				progress = true;
+			}
+		} else if (st->can_read && st->body_end && !st->raw) {
+			/* the answer is whole; the data path closes next */
+			ssize_t n = recv(st->fd, tmp, sizeof(tmp), 0);
+			if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK))
+				stream_close_fd(st);
+			else if (n < 0)
+				st->can_read = false;
+		}
+		if ((buf_len(&st->body) > 0 || st->body_end) && st->deferred && st->answered) {
+			st->deferred = false;
+			nghttp2_session_resume_data(s->ng, st->id);
+		}
+		if (!progress)
+			break;
+	}
+}
+
+static void on_stream_io(struct loop_io *io, uint32_t events)
+{
+	struct h2_stream *st = io->data;
+	if (st->gone)
+		return;
+	struct h2_session *s = st->s;
+	if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+		st->can_read = true;
+	if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
+		st->can_write = true;
+	stream_progress(st);
+	session_progress(s);
+}
+
+/* ---- the request head ---- */
+
+static char *dup_n(const uint8_t *p, size_t n)
+{
+	char *d = malloc(n + 1);
+	if (d) {
+		memcpy(d, p, n);
+		d[n] = '\0';
+	}
+	return d;
+}
+
+static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *frame, void *ud)
+{
+	struct h2_session *s = ud;
+	if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
+		return 0;
+	struct h2_stream *st = calloc(1, sizeof(*st));
+	if (!st)
+		return NGHTTP2_ERR_CALLBACK_FAILURE;
+	st->s = s;
+	st->id = frame->hd.stream_id;
+	st->fd = -1;
+	st->io.fd = -1;
+	buf_init(&st->fields, s->lim.max_header_bytes + 1024u);
+	buf_init(&st->cookie, s->lim.max_header_bytes + 1024u);
+	buf_init(&st->up, s->lim.max_header_bytes * 2u + STREAM_WINDOW + 4096u);
+	buf_init(&st->down, RESP_HEAD_MAX + READ_CHUNK);
+	buf_init(&st->body, STREAM_BUF * 2u + READ_CHUNK);
+	buf_init(&st->trailers, RESP_HEAD_MAX);
+	st->next = s->streams;
+	if (s->streams)
+		s->streams->prev = st;
+	s->streams = st;
+	nghttp2_session_set_stream_user_data(ng, st->id, st);
+	return 0;
+}
+
+static int on_header(nghttp2_session *ng, const nghttp2_frame *frame, const uint8_t *name,
+                     size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags, void *ud)
+{
+	(void)flags;
+	struct h2_session *s = ud;
+	if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
+		return 0; /* trailers: not passed on */
+	struct h2_stream *st = stream_of(s, frame->hd.stream_id);
+	if (!st || st->refuse)
+		return 0;
+	(void)ng;
+	st->hbytes += namelen + valuelen + 32;
+	if (st->hbytes > s->lim.max_header_bytes) {
+		st->refuse = 431;
+		return 0;
+	}
+	char **pseudo = NULL;
+	if (namelen > 0 && name[0] == ':') {
+		if (namelen == 7 && memcmp(name, ":method", 7) == 0)
+			pseudo = &st->method;
+		else if (namelen == 7 && memcmp(name, ":scheme", 7) == 0)
+			pseudo = &st->scheme;
+		else if (namelen == 10 && memcmp(name, ":authority", 10) == 0)
+			pseudo = &st->authority;
+		else if (namelen == 5 && memcmp(name, ":path", 5) == 0)
+			pseudo = &st->path;
+		else if (namelen == 9 && memcmp(name, ":protocol", 9) == 0)
+			pseudo = &st->protocol;
+		if (!pseudo)
+			return 0;
+		free(*pseudo);
+		*pseudo = dup_n(value, valuelen);
+		if (!*pseudo)
+			st->refuse = 500;
+		return 0;
+	}
+	if (namelen == 6 && memcmp(name, "cookie", 6) == 0) {
+		if ((buf_len(&st->cookie) && buf_append(&st->cookie, "; ", 2) != 0) ||
+		    buf_append(&st->cookie, value, valuelen) != 0)
+			st->refuse = 431;
+		return 0;
+	}
+	/* TE can only be "trailers" here (nghttp2 checks): a hop-by-hop
+	 * header the data path would drop anyway. */
+	if (namelen == 2 && memcmp(name, "te", 2) == 0)
+		return 0;
+	if (namelen == 14 && memcmp(name, "content-length", 14) == 0)
+		st->has_length = true;
+	if (buf_append(&st->fields, name, namelen) != 0 || buf_append(&st->fields, ": ", 2) != 0 ||
+	    buf_append(&st->fields, value, valuelen) != 0 ||
+	    buf_append(&st->fields, "\r\n", 2) != 0)
+		st->refuse = 431;
+	return 0;
+}
+
+static int append_str(struct buf *b, const char *s)
+{
+	return buf_append(b, s, strlen(s));
+}
+
+/* The HTTP/1.1 head for the data path, into st->up. Returns 0 or a status
+ * to answer instead. */
+static int build_head(struct h2_stream *st, bool end_stream)
+{
+	if (st->refuse)
+		return st->refuse;
+	bool connect = st->method && strcmp(st->method, "CONNECT") == 0;
+	if (connect && !st->protocol)
+		return 405; /* plain CONNECT (no :path): no forward proxying */
+	if (connect && strcasecmp(st->protocol, "websocket") != 0)
+		return 501;
+	if (!st->method || !st->path)
+		return 400;
+	st->tunnel = connect;
+	st->head_req = strcmp(st->method, "HEAD") == 0;
+	struct buf *b = &st->up;
+	int rc = append_str(b, connect ? "GET" : st->method);
+	rc |= append_str(b, " ");
+	rc |= append_str(b, st->path);
+	rc |= append_str(b, " HTTP/1.1\r\n");
+	if (st->authority) {
+		rc |= append_str(b, "host: ");
+		rc |= append_str(b, st->authority);
+		rc |= append_str(b, "\r\n");
+	}
+	/* with :authority, a host header of the client's is not sent too */
+	const char *f = st->fields.data ? st->fields.data + st->fields.start : "";
+	size_t flen = buf_len(&st->fields);
+	while (flen > 0) {
+		const char *eol = memchr(f, '\n', flen);
+		size_t line = eol ? (size_t)(eol - f) + 1 : flen;
+		if (!(st->authority && line >= 5 && strncmp(f, "host:", 5) == 0))
+			rc |= buf_append(b, f, line);
+		f += line;
+		flen -= line;
+	}
+	if (buf_len(&st->cookie)) {
+		rc |= append_str(b, "cookie: ");
+		rc |= buf_append(b, st->cookie.data + st->cookie.start, buf_len(&st->cookie));
+		rc |= append_str(b, "\r\n");
+	}
+	if (connect) {
+		unsigned char raw[16];
+		char key[32];
+		if (RAND_bytes(raw, sizeof(raw)) != 1)
+			return 500;
+		EVP_EncodeBlock((unsigned char *)key, raw, sizeof(raw));
+		rc |= append_str(
+		    b, "upgrade: websocket\r\nconnection: upgrade\r\nsec-websocket-key: ");
+		rc |= append_str(b, key);
+		rc |= append_str(b, "\r\n");
+	} else {
+		if (!end_stream && !st->has_length) {
+			st->chunked = true;
+			rc |= append_str(b, "transfer-encoding: chunked\r\n");
+		}
+		rc |= append_str(b, "connection: close\r\n");
+	}
+	rc |= append_str(b, "\r\n");
+	buf_free(&st->fields);
+	buf_free(&st->cookie);
+	return rc ? 431 : 0;
+}
+
+static void stream_open(struct h2_stream *st, bool end_stream)
+{
+	struct h2_session *s = st->s;
+	int status = build_head(st, end_stream);
+	if (status == 0 && s->host.live_streams(s->host.data) >=
+	                       (size_t)s->lim.max_concurrent_streams * LIVE_FACTOR) {
+		nghttp2_submit_rst_stream(s->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_REFUSED_STREAM);
+		return;
+	}
+	if (status != 0) {
+		answer_status(st, status);
+		return;
+	}
+	int sp[2];
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sp) != 0) {
+		log_warn("proxy.h2", "socketpair: %s", strerror(errno));
+		nghttp2_submit_rst_stream(s->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_REFUSED_STREAM);
+		return;
+	}
+	http_parse_init(&st->hp, true, st->head_req);
+	st->hp.trailers = &st->trailers;
+	st->fd = sp[0];
+	st->io.fd = sp[0];
+	st->io.cb = on_stream_io;
+	st->io.data = st;
+	if (loop_io_add(s->w->loop, &st->io, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET) != 0) {
+		close(sp[0]);
+		close(sp[1]);
+		st->fd = st->io.fd = -1;
+		nghttp2_submit_rst_stream(s->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_REFUSED_STREAM);
+		return;
+	}
+	if (s->host.open_stream(s->host.data, sp[1]) != 0) {
+		stream_close_fd(st);
+		nghttp2_submit_rst_stream(s->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_REFUSED_STREAM);
+		return;
+	}
+	s->nstreams++;
+	st->opened = true;
+	st->can_write = true;
+	if (end_stream)
+		st->req_ended = true;
+	stream_progress(st);
+}
+
+static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *ud)
+{
+	(void)ng;
+	struct h2_session *s = ud;
+	bool end = frame->hd.flags & NGHTTP2_FLAG_END_STREAM;
+	if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA)
+		return 0;
+	struct h2_stream *st = stream_of(s, frame->hd.stream_id);
+	if (!st)
+		return 0;
+	if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
+		stream_open(st, end);
+		return 0;
+	}
+	if (end && !st->req_ended) {
+		st->req_ended = true;
+		if (st->chunked && buf_append(&st->up, "0\r\n\r\n", 5) != 0)
+			nghttp2_submit_rst_stream(s->ng, NGHTTP2_FLAG_NONE, st->id,
+			                          NGHTTP2_INTERNAL_ERROR);
+		stream_progress(st);
+	}
+	return 0;
+}
+
+static int on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const uint8_t *data,
+                         size_t len, void *ud)
+{
+	(void)flags;
+	struct h2_session *s = ud;
+	struct h2_stream *st = stream_of(s, id);
+	if (!st || st->fd < 0) {
+		/* nobody takes these bytes: the window comes back at once */
+		nghttp2_session_consume(ng, id, len);
+		return 0;
+	}
+	int rc = 0;
+	if (st->chunked) {
+		char hdr[24];
+		int h = snprintf(hdr, sizeof(hdr), "%zx\r\n", len);
+		rc |= buf_append(&st->up, hdr, (size_t)h);
+		rc |= buf_append(&st->up, data, len);
+		rc |= buf_append(&st->up, "\r\n", 2);
+	} else {
+		rc = buf_append(&st->up, data, len);
+	}
+	if (rc != 0) {
+		/* more than the window we gave: flow control was broken */
+		nghttp2_session_consume(ng, id, len);
+		nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, id, NGHTTP2_FLOW_CONTROL_ERROR);
+		return 0;
+	}
+	st->to_consume += len;
+	stream_progress(st);
+	return 0;
+}
+
+static int on_stream_close(nghttp2_session *ng, int32_t id, uint32_t code, void *ud)
+{
+	(void)ng;
+	(void)code;
+	struct h2_session *s = ud;
+	struct h2_stream *st = stream_of(s, id);
+	if (!st)
+		return 0;
+	if (st->opened && s->nstreams > 0)
+		s->nstreams--;
+	stream_drop(st);
+	return 0;
+}
+
+/* ---- the session ---- */
+
+static void free_session(struct loop_defer *d)
+{
+	struct h2_session *s = d->data;
+	nghttp2_session_del(s->ng);
+	buf_free(&s->out);
+	free(s);
+}
+
+static void session_close(struct h2_session *s)
+{
+	if (s->closed)
+		return;
+	while (s->streams) {
+		if (s->streams->opened && s->nstreams > 0)
+			s->nstreams--;
+		stream_drop(s->streams);
+	}
+	s->closed = true;
+	struct h2_worker *w = s->w;
+	loop_timer_cancel(w->loop, &s->timer);
+	if (s->io.fd >= 0)
+		loop_io_del(w->loop, &s->io);
+	s->io.fd = -1;
+	tls_sock_close(&s->sock);
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		w->head = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	w->count--;
+	if (s->host.release)
+		s->host.release(s->host.data);
+	loop_defer(w->loop, &s->defer, free_session, s);
+}
+
+static void on_session_timer(struct loop_timer *t)
+{
+	struct h2_session *s = t->data;
+	if (s->closed)
+		return;
+	if (s->lingering) {
+		session_close(s);
+		return;
+	}
+	if (s->nstreams == 0 || s->draining) {
+		/* idle (or a drain that took too long): leave */
+		if (!s->draining)
+			nghttp2_submit_goaway(s->ng, NGHTTP2_FLAG_NONE,
+			                      nghttp2_session_get_last_proc_stream_id(s->ng),
+			                      NGHTTP2_NO_ERROR, NULL, 0);
+		s->draining = true;
+		session_progress(s);
+		if (!s->closed)
+			session_close(s);
+		return;
+	}
+	loop_timer_set(s->w->loop, &s->timer, s->lim.idle_ms);
+}
+
+static void session_arm(struct h2_session *s)
+{
+	if (s->closed)
+		return;
+	if (s->nstreams == 0 && !loop_timer_armed(&s->timer))
+		loop_timer_set(s->w->loop, &s->timer, s->lim.idle_ms);
+	else if (s->nstreams > 0 && !s->draining)
+		loop_timer_cancel(s->w->loop, &s->timer);
+}
+
+/* nghttp2 gave up on the client (a protocol error, a flood): nothing more
+ * is read; a GOAWAY goes out (nghttp2's own when it queued one), then the
+ * session ends. */
+static void session_fatal(struct h2_session *s, int err)
+{
+	s->read_eof = true;
+	uint32_t code = err == NGHTTP2_ERR_FLOODED || err == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS
+	                    ? NGHTTP2_ENHANCE_YOUR_CALM
+	                    : NGHTTP2_PROTOCOL_ERROR;
+	/* a no-op when nghttp2 queued its own GOAWAY already */
+	if (nghttp2_session_terminate_session(s->ng, code) == 0)
+		return;
+	uint32_t last = (uint32_t)nghttp2_session_get_last_proc_stream_id(s->ng);
+	unsigned char f[17] = {0, 0, 8, NGHTTP2_GOAWAY, 0, 0, 0, 0, 0};
+	for (int i = 0; i < 4; i++) {
+		f[9 + i] = (unsigned char)(last >> (24 - 8 * i));
+		f[13 + i] = (unsigned char)(code >> (24 - 8 * i));
+	}
+	f[9] &= 0x7f;
+	buf_append(&s->out, f, sizeof(f));
+}
+
+/* Everything (the GOAWAY last) is sent: shut the write side and read what
+ * the client still sends away for a moment, so that the close does not
+ * become a reset that destroys the GOAWAY before the client reads it. */
+static void session_linger(struct h2_session *s)
+{
+	char sink[READ_CHUNK];
+	if (!s->lingering) {
+		s->lingering = true;
+		while (s->streams) {
+			if (s->streams->opened && s->nstreams > 0)
+				s->nstreams--;
+			stream_drop(s->streams);
+		}
+		if (s->sock.ssl)
+			SSL_shutdown(s->sock.ssl);
+		shutdown(s->sock.fd, SHUT_WR);
+		loop_timer_set(s->w->loop, &s->timer, LINGER_MS);
+		s->can_read = true;
+	}
+	while (s->can_read) {
+		ssize_t n = recv(s->sock.fd, sink, sizeof(sink), 0);
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			s->can_read = false;
+			return;
+		}
+		s->linger_bytes += n > 0 ? (size_t)n : 0;
+		if (n <= 0 || s->linger_bytes > LINGER_MAX) {
+			session_close(s);
+			return;
+		}
+	}
+}
+
+static void session_progress(struct h2_session *s)
+{
+	char tmp[READ_CHUNK];
+	if (s->lingering) {
+		session_linger(s);
+		return;
+	}
+	for (int round = 0; round < PROGRESS_ROUNDS && !s->closed; round++) {
+		bool progress = false;
+		if (s->can_read && !s->read_eof && buf_len(&s->out) < OUT_HIGH) {
+			ssize_t n = tls_sock_read(&s->sock, tmp, sizeof(tmp));
+			if (n == WEIR_EAGAIN) {
+				if (!s->sock.blocked_out)
+					s->can_read = false;
+				else
+					s->can_write = false;
+			} else if (n <= 0) {
+				session_close(s);
+				return;
+			} else {
+				ssize_t used = nghttp2_session_mem_recv(s->ng, (const uint8_t *)tmp,
+				                                        (size_t)n);
+				if (used < 0)
+					session_fatal(s, (int)used);
+				progress = true;
+			}
+		}
+		if (s->refill) {
+			s->refill = false;
+			for (struct h2_stream *st = s->streams, *nx; st; st = nx) {
+				nx = st->next;
+				if (st->stalled && buf_len(&st->body) < STREAM_BUF)
+					stream_progress(st);
+			}
+		}
+		while (buf_len(&s->out) < OUT_HIGH && nghttp2_session_want_write(s->ng)) {
+			const uint8_t *data;
+			ssize_t n = nghttp2_session_mem_send(s->ng, &data);
+			if (n < 0) {
+				session_close(s);
+				return;
+			}
+			if (n == 0)
+				break;
+			if (buf_append(&s->out, data, (size_t)n) != 0) {
+				session_close(s);
+				return;
+			}
+			progress = true;
+		}
+		if (buf_len(&s->out) > 0 && s->can_write) {
+			ssize_t n =
+			    tls_sock_write(&s->sock, s->out.data + s->out.start, buf_len(&s->out));
+			if (n == WEIR_EAGAIN) {
+				if (s->sock.blocked_out)
+					s->can_write = false;
+				else
+					s->can_read = false;
+			} else if (n < 0) {
+				session_close(s);
+				return;
+			} else {
+				s->out.start += (size_t)n;
+				if (s->out.start == s->out.end)
+					s->out.start = s->out.end = 0;
+				progress = true;
+			}
+		}
+		if (buf_len(&s->out) == 0 &&
+		    ((!nghttp2_session_want_read(s->ng) && !nghttp2_session_want_write(s->ng)) ||
+		     (s->read_eof && !nghttp2_session_want_write(s->ng)))) {
+			session_linger(s);
+			return;
+		}
+		if (!progress)
+			break;
+	}
+	if (!s->closed && buf_len(&s->out) == 0)
+		buf_free(&s->out);
+	if (!s->lingering)
+		session_arm(s);
+}
+
+static void on_session_io(struct loop_io *io, uint32_t events)
+{
+	struct h2_session *s = io->data;
+	if (s->closed)
+		return;
+	if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+		s->can_read = true;
+	if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
+		s->can_write = true;
+	if (s->sock.ssl)
+		s->can_read = s->can_write = true;
+	session_progress(s);
+}
+
+int h2_start(struct h2_worker *w, struct tls_sock *client, const char *preread, size_t n,
+             const struct h2_limits *lim, const struct h2_host *host)
+{
+	struct h2_session *s = calloc(1, sizeof(*s));
+	nghttp2_session_callbacks *cb = NULL;
+	nghttp2_option *opt = NULL;
+	if (!s || nghttp2_session_callbacks_new(&cb) != 0 || nghttp2_option_new(&opt) != 0)
+		goto fail;
+	s->w = w;
+	s->sock = *client;
+	s->io.fd = client->fd;
+	s->io.cb = on_session_io;
+	s->io.data = s;
+	s->lim = *lim;
+	if (s->lim.max_concurrent_streams == 0)
+		s->lim.max_concurrent_streams = 128;
+	if (s->lim.idle_ms == 0)
+		s->lim.idle_ms = 75000;
+	s->host = *host;
+	s->can_read = s->can_write = true;
+	buf_init(&s->out, OUT_CAP);
+	loop_timer_init(&s->timer, on_session_timer, s);
+	nghttp2_session_callbacks_set_on_begin_headers_callback(cb, on_begin_headers);
+	nghttp2_session_callbacks_set_on_header_callback(cb, on_header);
+	nghttp2_session_callbacks_set_on_frame_recv_callback(cb, on_frame_recv);
+	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, on_data_chunk);
+	nghttp2_session_callbacks_set_on_stream_close_callback(cb, on_stream_close);
+	/* window updates follow what the data path took, not what arrived */
+	nghttp2_option_set_no_auto_window_update(opt, 1);
+	/* what the library bounds by default is kept: RST_STREAM rate (rapid
+	 * reset), CONTINUATION count, SETTINGS entries, queued PING/SETTINGS
+	 * acknowledgements */
+	nghttp2_option_set_max_continuations(opt, 8);
+	nghttp2_option_set_stream_reset_rate_limit(opt, 1000, 33);
+	nghttp2_option_set_max_outbound_ack(opt, 1000);
+	nghttp2_option_set_max_settings(opt, 32);
+	if (nghttp2_session_server_new2(&s->ng, cb, s, opt) != 0)
+		goto fail;
+	nghttp2_session_callbacks_del(cb);
+	nghttp2_option_del(opt);
+	cb = NULL;
+	opt = NULL;
+	nghttp2_settings_entry iv[] = {
+	    {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, s->lim.max_concurrent_streams},
+	    {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, STREAM_WINDOW},
+	    {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, s->lim.max_header_bytes},
+	    {NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL, 1},
+	};
+	if (nghttp2_submit_settings(s->ng, NGHTTP2_FLAG_NONE, iv, sizeof(iv) / sizeof(iv[0])) !=
+	        0 ||
+	    nghttp2_session_set_local_window_size(s->ng, NGHTTP2_FLAG_NONE, 0, CONN_WINDOW) != 0)
+		goto fail;
+	ssize_t used = n > 0 ? nghttp2_session_mem_recv(s->ng, (const uint8_t *)preread, n) : 0;
+	if (used < 0)
+		session_fatal(s, (int)used);
+	if (loop_io_add(w->loop, &s->io, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET) != 0)
+		goto fail;
+	s->next = w->head;
+	if (w->head)
+		w->head->prev = s;
+	w->head = s;
+	w->count++;
+	session_progress(s);
+	return 0;
+fail:
+	if (cb)
+		nghttp2_session_callbacks_del(cb);
+	if (opt)
+		nghttp2_option_del(opt);
+	if (s) {
+		if (s->ng)
+			nghttp2_session_del(s->ng);
+		buf_free(&s->out);
+		free(s);
+	}
+	tls_sock_close(client);
+	if (host->release)
+		host->release(host->data);
+	return WEIR_ENOMEM;
+}
+
+void h2_drain_all(struct h2_worker *w)
+{
+	for (struct h2_session *s = w->head, *nx; s; s = nx) {
+		nx = s->next;
+		if (s->draining)
+			continue;
+		s->draining = true;
+		nghttp2_submit_goaway(s->ng, NGHTTP2_FLAG_NONE,
+		                      nghttp2_session_get_last_proc_stream_id(s->ng),
+		                      NGHTTP2_NO_ERROR, NULL, 0);
+		session_progress(s);
+	}
+}
+
+void h2_close_all(struct h2_worker *w)
+{
+	while (w->head)
+		session_close(w->head);
+}

@@ -1,0 +1,72 @@
+/* proxy/h2.h - HTTP/2 from clients (RFC 9113), with WebSocket over HTTP/2
+ * (RFC 8441 extended CONNECT). A session owns the client's socket and speaks
+ * HTTP/2 with libnghttp2; each stream is handed to the HTTP/1.1 data path as
+ * its own connection over a socket pair, so every route policy applies per
+ * stream exactly as it does for HTTP/1.1. The session translates the stream's
+ * request into an HTTP/1.1 request head and body, and the HTTP/1.1 answer
+ * back into HEADERS and DATA frames. An extended CONNECT stream becomes a
+ * WebSocket upgrade towards the data path; after its 101 the stream relays
+ * raw bytes both ways (the tunnel behind it keeps its idle, lifetime, ping
+ * and drain rules). */
+#ifndef WEIR_PROXY_H2_H
+#define WEIR_PROXY_H2_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "loop.h"
+#include "tls.h"
+
+struct h2_session;
+
+/* Per-worker state (caller storage). */
+struct h2_worker {
+	struct loop *loop;
+	struct h2_session *head;
+	size_t count; /* live sessions */
+};
+
+struct h2_limits {
+	uint32_t max_concurrent_streams; /* SETTINGS_MAX_CONCURRENT_STREAMS (>= 1) */
+	uint32_t max_header_bytes;       /* a request's decoded header list; over it: 431 */
+	uint32_t idle_ms;                /* no stream open this long: GOAWAY, close */
+	uint32_t header_timeout_ms;      /* a stream's request head this slow: RST_STREAM */
+};
+
+/* What the session asks of its owner (the HTTP/1.1 data path). */
+struct h2_host {
+	/* Serve one stream: fd is the data path's end of a socket pair (the
+	 * session keeps the other end). Returns 0, or an error (fd closed). */
+	int (*open_stream)(void *data, int fd);
+	/* HTTP/1.1 connections opened for this session and still alive (they
+	 * may outlive their stream while an upstream answers). */
+	size_t (*live_streams)(void *data);
+	/* The session is gone; data is not used again by the session. */
+	void (*release)(void *data);
+	void *data;
+};
+
+/* Take over client (its SSL object included) and speak HTTP/2 on it.
+ * preread (n bytes, may be 0) were read from the client already (the start
+ * of the connection preface). lim and host are copied. Returns 0, or
+ * WEIR_ENOMEM / WEIR_EIO; on failure the socket is closed and
+ * host->release called. */
+int h2_start(struct h2_worker *w, struct tls_sock *client, const char *preread, size_t n,
+             const struct h2_limits *lim, const struct h2_host *host);
+
+/* Graceful shutdown: GOAWAY to every session; each closes once its streams
+ * are done. */
+void h2_drain_all(struct h2_worker *w);
+
+/* Close every session now. */
+void h2_close_all(struct h2_worker *w);
+
+/* True when buf (n bytes) is the start of the HTTP/2 client preface (all of
+ * it once n >= 24). */
+bool h2_is_preface(const char *buf, size_t n);
+
+/* Bytes in the client connection preface. */
+#define H2_PREFACE_LEN 24u
+
+#endif
