@@ -315,7 +315,7 @@ static const struct refusal refusals[] = {
      "\"policy\":{\"backend_protocol\":\"https\"}}]}]}",
      WEIR_EINVAL,
      "hosts[0].routes[0].policy.backend_protocol: unknown value \"https\" (want \"HTTP\", "
-     "\"HTTPS\", \"FCGI\")"},
+     "\"HTTPS\", \"FCGI\", \"GRPC\", \"GRPCS\", \"AUTO_HTTP\")"},
     {"{\"version\":1,\"hosts\":[{\"routes\":[{\"path\":\"/\",\"match\":\"prefix\","
      "\"policy\":{\"cookie\":{\"samesite\":\"lax\"}}}]}]}",
      WEIR_EINVAL,

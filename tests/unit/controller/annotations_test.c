@@ -236,7 +236,7 @@ static void resolve(void)
 	    "{\"weir.dev/canary-weight\":\"101\"}",
 	    "{\"weir.dev/affinity\":\"ip\"}",
 	    "{\"weir.dev/load-balance\":\"random\"}",
-	    "{\"weir.dev/backend-protocol\":\"GRPC\"}",
+	    "{\"weir.dev/backend-protocol\":\"THRIFT\"}",
 	    "{\"weir.dev/session-cookie-samesite\":\"Sometimes\"}",
 	    "{\"weir.dev/permanent-redirect-code\":\"200\"}",
 	    "{\"weir.dev/whitelist-source-range\":\"10.0.0.0/40\"}",

@@ -218,6 +218,33 @@ static void test_pipelined(void)
 	CHECK_INT(http_parse_body(&hp, ch + hl, strlen(ch) - hl, &used, sink_cb, &s), 1);
 	CHECK(s.len == 3 && memcmp(s.data, "abc", 3) == 0);
 	CHECK(strncmp(ch + hl + used, "GET /d ", 7) == 0);
+
+	/* Kept trailers (a gRPC answer's), fed a byte at a time. */
+	const char *tr = "POST /p HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+	                 "2\r\nok\r\n0\r\ngrpc-status: 0\r\nGrpc-Message: all  good\r\n\r\n";
+	CHECK_INT(parse_req(&hp, tr, strlen(tr), &hl), 0);
+	struct buf t;
+	buf_init(&t, 256);
+	hp.trailers = &t;
+	s.len = 0;
+	int r = 0;
+	for (size_t off = hl; off < strlen(tr) && r == 0; off++)
+		r = http_parse_body(&hp, tr + off, 1, &used, sink_cb, &s);
+	CHECK_INT(r, 1);
+	CHECK(s.len == 2 && memcmp(s.data, "ok", 2) == 0);
+	CHECK_INT(buf_len(&t), strlen("grpc-status: 0\r\nGrpc-Message: all  good\r\n"));
+	CHECK(buf_len(&t) > 0 &&
+	      memcmp(t.data + t.start, "grpc-status: 0\r\nGrpc-Message: all  good\r\n",
+	             buf_len(&t)) == 0);
+	buf_free(&t);
+
+	/* Over the cap: the parse fails instead of dropping them silently. */
+	CHECK_INT(parse_req(&hp, tr, strlen(tr), &hl), 0);
+	buf_init(&t, 8);
+	hp.trailers = &t;
+	CHECK(http_parse_body(&hp, tr + hl, strlen(tr) - hl, &used, sink_cb, &s) < 0);
+	CHECK(hp.trailer_failed);
+	buf_free(&t);
 }
 
 static void test_bad_chunks(void)
