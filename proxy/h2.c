@@ -46,8 +46,9 @@ struct h2_stream {
 	struct loop_io io;
 	struct loop_defer defer;
 	bool can_read, can_write;
-	bool gone;   /* nghttp2 closed the stream: only the free is due */
-	bool opened; /* counted in nstreams (handed to the data path) */
+	bool gone;    /* nghttp2 closed the stream: only the free is due */
+	bool opened;  /* counted in nstreams (handed to the data path) */
+	bool pending; /* the head is made; the data path is asked after this read */
 	/* the request as it arrives */
 	char *method, *scheme, *authority, *path, *protocol;
 	struct buf fields; /* regular header lines, HTTP/1.1 form */
@@ -625,17 +626,27 @@ static int build_head(struct h2_stream *st, bool end_stream)
 	return rc ? 431 : 0;
 }
 
-static void stream_open(struct h2_stream *st, bool end_stream)
+/* The request head is complete: its HTTP/1.1 head is made now (DATA that
+ * follows is appended), the data path is asked only after the bytes read
+ * with it were all taken (open_pending), so a stream the client resets at
+ * once (rapid reset) costs no connection. */
+static void stream_head(struct h2_stream *st, bool end_stream)
 {
-	struct h2_session *s = st->s;
 	int status = build_head(st, end_stream);
-	if (status == 0 && s->host.live_streams(s->host.data) >=
-	                       (size_t)s->lim.max_concurrent_streams * LIVE_FACTOR) {
-		nghttp2_submit_rst_stream(s->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_REFUSED_STREAM);
-		return;
-	}
 	if (status != 0) {
 		answer_status(st, status);
+		return;
+	}
+	st->pending = true;
+	st->req_ended = end_stream;
+}
+
+static void stream_open(struct h2_stream *st)
+{
+	struct h2_session *s = st->s;
+	if (s->host.live_streams(s->host.data) >=
+	    (size_t)s->lim.max_concurrent_streams * LIVE_FACTOR) {
+		nghttp2_submit_rst_stream(s->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_REFUSED_STREAM);
 		return;
 	}
 	int sp[2];
@@ -665,9 +676,19 @@ static void stream_open(struct h2_stream *st, bool end_stream)
 	s->nstreams++;
 	st->opened = true;
 	st->can_write = true;
-	if (end_stream)
-		st->req_ended = true;
 	stream_progress(st);
+}
+
+/* Streams whose head came in the last bytes read, and still open. */
+static void open_pending(struct h2_session *s)
+{
+	for (struct h2_stream *st = s->streams, *nx; st; st = nx) {
+		nx = st->next;
+		if (st->pending && !st->gone) {
+			st->pending = false;
+			stream_open(st);
+		}
+	}
 }
 
 static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *ud)
@@ -681,7 +702,7 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *
 	if (!st)
 		return 0;
 	if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
-		stream_open(st, end);
+		stream_head(st, end);
 		return 0;
 	}
 	if (end && !st->req_ended) {
@@ -700,7 +721,7 @@ static int on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const u
 	(void)flags;
 	struct h2_session *s = ud;
 	struct h2_stream *st = stream_of(s, id);
-	if (!st || st->fd < 0) {
+	if (!st || (st->fd < 0 && !st->pending)) {
 		/* nobody takes these bytes: the window comes back at once */
 		nghttp2_session_consume(ng, id, len);
 		return 0;
@@ -891,6 +912,8 @@ static void session_progress(struct h2_session *s)
 				                                        (size_t)n);
 				if (used < 0)
 					session_fatal(s, (int)used);
+				else
+					open_pending(s);
 				progress = true;
 			}
 		}
@@ -1019,6 +1042,8 @@ int h2_start(struct h2_worker *w, struct tls_sock *client, const char *preread, 
 	ssize_t used = n > 0 ? nghttp2_session_mem_recv(s->ng, (const uint8_t *)preread, n) : 0;
 	if (used < 0)
 		session_fatal(s, (int)used);
+	else
+		open_pending(s);
 	if (loop_io_add(w->loop, &s->io, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET) != 0)
 		goto fail;
 	s->next = w->head;

@@ -2894,6 +2894,13 @@ static void on_client_io(struct loop_io *io, uint32_t events)
 	struct conn *c = io->data;
 	if (c->closed)
 		return;
+	if (c->origin && (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))) {
+		/* the HTTP/2 session closes a stream's pair only when the stream
+		 * is over (reset by the client, or its connection gone): the
+		 * request is abandoned, its upstream exchange with it */
+		conn_close(c);
+		return;
+	}
 	if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
 		c->can_read = true;
 	if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))

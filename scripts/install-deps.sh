@@ -9,7 +9,7 @@ APT_PACKAGES=(
 	libssl-dev libpcre2-dev libcrypt-dev zlib1g-dev libbrotli-dev libnghttp2-dev apache2-utils
 	python3 python3-pip python3-venv iproute2 procps psmisc
 	nginx-light haproxy wrk etcd-server etcd-client clang-format
-	clang libclang-rt-dev php-fpm nghttp2-client
+	clang libclang-rt-dev php-fpm nghttp2-client chromium
 )
 PIP_PACKAGES=(pytest websockets aiohttp requests pyyaml h2 grpcio)
 
