@@ -2847,6 +2847,15 @@ static void conn_close(struct conn *c)
 	struct worker *w = c->w;
 	if (c->closed)
 		return;
+	if (c->req_active && c->x && c->table) {
+		/* a request cut off (client gone, upstream died mid-answer, a
+		 * body over the limit after the answer began): logged as nginx
+		 * does, with the status sent, or 499 when none was */
+		int status = c->status_sent ? c->status_sent : 499;
+		metrics_request(label_host(c), label_path(c), status, upstream_seconds(c));
+		log_request(c, status);
+		c->req_active = false;
+	}
 	c->closed = true;
 	loop_timer_cancel(w->loop, &c->timer);
 	if (c->io.fd >= 0)

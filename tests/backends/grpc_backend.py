@@ -6,7 +6,9 @@ Prints "grpc_backend ready on 127.0.0.1:PORT" once serving. Methods of service
 test.Echo (messages are raw bytes):
   Unary         answers the request; "fail:<text>" aborts with INVALID_ARGUMENT <text>;
                 metadata x-sleep-ms sleeps first; the answer's trailing metadata has
-                x-trailer: done and the initial metadata x-seen-authority (the :authority)
+                x-trailer: done and the initial metadata x-seen-authority (the :authority),
+                x-deadline-left-ms (the time left of the call's deadline, when it has one)
+                and every request metadata x-echo-* as it came
   ServerStream  the request is "<count>:<size>": count messages of size bytes each,
                 message i filled with the byte i % 256
   Bidi          every message comes back as it is, in order
@@ -21,6 +23,18 @@ from concurrent import futures
 import grpc
 
 
+def authority(context, md) -> str:
+    """The call's :authority. grpcio keeps pseudo-headers out of invocation_metadata(): it is
+    the host of the call details (a private attribute; empty when grpcio changes it)."""
+    if md.get(":authority"):
+        return md[":authority"]
+    try:
+        host = context._rpc_event.call_details.host  # pylint: disable=protected-access
+    except AttributeError:
+        return ""
+    return host.decode(errors="replace") if isinstance(host, bytes) else str(host or "")
+
+
 def unary(request, context):
     md = dict(context.invocation_metadata())
     ms = int(md.get("x-sleep-ms", "0"))
@@ -28,7 +42,12 @@ def unary(request, context):
         time.sleep(ms / 1000)
     if request.startswith(b"fail:"):
         context.abort(grpc.StatusCode.INVALID_ARGUMENT, request[5:].decode())
-    context.send_initial_metadata((("x-seen-authority", md.get(":authority", "")),))
+    initial = [("x-seen-authority", authority(context, md))]
+    left = context.time_remaining()
+    if left is not None and left < 1e6:  # the client's deadline as the server sees it
+        initial.append(("x-deadline-left-ms", str(int(left * 1000))))
+    initial += [(k, v) for k, v in context.invocation_metadata() if k.startswith("x-echo-")]
+    context.send_initial_metadata(initial)
     context.set_trailing_metadata((("x-trailer", "done"),))
     return request
 
