@@ -32,7 +32,9 @@
 #define RESP_HEAD_MAX (64u * 1024u) /* a response head from the data path */
 #define READ_CHUNK 16384u
 #define PROGRESS_ROUNDS 64
-#define LIVE_FACTOR 2u /* data path connections per allowed stream, refused beyond */
+#define LIVE_FACTOR 2u     /* data path connections per allowed stream, refused beyond */
+#define IDLE_PAIRS 16u     /* data path connections kept for the next streams */
+#define IDLE_PAIR_MS 5000u /* ... this long at most (far below any keep-alive timeout) */
 #define LINGER_MS 2000u
 #define LINGER_MAX (1024u * 1024u)
 
@@ -91,10 +93,16 @@ struct h2_session {
 	bool refill; /* a stream's body was taken: stalled streams may read again */
 	struct h2_stream *streams;
 	size_t nstreams; /* streams handed to the data path and not closed */
+	/* data path connections whose last answer was whole and kept alive:
+	 * the next stream's request goes on one of them */
+	int idle_fd[IDLE_PAIRS];
+	uint64_t idle_since[IDLE_PAIRS];
+	size_t nidle;
 };
 
 static void session_progress(struct h2_session *s);
 static void stream_progress(struct h2_stream *st);
+static void stream_release_pair(struct h2_stream *st);
 
 bool h2_is_preface(const char *buf, size_t n)
 {
@@ -385,6 +393,15 @@ static void stream_eof(struct h2_stream *st)
 	nghttp2_submit_rst_stream(s->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_INTERNAL_ERROR);
 }
 
+/* The data path may serve another stream on st's pair: its answer ended
+ * by its framing (not by a close) and keeps the connection, and the whole
+ * request went. */
+static bool reusable(const struct h2_stream *st)
+{
+	return !st->tunnel && !st->inner_eof && st->hp.done && st->req_ended &&
+	       buf_len(&st->up) == 0 && http_parse_keep_alive(&st->hp);
+}
+
 static void stream_progress(struct h2_stream *st)
 {
 	struct h2_session *s = st->s;
@@ -433,13 +450,15 @@ static void stream_progress(struct h2_stream *st)
 					break;
 				progress = true;
 			}
-		} else if (st->can_read && st->body_end && !st->raw) {
-			/* the answer is whole; the data path closes next */
-			ssize_t n = recv(st->fd, tmp, sizeof(tmp), 0);
-			if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK))
+		} else if (st->body_end && !st->raw) {
+			/* the answer is whole: the pair serves the next stream,
+			 * or closes (the rest of a request body the data path
+			 * did not wait for is dropped) */
+			if (reusable(st))
+				stream_release_pair(st);
+			else
 				stream_close_fd(st);
-			else if (n < 0)
-				st->can_read = false;
+			break;
 		}
 		if ((buf_len(&st->body) > 0 || st->body_end) && st->deferred && st->answered) {
 			st->deferred = false;
@@ -618,12 +637,52 @@ static int build_head(struct h2_stream *st, bool end_stream)
 			st->chunked = true;
 			rc |= append_str(b, "transfer-encoding: chunked\r\n");
 		}
-		rc |= append_str(b, "connection: close\r\n");
 	}
 	rc |= append_str(b, "\r\n");
 	buf_free(&st->fields);
 	buf_free(&st->cookie);
 	return rc ? 431 : 0;
+}
+
+/* A kept data path connection that is still there, or -1. One kept too
+ * long, or whose other end closed, is closed. */
+static int idle_take(struct h2_session *s)
+{
+	uint64_t now = loop_now(s->w->loop);
+	while (s->nidle > 0) {
+		size_t i = --s->nidle;
+		int fd = s->idle_fd[i];
+		char b;
+		if (now - s->idle_since[i] <= IDLE_PAIR_MS &&
+		    recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) < 0 &&
+		    (errno == EAGAIN || errno == EWOULDBLOCK))
+			return fd;
+		close(fd); /* stale, closed, or holding stray bytes */
+	}
+	return -1;
+}
+
+static void idle_close_all(struct h2_session *s)
+{
+	while (s->nidle > 0)
+		close(s->idle_fd[--s->nidle]);
+}
+
+/* The stream's answer is whole, every request byte went, and the data path
+ * keeps the connection: it serves the next stream instead of closing. */
+static void stream_release_pair(struct h2_stream *st)
+{
+	struct h2_session *s = st->s;
+	int fd = st->fd;
+	loop_io_del(s->w->loop, &st->io);
+	st->fd = st->io.fd = -1;
+	if (s->nidle == IDLE_PAIRS || s->lingering || s->draining) {
+		close(fd);
+		return;
+	}
+	s->idle_fd[s->nidle] = fd;
+	s->idle_since[s->nidle] = loop_now(s->w->loop);
+	s->nidle++;
 }
 
 /* The request head is complete: its HTTP/1.1 head is made now (DATA that
@@ -649,26 +708,33 @@ static void stream_open(struct h2_stream *st)
 		nghttp2_submit_rst_stream(s->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_REFUSED_STREAM);
 		return;
 	}
-	int sp[2];
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sp) != 0) {
-		log_warn("proxy.h2", "socketpair: %s", strerror(errno));
-		nghttp2_submit_rst_stream(s->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_REFUSED_STREAM);
-		return;
-	}
 	http_parse_init(&st->hp, true, st->head_req);
 	st->hp.trailers = &st->trailers;
-	st->fd = sp[0];
-	st->io.fd = sp[0];
+	int fd = st->tunnel ? -1 : idle_take(s);
+	bool fresh = fd < 0;
+	int sp[2] = {-1, -1};
+	if (fresh) {
+		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sp) != 0) {
+			log_warn("proxy.h2", "socketpair: %s", strerror(errno));
+			nghttp2_submit_rst_stream(s->ng, NGHTTP2_FLAG_NONE, st->id,
+			                          NGHTTP2_REFUSED_STREAM);
+			return;
+		}
+		fd = sp[0];
+	}
+	st->fd = fd;
+	st->io.fd = fd;
 	st->io.cb = on_stream_io;
 	st->io.data = st;
 	if (loop_io_add(s->w->loop, &st->io, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET) != 0) {
-		close(sp[0]);
-		close(sp[1]);
+		close(fd);
+		if (fresh)
+			close(sp[1]);
 		st->fd = st->io.fd = -1;
 		nghttp2_submit_rst_stream(s->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_REFUSED_STREAM);
 		return;
 	}
-	if (s->host.open_stream(s->host.data, sp[1]) != 0) {
+	if (fresh && s->host.open_stream(s->host.data, sp[1]) != 0) {
 		stream_close_fd(st);
 		nghttp2_submit_rst_stream(s->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_REFUSED_STREAM);
 		return;
@@ -780,6 +846,7 @@ static void session_close(struct h2_session *s)
 			s->nstreams--;
 		stream_drop(s->streams);
 	}
+	idle_close_all(s);
 	s->closed = true;
 	struct h2_worker *w = s->w;
 	loop_timer_cancel(w->loop, &s->timer);

@@ -256,6 +256,12 @@ static void run_deferred(struct loop *l)
 	}
 }
 
+void loop_run_deferred(struct loop *l)
+{
+	while (l->defer_head)
+		run_deferred(l);
+}
+
 int loop_run(struct loop *l)
 {
 	struct epoll_event evs[LOOP_MAX_EVENTS];

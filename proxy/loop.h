@@ -87,5 +87,8 @@ void loop_run_timers(struct loop *l);
  * queued after a pending callback on it runs after that callback. d is
  * borrowed until its callback runs. */
 void loop_defer(struct loop *l, struct loop_defer *d, loop_defer_cb cb, void *data);
+/* Run the queued callbacks (and those they queue) now: after loop_run
+ * returned, so that frees queued by the last closes are done. */
+void loop_run_deferred(struct loop *l);
 
 #endif

@@ -3350,6 +3350,7 @@ static void *worker_main(void *arg)
 	while (w->conns)
 		conn_close(w->conns);
 	tunnel_close_all(&w->tw);
+	loop_run_deferred(w->loop); /* the frees those closes queued */
 	table_view_cleanup(&w->view);
 	return NULL;
 }
@@ -3430,6 +3431,7 @@ static void worker_cleanup(struct worker *w)
 	w->mirrors = NULL;
 	h2up_pool_free(w->h2up);
 	w->h2up = NULL;
+	loop_run_deferred(w->loop);
 	upstream_pool_free(w->pool);
 	w->pool = NULL;
 	external_names_free(w->ext_names);

@@ -130,9 +130,12 @@ def test_chromium_page_fetches_and_websocket_share_one_tls_connection(fresh_prox
         # The socket is still open: the page, its 7 fetches and the WebSocket went over the
         # connections the proxy counts now.
         assert p.metric("weir_proxy_open_connections") == 1, p.metrics()
-        log = open(p.log_path, encoding="utf-8", errors="replace").read()
-        assert '"GET /ws HTTP/2.0" 101' in log, log[-3000:]
-        assert log.count('"GET /data/') == 7 and "/data/1 HTTP/1.1" not in log, log[-3000:]
+        # access log lines are written by each worker's writer a moment later
+        def log():
+            return open(p.log_path, encoding="utf-8", errors="replace").read()
+        wait_for(lambda: '"GET /ws HTTP/2.0" 101' in log() and log().count('"GET /data/') == 7,
+                 10, f"the WebSocket's and the 7 fetches' access log lines:\n{log()[-3000:]}")
+        assert "/data/1 HTTP/1.1" not in log(), log()[-3000:]
         browser.evaluate("window.closeSocket()")
     finally:
         browser.close()
