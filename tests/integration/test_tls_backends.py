@@ -131,3 +131,31 @@ def test_passthrough_allow_and_deny_lists(fresh_proxy, backends, certs, tls_back
     assert tls_from(p, "only.test", "127.0.0.1") is None
     assert p.metric("weir_proxy_requests_total",
                     'host="only.test",path="(ssl-passthrough)",code="403"') == 1
+
+
+def test_backend_protocol_auto_http(fresh_proxy, backends, tls_backend):
+    """AUTO_HTTP (ingress-nginx's $scheme upstream): HTTPS to the upstream for a client that
+    came over TLS, plain HTTP for one that did not. With a backend that only speaks TLS, the
+    first is answered and the second gets the proxy's 502; with a plain backend, the
+    reverse."""
+    port, _ = tls_backend
+    table = {
+        "version": 1, "generation": 1,
+        "hosts": [{"name": "", "routes": [
+            {"path": "/to-tls", "match": "prefix", "backend": 0,
+             "policy": {"backend_protocol": "AUTO_HTTP"}},
+            {"path": "/to-plain", "match": "prefix", "backend": 1,
+             "policy": {"backend_protocol": "AUTO_HTTP"}}]}],
+        "backends": [
+            {"name": "t/tls:443", "endpoints": [{"address": "127.0.0.1", "port": port}]},
+            {"name": "t/echo:80", "endpoints": [{"address": "127.0.0.1",
+                                                 "port": backends["echo"]}]},
+        ],
+    }
+    p = fresh_proxy(table)
+    _, resp = tls_get(p, "auto.test", "/to-tls/x")
+    assert resp.status == 200 and json.loads(resp.body)["name"] == "TLS", resp
+    assert pu.get(p.http_port, "/to-tls/x").status == 502
+    assert pu.get(p.http_port, "/to-plain/x").json()["name"] == "echo"
+    _, resp = tls_get(p, "auto.test", "/to-plain/x")
+    assert resp.status == 502, resp
