@@ -51,13 +51,16 @@ static _Atomic uint64_t latency_buckets[NBOUNDS + 1];
 static _Atomic uint64_t latency_sum_ns;
 
 static atomic_llong open_connections;
+static atomic_llong open_http2_connections;
+static atomic_uint_fast64_t protocol_count[3];
+static const char *const protocol_names[3] = {"HTTP/1.0", "HTTP/1.1", "HTTP/2.0"};
 static atomic_llong open_tunnels;
 static _Atomic uint64_t table_generation;
 static _Atomic uint64_t reloads_ok, reloads_failed;
 static _Atomic uint64_t load_usec;                    /* the last successful load */
 static _Atomic uint64_t shards_parsed, shards_reused; /* host shards, all loads */
-static _Atomic uint64_t basic_auth_count[3]; /* by enum metrics_basic_auth */
-static _Atomic uint64_t mirror_count[3];     /* by enum metrics_mirror */
+static _Atomic uint64_t basic_auth_count[3];          /* by enum metrics_basic_auth */
+static _Atomic uint64_t mirror_count[3];              /* by enum metrics_mirror */
 
 /* Upstream error kinds: the known ones have fixed slots; a few unknown ones are
  * kept by name under a mutex (errors are rare), the rest count as "other". */
@@ -545,6 +548,33 @@ static void render_mirror(struct outbuf *b)
 	}
 }
 
+void metrics_request_protocol(enum metrics_protocol p)
+{
+	if ((unsigned)p < 3)
+		atomic_fetch_add_explicit(&protocol_count[p], 1, memory_order_relaxed);
+}
+
+void metrics_http2_connections(int delta)
+{
+	atomic_fetch_add_explicit(&open_http2_connections, delta, memory_order_relaxed);
+}
+
+static void render_protocols(struct outbuf *b)
+{
+	out_family(b, "weir_proxy_requests_by_protocol_total", "counter",
+	           "Finished requests, by the protocol they came in (an HTTP/2 stream is one).");
+	for (int i = 0; i < 3; i++) {
+		out_str(b, "weir_proxy_requests_by_protocol_total{protocol=\"");
+		out_str(b, protocol_names[i]);
+		out_str(b, "\"} ");
+		out_u64(b, atomic_load_explicit(&protocol_count[i], memory_order_relaxed));
+		out_str(b, "\n");
+	}
+	render_gauge(b, "weir_proxy_open_http2_connections",
+	             "Open HTTP/2 client connections (in weir_proxy_open_connections too).",
+	             atomic_load_explicit(&open_http2_connections, memory_order_relaxed));
+}
+
 int metrics_render(char **out, size_t *len)
 {
 	struct outbuf b = {0};
@@ -579,6 +609,7 @@ int metrics_render(char **out, size_t *len)
 	render_retries(&b);
 	render_basic_auth(&b);
 	render_mirror(&b);
+	render_protocols(&b);
 	if (b.failed) {
 		free(b.data);
 		return WEIR_ENOMEM;

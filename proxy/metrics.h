@@ -15,6 +15,13 @@
  * A status outside 0..999 is counted as code "0". */
 void metrics_request(const char *host, const char *path, int status, double upstream_seconds);
 
+/* The protocol a finished request came in (counted next to metrics_request). */
+enum metrics_protocol { METRICS_HTTP10 = 0, METRICS_HTTP11 = 1, METRICS_HTTP2 = 2 };
+void metrics_request_protocol(enum metrics_protocol p);
+
+/* Open HTTP/2 client connections (also counted in open connections). */
+void metrics_http2_connections(int delta);
+
 /* Open client connections: +1 on accept, -1 on close. */
 void metrics_connections(int delta);
 

@@ -390,6 +390,15 @@ static const char *label_path(const struct conn *c)
 	return c->route && c->route->path ? c->route->path : "-";
 }
 
+/* One finished request in the metrics: route labels, and the protocol. */
+static void count_request(struct conn *c, int status, double upstream_secs)
+{
+	metrics_request(label_host(c), label_path(c), status, upstream_secs);
+	metrics_request_protocol(c->client.http2                        ? METRICS_HTTP2
+	                         : c->x && c->x->req.version_minor == 0 ? METRICS_HTTP10
+	                                                                : METRICS_HTTP11);
+}
+
 static bool method_is(const struct conn *c, const char *m)
 {
 	size_t n = strlen(m);
@@ -649,7 +658,7 @@ static bool answer_grpc_error(struct conn *c, int status, const char *why)
 	c->status_sent = 200;
 	c->resp_head_bytes = (uint64_t)n;
 	c->resp_body_bytes = 0;
-	metrics_request(label_host(c), label_path(c), 200, -1);
+	count_request(c, 200, -1);
 	log_request(c, 200);
 	end_request(c, false);
 	return true;
@@ -720,7 +729,7 @@ static void answer_local_body(struct conn *c, int status, const char *extra, con
 		size_t blen = body && !c->is_head ? strlen(body) : 0;
 		c->resp_body_bytes = blen;
 		c->resp_head_bytes = (size_t)n > blen ? (size_t)n - blen : (size_t)n;
-		metrics_request(label_host(c), label_path(c), status, -1);
+		count_request(c, status, -1);
 		log_request(c, status);
 	}
 	end_request(c, ka);
@@ -2024,7 +2033,7 @@ static void finish_response(struct conn *c)
 	}
 	bool reusable = c->up_keepalive && c->req_body_done && buf_len(&c->up_in) == 0 &&
 	                !c->up_eof && buf_len(&c->up_out) == 0;
-	metrics_request(label_host(c), label_path(c), c->status_sent, upstream_seconds(c));
+	count_request(c, c->status_sent, upstream_seconds(c));
 	log_request(c, c->status_sent);
 	release_upstream(c, reusable);
 	end_request(c, c->keep_alive && c->req_body_done);
@@ -2075,7 +2084,7 @@ static void become_tunnel(struct conn *c, size_t head_len)
 	c->sock.ssl = NULL;
 	upstream_detach(c->up, &us);
 	c->up = NULL;
-	metrics_request(label_host(c), label_path(c), 101, upstream_seconds(c));
+	count_request(c, 101, upstream_seconds(c));
 	log_request(c, 101);
 	struct tunnel_config cfg;
 	memset(&cfg, 0, sizeof(cfg));
@@ -2852,7 +2861,7 @@ static void conn_close(struct conn *c)
 		 * body over the limit after the answer began): logged as nginx
 		 * does, with the status sent, or 499 when none was */
 		int status = c->status_sent ? c->status_sent : 499;
-		metrics_request(label_host(c), label_path(c), status, upstream_seconds(c));
+		count_request(c, status, upstream_seconds(c));
 		log_request(c, status);
 		c->req_active = false;
 	}
@@ -3030,6 +3039,7 @@ static void h2_release(void *data)
 	struct h2_origin *o = data;
 	o->session = false;
 	metrics_connections(-1);
+	metrics_http2_connections(-1);
 	origin_release(o);
 }
 
@@ -3077,6 +3087,7 @@ static void become_h2(struct conn *c)
 	c->sock.fd = -1;
 	c->sock.ssl = NULL;
 	metrics_connections(1); /* the session's; c gives its own back */
+	metrics_http2_connections(1);
 	h2_start(&w->hw, &cs, c->in.data ? c->in.data + c->in.start : NULL, buf_len(&c->in), &lim,
 	         &host);
 	buf_free(&c->in);

@@ -1149,3 +1149,29 @@ def test_access_log_says_http2(hp):
     assert len(h2_lines) == 1, h2_lines
     assert '"GET /echo/logme-h2?a=1 HTTP/2.0" 200' in h2_lines[0], h2_lines[0]
     assert '"GET /echo/logme-h11 HTTP/1.1" 200' in h11_lines[0], h11_lines
+
+
+def test_metrics_by_protocol(fresh_proxy, backends, certs):
+    """weir_proxy_requests_by_protocol_total counts each HTTP/2 stream as an HTTP/2.0 request
+    and each HTTP/1.1 request as HTTP/1.1; weir_proxy_open_http2_connections follows the
+    HTTP/2 connections."""
+    p = fresh(fresh_proxy, backends, certs)
+
+    def count(proto):
+        return p.metric("weir_proxy_requests_by_protocol_total", f'protocol="{proto}"')
+
+    h2_before, h11_before = count("HTTP/2.0"), count("HTTP/1.1")
+    c = H2(p.https_port)
+    try:
+        for i in range(3):
+            assert c.get(f"/echo/proto{i}").status == 200
+        assert p.metric("weir_proxy_open_http2_connections") == 1
+    finally:
+        c.close()
+    assert h1(p.http_port, "/echo/proto-h11").status == 200
+    assert count("HTTP/2.0") == h2_before + 3
+    assert count("HTTP/1.1") == h11_before + 1
+    deadline = time.monotonic() + 5
+    while p.metric("weir_proxy_open_http2_connections") != 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert p.metric("weir_proxy_open_http2_connections") == 0
