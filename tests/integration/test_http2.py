@@ -1175,3 +1175,73 @@ def test_metrics_by_protocol(fresh_proxy, backends, certs):
     while p.metric("weir_proxy_open_http2_connections") != 0 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert p.metric("weir_proxy_open_http2_connections") == 0
+
+
+def test_settings_flood_without_reading(fresh_proxy, backends, certs):
+    """SETTINGS frames (each wanting an ACK) from a client that never reads: the proxy
+    stops reading it or closes it (nghttp2 keeps at most 1000 ACKs queued); its memory
+    stays bounded and other clients are served."""
+    p = fresh(fresh_proxy, backends, certs)
+    bystander_ok(p, "warm-settings")
+    rss0 = p.rss_kb()
+    a = RawH2(p.https_port, rcvbuf=4096)
+    # SETTINGS_MAX_CONCURRENT_STREAMS 100, each frame 15 bytes
+    settings = frame(T_SETTINGS, 0, 0, struct.pack("!HI", 3, 100)) * 4096
+    peak, outcome = rss0, "stalled"
+    end = time.monotonic() + 8
+    try:
+        a.sock.settimeout(1.0)
+        while time.monotonic() < end:
+            try:
+                a.sock.sendall(settings)
+            except socket.timeout:
+                peak = max(peak, p.rss_kb())
+                continue
+            except (OSError, ssl.SSLError):
+                outcome = "closed"
+                break
+            peak = max(peak, p.rss_kb())
+        peak = max(peak, p.rss_kb())
+        print(f"SETTINGS flood: {outcome}; RSS {rss0} kB, peak {peak} kB")
+        assert peak - rss0 < 64 * 1024, f"RSS grew from {rss0} kB to {peak} kB"
+        bystander_ok(p, "during-settings")
+    finally:
+        a.close()
+    wait_gauge(p, 0)
+
+
+def test_hpack_bomb_refused(fresh_proxy, backends, certs):
+    """An HPACK bomb: one 4000-byte header put in the dynamic table, then a header block
+    that names it 4000 times (4 bytes on the wire, 16 MB decoded). The decoded list is
+    counted as it grows: the stream gets 431 (max_header_bytes) without the proxy holding
+    the decoded headers, and the connection goes on."""
+    p = fresh(fresh_proxy, backends, certs)
+    rss0 = p.rss_kb()
+    a = RawH2(p.https_port)
+    try:
+        big = b"x" * 4000
+        # literal with incremental indexing, new name "x-bomb" (RFC 7541 6.2.1)
+        name = b"x-bomb"
+        value_len = bytes([0x7F, (4000 - 127) & 0x7F | 0x80, (4000 - 127) >> 7])
+        insert = b"\x40" + bytes([len(name)]) + name + value_len + big
+        block = hpack_get("/echo/bomb") + insert + b"\xbe" * 4000  # index 62: the new entry
+        # in 16 kB frames: HEADERS then CONTINUATION (fewer than the 8 allowed)
+        chunks = [block[i:i + 16384] for i in range(0, len(block), 16384)]
+        out = frame(T_HEADERS, F_END_STREAM | (0x4 if len(chunks) == 1 else 0), 1, chunks[0])
+        for i, ch in enumerate(chunks[1:], 1):
+            out += frame(T_CONT, 0x4 if i == len(chunks) - 1 else 0, 1, ch)
+        a.sock.sendall(out)
+        deadline = time.monotonic() + 10
+        status = None
+        while status is None and time.monotonic() < deadline and a.read_some(1.0):
+            for t, flags, sid, payload in a.frames:
+                if t == T_HEADERS and sid == 1:
+                    import hpack
+                    status = dict(hpack.Decoder().decode(payload)).get(":status")
+                if t in (T_RST, T_GOAWAY) and sid in (0, 1):
+                    status = status or f"frame {t}"
+        assert status == "431", f"answer to the bomb: {status}; frames {[f[0] for f in a.frames]}"
+        assert p.rss_kb() - rss0 < 32 * 1024
+    finally:
+        a.close()
+    bystander_ok(p, "after-bomb")
