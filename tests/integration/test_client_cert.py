@@ -404,3 +404,33 @@ def test_ca_change_applies(proxy_bin, backends, pki, tmp_path):
         if p:
             p.stop()
         pu.stop_process(ctl)
+
+
+def h2_get(proxy, sni, cert=None, path="/x"):
+    """One request over HTTP/2 (curl): (status, upstream headers or None)."""
+    cmd = ["curl", "-sk", "--http2", "-o", "-", "-w", "\n%{http_code} %{http_version}",
+           "--resolve", f"{sni}:{proxy.https_port}:127.0.0.1",
+           f"https://{sni}:{proxy.https_port}{path}"]
+    if cert:
+        cmd[1:1] = ["--cert", cert[0], "--key", cert[1]]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=30).stdout
+    body, _, tail = out.rpartition("\n")
+    status, version = tail.split()
+    assert version == "2", f"curl did not speak HTTP/2: {tail}"
+    up = None
+    if status == "200":
+        up = {}
+        for k, v in json.loads(body)["headers"]:
+            up.setdefault(k.lower(), []).append(v)
+    return int(status), up
+
+
+def test_client_certificate_over_http2(cproxy, pki):
+    """The same checks on HTTP/2 streams: they read the certificate of the TLS connection
+    the stream arrived on."""
+    status, up = h2_get(cproxy, "on.test", cert=pki["alice"])
+    assert status == 200
+    assert one(up, "ssl-client-verify") == "SUCCESS"
+    assert one(up, "ssl-client-subject-dn") == "O=Weir Test,CN=alice"
+    assert h2_get(cproxy, "on.test")[0] == 400
+    assert h2_get(cproxy, "on.test", cert=pki["mallory"])[0] == 400
