@@ -26,6 +26,13 @@ size_t buf_len(const struct buf *b)
 	return b->end - b->start;
 }
 
+void buf_consume(struct buf *b, size_t n)
+{
+	b->start += n;
+	if (b->start >= b->end)
+		b->start = b->end = 0;
+}
+
 void buf_compact(struct buf *b, size_t floor)
 {
 	if (b->start <= floor)

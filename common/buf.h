@@ -31,6 +31,9 @@ void buf_free(struct buf *b);
 /* Bytes held. */
 size_t buf_len(const struct buf *b);
 
+/* Drop the first n bytes (n <= buf_len); an emptied buffer restarts at 0. */
+void buf_consume(struct buf *b, size_t n);
+
 /* Move the bytes down to offset floor (nothing below floor is touched). */
 void buf_compact(struct buf *b, size_t floor);
 

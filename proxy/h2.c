@@ -181,7 +181,7 @@ static void answer_status(struct h2_stream *st, int status)
 		                          NGHTTP2_INTERNAL_ERROR);
 }
 
-static bool hop_by_hop(const char *name, size_t len)
+bool h2_hop_by_hop(const char *name, size_t len)
 {
 	static const char *const names[] = {"connection",        "keep-alive", "proxy-connection",
 	                                    "transfer-encoding", "upgrade",    "te"};
@@ -216,7 +216,7 @@ static int submit_trailers(struct h2_session *s, struct h2_stream *st)
 			for (char *q = p; q < colon; q++)
 				if (*q >= 'A' && *q <= 'Z')
 					*q = (char)(*q + 32);
-			if (!hop_by_hop(p, (size_t)(colon - p)))
+			if (!h2_hop_by_hop(p, (size_t)(colon - p)))
 				nv[k++] =
 				    (nghttp2_nv){(uint8_t *)p, (uint8_t *)v, (size_t)(colon - p),
 				                 (size_t)(ve - v), NGHTTP2_NV_FLAG_NONE};
@@ -238,9 +238,7 @@ static ssize_t body_source(nghttp2_session *ng, int32_t id, uint8_t *out, size_t
 	size_t have = buf_len(&st->body), n = have < len ? have : len;
 	if (n > 0) {
 		memcpy(out, st->body.data + st->body.start, n);
-		st->body.start += n;
-		if (st->body.start == st->body.end)
-			st->body.start = st->body.end = 0;
+		buf_consume(&st->body, n);
 		s->refill = true;
 	}
 	if (buf_len(&st->body) == 0 && st->body_end) {
@@ -279,7 +277,7 @@ static int submit_head(struct h2_stream *st)
 	nv[k++] = (nghttp2_nv){(uint8_t *)":status", (uint8_t *)code, 7, 3, NGHTTP2_NV_FLAG_NONE};
 	for (size_t i = 0; i < r->nheaders; i++) {
 		const struct http_header *h = &r->headers[i];
-		if (hop_by_hop(h->name, h->name_len))
+		if (h2_hop_by_hop(h->name, h->name_len))
 			continue;
 		if (upgraded && h->name_len == 20 &&
 		    strncasecmp(h->name, "sec-websocket-accept", 20) == 0)
@@ -419,9 +417,7 @@ static void stream_progress(struct h2_stream *st)
 				buf_free(&st->up);
 				st->to_consume = 0;
 			} else {
-				st->up.start += (size_t)n;
-				if (st->up.start == st->up.end)
-					st->up.start = st->up.end = 0;
+				buf_consume(&st->up, (size_t)n);
 				size_t give =
 				    st->to_consume < (size_t)n ? st->to_consume : (size_t)n;
 				if (buf_len(&st->up) == 0)
@@ -967,10 +963,7 @@ static void session_progress(struct h2_session *s)
 		if (s->can_read && !s->read_eof && buf_len(&s->out) < OUT_HIGH) {
 			ssize_t n = tls_sock_read(&s->sock, tmp, sizeof(tmp));
 			if (n == WEIR_EAGAIN) {
-				if (!s->sock.blocked_out)
-					s->can_read = false;
-				else
-					s->can_write = false;
+				tls_sock_blocked(&s->sock, &s->can_read, &s->can_write);
 			} else if (n <= 0) {
 				session_close(s);
 				return;
@@ -992,39 +985,14 @@ static void session_progress(struct h2_session *s)
 					stream_progress(st);
 			}
 		}
-		while (buf_len(&s->out) < OUT_HIGH && nghttp2_session_want_write(s->ng)) {
-			const uint8_t *data;
-			ssize_t n = nghttp2_session_mem_send(s->ng, &data);
-			if (n < 0) {
-				session_close(s);
-				return;
-			}
-			if (n == 0)
-				break;
-			if (buf_append(&s->out, data, (size_t)n) != 0) {
-				session_close(s);
-				return;
-			}
-			progress = true;
+		int made = h2_frames_out(s->ng, &s->out, OUT_HIGH);
+		ssize_t sent =
+		    made < 0 ? -1 : tls_sock_flush(&s->sock, &s->out, &s->can_read, &s->can_write);
+		if (sent < 0) {
+			session_close(s);
+			return;
 		}
-		if (buf_len(&s->out) > 0 && s->can_write) {
-			ssize_t n =
-			    tls_sock_write(&s->sock, s->out.data + s->out.start, buf_len(&s->out));
-			if (n == WEIR_EAGAIN) {
-				if (s->sock.blocked_out)
-					s->can_write = false;
-				else
-					s->can_read = false;
-			} else if (n < 0) {
-				session_close(s);
-				return;
-			} else {
-				s->out.start += (size_t)n;
-				if (s->out.start == s->out.end)
-					s->out.start = s->out.end = 0;
-				progress = true;
-			}
-		}
+		progress |= made > 0 || sent > 0;
 		if (buf_len(&s->out) == 0 &&
 		    ((!nghttp2_session_want_read(s->ng) && !nghttp2_session_want_write(s->ng)) ||
 		     (s->read_eof && !nghttp2_session_want_write(s->ng)))) {
@@ -1052,6 +1020,21 @@ static void on_session_io(struct loop_io *io, uint32_t events)
 	if (s->sock.ssl)
 		s->can_read = s->can_write = true;
 	session_progress(s);
+}
+
+int h2_frames_out(nghttp2_session *ng, struct buf *out, size_t high)
+{
+	int made = 0;
+	while (buf_len(out) < high && nghttp2_session_want_write(ng)) {
+		const uint8_t *data;
+		ssize_t n = nghttp2_session_mem_send(ng, &data);
+		if (n < 0 || (n > 0 && buf_append(out, data, (size_t)n) != 0))
+			return -1;
+		if (n == 0)
+			break;
+		made = 1;
+	}
+	return made;
 }
 
 int h2_start(struct h2_worker *w, struct tls_sock *client, const char *preread, size_t n,

@@ -15,6 +15,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <nghttp2/nghttp2.h>
+
+#include "buf.h"
 #include "loop.h"
 #include "tls.h"
 
@@ -65,6 +68,13 @@ void h2_close_all(struct h2_worker *w);
 /* True when buf (n bytes) is the start of the HTTP/2 client preface (all of
  * it once n >= 24). */
 bool h2_is_preface(const char *buf, size_t n);
+
+/* Shared with h2up.c. */
+/* nghttp2's frames due into out while it holds less than high. Returns 1
+ * when some were added, 0 when none were due, -1 on an error. */
+int h2_frames_out(nghttp2_session *ng, struct buf *out, size_t high);
+/* A connection-specific header HTTP/2 never carries (RFC 9113 8.2.2). */
+bool h2_hop_by_hop(const char *name, size_t len);
 
 /* Bytes in the client connection preface. */
 #define H2_PREFACE_LEN 24u

@@ -19,6 +19,7 @@
 
 #include "buf.h"
 #include "error.h"
+#include "h2.h"
 #include "h2up.h"
 #include "http.h"
 #include "http_parse.h"
@@ -140,9 +141,7 @@ static ssize_t body_source(nghttp2_session *ng, int32_t id, uint8_t *out, size_t
 	size_t have = buf_len(&st->body), n = have < len ? have : len;
 	if (n > 0) {
 		memcpy(out, st->body.data + st->body.start, n);
-		st->body.start += n;
-		if (st->body.start == st->body.end)
-			st->body.start = st->body.end = 0;
+		buf_consume(&st->body, n);
 	}
 	if (buf_len(&st->body) == 0 && st->body_end) {
 		*flags |= NGHTTP2_DATA_FLAG_EOF;
@@ -155,15 +154,11 @@ static ssize_t body_source(nghttp2_session *ng, int32_t id, uint8_t *out, size_t
 	return (ssize_t)n;
 }
 
+/* Not sent as HTTP/2 headers: the connection-specific ones, and Host
+ * (it becomes :authority). */
 static bool hop_by_hop(const char *name, size_t len)
 {
-	static const char *const names[] = {
-	    "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade",
-	    "te",         "host"};
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if (strlen(names[i]) == len && strncasecmp(names[i], name, len) == 0)
-			return true;
-	return false;
+	return h2_hop_by_hop(name, len) || (len == 4 && strncasecmp(name, "host", 4) == 0);
 }
 
 /* The request head as a HEADERS frame. Returns 0 or an error. */
@@ -293,9 +288,7 @@ static void stream_progress(struct h2up_stream *st)
 				stream_drop(st);
 				return;
 			} else {
-				st->out.start += (size_t)n;
-				if (st->out.start == st->out.end)
-					st->out.start = st->out.end = 0;
+				buf_consume(&st->out, (size_t)n);
 				size_t give =
 				    st->to_consume < (size_t)n ? st->to_consume : (size_t)n;
 				if (buf_len(&st->out) == 0)
@@ -586,10 +579,7 @@ static void conn_progress(struct h2up_conn *c)
 			if (c->sock.ssl && !c->sock.handshake_done) {
 				int r = tls_sock_handshake(&c->sock);
 				if (r == WEIR_EAGAIN) {
-					if (c->sock.blocked_out)
-						c->can_write = false;
-					else
-						c->can_read = false;
+					tls_sock_blocked(&c->sock, &c->can_read, &c->can_write);
 					break;
 				}
 				if (r != 0 || !tls_alpn_h2(c->sock.ssl)) {
@@ -606,10 +596,7 @@ static void conn_progress(struct h2up_conn *c)
 		if (c->can_read && buf_len(&c->out) < OUT_HIGH) {
 			ssize_t n = tls_sock_read(&c->sock, tmp, sizeof(tmp));
 			if (n == WEIR_EAGAIN) {
-				if (c->sock.blocked_out)
-					c->can_write = false;
-				else
-					c->can_read = false;
+				tls_sock_blocked(&c->sock, &c->can_read, &c->can_write);
 			} else if (n <= 0) {
 				conn_close(c);
 				return;
@@ -622,39 +609,14 @@ static void conn_progress(struct h2up_conn *c)
 				progress = true;
 			}
 		}
-		while (buf_len(&c->out) < OUT_HIGH && nghttp2_session_want_write(c->ng)) {
-			const uint8_t *data;
-			ssize_t n = nghttp2_session_mem_send(c->ng, &data);
-			if (n < 0) {
-				conn_close(c);
-				return;
-			}
-			if (n == 0)
-				break;
-			if (buf_append(&c->out, data, (size_t)n) != 0) {
-				conn_close(c);
-				return;
-			}
-			progress = true;
+		int made = h2_frames_out(c->ng, &c->out, OUT_HIGH);
+		ssize_t sent =
+		    made < 0 ? -1 : tls_sock_flush(&c->sock, &c->out, &c->can_read, &c->can_write);
+		if (sent < 0) {
+			conn_close(c);
+			return;
 		}
-		if (buf_len(&c->out) > 0 && c->can_write) {
-			ssize_t n =
-			    tls_sock_write(&c->sock, c->out.data + c->out.start, buf_len(&c->out));
-			if (n == WEIR_EAGAIN) {
-				if (c->sock.blocked_out)
-					c->can_write = false;
-				else
-					c->can_read = false;
-			} else if (n < 0) {
-				conn_close(c);
-				return;
-			} else {
-				c->out.start += (size_t)n;
-				if (c->out.start == c->out.end)
-					c->out.start = c->out.end = 0;
-				progress = true;
-			}
-		}
+		progress |= made > 0 || sent > 0;
 		/* streams whose request body waited for room */
 		for (struct h2up_stream *st = c->streams, *nx; st; st = nx) {
 			nx = st->next;

@@ -335,13 +335,6 @@ static void read_settings(struct conn *c)
 }
 
 /* EAGAIN bookkeeping for edge-triggered readiness. */
-static void sock_blocked(const struct tls_sock *s, bool *can_read, bool *can_write)
-{
-	if (s->blocked_out)
-		*can_write = false;
-	else
-		*can_read = false;
-}
 
 /* A plain-socket read that did not fill the room drained the kernel buffer; with
  * edge-triggered readiness new bytes raise a new edge, so the read that would only
@@ -355,24 +348,6 @@ static void note_read(const struct tls_sock *s, bool rdhup, ssize_t got, size_t 
 }
 
 /* Write b to s. Returns bytes written (>= 0) or -1 on error. */
-static ssize_t flush_buf(struct tls_sock *s, struct buf *b, bool *can_read, bool *can_write)
-{
-	size_t total = 0;
-	while (buf_len(b) > 0 && *can_write) {
-		ssize_t n = tls_sock_write(s, b->data + b->start, buf_len(b));
-		if (n == WEIR_EAGAIN) {
-			sock_blocked(s, can_read, can_write);
-			break;
-		}
-		if (n < 0)
-			return -1;
-		b->start += (size_t)n;
-		total += (size_t)n;
-	}
-	if (b->start == b->end)
-		b->start = b->end = 0;
-	return (ssize_t)total;
-}
 
 /* The client's TLS connection: its own, or its HTTP/2 session's. */
 static SSL *client_ssl(const struct conn *c)
@@ -1727,7 +1702,7 @@ static int read_client(struct conn *c, struct buf *b, size_t floor, bool *eof)
 		return 0;
 	ssize_t n = tls_sock_read(&c->sock, b->data + b->end, room);
 	if (n == WEIR_EAGAIN) {
-		sock_blocked(&c->sock, &c->can_read, &c->can_write);
+		tls_sock_blocked(&c->sock, &c->can_read, &c->can_write);
 		return 0;
 	}
 	if (n <= 0) {
@@ -1795,7 +1770,7 @@ static bool progress_head(struct conn *c)
 		}
 		ssize_t n = tls_sock_read(&c->sock, c->in.data + c->in.end, room);
 		if (n == WEIR_EAGAIN) {
-			sock_blocked(&c->sock, &c->can_read, &c->can_write);
+			tls_sock_blocked(&c->sock, &c->can_read, &c->can_write);
 			return false;
 		}
 		if (n <= 0) {
@@ -1926,7 +1901,7 @@ static bool pump_request(struct conn *c)
 		return true;
 	}
 	if (u && u->connected && buf_len(&c->up_out) > 0 && u->can_write) {
-		ssize_t n = flush_buf(&u->sock, &c->up_out, &u->can_read, &u->can_write);
+		ssize_t n = tls_sock_flush(&u->sock, &c->up_out, &u->can_read, &u->can_write);
 		if (n < 0 && u->sock.ssl && !u->sock.handshake_done) {
 			/* nginx logs a refused upstream certificate the same way */
 			char why[200];
@@ -2361,7 +2336,7 @@ static bool fcgi_pump(struct conn *c, struct upstream *u, bool *progress)
 			break;
 		ssize_t n = tls_sock_read(&u->sock, raw->data + raw->end, room);
 		if (n == WEIR_EAGAIN) {
-			sock_blocked(&u->sock, &u->can_read, &u->can_write);
+			tls_sock_blocked(&u->sock, &u->can_read, &u->can_write);
 			break;
 		}
 		if (n <= 0) {
@@ -2415,7 +2390,7 @@ static bool pump_response(struct conn *c)
 		size_t uroom = c->up_in.size - c->up_in.end;
 		ssize_t n = tls_sock_read(&u->sock, c->up_in.data + c->up_in.end, uroom);
 		if (n == WEIR_EAGAIN) {
-			sock_blocked(&u->sock, &u->can_read, &u->can_write);
+			tls_sock_blocked(&u->sock, &u->can_read, &u->can_write);
 		} else if (n <= 0) {
 			c->up_eof = true;
 			progress = true;
@@ -2677,7 +2652,7 @@ static void conn_progress(struct conn *c)
 			break;
 		}
 		if (buf_len(&c->out) > 0 && c->can_write) {
-			ssize_t n = flush_buf(&c->sock, &c->out, &c->can_read, &c->can_write);
+			ssize_t n = tls_sock_flush(&c->sock, &c->out, &c->can_read, &c->can_write);
 			if (n < 0) {
 				conn_close(c);
 				return;

@@ -11,6 +11,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "buf.h"
 #include "client_cert.h"
 #include "error.h"
 #include "log.h"
@@ -413,4 +414,31 @@ int tls_peek_sni(const unsigned char *buf, size_t len, char *out, size_t outlen)
 		p += l;
 	}
 	return 0;
+}
+
+void tls_sock_blocked(const struct tls_sock *s, bool *can_read, bool *can_write)
+{
+	if (s->blocked_out)
+		*can_write = false;
+	else
+		*can_read = false;
+}
+
+ssize_t tls_sock_flush(struct tls_sock *s, struct buf *b, bool *can_read, bool *can_write)
+{
+	size_t total = 0;
+	while (buf_len(b) > 0 && *can_write) {
+		ssize_t n = tls_sock_write(s, b->data + b->start, buf_len(b));
+		if (n == WEIR_EAGAIN) {
+			tls_sock_blocked(s, can_read, can_write);
+			break;
+		}
+		if (n < 0)
+			return -1;
+		b->start += (size_t)n;
+		total += (size_t)n;
+	}
+	if (b->start == b->end)
+		b->start = b->end = 0;
+	return (ssize_t)total;
 }

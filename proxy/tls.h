@@ -12,6 +12,7 @@
 
 #include <openssl/ssl.h>
 
+struct buf;
 struct table;
 
 /* A socket and, when TLS is on, its SSL object. blocked_out is set when the
@@ -56,6 +57,13 @@ ssize_t tls_sock_read(struct tls_sock *s, void *buf, size_t len);
 /* Write up to len bytes: returns the count (> 0), WEIR_EAGAIN or WEIR_EIO.
  * After WEIR_EAGAIN, retry with the same bytes at the front of the buffer. */
 ssize_t tls_sock_write(struct tls_sock *s, const void *buf, size_t len);
+/* After WEIR_EAGAIN: the direction the socket waits for is not ready
+ * (can_write when blocked_out, else can_read). */
+void tls_sock_blocked(const struct tls_sock *s, bool *can_read, bool *can_write);
+/* Write what b holds while *can_write (the bytes written leave b). Returns
+ * the bytes written, or -1 when the socket failed. */
+ssize_t tls_sock_flush(struct tls_sock *s, struct buf *b, bool *can_read, bool *can_write);
+
 /* Close: a TLS close_notify when possible, then close(fd); frees ssl. */
 void tls_sock_close(struct tls_sock *s);
 
