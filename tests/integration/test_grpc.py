@@ -119,21 +119,6 @@ def grpc_table(gbackends, gcerts, hosts=HOSTS, **settings):
     }
 
 
-def wait_ports(p, timeout=5.0):
-    """/readyz answers before the workers listen: wait for both client ports."""
-    for port in (p.http_port, p.https_port):
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.02)
-    return p
-
-
 @pytest.fixture(scope="module")
 def gp(proxy_bin, gbackends, gcerts, gdir):
     """The module's proxy: HTTP/2 via ALPN (default) and h2c on the HTTP port."""
@@ -143,7 +128,6 @@ def gp(proxy_bin, gbackends, gcerts, gdir):
     p = pu.Proxy(str(routes), str(gdir / "proxy.log"), workers=2)
     try:
         p.wait_ready()
-        wait_ports(p)
         yield p
     finally:
         p.stop()
@@ -437,7 +421,7 @@ def test_basic_auth_per_call(gp, gcerts, tls):
 
 @MODES
 def test_access_log_says_http2(fresh_proxy, gbackends, gcerts, tls):
-    p = wait_ports(fresh_proxy(grpc_table(gbackends, gcerts, hosts={OK: HOSTS[OK]})))
+    p = fresh_proxy(grpc_table(gbackends, gcerts, hosts={OK: HOSTS[OK]}))
     with channel(p, OK, tls, gcerts) as ch:
         assert unary(ch)(b"log me", timeout=20) == b"log me"
     deadline = time.monotonic() + 5
@@ -481,8 +465,8 @@ def test_body_limit_bidi_stream_ends_and_is_logged(fresh_proxy, gbackends, gcert
     """A bidi stream whose request bytes pass body_limit (4096) after the answer started:
     the call must end with a non-OK status (not hang), the access log must have a line for
     it, and the proxy serves the next call."""
-    p = wait_ports(fresh_proxy(grpc_table(gbackends, gcerts,
-                                          hosts={LIMIT: HOSTS[LIMIT], OK: HOSTS[OK]})))
+    p = fresh_proxy(grpc_table(gbackends, gcerts,
+                                          hosts={LIMIT: HOSTS[LIMIT], OK: HOSTS[OK]}))
     feed = Feeder()
     with channel(p, LIMIT, tls, gcerts) as ch:
         call = bidi(ch)(feed, timeout=20)
@@ -550,7 +534,7 @@ def test_backend_restart(fresh_proxy, gcerts, gdir, tls):
     proc = pu.start_backend("grpc_backend.py", port, log)
     try:
         ports = {"grpc": port, "grpcs": port, "dead": port}
-        p = wait_ports(fresh_proxy(grpc_table(ports, gcerts, hosts={OK: HOSTS[OK]})))
+        p = fresh_proxy(grpc_table(ports, gcerts, hosts={OK: HOSTS[OK]}))
         with channel(p, OK, tls, gcerts) as ch:
             for i in range(3):
                 assert unary(ch)(b"before %d" % i, timeout=20) == b"before %d" % i
@@ -575,7 +559,7 @@ def test_backend_dies_mid_stream(fresh_proxy, gcerts, gdir, tls, sig):
     proc = pu.start_backend("grpc_backend.py", port, str(gdir / f"die-{port}.log"))
     try:
         ports = {"grpc": port, "grpcs": port, "dead": port}
-        p = wait_ports(fresh_proxy(grpc_table(ports, gcerts, hosts={OK: HOSTS[OK]})))
+        p = fresh_proxy(grpc_table(ports, gcerts, hosts={OK: HOSTS[OK]}))
         with channel(p, OK, tls, gcerts) as ch:
             call = sstream(ch)(b"100000:65536", timeout=60)
             n = 0
@@ -610,7 +594,7 @@ def test_access_log_line_for_cut_calls(fresh_proxy, gcerts, gdir, tls, how):
     proc = pu.start_backend("grpc_backend.py", port, str(gdir / f"cut-{port}.log"))
     try:
         ports = {"grpc": port, "grpcs": port, "dead": port}
-        p = wait_ports(fresh_proxy(grpc_table(ports, gcerts, hosts={OK: HOSTS[OK]})))
+        p = fresh_proxy(grpc_table(ports, gcerts, hosts={OK: HOSTS[OK]}))
         with channel(p, OK, tls, gcerts) as ch:
             call = sstream(ch)(b"100000:65536", timeout=60)
             for i in range(10):

@@ -72,21 +72,6 @@ def h2_table(backends, certs, **settings):
     }
 
 
-def wait_ports(p, timeout=5.0):
-    """/readyz answers before the workers listen: wait for both client ports."""
-    for port in (p.http_port, p.https_port):
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.02)
-    return p
-
-
 @pytest.fixture(scope="module")
 def hp(proxy_bin, backends, certs, tmp_path_factory):
     """The module's proxy: HTTP/2 on (default), h2c on, max_header_bytes 8192."""
@@ -98,7 +83,6 @@ def hp(proxy_bin, backends, certs, tmp_path_factory):
     p = pu.Proxy(str(routes), str(d / "proxy.log"), workers=2)
     try:
         p.wait_ready()
-        wait_ports(p)
         yield p
     finally:
         p.stop()
@@ -117,7 +101,7 @@ def wait_gauge(p, want, timeout=10.0):
 
 
 def fresh(fresh_proxy, backends, certs, **settings):
-    return wait_ports(fresh_proxy(h2_table(backends, certs, **settings)))
+    return fresh_proxy(h2_table(backends, certs, **settings))
 
 
 # ------------------------------------------------------------------ an HTTP/2 client
