@@ -13,7 +13,6 @@ import hashlib
 import os
 import queue
 import signal
-import socket
 import time
 from concurrent import futures
 
