@@ -524,8 +524,6 @@ static int do_list(struct watcher *w, char *errtext, size_t errlen)
 	char rv[128] = "";
 	long status;
 	int rc = WEIR_EIO;
-	/* The listed objects share their equal subtrees (store_share). */
-	struct store_share *share = store_share_new();
 
 	for (int page = 0; page < LIST_PAGES_MAX; page++) {
 		struct list_buf b = {0};
@@ -576,7 +574,6 @@ static int do_list(struct watcher *w, char *errtext, size_t errlen)
 				cap = ncap;
 			}
 			prepare_object(w->def, it);
-			store_share(share, it);
 			items[n++] = json_object_get(it);
 		}
 		c = obj_str(root, "metadata", "resourceVersion");
@@ -622,7 +619,6 @@ static int do_list(struct watcher *w, char *errtext, size_t errlen)
 	if (!w->rv)
 		abort();
 out:
-	store_share_free(share);
 	for (size_t i = 0; i < n; i++)
 		json_object_put(items[i]);
 	free(items);

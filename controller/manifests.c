@@ -231,7 +231,6 @@ struct load {
 	struct objs kinds[STORE_KIND_COUNT];
 	struct diag_list *diags;
 	const char *file;
-	struct store_share *share; /* the whole load's objects share equal subtrees */
 };
 
 static void file_diag(struct diag_list *d, const char *file, unsigned line, const char *reason,
@@ -321,7 +320,6 @@ static void add_object(struct load *l, json_object *doc, unsigned line)
 	                   !json_object_is_type(ns, json_type_string)))
 		json_object_object_add(meta, "namespace", json_object_new_string("default"));
 	store_compact(doc);
-	store_share(l->share, doc);
 	struct objs *o = &l->kinds[k];
 	if (o->n == o->cap) {
 		o->cap = o->cap ? o->cap * 2 : 16;
@@ -415,7 +413,6 @@ int manifests_load(const char *dir, struct store *s, struct diag_list *diags)
 	}
 	closedir(d);
 	qsort(names, nnames, sizeof(*names), cmp_names);
-	l.share = store_share_new();
 	for (size_t i = 0; i < nnames; i++) {
 		char path[4096], err[512];
 		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
@@ -437,7 +434,6 @@ int manifests_load(const char *dir, struct store *s, struct diag_list *diags)
 		}
 		free(text);
 	}
-	store_share_free(l.share);
 	for (int k = 0; k < STORE_KIND_COUNT; k++) {
 		store_replace(s, (enum store_kind)k, l.kinds[k].items, l.kinds[k].n);
 		free(l.kinds[k].items);

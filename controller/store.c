@@ -4,7 +4,6 @@
 
 #include <pthread.h>
 #include <stdbool.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -175,82 +174,11 @@ static int fitted_size(int count)
 	return n;
 }
 
-/*
- * Keys: json-c gives every member of every object a malloc'd copy of its key
- * (a 32-byte chunk for "metadata", "name", "namespace", ...): tens of MB at
- * 10,000 Ingresses with their Services and Secrets, all copies of a few
- * hundred names. compact() points each member at one interned copy instead,
- * marked constant (json-c's JSON_C_OBJECT_ADD_CONSTANT_KEY: never freed by
- * json-c, kept by lh_table_resize and deletions, copied by deep copies).
- * Interned keys are never freed: the table is bounded (KEYS_MAX keys of at
- * most KEY_LEN_MAX bytes; beyond that members keep their own copy), and it
- * holds no json-c node, so no reference count is shared between objects.
- */
-#define KEYS_MAX 8192 /* a power of two; at most half of it is used */
-#define KEY_LEN_MAX 128
-
-static struct {
-	pthread_mutex_t lock;
-	size_t n;
-	char **slots; /* KEYS_MAX, NULL: free */
-} keys = {.lock = PTHREAD_MUTEX_INITIALIZER};
-
-static uint64_t key_hash(const char *k)
-{
-	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-	for (; *k; k++)
-		h = (h ^ (unsigned char)*k) * 1099511628211ULL;
-	return h;
-}
-
-/* The interned copy of k, or NULL when k is too long or the table is full.
- * Called with keys.lock held. */
-static const char *key_intern(const char *k)
-{
-	size_t len = strlen(k);
-	if (len > KEY_LEN_MAX)
-		return NULL;
-	if (!keys.slots)
-		keys.slots = calloc(KEYS_MAX, sizeof(*keys.slots));
-	if (!keys.slots)
-		return NULL;
-	size_t i = (size_t)key_hash(k) & (KEYS_MAX - 1);
-	for (; keys.slots[i]; i = (i + 1) & (KEYS_MAX - 1))
-		if (strcmp(keys.slots[i], k) == 0)
-			return keys.slots[i];
-	if (keys.n >= KEYS_MAX / 2)
-		return NULL;
-	keys.slots[i] = malloc(len + 1);
-	if (!keys.slots[i])
-		return NULL;
-	memcpy(keys.slots[i], k, len + 1);
-	keys.n++;
-	return keys.slots[i];
-}
-
-/* Point every member of t at the interned copy of its key (keys.lock held).
- * The hash of a key is its text's: the table stays valid as it is. */
-static void intern_keys(struct lh_table *t)
-{
-	for (struct lh_entry *e = t->head; e; e = e->next) {
-		if (e->k_is_constant)
-			continue;
-		const char *k = key_intern(e->k);
-		if (!k)
-			continue;
-		free((void *)e->k);
-		e->k = k;
-		e->k_is_constant = 1;
-	}
-}
-
 static void compact(json_object *obj, int depth);
 
 void store_compact(json_object *obj)
 {
-	pthread_mutex_lock(&keys.lock);
 	compact(obj, 0);
-	pthread_mutex_unlock(&keys.lock);
 }
 
 static void compact(json_object *obj, int depth)
@@ -265,7 +193,6 @@ static void compact(json_object *obj, int depth)
 			fprintf(stderr, "weir-controller: out of memory\n");
 			abort();
 		}
-		intern_keys(t);
 		json_object_object_foreach(obj, k, v)
 		{
 			(void)k;
@@ -275,9 +202,7 @@ static void compact(json_object *obj, int depth)
 	}
 	case json_type_array: {
 		size_t n = json_object_array_length(obj);
-		/* to its length (json-c keeps one slot for an empty array: so
-		 * does this, so that compacting it again changes nothing) */
-		json_object_array_shrink(obj, n ? 0 : 1);
+		json_object_array_shrink(obj, 0);
 		for (size_t i = 0; i < n; i++)
 			compact(json_object_array_get_idx(obj, i), depth + 1);
 		break;
@@ -285,221 +210,6 @@ static void compact(json_object *obj, int depth)
 	default:
 		break;
 	}
-}
-
-/*
- * Sharing: equal subtrees of the objects of one batch (a manifests load, an
- * API list) become one json-c node with one reference per holder, as json-c
- * allows. Kubernetes objects repeat themselves: the backend of every path
- * of an Ingress, {"number": 80}, an EndpointSlice's conditions and ports,
- * a Service's ports, annotation sets, namespace strings, "Prefix", "TCP".
- * Equal means the same type and value, members in the same order; doubles
- * (json-c keeps their text) are never shared, nor anything holding one.
- *
- * Safe because stored objects are read-only once stored and every get and
- * put of a stored top-level object is under refs_lock (above), so the
- * reference counts of nodes shared between two of them change only under
- * that lock. Shared nodes are all strings, integers, booleans or
- * containers, which json-c reads without writing (json_object_get_string
- * of an integer or boolean caches its text in the node, done by the
- * compile thread alone).
- *
- * The table holds borrowed pointers: the batch's objects must stay alive
- * (and unchanged) until store_share_free.
- */
-struct share_slot {
-	uint64_t hash;
-	json_object *node;
-};
-
-struct store_share {
-	size_t n, cap; /* cap: a power of two, or 0 */
-	struct share_slot *slots;
-};
-
-struct store_share *store_share_new(void)
-{
-	struct store_share *t = xmalloc(sizeof(*t));
-	memset(t, 0, sizeof(*t));
-	return t;
-}
-
-void store_share_free(struct store_share *t)
-{
-	if (!t)
-		return;
-	free(t->slots);
-	free(t);
-}
-
-static uint64_t mix(uint64_t h, uint64_t x)
-{
-	h = (h ^ x) * 0x9e3779b97f4a7c15ULL;
-	return h ^ (h >> 32);
-}
-
-static uint64_t hash_bytes(uint64_t h, const char *p, size_t n)
-{
-	uint64_t f = 0xcbf29ce484222325ULL;
-	for (size_t i = 0; i < n; i++)
-		f = (f ^ (unsigned char)p[i]) * 0x100000001b3ULL;
-	return mix(mix(h, f), n);
-}
-
-/* Whether a and b (same hash) hold the same value; their children are
- * already shared, so containers compare children by pointer. */
-static bool same_node(json_object *a, json_object *b)
-{
-	json_type t = json_object_get_type(a);
-	if (t != json_object_get_type(b))
-		return false;
-	switch (t) {
-	case json_type_string:
-		return json_object_get_string_len(a) == json_object_get_string_len(b) &&
-		       memcmp(json_object_get_string(a), json_object_get_string(b),
-		              (size_t)json_object_get_string_len(a)) == 0;
-	case json_type_int:
-		return json_object_get_int64(a) == json_object_get_int64(b) &&
-		       json_object_get_uint64(a) == json_object_get_uint64(b);
-	case json_type_boolean:
-		return json_object_get_boolean(a) == json_object_get_boolean(b);
-	case json_type_array: {
-		size_t n = json_object_array_length(a);
-		if (n != json_object_array_length(b))
-			return false;
-		for (size_t i = 0; i < n; i++)
-			if (json_object_array_get_idx(a, i) != json_object_array_get_idx(b, i))
-				return false;
-		return true;
-	}
-	case json_type_object: {
-		if (json_object_object_length(a) != json_object_object_length(b))
-			return false;
-		struct lh_entry *x = json_object_get_object(a)->head;
-		struct lh_entry *y = json_object_get_object(b)->head;
-		for (; x && y; x = lh_entry_next(x), y = lh_entry_next(y))
-			if (lh_entry_v(x) != lh_entry_v(y) ||
-			    strcmp((const char *)lh_entry_k(x), (const char *)lh_entry_k(y)) != 0)
-				return false;
-		return !x && !y;
-	}
-	default:
-		return false;
-	}
-}
-
-static void share_grow(struct store_share *t)
-{
-	size_t cap = t->cap ? t->cap * 2 : 1024;
-	struct share_slot *slots = xmalloc(cap * sizeof(*slots));
-	memset(slots, 0, cap * sizeof(*slots));
-	for (size_t i = 0; i < t->cap; i++) {
-		if (!t->slots[i].node)
-			continue;
-		size_t j = (size_t)t->slots[i].hash & (cap - 1);
-		while (slots[j].node)
-			j = (j + 1) & (cap - 1);
-		slots[j] = t->slots[i];
-	}
-	free(t->slots);
-	t->slots = slots;
-	t->cap = cap;
-}
-
-/* The table's node equal to o (hash h), after adding o when there is none. */
-static json_object *share_intern(struct store_share *t, json_object *o, uint64_t h)
-{
-	if ((t->n + 1) * 4 > t->cap * 3)
-		share_grow(t);
-	size_t j = (size_t)h & (t->cap - 1);
-	for (; t->slots[j].node; j = (j + 1) & (t->cap - 1))
-		if (t->slots[j].hash == h && same_node(t->slots[j].node, o))
-			return t->slots[j].node;
-	t->slots[j] = (struct share_slot){h, o};
-	t->n++;
-	return o;
-}
-
-/* The node to hold in o's place: the table's node equal to o (o itself when
- * it is the first), with o's subtrees shared first. *h is o's hash; *ok
- * false when o is not shareable (a double, anything holding one, or nested
- * too deep), and then o is returned and not interned. */
-static json_object *share_node(struct store_share *t, json_object *o, int depth, uint64_t *h,
-                               bool *ok);
-
-static uint64_t share_children(struct store_share *t, json_object *o, int depth, bool *ok)
-{
-	uint64_t h;
-	if (json_object_is_type(o, json_type_array)) {
-		size_t n = json_object_array_length(o);
-		h = mix(1, n);
-		for (size_t i = 0; i < n; i++) {
-			json_object *v = json_object_array_get_idx(o, i);
-			uint64_t ch;
-			bool cok;
-			json_object *c = share_node(t, v, depth + 1, &ch, &cok);
-			if (c != v)
-				json_object_array_put_idx(o, i, json_object_get(c));
-			*ok = *ok && cok;
-			h = mix(h, ch);
-		}
-		return h;
-	}
-	h = mix(2, (uint64_t)json_object_object_length(o));
-	json_object_object_foreach(o, k, v)
-	{
-		uint64_t ch;
-		bool cok;
-		json_object *c = share_node(t, v, depth + 1, &ch, &cok);
-		if (c != v) /* replaces the value in place: order and key stay */
-			json_object_object_add(o, k, json_object_get(c));
-		*ok = *ok && cok;
-		h = mix(hash_bytes(h, k, strlen(k)), ch);
-	}
-	return h;
-}
-
-static json_object *share_node(struct store_share *t, json_object *o, int depth, uint64_t *h,
-                               bool *ok)
-{
-	*ok = depth <= 64;
-	switch (json_object_get_type(o)) {
-	case json_type_null:
-		*h = 0x6e756c6cULL;
-		return o;
-	case json_type_string:
-		*h =
-		    hash_bytes(3, json_object_get_string(o), (size_t)json_object_get_string_len(o));
-		break;
-	case json_type_int:
-		*h = mix(mix(4, (uint64_t)json_object_get_int64(o)), json_object_get_uint64(o));
-		break;
-	case json_type_boolean:
-		*h = mix(5, (uint64_t)json_object_get_boolean(o));
-		break;
-	case json_type_object:
-	case json_type_array:
-		if (*ok)
-			*h = share_children(t, o, depth, ok);
-		break;
-	default:
-		*ok = false;
-		break;
-	}
-	if (!*ok) {
-		*h = mix(7, (uint64_t)(uintptr_t)o);
-		return o;
-	}
-	return share_intern(t, o, *h);
-}
-
-void store_share(struct store_share *t, json_object *obj)
-{
-	bool ok = true;
-	if (!t)
-		return;
-	if (json_object_is_type(obj, json_type_object) || json_object_is_type(obj, json_type_array))
-		share_children(t, obj, 0, &ok); /* obj itself: never another's */
 }
 
 struct store *store_new(void)
@@ -549,10 +259,7 @@ int store_upsert(struct store *s, enum store_kind kind, json_object *obj)
 		json_object_put(obj);
 		return WEIR_EINVAL;
 	}
-	store_compact(obj);
-	struct store_share *t = store_share_new(); /* within obj: a source shares batches */
-	store_share(t, obj);
-	store_share_free(t);
+	compact(obj, 0);
 	pthread_mutex_lock(&s->lock);
 	struct kind_list *l = &s->kinds[kind];
 	long at = find(l, ns, name);
@@ -610,7 +317,7 @@ int store_replace_in(struct store *s, enum store_kind kind, const char *scope, j
 			json_object_put(objs[i]);
 			continue;
 		}
-		store_compact(objs[i]);
+		compact(objs[i], 0);
 		list_put(&fresh, ns, name, objs[i]);
 	}
 	pthread_mutex_lock(&s->lock);

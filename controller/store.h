@@ -34,23 +34,8 @@ void store_free(struct store *s);
  * their order; obj stays a normal json-c object. store_upsert and
  * store_replace do this to every object they take; a source calls it
  * earlier (as each object is parsed) so the freed tables are reused rather
- * than left as holes in the heap. Members' keys become one interned copy
- * per key text, marked constant (json-c then never frees them). NULL is
- * fine. Thread-safe. */
+ * than left as holes in the heap. NULL is fine. */
 void store_compact(json_object *obj);
-
-/* A table for sharing equal subtrees between the objects of one batch (a
- * manifests load, an API list): store_share(t, obj) replaces each subtree of
- * obj equal to one already seen (same type, value and member order; never a
- * double) by a reference to that one. The table borrows the nodes: the
- * objects shared must stay alive and unchanged until store_share_free, and
- * once shared they are read-only and may be put only as the store puts its
- * objects (whole objects, under its reference lock: give them to the
- * store). t NULL: nothing is shared. Aborts on OOM. */
-struct store_share;
-struct store_share *store_share_new(void);
-void store_share(struct store_share *t, json_object *obj);
-void store_share_free(struct store_share *t);
 
 /* Insert or replace the object with the same metadata.namespace (missing:
  * "") and metadata.name. Takes ownership of obj (one reference), also on

@@ -3,8 +3,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <json-c/linkhash.h>
-
 #include "check.h"
 #include "controller/store.h"
 #include "error.h"
@@ -85,83 +83,6 @@ static void test_compact(void)
 	json_object_put(o);
 }
 
-/* store_compact interns keys: two objects' members name one copy of a key,
- * marked constant; deleting, replacing, deep-copying and putting such
- * members stays sound (ASan builds check the frees). */
-static void test_keys(void)
-{
-	json_object *a = json_tokener_parse("{\"metadata\":{\"name\":\"a\"},\"spec\":{}}");
-	json_object *b = json_tokener_parse("{\"metadata\":{\"name\":\"b\"},\"x\":1}");
-	store_compact(a);
-	store_compact(b);
-	struct lh_entry *ea = json_object_get_object(a)->head;
-	struct lh_entry *eb = json_object_get_object(b)->head;
-	CHECK_STR((const char *)lh_entry_k(ea), "metadata");
-	CHECK(lh_entry_k(ea) == lh_entry_k(eb));
-	CHECK(lh_entry_k_is_constant(ea) && lh_entry_k_is_constant(eb));
-	json_object *copy = NULL;
-	CHECK_INT(json_object_deep_copy(a, &copy, NULL), 0);
-	CHECK(json_object_equal(a, copy));
-	json_object_object_add(a, "metadata", json_object_new_int(2)); /* replaced */
-	json_object_object_del(a, "spec");
-	CHECK_STR(json_object_to_json_string_ext(a, JSON_C_TO_STRING_PLAIN), "{\"metadata\":2}");
-	json_object_put(a);
-	CHECK_STR(json_object_to_json_string_ext(b, JSON_C_TO_STRING_PLAIN),
-	          "{\"metadata\":{\"name\":\"b\"},\"x\":1}");
-	CHECK_STR(json_object_to_json_string_ext(copy, JSON_C_TO_STRING_PLAIN),
-	          "{\"metadata\":{\"name\":\"a\"},\"spec\":{}}");
-	json_object_put(copy);
-	json_object_put(b);
-}
-
-/* store_share: equal subtrees of a batch become one node, JSON text and
- * member order unchanged; doubles, and what holds one, stay apart; the same
- * members in another order are not equal. */
-static void test_share(void)
-{
-	const char *a_text = "{\"metadata\":{\"name\":\"a\",\"namespace\":\"n\"},"
-	                     "\"spec\":{\"rules\":[{\"b\":{\"port\":{\"number\":80}}},"
-	                     "{\"b\":{\"port\":{\"number\":80}}}],\"d\":{\"x\":1.5},"
-	                     "\"o\":{\"p\":1,\"q\":2},\"t\":true,\"e\":[],\"z\":null}}";
-	const char *b_text = "{\"metadata\":{\"name\":\"b\",\"namespace\":\"n\"},"
-	                     "\"spec\":{\"rules\":[{\"b\":{\"port\":{\"number\":80}}}],"
-	                     "\"d\":{\"x\":1.5},\"o\":{\"q\":2,\"p\":1},\"t\":true,"
-	                     "\"e\":[],\"z\":null}}";
-	json_object *a = json_tokener_parse(a_text), *b = json_tokener_parse(b_text);
-	char *a_before = strdup(json_object_to_json_string(a));
-	char *b_before = strdup(json_object_to_json_string(b));
-	struct store_share *t = store_share_new();
-	store_share(t, a);
-	store_share(t, b);
-	store_share(t, NULL);
-	store_share_free(t);
-	CHECK_STR(json_object_to_json_string(a), a_before);
-	CHECK_STR(json_object_to_json_string(b), b_before);
-	free(a_before);
-	free(b_before);
-	json_object *sa = json_object_object_get(a, "spec"),
-	            *sb = json_object_object_get(b, "spec");
-	json_object *ra = json_object_object_get(sa, "rules"),
-	            *rb = json_object_object_get(sb, "rules");
-	/* the two rules of a, and b's, are one node */
-	CHECK(json_object_array_get_idx(ra, 0) == json_object_array_get_idx(ra, 1));
-	CHECK(json_object_array_get_idx(ra, 0) == json_object_array_get_idx(rb, 0));
-	CHECK(json_object_object_get(sa, "e") == json_object_object_get(sb, "e"));
-	CHECK(json_object_object_get(sa, "t") == json_object_object_get(sb, "t"));
-	CHECK(json_object_object_get(json_object_object_get(a, "metadata"), "namespace") ==
-	      json_object_object_get(json_object_object_get(b, "metadata"), "namespace"));
-	CHECK(json_object_object_get(sa, "d") != json_object_object_get(sb, "d"));
-	CHECK(json_object_object_get(sa, "o") != json_object_object_get(sb, "o"));
-	CHECK(sa != sb);
-	json_object_put(a); /* b's shared nodes stay */
-	CHECK_INT(json_object_get_int(json_object_object_get(
-	              json_object_object_get(
-	                  json_object_object_get(json_object_array_get_idx(rb, 0), "b"), "port"),
-	              "number")),
-	          80);
-	json_object_put(b);
-}
-
 static void count_cb(void *arg)
 {
 	(*(int *)arg)++;
@@ -174,8 +95,6 @@ int main(void)
 	struct store *s = store_new();
 	store_set_notify(s, count_cb, &notified);
 	test_compact();
-	test_keys();
-	test_share();
 
 	/* upsert sorts by namespace then name; replace keeps one entry */
 	CHECK_INT(store_upsert(s, STORE_INGRESS, obj("b", "x", 1)), 0);
