@@ -36,6 +36,7 @@
 #define COMPONENT "controller"
 #define BATCH_NS (5 * 1000 * 1000)   /* coalesce a burst of store changes */
 #define QUIET_S 0.05                 /* no batching after this long without a compile */
+#define TRIM_IDLE_S 5.0              /* malloc_trim after incremental steps, once idle */
 #define STATUS_RESYNC_S 30           /* status re-check (leadership changes) */
 #define SYNC_TIMEOUT_S 60            /* --once/--explain in API mode */
 #define PUBLISH_RETRY_S 1.0          /* after a failed publish */
@@ -906,6 +907,7 @@ int main(int argc, char **argv)
 		         o.ingress_class);
 
 	double last_status = now_s(), retry_at = 0, last_compile = 0;
+	bool trim_due = false; /* incremental steps since the last malloc_trim */
 	while (!stopping) {
 		pthread_mutex_lock(&wake.lock);
 		if (!wake.dirty) {
@@ -925,6 +927,12 @@ int main(int argc, char **argv)
 		if (!dirty && retry_at > 0 && now_s() >= retry_at)
 			dirty = true;
 		if (!dirty) {
+			/* What incremental steps freed, given back once they
+			 * stop (one walk of the heap, not one per step). */
+			if (trim_due && now_s() - last_compile > TRIM_IDLE_S) {
+				malloc_trim(0);
+				trim_due = false;
+			}
 			if (api.reporter && o.publish_service &&
 			    now_s() - last_status > STATUS_RESYNC_S) {
 				reporter_status(api.reporter);
@@ -958,6 +966,7 @@ int main(int argc, char **argv)
 		 * no trim (it walks the whole heap). */
 		if (!last.table || last.full)
 			malloc_trim(0);
+		trim_due = last.table && !last.full;
 		last_status = now_s();
 	}
 	log_info(COMPONENT, "stopping; %s/%s stays in place", o.publish, ROUTE_TABLE_FILE);

@@ -457,21 +457,34 @@ struct publisher {
 	size_t nhost_k;
 	bool hosts_known;
 };
+/* The file's text (caller frees), or NULL. The buffer is sized from the
+ * file (one byte more, to see the end at once) and grown only when the file
+ * grew meanwhile: a restart keeps thousands of shard texts, a few hundred
+ * bytes each, that a fixed 64 KiB first buffer would each spread over a
+ * page or more of the heap. */
 static char *slurp(const char *path)
 {
 	FILE *f = fopen(path, "rb");
 	if (!f)
 		return NULL;
-	char *buf = NULL;
-	size_t n = 0, cap = 0;
+	struct stat st;
+	size_t n = 0, cap = 4096;
+	if (fstat(fileno(f), &st) == 0 && st.st_size > 0 &&
+	    (unsigned long long)st.st_size < ROUTE_TABLE_MAX_BYTES)
+		cap = (size_t)st.st_size + 1;
+	char *buf = malloc(cap + 1);
+	if (!buf) {
+		fclose(f);
+		return NULL;
+	}
 	for (;;) {
-		if (n + 4096 > cap) {
+		if (n == cap) {
 			if (cap > ROUTE_TABLE_MAX_BYTES) {
 				free(buf);
 				fclose(f);
 				return NULL;
 			}
-			cap = cap ? cap * 2 : 65536;
+			cap *= 2;
 			char *g = realloc(buf, cap + 1);
 			if (!g) {
 				free(buf);
