@@ -3314,6 +3314,10 @@ static void on_wake(void *data)
 	struct conn *next;
 	for (struct conn *c = w->conns; c; c = next) {
 		next = c->next;
+		/* an HTTP/2 stream's connection may not have read the head
+		 * written to it yet: its session ends it when it drains */
+		if (c->origin)
+			continue;
 		if (c->state == ST_PEEK || c->state == ST_PPHDR ||
 		    (c->state == ST_HEAD && buf_len(&c->in) == 0 && buf_len(&c->out) == 0))
 			conn_close(c);
