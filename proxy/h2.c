@@ -2,8 +2,11 @@
  * (see h2.h). Memory is bounded per session: at most OUT_HIGH bytes of
  * frames wait for the client, and per stream at most STREAM_WINDOW bytes of
  * request body (flow control gives the window back only as the data path
- * takes the bytes) and STREAM_BUF bytes of response body (the socket pair is
- * read no further until the client's window lets them go). */
+ * takes the bytes) and STREAM_BUF bytes of response body (the stream's
+ * channel is read no further until the client's window lets them go).
+ * Streams reach the data path over in-memory channels (chan.h); a tunnel
+ * (extended CONNECT), which the data path hands to tunnel.c, over a socket
+ * pair. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +21,7 @@
 #include <openssl/rand.h>
 
 #include "buf.h"
+#include "chan.h"
 #include "error.h"
 #include "h2.h"
 #include "http.h"
@@ -32,9 +36,10 @@
 #define RESP_HEAD_MAX (64u * 1024u) /* a response head from the data path */
 #define READ_CHUNK 16384u
 #define PROGRESS_ROUNDS 64
-#define LIVE_FACTOR 2u     /* data path connections per allowed stream, refused beyond */
-#define IDLE_PAIRS 16u     /* data path connections kept for the next streams */
-#define IDLE_PAIR_MS 5000u /* ... this long at most (far below any keep-alive timeout) */
+#define LIVE_FACTOR 2u          /* data path connections per allowed stream, refused beyond */
+#define IDLE_PAIRS 16u          /* data path connections kept for the next streams */
+#define CHAN_CAP (128u * 1024u) /* bytes waiting in a channel, each way */
+#define IDLE_PAIR_MS 5000u      /* ... this long at most (far below any keep-alive timeout) */
 #define LINGER_MS 2000u
 #define LINGER_MAX (1024u * 1024u)
 
@@ -44,7 +49,8 @@ struct h2_stream {
 	struct h2_session *s;
 	struct h2_stream *next, *prev;
 	int32_t id;
-	int fd; /* our end of the socket pair, -1: none (yet, or any more) */
+	struct chan *ch; /* side CHAN_A of the stream's channel, or NULL */
+	int fd;          /* a tunnel's: our end of its socket pair, or -1 */
 	struct loop_io io;
 	struct loop_defer defer;
 	bool can_read, can_write;
@@ -82,6 +88,7 @@ struct h2_session {
 	struct loop_io io;
 	struct loop_timer timer;
 	struct loop_defer defer;
+	struct loop_defer soon; /* session_progress after this batch */
 	nghttp2_session *ng;
 	struct h2_limits lim;
 	struct h2_host host;
@@ -95,12 +102,13 @@ struct h2_session {
 	size_t nstreams; /* streams handed to the data path and not closed */
 	/* data path connections whose last answer was whole and kept alive:
 	 * the next stream's request goes on one of them */
-	int idle_fd[IDLE_PAIRS];
+	struct chan *idle_ch[IDLE_PAIRS];
 	uint64_t idle_since[IDLE_PAIRS];
 	size_t nidle;
 };
 
 static void session_progress(struct h2_session *s);
+static void session_soon(struct h2_session *s);
 static void stream_progress(struct h2_stream *st);
 static void stream_release_pair(struct h2_stream *st);
 
@@ -129,8 +137,38 @@ static void free_stream(struct loop_defer *d)
 	free(st);
 }
 
+static bool stream_piped(const struct h2_stream *st)
+{
+	return st->ch || st->fd >= 0;
+}
+
+static ssize_t pipe_send(struct h2_stream *st, const void *p, size_t n)
+{
+	if (!st->ch)
+		return send(st->fd, p, n, MSG_NOSIGNAL);
+	ssize_t r = chan_write(st->ch, CHAN_A, p, n);
+	if (r < 0)
+		errno = r == WEIR_EAGAIN ? EAGAIN : EPIPE;
+	return r < 0 ? -1 : r;
+}
+
+static ssize_t pipe_recv(struct h2_stream *st, void *p, size_t n)
+{
+	if (!st->ch)
+		return recv(st->fd, p, n, 0);
+	ssize_t r = chan_read(st->ch, CHAN_A, p, n);
+	if (r < 0)
+		errno = r == WEIR_EAGAIN ? EAGAIN : EIO;
+	return r < 0 ? -1 : r;
+}
+
 static void stream_close_fd(struct h2_stream *st)
 {
+	if (st->ch) {
+		chan_close(st->ch, CHAN_A);
+		st->ch = NULL;
+		return;
+	}
 	if (st->fd < 0)
 		return;
 	loop_io_del(st->s->w->loop, &st->io);
@@ -404,11 +442,10 @@ static void stream_progress(struct h2_stream *st)
 {
 	struct h2_session *s = st->s;
 	char tmp[READ_CHUNK];
-	for (int round = 0; round < PROGRESS_ROUNDS && !st->gone && st->fd >= 0; round++) {
+	for (int round = 0; round < PROGRESS_ROUNDS && !st->gone && stream_piped(st); round++) {
 		bool progress = false;
 		if (buf_len(&st->up) > 0 && st->can_write) {
-			ssize_t n = send(st->fd, st->up.data + st->up.start, buf_len(&st->up),
-			                 MSG_NOSIGNAL);
+			ssize_t n = pipe_send(st, st->up.data + st->up.start, buf_len(&st->up));
 			if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
 				st->can_write = false;
 			} else if (n < 0) {
@@ -435,7 +472,7 @@ static void stream_progress(struct h2_stream *st)
 		}
 		st->stalled = st->answered && buf_len(&st->body) >= STREAM_BUF;
 		if (st->can_read && !st->stalled && !st->body_end) {
-			ssize_t n = recv(st->fd, tmp, sizeof(tmp), 0);
+			ssize_t n = pipe_recv(st, tmp, sizeof(tmp));
 			if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
 				st->can_read = false;
 			} else if (n <= 0) {
@@ -476,7 +513,7 @@ static void on_stream_io(struct loop_io *io, uint32_t events)
 	if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
 		st->can_write = true;
 	stream_progress(st);
-	session_progress(s);
+	session_soon(s);
 }
 
 /* ---- the request head ---- */
@@ -640,28 +677,26 @@ static int build_head(struct h2_stream *st, bool end_stream)
 	return rc ? 431 : 0;
 }
 
-/* A kept data path connection that is still there, or -1. One kept too
+/* A kept data path connection that is still there, or NULL. One kept too
  * long, or whose other end closed, is closed. */
-static int idle_take(struct h2_session *s)
+static struct chan *idle_take(struct h2_session *s)
 {
 	uint64_t now = loop_now(s->w->loop);
 	while (s->nidle > 0) {
 		size_t i = --s->nidle;
-		int fd = s->idle_fd[i];
-		char b;
-		if (now - s->idle_since[i] <= IDLE_PAIR_MS &&
-		    recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) < 0 &&
-		    (errno == EAGAIN || errno == EWOULDBLOCK))
-			return fd;
-		close(fd); /* stale, closed, or holding stray bytes */
+		struct chan *ch = s->idle_ch[i];
+		if (now - s->idle_since[i] <= IDLE_PAIR_MS && !chan_peer_closed(ch, CHAN_A) &&
+		    chan_pending(ch, CHAN_A) == 0)
+			return ch;
+		chan_close(ch, CHAN_A); /* stale, closed, or holding stray bytes */
 	}
-	return -1;
+	return NULL;
 }
 
 static void idle_close_all(struct h2_session *s)
 {
 	while (s->nidle > 0)
-		close(s->idle_fd[--s->nidle]);
+		chan_close(s->idle_ch[--s->nidle], CHAN_A);
 }
 
 /* The stream's answer is whole, every request byte went, and the data path
@@ -669,14 +704,14 @@ static void idle_close_all(struct h2_session *s)
 static void stream_release_pair(struct h2_stream *st)
 {
 	struct h2_session *s = st->s;
-	int fd = st->fd;
-	loop_io_del(s->w->loop, &st->io);
-	st->fd = st->io.fd = -1;
+	struct chan *ch = st->ch;
+	st->ch = NULL;
+	chan_watch(ch, CHAN_A, NULL);
 	if (s->nidle == IDLE_PAIRS || s->lingering || s->draining) {
-		close(fd);
+		chan_close(ch, CHAN_A);
 		return;
 	}
-	s->idle_fd[s->nidle] = fd;
+	s->idle_ch[s->nidle] = ch;
 	s->idle_since[s->nidle] = loop_now(s->w->loop);
 	s->nidle++;
 }
@@ -696,6 +731,48 @@ static void stream_head(struct h2_stream *st, bool end_stream)
 	st->req_ended = end_stream;
 }
 
+/* A tunnel's socket pair, its other end handed to the data path. */
+static bool stream_pair(struct h2_stream *st)
+{
+	struct h2_session *s = st->s;
+	int sp[2];
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sp) != 0) {
+		log_warn("proxy.h2", "socketpair: %s", strerror(errno));
+		return false;
+	}
+	st->fd = st->io.fd = sp[0];
+	if (loop_io_add(s->w->loop, &st->io, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET) != 0) {
+		close(sp[0]);
+		close(sp[1]);
+		st->fd = st->io.fd = -1;
+		return false;
+	}
+	if (s->host.open_stream(s->host.data, sp[1], NULL) != 0) {
+		stream_close_fd(st);
+		return false;
+	}
+	return true;
+}
+
+/* A kept channel, or a new one handed to a new data path connection. */
+static bool stream_chan(struct h2_stream *st)
+{
+	struct h2_session *s = st->s;
+	struct chan *ch = idle_take(s);
+	if (!ch) {
+		ch = chan_new(s->w->loop, CHAN_CAP);
+		if (!ch)
+			return false;
+		if (s->host.open_stream(s->host.data, -1, ch) != 0) {
+			chan_close(ch, CHAN_A);
+			return false;
+		}
+	}
+	st->ch = ch;
+	chan_watch(ch, CHAN_A, &st->io);
+	return true;
+}
+
 static void stream_open(struct h2_stream *st)
 {
 	struct h2_session *s = st->s;
@@ -706,32 +783,9 @@ static void stream_open(struct h2_stream *st)
 	}
 	http_parse_init(&st->hp, true, st->head_req);
 	st->hp.trailers = &st->trailers;
-	int fd = st->tunnel ? -1 : idle_take(s);
-	bool fresh = fd < 0;
-	int sp[2] = {-1, -1};
-	if (fresh) {
-		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sp) != 0) {
-			log_warn("proxy.h2", "socketpair: %s", strerror(errno));
-			nghttp2_submit_rst_stream(s->ng, NGHTTP2_FLAG_NONE, st->id,
-			                          NGHTTP2_REFUSED_STREAM);
-			return;
-		}
-		fd = sp[0];
-	}
-	st->fd = fd;
-	st->io.fd = fd;
 	st->io.cb = on_stream_io;
 	st->io.data = st;
-	if (loop_io_add(s->w->loop, &st->io, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET) != 0) {
-		close(fd);
-		if (fresh)
-			close(sp[1]);
-		st->fd = st->io.fd = -1;
-		nghttp2_submit_rst_stream(s->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_REFUSED_STREAM);
-		return;
-	}
-	if (fresh && s->host.open_stream(s->host.data, sp[1]) != 0) {
-		stream_close_fd(st);
+	if (st->tunnel ? !stream_pair(st) : !stream_chan(st)) {
 		nghttp2_submit_rst_stream(s->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_REFUSED_STREAM);
 		return;
 	}
@@ -783,7 +837,7 @@ static int on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const u
 	(void)flags;
 	struct h2_session *s = ud;
 	struct h2_stream *st = stream_of(s, id);
-	if (!st || (st->fd < 0 && !st->pending)) {
+	if (!st || (!stream_piped(st) && !st->pending)) {
 		/* nobody takes these bytes: the window comes back at once */
 		nghttp2_session_consume(ng, id, len);
 		return 0;
@@ -1006,6 +1060,21 @@ static void session_progress(struct h2_session *s)
 		buf_free(&s->out);
 	if (!s->lingering)
 		session_arm(s);
+}
+
+static void session_soon_cb(struct loop_defer *d)
+{
+	struct h2_session *s = d->data;
+	if (!s->closed)
+		session_progress(s);
+}
+
+/* session_progress once this batch's streams said what they had: their
+ * frames leave in one write. */
+static void session_soon(struct h2_session *s)
+{
+	if (!s->closed)
+		loop_defer(s->w->loop, &s->soon, session_soon_cb, s);
 }
 
 static void on_session_io(struct loop_io *io, uint32_t events)

@@ -39,9 +39,11 @@ struct h2_limits {
 
 /* What the session asks of its owner (the HTTP/1.1 data path). */
 struct h2_host {
-	/* Serve one stream: fd is the data path's end of a socket pair (the
-	 * session keeps the other end). Returns 0, or an error (fd closed). */
-	int (*open_stream)(void *data, int fd);
+	/* Serve one stream over ch's side CHAN_B (the session keeps side
+	 * CHAN_A), or, when ch is NULL (a tunnel, which leaves the data path
+	 * for tunnel.c), over fd, the data path's end of a socket pair.
+	 * Returns 0, or an error (fd or side CHAN_B closed). */
+	int (*open_stream)(void *data, int fd, struct chan *ch);
 	/* HTTP/1.1 connections opened for this session and still alive (they
 	 * may outlive their stream while an upstream answers). */
 	size_t (*live_streams)(void *data);

@@ -11,6 +11,7 @@
 #include "loop.h"
 
 #define LOOP_MAX_EVENTS 256
+#define DEFER_ROUNDS 8 /* rounds of deferred callbacks per batch */
 
 struct loop {
 	int epfd;
@@ -256,6 +257,15 @@ static void run_deferred(struct loop *l)
 	}
 }
 
+/* Callbacks queued by callbacks run in the same batch too, up to a few
+ * rounds (a chan's notifications hop between its two sides); more wait for
+ * the next batch, polled without blocking, so none can starve the fds. */
+static void run_deferred_rounds(struct loop *l)
+{
+	for (int i = 0; i < DEFER_ROUNDS && l->defer_head; i++)
+		run_deferred(l);
+}
+
 void loop_run_deferred(struct loop *l)
 {
 	while (l->defer_head)
@@ -286,9 +296,9 @@ int loop_run(struct loop *l)
 			struct loop_io *io = evs[i].data.ptr;
 			io->cb(io, evs[i].events);
 		}
-		run_deferred(l);
+		run_deferred_rounds(l);
 		loop_run_timers(l);
-		run_deferred(l);
+		run_deferred_rounds(l);
 	}
 	return 0;
 }

@@ -25,6 +25,7 @@
 #include "balancer.h"
 #include "block.h"
 #include "buf.h"
+#include "chan.h"
 #include "client_cert.h"
 #include "compress.h"
 #include "error.h"
@@ -2050,6 +2051,13 @@ static void become_tunnel(struct conn *c, size_t head_len)
 	}
 	memcpy(to_client, c->out.data + c->out.start, nc);
 	memcpy(to_client + nc, c->up_in.data + head_len, nextra);
+	if (c->sock.chan) {
+		/* HTTP/2 tunnels come over socket pairs (h2.c), and no other
+		 * HTTP/2 request asks for an upgrade */
+		free(to_client);
+		conn_close(c);
+		return;
+	}
 	struct tls_sock cs = c->sock, us;
 	if (cs.ssl)
 		SSL_set_app_data(cs.ssl, NULL); /* the slot dies with c */
@@ -2585,7 +2593,7 @@ static bool linger(struct conn *c)
 	if (!c->lingering) {
 		c->lingering = true;
 		c->linger_since = loop_now(c->w->loop);
-		if (c->sock.ssl) {
+		if (c->sock.ssl || c->sock.chan) {
 			conn_close(c);
 			return true;
 		}
@@ -2906,7 +2914,8 @@ static void on_client_io(struct loop_io *io, uint32_t events)
 }
 
 /* A client connection on fd (taken over), watched and in the worker's list.
- * client: who it is (copied). Returns NULL when out of memory (fd closed). */
+ * client: who it is (copied). Returns NULL when out of memory (fd closed).
+ * fd -1: an HTTP/2 stream's, whose caller attaches a chan (not watched). */
 static struct conn *conn_new(struct worker *w, int fd, bool tls, const struct http_client *client)
 {
 	struct conn *c = calloc(1, sizeof(*c));
@@ -2927,7 +2936,8 @@ static struct conn *conn_new(struct worker *w, int fd, bool tls, const struct ht
 	buf_init(&c->out, OUT_HEAD_ROOM + IO_CAP);
 	c->state = ST_HEAD;
 	c->idle_since = c->head_started = loop_now(w->loop);
-	if (loop_io_add(w->loop, &c->io, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET) != 0) {
+	if (fd >= 0 &&
+	    loop_io_add(w->loop, &c->io, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET) != 0) {
 		free(c);
 		close(fd);
 		return NULL;
@@ -2986,12 +2996,19 @@ static void origin_release(struct h2_origin *o)
 	free(o);
 }
 
-static int h2_open_stream(void *data, int fd)
+static int h2_open_stream(void *data, int fd, struct chan *ch)
 {
 	struct h2_origin *o = data;
-	struct conn *c = conn_new(o->w, fd, o->client.tls, &o->client);
-	if (!c)
+	struct conn *c = conn_new(o->w, ch ? -1 : fd, o->client.tls, &o->client);
+	if (!c) {
+		if (ch)
+			chan_close(ch, CHAN_B);
 		return WEIR_ENOMEM;
+	}
+	if (ch) {
+		c->sock.chan = ch;
+		chan_watch(ch, CHAN_B, &c->io);
+	}
 	c->client.http2 = true;
 	c->origin = o;
 	o->live++;

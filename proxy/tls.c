@@ -12,6 +12,7 @@
 #include <openssl/x509v3.h>
 
 #include "buf.h"
+#include "chan.h"
 #include "client_cert.h"
 #include "error.h"
 #include "log.h"
@@ -275,6 +276,12 @@ int tls_sock_handshake(struct tls_sock *s)
 
 ssize_t tls_sock_read(struct tls_sock *s, void *buf, size_t len)
 {
+	if (s->chan) {
+		ssize_t n = chan_read(s->chan, CHAN_B, buf, len);
+		if (n == WEIR_EAGAIN)
+			s->blocked_out = false;
+		return n;
+	}
 	if (!s->ssl) {
 		ssize_t n;
 		do
@@ -302,6 +309,12 @@ ssize_t tls_sock_read(struct tls_sock *s, void *buf, size_t len)
 
 ssize_t tls_sock_write(struct tls_sock *s, const void *buf, size_t len)
 {
+	if (s->chan) {
+		ssize_t n = chan_write(s->chan, CHAN_B, buf, len);
+		if (n == WEIR_EAGAIN)
+			s->blocked_out = true;
+		return n;
+	}
 	if (!s->ssl) {
 		ssize_t n;
 		do
@@ -330,6 +343,10 @@ ssize_t tls_sock_write(struct tls_sock *s, const void *buf, size_t len)
 
 void tls_sock_close(struct tls_sock *s)
 {
+	if (s->chan) {
+		chan_close(s->chan, CHAN_B);
+		s->chan = NULL;
+	}
 	if (s->ssl) {
 		if (s->handshake_done)
 			SSL_shutdown(s->ssl);

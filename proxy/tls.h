@@ -18,9 +18,13 @@ struct table;
 /* A socket and, when TLS is on, its SSL object. blocked_out is set when the
  * last call returned WEIR_EAGAIN because the socket could not be written
  * (else the socket could not be read). */
+struct chan;
+
 struct tls_sock {
 	int fd;
-	SSL *ssl; /* NULL: plain TCP */
+	SSL *ssl;          /* NULL: plain TCP */
+	struct chan *chan; /* not NULL: no socket (fd -1, ssl NULL) but side
+	                    * CHAN_B of an in-memory channel (chan.h) */
 	bool blocked_out;
 	bool handshake_done;
 };
