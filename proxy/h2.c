@@ -299,9 +299,16 @@ static int submit_head(struct h2_stream *st)
 {
 	const struct http_response *r = &st->resp;
 	bool upgraded = st->tunnel && r->status == 101;
+	bool no_body = !upgraded && http_parse_done(&st->hp);
+	/* a gRPC Trailers-Only answer (the proxy's own grpc-status on an error,
+	 * or a backend's): its fields are the call's trailing metadata, where
+	 * content-length means nothing */
+	bool trailers_only = false;
 	size_t names = 0;
-	for (size_t i = 0; i < r->nheaders; i++)
+	for (size_t i = 0; i < r->nheaders; i++) {
 		names += r->headers[i].name_len;
+		trailers_only |= no_body && http_name_is(&r->headers[i], "grpc-status");
+	}
 	nghttp2_nv *nv = calloc(r->nheaders + 1, sizeof(*nv));
 	char *lower = malloc(names + 1);
 	if (!nv || !lower) {
@@ -315,7 +322,8 @@ static int submit_head(struct h2_stream *st)
 	nv[k++] = (nghttp2_nv){(uint8_t *)":status", (uint8_t *)code, 7, 3, NGHTTP2_NV_FLAG_NONE};
 	for (size_t i = 0; i < r->nheaders; i++) {
 		const struct http_header *h = &r->headers[i];
-		if (h2_hop_by_hop(h->name, h->name_len))
+		if (h2_hop_by_hop(h->name, h->name_len) ||
+		    (trailers_only && http_name_is(h, "content-length")))
 			continue;
 		if (upgraded && h->name_len == 20 &&
 		    strncasecmp(h->name, "sec-websocket-accept", 20) == 0)
@@ -328,7 +336,6 @@ static int submit_head(struct h2_stream *st)
 		                       h->value_len, NGHTTP2_NV_FLAG_NONE};
 		at += h->name_len;
 	}
-	bool no_body = !upgraded && http_parse_done(&st->hp);
 	nghttp2_data_provider prd = {.source = {.ptr = st}, .read_callback = body_source};
 	int rc = nghttp2_submit_response(st->s->ng, st->id, nv, k, no_body ? NULL : &prd);
 	free(nv);
