@@ -26,7 +26,7 @@
 #include "log.h"
 #include "tls.h"
 
-#define KEY_MAX 384
+#define KEY_MAX 768                /* address, port, TLS profile id, SNI, verified name */
 #define HEAD_MAX (64u * 1024u)     /* a request head from the data path */
 #define BODY_HIGH (64u * 1024u)    /* request body waiting for the upstream's window */
 #define OUT_HIGH (64u * 1024u)     /* frames waiting for the upstream socket */
@@ -583,9 +583,10 @@ static void conn_progress(struct h2up_conn *c)
 					break;
 				}
 				if (r != 0 || !tls_alpn_h2(c->sock.ssl)) {
-					log_warn("proxy.h2up", "%s: %s", c->key,
-					         r != 0 ? "TLS handshake failed"
-					                : "the upstream did not choose h2 (ALPN)");
+					char why[256] = "the upstream did not choose h2 (ALPN)";
+					if (r != 0)
+						backend_tls_failure(c->sock.ssl, why, sizeof(why));
+					log_warn("proxy.h2up", "%s: TLS: %s", c->key, why);
 					conn_close(c);
 					return;
 				}
@@ -654,8 +655,8 @@ static void on_conn_io(struct loop_io *io, uint32_t events)
 	conn_progress(c);
 }
 
-static int conn_open(struct h2up_pool *p, const struct route_endpoint *ep, bool tls,
-                     const char *sni, const char *key, struct h2up_conn **out)
+static int conn_open(struct h2up_pool *p, const struct route_endpoint *ep,
+                     const struct backend_tls_target *tls, const char *key, struct h2up_conn **out)
 {
 	struct sockaddr_storage ss;
 	socklen_t sl;
@@ -714,7 +715,7 @@ static int conn_open(struct h2up_pool *p, const struct route_endpoint *ep, bool 
 		goto fail;
 	}
 	if (tls) {
-		c->sock.ssl = tls_client_new(fd, sni && *sni ? sni : NULL);
+		c->sock.ssl = backend_tls_client_new(tls, fd);
 		if (!c->sock.ssl)
 			goto fail;
 		static const unsigned char h2[] = "\x02h2";
@@ -756,12 +757,18 @@ static size_t conn_capacity(const struct h2up_conn *c)
 	return c->nstreams < max ? max - c->nstreams : 0;
 }
 
-int h2up_attach(struct h2up_pool *p, const struct route_endpoint *ep, bool tls, const char *sni,
-                int fd)
+int h2up_attach(struct h2up_pool *p, const struct route_endpoint *ep,
+                const struct backend_tls_target *tls, int fd)
 {
 	char key[KEY_MAX];
-	snprintf(key, sizeof(key), "%s|%u|%s|%s", ep->address, (unsigned)ep->port,
-	         tls ? "h2" : "h2c", sni ? sni : "");
+	int kn = tls ? snprintf(key, sizeof(key), "%s|%u|h2|%s|%s|%s", ep->address,
+	                        (unsigned)ep->port, tls->id ? tls->id : "",
+	                        tls->sni ? tls->sni : "", tls->name ? tls->name : "")
+	             : snprintf(key, sizeof(key), "%s|%u|h2c", ep->address, (unsigned)ep->port);
+	if (kn < 0 || (size_t)kn >= sizeof(key)) {
+		close(fd); /* a cut key could match another target's connection */
+		return WEIR_EINVAL;
+	}
 	struct h2up_conn *c = NULL;
 	for (struct h2up_conn *k = p->conns; k; k = k->next)
 		if (!k->closed && !k->goaway && strcmp(k->key, key) == 0 && conn_capacity(k) > 0) {
@@ -769,7 +776,7 @@ int h2up_attach(struct h2up_pool *p, const struct route_endpoint *ep, bool tls, 
 			break;
 		}
 	if (!c) {
-		int rc = conn_open(p, ep, tls, sni, key, &c);
+		int rc = conn_open(p, ep, tls, key, &c);
 		if (rc != 0) {
 			close(fd);
 			return rc;

@@ -17,6 +17,7 @@
 
 #include <stdbool.h>
 
+#include "backend_tls.h"
 #include "loop.h"
 #include "route_table.h"
 
@@ -27,10 +28,12 @@ int h2up_pool_new(struct loop *l, struct h2up_pool **out);
 void h2up_pool_free(struct h2up_pool *p);
 
 /* Serve the exchange that arrives on fd (taken over; closed on failure)
- * over HTTP/2 to ep; tls: h2 over TLS with ALPN "h2" and SNI sni (NULL or
- * empty: none), no certificate verification. Returns 0, WEIR_EINVAL (ep
- * has no IP address) or WEIR_ENOMEM. */
-int h2up_attach(struct h2up_pool *p, const struct route_endpoint *ep, bool tls, const char *sni,
-                int fd);
+ * over HTTP/2 to ep: h2c when tls is NULL, else h2 over TLS (ALPN "h2")
+ * made as tls says (the route's proxy-ssl-* profile: its context, SNI and
+ * the name the certificate must carry; backend_tls.h). Connections are
+ * shared only by exchanges with the same endpoint and the same TLS target.
+ * Returns 0, WEIR_EINVAL (ep has no IP address) or WEIR_ENOMEM. */
+int h2up_attach(struct h2up_pool *p, const struct route_endpoint *ep,
+                const struct backend_tls_target *tls, int fd);
 
 #endif

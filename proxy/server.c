@@ -742,8 +742,7 @@ static int open_h2_upstream(struct conn *c, struct upstream **u, int *err)
 		*err = errno;
 		return WEIR_EIO;
 	}
-	bool tls = c->route->policy.backend_protocol == ROUTE_PROTO_GRPCS;
-	int rc = h2up_attach(c->w->h2up, c->ep, tls, NULL, sp[1]);
+	int rc = h2up_attach(c->w->h2up, c->ep, c->backend_tls ? &c->x->up_tls : NULL, sp[1]);
 	if (rc != 0) {
 		close(sp[0]);
 		*err = rc == WEIR_EINVAL ? EINVAL : ENOMEM;
@@ -1647,7 +1646,8 @@ static void upstream_go(struct conn *c)
 	}
 	enum route_protocol proto =
 	    c->route && !c->x->err_code ? c->route->policy.backend_protocol : ROUTE_PROTO_HTTP;
-	c->backend_tls = proto == ROUTE_PROTO_HTTPS || (proto == ROUTE_PROTO_AUTO_HTTP && c->https);
+	c->backend_tls = proto == ROUTE_PROTO_HTTPS || proto == ROUTE_PROTO_GRPCS ||
+	                 (proto == ROUTE_PROTO_AUTO_HTTP && c->https);
 	c->fcgi = proto == ROUTE_PROTO_FCGI;
 	c->grpc = proto == ROUTE_PROTO_GRPC || proto == ROUTE_PROTO_GRPCS;
 	format_host(c->x->upstream_host, sizeof(c->x->upstream_host), c->ep);

@@ -17,6 +17,8 @@ import time
 from concurrent import futures
 
 import grpc
+import tempfile
+
 import pytest
 
 import proxyutil as pu
@@ -32,6 +34,10 @@ SLOW = "slow.grpc.test"        # read_timeout_ms shorter than the backend's slee
 DEAD = "dead.grpc.test"        # an endpoint where nothing listens
 NOEP = "noep.grpc.test"        # a backend without endpoints
 TLSB = "tls.grpc.test"         # backend_protocol GRPCS
+TLSV = "verify.grpc.test"      # GRPCS, proxy-ssl-verify with the backend's CA and name, SNI
+TLSCA = "badca.grpc.test"      # GRPCS, proxy-ssl-verify with a CA that did not sign it
+TLSNAME = "badname.grpc.test"  # GRPCS, proxy-ssl-verify, a name the certificate lacks
+BACKEND_NAME = "backend.grpc.test"  # the GRPCS backend's certificate (self-signed)
 DENY = "deny.grpc.test"        # deny 127.0.0.1
 ALLOW = "allow.grpc.test"      # allow only 10.0.0.0/8
 AUTH = "auth.grpc.test"        # basic auth
@@ -46,6 +52,12 @@ HOSTS = {
     DEAD: ("dead", {"backend_protocol": "GRPC", "connect_timeout_ms": 2000}),
     NOEP: ("empty", {"backend_protocol": "GRPC"}),
     TLSB: ("grpcs", {"backend_protocol": "GRPCS"}),
+    TLSV: ("grpcs", {"backend_protocol": "GRPCS",
+                     "backend_tls": {"profile": 0, "name": BACKEND_NAME, "server_name": True}}),
+    TLSCA: ("grpcs", {"backend_protocol": "GRPCS",
+                      "backend_tls": {"profile": 1, "name": BACKEND_NAME}}),
+    TLSNAME: ("grpcs", {"backend_protocol": "GRPCS",
+                        "backend_tls": {"profile": 0, "name": "other.grpc.test"}}),
     DENY: ("grpc", {"backend_protocol": "GRPC", "deny": ["127.0.0.1"]}),
     ALLOW: ("grpc", {"backend_protocol": "GRPC", "allow": ["10.0.0.0/8"]}),
     AUTH: ("grpc", {"backend_protocol": "GRPC",
@@ -72,7 +84,7 @@ def gbackends(gdir):
     procs = []
     ports = {}
     try:
-        cert_pem, key_pem, _ = make_cert("backend.grpc.test", str(gdir))
+        cert_pem, key_pem, _ = make_cert(BACKEND_NAME, str(gdir))
         crt, key = gdir / "backend.crt", gdir / "backend.key"
         crt.write_text(cert_pem)
         key.write_text(key_pem)
@@ -82,6 +94,7 @@ def gbackends(gdir):
                                           str(gdir / f"{name}.log"), *extra))
             ports[name] = port
         ports["dead"] = pu.free_port()  # nothing listens there
+        ports["backend_cert"] = cert_pem  # the CA that verifies the GRPCS backend
         yield ports
     finally:
         for p in procs:
@@ -103,10 +116,18 @@ def grpc_table(gbackends, gcerts, hosts=HOSTS, **settings):
     def ep(key):
         return [] if key == "empty" else [{"address": "127.0.0.1", "port": gbackends[key]}]
 
+    profiles = {}
+    if any("backend_tls" in hosts[h][1] for h in hosts):
+        # profile 0 trusts the GRPCS backend's certificate, profile 1 another one
+        other_ca = make_cert("other-ca.grpc.test", tempfile.mkdtemp())[0]
+        profiles["backend_tls"] = [
+            {"name": "grpc/backend-ca", "verify": True, "ca_pem": gbackends["backend_cert"]},
+            {"name": "grpc/other-ca", "verify": True, "ca_pem": other_ca}]
     return {
         "version": 1,
         "generation": 1,
         "settings": base,
+        **profiles,
         "hosts": [{"name": h, "cert": i,
                    "routes": [{"path": "/", "match": "prefix", "backend": index[hosts[h][0]],
                                "source": f"grpc/{h}", "policy": dict(hosts[h][1])}]}
@@ -370,6 +391,41 @@ def test_grpcs_backend(gp, gcerts, tls):
         assert all(m == bytes([i]) * 65536 for i, m in enumerate(got))
         msgs = [os.urandom(5000 + i) for i in range(50)]
         assert list(bidi(ch)(iter(msgs), timeout=60)) == msgs
+
+
+@MODES
+def test_grpcs_backend_verified(gp, gcerts, tls):
+    """proxy-ssl-verify on a GRPCS route: the backend's certificate is checked against the
+    profile's CA and the route's name (sent as SNI too), the call goes through."""
+    with channel(gp, TLSV, tls, gcerts) as ch:
+        resp, call = unary(ch).with_call(b"verified", timeout=20)
+        assert resp == b"verified"
+        assert dict(call.trailing_metadata()).get("x-trailer") == "done"
+        got = list(sstream(ch)(b"5:1000", timeout=60))
+        assert [len(m) for m in got] == [1000] * 5
+
+
+@MODES
+@pytest.mark.parametrize("host,why", [(TLSCA, "certificate verify failed: self-signed certificate"),
+                                      (TLSNAME, "certificate verify failed: hostname mismatch")],
+                         ids=["wrong-ca", "wrong-name"])
+def test_grpcs_backend_refused_when_not_verified(gp, gcerts, tls, host, why):
+    """A GRPCS backend whose certificate the profile does not trust (another CA, or a name it
+    does not carry) gets no request: the client gets UNAVAILABLE, the log says why, and a
+    route without verification to the same endpoint is not handed that connection."""
+    start = os.path.getsize(gp.log_path)
+    with channel(gp, host, tls, gcerts) as ch:
+        e = rpc_error(lambda: unary(ch)(b"must not pass", timeout=20))
+        assert e.code() == grpc.StatusCode.UNAVAILABLE, describe(e)
+    with open(gp.log_path, errors="replace") as f:
+        f.seek(start)
+        log = f.read()
+    assert "proxy.h2up" in log and why in log, log[-2000:]
+    # the same endpoint without verification still works (no shared connection mixes them)
+    with channel(gp, TLSB, tls, gcerts) as ch:
+        assert unary(ch)(b"plain", timeout=20) == b"plain"
+    with channel(gp, TLSV, tls, gcerts) as ch:
+        assert unary(ch)(b"verified", timeout=20) == b"verified"
 
 
 # ------------------------------------------------------------------ 7. concurrency
