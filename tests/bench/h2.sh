@@ -8,10 +8,14 @@
 #
 # Not part of the test suite: a human runs it. Everything listens on 127.0.0.1 only.
 # Measurements, each proxy configured the same way (TLS with ALPN h2 on the client side, one
-# HTTP/1.1 backend with upstream keep-alive, same worker count):
+# HTTP/1.1 backend with upstream keep-alive, same worker count). 640 streams in flight need
+# 640 upstream connections: weir and nginx keep up to 1024 idle per worker (HAProxy keeps
+# every idle one by default), so no proxy opens a connection per request:
 #   - small responses over HTTP/2: h2load -c 64 -m 10 (64 TLS connections, 10 streams each)
 #     for BENCH_SECONDS against tests/bench/backend.c; req/s and the p50/p99 of the request
 #     times h2load logs (--log-file); 1 and 2 workers
+#   - system calls per request, 1 worker: perf stat (raw_syscalls:sys_enter) over the proxy's
+#     processes while h2load -c 64 -m 10 makes 100,000 requests (skipped without perf)
 #   - gRPC unary: h2load POSTing one gRPC frame (content-type application/grpc, te: trailers)
 #     to tests/backends/grpc_backend.py (grpcio, Python: it is the ceiling here) through
 #     weir (backend_protocol GRPC) and nginx (grpc_pass), over h2c on the client side, 2
@@ -69,7 +73,7 @@ start_weir_h2() { # workers port(https) [grpc_port] -> PROXY_PID; table with the
 	http=$(free_port)
 	cat >"$dir/routes/routes.json" <<EOF
 {"version": 1, "generation": 1,
- "settings": {"upstream_keepalive": 64, "keepalive_timeout_ms": 75000, "http2_cleartext": true,
+ "settings": {"upstream_keepalive": 1024, "keepalive_timeout_ms": 75000, "http2_cleartext": true,
               "access_log": false},
  "certs": [$WEIR_CERT_JSON], "default_cert": 0,
  "hosts": [{"name": "", "routes": [{"path": "/", "match": "prefix", "backend": 0,
@@ -119,7 +123,7 @@ http {
     keepalive_timeout 75s;
     keepalive_requests 1000000;
     http2_max_requests 1000000;
-    upstream backend { $up keepalive 64; keepalive_requests 1000000; }
+    upstream backend { $up keepalive 1024; keepalive_requests 1000000; }
     server {
         $listen
         ssl_certificate $TMP/cert.pem;
@@ -217,6 +221,48 @@ for w in 1 2; do
 	done
 done
 
+# System calls per request, 1 worker (a figure that holds on a busy machine): perf stat
+# counts raw_syscalls:sys_enter over the proxy's processes (nginx: its workers) while
+# h2load makes SYSCALL_REQS requests after a warm-up.
+SYSCALL_REQS=100000
+declare -A SC
+syscalls_run() { # name port pid...
+	local name=$1 port=$2; shift 2
+	local pids; pids=$(IFS=,; echo "$*")
+	h2load -n 20000 -c 64 -m 10 -t 2 "https://127.0.0.1:$port/" >/dev/null 2>&1
+	perf stat -e raw_syscalls:sys_enter -p "$pids" -o "$TMP/perf.txt" 2>/dev/null &
+	local sp=$!
+	sleep 0.5
+	local out; out=$(h2load -n $SYSCALL_REQS -c 64 -m 10 -t 2 "https://127.0.0.1:$port/" 2>&1)
+	kill -INT $sp 2>/dev/null
+	wait $sp 2>/dev/null
+	local n ok
+	n=$(awk '/raw_syscalls/ { gsub(",", "", $1); print $1 }' "$TMP/perf.txt" 2>/dev/null)
+	ok=$(awk '/^requests:/ { for (i = 1; i <= NF; i++) if ($i == "succeeded,") print $(i-1) }' <<<"$out")
+	if [ -z "$n" ] || [ "${ok:-0}" -eq 0 ]; then
+		SC[$name]="n/a (perf stat or h2load failed)"
+	else
+		SC[$name]=$(awk -v n="$n" -v ok="$ok" 'BEGIN { printf "%.2f", n / ok }')
+	fi
+}
+if command -v perf >/dev/null; then
+	for name in $ONLY; do
+		port=$(free_port)
+		if ! "start_${name}_h2" 1 "$port"; then
+			SC[$name]="n/a ($(cat "$TMP/why"))"
+			stop_proxy "$name"
+			continue
+		fi
+		if [ "$name" = nginx ]; then
+			sleep 0.3
+			syscalls_run "$name" "$port" $(pgrep -P "$PROXY_PID")
+		else
+			syscalls_run "$name" "$port" "$PROXY_PID"
+		fi
+		stop_proxy "$name"
+	done
+fi
+
 # gRPC unary: one 16-byte message in a gRPC frame.
 GRPC_RES=()
 if python3 -c 'import grpc' 2>/dev/null; then
@@ -259,6 +305,13 @@ for w in 1 2; do
 		fi
 	done
 done
+if [ ${#SC[@]} -gt 0 ]; then
+	echo
+	echo "system calls per request, 1 worker (h2load -n $SYSCALL_REQS -c 64 -m 10 over TLS)"
+	for name in $ONLY; do
+		printf '%-10s %s\n' "$name" "${SC[$name]:-n/a}"
+	done
+fi
 if [ ${#GRPC_RES[@]} -gt 0 ]; then
 	echo
 	echo "gRPC unary (h2load over h2c, 16-byte message, backend grpc_backend.py), 2 workers"
