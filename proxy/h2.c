@@ -731,6 +731,16 @@ static void stream_head(struct h2_stream *st, bool end_stream)
 {
 	int status = build_head(st, end_stream);
 	if (status != 0) {
+		const struct h2_host *h = &st->s->host;
+		struct h2_refusal r = {
+		    .method = st->method,
+		    .path = st->path,
+		    .authority = st->authority,
+		    .status = status,
+		    .header_bytes = st->hbytes,
+		};
+		if (h->refused)
+			h->refused(h->data, &r);
 		answer_status(st, status);
 		return;
 	}

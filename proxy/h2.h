@@ -38,6 +38,12 @@ struct h2_limits {
 };
 
 /* What the session asks of its owner (the HTTP/1.1 data path). */
+struct h2_refusal {
+	const char *method, *path, *authority;
+	int status;
+	size_t header_bytes; /* the request's header list as HPACK counts it */
+};
+
 struct h2_host {
 	/* Serve one stream over ch's side CHAN_B (the session keeps side
 	 * CHAN_A), or, when ch is NULL (a tunnel, which leaves the data path
@@ -47,6 +53,11 @@ struct h2_host {
 	/* HTTP/1.1 connections opened for this session and still alive (they
 	 * may outlive their stream while an upstream answers). */
 	size_t (*live_streams)(void *data);
+	/* A stream answered by the session itself, never reaching the data
+	 * path (a malformed or oversized request head: 400, 405, 431, 501):
+	 * for the access log. The strings (NULL when the client sent none) are
+	 * borrowed for the call. May be NULL. */
+	void (*refused)(void *data, const struct h2_refusal *r);
 	/* The session is gone; data is not used again by the session. */
 	void (*release)(void *data);
 	void *data;

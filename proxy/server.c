@@ -301,15 +301,21 @@ static uint64_t rng_next(struct worker *w)
 	return z ^ (z >> 31);
 }
 
-static void new_request_id(struct conn *c)
+/* 32 random hex digits and a NUL in out, as nginx's $request_id. */
+static void make_request_id(struct worker *w, char *out)
 {
 	static const char hex[] = "0123456789abcdef";
-	uint64_t a = rng_next(c->w), b = rng_next(c->w);
+	uint64_t a = rng_next(w), b = rng_next(w);
 	for (int i = 0; i < 16; i++) {
-		c->client.request_id[i] = hex[(a >> (i * 4)) & 15];
-		c->client.request_id[16 + i] = hex[(b >> (i * 4)) & 15];
+		out[i] = hex[(a >> (i * 4)) & 15];
+		out[16 + i] = hex[(b >> (i * 4)) & 15];
 	}
-	c->client.request_id[32] = '\0';
+	out[32] = '\0';
+}
+
+static void new_request_id(struct conn *c)
+{
+	make_request_id(c->w, c->client.request_id);
 }
 
 static void read_settings(struct conn *c)
@@ -3020,6 +3026,46 @@ static int h2_open_stream(void *data, int fd, struct chan *ch)
 	return 0;
 }
 
+/* A stream its HTTP/2 session answered itself (a request head it could
+ * not pass on): one access-log line, as nginx logs the requests it
+ * refuses. */
+static void h2_refused(void *data, const struct h2_refusal *r)
+{
+	struct h2_origin *o = data;
+	struct table *t = table_view_get(&o->w->view);
+	const struct access_log_format *f = t ? table_access_log(t) : NULL;
+	if (f) {
+		static const char dash[] = "-";
+		struct http_request req;
+		memset(&req, 0, sizeof(req));
+		req.method = r->method ? r->method : dash;
+		req.method_len = strlen(req.method);
+		req.target = req.path = r->path ? r->path : dash;
+		req.target_len = req.path_len = strlen(req.target);
+		req.version_minor = 1;
+		req.host = r->authority;
+		req.host_len = r->authority ? strlen(r->authority) : 0;
+		req.content_length = -1;
+		struct http_client client = o->client;
+		client.http2 = true;
+		make_request_id(o->w, client.request_id);
+		struct timespec now;
+		clock_gettime(CLOCK_REALTIME, &now);
+		struct access_entry e = {
+		    .req = &req,
+		    .client = &client,
+		    .req_id = client.request_id,
+		    .status = r->status,
+		    .request_length = r->header_bytes,
+		    .upstream_response_length = -1,
+		    .upstream_response_time = -1,
+		    .now_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000,
+		};
+		access_log_write(&o->w->alog, f, &e);
+	}
+	table_unref(t);
+}
+
 static size_t h2_live_streams(void *data)
 {
 	const struct h2_origin *o = data;
@@ -3069,6 +3115,7 @@ static void become_h2(struct conn *c)
 	}
 	struct h2_host host = {
 	    .open_stream = h2_open_stream,
+	    .refused = h2_refused,
 	    .live_streams = h2_live_streams,
 	    .release = h2_release,
 	    .data = o,

@@ -1135,6 +1135,35 @@ def test_access_log_says_http2(hp):
     assert '"GET /echo/logme-h11 HTTP/1.1" 200' in h11_lines[0], h11_lines
 
 
+def test_access_log_for_streams_the_session_refuses(hp):
+    """Streams answered by the HTTP/2 session itself (an oversized header list: 431, a plain
+    CONNECT: 405, an unknown :protocol: 501) never reach the data path, yet each gets its
+    access-log line, as nginx logs the requests it refuses."""
+    start = os.path.getsize(hp.log_path)
+    c = H2(hp.https_port)
+    try:
+        assert c.get("/echo/refused-431", headers=[("x-big", "v" * 9000)]).status == 431
+        assert c.wait(c.open("CONNECT", None, authority="example.com:443"), 15).status == 405
+        st = c.wait(c.open("CONNECT", "/ws/refused-501", end=False,
+                           extra_pseudo=[(":protocol", "foo")],
+                           headers=[("sec-websocket-version", "13")]))
+        assert st.status == 501, st
+    finally:
+        c.close()
+    want = ['"GET /echo/refused-431 HTTP/2.0" 431', '"CONNECT - HTTP/2.0" 405',
+            '"CONNECT /ws/refused-501 HTTP/2.0" 501']
+    deadline = time.monotonic() + 5
+    while True:
+        with open(hp.log_path, encoding="utf-8", errors="replace") as f:
+            f.seek(start)
+            log = f.read()
+        if all(w in log for w in want) or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    for w in want:
+        assert sum(w in ln for ln in log.splitlines()) == 1, (w, log[-3000:])
+
+
 def test_metrics_by_protocol(fresh_proxy, backends, certs):
     """weir_proxy_requests_by_protocol_total counts each HTTP/2 stream as an HTTP/2.0 request
     and each HTTP/1.1 request as HTTP/1.1; weir_proxy_open_http2_connections follows the
