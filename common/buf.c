@@ -1,11 +1,13 @@
 /* common/buf.c - byte buffers with a hard cap, allocated on demand.
  *
  * A proxy connection's buffers come and go with each request (an idle
- * connection holds none), so each thread keeps a few freed blocks of the
- * common sizes (4 to 64 KiB, which glibc's own per-thread cache does not
- * cover) for its next buffers: at most 256 KiB of each size, 1.25 MiB in
- * all, given back when the thread ends. Not in sanitized builds: there a
- * freed buffer must be freed, so a late use is caught. */
+ * connection holds none), so a thread that asks (buf_cache_thread_start:
+ * the proxy's workers) keeps freed blocks of the common sizes (4 to 64 KiB,
+ * which glibc's own per-thread cache does not cover) for its next buffers:
+ * at most 256 of each size and 4 MiB in all, given back when the thread
+ * ends. Not in
+ * sanitized builds: there a freed buffer must be freed, so a late use is
+ * caught. */
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -26,19 +28,19 @@
 #endif
 
 #define CACHE_CLASSES 5                  /* BUF_MIN_SIZE << 0..4: 4, 8, 16, 32, 64 KiB */
-#define CACHE_CLASS_BYTES (256u * 1024u) /* kept per size */
-#define CACHE_DEPTH (CACHE_CLASS_BYTES / BUF_MIN_SIZE)
+#define CACHE_DEPTH 256                  /* blocks kept per size */
+#define CACHE_BYTES (4u * 1024u * 1024u) /* ... and in all */
 
 struct buf_cache {
 	void *blocks[CACHE_CLASSES][CACHE_DEPTH];
 	unsigned n[CACHE_CLASSES];
+	size_t bytes;
 };
 
 #if BUF_CACHE
 static pthread_key_t cache_key;
 static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
-static __thread struct buf_cache *cache;
-static __thread bool cache_off; /* the thread is ending, or no cache could be made */
+static __thread struct buf_cache *cache; /* NULL: this thread keeps no blocks */
 
 static void cache_drop(void *p)
 {
@@ -48,7 +50,6 @@ static void cache_drop(void *p)
 			free(c->blocks[k][--c->n[k]]);
 	free(c);
 	cache = NULL;
-	cache_off = true;
 }
 
 static void cache_key_make(void)
@@ -57,26 +58,34 @@ static void cache_key_make(void)
 		cache_key = (pthread_key_t)-1;
 }
 
-static struct buf_cache *cache_get(void)
+int buf_cache_thread_start(void)
 {
-	if (cache || cache_off)
-		return cache;
-	cache_off = true;
+	if (cache)
+		return 0;
 	pthread_once(&cache_once, cache_key_make);
 	if (cache_key == (pthread_key_t)-1)
-		return NULL;
+		return WEIR_ENOMEM;
 	struct buf_cache *c = calloc(1, sizeof(*c));
 	if (!c)
-		return NULL;
+		return WEIR_ENOMEM;
 	if (pthread_setspecific(cache_key, c) != 0) {
 		free(c);
-		return NULL;
+		return WEIR_ENOMEM;
 	}
 	cache = c;
-	cache_off = false;
-	return c;
+	return 0;
+}
+
+static struct buf_cache *cache_get(void)
+{
+	return cache;
 }
 #else
+int buf_cache_thread_start(void)
+{
+	return 0;
+}
+
 static struct buf_cache *cache_get(void)
 {
 	return NULL;
@@ -96,8 +105,10 @@ static void block_free(void *p, size_t size)
 {
 	struct buf_cache *c;
 	int k = size_class(size);
-	if (p && k >= 0 && (c = cache_get()) && c->n[k] < (CACHE_DEPTH >> k)) {
+	if (p && k >= 0 && (c = cache_get()) && c->n[k] < CACHE_DEPTH &&
+	    c->bytes + size <= CACHE_BYTES) {
 		c->blocks[k][c->n[k]++] = p;
+		c->bytes += size;
 		return;
 	}
 	free(p);
@@ -107,8 +118,10 @@ static void *block_take(size_t size)
 {
 	struct buf_cache *c;
 	int k = size_class(size);
-	if (k >= 0 && (c = cache_get()) && c->n[k] > 0)
+	if (k >= 0 && (c = cache_get()) && c->n[k] > 0) {
+		c->bytes -= size;
 		return c->blocks[k][--c->n[k]];
+	}
 	return NULL;
 }
 

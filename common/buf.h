@@ -49,4 +49,10 @@ size_t buf_room(struct buf *b, size_t floor, size_t want);
  * not fit under the cap (or memory is short); b is then unchanged. */
 int buf_append(struct buf *b, const void *p, size_t n);
 
+/* Let the calling thread keep freed blocks of 4 to 64 KiB (up to 4 MiB in
+ * all) for its next buffers, given back when it ends: for threads
+ * whose buffers come and go with each request (the proxy's workers). A
+ * no-op in sanitized builds. Returns 0 or WEIR_ENOMEM (no cache then). */
+int buf_cache_thread_start(void);
+
 #endif

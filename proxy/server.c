@@ -3397,6 +3397,7 @@ static void on_wake(void *data)
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
+	buf_cache_thread_start(); /* without it, buffers come from malloc */
 	int rc = loop_run(w->loop);
 	if (rc != 0)
 		log_error("proxy.server", "worker %d: event loop failed", w->id);
