@@ -14,8 +14,9 @@
 #   - small responses over HTTP/2: h2load -c 64 -m 10 (64 TLS connections, 10 streams each)
 #     for BENCH_SECONDS against tests/bench/backend.c; req/s and the p50/p99 of the request
 #     times h2load logs (--log-file); 1 and 2 workers
-#   - system calls per request, 1 worker: perf stat (raw_syscalls:sys_enter) over the proxy's
-#     processes while h2load -c 64 -m 10 makes 100,000 requests (skipped without perf)
+#   - system calls and CPU time per request, 1 worker: perf stat (raw_syscalls:sys_enter) and
+#     /proc/PID/stat (user+system) over the proxy's processes while h2load -c 64 -m 10 makes
+#     100,000 requests (skipped without perf); both hold on a busy machine
 #   - gRPC unary: h2load POSTing one gRPC frame (content-type application/grpc, te: trailers)
 #     to tests/backends/grpc_backend.py (grpcio, Python: it is the ceiling here) through
 #     weir (backend_protocol GRPC) and nginx (grpc_pass), over h2c on the client side, 2
@@ -226,6 +227,13 @@ done
 # h2load makes SYSCALL_REQS requests after a warm-up.
 SYSCALL_REQS=100000
 declare -A SC
+cpu_ticks() { # pid... -> user+system clock ticks of those processes (all their threads)
+	local t=0 p
+	for p in "$@"; do
+		t=$((t + $(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null || echo 0)))
+	done
+	echo "$t"
+}
 syscalls_run() { # name port pid...
 	local name=$1 port=$2; shift 2
 	local pids; pids=$(IFS=,; echo "$*")
@@ -233,7 +241,9 @@ syscalls_run() { # name port pid...
 	perf stat -e raw_syscalls:sys_enter -p "$pids" -o "$TMP/perf.txt" 2>/dev/null &
 	local sp=$!
 	sleep 0.5
+	local t0; t0=$(cpu_ticks "$@")
 	local out; out=$(h2load -n $SYSCALL_REQS -c 64 -m 10 -t 2 "https://127.0.0.1:$port/" 2>&1)
+	local t1; t1=$(cpu_ticks "$@")
 	kill -INT $sp 2>/dev/null
 	wait $sp 2>/dev/null
 	local n ok
@@ -242,7 +252,8 @@ syscalls_run() { # name port pid...
 	if [ -z "$n" ] || [ "${ok:-0}" -eq 0 ]; then
 		SC[$name]="n/a (perf stat or h2load failed)"
 	else
-		SC[$name]=$(awk -v n="$n" -v ok="$ok" 'BEGIN { printf "%.2f", n / ok }')
+		SC[$name]=$(awk -v n="$n" -v ok="$ok" -v t="$((t1 - t0))" -v hz="$(getconf CLK_TCK)" \
+			'BEGIN { printf "%.2f syscalls, %.1f us CPU (user+system)", n / ok, t / hz * 1e6 / ok }')
 	fi
 }
 if command -v perf >/dev/null; then
@@ -307,7 +318,7 @@ for w in 1 2; do
 done
 if [ ${#SC[@]} -gt 0 ]; then
 	echo
-	echo "system calls per request, 1 worker (h2load -n $SYSCALL_REQS -c 64 -m 10 over TLS)"
+	echo "per request, 1 worker (h2load -n $SYSCALL_REQS -c 64 -m 10 over TLS): system calls, proxy CPU time"
 	for name in $ONLY; do
 		printf '%-10s %s\n' "$name" "${SC[$name]:-n/a}"
 	done
