@@ -156,11 +156,15 @@ def bystander(port, seconds, log):
     """h2load for seconds; req/s from the requests its --log-file holds."""
     if os.path.exists(log):
         os.unlink(log)
-    subprocess.run(["h2load", "-D", str(seconds), "-c", "8", "-m", "4", "-t", "1",
-                    f"--log-file={log}", f"https://127.0.0.1:{port}/"],
-                   capture_output=True, text=True, timeout=seconds + 60)
+    r = subprocess.run(["h2load", "-D", str(seconds), "-c", "8", "-m", "4", "-t", "1",
+                        f"--log-file={log}", f"https://127.0.0.1:{port}/"],
+                       capture_output=True, text=True, timeout=seconds + 60)
     rows = [ln.split("\t") for ln in open(log)] if os.path.exists(log) else []
     rows = [r for r in rows if len(r) >= 3]
+    if not rows:  # say why: a silent 0 looks like a result
+        tail = [ln for ln in (r.stdout + r.stderr).splitlines() if ln.strip()][-3:]
+        print(f"  bystander on port {port}: no request logged; h2load said: {tail}",
+              file=sys.stderr)
     lat = sorted(int(r[2]) for r in rows)
     ok = sum(1 for r in rows if r[1].startswith("2"))
     q = lambda p: lat[min(len(lat) - 1, int(p * len(lat)))] / 1000 if lat else float("nan")  # noqa: E731
