@@ -4,6 +4,7 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -174,11 +175,84 @@ static int fitted_size(int count)
 	return n;
 }
 
+/*
+ * Keys: json-c gives every member of every object a malloc'd copy of its key
+ * (a 32-byte chunk for "metadata", "name", "namespace", ...): about a million
+ * copies at 10,000 Ingresses with their Services and Secrets, of a few
+ * hundred distinct names. compact() points each member at one interned copy
+ * instead, marked constant (json-c's JSON_C_OBJECT_ADD_CONSTANT_KEY: never
+ * freed by json-c, kept by lh_table_resize and deletions, copied by deep
+ * copies). Only the key text is shared, no json-c node: reference counts
+ * stay per object. Interned keys are never freed: the table is bounded
+ * (KEYS_MAX / 2 keys of at most KEY_LEN_MAX bytes; past that a member keeps
+ * its own copy), so objects with made-up keys (annotations, data) cannot
+ * grow it without limit.
+ */
+#define KEYS_MAX 8192 /* a power of two; at most half of it is used */
+#define KEY_LEN_MAX 128
+
+static struct {
+	pthread_mutex_t lock;
+	size_t n;
+	char **slots; /* KEYS_MAX, NULL: free */
+} keys = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static uint64_t key_hash(const char *k)
+{
+	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+	for (; *k; k++)
+		h = (h ^ (unsigned char)*k) * 1099511628211ULL;
+	return h;
+}
+
+/* The interned copy of k, or NULL when k is too long or the table is full.
+ * Called with keys.lock held. */
+static const char *key_intern(const char *k)
+{
+	size_t len = strlen(k);
+	if (len > KEY_LEN_MAX)
+		return NULL;
+	if (!keys.slots)
+		keys.slots = calloc(KEYS_MAX, sizeof(*keys.slots));
+	if (!keys.slots)
+		return NULL;
+	size_t i = (size_t)key_hash(k) & (KEYS_MAX - 1);
+	for (; keys.slots[i]; i = (i + 1) & (KEYS_MAX - 1))
+		if (strcmp(keys.slots[i], k) == 0)
+			return keys.slots[i];
+	if (keys.n >= KEYS_MAX / 2)
+		return NULL;
+	keys.slots[i] = malloc(len + 1);
+	if (!keys.slots[i])
+		return NULL;
+	memcpy(keys.slots[i], k, len + 1);
+	keys.n++;
+	return keys.slots[i];
+}
+
+/* Point every member of t at the interned copy of its key (keys.lock held).
+ * The hash of a key is its text's: the table stays valid as it is. */
+static void intern_keys(struct lh_table *t)
+{
+	for (struct lh_entry *e = t->head; e; e = e->next) {
+		if (e->k_is_constant)
+			continue;
+		const char *k = key_intern(e->k);
+		if (!k)
+			continue;
+		free((void *)e->k);
+		e->k = k;
+		e->k_is_constant = 1;
+	}
+}
+
 static void compact(json_object *obj, int depth);
 
 void store_compact(json_object *obj)
 {
+	pthread_mutex_lock(&keys.lock);
 	compact(obj, 0);
+	pthread_mutex_unlock(&keys.lock);
 }
 
 static void compact(json_object *obj, int depth)
@@ -193,6 +267,7 @@ static void compact(json_object *obj, int depth)
 			fprintf(stderr, "weir-controller: out of memory\n");
 			abort();
 		}
+		intern_keys(t);
 		json_object_object_foreach(obj, k, v)
 		{
 			(void)k;
@@ -259,7 +334,7 @@ int store_upsert(struct store *s, enum store_kind kind, json_object *obj)
 		json_object_put(obj);
 		return WEIR_EINVAL;
 	}
-	compact(obj, 0);
+	store_compact(obj);
 	pthread_mutex_lock(&s->lock);
 	struct kind_list *l = &s->kinds[kind];
 	long at = find(l, ns, name);
@@ -317,7 +392,7 @@ int store_replace_in(struct store *s, enum store_kind kind, const char *scope, j
 			json_object_put(objs[i]);
 			continue;
 		}
-		compact(objs[i], 0);
+		store_compact(objs[i]);
 		list_put(&fresh, ns, name, objs[i]);
 	}
 	pthread_mutex_lock(&s->lock);

@@ -30,8 +30,11 @@ struct store *store_new(void);
 void store_free(struct store *s);
 
 /* Shrink obj's json-c tables in place to what they hold: every JSON object's
- * hash table (json-c gives each 16 slots) and every array (32). Members keep
- * their order; obj stays a normal json-c object. store_upsert and
+ * hash table (json-c gives each 16 slots) and every array (32); and point
+ * each member's key at one process-wide copy of that text (marked constant,
+ * never freed) instead of its own. Members keep their order; obj stays a
+ * normal json-c object (deleting, replacing and deep-copying members work as
+ * usual). Thread-safe. store_upsert and
  * store_replace do this to every object they take; a source calls it
  * earlier (as each object is parsed) so the freed tables are reused rather
  * than left as holes in the heap. NULL is fine. */

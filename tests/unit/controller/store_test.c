@@ -3,6 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <json-c/linkhash.h>
+
 #include "check.h"
 #include "controller/store.h"
 #include "error.h"
@@ -88,6 +90,39 @@ static void count_cb(void *arg)
 	(*(int *)arg)++;
 }
 
+/* store_compact interns keys: two objects' members name one copy of a key,
+ * marked constant; deleting, replacing, deep-copying and putting such
+ * members stays sound (ASan builds check the frees). */
+static void test_keys(void)
+{
+	json_object *a = json_tokener_parse("{\"metadata\":{\"name\":\"a\"},\"spec\":{}}");
+	json_object *b = json_tokener_parse("{\"metadata\":{\"name\":\"b\"},\"x\":1}");
+	store_compact(a);
+	store_compact(b);
+	store_compact(b); /* twice changes nothing */
+	struct lh_entry *ea = json_object_get_object(a)->head;
+	struct lh_entry *eb = json_object_get_object(b)->head;
+	CHECK_STR((const char *)lh_entry_k(ea), "metadata");
+	CHECK(lh_entry_k(ea) == lh_entry_k(eb));
+	CHECK(lh_entry_k_is_constant(ea) && lh_entry_k_is_constant(eb));
+	json_object *copy = NULL;
+	CHECK_INT(json_object_deep_copy(a, &copy, NULL), 0);
+	CHECK(json_object_equal(a, copy));
+	json_object_object_add(a, "metadata", json_object_new_int(2)); /* replaced */
+	json_object_object_del(a, "spec");
+	json_object_object_add(a, "grown", json_object_new_int(3)); /* the table grows */
+	json_object_object_add(a, "more", json_object_new_int(4));
+	CHECK_STR(json_object_to_json_string_ext(a, JSON_C_TO_STRING_PLAIN),
+	          "{\"metadata\":2,\"grown\":3,\"more\":4}");
+	json_object_put(a);
+	CHECK_STR(json_object_to_json_string_ext(b, JSON_C_TO_STRING_PLAIN),
+	          "{\"metadata\":{\"name\":\"b\"},\"x\":1}");
+	CHECK_STR(json_object_to_json_string_ext(copy, JSON_C_TO_STRING_PLAIN),
+	          "{\"metadata\":{\"name\":\"a\"},\"spec\":{}}");
+	json_object_put(copy);
+	json_object_put(b);
+}
+
 int main(void)
 {
 	char buf[128];
@@ -95,6 +130,7 @@ int main(void)
 	struct store *s = store_new();
 	store_set_notify(s, count_cb, &notified);
 	test_compact();
+	test_keys();
 
 	/* upsert sorts by namespace then name; replace keeps one entry */
 	CHECK_INT(store_upsert(s, STORE_INGRESS, obj("b", "x", 1)), 0);
