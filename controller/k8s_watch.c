@@ -201,9 +201,8 @@ static int watch_decoder_feed(struct watch_decoder *d, const char *data, size_t 
 
 struct kind_def {
 	enum store_kind kind;
-	const char *name;        /* Kind, also the telemetry label */
-	const char *api_version; /* set on list items, which omit it */
-	const char *prefix;      /* "/api/v1" or "/apis/GROUP/VERSION" */
+	const char *name;   /* Kind, also the telemetry label */
+	const char *prefix; /* "/api/v1" or "/apis/GROUP/VERSION" */
 	const char *resource;
 	bool namespaced;
 	const char *selector; /* fieldSelector, already escaped */
@@ -218,15 +217,14 @@ struct kind_def {
 	"type%21%3Dhelm.sh%2Frelease.v1%2Ctype%21%3Dkubernetes.io%2Fservice-account-token"
 
 static const struct kind_def kind_defs[] = {
-    {STORE_INGRESS, "Ingress", "networking.k8s.io/v1", "/apis/networking.k8s.io/v1", "ingresses",
-     true, NULL},
-    {STORE_INGRESS_CLASS, "IngressClass", "networking.k8s.io/v1", "/apis/networking.k8s.io/v1",
-     "ingressclasses", false, NULL},
-    {STORE_SERVICE, "Service", "v1", "/api/v1", "services", true, NULL},
-    {STORE_ENDPOINT_SLICE, "EndpointSlice", "discovery.k8s.io/v1", "/apis/discovery.k8s.io/v1",
-     "endpointslices", true, NULL},
-    {STORE_SECRET, "Secret", "v1", "/api/v1", "secrets", true, SECRET_SELECTOR},
-    {STORE_CONFIGMAP, "ConfigMap", "v1", "/api/v1", "configmaps", true, NULL},
+    {STORE_INGRESS, "Ingress", "/apis/networking.k8s.io/v1", "ingresses", true, NULL},
+    {STORE_INGRESS_CLASS, "IngressClass", "/apis/networking.k8s.io/v1", "ingressclasses", false,
+     NULL},
+    {STORE_SERVICE, "Service", "/api/v1", "services", true, NULL},
+    {STORE_ENDPOINT_SLICE, "EndpointSlice", "/apis/discovery.k8s.io/v1", "endpointslices", true,
+     NULL},
+    {STORE_SECRET, "Secret", "/api/v1", "secrets", true, SECRET_SELECTOR},
+    {STORE_CONFIGMAP, "ConfigMap", "/api/v1", "configmaps", true, NULL},
 };
 #define NKINDS (sizeof(kind_defs) / sizeof(kind_defs[0]))
 
@@ -331,10 +329,11 @@ static void keep_only(json_object *obj, const char *const *kept, size_t n)
  * compares endpoints whole, so a change there alone no longer wakes the compile loop. */
 static const char *const endpoint_kept[] = {"addresses", "conditions"};
 
-/* Members of metadata no reader of the store uses (resourceVersion stays: the watch
- * reads it after prepare_object). */
-static const char *const metadata_dropped[] = {"generation", "ownerReferences", "finalizers",
-                                               "generateName", "selfLink"};
+/* Members of metadata no reader of the store uses. resourceVersion too: the watch reads
+ * an event's before prepare_object, and a list's from the list. creationTimestamp is
+ * read only of Ingresses (the older one wins a conflict). */
+static const char *const metadata_dropped[] = {
+    "generation", "ownerReferences", "finalizers", "generateName", "selfLink", "resourceVersion"};
 
 static void slim_slice_endpoints(json_object *obj)
 {
@@ -372,22 +371,24 @@ static void slim_ingress_status(json_object *obj)
 	json_object_object_del(obj, "status");
 }
 
-/* Make an object as compile expects it and smaller: kind/apiVersion set (list items omit
- * them), managedFields and the last-applied annotation (often as big as the object) gone,
- * and members no reader of the store uses dropped (a Service's status and most of its
- * spec, an Ingress's empty status; tests/unit/controller/k8s_watch_test.c checks that
+/* Make an object smaller: managedFields and the last-applied annotation (often as big as
+ * the object) gone, and members no reader of the store uses dropped (kind and apiVersion,
+ * which list items omit anyway: the store knows the kind; a Service's status and most of
+ * its spec, an Ingress's empty status; tests/unit/controller/k8s_watch_test.c checks that
  * compile's output is the same with and without). */
 static void prepare_object(const struct kind_def *def, json_object *obj)
 {
 	json_object *meta, *ann, *spec;
 
-	json_object_object_add(obj, "kind", json_object_new_string(def->name));
-	json_object_object_add(obj, "apiVersion", json_object_new_string(def->api_version));
+	json_object_object_del(obj, "kind");
+	json_object_object_del(obj, "apiVersion");
 	if (json_object_object_get_ex(obj, "metadata", &meta) &&
 	    json_object_is_type(meta, json_type_object)) {
 		json_object_object_del(meta, "managedFields");
 		for (size_t i = 0; i < sizeof(metadata_dropped) / sizeof(metadata_dropped[0]); i++)
 			json_object_object_del(meta, metadata_dropped[i]);
+		if (def->kind != STORE_INGRESS)
+			json_object_object_del(meta, "creationTimestamp");
 		if (json_object_object_get_ex(meta, "annotations", &ann) &&
 		    json_object_is_type(ann, json_type_object))
 			json_object_object_del(ann,
@@ -642,8 +643,8 @@ static int handle_event(struct watcher *w, const char *type, json_object **objp)
 
 	w->events++;
 	if (strcmp(type, "ADDED") == 0 || strcmp(type, "MODIFIED") == 0) {
-		prepare_object(w->def, obj);
 		set_rv(w, obj_str(obj, "metadata", "resourceVersion"));
+		prepare_object(w->def, obj);
 		key_of(obj, key, sizeof(key));
 		*objp = NULL;
 		rc = store_upsert(src->s, w->def->kind, obj); /* obj is the store's now */
