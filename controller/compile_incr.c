@@ -322,6 +322,19 @@ struct change {
 	size_t nhosts;
 };
 
+/* Whether two certificates of one name hold the same pair: by digest (the
+ * compile sets it; the kept table's texts may be released after a publish,
+ * publisher_release_pems), by text when either has none. */
+static bool same_cert(const struct route_cert *a, const struct route_cert *b)
+{
+	static const unsigned char zero[ROUTE_CERT_DIGEST_LEN];
+	if (memcmp(a->digest, zero, sizeof(zero)) != 0 &&
+	    memcmp(b->digest, zero, sizeof(zero)) != 0)
+		return memcmp(a->digest, b->digest, sizeof(zero)) == 0;
+	return a->cert_pem && b->cert_pem && a->key_pem && b->key_pem &&
+	       strcmp(a->cert_pem, b->cert_pem) == 0 && strcmp(a->key_pem, b->key_pem) == 0;
+}
+
 /* Index of name among the first n elements of v (each size bytes, sorted
  * by the char * member at offset off), or -1. */
 static int find_named(const void *v, size_t size, size_t off, size_t n, const char *name)
@@ -392,8 +405,7 @@ static int splice(struct route_table *t, struct route_table *part, const struct 
 		int at = find_named(t->certs, sizeof(*t->certs), offsetof(struct route_cert, name),
 		                    nc0, part->certs[i].name);
 		if (at >= 0) {
-			if (strcmp(t->certs[at].cert_pem, part->certs[i].cert_pem) != 0 ||
-			    strcmp(t->certs[at].key_pem, part->certs[i].key_pem) != 0)
+			if (!same_cert(&t->certs[at], &part->certs[i]))
 				rc = WEIR_EAGAIN;
 			cmap[i] = at;
 			continue;

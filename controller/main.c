@@ -522,7 +522,9 @@ static void free_strs(char **v, size_t n)
  * only (patch the endpoints; every host shard is named again), or Ingresses
  * only (compile the ones the change can reach and splice their hosts in).
  * Returns 0 when done (snap is then taken; *publish_rc is the publish
- * error, if any), -1 when a full compile is due (snap untouched). */
+ * error, if any), -1 when a full compile is due (snap untouched), 1 when a
+ * full compile is due and snap was taken (the publish needed a certificate
+ * text released after the last one: last is cleared). */
 static int incremental_publish(struct last_compile *last, struct snapshot *snap,
                                const struct compile_options *co, struct publisher *pub,
                                int *publish_rc)
@@ -574,12 +576,17 @@ static int incremental_publish(struct last_compile *last, struct snapshot *snap,
 	                       : publisher_publish_changed(pub, last->table, keys, nkeys, &written);
 	free_strs(keys, nkeys);
 	free(patched);
+	if (rc == WEIR_EAGAIN) {
+		last_compile_clear(last);
+		return 1;
+	}
 	if (rc) {
 		log_error(COMPONENT, "publish: %s", weir_strerror(rc));
 		last_compile_clear(last); /* the retry compiles in full */
 		*publish_rc = rc;
 		return 0;
 	}
+	publisher_release_pems(pub, last->table);
 	if (written) {
 		const struct publish_stats *ps = publisher_stats(pub);
 		log_info(COMPONENT,
@@ -609,7 +616,8 @@ static int compile_publish(struct store *store, const struct compile_options *co
 	if (last) {
 		int prc = 0;
 		last->full = false;
-		if (incremental_publish(last, snap, co, pub, &prc) == 0) {
+		int inc = incremental_publish(last, snap, co, pub, &prc);
+		if (inc == 0) {
 			/* what the Ingresses reference may have moved (no snapshot
 			 * when the publish failed: the next pass compiles in full) */
 			if (refs && last->snap) {
@@ -620,6 +628,11 @@ static int compile_publish(struct store *store, const struct compile_options *co
 			if (api && api->reporter && o->publish_service)
 				reporter_status(api->reporter);
 			return prc;
+		}
+		if (inc > 0) {
+			log_info(COMPONENT,
+			         "a certificate must be written again: compiling in full");
+			snap = store_snapshot(store); /* the one given went with last */
 		}
 		last_compile_clear(last);
 		last->inc = compile_incr_new();
@@ -671,6 +684,7 @@ static int compile_publish(struct store *store, const struct compile_options *co
 		for (size_t i = 0; i < diags.n; i++)
 			if (strcmp(diags.items[i].kind, "EndpointSlice") == 0)
 				last->slice_diags = true;
+		publisher_release_pems(pub, t); /* on disk now, known by digest */
 		last->table = t;
 		last->snap = snap;
 		last->diags = diags;

@@ -457,6 +457,15 @@ struct publisher {
 	size_t nhost_k;
 	bool hosts_known;
 };
+/* text (len bytes and a NUL) in a block of its own size: a serialized
+ * table's buffer grows by doubling, and the one kept as p->last (2 MB at
+ * 10,000 hosts) would hold up to as much again unused. */
+static char *fitted(char *text, size_t len)
+{
+	char *g = realloc(text, len + 1);
+	return g ? g : text;
+}
+
 /* The file's text (caller frees), or NULL. The buffer is sized from the
  * file (one byte more, to see the end at once) and grown only when the file
  * grew meanwhile: a restart keeps thousands of shard texts, a few hundred
@@ -1477,6 +1486,12 @@ static int publish_v2(struct publisher *p, struct route_table *t, char *const *c
 			continue;
 		}
 		if (cfresh[v] || !p->certs.id[v][0]) {
+			if (!t->certs[cinv[v]].cert_pem || !t->certs[cinv[v]].key_pem) {
+				/* released (publisher_release_pems) */
+				p->certs.id[v][0] = '\0';
+				rc = WEIR_EAGAIN;
+				break;
+			}
 			if ((rc = route_cert_serialize(&t->certs[cinv[v]], &text, &len)) != 0)
 				break;
 			shard_id(text, len, p->certs.id[v]);
@@ -1741,7 +1756,7 @@ hosts_done:
 		goto out;
 	fsync_dir(p->dir);
 	free(p->last);
-	p->last = text;
+	p->last = fitted(text, len);
 	text = NULL;
 	p->generation++;
 	t->generation = p->generation;
@@ -1812,7 +1827,7 @@ static int publish_v1(struct publisher *p, struct route_table *t, bool *written)
 	fsync_dir(p->dir);
 	/* Kept to compare the next table against (generation aside). */
 	free(p->last);
-	p->last = text;
+	p->last = fitted(text, len);
 	text = NULL;
 	p->generation++;
 	*written = true;
@@ -1837,6 +1852,17 @@ static int publish(struct publisher *p, struct route_table *t, char *const *chan
 int publisher_publish(struct publisher *p, struct route_table *t, bool *written)
 {
 	return publish(p, t, NULL, 0, NULL, 0, written);
+}
+
+void publisher_release_pems(const struct publisher *p, struct route_table *t)
+{
+	if (p->format == PUBLISH_V1)
+		return;
+	for (size_t i = 0; i < t->ncerts; i++) {
+		free(t->certs[i].cert_pem);
+		free(t->certs[i].key_pem);
+		t->certs[i].cert_pem = t->certs[i].key_pem = NULL;
+	}
 }
 
 int publisher_publish_changed(struct publisher *p, struct route_table *t, char *const *changed,

@@ -65,6 +65,15 @@ int publisher_publish_changed(struct publisher *p, struct route_table *t, char *
 int publisher_publish_endpoints(struct publisher *p, struct route_table *t, const size_t *backends,
                                 size_t n, bool *written);
 
+/* After a publish of t that succeeded, in the v2 format: every certificate
+ * of t is in a shard on disk, which the publisher knows by the pair's
+ * digest, so t's copies of the texts are freed (cert_pem and key_pem of
+ * each of t->certs set to NULL, name and digest kept). A later publish of
+ * t that would have to write one of them again (its slot moved) fails with
+ * WEIR_EAGAIN, changing nothing the proxy reads: compile in full then. A
+ * no-op in the v1 format, which writes every certificate each time. */
+void publisher_release_pems(const struct publisher *p, struct route_table *t);
+
 /* publisher_publish_changed for a change of hosts only: t has the backends
  * (endpoints included), certificates, CAs and backend TLS profiles of the
  * table given to the last publish, in the same order. No slot is assigned

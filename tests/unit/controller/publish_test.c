@@ -852,6 +852,43 @@ static void test_v2_cert_digest(void)
 	rm_rf(b);
 }
 
+/* publisher_release_pems: the kept table's certificate texts go once they
+ * are on disk; publishing that table again to the same publisher writes
+ * nothing new, and a publish that would have to write one of them again (a
+ * publisher that knows none of them) fails with WEIR_EAGAIN. */
+static void test_v2_release_pems(void)
+{
+	char a[] = "/tmp/weir-publish-ra-XXXXXX", b[] = "/tmp/weir-publish-rb-XXXXXX";
+	CHECK(mkdtemp(a) != NULL && mkdtemp(b) != NULL);
+	struct publisher *p = NULL, *q = NULL;
+	CHECK_INT(publisher_new(a, &p), 0);
+	struct route_table *t = with_digests(make_table(6, NULL, 0, false, -1, -1));
+	bool written = false;
+	CHECK_INT(publisher_publish(p, t, &written), 0);
+	CHECK(written);
+	publisher_release_pems(p, t);
+	for (size_t i = 0; i < t->ncerts; i++)
+		CHECK(!t->certs[i].cert_pem && !t->certs[i].key_pem && t->certs[i].name);
+	char **before = cert_ids(a);
+	CHECK_INT(publisher_publish(p, t, &written), 0);
+	CHECK(!written);
+	CHECK_INT(publisher_publish_changed(p, t, NULL, 0, &written), 0);
+	char **after = cert_ids(a);
+	size_t n = 0;
+	for (; before && after && before[n] && after[n]; n++)
+		CHECK_STR(before[n], after[n]);
+	CHECK(before && after && !before[n] && !after[n] && n == 6);
+	CHECK_INT(publisher_new(b, &q), 0);
+	CHECK_INT(publisher_publish(q, t, &written), WEIR_EAGAIN);
+	route_table_free(t);
+	free_ids(before);
+	free_ids(after);
+	publisher_free(p);
+	publisher_free(q);
+	rm_rf(a);
+	rm_rf(b);
+}
+
 int main(void)
 {
 	test_v1();
@@ -863,5 +900,6 @@ int main(void)
 	test_v2_hosts_churn();
 	test_v2_gc();
 	test_v2_cert_digest();
+	test_v2_release_pems();
 	return check_finish("publish_test");
 }
