@@ -966,25 +966,28 @@ static char *secret_pem(json_object *sec, const char *k)
  * both texts, kept across compiles: the check is OpenSSL's parse of both
  * (about half a millisecond a pair), and at 10,000 distinct pairs every full
  * compile would pay seconds for the same verdicts. Only successes are kept
- * (a failure is checked again for its message). Bounded: cleared when
- * full. */
+ * (a failure is checked again for its message). The table grows with what
+ * it holds (at most half full), up to 2 * GOOD_PAIRS_MAX slots; bounded:
+ * cleared when full. */
 #define GOOD_PAIRS_MAX 65536
+#define GOOD_PAIRS_MIN 1024 /* first size, in slots */
 static struct {
 	pthread_mutex_t lock;
-	size_t n;
+	size_t n, cap;                            /* cap: slots, a power of two */
 	unsigned char (*d)[SHA256_DIGEST_LENGTH]; /* open addressing; all-zero: empty */
 } good_pairs = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
-/* Slot of digest d (found or empty); the table is 2 * GOOD_PAIRS_MAX wide. */
-static size_t pair_slot(const unsigned char *d)
+/* Slot of digest d (found or empty) in a table of cap slots. */
+static size_t pair_slot(unsigned char (*tab)[SHA256_DIGEST_LENGTH], size_t cap,
+                        const unsigned char *d)
 {
 	static const unsigned char zero[SHA256_DIGEST_LENGTH];
 	uint64_t h;
 	memcpy(&h, d, sizeof(h));
-	size_t i = (size_t)(h & (2 * GOOD_PAIRS_MAX - 1));
-	while (memcmp(good_pairs.d[i], zero, sizeof(zero)) != 0 &&
-	       memcmp(good_pairs.d[i], d, SHA256_DIGEST_LENGTH) != 0)
-		i = (i + 1) & (2 * GOOD_PAIRS_MAX - 1);
+	size_t i = (size_t)(h & (cap - 1));
+	while (memcmp(tab[i], zero, sizeof(zero)) != 0 &&
+	       memcmp(tab[i], d, SHA256_DIGEST_LENGTH) != 0)
+		i = (i + 1) & (cap - 1);
 	return i;
 }
 
@@ -994,21 +997,35 @@ static bool pair_known_good(const unsigned char *d)
 	bool hit = false;
 	pthread_mutex_lock(&good_pairs.lock);
 	if (good_pairs.d)
-		hit = memcmp(good_pairs.d[pair_slot(d)], d, SHA256_DIGEST_LENGTH) == 0;
+		hit = memcmp(good_pairs.d[pair_slot(good_pairs.d, good_pairs.cap, d)], d,
+		             SHA256_DIGEST_LENGTH) == 0;
 	pthread_mutex_unlock(&good_pairs.lock);
 	return hit;
 }
 
 static void pair_remember_good(const unsigned char *d)
 {
+	static const unsigned char zero[SHA256_DIGEST_LENGTH];
 	pthread_mutex_lock(&good_pairs.lock);
-	if (!good_pairs.d)
-		good_pairs.d = xcalloc(2 * GOOD_PAIRS_MAX, sizeof(*good_pairs.d));
-	if (good_pairs.n >= GOOD_PAIRS_MAX) {
-		memset(good_pairs.d, 0, 2 * GOOD_PAIRS_MAX * sizeof(*good_pairs.d));
-		good_pairs.n = 0;
+	if (!good_pairs.d) {
+		good_pairs.cap = GOOD_PAIRS_MIN;
+		good_pairs.d = xcalloc(good_pairs.cap, sizeof(*good_pairs.d));
 	}
-	size_t i = pair_slot(d);
+	if (good_pairs.n >= GOOD_PAIRS_MAX) {
+		memset(good_pairs.d, 0, good_pairs.cap * sizeof(*good_pairs.d));
+		good_pairs.n = 0;
+	} else if (good_pairs.n >= good_pairs.cap / 2) {
+		size_t cap = good_pairs.cap * 2;
+		unsigned char(*tab)[SHA256_DIGEST_LENGTH] = xcalloc(cap, sizeof(*tab));
+		for (size_t i = 0; i < good_pairs.cap; i++)
+			if (memcmp(good_pairs.d[i], zero, sizeof(zero)) != 0)
+				memcpy(tab[pair_slot(tab, cap, good_pairs.d[i])], good_pairs.d[i],
+				       SHA256_DIGEST_LENGTH);
+		free(good_pairs.d);
+		good_pairs.d = tab;
+		good_pairs.cap = cap;
+	}
+	size_t i = pair_slot(good_pairs.d, good_pairs.cap, d);
 	if (memcmp(good_pairs.d[i], d, SHA256_DIGEST_LENGTH) != 0) {
 		memcpy(good_pairs.d[i], d, SHA256_DIGEST_LENGTH);
 		good_pairs.n++;
