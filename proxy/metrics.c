@@ -52,7 +52,7 @@ static _Atomic uint64_t latency_sum_ns;
 
 static atomic_llong open_connections;
 static atomic_llong open_http2_connections;
-static atomic_uint_fast64_t protocol_count[3];
+static _Atomic uint64_t protocol_count[3];
 static const char *const protocol_names[3] = {"HTTP/1.0", "HTTP/1.1", "HTTP/2.0"};
 static atomic_llong open_tunnels;
 static _Atomic uint64_t table_generation;
@@ -511,19 +511,31 @@ void metrics_basic_auth(enum metrics_basic_auth outcome)
 		atomic_fetch_add_explicit(&basic_auth_count[outcome], 1, memory_order_relaxed);
 }
 
+/* A counter family with one label: counts[i] under label="values[i]". */
+static void render_counters_by(struct outbuf *b, const char *name, const char *help,
+                               const char *label, const char *const *values,
+                               _Atomic uint64_t *counts, size_t n)
+{
+	out_family(b, name, "counter", help);
+	for (size_t i = 0; i < n; i++) {
+		out_str(b, name);
+		out_str(b, "{");
+		out_str(b, label);
+		out_str(b, "=\"");
+		out_str(b, values[i]);
+		out_str(b, "\"} ");
+		out_u64(b, atomic_load_explicit(&counts[i], memory_order_relaxed));
+		out_str(b, "\n");
+	}
+}
+
 static void render_basic_auth(struct outbuf *b)
 {
 	static const char *const result[] = {"cached", "verified", "refused"};
-	out_family(b, "weir_proxy_basic_auth_checks_total", "counter",
-	           "Basic-auth checks, by result: cached (success cache hit), verified (hash "
-	           "matched), refused (no, malformed or wrong credentials).");
-	for (size_t i = 0; i < 3; i++) {
-		out_str(b, "weir_proxy_basic_auth_checks_total{result=\"");
-		out_str(b, result[i]);
-		out_str(b, "\"} ");
-		out_u64(b, atomic_load_explicit(&basic_auth_count[i], memory_order_relaxed));
-		out_str(b, "\n");
-	}
+	render_counters_by(b, "weir_proxy_basic_auth_checks_total",
+	                   "Basic-auth checks, by result: cached (success cache hit), verified "
+	                   "(hash matched), refused (no, malformed or wrong credentials).",
+	                   "result", result, basic_auth_count, 3);
 }
 
 void metrics_mirror(enum metrics_mirror result)
@@ -535,17 +547,12 @@ void metrics_mirror(enum metrics_mirror result)
 static void render_mirror(struct outbuf *b)
 {
 	static const char *const result[] = {"sent", "dropped", "failed"};
-	out_family(b, "weir_proxy_mirror_requests_total", "counter",
-	           "Mirrored requests (mirror-target), by result: sent (the mirror answered), "
-	           "dropped (not sent: too many in flight, body too large, request cut short), "
-	           "failed (lookup, connect, write, timeout or bad answer).");
-	for (size_t i = 0; i < 3; i++) {
-		out_str(b, "weir_proxy_mirror_requests_total{result=\"");
-		out_str(b, result[i]);
-		out_str(b, "\"} ");
-		out_u64(b, atomic_load_explicit(&mirror_count[i], memory_order_relaxed));
-		out_str(b, "\n");
-	}
+	render_counters_by(b, "weir_proxy_mirror_requests_total",
+	                   "Mirrored requests (mirror-target), by result: sent (the mirror "
+	                   "answered), dropped (not sent: too many in flight, body too large, "
+	                   "request cut short), failed (lookup, connect, write, timeout or bad "
+	                   "answer).",
+	                   "result", result, mirror_count, 3);
 }
 
 void metrics_request_protocol(enum metrics_protocol p)
@@ -561,15 +568,10 @@ void metrics_http2_connections(int delta)
 
 static void render_protocols(struct outbuf *b)
 {
-	out_family(b, "weir_proxy_requests_by_protocol_total", "counter",
-	           "Finished requests, by the protocol they came in (an HTTP/2 stream is one).");
-	for (int i = 0; i < 3; i++) {
-		out_str(b, "weir_proxy_requests_by_protocol_total{protocol=\"");
-		out_str(b, protocol_names[i]);
-		out_str(b, "\"} ");
-		out_u64(b, atomic_load_explicit(&protocol_count[i], memory_order_relaxed));
-		out_str(b, "\n");
-	}
+	render_counters_by(b, "weir_proxy_requests_by_protocol_total",
+	                   "Finished requests, by the protocol they came in (an HTTP/2 stream "
+	                   "is one).",
+	                   "protocol", protocol_names, protocol_count, 3);
 	render_gauge(b, "weir_proxy_open_http2_connections",
 	             "Open HTTP/2 client connections (in weir_proxy_open_connections too).",
 	             atomic_load_explicit(&open_http2_connections, memory_order_relaxed));
