@@ -542,6 +542,14 @@ static enum headers_conn conn_line(const struct conn *c, bool ka)
 
 /* The request as an access log line (access_log.h), unless the table's
  * log is off, the route's is, or the request URI is in skip-access-log-urls. */
+/* Wall clock, milliseconds since the epoch (the access log's time). */
+static int64_t wall_ms(void)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+}
+
 static void log_request(struct conn *c, int status)
 {
 	const struct access_log_format *f = c->table ? table_access_log(c->table) : NULL;
@@ -585,8 +593,6 @@ static void log_request(struct conn *c, int status)
 				req_id = idbuf;
 			}
 	}
-	struct timespec now;
-	clock_gettime(CLOCK_REALTIME, &now);
 	double up = upstream_seconds(c);
 	struct access_entry e = {
 	    .req = req,
@@ -604,7 +610,7 @@ static void log_request(struct conn *c, int status)
 	    .upstream_response_length = c->up_status ? (int64_t)c->up_body_bytes : -1,
 	    .request_time = (double)(loop_now(c->w->loop) - c->t_start) / 1000.0,
 	    .upstream_response_time = c->ep ? up : -1,
-	    .now_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000,
+	    .now_ms = wall_ms(),
 	};
 	access_log_write(&c->w->alog, f, &e);
 }
@@ -3015,7 +3021,6 @@ static int h2_open_stream(void *data, int fd, struct chan *ch)
 		c->sock.chan = ch;
 		chan_watch(ch, CHAN_B, &c->io);
 	}
-	c->client.http2 = true;
 	c->origin = o;
 	o->live++;
 	if (o->tls_table) {
@@ -3047,10 +3052,7 @@ static void h2_refused(void *data, const struct h2_refusal *r)
 		req.host_len = r->authority ? strlen(r->authority) : 0;
 		req.content_length = -1;
 		struct http_client client = o->client;
-		client.http2 = true;
 		make_request_id(o->w, client.request_id);
-		struct timespec now;
-		clock_gettime(CLOCK_REALTIME, &now);
 		struct access_entry e = {
 		    .req = &req,
 		    .client = &client,
@@ -3059,7 +3061,7 @@ static void h2_refused(void *data, const struct h2_refusal *r)
 		    .request_length = r->header_bytes,
 		    .upstream_response_length = -1,
 		    .upstream_response_time = -1,
-		    .now_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000,
+		    .now_ms = wall_ms(),
 		};
 		access_log_write(&o->w->alog, f, &e);
 	}
@@ -3094,6 +3096,7 @@ static void become_h2(struct conn *c)
 	}
 	o->w = w;
 	o->client = c->client;
+	o->client.http2 = true; /* each stream's connection copies it */
 	o->session = true;
 	o->tls_table = c->tls_table;
 	c->tls_table = NULL;
