@@ -37,9 +37,9 @@
 #define READ_CHUNK 16384u
 #define PROGRESS_ROUNDS 64
 #define LIVE_FACTOR 2u          /* data path connections per allowed stream, refused beyond */
-#define IDLE_PAIRS 16u          /* data path connections kept for the next streams */
+#define IDLE_CHANS 16u          /* data path connections kept for the next streams */
 #define CHAN_CAP (128u * 1024u) /* bytes waiting in a channel, each way */
-#define IDLE_PAIR_MS 5000u      /* ... this long at most (far below any keep-alive timeout) */
+#define IDLE_CHAN_MS 5000u      /* ... this long at most (far below any keep-alive timeout) */
 #define LINGER_MS 2000u
 #define LINGER_MAX (1024u * 1024u)
 
@@ -102,15 +102,15 @@ struct h2_session {
 	size_t nstreams; /* streams handed to the data path and not closed */
 	/* data path connections whose last answer was whole and kept alive:
 	 * the next stream's request goes on one of them */
-	struct chan *idle_ch[IDLE_PAIRS];
-	uint64_t idle_since[IDLE_PAIRS];
+	struct chan *idle_ch[IDLE_CHANS];
+	uint64_t idle_since[IDLE_CHANS];
 	size_t nidle;
 };
 
 static void session_progress(struct h2_session *s);
 static void session_soon(struct h2_session *s);
 static void stream_progress(struct h2_stream *st);
-static void stream_release_pair(struct h2_stream *st);
+static void stream_release_chan(struct h2_stream *st);
 
 bool h2_is_preface(const char *buf, size_t n)
 {
@@ -178,8 +178,8 @@ static void stream_close_fd(struct h2_stream *st)
 }
 
 /* nghttp2 is done with the stream (or the session goes): unlink, close the
- * socket pair (the data path sees its client leave) and free after this
- * batch of events. */
+ * channel or socket pair (the data path sees its client leave) and free
+ * after this batch of events. */
 static void stream_drop(struct h2_stream *st)
 {
 	struct h2_session *s = st->s;
@@ -436,7 +436,7 @@ static void stream_eof(struct h2_stream *st)
 	nghttp2_submit_rst_stream(s->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_INTERNAL_ERROR);
 }
 
-/* The data path may serve another stream on st's pair: its answer ended
+/* The data path may serve another stream on st's channel: its answer ended
  * by its framing (not by a close) and keeps the connection, and the whole
  * request went. */
 static bool reusable(const struct h2_stream *st)
@@ -491,11 +491,11 @@ static void stream_progress(struct h2_stream *st)
 				progress = true;
 			}
 		} else if (st->body_end && !st->raw) {
-			/* the answer is whole: the pair serves the next stream,
+			/* the answer is whole: the channel serves the next stream,
 			 * or closes (the rest of a request body the data path
 			 * did not wait for is dropped) */
 			if (reusable(st))
-				stream_release_pair(st);
+				stream_release_chan(st);
 			else
 				stream_close_fd(st);
 			break;
@@ -692,7 +692,7 @@ static struct chan *idle_take(struct h2_session *s)
 	while (s->nidle > 0) {
 		size_t i = --s->nidle;
 		struct chan *ch = s->idle_ch[i];
-		if (now - s->idle_since[i] <= IDLE_PAIR_MS && !chan_peer_closed(ch, CHAN_A) &&
+		if (now - s->idle_since[i] <= IDLE_CHAN_MS && !chan_peer_closed(ch, CHAN_A) &&
 		    chan_pending(ch, CHAN_A) == 0)
 			return ch;
 		chan_close(ch, CHAN_A); /* stale, closed, or holding stray bytes */
@@ -708,13 +708,13 @@ static void idle_close_all(struct h2_session *s)
 
 /* The stream's answer is whole, every request byte went, and the data path
  * keeps the connection: it serves the next stream instead of closing. */
-static void stream_release_pair(struct h2_stream *st)
+static void stream_release_chan(struct h2_stream *st)
 {
 	struct h2_session *s = st->s;
 	struct chan *ch = st->ch;
 	st->ch = NULL;
 	chan_watch(ch, CHAN_A, NULL);
-	if (s->nidle == IDLE_PAIRS || s->lingering || s->draining) {
+	if (s->nidle == IDLE_CHANS || s->lingering || s->draining) {
 		chan_close(ch, CHAN_A);
 		return;
 	}
