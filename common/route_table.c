@@ -2066,6 +2066,8 @@ static const char *const settings_keys[] = {"trusted_proxies",
                                             "use_http2",
                                             "http2_max_concurrent_streams",
                                             "http2_cleartext",
+                                            "http2_max_field_size",
+                                            "http2_max_header_size",
                                             NULL};
 static const char *const log_escape_names[] = {"default", "json", "none", NULL};
 static const char *const top_keys[] = {
@@ -2138,8 +2140,18 @@ static int parse_settings(struct parser *p, json_object *root, struct route_sett
 	    (rc = opt_bool(p, o, "settings", "use_http2", &s->use_http2)) != 0 ||
 	    (rc = opt_u32(p, o, "settings", "http2_max_concurrent_streams",
 	                  &s->http2_max_concurrent_streams)) != 0 ||
-	    (rc = opt_bool(p, o, "settings", "http2_cleartext", &s->http2_cleartext)) != 0)
+	    (rc = opt_bool(p, o, "settings", "http2_cleartext", &s->http2_cleartext)) != 0 ||
+	    (rc = opt_u32(p, o, "settings", "http2_max_field_size", &s->http2_max_field_size)) !=
+	        0 ||
+	    (rc = opt_u32(p, o, "settings", "http2_max_header_size", &s->http2_max_header_size)) !=
+	        0)
 		return rc;
+	if (s->http2_max_field_size > ROUTE_HTTP2_FIELD_MAX)
+		return fail(p, WEIR_EINVAL, "settings.http2_max_field_size", "%u is above %u",
+		            (unsigned)s->http2_max_field_size, ROUTE_HTTP2_FIELD_MAX);
+	if (s->http2_max_header_size > ROUTE_HTTP2_HEADER_MAX)
+		return fail(p, WEIR_EINVAL, "settings.http2_max_header_size", "%u is above %u",
+		            (unsigned)s->http2_max_header_size, ROUTE_HTTP2_HEADER_MAX);
 	if (s->http2_max_concurrent_streams < 1 || s->http2_max_concurrent_streams > 65535)
 		return fail(p, WEIR_EINVAL, "settings.http2_max_concurrent_streams",
 		            "%u is not between 1 and 65535",
@@ -3518,6 +3530,10 @@ static void w_table(struct writer *w, const struct route_table *t, const struct 
 		w_int(w, "http2_max_concurrent_streams", t->settings.http2_max_concurrent_streams);
 	if (t->settings.http2_cleartext)
 		w_bool(w, "http2_cleartext", true);
+	if (t->settings.http2_max_field_size)
+		w_int(w, "http2_max_field_size", t->settings.http2_max_field_size);
+	if (t->settings.http2_max_header_size)
+		w_int(w, "http2_max_header_size", t->settings.http2_max_header_size);
 	w_close_obj(w, s);
 
 	if (ix) {

@@ -622,7 +622,21 @@ struct route_settings {
 	bool use_http2;
 	uint32_t http2_max_concurrent_streams;
 	bool http2_cleartext;
+	/* http2-max-field-size, http2-max-header-size (ingress-nginx keys,
+	 * which newer nginx folds into large-client-header-buffers): on an
+	 * HTTP/2 stream, the longest header name or value once decoded (0:
+	 * max_header_line when set, else no cap), and the whole decoded header
+	 * list as SETTINGS_MAX_HEADER_LIST_SIZE counts it, 32 bytes per field
+	 * included (0: max_header_bytes). Over either: 431 for that stream. */
+	uint32_t http2_max_field_size;
+	uint32_t http2_max_header_size;
 };
+
+/* The most http2_max_header_size may be (1 MiB, the proxy's cap on any
+ * request head), and http2_max_field_size (64 KiB: libnghttp2 refuses a
+ * longer string with a connection error). */
+#define ROUTE_HTTP2_HEADER_MAX 1048576u
+#define ROUTE_HTTP2_FIELD_MAX 65536u
 
 enum { ROUTE_LOG_ESCAPE_DEFAULT = 0, ROUTE_LOG_ESCAPE_JSON = 1, ROUTE_LOG_ESCAPE_NONE = 2 };
 

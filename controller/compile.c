@@ -2406,6 +2406,21 @@ static void apply_configmap(struct ctx *c, json_object *cm, uint32_t *drain_defa
 			}
 			if (rc == 0)
 				s->http2_max_concurrent_streams = (uint32_t)u;
+		} else if (strcmp(k, "http2-max-field-size") == 0 ||
+		           strcmp(k, "http2-max-header-size") == 0) {
+			bool field = k[10] == 'f';
+			rc = annotations_parse_size(v, &size, err, sizeof(err));
+			if (rc == 0 &&
+			    (size < 1024 || size > (int64_t)(field ? ROUTE_HTTP2_FIELD_MAX
+			                                           : ROUTE_HTTP2_HEADER_MAX))) {
+				snprintf(err, sizeof(err), "%s is out of range (1k..%s)", v,
+				         field ? "64k" : "1m");
+				rc = WEIR_EINVAL;
+			}
+			if (rc == 0 && field)
+				s->http2_max_field_size = (uint32_t)size;
+			else if (rc == 0)
+				s->http2_max_header_size = (uint32_t)size;
 		} else if (strcmp(k, "max-connections") == 0) {
 			rc = annotations_parse_uint(v, 1048576, &u, err, sizeof(err));
 			if (rc == 0)

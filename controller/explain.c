@@ -366,7 +366,9 @@ static void put_settings(FILE *out, const struct route_settings *s)
 	    s->limit_req_status != ds->limit_req_status ||
 	    s->limit_conn_status != ds->limit_conn_status || s->use_http2 != ds->use_http2 ||
 	    s->http2_max_concurrent_streams != ds->http2_max_concurrent_streams ||
-	    s->http2_cleartext != ds->http2_cleartext;
+	    s->http2_cleartext != ds->http2_cleartext ||
+	    s->http2_max_field_size != ds->http2_max_field_size ||
+	    s->http2_max_header_size != ds->http2_max_header_size;
 	fprintf(out, "settings:%s\n", any ? "" : " defaults");
 	put_cidrs(out, "  ", "trusted_proxies", s->trusted_proxies, s->ntrusted_proxies);
 	put_u64(out, "  ", "max_header_bytes", s->max_header_bytes, ds->max_header_bytes);
@@ -425,6 +427,10 @@ static void put_settings(FILE *out, const struct route_settings *s)
 	put_u64(out, "  ", "http2_max_concurrent_streams", s->http2_max_concurrent_streams,
 	        ds->http2_max_concurrent_streams);
 	put_bool(out, "  ", "http2_cleartext", s->http2_cleartext, ds->http2_cleartext);
+	put_u64(out, "  ", "http2_max_field_size", s->http2_max_field_size,
+	        ds->http2_max_field_size);
+	put_u64(out, "  ", "http2_max_header_size", s->http2_max_header_size,
+	        ds->http2_max_header_size);
 	route_table_free(d);
 }
 

@@ -573,7 +573,9 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *frame, const uint
 		return 0;
 	(void)ng;
 	st->hbytes += namelen + valuelen + 32;
-	if (st->hbytes > s->lim.max_header_bytes) {
+	if (st->hbytes > s->lim.max_header_bytes ||
+	    (s->lim.max_field_bytes &&
+	     (namelen > s->lim.max_field_bytes || valuelen > s->lim.max_field_bytes))) {
 		st->refuse = 431;
 		return 0;
 	}

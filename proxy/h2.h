@@ -33,6 +33,7 @@ struct h2_worker {
 struct h2_limits {
 	uint32_t max_concurrent_streams; /* SETTINGS_MAX_CONCURRENT_STREAMS (>= 1) */
 	uint32_t max_header_bytes;       /* a request's decoded header list; over it: 431 */
+	uint32_t max_field_bytes;        /* one decoded name or value; over it: 431 (0: none) */
 	uint32_t idle_ms;                /* no stream open this long: GOAWAY, close */
 	uint32_t header_timeout_ms;      /* a stream's request head this slow: RST_STREAM */
 };

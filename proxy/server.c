@@ -133,6 +133,9 @@ struct h2_origin {
 	SSL *ssl;     /* a reference of its own, NULL on plain TCP (h2c) */
 	size_t live;  /* stream connections alive */
 	bool session; /* the session holds it */
+	/* the session's cap on a header list: its streams' HTTP/1.1 heads
+	 * are read with it (and no line cap: the session checked its fields) */
+	uint32_t header_bytes;
 };
 
 struct conn {
@@ -3023,6 +3026,9 @@ static int h2_open_stream(void *data, int fd, struct chan *ch)
 	}
 	c->origin = o;
 	o->live++;
+	c->max_header_bytes = o->header_bytes;
+	c->max_header_line = 0;
+	buf_init(&c->in, (size_t)c->max_header_bytes + IO_CAP);
 	if (o->tls_table) {
 		table_ref(o->tls_table);
 		c->tls_table = o->tls_table;
@@ -3113,9 +3119,19 @@ static void become_h2(struct conn *c)
 	};
 	struct table *t = table_view_get(&w->view);
 	if (t) {
-		lim.max_concurrent_streams = table_routes(t)->settings.http2_max_concurrent_streams;
+		const struct route_settings *s = &table_routes(t)->settings;
+		lim.max_concurrent_streams = s->http2_max_concurrent_streams;
+		if (s->http2_max_header_size)
+			lim.max_header_bytes = s->http2_max_header_size;
+		lim.max_field_bytes =
+		    s->http2_max_field_size ? s->http2_max_field_size : s->max_header_line;
 		table_unref(t);
 	}
+	if (lim.max_header_bytes > ROUTE_HTTP2_HEADER_MAX)
+		lim.max_header_bytes = ROUTE_HTTP2_HEADER_MAX;
+	/* the HTTP/1.1 head a stream becomes: its fields with ": " and CRLF
+	 * (HPACK counted 32 bytes each), the request line and Host */
+	o->header_bytes = lim.max_header_bytes + 1024;
 	struct h2_host host = {
 	    .open_stream = h2_open_stream,
 	    .refused = h2_refused,

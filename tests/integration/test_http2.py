@@ -778,6 +778,50 @@ def test_431_oversized_header_list(hp):
         c.close()
 
 
+def test_http2_header_caps_of_their_own(fresh_proxy, backends, certs):
+    """http2_max_header_size (ConfigMap http2-max-header-size) is the header list cap of
+    HTTP/2 streams, above max_header_bytes here, which HTTP/1.1 keeps; http2_max_field_size
+    caps one decoded name or value: a longer one gets 431 for its stream only."""
+    p = fresh(fresh_proxy, backends, certs, max_header_bytes=8192,
+              http2_max_header_size=65536, http2_max_field_size=8000)
+    c = H2(p.https_port)
+    try:
+        assert c.wait_settings()[SettingCodes.MAX_HEADER_LIST_SIZE] == 65536
+        # 47 KB in all (the echo backend, aiohttp, takes lines up to 8190 bytes)
+        big = [(f"x-h{i}", chr(ord("a") + i) * 7900) for i in range(6)]
+        st = c.get("/echo/h2-big-list", headers=big)
+        assert st.status == 200, st
+        info = st.json()
+        for name, value in big:
+            assert hv(info, name) == [value], name
+        st = c.get("/echo/h2-long-field", headers=[("x-long", "v" * 8001)])
+        assert st.status == 431, st
+        st = c.get("/echo/h2-list-over", headers=[(f"x-o{i}", "o" * 9000) for i in range(8)])
+        assert st.status == 431, st
+        ok = c.get("/echo/after-field-431", headers=[("x-fits", "v" * 8000)])
+        assert ok.status == 200, ok
+        assert hv(ok.json(), "x-fits") == ["v" * 8000]
+    finally:
+        c.close()
+    extra = "".join(f"x-h{i}: {'w' * 3000}\r\n" for i in range(4))
+    assert h1(p.http_port, "/echo/h1-big", extra=extra).status == 431
+
+
+def test_http2_field_cap_follows_header_line_cap(fresh_proxy, backends, certs):
+    """Without http2_max_field_size, the line cap of large-client-header-buffers
+    (max_header_line) caps each HTTP/2 field, as nginx applies its buffer size to HTTP/2
+    fields: 431 for the stream, where an HTTP/1.1 header line that long gets 400."""
+    p = fresh(fresh_proxy, backends, certs, max_header_line=2048)
+    c = H2(p.https_port)
+    try:
+        assert c.get("/echo/h2-line", headers=[("x-long", "v" * 3000)]).status == 431
+        ok = c.get("/echo/h2-line-ok", headers=[("x-ok", "v" * 2000)])
+        assert ok.status == 200, ok
+    finally:
+        c.close()
+    assert h1(p.http_port, "/echo/h1-line", extra=f"x-long: {'v' * 3000}\r\n").status == 400
+
+
 def test_405_plain_connect(hp):
     c = H2(hp.https_port)
     try:

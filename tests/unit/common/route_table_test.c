@@ -148,6 +148,10 @@ static const struct refusal refusals[] = {
      "settings.max_header_bytes: must be an integer, not a string"},
     {"{\"version\":1,\"settings\":{\"gzip_level\":0}}", WEIR_EINVAL,
      "settings.gzip_level: 0 is not between 1 and 9"},
+    {"{\"version\":1,\"settings\":{\"http2_max_field_size\":65537}}", WEIR_EINVAL,
+     "settings.http2_max_field_size: 65537 is above 65536"},
+    {"{\"version\":1,\"settings\":{\"http2_max_header_size\":1048577}}", WEIR_EINVAL,
+     "settings.http2_max_header_size: 1048577 is above 1048576"},
     {"{\"version\":1,\"settings\":{\"gzip_types\":\"text/plain  text/css\"}}", WEIR_EINVAL,
      "settings.gzip_types: \"text/plain  text/css\" is not \"*\" or lowercase media types "
      "(type/subtype) separated by single spaces"},
@@ -429,7 +433,8 @@ static const char rich[] =
     "\"max_header_line\":8192,\"upstream_head_max\":2048,\"enable_brotli\":true,\"brotli_level\":0,"
     "\"brotli_min_length\":5,\"brotli_types\":\"text/css image/svg+xml\","
     "\"gzip_min_length\":0,\"gzip_types\":\"*\",\"server_tokens\":true,"
-    "\"allow_backend_server_header\":true},"
+    "\"allow_backend_server_header\":true,\"http2_max_field_size\":16384,"
+    "\"http2_max_header_size\":65536},"
     "\"backends\":[{\"name\":\"default/web:80\",\"endpoints\":["
     "{\"address\":\"10.0.0.5\",\"port\":8080,\"weight\":3,\"draining\":true},"
     "{\"address\":\"fd00::5\",\"port\":8081}]},{\"name\":\"default/canary:80\","
@@ -562,6 +567,8 @@ static void test_round_trip(void)
 	CHECK_INT(t->settings.gzip_min_length, 0);
 	CHECK_STR(t->settings.gzip_types, "*");
 	CHECK(t->settings.server_tokens && t->settings.allow_backend_server_header);
+	CHECK_INT(t->settings.http2_max_field_size, 16384);
+	CHECK_INT(t->settings.http2_max_header_size, 65536);
 	CHECK_INT(t->hosts[1].routes[0].policy.upstream_head_max, 16384);
 	CHECK_INT(t->hosts[0].routes[0].policy.upstream_head_max, 4096);
 	CHECK_STR(t->backends[1].external_name, "canary.example.com.");
