@@ -211,6 +211,8 @@ size_t buf_room(struct buf *b, size_t floor, size_t want)
 
 int buf_append(struct buf *b, const void *p, size_t n)
 {
+	if (n == 0)
+		return 0; /* an empty buffer has no data pointer to add 0 to */
 	if (buf_room(b, 0, n) < n)
 		return WEIR_ETOOBIG;
 	memcpy(b->data + b->end, p, n);
