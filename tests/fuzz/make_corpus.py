@@ -264,8 +264,66 @@ def yaml_annotations(text):
     return "\n".join(lines)
 
 
+def h2_frame(ftype, flags, sid, payload=b""):
+    return len(payload).to_bytes(3, "big") + bytes([ftype, flags]) + sid.to_bytes(4, "big") + payload
+
+
+def hpack_lit(name, value):
+    """A literal header field without indexing, new name (lengths below 127)."""
+    return bytes([0, len(name)]) + name + bytes([len(value)]) + value
+
+
+def h2_head(path=b"/echo", method=b"GET", extra=b""):
+    """HPACK for :method (literal value unless GET/POST), :scheme http, :path, :authority."""
+    m = {b"GET": b"\x82", b"POST": b"\x83"}.get(method, b"\x02" + bytes([len(method)]) + method)
+    return m + b"\x86" + b"\x04" + bytes([len(path)]) + path + b"\x01\x07h2.fuzz" + extra
+
+
+def h2_sessions():
+    """Inputs of fuzz_h2_session: mode byte, answer length (2 bytes), the stub data path's
+    HTTP/1.1 answer, then the client's frames after the preface."""
+    settings = h2_frame(4, 0, 0, b"\x00\x04\x00\x01\x00\x00")  # INITIAL_WINDOW_SIZE 65536
+    ok = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-A: 1\r\n\r\nhello"
+    chunked = (b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
+               b"Set-Cookie: a=1\r\nSet-Cookie: b=2\r\nConnection: keep-alive\r\n\r\n"
+               b"5\r\nhello\r\n0\r\nX-Trailer: t\r\n\r\n")
+    grpc = (b"HTTP/1.1 200 OK\r\nContent-Type: application/grpc\r\nTransfer-Encoding: chunked"
+            b"\r\n\r\n5\r\n\x00\x00\x00\x00\x00\r\n0\r\ngrpc-status: 0\r\n\r\n")
+    eof_body = b"HTTP/1.1 404 Not Found\r\n\r\nuntil the end"
+    bad = b"HTTP/1.1 2x0 Nope\r\nContent-Length: -1\r\n\r\n"
+    cookie = hpack_lit(b"cookie", b"a=1") + hpack_lit(b"cookie", b"b=2")
+    get = h2_frame(1, 0x5, 1, h2_head(extra=cookie + hpack_lit(b"x-a", b"v")))
+    post = (h2_frame(1, 0x4, 1, h2_head(b"/up", b"POST", hpack_lit(b"content-length", b"5"))) +
+            h2_frame(0, 0, 1, b"hel") + h2_frame(0, 0, 1, b"lo") +
+            h2_frame(1, 0x5, 1, hpack_lit(b"x-trailer", b"t")))
+    two = get + h2_frame(1, 0x5, 3, h2_head(b"/two")) + h2_frame(8, 0, 0, b"\x00\x01\x00\x00")
+    block = h2_head(b"/cont", extra=hpack_lit(b"x-pad", b"p" * 60))
+    cont = (h2_frame(1, 0x1, 1, block[:9]) + h2_frame(9, 0, 1, block[9:30]) +
+            h2_frame(9, 0x4, 1, block[30:]))
+    rapid = b"".join(h2_frame(1, 0x5, sid, h2_head()) + h2_frame(3, 0, sid, b"\x00\x00\x00\x08")
+                     for sid in range(1, 40, 2))
+    connect = h2_frame(1, 0x4, 1, b"\x02\x07CONNECT\x87\x04\x05/chat\x01\x07h2.fuzz" +
+                       hpack_lit(b":protocol", b"websocket") +
+                       hpack_lit(b"sec-websocket-version", b"13"))
+    plain_connect = h2_frame(1, 0x4, 1, b"\x02\x07CONNECT\x01\x0bh2.fuzz:443")
+    padded = h2_frame(1, 0x5 | 0x8, 1, b"\x03" + h2_head(b"/pad") + b"\x00\x00\x00")
+    prio = h2_frame(1, 0x5 | 0x20, 1, b"\x00\x00\x00\x00\x10" + h2_head(b"/prio"))
+    control = (h2_frame(6, 0, 0, b"12345678") + h2_frame(2, 0, 3, b"\x00\x00\x00\x01\x10") +
+               get + h2_frame(7, 0, 0, b"\x00\x00\x00\x01\x00\x00\x00\x00"))
+    big_head = h2_frame(1, 0x5, 1, h2_head(extra=hpack_lit(b"x-big", b"b" * 120) * 3))
+    cases = [(0, ok, get), (1, ok, get), (0, chunked, post), (1, chunked, two), (3, grpc, two),
+             (0, eof_body, get), (1, bad, get), (0, ok, cont), (1, ok, rapid), (2, ok, rapid),
+             (0, ok, connect), (1, ok, plain_connect), (1, ok, padded), (1, ok, prio),
+             (0, ok, control), (4, ok, big_head), (8, ok, big_head), (17, chunked, post),
+             (16, ok, get)]
+    for mode, answer, frames in cases:
+        yield bytes([mode]) + len(answer).to_bytes(2, "big") + answer + settings + frames
+
+
 def main():
     build = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else REPO / "build")
+    for s in h2_sessions():
+        put("h2_session", s)
     for r in REQUESTS:
         put("http_request", r)
     for r in RESPONSES:

@@ -14,7 +14,7 @@ SECONDS_EACH=${1:?usage: tests/fuzz/run.sh SECONDS [HARNESS...]}
 shift
 BUILD=${WEIR_FUZZ_BUILD_DIR:-$REPO/build-fuzz}
 OUT=${WEIR_FUZZ_OUT:-$BUILD/fuzz-out}
-ALL=(http_request http_response tls_sni fastcgi route_table annotations manifests k8s_watch)
+ALL=(http_request http_response tls_sni fastcgi h2_session route_table annotations manifests k8s_watch)
 HARNESSES=("$@")
 [ ${#HARNESSES[@]} -gt 0 ] || HARNESSES=("${ALL[@]}")
 
