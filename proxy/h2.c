@@ -8,6 +8,7 @@
  * (extended CONNECT), which the data path hands to tunnel.c, over a socket
  * pair. */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,11 +43,13 @@
 #define IDLE_CHAN_MS 5000u      /* ... this long at most (far below any keep-alive timeout) */
 #define LINGER_MS 2000u
 #define LINGER_MAX (1024u * 1024u)
+#define SPARE_STREAMS 128u /* freed streams a worker keeps (5 KiB each) */
 
 static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 struct h2_stream {
 	struct h2_session *s;
+	struct h2_worker *w; /* s's (the free may come after s's) */
 	struct h2_stream *next, *prev;
 	int32_t id;
 	struct chan *ch; /* side CHAN_A of the stream's channel, or NULL */
@@ -134,7 +137,7 @@ static void free_stream(struct loop_defer *d)
 	buf_free(&st->down);
 	buf_free(&st->body);
 	buf_free(&st->trailers);
-	free(st);
+	spare_give(&st->w->streams, st);
 }
 
 static bool stream_piped(const struct h2_stream *st)
@@ -540,10 +543,17 @@ static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *frame, voi
 	struct h2_session *s = ud;
 	if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
 		return 0;
-	struct h2_stream *st = calloc(1, sizeof(*st));
-	if (!st)
+	struct h2_stream *st = spare_take(&s->w->streams);
+	if (!st && !(st = malloc(sizeof(*st))))
 		return NGHTTP2_ERR_CALLBACK_FAILURE;
+	/* Zeroed as calloc would, but for the answer's header array (4 KiB of
+	 * the 5): a header is read only below resp.nheaders, which the parse
+	 * sets. */
+	size_t a = offsetof(struct h2_stream, resp.headers), b = a + sizeof(st->resp.headers);
+	memset(st, 0, a);
+	memset((char *)st + b, 0, sizeof(*st) - b);
 	st->s = s;
+	st->w = s->w;
 	st->id = frame->hd.stream_id;
 	st->fd = -1;
 	st->io.fd = -1;
@@ -1133,6 +1143,7 @@ int h2_start(struct h2_worker *w, struct tls_sock *client, const char *preread, 
 	nghttp2_option *opt = NULL;
 	if (!s || nghttp2_session_callbacks_new(&cb) != 0 || nghttp2_option_new(&opt) != 0)
 		goto fail;
+	w->streams.max = SPARE_STREAMS;
 	s->w = w;
 	s->sock = *client;
 	s->io.fd = client->fd;
@@ -1226,4 +1237,9 @@ void h2_close_all(struct h2_worker *w)
 {
 	while (w->head)
 		session_close(w->head);
+}
+
+void h2_worker_cleanup(struct h2_worker *w)
+{
+	spare_cleanup(&w->streams);
 }

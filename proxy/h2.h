@@ -19,15 +19,17 @@
 
 #include "buf.h"
 #include "loop.h"
+#include "spare.h"
 #include "tls.h"
 
 struct h2_session;
 
-/* Per-worker state (caller storage). */
+/* Per-worker state (caller storage, zeroed but for loop). */
 struct h2_worker {
 	struct loop *loop;
 	struct h2_session *head;
-	size_t count; /* live sessions */
+	size_t count;         /* live sessions */
+	struct spare streams; /* freed streams, for the next ones */
 };
 
 struct h2_limits {
@@ -78,6 +80,10 @@ void h2_drain_all(struct h2_worker *w);
 
 /* Close every session now. */
 void h2_close_all(struct h2_worker *w);
+
+/* Give back the memory w keeps for streams to come, once no session is left
+ * and the frees the closes queued ran (w may be used again). */
+void h2_worker_cleanup(struct h2_worker *w);
 
 /* True when buf (n bytes) is the start of the HTTP/2 client preface (all of
  * it once n >= 24). */

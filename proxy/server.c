@@ -7,6 +7,7 @@
 #include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +47,7 @@
 #include "realip.h"
 #include "resolve.h"
 #include "server.h"
+#include "spare.h"
 #include "table.h"
 #include "tls.h"
 #include "tunnel.h"
@@ -58,6 +60,7 @@
 #define LOCAL_HEAD_GUESS 4096u /* first room tried for a local answer */
 #define ROUTE_LINES_MAX 4096u  /* a route's own headers on a redirect or return answer */
 #define LOCAL_EXTRA_MAX 8192u  /* extra header lines of a local answer, HSTS included */
+#define SPARE_EXCHANGES 128u   /* freed request states a worker keeps (10 KiB each) */
 #define HEAD_READ_MIN 1024u    /* room wanted for each read of a request head */
 #define HEAD_EXTRA 2048u       /* first room tried for a head beyond the one it is built from */
 #define OUT_HEAD_ROOM 32768u   /* room for a response head to the client */
@@ -266,6 +269,7 @@ struct worker {
 	uint64_t rng;
 	struct auth_basic_cache *auth_cache; /* successful basic-auth checks */
 	struct access_log_writer alog;       /* this worker's access log lines */
+	struct spare spare_x;                /* freed struct exchange, for the next requests */
 };
 
 static struct server_config server_cfg;
@@ -2635,9 +2639,19 @@ static int conn_exchange(struct conn *c)
 {
 	if (c->x)
 		return 0;
-	c->x = calloc(1, sizeof(*c->x));
-	if (!c->x)
+	struct exchange *x = spare_take(&c->w->spare_x);
+	if (!x && !(x = malloc(sizeof(*x))))
 		return WEIR_ENOMEM;
+	/* Zeroed as calloc would, but for the two header arrays (8 KiB of the
+	 * 10): a header is read only below its message's nheaders, which the
+	 * parse sets. */
+	char *p = (char *)x;
+	size_t a = offsetof(struct exchange, req.headers), b = a + sizeof(x->req.headers);
+	size_t d = offsetof(struct exchange, resp.headers), e = d + sizeof(x->resp.headers);
+	memset(p, 0, a);
+	memset(p + b, 0, d - b);
+	memset(p + e, 0, sizeof(*x) - e);
+	c->x = x;
 	http_parse_init(&c->x->rp, false, false);
 	return 0;
 }
@@ -2653,7 +2667,7 @@ static void conn_trim(struct conn *c)
 	if (c->in.pinned || (c->state == ST_HEAD && buf_len(&c->in) > 0))
 		return;
 	buf_free(&c->in);
-	free(c->x);
+	spare_give(&c->w->spare_x, c->x);
 	c->x = NULL;
 }
 
@@ -2845,7 +2859,7 @@ static void free_conn(struct loop_defer *d)
 	buf_free(&c->up_out);
 	buf_free(&c->gz_in);
 	compress_free(c->gz);
-	free(c->x);
+	spare_give(&c->w->spare_x, c->x);
 	free(c);
 }
 
@@ -3466,6 +3480,7 @@ static int worker_init(struct worker *w, int id)
 	rc = mirror_set_new(w->loop, w->pool, w->resolver, &w->mirrors);
 	if (rc != 0)
 		return rc;
+	w->spare_x.max = SPARE_EXCHANGES;
 	w->tw.loop = w->loop;
 	w->hw.loop = w->loop;
 	w->tw.scratch_cap = IO_CAP;
@@ -3506,6 +3521,8 @@ static void worker_cleanup(struct worker *w)
 	h2up_pool_free(w->h2up);
 	w->h2up = NULL;
 	loop_run_deferred(w->loop);
+	spare_cleanup(&w->spare_x);
+	h2_worker_cleanup(&w->hw);
 	upstream_pool_free(w->pool);
 	w->pool = NULL;
 	external_names_free(w->ext_names);
