@@ -1010,8 +1010,22 @@ int headers_hsts_value(const struct route_settings *s, char *buf, size_t cap)
 {
 	if (!s || !s->hsts)
 		return 0;
-	int n = snprintf(buf, cap, "max-age=%u%s%s", (unsigned)s->hsts_max_age,
-	                 s->hsts_include_subdomains ? "; includeSubDomains" : "",
-	                 s->hsts_preload ? "; preload" : "");
-	return n > 0 && (size_t)n < cap ? n : 0;
+	/* every HTTPS answer asks: no format parsing */
+	char age[16], *p = age + sizeof(age);
+	uint32_t v = s->hsts_max_age;
+	do
+		*--p = (char)('0' + v % 10);
+	while ((v /= 10) > 0);
+	size_t alen = (size_t)(age + sizeof(age) - p);
+	const char *sub = s->hsts_include_subdomains ? "; includeSubDomains" : "";
+	const char *pre = s->hsts_preload ? "; preload" : "";
+	size_t slen = strlen(sub), plen = strlen(pre), n = 8 + alen + slen + plen;
+	if (n >= cap)
+		return 0;
+	memcpy(buf, "max-age=", 8);
+	memcpy(buf + 8, p, alen);
+	memcpy(buf + 8 + alen, sub, slen);
+	memcpy(buf + 8 + alen + slen, pre, plen);
+	buf[n] = '\0';
+	return (int)n;
 }

@@ -1246,10 +1246,32 @@ static bool error_page_start(struct conn *c, int status)
 
 static void format_host(char *out, size_t cap, const struct route_endpoint *ep)
 {
-	if (strchr(ep->address, ':'))
-		snprintf(out, cap, "[%s]:%u", ep->address, ep->port);
-	else
-		snprintf(out, cap, "%s:%u", ep->address, ep->port);
+	/* snprintf's "[%s]:%u" without parsing a format on every request */
+	bool v6 = strchr(ep->address, ':') != NULL;
+	size_t alen = strlen(ep->address);
+	char port[8], *p = port + sizeof(port);
+	unsigned v = ep->port;
+	do
+		*--p = (char)('0' + v % 10);
+	while ((v /= 10) > 0);
+	size_t plen = (size_t)(port + sizeof(port) - p);
+	if (alen + plen + 3 >= cap) {
+		if (v6)
+			snprintf(out, cap, "[%s]:%u", ep->address, ep->port);
+		else
+			snprintf(out, cap, "%s:%u", ep->address, ep->port);
+		return;
+	}
+	char *d = out;
+	if (v6)
+		*d++ = '[';
+	memcpy(d, ep->address, alen);
+	d += alen;
+	if (v6)
+		*d++ = ']';
+	*d++ = ':';
+	memcpy(d, p, plen);
+	d[plen] = '\0';
 }
 
 /* The TLS setup of an HTTPS upstream (proxy-ssl-*): the route's profile,

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -154,15 +155,39 @@ static void on_idle_timer(struct loop_timer *t)
 /* The SNI and name are host names or IP literals (no '|'); a key that does
  * not fit is cut, which can only make two setups share a key when they agree
  * on everything but bytes past 256 of a name (names are at most 253). */
+/* Append at most max bytes of s to key[*at..cap-1), as snprintf would
+ * (every request makes a key: no format parsing). */
+static void key_put(char *key, size_t cap, size_t *at, const char *s, size_t max)
+{
+	for (size_t i = 0; i < max && s[i] && *at + 1 < cap; i++)
+		key[(*at)++] = s[i];
+}
+
 static void make_key(char *key, size_t cap, const struct route_endpoint *ep,
                      const struct backend_tls_target *tls)
 {
-	if (!tls)
-		snprintf(key, cap, "%s|%u|0", ep->address, ep->port);
-	else
-		snprintf(key, cap, "%s|%u|1|%s|%.256s|%.256s", ep->address, ep->port,
-		         tls->id ? tls->id : "", tls->sni ? tls->sni : "-",
-		         tls->name ? tls->name : "-");
+	char port[8];
+	size_t n = sizeof(port) - 1, at = 0;
+	port[n] = '\0';
+	unsigned v = ep->port;
+	do
+		port[--n] = (char)('0' + v % 10);
+	while ((v /= 10) && n > 0);
+	key_put(key, cap, &at, ep->address, SIZE_MAX);
+	key_put(key, cap, &at, "|", 1);
+	key_put(key, cap, &at, port + n, SIZE_MAX);
+	if (!tls) {
+		key_put(key, cap, &at, "|0", 2);
+	} else {
+		key_put(key, cap, &at, "|1|", 3);
+		key_put(key, cap, &at, tls->id ? tls->id : "", SIZE_MAX);
+		key_put(key, cap, &at, "|", 1);
+		key_put(key, cap, &at, tls->sni ? tls->sni : "-", 256);
+		key_put(key, cap, &at, "|", 1);
+		key_put(key, cap, &at, tls->name ? tls->name : "-", 256);
+	}
+	if (cap > 0)
+		key[at] = '\0';
 }
 
 static const struct backend_tls_target builtin_tls = {NULL, "", NULL, NULL};
