@@ -231,12 +231,11 @@ static const struct kind_def kind_defs[] = {
 struct watcher {
 	struct k8s_source *src;
 	const struct kind_def *def;
-	char *path;        /* collection path */
-	char *selector;    /* escaped fieldSelector or NULL */
-	char *scope;       /* the one namespace listed, NULL: all (store_replace_in) */
-	bool gauge;        /* reports the objects gauge of its kind (one watcher per kind) */
-	char *rv;          /* last resourceVersion seen */
-	json_object *keys; /* "ns/name" of the objects in the store, for the gauge */
+	char *path;     /* collection path */
+	char *selector; /* escaped fieldSelector or NULL */
+	char *scope;    /* the one namespace listed, NULL: all (store_replace_in) */
+	bool gauge;     /* reports the objects gauge of its kind (one watcher per kind) */
+	char *rv;       /* last resourceVersion seen */
 	struct backoff bo;
 	struct watch_decoder dec;
 	unsigned long events; /* in the current watch */
@@ -415,12 +414,13 @@ static void prepare_object(const struct kind_def *def, json_object *obj)
 	store_compact(obj);
 }
 
-static void key_of(json_object *obj, char *buf, size_t len)
+/* The objects gauge of the watcher's kind: what the store holds of it in
+ * the watcher's namespace (counted there, not kept in a set of keys of our
+ * own: 10,000 objects made that set megabytes). */
+static void gauge_update(struct watcher *w)
 {
-	const char *ns = obj_str(obj, "metadata", "namespace");
-	const char *name = obj_str(obj, "metadata", "name");
-
-	snprintf(buf, len, "%s/%s", ns ? ns : "", name ? name : "");
+	if (w->gauge)
+		telemetry_objects(w->def->name, store_count(w->src->s, w->def->kind, w->scope));
 }
 
 static void set_rv(struct watcher *w, const char *rv)
@@ -519,7 +519,7 @@ static int list_sink(void *arg, const char *data, size_t len)
 static int do_list(struct watcher *w, char *errtext, size_t errlen)
 {
 	struct k8s_source *src = w->src;
-	json_object **items = NULL, *root = NULL, *arr, *keys = NULL;
+	json_object **items = NULL, *root = NULL, *arr;
 	size_t n = 0, cap = 0;
 	char *cont = NULL, *url = NULL, *errbody = NULL;
 	char rv[128] = "";
@@ -595,13 +595,6 @@ static int do_list(struct watcher *w, char *errtext, size_t errlen)
 		rc = WEIR_ETOOBIG;
 		goto out;
 	}
-	keys = json_object_new_object();
-	for (size_t i = 0; i < n; i++) {
-		char key[512];
-
-		key_of(items[i], key, sizeof(key));
-		json_object_object_add(keys, key, NULL);
-	}
 	rc = store_replace_in(src->s, w->def->kind, w->scope, items, n);
 	if (rc) {
 		/* Ownership was taken either way (contract). */
@@ -610,11 +603,7 @@ static int do_list(struct watcher *w, char *errtext, size_t errlen)
 		goto out;
 	}
 	n = 0;
-	json_object_put(w->keys);
-	w->keys = keys;
-	keys = NULL;
-	if (w->gauge)
-		telemetry_objects(w->def->name, (size_t)json_object_object_length(w->keys));
+	gauge_update(w);
 	free(w->rv);
 	w->rv = strdup(rv);
 	if (!w->rv)
@@ -624,7 +613,6 @@ out:
 		json_object_put(items[i]);
 	free(items);
 	json_object_put(root);
-	json_object_put(keys);
 	free(cont);
 	free(url);
 	free(errbody);
@@ -638,14 +626,12 @@ static int handle_event(struct watcher *w, const char *type, json_object **objp)
 {
 	struct k8s_source *src = w->src;
 	json_object *obj = *objp;
-	char key[512];
 	int rc;
 
 	w->events++;
 	if (strcmp(type, "ADDED") == 0 || strcmp(type, "MODIFIED") == 0) {
 		set_rv(w, obj_str(obj, "metadata", "resourceVersion"));
 		prepare_object(w->def, obj);
-		key_of(obj, key, sizeof(key));
 		*objp = NULL;
 		rc = store_upsert(src->s, w->def->kind, obj); /* obj is the store's now */
 		if (rc == WEIR_EINVAL) {
@@ -654,12 +640,7 @@ static int handle_event(struct watcher *w, const char *type, json_object **objp)
 		}
 		if (rc)
 			return rc;
-		if (!json_object_object_get_ex(w->keys, key, NULL)) {
-			json_object_object_add(w->keys, key, NULL);
-			if (w->gauge)
-				telemetry_objects(w->def->name,
-				                  (size_t)json_object_object_length(w->keys));
-		}
+		gauge_update(w);
 		return 0;
 	}
 	if (strcmp(type, "DELETED") == 0) {
@@ -669,13 +650,10 @@ static int handle_event(struct watcher *w, const char *type, json_object **objp)
 		set_rv(w, obj_str(obj, "metadata", "resourceVersion"));
 		if (!name)
 			return 0;
-		key_of(obj, key, sizeof(key));
 		rc = store_delete(src->s, w->def->kind, ns ? ns : "", name);
 		if (rc && rc != WEIR_ENOENT)
 			return rc;
-		json_object_object_del(w->keys, key);
-		if (w->gauge)
-			telemetry_objects(w->def->name, (size_t)json_object_object_length(w->keys));
+		gauge_update(w);
 		return 0;
 	}
 	if (strcmp(type, "BOOKMARK") == 0) {
@@ -823,7 +801,6 @@ static void watcher_cleanup(struct watcher *w)
 	free(w->selector);
 	free(w->scope);
 	free(w->rv);
-	json_object_put(w->keys);
 	watch_decoder_cleanup(&w->dec);
 }
 
@@ -869,7 +846,6 @@ static void add_watcher(struct k8s_source *src, const struct kind_def *def, cons
 	if ((sel && !w->selector) || (ns && !w->scope))
 		abort();
 	w->bo.seed = (unsigned)time(NULL) ^ (unsigned)(src->nw * 7919) ^ (unsigned)getpid();
-	w->keys = json_object_new_object();
 	watch_decoder_init(&w->dec, EVENT_LINE_MAX, on_event, w);
 	if (ns)
 		r = asprintf(&w->path, "%s/namespaces/%s/%s", def->prefix, ns, def->resource);

@@ -417,6 +417,34 @@ int store_replace_in(struct store *s, enum store_kind kind, const char *scope, j
 	return 0;
 }
 
+/* Index of the first entry whose namespace is ns (after: the first past
+ * it). */
+static size_t ns_bound(const struct kind_list *l, const char *ns, bool after)
+{
+	size_t lo = 0, hi = l->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(l->items[mid].ns, ns);
+		if (c < 0 || (after && c == 0))
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+size_t store_count(struct store *s, enum store_kind kind, const char *scope)
+{
+	size_t n;
+	if (!kind_ok(kind))
+		return 0;
+	pthread_mutex_lock(&s->lock);
+	const struct kind_list *l = &s->kinds[kind];
+	n = scope ? ns_bound(l, scope, true) - ns_bound(l, scope, false) : l->n;
+	pthread_mutex_unlock(&s->lock);
+	return n;
+}
+
 void store_set_relevance(struct store *s, store_relevant_cb cb, void *arg)
 {
 	pthread_mutex_lock(&s->lock);

@@ -64,6 +64,10 @@ int store_replace(struct store *s, enum store_kind kind, json_object **objs, siz
 int store_replace_in(struct store *s, enum store_kind kind, const char *scope, json_object **objs,
                      size_t n);
 
+/* How many objects of kind the store holds in namespace scope (NULL:
+ * every namespace); 0 when kind is out of range. O(log n). */
+size_t store_count(struct store *s, enum store_kind kind, const char *scope);
+
 /* Set the change callback (NULL to clear). It is called from the thread that
  * made the change, after the store's lock is released; it must not block
  * (it is meant to wake the compile loop). arg is borrowed. */

@@ -64,7 +64,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	FUZZ_CHECK(src.s);
 	w->src = &src;
 	w->def = &kind_defs[size % NKINDS];
-	w->keys = json_object_new_object();
 	watch_decoder_init(&w->dec, LINE_MAX_BYTES, on_event, w);
 	(void)feed(&w->dec, in, size, size ? size : 1);
 	struct snapshot *snap = store_snapshot(src.s);

@@ -149,6 +149,14 @@ int main(void)
 	CHECK_STR(key_of(snap->objs[STORE_INGRESS][1], buf, sizeof(buf)), "a/z");
 	CHECK_STR(key_of(snap->objs[STORE_INGRESS][2], buf, sizeof(buf)), "b/x");
 	CHECK_INT(value_of(snap->objs[STORE_INGRESS][2]), 4);
+	/* store_count: all, per namespace (first, last, absent), bad kind */
+	CHECK_INT(store_count(s, STORE_INGRESS, NULL), 3);
+	CHECK_INT(store_count(s, STORE_INGRESS, "a"), 2);
+	CHECK_INT(store_count(s, STORE_INGRESS, "b"), 1);
+	CHECK_INT(store_count(s, STORE_INGRESS, "c"), 0);
+	CHECK_INT(store_count(s, STORE_INGRESS, ""), 0);
+	CHECK_INT(store_count(s, STORE_INGRESS_CLASS, ""), 1);
+	CHECK_INT(store_count(s, STORE_KIND_COUNT, NULL), 0);
 	CHECK_INT(snap->count[STORE_INGRESS_CLASS], 1);
 	CHECK_STR(key_of(snap->objs[STORE_INGRESS_CLASS][0], buf, sizeof(buf)), "/weir");
 	CHECK_INT(snap->count[STORE_SERVICE], 0);
