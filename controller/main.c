@@ -816,6 +816,14 @@ int main(int argc, char **argv)
 		return code;
 	}
 	log_init(o.log_format, LOG_LEVEL_INFO);
+	/* glibc gives each thread that allocates an arena of its own, up to
+	 * eight per core: every watch thread parses its lists into one, and
+	 * each keeps the holes its list pages left around the objects stored
+	 * for good. One arena for all: 200 MiB of RSS against 222 MiB after
+	 * the first publish of tests/bench/controller_api_bench.py's objects
+	 * (10,000 Ingresses, Services and TLS Secrets) from a kube-apiserver,
+	 * list times within their noise. Set before any thread starts. */
+	mallopt(M_ARENA_MAX, 1);
 
 	struct sigaction sa;
 	memset(&sa, 0, sizeof(sa));
