@@ -26,6 +26,7 @@ struct series {
 	_Atomic uint64_t count;
 	uint64_t hash;
 	int code;
+	int proto; /* enum metrics_protocol */
 	size_t host_len, path_len;
 	char data[]; /* host NUL path NUL */
 };
@@ -52,8 +53,8 @@ static _Atomic uint64_t latency_sum_ns;
 
 static atomic_llong open_connections;
 static atomic_llong open_http2_connections;
-static _Atomic uint64_t protocol_count[3];
-static const char *const protocol_names[3] = {"HTTP/1.0", "HTTP/1.1", "HTTP/2.0"};
+static _Atomic uint64_t protocol_count[3]; /* the HTTP ones, by enum metrics_protocol */
+static const char *const protocol_names[4] = {"HTTP/1.0", "HTTP/1.1", "HTTP/2.0", "-"};
 static atomic_llong open_tunnels;
 static _Atomic uint64_t table_generation;
 static _Atomic uint64_t reloads_ok, reloads_failed;
@@ -97,11 +98,12 @@ static size_t label_len(const char *s, size_t max)
 }
 
 static struct series *find(struct series *p, uint64_t hash, const char *host, size_t hl,
-                           const char *path, size_t pl, int code)
+                           const char *path, size_t pl, int code, int proto)
 {
 	for (; p; p = p->next) {
-		if (p->hash == hash && p->code == code && p->host_len == hl && p->path_len == pl &&
-		    memcmp(p->data, host, hl) == 0 && memcmp(p->data + hl + 1, path, pl) == 0)
+		if (p->hash == hash && p->code == code && p->proto == proto && p->host_len == hl &&
+		    p->path_len == pl && memcmp(p->data, host, hl) == 0 &&
+		    memcmp(p->data + hl + 1, path, pl) == 0)
 			return p;
 	}
 	return NULL;
@@ -122,8 +124,12 @@ static void observe_latency(double seconds)
 	                          memory_order_relaxed);
 }
 
-void metrics_request(const char *host, const char *path, int status, double upstream_seconds)
+void metrics_request(const char *host, const char *path, int status, enum metrics_protocol proto,
+                     double upstream_seconds)
 {
+	int pr = (unsigned)proto <= METRICS_NO_HTTP ? (int)proto : METRICS_NO_HTTP;
+	if (pr != METRICS_NO_HTTP)
+		atomic_fetch_add_explicit(&protocol_count[pr], 1, memory_order_relaxed);
 	if (!host)
 		host = "";
 	if (!path)
@@ -135,13 +141,13 @@ void metrics_request(const char *host, const char *path, int status, double upst
 	size_t hl = label_len(host, LABEL_MAX), pl = label_len(path, LABEL_MAX);
 	uint64_t h = fnv1a(0xcbf29ce484222325ULL, host, hl);
 	h = fnv1a(h ^ 0xff, path, pl);
-	h ^= (uint64_t)status * 0x9E3779B97F4A7C15ULL;
+	h ^= (uint64_t)(status * 4 + pr) * 0x9E3779B97F4A7C15ULL;
 	h *= 0x100000001b3ULL;
 	struct stripe *st = &stripes[(h >> 32) % STRIPES];
 	_Atomic(struct series *) *head = &st->heads[(h >> 8) % BUCKETS_PER_STRIPE];
 
-	struct series *s =
-	    find(atomic_load_explicit(head, memory_order_acquire), h, host, hl, path, pl, status);
+	struct series *s = find(atomic_load_explicit(head, memory_order_acquire), h, host, hl, path,
+	                        pl, status, pr);
 	if (s) {
 		atomic_fetch_add_explicit(&s->count, 1, memory_order_relaxed);
 		return;
@@ -149,7 +155,8 @@ void metrics_request(const char *host, const char *path, int status, double upst
 
 	pthread_mutex_lock(&st->lock);
 	/* Someone may have inserted it since the lock-free walk. */
-	s = find(atomic_load_explicit(head, memory_order_acquire), h, host, hl, path, pl, status);
+	s = find(atomic_load_explicit(head, memory_order_acquire), h, host, hl, path, pl, status,
+	         pr);
 	if (!s) {
 		if (atomic_fetch_add(&series_total, 1) >= METRICS_MAX_SERIES) {
 			atomic_fetch_sub(&series_total, 1);
@@ -160,6 +167,7 @@ void metrics_request(const char *host, const char *path, int status, double upst
 			} else {
 				s->hash = h;
 				s->code = status;
+				s->proto = pr;
 				s->host_len = hl;
 				s->path_len = pl;
 				memcpy(s->data, host, hl);
@@ -336,11 +344,13 @@ static int snap_cmp(const void *a, const void *b)
 	c = strcmp(x->data + x->host_len + 1, y->data + y->host_len + 1);
 	if (c)
 		return c;
-	return (x->code > y->code) - (x->code < y->code);
+	if (x->code != y->code)
+		return (x->code > y->code) - (x->code < y->code);
+	return (x->proto > y->proto) - (x->proto < y->proto);
 }
 
 static void out_request_line(struct outbuf *b, const char *host, size_t hl, const char *path,
-                             size_t pl, int code, uint64_t count)
+                             size_t pl, int code, const char *proto, uint64_t count)
 {
 	out_str(b, "weir_proxy_requests_total{host=\"");
 	out_label(b, host, hl);
@@ -348,6 +358,8 @@ static void out_request_line(struct outbuf *b, const char *host, size_t hl, cons
 	out_label(b, path, pl);
 	out_str(b, "\",code=\"");
 	out_i64(b, code);
+	out_str(b, "\",protocol=\"");
+	out_str(b, proto);
 	out_str(b, "\"} ");
 	out_u64(b, count);
 	out_str(b, "\n");
@@ -356,7 +368,8 @@ static void out_request_line(struct outbuf *b, const char *host, size_t hl, cons
 static void render_requests(struct outbuf *b)
 {
 	out_family(b, "weir_proxy_requests_total", "counter",
-	           "Requests answered, by route host, route path and status code.");
+	           "Requests answered, by route host, route path, status code and the protocol "
+	           "they came in.");
 	/* Series only ever get added; take what is there now (bounded by the cap). */
 	size_t n = 0, cap = (size_t)atomic_load(&series_total) + 1;
 	struct snap *v = calloc(cap, sizeof(*v));
@@ -390,14 +403,14 @@ static void render_requests(struct outbuf *b)
 	for (size_t i = 0; i < n; i++) {
 		const struct series *s = v[i].s;
 		out_request_line(b, s->data, s->host_len, s->data + s->host_len + 1, s->path_len,
-		                 s->code, v[i].count);
+		                 s->code, protocol_names[s->proto], v[i].count);
 	}
 	free(v);
 	for (int code = 0; code < 1000; code++) {
 		uint64_t c = atomic_load_explicit(&overflow_by_code[code], memory_order_relaxed);
 		if (c)
 			out_request_line(b, OVERFLOW_LABEL, strlen(OVERFLOW_LABEL), OVERFLOW_LABEL,
-			                 strlen(OVERFLOW_LABEL), code, c);
+			                 strlen(OVERFLOW_LABEL), code, OVERFLOW_LABEL, c);
 	}
 }
 
@@ -553,12 +566,6 @@ static void render_mirror(struct outbuf *b)
 	                   "request cut short), failed (lookup, connect, write, timeout or bad "
 	                   "answer).",
 	                   "result", result, mirror_count, 3);
-}
-
-void metrics_request_protocol(enum metrics_protocol p)
-{
-	if ((unsigned)p < 3)
-		atomic_fetch_add_explicit(&protocol_count[p], 1, memory_order_relaxed);
 }
 
 void metrics_http2_connections(int delta)

@@ -7,17 +7,26 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* One finished request: route labels are the host name and route path ("" and "-" when no
- * route matched), status the code sent to the client, upstream_seconds < 0 when no upstream.
- * host/path are borrowed for the call only (copied when a new label set is first seen). At
- * most METRICS_MAX_SERIES distinct (host, path, code) sets are kept; later new ones are
- * counted per status code in overflow series labelled host="~overflow",path="~overflow".
- * A status outside 0..999 is counted as code "0". */
-void metrics_request(const char *host, const char *path, int status, double upstream_seconds);
+/* The protocol a request came in: the protocol label of weir_proxy_requests_total and of
+ * weir_proxy_requests_by_protocol_total. METRICS_NO_HTTP is a connection refused before any
+ * HTTP (an ssl-passthrough client outside its source ranges), labelled "-". */
+enum metrics_protocol {
+	METRICS_HTTP10 = 0,
+	METRICS_HTTP11 = 1,
+	METRICS_HTTP2 = 2,
+	METRICS_NO_HTTP = 3,
+};
 
-/* The protocol a finished request came in (counted next to metrics_request). */
-enum metrics_protocol { METRICS_HTTP10 = 0, METRICS_HTTP11 = 1, METRICS_HTTP2 = 2 };
-void metrics_request_protocol(enum metrics_protocol p);
+/* One finished request: route labels are the host name and route path ("" and "-" when no
+ * route matched), status the code sent to the client, proto the protocol it came in,
+ * upstream_seconds < 0 when no upstream. host/path are borrowed for the call only (copied
+ * when a new label set is first seen). At most METRICS_MAX_SERIES distinct (host, path, code,
+ * protocol) sets are kept; later new ones are counted per status code in overflow series
+ * labelled host="~overflow",path="~overflow",protocol="~overflow". A status outside 0..999
+ * is counted as code "0". Every HTTP request (not METRICS_NO_HTTP) also counts in
+ * weir_proxy_requests_by_protocol_total. */
+void metrics_request(const char *host, const char *path, int status, enum metrics_protocol proto,
+                     double upstream_seconds);
 
 /* Open HTTP/2 client connections (also counted in open connections). */
 void metrics_http2_connections(int delta);

@@ -382,10 +382,11 @@ static const char *label_path(const struct conn *c)
 /* One finished request in the metrics: route labels, and the protocol. */
 static void count_request(struct conn *c, int status, double upstream_secs)
 {
-	metrics_request(label_host(c), label_path(c), status, upstream_secs);
-	metrics_request_protocol(c->client.http2                        ? METRICS_HTTP2
-	                         : c->x && c->x->req.version_minor == 0 ? METRICS_HTTP10
-	                                                                : METRICS_HTTP11);
+	metrics_request(label_host(c), label_path(c), status,
+	                c->client.http2                        ? METRICS_HTTP2
+	                : c->x && c->x->req.version_minor == 0 ? METRICS_HTTP10
+	                                                       : METRICS_HTTP11,
+	                upstream_secs);
 }
 
 static bool method_is(const struct conn *c, const char *m)
@@ -2606,7 +2607,8 @@ static bool progress_peek(struct conn *c)
 			 * closed before a byte is relayed (counted as 403). */
 			if (!policy_client_allowed(pt->allow, pt->nallow, pt->deny, pt->ndeny,
 			                           &c->client)) {
-				metrics_request(pt->host, "(ssl-passthrough)", 403, -1);
+				metrics_request(pt->host, "(ssl-passthrough)", 403, METRICS_NO_HTTP,
+				                -1);
 				conn_close(c);
 				return true;
 			}
@@ -3075,10 +3077,11 @@ static int h2_open_stream(void *data, int fd, struct chan *ch)
 
 /* A stream its HTTP/2 session answered itself (a request head it could
  * not pass on): one access-log line, as nginx logs the requests it
- * refuses. */
+ * refuses, and one request in the metrics (no route). */
 static void h2_refused(void *data, const struct h2_refusal *r)
 {
 	struct h2_origin *o = data;
+	metrics_request("", "-", r->status, METRICS_HTTP2, -1);
 	struct table *t = table_view_get(&o->w->view);
 	const struct access_log_format *f = t ? table_access_log(t) : NULL;
 	if (f) {

@@ -1210,24 +1210,35 @@ def test_access_log_for_streams_the_session_refuses(hp):
 
 def test_metrics_by_protocol(fresh_proxy, backends, certs):
     """weir_proxy_requests_by_protocol_total counts each HTTP/2 stream as an HTTP/2.0 request
-    and each HTTP/1.1 request as HTTP/1.1; weir_proxy_open_http2_connections follows the
-    HTTP/2 connections."""
+    and each HTTP/1.1 request as HTTP/1.1, and so does the protocol label of the per-route
+    weir_proxy_requests_total, where a stream the session refuses itself counts too (no
+    route); weir_proxy_open_http2_connections follows the HTTP/2 connections."""
     p = fresh(fresh_proxy, backends, certs)
 
     def count(proto):
         return p.metric("weir_proxy_requests_by_protocol_total", f'protocol="{proto}"')
 
+    def route(path, code, proto):
+        return max(p.metric("weir_proxy_requests_total",
+                            f'host="",path="{path}",code="{code}",protocol="{proto}"'), 0)
+
     h2_before, h11_before = count("HTTP/2.0"), count("HTTP/1.1")
+    r2, r11 = route("/echo", 200, "HTTP/2.0"), route("/echo", 200, "HTTP/1.1")
+    refused = route("-", 405, "HTTP/2.0")
     c = H2(p.https_port)
     try:
         for i in range(3):
             assert c.get(f"/echo/proto{i}").status == 200
+        assert c.wait(c.open("CONNECT", None, authority="example.com:443"), 15).status == 405
         assert p.metric("weir_proxy_open_http2_connections") == 1
     finally:
         c.close()
     assert h1(p.http_port, "/echo/proto-h11").status == 200
-    assert count("HTTP/2.0") == h2_before + 3
+    assert count("HTTP/2.0") == h2_before + 4
     assert count("HTTP/1.1") == h11_before + 1
+    assert route("/echo", 200, "HTTP/2.0") == r2 + 3
+    assert route("/echo", 200, "HTTP/1.1") == r11 + 1
+    assert route("-", 405, "HTTP/2.0") == refused + 1
     deadline = time.monotonic() + 5
     while p.metric("weir_proxy_open_http2_connections") != 0 and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -23,8 +23,8 @@ def test_health_and_ready(proxy):
 
 
 def test_requests_by_route_and_code(proxy):
-    ok = 'weir_proxy_requests_total{host="",path="/echo",code="200"}'
-    nf = 'weir_proxy_requests_total{host="",path="-",code="404"}'
+    ok = 'weir_proxy_requests_total{host="",path="/echo",code="200",protocol="HTTP/1.1"}'
+    nf = 'weir_proxy_requests_total{host="",path="-",code="404",protocol="HTTP/1.1"}'
     before_ok = max(proxy.metric(ok.split("{")[0], ok.split("{")[1][:-1]), 0)
     before_nf = max(proxy.metric(nf.split("{")[0], nf.split("{")[1][:-1]), 0)
     for _ in range(3):

@@ -130,7 +130,7 @@ def test_passthrough_allow_and_deny_lists(fresh_proxy, backends, certs, tls_back
     assert tls_from(p, "only.test", "127.0.0.7") == 200
     assert tls_from(p, "only.test", "127.0.0.1") is None
     assert p.metric("weir_proxy_requests_total",
-                    'host="only.test",path="(ssl-passthrough)",code="403"') == 1
+                    'host="only.test",path="(ssl-passthrough)",code="403",protocol="-"') == 1
 
 
 def test_backend_protocol_auto_http(fresh_proxy, backends, tls_backend):

@@ -220,13 +220,13 @@ static void test_paths(int port)
 
 static void test_metrics(int port)
 {
-	metrics_request("admin.example", "/ws", 101, 0.002);
+	metrics_request("admin.example", "/ws", 101, METRICS_HTTP11, 0.002);
 	metrics_reload(false, 0);
 	/* Enough series that the body is far bigger than one write chunk. */
 	char host[64];
 	for (int i = 0; i < 3000; i++) {
 		snprintf(host, sizeof(host), "bulk-%04d.admin.example", i);
-		metrics_request(host, "/some/longer/path/for/size", 200, -1);
+		metrics_request(host, "/some/longer/path/for/size", 200, METRICS_HTTP11, -1);
 	}
 	char *expect = NULL;
 	size_t expect_len = 0;
@@ -246,7 +246,7 @@ static void test_metrics(int port)
 		CHECK(r.body_len == expect_len && memcmp(r.body, expect, expect_len) == 0);
 		CHECK(strstr(r.body,
 		             "weir_proxy_requests_total{host=\"admin.example\",path=\"/ws\","
-		             "code=\"101\"} 1\n") != NULL);
+		             "code=\"101\",protocol=\"HTTP/1.1\"} 1\n") != NULL);
 		CHECK(strstr(r.body, "weir_proxy_reloads_total{result=\"failed\"} 1\n") != NULL);
 		CHECK(strstr(r.body, "# TYPE weir_proxy_upstream_latency_seconds histogram\n") !=
 		      NULL);

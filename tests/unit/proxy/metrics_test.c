@@ -43,8 +43,9 @@ static void *hammer(void *arg)
 {
 	long id = (long)arg;
 	for (int i = 0; i < PER_THREAD; i++) {
-		metrics_request("threads.example", "/a", 200, -1);
-		metrics_request("threads.example", (i & 1) ? "/b" : "/c", (id & 1) ? 502 : 200, -1);
+		metrics_request("threads.example", "/a", 200, METRICS_HTTP11, -1);
+		metrics_request("threads.example", (i & 1) ? "/b" : "/c", (id & 1) ? 502 : 200,
+		                METRICS_HTTP11, -1);
 		metrics_connections(+1);
 		metrics_connections(-1);
 		metrics_tunnels(+1);
@@ -81,18 +82,18 @@ static void test_threads(void)
 	if (!t)
 		return;
 	CHECK_INT(sample(t, "weir_proxy_requests_total{host=\"threads.example\",path=\"/a\","
-	                    "code=\"200\"}"),
+	                    "code=\"200\",protocol=\"HTTP/1.1\"}"),
 	          THREADS * PER_THREAD);
 	/* Even threads -> 200, odd -> 502; half the iterations go to /b, half to /c. */
 	long long each = (long long)(THREADS / 2) * (PER_THREAD / 2);
 	CHECK_INT(sample(t, "weir_proxy_requests_total{host=\"threads.example\",path=\"/b\","
-	                    "code=\"200\"}"),
+	                    "code=\"200\",protocol=\"HTTP/1.1\"}"),
 	          each);
 	CHECK_INT(sample(t, "weir_proxy_requests_total{host=\"threads.example\",path=\"/b\","
-	                    "code=\"502\"}"),
+	                    "code=\"502\",protocol=\"HTTP/1.1\"}"),
 	          each);
 	CHECK_INT(sample(t, "weir_proxy_requests_total{host=\"threads.example\",path=\"/c\","
-	                    "code=\"502\"}"),
+	                    "code=\"502\",protocol=\"HTTP/1.1\"}"),
 	          each);
 	CHECK_INT(sample(t, "weir_proxy_open_connections"), 0);
 	CHECK_INT(sample(t, "weir_proxy_open_websocket_tunnels"), THREADS * PER_THREAD);
@@ -103,16 +104,18 @@ static void test_threads(void)
 
 static void test_escaping(void)
 {
-	metrics_request("esc\"ape", "/x\\y\nz", 404, -1);
-	metrics_request(NULL, NULL, 404, -1);
+	metrics_request("esc\"ape", "/x\\y\nz", 404, METRICS_HTTP11, -1);
+	metrics_request(NULL, NULL, 404, METRICS_HTTP11, -1);
 	metrics_upstream_error("we\"ird\\kind\n");
 	char *t = render();
 	if (!t)
 		return;
 	CHECK_INT(sample(t, "weir_proxy_requests_total{host=\"esc\\\"ape\",path=\"/x\\\\y\\nz\","
-	                    "code=\"404\"}"),
+	                    "code=\"404\",protocol=\"HTTP/1.1\"}"),
 	          1);
-	CHECK_INT(sample(t, "weir_proxy_requests_total{host=\"\",path=\"-\",code=\"404\"}"), 1);
+	CHECK_INT(sample(t, "weir_proxy_requests_total{host=\"\",path=\"-\",code=\"404\",protocol="
+	                    "\"HTTP/1.1\"}"),
+	          1);
 	CHECK_INT(sample(t, "weir_proxy_upstream_errors_total{kind=\"we\\\"ird\\\\kind\\n\"}"), 1);
 	/* No raw newline inside any sample: every line is a comment or starts with the prefix. */
 	for (const char *p = t; *p;) {
@@ -138,12 +141,13 @@ static void test_histogram(void)
 	long long cnt = sample(t0, "weir_proxy_upstream_latency_seconds_count");
 	free(t0);
 
-	metrics_request("hist.example", "/", 200, 0.001); /* le 0.005 and up */
-	metrics_request("hist.example", "/", 200, 0.005); /* bound is inclusive */
-	metrics_request("hist.example", "/", 200, 0.07);  /* le 0.1 and up */
-	metrics_request("hist.example", "/", 200, 0.5);   /* le 0.5 and up */
-	metrics_request("hist.example", "/", 200, 30);    /* +Inf only */
-	metrics_request("hist.example", "/", 200, -1);    /* no upstream: not observed */
+	metrics_request("hist.example", "/", 200, METRICS_HTTP11, 0.001); /* le 0.005 and up */
+	metrics_request("hist.example", "/", 200, METRICS_HTTP11, 0.005); /* bound is inclusive */
+	metrics_request("hist.example", "/", 200, METRICS_HTTP11, 0.07);  /* le 0.1 and up */
+	metrics_request("hist.example", "/", 200, METRICS_HTTP11, 0.5);   /* le 0.5 and up */
+	metrics_request("hist.example", "/", 200, METRICS_HTTP11, 30);    /* +Inf only */
+	metrics_request("hist.example", "/", 200, METRICS_HTTP11,
+	                -1); /* no upstream: not observed */
 
 	char *t = render();
 	if (!t)
@@ -155,7 +159,7 @@ static void test_histogram(void)
 	CHECK_INT(sample(t, "weir_proxy_upstream_latency_seconds_bucket{le=\"+Inf\"}"), binf + 5);
 	CHECK_INT(sample(t, "weir_proxy_upstream_latency_seconds_count"), cnt + 5);
 	CHECK_INT(sample(t, "weir_proxy_requests_total{host=\"hist.example\",path=\"/\","
-	                    "code=\"200\"}"),
+	                    "code=\"200\",protocol=\"HTTP/1.1\"}"),
 	          6);
 	/* Buckets are cumulative: never decreasing, in the declared order. */
 	static const char *const les[] = {"0.005", "0.01", "0.025", "0.05", "0.1", "0.25",
@@ -181,10 +185,10 @@ static void test_histogram(void)
 
 static void test_families_and_order(void)
 {
-	metrics_request("b.example", "/z", 200, -1);
-	metrics_request("a.example", "/z", 200, -1);
-	metrics_request("a.example", "/a", 503, -1);
-	metrics_request("a.example", "/a", 200, -1);
+	metrics_request("b.example", "/z", 200, METRICS_HTTP11, -1);
+	metrics_request("a.example", "/z", 200, METRICS_HTTP11, -1);
+	metrics_request("a.example", "/a", 503, METRICS_HTTP11, -1);
+	metrics_request("a.example", "/a", 200, METRICS_HTTP11, -1);
 	metrics_reload(true, 42);
 	metrics_reload(false, 0);
 	metrics_table_load(1500, 3, 97);
@@ -203,10 +207,14 @@ static void test_families_and_order(void)
 		return;
 	}
 	CHECK_STR(t1, t2);
-	const char *a = strstr(t1, "{host=\"a.example\",path=\"/a\",code=\"200\"}");
-	const char *b = strstr(t1, "{host=\"a.example\",path=\"/a\",code=\"503\"}");
-	const char *c = strstr(t1, "{host=\"a.example\",path=\"/z\",code=\"200\"}");
-	const char *d = strstr(t1, "{host=\"b.example\",path=\"/z\",code=\"200\"}");
+	const char *a =
+	    strstr(t1, "{host=\"a.example\",path=\"/a\",code=\"200\",protocol=\"HTTP/1.1\"}");
+	const char *b =
+	    strstr(t1, "{host=\"a.example\",path=\"/a\",code=\"503\",protocol=\"HTTP/1.1\"}");
+	const char *c =
+	    strstr(t1, "{host=\"a.example\",path=\"/z\",code=\"200\",protocol=\"HTTP/1.1\"}");
+	const char *d =
+	    strstr(t1, "{host=\"b.example\",path=\"/z\",code=\"200\",protocol=\"HTTP/1.1\"}");
 	CHECK(a && b && c && d && a < b && b < c && c < d);
 	CHECK_INT(sample(t1, "weir_proxy_route_table_generation"), 42);
 	CHECK_INT(sample(t1, "weir_proxy_reloads_total{result=\"ok\"}"), 1);
@@ -254,14 +262,69 @@ static void test_long_labels(void)
 	strcpy(host + 511, "\xc3\xa9tail"); /* "é" straddles the cap */
 	memset(want, 'a', 511);
 	want[511] = '\0';
-	metrics_request(host, "/long", 200, -1);
+	metrics_request(host, "/long", 200, METRICS_HTTP11, -1);
 	char *t = render();
 	if (!t)
 		return;
 	char pfx[700];
 	snprintf(pfx, sizeof(pfx),
-	         "weir_proxy_requests_total{host=\"%s\",path=\"/long\",code=\"200\"}", want);
+	         "weir_proxy_requests_total{host=\"%s\",path=\"/"
+	         "long\",code=\"200\",protocol=\"HTTP/1.1\"}",
+	         want);
 	CHECK_INT(sample(t, pfx), 1);
+	free(t);
+}
+
+/* The protocol is part of a series' label set; by_protocol counts HTTP requests only. */
+static void test_protocols(void)
+{
+	char *t0 = render();
+	if (!t0)
+		return;
+	long long h10 = sample(t0, "weir_proxy_requests_by_protocol_total{protocol=\"HTTP/1.0\"}");
+	long long h11 = sample(t0, "weir_proxy_requests_by_protocol_total{protocol=\"HTTP/1.1\"}");
+	long long h2 = sample(t0, "weir_proxy_requests_by_protocol_total{protocol=\"HTTP/2.0\"}");
+	free(t0);
+
+	metrics_request("proto.example", "/", 200, METRICS_HTTP2, -1);
+	metrics_request("proto.example", "/", 200, METRICS_HTTP2, -1);
+	metrics_request("proto.example", "/", 200, METRICS_HTTP11, -1);
+	metrics_request("proto.example", "/", 200, METRICS_HTTP10, -1);
+	metrics_request("proto.example", "(ssl-passthrough)", 403, METRICS_NO_HTTP, -1);
+	metrics_request("proto.example", "/", 200, (enum metrics_protocol)77, -1);
+
+	char *t = render();
+	if (!t)
+		return;
+	const char *v10 =
+	    "weir_proxy_requests_total{host=\"proto.example\",path=\"/\",code=\"200\","
+	    "protocol=\"HTTP/1.0\"}";
+	const char *v11 =
+	    "weir_proxy_requests_total{host=\"proto.example\",path=\"/\",code=\"200\","
+	    "protocol=\"HTTP/1.1\"}";
+	const char *v2 = "weir_proxy_requests_total{host=\"proto.example\",path=\"/\",code=\"200\","
+	                 "protocol=\"HTTP/2.0\"}";
+	CHECK_INT(sample(t, v10), 1);
+	CHECK_INT(sample(t, v11), 1);
+	CHECK_INT(sample(t, v2), 2);
+	/* An out-of-range protocol counts as no HTTP, like a refused passthrough client. */
+	CHECK_INT(sample(t,
+	                 "weir_proxy_requests_total{host=\"proto.example\",path=\"/\",code=\"200\","
+	                 "protocol=\"-\"}"),
+	          1);
+	CHECK_INT(sample(t, "weir_proxy_requests_total{host=\"proto.example\","
+	                    "path=\"(ssl-passthrough)\",code=\"403\",protocol=\"-\"}"),
+	          1);
+	/* Sorted by protocol after code. */
+	const char *a = strstr(t, v10), *b = strstr(t, v11), *c = strstr(t, v2);
+	CHECK(a && b && c && a < b && b < c);
+	CHECK_INT(sample(t, "weir_proxy_requests_by_protocol_total{protocol=\"HTTP/1.0\"}"),
+	          h10 + 1);
+	CHECK_INT(sample(t, "weir_proxy_requests_by_protocol_total{protocol=\"HTTP/1.1\"}"),
+	          h11 + 1);
+	CHECK_INT(sample(t, "weir_proxy_requests_by_protocol_total{protocol=\"HTTP/2.0\"}"),
+	          h2 + 2);
+	CHECK(strstr(t, "weir_proxy_requests_by_protocol_total{protocol=\"-\"}") == NULL);
 	free(t);
 }
 
@@ -280,9 +343,10 @@ static void test_bounded(void)
 	const int total = METRICS_MAX_SERIES + 2500;
 	for (int i = 0; i < total; i++) {
 		snprintf(host, sizeof(host), "h%05d.bound", i);
-		metrics_request(host, "/", i % 2 ? 200 : 404, -1);
+		metrics_request(host, "/", i % 2 ? 200 : 404, METRICS_HTTP11, -1);
 	}
-	metrics_request("h00000.bound", "/", 404, -1); /* existing series still counts */
+	metrics_request("h00000.bound", "/", 404, METRICS_HTTP11,
+	                -1); /* existing series still counts */
 	char *t = render();
 	if (!t)
 		return;
@@ -292,7 +356,7 @@ static void test_bounded(void)
 	CHECK(overflow >= 1 && overflow <= 2);
 	CHECK(series - overflow <= METRICS_MAX_SERIES);
 	CHECK_INT(sample(t, "weir_proxy_requests_total{host=\"h00000.bound\",path=\"/\","
-	                    "code=\"404\"}"),
+	                    "code=\"404\",protocol=\"HTTP/1.1\"}"),
 	          2);
 	/* Sum of the .bound series plus the overflow ones equals what was sent. */
 	long long sum = 0;
@@ -317,6 +381,7 @@ int main(void)
 	test_histogram();
 	test_families_and_order();
 	test_long_labels();
+	test_protocols();
 	test_bounded();
 	return check_finish("metrics_test");
 }
