@@ -18,6 +18,7 @@
 #include <nghttp2/nghttp2.h>
 
 #include "buf.h"
+#include "chan.h"
 #include "error.h"
 #include "h2.h"
 #include "h2up.h"
@@ -44,7 +45,7 @@ struct h2up_conn;
 struct h2up_stream {
 	struct h2up_conn *c;
 	struct h2up_stream *next, *prev;
-	int fd;
+	struct chan *ch; /* side CHAN_A; NULL once let go */
 	struct loop_io io;
 	struct loop_defer defer;
 	bool can_read, can_write;
@@ -106,18 +107,17 @@ static void free_stream(struct loop_defer *d)
 	free(st);
 }
 
-/* Close the pair: the data path sees the end (an abort when the answer is
- * not whole). Unlink and free later. */
+/* Let go of the channel: the data path sees the end (an abort when the
+ * answer is not whole). Unlink and free later. */
 static void stream_drop(struct h2up_stream *st)
 {
 	struct h2up_conn *c = st->c;
 	if (st->gone)
 		return;
 	st->gone = true;
-	if (st->fd >= 0) {
-		loop_io_del(c->p->loop, &st->io);
-		close(st->fd);
-		st->fd = -1;
+	if (st->ch) {
+		chan_close(st->ch, CHAN_A);
+		st->ch = NULL;
 	}
 	if (st->prev)
 		st->prev->next = st->next;
@@ -277,9 +277,9 @@ static void stream_progress(struct h2up_stream *st)
 	for (int round = 0; round < PROGRESS_ROUNDS && !st->gone; round++) {
 		bool progress = false;
 		if (buf_len(&st->out) > 0 && st->can_write) {
-			ssize_t n = send(st->fd, st->out.data + st->out.start, buf_len(&st->out),
-			                 MSG_NOSIGNAL);
-			if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			ssize_t n = chan_write(st->ch, CHAN_A, st->out.data + st->out.start,
+			                       buf_len(&st->out));
+			if (n == WEIR_EAGAIN) {
 				st->can_write = false;
 			} else if (n < 0) {
 				if (st->id > 0)
@@ -306,8 +306,8 @@ static void stream_progress(struct h2up_stream *st)
 		}
 		bool room = !st->head_done || buf_len(&st->body) < BODY_HIGH;
 		if (st->can_read && room && !st->body_end) {
-			ssize_t n = recv(st->fd, tmp, sizeof(tmp), 0);
-			if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			ssize_t n = chan_read(st->ch, CHAN_A, tmp, sizeof(tmp));
+			if (n == WEIR_EAGAIN) {
 				st->can_read = false;
 			} else if (n <= 0) {
 				/* the data path left before its request was whole */
@@ -758,7 +758,7 @@ static size_t conn_capacity(const struct h2up_conn *c)
 }
 
 int h2up_attach(struct h2up_pool *p, const struct route_endpoint *ep,
-                const struct backend_tls_target *tls, int fd)
+                const struct backend_tls_target *tls, struct chan *ch)
 {
 	char key[KEY_MAX];
 	int kn = tls ? snprintf(key, sizeof(key), "%s|%u|h2|%s|%s|%s", ep->address,
@@ -766,7 +766,7 @@ int h2up_attach(struct h2up_pool *p, const struct route_endpoint *ep,
 	                        tls->sni ? tls->sni : "", tls->name ? tls->name : "")
 	             : snprintf(key, sizeof(key), "%s|%u|h2c", ep->address, (unsigned)ep->port);
 	if (kn < 0 || (size_t)kn >= sizeof(key)) {
-		close(fd); /* a cut key could match another target's connection */
+		chan_close(ch, CHAN_A); /* a cut key could match another target's connection */
 		return WEIR_EINVAL;
 	}
 	struct h2up_conn *c = NULL;
@@ -778,18 +778,18 @@ int h2up_attach(struct h2up_pool *p, const struct route_endpoint *ep,
 	if (!c) {
 		int rc = conn_open(p, ep, tls, key, &c);
 		if (rc != 0) {
-			close(fd);
+			chan_close(ch, CHAN_A);
 			return rc;
 		}
 	}
 	struct h2up_stream *st = calloc(1, sizeof(*st));
 	if (!st) {
-		close(fd);
+		chan_close(ch, CHAN_A);
 		return WEIR_ENOMEM;
 	}
 	st->c = c;
-	st->fd = fd;
-	st->io.fd = fd;
+	st->ch = ch;
+	st->io.fd = -1;
 	st->io.cb = on_stream_io;
 	st->io.data = st;
 	buf_init(&st->in, HEAD_MAX + READ_CHUNK);
@@ -797,11 +797,7 @@ int h2up_attach(struct h2up_pool *p, const struct route_endpoint *ep,
 	buf_init(&st->out, ANSWER_CAP + HEAD_MAX * 2u);
 	buf_init(&st->lines, HEAD_MAX);
 	http_parse_init(&st->hp, false, false);
-	if (loop_io_add(p->loop, &st->io, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET) != 0) {
-		close(fd);
-		free(st);
-		return WEIR_ENOMEM;
-	}
+	chan_watch(ch, CHAN_A, &st->io);
 	st->next = c->streams;
 	if (c->streams)
 		c->streams->prev = st;

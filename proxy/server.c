@@ -54,6 +54,7 @@
 #include "upstream.h"
 
 #define IO_CAP 16384u          /* body bytes buffered per direction */
+#define UP_CHAN_CAP 131072u    /* bytes between the data path and h2up, each way */
 #define UP_HEAD_DEFAULT 4096u  /* largest upstream response head without a table */
 #define UP_IN_MIN 32768u       /* cap of the upstream input buffer, at least */
 #define GZ_OUT 8192u           /* compressed bytes made per step (stack) */
@@ -753,22 +754,22 @@ static void response_parse_init(struct conn *c)
 	}
 }
 
-/* An HTTP/2 upstream (GRPC, GRPCS): the data path's side of a socket pair
- * whose other side h2up serves. */
+/* An HTTP/2 upstream (GRPC, GRPCS): side B of an in-memory channel whose
+ * side A h2up serves. */
 static int open_h2_upstream(struct conn *c, struct upstream **u, int *err)
 {
-	int sp[2];
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sp) != 0) {
-		*err = errno;
-		return WEIR_EIO;
+	struct chan *ch = chan_new(c->w->loop, UP_CHAN_CAP);
+	if (!ch) {
+		*err = ENOMEM;
+		return WEIR_ENOMEM;
 	}
-	int rc = h2up_attach(c->w->h2up, c->ep, c->backend_tls ? &c->x->up_tls : NULL, sp[1]);
+	int rc = h2up_attach(c->w->h2up, c->ep, c->backend_tls ? &c->x->up_tls : NULL, ch);
 	if (rc != 0) {
-		close(sp[0]);
+		chan_close(ch, CHAN_B);
 		*err = rc == WEIR_EINVAL ? EINVAL : ENOMEM;
 		return rc;
 	}
-	rc = upstream_adopt(c->w->pool, sp[0], on_up_event, c, u);
+	rc = upstream_adopt_chan(c->w->pool, ch, on_up_event, c, u);
 	if (rc != 0)
 		*err = ENOMEM;
 	return rc;

@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "chan.h"
 #include "error.h"
 #include "upstream.h"
 
@@ -270,29 +271,26 @@ out:
 	return rc;
 }
 
-int upstream_adopt(struct upstream_pool *p, int fd, upstream_event_cb cb, void *data,
-                   struct upstream **out)
+int upstream_adopt_chan(struct upstream_pool *p, struct chan *ch, upstream_event_cb cb, void *data,
+                        struct upstream **out)
 {
 	struct upstream *u = calloc(1, sizeof(*u));
 	if (!u) {
-		close(fd);
+		chan_close(ch, CHAN_B);
 		return WEIR_ENOMEM;
 	}
 	u->pool = p;
-	u->sock.fd = fd;
+	u->sock.fd = -1;
+	u->sock.chan = ch;
 	u->connected = true;
 	loop_timer_init(&u->idle_timer, on_idle_timer, u);
-	snprintf(u->key, sizeof(u->key), "pair|%d", fd); /* never pooled: answers close */
-	u->io.fd = fd;
+	strcpy(u->key, "chan"); /* never pooled (upstream_release): h2up's answers close */
+	u->io.fd = -1;
 	u->io.cb = on_io;
 	u->io.data = u;
 	u->cb = cb;
 	u->data = data;
-	if (loop_io_add(p->loop, &u->io, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET) != 0) {
-		close(fd);
-		free(u);
-		return WEIR_EIO;
-	}
+	chan_watch(ch, CHAN_B, &u->io);
 	*out = u;
 	return 0;
 }
@@ -345,7 +343,7 @@ void upstream_release(struct upstream *u, bool reusable, uint32_t max_idle)
 	struct upstream_pool *p = u->pool;
 	if (u->closed)
 		return;
-	if (reusable && max_idle > 0 && u->connected) {
+	if (reusable && max_idle > 0 && u->connected && !u->sock.chan) {
 		/* A peer that already closed or sent stray bytes is not reused. With
 		 * can_read clear the owner saw the plain socket drained and no edge
 		 * since (a later byte or FIN raises an edge, which on_idle_io turns
@@ -400,6 +398,7 @@ void upstream_detach(struct upstream *u, struct tls_sock *sock)
 	*sock = u->sock;
 	u->sock.fd = -1;
 	u->sock.ssl = NULL;
+	u->sock.chan = NULL;
 	u->closed = true;
 	u->io.fd = -1;
 	loop_defer(u->pool->loop, &u->defer, free_deferred, u);

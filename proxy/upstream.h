@@ -69,11 +69,11 @@ int upstream_connect_tls(struct upstream_pool *p, const struct route_endpoint *e
                          const struct backend_tls_target *tls, upstream_event_cb cb, void *data,
                          struct upstream **out, int *errno_out);
 
-/* A connection that is already open on fd (taken over; closed on failure):
- * the data path's side of a socket pair (h2up.h). Never pooled. Returns 0,
- * WEIR_ENOMEM or WEIR_EIO. */
-int upstream_adopt(struct upstream_pool *p, int fd, upstream_event_cb cb, void *data,
-                   struct upstream **out);
+/* A connection that is side CHAN_B of an in-memory channel (chan.h) whose
+ * side CHAN_A h2up serves (taken over; closed on failure). Never pooled.
+ * Returns 0 or WEIR_ENOMEM. */
+int upstream_adopt_chan(struct upstream_pool *p, struct chan *ch, upstream_event_cb cb, void *data,
+                        struct upstream **out);
 
 /* After an EPOLLOUT on a connecting socket: 0 when connected, else the
  * connect errno (ECONNREFUSED...). */
