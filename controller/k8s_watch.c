@@ -514,13 +514,353 @@ static int list_sink(void *arg, const char *data, size_t len)
 	return 0;
 }
 
+/* ---- list page: one item at a time ----
+ *
+ * A page is not parsed as one json-c tree: a scan finds the spans of the page's members and of
+ * its items, and json-c parses each span on its own. So one item's nodes exist at a time, not
+ * a page's (500 Ingresses: megabytes of json-c nodes, freed as holes among the kept ones), and
+ * each item's metadata.managedFields and last-applied annotation are cut out of its text before
+ * it is parsed: they were a quarter to a third of an item's nodes, built only to be deleted.
+ * Every value is still parsed by json-c; the scan checks the punctuation between them. */
+
+static const char *skip_ws(const char *p, const char *end)
+{
+	while (p < end && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
+		p++;
+	return p;
+}
+
+/* p at a '"': past the closing quote, or NULL. */
+static const char *string_end(const char *p, const char *end)
+{
+	for (p++; p < end; p++) {
+		if (*p == '\\')
+			p++;
+		else if (*p == '"')
+			return p + 1;
+	}
+	return NULL;
+}
+
+/* p at a value: past it, or NULL. Containers are matched by bracket depth (strings skipped);
+ * what is inside is json-c's to check. */
+static const char *value_end(const char *p, const char *end)
+{
+	int depth = 0;
+
+	if (p == end)
+		return NULL;
+	if (*p == '"')
+		return string_end(p, end);
+	if (*p != '{' && *p != '[') {
+		const char *q = p;
+
+		while (q < end && !strchr(",}] \t\r\n", *q))
+			q++;
+		return q > p ? q : NULL;
+	}
+	for (; p < end; p++) {
+		if (*p == '"') {
+			p = string_end(p, end);
+			if (!p)
+				return NULL;
+			p--;
+		} else if (*p == '{' || *p == '[') {
+			depth++;
+		} else if (*p == '}' || *p == ']') {
+			if (--depth == 0)
+				return p + 1;
+		}
+	}
+	return NULL;
+}
+
+/* Members of an object or elements of an array, in order. */
+struct span_scan {
+	const char *p, *end;
+	char close; /* '}' or ']' */
+	bool first;
+};
+
+struct span {
+	const char *key, *key_end; /* with their quotes; NULL in an array */
+	const char *val, *val_end;
+};
+
+/* p at the '{' or '[' (after blanks). Returns false when it is neither. */
+static bool scan_begin(struct span_scan *s, const char *p, const char *end)
+{
+	p = skip_ws(p, end);
+	if (p == end || (*p != '{' && *p != '['))
+		return false;
+	s->close = *p == '{' ? '}' : ']';
+	s->p = p + 1;
+	s->end = end;
+	s->first = true;
+	return true;
+}
+
+/* The next member or element into *m: 1, 0 at the end (s->p then past the closing bracket),
+ * -1 when malformed. */
+static int scan_next(struct span_scan *s, struct span *m)
+{
+	const char *p = skip_ws(s->p, s->end);
+
+	if (p < s->end && *p == s->close) {
+		s->p = p + 1;
+		return 0;
+	}
+	if (!s->first) {
+		if (p == s->end || *p != ',')
+			return -1;
+		p = skip_ws(p + 1, s->end);
+	}
+	s->first = false;
+	m->key = m->key_end = NULL;
+	if (s->close == '}') {
+		if (p == s->end || *p != '"' || !(m->key_end = string_end(p, s->end)))
+			return -1;
+		m->key = p;
+		p = skip_ws(m->key_end, s->end);
+		if (p == s->end || *p != ':')
+			return -1;
+		p = skip_ws(p + 1, s->end);
+	}
+	m->val = p;
+	m->val_end = value_end(p, s->end);
+	if (!m->val_end)
+		return -1;
+	s->p = m->val_end;
+	return 1;
+}
+
+/* Parse exactly p[0..n) with tok. Returns false when that is not one JSON value; else true and
+ * *out (caller puts; NULL for null). */
+static bool parse_span(json_tokener *tok, const char *p, size_t n, json_object **out)
+{
+	json_object *o;
+
+	*out = NULL;
+	if (n > (size_t)INT32_MAX)
+		return false;
+	json_tokener_reset(tok);
+	o = json_tokener_parse_ex(tok, p, (int)n);
+	if (!o && json_tokener_get_error(tok) == json_tokener_continue)
+		o = json_tokener_parse_ex(tok, " ", 1); /* a bare number ends here */
+	else if (json_tokener_get_parse_end(tok) != n)
+		goto bad;
+	if (json_tokener_get_error(tok) != json_tokener_success)
+		goto bad;
+	*out = o;
+	return true;
+bad:
+	json_object_put(o);
+	return false;
+}
+
+/* Whether the key span (with its quotes) is want. */
+static bool key_is(json_tokener *tok, const struct span *m, const char *want)
+{
+	size_t n = (size_t)(m->key_end - m->key) - 2;
+	json_object *k;
+	bool same;
+
+	if (!memchr(m->key + 1, '\\', n))
+		return n == strlen(want) && memcmp(m->key + 1, want, n) == 0;
+	if (!parse_span(tok, m->key, n + 2, &k))
+		return false;
+	same = strcmp(json_object_get_string(k), want) == 0;
+	json_object_put(k);
+	return same;
+}
+
+/* The first member key of the object at obj (a well-formed one, already scanned), or NULL;
+ * *prev_end is where the member before it ends (NULL: it is the first). */
+static bool find_member(json_tokener *tok, const char *obj, const char *end, const char *key,
+                        struct span *m, const char **prev_end)
+{
+	struct span_scan s;
+
+	*prev_end = NULL;
+	if (!scan_begin(&s, obj, end) || s.close != '}')
+		return false;
+	while (scan_next(&s, m) == 1) {
+		if (key_is(tok, m, key))
+			return true;
+		*prev_end = m->val_end;
+	}
+	return false;
+}
+
+/* Remove member key (its first occurrence) from the object at obj, inside the text
+ * base[0..*len): the bytes after it move down and *len shrinks. The text stays the same JSON
+ * less that member. */
+static void cut_member(json_tokener *tok, char *base, size_t *len, char *obj, const char *key)
+{
+	const char *end = base + *len, *prev_end, *after;
+	struct span m;
+	char *from, *to;
+
+	if (!find_member(tok, obj, end, key, &m, &prev_end))
+		return;
+	after = skip_ws(m.val_end, end);
+	if (after < end && *after == ',') {
+		from = (char *)m.key; /* "key": value, -> next member */
+		to = (char *)after + 1;
+	} else if (prev_end) {
+		from = (char *)prev_end; /* previous, "key": value -> previous */
+		to = (char *)m.val_end;
+	} else {
+		from = (char *)m.key; /* the only member */
+		to = (char *)m.val_end;
+	}
+	memmove(from, to, (size_t)(end - to));
+	*len -= (size_t)(to - from);
+}
+
+/* Cut what prepare_object would delete first out of the item's text item[0..*len). */
+static void cut_item(json_tokener *tok, char *item, size_t *len)
+{
+	const char *prev_end;
+	struct span meta, ann;
+
+	if (!find_member(tok, item, item + *len, "metadata", &meta, &prev_end) || *meta.val != '{')
+		return;
+	cut_member(tok, item, len, (char *)meta.val, "managedFields");
+	if (find_member(tok, meta.val, item + *len, "annotations", &ann, &prev_end) &&
+	    *ann.val == '{')
+		cut_member(tok, item, len, (char *)ann.val,
+		           "kubectl.kubernetes.io/last-applied-configuration");
+}
+
+struct item_list {
+	json_object **v;
+	size_t n, cap;
+};
+
+static void item_list_push(struct item_list *l, json_object *obj)
+{
+	if (l->n == l->cap) {
+		size_t ncap = l->cap ? l->cap * 2 : 64;
+		json_object **nv = realloc(l->v, ncap * sizeof(*nv));
+
+		if (!nv)
+			abort();
+		l->v = nv;
+		l->cap = ncap;
+	}
+	l->v[l->n++] = obj;
+}
+
+/* Put items[from..n) and drop them from the list. */
+static void item_list_truncate(struct item_list *l, size_t from)
+{
+	while (l->n > from)
+		json_object_put(l->v[--l->n]);
+}
+
+/* The elements of an items array (the span at p) that are objects, each prepared, onto *out.
+ * The text is changed in place (cut_item). Returns 0 or WEIR_EPARSE. */
+static int page_items(const struct kind_def *def, json_tokener *tok, char *p, const char *end,
+                      struct item_list *out)
+{
+	struct span_scan s;
+	struct span m;
+	int r;
+
+	if (!scan_begin(&s, p, end) || s.close != ']')
+		return WEIR_EPARSE;
+	while ((r = scan_next(&s, &m)) == 1) {
+		size_t len = (size_t)(m.val_end - m.val);
+		json_object *it;
+
+		if (*m.val == '{')
+			cut_item(tok, (char *)m.val, &len);
+		if (!parse_span(tok, m.val, len, &it))
+			return WEIR_EPARSE;
+		if (!json_object_is_type(it, json_type_object)) {
+			json_object_put(it);
+			continue;
+		}
+		prepare_object(def, it);
+		item_list_push(out, it);
+	}
+	return r == 0 ? 0 : WEIR_EPARSE;
+}
+
+/* One list page body[0..len) (changed in place): its items onto *out, its
+ * metadata.resourceVersion into rv (unchanged when absent) and its metadata.continue into
+ * *cont (caller frees; NULL when absent or empty). Returns 0 or WEIR_EPARSE (items added by
+ * this call are then put again). The same as parsing the page whole: a later duplicate member
+ * wins. */
+static int parse_page(const struct kind_def *def, char *body, size_t len, struct item_list *out,
+                      char *rv, size_t rvlen, char **cont)
+{
+	const char *end = body + len;
+	size_t start = out->n;
+	json_tokener *tok = json_tokener_new();
+	json_object *meta = NULL, *v;
+	struct span_scan s;
+	struct span m;
+	bool have_items = false;
+	int r, rc = WEIR_EPARSE;
+
+	if (!tok)
+		abort();
+	*cont = NULL;
+	if (!scan_begin(&s, body, end) || s.close != '}')
+		goto out;
+	while ((r = scan_next(&s, &m)) == 1) {
+		bool items = key_is(tok, &m, "items");
+
+		if (items) {
+			item_list_truncate(out, start); /* json-c keeps the last one */
+			have_items = true;
+			if (*m.val == '[') {
+				if (page_items(def, tok, (char *)m.val, m.val_end, out) != 0)
+					goto out;
+				continue;
+			}
+		}
+		if (!parse_span(tok, m.val, (size_t)(m.val_end - m.val), &v))
+			goto out;
+		if (items && v) { /* neither an array nor null */
+			json_object_put(v);
+			goto out;
+		}
+		if (key_is(tok, &m, "metadata")) {
+			json_object_put(meta);
+			meta = v;
+			continue;
+		}
+		json_object_put(v);
+	}
+	if (r != 0 || !have_items)
+		goto out;
+	if (json_object_object_get_ex(meta, "resourceVersion", &v) &&
+	    json_object_is_type(v, json_type_string))
+		snprintf(rv, rvlen, "%s", json_object_get_string(v));
+	if (json_object_object_get_ex(meta, "continue", &v) &&
+	    json_object_is_type(v, json_type_string) && json_object_get_string_len(v) > 0) {
+		*cont = strdup(json_object_get_string(v));
+		if (!*cont)
+			abort();
+	}
+	rc = 0;
+out:
+	if (rc)
+		item_list_truncate(out, start);
+	json_object_put(meta);
+	json_tokener_free(tok);
+	return rc;
+}
+
 /* Full paginated list; on success the store holds exactly the listed objects and w->rv is
  * the list's resourceVersion. */
 static int do_list(struct watcher *w, char *errtext, size_t errlen)
 {
 	struct k8s_source *src = w->src;
-	json_object **items = NULL, *root = NULL, *arr;
-	size_t n = 0, cap = 0;
+	struct item_list items = {0};
 	char *cont = NULL, *url = NULL, *errbody = NULL;
 	char rv[128] = "";
 	long status;
@@ -529,7 +869,6 @@ static int do_list(struct watcher *w, char *errtext, size_t errlen)
 	for (int page = 0; page < LIST_PAGES_MAX; page++) {
 		struct list_buf b = {0};
 		char *esc = cont ? url_escape(cont) : NULL;
-		const char *c;
 
 		free(url);
 		if (asprintf(&url, "%s?limit=%d%s%s%s%s", w->path, LIST_LIMIT,
@@ -551,40 +890,16 @@ static int do_list(struct watcher *w, char *errtext, size_t errlen)
 			rc = status == 410 ? WEIR_EGONE : WEIR_EHTTP;
 			goto out;
 		}
-		root = b.data ? json_tokener_parse(b.data) : NULL;
+		free(cont);
+		/* Up to a NUL, as json_tokener_parse read the page before. */
+		rc = b.data
+		         ? parse_page(w->def, b.data, strlen(b.data), &items, rv, sizeof(rv), &cont)
+		         : WEIR_EPARSE;
 		free(b.data);
-		if (!root || !json_object_object_get_ex(root, "items", &arr) ||
-		    !(json_object_is_type(arr, json_type_array) ||
-		      json_object_is_type(arr, json_type_null))) {
+		if (rc) {
 			snprintf(errtext, errlen, "list: malformed response");
-			rc = WEIR_EPARSE;
 			goto out;
 		}
-		for (size_t i = 0; arr && i < json_object_array_length(arr); i++) {
-			json_object *it = json_object_array_get_idx(arr, i);
-
-			if (!json_object_is_type(it, json_type_object))
-				continue;
-			if (n == cap) {
-				size_t ncap = cap ? cap * 2 : 64;
-				json_object **ni = realloc(items, ncap * sizeof(*ni));
-
-				if (!ni)
-					abort();
-				items = ni;
-				cap = ncap;
-			}
-			prepare_object(w->def, it);
-			items[n++] = json_object_get(it);
-		}
-		c = obj_str(root, "metadata", "resourceVersion");
-		if (c)
-			snprintf(rv, sizeof(rv), "%s", c);
-		c = obj_str(root, "metadata", "continue");
-		free(cont);
-		cont = c && c[0] ? strdup(c) : NULL;
-		json_object_put(root);
-		root = NULL;
 		if (!cont)
 			break;
 		free(errbody);
@@ -595,24 +910,20 @@ static int do_list(struct watcher *w, char *errtext, size_t errlen)
 		rc = WEIR_ETOOBIG;
 		goto out;
 	}
-	rc = store_replace_in(src->s, w->def->kind, w->scope, items, n);
+	rc = store_replace_in(src->s, w->def->kind, w->scope, items.v, items.n);
+	items.n = 0; /* ownership was taken either way (contract) */
 	if (rc) {
-		/* Ownership was taken either way (contract). */
-		n = 0;
 		snprintf(errtext, errlen, "store: %s", weir_strerror(rc));
 		goto out;
 	}
-	n = 0;
 	gauge_update(w);
 	free(w->rv);
 	w->rv = strdup(rv);
 	if (!w->rv)
 		abort();
 out:
-	for (size_t i = 0; i < n; i++)
-		json_object_put(items[i]);
-	free(items);
-	json_object_put(root);
+	item_list_truncate(&items, 0);
+	free(items.v);
 	free(cont);
 	free(url);
 	free(errbody);

@@ -2,8 +2,10 @@
  * controller/k8s_watch.c (newline-delimited JSON events) with the event
  * handling behind it: objects go into a real store as the watcher's kind
  * (picked by the input length). The stream is fed once whole and once in
- * small reads: both must deliver the same events. Includes the .c to reach its
- * static functions. */
+ * small reads: both must deliver the same events. The input is also read as a
+ * list page, item by item (parse_page): when json-c parses it whole too, both
+ * must give the same items, resourceVersion and continue token. Includes the
+ * .c to reach its static functions. */
 #include "controller/k8s_watch.c"
 
 #include "fuzz_common.h"
@@ -40,6 +42,65 @@ static int feed(struct watch_decoder *d, const char *data, size_t size, size_t s
 	return 0;
 }
 
+/* The page as the list read it before parse_page: one json-c tree, every
+ * object item prepared. Returns false when json-c or the shape refuses it. */
+static bool page_whole(const struct kind_def *def, const char *text, json_object **root,
+                       json_object **arr)
+{
+	*root = json_tokener_parse(text);
+	if (!*root || !json_object_object_get_ex(*root, "items", arr) ||
+	    !(json_object_is_type(*arr, json_type_array) ||
+	      json_object_is_type(*arr, json_type_null)))
+		return false;
+	for (size_t i = 0; *arr && i < json_object_array_length(*arr); i++) {
+		json_object *it = json_object_array_get_idx(*arr, i);
+
+		if (json_object_is_type(it, json_type_object))
+			prepare_object(def, it);
+	}
+	return true;
+}
+
+static void check_page(const struct kind_def *def, const uint8_t *data, size_t size)
+{
+	char *text = malloc(size + 1), rv[128] = "", *cont = NULL;
+	struct item_list l = {0};
+	json_object *root = NULL, *arr = NULL;
+
+	FUZZ_CHECK(text);
+	memcpy(text, data, size);
+	text[size] = '\0';
+	bool whole = page_whole(def, text, &root, &arr);
+	if (parse_page(def, text, strlen(text), &l, rv, sizeof(rv), &cont) == 0 && whole) {
+		size_t k = 0;
+		const char *want;
+
+		for (size_t i = 0; arr && i < json_object_array_length(arr); i++) {
+			json_object *it = json_object_array_get_idx(arr, i);
+
+			if (!json_object_is_type(it, json_type_object))
+				continue;
+			FUZZ_CHECK(k < l.n);
+			FUZZ_CHECK(strcmp(json_object_to_json_string(it),
+			                  json_object_to_json_string(l.v[k])) == 0);
+			k++;
+		}
+		FUZZ_CHECK(k == l.n);
+		char want_rv[sizeof(rv)]; /* cut to the list's buffer, as before */
+
+		want = obj_str(root, "metadata", "resourceVersion");
+		snprintf(want_rv, sizeof(want_rv), "%s", want ? want : "");
+		FUZZ_CHECK(strcmp(rv, want_rv) == 0);
+		want = obj_str(root, "metadata", "continue");
+		FUZZ_CHECK((want && want[0]) ? cont && strcmp(cont, want) == 0 : !cont);
+	}
+	item_list_truncate(&l, 0);
+	free(l.v);
+	free(cont);
+	json_object_put(root);
+	free(text);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	const char *in = (const char *)data;
@@ -71,5 +132,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	snapshot_free(snap);
 	watcher_cleanup(w);
 	store_free(src.s);
+
+	check_page(&kind_defs[size % NKINDS], data, size);
 	return 0;
 }

@@ -240,6 +240,17 @@ WATCH = [
     '{"type":"ADDED","object":{"metadata":{"name":"a\\u0000b","namespace":"ns"},"data":"line\\n\\u00e9"}}\n',
     '{"type":"ADDED","object":{"metadata":{"name":"a"}}}{"type":"ADDED"}\n',
     '{"type":"ADDED","object":{"metadata":{"name":"' + "n" * 600 + '","namespace":"' + "s" * 600 + '"}}}\n',
+    # List pages (parse_page), as the API server writes them.
+    '{"kind":"IngressList","apiVersion":"networking.k8s.io/v1","metadata":{"resourceVersion":"77",'
+    '"continue":"eyJ2IjoibWV0YS5rOHMuaW8vdjEifQ"},"items":[{"metadata":{"name":"a","namespace":"ns",'
+    '"uid":"u","resourceVersion":"5","generation":1,"creationTimestamp":"2026-01-01T00:00:00Z",'
+    '"annotations":{"kubectl.kubernetes.io/last-applied-configuration":"{\\"x\\":1}\\n","k":"v"},'
+    '"managedFields":[{"manager":"kubectl","operation":"Apply","fieldsType":"FieldsV1",'
+    '"fieldsV1":{"f:spec":{"f:rules":{}}}}]},"spec":{"rules":[{"host":"a.test"}]},'
+    '"status":{"loadBalancer":{}}},{"metadata":{"managedFields":[],"name":"b"}}]}',
+    '{"metadata":{"resourceVersion":"3"},"items":null}',
+    '{"items":[{"metadata":{"name":"x"}}],"\\u0069tems":[{"metadata":{"name":"y",'
+    '"managedFields":[{"a":"}]"}]}}, 7, null]}',
 ]
 
 

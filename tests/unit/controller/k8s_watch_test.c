@@ -863,6 +863,109 @@ out:
 	store_free(s);
 }
 
+/* ---- list pages ---- */
+
+/* parse_page of text as an Ingress list: the items as plain JSON joined by '|', or
+ * "ERROR". */
+static void page_result(const char *text, char *out, size_t outlen, char *rv, size_t rvlen,
+                        char **cont)
+{
+	char *copy = strdup(text);
+	struct item_list l = {0};
+	size_t len = 0;
+
+	CHECK(copy != NULL);
+	*cont = NULL;
+	out[0] = '\0';
+	if (parse_page(&kind_defs[0], copy, strlen(copy), &l, rv, rvlen, cont) != 0) {
+		snprintf(out, outlen, "ERROR");
+		CHECK_INT(l.n, 0);
+	}
+	for (size_t i = 0; i < l.n; i++)
+		len += (size_t)snprintf(
+		    out + len, outlen - len, "%s|",
+		    json_object_to_json_string_ext(l.v[i], JSON_C_TO_STRING_PLAIN));
+	item_list_truncate(&l, 0);
+	free(l.v);
+	free(copy);
+}
+
+static void check_page(const char *text, const char *items, const char *rv_want,
+                       const char *cont_want)
+{
+	char out[4096], rv[128] = "";
+	char *cont;
+
+	page_result(text, out, sizeof(out), rv, sizeof(rv), &cont);
+	CHECK_STR(out, items);
+	CHECK_STR(rv, rv_want);
+	if (cont_want)
+		CHECK_STR(cont, cont_want);
+	else
+		CHECK(cont == NULL);
+	free(cont);
+}
+
+static void test_list_pages(void)
+{
+	/* managedFields first, in the middle, last, alone; the last-applied annotation
+	 * likewise; members order kept. */
+	check_page("{\"kind\":\"IngressList\",\"apiVersion\":\"networking.k8s.io/v1\","
+	           "\"metadata\":{\"resourceVersion\":\"77\",\"continue\":\"tok\"},\"items\":["
+	           "{\"metadata\":{\"managedFields\":[{\"f\":{\"}\":\"]\"}}],\"name\":\"a\"}},"
+	           " {\"metadata\" : { \"name\":\"b\" , \"managedFields\" : [ ] , \"uid\":\"u\" }},"
+	           "{\"metadata\":{\"name\":\"c\",\"managedFields\":[{}]},\"spec\":{}},"
+	           "{\"metadata\":{\"managedFields\":null}},"
+	           "{\"metadata\":{\"name\":\"d\",\"annotations\":{"
+	           "\"kubectl.kubernetes.io/last-applied-configuration\":\"{\\\"x\\\":1}\","
+	           "\"k\":\"v\"}}},"
+	           "{\"metadata\":{\"name\":\"e\",\"annotations\":{\"k\":\"v\","
+	           "\"kubectl.kubernetes.io\\/last-applied-configuration\":\"{}\"}}},"
+	           "7,\"s\",null,[]]}",
+	           "{\"metadata\":{\"name\":\"a\"}}|{\"metadata\":{\"name\":\"b\",\"uid\":\"u\"}}|"
+	           "{\"metadata\":{\"name\":\"c\"},\"spec\":{}}|{\"metadata\":{}}|"
+	           "{\"metadata\":{\"name\":\"d\",\"annotations\":{\"k\":\"v\"}}}|"
+	           "{\"metadata\":{\"name\":\"e\",\"annotations\":{\"k\":\"v\"}}}|",
+	           "77", "tok");
+	/* Only where prepare_object deletes: an annotation named managedFields and a
+	 * managedFields member outside metadata stay. */
+	check_page("{\"items\":[{\"metadata\":{\"name\":\"a\",\"annotations\":{"
+	           "\"managedFields\":\"1\"}},\"spec\":{\"metadata\":{\"managedFields\":2}}}]}",
+	           "{\"metadata\":{\"name\":\"a\",\"annotations\":{\"managedFields\":\"1\"}},"
+	           "\"spec\":{\"metadata\":{\"managedFields\":2}}}|",
+	           "", NULL);
+	/* A later duplicate member wins, as in one json-c tree; an empty continue is none;
+	 * escaped keys. */
+	check_page(
+	    "{\"items\":[{\"metadata\":{\"name\":\"old\"}}],\"metadata\":{\"continue\":\"x\"},"
+	    "\"\\u0069tems\":[{\"metadata\":{\"name\":\"new\"}}],"
+	    "\"metadata\":{\"resourceVersion\":\"3\",\"continue\":\"\"}}",
+	    "{\"metadata\":{\"name\":\"new\"}}|", "3", NULL);
+	check_page(" {\"items\":null} trailing", "", "", NULL);
+	check_page("{\"items\":[],\"metadata\":{\"resourceVersion\":5}}", "", "", NULL);
+	/* Malformed: no items, items not a list, bad punctuation, a bad item, cut short. */
+	const char *bad[] = {
+	    "",
+	    "[]",
+	    "{}",
+	    "{\"items\":{}}",
+	    "{\"items\":1}",
+	    "{\"items\":[{}],}",
+	    "{\"items\":[{},]}",
+	    "{\"items\":[{} {}]}",
+	    "{\"items\" [{}]}",
+	    "{\"items\":[{\"a\":}]}",
+	    "{\"items\":[{\"a\":1]]}",
+	    "{\"items\":[{\"metadata\":{\"managedFields\":[}}]}",
+	    "{\"kind\":tru,\"items\":[]}",
+	    "{\"items\":[{\"a\":\"b}]}",
+	    "{\"items\":[",
+	    "{,\"items\":[]}",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		check_page(bad[i], "ERROR", "", NULL);
+}
+
 int main(void)
 {
 	log_init(LOG_FORMAT_TEXT, LOG_LEVEL_ERROR);
@@ -873,6 +976,7 @@ int main(void)
 	test_prepare_keeps_compile_output();
 	test_backoff();
 	test_url_escape();
+	test_list_pages();
 	test_source_against_fake_server();
 	test_source_server_down();
 	test_source_scoped_configmaps();
