@@ -154,6 +154,7 @@ int main(int argc, char **argv)
 {
 	const char *mdir = NULL, *pdir = NULL;
 	size_t changes = 50;
+	int kinds = 3; /* --endpoints-only: 1 */
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--manifests") == 0 && i + 1 < argc)
 			mdir = argv[++i];
@@ -161,8 +162,12 @@ int main(int argc, char **argv)
 			pdir = argv[++i];
 		else if (strcmp(argv[i], "--changes") == 0 && i + 1 < argc)
 			changes = strtoul(argv[++i], NULL, 10);
+		else if (strcmp(argv[i], "--endpoints-only") == 0)
+			kinds = 1;
 		else {
-			fprintf(stderr, "usage: %s --manifests DIR --publish DIR [--changes N]\n",
+			fprintf(stderr,
+			        "usage: %s --manifests DIR --publish DIR [--changes N] "
+			        "[--endpoints-only]\n",
 			        argv[0]);
 			return 2;
 		}
@@ -213,7 +218,7 @@ int main(int argc, char **argv)
 	const char *phase[PHASES] = {"compile", "publish", "load", "total"};
 	srand(1);
 	static const char *const kind_name[] = {"endpoint", "ingress", "create"};
-	for (int kind = 0; kind < 3; kind++) {
+	for (int kind = 0; kind < kinds; kind++) {
 		bool endpoint = kind == 0;
 		for (size_t i = 0; i < changes; i++) {
 			size_t k = (size_t)rand() % (endpoint ? nslices : ning);

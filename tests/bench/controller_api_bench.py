@@ -142,6 +142,13 @@ def main() -> int:
                     help="every Nth Ingress has a TLS Secret (1: all)")
     ap.add_argument("--distinct-certs", action="store_true",
                     help="each TLS Secret with a certificate and key of its own")
+    ap.add_argument("--skip", action="append", default=[], choices=("restart", "ingress"),
+                    help="leave out a phase, for quicker runs while developing (figures "
+                         "to compare come from a full run)")
+    ap.add_argument("--perf", metavar="DIR",
+                    help="record the controller and the proxy with perf (call graphs) during "
+                         "the EndpointSlice changes, into DIR/controller.data and "
+                         "DIR/proxy.data")
     a = ap.parse_args()
     os.environ["WEIR_BUILD_DIR"] = a.build
     kweir.BUILD = Path(a.build)
@@ -178,46 +185,51 @@ def main() -> int:
         size = routetable.published_bytes(w.publish)
         index_size = (w.publish / "routes.json").stat().st_size
 
-        # restart with everything in the API already
-        w.stop_controller()
-        (w.publish / "routes.json").unlink()
-        ts = time.monotonic()
-        w.start_controller()
-        t_ready = wait(lambda: want <= published_hosts(w.publish), 120,
-                       "table published after the restart", 0.005)
-        wait(lambda: status(w.http_port, last) in SERVED, 60, "served after the restart")
-        time.sleep(2)
-        # restart as a container restart does: the publish directory (an emptyDir) is kept,
-        # and one Ingress was created while the controller was down; timed until the proxy
-        # serves it (the controller publishes only whole tables, after its first full list)
-        w.stop_controller()
-        probe = "restart-probe.bench.weir.test"
-        api.create(kweir.ingress("restart-probe", probe, [("/ws", "Prefix", "app-00000-svc", 80)],
-                                 ns="bench-0"))
-        ts = time.monotonic()
-        w.start_controller()
-        t_warm = wait(lambda: status(w.http_port, probe) == 503, 120,
-                      "the new Ingress served after the restart", 0.005)
-        # where the restart's time went: the controller's own lines since it started
-        ctl = (c.logs / "weir-controller.log").read_text(errors="replace").splitlines()
-        # (the lines after the previous controller's last one: the listing comes
-        # before "running")
-        since = max((i + 1 for i, ln in enumerate(ctl) if "stopping;" in ln), default=0)
-        warm_lines = [ln for ln in ctl[since:]
-                      if any(m in ln for m in ("running: source", "seeded as valid",
-                                               "listed from the API", "compiled in",
-                                               "published generation"))][:6]
-        time.sleep(2)
-
-        lat = []
-        for i in range(a.changes):
-            host = f"change-{i}.bench.weir.test"
-            api.create(kweir.ingress(f"change-{i}", host, [("/ws", "Prefix", "app-00000-svc", 80)],
+        t_ready = t_warm = float("nan")
+        warm_lines: list[str] = []
+        if "restart" not in a.skip:
+            # restart with everything in the API already
+            w.stop_controller()
+            (w.publish / "routes.json").unlink()
+            ts = time.monotonic()
+            w.start_controller()
+            t_ready = wait(lambda: want <= published_hosts(w.publish), 120,
+                           "table published after the restart", 0.005)
+            wait(lambda: status(w.http_port, last) in SERVED, 60, "served after the restart")
+            time.sleep(2)
+            # restart as a container restart does: the publish directory (an emptyDir) is kept,
+            # and one Ingress was created while the controller was down; timed until the proxy
+            # serves it (the controller publishes only whole tables, after its first full list)
+            w.stop_controller()
+            probe = "restart-probe.bench.weir.test"
+            api.create(kweir.ingress("restart-probe", probe, [("/ws", "Prefix", "app-00000-svc", 80)],
                                      ns="bench-0"))
             ts = time.monotonic()
-            wait(lambda: status(w.http_port, host) == 503, 60, f"{host} served", 0.002)
-            lat.append((time.monotonic() - ts) * 1000)
-            time.sleep(0.3)
+            w.start_controller()
+            t_warm = wait(lambda: status(w.http_port, probe) == 503, 120,
+                          "the new Ingress served after the restart", 0.005)
+            # where the restart's time went: the controller's own lines since it started
+            ctl = (c.logs / "weir-controller.log").read_text(errors="replace").splitlines()
+            # (the lines after the previous controller's last one: the listing comes
+            # before "running")
+            since = max((i + 1 for i, ln in enumerate(ctl) if "stopping;" in ln), default=0)
+            warm_lines = [ln for ln in ctl[since:]
+                          if any(m in ln for m in ("running: source", "seeded as valid",
+                                                   "listed from the API", "compiled in",
+                                                   "published generation"))][:6]
+            time.sleep(2)
+
+        lat = [float("nan")]
+        if "ingress" not in a.skip:
+            lat = []
+            for i in range(a.changes):
+                host = f"change-{i}.bench.weir.test"
+                api.create(kweir.ingress(f"change-{i}", host, [("/ws", "Prefix", "app-00000-svc", 80)],
+                                         ns="bench-0"))
+                ts = time.monotonic()
+                wait(lambda: status(w.http_port, host) == 503, 60, f"{host} served", 0.002)
+                lat.append((time.monotonic() - ts) * 1000)
+                time.sleep(0.3)
         # EndpointSlice churn: [a0, a1] -> [a0, a2] -> [a0, a1] ...
         net = Netns(9, naddrs=3)
         net.create()
@@ -238,6 +250,14 @@ def main() -> int:
 
             wait(lambda: server() == f"{net.addrs[1]}:8080", 60, "ep-churn served")
             time.sleep(1)
+            perf = []
+            if a.perf:
+                Path(a.perf).mkdir(parents=True, exist_ok=True)
+                perf = [subprocess.Popen(["perf", "record", "-q", "-g", "-F", "4999", "-p",
+                                          str(p.pid), "-o", f"{a.perf}/{name}.data"],
+                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                        for name, p in (("controller", w.controller), ("proxy", w.proxy))]
+                time.sleep(1)
             ep_lat = []
             ep_at: list[tuple[float, float]] = []
             for i in range(a.changes):
@@ -248,6 +268,9 @@ def main() -> int:
                 ep_lat.append((time.monotonic() - ts) * 1000)
                 ep_at.append((wall, ep_lat[-1]))
                 time.sleep(0.3)
+            for p in perf:
+                p.send_signal(signal.SIGINT)
+                p.wait(60)
         finally:
             net.delete()
         rss, hwm = w.rss_kib("controller")
