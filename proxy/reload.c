@@ -23,6 +23,10 @@
 
 #define COMPONENT "proxy.reload"
 #define MISSING_DIR_RETRY_MS 100
+/* malloc_trim once no load came for this long: a trim walks the whole heap
+ * (tens of MiB with 10,000 certificates), so it waits for a quiet spell
+ * instead of taking a CPU while the next change is on its way. */
+#define TRIM_IDLE_MS 200
 /* Kubernetes volume updates (ConfigMap, projected) swap this symlink. */
 #define K8S_DATA_LINK "..data"
 
@@ -31,16 +35,29 @@ static struct {
 	char *dir;
 	int inotify_fd;
 	int stop_fd;
-	int wd; /* the directory's watch, -1 while it is missing */
+	int reap_fd; /* a worker let go of a table's last reference */
+	int wd;      /* the directory's watch, -1 while it is missing */
 	pthread_t thread;
-} reloader = {false, NULL, -1, -1, -1, 0};
+} reloader = {false, NULL, -1, -1, -1, -1, 0};
 
 #define WATCH_MASK                                                                                 \
 	(IN_MOVED_TO | IN_CLOSE_WRITE | IN_CREATE | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR)
 
+/* table_reaper_cb: wake the reload thread, which frees the table. */
+static void wake_reaper(void *arg)
+{
+	(void)arg;
+	uint64_t one = 1;
+	ssize_t w;
+	do {
+		w = write(reloader.reap_fd, &one, sizeof(one));
+	} while (w < 0 && errno == EINTR);
+}
+
 /* Load the table now and publish it, or log why not. missing_ok: a missing
- * file is expected (startup before the controller's first publish). */
-static void reload_once(const char *dir, bool missing_ok)
+ * file is expected (startup before the controller's first publish).
+ * Returns true when the load left garbage for malloc_trim. */
+static bool reload_once(const char *dir, bool missing_ok)
 {
 	char err[512];
 	struct table *t = NULL;
@@ -67,21 +84,20 @@ static void reload_once(const char *dir, bool missing_ok)
 		metrics_reload(true, gen);
 		metrics_table_load(usec, parsed, nhosts - parsed);
 		/* Parsing a big table leaves this thread's malloc arena with free
-		 * pages (the JSON tree is gone); hand them back to the system,
-		 * after the new table is already serving. */
-		malloc_trim(0);
-		return;
+		 * pages (the JSON tree is gone): handed back to the system once
+		 * reloads pause (TRIM_IDLE_MS). */
+		return true;
 	}
 	if (rc == WEIR_ENOENT && missing_ok) {
 		log_info(COMPONENT, "no %s in %s yet; waiting for the controller", ROUTE_TABLE_FILE,
 		         dir);
-		return;
+		return false;
 	}
 	uint64_t cur = table_current_generation();
 	log_error(COMPONENT, "route table reload failed, still serving generation %llu: %s",
 	          (unsigned long long)cur, err);
 	metrics_reload(false, cur);
-	malloc_trim(0); /* as above: the refused table's parse left free pages */
+	return true; /* as above: the refused table's parse left free pages */
 }
 
 /* True when the created entry is something complete at creation (a symlink
@@ -141,6 +157,7 @@ static void *reload_main(void *arg)
 	int fd = reloader.inotify_fd;
 	int wd = reloader.wd;
 	bool waiting_logged = false;
+	bool trim_due = false;
 	for (;;) {
 		if (wd < 0) {
 			wd = inotify_add_watch(fd, dir, WATCH_MASK);
@@ -149,22 +166,34 @@ static void *reload_main(void *arg)
 				if (waiting_logged)
 					log_info(COMPONENT, "directory %s is there now", dir);
 				waiting_logged = false;
-				reload_once(dir, true);
+				trim_due |= reload_once(dir, true);
 			} else if (!waiting_logged) {
 				log_warn(COMPONENT, "cannot watch %s (%s); retrying every %d ms",
 				         dir, strerror(errno), MISSING_DIR_RETRY_MS);
 				waiting_logged = true;
 			}
 		}
-		struct pollfd pfd[2] = {{reloader.stop_fd, POLLIN, 0}, {fd, POLLIN, 0}};
-		int r = poll(pfd, 2, wd < 0 ? MISSING_DIR_RETRY_MS : -1);
+		struct pollfd pfd[3] = {
+		    {reloader.stop_fd, POLLIN, 0}, {reloader.reap_fd, POLLIN, 0}, {fd, POLLIN, 0}};
+		int timeout = wd < 0 ? MISSING_DIR_RETRY_MS : trim_due ? TRIM_IDLE_MS : -1;
+		int r = poll(pfd, 3, timeout);
 		if (r < 0 && errno != EINTR) {
 			log_error(COMPONENT, "poll: %s", strerror(errno));
 			break;
 		}
 		if (pfd[0].revents)
 			break;
-		if (r <= 0 || !pfd[1].revents)
+		if (r == 0 && trim_due) {
+			malloc_trim(0);
+			trim_due = false;
+		}
+		if (pfd[1].revents) {
+			uint64_t n;
+			while (read(reloader.reap_fd, &n, sizeof(n)) < 0 && errno == EINTR)
+				;
+			table_reap();
+		}
+		if (r <= 0 || !pfd[2].revents)
 			continue;
 		bool reload = false, lost = false;
 		read_events(dir, fd, &wd, &reload, &lost);
@@ -178,7 +207,7 @@ static void *reload_main(void *arg)
 			continue;
 		}
 		if (reload)
-			reload_once(dir, false);
+			trim_due |= reload_once(dir, false);
 	}
 	if (wd >= 0)
 		inotify_rm_watch(fd, wd);
@@ -195,7 +224,8 @@ int reload_start(const char *dir)
 		return WEIR_ENOMEM;
 	reloader.inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	reloader.stop_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (reloader.inotify_fd < 0 || reloader.stop_fd < 0) {
+	reloader.reap_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (reloader.inotify_fd < 0 || reloader.stop_fd < 0 || reloader.reap_fd < 0) {
 		log_error(COMPONENT, "cannot start: %s", strerror(errno));
 		rc = WEIR_EIO;
 		goto fail;
@@ -203,8 +233,8 @@ int reload_start(const char *dir)
 	/* Watch first, then load: a table renamed in between is not missed.
 	 * A missing directory is watched by the thread once it appears. */
 	reloader.wd = inotify_add_watch(reloader.inotify_fd, dir, WATCH_MASK);
-	if (reloader.wd >= 0)
-		reload_once(dir, true);
+	if (reloader.wd >= 0 && reload_once(dir, true))
+		malloc_trim(0); /* before serving: no change waits on it */
 	int err = pthread_create(&reloader.thread, NULL, reload_main, NULL);
 	if (err != 0) {
 		log_error(COMPONENT, "cannot start thread: %s", strerror(err));
@@ -212,13 +242,16 @@ int reload_start(const char *dir)
 		goto fail;
 	}
 	reloader.running = true;
+	table_set_reaper(wake_reaper, NULL);
 	return 0;
 fail:
 	if (reloader.inotify_fd >= 0)
 		close(reloader.inotify_fd);
 	if (reloader.stop_fd >= 0)
 		close(reloader.stop_fd);
-	reloader.inotify_fd = reloader.stop_fd = -1;
+	if (reloader.reap_fd >= 0)
+		close(reloader.reap_fd);
+	reloader.inotify_fd = reloader.stop_fd = reloader.reap_fd = -1;
 	free(reloader.dir);
 	reloader.dir = NULL;
 	return rc;
@@ -234,9 +267,11 @@ void reload_stop(void)
 		w = write(reloader.stop_fd, &one, sizeof(one));
 	} while (w < 0 && errno == EINTR);
 	pthread_join(reloader.thread, NULL);
+	table_set_reaper(NULL, NULL); /* and what is retired now is freed here */
 	close(reloader.inotify_fd);
 	close(reloader.stop_fd);
-	reloader.inotify_fd = reloader.stop_fd = -1;
+	close(reloader.reap_fd);
+	reloader.inotify_fd = reloader.stop_fd = reloader.reap_fd = -1;
 	free(reloader.dir);
 	reloader.dir = NULL;
 	reloader.running = false;

@@ -92,8 +92,9 @@ struct table {
 	struct table_cache_entry **host_shards;
 	struct table_cache_entry **backend_shards; /* struct route_backend; NULL: hole */
 	struct table_cache_entry **cert_shards;
-	struct route_index *ix; /* the index's ids: the next load reuses shards by position */
-	size_t hosts_parsed;    /* host shards this load parsed (the others were cached) */
+	struct route_index *ix;     /* the index's ids: the next load reuses shards by position */
+	size_t hosts_parsed;        /* host shards this load parsed (the others were cached) */
+	struct table *retired_next; /* on the retired list (table_set_reaper) */
 };
 
 /* A host shard as the cache keeps it: parsed, validated, compiled. */
@@ -182,12 +183,50 @@ void table_ref(struct table *t)
 	atomic_fetch_add_explicit(&t->refs, 1, memory_order_relaxed);
 }
 
+/* Tables whose last reference went while a reaper was set: freed by
+ * table_reap on the reaper's thread, not on the worker that let go. */
+static struct table *_Atomic retired;
+static _Atomic(table_reaper_cb) reaper;
+static void *_Atomic reaper_arg;
+
 void table_unref(struct table *t)
 {
 	if (!t)
 		return;
-	if (atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) == 1)
+	if (atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	table_reaper_cb cb = atomic_load_explicit(&reaper, memory_order_acquire);
+	if (!cb) {
 		table_free(t);
+		return;
+	}
+	struct table *head = atomic_load_explicit(&retired, memory_order_relaxed);
+	do
+		t->retired_next = head;
+	while (!atomic_compare_exchange_weak_explicit(&retired, &head, t, memory_order_release,
+	                                              memory_order_relaxed));
+	cb(atomic_load_explicit(&reaper_arg, memory_order_relaxed));
+}
+
+void table_set_reaper(table_reaper_cb cb, void *arg)
+{
+	atomic_store_explicit(&reaper_arg, arg, memory_order_relaxed);
+	atomic_store_explicit(&reaper, cb, memory_order_release);
+	if (!cb)
+		table_reap();
+}
+
+size_t table_reap(void)
+{
+	size_t n = 0;
+	struct table *t = atomic_exchange_explicit(&retired, NULL, memory_order_acquire);
+	while (t) {
+		struct table *next = t->retired_next;
+		table_free(t);
+		t = next;
+		n++;
+	}
+	return n;
 }
 
 const struct route_table *table_routes(const struct table *t)

@@ -51,8 +51,23 @@ int table_new(struct route_table *rt, struct table **out, char *err, size_t errl
 /* Take one more reference. Thread-safe. */
 void table_ref(struct table *t);
 
-/* Drop one reference; the table is freed at zero. NULL is fine. Thread-safe. */
+/* Drop one reference; the table is freed at zero, or, while a reaper is
+ * set, put on the retired list for table_reap. NULL is fine. Thread-safe. */
 void table_unref(struct table *t);
+
+/* Called (with arg) on the thread that dropped a table's last reference,
+ * after the table went on the retired list; it must only wake the thread
+ * that calls table_reap (a worker lets go of the table it served before a
+ * reload at its next request, and freeing 10,000 hosts' references there
+ * would delay that request). */
+typedef void (*table_reaper_cb)(void *arg);
+
+/* Set the reaper (NULL: tables are freed where their last reference goes,
+ * and the retired list is emptied now). Thread-safe. */
+void table_set_reaper(table_reaper_cb cb, void *arg);
+
+/* Free every retired table; returns how many. Thread-safe. */
+size_t table_reap(void);
 
 /* The parsed route table inside t; borrowed while t is referenced. Its
  * certs[].cert_pem and key_pem are NULL: table_new drops the PEM text once
