@@ -415,6 +415,22 @@ static int shard_set_take(struct shard_set *to, struct shard_set *from, size_t i
 	return bmap_put(&to->map, to->text[*k], to->len[*k], *k);
 }
 
+/* Entry k of s now holds text (len bytes, taken) with shard id id. */
+static int shard_set_replace(struct shard_set *s, size_t k, char *text, size_t len,
+                             const char id[ROUTE_SHARD_ID_LEN + 1])
+{
+	size_t old;
+	if (s->text[k]) {
+		if (bmap_get(&s->map, s->text[k], s->len[k], &old) && old == k)
+			bmap_del(&s->map, s->text[k], s->len[k]);
+		free(s->text[k]);
+	}
+	s->text[k] = text;
+	s->len[k] = len;
+	memcpy(s->id[k], id, ROUTE_SHARD_ID_LEN + 1);
+	return bmap_put(&s->map, text, len, k);
+}
+
 /* The ids one array of the last index written names, by position: the
  * next index is compared with it position by position, so a publish finds
  * the shard files whose reference count changes without looking up the
@@ -762,6 +778,22 @@ out:
  * position lose a reference (and at none, remember the index before as the
  * last that named them), those that joined one gain one; nm becomes ids.
  * Only the positions whose id changed cost a look-up. */
+/* Position i of nm names now (keep: remember it there) instead of what it
+ * named: the reference counts of both files follow. */
+static void named_set(struct publisher *p, struct named *nm, size_t i, const char *now, bool keep)
+{
+	if (strcmp(nm->id[i], now) == 0)
+		return;
+	struct shard_file *sf = now[0] ? files_find(&p->files, now) : NULL;
+	if (sf)
+		sf->refs++;
+	sf = nm->id[i][0] ? files_find(&p->files, nm->id[i]) : NULL;
+	if (sf && sf->refs && --sf->refs == 0)
+		sf->gen = p->generation - 1;
+	if (keep)
+		memcpy(nm->id[i], now, strlen(now) + 1);
+}
+
 static void named_update(struct publisher *p, struct named *nm, char *const *ids, size_t n)
 {
 	if (p->gc_off)
@@ -777,19 +809,8 @@ static void named_update(struct publisher *p, struct named *nm, char *const *ids
 			nm->id[i][0] = '\0';
 	}
 	size_t m = n > nm->n ? n : nm->n;
-	for (size_t i = 0; i < m; i++) {
-		const char *now = i < n ? ids[i] : "";
-		if (strcmp(nm->id[i], now) == 0)
-			continue;
-		struct shard_file *sf = now[0] ? files_find(&p->files, now) : NULL;
-		if (sf)
-			sf->refs++;
-		sf = nm->id[i][0] ? files_find(&p->files, nm->id[i]) : NULL;
-		if (sf && sf->refs && --sf->refs == 0)
-			sf->gen = p->generation - 1;
-		if (i < n)
-			memcpy(nm->id[i], now, strlen(now) + 1);
-	}
+	for (size_t i = 0; i < m; i++)
+		named_set(p, nm, i, i < n ? ids[i] : "", i < n);
 	nm->n = n;
 }
 
@@ -1370,15 +1391,7 @@ static int hosts_in_place(struct publisher *p, const struct route_table *t, char
 				break;
 			}
 		}
-		if (hs->text[k]) {
-			if (bmap_get(&hs->map, hs->text[k], hs->len[k], &old) && old == k)
-				bmap_del(&hs->map, hs->text[k], hs->len[k]);
-			free(hs->text[k]);
-		}
-		hs->text[k] = text;
-		hs->len[k] = len;
-		memcpy(hs->id[k], id, sizeof(id));
-		if ((rc = bmap_put(&hs->map, text, len, k)) != 0)
+		if ((rc = shard_set_replace(hs, k, text, len, id)) != 0)
 			break;
 	}
 	free(rbuf);
@@ -1412,6 +1425,179 @@ static void keep_maps(struct publisher *p, const struct route_table *t, size_t *
 		p->nmaps[i] = n[i];
 	}
 	p->maps_ok = true;
+}
+
+/* The top-level "backends" array of an index as the serializer writes it:
+ * one element a line, each "    \"<id>\"," (the last without the comma). */
+static const char INDEX_BACKENDS[] = "\n  \"backends\": [\n";
+
+static int cmp_size(const void *a, const void *b)
+{
+	size_t x = *(const size_t *)a, y = *(const size_t *)b;
+	return (x > y) - (x < y);
+}
+
+/* One backend slot an endpoint change rewrites. */
+struct slot_text {
+	size_t v; /* first: sorted by it */
+	size_t i; /* its backend in the table */
+	char *text;
+	size_t len;
+	char id[ROUTE_SHARD_ID_LEN + 1];
+	size_t at; /* its id's offset in the last index text */
+};
+
+/* Where the id of each of the backend slots sl[0..n) (ascending) is in
+ * the last index text (sl[].at), and where its generation number is
+ * (*gen_at, *gen_len). False when the text is not as expected. */
+static bool index_places(const char *text, size_t len, struct slot_text *sl, size_t n,
+                         size_t *gen_at, size_t *gen_len)
+{
+	size_t prefix;
+	const char *end = after_generation(text, &prefix), *g = text + prefix;
+	if (!end)
+		return false;
+	g += strlen("\"generation\"");
+	while (*g == ':' || *g == ' ')
+		g++;
+	*gen_at = (size_t)(g - text);
+	*gen_len = (size_t)(end - g);
+	const char *l =
+	    memmem(end, len - (size_t)(end - text), INDEX_BACKENDS, sizeof(INDEX_BACKENDS) - 1);
+	if (!l || !*gen_len)
+		return false;
+	l += sizeof(INDEX_BACKENDS) - 1;
+	const char *stop = text + len;
+	for (size_t e = 0, line = 0; e < n; e++) {
+		for (; line < sl[e].v; line++) {
+			const char *nl = memchr(l, '\n', (size_t)(stop - l));
+			if (!nl)
+				return false;
+			l = nl + 1;
+		}
+		if (stop - l < 4 + ROUTE_SHARD_ID_LEN + 3 || memcmp(l, "    \"", 5) != 0 ||
+		    l[5 + ROUTE_SHARD_ID_LEN] != '"')
+			return false;
+		sl[e].at = (size_t)(l + 5 - text);
+	}
+	return true;
+}
+
+/* publisher_publish_endpoints when its premise holds (the last publish kept
+ * every slot and this table has the same arrays): the shards of the named
+ * backends that changed are written, and the index is the last one's text
+ * with their ids and the generation replaced, so an endpoint change costs
+ * its backends, not every host, backend and certificate the index names.
+ * Returns 1 (nothing done) when the premise or the last text is not there;
+ * else 0 or the error. */
+static int publish_endpoints_in_place(struct publisher *p, struct route_table *t,
+                                      const size_t *dirty, size_t ndirty, bool *written)
+{
+	size_t nmaps[4] = {t->nbackends, t->ncerts, t->ncas, t->nbackend_tls};
+	if (!p->last || !p->maps_ok || !p->bk || p->nbprev != p->backends.n ||
+	    (!p->gc_off && p->named[1].n != p->backends.n))
+		return 1;
+	for (size_t i = 0; i < 4; i++)
+		if (p->nmaps[i] != nmaps[i])
+			return 1;
+	size_t *slot = calloc(ndirty + 1, sizeof(*slot)), n = 0, ndistinct = 0, nsl = 0;
+	struct slot_text *sl = calloc(ndirty + 1, sizeof(*sl));
+	char *sdir = shard_dir(p), *text = NULL;
+	int rc = WEIR_ENOMEM;
+	if (!slot || !sl || !sdir)
+		goto out;
+	rc = 1;
+	for (size_t e = 0; e < ndirty; e++) {
+		if (dirty[e] >= t->nbackends)
+			continue;
+		size_t v = p->maps[0][dirty[e]];
+		if (v >= p->nbprev || p->bk[v] == NONE || !p->backend_texts.text[p->bk[v]] ||
+		    !p->bprev[v].name)
+			goto out;
+		slot[n++] = dirty[e];
+	}
+	qsort(slot, n, sizeof(*slot), cmp_size);
+	for (size_t e = 0; e < n; e++) {
+		if (e && slot[e] == slot[e - 1])
+			continue;
+		ndistinct++;
+		size_t v = p->maps[0][slot[e]];
+		if (!route_backend_equal(&p->bprev[v], &t->backends[slot[e]])) {
+			sl[nsl].v = v;
+			sl[nsl++].i = slot[e];
+		}
+	}
+	qsort(sl, nsl, sizeof(*sl), cmp_size); /* by slot: v is the first member */
+	size_t last_len = strlen(p->last), gen_at, gen_len;
+	if (!index_places(p->last, last_len, sl, nsl, &gen_at, &gen_len))
+		goto out;
+
+	memset(&p->stats, 0, sizeof(p->stats));
+	p->maps_ok = false; /* until this publish is through */
+	p->stats.host_shards = p->stats.hosts_reused = t->nhosts;
+	p->stats.backend_shards = t->nbackends;
+	p->stats.backends_reused = t->nbackends - ndistinct;
+	for (size_t v = 0; v < p->certs.n; v++)
+		p->stats.cert_shards += p->certs.key[v] != NULL;
+	if (!nsl) { /* the same index but for the generation: not written */
+		t->generation = p->generation;
+		p->maps_ok = true;
+		rc = 0;
+		goto out;
+	}
+	for (size_t e = 0; e < nsl; e++) {
+		const struct route_backend *cur = &t->backends[sl[e].i];
+		if ((rc = route_backend_serialize(cur, &sl[e].text, &sl[e].len)) != 0)
+			goto out;
+		shard_id(sl[e].text, sl[e].len, sl[e].id);
+		if ((rc = put_shard(p, sdir, sl[e].id, sl[e].text, sl[e].len)) != 0)
+			goto out;
+	}
+	/* The last text with the new generation and ids. */
+	char num[24];
+	int nlen = snprintf(num, sizeof(num), "%llu", (unsigned long long)(p->generation + 1));
+	size_t len = last_len - gen_len + (size_t)nlen;
+	rc = WEIR_ENOMEM;
+	if (!(text = malloc(len + 1)))
+		goto out;
+	memcpy(text, p->last, gen_at);
+	memcpy(text + gen_at, num, (size_t)nlen);
+	memcpy(text + gen_at + nlen, p->last + gen_at + gen_len, last_len - gen_at - gen_len + 1);
+	for (size_t e = 0; e < nsl; e++)
+		memcpy(text + sl[e].at - gen_len + nlen, sl[e].id, ROUTE_SHARD_ID_LEN);
+	if ((rc = write_atomic(p->dir, ROUTE_TABLE_FILE, text, len, true)) != 0)
+		goto out;
+	fsync_dir(p->dir);
+	free(p->last);
+	p->last = text;
+	text = NULL;
+	p->generation++;
+	t->generation = p->generation;
+	*written = true;
+	for (size_t e = 0; e < nsl; e++) {
+		size_t v = sl[e].v;
+		if (!p->gc_off)
+			named_set(p, &p->named[1], v, sl[e].id, true);
+		route_backend_cleanup(&p->bprev[v]);
+		/* failed: compared by its text next time */
+		copy_backend(&p->bprev[v], &t->backends[sl[e].i]);
+		rc =
+		    shard_set_replace(&p->backend_texts, p->bk[v], sl[e].text, sl[e].len, sl[e].id);
+		sl[e].text = NULL;
+		if (rc != 0)
+			goto out;
+	}
+	collect_garbage(p, sdir);
+	p->maps_ok = true;
+	rc = 0;
+out:
+	for (size_t e = 0; sl && e < nsl; e++)
+		free(sl[e].text);
+	free(text);
+	free(sdir);
+	free(slot);
+	free(sl);
+	return rc;
 }
 
 /* changed: as for publisher_publish_changed. dirty: NULL, or the indexes
@@ -1843,7 +2029,11 @@ static int publish(struct publisher *p, struct route_table *t, char *const *chan
 	if (p->format == PUBLISH_V1)
 		return publish_v1(p, t, written);
 	uint64_t gen = t->generation;
-	int rc = publish_v2(p, t, changed, nchanged, dirty, ndirty, written);
+	int rc = 1;
+	if (dirty && ndirty)
+		rc = publish_endpoints_in_place(p, t, dirty, ndirty, written);
+	if (rc == 1)
+		rc = publish_v2(p, t, changed, nchanged, dirty, ndirty, written);
 	if (rc != 0)
 		t->generation = gen;
 	return rc;

@@ -503,6 +503,27 @@ static void test_v2_publish_endpoints(void)
 	route_table_free(t);
 	publish_ok(q, make_table(8, NULL, 0, false, -1, -1), true);
 	CHECK(same_index(a, b));
+	/* backend 6 moves and back, ten times (the generation gains a digit on
+	 * the way): each index is the last one with an id and the generation
+	 * replaced, the same bytes a full publish writes */
+	size_t one_six[] = {6, 1};
+	for (int i = 0; i < 10; i++) {
+		t = make_table(8, NULL, 0, false, -1, i % 2 ? -1 : 6);
+		CHECK_INT(publisher_publish_endpoints(p, t, one_six, 2, &written), 0);
+		CHECK(written);
+		CHECK_INT(publisher_stats(p)->backends_reused, 6);
+		CHECK_INT(publisher_stats(p)->hosts_reused, 8);
+		CHECK_INT(publisher_stats(p)->shards_written, i == 0);
+		CHECK_INT(t->generation, publisher_generation(p));
+		route_table_free(t);
+		publish_ok(q, make_table(8, NULL, 0, false, -1, i % 2 ? -1 : 6), true);
+		CHECK(same_index(a, b));
+	}
+	/* named, but the same as published: nothing is written */
+	t = make_table(8, NULL, 0, false, -1, -1);
+	CHECK_INT(publisher_publish_endpoints(p, t, one_six, 2, &written), 0);
+	CHECK(!written);
+	route_table_free(t);
 	/* one backend fewer than the last table: everything is compared */
 	int skip[] = {5};
 	t = make_table(8, skip, 1, false, -1, 2);
