@@ -7,8 +7,10 @@
  * directory with inotify in a thread (the dir may not exist yet: wait for
  * it). Each rename/close-write of routes.json -> table_load -> table_publish,
  * or on failure log an error and keep the old table. Counts
- * metrics_reload(ok, generation). dir is copied. Returns 0, or WEIR_E* when
- * the thread cannot start (or is already running). */
+ * metrics_reload(ok, generation). While it runs, the thread is the table
+ * reaper (table_set_reaper): a table whose last reference a worker drops is
+ * freed there. dir is copied. Returns 0, or WEIR_E* when the thread cannot
+ * start (or is already running). */
 int reload_start(const char *dir);
 
 /* Stop the thread started by reload_start and join it. Safe to call when
