@@ -524,12 +524,14 @@ static void free_strs(char **v, size_t n)
  * Returns 0 when done (snap is then taken; *publish_rc is the publish
  * error, if any), -1 when a full compile is due (snap untouched), 1 when a
  * full compile is due and snap was taken (the publish needed a certificate
- * text released after the last one: last is cleared). */
+ * text released after the last one: last is cleared). *slices_only: the
+ * change was to EndpointSlices alone. */
 static int incremental_publish(struct last_compile *last, struct snapshot *snap,
                                const struct compile_options *co, struct publisher *pub,
-                               int *publish_rc)
+                               int *publish_rc, bool *slices_only)
 {
 	*publish_rc = 0;
+	*slices_only = false;
 	char **keys = NULL;
 	size_t nkeys = 0, n = 0;
 	size_t *patched = NULL;   /* backends whose endpoints changed */
@@ -539,6 +541,7 @@ static int incremental_publish(struct last_compile *last, struct snapshot *snap,
 	if (!last->table)
 		return -1;
 	if (snapshot_slices_only_diff(last->snap, snap, &keys, &nkeys)) {
+		*slices_only = true;
 		patched = calloc(last->table->nbackends + 1, sizeof(*patched));
 		if (!patched || last->slice_diags ||
 		    compile_patch_endpoints(snap, co, compile_incr_slices(last->inc, snap),
@@ -616,16 +619,21 @@ static int compile_publish(struct store *store, const struct compile_options *co
 	if (last) {
 		int prc = 0;
 		last->full = false;
-		int inc = incremental_publish(last, snap, co, pub, &prc);
+		bool slices_only;
+		int inc = incremental_publish(last, snap, co, pub, &prc, &slices_only);
 		if (inc == 0) {
-			/* what the Ingresses reference may have moved (no snapshot
-			 * when the publish failed: the next pass compiles in full) */
-			if (refs && last->snap) {
+			/* What the Ingresses reference may have moved (no snapshot
+			 * when the publish failed: the next pass compiles in full),
+			 * and their status. Neither when only EndpointSlices
+			 * changed: references come from Ingresses and ConfigMaps,
+			 * and both walks of every Ingress would take the CPU the
+			 * proxy needs to load the table just published. */
+			if (refs && last->snap && !slices_only) {
 				refs_update(refs, last->snap);
 				if (again && refs_ignored(refs) != ignored)
 					*again = true;
 			}
-			if (api && api->reporter && o->publish_service)
+			if (api && api->reporter && o->publish_service && !slices_only)
 				reporter_status(api->reporter);
 			return prc;
 		}
