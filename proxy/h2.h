@@ -1,7 +1,8 @@
 /* proxy/h2.h - HTTP/2 from clients (RFC 9113), with WebSocket over HTTP/2
  * (RFC 8441 extended CONNECT). A session owns the client's socket and speaks
  * HTTP/2 with libnghttp2; each stream is handed to the HTTP/1.1 data path as
- * its own connection over a socket pair, so every route policy applies per
+ * its own connection over an in-memory channel (chan.h; a WebSocket stream
+ * over a socket pair, for tunnel.c), so every route policy applies per
  * stream exactly as it does for HTTP/1.1. The session translates the stream's
  * request into an HTTP/1.1 request head and body, and the HTTP/1.1 answer
  * back into HEADERS and DATA frames. An extended CONNECT stream becomes a
