@@ -20,7 +20,8 @@
 #   - gRPC unary: h2load POSTing one gRPC frame (content-type application/grpc, te: trailers)
 #     to tests/backends/grpc_backend.py (grpcio, Python: it is the ceiling here) through
 #     weir (backend_protocol GRPC) and nginx (grpc_pass), over h2c on the client side, 2
-#     workers; "direct" is h2load against the backend itself
+#     workers; "direct" is h2load against the backend itself; then system calls and proxy
+#     CPU time per call, 1 worker (h2load -n 20000 -c 8 -m 4), as above
 # A step that fails prints "n/a (reason)" and the rest goes on.
 set -u
 
@@ -234,15 +235,23 @@ cpu_ticks() { # pid... -> user+system clock ticks of those processes (all their 
 	done
 	echo "$t"
 }
+# Globals SC_URL (default https://127.0.0.1:PORT/), SC_N (default SYSCALL_REQS), SC_LOAD
+# (h2load's connection and stream options) and SC_ARGS (more h2load arguments) change what
+# is asked.
+SC_URL="" SC_N="" SC_LOAD="" SC_ARGS=()
 syscalls_run() { # name port pid...
 	local name=$1 port=$2; shift 2
 	local pids; pids=$(IFS=,; echo "$*")
-	h2load -n 20000 -c 64 -m 10 -t 2 "https://127.0.0.1:$port/" >/dev/null 2>&1
+	local url=${SC_URL:-https://127.0.0.1:$port/} n=${SC_N:-$SYSCALL_REQS}
+	local load=${SC_LOAD:--c 64 -m 10 -t 2}
+	# shellcheck disable=SC2086
+	h2load -n $((n / 5)) $load "${SC_ARGS[@]}" "$url" >/dev/null 2>&1
 	perf stat -e raw_syscalls:sys_enter -p "$pids" -o "$TMP/perf.txt" 2>/dev/null &
 	local sp=$!
 	sleep 0.5
 	local t0; t0=$(cpu_ticks "$@")
-	local out; out=$(h2load -n $SYSCALL_REQS -c 64 -m 10 -t 2 "https://127.0.0.1:$port/" 2>&1)
+	# shellcheck disable=SC2086
+	local out; out=$(h2load -n "$n" $load "${SC_ARGS[@]}" "$url" 2>&1)
 	local t1; t1=$(cpu_ticks "$@")
 	kill -INT $sp 2>/dev/null
 	wait $sp 2>/dev/null
@@ -299,6 +308,32 @@ if python3 -c 'import grpc' 2>/dev/null; then
 		fi
 		stop_proxy "$name"
 	done
+	# What each call costs the proxy, 1 worker (the backend, not the proxy, bounds req/s).
+	GRPC_SC=()
+	for name in weir nginx; do
+		[[ " $ONLY " == *" $name "* ]] && command -v perf >/dev/null || continue
+		port=$(free_port)
+		if [ $name = weir ]; then
+			start_weir_h2 1 "$port" "$GRPC_PORT" GRPC && port=$H2C_PORT
+		else
+			start_nginx_h2 1 "$port" "$GRPC_PORT"
+		fi
+		if [ $? -ne 0 ]; then
+			SC[grpc-$name]="n/a ($(cat "$TMP/why"))"
+		else
+			SC_URL="http://127.0.0.1:$port/test.Echo/Unary" SC_N=20000 SC_LOAD="-c 8 -m 4"
+			SC_ARGS=("${gargs[@]}")
+			if [ $name = nginx ]; then
+				sleep 0.3
+				syscalls_run "grpc-$name" "$port" $(pgrep -P "$PROXY_PID")
+			else
+				syscalls_run "grpc-$name" "$port" "$PROXY_PID"
+			fi
+			SC_URL="" SC_N="" SC_LOAD="" SC_ARGS=()
+		fi
+		GRPC_SC+=("$name")
+		stop_proxy "$name"
+	done
 fi
 
 echo
@@ -337,4 +372,10 @@ if [ ${#GRPC_RES[@]} -gt 0 ]; then
 				"$name" "$rps" "$p50" "$p99" "$ok" "$failed"
 		fi
 	done
+	if [ ${#GRPC_SC[@]} -gt 0 ]; then
+		echo "per call, 1 worker (h2load -n 20000 -c 8 -m 4 over h2c): system calls, proxy CPU time"
+		for name in "${GRPC_SC[@]}"; do
+			printf '%-10s %s\n' "$name" "${SC[grpc-$name]:-n/a}"
+		done
+	fi
 fi
