@@ -219,3 +219,16 @@ int buf_append(struct buf *b, const void *p, size_t n)
 	b->end += n;
 	return 0;
 }
+
+size_t buf_dec_u64(char out[BUF_DEC_MAX], uint64_t v)
+{
+	char tmp[BUF_DEC_MAX - 1];
+	size_t i = sizeof(tmp);
+	do
+		tmp[--i] = (char)('0' + v % 10);
+	while ((v /= 10) > 0);
+	size_t n = sizeof(tmp) - i;
+	memcpy(out, tmp + i, n);
+	out[n] = '\0';
+	return n;
+}

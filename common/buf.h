@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define BUF_MIN_SIZE 4096u /* first allocation, unless the cap is smaller */
 
@@ -54,5 +55,10 @@ int buf_append(struct buf *b, const void *p, size_t n);
  * whose buffers come and go with each request (the proxy's workers). A
  * no-op in sanitized builds. Returns 0 or WEIR_ENOMEM (no cache then). */
 int buf_cache_thread_start(void);
+
+/* v in decimal into out, NUL-terminated; returns the digit count (1..20).
+ * For text made on every request, where snprintf's format parse costs. */
+#define BUF_DEC_MAX 21
+size_t buf_dec_u64(char out[BUF_DEC_MAX], uint64_t v);
 
 #endif

@@ -27,6 +27,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "buf.h"
 #include "client_cert.h"
 #include "error.h"
 
@@ -60,16 +61,10 @@ static void puts_(struct wbuf *w, const char *s)
 /* v in decimal, without stdio (it runs for every response). */
 static void put_i64(struct wbuf *w, int64_t v)
 {
-	char tmp[24];
-	size_t i = sizeof(tmp);
-	uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-	do {
-		tmp[--i] = (char)('0' + u % 10);
-		u /= 10;
-	} while (u);
+	char tmp[BUF_DEC_MAX];
 	if (v < 0)
-		tmp[--i] = '-';
-	put(w, tmp + i, sizeof(tmp) - i);
+		put(w, "-", 1);
+	put(w, tmp, buf_dec_u64(tmp, v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v));
 }
 
 /* The three digits of a status line; outside 100..999 the fallback's. */
@@ -1011,12 +1006,8 @@ int headers_hsts_value(const struct route_settings *s, char *buf, size_t cap)
 	if (!s || !s->hsts)
 		return 0;
 	/* every HTTPS answer asks: no format parsing */
-	char age[16], *p = age + sizeof(age);
-	uint32_t v = s->hsts_max_age;
-	do
-		*--p = (char)('0' + v % 10);
-	while ((v /= 10) > 0);
-	size_t alen = (size_t)(age + sizeof(age) - p);
+	char p[BUF_DEC_MAX];
+	size_t alen = buf_dec_u64(p, s->hsts_max_age);
 	const char *sub = s->hsts_include_subdomains ? "; includeSubDomains" : "";
 	const char *pre = s->hsts_preload ? "; preload" : "";
 	size_t slen = strlen(sub), plen = strlen(pre), n = 8 + alen + slen + plen;

@@ -1251,12 +1251,8 @@ static void format_host(char *out, size_t cap, const struct route_endpoint *ep)
 	/* snprintf's "[%s]:%u" without parsing a format on every request */
 	bool v6 = strchr(ep->address, ':') != NULL;
 	size_t alen = strlen(ep->address);
-	char port[8], *p = port + sizeof(port);
-	unsigned v = ep->port;
-	do
-		*--p = (char)('0' + v % 10);
-	while ((v /= 10) > 0);
-	size_t plen = (size_t)(port + sizeof(port) - p);
+	char p[BUF_DEC_MAX];
+	size_t plen = buf_dec_u64(p, ep->port);
 	if (alen + plen + 3 >= cap) {
 		if (v6)
 			snprintf(out, cap, "[%s]:%u", ep->address, ep->port);

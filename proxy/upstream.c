@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "buf.h"
 #include "chan.h"
 #include "error.h"
 #include "upstream.h"
@@ -167,16 +168,12 @@ static void key_put(char *key, size_t cap, size_t *at, const char *s, size_t max
 static void make_key(char *key, size_t cap, const struct route_endpoint *ep,
                      const struct backend_tls_target *tls)
 {
-	char port[8];
-	size_t n = sizeof(port) - 1, at = 0;
-	port[n] = '\0';
-	unsigned v = ep->port;
-	do
-		port[--n] = (char)('0' + v % 10);
-	while ((v /= 10) && n > 0);
+	char port[BUF_DEC_MAX];
+	size_t at = 0;
+	buf_dec_u64(port, ep->port);
 	key_put(key, cap, &at, ep->address, SIZE_MAX);
 	key_put(key, cap, &at, "|", 1);
-	key_put(key, cap, &at, port + n, SIZE_MAX);
+	key_put(key, cap, &at, port, SIZE_MAX);
 	if (!tls) {
 		key_put(key, cap, &at, "|0", 2);
 	} else {

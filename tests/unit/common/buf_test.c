@@ -86,10 +86,22 @@ static void test_pinned_and_floor(void)
 	CHECK(!b.pinned);
 }
 
+static void test_dec(void)
+{
+	char out[BUF_DEC_MAX];
+	CHECK_INT(buf_dec_u64(out, 0), 1);
+	CHECK_STR(out, "0");
+	CHECK_INT(buf_dec_u64(out, 65535), 5);
+	CHECK_STR(out, "65535");
+	CHECK_INT(buf_dec_u64(out, UINT64_MAX), 20);
+	CHECK_STR(out, "18446744073709551615");
+}
+
 int main(void)
 {
 	test_lazy_and_capped();
 	test_small_cap();
 	test_pinned_and_floor();
+	test_dec();
 	return check_finish("buf_test");
 }
