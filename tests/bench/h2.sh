@@ -293,15 +293,17 @@ if python3 -c 'import grpc' 2>/dev/null; then
 	printf '\x00\x00\x00\x00\x10abcdefghijklmnop' >"$TMP/grpc.body"
 	gargs=(-d "$TMP/grpc.body" -H 'content-type: application/grpc' -H 'te: trailers')
 	GRPC_RES+=("direct|$(h2load_run "http://127.0.0.1:$GRPC_PORT/test.Echo/Unary" "${gargs[@]}")")
+	start_grpc_proxy() { # name workers -> port (h2c) in $port, PROXY_PID
+		port=$(free_port)
+		if [ "$1" = weir ]; then
+			start_weir_h2 "$2" "$port" "$GRPC_PORT" GRPC && port=$H2C_PORT
+		else
+			start_nginx_h2 "$2" "$port" "$GRPC_PORT"
+		fi
+	}
 	for name in weir nginx; do
 		[[ " $ONLY " == *" $name "* ]] || continue
-		port=$(free_port)
-		if [ $name = weir ]; then
-			start_weir_h2 2 "$port" "$GRPC_PORT" GRPC && port=$H2C_PORT
-		else
-			start_nginx_h2 2 "$port" "$GRPC_PORT"
-		fi
-		if [ $? -ne 0 ]; then
+		if ! start_grpc_proxy "$name" 2; then
 			GRPC_RES+=("$name|n/a ($(cat "$TMP/why"))")
 		else
 			GRPC_RES+=("$name|$(h2load_run "http://127.0.0.1:$port/test.Echo/Unary" "${gargs[@]}")")
@@ -312,13 +314,7 @@ if python3 -c 'import grpc' 2>/dev/null; then
 	GRPC_SC=()
 	for name in weir nginx; do
 		[[ " $ONLY " == *" $name "* ]] && command -v perf >/dev/null || continue
-		port=$(free_port)
-		if [ $name = weir ]; then
-			start_weir_h2 1 "$port" "$GRPC_PORT" GRPC && port=$H2C_PORT
-		else
-			start_nginx_h2 1 "$port" "$GRPC_PORT"
-		fi
-		if [ $? -ne 0 ]; then
+		if ! start_grpc_proxy "$name" 1; then
 			SC[grpc-$name]="n/a ($(cat "$TMP/why"))"
 		else
 			SC_URL="http://127.0.0.1:$port/test.Echo/Unary" SC_N=20000 SC_LOAD="-c 8 -m 4"
