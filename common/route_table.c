@@ -7,9 +7,11 @@
 #include "route_validate.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <json-c/json.h>
 #include <limits.h>
+#include <openssl/sha.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -2070,9 +2072,12 @@ static const char *const settings_keys[] = {"trusted_proxies",
                                             "http2_max_header_size",
                                             NULL};
 static const char *const log_escape_names[] = {"default", "json", "none", NULL};
+static const char *const list_keys[ROUTE_INDEX_KINDS] = {"host_lists", "backend_lists",
+                                                         "cert_lists"};
 static const char *const top_keys[] = {
-    "version", "generation",   "settings",        "hosts",       "backends",    "certs",
-    "cas",     "default_cert", "default_backend", "passthrough", "backend_tls", NULL};
+    "version",     "generation",    "settings",        "hosts",       "backends",
+    "certs",       "cas",           "default_cert",    "default_backend", "passthrough",
+    "backend_tls", "host_lists",    "backend_lists",   "cert_lists",  NULL};
 
 static int parse_settings(struct parser *p, json_object *root, struct route_settings *s)
 {
@@ -2242,6 +2247,20 @@ static int parse_document(struct parser *p, json_object *root, struct route_tabl
 		            (long long)version, ROUTE_TABLE_VERSION, ROUTE_INDEX_VERSION);
 	bool index = version == ROUTE_INDEX_VERSION;
 	t->version = (uint32_t)version;
+	/* Id lists the scanner took are emptied by now: one still holding
+	 * something is not an array of shard ids, or not in an index. */
+	for (int k = 0; k < ROUTE_INDEX_KINDS; k++) {
+		json_object *arr;
+		size_t n;
+		if ((rc = opt_array(p, root, "", list_keys[k], &arr, &n)) != 0)
+			return rc;
+		if (n && !index)
+			return fail(p, WEIR_EINVAL, list_keys[k], "only an index (version %d) has id lists",
+			            ROUTE_INDEX_VERSION);
+		if (n)
+			return fail(p, WEIR_EINVAL, list_keys[k],
+			            "must be an array of shard ids (64 lowercase hex digits)");
+	}
 	if ((rc = check_keys(p, root, "", top_keys)) != 0 ||
 	    (rc = opt_int(p, root, "", "generation", 0, INT64_MAX, &generation, NULL)) != 0 ||
 	    (rc = parse_settings(p, root, &t->settings)) != 0)
@@ -2346,6 +2365,8 @@ void route_index_free(struct route_index *ix)
 	for (size_t i = 0; i < ix->nbackends && !ix->ids_mem; i++)
 		free(ix->backends[i]);
 	free(ix->ids_mem);
+	for (int k = 0; k < ROUTE_INDEX_KINDS; k++)
+		free(ix->lists[k]);
 	free(ix->backends);
 	free(ix->hosts);
 	free(ix->certs);
@@ -2520,42 +2541,119 @@ static bool scan_id_array(struct id_scan *sc, struct id_array *a, int *oom)
 	}
 }
 
-/* The ids of a into *ids, *nids (as parse_shard_ids leaves them), their
- * text at *mem (advanced past it; ROUTE_SHARD_ID_LEN + 1 bytes each). */
-static int take_ids(const char *json, const struct id_array *a, char **mem, char ***ids,
-                    size_t *nids)
+/* The ids of one kind as they are found: each a pointer to its 64 digits
+ * (in the index, a list shard's text or a reader's ids) or to "" (a
+ * hole), copied into the index's one allocation at the end. */
+struct id_src {
+	const char **v;
+	size_t n, cap;
+};
+
+static int src_add(struct id_src *s, const char *id)
 {
-	if (!a->n)
-		return 0;
-	*ids = malloc(a->n * sizeof(**ids));
-	if (!*ids)
-		return WEIR_ENOMEM;
-	*nids = a->n;
-	for (size_t k = 0; k < a->n; k++) {
-		size_t n = a->hole[k] ? 0 : ROUTE_SHARD_ID_LEN;
-		char *id = *mem;
-		*mem += ROUTE_SHARD_ID_LEN + 1;
-		memcpy(id, json + a->at[k], n);
-		id[n] = '\0';
-		(*ids)[k] = id;
+	if (s->n == s->cap) {
+		size_t cap = s->cap ? 2 * s->cap : 1024;
+		const char **v = realloc(s->v, cap * sizeof(*v));
+		if (!v)
+			return WEIR_ENOMEM;
+		s->v = v;
+		s->cap = cap;
+	}
+	s->v[s->n++] = id;
+	return 0;
+}
+
+
+/* A list shard's text: a non-empty array of ids (holes: "" allowed). Its
+ * ids go to src. 0, WEIR_EINVAL (not such an array) or WEIR_ENOMEM. */
+static int scan_list_text(const char *text, size_t len, bool holes, struct id_src *src)
+{
+	struct id_scan sc = {text, len, 0};
+	struct id_array a = {.holes = holes};
+	int oom = 0, rc = WEIR_EINVAL;
+	scan_ws(&sc);
+	if (scan_id_array(&sc, &a, &oom)) {
+		scan_ws(&sc);
+		if (sc.i == len && a.n)
+			rc = 0;
+	}
+	for (size_t k = 0; rc == 0 && k < a.n; k++)
+		rc = src_add(src, a.hole[k] ? "" : text + a.at[k]);
+	free(a.at);
+	free(a.hole);
+	return oom ? WEIR_ENOMEM : rc;
+}
+
+/* The ids of kind k's lists (their ids at the offsets of arr in json)
+ * from lists into src, recorded in ix->lists[k]. texts collects the texts
+ * read (freed by the caller). */
+static int expand_lists(struct parser *p, const char *json, const struct id_array *arr, int k,
+                        const struct route_list_reader *lists, struct id_src *src,
+                        struct route_index *ix, struct id_src *texts)
+{
+	char ep[PATH_MAX_LEN], msg[256];
+	ix->lists[k] = calloc(arr->n, sizeof(*ix->lists[k]));
+	if (!ix->lists[k])
+		return oom(p, list_keys[k]);
+	ix->nlists[k] = arr->n;
+	for (size_t j = 0; j < arr->n; j++) {
+		struct route_index_list *l = &ix->lists[k][j];
+		memcpy(l->id, json + arr->at[j], ROUTE_SHARD_ID_LEN);
+		l->id[ROUTE_SHARD_ID_LEN] = '\0';
+		l->start = src->n;
+		path_index(ep, list_keys[k], j);
+		char *text = NULL;
+		size_t len = 0, n = 0;
+		char *const *ids = NULL;
+		msg[0] = '\0';
+		int rc = lists->read(lists->arg, k, l->id, &text, &len, &ids, &n, msg, sizeof(msg));
+		if (rc != 0) {
+			free(text);
+			return fail(p, rc, ep, "%s", msg[0] ? msg : "cannot read the list");
+		}
+		if (text) {
+			if ((rc = src_add(texts, text)) != 0) {
+				free(text);
+				return oom(p, ep);
+			}
+			rc = scan_list_text(text, len, k != 0, src);
+			if (rc == WEIR_EINVAL)
+				return fail(p, rc, ep,
+				            "%s/%s.json: not a non-empty array of shard ids%s",
+				            ROUTE_SHARD_DIR, l->id, k ? " or \"\"" : "");
+		} else {
+			for (size_t i = 0; i < n && rc == 0; i++)
+				rc = src_add(src, ids[i][0] ? ids[i] : "");
+		}
+		if (rc != 0)
+			return oom(p, ep);
+		l->n = src->n - l->start;
 	}
 	return 0;
 }
 
 /* When json is a version 2 index whose id arrays the scanner takes: fills
- * ix with them and *rest (caller frees, *rest_len bytes) with json minus
- * those arrays' elements (their newlines kept, so line numbers in errors
- * stay those of json) and returns 1. 0: leave json to the parser (ix
- * untouched). WEIR_ENOMEM: out of memory (ix may hold part: the caller
- * frees it). */
-static int scan_index_ids(const char *json, size_t len, struct route_index *ix, char **rest,
-                          size_t *rest_len)
+ * ix with them (the ids of the lists it names read through lists) and
+ * *rest (caller frees, *rest_len bytes) with json minus those arrays'
+ * elements (their newlines kept, so line numbers in errors stay those of
+ * json) and returns 1. 0: leave json to the parser (ix untouched). Else an
+ * error (WEIR_E*, with p's message); ix may then hold part: the caller
+ * frees it. */
+static int scan_index_ids(struct parser *p, const char *json, size_t len,
+                          const struct route_list_reader *lists, struct route_index *ix,
+                          char **rest, size_t *rest_len)
 {
+	enum { NARR = 2 * ROUTE_INDEX_KINDS };
 	struct id_scan sc = {json, len, 0};
-	struct id_array arr[3] = {
-	    {.key = "hosts"}, {.key = "backends", .holes = true}, {.key = "certs", .holes = true}};
+	struct id_array arr[NARR] = {{.key = "hosts"},
+	                             {.key = "backends", .holes = true},
+	                             {.key = "certs", .holes = true},
+	                             {.key = "host_lists"},
+	                             {.key = "backend_lists"},
+	                             {.key = "cert_lists"}};
+	struct id_src src[ROUTE_INDEX_KINDS] = {{0}}, texts = {0};
 	bool version2 = false, seen_version = false;
-	int rc = 0, oom = 0;
+	int rc = 0, oom_ = 0;
 	size_t b, n;
 	bool esc;
 
@@ -2576,11 +2674,11 @@ static int scan_index_ids(const char *json, size_t len, struct route_index *ix, 
 		sc.i++;
 		scan_ws(&sc);
 		struct id_array *a = NULL;
-		for (size_t k = 0; k < 3; k++)
+		for (size_t k = 0; k < NARR; k++)
 			if (strlen(arr[k].key) == n && memcmp(json + b, arr[k].key, n) == 0)
 				a = &arr[k];
 		if (a) {
-			if (a->seen || !scan_id_array(&sc, a, &oom))
+			if (a->seen || !scan_id_array(&sc, a, &oom_))
 				goto out;
 			a->seen = true;
 		} else if (n == 7 && memcmp(json + b, "version", 7) == 0) {
@@ -2606,16 +2704,39 @@ static int scan_index_ids(const char *json, size_t len, struct route_index *ix, 
 	}
 	if (!version2)
 		goto out;
+	/* The ids of each kind: in the index, or in the lists it names. */
+	for (int k = 0; k < ROUTE_INDEX_KINDS; k++) {
+		const struct id_array *in = &arr[k], *ls = &arr[ROUTE_INDEX_KINDS + k];
+		if (ls->n && in->n) {
+			rc = fail(p, WEIR_EINVAL, list_keys[k], "given with a non-empty \"%s\"",
+			          in->key);
+			goto out;
+		}
+		if (ls->n && !lists) {
+			rc = fail(p, WEIR_EINVAL, list_keys[k],
+			          "an index naming id lists is read with its shards directory");
+			goto out;
+		}
+		if (ls->n) {
+			if ((rc = expand_lists(p, json, ls, k, lists, &src[k], ix, &texts)) != 0)
+				goto out;
+			continue;
+		}
+		for (size_t j = 0; j < in->n && !oom_; j++)
+			oom_ = src_add(&src[k], in->hole[j] ? "" : json + in->at[j]) != 0;
+	}
+	if (oom_)
+		goto out;
 	/* The arrays in document order, each emptied but for its newlines. */
 	char *r = malloc(len + 1);
 	if (!r) {
-		oom = 1;
+		oom_ = 1;
 		goto out;
 	}
 	size_t from = 0, w = 0;
 	for (;;) {
 		const struct id_array *next = NULL;
-		for (size_t k = 0; k < 3; k++)
+		for (size_t k = 0; k < NARR; k++)
 			if (arr[k].seen && arr[k].open >= from &&
 			    (!next || arr[k].open < next->open))
 				next = &arr[k];
@@ -2633,27 +2754,51 @@ static int scan_index_ids(const char *json, size_t len, struct route_index *ix, 
 	}
 	r[w] = '\0';
 	char *mem = ix->ids_mem =
-	    malloc((arr[0].n + arr[1].n + arr[2].n) * (ROUTE_SHARD_ID_LEN + 1) + 1);
-	if (!mem || take_ids(json, &arr[0], &mem, &ix->hosts, &ix->nhosts) != 0 ||
-	    take_ids(json, &arr[1], &mem, &ix->backends, &ix->nbackends) != 0 ||
-	    take_ids(json, &arr[2], &mem, &ix->certs, &ix->ncerts) != 0) {
+	    malloc((src[0].n + src[1].n + src[2].n) * (ROUTE_SHARD_ID_LEN + 1) + 1);
+	char ***out[ROUTE_INDEX_KINDS] = {&ix->hosts, &ix->backends, &ix->certs};
+	size_t *nout[ROUTE_INDEX_KINDS] = {&ix->nhosts, &ix->nbackends, &ix->ncerts};
+	for (int k = 0; k < ROUTE_INDEX_KINDS && mem; k++) {
+		if (!src[k].n)
+			continue;
+		if (!(*out[k] = malloc(src[k].n * sizeof(**out[k])))) {
+			mem = NULL;
+			break;
+		}
+		*nout[k] = src[k].n;
+		for (size_t j = 0; j < src[k].n; j++) {
+			size_t idn = src[k].v[j][0] ? ROUTE_SHARD_ID_LEN : 0;
+			memcpy(mem, src[k].v[j], idn);
+			mem[idn] = '\0';
+			(*out[k])[j] = mem;
+			mem += ROUTE_SHARD_ID_LEN + 1;
+		}
+	}
+	if (!mem) {
 		free(r);
-		oom = 1;
+		oom_ = 1;
 		goto out;
 	}
 	*rest = r;
 	*rest_len = w;
 	rc = 1;
 out:
-	for (size_t k = 0; k < 3; k++) {
+	for (size_t k = 0; k < NARR; k++) {
 		free(arr[k].at);
 		free(arr[k].hole);
 	}
-	return oom ? WEIR_ENOMEM : rc;
+	for (int k = 0; k < ROUTE_INDEX_KINDS; k++)
+		free(src[k].v);
+	for (size_t j = 0; j < texts.n; j++)
+		free((char *)texts.v[j]);
+	free(texts.v);
+	if (oom_)
+		return oom(p, "");
+	return rc;
 }
 
-int route_table_parse_any(const char *json, size_t len, struct route_table **out,
-                          struct route_index **index, char *err, size_t errlen)
+int route_table_parse_index(const char *json, size_t len, const struct route_list_reader *lists,
+                            struct route_table **out, struct route_index **index, char *err,
+                            size_t errlen)
 {
 	struct parser p = {err, errlen, 0, 0};
 	json_object *root = NULL;
@@ -2673,10 +2818,8 @@ int route_table_parse_any(const char *json, size_t len, struct route_table **out
 		goto out;
 	}
 	if (index && len <= ROUTE_TABLE_MAX_BYTES) {
-		if ((rc = scan_index_ids(json, len, ix, &rest, &rest_len)) < 0) {
-			rc = oom(&p, "");
+		if ((rc = scan_index_ids(&p, json, len, lists, ix, &rest, &rest_len)) < 0)
 			goto out;
-		}
 		if (rc == 1) {
 			json = rest;
 			len = rest_len;
@@ -2703,6 +2846,99 @@ out:
 	route_table_free(t);
 	json_object_put(root);
 	return rc;
+}
+
+int route_table_parse_any(const char *json, size_t len, struct route_table **out,
+                          struct route_index **index, char *err, size_t errlen)
+{
+	return route_table_parse_index(json, len, NULL, out, index, err, errlen);
+}
+
+int route_list_read_file(void *dir, int kind, const char *id, char **text, size_t *len,
+                         char *const **ids, size_t *n, char *err, size_t errlen)
+{
+	(void)kind;
+	(void)ids;
+	(void)n;
+	char path[4096];
+	if (snprintf(path, sizeof(path), "%s/%s/%s.json", (const char *)dir, ROUTE_SHARD_DIR,
+	             id) >= (int)sizeof(path)) {
+		snprintf(err, errlen, "directory name too long");
+		return WEIR_EINVAL;
+	}
+	FILE *f = fopen(path, "rb");
+	if (!f) {
+		int e = errno;
+		snprintf(err, errlen, "%s/%s.json: %s", ROUTE_SHARD_DIR, id, strerror(e));
+		return e == ENOENT ? WEIR_ENOENT : WEIR_EIO;
+	}
+	size_t cap = 16384, got = 0;
+	char *buf = malloc(cap + 1);
+	while (buf) {
+		size_t r = fread(buf + got, 1, cap - got, f);
+		got += r;
+		if (got < cap)
+			break;
+		char *g = cap < ROUTE_TABLE_MAX_BYTES ? realloc(buf, 2 * cap + 1) : NULL;
+		if (!g) {
+			free(buf);
+			buf = NULL;
+			break;
+		}
+		buf = g;
+		cap *= 2;
+	}
+	bool bad = ferror(f);
+	fclose(f);
+	if (!buf || bad) {
+		free(buf);
+		snprintf(err, errlen, "%s/%s.json: %s", ROUTE_SHARD_DIR, id,
+		         bad ? "read error" : "out of memory");
+		return bad ? WEIR_EIO : WEIR_ENOMEM;
+	}
+	buf[got] = '\0';
+	unsigned char md[SHA256_DIGEST_LENGTH];
+	char hex[ROUTE_SHARD_ID_LEN + 1];
+	SHA256((const unsigned char *)buf, got, md);
+	for (size_t i = 0; i < SHA256_DIGEST_LENGTH; i++)
+		snprintf(hex + 2 * i, 3, "%02x", md[i]);
+	if (strcmp(hex, id) != 0) {
+		free(buf);
+		snprintf(err, errlen, "%s/%s.json: content does not match its name", ROUTE_SHARD_DIR,
+		         id);
+		return WEIR_EINVAL;
+	}
+	*text = buf;
+	*len = got;
+	return 0;
+}
+
+int route_id_list_serialize(char *const *ids, size_t n, char **out, size_t *len)
+{
+	size_t cap = 5 + n * (ROUTE_SHARD_ID_LEN + 6);
+	char *b = malloc(cap), *w = b;
+	if (!b)
+		return WEIR_ENOMEM;
+	*w++ = '[';
+	*w++ = '\n';
+	for (size_t i = 0; i < n; i++) {
+		size_t idn = strlen(ids[i]);
+		*w++ = ' ';
+		*w++ = ' ';
+		*w++ = '"';
+		memcpy(w, ids[i], idn);
+		w += idn;
+		*w++ = '"';
+		if (i + 1 < n)
+			*w++ = ',';
+		*w++ = '\n';
+	}
+	*w++ = ']';
+	*w++ = '\n';
+	*w = '\0';
+	*out = b;
+	*len = (size_t)(w - b);
+	return 0;
 }
 
 int route_table_parse(const char *json, size_t len, struct route_table **out, char *err,
@@ -3452,6 +3688,20 @@ static void w_ids(struct writer *w, const char *key, char *const *ids, size_t n)
 	w_close_arr(w, a);
 }
 
+static void w_lists(struct writer *w, const char *key, const struct route_index_list *l, size_t n)
+{
+	bool a;
+	w_key(w, key);
+	w_open(w, "[", &a);
+	for (size_t i = 0; i < n && !w->oom; i++) {
+		w_next(w);
+		w_raw(w, "\"", 1);
+		w_raw(w, l[i].id, strlen(l[i].id));
+		w_raw(w, "\"", 1);
+	}
+	w_close_arr(w, a);
+}
+
 /* ix NULL: version 1, hosts and certs inline; else a version 2 index
  * naming ix's shards instead. */
 static void w_table(struct writer *w, const struct route_table *t, const struct route_index *ix)
@@ -3536,7 +3786,9 @@ static void w_table(struct writer *w, const struct route_table *t, const struct 
 		w_int(w, "http2_max_header_size", t->settings.http2_max_header_size);
 	w_close_obj(w, s);
 
-	if (ix) {
+	if (ix && ix->nlists[0]) {
+		w_lists(w, list_keys[0], ix->lists[0], ix->nlists[0]);
+	} else if (ix) {
 		w_ids(w, "hosts", ix->hosts, ix->nhosts);
 	} else {
 		w_key(w, "hosts");
@@ -3548,7 +3800,9 @@ static void w_table(struct writer *w, const struct route_table *t, const struct 
 		w_close_arr(w, a);
 	}
 
-	if (ix) {
+	if (ix && ix->nlists[1]) {
+		w_lists(w, list_keys[1], ix->lists[1], ix->nlists[1]);
+	} else if (ix) {
 		w_ids(w, "backends", ix->backends, ix->nbackends);
 	} else {
 		w_key(w, "backends");
@@ -3560,7 +3814,9 @@ static void w_table(struct writer *w, const struct route_table *t, const struct 
 		w_close_arr(w, a);
 	}
 
-	if (ix) {
+	if (ix && ix->nlists[2]) {
+		w_lists(w, list_keys[2], ix->lists[2], ix->nlists[2]);
+	} else if (ix) {
 		w_ids(w, "certs", ix->certs, ix->ncerts);
 	} else {
 		w_key(w, "certs");

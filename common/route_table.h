@@ -778,7 +778,21 @@ int route_table_parse(const char *json, size_t len, struct route_table **out, ch
  * *len bytes plus a terminating NUL. */
 int route_table_serialize(const struct route_table *table, char **out, size_t *len);
 
-/* The shard ids a version 2 index names (owned strings). */
+/* A version 2 index may name its hosts, backends or certs through lists:
+ * "host_lists", "backend_lists", "cert_lists" are arrays of ids of list
+ * shards, each a JSON array of the shard ids of consecutive positions
+ * (docs/route-table.md "Id lists"). ROUTE_INDEX_KINDS arrays: hosts,
+ * backends, certs, in that order. */
+#define ROUTE_INDEX_KINDS 3
+
+/* One list shard of an index: its id and the positions it gives. */
+struct route_index_list {
+	char id[ROUTE_SHARD_ID_LEN + 1];
+	size_t start, n;
+};
+
+/* The shard ids a version 2 index names (owned strings), with the lists
+ * it named them through expanded. */
 struct route_index {
 	size_t nhosts;
 	char **hosts; /* one per host, in the index's order */
@@ -787,7 +801,32 @@ struct route_index {
 	size_t ncerts;
 	char **certs;  /* one per certs slot; "" for a hole */
 	char *ids_mem; /* when set, every id above lies in it (one allocation) */
+	/* Per kind, the lists the index named the array through (none: the
+	 * ids were in the index itself). */
+	struct route_index_list *lists[ROUTE_INDEX_KINDS];
+	size_t nlists[ROUTE_INDEX_KINDS];
 };
+
+/* Where a parser gets the list shards an index names (kind: 0 hosts, 1
+ * backends, 2 certs). read either sets *text (malloc'd, *len bytes, the
+ * file's bytes already checked against id; the parser frees it) or *ids
+ * and *n (ids already checked, borrowed until the parse returns). Returns
+ * 0, or WEIR_E* with err saying why. */
+struct route_list_reader {
+	int (*read)(void *arg, int kind, const char *id, char **text, size_t *len,
+	            char *const **ids, size_t *n, char *err, size_t errlen);
+	void *arg;
+};
+
+/* A reader of list shards from files: arg is the directory holding
+ * ROUTE_SHARD_DIR (the publish directory); a file whose bytes do not have
+ * its name's SHA-256 is refused. */
+int route_list_read_file(void *dir, int kind, const char *id, char **text, size_t *len,
+                         char *const **ids, size_t *n, char *err, size_t errlen);
+
+/* The text of a list shard naming ids[0..n) (caller frees *out,
+ * deterministic). */
+int route_id_list_serialize(char *const *ids, size_t n, char **out, size_t *len);
 
 /* Free an index and its ids. NULL is fine. */
 void route_index_free(struct route_index *ix);
@@ -804,6 +843,12 @@ bool route_shard_id_valid(const char *s);
  * version 2 document is refused (WEIR_EVERSION) with a message saying so. */
 int route_table_parse_any(const char *json, size_t len, struct route_table **out,
                           struct route_index **index, char *err, size_t errlen);
+
+/* As route_table_parse_any, and an index naming id lists gets them from
+ * lists (NULL: such an index is refused, WEIR_EINVAL, saying so). */
+int route_table_parse_index(const char *json, size_t len, const struct route_list_reader *lists,
+                            struct route_table **out, struct route_index **index, char *err,
+                            size_t errlen);
 
 /* Parse one host shard (a version 1 hosts[] element) into caller storage
  * *out (released with route_host_cleanup). Every value is validated as in
@@ -850,7 +895,8 @@ int route_host_check_refs(const struct route_host_refs *refs, const struct route
 
 /* The version 2 index of table (its hosts and certs are not read) naming
  * the shards of ix, serialized as route_table_serialize does (caller
- * frees *out). */
+ * frees *out). A kind with lists in ix (nlists > 0) is written as its
+ * lists' ids, not its shard ids. */
 int route_index_serialize(const struct route_table *table, const struct route_index *ix, char **out,
                           size_t *len);
 

@@ -1153,6 +1153,144 @@ static void test_index(void)
 	                    "line 7");
 }
 
+/* Id lists: a stub reader serves list shards by id ("L1".."L4" padded to
+ * an id), as text or as ids. */
+#define ID_L1 "1111111111111111111111111111111111111111111111111111111111111111"
+#define ID_L2 "2222222222222222222222222222222222222222222222222222222222222222"
+#define ID_L3 "3333333333333333333333333333333333333333333333333333333333333333"
+#define ID_L4 "4444444444444444444444444444444444444444444444444444444444444444"
+
+static int stub_reads;
+
+static int stub_list(void *arg, int kind, const char *id, char **text, size_t *len,
+                     char *const **ids, size_t *n, char *err, size_t errlen)
+{
+	static char *borrowed[] = {ID_B, ""};
+	const char *body = NULL;
+	stub_reads++;
+	(void)arg;
+	if (strcmp(id, ID_L1) == 0)
+		body = "[\n  \"" ID_A "\",\n  \"" ID_B "\"\n]\n";
+	else if (strcmp(id, ID_L2) == 0 && kind == 1) {
+		*ids = borrowed;
+		*n = 2;
+		return 0;
+	} else if (strcmp(id, ID_L3) == 0)
+		body = "[\"" ID_A "\", \"\"]";
+	else if (strcmp(id, ID_L4) == 0)
+		body = "[]";
+	if (!body) {
+		snprintf(err, errlen, "shards/%s.json: No such file or directory", id);
+		return WEIR_EIO;
+	}
+	*text = strdup(body);
+	*len = strlen(body);
+	return 0;
+}
+
+static int parse_listed(const char *text, struct route_table **t, struct route_index **ix,
+                        char *err, size_t errlen)
+{
+	struct route_list_reader r = {stub_list, NULL};
+	*t = NULL;
+	*ix = NULL;
+	return route_table_parse_index(text, strlen(text), &r, t, ix, err, errlen);
+}
+
+static void check_listed_refused(const char *text, const char *want)
+{
+	struct route_table *t;
+	struct route_index *ix;
+	char err[256] = "";
+	CHECK(parse_listed(text, &t, &ix, err, sizeof(err)) != 0);
+	if (!strstr(err, want))
+		fprintf(stderr, "index: got \"%s\", want \"%s\"\n", err, want);
+	CHECK(strstr(err, want) != NULL);
+	CHECK(t == NULL && ix == NULL);
+}
+
+static void test_index_lists(void)
+{
+	struct route_table *t;
+	struct route_index *ix;
+	char err[256] = "";
+	/* hosts and backends through lists (text, then borrowed ids), certs
+	 * inline: the same as check_index_ab's index */
+	const char *listed = "{\n\"version\": 2,\n\"generation\": 7,\n"
+	                     "\"settings\": {\"max_header_bytes\": 1000},\n"
+	                     "\"host_lists\": [\n  \"" ID_L1 "\"\n],\n"
+	                     "\"backend_lists\": [\n  \"" ID_L2 "\"\n],\n"
+	                     "\"certs\": [\n  \"" ID_A "\"\n],\n"
+	                     "\"default_backend\": 0\n}\n";
+	stub_reads = 0;
+	int rc = parse_listed(listed, &t, &ix, err, sizeof(err));
+	if (rc != 0)
+		fprintf(stderr, "index: %s\n", err);
+	CHECK_INT(rc, 0);
+	CHECK_INT(stub_reads, 2);
+	if (rc == 0) {
+		CHECK(ix->nhosts == 2 && strcmp(ix->hosts[0], ID_A) == 0 &&
+		      strcmp(ix->hosts[1], ID_B) == 0);
+		CHECK(ix->nbackends == 2 && strcmp(ix->backends[0], ID_B) == 0 &&
+		      ix->backends[1][0] == '\0');
+		CHECK_INT(t->nbackends, 2);
+		CHECK_INT(ix->ncerts, 1);
+		CHECK_INT(ix->nlists[0], 1);
+		CHECK_INT(ix->nlists[1], 1);
+		CHECK_INT(ix->nlists[2], 0);
+		CHECK(ix->nlists[0] == 1 && strcmp(ix->lists[0][0].id, ID_L1) == 0 &&
+		      ix->lists[0][0].start == 0 && ix->lists[0][0].n == 2);
+		/* written back the same way */
+		char *out = NULL;
+		size_t len = 0;
+		CHECK_INT(route_index_serialize(t, ix, &out, &len), 0);
+		CHECK(out && strstr(out, "\"host_lists\": [\n    \"" ID_L1 "\"\n  ]") != NULL);
+		CHECK(out && strstr(out, "\"hosts\"") == NULL);
+		free(out);
+		route_index_free(ix);
+		route_table_free(t);
+	}
+	/* two lists of one kind follow each other; holes where allowed */
+	rc = parse_listed("{\"version\": 2, \"backend_lists\": [\"" ID_L1 "\", \"" ID_L3 "\"]}",
+	                  &t, &ix, err, sizeof(err));
+	CHECK_INT(rc, 0);
+	if (rc == 0) {
+		CHECK_INT(ix->nbackends, 4);
+		CHECK(ix->nbackends == 4 && strcmp(ix->backends[2], ID_A) == 0 &&
+		      ix->backends[3][0] == '\0');
+		CHECK(ix->nlists[1] == 2 && ix->lists[1][1].start == 2 && ix->lists[1][1].n == 2);
+		route_index_free(ix);
+		route_table_free(t);
+	}
+	/* a list's hole is a hole of the index: refused where one is */
+	check_listed_refused("{\"version\": 2, \"backend_lists\": [\"" ID_L3 "\"], "
+	                     "\"default_backend\": 1}",
+	                     "default_backend");
+	check_listed_refused("{\"version\": 2, \"host_lists\": [\"" ID_L3 "\"]}",
+	                     "host_lists[0]: shards/" ID_L3 ".json: not a non-empty array");
+	check_listed_refused("{\"version\": 2, \"cert_lists\": [\"" ID_L4 "\"]}",
+	                     "cert_lists[0]: shards/" ID_L4 ".json: not a non-empty array");
+	check_listed_refused("{\"version\": 2, \"host_lists\": [\"" ID_A "\"]}",
+	                     "host_lists[0]: shards/" ID_A ".json: No such file");
+	check_listed_refused("{\"version\": 2, \"hosts\": [\"" ID_A "\"], "
+	                     "\"host_lists\": [\"" ID_L1 "\"]}",
+	                     "host_lists: given with a non-empty \"hosts\"");
+	check_listed_refused("{\"version\": 2, \"host_lists\": [\"L1\"]}",
+	                     "host_lists: must be an array of shard ids");
+	check_listed_refused("{\"version\": 1, \"host_lists\": [\"" ID_L1 "\"]}",
+	                     "host_lists: only an index");
+	/* without a reader */
+	check_index_refused("{\"version\": 2, \"host_lists\": [\"" ID_L1 "\"]}",
+	                    "host_lists: an index naming id lists is read with its shards");
+	/* the list text as the publisher writes it parses back */
+	char *ids[] = {ID_A, "", ID_B}, *text = NULL;
+	size_t len = 0;
+	CHECK_INT(route_id_list_serialize(ids, 3, &text, &len), 0);
+	CHECK_STR(text, "[\n  \"" ID_A "\",\n  \"\",\n  \"" ID_B "\"\n]\n");
+	CHECK_INT(len, strlen(text));
+	free(text);
+}
+
 int main(void)
 {
 	test_defaults();
@@ -1165,5 +1303,6 @@ int main(void)
 	test_cidr();
 	test_fixtures();
 	test_index();
+	test_index_lists();
 	return check_finish("route_table_test");
 }
