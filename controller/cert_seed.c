@@ -97,7 +97,8 @@ int cert_seed_from_dir(const char *dir, size_t *seeded)
 	}
 	if ((rc = read_file(dfd, ROUTE_TABLE_FILE, &b)) != 0)
 		goto out;
-	rc = route_table_parse_any(b.p, b.len, &t, &ix, err, sizeof(err));
+	struct route_list_reader lists = {route_list_read_file, (void *)dir};
+	rc = route_table_parse_index(b.p, b.len, &lists, &t, &ix, err, sizeof(err));
 	if (rc != 0) {
 		log_debug(COMPONENT, "%s/%s: %s", dir, ROUTE_TABLE_FILE, err);
 		goto out;

@@ -594,9 +594,10 @@ static int incremental_publish(struct last_compile *last, struct snapshot *snap,
 		const struct publish_stats *ps = publisher_stats(pub);
 		log_info(COMPONENT,
 		         "published generation %llu (%zu hosts, %zu backends; %s; %zu shard files "
-		         "written, %zu hosts reused): %.1f ms, published in %.1f ms",
+		         "and %zu id lists written, %zu hosts reused): %.1f ms, published in %.1f ms",
 		         (unsigned long long)publisher_generation(pub), last->table->nhosts,
-		         last->table->nbackends, what, ps->shards_written, ps->hosts_reused,
+		         last->table->nbackends, what, ps->shards_written, ps->lists_written,
+		         ps->hosts_reused,
 		         (t1 - t0) * 1e3, (now_s() - t1) * 1e3);
 		telemetry_published(publisher_generation(pub));
 	}
@@ -666,10 +667,11 @@ static int compile_publish(struct store *store, const struct compile_options *co
 		const struct publish_stats *ps = publisher_stats(pub);
 		log_info(COMPONENT,
 		         "published generation %llu (%zu hosts, %zu backends, %zu diagnostics; "
-		         "%zu shard files written, %zu removed): compiled in %.1f ms, published "
-		         "in %.1f ms",
+		         "%zu shard files and %zu id lists written, %zu removed): compiled in %.1f "
+		         "ms, published in %.1f ms",
 		         (unsigned long long)publisher_generation(pub), t->nhosts, t->nbackends,
-		         diags.n, ps->shards_written, ps->shards_removed, (t1 - t0) * 1e3,
+		         diags.n, ps->shards_written, ps->lists_written, ps->shards_removed,
+		         (t1 - t0) * 1e3,
 		         (now_s() - t1) * 1e3);
 		telemetry_published(publisher_generation(pub));
 	} else {

@@ -31,6 +31,10 @@
  * unlinks; the rest go with the next publishes. */
 #define PUBLISH_GC_MAX 256
 #define NONE ((size_t)-1)
+/* An array of the index with at least this many ids is written as id lists
+ * (docs/route-table.md "Id lists"), each of at most PUBLISH_LIST_MAX ids. */
+#define PUBLISH_LIST_MIN 256
+#define PUBLISH_LIST_MAX 512
 
 /* ------------------------------------------------------ byte-string map */
 
@@ -440,6 +444,12 @@ struct named {
 	char (*id)[ROUTE_SHARD_ID_LEN + 1];
 };
 
+/* Id lists of one kind of an index, as route_index names them. */
+struct id_lists {
+	size_t n;
+	struct route_index_list *v;
+};
+
 /* ------------------------------------------------------------ publisher */
 
 struct publisher {
@@ -450,7 +460,12 @@ struct publisher {
 	struct slots backends, certs, cas, profiles;
 	struct shard_set hosts, backend_texts;
 	struct shard_files files;
-	struct named named[3]; /* hosts, backends, certs of the last index */
+	/* hosts, backends, certs of the last index, then the id lists it
+	 * named each kind through (ROUTE_INDEX_KINDS + k) */
+	struct named named[2 * ROUTE_INDEX_KINDS];
+	/* Per kind, the lists of the last index (n 0: its ids were inline). */
+	struct id_lists lists[ROUTE_INDEX_KINDS];
+	size_t list_min, list_max; /* publisher_set_lists */
 	/* The slot of each backend, certificate, CA and backend TLS profile of
 	 * the last table published (by its index in that table), for
 	 * publisher_publish_endpoints: valid while maps_ok. */
@@ -639,6 +654,34 @@ static char *shard_dir(const struct publisher *p)
 	return d;
 }
 
+/* The last index written (p->last), its id lists read from the shard
+ * files. */
+static int parse_last(struct publisher *p, struct route_table **t, struct route_index **ix,
+                      char *err, size_t errlen)
+{
+	struct route_list_reader files = {route_list_read_file, p->dir};
+	return route_table_parse_index(p->last, strlen(p->last), &files, t, ix, err, errlen);
+}
+
+static void named_update(struct publisher *p, struct named *nm, char *const *ids, size_t n);
+
+/* Kind k of the index just written named l (taken: l is emptied): the
+ * reference counts of the list shard files follow. */
+static int lists_commit(struct publisher *p, int k, struct id_lists *l)
+{
+	char **ids = calloc(l->n + 1, sizeof(*ids));
+	if (!ids)
+		return WEIR_ENOMEM;
+	for (size_t j = 0; j < l->n; j++)
+		ids[j] = l->v[j].id;
+	named_update(p, &p->named[ROUTE_INDEX_KINDS + k], ids, l->n);
+	free(ids);
+	free(p->lists[k].v);
+	p->lists[k] = *l;
+	memset(l, 0, sizeof(*l));
+	return 0;
+}
+
 /* Take over the state of an existing version 2 index: its shard files are
  * kept and its slots reused, so a restarted controller publishing the same
  * world writes nothing. Best effort: whatever cannot be read is rebuilt by
@@ -648,7 +691,7 @@ static void adopt_index(struct publisher *p, const char *sdir)
 	struct route_table *t = NULL;
 	struct route_index *ix = NULL;
 	char err[256], path[4096];
-	if (route_table_parse_any(p->last, strlen(p->last), &t, &ix, err, sizeof(err)) != 0 || !ix)
+	if (parse_last(p, &t, &ix, err, sizeof(err)) != 0 || !ix)
 		goto out;
 	struct shard_set *bs = &p->backend_texts;
 	bs->text = calloc(ix->nbackends + 1, sizeof(*bs->text));
@@ -742,7 +785,7 @@ static void adopt_small_slots(struct publisher *p)
 	struct route_table *t = NULL;
 	struct route_index *ix = NULL;
 	char err[256];
-	if (route_table_parse_any(p->last, strlen(p->last), &t, &ix, err, sizeof(err)) != 0 || !ix)
+	if (parse_last(p, &t, &ix, err, sizeof(err)) != 0 || !ix)
 		goto out;
 	for (size_t i = 0; i < t->ncas; i++) {
 		size_t len;
@@ -854,11 +897,15 @@ static int scan_shards(struct publisher *p, const char *sdir)
 		}
 	}
 	closedir(d);
-	if (rc == 0 && p->last &&
-	    route_table_parse_any(p->last, strlen(p->last), &t, &ix, err, sizeof(err)) == 0 && ix) {
+	if (rc == 0 && p->last && parse_last(p, &t, &ix, err, sizeof(err)) == 0 && ix) {
 		named_update(p, &p->named[0], ix->hosts, ix->nhosts);
 		named_update(p, &p->named[1], ix->backends, ix->nbackends);
 		named_update(p, &p->named[2], ix->certs, ix->ncerts);
+		for (int k = 0; k < ROUTE_INDEX_KINDS; k++) {
+			struct id_lists l = {ix->nlists[k], ix->lists[k]};
+			if (lists_commit(p, k, &l) == 0)
+				ix->lists[k] = NULL;
+		}
 	}
 	route_index_free(ix);
 	route_table_free(t);
@@ -872,6 +919,8 @@ int publisher_new_format(const char *dir, enum publish_format format, struct pub
 	if (!p)
 		return WEIR_ENOMEM;
 	p->format = format;
+	p->list_min = PUBLISH_LIST_MIN;
+	p->list_max = PUBLISH_LIST_MAX;
 	p->dir = strdup(dir);
 	if (!p->dir) {
 		free(p);
@@ -967,8 +1016,10 @@ void publisher_free(struct publisher *p)
 	shard_set_free(&p->hosts);
 	shard_set_free(&p->backend_texts);
 	files_free(&p->files);
-	for (size_t i = 0; i < 3; i++)
+	for (size_t i = 0; i < 2 * ROUTE_INDEX_KINDS; i++)
 		free(p->named[i].id);
+	for (size_t k = 0; k < ROUTE_INDEX_KINDS; k++)
+		free(p->lists[k].v);
 	for (size_t i = 0; i < 4; i++)
 		free(p->maps[i]);
 	free(p->host_k);
@@ -994,6 +1045,12 @@ const struct publish_stats *publisher_stats(const struct publisher *p)
 void publisher_set_clock(struct publisher *p, publisher_clock_cb clock)
 {
 	p->clock = clock;
+}
+
+void publisher_set_lists(struct publisher *p, size_t min, size_t max)
+{
+	p->list_min = min;
+	p->list_max = max ? max : PUBLISH_LIST_MAX;
 }
 
 /* Keys of the small arrays: their whole content, each field with its
@@ -1144,9 +1201,10 @@ static int remap(int i, const size_t *map)
 	return i < 0 ? i : (int)map[i];
 }
 
-/* Write one shard file unless the publisher knows it is on disk. */
-static int put_shard(struct publisher *p, const char *sdir, const char *id, const char *text,
-                     size_t len)
+/* Write one shard file unless the publisher knows it is on disk; count it
+ * in *written. */
+static int put_file(struct publisher *p, const char *sdir, const char *id, const char *text,
+                    size_t len, size_t *written)
 {
 	char name[ROUTE_SHARD_ID_LEN + 8];
 	if (files_find(&p->files, id))
@@ -1154,14 +1212,118 @@ static int put_shard(struct publisher *p, const char *sdir, const char *id, cons
 	snprintf(name, sizeof(name), "%s.json", id);
 	/* A change writes a shard or two: each is fsync'd. A bulk write (the
 	 * first publish, a compaction) syncs the file system once instead. */
-	bool durable = p->stats.shards_written < PUBLISH_FSYNC_EACH_MAX;
+	bool durable = p->stats.shards_written + p->stats.lists_written < PUBLISH_FSYNC_EACH_MAX;
 	int rc = write_atomic(sdir, name, text, len, durable);
 	if (rc != 0)
 		return rc;
 	if (!files_add(&p->files, id, 0, now_s(p)))
 		return WEIR_ENOMEM;
-	p->stats.shards_written++;
+	(*written)++;
 	return 0;
+}
+
+static int put_shard(struct publisher *p, const char *sdir, const char *id, const char *text,
+                     size_t len)
+{
+	return put_file(p, sdir, id, text, len, &p->stats.shards_written);
+}
+
+/* A list ends after an id whose first byte is 0 or 1 (one id in 128, the
+ * ids being SHA-256 digests), or at p->list_max ids: where lists end
+ * depends on the ids around, not on positions, so a host added or removed
+ * changes the list it falls in and leaves the others as they were. */
+static bool list_ends(const char *id)
+{
+	return id[0] == '0' && (id[1] == '0' || id[1] == '1');
+}
+
+/* The old list of kind k starting at start with n ids, if the last index
+ * named the same ids there as ids (from ids[at]); else NULL. */
+static const struct route_index_list *same_list(const struct publisher *p, int k,
+                                                char *const *ids, size_t at, size_t start,
+                                                size_t n)
+{
+	const struct id_lists *old = &p->lists[k];
+	const struct named *nm = &p->named[k];
+	size_t lo = 0, hi = old->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (old->v[mid].start < start)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo == old->n || old->v[lo].start != start || old->v[lo].n != n ||
+	    start + n > nm->n)
+		return NULL;
+	for (size_t q = 0; q < n; q++)
+		if (strcmp(nm->id[start + q], ids[at + q]) != 0)
+			return NULL;
+	return &old->v[lo];
+}
+
+/* Kind k's ids[0..n) as id lists into out (none when the array is short):
+ * a list the last index named with the same ids (at the same place, or
+ * moved by as many places as the array grew) keeps its id; the others are
+ * written. */
+static int make_lists(struct publisher *p, int k, char *const *ids, size_t n, const char *sdir,
+                      struct id_lists *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (!p->list_min || n < p->list_min)
+		return 0;
+	const struct id_lists *old = &p->lists[k];
+	size_t old_n = old->n ? old->v[old->n - 1].start + old->v[old->n - 1].n : 0;
+	bool comparable = !p->gc_off && p->named[k].n == old_n;
+	size_t cap = 16, s = 0;
+	out->v = malloc(cap * sizeof(*out->v));
+	if (!out->v)
+		return WEIR_ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		if (i + 1 < n && i + 1 - s < p->list_max && !list_ends(ids[i]))
+			continue;
+		size_t len = i + 1 - s;
+		if (out->n == cap) {
+			struct route_index_list *g = realloc(out->v, 2 * cap * sizeof(*g));
+			if (!g)
+				goto oom;
+			out->v = g;
+			cap *= 2;
+		}
+		struct route_index_list *l = &out->v[out->n++];
+		const struct route_index_list *was = NULL;
+		if (comparable) {
+			was = same_list(p, k, ids, s, s, len);
+			if (!was && n != old_n && s + old_n >= n)
+				was = same_list(p, k, ids, s, s + old_n - n, len);
+		}
+		l->start = s;
+		l->n = len;
+		if (was) {
+			memcpy(l->id, was->id, sizeof(l->id));
+		} else {
+			char *text = NULL;
+			size_t tlen = 0;
+			int rc = route_id_list_serialize(ids + s, len, &text, &tlen);
+			if (rc != 0)
+				goto fail;
+			shard_id(text, tlen, l->id);
+			rc = put_file(p, sdir, l->id, text, tlen, &p->stats.lists_written);
+			free(text);
+			if (rc != 0) {
+				free(out->v);
+				memset(out, 0, sizeof(*out));
+				return rc;
+			}
+		}
+		s = i + 1;
+	}
+	return 0;
+oom:
+fail:
+	free(out->v);
+	memset(out, 0, sizeof(*out));
+	return WEIR_ENOMEM;
 }
 
 /* Remove the shard files no recent index names once they are old enough. */
@@ -1462,6 +1624,8 @@ static bool index_places(const char *text, size_t len, struct slot_text *sl, siz
 		g++;
 	*gen_at = (size_t)(g - text);
 	*gen_len = (size_t)(end - g);
+	if (!n)
+		return *gen_len > 0;
 	const char *l =
 	    memmem(end, len - (size_t)(end - text), INDEX_BACKENDS, sizeof(INDEX_BACKENDS) - 1);
 	if (!l || !*gen_len)
@@ -1483,6 +1647,70 @@ static bool index_places(const char *text, size_t len, struct slot_text *sl, siz
 	return true;
 }
 
+/* The top-level "backend_lists" array of an index as the serializer writes
+ * it: "[", then "\n    \"<id>\"" per list with commas between, then
+ * "\n  ]". */
+static const char INDEX_BACKEND_LISTS[] = "\n  \"backend_lists\": [";
+
+/* The index text for an endpoint change of a table whose backends the last
+ * index named through lists: the backend slots sl[0..nsl) take their new
+ * ids, the backend lists that changed are written (*nl: the new lists),
+ * and the last text gets the generation num (at gen_at, replacing gen_len
+ * bytes) and the new backend_lists array. */
+static int lists_in_place(struct publisher *p, const struct slot_text *sl, size_t nsl,
+                          const char *sdir, const char *num, size_t gen_at, size_t gen_len,
+                          struct id_lists *nl, char **out, size_t *out_len)
+{
+	size_t nb = p->named[1].n, last_len = strlen(p->last);
+	const char *a = memmem(p->last, last_len, INDEX_BACKEND_LISTS, sizeof(INDEX_BACKEND_LISTS) - 1);
+	if (!a || (size_t)(a - p->last) < gen_at + gen_len)
+		return 1;
+	a += sizeof(INDEX_BACKEND_LISTS) - 1;
+	const char *b = memmem(a, last_len - (size_t)(a - p->last), "\n  ]", 4);
+	if (!b)
+		return 1;
+	char **ids = malloc((nb + 1) * sizeof(*ids));
+	if (!ids)
+		return WEIR_ENOMEM;
+	for (size_t v = 0; v < nb; v++)
+		ids[v] = p->named[1].id[v];
+	for (size_t e = 0; e < nsl; e++)
+		ids[sl[e].v] = (char *)sl[e].id;
+	int rc = make_lists(p, 1, ids, nb, sdir, nl);
+	free(ids);
+	if (rc != 0)
+		return rc;
+	if (!nl->n)
+		return 1;
+	size_t nlen = strlen(num), body = nl->n * (ROUTE_SHARD_ID_LEN + 8);
+	size_t cap = last_len - gen_len + nlen + body + 1;
+	char *t = malloc(cap), *w = t;
+	if (!t)
+		return WEIR_ENOMEM;
+	memcpy(w, p->last, gen_at);
+	w += gen_at;
+	memcpy(w, num, nlen);
+	w += nlen;
+	size_t mid = (size_t)(a - p->last) - gen_at - gen_len;
+	memcpy(w, p->last + gen_at + gen_len, mid);
+	w += mid;
+	for (size_t j = 0; j < nl->n; j++) {
+		if (j)
+			*w++ = ',';
+		memcpy(w, "\n    \"", 6);
+		w += 6;
+		memcpy(w, nl->v[j].id, ROUTE_SHARD_ID_LEN);
+		w += ROUTE_SHARD_ID_LEN;
+		*w++ = '"';
+	}
+	size_t tail = last_len - (size_t)(b - p->last);
+	memcpy(w, b, tail + 1);
+	w += tail;
+	*out = t;
+	*out_len = (size_t)(w - t);
+	return 0;
+}
+
 /* publisher_publish_endpoints when its premise holds (the last publish kept
  * every slot and this table has the same arrays): the shards of the named
  * backends that changed are written, and the index is the last one's text
@@ -1502,6 +1730,7 @@ static int publish_endpoints_in_place(struct publisher *p, struct route_table *t
 			return 1;
 	size_t *slot = calloc(ndirty + 1, sizeof(*slot)), n = 0, ndistinct = 0, nsl = 0;
 	struct slot_text *sl = calloc(ndirty + 1, sizeof(*sl));
+	struct id_lists nl = {0};
 	char *sdir = shard_dir(p), *text = NULL;
 	int rc = WEIR_ENOMEM;
 	if (!slot || !sl || !sdir)
@@ -1529,7 +1758,14 @@ static int publish_endpoints_in_place(struct publisher *p, struct route_table *t
 	}
 	qsort(sl, nsl, sizeof(*sl), cmp_size); /* by slot: v is the first member */
 	size_t last_len = strlen(p->last), gen_at, gen_len;
-	if (!index_places(p->last, last_len, sl, nsl, &gen_at, &gen_len))
+	/* Backends named through lists: the changed lists are written and the
+	 * index's backend_lists array replaced; else the ids in the index. */
+	bool listed = p->lists[1].n > 0;
+	if (listed != (p->list_min && p->backends.n >= p->list_min) ||
+	    (listed && (p->gc_off || p->named[1].n != p->backends.n)))
+		goto out;
+	if (listed ? !index_places(p->last, last_len, NULL, 0, &gen_at, &gen_len)
+	           : !index_places(p->last, last_len, sl, nsl, &gen_at, &gen_len))
 		goto out;
 
 	memset(&p->stats, 0, sizeof(p->stats));
@@ -1557,14 +1793,21 @@ static int publish_endpoints_in_place(struct publisher *p, struct route_table *t
 	char num[24];
 	int nlen = snprintf(num, sizeof(num), "%llu", (unsigned long long)(p->generation + 1));
 	size_t len = last_len - gen_len + (size_t)nlen;
-	rc = WEIR_ENOMEM;
-	if (!(text = malloc(len + 1)))
-		goto out;
-	memcpy(text, p->last, gen_at);
-	memcpy(text + gen_at, num, (size_t)nlen);
-	memcpy(text + gen_at + nlen, p->last + gen_at + gen_len, last_len - gen_at - gen_len + 1);
-	for (size_t e = 0; e < nsl; e++)
-		memcpy(text + sl[e].at - gen_len + nlen, sl[e].id, ROUTE_SHARD_ID_LEN);
+	if (listed) {
+		rc = lists_in_place(p, sl, nsl, sdir, num, gen_at, gen_len, &nl, &text, &len);
+		if (rc != 0)
+			goto out;
+	} else {
+		rc = WEIR_ENOMEM;
+		if (!(text = malloc(len + 1)))
+			goto out;
+		memcpy(text, p->last, gen_at);
+		memcpy(text + gen_at, num, (size_t)nlen);
+		memcpy(text + gen_at + nlen, p->last + gen_at + gen_len,
+		       last_len - gen_at - gen_len + 1);
+		for (size_t e = 0; e < nsl; e++)
+			memcpy(text + sl[e].at - gen_len + nlen, sl[e].id, ROUTE_SHARD_ID_LEN);
+	}
 	if ((rc = write_atomic(p->dir, ROUTE_TABLE_FILE, text, len, true)) != 0)
 		goto out;
 	fsync_dir(p->dir);
@@ -1587,10 +1830,13 @@ static int publish_endpoints_in_place(struct publisher *p, struct route_table *t
 		if (rc != 0)
 			goto out;
 	}
+	if (listed && lists_commit(p, 1, &nl) != 0)
+		p->gc_off = true;
 	collect_garbage(p, sdir);
 	p->maps_ok = true;
 	rc = 0;
 out:
+	free(nl.v);
 	for (size_t e = 0; sl && e < nsl; e++)
 		free(sl[e].text);
 	free(text);
@@ -1614,6 +1860,7 @@ static int publish_v2(struct publisher *p, struct route_table *t, char *const *c
 	size_t *pmap = calloc(t->nbackend_tls + 1, sizeof(*pmap));
 	bool *bfresh = NULL, *cfresh = NULL, *afresh = NULL, *pfresh = NULL;
 	struct route_index ix = {0};
+	struct id_lists nl[ROUTE_INDEX_KINDS] = {{0}};
 	struct route_table it;
 	struct shard_set hs = {0}, bs = {0};
 	struct route *rbuf = NULL;
@@ -1865,6 +2112,16 @@ static int publish_v2(struct publisher *p, struct route_table *t, char *const *c
 	}
 	it.default_cert = remap(t->default_cert, cmap);
 	it.default_backend = remap(t->default_backend, bmap);
+	{
+		char *const *arr[ROUTE_INDEX_KINDS] = {ix.hosts, ix.backends, ix.certs};
+		size_t narr[ROUTE_INDEX_KINDS] = {ix.nhosts, ix.nbackends, ix.ncerts};
+		for (int k = 0; k < ROUTE_INDEX_KINDS; k++) {
+			if ((rc = make_lists(p, k, arr[k], narr[k], sdir, &nl[k])) != 0)
+				goto out;
+			ix.lists[k] = nl[k].v;
+			ix.nlists[k] = nl[k].n;
+		}
+	}
 	if ((rc = route_index_serialize(&it, &ix, &text, &len)) != 0)
 		goto out;
 	if (len > ROUTE_TABLE_MAX_BYTES) {
@@ -1931,7 +2188,7 @@ hosts_done:
 		goto out;
 	}
 	/* Shards first, durably, then the index that names them. */
-	if (p->stats.shards_written > PUBLISH_FSYNC_EACH_MAX) {
+	if (p->stats.shards_written + p->stats.lists_written > PUBLISH_FSYNC_EACH_MAX) {
 		int dfd = open(sdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (dfd >= 0) {
 			syncfs(dfd);
@@ -1950,6 +2207,9 @@ hosts_done:
 	named_update(p, &p->named[0], ix.hosts, ix.nhosts);
 	named_update(p, &p->named[1], ix.backends, ix.nbackends);
 	named_update(p, &p->named[2], ix.certs, ix.ncerts);
+	for (int k = 0; k < ROUTE_INDEX_KINDS; k++)
+		if (lists_commit(p, k, &nl[k]) != 0)
+			p->gc_off = true; /* counts unknown from here: nothing is removed */
 	collect_garbage(p, sdir);
 	keep_maps(p, t, mv);
 	rc = 0;
@@ -1970,6 +2230,8 @@ out:
 	free(ix.hosts);
 	free(ix.backends);
 	free(ix.certs);
+	for (int k = 0; k < ROUTE_INDEX_KINDS; k++)
+		free(nl[k].v);
 	free(it.cas);
 	free(it.backend_tls);
 	free(it.passthrough);

@@ -91,6 +91,7 @@ struct publish_stats {
 	size_t backend_shards;  /* backend slots in use */
 	size_t cert_shards;     /* certificate slots in use */
 	size_t shards_written;  /* shard files written (the others were on disk) */
+	size_t lists_written;   /* id list files written (not in shards_written) */
 	size_t shards_removed;  /* garbage shard files removed */
 	bool compacted;         /* slots were renumbered (every host shard rewritten) */
 	size_t hosts_reused;    /* host shards named again unserialized (publish_changed) */
@@ -101,5 +102,9 @@ const struct publish_stats *publisher_stats(const struct publisher *p);
 /* Time source for the garbage collection's age check (tests); NULL: time(). */
 typedef int64_t (*publisher_clock_cb)(void);
 void publisher_set_clock(struct publisher *p, publisher_clock_cb clock);
+
+/* An array of at least min ids (0: never) is written as id lists of at
+ * most max ids each (0: the default); tests use small ones. */
+void publisher_set_lists(struct publisher *p, size_t min, size_t max);
 
 #endif

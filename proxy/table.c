@@ -1372,6 +1372,41 @@ fail:
 	return rc;
 }
 
+/* Where table_load gets an index's id lists: the table being served has
+ * the ids of each list it was built from (the usual case: one list of one
+ * kind changed), the others are read from their files. */
+struct list_source {
+	const char *dir;
+	const struct table *prev;
+};
+
+static int read_list(void *arg, int kind, const char *id, char **text, size_t *len,
+                     char *const **ids, size_t *n, char *err, size_t errlen)
+{
+	const struct list_source *src = arg;
+	const struct route_index *pix = src->prev ? src->prev->ix : NULL;
+	if (pix && kind >= 0 && kind < ROUTE_INDEX_KINDS) {
+		char *const *arr[ROUTE_INDEX_KINDS] = {pix->hosts, pix->backends, pix->certs};
+		for (size_t j = 0; j < pix->nlists[kind]; j++) {
+			const struct route_index_list *l = &pix->lists[kind][j];
+			if (memcmp(l->id, id, ROUTE_SHARD_ID_LEN) == 0) {
+				*ids = arr[kind] + l->start;
+				*n = l->n;
+				return 0;
+			}
+		}
+	}
+	unsigned char key[TABLE_CACHE_KEY_LEN];
+	if (!route_shard_id_valid(id)) {
+		snprintf(err, errlen, "not a shard id");
+		return WEIR_EINVAL;
+	}
+	shard_key(id, key);
+	int rc = read_shard(src->dir, id, key, text, len, err, errlen);
+	/* A missing list is a broken table (as a missing shard). */
+	return rc == WEIR_ENOENT ? WEIR_EIO : rc;
+}
+
 int table_load(const char *dir, struct table **out, char *err, size_t errlen)
 {
 	char path[4096], msg[512];
@@ -1387,8 +1422,13 @@ int table_load(const char *dir, struct table **out, char *err, size_t errlen)
 	}
 	msg[0] = '\0';
 	rc = read_file(path, &buf, &len, msg, sizeof(msg));
-	if (rc == 0)
-		rc = route_table_parse_any(buf, len, &rt, &ix, msg, sizeof(msg));
+	if (rc == 0) {
+		struct table *prev = table_current();
+		struct list_source src = {dir, prev && prev->ix ? prev : NULL};
+		struct route_list_reader lists = {read_list, &src};
+		rc = route_table_parse_index(buf, len, &lists, &rt, &ix, msg, sizeof(msg));
+		table_unref(prev);
+	}
 	free(buf);
 	if (rc == 0 && ix) {
 		rc = table_new_sharded(dir, rt, ix, out, msg, sizeof(msg));

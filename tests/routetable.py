@@ -20,11 +20,32 @@ def shard(pub, sid):
     return json.loads(data)
 
 
+LISTS = {"hosts": "host_lists", "backends": "backend_lists", "certs": "cert_lists"}
+
+
+def ids(pub, table, kind, cache=None):
+    """The shard ids an index names for kind ("hosts", "backends" or "certs"): in the index, or
+    in the id lists it names (docs/route-table.md, "Id lists"). cache: as for host_names."""
+    lists = table.get(LISTS[kind], [])
+    if not lists:
+        return table.get(kind, [])
+    cache = {} if cache is None else cache
+    out = []
+    for lid in lists:
+        if lid not in cache:
+            cache[lid] = shard(pub, lid)
+        out.extend(cache[lid])
+    return out
+
+
 def load(pub):
     pub = pathlib.Path(pub)
     table = json.loads((pub / INDEX).read_text())
     if table.get("version") != 2:
         return table
+    for kind, key in LISTS.items():
+        table[kind] = ids(pub, table, kind)
+        table.pop(key, None)
     table["hosts"] = [shard(pub, sid) for sid in table.get("hosts", [])]
     table["backends"] = [shard(pub, sid) if sid else None for sid in table.get("backends", [])]
     table["certs"] = [shard(pub, sid) if sid else None for sid in table.get("certs", [])]
@@ -57,11 +78,18 @@ def host_names(pub, cache=None):
         return {h.get("name", "") for h in table.get("hosts", [])}
     cache = {} if cache is None else cache
     names = set()
-    for sid in table.get("hosts", []):
+    for sid in ids(pub, table, "hosts", cache):
         if sid not in cache:
             cache[sid] = shard(pub, sid).get("name", "")
         names.add(cache[sid])
     return names
+
+
+def list_files(pub):
+    """Names of the id list files among shard_files(pub) (a list's text is a JSON array)."""
+    d = pathlib.Path(pub) / SHARDS
+    return sorted(n for n in shard_files(pub)
+                  if not n.startswith(".") and (d / n).read_bytes()[:1] == b"[")
 
 
 def published_bytes(pub):

@@ -3,6 +3,7 @@ directory of many Ingresses publishes an index and one shard per host; weir-prox
 change to one Ingress adds exactly one shard file and the proxy parses only that shard; an
 endpoint-only change adds one backend shard and the proxy parses no host."""
 
+import json
 import os
 import re
 import time
@@ -68,7 +69,13 @@ def test_one_ingress_changed_one_shard(backends, tmp_path):
         line = last_load_line(p, 1)
         assert "(v2 index + shards)" in line and f"{N} hosts ({N} parsed, 0 reused)" in line, line
         before = set(routetable.shard_files(pub))
-        assert len(before) == N + 1  # one shard per host and the one backend
+        lists = set(routetable.list_files(pub))
+        # one shard per host and the one backend, and the id lists naming the hosts (300 is
+        # past the 256 ids an index holds inline; one backend is not)
+        assert len(before - lists) == N + 1
+        index = json.loads((pub / "routes.json").read_text())
+        assert "hosts" not in index and "backends" in index
+        assert {f"{i}.json" for i in index["host_lists"]} == lists
         index1 = routetable.load(pub)
         assert len(index1["hosts"]) == N
 
@@ -80,9 +87,14 @@ def test_one_ingress_changed_one_shard(backends, tmp_path):
         assert pu.get(p.http_port, "/app", host=host).status == 404
         assert pu.get(p.http_port, "/app", host="h124.shard.test").status == 200
         added = set(routetable.shard_files(pub)) - before
+        added_lists = added & set(routetable.list_files(pub))
+        added -= added_lists
         assert len(added) == 1, added
         sid = added.pop()[:-len(".json")]
         assert routetable.shard(pub, sid)["name"] == host
+        # the list that names it (two if its id starts or ends a list where the old one did
+        # not); the other lists stay
+        assert 1 <= len(added_lists) <= 2, added_lists
         line = last_load_line(p, 2)
         assert f"{N} hosts (1 parsed, {N - 1} reused)" in line, line
         m = re.search(r"in ([0-9.]+) ms", line)

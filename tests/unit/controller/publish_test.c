@@ -14,6 +14,18 @@
 #include "error.h"
 #include "route_validate.h"
 
+/* Id lists: the v2 tests run once as a table of this size is published
+ * (inline ids), once with lists of a few ids each. */
+static size_t list_min, list_max;
+
+static int pub_new(const char *dir, struct publisher **out)
+{
+	int rc = publisher_new(dir, out);
+	if (rc == 0 && list_min)
+		publisher_set_lists(*out, list_min, list_max);
+	return rc;
+}
+
 static char *slurp(const char *path)
 {
 	FILE *f = fopen(path, "rb");
@@ -34,6 +46,28 @@ static size_t count_files(const char *dir)
 	while (d && (de = readdir(d)))
 		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
 			n++;
+	if (d)
+		closedir(d);
+	return n;
+}
+
+/* Files in a shard directory that are not id lists (a list's text starts
+ * with '['). */
+static size_t count_shards(const char *sdir)
+{
+	size_t n = 0;
+	char path[1024];
+	DIR *d = opendir(sdir);
+	struct dirent *de;
+	while (d && (de = readdir(d))) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", sdir, de->d_name);
+		FILE *f = fopen(path, "r");
+		n += f && fgetc(f) != '[';
+		if (f)
+			fclose(f);
+	}
 	if (d)
 		closedir(d);
 	return n;
@@ -110,7 +144,7 @@ static void test_v1(void)
 	route_table_free(t);
 
 	/* an unwritable location fails cleanly */
-	CHECK_INT(publisher_new("/proc/weir-no-such-dir", &p), WEIR_EIO);
+	CHECK_INT(pub_new("/proc/weir-no-such-dir", &p), WEIR_EIO);
 	rm_rf(dir);
 }
 
@@ -200,7 +234,8 @@ static struct route_table *read_index(const char *dir, struct route_index **ix)
 	CHECK(text != NULL);
 	if (!text)
 		return NULL;
-	int rc = route_table_parse_any(text, strlen(text), &t, ix, err, sizeof(err));
+	struct route_list_reader lists = {route_list_read_file, (void *)dir};
+	int rc = route_table_parse_index(text, strlen(text), &lists, &t, ix, err, sizeof(err));
 	if (rc != 0)
 		fprintf(stderr, "read_index: %s\n", err);
 	CHECK_INT(rc, 0);
@@ -252,7 +287,7 @@ static void test_v2_slots(void)
 	struct route_index *ix = NULL;
 	struct route_table *it;
 	const struct publish_stats *st;
-	CHECK_INT(publisher_new(dir, &p), 0);
+	CHECK_INT(pub_new(dir, &p), 0);
 	publisher_set_clock(p, fake_clock);
 	fake_now = 1000;
 	st = publisher_stats(p);
@@ -265,7 +300,10 @@ static void test_v2_slots(void)
 	CHECK_INT(count_files(dir), 2); /* routes.json and shards/ */
 	char sdir[512];
 	snprintf(sdir, sizeof(sdir), "%s/%s", dir, ROUTE_SHARD_DIR);
-	CHECK_INT(count_files(sdir), 30); /* no temporary left */
+	CHECK_INT(count_shards(sdir), 30); /* no temporary left */
+	/* and the lists: at most 3 ids each, so 4 a kind at least */
+	CHECK_INT(count_files(sdir), 30 + st->lists_written);
+	CHECK(list_min ? st->lists_written >= 12 : st->lists_written == 0);
 	it = read_index(dir, &ix);
 	CHECK_INT(it->version, ROUTE_INDEX_VERSION);
 	CHECK_INT(ix->nhosts, 10);
@@ -334,7 +372,7 @@ static void test_v2_slots(void)
 
 	/* a restart publishing the same table writes nothing */
 	publisher_free(p);
-	CHECK_INT(publisher_new(dir, &p), 0);
+	CHECK_INT(pub_new(dir, &p), 0);
 	publisher_set_clock(p, fake_clock);
 	st = publisher_stats(p);
 	publish_ok(p, make_table(10, skip4, 1, true, 7, 3), false);
@@ -363,8 +401,8 @@ static void test_v2_deterministic(void)
 	char pa[512], pb[512];
 	CHECK(mkdtemp(a) != NULL && mkdtemp(b) != NULL);
 	struct publisher *p = NULL, *q = NULL;
-	CHECK_INT(publisher_new(a, &p), 0);
-	CHECK_INT(publisher_new(b, &q), 0);
+	CHECK_INT(pub_new(a, &p), 0);
+	CHECK_INT(pub_new(b, &q), 0);
 	int skip[] = {3};
 	publish_ok(p, make_table(8, NULL, 0, false, -1, -1), true);
 	publish_ok(q, make_table(8, NULL, 0, false, -1, -1), true);
@@ -403,8 +441,8 @@ static void test_v2_endpoints(void)
 	char a[] = "/tmp/weir-publish-ea-XXXXXX", b[] = "/tmp/weir-publish-eb-XXXXXX";
 	CHECK(mkdtemp(a) != NULL && mkdtemp(b) != NULL);
 	struct publisher *p = NULL, *q = NULL;
-	CHECK_INT(publisher_new(a, &p), 0);
-	CHECK_INT(publisher_new(b, &q), 0);
+	CHECK_INT(pub_new(a, &p), 0);
+	CHECK_INT(pub_new(b, &q), 0);
 	publish_ok(p, make_table(8, NULL, 0, false, -1, -1), true);
 	publish_ok(q, make_table(8, NULL, 0, false, -1, -1), true);
 	/* backend 2's endpoint port moves */
@@ -473,8 +511,8 @@ static void test_v2_publish_endpoints(void)
 	char a[] = "/tmp/weir-publish-pa-XXXXXX", b[] = "/tmp/weir-publish-pb-XXXXXX";
 	CHECK(mkdtemp(a) != NULL && mkdtemp(b) != NULL);
 	struct publisher *p = NULL, *q = NULL;
-	CHECK_INT(publisher_new(a, &p), 0);
-	CHECK_INT(publisher_new(b, &q), 0);
+	CHECK_INT(pub_new(a, &p), 0);
+	CHECK_INT(pub_new(b, &q), 0);
 	bool written = false;
 	/* before any publish: no premise, a full compare */
 	size_t two[] = {2};
@@ -546,8 +584,8 @@ static void test_v2_publish_hosts(void)
 	char a[] = "/tmp/weir-publish-ha-XXXXXX", b[] = "/tmp/weir-publish-hb-XXXXXX";
 	CHECK(mkdtemp(a) != NULL && mkdtemp(b) != NULL);
 	struct publisher *p = NULL, *q = NULL;
-	CHECK_INT(publisher_new(a, &p), 0);
-	CHECK_INT(publisher_new(b, &q), 0);
+	CHECK_INT(pub_new(a, &p), 0);
+	CHECK_INT(pub_new(b, &q), 0);
 	bool written = false;
 	char *h3[] = {"h03.test"}, *h3h6[] = {"h03.test", "h06.test"};
 	/* before any publish: no premise, a full compare */
@@ -617,8 +655,8 @@ static void test_v2_hosts_churn(void)
 	char a[] = "/tmp/weir-publish-ra-XXXXXX", b[] = "/tmp/weir-publish-rb-XXXXXX";
 	CHECK(mkdtemp(a) != NULL && mkdtemp(b) != NULL);
 	struct publisher *p = NULL, *q = NULL;
-	CHECK_INT(publisher_new(a, &p), 0);
-	CHECK_INT(publisher_new(b, &q), 0);
+	CHECK_INT(pub_new(a, &p), 0);
+	CHECK_INT(pub_new(b, &q), 0);
 	bool gone[N] = {false}, extra = false;
 	int ch = -1;
 	unsigned seed = 7;
@@ -690,7 +728,7 @@ static void test_v2_gc(void)
 	struct route_table *it;
 	char id[6][ROUTE_SHARD_ID_LEN + 1];
 	const struct publish_stats *st;
-	CHECK_INT(publisher_new(dir, &p), 0);
+	CHECK_INT(pub_new(dir, &p), 0);
 	publisher_set_clock(p, fake_clock);
 	st = publisher_stats(p);
 	fake_now = 5000;
@@ -716,7 +754,8 @@ static void test_v2_gc(void)
 	free(t->hosts[1].routes[0].path);
 	t->hosts[1].routes[0].path = strdup("/v4");
 	publish_ok(p, t, true);
-	CHECK_INT(st->shards_removed, 2);
+	/* with lists, the host list of generations 1 and 2 goes as well */
+	CHECK_INT(st->shards_removed, list_min ? 4 : 2);
 	CHECK(!shard_exists(dir, id[0]));
 	CHECK(!shard_exists(dir, id[1]));
 	CHECK(shard_exists(dir, id[2]));
@@ -732,7 +771,7 @@ static void test_v2_gc(void)
 	publisher_free(p);
 
 	/* a restart: what the index names stays, the rest is garbage */
-	CHECK_INT(publisher_new(dir, &p), 0);
+	CHECK_INT(pub_new(dir, &p), 0);
 	publisher_set_clock(p, fake_clock);
 	st = publisher_stats(p);
 	fake_now = (int64_t)time(NULL) + 100; /* the files' mtimes are real ones now */
@@ -770,7 +809,7 @@ static void test_v2_gc(void)
 	route_table_free(it);
 	snprintf(path, sizeof(path), "%s/%s/%s.json", dir, ROUTE_SHARD_DIR, id[4]);
 	CHECK_INT(unlink(path), 0);
-	CHECK_INT(publisher_new(dir, &p), 0);
+	CHECK_INT(pub_new(dir, &p), 0);
 	t = make_table(3, NULL, 0, false, -1, -1);
 	free(t->hosts[1].routes[0].path);
 	t->hosts[1].routes[0].path = strdup("/v9");
@@ -826,12 +865,12 @@ static void test_v2_cert_digest(void)
 	char a[] = "/tmp/weir-publish-ca-XXXXXX", b[] = "/tmp/weir-publish-cb-XXXXXX";
 	CHECK(mkdtemp(a) != NULL && mkdtemp(b) != NULL);
 	struct publisher *p = NULL, *q = NULL;
-	CHECK_INT(publisher_new(a, &p), 0);
+	CHECK_INT(pub_new(a, &p), 0);
 	publish_ok(p, make_table(6, NULL, 0, false, -1, -1), true);
 	publish_ok(p, with_digests(make_table(6, NULL, 0, false, -1, -1)), false);
 	publisher_free(p);
 	p = NULL;
-	CHECK_INT(publisher_new(a, &p), 0); /* a restart: slots read back from the shards */
+	CHECK_INT(pub_new(a, &p), 0); /* a restart: slots read back from the shards */
 	publish_ok(p, with_digests(make_table(6, NULL, 0, false, -1, -1)), false);
 
 	char **before = cert_ids(a);
@@ -852,7 +891,7 @@ static void test_v2_cert_digest(void)
 	}
 	CHECK_INT(fresh, 1);
 
-	CHECK_INT(publisher_new(b, &q), 0);
+	CHECK_INT(pub_new(b, &q), 0);
 	t = make_table(6, NULL, 0, false, -1, -1);
 	free(t->certs[2].key_pem);
 	t->certs[2].key_pem = strdup("KEY 2 renewed");
@@ -882,7 +921,7 @@ static void test_v2_release_pems(void)
 	char a[] = "/tmp/weir-publish-ra-XXXXXX", b[] = "/tmp/weir-publish-rb-XXXXXX";
 	CHECK(mkdtemp(a) != NULL && mkdtemp(b) != NULL);
 	struct publisher *p = NULL, *q = NULL;
-	CHECK_INT(publisher_new(a, &p), 0);
+	CHECK_INT(pub_new(a, &p), 0);
 	struct route_table *t = with_digests(make_table(6, NULL, 0, false, -1, -1));
 	bool written = false;
 	CHECK_INT(publisher_publish(p, t, &written), 0);
@@ -899,7 +938,7 @@ static void test_v2_release_pems(void)
 	for (; before && after && before[n] && after[n]; n++)
 		CHECK_STR(before[n], after[n]);
 	CHECK(before && after && !before[n] && !after[n] && n == 6);
-	CHECK_INT(publisher_new(b, &q), 0);
+	CHECK_INT(pub_new(b, &q), 0);
 	CHECK_INT(publisher_publish(q, t, &written), WEIR_EAGAIN);
 	route_table_free(t);
 	free_ids(before);
@@ -913,14 +952,18 @@ static void test_v2_release_pems(void)
 int main(void)
 {
 	test_v1();
-	test_v2_slots();
-	test_v2_deterministic();
-	test_v2_endpoints();
-	test_v2_publish_endpoints();
-	test_v2_publish_hosts();
-	test_v2_hosts_churn();
-	test_v2_gc();
-	test_v2_cert_digest();
-	test_v2_release_pems();
+	for (int lists = 0; lists < 2; lists++) {
+		list_min = lists ? 2 : 0;
+		list_max = lists ? 3 : 0;
+		test_v2_slots();
+		test_v2_deterministic();
+		test_v2_endpoints();
+		test_v2_publish_endpoints();
+		test_v2_publish_hosts();
+		test_v2_hosts_churn();
+		test_v2_gc();
+		test_v2_cert_digest();
+		test_v2_release_pems();
+	}
 	return check_finish("publish_test");
 }

@@ -430,6 +430,98 @@ static void test_canary_patterns_across_reloads(void)
 	CHECK_INT(canary("c2.test", "deux"), 1);
 }
 
+/* A list shard of the ids (as the publisher writes it) into id. */
+static void list_shard(char id[ID_SIZE], char ids[][ID_SIZE], size_t n)
+{
+	char text[8192];
+	size_t len = (size_t)snprintf(text, sizeof(text), "[\n");
+	for (size_t i = 0; i < n; i++)
+		len += (size_t)snprintf(text + len, sizeof(text) - len, "  \"%s\"%s\n", ids[i],
+		                        i + 1 < n ? "," : "");
+	snprintf(text + len, sizeof(text) - len, "]\n");
+	shard(id, "%s", text);
+}
+
+static void remove_shard(const char *id)
+{
+	char path[512];
+	snprintf(path, sizeof(path), "%s/%s/%s.json", dir, ROUTE_SHARD_DIR, id);
+	CHECK_INT(unlink(path), 0);
+}
+
+/* An index naming its hosts and backends through id lists: loaded as the
+ * same index with the ids inline; a reload takes the lists the table in
+ * use was built from from that table (their files are not read again),
+ * and reads the others. */
+static void test_id_lists(void)
+{
+	char h[3][ID_SIZE], b[2][ID_SIZE], hl[2][ID_SIZE], bl[1][ID_SIZE], path[512];
+	static char json[4096];
+	host(h[0], "l0.test", -1, -1, 0);
+	host(h[1], "l1.test", -1, -1, 1);
+	host(h[2], "l2.test", -1, -1, 1);
+	backend(b[0], "ns/l0:80", 80);
+	backend(b[1], "ns/l1:80", 80);
+	list_shard(hl[0], h, 2);
+	list_shard(hl[1], h + 2, 1);
+	list_shard(bl[0], b, 2);
+	snprintf(path, sizeof(path), "%s/%s", dir, ROUTE_TABLE_FILE);
+#define LISTED_INDEX(bl0)                                                                          \
+	snprintf(json, sizeof(json),                                                               \
+	         "{\"version\":2,\"generation\":%llu,\"host_lists\":[\"%s\",\"%s\"],"              \
+	         "\"backend_lists\":[\"%s\"]}",                                                      \
+	         ++generation, hl[0], hl[1], bl0);                                                 \
+	write_file(path, json)
+	LISTED_INDEX(bl[0]);
+	struct table *t = load_ok();
+	if (!t)
+		return;
+	table_publish(t);
+	CHECK_STR(reach("l0.test", "/"), "ns/l0:80");
+	CHECK_STR(reach("l2.test", "/"), "ns/l1:80");
+
+	/* l1's port changes: a new backend shard and backend list; the host
+	 * lists' files are gone, and not needed (the table in use has them) */
+	char b2[2][ID_SIZE], bl2[ID_SIZE];
+	memcpy(b2, b, sizeof(b2));
+	backend(b2[1], "ns/l1-new:80", 81);
+	list_shard(bl2, b2, 2);
+	remove_shard(hl[0]);
+	remove_shard(hl[1]);
+	LISTED_INDEX(bl2);
+	t = load_ok();
+	if (!t)
+		return;
+	CHECK_INT(table_hosts_parsed(t), 0);
+	table_publish(t);
+	CHECK_STR(reach("l2.test", "/"), "ns/l1-new:80");
+	CHECK_STR(reach("l0.test", "/"), "ns/l0:80");
+
+	/* a list neither on disk nor in the table in use: refused, kept serving */
+	char err[512] = "", want[512];
+	struct table *none = NULL;
+	LISTED_INDEX(bl[0]); /* bl[0]'s file is there: reads it */
+	t = load_ok();
+	if (t)
+		table_publish(t);
+	CHECK_STR(reach("l2.test", "/"), "ns/l1:80");
+	remove_shard(bl2);
+	LISTED_INDEX(bl2);
+	CHECK_INT(table_load(dir, &none, err, sizeof(err)), WEIR_EIO);
+	snprintf(want, sizeof(want),
+	         "routes.json: backend_lists[0]: shards/%s.json: No such file or directory", bl2);
+	CHECK_STR(err, want);
+	/* a list whose bytes are not its name's */
+	snprintf(path, sizeof(path), "%s/%s/%s.json", dir, ROUTE_SHARD_DIR, bl2);
+	write_file(path, "[\"\"]\n");
+	snprintf(path, sizeof(path), "%s/%s", dir, ROUTE_TABLE_FILE);
+	LISTED_INDEX(bl2);
+	CHECK(table_load(dir, &none, err, sizeof(err)) != 0);
+	CHECK(strstr(err, "content does not match its name") != NULL);
+	CHECK_STR(reach("l2.test", "/"), "ns/l1:80");
+#undef LISTED_INDEX
+}
+
 int main(void)
 {
 	char path[512];
@@ -439,6 +531,7 @@ int main(void)
 	test_kept_host_checked_against_new_shape();
 	test_host_index_across_reloads();
 	test_canary_patterns_across_reloads();
+	test_id_lists();
 	rm_tree(dir);
 	return check_finish("table_sharded_test");
 }
