@@ -966,15 +966,25 @@ static int cmp_name(const void *a, const void *b)
  * lookup. prev_e entries may be NULL (holes, or not loaded). */
 static void reuse_by_position(struct table_cache_entry **e, char *const *ids, size_t n,
                               struct table_cache_entry *const *prev_e, char *const *prev_ids,
-                              size_t prev_n)
+                              size_t prev_n, const struct route_index *ix,
+                              const struct route_index *pix, int kind)
 {
 	if (!prev_e)
 		return;
 	if (prev_n < n)
 		n = prev_n;
-	for (size_t i = 0; i < n; i++)
-		if (prev_e[i] && ids[i][0] && strcmp(ids[i], prev_ids[i]) == 0)
-			e[i] = prev_e[i];
+	/* The positions of a list the index before named at the same place
+	 * hold the same ids: taken without comparing them. */
+	size_t i = 0;
+	for (size_t j = 0; j <= ix->nlists[kind] && i < n; j++) {
+		const struct route_index_list *l = j < ix->nlists[kind] ? &ix->lists[kind][j] : NULL;
+		bool same = l && j < pix->nlists[kind] && pix->lists[kind][j].start == l->start &&
+		            memcmp(pix->lists[kind][j].id, l->id, ROUTE_SHARD_ID_LEN) == 0;
+		size_t end = l && l->start + l->n < n ? l->start + l->n : n;
+		for (; i < end; i++)
+			if (prev_e[i] && ids[i][0] && (same || strcmp(ids[i], prev_ids[i]) == 0))
+				e[i] = prev_e[i];
+	}
 	table_cache_get(e, n);
 }
 
@@ -1024,7 +1034,8 @@ static int attach_backends(struct table *t, const char *dir, const struct route_
 	}
 	if (prev)
 		reuse_by_position(t->backend_shards, ix->backends, ix->nbackends,
-		                  prev->backend_shards, prev->ix->backends, prev->ix->nbackends);
+		                  prev->backend_shards, prev->ix->backends, prev->ix->nbackends, ix,
+		                  prev->ix, 1);
 	/* Every name either "" or prev's name at the same position: prev's
 	 * names were unique, so these are too, without sorting them again. */
 	bool names_kept = prev != NULL;
@@ -1181,9 +1192,9 @@ static int attach_shards(struct table *t, const char *dir, const struct route_in
 	}
 	if (prev) {
 		reuse_by_position(t->cert_shards, ix->certs, ix->ncerts, prev->cert_shards,
-		                  prev->ix->certs, prev->ix->ncerts);
+		                  prev->ix->certs, prev->ix->ncerts, ix, prev->ix, 2);
 		reuse_by_position(t->host_shards, ix->hosts, ix->nhosts, prev->host_shards,
-		                  prev->ix->hosts, prev->ix->nhosts);
+		                  prev->ix->hosts, prev->ix->nhosts, ix, prev->ix, 0);
 		rt->nhosts = ix->nhosts; /* table_free gives back what was reused */
 	}
 	for (size_t i = 0; i < ix->ncerts; i++) {
