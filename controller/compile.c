@@ -3844,6 +3844,12 @@ static void sort_tail(void *v, size_t n, size_t sz, size_t nsorted,
 	free(m);
 }
 
+void compile_finish_merge_hosts(struct route_table *t, size_t hsorted, size_t psorted)
+{
+	sort_tail(t->hosts, t->nhosts, sizeof(*t->hosts), hsorted, cmp_host);
+	sort_tail(t->passthrough, t->npassthrough, sizeof(*t->passthrough), psorted, cmp_pass);
+}
+
 void compile_finish_merge(struct route_table *t, size_t hsorted, size_t psorted, size_t bsorted,
                           size_t csorted)
 {

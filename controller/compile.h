@@ -128,6 +128,11 @@ int compile_ingress_mentions(const struct snapshot *snap, const struct compile_o
 void compile_finish_merge(struct route_table *t, size_t hsorted, size_t psorted, size_t bsorted,
                           size_t csorted);
 
+/* The same when no backend, certificate, CA or profile was added and none
+ * lost its last user: hosts and passthrough entries are sorted, the rest
+ * stays as it is. */
+void compile_finish_merge_hosts(struct route_table *t, size_t hsorted, size_t psorted);
+
 /* Sort diagnostics into compile_snapshot's order. */
 void compile_sort_diags(struct diag_list *d);
 

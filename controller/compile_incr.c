@@ -358,6 +358,53 @@ static int remap(int i, const int *map)
 	return i < 0 ? i : map[i];
 }
 
+/* Indexes into a table's backends or certificates (a few: the ones some
+ * hosts use). */
+struct used {
+	int *v;
+	size_t n, cap;
+};
+
+static void used_add(struct used *u, int i)
+{
+	if (i < 0)
+		return;
+	for (size_t k = 0; k < u->n; k++)
+		if (u->v[k] == i)
+			return;
+	if (u->n == u->cap) {
+		u->cap = u->cap ? 2 * u->cap : 8;
+		u->v = xrealloc(u->v, u->cap * sizeof(*u->v));
+	}
+	u->v[u->n++] = i;
+}
+
+/* The backends (routes' backend, canary and error backends) and the
+ * certificate host h uses. */
+static void used_host(const struct route_host *h, struct used *b, struct used *c)
+{
+	used_add(c, h->cert);
+	for (size_t j = 0; j < h->nroutes; j++) {
+		const struct route *r = &h->routes[j];
+		used_add(b, r->backend);
+		used_add(b, r->canary.backend);
+		used_add(b, r->policy.error_backend);
+	}
+}
+
+/* True when every index of b is in a. */
+static bool used_covers(const struct used *a, const struct used *b)
+{
+	for (size_t i = 0; i < b->n; i++) {
+		size_t k = 0;
+		while (k < a->n && a->v[k] != b->v[i])
+			k++;
+		if (k == a->n)
+			return false;
+	}
+	return true;
+}
+
 /* Splice part's hosts and passthrough entries (all named in reach) into t
  * in place of t's hosts and entries named in reach. *kept: t's backends,
  * certificates, CAs and profiles are still the ones it had (none added,
@@ -416,6 +463,20 @@ static int splice(struct route_table *t, struct route_table *part, const struct 
 		cmap[i] = (int)t->ncerts++;
 	}
 	if (rc == 0) {
+		/* What the outgoing hosts and entries use: when the incoming ones
+		 * use all of it too and nothing was added, no backend or
+		 * certificate lost its last user, and the compaction (a walk over
+		 * every route of every host) has nothing to do. */
+		struct used out_b = {0}, out_c = {0};
+		for (size_t i = 0; i < t->nhosts; i++) {
+			const struct route_host *h = &t->hosts[i];
+			if (!sset_has(reach, h->name))
+				continue;
+			used_host(h, &out_b, &out_c);
+		}
+		for (size_t i = 0; i < t->npassthrough; i++)
+			if (sset_has(reach, t->passthrough[i].host))
+				used_add(&out_b, t->passthrough[i].backend);
 		/* out with the old hosts and entries in reach */
 		size_t k = 0;
 		for (size_t i = 0; i < t->nhosts; i++) {
@@ -466,7 +527,20 @@ static int splice(struct route_table *t, struct route_table *part, const struct 
 		part->npassthrough = 0;
 		size_t na0 = t->ncas, np0 = t->nbackend_tls;
 		bool added = t->nbackends != nb0 || t->ncerts != nc0;
-		compile_finish_merge(t, nkeep, pkeep, nb0, nc0);
+		struct used in_b = {0}, in_c = {0};
+		for (size_t i = nkeep; i < t->nhosts; i++)
+			used_host(&t->hosts[i], &in_b, &in_c);
+		for (size_t i = pkeep; i < t->npassthrough; i++)
+			used_add(&in_b, t->passthrough[i].backend);
+		bool lost = !used_covers(&in_b, &out_b) || !used_covers(&in_c, &out_c);
+		if (added || lost)
+			compile_finish_merge(t, nkeep, pkeep, nb0, nc0);
+		else
+			compile_finish_merge_hosts(t, nkeep, pkeep);
+		free(out_b.v);
+		free(out_c.v);
+		free(in_b.v);
+		free(in_c.v);
 		*kept = !added && t->nbackends == nb0 && t->ncerts == nc0 && t->ncas == na0 &&
 		        t->nbackend_tls == np0;
 	}
