@@ -246,6 +246,16 @@ static int host_entry_cmp(const void *a, const void *b)
 	return x->len < y->len ? -1 : x->len > y->len;
 }
 
+/* True when e[0..n) is in strictly ascending order (so without a
+ * duplicate). */
+static bool entries_ascending(const struct host_entry *e, size_t n)
+{
+	for (size_t k = 1; k < n; k++)
+		if (host_entry_cmp(&e[k - 1], &e[k]) >= 0)
+			return false;
+	return true;
+}
+
 static int build_host_index(struct table *t, char *err, size_t errlen)
 {
 	const struct route_table *rt = t->rt;
@@ -273,9 +283,11 @@ static int build_host_index(struct table *t, char *err, size_t errlen)
 	}
 	t->nexact = ne;
 	t->nwild = nw;
-	if (ne)
+	/* A published table has its hosts in name order: then so are these,
+	 * and the sort is only a check. */
+	if (!entries_ascending(t->exact, ne))
 		qsort(t->exact, ne, sizeof(*t->exact), host_entry_cmp);
-	if (nw)
+	if (!entries_ascending(t->wild, nw))
 		qsort(t->wild, nw, sizeof(*t->wild), host_entry_cmp);
 	/* The parser refuses duplicates within one document; the hosts of an
 	 * index come from separate shards. */
