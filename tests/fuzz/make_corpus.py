@@ -349,6 +349,13 @@ def main():
     put("route_table", (REPO / "examples/routes.json").read_bytes())
     for f in sorted((REPO / "tests/fixtures/tables").glob("*.json")):
         put("route_table", f.read_bytes())
+    # an index naming id lists; after the NUL, the text every list id reads as
+    a_id, b_id = "a" * 64, "0123456789abcdef" * 4
+    for key, lst in (("host_lists", f'[\n  "{a_id}",\n  "{b_id}"\n]\n'),
+                     ("backend_lists", f'[\n  "{b_id}",\n  ""\n]\n'),
+                     ("cert_lists", '[]')):
+        put("route_table", f'{{\n  "version": 2,\n  "generation": 3,\n  "{key}": [\n'
+                           f'    "{a_id}",\n    "{b_id}"\n  ]\n}}\n\0{lst}')
     for case in sorted((REPO / "tests/golden").iterdir()):
         yamls = sorted(case.glob("*.yaml")) if case.is_dir() else []
         if not yamls:
