@@ -405,6 +405,32 @@ static bool used_covers(const struct used *a, const struct used *b)
 	return true;
 }
 
+/* Per host of t (hosts in name order, as a compile leaves them): named in
+ * reach (caller frees). */
+static bool *reach_hosts(const struct route_table *t, const struct sset *reach)
+{
+	bool *hit = xcalloc(t->nhosts + 1, sizeof(*hit));
+	for (size_t k = 0; k < reach->cap; k++) {
+		const char *name = reach->keys[k];
+		if (!name)
+			continue;
+		size_t lo = 0, hi = t->nhosts;
+		while (lo < hi) {
+			size_t mid = lo + (hi - lo) / 2;
+			int c = strcmp(t->hosts[mid].name, name);
+			if (c == 0) {
+				hit[mid] = true;
+				break;
+			}
+			if (c < 0)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+	}
+	return hit;
+}
+
 /* Splice part's hosts and passthrough entries (all named in reach) into t
  * in place of t's hosts and entries named in reach. *kept: t's backends,
  * certificates, CAs and profiles are still the ones it had (none added,
@@ -418,15 +444,20 @@ static int splice(struct route_table *t, struct route_table *part, const struct 
 	 * (kept in read order, not by name). */
 	if (part->ncas || part->nbackend_tls)
 		return WEIR_EAGAIN;
+	/* t's hosts in reach, found by name (t's hosts are in name order):
+	 * a few look-ups, not a hash of every host name. */
+	bool *hit = reach_hosts(t, reach);
 	for (size_t i = 0; i < t->nhosts; i++) {
 		struct route_host *h = &t->hosts[i];
-		if (!sset_has(reach, h->name))
+		if (!hit[i])
 			continue;
-		if (h->client_auth.ca >= 0)
+		bool pinned = h->client_auth.ca >= 0;
+		for (size_t j = 0; j < h->nroutes && !pinned; j++)
+			pinned = h->routes[j].policy.backend_tls.profile >= 0;
+		if (pinned) {
+			free(hit);
 			return WEIR_EAGAIN;
-		for (size_t j = 0; j < h->nroutes; j++)
-			if (h->routes[j].policy.backend_tls.profile >= 0)
-				return WEIR_EAGAIN;
+		}
 	}
 	/* part's backends and certificates into t, by name */
 	size_t nb0 = t->nbackends, nc0 = t->ncerts;
@@ -468,19 +499,16 @@ static int splice(struct route_table *t, struct route_table *part, const struct 
 		 * certificate lost its last user, and the compaction (a walk over
 		 * every route of every host) has nothing to do. */
 		struct used out_b = {0}, out_c = {0};
-		for (size_t i = 0; i < t->nhosts; i++) {
-			const struct route_host *h = &t->hosts[i];
-			if (!sset_has(reach, h->name))
-				continue;
-			used_host(h, &out_b, &out_c);
-		}
+		for (size_t i = 0; i < t->nhosts; i++)
+			if (hit[i])
+				used_host(&t->hosts[i], &out_b, &out_c);
 		for (size_t i = 0; i < t->npassthrough; i++)
 			if (sset_has(reach, t->passthrough[i].host))
 				used_add(&out_b, t->passthrough[i].backend);
 		/* out with the old hosts and entries in reach */
 		size_t k = 0;
 		for (size_t i = 0; i < t->nhosts; i++) {
-			if (sset_has(reach, t->hosts[i].name))
+			if (hit[i])
 				route_host_cleanup(&t->hosts[i]);
 			else
 				t->hosts[k++] = t->hosts[i];
@@ -546,6 +574,7 @@ static int splice(struct route_table *t, struct route_table *part, const struct 
 	}
 	free(bmap);
 	free(cmap);
+	free(hit);
 	return rc;
 }
 
