@@ -283,6 +283,11 @@ static struct curl_slist *setup(struct k8s_client *c, CURL *h, const char *metho
 	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(h, CURLOPT_TCP_KEEPIDLE, 30L);
 	curl_easy_setopt(h, CURLOPT_TCP_KEEPINTVL, 10L);
+	/* A pooled connection idle longer than the keepalive idle time is not reused: one that
+	 * died silently (an API server gone without a reset) would hold a list page until its
+	 * 120 s bound, where a new connection fails within the 5 s connect timeout. The pages of
+	 * a list and a watch after its list follow each other within milliseconds. */
+	curl_easy_setopt(h, CURLOPT_MAXAGE_CONN, 30L);
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
 	curl_easy_setopt(h, CURLOPT_USERAGENT, "weir-controller/" WEIR_VERSION);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, write_cb);
