@@ -1,10 +1,15 @@
 /* controller/k8s_client.c - HTTPS to the Kubernetes API with libcurl.
  *
- * Plain requests take an easy handle from a small pool guarded by a mutex, so keep-alive
- * connections and TLS sessions are reused across calls from any thread. Streams (watches)
- * get their own easy handle, driven by a private multi handle polled every 100 ms so a stop
- * flag interrupts them promptly; each watch is therefore its own HTTP/1.1 connection (see
- * k8s_watch.c for why). CA, client certificate and key are handed to curl from memory. */
+ * Every transfer (plain request, list page or watch) borrows a connection slot from a small
+ * pool guarded by a mutex: an easy handle and the private multi handle that drives it. The
+ * multi handle holds the connection cache, so a slot handed back after a clean transfer keeps
+ * its keep-alive connection (and the easy handle its TLS session) for the next call from any
+ * thread: the pages of a list go over one connection instead of one TLS handshake each. A slot
+ * is in one transfer at a time, so each watch is still its own HTTP/1.1 connection (see
+ * k8s_watch.c for why). A transfer that fails, times out, is stopped or aborted by its
+ * callback may leave a half-read response on its connection: its slot is closed, never pooled.
+ * The multi handle is polled every 100 ms so a stop flag interrupts a stream promptly. CA,
+ * client certificate and key are handed to curl from memory. */
 #include "k8s_client.h"
 
 #include <pthread.h>
@@ -20,7 +25,7 @@
 #include "k8s_config.h"
 #include "log.h"
 
-#define POOL_MAX 4
+#define POOL_MAX 8                   /* the watches of every kind at once, and one more */
 #define RESP_MAX ((size_t)256 << 20) /* response bodies */
 #define ERRBODY_MAX ((size_t)1 << 20)
 #define CONNECT_TIMEOUT_MS 5000L
@@ -29,10 +34,17 @@
 
 static const char *const LOG_C = "controller.k8s_client";
 
+/* One connection slot: an easy handle and the multi handle that runs its transfers (and keeps
+ * its connections between them). */
+struct conn {
+	CURL *h;
+	CURLM *m;
+};
+
 struct k8s_client {
 	const struct k8s_config *cfg;
 	pthread_mutex_t mu;
-	CURL *pool[POOL_MAX];
+	struct conn pool[POOL_MAX];
 	int npool;
 	time_t denied_logged; /* last time a 401/403 was logged at warn level */
 };
@@ -43,6 +55,15 @@ static int curl_init_rc;
 static void curl_init_once(void)
 {
 	curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : WEIR_EIO;
+}
+
+/* Close a slot's connections and free it; the easy handle is in no multi handle. */
+static void conn_close(struct conn *cn)
+{
+	curl_multi_cleanup(cn->m);
+	curl_easy_cleanup(cn->h);
+	cn->m = NULL;
+	cn->h = NULL;
 }
 
 int k8s_client_new(const struct k8s_config *cfg, struct k8s_client **out)
@@ -67,36 +88,50 @@ void k8s_client_free(struct k8s_client *c)
 	if (!c)
 		return;
 	for (int i = 0; i < c->npool; i++)
-		curl_easy_cleanup(c->pool[i]);
+		conn_close(&c->pool[i]);
 	pthread_mutex_destroy(&c->mu);
 	free(c);
 }
 
-static CURL *pool_take(struct k8s_client *c)
+/* Take a slot from the pool (or a new one) into *cn. Returns 0 or WEIR_ENOMEM. */
+static int pool_take(struct k8s_client *c, struct conn *cn)
 {
-	CURL *h = NULL;
+	bool found = false;
 
 	pthread_mutex_lock(&c->mu);
-	if (c->npool)
-		h = c->pool[--c->npool];
-	pthread_mutex_unlock(&c->mu);
-	if (h)
-		curl_easy_reset(h); /* keeps live connections, DNS and TLS session caches */
-	else
-		h = curl_easy_init();
-	return h;
-}
-
-static void pool_give(struct k8s_client *c, CURL *h)
-{
-	pthread_mutex_lock(&c->mu);
-	if (c->npool < POOL_MAX) {
-		c->pool[c->npool++] = h;
-		h = NULL;
+	if (c->npool) {
+		*cn = c->pool[--c->npool];
+		found = true;
 	}
 	pthread_mutex_unlock(&c->mu);
-	if (h)
-		curl_easy_cleanup(h);
+	if (found)
+		return 0;
+	cn->h = curl_easy_init();
+	cn->m = curl_multi_init();
+	if (!cn->h || !cn->m) {
+		conn_close(cn);
+		return WEIR_ENOMEM;
+	}
+	return 0;
+}
+
+/* Hand the slot back (reuse: its last transfer completed, so its connection is idle and
+ * reusable) or close it. Either way *cn is emptied. */
+static void pool_give(struct k8s_client *c, struct conn *cn, bool reuse)
+{
+	if (reuse) {
+		/* Nothing this call set (callbacks and their data on its stack, headers, timeouts,
+		 * the body) stays on the handle; its connections, DNS and TLS session caches do. */
+		curl_easy_reset(cn->h);
+		pthread_mutex_lock(&c->mu);
+		if (c->npool < POOL_MAX) {
+			c->pool[c->npool++] = *cn;
+			cn->h = NULL;
+			cn->m = NULL;
+		}
+		pthread_mutex_unlock(&c->mu);
+	}
+	conn_close(cn);
 }
 
 /* Capped growable buffer for response bodies. */
@@ -248,6 +283,11 @@ static struct curl_slist *setup(struct k8s_client *c, CURL *h, const char *metho
 	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(h, CURLOPT_TCP_KEEPIDLE, 30L);
 	curl_easy_setopt(h, CURLOPT_TCP_KEEPINTVL, 10L);
+	/* A pooled connection idle longer than the keepalive idle time is not reused: one that
+	 * died silently (an API server gone without a reset) would hold a list page until its
+	 * 120 s bound, where a new connection fails within the 5 s connect timeout. The pages of
+	 * a list and a watch after its list follow each other within milliseconds. */
+	curl_easy_setopt(h, CURLOPT_MAXAGE_CONN, 30L);
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
 	curl_easy_setopt(h, CURLOPT_USERAGENT, "weir-controller/" WEIR_VERSION);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, write_cb);
@@ -358,31 +398,76 @@ static void log_denied(struct k8s_client *c, const char *method, const char *pat
 	}
 }
 
+/* Run the transfer set up on cn->h to its end with cn->m, polling stop (may be NULL) every
+ * 100 ms. Returns 0 with *cc the transfer's result, WEIR_ECANCELED when stop became true, or
+ * WEIR_EIO when the multi handle failed. The easy handle is out of the multi handle again on
+ * return. */
+static int run(struct conn *cn, const atomic_bool *stop, CURLcode *cc)
+{
+	CURLMsg *msg;
+	int running = 1, left, rc = 0;
+
+	*cc = CURLE_OK;
+	if (curl_multi_add_handle(cn->m, cn->h) != CURLM_OK)
+		return WEIR_EIO;
+	while (running) {
+		CURLMcode mc = curl_multi_perform(cn->m, &running);
+
+		if (mc != CURLM_OK) {
+			rc = WEIR_EIO;
+			goto out;
+		}
+		if (!running)
+			break;
+		if (stop && atomic_load(stop)) {
+			rc = WEIR_ECANCELED;
+			goto out;
+		}
+		mc = curl_multi_poll(cn->m, NULL, 0, 100, NULL);
+		if (mc != CURLM_OK) {
+			rc = WEIR_EIO;
+			goto out;
+		}
+	}
+	while ((msg = curl_multi_info_read(cn->m, &left)) != NULL)
+		if (msg->msg == CURLMSG_DONE)
+			*cc = msg->data.result;
+out:
+	curl_multi_remove_handle(cn->m, cn->h);
+	return rc;
+}
+
 int k8s_request(struct k8s_client *c, const char *method, const char *path, const char *body,
                 const char *content_type, long *status, char **resp)
 {
 	struct xfer x = {.body = {.max = RESP_MAX}};
 	struct curl_slist *hdrs;
+	struct conn cn;
 	char errbuf[CURL_ERROR_SIZE] = "";
 	CURLcode cc;
+	bool done = false;
 	int rc;
 
 	*status = 0;
 	*resp = NULL;
-	x.h = pool_take(c);
-	if (!x.h)
-		return WEIR_ENOMEM;
+	rc = pool_take(c, &cn);
+	if (rc)
+		return rc;
+	x.h = cn.h;
 	hdrs = setup(c, x.h, method, path, body, content_type, &x, errbuf, &rc);
 	if (!hdrs)
 		goto out_handle;
 	curl_easy_setopt(x.h, CURLOPT_TIMEOUT_MS, REQUEST_TIMEOUT_MS);
-	cc = curl_easy_perform(x.h);
+	rc = run(&cn, NULL, &cc);
+	if (rc)
+		goto out_hdrs;
 	if (cc != CURLE_OK) {
 		rc = x.body.overflow ? WEIR_ETOOBIG : map_curl_error(cc);
 		log_debug(LOG_C, "%s %s: %s", method, path,
 		          errbuf[0] ? errbuf : curl_easy_strerror(cc));
 		goto out_hdrs;
 	}
+	done = true;
 	curl_easy_getinfo(x.h, CURLINFO_RESPONSE_CODE, status);
 	if (*status == 401)
 		k8s_config_token_recheck(c->cfg);
@@ -393,13 +478,7 @@ int k8s_request(struct k8s_client *c, const char *method, const char *path, cons
 out_hdrs:
 	curl_slist_free_all(hdrs);
 out_handle:
-	/* Nothing in the pooled handle may point at this call's stack or freed memory. */
-	curl_easy_setopt(x.h, CURLOPT_HTTPHEADER, NULL);
-	curl_easy_setopt(x.h, CURLOPT_ERRORBUFFER, NULL);
-	curl_easy_setopt(x.h, CURLOPT_WRITEDATA, NULL);
-	curl_easy_setopt(x.h, CURLOPT_XFERINFODATA, NULL);
-	curl_easy_setopt(x.h, CURLOPT_POSTFIELDS, NULL);
-	pool_give(c, x.h);
+	pool_give(c, &cn, done);
 	free(x.body.data);
 	return rc;
 }
@@ -410,49 +489,26 @@ int k8s_stream(struct k8s_client *c, const char *path, long max_seconds, k8s_str
 	struct xfer x = {
 	    .body = {.max = ERRBODY_MAX}, .stream = data_cb, .stream_arg = arg, .stop = stop};
 	struct curl_slist *hdrs = NULL;
+	struct conn cn;
 	char errbuf[CURL_ERROR_SIZE] = "";
-	CURLM *m = NULL;
-	CURLMsg *msg;
-	CURLcode cc = CURLE_OK;
-	int running = 1, left, rc;
+	CURLcode cc;
+	int rc;
 
 	*status = 0;
 	if (errbody)
 		*errbody = NULL;
-	x.h = curl_easy_init();
-	m = curl_multi_init();
-	if (!x.h || !m) {
-		rc = WEIR_ENOMEM;
-		goto out;
-	}
+	rc = pool_take(c, &cn);
+	if (rc)
+		return rc;
+	x.h = cn.h;
 	hdrs = setup(c, x.h, "GET", path, NULL, NULL, &x, errbuf, &rc);
 	if (!hdrs)
 		goto out;
 	if (max_seconds > 0)
 		curl_easy_setopt(x.h, CURLOPT_TIMEOUT_MS, max_seconds * 1000L);
-	curl_multi_add_handle(m, x.h);
-	while (running) {
-		CURLMcode mc = curl_multi_perform(m, &running);
-
-		if (mc != CURLM_OK) {
-			rc = WEIR_EIO;
-			goto out_remove;
-		}
-		if (!running)
-			break;
-		if (stop && atomic_load(stop)) {
-			rc = WEIR_ECANCELED;
-			goto out_remove;
-		}
-		mc = curl_multi_poll(m, NULL, 0, 100, NULL);
-		if (mc != CURLM_OK) {
-			rc = WEIR_EIO;
-			goto out_remove;
-		}
-	}
-	while ((msg = curl_multi_info_read(m, &left)) != NULL)
-		if (msg->msg == CURLMSG_DONE)
-			cc = msg->data.result;
+	rc = run(&cn, stop, &cc);
+	if (rc)
+		goto out;
 	curl_easy_getinfo(x.h, CURLINFO_RESPONSE_CODE, status);
 	if (*status == 401)
 		k8s_config_token_recheck(c->cfg);
@@ -466,17 +522,15 @@ int k8s_stream(struct k8s_client *c, const char *path, long max_seconds, k8s_str
 		if (!x.stream_rc && rc != WEIR_ECANCELED)
 			log_debug(LOG_C, "GET %s: %s", path,
 			          errbuf[0] ? errbuf : curl_easy_strerror(cc));
-		goto out_remove;
+		goto out;
 	}
 	if (errbody && x.checked_status == 2)
 		*errbody = body_take(&x.body);
 	rc = 0;
-out_remove:
-	curl_multi_remove_handle(m, x.h);
 out:
+	/* Only a transfer that ran to its end leaves a connection fit for the next one. */
+	pool_give(c, &cn, rc == 0);
 	curl_slist_free_all(hdrs);
-	curl_easy_cleanup(x.h);
-	curl_multi_cleanup(m);
 	free(x.body.data);
 	return rc;
 }

@@ -4,9 +4,12 @@
   python3 tests/bench/controller_api_bench.py [--count 10000] [--changes 20] [--build DIR]
       [--tls-every N] [--distinct-certs]   # e.g. --tls-every 1 --distinct-certs: 10,000 Secrets,
                                            # each with a certificate of its own
+      [--watch-cache on|off] [--restarts N] [--compare-build DIR]
 
 Starts the cluster tests' control plane (etcd + kube-apiserver 1.34 on 127.0.0.1, built and
-cached by tests/cluster/build-k8s.sh), applies COUNT generated Ingresses with their Services
+cached by tests/cluster/build-k8s.sh), with the API server's watch cache on as in a cluster's
+default configuration (lists served from memory; --watch-cache off: every list read from etcd,
+as the cluster tests run it), applies COUNT generated Ingresses with their Services
 and TLS Secrets (tests/bench/gen_ingresses.py, no EndpointSlices: every route answers 503 "no
 endpoints", so no request leaves the proxy), runs weir-proxy + weir-controller (admin
 credentials) and prints:
@@ -15,7 +18,10 @@ credentials) and prints:
   - controller start -> complete table published, with COUNT Ingresses already in the API
     (routes.json removed first; the proxy keeps serving its table meanwhile);
   - controller restart with the publish directory kept (as a container restart in the same
-    pod) and one Ingress created while it was down -> that Ingress served;
+    pod) and one Ingress created while it was down -> that Ingress served, with the time the
+    controller says its lists took;
+    both restarts RESTARTS times (the median is the figure); with --compare-build, alternately
+    with the controller of that build (A B B A ...) against the same API server and objects;
   - watch event -> served: CHANGES new Ingresses created one at a time through the API, each
     timed from the POST returning to the proxy answering its host (p50/p99/max);
   - EndpointSlice change -> new endpoint receiving traffic: a Service whose slice holds one
@@ -145,6 +151,17 @@ def main() -> int:
     ap.add_argument("--skip", action="append", default=[], choices=("restart", "ingress"),
                     help="leave out a phase, for quicker runs while developing (figures "
                          "to compare come from a full run)")
+    ap.add_argument("--watch-cache", choices=("on", "off"), default="on",
+                    help="kube-apiserver's watch cache: on (its default, as in a cluster) or off "
+                         "(as the cluster tests run it, every list read from etcd)")
+    ap.add_argument("--restarts", type=int, default=1,
+                    help="repeat the two restart measurements this many times (median shown)")
+    ap.add_argument("--compare-build", metavar="DIR",
+                    help="also restart the controller of this build, alternating with --build")
+    ap.add_argument("--perf-restart", metavar="DIR",
+                    help="record the whole machine with perf (call graphs) during the last "
+                         "restart with the publish directory kept, into DIR/restart.data "
+                         "(the API server and etcd too: see where a restart's time goes)")
     ap.add_argument("--perf", metavar="DIR",
                     help="record the controller and the proxy with perf (call graphs) during "
                          "the EndpointSlice changes, into DIR/controller.data and "
@@ -154,7 +171,7 @@ def main() -> int:
     kweir.BUILD = Path(a.build)
 
     work = Path(tempfile.mkdtemp(prefix="weir-api-bench-"))
-    c = kcluster.Cluster(work / "cluster")
+    c = kcluster.Cluster(work / "cluster", watch_cache=a.watch_cache == "on")
     c.start()
     api = kweir.Api(c)
     w = None
@@ -185,39 +202,76 @@ def main() -> int:
         size = routetable.published_bytes(w.publish)
         index_size = (w.publish / "routes.json").stat().st_size
 
+        builds = [("A", a.build)] + ([("B", a.compare_build)] if a.compare_build else [])
+        runs: dict[str, list[tuple[float, float, float]]] = {tag: [] for tag, _ in builds}
         t_ready = t_warm = float("nan")
         warm_lines: list[str] = []
-        if "restart" not in a.skip:
+        ctl_log_path = c.logs / "weir-controller.log"
+
+        def since_start() -> list[str]:
+            """The lines of the controller running now (after the previous one's last)."""
+            ctl = ctl_log_path.read_text(errors="replace").splitlines()
+            since = max((i + 1 for i, ln in enumerate(ctl) if "stopping;" in ln), default=0)
+            return ctl[since:]
+
+        def list_ms(lines: list[str]) -> float:
+            m = next((re.search(r"listed from the API in ([0-9.]+) ms", ln) for ln in lines
+                      if "listed from the API" in ln), None)
+            return float(m.group(1)) if m else float("nan")
+
+        def restart(k: int) -> tuple[float, float, float, list[str]]:
             # restart with everything in the API already
             w.stop_controller()
             (w.publish / "routes.json").unlink()
-            ts = time.monotonic()
             w.start_controller()
-            t_ready = wait(lambda: want <= published_hosts(w.publish), 120,
-                           "table published after the restart", 0.005)
+            ready = wait(lambda: want <= published_hosts(w.publish), 120,
+                         "table published after the restart", 0.005)
             wait(lambda: status(w.http_port, last) in SERVED, 60, "served after the restart")
             time.sleep(2)
             # restart as a container restart does: the publish directory (an emptyDir) is kept,
             # and one Ingress was created while the controller was down; timed until the proxy
             # serves it (the controller publishes only whole tables, after its first full list)
             w.stop_controller()
-            probe = "restart-probe.bench.weir.test"
-            api.create(kweir.ingress("restart-probe", probe, [("/ws", "Prefix", "app-00000-svc", 80)],
-                                     ns="bench-0"))
-            ts = time.monotonic()
+            probe = f"restart-probe-{k}.bench.weir.test"
+            api.create(kweir.ingress(f"restart-probe-{k}", probe,
+                                     [("/ws", "Prefix", "app-00000-svc", 80)], ns="bench-0"))
+            rec = None
+            if a.perf_restart and k == n_restarts - 1:
+                Path(a.perf_restart).mkdir(parents=True, exist_ok=True)
+                rec = subprocess.Popen(["perf", "record", "-q", "-a", "-g", "-F", "999", "-o",
+                                        f"{a.perf_restart}/restart.data"],
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                time.sleep(1)
             w.start_controller()
-            t_warm = wait(lambda: status(w.http_port, probe) == 503, 120,
-                          "the new Ingress served after the restart", 0.005)
+            warm = wait(lambda: status(w.http_port, probe) == 503, 120,
+                        "the new Ingress served after the restart", 0.005)
+            if rec:
+                rec.send_signal(signal.SIGINT)
+                rec.wait(60)
             # where the restart's time went: the controller's own lines since it started
-            ctl = (c.logs / "weir-controller.log").read_text(errors="replace").splitlines()
-            # (the lines after the previous controller's last one: the listing comes
-            # before "running")
-            since = max((i + 1 for i, ln in enumerate(ctl) if "stopping;" in ln), default=0)
-            warm_lines = [ln for ln in ctl[since:]
-                          if any(m in ln for m in ("running: source", "seeded as valid",
-                                                   "listed from the API", "compiled in",
-                                                   "published generation"))][:6]
+            # (the listing comes before "running")
+            lines = [ln for ln in since_start()
+                     if any(m in ln for m in ("running: source", "seeded as valid",
+                                              "listed from the API", "compiled in",
+                                              "published generation"))][:6]
             time.sleep(2)
+            return ready, warm, list_ms(lines), lines
+
+        if "restart" not in a.skip:
+            n = 0
+            n_restarts = a.restarts * len(builds)
+            for k in range(a.restarts):
+                for tag, bdir in (builds if k % 2 == 0 else builds[::-1]):
+                    kweir.BUILD = Path(bdir)
+                    ready, warm, lms, lines = restart(n)
+                    n += 1
+                    runs[tag].append((ready, warm, lms))
+                    if tag == "A":
+                        warm_lines = lines
+            kweir.BUILD = Path(a.build)
+            if runs["A"]:
+                t_ready = pct([r[0] for r in runs["A"]], 0.5)
+                t_warm = pct([r[1] for r in runs["A"]], 0.5)
 
         lat = [float("nan")]
         post_at: list[tuple[float, float]] = []
@@ -282,15 +336,34 @@ def main() -> int:
         print(f"\nweir-controller against kube-apiserver on loopback, {a.count} Ingresses, "
               f"{ntls} TLS Secrets ({'distinct certificates' if a.distinct_certs else 'one shared certificate'}), "
               f"{os.cpu_count()} CPUs")
+        print("kube-apiserver watch cache: " + (
+            "on (its default: lists served from memory)" if a.watch_cache == "on"
+            else "off (--watch-cache=false, as the cluster tests run it: lists read from etcd)"))
         print(f"{'measure':<58}{'value':>12}  notes")
         print(f"{'kubectl apply (server-side), all objects':<58}{t_apply:>10.1f} s")
         print(f"{'apply began -> every host published':<58}{t_pub:>10.1f} s")
         print(f"{'apply began -> last host served':<58}{t_srv:>10.1f} s  "
               f"published {size / 1e6:.1f} MB (routes.json {index_size / 1e3:.0f} KB)")
+        nr = len(runs["A"])
+        of = f", median of {nr}" if nr > 1 else ""
         print(f"{'controller start -> complete table published':<58}"
-              f"{t_ready * 1000:>9.0f} ms  (publish dir emptied; list of every kind + compile)")
+              f"{t_ready * 1000:>9.0f} ms  (publish dir emptied; list of every kind + "
+              f"compile{of})")
         print(f"{'controller restart, publish dir kept -> new Ingress served':<58}"
-              f"{t_warm * 1000:>9.0f} ms  (certificates already published are not checked again)")
+              f"{t_warm * 1000:>9.0f} ms  (API list "
+              f"{pct([r[2] for r in runs['A']], 0.5) if nr else float('nan'):.0f} ms{of}; "
+              f"certificates already published are not checked again)")
+        if nr > 1 or a.compare_build:
+            for tag, bdir in builds:
+                rs = runs[tag]
+                print(f"  restarts of build {tag} ({bdir}), in order: emptied dir / dir kept "
+                      f"(API list) ms")
+                print("    " + ", ".join(f"{r[0] * 1000:.0f} / {r[1] * 1000:.0f} ({r[2]:.0f})"
+                                         for r in rs))
+                if rs:
+                    print(f"    median {pct([r[0] for r in rs], 0.5) * 1000:.0f} / "
+                          f"{pct([r[1] for r in rs], 0.5) * 1000:.0f} "
+                          f"({pct([r[2] for r in rs], 0.5):.0f})")
         print(f"{'Ingress POST -> served, ' + str(a.changes) + ' changes':<58}"
               f"{'p50 %.0f ms' % pct(lat, 0.5):>12}  p99 {pct(lat, 0.99):.0f} ms, "
               f"max {max(lat):.0f} ms")

@@ -119,8 +119,12 @@ def kubeconfig_text(server: str, ca: Path, *, cert: Path | None = None, key: Pat
 class Cluster:
     """The control plane. start() is idempotent per state dir; stop() kills what start() ran."""
 
-    def __init__(self, state: Path = STATE):
+    def __init__(self, state: Path = STATE, *, watch_cache: bool = False):
+        """watch_cache: run kube-apiserver with its watch cache on, as a cluster's API server
+        runs by default (lists and watches served from memory). The tests keep it off (see
+        start_apiserver); the benchmarks turn it on."""
         self.state = state
+        self.watch_cache = watch_cache
         self.pki = state / "pki"
         self.logs = state / "logs"
         self.pids = state / "pids"
@@ -232,9 +236,10 @@ class Cluster:
             # No kubernetes Service endpoints (a loopback endpoint is invalid anyway).
             "--endpoint-reconciler-type=none",
             f"--etcd-servers={self.etcd_endpoint()}",
-            # Watches go straight to etcd, so an etcd compaction surfaces as 410 Gone to a
-            # watcher that resumes from an old resourceVersion (the 410 scenario needs this).
-            "--watch-cache=false",
+            # Off for the tests: watches go straight to etcd, so an etcd compaction surfaces as
+            # 410 Gone to a watcher that resumes from an old resourceVersion (the 410 scenario
+            # needs this). On (kube-apiserver's default) for the benchmarks.
+            f"--watch-cache={'true' if self.watch_cache else 'false'}",
             f"--client-ca-file={pki / 'ca.crt'}",
             f"--tls-cert-file={pki / 'apiserver.crt'}",
             f"--tls-private-key-file={pki / 'apiserver.key'}",
