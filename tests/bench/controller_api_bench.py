@@ -112,10 +112,13 @@ def split_latency(changes: list[tuple[float, float]], ctl_log: str, proxy_log: s
         pub = next((p for p in pubs if p[0] >= t - 0.02), None)  # changes are 300 ms apart
         if not pub:
             continue
-        load = next((x for x in loads if x >= pub[0] - 0.001), None)
+        # The proxy may load the new index before the controller has logged its publish
+        # line (the line comes after the garbage collection): the first load after the step
+        # began is the one (a negative "publish done -> proxy loaded" is such a case).
+        begin = pub[0] - pub[1] / 1000
+        load = next((x for x in loads if x >= begin), None)
         if not load:
             continue
-        begin = pub[0] - pub[1] / 1000
         seg[0].append((begin - t) * 1000)
         seg[1].append(pub[1])
         seg[2].append((load - pub[0]) * 1000)
