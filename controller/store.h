@@ -37,12 +37,16 @@ void store_free(struct store *s);
  * usual). Thread-safe. store_upsert and
  * store_replace do this to every object they take; a source calls it
  * earlier (as each object is parsed) so the freed tables are reused rather
- * than left as holes in the heap. NULL is fine. */
+ * than left as holes in the heap. NULL is fine. (Only the store shares
+ * members between objects: see store_upsert.) */
 void store_compact(json_object *obj);
 
 /* Insert or replace the object with the same metadata.namespace (missing:
  * "") and metadata.name. Takes ownership of obj (one reference), also on
- * failure. Returns 0, or WEIR_EINVAL when kind is out of range or obj has no
+ * failure. The store compacts obj and replaces its members by equal nodes
+ * that other stored objects hold (one json-c node for equal strings,
+ * numbers and subtrees): from then on obj and every member of it are
+ * read-only, and only the store puts them. Returns 0, or WEIR_EINVAL when kind is out of range or obj has no
  * metadata.name. Calls the notify callback after a change. */
 int store_upsert(struct store *s, enum store_kind kind, json_object *obj);
 
@@ -51,8 +55,8 @@ int store_upsert(struct store *s, enum store_kind kind, json_object *obj);
 int store_delete(struct store *s, enum store_kind kind, const char *ns, const char *name);
 
 /* Replace every object of a kind (after a list/relist). Takes ownership of
- * objs[0..n) (one reference each, also on failure); the array itself stays
- * the caller's. Objects without metadata.name are dropped; with duplicate
+ * objs[0..n) (one reference each, also on failure; shared as store_upsert
+ * does); the array itself stays the caller's. Objects without metadata.name are dropped; with duplicate
  * keys the last one wins. Notifies once. */
 int store_replace(struct store *s, enum store_kind kind, json_object **objs, size_t n);
 
@@ -86,6 +90,8 @@ typedef bool (*store_relevant_cb)(void *arg, enum store_kind kind, json_object *
 void store_set_relevance(struct store *s, store_relevant_cb cb, void *arg);
 
 /* Immutable view: objects of each kind sorted by namespace then name.
+ * Readers borrow the objects and their members and change nothing: members
+ * may be shared between objects (store_upsert).
  * ns[k][i] and names[k][i] are objs[k][i]'s metadata.namespace ("" when
  * absent) and metadata.name, borrowed from that object (read them without a
  * json lookup). A zeroed snapshot is a valid empty one. */

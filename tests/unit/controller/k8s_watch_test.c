@@ -332,6 +332,51 @@ static json_object *stored(struct store *s, enum store_kind k, const char *name)
 	return o;
 }
 
+/* The store shares equal members between objects (store_upsert): compile
+ * reads the same from them as from copies that share nothing. */
+static void test_shared_keeps_compile_output(void)
+{
+	char *stext = NULL, *ctext = NULL, *sd = NULL;
+	struct store *s = compile_api_objects(true, &stext, &sd);
+	struct snapshot *snap = store_snapshot(s), copy = {0};
+	struct compile_options o = {.ingress_class = "weir",
+	                            .controller_name = "weir.dev/ingress-controller"};
+	struct route_table *t = NULL;
+	struct diag_list d = {0};
+	size_t len;
+
+	/* sharing happened: one node for the namespace of two objects */
+	json_object *a = snapshot_find(snap, STORE_INGRESS, "ns1", "a");
+	json_object *web = snapshot_find(snap, STORE_SERVICE, "ns1", "web");
+	CHECK(a && web);
+	CHECK(json_object_object_get(json_object_object_get(a, "metadata"), "namespace") ==
+	      json_object_object_get(json_object_object_get(web, "metadata"), "namespace"));
+	for (int k = 0; k < STORE_KIND_COUNT; k++) {
+		copy.count[k] = snap->count[k];
+		copy.objs[k] = calloc(snap->count[k] + 1, sizeof(json_object *));
+		copy.ns[k] = snap->ns[k];
+		copy.names[k] = snap->names[k];
+		for (size_t i = 0; i < snap->count[k]; i++)
+			CHECK_INT(json_object_deep_copy(snap->objs[k][i], &copy.objs[k][i], NULL), 0);
+	}
+	CHECK_INT(compile_snapshot(&copy, &o, &t, &d), 0);
+	CHECK_INT(route_table_serialize(t, &ctext, &len), 0);
+	CHECK(stext && ctext);
+	CHECK_STR(ctext, stext);
+	route_table_free(t);
+	diag_list_cleanup(&d);
+	for (int k = 0; k < STORE_KIND_COUNT; k++) {
+		for (size_t i = 0; i < copy.count[k]; i++)
+			json_object_put(copy.objs[k][i]);
+		free(copy.objs[k]);
+	}
+	snapshot_free(snap);
+	store_free(s);
+	free(stext);
+	free(ctext);
+	free(sd);
+}
+
 static void test_prepare_keeps_compile_output(void)
 {
 	char *full = NULL, *slim = NULL, *dfull = NULL, *dslim = NULL;
@@ -974,6 +1019,7 @@ int main(void)
 	test_events_into_store();
 	test_events_odd_metadata();
 	test_prepare_keeps_compile_output();
+	test_shared_keeps_compile_output();
 	test_backoff();
 	test_url_escape();
 	test_list_pages();
