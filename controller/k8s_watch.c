@@ -330,7 +330,8 @@ static const char *const endpoint_kept[] = {"addresses", "conditions"};
 
 /* Members of metadata no reader of the store uses. resourceVersion too: the watch reads
  * an event's before prepare_object, and a list's from the list. creationTimestamp is
- * read only of Ingresses (the older one wins a conflict). */
+ * read only of Ingresses (the older one wins a conflict), and uid too (the Events of
+ * an Ingress's diagnostics name it; those of other kinds are only logged). */
 static const char *const metadata_dropped[] = {
     "generation", "ownerReferences", "finalizers", "generateName", "selfLink", "resourceVersion"};
 
@@ -386,8 +387,10 @@ static void prepare_object(const struct kind_def *def, json_object *obj)
 		json_object_object_del(meta, "managedFields");
 		for (size_t i = 0; i < sizeof(metadata_dropped) / sizeof(metadata_dropped[0]); i++)
 			json_object_object_del(meta, metadata_dropped[i]);
-		if (def->kind != STORE_INGRESS)
+		if (def->kind != STORE_INGRESS) {
 			json_object_object_del(meta, "creationTimestamp");
+			json_object_object_del(meta, "uid");
+		}
 		if (json_object_object_get_ex(meta, "annotations", &ann) &&
 		    json_object_is_type(ann, json_type_object))
 			json_object_object_del(ann,

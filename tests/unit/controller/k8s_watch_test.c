@@ -394,6 +394,7 @@ static void test_prepare_keeps_compile_output(void)
 	/* What went: a Service's status and unread spec members, an empty Ingress status. */
 	o = stored(ss, STORE_SERVICE, "web");
 	CHECK(o && !json_object_object_get_ex(o, "status", NULL));
+	CHECK(!json_object_object_get_ex(json_object_object_get(o, "metadata"), "uid", NULL));
 	spec = json_object_object_get(o, "spec");
 	CHECK(!json_object_object_get_ex(spec, "clusterIPs", NULL));
 	CHECK(!json_object_object_get_ex(spec, "ipFamilies", NULL));
