@@ -331,7 +331,15 @@ static const char *const endpoint_kept[] = {"addresses", "conditions"};
 /* Members of metadata no reader of the store uses. resourceVersion too: the watch reads
  * an event's before prepare_object, and a list's from the list. creationTimestamp is
  * read only of Ingresses (the older one wins a conflict), and uid too (the Events of
- * an Ingress's diagnostics name it; those of other kinds are only logged). */
+ * an Ingress's diagnostics name it; those of other kinds are only logged): an
+ * IngressClass loses both, the other kinds keep even less (key_kept). */
+/* All that is read of the metadata of a Service, Secret or ConfigMap: its key (not its
+ * labels and annotations, often a chart's or cert-manager's dozen). Of an EndpointSlice:
+ * its key and the one label that names its Service. */
+static const char *const key_kept[] = {"namespace", "name"};
+static const char *const slice_meta_kept[] = {"namespace", "name", "labels"};
+static const char *const slice_label_kept[] = {"kubernetes.io/service-name"};
+
 static const char *const metadata_dropped[] = {
     "generation", "ownerReferences", "finalizers", "generateName", "selfLink", "resourceVersion"};
 
@@ -374,7 +382,8 @@ static void slim_ingress_status(json_object *obj)
 /* Make an object smaller: managedFields and the last-applied annotation (often as big as
  * the object) gone, and members no reader of the store uses dropped (kind and apiVersion,
  * which list items omit anyway: the store knows the kind; a Service's status and most of
- * its spec, an Ingress's empty status; tests/unit/controller/k8s_watch_test.c checks that
+ * its spec, an Ingress's empty status, all metadata of a Service, Secret or ConfigMap but
+ * its key; tests/unit/controller/k8s_watch_test.c checks that
  * compile's output is the same with and without). */
 static void prepare_object(const struct kind_def *def, json_object *obj)
 {
@@ -387,7 +396,17 @@ static void prepare_object(const struct kind_def *def, json_object *obj)
 		json_object_object_del(meta, "managedFields");
 		for (size_t i = 0; i < sizeof(metadata_dropped) / sizeof(metadata_dropped[0]); i++)
 			json_object_object_del(meta, metadata_dropped[i]);
-		if (def->kind != STORE_INGRESS) {
+		if (def->kind == STORE_SERVICE || def->kind == STORE_SECRET ||
+		    def->kind == STORE_CONFIGMAP) {
+			keep_only(meta, key_kept, 2);
+		} else if (def->kind == STORE_ENDPOINT_SLICE) {
+			json_object *labels;
+
+			keep_only(meta, slice_meta_kept, 3);
+			if (json_object_object_get_ex(meta, "labels", &labels) &&
+			    json_object_is_type(labels, json_type_object))
+				keep_only(labels, slice_label_kept, 1);
+		} else if (def->kind != STORE_INGRESS) {
 			json_object_object_del(meta, "creationTimestamp");
 			json_object_object_del(meta, "uid");
 		}
