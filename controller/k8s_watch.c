@@ -431,9 +431,10 @@ static void prepare_object(const struct kind_def *def, json_object *obj)
 	if (def->kind == STORE_ENDPOINT_SLICE)
 		slim_slice_endpoints(obj);
 	/* Now, while the page is parsed, not in store_replace after the last
-	 * page: the 16-slot tables freed here are reused by the next items
-	 * instead of staying as holes in the heap. */
-	store_compact(obj);
+	 * page: the 16-slot tables and duplicate members freed here are reused
+	 * by the next items instead of staying as holes in the heap (holes
+	 * that made the first compile's mallocs a third slower). */
+	store_share(obj);
 }
 
 /* The objects gauge of the watcher's kind: what the store holds of it in
@@ -774,11 +775,11 @@ static void item_list_push(struct item_list *l, json_object *obj)
 	l->v[l->n++] = obj;
 }
 
-/* Put items[from..n) and drop them from the list. */
+/* Put items[from..n) and drop them from the list (prepared: store_put). */
 static void item_list_truncate(struct item_list *l, size_t from)
 {
 	while (l->n > from)
-		json_object_put(l->v[--l->n]);
+		store_put(l->v[--l->n]);
 }
 
 /* The elements of an items array (the span at p) that are objects, each prepared, onto *out.

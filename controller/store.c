@@ -42,6 +42,11 @@ static void obj_put(json_object *obj)
 	pthread_mutex_unlock(&refs_lock);
 }
 
+void store_put(json_object *obj)
+{
+	obj_put(obj);
+}
+
 struct store {
 	pthread_mutex_t lock;
 	struct kind_list kinds[STORE_KIND_COUNT];
@@ -251,8 +256,8 @@ static void intern_keys(struct lh_table *t)
  * word for word: the backend of each path of an Ingress (one Service, one
  * port), pathType "Prefix", the ports of Services made from one chart, the
  * annotations of Ingresses made from one template, a namespace's name.
- * When the store takes an object (store_upsert, store_replace), compact()
- * also makes equal members one json-c node, bottom-up: a string,
+ * store_share (which store_upsert and store_replace apply to every object
+ * they take) also makes equal members one json-c node, bottom-up: a string,
  * integer or boolean equal to one seen before, or an object or array whose
  * members are the very nodes of one seen before (same keys in the same
  * order), is replaced by that node, which gains a reference. Equal subtrees
@@ -396,9 +401,7 @@ void store_compact(json_object *obj)
 	pthread_mutex_unlock(&keys.lock);
 }
 
-/* store_compact, and the sharing of equal members: for objects the store
- * takes (from then on every put of them goes under refs_lock). */
-static void compact_shared(json_object *obj)
+void store_share(json_object *obj)
 {
 	uint64_t h;
 	pthread_mutex_lock(&keys.lock);
@@ -526,7 +529,7 @@ int store_upsert(struct store *s, enum store_kind kind, json_object *obj)
 	}
 	/* Compacting may replace metadata strings by equal shared ones: the
 	 * key must point at what the object holds after it. */
-	compact_shared(obj);
+	store_share(obj);
 	object_key(obj, &ns, &name);
 	if (!name) {
 		obj_put(obj);
@@ -584,7 +587,7 @@ int store_replace_in(struct store *s, enum store_kind kind, const char *scope, j
 	}
 	for (size_t i = 0; i < n; i++) {
 		const char *ns, *name;
-		compact_shared(objs[i]); /* first: see store_upsert */
+		store_share(objs[i]); /* first: see store_upsert */
 		object_key(objs[i], &ns, &name);
 		if (!name || (scope && strcmp(ns, scope) != 0)) {
 			obj_put(objs[i]);

@@ -37,16 +37,27 @@ void store_free(struct store *s);
  * usual). Thread-safe. store_upsert and
  * store_replace do this to every object they take; a source calls it
  * earlier (as each object is parsed) so the freed tables are reused rather
- * than left as holes in the heap. NULL is fine. (Only the store shares
- * members between objects: see store_upsert.) */
+ * than left as holes in the heap. NULL is fine. Shares nothing (see
+ * store_share): obj's members may still be changed. */
 void store_compact(json_object *obj);
+
+/* store_compact, and more: replace obj's members by equal nodes that other
+ * objects so treated hold (one json-c node for equal strings, numbers and
+ * subtrees; the store does this to every object it takes). For a source,
+ * as each object is parsed: the duplicates freed here are reused by the
+ * next object rather than left as holes in the heap. From then on obj and
+ * its members are read-only, and obj is put only by the store (handed to
+ * it) or with store_put. Thread-safe. NULL is fine. */
+void store_share(json_object *obj);
+
+/* Put an object store_share has seen (its shared members' reference counts
+ * change under the lock that guards them). NULL is fine. */
+void store_put(json_object *obj);
 
 /* Insert or replace the object with the same metadata.namespace (missing:
  * "") and metadata.name. Takes ownership of obj (one reference), also on
- * failure. The store compacts obj and replaces its members by equal nodes
- * that other stored objects hold (one json-c node for equal strings,
- * numbers and subtrees): from then on obj and every member of it are
- * read-only, and only the store puts them. Returns 0, or WEIR_EINVAL when kind is out of range or obj has no
+ * failure. The store applies store_share to obj: from then on obj and
+ * every member of it are read-only, and only the store puts them. Returns 0, or WEIR_EINVAL when kind is out of range or obj has no
  * metadata.name. Calls the notify callback after a change. */
 int store_upsert(struct store *s, enum store_kind kind, json_object *obj);
 
