@@ -275,11 +275,11 @@ static void intern_keys(struct lh_table *t)
  * large annotation or a node that holds one is not pooled).
  *
  * Reference counts: json-c's are not atomic, and a shared node's count is
- * changed by whoever puts an object that holds it. Every get and put of a
- * stored object goes under refs_lock (obj_put, store_snapshot,
- * snapshot_free), so the sharing is done under it too; readers of a
- * snapshot only borrow members, and nothing changes an object once a store
- * (or store_compact) has it.
+ * changed by whoever puts an object that holds it. Every get and put of an
+ * object store_share has seen goes under refs_lock (obj_put, store_put,
+ * store_snapshot, snapshot_free), so the sharing is done under it too;
+ * readers of a snapshot only borrow members, and nothing changes an object
+ * once store_share has seen it.
  */
 #define POOL_MAX 16384 /* nodes; the slots are twice that (a power of two) */
 #define POOL_STR_MAX 128
