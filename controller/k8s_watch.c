@@ -328,11 +328,6 @@ static void keep_only(json_object *obj, const char *const *kept, size_t n)
  * compares endpoints whole, so a change there alone no longer wakes the compile loop. */
 static const char *const endpoint_kept[] = {"addresses", "conditions"};
 
-/* Members of metadata no reader of the store uses. resourceVersion too: the watch reads
- * an event's before prepare_object, and a list's from the list. creationTimestamp is
- * read only of Ingresses (the older one wins a conflict), and uid too (the Events of
- * an Ingress's diagnostics name it; those of other kinds are only logged): an
- * IngressClass loses both, the other kinds keep even less (key_kept). */
 /* All that is read of the metadata of a Service, Secret or ConfigMap: its key (not its
  * labels and annotations, often a chart's or cert-manager's dozen). Of an EndpointSlice:
  * its key and the one label that names its Service. */
@@ -340,6 +335,11 @@ static const char *const key_kept[] = {"namespace", "name"};
 static const char *const slice_meta_kept[] = {"namespace", "name", "labels"};
 static const char *const slice_label_kept[] = {"kubernetes.io/service-name"};
 
+/* Members of metadata no reader of the store uses. resourceVersion too: the watch reads
+ * an event's before prepare_object, and a list's from the list. creationTimestamp is
+ * read only of Ingresses (the older one wins a conflict), and uid too (the Events of
+ * an Ingress's diagnostics name it; those of other kinds are only logged): an
+ * IngressClass loses both, the other kinds keep even less (key_kept). */
 static const char *const metadata_dropped[] = {
     "generation", "ownerReferences", "finalizers", "generateName", "selfLink", "resourceVersion"};
 
