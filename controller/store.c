@@ -285,12 +285,14 @@ static void intern_keys(struct lh_table *t)
 #define POOL_STR_MAX 128
 #define POOL_MEMBERS_MAX 32
 
+struct pool_slot {
+	uint64_t hash;
+	json_object *node; /* one reference; NULL: free */
+};
+
 static struct {
 	size_t n;
-	struct pool_slot {
-		uint64_t hash;
-		json_object *node; /* one reference; NULL: free */
-	} *slots;              /* 2 * POOL_MAX */
+	struct pool_slot *slots; /* 2 * POOL_MAX */
 } pool;
 
 static uint64_t mix(uint64_t h, uint64_t v)
@@ -310,8 +312,7 @@ static bool same_node(json_object *a, json_object *b)
 	case json_type_string: {
 		int n = json_object_get_string_len(a);
 		return n == json_object_get_string_len(b) &&
-		       memcmp(json_object_get_string(a), json_object_get_string(b), (size_t)n) ==
-		           0;
+		       memcmp(json_object_get_string(a), json_object_get_string(b), (size_t)n) == 0;
 	}
 	case json_type_int:
 		return json_object_get_int64(a) == json_object_get_int64(b) &&

@@ -57,8 +57,8 @@ void store_put(json_object *obj);
 /* Insert or replace the object with the same metadata.namespace (missing:
  * "") and metadata.name. Takes ownership of obj (one reference), also on
  * failure. The store applies store_share to obj: from then on obj and
- * every member of it are read-only, and only the store puts them. Returns 0, or WEIR_EINVAL when kind is out of range or obj has no
- * metadata.name. Calls the notify callback after a change. */
+ * every member of it are read-only, and only the store puts them. Returns 0, or WEIR_EINVAL when
+ * kind is out of range or obj has no metadata.name. Calls the notify callback after a change. */
 int store_upsert(struct store *s, enum store_kind kind, json_object *obj);
 
 /* Remove one object (ns NULL means ""). Returns 0, WEIR_ENOENT when absent
@@ -67,8 +67,8 @@ int store_delete(struct store *s, enum store_kind kind, const char *ns, const ch
 
 /* Replace every object of a kind (after a list/relist). Takes ownership of
  * objs[0..n) (one reference each, also on failure; shared as store_upsert
- * does); the array itself stays the caller's. Objects without metadata.name are dropped; with duplicate
- * keys the last one wins. Notifies once. */
+ * does); the array itself stays the caller's. Objects without metadata.name are dropped; with
+ * duplicate keys the last one wins. Notifies once. */
 int store_replace(struct store *s, enum store_kind kind, json_object **objs, size_t n);
 
 /* store_replace for one namespace: the objects of kind in namespace scope

@@ -261,11 +261,10 @@ static const char *const api_objects[][2] = {
      "\"Pod\",\"namespace\":\"ns1\",\"name\":\"web-x\",\"uid\":\"p1\"},\"hints\":{"
      "\"forZones\":[{\"name\":\"z1\"}]}},{\"addresses\":[\"10.0.0.7\"],\"conditions\":{"
      "\"ready\":false},\"targetRef\":{\"kind\":\"Pod\",\"name\":\"web-y\"}}]}"},
-    {"Secret",
-     "{\"metadata\":{\"namespace\":\"ns1\",\"name\":\"tls-a\",\"uid\":\"x1\",\"labels\":{"
-     "\"controller.cert-manager.io/fao\":\"true\"},\"annotations\":{"
-     "\"cert-manager.io/issuer-name\":\"le\"}},\"type\":\"kubernetes.io/tls\",\"data\":{"
-     "\"tls.crt\":\"bm90IGEgY2VydA==\",\"tls.key\":\"bm90IGEga2V5\"}}"},
+    {"Secret", "{\"metadata\":{\"namespace\":\"ns1\",\"name\":\"tls-a\",\"uid\":\"x1\",\"labels\":{"
+               "\"controller.cert-manager.io/fao\":\"true\"},\"annotations\":{"
+               "\"cert-manager.io/issuer-name\":\"le\"}},\"type\":\"kubernetes.io/tls\",\"data\":{"
+               "\"tls.crt\":\"bm90IGEgY2VydA==\",\"tls.key\":\"bm90IGEga2V5\"}}"},
     {"Ingress",
      "{\"metadata\":{\"namespace\":\"ns1\",\"name\":\"a\",\"creationTimestamp\":"
      "\"2026-01-01T00:00:00Z\",\"managedFields\":[{\"manager\":\"kubectl\",\"fieldsV1\":{"
@@ -368,7 +367,8 @@ static void test_shared_keeps_compile_output(void)
 		copy.ns[k] = snap->ns[k];
 		copy.names[k] = snap->names[k];
 		for (size_t i = 0; i < snap->count[k]; i++)
-			CHECK_INT(json_object_deep_copy(snap->objs[k][i], &copy.objs[k][i], NULL), 0);
+			CHECK_INT(json_object_deep_copy(snap->objs[k][i], &copy.objs[k][i], NULL),
+			          0);
 	}
 	CHECK_INT(compile_snapshot(&copy, &o, &t, &d), 0);
 	CHECK_INT(route_table_serialize(t, &ctext, &len), 0);

@@ -142,6 +142,16 @@ static json_object *member(json_object *o, const char *path)
  * reads after the object that first had that string is gone. */
 #define PLAIN (JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
 
+/* The i-th of many ConfigMaps: some members unique, some shared (text: 256 bytes). */
+static const char *cm_text(char *text, int i)
+{
+	snprintf(text, 256,
+	         "{\"metadata\":{\"name\":\"o%d\",\"namespace\":\"n%d\",\"uid\":\"u%d\"},\"data\":{"
+	         "\"a\":\"x%d\",\"b\":\"y%d\",\"c\":\"%d\",\"d\":\"v%d\",\"e\":[%d,%d]}}",
+	         i, i % 7, i, i, i, i % 5, i % 3, i, i + 1);
+	return text;
+}
+
 static void test_shared(void)
 {
 	static const char *const texts[] = {
@@ -187,46 +197,36 @@ static void test_shared(void)
 	/* the Service's name is the node the Ingresses' backends hold */
 	CHECK(member(svc, "metadata.name") == member(be0, "service.name"));
 	CHECK(member(svc, "spec.ports.0.port") == member(be0, "service.port.number"));
-	CHECK(snap->names[STORE_SERVICE][0] == json_object_get_string(member(svc, "metadata.name")));
+	CHECK(snap->names[STORE_SERVICE][0] ==
+	      json_object_get_string(member(svc, "metadata.name")));
 	snapshot_free(snap);
 	/* gone one by one: what stays reads the same */
 	CHECK_INT(store_delete(s, STORE_INGRESS, "ns", "app"), 0);
 	snap = store_snapshot(s);
 	CHECK_STR(snap->names[STORE_SERVICE][0], "svc");
-	CHECK_STR(json_object_to_json_string_ext(snap->objs[STORE_INGRESS][0],
-	                                         PLAIN),
-	          texts[1]);
+	CHECK_STR(json_object_to_json_string_ext(snap->objs[STORE_INGRESS][0], PLAIN), texts[1]);
 	snapshot_free(snap);
 	CHECK_INT(store_delete(s, STORE_INGRESS, "ns", "other"), 0);
 	snap = store_snapshot(s);
-	CHECK_STR(json_object_to_json_string_ext(snap->objs[STORE_SERVICE][0],
-	                                         PLAIN),
-	          texts[2]);
+	CHECK_STR(json_object_to_json_string_ext(snap->objs[STORE_SERVICE][0], PLAIN), texts[2]);
 	snapshot_free(snap);
 
 	/* More distinct members than the pool holds: it starts over, and
 	 * every object still reads as it was stored. */
 	enum { N = 3000 };
-	char text[256], name[32];
+	char text[256], name[32], ns[32];
 	for (int i = 0; i < N; i++) {
-		snprintf(text, sizeof(text),
-		         "{\"metadata\":{\"name\":\"o%d\",\"namespace\":\"n%d\",\"uid\":\"u%d\"},"
-		         "\"data\":{\"a\":\"x%d\",\"b\":\"y%d\",\"c\":\"%d\",\"d\":\"v%d\",\"e\":[%d,%d]}}",
-		         i, i % 7, i, i, i, i % 5, i % 3, i, i + 1);
-		CHECK_INT(store_upsert(s, STORE_CONFIGMAP, json_tokener_parse(text)), 0);
+		CHECK_INT(store_upsert(s, STORE_CONFIGMAP, json_tokener_parse(cm_text(text, i))),
+		          0);
 	}
 	snap = store_snapshot(s);
 	CHECK_INT(snap->count[STORE_CONFIGMAP], N);
 	for (int i = 0; i < N; i++) {
 		snprintf(name, sizeof(name), "o%d", i);
-		snprintf(text, sizeof(text), "n%d", i % 7);
-		json_object *o = snapshot_find(snap, STORE_CONFIGMAP, text, name);
+		snprintf(ns, sizeof(ns), "n%d", i % 7);
+		json_object *o = snapshot_find(snap, STORE_CONFIGMAP, ns, name);
 		CHECK(o != NULL);
-		snprintf(text, sizeof(text),
-		         "{\"metadata\":{\"name\":\"o%d\",\"namespace\":\"n%d\",\"uid\":\"u%d\"},"
-		         "\"data\":{\"a\":\"x%d\",\"b\":\"y%d\",\"c\":\"%d\",\"d\":\"v%d\",\"e\":[%d,%d]}}",
-		         i, i % 7, i, i, i, i % 5, i % 3, i, i + 1);
-		CHECK_STR(json_object_to_json_string_ext(o, PLAIN), text);
+		CHECK_STR(json_object_to_json_string_ext(o, PLAIN), cm_text(text, i));
 	}
 	snapshot_free(snap);
 	store_free(s);
