@@ -328,9 +328,18 @@ static void keep_only(json_object *obj, const char *const *kept, size_t n)
  * compares endpoints whole, so a change there alone no longer wakes the compile loop. */
 static const char *const endpoint_kept[] = {"addresses", "conditions"};
 
+/* All that is read of the metadata of a Service, Secret or ConfigMap: its key (not its
+ * labels and annotations, often a chart's or cert-manager's dozen). Of an EndpointSlice:
+ * its key and the one label that names its Service. */
+static const char *const key_kept[] = {"namespace", "name"};
+static const char *const slice_meta_kept[] = {"namespace", "name", "labels"};
+static const char *const slice_label_kept[] = {"kubernetes.io/service-name"};
+
 /* Members of metadata no reader of the store uses. resourceVersion too: the watch reads
  * an event's before prepare_object, and a list's from the list. creationTimestamp is
- * read only of Ingresses (the older one wins a conflict). */
+ * read only of Ingresses (the older one wins a conflict), and uid too (the Events of
+ * an Ingress's diagnostics name it; those of other kinds are only logged): an
+ * IngressClass loses both, the other kinds keep even less (key_kept). */
 static const char *const metadata_dropped[] = {
     "generation", "ownerReferences", "finalizers", "generateName", "selfLink", "resourceVersion"};
 
@@ -373,7 +382,8 @@ static void slim_ingress_status(json_object *obj)
 /* Make an object smaller: managedFields and the last-applied annotation (often as big as
  * the object) gone, and members no reader of the store uses dropped (kind and apiVersion,
  * which list items omit anyway: the store knows the kind; a Service's status and most of
- * its spec, an Ingress's empty status; tests/unit/controller/k8s_watch_test.c checks that
+ * its spec, an Ingress's empty status, all metadata of a Service, Secret or ConfigMap but
+ * its key; tests/unit/controller/k8s_watch_test.c checks that
  * compile's output is the same with and without). */
 static void prepare_object(const struct kind_def *def, json_object *obj)
 {
@@ -386,8 +396,20 @@ static void prepare_object(const struct kind_def *def, json_object *obj)
 		json_object_object_del(meta, "managedFields");
 		for (size_t i = 0; i < sizeof(metadata_dropped) / sizeof(metadata_dropped[0]); i++)
 			json_object_object_del(meta, metadata_dropped[i]);
-		if (def->kind != STORE_INGRESS)
+		if (def->kind == STORE_SERVICE || def->kind == STORE_SECRET ||
+		    def->kind == STORE_CONFIGMAP) {
+			keep_only(meta, key_kept, 2);
+		} else if (def->kind == STORE_ENDPOINT_SLICE) {
+			json_object *labels;
+
+			keep_only(meta, slice_meta_kept, 3);
+			if (json_object_object_get_ex(meta, "labels", &labels) &&
+			    json_object_is_type(labels, json_type_object))
+				keep_only(labels, slice_label_kept, 1);
+		} else if (def->kind != STORE_INGRESS) {
 			json_object_object_del(meta, "creationTimestamp");
+			json_object_object_del(meta, "uid");
+		}
 		if (json_object_object_get_ex(meta, "annotations", &ann) &&
 		    json_object_is_type(ann, json_type_object))
 			json_object_object_del(ann,
@@ -409,9 +431,10 @@ static void prepare_object(const struct kind_def *def, json_object *obj)
 	if (def->kind == STORE_ENDPOINT_SLICE)
 		slim_slice_endpoints(obj);
 	/* Now, while the page is parsed, not in store_replace after the last
-	 * page: the 16-slot tables freed here are reused by the next items
-	 * instead of staying as holes in the heap. */
-	store_compact(obj);
+	 * page: the 16-slot tables and duplicate members freed here are reused
+	 * by the next items instead of staying as holes in the heap (holes
+	 * that made the first compile's mallocs a third slower). */
+	store_share(obj);
 }
 
 /* The objects gauge of the watcher's kind: what the store holds of it in
@@ -752,11 +775,11 @@ static void item_list_push(struct item_list *l, json_object *obj)
 	l->v[l->n++] = obj;
 }
 
-/* Put items[from..n) and drop them from the list. */
+/* Put items[from..n) and drop them from the list (prepared: store_put). */
 static void item_list_truncate(struct item_list *l, size_t from)
 {
 	while (l->n > from)
-		json_object_put(l->v[--l->n]);
+		store_put(l->v[--l->n]);
 }
 
 /* The elements of an items array (the span at p) that are objects, each prepared, onto *out.

@@ -319,7 +319,7 @@ static void add_object(struct load *l, json_object *doc, unsigned line)
 	if (namespaced && (!json_object_object_get_ex(meta, "namespace", &ns) ||
 	                   !json_object_is_type(ns, json_type_string)))
 		json_object_object_add(meta, "namespace", json_object_new_string("default"));
-	store_compact(doc);
+	store_share(doc); /* now: what it frees is reused by the next document */
 	struct objs *o = &l->kinds[k];
 	if (o->n == o->cap) {
 		o->cap = o->cap ? o->cap * 2 : 16;

@@ -37,13 +37,28 @@ void store_free(struct store *s);
  * usual). Thread-safe. store_upsert and
  * store_replace do this to every object they take; a source calls it
  * earlier (as each object is parsed) so the freed tables are reused rather
- * than left as holes in the heap. NULL is fine. */
+ * than left as holes in the heap. NULL is fine. Shares nothing (see
+ * store_share): obj's members may still be changed. */
 void store_compact(json_object *obj);
+
+/* store_compact, and more: replace obj's members by equal nodes that other
+ * objects so treated hold (one json-c node for equal strings, numbers and
+ * subtrees; the store does this to every object it takes). For a source,
+ * as each object is parsed: the duplicates freed here are reused by the
+ * next object rather than left as holes in the heap. From then on obj and
+ * its members are read-only, and obj is put only by the store (handed to
+ * it) or with store_put. Thread-safe. NULL is fine. */
+void store_share(json_object *obj);
+
+/* Put an object store_share has seen (its shared members' reference counts
+ * change under the lock that guards them). NULL is fine. */
+void store_put(json_object *obj);
 
 /* Insert or replace the object with the same metadata.namespace (missing:
  * "") and metadata.name. Takes ownership of obj (one reference), also on
- * failure. Returns 0, or WEIR_EINVAL when kind is out of range or obj has no
- * metadata.name. Calls the notify callback after a change. */
+ * failure. The store applies store_share to obj: from then on obj and
+ * every member of it are read-only, and only the store puts them. Returns 0, or WEIR_EINVAL when
+ * kind is out of range or obj has no metadata.name. Calls the notify callback after a change. */
 int store_upsert(struct store *s, enum store_kind kind, json_object *obj);
 
 /* Remove one object (ns NULL means ""). Returns 0, WEIR_ENOENT when absent
@@ -51,9 +66,9 @@ int store_upsert(struct store *s, enum store_kind kind, json_object *obj);
 int store_delete(struct store *s, enum store_kind kind, const char *ns, const char *name);
 
 /* Replace every object of a kind (after a list/relist). Takes ownership of
- * objs[0..n) (one reference each, also on failure); the array itself stays
- * the caller's. Objects without metadata.name are dropped; with duplicate
- * keys the last one wins. Notifies once. */
+ * objs[0..n) (one reference each, also on failure; shared as store_upsert
+ * does); the array itself stays the caller's. Objects without metadata.name are dropped; with
+ * duplicate keys the last one wins. Notifies once. */
 int store_replace(struct store *s, enum store_kind kind, json_object **objs, size_t n);
 
 /* store_replace for one namespace: the objects of kind in namespace scope
@@ -86,6 +101,8 @@ typedef bool (*store_relevant_cb)(void *arg, enum store_kind kind, json_object *
 void store_set_relevance(struct store *s, store_relevant_cb cb, void *arg);
 
 /* Immutable view: objects of each kind sorted by namespace then name.
+ * Readers borrow the objects and their members and change nothing: members
+ * may be shared between objects (store_upsert).
  * ns[k][i] and names[k][i] are objs[k][i]'s metadata.namespace ("" when
  * absent) and metadata.name, borrowed from that object (read them without a
  * json lookup). A zeroed snapshot is a valid empty one. */

@@ -234,7 +234,9 @@ static const char *const api_objects[][2] = {
     {"IngressClass", "{\"metadata\":{\"name\":\"weir\"},\"spec\":{\"controller\":"
                      "\"weir.dev/ingress-controller\"}}"},
     {"Service",
-     "{\"metadata\":{\"namespace\":\"ns1\",\"name\":\"web\",\"uid\":\"u1\"},\"spec\":{"
+     "{\"metadata\":{\"namespace\":\"ns1\",\"name\":\"web\",\"uid\":\"u1\",\"labels\":{"
+     "\"app.kubernetes.io/name\":\"web\"},\"annotations\":{\"meta.helm.sh/release-name\":"
+     "\"web\"}},\"spec\":{"
      "\"clusterIP\":\"10.96.0.10\",\"clusterIPs\":[\"10.96.0.10\"],\"ipFamilies\":[\"IPv4\"],"
      "\"ipFamilyPolicy\":\"SingleStack\",\"internalTrafficPolicy\":\"Cluster\",\"ports\":[{"
      "\"name\":\"http\",\"port\":80,\"protocol\":\"TCP\",\"targetPort\":8080}],"
@@ -249,13 +251,20 @@ static const char *const api_objects[][2] = {
                 ":true},\"status\":{\"loadBalancer\":{\"ingress\":[{\"ip\":\"192.0.2.9\"}]}}}"},
     {"EndpointSlice",
      "{\"metadata\":{\"namespace\":\"ns1\",\"name\":\"web-1\",\"labels\":{"
-     "\"kubernetes.io/service-name\":\"web\"}},\"addressType\":\"IPv4\",\"ports\":[{\"name\":"
+     "\"endpointslice.kubernetes.io/managed-by\":\"endpointslice-controller.k8s.io\","
+     "\"kubernetes.io/service-name\":\"web\"},\"annotations\":{"
+     "\"endpoints.kubernetes.io/last-change-trigger-time\":\"2026-01-01T00:00:00Z\"},"
+     "\"uid\":\"s1\"},\"addressType\":\"IPv4\",\"ports\":[{\"name\":"
      "\"http\",\"port\":8080}],\"endpoints\":[{\"addresses\":[\"10.0.0.5\"]},{"
      "\"addresses\":[\"10.0.0.6\"],\"conditions\":{\"ready\":false,\"serving\":true,"
      "\"terminating\":true},\"nodeName\":\"n1\",\"zone\":\"z1\",\"targetRef\":{\"kind\":"
      "\"Pod\",\"namespace\":\"ns1\",\"name\":\"web-x\",\"uid\":\"p1\"},\"hints\":{"
      "\"forZones\":[{\"name\":\"z1\"}]}},{\"addresses\":[\"10.0.0.7\"],\"conditions\":{"
      "\"ready\":false},\"targetRef\":{\"kind\":\"Pod\",\"name\":\"web-y\"}}]}"},
+    {"Secret", "{\"metadata\":{\"namespace\":\"ns1\",\"name\":\"tls-a\",\"uid\":\"x1\",\"labels\":{"
+               "\"controller.cert-manager.io/fao\":\"true\"},\"annotations\":{"
+               "\"cert-manager.io/issuer-name\":\"le\"}},\"type\":\"kubernetes.io/tls\",\"data\":{"
+               "\"tls.crt\":\"bm90IGEgY2VydA==\",\"tls.key\":\"bm90IGEga2V5\"}}"},
     {"Ingress",
      "{\"metadata\":{\"namespace\":\"ns1\",\"name\":\"a\",\"creationTimestamp\":"
      "\"2026-01-01T00:00:00Z\",\"managedFields\":[{\"manager\":\"kubectl\",\"fieldsV1\":{"
@@ -267,7 +276,8 @@ static const char *const api_objects[][2] = {
      "\"service\":{\"name\":\"ext\",\"port\":{\"number\":443}}}},{\"path\":\"/hl\","
      "\"pathType\":\"Prefix\",\"backend\":{\"service\":{\"name\":\"headless\",\"port\":{"
      "\"number\":80}}}},{\"path\":\"/none\",\"pathType\":\"Prefix\",\"backend\":{\"service\":{"
-     "\"name\":\"web\",\"port\":{\"number\":81}}}}]}}]},\"status\":{\"loadBalancer\":{}}}"},
+     "\"name\":\"web\",\"port\":{\"number\":81}}}}]}}],\"tls\":[{\"hosts\":["
+     "\"a.example.com\"],\"secretName\":\"tls-a\"}]},\"status\":{\"loadBalancer\":{}}}"},
     {"Ingress",
      "{\"metadata\":{\"namespace\":\"ns1\",\"name\":\"b\",\"creationTimestamp\":"
      "\"2026-01-01T00:00:01Z\",\"generation\":3,\"labels\":{\"app\":\"b\"},"
@@ -332,6 +342,52 @@ static json_object *stored(struct store *s, enum store_kind k, const char *name)
 	return o;
 }
 
+/* The store shares equal members between objects (store_upsert): compile
+ * reads the same from them as from copies that share nothing. */
+static void test_shared_keeps_compile_output(void)
+{
+	char *stext = NULL, *ctext = NULL, *sd = NULL;
+	struct store *s = compile_api_objects(true, &stext, &sd);
+	struct snapshot *snap = store_snapshot(s), copy = {0};
+	struct compile_options o = {.ingress_class = "weir",
+	                            .controller_name = "weir.dev/ingress-controller"};
+	struct route_table *t = NULL;
+	struct diag_list d = {0};
+	size_t len;
+
+	/* sharing happened: one node for the namespace of two objects */
+	json_object *a = snapshot_find(snap, STORE_INGRESS, "ns1", "a");
+	json_object *web = snapshot_find(snap, STORE_SERVICE, "ns1", "web");
+	CHECK(a && web);
+	CHECK(json_object_object_get(json_object_object_get(a, "metadata"), "namespace") ==
+	      json_object_object_get(json_object_object_get(web, "metadata"), "namespace"));
+	for (int k = 0; k < STORE_KIND_COUNT; k++) {
+		copy.count[k] = snap->count[k];
+		copy.objs[k] = calloc(snap->count[k] + 1, sizeof(json_object *));
+		copy.ns[k] = snap->ns[k];
+		copy.names[k] = snap->names[k];
+		for (size_t i = 0; i < snap->count[k]; i++)
+			CHECK_INT(json_object_deep_copy(snap->objs[k][i], &copy.objs[k][i], NULL),
+			          0);
+	}
+	CHECK_INT(compile_snapshot(&copy, &o, &t, &d), 0);
+	CHECK_INT(route_table_serialize(t, &ctext, &len), 0);
+	CHECK(stext && ctext);
+	CHECK_STR(ctext, stext);
+	route_table_free(t);
+	diag_list_cleanup(&d);
+	for (int k = 0; k < STORE_KIND_COUNT; k++) {
+		for (size_t i = 0; i < copy.count[k]; i++)
+			json_object_put(copy.objs[k][i]);
+		free(copy.objs[k]);
+	}
+	snapshot_free(snap);
+	store_free(s);
+	free(stext);
+	free(ctext);
+	free(sd);
+}
+
 static void test_prepare_keeps_compile_output(void)
 {
 	char *full = NULL, *slim = NULL, *dfull = NULL, *dslim = NULL;
@@ -344,16 +400,23 @@ static void test_prepare_keeps_compile_output(void)
 	CHECK(full && strstr(full, "10.96.0.10")); /* b: service-upstream */
 	CHECK_STR(slim, full);
 	CHECK(dfull && strstr(dfull, "81"));
+	CHECK(dfull && strstr(dfull, "tls-a")); /* the Secret was read */
 	CHECK_STR(dslim, dfull);
 
 	/* What went: a Service's status and unread spec members, an empty Ingress status. */
 	o = stored(ss, STORE_SERVICE, "web");
 	CHECK(o && !json_object_object_get_ex(o, "status", NULL));
+	/* of its metadata, only the key */
+	CHECK_INT(json_object_object_length(json_object_object_get(o, "metadata")), 2);
 	spec = json_object_object_get(o, "spec");
 	CHECK(!json_object_object_get_ex(spec, "clusterIPs", NULL));
 	CHECK(!json_object_object_get_ex(spec, "ipFamilies", NULL));
 	CHECK(!json_object_object_get_ex(spec, "sessionAffinity", NULL));
 	CHECK_INT(json_object_object_length(spec), 3); /* clusterIP, ports, type */
+	json_object_put(o);
+	o = stored(ss, STORE_SECRET, "tls-a");
+	CHECK(o != NULL);
+	CHECK_INT(json_object_object_length(json_object_object_get(o, "metadata")), 2);
 	json_object_put(o);
 	o = stored(ss, STORE_SERVICE, "ext");
 	CHECK_STR(json_object_get_string(
@@ -372,7 +435,12 @@ static void test_prepare_keeps_compile_output(void)
 	CHECK(json_object_object_get_ex(ep, "conditions", NULL));
 	CHECK(!json_object_object_get_ex(ep, "targetRef", NULL));
 	CHECK(!json_object_object_get_ex(ep, "nodeName", NULL));
-	CHECK(json_object_object_get_ex(json_object_object_get(o, "metadata"), "labels", NULL));
+	json_object *smeta = json_object_object_get(o, "metadata");
+	CHECK_INT(json_object_object_length(smeta), 3); /* namespace, name, labels */
+	CHECK_INT(json_object_object_length(json_object_object_get(smeta, "labels")), 1);
+	CHECK_STR(json_object_get_string(json_object_object_get(
+	              json_object_object_get(smeta, "labels"), "kubernetes.io/service-name")),
+	          "web");
 	json_object_put(o);
 	o = stored(ss, STORE_INGRESS, "b");
 	json_object *meta = json_object_object_get(o, "metadata");
@@ -974,6 +1042,7 @@ int main(void)
 	test_events_into_store();
 	test_events_odd_metadata();
 	test_prepare_keeps_compile_output();
+	test_shared_keeps_compile_output();
 	test_backoff();
 	test_url_escape();
 	test_list_pages();
