@@ -59,7 +59,9 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
+sys.path.insert(0, os.path.join(HERE, ".."))
 import proxyutil as pu  # noqa: E402
+import routetable  # noqa: E402
 from reload_rss import fresh_cert  # noqa: E402
 
 WS_HOST = "ws.rss.weir.test"
@@ -256,7 +258,7 @@ def index_hosts(pub):
     try:
         with open(os.path.join(pub, "routes.json")) as f:
             idx = json.load(f)
-        return idx["generation"], len(idx["hosts"])
+        return idx["generation"], len(routetable.ids(pub, idx, "hosts"))
     except (OSError, ValueError, KeyError):
         return None, 0
 
