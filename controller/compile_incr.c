@@ -411,22 +411,12 @@ static bool *reach_hosts(const struct route_table *t, const struct sset *reach)
 {
 	bool *hit = xcalloc(t->nhosts + 1, sizeof(*hit));
 	for (size_t k = 0; k < reach->cap; k++) {
-		const char *name = reach->keys[k];
-		if (!name)
+		if (!reach->keys[k])
 			continue;
-		size_t lo = 0, hi = t->nhosts;
-		while (lo < hi) {
-			size_t mid = lo + (hi - lo) / 2;
-			int c = strcmp(t->hosts[mid].name, name);
-			if (c == 0) {
-				hit[mid] = true;
-				break;
-			}
-			if (c < 0)
-				lo = mid + 1;
-			else
-				hi = mid;
-		}
+		int at = find_named(t->hosts, sizeof(*t->hosts), offsetof(struct route_host, name),
+		                    t->nhosts, reach->keys[k]);
+		if (at >= 0)
+			hit[at] = true;
 	}
 	return hit;
 }
