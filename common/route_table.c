@@ -2075,9 +2075,9 @@ static const char *const log_escape_names[] = {"default", "json", "none", NULL};
 static const char *const list_keys[ROUTE_INDEX_KINDS] = {"host_lists", "backend_lists",
                                                          "cert_lists"};
 static const char *const top_keys[] = {
-    "version",     "generation",    "settings",        "hosts",       "backends",
-    "certs",       "cas",           "default_cert",    "default_backend", "passthrough",
-    "backend_tls", "host_lists",    "backend_lists",   "cert_lists",  NULL};
+    "version",     "generation", "settings",      "hosts",           "backends",
+    "certs",       "cas",        "default_cert",  "default_backend", "passthrough",
+    "backend_tls", "host_lists", "backend_lists", "cert_lists",      NULL};
 
 static int parse_settings(struct parser *p, json_object *root, struct route_settings *s)
 {
@@ -2255,8 +2255,8 @@ static int parse_document(struct parser *p, json_object *root, struct route_tabl
 		if ((rc = opt_array(p, root, "", list_keys[k], &arr, &n)) != 0)
 			return rc;
 		if (n && !index)
-			return fail(p, WEIR_EINVAL, list_keys[k], "only an index (version %d) has id lists",
-			            ROUTE_INDEX_VERSION);
+			return fail(p, WEIR_EINVAL, list_keys[k],
+			            "only an index (version %d) has id lists", ROUTE_INDEX_VERSION);
 		if (n)
 			return fail(p, WEIR_EINVAL, list_keys[k],
 			            "must be an array of shard ids (64 lowercase hex digits)");
@@ -2563,7 +2563,6 @@ static int src_add(struct id_src *s, const char *id)
 	return 0;
 }
 
-
 /* A list shard's text: a non-empty array of ids (holes: "" allowed). Its
  * ids go to src. 0, WEIR_EINVAL (not such an array) or WEIR_ENOMEM. */
 static int scan_list_text(const char *text, size_t len, bool holes, struct id_src *src)
@@ -2854,6 +2853,18 @@ int route_table_parse_any(const char *json, size_t len, struct route_table **out
 	return route_table_parse_index(json, len, NULL, out, index, err, errlen);
 }
 
+void route_shard_id(const char *text, size_t len, char id[ROUTE_SHARD_ID_LEN + 1])
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char md[SHA256_DIGEST_LENGTH];
+	SHA256((const unsigned char *)text, len, md);
+	for (size_t i = 0; i < sizeof(md); i++) {
+		id[2 * i] = hex[md[i] >> 4];
+		id[2 * i + 1] = hex[md[i] & 15];
+	}
+	id[ROUTE_SHARD_ID_LEN] = '\0';
+}
+
 int route_list_read_file(void *dir, int kind, const char *id, char **text, size_t *len,
                          char *const **ids, size_t *n, char *err, size_t errlen)
 {
@@ -2861,8 +2872,8 @@ int route_list_read_file(void *dir, int kind, const char *id, char **text, size_
 	(void)ids;
 	(void)n;
 	char path[4096];
-	if (snprintf(path, sizeof(path), "%s/%s/%s.json", (const char *)dir, ROUTE_SHARD_DIR,
-	             id) >= (int)sizeof(path)) {
+	if (snprintf(path, sizeof(path), "%s/%s/%s.json", (const char *)dir, ROUTE_SHARD_DIR, id) >=
+	    (int)sizeof(path)) {
 		snprintf(err, errlen, "directory name too long");
 		return WEIR_EINVAL;
 	}
@@ -2897,15 +2908,12 @@ int route_list_read_file(void *dir, int kind, const char *id, char **text, size_
 		return bad ? WEIR_EIO : WEIR_ENOMEM;
 	}
 	buf[got] = '\0';
-	unsigned char md[SHA256_DIGEST_LENGTH];
 	char hex[ROUTE_SHARD_ID_LEN + 1];
-	SHA256((const unsigned char *)buf, got, md);
-	for (size_t i = 0; i < SHA256_DIGEST_LENGTH; i++)
-		snprintf(hex + 2 * i, 3, "%02x", md[i]);
+	route_shard_id(buf, got, hex);
 	if (strcmp(hex, id) != 0) {
 		free(buf);
-		snprintf(err, errlen, "%s/%s.json: content does not match its name", ROUTE_SHARD_DIR,
-		         id);
+		snprintf(err, errlen, "%s/%s.json: content does not match its name",
+		         ROUTE_SHARD_DIR, id);
 		return WEIR_EINVAL;
 	}
 	*text = buf;

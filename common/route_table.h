@@ -831,6 +831,9 @@ int route_id_list_serialize(char *const *ids, size_t n, char **out, size_t *len)
 /* Free an index and its ids. NULL is fine. */
 void route_index_free(struct route_index *ix);
 
+/* The shard id of a shard's bytes: their SHA-256 in lowercase hex. */
+void route_shard_id(const char *text, size_t len, char id[ROUTE_SHARD_ID_LEN + 1]);
+
 /* True when s is a shard id: ROUTE_SHARD_ID_LEN lowercase hex digits. */
 bool route_shard_id_valid(const char *s);
 

@@ -593,18 +593,6 @@ static int64_t now_s(const struct publisher *p)
 	return p->clock ? p->clock() : (int64_t)time(NULL);
 }
 
-static void shard_id(const char *text, size_t len, char id[ROUTE_SHARD_ID_LEN + 1])
-{
-	static const char hex[] = "0123456789abcdef";
-	unsigned char md[SHA256_DIGEST_LENGTH];
-	SHA256((const unsigned char *)text, len, md);
-	for (size_t i = 0; i < sizeof(md); i++) {
-		id[2 * i] = hex[md[i] >> 4];
-		id[2 * i + 1] = hex[md[i] & 15];
-	}
-	id[ROUTE_SHARD_ID_LEN] = '\0';
-}
-
 /* Write text to path through a temporary file in the same directory and a
  * rename; durable: fsync the file first. The file holds TLS private keys and
  * password hashes: owner and group only (the chart runs both containers as
@@ -1239,9 +1227,8 @@ static bool list_ends(const char *id)
 
 /* The old list of kind k starting at start with n ids, if the last index
  * named the same ids there as ids (from ids[at]); else NULL. */
-static const struct route_index_list *same_list(const struct publisher *p, int k,
-                                                char *const *ids, size_t at, size_t start,
-                                                size_t n)
+static const struct route_index_list *same_list(const struct publisher *p, int k, char *const *ids,
+                                                size_t at, size_t start, size_t n)
 {
 	const struct id_lists *old = &p->lists[k];
 	const struct named *nm = &p->named[k];
@@ -1253,8 +1240,7 @@ static const struct route_index_list *same_list(const struct publisher *p, int k
 		else
 			hi = mid;
 	}
-	if (lo == old->n || old->v[lo].start != start || old->v[lo].n != n ||
-	    start + n > nm->n)
+	if (lo == old->n || old->v[lo].start != start || old->v[lo].n != n || start + n > nm->n)
 		return NULL;
 	for (size_t q = 0; q < n; q++)
 		if (strcmp(nm->id[start + q], ids[at + q]) != 0)
@@ -1276,6 +1262,7 @@ static int make_lists(struct publisher *p, int k, char *const *ids, size_t n, co
 	size_t old_n = old->n ? old->v[old->n - 1].start + old->v[old->n - 1].n : 0;
 	bool comparable = !p->gc_off && p->named[k].n == old_n;
 	size_t cap = 16, s = 0;
+	int rc = WEIR_ENOMEM;
 	out->v = malloc(cap * sizeof(*out->v));
 	if (!out->v)
 		return WEIR_ENOMEM;
@@ -1285,8 +1272,10 @@ static int make_lists(struct publisher *p, int k, char *const *ids, size_t n, co
 		size_t len = i + 1 - s;
 		if (out->n == cap) {
 			struct route_index_list *g = realloc(out->v, 2 * cap * sizeof(*g));
-			if (!g)
-				goto oom;
+			if (!g) {
+				rc = WEIR_ENOMEM;
+				goto fail;
+			}
 			out->v = g;
 			cap *= 2;
 		}
@@ -1304,26 +1293,22 @@ static int make_lists(struct publisher *p, int k, char *const *ids, size_t n, co
 		} else {
 			char *text = NULL;
 			size_t tlen = 0;
-			int rc = route_id_list_serialize(ids + s, len, &text, &tlen);
+			rc = route_id_list_serialize(ids + s, len, &text, &tlen);
 			if (rc != 0)
 				goto fail;
-			shard_id(text, tlen, l->id);
+			route_shard_id(text, tlen, l->id);
 			rc = put_file(p, sdir, l->id, text, tlen, &p->stats.lists_written);
 			free(text);
-			if (rc != 0) {
-				free(out->v);
-				memset(out, 0, sizeof(*out));
-				return rc;
-			}
+			if (rc != 0)
+				goto fail;
 		}
 		s = i + 1;
 	}
 	return 0;
-oom:
 fail:
 	free(out->v);
 	memset(out, 0, sizeof(*out));
-	return WEIR_ENOMEM;
+	return rc;
 }
 
 /* Remove the shard files no recent index names once they are old enough. */
@@ -1547,7 +1532,7 @@ static int hosts_in_place(struct publisher *p, const struct route_table *t, char
 		if (bmap_get(&hs->map, text, len, &old)) {
 			memcpy(id, hs->id[old], sizeof(id));
 		} else {
-			shard_id(text, len, id);
+			route_shard_id(text, len, id);
 			if ((rc = put_shard(p, sdir, id, text, len)) != 0) {
 				free(text);
 				break;
@@ -1662,7 +1647,8 @@ static int lists_in_place(struct publisher *p, const struct slot_text *sl, size_
                           struct id_lists *nl, char **out, size_t *out_len)
 {
 	size_t nb = p->named[1].n, last_len = strlen(p->last);
-	const char *a = memmem(p->last, last_len, INDEX_BACKEND_LISTS, sizeof(INDEX_BACKEND_LISTS) - 1);
+	const char *a =
+	    memmem(p->last, last_len, INDEX_BACKEND_LISTS, sizeof(INDEX_BACKEND_LISTS) - 1);
 	if (!a || (size_t)(a - p->last) < gen_at + gen_len)
 		return 1;
 	a += sizeof(INDEX_BACKEND_LISTS) - 1;
@@ -1785,7 +1771,7 @@ static int publish_endpoints_in_place(struct publisher *p, struct route_table *t
 		const struct route_backend *cur = &t->backends[sl[e].i];
 		if ((rc = route_backend_serialize(cur, &sl[e].text, &sl[e].len)) != 0)
 			goto out;
-		shard_id(sl[e].text, sl[e].len, sl[e].id);
+		route_shard_id(sl[e].text, sl[e].len, sl[e].id);
 		if ((rc = put_shard(p, sdir, sl[e].id, sl[e].text, sl[e].len)) != 0)
 			goto out;
 	}
@@ -1927,7 +1913,7 @@ static int publish_v2(struct publisher *p, struct route_table *t, char *const *c
 			}
 			if ((rc = route_cert_serialize(&t->certs[cinv[v]], &text, &len)) != 0)
 				break;
-			shard_id(text, len, p->certs.id[v]);
+			route_shard_id(text, len, p->certs.id[v]);
 			rc = put_shard(p, sdir, p->certs.id[v], text, len);
 			free(text);
 			text = NULL;
@@ -2007,7 +1993,7 @@ static int publish_v2(struct publisher *p, struct route_table *t, char *const *c
 		if (bmap_get(&p->backend_texts.map, bs.text[k], len, &old)) {
 			memcpy(bs.id[k], p->backend_texts.id[old], ROUTE_SHARD_ID_LEN + 1);
 		} else {
-			shard_id(bs.text[k], len, bs.id[k]);
+			route_shard_id(bs.text[k], len, bs.id[k]);
 			if ((rc = put_shard(p, sdir, bs.id[k], bs.text[k], len)) != 0)
 				break;
 		}
@@ -2073,7 +2059,7 @@ static int publish_v2(struct publisher *p, struct route_table *t, char *const *c
 			/* named by the last index: on disk */
 			memcpy(hs.id[k], p->hosts.id[old], ROUTE_SHARD_ID_LEN + 1);
 		} else {
-			shard_id(hs.text[k], len, hs.id[k]);
+			route_shard_id(hs.text[k], len, hs.id[k]);
 			if ((rc = put_shard(p, sdir, hs.id[k], hs.text[k], len)) != 0)
 				goto out;
 		}
