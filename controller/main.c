@@ -592,13 +592,13 @@ static int incremental_publish(struct last_compile *last, struct snapshot *snap,
 	publisher_release_pems(pub, last->table);
 	if (written) {
 		const struct publish_stats *ps = publisher_stats(pub);
-		log_info(COMPONENT,
-		         "published generation %llu (%zu hosts, %zu backends; %s; %zu shard files "
-		         "and %zu id lists written, %zu hosts reused): %.1f ms, published in %.1f ms",
-		         (unsigned long long)publisher_generation(pub), last->table->nhosts,
-		         last->table->nbackends, what, ps->shards_written, ps->lists_written,
-		         ps->hosts_reused,
-		         (t1 - t0) * 1e3, (now_s() - t1) * 1e3);
+		log_info(
+		    COMPONENT,
+		    "published generation %llu (%zu hosts, %zu backends; %s; %zu shard files "
+		    "and %zu id lists written, %zu hosts reused): %.1f ms, published in %.1f ms",
+		    (unsigned long long)publisher_generation(pub), last->table->nhosts,
+		    last->table->nbackends, what, ps->shards_written, ps->lists_written,
+		    ps->hosts_reused, (t1 - t0) * 1e3, (now_s() - t1) * 1e3);
 		telemetry_published(publisher_generation(pub));
 	}
 	return 0;
@@ -671,8 +671,7 @@ static int compile_publish(struct store *store, const struct compile_options *co
 		         "ms, published in %.1f ms",
 		         (unsigned long long)publisher_generation(pub), t->nhosts, t->nbackends,
 		         diags.n, ps->shards_written, ps->lists_written, ps->shards_removed,
-		         (t1 - t0) * 1e3,
-		         (now_s() - t1) * 1e3);
+		         (t1 - t0) * 1e3, (now_s() - t1) * 1e3);
 		telemetry_published(publisher_generation(pub));
 	} else {
 		log_info(COMPONENT,

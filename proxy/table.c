@@ -989,7 +989,8 @@ static void reuse_by_position(struct table_cache_entry **e, char *const *ids, si
 	 * hold the same ids: taken without comparing them. */
 	size_t i = 0;
 	for (size_t j = 0; j <= ix->nlists[kind] && i < n; j++) {
-		const struct route_index_list *l = j < ix->nlists[kind] ? &ix->lists[kind][j] : NULL;
+		const struct route_index_list *l =
+		    j < ix->nlists[kind] ? &ix->lists[kind][j] : NULL;
 		bool same = l && j < pix->nlists[kind] && pix->lists[kind][j].start == l->start &&
 		            memcmp(pix->lists[kind][j].id, l->id, ROUTE_SHARD_ID_LEN) == 0;
 		size_t end = l && l->start + l->n < n ? l->start + l->n : n;
