@@ -47,6 +47,14 @@ void store_put(json_object *obj)
 	obj_put(obj);
 }
 
+json_object *store_get(json_object *obj)
+{
+	pthread_mutex_lock(&refs_lock);
+	json_object_get(obj);
+	pthread_mutex_unlock(&refs_lock);
+	return obj;
+}
+
 struct store {
 	pthread_mutex_t lock;
 	struct kind_list kinds[STORE_KIND_COUNT];
@@ -586,16 +594,42 @@ int store_replace_in(struct store *s, enum store_kind kind, const char *scope, j
 			obj_put(objs[i]);
 		return WEIR_EINVAL;
 	}
+	/* An object equal to the one held under its key is dropped for that
+	 * one: the compiler tells changes apart by pointer, so a relist or a
+	 * reread directory that changed little recompiles little. */
+	json_object **use = xmalloc((n ? n : 1) * sizeof(*use));
+	pthread_mutex_lock(&s->lock);
+	const struct kind_list *held = &s->kinds[kind];
 	for (size_t i = 0; i < n; i++) {
 		const char *ns, *name;
-		store_share(objs[i]); /* first: see store_upsert */
 		object_key(objs[i], &ns, &name);
+		long at = name ? find(held, ns, name) : -1;
+		json_object *h = at >= 0 ? held->items[at].obj : NULL;
+		use[i] = NULL;
+		if (h && (h == objs[i] || json_object_equal(h, objs[i]))) {
+			pthread_mutex_lock(&refs_lock);
+			use[i] = json_object_get(h);
+			pthread_mutex_unlock(&refs_lock);
+		}
+	}
+	pthread_mutex_unlock(&s->lock);
+	for (size_t i = 0; i < n; i++) {
+		const char *ns, *name;
+		json_object *o = objs[i];
+		if (use[i]) {
+			obj_put(o);
+			o = use[i];
+		} else {
+			store_share(o); /* first: see store_upsert */
+		}
+		object_key(o, &ns, &name);
 		if (!name || (scope && strcmp(ns, scope) != 0)) {
-			obj_put(objs[i]);
+			obj_put(o);
 			continue;
 		}
-		list_put(&fresh, ns, name, objs[i]);
+		list_put(&fresh, ns, name, o);
 	}
+	free(use);
 	pthread_mutex_lock(&s->lock);
 	struct kind_list old = s->kinds[kind];
 	if (scope) {

@@ -53,6 +53,10 @@ void store_share(json_object *obj);
 /* Put an object store_share has seen (its shared members' reference counts
  * change under the lock that guards them). NULL is fine. */
 void store_put(json_object *obj);
+/* One more reference to an object store_share has seen (taken under the
+ * lock store_put uses), e.g. to hand it to the store while keeping one.
+ * Returns obj; NULL is fine. */
+json_object *store_get(json_object *obj);
 
 /* Insert or replace the object with the same metadata.namespace (missing:
  * "") and metadata.name. Takes ownership of obj (one reference), also on
@@ -68,7 +72,10 @@ int store_delete(struct store *s, enum store_kind kind, const char *ns, const ch
 /* Replace every object of a kind (after a list/relist). Takes ownership of
  * objs[0..n) (one reference each, also on failure; shared as store_upsert
  * does); the array itself stays the caller's. Objects without metadata.name are dropped; with
- * duplicate keys the last one wins. Notifies once. */
+ * duplicate keys the last one wins. An object equal (json_object_equal) to
+ * the one held under its key is put, and the held one stays: a snapshot
+ * after it holds the same pointer for it as one before (what
+ * snapshot_diff_kind and the incremental compile compare). Notifies once. */
 int store_replace(struct store *s, enum store_kind kind, json_object **objs, size_t n);
 
 /* store_replace for one namespace: the objects of kind in namespace scope

@@ -232,6 +232,14 @@ static void test_shared(void)
 	store_free(s);
 }
 
+static bool count_diff(void *arg, const char *ns, const char *name, json_object *old,
+                       json_object *now)
+{
+	(void)ns, (void)name, (void)old, (void)now;
+	++*(int *)arg;
+	return true;
+}
+
 int main(void)
 {
 	char buf[128];
@@ -299,6 +307,35 @@ int main(void)
 	snap = store_snapshot(s);
 	CHECK_INT(snap->count[STORE_SERVICE], 0);
 	snapshot_free(snap);
+
+	/* replace again with equal objects: the held ones stay (same pointers,
+	 * so snapshot_diff_kind sees no change), a changed one is new, the
+	 * held object passed back itself stays too */
+	json_object *first[3] = {obj("n", "a", 1), obj("n", "b", 2), obj("n", "c", 3)};
+	CHECK_INT(store_replace(s, STORE_SERVICE, first, 3), 0);
+	struct snapshot *before = store_snapshot(s);
+	json_object *again[3] = {obj("n", "a", 1), obj("n", "b", 5), obj("n", "c", 3)};
+	CHECK_INT(store_replace(s, STORE_SERVICE, again, 3), 0);
+	snap = store_snapshot(s);
+	CHECK(snap->objs[STORE_SERVICE][0] == before->objs[STORE_SERVICE][0]);
+	CHECK(snap->objs[STORE_SERVICE][1] != before->objs[STORE_SERVICE][1]);
+	CHECK_INT(value_of(snap->objs[STORE_SERVICE][1]), 5);
+	CHECK(snap->objs[STORE_SERVICE][2] == before->objs[STORE_SERVICE][2]);
+	int ndiff = 0;
+	snapshot_diff_kind(before, snap, STORE_SERVICE, count_diff, &ndiff);
+	CHECK_INT(ndiff, 1);
+	json_object *same = snap->objs[STORE_SERVICE][2];
+	json_object_get(same); /* one more reference, handed to the store */
+	json_object *third[2] = {same, obj("n", "a", 1)};
+	CHECK_INT(store_replace(s, STORE_SERVICE, third, 2), 0);
+	snapshot_free(snap);
+	snap = store_snapshot(s);
+	CHECK_INT(snap->count[STORE_SERVICE], 2);
+	CHECK(snap->objs[STORE_SERVICE][0] == before->objs[STORE_SERVICE][0]);
+	CHECK(snap->objs[STORE_SERVICE][1] == same);
+	snapshot_free(snap);
+	snapshot_free(before);
+	CHECK_INT(store_replace(s, STORE_SERVICE, NULL, 0), 0);
 
 	/* A replace scoped to one namespace keeps the others' objects and
 	 * drops listed objects of another namespace. */
@@ -393,7 +430,8 @@ int main(void)
 
 	store_set_notify(s, NULL, NULL);
 	store_upsert(s, STORE_SECRET, obj("ns", "late", 0));
-	CHECK_INT(notified, 1022); /* 1009 + 4 upserts and 2 scoped replaces, then 3, 2, 2 */
+	CHECK_INT(notified,
+	          1026); /* 1009 + 4 upserts, 4 replaces and 2 scoped replaces, then 3, 2, 2 */
 	CHECK_STR(store_kind_name(STORE_ENDPOINT_SLICE), "EndpointSlice");
 	store_free(s);
 	return check_finish("store_test");
