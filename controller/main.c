@@ -860,13 +860,15 @@ int main(int argc, char **argv)
 	struct seen seen = {0};
 	struct diag_list source_diags = {0};
 	struct publish_prep prep = {0};
+	struct manifests_cache *mcache = NULL; /* the first reading, for the watch */
 	code = 1;
 
 	if (!o.explain && !o.report)
 		publish_prep_start(&prep, o.publish, o.publish_format);
 
 	if (o.manifests) {
-		if (manifests_load(o.manifests, store, &source_diags) != 0) {
+		mcache = manifests_cache_new();
+		if (manifests_load_cached(o.manifests, store, &source_diags, mcache) != 0) {
 			fprintf(stderr, "weir-controller: cannot read manifests directory %s: %s\n",
 			        o.manifests, strerror(errno));
 			goto out;
@@ -924,8 +926,9 @@ int main(int argc, char **argv)
 		refs_add_service(refs, o.default_backend_service);
 	store_set_relevance(store, refs_relevant, refs);
 	store_set_notify(store, on_store_change, &wake);
-	if (o.manifests && manifests_watch(o.manifests, store, &watch) != 0)
+	if (o.manifests && manifests_watch(o.manifests, store, mcache, &watch) != 0)
 		log_warn(COMPONENT, "cannot follow %s; changes need a restart", o.manifests);
+	mcache = NULL; /* the watch's now, freed also when it could not start */
 	if (o.metrics_port && telemetry_start(NULL, o.metrics_port) != 0)
 		log_warn(COMPONENT, "metrics port %d unavailable; /metrics disabled",
 		         o.metrics_port);
@@ -1004,6 +1007,7 @@ int main(int argc, char **argv)
 	code = 0;
 out:
 	manifests_stop(watch);
+	manifests_cache_free(mcache);
 	if (api.cfg || api.client)
 		stop_api(&api, o.once ? REPORTER_FLUSH_ONCE_MS : 0);
 	store_set_notify(store, NULL, NULL);

@@ -14,6 +14,7 @@
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <yaml.h>
@@ -227,10 +228,36 @@ struct objs {
 	size_t n, cap;
 };
 
+/* One object of a file, as read. */
+struct fdoc {
+	int kind; /* enum store_kind */
+	json_object *doc;
+};
+
+/* What a file gave when it was last read, and what identified its
+ * contents then: a file whose stat still gives the same device, inode,
+ * size, modification and change times (nanoseconds) is not read again. */
+struct cached_file {
+	char *name;
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	struct timespec mtime, ctime;
+	struct fdoc *docs; /* one reference each */
+	size_t n;
+};
+
+struct manifests_cache {
+	struct cached_file *files; /* sorted by name */
+	size_t n;
+};
+
 struct load {
 	struct objs kinds[STORE_KIND_COUNT];
 	struct diag_list *diags;
 	const char *file;
+	struct fdoc *docs; /* the objects of the file being read, in order */
+	size_t ndocs, capdocs;
 };
 
 static void file_diag(struct diag_list *d, const char *file, unsigned line, const char *reason,
@@ -320,14 +347,26 @@ static void add_object(struct load *l, json_object *doc, unsigned line)
 	                   !json_object_is_type(ns, json_type_string)))
 		json_object_object_add(meta, "namespace", json_object_new_string("default"));
 	store_share(doc); /* now: what it frees is reused by the next document */
-	struct objs *o = &l->kinds[k];
+	if (l->ndocs == l->capdocs) {
+		l->capdocs = l->capdocs ? l->capdocs * 2 : 16;
+		l->docs = realloc(l->docs, l->capdocs * sizeof(*l->docs));
+		if (!l->docs)
+			abort();
+	}
+	l->docs[l->ndocs++] = (struct fdoc){k, doc};
+}
+
+/* Append obj (one reference, taken) to the objects of its kind. */
+static void objs_add(struct load *l, int kind, json_object *obj)
+{
+	struct objs *o = &l->kinds[kind];
 	if (o->n == o->cap) {
 		o->cap = o->cap ? o->cap * 2 : 16;
 		o->items = realloc(o->items, o->cap * sizeof(*o->items));
 		if (!o->items)
 			abort();
 	}
-	o->items[o->n++] = doc;
+	o->items[o->n++] = obj;
 }
 
 static void each_doc(json_object *doc, unsigned line, void *arg)
@@ -389,7 +428,98 @@ static char *read_file(const char *path, size_t *len, const char **why)
 	return buf;
 }
 
+static void cached_file_cleanup(struct cached_file *f)
+{
+	for (size_t i = 0; i < f->n; i++)
+		store_put(f->docs[i].doc);
+	free(f->docs);
+	free(f->name);
+}
+
+struct manifests_cache *manifests_cache_new(void)
+{
+	struct manifests_cache *c = calloc(1, sizeof(*c));
+	if (!c)
+		abort();
+	return c;
+}
+
+void manifests_cache_free(struct manifests_cache *c)
+{
+	if (!c)
+		return;
+	for (size_t i = 0; i < c->n; i++)
+		cached_file_cleanup(&c->files[i]);
+	free(c->files);
+	free(c);
+}
+
+/* The entry of c for name, or NULL. */
+static struct cached_file *cache_find(struct manifests_cache *c, const char *name)
+{
+	size_t lo = 0, hi = c ? c->n : 0;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int cmp = strcmp(c->files[mid].name, name);
+		if (cmp == 0)
+			return &c->files[mid];
+		if (cmp < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+/* File times come from a coarse clock (a tick of 1 to 10 ms): a file
+ * written again within the tick of its last change, with the same size,
+ * keeps its stat. A file whose modification or change time is this close
+ * to the start of a reading, or later, is read again next time. */
+#define RACY_NS 50000000LL
+
+static long long ns_of(struct timespec t)
+{
+	return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
+static bool same_stat(const struct cached_file *f, const struct stat *st)
+{
+	return f->dev == st->st_dev && f->ino == st->st_ino && f->size == st->st_size &&
+	       f->mtime.tv_sec == st->st_mtim.tv_sec && f->mtime.tv_nsec == st->st_mtim.tv_nsec &&
+	       f->ctime.tv_sec == st->st_ctim.tv_sec && f->ctime.tv_nsec == st->st_ctim.tv_nsec;
+}
+
+/* Read one file into l->docs (problems into l->diags). */
+static void read_manifest(struct load *l, const char *dir, const char *name)
+{
+	char path[4096], err[512];
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	size_t len;
+	const char *why = NULL;
+	char *text = read_file(path, &len, &why);
+	l->file = name;
+	if (!text) {
+		file_diag(l->diags, name, 0, "UnreadableFile", "%s", why);
+		return;
+	}
+	err[0] = '\0';
+	if (manifests_yaml_to_json(text, len, each_doc, l, err, sizeof(err)) != 0) {
+		unsigned line = 0;
+		const char *msg = err;
+		if (sscanf(err, "line %u: ", &line) == 1 && strchr(err, ':'))
+			msg = strchr(err, ':') + 2;
+		file_diag(l->diags, name, line, "InvalidYAML", "%s", msg);
+	}
+	free(text);
+}
+
 int manifests_load(const char *dir, struct store *s, struct diag_list *diags)
+{
+	return manifests_load_cached(dir, s, diags, NULL);
+}
+
+int manifests_load_cached(const char *dir, struct store *s, struct diag_list *diags,
+                          struct manifests_cache *cache)
 {
 	DIR *d = opendir(dir);
 	struct load l = {.diags = diags};
@@ -413,30 +543,78 @@ int manifests_load(const char *dir, struct store *s, struct diag_list *diags)
 	}
 	closedir(d);
 	qsort(names, nnames, sizeof(*names), cmp_names);
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now); /* the clock of file times */
+	struct cached_file *files = cache ? calloc(nnames ? nnames : 1, sizeof(*files)) : NULL;
+	if (cache && !files)
+		abort();
 	for (size_t i = 0; i < nnames; i++) {
-		char path[4096], err[512];
+		char path[4096];
+		struct stat st;
 		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
-		size_t len;
-		const char *why = NULL;
-		char *text = read_file(path, &len, &why);
-		l.file = names[i];
-		if (!text) {
-			file_diag(diags, names[i], 0, "UnreadableFile", "%s", why);
+		bool known = cache && stat(path, &st) == 0; /* through symbolic links */
+		struct cached_file *old = known ? cache_find(cache, names[i]) : NULL;
+		if (old && same_stat(old, &st)) {
+			/* Unchanged: its objects as read last time (the store
+			 * keeps the very pointers it holds), its problems
+			 * reported then. */
+			files[i] = *old;
+			files[i].name = names[i];
+			names[i] = NULL;
+			old->docs = NULL; /* moved (old keeps its name: still searched) */
+			old->n = 0;
+			for (size_t j = 0; j < files[i].n; j++)
+				objs_add(&l, files[i].docs[j].kind,
+				         store_get(files[i].docs[j].doc));
 			continue;
 		}
-		err[0] = '\0';
-		if (manifests_yaml_to_json(text, len, each_doc, &l, err, sizeof(err)) != 0) {
-			unsigned line = 0;
-			const char *msg = err;
-			if (sscanf(err, "line %u: ", &line) == 1 && strchr(err, ':'))
-				msg = strchr(err, ':') + 2;
-			file_diag(diags, names[i], line, "InvalidYAML", "%s", msg);
+		l.ndocs = 0;
+		read_manifest(&l, dir, names[i]);
+		for (size_t j = 0; j < l.ndocs; j++) {
+			struct fdoc *fd = &l.docs[j];
+			/* An object equal to the one at its place in the file's
+			 * last reading is that one: an edit of one object in a
+			 * long file changes one pointer. */
+			if (old && j < old->n && old->docs[j].kind == fd->kind &&
+			    json_object_equal(old->docs[j].doc, fd->doc)) {
+				store_put(fd->doc);
+				fd->doc = store_get(old->docs[j].doc);
+			}
+			objs_add(&l, fd->kind, cache ? store_get(fd->doc) : fd->doc);
 		}
-		free(text);
+		if (!cache)
+			continue;
+		files[i] = (struct cached_file){.name = names[i], .n = l.ndocs};
+		names[i] = NULL;
+		if (known && ns_of(st.st_mtim) + RACY_NS < ns_of(now) &&
+		    ns_of(st.st_ctim) + RACY_NS < ns_of(now)) {
+			files[i].dev = st.st_dev;
+			files[i].ino = st.st_ino;
+			files[i].size = st.st_size;
+			files[i].mtime = st.st_mtim;
+			files[i].ctime = st.st_ctim;
+		} else {
+			files[i].ino = (ino_t)-1; /* racy or unknown: read again next time */
+		}
+		if (l.ndocs) {
+			files[i].docs = malloc(l.ndocs * sizeof(*files[i].docs));
+			if (!files[i].docs)
+				abort();
+			memcpy(files[i].docs, l.docs, l.ndocs * sizeof(*l.docs));
+		}
 	}
+	free(l.docs);
 	for (int k = 0; k < STORE_KIND_COUNT; k++) {
 		store_replace(s, (enum store_kind)k, l.kinds[k].items, l.kinds[k].n);
 		free(l.kinds[k].items);
+	}
+	if (cache) {
+		/* Files gone, and the last reading of files read again. */
+		for (size_t i = 0; i < cache->n; i++)
+			cached_file_cleanup(&cache->files[i]);
+		free(cache->files);
+		cache->files = files;
+		cache->n = nnames;
 	}
 	for (size_t i = 0; i < nnames; i++)
 		free(names[i]);
@@ -449,6 +627,7 @@ int manifests_load(const char *dir, struct store *s, struct diag_list *diags)
 struct manifests {
 	char *dir;
 	struct store *store;
+	struct manifests_cache *cache;
 	int ifd, stopfd;
 	pthread_t thread;
 };
@@ -456,7 +635,7 @@ struct manifests {
 static void reload(struct manifests *m)
 {
 	struct diag_list diags = {0};
-	if (manifests_load(m->dir, m->store, &diags) != 0)
+	if (manifests_load_cached(m->dir, m->store, &diags, m->cache) != 0)
 		log_warn("controller.manifests", "cannot read %s: %s", m->dir, strerror(errno));
 	for (size_t i = 0; i < diags.n; i++)
 		log_warn("controller.manifests", "%s: %s", diags.items[i].name,
@@ -523,12 +702,16 @@ out:
 	return NULL;
 }
 
-int manifests_watch(const char *dir, struct store *s, struct manifests **out)
+int manifests_watch(const char *dir, struct store *s, struct manifests_cache *cache,
+                    struct manifests **out)
 {
 	struct manifests *m = calloc(1, sizeof(*m));
-	if (!m)
+	if (!m) {
+		manifests_cache_free(cache);
 		return WEIR_ENOMEM;
+	}
 	m->store = s;
+	m->cache = cache ? cache : manifests_cache_new();
 	m->dir = strdup(dir);
 	m->ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	m->stopfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -541,6 +724,7 @@ int manifests_watch(const char *dir, struct store *s, struct manifests **out)
 			close(m->ifd);
 		if (m->stopfd >= 0)
 			close(m->stopfd);
+		manifests_cache_free(m->cache);
 		free(m->dir);
 		free(m);
 		return WEIR_EIO;
@@ -559,6 +743,7 @@ void manifests_stop(struct manifests *m)
 	pthread_join(m->thread, NULL);
 	close(m->ifd);
 	close(m->stopfd);
+	manifests_cache_free(m->cache);
 	free(m->dir);
 	free(m);
 }

@@ -3,7 +3,9 @@
  * into the store (sorted files, kinds, default namespace, diagnostics). */
 #include <stdio.h>
 #include <stdlib.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -181,10 +183,123 @@ static void test_load(void)
 	store_free(s);
 }
 
+/* Past the window in which a file just written is read again anyway
+ * (manifests_load_cached: file times are coarse). */
+static void settle(void)
+{
+	usleep(120 * 1000);
+}
+
+/* The Service named name in namespace "default" of the snapshot, or NULL. */
+static json_object *svc(const struct snapshot *snap, const char *name)
+{
+	return snapshot_find(snap, STORE_SERVICE, "default", name);
+}
+
+/* manifests_load_cached: files unchanged since the last reading are not
+ * read again and give the very same objects; in a file read again an
+ * object equal to the one at its place stays that one; files gone leave
+ * the store and the cache; a problem is reported once per reading. */
+static void test_cache(void)
+{
+	char dir[] = "/tmp/weir-manifests-cache-XXXXXX", path[512];
+	CHECK(mkdtemp(dir) != NULL);
+	write_file(dir, "a.yaml",
+	           "kind: Service\nmetadata:\n  name: a1\nspec: {x: 1}\n---\n"
+	           "kind: Service\nmetadata:\n  name: a2\nspec: {x: 2}\n");
+	write_file(dir, "b.yaml", "kind: Service\nmetadata:\n  name: b1\nspec: {x: 3}\n");
+	write_file(dir, "c.yaml", "kind: Service\nmetadata:\n  name: c1\n  bad: [\n");
+	settle();
+
+	struct store *s = store_new();
+	struct manifests_cache *c = manifests_cache_new();
+	struct diag_list diags = {0};
+	CHECK_INT(manifests_load_cached(dir, s, &diags, c), 0);
+	CHECK_INT(diags.n, 1); /* c.yaml */
+	diag_list_cleanup(&diags);
+	struct snapshot *one = store_snapshot(s);
+	CHECK_INT(one->count[STORE_SERVICE], 3);
+
+	/* Nothing changed: nothing read (no problem reported again), same
+	 * objects. */
+	CHECK_INT(manifests_load_cached(dir, s, &diags, c), 0);
+	CHECK_INT(diags.n, 0);
+	struct snapshot *two = store_snapshot(s);
+	CHECK(snapshot_same_except(one, two, -1));
+	snapshot_free(two);
+
+	/* b.yaml's contents made different: its object is new... */
+	write_file(dir, "b.yaml", "kind: Service\nmetadata:\n  name: b1\nspec: {x: 4}\n");
+	/* ...and a.yaml rewritten with a2 changed: a1 stays the same object. */
+	write_file(dir, "a.yaml",
+	           "kind: Service\nmetadata:\n  name: a1\nspec: {x: 1}\n---\n"
+	           "kind: Service\nmetadata:\n  name: a2\nspec: {x: 5}\n");
+	settle();
+	CHECK_INT(manifests_load_cached(dir, s, &diags, c), 0);
+	two = store_snapshot(s);
+	CHECK(svc(two, "a1") == svc(one, "a1"));
+	CHECK(svc(two, "a2") != svc(one, "a2"));
+	CHECK(svc(two, "b1") != svc(one, "b1"));
+	CHECK_INT(json_object_get_int(
+	              json_object_object_get(json_object_object_get(svc(two, "a2"), "spec"), "x")),
+	          5);
+	CHECK(svc(two, "c1") == NULL);
+	CHECK_INT(diags.n, 0); /* c.yaml unchanged */
+
+	/* c.yaml fixed, a.yaml gone. */
+	write_file(dir, "c.yaml", "kind: Service\nmetadata:\n  name: c1\n");
+	snprintf(path, sizeof(path), "%s/a.yaml", dir);
+	unlink(path);
+	settle();
+	CHECK_INT(manifests_load_cached(dir, s, &diags, c), 0);
+	struct snapshot *three = store_snapshot(s);
+	CHECK_INT(three->count[STORE_SERVICE], 2);
+	CHECK(svc(three, "a1") == NULL);
+	CHECK(svc(three, "b1") == svc(two, "b1"));
+	CHECK(svc(three, "c1") != NULL);
+	CHECK_INT(diags.n, 0);
+
+	/* Broken again: reported. Dated in the future (as a file changed
+	 * within the reading's clock tick may seem to be): read again, and
+	 * reported, at every reading. */
+	write_file(dir, "c.yaml", "kind: Service\nmetadata:\n  name: c1\n  bad: [\n");
+	settle();
+	CHECK_INT(manifests_load_cached(dir, s, &diags, c), 0);
+	CHECK_INT(diags.n, 1);
+	diag_list_cleanup(&diags);
+	CHECK_INT(manifests_load_cached(dir, s, &diags, c), 0);
+	CHECK_INT(diags.n, 0);
+	struct timespec later[2];
+	clock_gettime(CLOCK_REALTIME, &later[0]);
+	later[0].tv_sec += 3600;
+	later[1] = later[0];
+	snprintf(path, sizeof(path), "%s/c.yaml", dir);
+	CHECK_INT(utimensat(AT_FDCWD, path, later, 0), 0);
+	settle();
+	for (int i = 0; i < 2; i++) {
+		CHECK_INT(manifests_load_cached(dir, s, &diags, c), 0);
+		CHECK_INT(diags.n, 1);
+		diag_list_cleanup(&diags);
+	}
+
+	snapshot_free(one);
+	snapshot_free(two);
+	snapshot_free(three);
+	manifests_cache_free(c);
+	store_free(s);
+	const char *names[] = {"b.yaml", "c.yaml"};
+	for (size_t i = 0; i < 2; i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+		unlink(path);
+	}
+	rmdir(dir);
+}
+
 int main(void)
 {
 	test_scalars();
 	test_stream_errors();
 	test_load();
+	test_cache();
 	return check_finish("manifests_test");
 }
