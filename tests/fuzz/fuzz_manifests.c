@@ -25,6 +25,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memset(err, 'x', sizeof(err));
 	if (manifests_yaml_to_json((const char *)data, size, each_doc, &l, err, sizeof(err)) != 0)
 		FUZZ_CHECK(memchr(err, '\0', sizeof(err)) != NULL);
+	for (size_t i = 0; i < l.ndocs; i++)
+		objs_add(&l, l.docs[i].kind, l.docs[i].doc);
+	free(l.docs);
 	for (int k = 0; k < STORE_KIND_COUNT; k++) {
 		store_replace(s, (enum store_kind)k, l.kinds[k].items, l.kinds[k].n);
 		free(l.kinds[k].items);
