@@ -585,10 +585,22 @@ int store_replace(struct store *s, enum store_kind kind, json_object **objs, siz
 	return store_replace_in(s, kind, NULL, objs, n);
 }
 
+/* An object on its way into a kind, and its place in the caller's list. */
+struct incoming {
+	struct entry e;
+	size_t pos;
+};
+
+static int cmp_incoming(const void *a, const void *b)
+{
+	const struct incoming *x = a, *y = b;
+	int c = key_cmp(x->e.ns, x->e.name, y->e.ns, y->e.name);
+	return c ? c : (x->pos > y->pos) - (x->pos < y->pos);
+}
+
 int store_replace_in(struct store *s, enum store_kind kind, const char *scope, json_object **objs,
                      size_t n)
 {
-	struct kind_list fresh = {0};
 	if (!kind_ok(kind)) {
 		for (size_t i = 0; i < n; i++)
 			obj_put(objs[i]);
@@ -597,53 +609,76 @@ int store_replace_in(struct store *s, enum store_kind kind, const char *scope, j
 	/* An object equal to the one held under its key is dropped for that
 	 * one: the compiler tells changes apart by pointer, so a relist or a
 	 * reread directory that changed little recompiles little. */
-	json_object **use = xmalloc((n ? n : 1) * sizeof(*use));
+	struct incoming *in = xmalloc((n ? n : 1) * sizeof(*in));
 	pthread_mutex_lock(&s->lock);
 	const struct kind_list *held = &s->kinds[kind];
 	for (size_t i = 0; i < n; i++) {
 		const char *ns, *name;
 		object_key(objs[i], &ns, &name);
 		long at = name ? find(held, ns, name) : -1;
-		json_object *h = at >= 0 ? held->items[at].obj : NULL;
-		use[i] = NULL;
-		if (h && (h == objs[i] || json_object_equal(h, objs[i]))) {
+		const struct entry *h = at >= 0 ? &held->items[at] : NULL;
+		in[i] = (struct incoming){.pos = i};
+		if (h && (h->obj == objs[i] || json_object_equal(h->obj, objs[i]))) {
 			pthread_mutex_lock(&refs_lock);
-			use[i] = json_object_get(h);
+			in[i].e = (struct entry){h->ns, h->name, json_object_get(h->obj)};
 			pthread_mutex_unlock(&refs_lock);
 		}
 	}
 	pthread_mutex_unlock(&s->lock);
+	size_t m = 0;
 	for (size_t i = 0; i < n; i++) {
-		const char *ns, *name;
-		json_object *o = objs[i];
-		if (use[i]) {
-			obj_put(o);
-			o = use[i];
+		struct entry e = in[i].e;
+		if (e.obj) {
+			obj_put(objs[i]);
 		} else {
-			store_share(o); /* first: see store_upsert */
+			e.obj = objs[i];
+			store_share(e.obj); /* first: see store_upsert */
+			object_key(e.obj, &e.ns, &e.name);
 		}
-		object_key(o, &ns, &name);
-		if (!name || (scope && strcmp(ns, scope) != 0)) {
-			obj_put(o);
+		if (!e.name || (scope && strcmp(e.ns, scope) != 0)) {
+			obj_put(e.obj);
 			continue;
 		}
-		list_put(&fresh, ns, name, o);
+		in[m++] = (struct incoming){e, i};
 	}
-	free(use);
+	/* Sorted once (equal keys in list order), the last of equal keys kept. */
+	qsort(in, m, sizeof(*in), cmp_incoming);
+	struct kind_list fresh = {0};
+	fresh.items = xmalloc((m ? m : 1) * sizeof(*fresh.items));
+	fresh.cap = m ? m : 1;
+	for (size_t i = 0; i < m; i++) {
+		if (i + 1 < m &&
+		    key_cmp(in[i].e.ns, in[i].e.name, in[i + 1].e.ns, in[i + 1].e.name) == 0) {
+			obj_put(in[i].e.obj);
+			continue;
+		}
+		fresh.items[fresh.n++] = in[i].e;
+	}
+	free(in);
 	pthread_mutex_lock(&s->lock);
 	struct kind_list old = s->kinds[kind];
 	if (scope) {
-		/* Objects of other namespaces stay: move them over. */
-		size_t kept = 0;
+		/* Objects of other namespaces stay: merged in, both lists sorted. */
+		struct kind_list merged = {0};
+		size_t kept = 0, f = 0;
+		merged.cap = fresh.n + old.n ? fresh.n + old.n : 1;
+		merged.items = xmalloc(merged.cap * sizeof(*merged.items));
 		for (size_t i = 0; i < old.n; i++) {
 			struct entry *e = &old.items[i];
 			if (strcmp(e->ns, scope) == 0) {
 				old.items[kept++] = *e;
 				continue;
 			}
-			list_put(&fresh, e->ns, e->name, e->obj);
+			while (f < fresh.n &&
+			       key_cmp(fresh.items[f].ns, fresh.items[f].name, e->ns, e->name) < 0)
+				merged.items[merged.n++] = fresh.items[f++];
+			merged.items[merged.n++] = *e;
 		}
+		while (f < fresh.n)
+			merged.items[merged.n++] = fresh.items[f++];
 		old.n = kept;
+		free(fresh.items);
+		fresh = merged;
 	}
 	s->kinds[kind] = fresh;
 	pthread_mutex_unlock(&s->lock);
