@@ -1,6 +1,7 @@
 /* controller/refs.c - the Services, Secrets and ConfigMaps Ingresses name,
- * kept as a sorted array of "S ns/name" / "X ns/name" / "C ns/name" keys,
- * rebuilt after each compile. */
+ * kept as a counted set of "S ns/name" / "X ns/name" / "C ns/name" keys
+ * (how many Ingresses, or the settings, name each), updated after each
+ * compile from the Ingresses that changed since the last update. */
 #include "refs.h"
 
 #include <pthread.h>
@@ -13,13 +14,34 @@
  * one of that name in any namespace counts, a safe superset). */
 #define SETTINGS_CONFIGMAP "weir"
 
+/* One key of the set and how many times it is named. */
+struct counted {
+	char *key;
+	size_t count;
+	struct counted *next;
+};
+
+/* An Ingress of the last update and the keys it names (a reference to
+ * the object is held, so its pointer names that very object). */
+struct memo {
+	json_object *ing;
+	const char *ns, *name; /* borrowed from ing */
+	char **keys;
+	size_t n;
+};
+
 struct refs {
 	pthread_mutex_t mu;
-	bool ready;   /* under mu: refs_update ran at least once */
-	char **keys;  /* under mu: sorted */
-	size_t nkeys; /* under mu */
+	bool ready;               /* under mu: refs_update ran at least once */
+	struct counted **buckets; /* under mu: a power of two of them */
+	size_t nbuckets, nkeys;   /* under mu */
 	atomic_uint_fast64_t ignored;
 	char *service; /* "ns/name" of --default-backend-service, or NULL */
+	/* refs_update's own (its callers never run two at once) */
+	struct memo *memo; /* the Ingresses of the last update, snapshot order */
+	size_t nmemo;
+	char **extra; /* the service's and the settings' keys of the last update */
+	size_t nextra;
 };
 
 struct keyset {
@@ -146,11 +168,6 @@ static void configmap_refs(struct keyset *k, json_object *cm)
 	}
 }
 
-static int cmp_key(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 struct refs *refs_new(void)
 {
 	struct refs *r = xrealloc(NULL, sizeof(*r));
@@ -171,7 +188,19 @@ void refs_free(struct refs *r)
 {
 	if (!r)
 		return;
-	free_keys(r->keys, r->nkeys);
+	for (size_t b = 0; b < r->nbuckets; b++)
+		for (struct counted *c = r->buckets[b], *next; c; c = next) {
+			next = c->next;
+			free(c->key);
+			free(c);
+		}
+	free(r->buckets);
+	for (size_t i = 0; i < r->nmemo; i++) {
+		store_put(r->memo[i].ing);
+		free_keys(r->memo[i].keys, r->memo[i].n);
+	}
+	free(r->memo);
+	free_keys(r->extra, r->nextra);
 	free(r->service);
 	pthread_mutex_destroy(&r->mu);
 	free(r);
@@ -184,29 +213,159 @@ void refs_add_service(struct refs *r, const char *ns_name)
 	memcpy(r->service, ns_name, strlen(ns_name) + 1);
 }
 
+static uint64_t key_hash(const char *k)
+{
+	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+	for (; *k; k++)
+		h = (h ^ (unsigned char)*k) * 1099511628211ULL;
+	return h;
+}
+
+/* The slot that holds key's entry, or the NULL one at the end of its chain
+ * (mu held, buckets allocated). */
+static struct counted **slot(struct refs *r, const char *key)
+{
+	struct counted **c = &r->buckets[key_hash(key) & (r->nbuckets - 1)];
+	while (*c && strcmp((*c)->key, key) != 0)
+		c = &(*c)->next;
+	return c;
+}
+
+/* Count each of keys[0..n) once more (mu held). */
+static void count_up(struct refs *r, char *const *keys, size_t n)
+{
+	if (r->nkeys + n > r->nbuckets) {
+		size_t nb = r->nbuckets ? r->nbuckets : 64;
+		while (nb < 2 * (r->nkeys + n))
+			nb *= 2;
+		struct counted **old = r->buckets;
+		size_t nold = r->nbuckets;
+		r->buckets = calloc(nb, sizeof(*r->buckets));
+		if (!r->buckets)
+			abort();
+		r->nbuckets = nb;
+		for (size_t b = 0; b < nold; b++)
+			for (struct counted *c = old[b], *next; c; c = next) {
+				next = c->next;
+				struct counted **to = &r->buckets[key_hash(c->key) & (nb - 1)];
+				c->next = *to;
+				*to = c;
+			}
+		free(old);
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct counted **c = slot(r, keys[i]);
+		if (*c) {
+			(*c)->count++;
+			continue;
+		}
+		struct counted *fresh = xrealloc(NULL, sizeof(*fresh));
+		size_t len = strlen(keys[i]) + 1;
+		fresh->key = xrealloc(NULL, len);
+		memcpy(fresh->key, keys[i], len);
+		fresh->count = 1;
+		fresh->next = NULL;
+		*c = fresh;
+		r->nkeys++;
+	}
+}
+
+/* Count each of keys[0..n) once less; a key no longer named leaves (mu
+ * held). */
+static void count_down(struct refs *r, char *const *keys, size_t n)
+{
+	for (size_t i = 0; i < n && r->nbuckets; i++) {
+		struct counted **c = slot(r, keys[i]);
+		if (!*c || --(*c)->count)
+			continue;
+		struct counted *gone = *c;
+		*c = gone->next;
+		free(gone->key);
+		free(gone);
+		r->nkeys--;
+	}
+}
+
+static int cmp_memo(const struct memo *m, const char *ns, const char *name)
+{
+	int c = strcmp(m->ns, ns);
+	return c ? c : strcmp(m->name, name);
+}
+
+/* Append keys[0..n) to k: owned (moved) or borrowed, as k holds them. */
+static void append(struct keyset *k, char **keys, size_t n)
+{
+	if (k->n + n > k->cap) {
+		k->cap = k->n + n > 2 * k->cap ? k->n + n : 2 * k->cap;
+		k->items = xrealloc(k->items, k->cap * sizeof(*k->items));
+	}
+	if (n)
+		memcpy(k->items + k->n, keys, n * sizeof(*keys));
+	k->n += n;
+}
+
+/* An Ingress of the last update, gone or changed: its keys into gone (now
+ * gone's), its reference put. */
+static void retire(struct keyset *gone, struct memo *m)
+{
+	append(gone, m->keys, m->n);
+	free(m->keys);
+	store_put(m->ing);
+}
+
 void refs_update(struct refs *r, const struct snapshot *snap)
 {
-	struct keyset k = {0};
+	size_t n = snap->count[STORE_INGRESS], j = 0;
+	struct memo *memo = xrealloc(NULL, (n ? n : 1) * sizeof(*memo));
+	struct keyset gone = {0};  /* owned: keys of Ingresses changed or removed */
+	struct keyset named = {0}; /* borrowed from memo: of Ingresses changed or added */
+	/* Both lists are sorted by namespace and name; an Ingress held by the
+	 * same pointer as at the last update names the same keys. */
+	for (size_t i = 0; i < n; i++) {
+		json_object *ing = snap->objs[STORE_INGRESS][i];
+		const char *ns = snap->ns[STORE_INGRESS][i], *name = snap->names[STORE_INGRESS][i];
+		while (j < r->nmemo && cmp_memo(&r->memo[j], ns, name) < 0)
+			retire(&gone, &r->memo[j++]);
+		if (j < r->nmemo && r->memo[j].ing == ing) {
+			memo[i] = r->memo[j++];
+			continue;
+		}
+		if (j < r->nmemo && cmp_memo(&r->memo[j], ns, name) == 0)
+			retire(&gone, &r->memo[j++]);
+		struct keyset k = {0};
+		ingress_refs(&k, ing);
+		memo[i] = (struct memo){store_get(ing), ns, name, k.items, k.n};
+		append(&named, k.items, k.n);
+	}
+	while (j < r->nmemo)
+		retire(&gone, &r->memo[j++]);
+	free(r->memo);
+	r->memo = memo;
+	r->nmemo = n;
+
+	/* The service's and the settings' keys: few, taken again each time. */
+	struct keyset extra = {0};
 	const char *slash = r->service ? strchr(r->service, '/') : NULL;
 	if (slash) {
 		char ns[256];
 		snprintf(ns, sizeof(ns), "%.*s", (int)(slash - r->service), r->service);
-		add(&k, 'S', ns, slash + 1);
+		add(&extra, 'S', ns, slash + 1);
 	}
-	for (size_t i = 0; i < snap->count[STORE_INGRESS]; i++)
-		ingress_refs(&k, snap->objs[STORE_INGRESS][i]);
 	for (size_t i = 0; i < snap->count[STORE_CONFIGMAP]; i++)
-		configmap_refs(&k, snap->objs[STORE_CONFIGMAP][i]);
-	if (k.n)
-		qsort(k.items, k.n, sizeof(*k.items), cmp_key);
+		configmap_refs(&extra, snap->objs[STORE_CONFIGMAP][i]);
+
 	pthread_mutex_lock(&r->mu);
-	char **old = r->keys;
-	size_t nold = r->nkeys;
-	r->keys = k.items;
-	r->nkeys = k.n;
+	count_up(r, named.items, named.n); /* first: a key moved stays */
+	count_up(r, extra.items, extra.n);
+	count_down(r, gone.items, gone.n);
+	count_down(r, r->extra, r->nextra);
 	r->ready = true;
 	pthread_mutex_unlock(&r->mu);
-	free_keys(old, nold);
+	free_keys(r->extra, r->nextra);
+	r->extra = extra.items;
+	r->nextra = extra.n;
+	free_keys(gone.items, gone.n);
+	free(named.items);
 }
 
 /* Whether "type ns/name" is referenced; true until the first update. */
@@ -216,10 +375,8 @@ static bool referenced(struct refs *r, char type, const char *ns, const char *na
 	if (!name)
 		return false;
 	snprintf(key, sizeof(key), "%c %s/%s", type, ns, name);
-	const char *kp = key;
 	pthread_mutex_lock(&r->mu);
-	bool hit = !r->ready ||
-	           (r->nkeys && bsearch(&kp, r->keys, r->nkeys, sizeof(*r->keys), cmp_key) != NULL);
+	bool hit = !r->ready || (r->nbuckets && *slot(r, key) != NULL);
 	pthread_mutex_unlock(&r->mu);
 	return hit;
 }

@@ -25,8 +25,12 @@ void refs_free(struct refs *r);
  * controller's --default-backend-service). Call before the first update. */
 void refs_add_service(struct refs *r, const char *ns_name);
 
-/* Rebuild the set from every Ingress (of any class: a superset is safe) and
- * the weir ConfigMap in snap (borrowed for the call). Thread-safe. */
+/* Bring the set up to what every Ingress (of any class: a superset is safe)
+ * and the weir ConfigMap in snap (borrowed for the call) name. Only the
+ * Ingresses not held by the same pointer at the last update are read: the
+ * set keeps a reference to each Ingress and the keys it named until the
+ * next update or refs_free. Safe against refs_relevant on other threads;
+ * not to be called by two threads at once. */
 void refs_update(struct refs *r, const struct snapshot *snap);
 
 /* store_relevant_cb: arg is a struct refs. True when the change can alter

@@ -161,6 +161,64 @@ int main(void)
 	/* Every ignored change was counted (the caller's recompile check). */
 	CHECK_INT(refs_ignored(r) - ignored, 13);
 
+	/* Counted: two Ingresses name the Secret shared; it stays named
+	 * until neither does. An Ingress changed to name another Service
+	 * stops naming the first. */
+	CHECK_INT(upsert(s, STORE_INGRESS,
+	                 "{\"metadata\":{\"namespace\":\"two\",\"name\":\"a\"},"
+	                 "\"spec\":{\"tls\":[{\"secretName\":\"shared\"}],\"defaultBackend\":"
+	                 "{\"service\":{\"name\":\"first\"}}}}"),
+	          1);
+	CHECK_INT(upsert(s, STORE_INGRESS,
+	                 "{\"metadata\":{\"namespace\":\"two\",\"name\":\"b\"},"
+	                 "\"spec\":{\"tls\":[{\"secretName\":\"shared\"},"
+	                 "{\"secretName\":\"shared\"}]}}"),
+	          1);
+	snap = store_snapshot(s);
+	refs_update(r, snap);
+	snapshot_free(snap);
+	CHECK_INT(
+	    upsert(s, STORE_SECRET, "{\"metadata\":{\"namespace\":\"two\",\"name\":\"shared\"}}"),
+	    1);
+	CHECK_INT(upsert(s, STORE_SERVICE,
+	                 "{\"metadata\":{\"namespace\":\"two\",\"name\":\"first\"},\"spec\":{}}"),
+	          1);
+	CHECK_INT(store_delete(s, STORE_INGRESS, "two", "a"), 0);
+	CHECK_INT(upsert(s, STORE_INGRESS,
+	                 "{\"metadata\":{\"namespace\":\"two\",\"name\":\"c\"},"
+	                 "\"spec\":{\"defaultBackend\":{\"service\":{\"name\":\"second\"}}}}"),
+	          1);
+	snap = store_snapshot(s);
+	refs_update(r, snap);
+	snapshot_free(snap);
+	CHECK_INT(upsert(s, STORE_SECRET,
+	                 "{\"metadata\":{\"namespace\":\"two\",\"name\":\"shared\"},"
+	                 "\"data\":{\"a\":\"b\"}}"),
+	          1); /* b still names it (twice) */
+	CHECK_INT(upsert(s, STORE_SERVICE,
+	                 "{\"metadata\":{\"namespace\":\"two\",\"name\":\"first\"},"
+	                 "\"spec\":{\"x\":1}}"),
+	          0);
+	CHECK_INT(upsert(s, STORE_SERVICE,
+	                 "{\"metadata\":{\"namespace\":\"two\",\"name\":\"second\"},\"spec\":{}}"),
+	          1);
+	/* b changed to name nothing: the Secret is named by no one. */
+	CHECK_INT(upsert(s, STORE_INGRESS,
+	                 "{\"metadata\":{\"namespace\":\"two\",\"name\":\"b\"},\"spec\":{}}"),
+	          1);
+	snap = store_snapshot(s);
+	refs_update(r, snap);
+	refs_update(r, snap); /* again, nothing changed: the same set */
+	snapshot_free(snap);
+	CHECK_INT(upsert(s, STORE_SECRET,
+	                 "{\"metadata\":{\"namespace\":\"two\",\"name\":\"shared\"},"
+	                 "\"data\":{\"a\":\"c\"}}"),
+	          0);
+	CHECK_INT(upsert(s, STORE_SERVICE,
+	                 "{\"metadata\":{\"namespace\":\"two\",\"name\":\"second\"},"
+	                 "\"spec\":{\"x\":2}}"),
+	          1);
+
 	store_set_relevance(s, NULL, NULL);
 	store_free(s);
 	refs_free(r);
