@@ -598,6 +598,60 @@ static int cmp_incoming(const void *a, const void *b)
 	return c ? c : (x->pos > y->pos) - (x->pos < y->pos);
 }
 
+/* The held objects by pointer: an open-addressing table of indexes into
+ * a kind list (size a power of two, at least twice the objects). */
+struct by_ptr {
+	size_t mask;
+	long *at; /* -1: free */
+};
+
+static size_t ptr_hash(const void *p)
+{
+	uint64_t h = (uint64_t)(uintptr_t)p * 0x9e3779b97f4a7c15ULL;
+	return (size_t)(h >> 17);
+}
+
+static void by_ptr_build(struct by_ptr *b, const struct kind_list *l)
+{
+	size_t size = 16;
+	while (size < 2 * l->n)
+		size *= 2;
+	b->mask = size - 1;
+	b->at = xmalloc(size * sizeof(*b->at));
+	memset(b->at, 0xff, size * sizeof(*b->at));
+	for (size_t i = 0; i < l->n; i++) {
+		size_t x = ptr_hash(l->items[i].obj) & b->mask;
+		while (b->at[x] >= 0)
+			x = (x + 1) & b->mask;
+		b->at[x] = (long)i;
+	}
+}
+
+static long by_ptr_find(const struct by_ptr *b, const struct kind_list *l, const void *p)
+{
+	for (size_t x = ptr_hash(p) & b->mask; b->at[x] >= 0; x = (x + 1) & b->mask)
+		if (l->items[b->at[x]].obj == p)
+			return b->at[x];
+	return -1;
+}
+
+/* Sort list[0..*n) by key, equal keys in list order, and keep the last of
+ * equal keys (the others put). */
+static void sort_last_wins(struct incoming *list, size_t *n)
+{
+	size_t k = 0;
+	qsort(list, *n, sizeof(*list), cmp_incoming);
+	for (size_t i = 0; i < *n; i++) {
+		if (i + 1 < *n && key_cmp(list[i].e.ns, list[i].e.name, list[i + 1].e.ns,
+		                          list[i + 1].e.name) == 0) {
+			obj_put(list[i].e.obj);
+			continue;
+		}
+		list[k++] = list[i];
+	}
+	*n = k;
+}
+
 int store_replace_in(struct store *s, enum store_kind kind, const char *scope, json_object **objs,
                      size_t n)
 {
@@ -608,65 +662,103 @@ int store_replace_in(struct store *s, enum store_kind kind, const char *scope, j
 	}
 	/* An object equal to the one held under its key is dropped for that
 	 * one: the compiler tells changes apart by pointer, so a relist or a
-	 * reread directory that changed little recompiles little. */
-	struct incoming *in = xmalloc((n ? n : 1) * sizeof(*in));
+	 * reread directory that changed little recompiles little. An object
+	 * passed that is held already (a source that keeps what it gave) is
+	 * found by pointer, without reading its key. */
+	long *held_at = xmalloc((n ? n : 1) * sizeof(*held_at));
 	pthread_mutex_lock(&s->lock);
 	const struct kind_list *held = &s->kinds[kind];
+	struct by_ptr index;
+	by_ptr_build(&index, held);
+	/* last[h]: 1 + the list position of the last object that is, or
+	 * equals, held object h; 0: none. */
+	size_t *last = calloc(held->n ? held->n : 1, sizeof(*last)), nkept = 0;
+	if (!last)
+		abort();
 	for (size_t i = 0; i < n; i++) {
-		const char *ns, *name;
-		object_key(objs[i], &ns, &name);
-		long at = name ? find(held, ns, name) : -1;
-		const struct entry *h = at >= 0 ? &held->items[at] : NULL;
-		in[i] = (struct incoming){.pos = i};
-		if (h && (h->obj == objs[i] || json_object_equal(h->obj, objs[i]))) {
-			pthread_mutex_lock(&refs_lock);
-			in[i].e = (struct entry){h->ns, h->name, json_object_get(h->obj)};
-			pthread_mutex_unlock(&refs_lock);
+		long at = by_ptr_find(&index, held, objs[i]);
+		if (at < 0) {
+			const char *ns, *name;
+			object_key(objs[i], &ns, &name);
+			at = name ? find(held, ns, name) : -1;
+			if (at >= 0 && !json_object_equal(held->items[at].obj, objs[i]))
+				at = -1;
 		}
+		if (at >= 0 && scope && strcmp(held->items[at].ns, scope) != 0)
+			at = -1; /* another namespace's: dropped below */
+		held_at[i] = at;
+		if (at >= 0)
+			last[at] = i + 1;
 	}
+	for (size_t h = 0; h < held->n; h++)
+		nkept += last[h] != 0;
+	struct incoming *kept = xmalloc((nkept ? nkept : 1) * sizeof(*kept));
+	nkept = 0;
+	pthread_mutex_lock(&refs_lock);
+	for (size_t h = 0; h < held->n; h++)
+		if (last[h]) /* in key order */
+			kept[nkept++] = (struct incoming){{held->items[h].ns, held->items[h].name,
+			                                   json_object_get(held->items[h].obj)},
+			                                  last[h] - 1};
+	pthread_mutex_unlock(&refs_lock);
 	pthread_mutex_unlock(&s->lock);
-	size_t m = 0;
+	free(index.at);
+	free(last);
+
+	struct incoming *other = xmalloc((n ? n : 1) * sizeof(*other));
+	size_t nother = 0;
 	for (size_t i = 0; i < n; i++) {
-		struct entry e = in[i].e;
-		if (e.obj) {
-			obj_put(objs[i]);
-		} else {
-			e.obj = objs[i];
-			store_share(e.obj); /* first: see store_upsert */
-			object_key(e.obj, &e.ns, &e.name);
+		if (held_at[i] >= 0) {
+			obj_put(objs[i]); /* the caller's: a held one is kept instead */
+			continue;
 		}
+		struct entry e = {.obj = objs[i]};
+		store_share(e.obj); /* first: see store_upsert */
+		object_key(e.obj, &e.ns, &e.name);
 		if (!e.name || (scope && strcmp(e.ns, scope) != 0)) {
 			obj_put(e.obj);
 			continue;
 		}
-		in[m++] = (struct incoming){e, i};
+		other[nother++] = (struct incoming){e, i};
 	}
-	/* Sorted once (equal keys in list order), the last of equal keys kept. */
-	qsort(in, m, sizeof(*in), cmp_incoming);
+	free(held_at);
+	sort_last_wins(other, &nother);
+
+	/* Both sorted: merged, the later in the list winning an equal key. */
 	struct kind_list fresh = {0};
-	fresh.items = xmalloc((m ? m : 1) * sizeof(*fresh.items));
-	fresh.cap = m ? m : 1;
-	for (size_t i = 0; i < m; i++) {
-		if (i + 1 < m &&
-		    key_cmp(in[i].e.ns, in[i].e.name, in[i + 1].e.ns, in[i + 1].e.name) == 0) {
-			obj_put(in[i].e.obj);
-			continue;
+	fresh.cap = nkept + nother ? nkept + nother : 1;
+	fresh.items = xmalloc(fresh.cap * sizeof(*fresh.items));
+	for (size_t a = 0, b = 0; a < nkept || b < nother;) {
+		int c = a == nkept ? 1
+		        : b == nother
+		            ? -1
+		            : key_cmp(kept[a].e.ns, kept[a].e.name, other[b].e.ns, other[b].e.name);
+		if (c == 0) {
+			bool later = other[b].pos > kept[a].pos;
+			obj_put(later ? kept[a].e.obj : other[b].e.obj);
+			fresh.items[fresh.n++] = later ? other[b].e : kept[a].e;
+			a++, b++;
+		} else if (c < 0) {
+			fresh.items[fresh.n++] = kept[a++].e;
+		} else {
+			fresh.items[fresh.n++] = other[b++].e;
 		}
-		fresh.items[fresh.n++] = in[i].e;
 	}
-	free(in);
+	free(kept);
+	free(other);
+
 	pthread_mutex_lock(&s->lock);
 	struct kind_list old = s->kinds[kind];
 	if (scope) {
 		/* Objects of other namespaces stay: merged in, both lists sorted. */
 		struct kind_list merged = {0};
-		size_t kept = 0, f = 0;
+		size_t stay = 0, f = 0;
 		merged.cap = fresh.n + old.n ? fresh.n + old.n : 1;
 		merged.items = xmalloc(merged.cap * sizeof(*merged.items));
 		for (size_t i = 0; i < old.n; i++) {
 			struct entry *e = &old.items[i];
 			if (strcmp(e->ns, scope) == 0) {
-				old.items[kept++] = *e;
+				old.items[stay++] = *e;
 				continue;
 			}
 			while (f < fresh.n &&
@@ -676,7 +768,7 @@ int store_replace_in(struct store *s, enum store_kind kind, const char *scope, j
 		}
 		while (f < fresh.n)
 			merged.items[merged.n++] = fresh.items[f++];
-		old.n = kept;
+		old.n = stay;
 		free(fresh.items);
 		fresh = merged;
 	}

@@ -333,6 +333,25 @@ int main(void)
 	CHECK_INT(snap->count[STORE_SERVICE], 2);
 	CHECK(snap->objs[STORE_SERVICE][0] == before->objs[STORE_SERVICE][0]);
 	CHECK(snap->objs[STORE_SERVICE][1] == same);
+	/* Equal keys: the last in the list wins, whether it is held (passed
+	 * again, or equal to it) or new; the held one passed twice is one. */
+	json_object *a0 = snap->objs[STORE_SERVICE][0];
+	json_object_get(a0);
+	json_object_get(a0);
+	json_object *dup[4] = {a0, obj("n", "a", 7), obj("n", "z", 1), a0};
+	CHECK_INT(store_replace(s, STORE_SERVICE, dup, 4), 0);
+	struct snapshot *after = store_snapshot(s);
+	CHECK_INT(after->count[STORE_SERVICE], 2);
+	CHECK(after->objs[STORE_SERVICE][0] == a0);
+	CHECK_STR(key_of(after->objs[STORE_SERVICE][1], buf, sizeof(buf)), "n/z");
+	snapshot_free(after);
+	json_object *dup2[3] = {obj("n", "a", 1), obj("n", "a", 8), obj("n", "z", 1)};
+	CHECK_INT(store_replace(s, STORE_SERVICE, dup2, 3), 0);
+	after = store_snapshot(s);
+	CHECK_INT(after->count[STORE_SERVICE], 2);
+	CHECK(after->objs[STORE_SERVICE][0] != a0);
+	CHECK_INT(value_of(after->objs[STORE_SERVICE][0]), 8);
+	snapshot_free(after);
 	snapshot_free(snap);
 	snapshot_free(before);
 	CHECK_INT(store_replace(s, STORE_SERVICE, NULL, 0), 0);
@@ -430,8 +449,8 @@ int main(void)
 
 	store_set_notify(s, NULL, NULL);
 	store_upsert(s, STORE_SECRET, obj("ns", "late", 0));
-	CHECK_INT(notified,
-	          1026); /* 1009 + 4 upserts, 4 replaces and 2 scoped replaces, then 3, 2, 2 */
+	/* 1009 + 4 upserts, 6 replaces and 2 scoped replaces, then 3, 2, 2 */
+	CHECK_INT(notified, 1028);
 	CHECK_STR(store_kind_name(STORE_ENDPOINT_SLICE), "EndpointSlice");
 	store_free(s);
 	return check_finish("store_test");
