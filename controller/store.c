@@ -410,14 +410,54 @@ void store_compact(json_object *obj)
 	pthread_mutex_unlock(&keys.lock);
 }
 
+/* The userdata store_share leaves on an object it has seen: seen again
+ * (a source that hands the same object over again), it is left alone. Its
+ * members may be held by other objects, and a snapshot may be reading it:
+ * sharing it again could swap a member for an equal one under a reader. */
+static const char shared_mark;
+
+/* json_c_shallow_copy_fn for an object store_share has marked (json-c
+ * refuses to copy userdata it does not know): a new object without the
+ * mark, its members copied here (2: the caller copies no more). Only the
+ * top of a stored object carries the mark. */
+static int copy_marked(json_object *src, json_object *parent, const char *key, size_t index,
+                       json_object **dst)
+{
+	if (json_object_get_userdata(src) != &shared_mark)
+		return json_c_shallow_copy_default(src, parent, key, index, dst);
+	if (!(*dst = json_object_new_object()))
+		return -1;
+	json_object_object_foreach(src, k, v)
+	{
+		json_object *c = NULL;
+		if ((v && json_object_deep_copy(v, &c, copy_marked) != 0) ||
+		    json_object_object_add(*dst, k, c) != 0)
+			return -1;
+	}
+	return 2;
+}
+
+json_object *store_copy(json_object *obj)
+{
+	json_object *copy = NULL;
+	if (obj && json_object_deep_copy(obj, &copy, copy_marked) != 0) {
+		fprintf(stderr, "weir-controller: out of memory\n");
+		abort();
+	}
+	return copy;
+}
+
 void store_share(json_object *obj)
 {
 	uint64_t h;
+	if (!obj || json_object_get_userdata(obj) == &shared_mark)
+		return;
 	pthread_mutex_lock(&keys.lock);
 	pthread_mutex_lock(&refs_lock);
 	compact(obj, 0, true, &h);
 	pthread_mutex_unlock(&refs_lock);
 	pthread_mutex_unlock(&keys.lock);
+	json_object_set_userdata(obj, (void *)&shared_mark, NULL);
 }
 
 static bool compact(json_object *obj, int depth, bool share, uint64_t *h)

@@ -47,9 +47,15 @@ void store_compact(json_object *obj);
  * as each object is parsed: the duplicates freed here are reused by the
  * next object rather than left as holes in the heap. From then on obj and
  * its members are read-only, and obj is put only by the store (handed to
- * it) or with store_put. Thread-safe. NULL is fine. */
+ * it) or with store_put. obj is marked (its json-c userdata): an object
+ * seen once is left alone when handed over again, so a source may hand
+ * the store an object it gave before. Thread-safe. NULL is fine. */
 void store_share(json_object *obj);
 
+/* A deep copy of obj (NULL: NULL) that nothing shares: the caller's to
+ * change. json_object_deep_copy refuses an object store_share has seen (it
+ * carries the store's mark as userdata); this takes any. Aborts on OOM. */
+json_object *store_copy(json_object *obj);
 /* Put an object store_share has seen (its shared members' reference counts
  * change under the lock that guards them). NULL is fine. */
 void store_put(json_object *obj);

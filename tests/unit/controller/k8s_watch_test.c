@@ -367,8 +367,7 @@ static void test_shared_keeps_compile_output(void)
 		copy.ns[k] = snap->ns[k];
 		copy.names[k] = snap->names[k];
 		for (size_t i = 0; i < snap->count[k]; i++)
-			CHECK_INT(json_object_deep_copy(snap->objs[k][i], &copy.objs[k][i], NULL),
-			          0);
+			CHECK((copy.objs[k][i] = store_copy(snap->objs[k][i])) != NULL);
 	}
 	CHECK_INT(compile_snapshot(&copy, &o, &t, &d), 0);
 	CHECK_INT(route_table_serialize(t, &ctext, &len), 0);

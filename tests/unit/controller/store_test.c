@@ -152,6 +152,36 @@ static const char *cm_text(char *text, int i)
 	return text;
 }
 
+/* An object shared once is not shared again: handed over again after the
+ * pool started over and pooled an equal member of another object, it
+ * keeps its own member (a snapshot may be reading it). */
+static void test_share_once(void)
+{
+	json_object *x = json_tokener_parse("{\"m\":\"share-once-member\"}");
+	store_share(x);
+	json_object *mine = json_object_object_get(x, "m");
+	char text[64];
+	for (int i = 0; i < 20000; i++) { /* more nodes than the pool holds */
+		snprintf(text, sizeof(text), "{\"k\":\"flood-%d\"}", i);
+		json_object *f = json_tokener_parse(text);
+		store_share(f);
+		store_put(f);
+	}
+	json_object *z = json_tokener_parse("{\"m\":\"share-once-member\"}");
+	store_share(z); /* its member is pooled now, not x's */
+	CHECK(json_object_object_get(z, "m") != mine);
+	store_share(x);
+	CHECK(json_object_object_get(x, "m") == mine);
+	/* a stored object copies (store_copy), into one nothing marks */
+	json_object *c = store_copy(x), *c2 = NULL;
+	CHECK(c && json_object_equal(c, x));
+	CHECK_INT(json_object_deep_copy(c, &c2, NULL), 0);
+	json_object_put(c2);
+	json_object_put(c);
+	store_put(z);
+	store_put(x);
+}
+
 static void test_shared(void)
 {
 	static const char *const texts[] = {
@@ -249,6 +279,7 @@ int main(void)
 	test_compact();
 	test_keys();
 	test_shared();
+	test_share_once();
 
 	/* upsert sorts by namespace then name; replace keeps one entry */
 	CHECK_INT(store_upsert(s, STORE_INGRESS, obj("b", "x", 1)), 0);
