@@ -26,8 +26,9 @@ struct counted {
 struct memo {
 	json_object *ing;
 	const char *ns, *name; /* borrowed from ing */
-	char **keys;
+	struct counted **keys; /* each counted once for this Ingress */
 	size_t n;
+	char **named; /* refs_update's, while the keys are counted */
 };
 
 struct refs {
@@ -40,7 +41,7 @@ struct refs {
 	/* refs_update's own (its callers never run two at once) */
 	struct memo *memo; /* the Ingresses of the last update, snapshot order */
 	size_t nmemo;
-	char **extra; /* the service's and the settings' keys of the last update */
+	struct counted **extra; /* the service's and the settings' keys, counted */
 	size_t nextra;
 };
 
@@ -177,13 +178,6 @@ struct refs *refs_new(void)
 	return r;
 }
 
-static void free_keys(char **keys, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		free(keys[i]);
-	free(keys);
-}
-
 void refs_free(struct refs *r)
 {
 	if (!r)
@@ -197,10 +191,10 @@ void refs_free(struct refs *r)
 	free(r->buckets);
 	for (size_t i = 0; i < r->nmemo; i++) {
 		store_put(r->memo[i].ing);
-		free_keys(r->memo[i].keys, r->memo[i].n);
+		free(r->memo[i].keys);
 	}
 	free(r->memo);
-	free_keys(r->extra, r->nextra);
+	free(r->extra);
 	free(r->service);
 	pthread_mutex_destroy(&r->mu);
 	free(r);
@@ -231,13 +225,12 @@ static struct counted **slot(struct refs *r, const char *key)
 	return c;
 }
 
-/* Count each of keys[0..n) once more (mu held). */
-static void count_up(struct refs *r, char *const *keys, size_t n)
+/* Count key once more (mu held); it is taken (freed, or kept by the entry
+ * made for it). Returns its entry. */
+static struct counted *count_up(struct refs *r, char *key)
 {
-	if (r->nkeys + n > r->nbuckets) {
-		size_t nb = r->nbuckets ? r->nbuckets : 64;
-		while (nb < 2 * (r->nkeys + n))
-			nb *= 2;
+	if (r->nkeys + 1 > r->nbuckets) {
+		size_t nb = r->nbuckets ? 2 * r->nbuckets : 64;
 		struct counted **old = r->buckets;
 		size_t nold = r->nbuckets;
 		r->buckets = calloc(nb, sizeof(*r->buckets));
@@ -253,37 +246,30 @@ static void count_up(struct refs *r, char *const *keys, size_t n)
 			}
 		free(old);
 	}
-	for (size_t i = 0; i < n; i++) {
-		struct counted **c = slot(r, keys[i]);
-		if (*c) {
-			(*c)->count++;
-			continue;
-		}
-		struct counted *fresh = xrealloc(NULL, sizeof(*fresh));
-		size_t len = strlen(keys[i]) + 1;
-		fresh->key = xrealloc(NULL, len);
-		memcpy(fresh->key, keys[i], len);
-		fresh->count = 1;
-		fresh->next = NULL;
-		*c = fresh;
-		r->nkeys++;
+	struct counted **c = slot(r, key);
+	if (*c) {
+		free(key);
+		(*c)->count++;
+		return *c;
 	}
+	*c = xrealloc(NULL, sizeof(**c));
+	**c = (struct counted){key, 1, NULL};
+	r->nkeys++;
+	return *c;
 }
 
-/* Count each of keys[0..n) once less; a key no longer named leaves (mu
- * held). */
-static void count_down(struct refs *r, char *const *keys, size_t n)
+/* Count c once less; a key no longer named leaves (mu held). */
+static void count_down(struct refs *r, struct counted *c)
 {
-	for (size_t i = 0; i < n && r->nbuckets; i++) {
-		struct counted **c = slot(r, keys[i]);
-		if (!*c || --(*c)->count)
-			continue;
-		struct counted *gone = *c;
-		*c = gone->next;
-		free(gone->key);
-		free(gone);
-		r->nkeys--;
-	}
+	if (--c->count)
+		return;
+	struct counted **at = &r->buckets[key_hash(c->key) & (r->nbuckets - 1)];
+	while (*at != c)
+		at = &(*at)->next;
+	*at = c->next;
+	free(c->key);
+	free(c);
+	r->nkeys--;
 }
 
 static int cmp_memo(const struct memo *m, const char *ns, const char *name)
@@ -292,33 +278,42 @@ static int cmp_memo(const struct memo *m, const char *ns, const char *name)
 	return c ? c : strcmp(m->name, name);
 }
 
-/* Append keys[0..n) to k: owned (moved) or borrowed, as k holds them. */
-static void append(struct keyset *k, char **keys, size_t n)
-{
-	if (k->n + n > k->cap) {
-		k->cap = k->n + n > 2 * k->cap ? k->n + n : 2 * k->cap;
-		k->items = xrealloc(k->items, k->cap * sizeof(*k->items));
-	}
-	if (n)
-		memcpy(k->items + k->n, keys, n * sizeof(*keys));
-	k->n += n;
-}
+/* The entries of a memo, gone or changed, collected to be counted down. */
+struct gone {
+	struct counted **items;
+	size_t n, cap;
+};
 
-/* An Ingress of the last update, gone or changed: its keys into gone (now
- * gone's), its reference put. */
-static void retire(struct keyset *gone, struct memo *m)
+/* An Ingress of the last update, gone or changed: its keys into g, its
+ * reference put. */
+static void retire(struct gone *g, struct memo *m)
 {
-	append(gone, m->keys, m->n);
+	if (g->n + m->n > g->cap) {
+		g->cap = g->n + m->n > 2 * g->cap ? g->n + m->n : 2 * g->cap;
+		g->items = xrealloc(g->items, g->cap * sizeof(*g->items));
+	}
+	if (m->n)
+		memcpy(g->items + g->n, m->keys, m->n * sizeof(*m->keys));
+	g->n += m->n;
 	free(m->keys);
 	store_put(m->ing);
+}
+
+/* Count the keys of k (taken) and return their entries (mu held). */
+static struct counted **count_all(struct refs *r, struct keyset *k)
+{
+	struct counted **out = xrealloc(NULL, (k->n ? k->n : 1) * sizeof(*out));
+	for (size_t i = 0; i < k->n; i++)
+		out[i] = count_up(r, k->items[i]);
+	free(k->items);
+	return out;
 }
 
 void refs_update(struct refs *r, const struct snapshot *snap)
 {
 	size_t n = snap->count[STORE_INGRESS], j = 0;
 	struct memo *memo = xrealloc(NULL, (n ? n : 1) * sizeof(*memo));
-	struct keyset gone = {0};  /* owned: keys of Ingresses changed or removed */
-	struct keyset named = {0}; /* borrowed from memo: of Ingresses changed or added */
+	struct gone gone = {0}; /* keys of Ingresses changed or removed */
 	/* Both lists are sorted by namespace and name; an Ingress held by the
 	 * same pointer as at the last update names the same keys. */
 	for (size_t i = 0; i < n; i++) {
@@ -334,8 +329,7 @@ void refs_update(struct refs *r, const struct snapshot *snap)
 			retire(&gone, &r->memo[j++]);
 		struct keyset k = {0};
 		ingress_refs(&k, ing);
-		memo[i] = (struct memo){store_get(ing), ns, name, k.items, k.n};
-		append(&named, k.items, k.n);
+		memo[i] = (struct memo){store_get(ing), ns, name, NULL, k.n, k.items};
 	}
 	while (j < r->nmemo)
 		retire(&gone, &r->memo[j++]);
@@ -355,17 +349,25 @@ void refs_update(struct refs *r, const struct snapshot *snap)
 		configmap_refs(&extra, snap->objs[STORE_CONFIGMAP][i]);
 
 	pthread_mutex_lock(&r->mu);
-	count_up(r, named.items, named.n); /* first: a key moved stays */
-	count_up(r, extra.items, extra.n);
-	count_down(r, gone.items, gone.n);
-	count_down(r, r->extra, r->nextra);
+	/* Up first: a key that moved from one Ingress to another stays. */
+	for (size_t i = 0; i < n; i++)
+		if (memo[i].named) {
+			struct keyset k = {memo[i].named, memo[i].n, memo[i].n};
+			memo[i].keys = count_all(r, &k);
+			memo[i].named = NULL;
+		}
+	struct counted **old_extra = r->extra;
+	size_t nold_extra = r->nextra;
+	r->nextra = extra.n;
+	r->extra = count_all(r, &extra);
+	for (size_t i = 0; i < gone.n; i++)
+		count_down(r, gone.items[i]);
+	for (size_t i = 0; i < nold_extra; i++)
+		count_down(r, old_extra[i]);
 	r->ready = true;
 	pthread_mutex_unlock(&r->mu);
-	free_keys(r->extra, r->nextra);
-	r->extra = extra.items;
-	r->nextra = extra.n;
-	free_keys(gone.items, gone.n);
-	free(named.items);
+	free(old_extra);
+	free(gone.items);
 }
 
 /* Whether "type ns/name" is referenced; true until the first update. */
