@@ -949,6 +949,68 @@ static void test_v2_release_pems(void)
 	rm_rf(b);
 }
 
+/* The bytes of file path cut to half (a torn write). */
+static void tear(const char *path)
+{
+	char *text = slurp(path);
+	CHECK(text != NULL);
+	FILE *f = fopen(path, "wb");
+	CHECK(f != NULL);
+	if (f && text)
+		fwrite(text, 1, strlen(text) / 2, f);
+	if (f)
+		fclose(f);
+	free(text);
+}
+
+/* True when shard id's bytes in dir hash to id. */
+static bool shard_sound(const char *dir, const char *id)
+{
+	char path[512], hex[ROUTE_SHARD_ID_LEN + 1];
+	snprintf(path, sizeof(path), "%s/%s/%s.json", dir, ROUTE_SHARD_DIR, id);
+	char *text = slurp(path);
+	if (!text)
+		return false;
+	route_shard_id(text, strlen(text), hex);
+	free(text);
+	return strcmp(hex, id) == 0;
+}
+
+/* A restart finds a certificate and a backend shard the index names torn:
+ * the first publish writes both again (the index stays the same), where a
+ * publisher that took every file on disk for sound left them torn and the
+ * proxy refusing the index. */
+static void test_v2_restart_repairs(void)
+{
+	char dir[] = "/tmp/weir-publish-repair-XXXXXX";
+	CHECK(mkdtemp(dir) != NULL);
+	struct publisher *p = NULL;
+	struct route_index *ix = NULL;
+	char cert[ROUTE_SHARD_ID_LEN + 1], backend[ROUTE_SHARD_ID_LEN + 1], path[512];
+	CHECK_INT(pub_new(dir, &p), 0);
+	publish_ok(p, make_table(4, NULL, 0, false, -1, -1), true);
+	publisher_free(p);
+	struct route_table *it = read_index(dir, &ix);
+	CHECK(ix && ix->ncerts == 4 && ix->nbackends == 4);
+	snprintf(cert, sizeof(cert), "%s", ix ? ix->certs[1] : "");
+	snprintf(backend, sizeof(backend), "%s", ix ? ix->backends[2] : "");
+	route_index_free(ix);
+	route_table_free(it);
+	snprintf(path, sizeof(path), "%s/%s/%s.json", dir, ROUTE_SHARD_DIR, cert);
+	tear(path);
+	snprintf(path, sizeof(path), "%s/%s/%s.json", dir, ROUTE_SHARD_DIR, backend);
+	tear(path);
+	CHECK(!shard_sound(dir, cert) && !shard_sound(dir, backend));
+
+	CHECK_INT(pub_new(dir, &p), 0);
+	publish_ok(p, make_table(4, NULL, 0, false, -1, -1), false);
+	CHECK_INT(publisher_stats(p)->shards_written, 2);
+	CHECK(shard_sound(dir, cert));
+	CHECK(shard_sound(dir, backend));
+	publisher_free(p);
+	rm_rf(dir);
+}
+
 int main(void)
 {
 	test_v1();
@@ -964,6 +1026,7 @@ int main(void)
 		test_v2_gc();
 		test_v2_cert_digest();
 		test_v2_release_pems();
+		test_v2_restart_repairs();
 	}
 	return check_finish("publish_test");
 }
