@@ -932,7 +932,8 @@ static int open_shards(struct publisher *p, publisher_cert_cb cert, void *arg)
 	}
 	if (p->last && parse_last(p, &t, &ix, err, sizeof(err)) != 0) {
 		log_debug(COMPONENT, "%s/%s: %s", p->dir, ROUTE_TABLE_FILE, err);
-		ix = NULL; /* nothing to take over: the next publish writes it all */
+		route_index_free(ix); /* nothing to take over: the next publish writes it all */
+		ix = NULL;
 	}
 	if ((rc = scan_shards(p, sfd, ix)) != 0)
 		goto out;
