@@ -326,11 +326,11 @@ static double now_s(void)
 
 /* What needs only the publish directory, done on a thread of its own while
  * the objects are read (YAML parsed, or listed from the API server), on a
- * second core: seed the cache of good certificate pairs from the shards the
- * last run published (cert_seed.h; at 10,000 distinct pairs a restart
- * otherwise spends seconds in OpenSSL for verdicts it had), then open the
- * publisher, which reads the shards it keeps. Both finish before the first
- * compile (publish_prep_join). */
+ * second core: open the publisher, which takes over the slots of the table
+ * the last run published, and seed the cache of good certificate pairs from
+ * the certificate shards it reads for that (cert_seed.h; at 10,000 distinct
+ * pairs a restart otherwise spends seconds in OpenSSL for verdicts it had).
+ * It finishes before the first compile (publish_prep_join). */
 struct publish_prep {
 	pthread_t thread;
 	bool running;
@@ -344,12 +344,12 @@ static void *publish_prep_main(void *arg)
 	struct publish_prep *pp = arg;
 	size_t n = 0;
 	double t0 = now_s();
-	int rc = cert_seed_from_dir(pp->dir, &n);
-	log_info(COMPONENT, "%zu certificate pairs seeded as valid from %s/%s in %.1f ms%s%s", n,
-	         pp->dir, ROUTE_TABLE_FILE, (now_s() - t0) * 1e3, rc ? ": " : "",
-	         rc ? weir_strerror(rc) : "");
-	if (publisher_new_format(pp->dir, pp->format, &pp->pub) != 0)
+	if (publisher_open(pp->dir, pp->format, cert_seed_pair, &n, &pp->pub) != 0)
 		pp->pub = NULL;
+	log_info(
+	    COMPONENT,
+	    "publish directory %s taken over in %.1f ms: %zu certificate pairs seeded as valid",
+	    pp->dir, (now_s() - t0) * 1e3, n);
 	return NULL;
 }
 

@@ -35,6 +35,18 @@ enum publish_format {
  * publisher_free), or WEIR_EIO. */
 int publisher_new_format(const char *dir, enum publish_format format, struct publisher **out);
 
+/* Called by publisher_open for each certificate shard of the index on disk
+ * whose bytes hash to its name (so a publisher wrote it, for a pair that
+ * passed route_validate_cert), with the certificate read from it (borrowed
+ * for the call; digest set, see route_cert_digest). */
+typedef void (*publisher_cert_cb)(void *arg, const struct route_cert *cert);
+
+/* publisher_new_format, and cert (NULL: none) called with arg as above while
+ * the certificate shards are read to take over their slots: a restart reads
+ * them once for both (cert_seed.h). cert is not called after this returns. */
+int publisher_open(const char *dir, enum publish_format format, publisher_cert_cb cert, void *arg,
+                   struct publisher **out);
+
 /* publisher_new_format(dir, PUBLISH_V2, out). */
 int publisher_new(const char *dir, struct publisher **out);
 void publisher_free(struct publisher *p);

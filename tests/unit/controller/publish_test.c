@@ -949,6 +949,97 @@ static void test_v2_release_pems(void)
 	rm_rf(b);
 }
 
+/* A restart whose first table has a backend whose endpoints changed while
+ * the controller was down, one gone and one new: the same index and the
+ * same shard writes as a publisher that never stopped (the backends that
+ * did not change keep their slots without their shards being read, the
+ * changed one by the name in its old shard). */
+static void test_v2_restart_backends(void)
+{
+	char a[] = "/tmp/weir-publish-rba-XXXXXX", b[] = "/tmp/weir-publish-rbb-XXXXXX";
+	CHECK(mkdtemp(a) != NULL && mkdtemp(b) != NULL);
+	struct publisher *p = NULL, *q = NULL;
+	int skip5[] = {5};
+	CHECK_INT(pub_new(a, &p), 0);
+	CHECK_INT(pub_new(b, &q), 0);
+	publish_ok(p, make_table(8, NULL, 0, false, -1, -1), true);
+	publish_ok(q, make_table(8, NULL, 0, false, -1, -1), true);
+	publisher_free(q);
+	CHECK_INT(pub_new(b, &q), 0);
+	publish_ok(p, make_table(8, skip5, 1, true, -1, 2), true);
+	publish_ok(q, make_table(8, skip5, 1, true, -1, 2), true);
+	CHECK(same_index(a, b));
+	CHECK_INT(publisher_stats(q)->shards_written, publisher_stats(p)->shards_written);
+	struct route_index *ix = NULL;
+	struct route_table *it = read_index(b, &ix);
+	CHECK_STR(it ? it->backends[2].name : "", "ns/b02:80");
+	CHECK_STR(it ? it->backends[5].name : "", "aaa/first:80");
+	route_index_free(ix);
+	route_table_free(it);
+	publisher_free(p);
+	publisher_free(q);
+	rm_rf(a);
+	rm_rf(b);
+}
+
+/* The bytes of file path cut to half (a torn write). */
+static void tear(const char *path)
+{
+	char *text = slurp(path);
+	CHECK(text != NULL);
+	FILE *f = fopen(path, "wb");
+	CHECK(f != NULL);
+	if (f && text)
+		fwrite(text, 1, strlen(text) / 2, f);
+	if (f)
+		fclose(f);
+	free(text);
+}
+
+/* True when shard id's bytes in dir hash to id. */
+static bool shard_sound(const char *dir, const char *id)
+{
+	char path[512], hex[ROUTE_SHARD_ID_LEN + 1];
+	snprintf(path, sizeof(path), "%s/%s/%s.json", dir, ROUTE_SHARD_DIR, id);
+	char *text = slurp(path);
+	if (!text)
+		return false;
+	route_shard_id(text, strlen(text), hex);
+	free(text);
+	return strcmp(hex, id) == 0;
+}
+
+/* A restart finds a certificate shard the index names torn: the first
+ * publish writes it again (the index stays the same), where a publisher
+ * that took every file on disk for sound left it torn and the proxy
+ * refusing the index. */
+static void test_v2_restart_repairs(void)
+{
+	char dir[] = "/tmp/weir-publish-repair-XXXXXX";
+	CHECK(mkdtemp(dir) != NULL);
+	struct publisher *p = NULL;
+	struct route_index *ix = NULL;
+	char cert[ROUTE_SHARD_ID_LEN + 1], path[512];
+	CHECK_INT(pub_new(dir, &p), 0);
+	publish_ok(p, make_table(4, NULL, 0, false, -1, -1), true);
+	publisher_free(p);
+	struct route_table *it = read_index(dir, &ix);
+	CHECK(ix && ix->ncerts == 4);
+	snprintf(cert, sizeof(cert), "%s", ix ? ix->certs[1] : "");
+	route_index_free(ix);
+	route_table_free(it);
+	snprintf(path, sizeof(path), "%s/%s/%s.json", dir, ROUTE_SHARD_DIR, cert);
+	tear(path);
+	CHECK(!shard_sound(dir, cert));
+
+	CHECK_INT(pub_new(dir, &p), 0);
+	publish_ok(p, make_table(4, NULL, 0, false, -1, -1), false);
+	CHECK_INT(publisher_stats(p)->shards_written, 1);
+	CHECK(shard_sound(dir, cert));
+	publisher_free(p);
+	rm_rf(dir);
+}
+
 int main(void)
 {
 	test_v1();
@@ -964,6 +1055,8 @@ int main(void)
 		test_v2_gc();
 		test_v2_cert_digest();
 		test_v2_release_pems();
+		test_v2_restart_repairs();
+		test_v2_restart_backends();
 	}
 	return check_finish("publish_test");
 }
