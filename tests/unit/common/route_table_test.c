@@ -9,6 +9,7 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <stdbool.h>
+#include <pthread.h>
 #include <stdlib.h>
 
 static void test_defaults(void)
@@ -1296,8 +1297,38 @@ static void test_index_lists(void)
 	free(text);
 }
 
+/* Shard ids are the SHA-256 of the bytes, in lowercase hex (FIPS 180-2
+ * test vectors), from threads at once too. */
+static void *shard_ids(void *arg)
+{
+	char id[ROUTE_SHARD_ID_LEN + 1];
+	for (int i = 0; i < 1000; i++) {
+		route_shard_id("abc", 3, id);
+		if (strcmp(id,
+		           "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad") != 0)
+			*(int *)arg = 1;
+	}
+	return NULL;
+}
+
+static void test_shard_id(void)
+{
+	char id[ROUTE_SHARD_ID_LEN + 1];
+	route_shard_id("", 0, id);
+	CHECK_STR(id, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+	int bad[4] = {0};
+	pthread_t t[4];
+	for (int i = 0; i < 4; i++)
+		CHECK_INT(pthread_create(&t[i], NULL, shard_ids, &bad[i]), 0);
+	for (int i = 0; i < 4; i++) {
+		pthread_join(t[i], NULL);
+		CHECK_INT(bad[i], 0);
+	}
+}
+
 int main(void)
 {
+	test_shard_id();
 	test_defaults();
 	test_minimal();
 	test_refusals();
