@@ -43,7 +43,9 @@
 #define IDLE_CHAN_MS 5000u      /* ... this long at most (far below any keep-alive timeout) */
 #define LINGER_MS 2000u
 #define LINGER_MAX (1024u * 1024u)
-#define SPARE_STREAMS 128u /* freed streams a worker keeps (5 KiB each) */
+#define SPARE_STREAMS 128u     /* freed streams a worker keeps (5 KiB each) */
+#define HEAD_NV_STACK 64u      /* an answer's fields (and :status) made into HEADERS ... */
+#define HEAD_NAMES_STACK 2048u /* ... and their names' bytes, without an allocation */
 
 static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
@@ -60,7 +62,11 @@ struct h2_stream {
 	bool gone;    /* nghttp2 closed the stream: only the free is due */
 	bool opened;  /* counted in nstreams (handed to the data path) */
 	bool pending; /* the head is made; the data path is asked after this read */
-	/* the request as it arrives */
+	/* the request as it arrives: the pseudo-header values, NUL-terminated
+	 * in pseudo (pseudo_at[i]: offset + 1, 0 while absent), pointed at by
+	 * method... once the head is whole (pseudo no longer moves then) */
+	struct buf pseudo;
+	size_t pseudo_at[5];
 	char *method, *scheme, *authority, *path, *protocol;
 	struct buf fields; /* regular header lines, HTTP/1.1 form */
 	struct buf cookie; /* cookie crumbs joined with "; " */
@@ -126,11 +132,7 @@ bool h2_is_preface(const char *buf, size_t n)
 static void free_stream(struct loop_defer *d)
 {
 	struct h2_stream *st = d->data;
-	free(st->method);
-	free(st->scheme);
-	free(st->authority);
-	free(st->path);
-	free(st->protocol);
+	buf_free(&st->pseudo);
 	buf_free(&st->fields);
 	buf_free(&st->cookie);
 	buf_free(&st->up);
@@ -322,13 +324,15 @@ static int submit_head(struct h2_stream *st)
 		names += r->headers[i].name_len;
 		trailers_only |= no_body && http_name_is(&r->headers[i], "grpc-status");
 	}
-	nghttp2_nv *nv = calloc(r->nheaders + 1, sizeof(*nv));
-	char *lower = malloc(names + 1);
-	if (!nv || !lower) {
-		free(nv);
-		free(lower);
-		return WEIR_ENOMEM;
-	}
+	/* a usual answer's fields fit on the stack; nghttp2 copies them */
+	nghttp2_nv nv_stack[HEAD_NV_STACK];
+	char lower_stack[HEAD_NAMES_STACK];
+	nghttp2_nv *nv =
+	    r->nheaders < HEAD_NV_STACK ? nv_stack : malloc((r->nheaders + 1) * sizeof(*nv));
+	char *lower = names < sizeof(lower_stack) ? lower_stack : malloc(names + 1);
+	int rc = WEIR_ENOMEM;
+	if (!nv || !lower)
+		goto out;
 	char code[4];
 	status_digits(code, upgraded ? 200 : r->status);
 	size_t k = 0, at = 0;
@@ -350,13 +354,18 @@ static int submit_head(struct h2_stream *st)
 		at += h->name_len;
 	}
 	nghttp2_data_provider prd = {.source = {.ptr = st}, .read_callback = body_source};
-	int rc = nghttp2_submit_response(st->s->ng, st->id, nv, k, no_body ? NULL : &prd);
-	free(nv);
-	free(lower);
+	rc = nghttp2_submit_response(st->s->ng, st->id, nv, k, no_body ? NULL : &prd) == 0
+	         ? 0
+	         : WEIR_EIO;
 	st->answered = true;
 	if (no_body)
 		st->body_end = true;
-	return rc == 0 ? 0 : WEIR_EIO;
+out:
+	if (nv != nv_stack)
+		free(nv);
+	if (lower != lower_stack)
+		free(lower);
+	return rc;
 }
 
 static int body_sink(void *data, const char *p, size_t len)
@@ -538,16 +547,6 @@ static void on_stream_io(struct loop_io *io, uint32_t events)
 
 /* ---- the request head ---- */
 
-static char *dup_n(const uint8_t *p, size_t n)
-{
-	char *d = malloc(n + 1);
-	if (d) {
-		memcpy(d, p, n);
-		d[n] = '\0';
-	}
-	return d;
-}
-
 static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *frame, void *ud)
 {
 	struct h2_session *s = ud;
@@ -567,6 +566,7 @@ static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *frame, voi
 	st->id = frame->hd.stream_id;
 	st->fd = -1;
 	st->io.fd = -1;
+	buf_init(&st->pseudo, s->lim.max_header_bytes + 1024u);
 	buf_init(&st->fields, s->lim.max_header_bytes + 1024u);
 	buf_init(&st->cookie, s->lim.max_header_bytes + 1024u);
 	buf_init(&st->up, s->lim.max_header_bytes * 2u + STREAM_WINDOW + 4096u);
@@ -599,24 +599,27 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *frame, const uint
 		st->refuse = 431;
 		return 0;
 	}
-	char **pseudo = NULL;
 	if (namelen > 0 && name[0] == ':') {
+		int k = -1;
 		if (namelen == 7 && memcmp(name, ":method", 7) == 0)
-			pseudo = &st->method;
+			k = 0;
 		else if (namelen == 7 && memcmp(name, ":scheme", 7) == 0)
-			pseudo = &st->scheme;
+			k = 1;
 		else if (namelen == 10 && memcmp(name, ":authority", 10) == 0)
-			pseudo = &st->authority;
+			k = 2;
 		else if (namelen == 5 && memcmp(name, ":path", 5) == 0)
-			pseudo = &st->path;
+			k = 3;
 		else if (namelen == 9 && memcmp(name, ":protocol", 9) == 0)
-			pseudo = &st->protocol;
-		if (!pseudo)
+			k = 4;
+		if (k < 0)
 			return 0;
-		free(*pseudo);
-		*pseudo = dup_n(value, valuelen);
-		if (!*pseudo)
+		size_t at = buf_len(&st->pseudo);
+		if (buf_append(&st->pseudo, value, valuelen) != 0 ||
+		    buf_append(&st->pseudo, "", 1) != 0) {
 			st->refuse = 500;
+			return 0;
+		}
+		st->pseudo_at[k] = at + 1;
 		return 0;
 	}
 	if (namelen == 6 && memcmp(name, "cookie", 6) == 0) {
@@ -647,6 +650,9 @@ static int append_str(struct buf *b, const char *s)
  * to answer instead. */
 static int build_head(struct h2_stream *st, bool end_stream)
 {
+	char **views[5] = {&st->method, &st->scheme, &st->authority, &st->path, &st->protocol};
+	for (int k = 0; k < 5; k++)
+		*views[k] = st->pseudo_at[k] ? st->pseudo.data + st->pseudo_at[k] - 1 : NULL;
 	if (st->refuse)
 		return st->refuse;
 	bool connect = st->method && strcmp(st->method, "CONNECT") == 0;
