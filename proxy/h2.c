@@ -1188,7 +1188,9 @@ int h2_start(struct h2_worker *w, struct tls_sock *client, const char *preread, 
 	nghttp2_option_set_stream_reset_rate_limit(opt, 1000, 33);
 	nghttp2_option_set_max_outbound_ack(opt, 1000);
 	nghttp2_option_set_max_settings(opt, 32);
-	if (nghttp2_session_server_new2(&s->ng, cb, s, opt) != 0)
+	nghttp2_mem mem; /* copied into the session */
+	h2_mem_init(&w->mem, &mem);
+	if (nghttp2_session_server_new3(&s->ng, cb, s, opt, &mem) != 0)
 		goto fail;
 	nghttp2_session_callbacks_del(cb);
 	nghttp2_option_del(opt);
@@ -1258,4 +1260,5 @@ void h2_close_all(struct h2_worker *w)
 void h2_worker_cleanup(struct h2_worker *w)
 {
 	spare_cleanup(&w->streams);
+	h2_mem_cleanup(&w->mem);
 }
