@@ -236,12 +236,22 @@ static void answer_status(struct h2_stream *st, int status)
 
 bool h2_hop_by_hop(const char *name, size_t len)
 {
-	static const char *const names[] = {"connection",        "keep-alive", "proxy-connection",
-	                                    "transfer-encoding", "upgrade",    "te"};
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if (strlen(names[i]) == len && strncasecmp(names[i], name, len) == 0)
-			return true;
-	return false;
+	/* by length first: every field of every answer comes through here */
+	switch (len) {
+	case 2:
+		return strncasecmp(name, "te", 2) == 0;
+	case 7:
+		return strncasecmp(name, "upgrade", 7) == 0;
+	case 10:
+		return strncasecmp(name, "connection", 10) == 0 ||
+		       strncasecmp(name, "keep-alive", 10) == 0;
+	case 16:
+		return strncasecmp(name, "proxy-connection", 16) == 0;
+	case 17:
+		return strncasecmp(name, "transfer-encoding", 17) == 0;
+	default:
+		return false;
+	}
 }
 
 /* The answer's trailer lines ("name: value\r\n"...) as a trailing HEADERS
