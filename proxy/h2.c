@@ -64,7 +64,8 @@ struct h2_stream {
 	bool pending; /* the head is made; the data path is asked after this read */
 	/* the request as it arrives: the pseudo-header values, NUL-terminated
 	 * in pseudo (pseudo_at[i]: offset + 1, 0 while absent), pointed at by
-	 * method... once the head is whole (pseudo no longer moves then) */
+	 * method... from the head's end (pseudo no longer moves then) until its
+	 * HTTP/1.1 form is made (stream_head) */
 	struct buf pseudo;
 	size_t pseudo_at[5];
 	char *method, *scheme, *authority, *path, *protocol;
@@ -120,6 +121,7 @@ static void session_progress(struct h2_session *s);
 static void session_soon(struct h2_session *s);
 static void stream_progress(struct h2_stream *st);
 static void stream_release_chan(struct h2_stream *st);
+static void stream_refuse(struct h2_stream *st, int status);
 
 bool h2_is_preface(const char *buf, size_t n)
 {
@@ -768,22 +770,31 @@ static void stream_release_chan(struct h2_stream *st)
 static void stream_head(struct h2_stream *st, bool end_stream)
 {
 	int status = build_head(st, end_stream);
-	if (status != 0) {
-		const struct h2_host *h = &st->s->host;
-		struct h2_refusal r = {
-		    .method = st->method,
-		    .path = st->path,
-		    .authority = st->authority,
-		    .status = status,
-		    .header_bytes = st->hbytes,
-		};
-		if (h->refused)
-			h->refused(h->data, &r);
-		answer_status(st, status);
-		return;
-	}
-	st->pending = true;
-	st->req_ended = end_stream;
+	if (status != 0)
+		stream_refuse(st, status);
+	else
+		st->pending = true;
+	st->req_ended = status == 0 && end_stream;
+	/* the pseudo-header values are not read after this: their buffer
+	 * serves the next stream's head while this one is in flight */
+	st->method = st->scheme = st->authority = st->path = st->protocol = NULL;
+	buf_free(&st->pseudo);
+}
+
+/* The stream's head is refused with status: logged, then answered here. */
+static void stream_refuse(struct h2_stream *st, int status)
+{
+	const struct h2_host *h = &st->s->host;
+	struct h2_refusal r = {
+	    .method = st->method,
+	    .path = st->path,
+	    .authority = st->authority,
+	    .status = status,
+	    .header_bytes = st->hbytes,
+	};
+	if (h->refused)
+		h->refused(h->data, &r);
+	answer_status(st, status);
 }
 
 /* A tunnel's socket pair, its other end handed to the data path. */
