@@ -43,7 +43,9 @@
 #define IDLE_CHAN_MS 5000u      /* ... this long at most (far below any keep-alive timeout) */
 #define LINGER_MS 2000u
 #define LINGER_MAX (1024u * 1024u)
-#define SPARE_STREAMS 128u /* freed streams a worker keeps (5 KiB each) */
+#define SPARE_STREAMS 128u     /* freed streams a worker keeps (5 KiB each) */
+#define HEAD_NV_STACK 64u      /* an answer's fields (and :status) made into HEADERS ... */
+#define HEAD_NAMES_STACK 2048u /* ... and their names' bytes, without an allocation */
 
 static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
@@ -60,7 +62,12 @@ struct h2_stream {
 	bool gone;    /* nghttp2 closed the stream: only the free is due */
 	bool opened;  /* counted in nstreams (handed to the data path) */
 	bool pending; /* the head is made; the data path is asked after this read */
-	/* the request as it arrives */
+	/* the request as it arrives: the pseudo-header values, NUL-terminated
+	 * in pseudo (pseudo_at[i]: offset + 1, 0 while absent), pointed at by
+	 * method... from the head's end (pseudo no longer moves then) until its
+	 * HTTP/1.1 form is made (stream_head) */
+	struct buf pseudo;
+	size_t pseudo_at[5];
 	char *method, *scheme, *authority, *path, *protocol;
 	struct buf fields; /* regular header lines, HTTP/1.1 form */
 	struct buf cookie; /* cookie crumbs joined with "; " */
@@ -114,6 +121,7 @@ static void session_progress(struct h2_session *s);
 static void session_soon(struct h2_session *s);
 static void stream_progress(struct h2_stream *st);
 static void stream_release_chan(struct h2_stream *st);
+static void stream_refuse(struct h2_stream *st, int status);
 
 bool h2_is_preface(const char *buf, size_t n)
 {
@@ -126,11 +134,7 @@ bool h2_is_preface(const char *buf, size_t n)
 static void free_stream(struct loop_defer *d)
 {
 	struct h2_stream *st = d->data;
-	free(st->method);
-	free(st->scheme);
-	free(st->authority);
-	free(st->path);
-	free(st->protocol);
+	buf_free(&st->pseudo);
 	buf_free(&st->fields);
 	buf_free(&st->cookie);
 	buf_free(&st->up);
@@ -234,12 +238,22 @@ static void answer_status(struct h2_stream *st, int status)
 
 bool h2_hop_by_hop(const char *name, size_t len)
 {
-	static const char *const names[] = {"connection",        "keep-alive", "proxy-connection",
-	                                    "transfer-encoding", "upgrade",    "te"};
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if (strlen(names[i]) == len && strncasecmp(names[i], name, len) == 0)
-			return true;
-	return false;
+	/* by length first: every field of every answer comes through here */
+	switch (len) {
+	case 2:
+		return strncasecmp(name, "te", 2) == 0;
+	case 7:
+		return strncasecmp(name, "upgrade", 7) == 0;
+	case 10:
+		return strncasecmp(name, "connection", 10) == 0 ||
+		       strncasecmp(name, "keep-alive", 10) == 0;
+	case 16:
+		return strncasecmp(name, "proxy-connection", 16) == 0;
+	case 17:
+		return strncasecmp(name, "transfer-encoding", 17) == 0;
+	default:
+		return false;
+	}
 }
 
 /* The answer's trailer lines ("name: value\r\n"...) as a trailing HEADERS
@@ -322,13 +336,15 @@ static int submit_head(struct h2_stream *st)
 		names += r->headers[i].name_len;
 		trailers_only |= no_body && http_name_is(&r->headers[i], "grpc-status");
 	}
-	nghttp2_nv *nv = calloc(r->nheaders + 1, sizeof(*nv));
-	char *lower = malloc(names + 1);
-	if (!nv || !lower) {
-		free(nv);
-		free(lower);
-		return WEIR_ENOMEM;
-	}
+	/* a usual answer's fields fit on the stack; nghttp2 copies them */
+	nghttp2_nv nv_stack[HEAD_NV_STACK];
+	char lower_stack[HEAD_NAMES_STACK];
+	nghttp2_nv *nv =
+	    r->nheaders < HEAD_NV_STACK ? nv_stack : malloc((r->nheaders + 1) * sizeof(*nv));
+	char *lower = names < sizeof(lower_stack) ? lower_stack : malloc(names + 1);
+	int rc = WEIR_ENOMEM;
+	if (!nv || !lower)
+		goto out;
 	char code[4];
 	status_digits(code, upgraded ? 200 : r->status);
 	size_t k = 0, at = 0;
@@ -350,13 +366,18 @@ static int submit_head(struct h2_stream *st)
 		at += h->name_len;
 	}
 	nghttp2_data_provider prd = {.source = {.ptr = st}, .read_callback = body_source};
-	int rc = nghttp2_submit_response(st->s->ng, st->id, nv, k, no_body ? NULL : &prd);
-	free(nv);
-	free(lower);
+	rc = nghttp2_submit_response(st->s->ng, st->id, nv, k, no_body ? NULL : &prd) == 0
+	         ? 0
+	         : WEIR_EIO;
 	st->answered = true;
 	if (no_body)
 		st->body_end = true;
-	return rc == 0 ? 0 : WEIR_EIO;
+out:
+	if (nv != nv_stack)
+		free(nv);
+	if (lower != lower_stack)
+		free(lower);
+	return rc;
 }
 
 static int body_sink(void *data, const char *p, size_t len)
@@ -538,16 +559,6 @@ static void on_stream_io(struct loop_io *io, uint32_t events)
 
 /* ---- the request head ---- */
 
-static char *dup_n(const uint8_t *p, size_t n)
-{
-	char *d = malloc(n + 1);
-	if (d) {
-		memcpy(d, p, n);
-		d[n] = '\0';
-	}
-	return d;
-}
-
 static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *frame, void *ud)
 {
 	struct h2_session *s = ud;
@@ -567,6 +578,7 @@ static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *frame, voi
 	st->id = frame->hd.stream_id;
 	st->fd = -1;
 	st->io.fd = -1;
+	buf_init(&st->pseudo, s->lim.max_header_bytes + 1024u);
 	buf_init(&st->fields, s->lim.max_header_bytes + 1024u);
 	buf_init(&st->cookie, s->lim.max_header_bytes + 1024u);
 	buf_init(&st->up, s->lim.max_header_bytes * 2u + STREAM_WINDOW + 4096u);
@@ -599,24 +611,27 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *frame, const uint
 		st->refuse = 431;
 		return 0;
 	}
-	char **pseudo = NULL;
 	if (namelen > 0 && name[0] == ':') {
+		int k = -1;
 		if (namelen == 7 && memcmp(name, ":method", 7) == 0)
-			pseudo = &st->method;
+			k = 0;
 		else if (namelen == 7 && memcmp(name, ":scheme", 7) == 0)
-			pseudo = &st->scheme;
+			k = 1;
 		else if (namelen == 10 && memcmp(name, ":authority", 10) == 0)
-			pseudo = &st->authority;
+			k = 2;
 		else if (namelen == 5 && memcmp(name, ":path", 5) == 0)
-			pseudo = &st->path;
+			k = 3;
 		else if (namelen == 9 && memcmp(name, ":protocol", 9) == 0)
-			pseudo = &st->protocol;
-		if (!pseudo)
+			k = 4;
+		if (k < 0)
 			return 0;
-		free(*pseudo);
-		*pseudo = dup_n(value, valuelen);
-		if (!*pseudo)
+		size_t at = buf_len(&st->pseudo);
+		if (buf_append(&st->pseudo, value, valuelen) != 0 ||
+		    buf_append(&st->pseudo, "", 1) != 0) {
 			st->refuse = 500;
+			return 0;
+		}
+		st->pseudo_at[k] = at + 1;
 		return 0;
 	}
 	if (namelen == 6 && memcmp(name, "cookie", 6) == 0) {
@@ -647,6 +662,9 @@ static int append_str(struct buf *b, const char *s)
  * to answer instead. */
 static int build_head(struct h2_stream *st, bool end_stream)
 {
+	char **views[5] = {&st->method, &st->scheme, &st->authority, &st->path, &st->protocol};
+	for (int k = 0; k < 5; k++)
+		*views[k] = st->pseudo_at[k] ? st->pseudo.data + st->pseudo_at[k] - 1 : NULL;
 	if (st->refuse)
 		return st->refuse;
 	bool connect = st->method && strcmp(st->method, "CONNECT") == 0;
@@ -752,22 +770,31 @@ static void stream_release_chan(struct h2_stream *st)
 static void stream_head(struct h2_stream *st, bool end_stream)
 {
 	int status = build_head(st, end_stream);
-	if (status != 0) {
-		const struct h2_host *h = &st->s->host;
-		struct h2_refusal r = {
-		    .method = st->method,
-		    .path = st->path,
-		    .authority = st->authority,
-		    .status = status,
-		    .header_bytes = st->hbytes,
-		};
-		if (h->refused)
-			h->refused(h->data, &r);
-		answer_status(st, status);
-		return;
-	}
-	st->pending = true;
-	st->req_ended = end_stream;
+	if (status != 0)
+		stream_refuse(st, status);
+	else
+		st->pending = true;
+	st->req_ended = status == 0 && end_stream;
+	/* the pseudo-header values are not read after this: their buffer
+	 * serves the next stream's head while this one is in flight */
+	st->method = st->scheme = st->authority = st->path = st->protocol = NULL;
+	buf_free(&st->pseudo);
+}
+
+/* The stream's head is refused with status: logged, then answered here. */
+static void stream_refuse(struct h2_stream *st, int status)
+{
+	const struct h2_host *h = &st->s->host;
+	struct h2_refusal r = {
+	    .method = st->method,
+	    .path = st->path,
+	    .authority = st->authority,
+	    .status = status,
+	    .header_bytes = st->hbytes,
+	};
+	if (h->refused)
+		h->refused(h->data, &r);
+	answer_status(st, status);
 }
 
 /* A tunnel's socket pair, its other end handed to the data path. */
@@ -1182,7 +1209,9 @@ int h2_start(struct h2_worker *w, struct tls_sock *client, const char *preread, 
 	nghttp2_option_set_stream_reset_rate_limit(opt, 1000, 33);
 	nghttp2_option_set_max_outbound_ack(opt, 1000);
 	nghttp2_option_set_max_settings(opt, 32);
-	if (nghttp2_session_server_new2(&s->ng, cb, s, opt) != 0)
+	nghttp2_mem mem; /* copied into the session */
+	h2_mem_init(&w->mem, &mem);
+	if (nghttp2_session_server_new3(&s->ng, cb, s, opt, &mem) != 0)
 		goto fail;
 	nghttp2_session_callbacks_del(cb);
 	nghttp2_option_del(opt);
@@ -1252,4 +1281,5 @@ void h2_close_all(struct h2_worker *w)
 void h2_worker_cleanup(struct h2_worker *w)
 {
 	spare_cleanup(&w->streams);
+	h2_mem_cleanup(&w->mem);
 }

@@ -19,6 +19,7 @@
 #include <nghttp2/nghttp2.h>
 
 #include "buf.h"
+#include "h2mem.h"
 #include "loop.h"
 #include "spare.h"
 #include "tls.h"
@@ -31,6 +32,7 @@ struct h2_worker {
 	struct h2_session *head;
 	size_t count;         /* live sessions */
 	struct spare streams; /* freed streams, for the next ones */
+	struct h2_mem mem;    /* nghttp2's small blocks, for the next ones */
 };
 
 struct h2_limits {

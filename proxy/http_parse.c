@@ -1,4 +1,5 @@
 /* proxy/http_parse.c - strict HTTP/1.1 head scan + llhttp glue. */
+#include <stddef.h>
 #include <string.h>
 #include <strings.h>
 
@@ -186,12 +187,26 @@ void http_parse_init(struct http_parse *hp, bool response, bool head_request)
 	hp->head_request = head_request;
 }
 
+/* A byte the head scan looks at: a control byte but tab (CR and LF
+ * included), or DEL. */
+static bool scan_special(unsigned char c)
+{
+	return (c < 0x20 && c != '\t') || c == 0x7f;
+}
+
 long http_parse_scan_head(struct http_parse *hp, const char *buf, size_t len, size_t max_bytes)
 {
 	size_t i = hp->scanned;
 	for (; i < len; i++) {
 		unsigned char c = (unsigned char)buf[i];
 		unsigned char prev = i > 0 ? (unsigned char)buf[i - 1] : 0;
+		if (prev != '\r' && prev != '\n' && !scan_special(c)) {
+			/* inside a line: no check below can fail before the next
+			 * control byte (CR and LF included) */
+			while (i + 1 < len && !scan_special((unsigned char)buf[i + 1]))
+				i++;
+			continue;
+		}
 		if (prev == '\r' && c != '\n')
 			return -400; /* bare CR */
 		if (c == '\n') {
@@ -249,7 +264,11 @@ static int run_head(struct http_parse *hp, const char *buf, size_t head_len)
 int http_parse_request_head(struct http_parse *hp, const char *buf, size_t head_len,
                             struct http_request *req)
 {
-	memset(req, 0, sizeof(*req));
+	/* All but the header array (4 KiB) is zeroed: a header is read only
+	 * below nheaders, and the parse writes each one it counts. */
+	size_t a = offsetof(struct http_request, headers), b = a + sizeof(req->headers);
+	memset(req, 0, a);
+	memset((char *)req + b, 0, sizeof(*req) - b);
 	req->content_length = -1;
 	hp->req = req;
 	hp->headers = req->headers;
@@ -307,7 +326,9 @@ int http_parse_request_head(struct http_parse *hp, const char *buf, size_t head_
 int http_parse_response_head(struct http_parse *hp, const char *buf, size_t head_len,
                              struct http_response *resp)
 {
-	memset(resp, 0, sizeof(*resp));
+	size_t a = offsetof(struct http_response, headers), b = a + sizeof(resp->headers);
+	memset(resp, 0, a); /* as for a request head */
+	memset((char *)resp + b, 0, sizeof(*resp) - b);
 	resp->content_length = -1;
 	hp->resp = resp;
 	hp->headers = resp->headers;

@@ -2804,7 +2804,11 @@ static void conn_arm_timer(struct conn *c)
 		loop_timer_cancel(c->w->loop, &c->timer);
 		return;
 	}
-	if (loop_timer_armed(&c->timer) && c->timer.deadline == d)
+	/* A later deadline keeps the armed timer: when it fires, on_conn_timer
+	 * sees the deadline ahead and arms for it then. A connection's deadline
+	 * moves at every request (idle, header, upstream I/O), and moving a
+	 * heap entry each time costs more than one early wake per timeout. */
+	if (loop_timer_armed(&c->timer) && c->timer.deadline <= d)
 		return;
 	uint64_t now = loop_now(c->w->loop);
 	if (loop_timer_set(c->w->loop, &c->timer, d > now ? d - now : 0) != 0)

@@ -398,8 +398,74 @@ static void test_long_line(void)
 	CHECK_INT(http_parse_long_line(h, n, 1), 414);
 }
 
+/* The head scan byte by byte, as the rules read: what the scan's skip over
+ * plain bytes must agree with on every input and every split of it. */
+static long scan_reference(const char *buf, size_t len, size_t max_bytes)
+{
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)buf[i];
+		unsigned char prev = i > 0 ? (unsigned char)buf[i - 1] : 0;
+		if (prev == '\r' && c != '\n')
+			return -400;
+		if (c == '\n') {
+			if (prev != '\r' || i == 1)
+				return -400;
+			if (i >= 3 && buf[i - 2] == '\n' && buf[i - 3] == '\r')
+				return i + 1 > max_bytes ? -431 : (long)(i + 1);
+			continue;
+		}
+		if ((c == ' ' || c == '\t') && prev == '\n')
+			return -400;
+		if ((c < 0x20 && c != '\t' && c != '\r') || c == 0x7f)
+			return -400;
+	}
+	return len > max_bytes ? -431 : 0;
+}
+
+static void test_scan_agrees(void)
+{
+	/* heads made of bytes that matter to the rules, and plain ones */
+	static const char alphabet[] = "\r\n\r\n \tab:\x7f\x01\x80";
+	unsigned seed = 12345;
+	char raw[64];
+	int mismatches = 0, heads = 0, errors = 0;
+	for (int t = 0; t < 200000; t++) {
+		size_t len = 1 + (seed = seed * 1103515245u + 12345u) % sizeof(raw);
+		for (size_t i = 0; i < len; i++) {
+			seed = seed * 1103515245u + 12345u;
+			unsigned r = (seed >> 16) % 6;
+			if (r <= 1 && i + 1 < len) { /* a line end, most often as it should be */
+				raw[i++] = '\r';
+				raw[i] = '\n';
+			} else {
+				raw[i] = r == 2 ? alphabet[(seed >> 20) % (sizeof(alphabet) - 1)]
+				                : (char)('A' + (seed >> 20) % 26);
+			}
+		}
+		size_t max = 8 + (seed >> 8) % 64;
+		long want = scan_reference(raw, len, max);
+		heads += want > 0;
+		errors += want < 0;
+		/* whole, and in two calls split anywhere (the scan resumes) */
+		struct http_parse hp;
+		http_parse_init(&hp, false, false);
+		mismatches += http_parse_scan_head(&hp, raw, len, max) != want;
+		size_t cut = (seed >> 4) % (len + 1);
+		long first = scan_reference(raw, cut, max);
+		http_parse_init(&hp, false, false);
+		long got = http_parse_scan_head(&hp, raw, cut, max);
+		mismatches += got != first;
+		if (got == 0)
+			mismatches += http_parse_scan_head(&hp, raw, len, max) != want;
+	}
+	CHECK_INT(mismatches, 0);
+	CHECK(heads > 100);
+	CHECK(errors > 100);
+}
+
 int main(void)
 {
+	test_scan_agrees();
 	test_valid();
 	test_long_line();
 	test_smuggling();
