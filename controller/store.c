@@ -55,14 +55,51 @@ json_object *store_get(json_object *obj)
 	return obj;
 }
 
+/* A kind's objects as snapshots see them: made by the first snapshot
+ * after the kind changed and shared by every snapshot until the next
+ * change, so a snapshot after an EndpointSlice change takes references
+ * to the slices only, not to every object of every kind. */
+struct store_frozen {
+	size_t users; /* under refs_lock: snapshots, and the store's cache */
+	size_t n;
+	json_object **objs; /* one reference each, held by the frozen list */
+	const char **ns, **names;
+};
+
 struct store {
 	pthread_mutex_t lock;
 	struct kind_list kinds[STORE_KIND_COUNT];
+	struct store_frozen *frozen[STORE_KIND_COUNT]; /* NULL: changed since */
 	void (*notify)(void *arg);
 	void *notify_arg;
 	store_relevant_cb relevant;
 	void *relevant_arg;
 };
+
+/* Let go of a frozen list (refs_lock held): freed with its last user. */
+static void frozen_release(struct store_frozen *f)
+{
+	if (!f || --f->users)
+		return;
+	for (size_t i = 0; i < f->n; i++)
+		json_object_put(f->objs[i]);
+	free(f->objs);
+	free(f->ns);
+	free(f->names);
+	free(f);
+}
+
+/* The kind changed: its cached frozen list is for past snapshots only
+ * (s->lock held). */
+static void thaw(struct store *s, int kind)
+{
+	if (!s->frozen[kind])
+		return;
+	pthread_mutex_lock(&refs_lock);
+	frozen_release(s->frozen[kind]);
+	pthread_mutex_unlock(&refs_lock);
+	s->frozen[kind] = NULL;
+}
 
 static void *xmalloc(size_t n)
 {
@@ -546,8 +583,10 @@ void store_free(struct store *s)
 {
 	if (!s)
 		return;
-	for (int k = 0; k < STORE_KIND_COUNT; k++)
+	for (int k = 0; k < STORE_KIND_COUNT; k++) {
+		thaw(s, k);
 		list_clear(&s->kinds[k]);
+	}
 	pthread_mutex_destroy(&s->lock);
 	free(s);
 }
@@ -590,6 +629,7 @@ int store_upsert(struct store *s, enum store_kind kind, json_object *obj)
 	bool relevant = !s->relevant ||
 	                s->relevant(s->relevant_arg, kind, at >= 0 ? l->items[at].obj : NULL, obj);
 	list_put(l, ns, name, obj);
+	thaw(s, kind);
 	pthread_mutex_unlock(&s->lock);
 	if (relevant)
 		notify(s);
@@ -609,6 +649,7 @@ int store_delete(struct store *s, enum store_kind kind, const char *ns, const ch
 		if (s->relevant)
 			relevant = s->relevant(s->relevant_arg, kind, l->items[at].obj, NULL);
 		entry_cleanup(&l->items[at]);
+		thaw(s, kind);
 		memmove(&l->items[at], &l->items[at + 1],
 		        (l->n - (size_t)at - 1) * sizeof(*l->items));
 		l->n--;
@@ -813,6 +854,7 @@ int store_replace_in(struct store *s, enum store_kind kind, const char *scope, j
 		fresh = merged;
 	}
 	s->kinds[kind] = fresh;
+	thaw(s, kind);
 	pthread_mutex_unlock(&s->lock);
 	list_clear(&old);
 	notify(s);
@@ -871,15 +913,27 @@ struct snapshot *store_snapshot(struct store *s)
 	pthread_mutex_lock(&refs_lock);
 	for (int k = 0; k < STORE_KIND_COUNT; k++) {
 		struct kind_list *l = &s->kinds[k];
-		snap->count[k] = l->n;
-		snap->objs[k] = xmalloc(l->n * sizeof(json_object *));
-		snap->ns[k] = xmalloc(l->n * sizeof(char *));
-		snap->names[k] = xmalloc(l->n * sizeof(char *));
-		for (size_t i = 0; i < l->n; i++) {
-			snap->objs[k][i] = json_object_get(l->items[i].obj);
-			snap->ns[k][i] = l->items[i].ns;
-			snap->names[k][i] = l->items[i].name;
+		struct store_frozen *f = s->frozen[k];
+		if (!f) {
+			f = xmalloc(sizeof(*f));
+			f->users = 1; /* the cache's */
+			f->n = l->n;
+			f->objs = xmalloc(l->n * sizeof(json_object *));
+			f->ns = xmalloc(l->n * sizeof(char *));
+			f->names = xmalloc(l->n * sizeof(char *));
+			for (size_t i = 0; i < l->n; i++) {
+				f->objs[i] = json_object_get(l->items[i].obj);
+				f->ns[i] = l->items[i].ns;
+				f->names[i] = l->items[i].name;
+			}
+			s->frozen[k] = f;
 		}
+		f->users++;
+		snap->frozen[k] = f;
+		snap->count[k] = f->n;
+		snap->objs[k] = f->objs;
+		snap->ns[k] = f->ns;
+		snap->names[k] = f->names;
 	}
 	pthread_mutex_unlock(&refs_lock);
 	pthread_mutex_unlock(&s->lock);
@@ -891,11 +945,18 @@ void snapshot_free(struct snapshot *snap)
 	if (!snap)
 		return;
 	pthread_mutex_lock(&refs_lock);
-	for (int k = 0; k < STORE_KIND_COUNT; k++)
+	for (int k = 0; k < STORE_KIND_COUNT; k++) {
+		if (snap->frozen[k]) {
+			frozen_release(snap->frozen[k]);
+			continue;
+		}
 		for (size_t i = 0; i < snap->count[k]; i++)
 			json_object_put(snap->objs[k][i]);
+	}
 	pthread_mutex_unlock(&refs_lock);
 	for (int k = 0; k < STORE_KIND_COUNT; k++) {
+		if (snap->frozen[k])
+			continue;
 		free(snap->objs[k]);
 		free(snap->ns[k]);
 		free(snap->names[k]);
@@ -952,6 +1013,8 @@ bool snapshot_same_except(const struct snapshot *a, const struct snapshot *b, in
 			continue;
 		if (a->count[k] != b->count[k])
 			return false;
+		if (a->objs[k] == b->objs[k])
+			continue; /* one frozen list: the kind did not change */
 		for (size_t i = 0; i < a->count[k]; i++)
 			if (a->objs[k][i] != b->objs[k][i])
 				return false;
@@ -963,6 +1026,8 @@ bool snapshot_diff_kind(const struct snapshot *a, const struct snapshot *b, enum
                         snapshot_diff_cb cb, void *arg)
 {
 	size_t i = 0, j = 0;
+	if (a->objs[k] == b->objs[k] && a->count[k] == b->count[k])
+		return true; /* one frozen list: the kind did not change */
 	while (i < a->count[k] || j < b->count[k]) {
 		if (i < a->count[k] && j < b->count[k] && a->objs[k][i] == b->objs[k][j]) {
 			i++; /* one object is under one key: no need to compare names */

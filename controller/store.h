@@ -119,16 +119,22 @@ void store_set_relevance(struct store *s, store_relevant_cb cb, void *arg);
  * ns[k][i] and names[k][i] are objs[k][i]'s metadata.namespace ("" when
  * absent) and metadata.name, borrowed from that object (read them without a
  * json lookup). A zeroed snapshot is a valid empty one. */
+struct store_frozen;
 struct snapshot {
 	size_t count[STORE_KIND_COUNT];
 	json_object **objs[STORE_KIND_COUNT];
 	const char **ns[STORE_KIND_COUNT];
 	const char **names[STORE_KIND_COUNT];
+	/* store_snapshot's: the kind's arrays, shared with other snapshots
+	 * taken while the kind did not change (read-only). NULL: the arrays
+	 * and a reference to each object are the snapshot's own. */
+	struct store_frozen *frozen[STORE_KIND_COUNT];
 };
 
-/* Take a snapshot: each object gets one more reference, so later store
- * changes do not affect it. Caller frees with snapshot_free(); aborts on
- * OOM. */
+/* Take a snapshot: each object is held (one reference per kind's list,
+ * shared by the snapshots taken while that kind did not change), so later
+ * store changes do not affect it. Caller frees with snapshot_free(); aborts
+ * on OOM. */
 struct snapshot *store_snapshot(struct store *s);
 
 /* Put the snapshot's references and free it. NULL is fine. */

@@ -182,6 +182,43 @@ static void test_share_once(void)
 	store_put(x);
 }
 
+/* Snapshots taken while a kind does not change share its arrays; a change
+ * gives that kind new ones and leaves the others shared; a snapshot
+ * outlives the store. */
+static void test_frozen(void)
+{
+	struct store *s = store_new();
+	store_upsert(s, STORE_INGRESS, obj("a", "i", 1));
+	store_upsert(s, STORE_SERVICE, obj("a", "s", 1));
+	store_upsert(s, STORE_ENDPOINT_SLICE, obj("a", "e", 1));
+	struct snapshot *one = store_snapshot(s), *two = store_snapshot(s);
+	for (int k = 0; k < STORE_KIND_COUNT; k++)
+		CHECK(one->objs[k] == two->objs[k]);
+	store_upsert(s, STORE_ENDPOINT_SLICE, obj("a", "e", 2));
+	struct snapshot *three = store_snapshot(s);
+	CHECK(three->objs[STORE_ENDPOINT_SLICE] != two->objs[STORE_ENDPOINT_SLICE]);
+	CHECK_INT(value_of(three->objs[STORE_ENDPOINT_SLICE][0]), 2);
+	CHECK_INT(value_of(two->objs[STORE_ENDPOINT_SLICE][0]), 1);
+	CHECK(three->objs[STORE_INGRESS] == two->objs[STORE_INGRESS]);
+	CHECK(snapshot_same_except(two, three, STORE_ENDPOINT_SLICE));
+	CHECK(!snapshot_same_except(two, three, -1));
+	snapshot_free(one);
+	CHECK(store_delete(s, STORE_SERVICE, "a", "s") == 0);
+	struct snapshot *four = store_snapshot(s);
+	CHECK_INT(four->count[STORE_SERVICE], 0);
+	CHECK_INT(three->count[STORE_SERVICE], 1);
+	json_object *list[1] = {obj("a", "i", 1)}; /* equal: kept, yet a new list */
+	store_replace(s, STORE_INGRESS, list, 1);
+	struct snapshot *five = store_snapshot(s);
+	CHECK(five->objs[STORE_INGRESS][0] == four->objs[STORE_INGRESS][0]);
+	store_free(s); /* the snapshots still hold their objects */
+	CHECK_INT(value_of(three->objs[STORE_INGRESS][0]), 1);
+	snapshot_free(two);
+	snapshot_free(three);
+	snapshot_free(four);
+	snapshot_free(five);
+}
+
 static void test_shared(void)
 {
 	static const char *const texts[] = {
@@ -280,6 +317,7 @@ int main(void)
 	test_keys();
 	test_shared();
 	test_share_once();
+	test_frozen();
 
 	/* upsert sorts by namespace then name; replace keeps one entry */
 	CHECK_INT(store_upsert(s, STORE_INGRESS, obj("b", "x", 1)), 0);
