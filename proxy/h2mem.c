@@ -3,6 +3,7 @@
  * bigger than the largest class, which goes to malloc and back to free), so
  * that free and realloc, which nghttp2 calls without a size, find it; the
  * prefix keeps the 16-byte alignment malloc gives. */
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,10 +107,48 @@ static void *mem_realloc(void *p, size_t size, void *ud)
 	return q;
 }
 
+/* Sanitized builds (SPARE_KEEP 0): malloc's own blocks of the exact size,
+ * as nghttp2 allocates without us, so that AddressSanitizer sees every
+ * overrun and its quarantine grows no faster than before (a block of a
+ * class is up to twice the size asked for). Sizes past PTRDIFF_MAX are
+ * refused here: the sanitizer would abort on them. */
+static void *plain_malloc(size_t size, void *ud)
+{
+	(void)ud;
+	return size > PTRDIFF_MAX ? NULL : malloc(size);
+}
+
+static void plain_free(void *p, void *ud)
+{
+	(void)ud;
+	free(p);
+}
+
+static void *plain_calloc(size_t nmemb, size_t size, void *ud)
+{
+	(void)ud;
+	if (size && nmemb > PTRDIFF_MAX / size)
+		return NULL;
+	return calloc(nmemb, size);
+}
+
+static void *plain_realloc(void *p, size_t size, void *ud)
+{
+	(void)ud;
+	return size > PTRDIFF_MAX ? NULL : realloc(p, size ? size : 1); /* 0 would free p */
+}
+
 void h2_mem_init(struct h2_mem *m, nghttp2_mem *ng)
 {
 	m->released = false;
 	ng->mem_user_data = m;
+	if (!SPARE_KEEP) {
+		ng->malloc = plain_malloc;
+		ng->free = plain_free;
+		ng->calloc = plain_calloc;
+		ng->realloc = plain_realloc;
+		return;
+	}
 	ng->malloc = mem_malloc;
 	ng->free = mem_free;
 	ng->calloc = mem_calloc;
