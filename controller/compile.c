@@ -3,6 +3,7 @@
  * same snapshot always gives the same table. The control plane may abort on
  * out-of-memory (STYLE.md): allocation failures abort here. */
 #include "compile.h"
+#include "str_hash.h"
 
 #include <arpa/inet.h>
 #include <pthread.h>
@@ -141,19 +142,11 @@ struct strmap {
 	int *vals;
 };
 
-static uint64_t hash_str(const char *s)
-{
-	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-	return h;
-}
-
 static int strmap_get(const struct strmap *m, const char *key)
 {
 	if (!m->cap)
 		return -1;
-	for (size_t i = hash_str(key) & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
+	for (size_t i = str_hash(key) & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
 		if (!m->keys[i])
 			return -1;
 		if (strcmp(m->keys[i], key) == 0)
@@ -174,7 +167,7 @@ static void strmap_put(struct strmap *m, const char *key, int val)
 		free(m->vals);
 		*m = g;
 	}
-	size_t i = hash_str(key) & (m->cap - 1);
+	size_t i = str_hash(key) & (m->cap - 1);
 	while (m->keys[i] && strcmp(m->keys[i], key) != 0)
 		i = (i + 1) & (m->cap - 1);
 	if (!m->keys[i])

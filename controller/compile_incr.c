@@ -1,6 +1,7 @@
 /* controller/compile_incr.c - incremental compile of Ingress changes (see
  * compile_incr.h). */
 #include "compile_incr.h"
+#include "str_hash.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -40,14 +41,6 @@ static char *xstrdup(const char *s)
 	return p;
 }
 
-static uint64_t hash_str(const char *s)
-{
-	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-	return h;
-}
-
 /* ------------------------------------------------------------ string set */
 
 /* Open addressing, owned strings, no removal. */
@@ -60,7 +53,7 @@ static bool sset_has(const struct sset *m, const char *k)
 {
 	if (!m->cap)
 		return false;
-	for (size_t i = hash_str(k) & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
+	for (size_t i = str_hash(k) & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
 		if (!m->keys[i])
 			return false;
 		if (strcmp(m->keys[i], k) == 0)
@@ -76,7 +69,7 @@ static bool sset_add(struct sset *m, const char *k)
 		g.keys = xcalloc(g.cap, sizeof(*g.keys));
 		for (size_t i = 0; i < m->cap; i++)
 			if (m->keys[i]) {
-				size_t j = hash_str(m->keys[i]) & (g.cap - 1);
+				size_t j = str_hash(m->keys[i]) & (g.cap - 1);
 				while (g.keys[j])
 					j = (j + 1) & (g.cap - 1);
 				g.keys[j] = m->keys[i];
@@ -85,7 +78,7 @@ static bool sset_add(struct sset *m, const char *k)
 		free(m->keys);
 		*m = g;
 	}
-	size_t i = hash_str(k) & (m->cap - 1);
+	size_t i = str_hash(k) & (m->cap - 1);
 	for (; m->keys[i]; i = (i + 1) & (m->cap - 1))
 		if (strcmp(m->keys[i], k) == 0)
 			return false;
@@ -145,7 +138,7 @@ static struct hnode *hnode_get(struct compile_incr *s, const char *host, bool cr
 		for (size_t i = 0; i < s->tcap; i++) {
 			if (!s->tab[i].host)
 				continue;
-			size_t j = hash_str(s->tab[i].host) & (ncap - 1);
+			size_t j = str_hash(s->tab[i].host) & (ncap - 1);
 			while (g[j].host)
 				j = (j + 1) & (ncap - 1);
 			g[j] = s->tab[i];
@@ -156,7 +149,7 @@ static struct hnode *hnode_get(struct compile_incr *s, const char *host, bool cr
 	}
 	if (!s->tcap)
 		return NULL;
-	size_t i = hash_str(host) & (s->tcap - 1);
+	size_t i = str_hash(host) & (s->tcap - 1);
 	for (; s->tab[i].host; i = (i + 1) & (s->tcap - 1))
 		if (strcmp(s->tab[i].host, host) == 0)
 			return &s->tab[i];

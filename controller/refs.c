@@ -3,6 +3,7 @@
  * (how many Ingresses, or the settings, name each), updated after each
  * compile from the Ingresses that changed since the last update. */
 #include "refs.h"
+#include "str_hash.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -207,19 +208,11 @@ void refs_add_service(struct refs *r, const char *ns_name)
 	memcpy(r->service, ns_name, strlen(ns_name) + 1);
 }
 
-static uint64_t key_hash(const char *k)
-{
-	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-	for (; *k; k++)
-		h = (h ^ (unsigned char)*k) * 1099511628211ULL;
-	return h;
-}
-
 /* The slot that holds key's entry, or the NULL one at the end of its chain
  * (mu held, buckets allocated). */
 static struct counted **slot(struct refs *r, const char *key)
 {
-	struct counted **c = &r->buckets[key_hash(key) & (r->nbuckets - 1)];
+	struct counted **c = &r->buckets[str_hash(key) & (r->nbuckets - 1)];
 	while (*c && strcmp((*c)->key, key) != 0)
 		c = &(*c)->next;
 	return c;
@@ -240,7 +233,7 @@ static struct counted *count_up(struct refs *r, char *key)
 		for (size_t b = 0; b < nold; b++)
 			for (struct counted *c = old[b], *next; c; c = next) {
 				next = c->next;
-				struct counted **to = &r->buckets[key_hash(c->key) & (nb - 1)];
+				struct counted **to = &r->buckets[str_hash(c->key) & (nb - 1)];
 				c->next = *to;
 				*to = c;
 			}
@@ -263,7 +256,7 @@ static void count_down(struct refs *r, struct counted *c)
 {
 	if (--c->count)
 		return;
-	struct counted **at = &r->buckets[key_hash(c->key) & (r->nbuckets - 1)];
+	struct counted **at = &r->buckets[str_hash(c->key) & (r->nbuckets - 1)];
 	while (*at != c)
 		at = &(*at)->next;
 	*at = c->next;

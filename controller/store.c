@@ -1,6 +1,7 @@
 /* controller/store.c - per-kind sorted arrays under one mutex. Lookups are
  * binary searches; snapshots copy the pointer arrays and take references. */
 #include "store.h"
+#include "str_hash.h"
 
 #include <pthread.h>
 #include <stdbool.h>
@@ -247,14 +248,6 @@ static struct {
 	char **slots; /* KEYS_MAX, NULL: free */
 } keys = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
-static uint64_t key_hash(const char *k)
-{
-	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-	for (; *k; k++)
-		h = (h ^ (unsigned char)*k) * 1099511628211ULL;
-	return h;
-}
-
 /* The interned copy of k, or NULL when k is too long or the table is full.
  * Called with keys.lock held. */
 static const char *key_intern(const char *k)
@@ -266,7 +259,7 @@ static const char *key_intern(const char *k)
 		keys.slots = calloc(KEYS_MAX, sizeof(*keys.slots));
 	if (!keys.slots)
 		return NULL;
-	size_t i = (size_t)key_hash(k) & (KEYS_MAX - 1);
+	size_t i = (size_t)str_hash(k) & (KEYS_MAX - 1);
 	for (; keys.slots[i]; i = (i + 1) & (KEYS_MAX - 1))
 		if (strcmp(keys.slots[i], k) == 0)
 			return keys.slots[i];
@@ -524,7 +517,7 @@ static bool compact(json_object *obj, int depth, bool share, uint64_t *h)
 				json_object_put(v);
 			}
 			pooled = pooled && ok;
-			*h = mix(mix(*h, key_hash(lh_entry_k(e))), (uint64_t)(uintptr_t)c);
+			*h = mix(mix(*h, str_hash(lh_entry_k(e))), (uint64_t)(uintptr_t)c);
 		}
 		break;
 	}
