@@ -489,11 +489,10 @@ static bool same_stat(const struct cached_file *f, const struct stat *st)
 	       f->ctime.tv_sec == st->st_ctim.tv_sec && f->ctime.tv_nsec == st->st_ctim.tv_nsec;
 }
 
-/* Read one file into l->docs (problems into l->diags). */
-static void read_manifest(struct load *l, const char *dir, const char *name)
+/* Read the file name at path into l->docs (problems into l->diags). */
+static void read_manifest(struct load *l, const char *path, const char *name)
 {
-	char path[4096], err[512];
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	char err[512];
 	size_t len;
 	const char *why = NULL;
 	char *text = read_file(path, &len, &why);
@@ -569,7 +568,7 @@ int manifests_load_cached(const char *dir, struct store *s, struct diag_list *di
 			continue;
 		}
 		l.ndocs = 0;
-		read_manifest(&l, dir, names[i]);
+		read_manifest(&l, path, names[i]);
 		for (size_t j = 0; j < l.ndocs; j++) {
 			struct fdoc *fd = &l.docs[j];
 			/* An object equal to the one at its place in the file's
