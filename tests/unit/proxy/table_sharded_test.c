@@ -469,7 +469,7 @@ static void test_id_lists(void)
 #define LISTED_INDEX(bl0)                                                                          \
 	snprintf(json, sizeof(json),                                                               \
 	         "{\"version\":2,\"generation\":%llu,\"host_lists\":[\"%s\",\"%s\"],"              \
-	         "\"backend_lists\":[\"%s\"]}",                                                      \
+	         "\"backend_lists\":[\"%s\"]}",                                                    \
 	         ++generation, hl[0], hl[1], bl0);                                                 \
 	write_file(path, json)
 	LISTED_INDEX(bl[0]);
