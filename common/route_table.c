@@ -116,9 +116,39 @@ void route_policy_init(struct route_policy *p)
 	p->ws_idle_timeout_ms = 3600000;
 	p->drain_window_ms = 30000;
 	p->limit_burst = 5;
-	p->backend_tls.profile = -1;
-	p->error_backend = -1;
 	p->access_log = true;
+}
+
+struct route_policy *route_policy_new(void)
+{
+	struct route_policy *p = malloc(sizeof(*p));
+	if (!p)
+		return NULL;
+	route_policy_init(p);
+	if (!p->cookie.name || !p->cors.allow_origin || !p->cors.allow_methods ||
+	    !p->cors.allow_headers) {
+		route_policy_cleanup(p);
+		free(p);
+		return NULL;
+	}
+	p->refs = 1;
+	return p;
+}
+
+/* Atomic: a proxy's tables may be released on another thread than the one
+ * that loaded them, and tables share policies. */
+struct route_policy *route_policy_ref(struct route_policy *p)
+{
+	__atomic_add_fetch(&p->refs, 1, __ATOMIC_RELAXED);
+	return p;
+}
+
+void route_policy_unref(struct route_policy *p)
+{
+	if (!p || __atomic_sub_fetch(&p->refs, 1, __ATOMIC_ACQ_REL) != 0)
+		return;
+	route_policy_cleanup(p);
+	free(p);
 }
 
 bool route_custom_error_has(const struct route_policy *p, int code)
@@ -325,7 +355,7 @@ static void route_cleanup(struct route *r)
 {
 	free(r->path);
 	free(r->source);
-	route_policy_cleanup(&r->policy);
+	route_policy_unref(r->policy);
 	free(r->canary.by_header);
 	free(r->canary.by_header_value);
 	free(r->canary.by_header_pattern);
@@ -1281,9 +1311,10 @@ static int parse_rewrites(struct parser *p, json_object *obj, const char *path,
 	return 0;
 }
 
-static int parse_policy(struct parser *p, json_object *obj, const char *path,
-                        struct route_policy *pol)
+/* Into r's policy, and r's indexes the policy object holds. */
+static int parse_policy(struct parser *p, json_object *obj, const char *path, struct route *r)
 {
+	struct route_policy *pol = r->policy;
 	int rc, e;
 	int64_t code = pol->redirect_code;
 	int64_t rcode = pol->return_code;
@@ -1327,7 +1358,7 @@ static int parse_policy(struct parser *p, json_object *obj, const char *path,
 	pol->return_code = (uint16_t)rcode;
 	if ((rc = parse_custom_errors(p, obj, path, pol)) != 0 ||
 	    (rc = opt_index(p, obj, path, "error_backend", p->nbackends, true,
-	                    &pol->error_backend)) != 0)
+	                    &r->error_backend)) != 0)
 		return rc;
 	e = (int)pol->affinity;
 	if ((rc = opt_enum(p, obj, path, "affinity", affinity_names, &e)) != 0)
@@ -1427,7 +1458,7 @@ static int parse_policy(struct parser *p, json_object *obj, const char *path,
 		path_key(kp, path, "backend_tls");
 		if ((rc = check_keys(p, sub, kp, backend_tls_keys)) != 0 ||
 		    (rc = opt_index(p, sub, kp, "profile", p->nbackend_tls, true,
-		                    &pol->backend_tls.profile)) != 0 ||
+		                    &r->backend_tls)) != 0 ||
 		    (rc = opt_str(p, sub, kp, "name", STR_NULLABLE, &pol->backend_tls.name)) != 0 ||
 		    (rc = opt_bool(p, sub, kp, "server_name", &pol->backend_tls.server_name)) != 0)
 			return rc;
@@ -1482,12 +1513,12 @@ static const char *const route_keys[] = {"path",   "match",  "backend", "source"
 static int route_init(struct parser *p, const char *path, struct route *r)
 {
 	memset(r, 0, sizeof(*r));
-	route_policy_init(&r->policy);
 	r->backend = -1;
+	r->error_backend = -1;
+	r->backend_tls = -1;
 	r->canary.backend = -1;
 	r->canary.weight_total = 100;
-	if (!r->policy.cookie.name || !r->policy.cors.allow_origin ||
-	    !r->policy.cors.allow_methods || !r->policy.cors.allow_headers)
+	if (!(r->policy = route_policy_new()))
 		return oom(p, path);
 	return str_default(p, path, "", &r->source);
 }
@@ -1517,7 +1548,7 @@ static int parse_route(struct parser *p, json_object *obj, const char *path, siz
 	if (sub) {
 		path_key(kp, path, "policy");
 		p->nbackends = nbackends;
-		if ((rc = parse_policy(p, sub, kp, &r->policy)) != 0)
+		if ((rc = parse_policy(p, sub, kp, r)) != 0)
 			return rc;
 	}
 	if ((rc = opt_object(p, obj, path, "canary", &sub)) != 0)
@@ -3057,8 +3088,8 @@ void route_host_refs(const struct route_host *h, struct route_host_refs *r)
 		const struct route *rt = &h->routes[j];
 		refs_note(rt->backend, &r->backend);
 		refs_note(rt->canary.backend, &r->backend);
-		refs_note(rt->policy.error_backend, &r->backend);
-		refs_note(rt->policy.backend_tls.profile, &r->backend_tls);
+		refs_note(rt->error_backend, &r->backend);
+		refs_note(rt->backend_tls, &r->backend_tls);
 	}
 }
 
@@ -3395,8 +3426,10 @@ static void w_headers(struct writer *w, const char *key, const struct route_head
 	w_close_arr(w, saved);
 }
 
-static void w_policy(struct writer *w, const struct route_policy *p)
+/* r's policy, with r's indexes the policy object holds. */
+static void w_policy(struct writer *w, const struct route *r)
 {
+	const struct route_policy *p = r->policy;
 	const struct route_policy *d = w->def;
 	bool saved, csaved;
 	w_open_lazy(w, "policy", &saved);
@@ -3447,7 +3480,7 @@ static void w_policy(struct writer *w, const struct route_policy *p)
 			}
 		w_close_arr(w, esaved);
 	}
-	w_int_d(w, "error_backend", p->error_backend, -1);
+	w_int_d(w, "error_backend", r->error_backend, -1);
 	if (p->affinity != d->affinity)
 		w_str(w, "affinity", affinity_names[p->affinity == ROUTE_AFFINITY_COOKIE]);
 	if (p->affinity_mode != d->affinity_mode)
@@ -3591,7 +3624,7 @@ static void w_policy(struct writer *w, const struct route_policy *p)
 	w_headers(w, "params", p->fastcgi.params, p->fastcgi.nparams);
 	w_close_lazy(w, csaved);
 	w_open_lazy(w, "backend_tls", &csaved);
-	w_int_d(w, "profile", p->backend_tls.profile, -1);
+	w_int_d(w, "profile", r->backend_tls, -1);
 	w_str_d(w, "name", p->backend_tls.name, NULL);
 	w_bool_d(w, "server_name", p->backend_tls.server_name, false);
 	w_close_lazy(w, csaved);
@@ -3614,7 +3647,7 @@ static void w_route(struct writer *w, const struct route *r)
 	      match_names[r->match == ROUTE_MATCH_REGEX ? 2 : r->match == ROUTE_MATCH_PREFIX]);
 	w_int(w, "backend", r->backend);
 	w_str(w, "source", r->source ? r->source : "");
-	w_policy(w, &r->policy);
+	w_policy(w, r);
 	w_open_lazy(w, "canary", &csaved);
 	w_int_d(w, "backend", r->canary.backend, -1);
 	w_str_d(w, "by_header", r->canary.by_header, NULL);
@@ -3903,14 +3936,14 @@ static void w_table(struct writer *w, const struct route_table *t, const struct 
 	w_close_obj(w, root);
 }
 
-enum w_what { W_TABLE, W_INDEX, W_HOST, W_CERT, W_BACKEND };
+enum w_what { W_TABLE, W_INDEX, W_HOST, W_CERT, W_BACKEND, W_POLICY };
 
 static int serialize(enum w_what what, const void *obj, const struct route_index *ix, char **out,
                      size_t *len)
 {
 	struct route_policy def;
 	struct writer w = {.level = -1, .def = &def};
-	if (what == W_HOST || what == W_CERT || what == W_BACKEND) {
+	if (what == W_HOST || what == W_CERT || what == W_BACKEND || what == W_POLICY) {
 		/* Shards are small and kept by the thousand: start small. */
 		w.cap = 2048;
 		w.buf = malloc(w.cap);
@@ -3933,6 +3966,16 @@ static int serialize(enum w_what what, const void *obj, const struct route_index
 	case W_BACKEND:
 		w_backend(&w, obj);
 		break;
+	case W_POLICY: {
+		/* as a route's "policy" member, without the route's indexes */
+		struct route r = {
+		    .error_backend = -1, .backend_tls = -1, .policy = (struct route_policy *)obj};
+		bool saved;
+		w_open(&w, "{", &saved);
+		w_policy(&w, &r);
+		w_close_obj(&w, saved);
+		break;
+	}
 	}
 	w_raw(&w, "\n", 1);
 	route_policy_cleanup(&def);
@@ -3966,6 +4009,11 @@ int route_index_serialize(const struct route_table *table, const struct route_in
 int route_host_serialize(const struct route_host *host, char **out, size_t *len)
 {
 	return serialize(W_HOST, host, NULL, out, len);
+}
+
+int route_policy_serialize(const struct route_policy *policy, char **out, size_t *len)
+{
+	return serialize(W_POLICY, policy, NULL, out, len);
 }
 
 int route_cert_serialize(const struct route_cert *cert, char **out, size_t *len)

@@ -32,7 +32,8 @@
  *   hosts[].client_auth: {"ca":0,"verify":"on","verify_depth":1,...}.
  * - backend_tls[]: {"name":"ns/secret","verify":true,"verify_depth":1,
  *   "protocols":null,"ciphers":null,"ca_pem":..,"cert_pem":..,"key_pem":..},
- *   referenced by routes[].policy.backend_tls.profile.
+ *   referenced by routes[].policy.backend_tls.profile (struct route's
+ *   backend_tls).
  *
  * Everything a request needs is resolved by the controller before the table
  * is written: annotation defaults, the ssl-redirect decision, the WebSocket
@@ -245,8 +246,6 @@ struct route_auth {
 /* TLS to an HTTPS upstream (proxy-ssl-*): which client profile, and the
  * name verified and sent as SNI. Only read when backend_protocol is HTTPS. */
 struct route_backend_tls {
-	int profile;      /* index into route_table.backend_tls; -1: no verification,
-	                     no client certificate, TLS 1.2 and 1.3 */
 	char *name;       /* NULL: the Host sent upstream (upstream_vhost, else the
 	                     request's host without port, else the endpoint address) */
 	bool server_name; /* send name as SNI (proxy-ssl-server-name, default off) */
@@ -360,10 +359,9 @@ struct route_policy {
 	char *app_root; /* NULL: none; else requests for exactly "/" get 302 here */
 	/* custom-http-errors: bit (code - ROUTE_CUSTOM_ERROR_MIN) is set for each
 	 * code whose answer (from the upstream, or the proxy's own 502/503/504
-	 * when the upstream cannot answer) is replaced by error_backend's answer
+	 * when the upstream cannot answer) is replaced by the route's error_backend's answer
 	 * to a request for "/" carrying X-Code and its companions; none: off */
 	uint64_t custom_errors[ROUTE_CUSTOM_ERROR_WORDS];
-	int error_backend; /* index into backends; -1: such answers become 404 */
 	enum route_affinity affinity;
 	enum route_affinity_mode affinity_mode;
 	struct route_cookie cookie;
@@ -431,14 +429,28 @@ struct route_policy {
 	 * read ahead of the client up to ROUTE_RESPONSE_BUFFER_MAX bytes. */
 	bool request_buffering;
 	bool response_buffering;
+	/* references held by routes (route_policy_new/_ref/_unref); 0 in a
+	 * policy that is not on the heap. Not part of the policy's value. */
+	unsigned refs;
 };
 
+/* A route's indexes into its table's arrays live here, not in its policy,
+ * so that one policy can serve routes of different tables (JSON: the
+ * policy's "error_backend" and "backend_tls":{"profile"}). */
 struct route {
 	char *path; /* Exact/Prefix: begins with '/'; Regex: the pattern */
 	enum route_match match;
-	int backend;  /* index into route_table.backends; -1: none (redirect-only route) */
+	int backend; /* index into route_table.backends; -1: none (redirect-only route) */
+	/* custom-http-errors: index into backends whose answer replaces the
+	 * codes of policy->custom_errors; -1: such answers become 404 */
+	int error_backend;
+	/* index into route_table.backend_tls (used when policy->backend_protocol
+	 * is HTTPS); -1: no verification, no client certificate, TLS 1.2 and 1.3 */
+	int backend_tls;
 	char *source; /* "namespace/name" of the Ingress it came from (logs, metrics) */
-	struct route_policy policy;
+	/* Never NULL in a table. Shared: routes with equal policies may hold the
+	 * same one (route_policy_ref), so nothing changes a policy a table holds. */
+	struct route_policy *policy;
 	struct route_canary canary;
 };
 
@@ -748,6 +760,13 @@ void route_client_auth_cleanup(struct route_client_auth *a);
  * strings are NULL or strdup'd defaults). Release with route_policy_cleanup(). */
 void route_policy_init(struct route_policy *policy);
 void route_policy_cleanup(struct route_policy *policy);
+/* A policy of its own for a route: route_policy_init'ed on the heap, one
+ * reference; NULL when out of memory. */
+struct route_policy *route_policy_new(void);
+/* One more reference to p; returns p. */
+struct route_policy *route_policy_ref(struct route_policy *p);
+/* Drops a reference (NULL: nothing); the last one cleans up and frees p. */
+void route_policy_unref(struct route_policy *p);
 /* custom-http-errors: whether code is in the policy's list; set one code
  * (ROUTE_CUSTOM_ERROR_MIN..MAX, others ignored); whether any is set. */
 bool route_custom_error_has(const struct route_policy *policy, int code);
@@ -884,10 +903,10 @@ void route_cert_cleanup(struct route_cert *c);
 /* The highest index a host refers to in each array of its table (-1:
  * none), so a shard can be checked against a new index in O(1). */
 struct route_host_refs {
-	int backend; /* routes[].backend, routes[].canary.backend, routes[].policy.error_backend */
+	int backend; /* routes[].backend, routes[].canary.backend, routes[].error_backend */
 	int cert;
 	int ca;          /* client_auth.ca */
-	int backend_tls; /* routes[].policy.backend_tls.profile */
+	int backend_tls; /* routes[].backend_tls */
 };
 void route_host_refs(const struct route_host *h, struct route_host_refs *out);
 
@@ -908,6 +927,11 @@ int route_index_serialize(const struct route_table *table, const struct route_in
 int route_host_serialize(const struct route_host *host, char **out, size_t *len);
 int route_backend_serialize(const struct route_backend *backend, char **out, size_t *len);
 int route_cert_serialize(const struct route_cert *cert, char **out, size_t *len);
+/* A policy as the text a route's "policy" member holds (without the
+ * route's indexes), in {"policy":{...}} (caller frees *out). Two policies
+ * with the same text are the same to the proxy, which reads nothing else
+ * of them: the controller shares one between such routes. */
+int route_policy_serialize(const struct route_policy *policy, char **out, size_t *len);
 
 /* Parse "a.b.c.d/n", "x::y/n" or a bare address. Returns 0 or WEIR_EINVAL. */
 int route_cidr_parse(const char *s, struct route_cidr *out);

@@ -1106,7 +1106,7 @@ int route_validate_route(const struct route *r, bool skip_regex_compile, char *f
 		set_field(field, fieldlen, "source");
 		return WEIR_EINVAL;
 	}
-	if (route_validate_policy(&r->policy, sub, sizeof(sub), err, errlen)) {
+	if (route_validate_policy(r->policy, sub, sizeof(sub), err, errlen)) {
 		set_field(field, fieldlen, "policy.%s", sub);
 		return WEIR_EINVAL;
 	}

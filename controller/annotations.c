@@ -2117,6 +2117,7 @@ int annotations_parse(json_object *annotations, uint32_t drain_default_ms, struc
 		return WEIR_ENOMEM;
 	out->policy.drain_window_ms = drain_default_ms;
 	out->ssl_redirect = true;
+	out->backend_tls_profile = -1;
 	out->global_auth = true;
 	out->canary_rule.backend = -1;
 	out->canary_rule.weight_total = 100;

@@ -65,9 +65,11 @@ struct annotations {
 	struct route_client_auth tls_auth;
 	/* proxy-ssl-*: verify, verify_depth, protocols and ciphers are here;
 	 * compile reads the Secret named by proxy-ssl-secret into its PEM
-	 * fields and points policy.backend_tls.profile at it. proxy-ssl-name and
-	 * proxy-ssl-server-name go straight to policy.backend_tls. */
+	 * fields and sets backend_tls_profile to its place in the table's
+	 * backend_tls (-1 here: none). proxy-ssl-name and proxy-ssl-server-name
+	 * go straight to policy.backend_tls. */
 	struct route_backend_tls_profile proxy_ssl;
+	int backend_tls_profile;
 	char *proxy_ssl_secret;     /* "namespace/name"; NULL: absent */
 	char *proxy_ssl_secret_key; /* full annotation keys as written, NULL: absent */
 	char *proxy_ssl_verify_key;

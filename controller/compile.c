@@ -245,6 +245,14 @@ struct ctx {
 	uint32_t connect_timeout_ms, read_timeout_ms, send_timeout_ms;
 	bool read_timeout_set;
 	bool ssl_redirect;
+	/* The policies of the routes compiled so far, each with a reference of
+	 * the compile's own, found by their text (route_policy_serialize):
+	 * routes whose policies serialize alike share one. A 10k-Ingress table
+	 * has a few distinct policies for its tens of thousands of routes. */
+	struct strmap policy_at; /* text (in policy_texts) -> index */
+	char **policy_texts;
+	struct route_policy **policies;
+	size_t npolicies, policies_cap;
 };
 
 /* s with control bytes and bytes that are not UTF-8 escaped (\n, \xNN), in
@@ -1518,7 +1526,7 @@ static bool resolve_backend_tls(struct ctx *c, json_object *obj, struct annotati
 	struct route_table *t = c->t;
 	for (size_t i = 0; i < t->nbackend_tls; i++) {
 		if (same_profile(&t->backend_tls[i], pr)) {
-			a->policy.backend_tls.profile = (int)i;
+			a->backend_tls_profile = (int)i;
 			ok = true;
 			goto out;
 		}
@@ -1546,7 +1554,7 @@ static bool resolve_backend_tls(struct ctx *c, json_object *obj, struct annotati
 	t->backend_tls = xrealloc(t->backend_tls, (t->nbackend_tls + 1) * sizeof(*t->backend_tls));
 	t->backend_tls[t->nbackend_tls] = *pr;
 	memset(pr, 0, sizeof(*pr));
-	a->policy.backend_tls.profile = (int)t->nbackend_tls++;
+	a->backend_tls_profile = (int)t->nbackend_tls++;
 	ok = true;
 out:
 	free(sname);
@@ -2673,8 +2681,9 @@ struct rbuild {
 	char *field; /* spec.rules[i].http.paths[j], for diagnostics */
 	bool exact;
 	int backend;
+	int error_backend, backend_tls; /* as struct route's */
 	struct ing *ing;
-	struct route_policy policy;
+	struct route_policy *policy; /* a reference (policy_share) */
 	struct route_canary canary;
 	struct ing *canary_ing;
 };
@@ -2744,6 +2753,37 @@ static bool path_type_ok(const char *ptype)
 	       strcmp(ptype, "ImplementationSpecific") == 0;
 }
 
+/* *p (caller storage, filled for one route) as a policy routes share: the
+ * one an earlier route of this compile holds when both serialize alike,
+ * else p moved to the heap. Consumes *p; returns a reference. */
+static struct route_policy *policy_share(struct ctx *c, struct route_policy *p)
+{
+	char *text;
+	size_t len;
+	if (route_policy_serialize(p, &text, &len))
+		abort();
+	int at = strmap_get(&c->policy_at, text);
+	if (at >= 0) {
+		free(text);
+		route_policy_cleanup(p);
+		return route_policy_ref(c->policies[at]);
+	}
+	struct route_policy *h = xcalloc(1, sizeof(*h));
+	*h = *p;
+	memset(p, 0, sizeof(*p));
+	h->refs = 2; /* the route's and the compile's */
+	if (c->npolicies == c->policies_cap) {
+		c->policies_cap = c->policies_cap ? 2 * c->policies_cap : 16;
+		c->policies = xrealloc(c->policies, c->policies_cap * sizeof(*c->policies));
+		c->policy_texts =
+		    xrealloc(c->policy_texts, c->policies_cap * sizeof(*c->policy_texts));
+	}
+	c->policies[c->npolicies] = h;
+	c->policy_texts[c->npolicies] = text;
+	strmap_put(&c->policy_at, text, (int)c->npolicies++);
+	return h;
+}
+
 static void add_route(struct ctx *c, struct hbuild *h, struct ing *in, const char *path, bool exact,
                       int backend, const char *field)
 {
@@ -2771,39 +2811,42 @@ static void add_route(struct ctx *c, struct hbuild *h, struct ing *in, const cha
 	r->ing = in;
 	r->canary.backend = -1;
 	r->canary.weight_total = 100;
-	if (annotations_policy_copy(&r->policy, &in->ann.policy))
+	struct route_policy pol;
+	if (annotations_policy_copy(&pol, &in->ann.policy))
 		abort();
-	if (r->policy.ext_auth.url && strchr(r->policy.ext_auth.url, '$')) {
+	if (pol.ext_auth.url && strchr(pol.ext_auth.url, '$')) {
 		/* auth-url with $host: this route's host (validate_ingress made
 		 * sure every host of the Ingress is an exact name) */
-		char *u = annotations_auth_url_expand(r->policy.ext_auth.url, h->name);
+		char *u = annotations_auth_url_expand(pol.ext_auth.url, h->name);
 		if (!u)
 			abort();
-		free(r->policy.ext_auth.url);
-		r->policy.ext_auth.url = u;
+		free(pol.ext_auth.url);
+		pol.ext_auth.url = u;
 	}
 	struct annotations *a = &in->ann;
-	if (!r->policy.ext_auth.url && a->global_auth && c->global_auth.url) {
+	if (!pol.ext_auth.url && a->global_auth && c->global_auth.url) {
 		bool exempt = false;
 		for (size_t i = 0; i < c->nno_auth && !exempt; i++) {
 			size_t n = strlen(c->no_auth[i]);
 			exempt = strncmp(c->no_auth[i], path, n) == 0 &&
 			         (path[n] == '\0' || path[n] == '/' || c->no_auth[i][n - 1] == '/');
 		}
-		if (!exempt && annotations_ext_auth_copy(&r->policy.ext_auth, &c->global_auth))
+		if (!exempt && annotations_ext_auth_copy(&pol.ext_auth, &c->global_auth))
 			abort();
 	}
 	if (!a->port_in_redirects_set)
-		r->policy.port_in_redirects = c->port_in_redirects;
+		pol.port_in_redirects = c->port_in_redirects;
 	if (!a->custom_errors_set)
-		memcpy(r->policy.custom_errors, c->global_errors.custom_errors,
-		       sizeof(r->policy.custom_errors));
-	r->policy.error_backend = route_custom_errors_any(&r->policy) ? in->error_backend : -1;
+		memcpy(pol.custom_errors, c->global_errors.custom_errors,
+		       sizeof(pol.custom_errors));
+	r->error_backend = route_custom_errors_any(&pol) ? in->error_backend : -1;
+	r->backend_tls = a->backend_tls_profile;
 	if (a->use_regex || a->policy.rewrite_target)
 		h->regex = true;
-	r->policy.ssl_redirect = (h->tls && a->ssl_redirect) || a->force_ssl_redirect;
+	pol.ssl_redirect = (h->tls && a->ssl_redirect) || a->force_ssl_redirect;
 	if (!a->ws_idle_set && a->read_timeout_set)
-		r->policy.ws_idle_timeout_ms = a->policy.read_timeout_ms;
+		pol.ws_idle_timeout_ms = a->policy.read_timeout_ms;
+	r->policy = policy_share(c, &pol);
 }
 
 /* Hosts an Ingress rule applies to: the rule's host and, for a named host,
@@ -2907,7 +2950,7 @@ static void ingress_canary(struct ctx *c, struct hosts *hs, struct ing *in)
 			 * ingress-nginx): a canary asking for authentication must not
 			 * be reached through a main route without it. */
 			if (in->ann.policy.auth.type == ROUTE_AUTH_BASIC &&
-			    target->policy.auth.type != ROUTE_AUTH_BASIC) {
+			    target->policy->auth.type != ROUTE_AUTH_BASIC) {
 				diag_add(
 				    c, "Ingress", in->obj, in->ann.auth_type_key, "BadAnnotation",
 				    "canary path %s on host \"%s\" asks for basic authentication "
@@ -2916,7 +2959,7 @@ static void ingress_canary(struct ctx *c, struct hosts *hs, struct ing *in)
 				    path, hname, target->ing->source);
 				continue;
 			}
-			if (in->ann.policy.ext_auth.url && !target->policy.ext_auth.url) {
+			if (in->ann.policy.ext_auth.url && !target->policy->ext_auth.url) {
 				diag_add(c, "Ingress", in->obj, "auth-url", "BadAnnotation",
 				         "canary path %s on host \"%s\" asks for forward "
 				         "authentication but the main Ingress %s has none, and its "
@@ -3078,7 +3121,7 @@ static bool cert_covers(const char *cert_pem, const char *name)
 static bool only_www_routes(const struct hbuild *h)
 {
 	for (size_t i = 0; i < h->n; i++)
-		if (!h->routes[i].policy.redirect_host)
+		if (!h->routes[i].policy->redirect_host)
 			return false;
 	return true;
 }
@@ -3129,15 +3172,19 @@ static void ingress_www(struct ctx *c, struct hosts *hs, struct ing *in)
 		r->ing = in;
 		r->canary.backend = -1;
 		r->canary.weight_total = 100;
-		route_policy_init(&r->policy);
-		if (!r->policy.cookie.name || !r->policy.cors.allow_origin)
+		r->error_backend = -1;
+		r->backend_tls = -1;
+		struct route_policy pol;
+		route_policy_init(&pol);
+		if (!pol.cookie.name || !pol.cors.allow_origin)
 			abort();
-		r->policy.request_buffering = true; /* as every compiled route */
-		r->policy.redirect_code = 308;
-		r->policy.redirect_host = xstrdup(to);
-		r->policy.port_in_redirects = in->ann.port_in_redirects_set
-		                                  ? in->ann.policy.port_in_redirects
-		                                  : c->port_in_redirects;
+		pol.request_buffering = true; /* as every compiled route */
+		pol.redirect_code = 308;
+		pol.redirect_host = xstrdup(to);
+		pol.port_in_redirects = in->ann.port_in_redirects_set
+		                            ? in->ann.policy.port_in_redirects
+		                            : c->port_in_redirects;
+		r->policy = policy_share(c, &pol);
 		if (th->tls && !fh->tls && th->cert >= 0) {
 			if (cert_covers(c->t->certs[th->cert].cert_pem, from)) {
 				fh->tls = true;
@@ -3432,6 +3479,8 @@ static void finish_host(struct ctx *c, struct hbuild *h, struct route_host *out)
 		rt->path = path;
 		rt->match = match;
 		rt->backend = r->backend;
+		rt->error_backend = r->error_backend;
+		rt->backend_tls = r->backend_tls;
 		rt->source = xstrdup(r->ing->source);
 		rt->policy = r->policy;
 		rt->canary = r->canary;
@@ -3439,7 +3488,7 @@ static void finish_host(struct ctx *c, struct hbuild *h, struct route_host *out)
 		free(r->field);
 		continue;
 	drop:
-		route_policy_cleanup(&r->policy);
+		route_policy_unref(r->policy);
 		free(r->canary.by_header);
 		free(r->canary.by_header_value);
 		free(r->canary.by_header_pattern);
@@ -3545,8 +3594,8 @@ static void compact_sorted(struct route_table *t, size_t bsorted, size_t csorted
 				bused[r->backend] = true;
 			if (r->canary.backend >= 0)
 				bused[r->canary.backend] = true;
-			if (r->policy.error_backend >= 0)
-				bused[r->policy.error_backend] = true;
+			if (r->error_backend >= 0)
+				bused[r->error_backend] = true;
 		}
 	for (size_t i = 0; i < t->npassthrough; i++)
 		bused[t->passthrough[i].backend] = true;
@@ -3583,8 +3632,8 @@ static void compact_sorted(struct route_table *t, size_t bsorted, size_t csorted
 				r->backend = bmap[r->backend];
 			if (r->canary.backend >= 0)
 				r->canary.backend = bmap[r->canary.backend];
-			if (r->policy.error_backend >= 0)
-				r->policy.error_backend = bmap[r->policy.error_backend];
+			if (r->error_backend >= 0)
+				r->error_backend = bmap[r->error_backend];
 		}
 	for (size_t i = 0; i < t->npassthrough; i++)
 		t->passthrough[i].backend = bmap[t->passthrough[i].backend];
@@ -3665,8 +3714,8 @@ static void compact_sorted(struct route_table *t, size_t bsorted, size_t csorted
 	bool *pused = xcalloc(t->nbackend_tls, sizeof(bool));
 	for (size_t i = 0; i < t->nhosts; i++)
 		for (size_t j = 0; j < t->hosts[i].nroutes; j++)
-			if (t->hosts[i].routes[j].policy.backend_tls.profile >= 0)
-				pused[t->hosts[i].routes[j].policy.backend_tls.profile] = true;
+			if (t->hosts[i].routes[j].backend_tls >= 0)
+				pused[t->hosts[i].routes[j].backend_tls] = true;
 	k = 0;
 	for (size_t i = 0; i < t->nbackend_tls; i++) {
 		if (pused[i]) {
@@ -3683,7 +3732,7 @@ static void compact_sorted(struct route_table *t, size_t bsorted, size_t csorted
 	}
 	for (size_t i = 0; i < t->nhosts; i++)
 		for (size_t j = 0; j < t->hosts[i].nroutes; j++) {
-			int *pi = &t->hosts[i].routes[j].policy.backend_tls.profile;
+			int *pi = &t->hosts[i].routes[j].backend_tls;
 			if (*pi >= 0)
 				*pi = pmap[*pi];
 		}
@@ -4146,6 +4195,13 @@ int compile_snapshot_with(const struct snapshot *snap, const struct compile_opti
 	if (!slices)
 		free(c.slices);
 	route_ext_auth_cleanup(&c.global_auth);
+	for (size_t i = 0; i < c.npolicies; i++) {
+		route_policy_unref(c.policies[i]);
+		free(c.policy_texts[i]);
+	}
+	free(c.policies);
+	free(c.policy_texts);
+	strmap_cleanup(&c.policy_at);
 	json_object_put(c.proxy_rw_defaults);
 	for (size_t i = 0; i < c.nno_auth; i++)
 		free(c.no_auth[i]);

@@ -381,7 +381,7 @@ static void used_host(const struct route_host *h, struct used *b, struct used *c
 		const struct route *r = &h->routes[j];
 		used_add(b, r->backend);
 		used_add(b, r->canary.backend);
-		used_add(b, r->policy.error_backend);
+		used_add(b, r->error_backend);
 	}
 }
 
@@ -436,7 +436,7 @@ static int splice(struct route_table *t, struct route_table *part, const struct 
 			continue;
 		bool pinned = h->client_auth.ca >= 0;
 		for (size_t j = 0; j < h->nroutes && !pinned; j++)
-			pinned = h->routes[j].policy.backend_tls.profile >= 0;
+			pinned = h->routes[j].backend_tls >= 0;
 		if (pinned) {
 			free(hit);
 			return WEIR_EAGAIN;
@@ -522,7 +522,7 @@ static int splice(struct route_table *t, struct route_table *part, const struct 
 				struct route *r = &h->routes[j];
 				r->backend = remap(r->backend, bmap);
 				r->canary.backend = remap(r->canary.backend, bmap);
-				r->policy.error_backend = remap(r->policy.error_backend, bmap);
+				r->error_backend = remap(r->error_backend, bmap);
 			}
 		}
 		part->nhosts = 0;

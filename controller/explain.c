@@ -96,9 +96,11 @@ static const char *backend_name(const struct route_table *t, int idx)
 	return t->backends[idx].name;
 }
 
+/* r's policy, and the indexes r keeps for it */
 static void put_policy(FILE *out, const char *ind, const struct route_table *t,
-                       const struct route_policy *p)
+                       const struct route *r)
 {
+	const struct route_policy *p = r->policy;
 	struct route_policy d;
 	route_policy_init(&d);
 	put_u64(out, ind, "connect_timeout_ms", p->connect_timeout_ms, d.connect_timeout_ms);
@@ -136,10 +138,10 @@ static void put_policy(FILE *out, const char *ind, const struct route_table *t,
 			if (route_custom_error_has(p, code))
 				fprintf(out, " %d", code);
 		fprintf(out, " -> %s\n",
-		        p->error_backend >= 0 ? backend_name(t, p->error_backend)
+		        r->error_backend >= 0 ? backend_name(t, r->error_backend)
 		                              : "no default backend (404)");
-	} else if (p->error_backend >= 0) {
-		fprintf(out, "%serror_backend: %s\n", ind, backend_name(t, p->error_backend));
+	} else if (r->error_backend >= 0) {
+		fprintf(out, "%serror_backend: %s\n", ind, backend_name(t, r->error_backend));
 	}
 	put_u64(out, ind, "return_code", p->return_code, d.return_code);
 	if (p->return_body) {
@@ -258,10 +260,10 @@ static void put_policy(FILE *out, const char *ind, const struct route_table *t,
 	for (size_t i = 0; i < p->fastcgi.nparams; i++)
 		fprintf(out, "%sfastcgi.param: %s=%s\n", ind, p->fastcgi.params[i].name,
 		        p->fastcgi.params[i].value);
-	if (p->backend_tls.profile >= 0 || p->backend_tls.name || p->backend_tls.server_name) {
+	if (r->backend_tls >= 0 || p->backend_tls.name || p->backend_tls.server_name) {
 		fprintf(out, "%sbackend_tls:", ind);
-		if (p->backend_tls.profile >= 0)
-			fprintf(out, " profile %d", p->backend_tls.profile);
+		if (r->backend_tls >= 0)
+			fprintf(out, " profile %d", r->backend_tls);
 		if (p->backend_tls.name)
 			fprintf(out, " name %s", p->backend_tls.name);
 		if (p->backend_tls.server_name)
@@ -467,7 +469,7 @@ int explain_write(FILE *out, const struct route_table *t, const struct diag_list
 			fprintf(out, "    %s %s -> %s (from %s)\n", match_name(r->match), r->path,
 			        backend_name(t, r->backend), r->source ? r->source : "");
 			put_endpoints(out, "      ", t, r->backend);
-			put_policy(out, "      ", t, &r->policy);
+			put_policy(out, "      ", t, r);
 			put_canary(out, t, &r->canary);
 		}
 	}

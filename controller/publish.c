@@ -1447,8 +1447,8 @@ static int host_text(const struct route_host *host, const struct slot_maps *m, s
 		struct route *r = &(*rbuf)[j];
 		r->backend = remap(r->backend, m->b);
 		r->canary.backend = remap(r->canary.backend, m->b);
-		r->policy.error_backend = remap(r->policy.error_backend, m->b);
-		r->policy.backend_tls.profile = remap(r->policy.backend_tls.profile, m->p);
+		r->error_backend = remap(r->error_backend, m->b);
+		r->backend_tls = remap(r->backend_tls, m->p);
 	}
 	h.routes = *rbuf;
 	h.cert = remap(h.cert, m->c);

@@ -252,7 +252,7 @@ static int deny(const struct route *route, const struct http_request *req, char 
 {
 	metrics_basic_auth(METRICS_BASIC_AUTH_REFUSED);
 	static const char head[] = "WWW-Authenticate: Basic realm=\"", tail[] = "\"\r\n";
-	const char *realm = route->policy.auth.realm ? route->policy.auth.realm : "";
+	const char *realm = route->policy->auth.realm ? route->policy->auth.realm : "";
 	size_t room = cap > sizeof(head) + sizeof(tail) ? cap - sizeof(head) - sizeof(tail) : 0;
 	size_t rlen = strlen(realm);
 	/* a realm too long for the buffer is cut, never the header line */
@@ -262,7 +262,7 @@ static int deny(const struct route *route, const struct http_request *req, char 
 	if (n > 0 && (size_t)n < cap && policy_cors_allow_origin(route, req, &ao, &aol)) {
 		int k = snprintf(out + n, cap - (size_t)n,
 		                 "Access-Control-Allow-Origin: %.*s\r\n%s", (int)aol, ao,
-		                 route->policy.cors.allow_credentials
+		                 route->policy->cors.allow_credentials
 		                     ? "Access-Control-Allow-Credentials: true\r\n"
 		                     : "");
 		if (k < 0 || (size_t)k >= cap - (size_t)n)
@@ -314,7 +314,7 @@ int auth_basic_check(struct auth_basic_cache *cache, const void *table, const st
 {
 	if (cap)
 		extra[0] = '\0';
-	if (!route || route->policy.auth.type != ROUTE_AUTH_BASIC)
+	if (!route || route->policy->auth.type != ROUTE_AUTH_BASIC)
 		return 0;
 	if (cache->table != table) {
 		memset(cache->slots, 0, sizeof(cache->slots));
@@ -353,8 +353,8 @@ int auth_basic_check(struct auth_basic_cache *cache, const void *table, const st
 		goto out;
 	size_t ulen = (size_t)(colon - cred);
 	const char *hash = NULL;
-	for (size_t i = 0; i < route->policy.auth.nusers && !hash; i++) {
-		const struct route_auth_user *u = &route->policy.auth.users[i];
+	for (size_t i = 0; i < route->policy->auth.nusers && !hash; i++) {
+		const struct route_auth_user *u = &route->policy->auth.users[i];
 		if (strlen(u->name) == ulen && memcmp(u->name, cred, ulen) == 0)
 			hash = u->hash;
 	}

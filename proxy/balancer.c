@@ -794,7 +794,7 @@ static const char *const month[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
 static void make_cookie(const struct route *route, const struct route_endpoint *ep,
                         const struct http_request *req, char *out, size_t cap)
 {
-	const struct route_cookie *c = &route->policy.cookie;
+	const struct route_cookie *c = &route->policy->cookie;
 	char id[17];
 	balancer_endpoint_id(ep, id);
 	const char *path = c->path;
@@ -859,7 +859,7 @@ toolong:
 static int cookie_endpoint(const struct route *route, const struct route_backend *be,
                            const struct http_request *req)
 {
-	const struct route_cookie *c = &route->policy.cookie;
+	const struct route_cookie *c = &route->policy->cookie;
 	const char *name = c->name ? c->name : "INGRESSCOOKIE";
 	const char *v;
 	size_t n;
@@ -937,7 +937,7 @@ int balancer_choose(const struct table *t, const struct route *route,
 	int backend = route ? route->backend : rt->default_backend;
 	if (backend < 0 || (size_t)backend >= rt->nbackends)
 		return WEIR_ENOENT;
-	bool affinity = route && route->policy.affinity == ROUTE_AFFINITY_COOKIE;
+	bool affinity = route && route->policy->affinity == ROUTE_AFFINITY_COOKIE;
 	bool legacy = false;
 	if (route && route->canary.backend >= 0 && (size_t)route->canary.backend < rt->nbackends) {
 		int canary = route->canary.backend;
@@ -961,7 +961,7 @@ int balancer_choose(const struct table *t, const struct route *route,
 
 	if (affinity) {
 		int i = cookie_endpoint(route, be, req);
-		if (i >= 0 && (route->policy.affinity_mode == ROUTE_AFFINITY_PERSISTENT ||
+		if (i >= 0 && (route->policy->affinity_mode == ROUTE_AFFINITY_PERSISTENT ||
 		               !be->endpoints[i].draining)) {
 			out->endpoint = i;
 			return 0;
@@ -973,19 +973,19 @@ int balancer_choose(const struct table *t, const struct route *route,
 		return 0;
 	}
 
-	if (route && route->policy.hash_by) {
+	if (route && route->policy->hash_by) {
 		struct keybuf k;
-		expand_key(&k, route->policy.hash_by, req, client);
+		expand_key(&k, route->policy->hash_by, req, client);
 		uint64_t kh = mix64(fnv1a(FNV_OFFSET, k.b, k.n));
-		if (route->policy.hash_by_subset)
+		if (route->policy->hash_by_subset)
 			out->endpoint =
-			    balancer_subset_pick(be, kh, route->policy.hash_by_subset_size);
+			    balancer_subset_pick(be, kh, route->policy->hash_by_subset_size);
 		else
 			out->endpoint = pick_rendezvous(be, kh);
 		return 0;
 	}
 
-	if (route && route->policy.balance == ROUTE_BALANCE_EWMA)
+	if (route && route->policy->balance == ROUTE_BALANCE_EWMA)
 		out->endpoint = pick_ewma(be);
 	else
 		out->endpoint = pick_round_robin(t, backend, be);

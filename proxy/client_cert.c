@@ -183,7 +183,7 @@ int client_cert_check(SSL *ssl, const struct table *t, const struct route_host *
 	if (!ssl) {
 		/* Plain HTTP never carries a certificate; the HTTPS redirect
 		 * comes first when the route has one. */
-		if (route && route->policy.ssl_redirect)
+		if (route && route->policy->ssl_redirect)
 			return 0;
 	} else if (!handshake_for(ssl, t, h)) {
 		/* nginx: a Host other than the SNI, on a server that verifies

@@ -496,7 +496,7 @@ int headers_build_request(const struct http_request *req, const struct http_clie
 {
 	struct wbuf w = {buf, cap, 0, false};
 	const struct route *route = ctx ? ctx->route : NULL;
-	const struct route_policy *pol = route ? &route->policy : NULL;
+	const struct route_policy *pol = route ? route->policy : NULL;
 	bool trusted = ctx && ctx->peer_trusted;
 	const struct http_header *hs = req->headers;
 	size_t n = req->nheaders < HTTP_MAX_HEADERS ? req->nheaders : HTTP_MAX_HEADERS;
@@ -731,9 +731,9 @@ static bool hidden(const struct route *route, const struct http_header *h)
 {
 	if (!route)
 		return false;
-	for (size_t i = 0; i < route->policy.nhide_headers; i++)
-		if (route->policy.hide_headers[i] &&
-		    name_eq(h->name, h->name_len, route->policy.hide_headers[i]))
+	for (size_t i = 0; i < route->policy->nhide_headers; i++)
+		if (route->policy->hide_headers[i] &&
+		    name_eq(h->name, h->name_len, route->policy->hide_headers[i]))
 			return true;
 	return false;
 }
@@ -785,7 +785,7 @@ int headers_route_lines(const struct route *route, int status, const struct http
                         const struct http_client *client, char *buf, size_t cap)
 {
 	struct wbuf w = {buf, cap, 0, false};
-	const struct route_policy *pol = route ? &route->policy : NULL;
+	const struct route_policy *pol = route ? route->policy : NULL;
 	if (pol) {
 		put_resp_headers(&w, pol, req, client);
 		put_add_headers(&w, pol, status, req, client);
@@ -846,7 +846,7 @@ int headers_build_response(const struct http_response *resp, const struct route 
                            enum headers_conn conn, char *buf, size_t cap)
 {
 	struct wbuf w = {buf, cap, 0, false};
-	const struct route_policy *pol = route ? &route->policy : NULL;
+	const struct route_policy *pol = route ? route->policy : NULL;
 	const struct http_header *hs = resp->headers;
 	size_t n = resp->nheaders < HTTP_MAX_HEADERS ? resp->nheaders : HTTP_MAX_HEADERS;
 	int status = resp->status;

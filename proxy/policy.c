@@ -209,12 +209,12 @@ bool policy_cors_allow_origin(const struct route *route, const struct http_reque
 	const char *ov = "";
 	size_t olen = 0;
 
-	if (!route || !route->policy.cors.enabled)
+	if (!route || !route->policy->cors.enabled)
 		return false;
 	origin = find_header(req, "Origin");
 	if (origin)
 		trimmed(origin, &ov, &olen);
-	return cors_origin(&route->policy.cors, ov, olen, val, vlen);
+	return cors_origin(&route->policy->cors, ov, olen, val, vlen);
 }
 
 /* base64 of 16 bytes: 22 alphabet characters then "==". */
@@ -236,7 +236,7 @@ int policy_check(const struct route *route, const struct http_request *req,
                  const struct http_client *client, struct policy_result *out)
 {
 	memset(out, 0, sizeof(*out));
-	const struct route_policy *pol = route ? &route->policy : NULL;
+	const struct route_policy *pol = route ? route->policy : NULL;
 
 	if (pol && (pol->nallow || pol->ndeny)) {
 		int family;
@@ -553,9 +553,9 @@ static bool limit_exempt(const struct route_policy *pol, const struct http_clien
 int policy_limit_enter(const struct route *route, const struct http_client *client, int req_status,
                        int conn_status)
 {
-	if (!route || !limited(&route->policy) || limit_exempt(&route->policy, client))
+	if (!route || !limited(route->policy) || limit_exempt(route->policy, client))
 		return 0;
-	const struct route_policy *pol = &route->policy;
+	const struct route_policy *pol = route->policy;
 	uint64_t key = limit_key(route, client);
 	int rc = 0;
 
@@ -613,7 +613,7 @@ out:
 
 uint64_t policy_limit_slot(const struct route *route, const struct http_client *client)
 {
-	if (!route || !limited(&route->policy) || limit_exempt(&route->policy, client))
+	if (!route || !limited(route->policy) || limit_exempt(route->policy, client))
 		return 0;
 	return limit_key(route, client); /* never 0 */
 }

@@ -562,7 +562,7 @@ static int64_t wall_ms(void)
 static void log_request(struct conn *c, int status)
 {
 	const struct access_log_format *f = c->table ? table_access_log(c->table) : NULL;
-	if (!f || !c->x || (c->route && !c->route->policy.access_log))
+	if (!f || !c->x || (c->route && !c->route->policy->access_log))
 		return;
 	const struct route_settings *s = &c->rt->settings;
 	const struct http_request *req = &c->x->req;
@@ -632,8 +632,8 @@ static void log_request(struct conn *c, int status)
  * clients read as the call's result. Returns false for other routes. */
 static bool answer_grpc_error(struct conn *c, int status, const char *why)
 {
-	if (!c->route || (c->route->policy.backend_protocol != ROUTE_PROTO_GRPC &&
-	                  c->route->policy.backend_protocol != ROUTE_PROTO_GRPCS))
+	if (!c->route || (c->route->policy->backend_protocol != ROUTE_PROTO_GRPC &&
+	                  c->route->policy->backend_protocol != ROUTE_PROTO_GRPCS))
 		return false;
 	char msg[160];
 	size_t k = 0;
@@ -880,7 +880,7 @@ static int fcgi_encode(struct conn *c, const char *head, size_t len, const char 
 		up->content_length = (int64_t)body_len;
 	/* No Host from the client and no upstream-vhost: the HTTP head names
 	 * the upstream's address, which is no HTTP_HOST (nginx sends none) */
-	if (!c->x->req.host && !(c->route && c->route->policy.upstream_vhost)) {
+	if (!c->x->req.host && !(c->route && c->route->policy->upstream_vhost)) {
 		size_t k = 0;
 		for (size_t i = 0; i < up->nheaders && i < HTTP_MAX_HEADERS; i++)
 			if (!http_name_is(&up->headers[i], "host"))
@@ -902,7 +902,7 @@ static int fcgi_encode(struct conn *c, const char *head, size_t len, const char 
 	    .req = up,
 	    .orig = &c->x->req,
 	    .client = &c->client,
-	    .cfg = c->route ? &c->route->policy.fastcgi : NULL,
+	    .cfg = c->route ? &c->route->policy->fastcgi : NULL,
 	    .server_addr = addr,
 	};
 	struct buf out;
@@ -943,7 +943,7 @@ static int fcgi_request(struct conn *c)
 		memcpy(x->fcgi_head, c->up_out.data, c->up_out.end);
 		x->fcgi_head_len = c->up_out.end;
 		c->up_out.start = c->up_out.end = 0;
-		int64_t limit = c->route ? c->route->policy.body_limit : 0;
+		int64_t limit = c->route ? c->route->policy->body_limit : 0;
 		buf_init(&x->fcgi_body, limit > 0 && (uint64_t)limit < FCGI_BODY_MAX
 		                            ? (size_t)limit
 		                            : FCGI_BODY_MAX);
@@ -1027,7 +1027,7 @@ static int build_upstream_head(struct conn *c)
 	if (n < 0)
 		return n;
 	c->up_out.end = (size_t)n;
-	if (c->route && c->route->policy.ext_auth.url) {
+	if (c->route && c->route->policy->ext_auth.url) {
 		n = auth_hook_upstream_head(c);
 		if (n < 0)
 			return n;
@@ -1039,7 +1039,7 @@ static int build_upstream_head(struct conn *c)
  * at least the connect timeout, so the endpoint loses draws for a while. */
 static void feed_ewma(struct conn *c, bool failed)
 {
-	if (!c->ep || !c->route || c->route->policy.balance != ROUTE_BALANCE_EWMA || !c->up_start)
+	if (!c->ep || !c->route || c->route->policy->balance != ROUTE_BALANCE_EWMA || !c->up_start)
 		return;
 	double ms = (double)(loop_now(c->w->loop) - c->up_start);
 	if (failed && ms < c->connect_timeout_ms)
@@ -1091,7 +1091,7 @@ static int rewind_request(struct conn *c)
  * answers as it would have. */
 static bool next_upstream(struct conn *c, int cond)
 {
-	const struct route_policy *pol = c->route ? &c->route->policy : NULL;
+	const struct route_policy *pol = c->route ? c->route->policy : NULL;
 	uint32_t mask = pol ? pol->next_upstream : ROUTE_NEXT_DEFAULT;
 	uint32_t tries = pol ? pol->next_upstream_tries : 3;
 	uint32_t limit_ms = pol ? pol->next_upstream_timeout_ms : 0;
@@ -1124,8 +1124,8 @@ static bool next_upstream(struct conn *c, int cond)
 	c->x->pick.set_cookie[0] = '\0'; /* it named the endpoint that failed */
 	/* session-cookie-change-on-failure: the cookie follows the endpoint
 	 * that takes over (ingress-nginx re-sets it after a failed attempt) */
-	if (c->route && c->route->policy.affinity == ROUTE_AFFINITY_COOKIE &&
-	    c->route->policy.cookie.change_on_failure &&
+	if (c->route && c->route->policy->affinity == ROUTE_AFFINITY_COOKIE &&
+	    c->route->policy->cookie.change_on_failure &&
 	    !(backend == c->route->canary.backend &&
 	      c->route->canary.affinity_behavior == ROUTE_CANARY_LEGACY))
 		balancer_affinity_cookie(c->route, &be->endpoints[next], &c->x->req,
@@ -1223,9 +1223,9 @@ static void on_up_event(struct upstream *u, uint32_t events)
 static bool error_page_start(struct conn *c, int status)
 {
 	if (!c->route || !c->rt || c->x->err_code || c->resp_started || c->interim_sent ||
-	    !route_custom_error_has(&c->route->policy, status))
+	    !route_custom_error_has(c->route->policy, status))
 		return false;
-	int eb = c->route->policy.error_backend;
+	int eb = c->route->error_backend;
 	c->x->err_code = status;
 	c->x->err_from = c->x->pick.backend >= 0 ? c->x->pick.backend : c->route->backend;
 	drop_upstream(c);
@@ -1278,12 +1278,12 @@ static void format_host(char *out, size_t cap, const struct route_endpoint *ep)
  * usable name: the request must not go out unverified. */
 static int setup_backend_tls(struct conn *c)
 {
-	const struct route_backend_tls *bt = &c->route->policy.backend_tls;
+	const struct route_backend_tls *bt = &c->route->policy->backend_tls;
 	const struct backend_tls_set *set = table_backend_tls(c->table);
 	struct backend_tls_target *t = &c->x->up_tls;
-	const char *vhost = c->route->policy.upstream_vhost;
+	const char *vhost = c->route->policy->upstream_vhost;
 	memset(t, 0, sizeof(*t));
-	backend_tls_profile(set, bt->profile, &t->ctx, &t->id);
+	backend_tls_profile(set, c->route->backend_tls, &t->ctx, &t->id);
 	backend_tls_name(bt, vhost ? vhost : c->x->req.host,
 	                 vhost            ? strlen(vhost)
 	                 : c->x->req.host ? c->x->req.host_len
@@ -1291,7 +1291,7 @@ static int setup_backend_tls(struct conn *c)
 	                 c->ep->address, c->x->up_tls_name, sizeof(c->x->up_tls_name));
 	const char *name = c->x->up_tls_name[0] ? c->x->up_tls_name : NULL;
 	t->sni = bt->server_name ? name : NULL;
-	if (backend_tls_verifies(set, bt->profile)) {
+	if (backend_tls_verifies(set, c->route->backend_tls)) {
 		if (!name)
 			return WEIR_EINVAL;
 		t->name = name;
@@ -1308,7 +1308,7 @@ static void on_auth_done(struct auth_request *ar, void *data)
 	struct conn *c = data;
 	if (c->closed || c->auth != ar || c->state != ST_AUTH)
 		return;
-	const struct route_ext_auth *a = &c->route->policy.ext_auth;
+	const struct route_ext_auth *a = &c->route->policy->ext_auth;
 	int st = auth_request_status(ar);
 	int decision = auth_request_decision(a, st);
 	if (decision == 0) {
@@ -1351,7 +1351,7 @@ static void auth_hook_start(struct conn *c)
 {
 	struct auth_request_params p;
 	memset(&p, 0, sizeof(p));
-	p.auth = &c->route->policy.ext_auth;
+	p.auth = &c->route->policy->ext_auth;
 	p.req = &c->x->req;
 	p.client = &c->client;
 	p.resolver = c->w->resolver;
@@ -1379,7 +1379,7 @@ static void auth_hook_start(struct conn *c)
  * in. Returns the new length (up_out.end set) or WEIR_ETOOBIG / WEIR_ENOMEM. */
 static int auth_hook_upstream_head(struct conn *c)
 {
-	const struct route_ext_auth *a = &c->route->policy.ext_auth;
+	const struct route_ext_auth *a = &c->route->policy->ext_auth;
 	const char *lines = c->auth ? auth_request_upstream_lines(c->auth) : "";
 	size_t len = c->up_out.end, head_max = c->up_out.max - IO_CAP;
 	size_t more = strlen(lines);
@@ -1403,7 +1403,7 @@ static int auth_hook_response_head(struct conn *c, size_t n, size_t cap)
 {
 	const char *lines = auth_request_cookie_lines(c->auth);
 	int st = c->x->resp.status;
-	bool due = c->route->policy.ext_auth.always_set_cookie || st == 200 || st == 201 ||
+	bool due = c->route->policy->ext_auth.always_set_cookie || st == 200 || st == 201 ||
 	           st == 204 || st == 206 || st == 301 || st == 302 || st == 303 || st == 304 ||
 	           st == 307 || st == 308;
 	if (!due || !lines[0])
@@ -1501,9 +1501,9 @@ static void start_request(struct conn *c, size_t head_len)
 	}
 	c->route = c->x->m.route;
 	if (c->route) {
-		c->connect_timeout_ms = c->route->policy.connect_timeout_ms;
-		c->read_timeout_ms = c->route->policy.read_timeout_ms;
-		c->send_timeout_ms = c->route->policy.send_timeout_ms;
+		c->connect_timeout_ms = c->route->policy->connect_timeout_ms;
+		c->read_timeout_ms = c->route->policy->read_timeout_ms;
+		c->send_timeout_ms = c->route->policy->send_timeout_ms;
 	}
 	struct policy_result pr;
 	memset(&pr, 0, sizeof(pr));
@@ -1558,7 +1558,7 @@ static void start_request(struct conn *c, size_t head_len)
 	}
 	/* Forward auth after basic auth (nginx: auth_basic, then auth_request,
 	 * both access phase, in module order). */
-	if (c->route && c->route->policy.ext_auth.url) {
+	if (c->route && c->route->policy->ext_auth.url) {
 		auth_hook_start(c); /* resumes at upstream_start when allowed */
 		return;
 	}
@@ -1571,7 +1571,7 @@ static void start_request(struct conn *c, size_t head_len)
  * body, req_body_cb feeds it until the body is complete. */
 static void mirror_hook(struct conn *c)
 {
-	const struct route_mirror *m = &c->route->policy.mirror;
+	const struct route_mirror *m = &c->route->policy->mirror;
 	char host[256];
 	size_t hl = 0;
 	const char *h = c->x->req.host;
@@ -1596,7 +1596,7 @@ static void mirror_hook(struct conn *c)
 
 static void upstream_start(struct conn *c)
 {
-	if (c->route && c->route->policy.mirror.url && !c->mirror)
+	if (c->route && c->route->policy->mirror.url && !c->mirror)
 		mirror_hook(c);
 	c->x->up_phase = true;
 	memset(&c->x->pick, 0, sizeof(c->x->pick));
@@ -1661,7 +1661,7 @@ static int external_endpoint(struct conn *c, const struct route_backend *be)
 static size_t upstream_head_max(const struct conn *c)
 {
 	if (c->route)
-		return c->route->policy.upstream_head_max;
+		return c->route->policy->upstream_head_max;
 	return c->rt ? c->rt->settings.upstream_head_max : UP_HEAD_DEFAULT;
 }
 
@@ -1684,7 +1684,7 @@ static void upstream_go(struct conn *c)
 		c->ep = &be->endpoints[c->x->pick.endpoint];
 	}
 	enum route_protocol proto =
-	    c->route && !c->x->err_code ? c->route->policy.backend_protocol : ROUTE_PROTO_HTTP;
+	    c->route && !c->x->err_code ? c->route->policy->backend_protocol : ROUTE_PROTO_HTTP;
 	c->backend_tls = proto == ROUTE_PROTO_HTTPS || proto == ROUTE_PROTO_GRPCS ||
 	                 (proto == ROUTE_PROTO_AUTO_HTTP && c->https);
 	c->fcgi = proto == ROUTE_PROTO_FCGI;
@@ -1714,7 +1714,7 @@ static void upstream_go(struct conn *c)
 	c->state = ST_PROXY;
 	c->attempts = 1;
 	c->first_try = loop_now(c->w->loop);
-	const struct route_policy *pol = c->route ? &c->route->policy : NULL;
+	const struct route_policy *pol = c->route ? c->route->policy : NULL;
 	c->out_high = pol && pol->response_buffering ? ROUTE_RESPONSE_BUFFER_MAX : IO_CAP;
 	if (c->out.max < OUT_HEAD_ROOM + c->out_high + IO_CAP)
 		c->out.max = OUT_HEAD_ROOM + c->out_high + IO_CAP;
@@ -1841,7 +1841,7 @@ static int req_body_cb(void *data, const char *p, size_t len)
 {
 	struct conn *c = data;
 	c->body_bytes += (int64_t)len;
-	int64_t limit = c->route ? c->route->policy.body_limit : 0;
+	int64_t limit = c->route ? c->route->policy->body_limit : 0;
 	if (limit > 0 && c->body_bytes > limit) {
 		c->body_too_big = true;
 		return -1;
@@ -2111,14 +2111,14 @@ static void become_tunnel(struct conn *c, size_t head_len)
 	struct tunnel_config cfg;
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.websocket = true;
-	cfg.idle_ms = c->route ? c->route->policy.ws_idle_timeout_ms : 3600000;
-	cfg.max_lifetime_ms = c->route ? c->route->policy.ws_max_lifetime_ms : 0;
+	cfg.idle_ms = c->route ? c->route->policy->ws_idle_timeout_ms : 3600000;
+	cfg.max_lifetime_ms = c->route ? c->route->policy->ws_max_lifetime_ms : 0;
 	cfg.route = c->route;
 	cfg.client = &c->client;
 	cfg.limit_entered = c->limit_entered;
-	cfg.ping_interval_ms = c->route ? c->route->policy.ws_ping_interval_ms : 0;
+	cfg.ping_interval_ms = c->route ? c->route->policy->ws_ping_interval_ms : 0;
 	cfg.drain_window_ms =
-	    c->route ? c->route->policy.drain_window_ms : c->rt->settings.drain_window_ms;
+	    c->route ? c->route->policy->drain_window_ms : c->rt->settings.drain_window_ms;
 	cfg.backend_name = c->rt->backends[c->x->pick.backend].name;
 	/* an ExternalName's addresses are not in the table: no drain on swaps */
 	cfg.endpoint = c->rt->backends[c->x->pick.backend].external_name ? NULL : c->ep;

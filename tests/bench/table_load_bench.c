@@ -132,7 +132,9 @@ static struct route_table *make_table(size_t n, bool shared)
 		h->routes[0].backend = (int)i;
 		h->routes[0].canary.backend = -1;
 		h->routes[0].canary.weight_total = 100;
-		route_policy_init(&h->routes[0].policy);
+		h->routes[0].error_backend = -1;
+		h->routes[0].backend_tls = -1;
+		h->routes[0].policy = route_policy_new();
 		struct route_backend *b = &rt->backends[i];
 		snprintf(buf, sizeof(buf), "bench/svc-%zu:80", i);
 		b->name = strdup(buf);
@@ -193,9 +195,10 @@ int main(int argc, char **argv)
 		else if (!strcmp(argv[i], "--v2"))
 			v2 = true;
 		else {
-			fprintf(stderr,
-			        "usage: %s [--hosts N] [--gens G] [--shared-cert] [--v2] [--dir DIR]\n",
-			        argv[0]);
+			fprintf(
+			    stderr,
+			    "usage: %s [--hosts N] [--gens G] [--shared-cert] [--v2] [--dir DIR]\n",
+			    argv[0]);
 			return 2;
 		}
 	}

@@ -96,8 +96,8 @@ static void test_minimal(void)
 	CHECK_INT(r->backend, 0);
 	CHECK_STR(r->source, "");
 	CHECK_INT(r->canary.backend, -1);
-	CHECK_INT(r->policy.read_timeout_ms, 60000);
-	CHECK_STR(r->policy.cookie.name, "INGRESSCOOKIE");
+	CHECK_INT(r->policy->read_timeout_ms, 60000);
+	CHECK_STR(r->policy->cookie.name, "INGRESSCOOKIE");
 	CHECK_INT(t->backends[0].endpoints[0].port, 8081);
 	CHECK_INT(t->backends[0].endpoints[0].weight, 1);
 	CHECK(!t->backends[0].endpoints[0].draining);
@@ -500,42 +500,42 @@ static void test_round_trip(void)
 	CHECK_INT(t->settings.max_connections, 100);
 	const struct route *r = &t->hosts[1].routes[0];
 	CHECK_INT(r->match, ROUTE_MATCH_REGEX);
-	CHECK_INT(r->policy.backend_protocol, ROUTE_PROTO_HTTPS);
-	CHECK_INT(r->policy.affinity_mode, ROUTE_AFFINITY_PERSISTENT);
-	CHECK_STR(r->policy.cookie.samesite, "Strict");
-	CHECK_INT(r->policy.nallow, 1);
-	CHECK_INT(r->policy.deny[0].prefix_len, 128);
-	CHECK_STR(r->policy.response_headers[0].value, "caf\xc3\xa9 \"q\" \\ /");
+	CHECK_INT(r->policy->backend_protocol, ROUTE_PROTO_HTTPS);
+	CHECK_INT(r->policy->affinity_mode, ROUTE_AFFINITY_PERSISTENT);
+	CHECK_STR(r->policy->cookie.samesite, "Strict");
+	CHECK_INT(r->policy->nallow, 1);
+	CHECK_INT(r->policy->deny[0].prefix_len, 128);
+	CHECK_STR(r->policy->response_headers[0].value, "caf\xc3\xa9 \"q\" \\ /");
 	CHECK_INT(r->canary.weight, 25);
 	CHECK_INT(r->canary.weight_total, 400);
 	CHECK_STR(r->canary.by_header_pattern, "^v[0-9]+$");
 	CHECK_INT(r->canary.affinity_behavior, ROUTE_CANARY_LEGACY);
-	CHECK_STR(r->policy.cookie.domain, ".example.com");
-	CHECK(r->policy.cookie.conditional_samesite_none && r->policy.cookie.change_on_failure);
-	CHECK(r->policy.hash_by_subset);
-	CHECK_INT(r->policy.hash_by_subset_size, 4);
-	CHECK_STR(r->policy.proxy_redirect_from, "http://in/");
-	CHECK_STR(r->policy.proxy_cookie_path_to, "/");
+	CHECK_STR(r->policy->cookie.domain, ".example.com");
+	CHECK(r->policy->cookie.conditional_samesite_none && r->policy->cookie.change_on_failure);
+	CHECK(r->policy->hash_by_subset);
+	CHECK_INT(r->policy->hash_by_subset_size, 4);
+	CHECK_STR(r->policy->proxy_redirect_from, "http://in/");
+	CHECK_STR(r->policy->proxy_cookie_path_to, "/");
 	CHECK_INT(t->hosts[0].routes[0].canary.weight_total, 100);
-	CHECK_INT(t->hosts[0].routes[0].policy.hash_by_subset_size, 3);
-	CHECK_INT(r->policy.nadd_headers, 2);
-	CHECK(r->policy.add_headers[0].expand && !r->policy.add_headers[1].expand);
-	CHECK(!r->policy.request_headers[0].expand && r->policy.request_headers[1].expand);
-	CHECK_STR(r->policy.add_headers[0].name, "X-Add");
-	CHECK(!r->policy.add_headers[0].always && r->policy.add_headers[1].always);
-	CHECK_INT(t->hosts[1].routes[2].policy.return_code, 403);
-	CHECK_STR(t->hosts[1].routes[2].policy.return_body, "no\r\nway\n");
-	CHECK_INT(r->policy.return_code, 0);
-	CHECK_STR(r->policy.ext_auth.url, "https://10.0.0.9:4180/oauth2/auth?a=1");
-	CHECK_INT(r->policy.ext_auth.nresponse_headers, 2);
-	CHECK_STR(r->policy.ext_auth.response_headers[1], "X-Auth-Email");
-	CHECK(r->policy.ext_auth.always_set_cookie);
-	CHECK(t->hosts[0].routes[0].policy.ext_auth.url == NULL);
-	CHECK_STR(r->policy.mirror.url, "http://10.0.0.8:81/m$request_uri");
-	CHECK_STR(r->policy.mirror.host, "shadow");
-	CHECK(r->policy.mirror.no_request_body);
-	CHECK(t->hosts[0].routes[0].policy.mirror.url == NULL &&
-	      !t->hosts[0].routes[0].policy.mirror.no_request_body);
+	CHECK_INT(t->hosts[0].routes[0].policy->hash_by_subset_size, 3);
+	CHECK_INT(r->policy->nadd_headers, 2);
+	CHECK(r->policy->add_headers[0].expand && !r->policy->add_headers[1].expand);
+	CHECK(!r->policy->request_headers[0].expand && r->policy->request_headers[1].expand);
+	CHECK_STR(r->policy->add_headers[0].name, "X-Add");
+	CHECK(!r->policy->add_headers[0].always && r->policy->add_headers[1].always);
+	CHECK_INT(t->hosts[1].routes[2].policy->return_code, 403);
+	CHECK_STR(t->hosts[1].routes[2].policy->return_body, "no\r\nway\n");
+	CHECK_INT(r->policy->return_code, 0);
+	CHECK_STR(r->policy->ext_auth.url, "https://10.0.0.9:4180/oauth2/auth?a=1");
+	CHECK_INT(r->policy->ext_auth.nresponse_headers, 2);
+	CHECK_STR(r->policy->ext_auth.response_headers[1], "X-Auth-Email");
+	CHECK(r->policy->ext_auth.always_set_cookie);
+	CHECK(t->hosts[0].routes[0].policy->ext_auth.url == NULL);
+	CHECK_STR(r->policy->mirror.url, "http://10.0.0.8:81/m$request_uri");
+	CHECK_STR(r->policy->mirror.host, "shadow");
+	CHECK(r->policy->mirror.no_request_body);
+	CHECK(t->hosts[0].routes[0].policy->mirror.url == NULL &&
+	      !t->hosts[0].routes[0].policy->mirror.no_request_body);
 	CHECK_STR(t->certs[0].key_pem, "-----BEGIN PRIVATE KEY-----\nBBB\n");
 	CHECK_INT(t->settings.ntrusted_proxies, 3);
 	CHECK_INT(t->settings.trusted_proxies[2].prefix_len, 32);
@@ -570,8 +570,8 @@ static void test_round_trip(void)
 	CHECK(t->settings.server_tokens && t->settings.allow_backend_server_header);
 	CHECK_INT(t->settings.http2_max_field_size, 16384);
 	CHECK_INT(t->settings.http2_max_header_size, 65536);
-	CHECK_INT(t->hosts[1].routes[0].policy.upstream_head_max, 16384);
-	CHECK_INT(t->hosts[0].routes[0].policy.upstream_head_max, 4096);
+	CHECK_INT(t->hosts[1].routes[0].policy->upstream_head_max, 16384);
+	CHECK_INT(t->hosts[0].routes[0].policy->upstream_head_max, 4096);
 	CHECK_STR(t->backends[1].external_name, "canary.example.com.");
 	CHECK_INT(t->backends[1].external_port, 8443);
 	CHECK(t->backends[0].external_name == NULL && t->backends[0].external_port == 0);
@@ -591,10 +591,10 @@ static void test_round_trip(void)
 			CHECK(c && strcmp(b, c) == 0);
 		}
 		route_table_free(t3);
-		CHECK_STR(t2->hosts[1].routes[0].policy.rewrite_target, "/$1");
-		CHECK_INT(t2->hosts[1].routes[0].policy.next_upstream,
+		CHECK_STR(t2->hosts[1].routes[0].policy->rewrite_target, "/$1");
+		CHECK_INT(t2->hosts[1].routes[0].policy->next_upstream,
 		          ROUTE_NEXT_ERROR | ROUTE_NEXT_HTTP_503 | ROUTE_NEXT_NON_IDEMPOTENT);
-		CHECK_INT(t2->hosts[1].routes[0].policy.next_upstream_tries, 0);
+		CHECK_INT(t2->hosts[1].routes[0].policy->next_upstream_tries, 0);
 		CHECK_INT(t2->generation, 12345678901LL);
 	}
 	/* Members equal to their defaults are left out, the rest all written:
@@ -811,13 +811,13 @@ static void test_auth(void)
 	struct route_table *t = parse_ok(json);
 	if (!t)
 		return;
-	const struct route_auth *a = &t->hosts[0].routes[0].policy.auth;
+	const struct route_auth *a = &t->hosts[0].routes[0].policy->auth;
 	CHECK_INT(a->type, ROUTE_AUTH_BASIC);
 	CHECK_STR(a->realm, "Authentication Required - foo");
 	CHECK_INT(a->nusers, 2);
 	CHECK_STR(a->users[1].name, "bob");
 	CHECK_STR(a->users[0].hash, "$apr1$7Y9EPK6s$.OpmsreXWRiQLkvTNuLjA0");
-	const struct route_auth *open = &t->hosts[0].routes[1].policy.auth;
+	const struct route_auth *open = &t->hosts[0].routes[1].policy->auth;
 	CHECK_INT(open->type, ROUTE_AUTH_NONE);
 	CHECK(open->realm == NULL);
 	CHECK_INT(open->nusers, 0);
@@ -988,12 +988,12 @@ static void test_backend_tls(void)
 	CHECK(!t->backend_tls[1].verify);
 	CHECK_INT(t->backend_tls[1].verify_depth, 1);
 	CHECK(t->backend_tls[1].protocols == NULL && t->backend_tls[1].ca_pem == NULL);
-	const struct route_backend_tls *bt = &t->hosts[0].routes[0].policy.backend_tls;
-	CHECK_INT(bt->profile, 0);
+	const struct route_backend_tls *bt = &t->hosts[0].routes[0].policy->backend_tls;
+	CHECK_INT(t->hosts[0].routes[0].backend_tls, 0);
 	CHECK_STR(bt->name, "backend.internal");
 	CHECK(bt->server_name);
-	const struct route_backend_tls *plain = &t->hosts[0].routes[1].policy.backend_tls;
-	CHECK_INT(plain->profile, -1);
+	const struct route_backend_tls *plain = &t->hosts[0].routes[1].policy->backend_tls;
+	CHECK_INT(t->hosts[0].routes[1].backend_tls, -1);
 	CHECK(plain->name == NULL && !plain->server_name);
 
 	char *out = NULL, *again = NULL;

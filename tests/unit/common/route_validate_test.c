@@ -216,7 +216,8 @@ static void test_policy_and_route(void)
 	char field[128], err[256];
 	struct route r;
 	memset(&r, 0, sizeof(r));
-	route_policy_init(&r.policy);
+	r.policy = route_policy_new();
+	CHECK(r.policy != NULL);
 	r.path = strdup("/");
 	r.match = ROUTE_MATCH_PREFIX;
 	r.canary.backend = -1;
@@ -231,44 +232,44 @@ static void test_policy_and_route(void)
 
 	/* proxy-redirect and proxy-cookie rewrites come in pairs, without
 	 * spaces; cookie attributes hold no ';' */
-	r.policy.proxy_redirect_from = strdup("http://a/");
+	r.policy->proxy_redirect_from = strdup("http://a/");
 	CHECK_INT(route_validate_route(&r, false, field, sizeof(field), err, sizeof(err)),
 	          WEIR_EINVAL);
 	CHECK_STR(field, "policy.proxy_redirect_to");
-	r.policy.proxy_redirect_to = strdup("/x y");
+	r.policy->proxy_redirect_to = strdup("/x y");
 	CHECK_INT(route_validate_route(&r, false, field, sizeof(field), err, sizeof(err)),
 	          WEIR_EINVAL);
 	CHECK_STR(field, "policy.proxy_redirect_to");
-	free(r.policy.proxy_redirect_to);
-	r.policy.proxy_redirect_to = strdup("/");
+	free(r.policy->proxy_redirect_to);
+	r.policy->proxy_redirect_to = strdup("/");
 	CHECK_INT(route_validate_route(&r, false, field, sizeof(field), err, sizeof(err)), 0);
-	r.policy.proxy_cookie_domain_to = strdup("b.example");
+	r.policy->proxy_cookie_domain_to = strdup("b.example");
 	CHECK_INT(route_validate_route(&r, false, field, sizeof(field), err, sizeof(err)),
 	          WEIR_EINVAL);
 	CHECK_STR(field, "policy.proxy_cookie_domain_from");
-	r.policy.proxy_cookie_domain_from = strdup("a;b");
+	r.policy->proxy_cookie_domain_from = strdup("a;b");
 	CHECK_INT(route_validate_route(&r, false, field, sizeof(field), err, sizeof(err)),
 	          WEIR_EINVAL);
 	CHECK_STR(field, "policy.proxy_cookie_domain_from");
-	free(r.policy.proxy_cookie_domain_from);
-	r.policy.proxy_cookie_domain_from = strdup("a.example");
-	r.policy.proxy_cookie_path_from = strdup("/one/");
+	free(r.policy->proxy_cookie_domain_from);
+	r.policy->proxy_cookie_domain_from = strdup("a.example");
+	r.policy->proxy_cookie_path_from = strdup("/one/");
 	CHECK_INT(route_validate_route(&r, false, field, sizeof(field), err, sizeof(err)),
 	          WEIR_EINVAL);
 	CHECK_STR(field, "policy.proxy_cookie_path_to");
-	r.policy.proxy_cookie_path_to = strdup("/");
+	r.policy->proxy_cookie_path_to = strdup("/");
 	CHECK_INT(route_validate_route(&r, false, field, sizeof(field), err, sizeof(err)), 0);
-	r.policy.cookie.domain = strdup("");
+	r.policy->cookie.domain = strdup("");
 	CHECK_INT(route_validate_route(&r, false, field, sizeof(field), err, sizeof(err)),
 	          WEIR_EINVAL);
 	CHECK_STR(field, "policy.cookie.domain");
-	free(r.policy.cookie.domain);
-	r.policy.cookie.domain = strdup(".example.com");
-	r.policy.hash_by_subset_size = 0;
+	free(r.policy->cookie.domain);
+	r.policy->cookie.domain = strdup(".example.com");
+	r.policy->hash_by_subset_size = 0;
 	CHECK_INT(route_validate_route(&r, false, field, sizeof(field), err, sizeof(err)),
 	          WEIR_EINVAL);
 	CHECK_STR(field, "policy.hash_by_subset_size");
-	r.policy.hash_by_subset_size = 3;
+	r.policy->hash_by_subset_size = 3;
 	r.canary.by_header_pattern = strdup("^(a|b");
 	CHECK_INT(route_validate_route(&r, false, field, sizeof(field), err, sizeof(err)),
 	          WEIR_EINVAL);
@@ -282,36 +283,36 @@ static void test_policy_and_route(void)
 	r.canary.weight_total = 100;
 	CHECK_INT(route_validate_route(&r, false, field, sizeof(field), err, sizeof(err)), 0);
 
-	r.policy.cookie.path = strdup("/app;HttpOnly");
+	r.policy->cookie.path = strdup("/app;HttpOnly");
 	CHECK_INT(route_validate_route(&r, false, field, sizeof(field), err, sizeof(err)),
 	          WEIR_EINVAL);
 	CHECK_STR(field, "policy.cookie.path");
-	free(r.policy.cookie.path);
-	r.policy.cookie.path = NULL;
+	free(r.policy->cookie.path);
+	r.policy->cookie.path = NULL;
 
-	r.policy.nrequest_headers = 1;
-	r.policy.request_headers = calloc(1, sizeof(struct route_header));
-	r.policy.request_headers[0].name = strdup("X-A");
-	r.policy.request_headers[0].value = strdup("a\nb");
+	r.policy->nrequest_headers = 1;
+	r.policy->request_headers = calloc(1, sizeof(struct route_header));
+	r.policy->request_headers[0].name = strdup("X-A");
+	r.policy->request_headers[0].value = strdup("a\nb");
 	CHECK_INT(route_validate_route(&r, false, field, sizeof(field), err, sizeof(err)),
 	          WEIR_EINVAL);
 	CHECK_STR(field, "policy.request_headers[0].value");
-	free(r.policy.request_headers[0].value);
-	r.policy.request_headers[0].value = strdup("ok");
+	free(r.policy->request_headers[0].value);
+	r.policy->request_headers[0].value = strdup("ok");
 
-	r.policy.redirect_code = 304;
+	r.policy->redirect_code = 304;
 	CHECK_INT(route_validate_route(&r, false, field, sizeof(field), err, sizeof(err)),
 	          WEIR_EINVAL);
 	CHECK_STR(field, "policy.redirect_code");
-	r.policy.redirect_code = 303; /* return 303 URL (configuration-snippet) */
+	r.policy->redirect_code = 303; /* return 303 URL (configuration-snippet) */
 	CHECK_INT(route_validate_route(&r, false, field, sizeof(field), err, sizeof(err)),
 	          WEIR_EINVAL);
 	CHECK_STR(field, "policy.redirect_url");
-	r.policy.redirect_code = 301;
+	r.policy->redirect_code = 301;
 	CHECK_INT(route_validate_route(&r, false, field, sizeof(field), err, sizeof(err)),
 	          WEIR_EINVAL);
 	CHECK_STR(field, "policy.redirect_url");
-	r.policy.redirect_url = strdup("https://example.com/");
+	r.policy->redirect_url = strdup("https://example.com/");
 	CHECK_INT(route_validate_route(&r, false, field, sizeof(field), err, sizeof(err)), 0);
 
 	r.canary.by_header = strdup("X Canary");
@@ -340,7 +341,7 @@ static void test_policy_and_route(void)
 	CHECK_STR(field, "path");
 	free(r.path);
 	free(r.canary.by_header_pattern);
-	route_policy_cleanup(&r.policy);
+	route_policy_unref(r.policy);
 }
 
 /* auth-proxy-set-headers: one header at a time, then the list in a policy

@@ -124,27 +124,28 @@ int main(void)
 	CHECK_INT(compile_snapshot(snap, &opt, &t, &d), 0);
 
 	const struct route *file = route_at(t, "/file"), *map = route_at(t, "/map");
-	CHECK(file && file->policy.auth.type == ROUTE_AUTH_BASIC);
-	if (file && file->policy.auth.nusers == 2) {
-		CHECK_STR(file->policy.auth.realm, "Realm");
-		CHECK_STR(file->policy.auth.users[0].name, "alice");
-		CHECK_STR(file->policy.auth.users[0].hash, "$apr1$7Y9EPK6s$.OpmsreXWRiQLkvTNuLjA0");
-		CHECK_STR(file->policy.auth.users[1].name, "bob");
-		CHECK_STR(file->policy.auth.users[1].hash, "{SHA}/vNB+F2HQ559kaLUZbmHHvZrXpg=");
+	CHECK(file && file->policy->auth.type == ROUTE_AUTH_BASIC);
+	if (file && file->policy->auth.nusers == 2) {
+		CHECK_STR(file->policy->auth.realm, "Realm");
+		CHECK_STR(file->policy->auth.users[0].name, "alice");
+		CHECK_STR(file->policy->auth.users[0].hash,
+		          "$apr1$7Y9EPK6s$.OpmsreXWRiQLkvTNuLjA0");
+		CHECK_STR(file->policy->auth.users[1].name, "bob");
+		CHECK_STR(file->policy->auth.users[1].hash, "{SHA}/vNB+F2HQ559kaLUZbmHHvZrXpg=");
 	} else {
 		CHECK(!"/file has two users");
 	}
-	CHECK(map && map->policy.auth.type == ROUTE_AUTH_BASIC);
-	if (map && map->policy.auth.nusers == 2) {
-		CHECK(map->policy.auth.realm == NULL);
-		CHECK_STR(map->policy.auth.users[0].name, "carol"); /* data wins over stringData */
-		CHECK_STR(map->policy.auth.users[0].hash, "h.w.pfYUgbGFQ");
-		CHECK_STR(map->policy.auth.users[1].name, "dave");
+	CHECK(map && map->policy->auth.type == ROUTE_AUTH_BASIC);
+	if (map && map->policy->auth.nusers == 2) {
+		CHECK(map->policy->auth.realm == NULL);
+		CHECK_STR(map->policy->auth.users[0].name, "carol"); /* data wins over stringData */
+		CHECK_STR(map->policy->auth.users[0].hash, "h.w.pfYUgbGFQ");
+		CHECK_STR(map->policy->auth.users[1].name, "dave");
 	} else {
 		CHECK(!"/map has two users");
 	}
 	const struct route *open = route_at(t, "/open");
-	CHECK(open && open->policy.auth.type == ROUTE_AUTH_NONE);
+	CHECK(open && open->policy->auth.type == ROUTE_AUTH_NONE);
 	static const char *const dropped[][3] = {
 	    {"bad", "nginx.ingress.kubernetes.io/auth-secret", "BadAuthSecret"},
 	    {"notb64", "nginx.ingress.kubernetes.io/auth-secret", "BadAuthSecret"},

@@ -248,11 +248,10 @@ static char *host_by_names(const struct route_table *t, const struct route_host 
 		struct route *r = &c.routes[j];
 		nl += (size_t)snprintf(
 		    names + nl, sizeof(names) - nl, " %s|%s|%s", NAME(r->backend, backends),
-		    NAME(r->canary.backend, backends), NAME(r->policy.error_backend, backends));
+		    NAME(r->canary.backend, backends), NAME(r->error_backend, backends));
 		r->backend = r->backend >= 0 ? 0 : r->backend;
 		r->canary.backend = r->canary.backend >= 0 ? 0 : r->canary.backend;
-		r->policy.error_backend =
-		    r->policy.error_backend >= 0 ? 0 : r->policy.error_backend;
+		r->error_backend = r->error_backend >= 0 ? 0 : r->error_backend;
 	}
 #undef NAME
 	char *text = NULL, *out = NULL;

@@ -237,9 +237,9 @@ static void content(void)
 	const struct route *r = route_of(t, "www.example.com", "/");
 	CHECK(r != NULL);
 	if (r) {
-		CHECK_INT(r->policy.read_timeout_ms, 120000);
-		CHECK_INT(r->policy.ws_idle_timeout_ms, 120000);
-		CHECK(r->policy.ssl_redirect);
+		CHECK_INT(r->policy->read_timeout_ms, 120000);
+		CHECK_INT(r->policy->ws_idle_timeout_ms, 120000);
+		CHECK(r->policy->ssl_redirect);
 		CHECK(r->backend >= 0);
 	}
 	/* endpoints: loopback dropped with a diagnostic, terminating+serving

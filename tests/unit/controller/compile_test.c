@@ -156,6 +156,52 @@ static void test_settings_namespace(void)
 	store_free(s);
 }
 
+/* Routes share a policy exactly when their policies serialize alike, and
+ * each shared policy counts the routes that hold it (the compile's own
+ * references are gone). */
+static void test_policies_shared(struct store *s)
+{
+	struct compile_options o = {.ingress_class = "weir",
+	                            .controller_name = "weir.dev/ingress-controller"};
+	struct snapshot *snap = store_snapshot(s);
+	struct route_table *t = NULL;
+	struct diag_list d = {0};
+	CHECK_INT(compile_snapshot(snap, &o, &t, &d), 0);
+	size_t n = 0, shared = 0, distinct = 0;
+	const struct route *all[64];
+	for (size_t i = 0; t && i < t->nhosts; i++)
+		for (size_t j = 0; j < t->hosts[i].nroutes && n < 64; j++)
+			all[n++] = &t->hosts[i].routes[j];
+	CHECK(n >= 4);
+	for (size_t i = 0; i < n; i++) {
+		char *a = NULL;
+		size_t alen = 0, holders = 0;
+		CHECK_INT(route_policy_serialize(all[i]->policy, &a, &alen), 0);
+		for (size_t j = 0; j < n; j++) {
+			char *b = NULL;
+			size_t blen = 0;
+			holders += all[j]->policy == all[i]->policy;
+			if (j == i)
+				continue;
+			CHECK_INT(route_policy_serialize(all[j]->policy, &b, &blen), 0);
+			bool same_text = a && b && alen == blen && memcmp(a, b, alen) == 0;
+			CHECK_INT(same_text, all[i]->policy == all[j]->policy);
+			shared += all[i]->policy == all[j]->policy;
+			free(b);
+		}
+		distinct += holders == 1;
+		CHECK_INT(all[i]->policy->refs, holders);
+		free(a);
+	}
+	/* a/two's three routes on two hosts hold one policy; b/three's regex
+	 * route with a rewrite holds another */
+	CHECK(shared >= 2);
+	CHECK(distinct >= 1);
+	route_table_free(t);
+	diag_list_cleanup(&d);
+	snapshot_free(snap);
+}
+
 int main(void)
 {
 	size_t fwd[NOBJ], rev[NOBJ], mixed[NOBJ];
@@ -208,7 +254,7 @@ int main(void)
 					CHECK_INT(t->backends[r[0].backend].nendpoints, 0);
 				CHECK_INT(r[1].match, ROUTE_MATCH_EXACT);
 				CHECK_INT(r[2].match, ROUTE_MATCH_PREFIX);
-				CHECK_INT(r[1].policy.ws_idle_timeout_ms, 120000);
+				CHECK_INT(r[1].policy->ws_idle_timeout_ms, 120000);
 			}
 		}
 		/* no loopback endpoint without allow_loopback; draining kept,
@@ -243,6 +289,7 @@ int main(void)
 	free(db);
 	free(dc);
 	free(dl);
+	test_policies_shared(a);
 	store_free(a);
 	store_free(b);
 	store_free(c);

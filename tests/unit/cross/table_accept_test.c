@@ -820,11 +820,10 @@ static char *host_fingerprint(const struct route_table *rt, const struct route_h
 #define NAME(arr, n, i, field) ((i) >= 0 && (size_t)(i) < (n) ? (arr)[i].field : "-")
 	for (size_t j = 0; j < h->nroutes; j++) {
 		char line[1024];
-		int k = snprintf(
-		    line, sizeof(line), "%s|%s|%s;",
-		    NAME(rt->backends, rt->nbackends, r[j].backend, name),
-		    NAME(rt->backends, rt->nbackends, r[j].canary.backend, name),
-		    NAME(rt->backend_tls, rt->nbackend_tls, r[j].policy.backend_tls.profile, name));
+		int k = snprintf(line, sizeof(line), "%s|%s|%s;",
+		                 NAME(rt->backends, rt->nbackends, r[j].backend, name),
+		                 NAME(rt->backends, rt->nbackends, r[j].canary.backend, name),
+		                 NAME(rt->backend_tls, rt->nbackend_tls, r[j].backend_tls, name));
 		if (k < 0 || (size_t)k >= sizeof(line))
 			k = (int)sizeof(line) - 1;
 		while (len + (size_t)k + 1 > cap) {
@@ -836,7 +835,7 @@ static char *host_fingerprint(const struct route_table *rt, const struct route_h
 		}
 		memcpy(out + len, line, (size_t)k + 1);
 		len += (size_t)k;
-		r[j].backend = r[j].canary.backend = r[j].policy.backend_tls.profile = -1;
+		r[j].backend = r[j].canary.backend = r[j].backend_tls = -1;
 	}
 	char head[1024];
 	snprintf(head, sizeof(head), "cert=%s ca=%s ", NAME(rt->certs, rt->ncerts, c.cert, name),
@@ -984,7 +983,7 @@ static int one_round(uint64_t seed, size_t iter, const char *other_key)
 	bool fc = false;
 	for (size_t i = 0; srt && i < srt->nhosts; i++) {
 		for (size_t j = 0; j < srt->hosts[i].nroutes; j++) {
-			const struct route_ext_auth *ea = &srt->hosts[i].routes[j].policy.ext_auth;
+			const struct route_ext_auth *ea = &srt->hosts[i].routes[j].policy->ext_auth;
 			fa = fa || ea->url;
 			fa_more =
 			    fa_more || (ea->url && (ea->method || ea->signin || ea->cache_key ||
@@ -992,11 +991,12 @@ static int one_round(uint64_t seed, size_t iter, const char *other_key)
 			                            ea->request_redirect));
 			fa_set = fa_set || (ea->url && ea->nproxy_set_headers);
 			const struct route *r = &srt->hosts[i].routes[j];
-			rw = rw || r->policy.proxy_redirect_from ||
-			     r->policy.proxy_cookie_domain_from || r->policy.proxy_cookie_path_from;
+			rw = rw || r->policy->proxy_redirect_from ||
+			     r->policy->proxy_cookie_domain_from ||
+			     r->policy->proxy_cookie_path_from;
 			pat = pat || r->canary.by_header_pattern;
-			cus = cus || r->policy.nresponse_headers;
-			const struct route_policy *pol = &srt->hosts[i].routes[j].policy;
+			cus = cus || r->policy->nresponse_headers;
+			const struct route_policy *pol = srt->hosts[i].routes[j].policy;
 			bool ex = false;
 			for (size_t k = 0; k < pol->nrequest_headers; k++)
 				ex = ex || pol->request_headers[k].expand;

@@ -169,13 +169,16 @@ static size_t used_slots(const struct auth_basic_cache *c, uint64_t now)
 static void test_check(struct auth_basic_cache *cache)
 {
 	struct route r;
+	struct route_policy r_policy;
 	char www[256];
 	int t1 = 1, t2 = 2; /* two table identities (their addresses) */
 	memset(&r, 0, sizeof(r));
-	r.policy.auth.type = ROUTE_AUTH_BASIC;
-	r.policy.auth.realm = "Authentication Required - foo";
-	r.policy.auth.users = users;
-	r.policy.auth.nusers = 3;
+	memset(&r_policy, 0, sizeof(r_policy));
+	r.policy = &r_policy;
+	r.policy->auth.type = ROUTE_AUTH_BASIC;
+	r.policy->auth.realm = "Authentication Required - foo";
+	r.policy->auth.users = users;
+	r.policy->auth.nusers = 3;
 
 	/* no credentials */
 	CHECK_INT(
@@ -261,19 +264,19 @@ static void test_check(struct auth_basic_cache *cache)
 	          0);
 
 	/* realm "" (ingress-nginx's default when auth-realm is absent) */
-	r.policy.auth.realm = NULL;
+	r.policy->auth.realm = NULL;
 	CHECK_INT(check_raw(cache, &t2, &r, "GET / HTTP/1.1\r\n\r\n", 3000, www, sizeof(www)), 401);
 	CHECK_STR(www, "WWW-Authenticate: Basic realm=\"\"\r\n");
 	/* a realm longer than the buffer is cut inside the quotes */
-	r.policy.auth.realm = "0123456789012345678901234567890123456789";
+	r.policy->auth.realm = "0123456789012345678901234567890123456789";
 	CHECK_INT(check_raw(cache, &t2, &r, "GET / HTTP/1.1\r\n\r\n", 3000, www, 48), 401);
 	CHECK_STR(www, "WWW-Authenticate: Basic realm=\"012345678901\"\r\n");
 
 	/* CORS route: the 401 carries the origin headers (ingress-nginx does) */
-	r.policy.auth.realm = "r";
-	r.policy.cors.enabled = true;
-	r.policy.cors.allow_origin = "https://app.test, https://b.test";
-	r.policy.cors.allow_credentials = true;
+	r.policy->auth.realm = "r";
+	r.policy->cors.enabled = true;
+	r.policy->cors.allow_origin = "https://app.test, https://b.test";
+	r.policy->cors.allow_credentials = true;
 	CHECK_INT(check_raw(cache, &t2, &r, "GET / HTTP/1.1\r\nOrigin: https://app.test\r\n\r\n",
 	                    3000, www, sizeof(www)),
 	          401);
@@ -289,16 +292,16 @@ static void test_check(struct auth_basic_cache *cache)
 	                    3000, www, 60),
 	          401);
 	CHECK_STR(www, "WWW-Authenticate: Basic realm=\"r\"\r\n");
-	r.policy.cors.enabled = false;
+	r.policy->cors.enabled = false;
 
 	/* no users: every request refused */
-	r.policy.auth.nusers = 0;
+	r.policy->auth.nusers = 0;
 	CHECK_INT(check_raw(cache, &t2, &r,
 	                    "GET / HTTP/1.1\r\nAuthorization: Basic YWxpY2U6czNjcmV0\r\n\r\n", 3000,
 	                    www, sizeof(www)),
 	          401);
 	/* routes without auth and the default backend pass */
-	r.policy.auth.type = ROUTE_AUTH_NONE;
+	r.policy->auth.type = ROUTE_AUTH_NONE;
 	CHECK_INT(check_raw(cache, &t2, &r, "GET / HTTP/1.1\r\n\r\n", 3000, www, sizeof(www)), 0);
 	CHECK_INT(check_raw(cache, &t2, NULL, "GET / HTTP/1.1\r\n\r\n", 3000, www, sizeof(www)), 0);
 }

@@ -15,8 +15,8 @@
 static void test_name(void)
 {
 	char out[256];
-	struct route_backend_tls named = {.profile = 0, .name = "backend.internal"};
-	struct route_backend_tls dflt = {.profile = 0};
+	struct route_backend_tls named = {.name = "backend.internal"};
+	struct route_backend_tls dflt = {0};
 	backend_tls_name(&named, "www.example.com", 15, "10.0.0.1", out, sizeof(out));
 	CHECK_STR(out, "backend.internal");
 	backend_tls_name(&dflt, "Backend.Test:8443", 17, "10.0.0.1", out, sizeof(out));

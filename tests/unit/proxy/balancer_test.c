@@ -113,7 +113,8 @@ static void test_round_robin(void)
 	if (!t)
 		return;
 	client_init(&cl, "192.0.2.1");
-	struct route r = {0};
+	struct route_policy r_policy = {0};
+	struct route r = {.policy = &r_policy};
 	r.path = "/";
 	r.backend = 0;
 	r.canary.backend = -1;
@@ -163,11 +164,11 @@ static void test_round_robin(void)
 	CHECK_INT(pick.backend, 0);
 	CHECK_INT(pick.endpoint, -1);
 	r.backend = 1;
-	r.policy.hash_by = "$remote_addr";
+	r.policy->hash_by = "$remote_addr";
 	CHECK_INT(choose(t, &r, plain_get), 0);
 	CHECK_INT(pick.endpoint, -1);
-	r.policy.hash_by = NULL;
-	r.policy.affinity = ROUTE_AFFINITY_COOKIE;
+	r.policy->hash_by = NULL;
+	r.policy->affinity = ROUTE_AFFINITY_COOKIE;
 	CHECK_INT(choose(t, &r, plain_get), 0);
 	CHECK_INT(pick.endpoint, -1);
 	CHECK_STR(pick.set_cookie, "");
@@ -196,15 +197,16 @@ static void test_affinity(void)
 	if (!t || !t2 || !t3)
 		goto out;
 	client_init(&cl, "192.0.2.1");
-	struct route r = {0};
+	struct route_policy r_policy = {0};
+	struct route r = {.policy = &r_policy};
 	r.path = "/app";
 	r.match = ROUTE_MATCH_PREFIX;
 	r.backend = 0;
 	r.canary.backend = -1;
-	r.policy.affinity = ROUTE_AFFINITY_COOKIE;
-	r.policy.cookie.name = "SESS";
-	r.policy.cookie.max_age_s = -1;
-	r.policy.cookie.expires_s = -1;
+	r.policy->affinity = ROUTE_AFFINITY_COOKIE;
+	r.policy->cookie.name = "SESS";
+	r.policy->cookie.max_age_s = -1;
+	r.policy->cookie.expires_s = -1;
 
 	CHECK_INT(choose(t, &r, plain_get), 0);
 	int first = pick.endpoint;
@@ -261,7 +263,7 @@ static void test_affinity(void)
 	CHECK(pick.endpoint != 2 && pick.endpoint >= 0);
 	CHECK(pick.set_cookie[0] != '\0');
 	/* persistent: stays while listed (draining included), re-picks when gone */
-	r.policy.affinity_mode = ROUTE_AFFINITY_PERSISTENT;
+	r.policy->affinity_mode = ROUTE_AFFINITY_PERSISTENT;
 	CHECK_INT(choose(t3, &r, raw), 0);
 	CHECK_INT(pick.endpoint, 2);
 	CHECK_STR(pick.set_cookie, "");
@@ -274,10 +276,10 @@ static void test_affinity(void)
 	CHECK(pick.set_cookie[0] != '\0');
 
 	/* attributes */
-	r.policy.cookie.max_age_s = 3600;
-	r.policy.cookie.expires_s = 7200;
-	r.policy.cookie.secure = true;
-	r.policy.cookie.samesite = "Lax";
+	r.policy->cookie.max_age_s = 3600;
+	r.policy->cookie.expires_s = 7200;
+	r.policy->cookie.secure = true;
+	r.policy->cookie.samesite = "Lax";
 	CHECK_INT(choose(t, &r, plain_get), 0);
 	CHECK(strstr(pick.set_cookie, "; Path=/app; Max-Age=3600; Expires=") != NULL);
 	CHECK(strstr(pick.set_cookie, " GMT; Secure; SameSite=Lax; HttpOnly") != NULL);
@@ -294,13 +296,13 @@ static void test_affinity(void)
 		snprintf(year, sizeof(year), "%04d", tm.tm_year + 1900);
 		CHECK(strncmp(exp + 12, year, 4) == 0);
 	}
-	r.policy.cookie.path = "/custom";
+	r.policy->cookie.path = "/custom";
 	CHECK_INT(choose(t, &r, plain_get), 0);
 	CHECK(strstr(pick.set_cookie, "; Path=/custom;") != NULL);
-	r.policy.cookie.path = NULL;
+	r.policy->cookie.path = NULL;
 	r.path = "/user/[^/]+/api";
 	r.match = ROUTE_MATCH_REGEX;
-	r.policy.cookie.name = NULL;
+	r.policy->cookie.name = NULL;
 	CHECK_INT(choose(t, &r, plain_get), 0);
 	CHECK(strncmp(pick.set_cookie, "INGRESSCOOKIE=", 14) == 0);
 	CHECK(strstr(pick.set_cookie, "; Path=/;") != NULL);
@@ -328,11 +330,12 @@ static void test_hash_by(void)
 	struct table *t9 = table2(eps9, "");
 	if (!t || !t9)
 		goto out;
-	struct route r = {0};
+	struct route_policy r_policy = {0};
+	struct route r = {.policy = &r_policy};
 	r.path = "/";
 	r.backend = 0;
 	r.canary.backend = -1;
-	r.policy.hash_by = "$remote_addr";
+	r.policy->hash_by = "$remote_addr";
 	enum { KEYS = 10000 };
 	static int port_of[KEYS];
 	int per[10] = {0};
@@ -427,11 +430,12 @@ static void test_key_expansion(void)
 	struct table *t = table2(five, "");
 	if (!t)
 		return;
-	struct route r = {0};
+	struct route_policy r_policy = {0};
+	struct route r = {.policy = &r_policy};
 	r.path = "/";
 	r.backend = 0;
 	r.canary.backend = -1;
-	r.policy.hash_by = "$arg_user";
+	r.policy->hash_by = "$arg_user";
 	parse_request("GET /?user=alice HTTP/1.1\r\n\r\n", &req);
 	client_init(&cl, "10.0.0.1");
 	CHECK_INT(balancer_choose(t, &r, &req, &cl, &pick), 0);
@@ -448,7 +452,8 @@ static void test_canary(void)
 	if (!t)
 		return;
 	client_init(&cl, "192.0.2.1");
-	struct route r = {0};
+	struct route_policy r_policy = {0};
+	struct route r = {.policy = &r_policy};
 	r.path = "/";
 	r.backend = 0;
 	r.canary.backend = 1;
@@ -633,18 +638,19 @@ static void test_cookie_domain_samesite(void)
 	if (!t)
 		return;
 	client_init(&cl, "192.0.2.1");
-	struct route r = {0};
+	struct route_policy r_policy = {0};
+	struct route r = {.policy = &r_policy};
 	r.path = "/";
 	r.match = ROUTE_MATCH_PREFIX;
 	r.backend = 0;
 	r.canary.backend = -1;
-	r.policy.affinity = ROUTE_AFFINITY_COOKIE;
-	r.policy.cookie.name = "S";
-	r.policy.cookie.max_age_s = -1;
-	r.policy.cookie.expires_s = -1;
-	r.policy.cookie.domain = ".example.com";
-	r.policy.cookie.samesite = "None";
-	r.policy.cookie.secure = true;
+	r.policy->affinity = ROUTE_AFFINITY_COOKIE;
+	r.policy->cookie.name = "S";
+	r.policy->cookie.max_age_s = -1;
+	r.policy->cookie.expires_s = -1;
+	r.policy->cookie.domain = ".example.com";
+	r.policy->cookie.samesite = "None";
+	r.policy->cookie.secure = true;
 	char id[17], want[256];
 	balancer_endpoint_id(&table_routes(t)->backends[0].endpoints[0], id);
 	const char *chrome51 = "GET / HTTP/1.1\r\nUser-Agent: Mozilla/5.0 (X11; Linux x86_64) "
@@ -654,14 +660,14 @@ static void test_cookie_domain_samesite(void)
 	         "S=%s; Path=/; Domain=.example.com; Secure; SameSite=None; HttpOnly", id);
 	CHECK_INT(choose(t, &r, chrome51), 0);
 	CHECK_STR(pick.set_cookie, want);
-	r.policy.cookie.conditional_samesite_none = true;
+	r.policy->cookie.conditional_samesite_none = true;
 	CHECK_INT(choose(t, &r, plain_get), 0);
 	CHECK_STR(pick.set_cookie, want);
 	CHECK_INT(choose(t, &r, chrome51), 0);
 	snprintf(want, sizeof(want), "S=%s; Path=/; Domain=.example.com; Secure; HttpOnly", id);
 	CHECK_STR(pick.set_cookie, want);
 	/* only None is conditional */
-	r.policy.cookie.samesite = "Lax";
+	r.policy->cookie.samesite = "Lax";
 	CHECK_INT(choose(t, &r, chrome51), 0);
 	snprintf(want, sizeof(want),
 	         "S=%s; Path=/; Domain=.example.com; Secure; SameSite=Lax; HttpOnly", id);
@@ -790,11 +796,12 @@ static void test_ewma(void)
 		return;
 	const struct route_backend *be = &table_routes(t)->backends[0];
 	client_init(&cl, "192.0.2.1");
-	struct route r = {0};
+	struct route_policy r_policy = {0};
+	struct route r = {.policy = &r_policy};
 	r.path = "/";
 	r.backend = 0;
 	r.canary.backend = -1;
-	r.policy.balance = ROUTE_BALANCE_EWMA;
+	r.policy->balance = ROUTE_BALANCE_EWMA;
 
 	balancer_observe(&be->endpoints[0], 400);
 	balancer_observe(&be->endpoints[1], 5);
@@ -845,7 +852,8 @@ static void test_round_robin_across_reloads(void)
 	char four[512];
 	snprintf(four, sizeof(four), "%s,{\"address\":\"10.0.4.4\",\"port\":80}", stable);
 	client_init(&cl, "192.0.2.1");
-	struct route r = {0};
+	struct route_policy r_policy = {0};
+	struct route r = {.policy = &r_policy};
 	r.path = "/";
 	r.backend = 0;
 	r.canary.backend = -1;
@@ -915,7 +923,8 @@ static void test_round_robin_weights_and_return(void)
 	if (!t)
 		return;
 	client_init(&cl, "192.0.2.1");
-	struct route r = {0};
+	struct route_policy r_policy = {0};
+	struct route r = {.policy = &r_policy};
 	r.path = "/";
 	r.backend = 0;
 	r.canary.backend = -1;
@@ -959,11 +968,12 @@ static void test_ewma_across_reloads(void)
 	if (!t)
 		return;
 	client_init(&cl, "192.0.2.1");
-	struct route r = {0};
+	struct route_policy r_policy = {0};
+	struct route r = {.policy = &r_policy};
 	r.path = "/";
 	r.backend = 0;
 	r.canary.backend = -1;
-	r.policy.balance = ROUTE_BALANCE_EWMA;
+	r.policy->balance = ROUTE_BALANCE_EWMA;
 	int slow = 0;
 	for (int i = 0; i < 100; i++)
 		if (choose(t, &r, plain_get) == 0)

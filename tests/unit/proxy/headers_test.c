@@ -226,11 +226,12 @@ static void test_vhost_rewrite(void)
 {
 	struct http_client c;
 	client_init(&c, "10.0.0.9", false);
-	struct route r = {0};
+	struct route_policy r_policy = {0};
+	struct route r = {.policy = &r_policy};
 	r.path = "/foo(/|$)(.*)";
 	r.match = ROUTE_MATCH_REGEX;
-	r.policy.rewrite_target = "/$2";
-	r.policy.upstream_vhost = "internal.svc";
+	r.policy->rewrite_target = "/$2";
+	r.policy->upstream_vhost = "internal.svc";
 	/* "/foo/bar/baz": $0 = whole, $1 = "/", $2 = "bar/baz" */
 	struct table_match m = {.route = &r, .ncaptures = 3};
 	m.cap_off[0] = 0;
@@ -247,7 +248,7 @@ static void test_vhost_rewrite(void)
 	CHECK(strstr(out, "X-Forwarded-Host: public.example\r\n") != NULL);
 
 	/* captures first, missing ones empty, '?' in the template joins with '&' */
-	r.policy.rewrite_target = "$2/$1$7?from=$0";
+	r.policy->rewrite_target = "$2/$1$7?from=$0";
 	build_req("GET /foo/bar/baz?x=1 HTTP/1.1\r\nHost: h\r\n\r\n", &c, &ctx, -1);
 	CHECK(STARTS(out, "GET /bar/baz//?from=/foo/bar/baz&x=1 HTTP/1.1\r\n"));
 
@@ -256,7 +257,7 @@ static void test_vhost_rewrite(void)
 	m.cap_len[1] = 0;
 	m.cap_off[2] = 4;
 	m.cap_len[2] = 0;
-	r.policy.rewrite_target = "/$2";
+	r.policy->rewrite_target = "/$2";
 	build_req("GET /foo HTTP/1.1\r\nHost: h\r\n\r\n", &c, &ctx, -1);
 	CHECK(STARTS(out, "GET / HTTP/1.1\r\n"));
 }
@@ -265,11 +266,12 @@ static void test_request_base_prefix_origin(void)
 {
 	struct http_client c;
 	client_init(&c, "10.0.0.9", true);
-	struct route r = {0};
+	struct route_policy r_policy = {0};
+	struct route r = {.policy = &r_policy};
 	r.path = "/convos/";
 	r.match = ROUTE_MATCH_PREFIX;
-	r.policy.request_base = true;
-	r.policy.x_forwarded_prefix = "/convos";
+	r.policy->request_base = true;
+	r.policy->x_forwarded_prefix = "/convos";
 	struct headers_ctx ctx = {.route = &r, .upstream_host = "10.1.0.5:3000"};
 	build_req("GET /convos/events HTTP/1.1\r\nHost: chat.example.com\r\n"
 	          "X-Request-Base: http://evil\r\nX-Forwarded-Prefix: /evil\r\n\r\n",
@@ -299,9 +301,10 @@ static void test_request_base_prefix_origin(void)
 	ctx.peer_trusted = false;
 
 	/* origin-rewrite: Origin and Referer point at the host the upstream sees */
-	struct route o = {0};
+	struct route_policy o_policy = {0};
+	struct route o = {.policy = &o_policy};
 	o.path = "/";
-	o.policy.origin_rewrite = true;
+	o.policy->origin_rewrite = true;
 	ctx.route = &o;
 	build_req("GET /api/kernels HTTP/1.1\r\nHost: hub.example.com\r\n"
 	          "Origin: https://hub.example.com\r\n"
@@ -309,8 +312,8 @@ static void test_request_base_prefix_origin(void)
 	          &c, &ctx, -1);
 	CHECK(strstr(out, "\r\nOrigin: http://hub.example.com\r\n") != NULL);
 	CHECK(strstr(out, "\r\nReferer: http://hub.example.com/user/bob/tree?x=1\r\n") != NULL);
-	o.policy.upstream_vhost = "localhost:8888";
-	o.policy.backend_protocol = ROUTE_PROTO_HTTPS;
+	o.policy->upstream_vhost = "localhost:8888";
+	o.policy->backend_protocol = ROUTE_PROTO_HTTPS;
 	build_req("GET /api/kernels HTTP/1.1\r\nHost: hub.example.com\r\n"
 	          "Origin: https://hub.example.com\r\n"
 	          "Referer: https://hub.example.com\r\nReferer-Policy: x\r\n\r\n",
@@ -320,7 +323,7 @@ static void test_request_base_prefix_origin(void)
 	CHECK(strstr(out, "\r\nHost: localhost:8888\r\n") != NULL);
 	CHECK(strstr(out, "\r\nReferer-Policy: x\r\n") != NULL);
 	/* not set: untouched */
-	o.policy.origin_rewrite = false;
+	o.policy->origin_rewrite = false;
 	build_req("GET / HTTP/1.1\r\nOrigin: https://a.example\r\n\r\n", &c, &ctx, -1);
 	CHECK(strstr(out, "\r\nOrigin: https://a.example\r\n") != NULL);
 }
@@ -329,13 +332,14 @@ static void test_request_headers_and_websocket(void)
 {
 	struct http_client c;
 	client_init(&c, "10.0.0.9", false);
-	struct route r = {0};
+	struct route_policy r_policy = {0};
+	struct route r = {.policy = &r_policy};
 	r.path = "/ws";
 	struct route_header set[] = {{"X-App", "weir", false},
 	                             {"x-forwarded-proto", "https", false},
 	                             {"Connection", "bogus", false}};
-	r.policy.request_headers = set;
-	r.policy.nrequest_headers = 3;
+	r.policy->request_headers = set;
+	r.policy->nrequest_headers = 3;
 	struct headers_ctx ctx = {.route = &r};
 	struct http_request req;
 	const char *raw = "GET /ws HTTP/1.1\r\n"
@@ -411,11 +415,12 @@ static void test_hsts(void)
 	CHECK(strstr(out, "\r\nstrict-transport-security: max-age=5\r\n") != NULL);
 	CHECK_INT(count(out, "ransport-Security"), 0);
 	/* a route's response-headers entry wins over the global value */
-	struct route r = {0};
+	struct route_policy r_policy = {0};
+	struct route r = {.policy = &r_policy};
 	r.path = "/";
 	struct route_header set[] = {{"Strict-Transport-Security", "max-age=1", false}};
-	r.policy.response_headers = set;
-	r.policy.nresponse_headers = 1;
+	r.policy->response_headers = set;
+	r.policy->nresponse_headers = 1;
 	n = headers_build_response(&resp, &r, &x, 0, true, out, sizeof(out) - 1);
 	out[n > 0 ? n : 0] = '\0';
 	CHECK(strstr(out, "\r\nStrict-Transport-Security: max-age=1\r\n") != NULL);
@@ -464,18 +469,19 @@ static void test_server(void)
 	CHECK(strstr(out, "\r\nServer: weir/9.9\r\n") != NULL);
 	/* a route that hides Server (more_clear_headers) gets none; one that
 	 * sets it (more_set_headers) gets its own */
-	struct route r = {0};
+	struct route_policy r_policy = {0};
+	struct route r = {.policy = &r_policy};
 	r.path = "/";
 	char *hide[] = {"server"};
-	r.policy.hide_headers = hide;
-	r.policy.nhide_headers = 1;
+	r.policy->hide_headers = hide;
+	r.policy->nhide_headers = 1;
 	n = headers_build_response(&resp, &r, &x, 0, true, out, sizeof(out) - 1);
 	out[n > 0 ? n : 0] = '\0';
 	CHECK_INT(count(out, "erver:"), 0);
-	r.policy.nhide_headers = 0;
+	r.policy->nhide_headers = 0;
 	struct route_header set[] = {{"Server", "mine", false}};
-	r.policy.response_headers = set;
-	r.policy.nresponse_headers = 1;
+	r.policy->response_headers = set;
+	r.policy->nresponse_headers = 1;
 	x.hide_server = true;
 	n = headers_build_response(&resp, &r, &x, 0, true, out, sizeof(out) - 1);
 	out[n > 0 ? n : 0] = '\0';
@@ -556,15 +562,16 @@ static void test_gzip(void)
 static void test_response(void)
 {
 	struct http_response resp;
-	struct route r = {0};
+	struct route_policy r_policy = {0};
+	struct route r = {.policy = &r_policy};
 	r.path = "/";
 	char *hide[] = {"X-Powered-By", "server"};
 	struct route_header set[] = {{"Cache-Control", "no-store", false},
 	                             {"X-Frame-Options", "DENY", false}};
-	r.policy.hide_headers = hide;
-	r.policy.nhide_headers = 2;
-	r.policy.response_headers = set;
-	r.policy.nresponse_headers = 2;
+	r.policy->hide_headers = hide;
+	r.policy->nhide_headers = 2;
+	r.policy->response_headers = set;
+	r.policy->nresponse_headers = 2;
 	parse_response("HTTP/1.1 200 Fine Thanks\r\n"
 	               "Set-Cookie: a=1; Path=/\r\n"
 	               "X-Powered-By: php\r\n"
@@ -595,12 +602,12 @@ static void test_response(void)
 	               "\r\n");
 
 	/* chunked, close, CORS replacing the upstream's, no route */
-	r.policy.nhide_headers = 0;
-	r.policy.nresponse_headers = 0;
-	r.policy.cors.enabled = true;
-	r.policy.cors.allow_origin = "https://app.example";
-	r.policy.cors.allow_credentials = true;
-	r.policy.cors.expose_headers = "X-Total";
+	r.policy->nhide_headers = 0;
+	r.policy->nresponse_headers = 0;
+	r.policy->cors.enabled = true;
+	r.policy->cors.allow_origin = "https://app.example";
+	r.policy->cors.allow_credentials = true;
+	r.policy->cors.expose_headers = "X-Total";
 	parse_response("HTTP/1.1 404 \r\nAccess-Control-Allow-Origin: *\r\n"
 	               "Transfer-Encoding: chunked\r\n\r\n",
 	               &resp);
@@ -752,9 +759,10 @@ static void test_too_big(void)
 	          WEIR_ETOOBIG);
 
 	/* rewrite that outgrows the buffer */
-	struct route r = {0};
+	struct route_policy r_policy = {0};
+	struct route r = {.policy = &r_policy};
 	r.path = "/";
-	r.policy.rewrite_target = "$0$0$0$0$0$0$0$0$0$0$0$0";
+	r.policy->rewrite_target = "$0$0$0$0$0$0$0$0$0$0$0$0";
 	struct table_match m = {.ncaptures = 1, .cap_len = {10}};
 	ctx.route = &r;
 	ctx.match = &m;
@@ -768,12 +776,13 @@ static void test_too_big(void)
 static void test_add_headers(void)
 {
 	struct http_response resp;
-	struct route r = {0};
+	struct route_policy r_policy = {0};
+	struct route r = {.policy = &r_policy};
 	r.path = "/";
 	struct route_add_header add[] = {{"Cache-Control", "no-store", false, false},
 	                                 {"X-Always", "yes", true, false}};
-	r.policy.add_headers = add;
-	r.policy.nadd_headers = 2;
+	r.policy->add_headers = add;
+	r.policy->nadd_headers = 2;
 	static const int on[] = {200, 201, 204, 206, 301, 302, 303, 304, 307, 308};
 	static const int off[] = {202, 203, 300, 305, 400, 401, 403, 404, 418, 500, 502, 503};
 	char raw[128];
@@ -794,8 +803,8 @@ static void test_add_headers(void)
 	/* the route's own lines for a local answer: response_headers, then
 	 * add_headers by status */
 	struct route_header set[] = {{"X-Set", "s", false}};
-	r.policy.response_headers = set;
-	r.policy.nresponse_headers = 1;
+	r.policy->response_headers = set;
+	r.policy->nresponse_headers = 1;
 	char lines[256];
 	CHECK_INT(headers_route_lines(&r, 403, NULL, NULL, lines, sizeof(lines)), 25);
 	CHECK_STR(lines, "X-Set: s\r\nX-Always: yes\r\n");
@@ -812,7 +821,8 @@ static void test_expand(void)
 {
 	struct http_client c;
 	client_init(&c, "192.0.2.7", true);
-	struct route r = {0};
+	struct route_policy r_policy = {0};
+	struct route r = {.policy = &r_policy};
 	r.path = "/";
 	struct route_header set[] = {
 	    {"X-Host", "$host", true},
@@ -821,8 +831,8 @@ static void test_expand(void)
 	    {"X-Ua", "[$http_user_agent][$http_x_multi][$http_absent]", true},
 	    {"X-Lit", "$host stays", false},
 	};
-	r.policy.request_headers = set;
-	r.policy.nrequest_headers = 5;
+	r.policy->request_headers = set;
+	r.policy->nrequest_headers = 5;
 	struct headers_ctx ctx = {.route = &r};
 	const char *raw = "GET /a/b?c=d HTTP/1.1\r\nHost: WWW.Example.COM:8443\r\n"
 	                  "User-Agent: curl/8\r\nX-Multi: 1\r\nx-multi: 2\r\n"
@@ -858,12 +868,13 @@ static void test_expand(void)
 	parse_request(raw, &req);
 	struct route_header rs[] = {{"X-Req", "$request_id", true}};
 	struct route_add_header add[] = {{"X-Path", "$request_uri", true, true}};
-	struct route r2 = {0};
+	struct route_policy r2_policy = {0};
+	struct route r2 = {.policy = &r2_policy};
 	r2.path = "/";
-	r2.policy.response_headers = rs;
-	r2.policy.nresponse_headers = 1;
-	r2.policy.add_headers = add;
-	r2.policy.nadd_headers = 1;
+	r2.policy->response_headers = rs;
+	r2.policy->nresponse_headers = 1;
+	r2.policy->add_headers = add;
+	r2.policy->nadd_headers = 1;
 	struct headers_resp_extra x = {.req = &req, .client = &c};
 	n = headers_build_response(&resp, &r2, &x, 0, true, out, sizeof(out) - 1);
 	out[n > 0 ? n : 0] = '\0';

@@ -53,22 +53,23 @@ static void test_access_lists(void)
 	client_init(&c4, "10.1.2.3", false);
 	client_init(&c6, "2001:db8::5", false);
 	client_init(&other, "192.168.0.1", false);
-	struct route r = {0};
+	struct route_policy r_policy = {0};
+	struct route r = {.policy = &r_policy};
 	r.path = "/";
 	struct route_cidr allow[] = {cidr("10.0.0.0/8"), cidr("2001:db8::/32")};
 	struct route_cidr deny[] = {cidr("10.1.2.3")};
-	r.policy.allow = allow;
-	r.policy.nallow = 2;
+	r.policy->allow = allow;
+	r.policy->nallow = 2;
 	const char *get = "GET / HTTP/1.1\r\nHost: h\r\n\r\n";
 	CHECK_INT(run(&r, get, &c4), 0);
 	CHECK_INT(run(&r, get, &c6), 0);
 	CHECK_INT(run(&r, get, &other), 403);
 	CHECK(res.body != NULL);
-	r.policy.deny = deny;
-	r.policy.ndeny = 1;
+	r.policy->deny = deny;
+	r.policy->ndeny = 1;
 	CHECK_INT(run(&r, get, &c4), 403); /* deny wins over allow */
 	CHECK_INT(run(&r, get, &c6), 0);
-	r.policy.nallow = 0;
+	r.policy->nallow = 0;
 	CHECK_INT(run(&r, get, &other), 0);
 	CHECK_INT(run(&r, get, &c4), 403);
 	/* sockaddr takes precedence over the text, IPv4-mapped matches IPv4 lists */
@@ -88,16 +89,17 @@ static void test_redirects(void)
 	struct http_client plain, tls;
 	client_init(&plain, "10.0.0.1", false);
 	client_init(&tls, "10.0.0.1", true);
-	struct route r = {0};
+	struct route_policy r_policy = {0};
+	struct route r = {.policy = &r_policy};
 	r.path = "/app";
 
-	r.policy.redirect_code = 301;
-	r.policy.redirect_url = "https://new.example.com/x";
+	r.policy->redirect_code = 301;
+	r.policy->redirect_url = "https://new.example.com/x";
 	CHECK_INT(run(&r, "GET /app/y HTTP/1.1\r\nHost: h\r\n\r\n", &plain), 301);
 	CHECK_STR(res.location, "https://new.example.com/x");
-	r.policy.redirect_code = 0;
+	r.policy->redirect_code = 0;
 
-	r.policy.ssl_redirect = true;
+	r.policy->ssl_redirect = true;
 	CHECK_INT(run(&r, "GET /app/ HTTP/1.1\r\nHost: a.example.com:8080\r\n\r\n", &plain), 308);
 	CHECK_STR(res.location, "https://a.example.com/app");
 	CHECK_INT(run(&r, "GET /app/?x=1/ HTTP/1.1\r\nHost: a.example.com\r\n\r\n", &plain), 308);
@@ -106,7 +108,7 @@ static void test_redirects(void)
 	CHECK_STR(res.location, "https://a.example.com/");
 	CHECK_INT(run(&r, "GET /a%20b HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n", &plain), 308);
 	CHECK_STR(res.location, "https://[::1]/a%20b");
-	r.policy.preserve_trailing_slash = true;
+	r.policy->preserve_trailing_slash = true;
 	CHECK_INT(run(&r, "GET /app/ HTTP/1.1\r\nHost: a.example.com\r\n\r\n", &plain), 308);
 	CHECK_STR(res.location, "https://a.example.com/app/");
 	CHECK_INT(run(&r, "GET /app/ HTTP/1.0\r\n\r\n", &plain), 400);
@@ -115,35 +117,35 @@ static void test_redirects(void)
 	CHECK_STR(res.location, "");
 
 	/* redirect_code beats ssl_redirect */
-	r.policy.redirect_code = 302;
+	r.policy->redirect_code = 302;
 	CHECK_INT(run(&r, "GET /app HTTP/1.1\r\nHost: h\r\n\r\n", &plain), 302);
 	CHECK_STR(res.location, "https://new.example.com/x");
-	r.policy.redirect_code = 0;
+	r.policy->redirect_code = 0;
 
 	/* app_root: only "/", after ssl_redirect */
-	r.policy.app_root = "/dashboard";
+	r.policy->app_root = "/dashboard";
 	CHECK_INT(run(&r, "GET / HTTP/1.1\r\nHost: h.example\r\n\r\n", &plain), 308);
 	CHECK_INT(run(&r, "GET /?a=1 HTTP/1.1\r\nHost: h.example:8443\r\n\r\n", &tls), 302);
 	CHECK_STR(res.location, "https://h.example:8443/dashboard");
 	CHECK_INT(run(&r, "GET /x HTTP/1.1\r\nHost: h.example\r\n\r\n", &tls), 0);
-	r.policy.ssl_redirect = false;
+	r.policy->ssl_redirect = false;
 	CHECK_INT(run(&r, "GET / HTTP/1.1\r\nHost: h.example\r\n\r\n", &plain), 302);
 	CHECK_STR(res.location, "http://h.example/dashboard");
 	CHECK_INT(run(&r, "GET / HTTP/1.0\r\n\r\n", &plain), 302);
 	CHECK_STR(res.location, "/dashboard");
-	r.policy.app_root = NULL;
+	r.policy->app_root = NULL;
 
 	/* use-port-in-redirects: the HTTPS listen port in the ssl-redirect */
 	plain.https_port = 8443;
 	plain.local_port = 8080;
-	r.policy.ssl_redirect = true;
+	r.policy->ssl_redirect = true;
 	CHECK_INT(run(&r, "GET /app/x HTTP/1.1\r\nHost: a.example.com:80\r\n\r\n", &plain), 308);
 	CHECK_STR(res.location, "https://a.example.com/app/x");
-	r.policy.port_in_redirects = true;
+	r.policy->port_in_redirects = true;
 	CHECK_INT(run(&r, "GET /app/x HTTP/1.1\r\nHost: a.example.com:80\r\n\r\n", &plain), 308);
 	CHECK_STR(res.location, "https://a.example.com:8443/app/x");
-	r.policy.ssl_redirect = false;
-	r.policy.port_in_redirects = false;
+	r.policy->ssl_redirect = false;
+	r.policy->port_in_redirects = false;
 }
 
 static void test_www_redirect(void)
@@ -152,10 +154,11 @@ static void test_www_redirect(void)
 	client_init(&plain, "10.0.0.1", false);
 	client_init(&tls, "10.0.0.1", true);
 	plain.local_port = 8080;
-	struct route r = {0};
+	struct route_policy r_policy = {0};
+	struct route r = {.policy = &r_policy};
 	r.path = "/";
-	r.policy.redirect_code = 308;
-	r.policy.redirect_host = "example.com";
+	r.policy->redirect_code = 308;
+	r.policy->redirect_host = "example.com";
 	CHECK_INT(run(&r, "GET /a/?b=1 HTTP/1.1\r\nHost: www.example.com\r\n\r\n", &plain), 308);
 	CHECK_STR(res.location, "http://example.com/a/?b=1");
 	CHECK_INT(run(&r, "GET /a HTTP/1.1\r\nHost: www.example.com:9000\r\n\r\n", &tls), 308);
@@ -163,11 +166,11 @@ static void test_www_redirect(void)
 	CHECK_INT(run(&r, "GET /a HTTP/1.0\r\n\r\n", &plain), 308);
 	CHECK_STR(res.location, "http://example.com/a");
 	/* ssl_redirect does not come first: same scheme */
-	r.policy.ssl_redirect = true;
+	r.policy->ssl_redirect = true;
 	CHECK_INT(run(&r, "GET /a HTTP/1.1\r\nHost: www.example.com\r\n\r\n", &plain), 308);
 	CHECK_STR(res.location, "http://example.com/a");
 	/* use-port-in-redirects: the port it arrived on, not the one named */
-	r.policy.port_in_redirects = true;
+	r.policy->port_in_redirects = true;
 	CHECK_INT(run(&r, "GET /a HTTP/1.1\r\nHost: www.example.com:9000\r\n\r\n", &plain), 308);
 	CHECK_STR(res.location, "http://example.com:8080/a");
 }
@@ -176,15 +179,16 @@ static void test_cors_and_body(void)
 {
 	struct http_client c;
 	client_init(&c, "10.0.0.1", false);
-	struct route r = {0};
+	struct route_policy r_policy = {0};
+	struct route r = {.policy = &r_policy};
 	r.path = "/";
-	r.policy.cors.enabled = true;
-	r.policy.cors.allow_origin = "*";
-	r.policy.cors.allow_methods = "GET, POST";
-	r.policy.cors.allow_headers = "X-A,Authorization";
-	r.policy.cors.allow_credentials = true;
-	r.policy.cors.max_age_s = 600;
-	r.policy.body_limit = 100;
+	r.policy->cors.enabled = true;
+	r.policy->cors.allow_origin = "*";
+	r.policy->cors.allow_methods = "GET, POST";
+	r.policy->cors.allow_headers = "X-A,Authorization";
+	r.policy->cors.allow_credentials = true;
+	r.policy->cors.max_age_s = 600;
+	r.policy->body_limit = 100;
 	const char *pre = "OPTIONS /x HTTP/1.1\r\nHost: h\r\nOrigin: https://app.example\r\n"
 	                  "Access-Control-Request-Method: PUT\r\nContent-Length: 500\r\n\r\n";
 	CHECK_INT(run(&r, pre, &c), 204);
@@ -193,27 +197,27 @@ static void test_cors_and_body(void)
 	                             "Access-Control-Allow-Methods: GET, POST\r\n"
 	                             "Access-Control-Allow-Headers: X-A,Authorization\r\n"
 	                             "Access-Control-Max-Age: 600\r\n");
-	r.policy.cors.allow_origin = "https://other.example, https://APP.example";
+	r.policy->cors.allow_origin = "https://other.example, https://APP.example";
 	CHECK_INT(run(&r, pre, &c), 204);
 	CHECK(strstr(res.extra_headers,
 	             "Access-Control-Allow-Origin: https://app.example\r\nVary: Origin\r\n") ==
 	      res.extra_headers);
-	r.policy.cors.allow_origin = "https://other.example";
+	r.policy->cors.allow_origin = "https://other.example";
 	/* origin not allowed: not answered here, so the body limit applies next */
 	CHECK_INT(run(&r, pre, &c), 413);
 	CHECK_STR(res.extra_headers, "");
 	/* not a preflight: no Access-Control-Request-Method */
-	r.policy.cors.allow_origin = "*";
+	r.policy->cors.allow_origin = "*";
 	CHECK_INT(run(&r, "OPTIONS /x HTTP/1.1\r\nOrigin: https://a\r\n\r\n", &c), 0);
-	r.policy.cors.enabled = false;
+	r.policy->cors.enabled = false;
 	CHECK_INT(run(&r, pre, &c), 413);
 
 	/* normal responses: the Origin is echoed when listed, "*" always answers,
 	 * nothing for an unlisted or missing Origin or with CORS off */
 	const char *val;
 	size_t vlen;
-	r.policy.cors.enabled = true;
-	r.policy.cors.allow_origin = "https://other.example, https://APP.example";
+	r.policy->cors.enabled = true;
+	r.policy->cors.allow_origin = "https://other.example, https://APP.example";
 	parse_request("GET /x HTTP/1.1\r\nOrigin:  https://app.example \r\n\r\n", &req);
 	CHECK(policy_cors_allow_origin(&r, &req, &val, &vlen));
 	CHECK_INT((int)vlen, 19);
@@ -222,16 +226,16 @@ static void test_cors_and_body(void)
 	CHECK(!policy_cors_allow_origin(&r, &req, &val, &vlen));
 	parse_request("GET /x HTTP/1.1\r\nHost: h\r\n\r\n", &req);
 	CHECK(!policy_cors_allow_origin(&r, &req, &val, &vlen));
-	r.policy.cors.allow_origin = "*";
+	r.policy->cors.allow_origin = "*";
 	CHECK(policy_cors_allow_origin(&r, &req, &val, &vlen));
 	CHECK(vlen == 1 && val[0] == '*');
-	r.policy.cors.enabled = false;
+	r.policy->cors.enabled = false;
 	CHECK(!policy_cors_allow_origin(&r, &req, &val, &vlen));
 	CHECK(!policy_cors_allow_origin(NULL, &req, &val, &vlen));
 
 	CHECK_INT(run(&r, "POST /x HTTP/1.1\r\nContent-Length: 100\r\n\r\n", &c), 0);
 	CHECK_INT(run(&r, "POST /x HTTP/1.1\r\nContent-Length: 101\r\n\r\n", &c), 413);
-	r.policy.body_limit = 0;
+	r.policy->body_limit = 0;
 	CHECK_INT(run(&r, "POST /x HTTP/1.1\r\nContent-Length: 99999999999\r\n\r\n", &c), 0);
 }
 
@@ -239,7 +243,8 @@ static void test_websocket(void)
 {
 	struct http_client c;
 	client_init(&c, "10.0.0.1", false);
-	struct route r = {0};
+	struct route_policy r_policy = {0};
+	struct route r = {.policy = &r_policy};
 	r.path = "/ws";
 	const char *ok = "GET /ws HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n"
 	                 "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
@@ -268,7 +273,7 @@ static void test_websocket(void)
 	              &c),
 	          400);
 	/* body limit is checked before the handshake */
-	r.policy.body_limit = 10;
+	r.policy->body_limit = 10;
 	CHECK_INT(
 	    run(&r, "GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nContent-Length: 11\r\n\r\n", &c),
 	    413);
@@ -281,18 +286,19 @@ static void test_order(void)
 	/* every check armed: each one wins over all that come after it */
 	struct http_client c;
 	client_init(&c, "10.9.9.9", false);
-	struct route r = {0};
+	struct route_policy r_policy = {0};
+	struct route r = {.policy = &r_policy};
 	r.path = "/";
 	struct route_cidr deny[] = {cidr("10.9.0.0/16")};
-	r.policy.deny = deny;
-	r.policy.ndeny = 1;
-	r.policy.redirect_code = 307;
-	r.policy.redirect_url = "https://elsewhere/";
-	r.policy.ssl_redirect = true;
-	r.policy.app_root = "/root";
-	r.policy.cors.enabled = true;
-	r.policy.cors.allow_origin = "*";
-	r.policy.body_limit = 1;
+	r.policy->deny = deny;
+	r.policy->ndeny = 1;
+	r.policy->redirect_code = 307;
+	r.policy->redirect_url = "https://elsewhere/";
+	r.policy->ssl_redirect = true;
+	r.policy->app_root = "/root";
+	r.policy->cors.enabled = true;
+	r.policy->cors.allow_origin = "*";
+	r.policy->body_limit = 1;
 	const char *raw = "OPTIONS / HTTP/1.1\r\nHost: h\r\nOrigin: https://o\r\n"
 	                  "Access-Control-Request-Method: GET\r\nContent-Length: 5\r\n"
 	                  "Upgrade: websocket\r\n\r\n";
@@ -301,22 +307,22 @@ static void test_order(void)
 		CHECK_INT(run(&r, raw, &c), want[step]);
 		switch (step) {
 		case 0:
-			r.policy.ndeny = 0;
+			r.policy->ndeny = 0;
 			break;
 		case 1:
-			r.policy.redirect_code = 0;
+			r.policy->redirect_code = 0;
 			break;
 		case 2:
-			r.policy.ssl_redirect = false;
+			r.policy->ssl_redirect = false;
 			break;
 		case 3:
-			r.policy.app_root = NULL;
+			r.policy->app_root = NULL;
 			break;
 		case 4:
-			r.policy.cors.enabled = false;
+			r.policy->cors.enabled = false;
 			break;
 		case 5:
-			r.policy.body_limit = 0;
+			r.policy->body_limit = 0;
 			break;
 		case 6:
 			req.upgrade_websocket = false;
@@ -341,20 +347,22 @@ static void test_rps(void)
 	struct http_client a, b;
 	client_init(&a, "10.0.0.1", false);
 	client_init(&b, "10.0.0.2", false);
-	struct route r = {0};
+	struct route_policy r_policy = {0};
+	struct route r = {.policy = &r_policy};
 	r.path = "/rps";
 	r.source = "ns/ing";
 	/* limit_rpm 3, burst 2: 6 at once, then one per 20 s; an allowlisted
 	 * client is not counted */
-	struct route m = {0};
+	struct route_policy m_policy = {0};
+	struct route m = {.policy = &m_policy};
 	m.path = "/rpm";
 	m.source = "ns/ing";
-	m.policy.limit_rpm = 3;
-	m.policy.limit_burst = 2;
+	m.policy->limit_rpm = 3;
+	m.policy->limit_burst = 2;
 	struct route_cidr exempt;
 	CHECK_INT(route_cidr_parse("10.0.0.2/32", &exempt), 0);
-	m.policy.limit_allow = &exempt;
-	m.policy.nlimit_allow = 1;
+	m.policy->limit_allow = &exempt;
+	m.policy->nlimit_allow = 1;
 	int got = 0;
 	for (int i = 0; i < 10; i++)
 		if (policy_limit_enter(&m, &a, 503, 503) == 0) {
@@ -371,7 +379,7 @@ static void test_rps(void)
 	policy_limit_leave(&m, &a);
 	CHECK_INT(policy_limit_enter(&m, &a, 503, 503), 503);
 
-	r.policy.limit_rps = 2; /* burst 10 */
+	r.policy->limit_rps = 2; /* burst 10 */
 	int passed = 0;
 	for (int i = 0; i < 15; i++) {
 		int rc = policy_limit_enter(&r, &a, 503, 503);
@@ -405,7 +413,8 @@ static void test_rps(void)
 		}
 	CHECK_INT(passed, 10);
 	/* no limit configured: always 0, route NULL too */
-	struct route free_route = {0};
+	struct route_policy free_route_policy = {0};
+	struct route free_route = {.policy = &free_route_policy};
 	free_route.path = "/";
 	for (int i = 0; i < 100; i++)
 		CHECK_INT(policy_limit_enter(&free_route, &a, 503, 503), 0);
@@ -418,10 +427,11 @@ static void test_connections(void)
 	struct http_client a, b;
 	client_init(&a, "10.0.1.1", false);
 	client_init(&b, "10.0.1.2", false);
-	struct route r = {0};
+	struct route_policy r_policy = {0};
+	struct route r = {.policy = &r_policy};
 	r.path = "/conn";
 	r.source = "ns/ing";
-	r.policy.limit_connections = 2;
+	r.policy->limit_connections = 2;
 	CHECK_INT(policy_limit_enter(&r, &a, 503, 503), 0);
 	CHECK_INT(policy_limit_enter(&r, &a, 503, 503), 0);
 	/* limit-conn-status-code answers the connection limit, not the rate's */
@@ -472,26 +482,33 @@ static void test_connection_slot(void)
 	CHECK(r != NULL);
 	if (!r)
 		return;
+	r->policy = calloc(1, sizeof(*r->policy));
+	CHECK(r->policy != NULL);
+	if (!r->policy)
+		return;
 	r->path = strdup("/slot");
 	r->source = strdup("ns/slot");
-	r->policy.limit_connections = 1;
+	r->policy->limit_connections = 1;
 	CHECK_INT(policy_limit_enter(r, &a, 503, 503), 0);
 	uint64_t slot = policy_limit_slot(r, &a);
 	CHECK(slot != 0);
 	free(r->path);
 	free(r->source);
+	free(r->policy);
 	free(r);
-	struct route again = {0};
+	struct route_policy again_policy = {0};
+	struct route again = {.policy = &again_policy};
 	again.path = "/slot";
 	again.source = "ns/slot";
-	again.policy.limit_connections = 1;
+	again.policy->limit_connections = 1;
 	CHECK_INT(policy_limit_enter(&again, &a, 503, 503), 503);
 	policy_limit_leave_slot(slot);
 	CHECK_INT(policy_limit_enter(&again, &a, 503, 503), 0);
 	CHECK(policy_limit_slot(&again, &a) == slot);
 	policy_limit_leave(&again, &a);
 	/* no limit, no route: slot 0, and leaving slot 0 changes nothing */
-	struct route plain = {0};
+	struct route_policy plain_policy = {0};
+	struct route plain = {.policy = &plain_policy};
 	plain.path = "/slot";
 	plain.source = "ns/slot";
 	CHECK(policy_limit_slot(&plain, &a) == 0);
@@ -527,6 +544,7 @@ static int count_log_lines(void (*fn)(void *), void *arg)
 
 struct full_run {
 	struct route r;
+	struct route_policy r_policy;
 	struct http_client clients[FULL_CLIENTS];
 	bool admitted[FULL_CLIENTS];
 	int nadmitted, nrefused, first_refused;
@@ -571,9 +589,10 @@ static void test_full_table(void)
 	struct full_run *f = calloc(1, sizeof(*f));
 	if (!f)
 		return;
+	f->r.policy = &f->r_policy;
 	f->r.path = "/full";
 	f->r.source = "ns/full";
-	f->r.policy.limit_connections = 1;
+	f->r.policy->limit_connections = 1;
 	CHECK_INT(count_log_lines(fill_table, f), 1);
 	CHECK(f->nadmitted <= LIMIT_SLOTS);
 	CHECK(f->nadmitted > LIMIT_SLOTS / 2);
@@ -623,9 +642,10 @@ static void test_threads(void)
 	limit_now = mono_ns;
 	struct http_client a;
 	client_init(&a, "10.0.2.1", false);
-	struct route r = {0};
+	struct route_policy r_policy = {0};
+	struct route r = {.policy = &r_policy};
 	r.path = "/threads";
-	r.policy.limit_connections = 4;
+	r.policy->limit_connections = 4;
 	pthread_t th[4];
 	struct worker_arg args[4];
 	for (int i = 0; i < 4; i++) {
