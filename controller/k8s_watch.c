@@ -1086,6 +1086,8 @@ static void *watcher_main(void *arg)
 
 		errtext[0] = '\0';
 		if (!w->rv) {
+			long t0 = mono_ms();
+
 			rc = do_list(w, errtext, sizeof(errtext));
 			if (atomic_load(&src->stop))
 				break;
@@ -1100,7 +1102,8 @@ static void *watcher_main(void *arg)
 			w->listed = true;
 			atomic_store(&w->synced, true);
 			note_success(w);
-			log_debug(LOG_C, "%s: listed, resourceVersion %s", w->def->name, w->rv);
+			log_info(LOG_C, "%s: listed in %ld ms, resourceVersion %s", w->def->name,
+			         mono_ms() - t0, w->rv);
 		}
 		rc = do_watch(w, errtext, sizeof(errtext));
 		if (atomic_load(&src->stop))
