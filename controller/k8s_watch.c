@@ -553,14 +553,23 @@ static const char *skip_ws(const char *p, const char *end)
 	return p;
 }
 
-/* p at a '"': past the closing quote, or NULL. */
+/* p at a '"': past the closing quote, or NULL. memchr finds each quote (a Secret's
+ * certificate and key are kilobytes of base64 each); a quote after an odd run of backslashes
+ * is escaped. */
 static const char *string_end(const char *p, const char *end)
 {
+	const char *open = p;
+
 	for (p++; p < end; p++) {
-		if (*p == '\\')
-			p++;
-		else if (*p == '"')
-			return p + 1;
+		const char *q = memchr(p, '"', (size_t)(end - p)), *b;
+
+		if (!q)
+			return NULL;
+		for (b = q; b > open + 1 && b[-1] == '\\'; b--)
+			;
+		if ((q - b) % 2 == 0)
+			return q + 1;
+		p = q;
 	}
 	return NULL;
 }

@@ -1008,6 +1008,11 @@ static void test_list_pages(void)
 	    "\"\\u0069tems\":[{\"metadata\":{\"name\":\"new\"}}],"
 	    "\"metadata\":{\"resourceVersion\":\"3\",\"continue\":\"\"}}",
 	    "{\"metadata\":{\"name\":\"new\"}}|", "3", NULL);
+	/* Backslash runs before a quote inside strings. */
+	check_page("{\"items\":[{\"metadata\":{\"name\":\"a\\\\\"},"
+	           "\"spec\":{\"x\":\"q\\\"]}\\\\\\\"\"}}]}",
+	           "{\"metadata\":{\"name\":\"a\\\\\"},\"spec\":{\"x\":\"q\\\"]}\\\\\\\"\"}}|", "",
+	           NULL);
 	check_page(" {\"items\":null} trailing", "", "", NULL);
 	check_page("{\"items\":[],\"metadata\":{\"resourceVersion\":5}}", "", "", NULL);
 	/* Malformed: no items, items not a list, bad punctuation, a bad item, cut short. */
@@ -1027,6 +1032,7 @@ static void test_list_pages(void)
 	    "{\"kind\":tru,\"items\":[]}",
 	    "{\"items\":[{\"a\":\"b}]}",
 	    "{\"items\":[",
+	    "{\"items\":[{\"a\":\"b\\\"}]}",
 	    "{,\"items\":[]}",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
