@@ -822,19 +822,18 @@ static int page_items(const struct kind_def *def, json_tokener *tok, char *p, co
 
 /* One list page body[0..len) (changed in place): its items onto *out, its
  * metadata.resourceVersion into rv (unchanged when absent) and its metadata.continue into
- * *cont (caller frees; NULL when absent or empty). Returns 0 or WEIR_EPARSE (items added by
- * this call are then put again). The same as parsing the page whole: a later duplicate member
- * wins. */
+ * *cont (caller frees; NULL when absent or empty). Returns 0 or WEIR_EPARSE (items out[start..n)
+ * are then put again). The same as parsing the page whole: a later duplicate member wins.
+ * out[start..n) are the page's items taken already, when have_items (list_stream: its items
+ * array was where body has a member parse_page ignores); else start is out->n. */
 static int parse_page(const struct kind_def *def, char *body, size_t len, struct item_list *out,
-                      char *rv, size_t rvlen, char **cont)
+                      size_t start, bool have_items, char *rv, size_t rvlen, char **cont)
 {
 	const char *end = body + len;
-	size_t start = out->n;
 	json_tokener *tok = json_tokener_new();
 	json_object *meta = NULL, *v;
 	struct span_scan s;
 	struct span m;
-	bool have_items = false;
 	int r, rc = WEIR_EPARSE;
 
 	if (!tok)
@@ -887,6 +886,238 @@ out:
 	return rc;
 }
 
+/* ---- list page: items parsed as they arrive ----
+ *
+ * The elements of a page's first top-level "items" array are parsed as soon as each has
+ * arrived, while the server is still encoding and sending the next ones (a resourceVersion=0
+ * list is all of a kind's objects in one response); before, the whole page was received first.
+ * The rest of the page is kept as text, the streamed member replaced by "":null (a member
+ * parse_page ignores), and parse_page reads it at the end: the same items, resourceVersion
+ * and continue as parse_page of the whole page. A page whose members before its items take
+ * more than STREAM_HEAD_MAX bytes, or whose first "items" member is not an array, is parsed
+ * whole at the end as before. */
+#define STREAM_HEAD_MAX ((size_t)1 << 20)
+
+enum stream_state { LS_HEAD, LS_ITEMS, LS_TAIL };
+
+struct list_stream {
+	const struct kind_def *def;
+	json_tokener *tok;
+	struct item_list *out;
+	size_t start;         /* out->n before this page */
+	struct list_buf head; /* the page but its streamed items member */
+	struct list_buf rest; /* LS_ITEMS: received bytes of the items array not taken yet */
+	size_t total;         /* bytes received */
+	size_t at;            /* LS_HEAD: end of the last whole member in head (0: '{' not seen) */
+	enum stream_state state;
+	bool first;    /* no member (LS_HEAD) or element (LS_ITEMS) taken yet */
+	bool streamed; /* the page's items array was streamed */
+	bool nul;      /* a NUL byte came: what follows is ignored (as the whole-page parse did) */
+};
+
+static void list_stream_init(struct list_stream *ls, const struct kind_def *def,
+                             struct item_list *out)
+{
+	memset(ls, 0, sizeof(*ls));
+	ls->def = def;
+	ls->out = out;
+	ls->start = out->n;
+	ls->first = true;
+	ls->tok = json_tokener_new();
+	if (!ls->tok)
+		abort();
+}
+
+static void list_stream_cleanup(struct list_stream *ls)
+{
+	json_tokener_free(ls->tok);
+	free(ls->head.data);
+	free(ls->rest.data);
+	memset(ls, 0, sizeof(*ls));
+}
+
+/* Whether the value at v (inside [v, end)) has been received whole: ve from value_end, and a
+ * number or literal could go on past end. */
+static bool value_whole(const char *v, const char *ve, const char *end)
+{
+	return ve && (ve < end || *v == '"' || *v == '{' || *v == '[');
+}
+
+/* Take every element of the items array that has arrived. Returns 0 or WEIR_EPARSE. */
+static int stream_items(struct list_stream *ls)
+{
+	char *base = ls->rest.data, *end, *p;
+	size_t taken = 0; /* bytes of rest done with */
+
+	if (!base)
+		return 0;
+	end = base + ls->rest.len;
+	for (;;) {
+		p = (char *)skip_ws(base + taken, end);
+		if (p == end)
+			break;
+		if (*p == ']') {
+			/* The array ends: what follows goes on into head. */
+			p++;
+			if (list_sink(&ls->head, p, (size_t)(end - p)) != 0)
+				return WEIR_ENOMEM;
+			ls->rest.len = 0;
+			ls->state = LS_TAIL;
+			return 0;
+		}
+		if (!ls->first) {
+			if (*p != ',')
+				return WEIR_EPARSE;
+			p = (char *)skip_ws(p + 1, end);
+		}
+		const char *ve = value_end(p, end);
+		if (!value_whole(p, ve, end))
+			break;
+		size_t len = (size_t)(ve - p);
+		json_object *it;
+
+		if (*p == '{')
+			cut_item(ls->tok, p, &len);
+		if (!parse_span(ls->tok, p, len, &it))
+			return WEIR_EPARSE;
+		if (json_object_is_type(it, json_type_object)) {
+			prepare_object(ls->def, it);
+			item_list_push(ls->out, it);
+		} else {
+			json_object_put(it);
+		}
+		ls->first = false;
+		taken = (size_t)(ve - base);
+	}
+	if (taken) {
+		memmove(base, base + taken, ls->rest.len - taken);
+		ls->rest.len -= taken;
+	}
+	return 0;
+}
+
+/* Look for the items array among the members in head; at it, go on with LS_ITEMS. */
+static int stream_head(struct list_stream *ls)
+{
+	char *base = ls->head.data, *end, *p;
+
+	if (!base)
+		return 0;
+	end = base + ls->head.len;
+	if (ls->at == 0) {
+		p = (char *)skip_ws(base, end);
+		if (p == end)
+			return 0;
+		if (*p != '{') {
+			ls->state = LS_TAIL; /* parse_page will say */
+			return 0;
+		}
+		ls->at = (size_t)(p + 1 - base);
+	}
+	for (;;) {
+		struct span m;
+
+		p = (char *)skip_ws(base + ls->at, end);
+		if (p == end)
+			return 0;
+		if (*p == '}' || (!ls->first && *p != ',')) {
+			ls->state = LS_TAIL;
+			return 0;
+		}
+		if (!ls->first)
+			p = (char *)skip_ws(p + 1, end);
+		if (p == end)
+			return 0;
+		if (*p != '"') {
+			ls->state = LS_TAIL;
+			return 0;
+		}
+		m.key = p;
+		m.key_end = string_end(p, end);
+		if (!m.key_end)
+			return 0;
+		p = (char *)skip_ws(m.key_end, end);
+		if (p == end)
+			return 0;
+		if (*p != ':') {
+			ls->state = LS_TAIL;
+			return 0;
+		}
+		m.val = skip_ws(p + 1, end);
+		if (m.val == end)
+			return 0;
+		if (key_is(ls->tok, &m, "items")) {
+			const char *after = m.val + 1;
+
+			if (*m.val != '[') {
+				ls->state = LS_TAIL; /* items null or not a list: parsed whole */
+				return 0;
+			}
+			/* head keeps what came before the member, then "":null; the array's
+			 * elements go to rest. */
+			if (list_sink(&ls->rest, after, (size_t)(end - after)) != 0)
+				return WEIR_ENOMEM;
+			ls->head.len = (size_t)(m.key - base);
+			if (list_sink(&ls->head, "\"\":null", 7) != 0)
+				return WEIR_ENOMEM;
+			ls->state = LS_ITEMS;
+			ls->streamed = true;
+			ls->first = true;
+			return stream_items(ls);
+		}
+		m.val_end = value_end(m.val, end);
+		if (!value_whole(m.val, m.val_end, end))
+			return 0;
+		ls->at = (size_t)(m.val_end - base);
+		ls->first = false;
+	}
+}
+
+/* k8s_stream_cb of a list page (a list_stream). */
+static int list_stream_sink(void *arg, const char *data, size_t len)
+{
+	struct list_stream *ls = arg;
+	const char *nul;
+	int rc;
+
+	if (ls->nul)
+		return 0;
+	nul = memchr(data, '\0', len);
+	if (nul) {
+		len = (size_t)(nul - data);
+		ls->nul = true;
+	}
+	if (len > LIST_BODY_MAX - ls->total)
+		return WEIR_ETOOBIG;
+	ls->total += len;
+	if (ls->state == LS_ITEMS) {
+		if ((rc = list_sink(&ls->rest, data, len)) != 0)
+			return rc;
+		return stream_items(ls);
+	}
+	if ((rc = list_sink(&ls->head, data, len)) != 0)
+		return rc;
+	if (ls->state == LS_HEAD) {
+		if (ls->head.len > STREAM_HEAD_MAX) {
+			ls->state = LS_TAIL;
+			return 0;
+		}
+		return stream_head(ls);
+	}
+	return 0;
+}
+
+/* After the last byte: parse_page of the page received (its items already on out when
+ * streamed). */
+static int list_stream_finish(struct list_stream *ls, char *rv, size_t rvlen, char **cont)
+{
+	*cont = NULL;
+	if (ls->state == LS_ITEMS || !ls->head.data)
+		return WEIR_EPARSE;
+	return parse_page(ls->def, ls->head.data, ls->head.len, ls->out, ls->start, ls->streamed,
+	                  rv, rvlen, cont);
+}
+
 /* Full paginated list; on success the store holds exactly the listed objects and w->rv is
  * the list's resourceVersion. */
 static int do_list(struct watcher *w, char *errtext, size_t errlen)
@@ -899,7 +1130,7 @@ static int do_list(struct watcher *w, char *errtext, size_t errlen)
 	int rc = WEIR_EIO;
 
 	for (int page = 0; page < LIST_PAGES_MAX; page++) {
-		struct list_buf b = {0};
+		struct list_stream ls;
 		char *esc = cont ? url_escape(cont) : NULL;
 
 		free(url);
@@ -908,15 +1139,19 @@ static int do_list(struct watcher *w, char *errtext, size_t errlen)
 		             esc ? "&continue=" : "", esc ? esc : "") < 0)
 			abort();
 		free(esc);
-		rc = k8s_stream(src->c, url, LIST_SECONDS, list_sink, &b, &src->stop, &status,
-		                &errbody);
+		list_stream_init(&ls, w->def, &items);
+		rc = k8s_stream(src->c, url, LIST_SECONDS, list_stream_sink, &ls, &src->stop,
+		                &status, &errbody);
 		if (rc) {
-			free(b.data);
-			snprintf(errtext, errlen, "list: %s", weir_strerror(rc));
+			list_stream_cleanup(&ls);
+			if (rc == WEIR_EPARSE)
+				snprintf(errtext, errlen, "list: malformed response");
+			else
+				snprintf(errtext, errlen, "list: %s", weir_strerror(rc));
 			goto out;
 		}
 		if (status < 200 || status > 299) {
-			free(b.data);
+			list_stream_cleanup(&ls);
 			k8s_status_text(errbody, status, errtext, errlen);
 			/* An expired continue token: the caller starts the list over. */
 			rc = status == 410 ? WEIR_EGONE : WEIR_EHTTP;
@@ -924,10 +1159,8 @@ static int do_list(struct watcher *w, char *errtext, size_t errlen)
 		}
 		free(cont);
 		/* Up to a NUL, as json_tokener_parse read the page before. */
-		rc = b.data
-		         ? parse_page(w->def, b.data, strlen(b.data), &items, rv, sizeof(rv), &cont)
-		         : WEIR_EPARSE;
-		free(b.data);
+		rc = list_stream_finish(&ls, rv, sizeof(rv), &cont);
+		list_stream_cleanup(&ls);
 		if (rc) {
 			snprintf(errtext, errlen, "list: malformed response");
 			goto out;
