@@ -1119,7 +1119,12 @@ static int list_stream_finish(struct list_stream *ls, char *rv, size_t rvlen, ch
 }
 
 /* Full paginated list; on success the store holds exactly the listed objects and w->rv is
- * the list's resourceVersion. */
+ * the list's resourceVersion. A watcher's first list asks for resourceVersion=0: the API server
+ * answers it from its watch cache, every object in one response (it ignores the limit there),
+ * encoded while the items already sent are parsed here (list_stream), where a consistent list
+ * costs it a check of etcd's revision and 500-object pages each a round trip. The watch then
+ * starts from the version listed, so what the cache had not yet seen comes as events (as
+ * client-go's informers list). A relist after 410 Gone asks for the newest version. */
 static int do_list(struct watcher *w, char *errtext, size_t errlen)
 {
 	struct k8s_source *src = w->src;
@@ -1134,9 +1139,10 @@ static int do_list(struct watcher *w, char *errtext, size_t errlen)
 		char *esc = cont ? url_escape(cont) : NULL;
 
 		free(url);
-		if (asprintf(&url, "%s?limit=%d%s%s%s%s", w->path, LIST_LIMIT,
+		if (asprintf(&url, "%s?limit=%d%s%s%s%s%s", w->path, LIST_LIMIT,
 		             w->selector ? "&fieldSelector=" : "", w->selector ? w->selector : "",
-		             esc ? "&continue=" : "", esc ? esc : "") < 0)
+		             esc ? "&continue=" : "", esc ? esc : "",
+		             !esc && !w->listed ? "&resourceVersion=0" : "") < 0)
 			abort();
 		free(esc);
 		list_stream_init(&ls, w->def, &items);

@@ -538,6 +538,7 @@ struct fake {
 	int port;
 	atomic_bool stop;
 	atomic_int service_watches;
+	atomic_int service_lists;
 	atomic_int ingress_lists;
 	atomic_int requests;
 	pthread_t thread;
@@ -639,8 +640,16 @@ static void *conn_main(void *arg)
 		hold_open(fd);
 		goto out;
 	}
+	/* The first list of a kind may come from the API server's watch cache
+	 * (resourceVersion=0); a continue token carries its own version; a relist after
+	 * 410 Gone (the Service watch's) asks for the newest. */
+	if (starts(path, "/api/v1/services?") && (atomic_fetch_add(&fk.service_lists, 1) == 0
+	                                              ? !strstr(path, "&resourceVersion=0")
+	                                              : strstr(path, "resourceVersion=") != NULL))
+		snprintf(fk.bad_path, sizeof(fk.bad_path), "%s", path);
 	if (starts(path, "/apis/networking.k8s.io/v1/ingresses?")) {
-		if (!strstr(path, "limit=500"))
+		if (!strstr(path, "limit=500") || (strstr(path, "continue=") != NULL) ==
+		                                      (strstr(path, "&resourceVersion=0") != NULL))
 			snprintf(fk.bad_path, sizeof(fk.bad_path), "%s", path);
 		if (!strstr(path, "continue=")) {
 			atomic_fetch_add(&fk.ingress_lists, 1);
@@ -808,6 +817,7 @@ static void test_source_against_fake_server(void)
 	while (atomic_load(&fk.service_watches) < 2 && now_ms() - t0 < 5000)
 		usleep(10000);
 	CHECK_INT(atomic_load(&fk.service_watches), 2);
+	CHECK_INT(atomic_load(&fk.service_lists), 2);
 	CHECK_INT(telemetry_render(&metrics), 0);
 	CHECK(metrics && strstr(metrics, "weir_controller_relists_total{kind=\"Service\"} 1\n"));
 	CHECK(metrics && strstr(metrics, "weir_controller_objects{kind=\"Ingress\"} 2\n"));
