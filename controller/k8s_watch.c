@@ -908,7 +908,8 @@ struct list_stream {
 	struct list_buf head; /* the page but its streamed items member */
 	struct list_buf rest; /* LS_ITEMS: received bytes of the items array not taken yet */
 	size_t total;         /* bytes received */
-	size_t at;            /* LS_HEAD: end of the last whole member in head (0: '{' not seen) */
+	size_t wait_for; /* LS_ITEMS: rest.len at which an unfinished element is looked at again */
+	size_t at;       /* LS_HEAD: end of the last whole member in head (0: '{' not seen) */
 	enum stream_state state;
 	bool first;    /* no member (LS_HEAD) or element (LS_ITEMS) taken yet */
 	bool streamed; /* the page's items array was streamed */
@@ -949,7 +950,9 @@ static int stream_items(struct list_stream *ls)
 	char *base = ls->rest.data, *end, *p;
 	size_t taken = 0; /* bytes of rest done with */
 
-	if (!base)
+	/* An element not whole yet is scanned again from its start once what is buffered has
+	 * doubled, not at every read: linear, however large it is. */
+	if (!base || ls->rest.len < ls->wait_for)
 		return 0;
 	end = base + ls->rest.len;
 	for (;;) {
@@ -993,6 +996,7 @@ static int stream_items(struct list_stream *ls)
 		memmove(base, base + taken, ls->rest.len - taken);
 		ls->rest.len -= taken;
 	}
+	ls->wait_for = 2 * ls->rest.len;
 	return 0;
 }
 
@@ -1112,6 +1116,13 @@ static int list_stream_sink(void *arg, const char *data, size_t len)
 static int list_stream_finish(struct list_stream *ls, char *rv, size_t rvlen, char **cont)
 {
 	*cont = NULL;
+	if (ls->state == LS_ITEMS) {
+		int rc;
+
+		ls->wait_for = 0; /* the last elements, whatever their size */
+		if ((rc = stream_items(ls)) != 0)
+			return rc;
+	}
 	if (ls->state == LS_ITEMS || !ls->head.data)
 		return WEIR_EPARSE;
 	return parse_page(ls->def, ls->head.data, ls->head.len, ls->out, ls->start, ls->streamed,
