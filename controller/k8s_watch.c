@@ -1,10 +1,11 @@
 /* controller/k8s_watch.c - list+watch per kind, each in its own thread, feeding the store.
  *
- * Each kind runs: list (limit=500 pages, continue tokens) -> store_replace -> watch from the
- * list's resourceVersion with bookmarks -> per event store_upsert/store_delete. A watch that
- * ends (server timeoutSeconds, dropped connection, our own deadline) resumes from the last
- * resourceVersion seen; "410 Gone" (HTTP status or ERROR event) relists. Failures back off
- * exponentially (250 ms doubling to 30 s, jittered) and are logged once per state change.
+ * Each kind runs: list (limit=500 pages, continue tokens; the first list resourceVersion=0, from
+ * the API server's watch cache in one response; items parsed as they arrive) -> store_replace
+ * -> watch from the list's resourceVersion with bookmarks -> per event store_upsert/store_delete.
+ * A watch that ends (server timeoutSeconds, dropped connection, our own deadline) resumes from
+ * the last resourceVersion seen; "410 Gone" (HTTP status or ERROR event) relists. Failures back
+ * off exponentially (250 ms doubling to 30 s, jittered) and are logged once per state change.
  *
  * Each watch is its own HTTP/1.1 connection. Six (seven) long-lived streams are cheap for the API
  * server, a stalled or reset connection only affects its own kind, cancelling one is just
