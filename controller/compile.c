@@ -1041,6 +1041,11 @@ void compile_remember_good_pair(const char *crt, const char *key)
 	pair_remember_good(d);
 }
 
+void compile_remember_good_digest(const unsigned char *d)
+{
+	pair_remember_good(d);
+}
+
 bool compile_pair_known_good(const char *crt, const char *key)
 {
 	unsigned char d[ROUTE_CERT_DIGEST_LEN];

@@ -147,6 +147,9 @@ json_object *compile_settings_configmap(const struct snapshot *snap,
  * bounded (emptied when full). Remember only a pair known to load, e.g. one
  * of a certificate shard this controller published (cert_seed.h). */
 void compile_remember_good_pair(const char *crt, const char *key);
+/* The same for a pair whose route_cert_digest d (ROUTE_CERT_DIGEST_LEN
+ * bytes, borrowed for the call) the caller has already computed. */
+void compile_remember_good_digest(const unsigned char *d);
 /* True when the pair is in that cache. */
 bool compile_pair_known_good(const char *crt, const char *key);
 

@@ -1,10 +1,11 @@
 /* controller/k8s_watch.c - list+watch per kind, each in its own thread, feeding the store.
  *
- * Each kind runs: list (limit=500 pages, continue tokens) -> store_replace -> watch from the
- * list's resourceVersion with bookmarks -> per event store_upsert/store_delete. A watch that
- * ends (server timeoutSeconds, dropped connection, our own deadline) resumes from the last
- * resourceVersion seen; "410 Gone" (HTTP status or ERROR event) relists. Failures back off
- * exponentially (250 ms doubling to 30 s, jittered) and are logged once per state change.
+ * Each kind runs: list (limit=500 pages, continue tokens; the first list resourceVersion=0, from
+ * the API server's watch cache in one response; items parsed as they arrive) -> store_replace
+ * -> watch from the list's resourceVersion with bookmarks -> per event store_upsert/store_delete.
+ * A watch that ends (server timeoutSeconds, dropped connection, our own deadline) resumes from
+ * the last resourceVersion seen; "410 Gone" (HTTP status or ERROR event) relists. Failures back
+ * off exponentially (250 ms doubling to 30 s, jittered) and are logged once per state change.
  *
  * Each watch is its own HTTP/1.1 connection. Six (seven) long-lived streams are cheap for the API
  * server, a stalled or reset connection only affects its own kind, cancelling one is just
@@ -553,14 +554,23 @@ static const char *skip_ws(const char *p, const char *end)
 	return p;
 }
 
-/* p at a '"': past the closing quote, or NULL. */
+/* p at a '"': past the closing quote, or NULL. memchr finds each quote (a Secret's
+ * certificate and key are kilobytes of base64 each); a quote after an odd run of backslashes
+ * is escaped. */
 static const char *string_end(const char *p, const char *end)
 {
+	const char *open = p;
+
 	for (p++; p < end; p++) {
-		if (*p == '\\')
-			p++;
-		else if (*p == '"')
-			return p + 1;
+		const char *q = memchr(p, '"', (size_t)(end - p)), *b;
+
+		if (!q)
+			return NULL;
+		for (b = q; b > open + 1 && b[-1] == '\\'; b--)
+			;
+		if ((q - b) % 2 == 0)
+			return q + 1;
+		p = q;
 	}
 	return NULL;
 }
@@ -813,19 +823,18 @@ static int page_items(const struct kind_def *def, json_tokener *tok, char *p, co
 
 /* One list page body[0..len) (changed in place): its items onto *out, its
  * metadata.resourceVersion into rv (unchanged when absent) and its metadata.continue into
- * *cont (caller frees; NULL when absent or empty). Returns 0 or WEIR_EPARSE (items added by
- * this call are then put again). The same as parsing the page whole: a later duplicate member
- * wins. */
+ * *cont (caller frees; NULL when absent or empty). Returns 0 or WEIR_EPARSE (items out[start..n)
+ * are then put again). The same as parsing the page whole: a later duplicate member wins.
+ * out[start..n) are the page's items taken already, when have_items (list_stream: its items
+ * array was where body has a member parse_page ignores); else start is out->n. */
 static int parse_page(const struct kind_def *def, char *body, size_t len, struct item_list *out,
-                      char *rv, size_t rvlen, char **cont)
+                      size_t start, bool have_items, char *rv, size_t rvlen, char **cont)
 {
 	const char *end = body + len;
-	size_t start = out->n;
 	json_tokener *tok = json_tokener_new();
 	json_object *meta = NULL, *v;
 	struct span_scan s;
 	struct span m;
-	bool have_items = false;
 	int r, rc = WEIR_EPARSE;
 
 	if (!tok)
@@ -878,8 +887,256 @@ out:
 	return rc;
 }
 
+/* ---- list page: items parsed as they arrive ----
+ *
+ * The elements of a page's first top-level "items" array are parsed as soon as each has
+ * arrived, while the server is still encoding and sending the next ones (a resourceVersion=0
+ * list is all of a kind's objects in one response); before, the whole page was received first.
+ * The rest of the page is kept as text, the streamed member replaced by "":null (a member
+ * parse_page ignores), and parse_page reads it at the end: the same items, resourceVersion
+ * and continue as parse_page of the whole page. A page whose members before its items take
+ * more than STREAM_HEAD_MAX bytes, or whose first "items" member is not an array, is parsed
+ * whole at the end as before. */
+#define STREAM_HEAD_MAX ((size_t)1 << 20)
+
+enum stream_state { LS_HEAD, LS_ITEMS, LS_TAIL };
+
+struct list_stream {
+	const struct kind_def *def;
+	json_tokener *tok;
+	struct item_list *out;
+	size_t start;         /* out->n before this page */
+	struct list_buf head; /* the page but its streamed items member */
+	struct list_buf rest; /* LS_ITEMS: received bytes of the items array not taken yet */
+	size_t total;         /* bytes received */
+	size_t wait_for; /* LS_ITEMS: rest.len at which an unfinished element is looked at again */
+	size_t at;       /* LS_HEAD: end of the last whole member in head (0: '{' not seen) */
+	enum stream_state state;
+	bool first;    /* no member (LS_HEAD) or element (LS_ITEMS) taken yet */
+	bool streamed; /* the page's items array was streamed */
+	bool nul;      /* a NUL byte came: what follows is ignored (as the whole-page parse did) */
+};
+
+static void list_stream_init(struct list_stream *ls, const struct kind_def *def,
+                             struct item_list *out)
+{
+	memset(ls, 0, sizeof(*ls));
+	ls->def = def;
+	ls->out = out;
+	ls->start = out->n;
+	ls->first = true;
+	ls->tok = json_tokener_new();
+	if (!ls->tok)
+		abort();
+}
+
+static void list_stream_cleanup(struct list_stream *ls)
+{
+	json_tokener_free(ls->tok);
+	free(ls->head.data);
+	free(ls->rest.data);
+	memset(ls, 0, sizeof(*ls));
+}
+
+/* Whether the value at v (inside [v, end)) has been received whole: ve from value_end, and a
+ * number or literal could go on past end. */
+static bool value_whole(const char *v, const char *ve, const char *end)
+{
+	return ve && (ve < end || *v == '"' || *v == '{' || *v == '[');
+}
+
+/* Take every element of the items array that has arrived. Returns 0 or WEIR_EPARSE. */
+static int stream_items(struct list_stream *ls)
+{
+	char *base = ls->rest.data, *end, *p;
+	size_t taken = 0; /* bytes of rest done with */
+
+	/* An element not whole yet is scanned again from its start once what is buffered has
+	 * doubled, not at every read: linear, however large it is. */
+	if (!base || ls->rest.len < ls->wait_for)
+		return 0;
+	end = base + ls->rest.len;
+	for (;;) {
+		p = (char *)skip_ws(base + taken, end);
+		if (p == end)
+			break;
+		if (*p == ']') {
+			/* The array ends: what follows goes on into head. */
+			p++;
+			if (list_sink(&ls->head, p, (size_t)(end - p)) != 0)
+				return WEIR_ENOMEM;
+			ls->rest.len = 0;
+			ls->state = LS_TAIL;
+			return 0;
+		}
+		if (!ls->first) {
+			if (*p != ',')
+				return WEIR_EPARSE;
+			p = (char *)skip_ws(p + 1, end);
+		}
+		const char *ve = value_end(p, end);
+		if (!value_whole(p, ve, end))
+			break;
+		size_t len = (size_t)(ve - p);
+		json_object *it;
+
+		if (*p == '{')
+			cut_item(ls->tok, p, &len);
+		if (!parse_span(ls->tok, p, len, &it))
+			return WEIR_EPARSE;
+		if (json_object_is_type(it, json_type_object)) {
+			prepare_object(ls->def, it);
+			item_list_push(ls->out, it);
+		} else {
+			json_object_put(it);
+		}
+		ls->first = false;
+		taken = (size_t)(ve - base);
+	}
+	if (taken) {
+		memmove(base, base + taken, ls->rest.len - taken);
+		ls->rest.len -= taken;
+	}
+	ls->wait_for = 2 * ls->rest.len;
+	return 0;
+}
+
+/* Look for the items array among the members in head; at it, go on with LS_ITEMS. */
+static int stream_head(struct list_stream *ls)
+{
+	char *base = ls->head.data, *end, *p;
+
+	if (!base)
+		return 0;
+	end = base + ls->head.len;
+	if (ls->at == 0) {
+		p = (char *)skip_ws(base, end);
+		if (p == end)
+			return 0;
+		if (*p != '{') {
+			ls->state = LS_TAIL; /* parse_page will say */
+			return 0;
+		}
+		ls->at = (size_t)(p + 1 - base);
+	}
+	for (;;) {
+		struct span m;
+
+		p = (char *)skip_ws(base + ls->at, end);
+		if (p == end)
+			return 0;
+		if (*p == '}' || (!ls->first && *p != ',')) {
+			ls->state = LS_TAIL;
+			return 0;
+		}
+		if (!ls->first)
+			p = (char *)skip_ws(p + 1, end);
+		if (p == end)
+			return 0;
+		if (*p != '"') {
+			ls->state = LS_TAIL;
+			return 0;
+		}
+		m.key = p;
+		m.key_end = string_end(p, end);
+		if (!m.key_end)
+			return 0;
+		p = (char *)skip_ws(m.key_end, end);
+		if (p == end)
+			return 0;
+		if (*p != ':') {
+			ls->state = LS_TAIL;
+			return 0;
+		}
+		m.val = skip_ws(p + 1, end);
+		if (m.val == end)
+			return 0;
+		if (key_is(ls->tok, &m, "items")) {
+			const char *after = m.val + 1;
+
+			if (*m.val != '[') {
+				ls->state = LS_TAIL; /* items null or not a list: parsed whole */
+				return 0;
+			}
+			/* head keeps what came before the member, then "":null; the array's
+			 * elements go to rest. */
+			if (list_sink(&ls->rest, after, (size_t)(end - after)) != 0)
+				return WEIR_ENOMEM;
+			ls->head.len = (size_t)(m.key - base);
+			if (list_sink(&ls->head, "\"\":null", 7) != 0)
+				return WEIR_ENOMEM;
+			ls->state = LS_ITEMS;
+			ls->streamed = true;
+			ls->first = true;
+			return stream_items(ls);
+		}
+		m.val_end = value_end(m.val, end);
+		if (!value_whole(m.val, m.val_end, end))
+			return 0;
+		ls->at = (size_t)(m.val_end - base);
+		ls->first = false;
+	}
+}
+
+/* k8s_stream_cb of a list page (a list_stream). */
+static int list_stream_sink(void *arg, const char *data, size_t len)
+{
+	struct list_stream *ls = arg;
+	const char *nul;
+	int rc;
+
+	if (ls->nul)
+		return 0;
+	nul = memchr(data, '\0', len);
+	if (nul) {
+		len = (size_t)(nul - data);
+		ls->nul = true;
+	}
+	if (len > LIST_BODY_MAX - ls->total)
+		return WEIR_ETOOBIG;
+	ls->total += len;
+	if (ls->state == LS_ITEMS) {
+		if ((rc = list_sink(&ls->rest, data, len)) != 0)
+			return rc;
+		return stream_items(ls);
+	}
+	if ((rc = list_sink(&ls->head, data, len)) != 0)
+		return rc;
+	if (ls->state == LS_HEAD) {
+		if (ls->head.len > STREAM_HEAD_MAX) {
+			ls->state = LS_TAIL;
+			return 0;
+		}
+		return stream_head(ls);
+	}
+	return 0;
+}
+
+/* After the last byte: parse_page of the page received (its items already on out when
+ * streamed). */
+static int list_stream_finish(struct list_stream *ls, char *rv, size_t rvlen, char **cont)
+{
+	*cont = NULL;
+	if (ls->state == LS_ITEMS) {
+		int rc;
+
+		ls->wait_for = 0; /* the last elements, whatever their size */
+		if ((rc = stream_items(ls)) != 0)
+			return rc;
+	}
+	if (ls->state == LS_ITEMS || !ls->head.data)
+		return WEIR_EPARSE;
+	return parse_page(ls->def, ls->head.data, ls->head.len, ls->out, ls->start, ls->streamed,
+	                  rv, rvlen, cont);
+}
+
 /* Full paginated list; on success the store holds exactly the listed objects and w->rv is
- * the list's resourceVersion. */
+ * the list's resourceVersion. A watcher's first list asks for resourceVersion=0: the API server
+ * answers it from its watch cache, every object in one response (it ignores the limit there),
+ * encoded while the items already sent are parsed here (list_stream), where a consistent list
+ * costs it a check of etcd's revision and 500-object pages each a round trip. The watch then
+ * starts from the version listed, so what the cache had not yet seen comes as events (as
+ * client-go's informers list). A relist after 410 Gone asks for the newest version. */
 static int do_list(struct watcher *w, char *errtext, size_t errlen)
 {
 	struct k8s_source *src = w->src;
@@ -890,24 +1147,29 @@ static int do_list(struct watcher *w, char *errtext, size_t errlen)
 	int rc = WEIR_EIO;
 
 	for (int page = 0; page < LIST_PAGES_MAX; page++) {
-		struct list_buf b = {0};
+		struct list_stream ls;
 		char *esc = cont ? url_escape(cont) : NULL;
 
 		free(url);
-		if (asprintf(&url, "%s?limit=%d%s%s%s%s", w->path, LIST_LIMIT,
+		if (asprintf(&url, "%s?limit=%d%s%s%s%s%s", w->path, LIST_LIMIT,
 		             w->selector ? "&fieldSelector=" : "", w->selector ? w->selector : "",
-		             esc ? "&continue=" : "", esc ? esc : "") < 0)
+		             esc ? "&continue=" : "", esc ? esc : "",
+		             !esc && !w->listed ? "&resourceVersion=0" : "") < 0)
 			abort();
 		free(esc);
-		rc = k8s_stream(src->c, url, LIST_SECONDS, list_sink, &b, &src->stop, &status,
-		                &errbody);
+		list_stream_init(&ls, w->def, &items);
+		rc = k8s_stream(src->c, url, LIST_SECONDS, list_stream_sink, &ls, &src->stop,
+		                &status, &errbody);
 		if (rc) {
-			free(b.data);
-			snprintf(errtext, errlen, "list: %s", weir_strerror(rc));
+			list_stream_cleanup(&ls);
+			if (rc == WEIR_EPARSE)
+				snprintf(errtext, errlen, "list: malformed response");
+			else
+				snprintf(errtext, errlen, "list: %s", weir_strerror(rc));
 			goto out;
 		}
 		if (status < 200 || status > 299) {
-			free(b.data);
+			list_stream_cleanup(&ls);
 			k8s_status_text(errbody, status, errtext, errlen);
 			/* An expired continue token: the caller starts the list over. */
 			rc = status == 410 ? WEIR_EGONE : WEIR_EHTTP;
@@ -915,10 +1177,8 @@ static int do_list(struct watcher *w, char *errtext, size_t errlen)
 		}
 		free(cont);
 		/* Up to a NUL, as json_tokener_parse read the page before. */
-		rc = b.data
-		         ? parse_page(w->def, b.data, strlen(b.data), &items, rv, sizeof(rv), &cont)
-		         : WEIR_EPARSE;
-		free(b.data);
+		rc = list_stream_finish(&ls, rv, sizeof(rv), &cont);
+		list_stream_cleanup(&ls);
 		if (rc) {
 			snprintf(errtext, errlen, "list: malformed response");
 			goto out;
@@ -1086,6 +1346,8 @@ static void *watcher_main(void *arg)
 
 		errtext[0] = '\0';
 		if (!w->rv) {
+			long t0 = mono_ms();
+
 			rc = do_list(w, errtext, sizeof(errtext));
 			if (atomic_load(&src->stop))
 				break;
@@ -1100,7 +1362,8 @@ static void *watcher_main(void *arg)
 			w->listed = true;
 			atomic_store(&w->synced, true);
 			note_success(w);
-			log_debug(LOG_C, "%s: listed, resourceVersion %s", w->def->name, w->rv);
+			log_info(LOG_C, "%s: listed in %ld ms, resourceVersion %s", w->def->name,
+			         mono_ms() - t0, w->rv);
 		}
 		rc = do_watch(w, errtext, sizeof(errtext));
 		if (atomic_load(&src->stop))

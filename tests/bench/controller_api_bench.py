@@ -256,7 +256,7 @@ def main() -> int:
             lines = [ln for ln in since_start()
                      if any(m in ln for m in ("running: source", "seeded as valid",
                                               "listed from the API", "compiled in",
-                                              "published generation"))][:6]
+                                              "published generation", ": listed in"))][:12]
             time.sleep(2)
             return ready, warm, list_ms(lines), lines
 

@@ -3,8 +3,9 @@
  * handling behind it: objects go into a real store as the watcher's kind
  * (picked by the input length). The stream is fed once whole and once in
  * small reads: both must deliver the same events. The input is also read as a
- * list page, item by item (parse_page): when json-c parses it whole too, both
- * must give the same items, resourceVersion and continue token. Includes the
+ * list page, item by item, as it arrives in small reads (list_stream) and
+ * whole (parse_page): both must give the same; when json-c parses it whole
+ * too, the same items, resourceVersion and continue token. Includes the
  * .c to reach its static functions. */
 #include "controller/k8s_watch.c"
 
@@ -71,7 +72,37 @@ static void check_page(const struct kind_def *def, const uint8_t *data, size_t s
 	memcpy(text, data, size);
 	text[size] = '\0';
 	bool whole = page_whole(def, text, &root, &arr);
-	if (parse_page(def, text, strlen(text), &l, rv, sizeof(rv), &cont) == 0 && whole) {
+	/* As the list reads it: through a list_stream, in reads of a few bytes. */
+	struct list_stream ls;
+	size_t n = strlen(text), step = 1 + size % 13;
+	int rc = 0;
+
+	list_stream_init(&ls, def, &l);
+	for (size_t off = 0; off < n && rc == 0; off += step)
+		rc = list_stream_sink(&ls, text + off, n - off < step ? n - off : step);
+	if (rc == 0)
+		rc = list_stream_finish(&ls, rv, sizeof(rv), &cont);
+	list_stream_cleanup(&ls);
+	/* And whole, in place: the same. */
+	{
+		struct item_list w = {0};
+		char wrv[sizeof(rv)] = "", *wcont = NULL;
+		int wrc = parse_page(def, text, n, &w, 0, false, wrv, sizeof(wrv), &wcont);
+
+		FUZZ_CHECK((rc == 0) == (wrc == 0));
+		if (rc == 0) {
+			FUZZ_CHECK(w.n == l.n);
+			for (size_t i = 0; i < w.n; i++)
+				FUZZ_CHECK(strcmp(json_object_to_json_string(w.v[i]),
+				                  json_object_to_json_string(l.v[i])) == 0);
+			FUZZ_CHECK(strcmp(rv, wrv) == 0);
+			FUZZ_CHECK(cont ? wcont && strcmp(cont, wcont) == 0 : !wcont);
+		}
+		item_list_truncate(&w, 0);
+		free(w.v);
+		free(wcont);
+	}
+	if (rc == 0 && whole) {
 		size_t k = 0;
 		const char *want;
 

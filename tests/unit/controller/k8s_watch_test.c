@@ -538,6 +538,7 @@ struct fake {
 	int port;
 	atomic_bool stop;
 	atomic_int service_watches;
+	atomic_int service_lists;
 	atomic_int ingress_lists;
 	atomic_int requests;
 	pthread_t thread;
@@ -639,8 +640,16 @@ static void *conn_main(void *arg)
 		hold_open(fd);
 		goto out;
 	}
+	/* The first list of a kind may come from the API server's watch cache
+	 * (resourceVersion=0); a continue token carries its own version; a relist after
+	 * 410 Gone (the Service watch's) asks for the newest. */
+	if (starts(path, "/api/v1/services?") && (atomic_fetch_add(&fk.service_lists, 1) == 0
+	                                              ? !strstr(path, "&resourceVersion=0")
+	                                              : strstr(path, "resourceVersion=") != NULL))
+		snprintf(fk.bad_path, sizeof(fk.bad_path), "%s", path);
 	if (starts(path, "/apis/networking.k8s.io/v1/ingresses?")) {
-		if (!strstr(path, "limit=500"))
+		if (!strstr(path, "limit=500") || (strstr(path, "continue=") != NULL) ==
+		                                      (strstr(path, "&resourceVersion=0") != NULL))
 			snprintf(fk.bad_path, sizeof(fk.bad_path), "%s", path);
 		if (!strstr(path, "continue=")) {
 			atomic_fetch_add(&fk.ingress_lists, 1);
@@ -808,6 +817,7 @@ static void test_source_against_fake_server(void)
 	while (atomic_load(&fk.service_watches) < 2 && now_ms() - t0 < 5000)
 		usleep(10000);
 	CHECK_INT(atomic_load(&fk.service_watches), 2);
+	CHECK_INT(atomic_load(&fk.service_lists), 2);
 	CHECK_INT(telemetry_render(&metrics), 0);
 	CHECK(metrics && strstr(metrics, "weir_controller_relists_total{kind=\"Service\"} 1\n"));
 	CHECK(metrics && strstr(metrics, "weir_controller_objects{kind=\"Ingress\"} 2\n"));
@@ -944,7 +954,7 @@ static void page_result(const char *text, char *out, size_t outlen, char *rv, si
 	CHECK(copy != NULL);
 	*cont = NULL;
 	out[0] = '\0';
-	if (parse_page(&kind_defs[0], copy, strlen(copy), &l, rv, rvlen, cont) != 0) {
+	if (parse_page(&kind_defs[0], copy, strlen(copy), &l, 0, false, rv, rvlen, cont) != 0) {
 		snprintf(out, outlen, "ERROR");
 		CHECK_INT(l.n, 0);
 	}
@@ -957,9 +967,40 @@ static void page_result(const char *text, char *out, size_t outlen, char *rv, si
 	free(copy);
 }
 
+/* The same through a list_stream, text fed to it step bytes at a time (as a list response
+ * arrives). */
+static void stream_result(const char *text, size_t step, char *out, size_t outlen, char *rv,
+                          size_t rvlen, char **cont)
+{
+	struct item_list l = {0};
+	struct list_stream ls;
+	size_t n = strlen(text), len = 0;
+	int rc = 0;
+
+	*cont = NULL;
+	out[0] = '\0';
+	list_stream_init(&ls, &kind_defs[0], &l);
+	for (size_t off = 0; off < n && rc == 0; off += step)
+		rc = list_stream_sink(&ls, text + off, n - off < step ? n - off : step);
+	if (rc == 0)
+		rc = list_stream_finish(&ls, rv, rvlen, cont);
+	list_stream_cleanup(&ls);
+	if (rc) {
+		snprintf(out, outlen, "ERROR");
+		item_list_truncate(&l, 0);
+	}
+	for (size_t i = 0; i < l.n; i++)
+		len += (size_t)snprintf(
+		    out + len, outlen - len, "%s|",
+		    json_object_to_json_string_ext(l.v[i], JSON_C_TO_STRING_PLAIN));
+	item_list_truncate(&l, 0);
+	free(l.v);
+}
+
 static void check_page(const char *text, const char *items, const char *rv_want,
                        const char *cont_want)
 {
+	static const size_t steps[] = {1, 2, 3, 7, 64, 100000};
 	char out[4096], rv[128] = "";
 	char *cont;
 
@@ -971,6 +1012,18 @@ static void check_page(const char *text, const char *items, const char *rv_want,
 	else
 		CHECK(cont == NULL);
 	free(cont);
+	/* Parsed as it arrives, in any chunking: the same. */
+	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+		rv[0] = '\0';
+		stream_result(text, steps[i], out, sizeof(out), rv, sizeof(rv), &cont);
+		CHECK_STR(out, items);
+		CHECK_STR(rv, rv_want);
+		if (cont_want)
+			CHECK_STR(cont, cont_want);
+		else
+			CHECK(cont == NULL);
+		free(cont);
+	}
 }
 
 static void test_list_pages(void)
@@ -1008,6 +1061,23 @@ static void test_list_pages(void)
 	    "\"\\u0069tems\":[{\"metadata\":{\"name\":\"new\"}}],"
 	    "\"metadata\":{\"resourceVersion\":\"3\",\"continue\":\"\"}}",
 	    "{\"metadata\":{\"name\":\"new\"}}|", "3", NULL);
+	/* Backslash runs before a quote inside strings. */
+	check_page("{\"items\":[{\"metadata\":{\"name\":\"a\\\\\"},"
+	           "\"spec\":{\"x\":\"q\\\"]}\\\\\\\"\"}}]}",
+	           "{\"metadata\":{\"name\":\"a\\\\\"},\"spec\":{\"x\":\"q\\\"]}\\\\\\\"\"}}|", "",
+	           NULL);
+	/* Items with the list's metadata after them, members after the items, a number item
+	 * cut by a read. */
+	check_page("{\"apiVersion\":\"v1\",\"items\":[{\"metadata\":{\"name\":\"a\\\\\"},"
+	           "\"spec\":{\"x\":\"q\\\"]}\\\\\\\"\"}},12345,{\"metadata\":{\"name\":\"b\"}}],"
+	           "\"metadata\":{\"resourceVersion\":\"9\",\"continue\":\"c\"},\"z\":[1,{}]}",
+	           "{\"metadata\":{\"name\":\"a\\\\\"},\"spec\":{\"x\":\"q\\\"]}\\\\\\\"\"}}|"
+	           "{\"metadata\":{\"name\":\"b\"}}|",
+	           "9", "c");
+	/* A later items member wins over a streamed one; items null first: parsed whole. */
+	check_page("{\"items\":[{\"metadata\":{\"name\":\"old\"}}],\"items\":[]}", "", "", NULL);
+	check_page("{\"items\":null,\"items\":[{\"metadata\":{\"name\":\"new\"}}]}",
+	           "{\"metadata\":{\"name\":\"new\"}}|", "", NULL);
 	check_page(" {\"items\":null} trailing", "", "", NULL);
 	check_page("{\"items\":[],\"metadata\":{\"resourceVersion\":5}}", "", "", NULL);
 	/* Malformed: no items, items not a list, bad punctuation, a bad item, cut short. */
@@ -1027,6 +1097,11 @@ static void test_list_pages(void)
 	    "{\"kind\":tru,\"items\":[]}",
 	    "{\"items\":[{\"a\":\"b}]}",
 	    "{\"items\":[",
+	    "{\"items\":[{\"a\":\"b\\\"}]}",
+	    "{\"items\":[{}",
+	    "{\"items\":[{},",
+	    "{\"items\":[1",
+	    "{\"items\":[{}] ,",
 	    "{,\"items\":[]}",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
