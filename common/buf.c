@@ -141,11 +141,6 @@ void buf_free(struct buf *b)
 	b->pinned = false;
 }
 
-size_t buf_len(const struct buf *b)
-{
-	return b->end - b->start;
-}
-
 void buf_consume(struct buf *b, size_t n)
 {
 	b->start += n;
