@@ -997,6 +997,20 @@ static void stream_result(const char *text, size_t step, char *out, size_t outle
 	free(l.v);
 }
 
+/* One parse's items, resourceVersion and continue token against the
+ * wanted ones (cont_want NULL: no token); frees cont. */
+static void check_result(const char *out, const char *items, const char *rv, const char *rv_want,
+                         char *cont, const char *cont_want)
+{
+	CHECK_STR(out, items);
+	CHECK_STR(rv, rv_want);
+	if (cont_want)
+		CHECK_STR(cont, cont_want);
+	else
+		CHECK(cont == NULL);
+	free(cont);
+}
+
 static void check_page(const char *text, const char *items, const char *rv_want,
                        const char *cont_want)
 {
@@ -1005,24 +1019,12 @@ static void check_page(const char *text, const char *items, const char *rv_want,
 	char *cont;
 
 	page_result(text, out, sizeof(out), rv, sizeof(rv), &cont);
-	CHECK_STR(out, items);
-	CHECK_STR(rv, rv_want);
-	if (cont_want)
-		CHECK_STR(cont, cont_want);
-	else
-		CHECK(cont == NULL);
-	free(cont);
+	check_result(out, items, rv, rv_want, cont, cont_want);
 	/* Parsed as it arrives, in any chunking: the same. */
 	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
 		rv[0] = '\0';
 		stream_result(text, steps[i], out, sizeof(out), rv, sizeof(rv), &cont);
-		CHECK_STR(out, items);
-		CHECK_STR(rv, rv_want);
-		if (cont_want)
-			CHECK_STR(cont, cont_want);
-		else
-			CHECK(cont == NULL);
-		free(cont);
+		check_result(out, items, rv, rv_want, cont, cont_want);
 	}
 }
 
