@@ -1,5 +1,5 @@
 /* controller/cert_seed.h - at start, fill compile's cache of certificate and
- * key pairs known to load (compile_remember_good_pair) from the certificate
+ * key pairs known to load (compile_remember_good_digest) from the certificate
  * shards of the version 2 table a previous run published, so a restarted
  * controller does not ask OpenSSL again about each pair it had already
  * published (about half a millisecond a pair: 5 s at 10,000 distinct pairs).

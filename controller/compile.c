@@ -1034,13 +1034,6 @@ static void pair_remember_good(const unsigned char *d)
 	pthread_mutex_unlock(&good_pairs.lock);
 }
 
-void compile_remember_good_pair(const char *crt, const char *key)
-{
-	unsigned char d[ROUTE_CERT_DIGEST_LEN];
-	route_cert_digest(crt, key, d);
-	pair_remember_good(d);
-}
-
 void compile_remember_good_digest(const unsigned char *d)
 {
 	pair_remember_good(d);

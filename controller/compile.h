@@ -141,16 +141,14 @@ void compile_sort_diags(struct diag_list *d);
 json_object *compile_settings_configmap(const struct snapshot *snap,
                                         const struct compile_options *o);
 
-/* The process-wide cache of certificate and key pairs (PEM texts, borrowed
- * for the call; only a digest of both is kept) that route_validate_cert
- * accepted: compile validates a pair it finds there no more. Thread-safe;
- * bounded (emptied when full). Remember only a pair known to load, e.g. one
- * of a certificate shard this controller published (cert_seed.h). */
-void compile_remember_good_pair(const char *crt, const char *key);
-/* The same for a pair whose route_cert_digest d (ROUTE_CERT_DIGEST_LEN
- * bytes, borrowed for the call) the caller has already computed. */
+/* The process-wide cache of certificate and key pairs (only a digest of
+ * both is kept) that route_validate_cert accepted: compile validates a pair
+ * it finds there no more. Thread-safe; bounded (emptied when full).
+ * Remember only a pair known to load, e.g. one of a certificate shard this
+ * controller published (cert_seed.h), by its route_cert_digest d
+ * (ROUTE_CERT_DIGEST_LEN bytes, borrowed for the call). */
 void compile_remember_good_digest(const unsigned char *d);
-/* True when the pair is in that cache. */
+/* True when the pair (PEM texts, borrowed for the call) is in that cache. */
 bool compile_pair_known_good(const char *crt, const char *key);
 
 /* Free every diagnostic and reset the list to empty. */

@@ -942,6 +942,18 @@ out:
 
 /* ---- list pages ---- */
 
+/* l's items as "json|json|..." into out (unless there are none), then l emptied and freed. */
+static void items_text(struct item_list *l, char *out, size_t outlen)
+{
+	size_t len = 0;
+	for (size_t i = 0; i < l->n; i++)
+		len += (size_t)snprintf(
+		    out + len, outlen - len, "%s|",
+		    json_object_to_json_string_ext(l->v[i], JSON_C_TO_STRING_PLAIN));
+	item_list_truncate(l, 0);
+	free(l->v);
+}
+
 /* parse_page of text as an Ingress list: the items as plain JSON joined by '|', or
  * "ERROR". */
 static void page_result(const char *text, char *out, size_t outlen, char *rv, size_t rvlen,
@@ -949,7 +961,6 @@ static void page_result(const char *text, char *out, size_t outlen, char *rv, si
 {
 	char *copy = strdup(text);
 	struct item_list l = {0};
-	size_t len = 0;
 
 	CHECK(copy != NULL);
 	*cont = NULL;
@@ -958,12 +969,7 @@ static void page_result(const char *text, char *out, size_t outlen, char *rv, si
 		snprintf(out, outlen, "ERROR");
 		CHECK_INT(l.n, 0);
 	}
-	for (size_t i = 0; i < l.n; i++)
-		len += (size_t)snprintf(
-		    out + len, outlen - len, "%s|",
-		    json_object_to_json_string_ext(l.v[i], JSON_C_TO_STRING_PLAIN));
-	item_list_truncate(&l, 0);
-	free(l.v);
+	items_text(&l, out, outlen);
 	free(copy);
 }
 
@@ -974,7 +980,7 @@ static void stream_result(const char *text, size_t step, char *out, size_t outle
 {
 	struct item_list l = {0};
 	struct list_stream ls;
-	size_t n = strlen(text), len = 0;
+	size_t n = strlen(text);
 	int rc = 0;
 
 	*cont = NULL;
@@ -989,12 +995,7 @@ static void stream_result(const char *text, size_t step, char *out, size_t outle
 		snprintf(out, outlen, "ERROR");
 		item_list_truncate(&l, 0);
 	}
-	for (size_t i = 0; i < l.n; i++)
-		len += (size_t)snprintf(
-		    out + len, outlen - len, "%s|",
-		    json_object_to_json_string_ext(l.v[i], JSON_C_TO_STRING_PLAIN));
-	item_list_truncate(&l, 0);
-	free(l.v);
+	items_text(&l, out, outlen);
 }
 
 /* One parse's items, resourceVersion and continue token against the
