@@ -200,6 +200,7 @@ struct ctx {
 	size_t diag_cap;
 	struct strmap backends;   /* name -> index in t->backends */
 	struct strmap certs;      /* name -> index in t->certs */
+	size_t certs_cap;         /* of t->certs */
 	struct strmap pems;       /* cert_pem (borrowed from t->certs) -> index: checked */
 	struct slice_ref *slices; /* sorted by ns, svc, idx */
 	size_t nslices;
@@ -1110,7 +1111,10 @@ static int resolve_cert(struct ctx *c, const char *kind, json_object *obj, const
 			goto fail;
 		}
 	}
-	t->certs = xrealloc(t->certs, (t->ncerts + 1) * sizeof(*t->certs));
+	if (t->ncerts == c->certs_cap) {
+		c->certs_cap = c->certs_cap ? 2 * c->certs_cap : 16;
+		t->certs = xrealloc(t->certs, c->certs_cap * sizeof(*t->certs));
+	}
 	if (seen < 0)
 		strmap_put(&c->pems, crt, (int)t->ncerts);
 	t->certs[t->ncerts].name = cname;
