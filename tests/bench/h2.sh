@@ -206,26 +206,33 @@ median_of() { # lines "rps p50 p99 ok failed" -> the line with the median rps
 }
 
 declare -A RES
+# Rounds interleave the proxies (weir nginx haproxy, weir nginx haproxy, ...), so a
+# machine that speeds up or slows down during the run moves every proxy's median alike.
 for w in 1 2; do
-	for name in $ONLY; do
-		runs=()
-		for r in $(seq "$ROUNDS"); do
+	declare -A RUNS=() NOSTART=()
+	for r in $(seq "$ROUNDS"); do
+		for name in $ONLY; do
+			[ -n "${NOSTART[$name]:-}" ] && continue
 			port=$(free_port)
 			if ! "start_${name}_h2" "$w" "$port"; then
-				runs=("n/a ($(cat "$TMP/why"))")
+				NOSTART[$name]="n/a ($(cat "$TMP/why"))"
 				stop_proxy "$name"
-				break
+				continue
 			fi
-			runs+=("$(h2load_run "https://127.0.0.1:$port/")")
+			RUNS[$name]+="$(h2load_run "https://127.0.0.1:$port/")"$'\n'
 			stop_proxy "$name"
 		done
-		if [[ ${runs[0]} == n/a* ]]; then
-			RES[$name,$w]=${runs[0]}
+	done
+	for name in $ONLY; do
+		if [ -n "${NOSTART[$name]:-}" ]; then
+			RES[$name,$w]=${NOSTART[$name]}
 		else
-			RES[$name,$w]=$(printf '%s\n' "${runs[@]}" | grep -v '^n/a' | median_of)
-			[ -n "${RES[$name,$w]}" ] || RES[$name,$w]=${runs[0]}
+			RES[$name,$w]=$(printf '%s' "${RUNS[$name]:-}" | grep -v '^n/a' | grep . | median_of)
+			# every round failed: the first reason
+			[ -n "${RES[$name,$w]}" ] || RES[$name,$w]=$(printf '%s' "${RUNS[$name]:-}" | head -n 1)
 		fi
 	done
+	unset RUNS NOSTART
 done
 
 # System calls per request, 1 worker (a figure that holds on a busy machine): perf stat
