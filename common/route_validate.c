@@ -1093,8 +1093,8 @@ int route_validate_canary(const struct route_canary *c, char *field, size_t fiel
 	return 0;
 }
 
-int route_validate_route(const struct route *r, bool skip_regex_compile, char *field,
-                         size_t fieldlen, char *err, size_t errlen)
+static int validate_route(const struct route *r, bool skip_regex_compile, bool policy, char *field,
+                          size_t fieldlen, char *err, size_t errlen)
 {
 	char sub[200];
 	if (route_validate_path(r->path ? r->path : "", r->match, skip_regex_compile, err,
@@ -1106,7 +1106,7 @@ int route_validate_route(const struct route *r, bool skip_regex_compile, char *f
 		set_field(field, fieldlen, "source");
 		return WEIR_EINVAL;
 	}
-	if (route_validate_policy(r->policy, sub, sizeof(sub), err, errlen)) {
+	if (policy && route_validate_policy(r->policy, sub, sizeof(sub), err, errlen)) {
 		set_field(field, fieldlen, "policy.%s", sub);
 		return WEIR_EINVAL;
 	}
@@ -1115,6 +1115,18 @@ int route_validate_route(const struct route *r, bool skip_regex_compile, char *f
 		return WEIR_EINVAL;
 	}
 	return 0;
+}
+
+int route_validate_route(const struct route *r, bool skip_regex_compile, char *field,
+                         size_t fieldlen, char *err, size_t errlen)
+{
+	return validate_route(r, skip_regex_compile, true, field, fieldlen, err, errlen);
+}
+
+int route_validate_route_but_policy(const struct route *r, bool skip_regex_compile, char *field,
+                                    size_t fieldlen, char *err, size_t errlen)
+{
+	return validate_route(r, skip_regex_compile, false, field, fieldlen, err, errlen);
 }
 
 /* The last queued OpenSSL error as text (the queue is cleared). */

@@ -214,6 +214,12 @@ int route_validate_canary(const struct route_canary *c, char *field, size_t fiel
 int route_validate_route(const struct route *r, bool skip_regex_compile, char *field,
                          size_t fieldlen, char *err, size_t errlen);
 
+/* The same with r->policy taken as valid (the caller checked that very
+ * policy before: the controller's compile shares one policy among many
+ * routes and checks each once). */
+int route_validate_route_but_policy(const struct route *r, bool skip_regex_compile, char *field,
+                                    size_t fieldlen, char *err, size_t errlen);
+
 /* A certificate and its key as the proxy serves them: both UTF-8 PEM text,
  * the certificate (then its chain) and the private key load into a new TLS
  * server context with OpenSSL and the key belongs to the certificate. name

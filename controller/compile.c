@@ -8,6 +8,7 @@
 #include <arpa/inet.h>
 #include <pthread.h>
 #include <ctype.h>
+#include <stdatomic.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/sha.h>
@@ -135,10 +136,13 @@ static void lower(char *s)
 /* ------------------------------------------------------------ string map */
 
 /* Open-addressing map from a borrowed string (it must outlive the map) to
- * an index; keeps lookups linear in the input size. */
+ * an index; keeps lookups linear in the input size. Each key's hash is
+ * kept: some keys are long (a certificate's PEM text, a policy's JSON),
+ * and growing the map then hashes none of them again. */
 struct strmap {
 	size_t cap, n;
 	const char **keys;
+	uint64_t *hashes;
 	int *vals;
 };
 
@@ -146,39 +150,49 @@ static int strmap_get(const struct strmap *m, const char *key)
 {
 	if (!m->cap)
 		return -1;
-	for (size_t i = str_hash(key) & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
+	uint64_t h = str_hash(key);
+	for (size_t i = h & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
 		if (!m->keys[i])
 			return -1;
-		if (strcmp(m->keys[i], key) == 0)
+		if (m->hashes[i] == h && strcmp(m->keys[i], key) == 0)
 			return m->vals[i];
 	}
 }
 
-static void strmap_put(struct strmap *m, const char *key, int val)
+static void strmap_put_hashed(struct strmap *m, const char *key, uint64_t h, int val)
 {
 	if ((m->n + 1) * 2 > m->cap) {
 		struct strmap g = {.cap = m->cap ? m->cap * 2 : 64};
 		g.keys = xcalloc(g.cap, sizeof(*g.keys));
+		g.hashes = xcalloc(g.cap, sizeof(*g.hashes));
 		g.vals = xcalloc(g.cap, sizeof(*g.vals));
 		for (size_t i = 0; i < m->cap; i++)
 			if (m->keys[i])
-				strmap_put(&g, m->keys[i], m->vals[i]);
+				strmap_put_hashed(&g, m->keys[i], m->hashes[i], m->vals[i]);
 		free(m->keys);
+		free(m->hashes);
 		free(m->vals);
 		*m = g;
 	}
-	size_t i = str_hash(key) & (m->cap - 1);
-	while (m->keys[i] && strcmp(m->keys[i], key) != 0)
+	size_t i = h & (m->cap - 1);
+	while (m->keys[i] && (m->hashes[i] != h || strcmp(m->keys[i], key) != 0))
 		i = (i + 1) & (m->cap - 1);
 	if (!m->keys[i])
 		m->n++;
 	m->keys[i] = key;
+	m->hashes[i] = h;
 	m->vals[i] = val;
+}
+
+static void strmap_put(struct strmap *m, const char *key, int val)
+{
+	strmap_put_hashed(m, key, str_hash(key), val);
 }
 
 static void strmap_cleanup(struct strmap *m)
 {
 	free(m->keys);
+	free(m->hashes);
 	free(m->vals);
 	memset(m, 0, sizeof(*m));
 }
@@ -201,6 +215,7 @@ struct ctx {
 	struct strmap backends;   /* name -> index in t->backends */
 	struct strmap certs;      /* name -> index in t->certs */
 	size_t certs_cap;         /* of t->certs */
+	struct cert_preps *preps; /* NULL: none decoded ahead */
 	struct strmap pems;       /* cert_pem (borrowed from t->certs) -> index: checked */
 	struct slice_ref *slices; /* sorted by ns, svc, idx */
 	size_t nslices;
@@ -253,6 +268,9 @@ struct ctx {
 	struct strmap policy_at; /* text (in policy_texts) -> index */
 	char **policy_texts;
 	struct route_policy **policies;
+	/* route_validate_policy passed for policies[i]: the routes that share
+	 * it check the rest of themselves only (finish_host) */
+	bool *policy_ok;
 	size_t npolicies, policies_cap;
 };
 
@@ -1049,6 +1067,104 @@ bool compile_pair_known_good(const char *crt, const char *key)
 
 /* Index of cert "ns/name" in the table, loading it from its Secret on first
  * use. -1 with a diagnostic on obj (kind) when missing or invalid. */
+/*
+ * TLS Secrets decoded ahead. At 10,000 Ingresses with a Secret each, a full
+ * compile (every restart) spends about a fifth of its time in resolve_cert
+ * decoding the base64 of each pair and hashing it, work that needs nothing
+ * but the Secret. So while the Ingress pass parses annotations, a second
+ * thread decodes and hashes the Secrets named by the spec.tls of our
+ * Ingresses, and this one shares what is left once its pass is done;
+ * resolve_cert takes what it finds here
+ * (and still makes every check and every diagnostic itself, in order). A
+ * Secret the list missed, or no thread, costs nothing but the old path.
+ */
+struct cert_prep {
+	char *name;       /* "namespace/secret" */
+	json_object *sec; /* borrowed from the snapshot */
+	char *crt, *key;  /* decoded, NULL when absent; taken by resolve_cert */
+	bool digest_ok;   /* both present: digest is route_cert_digest of them */
+	unsigned char digest[ROUTE_CERT_DIGEST_LEN];
+};
+
+/* What one thread decoded (names unique within it). */
+struct cert_prep_list {
+	struct cert_prep *v;
+	size_t n, cap;
+	struct strmap at; /* name -> index in v */
+};
+
+struct ing;
+
+/* Both threads claim the Ingresses in chunks (next): the second from the
+ * start, this one once its Ingress pass is done (cert_preps_finish). */
+struct cert_preps {
+	const struct snapshot *snap;
+	const struct ing *ings; /* our Ingresses: obj and ns read only */
+	size_t ning;
+	atomic_size_t next;
+	struct cert_prep_list done[2]; /* [0] this thread's, [1] the other's */
+	struct strmap at;              /* name -> 2 * index + list, after the join */
+	pthread_t thread;
+	bool running, joined;
+};
+
+static void cert_prep_list_free(struct cert_prep_list *l)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		free(l->v[i].name);
+		free(l->v[i].crt);
+		free(l->v[i].key);
+	}
+	free(l->v);
+	strmap_cleanup(&l->at);
+}
+
+static void cert_preps_work(struct cert_preps *ps, struct cert_prep_list *out);
+
+static void *cert_preps_thread(void *arg)
+{
+	struct cert_preps *ps = arg;
+	cert_preps_work(ps, &ps->done[1]);
+	return NULL;
+}
+
+/* This thread's share, then the other's end; the lists merged by name. */
+static void cert_preps_finish(struct cert_preps *ps)
+{
+	if (!ps || ps->joined)
+		return;
+	cert_preps_work(ps, &ps->done[0]);
+	if (ps->running)
+		pthread_join(ps->thread, NULL);
+	ps->joined = true;
+	for (int k = 0; k < 2; k++)
+		for (size_t i = 0; i < ps->done[k].n; i++)
+			if (strmap_get(&ps->at, ps->done[k].v[i].name) < 0)
+				strmap_put(&ps->at, ps->done[k].v[i].name, (int)(2 * i) + k);
+}
+
+static void cert_preps_free(struct cert_preps *ps)
+{
+	if (!ps)
+		return;
+	cert_preps_finish(ps);
+	for (int k = 0; k < 2; k++)
+		cert_prep_list_free(&ps->done[k]);
+	strmap_cleanup(&ps->at);
+	free(ps);
+}
+
+/* What was decoded ahead for Secret sec named cname, or NULL. */
+static struct cert_prep *cert_prep_find(struct ctx *c, const char *cname, json_object *sec)
+{
+	if (!c->preps)
+		return NULL;
+	cert_preps_finish(c->preps);
+	int i = strmap_get(&c->preps->at, cname);
+	struct cert_prep *e = i >= 0 ? &c->preps->done[i % 2].v[i / 2] : NULL;
+	return e && e->sec == sec ? e : NULL;
+}
+
 static int resolve_cert(struct ctx *c, const char *kind, json_object *obj, const char *field,
                         const char *ns, const char *name)
 {
@@ -1071,8 +1187,15 @@ static int resolve_cert(struct ctx *c, const char *kind, json_object *obj, const
 		         "secret %s is not of type kubernetes.io/tls", cname);
 		goto fail;
 	}
-	crt = secret_pem(sec, "tls.crt");
-	key = secret_pem(sec, "tls.key");
+	struct cert_prep *pre = cert_prep_find(c, cname, sec);
+	if (pre) { /* decoded ahead: taken (a name is resolved once) */
+		crt = pre->crt;
+		key = pre->key;
+		pre->crt = pre->key = NULL;
+	} else {
+		crt = secret_pem(sec, "tls.crt");
+		key = secret_pem(sec, "tls.key");
+	}
 	if (!crt || !looks_like_pem(crt, "CERTIFICATE-----")) {
 		diag_add(c, kind, obj, field, "SecretNotFound",
 		         "secret %s: tls.crt is not a PEM certificate", cname);
@@ -1096,6 +1219,8 @@ static int resolve_cert(struct ctx *c, const char *kind, json_object *obj, const
 	bool good = seen >= 0 && strcmp(t->certs[seen].key_pem, key) == 0;
 	if (good)
 		memcpy(d, t->certs[seen].digest, sizeof(d));
+	else if (pre && pre->digest_ok)
+		memcpy(d, pre->digest, sizeof(d));
 	else
 		route_cert_digest(crt, key, d);
 	if (!good && !pair_known_good(d)) {
@@ -2686,6 +2811,7 @@ struct rbuild {
 	int error_backend, backend_tls; /* as struct route's */
 	struct ing *ing;
 	struct route_policy *policy; /* a reference (policy_share) */
+	size_t policy_ix;            /* its index in ctx.policies */
 	struct route_canary canary;
 	struct ing *canary_ing;
 };
@@ -2758,7 +2884,7 @@ static bool path_type_ok(const char *ptype)
 /* *p (caller storage, filled for one route) as a policy routes share: the
  * one an earlier route of this compile holds when both serialize alike,
  * else p moved to the heap. Consumes *p; returns a reference. */
-static struct route_policy *policy_share(struct ctx *c, struct route_policy *p)
+static struct route_policy *policy_share(struct ctx *c, struct route_policy *p, size_t *ix)
 {
 	char *text;
 	size_t len;
@@ -2768,6 +2894,7 @@ static struct route_policy *policy_share(struct ctx *c, struct route_policy *p)
 	if (at >= 0) {
 		free(text);
 		route_policy_cleanup(p);
+		*ix = (size_t)at;
 		return route_policy_ref(c->policies[at]);
 	}
 	struct route_policy *h = xcalloc(1, sizeof(*h));
@@ -2779,9 +2906,12 @@ static struct route_policy *policy_share(struct ctx *c, struct route_policy *p)
 		c->policies = xrealloc(c->policies, c->policies_cap * sizeof(*c->policies));
 		c->policy_texts =
 		    xrealloc(c->policy_texts, c->policies_cap * sizeof(*c->policy_texts));
+		c->policy_ok = xrealloc(c->policy_ok, c->policies_cap * sizeof(*c->policy_ok));
 	}
+	*ix = c->npolicies;
 	c->policies[c->npolicies] = h;
 	c->policy_texts[c->npolicies] = text;
+	c->policy_ok[c->npolicies] = false;
 	strmap_put(&c->policy_at, text, (int)c->npolicies++);
 	return h;
 }
@@ -2848,7 +2978,7 @@ static void add_route(struct ctx *c, struct hbuild *h, struct ing *in, const cha
 	pol.ssl_redirect = (h->tls && a->ssl_redirect) || a->force_ssl_redirect;
 	if (!a->ws_idle_set && a->read_timeout_set)
 		pol.ws_idle_timeout_ms = a->policy.read_timeout_ms;
-	r->policy = policy_share(c, &pol);
+	r->policy = policy_share(c, &pol, &r->policy_ix);
 }
 
 /* Hosts an Ingress rule applies to: the rule's host and, for a named host,
@@ -3186,7 +3316,7 @@ static void ingress_www(struct ctx *c, struct hosts *hs, struct ing *in)
 		pol.port_in_redirects = in->ann.port_in_redirects_set
 		                            ? in->ann.policy.port_in_redirects
 		                            : c->port_in_redirects;
-		r->policy = policy_share(c, &pol);
+		r->policy = policy_share(c, &pol, &r->policy_ix);
 		if (th->tls && !fh->tls && th->cert >= 0) {
 			if (cert_covers(c->t->certs[th->cert].cert_pem, from)) {
 				fh->tls = true;
@@ -3461,8 +3591,15 @@ static void finish_host(struct ctx *c, struct hbuild *h, struct route_host *out)
 		cand.path = path;
 		cand.policy = r->policy;
 		cand.canary = r->canary;
-		if (route_validate_route(&cand, false, field, sizeof(field), why, sizeof(why)) !=
-		    0) {
+		/* a policy is checked once, with the first route that has it */
+		bool policy_ok = c->policy_ok[r->policy_ix];
+		int bad = policy_ok ? route_validate_route_but_policy(
+		                          &cand, false, field, sizeof(field), why, sizeof(why))
+		                    : route_validate_route(&cand, false, field, sizeof(field), why,
+		                                           sizeof(why));
+		if (!bad || strncmp(field, "canary.", 7) == 0) /* checked after the policy */
+			c->policy_ok[r->policy_ix] = true;
+		if (bad) {
 			if (strcmp(field, "path") != 0)
 				diag_add(c, "Ingress", r->ing->obj, r->field, "BadRule",
 				         "route %s: %s; route dropped", field, why);
@@ -3934,6 +4071,64 @@ int compile_snapshot_ex(const struct snapshot *snap, const struct compile_option
 	return compile_snapshot_with(snap, o, NULL, table, diags, mention, arg);
 }
 
+/* Decode the TLS Secrets named by the spec.tls of the Ingresses claimed
+ * from ps->next, into out. */
+static void cert_preps_work(struct cert_preps *ps, struct cert_prep_list *out)
+{
+	enum { CHUNK = 64 };
+	for (;;) {
+		size_t from = atomic_fetch_add(&ps->next, CHUNK);
+		if (from >= ps->ning)
+			return;
+		size_t to = from + CHUNK < ps->ning ? from + CHUNK : ps->ning;
+		for (size_t i = from; i < to; i++) {
+			json_object *tls = jarr(jget(ps->ings[i].obj, "spec"), "tls");
+			for (size_t ti = 0; ti < jlen(tls); ti++) {
+				const char *secret =
+				    jstr(json_object_array_get_idx(tls, ti), "secretName");
+				if (!secret || !*secret)
+					continue;
+				const char *ns = ps->ings[i].ns;
+				json_object *sec = find_obj(ps->snap, STORE_SECRET, ns, secret);
+				if (!sec)
+					continue;
+				char *name = xasprintf("%s/%s", ns, secret);
+				if (strmap_get(&out->at, name) >= 0) {
+					free(name);
+					continue;
+				}
+				if (out->n == out->cap) {
+					out->cap = out->cap ? 2 * out->cap : 64;
+					out->v = xrealloc(out->v, out->cap * sizeof(*out->v));
+				}
+				struct cert_prep *e = &out->v[out->n];
+				*e = (struct cert_prep){.name = name, .sec = sec};
+				strmap_put(&out->at, name, (int)out->n++);
+				e->crt = secret_pem(sec, "tls.crt");
+				e->key = secret_pem(sec, "tls.key");
+				if (e->crt && e->key) {
+					route_cert_digest(e->crt, e->key, e->digest);
+					e->digest_ok = true;
+				}
+			}
+		}
+	}
+}
+
+/* Start the second thread on it (when one can be had: otherwise all of it
+ * is done by cert_preps_finish). */
+static struct cert_preps *cert_preps_start(const struct snapshot *snap, const struct ing *ings,
+                                           size_t ning)
+{
+	struct cert_preps *ps = xcalloc(1, sizeof(*ps));
+	ps->snap = snap;
+	ps->ings = ings;
+	ps->ning = ning;
+	atomic_init(&ps->next, 0);
+	ps->running = ning && pthread_create(&ps->thread, NULL, cert_preps_thread, ps) == 0;
+	return ps;
+}
+
 int compile_snapshot_with(const struct snapshot *snap, const struct compile_options *o,
                           const struct compile_slices *slices, struct route_table **table,
                           struct diag_list *diags, compile_mention_cb mention, void *arg)
@@ -3986,6 +4181,7 @@ int compile_snapshot_with(const struct snapshot *snap, const struct compile_opti
 		ning++;
 	}
 	qsort(ings, ning, sizeof(*ings), cmp_ing);
+	c.preps = cert_preps_start(snap, ings, ning);
 
 	for (size_t i = 0; i < ning; i++) {
 		struct ing *in = &ings[i];
@@ -4103,6 +4299,7 @@ int compile_snapshot_with(const struct snapshot *snap, const struct compile_opti
 	for (size_t i = 0; i < ning; i++)
 		if (!ings[i].dropped && !ings[i].ann.canary)
 			ingress_ssl_ciphers(&c, &hs, &ings[i]);
+	cert_preps_finish(c.preps); /* the other thread reads ings, which go below */
 	/* TLS hosts first: ssl-redirect of every route depends on them. */
 	for (size_t i = 0; i < ning; i++)
 		if (!ings[i].dropped && !ings[i].ann.canary && !ings[i].ann.ssl_passthrough)
@@ -4191,6 +4388,7 @@ int compile_snapshot_with(const struct snapshot *snap, const struct compile_opti
 		annotations_cleanup(&ings[i].ann);
 	}
 	free(ings);
+	cert_preps_free(c.preps);
 	strmap_cleanup(&c.backends);
 	strmap_cleanup(&c.certs);
 	strmap_cleanup(&c.pems);
@@ -4203,6 +4401,7 @@ int compile_snapshot_with(const struct snapshot *snap, const struct compile_opti
 	}
 	free(c.policies);
 	free(c.policy_texts);
+	free(c.policy_ok);
 	strmap_cleanup(&c.policy_at);
 	json_object_put(c.proxy_rw_defaults);
 	for (size_t i = 0; i < c.nno_auth; i++)

@@ -433,6 +433,97 @@ static void empty(void)
 	diag_list_cleanup(&d);
 }
 
+/* Many TLS Ingresses: the compile decodes their Secrets on two threads
+ * (compile.c, cert_preps), claimed in chunks of Ingresses. More Ingresses
+ * than a chunk, Secrets shared by Ingresses of different chunks, one that is
+ * not a certificate and one that is missing: each host has the certificate
+ * of its own Secret, each bad one a diagnostic, and two compiles of the
+ * same objects give the same bytes. */
+static void many_tls(void)
+{
+	enum { N = 300, SECRETS = 7 };
+	const char *secret_json = NULL;
+	for (size_t i = 0; i < NOBJS; i++)
+		if (strcmp(OBJS[i][0], "Secret") == 0)
+			secret_json = OBJS[i][1];
+	CHECK(secret_json != NULL);
+	if (!secret_json)
+		return;
+	struct store *s = store_new();
+	CHECK_INT(store_upsert(s, STORE_INGRESS_CLASS, json_tokener_parse(OBJS[0][1])), 0);
+	for (int k = 0; k <= SECRETS; k++) {
+		json_object *sec = json_tokener_parse(secret_json);
+		json_object *md = NULL, *data = NULL;
+		CHECK(json_object_object_get_ex(sec, "metadata", &md));
+		char name[32];
+		snprintf(name, sizeof(name), k < SECRETS ? "tls-%d" : "bad", k);
+		json_object_object_add(md, "name", json_object_new_string(name));
+		json_object_object_add(md, "namespace", json_object_new_string("many"));
+		if (k == SECRETS && json_object_object_get_ex(sec, "data", &data))
+			json_object_object_add(
+			    data, "tls.crt",
+			    json_object_new_string(
+			        "bm90IGEgY2VydGlmaWNhdGU=")); /* "not a certificate" */
+		CHECK_INT(store_upsert(s, STORE_SECRET, sec), 0);
+	}
+	for (int i = 0; i < N; i++) {
+		char obj[1024];
+		const char *secret = i % 10 == 9 ? "bad" : i % 10 == 8 ? "missing" : NULL;
+		char own[16];
+		snprintf(own, sizeof(own), "tls-%d", i % SECRETS);
+		snprintf(
+		    obj, sizeof(obj),
+		    "{\"metadata\":{\"name\":\"i%03d\",\"namespace\":\"many\","
+		    "\"creationTimestamp\":\"2026-01-01T00:00:00Z\"},\"spec\":{"
+		    "\"ingressClassName\":\"weir\",\"tls\":[{\"hosts\":[\"h%03d.example.com\"],"
+		    "\"secretName\":\"%s\"}],\"rules\":[{\"host\":\"h%03d.example.com\","
+		    "\"http\":{\"paths\":[{\"path\":\"/\",\"pathType\":\"Prefix\",\"backend\":{"
+		    "\"service\":{\"name\":\"web\",\"port\":{\"number\":80}}}}]}}]}}",
+		    i, i, secret ? secret : own, i);
+		json_object *o = json_tokener_parse(obj);
+		CHECK(o != NULL);
+		CHECK_INT(store_upsert(s, STORE_INGRESS, o), 0);
+	}
+	struct diag_list d1 = {0}, d2 = {0};
+	struct route_table *t = NULL;
+	char *a = compile_text(s, &OPTS, &d1, &t);
+	char *b = compile_text(s, &OPTS, &d2, NULL);
+	CHECK(a && b && strcmp(a, b) == 0);
+	CHECK_INT(d1.n, d2.n);
+	size_t bad = 0, missing = 0;
+	for (size_t i = 0; i < d1.n; i++) {
+		if (strcmp(d1.items[i].reason, "SecretNotFound") != 0)
+			continue;
+		bad += strstr(d1.items[i].message, "many/bad") != NULL;
+		missing += strstr(d1.items[i].message, "many/missing") != NULL;
+	}
+	CHECK_INT(bad, N / 10);
+	CHECK_INT(missing, N / 10);
+	size_t checked = 0;
+	for (size_t h = 0; t && h < t->nhosts; h++) {
+		int i = -1;
+		if (sscanf(t->hosts[h].name, "h%d.example.com", &i) != 1 || i % 10 >= 8)
+			continue;
+		char want[32];
+		snprintf(want, sizeof(want), "many/tls-%d", i % SECRETS);
+		int c = t->hosts[h].cert;
+		CHECK(c >= 0 && (size_t)c < t->ncerts);
+		if (c >= 0 && (size_t)c < t->ncerts) {
+			CHECK_STR(t->certs[c].name, want);
+			CHECK(strncmp(t->certs[c].cert_pem, "-----BEGIN CERTIFICATE-----\nMII",
+			              30) == 0);
+		}
+		checked++;
+	}
+	CHECK_INT(checked, N - 2 * (N / 10));
+	free(a);
+	free(b);
+	route_table_free(t);
+	diag_list_cleanup(&d1);
+	diag_list_cleanup(&d2);
+	store_free(s);
+}
+
 int main(void)
 {
 	determinism();
@@ -441,5 +532,6 @@ int main(void)
 	take_over_status();
 	external_loopback();
 	empty();
+	many_tls();
 	return check_finish("compile_isolation_test");
 }
