@@ -839,6 +839,16 @@ int main(int argc, char **argv)
 	 * controller's RSS unchanged (VmRSS 134 MiB, VmHWM 138 against 137
 	 * MiB). Set before any thread starts. */
 	mallopt(M_ARENA_MAX, 2);
+	/* glibc serves an allocation of 128 KiB or more with its own mmap, but
+	 * raises that threshold to the size of each such block freed (up to 32
+	 * MiB): after the first list page or published index was freed, the
+	 * controller's large transient buffers (list pages, serialized tables,
+	 * a snapshot's arrays) came from the heap and left it holding their
+	 * holes. A fixed threshold keeps them out of it: at 10,000 Ingresses
+	 * with distinct TLS Secrets, the controller's RSS after a restart 126
+	 * against 135 MiB, after 40 Ingress creates 300 ms apart 128 against
+	 * 141 MiB, VmHWM 138 against 141 MiB (/proc, same API server). */
+	mallopt(M_MMAP_THRESHOLD, 256 * 1024);
 
 	struct sigaction sa;
 	memset(&sa, 0, sizeof(sa));
