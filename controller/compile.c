@@ -2793,6 +2793,15 @@ static void apply_proxy_defaults(const struct ctx *c, struct annotations *a)
 
 /* ------------------------------------------------------------ routes */
 
+/* The policy an Ingress's last route got, and what it depended on
+ * (add_route). */
+struct policy_memo {
+	struct route_policy *policy; /* NULL: none yet */
+	size_t ix;                   /* in ctx.policies */
+	bool tls, global;
+	char *host; /* when auth-url has $host */
+};
+
 struct ing {
 	json_object *obj;
 	/* Sort key (oldest first), borrowed from obj and the snapshot. */
@@ -2801,6 +2810,7 @@ struct ing {
 	struct annotations ann;
 	bool dropped;
 	int error_backend; /* custom-http-errors target (error_backend()), -1: none */
+	struct policy_memo memo;
 };
 
 struct rbuild {
@@ -2943,6 +2953,34 @@ static void add_route(struct ctx *c, struct hbuild *h, struct ing *in, const cha
 	r->ing = in;
 	r->canary.backend = -1;
 	r->canary.weight_total = 100;
+	struct annotations *a = &in->ann;
+	/* What the policy below depends on besides the Ingress: the host's TLS,
+	 * whether global auth applies (by path), the host when auth-url has
+	 * $host. Another route of the Ingress with the same gets the same
+	 * policy (serializing it to find its shared copy is most of the cost). */
+	bool global = false;
+	if (!a->policy.ext_auth.url && a->global_auth && c->global_auth.url) {
+		global = true;
+		for (size_t i = 0; i < c->nno_auth && global; i++) {
+			size_t n = strlen(c->no_auth[i]);
+			global =
+			    !(strncmp(c->no_auth[i], path, n) == 0 &&
+			      (path[n] == '\0' || path[n] == '/' || c->no_auth[i][n - 1] == '/'));
+		}
+	}
+	bool by_host = a->policy.ext_auth.url && strchr(a->policy.ext_auth.url, '$');
+	r->error_backend = -1;
+	r->backend_tls = a->backend_tls_profile;
+	if (a->use_regex || a->policy.rewrite_target)
+		h->regex = true;
+	struct policy_memo *m = &in->memo;
+	if (m->policy && m->tls == h->tls && m->global == global &&
+	    (!by_host || strcmp(m->host, h->name) == 0)) {
+		r->policy = route_policy_ref(m->policy);
+		r->policy_ix = m->ix;
+		r->error_backend = route_custom_errors_any(r->policy) ? in->error_backend : -1;
+		return;
+	}
 	struct route_policy pol;
 	if (annotations_policy_copy(&pol, &in->ann.policy))
 		abort();
@@ -2955,30 +2993,24 @@ static void add_route(struct ctx *c, struct hbuild *h, struct ing *in, const cha
 		free(pol.ext_auth.url);
 		pol.ext_auth.url = u;
 	}
-	struct annotations *a = &in->ann;
-	if (!pol.ext_auth.url && a->global_auth && c->global_auth.url) {
-		bool exempt = false;
-		for (size_t i = 0; i < c->nno_auth && !exempt; i++) {
-			size_t n = strlen(c->no_auth[i]);
-			exempt = strncmp(c->no_auth[i], path, n) == 0 &&
-			         (path[n] == '\0' || path[n] == '/' || c->no_auth[i][n - 1] == '/');
-		}
-		if (!exempt && annotations_ext_auth_copy(&pol.ext_auth, &c->global_auth))
-			abort();
-	}
+	if (global && annotations_ext_auth_copy(&pol.ext_auth, &c->global_auth))
+		abort();
 	if (!a->port_in_redirects_set)
 		pol.port_in_redirects = c->port_in_redirects;
 	if (!a->custom_errors_set)
 		memcpy(pol.custom_errors, c->global_errors.custom_errors,
 		       sizeof(pol.custom_errors));
 	r->error_backend = route_custom_errors_any(&pol) ? in->error_backend : -1;
-	r->backend_tls = a->backend_tls_profile;
-	if (a->use_regex || a->policy.rewrite_target)
-		h->regex = true;
 	pol.ssl_redirect = (h->tls && a->ssl_redirect) || a->force_ssl_redirect;
 	if (!a->ws_idle_set && a->read_timeout_set)
 		pol.ws_idle_timeout_ms = a->policy.read_timeout_ms;
 	r->policy = policy_share(c, &pol, &r->policy_ix);
+	m->policy = r->policy; /* borrowed: the compile holds a reference */
+	m->ix = r->policy_ix;
+	m->tls = h->tls;
+	m->global = global;
+	free(m->host);
+	m->host = by_host ? xstrdup(h->name) : NULL;
 }
 
 /* Hosts an Ingress rule applies to: the rule's host and, for a named host,
@@ -4385,6 +4417,7 @@ int compile_snapshot_with(const struct snapshot *snap, const struct compile_opti
 		qsort(diags->dropped, diags->ndropped, sizeof(*diags->dropped), cmp_strp);
 	for (size_t i = 0; i < ning; i++) {
 		free(ings[i].source);
+		free(ings[i].memo.host);
 		annotations_cleanup(&ings[i].ann);
 	}
 	free(ings);
