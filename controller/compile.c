@@ -1086,6 +1086,10 @@ struct cert_prep {
 	unsigned char digest[ROUTE_CERT_DIGEST_LEN];
 };
 
+/* Ingresses claimed at a time; with no more than this, no second thread
+ * (an incremental compile of a few Ingresses would only pay for it). */
+#define CERT_PREP_CHUNK 64
+
 /* What one thread decoded (names unique within it). */
 struct cert_prep_list {
 	struct cert_prep *v;
@@ -4107,12 +4111,11 @@ int compile_snapshot_ex(const struct snapshot *snap, const struct compile_option
  * from ps->next, into out. */
 static void cert_preps_work(struct cert_preps *ps, struct cert_prep_list *out)
 {
-	enum { CHUNK = 64 };
 	for (;;) {
-		size_t from = atomic_fetch_add(&ps->next, CHUNK);
+		size_t from = atomic_fetch_add(&ps->next, CERT_PREP_CHUNK);
 		if (from >= ps->ning)
 			return;
-		size_t to = from + CHUNK < ps->ning ? from + CHUNK : ps->ning;
+		size_t to = from + CERT_PREP_CHUNK < ps->ning ? from + CERT_PREP_CHUNK : ps->ning;
 		for (size_t i = from; i < to; i++) {
 			json_object *tls = jarr(jget(ps->ings[i].obj, "spec"), "tls");
 			for (size_t ti = 0; ti < jlen(tls); ti++) {
@@ -4157,7 +4160,8 @@ static struct cert_preps *cert_preps_start(const struct snapshot *snap, const st
 	ps->ings = ings;
 	ps->ning = ning;
 	atomic_init(&ps->next, 0);
-	ps->running = ning && pthread_create(&ps->thread, NULL, cert_preps_thread, ps) == 0;
+	ps->running =
+	    ning > CERT_PREP_CHUNK && pthread_create(&ps->thread, NULL, cert_preps_thread, ps) == 0;
 	return ps;
 }
 
