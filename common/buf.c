@@ -4,10 +4,15 @@
  * connection holds none), so a thread that asks (buf_cache_thread_start:
  * the proxy's workers) keeps freed blocks of the common sizes (4 to 64 KiB,
  * which glibc's own per-thread cache does not cover) for its next buffers:
- * at most 256 of each size and 4 MiB in all, given back when the thread
- * ends. Not in
- * sanitized builds: there a freed buffer must be freed, so a late use is
- * caught. */
+ * at most 2048 of each size and 16 MiB in all, given back when the thread
+ * ends. Sized for an HTTP/2 worker with hundreds of streams in flight, each
+ * holding several 4 KiB blocks: with 256 a burst of answers overflowed the
+ * cache and every request paid glibc's malloc and free. What a burst left
+ * goes back once the cache has not been drawn on for a while
+ * (buf_cache_trim), down to the bound an idle worker always had: 256 of
+ * each size and 4 MiB in all. Not in sanitized builds: there a freed buffer
+ * must be freed, so a late use is caught (a unit test may define BUF_CACHE
+ * to 1 to test the cache itself). */
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -16,6 +21,7 @@
 #include "buf.h"
 #include "error.h"
 
+#ifndef BUF_CACHE
 #if defined(__SANITIZE_ADDRESS__)
 #define BUF_CACHE 0
 #elif defined(__has_feature)
@@ -23,18 +29,24 @@
 #define BUF_CACHE 0
 #endif
 #endif
+#endif
 #ifndef BUF_CACHE
 #define BUF_CACHE 1
 #endif
 
-#define CACHE_CLASSES 5                  /* BUF_MIN_SIZE << 0..4: 4, 8, 16, 32, 64 KiB */
-#define CACHE_DEPTH 256                  /* blocks kept per size */
-#define CACHE_BYTES (4u * 1024u * 1024u) /* ... and in all */
+#define CACHE_CLASSES 5                       /* BUF_MIN_SIZE << 0..4: 4, 8, 16, 32, 64 KiB */
+#define CACHE_DEPTH 2048                      /* blocks kept per size */
+#define CACHE_BYTES (16u * 1024u * 1024u)     /* ... and in all */
+#define CACHE_IDLE_DEPTH 256                  /* once idle (buf_cache_trim): per size */
+#define CACHE_IDLE_BYTES (4u * 1024u * 1024u) /* ... and in all */
 
 struct buf_cache {
 	void *blocks[CACHE_CLASSES][CACHE_DEPTH];
 	unsigned n[CACHE_CLASSES];
 	size_t bytes;
+	uint64_t draws;      /* blocks taken from the cache, ever */
+	uint64_t draws_seen; /* draws at the last buf_cache_trim that saw them change */
+	uint64_t drawn_ms;   /* that call's clock */
 };
 
 #if BUF_CACHE
@@ -80,10 +92,39 @@ static struct buf_cache *cache_get(void)
 {
 	return cache;
 }
+
+void buf_cache_trim(uint64_t now_ms)
+{
+	struct buf_cache *c = cache;
+	if (!c)
+		return;
+	if (c->draws != c->draws_seen) {
+		c->draws_seen = c->draws;
+		c->drawn_ms = now_ms;
+		return;
+	}
+	if (now_ms - c->drawn_ms < BUF_CACHE_IDLE_MS)
+		return;
+	for (int k = 0; k < CACHE_CLASSES; k++)
+		while (c->n[k] > CACHE_IDLE_DEPTH) {
+			free(c->blocks[k][--c->n[k]]);
+			c->bytes -= (size_t)BUF_MIN_SIZE << k;
+		}
+	/* the largest blocks go first: they are the rarest need */
+	for (int k = CACHE_CLASSES - 1; k >= 0 && c->bytes > CACHE_IDLE_BYTES; k--)
+		while (c->n[k] > 0 && c->bytes > CACHE_IDLE_BYTES) {
+			free(c->blocks[k][--c->n[k]]);
+			c->bytes -= (size_t)BUF_MIN_SIZE << k;
+		}
+}
 #else
 int buf_cache_thread_start(void)
 {
 	return 0;
+}
+
+void buf_cache_trim(uint64_t now_ms)
+{
 }
 
 static struct buf_cache *cache_get(void)
@@ -120,6 +161,7 @@ static void *block_take(size_t size)
 	int k = size_class(size);
 	if (k >= 0 && (c = cache_get()) && c->n[k] > 0) {
 		c->bytes -= size;
+		c->draws++;
 		return c->blocks[k][--c->n[k]];
 	}
 	return NULL;

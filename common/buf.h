@@ -53,11 +53,21 @@ size_t buf_room(struct buf *b, size_t floor, size_t want);
  * not fit under the cap (or memory is short); b is then unchanged. */
 int buf_append(struct buf *b, const void *p, size_t n);
 
-/* Let the calling thread keep freed blocks of 4 to 64 KiB (up to 4 MiB in
+/* Let the calling thread keep freed blocks of 4 to 64 KiB (up to 16 MiB in
  * all) for its next buffers, given back when it ends: for threads
  * whose buffers come and go with each request (the proxy's workers). A
  * no-op in sanitized builds. Returns 0 or WEIR_ENOMEM (no cache then). */
 int buf_cache_thread_start(void);
+
+/* How long the calling thread's cache must go without being drawn on
+ * before buf_cache_trim gives back what it holds over the idle bound. */
+#define BUF_CACHE_IDLE_MS 5000u
+
+/* Call from the thread's periodic timer, now_ms its monotonic clock: once
+ * no block has been taken from the cache for BUF_CACHE_IDLE_MS, the blocks
+ * over 256 of a size and 4 MiB in all are freed, so an idle thread keeps no
+ * more than that whatever burst came before. A no-op without a cache. */
+void buf_cache_trim(uint64_t now_ms);
 
 /* v in decimal into out, NUL-terminated; returns the digit count (1..20).
  * For text made on every request, where snprintf's format parse costs. */

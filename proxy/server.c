@@ -3394,10 +3394,12 @@ static void drain_check(struct loop_timer *t)
 
 /* A new table may have dropped endpoints that tunnels still use. The look
  * also moves the worker's view on, so an idle worker lets an old table go
- * within TABLE_POLL_MS. */
+ * within TABLE_POLL_MS; and the buffer blocks a burst left cached go back
+ * once the worker has been idle a while. */
 static void table_check(struct loop_timer *tm)
 {
 	struct worker *w = tm->data;
+	buf_cache_trim(loop_now(w->loop));
 	struct table *t = table_view_get(&w->view);
 	uint64_t gen = table_current_generation();
 	if (t && (t != w->seen_table || gen != w->seen_generation)) {
