@@ -1,5 +1,6 @@
 /* proxy/http_parse.c - strict HTTP/1.1 head scan + llhttp glue. */
 #include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 #include <strings.h>
 
@@ -194,6 +195,49 @@ static bool scan_special(unsigned char c)
 	return (c < 0x20 && c != '\t') || c == 0x7f;
 }
 
+#define BYTES_OF(b) (0x0101010101010101ull * (b))
+
+/* The first i from i on where buf[i] is a byte the scan looks at, or len.
+ * Eight bytes a step: a word's bytes below 0x20 and DEL are flagged by the
+ * bit hacks' hasless and haszero, exact for the lowest flagged byte (a
+ * borrow may flag bytes above it), which on a little-endian machine is the
+ * lowest set bit; a flagged tab is passed over. */
+static size_t skip_plain(const char *buf, size_t i, size_t len)
+{
+	while (len - i >= 8) {
+		uint64_t x, d;
+		memcpy(&x, buf + i, 8);
+		d = x ^ BYTES_OF(0x7f);
+		uint64_t m = ((x - BYTES_OF(0x20)) & ~x) | ((d - BYTES_OF(0x01)) & ~d);
+		m &= BYTES_OF(0x80);
+		if (!m) {
+			i += 8;
+			continue;
+		}
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+		i += (size_t)__builtin_ctzll(m) / 8;
+		if (buf[i] != '\t')
+			return i;
+		i++;
+#else
+		for (size_t end = i + 8; i < end; i++)
+			if (scan_special((unsigned char)buf[i]))
+				return i;
+#endif
+	}
+	for (; i < len; i++)
+		if (scan_special((unsigned char)buf[i]))
+			return i;
+	return len;
+}
+
+/* A byte that may start a header line inside a head: not a control byte,
+ * DEL, or whitespace (obs-fold), and not the CR of the empty line. */
+static bool line_start_plain(unsigned char c)
+{
+	return !scan_special(c) && c != ' ' && c != '\t';
+}
+
 long http_parse_scan_head(struct http_parse *hp, const char *buf, size_t len, size_t max_bytes)
 {
 	size_t i = hp->scanned;
@@ -203,8 +247,14 @@ long http_parse_scan_head(struct http_parse *hp, const char *buf, size_t len, si
 		if (prev != '\r' && prev != '\n' && !scan_special(c)) {
 			/* inside a line: no check below can fail before the next
 			 * control byte (CR and LF included) */
-			while (i + 1 < len && !scan_special((unsigned char)buf[i + 1]))
-				i++;
+			i = skip_plain(buf, i + 1, len) - 1;
+			continue;
+		}
+		if (c == '\r' && i > 0 && prev != '\r' && prev != '\n' && len - i > 2 &&
+		    buf[i + 1] == '\n' && line_start_plain((unsigned char)buf[i + 2])) {
+			/* the CRLF after a line, and the next line starts as it
+			 * should: nothing below fails on these three bytes */
+			i = skip_plain(buf, i + 3, len) - 1;
 			continue;
 		}
 		if (prev == '\r' && c != '\n')
