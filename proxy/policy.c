@@ -235,7 +235,15 @@ static bool websocket_key_ok(const char *k, size_t n)
 int policy_check(const struct route *route, const struct http_request *req,
                  const struct http_client *client, struct policy_result *out)
 {
-	memset(out, 0, sizeof(*out));
+	/* not a memset of its 3 KiB on every request: the two texts are read
+	 * only up to their NUL */
+	out->status = 0;
+	out->location[0] = '\0';
+	out->extra_headers[0] = '\0';
+	out->body = NULL;
+	out->body_exact = false;
+	out->route_headers = false;
+	out->skip_auth = false;
 	const struct route_policy *pol = route ? route->policy : NULL;
 
 	if (pol && (pol->nallow || pol->ndeny)) {

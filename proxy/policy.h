@@ -32,7 +32,8 @@ struct policy_result {
  * preflight (OPTIONS with Origin and Access-Control-Request-Method, cors.enabled) -> 204 with the
  * CORS headers; body over body_limit by Content-Length -> 413; WebSocket upgrade without
  * Sec-WebSocket-Key or with a version other than 13 -> 400. route may be NULL (default backend:
- * only the WebSocket check applies). All arguments borrowed. Returns 0 (out filled). */
+ * only the WebSocket check applies). All arguments borrowed. Returns 0 (out filled: every
+ * field set, the texts up to their NUL; nothing of out is read first). */
 int policy_check(const struct route *route, const struct http_request *req,
                  const struct http_client *client, struct policy_result *out);
 

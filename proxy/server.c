@@ -1506,7 +1506,6 @@ static void start_request(struct conn *c, size_t head_len)
 		c->send_timeout_ms = c->route->policy->send_timeout_ms;
 	}
 	struct policy_result pr;
-	memset(&pr, 0, sizeof(pr));
 	policy_check(c->route, &c->x->req, &c->client, &pr);
 	if (pr.status) {
 		char extra[sizeof(pr.location) + sizeof(pr.extra_headers) + ROUTE_LINES_MAX + 32];
