@@ -246,7 +246,7 @@ size_t buf_room(struct buf *b, size_t floor, size_t want)
 	return b->size - b->end;
 }
 
-int buf_append(struct buf *b, const void *p, size_t n)
+int buf_append_slow(struct buf *b, const void *p, size_t n)
 {
 	if (n == 0)
 		return 0; /* an empty buffer has no data pointer to add 0 to */

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #define BUF_MIN_SIZE 4096u /* first allocation, unless the cap is smaller */
 
@@ -49,9 +50,22 @@ void buf_compact(struct buf *b, size_t floor);
  * or memory is short (0 with data NULL when nothing could be allocated). */
 size_t buf_room(struct buf *b, size_t floor, size_t want);
 
+/* buf_append when the bytes do not simply go after the others. */
+int buf_append_slow(struct buf *b, const void *p, size_t n);
+
 /* Append n bytes (growing as needed). Returns 0, or WEIR_ETOOBIG when they do
- * not fit under the cap (or memory is short); b is then unchanged. */
-int buf_append(struct buf *b, const void *p, size_t n);
+ * not fit under the cap (or memory is short); b is then unchanged. Inline
+ * for the common case (an HTTP/2 request head is made of dozens of
+ * appends): bytes held and room for n after them. */
+static inline int buf_append(struct buf *b, const void *p, size_t n)
+{
+	if (b->start != b->end && b->size - b->end >= n) {
+		memcpy(b->data + b->end, p, n);
+		b->end += n;
+		return 0;
+	}
+	return buf_append_slow(b, p, n);
+}
 
 /* Let the calling thread keep freed blocks of 4 to 64 KiB (up to 16 MiB in
  * all) for its next buffers, given back when it ends: for threads
