@@ -167,22 +167,31 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
 	return hp->body_cb(hp->body_data, at, len) == 0 ? 0 : -1;
 }
 
+/* The callbacks of every request parse and every response parse: llhttp
+ * keeps a pointer to them, so they need not be made for each message. */
+static const llhttp_settings_t request_settings = {
+    .on_method = on_method,
+    .on_url = on_url,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_headers_complete = on_headers_complete,
+    .on_message_complete = on_message_complete,
+    .on_body = on_body,
+};
+static const llhttp_settings_t response_settings = {
+    .on_status = on_status,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_headers_complete = on_headers_complete,
+    .on_message_complete = on_message_complete,
+    .on_body = on_body,
+};
+
 void http_parse_init(struct http_parse *hp, bool response, bool head_request)
 {
 	memset(hp, 0, sizeof(*hp));
-	llhttp_settings_init(&hp->settings);
-	hp->settings.on_header_field = on_header_field;
-	hp->settings.on_header_value = on_header_value;
-	hp->settings.on_headers_complete = on_headers_complete;
-	hp->settings.on_message_complete = on_message_complete;
-	hp->settings.on_body = on_body;
-	if (response)
-		hp->settings.on_status = on_status;
-	else {
-		hp->settings.on_method = on_method;
-		hp->settings.on_url = on_url;
-	}
-	llhttp_init(&hp->parser, response ? HTTP_RESPONSE : HTTP_REQUEST, &hp->settings);
+	llhttp_init(&hp->parser, response ? HTTP_RESPONSE : HTTP_REQUEST,
+	            response ? &response_settings : &request_settings);
 	hp->parser.data = hp;
 	hp->response = response;
 	hp->head_request = head_request;

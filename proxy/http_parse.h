@@ -22,7 +22,6 @@ typedef int (*http_parse_body_cb)(void *data, const char *p, size_t len);
 /* Caller storage for one message; http_parse_init before each message. */
 struct http_parse {
 	llhttp_t parser;
-	llhttp_settings_t settings;
 	bool response;
 	bool head_request; /* response to a HEAD request: no body */
 	struct http_request *req;
