@@ -283,8 +283,13 @@ static bool connection_lists(const struct http_header *hs, size_t n, const char 
 	return false;
 }
 
-static const char *const hop_by_hop[] = {
-    "Connection", "Keep-Alive", "Proxy-Connection", "TE", "Trailer", "Transfer-Encoding", "Upgrade",
+/* with their lengths: every header of every message is held against them */
+static const struct {
+	const char *name;
+	size_t len;
+} hop_by_hop[] = {
+    {"Connection", 10}, {"Keep-Alive", 10},        {"Proxy-Connection", 16}, {"TE", 2},
+    {"Trailer", 7},     {"Transfer-Encoding", 17}, {"Upgrade", 7},
 };
 
 /* RFC 9110 7.6.1: the fixed hop-by-hop set plus anything a Connection header
@@ -292,7 +297,8 @@ static const char *const hop_by_hop[] = {
 static bool is_hop_by_hop(const struct http_header *h, const struct http_header *hs, size_t n)
 {
 	for (size_t i = 0; i < sizeof(hop_by_hop) / sizeof(hop_by_hop[0]); i++)
-		if (name_eq(h->name, h->name_len, hop_by_hop[i]))
+		if (h->name_len == hop_by_hop[i].len &&
+		    strncasecmp(h->name, hop_by_hop[i].name, h->name_len) == 0)
 			return true;
 	if (name_eq(h->name, h->name_len, "Host"))
 		return false;
@@ -302,7 +308,7 @@ static bool is_hop_by_hop(const struct http_header *h, const struct http_header 
 static bool name_is_hop_or_framing(const char *name)
 {
 	for (size_t i = 0; i < sizeof(hop_by_hop) / sizeof(hop_by_hop[0]); i++)
-		if (strcasecmp(name, hop_by_hop[i]) == 0)
+		if (strcasecmp(name, hop_by_hop[i].name) == 0)
 			return true;
 	return strcasecmp(name, "Content-Length") == 0;
 }
