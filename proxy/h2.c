@@ -43,9 +43,10 @@
 #define IDLE_CHAN_MS 5000u      /* ... this long at most (far below any keep-alive timeout) */
 #define LINGER_MS 2000u
 #define LINGER_MAX (1024u * 1024u)
-#define SPARE_STREAMS 128u     /* freed streams a worker keeps (5 KiB each) */
-#define HEAD_NV_STACK 64u      /* an answer's fields (and :status) made into HEADERS ... */
-#define HEAD_NAMES_STACK 2048u /* ... and their names' bytes, without an allocation */
+#define SPARE_STREAMS 1024u     /* freed streams a worker keeps (5 KiB each) ... */
+#define SPARE_STREAMS_IDLE 128u /* ... and once idle (spare_trim) */
+#define HEAD_NV_STACK 64u       /* an answer's fields (and :status) made into HEADERS ... */
+#define HEAD_NAMES_STACK 2048u  /* ... and their names' bytes, without an allocation */
 
 static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
@@ -1181,6 +1182,7 @@ int h2_start(struct h2_worker *w, struct tls_sock *client, const char *preread, 
 	if (!s || nghttp2_session_callbacks_new(&cb) != 0 || nghttp2_option_new(&opt) != 0)
 		goto fail;
 	w->streams.max = SPARE_STREAMS;
+	w->streams.idle_max = SPARE_STREAMS_IDLE;
 	s->w = w;
 	s->sock = *client;
 	s->io.fd = client->fd;
@@ -1276,6 +1278,11 @@ void h2_close_all(struct h2_worker *w)
 {
 	while (w->head)
 		session_close(w->head);
+}
+
+void h2_worker_trim(struct h2_worker *w, uint64_t now_ms)
+{
+	spare_trim(&w->streams, now_ms);
 }
 
 void h2_worker_cleanup(struct h2_worker *w)

@@ -84,6 +84,11 @@ void h2_drain_all(struct h2_worker *w);
 /* Close every session now. */
 void h2_close_all(struct h2_worker *w);
 
+/* Call from the worker's periodic timer (now_ms: loop_now): once no stream
+ * has started for a while, the freed streams kept over the number an idle
+ * worker keeps are freed (a burst of streams leaves up to 1024). */
+void h2_worker_trim(struct h2_worker *w, uint64_t now_ms);
+
 /* Give back the memory w keeps for streams to come, once no session is left
  * and the frees the closes queued ran (w may be used again). */
 void h2_worker_cleanup(struct h2_worker *w);

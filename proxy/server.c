@@ -61,7 +61,7 @@
 #define LOCAL_HEAD_GUESS 4096u /* first room tried for a local answer */
 #define ROUTE_LINES_MAX 4096u  /* a route's own headers on a redirect or return answer */
 #define LOCAL_EXTRA_MAX 8192u  /* extra header lines of a local answer, HSTS included */
-#define SPARE_EXCHANGES 128u   /* freed request states a worker keeps (10 KiB each) */
+#define SPARE_EXCHANGES 1024u  /* freed request states a worker keeps (10 KiB each) */
 #define HEAD_READ_MIN 1024u    /* room wanted for each read of a request head */
 #define HEAD_EXTRA 2048u       /* first room tried for a head beyond the one it is built from */
 #define OUT_HEAD_ROOM 32768u   /* room for a response head to the client */
@@ -75,6 +75,8 @@
 #define ACCEPT_BACKOFF_MS 100u     /* no accept after EMFILE/ENFILE, unless a close comes first */
 #define ACCEPT_LIMIT_POLL_MS 1000u /* at max-connections: a look for a raised limit */
 #define ACCEPT_WARN_MS 10000u      /* at most one accept warning per worker this often */
+/* freed request states a worker keeps once idle (spare_trim) */
+#define SPARE_EXCHANGES_IDLE 128u
 /* the most of a chunked body read whole for a FastCGI upstream when the
  * route sets no proxy-body-size (0): above it, 413 */
 #define FCGI_BODY_MAX (64u * 1024u * 1024u)
@@ -3395,12 +3397,14 @@ static void drain_check(struct loop_timer *t)
 
 /* A new table may have dropped endpoints that tunnels still use. The look
  * also moves the worker's view on, so an idle worker lets an old table go
- * within TABLE_POLL_MS; and the buffer blocks a burst left cached go back
- * once the worker has been idle a while. */
+ * within TABLE_POLL_MS; and the buffer blocks and request states a burst
+ * left kept go back once the worker has been idle a while. */
 static void table_check(struct loop_timer *tm)
 {
 	struct worker *w = tm->data;
 	buf_cache_trim(loop_now(w->loop));
+	spare_trim(&w->spare_x, loop_now(w->loop));
+	h2_worker_trim(&w->hw, loop_now(w->loop));
 	struct table *t = table_view_get(&w->view);
 	uint64_t gen = table_current_generation();
 	if (t && (t != w->seen_table || gen != w->seen_generation)) {
@@ -3510,6 +3514,7 @@ static int worker_init(struct worker *w, int id)
 	if (rc != 0)
 		return rc;
 	w->spare_x.max = SPARE_EXCHANGES;
+	w->spare_x.idle_max = SPARE_EXCHANGES_IDLE;
 	w->tw.loop = w->loop;
 	w->hw.loop = w->loop;
 	w->tw.scratch_cap = IO_CAP;

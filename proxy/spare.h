@@ -10,8 +10,10 @@
 #define WEIR_PROXY_SPARE_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 
+#ifndef SPARE_KEEP /* a unit test may define it to 1 */
 #if defined(__SANITIZE_ADDRESS__)
 #define SPARE_KEEP 0
 #elif defined(__has_feature)
@@ -19,25 +21,43 @@
 #define SPARE_KEEP 0
 #endif
 #endif
+#endif
 #ifndef SPARE_KEEP
 #define SPARE_KEEP 1
 #endif
 
-/* Caller storage, one thread's: zero it, set max (objects kept at most). */
+/* How long a spare must go without a take before spare_trim lets the
+ * objects over idle_max go. */
+#define SPARE_IDLE_MS 5000u
+
+/* Caller storage, one thread's: zero it, set max (objects kept at most)
+ * and, for a max sized for bursts, idle_max (kept at most once the burst
+ * is over, see spare_trim; 0: max). */
 struct spare {
 	void *head; /* freed objects, each holding the next one's address first */
-	size_t n, max;
+	size_t n, max, idle_max;
+	uint64_t takes;      /* objects taken, ever */
+	uint64_t takes_seen; /* takes at the last spare_trim that saw them change */
+	uint64_t taken_ms;   /* that call's clock */
 };
 
-/* A kept object (its contents are whatever its last user left), or NULL:
- * the caller allocates one. */
-static inline void *spare_take(struct spare *s)
+static inline void *spare_pop(struct spare *s)
 {
 	void *p = s->head;
 	if (p) {
 		s->head = *(void **)p;
 		s->n--;
 	}
+	return p;
+}
+
+/* A kept object (its contents are whatever its last user left), or NULL:
+ * the caller allocates one. */
+static inline void *spare_take(struct spare *s)
+{
+	void *p = spare_pop(s);
+	if (p)
+		s->takes++;
 	return p;
 }
 
@@ -56,11 +76,27 @@ static inline void spare_give(struct spare *s, void *p)
 	s->n++;
 }
 
+/* Call from the thread's periodic timer, now_ms its monotonic clock: once
+ * nothing has been taken for SPARE_IDLE_MS, the objects over idle_max are
+ * freed, so what a burst left does not stay with an idle worker. */
+static inline void spare_trim(struct spare *s, uint64_t now_ms)
+{
+	if (s->takes != s->takes_seen) {
+		s->takes_seen = s->takes;
+		s->taken_ms = now_ms;
+		return;
+	}
+	if (now_ms - s->taken_ms < SPARE_IDLE_MS)
+		return;
+	while (s->idle_max && s->n > s->idle_max)
+		free(spare_pop(s));
+}
+
 /* Free every kept object; s stays usable. */
 static inline void spare_cleanup(struct spare *s)
 {
 	void *p;
-	while ((p = spare_take(s)))
+	while ((p = spare_pop(s)))
 		free(p);
 }
 
