@@ -117,6 +117,8 @@ struct compile_incr {
 	size_t n, cap;
 	struct hnode *tab;
 	size_t tcap, tn;
+	store_relevant_cb matters; /* compile_incr_set_judge */
+	void *matters_arg;
 };
 
 static void ent_free(struct ent *e)
@@ -242,12 +244,22 @@ static void state_reset(struct compile_incr *s)
 		free(s->tab[i].v);
 	}
 	free(s->tab);
+	store_relevant_cb matters = s->matters;
+	void *arg = s->matters_arg;
 	memset(s, 0, sizeof(*s));
+	s->matters = matters;
+	s->matters_arg = arg;
 }
 
 struct compile_incr *compile_incr_new(void)
 {
 	return xcalloc(1, sizeof(struct compile_incr));
+}
+
+void compile_incr_set_judge(struct compile_incr *s, store_relevant_cb matters, void *arg)
+{
+	s->matters = matters;
+	s->matters_arg = arg;
 }
 
 void compile_incr_free(struct compile_incr *s)
@@ -642,7 +654,7 @@ int compile_incr_apply(struct compile_incr *s, const struct snapshot *old,
 	*changed = NULL;
 	*nchanged = 0;
 	memset(stats, 0, sizeof(*stats));
-	if (!snapshot_same_except(old, snap, STORE_INGRESS))
+	if (!snapshot_same_for(old, snap, STORE_INGRESS, s->matters, s->matters_arg))
 		return WEIR_EAGAIN;
 	/* The changed Ingresses. */
 	const int K = STORE_INGRESS;

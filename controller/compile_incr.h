@@ -2,7 +2,8 @@
  *
  * After a full compile (compile_incr_full) the state remembers which host
  * names each Ingress of our class can touch. When a later snapshot differs
- * from the one compiled only in Ingress objects, compile_incr_apply compiles
+ * from the one compiled only in Ingress objects (or also in objects the judge
+ * set by compile_incr_set_judge calls unseen), compile_incr_apply compiles
  * just the Ingresses those changes can reach (every Ingress that shares a
  * host name with a changed one, transitively) and splices their hosts into
  * the kept table, which then equals what a full compile of the new snapshot
@@ -29,6 +30,13 @@ struct compile_incr;
 struct compile_incr *compile_incr_new(void);
 void compile_incr_free(struct compile_incr *s);
 
+/* Let compile_incr_apply take a step whose other kinds of object changed
+ * too, when matters(arg, ...) calls each such change unseen by the
+ * Ingresses of the old snapshot (snapshot_same_for; the controller passes
+ * refs_matters with the refs brought up to that snapshot). Without a judge
+ * (the default) any such change is refused. Kept across compiles. */
+void compile_incr_set_judge(struct compile_incr *s, store_relevant_cb matters, void *arg);
+
 /* compile_snapshot, remembering what compile_incr_apply needs. *table and
  * diags as compile_snapshot; the state is reset first. */
 int compile_incr_full(struct compile_incr *s, const struct snapshot *snap,
@@ -48,12 +56,11 @@ struct compile_incr_stats {
 
 /* old: the snapshot t and diags came from (through compile_incr_full or
  * an earlier apply); snap: the new one. When they differ only in Ingress
- * objects and the step can be made exactly, updates t in place (diags stay
- * as they are: a step that would change them is refused), sets *changed
- * (caller frees each string and the array) to the *nchanged host names whose
- * hosts may differ (sorted) and returns 0. Returns WEIR_EAGAIN when a full
- * compile is needed: t and the state must then be thrown away (t may be
- * half-updated), i.e. followed by compile_incr_full. */
+ * objects (and changes the judge calls unseen) and the step can be made exactly, updates t in place
+ * (diags stay as they are: a step that would change them is refused), sets *changed (caller frees
+ * each string and the array) to the *nchanged host names whose hosts may differ (sorted) and
+ * returns 0. Returns WEIR_EAGAIN when a full compile is needed: t and the state must then be thrown
+ * away (t may be half-updated), i.e. followed by compile_incr_full. */
 int compile_incr_apply(struct compile_incr *s, const struct snapshot *old,
                        const struct snapshot *snap, const struct compile_options *o,
                        struct route_table *t, const struct diag_list *diags, char ***changed,

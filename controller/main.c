@@ -528,7 +528,7 @@ static void free_strs(char **v, size_t n)
  * change was to EndpointSlices alone. */
 static int incremental_publish(struct last_compile *last, struct snapshot *snap,
                                const struct compile_options *co, struct publisher *pub,
-                               int *publish_rc, bool *slices_only)
+                               struct refs *refs, int *publish_rc, bool *slices_only)
 {
 	*publish_rc = 0;
 	*slices_only = false;
@@ -540,7 +540,8 @@ static int incremental_publish(struct last_compile *last, struct snapshot *snap,
 	double t0 = now_s();
 	if (!last->table)
 		return -1;
-	if (snapshot_slices_only_diff(last->snap, snap, &keys, &nkeys)) {
+	if (snapshot_slices_only_diff(last->snap, snap, refs ? refs_matters : NULL, refs, &keys,
+	                              &nkeys)) {
 		*slices_only = true;
 		patched = calloc(last->table->nbackends + 1, sizeof(*patched));
 		if (!patched || last->slice_diags ||
@@ -621,7 +622,7 @@ static int compile_publish(struct store *store, const struct compile_options *co
 		int prc = 0;
 		last->full = false;
 		bool slices_only;
-		int inc = incremental_publish(last, snap, co, pub, &prc, &slices_only);
+		int inc = incremental_publish(last, snap, co, pub, refs, &prc, &slices_only);
 		if (inc == 0) {
 			/* What the Ingresses reference may have moved (no snapshot
 			 * when the publish failed: the next pass compiles in full),
@@ -645,6 +646,11 @@ static int compile_publish(struct store *store, const struct compile_options *co
 		}
 		last_compile_clear(last);
 		last->inc = compile_incr_new();
+		/* refs is brought up to each snapshot compiled (below, and after
+		 * an incremental step): what it calls unseen then is unseen by
+		 * the Ingresses of last->snap */
+		if (refs)
+			compile_incr_set_judge(last->inc, refs_matters, refs);
 	}
 	struct route_table *t = NULL;
 	struct diag_list diags = {0};

@@ -445,6 +445,11 @@ bool refs_relevant(void *arg, enum store_kind kind, json_object *old, json_objec
 	return rel;
 }
 
+bool refs_matters(void *arg, enum store_kind kind, json_object *old, json_object *obj)
+{
+	return is_relevant(arg, kind, old, obj);
+}
+
 uint64_t refs_ignored(const struct refs *r)
 {
 	return atomic_load(&((struct refs *)r)->ignored);

@@ -37,6 +37,12 @@ void refs_update(struct refs *r, const struct snapshot *snap);
  * the compiled table. Every change it calls irrelevant bumps a counter. */
 bool refs_relevant(void *arg, enum store_kind kind, json_object *old, json_object *obj);
 
+/* refs_relevant without the count: for judging, on the thread that calls
+ * refs_update, what changed between the snapshot of that update and a newer
+ * one (snapshot_same_for). False: no Ingress of the update's snapshot can
+ * compile differently for the change. */
+bool refs_matters(void *arg, enum store_kind kind, json_object *old, json_object *obj);
+
 /* Number of changes called irrelevant so far. A caller that takes a
  * snapshot, compiles and then calls refs_update compares this counter
  * before the snapshot and after the update: if it moved, a change may have

@@ -1001,13 +1001,44 @@ static void add_slice_service(json_object *slice, const char *ns, char ***keys, 
 
 bool snapshot_same_except(const struct snapshot *a, const struct snapshot *b, int except)
 {
+	return snapshot_same_for(a, b, except, NULL, NULL);
+}
+
+struct judge {
+	store_relevant_cb matters;
+	void *arg;
+	enum store_kind kind;
+	bool seen; /* a change that matters */
+};
+
+static bool judge_change(void *arg, const char *ns, const char *name, json_object *old,
+                         json_object *now)
+{
+	struct judge *j = arg;
+	(void)ns;
+	(void)name;
+	j->seen = j->matters(j->arg, j->kind, old, now);
+	return !j->seen;
+}
+
+bool snapshot_same_for(const struct snapshot *a, const struct snapshot *b, int except,
+                       store_relevant_cb matters, void *arg)
+{
 	for (int k = 0; k < STORE_KIND_COUNT; k++) {
 		if (k == except)
 			continue;
+		if (a->objs[k] == b->objs[k] && a->count[k] == b->count[k])
+			continue; /* one frozen list: the kind did not change */
+		if (matters) {
+			struct judge j = {
+			    .matters = matters, .arg = arg, .kind = (enum store_kind)k};
+			snapshot_diff_kind(a, b, (enum store_kind)k, judge_change, &j);
+			if (j.seen)
+				return false;
+			continue;
+		}
 		if (a->count[k] != b->count[k])
 			return false;
-		if (a->objs[k] == b->objs[k])
-			continue; /* one frozen list: the kind did not change */
 		for (size_t i = 0; i < a->count[k]; i++)
 			if (a->objs[k][i] != b->objs[k][i])
 				return false;
@@ -1068,13 +1099,13 @@ static bool slice_changed(void *arg, const char *ns, const char *name, json_obje
 	return true;
 }
 
-bool snapshot_slices_only_diff(const struct snapshot *a, const struct snapshot *b, char ***keys,
-                               size_t *nkeys)
+bool snapshot_slices_only_diff(const struct snapshot *a, const struct snapshot *b,
+                               store_relevant_cb matters, void *arg, char ***keys, size_t *nkeys)
 {
 	struct slice_keys k = {0};
 	*keys = NULL;
 	*nkeys = 0;
-	if (!snapshot_same_except(a, b, STORE_ENDPOINT_SLICE))
+	if (!snapshot_same_for(a, b, STORE_ENDPOINT_SLICE, matters, arg))
 		return false;
 	snapshot_diff_kind(a, b, STORE_ENDPOINT_SLICE, slice_changed, &k);
 	if (k.n > 1)

@@ -153,6 +153,14 @@ const char *store_kind_name(enum store_kind kind);
  * but except (-1: every kind). */
 bool snapshot_same_except(const struct snapshot *a, const struct snapshot *b, int except);
 
+/* snapshot_same_except, but an object of another kind added, removed or
+ * replaced between a and b still counts as the same when matters(arg,
+ * kind, a's object or NULL, b's or NULL) is false: a change the compile
+ * cannot see (refs_matters: an object no Ingress references). NULL
+ * matters: every change counts. Called on the caller's thread. */
+bool snapshot_same_for(const struct snapshot *a, const struct snapshot *b, int except,
+                       store_relevant_cb matters, void *arg);
+
 /* Called by snapshot_diff_kind for a key of the kind whose object differs:
  * old is a's (NULL: added), now is b's (NULL: removed); ns and name are
  * borrowed. Return false to stop. */
@@ -166,12 +174,13 @@ bool snapshot_diff_kind(const struct snapshot *a, const struct snapshot *b, enum
                         snapshot_diff_cb cb, void *arg);
 
 /* Whether snapshots a and b differ in EndpointSlices alone (the same object
- * pointers everywhere else). When true, *keys (caller frees each and the
+ * pointers everywhere else, or changes there that matters calls unseen, as
+ * snapshot_same_for judges them). When true, *keys (caller frees each and the
  * array) holds the *nkeys Services ("namespace/name", sorted, unique) named
  * by the kubernetes.io/service-name label of a slice that was added,
  * removed or replaced (old and new label both count); a slice without
  * that label names none. When false, *keys is NULL. Aborts on OOM. */
-bool snapshot_slices_only_diff(const struct snapshot *a, const struct snapshot *b, char ***keys,
-                               size_t *nkeys);
+bool snapshot_slices_only_diff(const struct snapshot *a, const struct snapshot *b,
+                               store_relevant_cb matters, void *arg, char ***keys, size_t *nkeys);
 
 #endif

@@ -104,7 +104,8 @@ static int step(struct run *r, bool endpoint, double ms[PHASES][1024], size_t i)
 	double t0 = now_ms();
 	if (endpoint) {
 		patched = calloc(r->t->nbackends + 1, sizeof(*patched));
-		if (!patched || !snapshot_slices_only_diff(r->snap, snap, &keys, &nkeys) ||
+		if (!patched ||
+		    !snapshot_slices_only_diff(r->snap, snap, NULL, NULL, &keys, &nkeys) ||
 		    compile_patch_endpoints(snap, &r->co, compile_incr_slices(r->inc, snap), r->t,
 		                            keys, nkeys, &n, patched) != 0) {
 			fprintf(stderr, "change_bench: the endpoint step was refused\n");

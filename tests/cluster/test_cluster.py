@@ -6,6 +6,7 @@ weir-b1/weir-b2 (10.213.1.0/24, 10.213.2.0/24). Every loop is bounded by count a
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import signal
@@ -145,6 +146,57 @@ def test_endpointslice_scale_up_and_down(weir, api, backends):
     api.apply(endpointslice("svc-scale", b1.addrs[:2], not_ready=(b1.addrs[1],)))
     wait_for(lambda: seen(12) == {f"{b1.addrs[0]}:8080"}, ROUTE_TIMEOUT, "scaled down to 1")
     api.delete("Ingress", "scale", NS)
+
+
+def test_unreferenced_changes_keep_steps_incremental(weir, api, backends):
+    """Objects no Ingress names (another team's Secret, Service and EndpointSlice) change
+    between two steps: the Ingress change after them is still compiled alone and the
+    EndpointSlice change after them still only patches endpoints, not a full compile."""
+    b1 = backends["weir-b1"]
+    host = "incr.weir.test"
+    log = weir.c.logs / "weir-controller.log"
+    api.apply(service("svc-incr"))
+    api.apply(endpointslice("svc-incr", [b1.addrs[0]]))
+    api.apply(ingress("incr", host, [("/", "Prefix", "svc-incr", 80)]))
+    wait_for(lambda: served_addr(weir.http_port, host) == f"{b1.addrs[0]}:8080", ROUTE_TIMEOUT,
+             "incr served")
+    time.sleep(0.5)
+
+    def unrelated(tag: str) -> None:
+        api.apply({"kind": "Secret", "type": "Opaque",
+                   "metadata": {"name": "unrelated", "namespace": NS},
+                   "data": {"k": base64.b64encode(tag.encode()).decode()}})
+        api.apply(service("svc-unrelated"))
+        api.apply(endpointslice("svc-unrelated", [b1.addrs[int(tag) % 2]]))
+        time.sleep(0.5)
+
+    def publishes_since(n: int) -> list[str]:
+        return [ln for ln in log.read_text(errors="replace").splitlines()[n:]
+                if "published generation" in ln]
+
+    unrelated("1")
+    mark = len(log.read_text(errors="replace").splitlines())
+    api.apply(ingress("incr", host, [("/", "Prefix", "svc-incr", 80),
+                                     ("/two", "Exact", "svc-b2", 80)]))
+    wait_for(lambda: served_by(weir.http_port, host, "/two") == "weir-b2", ROUTE_TIMEOUT,
+             "the new path served")
+    lines = publishes_since(mark)
+    assert any("1 Ingresses changed" in ln for ln in lines), lines
+    assert not any("compiled in" in ln for ln in lines), lines  # a full compile's line
+
+    unrelated("2")
+    mark = len(log.read_text(errors="replace").splitlines())
+    api.apply(endpointslice("svc-incr", [b1.addrs[1]]))
+    wait_for(lambda: served_addr(weir.http_port, host) == f"{b1.addrs[1]}:8080", ROUTE_TIMEOUT,
+             "the new endpoint served")
+    lines = publishes_since(mark)
+    assert any("endpoints of 1 backends" in ln for ln in lines), lines
+    assert not any("compiled in" in ln for ln in lines), lines
+    api.delete("Ingress", "incr", NS)
+    for kind, name in (("Secret", "unrelated"), ("Service", "svc-unrelated"),
+                       ("EndpointSlice", "svc-unrelated-1"), ("Service", "svc-incr"),
+                       ("EndpointSlice", "svc-incr-1")):
+        api.delete(kind, name, NS)
 
 
 def test_tls_secret_rotation(weir, api, tmp_path):

@@ -13,6 +13,7 @@
 #include "check.h"
 #include "controller/compile.h"
 #include "controller/compile_incr.h"
+#include "controller/refs.h"
 #include "controller/store.h"
 #include "error.h"
 #include "test_cert.h"
@@ -307,20 +308,81 @@ static bool same_arrays(const struct route_table *a, const struct route_table *b
 }
 
 static int kept_steps, kept_differ;
+static int other_applied, other_refused; /* steps with another kind changed too */
 
-static void churn(unsigned seed, int steps, int *applied, int *refused, int *multi)
+/* A change to another kind of object: Services and EndpointSlices no
+ * Ingress names (u0, u1) or that one rarely names (s5), Secrets no Ingress
+ * names or the one TLS Ingresses name, a named Service's port renamed (its
+ * EndpointSlice's port then no longer matches), or an object removed. */
+static void random_other(struct store *s, unsigned *seed)
+{
+	char buf[512];
+	const char *ns = pick(seed, 2) ? "b" : "a";
+	static const char *const SVC[] = {"u0", "u1", "s5", "s2"};
+	const char *svc = SVC[pick(seed, 4)];
+	switch (pick(seed, 5)) {
+	case 0:
+		snprintf(buf, sizeof(buf),
+		         "{\"metadata\":{\"name\":\"%s\",\"namespace\":\"%s\"},\"spec\":{"
+		         "\"ports\":[{\"name\":\"%s\",\"port\":80}]}}",
+		         svc, ns, pick(seed, 2) ? "http" : "web");
+		put(s, STORE_SERVICE, buf);
+		break;
+	case 1:
+		snprintf(buf, sizeof(buf),
+		         "{\"metadata\":{\"name\":\"%s-9\",\"namespace\":\"%s\",\"labels\":{"
+		         "\"kubernetes.io/service-name\":\"%s\"}},\"addressType\":\"IPv4\","
+		         "\"ports\":[{\"name\":\"http\",\"port\":8080}],\"endpoints\":["
+		         "{\"addresses\":[\"10.9.0.%u\"],\"conditions\":{\"ready\":true}}]}",
+		         svc, ns, svc, 1 + pick(seed, 200));
+		put(s, STORE_ENDPOINT_SLICE, buf);
+		break;
+	case 2: {
+		char *crt = b64(CERT_PEM), *key = b64(KEY_PEM), *sec = NULL;
+		if (asprintf(&sec,
+		             "{\"metadata\":{\"name\":\"%s\",\"namespace\":\"%s\",\"labels\":{"
+		             "\"v\":\"%u\"}},\"type\":\"kubernetes.io/tls\",\"data\":{"
+		             "\"tls.crt\":\"%s\",\"tls.key\":\"%s\"}}",
+		             pick(seed, 3) ? "other" : "tls", ns, pick(seed, 1000), crt, key) < 0)
+			abort();
+		put(s, STORE_SECRET, sec);
+		free(sec);
+		free(crt);
+		free(key);
+		break;
+	}
+	case 3:
+		store_delete(s, STORE_SERVICE, ns, pick(seed, 2) ? "u0" : "u1");
+		break;
+	default:
+		snprintf(buf, sizeof(buf), "%s-9", svc);
+		store_delete(s, STORE_ENDPOINT_SLICE, ns, buf);
+		break;
+	}
+}
+
+/* judged: other kinds change too, and the refs of the last snapshot
+ * compiled judge them, as the controller's watch loop does. */
+static void churn(unsigned seed, int steps, bool judged, int *applied, int *refused, int *multi)
 {
 	struct store *s = store_new();
 	base(s);
 	for (int id = 0; id < 24; id++)
 		random_ingress(s, id, &seed);
 	struct compile_incr *inc = compile_incr_new();
+	struct refs *refs = refs_new();
+	if (judged)
+		compile_incr_set_judge(inc, refs_matters, refs);
 	struct snapshot *a = store_snapshot(s);
 	struct route_table *t = NULL;
 	struct diag_list d = {0};
 	CHECK_INT(compile_incr_full(inc, a, &OPTS, &t, &d), 0);
+	refs_update(refs, a);
 	for (int step = 0; step < steps; step++) {
 		int nops = pick(&seed, 8) == 0 ? 3 : 1;
+		bool other = judged && pick(&seed, 3) == 0;
+		if (other)
+			random_other(s, &seed);
 		for (int op = 0; op < nops; op++) {
 			int id = (int)pick(&seed, 30);
 			if (pick(&seed, 6) == 0) {
@@ -346,6 +408,7 @@ static void churn(unsigned seed, int steps, int *applied, int *refused, int *mul
 		CHECK_INT(compile_snapshot(b, &OPTS, &full, &fd), 0);
 		if (rc == 0) {
 			(*applied)++;
+			other_applied += other;
 			if (st.recompiled > 1)
 				(*multi)++;
 			char *got = text_of(t), *want = text_of(full);
@@ -382,6 +445,7 @@ static void churn(unsigned seed, int steps, int *applied, int *refused, int *mul
 		} else {
 			CHECK_INT(rc, WEIR_EAGAIN);
 			(*refused)++;
+			other_refused += other;
 
 			route_table_free(full);
 			diag_list_cleanup(&fd);
@@ -390,6 +454,7 @@ static void churn(unsigned seed, int steps, int *applied, int *refused, int *mul
 			t = NULL;
 			CHECK_INT(compile_incr_full(inc, b, &OPTS, &t, &d), 0);
 		}
+		refs_update(refs, b); /* the judge of the next step knows b */
 		for (size_t i = 0; i < nchanged; i++)
 			free(changed[i]);
 		free(changed);
@@ -402,6 +467,7 @@ static void churn(unsigned seed, int steps, int *applied, int *refused, int *mul
 	diag_list_cleanup(&d);
 	snapshot_free(a);
 	compile_incr_free(inc);
+	refs_free(refs);
 	store_free(s);
 }
 
@@ -412,6 +478,11 @@ static void refusals(void)
 	base(s);
 	unsigned seed = 5;
 	random_ingress(s, 0, &seed);
+	put(s, STORE_INGRESS,
+	    "{\"metadata\":{\"name\":\"names-s0\",\"namespace\":\"a\"},\"spec\":{"
+	    "\"ingressClassName\":\"weir\",\"rules\":[{\"host\":\"s0.example.com\",\"http\":{"
+	    "\"paths\":[{\"path\":\"/\",\"pathType\":\"Prefix\",\"backend\":{\"service\":{"
+	    "\"name\":\"s0\",\"port\":{\"number\":80}}}}]}}]}}");
 	struct compile_incr *inc = compile_incr_new();
 	struct snapshot *a = store_snapshot(s);
 	struct route_table *t = NULL;
@@ -429,6 +500,23 @@ static void refusals(void)
 	struct snapshot *b = store_snapshot(s);
 	CHECK_INT(compile_incr_apply(inc, same, b, &OPTS, t, &d, &changed, &n, &st), WEIR_EAGAIN);
 	CHECK(changed == NULL);
+	/* with the refs of the snapshot compiled as judge: s9 is a Service no
+	 * Ingress names, so nothing to do; s0 is one they name */
+	struct refs *refs = refs_new();
+	refs_update(refs, same);
+	compile_incr_set_judge(inc, refs_matters, refs);
+	CHECK_INT(compile_incr_apply(inc, same, b, &OPTS, t, &d, &changed, &n, &st), 0);
+	CHECK_INT(n, 0);
+	free(changed);
+	changed = NULL;
+	put(s, STORE_SERVICE,
+	    "{\"metadata\":{\"name\":\"s0\",\"namespace\":\"a\"},\"spec\":{\"ports\":["
+	    "{\"name\":\"web\",\"port\":80}]}}");
+	struct snapshot *c = store_snapshot(s);
+	CHECK_INT(compile_incr_apply(inc, b, c, &OPTS, t, &d, &changed, &n, &st), WEIR_EAGAIN);
+	CHECK(changed == NULL);
+	snapshot_free(c);
+	refs_free(refs);
 	snapshot_free(a);
 	snapshot_free(same);
 	snapshot_free(b);
@@ -443,12 +531,22 @@ int main(void)
 	refusals();
 	int applied = 0, refused = 0, multi = 0;
 	for (unsigned seed = 1; seed <= 8; seed++)
-		churn(seed, 150, &applied, &refused, &multi);
+		churn(seed, 150, false, &applied, &refused, &multi);
 	printf("incremental steps %d, refused %d, with more than one Ingress compiled %d\n",
 	       applied, refused, multi);
-	CHECK(applied > 200); /* most steps go the fast way */
-	CHECK(refused > 20);  /* and the refusal paths are exercised */
-	CHECK(multi > 20);    /* shared hosts pull in their other Ingresses */
+	int japplied = 0, jrefused = 0, jmulti = 0;
+	for (unsigned seed = 9; seed <= 16; seed++)
+		churn(seed, 150, true, &japplied, &jrefused, &jmulti);
+	printf("with other kinds changing, judged by refs: incremental steps %d, refused %d; "
+	       "of those with another kind changed, %d incremental and %d refused\n",
+	       japplied, jrefused, other_applied, other_refused);
+	/* about as many steps go the fast way as without the other changes: a
+	 * change no Ingress sees leaves it open */
+	CHECK(other_applied > 60);
+	CHECK(other_refused > 20); /* and one they see closes it */
+	CHECK(applied > 200);      /* most steps go the fast way */
+	CHECK(refused > 20);       /* and the refusal paths are exercised */
+	CHECK(multi > 20);         /* shared hosts pull in their other Ingresses */
 	printf("steps that kept the arrays %d (said so), %d (not said)\n", kept_steps, kept_differ);
 	CHECK(kept_steps > 50);
 	return check_finish("compile_incr_test");
