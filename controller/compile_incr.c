@@ -118,6 +118,7 @@ struct compile_incr {
 	struct hnode *tab;
 	size_t tcap, tn;
 	store_relevant_cb matters; /* compile_incr_set_judge */
+	compile_incr_namers_cb namers;
 	void *matters_arg;
 };
 
@@ -245,9 +246,11 @@ static void state_reset(struct compile_incr *s)
 	}
 	free(s->tab);
 	store_relevant_cb matters = s->matters;
+	compile_incr_namers_cb namers = s->namers;
 	void *arg = s->matters_arg;
 	memset(s, 0, sizeof(*s));
 	s->matters = matters;
+	s->namers = namers;
 	s->matters_arg = arg;
 }
 
@@ -256,9 +259,11 @@ struct compile_incr *compile_incr_new(void)
 	return xcalloc(1, sizeof(struct compile_incr));
 }
 
-void compile_incr_set_judge(struct compile_incr *s, store_relevant_cb matters, void *arg)
+void compile_incr_set_judge(struct compile_incr *s, store_relevant_cb matters,
+                            compile_incr_namers_cb namers, void *arg)
 {
 	s->matters = matters;
+	s->namers = namers;
 	s->matters_arg = arg;
 }
 
@@ -431,6 +436,34 @@ static bool *reach_hosts(const struct route_table *t, const struct sset *reach)
  * certificates, CAs and profiles are still the ones it had (none added,
  * none dropped: the order holds, and the ones part shares were compared
  * equal). */
+/* Whether a host or passthrough entry out of reach uses backend (or, with
+ * cert, certificate) at: one that keeps its name but not its content can
+ * change in place only when none does (the Ingresses that name its Service
+ * or Secret are all compiled again: compile_incr_set_judge's namers). */
+static bool used_outside(const struct route_table *t, const bool *hit, const struct sset *reach,
+                         bool cert, int at)
+{
+	for (size_t i = 0; i < t->nhosts; i++) {
+		const struct route_host *h = &t->hosts[i];
+		if (hit[i])
+			continue;
+		if (cert) {
+			if (h->cert == at)
+				return true;
+			continue;
+		}
+		for (size_t j = 0; j < h->nroutes; j++) {
+			const struct route *r = &h->routes[j];
+			if (r->backend == at || r->canary.backend == at || r->error_backend == at)
+				return true;
+		}
+	}
+	for (size_t i = 0; i < t->npassthrough && !cert; i++)
+		if (t->passthrough[i].backend == at && !sset_has(reach, t->passthrough[i].host))
+			return true;
+	return false;
+}
+
 static int splice(struct route_table *t, struct route_table *part, const struct sset *reach,
                   bool *kept)
 {
@@ -459,13 +492,22 @@ static int splice(struct route_table *t, struct route_table *part, const struct 
 	int *bmap = xcalloc(part->nbackends + 1, sizeof(int));
 	int *cmap = xcalloc(part->ncerts + 1, sizeof(int));
 	int rc = 0;
+	bool replaced = false; /* a backend or certificate changed in place */
 	for (size_t i = 0; i < part->nbackends && rc == 0; i++) {
 		int at =
 		    find_named(t->backends, sizeof(*t->backends),
 		               offsetof(struct route_backend, name), nb0, part->backends[i].name);
 		if (at >= 0) {
-			if (!route_backend_equal(&t->backends[at], &part->backends[i]))
-				rc = WEIR_EAGAIN;
+			if (!route_backend_equal(&t->backends[at], &part->backends[i])) {
+				if (used_outside(t, hit, reach, false, at)) {
+					rc = WEIR_EAGAIN;
+				} else {
+					route_backend_cleanup(&t->backends[at]);
+					t->backends[at] = part->backends[i];
+					memset(&part->backends[i], 0, sizeof(part->backends[i]));
+					replaced = true;
+				}
+			}
 			bmap[i] = at;
 			continue;
 		}
@@ -478,8 +520,16 @@ static int splice(struct route_table *t, struct route_table *part, const struct 
 		int at = find_named(t->certs, sizeof(*t->certs), offsetof(struct route_cert, name),
 		                    nc0, part->certs[i].name);
 		if (at >= 0) {
-			if (!same_cert(&t->certs[at], &part->certs[i]))
-				rc = WEIR_EAGAIN;
+			if (!same_cert(&t->certs[at], &part->certs[i])) {
+				if (used_outside(t, hit, reach, true, at)) {
+					rc = WEIR_EAGAIN;
+				} else {
+					route_cert_cleanup(&t->certs[at]);
+					t->certs[at] = part->certs[i];
+					memset(&part->certs[i], 0, sizeof(part->certs[i]));
+					replaced = true;
+				}
+			}
 			cmap[i] = at;
 			continue;
 		}
@@ -549,7 +599,7 @@ static int splice(struct route_table *t, struct route_table *part, const struct 
 		}
 		part->npassthrough = 0;
 		size_t na0 = t->ncas, np0 = t->nbackend_tls;
-		bool added = t->nbackends != nb0 || t->ncerts != nc0;
+		bool added = t->nbackends != nb0 || t->ncerts != nc0 || replaced;
 		struct used in_b = {0}, in_c = {0};
 		for (size_t i = nkeep; i < t->nhosts; i++)
 			used_host(&t->hosts[i], &in_b, &in_c);
@@ -610,6 +660,69 @@ static bool add_change(void *arg, const char *ns, const char *name, json_object 
 	return c->n <= COMPILE_INCR_MAX_INGRESSES;
 }
 
+static long snap_find(const struct snapshot *snap, const char *key);
+
+/* What the changes to other kinds of object add to the changed Ingresses. */
+struct others {
+	const struct compile_incr *s;
+	const struct snapshot *snap;
+	enum store_kind kind;
+	struct changes *cs;
+	struct sset keys; /* of cs */
+	bool refuse;
+};
+
+/* An Ingress that names an object seen to change: compiled again, as if
+ * it had changed itself (once). */
+static void add_namer(void *arg, const char *ns, const char *name)
+{
+	struct others *x = arg;
+	char *key = key_of(ns, name);
+	if (sset_add(&x->keys, key)) {
+		long at = snap_find(x->snap, key);
+		struct changes *c = x->cs;
+		c->v = xrealloc(c->v, (c->n + 1) * sizeof(*c->v));
+		c->v[c->n++] = (struct change){
+		    .key = key, .now = at >= 0 ? x->snap->objs[STORE_INGRESS][at] : NULL};
+		if (c->n > COMPILE_INCR_MAX_INGRESSES)
+			x->refuse = true;
+		return;
+	}
+	free(key);
+}
+
+static bool other_change(void *arg, const char *ns, const char *name, json_object *old,
+                         json_object *now)
+{
+	struct others *x = arg;
+	(void)ns;
+	(void)name;
+	if (x->s->matters && !x->s->matters(x->s->matters_arg, x->kind, old, now))
+		return true; /* no Ingress of the old snapshot sees it */
+	if (!x->s->matters || !x->s->namers ||
+	    x->s->namers(x->s->matters_arg, x->kind, old, now, add_namer, x) != 0)
+		x->refuse = true;
+	return !x->refuse;
+}
+
+/* Adds to cs (the changed Ingresses) those a change to another kind of
+ * object reaches; false when one must be compiled in full. */
+static bool others_to_changes(const struct compile_incr *s, const struct snapshot *old,
+                              const struct snapshot *snap, struct changes *cs)
+{
+	struct others x = {.s = s, .snap = snap, .cs = cs};
+	for (size_t i = 0; i < cs->n; i++)
+		sset_add(&x.keys, cs->v[i].key);
+	for (int k = 0; k < STORE_KIND_COUNT && !x.refuse; k++) {
+		if (k == STORE_INGRESS)
+			continue;
+		x.kind = (enum store_kind)k;
+		snapshot_diff_kind(old, snap, x.kind, other_change, &x);
+	}
+	sset_free(&x.keys);
+	return !x.refuse;
+}
+
 static int cmp_size(const void *a, const void *b)
 {
 	size_t x = *(const size_t *)a, y = *(const size_t *)b;
@@ -654,14 +767,13 @@ int compile_incr_apply(struct compile_incr *s, const struct snapshot *old,
 	*changed = NULL;
 	*nchanged = 0;
 	memset(stats, 0, sizeof(*stats));
-	if (!snapshot_same_for(old, snap, STORE_INGRESS, s->matters, s->matters_arg))
-		return WEIR_EAGAIN;
-	/* The changed Ingresses. */
+	/* The changed Ingresses, and those that name another object changed. */
 	const int K = STORE_INGRESS;
 	struct changes cs = {0};
-	if (!snapshot_diff_kind(old, snap, STORE_INGRESS, add_change, &cs)) {
+	if (!snapshot_diff_kind(old, snap, STORE_INGRESS, add_change, &cs) ||
+	    !others_to_changes(s, old, snap, &cs)) {
 		changes_free(cs.v, cs.n);
-		return WEIR_EAGAIN; /* too many */
+		return WEIR_EAGAIN; /* too many, or beyond what Ingresses name */
 	}
 	struct change *ch = cs.v;
 	size_t nch = cs.n;

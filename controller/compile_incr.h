@@ -30,12 +30,24 @@ struct compile_incr;
 struct compile_incr *compile_incr_new(void);
 void compile_incr_free(struct compile_incr *s);
 
+/* For a change to an object of another kind that Ingresses see: call
+ * each(each_arg, ns, name) for every Ingress of the old snapshot that names
+ * the object and return 0, or return -1 when the change reaches further
+ * than the Ingresses naming it (the settings ConfigMap, the default
+ * backend Service, an EndpointSlice): a full compile. */
+typedef int (*compile_incr_namers_cb)(
+    void *arg, enum store_kind kind, json_object *old, json_object *now,
+    void (*each)(void *each_arg, const char *ns, const char *name), void *each_arg);
+
 /* Let compile_incr_apply take a step whose other kinds of object changed
- * too, when matters(arg, ...) calls each such change unseen by the
- * Ingresses of the old snapshot (snapshot_same_for; the controller passes
- * refs_matters with the refs brought up to that snapshot). Without a judge
- * (the default) any such change is refused. Kept across compiles. */
-void compile_incr_set_judge(struct compile_incr *s, store_relevant_cb matters, void *arg);
+ * too: a change matters(arg, ...) calls unseen by the Ingresses of the old
+ * snapshot is passed over (snapshot_same_for), and one they see makes the
+ * Ingresses namers (NULL: none) names compile again as if they had changed.
+ * The controller passes refs_matters and refs_namers with the refs brought
+ * up to the old snapshot. Without a judge (the default) any such change is
+ * refused. Kept across compiles. */
+void compile_incr_set_judge(struct compile_incr *s, store_relevant_cb matters,
+                            compile_incr_namers_cb namers, void *arg);
 
 /* compile_snapshot, remembering what compile_incr_apply needs. *table and
  * diags as compile_snapshot; the state is reset first. */

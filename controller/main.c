@@ -648,9 +648,10 @@ static int compile_publish(struct store *store, const struct compile_options *co
 		last->inc = compile_incr_new();
 		/* refs is brought up to each snapshot compiled (below, and after
 		 * an incremental step): what it calls unseen then is unseen by
-		 * the Ingresses of last->snap */
+		 * the Ingresses of last->snap, and the ones it says name an
+		 * object are those that do */
 		if (refs)
-			compile_incr_set_judge(last->inc, refs_matters, refs);
+			compile_incr_set_judge(last->inc, refs_matters, refs_namers, refs);
 	}
 	struct route_table *t = NULL;
 	struct diag_list diags = {0};

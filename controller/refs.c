@@ -450,6 +450,45 @@ bool refs_matters(void *arg, enum store_kind kind, json_object *old, json_object
 	return is_relevant(arg, kind, old, obj);
 }
 
+int refs_namers(void *arg, enum store_kind kind, json_object *old, json_object *obj,
+                void (*each)(void *each_arg, const char *ns, const char *name), void *each_arg)
+{
+	struct refs *r = arg;
+	char type;
+	switch (kind) {
+	case STORE_SERVICE:
+		type = 'S';
+		break;
+	case STORE_SECRET:
+		type = 'X';
+		break;
+	case STORE_CONFIGMAP:
+		type = 'C';
+		break;
+	default:
+		return -1;
+	}
+	json_object *any = obj ? obj : old;
+	const char *name = str(get(any, "metadata"), "name");
+	if (!name || (kind == STORE_CONFIGMAP && strcmp(name, SETTINGS_CONFIGMAP) == 0))
+		return -1;
+	struct keyset k = {0};
+	add(&k, type, meta_ns(any), name);
+	int rc = 0;
+	for (size_t i = 0; i < r->nextra && rc == 0; i++)
+		if (strcmp(r->extra[i]->key, k.items[0]) == 0)
+			rc = -1; /* the settings' or the default backend's */
+	for (size_t m = 0; m < r->nmemo && rc == 0; m++)
+		for (size_t j = 0; j < r->memo[m].n; j++)
+			if (strcmp(r->memo[m].keys[j]->key, k.items[0]) == 0) {
+				each(each_arg, r->memo[m].ns, r->memo[m].name);
+				break;
+			}
+	free(k.items[0]);
+	free(k.items);
+	return rc;
+}
+
 uint64_t refs_ignored(const struct refs *r)
 {
 	return atomic_load(&((struct refs *)r)->ignored);

@@ -43,6 +43,14 @@ bool refs_relevant(void *arg, enum store_kind kind, json_object *old, json_objec
  * compile differently for the change. */
 bool refs_matters(void *arg, enum store_kind kind, json_object *old, json_object *obj);
 
+/* compile_incr_namers_cb, on the thread that calls refs_update: calls
+ * each(each_arg, ns, name) for every Ingress of the last update that names
+ * the Service, Secret or ConfigMap old or obj is (returns 0), or returns -1
+ * for a change that reaches further: another kind, the settings ConfigMap,
+ * an object the settings or --default-backend-service name. */
+int refs_namers(void *arg, enum store_kind kind, json_object *old, json_object *obj,
+                void (*each)(void *each_arg, const char *ns, const char *name), void *each_arg);
+
 /* Number of changes called irrelevant so far. A caller that takes a
  * snapshot, compiles and then calls refs_update compares this counter
  * before the snapshot and after the update: if it moved, a change may have

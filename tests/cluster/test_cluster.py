@@ -199,6 +199,31 @@ def test_unreferenced_changes_keep_steps_incremental(weir, api, backends):
         api.delete(kind, name, NS)
 
 
+def test_named_secret_rotation_compiles_its_ingress_alone(weir, api, tmp_path):
+    """A TLS Secret an Ingress names is rotated: that Ingress is compiled again on its own
+    (an incremental step, the certificate replaced in place), not every Ingress."""
+    host = "rot-incr.weir.test"
+    log = weir.c.logs / "weir-controller.log"
+    c1, k1, fp1 = kweir.self_signed(host, tmp_path, "one")
+    c2, k2, fp2 = kweir.self_signed(host, tmp_path, "two")
+    api.apply(tls_secret("rot-incr", c1, k1))
+    api.apply(ingress("rot-incr", host, [("/", "Prefix", "svc-b1", 80)],
+                      tls=[([host], "rot-incr")]))
+    wait_for(lambda: tls_cert_sha256(weir.https_port, host) == fp1, ROUTE_TIMEOUT,
+             "first certificate")
+    time.sleep(0.5)
+    mark = len(log.read_text(errors="replace").splitlines())
+    api.apply(tls_secret("rot-incr", c2, k2))
+    wait_for(lambda: tls_cert_sha256(weir.https_port, host) == fp2, ROUTE_TIMEOUT,
+             "rotated certificate")
+    lines = [ln for ln in log.read_text(errors="replace").splitlines()[mark:]
+             if "published generation" in ln]
+    assert any("1 Ingresses changed" in ln for ln in lines), lines
+    assert not any("compiled in" in ln for ln in lines), lines
+    api.delete("Ingress", "rot-incr", NS)
+    api.delete("Secret", "rot-incr", NS)
+
+
 def test_tls_secret_rotation(weir, api, tmp_path):
     host = "tls.weir.test"
     c1, k1, fp1 = kweir.self_signed(host, tmp_path, "one")
