@@ -307,6 +307,25 @@ static bool same_arrays(const struct route_table *a, const struct route_table *b
 	return true;
 }
 
+static void free_changed(char **changed, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(changed[i]);
+	free(changed);
+}
+
+/* What a run of steps leaves to free. */
+static void finish(struct route_table *t, struct diag_list *d, struct snapshot *a,
+                   struct compile_incr *inc, struct refs *refs, struct store *s)
+{
+	route_table_free(t);
+	diag_list_cleanup(d);
+	snapshot_free(a);
+	compile_incr_free(inc);
+	refs_free(refs);
+	store_free(s);
+}
+
 static int kept_steps, kept_differ;
 static int other_applied, other_refused; /* steps with another kind changed too */
 static int namer_applied;                /* ... that compiled an unchanged Ingress again */
@@ -480,20 +499,13 @@ static void churn(unsigned seed, int steps, bool judged, int *applied, int *refu
 			CHECK_INT(compile_incr_full(inc, b, &OPTS, &t, &d), 0);
 		}
 		refs_update(refs, b); /* the judge of the next step knows b */
-		for (size_t i = 0; i < nchanged; i++)
-			free(changed[i]);
-		free(changed);
+		free_changed(changed, nchanged);
 		free(old_text);
 		route_table_free(before);
 		snapshot_free(a);
 		a = b;
 	}
-	route_table_free(t);
-	diag_list_cleanup(&d);
-	snapshot_free(a);
-	compile_incr_free(inc);
-	refs_free(refs);
-	store_free(s);
+	finish(t, &d, a, inc, refs, s);
 }
 
 /* A Service or TLS Secret that Ingresses name changes, and nothing else:
@@ -577,19 +589,12 @@ static void namer_steps(void)
 		free(wantt);
 		route_table_free(full);
 		diag_list_cleanup(&fd);
-		for (size_t i = 0; i < nchanged; i++)
-			free(changed[i]);
-		free(changed);
+		free_changed(changed, nchanged);
 		refs_update(refs, b);
 		snapshot_free(a);
 		a = b;
 	}
-	route_table_free(t);
-	diag_list_cleanup(&d);
-	snapshot_free(a);
-	compile_incr_free(inc);
-	refs_free(refs);
-	store_free(s);
+	finish(t, &d, a, inc, refs, s);
 }
 
 /* Other kinds of change are refused; nothing changed is nothing to do. */
