@@ -24,6 +24,8 @@ struct loop {
 	struct loop_timer **heap;
 	size_t nheap, capheap;
 	struct loop_defer *defer_head, *defer_tail; /* FIFO */
+	struct loop_defer *later_head, *later_tail; /* FIFO: for the next batch */
+	uint64_t batch;                             /* batches begun */
 };
 
 static uint64_t clock_ms(void)
@@ -36,6 +38,11 @@ static uint64_t clock_ms(void)
 uint64_t loop_now(const struct loop *l)
 {
 	return l->now;
+}
+
+uint64_t loop_batch(const struct loop *l)
+{
+	return l->batch;
 }
 
 void loop_update(struct loop *l)
@@ -243,6 +250,34 @@ void loop_defer(struct loop *l, struct loop_defer *d, loop_defer_cb cb, void *da
 	l->defer_tail = d;
 }
 
+void loop_yield(struct loop *l, struct loop_defer *d, loop_defer_cb cb, void *data)
+{
+	if (d->queued)
+		return;
+	d->queued = true;
+	d->cb = cb;
+	d->data = data;
+	d->next = NULL;
+	if (l->later_tail)
+		l->later_tail->next = d;
+	else
+		l->later_head = d;
+	l->later_tail = d;
+}
+
+/* What loop_yield queued joins the callbacks of the batch now starting. */
+static void take_later(struct loop *l)
+{
+	if (!l->later_head)
+		return;
+	if (l->defer_tail)
+		l->defer_tail->next = l->later_head;
+	else
+		l->defer_head = l->later_head;
+	l->defer_tail = l->later_tail;
+	l->later_head = l->later_tail = NULL;
+}
+
 /* Run the callbacks queued so far, in order (a free queued after a resume
  * runs after it); ones they queue wait for the next round. */
 static void run_deferred(struct loop *l)
@@ -268,7 +303,7 @@ static void run_deferred_rounds(struct loop *l)
 
 void loop_run_deferred(struct loop *l)
 {
-	while (l->defer_head)
+	for (take_later(l); l->defer_head; take_later(l))
 		run_deferred(l);
 }
 
@@ -283,7 +318,7 @@ int loop_run(struct loop *l)
 			uint64_t d = l->heap[0]->deadline;
 			timeout = d <= l->now ? 0 : (int)(d - l->now);
 		}
-		if (l->defer_head)
+		if (l->defer_head || l->later_head)
 			timeout = 0;
 		int n = epoll_wait(l->epfd, evs, LOOP_MAX_EVENTS, timeout);
 		if (n < 0) {
@@ -292,6 +327,8 @@ int loop_run(struct loop *l)
 			return WEIR_EIO;
 		}
 		l->now = clock_ms();
+		l->batch++;
+		take_later(l);
 		for (int i = 0; i < n; i++) {
 			struct loop_io *io = evs[i].data.ptr;
 			io->cb(io, evs[i].events);

@@ -87,6 +87,14 @@ void loop_run_timers(struct loop *l);
  * queued after a pending callback on it runs after that callback. d is
  * borrowed until its callback runs. */
 void loop_defer(struct loop *l, struct loop_defer *d, loop_defer_cb cb, void *data);
+/* Queue d->cb to run in the next batch, after that batch's events: work cut
+ * short to let the other fds be polled (a client sending faster than its
+ * turn) goes on there. Once, even when queued twice, by this or by
+ * loop_defer: d waits in one queue at a time (d->queued). */
+void loop_yield(struct loop *l, struct loop_defer *d, loop_defer_cb cb, void *data);
+/* Which batch of events is being handled (counts up): work that yielded in
+ * this batch knows not to go on in it. */
+uint64_t loop_batch(const struct loop *l);
 /* Run the queued callbacks (and those they queue) now: after loop_run
  * returned, so that frees queued by the last closes are done. */
 void loop_run_deferred(struct loop *l);

@@ -1,6 +1,7 @@
 /* tests/unit/proxy/loop_test.c - timers fire in deadline order, cancel and
- * re-arm work, deferred callbacks run in order after the batch, fd events
- * and the cross-thread wake reach their callbacks. */
+ * re-arm work, deferred callbacks run in order after the batch, yielded
+ * ones in the next batch after its events, fd events and the cross-thread
+ * wake reach their callbacks. */
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -155,6 +156,87 @@ static void test_run_defer_io_wake(void)
 	loop_timer_cancel(L, &guard);
 }
 
+/* loop_yield: the callback runs in the next batch, after that batch's fd
+ * events, once however often it is queued; one that yields again runs one
+ * batch later each time (never twice in a batch); loop_run_deferred runs
+ * what is left. */
+static struct {
+	char what;
+	uint64_t batch;
+} ylog[16];
+static int nylog;
+static struct loop_defer y1, y2, yd;
+static int ypipe[2];
+static int yield_again;
+
+static void ylog_add(char what)
+{
+	ylog[nylog].what = what;
+	ylog[nylog++].batch = loop_batch(L);
+}
+
+static void y_cb(struct loop_defer *d)
+{
+	ylog_add((char)(intptr_t)d->data);
+	if (d == &y1 && yield_again-- > 0)
+		loop_yield(L, &y1, y_cb, (void *)'y');
+	else if (d == &y1)
+		loop_stop(L);
+}
+
+static void y_io(struct loop_io *io, uint32_t events)
+{
+	char c;
+	if ((events & EPOLLIN) && read(io->fd, &c, 1) == 1)
+		ylog_add('i');
+}
+
+static void y_start(struct loop_timer *t)
+{
+	(void)t;
+	ylog_add('t');
+	loop_yield(L, &y1, y_cb, (void *)'y');
+	loop_yield(L, &y1, y_cb, (void *)'y'); /* queued: once */
+	loop_defer(L, &y1, y_cb, (void *)'y'); /* queued to the next batch: stays there */
+	loop_defer(L, &yd, y_cb, (void *)'d');
+	if (write(ypipe[1], "x", 1) != 1)
+		ylog_add('!');
+}
+
+static void test_yield(void)
+{
+	CHECK_INT(pipe(ypipe), 0);
+	struct loop_io io = {.fd = ypipe[0], .cb = y_io, .data = NULL};
+	CHECK_INT(loop_io_add(L, &io, EPOLLIN), 0);
+	struct loop_timer t;
+	loop_timer_init(&t, y_start, NULL);
+	CHECK_INT(loop_timer_set(L, &t, 1), 0);
+	yield_again = 2;
+	nylog = 0;
+	CHECK_INT(loop_run(L), 0);
+	/* t d (batch N), i y (N+1), y (N+2), y (N+3) */
+	CHECK_INT(nylog, 6);
+	if (nylog == 6) {
+		const char *want = "tdiyyy";
+		for (int i = 0; i < 6; i++)
+			CHECK_INT(ylog[i].what, want[i]);
+		CHECK(ylog[1].batch == ylog[0].batch);
+		CHECK(ylog[2].batch == ylog[0].batch + 1);
+		CHECK(ylog[3].batch == ylog[0].batch + 1);
+		CHECK(ylog[4].batch == ylog[0].batch + 2);
+		CHECK(ylog[5].batch == ylog[0].batch + 3);
+	}
+	/* left over when the loop stops: loop_run_deferred runs it */
+	nylog = 0;
+	loop_yield(L, &y2, y_cb, (void *)'z');
+	loop_run_deferred(L);
+	CHECK_INT(nylog, 1);
+	CHECK_INT(ylog[0].what, 'z');
+	loop_io_del(L, &io);
+	close(ypipe[0]);
+	close(ypipe[1]);
+}
+
 int main(void)
 {
 	CHECK_INT(loop_new(wake_cb, NULL, &L), 0);
@@ -162,6 +244,7 @@ int main(void)
 		return check_finish("loop_test");
 	test_order_and_cancel();
 	test_run_defer_io_wake();
+	test_yield();
 	loop_free(L);
 	return check_finish("loop_test");
 }
