@@ -37,6 +37,14 @@
 #define RESP_HEAD_MAX (64u * 1024u) /* a response head from the data path */
 #define READ_CHUNK 16384u
 #define PROGRESS_ROUNDS 64
+/* A turn of a session (session_progress) begins at most TURN_HEADS
+ * requests; then it lets the worker's other connections go first
+ * (loop_yield). A read that began more than FEW_HEADS switches the session
+ * to reads of SMALL_READ bytes, so a turn stays short however densely the
+ * client packs its HEADERS (a flood packs some 350 in a full read). */
+#define TURN_HEADS 32u
+#define FEW_HEADS 4u
+#define SMALL_READ 1024u
 #define LIVE_FACTOR 2u          /* data path connections per allowed stream, refused beyond */
 #define IDLE_CHANS 16u          /* data path connections kept for the next streams */
 #define CHAN_CAP (128u * 1024u) /* bytes waiting in a channel, each way */
@@ -108,7 +116,10 @@ struct h2_session {
 	bool closed, draining, read_eof;
 	bool lingering; /* all sent, write side shut: reading the client's rest away */
 	size_t linger_bytes;
-	bool refill; /* a stream's body was taken: stalled streams may read again */
+	bool refill;         /* a stream's body was taken: stalled streams may read again */
+	bool small_reads;    /* the last read began more than FEW_HEADS requests */
+	size_t heads;        /* requests begun, all told */
+	uint64_t turn_batch; /* the loop batch in which a turn last ran out (+1) */
 	struct h2_stream *streams;
 	size_t nstreams; /* streams handed to the data path and not closed */
 	/* data path connections whose last answer was whole and kept alive:
@@ -119,6 +130,7 @@ struct h2_session {
 };
 
 static void session_progress(struct h2_session *s);
+static void session_soon_cb(struct loop_defer *d);
 static void session_soon(struct h2_session *s);
 static void stream_progress(struct h2_stream *st);
 static void stream_release_chan(struct h2_stream *st);
@@ -590,6 +602,7 @@ static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *frame, voi
 	if (s->streams)
 		s->streams->prev = st;
 	s->streams = st;
+	s->heads++;
 	nghttp2_session_set_stream_user_data(ng, st->id, st);
 	return 0;
 }
@@ -949,6 +962,10 @@ static int on_stream_close(nghttp2_session *ng, int32_t id, uint32_t code, void 
 static void free_session(struct loop_defer *d)
 {
 	struct h2_session *s = d->data;
+	if (s->soon.queued) { /* a turn waits for the next batch: free after it */
+		loop_yield(s->w->loop, &s->defer, free_session, s);
+		return;
+	}
 	nghttp2_session_del(s->ng);
 	buf_free(&s->out);
 	free(s);
@@ -1079,10 +1096,17 @@ static void session_progress(struct h2_session *s)
 		session_linger(s);
 		return;
 	}
+	size_t turn_start = s->heads;
+	uint64_t batch = loop_batch(s->w->loop) + 1;
+	/* called again in the batch its turn ran out in (by a stream's event):
+	 * no reading until the yielded turn */
+	bool turn_over = s->turn_batch == batch;
 	for (int round = 0; round < PROGRESS_ROUNDS && !s->closed; round++) {
 		bool progress = false;
-		if (s->can_read && !s->read_eof && buf_len(&s->out) < OUT_HIGH) {
-			ssize_t n = tls_sock_read(&s->sock, tmp, sizeof(tmp));
+		if (s->can_read && !s->read_eof && !turn_over && buf_len(&s->out) < OUT_HIGH) {
+			size_t before = s->heads;
+			ssize_t n =
+			    tls_sock_read(&s->sock, tmp, s->small_reads ? SMALL_READ : sizeof(tmp));
 			if (n == WEIR_EAGAIN) {
 				tls_sock_blocked(&s->sock, &s->can_read, &s->can_write);
 			} else if (n <= 0) {
@@ -1091,9 +1115,16 @@ static void session_progress(struct h2_session *s)
 			} else {
 				ssize_t used = nghttp2_session_mem_recv(s->ng, (const uint8_t *)tmp,
 				                                        (size_t)n);
+				s->small_reads = s->heads - before > FEW_HEADS;
+				if (s->heads - turn_start >= TURN_HEADS) {
+					/* the rest is read in the next batch, after the
+					 * other connections' events */
+					turn_over = true;
+					s->turn_batch = batch;
+				}
 				if (used < 0)
 					session_fatal(s, (int)used);
-				else
+				else if (!s->small_reads || turn_over)
 					open_pending(s);
 				progress = true;
 			}
@@ -1123,6 +1154,12 @@ static void session_progress(struct h2_session *s)
 		if (!progress)
 			break;
 	}
+	if (turn_over && !s->closed)
+		loop_yield(s->w->loop, &s->soon, session_soon_cb, s);
+	/* small reads leave the streams they began for the end of the turn (a
+	 * reset in the next read still saves a stream its data path) */
+	if (!s->closed && s->small_reads)
+		open_pending(s);
 	if (!s->closed && buf_len(&s->out) == 0)
 		buf_free(&s->out);
 	if (!s->lingering)
