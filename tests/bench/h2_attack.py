@@ -1,17 +1,26 @@
 #!/usr/bin/env python3
 """HTTP/2 attacks against weir-proxy: what a bystander's latency and the proxy's memory do.
 
-  python3 tests/bench/h2_attack.py [--build DIR] [--seconds 10] [--workers 2] [--proxies weir,nginx]
+  python3 tests/bench/h2_attack.py [--build DIR] [--seconds 10] [--workers 2] [--rps 250]
+                                   [--proxies weir,nginx,haproxy]
 
 Not part of the test suite (tests/integration/test_http2.py checks the behaviour; this
 measures it). weir-proxy (TLS, ALPN h2) in front of tests/bench/backend.c; a bystander runs
-h2load (-c 8 -m 4, TLS) for --seconds and its p50/p99 come from h2load's --log-file. Three
+h2load (-c 8 -m 4, TLS) for --seconds and its p50/p99 come from h2load's --log-file. The
+bystander asks at a fixed rate, --rps requests a second from each of its 8 connections
+(2,000 a second by default), as the other users of a proxy under attack do: its latency then
+shows what the attack does to them. --rps 0 makes it ask as fast as it can instead. An
+attacker is another machine; here it shares the CPUs, so by default (--pin) the attacker
+threads run on the last CPU and everything else (proxy, backend, bystander) on the others;
+--no-pin lets them all share every CPU, which measures how the CPUs are split as much as
+anything the proxy does. Three
 phases, each with a fresh bystander run: no attack (the baseline), a rapid-reset flood
 (CVE-2023-44487: HEADERS then RST_STREAM, as fast as the attacker can write, reconnecting
 after each GOAWAY), and a CONTINUATION flood (CVE-2024-28182: HEADERS without END_HEADERS,
 then CONTINUATION frames until the proxy closes, reconnecting). Each attack runs from 2
-client threads. The same runs against nginx (ssl http2, same backend, same worker count) put
-the figures in perspective: on 2 CPUs the attacker's own CPU time slows every bystander.
+client threads. The same runs against nginx (ssl http2, same backend, same worker count) and
+HAProxy (nbthread, alpn h2) put the figures in perspective: on 2 CPUs the attacker's own
+CPU time slows every bystander.
 Printed: bystander req/s, p50, p99 and the p99 change against the baseline;
 the proxy's RSS before and at its peak; how many attacker connections were opened and how
 they ended (GOAWAY seen, or closed). Everything listens on 127.0.0.1.
@@ -19,6 +28,7 @@ they ended (GOAWAY seen, or closed). Everything listens on 127.0.0.1.
 
 import argparse
 import os
+import shutil
 import socket
 import ssl
 import subprocess
@@ -27,7 +37,14 @@ import tempfile
 import threading
 import time
 
+SERVE_CPUS = None  # the CPUs of the proxy, the backend and the bystander (--pin)
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def on_serve_cpus():
+    """preexec_fn: a child runs on the serving CPUs (nothing without --pin)."""
+    if SERVE_CPUS:
+        os.sched_setaffinity(0, SERVE_CPUS)
 
 
 def free_port():
@@ -152,13 +169,16 @@ class Attacker(threading.Thread):
                     pass
 
 
-def bystander(port, seconds, log):
-    """h2load for seconds; req/s from the requests its --log-file holds."""
+def bystander(port, seconds, rps, log):
+    """h2load for seconds (at rps a connection, or as fast as it can when 0); req/s from the
+    requests its --log-file holds."""
     if os.path.exists(log):
         os.unlink(log)
-    r = subprocess.run(["h2load", "-D", str(seconds), "-c", "8", "-m", "4", "-t", "1",
+    rate = [f"--rps={rps}"] if rps > 0 else []
+    r = subprocess.run(["h2load", "-D", str(seconds), "-c", "8", "-m", "4", "-t", "1", *rate,
                         f"--log-file={log}", f"https://127.0.0.1:{port}/"],
-                       capture_output=True, text=True, timeout=seconds + 60)
+                       capture_output=True, text=True, timeout=seconds + 60,
+                       preexec_fn=on_serve_cpus)
     rows = [ln.split("\t") for ln in open(log)] if os.path.exists(log) else []
     rows = [r for r in rows if len(r) >= 3]
     if not rows:  # say why: a silent 0 looks like a result
@@ -176,8 +196,17 @@ def main():
     ap.add_argument("--build", default=os.environ.get("WEIR_BUILD_DIR", os.path.join(REPO, "build")))
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--proxies", default="weir,nginx")
+    ap.add_argument("--rps", type=int, default=250,
+                    help="bystander requests a second per connection (8 connections); 0: flat out")
+    ap.add_argument("--proxies", default="weir,nginx,haproxy")
+    ap.add_argument("--pin", action=argparse.BooleanOptionalAction, default=True,
+                    help="attacker on the last CPU, the rest on the others (default)")
     a = ap.parse_args()
+    global SERVE_CPUS
+    cpus = sorted(os.sched_getaffinity(0))
+    if a.pin and len(cpus) >= 2:
+        SERVE_CPUS = set(cpus[:-1])
+        os.sched_setaffinity(0, {cpus[-1]})  # this process: the attacker threads
     tmp = tempfile.mkdtemp(prefix="weir-h2attack.")
     procs = []
     try:
@@ -187,7 +216,7 @@ def main():
                         "-lcrypto", "-lpthread"], check=True)
         bport = free_port()
         procs.append(subprocess.Popen([backend_bin, str(bport), "1"], stdout=subprocess.DEVNULL,
-                                      stderr=subprocess.DEVNULL))
+                                      stderr=subprocess.DEVNULL, preexec_fn=on_serve_cpus))
         wait_port(bport)
         routes = os.path.join(tmp, "routes")
         os.makedirs(routes)
@@ -196,6 +225,11 @@ def main():
                     '"upstream_keepalive":64},"hosts":[{"name":"","routes":[{"path":"/",'
                     '"match":"prefix","backend":0,"policy":{}}]}],"backends":[{"name":"b/b:80",'
                     f'"endpoints":[{{"address":"127.0.0.1","port":{bport}}}]}}]}}')
+        cert, key = os.path.join(tmp, "cert.pem"), os.path.join(tmp, "key.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:P-256", "-nodes", "-days", "2", "-subj",
+                        "/CN=bench.test", "-keyout", key, "-out", cert], check=True,
+                       capture_output=True)
         for name in a.proxies.split(","):
             run_proxy(name, a, tmp, routes, bport, procs)
     finally:
@@ -212,9 +246,6 @@ def start_nginx(a, tmp, bport, port):
     d = os.path.join(tmp, "nginx")
     os.makedirs(os.path.join(d, "logs"), exist_ok=True)
     cert, key = os.path.join(tmp, "cert.pem"), os.path.join(tmp, "key.pem")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                    "ec_paramgen_curve:P-256", "-nodes", "-days", "2", "-subj", "/CN=bench.test",
-                    "-keyout", key, "-out", cert], check=True, capture_output=True)
     with open(os.path.join(d, "nginx.conf"), "w") as f:
         f.write(f"""worker_processes {a.workers};
 pid {d}/nginx.pid;
@@ -236,20 +267,52 @@ http {{
 }}
 """)
     return subprocess.Popen(["nginx", "-c", os.path.join(d, "nginx.conf"), "-p", d, "-g",
-                             "daemon off;"], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+                             "daemon off;"], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+                            preexec_fn=on_serve_cpus)
+
+
+def start_haproxy(a, tmp, bport, port):
+    d = os.path.join(tmp, "haproxy")
+    os.makedirs(d, exist_ok=True)
+    both = os.path.join(d, "both.pem")
+    with open(both, "w") as f:
+        f.write(open(os.path.join(tmp, "cert.pem")).read() + open(os.path.join(tmp, "key.pem")).read())
+    with open(os.path.join(d, "haproxy.cfg"), "w") as f:
+        f.write(f"""global
+    nbthread {a.workers}
+    maxconn 4000
+defaults
+    mode http
+    option http-keep-alive
+    http-reuse always
+    timeout connect 5s
+    timeout client 75s
+    timeout server 60s
+frontend fe
+    bind 127.0.0.1:{port} ssl crt {both} alpn h2,http/1.1
+    default_backend be
+backend be
+    server s1 127.0.0.1:{bport} maxconn 0
+""")
+    return subprocess.Popen(["haproxy", "-f", os.path.join(d, "haproxy.cfg"), "-db"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+                            preexec_fn=on_serve_cpus)
 
 
 def run_proxy(name, a, tmp, routes, bport, procs):
     port = free_port()
-    if name == "nginx":
-        proxy = start_nginx(a, tmp, bport, port)
+    if name in ("nginx", "haproxy"):
+        if not shutil.which(name):
+            print(f"\n{name}: not installed (scripts/install-deps.sh installs it)")
+            return
+        proxy = (start_nginx if name == "nginx" else start_haproxy)(a, tmp, bport, port)
     else:
         proxy = subprocess.Popen([os.path.join(a.build, "weir-proxy"), "--routes", routes,
                                   "--http-port", str(free_port()), "--https-port", str(port),
                                   "--admin-port", str(free_port()), "--workers", str(a.workers),
                                   "--listen-address", "127.0.0.1"],
                                  stdout=open(os.path.join(tmp, "proxy.log"), "w"),
-                                 stderr=subprocess.STDOUT)
+                                 stderr=subprocess.STDOUT, preexec_fn=on_serve_cpus)
     procs.append(proxy)
     if not wait_port(port):
         print(f"{name} did not start")
@@ -272,15 +335,19 @@ def run_proxy(name, a, tmp, routes, bport, procs):
             for t in threads:
                 t.start()
             time.sleep(0.5 if threads else 0)
-            res = bystander(port, a.seconds, os.path.join(tmp, f"{name}-{kind}.log"))
+            res = bystander(port, a.seconds, a.rps, os.path.join(tmp, f"{name}-{kind}.log"))
             stop.set()
             for t in threads:
                 t.join(10)
             w.join(2)
             rows.append((kind, res, rss0, peak[0], stats))
         base_p99 = rows[0][1][2]
-        print(f"\n{name}: HTTP/2 attacks, loopback, {os.cpu_count()} CPUs, {a.workers} workers; "
-              f"bystander h2load -D {a.seconds}s -c 8 -m 4 over TLS; 2 attacker threads")
+        where = (f"attacker on CPU {sorted(os.sched_getaffinity(0))}, the rest on "
+                 f"{sorted(SERVE_CPUS)}" if SERVE_CPUS else "all sharing every CPU")
+        print(f"\n{name}: HTTP/2 attacks, loopback, {os.cpu_count()} CPUs ({where}), "
+              f"{a.workers} workers; "
+              f"bystander h2load -D {a.seconds}s -c 8 -m 4 "
+              f"{f'--rps {a.rps}' if a.rps > 0 else '(flat out)'} over TLS; 2 attacker threads")
         print(f"{'attack':<14}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'p99 vs none':>13}"
               f"{'2xx/all':>15}{'RSS kB before/peak':>22}  attacker connections")
         for kind, (rps, p50, p99, ok, n), r0, r1, st in rows:
