@@ -235,7 +235,9 @@ void loop_run_timers(struct loop *l)
 	}
 }
 
-void loop_defer(struct loop *l, struct loop_defer *d, loop_defer_cb cb, void *data)
+/* Append d to the FIFO *head..*tail unless it waits in a queue already. */
+static void enqueue(struct loop_defer **head, struct loop_defer **tail, struct loop_defer *d,
+                    loop_defer_cb cb, void *data)
 {
 	if (d->queued)
 		return;
@@ -243,26 +245,21 @@ void loop_defer(struct loop *l, struct loop_defer *d, loop_defer_cb cb, void *da
 	d->cb = cb;
 	d->data = data;
 	d->next = NULL;
-	if (l->defer_tail)
-		l->defer_tail->next = d;
+	if (*tail)
+		(*tail)->next = d;
 	else
-		l->defer_head = d;
-	l->defer_tail = d;
+		*head = d;
+	*tail = d;
+}
+
+void loop_defer(struct loop *l, struct loop_defer *d, loop_defer_cb cb, void *data)
+{
+	enqueue(&l->defer_head, &l->defer_tail, d, cb, data);
 }
 
 void loop_yield(struct loop *l, struct loop_defer *d, loop_defer_cb cb, void *data)
 {
-	if (d->queued)
-		return;
-	d->queued = true;
-	d->cb = cb;
-	d->data = data;
-	d->next = NULL;
-	if (l->later_tail)
-		l->later_tail->next = d;
-	else
-		l->later_head = d;
-	l->later_tail = d;
+	enqueue(&l->later_head, &l->later_tail, d, cb, data);
 }
 
 /* What loop_yield queued joins the callbacks of the batch now starting. */
