@@ -20,6 +20,7 @@
 
 #include "buf.h"
 #include "error.h"
+#include "idle.h"
 
 #ifndef BUF_CACHE
 #if defined(__SANITIZE_ADDRESS__)
@@ -44,9 +45,7 @@ struct buf_cache {
 	void *blocks[CACHE_CLASSES][CACHE_DEPTH];
 	unsigned n[CACHE_CLASSES];
 	size_t bytes;
-	uint64_t draws;      /* blocks taken from the cache, ever */
-	uint64_t draws_seen; /* draws at the last buf_cache_trim that saw them change */
-	uint64_t drawn_ms;   /* that call's clock */
+	struct idle_watch idle; /* uses: blocks taken from the cache */
 };
 
 #if BUF_CACHE
@@ -98,12 +97,7 @@ void buf_cache_trim(uint64_t now_ms)
 	struct buf_cache *c = cache;
 	if (!c)
 		return;
-	if (c->draws != c->draws_seen) {
-		c->draws_seen = c->draws;
-		c->drawn_ms = now_ms;
-		return;
-	}
-	if (now_ms - c->drawn_ms < BUF_CACHE_IDLE_MS)
+	if (!idle_for(&c->idle, now_ms, BUF_CACHE_IDLE_MS))
 		return;
 	for (int k = 0; k < CACHE_CLASSES; k++)
 		while (c->n[k] > CACHE_IDLE_DEPTH) {
@@ -161,7 +155,7 @@ static void *block_take(size_t size)
 	int k = size_class(size);
 	if (k >= 0 && (c = cache_get()) && c->n[k] > 0) {
 		c->bytes -= size;
-		c->draws++;
+		c->idle.uses++;
 		return c->blocks[k][--c->n[k]];
 	}
 	return NULL;

@@ -13,6 +13,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "idle.h"
+
 #ifndef SPARE_KEEP /* a unit test may define it to 1 */
 #if defined(__SANITIZE_ADDRESS__)
 #define SPARE_KEEP 0
@@ -36,9 +38,7 @@
 struct spare {
 	void *head; /* freed objects, each holding the next one's address first */
 	size_t n, max, idle_max;
-	uint64_t takes;      /* objects taken, ever */
-	uint64_t takes_seen; /* takes at the last spare_trim that saw them change */
-	uint64_t taken_ms;   /* that call's clock */
+	struct idle_watch idle; /* uses: objects taken */
 };
 
 static inline void *spare_pop(struct spare *s)
@@ -57,7 +57,7 @@ static inline void *spare_take(struct spare *s)
 {
 	void *p = spare_pop(s);
 	if (p)
-		s->takes++;
+		s->idle.uses++;
 	return p;
 }
 
@@ -81,12 +81,7 @@ static inline void spare_give(struct spare *s, void *p)
  * freed, so what a burst left does not stay with an idle worker. */
 static inline void spare_trim(struct spare *s, uint64_t now_ms)
 {
-	if (s->takes != s->takes_seen) {
-		s->takes_seen = s->takes;
-		s->taken_ms = now_ms;
-		return;
-	}
-	if (now_ms - s->taken_ms < SPARE_IDLE_MS)
+	if (!idle_for(&s->idle, now_ms, SPARE_IDLE_MS))
 		return;
 	while (s->idle_max && s->n > s->idle_max)
 		free(spare_pop(s));
