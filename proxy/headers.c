@@ -284,13 +284,16 @@ static bool connection_lists(const struct http_header *hs, size_t n, const char 
 }
 
 /* with their lengths: every header of every message is held against them */
+#define NAME_LEN(s) s, sizeof(s) - 1
 static const struct {
 	const char *name;
 	size_t len;
 } hop_by_hop[] = {
-    {"Connection", 10}, {"Keep-Alive", 10},        {"Proxy-Connection", 16}, {"TE", 2},
-    {"Trailer", 7},     {"Transfer-Encoding", 17}, {"Upgrade", 7},
+    {NAME_LEN("Connection")}, {NAME_LEN("Keep-Alive")}, {NAME_LEN("Proxy-Connection")},
+    {NAME_LEN("TE")},         {NAME_LEN("Trailer")},    {NAME_LEN("Transfer-Encoding")},
+    {NAME_LEN("Upgrade")},
 };
+#undef NAME_LEN
 
 /* RFC 9110 7.6.1: the fixed hop-by-hop set plus anything a Connection header
  * names. Host is never dropped this way: an upstream needs it. */
