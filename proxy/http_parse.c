@@ -377,6 +377,15 @@ int http_parse_request_head(struct http_parse *hp, const char *buf, size_t head_
 		return 400;
 	if (nhost > 1 || (nhost == 0 && req->version_minor >= 1))
 		return 400;
+	/* The body is framed by llhttp: a head whose framing it read otherwise
+	 * (a value it does not take for chunked, say "chunked<TAB>", which on an
+	 * Upgrade request it ends at the head) would let what follows reach the
+	 * upstream as a body we never framed. */
+	if (hp->nte && !(hp->parser.flags & F_CHUNKED))
+		return 400;
+	if (hp->ncl && (!(hp->parser.flags & F_CONTENT_LENGTH) ||
+	                hp->parser.content_length != (uint64_t)req->content_length))
+		return 400;
 	req->chunked = hp->nte == 1;
 	req->upgrade_websocket = conn_upgrade && upgrade_ws;
 	return 0;

@@ -25,6 +25,15 @@ def test_cl_and_te_400(proxy):
             b"Host: t\r\n\r\n", 400)
 
 
+def test_upgrade_with_te_llhttp_does_not_read_as_chunked_400(proxy):
+    # "chunked<TAB>" is not chunked to llhttp, which then ends this Upgrade
+    # request at its head; a proxy that took it for chunked would send the
+    # backend a head announcing a body it never frames.
+    refused(proxy, b"GET /echo/s HTTP/1.1\r\nHost: t\r\nConnection: upgrade\r\n"
+            b"Upgrade: x\r\nTransfer-Encoding: chunked\t\r\n\r\n"
+            b"GET /echo/smuggled HTTP/1.1\r\nHost: t\r\n\r\n", 400)
+
+
 def test_two_content_lengths_400(proxy):
     refused(proxy, b"POST /echo/s HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n"
             b"Content-Length: 6\r\n\r\nhello!", 400)

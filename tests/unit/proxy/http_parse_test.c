@@ -110,6 +110,18 @@ static void test_smuggling(void)
 	          400);
 	CHECK_INT(status_of("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: Chunked\r\n\r\n"), 0);
 	CHECK(req.chunked);
+	/* A value llhttp does not read as chunked, on an Upgrade request, which
+	 * llhttp then ends at its head: weir and llhttp must not disagree on
+	 * where the body ends (the fuzz harness found this one). */
+	CHECK_INT(status_of("GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: x\r\n"
+	                    "Transfer-Encoding: chunked\t\r\n\r\n"),
+	          400);
+	CHECK_INT(status_of("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\t\r\n\r\n"),
+	          400);
+	CHECK_INT(status_of("GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: x\r\n"
+	                    "Transfer-Encoding: chunked \r\n\r\n"),
+	          0);
+	CHECK(req.chunked);
 	/* obs-fold */
 	CHECK_INT(status_of("GET / HTTP/1.1\r\nHost: a\r\nX-A: b\r\n c\r\n\r\n"), 400);
 	CHECK_INT(status_of("GET / HTTP/1.1\r\nHost: a\r\nX-A: b\r\n\tc\r\n\r\n"), 400);
