@@ -51,6 +51,11 @@ for h in "${HARNESSES[@]}"; do
 		printf '%-14s %10s %9s %8s  %s\n' "$h" "${runs:-?}" "${speed:-?}" "${took:-?}" \
 			"exit $rc: ${found:-no artifact} (log: $log)"
 		grep -m1 -E 'ERROR: |runtime error|invariant failed' "$log" >&2 || true
+		# The input itself, so a finding on a machine that is gone (CI) can
+		# be replayed: base64 -d > f; build-fuzz/tests/fuzz/fuzz_<harness> f
+		for f in $found; do
+			echo "$f (base64, first 4 KiB): $(head -c 4096 "$OUT/$f" | base64 -w0)" >&2
+		done
 	else
 		printf '%-14s %10s %9s %8s  %s\n' "$h" "$runs" "$speed" "$took" none
 	fi
