@@ -45,6 +45,17 @@
 #define TURN_HEADS 32u
 #define FEW_HEADS 4u
 #define SMALL_READ 1024u
+/* Streams the client resets (rapid reset, CVE-2023-44487): a bucket of
+ * RESET_BURST that refills RESET_RATE a second. Once it is empty the
+ * session stops reading until RESET_QUANTUM came back, so a flood is served
+ * at the rate and not answered by a close the client would turn into a
+ * reconnect (a TLS handshake) and a fresh burst. A client still at it after
+ * RESET_PATIENCE_MS of that gets a GOAWAY (ENHANCE_YOUR_CALM). nghttp2's own
+ * bucket (1000, the same rate) stays behind it and never runs dry first. */
+#define RESET_BURST 256u
+#define RESET_RATE 33u
+#define RESET_QUANTUM 8u
+#define RESET_PATIENCE_MS 30000u
 #define LIVE_FACTOR 2u          /* data path connections per allowed stream, refused beyond */
 #define IDLE_CHANS 16u          /* data path connections kept for the next streams */
 #define CHAN_CAP (128u * 1024u) /* bytes waiting in a channel, each way */
@@ -119,6 +130,11 @@ struct h2_session {
 	bool refill;         /* a stream's body was taken: stalled streams may read again */
 	bool small_reads;    /* the last read began more than FEW_HEADS requests */
 	size_t heads;        /* requests begun, all told */
+	struct loop_timer throttle; /* reading again once resets came back */
+	bool throttled;             /* not reading: the reset bucket is empty */
+	int64_t reset_mtokens;      /* the bucket, in thousandths of a reset */
+	uint64_t reset_at;          /* loop_now() of its last refill */
+	uint64_t throttled_since;   /* first throttle since the bucket was last full (+1) */
 	uint64_t turn_batch; /* the loop batch in which a turn last ran out (+1) */
 	struct h2_stream *streams;
 	size_t nstreams; /* streams handed to the data path and not closed */
@@ -892,6 +908,10 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *
 	(void)ng;
 	struct h2_session *s = ud;
 	bool end = frame->hd.flags & NGHTTP2_FLAG_END_STREAM;
+	if (frame->hd.type == NGHTTP2_RST_STREAM) {
+		s->reset_mtokens -= 1000;
+		return 0;
+	}
 	if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA)
 		return 0;
 	struct h2_stream *st = stream_of(s, frame->hd.stream_id);
@@ -984,6 +1004,7 @@ static void session_close(struct h2_session *s)
 	s->closed = true;
 	struct h2_worker *w = s->w;
 	loop_timer_cancel(w->loop, &s->timer);
+	loop_timer_cancel(w->loop, &s->throttle);
 	if (s->io.fd >= 0)
 		loop_io_del(w->loop, &s->io);
 	s->io.fd = -1;
@@ -1089,6 +1110,40 @@ static void session_linger(struct h2_session *s)
 	}
 }
 
+/* The reset bucket after a read: refilled for the time gone by; when it
+ * is empty, reading stops until RESET_QUANTUM came back (on_throttle). */
+static void reset_check(struct h2_session *s)
+{
+	uint64_t now = loop_now(s->w->loop);
+	int64_t full = (int64_t)RESET_BURST * 1000;
+	s->reset_mtokens += (int64_t)(now - s->reset_at) * RESET_RATE;
+	s->reset_at = now;
+	if (s->reset_mtokens >= full) {
+		s->reset_mtokens = full;
+		s->throttled_since = 0;
+	}
+	if (s->reset_mtokens > 0 || s->draining)
+		return;
+	if (!s->throttled_since)
+		s->throttled_since = now + 1;
+	if (now + 1 - s->throttled_since >= RESET_PATIENCE_MS) {
+		session_fatal(s, NGHTTP2_ERR_FLOODED);
+		return;
+	}
+	int64_t want = (int64_t)RESET_QUANTUM * 1000 - s->reset_mtokens;
+	s->throttled = true;
+	loop_timer_set(s->w->loop, &s->throttle, (uint64_t)(want / RESET_RATE) + 1);
+}
+
+static void on_throttle(struct loop_timer *t)
+{
+	struct h2_session *s = t->data;
+	if (s->closed)
+		return;
+	s->throttled = false;
+	session_progress(s);
+}
+
 static void session_progress(struct h2_session *s)
 {
 	char tmp[READ_CHUNK];
@@ -1103,7 +1158,8 @@ static void session_progress(struct h2_session *s)
 	bool turn_over = s->turn_batch == batch;
 	for (int round = 0; round < PROGRESS_ROUNDS && !s->closed; round++) {
 		bool progress = false;
-		if (s->can_read && !s->read_eof && !turn_over && buf_len(&s->out) < OUT_HIGH) {
+		if (s->can_read && !s->read_eof && !turn_over && !s->throttled &&
+		    buf_len(&s->out) < OUT_HIGH) {
 			size_t before = s->heads;
 			ssize_t n =
 			    tls_sock_read(&s->sock, tmp, s->small_reads ? SMALL_READ : sizeof(tmp));
@@ -1126,6 +1182,8 @@ static void session_progress(struct h2_session *s)
 					session_fatal(s, (int)used);
 				else if (!s->small_reads || turn_over)
 					open_pending(s);
+				if (used >= 0)
+					reset_check(s);
 				progress = true;
 			}
 		}
@@ -1234,6 +1292,9 @@ int h2_start(struct h2_worker *w, struct tls_sock *client, const char *preread, 
 	s->can_read = s->can_write = true;
 	buf_init(&s->out, OUT_CAP);
 	loop_timer_init(&s->timer, on_session_timer, s);
+	loop_timer_init(&s->throttle, on_throttle, s);
+	s->reset_mtokens = (int64_t)RESET_BURST * 1000;
+	s->reset_at = loop_now(w->loop);
 	nghttp2_session_callbacks_set_on_begin_headers_callback(cb, on_begin_headers);
 	nghttp2_session_callbacks_set_on_header_callback(cb, on_header);
 	nghttp2_session_callbacks_set_on_frame_recv_callback(cb, on_frame_recv);
