@@ -56,6 +56,10 @@
 #define RESET_RATE 33u
 #define RESET_QUANTUM 8u
 #define RESET_PATIENCE_MS 30000u
+/* A client cut off for a flood (ENHANCE_YOUR_CALM) gets its GOAWAY after
+ * PENALTY_MS, read nothing meanwhile: one that reconnects on the GOAWAY
+ * costs the worker a TLS handshake a PENALTY_MS, not one a round trip. */
+#define PENALTY_MS 1000u
 #define LIVE_FACTOR 2u          /* data path connections per allowed stream, refused beyond */
 #define IDLE_CHANS 16u          /* data path connections kept for the next streams */
 #define CHAN_CAP (128u * 1024u) /* bytes waiting in a channel, each way */
@@ -130,8 +134,9 @@ struct h2_session {
 	bool refill;         /* a stream's body was taken: stalled streams may read again */
 	bool small_reads;    /* the last read began more than FEW_HEADS requests */
 	size_t heads;        /* requests begun, all told */
-	struct loop_timer throttle; /* reading again once resets came back */
+	struct loop_timer throttle; /* reading again once resets came back; a penalty's end */
 	bool throttled;             /* not reading: the reset bucket is empty */
+	bool penalty;               /* cut off for a flood: nothing sent until PENALTY_MS */
 	int64_t reset_mtokens;      /* the bucket, in thousandths of a reset */
 	uint64_t reset_at;          /* loop_now() of its last refill */
 	uint64_t throttled_since;   /* first throttle since the bucket was last full (+1) */
@@ -1064,6 +1069,10 @@ static void session_fatal(struct h2_session *s, int err)
 	uint32_t code = err == NGHTTP2_ERR_FLOODED || err == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS
 	                    ? NGHTTP2_ENHANCE_YOUR_CALM
 	                    : NGHTTP2_PROTOCOL_ERROR;
+	if (code == NGHTTP2_ENHANCE_YOUR_CALM && !s->penalty) {
+		s->penalty = true;
+		loop_timer_set(s->w->loop, &s->throttle, PENALTY_MS);
+	}
 	/* a no-op when nghttp2 queued its own GOAWAY already */
 	if (nghttp2_session_terminate_session(s->ng, code) == 0)
 		return;
@@ -1141,6 +1150,7 @@ static void on_throttle(struct loop_timer *t)
 	if (s->closed)
 		return;
 	s->throttled = false;
+	s->penalty = false;
 	session_progress(s);
 }
 
@@ -1187,6 +1197,8 @@ static void session_progress(struct h2_session *s)
 				progress = true;
 			}
 		}
+		if (s->penalty)
+			break; /* nothing leaves before on_throttle */
 		if (s->refill) {
 			s->refill = false;
 			for (struct h2_stream *st = s->streams, *nx; st; st = nx) {

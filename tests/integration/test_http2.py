@@ -1073,17 +1073,24 @@ CONT_PIECE = (b"\x00\x05x-pad" + bytes([100]) + b"p" * 100) * 10  # 10 literal h
 def test_continuation_over_limit_gets_goaway(fresh_proxy, backends, certs):
     """HEADERS without END_HEADERS and 20 CONTINUATION frames (the proxy allows 8), then the
     client stops writing and reads: a GOAWAY, then the close (RFC 9113 5.4.1: a connection
-    error is announced with GOAWAY)."""
+    error is announced with GOAWAY). The GOAWAY waits a second (the penalty), so a client
+    that reconnects on it cannot make the proxy do a TLS handshake every round trip."""
     p = fresh(fresh_proxy, backends, certs)
     a = RawH2(p.https_port)
     try:
         a.sock.sendall(frame(T_HEADERS, F_END_STREAM, 1, hpack_get("/echo/cont")) +
                        b"".join(frame(T_CONT, 0, 1, CONT_PIECE) for _ in range(20)))
+        t0 = time.monotonic()
+        while a.goaway() is None and time.monotonic() - t0 < 15 and a.read_some(0.05):
+            pass
+        took = time.monotonic() - t0
         closed = a.wait_closed(15)
         kinds = [f[0] for f in a.frames]
         assert closed, f"still open after 20 CONTINUATION frames; frames {kinds}"
         assert a.goaway() is not None, \
             f"closed without a GOAWAY; frame types received: {kinds}"
+        assert a.goaway()[1] == ErrorCodes.ENHANCE_YOUR_CALM, a.goaway()
+        assert 0.8 <= took < 10, f"GOAWAY after {took:.2f} s; the penalty is 1 s"
     finally:
         a.close()
     bystander_ok(p, "after-cont20")
