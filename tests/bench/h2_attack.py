@@ -2,7 +2,7 @@
 """HTTP/2 attacks against weir-proxy: what a bystander's latency and the proxy's memory do.
 
   python3 tests/bench/h2_attack.py [--build DIR] [--seconds 10] [--workers 2] [--rps 250]
-                                   [--proxies weir,nginx,haproxy]
+                                   [--proxies weir,nginx,haproxy] [--rounds 1]
 
 Not part of the test suite (tests/integration/test_http2.py checks the behaviour; this
 measures it). weir-proxy (TLS, ALPN h2) in front of tests/bench/backend.c; a bystander runs
@@ -21,6 +21,8 @@ then CONTINUATION frames until the proxy closes, reconnecting). Each attack runs
 client threads. The same runs against nginx (ssl http2, same backend, same worker count) and
 HAProxy (nbthread, alpn h2) put the figures in perspective: on 2 CPUs the attacker's own
 CPU time slows every bystander.
+--rounds N runs the three phases N times in turn against the same proxy and prints the
+medians: a single quiet p99 on a shared VM moves by half from run to run.
 Printed: bystander req/s, p50, p99 and the p99 change against the baseline;
 the proxy's RSS before and at its peak; how many attacker connections were opened and how
 they ended (GOAWAY seen, or closed). Everything listens on 127.0.0.1.
@@ -202,6 +204,8 @@ def main():
     ap.add_argument("--rps", type=int, default=250,
                     help="bystander requests a second per connection (8 connections); 0: flat out")
     ap.add_argument("--proxies", default="weir,nginx,haproxy")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="the three phases this many times, interleaved; medians are printed")
     ap.add_argument("--pin", action=argparse.BooleanOptionalAction, default=True,
                     help="attacker on the last CPU, the rest on the others (default)")
     a = ap.parse_args()
@@ -302,6 +306,38 @@ backend be
                             preexec_fn=on_serve_cpus)
 
 
+def median(xs):
+    xs = sorted(xs)
+    n = len(xs)
+    return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
+
+
+def phase(kind, a, tmp, name, port, proxy):
+    """One bystander run under one attack (or none): (bystander result, RSS before, RSS
+    peak, attacker connection counts)."""
+    stop = threading.Event()
+    stats = {"conns": 0}
+    threads = [] if kind == "none" else [Attacker(port, kind, stop, stats) for _ in range(2)]
+    rss0 = rss_tree(proxy.pid)
+    peak = [rss0]
+
+    def watch():
+        while not stop.is_set():
+            peak[0] = max(peak[0], rss_tree(proxy.pid))
+            time.sleep(0.1)
+    w = threading.Thread(target=watch, daemon=True)
+    w.start()
+    for t in threads:
+        t.start()
+    time.sleep(0.5 if threads else 0)
+    res = bystander(port, a.seconds, a.rps, os.path.join(tmp, f"{name}-{kind}.log"))
+    stop.set()
+    for t in threads:
+        t.join(10)
+    w.join(2)
+    return res, rss0, peak[0], stats
+
+
 def run_proxy(name, a, tmp, routes, bport, procs):
     port = free_port()
     if name in ("nginx", "haproxy"):
@@ -321,29 +357,22 @@ def run_proxy(name, a, tmp, routes, bport, procs):
         print(f"{name} did not start")
         return
     try:
+        kinds = ("none", "rapid-reset", "continuation")
+        runs = {k: [] for k in kinds}
+        for _ in range(a.rounds):
+            for kind in kinds:
+                runs[kind].append(phase(kind, a, tmp, name, port, proxy))
         rows = []
-        for kind in ("none", "rapid-reset", "continuation"):
-            stop = threading.Event()
-            stats = {"conns": 0}
-            threads = [] if kind == "none" else [Attacker(port, kind, stop, stats) for _ in range(2)]
-            rss0 = rss_tree(proxy.pid)
-            peak = [rss0]
-
-            def watch():
-                while not stop.is_set():
-                    peak[0] = max(peak[0], rss_tree(proxy.pid))
-                    time.sleep(0.1)
-            w = threading.Thread(target=watch, daemon=True)
-            w.start()
-            for t in threads:
-                t.start()
-            time.sleep(0.5 if threads else 0)
-            res = bystander(port, a.seconds, a.rps, os.path.join(tmp, f"{name}-{kind}.log"))
-            stop.set()
-            for t in threads:
-                t.join(10)
-            w.join(2)
-            rows.append((kind, res, rss0, peak[0], stats))
+        for kind in kinds:
+            rs = runs[kind]
+            res = tuple(median([r[0][i] for r in rs]) for i in range(3)) + \
+                (sum(r[0][3] for r in rs), sum(r[0][4] for r in rs))
+            stats = {}
+            for r in rs:
+                for k, v in r[3].items():
+                    stats[k] = stats.get(k, 0) + v
+            rows.append((kind, res, rs[0][1], max(r[2] for r in rs), stats,
+                         [r[0][2] for r in rs]))
         base_p99 = rows[0][1][2]
         where = (f"attacker on CPU {sorted(os.sched_getaffinity(0))}, the rest on "
                  f"{sorted(SERVE_CPUS)}" if SERVE_CPUS else "all sharing every CPU")
@@ -351,13 +380,17 @@ def run_proxy(name, a, tmp, routes, bport, procs):
               f"{a.workers} workers; "
               f"bystander h2load -D {a.seconds}s -c 8 -m 4 "
               f"{f'--rps {a.rps}' if a.rps > 0 else '(flat out)'} over TLS; 2 attacker threads")
+        if a.rounds > 1:
+            print(f"{a.rounds} rounds of the three phases, interleaved: req/s, p50 and p99 are "
+                  f"medians over the rounds (each round's p99 in brackets), counts are totals")
         print(f"{'attack':<14}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'p99 vs none':>13}"
               f"{'2xx/all':>15}{'RSS kB before/peak':>22}  attacker connections")
-        for kind, (rps, p50, p99, ok, n), r0, r1, st in rows:
+        for kind, (rps, p50, p99, ok, n), r0, r1, st, p99s in rows:
             delta = "" if kind == "none" else f"{(p99 / base_p99 - 1) * 100:+.0f}%"
             conns = "" if kind == "none" else ", ".join(f"{k} {v}" for k, v in st.items())
             print(f"{kind:<14}{rps:>9.0f}{p50:>9.2f}{p99:>9.2f}{delta:>13}{f'{ok}/{n}':>15}"
-                  f"{f'{r0}/{r1}':>22}  {conns}")
+                  f"{f'{r0}/{r1}':>22}  {conns}"
+                  + (f"  [{' '.join(f'{x:.2f}' for x in p99s)}]" if len(p99s) > 1 else ""))
     finally:
         proxy.terminate()
         try:
