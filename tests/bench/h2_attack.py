@@ -29,6 +29,7 @@ they ended (GOAWAY seen, or closed). Everything listens on 127.0.0.1.
 """
 
 import argparse
+import math
 import os
 import shutil
 import socket
@@ -365,7 +366,10 @@ def run_proxy(name, a, tmp, routes, bport, procs):
         rows = []
         for kind in kinds:
             rs = runs[kind]
-            res = tuple(median([r[0][i] for r in rs]) for i in range(3)) + \
+            # a round that got no answer at all counts as the slowest (inf), not NaN,
+            # which would sort anywhere
+            res = tuple(median([r[0][i] if r[0][i] == r[0][i] else math.inf for r in rs])
+                        for i in range(3)) + \
                 (sum(r[0][3] for r in rs), sum(r[0][4] for r in rs))
             stats = {}
             for r in rs:
