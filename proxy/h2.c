@@ -46,13 +46,15 @@
 #define FEW_HEADS 4u
 #define SMALL_READ 1024u
 /* Streams the client resets (rapid reset, CVE-2023-44487): a bucket of
- * RESET_BURST that refills RESET_RATE a second. Once it is empty the
- * session stops reading until RESET_QUANTUM came back, so a flood is served
- * at the rate and not answered by a close the client would turn into a
- * reconnect (a TLS handshake) and a fresh burst. A client still at it after
- * RESET_PATIENCE_MS of that gets a GOAWAY (ENHANCE_YOUR_CALM). nghttp2's own
- * bucket (1000, the same rate) stays behind it and never runs dry first. */
-#define RESET_BURST 256u
+ * RESET_BURST that refills RESET_RATE a second, what nghttp2 allows by
+ * default (a gRPC client cancels a call on its deadline with a reset). Once
+ * it is empty the session stops reading until RESET_QUANTUM came back, so a
+ * flood is served at the rate and not answered by a close the client would
+ * turn into a reconnect (a TLS handshake) and a fresh burst. A client still
+ * at it after RESET_PATIENCE_MS of that gets a GOAWAY (ENHANCE_YOUR_CALM).
+ * nghttp2's own bucket, twice as deep at the same rate, stays behind it: it
+ * runs dry only if a single read overshoots ours by a whole burst. */
+#define RESET_BURST 1000u
 #define RESET_RATE 33u
 #define RESET_QUANTUM 8u
 #define RESET_PATIENCE_MS 30000u
@@ -1314,11 +1316,11 @@ int h2_start(struct h2_worker *w, struct tls_sock *client, const char *preread, 
 	nghttp2_session_callbacks_set_on_stream_close_callback(cb, on_stream_close);
 	/* window updates follow what the data path took, not what arrived */
 	nghttp2_option_set_no_auto_window_update(opt, 1);
-	/* what the library bounds by default is kept: RST_STREAM rate (rapid
-	 * reset), CONTINUATION count, SETTINGS entries, queued PING/SETTINGS
-	 * acknowledgements */
+	/* what the library bounds by default is kept: CONTINUATION count,
+	 * SETTINGS entries, queued PING/SETTINGS acknowledgements; its RST_STREAM
+	 * rate is a backstop behind reset_check */
 	nghttp2_option_set_max_continuations(opt, 8);
-	nghttp2_option_set_stream_reset_rate_limit(opt, 1000, 33);
+	nghttp2_option_set_stream_reset_rate_limit(opt, 2 * RESET_BURST, RESET_RATE);
 	nghttp2_option_set_max_outbound_ack(opt, 1000);
 	nghttp2_option_set_max_settings(opt, 32);
 	nghttp2_mem mem; /* copied into the session */

@@ -997,13 +997,13 @@ def reset_flood(n, first=1):
 
 
 def test_rapid_reset_is_read_at_the_reset_rate(fresh_proxy, backends, certs):
-    """Past a burst of 256 resets the proxy reads a client's frames only as fast as its
-    reset bucket refills (33 a second): 322 resets and then a PING get the PING's ACK
+    """Past a burst of 1000 resets the proxy reads a client's frames only as fast as its
+    reset bucket refills (33 a second): 1066 resets and then a PING get the PING's ACK
     only once the 66 over the burst were paid for, and no GOAWAY."""
     p = fresh(fresh_proxy, backends, certs)
     a = RawH2(p.https_port)
     try:
-        a.sock.sendall(reset_flood(322) + frame(T_PING, 0, 0, b"rr-probe"))
+        a.sock.sendall(reset_flood(1066) + frame(T_PING, 0, 0, b"rr-probe"))
         t0 = time.monotonic()
         acked = None
         while time.monotonic() - t0 < 20 and acked is None:
@@ -1011,7 +1011,7 @@ def test_rapid_reset_is_read_at_the_reset_rate(fresh_proxy, backends, certs):
                 break
             if any(t == T_PING and f & F_ACK and pl == b"rr-probe" for t, f, _, pl in a.frames):
                 acked = time.monotonic() - t0
-        print(f"322 resets then a PING: ACK after {acked} s; goaway={a.goaway()}")
+        print(f"1066 resets then a PING: ACK after {acked} s; goaway={a.goaway()}")
         assert acked is not None, f"no PING ACK in 20 s (eof={a.eof}, goaway={a.goaway()})"
         # the 66 over the burst, less what the read that ran the bucket dry took
         assert acked >= 1.0, f"PING answered after {acked:.2f} s: the resets were not paced"
