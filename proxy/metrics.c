@@ -568,6 +568,41 @@ static void render_mirror(struct outbuf *b)
 	                   "result", result, mirror_count, 3);
 }
 
+#define WORKERS_MAX 1024
+static atomic_uint worker_load[WORKERS_MAX];
+static atomic_int workers_seen; /* highest id reported + 1 */
+
+void metrics_worker_load(int id, unsigned n)
+{
+	if (id < 0 || id >= WORKERS_MAX)
+		return;
+	atomic_store_explicit(&worker_load[id], n, memory_order_relaxed);
+	int seen = atomic_load_explicit(&workers_seen, memory_order_relaxed);
+	while (seen < id + 1 &&
+	       !atomic_compare_exchange_weak_explicit(&workers_seen, &seen, id + 1,
+	                                              memory_order_relaxed, memory_order_relaxed))
+		;
+}
+
+static void render_worker_load(struct outbuf *b)
+{
+	int n = atomic_load_explicit(&workers_seen, memory_order_relaxed);
+	if (n == 0)
+		return;
+	const char *name = "weir_proxy_worker_load";
+	out_family(b, name, "gauge",
+	           "What each worker holds: client connections (HTTP/1.1, HTTP/2, tunnels) plus "
+	           "HTTP/2 streams in flight, as it last counted (each accept, every 250 ms).");
+	for (int i = 0; i < n; i++) {
+		out_str(b, name);
+		out_str(b, "{worker=\"");
+		out_u64(b, (uint64_t)i);
+		out_str(b, "\"} ");
+		out_u64(b, atomic_load_explicit(&worker_load[i], memory_order_relaxed));
+		out_str(b, "\n");
+	}
+}
+
 void metrics_http2_connections(int delta)
 {
 	atomic_fetch_add_explicit(&open_http2_connections, delta, memory_order_relaxed);
@@ -593,6 +628,7 @@ int metrics_render(char **out, size_t *len)
 	             atomic_load_explicit(&open_connections, memory_order_relaxed));
 	render_gauge(&b, "weir_proxy_open_websocket_tunnels", "Open WebSocket tunnels.",
 	             atomic_load_explicit(&open_tunnels, memory_order_relaxed));
+	render_worker_load(&b);
 	render_gauge(&b, "weir_proxy_route_table_generation",
 	             "Generation of the route table in use (0: none loaded).",
 	             (long long)atomic_load_explicit(&table_generation, memory_order_relaxed));

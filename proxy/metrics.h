@@ -30,6 +30,9 @@ void metrics_request(const char *host, const char *path, int status, enum metric
 
 /* Open HTTP/2 client connections (also counted in open connections). */
 void metrics_http2_connections(int delta);
+/* What worker id holds: client connections (HTTP/1.1, HTTP/2, tunnels)
+ * plus HTTP/2 streams in flight, as it last counted; ids 0..1023. */
+void metrics_worker_load(int id, unsigned n);
 
 /* Open client connections: +1 on accept, -1 on close. */
 void metrics_connections(int delta);

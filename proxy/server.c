@@ -240,6 +240,21 @@ struct listener {
 	struct worker *w;
 };
 
+/* Each worker listens on its own SO_REUSEPORT socket, so the kernel's
+ * hash of the client's address and port picks the worker: 64 connections
+ * land 36/28 as often as 32/32, and on long-lived ones (tunnels, HTTP/2)
+ * the busier worker stays busier. A worker that holds more than
+ * BALANCE_SLACK over the least loaded one hands the connection it just
+ * accepted to that one (at most HANDOFF_CAP wait to be taken). */
+#define BALANCE_SLACK 2u
+#define HANDOFF_CAP 64u
+
+struct handoff {
+	int fd;
+	bool tls;
+	struct sockaddr_storage ss;
+};
+
 struct worker {
 	int id;
 	pthread_t thread;
@@ -273,6 +288,13 @@ struct worker {
 	struct auth_basic_cache *auth_cache; /* successful basic-auth checks */
 	struct access_log_writer alog;       /* this worker's access log lines */
 	struct spare spare_x;                /* freed struct exchange, for the next requests */
+	/* balance (worker_pick): what it holds as last counted, and the
+	 * connections other workers accepted and handed to it */
+	atomic_uint load;
+	atomic_uint handed; /* pushed to ho and not taken yet */
+	pthread_mutex_t ho_mu;
+	struct handoff ho[HANDOFF_CAP];
+	size_t nho;
 };
 
 static struct server_config server_cfg;
@@ -3292,6 +3314,72 @@ static void on_accept_timer(struct loop_timer *t)
 	resume_accept(w);
 }
 
+/* What w holds now (and what the others see of it). */
+static unsigned worker_count(struct worker *w)
+{
+	unsigned n = (unsigned)(w->nconns + w->tw.count + w->hw.count) +
+	             atomic_load_explicit(&w->handed, memory_order_relaxed);
+	atomic_store_explicit(&w->load, n, memory_order_relaxed);
+	metrics_worker_load(w->id, n);
+	return n;
+}
+
+/* The worker that should take a connection w accepted: the least loaded
+ * when w holds more than BALANCE_SLACK over it, else w. */
+static struct worker *worker_pick(struct worker *w)
+{
+	unsigned mine = worker_count(w);
+	struct worker *best = w;
+	unsigned least = mine;
+	for (int i = 0; i < nworkers; i++) {
+		struct worker *o = &workers[i];
+		/* every worker's loop and queue exist before any thread runs */
+		if (o == w || atomic_load(&o->drain_requested))
+			continue;
+		unsigned n = atomic_load_explicit(&o->load, memory_order_relaxed);
+		if (n < least) {
+			least = n;
+			best = o;
+		}
+	}
+	if (best == w || mine <= least + BALANCE_SLACK)
+		return w;
+	/* counted now, so the next accepts here do not all pick it too */
+	atomic_fetch_add_explicit(&best->load, 1, memory_order_relaxed);
+	return best;
+}
+
+/* Queue an accepted connection for o; false when its queue is full. */
+static bool handoff_push(struct worker *o, int fd, bool tls, const struct sockaddr_storage *ss)
+{
+	pthread_mutex_lock(&o->ho_mu);
+	bool ok = o->nho < HANDOFF_CAP;
+	if (ok) {
+		o->ho[o->nho++] = (struct handoff){.fd = fd, .tls = tls, .ss = *ss};
+		atomic_fetch_add_explicit(&o->handed, 1, memory_order_relaxed);
+	}
+	pthread_mutex_unlock(&o->ho_mu);
+	if (ok)
+		loop_wake(o->loop);
+	return ok;
+}
+
+/* The connections other workers handed to w (on_wake). */
+static void handoff_take(struct worker *w)
+{
+	struct handoff got[HANDOFF_CAP];
+	pthread_mutex_lock(&w->ho_mu);
+	size_t n = w->nho;
+	memcpy(got, w->ho, n * sizeof(got[0]));
+	w->nho = 0;
+	atomic_fetch_sub_explicit(&w->handed, (unsigned)n, memory_order_relaxed);
+	pthread_mutex_unlock(&w->ho_mu);
+	for (size_t i = 0; i < n; i++)
+		accept_one(got[i].tls ? &w->https : &w->http, got[i].fd, &got[i].ss);
+	if (n)
+		worker_count(w);
+}
+
 static void on_accept(struct loop_io *io, uint32_t events)
 {
 	struct listener *l = io->data;
@@ -3326,8 +3414,12 @@ static void on_accept(struct loop_io *io, uint32_t events)
 			pause_accept(w, ACCEPT_BACKOFF_MS);
 			return;
 		}
+		struct worker *o = worker_pick(w);
+		if (o != w && handoff_push(o, fd, l->tls, &ss))
+			continue;
 		accept_one(l, fd, &ss);
 	}
+	worker_count(w);
 }
 
 /* ---- listeners and workers ---- */
@@ -3402,6 +3494,7 @@ static void drain_check(struct loop_timer *t)
 static void table_check(struct loop_timer *tm)
 {
 	struct worker *w = tm->data;
+	worker_count(w);
 	buf_cache_trim(loop_now(w->loop));
 	spare_trim(&w->spare_x, loop_now(w->loop));
 	h2_worker_trim(&w->hw, loop_now(w->loop));
@@ -3421,6 +3514,7 @@ static void table_check(struct loop_timer *tm)
 static void on_wake(void *data)
 {
 	struct worker *w = data;
+	handoff_take(w);
 	if (!atomic_load(&w->drain_requested) || w->draining)
 		return;
 	w->draining = true;
@@ -3484,6 +3578,7 @@ static int worker_init(struct worker *w, int id)
 	if (RAND_bytes((unsigned char *)&seed, sizeof(seed)) != 1)
 		seed = (uint64_t)(uintptr_t)w ^ (uint64_t)id;
 	w->rng = seed;
+	pthread_mutex_init(&w->ho_mu, NULL);
 	int rc = loop_new(on_wake, w, &w->loop);
 	if (rc != 0)
 		return rc;
@@ -3544,6 +3639,10 @@ static void worker_cleanup(struct worker *w)
 {
 	if (!w->loop)
 		return;
+	for (size_t i = 0; i < w->nho; i++) /* handed over after the loop ended */
+		close(w->ho[i].fd);
+	w->nho = 0;
+	pthread_mutex_destroy(&w->ho_mu);
 	close_listener(w, &w->http);
 	close_listener(w, &w->https);
 	loop_timer_cancel(w->loop, &w->drain_timer);
