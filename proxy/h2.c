@@ -133,16 +133,16 @@ struct h2_session {
 	bool closed, draining, read_eof;
 	bool lingering; /* all sent, write side shut: reading the client's rest away */
 	size_t linger_bytes;
-	bool refill;         /* a stream's body was taken: stalled streams may read again */
-	bool small_reads;    /* the last read began more than FEW_HEADS requests */
-	size_t heads;        /* requests begun, all told */
+	bool refill;                /* a stream's body was taken: stalled streams may read again */
+	bool small_reads;           /* the last read began more than FEW_HEADS requests */
+	size_t heads;               /* requests begun, all told */
 	struct loop_timer throttle; /* reading again once resets came back; a penalty's end */
 	bool throttled;             /* not reading: the reset bucket is empty */
 	bool penalty;               /* cut off for a flood: nothing sent until PENALTY_MS */
 	int64_t reset_mtokens;      /* the bucket, in thousandths of a reset */
 	uint64_t reset_at;          /* loop_now() of its last refill */
 	uint64_t throttled_since;   /* first throttle since the bucket was last full (+1) */
-	uint64_t turn_batch; /* the loop batch in which a turn last ran out (+1) */
+	uint64_t turn_batch;        /* the loop batch in which a turn last ran out (+1) */
 	struct h2_stream *streams;
 	size_t nstreams; /* streams handed to the data path and not closed */
 	/* data path connections whose last answer was whole and kept alive:
